@@ -1,0 +1,1004 @@
+"""A keyed, memory-mapped, resumable store of image feature vectors.
+
+A :class:`FeatureStore` is a directory. It is what :class:`~gensim_im2vec.features.FeatureExtractor`
+writes and what ``Im2Vec(documents, image_features=store)`` reads:
+
+==================  ==========================================================================
+``features.npy``    the feature matrix, one row per image, float16 or float32, opened with
+                    ``np.load(..., mmap_mode="r")``
+``keys.txt``        the keys in row order, one per line (UTF-8), e.g. ``img:cats/001``
+``metadata.json``   arch, weights, layer, dim, dtype, preprocessing, normalisation, pca, count,
+                    creation time, package version; written last, so it marks a complete store
+``skipped.json``    images that could not be used, ``{key: reason}``
+``pca.npz``         optional PCA (mean, components), fitted on a sample of the rows
+``shards/``         work in progress: ``shard-NNNNNN.npy`` (rows) + ``shard-NNNNNN.json`` (the
+                    commit record: keys, skips, identity), written data first, record last
+==================  ==========================================================================
+
+Any features can go in, e.g. ones computed elsewhere:
+
+>>> import numpy as np, tempfile, os
+>>> from gensim_im2vec.store import FeatureStore
+>>> tmp = tempfile.mkdtemp()
+>>> vecs = np.random.default_rng(0).random((3, 8), dtype=np.float32) + 0.1
+>>> store = FeatureStore.from_arrays(os.path.join(tmp, "feats"), ["img:a", "img:b", "img:c"], vecs)
+>>> len(store), store.dim, store.vectors.dtype.name, "img:b" in store
+(3, 8, 'float32', True)
+>>> store = FeatureStore.open(os.path.join(tmp, "feats"))          # memory-mapped
+>>> store.key_to_index["img:c"], store.get_vector("img:c").shape
+(2, (8,))
+
+Writing in pieces goes through a writer. Rows are buffered and committed in shards; a crash
+loses at most the uncommitted shard, and reopening with ``mode="extend"`` continues (the
+writer's ``done_keys`` says what is already there). ``close()`` consolidates everything into
+``features.npy`` atomically:
+
+>>> with FeatureStore.create(os.path.join(tmp, "more"), dim=8, dtype="float16") as w:
+...     w.write(["img:x", "img:y"], vecs[:2])
+...     w.skip("img:broken", "not an image: cannot identify image file")
+>>> s = FeatureStore.open(os.path.join(tmp, "more"))
+>>> s.keys, s.vectors.dtype.name, s.skipped
+(['img:x', 'img:y'], 'float16', {'img:broken': 'not an image: cannot identify image file'})
+
+A store made by one model or layer refuses rows from another (``mode="extend"`` checks the
+identity: arch, weights, layer, feature dim, dtype, preprocessing, normalisation, PCA).
+
+PCA shrinks wide features (e.g. AlexNet fc7, 4096-d) on a sample of rows; it is stored with the
+metadata and applied on read (``vectors`` is then an in-memory float32 array) or, from the
+extractor, on write:
+
+>>> s = FeatureStore.from_arrays(os.path.join(tmp, "wide"), [f"img:{i}" for i in range(50)],
+...                              np.random.default_rng(1).random((50, 16), dtype=np.float32))
+>>> s = s.fit_pca(4)
+>>> s.dim, s.raw_vectors.shape[1], s.metadata["pca"]["n_components"]
+(4, 16, 4)
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from gensim_im2vec import __version__
+from gensim_im2vec.validation import check_features
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["FeatureStore", "FeatureStoreWriter", "PCA", "StoreMismatchError", "IDENTITY_FIELDS"]
+
+FORMAT_VERSION = 1
+FEATURES_FILE = "features.npy"
+KEYS_FILE = "keys.txt"
+METADATA_FILE = "metadata.json"
+SKIPPED_FILE = "skipped.json"
+PCA_FILE = "pca.npz"
+JOURNAL_FILE = "consolidate.json"
+SHARD_DIR = "shards"
+_SHARD_RE = re.compile(r"^shard-(\d{6,})\.(npy|json)$")
+_STORE_FILES = (FEATURES_FILE, KEYS_FILE, METADATA_FILE, SKIPPED_FILE, PCA_FILE, JOURNAL_FILE)
+
+#: Metadata fields that must agree before rows from two runs may share one store.
+IDENTITY_FIELDS = (
+    "arch",
+    "weights",
+    "layer",
+    "feature_dim",
+    "dim",
+    "dtype",
+    "preprocessing",
+    "normalisation",
+    "pca_components",
+)
+_DTYPES = {"float16": np.float16, "float32": np.float32}
+_COPY_ROWS = 65536  # rows copied per step when consolidating (bounded memory)
+
+
+class StoreMismatchError(ValueError):
+    """Rows from a different model, layer, dtype, preprocessing or PCA were about to be mixed."""
+
+
+# ----------------------------------------------------------------------------- atomic file helpers
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def _write_durably(path: Path, writer) -> None:
+    """Write `path` through ``writer(fileobj)`` and fsync it (no rename)."""
+    with open(path, "wb") as f:
+        writer(f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _atomic_write(path: Path, writer) -> None:
+    """Write to a temporary file, fsync, then ``os.replace`` onto `path`: all or nothing."""
+    tmp = _tmp_name(path)
+    _write_durably(tmp, writer)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _json_bytes(obj) -> bytes:
+    return (json.dumps(obj, indent=1, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
+
+
+def _atomic_write_json(path: Path, obj) -> None:
+    data = _json_bytes(obj)
+    _atomic_write(path, lambda f: f.write(data))
+
+
+def _read_json(path: Path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _keys_bytes(keys: Sequence[str]) -> bytes:
+    return "".join(k + "\n" for k in keys).encode("utf-8")
+
+
+def _read_keys(path: Path) -> list[str]:
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    return text.split("\n")[:-1] if text else []
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _check_keys(keys, name: str) -> list[str]:
+    if isinstance(keys, str):
+        raise TypeError(f"{name}: expected a sequence of key strings, got one string {keys!r}; wrap it in a list.")
+    keys = list(keys)
+    for k in keys:
+        if not isinstance(k, str) or not k:
+            raise TypeError(f"{name}: every key must be a non-empty str, got {k!r}.")
+        if "\n" in k or "\r" in k:
+            raise ValueError(f"{name}: key {k!r} contains a line break; keys are stored one per line. Rename it.")
+    if len(set(keys)) != len(keys):
+        seen: set[str] = set()
+        dups = [k for k in keys if k in seen or seen.add(k)]
+        raise ValueError(f"{name}: duplicate keys {dups[:5]!r}; every image needs its own key.")
+    return keys
+
+
+def _resolve_dtype(dtype) -> str:
+    name = np.dtype(dtype).name if dtype is not None else "float16"
+    if name not in _DTYPES:
+        raise ValueError(f"dtype: expected 'float16' or 'float32', got {dtype!r}.")
+    return name
+
+
+def _is_store(path: Path) -> bool:
+    return (path / METADATA_FILE).exists() or (path / SHARD_DIR).is_dir() or (path / JOURNAL_FILE).exists()
+
+
+def _identity(metadata: Mapping) -> dict:
+    return {f: metadata.get(f) for f in IDENTITY_FIELDS}
+
+
+def _identity_diff(have: Mapping, want: Mapping) -> list[str]:
+    return [f for f in IDENTITY_FIELDS if have.get(f) != want.get(f)]
+
+
+def _mismatch_message(path: Path, have: Mapping, want: Mapping, fields: list[str]) -> str:
+    lines = [f"  {f}: store has {have.get(f)!r}, this run has {want.get(f)!r}" for f in fields]
+    return (
+        f"feature store {str(path)!r} was made with different settings; its rows cannot be mixed "
+        f"with these:\n" + "\n".join(lines) + "\nUse the same model/layer/dtype/PCA as the store, "
+        "write to a new directory, or pass mode='overwrite' to replace it."
+    )
+
+
+# ----------------------------------------------------------------------------- PCA
+
+
+class PCA:
+    """Principal component projection ``(x - mean) @ components.T``, fitted in float64.
+
+    Parameters
+    ----------
+    mean : numpy.ndarray of shape (n_features,)
+    components : numpy.ndarray of shape (n_components, n_features)
+        Orthonormal rows, largest variance first.
+    explained_variance_ratio : numpy.ndarray of shape (n_components,), optional
+    """
+
+    def __init__(self, mean: np.ndarray, components: np.ndarray, explained_variance_ratio=None) -> None:
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.components = np.asarray(components, dtype=np.float32)
+        if explained_variance_ratio is None:
+            explained_variance_ratio = np.full(len(self.components), np.nan)
+        self.explained_variance_ratio = np.asarray(explained_variance_ratio, dtype=np.float64)
+
+    @property
+    def n_components(self) -> int:
+        return int(self.components.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.components.shape[1])
+
+    @classmethod
+    def fit(cls, sample, n_components: int, *, name: str = "pca") -> PCA:
+        """Fit on `sample` (n_samples, n_features); needs ``n_components <= min(n_samples, n_features)``."""
+        x = check_features(sample, name=name, allow_zero=True)
+        n, f = x.shape
+        if not isinstance(n_components, (int, np.integer)) or n_components < 1:
+            raise ValueError(f"{name}: n_components must be a positive int, got {n_components!r}.")
+        if n_components > min(n, f):
+            raise ValueError(
+                f"{name}: cannot keep {n_components} components from {n} sample rows of dim {f}; "
+                f"use n_components <= {min(n, f)} or a larger sample."
+            )
+        mean = x.mean(axis=0, dtype=np.float64)
+        cov = np.zeros((f, f), dtype=np.float64)
+        for start in range(0, n, 8192):
+            c = x[start : start + 8192].astype(np.float64) - mean
+            cov += c.T @ c
+        cov /= max(n - 1, 1)
+        evals, evecs = np.linalg.eigh(cov)
+        order = np.argsort(evals)[::-1][:n_components]
+        comps = evecs[:, order].T
+        # deterministic sign: the largest-magnitude entry of each component is positive
+        signs = np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(axis=1)])
+        signs[signs == 0] = 1
+        comps *= signs[:, None]
+        total = float(np.clip(evals, 0, None).sum()) or 1.0
+        ratio = np.clip(evals[order], 0, None) / total
+        return cls(mean, comps, ratio)
+
+    def transform(self, x) -> np.ndarray:
+        """Project rows of `x` (n, n_features) to float32 (n, n_components)."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise ValueError(f"pca: expected rows of dim {self.n_features}, got shape {x.shape}.")
+        return ((x - self.mean) @ self.components.T).astype(np.float32, copy=False)
+
+    def save(self, path) -> None:
+        """Write ``mean``, ``components`` and ``explained_variance_ratio`` to an .npz atomically."""
+        path = Path(path)
+        _atomic_write(
+            path,
+            lambda f: np.savez(
+                f, mean=self.mean, components=self.components, explained_variance_ratio=self.explained_variance_ratio
+            ),
+        )
+
+    @classmethod
+    def load(cls, path) -> PCA:
+        with np.load(path) as z:
+            return cls(z["mean"], z["components"], z["explained_variance_ratio"])
+
+    def describe(self, applied: str, fitted_on: int) -> dict:
+        return {
+            "n_components": self.n_components,
+            "n_features": self.n_features,
+            "applied": applied,
+            "fitted_on": int(fitted_on),
+            "explained_variance": float(np.nansum(self.explained_variance_ratio)),
+            "file": PCA_FILE,
+        }
+
+
+# ----------------------------------------------------------------------------- journal (consolidation)
+
+
+def _roll_forward(path: Path) -> bool:
+    """Finish an interrupted consolidation recorded in the journal; True if there was one."""
+    journal = path / JOURNAL_FILE
+    if not journal.exists():
+        return False
+    logger.warning("%s: finishing an interrupted consolidation (journal %s)", path, JOURNAL_FILE)
+    plan = _read_json(journal)
+    for tmp, final in plan["replace"]:
+        if (path / tmp).exists():
+            os.replace(path / tmp, path / final)
+    _fsync_dir(path)
+    for name in plan["delete"]:
+        # commit records are listed before their data, so a crash here never leaves a record
+        # without its data
+        try:
+            (path / name).unlink()
+        except FileNotFoundError:
+            pass
+    journal.unlink()
+    _fsync_dir(path)
+    return True
+
+
+def _committed_shards(path: Path, after: int) -> list[tuple[int, dict]]:
+    """Commit records in shard order, ignoring shards at or below `after` (already consolidated)."""
+    d = path / SHARD_DIR
+    if not d.is_dir():
+        return []
+    out = []
+    for name in os.listdir(d):
+        m = _SHARD_RE.match(name)
+        if m and m.group(2) == "json":
+            sid = int(m.group(1))
+            if sid > after and (d / f"shard-{m.group(1)}.npy").exists():
+                out.append((sid, _read_json(d / name)))
+    out.sort(key=lambda t: t[0])
+    return out
+
+
+def _shard_name(sid: int, ext: str) -> str:
+    return f"shard-{sid:06d}.{ext}"
+
+
+# ----------------------------------------------------------------------------- reader
+
+
+class FeatureStore:
+    """Feature vectors of images, keyed, in row order; usually memory-mapped from a directory.
+
+    Use :meth:`open`, :meth:`from_arrays` or :meth:`create` rather than the constructor.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The store directory.
+    keys : list of str
+        Keys in row order (``"img:cats/001"``).
+    key_to_index : dict of str to int
+        Row of each key.
+    vectors : numpy.ndarray of shape (len(store), dim)
+        float16/float32 memory-mapped rows; float32 in memory when PCA is applied on read.
+    raw_vectors : numpy.ndarray
+        The rows as stored (before a PCA applied on read).
+    metadata : dict
+        arch, weights, layer, feature_dim, dim, dtype, preprocessing, normalisation, pca,
+        pca_components, count, created, updated, package_version, format_version.
+    skipped : dict of str to str
+        Images that were not used, with the reason.
+    pca : PCA or None
+    """
+
+    def __init__(
+        self,
+        path,
+        raw_vectors: np.ndarray,
+        keys: list[str],
+        metadata: dict,
+        *,
+        skipped: dict | None = None,
+        pca: PCA | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.raw_vectors = raw_vectors
+        self.keys = keys
+        self.metadata = metadata
+        self.skipped = dict(skipped or {})
+        self.pca = pca
+        self._key_to_index: dict[str, int] | None = None
+        self._projected: np.ndarray | None = None
+
+    # -- construction -----------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path, mmap: bool = True) -> FeatureStore:
+        """Open a store directory.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A directory written by :class:`FeatureStoreWriter` (or :meth:`from_arrays`).
+        mmap : bool
+            Memory-map ``features.npy`` read-only (True) or load it into memory (False).
+
+        Returns
+        -------
+        FeatureStore
+
+        Raises
+        ------
+        FileNotFoundError
+            No store at `path`.
+        ValueError
+            The files disagree (row count, keys), e.g. a store edited by hand.
+        """
+        path = Path(path)
+        if not (path / METADATA_FILE).exists() and not (path / JOURNAL_FILE).exists():
+            hint = ""
+            if (path / SHARD_DIR).is_dir():
+                hint = " It holds shards of an unfinished extraction: rerun it, or call FeatureStore.consolidate(path)."
+            raise FileNotFoundError(
+                f"no feature store at {str(path)!r} (no {METADATA_FILE}).{hint} Create one with "
+                f"`im2vec extract IMAGE_DIR -o {path}` or FeatureStore.from_arrays()."
+            )
+        _roll_forward(path)
+        meta = _read_json(path / METADATA_FILE)
+        if meta.get("format_version", 0) > FORMAT_VERSION:
+            raise ValueError(
+                f"feature store {str(path)!r} has format_version {meta['format_version']}, newer than this "
+                f"gensim-im2vec understands ({FORMAT_VERSION}); upgrade gensim-im2vec."
+            )
+        vectors = np.load(path / FEATURES_FILE, mmap_mode="r" if mmap else None)
+        keys = _read_keys(path / KEYS_FILE)
+        if vectors.ndim != 2 or len(keys) != vectors.shape[0] or meta.get("count") != len(keys):
+            raise ValueError(
+                f"feature store {str(path)!r} is inconsistent: {len(keys)} keys, features of shape "
+                f"{vectors.shape}, metadata count {meta.get('count')}. Re-extract it into a new directory."
+            )
+        skipped = _read_json(path / SKIPPED_FILE) if (path / SKIPPED_FILE).exists() else {}
+        pca = PCA.load(path / PCA_FILE) if meta.get("pca") and (path / PCA_FILE).exists() else None
+        pending = _committed_shards(path, meta.get("last_shard", -1))
+        if pending:
+            logger.warning(
+                "%s: %i committed shard(s) with %i rows are not consolidated yet (an interrupted "
+                "extraction); rerun it with the same arguments or call FeatureStore.consolidate(%r)",
+                path,
+                len(pending),
+                sum(r["count"] for _, r in pending),
+                str(path),
+            )
+        return cls(path, vectors, keys, meta, skipped=skipped, pca=pca)
+
+    @classmethod
+    def create(
+        cls,
+        path,
+        *,
+        dim: int,
+        dtype="float16",
+        metadata: Mapping | None = None,
+        mode: str = "create",
+        shard_size: int = 4096,
+        pca: PCA | None = None,
+    ) -> FeatureStoreWriter:
+        """Open a :class:`FeatureStoreWriter` (see there for the parameters)."""
+        return FeatureStoreWriter(
+            path, dim=dim, dtype=dtype, metadata=metadata, mode=mode, shard_size=shard_size, pca=pca
+        )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        path,
+        keys: Sequence[str],
+        vectors,
+        *,
+        metadata: Mapping | None = None,
+        dtype=None,
+        mode: str = "create",
+    ) -> FeatureStore:
+        """Write features computed elsewhere as a store and open it (memory-mapped).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            New directory (or an existing store with ``mode="overwrite"``/``"extend"``).
+        keys : sequence of str
+            One key per row, e.g. ``"img:123"``; unique, no line breaks.
+        vectors : array_like of shape (len(keys), dim)
+            Finite values; all-zero rows are allowed here but refused by the model.
+        metadata : mapping, optional
+            Provenance (arch, weights, layer, preprocessing, ...); unknown fields are kept.
+        dtype : {"float16", "float32"}, optional
+            Storage dtype; default: float16 if `vectors` is float16, else float32.
+        mode : {"create", "overwrite", "extend"}
+            What to do when `path` already holds a store.
+
+        Returns
+        -------
+        FeatureStore
+        """
+        keys = _check_keys(keys, "keys")
+        arr = check_features(vectors, name="vectors", keys=keys, allow_zero=True)
+        if dtype is None:
+            dtype = "float16" if np.asarray(vectors).dtype == np.float16 else "float32"
+        with cls.create(
+            path, dim=arr.shape[1], dtype=dtype, metadata=metadata, mode=mode, shard_size=max(len(keys), 1)
+        ) as w:
+            w.write(keys, arr)
+        return cls.open(path)
+
+    @classmethod
+    def consolidate(cls, path) -> FeatureStore:
+        """Fold committed shards of an interrupted run into the store, without extracting more."""
+        path = Path(path)
+        meta = _read_json(path / METADATA_FILE) if (path / METADATA_FILE).exists() else None
+        if meta is None:
+            raise FileNotFoundError(f"no feature store at {str(path)!r} (no {METADATA_FILE}).")
+        with FeatureStoreWriter(path, dim=meta["dim"], dtype=meta["dtype"], metadata=meta, mode="extend"):
+            pass
+        return cls.open(path)
+
+    # -- mapping interface ------------------------------------------------------------------
+
+    @property
+    def key_to_index(self) -> dict[str, int]:
+        if self._key_to_index is None:
+            self._key_to_index = {k: i for i, k in enumerate(self.keys)}
+        return self._key_to_index
+
+    @property
+    def vectors(self) -> np.ndarray:
+        if self.pca is not None and (self.metadata.get("pca") or {}).get("applied") == "on_read":
+            if self._projected is None:
+                out = np.empty((len(self.keys), self.pca.n_components), dtype=np.float32)
+                for s in range(0, len(out), _COPY_ROWS):
+                    out[s : s + _COPY_ROWS] = self.pca.transform(self.raw_vectors[s : s + _COPY_ROWS])
+                self._projected = out
+            return self._projected
+        return self.raw_vectors
+
+    @property
+    def dim(self) -> int:
+        return int(self.metadata["dim"] if self.pca is None else self.metadata["pca"]["n_components"])
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __contains__(self, key) -> bool:
+        return key in self.key_to_index
+
+    def __iter__(self):
+        return iter(self.keys)
+
+    def _row(self, key: str) -> int:
+        try:
+            return self.key_to_index[key]
+        except KeyError:
+            hint = f" It was skipped: {self.skipped[key]}." if key in self.skipped else ""
+            raise KeyError(f"{key!r} is not in feature store {str(self.path)!r}.{hint}") from None
+
+    def get_vector(self, key: str, norm: bool = False) -> np.ndarray:
+        """The float32 feature vector of `key` (after PCA on read); unit length if `norm`."""
+        i = self._row(key)
+        v = np.asarray(self.raw_vectors[i], dtype=np.float32)
+        if self.pca is not None and self.metadata["pca"]["applied"] == "on_read":
+            v = self.pca.transform(v[None, :])[0]
+        if norm:
+            n = float(np.linalg.norm(v))
+            v = v / n if n > 0 else v
+        return v
+
+    __getitem__ = get_vector
+
+    def __repr__(self) -> str:
+        m = self.metadata
+        return (
+            f"FeatureStore({str(self.path)!r}, n={len(self)}, dim={self.dim}, dtype={m.get('dtype')}, "
+            f"arch={m.get('arch')!r}, weights={m.get('weights')!r}, layer={m.get('layer')!r})"
+        )
+
+    # -- PCA ----------------------------------------------------------------------------------
+
+    def fit_pca(
+        self, n_components: int, *, sample_size: int = 100_000, seed: int = 0, apply: str = "on_read"
+    ) -> FeatureStore:
+        """Fit a PCA on a random sample of rows and store it with the metadata.
+
+        Parameters
+        ----------
+        n_components : int
+            Output dim, at most ``min(sample rows, dim)`` (e.g. 512 for 4096-d fc7).
+        sample_size : int
+            Rows to fit on (all rows if the store is smaller). 10k-100k is plenty.
+        seed : int
+            Seed of the row sample.
+        apply : {"on_read", "on_write"}
+            ``"on_read"`` keeps the stored rows and projects when ``vectors`` is read;
+            ``"on_write"`` rewrites ``features.npy`` projected (smaller; cannot be undone).
+
+        Returns
+        -------
+        FeatureStore
+            The reopened store.
+        """
+        if apply not in ("on_read", "on_write"):
+            raise ValueError(f"apply: expected 'on_read' or 'on_write', got {apply!r}.")
+        if self.metadata.get("pca"):
+            raise ValueError(
+                f"feature store {str(self.path)!r} already has a PCA ({self.metadata['pca']['n_components']} "
+                f"components); re-extract without PCA to fit another."
+            )
+        n = len(self)
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(n, size=min(sample_size, n), replace=False))
+        pca = PCA.fit(np.asarray(self.raw_vectors[rows], dtype=np.float32), n_components, name="fit_pca")
+        pca.save(self.path / PCA_FILE)
+        meta = dict(self.metadata)
+        meta["pca"] = pca.describe(apply, len(rows))
+        meta["updated"] = _now()
+        if apply == "on_read":
+            _atomic_write_json(self.path / METADATA_FILE, meta)
+            return FeatureStore.open(self.path)
+        meta["dim"] = pca.n_components
+        meta["pca_components"] = pca.n_components
+        tmp = _tmp_name(self.path / FEATURES_FILE)
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=self.raw_vectors.dtype, shape=(n, pca.n_components))
+        for s in range(0, n, _COPY_ROWS):
+            out[s : s + _COPY_ROWS] = pca.transform(self.raw_vectors[s : s + _COPY_ROWS])
+        out.flush()
+        del out
+        meta_tmp = _tmp_name(self.path / METADATA_FILE)
+        data = _json_bytes(meta)
+        _write_durably(meta_tmp, lambda f: f.write(data))
+        _atomic_write_json(
+            self.path / JOURNAL_FILE,
+            {"replace": [[tmp.name, FEATURES_FILE], [meta_tmp.name, METADATA_FILE]], "delete": []},
+        )
+        _roll_forward(self.path)
+        return FeatureStore.open(self.path)
+
+
+# ----------------------------------------------------------------------------- writer
+
+
+class FeatureStoreWriter:
+    """Append rows to a store in committed shards; consolidate on :meth:`close`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Store directory (created if missing).
+    dim : int
+        Width of the rows that :meth:`write` receives and stores.
+    dtype : {"float16", "float32"}
+        Storage dtype. float16 halves the size (100M × 512 ≈ 100 GB) and holds CNN features
+        well; values beyond ±65504 are refused.
+    metadata : mapping, optional
+        Provenance: arch, weights, layer, feature_dim (before PCA), preprocessing,
+        normalisation ("none" or "l2"), ... Stored in ``metadata.json``; the fields in
+        :data:`IDENTITY_FIELDS` must match an existing store in ``mode="extend"``.
+    mode : {"create", "extend", "overwrite"}
+        ``"create"`` refuses an existing store; ``"extend"`` continues an interrupted run or
+        appends new keys (see :attr:`done_keys`); ``"overwrite"`` deletes the store first.
+    shard_size : int
+        Rows (plus skips) per committed shard: the most work a crash can lose.
+    pca : PCA, optional
+        The PCA already applied to the rows written here (saved with the store).
+
+    Notes
+    -----
+    Order of writes: shard data (temp file + ``os.replace``), then its commit record (same);
+    a shard without a record is ignored and deleted. :meth:`close` streams all rows into a new
+    ``features.npy``, writes keys and metadata to temp files, records the renames in a journal
+    and then performs them; opening the store finishes an interrupted journal.
+    """
+
+    def __init__(
+        self,
+        path,
+        *,
+        dim: int,
+        dtype="float16",
+        metadata: Mapping | None = None,
+        mode: str = "create",
+        shard_size: int = 4096,
+        pca: PCA | None = None,
+    ) -> None:
+        if mode not in ("create", "extend", "overwrite"):
+            raise ValueError(f"mode: expected 'create', 'extend' or 'overwrite', got {mode!r}.")
+        if not isinstance(dim, (int, np.integer)) or dim < 1:
+            raise ValueError(f"dim: expected a positive int, got {dim!r}.")
+        if not isinstance(shard_size, (int, np.integer)) or shard_size < 1:
+            raise ValueError(f"shard_size: expected a positive int, got {shard_size!r}.")
+        self.path = Path(path)
+        self.dim = int(dim)
+        self.dtype = _resolve_dtype(dtype)
+        self.shard_size = int(shard_size)
+        self.mode = mode
+        meta = dict(metadata or {})
+        meta.setdefault("normalisation", "none")
+        meta.setdefault("feature_dim", pca.n_features if pca is not None else self.dim)
+        meta["dim"] = self.dim
+        meta["dtype"] = self.dtype
+        meta["pca_components"] = pca.n_components if pca is not None else None
+        for f in ("arch", "weights", "layer", "preprocessing"):
+            meta.setdefault(f, None)
+        self._closed = False
+        self._buf_keys: list[str] = []
+        self._buf_rows: list[np.ndarray] = []
+        self._buf_skips: dict[str, str] = {}
+        self.rows_written = 0
+
+        if self.path.exists() and not self.path.is_dir():
+            raise NotADirectoryError(f"feature store path {str(self.path)!r} is a file; give a directory.")
+        if self.path.is_dir() and _is_store(self.path):
+            if mode == "create":
+                raise FileExistsError(
+                    f"feature store {str(self.path)!r} already exists; pass mode='extend' to continue or "
+                    f"append to it, or mode='overwrite' to replace it."
+                )
+            if mode == "overwrite":
+                self._remove_store()
+        elif self.path.is_dir() and any(self.path.iterdir()):
+            raise FileExistsError(
+                f"{str(self.path)!r} is a non-empty directory that is not a feature store; choose a new "
+                f"or empty directory."
+            )
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / SHARD_DIR).mkdir(exist_ok=True)
+
+        if (self.path / METADATA_FILE).exists() or (self.path / JOURNAL_FILE).exists():
+            _roll_forward(self.path)
+            have = _read_json(self.path / METADATA_FILE)
+            diff = _identity_diff(_identity(have), _identity(meta))
+            if diff:
+                raise StoreMismatchError(_mismatch_message(self.path, have, meta, diff))
+            self._base_meta = have
+            self.metadata = dict(have)
+        else:
+            self._base_meta = None
+            meta["created"] = _now()
+            self.metadata = meta
+        self._cleanup_stale()
+        if self._base_meta is None:
+            self._init_empty(pca)
+        self.pca = pca
+        # what is already there: consolidated rows + committed shards
+        self._last_consolidated = int(self._base_meta.get("last_shard", -1))
+        self._base_keys = _read_keys(self.path / KEYS_FILE)
+        self._shards = _committed_shards(self.path, self._last_consolidated)
+        self.done_keys: set[str] = set(self._base_keys)
+        self.skipped: dict[str, str] = (
+            _read_json(self.path / SKIPPED_FILE) if (self.path / SKIPPED_FILE).exists() else {}
+        )
+        for _, rec in self._shards:
+            self.done_keys.update(rec["keys"])
+            self.skipped.update(rec["skipped"])
+        for k in self.done_keys.intersection(self.skipped):
+            del self.skipped[k]
+        self._next_shard = max([self._last_consolidated] + [s for s, _ in self._shards]) + 1
+        if self.done_keys:
+            logger.info(
+                "%s: %i rows already stored (%i in %i unconsolidated shards), %i skipped before",
+                self.path,
+                len(self.done_keys),
+                sum(r["count"] for _, r in self._shards),
+                len(self._shards),
+                len(self.skipped),
+            )
+
+    # -- setup helpers ------------------------------------------------------------------------
+
+    def _remove_store(self) -> None:
+        logger.info("%s: overwriting the existing feature store", self.path)
+        for name in _STORE_FILES:
+            try:
+                (self.path / name).unlink()
+            except FileNotFoundError:
+                pass
+        shutil.rmtree(self.path / SHARD_DIR, ignore_errors=True)
+        for p in self.path.glob(".*.tmp-*"):
+            p.unlink()
+
+    def _cleanup_stale(self) -> None:
+        """Delete temp files and shard data without a commit record (a crash mid-write)."""
+        for p in list(self.path.glob(".*.tmp-*")) + list((self.path / SHARD_DIR).glob(".*.tmp-*")):
+            p.unlink()
+        d = self.path / SHARD_DIR
+        last = int((self._base_meta or {}).get("last_shard", -1))
+        for name in os.listdir(d):
+            m = _SHARD_RE.match(name)
+            if not m:
+                continue
+            sid = int(m.group(1))
+            if sid <= last or (m.group(2) == "npy" and not (d / _shard_name(sid, "json")).exists()):
+                logger.debug("%s: removing stale shard file %s", self.path, name)
+                (d / name).unlink()
+
+    def _init_empty(self, pca: PCA | None) -> None:
+        if pca is not None:
+            pca.save(self.path / PCA_FILE)
+            if not self.metadata.get("pca"):
+                self.metadata["pca"] = pca.describe("on_write", 0)
+        else:
+            self.metadata["pca"] = None
+        _atomic_write(
+            self.path / FEATURES_FILE, lambda f: np.save(f, np.zeros((0, self.dim), dtype=self.dtype))
+        )
+        _atomic_write(self.path / KEYS_FILE, lambda f: None)
+        meta = self._final_metadata(count=0, last_shard=-1)
+        _atomic_write_json(self.path / METADATA_FILE, meta)
+        self._base_meta = meta
+
+    def _final_metadata(self, count: int, last_shard: int) -> dict:
+        meta = dict(self.metadata)
+        meta.update(
+            count=int(count),
+            last_shard=int(last_shard),
+            updated=_now(),
+            package_version=__version__,
+            format_version=FORMAT_VERSION,
+        )
+        return meta
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def write(self, keys: Sequence[str], vectors) -> None:
+        """Buffer rows; a shard is committed whenever ``shard_size`` rows (+skips) are buffered.
+
+        Parameters
+        ----------
+        keys : sequence of str
+            One new key per row (a key already in the store is an error).
+        vectors : array_like of shape (len(keys), dim)
+        """
+        self._check_open()
+        keys = _check_keys(keys, "write(keys)")
+        if not keys:
+            return
+        arr = check_features(vectors, dim=self.dim, name="write(vectors)", keys=keys, allow_zero=True)
+        again = [k for k in keys if k in self.done_keys or k in self._buf_set()]
+        if again:
+            raise ValueError(
+                f"write: {len(again)} key(s) are already in feature store {str(self.path)!r}: {again[:5]!r}; "
+                f"leave out the writer's done_keys."
+            )
+        stored = arr.astype(self.dtype)
+        if self.dtype == "float16" and not np.isfinite(stored).all():
+            bad = [keys[i] for i in np.flatnonzero(~np.isfinite(stored).all(axis=1))]
+            raise ValueError(
+                f"write: features of {bad[:5]!r} exceed the float16 range (±65504); store float32 "
+                f"(dtype='float32') or L2-normalise them."
+            )
+        self._buf_keys.extend(keys)
+        self._buf_rows.append(stored)
+        for k in keys:
+            self._buf_skips.pop(k, None)
+        if len(self._buf_keys) + len(self._buf_skips) >= self.shard_size:
+            self.flush()
+
+    def _buf_set(self) -> set[str]:
+        return set(self._buf_keys) if self._buf_keys else set()
+
+    def skip(self, key: str, reason: str) -> None:
+        """Record that `key` was not stored and why (kept in ``skipped.json``)."""
+        self._check_open()
+        self._buf_skips[str(key)] = str(reason)
+        if len(self._buf_keys) + len(self._buf_skips) >= self.shard_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit the buffered rows and skips as one shard (data first, commit record last)."""
+        if not self._buf_keys and not self._buf_skips:
+            return
+        sid = self._next_shard
+        d = self.path / SHARD_DIR
+        rows = (
+            np.concatenate(self._buf_rows) if self._buf_rows else np.zeros((0, self.dim), dtype=self.dtype)
+        )
+        _atomic_write(d / _shard_name(sid, "npy"), lambda f: np.save(f, rows))
+        record = {
+            "shard": sid,
+            "count": len(self._buf_keys),
+            "keys": self._buf_keys,
+            "skipped": self._buf_skips,
+            "identity": _identity(self.metadata),
+            "committed": _now(),
+        }
+        self._commit(d / _shard_name(sid, "json"), record)
+        self._shards.append((sid, record))
+        self.done_keys.update(self._buf_keys)
+        self.skipped.update(self._buf_skips)
+        self.rows_written += len(self._buf_keys)
+        logger.debug("%s: committed shard %i (%i rows, %i skips)", self.path, sid, record["count"], len(self._buf_skips))
+        self._next_shard += 1
+        self._buf_keys, self._buf_rows, self._buf_skips = [], [], {}
+
+    def _commit(self, path: Path, record: dict) -> None:
+        # one place that makes a shard visible; tests interrupt here
+        _atomic_write_json(path, record)
+
+    def close(self) -> None:
+        """Commit what is buffered and consolidate all shards into ``features.npy``."""
+        if self._closed:
+            return
+        self.flush()
+        self._consolidate()
+        self._closed = True
+
+    def abort(self) -> None:
+        """Commit what is buffered (complete rows only) and stop without consolidating."""
+        if not self._closed:
+            self.flush()
+            self._closed = True
+
+    def __enter__(self) -> FeatureStoreWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"feature store writer for {str(self.path)!r} is closed.")
+
+    def _consolidate(self) -> None:
+        if not self._shards:
+            return
+        base = np.load(self.path / FEATURES_FILE, mmap_mode="r")
+        n_base = base.shape[0]
+        total = n_base + sum(r["count"] for _, r in self._shards)
+        ftmp = _tmp_name(self.path / FEATURES_FILE)
+        out = np.lib.format.open_memmap(ftmp, mode="w+", dtype=self.dtype, shape=(total, self.dim))
+        for s in range(0, n_base, _COPY_ROWS):
+            out[s : s + _COPY_ROWS] = base[s : s + _COPY_ROWS]
+        pos = n_base
+        keys = list(self._base_keys)
+        d = self.path / SHARD_DIR
+        for sid, rec in self._shards:
+            rows = np.load(d / _shard_name(sid, "npy"), mmap_mode="r")
+            if rows.shape != (rec["count"], self.dim):
+                raise ValueError(
+                    f"shard {sid} of {str(self.path)!r} holds {rows.shape}, its commit record says "
+                    f"{rec['count']} rows of dim {self.dim}; delete {d / _shard_name(sid, 'json')} to redo it."
+                )
+            out[pos : pos + len(rows)] = rows
+            pos += len(rows)
+            keys.extend(rec["keys"])
+        out.flush()
+        del out, base
+        with open(ftmp, "rb+") as f:
+            os.fsync(f.fileno())
+        ktmp = _tmp_name(self.path / KEYS_FILE)
+        kdata = _keys_bytes(keys)
+        _write_durably(ktmp, lambda f: f.write(kdata))
+        skipped = {k: v for k, v in self.skipped.items() if k not in self.done_keys}
+        stmp = _tmp_name(self.path / SKIPPED_FILE)
+        sdata = _json_bytes(skipped)
+        _write_durably(stmp, lambda f: f.write(sdata))
+        last = self._shards[-1][0]
+        mtmp = _tmp_name(self.path / METADATA_FILE)
+        mdata = _json_bytes(self._final_metadata(count=total, last_shard=last))
+        _write_durably(mtmp, lambda f: f.write(mdata))
+        delete = []
+        for sid, _ in self._shards:
+            delete += [f"{SHARD_DIR}/{_shard_name(sid, 'json')}", f"{SHARD_DIR}/{_shard_name(sid, 'npy')}"]
+        _atomic_write_json(
+            self.path / JOURNAL_FILE,
+            {
+                "replace": [
+                    [ftmp.name, FEATURES_FILE],
+                    [ktmp.name, KEYS_FILE],
+                    [stmp.name, SKIPPED_FILE],
+                    [mtmp.name, METADATA_FILE],
+                ],
+                "delete": delete,
+            },
+        )
+        _roll_forward(self.path)
+        logger.info(
+            "%s: consolidated %i shard(s); the store holds %i rows of dim %i (%s), %i skipped",
+            self.path,
+            len(self._shards),
+            total,
+            self.dim,
+            self.dtype,
+            len(skipped),
+        )
+        self._base_keys = keys
+        self._last_consolidated = last
+        self._shards = []
+
