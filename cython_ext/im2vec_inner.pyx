@@ -1,0 +1,423 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""The Im2Vec training kernel: skip-gram and CBOW with negative sampling over words and images.
+
+One job (a batch of documents of at most ``batch_words`` tokens) goes through three steps:
+
+1. :func:`prepare_job` (GIL held): tokens → vocabulary indices, frequent-word downsampling,
+   documents longer than ``max_chunk`` split into chunks, random window shrink, and a job-local
+   *slot* for every distinct image in the job. Python then gathers the slots' L2-normalised
+   feature rows into ``V`` (n_slots × F).
+2. :func:`train_job` (GIL released): ``H = V · Wᵀ`` by one sgemm (each image's input vector
+   ``h = W v̂``), then the pair loop, which accumulates each image's input gradient into ``E``,
+   then ``W += image_alpha · Eᵀ · V`` by one sgemm (the rank-1 updates of all pairs, summed).
+3. The loss of the job is returned as a double; Python adds the jobs up.
+
+Conventions (gensim's skip-gram): in each (centre i, context j) pair the context token j is the
+INPUT vector, the centre token i the positive OUTPUT row of ``syn1neg``. An image has no output row
+of its own: as the centre it is skipped, unless ``tied`` is set, in which case its own ``h`` is
+its output vector. Images are never drawn as negatives (they are not in the negative tables).
+
+Nothing here allocates, logs or raises inside the ``nogil`` section.
+"""
+
+import numpy as np
+
+cimport numpy as cnp
+from libc.math cimport exp, log1p
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+from libc.string cimport memset
+from scipy.linalg.cython_blas cimport saxpy, sdot, sgemm, sscal
+
+cnp.import_array()
+
+ctypedef float REAL_t
+
+cdef int ONE = 1
+cdef REAL_t ONEF = 1.0
+cdef REAL_t ZEROF = 0.0
+
+#: Longest run of tokens the kernel treats as one document; longer documents are split (not cut).
+MAX_CHUNK = 10000
+#: Largest job gensim's producer should build (``batch_words``).
+MAX_WORDS_IN_BATCH = 10000
+
+
+cdef struct Config:
+    int sg
+    int window
+    int negative
+    int cbow_mean
+    int size
+    int n_features
+    int train_words
+    int train_outputs
+    int train_images
+    int tied
+    int tag_negatives
+    int compute_loss
+    REAL_t alpha
+    REAL_t image_alpha
+
+    REAL_t *syn0
+    REAL_t *syn1neg
+    const REAL_t *lockf
+    int lockf_len
+    REAL_t *W
+    const REAL_t *V
+    REAL_t *H
+    REAL_t *E
+    int n_slots
+
+    const int32_t *tokens
+    const int32_t *slots
+    const int32_t *bounds
+    int n_bounds
+    const int32_t *rwin
+
+    const int32_t *wneg_idx
+    const uint32_t *wneg_cum
+    int wneg_n
+    const int32_t *tneg_idx
+    const uint32_t *tneg_cum
+    int tneg_n
+
+    REAL_t *work
+    REAL_t *neu1
+    uint64_t next_random
+    double loss
+
+
+cdef inline uint64_t lcg_next(uint64_t r) noexcept nogil:
+    return (r * <uint64_t>25214903917ULL + 11ULL) & <uint64_t>281474976710655ULL
+
+
+cdef inline int32_t draw_negative(Config *c, int use_tags) noexcept nogil:
+    """Draw one vocabulary index from a cumulative table (first k with cum[k] > x)."""
+    cdef const int32_t *idx
+    cdef const uint32_t *cum
+    cdef int n, lo, hi, mid
+    cdef uint64_t x
+    if use_tags and c.tneg_n > 0:
+        idx = c.tneg_idx
+        cum = c.tneg_cum
+        n = c.tneg_n
+    else:
+        idx = c.wneg_idx
+        cum = c.wneg_cum
+        n = c.wneg_n
+    c.next_random = lcg_next(c.next_random)
+    x = (c.next_random >> 16) % cum[n - 1]
+    lo = 0
+    hi = n - 1
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if cum[mid] > x:
+            hi = mid
+        else:
+            lo = mid + 1
+    return idx[lo]
+
+
+cdef inline double softplus(double x) noexcept nogil:
+    if x > 0:
+        return x + log1p(exp(-x))
+    return log1p(exp(x))
+
+
+cdef inline void negative_sampling(Config *c, REAL_t *l1, int32_t target, int tslot,
+                                   int use_tags) noexcept nogil:
+    """One positive target plus ``negative`` noise words against input ``l1``.
+
+    The gradient w.r.t. ``l1`` is accumulated into ``c.work`` (which the caller zeroed).
+    Output rows (``syn1neg``) are updated in place when ``train_outputs``; a tied image target
+    sends its output gradient into ``E``.
+    """
+    cdef int d, size = c.size
+    cdef int32_t w
+    cdef REAL_t label, f, g
+    cdef double fd
+    cdef REAL_t *out
+    for d in range(c.negative + 1):
+        if d == 0:
+            label = 1.0
+            if tslot >= 0:
+                out = c.H + <int64_t>tslot * size
+            else:
+                out = c.syn1neg + <int64_t>target * size
+            w = target
+        else:
+            w = draw_negative(c, use_tags)
+            if w == target:
+                continue
+            label = 0.0
+            out = c.syn1neg + <int64_t>w * size
+        f = sdot(&size, l1, &ONE, out, &ONE)
+        fd = f
+        g = (label - <REAL_t>(1.0 / (1.0 + exp(-fd)))) * c.alpha
+        if c.compute_loss:
+            if d == 0:
+                c.loss += softplus(-fd)
+            else:
+                c.loss += softplus(fd)
+        saxpy(&size, &g, out, &ONE, c.work, &ONE)
+        if d == 0 and tslot >= 0:
+            if c.train_images:
+                saxpy(&size, &g, l1, &ONE, c.E + <int64_t>tslot * size, &ONE)
+        elif c.train_outputs:
+            saxpy(&size, &g, l1, &ONE, out, &ONE)
+
+
+cdef inline void apply_input_gradient(Config *c, int pos, REAL_t *grad) noexcept nogil:
+    cdef int size = c.size
+    cdef int slot = c.slots[pos]
+    cdef int32_t w
+    cdef REAL_t lf
+    if slot >= 0:
+        if c.train_images:
+            saxpy(&size, &ONEF, grad, &ONE, c.E + <int64_t>slot * size, &ONE)
+    elif c.train_words:
+        w = c.tokens[pos]
+        lf = c.lockf[w % c.lockf_len]
+        if lf != 0:
+            saxpy(&size, &lf, grad, &ONE, c.syn0 + <int64_t>w * size, &ONE)
+
+
+cdef inline REAL_t *input_vector(Config *c, int pos) noexcept nogil:
+    cdef int slot = c.slots[pos]
+    if slot >= 0:
+        return c.H + <int64_t>slot * c.size
+    return c.syn0 + <int64_t>c.tokens[pos] * c.size
+
+
+cdef void run_sg(Config *c) noexcept nogil:
+    cdef int s, i, j, start, end, lo, hi, b, tslot
+    for s in range(c.n_bounds - 1):
+        start = c.bounds[s]
+        end = c.bounds[s + 1]
+        for i in range(start, end):
+            tslot = c.slots[i]
+            if tslot >= 0 and not c.tied:
+                continue  # an image has no output vector of its own
+            b = c.rwin[i]
+            lo = i - c.window + b
+            if lo < start:
+                lo = start
+            hi = i + c.window + 1 - b
+            if hi > end:
+                hi = end
+            for j in range(lo, hi):
+                if j == i:
+                    continue
+                memset(c.work, 0, c.size * sizeof(REAL_t))
+                negative_sampling(c, input_vector(c, j), c.tokens[i], tslot,
+                                  c.tag_negatives and c.slots[j] >= 0)
+                apply_input_gradient(c, j, c.work)
+
+
+cdef void run_cbow(Config *c) noexcept nogil:
+    cdef int s, i, j, start, end, lo, hi, b, tslot, count, has_image
+    cdef int size = c.size
+    cdef REAL_t inv
+    for s in range(c.n_bounds - 1):
+        start = c.bounds[s]
+        end = c.bounds[s + 1]
+        for i in range(start, end):
+            tslot = c.slots[i]
+            if tslot >= 0 and not c.tied:
+                continue
+            b = c.rwin[i]
+            lo = i - c.window + b
+            if lo < start:
+                lo = start
+            hi = i + c.window + 1 - b
+            if hi > end:
+                hi = end
+            memset(c.neu1, 0, size * sizeof(REAL_t))
+            count = 0
+            has_image = 0
+            for j in range(lo, hi):
+                if j == i:
+                    continue
+                count += 1
+                if c.slots[j] >= 0:
+                    has_image = 1
+                saxpy(&size, &ONEF, input_vector(c, j), &ONE, c.neu1, &ONE)
+            if count == 0:
+                continue
+            inv = 1.0 / count
+            if c.cbow_mean:
+                sscal(&size, &inv, c.neu1, &ONE)
+            memset(c.work, 0, size * sizeof(REAL_t))
+            negative_sampling(c, c.neu1, c.tokens[i], tslot, c.tag_negatives and has_image)
+            if not c.cbow_mean:  # gensim: a summed window shares the error
+                sscal(&size, &inv, c.work, &ONE)
+            for j in range(lo, hi):
+                if j == i:
+                    continue
+                apply_input_gradient(c, j, c.work)
+
+
+def prepare_job(sentences, dict key_to_index, const uint32_t[::1] sample_ints,
+                const int64_t[::1] image_rows, bint sample, int window, bint shrink_windows,
+                uint64_t next_random, int max_chunk=MAX_CHUNK):
+    """Turn a job's documents into the flat arrays :func:`train_job` walks.
+
+    Parameters
+    ----------
+    sentences : list of list of str
+        The job's documents.
+    key_to_index : dict
+        Vocabulary (``model.wv.key_to_index``); unknown tokens are skipped.
+    sample_ints : uint32 array (n_vocab,)
+        Downsampling thresholds (gensim's ``sample_int``); images carry 2**32-1.
+    image_rows : int64 array (n_vocab,)
+        Row of each vocabulary entry in the model's feature matrix, -1 for words.
+    sample, window, shrink_windows : as in Word2Vec.
+    next_random : int
+        State of the linear congruential generator.
+    max_chunk : int
+        Documents longer than this (after downsampling) are split into chunks.
+
+    Returns
+    -------
+    tokens : int32 (n,), slots : int32 (n,) (job-local image slot or -1), bounds : int32 (n_chunks+1,),
+    rwin : int32 (n,) (window reductions), rows : int64 (n_slots,) (feature row of each slot),
+    next_random : int
+    """
+    cdef Py_ssize_t total = 0
+    for sent in sentences:
+        total += len(sent)
+    tokens_arr = np.empty(total, dtype=np.int32)
+    slots_arr = np.empty(total, dtype=np.int32)
+    rwin_arr = np.zeros(total, dtype=np.int32)
+    cdef int32_t[::1] tokens = tokens_arr
+    cdef int32_t[::1] slots = slots_arr
+    cdef int32_t[::1] rwin = rwin_arr
+    bounds = [0]
+    rows = []
+    cdef dict slot_of_row = {}
+    cdef Py_ssize_t n = 0, start = 0
+    cdef int64_t row
+    cdef int32_t idx
+    cdef uint32_t r32
+    for sent in sentences:
+        start = n
+        for token in sent:
+            found = key_to_index.get(token)
+            if found is None:
+                continue
+            idx = found
+            if sample:
+                r32 = <uint32_t>((next_random >> 16) & 0xFFFFFFFF)
+                next_random = lcg_next(next_random)
+                if sample_ints[idx] < r32:
+                    continue
+            tokens[n] = idx
+            row = image_rows[idx]
+            if row >= 0:
+                slot = slot_of_row.get(row)
+                if slot is None:
+                    slot = len(rows)
+                    slot_of_row[row] = slot
+                    rows.append(row)
+                slots[n] = slot
+            else:
+                slots[n] = -1
+            n += 1
+            if n - start == max_chunk:
+                bounds.append(n)
+                start = n
+        if n > start:
+            bounds.append(n)
+    cdef Py_ssize_t k
+    if shrink_windows and window > 0:
+        for k in range(n):
+            rwin[k] = <int32_t>(((next_random >> 16) & 0xFFFFFFFF) % window)
+            next_random = lcg_next(next_random)
+    return (tokens_arr[:n], slots_arr[:n], np.asarray(bounds, dtype=np.int32), rwin_arr[:n],
+            np.asarray(rows, dtype=np.int64), next_random)
+
+
+def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] lockf,
+              REAL_t[:, ::1] W, const REAL_t[:, ::1] V, REAL_t[:, ::1] H, REAL_t[:, ::1] E,
+              const int32_t[::1] tokens, const int32_t[::1] slots, const int32_t[::1] bounds,
+              const int32_t[::1] rwin,
+              const int32_t[::1] wneg_idx, const uint32_t[::1] wneg_cum,
+              const int32_t[::1] tneg_idx, const uint32_t[::1] tneg_cum,
+              REAL_t[::1] work, REAL_t[::1] neu1,
+              *, int n_slots, int sg, int window, int negative, int cbow_mean, float alpha,
+              float image_alpha, bint train_words, bint train_outputs, bint train_images,
+              bint tied, bint tag_negatives, bint compute_loss, uint64_t next_random):
+    """Train one prepared job in place; return ``(loss, next_random)``.
+
+    ``V`` holds the L2-normalised features of the job's ``n_slots`` images (row = slot);
+    ``H`` and ``E`` are (n_slots × size) scratch arrays (``E`` zeroed by the caller).
+    With ``n_slots == 0`` the sgemm steps are skipped and this is plain word2vec.
+    """
+    cdef Config c
+    cdef int size = syn0.shape[1]
+    cdef int F = W.shape[1]
+    cdef int n_tok = tokens.shape[0]
+    if syn1neg.shape[1] != size or W.shape[0] != size or work.shape[0] < size or neu1.shape[0] < size:
+        raise ValueError("train_job: inconsistent vector sizes")
+    if n_slots > 0 and (V.shape[0] < n_slots or V.shape[1] != F or H.shape[0] < n_slots
+                        or E.shape[0] < n_slots or H.shape[1] != size or E.shape[1] != size):
+        raise ValueError("train_job: feature/scratch arrays do not match n_slots")
+    if negative <= 0 or wneg_idx.shape[0] == 0:
+        raise ValueError("train_job: negative sampling needs negative > 0 and a non-empty table")
+    if lockf.shape[0] == 0:
+        raise ValueError("train_job: vectors_lockf is empty")
+    c.sg = sg
+    c.window = window
+    c.negative = negative
+    c.cbow_mean = cbow_mean
+    c.size = size
+    c.n_features = F
+    c.train_words = train_words
+    c.train_outputs = train_outputs
+    c.train_images = train_images
+    c.tied = tied
+    c.tag_negatives = tag_negatives
+    c.compute_loss = compute_loss
+    c.alpha = alpha
+    c.image_alpha = image_alpha
+    c.syn0 = &syn0[0, 0]
+    c.syn1neg = &syn1neg[0, 0]
+    c.lockf = &lockf[0]
+    c.lockf_len = lockf.shape[0]
+    c.W = &W[0, 0]
+    c.V = &V[0, 0]
+    c.H = &H[0, 0]
+    c.E = &E[0, 0]
+    c.n_slots = n_slots
+    c.tokens = &tokens[0] if n_tok > 0 else NULL
+    c.slots = &slots[0] if n_tok > 0 else NULL
+    c.bounds = &bounds[0]
+    c.n_bounds = bounds.shape[0]
+    c.rwin = &rwin[0] if n_tok > 0 else NULL
+    c.wneg_idx = &wneg_idx[0]
+    c.wneg_cum = &wneg_cum[0]
+    c.wneg_n = wneg_idx.shape[0]
+    c.tneg_idx = &tneg_idx[0] if tneg_idx.shape[0] > 0 else NULL
+    c.tneg_cum = &tneg_cum[0] if tneg_idx.shape[0] > 0 else NULL
+    c.tneg_n = tneg_idx.shape[0]
+    c.work = &work[0]
+    c.neu1 = &neu1[0]
+    c.next_random = next_random
+    c.loss = 0.0
+    if n_tok == 0:
+        return 0.0, next_random
+    with nogil:
+        if n_slots > 0:
+            # H (n_slots x size, row-major) = V (n_slots x F) . W^T ; column-major: H^T = W . V^T
+            sgemm(b"T", b"N", &size, &n_slots, &F, &ONEF, c.W, &F, <REAL_t *>c.V, &F,
+                  &ZEROF, c.H, &size)
+        if sg:
+            run_sg(&c)
+        else:
+            run_cbow(&c)
+        if n_slots > 0 and train_images:
+            # W (size x F) += image_alpha * E^T . V ; column-major: W^T += image_alpha * V^T . E
+            sgemm(b"N", b"T", &F, &size, &n_slots, &c.image_alpha, <REAL_t *>c.V, &F, c.E, &size,
+                  &ONEF, c.W, &F)
+    return c.loss, c.next_random

@@ -1,0 +1,149 @@
+"""What the model sees of images: keys, a feature matrix and the map between them.
+
+:class:`ImageFeatures` turns every form ``Im2Vec(image_features=...)`` accepts into one object:
+
+- a ``{key: vector}`` mapping,
+- a ``(keys, 2-D array)`` pair,
+- a feature store (anything with ``keys`` and ``vectors`` attributes, e.g.
+  :class:`gensim_im2vec.store.FeatureStore`), whose array may be memory-mapped and stays so.
+
+>>> import numpy as np
+>>> from gensim_im2vec.images import ImageFeatures
+>>> feats = ImageFeatures.from_any({"img:1": np.ones(4), "img:2": np.arange(1, 5)})
+>>> len(feats), feats.dim, feats.row("img:2")
+(2, 4, 1)
+>>> feats.gather_normalized([1, 0]).shape
+(2, 4)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from gensim_im2vec.validation import check_features
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ImageFeatures"]
+
+#: Rows checked per chunk when validating a large (memory-mapped) feature matrix.
+_CHECK_CHUNK = 65536
+
+
+class ImageFeatures:
+    """Keys, a feature matrix (float16/float32, possibly memory-mapped) and ``key → row``.
+
+    Parameters
+    ----------
+    keys : sequence of str
+        One key per row, unique.
+    vectors : ndarray of shape (n_images, n_features)
+        Raw (un-normalised) features; left as given (a memmap stays a memmap).
+    name : str
+        Where the features came from, for error messages.
+    metadata : dict, optional
+        Provenance (e.g. a feature store's metadata: arch, weights, layer).
+    """
+
+    def __init__(self, keys: Sequence[str], vectors: np.ndarray, *, name: str = "image_features",
+                 metadata: dict | None = None, key_to_index: Mapping[str, int] | None = None):
+        if isinstance(vectors, np.ndarray) and vectors.ndim == 2 and vectors.dtype in (np.float16, np.float32):
+            arr = vectors  # keep memmaps as they are; checked in chunks below
+            _check_in_chunks(arr, keys, name)
+        else:
+            arr = check_features(vectors, name=name, keys=list(keys) if keys is not None else None)
+        keys = list(keys)
+        if len(keys) != arr.shape[0]:
+            raise ValueError(f"{name}: {len(keys)} keys for {arr.shape[0]} feature rows; they must match one to one.")
+        if key_to_index is None:
+            key_to_index = {}
+            for i, k in enumerate(keys):
+                if not isinstance(k, str):
+                    raise TypeError(f"{name}: image keys must be str, got {type(k).__name__} {k!r} at row {i}.")
+                if k in key_to_index:
+                    raise ValueError(f"{name}: duplicate image key {k!r} (rows {key_to_index[k]} and {i}).")
+                key_to_index[k] = i
+        self.keys = keys
+        self.vectors = arr
+        self.key_to_index = dict(key_to_index)
+        self.name = name
+        self.metadata = dict(metadata or {})
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_any(cls, obj, *, name: str = "image_features") -> ImageFeatures:
+        """Accept a mapping, a ``(keys, array)`` pair, a store object or an ImageFeatures."""
+        if isinstance(obj, ImageFeatures):
+            return obj
+        if hasattr(obj, "keys") and hasattr(obj, "vectors") and not isinstance(obj, Mapping):
+            keys = obj.keys() if callable(obj.keys) else obj.keys
+            meta = getattr(obj, "metadata", None)
+            k2i = getattr(obj, "key_to_index", None)
+            store_name = f"{name} ({getattr(obj, 'path', type(obj).__name__)})"
+            return cls(list(keys), obj.vectors, name=store_name, metadata=meta, key_to_index=k2i)
+        if isinstance(obj, Mapping):
+            if not obj:
+                raise ValueError(f"{name}: the mapping is empty; give at least one image's features.")
+            keys = list(obj.keys())
+            rows = []
+            dim = None
+            for k in keys:
+                v = np.asarray(obj[k])
+                if v.ndim != 1:
+                    raise ValueError(f"{name}: the features of {k!r} must be a 1-D vector, got shape {v.shape}.")
+                if dim is None:
+                    dim = v.shape[0]
+                elif v.shape[0] != dim:
+                    raise ValueError(
+                        f"{name}: mismatched feature dimensions: {keys[0]!r} has {dim} features, "
+                        f"{k!r} has {v.shape[0]}. All images need features from the same model and layer."
+                    )
+                rows.append(v)
+            return cls(keys, np.stack(rows), name=name)
+        if isinstance(obj, tuple) and len(obj) == 2:
+            keys, arr = obj
+            return cls(list(keys), arr, name=name)
+        raise TypeError(
+            f"{name}: expected a {{key: vector}} mapping, a (keys, 2-D array) pair or a feature store "
+            f"(an object with .keys and .vectors), got {type(obj).__name__}."
+        )
+
+    # -- access -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __contains__(self, key) -> bool:
+        return key in self.key_to_index
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def row(self, key: str) -> int:
+        return self.key_to_index[key]
+
+    def gather_normalized(self, rows, normalize: bool = True) -> np.ndarray:
+        """Rows of the feature matrix as C-contiguous float32, L2-normalised when `normalize`."""
+        rows = np.asarray(rows, dtype=np.int64)
+        order = np.argsort(rows, kind="stable")  # sequential reads from a memmap
+        out = np.empty((len(rows), self.dim), dtype=np.float32)
+        if len(rows):
+            out[order] = self.vectors[rows[order]]
+        if normalize:
+            norms = np.sqrt(np.einsum("ij,ij->i", out, out))
+            norms[norms == 0] = 1.0
+            out /= norms[:, None]
+        return out
+
+
+def _check_in_chunks(arr: np.ndarray, keys, name: str) -> None:
+    """Finite and non-zero rows, checked chunk by chunk so a memmap is never loaded whole."""
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name}: expected at least one image with at least one feature, got shape {arr.shape}.")
+    keys = list(keys)
+    for lo in range(0, arr.shape[0], _CHECK_CHUNK):
+        block = np.asarray(arr[lo:lo + _CHECK_CHUNK])
+        check_features(block, name=name, keys=keys[lo:lo + _CHECK_CHUNK], dtype=block.dtype)

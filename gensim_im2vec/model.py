@@ -1,0 +1,886 @@
+"""Im2Vec: gensim's Word2Vec with images as pseudo-words whose vector is ``W · v̂_f``.
+
+Introduction
+------------
+Each image is a token (``"img:<key>"``) that sits in a document with its tags, title or caption.
+Its input vector is not a free row of ``wv.vectors`` but ``h = W · v̂_f``: ``v_f`` is the image's
+CNN feature vector (fixed, extracted once), ``v̂_f`` its L2-normalised form, ``W``
+(vector_size × n_features) is learned by the same negative-sampling objective as the words.
+Words and images predict the same output vectors (``syn1neg``), so cosine similarity between any
+two vectors — word/word, image/image, word/image — is meaningful, and any image, also one never
+seen in training, is placed in the space from its features alone.
+
+Usage examples
+--------------
+Train on documents that mix images and words (features: a ``{key: vector}`` dict, a
+``(keys, array)`` pair or a :class:`gensim_im2vec.store.FeatureStore`):
+
+>>> import numpy as np
+>>> from gensim_im2vec import Im2Vec
+>>> rng = np.random.default_rng(0)
+>>> protos = {"dog": rng.normal(size=64), "car": rng.normal(size=64)}
+>>> docs, feats = [], {}
+>>> for i in range(200):
+...     cls = ("dog", "car")[i % 2]
+...     feats[f"img:{i}"] = protos[cls] + 0.3 * rng.normal(size=64)
+...     docs.append([f"img:{i}", cls, ("puppy", "wheel")[i % 2], "photo"])
+>>> model = Im2Vec(docs, image_features=feats, vector_size=32, sg=1, min_count=1, epochs=20,
+...                workers=1, seed=1)
+>>> model.is_image("img:3"), model.is_image("dog")
+(True, False)
+>>> hits = model.wv.most_similar("img:0", topn=5)   # words and images, mixed
+
+Place an image never seen in training, and tag it:
+
+>>> new = protos["dog"] + 0.3 * rng.normal(size=64)
+>>> model.predict_tags(new, topn=1)[0][0]
+'dog'
+>>> model.similar_by_image(new, topn=3, restrict="images")[0][0].startswith("img:")
+True
+
+Save and load (W and the features go to their own ``.npy`` files, memory-mappable), then
+continue training:
+
+>>> import tempfile, os
+>>> path = os.path.join(tempfile.mkdtemp(), "m.model")
+>>> model.save(path)
+>>> again = Im2Vec.load(path, mmap="r")
+>>> again.train(docs, total_examples=len(docs), epochs=1)[0] > 0
+True
+
+Two-stage training: learn the word space on clean text with gensim, then learn ``W`` on the
+image corpus with the words frozen (see :meth:`Im2Vec.from_word2vec`).
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import math
+import os
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from timeit import default_timer
+
+import numpy as np
+from gensim import utils
+from gensim.models.keyedvectors import KeyedVectors
+from gensim.models.word2vec import Word2Vec
+
+from gensim_im2vec.images import ImageFeatures
+from gensim_im2vec.validation import check_features
+
+try:
+    from gensim_im2vec import im2vec_inner
+except ImportError as err:  # pragma: no cover - exercised only without a build
+    raise ImportError(
+        "gensim_im2vec's compiled kernel (gensim_im2vec.im2vec_inner) is missing or broken "
+        f"({err}). Build it from the source checkout with `pip install -e .` or "
+        "`python setup.py build_ext --inplace` (needs Cython, numpy, scipy and a C compiler)."
+    ) from err
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Im2Vec", "MAX_WORDS_IN_BATCH"]
+
+REAL = np.float32
+MAX_WORDS_IN_BATCH = im2vec_inner.MAX_WORDS_IN_BATCH
+_CUM_DOMAIN = 2**31 - 1
+_WRITE_CHUNK = 65536
+_STATS_LOCK = threading.Lock()
+
+try:  # one BLAS thread inside each worker; gensim's worker threads give the parallelism
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover
+    threadpool_limits = None
+
+
+def _cum_table(weights: np.ndarray) -> np.ndarray:
+    """Cumulative table of `weights` scaled to [0, 2**31-1] (uint32), as gensim's make_cum_table."""
+    weights = np.asarray(weights, dtype=np.float64)
+    total = weights.sum()
+    if total <= 0:
+        return np.zeros(0, dtype=np.uint32)
+    cum = np.round(np.cumsum(weights) / total * _CUM_DOMAIN)
+    cum[-1] = _CUM_DOMAIN
+    return cum.astype(np.uint32)
+
+
+class Im2Vec(Word2Vec):
+    """Word2Vec whose vocabulary also holds images, each embedded as ``W · v̂_f``.
+
+    Every :class:`gensim.models.word2vec.Word2Vec` argument keeps its meaning (and position);
+    the image arguments are keyword-only.
+
+    Parameters
+    ----------
+    sentences : iterable of list of str, optional
+        Documents. An image document holds the image's token (``"img:<key>"``) and its tags /
+        caption words; text-only documents are ordinary sentences. If given, the model is built
+        and trained at once (as Word2Vec).
+    corpus_file : None
+        Not supported: gensim's ``corpus_file`` reader is C++ code that cannot see image tokens.
+        Pass ``LineSentence(path)`` as `sentences` instead.
+    image_features : mapping, (keys, array) pair or feature store, optional
+        Feature vectors of the images, ``{key: 1-D vector}``, ``(keys, 2-D array)`` or an object
+        with ``keys`` and ``vectors`` attributes (e.g. :class:`gensim_im2vec.store.FeatureStore`,
+        possibly memory-mapped; it is not copied). A token is an image token when it has features.
+    image_prefix : str
+        Tokens starting with this prefix must have features (see `missing_images`). Default "img:".
+    missing_images : {"raise", "skip"}
+        What to do with a prefixed token that has no features: raise (default, naming the keys)
+        or drop it from the vocabulary with one warning and a count.
+    train_words : bool or "new"
+        True: word input vectors learn. False: all word vectors stay frozen (bit-identical), as in
+        two-stage training. "new": only words added after :meth:`from_word2vec` learn.
+    train_outputs : bool
+        Whether the output vectors (``syn1neg``) learn. Default True.
+    train_images : bool
+        Whether ``W`` learns. False keeps it bit-identical.
+    normalize_features : bool
+        L2-normalise feature vectors before use (default True; raw CNN features have norms of
+        10–100, which would blow the step size up by that squared).
+    tied_image_targets : bool
+        If True, an image as the centre word of a pair uses its own ``h`` as output vector, so tags'
+        input vectors are pulled straight towards the image (first-order word↔image cosine).
+        If False (default), an image only acts as input, as in the original slides.
+    image_negatives : {"tags", "vocab"}
+        Where negatives for image-input pairs come from: the tag distribution of the image
+        documents ("tags", default: negatives are other tags, not "the"/"of"), or the whole
+        vocabulary's unigram^ns_exponent table ("vocab").
+    image_alpha : float
+        Learning-rate multiplier for ``W`` (its step is ``image_alpha × alpha``). > 0.
+
+    Attributes
+    ----------
+    W : ndarray of shape (vector_size, n_features), float32
+        The learned image → word-space map.
+    image_vectors : ndarray of shape (n_feature_rows, n_features)
+        Raw features (float16/float32, possibly memory-mapped), rows keyed by `image_feature_keys`.
+    """
+
+    def __init__(
+        self, sentences=None, corpus_file=None, vector_size=100, alpha=0.025, window=5, min_count=5,
+        max_vocab_size=None, sample=1e-3, seed=1, workers=3, min_alpha=0.0001,
+        sg=0, hs=0, negative=5, ns_exponent=0.75, cbow_mean=1, hashfxn=hash, epochs=5, null_word=0,
+        trim_rule=None, sorted_vocab=1, batch_words=MAX_WORDS_IN_BATCH, compute_loss=False, callbacks=(),
+        comment=None, max_final_vocab=None, shrink_windows=True, *,
+        image_features=None, image_prefix: str = "img:", missing_images: str = "raise",
+        train_words: bool | str = True, train_outputs: bool = True, train_images: bool = True,
+        normalize_features: bool = True, tied_image_targets: bool = False,
+        image_negatives: str = "tags", image_alpha: float = 1.0,
+    ):
+        if corpus_file is not None:
+            raise ValueError(
+                "Im2Vec does not support corpus_file=: gensim's corpus_file reader is C++ code that "
+                "cannot see image tokens. Pass corpus_iterable=gensim.models.word2vec.LineSentence(path) "
+                "(or any restartable iterable of token lists) instead."
+            )
+        self._check_batch_words(batch_words)
+        if missing_images not in ("raise", "skip"):
+            raise ValueError(f"missing_images must be 'raise' or 'skip', got {missing_images!r}.")
+        if image_negatives not in ("tags", "vocab"):
+            raise ValueError(f"image_negatives must be 'tags' or 'vocab', got {image_negatives!r}.")
+        if train_words not in (True, False, "new"):
+            raise ValueError(f"train_words must be True, False or 'new', got {train_words!r}.")
+        if not (isinstance(image_alpha, (int, float)) and math.isfinite(image_alpha) and image_alpha > 0):
+            raise ValueError(f"image_alpha must be a finite number > 0, got {image_alpha!r}.")
+        if not isinstance(image_prefix, str):
+            raise TypeError(f"image_prefix must be a str, got {type(image_prefix).__name__}.")
+        self.image_prefix = image_prefix
+        self.missing_images = missing_images
+        self.train_words = train_words
+        self.train_outputs = bool(train_outputs)
+        self.train_images = bool(train_images)
+        self.normalize_features = bool(normalize_features)
+        self.tied_image_targets = bool(tied_image_targets)
+        self.image_negatives = image_negatives
+        self.image_alpha = float(image_alpha)
+        self.W = None
+        self.image_vectors = None
+        self.image_feature_keys = []
+        self.image_features_metadata = {}
+        self.image_tag_counts = {}
+        self.n_pretrained_words = 0
+        self._features_cache = None
+        self._scan_tag_counts = None
+        self._vocab_image_rows = np.zeros(0, dtype=np.int64)
+        self._image_occurrences = 0
+        if image_features is not None:
+            self._set_features(ImageFeatures.from_any(image_features))
+            if hs:
+                raise ValueError(
+                    "hs=1 with images is not supported: the image kernel trains with negative sampling. "
+                    "Use hs=0, negative=5 (or more)."
+                )
+        super().__init__(
+            sentences=sentences, corpus_file=None, vector_size=vector_size, alpha=alpha, window=window,
+            min_count=min_count, max_vocab_size=max_vocab_size, sample=sample, seed=seed, workers=workers,
+            min_alpha=min_alpha, sg=sg, hs=hs, negative=negative, ns_exponent=ns_exponent,
+            cbow_mean=cbow_mean, hashfxn=hashfxn, epochs=epochs, null_word=null_word, trim_rule=trim_rule,
+            sorted_vocab=sorted_vocab, batch_words=batch_words, compute_loss=compute_loss,
+            callbacks=callbacks, comment=comment, max_final_vocab=max_final_vocab,
+            shrink_windows=shrink_windows,
+        )
+
+    # ------------------------------------------------------------------ features and vocabulary
+    @staticmethod
+    def _check_batch_words(batch_words):
+        if not isinstance(batch_words, (int, np.integer)) or batch_words <= 0:
+            raise ValueError(f"batch_words must be a positive int, got {batch_words!r}.")
+        if batch_words > MAX_WORDS_IN_BATCH:
+            raise ValueError(
+                f"batch_words={batch_words} is larger than {MAX_WORDS_IN_BATCH}, gensim's job size. "
+                f"Use batch_words <= {MAX_WORDS_IN_BATCH}; longer documents are split automatically."
+            )
+
+    @property
+    def features(self) -> ImageFeatures | None:
+        """The image features as an :class:`~gensim_im2vec.images.ImageFeatures` (None without images)."""
+        if self.image_vectors is None:
+            return None
+        if self._features_cache is None or self._features_cache.vectors is not self.image_vectors:
+            feats = ImageFeatures.__new__(ImageFeatures)
+            feats.keys = self.image_feature_keys
+            feats.vectors = self.image_vectors
+            feats.key_to_index = {k: i for i, k in enumerate(self.image_feature_keys)}
+            feats.name = "image_features"
+            feats.metadata = self.image_features_metadata
+            self._features_cache = feats
+        return self._features_cache
+
+    def _set_features(self, feats: ImageFeatures) -> None:
+        if self.W is not None and feats.dim != self.W.shape[1]:
+            raise ValueError(
+                f"{feats.name}: expected features of dim {self.W.shape[1]} (the model's W), got {feats.dim}; "
+                f"re-extract them with the same model and layer, or open the matching store."
+            )
+        self.image_vectors = feats.vectors
+        self.image_feature_keys = feats.keys
+        self.image_features_metadata = feats.metadata
+        self._features_cache = feats
+
+    def is_image(self, key) -> bool:
+        """True when `key` is an image token (it has features)."""
+        feats = self.features
+        return feats is not None and isinstance(key, str) and key in feats.key_to_index
+
+    @property
+    def image_keys(self) -> list[str]:
+        """Image tokens in the vocabulary, in vocabulary order."""
+        rows = self._vocab_image_rows
+        return [self.wv.index_to_key[i] for i in np.flatnonzero(rows >= 0)]
+
+    @property
+    def word_keys(self) -> list[str]:
+        """Word (non-image) tokens in the vocabulary, in vocabulary order."""
+        rows = self._vocab_image_rows
+        return [self.wv.index_to_key[i] for i in np.flatnonzero(rows < 0)]
+
+    def _refresh_image_index(self) -> None:
+        n = len(self.wv.index_to_key)
+        rows = np.full(n, -1, dtype=np.int64)
+        feats = self.features
+        if feats is not None:
+            k2i = feats.key_to_index
+            for i, key in enumerate(self.wv.index_to_key):
+                r = k2i.get(key)
+                if r is not None:
+                    rows[i] = r
+        self._vocab_image_rows = rows
+
+    def _keep_images_rule(self, trim_rule):
+        feats = self.features
+        if feats is None:
+            return trim_rule
+        k2i = feats.key_to_index
+
+        def rule(word, count, min_count):
+            if word in k2i:
+                return utils.RULE_KEEP
+            if trim_rule is not None:
+                return trim_rule(word, count, min_count)
+            return utils.RULE_DEFAULT
+
+        return rule
+
+    def _tap_tag_counts(self, sentences):
+        """Yield `sentences` unchanged, counting the non-image tokens of image documents."""
+        counts = defaultdict(int)
+        self._scan_tag_counts = counts
+        feats = self.features
+        k2i = feats.key_to_index if feats is not None else {}
+        for doc in sentences:
+            if k2i and any(tok in k2i for tok in doc):
+                for tok in doc:
+                    if tok not in k2i:
+                        counts[tok] += 1
+            yield doc
+
+    def build_vocab(self, corpus_iterable=None, corpus_file=None, update=False, progress_per=10000,
+                    keep_raw_vocab=False, trim_rule=None, image_features=None, **kwargs):
+        """Build (or with ``update=True`` extend) the vocabulary of words and images.
+
+        Same as :meth:`gensim.models.word2vec.Word2Vec.build_vocab`, plus `image_features`, which
+        sets or replaces the features (with ``update=True`` the new features must cover every
+        image already in the vocabulary, and have the same dimension). Image tokens are kept
+        whatever `min_count`, `max_final_vocab` and `trim_rule` say.
+        """
+        if corpus_file is not None:
+            raise ValueError(
+                "Im2Vec does not support corpus_file=; pass corpus_iterable=LineSentence(path) instead."
+            )
+        previous = self.features
+        if image_features is not None:
+            feats = ImageFeatures.from_any(image_features)
+            if update and previous is not None:
+                missing = [k for k in self.image_keys if k not in feats.key_to_index]
+                if missing:
+                    raise ValueError(
+                        f"image_features: the new features lack {len(missing)} image(s) already in the "
+                        f"vocabulary, e.g. {missing[:5]}; pass features that cover old and new images "
+                        f"(e.g. a FeatureStore opened in append mode)."
+                    )
+            self._set_features(feats)
+        try:
+            return super().build_vocab(
+                corpus_iterable=corpus_iterable, corpus_file=None, update=update, progress_per=progress_per,
+                keep_raw_vocab=keep_raw_vocab, trim_rule=trim_rule, **kwargs)
+        except Exception:
+            if image_features is not None and previous is not None:
+                self._set_features(previous)
+            raise
+
+    def _scan_vocab(self, sentences, progress_per, trim_rule):
+        return super()._scan_vocab(self._tap_tag_counts(sentences), progress_per, self._keep_images_rule(trim_rule))
+
+    def _resolve_missing_images(self) -> None:
+        feats = self.features
+        k2i = feats.key_to_index if feats is not None else {}
+        prefix = self.image_prefix
+        missing = [w for w in self.raw_vocab if prefix and w.startswith(prefix) and w not in k2i]
+        if not missing:
+            return
+        if self.missing_images == "raise":
+            raise ValueError(
+                f"{len(missing)} image token(s) have no features, e.g. {missing[:5]}. Pass image_features "
+                f"that contain them, or Im2Vec(..., missing_images='skip') to drop them with a warning."
+            )
+        n_occ = sum(self.raw_vocab[w] for w in missing)
+        for w in missing:
+            del self.raw_vocab[w]
+        logger.warning(
+            "missing_images='skip': dropped %i image token(s) without features (%i occurrences), e.g. %s; "
+            "extract their features to use them.", len(missing), n_occ, missing[:3],
+        )
+
+    def prepare_vocab(self, update=False, keep_raw_vocab=False, trim_rule=None, min_count=None,
+                      sample=None, dry_run=False):
+        """As Word2Vec's, but image tokens are always kept and never downsampled."""
+        self._resolve_missing_images()
+        feats = self.features
+        k2i = feats.key_to_index if feats is not None else {}
+        if self.hs and any(w in k2i for w in self.raw_vocab):
+            raise ValueError(
+                "hs=1 with images is not supported: the image kernel trains with negative sampling. "
+                "Use hs=0, negative=5 (or more)."
+            )
+        max_final_vocab = self.max_final_vocab
+        if max_final_vocab is not None and k2i:
+            # max_final_vocab counts words; images are kept on top of it
+            counts = sorted((c for w, c in self.raw_vocab.items() if w not in k2i), reverse=True)
+            calc = counts[max_final_vocab] + 1 if max_final_vocab < len(counts) else 1
+            min_count = max(calc, min_count or self.min_count)
+            self.max_final_vocab = None
+        try:
+            report = super().prepare_vocab(
+                update=update, keep_raw_vocab=keep_raw_vocab, trim_rule=self._keep_images_rule(trim_rule),
+                min_count=min_count, sample=sample, dry_run=dry_run)
+        finally:
+            self.max_final_vocab = max_final_vocab
+        if not dry_run:
+            scanned = self._scan_tag_counts or {}
+            if not update:
+                self.image_tag_counts = dict(scanned)
+            else:
+                for w, c in scanned.items():
+                    self.image_tag_counts[w] = self.image_tag_counts.get(w, 0) + c
+            self._scan_tag_counts = None
+            self._refresh_image_index()
+            sample_ints = self.wv.expandos.get("sample_int")
+            if sample_ints is not None:
+                sample_ints[self._vocab_image_rows >= 0] = np.iinfo(np.uint32).max
+            self.make_cum_table()
+        return report
+
+    def make_cum_table(self, domain=2**31 - 1):
+        """Build gensim's table plus Im2Vec's two negative tables (images are in neither).
+
+        ``_neg_word_idx/_neg_word_cum``: words by count**ns_exponent (negatives for word inputs and,
+        with ``image_negatives="vocab"``, for image inputs); ``_neg_tag_idx/_neg_tag_cum``: words by
+        their count in image documents (negatives for image inputs with ``image_negatives="tags"``).
+        """
+        super().make_cum_table(domain=domain)
+        if len(self._vocab_image_rows) != len(self.wv.index_to_key):
+            self._refresh_image_index()
+        n = len(self.wv.index_to_key)
+        is_word = self._vocab_image_rows < 0
+        if n:
+            counts = np.asarray(self.wv.expandos["count"], dtype=np.float64)
+        else:
+            counts = np.zeros(0)
+        power = float(self.ns_exponent)
+        word_idx = np.flatnonzero(is_word).astype(np.int32)
+        self._neg_word_idx = word_idx
+        self._neg_word_cum = _cum_table(counts[word_idx] ** power if len(word_idx) else np.zeros(0))
+        tag_counts = np.zeros(n, dtype=np.float64)
+        k2i = self.wv.key_to_index
+        for w, c in self.image_tag_counts.items():
+            i = k2i.get(w)
+            if i is not None and is_word[i]:
+                tag_counts[i] = c
+        tag_idx = np.flatnonzero(tag_counts > 0).astype(np.int32)
+        self._neg_tag_idx = tag_idx
+        self._neg_tag_cum = _cum_table(tag_counts[tag_idx] ** power if len(tag_idx) else np.zeros(0))
+
+    # ------------------------------------------------------------------ weights
+    def _init_W(self) -> None:
+        feats = self.features
+        if feats is None:
+            self.W = None
+            return
+        rng = np.random.default_rng(self.seed)
+        # entries U(-0.5, 0.5) / vector_size: for a unit v̂, h = W v̂ has the variance of a
+        # freshly initialised gensim word vector
+        self.W = ((rng.random((self.layer1_size, feats.dim), dtype=np.float32) - 0.5)
+                  / self.layer1_size).astype(REAL)
+
+    def init_weights(self):
+        """Reset word vectors, output vectors and W to an untrained state."""
+        super().init_weights()
+        self._init_W()
+
+    def update_weights(self):
+        """Grow word and output vectors for new vocabulary; keep W (create it if missing)."""
+        super().update_weights()
+        feats = self.features
+        if self.W is None or (feats is not None and self.W.shape[1] != feats.dim):
+            self._init_W()
+
+    # ------------------------------------------------------------------ training
+    def _check_lockf(self) -> None:
+        lockf = getattr(self.wv, "vectors_lockf", None)
+        if lockf is None:
+            self.wv.vectors_lockf = np.ones(1, dtype=REAL)
+            return
+        if not isinstance(lockf, np.ndarray) or lockf.dtype != REAL or lockf.ndim != 1:
+            raise TypeError(
+                f"model.wv.vectors_lockf must be a 1-D float32 array, got "
+                f"{type(lockf).__name__} of dtype {getattr(lockf, 'dtype', None)} and shape "
+                f"{getattr(lockf, 'shape', None)}; fix it with model.wv.vectors_lockf = "
+                f"np.asarray(lockf, dtype=np.float32). (gensim does not check this: a float64 array is "
+                f"read as float32 bits and silently freezes or corrupts training.)"
+            )
+        if len(lockf) not in (1, len(self.wv)):
+            raise ValueError(
+                f"model.wv.vectors_lockf has length {len(lockf)}; it must be 1 (one factor for all words) "
+                f"or the vocabulary size {len(self.wv)} (one per word)."
+            )
+
+    def _check_training_sanity(self, epochs=0, total_examples=None, total_words=None, **kwargs):
+        super()._check_training_sanity(epochs=epochs, total_examples=total_examples, total_words=total_words,
+                                       **kwargs)
+        self._check_batch_words(self.batch_words)
+        self._check_lockf()
+        has_images = bool(np.any(self._vocab_image_rows >= 0))
+        if self.hs and has_images:
+            raise ValueError("hs=1 with images is not supported; use hs=0, negative=5 (or more).")
+        if not self.hs:
+            if self.negative <= 0:
+                raise ValueError("Im2Vec trains with negative sampling: set negative > 0 (e.g. 5).")
+            if len(self._neg_word_idx) == 0:
+                raise RuntimeError("the vocabulary holds no words to draw negatives from; add text to the corpus.")
+
+    def _ensure_writable(self) -> None:
+        """Copy read-only (e.g. ``mmap='r'``) arrays the kernel writes to into memory."""
+        for owner, name in ((self.wv, "vectors"), (self, "syn1neg"), (self, "W"), (self.wv, "vectors_lockf")):
+            arr = getattr(owner, name, None)
+            if arr is None:
+                continue
+            if not arr.flags.writeable or not arr.flags.c_contiguous or isinstance(arr, np.memmap):
+                logger.info("copying %s (%s, read-only or memory-mapped) into memory for training",
+                            name, arr.shape)
+                setattr(owner, name, np.array(arr, dtype=REAL, order="C"))
+        if self.train_words == "new":
+            lockf = np.ones(len(self.wv), dtype=REAL)
+            lockf[: self.n_pretrained_words] = 0.0
+            self.wv.vectors_lockf = lockf
+
+    def train(self, corpus_iterable=None, corpus_file=None, total_examples=None, total_words=None,
+              epochs=None, start_alpha=None, end_alpha=None, word_count=0, queue_factor=2,
+              report_delay=1.0, compute_loss=False, callbacks=(), **kwargs):
+        """Train words, output vectors and W; afterwards the images' vectors are in ``model.wv``.
+
+        Same arguments as :meth:`gensim.models.word2vec.Word2Vec.train` (``corpus_file`` is not
+        supported). The loss (``compute_loss=True``) is summed in double precision per job, so
+        :meth:`get_latest_training_loss` is exact with several workers.
+        """
+        if corpus_file is not None:
+            raise ValueError(
+                "Im2Vec does not support corpus_file=; pass corpus_iterable=LineSentence(path) instead."
+            )
+        self._ensure_writable()
+        feats = self.features
+        n_img = int(np.sum(self._vocab_image_rows >= 0))
+        logger.info(
+            "Im2Vec training: %i words + %i images in the vocabulary, vector_size=%i, features=%s, "
+            "sg=%i negative=%i image_negatives=%s tied=%s image_alpha=%g train_words=%s train_outputs=%s "
+            "train_images=%s, one BLAS thread per worker",
+            len(self.wv) - n_img, n_img, self.layer1_size, feats.dim if feats is not None else 0, self.sg,
+            self.negative, self.image_negatives, self.tied_image_targets, self.image_alpha, self.train_words,
+            self.train_outputs, self.train_images,
+        )
+        self._image_occurrences = 0
+        start = default_timer()
+        if threadpool_limits is not None:
+            with threadpool_limits(limits=1, user_api="blas"):
+                result = super().train(
+                    corpus_iterable=corpus_iterable, total_examples=total_examples, total_words=total_words,
+                    epochs=epochs, start_alpha=start_alpha, end_alpha=end_alpha, word_count=word_count,
+                    queue_factor=queue_factor, report_delay=report_delay, compute_loss=compute_loss,
+                    callbacks=callbacks, **kwargs)
+        else:  # pragma: no cover
+            result = super().train(
+                corpus_iterable=corpus_iterable, total_examples=total_examples, total_words=total_words,
+                epochs=epochs, start_alpha=start_alpha, end_alpha=end_alpha, word_count=word_count,
+                queue_factor=queue_factor, report_delay=report_delay, compute_loss=compute_loss,
+                callbacks=callbacks, **kwargs)
+        elapsed = default_timer() - start
+        if self._image_occurrences:
+            logger.info("trained %i image occurrences in %.1fs (%.0f image tokens/s)",
+                        self._image_occurrences, elapsed, self._image_occurrences / max(elapsed, 1e-9))
+        self._write_image_vectors()
+        return result
+
+    def _next_seed(self) -> int:
+        rnd = self.random
+        draw = rnd.randint if hasattr(rnd, "randint") else rnd.integers
+        return int(draw(0, 2**24)) * (2**24) + int(draw(0, 2**24))
+
+    def _do_train_job(self, sentences, alpha, inits):
+        """Train one job: prepare (GIL held), gather features, run the kernel (GIL released)."""
+        if self.hs:  # text-only hierarchical softmax: gensim's own kernel
+            return super()._do_train_job(sentences, alpha, inits)
+        work, neu1 = inits
+        tokens, slots, bounds, rwin, rows, _ = im2vec_inner.prepare_job(
+            sentences, self.wv.key_to_index, self.wv.expandos["sample_int"], self._vocab_image_rows,
+            bool(self.sample), int(self.window), bool(self.shrink_windows), self._next_seed(),
+        )
+        n_slots = len(rows)
+        size = self.layer1_size
+        W = self.W if self.W is not None else np.zeros((size, 1), dtype=REAL)
+        if n_slots:
+            V = self.features.gather_normalized(rows, normalize=self.normalize_features)
+            H = np.empty((n_slots, size), dtype=REAL)
+            E = np.zeros((n_slots, size), dtype=REAL)
+        else:
+            V = np.zeros((1, W.shape[1]), dtype=REAL)
+            H = E = np.zeros((1, size), dtype=REAL)
+        loss, _ = im2vec_inner.train_job(
+            self.wv.vectors, self.syn1neg, self.wv.vectors_lockf, W, V, H, E,
+            tokens, slots, bounds, rwin, self._neg_word_idx, self._neg_word_cum,
+            self._neg_tag_idx, self._neg_tag_cum, work, neu1,
+            n_slots=n_slots, sg=int(self.sg), window=int(self.window), negative=int(self.negative),
+            cbow_mean=int(self.cbow_mean), alpha=float(alpha), image_alpha=self.image_alpha,
+            train_words=bool(self.train_words), train_outputs=self.train_outputs,
+            train_images=self.train_images, tied=self.tied_image_targets,
+            tag_negatives=self.image_negatives == "tags", compute_loss=bool(self.compute_loss),
+            next_random=self._next_seed(),
+        )
+        n_img = int(np.count_nonzero(slots >= 0)) if n_slots else 0
+        with _STATS_LOCK:
+            if self.compute_loss:
+                self.running_training_loss += loss
+            self._image_occurrences += n_img
+        return len(tokens), self._raw_word_count(sentences)
+
+    def _write_image_vectors(self) -> None:
+        """Write ``W · v̂`` of every vocabulary image into ``model.wv.vectors`` (in chunks)."""
+        idx = np.flatnonzero(self._vocab_image_rows >= 0)
+        if not len(idx) or self.W is None:
+            return
+        vectors = self.wv.vectors
+        if not vectors.flags.writeable:
+            self.wv.vectors = vectors = np.array(vectors, dtype=REAL, order="C")
+        for lo in range(0, len(idx), _WRITE_CHUNK):
+            chunk = idx[lo:lo + _WRITE_CHUNK]
+            vectors[chunk] = self.project_rows(self._vocab_image_rows[chunk])
+        self.wv.norms = None
+
+    # ------------------------------------------------------------------ two-stage
+    @classmethod
+    def from_word2vec(cls, w2v: Word2Vec, image_features=None, sentences: Iterable | None = None,
+                      *, epochs: int | None = None, **kwargs) -> Im2Vec:
+        """Start from a trained gensim Word2Vec (its vocabulary, vectors, ``syn1neg``, counts).
+
+        Parameters
+        ----------
+        w2v : gensim.models.Word2Vec
+            A model trained with negative sampling (it must have ``syn1neg``).
+        image_features : mapping, (keys, array) pair or feature store
+            The images' features.
+        sentences : iterable of list of str, optional
+            The image corpus. If given, its new tags and images are added
+            (``build_vocab(update=True)``) and the model is trained on it for `epochs`.
+        epochs : int, optional
+            Epochs over `sentences` (default: the Word2Vec's).
+        **kwargs
+            Im2Vec options; ``train_words`` defaults to False (the words stay frozen: two-stage
+            training). Word2Vec hyperparameters default to the source model's.
+
+        Returns
+        -------
+        Im2Vec
+        """
+        if not isinstance(w2v, Word2Vec):
+            raise TypeError(f"from_word2vec expects a gensim Word2Vec model, got {type(w2v).__name__}.")
+        if not getattr(w2v, "negative", 0) or getattr(w2v, "syn1neg", None) is None:
+            raise ValueError(
+                "from_word2vec needs a Word2Vec trained with negative sampling (negative > 0, so it has "
+                "syn1neg); this one has negative=%r. Retrain it with hs=0, negative=5." % getattr(w2v, "negative", None)
+            )
+        params = dict(
+            vector_size=w2v.vector_size, alpha=w2v.alpha, window=w2v.window, min_count=w2v.min_count,
+            max_vocab_size=w2v.max_vocab_size, sample=w2v.sample, seed=w2v.seed, workers=w2v.workers,
+            min_alpha=w2v.min_alpha, sg=w2v.sg, hs=0, negative=w2v.negative, ns_exponent=w2v.ns_exponent,
+            cbow_mean=w2v.cbow_mean, hashfxn=w2v.hashfxn, epochs=w2v.epochs, null_word=w2v.null_word,
+            sorted_vocab=w2v.sorted_vocab, batch_words=min(w2v.batch_words, MAX_WORDS_IN_BATCH),
+            max_final_vocab=w2v.max_final_vocab, shrink_windows=getattr(w2v, "shrink_windows", True),
+            train_words=False,
+        )
+        params.update(kwargs)
+        model = cls(image_features=image_features, **params)
+        wv = KeyedVectors(w2v.wv.vector_size, count=0)
+        wv.index_to_key = list(w2v.wv.index_to_key)
+        wv.key_to_index = dict(w2v.wv.key_to_index)
+        wv.vectors = np.array(w2v.wv.vectors, dtype=REAL, order="C")
+        wv.expandos = {k: np.array(v) for k, v in w2v.wv.expandos.items()}
+        wv.vectors_lockf = np.ones(1, dtype=REAL)
+        model.wv = wv
+        model.syn1neg = np.array(w2v.syn1neg, dtype=REAL, order="C")
+        model.corpus_count = w2v.corpus_count
+        model.corpus_total_words = w2v.corpus_total_words
+        model.effective_min_count = getattr(w2v, "effective_min_count", w2v.min_count)
+        model.raw_vocab = defaultdict(int)
+        model.n_pretrained_words = len(wv)
+        model._refresh_image_index()
+        model._init_W()
+        model.make_cum_table()
+        model.add_lifecycle_event("from_word2vec", msg=f"started from {w2v} ({len(wv)} words)")
+        if sentences is not None:
+            model.build_vocab(sentences, update=True)
+            model.train(sentences, total_examples=model.corpus_count,
+                        epochs=epochs if epochs is not None else model.epochs)
+        return model
+
+    # ------------------------------------------------------------------ placing and querying images
+    def _as_feature_matrix(self, features, name="features") -> tuple[np.ndarray, bool]:
+        if self.W is None or self.features is None:
+            raise RuntimeError("this model has no image mapping W yet; build it with image_features first.")
+        arr = np.asarray(features)
+        single = arr.ndim == 1
+        if single:
+            arr = arr.reshape(1, -1)
+        arr = check_features(arr, dim=self.W.shape[1], name=name)
+        return arr, single
+
+    def _project_normalized(self, arr: np.ndarray) -> np.ndarray:
+        if self.normalize_features:
+            norms = np.linalg.norm(arr, axis=1, keepdims=True)
+            arr = arr / norms
+        return (arr @ self.W.T).astype(REAL, copy=False)
+
+    def project_rows(self, rows) -> np.ndarray:
+        """Vectors ``W · v̂`` of rows of the model's own feature matrix, shape (len(rows), vector_size)."""
+        V = self.features.gather_normalized(rows, normalize=self.normalize_features)
+        return (V @ self.W.T).astype(REAL, copy=False)
+
+    def project(self, features) -> np.ndarray:
+        """Place images in the space from their features alone.
+
+        Parameters
+        ----------
+        features : array_like of shape (n_features,) or (n_images, n_features)
+            Raw feature vectors (normalised here as in training).
+
+        Returns
+        -------
+        ndarray, float32, of shape (vector_size,) or (n_images, vector_size)
+        """
+        arr, single = self._as_feature_matrix(features)
+        out = self._project_normalized(arr)
+        return out[0] if single else out
+
+    def project_to_keyedvectors(self, keys: Sequence[str], features) -> KeyedVectors:
+        """Project unseen images into a separate KeyedVectors (never into ``model.wv``)."""
+        arr, _ = self._as_feature_matrix(features)
+        keys = list(keys)
+        if len(keys) != len(arr):
+            raise ValueError(f"project_to_keyedvectors: {len(keys)} keys for {len(arr)} feature rows.")
+        kv = KeyedVectors(self.layer1_size, count=len(keys))
+        kv.add_vectors(keys, self._project_normalized(arr))
+        return kv
+
+    def _modality_mask(self, restrict: str | None) -> np.ndarray | None:
+        if restrict is None:
+            return None
+        if restrict == "words":
+            return self._vocab_image_rows < 0
+        if restrict == "images":
+            return self._vocab_image_rows >= 0
+        raise ValueError(f"restrict must be 'words', 'images' or None, got {restrict!r}.")
+
+    def _top(self, sims: np.ndarray, topn: int, mask: np.ndarray | None, exclude=()) -> list[tuple[str, float]]:
+        sims = np.array(sims, dtype=np.float64)
+        if mask is not None:
+            sims[~mask] = -np.inf
+        for key in exclude:
+            i = self.wv.key_to_index.get(key) if isinstance(key, str) else None
+            if i is not None:
+                sims[i] = -np.inf
+        k = min(int(topn), int(np.isfinite(sims).sum()))
+        if k <= 0:
+            return []
+        best = np.argpartition(-sims, k - 1)[:k]
+        best = best[np.argsort(-sims[best], kind="stable")]
+        return [(self.wv.index_to_key[i], float(sims[i])) for i in best]
+
+    def _most_similar_restricted(self, positive, negative, topn, restrict):
+        positive = [positive] if isinstance(positive, (str, np.ndarray)) else list(positive or [])
+        negative = [negative] if isinstance(negative, (str, np.ndarray)) else list(negative or [])
+        sims = self.wv.most_similar(positive=positive, negative=negative, topn=None)
+        exclude = [k for k in positive + negative if isinstance(k, str)]
+        return self._top(sims, topn, self._modality_mask(restrict), exclude)
+
+    def most_similar_words(self, positive=None, negative=None, topn: int = 10) -> list[tuple[str, float]]:
+        """Like ``wv.most_similar`` (keys or vectors, words or images), returning only words."""
+        return self._most_similar_restricted(positive, negative, topn, "words")
+
+    def most_similar_images(self, positive=None, negative=None, topn: int = 10) -> list[tuple[str, float]]:
+        """Like ``wv.most_similar`` (keys or vectors, words or images), returning only images."""
+        return self._most_similar_restricted(positive, negative, topn, "images")
+
+    def similar_by_image(self, features, topn: int = 10, restrict: str | None = None) -> list[tuple[str, float]]:
+        """Nearest words and/or images (cosine) to an image given by its features.
+
+        Parameters
+        ----------
+        features : array_like (n_features,)
+            One image's raw features (it need not be in the model).
+        topn : int
+            Number of neighbours.
+        restrict : {"words", "images", None}
+            Keep only words, only images, or both.
+        """
+        vec = self.project(np.asarray(features).reshape(-1))
+        unit = vec / max(float(np.linalg.norm(vec)), 1e-12)
+        sims = self.wv.get_normed_vectors() @ unit
+        return self._top(sims, topn, self._modality_mask(restrict))
+
+    def tag_scores(self, features) -> tuple[np.ndarray, list[str]]:
+        """Trained scores ``h · v_o`` of every vocabulary word for each image.
+
+        Returns
+        -------
+        scores : ndarray (n_images, n_words), float32
+        words : list of str, the column keys
+        """
+        arr, _ = self._as_feature_matrix(features)
+        word_idx = np.flatnonzero(self._vocab_image_rows < 0)
+        H = self._project_normalized(arr)
+        scores = H @ self.syn1neg[word_idx].T
+        return scores, [self.wv.index_to_key[i] for i in word_idx]
+
+    def predict_tags(self, features, topn: int = 10):
+        """Rank words for images by the trained score ``σ(h · v_o)`` (the objective's tag predictor).
+
+        Parameters
+        ----------
+        features : array_like (n_features,) or (n_images, n_features)
+        topn : int
+
+        Returns
+        -------
+        list of (word, probability) for one image, or a list of such lists for a batch.
+        """
+        single = np.asarray(features).ndim == 1
+        scores, words = self.tag_scores(features)
+        out = []
+        for row in scores:
+            k = min(topn, len(words))
+            best = np.argpartition(-row, k - 1)[:k]
+            best = best[np.argsort(-row[best], kind="stable")]
+            out.append([(words[i], float(1.0 / (1.0 + np.exp(-row[i])))) for i in best])
+        return out[0] if single else out
+
+    # ------------------------------------------------------------------ persistence
+    def estimate_memory(self, vocab_size=None, report=None):
+        report = super().estimate_memory(vocab_size=vocab_size, report=report)
+        feats = self.features
+        if feats is not None:
+            report["W"] = self.layer1_size * feats.dim * np.dtype(REAL).itemsize
+            report["image_vectors (memory-mapped when loaded with mmap)"] = int(feats.vectors.nbytes)
+            report["total"] = report.get("total", 0) + report["W"]
+        return report
+
+    def _save_specials(self, fname, separately, sep_limit, ignore, pickle_protocol, compress, subname):
+        if separately is None:
+            separately = [a for a, v in self.__dict__.items() if isinstance(v, np.ndarray) and v.size >= sep_limit]
+        separately = list(separately)
+        for name in ("W", "image_vectors"):
+            if getattr(self, name, None) is not None and name not in separately:
+                separately.append(name)
+        ignore = set(ignore).union({
+            "_features_cache", "_scan_tag_counts", "_vocab_image_rows",
+            "_neg_word_idx", "_neg_word_cum", "_neg_tag_idx", "_neg_tag_cum",
+        })
+        return super()._save_specials(fname, separately, sep_limit, ignore, pickle_protocol, compress, subname)
+
+    def save(self, fname_or_handle, *args, **kwargs):
+        """Save the model; W and the features go to their own ``.npy`` files (memory-mappable).
+
+        With a path, all files are first written under a temporary name and then renamed, the main
+        file last, so an interrupted save never leaves a half-written model under `fname`.
+        """
+        if not isinstance(fname_or_handle, (str, os.PathLike)):
+            return super().save(fname_or_handle, *args, **kwargs)
+        fname = os.fspath(fname_or_handle)
+        directory, base = os.path.split(os.path.abspath(fname))
+        tmp = os.path.join(directory, f".{base}.tmp-{os.getpid()}-{threading.get_ident()}")
+        try:
+            super().save(tmp, *args, **kwargs)
+            written = sorted(glob.glob(glob.escape(tmp) + "*"))
+            for path in written:  # companions first, the main file (the commit marker) last
+                if path != tmp:
+                    os.replace(path, os.path.join(directory, base) + path[len(tmp):])
+            os.replace(tmp, os.path.join(directory, base))
+        finally:
+            for path in glob.glob(glob.escape(tmp) + "*"):
+                os.unlink(path)
+
+    def _load_specials(self, *args, **kwargs):
+        self._features_cache = None
+        self._scan_tag_counts = None
+        self._vocab_image_rows = np.zeros(0, dtype=np.int64)
+        self._image_occurrences = 0
+        super()._load_specials(*args, **kwargs)
+        self._refresh_image_index()
+        if self.negative:
+            self.make_cum_table()
+
+    def __str__(self):
+        n_img = int(np.sum(self._vocab_image_rows >= 0))
+        dim = self.W.shape[1] if self.W is not None and self.features is not None else 0
+        return (f"{self.__class__.__name__}<vocab={len(self.wv.index_to_key)} ({n_img} images), "
+                f"vector_size={self.wv.vector_size}, features={dim}, alpha={self.alpha}>")
