@@ -1,0 +1,193 @@
+"""Tests for gensim_im2vec.text: the metadata normaliser."""
+
+import doctest
+import pickle
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gensim_im2vec import text as text_module
+from gensim_im2vec.text import Normalizer, url_decode
+
+
+def test_doctests():
+    result = doctest.testmod(text_module)
+    assert result.attempted > 5
+    assert result.failed == 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # the slides' neighbour lists (YFCC100M metadata trained raw)
+        ("udstillinger.", ["udstillinger"]),
+        ("10%2f2005", []),
+        ("butcherwhite%2c", ["butcherwhite"]),
+        ("kennels%0asitejoplin", ["kennels", "sitejoplin"]),
+        ("X28guitar%29", ["guitar"]),
+        ("%e9%bb%83%e5%b1%b1", ["黃山"]),
+        ("4x2f22x2f2007", []),
+        ("11.2.13-64", []),
+        ("barton%27s", ["barton"]),
+        ("d%27affaires", ["affaires"]),
+        ("copyright%3e", ["copyright"]),
+        ("gnu%2flinux", ["gnu", "linux"]),
+        ("chang%2c%a9", ["chang"]),  # %a9 is not UTF-8: read as Latin-1 ©, a symbol
+        ("festival-9177", ["festival"]),
+        # double-encoded
+        ("new%252Cyork", ["new", "york"]),
+        ("caf%25C3%25A9", ["café"]),
+        # HTML
+        ("Tom &amp; Jerry&#39;s <b>cartoon</b>", ["tom", "jerry", "cartoon"]),
+        ("&lt;a href=&quot;x&quot;&gt;link&lt;/a&gt;", ["link"]),
+        # URLs, machine tags, camera names, hashes, NFKC, case folding
+        ("see http://www.flickr.com/photos/x/123 later", ["see", "later"]),
+        ("geo:lat=51.5 geo:lon=-0.1 london", ["london"]),
+        ("DSC_1234.JPG IMG_2009_12_11 p1010123 dscn0042", []),
+        ("01267f59f5a2ef449dbfb30d080fb deadbeef", ["deadbeef"]),
+        ("ＦＵＬＬ ｗｉｄｔｈ Straße", ["full", "width", "strasse"]),
+        ("Cats 🐱 and dogs!!!", ["cats", "dogs"]),
+    ],
+)
+def test_text_examples(raw, expected):
+    assert Normalizer().text(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "join", "split"),
+    [
+        ("new+york", ["new_york"], ["new", "york"]),
+        ("Statue of Liberty", ["statue_of_liberty"], ["statue", "liberty"]),
+        ("staffordshire_bull_terrier", ["staffordshire_bull_terrier"], ["staffordshire", "bull", "terrier"]),
+        ("the beach 2009", ["beach"], ["beach"]),
+        ("img 2009 12 11", [], []),
+        ("hash(0x885c2bc)", [], []),
+        ("uploaded:by=flickrmobile", [], []),
+        ("unsorted", [], []),
+        ("", [], []),
+    ],
+)
+def test_tags_multiword(raw, join, split):
+    assert Normalizer().tags([raw]) == join
+    assert Normalizer(multiword="split").tags([raw]) == split
+
+
+def test_tags_string_is_comma_separated_and_deduplicated():
+    norm = Normalizer()
+    assert norm.tags("dog,Dog,DOG%2c,puppy") == ["dog", "puppy"]
+    assert norm.tags("a|b|cat", sep="|") == ["cat"]
+
+
+def test_each_step_can_be_switched_off():
+    raw = "Dog%2Ccat &amp; 2005 dsc_1234 geo:lat=1 0123456789abcdef the"
+    assert Normalizer(url_decode=False).text("dog%2Ccat") == ["dog", "2ccat"]
+    assert Normalizer(html=False).text("a &amp; b") == ["amp"]
+    assert "dog" in Normalizer(lowercase=False).text("dog Dog") and "Dog" in Normalizer(lowercase=False).text("Dog")
+    assert "2005" in Normalizer(numbers=False).text(raw)
+    assert "dsc" not in Normalizer().text(raw)
+    assert "dsc" in Normalizer(camera_names=False).text(raw)  # the number part still goes
+    assert "dsc_1234" in Normalizer(camera_names=False, numbers=False).text(raw)
+    assert "0123456789abcdef" in Normalizer(hashes=False).text(raw)
+    assert "the" in Normalizer(stopwords=None).text(raw)
+    assert Normalizer(stopwords={"dog"}).text("dog cat") == ["cat"]
+    assert Normalizer(machine_tags=False).text("geo:lat=1") == ["geo", "lat"]
+    assert Normalizer(punctuation=False).text("a,b c.d") == ["a,b", "c.d"]
+    assert Normalizer(unicode_nfkc=False).text("ｆｕｌｌ") == ["ｆｕｌｌ"]
+    assert Normalizer(junk=None).tags(["unsorted"]) == ["unsorted"]
+    assert Normalizer(strip_urls=False).text("http://example.com") == ["http", "example", "com"]
+    assert Normalizer(min_len=4).text("cat lion") == ["lion"]
+    assert Normalizer(max_len=3).text("cat lion") == ["cat"]
+
+
+def test_stats_report_what_was_removed():
+    norm = Normalizer()
+    tags = ["dog", "dog", "unsorted", "hash(0x885c2bc)", "geo:lat=3", "dsc01234", "2005", "cat", "Dog"]
+    assert norm.tags(tags) == ["dog", "cat"]
+    st_ = norm.stats
+    assert st_.raw_tokens == 9
+    assert st_.removed_tokens == 5
+    assert st_.removed_token_share == pytest.approx(5 / 9)
+    # distinct raw: dog, unsorted, hash(..), geo.., dsc01234, 2005, cat, Dog -> 8, 5 removed
+    assert st_.removed_vocab_share == pytest.approx(5 / 8)
+    assert st_.reasons == {"junk": 1, "hash": 1, "machine_tag": 1, "camera": 1, "number": 1}
+    assert st_.examples["junk"] == ["unsorted"]
+    d = st_.as_dict()
+    assert d["raw_vocab"] == 8 and d["output_vocab"] == 2
+    assert "62.5%" in st_.summary()
+    st_.reset()
+    assert st_.raw_tokens == 0 and st_.raw_vocab == set()
+
+
+def test_stats_without_vocab():
+    norm = Normalizer(track_vocab=False)
+    norm.text("a dog 2005")
+    assert norm.stats.raw_vocab is None
+    assert norm.stats.raw_tokens == 3 and norm.stats.removed_tokens == 2
+    assert "raw_vocab" not in norm.stats.as_dict()
+    norm.stats.reset()
+    assert norm.stats.raw_vocab is None
+
+
+def test_cache_does_not_change_results_or_stats():
+    cached, uncached = Normalizer(), Normalizer(cache_size=0)
+    for s in ["dog,dog,2005", "new+york,dog", "dog"]:
+        assert cached.tags(s) == uncached.tags(s)
+    assert cached.stats.as_dict() == uncached.stats.as_dict()
+
+
+def test_pickle_round_trip():
+    norm = Normalizer(multiword="split", stopwords={"x"})
+    norm.tags("new york")
+    again = pickle.loads(pickle.dumps(norm))
+    assert again.tags("new york") == ["new", "york"]
+    assert again.config() == norm.config()
+    assert again.config()["stopwords"] == ["x"]
+
+
+def test_bad_arguments_name_the_fix():
+    with pytest.raises(ValueError, match="multiword must be 'join' or 'split'"):
+        Normalizer(multiword="glue")
+    with pytest.raises(ValueError, match="min_len"):
+        Normalizer(min_len=-1)
+
+
+def test_for_text_keeps_stopwords():
+    assert Normalizer.for_text().text("The dog of the house.") == ["the", "dog", "of", "the", "house"]
+
+
+def test_url_decode_helper():
+    assert url_decode("a+b") == "a b"
+    assert url_decode("a+b", plus=False) == "a+b"
+    assert url_decode("%25252C") == ","
+    assert url_decode("X28a", flickr_hex=False) == "X28a"
+    assert url_decode("box27") == "box27"  # letter before x: not an escape
+    assert url_decode("%zz%") == "%zz%"
+
+
+noisy_text = st.lists(
+    st.one_of(
+        st.characters(),
+        st.sampled_from(list("%+&;<>/:=_-.,'x#0123456789abcdefXAZ ") + ["%2c", "%25", "&amp;", "x28", "%e9", "\n"]),
+    ),
+    max_size=30,
+).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(noisy_text)
+def test_text_never_raises_and_is_idempotent(s):
+    norm = Normalizer()
+    once = norm.text(s)
+    assert all(isinstance(t, str) and t and " " not in t for t in once)
+    assert norm.text(" ".join(once)) == once
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(noisy_text, max_size=6))
+def test_tags_never_raise_and_are_idempotent(tags):
+    for mode in ("join", "split"):
+        norm = Normalizer(multiword=mode)
+        once = norm.tags(tags)
+        assert norm.tags(once) == once
+        assert len(set(once)) == len(once)
