@@ -307,12 +307,14 @@ class PCA:
 # ----------------------------------------------------------------------------- journal (consolidation)
 
 
-def _roll_forward(path: Path) -> bool:
-    """Finish an interrupted consolidation recorded in the journal; True if there was one."""
+def _roll_forward(path: Path, recovering: bool = True) -> bool:
+    """Perform the renames and deletions of the journal (after a crash: finish them); True if
+    there was a journal."""
     journal = path / JOURNAL_FILE
     if not journal.exists():
         return False
-    logger.warning("%s: finishing an interrupted consolidation (journal %s)", path, JOURNAL_FILE)
+    if recovering:
+        logger.warning("%s: finishing an interrupted consolidation (journal %s)", path, JOURNAL_FILE)
     plan = _read_json(journal)
     for tmp, final in plan["replace"]:
         if (path / tmp).exists():
@@ -644,7 +646,7 @@ class FeatureStore:
             self.path / JOURNAL_FILE,
             {"replace": [[tmp.name, FEATURES_FILE], [meta_tmp.name, METADATA_FILE]], "delete": []},
         )
-        _roll_forward(self.path)
+        _roll_forward(self.path, recovering=False)
         return FeatureStore.open(self.path)
 
 
@@ -988,7 +990,7 @@ class FeatureStoreWriter:
                 "delete": delete,
             },
         )
-        _roll_forward(self.path)
+        _roll_forward(self.path, recovering=False)
         logger.info(
             "%s: consolidated %i shard(s); the store holds %i rows of dim %i (%s), %i skipped",
             self.path,

@@ -1,0 +1,1003 @@
+"""Image files → feature vectors, with any torchvision classification model, on GPU or CPU.
+
+Images enter Im2Vec only through their feature vectors ``v_f`` (the model learns ``W`` and
+uses ``W · v̂_f``). :class:`FeatureExtractor` computes them once and writes a
+:class:`~gensim_im2vec.store.FeatureStore`: keyed, memory-mapped, resumable.
+
+A tiny run on generated images (random weights, so it needs no download):
+
+>>> import os, tempfile
+>>> from PIL import Image
+>>> from gensim_im2vec.features import FeatureExtractor
+>>> root = tempfile.mkdtemp()
+>>> os.makedirs(os.path.join(root, "photos", "cats"))
+>>> Image.new("RGB", (64, 48), "orange").save(os.path.join(root, "photos", "cats", "001.jpg"))
+>>> Image.new("L", (40, 40), 128).save(os.path.join(root, "photos", "cats", "002.png"))
+>>> open(os.path.join(root, "photos", "cats", "003.jpg"), "wb").close()          # empty file
+>>> fx = FeatureExtractor("mobilenet_v3_small", weights=None, num_workers=0, progress=False)
+>>> report = fx.extract(os.path.join(root, "photos"), os.path.join(root, "feats"))
+>>> store = report.store
+>>> store.keys, store.vectors.shape, store.vectors.dtype.name
+(['img:cats/001', 'img:cats/002'], (2, 1024), 'float16')
+>>> report.skipped
+{'img:cats/003': 'empty file (0 bytes)'}
+
+Run it again (after a crash, Ctrl-C or ``kill -9``) with the same arguments and it continues
+where it stopped; new files in the folder are appended; a store made by another model or
+layer is refused. The same from the shell::
+
+    im2vec extract photos/ -o feats/ --arch mobilenet_v2 --weights IMAGENET1K_V1
+
+Then ``Im2Vec(documents, image_features=FeatureStore.open("feats/"))``.
+
+Choosing the model and the layer
+--------------------------------
+``arch`` is any name of ``torchvision.models.list_models()`` for classification
+(``"resnet50"``, ``"mobilenet_v2"``, ``"alexnet"``, ``"vit_b_16"`` …). ``weights`` is a member
+of its weights enum (``"IMAGENET1K_V1"``, ``"DEFAULT"`` or the full
+``"ResNet50_Weights.IMAGENET1K_V2"``), a path to a local checkpoint (a ``state_dict``), or
+None for random weights (tests). Preprocessing always comes from ``weights.transforms()``.
+``layer=None`` takes the penultimate activation (the input of the last ``Linear`` layer: the
+pooled 1280-d MobileNetV2 / 2048-d ResNet-50 features); a node name such as ``"layer4"``
+takes that node of the FX graph (spatial maps are average-pooled), see
+:func:`layer_names`; AlexNet/VGG also know Caffe's names ``"fc6"``/``"fc7"`` (after ReLU, as in
+Caffe, 4096-d) — the Im2Vec slides used AlexNet ``fc7``.
+
+Without network, ImageNet weights load from ``$TORCH_HOME/hub/checkpoints/``; see
+:mod:`gensim_im2vec.weights` (``im2vec fetch-weights`` puts MobileNetV2 there).
+
+Speed
+-----
+Worker processes decode (JPEGs at reduced scale with PIL's ``draft`` when the image is at least
+twice the resize size) and resize/crop to uint8; the main process moves uint8 batches to the
+device and normalises there. On CUDA: pinned memory, non-blocking copies, channels_last,
+``torch.inference_mode`` and bf16 (fp16 without bf16) autocast. Bad files (empty, truncated,
+not an image, unsupported, too large) are skipped and recorded with their reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import hashlib
+import logging
+import math
+import os
+import time
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import nn
+
+from gensim_im2vec.store import (
+    METADATA_FILE,
+    PCA,
+    PCA_FILE,
+    FeatureStore,
+    FeatureStoreWriter,
+    StoreMismatchError,
+    _identity,
+    _identity_diff,
+    _mismatch_message,
+    _read_json,
+)
+from gensim_im2vec.validation import l2_normalize
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ExtractionReport",
+    "FeatureExtractor",
+    "ImageSkipped",
+    "extract",
+    "layer_names",
+    "list_images",
+    "load_image",
+    "to_rgb",
+]
+
+#: File name endings tried as images when a directory is scanned (case-insensitive).
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".pnm"}
+)
+
+#: Caffe-style layer names (as in the Im2Vec slides) → torchvision graph nodes.
+LAYER_ALIASES: dict[str, dict[str, str]] = {
+    "alexnet": {"fc6": "classifier.2", "fc7": "classifier.5", "fc8": "classifier.6"},
+    **{
+        v: {"fc6": "classifier.1", "fc7": "classifier.4", "fc8": "classifier.6"}
+        for v in ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn")
+    },
+}
+
+DEFAULT_MAX_PIXELS = 100_000_000
+_PENULTIMATE = "penultimate"
+
+
+class ImageSkipped(Exception):
+    """An image that cannot be used; ``reason`` says why (recorded in the store)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# ----------------------------------------------------------------------------- files and keys
+
+
+def list_images(
+    root, *, prefix: str = "img:", extensions: Iterable[str] | None = IMAGE_EXTENSIONS
+) -> list[tuple[str, Path]]:
+    """Find image files under `root` and key them by relative path without extension.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        Directory, scanned recursively (symlinks followed, hidden files and folders skipped).
+    prefix : str
+        Prepended to every key (``"img:"`` marks image tokens in documents).
+    extensions : iterable of str or None
+        File endings to take (lower case, with dot); None takes every file (non-images are
+        then skipped with a reason).
+
+    Returns
+    -------
+    list of (key, path)
+        Sorted by key, e.g. ``("img:cats/001", Path(".../cats/001.jpg"))``.
+
+    Raises
+    ------
+    NotADirectoryError
+        `root` is not a directory.
+    ValueError
+        Two files map to one key (``a.jpg`` and ``a.png``); pass ``(key, path)`` pairs instead.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise NotADirectoryError(f"image root {str(root)!r} is not a directory.")
+    exts = None if extensions is None else {e.lower() for e in extensions}
+    found: dict[str, Path] = {}
+    clashes: list[tuple[str, Path, Path]] = []
+    ignored: Counter = Counter()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for fn in filenames:
+            if fn.startswith("."):
+                continue
+            ext = os.path.splitext(fn)[1].lower()
+            if exts is not None and ext not in exts:
+                ignored[ext or "(no extension)"] += 1
+                continue
+            p = Path(dirpath) / fn
+            rel = p.relative_to(root).as_posix()
+            key = prefix + (rel[: -len(ext)] if ext else rel)
+            if key in found:
+                clashes.append((key, found[key], p))
+            else:
+                found[key] = p
+    if clashes:
+        shown = "; ".join(f"{k!r}: {a} and {b}" for k, a, b in clashes[:5])
+        raise ValueError(
+            f"{len(clashes)} key(s) under {str(root)!r} belong to more than one file ({shown}). "
+            f"Rename the files or pass explicit (key, path) pairs."
+        )
+    if ignored:
+        logger.info(
+            "%s: ignored %i file(s) with other extensions (%s); pass extensions=None to try them",
+            root,
+            sum(ignored.values()),
+            ", ".join(f"{e}: {n}" for e, n in ignored.most_common(5)),
+        )
+    return sorted(found.items())
+
+
+def _as_items(images, prefix: str) -> list[tuple[str, str]]:
+    if isinstance(images, (str, os.PathLike)):
+        return [(k, str(p)) for k, p in list_images(images, prefix=prefix)]
+    items = []
+    for it in images:
+        if isinstance(it, (str, os.PathLike)) or not isinstance(it, (tuple, list)) or len(it) != 2:
+            raise TypeError(
+                f"images: expected a directory or (key, path) pairs, got the item {it!r}; "
+                f"use list_images(root) to key files by their relative path."
+            )
+        k, p = it
+        if not isinstance(k, str) or not k or "\n" in k or "\r" in k:
+            raise ValueError(f"images: key {k!r} (for {p!r}) must be a non-empty str without line breaks.")
+        items.append((k, str(p)))
+    keys = [k for k, _ in items]
+    if len(set(keys)) != len(keys):
+        seen: set[str] = set()
+        dups = [k for k in keys if k in seen or seen.add(k)]
+        raise ValueError(f"images: duplicate keys {dups[:5]!r}; every image needs its own key.")
+    return items
+
+
+# ----------------------------------------------------------------------------- decoding
+
+
+def to_rgb(img: Image.Image, background=(255, 255, 255)) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB.
+
+    Transparent images (RGBA, LA, palette with transparency) are composited on `background`
+    (white: clip art drawn in black stays visible); 16-bit and 32-bit grey is rescaled to 8 bits
+    (not clipped); CMYK, YCbCr, grey, 1-bit and palette images are converted.
+
+    Raises
+    ------
+    ImageSkipped
+        A mode PIL cannot convert to RGB.
+    """
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        a = np.asarray(img, dtype=np.float64)
+        if mode.startswith("I;16"):
+            a = a / 257.0
+        elif mode == "I":
+            a = a / 257.0 if a.max(initial=0) > 255 else a
+        else:
+            a = a * 255.0 if a.max(initial=0) <= 1.0 else a
+        grey = Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L")
+        return grey.convert("RGB")
+    if mode == "P" or "transparency" in img.info:
+        img = img.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, tuple(background) + (255,))
+        bg.alpha_composite(rgba)
+        return bg.convert("RGB")
+    try:
+        return img.convert("RGB")
+    except (ValueError, OSError) as e:
+        raise ImageSkipped(f"unsupported colour mode {mode!r}: {e}") from None
+
+
+def load_image(path, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft_size: int | None = None) -> Image.Image:
+    """Open an image file as 8-bit RGB (EXIF orientation applied), or raise :class:`ImageSkipped`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    max_pixels : int
+        Larger decoded images are skipped (after JPEG draft scaling, so huge JPEGs still work).
+    draft_size : int, optional
+        Let the JPEG decoder scale down by 2/4/8 while the shorter side stays >= this.
+    """
+    try:
+        if os.path.getsize(path) == 0:
+            raise ImageSkipped("empty file (0 bytes)")
+    except OSError as e:
+        raise ImageSkipped(f"unreadable: {e.strerror or e}") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                if w < 1 or h < 1:
+                    raise ImageSkipped(f"empty image ({w}x{h} pixels)")
+                if draft_size and im.format == "JPEG":
+                    s = draft_size / min(w, h)
+                    if s < 1:
+                        im.draft(None, (max(1, math.ceil(w * s)), max(1, math.ceil(h * s))))
+                if im.size[0] * im.size[1] > max_pixels:
+                    raise ImageSkipped(
+                        f"too large: {w}x{h} pixels > max_pixels={max_pixels}; raise max_pixels to use it"
+                    )
+                im.load()
+                out = ImageOps.exif_transpose(im)
+                rgb = to_rgb(out)
+                if rgb is im:
+                    rgb = im.copy()
+                return rgb
+    except ImageSkipped:
+        raise
+    except Image.DecompressionBombError as e:
+        raise ImageSkipped(f"too large: {e}") from None
+    except UnidentifiedImageError:
+        raise ImageSkipped("not an image: PIL cannot identify the file format") from None
+    except OSError as e:
+        if "truncated" in str(e):
+            raise ImageSkipped(f"truncated: {e}") from None
+        raise ImageSkipped(f"unreadable or corrupt: {e}") from None
+    except Exception as e:  # noqa: BLE001 - decoders raise SyntaxError, ValueError, EOFError, ...
+        raise ImageSkipped(f"corrupt: {type(e).__name__}: {e}") from None
+
+
+class _Preprocess:
+    """Picklable per-image work for DataLoader workers: decode → resize → crop → uint8 CHW."""
+
+    def __init__(self, transform, *, max_pixels: int, draft: bool) -> None:
+        from torchvision.transforms._presets import ImageClassification
+
+        self.transform = transform
+        self.split = isinstance(transform, ImageClassification)
+        self.max_pixels = max_pixels
+        self.draft_size = None
+        if draft and self.split:
+            self.draft_size = max(transform.resize_size)
+
+    def pil_to_input(self, img: Image.Image) -> torch.Tensor:
+        import torchvision.transforms.functional as F
+
+        if not self.split:
+            return self.transform(img)
+        t = self.transform
+        img = F.resize(img, t.resize_size, interpolation=t.interpolation, antialias=t.antialias)
+        img = F.center_crop(img, t.crop_size)
+        return F.pil_to_tensor(img)
+
+    def __call__(self, path) -> torch.Tensor:
+        return self.pil_to_input(load_image(path, max_pixels=self.max_pixels, draft_size=self.draft_size))
+
+    def finish(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 batch on the device → normalised float (what ``transforms()`` returns)."""
+        if not self.split:
+            return x
+        import torchvision.transforms.functional as F
+
+        x = F.convert_image_dtype(x, torch.float)
+        return F.normalize(x, mean=self.transform.mean, std=self.transform.std)
+
+
+class _ImageDataset(torch.utils.data.Dataset):
+    def __init__(self, paths: Sequence[str], prep: _Preprocess) -> None:
+        self.paths = paths
+        self.prep = prep
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        try:
+            return i, self.prep(self.paths[i]), None
+        except ImageSkipped as e:
+            return i, None, e.reason
+        except Exception as e:  # noqa: BLE001 - a bad file never stops the run
+            return i, None, f"failed: {type(e).__name__}: {e}"
+
+
+def _collate(samples):
+    good = [(i, t) for i, t, _ in samples if t is not None]
+    x = torch.stack([t for _, t in good]) if good else None
+    bad = [(i, r) for i, t, r in samples if t is None]
+    return [i for i, _ in good], x, bad
+
+
+def _worker_init(_):
+    torch.set_num_threads(1)
+
+
+# ----------------------------------------------------------------------------- model building
+
+
+def _close(name: str, names: Iterable[str], n: int = 5) -> str:
+    m = difflib.get_close_matches(name, list(names), n=n, cutoff=0.5)
+    return f" Close names: {', '.join(map(repr, m))}." if m else ""
+
+
+def _check_arch(arch: str) -> None:
+    import torchvision.models as tvm
+
+    names = tvm.list_models(module=tvm)
+    if arch not in names:
+        raise ValueError(
+            f"arch: {arch!r} is not a torchvision classification model.{_close(arch, names)} "
+            f"All names: torchvision.models.list_models(module=torchvision.models)."
+        )
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _resolve_weights(arch: str, weights):
+    """→ (enum or None, local checkpoint Path or None, identity string)."""
+    import torchvision.models as tvm
+
+    enum_cls = tvm.get_model_weights(arch)
+    if weights is None:
+        return None, None, None
+    if isinstance(weights, tvm.WeightsEnum):
+        if type(weights) is not enum_cls:
+            raise ValueError(f"weights: {weights} belong to another model than arch={arch!r}; use {enum_cls.__name__}.")
+        return weights, None, str(weights)
+    if isinstance(weights, os.PathLike) or (
+        isinstance(weights, str) and (os.sep in weights or weights.endswith((".pth", ".pt", ".ckpt", ".bin")))
+    ):
+        p = Path(weights)
+        if not p.is_file():
+            raise FileNotFoundError(f"weights: checkpoint file {str(p)!r} does not exist.")
+        digest = _sha256(p)
+        for w in enum_cls:  # the official file under another path is the same weights
+            url_name = os.path.basename(w.url)
+            if url_name == p.name and digest.startswith(url_name.rsplit("-", 1)[-1].split(".")[0]):
+                return w, p, str(w)
+        return None, p, f"file:{p.name}#sha256:{digest[:16]}"
+    if isinstance(weights, str):
+        name = weights.split(".", 1)[1] if weights.startswith(enum_cls.__name__ + ".") else weights
+        if "." in name:
+            raise ValueError(
+                f"weights: {weights!r} are not weights of {arch!r}; use one of "
+                f"{', '.join(repr(w.name) for w in enum_cls)} or 'DEFAULT'."
+            )
+        try:
+            w = enum_cls[name] if name != "DEFAULT" else enum_cls.DEFAULT
+        except KeyError:
+            raise ValueError(
+                f"weights: {arch!r} has no weights {weights!r}; use one of "
+                f"{', '.join(repr(w.name) for w in enum_cls)}, 'DEFAULT', a checkpoint path, or None."
+            ) from None
+        return w, None, str(w)
+    raise TypeError(f"weights: expected a name, a WeightsEnum, a checkpoint path or None, got {weights!r}.")
+
+
+def _load_state_dict(path: Path) -> dict:
+    sd = torch.load(path, map_location="cpu", weights_only=True)
+    for k in ("state_dict", "model", "model_state_dict"):
+        if isinstance(sd, dict) and k in sd and isinstance(sd[k], dict):
+            sd = sd[k]
+    if not isinstance(sd, dict):
+        raise ValueError(f"weights: {str(path)!r} holds a {type(sd).__name__}, not a state_dict.")
+    return {k[7:] if k.startswith("module.") else k: v for k, v in sd.items()}
+
+
+def _last_linear(model: nn.Module) -> str | None:
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    return names[-1] if names else None
+
+
+def layer_names(arch: str) -> list[str]:
+    """The graph node names of `arch` usable as ``layer=`` (eval mode), input to output."""
+    import torchvision.models as tvm
+    from torchvision.models.feature_extraction import get_graph_node_names
+
+    _check_arch(arch)
+    return get_graph_node_names(tvm.get_model(arch, weights=None))[1]
+
+
+class _FeatureModel(nn.Module):
+    """The body of a classifier returning one (N, D) feature tensor."""
+
+    def __init__(self, body: nn.Module, node: str | None) -> None:
+        super().__init__()
+        self.body = body
+        self.node = node
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.body(x)
+        if isinstance(out, dict):
+            out = out[self.node]
+        if out.ndim == 4:
+            out = out.mean(dim=(2, 3))
+        elif out.ndim == 3:
+            out = out.mean(dim=1)
+        return out
+
+
+def _build_model(arch: str, enum, ckpt: Path | None, layer: str | None, seed: int):
+    import torchvision.models as tvm
+    from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+
+    if enum is not None and ckpt is None:
+        from gensim_im2vec.weights import ensure_weights
+
+        ensure_weights(enum)
+        model = tvm.get_model(arch, weights=enum)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = tvm.get_model(arch, weights=None)
+        if ckpt is not None:
+            sd = _load_state_dict(ckpt)
+            last = _last_linear(model)
+            wkey = f"{last}.weight" if last else None
+            if wkey in sd and tuple(sd[wkey].shape) != tuple(model.get_submodule(last).weight.shape):
+                model = tvm.get_model(arch, weights=None, num_classes=int(sd[wkey].shape[0]))
+            try:
+                model.load_state_dict(sd)
+            except RuntimeError as e:
+                raise ValueError(
+                    f"weights: checkpoint {str(ckpt)!r} does not fit arch={arch!r}: {str(e)[:400]}. "
+                    f"Pass the arch it was trained for."
+                ) from None
+    model.eval()
+    alias = LAYER_ALIASES.get(arch, {})
+    if layer in (None, _PENULTIMATE):
+        last = _last_linear(model)
+        if last is not None:
+            parent, _, child = last.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, child, nn.Identity())
+            return _FeatureModel(model, None), _PENULTIMATE
+        layer = "features"  # e.g. SqueezeNet: a convolutional head; take the pooled body
+    node = alias.get(layer, layer)
+    names = get_graph_node_names(model)[1]
+    if node not in names:
+        hint = f" Caffe-style names for {arch}: {sorted(alias)}." if alias else ""
+        raise ValueError(
+            f"layer: {layer!r} is not a node of {arch}.{_close(node, names)}{hint} Hint: use "
+            f"gensim_im2vec.features.layer_names({arch!r}) (torchvision's get_graph_node_names) to "
+            f"list them; the last ones are {names[-4:]}."
+        )
+    body = create_feature_extractor(model, return_nodes={node: node})
+    return _FeatureModel(body.eval(), node), node
+
+
+def _resolve_device(device) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    d = torch.device(device)
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {device!r} was asked for but CUDA is not available here; use 'cpu' or 'auto'.")
+    return d
+
+
+def _resolve_precision(precision: str, device: torch.device) -> str:
+    if precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise ValueError(f"precision: expected 'auto', 'fp32', 'bf16' or 'fp16', got {precision!r}.")
+    if precision == "auto":
+        if device.type != "cuda":
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if precision == "fp16" and device.type == "cpu":
+        raise ValueError("precision: fp16 autocast is for CUDA; use 'fp32' or 'bf16' on CPU.")
+    return precision
+
+
+# ----------------------------------------------------------------------------- the extractor
+
+
+@dataclass
+class ExtractionReport:
+    """What one :meth:`FeatureExtractor.extract` call did.
+
+    Attributes
+    ----------
+    store : FeatureStore
+        The consolidated store (all rows, also earlier ones).
+    total : int
+        Images given.
+    extracted : int
+        Rows added by this call.
+    already : int
+        Images already in the store (skipped without work: a resume or an append).
+    skipped : dict of str to str
+        Images this call could not use, with the reason.
+    seconds : float
+    images_per_second : float
+        Images processed (extracted + skipped) per second of this call.
+    """
+
+    store: FeatureStore
+    total: int
+    extracted: int
+    already: int
+    skipped: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    images_per_second: float = 0.0
+
+    def summary(self) -> str:
+        kinds = Counter(r.split(":", 1)[0] for r in self.skipped.values())
+        why = ", ".join(f"{k}: {n}" for k, n in kinds.most_common()) or "none"
+        return (
+            f"{self.extracted} extracted in {self.seconds:.1f}s ({self.images_per_second:.1f} images/s), "
+            f"{self.already} already stored, {len(self.skipped)} skipped ({why}); store {self.store.path} "
+            f"holds {len(self.store)} rows of dim {self.store.dim}"
+        )
+
+
+class FeatureExtractor:
+    """A torchvision classifier cut at a feature layer, ready to turn images into vectors.
+
+    Parameters
+    ----------
+    arch : str
+        A torchvision classification model name (``torchvision.models.list_models()``).
+    weights : str, torchvision.models.WeightsEnum, path or None
+        ``"IMAGENET1K_V1"``/``"DEFAULT"``/full enum name; a local ``state_dict`` checkpoint
+        (the official torchvision file is recognised as its enum); None: random weights
+        (seeded by `seed`, so reruns agree; for tests).
+    layer : str, optional
+        None: the penultimate activation (input of the last Linear layer). A graph node name
+        (:func:`layer_names`) or a Caffe alias (``"fc7"`` for AlexNet/VGG); 4-D maps are
+        average-pooled over space, token sequences over tokens.
+    device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device
+        "auto" takes CUDA when available.
+    batch_size : int, optional
+        Images per forward pass; default 256 on CUDA, 32 on CPU.
+    num_workers : int, optional
+        Decoding processes; 0 decodes in the main process. Default: CPU cores - 1 (at most 16)
+        on CUDA, half the cores (at least 1) on CPU, where the model needs the rest.
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        Autocast dtype; "auto" is bf16 (fp16 without bf16 support) on CUDA and fp32 on CPU.
+        Features are returned and stored from float32.
+    threads : int, optional
+        torch intra-op threads on CPU during extraction (restored afterwards); default: the
+        cores not used by decoding workers.
+    max_pixels : int
+        Images with more decoded pixels are skipped (huge JPEGs are first decoded at 1/2-1/8).
+    draft : bool
+        Let the JPEG decoder downscale large images (much faster; nearly identical features).
+    seed : int
+        Seed of the random weights when ``weights=None``.
+    progress : bool
+        Show a tqdm bar with images/s.
+
+    Attributes
+    ----------
+    model : torch.nn.Module
+    transform : torchvision.transforms._presets.ImageClassification
+        ``weights.transforms()`` (for random or unknown weights: the arch's default weights').
+    dim : int
+        Feature dimension of the chosen layer.
+    metadata : dict
+        Provenance written into the store.
+    """
+
+    def __init__(
+        self,
+        arch: str = "mobilenet_v2",
+        weights="IMAGENET1K_V1",
+        layer: str | None = None,
+        *,
+        device="auto",
+        batch_size: int | None = None,
+        num_workers: int | None = None,
+        precision: str = "auto",
+        threads: int | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        draft: bool = True,
+        seed: int = 0,
+        progress: bool = True,
+    ) -> None:
+        import torchvision
+        import torchvision.models as tvm
+
+        _check_arch(arch)
+        self.arch = arch
+        self.device = _resolve_device(device)
+        self.precision = _resolve_precision(precision, self.device)
+        cuda = self.device.type == "cuda"
+        cores = os.cpu_count() or 1
+        if batch_size is None:
+            batch_size = 256 if cuda else 32
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}.")
+        if num_workers is None:
+            num_workers = min(16, max(1, cores - 1)) if cuda else max(1, cores // 2)
+        if not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"num_workers: expected an int >= 0, got {num_workers!r}.")
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.threads = threads if threads is not None else max(1, cores - num_workers)
+        self.progress = progress
+        enum, ckpt, weights_id = _resolve_weights(arch, weights)
+        self.weights = enum
+        self.model, self.layer = _build_model(arch, enum, ckpt, layer, seed)
+        if weights_id is None:
+            weights_id = f"none (random init, seed={seed})"
+        transform_src = enum if enum is not None else tvm.get_model_weights(arch).DEFAULT
+        self.transform = transform_src.transforms()
+        self._prep = _Preprocess(self.transform, max_pixels=max_pixels, draft=draft)
+        self._channels_last = cuda
+        self.model.to(self.device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
+        self.dim = self._probe_dim()
+        preprocessing = " ".join(repr(self.transform).split())
+        if self._prep.draft_size:
+            preprocessing += f" + JPEG draft decode (shorter side >= {self._prep.draft_size})"
+        self.metadata = {
+            "arch": arch,
+            "weights": weights_id,
+            "layer": self.layer if layer in (None, _PENULTIMATE) or layer == self.layer else f"{layer} ({self.layer})",
+            "feature_dim": self.dim,
+            "preprocessing": preprocessing,
+            "torch_version": torch.__version__,
+            "torchvision_version": torchvision.__version__,
+            "precision": self.precision,
+        }
+        logger.info(
+            "feature extractor: %s weights=%s layer=%s dim=%i on %s (%s), batch %i, %i decode workers",
+            arch,
+            weights_id,
+            self.layer,
+            self.dim,
+            self.device,
+            self.precision,
+            batch_size,
+            num_workers,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"FeatureExtractor(arch={self.arch!r}, weights={self.metadata['weights']!r}, layer={self.layer!r}, "
+            f"dim={self.dim}, device={str(self.device)!r}, precision={self.precision!r})"
+        )
+
+    # -- forward ------------------------------------------------------------------------------
+
+    def _autocast(self):
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dt = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(device_type=self.device.type, dtype=dt)
+
+    def _probe_dim(self) -> int:
+        crop = getattr(self.transform, "crop_size", [224])[0]
+        x = torch.zeros(1, 3, crop, crop, device=self.device)
+        with torch.inference_mode():
+            return int(self.model(x).shape[1])
+
+    def _forward(self, x: torch.Tensor) -> np.ndarray:
+        x = x.to(self.device, non_blocking=True)
+        x = self._prep.finish(x)
+        if self._channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), self._autocast():
+            out = self.model(x)
+        return out.float().cpu().numpy()
+
+    @contextlib.contextmanager
+    def _runtime(self):
+        """CPU: set intra-op threads for the run; CUDA: cudnn autotuning. Both restored."""
+        old_threads = torch.get_num_threads()
+        old_bench = torch.backends.cudnn.benchmark
+        try:
+            if self.device.type == "cpu":
+                torch.set_num_threads(self.threads)
+            else:
+                torch.backends.cudnn.benchmark = True
+            yield
+        finally:
+            torch.set_num_threads(old_threads)
+            torch.backends.cudnn.benchmark = old_bench
+
+    def __call__(self, images: Sequence) -> np.ndarray:
+        """Features of in-memory images (PIL images or HxW[xC] uint8 arrays), float32 (n, dim)."""
+        pil = []
+        for i, im in enumerate(images):
+            if isinstance(im, np.ndarray):
+                im = Image.fromarray(im)
+            if not isinstance(im, Image.Image):
+                raise TypeError(f"images[{i}]: expected a PIL image or a uint8 array, got {type(im).__name__}.")
+            pil.append(to_rgb(im))
+        if not pil:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = []
+        with self._runtime():
+            for s in range(0, len(pil), self.batch_size):
+                x = torch.stack([self._prep.pil_to_input(im) for im in pil[s : s + self.batch_size]])
+                out.append(self._forward(x))
+        return np.concatenate(out)
+
+    def _loader(self, paths: Sequence[str], batches: list[list[int]]):
+        ds = _ImageDataset(paths, self._prep)
+        kw = {}
+        if self.num_workers > 0:
+            kw = {"worker_init_fn": _worker_init, "prefetch_factor": 4, "persistent_workers": False}
+        return torch.utils.data.DataLoader(
+            ds,
+            batch_sampler=batches,
+            num_workers=self.num_workers,
+            collate_fn=_collate,
+            pin_memory=self.device.type == "cuda",
+            **kw,
+        )
+
+    def _batches(self, positions: Sequence[int]) -> list[list[int]]:
+        """Group dataset indices by global position // batch_size, so a resumed run forms the
+        same batches as a clean one (bit-identical features where kernels are deterministic)."""
+        batches: list[list[int]] = []
+        last = None
+        for i, pos in enumerate(positions):
+            g = pos // self.batch_size
+            if g != last:
+                batches.append([])
+                last = g
+            batches[-1].append(i)
+        return batches
+
+    def _fit_pca(self, items, n_components: int, sample: int, normalise: str) -> PCA:
+        n = len(items)
+        take = np.unique(np.linspace(0, n - 1, num=min(sample, n)).astype(int)) if n else np.array([], int)
+        paths = [items[i][1] for i in take]
+        logger.info("fitting PCA (%i components) on %i of %i images", n_components, len(paths), n)
+        feats = []
+        with self._runtime():
+            for _, x, _ in self._loader(paths, self._batches(range(len(paths)))):
+                if x is not None:
+                    feats.append(self._forward(x))
+        if not feats:
+            raise ValueError("pca: none of the sampled images could be read; nothing to fit PCA on.")
+        f = np.concatenate(feats)
+        if normalise == "l2":
+            f = l2_normalize(f)
+        return PCA.fit(f, n_components, name="pca")
+
+    # -- extraction ---------------------------------------------------------------------------
+
+    def extract(
+        self,
+        images,
+        store,
+        *,
+        mode: str = "extend",
+        prefix: str = "img:",
+        dtype: str = "float16",
+        normalise: str = "none",
+        pca: int | None = None,
+        pca_sample: int = 10_000,
+        shard_size: int = 4096,
+        retry_skipped: bool = True,
+    ) -> ExtractionReport:
+        """Extract features of image files into a :class:`FeatureStore` (resumable).
+
+        Parameters
+        ----------
+        images : str, os.PathLike or iterable of (key, path)
+            A directory (keys: ``prefix`` + relative path without extension, see
+            :func:`list_images`) or explicit pairs.
+        store : str or os.PathLike
+            Store directory.
+        mode : {"extend", "create", "overwrite"}
+            "extend" (default) continues an interrupted run and appends new images to an
+            existing store made with the same settings; "create" refuses an existing store;
+            "overwrite" replaces it.
+        prefix : str
+            Key prefix for a directory.
+        dtype : {"float16", "float32"}
+            Storage dtype.
+        normalise : {"none", "l2"}
+            Store raw activations (the model L2-normalises them itself) or unit vectors.
+        pca : int, optional
+            Reduce to this many dims with a PCA fitted on `pca_sample` evenly spaced images
+            before the run (reused when extending a store that has one).
+        pca_sample : int
+            Images to fit the PCA on (must be >= `pca`).
+        shard_size : int
+            Images per committed shard (rounded up to whole batches): the most work a crash loses.
+        retry_skipped : bool
+            Try images skipped by an earlier run again (a file may have been fixed).
+
+        Returns
+        -------
+        ExtractionReport
+            ``.store`` is the opened store; ``.skipped`` maps keys to reasons.
+        """
+        t0 = time.perf_counter()
+        if normalise not in ("none", "l2"):
+            raise ValueError(f"normalise: expected 'none' or 'l2', got {normalise!r}.")
+        items = _as_items(images, prefix)
+        path = Path(store)
+        meta = dict(self.metadata, normalisation=normalise)
+        dim = int(pca) if pca else self.dim
+        want = dict(meta, dim=dim, dtype=np.dtype(dtype).name, pca_components=int(pca) if pca else None)
+        pca_obj = None
+        existing = _read_json(path / METADATA_FILE) if mode == "extend" and (path / METADATA_FILE).exists() else None
+        if existing is not None:
+            diff = _identity_diff(_identity(existing), _identity(want))
+            if diff:
+                raise StoreMismatchError(_mismatch_message(path, existing, want, diff))
+            if pca:
+                pca_obj = PCA.load(path / PCA_FILE)
+        if pca and pca_obj is None:
+            if not isinstance(pca, int) or pca < 1:
+                raise ValueError(f"pca: expected a positive number of components, got {pca!r}.")
+            pca_obj = self._fit_pca(items, pca, pca_sample, normalise)
+            meta["pca"] = pca_obj.describe("on_write", min(pca_sample, len(items)))
+        shard = max(1, math.ceil(shard_size / self.batch_size)) * self.batch_size
+        writer = FeatureStoreWriter(path, dim=dim, dtype=dtype, metadata=meta, mode=mode, shard_size=shard, pca=pca_obj)
+        done = writer.done_keys
+        todo = [
+            (pos, k, p)
+            for pos, (k, p) in enumerate(items)
+            if k not in done and (retry_skipped or k not in writer.skipped)
+        ]
+        already = sum(1 for k, _ in items if k in done)
+        logger.info(
+            "extracting %i of %i images into %s (%i already there)", len(todo), len(items), path, already
+        )
+        skipped: dict[str, str] = {}
+        extracted = 0
+        bar = None
+        try:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(todo), unit="img", disable=not self.progress, desc="extract", smoothing=0.05)
+            loader = self._loader([p for _, _, p in todo], self._batches([pos for pos, _, _ in todo]))
+            with self._runtime():
+                for idx, x, bad in loader:
+                    for i, reason in bad:
+                        key = todo[i][1]
+                        skipped[key] = reason
+                        writer.skip(key, reason)
+                        logger.debug("skipped %s (%s): %s", key, todo[i][2], reason)
+                    if x is not None:
+                        feats = self._forward(x)
+                        keys = [todo[i][1] for i in idx]
+                        ok = np.isfinite(feats).all(axis=1)
+                        if normalise == "l2":
+                            feats = l2_normalize(feats)
+                        if not ok.all():
+                            for i in np.flatnonzero(~ok):
+                                skipped[keys[i]] = "non-finite features (NaN/inf) from the model"
+                                writer.skip(keys[i], skipped[keys[i]])
+                            feats, keys = feats[ok], [k for k, o in zip(keys, ok, strict=True) if o]
+                        if pca_obj is not None and len(keys):
+                            feats = pca_obj.transform(feats)
+                        writer.write(keys, feats)
+                        extracted += len(keys)
+                    bar.update(len(idx) + len(bad))
+        except BaseException:
+            writer.abort()
+            logger.warning(
+                "extraction into %s stopped after %i new rows (all committed); run the same command "
+                "again to continue",
+                path,
+                writer.rows_written,
+            )
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        writer.close()
+        secs = time.perf_counter() - t0
+        n_done = extracted + len(skipped)
+        report = ExtractionReport(
+            store=FeatureStore.open(path),
+            total=len(items),
+            extracted=extracted,
+            already=already,
+            skipped=skipped,
+            seconds=secs,
+            images_per_second=n_done / secs if secs > 0 else 0.0,
+        )
+        logger.info("extraction: %s", report.summary())
+        if skipped:
+            logger.warning(
+                "%i image(s) were skipped (reasons in %s/skipped.json); fix them and rerun to add them",
+                len(skipped),
+                path,
+            )
+        return report
+
+
+def extract(
+    images,
+    store,
+    *,
+    arch: str = "mobilenet_v2",
+    weights="IMAGENET1K_V1",
+    layer: str | None = None,
+    device="auto",
+    batch_size: int | None = None,
+    num_workers: int | None = None,
+    precision: str = "auto",
+    progress: bool = True,
+    **kwargs,
+) -> ExtractionReport:
+    """Build a :class:`FeatureExtractor` and run :meth:`FeatureExtractor.extract` (same parameters)."""
+    fx = FeatureExtractor(
+        arch,
+        weights,
+        layer,
+        device=device,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        precision=precision,
+        progress=progress,
+    )
+    return fx.extract(images, store, **kwargs)
+
