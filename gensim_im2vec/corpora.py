@@ -1,0 +1,846 @@
+"""Streaming, restartable training corpora: metadata files and folders → documents.
+
+Every corpus here is an iterable that opens its source afresh on each ``iter()``, so gensim can
+scan it once for the vocabulary and once per epoch, and reads it line by line (never the whole
+file: memory stays constant in the file's size). A document is a list of str; an *image
+document* starts with its image token ``"img:<key>"`` followed by normalised words:
+
+    ["img:cats/001", "cat", "kitten", "sofa"]
+
+Readers:
+
+* :class:`YFCC100MCorpus`: the YFCC100M metadata file (23- or 25-column layout, plain/.bz2/.gz);
+* :class:`FolderCorpus`: images with sidecar captions (``x.png`` + ``x.txt`` or ``x.json``);
+* :class:`TableCorpus`: CSV / TSV / JSONL with an image column and text columns;
+* :class:`TextCorpus`: plain text, one document per line (word pre-training);
+* :class:`MixedCorpus`: interleaves a text and an image corpus in a set ratio.
+
+Malformed input (a wrong column count, bad UTF-8, broken JSON) is counted, skipped and summed up
+in :attr:`~_Corpus.stats` and in the log, never fatal.
+
+Image keys follow one rule shared with the feature extractor: prefix + the path relative to the
+root, without extension, with forward slashes (:func:`image_key`).
+
+Examples
+--------
+A YFCC100M file in the original 23-column layout (columns in :data:`YFCC_COLUMNS`):
+
+>>> import os, tempfile
+>>> from gensim_im2vec.corpora import YFCC100MCorpus, FolderCorpus, MixedCorpus, TextCorpus
+>>> tmp = tempfile.mkdtemp()
+>>> row = ["6985418911", "4e2f7a26a1", "nick", "2012-03-11", "1331500000", "Canon",
+...        "My+dog%2C+Rex", "Rex+at+the+beach", "dog,new+york,dsc_1234,geo:lat=40.7",
+...        "", "", "", "", "", "", "", "", "", "", "", "", "jpg", "0"]
+>>> with open(os.path.join(tmp, "yfcc.tsv"), "w") as f:
+...     _ = f.write("\\t".join(row) + "\\n" + "broken\\tline\\n")
+>>> corpus = YFCC100MCorpus(os.path.join(tmp, "yfcc.tsv"))
+>>> list(corpus)
+[['img:6985418911', 'dog', 'new_york', 'dog', 'rex', 'rex', 'beach']]
+>>> corpus.stats.documents, dict(corpus.stats.skipped)
+(1, {'wrong_columns': 1})
+>>> list(corpus) == list(corpus)      # restartable
+True
+
+A folder of images with sidecars:
+
+>>> os.makedirs(os.path.join(tmp, "imgs", "pets"))
+>>> for name in ("pets/cat.png", "pets/dog.png"):
+...     open(os.path.join(tmp, "imgs", name), "wb").close()
+>>> _ = open(os.path.join(tmp, "imgs", "pets", "cat.txt"), "w").write("A cat on a sofa")
+>>> _ = open(os.path.join(tmp, "imgs", "pets", "dog.json"), "w").write(
+...     '{"title": "Good dog", "tags": ["dog", "pet", "unsorted"]}')
+>>> list(FolderCorpus(os.path.join(tmp, "imgs")))
+[['img:pets/cat', 'cat', 'sofa'], ['img:pets/dog', 'dog', 'pet', 'good', 'dog']]
+
+Words and images interleaved, two text documents per image document:
+
+>>> with open(os.path.join(tmp, "text.txt"), "w") as f:
+...     _ = f.write("the cat sat\\nthe dog ran\\na bird sang\\n")
+>>> for doc in MixedCorpus(TextCorpus(os.path.join(tmp, "text.txt")), FolderCorpus(os.path.join(tmp, "imgs")), ratio=2):
+...     print(doc)
+['the', 'cat', 'sat']
+['the', 'dog', 'ran']
+['img:pets/cat', 'cat', 'sofa']
+['bird', 'sang']
+['img:pets/dog', 'dog', 'pet', 'good', 'dog']
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import gzip
+import io
+import json
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Container, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from gensim_im2vec.text import Normalizer
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "YFCC_COLUMNS",
+    "CorpusStats",
+    "FolderCorpus",
+    "MixedCorpus",
+    "TableCorpus",
+    "TextCorpus",
+    "YFCC100MCorpus",
+    "image_key",
+    "open_text_source",
+]
+
+logger = logging.getLogger(__name__)
+
+#: File name endings treated as images by :class:`FolderCorpus` (case-insensitive).
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+
+#: The 22 columns that follow the photo id in both YFCC100M layouts. The original release has
+#: 23 columns (photo id + these); the later one 25 (line number, photo id, photo hash + these).
+YFCC_COLUMNS: tuple[str, ...] = (
+    "user_nsid", "user_nickname", "date_taken", "date_uploaded", "capture_device", "title",
+    "description", "tags", "machine_tags", "longitude", "latitude", "accuracy", "page_url",
+    "download_url", "license_name", "license_url", "server_id", "farm_id", "secret",
+    "secret_original", "extension", "marker",
+)  # fmt: skip
+
+_TEXT_FIELDS = ("title", "description")
+_TAG_FIELDS = ("tags", "machine_tags")
+_MB = 1 << 20
+
+
+def image_key(path: str | os.PathLike, root: str | os.PathLike, prefix: str = "img:") -> str:
+    """The image token of a file: prefix + path relative to `root`, no extension, ``/`` separators.
+
+    This is the rule the feature extractor uses too, so tokens and feature keys match.
+
+    Parameters
+    ----------
+    path : path-like
+        The image file.
+    root : path-like
+        The folder the keys are relative to.
+    prefix : str
+        Marks the token as an image (default ``"img:"``); ``""`` gives the bare key.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> image_key("/data/imgs/pets/cat.01.png", "/data/imgs")
+    'img:pets/cat.01'
+    """
+    rel = os.path.relpath(os.fspath(path), os.fspath(root))
+    stem, _ext = os.path.splitext(rel)
+    return prefix + stem.replace(os.sep, "/")
+
+
+def open_text_source(path: str | os.PathLike) -> io.BufferedIOBase:
+    """Open a file for binary streaming, decompressing ``.bz2`` / ``.gz`` (by magic bytes).
+
+    Raises
+    ------
+    FileNotFoundError
+        With the path, when it does not exist.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"corpus file not found: {path!r}; check the path (a folder of images needs FolderCorpus).")
+    with open(path, "rb") as f:
+        magic = f.read(3)
+    if magic == b"BZh":
+        return bz2.open(path, "rb")
+    if magic[:2] == b"\x1f\x8b":
+        return gzip.open(path, "rb")
+    return open(path, "rb", buffering=_MB)
+
+
+@dataclass
+class CorpusStats:
+    """Counts of one pass over a corpus.
+
+    Attributes
+    ----------
+    lines : int
+        Input records read (lines, files or rows).
+    documents : int
+        Documents yielded.
+    tokens : int
+        Tokens yielded (image tokens included).
+    skipped : collections.Counter
+        Records skipped, by reason. Malformed input: ``wrong_columns``, ``bad_encoding``,
+        ``bad_json``, ``too_long``, ``missing_key``, ``bad_marker``, ``bad_row``. Filtered by
+        choice: ``video``, ``no_text``, ``not_in_keys``, ``no_sidecar``.
+    examples : dict of str to list of str
+        Up to five places (``file:line``) per skip reason, to find the culprits.
+    seconds : float
+        Wall time of the pass.
+    """
+
+    lines: int = 0
+    documents: int = 0
+    tokens: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    MALFORMED = frozenset({"wrong_columns", "bad_encoding", "bad_json", "too_long", "missing_key", "bad_marker", "bad_row"})
+
+    def skip(self, reason: str, where: str) -> None:
+        """Count one skipped record and remember where it was."""
+        self.skipped[reason] += 1
+        ex = self.examples.setdefault(reason, [])
+        if len(ex) < 5:
+            ex.append(where)
+
+    @property
+    def malformed(self) -> int:
+        """Records skipped because they were broken (not filtered on purpose)."""
+        return sum(v for k, v in self.skipped.items() if k in self.MALFORMED)
+
+    def as_dict(self) -> dict:
+        return {
+            "lines": self.lines, "documents": self.documents, "tokens": self.tokens,
+            "skipped": dict(self.skipped), "malformed": self.malformed,
+            "examples": {k: list(v) for k, v in self.examples.items()},
+            "seconds": round(self.seconds, 3),
+        }  # fmt: skip
+
+    def summary(self) -> str:
+        rate = self.documents / self.seconds if self.seconds > 0 else float("nan")
+        s = (
+            f"read {self.lines} records -> {self.documents} documents, {self.tokens} tokens "
+            f"in {self.seconds:.1f}s ({rate:.0f} docs/s)"
+        )
+        if self.skipped:
+            s += "; skipped " + ", ".join(f"{k} {v}" for k, v in self.skipped.most_common())
+        return s
+
+
+class _Corpus:
+    """Base: restartable iteration, per-pass statistics, a closing log line."""
+
+    name = "corpus"
+
+    def __init__(self, *, limit: int | None = None, exclude: Container[str] | None = None, min_tokens: int = 1) -> None:
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be None or >= 0, got {limit}.")
+        if min_tokens < 0:
+            raise ValueError(f"min_tokens must be >= 0, got {min_tokens}.")
+        self.limit = limit
+        self.exclude = exclude
+        self.min_tokens = min_tokens
+        self.stats = CorpusStats()
+
+    def _documents(self, stats: CorpusStats) -> Iterator[list[str]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[list[str]]:
+        stats = CorpusStats()
+        self.stats = stats
+        t0 = time.perf_counter()
+        n = 0
+        try:
+            for doc in self._documents(stats):
+                if self.limit is not None and n >= self.limit:
+                    break
+                n += 1
+                stats.documents += 1
+                stats.tokens += len(doc)
+                yield doc
+        finally:
+            stats.seconds = time.perf_counter() - t0
+            logger.info("%s: %s", self.name, stats.summary())
+            if stats.malformed:
+                logger.warning(
+                    "%s: skipped %i malformed records (%s), e.g. at %s; fix or drop those lines, "
+                    "the rest was used.",
+                    self.name, stats.malformed,
+                    ", ".join(f"{k} {v}" for k, v in stats.skipped.items() if k in CorpusStats.MALFORMED),
+                    "; ".join(sum((v[:2] for k, v in stats.examples.items() if k in CorpusStats.MALFORMED), [])),
+                )  # fmt: skip
+
+    def _finish(self, head: list[str], words: list[str], stats: CorpusStats, where: str) -> list[str] | None:
+        """Apply `exclude` and `min_tokens`; count a document with too few words as ``no_text``."""
+        if self.exclude:
+            ex = self.exclude
+            words = [w for w in words if w not in ex]
+        if len(words) < max(self.min_tokens, 1 if head else 0) or not (head or words):
+            stats.skip("no_text", where)
+            return None
+        return head + words
+
+
+def _iter_lines(path: str, stats: CorpusStats, max_line_bytes: int) -> Iterator[tuple[int, str]]:
+    """Yield (line number, decoded line without newline); skip bad UTF-8 and over-long lines."""
+    with open_text_source(path) as f:
+        lineno = 0
+        while True:
+            raw = f.readline(max_line_bytes + 1)
+            if not raw:
+                return
+            lineno += 1
+            stats.lines += 1
+            if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
+                while raw and not raw.endswith(b"\n"):  # drain the rest of the line in chunks
+                    raw = f.readline(_MB)
+                stats.skip("too_long", f"{path}:{lineno}")
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                stats.skip("bad_encoding", f"{path}:{lineno}")
+                continue
+            yield lineno, line.rstrip("\r\n")
+
+
+class YFCC100MCorpus(_Corpus):
+    """Documents from the YFCC100M metadata file: ``["img:<id>", tag, …, title word, …]``.
+
+    Parameters
+    ----------
+    path : path-like
+        The tab-separated metadata file, plain, ``.bz2`` or ``.gz`` (detected by content).
+    fields : sequence of {"tags", "title", "description", "machine_tags"}
+        Which text goes into the document, in this order. Tags are comma-separated units
+        (multi-word tags stay one token, see :class:`~gensim_im2vec.text.Normalizer`).
+    key : {"id", "hash", "line"}
+        The image key: the photo id (both layouts), the photo hash (25 columns only; the
+        slides' image ids) or the line number (25 columns only). Must match the feature
+        store's keys.
+    layout : {"auto", 23, 25}
+        Column layout; "auto" takes it from the first well-formed line, later lines with
+        another column count are skipped as ``wrong_columns``.
+    photos_only : bool
+        Skip videos (marker column 1), counted as ``video``.
+    prefix : str
+        Image token prefix.
+    normalizer : Normalizer, optional
+        Defaults to ``Normalizer(track_vocab=False)`` (constant memory).
+    keys : container of str, optional
+        Keep only photos whose token (or bare key) is in here, e.g. a FeatureStore or a set of
+        training keys; others are counted as ``not_in_keys``.
+    exclude : container of str, optional
+        Tokens to drop from documents (held-out zero-shot tags).
+    min_tokens : int
+        Photos with fewer words after normalisation are skipped (``no_text``); at least 1.
+    limit : int, optional
+        Stop after this many documents.
+    max_line_bytes : int
+        Longer lines are skipped (``too_long``) without being held in memory.
+    """
+
+    name = "yfcc100m"
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        fields: Sequence[str] = ("tags", "title", "description"),
+        key: Literal["id", "hash", "line"] = "id",
+        layout: Literal["auto", 23, 25] = "auto",
+        photos_only: bool = True,
+        prefix: str = "img:",
+        normalizer: Normalizer | None = None,
+        keys: Container[str] | None = None,
+        exclude: Container[str] | None = None,
+        min_tokens: int = 1,
+        limit: int | None = None,
+        max_line_bytes: int = 4 * _MB,
+    ) -> None:
+        super().__init__(limit=limit, exclude=exclude, min_tokens=min_tokens)
+        self.path = os.fspath(path)
+        if not os.path.isfile(self.path):
+            raise FileNotFoundError(f"YFCC100M metadata file not found: {self.path!r}.")
+        bad = [f for f in fields if f not in _TEXT_FIELDS + _TAG_FIELDS]
+        if bad or not fields:
+            raise ValueError(
+                f"fields must be a non-empty subset of {_TAG_FIELDS + _TEXT_FIELDS}, got {tuple(fields)!r}."
+            )
+        if key not in ("id", "hash", "line"):
+            raise ValueError(f"key must be 'id', 'hash' or 'line', got {key!r}.")
+        if layout not in ("auto", 23, 25):
+            raise ValueError(f"layout must be 'auto', 23 or 25, got {layout!r}.")
+        if layout == 23 and key != "id":
+            raise ValueError(f"key={key!r} needs the 25-column layout (line number, id, hash, …); the 23-column file only has the photo id: use key='id'.")
+        self.fields = tuple(fields)
+        self.key = key
+        self.layout = layout
+        self.photos_only = photos_only
+        self.prefix = prefix
+        self.normalizer = normalizer if normalizer is not None else Normalizer(track_vocab=False)
+        self.keys = keys
+        self.max_line_bytes = max_line_bytes
+
+    def _documents(self, stats: CorpusStats) -> Iterator[list[str]]:
+        layout = self.layout
+        norm = self.normalizer
+        fields = self.fields
+        prefix, keys, path = self.prefix, self.keys, self.path
+        photos_only = self.photos_only
+        idx = {}
+        for lineno, line in _iter_lines(path, stats, self.max_line_bytes):
+            cols = line.split("\t")
+            n = len(cols)
+            if layout == "auto":
+                if n not in (23, 25):
+                    stats.skip("wrong_columns", f"{path}:{lineno}")
+                    continue
+                layout = n
+                if n == 23 and self.key != "id":
+                    raise ValueError(
+                        f"{path} has the 23-column layout (no hash or line number column); "
+                        f"key={self.key!r} needs the 25-column file: use key='id'."
+                    )
+                logger.info("%s: %i-column layout", path, n)
+            if not idx:
+                off = 1 if layout == 23 else 3
+                idx = {name: off + i for i, name in enumerate(YFCC_COLUMNS)}
+                key_col = {"id": 0 if layout == 23 else 1, "hash": 2, "line": 0}[self.key]
+                marker_col = idx["marker"]
+                field_cols = [(f, idx[f]) for f in fields]
+            if n != layout:
+                stats.skip("wrong_columns", f"{path}:{lineno}")
+                continue
+            marker = cols[marker_col].strip()
+            if marker not in ("0", "1"):
+                stats.skip("bad_marker", f"{path}:{lineno}")
+                continue
+            if photos_only and marker == "1":
+                stats.skip("video", f"{path}:{lineno}")
+                continue
+            key = cols[key_col].strip()
+            if not key:
+                stats.skip("missing_key", f"{path}:{lineno}")
+                continue
+            token = prefix + key
+            if keys is not None and token not in keys and key not in keys:
+                stats.skip("not_in_keys", f"{path}:{lineno}")
+                continue
+            words: list[str] = []
+            for fname, c in field_cols:
+                value = cols[c]
+                if not value:
+                    continue
+                if fname in _TAG_FIELDS:
+                    words.extend(norm.tags(value))
+                else:
+                    words.extend(norm.text(value))
+            doc = self._finish([token], words, stats, f"{path}:{lineno}")
+            if doc is not None:
+                yield doc
+
+
+class FolderCorpus(_Corpus):
+    """Documents from a folder of images with sidecar text: the generic folder format.
+
+    For each image ``dir/x.png`` (any depth; extensions in :data:`IMAGE_EXTENSIONS`) the
+    sidecar ``dir/x.json`` or ``dir/x.txt`` gives its words:
+
+    * ``.json``: an object; text fields (`text_fields`: title, description, caption, text) are
+      free text, tag fields (`tag_fields`: tags, keywords) are lists of tags (or one
+      comma-separated string);
+    * ``.txt``: free text (a caption, or tags separated by spaces or commas).
+
+    When both exist the JSON wins. The image token is :func:`image_key` (``img:sub/x``).
+    A folder's files are visited in sorted order, then its subfolders in sorted order, so
+    every pass yields the same documents without listing the whole tree first.
+
+    Parameters
+    ----------
+    root : path-like
+        The folder.
+    prefix : str
+        Image token prefix.
+    normalizer : Normalizer, optional
+        Defaults to ``Normalizer(track_vocab=False)``.
+    text_fields, tag_fields : sequence of str
+        JSON fields read as text / as tags, in this order (tags first by default).
+    keys : container of str, optional
+        Keep only images whose token or bare key is in here (e.g. a split's training keys);
+        others are counted as ``not_in_keys``.
+    exclude : container of str, optional
+        Tokens to drop from documents (e.g. held-out zero-shot tags).
+    min_tokens : int
+        Images with fewer words are skipped (``no_text``; ``no_sidecar`` when there is no
+        sidecar at all).
+    limit : int, optional
+        Stop after this many documents.
+    follow_links : bool
+        Descend into symlinked folders.
+    """
+
+    name = "folder"
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        *,
+        prefix: str = "img:",
+        normalizer: Normalizer | None = None,
+        text_fields: Sequence[str] = ("title", "description", "caption", "text"),
+        tag_fields: Sequence[str] = ("tags", "keywords"),
+        keys: Container[str] | None = None,
+        exclude: Container[str] | None = None,
+        min_tokens: int = 1,
+        limit: int | None = None,
+        follow_links: bool = True,
+    ) -> None:
+        super().__init__(limit=limit, exclude=exclude, min_tokens=min_tokens)
+        self.root = os.fspath(root)
+        if not os.path.isdir(self.root):
+            raise FileNotFoundError(f"image folder not found: {self.root!r}.")
+        self.prefix = prefix
+        self.normalizer = normalizer if normalizer is not None else Normalizer(track_vocab=False)
+        self.text_fields = tuple(text_fields)
+        self.tag_fields = tuple(tag_fields)
+        self.keys = keys
+        self.follow_links = follow_links
+
+    def iter_images(self) -> Iterator[tuple[str, str]]:
+        """Yield ``(image path, bare key)`` for every image under the root (files, then subfolders)."""
+        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=self.follow_links):
+            dirnames.sort()
+            for fn in sorted(filenames):
+                if fn.lower().endswith(IMAGE_EXTENSIONS):
+                    p = os.path.join(dirpath, fn)
+                    yield p, image_key(p, self.root, prefix="")
+
+    def read_sidecar(self, image_path: str) -> tuple[list[str], list[str]] | None:
+        """The (text strings, tag strings) of an image's sidecar, or None when it has none.
+
+        Raises
+        ------
+        ValueError
+            When the JSON sidecar cannot be parsed or is not an object.
+        """
+        stem = os.path.splitext(image_path)[0]
+        jpath, tpath = stem + ".json", stem + ".txt"
+        if os.path.isfile(jpath):
+            with open(jpath, encoding="utf-8") as f:
+                meta = json.load(f)
+            if not isinstance(meta, dict):
+                raise ValueError(f"{jpath}: expected a JSON object, got {type(meta).__name__}")
+            texts, tags = [], []
+            for k in self.tag_fields:
+                v = meta.get(k)
+                if isinstance(v, str):
+                    tags.extend(v.split(","))
+                elif isinstance(v, list):
+                    tags.extend(str(t) for t in v if t is not None)
+            for k in self.text_fields:
+                v = meta.get(k)
+                if isinstance(v, str):
+                    texts.append(v)
+            return texts, tags
+        if os.path.isfile(tpath):
+            with open(tpath, encoding="utf-8") as f:
+                return [f.read(_MB)], []
+        return None
+
+    def _documents(self, stats: CorpusStats) -> Iterator[list[str]]:
+        norm, keys = self.normalizer, self.keys
+        for path, key in self.iter_images():
+            stats.lines += 1
+            token = self.prefix + key
+            if keys is not None and token not in keys and key not in keys:
+                stats.skip("not_in_keys", path)
+                continue
+            try:
+                side = self.read_sidecar(path)
+            except UnicodeDecodeError:
+                stats.skip("bad_encoding", path)
+                continue
+            except (ValueError, OSError):  # json.JSONDecodeError is a ValueError
+                stats.skip("bad_json", path)
+                continue
+            if side is None:
+                stats.skip("no_sidecar", path)
+                continue
+            texts, tags = side
+            words = norm.tags(tags)
+            for t in texts:
+                words.extend(norm.text(t))
+            doc = self._finish([token], words, stats, path)
+            if doc is not None:
+                yield doc
+
+
+class TableCorpus(_Corpus):
+    """Documents from a CSV / TSV / JSONL table with an image column and text columns.
+
+    Parameters
+    ----------
+    path : path-like
+        The table, plain, ``.bz2`` or ``.gz``. CSV/TSV need a header row.
+    image_column : str
+        Column holding the image key or the image's relative path; a known image extension
+        is removed (``pets/cat.png`` → ``img:pets/cat``), as the feature extractor does.
+    text_columns : sequence of str
+        Columns of free text (captions, titles).
+    tag_columns : sequence of str
+        Columns of tags: a JSON list (JSONL) or a string split on `tag_sep`.
+    format : {"auto", "csv", "tsv", "jsonl"}
+        "auto" decides by the file name (``.jsonl``/``.ndjson``, ``.tsv``, else CSV).
+    tag_sep : str
+        Separator of tags within a string cell.
+    prefix, normalizer, keys, exclude, min_tokens, limit, max_line_bytes
+        As in :class:`YFCC100MCorpus`.
+    """
+
+    name = "table"
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        image_column: str,
+        text_columns: Sequence[str] = (),
+        tag_columns: Sequence[str] = (),
+        format: Literal["auto", "csv", "tsv", "jsonl"] = "auto",
+        tag_sep: str = ",",
+        prefix: str = "img:",
+        normalizer: Normalizer | None = None,
+        keys: Container[str] | None = None,
+        exclude: Container[str] | None = None,
+        min_tokens: int = 1,
+        limit: int | None = None,
+        max_line_bytes: int = 4 * _MB,
+    ) -> None:
+        super().__init__(limit=limit, exclude=exclude, min_tokens=min_tokens)
+        self.path = os.fspath(path)
+        if not os.path.isfile(self.path):
+            raise FileNotFoundError(f"table not found: {self.path!r}.")
+        if not text_columns and not tag_columns:
+            raise ValueError("give at least one of text_columns or tag_columns (the words of each image).")
+        if format == "auto":
+            low = self.path.lower().removesuffix(".bz2").removesuffix(".gz")
+            format = "jsonl" if low.endswith((".jsonl", ".ndjson", ".json")) else "tsv" if low.endswith(".tsv") else "csv"
+        if format not in ("csv", "tsv", "jsonl"):
+            raise ValueError(f"format must be 'auto', 'csv', 'tsv' or 'jsonl', got {format!r}.")
+        self.format = format
+        self.image_column = image_column
+        self.text_columns = tuple(text_columns)
+        self.tag_columns = tuple(tag_columns)
+        self.tag_sep = tag_sep
+        self.prefix = prefix
+        self.normalizer = normalizer if normalizer is not None else Normalizer(track_vocab=False)
+        self.keys = keys
+        self.max_line_bytes = max_line_bytes
+
+    def _records(self, stats: CorpusStats) -> Iterator[tuple[str, dict]]:
+        path = self.path
+        if self.format == "jsonl":
+            for lineno, line in _iter_lines(path, stats, self.max_line_bytes):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    stats.skip("bad_json", f"{path}:{lineno}")
+                    continue
+                if not isinstance(rec, dict):
+                    stats.skip("bad_json", f"{path}:{lineno}")
+                    continue
+                yield f"{path}:{lineno}", rec
+            return
+        lines = (line + "\n" for _, line in _iter_lines(path, stats, self.max_line_bytes))
+        reader = csv.reader(lines, delimiter="\t" if self.format == "tsv" else ",")
+        header = next(reader, None)
+        if header is None:
+            return
+        stats.lines -= 1  # the header is not a record
+        missing = [c for c in (self.image_column, *self.text_columns, *self.tag_columns) if c not in header]
+        if missing:
+            raise ValueError(f"{path}: columns {missing} not in the header {header}; pick from the header (image_column / text_columns / tag_columns).")
+        width = len(header)
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error:
+                stats.skip("bad_row", f"{path}:{reader.line_num}")
+                continue
+            if len(row) != width:
+                if row:  # blank lines are not records
+                    stats.skip("wrong_columns", f"{path}:{reader.line_num}")
+                continue
+            yield f"{path}:{reader.line_num}", dict(zip(header, row, strict=True))
+
+    def _documents(self, stats: CorpusStats) -> Iterator[list[str]]:
+        norm, keys = self.normalizer, self.keys
+        for where, rec in self._records(stats):
+            raw = rec.get(self.image_column)
+            if raw is None or not str(raw).strip():
+                stats.skip("missing_key", where)
+                continue
+            key = str(raw).strip().replace("\\", "/").removeprefix("./")
+            if key.lower().endswith(IMAGE_EXTENSIONS):
+                key = os.path.splitext(key)[0]
+            token = self.prefix + key
+            if keys is not None and token not in keys and key not in keys:
+                stats.skip("not_in_keys", where)
+                continue
+            words: list[str] = []
+            for c in self.tag_columns:
+                v = rec.get(c)
+                if isinstance(v, list):
+                    words.extend(norm.tags([str(t) for t in v if t is not None]))
+                elif v:
+                    words.extend(norm.tags(str(v), sep=self.tag_sep))
+            for c in self.text_columns:
+                v = rec.get(c)
+                if v:
+                    words.extend(norm.text(str(v)))
+            doc = self._finish([token], words, stats, where)
+            if doc is not None:
+                yield doc
+
+
+class TextCorpus(_Corpus):
+    """Plain text, one document per line, for word pre-training (no image tokens).
+
+    Parameters
+    ----------
+    paths : path-like or sequence of path-likes
+        Files (plain, ``.bz2``, ``.gz``) or folders; a folder contributes its ``*.txt`` files
+        (and compressed ``*.txt.bz2`` / ``*.txt.gz``) in sorted order.
+    normalizer : Normalizer, optional
+        Defaults to :meth:`Normalizer.for_text() <gensim_im2vec.text.Normalizer.for_text>`
+        (stop words kept: Word2Vec downsamples frequent words itself).
+    max_tokens : int
+        Longer documents are cut into pieces of this many tokens (gensim's jobs hold at most
+        10,000 words and would silently truncate); 0 disables.
+    min_tokens, limit, exclude, max_line_bytes
+        As in :class:`YFCC100MCorpus`.
+    """
+
+    name = "text"
+
+    def __init__(
+        self,
+        paths: str | os.PathLike | Sequence[str | os.PathLike],
+        *,
+        normalizer: Normalizer | None = None,
+        max_tokens: int = 10_000,
+        min_tokens: int = 1,
+        limit: int | None = None,
+        exclude: Container[str] | None = None,
+        max_line_bytes: int = 4 * _MB,
+    ) -> None:
+        super().__init__(limit=limit, exclude=exclude, min_tokens=min_tokens)
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        files: list[str] = []
+        for p in paths:
+            p = os.fspath(p)
+            if os.path.isdir(p):
+                files.extend(
+                    str(q) for q in sorted(Path(p).rglob("*")) if q.is_file() and q.name.endswith((".txt", ".txt.bz2", ".txt.gz"))
+                )
+            elif os.path.isfile(p):
+                files.append(p)
+            else:
+                raise FileNotFoundError(f"text corpus path not found: {p!r}.")
+        if not files:
+            raise ValueError(f"no text files found in {list(map(os.fspath, paths))!r} (a folder contributes *.txt files).")
+        self.files = files
+        self.normalizer = normalizer if normalizer is not None else Normalizer.for_text()
+        self.max_tokens = max_tokens
+        self.max_line_bytes = max_line_bytes
+
+    def _documents(self, stats: CorpusStats) -> Iterator[list[str]]:
+        norm, step = self.normalizer, self.max_tokens
+        for path in self.files:
+            for lineno, line in _iter_lines(path, stats, self.max_line_bytes):
+                doc = self._finish([], norm.text(line), stats, f"{path}:{lineno}")
+                if doc is None:
+                    continue
+                if step and len(doc) > step:
+                    for i in range(0, len(doc), step):
+                        yield doc[i : i + step]
+                else:
+                    yield doc
+
+
+class MixedCorpus(_Corpus):
+    """Interleave a text corpus and an image corpus: `ratio` text documents per image document.
+
+    The order is fixed (no randomness): after each image document, text documents are emitted
+    until their count reaches ``ratio ×`` the image count, so any prefix of the stream holds the
+    two kinds in the set ratio.
+
+    Parameters
+    ----------
+    text : iterable of list of str
+        A restartable corpus of word documents.
+    images : iterable of list of str
+        A restartable corpus of image documents.
+    ratio : float
+        Text documents per image document (0.5: one text document per two images); > 0.
+    until : {"longest", "shortest", "images"}
+        When to stop: when both are exhausted (the rest of the longer one follows at the
+        end), when either is, or when the images are (the text is restarted as needed; an
+        empty text corpus just stops contributing).
+    limit : int, optional
+        Stop after this many documents.
+    """
+
+    name = "mixed"
+
+    def __init__(
+        self,
+        text: Iterable[list[str]],
+        images: Iterable[list[str]],
+        *,
+        ratio: float = 1.0,
+        until: Literal["longest", "shortest", "images"] = "longest",
+        limit: int | None = None,
+    ) -> None:
+        super().__init__(limit=limit, min_tokens=0)
+        if not ratio > 0:
+            raise ValueError(f"ratio must be > 0 (text documents per image document), got {ratio!r}.")
+        if until not in ("longest", "shortest", "images"):
+            raise ValueError(f"until must be 'longest', 'shortest' or 'images', got {until!r}.")
+        for name, c in (("text", text), ("images", images)):
+            if iter(c) is c:
+                raise TypeError(f"{name} is a one-shot iterator; pass a restartable corpus (e.g. TextCorpus) so every epoch sees the data.")
+        self.text, self.images, self.ratio, self.until = text, images, ratio, until
+
+    def _documents(self, stats: CorpusStats) -> Iterator[list[str]]:
+        text_it = iter(self.text)
+        n_img = n_txt = 0
+        text_done = False
+        since_restart = 0  # text documents since the text corpus was (re)started
+        for doc in self.images:
+            n_img += 1
+            while not text_done and n_txt < self.ratio * n_img:
+                try:
+                    t = next(text_it)
+                except StopIteration:
+                    if self.until == "images" and since_restart:
+                        text_it, since_restart = iter(self.text), 0
+                        continue
+                    text_done = True
+                    break
+                n_txt += 1
+                since_restart += 1
+                stats.lines += 1
+                yield t
+            if text_done and self.until == "shortest":
+                return
+            stats.lines += 1
+            yield doc
+        if self.until == "longest" and not text_done:
+            for t in text_it:
+                stats.lines += 1
+                yield t

@@ -1,0 +1,247 @@
+"""Tests for gensim_im2vec.corpora: streaming, restartable readers on hand-made fixtures."""
+
+import bz2
+import doctest
+import gzip
+import logging
+import os
+import random
+import shutil
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from gensim_im2vec import corpora as corpora_module
+from gensim_im2vec.corpora import (
+    YFCC_COLUMNS,
+    FolderCorpus,
+    MixedCorpus,
+    TableCorpus,
+    TextCorpus,
+    YFCC100MCorpus,
+    image_key,
+)
+from gensim_im2vec.text import Normalizer
+
+DATA = Path(__file__).parent / "data"
+
+YFCC_DOCS = [
+    ["dog", "new_york", "butcherwhite", "kennels_sitejoplin", "dog", "rex", "rex", "beach"],
+    ["guitar", "黃山", "udstillinger"],
+    ["sunset", "sea", "beach", "sunset", "sea", "taken", "new", "camera"],
+]
+
+
+def test_doctests():
+    result = doctest.testmod(corpora_module)
+    assert result.attempted > 5
+    assert result.failed == 0
+
+
+def test_yfcc_column_names():
+    assert len(YFCC_COLUMNS) == 22  # 23 with the photo id, 25 with line number and hash
+    assert YFCC_COLUMNS[5:8] == ("title", "description", "tags") and YFCC_COLUMNS[-1] == "marker"
+
+
+def test_yfcc_23_columns_with_malformed_lines(caplog):
+    corpus = YFCC100MCorpus(DATA / "yfcc23.tsv")
+    with caplog.at_level(logging.INFO, logger="gensim_im2vec.corpora"):
+        docs = list(corpus)
+    assert [d[0] for d in docs] == ["img:6985418911", "img:3049276051", "img:4172610339"]
+    assert [d[1:] for d in docs] == YFCC_DOCS
+    st = corpus.stats
+    assert st.lines == 8 and st.documents == 3
+    assert st.skipped == {"wrong_columns": 1, "bad_encoding": 1, "video": 1, "bad_marker": 1, "no_text": 1}
+    assert st.malformed == 3
+    assert st.examples["bad_encoding"] == [f"{DATA / 'yfcc23.tsv'}:4"]
+    assert "skipped 3 malformed records" in caplog.text and "yfcc23.tsv:3" in caplog.text
+
+
+@pytest.mark.parametrize("name", ["yfcc25.tsv", "yfcc25.tsv.bz2"])
+def test_yfcc_25_columns_plain_and_bz2(name):
+    by_hash = list(YFCC100MCorpus(DATA / name, key="hash"))
+    assert [d[0] for d in by_hash] == [
+        "img:01267f59f5a2ef449dbfb30d080fb",
+        "img:e2d7b6f8c0a94f1e8b3e1a9d2c4f6a8b",
+        "img:9b1f3e5d7c9a1b3d5f7e9c1a3b5d7f9e",
+    ]
+    assert [d[1:] for d in by_hash] == YFCC_DOCS
+    by_id = YFCC100MCorpus(DATA / name, key="id")
+    assert [d[0] for d in by_id][:2] == ["img:6985418911", "img:3049276051"]
+    # the row with an empty hash is only malformed when the hash is the key
+    assert "missing_key" not in by_id.stats.skipped
+    assert [d[0] for d in YFCC100MCorpus(DATA / name, key="line")][:2] == ["img:0", "img:1"]
+
+
+def test_yfcc_gzip_and_options(tmp_path):
+    gz = tmp_path / "meta.gz"
+    gz.write_bytes(gzip.compress((DATA / "yfcc23.tsv").read_bytes()))
+    assert [d[1:] for d in YFCC100MCorpus(gz)] == YFCC_DOCS
+    tags_only = list(YFCC100MCorpus(gz, fields=["tags"]))
+    assert tags_only[0] == ["img:6985418911", "dog", "new_york", "butcherwhite", "kennels_sitejoplin"]
+    title_only = list(YFCC100MCorpus(gz, fields=["title"], prefix="photo/"))
+    assert title_only[0] == ["photo/6985418911", "dog", "rex"]
+    with_videos = YFCC100MCorpus(gz, photos_only=False)
+    assert ["img:9999999999", "video", "cat"] in [d[:3] for d in with_videos]
+    machine = list(YFCC100MCorpus(gz, fields=["machine_tags"], normalizer=Normalizer(machine_tags=False)))
+    assert machine[0][1:] == ["geo_lat", "uploaded_by_flickrmobile"]
+    only = YFCC100MCorpus(gz, keys={"img:4172610339", "3049276051"})
+    assert [d[0] for d in only] == ["img:3049276051", "img:4172610339"]
+    assert only.stats.skipped["not_in_keys"] == 2
+    excl = list(YFCC100MCorpus(gz, exclude={"dog", "sea"}, min_tokens=4))
+    assert excl[0] == ["img:6985418911", "new_york", "butcherwhite", "kennels_sitejoplin", "rex", "rex", "beach"]
+    assert len(excl) == 2  # the guitar photo has 3 words < min_tokens
+    assert len(list(YFCC100MCorpus(gz, limit=2))) == 2
+
+
+def test_yfcc_bad_arguments(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        YFCC100MCorpus(tmp_path / "nope.tsv")
+    with pytest.raises(ValueError, match="fields must be"):
+        YFCC100MCorpus(DATA / "yfcc23.tsv", fields=["comments"])
+    with pytest.raises(ValueError, match="25-column"):
+        YFCC100MCorpus(DATA / "yfcc23.tsv", layout=23, key="hash")
+    with pytest.raises(ValueError, match="use key='id'"):
+        list(YFCC100MCorpus(DATA / "yfcc23.tsv", key="hash"))
+    # forcing the wrong layout skips every line as malformed, but does not crash
+    c = YFCC100MCorpus(DATA / "yfcc23.tsv", layout=25)
+    assert list(c) == [] and c.stats.skipped == {"wrong_columns": 7, "bad_encoding": 1}
+
+
+def test_yfcc_too_long_line_is_skipped_without_holding_it(tmp_path):
+    good = (DATA / "yfcc23.tsv").read_bytes().splitlines()[0]
+    long = b"\t".join([b"1"] + [b"x" * 5000] * 22)
+    p = tmp_path / "long.tsv"
+    p.write_bytes(good + b"\n" + long + b"\n" + good + b"\n")
+    c = YFCC100MCorpus(p, max_line_bytes=4096)
+    assert len(list(c)) == 2
+    assert c.stats.skipped == {"too_long": 1}
+
+
+def test_folder_corpus():
+    corpus = FolderCorpus(DATA / "folder")
+    docs = list(corpus)
+    assert docs == [
+        ["img:animals/cat", "ginger", "cat", "sleeping", "sofa"],
+        ["img:animals/dog.01", "dog", "pet", "dog", "running", "fast", "dog", "ball"],
+        ["img:animals/birds/robin", "bird", "red_breast", "garden", "robin"],
+    ]
+    assert corpus.stats.skipped == {"bad_json": 1, "no_sidecar": 1, "no_text": 1}
+    # a folder's files, then its subfolders, each in sorted order
+    assert [k for _, k in corpus.iter_images()] == [
+        "animals/cat", "animals/dog.01", "animals/birds/robin", "food/apple", "food/pear", "food/soup",
+    ]  # fmt: skip
+    assert list(corpus) == docs
+    only = FolderCorpus(DATA / "folder", keys={"animals/cat"}, prefix="i/")
+    assert list(only) == [["i/animals/cat", "ginger", "cat", "sleeping", "sofa"]]
+
+
+def test_image_key_rule():
+    assert image_key("/r/a/b/c.x.png", "/r") == "img:a/b/c.x"
+    assert image_key("/r/c.png", "/r", prefix="") == "c"
+
+
+def test_table_corpus_csv_and_jsonl():
+    csv_c = TableCorpus(DATA / "table.csv", image_column="image", text_columns=["caption"], tag_columns=["tags"], tag_sep="|")
+    assert list(csv_c) == [
+        ["img:animals/cat", "cat", "pet", "cat", "sleeping"],
+        ["img:animals/dog.01", "dog", "ball", "dog", "running"],
+        ["img:food/soup", "soup", "multi", "line", "caption"],
+    ]
+    assert csv_c.stats.skipped == {"wrong_columns": 1, "missing_key": 1}
+    js = TableCorpus(DATA / "table.jsonl", image_column="image", text_columns=["caption"], tag_columns=["tags"])
+    assert list(js)[-1] == ["img:food/soup", "hot", "soup"]
+    assert js.stats.skipped == {"bad_json": 2}
+    # the table's keys match the folder reader's keys for the same images
+    folder_keys = {d[0] for d in FolderCorpus(DATA / "folder")}
+    assert {d[0] for d in js} & folder_keys == {"img:animals/cat", "img:animals/dog.01"}
+    with pytest.raises(ValueError, match="not in the header"):
+        list(TableCorpus(DATA / "table.csv", image_column="path", text_columns=["caption"]))
+    with pytest.raises(ValueError, match="text_columns or tag_columns"):
+        TableCorpus(DATA / "table.csv", image_column="image")
+
+
+def test_text_corpus(tmp_path):
+    (tmp_path / "a.txt").write_text("The quick brown fox.\n\nJumps over 12 lazy dogs\n")
+    (tmp_path / "b.txt.bz2").write_bytes(bz2.compress(b"second file\n" + b"\xff bad\n" + b"w " * 25 + b"\n"))
+    (tmp_path / "skip.csv").write_text("not read\n")
+    c = TextCorpus(tmp_path, max_tokens=10, min_tokens=1, normalizer=Normalizer.for_text(min_len=1))
+    docs = list(c)
+    assert docs[:3] == [["the", "quick", "brown", "fox"], ["jumps", "over", "lazy", "dogs"], ["second", "file"]]
+    assert [len(d) for d in docs[3:]] == [10, 10, 5]  # 25 words cut into pieces of max_tokens
+    assert c.stats.skipped == {"no_text": 1, "bad_encoding": 1}
+    assert list(c) == docs
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no text files"):
+        TextCorpus(empty)
+
+
+def test_mixed_corpus_ratio_and_modes(tmp_path):
+    text = [[f"w{i}"] for i in range(5)]
+    imgs = [[f"img:{i}", "x"] for i in range(4)]
+    docs = list(MixedCorpus(text, imgs, ratio=0.5))
+    assert [d[0] for d in docs] == ["w0", "img:0", "img:1", "w1", "img:2", "img:3", "w2", "w3", "w4"]
+    docs = list(MixedCorpus(text, imgs, ratio=2, until="shortest"))
+    assert [d[0] for d in docs] == ["w0", "w1", "img:0", "w2", "w3", "img:1", "w4"]
+    docs = list(MixedCorpus(text, imgs, ratio=2, until="images"))
+    assert [d[0] for d in docs] == ["w0", "w1", "img:0", "w2", "w3", "img:1", "w4", "w0", "img:2", "w1", "w2", "img:3"]
+    docs = list(MixedCorpus([], imgs, ratio=3, until="images"))
+    assert docs == imgs
+    with pytest.raises(TypeError, match="restartable"):
+        MixedCorpus(iter(text), imgs)
+    with pytest.raises(ValueError, match="ratio must be > 0"):
+        MixedCorpus(text, imgs, ratio=0)
+
+
+def _write_yfcc(path: Path, n: int, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    vocab = [f"word{i}" for i in range(500)] + ["new+york", "dsc_1234", "%e9%bb%83", "butcher%2c"]
+    with open(path, "w") as f:
+        for i in range(n):
+            tags = ",".join(rng.choice(vocab) for _ in range(rng.randint(1, 8)))
+            title = "+".join(rng.choice(vocab) for _ in range(4))
+            cols = [str(i), str(10**9 + i), f"{i:032x}", "1@N00", "nick", "2010-01-01", "0", "cam",
+                    title, "desc+" + "+".join([title] * 6), tags, ""] + [""] * 12 + ["0"]
+            cols[23] = "jpg"
+            f.write("\t".join(cols) + "\n")
+            if i % 1000 == 7:
+                f.write("bad\tline\n")
+
+
+def test_streams_are_restartable_and_constant_memory(tmp_path):
+    small, large = tmp_path / "small.tsv", tmp_path / "large.tsv"
+    _write_yfcc(small, 4_000)
+    _write_yfcc(large, 16_000)
+    assert large.stat().st_size > 5 * 1024 * 1024
+
+    def peak(path):
+        corpus = YFCC100MCorpus(path, key="hash")
+        tracemalloc.start()
+        try:
+            n = sum(1 for _ in corpus)
+            _, top = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        return n, top, corpus
+
+    n_small, peak_small, _ = peak(small)
+    n_large, peak_large, corpus = peak(large)
+    assert n_small == 4_000 and n_large == 16_000
+    assert corpus.stats.skipped == {"wrong_columns": 16}
+    # 4x the file, not 4x the memory: the reader holds a line, not the file
+    assert peak_large < 1.3 * peak_small + 256 * 1024, (peak_small, peak_large)
+    assert peak_large < large.stat().st_size / 3
+    # restartable: two passes give the same documents
+    c = YFCC100MCorpus(small, key="hash")
+    first = [d for d in c]
+    assert first == list(c) and len(first) == 4_000
+
+
+def test_folder_corpus_reads_a_copied_tree(tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(DATA / "folder", root)
+    os.remove(root / "food" / "apple.json")
+    c = FolderCorpus(root)
+    assert len(list(c)) == 3 and c.stats.skipped == {"no_sidecar": 2, "no_text": 1}
