@@ -334,6 +334,11 @@ class Im2Vec(Word2Vec):
         previous = self.features
         if image_features is not None:
             feats = ImageFeatures.from_any(image_features)
+            if self.W is not None and feats.dim != self.W.shape[1]:
+                raise ValueError(
+                    f"{feats.name}: expected features of dim {self.W.shape[1]} (the model's W), got "
+                    f"{feats.dim}; re-extract them with the same model and layer, or open the matching store."
+                )
             if update and previous is not None:
                 missing = [k for k in self.image_keys if k not in feats.key_to_index]
                 if missing:
@@ -422,7 +427,8 @@ class Im2Vec(Word2Vec):
         their count in image documents (negatives for image inputs with ``image_negatives="tags"``).
         """
         super().make_cum_table(domain=domain)
-        if len(self._vocab_image_rows) != len(self.wv.index_to_key):
+        rows = getattr(self, "_vocab_image_rows", None)
+        if rows is None or len(rows) != len(self.wv.index_to_key):
             self._refresh_image_index()
         n = len(self.wv.index_to_key)
         is_word = self._vocab_image_rows < 0
@@ -648,7 +654,8 @@ class Im2Vec(Word2Vec):
         if not getattr(w2v, "negative", 0) or getattr(w2v, "syn1neg", None) is None:
             raise ValueError(
                 "from_word2vec needs a Word2Vec trained with negative sampling (negative > 0, so it has "
-                "syn1neg); this one has negative=%r. Retrain it with hs=0, negative=5." % getattr(w2v, "negative", None)
+                f"syn1neg); this one has negative={getattr(w2v, 'negative', None)!r}. Retrain it with hs=0, "
+                "negative=5."
             )
         params = dict(
             vector_size=w2v.vector_size, alpha=w2v.alpha, window=w2v.window, min_count=w2v.min_count,
@@ -728,7 +735,7 @@ class Im2Vec(Word2Vec):
         keys = list(keys)
         if len(keys) != len(arr):
             raise ValueError(f"project_to_keyedvectors: {len(keys)} keys for {len(arr)} feature rows.")
-        kv = KeyedVectors(self.layer1_size, count=len(keys))
+        kv = KeyedVectors(self.layer1_size)
         kv.add_vectors(keys, self._project_normalized(arr))
         return kv
 
@@ -870,14 +877,12 @@ class Im2Vec(Word2Vec):
                 os.unlink(path)
 
     def _load_specials(self, *args, **kwargs):
+        # gensim's own _load_specials rebuilds the cumulative tables (ours too, see make_cum_table)
+        super()._load_specials(*args, **kwargs)
         self._features_cache = None
         self._scan_tag_counts = None
-        self._vocab_image_rows = np.zeros(0, dtype=np.int64)
         self._image_occurrences = 0
-        super()._load_specials(*args, **kwargs)
         self._refresh_image_index()
-        if self.negative:
-            self.make_cum_table()
 
     def __str__(self):
         n_img = int(np.sum(self._vocab_image_rows >= 0))

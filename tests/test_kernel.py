@@ -1,0 +1,199 @@
+"""The kernel against a NumPy reference of the same update, pair by pair.
+
+The reference re-implements the documented semantics independently (context = input, centre =
+positive output row, negatives from the cumulative tables with the same LCG draws, H = V·Wᵀ once
+per job, W += image_alpha·Eᵀ·V at the end) in float64; one job through the compiled kernel must
+change W, syn1neg and the word vectors exactly as it does (float tolerance).
+"""
+
+import numpy as np
+import pytest
+
+from gensim_im2vec import Im2Vec
+from gensim_im2vec import im2vec_inner as K
+
+MASK48 = (1 << 48) - 1
+
+
+def lcg(r):
+    return (r * 25214903917 + 11) & MASK48
+
+
+def draw(idx, cum, r):
+    r = lcg(r)
+    x = (r >> 16) % int(cum[-1])
+    k = int(np.searchsorted(cum, x, side="right"))
+    return int(idx[k]), r
+
+
+def reference_job(syn0, syn1, W, V, lockf, tokens, slots, bounds, tables, p, next_random):
+    """Float64 reference of one job. Returns (syn0, syn1, W, loss)."""
+    syn0, syn1, W, V = (a.astype(np.float64).copy() for a in (syn0, syn1, W, V))
+    (widx, wcum), (tidx, tcum) = tables
+    H = V @ W.T
+    E = np.zeros_like(H)
+    loss = 0.0
+    r = next_random
+
+    def neg_loop(l1, target, tslot, use_tags):
+        nonlocal r, loss
+        work = np.zeros_like(l1)
+        for d in range(p["negative"] + 1):
+            if d == 0:
+                label = 1.0
+                out = H[tslot] if tslot >= 0 else syn1[target]
+                w = target
+            else:
+                if use_tags and len(tidx):
+                    w, r = draw(tidx, tcum, r)
+                else:
+                    w, r = draw(widx, wcum, r)
+                if w == target:
+                    continue
+                label = 0.0
+                out = syn1[w]
+            f = float(l1 @ out)
+            g = (label - 1.0 / (1.0 + np.exp(-f))) * p["alpha"]
+            loss += np.logaddexp(0, -f) if d == 0 else np.logaddexp(0, f)
+            work += g * out
+            if d == 0 and tslot >= 0:
+                if p["train_images"]:
+                    E[tslot] += g * l1
+            elif p["train_outputs"]:
+                syn1[w] += g * l1  # out is a view into syn1
+        return work
+
+    def apply(pos, grad):
+        s = slots[pos]
+        if s >= 0:
+            if p["train_images"]:
+                E[s] += grad
+        elif p["train_words"]:
+            w = tokens[pos]
+            syn0[w] += lockf[w % len(lockf)] * grad
+
+    def inp(pos):
+        return H[slots[pos]].copy() if slots[pos] >= 0 else syn0[tokens[pos]].copy()
+
+    for s in range(len(bounds) - 1):
+        start, end = bounds[s], bounds[s + 1]
+        for i in range(start, end):
+            tslot = slots[i]
+            if tslot >= 0 and not p["tied"]:
+                continue
+            lo, hi = max(start, i - p["window"]), min(end, i + p["window"] + 1)
+            ctx = [j for j in range(lo, hi) if j != i]
+            if p["sg"]:
+                for j in ctx:
+                    work = neg_loop(inp(j), tokens[i], tslot, p["tag_negatives"] and slots[j] >= 0)
+                    apply(j, work)
+            else:
+                if not ctx:
+                    continue
+                neu1 = sum(inp(j) for j in ctx)
+                if p["cbow_mean"]:
+                    neu1 = neu1 / len(ctx)
+                has_img = any(slots[j] >= 0 for j in ctx)
+                work = neg_loop(neu1, tokens[i], tslot, p["tag_negatives"] and has_img)
+                if not p["cbow_mean"]:
+                    work = work / len(ctx)
+                for j in ctx:
+                    apply(j, work)
+    if p["train_images"]:
+        W = W + p["image_alpha"] * E.T @ V
+    return syn0, syn1, W, loss
+
+
+def tiny_model(sg, tied, **kw):
+    rng = np.random.default_rng(3)
+    feats = {f"img:{i}": rng.normal(size=12).astype(np.float32) for i in range(4)}
+    docs = [["img:0", "red", "car", "fast"], ["img:1", "dog", "park", "img:2"],
+            ["the", "red", "dog", "runs", "fast"], ["img:3", "car", "dog"], ["park", "the", "car"]]
+    model = Im2Vec(image_features=feats, vector_size=8, window=2, min_count=1, sample=0, sg=sg,
+                   negative=3, shrink_windows=False, workers=1, seed=5, tied_image_targets=tied, **kw)
+    model.build_vocab(docs)
+    # non-trivial output vectors, so every term of the update is exercised
+    model.syn1neg[:] = rng.normal(scale=0.3, size=model.syn1neg.shape)
+    model.W[:] = rng.normal(scale=0.3, size=model.W.shape)
+    return model, docs
+
+
+def run_both(model, docs, cbow_mean=1, lockf=None):
+    wv = model.wv
+    if lockf is not None:
+        wv.vectors_lockf = lockf
+    tokens, slots, bounds, rwin, rows, _ = K.prepare_job(
+        docs, wv.key_to_index, wv.expandos["sample_int"], model._vocab_image_rows, False, model.window, False, 1)
+    V = model.features.gather_normalized(rows)
+    p = dict(sg=model.sg, window=model.window, negative=model.negative, cbow_mean=cbow_mean, alpha=0.05,
+             image_alpha=2.0, train_words=True, train_outputs=True, train_images=True,
+             tied=model.tied_image_targets, tag_negatives=True)
+    tables = ((model._neg_word_idx, model._neg_word_cum), (model._neg_tag_idx, model._neg_tag_cum))
+    seed = 123456789
+    ref = reference_job(wv.vectors, model.syn1neg, model.W, V, wv.vectors_lockf, tokens, slots, bounds, tables,
+                        p, seed)
+    syn0, syn1, W = wv.vectors.copy(), model.syn1neg.copy(), model.W.copy()
+    H = np.empty((len(rows), model.layer1_size), np.float32)
+    E = np.zeros_like(H)
+    work = np.zeros(model.layer1_size, np.float32)
+    neu1 = np.zeros(model.layer1_size, np.float32)
+    loss, _ = K.train_job(syn0, syn1, wv.vectors_lockf, W, V, H, E, tokens, slots, bounds, rwin,
+                          tables[0][0], tables[0][1], tables[1][0], tables[1][1], work, neu1,
+                          n_slots=len(rows), compute_loss=True, next_random=seed,
+                          **{k: v for k, v in p.items() if k != "train_words"}, train_words=True)
+    return (syn0, syn1, W, loss), ref, (wv.vectors, model.syn1neg, model.W)
+
+
+@pytest.mark.parametrize("sg", [1, 0])
+@pytest.mark.parametrize("tied", [False, True])
+def test_one_job_matches_numpy_reference(sg, tied):
+    model, docs = tiny_model(sg, tied)
+    (syn0, syn1, W, loss), (rsyn0, rsyn1, rW, rloss), before = run_both(model, docs, cbow_mean=1)
+    # the update is not trivially zero...
+    assert np.abs(rW - before[2]).max() > 1e-4
+    assert np.abs(rsyn1 - before[1]).max() > 1e-4
+    assert np.abs(rsyn0 - before[0]).max() > 1e-4
+    # ...and the kernel does exactly that update
+    np.testing.assert_allclose(W, rW, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(syn1, rsyn1, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(syn0, rsyn0, rtol=1e-4, atol=1e-6)
+    assert loss == pytest.approx(rloss, rel=1e-5)
+
+
+def test_cbow_sum_and_per_word_lockf_match_reference():
+    model, docs = tiny_model(0, False)
+    lockf = np.linspace(0, 1, len(model.wv)).astype(np.float32)
+    (syn0, syn1, W, _), (rsyn0, rsyn1, rW, _), before = run_both(model, docs, cbow_mean=0, lockf=lockf)
+    np.testing.assert_allclose(syn0, rsyn0, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(W, rW, rtol=1e-4, atol=1e-6)
+    frozen = model.wv.key_to_index[model.wv.index_to_key[0]]
+    assert lockf[frozen] == 0 and np.array_equal(syn0[frozen], before[0][frozen])
+
+
+def test_images_are_never_negatives_and_never_downsampled():
+    model, _ = tiny_model(1, False)
+    images = set(np.flatnonzero(model._vocab_image_rows >= 0))
+    assert len(images) == 4
+    assert not images & set(model._neg_word_idx.tolist())
+    assert not images & set(model._neg_tag_idx.tolist())
+    assert all(model.wv.expandos["sample_int"][i] == 2**32 - 1 for i in images)
+    # the tag table holds exactly the words of image documents
+    tags = {model.wv.index_to_key[i] for i in model._neg_tag_idx}
+    assert tags == {"red", "car", "fast", "dog", "park"}
+
+
+def test_cum_table_matches_formula():
+    model, _ = tiny_model(1, False)
+    counts = np.array([model.wv.get_vecattr(int(i), "count") for i in model._neg_word_idx], dtype=float)
+    expected = np.cumsum(counts ** 0.75) / np.sum(counts ** 0.75) * (2**31 - 1)
+    np.testing.assert_allclose(model._neg_word_cum, np.round(expected), atol=1)
+
+
+def test_prepare_job_splits_long_documents_without_cutting():
+    doc = [f"w{i % 7}" for i in range(25_000)]
+    k2i = {f"w{i}": i for i in range(7)}
+    tokens, slots, bounds, rwin, rows, _ = K.prepare_job(
+        [doc, ["w1", "w2"]], k2i, np.full(7, 2**32 - 1, np.uint32), np.full(7, -1, np.int64), False, 5, True, 7)
+    assert len(tokens) == 25_002  # nothing dropped
+    assert list(bounds) == [0, 10_000, 20_000, 25_000, 25_002]
+    assert rwin.min() >= 0 and rwin.max() < 5 and len(rows) == 0

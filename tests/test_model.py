@@ -1,0 +1,313 @@
+"""Im2Vec as a user meets it: learning, freezing, persistence, two-stage, helpers, bad input."""
+
+import logging
+import os
+
+import numpy as np
+import pytest
+from gensim import utils
+from gensim.models import Word2Vec
+
+from gensim_im2vec import Im2Vec
+from gensim_im2vec import im2vec_inner as K
+from gensim_im2vec.synthetic import make_corpus
+
+SMALL = dict(vector_size=24, sg=1, min_count=1, workers=1, seed=1)
+
+
+@pytest.fixture(scope="module")
+def plain():
+    """The issue's setup: tags = class words + random distractor tags."""
+    return make_corpus(n_classes=10, n_images=2000, n_related=0, seed=0)
+
+
+@pytest.fixture(scope="module")
+def related():
+    """Class words co-occur with related tags, as real tags do."""
+    return make_corpus(n_classes=10, n_images=2000, n_related=1, seed=1)
+
+
+@pytest.fixture(scope="module")
+def trained(plain):
+    return Im2Vec(plain.docs, image_features=plain.features, vector_size=32, sg=1, min_count=1, epochs=30,
+                  sample=0, image_alpha=4.0, workers=2, seed=1)
+
+
+# ---------------------------------------------------------------------------- learning
+def test_unseen_images_get_their_class_word_as_top_tag(plain, trained):
+    preds = trained.predict_tags(plain.test_features, topn=1)
+    acc = np.mean([p[0][0] == plain.class_words[y] for p, y in zip(preds, plain.test_labels)])
+    assert acc >= 0.9, acc
+
+
+def test_word_to_unseen_image_retrieval_by_trained_score(plain, trained):
+    scores, words = trained.tag_scores(plain.test_features)
+    precs = []
+    for c, w in enumerate(plain.class_words):
+        top = np.argsort(-scores[:, words.index(w)])[:10]
+        precs.append(np.mean(plain.test_labels[top] == c))
+    assert np.mean(precs) >= 0.9, precs
+
+
+def test_word_to_image_retrieval_by_cosine_in_the_joint_space(related):
+    model = Im2Vec(related.docs, image_features=related.features, vector_size=32, sg=1, min_count=1,
+                   epochs=10, sample=0, workers=2, seed=1)
+    kv = model.project_to_keyedvectors([f"test{i}" for i in range(len(related.test_labels))], related.test_features)
+    precs, precs_train = [], []
+    for c, w in enumerate(related.class_words):
+        hits = kv.similar_by_vector(model.wv[w], topn=10)
+        precs.append(np.mean([related.test_labels[int(k[4:])] == c for k, _ in hits]))
+        hits = model.most_similar_images(w, topn=10)
+        precs_train.append(np.mean([related.labels[k] == c for k, _ in hits]))
+    assert np.mean(precs) >= 0.9, precs
+    assert np.mean(precs_train) >= 0.9, precs_train
+    # and "dog" -> images through the plain gensim API
+    mixed = model.wv.most_similar("class3", topn=len(model.wv))
+    assert any(model.is_image(k) for k, _ in mixed[:50])
+
+
+def test_modality_helpers(trained, plain):
+    assert len(trained.image_keys) == 2000 and all(k.startswith("img:") for k in trained.image_keys)
+    assert trained.is_image("img:5") and not trained.is_image("class1") and not trained.is_image("nope")
+    words = trained.most_similar_words("img:0", topn=5)
+    images = trained.most_similar_images("img:0", topn=5)
+    assert len(words) == 5 and not any(trained.is_image(k) for k, _ in words)
+    assert len(images) == 5 and all(trained.is_image(k) for k, _ in images) and "img:0" not in dict(images)
+    mixed = trained.wv.most_similar("img:0", topn=30)
+    assert {trained.is_image(k) for k, _ in mixed} == {True}  # images of the same class come first
+    f = plain.test_features[0]
+    assert all(trained.is_image(k) for k, _ in trained.similar_by_image(f, topn=4, restrict="images"))
+    assert not any(trained.is_image(k) for k, _ in trained.similar_by_image(f, topn=4, restrict="words"))
+    with pytest.raises(ValueError, match="restrict"):
+        trained.similar_by_image(f, restrict="pixels")
+
+
+def test_image_vectors_in_wv_equal_projection(trained, plain):
+    for key in ("img:0", "img:1999"):
+        np.testing.assert_allclose(trained.wv[key], trained.project(plain.features[key]), rtol=1e-5, atol=1e-6)
+    batch = trained.project(plain.test_features[:3])
+    assert batch.shape == (3, 32) and batch.dtype == np.float32
+    kv = trained.project_to_keyedvectors(["a", "b", "c"], plain.test_features[:3])
+    assert len(kv) == 3 and "a" not in trained.wv  # never appended to the model's vocabulary
+
+
+def test_analogy_and_doesnt_match_mix_modalities(trained):
+    out = trained.wv.most_similar(positive=["img:0", "class1"], negative=["class0"], topn=3)
+    assert len(out) == 3
+    assert trained.wv.doesnt_match(["img:0", "img:10", "img:20", "class5"]) in {"img:0", "img:10", "img:20", "class5"}
+
+
+# ---------------------------------------------------------------------------- freezing
+def _snapshot(m):
+    return m.wv.vectors.copy(), m.syn1neg.copy(), m.W.copy()
+
+
+def test_frozen_words_and_frozen_W_stay_bit_identical(plain):
+    docs = plain.docs[:400]
+    m = Im2Vec(docs, image_features=plain.features, epochs=1, train_words=False, **SMALL)
+    words = np.flatnonzero(m._vocab_image_rows < 0)
+    before = _snapshot(m)
+    m.train(docs, total_examples=len(docs), epochs=2)
+    after = _snapshot(m)
+    assert np.array_equal(before[0][words], after[0][words])
+    assert not np.array_equal(before[2], after[2])  # W learned
+    m.train_words, m.train_images = True, False
+    before = _snapshot(m)
+    m.train(docs, total_examples=len(docs), epochs=2)
+    after = _snapshot(m)
+    assert np.array_equal(before[2], after[2])
+    assert not np.array_equal(before[0][words], after[0][words])
+    m.train_words, m.train_images, m.train_outputs = False, False, False
+    before = _snapshot(m)
+    m.train(docs, total_examples=len(docs), epochs=1)
+    after = _snapshot(m)
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))
+
+
+def test_determinism_with_one_worker(plain):
+    docs = plain.docs[:500]
+    a = Im2Vec(docs, image_features=plain.features, epochs=2, **SMALL)
+    b = Im2Vec(docs, image_features=plain.features, epochs=2, **SMALL)
+    assert np.array_equal(a.wv.vectors, b.wv.vectors)
+    assert np.array_equal(a.W, b.W) and np.array_equal(a.syn1neg, b.syn1neg)
+    c = Im2Vec(docs, image_features=plain.features, epochs=2, **{**SMALL, "seed": 2})
+    assert not np.array_equal(a.W, c.W)
+
+
+def test_loss_is_the_exact_sum_of_job_losses_with_two_workers(plain, monkeypatch):
+    seen = []
+    real = K.train_job
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        seen.append(out[0])
+        return out
+
+    monkeypatch.setattr(K, "train_job", spy)
+    docs = plain.docs * 3
+    m = Im2Vec(docs, image_features=plain.features, epochs=2, compute_loss=True, batch_words=500,
+               **{**SMALL, "workers": 2})
+    assert len(seen) > 20
+    assert m.get_latest_training_loss() == pytest.approx(sum(seen), rel=1e-12)
+    assert m.get_latest_training_loss() > 1e4  # not saturated at float32 precision
+
+
+# ---------------------------------------------------------------------------- persistence
+def test_save_load_mmap_continue_save_again(tmp_path, plain):
+    docs = plain.docs[:300]
+    m = Im2Vec(docs, image_features=plain.features, epochs=1, **SMALL)
+    path = tmp_path / "m.model"
+    m.save(str(path))
+    assert (tmp_path / "m.model.W.npy").exists() and (tmp_path / "m.model.image_vectors.npy").exists()
+    assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p]
+    loaded = Im2Vec.load(str(path), mmap="r")
+    assert isinstance(loaded.W, np.memmap) and isinstance(loaded.image_vectors, np.memmap)
+    assert loaded.image_keys == m.image_keys
+    assert np.array_equal(loaded.wv["img:3"], m.wv["img:3"])
+    assert loaded.predict_tags(plain.test_features[0], topn=3) == m.predict_tags(plain.test_features[0], topn=3)
+    W0 = np.array(loaded.W)
+    loaded.train(docs, total_examples=len(docs), epochs=1)
+    assert not np.array_equal(W0, loaded.W)
+    assert isinstance(loaded.image_vectors, np.memmap)  # features stay memory-mapped
+    loaded.save(str(tmp_path / "m2.model"))
+    again = Im2Vec.load(str(tmp_path / "m2.model"))
+    assert np.array_equal(again.W, loaded.W)
+    np.testing.assert_allclose(again.wv["img:3"], loaded.project(plain.features["img:3"]), rtol=1e-5, atol=1e-6)
+
+
+def test_word2vec_format_holds_words_and_images(tmp_path, trained):
+    path = tmp_path / "vectors.txt"
+    trained.wv.save_word2vec_format(str(path))
+    head = path.read_text().splitlines()
+    assert head[0] == f"{len(trained.wv)} 32"
+    keys = {line.split(" ", 1)[0] for line in head[1:]}
+    assert "img:7" in keys and "class3" in keys
+
+
+# ---------------------------------------------------------------------------- two-stage
+def test_from_word2vec_two_stage(plain):
+    text = [d[1:] for d in plain.docs] * 2
+    w2v = Word2Vec(text, vector_size=24, sg=1, min_count=1, epochs=3, workers=1, seed=1)
+    image_docs = [d + ["newtag"] if i % 10 == 0 else d for i, d in enumerate(plain.docs)]
+    m = Im2Vec.from_word2vec(w2v, image_features=plain.features, sentences=image_docs, epochs=10)
+    assert m.train_words is False
+    for w in ("class1", "tag3"):
+        assert np.array_equal(m.wv[w], w2v.wv[w])  # frozen word vectors
+    assert "newtag" in m.wv and "img:5" in m.wv and m.is_image("img:5")
+    acc = np.mean([p[0][0] == plain.class_words[y]
+                   for p, y in zip(m.predict_tags(plain.test_features, topn=1), plain.test_labels)])
+    assert acc >= 0.9, acc
+    # update=True adds more images/tags later
+    more = [["img:1500", "class0", "brandnew"]]
+    m.build_vocab(more, update=True)
+    assert "brandnew" in m.wv and "img:1500" in m.image_keys
+
+
+def test_image_tokens_survive_min_count_max_final_vocab_and_trim_rule(plain):
+    docs = plain.docs[:200]  # each image once, class words 20 times, distractor tags ~12 times
+    drop_images = lambda w, c, mc: utils.RULE_DISCARD if w.startswith("img:") else utils.RULE_DEFAULT  # noqa: E731
+    m = Im2Vec(docs, image_features=plain.features, epochs=1, vector_size=16, min_count=15, trim_rule=drop_images,
+               workers=1)
+    assert len(m.image_keys) == 200
+    assert set(plain.class_words) <= set(m.word_keys)
+    assert min(m.wv.get_vecattr(w, "count") for w in m.word_keys) >= 15
+    m = Im2Vec(docs, image_features=plain.features, epochs=1, vector_size=16, min_count=1, max_final_vocab=12,
+               workers=1)
+    assert len(m.image_keys) == 200
+    assert 10 <= len(m.word_keys) <= 12
+
+
+# ---------------------------------------------------------------------------- text only
+def test_text_only_goes_through_the_same_kernel_and_learns(monkeypatch):
+    calls = []
+    real = K.train_job
+    monkeypatch.setattr(K, "train_job", lambda *a, **k: calls.append(1) or real(*a, **k))
+    from gensim.test.utils import common_texts
+    m = Im2Vec(common_texts * 20, vector_size=10, min_count=1, epochs=5, workers=1)
+    assert calls and m.W is None and m.image_keys == []
+    assert m.wv.most_similar("graph", topn=1)
+
+
+# ---------------------------------------------------------------------------- bad input
+def test_missing_image_features_raise_or_skip(plain, caplog):
+    docs = plain.docs[:50] + [["img:nofeat", "class1"], ["img:gone", "tag1"]]
+    with pytest.raises(ValueError, match=r"2 image token\(s\) have no features.*img:nofeat"):
+        Im2Vec(docs, image_features=plain.features, **SMALL)
+    with caplog.at_level(logging.WARNING):
+        m = Im2Vec(docs, image_features=plain.features, missing_images="skip", epochs=1, **SMALL)
+    assert "img:nofeat" not in m.wv and "class1" in m.wv
+    assert sum("dropped 2 image token(s)" in r.message for r in caplog.records) == 1
+    with pytest.raises(ValueError, match="have no features"):
+        Im2Vec([["img:1", "a"]], **SMALL)
+
+
+@pytest.mark.parametrize("features, match", [
+    ({"img:0": np.array([1.0, np.nan]), "img:1": np.ones(2)}, r"NaN or inf: 'img:0'"),
+    ({"img:0": np.ones(2), "img:1": np.array([np.inf, 0])}, r"NaN or inf: 'img:1'"),
+    ({"img:0": np.zeros(3), "img:1": np.ones(3)}, r"all zeros: 'img:0'"),
+    ({"img:0": np.ones(3), "img:1": np.ones(4)}, r"mismatched feature dimensions.*'img:1' has 4"),
+    ({"img:0": np.ones((2, 2))}, r"'img:0' must be a 1-D vector"),
+    ((["img:0"], np.ones(3)), r"expected a 2-D array.*reshape"),
+    ((["img:0", "img:1"], np.ones((3, 2))), r"2 keys for 3 feature rows"),
+    ((["img:0", "img:0"], np.ones((2, 2))), r"duplicate image key 'img:0'"),
+    ({}, r"mapping is empty"),
+    ([1, 2, 3], r"expected a \{key: vector\} mapping"),
+])
+def test_bad_features_name_the_culprit(features, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        Im2Vec([["img:0", "a", "b"]], image_features=features, **SMALL)
+
+
+def test_bad_arguments():
+    feats = {"img:0": np.ones(3)}
+    with pytest.raises(ValueError, match="hs=1 with images"):
+        Im2Vec(image_features=feats, hs=1, negative=0)
+    with pytest.raises(ValueError, match="batch_words=20000 is larger than 10000"):
+        Im2Vec(batch_words=20000)
+    with pytest.raises(ValueError, match="corpus_file"):
+        Im2Vec(corpus_file="x.txt")
+    with pytest.raises(ValueError, match="image_negatives"):
+        Im2Vec(image_negatives="words")
+    with pytest.raises(ValueError, match="image_alpha"):
+        Im2Vec(image_alpha=0)
+    with pytest.raises(ValueError, match="missing_images"):
+        Im2Vec(missing_images="ignore")
+
+
+def test_hs_text_only_delegates_to_gensim():
+    from gensim.test.utils import common_texts
+    m = Im2Vec(common_texts, hs=1, negative=0, vector_size=8, min_count=1, epochs=2, workers=1)
+    assert m.wv.vectors.shape == (12, 8)
+    m2 = Im2Vec(image_features={"img:0": np.ones(3)}, hs=0, negative=5, vector_size=8, min_count=1)
+    m2.hs = 1
+    with pytest.raises(ValueError, match="hs=1 with images"):
+        m2.build_vocab([["img:0", "a"]])
+
+
+def test_vectors_lockf_is_validated(plain):
+    docs = plain.docs[:50]
+    m = Im2Vec(docs, image_features=plain.features, epochs=1, **SMALL)
+    m.wv.vectors_lockf = np.ones(len(m.wv), dtype=np.float64)
+    with pytest.raises(TypeError, match="vectors_lockf must be a 1-D float32 array.*float64"):
+        m.train(docs, total_examples=len(docs), epochs=1)
+    m.wv.vectors_lockf = np.ones(3, dtype=np.float32)
+    with pytest.raises(ValueError, match="vectors_lockf has length 3"):
+        m.train(docs, total_examples=len(docs), epochs=1)
+
+
+def test_projection_input_is_checked(trained):
+    with pytest.raises(ValueError, match="expected features of dim 64, got 5"):
+        trained.project(np.ones(5))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        trained.predict_tags(np.full(64, np.nan))
+    with pytest.raises(ValueError, match="all zeros"):
+        trained.project(np.zeros((2, 64)))
+
+
+def test_update_with_features_of_another_dimension_is_refused(plain):
+    m = Im2Vec(plain.docs[:20], image_features=plain.features, epochs=1, **SMALL)
+    with pytest.raises(ValueError, match="expected features of dim 64"):
+        m.build_vocab([["img:x", "a"]], update=True, image_features={"img:x": np.ones(10)})
+    with pytest.raises(ValueError, match="lack 20 image"):
+        m.build_vocab([["img:x", "a"]], update=True, image_features={"img:x": np.ones(64)})
+    assert m.features.dim == 64 and m.image_keys  # nothing half-built
