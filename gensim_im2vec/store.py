@@ -855,7 +855,8 @@ class FeatureStoreWriter:
                 f"write: {len(again)} key(s) are already in feature store {str(self.path)!r}: {again[:5]!r}; "
                 f"leave out the writer's done_keys."
             )
-        stored = arr.astype(self.dtype)
+        with np.errstate(over="ignore"):
+            stored = arr.astype(self.dtype)
         if self.dtype == "float16" and not np.isfinite(stored).all():
             bad = [keys[i] for i in np.flatnonzero(~np.isfinite(stored).all(axis=1))]
             raise ValueError(
@@ -946,7 +947,8 @@ class FeatureStoreWriter:
         ftmp = _tmp_name(self.path / FEATURES_FILE)
         out = np.lib.format.open_memmap(ftmp, mode="w+", dtype=self.dtype, shape=(total, self.dim))
         for s in range(0, n_base, _COPY_ROWS):
-            out[s : s + _COPY_ROWS] = base[s : s + _COPY_ROWS]
+            e = min(s + _COPY_ROWS, n_base)
+            out[s:e] = base[s:e]
         pos = n_base
         keys = list(self._base_keys)
         d = self.path / SHARD_DIR
