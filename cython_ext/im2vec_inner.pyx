@@ -7,9 +7,10 @@ One job (a batch of documents of at most ``batch_words`` tokens) goes through th
    documents longer than ``max_chunk`` split into chunks, random window shrink, and a job-local
    *slot* for every distinct image in the job. Python then gathers the slots' L2-normalised
    feature rows into ``V`` (n_slots × F).
-2. :func:`train_job` (GIL released): ``H = V · Wᵀ`` by one sgemm (each image's input vector
-   ``h = W v̂``), then the pair loop, which accumulates each image's input gradient into ``E``,
-   then ``W += image_alpha · Eᵀ · V`` by one sgemm (the rank-1 updates of all pairs, summed).
+2. :func:`train_job` (GIL released): ``H = V · Wᵀ`` by one sgemm, each row then scaled by the
+   image's inverse feature norm (so ``h = W v̂`` without a normalised copy of ``V``), then the pair
+   loop, which accumulates each image's input gradient into ``E``, then ``E`` rows scaled the same
+   way and ``W += image_alpha · Eᵀ · V`` by one sgemm (the rank-1 updates of all pairs, summed).
 3. The loss of the job is returned as a double; Python adds the jobs up.
 
 Conventions (gensim's skip-gram): in each (centre i, context j) pair the context token j is the
@@ -339,7 +340,8 @@ def prepare_job(sentences, dict key_to_index, const uint32_t[::1] sample_ints,
 
 
 def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] lockf,
-              REAL_t[:, ::1] W, const REAL_t[:, ::1] V, REAL_t[:, ::1] H, REAL_t[:, ::1] E,
+              REAL_t[:, ::1] W, const REAL_t[:, ::1] V, const REAL_t[::1] inv_norms,
+              REAL_t[:, ::1] H, REAL_t[:, ::1] E,
               const int32_t[::1] tokens, const int32_t[::1] slots, const int32_t[::1] bounds,
               const int32_t[::1] rwin,
               const int32_t[::1] wneg_idx, const uint32_t[::1] wneg_cum,
@@ -350,7 +352,8 @@ def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] loc
               bint tied, bint tag_negatives, bint compute_loss, uint64_t next_random):
     """Train one prepared job in place; return ``(loss, next_random)``.
 
-    ``V`` holds the L2-normalised features of the job's ``n_slots`` images (row = slot);
+    ``V`` holds the raw features of the job's ``n_slots`` images (row = slot) and ``inv_norms``
+    their inverse L2 norms (ones to train on unnormalised features);
     ``H`` and ``E`` are (n_slots × size) scratch arrays (``E`` zeroed by the caller).
     With ``n_slots == 0`` the sgemm steps are skipped and this is plain word2vec.
     """
@@ -358,9 +361,11 @@ def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] loc
     cdef int size = syn0.shape[1]
     cdef int F = W.shape[1]
     cdef int n_tok = tokens.shape[0]
+    cdef int s
+    cdef REAL_t scale
     if syn1neg.shape[1] != size or W.shape[0] != size or work.shape[0] < size or neu1.shape[0] < size:
         raise ValueError("train_job: inconsistent vector sizes")
-    if n_slots > 0 and (V.shape[0] < n_slots or V.shape[1] != F or H.shape[0] < n_slots
+    if n_slots > 0 and (V.shape[0] < n_slots or inv_norms.shape[0] < n_slots or V.shape[1] != F or H.shape[0] < n_slots
                         or E.shape[0] < n_slots or H.shape[1] != size or E.shape[1] != size):
         raise ValueError("train_job: feature/scratch arrays do not match n_slots")
     if negative <= 0 or wneg_idx.shape[0] == 0:
@@ -412,11 +417,17 @@ def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] loc
             # H (n_slots x size, row-major) = V (n_slots x F) . W^T ; column-major: H^T = W . V^T
             sgemm(b"T", b"N", &size, &n_slots, &F, &ONEF, c.W, &F, <REAL_t *>c.V, &F,
                   &ZEROF, c.H, &size)
+            for s in range(n_slots):
+                scale = inv_norms[s]
+                sscal(&size, &scale, c.H + <int64_t>s * size, &ONE)
         if sg:
             run_sg(&c)
         else:
             run_cbow(&c)
         if n_slots > 0 and train_images:
+            for s in range(n_slots):
+                scale = inv_norms[s]
+                sscal(&size, &scale, c.E + <int64_t>s * size, &ONE)
             # W (size x F) += image_alpha * E^T . V ; column-major: W^T += image_alpha * V^T . E
             sgemm(b"N", b"T", &F, &size, &n_slots, &c.image_alpha, <REAL_t *>c.V, &F, c.E, &size,
                   &ONEF, c.W, &F)

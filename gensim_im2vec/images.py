@@ -125,17 +125,30 @@ class ImageFeatures:
     def row(self, key: str) -> int:
         return self.key_to_index[key]
 
+    def gather(self, rows) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the feature matrix as C-contiguous float32, and their inverse L2 norms.
+
+        A memory-mapped matrix is read in ascending row order (sequential reads); an in-memory
+        float32 matrix is gathered in one pass.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        vectors = self.vectors
+        if isinstance(vectors, np.memmap) or vectors.dtype != np.float32:
+            order = np.argsort(rows, kind="stable")
+            out = np.empty((len(rows), self.dim), dtype=np.float32)
+            if len(rows):
+                out[order] = vectors[rows[order]]
+        else:
+            out = np.take(vectors, rows, axis=0)
+        norms = np.sqrt(np.einsum("ij,ij->i", out, out))
+        norms[norms == 0] = 1.0
+        return out, (1.0 / norms).astype(np.float32)
+
     def gather_normalized(self, rows, normalize: bool = True) -> np.ndarray:
         """Rows of the feature matrix as C-contiguous float32, L2-normalised when `normalize`."""
-        rows = np.asarray(rows, dtype=np.int64)
-        order = np.argsort(rows, kind="stable")  # sequential reads from a memmap
-        out = np.empty((len(rows), self.dim), dtype=np.float32)
-        if len(rows):
-            out[order] = self.vectors[rows[order]]
+        out, inv = self.gather(rows)
         if normalize:
-            norms = np.sqrt(np.einsum("ij,ij->i", out, out))
-            norms[norms == 0] = 1.0
-            out /= norms[:, None]
+            out *= inv[:, None]
         return out
 
 

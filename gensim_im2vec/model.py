@@ -587,14 +587,17 @@ class Im2Vec(Word2Vec):
         size = self.layer1_size
         W = self.W if self.W is not None else np.zeros((size, 1), dtype=REAL)
         if n_slots:
-            V = self.features.gather_normalized(rows, normalize=self.normalize_features)
+            V, inv_norms = self.features.gather(rows)
+            if not self.normalize_features:
+                inv_norms[:] = 1.0
             H = np.empty((n_slots, size), dtype=REAL)
             E = np.zeros((n_slots, size), dtype=REAL)
         else:
             V = np.zeros((1, W.shape[1]), dtype=REAL)
+            inv_norms = np.ones(1, dtype=REAL)
             H = E = np.zeros((1, size), dtype=REAL)
         loss, _ = im2vec_inner.train_job(
-            self.wv.vectors, self.syn1neg, self.wv.vectors_lockf, W, V, H, E,
+            self.wv.vectors, self.syn1neg, self.wv.vectors_lockf, W, V, inv_norms, H, E,
             tokens, slots, bounds, rwin, self._neg_word_idx, self._neg_word_cum,
             self._neg_tag_idx, self._neg_tag_cum, work, neu1,
             n_slots=n_slots, sg=int(self.sg), window=int(self.window), negative=int(self.negative),

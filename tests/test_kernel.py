@@ -125,6 +125,8 @@ def run_both(model, docs, cbow_mean=1, lockf=None):
     tokens, slots, bounds, rwin, rows, _ = K.prepare_job(
         docs, wv.key_to_index, wv.expandos["sample_int"], model._vocab_image_rows, False, model.window, False, 1)
     V = model.features.gather_normalized(rows)
+    Vraw, inv_norms = model.features.gather(rows)
+    np.testing.assert_allclose(Vraw * inv_norms[:, None], V, rtol=1e-6)
     p = dict(sg=model.sg, window=model.window, negative=model.negative, cbow_mean=cbow_mean, alpha=0.05,
              image_alpha=2.0, train_words=True, train_outputs=True, train_images=True,
              tied=model.tied_image_targets, tag_negatives=True)
@@ -137,7 +139,7 @@ def run_both(model, docs, cbow_mean=1, lockf=None):
     E = np.zeros_like(H)
     work = np.zeros(model.layer1_size, np.float32)
     neu1 = np.zeros(model.layer1_size, np.float32)
-    loss, _ = K.train_job(syn0, syn1, wv.vectors_lockf, W, V, H, E, tokens, slots, bounds, rwin,
+    loss, _ = K.train_job(syn0, syn1, wv.vectors_lockf, W, Vraw, inv_norms, H, E, tokens, slots, bounds, rwin,
                           tables[0][0], tables[0][1], tables[1][0], tables[1][1], work, neu1,
                           n_slots=len(rows), compute_loss=True, next_random=seed,
                           **{k: v for k, v in p.items() if k != "train_words"}, train_words=True)

@@ -1,0 +1,74 @@
+"""Text-only training speed: Im2Vec's kernel vs gensim's Word2Vec, same corpus, same parameters, one run.
+
+    python benchmarks/bench_text.py [--words 2000000] [--workers 2] [--sg 0]
+
+Prints effective words/s of each and the ratio Im2Vec / Word2Vec (target >= 1.0). The corpus is
+Debian's WordNet dictionary text (dict-wn) when installed, else gensim's bundled head500 corpus.
+"""
+
+import argparse
+import gzip
+import os
+import re
+import time
+
+from gensim.models import Word2Vec
+from gensim.test.utils import datapath
+
+from gensim_im2vec import Im2Vec
+
+WORDNET = "/usr/share/dictd/wn.dict.dz"
+
+
+def load_corpus(limit):
+    token = re.compile(r"[a-z]+")
+    if os.path.exists(WORDNET):
+        name, opener = WORDNET, lambda: gzip.open(WORDNET, "rt", encoding="utf-8", errors="replace")
+    else:
+        path = datapath("head500.noblanks.cor")
+        name, opener = path, lambda: open(path, encoding="utf-8")
+    sentences, n = [], 0
+    with opener() as f:
+        for line in f:
+            tokens = token.findall(line.lower())
+            for lo in range(0, len(tokens), 1000):
+                chunk = tokens[lo:lo + 1000]
+                if len(chunk) > 2:
+                    sentences.append(chunk)
+                    n += len(chunk)
+            if n >= limit:
+                break
+    return name, sentences, n
+
+
+def effective_rate(cls, sentences, params, repeats):
+    best = 0.0
+    for _ in range(repeats):
+        model = cls(**params)
+        model.build_vocab(sentences)
+        t = time.perf_counter()
+        effective, _ = model.train(sentences, total_examples=model.corpus_count, epochs=model.epochs)
+        best = max(best, effective / (time.perf_counter() - t))
+    return best
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--words", type=int, default=2_000_000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--sg", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+    name, sentences, n = load_corpus(args.words)
+    params = dict(vector_size=100, window=5, min_count=5, sg=args.sg, negative=5, epochs=3,
+                  workers=args.workers, seed=1)
+    print(f"corpus: {name}, {n} words; {params}")
+    rates = {}
+    for cls in (Word2Vec, Im2Vec):  # interleave would be fairer on a noisy machine; best of `repeats`
+        rates[cls.__name__] = effective_rate(cls, sentences, params, args.repeats)
+        print(f"{cls.__name__:9s} {rates[cls.__name__]:12,.0f} effective words/s")
+    print(f"ratio Im2Vec / Word2Vec = {rates['Im2Vec'] / rates['Word2Vec']:.2f} (target >= 1.0)")
+
+
+if __name__ == "__main__":
+    main()
