@@ -452,7 +452,8 @@ class FolderCorpus(_Corpus):
 
     When both exist the JSON wins. The image token is :func:`image_key` (``img:sub/x``).
     A folder's files are visited in sorted order, then its subfolders in sorted order, so
-    every pass yields the same documents without listing the whole tree first.
+    every pass yields the same documents without listing the whole tree first. Hidden files
+    and folders (``.name``) are skipped, as the feature extractor skips them.
 
     Parameters
     ----------
@@ -508,9 +509,9 @@ class FolderCorpus(_Corpus):
     def iter_images(self) -> Iterator[tuple[str, str]]:
         """Yield ``(image path, bare key)`` for every image under the root (files, then subfolders)."""
         for dirpath, dirnames, filenames in os.walk(self.root, followlinks=self.follow_links):
-            dirnames.sort()
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))  # as the extractor
             for fn in sorted(filenames):
-                if fn.lower().endswith(IMAGE_EXTENSIONS):
+                if not fn.startswith(".") and fn.lower().endswith(IMAGE_EXTENSIONS):
                     p = os.path.join(dirpath, fn)
                     yield p, image_key(p, self.root, prefix="")
 

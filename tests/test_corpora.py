@@ -245,3 +245,29 @@ def test_folder_corpus_reads_a_copied_tree(tmp_path):
     os.remove(root / "food" / "apple.json")
     c = FolderCorpus(root)
     assert len(list(c)) == 3 and c.stats.skipped == {"no_sidecar": 2, "no_text": 1}
+
+
+def test_cli_normalize(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from gensim_im2vec.cli import main
+
+    runner = CliRunner()
+    out, rep = tmp_path / "docs.txt", tmp_path / "report.json"
+    r = runner.invoke(main, ["normalize", str(DATA / "yfcc25.tsv.bz2"), "-o", str(out), "--key", "hash",
+                             "--report", str(rep)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    lines = out.read_text().splitlines()
+    assert lines[1] == "img:e2d7b6f8c0a94f1e8b3e1a9d2c4f6a8b guitar 黃山 udstillinger"
+    report = json.loads(rep.read_text())
+    assert report["reader"]["documents"] == 3 and report["reader"]["malformed"] == 3
+    assert report["normalizer"]["removed_vocab"] > 0 and "removed" in r.output
+    r = runner.invoke(main, ["normalize", str(DATA / "folder"), "-o", str(out), "--multiword", "split"])
+    assert r.exit_code == 0 and "img:animals/birds/robin bird red breast garden robin" in out.read_text()
+    r = runner.invoke(main, ["normalize", str(DATA / "table.csv"), "-o", str(out)])
+    assert r.exit_code != 0 and "--image-column" in r.output
+    r = runner.invoke(main, ["normalize", str(DATA / "table.jsonl"), "-o", str(out), "--image-column", "image",
+                             "--text-column", "caption", "--limit", "1"])  # fmt: skip
+    assert r.exit_code == 0 and out.read_text() == "img:animals/cat cat sleeping\n"

@@ -1,0 +1,248 @@
+"""Tests for gensim_im2vec.datasets: builders on small subsets (when the Debian packages are
+installed) and the grouped train/test split."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from gensim_im2vec import datasets as ds
+from gensim_im2vec.corpora import FolderCorpus, TextCorpus
+from gensim_im2vec.datasets import (
+    MissingPackageError,
+    Split,
+    build_dataset,
+    build_dictionary_text,
+    build_emoji,
+    build_openclipart,
+    emoji_base,
+    load_split,
+    make_split,
+    parse_svg_metadata,
+    split_groups,
+)
+
+HAVE_OPENCLIPART = os.path.isdir(ds.OPENCLIPART_SVG) and os.path.isdir(ds.OPENCLIPART_PNG)
+HAVE_EMOJI = all(os.path.exists(p) for p in (ds.EMOJI_FONT, ds.EMOJI_TEST, *ds.CLDR_ANNOTATIONS))
+HAVE_DICT = all(os.path.exists(f"{ds.DICTD_ROOT}/{s}.dict.dz") for s in ("gcide", "devil")) and os.path.isdir(
+    ds.FORTUNES_ROOT
+)
+needs_openclipart = pytest.mark.skipif(
+    not HAVE_OPENCLIPART, reason="Debian packages openclipart-svg openclipart-png not installed (make system-deps)"
+)
+needs_emoji = pytest.mark.skipif(
+    not HAVE_EMOJI,
+    reason="Debian packages fonts-noto-color-emoji unicode-cldr-core unicode-data not installed (make system-deps)",
+)
+needs_dict = pytest.mark.skipif(
+    not HAVE_DICT, reason="Debian packages dict-gcide dict-devil fortunes not installed (make system-deps)"
+)
+
+
+def _check_split(split: Split, keys: set[str]) -> None:
+    assert set(split.train) | set(split.test) == keys
+    assert not set(split.train) & set(split.test)
+    for side in (split.train, split.test):
+        groups = {split.groups[k] for k in side}
+        other = split.test if side is split.train else split.train
+        assert not groups & {split.groups[k] for k in other}  # whole groups on one side
+
+
+@needs_emoji
+def test_build_emoji_subset_resume_and_read_back(tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "emoji"
+    m = build_emoji(out, limit=30)
+    assert m["images"] == 30 and m["built"] == 30 and m["resumed"] == 0
+    assert m["source_packages"] == ["fonts-noto-color-emoji", "unicode-cldr-core", "unicode-data"]
+    meta = json.loads((out / "1f600.json").read_text())
+    assert meta["title"] == "grinning face" and "grin" in meta["tags"] and meta["group"] == "Smileys & Emotion"
+    img = Image.open(out / "1f600.png")
+    assert img.size == (160, 160) and img.mode == "RGBA"
+    bbox = img.getbbox()
+    assert bbox is not None and bbox[2] - bbox[0] > 100  # the glyph was drawn, in colour
+    assert len(img.convert("RGB").getcolors(maxcolors=1 << 16)) > 20
+    docs = list(FolderCorpus(out))
+    assert len(docs) == 30
+    assert ["img:1f600", "face", "grin", "grinning_face", "grinning", "face"] in docs  # tags, then title
+    assert json.loads((out / "dataset.json").read_text())["images"] == 30
+    _check_split(load_split(out), {d[0][4:] for d in docs})
+    # rerun: everything resumed; a half-written item (PNG without sidecar) is redone
+    (out / "1f600.json").unlink()
+    again = build_emoji(out, limit=30)
+    assert again["built"] == 1 and again["resumed"] == 29
+    assert not list(out.glob(".*tmp*"))
+
+
+@needs_emoji
+def test_emoji_skin_tones_share_the_base_group(tmp_path):
+    m = build_emoji(tmp_path / "e", limit=400, skin_tones=True, split=False)
+    assert m["images"] == 400
+    groups = split_groups([(p.stem, json.loads(p.read_text())) for p in (tmp_path / "e").glob("*.json")
+                           if p.name != "dataset.json"])  # fmt: skip
+    # 👋 waving hand and its skin tones are one group
+    waves = [k for k in groups if k.startswith("1f44b")]
+    assert len(waves) == 6 and len({groups[k] for k in waves}) == 1
+
+
+def test_emoji_base():
+    assert emoji_base([0x1F44B, 0x1F3FD]) == "1f44b"
+    assert emoji_base([0x1F469, 0x200D, 0x1F3EB]) == emoji_base([0x1F468, 0x1F3FF, 0x200D, 0x1F3EB]) == "1f3eb"
+    assert emoji_base([0x1F1EB, 0x1F1F7]) == "1f1eb-1f1f7"
+
+
+@needs_openclipart
+def test_build_openclipart_subset_keeps_noise_and_reads_back(tmp_path):
+    out = tmp_path / "oc"
+    m = build_openclipart(out, limit=30)
+    assert m["images"] == 30 and m["skipped"].get("svg_symlink_duplicate", 0) >= 1
+    metas = {p.relative_to(out).with_suffix("").as_posix(): json.loads(p.read_text())
+             for p in out.rglob("*.json") if p.parent != out or p.name not in ("dataset.json", "split.json")}  # fmt: skip
+    assert len(metas) == 30
+    frogs = metas["animals/2_dead_frogs_lumen_desig_01"]
+    assert frogs["title"] == "2 dead frogs" and frogs["creator"] == "Lumen Design Studio"
+    assert "kwaakwaa" in frogs["tags"] and len(frogs["tags"]) == 23  # raw, as the author wrote them
+    assert all((out / (k + ".png")).stat().st_size > 100 for k in metas)
+    corpus = FolderCorpus(out)
+    docs = list(corpus)
+    assert {d[0] for d in docs} <= {"img:" + k for k in metas} and len(docs) >= 25
+    frog_doc = next(d for d in docs if d[0] == "img:animals/2_dead_frogs_lumen_desig_01")
+    assert {"frog", "swamp", "skeleton"} <= set(frog_doc)
+    split = load_split(out)
+    _check_split(split, set(metas))
+    # one author's drawings never straddle the split
+    by_creator = {}
+    for k, meta in metas.items():
+        by_creator.setdefault(meta["creator"].lower(), set()).add(k in split.test)
+    assert all(len(sides) == 1 for c, sides in by_creator.items() if c)
+
+
+@needs_openclipart
+def test_parse_svg_metadata_real_file():
+    meta = parse_svg_metadata(Path(ds.OPENCLIPART_SVG) / "animals" / "bat_orlando_karam_.svg")
+    assert meta["title"] == "bat" and meta["creator"] == "Orlando Karam"
+    assert meta["tags"] == ["mammal", "bat", "animal"] and meta["description"] == ""
+
+
+def test_parse_svg_metadata_handcrafted(tmp_path):
+    svg = tmp_path / "x.svg"
+    svg.write_text(
+        '<svg xmlns:dc="http://purl.org/dc/elements/1.1/"><metadata><rdf:RDF><cc:Work rdf:about="">'
+        "<dc:title>Red &amp; blue</dc:title><dc:description>A <![CDATA[nice]]> flag</dc:description>"
+        "<dc:subject><rdf:Bag><rdf:li>flag</rdf:li><rdf:li></rdf:li><rdf:li>hash(0x885c2bc)</rdf:li></rdf:Bag>"
+        "</dc:subject><dc:creator><cc:Agent><dc:title>Jane</dc:title></cc:Agent></dc:creator>"
+        "</cc:Work></rdf:RDF></metadata><path d='M0 0'/></svg>"
+    )
+    meta = parse_svg_metadata(svg)
+    assert meta["title"] == "Red & blue" and meta["description"] == "A nice flag"
+    assert meta["tags"] == ["flag", "hash(0x885c2bc)"] and meta["creator"] == "Jane"
+    (tmp_path / "y.svg").write_text("<svg/>")
+    assert parse_svg_metadata(tmp_path / "y.svg")["tags"] == []
+
+
+@needs_dict
+def test_build_dictionary_text_subset(tmp_path):
+    out = tmp_path / "dict"
+    m = build_dictionary_text(out, limit=20, sources=("gcide", "devil", "fortunes"))
+    assert m["documents"] == 60 and m["words"] > 600
+    gcide = (out / "gcide.txt").read_text().splitlines()
+    assert len(gcide) == 20
+    assert not any(line.startswith("00-database") or "\\" in line for line in gcide)
+    docs = list(TextCorpus(out))
+    assert len(docs) == 60 and sum(map(len, docs)) > 500
+    assert all(w == w.lower() for d in docs for w in d)
+    again = build_dictionary_text(out, limit=20, sources=("gcide", "devil", "fortunes"))
+    assert all(s["resumed"] for s in again["sources"].values()) and again["documents"] == 60
+
+
+def test_missing_packages_name_the_fix(tmp_path):
+    with pytest.raises(MissingPackageError, match="apt-get install openclipart-svg openclipart-png"):
+        build_openclipart(tmp_path / "o", svg_root=tmp_path / "nope")
+    with pytest.raises(MissingPackageError, match="fonts-noto-color-emoji"):
+        build_emoji(tmp_path / "e", font_path=tmp_path / "nope.ttf")
+    with pytest.raises(MissingPackageError, match="dict-gcide"):
+        build_dictionary_text(tmp_path / "d", sources=("gcide",), dictd_root=tmp_path)
+    with pytest.raises(MissingPackageError, match="apt-get install fortunes"):
+        build_dictionary_text(tmp_path / "d", sources=("fortunes",), fortunes_root=tmp_path)
+    with pytest.raises(ValueError, match="unknown dataset 'imagenet'"):
+        build_dataset("imagenet", tmp_path)
+    with pytest.raises(ValueError, match="sources must be"):
+        build_dictionary_text(tmp_path / "d", sources=("britannica",))
+
+
+def _fake_set(root: Path, n_creators: int = 120, per_creator: int = 3) -> None:
+    for c in range(n_creators):
+        for i in range(per_creator):
+            key = f"c{c:03d}/drawing{c}_{i:02d}"
+            (root / key).parent.mkdir(parents=True, exist_ok=True)
+            (root / (key + ".png")).write_bytes(b"png")
+            tags = [f"tag{c % 40}", f"tag{(c + 1) % 40}", "common", "unsorted"]
+            meta = {"title": f"drawing {c}", "tags": tags, "creator": f"Creator {c}" if c % 2 else ""}
+            (root / (key + ".json")).write_text(json.dumps(meta))
+
+
+def test_make_split_is_grouped_deterministic_and_stable(tmp_path):
+    root = tmp_path / "set"
+    _fake_set(root)
+    s1 = make_split(root)
+    s2 = load_split(root)
+    assert s1.train == s2.train and s1.test == s2.test and s1.zero_shot_tags == s2.zero_shot_tags
+    assert s1 == make_split(root, write=False)
+    keys = {f"c{c:03d}/drawing{c}_{i:02d}" for c in range(120) for i in range(3)}
+    _check_split(s1, keys)
+    assert s1.n_groups == 120  # creator, or for anonymous drawings the series stem
+    assert abs(len(s1.test) / len(keys) - 0.2) <= 0.01  # groups of 3: as close as it gets
+    assert "unsorted" not in s1.zero_shot_tags  # tags are normalised first
+    assert set(s1.zero_shot_tags) <= {f"tag{i}" for i in range(40)} | {"common", "drawing"}
+    assert 0 < len(s1.zero_shot_tags) < 15
+    other = make_split(root, seed="another", write=False)
+    assert other.test != s1.test and abs(len(other.test) - len(s1.test)) <= 3
+    with pytest.raises(ValueError, match="test_share"):
+        make_split(root, test_share=1.0)
+    with pytest.raises(FileNotFoundError, match="no split.json"):
+        load_split(tmp_path)
+
+
+def test_split_groups_links_creator_series_and_identical_bytes():
+    items = [
+        ("a/flower_01", {"creator": "Ann"}),
+        ("c/tree", {"creator": "ann"}),  # same creator, case-insensitive
+        ("b/flower_02", {}),  # anonymous series: flower_02, flower_03
+        ("b/flower_03", {}),
+        ("z/flower_04", {"creator": "Bob"}),  # Bob's flower is not Ann's: no series link across creators
+        ("d/copy", {"sha1": "abc"}),
+        ("e/other", {"sha1": "abc", "creator": "Bob"}),  # identical bytes link anyway
+        ("f/alone", {}),
+        ("g/x1", {"split_group": "emoji:1f44b", "creator": "Ann"}),  # split_group wins
+        ("g/x2", {"split_group": "emoji:1f44b"}),
+    ]
+    g = split_groups(items)
+    assert g["a/flower_01"] == g["c/tree"] == "creator:ann"
+    assert g["b/flower_02"] == g["b/flower_03"] == "series:flower" != g["a/flower_01"]
+    assert g["d/copy"] == g["e/other"] == g["z/flower_04"] == "creator:bob"
+    assert g["g/x1"] == g["g/x2"] == "group:emoji:1f44b"
+    assert len(set(g.values())) == 5
+    assert split_groups(list(reversed(items))) == g  # order does not matter
+
+
+def test_cli_datasets(tmp_path):
+    from click.testing import CliRunner
+
+    from gensim_im2vec.cli import main
+
+    runner = CliRunner()
+    r = runner.invoke(main, ["datasets", "list"])
+    assert r.exit_code == 0 and r.output.split() == ["dictionary-text", "emoji", "openclipart"]
+    r = runner.invoke(main, ["datasets", "build", "nope", str(tmp_path / "x")])
+    assert r.exit_code != 0 and "unknown dataset" in r.output
+    root = tmp_path / "set"
+    _fake_set(root, n_creators=20)
+    r = runner.invoke(main, ["datasets", "split", str(root), "--test-share", "0.5"])
+    assert r.exit_code == 0 and "20 groups" in r.output
+    assert json.loads((root / "split.json").read_text())["config"]["test_share"] == 0.5
+    if HAVE_EMOJI:
+        r = runner.invoke(main, ["datasets", "build", "emoji", str(tmp_path / "e"), "--limit", "5"])
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.output)["images"] == 5
