@@ -96,6 +96,133 @@ def fetch_weights_command(weights, torch_home, force):
 
 # --- text/corpora/datasets: `im2vec normalize`, `im2vec datasets build` (issue 4) ---
 
+
+def _guess_format(path: str) -> str:
+    import os
+
+    if os.path.isdir(path):
+        return "folder"
+    low = path.lower().removesuffix(".bz2").removesuffix(".gz")
+    for ext, fmt in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".csv", "csv"), (".txt", "text")):
+        if low.endswith(ext):
+            return fmt
+    return "yfcc"
+
+
+@main.command("normalize")
+@click.argument("source", type=click.Path(exists=True))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Documents out: one per line, tokens separated by spaces (gensim LineSentence).")
+@click.option("--format", "fmt", type=click.Choice(["auto", "yfcc", "folder", "csv", "tsv", "jsonl", "text"]),
+              default="auto", help="Input kind; auto: folder for a directory, else by extension "
+                                   "(.csv, .jsonl, .txt), anything else is a YFCC100M metadata file.")
+@click.option("--fields", default="tags,title,description",
+              help="YFCC100M: comma-separated fields that make a document, in order.")
+@click.option("--key", type=click.Choice(["id", "hash", "line"]), default="id",
+              help="YFCC100M: image key (must match the feature store); hash/line need 25 columns.")
+@click.option("--image-column", default=None, help="CSV/JSONL: the column with the image key or path.")
+@click.option("--text-column", multiple=True, help="CSV/JSONL: a free-text column (repeatable).")
+@click.option("--tag-column", multiple=True, help="CSV/JSONL: a tag column (repeatable).")
+@click.option("--prefix", default="img:", show_default=True, help="Image token prefix.")
+@click.option("--multiword", type=click.Choice(["join", "split"]), default="join", show_default=True,
+              help="Multi-word tags as one token (new_york) or several.")
+@click.option("--keep-stopwords", is_flag=True, help="Do not drop English stop words.")
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="Stop after this many documents.")
+@click.option("--report", type=click.Path(dir_okay=False), default=None,
+              help="Also write the reader's and normaliser's statistics here as JSON.")
+def normalize_command(source, output, fmt, fields, key, image_column, text_column, tag_column, prefix,
+                      multiword, keep_stopwords, limit, report):
+    """Turn noisy metadata in SOURCE into clean training documents and report what was pruned."""
+    import json
+    import os
+
+    from gensim_im2vec import corpora
+    from gensim_im2vec.text import Normalizer
+
+    fmt = _guess_format(source) if fmt == "auto" else fmt
+    extra = {"stopwords": None} if keep_stopwords else {}
+    norm = (Normalizer.for_text(multiword=multiword, track_vocab=True) if fmt == "text"
+            else Normalizer(multiword=multiword, **extra))
+    try:
+        if fmt == "yfcc":
+            corpus = corpora.YFCC100MCorpus(source, fields=[f.strip() for f in fields.split(",") if f.strip()],
+                                            key=key, prefix=prefix, normalizer=norm, limit=limit)
+        elif fmt == "folder":
+            corpus = corpora.FolderCorpus(source, prefix=prefix, normalizer=norm, limit=limit)
+        elif fmt in ("csv", "tsv", "jsonl"):
+            if not image_column:
+                raise click.UsageError(f"--format {fmt} needs --image-column (and --text-column/--tag-column).")
+            corpus = corpora.TableCorpus(source, image_column=image_column, text_columns=text_column,
+                                         tag_columns=tag_column, format=fmt, prefix=prefix, normalizer=norm,
+                                         limit=limit)
+        else:
+            corpus = corpora.TextCorpus(source, normalizer=norm, limit=limit)
+        tmp = output + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            for doc in corpus:
+                f.write(" ".join(doc) + "\n")
+        os.replace(tmp, output)
+    except (ValueError, OSError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"{output}: {corpus.stats.summary()}")
+    click.echo(norm.stats.summary())
+    if report:
+        with open(report, "w", encoding="utf-8") as f:
+            json.dump({"reader": corpus.stats.as_dict(), "normalizer": norm.stats.as_dict(),
+                       "normalizer_config": norm.config()}, f, indent=1, ensure_ascii=False)
+
+
+@main.group("datasets")
+def datasets_group() -> None:
+    """Built-in real data sets made offline from Debian packages (see gensim_im2vec.datasets)."""
+
+
+@datasets_group.command("list")
+def datasets_list_command():
+    """Name the data sets that `im2vec datasets build` knows."""
+    from gensim_im2vec.datasets import list_datasets
+
+    for name in list_datasets():
+        click.echo(name)
+
+
+@datasets_group.command("build")
+@click.argument("name")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Build only this many items (per source for dictionary-text): tests, quick demos.")
+def datasets_build_command(name, directory, limit):
+    """Build data set NAME (openclipart, emoji, dictionary-text) into DIRECTORY; reruns resume."""
+    import json
+
+    from gensim_im2vec.datasets import MissingPackageError, build_dataset
+
+    try:
+        manifest = build_dataset(name, directory, limit=limit)
+    except (MissingPackageError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+    manifest.pop("tag_normalization", None)
+    click.echo(json.dumps(manifest, indent=1, ensure_ascii=False))
+
+
+@datasets_group.command("split")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--test-share", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.2,
+              show_default=True, help="Expected share of (near-duplicate) groups held out for testing.")
+@click.option("--zero-shot-share", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
+              help="Expected share of the tag vocabulary never shown with a training image.")
+@click.option("--seed", default="im2vec-split", show_default=True, help="Changes the split.")
+def datasets_split_command(directory, test_share, zero_shot_share, seed):
+    """(Re)write DIRECTORY/split.json: a grouped train/test split and zero-shot tags."""
+    from gensim_im2vec.datasets import make_split
+
+    try:
+        s = make_split(directory, test_share=test_share, zero_shot_share=zero_shot_share, seed=seed)
+    except (ValueError, OSError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"{directory}/split.json: {len(s.train)} train, {len(s.test)} test images in {s.n_groups} "
+               f"groups; {len(s.zero_shot_tags)} zero-shot tags")
+
 # --- model: `im2vec train` (issue 2) ---
 
 
