@@ -226,5 +226,58 @@ def datasets_split_command(directory, test_share, zero_shot_share, seed):
 # --- model: `im2vec train` (issue 2) ---
 
 
+@main.command("train")
+@click.argument("documents", type=click.Path(exists=True, dir_okay=False))
+@click.option("-f", "--features", "features", required=True, type=click.Path(exists=True, file_okay=False),
+              help="FeatureStore directory (im2vec extract) with the images' features; opened memory-mapped.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Where to save the model.")
+@click.option("--pretrained", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A saved gensim Word2Vec (negative sampling) to start from: two-stage training, words "
+                   "frozen unless --train-words is given.")
+@click.option("--vector-size", type=click.IntRange(min=1), default=None, help="Dimensionality of the space.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Passes over DOCUMENTS.")
+@click.option("--sg/--cbow", default=None, help="Skip-gram or CBOW (gensim's default: CBOW).")
+@click.option("--window", type=click.IntRange(min=1), default=None, help="Context window.")
+@click.option("--negative", type=click.IntRange(min=1), default=None, help="Negative samples per pair.")
+@click.option("--min-count", type=click.IntRange(min=1), default=None,
+              help="Ignore words rarer than this (images are always kept).")
+@click.option("--sample", type=float, default=None, help="Downsampling threshold for frequent words.")
+@click.option("--alpha", type=float, default=None, help="Initial learning rate.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker threads.")
+@click.option("--seed", type=int, default=None, help="Random seed (bit-identical runs need --workers 1).")
+@click.option("--image-negatives", type=click.Choice(["tags", "vocab"]), default=None,
+              help="Negatives for image inputs: other tags of image documents, or the whole vocabulary.")
+@click.option("--image-alpha", type=float, default=None, help="Learning-rate multiplier for W.")
+@click.option("--tied/--untied", "tied_image_targets", default=None,
+              help="An image as the centre word uses its own h as output vector (tied) or is skipped.")
+@click.option("--train-words/--freeze-words", "train_words", default=None,
+              help="Whether word input vectors learn (default: learn; frozen with --pretrained).")
+@click.option("--missing-images", type=click.Choice(["raise", "skip"]), default=None,
+              help="An image token without features: stop with an error, or drop it with a warning.")
+def train_command(documents, features, output, pretrained, **options):
+    """Train an Im2Vec model on DOCUMENTS (one document per line, tokens separated by spaces, as
+    written by `im2vec normalize`) with the images' features from a FeatureStore."""
+    from gensim.models.word2vec import LineSentence
+
+    from gensim_im2vec.model import Im2Vec
+    from gensim_im2vec.store import FeatureStore
+
+    params = {k: v for k, v in options.items() if v is not None}
+    try:
+        store = FeatureStore.open(features, mmap=True)
+        corpus = LineSentence(documents)
+        if pretrained:
+            from gensim.models import Word2Vec
+
+            model = Im2Vec.from_word2vec(Word2Vec.load(pretrained), image_features=store, sentences=corpus,
+                                         **params)
+        else:
+            model = Im2Vec(corpus, image_features=store, **params)
+    except (ValueError, TypeError, OSError) as e:
+        raise click.ClickException(str(e)) from e
+    model.save(output)
+    click.echo(f"{output}: {model} ({len(model.image_keys)} images, {len(model.word_keys)} words)")
+
+
 if __name__ == "__main__":
     main()

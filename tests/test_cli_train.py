@@ -1,0 +1,51 @@
+"""`im2vec train`: documents file + FeatureStore -> saved model, joint and two-stage."""
+
+import numpy as np
+from click.testing import CliRunner
+from gensim.models import Word2Vec
+
+from gensim_im2vec import Im2Vec
+from gensim_im2vec.cli import main
+from gensim_im2vec.store import FeatureStore
+from gensim_im2vec.synthetic import make_corpus
+
+
+def _inputs(tmp_path):
+    data = make_corpus(n_classes=5, n_images=300, n_features=16, seed=2)
+    keys = list(data.features)
+    FeatureStore.from_arrays(tmp_path / "store", keys, np.stack([data.features[k] for k in keys]))
+    docs = tmp_path / "docs.txt"
+    docs.write_text("".join(" ".join(d) + "\n" for d in data.docs))
+    return data, docs
+
+
+def test_train_joint_and_two_stage(tmp_path):
+    data, docs = _inputs(tmp_path)
+    runner = CliRunner()
+    out = tmp_path / "m.model"
+    res = runner.invoke(main, ["train", str(docs), "-f", str(tmp_path / "store"), "-o", str(out),
+                               "--vector-size", "16", "--epochs", "3", "--sg", "--min-count", "1",
+                               "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    assert "300 images" in res.output
+    model = Im2Vec.load(str(out))
+    assert model.vector_size == 16 and model.sg == 1 and model.epochs == 3
+    assert len(model.image_keys) == 300 and model.features.metadata is not None
+
+    w2v = Word2Vec([d[1:] for d in data.docs], vector_size=16, min_count=1, epochs=2, workers=1)
+    w2v.save(str(tmp_path / "w2v.model"))
+    res = runner.invoke(main, ["train", str(docs), "-f", str(tmp_path / "store"), "-o", str(tmp_path / "m2.model"),
+                               "--pretrained", str(tmp_path / "w2v.model"), "--epochs", "2"])
+    assert res.exit_code == 0, res.output
+    two = Im2Vec.load(str(tmp_path / "m2.model"))
+    assert np.array_equal(two.wv["class1"], w2v.wv["class1"])  # words frozen in two-stage training
+
+
+def test_train_reports_missing_images_clearly(tmp_path):
+    _, docs = _inputs(tmp_path)
+    with open(docs, "a") as f:
+        f.write("img:not_extracted dog\n")
+    res = CliRunner().invoke(main, ["train", str(docs), "-f", str(tmp_path / "store"), "-o", str(tmp_path / "x"),
+                                    "--min-count", "1"])
+    assert res.exit_code == 1 and "img:not_extracted" in res.output and "missing_images" in res.output
+    assert not (tmp_path / "x").exists()
