@@ -311,3 +311,21 @@ def test_update_with_features_of_another_dimension_is_refused(plain):
     with pytest.raises(ValueError, match="lack 20 image"):
         m.build_vocab([["img:x", "a"]], update=True, image_features={"img:x": np.ones(64)})
     assert m.features.dim == 64 and m.image_keys  # nothing half-built
+
+
+def test_long_documents_are_split_not_cut():
+    doc = [f"w{i % 50}" for i in range(25_000)]
+    m = Im2Vec(vector_size=8, min_count=1, sample=0, workers=1, epochs=1)
+    m.build_vocab([doc])
+    effective, raw = m.train([doc], total_examples=1, epochs=1)
+    assert (effective, raw) == (25_000, 25_000)
+
+
+def test_missing_kernel_says_how_to_build_it():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['gensim_im2vec.im2vec_inner'] = None\n"
+            "try:\n    import gensim_im2vec.model\nexcept ImportError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "compiled kernel" in out and "build_ext --inplace" in out and "pip install -e ." in out
