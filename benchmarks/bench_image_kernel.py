@@ -6,7 +6,9 @@
    image tokens/s, and the ratio of the achieved rate (4·D·F flops per image occurrence: the
    projection and the W update) to numpy's single-thread sgemm rate for the same shapes, measured
    in the same run. Target: >= 0.5 at F=1280.
-2. Realistic documents (one image + 8 tags), F=1280: documents/s with the image vs the same
+2. The kernel alone on one prepared job (no gensim threading): the per-job sgemm mode vs the
+   per-pair sgemv/sger mode (DESIGN §3 expects the latter 3–10× slower).
+3. Realistic documents (one image + 8 tags), F=1280: documents/s with the image vs the same
    documents without it.
 """
 
@@ -17,6 +19,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from gensim_im2vec import Im2Vec
+from gensim_im2vec import im2vec_inner as K
 
 D = 200
 
@@ -47,6 +50,37 @@ def train_rate(docs, feats, epochs=2):
     return time.perf_counter() - t, m._image_occurrences
 
 
+def kernel_only(job, feats, F, repeats=3):
+    m = Im2Vec(image_features=feats, vector_size=D, window=1, sg=1, negative=5, min_count=1, sample=0,
+               workers=1, seed=1)
+    m.build_vocab(job)
+    wv = m.wv
+    tokens, slots, bounds, rwin, rows, _ = K.prepare_job(
+        job, wv.key_to_index, wv.expandos["sample_int"], m._vocab_image_rows, False, 1, False, 1)
+    V, inv = m.features.gather(rows)
+    times = {}
+    with threadpool_limits(limits=1, user_api="blas"):
+        for per_pair in (False, True):
+            best = 1e9
+            for _ in range(repeats):
+                H = np.empty((len(rows), D), np.float32)
+                E = np.zeros_like(H)
+                t = time.perf_counter()
+                K.train_job(wv.vectors, m.syn1neg, wv.vectors_lockf, m.W, V, inv, H, E, tokens, slots, bounds,
+                            rwin, m._neg_word_idx, m._neg_word_cum, m._neg_tag_idx, m._neg_tag_cum,
+                            np.zeros(D, np.float32), np.zeros(D, np.float32), n_slots=len(rows), sg=1, window=1,
+                            negative=5, cbow_mean=1, alpha=0.025, image_alpha=1.0, train_words=True,
+                            train_outputs=True, train_images=True, tied=False, tag_negatives=True,
+                            compute_loss=False, next_random=1, per_pair=per_pair)
+                best = min(best, time.perf_counter() - t)
+            times[per_pair] = best
+    n_img = len(rows)
+    limit = sgemm_rate(n_img, F)
+    return (f"sgemm mode {n_img / times[False]:9,.0f} img/s (ratio to sgemm limit "
+            f"{n_img * 4 * D * F / times[False] / limit:.2f}), per-pair {n_img / times[True]:9,.0f} img/s "
+            f"-> batched is {times[True] / times[False]:.1f}x faster")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--features", type=int, nargs="+", default=[512, 1280, 4096])
@@ -65,8 +99,13 @@ def main():
         limit = sgemm_rate(per_job, F)
         print(f"   F={F:5d}: {rate:10,.0f} image tokens/s, {rate * 4 * D * F / 1e9:6.1f} GFLOP/s achieved, "
               f"sgemm {limit / 1e9:6.1f} GFLOP/s -> ratio {rate * 4 * D * F / limit:.2f}")
+    print("2. kernel only, one job of 3,333 [tag, image, tag] documents: per-job sgemm vs per-pair sgemv/sger")
+    for F in args.features:
+        feats = (list(f"img:{i}" for i in range(n)), rng.random((n, F), dtype=np.float32) + 0.01)
+        docs = [[tags[i % 500], f"img:{i}", tags[(i * 7) % 500]] for i in range(n)]
+        print(f"   F={F:5d}: " + kernel_only(docs[:3333], feats, F))
     F = 1280
-    print(f"2. realistic documents: one image + 8 tags, F={F}, D={D}, window=5, one worker")
+    print(f"3. realistic documents: one image + 8 tags, F={F}, D={D}, window=5, one worker")
     feats = (list(f"img:{i}" for i in range(n)), rng.random((n, F), dtype=np.float32) + 0.01)
     with_img = [[f"img:{i}"] + [tags[int(t)] for t in rng.integers(0, 500, 8)] for i in range(n)]
     without = [d[1:] for d in with_img]

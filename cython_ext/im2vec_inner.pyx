@@ -27,7 +27,7 @@ cimport numpy as cnp
 from libc.math cimport exp, log1p
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.string cimport memset
-from scipy.linalg.cython_blas cimport saxpy, sdot, sgemm, sscal
+from scipy.linalg.cython_blas cimport saxpy, sdot, sgemm, sgemv, sger, sscal
 
 cnp.import_array()
 
@@ -56,6 +56,7 @@ cdef struct Config:
     int tied
     int tag_negatives
     int compute_loss
+    int per_pair
     REAL_t alpha
     REAL_t image_alpha
 
@@ -67,6 +68,7 @@ cdef struct Config:
     const REAL_t *V
     REAL_t *H
     REAL_t *E
+    const REAL_t *inv_norms
     int n_slots
 
     const int32_t *tokens
@@ -190,6 +192,20 @@ cdef inline REAL_t *input_vector(Config *c, int pos) noexcept nogil:
     return c.syn0 + <int64_t>c.tokens[pos] * c.size
 
 
+cdef void per_pair_image(Config *c, int j, int32_t target) noexcept nogil:
+    """Reference mode for the benchmark: h by sgemv before the pair, W by sger after it."""
+    cdef int size = c.size, F = c.n_features, slot = c.slots[j]
+    cdef REAL_t *h = c.H + <int64_t>slot * size
+    cdef REAL_t *v = <REAL_t *>c.V + <int64_t>slot * F
+    cdef REAL_t scale = c.inv_norms[slot]
+    sgemv(b"T", &F, &size, &scale, c.W, &F, v, &ONE, &ZEROF, h, &ONE)
+    memset(c.work, 0, size * sizeof(REAL_t))
+    negative_sampling(c, h, target, -1, c.tag_negatives)
+    if c.train_images:
+        scale = c.image_alpha * c.inv_norms[slot]
+        sger(&F, &size, &scale, v, &ONE, c.work, &ONE, c.W, &F)
+
+
 cdef void run_sg(Config *c) noexcept nogil:
     cdef int s, i, j, start, end, lo, hi, b, tslot
     for s in range(c.n_bounds - 1):
@@ -208,6 +224,9 @@ cdef void run_sg(Config *c) noexcept nogil:
                 hi = end
             for j in range(lo, hi):
                 if j == i:
+                    continue
+                if c.per_pair and c.slots[j] >= 0:
+                    per_pair_image(c, j, c.tokens[i])
                     continue
                 memset(c.work, 0, c.size * sizeof(REAL_t))
                 negative_sampling(c, input_vector(c, j), c.tokens[i], tslot,
@@ -349,13 +368,16 @@ def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] loc
               REAL_t[::1] work, REAL_t[::1] neu1,
               *, int n_slots, int sg, int window, int negative, int cbow_mean, float alpha,
               float image_alpha, bint train_words, bint train_outputs, bint train_images,
-              bint tied, bint tag_negatives, bint compute_loss, uint64_t next_random):
+              bint tied, bint tag_negatives, bint compute_loss, uint64_t next_random,
+              bint per_pair=False):
     """Train one prepared job in place; return ``(loss, next_random)``.
 
     ``V`` holds the raw features of the job's ``n_slots`` images (row = slot) and ``inv_norms``
     their inverse L2 norms (ones to train on unnormalised features);
     ``H`` and ``E`` are (n_slots × size) scratch arrays (``E`` zeroed by the caller).
     With ``n_slots == 0`` the sgemm steps are skipped and this is plain word2vec.
+    ``per_pair`` (skip-gram, untied only) computes each image pair with sgemv/sger instead of the
+    two per-job sgemms: the slow reference the benchmark measures against.
     """
     cdef Config c
     cdef int size = syn0.shape[1]
@@ -372,6 +394,8 @@ def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] loc
         raise ValueError("train_job: negative sampling needs negative > 0 and a non-empty table")
     if lockf.shape[0] == 0:
         raise ValueError("train_job: vectors_lockf is empty")
+    if per_pair and (not sg or tied):
+        raise ValueError("train_job: per_pair mode exists for untied skip-gram only")
     c.sg = sg
     c.window = window
     c.negative = negative
@@ -384,6 +408,7 @@ def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] loc
     c.tied = tied
     c.tag_negatives = tag_negatives
     c.compute_loss = compute_loss
+    c.per_pair = per_pair
     c.alpha = alpha
     c.image_alpha = image_alpha
     c.syn0 = &syn0[0, 0]
@@ -394,6 +419,7 @@ def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] loc
     c.V = &V[0, 0]
     c.H = &H[0, 0]
     c.E = &E[0, 0]
+    c.inv_norms = &inv_norms[0] if inv_norms.shape[0] > 0 else NULL
     c.n_slots = n_slots
     c.tokens = &tokens[0] if n_tok > 0 else NULL
     c.slots = &slots[0] if n_tok > 0 else NULL
@@ -413,7 +439,7 @@ def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] loc
     if n_tok == 0:
         return 0.0, next_random
     with nogil:
-        if n_slots > 0:
+        if n_slots > 0 and not per_pair:
             # H (n_slots x size, row-major) = V (n_slots x F) . W^T ; column-major: H^T = W . V^T
             sgemm(b"T", b"N", &size, &n_slots, &F, &ONEF, c.W, &F, <REAL_t *>c.V, &F,
                   &ZEROF, c.H, &size)
@@ -424,7 +450,7 @@ def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] loc
             run_sg(&c)
         else:
             run_cbow(&c)
-        if n_slots > 0 and train_images:
+        if n_slots > 0 and train_images and not per_pair:
             for s in range(n_slots):
                 scale = inv_norms[s]
                 sscal(&size, &scale, c.E + <int64_t>s * size, &ONE)

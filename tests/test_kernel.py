@@ -199,3 +199,27 @@ def test_prepare_job_splits_long_documents_without_cutting():
     assert len(tokens) == 25_002  # nothing dropped
     assert list(bounds) == [0, 10_000, 20_000, 25_000, 25_002]
     assert rwin.min() >= 0 and rwin.max() < 5 and len(rows) == 0
+
+
+def test_per_pair_reference_mode_equals_batched_for_a_single_image_pair():
+    model, _ = tiny_model(1, False)
+    docs = [["red", "img:0"]]
+    wv = model.wv
+    tokens, slots, bounds, rwin, rows, _ = K.prepare_job(
+        docs, wv.key_to_index, wv.expandos["sample_int"], model._vocab_image_rows, False, 1, False, 1)
+    V, inv = model.features.gather(rows)
+    results = []
+    for per_pair in (False, True):
+        syn0, syn1, W = wv.vectors.copy(), model.syn1neg.copy(), model.W.copy()
+        H = np.empty((1, 8), np.float32)
+        E = np.zeros_like(H)
+        K.train_job(syn0, syn1, wv.vectors_lockf, W, V, inv, H, E, tokens, slots, bounds, rwin,
+                    model._neg_word_idx, model._neg_word_cum, model._neg_tag_idx, model._neg_tag_cum,
+                    np.zeros(8, np.float32), np.zeros(8, np.float32), n_slots=1, sg=1, window=1, negative=3,
+                    cbow_mean=1, alpha=0.05, image_alpha=2.0, train_words=True, train_outputs=True,
+                    train_images=True, tied=False, tag_negatives=True, compute_loss=False, next_random=9,
+                    per_pair=per_pair)
+        results.append((W, syn1))
+    assert not np.allclose(results[0][0], model.W)
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-5, atol=1e-7)
