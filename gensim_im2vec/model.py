@@ -260,6 +260,10 @@ class Im2Vec(Word2Vec):
         self.image_feature_keys = feats.keys
         self.image_features_metadata = feats.metadata
         self._features_cache = feats
+        self.add_lifecycle_event(  # provenance: which store, model and layer made the features
+            "image_features", msg=f"{len(feats)} images x {feats.dim} features from {feats.name}",
+            metadata={k: v for k, v in feats.metadata.items() if isinstance(v, (str, int, float))},
+        )
 
     def is_image(self, key) -> bool:
         """True when `key` is an image token (it has features)."""
