@@ -57,7 +57,6 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Literal
 
 __all__ = [
@@ -98,6 +97,7 @@ DEFAULT_JUNK: frozenset[str] = frozenset(
 _PCT_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
 # Flickr's lost-percent escapes: X28guitar%29, 4x2f22x2f2007 (only after a non-letter).
 _FLICKR_HEX = re.compile(r"(?<![^\W\d_])[xX](2[26789cCfF])")
+_NEEDS_DECODING = re.compile(r"[%+&<]|[xX]2[26789cCfF]")
 _HTML_TAG = re.compile(r"<[^<>]{0,2000}>")
 _URL = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)\S*|\b[\w.+-]+@[\w-]+\.[\w.-]+", re.I)
 _MACHINE_TAG = re.compile(r"(?<![\w:])[^\W\d][\w]*:[\w]+=\S*")
@@ -299,8 +299,9 @@ class Normalizer:
         Keep the sets of distinct raw/removed/output tokens in :attr:`stats` (memory grows
         with the vocabulary); counts are always kept.
     cache_size : int
-        Normalised tags and words are cached (tag vocabularies are Zipf-distributed, so the
-        cache turns most work into a dictionary lookup); 0 disables.
+        Up to this many distinct tags and words keep their result in a cache (the first ones
+        seen; tag vocabularies are Zipf-distributed, so most work becomes a dictionary
+        lookup). Bounds the memory; 0 disables. Do not change other settings afterwards.
 
     Attributes
     ----------
@@ -324,7 +325,7 @@ class Normalizer:
     min_len: int = 2
     max_len: int = 40
     track_vocab: bool = True
-    cache_size: int = 1 << 18
+    cache_size: int = 1 << 17
     stats: NormalizationStats = field(default_factory=NormalizationStats, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -338,22 +339,16 @@ class Normalizer:
             self.junk = frozenset(self.junk)
         if not self.track_vocab:
             self.stats.raw_vocab = self.stats.removed_vocab = self.stats.output_vocab = None
-        if self.cache_size:
-            self._unit = lru_cache(maxsize=self.cache_size)(self._unit_uncached)
-        else:
-            self._unit = self._unit_uncached
+        self._caches: tuple[dict, dict] = ({}, {})  # words of text, tags
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state.pop("_unit", None)  # the cache is rebuilt on load
+        state.pop("_caches", None)  # the cache is rebuilt on use
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        if self.cache_size:
-            self._unit = lru_cache(maxsize=self.cache_size)(self._unit_uncached)
-        else:
-            self._unit = self._unit_uncached
+        self._caches: tuple[dict, dict] = ({}, {})  # words of text, tags
 
     # ------------------------------------------------------------------ presets
     @classmethod
@@ -401,10 +396,7 @@ class Normalizer:
             return []
         text = self._clean(text)
         text = self._remove_patterns(text, "text")
-        out: list[str] = []
-        for unit in text.split():
-            self._account(unit, self._unit(unit, False), out)
-        return out
+        return self._run(text.split(), False)
 
     def tags(self, tags: Iterable[str] | str | None, sep: str = ",") -> list[str]:
         """Normalise a list of tags; each tag is one unit (see ``multiword``).
@@ -424,43 +416,62 @@ class Normalizer:
         if not tags:
             return []
         if isinstance(tags, str):
-            tags = tags.split(sep)
-        out: list[str] = []
-        for tag in tags:
-            if tag is None:
-                continue
-            tag = str(tag).strip()
-            if not tag:
-                continue
-            self._account(tag, self._unit(tag, True), out)
+            units = [t.strip() for t in tags.split(sep)]
+        else:
+            units = [str(t).strip() for t in tags if t is not None]
+        out = self._run([u for u in units if u], True)
         if len(out) > 1:
             out = list(dict.fromkeys(out))
         return out
 
     # ------------------------------------------------------------------ internals
-    def _account(self, raw: str, result: tuple[tuple[str, ...], tuple[str, ...]], out: list) -> None:
-        tokens, reasons = result
+    def _run(self, units: list[str], is_tag: bool) -> list[str]:
+        """Normalise units through the cache and count them (the hot loop: keep it lean)."""
+        cache = self._caches[is_tag]
+        room = len(cache) < self.cache_size
         st = self.stats
-        st.raw_tokens += 1
-        if tokens:
-            out.extend(tokens)
-            st.output_tokens += len(tokens)
-            if st.output_vocab is not None:
-                st.output_vocab.update(tokens)
-        else:
-            st.removed_tokens += 1
-        if st.raw_vocab is not None:
-            st.raw_vocab.add(raw)
-            if not tokens:
-                st.removed_vocab.add(raw)
+        vocab = st.raw_vocab is not None
+        out: list[str] = []
+        removed = 0
+        for u in units:
+            r = cache.get(u)
+            if r is None:
+                r = self._unit_uncached(u, is_tag)
+                if room:
+                    cache[u] = r
+                    room = len(cache) < self.cache_size
+            toks, reasons = r
+            if toks:
+                out.extend(toks)
+            else:
+                removed += 1
+            if reasons:
+                self._note(u, reasons)
+            if vocab:
+                st.raw_vocab.add(u)
+                if toks:
+                    st.output_vocab.update(toks)
+                else:
+                    st.removed_vocab.add(u)
+        st.raw_tokens += len(units)
+        st.removed_tokens += removed
+        st.output_tokens += len(out)
+        return out
+
+    def _note(self, raw: str, reasons: tuple[str, ...]) -> None:
+        st = self.stats
         for r in reasons:
             st.reasons[r] += 1
-            ex = st.examples.setdefault(r, [])
+            ex = st.examples.get(r)
+            if ex is None:
+                ex = st.examples[r] = []
             if len(ex) < 5 and raw not in ex:
                 ex.append(raw)
 
     def _clean(self, s: str) -> str:
         """String-level steps, repeated until stable (decoding can reveal more encoding)."""
+        if s.isascii() and not _NEEDS_DECODING.search(s):  # the common case: nothing to decode
+            return s.lower() if self.lowercase else s
         for _ in range(8):
             prev = s
             if self.url_decode:
