@@ -522,9 +522,17 @@ def _build_model(arch: str, enum, ckpt: Path | None, layer: str | None, seed: in
             parent, _, child = last.rpartition(".")
             setattr(model.get_submodule(parent) if parent else model, child, nn.Identity())
             return _FeatureModel(model, None), _PENULTIMATE
-        layer = "features"  # e.g. SqueezeNet: a convolutional head; take the pooled body
-    node = alias.get(layer, layer)
     names = get_graph_node_names(model)[1]
+    if layer in (None, _PENULTIMATE):
+        # no Linear head (SqueezeNet's is convolutional): take the pooled output of the body
+        body_nodes = [n for n in names if n.split(".")[0] == "features"]
+        if not body_nodes:
+            raise ValueError(
+                f"layer=None: {arch} has no final Linear layer whose input could be taken; pass a node "
+                f"name as layer= (gensim_im2vec.features.layer_names({arch!r}) lists them)."
+            )
+        layer = body_nodes[-1]
+    node = alias.get(layer, layer)
     if node not in names:
         hint = f" Caffe-style names for {arch}: {sorted(alias)}." if alias else ""
         raise ValueError(
