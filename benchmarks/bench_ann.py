@@ -1,0 +1,165 @@
+"""Exact vs approximate ``most_similar`` on mixed word + image vectors: latency and recall@10.
+
+Both searches run in the same process on the same vectors, one query at a time on ONE core
+(BLAS and OpenMP limited to one thread), so the ratio is the algorithmic gain, not a thread
+count. The exact search is gensim's own ``wv.most_similar(key, topn=10)``; the approximate one
+is :func:`gensim_im2vec.index.ann_most_similar` (same semantics: the query key left out).
+
+The vectors imitate a trained joint space: topic centres, each topic a low-dimensional
+Gaussian cluster in a ``--latent-dim`` space mapped linearly into ``--dim`` dimensions, plus a
+little isotropic noise, images shifted by a common "modality gap" vector. Isotropic Gaussian
+vectors (``--latent-dim 0``) are the worst
+case for every ANN method and look nothing like trained embeddings.
+
+    python benchmarks/bench_ann.py                          # 1M x 200, faiss HNSW (+ annoy if asked)
+    python benchmarks/bench_ann.py --n 100000 --backends faiss annoy
+
+Prints recall@10 and the median/p95 latency of each setting, and the speed-up over exact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+
+def make_vectors(n: int, dim: int, image_share: float, n_topics: int, latent_dim: int, seed: int):
+    """Keys and float32 vectors of `n` mixed words (``w<i>``) and images (``img:<i>``).
+
+    Topics are Gaussian clusters in a `latent_dim`-dimensional space mapped linearly into `dim`
+    dimensions, plus isotropic noise; images are shifted by a common modality-gap vector.
+    ``latent_dim=0``: isotropic Gaussian vectors (no structure at all).
+    """
+    rng = np.random.default_rng(seed)
+    n_img = int(round(n * image_share))
+    out = np.empty((n, dim), dtype=np.float32)
+    L = max(latent_dim, 1)
+    centres = rng.normal(size=(n_topics, L)).astype(np.float32)
+    proj = (rng.normal(size=(L, dim)) / np.sqrt(L)).astype(np.float32)
+    gap = (0.3 * rng.normal(size=dim) / np.sqrt(dim) * np.sqrt(L)).astype(np.float32)
+    chunk = 100_000
+    for lo in range(0, n, chunk):
+        hi = min(n, lo + chunk)
+        if latent_dim > 0:
+            t = rng.integers(n_topics, size=hi - lo)
+            z = centres[t] + 0.5 * rng.normal(size=(hi - lo, L)).astype(np.float32)
+            x = z @ proj + 0.1 * rng.normal(size=(hi - lo, dim)).astype(np.float32)
+        else:
+            x = rng.normal(size=(hi - lo, dim)).astype(np.float32)
+        x[np.arange(lo, hi) >= n - n_img] += gap
+        out[lo:hi] = x
+    keys = [f"w{i}" for i in range(n - n_img)] + [f"img:{i}" for i in range(n_img)]
+    return keys, out
+
+
+def percentile_ms(times, q):
+    return 1000.0 * float(np.percentile(times, q))
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=1_000_000, help="vectors (words + images)")
+    ap.add_argument("--dim", type=int, default=200)
+    ap.add_argument("--image-share", type=float, default=0.8, help="share of the vectors that are images")
+    ap.add_argument("--topics", type=int, default=5000)
+    ap.add_argument("--latent-dim", type=int, default=32, help="0: isotropic Gaussian (worst case)")
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--backends", nargs="+", default=["ivf", "hnsw"], choices=["ivf", "hnsw", "annoy"],
+                    help="faiss IVF-Flat, faiss HNSW, annoy (through gensim's AnnoyIndexer)")
+    ap.add_argument("--nprobe", type=int, nargs="+", default=[8, 16, 32, 64])
+    ap.add_argument("--nlist", type=int, default=None, help="IVF cells (default 4*sqrt(n) per modality)")
+    ap.add_argument("--m", type=int, default=32, help="faiss HNSW links per node")
+    ap.add_argument("--ef-construction", type=int, default=80)
+    ap.add_argument("--ef-search", type=int, nargs="+", default=[32, 64, 128, 256])
+    ap.add_argument("--num-trees", type=int, default=50)
+    ap.add_argument("--search-k", type=int, nargs="+", default=[5_000, 20_000, 50_000])
+    ap.add_argument("--build-threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    from gensim.models import KeyedVectors
+    from threadpoolctl import threadpool_limits
+
+    from gensim_im2vec.index import ModalityIndexer, ann_most_similar
+
+    print(f"data: {args.n:,} vectors x {args.dim} ({args.image_share:.0%} images), {args.topics} topics, "
+          f"latent dim {args.latent_dim}; {args.queries} queries (half words, half images); one core per query")
+    t0 = time.perf_counter()
+    keys, vecs = make_vectors(args.n, args.dim, args.image_share, args.topics, args.latent_dim, args.seed)
+    kv = KeyedVectors(args.dim)
+    kv.add_vectors(keys, vecs)
+    del vecs
+    kv.fill_norms()
+    print(f"generated in {time.perf_counter() - t0:.1f}s")
+
+    rng = np.random.default_rng(args.seed + 1)
+    n_img = int(round(args.n * args.image_share))
+    q_idx = np.concatenate([
+        rng.choice(args.n - n_img, size=args.queries // 2, replace=False),
+        args.n - n_img + rng.choice(n_img, size=args.queries - args.queries // 2, replace=False),
+    ])
+    queries = [keys[i] for i in q_idx]
+
+    exact, t_exact = {}, []
+    with threadpool_limits(1):
+        kv.most_similar(queries[0], topn=10)  # warm-up
+        for q in queries:
+            s = time.perf_counter()
+            exact[q] = [k for k, _ in kv.most_similar(q, topn=10)]
+            t_exact.append(time.perf_counter() - s)
+    ex_med = float(np.median(t_exact))
+    print(f"exact (gensim most_similar): median {1000 * ex_med:.2f} ms, p95 {percentile_ms(t_exact, 95):.2f} ms")
+
+    rows = []
+    for backend in args.backends:
+        if backend in ("hnsw", "ivf"):
+            import faiss
+
+            faiss.omp_set_num_threads(args.build_threads)
+        if backend == "hnsw":
+            settings = [("ef_search", v) for v in args.ef_search]
+            idx = ModalityIndexer(kv, backend="faiss", kind="hnsw", m=args.m,
+                                  ef_construction=args.ef_construction, image_prefix="img:")
+            desc = f"faiss HNSW{args.m} efC={args.ef_construction}"
+        elif backend == "ivf":
+            settings = [("nprobe", v) for v in args.nprobe]
+            idx = ModalityIndexer(kv, backend="faiss", kind="ivf", nlist=args.nlist, image_prefix="img:")
+            nl = "/".join(str(p.index.nlist) for p in idx._parts.values())
+            desc = f"faiss IVF{nl},Flat"
+        else:
+            settings = [("search_k", v) for v in args.search_k]
+            idx = ModalityIndexer(kv, backend="annoy", num_trees=args.num_trees, image_prefix="img:")
+            desc = f"annoy {args.num_trees} trees"
+        print(f"{desc}: built in {idx.build_seconds:.1f}s ({args.build_threads} threads)")
+        if backend in ("hnsw", "ivf"):
+            faiss.omp_set_num_threads(1)
+        for name, val in settings:
+            for part in idx._parts.values():
+                setattr(part, name, val)
+            times, hit = [], 0
+            with threadpool_limits(1):
+                for q in queries:
+                    s = time.perf_counter()
+                    got = ann_most_similar(kv, q, topn=10, indexer=idx)
+                    times.append(time.perf_counter() - s)
+                    hit += len(set(exact[q]) & {k for k, _ in got})
+            med = float(np.median(times))
+            recall = hit / (10 * len(queries))
+            rows.append((desc, f"{name}={val}", recall, 1000 * med, percentile_ms(times, 95), ex_med / med))
+            print(f"  {name}={val:<6} recall@10 {recall:.3f}  median {1000 * med:.3f} ms  "
+                  f"p95 {percentile_ms(times, 95):.3f} ms  speed-up x{ex_med / med:.0f}")
+
+    print("\n| index | setting | recall@10 | median ms | p95 ms | speed-up vs exact |")
+    print("|---|---|---|---|---|---|")
+    print(f"| exact (gensim) | - | 1.000 | {1000 * ex_med:.2f} | {percentile_ms(t_exact, 95):.2f} | x1 |")
+    for desc, setting, recall, med, p95, sp in rows:
+        print(f"| {desc} | {setting} | {recall:.3f} | {med:.3f} | {p95:.3f} | x{sp:.0f} |")
+    ok = [r for r in rows if r[2] >= 0.95 and r[5] >= 20]
+    print(f"\ntarget recall@10 >= 0.95 at >= 20x lower latency: {'met by ' + ok[0][1] if ok else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

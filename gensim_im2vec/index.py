@@ -1,0 +1,581 @@
+"""Approximate nearest neighbours for Im2Vec models, through gensim's indexer protocol.
+
+An exact ``model.wv.most_similar`` reads every vector for every query: ~60 ms per query at
+1M × 200 on one core, seconds at 100M. :class:`ModalityIndexer` builds an approximate index
+(faiss HNSW, or Annoy through gensim's own :class:`~gensim.similarities.annoy.AnnoyIndexer`)
+with **one sub-index per modality** — words and images — so that "only words" or "only images"
+is an exact filter instead of an over-fetch that may come back empty, and "both" merges the two
+result lists by cosine.
+
+Any object with ``most_similar(vector, num_neighbors)`` is a gensim indexer; pass it (or one of
+its modality views ``.words`` / ``.images``) to ``most_similar``:
+
+>>> import numpy as np
+>>> from gensim_im2vec import Im2Vec
+>>> from gensim_im2vec.index import ModalityIndexer, ann_most_similar
+>>> rng = np.random.default_rng(0)
+>>> protos = {"dog": rng.normal(size=32), "car": rng.normal(size=32)}
+>>> docs, feats = [], {}
+>>> for i in range(100):
+...     cls = ("dog", "car")[i % 2]
+...     feats[f"img:{i}"] = protos[cls] + 0.3 * rng.normal(size=32)
+...     docs.append([f"img:{i}", cls, "photo"])
+>>> model = Im2Vec(docs, image_features=feats, vector_size=16, min_count=1, epochs=5,
+...                workers=1, seed=1)
+>>> indexer = ModalityIndexer(model, backend="faiss")
+>>> len(indexer.words), len(indexer.images)
+(3, 100)
+>>> hits = model.wv.most_similar("img:0", topn=5, indexer=indexer)         # words and images
+>>> hits[0][0]                               # like gensim's AnnoyIndexer, the query comes back first
+'img:0'
+>>> all(k.startswith("img:") for k, _ in model.wv.most_similar("dog", topn=5, indexer=indexer.images))
+True
+>>> [k for k, _ in model.wv.most_similar("img:0", topn=3, indexer=indexer.words)] != []
+True
+
+:func:`ann_most_similar` has gensim's exact semantics (the query keys left out, several
+positive/negative keys) with an index and an optional modality filter:
+
+>>> ann_most_similar(model, "img:0", topn=2, indexer=indexer, restrict="images")[0][0] != "img:0"
+True
+
+The index is saved beside the model (a small JSON manifest plus one file per modality) and
+checked against the model's vectors when loaded, so a retrained model never silently answers
+from a stale index:
+
+>>> import os, tempfile
+>>> path = os.path.join(tempfile.mkdtemp(), "m.model")
+>>> model.save(path)
+>>> indexer.save(path + ".ann")
+>>> again = ModalityIndexer.load(path + ".ann", Im2Vec.load(path))
+>>> again.most_similar(model.wv["img:0"] / np.linalg.norm(model.wv["img:0"]), 1)[0][0]
+'img:0'
+
+Choosing a backend
+------------------
+``"faiss"`` (``pip install faiss-cpu``): HNSW graph over unit vectors with inner product;
+``ef_search`` trades latency for recall at query time. ``"annoy"`` (``pip install annoy``):
+random-projection trees through gensim's ``AnnoyIndexer``; the file is memory-mapped when
+loaded (several processes share one copy), ``search_k`` trades latency for recall.
+``"auto"`` takes faiss when it is installed, else annoy. ``benchmarks/bench_ann.py`` measures
+both against the exact search in one run (recall@10 and latency).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ModalityIndexer", "ann_most_similar", "BACKENDS", "MODALITIES"]
+
+#: Index engines ModalityIndexer can use.
+BACKENDS = ("faiss", "annoy")
+#: Sub-indexes of a ModalityIndexer.
+MODALITIES = ("words", "images")
+_FORMAT = "gensim-im2vec-ann"
+_FORMAT_VERSION = 1
+_FINGERPRINT_ROWS = 1024
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _keyed_vectors(model):
+    """The KeyedVectors of a model (``model.wv``) or the KeyedVectors itself."""
+    kv = getattr(model, "wv", model)
+    if not (hasattr(kv, "index_to_key") and hasattr(kv, "vectors") and hasattr(kv, "get_normed_vectors")):
+        raise TypeError(
+            f"expected an Im2Vec/Word2Vec model or a gensim KeyedVectors, got {type(model).__name__}."
+        )
+    return kv
+
+
+def _image_mask(model, kv, image_prefix: str) -> np.ndarray:
+    """Boolean mask over ``kv.index_to_key``: True for images (the model knows; else the prefix)."""
+    if hasattr(model, "image_keys") and hasattr(model, "is_image"):
+        images = set(model.image_keys)
+        return np.fromiter((k in images for k in kv.index_to_key), dtype=bool, count=len(kv.index_to_key))
+    return np.fromiter(
+        (isinstance(k, str) and k.startswith(image_prefix) for k in kv.index_to_key),
+        dtype=bool,
+        count=len(kv.index_to_key),
+    )
+
+
+def _fingerprint(keys: Sequence[str], unit: np.ndarray) -> str:
+    """Hash of the keys and of evenly spaced unit vectors: changes when the model is retrained."""
+    h = hashlib.sha1()
+    h.update(f"{len(keys)}x{unit.shape[1] if unit.ndim == 2 else 0}\n".encode())
+    h.update("\n".join(map(str, keys)).encode("utf-8"))
+    if len(keys):
+        rows = np.unique(np.linspace(0, len(keys) - 1, num=min(_FINGERPRINT_ROWS, len(keys))).astype(np.int64))
+        h.update(np.ascontiguousarray(np.round(unit[rows], 4), dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
+def _resolve_backend(backend: str) -> str:
+    if backend == "auto":
+        try:
+            import faiss  # noqa: F401
+
+            return "faiss"
+        except ImportError:
+            pass
+        try:
+            import annoy  # noqa: F401
+
+            return "annoy"
+        except ImportError:
+            raise ImportError(
+                "ModalityIndexer needs faiss or annoy: `pip install faiss-cpu` (or `pip install annoy`), "
+                "or `pip install gensim-im2vec[scale]`."
+            ) from None
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected 'auto' or one of {BACKENDS}, got {backend!r}.")
+    return backend
+
+
+# ----------------------------------------------------------------------------- per-modality indexes
+
+
+class _FaissPart:
+    """faiss over unit vectors with inner product (= cosine): HNSW graph or IVF lists."""
+
+    ext = "faiss"
+
+    def __init__(self, index, labels: list[str], params: dict) -> None:
+        self.index = index
+        self.labels = labels
+        self.ef_search = int(params["ef_search"])
+        self.nprobe = int(params["nprobe"])
+
+    @classmethod
+    def build(cls, unit: np.ndarray, labels: list[str], params: dict):
+        import faiss
+
+        d = unit.shape[1]
+        if params["kind"] == "hnsw":
+            index = faiss.IndexHNSWFlat(d, params["m"], faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = params["ef_construction"]
+        else:
+            n = len(unit)
+            nlist = params["nlist"] or int(4 * np.sqrt(max(n, 1)))
+            nlist = max(1, min(nlist, n // 39 if n >= 39 else 1))
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+            if n:
+                rng = np.random.default_rng(params["seed"])
+                take = np.sort(rng.choice(n, size=min(n, 64 * nlist), replace=False))
+                index.train(np.ascontiguousarray(unit[take], dtype=np.float32))
+        if len(unit):
+            index.add(np.ascontiguousarray(unit, dtype=np.float32))
+        return cls(index, labels, params)
+
+    def search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+        import faiss
+
+        k = min(int(k), len(self.labels))
+        if k <= 0:
+            return []
+        q = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
+        if isinstance(self.index, faiss.IndexHNSWFlat):
+            params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k))
+        else:
+            params = faiss.SearchParametersIVF(nprobe=self.nprobe)
+        sims, ids = self.index.search(q, k, params=params)
+        return [(self.labels[i], float(s)) for i, s in zip(ids[0], sims[0]) if i >= 0]
+
+    def save(self, fname: str) -> None:
+        import faiss
+
+        faiss.write_index(self.index, fname)
+
+    @classmethod
+    def load(cls, fname: str, labels: list[str], params: dict) -> _FaissPart:
+        import faiss
+
+        return cls(faiss.read_index(fname), labels, params)
+
+
+def _annoy_class():
+    from gensim.similarities.annoy import AnnoyIndexer
+
+    class _AnnoyPart(AnnoyIndexer):
+        """gensim's AnnoyIndexer, plus Annoy's ``search_k`` (gensim's uses ``n × num_trees``,
+        too few nodes for recall ≥ 0.95 in 100-300 dims)."""
+
+        ext = "annoy"
+
+        def __init__(self, search_k: int | None = None) -> None:
+            super().__init__()
+            self.search_k = search_k
+
+        @classmethod
+        def build(cls, unit, labels, *, num_trees: int, search_k: int | None, seed: int):
+            from annoy import AnnoyIndex
+
+            self = cls(search_k)
+            self.num_trees = int(num_trees)
+            index = AnnoyIndex(unit.shape[1], "angular")
+            index.set_seed(int(seed))
+            for i, v in enumerate(unit):
+                index.add_item(i, v)
+            index.build(self.num_trees)
+            self.index, self.labels = index, labels
+            self.model = _Dim(unit.shape[1])  # AnnoyIndexer.save reads model.vector_size
+            return self
+
+        def search(self, vector, k):
+            k = min(int(k), len(self.labels))
+            if k <= 0:
+                return []
+            search_k = self.search_k if self.search_k is not None else -1
+            ids, dist = self.index.get_nns_by_vector(vector, k, search_k=search_k, include_distances=True)
+            # angular distance d = sqrt(2 - 2 cos)  →  cos = 1 - d² / 2 (as gensim's AnnoyIndexer)
+            return [(self.labels[i], 1.0 - d * d / 2.0) for i, d in zip(ids, dist)]
+
+        @classmethod
+        def load(cls, fname, labels, params):
+            self = cls(params.get("search_k"))
+            AnnoyIndexer.load(self, fname)  # memory-maps the index file
+            if list(self.labels) != labels:
+                raise ValueError(f"{fname}: its labels differ from the model's keys; rebuild the index.")
+            self.labels = labels
+            self.model = _Dim(params["dim"])
+            return self
+
+    return _AnnoyPart
+
+
+class _Dim:
+    def __init__(self, vector_size: int) -> None:
+        self.vector_size = vector_size
+
+
+# ----------------------------------------------------------------------------- the indexer
+
+
+class ModalityIndexer:
+    """Approximate cosine neighbours over a model's words and images, one index per modality.
+
+    Parameters
+    ----------
+    model : Im2Vec, Word2Vec or KeyedVectors, optional
+        The vectors to index (``model.wv``). None: an empty indexer for :meth:`load`.
+    backend : {"auto", "faiss", "annoy"}
+        Index engine; "auto" prefers faiss.
+    modalities : sequence of {"words", "images"}
+        Sub-indexes to build (default both); leaving one out saves its build time and memory.
+    image_prefix : str
+        For a plain Word2Vec/KeyedVectors: keys starting with it are images. An Im2Vec model
+        says itself which keys are images.
+    kind : {"hnsw", "ivf"}
+        faiss index type. "hnsw": a graph, fastest queries, slow build (~1-2 min per million
+        vectors per core). "ivf": inverted lists over k-means cells, builds several times faster,
+        queries scan ``nprobe`` cells.
+    m : int
+        faiss: HNSW links per node (16-64; more: better recall, more memory: ``8·m`` bytes/vector).
+    ef_construction : int
+        faiss: build-time candidate list (40-200; more: better graph, slower build).
+    ef_search : int
+        faiss: query-time candidate list (≥ topn; 64-512). The recall/latency knob.
+    nlist : int, optional
+        faiss IVF: number of k-means cells (default ``4·√n``, at most ``n / 39``).
+    nprobe : int
+        faiss IVF: cells scanned per query (8-128). The recall/latency knob.
+    num_trees : int
+        annoy: trees (10-200; more: better recall, bigger file, slower build).
+    search_k : int, optional
+        annoy: nodes inspected per query (default ``topn × num_trees``; 10-100× that for
+        recall ≥ 0.95 in 200 dims). The recall/latency knob.
+    seed : int
+        annoy: random seed of the trees.
+
+    Attributes
+    ----------
+    words, images : ModalityIndexer
+        Views answering from one sub-index only (pass them as ``indexer=``).
+    backend : str
+    fingerprint : str
+        Hash of the indexed keys and vectors (checked by :meth:`load`).
+    build_seconds : float
+    """
+
+    def __init__(
+        self,
+        model=None,
+        *,
+        backend: str = "auto",
+        modalities: Sequence[str] = MODALITIES,
+        image_prefix: str = "img:",
+        kind: str = "hnsw",
+        m: int = 32,
+        ef_construction: int = 80,
+        ef_search: int = 128,
+        nlist: int | None = None,
+        nprobe: int = 32,
+        num_trees: int = 100,
+        search_k: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        modalities = tuple(modalities)
+        bad = [x for x in modalities if x not in MODALITIES]
+        if bad or not modalities:
+            raise ValueError(f"modalities: expected a non-empty subset of {MODALITIES}, got {modalities!r}.")
+        for name, val, lo in (("m", m, 2), ("ef_construction", ef_construction, 1), ("ef_search", ef_search, 1),
+                              ("num_trees", num_trees, 1)):
+            if not isinstance(val, (int, np.integer)) or val < lo:
+                raise ValueError(f"{name}: expected an int >= {lo}, got {val!r}.")
+        if kind not in ("hnsw", "ivf"):
+            raise ValueError(f"kind: expected 'hnsw' or 'ivf' (faiss index type), got {kind!r}.")
+        if nlist is not None and (not isinstance(nlist, (int, np.integer)) or nlist < 1):
+            raise ValueError(f"nlist: expected a positive int or None, got {nlist!r}.")
+        if not isinstance(nprobe, (int, np.integer)) or nprobe < 1:
+            raise ValueError(f"nprobe: expected an int >= 1, got {nprobe!r}.")
+        if search_k is not None and (not isinstance(search_k, (int, np.integer)) or search_k < 1):
+            raise ValueError(f"search_k: expected a positive int or None, got {search_k!r}.")
+        self.backend = _resolve_backend(backend)
+        self.image_prefix = image_prefix
+        self.params = {
+            "kind": kind, "nlist": None if nlist is None else int(nlist), "nprobe": int(nprobe),
+            "m": int(m), "ef_construction": int(ef_construction), "ef_search": int(ef_search),
+            "num_trees": int(num_trees), "search_k": None if search_k is None else int(search_k),
+            "seed": int(seed),
+        }
+        self._parts: dict[str, object] = {}
+        self._active: tuple[str, ...] = modalities
+        self.fingerprint: str | None = None
+        self.build_seconds = 0.0
+        if model is not None:
+            self._build(model, modalities)
+
+    # -- building ----------------------------------------------------------------------------
+
+    def _build(self, model, modalities) -> None:
+        kv = _keyed_vectors(model)
+        t0 = time.perf_counter()
+        unit = kv.get_normed_vectors()
+        is_img = _image_mask(model, kv, self.image_prefix)
+        self.dim = int(kv.vector_size)
+        self.fingerprint = _fingerprint(kv.index_to_key, unit)
+        p = self.params
+        for modality in modalities:
+            sel = np.flatnonzero(is_img if modality == "images" else ~is_img)
+            labels = [kv.index_to_key[i] for i in sel]
+            vecs = np.ascontiguousarray(unit[sel], dtype=np.float32)
+            t1 = time.perf_counter()
+            if self.backend == "faiss":
+                part = _FaissPart.build(vecs, labels, p)
+            else:
+                part = _annoy_class().build(vecs, labels, num_trees=p["num_trees"], search_k=p["search_k"],
+                                            seed=p["seed"])
+            self._parts[modality] = part
+            logger.info("ANN %s index over %i %s (dim %i) built in %.1fs", self.backend, len(labels), modality,
+                        self.dim, time.perf_counter() - t1)
+        self.build_seconds = time.perf_counter() - t0
+
+    # -- views -------------------------------------------------------------------------------
+
+    def restrict(self, modality: str | None) -> ModalityIndexer:
+        """A view answering from one modality's index (``"words"``/``"images"``), or both (None).
+
+        The view shares the indexes; no copy is made.
+        """
+        if modality is None:
+            want = tuple(m for m in MODALITIES if m in self._parts)
+        elif modality in MODALITIES:
+            want = (modality,)
+        else:
+            raise ValueError(f"restrict: expected 'words', 'images' or None, got {modality!r}.")
+        missing = [m for m in want if m not in self._parts]
+        if missing:
+            raise ValueError(
+                f"restrict: this indexer has no {missing[0]} index (built with modalities="
+                f"{tuple(self._parts)!r}); rebuild it with modalities=('words', 'images')."
+            )
+        view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        view._active = want
+        return view
+
+    @property
+    def words(self) -> ModalityIndexer:
+        return self.restrict("words")
+
+    @property
+    def images(self) -> ModalityIndexer:
+        return self.restrict("images")
+
+    def __len__(self) -> int:
+        return sum(len(self._parts[m].labels) for m in self._active if m in self._parts)
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{m}={len(self._parts[m].labels)}" for m in self._active if m in self._parts)
+        return f"ModalityIndexer(backend={self.backend!r}, {sizes})"
+
+    # -- the gensim indexer protocol ---------------------------------------------------------
+
+    def most_similar(self, vector, num_neighbors: int) -> list[tuple[str, float]]:
+        """The `num_neighbors` keys with the highest (approximate) cosine to `vector`.
+
+        This is the method gensim calls for ``most_similar(..., indexer=self)``.
+
+        Parameters
+        ----------
+        vector : ndarray (vector_size,)
+            Query; gensim passes the unit-length mean of the positive/negative keys.
+        num_neighbors : int
+            Number of results (fewer if the active indexes hold fewer keys).
+
+        Returns
+        -------
+        list of (str, float)
+            Keys and cosine similarities, best first. The query key itself is not left out
+            (as with gensim's AnnoyIndexer); see :func:`ann_most_similar`.
+        """
+        if not self._parts:
+            raise RuntimeError("this ModalityIndexer is empty; build it from a model or load() one.")
+        vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if vector.shape[0] != self.dim:
+            raise ValueError(f"query vector has dim {vector.shape[0]}, the index {self.dim}.")
+        norm = float(np.linalg.norm(vector))
+        if norm > 0:
+            vector = vector / norm
+        hits: list[tuple[str, float]] = []
+        for modality in self._active:
+            hits.extend(self._parts[modality].search(vector, num_neighbors))
+        if len(self._active) > 1:
+            hits.sort(key=lambda t: -t[1])
+        return hits[: int(num_neighbors)]
+
+    # -- persistence -------------------------------------------------------------------------
+
+    def save(self, fname) -> None:
+        """Save beside the model: `fname` (JSON manifest) and ``fname.<modality>.<backend>``.
+
+        Parameters
+        ----------
+        fname : str or os.PathLike
+            E.g. ``model_path + ".ann"``.
+        """
+        if not self._parts:
+            raise RuntimeError("nothing to save: this ModalityIndexer is empty.")
+        fname = os.fspath(fname)
+        parts = {}
+        for modality, part in self._parts.items():
+            pf = f"{fname}.{modality}.{part.ext}"
+            part.save(pf)
+            parts[modality] = {"file": os.path.basename(pf), "count": len(part.labels)}
+        manifest = {
+            "format": _FORMAT, "format_version": _FORMAT_VERSION, "backend": self.backend,
+            "dim": self.dim, "image_prefix": self.image_prefix, "params": self.params, "parts": parts,
+            "fingerprint": self.fingerprint,
+        }
+        tmp = f"{fname}.tmp-{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=1)
+        os.replace(tmp, fname)  # the manifest last: it marks a complete save
+        logger.info("saved %r to %s", self, fname)
+
+    @classmethod
+    def load(cls, fname, model, *, check: bool = True) -> ModalityIndexer:
+        """Load an index saved by :meth:`save` for `model` (the labels come from the model).
+
+        Parameters
+        ----------
+        fname : str or os.PathLike
+            The manifest written by :meth:`save`.
+        model : Im2Vec, Word2Vec or KeyedVectors
+            The model the index was built from (e.g. ``Im2Vec.load(path, mmap="r")``).
+        check : bool
+            Refuse an index whose keys or vectors differ from the model's (a stale index).
+
+        Raises
+        ------
+        ValueError
+            The index was built from other keys or vectors (when `check`), or the file is not
+            a ModalityIndexer manifest.
+        """
+        fname = os.fspath(fname)
+        with open(fname, encoding="utf-8") as f:
+            man = json.load(f)
+        if man.get("format") != _FORMAT:
+            raise ValueError(f"{fname!r} is not a ModalityIndexer manifest (format {man.get('format')!r}).")
+        kv = _keyed_vectors(model)
+        self = cls(backend=man["backend"], image_prefix=man["image_prefix"],
+                   **{k: v for k, v in man["params"].items() if v is not None})
+        self.params = dict(man["params"])
+        self.dim = int(man["dim"])
+        unit = kv.get_normed_vectors()
+        fp = _fingerprint(kv.index_to_key, unit)
+        if check and fp != man["fingerprint"]:
+            raise ValueError(
+                f"ANN index {fname!r} was built from other keys or vectors than this model's "
+                f"({len(kv.index_to_key)} keys, dim {kv.vector_size}); the model was retrained or is another "
+                f"one. Rebuild it: ModalityIndexer(model).save({fname!r}) (or pass check=False)."
+            )
+        self.fingerprint = man["fingerprint"]
+        is_img = _image_mask(model, kv, self.image_prefix)
+        folder = Path(fname).parent
+        part_cls = _FaissPart if self.backend == "faiss" else _annoy_class()
+        for modality, info in man["parts"].items():
+            sel = np.flatnonzero(is_img if modality == "images" else ~is_img)
+            labels = [kv.index_to_key[i] for i in sel]
+            if len(labels) != info["count"]:
+                raise ValueError(
+                    f"ANN index {fname!r}: its {modality} index holds {info['count']} keys, the model has "
+                    f"{len(labels)}; rebuild it."
+                )
+            self._parts[modality] = part_cls.load(str(folder / info["file"]), labels, dict(self.params, dim=self.dim))
+        self._active = tuple(m for m in MODALITIES if m in self._parts)
+        return self
+
+
+# ----------------------------------------------------------------------------- queries
+
+
+def ann_most_similar(
+    model,
+    positive=None,
+    negative=None,
+    topn: int = 10,
+    *,
+    indexer: ModalityIndexer,
+    restrict: str | None = None,
+) -> list[tuple[str, float]]:
+    """``most_similar`` with an approximate index and gensim's exact semantics.
+
+    Like ``model.wv.most_similar(positive, negative, topn)``: the query keys are left out of
+    the results, and several keys or vectors combine by their unit-length mean.
+
+    Parameters
+    ----------
+    model : Im2Vec, Word2Vec or KeyedVectors
+    positive, negative : key, vector or list of them, optional
+    topn : int
+        Number of results (> 0).
+    indexer : ModalityIndexer
+        Built from `model`.
+    restrict : {"words", "images", None}
+        Return only words, only images, or both.
+
+    Returns
+    -------
+    list of (str, float)
+        Keys and cosine similarities, best first.
+    """
+    kv = _keyed_vectors(model)
+    positive = [positive] if isinstance(positive, (str, np.ndarray)) else list(positive or [])
+    negative = [negative] if isinstance(negative, (str, np.ndarray)) else list(negative or [])
+    query_keys = {k for k in positive + negative if isinstance(k, str)}
+    view = indexer.restrict(restrict)
+    hits = kv.most_similar(positive=positive, negative=negative, topn=int(topn) + len(query_keys), indexer=view)
+    return [(k, s) for k, s in hits if k not in query_keys][: int(topn)]

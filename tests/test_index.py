@@ -1,0 +1,174 @@
+"""ModalityIndexer: gensim's indexer protocol, recall against the exact search, modality
+filters, save/load beside the model, stale-index detection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gensim.models import KeyedVectors
+
+from gensim_im2vec import Im2Vec
+from gensim_im2vec.index import ModalityIndexer, ann_most_similar
+
+BACKENDS = []
+for _name, _mod in (("faiss", "faiss"), ("annoy", "annoy")):
+    try:
+        __import__(_mod)
+        BACKENDS.append(_name)
+    except ImportError:  # pragma: no cover
+        pass
+pytestmark = pytest.mark.skipif(not BACKENDS, reason="needs faiss-cpu or annoy")
+
+# recall-oriented settings for small tests
+STRONG = {"faiss": {"ef_search": 256}, "annoy": {"num_trees": 20, "search_k": 20_000}}
+
+
+def _mixed_kv(n_words=600, n_images=1400, dim=24, n_clusters=40, seed=0) -> KeyedVectors:
+    """Clustered words and images with a modality offset, as in a trained joint space."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_clusters, dim))
+    gap = rng.normal(size=dim) * 0.5
+    w = centres[rng.integers(n_clusters, size=n_words)] + 0.6 * rng.normal(size=(n_words, dim))
+    im = centres[rng.integers(n_clusters, size=n_images)] + gap + 0.6 * rng.normal(size=(n_images, dim))
+    kv = KeyedVectors(dim)
+    kv.add_vectors([f"w{i}" for i in range(n_words)] + [f"img:{i}" for i in range(n_images)],
+                   np.vstack([w, im]).astype(np.float32))
+    return kv
+
+
+@pytest.fixture(scope="module")
+def kv():
+    return _mixed_kv()
+
+
+@pytest.fixture(scope="module")
+def indexers(kv):
+    return {b: ModalityIndexer(kv, backend=b, **STRONG[b]) for b in BACKENDS}
+
+
+def _recall(kv, indexer, queries, restrict=None, topn=10):
+    mask = None
+    if restrict is not None:
+        is_img = np.array([k.startswith("img:") for k in kv.index_to_key])
+        mask = is_img if restrict == "images" else ~is_img
+    hit = 0
+    for q in queries:
+        sims = kv.most_similar(q, topn=None).astype(np.float64)
+        sims[kv.get_index(q)] = -np.inf
+        if mask is not None:
+            sims[~mask] = -np.inf
+        exact = {kv.index_to_key[i] for i in np.argsort(-sims)[:topn]}
+        got = {k for k, _ in ann_most_similar(kv, q, topn=topn, indexer=indexer, restrict=restrict)}
+        hit += len(exact & got)
+    return hit / (topn * len(queries))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_recall_against_exact_search(kv, indexers, backend):
+    queries = kv.index_to_key[::97]
+    assert _recall(kv, indexers[backend], queries) >= 0.95
+    # and with a modality filter: the words index alone must find the exact nearest words
+    assert _recall(kv, indexers[backend], queries, restrict="words") >= 0.95
+    assert _recall(kv, indexers[backend], queries, restrict="images") >= 0.95
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gensim_protocol_and_modality_views(kv, indexers, backend):
+    idx = indexers[backend]
+    assert len(idx.words) == 600 and len(idx.images) == 1400 and len(idx) == 2000
+    both = kv.most_similar("w3", topn=20, indexer=idx)
+    assert both[0][0] == "w3" and both[0][1] == pytest.approx(1.0, abs=1e-4)  # query comes back first
+    sims = [s for _, s in both]
+    assert sims == sorted(sims, reverse=True)
+    assert {k.startswith("img:") for k, _ in both} == {True, False}  # mixed in this space
+    words = kv.most_similar("w3", topn=20, indexer=idx.words)
+    images = kv.most_similar("w3", topn=20, indexer=idx.images)
+    assert len(words) == 20 and not any(k.startswith("img:") for k, _ in words)
+    assert len(images) == 20 and all(k.startswith("img:") for k, _ in images)
+    # "both" is the merge of the two modality lists
+    merged = sorted(words + images, key=lambda t: -t[1])[:20]
+    assert [k for k, _ in both] == [k for k, _ in merged]
+    # reported similarities are the true cosines
+    for k, s in both[:5]:
+        assert s == pytest.approx(float(kv.cosine_similarities(kv["w3"], kv[k][None])[0]), abs=2e-3)
+    # asking for more than a modality holds returns what there is
+    assert len(idx.words.most_similar(kv.get_vector("w3", norm=True), 10_000)) == 600
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ann_most_similar_matches_gensim_semantics(kv, indexers, backend):
+    idx = indexers[backend]
+    exact = kv.most_similar(positive=["w1", "img:5"], negative=["w9"], topn=5)
+    approx = ann_most_similar(kv, positive=["w1", "img:5"], negative=["w9"], topn=5, indexer=idx)
+    assert len(approx) == 5 and not {"w1", "img:5", "w9"} & {k for k, _ in approx}
+    assert len({k for k, _ in exact} & {k for k, _ in approx}) >= 4
+    vec_query = ann_most_similar(kv, kv["img:7"], topn=3, indexer=idx, restrict="images")
+    assert vec_query[0][0] == "img:7"  # a vector query excludes nothing
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_save_load_beside_the_model_and_stale_index(tmp_path, backend):
+    kv = _mixed_kv(n_words=100, n_images=200, seed=3)
+    idx = ModalityIndexer(kv, backend=backend, **STRONG[backend])
+    path = tmp_path / "vectors.kv"
+    kv.save(str(path))
+    idx.save(str(path) + ".ann")
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert f"vectors.kv.ann.words.{backend}" in files and f"vectors.kv.ann.images.{backend}" in files
+    kv2 = KeyedVectors.load(str(path), mmap="r")
+    again = ModalityIndexer.load(str(path) + ".ann", kv2)
+    for q in ("w0", "img:1", "w50"):
+        assert kv2.most_similar(q, topn=8, indexer=again) == kv.most_similar(q, topn=8, indexer=idx)
+    assert again.params == idx.params and again.backend == backend
+    # a retrained (changed) model refuses the stale index
+    kv3 = KeyedVectors.load(str(path))
+    kv3.vectors[0] += 1.0
+    kv3.norms = None
+    with pytest.raises(ValueError, match="retrained"):
+        ModalityIndexer.load(str(path) + ".ann", kv3)
+    assert len(ModalityIndexer.load(str(path) + ".ann", kv3, check=False)) == 300
+
+
+def test_with_an_im2vec_model(tmp_path):
+    rng = np.random.default_rng(0)
+    protos = {"dog": rng.normal(size=16), "car": rng.normal(size=16)}
+    docs, feats = [], {}
+    for i in range(120):
+        cls = ("dog", "car")[i % 2]
+        # image tokens without the default prefix: the model, not the prefix, says what is an image
+        feats[f"photo{i}"] = protos[cls] + 0.3 * rng.normal(size=16)
+        docs.append([f"photo{i}", cls, ("puppy", "wheel")[i % 2], "photo"])
+    model = Im2Vec(docs, image_features=feats, image_prefix="pic:", vector_size=12, min_count=1,
+                   epochs=5, workers=1, seed=1)
+    idx = ModalityIndexer(model, backend=BACKENDS[0], **STRONG[BACKENDS[0]])
+    assert len(idx.images) == 120 and len(idx.words) == len(model.word_keys) == 5
+    hits = model.wv.most_similar("photo0", topn=4, indexer=idx.words)
+    assert {k for k, _ in hits} <= set(model.word_keys)
+    exact = model.most_similar_images("dog", topn=5)
+    approx = ann_most_similar(model, "dog", topn=5, indexer=idx, restrict="images")
+    assert len({k for k, _ in exact} & {k for k, _ in approx}) >= 4
+    path = str(tmp_path / "m.model")
+    model.save(path)
+    idx.save(path + ".ann")
+    loaded = Im2Vec.load(path, mmap="r")
+    again = ModalityIndexer.load(path + ".ann", loaded)
+    assert loaded.wv.most_similar("photo3", topn=5, indexer=again) == model.wv.most_similar(
+        "photo3", topn=5, indexer=idx)
+
+
+def test_bad_arguments(kv):
+    with pytest.raises(ValueError, match="backend"):
+        ModalityIndexer(kv, backend="hnswlib")
+    with pytest.raises(ValueError, match="modalities"):
+        ModalityIndexer(kv, modalities=("audio",))
+    with pytest.raises(ValueError, match="ef_search"):
+        ModalityIndexer(kv, ef_search=0)
+    only_words = ModalityIndexer(kv, backend=BACKENDS[0], modalities=("words",))
+    with pytest.raises(ValueError, match="no images index"):
+        only_words.images  # noqa: B018
+    with pytest.raises(ValueError, match="dim"):
+        only_words.most_similar(np.ones(5), 3)
+    with pytest.raises(RuntimeError, match="empty"):
+        ModalityIndexer(backend=BACKENDS[0]).most_similar(np.ones(24), 3)
+    with pytest.raises(TypeError, match="KeyedVectors"):
+        ModalityIndexer(np.zeros((3, 3)))
