@@ -226,6 +226,76 @@ def datasets_split_command(directory, test_share, zero_shot_share, seed):
 # --- model: `im2vec train` (issue 2) ---
 
 
+# --- evaluation: `im2vec evaluate` (issue 5) ---
+
+
+@main.command("evaluate")
+@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
+@click.option("--test", "test_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help='Held-out images, JSON lines {"key": "img:…", "tags": ["dog", …]} (tags normalised '
+                   "as in training).")
+@click.option("--features", "features_path", required=True, type=click.Path(exists=True),
+              help="Features of the --test images: a feature store directory (looked up by key) or a "
+                   ".npy with one row per --test line.")
+@click.option("--train", "train_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Training images in the same format: enables the ridge, prior, kNN, logistic and "
+                   "id-token baselines (the id-token Word2Vec trains on [key, *tags] documents).")
+@click.option("--train-features", type=click.Path(exists=True), default=None,
+              help="Features of --train (store directory or .npy); default: the model's own features.")
+@click.option("--candidates", "candidates_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Candidate tags ranked for each image, one per line (default: every tag in --test "
+                   "and --train).")
+@click.option("--zero-shot", "zero_shot_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Tags never seen with a training image: one per line, or a data set's split.json; "
+                   "adds the seen / zero-shot columns.")
+@click.option("--text-model", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The text-only Word2Vec the model started from: adds word similarity of both.")
+@click.option("--baselines", default="random,ridge,id-token,prior,knn,logistic", show_default=True,
+              help="Comma-separated baselines to compute in the same run, or 'none'.")
+@click.option("--word-similarity/--no-word-similarity", default=True,
+              help="WordSim353, SimLex-999 and Google analogies on the model's words.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write every number as JSON here (for the report).")
+def evaluate_command(model_path, test_path, features_path, train_path, train_features, candidates_path,
+                     zero_shot_path, text_model, baselines, word_similarity, json_path):
+    """Evaluate MODEL on held-out images against baselines; print the table (gensim_im2vec.evaluate)."""
+    from gensim.models import KeyedVectors, Word2Vec
+
+    from gensim_im2vec import Im2Vec
+    from gensim_im2vec import evaluate as ev
+
+    try:
+        model = Im2Vec.load(model_path, mmap="r")
+        keys, tags = ev.load_tagged_jsonl(test_path)
+        features = ev.features_for_keys(features_path, keys)
+        train = {}
+        if train_path:
+            tkeys, ttags = ev.load_tagged_jsonl(train_path)
+            source = train_features if train_features else model.features
+            train = dict(train_features=ev.features_for_keys(source, tkeys), train_tags=ttags, train_keys=tkeys,
+                         train_docs=[[k, *t] for k, t in zip(tkeys, ttags)])
+        zero_shot = ev.read_tag_file(zero_shot_path) if zero_shot_path else None
+        if candidates_path:
+            candidates = ev.read_tag_file(candidates_path)
+        else:
+            candidates = sorted({t for ts in tags + train.get("train_tags", []) for t in ts})
+        text = None
+        if text_model:
+            try:
+                text = Word2Vec.load(text_model)
+            except Exception:  # not a full model: plain KeyedVectors
+                text = KeyedVectors.load(text_model)
+        chosen = [] if baselines.strip().lower() == "none" else [b.strip() for b in baselines.split(",") if b.strip()]
+        report = ev.run_evaluation(model, features, tags, candidates, zero_shot=zero_shot, text_model=text,
+                                   baselines=chosen, word_similarity=word_similarity, **train)
+    except (ValueError, KeyError, OSError, TypeError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(report.format_table())
+    if json_path:
+        report.save_json(json_path)
+        click.echo(f"numbers written to {json_path}")
+
+
 @main.command("train")
 @click.argument("documents", type=click.Path(exists=True, dir_okay=False))
 @click.option("-f", "--features", "features", required=True, type=click.Path(exists=True, file_okay=False),

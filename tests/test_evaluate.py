@@ -1,0 +1,347 @@
+"""Evaluation: metrics on hand-computed cases, scorers and baselines on a corpus with a known answer,
+word similarity, the report and the `im2vec evaluate` command."""
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from gensim.models import Word2Vec
+from gensim.test.utils import datapath
+from gensim.utils import simple_preprocess
+
+from gensim_im2vec import Im2Vec
+from gensim_im2vec import evaluate as ev
+from gensim_im2vec.synthetic import make_corpus
+
+
+# ---------------------------------------------------------------------------- metrics by hand
+def test_average_precision_of_a_known_ranking_is_the_exact_fraction():
+    assert ev.average_precision([0.9, 0.8, 0.7, 0.6], [True, False, True, False]) == pytest.approx(5 / 6)
+    assert ev.average_precision([0.1, 0.4, 0.3], [True, False, False]) == pytest.approx(1 / 3)
+    assert ev.average_precision([3, 2, 1], [True, True, True]) == pytest.approx(1.0)
+    assert math.isnan(ev.average_precision([3, 2, 1], [False, False, False]))
+
+
+def test_precision_and_recall_at_k_by_hand():
+    s = np.array([[0.9, 0.8, 0.7, 0.6, 0.5]])
+    r = np.array([[False, True, False, True, True]])
+    assert ev.precision_at_k(s, r, 1) == 0.0
+    assert ev.precision_at_k(s, r, 2) == pytest.approx(1 / 2)
+    assert ev.precision_at_k(s, r, 5) == pytest.approx(3 / 5)
+    assert ev.precision_at_k(s, r, 10) == pytest.approx(3 / 10)  # divides by k, not by n
+    assert ev.recall_at_k(s, r, 2) == pytest.approx(1 / 3)
+    assert ev.recall_at_k(s, r, 4) == pytest.approx(2 / 3)
+    m = ev.ranking_metrics(s, r, ks=(1, 5))
+    assert m["map"] == pytest.approx((1 / 2 + 2 / 4 + 3 / 5) / 3) and m["n"] == 1
+
+
+def test_map_skips_rows_without_a_relevant_tag_and_retrieval_map_ranks_columns():
+    s = np.array([[3.0, 2.0, 1.0], [1.0, 2.0, 3.0], [5.0, 5.0, 5.0]])
+    r = np.array([[1, 0, 0], [1, 0, 0], [0, 0, 0]], dtype=bool)
+    assert ev.mean_average_precision(s, r) == pytest.approx((1 + 1 / 3) / 2)
+    # tag 0: images ranked (row 2 [5], row 0 [3], row 1 [1]) → relevant at 2 and 3: (1/2 + 2/3) / 2
+    assert ev.retrieval_map(s, r) == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert math.isnan(ev.mean_average_precision(s, np.zeros_like(r)))
+
+
+def _brute_force(scores, relevant, k):
+    """Mean AP and P@k over every ordering that respects the scores (ties permuted)."""
+    aps, pks = [], []
+    for perm in itertools.permutations(range(len(scores))):
+        order = sorted(perm, key=lambda i: -scores[i])  # stable: ties keep the permutation's order
+        rel = np.asarray(relevant)[order]
+        hits = np.cumsum(rel)
+        aps.append(np.sum(hits[rel] / (np.flatnonzero(rel) + 1)) / rel.sum())
+        pks.append(hits[min(k, len(rel)) - 1] / k)
+    return np.mean(aps), np.mean(pks)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_ties_count_by_their_expectation_over_all_orderings(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 7))
+    scores = rng.integers(0, 3, size=n).astype(float)  # many ties
+    relevant = rng.random(n) < 0.5
+    relevant[rng.integers(n)] = True
+    ap, p2 = _brute_force(scores, relevant, 2)
+    assert ev.average_precision(scores, relevant) == pytest.approx(ap)
+    assert ev.precision_at_k(scores, relevant, 2) == pytest.approx(p2)
+    # and the result does not depend on the order of the candidates
+    perm = rng.permutation(n)
+    assert ev.average_precision(scores[perm], relevant[perm]) == pytest.approx(ap)
+
+
+def test_constant_scores_give_chance_and_minus_inf_ranks_last():
+    # one relevant among 4 tied: (1 + 1/2 + 1/3 + 1/4) / 4
+    assert ev.average_precision(np.zeros(4), [False, False, True, False]) == pytest.approx(25 / 48)
+    assert ev.average_precision([-np.inf, 1.0, 0.5], [True, False, False]) == pytest.approx(1 / 3)
+
+
+def test_metrics_refuse_nan_and_mismatched_shapes():
+    with pytest.raises(ValueError, match="NaN"):
+        ev.average_precision([np.nan, 1.0], [True, False])
+    with pytest.raises(ValueError, match="shape"):
+        ev.mean_average_precision(np.zeros((2, 3)), np.zeros((2, 2), bool))
+    with pytest.raises(TypeError, match="list of tags"):
+        ev.relevance_matrix(["dog"], ["dog"])
+
+
+def test_relevance_matrix_ignores_tags_outside_the_candidates():
+    r = ev.relevance_matrix([["dog", "pet", "xyz"], ["car"]], ["car", "dog", "pet"])
+    assert r.tolist() == [[False, True, True], [True, False, False]]
+
+
+def test_large_matrices_are_chunked_consistently(monkeypatch):
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 5, size=(50, 40)).astype(float)
+    r = rng.random((50, 40)) < 0.2
+    whole = ev.ranking_metrics(s, r)
+    monkeypatch.setattr(ev, "_CHUNK_CELLS", 70)
+    assert ev.ranking_metrics(s, r) == pytest.approx(whole)
+
+
+# ---------------------------------------------------------------------------- zero-shot restriction
+def test_zero_shot_scope_restricts_the_same_scores_to_the_held_out_tags():
+    cands = ["a", "b", "c"]
+    true = [["a", "z1"], ["b"], ["z2", "c"]]
+    feats = np.ones((3, 2), dtype=np.float32)
+
+    def scorer(x, candidates):  # ranks zero-shot tags perfectly, the others badly
+        out = np.zeros((len(x), len(candidates)), dtype=np.float32)
+        for i, tags in enumerate(true):
+            for j, c in enumerate(candidates):
+                out[i, j] = (10.0 if c in tags and c.startswith("z") else 0.0) + (-1.0 if c in tags else 0.0)
+        return out
+
+    res = ev.evaluate_image_tagging(scorer, feats, true, cands, zero_shot=["z1", "z2"])
+    assert res["zero_shot"]["n_candidates"] == 2 and res["zero_shot"]["n_images"] == 2  # image 1 has none
+    assert res["zero_shot"]["map"] == 1.0 and res["zero_shot"]["p@1"] == 1.0 and res["zero_shot"]["tag_map"] == 1.0
+    assert res["seen"]["n_candidates"] == 3 and res["seen"]["map"] < 0.5  # seen tags are ranked last
+    assert res["all"]["n_candidates"] == 5  # zero-shot tags were appended to the candidates
+
+
+# ---------------------------------------------------------------------------- scorers on a known answer
+ZS = {f"class{c}_r1" for c in range(8)}
+
+
+@pytest.fixture(scope="module")
+def setup():
+    data = make_corpus(n_classes=8, n_images=800, n_features=32, n_related=2, n_test=160,
+                       n_text_sentences=1500, seed=3)
+    img = [d for d in data.docs if d[0].startswith("img:")]
+    text = [d for d in data.docs if not d[0].startswith("img:")]
+    train_docs = [[w for w in d if w not in ZS] for d in img]  # zero-shot tags only in the text
+    model = Im2Vec(train_docs + text, image_features=data.features, vector_size=24, sg=1, min_count=1,
+                   epochs=12, sample=0, image_alpha=4.0, workers=2, seed=1)
+    rng = np.random.default_rng(7)
+    test_tags = [[f"class{c}"] + [f"class{c}_r{k}" for k in range(2) if rng.random() < 0.5]
+                 + [f"tag{int(t)}" for t in rng.integers(0, 50, size=2)] for c in data.test_labels]
+    train_keys = [d[0] for d in train_docs]
+    return dict(data=data, model=model, train_docs=train_docs, text=text, test_tags=test_tags,
+                cands=sorted({w for d in data.docs for w in d if not w.startswith("img:")}),
+                train_keys=train_keys, train_tags=[d[1:] for d in train_docs],
+                train_features=np.stack([data.features[k] for k in train_keys]))
+
+
+@pytest.fixture(scope="module")
+def report(setup):
+    s = setup
+    return ev.run_evaluation(s["model"], s["data"].test_features, s["test_tags"], s["cands"], zero_shot=sorted(ZS),
+                             train_features=s["train_features"], train_tags=s["train_tags"],
+                             train_keys=s["train_keys"], train_docs=s["train_docs"] + s["text"],
+                             word_similarity=False, n_in_sample=200)
+
+
+def _chance_map(setup, scope):
+    """mAP of a scorer that ties everything (the expectation of a random ranking)."""
+    s = setup
+    def flat(x, c):
+        return np.zeros((len(x), len(c)))
+    return ev.evaluate_image_tagging(flat, s["data"].test_features, s["test_tags"], s["cands"], sorted(ZS))[scope]["map"]
+
+
+def test_im2vec_scorer_matches_the_models_tag_scores(setup):
+    model, x = setup["model"], setup["data"].test_features[:5]
+    scores, words = model.tag_scores(x)
+    cands = ["class0", "nonexistent", "class3"]
+    got = ev.Im2VecScorer(model, "output")(x, cands)
+    np.testing.assert_allclose(got[:, 0], scores[:, words.index("class0")], rtol=1e-5)
+    np.testing.assert_allclose(got[:, 2], scores[:, words.index("class3")], rtol=1e-5)
+    assert np.all(np.isneginf(got[:, 1]))
+    cos = ev.Im2VecScorer(model, "cosine")(x, cands)
+    h = model.project(x[0])
+    v = model.wv["class0"]
+    assert cos[0, 0] == pytest.approx(h @ v / np.linalg.norm(h) / np.linalg.norm(v), rel=1e-4)
+    with pytest.raises(ValueError, match="scoring"):
+        ev.Im2VecScorer(model, "dot")
+
+
+def test_supervised_references_are_near_perfect_on_seen_classes(report):
+    for name in ("kNN (k=20)", "logistic (one-vs-rest)"):
+        row = report.row(name)
+        assert row.get("all", "p@1") >= 0.95, (name, row.metrics["all"])  # the class word on top
+        # the random distractor tags of each test image are unpredictable, so mAP stays below 1
+        assert row.get("seen", "map") > report.row("tag prior").get("seen", "map") + 0.2, name
+
+
+def test_blind_baselines_are_exactly_at_chance_on_zero_shot_tags(setup, report):
+    chance = _chance_map(setup, "zero_shot")
+    for name in ("tag prior", "kNN (k=20)", "logistic (one-vs-rest)"):
+        assert report.row(name).get("zero_shot", "map") == pytest.approx(chance), name
+
+
+def test_prior_low_random_near_chance_ridge_decent(setup, report):
+    chance = _chance_map(setup, "all")
+    prior, rand, ridge = report.row("tag prior"), report.row("random W"), report.row("ridge → tag vectors")
+    assert prior.get("all", "p@1") <= 0.3 and prior.get("all", "map") < 0.4
+    assert abs(rand.get("all", "map") - chance) < 0.1, (rand.get("all", "map"), chance)
+    assert ridge.get("all", "map") > 0.5 and ridge.get("zero_shot", "map") > chance + 0.2
+    assert report.row("kNN (k=20)").get("all", "map") > prior.get("all", "map") + 0.3
+
+
+def test_im2vec_beats_prior_and_random_w_and_ranks_unseen_tags(setup, report):
+    chance_zs = _chance_map(setup, "zero_shot")
+    for name in ("Im2Vec h·v_o", "Im2Vec cosine"):
+        row = report.row(name)
+        for base in ("tag prior", "random W"):
+            assert row.get("all", "map") > report.row(base).get("all", "map") + 0.2, (name, base)
+            assert row.get("all", "p@5") > report.row(base).get("all", "p@5"), (name, base)
+        assert row.get("zero_shot", "map") > chance_zs + 0.2, name
+
+
+def test_id_token_word2vec_is_not_applicable_to_held_out_images(setup, report):
+    row = report.row("id-token Word2Vec")
+    assert not row.applicable and "cannot place unseen images" in row.note
+    assert row.get("all", "map") is None
+    assert 0 < row.get("in_sample", "map") <= 1 and row.metrics["in_sample"]["n_images"] == 200
+    with pytest.raises(ev.NotApplicableError):
+        ev.IdTokenWord2VecScorer(Word2Vec([["a", "b"]], min_count=1, vector_size=4))(np.ones((1, 2)), ["a"])
+
+
+def test_logistic_joint_solver_matches_scikit_learn(setup):
+    s = setup
+    x, tags = s["train_features"][:300], s["train_tags"][:300]
+    joint = ev.LogisticScorer.fit(x, tags, C=0.5, max_iter=500, tol=1e-7)
+    ref = ev.LogisticScorer.fit(x, tags, C=0.5, max_iter=500, backend="sklearn")
+    assert joint.tags == ref.tags
+    a, b = joint.decision_function(s["data"].test_features), ref.decision_function(s["data"].test_features)
+    assert np.abs(a - b).max() < 0.05 * np.abs(b).max(), np.abs(a - b).max()
+
+
+def test_knn_votes_of_neighbours():
+    feats = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], dtype=np.float32)
+    knn = ev.KNNTagScorer.fit(feats, [["a"], ["a", "b"], ["c"], ["c"]], k=2)
+    s = knn(np.array([[1.0, 0.05]], dtype=np.float32), ["a", "b", "c", "zzz"])[0]
+    assert s[0] > s[1] > s[2] >= s[3] == 0.0
+
+
+def test_ridge_recovers_a_linear_map_into_the_word_space():
+    from gensim.models import KeyedVectors
+
+    rng = np.random.default_rng(0)
+    kv = KeyedVectors(8)
+    words = [f"w{i}" for i in range(6)]
+    kv.add_vectors(words, rng.normal(size=(6, 8)).astype(np.float32))
+    protos = rng.normal(size=(6, 16))
+    labels = rng.integers(0, 6, size=300)
+    x = protos[labels] + 0.1 * rng.normal(size=(300, 16))
+    ridge = ev.RidgeScorer.fit(x, [[words[c]] for c in labels], kv, alpha=0.1)
+    test = protos + 0.1 * rng.normal(size=(6, 16))
+    assert (ridge(test, words).argmax(axis=1) == np.arange(6)).all()
+
+
+# ---------------------------------------------------------------------------- report
+def test_report_table_and_json(tmp_path, report):
+    text = report.format_table()
+    lines = text.splitlines()
+    header = next(ln for ln in lines if ln.startswith("method"))
+    for col in ("P@1", "P@5", "R@10", "mAP", "tag→img", "ZS mAP"):
+        assert col in header
+    row_lines = [ln for ln in lines if ln.startswith("Im2Vec h·v_o")]
+    assert row_lines and header.index("mAP") < len(row_lines[0])
+    assert "cannot place unseen images" in text and "—" in text
+    path = tmp_path / "eval.json"
+    report.save_json(path)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    names = [r["method"] for r in data["image_tagging"]]
+    assert names[:2] == ["Im2Vec h·v_o", "Im2Vec cosine"] and "kNN (k=20)" in names
+    assert data["image_tagging"][0]["metrics"]["all"]["map"] == pytest.approx(report.rows[0].get("all", "map"))
+    assert data["info"]["n_zero_shot_tags"] == len(ZS)
+
+
+def test_run_evaluation_without_training_split_skips_with_the_reason(setup):
+    s = setup
+    rep = ev.run_evaluation(s["model"], s["data"].test_features[:20], s["test_tags"][:20], s["cands"],
+                            baselines=("random", "prior"), word_similarity=False)
+    assert rep.row("tag prior").note.startswith("skipped: needs train_features")
+    with pytest.raises(ValueError, match="unknown baselines"):
+        ev.run_evaluation(s["model"], s["data"].test_features, s["test_tags"], s["cands"], baselines=("svm",))
+
+
+# ---------------------------------------------------------------------------- word similarity
+@pytest.fixture(scope="module")
+def text_w2v():
+    with open(datapath("lee_background.cor"), encoding="utf-8") as f:
+        sents = [simple_preprocess(line) for line in f]
+    return Word2Vec(sents, vector_size=32, min_count=2, epochs=5, workers=1, seed=1)
+
+
+def test_word_similarity_returns_numbers_for_a_small_model(text_w2v):
+    ws = ev.word_similarity(text_w2v)
+    assert -1 <= ws["wordsim353"] <= 1 and ws["wordsim353_oov"] < 95
+    assert -1 <= ws["simlex999"] <= 1
+    assert ws["analogy_questions"] >= 0 and ("analogies" in ws)
+
+
+def test_two_stage_words_keep_text_word_similarity_and_images_are_left_out(text_w2v):
+    data = make_corpus(n_classes=3, n_images=60, n_features=8, seed=0)
+    model = Im2Vec.from_word2vec(text_w2v, image_features=data.features, sentences=data.docs, epochs=2,
+                                 workers=1)
+    assert not any(model.is_image(k) for k in ev.words_only(model).index_to_key)
+    rows = ev.compare_word_similarity(model, text_w2v, analogies=False)
+    assert [r["model"] for r in rows][:2] == ["text-only Word2Vec", "Im2Vec words"]
+    assert rows[2]["wordsim353"] == pytest.approx(0.0, abs=1e-9)  # frozen words: identical
+    assert math.isfinite(rows[0]["wordsim353"])
+
+
+# ---------------------------------------------------------------------------- files and CLI
+def test_load_tagged_jsonl_names_the_bad_line(tmp_path):
+    p = tmp_path / "t.jsonl"
+    p.write_text('{"key": "img:1", "tags": ["a"]}\n\n{"key": "img:2"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"t.jsonl:3"):
+        ev.load_tagged_jsonl(p)
+    p.write_text('{"key": "img:1", "tags": ["a", "b"]}\n', encoding="utf-8")
+    assert ev.load_tagged_jsonl(p) == (["img:1"], [["a", "b"]])
+
+
+def test_cli_evaluate_on_a_tiny_saved_model(tmp_path):
+    from gensim_im2vec.cli import main
+
+    data = make_corpus(n_classes=3, n_images=90, n_features=8, n_related=1, n_test=30, n_text_sentences=60, seed=2)
+    img = [d for d in data.docs if d[0].startswith("img:")]
+    model = Im2Vec(data.docs, image_features=data.features, vector_size=8, sg=1, min_count=1, epochs=5,
+                   workers=1, seed=1)
+    model.save(str(tmp_path / "m.model"))
+    with open(tmp_path / "test.jsonl", "w", encoding="utf-8") as f:
+        for i, c in enumerate(data.test_labels):
+            f.write(json.dumps({"key": f"test:{i}", "tags": [data.class_words[c]]}) + "\n")
+    np.save(tmp_path / "test.npy", data.test_features)
+    with open(tmp_path / "train.jsonl", "w", encoding="utf-8") as f:
+        for d in img:
+            f.write(json.dumps({"key": d[0], "tags": d[1:]}) + "\n")
+    (tmp_path / "zs.txt").write_text("class0_r0\n", encoding="utf-8")
+    out = tmp_path / "eval.json"
+    res = CliRunner().invoke(main, ["evaluate", str(tmp_path / "m.model"), "--test", str(tmp_path / "test.jsonl"),
+                                    "--features", str(tmp_path / "test.npy"), "--train", str(tmp_path / "train.jsonl"),
+                                    "--zero-shot", str(tmp_path / "zs.txt"), "--no-word-similarity",
+                                    "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "Im2Vec h·v_o" in res.output and "kNN (k=20)" in res.output and "ZS mAP" in res.output
+    assert "cannot place unseen images" in res.output
+    assert len(json.loads(out.read_text(encoding="utf-8"))["image_tagging"]) == 8
+    bad = CliRunner().invoke(main, ["evaluate", str(tmp_path / "m.model"), "--test", str(tmp_path / "test.jsonl"),
+                                    "--features", str(tmp_path / "zs.txt")])
+    assert bad.exit_code != 0
