@@ -349,5 +349,59 @@ def train_command(documents, features, output, pretrained, **options):
     click.echo(f"{output}: {model} ({len(model.image_keys)} images, {len(model.word_keys)} words)")
 
 
+# --- scale: `im2vec export`, `im2vec index` (issue 6) ---
+
+
+@main.command("export")
+@click.argument("model_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Folder for vectors.tsv, metadata.tsv, sprite.png and projector_config.pbtxt.")
+@click.option("--images", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder the features were extracted from: its files become the sprite's thumbnails.")
+@click.option("--restrict", type=click.Choice(["words", "images"]), default=None,
+              help="Export only words or only images (default both).")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="At most this many rows, most frequent first (the projector is comfortable up to ~100k).")
+@click.option("--thumbnail", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Sprite tile size in pixels; the sprite must fit in 8192x8192.")
+@click.option("--normalize", is_flag=True, help="Write unit-length vectors.")
+def export_command(model_path, output, images, restrict, limit, thumbnail, normalize):
+    """Export a model's words and images to the TensorFlow Embedding Projector
+    (open with `tensorboard --logdir OUTPUT`, or load the TSVs at projector.tensorflow.org)."""
+    from gensim_im2vec.export import export_projector
+    from gensim_im2vec.model import Im2Vec
+
+    try:
+        model = Im2Vec.load(model_path, mmap="r")
+        res = export_projector(model, output, images=images, restrict=restrict, limit=limit,
+                               thumbnail=thumbnail, normalize=normalize)
+    except (ValueError, TypeError, OSError) as e:
+        raise click.ClickException(str(e)) from e
+    sprite = f", sprite {res.grid}x{res.grid} ({len(res.missing)} images without a file)" if res.sprite else ""
+    click.echo(f"{output}: {res.count} rows ({res.n_images} images){sprite}")
+
+
+@main.command("index")
+@click.argument("model_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", default=None, type=click.Path(dir_okay=False),
+              help="Index manifest to write (default MODEL_PATH.ann, beside the model).")
+@click.option("--backend", type=click.Choice(["auto", "faiss", "annoy"]), default="auto", show_default=True,
+              help="Index engine (auto: faiss if installed, else annoy).")
+@click.option("--kind", type=click.Choice(["hnsw", "ivf"]), default="hnsw", show_default=True,
+              help="faiss index type: hnsw (fastest queries) or ivf (faster build).")
+def index_command(model_path, output, backend, kind):
+    """Build an approximate-neighbour index (words and images) for a saved model."""
+    from gensim_im2vec.index import ModalityIndexer
+    from gensim_im2vec.model import Im2Vec
+
+    try:
+        model = Im2Vec.load(model_path, mmap="r")
+        idx = ModalityIndexer(model, backend=backend, kind=kind)
+        idx.save(output or model_path + ".ann")
+    except (ValueError, TypeError, OSError, ImportError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"{output or model_path + '.ann'}: {idx!r}, built in {idx.build_seconds:.1f}s")
+
+
 if __name__ == "__main__":
     main()

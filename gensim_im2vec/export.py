@@ -1,0 +1,301 @@
+"""Export words and images to the TensorFlow Embedding Projector.
+
+:func:`export_projector` writes a folder that TensorBoard's projector plugin opens as a log
+directory (``tensorboard --logdir DIR``) and whose two TSV files also load into the standalone
+projector at https://projector.tensorflow.org ("Load" → vectors, then metadata):
+
+========================  ======================================================================
+``vectors.tsv``           one row per key, the vector's components separated by tabs
+``metadata.tsv``          a header ``key  modality  count``, then one row per key ("word"/"image")
+``sprite.png``            thumbnails in a square grid, row-major in the order of the rows (when
+                          image files are given); words get a grey tile with their text
+``projector_config.pbtxt``  the ``ProjectorConfig`` naming the files and the thumbnail size
+========================  ======================================================================
+
+>>> import os, tempfile
+>>> import numpy as np
+>>> from PIL import Image
+>>> from gensim_im2vec import Im2Vec
+>>> from gensim_im2vec.export import export_projector
+>>> rng = np.random.default_rng(0)
+>>> root = tempfile.mkdtemp()
+>>> os.makedirs(os.path.join(root, "photos"))
+>>> docs, feats = [], {}
+>>> for i in range(20):
+...     Image.new("RGB", (40, 30), ("red", "blue")[i % 2]).save(os.path.join(root, "photos", f"{i}.png"))
+...     feats[f"img:{i}"] = rng.normal(size=8) + (3 if i % 2 else -3)
+...     docs.append([f"img:{i}", ("red", "blue")[i % 2], "photo"])
+>>> model = Im2Vec(docs, image_features=feats, vector_size=6, min_count=1, epochs=2, workers=1)
+>>> out = export_projector(model, os.path.join(root, "projector"), images=os.path.join(root, "photos"))
+>>> out.count, out.n_images, out.grid, sorted(os.listdir(out.directory))
+(23, 20, 5, ['metadata.tsv', 'projector_config.pbtxt', 'sprite.png', 'vectors.tsv'])
+>>> open(os.path.join(out.directory, "metadata.tsv")).readline().split()
+['key', 'modality', 'count']
+
+Without ``images`` no sprite is written; ``restrict="images"`` / ``"words"`` and ``limit``
+choose the rows (the projector handles up to ~100k points well; a sprite holds at most
+``(8192 / thumbnail)²`` tiles).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ProjectorExport", "export_projector", "MAX_SPRITE_SIDE"]
+
+#: The projector refuses sprite images larger than this many pixels per side.
+MAX_SPRITE_SIDE = 8192
+_WORD_TILE = (232, 232, 232)
+_MISSING_TILE = (160, 160, 160)
+
+
+@dataclass
+class ProjectorExport:
+    """What :func:`export_projector` wrote.
+
+    Attributes
+    ----------
+    directory : pathlib.Path
+    count : int
+        Rows (points) written.
+    n_images : int
+        Rows that are images.
+    vectors, metadata, config : pathlib.Path
+    sprite : pathlib.Path or None
+        None when no image files were given.
+    grid : int
+        Tiles per sprite row and column (0 without a sprite).
+    thumbnail : tuple of int
+        Tile (width, height) in pixels.
+    missing : list of str
+        Image keys whose file was not found or could not be read (grey tiles).
+    """
+
+    directory: Path
+    count: int
+    n_images: int
+    vectors: Path
+    metadata: Path
+    config: Path
+    sprite: Path | None = None
+    grid: int = 0
+    thumbnail: tuple[int, int] = (0, 0)
+    missing: list | None = None
+
+
+def _tsv_field(value) -> str:
+    """One TSV field: tabs and line breaks would split rows/columns; replace them by spaces."""
+    return str(value).replace("\t", " ").replace("\r", " ").replace("\n", " ")
+
+
+def _modality(model, kv, image_prefix: str):
+    if hasattr(model, "is_image"):
+        return model.is_image
+    return lambda k: isinstance(k, str) and k.startswith(image_prefix)
+
+
+def _image_paths(images, prefix: str) -> Mapping[str, str]:
+    if images is None:
+        return {}
+    if isinstance(images, Mapping):
+        return {k: os.fspath(v) for k, v in images.items()}
+    if isinstance(images, (str, os.PathLike)):
+        from gensim_im2vec.features import list_images
+
+        return {k: os.fspath(p) for k, p in list_images(images, prefix=prefix)}
+    raise TypeError(f"images: expected a directory or a {{key: path}} mapping, got {type(images).__name__}.")
+
+
+def _tile(path: str | None, size: tuple[int, int]):
+    """A thumbnail of the image at `path` centred on white, or None if it cannot be read."""
+    from PIL import Image
+
+    from gensim_im2vec.features import load_image, to_rgb
+
+    try:
+        img = to_rgb(load_image(path, draft_size=max(size)))
+    except Exception as e:  # noqa: BLE001 - a bad file becomes a grey tile, never a failed export
+        logger.debug("sprite: cannot read %s: %s", path, e)
+        return None
+    img.thumbnail(size)
+    tile = Image.new("RGB", size, (255, 255, 255))
+    tile.paste(img, ((size[0] - img.width) // 2, (size[1] - img.height) // 2))
+    return tile
+
+
+def _word_tile(word: str, size: tuple[int, int]):
+    from PIL import Image, ImageDraw
+
+    tile = Image.new("RGB", size, _WORD_TILE)
+    if size[1] >= 10:
+        ImageDraw.Draw(tile).text((1, max(0, size[1] // 2 - 6)), word[: max(1, size[0] // 6)], fill=(40, 40, 40))
+    return tile
+
+
+def export_projector(
+    model,
+    directory,
+    *,
+    keys: Sequence[str] | None = None,
+    restrict: str | None = None,
+    limit: int | None = None,
+    images=None,
+    thumbnail: int | tuple[int, int] = 32,
+    normalize: bool = False,
+    tensor_name: str = "im2vec",
+    image_prefix: str = "img:",
+) -> ProjectorExport:
+    """Write vectors, metadata (with a modality column), a sprite and the projector config.
+
+    Parameters
+    ----------
+    model : Im2Vec, Word2Vec or KeyedVectors
+        Source of the vectors (``model.wv``).
+    directory : str or os.PathLike
+        Output folder (created; existing files of the same names are replaced).
+    keys : sequence of str, optional
+        Rows to export, in this order. Default: the vocabulary in its order (most frequent
+        first), filtered by `restrict` and cut at `limit`.
+    restrict : {"words", "images", None}
+        Export only words, only images, or both.
+    limit : int, optional
+        At most this many rows (None: all).
+    images : str, os.PathLike or mapping of str to path, optional
+        Image files for the sprite: a folder keyed as the extractor keys it (prefix + relative
+        path without extension) or ``{key: path}``. None: no sprite.
+    thumbnail : int or (int, int)
+        Tile size in pixels (width, height); the sprite is ``grid × tile`` with
+        ``grid = ceil(sqrt(rows))`` and must stay within 8192 px per side.
+    normalize : bool
+        Write unit-length vectors (the projector can also do it: "Sphereize data").
+    tensor_name : str
+        Name shown in the projector.
+    image_prefix : str
+        For a plain Word2Vec/KeyedVectors: keys with this prefix are images (an Im2Vec model
+        knows its images).
+
+    Returns
+    -------
+    ProjectorExport
+
+    Raises
+    ------
+    ValueError
+        Unknown keys, nothing to export, or a sprite larger than the projector accepts.
+    """
+    kv = getattr(model, "wv", model)
+    if restrict not in (None, "words", "images"):
+        raise ValueError(f"restrict: expected 'words', 'images' or None, got {restrict!r}.")
+    if limit is not None and (not isinstance(limit, (int, np.integer)) or limit < 1):
+        raise ValueError(f"limit: expected a positive int or None, got {limit!r}.")
+    size = (thumbnail, thumbnail) if isinstance(thumbnail, (int, np.integer)) else tuple(thumbnail)
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"thumbnail: expected a positive int or (width, height), got {thumbnail!r}.")
+    size = (int(size[0]), int(size[1]))
+    is_image = _modality(model, kv, image_prefix)
+    if keys is None:
+        keys = [k for k in kv.index_to_key if restrict is None or is_image(k) == (restrict == "images")]
+    else:
+        keys = list(keys)
+        unknown = [k for k in keys if k not in kv.key_to_index]
+        if unknown:
+            raise ValueError(f"keys: {len(unknown)} key(s) are not in the model, e.g. {unknown[:5]!r}.")
+        if restrict is not None:
+            keys = [k for k in keys if is_image(k) == (restrict == "images")]
+    if limit is not None:
+        keys = keys[: int(limit)]
+    if not keys:
+        raise ValueError("nothing to export: no keys left after restrict/limit.")
+    prefix = getattr(model, "image_prefix", image_prefix)
+    paths = _image_paths(images, prefix)
+    grid = math.ceil(math.sqrt(len(keys))) if images is not None else 0
+    if grid and (grid * size[0] > MAX_SPRITE_SIDE or grid * size[1] > MAX_SPRITE_SIDE):
+        most = (MAX_SPRITE_SIDE // max(size)) ** 2
+        raise ValueError(
+            f"a sprite of {len(keys)} tiles of {size[0]}x{size[1]} px would be {grid * size[0]}x{grid * size[1]} px; "
+            f"the projector accepts at most {MAX_SPRITE_SIDE} px per side ({most} tiles at this size). Pass "
+            f"limit={most}, a smaller thumbnail, or images=None."
+        )
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = np.fromiter((kv.key_to_index[k] for k in keys), dtype=np.int64, count=len(keys))
+    vec_path = out / "vectors.tsv"
+    with open(vec_path, "w", encoding="utf-8") as f:
+        for lo in range(0, len(rows), 65536):
+            block = np.asarray(kv.vectors[rows[lo : lo + 65536]], dtype=np.float64)
+            if normalize:
+                n = np.linalg.norm(block, axis=1, keepdims=True)
+                block = block / np.where(n > 0, n, 1.0)
+            np.savetxt(f, block, fmt="%.7g", delimiter="\t")
+    flags = [bool(is_image(k)) for k in keys]
+    meta_path = out / "metadata.tsv"
+    with open(meta_path, "w", encoding="utf-8", newline="\n") as f:
+        f.write("key\tmodality\tcount\n")
+        for k, img in zip(keys, flags):
+            try:
+                count = int(kv.get_vecattr(k, "count"))
+            except (KeyError, AttributeError, ValueError):
+                count = ""
+            f.write(f"{_tsv_field(k)}\t{'image' if img else 'word'}\t{count}\n")
+
+    sprite_path, missing = None, []
+    if images is not None:
+        from PIL import Image
+
+        sprite = Image.new("RGB", (grid * size[0], grid * size[1]), (255, 255, 255))
+        for i, (k, img) in enumerate(zip(keys, flags)):
+            if img:
+                tile = _tile(paths.get(k), size) if k in paths else None
+                if tile is None:
+                    missing.append(k)
+                    tile = Image.new("RGB", size, _MISSING_TILE)
+            else:
+                tile = _word_tile(str(k), size)
+            sprite.paste(tile, ((i % grid) * size[0], (i // grid) * size[1]))
+        sprite_path = out / "sprite.png"
+        sprite.save(sprite_path)
+        if missing:
+            logger.warning(
+                "sprite: %i of %i image(s) have no readable file (grey tiles), e.g. %s; pass images= as the "
+                "folder the features were extracted from, or a {key: path} mapping",
+                len(missing), sum(flags), missing[:3],
+            )
+
+    lines = [
+        "embeddings {",
+        f'  tensor_name: "{_pbtxt(tensor_name)}"',
+        f'  tensor_path: "{vec_path.name}"',
+        f'  metadata_path: "{meta_path.name}"',
+    ]
+    if sprite_path is not None:
+        lines += [
+            "  sprite {",
+            f'    image_path: "{sprite_path.name}"',
+            f"    single_image_dim: {size[0]}",
+            f"    single_image_dim: {size[1]}",
+            "  }",
+        ]
+    lines.append("}")
+    cfg_path = out / "projector_config.pbtxt"
+    cfg_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = ProjectorExport(
+        directory=out, count=len(keys), n_images=sum(flags), vectors=vec_path, metadata=meta_path,
+        config=cfg_path, sprite=sprite_path, grid=grid, thumbnail=size if grid else (0, 0), missing=missing,
+    )
+    logger.info("projector export: %i rows (%i images) of dim %i to %s%s", result.count, result.n_images,
+                kv.vector_size, out, f", sprite {grid}x{grid} tiles of {size[0]}x{size[1]}" if grid else "")
+    return result
+
+
+def _pbtxt(s: str) -> str:
+    return str(s).replace("\\", "\\\\").replace('"', '\\"')

@@ -1,0 +1,121 @@
+"""Projector export: parse every file back and check it against the model and the images."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from gensim.models import KeyedVectors
+from PIL import Image
+
+from gensim_im2vec import Im2Vec
+from gensim_im2vec.export import MAX_SPRITE_SIDE, export_projector
+
+COLOURS = [(255, 0, 0), (0, 0, 255), (0, 160, 0)]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    photos = root / "photos" / "sub"
+    photos.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    docs, feats = [], {}
+    for i in range(30):
+        c = i % 3
+        # tall and wide images: thumbnails keep their aspect and are centred
+        Image.new("RGB", (60, 20) if i % 2 else (20, 50), COLOURS[c]).save(photos / f"{i}.png")
+        feats[f"img:sub/{i}"] = rng.normal(size=8) + 4 * np.eye(8)[c]
+        docs.append([f"img:sub/{i}", ("red", "blue", "green")[c], "photo"])
+    model = Im2Vec(docs, image_features=feats, vector_size=6, min_count=1, epochs=2, workers=1, seed=1)
+    return model, root
+
+
+def _parse_pbtxt(text: str) -> dict:
+    out = {}
+    for key, val in re.findall(r'(\w+):\s*("(?:[^"\\]|\\.)*"|\d+)', text):
+        out.setdefault(key, []).append(val.strip('"') if val.startswith('"') else int(val))
+    return out
+
+
+def test_files_parse_back(setup, tmp_path):
+    model, root = setup
+    res = export_projector(model, tmp_path / "p", images=root / "photos", thumbnail=(16, 12))
+    keys = model.wv.index_to_key
+    assert res.count == len(keys) == 34 and res.n_images == 30 and res.missing == []
+    # vectors.tsv: one row per key, same numbers (7 significant digits)
+    vecs = np.loadtxt(res.vectors, delimiter="\t")
+    assert vecs.shape == (34, 6)
+    np.testing.assert_allclose(vecs, model.wv.vectors, rtol=1e-6, atol=1e-7)
+    # metadata.tsv: a header, then key / modality / count per row in the same order
+    lines = res.metadata.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "key\tmodality\tcount" and len(lines) == 35
+    rows = [line.split("\t") for line in lines[1:]]
+    assert [r[0] for r in rows] == keys
+    assert [r[1] for r in rows] == ["image" if model.is_image(k) else "word" for k in keys]
+    assert int(rows[0][2]) == model.wv.get_vecattr(keys[0], "count")
+    # the config names the files and the tile size
+    cfg = _parse_pbtxt(res.config.read_text())
+    assert cfg["tensor_path"] == ["vectors.tsv"] and cfg["metadata_path"] == ["metadata.tsv"]
+    assert cfg["image_path"] == ["sprite.png"] and cfg["single_image_dim"] == [16, 12]
+    assert cfg["tensor_name"] == ["im2vec"]
+    assert res.config.read_text().count("{") == res.config.read_text().count("}") == 2
+
+
+def test_sprite_geometry_and_tiles(setup, tmp_path):
+    model, root = setup
+    res = export_projector(model, tmp_path / "p", images=root / "photos", thumbnail=(16, 12))
+    sprite = Image.open(res.sprite)
+    assert res.grid == 6  # ceil(sqrt(34))
+    assert sprite.size == (6 * 16, 6 * 12) and sprite.mode == "RGB"
+    arr = np.asarray(sprite)
+    for i, key in enumerate(model.wv.index_to_key):
+        tile = arr[(i // 6) * 12 : (i // 6 + 1) * 12, (i % 6) * 16 : (i % 6 + 1) * 16]
+        centre = tuple(int(x) for x in tile[6, 8])
+        if model.is_image(key):
+            n = int(key.rsplit("/", 1)[1])
+            assert centre == COLOURS[n % 3], (key, centre)  # the image's own colour, in row order
+            # aspect kept: a wide (60x20) image leaves white bands above and below
+            if n % 2:
+                assert tuple(tile[0, 8]) == (255, 255, 255)
+        else:
+            assert centre != (255, 255, 255) and centre not in COLOURS  # a grey word tile
+    # tiles past the last row stay blank
+    assert (arr[5 * 12 :, 4 * 16 :] == 255).all()
+
+
+def test_restrict_limit_keys_and_missing_files(setup, tmp_path):
+    model, root = setup
+    res = export_projector(model, tmp_path / "w", restrict="words")
+    assert res.count == 4 and res.n_images == 0 and res.sprite is None and res.grid == 0
+    assert "sprite" not in res.config.read_text()
+    res = export_projector(model, tmp_path / "i", restrict="images", limit=4, images={}, thumbnail=8)
+    assert res.count == 4 and res.n_images == 4 and len(res.missing) == 4
+    assert Image.open(res.sprite).size == (16, 16)
+    paths = {"img:sub/1": root / "photos" / "sub" / "1.png", "img:sub/2": root / "nowhere.png"}
+    res = export_projector(model, tmp_path / "k", keys=["img:sub/1", "img:sub/2", "red"], images=paths,
+                           normalize=True, thumbnail=8)
+    assert res.missing == ["img:sub/2"]
+    np.testing.assert_allclose(np.linalg.norm(np.loadtxt(res.vectors, delimiter="\t"), axis=1), 1.0, rtol=1e-6)
+
+
+def test_plain_keyed_vectors_and_awkward_keys(tmp_path):
+    kv = KeyedVectors(3)
+    kv.add_vectors(["a\tb", "img:x", "new\nline"], np.eye(3, dtype=np.float32))
+    res = export_projector(kv, tmp_path / "kv")
+    lines = res.metadata.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 4
+    assert [line.split("\t")[:2] for line in lines[1:]] == [["a b", "word"], ["img:x", "image"], ["new line", "word"]]
+
+
+def test_bad_arguments(setup, tmp_path):
+    model, root = setup
+    with pytest.raises(ValueError, match="not in the model"):
+        export_projector(model, tmp_path / "x", keys=["nope"])
+    with pytest.raises(ValueError, match="restrict"):
+        export_projector(model, tmp_path / "x", restrict="audio")
+    with pytest.raises(ValueError, match="8192 px"):
+        export_projector(model, tmp_path / "x", images=root / "photos", thumbnail=MAX_SPRITE_SIDE // 5)
+    with pytest.raises(ValueError, match="nothing to export"):
+        export_projector(model, tmp_path / "x", keys=["red"], restrict="images")
