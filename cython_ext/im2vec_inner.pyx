@@ -76,6 +76,9 @@ cdef struct Config:
     const int32_t *bounds
     int n_bounds
     const int32_t *rwin
+    int doc_ctx
+    const int32_t *img_pos
+    const int32_t *img_bounds
 
     const int32_t *wneg_idx
     const uint32_t *wneg_cum
@@ -206,8 +209,14 @@ cdef void per_pair_image(Config *c, int j, int32_t target) noexcept nogil:
         sger(&F, &size, &scale, v, &ONE, c.work, &ONE, c.W, &F)
 
 
+cdef inline void sg_pair(Config *c, int i, int j, int tslot) noexcept nogil:
+    memset(c.work, 0, c.size * sizeof(REAL_t))
+    negative_sampling(c, input_vector(c, j), c.tokens[i], tslot, c.tag_negatives and c.slots[j] >= 0)
+    apply_input_gradient(c, j, c.work)
+
+
 cdef void run_sg(Config *c) noexcept nogil:
-    cdef int s, i, j, start, end, lo, hi, b, tslot
+    cdef int s, i, j, k, start, end, lo, hi, b, tslot
     for s in range(c.n_bounds - 1):
         start = c.bounds[s]
         end = c.bounds[s + 1]
@@ -228,14 +237,20 @@ cdef void run_sg(Config *c) noexcept nogil:
                 if c.per_pair and c.slots[j] >= 0:
                     per_pair_image(c, j, c.tokens[i])
                     continue
-                memset(c.work, 0, c.size * sizeof(REAL_t))
-                negative_sampling(c, input_vector(c, j), c.tokens[i], tslot,
-                                  c.tag_negatives and c.slots[j] >= 0)
-                apply_input_gradient(c, j, c.work)
+                sg_pair(c, i, j, tslot)
+            if c.doc_ctx:  # images outside the window still see every token of their document
+                for k in range(c.img_bounds[s], c.img_bounds[s + 1]):
+                    j = c.img_pos[k]
+                    if j == i or (lo <= j < hi):
+                        continue
+                    if c.per_pair:
+                        per_pair_image(c, j, c.tokens[i])
+                    else:
+                        sg_pair(c, i, j, tslot)
 
 
 cdef void run_cbow(Config *c) noexcept nogil:
-    cdef int s, i, j, start, end, lo, hi, b, tslot, count, has_image
+    cdef int s, i, j, k, start, end, lo, hi, b, tslot, count, has_image
     cdef int size = c.size
     cdef REAL_t inv
     for s in range(c.n_bounds - 1):
@@ -262,6 +277,14 @@ cdef void run_cbow(Config *c) noexcept nogil:
                 if c.slots[j] >= 0:
                     has_image = 1
                 saxpy(&size, &ONEF, input_vector(c, j), &ONE, c.neu1, &ONE)
+            if c.doc_ctx:
+                for k in range(c.img_bounds[s], c.img_bounds[s + 1]):
+                    j = c.img_pos[k]
+                    if j == i or (lo <= j < hi):
+                        continue
+                    count += 1
+                    has_image = 1
+                    saxpy(&size, &ONEF, input_vector(c, j), &ONE, c.neu1, &ONE)
             if count == 0:
                 continue
             inv = 1.0 / count
@@ -275,6 +298,12 @@ cdef void run_cbow(Config *c) noexcept nogil:
                 if j == i:
                     continue
                 apply_input_gradient(c, j, c.work)
+            if c.doc_ctx:
+                for k in range(c.img_bounds[s], c.img_bounds[s + 1]):
+                    j = c.img_pos[k]
+                    if j == i or (lo <= j < hi):
+                        continue
+                    apply_input_gradient(c, j, c.work)
 
 
 def prepare_job(sentences, dict key_to_index, const uint32_t[::1] sample_ints,
@@ -369,13 +398,15 @@ def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] loc
               *, int n_slots, int sg, int window, int negative, int cbow_mean, float alpha,
               float image_alpha, bint train_words, bint train_outputs, bint train_images,
               bint tied, bint tag_negatives, bint compute_loss, uint64_t next_random,
-              bint per_pair=False):
+              bint per_pair=False, bint image_context_document=False):
     """Train one prepared job in place; return ``(loss, next_random)``.
 
     ``V`` holds the raw features of the job's ``n_slots`` images (row = slot) and ``inv_norms``
     their inverse L2 norms (ones to train on unnormalised features);
     ``H`` and ``E`` are (n_slots × size) scratch arrays (``E`` zeroed by the caller).
     With ``n_slots == 0`` the sgemm steps are skipped and this is plain word2vec.
+    ``image_context_document``: an image token is a context of every token of its document
+    chunk, not only of those within the window (its tags all describe it, wherever they stand).
     ``per_pair`` (skip-gram, untied only) computes each image pair with sgemv/sger instead of the
     two per-job sgemms: the slow reference the benchmark measures against.
     """
@@ -426,6 +457,13 @@ def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] loc
     c.bounds = &bounds[0]
     c.n_bounds = bounds.shape[0]
     c.rwin = &rwin[0] if n_tok > 0 else NULL
+    c.doc_ctx = image_context_document and n_slots > 0
+    img_pos_arr = np.flatnonzero(np.asarray(slots) >= 0).astype(np.int32)
+    img_bounds_arr = np.searchsorted(img_pos_arr, np.asarray(bounds)).astype(np.int32)
+    cdef int32_t[::1] img_pos = img_pos_arr if len(img_pos_arr) else np.zeros(1, np.int32)
+    cdef int32_t[::1] img_bounds = img_bounds_arr
+    c.img_pos = &img_pos[0]
+    c.img_bounds = &img_bounds[0]
     c.wneg_idx = &wneg_idx[0]
     c.wneg_cum = &wneg_cum[0]
     c.wneg_n = wneg_idx.shape[0]

@@ -151,6 +151,13 @@ class Im2Vec(Word2Vec):
         vocabulary's unigram^ns_exponent table ("vocab").
     image_alpha : float
         Learning-rate multiplier for ``W`` (its step is ``image_alpha × alpha``). > 0.
+    image_context : {"document", "window"}
+        "document" (default): an image token is a context of every token of its document (its
+        tags all describe it, wherever they stand; documents are chunked at 10,000 tokens);
+        "window": only of the tokens within `window`, like a word.
+    image_batch : int
+        Image tokens per W update (a job is cut into runs of documents holding about this many);
+        0: one update per job. Larger is faster (bigger sgemms), smaller is more stable.
 
     Attributes
     ----------
@@ -169,7 +176,8 @@ class Im2Vec(Word2Vec):
         image_features=None, image_prefix: str = "img:", missing_images: str = "raise",
         train_words: bool | str = True, train_outputs: bool = True, train_images: bool = True,
         normalize_features: bool = True, tied_image_targets: bool = False,
-        image_negatives: str = "tags", image_alpha: float = 1.0,
+        image_negatives: str = "tags", image_alpha: float = 1.0, image_context: str = "document",
+        image_batch: int = 256,
     ):
         if corpus_file is not None:
             raise ValueError(
@@ -182,6 +190,8 @@ class Im2Vec(Word2Vec):
             raise ValueError(f"missing_images must be 'raise' or 'skip', got {missing_images!r}.")
         if image_negatives not in ("tags", "vocab"):
             raise ValueError(f"image_negatives must be 'tags' or 'vocab', got {image_negatives!r}.")
+        if image_context not in ("document", "window"):
+            raise ValueError(f"image_context must be 'document' or 'window', got {image_context!r}.")
         if train_words not in (True, False, "new"):
             raise ValueError(f"train_words must be True, False or 'new', got {train_words!r}.")
         if not (isinstance(image_alpha, (int, float)) and math.isfinite(image_alpha) and image_alpha > 0):
@@ -197,6 +207,10 @@ class Im2Vec(Word2Vec):
         self.tied_image_targets = bool(tied_image_targets)
         self.image_negatives = image_negatives
         self.image_alpha = float(image_alpha)
+        self.image_context = image_context
+        if not isinstance(image_batch, (int, np.integer)) or image_batch < 0:
+            raise ValueError(f"image_batch must be an int >= 0 (0: one W update per job), got {image_batch!r}.")
+        self.image_batch = int(image_batch)
         self.W = None
         self.image_vectors = None
         self.image_feature_keys = []
@@ -578,10 +592,40 @@ class Im2Vec(Word2Vec):
         draw = rnd.randint if hasattr(rnd, "randint") else rnd.integers
         return int(draw(0, 2**24)) * (2**24) + int(draw(0, 2**24))
 
+    def _image_batches(self, sentences):
+        """Cut a job into runs of documents holding at most ``image_batch`` image tokens.
+
+        W is updated once per run: a whole job's worth of images (thousands) summed into one step
+        overshoots when many of them look alike; runs of a few hundred keep the step stable and
+        the sgemms efficient.
+        """
+        feats = self.features
+        limit = int(getattr(self, "image_batch", 0) or 0)
+        if feats is None or limit <= 0:
+            yield sentences
+            return
+        k2i = feats.key_to_index
+        batch, n = [], 0
+        for doc in sentences:
+            batch.append(doc)
+            n += sum(1 for tok in doc if tok in k2i)
+            if n >= limit:
+                yield batch
+                batch, n = [], 0
+        if batch:
+            yield batch
+
     def _do_train_job(self, sentences, alpha, inits):
-        """Train one job: prepare (GIL held), gather features, run the kernel (GIL released)."""
+        """Train one job: per run of documents, prepare (GIL held), gather features, run the
+        kernel (GIL released)."""
         if self.hs:  # text-only hierarchical softmax: gensim's own kernel
             return super()._do_train_job(sentences, alpha, inits)
+        effective = 0
+        for batch in self._image_batches(sentences):
+            effective += self._train_batch(batch, alpha, inits)
+        return effective, self._raw_word_count(sentences)
+
+    def _train_batch(self, sentences, alpha, inits) -> int:
         work, neu1 = inits
         tokens, slots, bounds, rwin, rows, _ = im2vec_inner.prepare_job(
             sentences, self.wv.key_to_index, self.wv.expandos["sample_int"], self._vocab_image_rows,
@@ -610,13 +654,14 @@ class Im2Vec(Word2Vec):
             train_images=self.train_images, tied=self.tied_image_targets,
             tag_negatives=self.image_negatives == "tags", compute_loss=bool(self.compute_loss),
             next_random=self._next_seed(),
+            image_context_document=getattr(self, "image_context", "window") == "document",
         )
         n_img = int(np.count_nonzero(slots >= 0)) if n_slots else 0
         with _STATS_LOCK:
             if self.compute_loss:
                 self.running_training_loss += loss
             self._image_occurrences += n_img
-        return len(tokens), self._raw_word_count(sentences)
+        return len(tokens)
 
     def _write_image_vectors(self) -> None:
         """Write ``W · v̂`` of every vocabulary image into ``model.wv.vectors`` (in chunks)."""

@@ -83,6 +83,8 @@ def reference_job(syn0, syn1, W, V, lockf, tokens, slots, bounds, tables, p, nex
                 continue
             lo, hi = max(start, i - p["window"]), min(end, i + p["window"] + 1)
             ctx = [j for j in range(lo, hi) if j != i]
+            if p.get("doc_ctx"):
+                ctx += [j for j in range(start, end) if slots[j] >= 0 and j != i and not lo <= j < hi]
             if p["sg"]:
                 for j in ctx:
                     work = neg_loop(inp(j), tokens[i], tslot, p["tag_negatives"] and slots[j] >= 0)
@@ -118,7 +120,7 @@ def tiny_model(sg, tied, **kw):
     return model, docs
 
 
-def run_both(model, docs, cbow_mean=1, lockf=None):
+def run_both(model, docs, cbow_mean=1, lockf=None, doc_ctx=False):
     wv = model.wv
     if lockf is not None:
         wv.vectors_lockf = lockf
@@ -129,7 +131,7 @@ def run_both(model, docs, cbow_mean=1, lockf=None):
     np.testing.assert_allclose(Vraw * inv_norms[:, None], V, rtol=1e-6)
     p = dict(sg=model.sg, window=model.window, negative=model.negative, cbow_mean=cbow_mean, alpha=0.05,
              image_alpha=2.0, train_words=True, train_outputs=True, train_images=True,
-             tied=model.tied_image_targets, tag_negatives=True)
+             tied=model.tied_image_targets, tag_negatives=True, doc_ctx=doc_ctx)
     tables = ((model._neg_word_idx, model._neg_word_cum), (model._neg_tag_idx, model._neg_tag_cum))
     seed = 123456789
     ref = reference_job(wv.vectors, model.syn1neg, model.W, V, wv.vectors_lockf, tokens, slots, bounds, tables,
@@ -142,15 +144,19 @@ def run_both(model, docs, cbow_mean=1, lockf=None):
     loss, _ = K.train_job(syn0, syn1, wv.vectors_lockf, W, Vraw, inv_norms, H, E, tokens, slots, bounds, rwin,
                           tables[0][0], tables[0][1], tables[1][0], tables[1][1], work, neu1,
                           n_slots=len(rows), compute_loss=True, next_random=seed,
-                          **{k: v for k, v in p.items() if k != "train_words"}, train_words=True)
+                          **{k: v for k, v in p.items() if k not in ("train_words", "doc_ctx")}, train_words=True,
+                          image_context_document=doc_ctx)
     return (syn0, syn1, W, loss), ref, (wv.vectors, model.syn1neg, model.W)
 
 
 @pytest.mark.parametrize("sg", [1, 0])
 @pytest.mark.parametrize("tied", [False, True])
-def test_one_job_matches_numpy_reference(sg, tied):
+@pytest.mark.parametrize("doc_ctx", [False, True])
+def test_one_job_matches_numpy_reference(sg, tied, doc_ctx):
     model, docs = tiny_model(sg, tied)
-    (syn0, syn1, W, loss), (rsyn0, rsyn1, rW, rloss), before = run_both(model, docs, cbow_mean=1)
+    docs = [d + ["the", "park", "red"] for d in docs]  # images also outside the window (window=2)
+    (syn0, syn1, W, loss), (rsyn0, rsyn1, rW, rloss), before = run_both(model, docs, cbow_mean=1,
+                                                                        doc_ctx=doc_ctx)
     # the update is not trivially zero...
     assert np.abs(rW - before[2]).max() > 1e-4
     assert np.abs(rsyn1 - before[1]).max() > 1e-4

@@ -329,3 +329,28 @@ def test_missing_kernel_says_how_to_build_it():
             "try:\n    import gensim_im2vec.model\nexcept ImportError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "compiled kernel" in out and "build_ext --inplace" in out and "pip install -e ." in out
+
+
+def test_image_batch_cuts_jobs_into_runs_of_images(plain):
+    m = Im2Vec(image_features=plain.features, image_batch=100, **SMALL)
+    docs = plain.docs[:1000]
+    batches = list(m._image_batches(docs))
+    assert sum(len(b) for b in batches) == 1000 and len(batches) == 10
+    m.image_batch = 0
+    assert len(list(m._image_batches(docs))) == 1
+    with pytest.raises(ValueError, match="image_batch"):
+        Im2Vec(image_batch=-1)
+
+
+def test_document_context_reaches_tags_outside_the_window(plain):
+    """A tag far from its image (window=1) is still learned as its tag in document mode only."""
+    rng = np.random.default_rng(0)
+    docs = [d[:1] + [f"filler{int(i)}" for i in rng.integers(0, 300, 6)] + d[1:2]
+            for d in plain.docs]  # the class word stands 7 tokens from its image
+    accs = {}
+    for mode in ("document", "window"):
+        m = Im2Vec(docs, image_features=plain.features, window=1, epochs=10, sample=0, image_context=mode,
+                   **{**SMALL, "workers": 2})
+        preds = m.predict_tags(plain.test_features, topn=1)
+        accs[mode] = np.mean([p[0][0] == plain.class_words[y] for p, y in zip(preds, plain.test_labels)])
+    assert accs["document"] >= 0.9 and accs["window"] < 0.5, accs
