@@ -847,8 +847,34 @@ class Im2Vec(Word2Vec):
         sims = self.wv.get_normed_vectors() @ unit
         return self._top(sims, topn, self._modality_mask(restrict))
 
-    def tag_scores(self, features) -> tuple[np.ndarray, list[str]]:
+    def negative_log_prior(self) -> tuple[np.ndarray, np.ndarray]:
+        """``log P_n(w)`` of the distribution negatives for image inputs are drawn from.
+
+        Returns
+        -------
+        word_idx : int array, the vocabulary indices of the words
+        log_prior : float32 array, ``log P_n`` of each (words outside the table get the smallest
+            value of the table: they were never drawn, so their score carries no frequency offset)
+        """
+        word_idx = np.flatnonzero(self._vocab_image_rows < 0)
+        tags = self.image_negatives == "tags" and len(self._neg_tag_idx)
+        idx = self._neg_tag_idx if tags else self._neg_word_idx
+        cum = (self._neg_tag_cum if tags else self._neg_word_cum).astype(np.float64)
+        p = np.diff(np.concatenate([[0.0], cum])) / max(cum[-1], 1.0) if len(cum) else np.zeros(0)
+        logp = np.full(len(self.wv), np.log(p[p > 0].min()) if np.any(p > 0) else 0.0)
+        logp[idx[p > 0]] = np.log(p[p > 0])
+        return word_idx, logp[word_idx].astype(REAL)
+
+    def tag_scores(self, features, calibrated: bool = False) -> tuple[np.ndarray, list[str]]:
         """Trained scores ``h · v_o`` of every vocabulary word for each image.
+
+        Parameters
+        ----------
+        features : array_like (n_features,) or (n_images, n_features)
+        calibrated : bool
+            Add ``log P_n(w)``: at the optimum of negative sampling ``h·v_o = log P(w|image) −
+            log(k·P_n(w))`` (a PMI), so the sum ranks words by ``P(w|image)`` instead of favouring
+            rare ones.
 
         Returns
         -------
@@ -859,15 +885,20 @@ class Im2Vec(Word2Vec):
         word_idx = np.flatnonzero(self._vocab_image_rows < 0)
         H = self._project_normalized(arr)
         scores = H @ self.syn1neg[word_idx].T
+        if calibrated:
+            scores += self.negative_log_prior()[1]
         return scores, [self.wv.index_to_key[i] for i in word_idx]
 
-    def predict_tags(self, features, topn: int = 10):
+    def predict_tags(self, features, topn: int = 10, calibrated: bool = False):
         """Rank words for images by the trained score ``σ(h · v_o)`` (the objective's tag predictor).
 
         Parameters
         ----------
         features : array_like (n_features,) or (n_images, n_features)
         topn : int
+        calibrated : bool
+            Rank by ``h·v_o + log P_n(w)`` (see :meth:`tag_scores`); the reported numbers stay
+            ``σ(h·v_o)``.
 
         Returns
         -------
@@ -875,11 +906,12 @@ class Im2Vec(Word2Vec):
         """
         single = np.asarray(features).ndim == 1
         scores, words = self.tag_scores(features)
+        rank = scores + self.negative_log_prior()[1] if calibrated else scores
         out = []
-        for row in scores:
+        for row, key in zip(scores, rank):
             k = min(topn, len(words))
-            best = np.argpartition(-row, k - 1)[:k]
-            best = best[np.argsort(-row[best], kind="stable")]
+            best = np.argpartition(-key, k - 1)[:k]
+            best = best[np.argsort(-key[best], kind="stable")]
             out.append([(words[i], float(1.0 / (1.0 + np.exp(-row[i])))) for i in best])
         return out[0] if single else out
 

@@ -354,3 +354,17 @@ def test_document_context_reaches_tags_outside_the_window(plain):
         preds = m.predict_tags(plain.test_features, topn=1)
         accs[mode] = np.mean([p[0][0] == plain.class_words[y] for p, y in zip(preds, plain.test_labels)])
     assert accs["document"] >= 0.9 and accs["window"] < 0.5, accs
+
+
+def test_calibrated_scores_add_the_log_negative_prior(trained, plain):
+    raw, words = trained.tag_scores(plain.test_features[:5])
+    cal, words2 = trained.tag_scores(plain.test_features[:5], calibrated=True)
+    idx, logp = trained.negative_log_prior()
+    assert words == words2 and len(idx) == len(words)
+    np.testing.assert_allclose(cal - raw, np.broadcast_to(logp, raw.shape), rtol=1e-5, atol=1e-5)
+    counts = np.array([trained.image_tag_counts.get(w, 0) for w in words], dtype=float)
+    seen = counts > 0
+    expected = 0.75 * np.log(counts[seen]) - np.log(np.sum(counts[seen] ** 0.75))
+    np.testing.assert_allclose(logp[seen], expected, atol=1e-3)
+    top = trained.predict_tags(plain.test_features[0], topn=3, calibrated=True)
+    assert len(top) == 3 and all(0 < p <= 1 for _, p in top)
