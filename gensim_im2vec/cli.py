@@ -403,5 +403,43 @@ def index_command(model_path, output, backend, kind):
     click.echo(f"{output or model_path + '.ann'}: {idx!r}, built in {idx.build_seconds:.1f}s")
 
 
+@main.command("extract-ray")
+@click.argument("image_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--output", "store", required=True, type=click.Path(file_okay=True),
+              help="Feature store directory to create, continue or extend (parts go to OUTPUT.ray-parts/).")
+@click.option("--address", default=None,
+              help="Ray cluster address ('auto', HOST:6379); default: start or reuse a local Ray.")
+@click.option("--arch", default="mobilenet_v2", show_default=True, help="torchvision classification model.")
+@click.option("--weights", default="IMAGENET1K_V1", show_default=True,
+              help="Weights of --arch (enum name, checkpoint file, or 'none' for random weights).")
+@click.option("--layer", default=None, help="Graph node to take features from (default: penultimate).")
+@click.option("--num-actors", type=click.IntRange(min=1), default=None,
+              help="Extractor actors (default: one per GPU; without GPUs, CPUs / --cpus-per-actor).")
+@click.option("--cpus-per-actor", type=click.IntRange(min=1), default=None,
+              help="Decoding cores per GPU actor (default 8) or torch threads per CPU actor (default 1).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Images per forward pass (default 256 with GPUs, 32 without).")
+@click.option("--part-size", type=click.IntRange(min=1), default=8192, show_default=True,
+              help="Images per unit of work; a finished part is never redone.")
+@click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True,
+              help="Storage dtype of the features.")
+@click.option("--mode", type=click.Choice(["extend", "create", "overwrite"]), default="extend", show_default=True,
+              help="extend: continue or append; create: refuse an existing store; overwrite: replace it.")
+def extract_ray_command(image_dir, store, address, arch, weights, layer, num_actors, cpus_per_actor, batch_size,
+                        part_size, dtype, mode):
+    """Extract CNN features of the images under IMAGE_DIR on a Ray cluster (one actor per GPU),
+    resumably, into one feature store."""
+    from gensim_im2vec.distributed import extract_ray
+
+    try:
+        report = extract_ray(image_dir, store, address=address, arch=arch,
+                             weights=None if weights.lower() == "none" else weights, layer=layer,
+                             num_actors=num_actors, cpus_per_actor=cpus_per_actor, batch_size=batch_size,
+                             part_size=part_size, dtype=dtype, mode=mode)
+    except (ValueError, TypeError, OSError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(report.summary())
+
+
 if __name__ == "__main__":
     main()
