@@ -14,11 +14,11 @@ A tiny run on generated images (random weights, so it needs no download):
 >>> Image.new("RGB", (64, 48), "orange").save(os.path.join(root, "photos", "cats", "001.jpg"))
 >>> Image.new("L", (40, 40), 128).save(os.path.join(root, "photos", "cats", "002.png"))
 >>> open(os.path.join(root, "photos", "cats", "003.jpg"), "wb").close()          # empty file
->>> fx = FeatureExtractor("mobilenet_v3_small", weights=None, num_workers=0, progress=False)
+>>> fx = FeatureExtractor("resnet18", weights=None, num_workers=0, progress=False)
 >>> report = fx.extract(os.path.join(root, "photos"), os.path.join(root, "feats"))
 >>> store = report.store
 >>> store.keys, store.vectors.shape, store.vectors.dtype.name
-(['img:cats/001', 'img:cats/002'], (2, 1024), 'float16')
+(['img:cats/001', 'img:cats/002'], (2, 512), 'float16')
 >>> report.skipped
 {'img:cats/003': 'empty file (0 bytes)'}
 

@@ -863,6 +863,16 @@ class FeatureStoreWriter:
                 f"write: features of {bad[:5]!r} exceed the float16 range (±65504); store float32 "
                 f"(dtype='float32') or L2-normalise them."
             )
+        if self.dtype == "float16":
+            lost = ~np.any(stored != 0, axis=1) & np.any(arr != 0, axis=1)
+            if lost.any():
+                logger.warning(
+                    "%s: %i row(s) became all zeros in float16 (values below 6e-8), e.g. %r; store "
+                    "float32 (dtype='float32') or L2-normalise them",
+                    self.path,
+                    int(lost.sum()),
+                    keys[int(np.flatnonzero(lost)[0])],
+                )
         self._buf_keys.extend(keys)
         self._buf_rows.append(stored)
         for k in keys:

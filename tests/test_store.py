@@ -323,3 +323,9 @@ def test_im2vec_trains_on_store(tmp_path, mmap):
     # images sit nearer their own tag than the other class's tag (by the trained tag score)
     tags = [t for t, _ in model.predict_tags(store.get_vector("img:0"), topn=3)]
     assert "dog" in tags or "puppy" in tags
+
+
+def test_float16_underflow_warns(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.store"):
+        FeatureStore.from_arrays(tmp_path / "s", ["img:tiny"], np.full((1, 4), 1e-9, np.float32), dtype="float16")
+    assert "became all zeros in float16" in caplog.text and "'img:tiny'" in caplog.text
