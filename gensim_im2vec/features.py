@@ -856,7 +856,7 @@ class FeatureExtractor:
         ----------
         images : str, os.PathLike or iterable of (key, path)
             A directory (keys: ``prefix`` + relative path without extension, see
-            :func:`list_images`) or explicit pairs.
+            :func:`list_images`) or explicit pairs (keys used as given, in the given order).
         store : str or os.PathLike
             Store directory.
         mode : {"extend", "create", "overwrite"}
@@ -892,6 +892,11 @@ class FeatureExtractor:
         meta = dict(self.metadata, normalisation=normalise)
         dim = int(pca) if pca else self.dim
         want = dict(meta, dim=dim, dtype=np.dtype(dtype).name, pca_components=int(pca) if pca else None)
+        if mode == "create" and (path / METADATA_FILE).exists():
+            raise FileExistsError(
+                f"feature store {str(path)!r} already exists; pass mode='extend' to continue or append to "
+                f"it, or mode='overwrite' to replace it."
+            )
         pca_obj = None
         existing = _read_json(path / METADATA_FILE) if mode == "extend" and (path / METADATA_FILE).exists() else None
         if existing is not None:

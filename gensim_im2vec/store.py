@@ -717,6 +717,7 @@ class FeatureStoreWriter:
             meta.setdefault(f, None)
         self._closed = False
         self._buf_keys: list[str] = []
+        self._buf_keyset: set[str] = set()
         self._buf_rows: list[np.ndarray] = []
         self._buf_skips: dict[str, str] = {}
         self.rows_written = 0
@@ -849,7 +850,7 @@ class FeatureStoreWriter:
         if not keys:
             return
         arr = check_features(vectors, dim=self.dim, name="write(vectors)", keys=keys, allow_zero=True)
-        again = [k for k in keys if k in self.done_keys or k in self._buf_set()]
+        again = [k for k in keys if k in self.done_keys or k in self._buf_keyset]
         if again:
             raise ValueError(
                 f"write: {len(again)} key(s) are already in feature store {str(self.path)!r}: {again[:5]!r}; "
@@ -874,14 +875,12 @@ class FeatureStoreWriter:
                     keys[int(np.flatnonzero(lost)[0])],
                 )
         self._buf_keys.extend(keys)
+        self._buf_keyset.update(keys)
         self._buf_rows.append(stored)
         for k in keys:
             self._buf_skips.pop(k, None)
         if len(self._buf_keys) + len(self._buf_skips) >= self.shard_size:
             self.flush()
-
-    def _buf_set(self) -> set[str]:
-        return set(self._buf_keys) if self._buf_keys else set()
 
     def skip(self, key: str, reason: str) -> None:
         """Record that `key` was not stored and why (kept in ``skipped.json``)."""
@@ -916,6 +915,7 @@ class FeatureStoreWriter:
         logger.debug("%s: committed shard %i (%i rows, %i skips)", self.path, sid, record["count"], len(self._buf_skips))
         self._next_shard += 1
         self._buf_keys, self._buf_rows, self._buf_skips = [], [], {}
+        self._buf_keyset = set()
 
     def _commit(self, path: Path, record: dict) -> None:
         # one place that makes a shard visible; tests interrupt here
