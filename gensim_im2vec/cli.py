@@ -403,6 +403,125 @@ def index_command(model_path, output, backend, kind):
     click.echo(f"{output or model_path + '.ann'}: {idx!r}, built in {idx.build_seconds:.1f}s")
 
 
+# --- exploring a model: `im2vec query`, `im2vec report` (issue 5) ---
+
+
+@main.command("query")
+@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
+@click.option("--topn", type=click.IntRange(min=1), default=10, show_default=True, help="Neighbours per table.")
+@click.option("--store", type=click.Path(exists=True, file_okay=False), default=None,
+              help="The feature store the model was trained on; needed for image files only when its "
+                   "features were PCA-reduced.")
+@click.option("--device", default="auto", show_default=True,
+              help="Where the CNN runs for image files: auto, cpu, cuda or cuda:N.")
+@click.option("--arch", default=None, help="Override the model's recorded torchvision arch (for image files).")
+@click.option("--weights", default=None,
+              help="Override the recorded weights: an enum name or a checkpoint file (needed when the "
+                   "features came from a local checkpoint).")
+@click.option("--layer", default=None, help="Override the recorded feature layer.")
+def query_command(model_path, topn, store, device, arch, weights, layer):
+    """Explore MODEL at a prompt: type a word, an image key or an image file path (EXIT to end).
+
+    Prints the nearest words and images with their cosine; an image file is placed in the space
+    from features extracted on the fly (tags by the trained score, nearest words and images).
+    """
+    import sys
+
+    from gensim_im2vec.model import Im2Vec
+    from gensim_im2vec.query import query_loop
+
+    try:
+        model = Im2Vec.load(model_path, mmap="r")
+    except (ValueError, TypeError, OSError) as e:
+        raise click.ClickException(str(e)) from e
+    stdin = None if sys.stdin.isatty() else sys.stdin
+    query_loop(model, stdin, sys.stdout, topn=topn, store=store,
+               extractor_options={"device": device, "arch": arch, "weights": weights, "layer": layer})
+
+
+def _evaluation_tables(path: str) -> dict:
+    """{title: rows} from an evaluation JSON: a list of rows, {title: rows}, or EvaluationReport.to_dict()."""
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    if isinstance(data, list):
+        return {"": data}
+    if isinstance(data, dict):
+        titles = {"image_tagging": "Image → tag", "word_similarity": "Word similarity"}
+        return {titles.get(k, k): v for k, v in data.items()
+                if isinstance(v, list) and all(isinstance(r, dict) for r in v)}
+    raise click.ClickException(f"{path}: expected a JSON list of rows or an object of such lists.")
+
+
+@main.command("report")
+@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Folder to write index.html, thumbs/ and map.png into.")
+@click.option("--dataset", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Image folder (generic folder format with split.json): its test split is shown with true "
+                   "tags from the sidecars, and its files give the thumbnails.")
+@click.option("--features", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Feature store holding the test images (default: the model's own features).")
+@click.option("--evaluation", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Evaluation results as JSON (im2vec evaluate's output, or a list of row objects).")
+@click.option("--words", default=None, help="Comma-separated words to show with their nearest images "
+                                            "(default: the most frequent image tags).")
+@click.option("--topn", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Predicted tags per test image and images per word.")
+@click.option("--max-test-images", type=click.IntRange(min=0), default=60, show_default=True,
+              help="Held-out images shown.")
+@click.option("--map-method", type=click.Choice(["auto", "umap", "tsne", "pca"]), default="auto", show_default=True,
+              help="2-D layout of the map (auto: UMAP if umap-learn is installed, else t-SNE).")
+@click.option("--prefix", default="img:", show_default=True, help="Image token prefix of the dataset's keys.")
+def report_command(model_path, output, dataset, features, evaluation, words, topn, max_test_images, map_method,
+                   prefix):
+    """Write a static HTML report of MODEL: held-out images with predicted and true tags, words with
+    their nearest images, the evaluation table and a 2-D map (open OUTPUT/index.html in a browser)."""
+    import numpy as np
+
+    from gensim_im2vec.model import Im2Vec
+    from gensim_im2vec.report import write_report
+
+    try:
+        model = Im2Vec.load(model_path, mmap="r")
+        test_keys, true_tags, paths, test_features = [], {}, {}, None
+        if dataset:
+            from gensim_im2vec.corpora import FolderCorpus
+            from gensim_im2vec.datasets import load_split
+            from gensim_im2vec.text import Normalizer
+
+            corpus = FolderCorpus(dataset, prefix=prefix)
+            norm = Normalizer(track_vocab=False)
+            paths = {prefix + key: p for p, key in corpus.iter_images()}
+            split = load_split(dataset)
+            source = model.features
+            if features:
+                from gensim_im2vec.store import FeatureStore
+
+                source = FeatureStore.open(features)
+            k2i = source.key_to_index
+            wanted = [prefix + k for k in split.test]
+            test_keys = [k for k in wanted if k in k2i][:max_test_images]
+            if len(test_keys) < min(len(wanted), max_test_images):
+                click.echo(f"warning: {len(wanted) - len(test_keys)} test images have no features in "
+                           f"{features or 'the model'}; pass --features STORE", err=True)
+            for k in test_keys:
+                side = corpus.read_sidecar(paths[k]) if k in paths else None
+                texts, tags = side or ([], [])
+                true_tags[k] = norm.tags(tags) or [w for t in texts for w in norm.text(t)]
+            if test_keys:
+                test_features = np.stack([np.asarray(source.vectors[k2i[k]], dtype=np.float32) for k in test_keys])
+        tables = _evaluation_tables(evaluation) if evaluation else None
+        index = write_report(model, output, test_keys=test_keys, test_features=test_features,
+                             true_tags=true_tags, image_paths=paths, evaluation=tables,
+                             words=[w.strip() for w in words.split(",") if w.strip()] if words else None,
+                             topn=topn, max_test_images=max_test_images, map_method=map_method)
+    except (ValueError, TypeError, OSError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"{index} ({len(test_keys)} held-out images)")
+
+
 @main.command("extract-ray")
 @click.argument("image_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--output", "store", required=True, type=click.Path(file_okay=True),

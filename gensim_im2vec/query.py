@@ -1,0 +1,521 @@
+"""Explore a trained model at a prompt, like word2vec's ``distance`` tool in the 2015 slides.
+
+Type a word, an image key or the path of an image file; the answer is a table of neighbours with
+their cosine, each marked ``word`` or ``image``:
+
+* a **word** or an **image key** (``img:animals/cat``, or just ``animals/cat``): its nearest words
+  and images mixed, then the nearest words alone and the nearest images alone; for an image key
+  also its tags by the trained score ``σ(h · v_o)``;
+* several tokens (``img:cats/1 -cat dog``): the neighbours of the sum of their unit vectors, a
+  token with a leading ``-`` subtracted (an analogy across modalities);
+* an **image file** never seen in training: its features are extracted on the fly by a
+  :class:`~gensim_im2vec.features.FeatureExtractor` rebuilt from the model's feature metadata
+  (the store's arch, weights, layer, normalisation; PCA from ``store=``), then placed in the space
+  by ``W · v̂_f``: its predicted tags, nearest words and nearest images;
+* an unknown word gets one line (``Out of dictionary word: …``) and the prompt comes back;
+  ``EXIT`` (or end of input, Ctrl-D) ends the session.
+
+From the shell::
+
+    im2vec query model.im2vec                       # interactive
+    printf 'red\\nphotos/x.jpg\\nEXIT\\n' | im2vec query model.im2vec
+
+From Python, with any text streams (the loop returns the number of queries answered):
+
+>>> import io
+>>> from gensim_im2vec import Im2Vec
+>>> from gensim_im2vec.query import query_loop
+>>> from gensim_im2vec.synthetic import make_corpus
+>>> data = make_corpus(n_classes=3, n_images=90, n_features=16, seed=0)
+>>> model = Im2Vec(data.docs, image_features=data.features, vector_size=16, sg=1, min_count=1,
+...                epochs=5, workers=1, seed=1)
+>>> out = io.StringIO()
+>>> query_loop(model, io.StringIO("class1\\nimg:4\\nno_such_word\\nEXIT\\n"), out, topn=3)
+2
+>>> print(out.getvalue().splitlines()[1])   # doctest: +ELLIPSIS
+Word: class1  (position in vocabulary: ...)
+>>> "Out of dictionary word: no_such_word" in out.getvalue()
+True
+
+The answers as data, without a prompt: :meth:`QuerySession.answer` returns the text of one answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "EXIT",
+    "PROMPT",
+    "FileFeaturizer",
+    "QuerySession",
+    "extractor_settings",
+    "format_neighbours",
+    "make_featurizer",
+    "query_loop",
+]
+
+PROMPT = "Enter word, image key or image path (EXIT to break): "
+EXIT = "EXIT"
+_RULE_CHAR = "-"
+_MAX_KEY_WIDTH = 48
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+
+#: ``(metadata) -> featurizer``: builds what turns an image file into the model's features.
+FeaturizerFactory = Callable[[dict], Callable[[str], np.ndarray]]
+
+
+# ----------------------------------------------------------------------------- formatting
+def _fit(key: str, width: int) -> str:
+    return key if len(key) <= width else key[: width - 1] + "…"
+
+
+def format_neighbours(title: str, pairs: Sequence[tuple[str, float]], is_image: Callable[[str], bool],
+                      *, score_name: str = "Cosine distance", key_name: str = "Neighbour") -> str:
+    """An aligned table in the slides' style: key, its kind (``word``/``image``) and the score.
+
+    Parameters
+    ----------
+    title : str
+        Printed above the table.
+    pairs : sequence of (key, score)
+        Neighbours, best first (``wv.most_similar`` output).
+    is_image : callable
+        ``is_image(key) -> bool`` (``Im2Vec.is_image``), marks the kind column.
+    score_name : str
+        Header of the score column (the slides' tool says "Cosine distance" for a cosine).
+    key_name : str
+        Header of the key column.
+
+    Returns
+    -------
+    str
+        The table, lines joined by newlines, without a trailing newline.
+
+    Examples
+    --------
+    >>> print(format_neighbours("Word: red", [("yellow", 0.765134), ("img:7", 0.5)],
+    ...                         lambda k: k.startswith("img:")))
+    Word: red
+    ---------------------------------
+    Neighbour  Kind   Cosine distance
+    ---------------------------------
+    yellow     word          0.765134
+    img:7      image         0.500000
+    """
+    width = min(_MAX_KEY_WIDTH, max([len(key_name)] + [len(k) for k, _ in pairs]))
+    header = f"{key_name:<{width}}  {'Kind':<5}  {score_name:>15}"
+    rule = _RULE_CHAR * len(header)
+    lines = [title, rule, header, rule]
+    if not pairs:
+        lines.append("(none)")
+    for key, score in pairs:
+        kind = "image" if is_image(key) else "word"
+        lines.append(f"{_fit(key, width):<{width}}  {kind:<5}  {score:>15.6f}")
+    return "\n".join(lines)
+
+
+def _side_by_side(left: str, right: str, gap: int = 6) -> str:
+    """Two tables next to each other (top-aligned)."""
+    a, b = left.split("\n"), right.split("\n")
+    width = max(len(x) for x in a)
+    rows = [f"{(a[i] if i < len(a) else ''):<{width}}{' ' * gap}{b[i] if i < len(b) else ''}".rstrip()
+            for i in range(max(len(a), len(b)))]
+    return "\n".join(rows)
+
+
+# ----------------------------------------------------------------------------- image files
+def extractor_settings(metadata: dict) -> dict:
+    """The :class:`~gensim_im2vec.features.FeatureExtractor` arguments that made a store's features.
+
+    Parameters
+    ----------
+    metadata : dict
+        A feature store's metadata (``model.image_features_metadata``): ``arch``, ``weights``
+        (an enum name such as ``"MobileNet_V2_Weights.IMAGENET1K_V1"``, ``"none (random init,
+        seed=0)"`` or ``"file:<name>#sha256:<digest>"``) and ``layer``.
+
+    Returns
+    -------
+    dict
+        ``arch``, ``weights`` (name, or None for random init), ``layer`` and ``seed``.
+
+    Raises
+    ------
+    ValueError
+        No ``arch`` in the metadata (features given as a plain dict/array), or weights from a
+        local checkpoint file, which cannot be found again from its name: pass ``weights=``
+        (``--weights PATH``) to :func:`make_featurizer`.
+
+    Examples
+    --------
+    >>> extractor_settings({"arch": "alexnet", "weights": "AlexNet_Weights.IMAGENET1K_V1",
+    ...                     "layer": "fc7 (classifier.5)"})
+    {'arch': 'alexnet', 'weights': 'AlexNet_Weights.IMAGENET1K_V1', 'layer': 'fc7', 'seed': 0}
+    >>> extractor_settings({"arch": "resnet18", "weights": "none (random init, seed=3)",
+    ...                     "layer": "penultimate"})["weights"] is None
+    True
+    """
+    arch = metadata.get("arch")
+    if not arch:
+        raise ValueError(
+            "the model's features carry no extractor metadata (no 'arch'): they were given as a "
+            "dict or array, not a FeatureStore made by `im2vec extract`. Pass arch/weights/layer "
+            "explicitly (im2vec query --arch … --weights … --layer …)."
+        )
+    weights = metadata.get("weights")
+    seed = 0
+    if weights is None or str(weights).startswith("none"):
+        text = str(weights or "")
+        if "seed=" in text:
+            seed = int(text.split("seed=", 1)[1].rstrip(")").strip() or 0)
+        weights = None
+    elif str(weights).startswith("file:"):
+        raise ValueError(
+            f"the model's features come from the local checkpoint {weights!r}, which cannot be found "
+            "from its name; pass its path as weights= (im2vec query --weights PATH)."
+        )
+    layer = metadata.get("layer") or None
+    if isinstance(layer, str) and " (" in layer:  # "fc7 (classifier.5)": alias (resolved node)
+        layer = layer.split(" (", 1)[0]
+    return {"arch": arch, "weights": weights, "layer": layer, "seed": seed}
+
+
+class FileFeaturizer:
+    """Image file → feature vector exactly as the model's feature store holds them.
+
+    Runs the extractor on one file, then applies the store's normalisation (``"l2"``) and PCA, so
+    the vector can go straight into ``Im2Vec.project`` / ``predict_tags``.
+
+    Parameters
+    ----------
+    extractor : FeatureExtractor
+        Built with the store's arch, weights and layer.
+    normalisation : {"none", "l2"}
+        The store's ``metadata["normalisation"]``.
+    pca : gensim_im2vec.store.PCA, optional
+        The store's PCA, when its features were reduced.
+    """
+
+    def __init__(self, extractor, normalisation: str = "none", pca=None) -> None:
+        self.extractor = extractor
+        self.normalisation = normalisation
+        self.pca = pca
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the returned features."""
+        return self.pca.n_components if self.pca is not None else int(self.extractor.dim)
+
+    def __call__(self, path: str | os.PathLike) -> np.ndarray:
+        """Features of the image file at `path`, float32 of shape (dim,).
+
+        Raises
+        ------
+        gensim_im2vec.features.ImageSkipped
+            The file is not a usable image (the message says why).
+        """
+        from gensim_im2vec.features import load_image
+        from gensim_im2vec.validation import l2_normalize
+
+        feats = self.extractor([load_image(path)])
+        if self.normalisation == "l2":
+            feats = l2_normalize(feats)
+        if self.pca is not None:
+            feats = self.pca.transform(feats)
+        return np.asarray(feats[0], dtype=np.float32)
+
+    def __repr__(self) -> str:
+        return f"FileFeaturizer({self.extractor!r}, normalisation={self.normalisation!r}, pca={self.pca is not None})"
+
+
+def make_featurizer(metadata: dict, *, store=None, device: str = "auto", **overrides) -> FileFeaturizer:
+    """Rebuild the feature extractor a model's features came from (the default factory).
+
+    Parameters
+    ----------
+    metadata : dict
+        ``model.image_features_metadata`` (a FeatureStore's metadata).
+    store : str, os.PathLike or FeatureStore, optional
+        The store the model was trained on. Needed only when its features were PCA-reduced (the
+        PCA lives in the store, not in the model).
+    device : str
+        Where the CNN runs: "auto", "cpu", "cuda".
+    **overrides
+        ``arch``, ``weights``, ``layer``, ``seed``: replace what the metadata says (needed for
+        features without metadata, or from a local checkpoint file).
+
+    Returns
+    -------
+    FileFeaturizer
+
+    Raises
+    ------
+    ValueError
+        The metadata does not say how to extract (see :func:`extractor_settings`), or the features
+        were PCA-reduced and `store` is missing.
+    """
+    from gensim_im2vec.features import FeatureExtractor
+
+    metadata = dict(metadata or {})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if "arch" in given and not metadata.get("arch"):
+        metadata["arch"] = given["arch"]
+    if "weights" in given and str(metadata.get("weights", "")).startswith("file:"):
+        metadata["weights"] = given["weights"]
+    settings = extractor_settings(metadata)
+    settings.update(given)
+    pca = None
+    if metadata.get("pca"):
+        if store is None:
+            raise ValueError(
+                "the model's features were reduced by the feature store's PCA "
+                f"({metadata['pca'].get('n_components')} components); pass the store the model was "
+                "trained on (store=, im2vec query --store DIR) so image files get the same PCA."
+            )
+        from gensim_im2vec.store import FeatureStore
+
+        st = store if isinstance(store, FeatureStore) else FeatureStore.open(store)
+        pca = st.pca
+        if pca is None:
+            raise ValueError(f"feature store {str(st.path)!r} has no PCA file, but the model's features were PCA-reduced.")
+    fx = FeatureExtractor(settings["arch"], weights=settings["weights"], layer=settings["layer"],
+                          seed=int(settings.get("seed") or 0), device=device, num_workers=0, batch_size=1,
+                          progress=False)
+    logger.info("on-the-fly features: %r", fx)
+    return FileFeaturizer(fx, normalisation=metadata.get("normalisation") or "none", pca=pca)
+
+
+# ----------------------------------------------------------------------------- the session
+class QuerySession:
+    """Answers queries about one model; :func:`query_loop` wraps it in a prompt.
+
+    Parameters
+    ----------
+    model : Im2Vec
+        A trained model (images in ``model.wv`` next to the words).
+    topn : int
+        Neighbours per table (>= 1).
+    featurizer_factory : callable, optional
+        ``factory(metadata) -> featurizer`` where ``featurizer(path) -> 1-D features``; called
+        once, at the first image-file query. Default: :func:`make_featurizer` with `store` and
+        `extractor_options`.
+    store : str, os.PathLike or FeatureStore, optional
+        The model's feature store (for its PCA), passed to :func:`make_featurizer`.
+    extractor_options : dict, optional
+        ``device``, ``arch``, ``weights``, ``layer`` for :func:`make_featurizer`.
+    """
+
+    def __init__(self, model, *, topn: int = 10, featurizer_factory: FeaturizerFactory | None = None,
+                 store=None, extractor_options: dict | None = None) -> None:
+        if not isinstance(topn, (int, np.integer)) or topn < 1:
+            raise ValueError(f"topn must be a positive int, got {topn!r}.")
+        self.model = model
+        self.topn = int(topn)
+        self.store = store
+        self.extractor_options = dict(extractor_options or {})
+        self.featurizer_factory = featurizer_factory
+        self._featurizer = None
+
+    # -- lookup -------------------------------------------------------------------------------
+    def resolve(self, token: str) -> str | None:
+        """The vocabulary key `token` stands for, or None.
+
+        Tries the token itself, the image prefix + token (``cats/1`` → ``img:cats/1``), its
+        lower case, and spaces joined by ``_`` (multi-word tags such as ``new_york``).
+        """
+        k2i = self.model.wv.key_to_index
+        prefix = getattr(self.model, "image_prefix", "img:")
+        base = token.strip()
+        for cand in (base, prefix + base, base.lower(), "_".join(base.lower().split())):
+            if cand in k2i:
+                return cand
+        return None
+
+    def _is_image(self, key: str) -> bool:
+        return self.model.is_image(key)
+
+    def _featurizer_for(self):
+        if self._featurizer is None:
+            meta = dict(getattr(self.model, "image_features_metadata", None) or {})
+            if self.featurizer_factory is not None:
+                self._featurizer = self.featurizer_factory(meta)
+            else:
+                opts = dict(self.extractor_options)
+                device = opts.pop("device", None) or "auto"
+                self._featurizer = make_featurizer(meta, store=self.store, device=device, **opts)
+        return self._featurizer
+
+    # -- answers ------------------------------------------------------------------------------
+    def answer(self, line: str) -> str:
+        """The text answer to one query line (a key, several tokens, or an image file path)."""
+        return self.answer_ok(line)[0]
+
+    def answer_ok(self, line: str) -> tuple[str, bool]:
+        """``(text, answered)``: the answer, and False when it only says what went wrong."""
+        text = line.strip()
+        if not text:
+            return "", False
+        key = self.resolve(text)
+        if key is not None:
+            return self._answer_key(key), True
+        path = os.path.expanduser(text)
+        if os.path.isfile(path):
+            return self._answer_file(path)
+        tokens = text.split()
+        if len(tokens) > 1:
+            return self._answer_tokens(tokens)
+        if os.sep in text or text.lower().endswith(_IMAGE_SUFFIXES):
+            return f"Not in the vocabulary and no such image file: {text}", False
+        return f"Out of dictionary word: {text}", False
+
+    def _tables(self, positive, negative, exclude_self: bool = True) -> list[str]:
+        m, n = self.model, self.topn
+        if m.W is None:  # a model without images: plain neighbours
+            return [format_neighbours("Nearest words", m.wv.most_similar(positive=positive, negative=negative,
+                                                                         topn=n), self._is_image)]
+        mixed = m.wv.most_similar(positive=positive, negative=negative, topn=n)
+        words = m.most_similar_words(positive=positive, negative=negative, topn=n)
+        images = m.most_similar_images(positive=positive, negative=negative, topn=n)
+        return [
+            format_neighbours("Nearest words and images", mixed, self._is_image),
+            _side_by_side(format_neighbours("Nearest words", words, self._is_image, key_name="Word"),
+                          format_neighbours("Nearest images", images, self._is_image, key_name="Image")),
+        ]
+
+    def _answer_key(self, key: str) -> str:
+        m = self.model
+        kind = "Image" if self._is_image(key) else "Word"
+        parts = [f"{kind}: {key}  (position in vocabulary: {m.wv.key_to_index[key]})"]
+        parts += self._tables([key], [])
+        if kind == "Image":
+            feats = m.features
+            row = feats.row(key)
+            tags = m.predict_tags(np.asarray(feats.vectors[row], dtype=np.float32), topn=self.topn)
+            parts.append(format_neighbours("Tags by trained score σ(h·v_o)", tags, self._is_image,
+                                           score_name="Probability", key_name="Tag"))
+        return "\n\n".join(parts)
+
+    def _answer_tokens(self, tokens: Sequence[str]) -> tuple[str, bool]:
+        positive, negative, missing = [], [], []
+        for tok in tokens:
+            sign = tok.startswith("-") and len(tok) > 1 and self.resolve(tok) is None
+            key = self.resolve(tok[1:] if sign else tok)
+            if key is None:
+                missing.append(tok)
+            else:
+                (negative if sign else positive).append(key)
+        if missing:
+            return f"Out of dictionary word: {' '.join(missing)}", False
+        if not positive:
+            return "Give at least one word or image to add (a leading '-' subtracts).", False
+        expr = " + ".join(positive) + "".join(f" - {k}" for k in negative)
+        return "\n\n".join([f"Sum: {expr}"] + self._tables(positive, negative)), True
+
+    def _answer_file(self, path: str) -> tuple[str, bool]:
+        from gensim_im2vec.features import ImageSkipped
+
+        m = self.model
+        if m.W is None:
+            return "This model has no images (no W): it cannot place an image file.", False
+        try:
+            featurize = self._featurizer_for()
+        except (ValueError, TypeError, OSError, RuntimeError) as e:
+            return f"Cannot extract features for image files: {e}", False
+        try:
+            feats = featurize(path)
+        except ImageSkipped as e:
+            return f"Cannot read image {path}: {e}", False
+        dim = m.W.shape[1]
+        if np.asarray(feats).shape != (dim,):
+            return (f"Cannot place {path}: its features have shape {np.asarray(feats).shape}, the model "
+                    f"expects ({dim},); the extractor does not match the model's features."), False
+        n = self.topn
+        head = f"Image file: {path}  (placed from its features; not in the vocabulary)"
+        return "\n\n".join([
+            head,
+            format_neighbours("Tags by trained score σ(h·v_o)", m.predict_tags(feats, topn=n), self._is_image,
+                              score_name="Probability", key_name="Tag"),
+            _side_by_side(
+                format_neighbours("Nearest words", m.similar_by_image(feats, topn=n, restrict="words"),
+                                  self._is_image, key_name="Word"),
+                format_neighbours("Nearest images", m.similar_by_image(feats, topn=n, restrict="images"),
+                                  self._is_image, key_name="Image")),
+        ]), True
+
+
+def _read_line(stdin: TextIO | None, stdout: TextIO, prompt: str) -> str | None:
+    if stdin is None:
+        try:
+            return input(prompt)
+        except EOFError:
+            stdout.write("\n")
+            return None
+    stdout.write(prompt)
+    stdout.flush()
+    line = stdin.readline()
+    if not line:
+        stdout.write("\n")
+        return None
+    line = line.rstrip("\r\n")
+    isatty = getattr(stdin, "isatty", None)
+    if not (callable(isatty) and isatty()):
+        stdout.write(line + "\n")  # echo scripted input, so the transcript reads like a session
+    return line
+
+
+def query_loop(model, stdin: TextIO | None = None, stdout: TextIO | None = None, *, topn: int = 10,
+               featurizer_factory: FeaturizerFactory | None = None, store=None,
+               extractor_options: dict | None = None, prompt: str = PROMPT) -> int:
+    """Prompt for queries until ``EXIT`` or end of input; print each answer.
+
+    Parameters
+    ----------
+    model : Im2Vec
+        The model to explore.
+    stdin : text stream, optional
+        Where queries come from, one per line. None: ``input()`` (line editing when the
+        :mod:`readline` module is available).
+    stdout : text stream, optional
+        Where answers go (default ``sys.stdout``).
+    topn : int
+        Neighbours per table.
+    featurizer_factory, store, extractor_options
+        How image files become features; see :class:`QuerySession`.
+    prompt : str
+        The prompt.
+
+    Returns
+    -------
+    int
+        Number of queries answered (unknown words do not count).
+    """
+    stdout = stdout if stdout is not None else sys.stdout
+    if stdin is None:
+        try:  # line editing and history for input()
+            import readline  # noqa: F401
+        except ImportError:  # pragma: no cover - not on every platform
+            pass
+    session = QuerySession(model, topn=topn, featurizer_factory=featurizer_factory, store=store,
+                           extractor_options=extractor_options)
+    answered = 0
+    while True:
+        line = _read_line(stdin, stdout, prompt)
+        if line is None or line.strip() == EXIT:
+            break
+        if not line.strip():
+            continue
+        text, ok = session.answer_ok(line)
+        stdout.write(text + "\n\n")
+        stdout.flush()
+        answered += ok
+    logger.info("query session: %i queries answered", answered)
+    return answered

@@ -1,0 +1,556 @@
+"""A static HTML report of a trained model: thumbnails, tags, neighbours, numbers and a 2-D map.
+
+:func:`write_report` writes a folder that any browser opens from disk (no server, relative links
+only)::
+
+    report/
+      index.html        the page
+      thumbs/*.jpg      small copies of every image shown (longest side `thumb_size` pixels)
+      map.png           words and images in 2-D (UMAP, t-SNE or PCA), images drawn as thumbnails
+
+Sections of ``index.html``:
+
+1. **Held-out images**: each test image's thumbnail, its tags predicted from its features alone
+   (``Im2Vec.predict_tags``, the trained score ``σ(h · v_o)``) next to its true tags; a predicted
+   tag that is a true tag is marked, and P@k is given per image;
+2. **Words and their nearest images** among the model's images and the held-out ones;
+3. **Evaluation**: any table(s) of rows (a list of dicts, e.g. from
+   :mod:`gensim_im2vec.evaluate`), rendered as HTML tables;
+4. **Map** of words and images.
+
+Example on the synthetic corpus with generated images (t-SNE; ``method="auto"`` takes UMAP when
+``umap-learn`` is installed):
+
+>>> import os, tempfile
+>>> from PIL import Image
+>>> from gensim_im2vec import Im2Vec
+>>> from gensim_im2vec.report import write_report
+>>> from gensim_im2vec.synthetic import make_corpus
+>>> data = make_corpus(n_classes=3, n_images=60, n_features=16, n_test=6, seed=0)
+>>> model = Im2Vec(data.docs, image_features=data.features, vector_size=16, sg=1, min_count=1,
+...                epochs=5, workers=1, seed=1)
+>>> tmp = tempfile.mkdtemp()
+>>> colours = ["red", "green", "blue"]
+>>> paths = {}
+>>> for key in list(data.features)[:30]:
+...     paths[key] = os.path.join(tmp, key.replace(":", "_") + ".png")
+...     Image.new("RGB", (40, 30), colours[data.labels[key]]).save(paths[key])
+>>> test_keys = [f"test:{i}" for i in range(6)]
+>>> true_tags = [[data.class_words[c]] for c in data.test_labels]
+>>> index = write_report(model, os.path.join(tmp, "report"), test_keys=test_keys,
+...                      test_features=data.test_features, true_tags=true_tags, image_paths=paths,
+...                      evaluation=[{"method": "im2vec", "mAP": 0.5}], words=["class0", "class1"],
+...                      map_method="pca")
+>>> sorted(os.listdir(os.path.dirname(index)))
+['index.html', 'map.png', 'thumbs']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import logging
+import math
+import os
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["embed_2d", "make_thumbnail", "render_table", "write_report"]
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#222;background:#fff}
+h1{font-size:1.6em;margin:0 0 4px}h2{margin-top:32px;border-bottom:2px solid #ddd;padding-bottom:4px}
+.meta{color:#666;font-size:.9em}
+table{border-collapse:collapse;margin:8px 0}
+th,td{border:1px solid #ddd;padding:4px 8px;vertical-align:top;text-align:left}
+th{background:#f3f3f3}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.tag{display:inline-block;margin:1px 3px;padding:0 5px;border-radius:3px;background:#eef}
+.tag.hit{background:#c8f0c8;font-weight:bold}
+.tag small{color:#777}
+figure.nb{display:inline-block;margin:2px 6px;text-align:center;font-size:.75em;width:%(fig)dpx;vertical-align:top}
+figure.nb figcaption{word-break:break-all}
+.heldout{color:#b35c00}
+img.thumb{max-width:%(thumb)dpx;max-height:%(thumb)dpx;border:1px solid #ccc;background:#fafafa}
+.noimg{display:inline-block;width:%(thumb)dpx;height:%(thumb)dpx;line-height:%(thumb)dpx;background:#eee;
+  color:#999;text-align:center;font-size:.8em}
+img.map{max-width:100%%;border:1px solid #ccc}
+"""
+
+
+# ----------------------------------------------------------------------------- pieces
+def _safe_name(key: str) -> str:
+    """A file name for `key`: readable, filesystem-safe, unique by a hash suffix."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("._")[:60] or "image"
+    return f"{stem}-{hashlib.sha1(key.encode('utf-8')).hexdigest()[:10]}.jpg"
+
+
+def make_thumbnail(src: str | os.PathLike, dst: str | os.PathLike, size: int = 128) -> bool:
+    """Write a JPEG copy of image `src` whose longest side is at most `size` pixels.
+
+    Transparent images are put on white; EXIF orientation is applied.
+
+    Parameters
+    ----------
+    src, dst : path-like
+        Source image (any format PIL reads) and the JPEG to write.
+    size : int
+        Longest side in pixels (>= 8).
+
+    Returns
+    -------
+    bool
+        True when written; False (with a debug log line) when `src` could not be read.
+    """
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(src) as im:
+            im.draft("RGB", (size, size))
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("RGBA", "LA", "P"):
+                im = im.convert("RGBA")
+                bg = Image.new("RGB", im.size, "white")
+                bg.paste(im, mask=im.getchannel("A"))
+                im = bg
+            else:
+                im = im.convert("RGB")
+            im.thumbnail((size, size))
+            tmp = f"{os.fspath(dst)}.tmp"
+            im.save(tmp, "JPEG", quality=85)
+            os.replace(tmp, dst)
+        return True
+    except Exception as e:  # noqa: BLE001 - PIL raises many kinds; a bad image must not stop the report
+        logger.debug("no thumbnail for %s: %s", src, e)
+        return False
+
+
+def _flatten(row: Mapping, prefix: str = "") -> dict:
+    out = {}
+    for k, v in row.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, name + " "))
+        else:
+            out[name] = v
+    return out
+
+
+def _cell(v) -> tuple[str, bool]:
+    """(html text, numeric?) of a table value."""
+    if v is None:
+        return "—", False
+    if isinstance(v, (bool, np.bool_)):
+        return ("yes" if v else "no"), False
+    if isinstance(v, (int, np.integer)):
+        return str(int(v)), True
+    if isinstance(v, (float, np.floating)):
+        return ("—" if math.isnan(v) else f"{float(v):.3f}"), True
+    if isinstance(v, (list, tuple)):
+        return html.escape(", ".join(str(x) for x in v)), False
+    return html.escape(str(v)), False
+
+
+def render_table(rows: Sequence[Mapping], columns: Sequence[str] | None = None) -> str:
+    """An HTML ``<table>`` of `rows` (dicts; nested dicts become ``"outer inner"`` columns).
+
+    Parameters
+    ----------
+    rows : sequence of mapping
+        One dict per row. Floats print with 3 decimals, NaN/None as "—".
+    columns : sequence of str, optional
+        Column order; default: keys in order of first appearance.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> print(render_table([{"method": "prior", "mAP": 0.19}, {"method": "im2vec", "mAP": float("nan")}]))
+    <table class="eval"><thead><tr><th>method</th><th>mAP</th></tr></thead><tbody>
+    <tr><td>prior</td><td class="num">0.190</td></tr>
+    <tr><td>im2vec</td><td class="num">—</td></tr>
+    </tbody></table>
+    """
+    flat = [_flatten(r) for r in rows]
+    if columns is None:
+        columns = []
+        for r in flat:
+            columns.extend(k for k in r if k not in columns)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    body = []
+    for r in flat:
+        cells = []
+        for c in columns:
+            text, num = _cell(r.get(c))
+            cells.append(f'<td class="num">{text}</td>' if num else f"<td>{text}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<table class="eval"><thead><tr>{head}</tr></thead><tbody>\n' + "\n".join(body)
+            + "\n</tbody></table>")
+
+
+def embed_2d(vectors: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[np.ndarray, str]:
+    """2-D coordinates of `vectors` (cosine geometry) for the map.
+
+    Parameters
+    ----------
+    vectors : ndarray (n, d)
+        Rows to place; they are L2-normalised first, so distances follow cosine similarity.
+    method : {"auto", "umap", "tsne", "pca"}
+        "auto": UMAP when ``umap-learn`` is installed and there are at least 20 points, else t-SNE
+        (scikit-learn), else PCA (numpy; always available).
+    seed : int
+        Random state of UMAP / t-SNE.
+
+    Returns
+    -------
+    coords : ndarray (n, 2), float64
+    used : str
+        The method actually used.
+    """
+    x = np.asarray(vectors, dtype=np.float64)
+    if x.ndim != 2 or len(x) == 0:
+        raise ValueError(f"embed_2d: expected a non-empty 2-D array, got shape {x.shape}.")
+    if method not in ("auto", "umap", "tsne", "pca"):
+        raise ValueError(f"map method must be 'auto', 'umap', 'tsne' or 'pca', got {method!r}.")
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    n = len(x)
+    if method == "auto":
+        method = "pca"
+        if n >= 20:
+            try:
+                import umap  # noqa: F401
+
+                method = "umap"
+            except ImportError:
+                try:
+                    import sklearn.manifold  # noqa: F401
+
+                    method = "tsne"
+                except ImportError:
+                    pass
+        elif n >= 5:
+            try:
+                import sklearn.manifold  # noqa: F401
+
+                method = "tsne"
+            except ImportError:
+                pass
+    if n < 4:
+        method = "pca"
+    if method == "umap":
+        import umap
+
+        coords = umap.UMAP(n_neighbors=min(15, n - 1), metric="cosine", random_state=seed,
+                           n_jobs=1).fit_transform(x)
+    elif method == "tsne":
+        from sklearn.manifold import TSNE
+
+        coords = TSNE(n_components=2, perplexity=float(min(30.0, max(2.0, (n - 1) / 3))), metric="cosine",
+                      init="pca", random_state=seed).fit_transform(x)
+    else:
+        c = x - x.mean(axis=0)
+        _, _, vt = np.linalg.svd(c, full_matrices=False)
+        coords = c @ vt[:2].T
+        if coords.shape[1] < 2:
+            coords = np.hstack([coords, np.zeros((n, 2 - coords.shape[1]))])
+    return np.asarray(coords, dtype=np.float64), method
+
+
+def _draw_map(path: Path, coords: np.ndarray, labels: Sequence[str], kinds: Sequence[str],
+              thumbs: Sequence[str | None], title: str, zoom_px: int = 36) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+    from PIL import Image
+
+    fig, ax = plt.subplots(figsize=(12, 9), dpi=100)
+    try:
+        xs, ys = coords[:, 0], coords[:, 1]
+        pad_x = (xs.max() - xs.min()) * 0.06 + 1e-6
+        pad_y = (ys.max() - ys.min()) * 0.06 + 1e-6
+        ax.set_xlim(xs.min() - pad_x, xs.max() + pad_x)
+        ax.set_ylim(ys.min() - pad_y, ys.max() + pad_y)
+        colours = {"image": "#1f77b4", "held-out image": "#d9730d", "word": "#222222"}
+        for kind in ("image", "held-out image"):
+            idx = [i for i, k in enumerate(kinds) if k == kind]
+            if idx:
+                ax.scatter(xs[idx], ys[idx], s=8, c=colours[kind], label=kind, alpha=0.6)
+        for i, (label, kind, thumb) in enumerate(zip(labels, kinds, thumbs)):
+            if kind == "word":
+                ax.annotate(label, (xs[i], ys[i]), fontsize=9, ha="center", va="center", color=colours["word"],
+                            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "#999", "alpha": 0.8})
+            elif thumb is not None:
+                with Image.open(thumb) as im:
+                    im = im.convert("RGB")
+                    im.thumbnail((zoom_px, zoom_px))
+                    arr = np.asarray(im)
+                box = AnnotationBbox(OffsetImage(arr, zoom=1.0), (xs[i], ys[i]), frameon=True, pad=0.1,
+                                     bboxprops={"edgecolor": colours[kind], "linewidth": 1.2})
+                ax.add_artist(box)
+        ax.scatter([], [], marker="s", c=colours["word"], label="word (text)")
+        ax.legend(loc="upper right", fontsize=8)
+        ax.set_title(title)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.tight_layout()
+        tmp = path.with_name(path.name + ".tmp.png")
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- the report
+def _as_tag_lists(true_tags, keys: Sequence[str]) -> list[list[str]]:
+    if isinstance(true_tags, Mapping):
+        return [list(true_tags.get(k) or []) for k in keys]
+    lists = [list(t) if not isinstance(t, str) else t.split() for t in true_tags]
+    if len(lists) != len(keys):
+        raise ValueError(f"true_tags: {len(lists)} tag lists for {len(keys)} test images; give one list per key.")
+    return lists
+
+
+def _default_words(model, n: int) -> list[str]:
+    """The most frequent tags of image documents (else the most frequent words) in the model."""
+    counts = getattr(model, "image_tag_counts", None) or {}
+    k2i = model.wv.key_to_index
+    if counts:
+        ranked = sorted((w for w in counts if w in k2i and not model.is_image(w)), key=lambda w: (-counts[w], w))
+        if ranked:
+            return ranked[:n]
+    return model.word_keys[:n]
+
+
+def write_report(
+    model,
+    out_dir: str | os.PathLike,
+    *,
+    test_keys: Sequence[str] = (),
+    test_features=None,
+    true_tags: Mapping[str, Iterable[str]] | Sequence[Iterable[str]] | None = None,
+    image_paths: Mapping[str, str | os.PathLike] | None = None,
+    evaluation: Sequence[Mapping] | Mapping[str, Sequence[Mapping]] | None = None,
+    words: Sequence[str] | None = None,
+    topn: int = 5,
+    max_test_images: int = 60,
+    n_words: int = 12,
+    map_method: str = "auto",
+    map_words: int = 60,
+    map_images: int = 150,
+    thumb_size: int = 128,
+    title: str = "Im2Vec report",
+    notes: str | None = None,
+    seed: int = 0,
+) -> Path:
+    """Write a static HTML report (index.html, thumbnails, map.png) into `out_dir`.
+
+    Parameters
+    ----------
+    model : Im2Vec
+        A trained model with images.
+    out_dir : path-like
+        Created if needed; files from an earlier report there are overwritten.
+    test_keys : sequence of str
+        Keys of held-out images (not in the model), one per row of `test_features`; used for
+        labels and to find their files in `image_paths`.
+    test_features : array_like (n_test, n_features), optional
+        Their raw features (as in the feature store). None: no held-out section.
+    true_tags : mapping key → tags, or sequence of tag lists aligned with `test_keys`, optional
+        The held-out images' own (normalised) tags.
+    image_paths : mapping key → file, optional
+        Image files for thumbnails, for model images and held-out images alike (keys with the
+        image prefix, ``img:…``). Images without a file are shown as a grey box.
+    evaluation : list of dict, or mapping title → list of dict, optional
+        Evaluation table(s): one dict per row (nested dicts become ``"outer inner"`` columns).
+    words : sequence of str, optional
+        Words whose nearest images are shown; default: the `n_words` most frequent image tags.
+        Words not in the vocabulary are listed as missing.
+    topn : int
+        Predicted tags per test image and images per word (>= 1).
+    max_test_images : int
+        Held-out images shown (the first ones); metrics in the page cover only those.
+    n_words : int
+        Number of default words.
+    map_method : {"auto", "umap", "tsne", "pca"}
+        See :func:`embed_2d`.
+    map_words, map_images : int
+        Words (most frequent first) and images (model images, evenly spaced, then held-out ones)
+        on the map; 0 images or words leaves them out; both 0: no map.
+    thumb_size : int
+        Longest side of thumbnails in pixels.
+    title, notes : str
+        Page title; an optional paragraph under it (plain text).
+    seed : int
+        Seed of the map's layout.
+
+    Returns
+    -------
+    pathlib.Path
+        The written ``index.html``.
+    """
+    t0 = time.perf_counter()
+    if getattr(model, "W", None) is None:
+        raise ValueError("write_report needs a model with images (Im2Vec trained with image_features).")
+    if not isinstance(topn, (int, np.integer)) or topn < 1:
+        raise ValueError(f"topn must be a positive int, got {topn!r}.")
+    if not isinstance(thumb_size, (int, np.integer)) or thumb_size < 8:
+        raise ValueError(f"thumb_size must be an int >= 8 pixels, got {thumb_size!r}.")
+    out = Path(out_dir)
+    thumbs_dir = out / "thumbs"
+    thumbs_dir.mkdir(parents=True, exist_ok=True)
+    paths = {k: os.fspath(v) for k, v in (image_paths or {}).items()}
+    made: dict[str, str | None] = {}
+
+    def thumb(key: str) -> str | None:
+        """Relative URL of key's thumbnail (made once), or None."""
+        if key not in made:
+            src = paths.get(key)
+            name = _safe_name(key)
+            made[key] = f"thumbs/{name}" if src and make_thumbnail(src, thumbs_dir / name, thumb_size) else None
+        return made[key]
+
+    def img_html(key: str, css: str = "thumb") -> str:
+        rel = thumb(key)
+        alt = html.escape(key, quote=True)
+        if rel is None:
+            return f'<span class="noimg" title="{alt}">no image</span>'
+        return f'<img class="{css}" src="{html.escape(rel, quote=True)}" alt="{alt}" title="{alt}">'
+
+    # -- held-out images ------------------------------------------------------------------------
+    test_keys = list(test_keys)
+    feats = None
+    if test_features is not None:
+        feats = np.asarray(test_features)
+        if feats.ndim != 2 or len(feats) != len(test_keys):
+            raise ValueError(f"test_features: expected shape ({len(test_keys)}, n_features) for {len(test_keys)} "
+                             f"test_keys, got {feats.shape}.")
+    shown = min(len(test_keys), max_test_images) if feats is not None else 0
+    tags_true = _as_tag_lists(true_tags, test_keys) if true_tags is not None else [[] for _ in test_keys]
+    sections = []
+    if shown:
+        preds = model.predict_tags(feats[:shown], topn=topn)
+        rows, hits_at = [], []
+        for key, pred, truth in zip(test_keys[:shown], preds, tags_true[:shown]):
+            tset = set(truth)
+            hits = sum(1 for w, _ in pred if w in tset)
+            if tset:
+                hits_at.append(hits / topn)
+            ptxt = " ".join(
+                f'<span class="tag{" hit" if w in tset else ""}">{html.escape(w)} <small>{p:.2f}</small></span>'
+                for w, p in pred)
+            ttxt = " ".join(f'<span class="tag{" hit" if t in {w for w, _ in pred} else ""}">{html.escape(t)}</span>'
+                            for t in truth) or "<em>none</em>"
+            rows.append(f"<tr><td>{img_html(key)}</td><td>{html.escape(key)}</td><td>{ptxt}</td><td>{ttxt}</td>"
+                        f'<td class="num">{hits}/{topn}</td></tr>')
+        mean_p = f"mean P@{topn} over these images: {np.mean(hits_at):.3f}. " if hits_at else ""
+        sections.append(
+            f'<section id="heldout"><h2>Held-out images: predicted tags vs. true tags</h2>'
+            f'<p class="meta">{shown} of {len(test_keys)} images never seen in training, placed from their features '
+            f"alone; tags ranked by the trained score σ(h·v<sub>o</sub>) (probability shown). A green tag is "
+            f"right. {mean_p}</p>"
+            f'<table class="tests"><thead><tr><th>image</th><th>key</th><th>predicted tags (top {topn})</th>'
+            f"<th>true tags</th><th>hits</th></tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table></section>")
+
+    # -- words → nearest images -------------------------------------------------------------------
+    words = list(words) if words is not None else _default_words(model, n_words)
+    known = [w for w in words if w in model.wv.key_to_index and not model.is_image(w)]
+    missing = [w for w in words if w not in known]
+    test_kv = model.project_to_keyedvectors(test_keys, feats) if feats is not None and len(test_keys) else None
+    if known:
+        rows = []
+        for w in known:
+            cands = model.most_similar_images(w, topn=topn)
+            if test_kv is not None:
+                wvec = model.wv.get_vector(w, norm=True)
+                cands += [(k, float(s)) for k, s in test_kv.similar_by_vector(wvec, topn=topn)]
+                cands.sort(key=lambda kv: -kv[1])
+                cands = cands[:topn]
+            held = set(test_keys)
+            cap_held = ' class="heldout"'
+            figs = "".join(
+                f'<figure class="nb">{img_html(k)}<figcaption{cap_held if k in held else ""}>'
+                f"{html.escape(k)}<br>{s:.3f}{' (held out)' if k in held else ''}</figcaption></figure>"
+                for k, s in cands)
+            rows.append(f"<tr><th>{html.escape(w)}</th><td>{figs}</td></tr>")
+        miss = (f'<p class="meta">Not in the vocabulary: {html.escape(", ".join(missing))}</p>' if missing else "")
+        scope = "the model's images and the held-out images" if test_kv is not None else "the model's images"
+        sections.append(
+            f'<section id="words"><h2>Words and their nearest images</h2><p class="meta">Cosine between the '
+            f"word's vector and the images' vectors W·v̂<sub>f</sub>, over {scope} (held-out ones in orange).</p>"
+            f'{miss}<table class="words"><tbody>\n' + "\n".join(rows) + "\n</tbody></table></section>")
+
+    # -- evaluation ---------------------------------------------------------------------------------
+    if evaluation:
+        tables = evaluation.items() if isinstance(evaluation, Mapping) else [("", evaluation)]
+        parts = []
+        for name, rows in tables:
+            rows = list(rows)
+            if name:
+                parts.append(f"<h3>{html.escape(str(name))}</h3>")
+            parts.append(render_table(rows) if rows else "<p><em>no rows</em></p>")
+        sections.append('<section id="evaluation"><h2>Evaluation</h2>' + "\n".join(parts) + "</section>")
+
+    # -- map ----------------------------------------------------------------------------------------
+    map_info = ""
+    if map_words or map_images:
+        mwords = _default_words(model, map_words) if map_words else []
+        for w in known:
+            if w not in mwords:
+                mwords.append(w)
+        img_keys = model.image_keys
+        n_model = min(len(img_keys), max(0, map_images - (min(shown, map_images // 3) if shown else 0)))
+        pick = np.unique(np.linspace(0, len(img_keys) - 1, num=n_model).astype(int)) if n_model else []
+        mimgs = [img_keys[i] for i in pick]
+        n_test_map = min(shown, max(0, map_images - len(mimgs)))
+        vecs = [model.wv.get_vector(w) for w in mwords] + [model.wv.get_vector(k) for k in mimgs]
+        if n_test_map:
+            vecs += list(model.project(feats[:n_test_map]))
+        labels = mwords + mimgs + test_keys[:n_test_map]
+        kinds = ["word"] * len(mwords) + ["image"] * len(mimgs) + ["held-out image"] * n_test_map
+        if len(vecs) >= 2:
+            coords, used = embed_2d(np.stack(vecs), map_method, seed=seed)
+            tpaths = []
+            for lab, k in zip(labels, kinds):
+                rel = thumb(lab) if k != "word" else None
+                tpaths.append(str(out / rel) if rel else None)
+            _draw_map(out / "map.png", coords, labels, kinds, tpaths,
+                      f"{len(mwords)} words and {len(mimgs) + n_test_map} images ({used.upper()}, cosine)")
+            map_info = (f"{len(mwords)} words (text) and {len(mimgs)} model images + {n_test_map} held-out images "
+                        f"(thumbnails; held-out framed in orange), laid out by {used.upper()} on cosine geometry.")
+            sections.append(f'<section id="map"><h2>Map of words and images</h2><p class="meta">{map_info}</p>'
+                            f'<img class="map" src="map.png" alt="2-D map of words and images"></section>')
+
+    # -- page ---------------------------------------------------------------------------------------
+    meta = getattr(model, "image_features_metadata", None) or {}
+    feat_desc = ", ".join(f"{k}={meta[k]}" for k in ("arch", "weights", "layer", "dim") if meta.get(k) is not None)
+    head = (f"<h1>{html.escape(title)}</h1><p class=\"meta\">{html.escape(str(model))}"
+            f"{'; features: ' + html.escape(feat_desc) if feat_desc else ''}; "
+            f"{len(model.word_keys)} words, {len(model.image_keys)} images; written "
+            f"{html.escape(time.strftime('%Y-%m-%d %H:%M'))}</p>")
+    if notes:
+        head += f"<p>{html.escape(notes)}</p>"
+    joined = "".join(sections)
+    toc = " · ".join(f'<a href="#{sid}">{label}</a>' for sid, label in (
+        ("heldout", "held-out images"), ("words", "words → images"), ("evaluation", "evaluation"),
+        ("map", "map")) if f'id="{sid}"' in joined)
+    css = _CSS % {"thumb": thumb_size, "fig": thumb_size + 16}
+    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{css}</style></head><body>\n{head}\n<nav>{toc}</nav>\n" + "\n".join(sections)
+            + "\n</body></html>\n")
+    index = out / "index.html"
+    tmp = out / ".index.html.tmp"
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, index)
+    logger.info("report: %s (%i held-out images, %i words, %i thumbnails, map: %s) in %.1fs", index, shown,
+                len(known), sum(1 for v in made.values() if v), bool(map_info), time.perf_counter() - t0)
+    return index

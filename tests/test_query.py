@@ -1,0 +1,236 @@
+"""`im2vec query`: the interactive prompt driven by scripted input (words, keys, a path, unknowns, EXIT)."""
+
+import doctest
+import io
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image, ImageDraw
+
+from gensim_im2vec import Im2Vec
+from gensim_im2vec import query as query_module
+from gensim_im2vec.cli import main
+from gensim_im2vec.features import FeatureExtractor
+from gensim_im2vec.query import (
+    PROMPT,
+    QuerySession,
+    extractor_settings,
+    make_featurizer,
+    query_loop,
+)
+from gensim_im2vec.store import FeatureStore
+from gensim_im2vec.synthetic import make_corpus
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 180, 40), "blue": (30, 60, 220)}
+TAGS = {"red": ["red", "warm", "fire"], "green": ["green", "grass", "leaf"], "blue": ["blue", "sea", "sky"]}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A model trained on features that a tiny random-init CNN extracted from generated images."""
+    root = tmp_path_factory.mktemp("query")
+    rng = np.random.default_rng(0)
+    for colour, rgb in COLOURS.items():
+        (root / "imgs" / colour).mkdir(parents=True)
+        for i in range(6):
+            im = Image.new("RGB", (64, 64), tuple(int(v) for v in rng.integers(200, 255, 3)))
+            x, y = (int(v) for v in rng.integers(0, 24, 2))
+            ImageDraw.Draw(im).rectangle((x, y, x + 36, y + 36), fill=rgb)
+            im.save(root / "imgs" / colour / f"{i}.png")
+    fx = FeatureExtractor("resnet18", weights=None, num_workers=0, batch_size=8, progress=False,
+                          device="cpu")
+    store = fx.extract(root / "imgs", root / "store").store
+    docs = []
+    for key in store.keys:
+        colour = key.split(":")[1].split("/")[0]
+        docs.append([key, *TAGS[colour]])
+    model = Im2Vec(docs * 4, image_features=store, vector_size=16, sg=1, min_count=1, epochs=20, sample=0,
+                   workers=1, seed=1)
+    path = root / "m.model"
+    model.save(str(path))
+    # an image file never seen in training
+    unseen = root / "unseen.png"
+    Image.new("RGB", (50, 40), COLOURS["blue"]).save(unseen)
+    return model, store, root, path, unseen
+
+
+def _tables(text, title):
+    """Rows (key, kind, score) of the table headed `title` in one answer (left or right column)."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        m = re.search(rf"(?:^|\s\s){re.escape(title)}(?:\s\s|$)", line)
+        if m:
+            col = line.index(title, m.start())
+            rows = []
+            for row in lines[i + 4:]:
+                part = row[col:].strip() if len(row) > col else ""
+                m = re.match(r"^(\S+)\s+(word|image)\s+(-?\d+\.\d+)", part)
+                if not m:
+                    break
+                rows.append((m.group(1), m.group(2), float(m.group(3))))
+            return rows
+    raise AssertionError(f"no table {title!r} in:\n{text}")
+
+
+def test_scripted_session(trained):
+    model, store, root, _, unseen = trained
+    own = root / "imgs" / "red" / "2.png"
+    script = "\n".join([
+        "red",                 # a word
+        "img:green/1",         # an image key
+        "blue/3",              # an image key without its prefix
+        str(own),              # a file: its own training image
+        str(unseen),           # a file never seen
+        "nosuchword",          # unknown: one line, the loop goes on
+        str(root / "missing.jpg"),
+        "",                    # empty line: ignored
+        "EXIT",
+        "green",               # after EXIT: never read
+    ]) + "\n"
+    out = io.StringIO()
+    n = query_loop(model, io.StringIO(script), out, topn=5)
+    text = out.getvalue()
+    assert n == 5
+    assert text.count(PROMPT) == 9  # one per line read, up to and including EXIT
+    assert "Out of dictionary word: nosuchword\n" in text
+    assert f"Not in the vocabulary and no such image file: {root / 'missing.jpg'}" in text
+    assert "Word: green" not in text
+
+    answers = text.split(PROMPT)
+    word = answers[1]
+    assert word.startswith("red\nWord: red")
+    mixed = _tables(word, "Nearest words and images")
+    assert len(mixed) == 5 and {k for k, _, _ in mixed} <= set(model.wv.key_to_index)
+    scores = [s for _, _, s in mixed]
+    assert scores == sorted(scores, reverse=True)
+    words, images = _tables(word, "Nearest words"), _tables(word, "Nearest images")
+    assert all(kind == "word" for _, kind, _ in words) and all(kind == "image" for _, kind, _ in images)
+    assert {k for k, _, _ in words} >= {"warm", "fire"}  # co-occurring tags
+    assert all(k.startswith("img:red/") for k, _, _ in images)
+
+    key = answers[2]
+    assert "Image: img:green/1" in key
+    tags = _tables(key, "Tags by trained score σ(h·v_o)")
+    assert {t for t, _, _ in tags[:3]} == {"green", "grass", "leaf"}
+    assert "Image: img:blue/3" in answers[3]
+
+    own_answer = answers[4]
+    assert "Image file:" in own_answer and "Cannot" not in own_answer
+    top_image, kind, cos = _tables(own_answer, "Nearest images")[0]
+    assert (top_image, kind) == ("img:red/2", "image") and cos >= 0.99999  # found itself from the pixels
+    assert {t for t, _, _ in _tables(own_answer, "Tags by trained score σ(h·v_o)")[:3]} == {"red", "warm", "fire"}
+    assert "Image file:" in answers[5] and len(_tables(answers[5], "Nearest images")) == 5
+
+
+def test_featurizer_rebuilt_from_metadata_matches_the_store(trained):
+    model, store, root, _, _ = trained
+    assert extractor_settings(model.image_features_metadata) == {
+        "arch": "resnet18", "weights": None, "layer": "penultimate", "seed": 0}
+    feat = make_featurizer(model.image_features_metadata, device="cpu")(root / "imgs" / "blue" / "4.png")
+    np.testing.assert_allclose(feat, store.get_vector("img:blue/4").astype(np.float32), rtol=2e-3, atol=2e-3)
+
+
+def test_eof_ends_and_factory_is_called_once(trained):
+    model, _, root, _, unseen = trained
+    calls = []
+
+    def factory(meta):
+        calls.append(meta["arch"])
+        return lambda path: np.asarray(model.features.vectors[0], dtype=np.float32)
+
+    out = io.StringIO()
+    n = query_loop(model, io.StringIO(f"{unseen}\n{unseen}\n"), out, topn=2, featurizer_factory=factory)
+    assert n == 2 and calls == ["resnet18"] and out.getvalue().endswith(PROMPT + "\n")
+
+
+def test_image_paths_without_extractor_metadata_say_why(tmp_path):
+    data = make_corpus(n_classes=3, n_images=60, n_features=8, seed=0)
+    model = Im2Vec(data.docs, image_features=data.features, vector_size=8, min_count=1, epochs=1, workers=1)
+    img = tmp_path / "x.png"
+    Image.new("RGB", (8, 8)).save(img)
+    out = io.StringIO()
+    n = query_loop(model, io.StringIO(f"{img}\nclass0\n"), out, topn=3)
+    assert n == 1
+    assert "Cannot extract features for image files: the model's features carry no extractor metadata" in out.getvalue()
+
+
+def test_sum_of_tokens(trained):
+    model, *_ = trained
+    s = QuerySession(model, topn=3)
+    text = s.answer("img:red/1 -red blue")
+    assert text.startswith("Sum: img:red/1 + blue - red")
+    assert _tables(text, "Nearest images")[0][0].startswith("img:blue/")
+    assert s.answer("red nosuch") == "Out of dictionary word: nosuch"
+    with pytest.raises(ValueError, match="topn"):
+        QuerySession(model, topn=0)
+
+
+def test_pca_store_needed(trained):
+    model, *_ = trained
+    meta = dict(model.image_features_metadata, pca={"n_components": 4})
+    with pytest.raises(ValueError, match="--store"):
+        make_featurizer(meta)
+
+
+def test_cli_query(trained):
+    _, _, root, path, unseen = trained
+    res = CliRunner().invoke(main, ["query", str(path), "--topn", "3", "--device", "cpu"],
+                             input=f"red\n{unseen}\nqwerty\nEXIT\n")
+    assert res.exit_code == 0, res.output
+    assert "Word: red" in res.output and "Image file:" in res.output
+    assert "Out of dictionary word: qwerty" in res.output
+
+
+def test_doctests():
+    assert doctest.testmod(query_module).failed == 0
+
+
+# --- examples/: a user's first scripts (query and end-to-end runs on fixtures) --------------------
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def _run_example(name, *args):
+    res = subprocess.run([sys.executable, str(EXAMPLES / name), *map(str, args)], capture_output=True, text=True,
+                         timeout=240, cwd=EXAMPLES.parent)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    return res.stdout
+
+
+def test_example_help():  # the other examples run for real below; this one needs a CNN and images
+    assert "usage: train_folder.py" in _run_example("train_folder.py", "--help")
+
+
+def test_example_query_model(trained):
+    _, _, _, path, _ = trained  # (image files at the prompt: test_scripted_session, test_cli_query)
+    out = _run_example("query_model.py", path, "red", "green/1", "--topn", "3")
+    assert "Word: red" in out and "Image: img:green/1" in out
+    assert "as data: model.most_similar_images('red'" in out
+
+
+def test_example_yfcc100m_on_the_fixture(tmp_path):
+    out = _run_example("yfcc100m.py", DATA / "yfcc25.tsv", "--random-features", 16, "-o", tmp_path / "y.model",
+                       "--vector-size", 8, "--epochs", 2)
+    assert "4 documents" in out and "nearest images" in out
+    model = Im2Vec.load(str(tmp_path / "y.model"))
+    assert set(model.image_keys) == {"img:6985418911", "img:3049276051", "img:4172610339", "img:4444444444"}
+    assert "sunset" in model.wv and "%2c" not in " ".join(model.word_keys)  # normalised, not raw
+
+
+def test_example_two_stage(tmp_path):
+    data = make_corpus(n_classes=3, n_images=90, n_features=8, n_text_sentences=200, seed=0)
+    (tmp_path / "text.txt").write_text("".join(" ".join(d) + "\n" for d in data.docs if not d[0].startswith("img:")))
+    (tmp_path / "docs.txt").write_text("".join(" ".join(d) + "\n" for d in data.docs if d[0].startswith("img:")))
+    keys = list(data.features)
+    FeatureStore.from_arrays(tmp_path / "store", keys, np.stack([data.features[k] for k in keys]))
+    out = _run_example("two_stage.py", "--text", tmp_path / "text.txt", "--documents", tmp_path / "docs.txt",
+                       "--features", tmp_path / "store", "-o", tmp_path / "m.model", "--vector-size", 8,
+                       "--text-epochs", 2, "--epochs", 2, "--query", "class1")
+    assert "stage 2:" in out and "nearest images of 'class1'" in out
+    model = Im2Vec.load(str(tmp_path / "m.model"))
+    assert len(model.image_keys) == 90

@@ -1,0 +1,246 @@
+"""The static HTML report: structure (parsed), files, the 2-D map, and a headless Chromium render."""
+
+import doctest
+import os
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from gensim_im2vec import Im2Vec
+from gensim_im2vec import report as report_module
+from gensim_im2vec.report import embed_2d, render_table, write_report
+from gensim_im2vec.synthetic import make_corpus
+
+COLOURS = ["#d62728", "#2ca02c", "#1f77b4", "#ff7f0e"]
+WINDOW = (1280, 2000)
+
+
+class _Page(HTMLParser):
+    """Collects img sources, section ids and the rows of every table by class."""
+
+    def __init__(self):
+        super().__init__()
+        self.imgs, self.sections, self.rows, self.tables = [], [], {}, []
+        self._table = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img":
+            self.imgs.append(a.get("src"))
+        elif tag == "section":
+            self.sections.append(a.get("id"))
+        elif tag == "table":
+            self._table = a.get("class")
+            self.tables.append(self._table)
+            self.rows.setdefault(self._table, 0)
+        elif tag == "tr" and self._table is not None:
+            self.rows[self._table] += 1
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self._table = None
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    data = make_corpus(n_classes=4, n_images=160, n_features=16, n_test=8, seed=0)
+    model = Im2Vec(data.docs, image_features=data.features, vector_size=16, sg=1, min_count=1, epochs=15,
+                   sample=0, workers=1, seed=1)
+    rng = np.random.default_rng(0)
+    paths = {}
+
+    def draw(key, c):
+        p = tmp / "imgs" / (key.replace(":", "_").replace("/", "_") + ".png")
+        im = Image.new("RGB", (80, 60), "white")
+        x = int(rng.integers(0, 30))
+        ImageDraw.Draw(im).ellipse((x, 10, x + 40, 50), fill=COLOURS[c])
+        im.save(p)
+        return str(p)
+
+    (tmp / "imgs").mkdir()
+    for k in list(data.labels)[:100]:  # the rest have no file: shown as a grey box
+        paths[k] = draw(k, data.labels[k])
+    test_keys = [f"img:test/{i}" for i in range(len(data.test_labels))]
+    for k, c in zip(test_keys, data.test_labels):
+        paths[k] = draw(k, int(c))
+    (tmp / "imgs" / "broken.png").write_bytes(b"not a png")
+    paths["img:0"] = str(tmp / "imgs" / "broken.png")  # unreadable: no thumbnail, no crash
+    true = {k: [data.class_words[c]] for k, c in zip(test_keys, data.test_labels)}
+    evaluation = {"Image → tag": [{"method": "im2vec", "P@1": 0.5, "zero-shot": {"mAP": 0.25}},
+                                  {"method": "tag prior", "P@1": 0.1, "zero-shot": {"mAP": float("nan")}},
+                                  {"method": "knn <k=20>", "P@1": 0.7, "zero-shot": {"mAP": None}}]}
+    index = write_report(model, tmp / "out", test_keys=test_keys, test_features=data.test_features,
+                         true_tags=true, image_paths=paths, evaluation=evaluation,
+                         words=["class0", "class1", "no_such_word"], topn=3, map_method="pca", map_images=60)
+    return model, data, index, test_keys
+
+
+def test_files_and_structure(built):
+    model, data, index, test_keys = built
+    out = index.parent
+    assert index.name == "index.html" and (out / "map.png").is_file()
+    page = _Page()
+    page.feed(index.read_text(encoding="utf-8"))
+    assert page.sections == ["heldout", "words", "evaluation", "map"]
+    # every referenced image exists, by a relative path inside the report folder
+    assert page.imgs and all(src and not os.path.isabs(src) and "://" not in src for src in page.imgs)
+    missing = [src for src in page.imgs if not (out / src).is_file()]
+    assert not missing, missing
+    thumbs = [src for src in page.imgs if src.startswith("thumbs/")]
+    with Image.open(out / thumbs[0]) as im:
+        assert im.format == "JPEG" and max(im.size) <= 128
+    # one row per held-out image (+ header), per known word, per evaluation method (+ header)
+    assert page.rows["tests"] == len(test_keys) + 1
+    assert page.rows["words"] == 2
+    assert page.rows["eval"] == 3 + 1
+    html_text = index.read_text(encoding="utf-8")
+    assert "zero-shot mAP" in html_text and "knn &lt;k=20&gt;" in html_text  # nested dict flattened; escaped
+    assert "Not in the vocabulary: no_such_word" in html_text
+    assert (out / "thumbs" / report_module._safe_name(test_keys[0])).is_file()
+
+
+def test_predicted_tags_match_the_model(built):
+    model, data, index, test_keys = built
+    html_text = index.read_text(encoding="utf-8")
+    preds = model.predict_tags(data.test_features, topn=3)
+    body = html_text.split('<table class="tests">', 1)[1].split("</table>", 1)[0]
+    rows = body.split("<tr>")[2:]  # after the header row
+    assert len(rows) == len(test_keys)
+    n_hits = 0
+    for row, pred, c in zip(rows, preds, data.test_labels):
+        positions = [row.index(f">{w} <small>") for w, _ in pred]
+        assert positions == sorted(positions)  # in the model's order
+        hits = sum(w == data.class_words[c] for w, _ in pred)
+        assert f">{hits}/3<" in row
+        n_hits += hits
+    assert html_text.count('class="tag hit">') == 2 * n_hits  # marked in both columns
+    assert n_hits > 0
+
+
+def test_map_png(built):
+    _, _, index, _ = built
+    with Image.open(index.parent / "map.png") as im:
+        assert im.size == (1200, 900)
+        arr = np.asarray(im.convert("RGB"), dtype=np.float32)
+    assert arr.std() > 10  # words and thumbnails drawn, not an empty canvas
+
+
+def test_embed_2d_methods():
+    rng = np.random.default_rng(0)
+    x = np.vstack([rng.normal(size=(15, 8)) + 5 * np.eye(8)[0], rng.normal(size=(15, 8)) - 5 * np.eye(8)[0]])
+    for method in ("pca", "tsne"):
+        coords, used = embed_2d(x, method)
+        assert used == method and coords.shape == (30, 2) and np.isfinite(coords).all()
+        # the two clusters stay apart: each point's nearest neighbour is in its own cluster
+        d = np.linalg.norm(coords[:, None] - coords[None], axis=-1)
+        np.fill_diagonal(d, np.inf)
+        assert (d.argmin(axis=1) // 15 == np.arange(30) // 15).mean() > 0.9
+    with pytest.raises(ValueError, match="map method"):
+        embed_2d(x, "mds")
+
+
+def test_render_table_and_doctests():
+    html_text = render_table([{"a": 1, "b": {"c": 0.12345}}, {"a": "<x>"}])
+    assert "<th>b c</th>" in html_text and "0.123" in html_text and "&lt;x&gt;" in html_text
+    assert doctest.testmod(report_module).failed == 0
+
+
+def test_make_thumbnail(tmp_path):
+    src = tmp_path / "rgba.png"
+    Image.new("RGBA", (300, 100), (0, 0, 0, 0)).save(src)  # fully transparent: must become white
+    assert report_module.make_thumbnail(src, tmp_path / "t.jpg", size=64)
+    with Image.open(tmp_path / "t.jpg") as im:
+        assert im.size == (64, 21) and min(im.convert("L").getextrema()) > 240
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    assert not report_module.make_thumbnail(tmp_path / "bad.png", tmp_path / "b.jpg")
+    assert not (tmp_path / "b.jpg").exists()
+
+
+def test_bad_input(built):
+    model, data, _, _ = built
+    with pytest.raises(ValueError, match="test_keys"):
+        write_report(model, "/tmp/never", test_keys=["a"], test_features=data.test_features)
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no chromium on PATH (Debian: apt-get install chromium)")
+def test_renders_in_headless_chromium(built, tmp_path):
+    _, _, index, _ = built
+    shot = tmp_path / "shot.png"
+    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
+           f"--window-size={WINDOW[0]},{WINDOW[1]}", index.resolve().as_uri()]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert shot.is_file(), f"chromium wrote no screenshot (rc {res.returncode}): {res.stderr[-2000:]}"
+    with Image.open(shot) as im:
+        assert im.size == WINDOW
+        arr = np.asarray(im.convert("RGB"), dtype=np.float32)
+    assert arr.std() > 20, "the screenshot is blank"
+    # the thumbnails rendered: strongly coloured pixels (the drawn discs) fill part of the page
+    sat = arr.max(axis=2) - arr.min(axis=2)
+    assert (sat > 100).mean() > 0.005
+
+
+def test_cli_report_on_a_dataset_folder(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from gensim_im2vec.cli import main
+    from gensim_im2vec.datasets import Split
+    from gensim_im2vec.store import FeatureStore
+
+    rng = np.random.default_rng(0)
+    names = {"red": ["fire", "warm"], "green": ["grass", "leaf"], "blue": ["sea", "sky"]}
+    protos = {c: rng.normal(size=16) for c in names}
+    keys, vecs, docs, train, test = [], [], [], [], []
+    ds = tmp_path / "ds"
+    (ds / "shapes").mkdir(parents=True)
+    for ci, (colour, tags) in enumerate(names.items()):
+        for i in range(8):
+            key = f"shapes/{colour}{chr(97 + i)}"
+            Image.new("RGB", (30, 20), COLOURS[ci]).save(ds / f"{key}.png")
+            (ds / f"{key}.json").write_text(json.dumps({"title": f"A {colour} thing", "tags": [colour, *tags]}))
+            keys.append("img:" + key)
+            vecs.append(protos[colour] + 0.2 * rng.normal(size=16))
+            (test if i >= 6 else train).append(key)
+            if i < 6:
+                docs.append(["img:" + key, colour, *tags])
+    Split(train=train, test=test, zero_shot_tags=[], groups={k: k for k in train + test}).save(ds / "split.json")
+    store = FeatureStore.from_arrays(tmp_path / "store", keys, np.array(vecs, dtype=np.float32))
+    model = Im2Vec(docs * 5, image_features=store, vector_size=8, sg=1, min_count=1, epochs=10, sample=0,
+                   workers=1, seed=1)
+    model.save(str(tmp_path / "m.model"))
+    (tmp_path / "eval.json").write_text(json.dumps({
+        "info": {"n_test_images": 6},
+        "image_tagging": [{"method": "im2vec", "metrics": {"all": {"map": 0.5, "p@5": 0.2}}},
+                          {"method": "prior", "metrics": {"all": {"map": 0.1, "p@5": None}}}],
+        "word_similarity": [{"model": "text only", "wordsim353": 0.55}]}))
+    res = CliRunner().invoke(main, ["report", str(tmp_path / "m.model"), "-o", str(tmp_path / "out"),
+                                    "--dataset", str(ds), "--evaluation", str(tmp_path / "eval.json"),
+                                    "--map-method", "pca", "--words", "red,sky", "--topn", "3"])
+    assert res.exit_code == 0, res.output
+    assert "(6 held-out images)" in res.output
+    page = _Page()
+    text = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    page.feed(text)
+    assert page.rows["tests"] == 7 and page.rows["words"] == 2 and page.rows["eval"] == 2 + 1 + 1 + 1
+    assert "metrics all map" in text and "Word similarity" in text
+    assert all((tmp_path / "out" / src).is_file() for src in page.imgs)
+    # true tags come from the sidecars, normalised; the held-out images have thumbnails
+    row = text.split("<td>img:shapes/blueg</td>", 1)[1].split("</tr>", 1)[0]
+    assert all(f'">{t}</span>' in row for t in ("blue", "sea", "sky"))
+    assert sum(src.startswith("thumbs/") for src in page.imgs) >= 6
