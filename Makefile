@@ -11,7 +11,7 @@ PIP := $(PY) -m pip
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 # Debian packages that carry the built-in real data sets and the test browser.
 DEB_PACKAGES ?= openclipart-svg openclipart-png fonts-noto-color-emoji unicode-cldr-core unicode-data \
-	dict-gcide dict-wn dict-foldoc dict-jargon dict-devil fortunes
+	dict-gcide dict-wn dict-foldoc dict-jargon dict-devil fortunes chromium
 
 .PHONY: demo test venv build system-deps lint bench clean
 
