@@ -50,8 +50,14 @@ class ImageFeatures:
 
     def __init__(self, keys: Sequence[str], vectors: np.ndarray, *, name: str = "image_features",
                  metadata: dict | None = None, key_to_index: Mapping[str, int] | None = None):
-        if isinstance(vectors, np.ndarray) and vectors.ndim == 2 and vectors.dtype in (np.float16, np.float32):
-            arr = vectors  # keep memmaps as they are; checked in chunks below
+        self.checked = True
+        if isinstance(vectors, np.memmap) and vectors.ndim == 2 and vectors.dtype in (np.float16, np.float32):
+            arr = vectors  # a memory-mapped store may be far larger than what a model uses:
+            self.checked = False  # its rows are checked when a vocabulary takes them (check_rows)
+            if arr.shape[0] == 0 or arr.shape[1] == 0:
+                raise ValueError(f"{name}: expected at least one image with at least one feature, got shape {arr.shape}.")
+        elif isinstance(vectors, np.ndarray) and vectors.ndim == 2 and vectors.dtype in (np.float16, np.float32):
+            arr = vectors
             _check_in_chunks(arr, keys, name)
         else:
             arr = check_features(vectors, name=name, keys=list(keys) if keys is not None else None)
@@ -124,6 +130,16 @@ class ImageFeatures:
 
     def row(self, key: str) -> int:
         return self.key_to_index[key]
+
+    def check_rows(self, rows) -> None:
+        """Check the given rows (finite, not all zero) in chunks; a no-op once all rows were checked."""
+        if self.checked:
+            return
+        rows = np.sort(np.asarray(rows, dtype=np.int64))
+        for lo in range(0, len(rows), _CHECK_CHUNK):
+            chunk = rows[lo:lo + _CHECK_CHUNK]
+            block = np.asarray(self.vectors[chunk])
+            check_features(block, name=self.name, keys=[self.keys[int(i)] for i in chunk], dtype=block.dtype)
 
     def gather(self, rows) -> tuple[np.ndarray, np.ndarray]:
         """Rows of the feature matrix as C-contiguous float32, and their inverse L2 norms.

@@ -261,6 +261,7 @@ class Im2Vec(Word2Vec):
             feats.key_to_index = {k: i for i, k in enumerate(self.image_feature_keys)}
             feats.name = "image_features"
             feats.metadata = self.image_features_metadata
+            feats.checked = True  # a model's own features were checked when it was built
             self._features_cache = feats
         return self._features_cache
 
@@ -306,6 +307,8 @@ class Im2Vec(Word2Vec):
                 r = k2i.get(key)
                 if r is not None:
                     rows[i] = r
+            if hasattr(feats, "check_rows"):
+                feats.check_rows(rows[rows >= 0])
         self._vocab_image_rows = rows
 
     def _keep_images_rule(self, trim_rule):

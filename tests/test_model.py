@@ -368,3 +368,15 @@ def test_calibrated_scores_add_the_log_negative_prior(trained, plain):
     np.testing.assert_allclose(logp[seen], expected, atol=1e-3)
     top = trained.predict_tags(plain.test_features[0], topn=3, calibrated=True)
     assert len(top) == 3 and all(0 < p <= 1 for _, p in top)
+
+
+def test_memory_mapped_features_are_checked_only_where_the_vocabulary_uses_them(tmp_path):
+    arr = np.ones((5, 4), dtype=np.float32)
+    arr[4] = np.nan  # an image no document mentions
+    np.save(tmp_path / "f.npy", arr)
+    mm = np.load(tmp_path / "f.npy", mmap_mode="r")
+    keys = [f"img:{i}" for i in range(5)]
+    m = Im2Vec([["img:0", "a", "b"], ["img:1", "b", "c"]] * 5, image_features=(keys, mm), epochs=1, **SMALL)
+    assert len(m.image_keys) == 2
+    with pytest.raises(ValueError, match=r"NaN or inf: 'img:4'"):
+        Im2Vec([["img:4", "a", "b"]], image_features=(keys, mm), **SMALL)
