@@ -71,7 +71,9 @@ def main() -> None:
     ap.add_argument("--weights", default="IMAGENET1K_V1", help="'none' for random weights")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--num-workers", type=int, default=None)
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None, help="our torch threads (default: cores - workers)")
+    ap.add_argument("--plain-threads", type=int, default=None,
+                    help="torch threads of the plain loop (default: torch's default, all cores)")
     args = ap.parse_args()
 
     import torch
@@ -85,8 +87,11 @@ def main() -> None:
                               num_workers=args.num_workers, threads=args.threads, progress=False)
     except WeightsNotAvailableError as e:
         sys.exit(f"{e}\n(or run with --weights none)")
-    # the plain loop uses the same model object (penultimate features) and torchvision's transforms
-    model, transform = fx.model, fx.transform
+    # the plain loop: the same network (penultimate features) in torch's default memory format,
+    # torchvision's transforms, one image at a time
+    import copy
+
+    model, transform = copy.deepcopy(fx.model).to(memory_format=torch.contiguous_format), fx.transform
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "photos"
         paths = make_photos(root, args.n, args.size)
@@ -98,14 +103,19 @@ def main() -> None:
         plain_loop(paths[:4], model, transform)
         fx.extract([(f"w{i}", str(p)) for i, p in enumerate(paths[:8])], Path(tmp) / "warm")
 
+        default_threads = torch.get_num_threads()
+        if args.plain_threads:
+            torch.set_num_threads(args.plain_threads)
+        plain_threads = torch.get_num_threads()
         t_plain = plain_loop(paths, model, transform)
+        torch.set_num_threads(default_threads)
         t0 = time.perf_counter()
         rep = fx.extract(root, Path(tmp) / "store")
         t_ours = time.perf_counter() - t0
         assert len(rep.store) == args.n, rep.summary()
 
     ips_plain, ips_ours = args.n / t_plain, args.n / t_ours
-    print(f"plain per-image loop : {ips_plain:7.1f} images/s ({t_plain:.1f} s)")
+    print(f"plain per-image loop : {ips_plain:7.1f} images/s ({t_plain:.1f} s, {plain_threads} torch threads)")
     print(f"FeatureExtractor     : {ips_ours:7.1f} images/s ({t_ours:.1f} s, batch {fx.batch_size}, "
           f"{fx.num_workers} decode workers, {fx.threads} torch threads, incl. writing the store)")
     print(f"ratio                : {ips_ours / ips_plain:.2f}x (target >= 2); load average after: "

@@ -36,7 +36,7 @@ def main(verbose: int) -> None:
               help="Graph node to take features from (default: penultimate activation; 'fc7' for AlexNet).")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N (default auto).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Images per forward pass (default 256 on CUDA, 32 on CPU).")
+              help="Images per forward pass (default 256 on CUDA, 4 on CPU).")
 @click.option("--num-workers", type=click.IntRange(min=0), default=None,
               help="Decoding processes; 0 decodes in the main process.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,

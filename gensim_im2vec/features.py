@@ -50,8 +50,10 @@ Speed
 -----
 Worker processes decode (JPEGs at reduced scale with PIL's ``draft`` when the image is at least
 twice the resize size) and resize/crop to uint8; the main process moves uint8 batches to the
-device and normalises there. On CUDA: pinned memory, non-blocking copies, channels_last,
-``torch.inference_mode`` and bf16 (fp16 without bf16) autocast. Bad files (empty, truncated,
+device and normalises there; the model runs channels_last under ``torch.inference_mode``. On
+CUDA: batches of 256 in pinned memory, non-blocking copies, bf16 (fp16 without bf16) autocast. On
+CPU: batches of 4 (larger ones fall out of cache and are slower) and the cores the decoding
+workers leave free as torch threads. Bad files (empty, truncated,
 not an image, unsupported, too large) are skipped and recorded with their reason.
 """
 
@@ -625,7 +627,7 @@ class FeatureExtractor:
     device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device
         "auto" takes CUDA when available.
     batch_size : int, optional
-        Images per forward pass; default 256 on CUDA, 32 on CPU.
+        Images per forward pass; default 256 on CUDA, 4 on CPU (small batches stay in cache).
     num_workers : int, optional
         Decoding processes; 0 decodes in the main process. Default: CPU cores - 1 (at most 16)
         on CUDA, half the cores (at least 1) on CPU, where the model needs the rest.
@@ -681,7 +683,9 @@ class FeatureExtractor:
         cuda = self.device.type == "cuda"
         cores = os.cpu_count() or 1
         if batch_size is None:
-            batch_size = 256 if cuda else 32
+            # CPU: small batches stay in cache (MobileNetV2, 1 thread, channels_last: 57 img/s at
+            # batch 4, 32 img/s at 32; ResNet-50 is also fastest at 4)
+            batch_size = 256 if cuda else 4
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}.")
         if num_workers is None:
@@ -700,8 +704,8 @@ class FeatureExtractor:
         transform_src = enum if enum is not None else tvm.get_model_weights(arch).DEFAULT
         self.transform = transform_src.transforms()
         self._prep = _Preprocess(self.transform, max_pixels=max_pixels, draft=draft)
-        self._channels_last = cuda
-        self.model.to(self.device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
+        self._channels_last = True  # faster on CUDA, and on CPU too (measured: 1.0-1.8x)
+        self.model.to(self.device, memory_format=torch.channels_last)
         self.dim = self._probe_dim()
         preprocessing = " ".join(repr(self.transform).split())
         if self._prep.draft_size:
