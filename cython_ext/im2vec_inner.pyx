@@ -57,6 +57,8 @@ cdef struct Config:
     int tag_negatives
     int compute_loss
     int per_pair
+    int output_head
+    int input_head
     REAL_t alpha
     REAL_t image_alpha
 
@@ -173,6 +175,38 @@ cdef inline void negative_sampling(Config *c, REAL_t *l1, int32_t target, int ts
             saxpy(&size, &g, l1, &ONE, out, &ONE)
 
 
+cdef inline void input_head_sampling(Config *c, REAL_t *h, int32_t target) noexcept nogil:
+    """The image's second head: its ``h`` against the INPUT vectors of its tag and of ``negative``
+    noise tags (a first-order, word-space objective: cosine between an image and its tags, and
+    zero-shot tags that only have text vectors). Gradient w.r.t. ``h`` into ``c.work``; word
+    vectors learn when ``train_words`` (times their lockf)."""
+    cdef int d, size = c.size
+    cdef int32_t w
+    cdef REAL_t label, f, g, gl
+    cdef double fd
+    cdef REAL_t *out
+    for d in range(c.negative + 1):
+        if d == 0:
+            label = 1.0
+            w = target
+        else:
+            w = draw_negative(c, 1)
+            if w == target:
+                continue
+            label = 0.0
+        out = c.syn0 + <int64_t>w * size
+        f = sdot(&size, h, &ONE, out, &ONE)
+        fd = f
+        g = (label - <REAL_t>(1.0 / (1.0 + exp(-fd)))) * c.alpha
+        if c.compute_loss:
+            c.loss += softplus(-fd) if d == 0 else softplus(fd)
+        saxpy(&size, &g, out, &ONE, c.work, &ONE)
+        if c.train_words:
+            gl = g * c.lockf[w % c.lockf_len]
+            if gl != 0:
+                saxpy(&size, &gl, h, &ONE, out, &ONE)
+
+
 cdef inline void apply_input_gradient(Config *c, int pos, REAL_t *grad) noexcept nogil:
     cdef int size = c.size
     cdef int slot = c.slots[pos]
@@ -210,8 +244,12 @@ cdef void per_pair_image(Config *c, int j, int32_t target) noexcept nogil:
 
 
 cdef inline void sg_pair(Config *c, int i, int j, int tslot) noexcept nogil:
+    cdef int image_input = c.slots[j] >= 0
     memset(c.work, 0, c.size * sizeof(REAL_t))
-    negative_sampling(c, input_vector(c, j), c.tokens[i], tslot, c.tag_negatives and c.slots[j] >= 0)
+    if c.output_head or not image_input:
+        negative_sampling(c, input_vector(c, j), c.tokens[i], tslot, c.tag_negatives and image_input)
+    if c.input_head and image_input and tslot < 0:
+        input_head_sampling(c, input_vector(c, j), c.tokens[i])
     apply_input_gradient(c, j, c.work)
 
 
@@ -398,7 +436,8 @@ def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] loc
               *, int n_slots, int sg, int window, int negative, int cbow_mean, float alpha,
               float image_alpha, bint train_words, bint train_outputs, bint train_images,
               bint tied, bint tag_negatives, bint compute_loss, uint64_t next_random,
-              bint per_pair=False, bint image_context_document=False):
+              bint per_pair=False, bint image_context_document=False, bint output_head=True,
+              bint input_head=False):
     """Train one prepared job in place; return ``(loss, next_random)``.
 
     ``V`` holds the raw features of the job's ``n_slots`` images (row = slot) and ``inv_norms``
@@ -407,6 +446,9 @@ def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] loc
     With ``n_slots == 0`` the sgemm steps are skipped and this is plain word2vec.
     ``image_context_document``: an image token is a context of every token of its document
     chunk, not only of those within the window (its tags all describe it, wherever they stand).
+    ``output_head`` / ``input_head`` (skip-gram): an image input is trained against the output
+    vectors of its tags (``syn1neg``, the slides' objective), against their input vectors (the
+    word space itself), or both; CBOW always uses the output head.
     ``per_pair`` (skip-gram, untied only) computes each image pair with sgemv/sger instead of the
     two per-job sgemms: the slow reference the benchmark measures against.
     """
@@ -425,8 +467,10 @@ def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] loc
         raise ValueError("train_job: negative sampling needs negative > 0 and a non-empty table")
     if lockf.shape[0] == 0:
         raise ValueError("train_job: vectors_lockf is empty")
-    if per_pair and (not sg or tied):
-        raise ValueError("train_job: per_pair mode exists for untied skip-gram only")
+    if per_pair and (not sg or tied or input_head or not output_head):
+        raise ValueError("train_job: per_pair mode exists for untied skip-gram with the output head only")
+    if not output_head and not input_head:
+        raise ValueError("train_job: an image needs at least one head (output_head or input_head)")
     c.sg = sg
     c.window = window
     c.negative = negative
@@ -440,6 +484,8 @@ def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] loc
     c.tag_negatives = tag_negatives
     c.compute_loss = compute_loss
     c.per_pair = per_pair
+    c.output_head = output_head or not sg
+    c.input_head = input_head and sg
     c.alpha = alpha
     c.image_alpha = image_alpha
     c.syn0 = &syn0[0, 0]

@@ -375,9 +375,11 @@ class Im2VecScorer(TagScorer):
     Parameters
     ----------
     model : Im2Vec
-    scoring : {"output", "cosine"}
+    scoring : {"output", "calibrated", "cosine"}
         "output": the trained score ``h · v_o`` against the words' output vectors (``syn1neg``;
-        what the objective optimises, as :meth:`Im2Vec.tag_scores`). "cosine": cosine between
+        what the objective optimises, as :meth:`Im2Vec.tag_scores`). "calibrated": ``h · v_o +
+        log P_n(w)``, which turns negative sampling's PMI into ``log P(w | image)`` up to a
+        constant (``tag_scores(calibrated=True)``). "cosine": cosine between
         ``h`` and the words' input vectors (the slides' joint-space ``most_similar``).
     name : str, optional
         Row label (default "Im2Vec h·v_o" / "Im2Vec cosine").
@@ -386,21 +388,30 @@ class Im2VecScorer(TagScorer):
     """
 
     def __init__(self, model, scoring: str = "output", name: str | None = None):
-        if scoring not in ("output", "cosine"):
-            raise ValueError(f"scoring must be 'output' (h·v_o) or 'cosine' (input cosine), got {scoring!r}.")
+        labels = {"output": ("Im2Vec h·v_o", "trained score h·v_o"),
+                  "calibrated": ("Im2Vec h·v_o + log Pn", "trained score plus log negative prior"),
+                  "cosine": ("Im2Vec cosine", "cosine to input word vectors")}
+        if scoring not in labels:
+            raise ValueError(f"scoring must be 'output' (h·v_o), 'calibrated' (h·v_o + log Pn) or 'cosine' "
+                             f"(input cosine), got {scoring!r}.")
         self.model = model
         self.scoring = scoring
-        self.name = name or ("Im2Vec h·v_o" if scoring == "output" else "Im2Vec cosine")
-        self.note = "trained score h·v_o" if scoring == "output" else "cosine to input word vectors"
+        self.name = name or labels[scoring][0]
+        self.note = labels[scoring][1]
 
     def score(self, features, candidates):
         model = self.model
         H = np.atleast_2d(model.project(features))
-        if self.scoring == "output":
+        if self.scoring in ("output", "calibrated"):
             k2i = model.wv.key_to_index
             cols = [j for j, c in enumerate(candidates) if c in k2i and not model.is_image(c)]
             idx = [k2i[candidates[j]] for j in cols]
-            return _fill(len(H), candidates, np.asarray(cols, dtype=np.int64), H @ model.syn1neg[idx].T)
+            scores = H @ model.syn1neg[idx].T
+            if self.scoring == "calibrated":
+                word_idx, logp = model.negative_log_prior()
+                pos = {int(w): i for i, w in enumerate(word_idx)}
+                scores = scores + logp[[pos[i] for i in idx]]
+            return _fill(len(H), candidates, np.asarray(cols, dtype=np.int64), scores)
         mat, cols = _word_matrix(model.wv, candidates, exclude=model.is_image)
         return _fill(len(H), candidates, cols, _unit_rows(H) @ mat.T)
 
@@ -1213,7 +1224,8 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
                     res["all"]["p@5"], res["all"]["n_images"], row.seconds)
         return row
 
-    im2vec_rows = [add("Im2Vec h·v_o", lambda: Im2VecScorer(model, "output")),
+    im2vec_rows = [add("Im2Vec h·v_o + log Pn", lambda: Im2VecScorer(model, "calibrated")),
+                   add("Im2Vec h·v_o", lambda: Im2VecScorer(model, "output")),
                    add("Im2Vec cosine", lambda: Im2VecScorer(model, "cosine"))]
     for name, sc in (scorers or {}).items():
         add(name, lambda sc=sc: sc)
@@ -1239,8 +1251,9 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
                 tags = [train_tags[i] for i in pick]
                 row.metrics["in_sample"] = evaluate_scores(idt.score_keys(keys, cands), tags, cands)["all"]
                 row.seconds = default_timer() - t0
+                kinds = {"Im2Vec h·v_o + log Pn": "calibrated", "Im2Vec h·v_o": "output", "Im2Vec cosine": "cosine"}
                 for r in im2vec_rows:
-                    sc = Im2VecScorer(model, "output" if r.method.endswith("h·v_o") else "cosine")
+                    sc = Im2VecScorer(model, kinds.get(r.method, "output"))
                     r.metrics["in_sample"] = evaluate_scores(sc(X_train[pick], cands), tags, cands)["all"]
         elif not have_train:
             skip({"ridge": "ridge → tag vectors", "prior": "tag prior", "knn": f"kNN (k={knn_k})",

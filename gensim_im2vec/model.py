@@ -151,10 +151,16 @@ class Im2Vec(Word2Vec):
         vocabulary's unigram^ns_exponent table ("vocab").
     image_alpha : float
         Learning-rate multiplier for ``W`` (its step is ``image_alpha × alpha``). > 0.
-    image_context : {"document", "window"}
-        "document" (default): an image token is a context of every token of its document (its
-        tags all describe it, wherever they stand; documents are chunked at 10,000 tokens);
-        "window": only of the tokens within `window`, like a word.
+    image_context : {"window", "document"}
+        "window" (default): an image token is a context of the tokens within `window`, like a
+        word. "document": of every token of its document (its tags all describe it, wherever
+        they stand; documents are chunked at 10,000 tokens) — for long captions where tags sit far
+        from the image token. On OpenClipArt (tags first) "window" measured better.
+    image_heads : {"output", "input", "both"}
+        What an image's ``h`` learns to predict (skip-gram; CBOW uses "output"): its tags' output
+        vectors (``syn1neg``, the slides' objective, best for tagging by ``h·v_o``), its tags'
+        input vectors (the word space itself: cosine between images and words becomes
+        first-order, and tags that only ever appeared in text can be ranked: zero-shot), or both.
     image_batch : int
         Image tokens per W update (a job is cut into runs of documents holding about this many);
         0: one update per job. Larger is faster (bigger sgemms), smaller is more stable.
@@ -176,8 +182,8 @@ class Im2Vec(Word2Vec):
         image_features=None, image_prefix: str = "img:", missing_images: str = "raise",
         train_words: bool | str = True, train_outputs: bool = True, train_images: bool = True,
         normalize_features: bool = True, tied_image_targets: bool = False,
-        image_negatives: str = "tags", image_alpha: float = 1.0, image_context: str = "document",
-        image_batch: int = 256,
+        image_negatives: str = "tags", image_alpha: float = 1.0, image_context: str = "window",
+        image_batch: int = 256, image_heads: str = "output",
     ):
         if corpus_file is not None:
             raise ValueError(
@@ -211,6 +217,9 @@ class Im2Vec(Word2Vec):
         if not isinstance(image_batch, (int, np.integer)) or image_batch < 0:
             raise ValueError(f"image_batch must be an int >= 0 (0: one W update per job), got {image_batch!r}.")
         self.image_batch = int(image_batch)
+        if image_heads not in ("output", "input", "both"):
+            raise ValueError(f"image_heads must be 'output', 'input' or 'both', got {image_heads!r}.")
+        self.image_heads = image_heads
         self.W = None
         self.image_vectors = None
         self.image_feature_keys = []
@@ -658,6 +667,8 @@ class Im2Vec(Word2Vec):
             tag_negatives=self.image_negatives == "tags", compute_loss=bool(self.compute_loss),
             next_random=self._next_seed(),
             image_context_document=getattr(self, "image_context", "window") == "document",
+            output_head=getattr(self, "image_heads", "output") in ("output", "both"),
+            input_head=getattr(self, "image_heads", "output") in ("input", "both"),
         )
         n_img = int(np.count_nonzero(slots >= 0)) if n_slots else 0
         with _STATS_LOCK:

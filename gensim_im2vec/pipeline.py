@@ -69,10 +69,10 @@ class DemoConfig:
     mode: str = "two-stage"
     vector_size: int = 200
     text_epochs: int = 3
-    image_epochs: int = 15
+    image_epochs: int = 50
     workers: int = 2
     seed: int = 1
-    im2vec: dict = field(default_factory=dict)
+    im2vec: dict = field(default_factory=lambda: {"sample": 0, "image_batch": 64})
 
 
 class Steps:
@@ -212,8 +212,9 @@ def open_features(cfg: DemoConfig):
     return ImageFeatures(keys, np.concatenate(arrays), name="demo features", metadata=meta)
 
 
-def training_documents(cfg: DemoConfig) -> tuple[list, dict]:
-    """Training documents of all image sets (their train split, zero-shot tags removed)."""
+def training_documents(cfg: DemoConfig, features=None) -> tuple[list, dict]:
+    """Training documents of all image sets (their train split, zero-shot tags removed; with
+    `features`, only images that have features: the extractor skips unreadable or huge files)."""
     from gensim_im2vec.datasets import load_split
 
     docs, splits = [], {}
@@ -221,7 +222,15 @@ def training_documents(cfg: DemoConfig) -> tuple[list, dict]:
         d = _paths(cfg)["data"] / name
         split = load_split(d)
         splits[name] = split
-        docs.extend(image_documents(d, keys=set(split.train), exclude=set(split.zero_shot_tags)))
+        keys = set(split.train)
+        if features is not None:
+            prefix = "img:"
+            usable = {k for k in keys if prefix + k in features}
+            if len(usable) < len(keys):
+                logger.warning("%s: %i training images have no features (skipped by the extractor, see "
+                               "its skipped.json); training on %i", name, len(keys) - len(usable), len(usable))
+            keys = usable
+        docs.extend(image_documents(d, keys=keys, exclude=set(split.zero_shot_tags)))
     return docs, splits
 
 
@@ -234,7 +243,7 @@ def train_im2vec(cfg: DemoConfig, steps: Steps, words_path: Path) -> Path:
 
     def run():
         feats = open_features(cfg)
-        docs, _ = training_documents(cfg)
+        docs, _ = training_documents(cfg, feats)
         opts = dict(cfg.im2vec)
         if cfg.mode == "two-stage":
             model = Im2Vec.from_word2vec(Word2Vec.load(str(words_path)), image_features=feats, sentences=docs,
@@ -311,7 +320,7 @@ def evaluate_model(cfg: DemoConfig, steps: Steps, model_path: Path, words_path: 
         feats = model.features
         data = evaluation_data(cfg, feats)
         rows = lambda keys: feats.gather_normalized([feats.row(k) for k in keys])  # noqa: E731
-        docs, _ = training_documents(cfg)
+        docs, _ = training_documents(cfg, feats)
         report = run_evaluation(
             model, rows(data.test_keys), data.test_tags, data.candidates, zero_shot=data.zero_shot,
             train_features=rows(data.train_keys), train_tags=data.train_tags, train_keys=data.train_keys,
@@ -362,6 +371,47 @@ def show_examples(cfg: DemoConfig, model_path: Path) -> str:
     return "\n\n".join(out)
 
 
+def image_paths(cfg: DemoConfig) -> dict[str, str]:
+    """``img:<key>`` → PNG file of every image of the image sets (for thumbnails)."""
+    from gensim_im2vec.features import list_images
+
+    paths = {}
+    for name in cfg.image_sets:
+        for key, path in list_images(_paths(cfg)["data"] / name):
+            paths[key] = str(path)
+    return paths
+
+
+def write_demo_report(cfg: DemoConfig, steps: Steps, model_path: Path) -> Path:
+    """The static HTML report (thumbnails, predicted vs true tags, evaluation table, 2-D map)."""
+    from gensim_im2vec.model import Im2Vec
+    from gensim_im2vec.report import write_report
+
+    out = _paths(cfg)["report"]
+    eval_json = _paths(cfg)["eval"] / f"evaluation-{cfg.mode}.json"
+
+    def run():
+        model = Im2Vec.load(str(model_path), mmap="r")
+        feats = model.features
+        data = evaluation_data(cfg, feats)
+        keys = data.test_keys[:: max(1, len(data.test_keys) // 60)][:60]
+        evaluation = json.loads(eval_json.read_text()) if eval_json.exists() else None
+        words = [w for w in ("red", "dog", "cat", "car", "flower", "tree", "house", "music", "food", "star",
+                             "heart", "sun") if w in model.wv]
+        write_report(model, out, test_keys=keys,
+                     test_features=feats.gather_normalized([feats.row(k) for k in keys], normalize=False),
+                     true_tags=dict(zip(data.test_keys, data.test_tags)), image_paths=image_paths(cfg),
+                     evaluation=evaluation, words=words, map_method="tsne",
+                     title=f"Im2Vec ({cfg.mode}) on {', '.join(cfg.image_sets)}")
+        return {"html": str(out / "index.html")}
+
+    steps.run(f"report-{cfg.mode}", {"model": Steps.digest({"m": os.path.getmtime(model_path)}),
+                                     "eval": Steps.digest({"e": os.path.getmtime(eval_json)})
+                                     if eval_json.exists() else None},
+              [out / "index.html"], run)
+    return out / "index.html"
+
+
 def run_demo(cfg: DemoConfig | None = None, echo: Callable[[str], None] = print) -> dict:
     """Run (or reuse) every step of the demo; returns paths, examples and the evaluation table."""
     cfg = cfg or DemoConfig()
@@ -374,4 +424,7 @@ def run_demo(cfg: DemoConfig | None = None, echo: Callable[[str], None] = print)
     echo(examples)
     table = evaluate_model(cfg, steps, model, words)
     echo(table)
-    return {"words": str(words), "model": str(model), "examples": examples, "evaluation": table}
+    html = write_demo_report(cfg, steps, model)
+    echo(f"report: {html}")
+    return {"words": str(words), "model": str(model), "examples": examples, "evaluation": table,
+            "report": str(html)}

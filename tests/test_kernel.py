@@ -63,6 +63,25 @@ def reference_job(syn0, syn1, W, V, lockf, tokens, slots, bounds, tables, p, nex
                 syn1[w] += g * l1  # out is a view into syn1
         return work
 
+    def input_head(l1, target):
+        nonlocal r, loss
+        work = np.zeros_like(l1)
+        for d in range(p["negative"] + 1):
+            if d == 0:
+                w, label = target, 1.0
+            else:
+                w, r = draw(tidx, tcum, r) if len(tidx) else draw(widx, wcum, r)
+                if w == target:
+                    continue
+                label = 0.0
+            f = float(l1 @ syn0[w])
+            g = (label - 1.0 / (1.0 + np.exp(-f))) * p["alpha"]
+            loss += np.logaddexp(0, -f) if d == 0 else np.logaddexp(0, f)
+            work += g * syn0[w]
+            if p["train_words"]:
+                syn0[w] += g * lockf[w % len(lockf)] * l1
+        return work
+
     def apply(pos, grad):
         s = slots[pos]
         if s >= 0:
@@ -87,7 +106,12 @@ def reference_job(syn0, syn1, W, V, lockf, tokens, slots, bounds, tables, p, nex
                 ctx += [j for j in range(start, end) if slots[j] >= 0 and j != i and not lo <= j < hi]
             if p["sg"]:
                 for j in ctx:
-                    work = neg_loop(inp(j), tokens[i], tslot, p["tag_negatives"] and slots[j] >= 0)
+                    image_input = slots[j] >= 0
+                    work = np.zeros(syn0.shape[1])
+                    if p.get("output_head", True) or not image_input:
+                        work = neg_loop(inp(j), tokens[i], tslot, p["tag_negatives"] and image_input)
+                    if p.get("input_head") and image_input and tslot < 0:
+                        work = work + input_head(inp(j), tokens[i])
                     apply(j, work)
             else:
                 if not ctx:
@@ -120,7 +144,7 @@ def tiny_model(sg, tied, **kw):
     return model, docs
 
 
-def run_both(model, docs, cbow_mean=1, lockf=None, doc_ctx=False):
+def run_both(model, docs, cbow_mean=1, lockf=None, doc_ctx=False, heads="output"):
     wv = model.wv
     if lockf is not None:
         wv.vectors_lockf = lockf
@@ -131,7 +155,8 @@ def run_both(model, docs, cbow_mean=1, lockf=None, doc_ctx=False):
     np.testing.assert_allclose(Vraw * inv_norms[:, None], V, rtol=1e-6)
     p = dict(sg=model.sg, window=model.window, negative=model.negative, cbow_mean=cbow_mean, alpha=0.05,
              image_alpha=2.0, train_words=True, train_outputs=True, train_images=True,
-             tied=model.tied_image_targets, tag_negatives=True, doc_ctx=doc_ctx)
+             tied=model.tied_image_targets, tag_negatives=True, doc_ctx=doc_ctx,
+             output_head=heads in ("output", "both"), input_head=heads in ("input", "both"))
     tables = ((model._neg_word_idx, model._neg_word_cum), (model._neg_tag_idx, model._neg_tag_cum))
     seed = 123456789
     ref = reference_job(wv.vectors, model.syn1neg, model.W, V, wv.vectors_lockf, tokens, slots, bounds, tables,
@@ -162,6 +187,18 @@ def test_one_job_matches_numpy_reference(sg, tied, doc_ctx):
     assert np.abs(rsyn1 - before[1]).max() > 1e-4
     assert np.abs(rsyn0 - before[0]).max() > 1e-4
     # ...and the kernel does exactly that update
+    np.testing.assert_allclose(W, rW, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(syn1, rsyn1, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(syn0, rsyn0, rtol=1e-4, atol=1e-6)
+    assert loss == pytest.approx(rloss, rel=1e-5)
+
+
+@pytest.mark.parametrize("heads", ["input", "both"])
+def test_input_head_matches_numpy_reference(heads):
+    model, docs = tiny_model(1, False)
+    lockf = np.linspace(0.2, 1, len(model.wv)).astype(np.float32)
+    (syn0, syn1, W, loss), (rsyn0, rsyn1, rW, rloss), before = run_both(model, docs, lockf=lockf, heads=heads)
+    assert np.abs(rW - before[2]).max() > 1e-4
     np.testing.assert_allclose(W, rW, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(syn1, rsyn1, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(syn0, rsyn0, rtol=1e-4, atol=1e-6)
