@@ -13,9 +13,9 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 DEB_PACKAGES ?= openclipart-svg openclipart-png fonts-noto-color-emoji unicode-cldr-core unicode-data \
 	dict-gcide dict-wn dict-foldoc dict-jargon dict-devil fortunes chromium
 
-.PHONY: demo test venv build system-deps lint bench clean
+.PHONY: demo demo-synthetic test venv build system-deps lint bench clean
 
-$(VENV)/.installed: pyproject.toml setup.py cython_ext/im2vec_inner.pyx
+$(VENV)/.installed: pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
 	$(PIP) install -q "Cython>=3.0" numpy scipy
@@ -30,15 +30,20 @@ build: venv
 	$(PY) setup.py -q build_ext --inplace
 
 system-deps:
-	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES) >/dev/null; \
-	else echo "not root or no apt-get: skipping Debian data packages ($(DEB_PACKAGES))"; fi
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -z "$$missing" ]; then echo "Debian packages present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else echo "not root or no apt-get: missing Debian packages $$missing (data sets and browser tests will be skipped)"; fi
 
 test: venv build
 	$(PY) -m ruff check gensim_im2vec tests benchmarks examples
 	$(PY) -m pytest -q tests
 
-demo: venv build
+demo: system-deps venv build
+	$(PY) -m gensim_im2vec.cli -v demo --out demo_output
+
+demo-synthetic: venv build
 	$(PY) examples/synthetic_demo.py
 
 bench: venv build

@@ -560,5 +560,30 @@ def extract_ray_command(image_dir, store, address, arch, weights, layer, num_act
     click.echo(report.summary())
 
 
+@main.command("demo")
+@click.option("--out", "out_dir", default="demo_output", show_default=True, type=click.Path(file_okay=False),
+              help="Where data, features, models, the evaluation and the report go (steps are cached here).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only this many images per set (quick run).")
+@click.option("--text-limit", type=click.IntRange(min=1), default=None,
+              help="Only this many dictionary-text documents for word pre-training.")
+@click.option("--mode", type=click.Choice(["two-stage", "joint"]), default="two-stage", show_default=True,
+              help="Two-stage: words pre-trained on text, then W on images; joint: all together.")
+@click.option("--image-sets", default="openclipart,emoji", show_default=True,
+              help="Built-in image sets to train on (comma-separated).")
+@click.option("--device", default="auto", show_default=True, help="Feature extraction device.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Training threads.")
+def demo_command(out_dir, limit, text_limit, mode, image_sets, device, workers):
+    """The main job on the built-in data: data sets, features, word vectors, Im2Vec, evaluation
+    against baselines and an HTML report. A second run reuses every finished step."""
+    from gensim_im2vec.pipeline import DemoConfig, run_demo
+
+    cfg = DemoConfig(out_dir=out_dir, limit=limit, text_limit=text_limit, mode=mode, device=device,
+                     workers=workers, image_sets=tuple(s.strip() for s in image_sets.split(",") if s.strip()))
+    try:
+        run_demo(cfg, echo=click.echo)
+    except (ValueError, OSError) as e:
+        raise click.ClickException(str(e)) from e
+
+
 if __name__ == "__main__":
     main()

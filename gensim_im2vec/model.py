@@ -903,7 +903,7 @@ class Im2Vec(Word2Vec):
             scores += self.negative_log_prior()[1]
         return scores, [self.wv.index_to_key[i] for i in word_idx]
 
-    def predict_tags(self, features, topn: int = 10, calibrated: bool = False):
+    def predict_tags(self, features, topn: int = 10, calibrated: bool = False, vocabulary: str = "tags"):
         """Rank words for images by the trained score ``σ(h · v_o)`` (the objective's tag predictor).
 
         Parameters
@@ -913,17 +913,27 @@ class Im2Vec(Word2Vec):
         calibrated : bool
             Rank by ``h·v_o + log P_n(w)`` (see :meth:`tag_scores`); the reported numbers stay
             ``σ(h·v_o)``.
+        vocabulary : {"tags", "words"}
+            "tags" (default): rank the words seen in image documents (the tag vocabulary; in
+            two-stage training the rest of a text vocabulary never met an image, and its output
+            vectors say nothing about images). "words": every word.
 
         Returns
         -------
         list of (word, probability) for one image, or a list of such lists for a batch.
         """
+        if vocabulary not in ("tags", "words"):
+            raise ValueError(f"vocabulary must be 'tags' or 'words', got {vocabulary!r}.")
         single = np.asarray(features).ndim == 1
         scores, words = self.tag_scores(features)
         rank = scores + self.negative_log_prior()[1] if calibrated else scores
+        if vocabulary == "tags" and self.image_tag_counts:
+            keep = np.array([w in self.image_tag_counts for w in words])
+            if keep.any():
+                rank = np.where(keep, rank, -np.inf)
         out = []
         for row, key in zip(scores, rank):
-            k = min(topn, len(words))
+            k = min(topn, int(np.isfinite(key).sum()))
             best = np.argpartition(-key, k - 1)[:k]
             best = best[np.argsort(-key[best], kind="stable")]
             out.append([(words[i], float(1.0 / (1.0 + np.exp(-row[i])))) for i in best])

@@ -358,8 +358,8 @@ def show_examples(cfg: DemoConfig, model_path: Path) -> str:
             out.append(_listing(f"Word: {word}  (nearest images)", model.most_similar_images(word), model))
     for key, tags in list(zip(data.test_keys, data.test_tags))[:3]:
         f = np.asarray(feats.vectors[feats.row(key)], dtype=np.float32)
-        out.append(_listing(f"Held-out image {key}  (true tags: {', '.join(tags[:8])})\n  tags by h·v_o:",
-                            model.predict_tags(f, topn=8)))
+        out.append(_listing(f"Held-out image {key}  (true tags: {', '.join(tags[:8])})\n  tags by h·v_o + log Pn:",
+                            model.predict_tags(f, topn=8, calibrated=True)))
         out.append(_listing("  nearest images:", model.similar_by_image(f, topn=5, restrict="images"), model))
     imgs = model.image_keys
     if len(imgs) > 2:

@@ -186,7 +186,7 @@ def test_word2vec_format_holds_words_and_images(tmp_path, trained):
 
 # ---------------------------------------------------------------------------- two-stage
 def test_from_word2vec_two_stage(plain):
-    text = [d[1:] for d in plain.docs] * 2
+    text = [d[1:] for d in plain.docs] * 2 + [["onlytext", "prose"]] * 5
     w2v = Word2Vec(text, vector_size=24, sg=1, min_count=1, epochs=3, workers=1, seed=1)
     image_docs = [d + ["newtag"] if i % 10 == 0 else d for i, d in enumerate(plain.docs)]
     m = Im2Vec.from_word2vec(w2v, image_features=plain.features, sentences=image_docs, epochs=10)
@@ -197,6 +197,10 @@ def test_from_word2vec_two_stage(plain):
     acc = np.mean([p[0][0] == plain.class_words[y]
                    for p, y in zip(m.predict_tags(plain.test_features, topn=1), plain.test_labels)])
     assert acc >= 0.9, acc
+    everything = m.predict_tags(plain.test_features[0], topn=len(m.wv), vocabulary="words")
+    tags_only = m.predict_tags(plain.test_features[0], topn=len(m.wv))
+    assert "onlytext" in dict(everything) and "onlytext" not in dict(tags_only)
+    assert len(tags_only) == len(m.image_tag_counts)
     # update=True adds more images/tags later
     more = [["img:1500", "class0", "brandnew"]]
     m.build_vocab(more, update=True)

@@ -1,0 +1,68 @@
+"""The demo pipeline end to end on a tiny subset of the built-in data, then again from its cache."""
+
+import json
+import os
+import shutil
+
+import pytest
+
+from gensim_im2vec.pipeline import DemoConfig, run_demo
+
+NEEDED = {
+    "openclipart-svg": "/usr/share/openclipart/svg",
+    "openclipart-png": "/usr/share/openclipart/png",
+    "fonts-noto-color-emoji": "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf",
+    "unicode-cldr-core": "/usr/share/unicode/cldr/common/annotations/en.xml",
+    "dict-wn": "/usr/share/dictd/wn.dict.dz",
+}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    missing = [pkg for pkg, path in NEEDED.items() if not os.path.exists(path)]
+    if missing:
+        pytest.skip(f"Debian packages missing: {' '.join(missing)} (make system-deps installs them)")
+    pytest.importorskip("torchvision", reason="feature extraction needs the [vision] extra")
+    out = tmp_path_factory.mktemp("demo")
+    cfg = DemoConfig(out_dir=str(out), limit=60, text_limit=3000, vector_size=32, text_epochs=1, image_epochs=3,
+                     workers=2, device="cpu")
+    lines = []
+    result = run_demo(cfg, echo=lines.append)
+    return cfg, result, lines
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end(demo):
+    cfg, result, lines = demo
+    assert os.path.exists(result["model"]) and os.path.exists(result["report"])
+    evaluation = json.load(open(os.path.join(cfg.out_dir, "evaluation", "evaluation-two-stage.json")))
+    methods = [row["method"] for row in evaluation["image_tagging"]]
+    for expected in ("Im2Vec h·v_o + log Pn", "random W", "ridge → tag vectors", "tag prior", "kNN (k=20)",
+                     "logistic (one-vs-rest)", "id-token Word2Vec"):
+        assert any(m.startswith(expected) for m in methods), (expected, methods)
+    assert "Im2Vec" in result["evaluation"] and "mAP" in result["evaluation"]
+    assert "Held-out image" in result["examples"]
+    html = open(result["report"], encoding="utf-8").read()
+    assert "<table" in html and "map.png" in html
+
+
+@pytest.mark.slow
+def test_second_run_reuses_every_step(demo):
+    cfg, result, _ = demo
+    lines = []
+    again = run_demo(cfg, echo=lines.append)
+    steps = [line for line in lines if line.startswith("[")]
+    assert steps and all("reused" in line for line in steps), steps
+    assert again["evaluation"] == result["evaluation"]
+
+
+@pytest.mark.slow
+def test_interrupted_step_reruns(demo):
+    cfg, _, _ = demo
+    record = os.path.join(cfg.out_dir, ".steps", "report-two-stage.json")
+    os.remove(record)  # as if the report step had died before writing its record
+    shutil.rmtree(os.path.join(cfg.out_dir, "report"))
+    lines = []
+    run_demo(cfg, echo=lines.append)
+    assert any(line.startswith("[report-two-stage] running") for line in lines)
+    assert sum("reused" in line for line in lines) >= 6
