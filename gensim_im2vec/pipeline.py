@@ -395,7 +395,11 @@ def write_demo_report(cfg: DemoConfig, steps: Steps, model_path: Path) -> Path:
         feats = model.features
         data = evaluation_data(cfg, feats)
         keys = data.test_keys[:: max(1, len(data.test_keys) // 60)][:60]
-        evaluation = json.loads(eval_json.read_text()) if eval_json.exists() else None
+        evaluation = None
+        if eval_json.exists():
+            ev = json.loads(eval_json.read_text())
+            evaluation = {"Image tagging (held-out images)": ev.get("image_tagging") or [],
+                          "Word similarity": ev.get("word_similarity") or []}
         words = [w for w in ("red", "dog", "cat", "car", "flower", "tree", "house", "music", "food", "star",
                              "heart", "sun") if w in model.wv]
         write_report(model, out, test_keys=keys,
