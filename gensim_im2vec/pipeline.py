@@ -249,6 +249,7 @@ def train_im2vec(cfg: DemoConfig, steps: Steps, words_path: Path) -> Path:
             model = Im2Vec.from_word2vec(Word2Vec.load(str(words_path)), image_features=feats, sentences=docs,
                                          epochs=cfg.image_epochs, workers=cfg.workers, **opts)
         elif cfg.mode == "joint":
+            opts.pop("sample", None)  # text needs gensim's frequent-word downsampling
             text = list(text_sentences(cfg))
             model = Im2Vec(text + docs * max(1, cfg.image_epochs // cfg.text_epochs), image_features=feats,
                            vector_size=cfg.vector_size, sg=1, negative=5, min_count=5, epochs=cfg.text_epochs,
@@ -387,7 +388,7 @@ def write_demo_report(cfg: DemoConfig, steps: Steps, model_path: Path) -> Path:
     from gensim_im2vec.model import Im2Vec
     from gensim_im2vec.report import write_report
 
-    out = _paths(cfg)["report"]
+    out = _paths(cfg)["report"] / cfg.mode
     eval_json = _paths(cfg)["eval"] / f"evaluation-{cfg.mode}.json"
 
     def run():

@@ -61,7 +61,7 @@ def test_interrupted_step_reruns(demo):
     cfg, _, _ = demo
     record = os.path.join(cfg.out_dir, ".steps", "report-two-stage.json")
     os.remove(record)  # as if the report step had died before writing its record
-    shutil.rmtree(os.path.join(cfg.out_dir, "report"))
+    shutil.rmtree(os.path.join(cfg.out_dir, "report", "two-stage"))
     lines = []
     run_demo(cfg, echo=lines.append)
     assert any(line.startswith("[report-two-stage] running") for line in lines)
