@@ -132,6 +132,18 @@ cdef inline double softplus(double x) noexcept nogil:
     return log1p(exp(x))
 
 
+cdef inline REAL_t score_target(Config *c, REAL_t *l1, REAL_t *out, REAL_t label) noexcept nogil:
+    """One (input, target) term of negative sampling: adds the loss, accumulates the gradient
+    w.r.t. the input into ``c.work`` and returns ``g`` (the caller updates the target)."""
+    cdef int size = c.size
+    cdef double fd = sdot(&size, l1, &ONE, out, &ONE)
+    cdef REAL_t g = (label - <REAL_t>(1.0 / (1.0 + exp(-fd)))) * c.alpha
+    if c.compute_loss:
+        c.loss += softplus(-fd) if label > 0 else softplus(fd)
+    saxpy(&size, &g, out, &ONE, c.work, &ONE)
+    return g
+
+
 cdef inline void negative_sampling(Config *c, REAL_t *l1, int32_t target, int tslot,
                                    int use_tags) noexcept nogil:
     """One positive target plus ``negative`` noise words against input ``l1``.
@@ -142,8 +154,7 @@ cdef inline void negative_sampling(Config *c, REAL_t *l1, int32_t target, int ts
     """
     cdef int d, size = c.size
     cdef int32_t w
-    cdef REAL_t label, f, g
-    cdef double fd
+    cdef REAL_t label, g
     cdef REAL_t *out
     for d in range(c.negative + 1):
         if d == 0:
@@ -159,15 +170,7 @@ cdef inline void negative_sampling(Config *c, REAL_t *l1, int32_t target, int ts
                 continue
             label = 0.0
             out = c.syn1neg + <int64_t>w * size
-        f = sdot(&size, l1, &ONE, out, &ONE)
-        fd = f
-        g = (label - <REAL_t>(1.0 / (1.0 + exp(-fd)))) * c.alpha
-        if c.compute_loss:
-            if d == 0:
-                c.loss += softplus(-fd)
-            else:
-                c.loss += softplus(fd)
-        saxpy(&size, &g, out, &ONE, c.work, &ONE)
+        g = score_target(c, l1, out, label)
         if d == 0 and tslot >= 0:
             if c.train_images:
                 saxpy(&size, &g, l1, &ONE, c.E + <int64_t>tslot * size, &ONE)
@@ -182,8 +185,7 @@ cdef inline void input_head_sampling(Config *c, REAL_t *h, int32_t target) noexc
     vectors learn when ``train_words`` (times their lockf)."""
     cdef int d, size = c.size
     cdef int32_t w
-    cdef REAL_t label, f, g, gl
-    cdef double fd
+    cdef REAL_t label, g, gl
     cdef REAL_t *out
     for d in range(c.negative + 1):
         if d == 0:
@@ -195,12 +197,7 @@ cdef inline void input_head_sampling(Config *c, REAL_t *h, int32_t target) noexc
                 continue
             label = 0.0
         out = c.syn0 + <int64_t>w * size
-        f = sdot(&size, h, &ONE, out, &ONE)
-        fd = f
-        g = (label - <REAL_t>(1.0 / (1.0 + exp(-fd)))) * c.alpha
-        if c.compute_loss:
-            c.loss += softplus(-fd) if d == 0 else softplus(fd)
-        saxpy(&size, &g, out, &ONE, c.work, &ONE)
+        g = score_target(c, h, out, label)
         if c.train_words:
             gl = g * c.lockf[w % c.lockf_len]
             if gl != 0:

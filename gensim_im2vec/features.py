@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import hashlib
 import logging
 import math
 import os
@@ -90,6 +89,7 @@ from gensim_im2vec.store import (
     _read_json,
 )
 from gensim_im2vec.validation import l2_normalize
+from gensim_im2vec.weights import _sha256
 
 logger = logging.getLogger(__name__)
 
@@ -396,14 +396,6 @@ def _check_arch(arch: str) -> None:
             f"arch: {arch!r} is not a torchvision classification model.{_close(arch, names)} "
             f"All names: torchvision.models.list_models(module=torchvision.models)."
         )
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _resolve_weights(arch: str, weights):
