@@ -50,7 +50,7 @@ def trained(tmp_path_factory):
         colour = key.split(":")[1].split("/")[0]
         docs.append([key, *TAGS[colour]])
     model = Im2Vec(docs * 4, image_features=store, vector_size=16, sg=1, min_count=1, epochs=20, sample=0,
-                   workers=1, seed=1)
+                   workers=1, seed=1, image_context="document")  # every tag pairs with its image
     path = root / "m.model"
     model.save(str(path))
     # an image file never seen in training
