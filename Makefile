@@ -41,7 +41,8 @@ test: venv build
 	$(PY) -m pytest -q tests
 
 demo: system-deps venv build
-	$(PY) -m gensim_im2vec.cli -v demo --out demo_output
+	$(PY) -m gensim_im2vec.cli demo --out demo_output
+	$(PY) -m gensim_im2vec.cli demo --out demo_output --mode joint
 
 demo-synthetic: venv build
 	$(PY) examples/synthetic_demo.py
