@@ -53,8 +53,10 @@ def reference_job(syn0, syn1, W, V, lockf, tokens, slots, bounds, tables, p, nex
                 label = 0.0
                 out = syn1[w]
             f = float(l1 @ out)
-            g = (label - 1.0 / (1.0 + np.exp(-f))) * p["alpha"]
             loss += np.logaddexp(0, -f) if d == 0 else np.logaddexp(0, f)
+            if abs(f) >= 6:  # gensim's MAX_EXP: a saturated term makes no update
+                continue
+            g = (label - 1.0 / (1.0 + np.exp(-f))) * p["alpha"]
             work += g * out
             if d == 0 and tslot >= 0:
                 if p["train_images"]:
@@ -75,8 +77,10 @@ def reference_job(syn0, syn1, W, V, lockf, tokens, slots, bounds, tables, p, nex
                     continue
                 label = 0.0
             f = float(l1 @ syn0[w])
-            g = (label - 1.0 / (1.0 + np.exp(-f))) * p["alpha"]
             loss += np.logaddexp(0, -f) if d == 0 else np.logaddexp(0, f)
+            if abs(f) >= 6:
+                continue
+            g = (label - 1.0 / (1.0 + np.exp(-f))) * p["alpha"]
             work += g * syn0[w]
             if p["train_words"]:
                 syn0[w] += g * lockf[w % len(lockf)] * l1
