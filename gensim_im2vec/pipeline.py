@@ -361,6 +361,8 @@ def show_examples(cfg: DemoConfig, model_path: Path) -> str:
         f = np.asarray(feats.vectors[feats.row(key)], dtype=np.float32)
         out.append(_listing(f"Held-out image {key}  (true tags: {', '.join(tags[:8])})\n  tags by h·v_o + log Pn:",
                             model.predict_tags(f, topn=8, calibrated=True)))
+        out.append(_listing("  nearest words (cosine in the joint space):",
+                            model.similar_by_image(f, topn=5, restrict="words"), model))
         out.append(_listing("  nearest images:", model.similar_by_image(f, topn=5, restrict="images"), model))
     imgs = model.image_keys
     if len(imgs) > 2:
