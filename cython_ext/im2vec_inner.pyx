@@ -103,6 +103,7 @@ cdef struct Config:
     int n_bounds
     const int32_t *rwin
     int doc_ctx
+    int32_t *ctx
     const int32_t *img_pos
     const int32_t *img_bounds
 
@@ -281,95 +282,74 @@ cdef inline void sg_pair(Config *c, int i, int j, int tslot) noexcept nogil:
     apply_input_gradient(c, j, c.work)
 
 
+cdef inline int collect_contexts(Config *c, int s, int i, int start, int end) noexcept nogil:
+    """Fill ``c.ctx`` with the context positions of centre ``i`` in chunk ``s``: the (randomly
+    shrunk) window, then, with document context, the chunk's images outside it. Returns the count."""
+    cdef int j, k, n = 0
+    cdef int b = c.rwin[i]
+    cdef int lo = i - c.window + b
+    cdef int hi = i + c.window + 1 - b
+    if lo < start:
+        lo = start
+    if hi > end:
+        hi = end
+    for j in range(lo, hi):
+        if j != i:
+            c.ctx[n] = j
+            n += 1
+    if c.doc_ctx:  # images outside the window still see every token of their document
+        for k in range(c.img_bounds[s], c.img_bounds[s + 1]):
+            j = c.img_pos[k]
+            if j != i and not (lo <= j < hi):
+                c.ctx[n] = j
+                n += 1
+    return n
+
+
 cdef void run_sg(Config *c) noexcept nogil:
-    cdef int s, i, j, k, start, end, lo, hi, b, tslot
+    cdef int s, i, j, k, n, tslot
     for s in range(c.n_bounds - 1):
-        start = c.bounds[s]
-        end = c.bounds[s + 1]
-        for i in range(start, end):
+        for i in range(c.bounds[s], c.bounds[s + 1]):
             tslot = c.slots[i]
             if tslot >= 0 and not c.tied:
                 continue  # an image has no output vector of its own
-            b = c.rwin[i]
-            lo = i - c.window + b
-            if lo < start:
-                lo = start
-            hi = i + c.window + 1 - b
-            if hi > end:
-                hi = end
-            for j in range(lo, hi):
-                if j == i:
-                    continue
+            n = collect_contexts(c, s, i, c.bounds[s], c.bounds[s + 1])
+            for k in range(n):
+                j = c.ctx[k]
                 if c.per_pair and c.slots[j] >= 0:
                     per_pair_image(c, j, c.tokens[i])
-                    continue
-                sg_pair(c, i, j, tslot)
-            if c.doc_ctx:  # images outside the window still see every token of their document
-                for k in range(c.img_bounds[s], c.img_bounds[s + 1]):
-                    j = c.img_pos[k]
-                    if j == i or (lo <= j < hi):
-                        continue
-                    if c.per_pair:
-                        per_pair_image(c, j, c.tokens[i])
-                    else:
-                        sg_pair(c, i, j, tslot)
+                else:
+                    sg_pair(c, i, j, tslot)
 
 
 cdef void run_cbow(Config *c) noexcept nogil:
-    cdef int s, i, j, k, start, end, lo, hi, b, tslot, count, has_image
+    cdef int s, i, j, k, n, tslot, has_image
     cdef int size = c.size
     cdef REAL_t inv
     for s in range(c.n_bounds - 1):
-        start = c.bounds[s]
-        end = c.bounds[s + 1]
-        for i in range(start, end):
+        for i in range(c.bounds[s], c.bounds[s + 1]):
             tslot = c.slots[i]
             if tslot >= 0 and not c.tied:
                 continue
-            b = c.rwin[i]
-            lo = i - c.window + b
-            if lo < start:
-                lo = start
-            hi = i + c.window + 1 - b
-            if hi > end:
-                hi = end
+            n = collect_contexts(c, s, i, c.bounds[s], c.bounds[s + 1])
+            if n == 0:
+                continue
             memset(c.neu1, 0, size * sizeof(REAL_t))
-            count = 0
             has_image = 0
-            for j in range(lo, hi):
-                if j == i:
-                    continue
-                count += 1
+            for k in range(n):
+                j = c.ctx[k]
                 if c.slots[j] >= 0:
                     has_image = 1
                 saxpy(&size, &ONEF, input_vector(c, j), &ONE, c.neu1, &ONE)
-            if c.doc_ctx:
-                for k in range(c.img_bounds[s], c.img_bounds[s + 1]):
-                    j = c.img_pos[k]
-                    if j == i or (lo <= j < hi):
-                        continue
-                    count += 1
-                    has_image = 1
-                    saxpy(&size, &ONEF, input_vector(c, j), &ONE, c.neu1, &ONE)
-            if count == 0:
-                continue
-            inv = 1.0 / count
+            inv = 1.0 / n
             if c.cbow_mean:
                 sscal(&size, &inv, c.neu1, &ONE)
             memset(c.work, 0, size * sizeof(REAL_t))
             negative_sampling(c, c.neu1, c.tokens[i], tslot, c.tag_negatives and has_image)
             if not c.cbow_mean:  # gensim: a summed window shares the error
                 sscal(&size, &inv, c.work, &ONE)
-            for j in range(lo, hi):
-                if j == i:
-                    continue
-                apply_input_gradient(c, j, c.work)
-            if c.doc_ctx:
-                for k in range(c.img_bounds[s], c.img_bounds[s + 1]):
-                    j = c.img_pos[k]
-                    if j == i or (lo <= j < hi):
-                        continue
-                    apply_input_gradient(c, j, c.work)
+            for k in range(n):
+                apply_input_gradient(c, c.ctx[k], c.work)
 
 
 def prepare_job(sentences, dict key_to_index, const uint32_t[::1] sample_ints,
@@ -538,6 +518,9 @@ def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] loc
     cdef int32_t[::1] img_bounds = img_bounds_arr
     c.img_pos = &img_pos[0]
     c.img_bounds = &img_bounds[0]
+    ctx_arr = np.empty(2 * window + (len(img_pos_arr) if c.doc_ctx else 0) + 1, dtype=np.int32)
+    cdef int32_t[::1] ctx = ctx_arr
+    c.ctx = &ctx[0]
     c.wneg_idx = &wneg_idx[0]
     c.wneg_cum = &wneg_cum[0]
     c.wneg_n = wneg_idx.shape[0]
