@@ -119,3 +119,18 @@ def test_bad_arguments(setup, tmp_path):
         export_projector(model, tmp_path / "x", images=root / "photos", thumbnail=MAX_SPRITE_SIDE // 5)
     with pytest.raises(ValueError, match="nothing to export"):
         export_projector(model, tmp_path / "x", keys=["red"], restrict="images")
+
+
+def test_config_is_read_by_tensorboards_projector_schema(setup, tmp_path):
+    """TensorBoard's own ProjectorConfig message parses the config (what its projector plugin reads)."""
+    pb = pytest.importorskip("tensorboard.plugins.projector.projector_config_pb2",
+                             reason="tensorboard is not installed (pip install tensorboard)")
+    from google.protobuf import text_format
+
+    model, root = setup
+    res = export_projector(model, tmp_path / "p", images=root / "photos", thumbnail=(16, 12))
+    config = text_format.Parse(res.config.read_text(), pb.ProjectorConfig())
+    (emb,) = config.embeddings
+    assert emb.tensor_path == "vectors.tsv" and emb.metadata_path == "metadata.tsv"
+    assert emb.sprite.image_path == "sprite.png" and list(emb.sprite.single_image_dim) == [16, 12]
+    assert (tmp_path / "p" / emb.tensor_path).exists() and (tmp_path / "p" / emb.sprite.image_path).exists()
