@@ -50,18 +50,15 @@ class ImageFeatures:
 
     def __init__(self, keys: Sequence[str], vectors: np.ndarray, *, name: str = "image_features",
                  metadata: dict | None = None, key_to_index: Mapping[str, int] | None = None):
-        self.checked = True
-        if isinstance(vectors, np.memmap) and vectors.ndim == 2 and vectors.dtype in (np.float16, np.float32):
-            arr = vectors  # a memory-mapped store may be far larger than what a model uses:
-            self.checked = False  # its rows are checked when a vocabulary takes them (check_rows)
+        keys = list(keys)
+        self.checked = False
+        if isinstance(vectors, np.ndarray) and vectors.ndim == 2 and vectors.dtype in (np.float16, np.float32):
+            arr = vectors  # kept as given (a memmap stays a memmap); rows checked below or on use
             if arr.shape[0] == 0 or arr.shape[1] == 0:
                 raise ValueError(f"{name}: expected at least one image with at least one feature, got shape {arr.shape}.")
-        elif isinstance(vectors, np.ndarray) and vectors.ndim == 2 and vectors.dtype in (np.float16, np.float32):
-            arr = vectors
-            _check_in_chunks(arr, keys, name)
         else:
-            arr = check_features(vectors, name=name, keys=list(keys) if keys is not None else None)
-        keys = list(keys)
+            arr = check_features(vectors, name=name, keys=keys)
+            self.checked = True
         if len(keys) != arr.shape[0]:
             raise ValueError(f"{name}: {len(keys)} keys for {arr.shape[0]} feature rows; they must match one to one.")
         if key_to_index is None:
@@ -77,6 +74,11 @@ class ImageFeatures:
         self.key_to_index = dict(key_to_index)
         self.name = name
         self.metadata = dict(metadata or {})
+        # a memory-mapped store may be far larger than what a model uses: its rows are checked
+        # when a vocabulary takes them (check_rows); an in-memory array is checked now
+        if not self.checked and not isinstance(arr, np.memmap):
+            self.check_rows(np.arange(len(keys)))
+            self.checked = True
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -132,7 +134,8 @@ class ImageFeatures:
         return self.key_to_index[key]
 
     def check_rows(self, rows) -> None:
-        """Check the given rows (finite, not all zero) in chunks; a no-op once all rows were checked."""
+        """Check the given rows (finite, not all zero) chunk by chunk, in row order, so a memmap is
+        never loaded whole; a no-op once all rows were checked."""
         if self.checked:
             return
         rows = np.sort(np.asarray(rows, dtype=np.int64))
@@ -166,13 +169,3 @@ class ImageFeatures:
         if normalize:
             out *= inv[:, None]
         return out
-
-
-def _check_in_chunks(arr: np.ndarray, keys, name: str) -> None:
-    """Finite and non-zero rows, checked chunk by chunk so a memmap is never loaded whole."""
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{name}: expected at least one image with at least one feature, got shape {arr.shape}.")
-    keys = list(keys)
-    for lo in range(0, arr.shape[0], _CHECK_CHUNK):
-        block = np.asarray(arr[lo:lo + _CHECK_CHUNK])
-        check_features(block, name=name, keys=keys[lo:lo + _CHECK_CHUNK], dtype=block.dtype)

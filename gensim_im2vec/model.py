@@ -67,6 +67,7 @@ import numpy as np
 from gensim import utils
 from gensim.models.keyedvectors import KeyedVectors
 from gensim.models.word2vec import Word2Vec
+from threadpoolctl import threadpool_limits
 
 from gensim_im2vec.images import ImageFeatures
 from gensim_im2vec.validation import check_features
@@ -90,10 +91,8 @@ _CUM_DOMAIN = 2**31 - 1
 _WRITE_CHUNK = 65536
 _STATS_LOCK = threading.Lock()
 
-try:  # one BLAS thread inside each worker; gensim's worker threads give the parallelism
-    from threadpoolctl import threadpool_limits
-except ImportError:  # pragma: no cover
-    threadpool_limits = None
+_HS_WITH_IMAGES = ("hs=1 with images is not supported: the image kernel trains with negative sampling. "
+                   "Use hs=0, negative=5 (or more).")
 
 
 def _cum_table(weights: np.ndarray) -> np.ndarray:
@@ -233,10 +232,7 @@ class Im2Vec(Word2Vec):
         if image_features is not None:
             self._set_features(ImageFeatures.from_any(image_features))
             if hs:
-                raise ValueError(
-                    "hs=1 with images is not supported: the image kernel trains with negative sampling. "
-                    "Use hs=0, negative=5 (or more)."
-                )
+                raise ValueError(_HS_WITH_IMAGES)
         super().__init__(
             sentences=sentences, corpus_file=None, vector_size=vector_size, alpha=alpha, window=window,
             min_count=min_count, max_vocab_size=max_vocab_size, sample=sample, seed=seed, workers=workers,
@@ -275,11 +271,7 @@ class Im2Vec(Word2Vec):
         return self._features_cache
 
     def _set_features(self, feats: ImageFeatures) -> None:
-        if self.W is not None and feats.dim != self.W.shape[1]:
-            raise ValueError(
-                f"{feats.name}: expected features of dim {self.W.shape[1]} (the model's W), got {feats.dim}; "
-                f"re-extract them with the same model and layer, or open the matching store."
-            )
+        """Take `feats` as the model's features (build_vocab checks them against W first)."""
         self.image_vectors = feats.vectors
         self.image_feature_keys = feats.keys
         self.image_features_metadata = feats.metadata
@@ -417,10 +409,7 @@ class Im2Vec(Word2Vec):
         feats = self.features
         k2i = feats.key_to_index if feats is not None else {}
         if self.hs and any(w in k2i for w in self.raw_vocab):
-            raise ValueError(
-                "hs=1 with images is not supported: the image kernel trains with negative sampling. "
-                "Use hs=0, negative=5 (or more)."
-            )
+            raise ValueError(_HS_WITH_IMAGES)
         max_final_vocab = self.max_final_vocab
         if max_final_vocab is not None and k2i:
             # max_final_vocab counts words; images are kept on top of it
@@ -531,7 +520,7 @@ class Im2Vec(Word2Vec):
         self._check_lockf()
         has_images = bool(np.any(self._vocab_image_rows >= 0))
         if self.hs and has_images:
-            raise ValueError("hs=1 with images is not supported; use hs=0, negative=5 (or more).")
+            raise ValueError(_HS_WITH_IMAGES)
         if not self.hs:
             if self.negative <= 0:
                 raise ValueError("Im2Vec trains with negative sampling: set negative > 0 (e.g. 5).")
@@ -579,14 +568,8 @@ class Im2Vec(Word2Vec):
         )
         self._image_occurrences = 0
         start = default_timer()
-        if threadpool_limits is not None:
-            with threadpool_limits(limits=1, user_api="blas"):
-                result = super().train(
-                    corpus_iterable=corpus_iterable, total_examples=total_examples, total_words=total_words,
-                    epochs=epochs, start_alpha=start_alpha, end_alpha=end_alpha, word_count=word_count,
-                    queue_factor=queue_factor, report_delay=report_delay, compute_loss=compute_loss,
-                    callbacks=callbacks, **kwargs)
-        else:  # pragma: no cover
+        # one BLAS thread inside each worker; gensim's worker threads give the parallelism
+        with threadpool_limits(limits=1, user_api="blas"):
             result = super().train(
                 corpus_iterable=corpus_iterable, total_examples=total_examples, total_words=total_words,
                 epochs=epochs, start_alpha=start_alpha, end_alpha=end_alpha, word_count=word_count,
