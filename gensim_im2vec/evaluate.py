@@ -34,7 +34,9 @@ Scorers
 A *scorer* is any callable ``scorer(features, candidates) -> scores`` returning an array of shape
 ``(n_images, len(candidates))``; a candidate it cannot score gets ``-inf`` (ranked last, tied).
 :class:`Im2VecScorer` offers both ways of DESIGN §3 to ask which words fit an image: the trained
-score ``h · v_o`` (``scoring="output"``) and the input cosine ``cos(h, v_w)`` (``"cosine"``).
+score ``h · v_o`` (``scoring="output"``, or ``"calibrated"`` with ``+ log P_n(w)``) and the input
+cosine ``cos(h, v_w)`` (``"cosine"``); and, for words that never met an image (zero-shot tags),
+the cosine of the image's expected tag vector to the word vectors (``"expected"``, ConSE).
 The baselines are built from the training split:
 
 =============================  ====================================================================
@@ -77,7 +79,7 @@ aligned tables in the style of the slides, ``report.save_json(path)`` keeps the 
 ...                         train_features=train_features, train_tags=train_tags,
 ...                         baselines=("random", "ridge", "prior", "knn"), word_similarity=False)
 >>> [r.method for r in report.rows][:2]
-['Im2Vec h·v_o', 'Im2Vec cosine']
+['Im2Vec h·v_o + log Pn', 'Im2Vec h·v_o']
 >>> print(report.format_table())                     # doctest: +SKIP
 
 Word similarity (WordSim353, SimLex-999 and Google analogies, all bundled with gensim):
@@ -375,12 +377,15 @@ class Im2VecScorer(TagScorer):
     Parameters
     ----------
     model : Im2Vec
-    scoring : {"output", "calibrated", "cosine"}
+    scoring : {"output", "calibrated", "cosine", "expected"}
         "output": the trained score ``h · v_o`` against the words' output vectors (``syn1neg``;
         what the objective optimises, as :meth:`Im2Vec.tag_scores`). "calibrated": ``h · v_o +
         log P_n(w)``, which turns negative sampling's PMI into ``log P(w | image)`` up to a
         constant (``tag_scores(calibrated=True)``). "cosine": cosine between
         ``h`` and the words' input vectors (the slides' joint-space ``most_similar``).
+        "expected": cosine between the image's expected tag vector ``Σ P(t|image) (v̂_t − μ)``
+        and the centred word vectors (:meth:`Im2Vec.zero_shot_scores`; ConSE): the way to rank
+        words that never met an image.
     name : str, optional
         Row label (default "Im2Vec h·v_o" / "Im2Vec cosine").
 
@@ -390,10 +395,11 @@ class Im2VecScorer(TagScorer):
     def __init__(self, model, scoring: str = "output", name: str | None = None):
         labels = {"output": ("Im2Vec h·v_o", "trained score h·v_o"),
                   "calibrated": ("Im2Vec h·v_o + log Pn", "trained score plus log negative prior"),
-                  "cosine": ("Im2Vec cosine", "cosine to input word vectors")}
+                  "cosine": ("Im2Vec cosine", "cosine to input word vectors"),
+                  "expected": ("Im2Vec expected tag vector", "cosine of Σ P(t|img)·v̂_t to word vectors (ConSE)")}
         if scoring not in labels:
-            raise ValueError(f"scoring must be 'output' (h·v_o), 'calibrated' (h·v_o + log Pn) or 'cosine' "
-                             f"(input cosine), got {scoring!r}.")
+            raise ValueError(f"scoring must be 'output' (h·v_o), 'calibrated' (h·v_o + log Pn), 'cosine' "
+                             f"(input cosine) or 'expected' (expected tag vector), got {scoring!r}.")
         self.model = model
         self.scoring = scoring
         self.name = name or labels[scoring][0]
@@ -401,6 +407,11 @@ class Im2VecScorer(TagScorer):
 
     def score(self, features, candidates):
         model = self.model
+        if self.scoring == "expected":
+            k2i = model.wv.key_to_index
+            cols = [j for j, c in enumerate(candidates) if c in k2i and not model.is_image(c)]
+            scores, _ = model.zero_shot_scores(features, [candidates[j] for j in cols])
+            return _fill(len(scores), candidates, np.asarray(cols, dtype=np.int64), scores)
         H = np.atleast_2d(model.project(features))
         if self.scoring in ("output", "calibrated"):
             k2i = model.wv.key_to_index
@@ -1144,7 +1155,8 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
     Parameters
     ----------
     model : Im2Vec
-        The trained model; rows "Im2Vec h·v_o" and "Im2Vec cosine" (both ways of DESIGN §3).
+        The trained model; rows "Im2Vec h·v_o + log Pn", "Im2Vec h·v_o", "Im2Vec cosine" (the
+        ways of DESIGN §3) and "Im2Vec expected tag vector" (zero-shot through the word space).
     test_features : array_like (n_test, n_features)
         Raw features of held-out images (never in training).
     test_tags : sequence of list of str
@@ -1226,7 +1238,8 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
 
     im2vec_rows = [add("Im2Vec h·v_o + log Pn", lambda: Im2VecScorer(model, "calibrated")),
                    add("Im2Vec h·v_o", lambda: Im2VecScorer(model, "output")),
-                   add("Im2Vec cosine", lambda: Im2VecScorer(model, "cosine"))]
+                   add("Im2Vec cosine", lambda: Im2VecScorer(model, "cosine")),
+                   add("Im2Vec expected tag vector", lambda: Im2VecScorer(model, "expected"))]
     for name, sc in (scorers or {}).items():
         add(name, lambda sc=sc: sc)
 
@@ -1251,7 +1264,8 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
                 tags = [train_tags[i] for i in pick]
                 row.metrics["in_sample"] = evaluate_scores(idt.score_keys(keys, cands), tags, cands)["all"]
                 row.seconds = default_timer() - t0
-                kinds = {"Im2Vec h·v_o + log Pn": "calibrated", "Im2Vec h·v_o": "output", "Im2Vec cosine": "cosine"}
+                kinds = {"Im2Vec h·v_o + log Pn": "calibrated", "Im2Vec h·v_o": "output", "Im2Vec cosine": "cosine",
+                         "Im2Vec expected tag vector": "expected"}
                 for r in im2vec_rows:
                     sc = Im2VecScorer(model, kinds.get(r.method, "output"))
                     r.metrics["in_sample"] = evaluate_scores(sc(X_train[pick], cands), tags, cands)["all"]

@@ -886,6 +886,87 @@ class Im2Vec(Word2Vec):
             scores += self.negative_log_prior()[1]
         return scores, [self.wv.index_to_key[i] for i in word_idx]
 
+    def _tag_vocabulary(self) -> np.ndarray:
+        """Vocabulary indices of the words seen in image documents (the tags), in index order."""
+        k2i = self.wv.key_to_index
+        idx = sorted(k2i[w] for w in self.image_tag_counts if w in k2i and not self.is_image(w))
+        if not idx:
+            raise ValueError("this model has no tag vocabulary (no word was seen in a document with an image); "
+                             "train it on image documents first.")
+        return np.asarray(idx, dtype=np.int64)
+
+    def _centred_word_vectors(self, word_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Unit word vectors minus their mean (over all words, not images), and that mean."""
+        normed = self.wv.get_normed_vectors()
+        words = np.flatnonzero(self._vocab_image_rows < 0)
+        mean = normed[words].mean(axis=0)
+        return normed[word_idx] - mean, mean
+
+    def expected_tag_vectors(self, features) -> np.ndarray:
+        """Each image's expected tag vector in the word space: ``Σ_t P(t|image) (v̂_t − μ)``.
+
+        ``P(t|image)`` is the softmax of the calibrated trained score ``h·v_o + log P_n(t)`` (see
+        :meth:`tag_scores`) over the tag vocabulary (the words seen in image documents); ``v̂_t``
+        are the tags' unit input vectors and ``μ`` the mean unit word vector (skip-gram vectors
+        share a common direction; without centring it dominates every mean). This places an image
+        where its predicted tags are, in the space the words learned from text, so words that never
+        met an image can be ranked for it by cosine (ConSE, Norouzi et al. 2014): see
+        :meth:`zero_shot_scores`.
+
+        Parameters
+        ----------
+        features : array_like (n_features,) or (n_images, n_features)
+
+        Returns
+        -------
+        ndarray (n_images, vector_size), float32, unit rows
+        """
+        arr, _ = self._as_feature_matrix(features)
+        tag_idx = self._tag_vocabulary()
+        word_idx, logp = self.negative_log_prior()
+        pos = np.searchsorted(word_idx, tag_idx)
+        logits = self._project_normalized(arr).astype(np.float64) @ self.syn1neg[tag_idx].T + logp[pos]
+        logits -= logits.max(axis=1, keepdims=True)
+        prob = np.exp(logits)
+        prob /= prob.sum(axis=1, keepdims=True)
+        centred, _ = self._centred_word_vectors(tag_idx)
+        out = prob @ centred
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out.astype(REAL)
+
+    def zero_shot_scores(self, features, words: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
+        """Cosine between each image's :meth:`expected_tag_vectors` and (centred) word vectors.
+
+        The way to rank words that never appeared with an image (zero-shot tags): their output
+        vectors say nothing about images, but their input vectors sit near the tags they resemble.
+
+        Parameters
+        ----------
+        features : array_like (n_features,) or (n_images, n_features)
+        words : sequence of str, optional
+            Words to score (default: every word of the vocabulary). A key that is not a word of the
+            model raises ``KeyError`` naming it.
+
+        Returns
+        -------
+        scores : ndarray (n_images, n_words), float32
+        words : list of str, the column keys
+        """
+        if words is None:
+            word_idx = np.flatnonzero(self._vocab_image_rows < 0)
+        else:
+            if isinstance(words, str):
+                raise TypeError(f"words must be a list of words, got the str {words!r}; use [{words!r}].")
+            k2i = self.wv.key_to_index
+            bad = [w for w in words if w not in k2i or self.is_image(w)]
+            if bad:
+                raise KeyError(f"not words of this model: {bad[:5]}{' …' if len(bad) > 5 else ''}")
+            word_idx = np.asarray([k2i[w] for w in words], dtype=np.int64)
+        expected = self.expected_tag_vectors(features)
+        centred, _ = self._centred_word_vectors(word_idx)
+        centred /= np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
+        return (expected @ centred.T).astype(REAL), [self.wv.index_to_key[i] for i in word_idx]
+
     def predict_tags(self, features, topn: int = 10, calibrated: bool = False, vocabulary: str = "tags"):
         """Rank words for images by the trained score ``σ(h · v_o)`` (the objective's tag predictor).
 
@@ -896,18 +977,32 @@ class Im2Vec(Word2Vec):
         calibrated : bool
             Rank by ``h·v_o + log P_n(w)`` (see :meth:`tag_scores`); the reported numbers stay
             ``σ(h·v_o)``.
-        vocabulary : {"tags", "words"}
+        vocabulary : {"tags", "words", "unseen"}
             "tags" (default): rank the words seen in image documents (the tag vocabulary; in
             two-stage training the rest of a text vocabulary never met an image, and its output
-            vectors say nothing about images). "words": every word.
+            vectors say nothing about images). "words": every word. "unseen": only the words never
+            seen with an image, ranked by :meth:`zero_shot_scores` (the numbers are cosines).
 
         Returns
         -------
         list of (word, probability) for one image, or a list of such lists for a batch.
         """
-        if vocabulary not in ("tags", "words"):
-            raise ValueError(f"vocabulary must be 'tags' or 'words', got {vocabulary!r}.")
+        if vocabulary not in ("tags", "words", "unseen"):
+            raise ValueError(f"vocabulary must be 'tags', 'words' or 'unseen', got {vocabulary!r}.")
         single = np.asarray(features).ndim == 1
+        if vocabulary == "unseen":
+            seen = set(self.image_tag_counts)
+            unseen = [w for w in self.word_keys if w not in seen]
+            if not unseen:
+                raise ValueError("vocabulary='unseen': every word of this model was seen with an image.")
+            scores, words = self.zero_shot_scores(features, unseen)
+            out = []
+            for row in scores:
+                k = min(topn, len(words))
+                best = np.argpartition(-row, k - 1)[:k]
+                best = best[np.argsort(-row[best], kind="stable")]
+                out.append([(words[i], float(row[i])) for i in best])
+            return out[0] if single else out
         scores, words = self.tag_scores(features)
         rank = scores + self.negative_log_prior()[1] if calibrated else scores
         if vocabulary == "tags" and self.image_tag_counts:

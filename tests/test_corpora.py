@@ -1,7 +1,6 @@
 """Tests for gensim_im2vec.corpora: streaming, restartable readers on hand-made fixtures."""
 
 import bz2
-import doctest
 import gzip
 import logging
 import os
@@ -12,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from gensim_im2vec import corpora as corpora_module
 from gensim_im2vec.corpora import (
     YFCC_COLUMNS,
     FolderCorpus,
@@ -32,11 +30,6 @@ YFCC_DOCS = [
     ["sunset", "sea", "beach", "sunset", "sea", "taken", "new", "camera"],
 ]
 
-
-def test_doctests():
-    result = doctest.testmod(corpora_module)
-    assert result.attempted > 5
-    assert result.failed == 0
 
 
 def test_yfcc_column_names():

@@ -246,10 +246,3 @@ def test_cli_datasets(tmp_path):
         r = runner.invoke(main, ["datasets", "build", "emoji", str(tmp_path / "e"), "--limit", "5"])
         assert r.exit_code == 0, r.output
         assert json.loads(r.output)["images"] == 5
-
-
-def test_doctests():
-    import doctest
-
-    result = doctest.testmod(ds)
-    assert result.attempted >= 3 and result.failed == 0

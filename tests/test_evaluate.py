@@ -175,6 +175,10 @@ def test_im2vec_scorer_matches_the_models_tag_scores(setup):
     h = model.project(x[0])
     v = model.wv["class0"]
     assert cos[0, 0] == pytest.approx(h @ v / np.linalg.norm(h) / np.linalg.norm(v), rel=1e-4)
+    expected = ev.Im2VecScorer(model, "expected")(x, cands)
+    zs, _ = model.zero_shot_scores(x, ["class0", "class3"])
+    np.testing.assert_allclose(expected[:, [0, 2]], zs, rtol=1e-5)
+    assert np.all(np.isneginf(expected[:, 1]))
     with pytest.raises(ValueError, match="scoring"):
         ev.Im2VecScorer(model, "dot")
 
@@ -204,7 +208,7 @@ def test_prior_low_random_near_chance_ridge_decent(setup, report):
 
 def test_im2vec_beats_prior_and_random_w_and_ranks_unseen_tags(setup, report):
     chance_zs = _chance_map(setup, "zero_shot")
-    for name in ("Im2Vec h·v_o", "Im2Vec cosine"):
+    for name in ("Im2Vec h·v_o", "Im2Vec cosine", "Im2Vec expected tag vector"):
         row = report.row(name)
         for base in ("tag prior", "random W"):
             assert row.get("all", "map") > report.row(base).get("all", "map") + 0.2, (name, base)
@@ -267,7 +271,8 @@ def test_report_table_and_json(tmp_path, report):
     report.save_json(path)
     data = json.loads(path.read_text(encoding="utf-8"))
     names = [r["method"] for r in data["image_tagging"]]
-    assert names[:3] == ["Im2Vec h·v_o + log Pn", "Im2Vec h·v_o", "Im2Vec cosine"] and "kNN (k=20)" in names
+    assert names[:4] == ["Im2Vec h·v_o + log Pn", "Im2Vec h·v_o", "Im2Vec cosine",
+                         "Im2Vec expected tag vector"] and "kNN (k=20)" in names
     assert data["image_tagging"][0]["metrics"]["all"]["map"] == pytest.approx(report.rows[0].get("all", "map"))
     assert data["info"]["n_zero_shot_tags"] == len(ZS)
 
@@ -341,7 +346,7 @@ def test_cli_evaluate_on_a_tiny_saved_model(tmp_path):
     assert res.exit_code == 0, res.output
     assert "Im2Vec h·v_o" in res.output and "kNN (k=20)" in res.output and "ZS mAP" in res.output
     assert "cannot place unseen images" in res.output
-    assert len(json.loads(out.read_text(encoding="utf-8"))["image_tagging"]) == 9
+    assert len(json.loads(out.read_text(encoding="utf-8"))["image_tagging"]) == 10  # 4 Im2Vec rows + 6 baselines
     bad = CliRunner().invoke(main, ["evaluate", str(tmp_path / "m.model"), "--test", str(tmp_path / "test.jsonl"),
                                     "--features", str(tmp_path / "zs.txt")])
     assert bad.exit_code != 0

@@ -384,3 +384,64 @@ def test_memory_mapped_features_are_checked_only_where_the_vocabulary_uses_them(
     assert len(m.image_keys) == 2
     with pytest.raises(ValueError, match=r"NaN or inf: 'img:4'"):
         Im2Vec([["img:4", "a", "b"]], image_features=(keys, mm), **SMALL)
+
+
+# ---------------------------------------------------------------------------- zero-shot through the word space
+@pytest.fixture(scope="module")
+def two_stage_zero_shot():
+    """Two-stage: `class<c>_r1` co-occurs with `class<c>` in the text only, never with an image."""
+    data = make_corpus(n_classes=8, n_images=800, n_features=32, n_related=2, n_test=160,
+                       n_text_sentences=3000, seed=5)
+    unseen = {f"class{c}_r1" for c in range(8)}
+    text = [d for d in data.docs if not d[0].startswith("img:")]
+    images = [[w for w in d if w not in unseen] for d in data.docs if d[0].startswith("img:")]
+    w2v = Word2Vec(text, vector_size=24, sg=1, min_count=1, epochs=10, workers=1, seed=1)
+    model = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=images, epochs=15, sample=0)
+    return data, unseen, model
+
+
+def test_expected_tag_vectors_are_the_posterior_mean_of_centred_tag_vectors(two_stage_zero_shot):
+    data, _, m = two_stage_zero_shot
+    x = data.test_features[:4]
+    got = m.expected_tag_vectors(x)
+    # independent recomputation from the public calibrated scores and the word vectors
+    scores, words = m.tag_scores(x, calibrated=True)
+    tags = [j for j, w in enumerate(words) if w in m.image_tag_counts]
+    s = scores[:, tags].astype(np.float64)
+    p = np.exp(s - s.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    unit = {w: m.wv[w] / np.linalg.norm(m.wv[w]) for w in m.word_keys}
+    mean = np.mean(list(unit.values()), axis=0)
+    want = p @ np.stack([unit[words[j]] - mean for j in tags])
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    assert got.shape == (4, m.vector_size) and got.dtype == np.float32
+    np.testing.assert_allclose(m.expected_tag_vectors(x[0])[0], got[0], atol=1e-6)  # one image = a row
+
+
+def test_words_never_seen_with_an_image_are_ranked_through_the_word_space(two_stage_zero_shot):
+    data, unseen, m = two_stage_zero_shot
+    assert unseen.isdisjoint(m.image_tag_counts) and unseen <= set(m.word_keys)
+    preds = m.predict_tags(data.test_features, topn=1, vocabulary="unseen")
+    hits = np.mean([p[0][0] == f"class{y}_r1" for p, y in zip(preds, data.test_labels)])
+    assert hits >= 0.8, hits  # 8 unseen words, so chance is 1/8 at best
+    scores, cols_words = m.zero_shot_scores(data.test_features[:3], sorted(unseen))
+    assert cols_words == sorted(unseen) and scores.shape == (3, 8) and np.all(np.abs(scores) <= 1 + 1e-5)
+
+
+def test_zero_shot_inputs_are_checked(two_stage_zero_shot, plain):
+    data, _, m = two_stage_zero_shot
+    with pytest.raises(KeyError, match="nosuchword"):
+        m.zero_shot_scores(data.test_features[:1], ["class0_r1", "nosuchword"])
+    with pytest.raises(KeyError, match="img:0"):
+        m.zero_shot_scores(data.test_features[:1], ["img:0"])
+    with pytest.raises(TypeError, match=r"\['class0_r1'\]"):
+        m.zero_shot_scores(data.test_features[:1], "class0_r1")
+    with pytest.raises(ValueError, match="'unseen'"):
+        m.predict_tags(data.test_features[0], vocabulary="zero-shot")
+    with pytest.raises(ValueError, match="n_features|dimension|features"):
+        m.expected_tag_vectors(np.ones(5))
+    text_only = Im2Vec([["a", "b", "c"]] * 20, image_features={"img:x": np.ones(4)}, min_count=1, workers=1,
+                       vector_size=8, epochs=1)
+    with pytest.raises(ValueError, match="no tag vocabulary"):
+        text_only.expected_tag_vectors(np.ones(4))

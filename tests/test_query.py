@@ -1,6 +1,5 @@
 """`im2vec query`: the interactive prompt driven by scripted input (words, keys, a path, unknowns, EXIT)."""
 
-import doctest
 import io
 import re
 import subprocess
@@ -13,7 +12,6 @@ from click.testing import CliRunner
 from PIL import Image, ImageDraw
 
 from gensim_im2vec import Im2Vec
-from gensim_im2vec import query as query_module
 from gensim_im2vec.cli import main
 from gensim_im2vec.features import FeatureExtractor
 from gensim_im2vec.query import (
@@ -185,9 +183,6 @@ def test_cli_query(trained):
     assert "Word: red" in res.output and "Image file:" in res.output
     assert "Out of dictionary word: qwerty" in res.output
 
-
-def test_doctests():
-    assert doctest.testmod(query_module).failed == 0
 
 
 # --- examples/: a user's first scripts (query and end-to-end runs on fixtures) --------------------

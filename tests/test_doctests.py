@@ -1,0 +1,23 @@
+"""Every module's docstring examples run and give what they show (they are the first documentation)."""
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import gensim_im2vec
+
+MODULES = sorted(m.name for m in pkgutil.iter_modules(gensim_im2vec.__path__, "gensim_im2vec.")
+                 if not m.name.endswith("im2vec_inner"))
+
+
+def test_the_package_has_modules():
+    assert {"gensim_im2vec.model", "gensim_im2vec.evaluate", "gensim_im2vec.store"} <= set(MODULES)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_module_examples(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed in {name}"
