@@ -304,6 +304,12 @@ def evaluation_data(cfg: DemoConfig, features, min_images: int = 2) -> EvalData:
     return EvalData(list(test), list(test.values()), list(train), list(train.values()), seen + zero, zero)
 
 
+def _code(*modules: str) -> str:
+    """Digest of this package's modules: a step reruns when the code that computes it changes."""
+    here = Path(__file__).resolve().parent
+    return Steps.digest({m: hashlib.sha256((here / f"{m}.py").read_bytes()).hexdigest() for m in modules})
+
+
 def evaluate_model(cfg: DemoConfig, steps: Steps, model_path: Path, words_path: Path) -> str:
     """Run :func:`gensim_im2vec.evaluate.run_evaluation` on the held-out images; returns the table."""
     from gensim.models import Word2Vec
@@ -322,6 +328,8 @@ def evaluate_model(cfg: DemoConfig, steps: Steps, model_path: Path, words_path: 
         data = evaluation_data(cfg, feats)
         rows = lambda keys: feats.gather_normalized([feats.row(k) for k in keys])  # noqa: E731
         docs, _ = training_documents(cfg, feats)
+        if cfg.mode == "joint":  # the id-token baseline sees the image documents as often as the model did
+            docs = docs * max(1, cfg.image_epochs // cfg.text_epochs)
         report = run_evaluation(
             model, rows(data.test_keys), data.test_tags, data.candidates, zero_shot=data.zero_shot,
             train_features=rows(data.train_keys), train_tags=data.train_tags, train_keys=data.train_keys,
@@ -333,7 +341,8 @@ def evaluate_model(cfg: DemoConfig, steps: Steps, model_path: Path, words_path: 
                 "zero_shot": len(data.zero_shot)}
 
     steps.run(f"evaluate-{cfg.mode}", {"model": Steps.digest({"m": os.path.getmtime(model_path)}),
-                                       "eval_set": cfg.eval_set}, [json_path, table_path], run)
+                                       "eval_set": cfg.eval_set, "code": _code("evaluate", "model")},
+              [json_path, table_path], run)
     return table_path.read_text()
 
 
@@ -364,6 +373,17 @@ def show_examples(cfg: DemoConfig, model_path: Path) -> str:
         out.append(_listing("  nearest words (cosine in the joint space):",
                             model.similar_by_image(f, topn=5, restrict="words"), model))
         out.append(_listing("  nearest images:", model.similar_by_image(f, topn=5, restrict="images"), model))
+    zs_words = [t for t in data.zero_shot if t in model.wv.key_to_index]
+    with_zs = [(k, t) for k, t in zip(data.test_keys, data.test_tags) if set(t) & set(zs_words)]
+    for key, tags in with_zs[:2]:
+        f = np.asarray(feats.vectors[feats.row(key)], dtype=np.float32)
+        scores, words = model.zero_shot_scores(f, zs_words)
+        order = np.argsort(-scores[0], kind="stable")
+        rank = {words[i]: r + 1 for r, i in enumerate(order)}
+        own = ", ".join(f"{t} (rank {rank[t]})" for t in sorted(set(tags) & set(zs_words)))
+        out.append(_listing(f"Held-out image {key}  (its zero-shot tags: {own})"
+                            f"\n  the {len(zs_words)} zero-shot tags, by expected tag vector:",
+                            [(words[i], float(scores[0, i])) for i in order], n=5))
     imgs = model.image_keys
     if len(imgs) > 2:
         a = imgs[0]
@@ -414,7 +434,7 @@ def write_demo_report(cfg: DemoConfig, steps: Steps, model_path: Path) -> Path:
 
     steps.run(f"report-{cfg.mode}", {"model": Steps.digest({"m": os.path.getmtime(model_path)}),
                                      "eval": Steps.digest({"e": os.path.getmtime(eval_json)})
-                                     if eval_json.exists() else None},
+                                     if eval_json.exists() else None, "code": _code("report")},
               [out / "index.html"], run)
     return out / "index.html"
 
