@@ -45,9 +45,13 @@ def train_rate(docs, feats, epochs=2):
     m = Im2Vec(image_features=feats, vector_size=D, window=1, sg=1, negative=5, min_count=1, sample=0,
                workers=1, epochs=epochs, seed=1, batch_words=10000)
     m.build_vocab(docs)
-    t = time.perf_counter()
-    m.train(docs, total_examples=len(docs), epochs=epochs)
-    return time.perf_counter() - t, m._image_occurrences
+    best, occurrences = 1e9, 0
+    for _ in range(3):  # best of 3: one call is at the mercy of whatever else the machine does
+        t = time.perf_counter()
+        m.train(docs, total_examples=len(docs), epochs=epochs)
+        best = min(best, time.perf_counter() - t)
+        occurrences = m._image_occurrences  # counted per train() call
+    return best, occurrences
 
 
 def kernel_only(job, feats, F, repeats=3):
@@ -55,7 +59,7 @@ def kernel_only(job, feats, F, repeats=3):
                workers=1, seed=1)
     m.build_vocab(job)
     wv = m.wv
-    tokens, slots, bounds, rwin, rows, _ = K.prepare_job(
+    tokens, slots, bounds, rwin, rows, _, _ = K.prepare_job(
         job, wv.key_to_index, wv.expandos["sample_int"], m._vocab_image_rows, False, 1, False, 1)
     V, inv = m.features.gather(rows)
     times = {}

@@ -354,7 +354,7 @@ cdef void run_cbow(Config *c) noexcept nogil:
 
 def prepare_job(sentences, dict key_to_index, const uint32_t[::1] sample_ints,
                 const int64_t[::1] image_rows, bint sample, int window, bint shrink_windows,
-                uint64_t next_random, int max_chunk=MAX_CHUNK):
+                uint64_t next_random, int max_chunk=MAX_CHUNK, int max_images=0):
     """Turn a job's documents into the flat arrays :func:`train_job` walks.
 
     Parameters
@@ -372,11 +372,15 @@ def prepare_job(sentences, dict key_to_index, const uint32_t[::1] sample_ints,
         State of the linear congruential generator.
     max_chunk : int
         Documents longer than this (after downsampling) are split into chunks.
+    max_images : int
+        Cut the job into runs, closing a run after the document that brings it to this many image
+        tokens (0: one run). W is updated once per run; slots are numbered from 0 in each run.
 
     Returns
     -------
-    tokens : int32 (n,), slots : int32 (n,) (job-local image slot or -1), bounds : int32 (n_chunks+1,),
-    rwin : int32 (n,) (window reductions), rows : int64 (n_slots,) (feature row of each slot),
+    tokens : int32 (n,), slots : int32 (n,) (run-local image slot or -1), bounds : int32 (n_chunks+1,),
+    rwin : int32 (n,) (window reductions), rows : int64 (n_slots,) (feature row of each slot, runs
+    one after another), runs : int64 (n_runs+1, 3) (where each run starts: token, bound, row),
     next_random : int
     """
     cdef Py_ssize_t total = 0
@@ -391,7 +395,8 @@ def prepare_job(sentences, dict key_to_index, const uint32_t[::1] sample_ints,
     bounds = [0]
     rows = []
     cdef dict slot_of_row = {}
-    cdef Py_ssize_t n = 0, start = 0
+    runs = [(0, 0, 0)]
+    cdef Py_ssize_t n = 0, start = 0, run_rows = 0, run_images = 0, run_start = 0
     cdef int64_t row
     cdef int32_t idx
     cdef uint32_t r32
@@ -412,10 +417,11 @@ def prepare_job(sentences, dict key_to_index, const uint32_t[::1] sample_ints,
             if row >= 0:
                 slot = slot_of_row.get(row)
                 if slot is None:
-                    slot = len(rows)
+                    slot = len(rows) - run_rows
                     slot_of_row[row] = slot
                     rows.append(row)
                 slots[n] = slot
+                run_images += 1
             else:
                 slots[n] = -1
             n += 1
@@ -424,13 +430,21 @@ def prepare_job(sentences, dict key_to_index, const uint32_t[::1] sample_ints,
                 start = n
         if n > start:
             bounds.append(n)
+        if max_images > 0 and run_images >= max_images:
+            runs.append((n, len(bounds) - 1, len(rows)))
+            run_start = n
+            slot_of_row = {}
+            run_rows = len(rows)
+            run_images = 0
+    if run_start < n or len(runs) == 1:  # (no negative indexing: wraparound is off)
+        runs.append((n, len(bounds) - 1, len(rows)))
     cdef Py_ssize_t k
     if shrink_windows and window > 0:
         for k in range(n):
             rwin[k] = <int32_t>(((next_random >> 16) & 0xFFFFFFFF) % window)
             next_random = lcg_next(next_random)
     return (tokens_arr[:n], slots_arr[:n], np.asarray(bounds, dtype=np.int32), rwin_arr[:n],
-            np.asarray(rows, dtype=np.int64), next_random)
+            np.asarray(rows, dtype=np.int64), np.asarray(runs, dtype=np.int64), next_random)
 
 
 def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] lockf,

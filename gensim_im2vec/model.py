@@ -587,45 +587,33 @@ class Im2Vec(Word2Vec):
         draw = rnd.randint if hasattr(rnd, "randint") else rnd.integers
         return int(draw(0, 2**24)) * (2**24) + int(draw(0, 2**24))
 
-    def _image_batches(self, sentences):
-        """Cut a job into runs of documents holding at most ``image_batch`` image tokens.
+    def _do_train_job(self, sentences, alpha, inits):
+        """Train one job: prepare it (GIL held), then per run of ~``image_batch`` image tokens,
+        gather the features and run the kernel (GIL released).
 
         W is updated once per run: a whole job's worth of images (thousands) summed into one step
         overshoots when many of them look alike; runs of a few hundred keep the step stable and
-        the sgemms efficient.
+        the sgemms efficient. ``prepare_job`` cuts the runs (at document ends) in the same pass
+        that looks the tokens up.
         """
-        feats = self.features
-        limit = int(getattr(self, "image_batch", 0) or 0)
-        if feats is None or limit <= 0:
-            yield sentences
-            return
-        k2i = feats.key_to_index
-        batch, n = [], 0
-        for doc in sentences:
-            batch.append(doc)
-            n += sum(1 for tok in doc if tok in k2i)
-            if n >= limit:
-                yield batch
-                batch, n = [], 0
-        if batch:
-            yield batch
-
-    def _do_train_job(self, sentences, alpha, inits):
-        """Train one job: per run of documents, prepare (GIL held), gather features, run the
-        kernel (GIL released)."""
         if self.hs:  # text-only hierarchical softmax: gensim's own kernel
             return super()._do_train_job(sentences, alpha, inits)
-        effective = 0
-        for batch in self._image_batches(sentences):
-            effective += self._train_batch(batch, alpha, inits)
-        return effective, self._raw_word_count(sentences)
-
-    def _train_batch(self, sentences, alpha, inits) -> int:
-        work, neu1 = inits
-        tokens, slots, bounds, rwin, rows, _ = im2vec_inner.prepare_job(
+        limit = int(getattr(self, "image_batch", 0) or 0) if self.features is not None else 0
+        tokens, slots, bounds, rwin, rows, runs, _ = im2vec_inner.prepare_job(
             sentences, self.wv.key_to_index, self.wv.expandos["sample_int"], self._vocab_image_rows,
             bool(self.sample), int(self.window), bool(self.shrink_windows), self._next_seed(),
+            max_images=max(limit, 0),
         )
+        for r in range(len(runs) - 1):
+            t0, b0, r0 = (int(v) for v in runs[r])
+            t1, b1, r1 = (int(v) for v in runs[r + 1])
+            if t1 > t0:
+                self._train_run(tokens[t0:t1], slots[t0:t1], bounds[b0:b1 + 1] - t0, rwin[t0:t1],
+                                rows[r0:r1], alpha, inits)
+        return len(tokens), self._raw_word_count(sentences)
+
+    def _train_run(self, tokens, slots, bounds, rwin, rows, alpha, inits) -> None:
+        work, neu1 = inits
         n_slots = len(rows)
         size = self.layer1_size
         W = self.W if self.W is not None else np.zeros((size, 1), dtype=REAL)
@@ -658,7 +646,6 @@ class Im2Vec(Word2Vec):
             if self.compute_loss:
                 self.running_training_loss += loss
             self._image_occurrences += n_img
-        return len(tokens)
 
     def _write_image_vectors(self) -> None:
         """Write ``W · v̂`` of every vocabulary image into ``model.wv.vectors`` (in chunks)."""

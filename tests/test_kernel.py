@@ -152,7 +152,7 @@ def run_both(model, docs, cbow_mean=1, lockf=None, doc_ctx=False, heads="output"
     wv = model.wv
     if lockf is not None:
         wv.vectors_lockf = lockf
-    tokens, slots, bounds, rwin, rows, _ = K.prepare_job(
+    tokens, slots, bounds, rwin, rows, _, _ = K.prepare_job(
         docs, wv.key_to_index, wv.expandos["sample_int"], model._vocab_image_rows, False, model.window, False, 1)
     V = model.features.gather_normalized(rows)
     Vraw, inv_norms = model.features.gather(rows)
@@ -241,7 +241,7 @@ def test_cum_table_matches_formula():
 def test_prepare_job_splits_long_documents_without_cutting():
     doc = [f"w{i % 7}" for i in range(25_000)]
     k2i = {f"w{i}": i for i in range(7)}
-    tokens, slots, bounds, rwin, rows, _ = K.prepare_job(
+    tokens, slots, bounds, rwin, rows, _, _ = K.prepare_job(
         [doc, ["w1", "w2"]], k2i, np.full(7, 2**32 - 1, np.uint32), np.full(7, -1, np.int64), False, 5, True, 7)
     assert len(tokens) == 25_002  # nothing dropped
     assert list(bounds) == [0, 10_000, 20_000, 25_000, 25_002]
@@ -252,7 +252,7 @@ def test_per_pair_reference_mode_equals_batched_for_a_single_image_pair():
     model, _ = tiny_model(1, False)
     docs = [["red", "img:0"]]
     wv = model.wv
-    tokens, slots, bounds, rwin, rows, _ = K.prepare_job(
+    tokens, slots, bounds, rwin, rows, _, _ = K.prepare_job(
         docs, wv.key_to_index, wv.expandos["sample_int"], model._vocab_image_rows, False, 1, False, 1)
     V, inv = model.features.gather(rows)
     results = []

@@ -337,11 +337,25 @@ def test_missing_kernel_says_how_to_build_it():
 
 def test_image_batch_cuts_jobs_into_runs_of_images(plain):
     m = Im2Vec(image_features=plain.features, image_batch=100, **SMALL)
-    docs = plain.docs[:1000]
-    batches = list(m._image_batches(docs))
-    assert sum(len(b) for b in batches) == 1000 and len(batches) == 10
-    m.image_batch = 0
-    assert len(list(m._image_batches(docs))) == 1
+    docs = plain.docs[:1000] + [["img:0", "class0", "img:0"]]  # one image twice in the last run
+    m.build_vocab(docs)
+    wv = m.wv
+
+    def prepare(limit):
+        return K.prepare_job(docs, wv.key_to_index, wv.expandos["sample_int"], m._vocab_image_rows, False,
+                             m.window, False, 1, max_images=limit)
+
+    tokens, slots, bounds, rwin, rows, runs, _ = prepare(100)
+    assert len(runs) == 12 and runs[0].tolist() == [0, 0, 0]  # 10 runs of 100 images, then the tail
+    assert runs[-1].tolist() == [len(tokens), len(bounds) - 1, len(rows)]
+    for (t0, b0, r0), (t1, b1, r1) in zip(runs[:-1], runs[1:]):
+        s = slots[t0:t1]
+        assert bounds[b0] == t0 and bounds[b1] == t1  # runs end at document ends
+        assert s.max() == r1 - r0 - 1 and s[s >= 0].min() == 0  # slots are local to their run
+        assert [rows[r0 + x] for x in s[s >= 0]] == [m._vocab_image_rows[t] for t in tokens[t0:t1][s >= 0]]
+    assert runs[-1][2] - runs[-2][2] == 1 and np.count_nonzero(slots[runs[-2][0]:] >= 0) == 2  # shared slot
+    whole = prepare(0)
+    assert len(whole[5]) == 2 and np.array_equal(whole[0], tokens)  # one run: the same tokens
     with pytest.raises(ValueError, match="image_batch"):
         Im2Vec(image_batch=-1)
 
