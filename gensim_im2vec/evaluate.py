@@ -36,7 +36,7 @@ A *scorer* is any callable ``scorer(features, candidates) -> scores`` returning 
 :class:`Im2VecScorer` offers both ways of DESIGN §3 to ask which words fit an image: the trained
 score ``h · v_o`` (``scoring="output"``, or ``"calibrated"`` with ``+ log P_n(w)``) and the input
 cosine ``cos(h, v_w)`` (``"cosine"``); and, for words that never met an image (zero-shot tags),
-the cosine of the image's expected tag vector to the word vectors (``"expected"``, ConSE).
+the cosine of the image's place among the words to the word vectors (``"zero-shot"``).
 The baselines are built from the training split:
 
 =============================  ====================================================================
@@ -377,15 +377,16 @@ class Im2VecScorer(TagScorer):
     Parameters
     ----------
     model : Im2Vec
-    scoring : {"output", "calibrated", "cosine", "expected"}
+    scoring : {"output", "calibrated", "cosine", "zero-shot"}
         "output": the trained score ``h · v_o`` against the words' output vectors (``syn1neg``;
         what the objective optimises, as :meth:`Im2Vec.tag_scores`). "calibrated": ``h · v_o +
         log P_n(w)``, which turns negative sampling's PMI into ``log P(w | image)`` up to a
         constant (``tag_scores(calibrated=True)``). "cosine": cosine between
         ``h`` and the words' input vectors (the slides' joint-space ``most_similar``).
-        "expected": cosine between the image's expected tag vector ``Σ P(t|image) (v̂_t − μ)``
-        and the centred word vectors (:meth:`Im2Vec.zero_shot_scores`; ConSE): the way to rank
-        words that never met an image.
+        "zero-shot": cosine between the image's place among the words (:meth:`Im2Vec.zero_shot_vectors`:
+        its readout into the word space plus its expected tag vector ``Σ P(t|image) (v̂_t − μ)``)
+        and the centred word vectors (:meth:`Im2Vec.zero_shot_scores`): the way to rank words
+        that never met an image.
     name : str, optional
         Row label (default "Im2Vec h·v_o" / "Im2Vec cosine").
 
@@ -396,10 +397,10 @@ class Im2VecScorer(TagScorer):
         labels = {"output": ("Im2Vec h·v_o", "trained score h·v_o"),
                   "calibrated": ("Im2Vec h·v_o + log Pn", "trained score plus log negative prior"),
                   "cosine": ("Im2Vec cosine", "cosine to input word vectors"),
-                  "expected": ("Im2Vec expected tag vector", "cosine of Σ P(t|img)·v̂_t to word vectors (ConSE)")}
+                  "zero-shot": ("Im2Vec zero-shot", "readout + expected tag vector, cosine to word vectors")}
         if scoring not in labels:
             raise ValueError(f"scoring must be 'output' (h·v_o), 'calibrated' (h·v_o + log Pn), 'cosine' "
-                             f"(input cosine) or 'expected' (expected tag vector), got {scoring!r}.")
+                             f"(input cosine) or 'zero-shot' (word-space readout), got {scoring!r}.")
         self.model = model
         self.scoring = scoring
         self.name = name or labels[scoring][0]
@@ -407,7 +408,7 @@ class Im2VecScorer(TagScorer):
 
     def score(self, features, candidates):
         model = self.model
-        if self.scoring == "expected":
+        if self.scoring == "zero-shot":
             k2i = model.wv.key_to_index
             cols = [j for j, c in enumerate(candidates) if c in k2i and not model.is_image(c)]
             scores, _ = model.zero_shot_scores(features, [candidates[j] for j in cols])
@@ -1156,7 +1157,7 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
     ----------
     model : Im2Vec
         The trained model; rows "Im2Vec h·v_o + log Pn", "Im2Vec h·v_o", "Im2Vec cosine" (the
-        ways of DESIGN §3) and "Im2Vec expected tag vector" (zero-shot through the word space).
+        ways of DESIGN §3) and "Im2Vec zero-shot" (words that never met an image, through the word space).
     test_features : array_like (n_test, n_features)
         Raw features of held-out images (never in training).
     test_tags : sequence of list of str
@@ -1239,7 +1240,7 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
     im2vec_rows = [add("Im2Vec h·v_o + log Pn", lambda: Im2VecScorer(model, "calibrated")),
                    add("Im2Vec h·v_o", lambda: Im2VecScorer(model, "output")),
                    add("Im2Vec cosine", lambda: Im2VecScorer(model, "cosine")),
-                   add("Im2Vec expected tag vector", lambda: Im2VecScorer(model, "expected"))]
+                   add("Im2Vec zero-shot", lambda: Im2VecScorer(model, "zero-shot"))]
     for name, sc in (scorers or {}).items():
         add(name, lambda sc=sc: sc)
 
@@ -1265,7 +1266,7 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
                 row.metrics["in_sample"] = evaluate_scores(idt.score_keys(keys, cands), tags, cands)["all"]
                 row.seconds = default_timer() - t0
                 kinds = {"Im2Vec h·v_o + log Pn": "calibrated", "Im2Vec h·v_o": "output", "Im2Vec cosine": "cosine",
-                         "Im2Vec expected tag vector": "expected"}
+                         "Im2Vec zero-shot": "zero-shot"}
                 for r in im2vec_rows:
                     sc = Im2VecScorer(model, kinds.get(r.method, "output"))
                     r.metrics["in_sample"] = evaluate_scores(sc(X_train[pick], cands), tags, cands)["all"]

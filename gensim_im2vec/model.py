@@ -163,6 +163,10 @@ class Im2Vec(Word2Vec):
     image_batch : int
         Image tokens per W update (a job is cut into runs of documents holding about this many);
         0: one update per job. Larger is faster (bigger sgemms), smaller is more stable.
+    word_readout : float or None
+        After each :meth:`train`, fit the word readout (:meth:`fit_word_readout`, one more pass over
+        the corpus) with this ridge penalty; None skips it. Zero-shot ranking
+        (:meth:`zero_shot_scores`) uses it.
 
     Attributes
     ----------
@@ -182,7 +186,7 @@ class Im2Vec(Word2Vec):
         train_words: bool | str = True, train_outputs: bool = True, train_images: bool = True,
         normalize_features: bool = True, tied_image_targets: bool = False,
         image_negatives: str = "tags", image_alpha: float = 1.0, image_context: str = "window",
-        image_batch: int = 256, image_heads: str = "output",
+        image_batch: int = 256, image_heads: str = "output", word_readout: float | None = 1.0,
     ):
         if corpus_file is not None:
             raise ValueError(
@@ -219,6 +223,12 @@ class Im2Vec(Word2Vec):
         if image_heads not in ("output", "input", "both"):
             raise ValueError(f"image_heads must be 'output', 'input' or 'both', got {image_heads!r}.")
         self.image_heads = image_heads
+        if word_readout is not None and not (isinstance(word_readout, (int, float)) and math.isfinite(word_readout)
+                                             and word_readout > 0):
+            raise ValueError(f"word_readout must be a ridge penalty > 0 (e.g. 1.0) or None to skip the readout, "
+                             f"got {word_readout!r}.")
+        self.word_readout_alpha = None if word_readout is None else float(word_readout)
+        self.word_readout = None
         self.W = None
         self.image_vectors = None
         self.image_feature_keys = []
@@ -580,6 +590,12 @@ class Im2Vec(Word2Vec):
             logger.info("trained %i image occurrences in %.1fs (%.0f image tokens/s)",
                         self._image_occurrences, elapsed, self._image_occurrences / max(elapsed, 1e-9))
         self._write_image_vectors()
+        alpha_r = getattr(self, "word_readout_alpha", None)
+        if alpha_r is not None and corpus_iterable is not None and feats is not None and n_img:
+            try:
+                self.fit_word_readout(corpus_iterable, alpha=alpha_r)
+            except ValueError as err:  # e.g. text-only training of a model that has features
+                logger.info("no word readout fitted: %s", err)
         return result
 
     def _next_seed(self) -> int:
@@ -889,6 +905,133 @@ class Im2Vec(Word2Vec):
         mean = normed[words].mean(axis=0)
         return normed[word_idx] - mean, mean
 
+    def fit_word_readout(self, corpus_iterable, alpha: float = 1.0, chunk: int = 8192) -> dict:
+        """Fit the readout: a closed-form linear map from image vectors ``h`` to the centroid of
+        their documents' words in the word space. :meth:`train` calls it after every run.
+
+        For each image token of a document, the target is the mean unit input vector of the
+        document's words. The map ``A`` (vector_size × vector_size) minimises
+        ``‖(H − h̄) A − (Y − ȳ)‖² + alpha ‖A‖²``, from normal equations accumulated in one streaming
+        pass (memory independent of the corpus size). :meth:`readout_vectors` applies it. It is
+        the word-space half of :meth:`zero_shot_vectors`: the trained ``h`` predicts the tags'
+        output vectors, and the readout carries it to where words that never met an image live.
+
+        Parameters
+        ----------
+        corpus_iterable : iterable of list of str
+            Documents (images with their words); documents without an image, or without a word
+            of the vocabulary, are skipped.
+        alpha : float
+            Ridge penalty (> 0).
+        chunk : int
+            Images projected per step.
+
+        Returns
+        -------
+        dict with ``A``, ``h_mean``, ``y_mean``, ``alpha`` and ``n_images`` (also kept as
+        ``model.word_readout`` and saved with the model).
+        """
+        if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
+            raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}.")
+        if self.features is None or self.W is None:
+            raise ValueError("fit_word_readout needs a trained model with image features.")
+        start = default_timer()
+        k2i, image_rows = self.wv.key_to_index, self._vocab_image_rows
+        normed = self.wv.get_normed_vectors()
+        size = self.layer1_size
+        acc = {"hh": np.zeros((size, size)), "hy": np.zeros((size, size)), "h": np.zeros(size),
+               "y": np.zeros(size), "n": 0}
+        rows, targets = [], []
+
+        def flush():
+            if rows:
+                H = self.project_rows(np.asarray(rows, dtype=np.int64)).astype(np.float64)
+                Y = np.asarray(targets, dtype=np.float64)
+                acc["hh"] += H.T @ H
+                acc["hy"] += H.T @ Y
+                acc["h"] += H.sum(axis=0)
+                acc["y"] += Y.sum(axis=0)
+                acc["n"] += len(H)
+                rows.clear()
+                targets.clear()
+
+        for doc in corpus_iterable:
+            images, words = [], []
+            for token in doc:
+                i = k2i.get(token)
+                if i is None:
+                    continue
+                (images if image_rows[i] >= 0 else words).append(i)
+            if not images or not words:
+                continue
+            y = normed[words].mean(axis=0)
+            for i in images:
+                rows.append(image_rows[i])
+                targets.append(y)
+            if len(rows) >= chunk:
+                flush()
+        flush()
+        n = acc["n"]
+        if n < 2:
+            raise ValueError(f"the corpus has {n} image token(s) in a document with a word of the vocabulary; "
+                             "the word readout needs image documents (an image token and its tags).")
+        from scipy.linalg import solve
+
+        h_mean, y_mean = acc["h"] / n, acc["y"] / n
+        gram = acc["hh"] - n * np.outer(h_mean, h_mean) + alpha * np.eye(size)
+        A = solve(gram, acc["hy"] - n * np.outer(h_mean, y_mean), assume_a="pos")
+        self.word_readout = {"A": A.astype(REAL), "h_mean": h_mean.astype(REAL), "y_mean": y_mean.astype(REAL),
+                             "alpha": float(alpha), "n_images": int(n)}
+        logger.info("word readout: fitted on %i image occurrences in %.1fs (alpha=%g)", n,
+                    default_timer() - start, alpha)
+        return self.word_readout
+
+    def readout_vectors(self, features) -> np.ndarray:
+        """Images carried into the word space by the readout (:meth:`fit_word_readout`), centred
+        on the mean unit word vector like :meth:`expected_tag_vectors`; unit rows.
+
+        Parameters
+        ----------
+        features : array_like (n_features,) or (n_images, n_features)
+
+        Returns
+        -------
+        ndarray (n_images, vector_size), float32
+        """
+        readout = getattr(self, "word_readout", None)
+        if readout is None:
+            raise ValueError("this model has no word readout; fit one with model.fit_word_readout(documents) "
+                             "(train() does it unless word_readout=None).")
+        arr, _ = self._as_feature_matrix(features)
+        _, mean = self._centred_word_vectors(np.zeros(0, dtype=np.int64))
+        out = (self._project_normalized(arr) - readout["h_mean"]) @ readout["A"] + readout["y_mean"] - mean
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out.astype(REAL)
+
+    def zero_shot_vectors(self, features) -> np.ndarray:
+        """Where an image sits among the words, for ranking words that never met an image.
+
+        The normalised sum of :meth:`readout_vectors` (the image vector carried into the word
+        space) and :meth:`expected_tag_vectors` (the mean of its predicted tags there); the
+        expected tag vector alone when the model has no readout. Measured on the demo's held-out
+        OpenClipArt groups (two-stage, 44 zero-shot tags): zero-shot mAP 0.44 with both halves,
+        0.39 and 0.41 with either alone (README).
+
+        Parameters
+        ----------
+        features : array_like (n_features,) or (n_images, n_features)
+
+        Returns
+        -------
+        ndarray (n_images, vector_size), float32, unit rows
+        """
+        expected = self.expected_tag_vectors(features)
+        if getattr(self, "word_readout", None) is None:
+            return expected
+        out = expected + self.readout_vectors(features)
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out.astype(REAL)
+
     def expected_tag_vectors(self, features) -> np.ndarray:
         """Each image's expected tag vector in the word space: ``Σ_t P(t|image) (v̂_t − μ)``.
 
@@ -922,7 +1065,7 @@ class Im2Vec(Word2Vec):
         return out.astype(REAL)
 
     def zero_shot_scores(self, features, words: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
-        """Cosine between each image's :meth:`expected_tag_vectors` and (centred) word vectors.
+        """Cosine between each image's :meth:`zero_shot_vectors` and (centred) word vectors.
 
         The way to rank words that never appeared with an image (zero-shot tags): their output
         vectors say nothing about images, but their input vectors sit near the tags they resemble.
@@ -949,10 +1092,10 @@ class Im2Vec(Word2Vec):
             if bad:
                 raise KeyError(f"not words of this model: {bad[:5]}{' …' if len(bad) > 5 else ''}")
             word_idx = np.asarray([k2i[w] for w in words], dtype=np.int64)
-        expected = self.expected_tag_vectors(features)
+        where = self.zero_shot_vectors(features)
         centred, _ = self._centred_word_vectors(word_idx)
         centred /= np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
-        return (expected @ centred.T).astype(REAL), [self.wv.index_to_key[i] for i in word_idx]
+        return (where @ centred.T).astype(REAL), [self.wv.index_to_key[i] for i in word_idx]
 
     def predict_tags(self, features, topn: int = 10, calibrated: bool = False, vocabulary: str = "tags"):
         """Rank words for images by the trained score ``σ(h · v_o)`` (the objective's tag predictor).

@@ -259,8 +259,8 @@ def train_im2vec(cfg: DemoConfig, steps: Steps, words_path: Path) -> Path:
         model.save(str(path))
         return {"images": len(model.image_keys), "words": len(model.word_keys)}
 
-    steps.run(f"train-{cfg.mode}", {k: v for k, v in asdict(cfg).items()
-                                     if k not in ("out_dir", "device", "eval_set")}, [path], run)
+    params = {k: v for k, v in asdict(cfg).items() if k not in ("out_dir", "device", "eval_set")}
+    steps.run(f"train-{cfg.mode}", {**params, "code": _code("model")}, [path], run)
     return path
 
 
@@ -382,7 +382,7 @@ def show_examples(cfg: DemoConfig, model_path: Path) -> str:
         rank = {words[i]: r + 1 for r, i in enumerate(order)}
         own = ", ".join(f"{t} (rank {rank[t]})" for t in sorted(set(tags) & set(zs_words)))
         out.append(_listing(f"Held-out image {key}  (its zero-shot tags: {own})"
-                            f"\n  the {len(zs_words)} zero-shot tags, by expected tag vector:",
+                            f"\n  the {len(zs_words)} zero-shot tags, by model.zero_shot_scores:",
                             [(words[i], float(scores[0, i])) for i in order], n=5))
     imgs = model.image_keys
     if len(imgs) > 2:

@@ -175,7 +175,7 @@ def test_im2vec_scorer_matches_the_models_tag_scores(setup):
     h = model.project(x[0])
     v = model.wv["class0"]
     assert cos[0, 0] == pytest.approx(h @ v / np.linalg.norm(h) / np.linalg.norm(v), rel=1e-4)
-    expected = ev.Im2VecScorer(model, "expected")(x, cands)
+    expected = ev.Im2VecScorer(model, "zero-shot")(x, cands)
     zs, _ = model.zero_shot_scores(x, ["class0", "class3"])
     np.testing.assert_allclose(expected[:, [0, 2]], zs, rtol=1e-5)
     assert np.all(np.isneginf(expected[:, 1]))
@@ -208,7 +208,7 @@ def test_prior_low_random_near_chance_ridge_decent(setup, report):
 
 def test_im2vec_beats_prior_and_random_w_and_ranks_unseen_tags(setup, report):
     chance_zs = _chance_map(setup, "zero_shot")
-    for name in ("Im2Vec h·v_o", "Im2Vec cosine", "Im2Vec expected tag vector"):
+    for name in ("Im2Vec h·v_o", "Im2Vec cosine", "Im2Vec zero-shot"):
         row = report.row(name)
         for base in ("tag prior", "random W"):
             assert row.get("all", "map") > report.row(base).get("all", "map") + 0.2, (name, base)
@@ -272,7 +272,7 @@ def test_report_table_and_json(tmp_path, report):
     data = json.loads(path.read_text(encoding="utf-8"))
     names = [r["method"] for r in data["image_tagging"]]
     assert names[:4] == ["Im2Vec h·v_o + log Pn", "Im2Vec h·v_o", "Im2Vec cosine",
-                         "Im2Vec expected tag vector"] and "kNN (k=20)" in names
+                         "Im2Vec zero-shot"] and "kNN (k=20)" in names
     assert data["image_tagging"][0]["metrics"]["all"]["map"] == pytest.approx(report.rows[0].get("all", "map"))
     assert data["info"]["n_zero_shot_tags"] == len(ZS)
 

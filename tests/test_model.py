@@ -459,3 +459,48 @@ def test_zero_shot_inputs_are_checked(two_stage_zero_shot, plain):
                        vector_size=8, epochs=1)
     with pytest.raises(ValueError, match="no tag vocabulary"):
         text_only.expected_tag_vectors(np.ones(4))
+
+
+def test_word_readout_is_the_ridge_map_from_image_vectors_to_their_words(two_stage_zero_shot, tmp_path):
+    data, unseen, m = two_stage_zero_shot
+    r = m.word_readout  # fitted by train() (from_word2vec trains on the image documents)
+    docs = [d for d in data.docs if d[0].startswith("img:")]
+    assert r is not None and r["n_images"] == len(docs) and r["alpha"] == 1.0
+    # independent least squares from the model's public pieces
+    H = m.project(np.stack([data.features[d[0]] for d in docs])).astype(np.float64)
+    unit = lambda w: m.wv[w] / np.linalg.norm(m.wv[w])  # noqa: E731
+    Y = np.stack([np.mean([unit(w) for w in d[1:] if w not in unseen], axis=0) for d in docs])
+    Hc, Yc = H - H.mean(0), Y - Y.mean(0)
+    A = np.linalg.solve(Hc.T @ Hc + np.eye(H.shape[1]), Hc.T @ Yc)
+    np.testing.assert_allclose(r["A"], A, atol=2e-4)
+    np.testing.assert_allclose(r["h_mean"], H.mean(0), atol=1e-4)
+    # readout vectors: the map applied and centred on the mean unit word vector, unit rows
+    x = data.test_features[:3]
+    mean = np.mean([unit(w) for w in m.word_keys], axis=0)
+    want = (m.project(x) - H.mean(0)) @ A + Y.mean(0) - mean
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    np.testing.assert_allclose(m.readout_vectors(x), want, atol=1e-3)
+    both = m.expected_tag_vectors(x) + m.readout_vectors(x)
+    np.testing.assert_allclose(m.zero_shot_vectors(x), both / np.linalg.norm(both, axis=1, keepdims=True), atol=1e-5)
+    # it is saved with the model
+    m.save(str(tmp_path / "zs.model"))
+    again = Im2Vec.load(str(tmp_path / "zs.model"), mmap="r")
+    np.testing.assert_allclose(again.zero_shot_vectors(x), m.zero_shot_vectors(x), atol=1e-6)
+
+
+def test_without_a_readout_zero_shot_falls_back_to_the_expected_tag_vector(plain):
+    m = Im2Vec(plain.docs[:300], image_features=plain.features, word_readout=None, epochs=2, **SMALL)
+    assert m.word_readout is None
+    x = plain.test_features[:2]
+    np.testing.assert_array_equal(m.zero_shot_vectors(x), m.expected_tag_vectors(x))
+    with pytest.raises(ValueError, match="fit_word_readout"):
+        m.readout_vectors(x)
+    m.fit_word_readout(plain.docs[:300], alpha=0.5)
+    assert m.word_readout["n_images"] == 300 and m.word_readout["alpha"] == 0.5
+    assert not np.allclose(m.zero_shot_vectors(x), m.expected_tag_vectors(x))
+    with pytest.raises(ValueError, match="image documents"):
+        m.fit_word_readout([["class1", "tag2"], ["img:0"]])  # no image with a word
+    with pytest.raises(ValueError, match="alpha"):
+        m.fit_word_readout(plain.docs[:10], alpha=0)
+    with pytest.raises(ValueError, match="word_readout"):
+        Im2Vec(word_readout=-1.0)
