@@ -218,6 +218,7 @@ def training_documents(cfg: DemoConfig, features=None) -> tuple[list, dict]:
     from gensim_im2vec.datasets import load_split
 
     docs, splits = [], {}
+    held_out = zero_shot_tags(cfg)
     for name in cfg.image_sets:
         d = _paths(cfg)["data"] / name
         split = load_split(d)
@@ -230,8 +231,16 @@ def training_documents(cfg: DemoConfig, features=None) -> tuple[list, dict]:
                 logger.warning("%s: %i training images have no features (skipped by the extractor, see "
                                "its skipped.json); training on %i", name, len(keys) - len(usable), len(usable))
             keys = usable
-        docs.extend(image_documents(d, keys=keys, exclude=set(split.zero_shot_tags)))
+        docs.extend(image_documents(d, keys=keys, exclude=held_out))
     return docs, splits
+
+
+def zero_shot_tags(cfg: DemoConfig) -> set:
+    """The zero-shot tags of every image set: each is held out of every set's training documents
+    (a tag held out of OpenClipArt must not reach the model through an emoji's document either)."""
+    from gensim_im2vec.datasets import load_split
+
+    return set().union(*(load_split(_paths(cfg)["data"] / name).zero_shot_tags for name in cfg.image_sets))
 
 
 def train_im2vec(cfg: DemoConfig, steps: Steps, words_path: Path) -> Path:
@@ -256,12 +265,29 @@ def train_im2vec(cfg: DemoConfig, steps: Steps, words_path: Path) -> Path:
                            workers=cfg.workers, seed=cfg.seed, **opts)
         else:
             raise ValueError(f"mode must be 'two-stage' or 'joint', got {cfg.mode!r}.")
+        # train() fitted the word readout on the documents (tags + titles + descriptions); refit it
+        # on the tags alone: on the demo's split that ranks zero-shot tags better (README)
+        model.fit_word_readout(tag_documents(cfg, feats))
         model.save(str(path))
         return {"images": len(model.image_keys), "words": len(model.word_keys)}
 
     params = {k: v for k, v in asdict(cfg).items() if k not in ("out_dir", "device", "eval_set")}
-    steps.run(f"train-{cfg.mode}", {**params, "code": _code("model")}, [path], run)
+    steps.run(f"train-{cfg.mode}", {**params, "code": _code("model", "pipeline")}, [path], run)
     return path
+
+
+def tag_documents(cfg: DemoConfig, features) -> list:
+    """``[image, its tags…]`` of every training image with features, zero-shot tags removed."""
+    from gensim_im2vec.corpora import FolderCorpus
+    from gensim_im2vec.datasets import load_split
+
+    docs, held_out = [], zero_shot_tags(cfg)
+    for name in cfg.image_sets:
+        d = _paths(cfg)["data"] / name
+        split = load_split(d)
+        keys = {k for k in split.train if "img:" + k in features}
+        docs.extend(FolderCorpus(d, keys=keys, exclude=held_out, text_fields=(), min_tokens=2))
+    return docs
 
 
 def tag_lists(dataset_dir: str | os.PathLike, keys) -> dict[str, list[str]]:

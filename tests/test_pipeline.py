@@ -66,3 +66,19 @@ def test_interrupted_step_reruns(demo):
     run_demo(cfg, echo=lines.append)
     assert any(line.startswith("[report-two-stage] running") for line in lines)
     assert sum("reused" in line for line in lines) >= 6
+
+
+@pytest.mark.slow
+def test_zero_shot_tags_never_reach_training_and_the_readout_is_fitted_on_tags(demo):
+    from gensim_im2vec.model import Im2Vec
+    from gensim_im2vec.pipeline import tag_documents, training_documents, zero_shot_tags
+
+    cfg, result, _ = demo
+    model = Im2Vec.load(result["model"])
+    held_out = zero_shot_tags(cfg)
+    assert held_out and held_out.isdisjoint(model.image_tag_counts)  # no set leaks another's held-out tags
+    docs, _ = training_documents(cfg, model.features)
+    tags = tag_documents(cfg, model.features)
+    assert not any(w in held_out for d in docs + tags for w in d)
+    assert model.word_readout is not None and 0 < model.word_readout["n_images"] <= len(tags)
+    assert sum(len(d) for d in tags) < sum(len(d) for d in docs)  # tags only, no titles or descriptions
