@@ -898,12 +898,21 @@ class Im2Vec(Word2Vec):
                              "train it on image documents first.")
         return np.asarray(idx, dtype=np.int64)
 
+    def _word_unit_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """The words' vocabulary indices (ascending) and unit input vectors, computed in chunks
+        from ``wv.vectors``: never a normalised copy of the image rows (100M of them at scale)."""
+        idx = np.flatnonzero(self._vocab_image_rows < 0)
+        unit = np.empty((len(idx), self.wv.vector_size), dtype=REAL)
+        for lo in range(0, len(idx), _WRITE_CHUNK):
+            v = np.asarray(self.wv.vectors[idx[lo:lo + _WRITE_CHUNK]], dtype=REAL)
+            unit[lo:lo + len(v)] = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+        return idx, unit
+
     def _centred_word_vectors(self, word_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Unit word vectors minus their mean (over all words, not images), and that mean."""
-        normed = self.wv.get_normed_vectors()
-        words = np.flatnonzero(self._vocab_image_rows < 0)
-        mean = normed[words].mean(axis=0)
-        return normed[word_idx] - mean, mean
+        idx, unit = self._word_unit_vectors()
+        mean = unit.mean(axis=0)
+        return unit[np.searchsorted(idx, word_idx)] - mean, mean
 
     def fit_word_readout(self, corpus_iterable, alpha: float = 1.0, chunk: int = 8192) -> dict:
         """Fit the readout: a closed-form linear map from image vectors ``h`` to the centroid of
@@ -937,7 +946,7 @@ class Im2Vec(Word2Vec):
             raise ValueError("fit_word_readout needs a trained model with image features.")
         start = default_timer()
         k2i, image_rows = self.wv.key_to_index, self._vocab_image_rows
-        normed = self.wv.get_normed_vectors()
+        word_idx, unit = self._word_unit_vectors()
         size = self.layer1_size
         acc = {"hh": np.zeros((size, size)), "hy": np.zeros((size, size)), "h": np.zeros(size),
                "y": np.zeros(size), "n": 0}
@@ -964,7 +973,7 @@ class Im2Vec(Word2Vec):
                 (images if image_rows[i] >= 0 else words).append(i)
             if not images or not words:
                 continue
-            y = normed[words].mean(axis=0)
+            y = unit[np.searchsorted(word_idx, words)].mean(axis=0)
             for i in images:
                 rows.append(image_rows[i])
                 targets.append(y)

@@ -504,3 +504,18 @@ def test_without_a_readout_zero_shot_falls_back_to_the_expected_tag_vector(plain
         m.fit_word_readout(plain.docs[:10], alpha=0)
     with pytest.raises(ValueError, match="word_readout"):
         Im2Vec(word_readout=-1.0)
+
+
+def test_zero_shot_never_normalises_the_image_rows(two_stage_zero_shot, monkeypatch):
+    """At 100M images a normalised copy of wv.vectors would be the size of the model again."""
+    data, unseen, m = two_stage_zero_shot
+    before = m.zero_shot_scores(data.test_features[:2], sorted(unseen))[0]
+
+    def refuse():
+        raise AssertionError("get_normed_vectors() copies every image row")
+
+    monkeypatch.setattr(m.wv, "get_normed_vectors", refuse)
+    monkeypatch.setattr(m, "word_readout", m.word_readout)  # the refit below is undone after the test
+    m.fit_word_readout([d for d in data.docs if d[0].startswith("img:")][:200])
+    after = m.zero_shot_scores(data.test_features[:2], sorted(unseen))[0]
+    assert after.shape == before.shape and np.all(np.isfinite(after))
