@@ -2,18 +2,14 @@
 
 import io
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from gensim_im2vec import Im2Vec
 from gensim_im2vec.cli import main
-from gensim_im2vec.features import FeatureExtractor
 from gensim_im2vec.query import (
     PROMPT,
     QuerySession,
@@ -21,40 +17,12 @@ from gensim_im2vec.query import (
     make_featurizer,
     query_loop,
 )
-from gensim_im2vec.store import FeatureStore
 from gensim_im2vec.synthetic import make_corpus
-
-COLOURS = {"red": (220, 30, 30), "green": (30, 180, 40), "blue": (30, 60, 220)}
-TAGS = {"red": ["red", "warm", "fire"], "green": ["green", "grass", "leaf"], "blue": ["blue", "sea", "sky"]}
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A model trained on features that a tiny random-init CNN extracted from generated images."""
-    root = tmp_path_factory.mktemp("query")
-    rng = np.random.default_rng(0)
-    for colour, rgb in COLOURS.items():
-        (root / "imgs" / colour).mkdir(parents=True)
-        for i in range(6):
-            im = Image.new("RGB", (64, 64), tuple(int(v) for v in rng.integers(200, 255, 3)))
-            x, y = (int(v) for v in rng.integers(0, 24, 2))
-            ImageDraw.Draw(im).rectangle((x, y, x + 36, y + 36), fill=rgb)
-            im.save(root / "imgs" / colour / f"{i}.png")
-    fx = FeatureExtractor("resnet18", weights=None, num_workers=0, batch_size=8, progress=False,
-                          device="cpu")
-    store = fx.extract(root / "imgs", root / "store").store
-    docs = []
-    for key in store.keys:
-        colour = key.split(":")[1].split("/")[0]
-        docs.append([key, *TAGS[colour]])
-    model = Im2Vec(docs * 4, image_features=store, vector_size=16, sg=1, min_count=1, epochs=20, sample=0,
-                   workers=1, seed=1, image_context="document")  # every tag pairs with its image
-    path = root / "m.model"
-    model.save(str(path))
-    # an image file never seen in training
-    unseen = root / "unseen.png"
-    Image.new("RGB", (50, 40), COLOURS["blue"]).save(unseen)
-    return model, store, root, path, unseen
+def trained(query_model):
+    return query_model
 
 
 def _tables(text, title):
@@ -182,50 +150,3 @@ def test_cli_query(trained):
     assert res.exit_code == 0, res.output
     assert "Word: red" in res.output and "Image file:" in res.output
     assert "Out of dictionary word: qwerty" in res.output
-
-
-
-# --- examples/: a user's first scripts (query and end-to-end runs on fixtures) --------------------
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-DATA = Path(__file__).resolve().parent / "data"
-
-
-def _run_example(name, *args):
-    res = subprocess.run([sys.executable, str(EXAMPLES / name), *map(str, args)], capture_output=True, text=True,
-                         timeout=240, cwd=EXAMPLES.parent)
-    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
-    return res.stdout
-
-
-def test_example_help():  # the other examples run for real below; this one needs a CNN and images
-    assert "usage: train_folder.py" in _run_example("train_folder.py", "--help")
-
-
-def test_example_query_model(trained):
-    _, _, _, path, _ = trained  # (image files at the prompt: test_scripted_session, test_cli_query)
-    out = _run_example("query_model.py", path, "red", "green/1", "--topn", "3")
-    assert "Word: red" in out and "Image: img:green/1" in out
-    assert "as data: model.most_similar_images('red'" in out
-
-
-def test_example_yfcc100m_on_the_fixture(tmp_path):
-    out = _run_example("yfcc100m.py", DATA / "yfcc25.tsv", "--random-features", 16, "-o", tmp_path / "y.model",
-                       "--vector-size", 8, "--epochs", 2)
-    assert "4 documents" in out and "nearest images" in out
-    model = Im2Vec.load(str(tmp_path / "y.model"))
-    assert set(model.image_keys) == {"img:6985418911", "img:3049276051", "img:4172610339", "img:4444444444"}
-    assert "sunset" in model.wv and "%2c" not in " ".join(model.word_keys)  # normalised, not raw
-
-
-def test_example_two_stage(tmp_path):
-    data = make_corpus(n_classes=3, n_images=90, n_features=8, n_text_sentences=200, seed=0)
-    (tmp_path / "text.txt").write_text("".join(" ".join(d) + "\n" for d in data.docs if not d[0].startswith("img:")))
-    (tmp_path / "docs.txt").write_text("".join(" ".join(d) + "\n" for d in data.docs if d[0].startswith("img:")))
-    keys = list(data.features)
-    FeatureStore.from_arrays(tmp_path / "store", keys, np.stack([data.features[k] for k in keys]))
-    out = _run_example("two_stage.py", "--text", tmp_path / "text.txt", "--documents", tmp_path / "docs.txt",
-                       "--features", tmp_path / "store", "-o", tmp_path / "m.model", "--vector-size", 8,
-                       "--text-epochs", 2, "--epochs", 2, "--query", "class1")
-    assert "stage 2:" in out and "nearest images of 'class1'" in out
-    model = Im2Vec.load(str(tmp_path / "m.model"))
-    assert len(model.image_keys) == 90

@@ -1,0 +1,42 @@
+"""Fixtures shared by several test modules."""
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from gensim_im2vec import Im2Vec
+from gensim_im2vec.features import FeatureExtractor
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 180, 40), "blue": (30, 60, 220)}
+TAGS = {"red": ["red", "warm", "fire"], "green": ["green", "grass", "leaf"], "blue": ["blue", "sea", "sky"]}
+
+
+@pytest.fixture(scope="session")
+def query_model(tmp_path_factory):
+    """A model trained on features that a tiny random-init CNN extracted from generated images."""
+    root = tmp_path_factory.mktemp("query")
+    rng = np.random.default_rng(0)
+    for colour, rgb in COLOURS.items():
+        (root / "imgs" / colour).mkdir(parents=True)
+        for i in range(6):
+            im = Image.new("RGB", (64, 64), tuple(int(v) for v in rng.integers(200, 255, 3)))
+            x, y = (int(v) for v in rng.integers(0, 24, 2))
+            ImageDraw.Draw(im).rectangle((x, y, x + 36, y + 36), fill=rgb)
+            im.save(root / "imgs" / colour / f"{i}.png")
+    fx = FeatureExtractor("resnet18", weights=None, num_workers=0, batch_size=8, progress=False,
+                          device="cpu")
+    store = fx.extract(root / "imgs", root / "store").store
+    docs = []
+    for key in store.keys:
+        colour = key.split(":")[1].split("/")[0]
+        docs.append([key, *TAGS[colour]])
+    model = Im2Vec(docs * 4, image_features=store, vector_size=16, sg=1, min_count=1, epochs=20, sample=0,
+                   workers=1, seed=1, image_context="document")  # every tag pairs with its image
+    path = root / "m.model"
+    model.save(str(path))
+    # an image file never seen in training
+    unseen = root / "unseen.png"
+    Image.new("RGB", (50, 40), COLOURS["blue"]).save(unseen)
+    return model, store, root, path, unseen
+
+
