@@ -399,10 +399,21 @@ class QuerySession:
         if kind == "Image":
             feats = m.features
             row = feats.row(key)
-            tags = m.predict_tags(np.asarray(feats.vectors[row], dtype=np.float32), topn=self.topn)
-            parts.append(format_neighbours("Tags by trained score σ(h·v_o)", tags, self._is_image,
-                                           score_name="Probability", key_name="Tag"))
+            parts.append(self._tag_tables(np.asarray(feats.vectors[row], dtype=np.float32)))
         return "\n\n".join(parts)
+
+    def _tag_tables(self, features: np.ndarray) -> str:
+        """Tags by the trained score; beside them, when the model has words that never met an
+        image, those words ranked by :meth:`Im2Vec.zero_shot_scores`."""
+        m, n = self.model, self.topn
+        tags = format_neighbours("Tags by trained score σ(h·v_o)", m.predict_tags(features, topn=n),
+                                 self._is_image, score_name="Probability", key_name="Tag")
+        try:
+            unseen = m.predict_tags(features, topn=n, vocabulary="unseen")
+        except ValueError:  # every word met an image, or the model has no tag vocabulary
+            return tags
+        return _side_by_side(tags, format_neighbours("Words never seen with an image", unseen, self._is_image,
+                                                     score_name="Zero-shot cosine", key_name="Word"))
 
     def _answer_tokens(self, tokens: Sequence[str]) -> tuple[str, bool]:
         positive, negative, missing = [], [], []
@@ -442,8 +453,7 @@ class QuerySession:
         head = f"Image file: {path}  (placed from its features; not in the vocabulary)"
         return "\n\n".join([
             head,
-            format_neighbours("Tags by trained score σ(h·v_o)", m.predict_tags(feats, topn=n), self._is_image,
-                              score_name="Probability", key_name="Tag"),
+            self._tag_tables(feats),
             _side_by_side(
                 format_neighbours("Nearest words", m.similar_by_image(feats, topn=n, restrict="words"),
                                   self._is_image, key_name="Word"),

@@ -150,3 +150,26 @@ def test_cli_query(trained):
     assert res.exit_code == 0, res.output
     assert "Word: red" in res.output and "Image file:" in res.output
     assert "Out of dictionary word: qwerty" in res.output
+
+
+def test_image_answers_rank_words_never_seen_with_an_image():
+    from gensim.models import Word2Vec
+
+    data = make_corpus(n_classes=4, n_images=400, n_features=32, n_related=2, n_text_sentences=1500, seed=2)
+    unseen = {f"class{c}_r1" for c in range(4)}
+    text = [d for d in data.docs if not d[0].startswith("img:")]
+    images = [[w for w in d if w not in unseen] for d in data.docs if d[0].startswith("img:")]
+    w2v = Word2Vec(text, vector_size=16, sg=1, min_count=1, epochs=10, workers=1, seed=1)
+    model = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=images, epochs=15, sample=0,
+                                 image_alpha=4.0)
+    key = images[0][0]
+    cls = images[0][1]  # "class<c>"
+    answer = QuerySession(model, topn=3).answer(key)
+    zero_shot = _tables(answer, "Words never seen with an image")
+    assert len(zero_shot) == 3 and all(kind == "word" for _, kind, _ in zero_shot)
+    assert zero_shot[0][0] == f"{cls}_r1", answer
+    assert {w for w, _, _ in zero_shot}.isdisjoint(model.image_tag_counts)
+    # a model whose every word met an image shows the trained-score table alone
+    plain = QuerySession(Im2Vec(images, image_features=data.features, min_count=1, epochs=2, workers=1,
+                                vector_size=8, sample=0), topn=3).answer(key)
+    assert "Tags by trained score" in plain and "never seen" not in plain
