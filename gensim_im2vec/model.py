@@ -49,7 +49,22 @@ continue training:
 True
 
 Two-stage training: learn the word space on clean text with gensim, then learn ``W`` on the
-image corpus with the words frozen (see :meth:`Im2Vec.from_word2vec`).
+image corpus with the words frozen (see :meth:`Im2Vec.from_word2vec`). Words that only the text
+knows (never in a document with an image) are ranked for an image through the word space
+(:meth:`Im2Vec.zero_shot_scores`): here ``class<c>_r1`` co-occurs with ``class<c>`` in text only.
+
+>>> from gensim.models import Word2Vec
+>>> from gensim_im2vec.synthetic import make_corpus
+>>> data = make_corpus(n_classes=4, n_images=400, n_features=32, n_related=2, n_text_sentences=1500, seed=2)
+>>> unseen = {f"class{c}_r1" for c in range(4)}
+>>> text = [d for d in data.docs if not d[0].startswith("img:")]
+>>> image_docs = [[w for w in d if w not in unseen] for d in data.docs if d[0].startswith("img:")]
+>>> w2v = Word2Vec(text, vector_size=16, sg=1, min_count=1, epochs=10, workers=1, seed=1)
+>>> two_stage = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=image_docs, epochs=15,
+...                                  sample=0, image_alpha=4.0)
+>>> key, its_class = image_docs[0][:2]
+>>> two_stage.predict_tags(data.features[key], topn=1, vocabulary="unseen")[0][0] == its_class + "_r1"
+True
 """
 
 from __future__ import annotations
