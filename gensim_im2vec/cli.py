@@ -419,7 +419,10 @@ def index_command(model_path, output, backend, kind):
               help="Override the recorded weights: an enum name or a checkpoint file (needed when the "
                    "features came from a local checkpoint).")
 @click.option("--layer", default=None, help="Override the recorded feature layer.")
-def query_command(model_path, topn, store, device, arch, weights, layer):
+@click.option("--zero-shot-words", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A file of words (one per line) that an image's zero-shot list ranks, e.g. held-out "
+                   "tags; default: every word that never met an image.")
+def query_command(model_path, topn, store, device, arch, weights, layer, zero_shot_words):
     """Explore MODEL at a prompt: type a word, an image key or an image file path (EXIT to end).
 
     Prints the nearest words and images with their cosine; an image file is placed in the space
@@ -434,8 +437,18 @@ def query_command(model_path, topn, store, device, arch, weights, layer):
         model = Im2Vec.load(model_path, mmap="r")
     except (ValueError, TypeError, OSError) as e:
         raise click.ClickException(str(e)) from e
+    words = None
+    if zero_shot_words is not None:
+        with open(zero_shot_words, encoding="utf-8") as f:
+            words = [line.strip() for line in f if line.strip()]
+        if not words:
+            raise click.ClickException(f"{zero_shot_words}: no words in it (one word per line).")
+        missing = [w for w in words if w not in model.wv.key_to_index or model.is_image(w)]
+        if missing:
+            raise click.ClickException(f"--zero-shot-words {zero_shot_words}: {len(missing)} of {len(words)} are not "
+                                       f"words of the model, e.g. {missing[:5]}")
     stdin = None if sys.stdin.isatty() else sys.stdin
-    query_loop(model, stdin, sys.stdout, topn=topn, store=store,
+    query_loop(model, stdin, sys.stdout, topn=topn, store=store, zero_shot_words=words,
                extractor_options={"device": device, "arch": arch, "weights": weights, "layer": layer})
 
 

@@ -312,12 +312,23 @@ class QuerySession:
         The model's feature store (for its PCA), passed to :func:`make_featurizer`.
     extractor_options : dict, optional
         ``device``, ``arch``, ``weights``, ``layer`` for :func:`make_featurizer`.
+    zero_shot_words : sequence of str, optional
+        The words an image's zero-shot list ranks (e.g. held-out tags). Default: every word that
+        never met an image. A word the model does not have raises ``KeyError`` naming it.
     """
 
     def __init__(self, model, *, topn: int = 10, featurizer_factory: FeaturizerFactory | None = None,
-                 store=None, extractor_options: dict | None = None) -> None:
+                 store=None, extractor_options: dict | None = None,
+                 zero_shot_words: Sequence[str] | None = None) -> None:
         if not isinstance(topn, (int, np.integer)) or topn < 1:
             raise ValueError(f"topn must be a positive int, got {topn!r}.")
+        if zero_shot_words is not None:
+            zero_shot_words = list(dict.fromkeys(zero_shot_words))
+            missing = [w for w in zero_shot_words if w not in model.wv.key_to_index or model.is_image(w)]
+            if missing:
+                raise KeyError(f"zero-shot words the model does not have: {missing[:10]}"
+                               f"{' …' if len(missing) > 10 else ''} ({len(missing)} of {len(zero_shot_words)})")
+        self.zero_shot_words = zero_shot_words
         self.model = model
         self.topn = int(topn)
         self.store = store
@@ -409,10 +420,16 @@ class QuerySession:
         tags = format_neighbours("Tags by trained score σ(h·v_o)", m.predict_tags(features, topn=n),
                                  self._is_image, score_name="Probability", key_name="Tag")
         try:
-            unseen = m.predict_tags(features, topn=n, vocabulary="unseen")
+            if self.zero_shot_words:
+                scores, words = m.zero_shot_scores(features, self.zero_shot_words)
+                order = np.argsort(-scores[0], kind="stable")[:n]
+                unseen = [(words[i], float(scores[0, i])) for i in order]
+            else:
+                unseen = m.predict_tags(features, topn=n, vocabulary="unseen")
         except ValueError:  # every word met an image, or the model has no tag vocabulary
             return tags
-        return _side_by_side(tags, format_neighbours("Words never seen with an image", unseen, self._is_image,
+        title = "Zero-shot words" if self.zero_shot_words else "Words never seen with an image"
+        return _side_by_side(tags, format_neighbours(title, unseen, self._is_image,
                                                      score_name="Zero-shot cosine", key_name="Word"))
 
     def _answer_tokens(self, tokens: Sequence[str]) -> tuple[str, bool]:
@@ -484,7 +501,8 @@ def _read_line(stdin: TextIO | None, stdout: TextIO, prompt: str) -> str | None:
 
 def query_loop(model, stdin: TextIO | None = None, stdout: TextIO | None = None, *, topn: int = 10,
                featurizer_factory: FeaturizerFactory | None = None, store=None,
-               extractor_options: dict | None = None, prompt: str = PROMPT) -> int:
+               extractor_options: dict | None = None, prompt: str = PROMPT,
+               zero_shot_words: Sequence[str] | None = None) -> int:
     """Prompt for queries until ``EXIT`` or end of input; print each answer.
 
     Parameters
@@ -498,8 +516,8 @@ def query_loop(model, stdin: TextIO | None = None, stdout: TextIO | None = None,
         Where answers go (default ``sys.stdout``).
     topn : int
         Neighbours per table.
-    featurizer_factory, store, extractor_options
-        How image files become features; see :class:`QuerySession`.
+    featurizer_factory, store, extractor_options, zero_shot_words
+        See :class:`QuerySession`.
     prompt : str
         The prompt.
 
@@ -515,7 +533,7 @@ def query_loop(model, stdin: TextIO | None = None, stdout: TextIO | None = None,
         except ImportError:  # pragma: no cover - not on every platform
             pass
     session = QuerySession(model, topn=topn, featurizer_factory=featurizer_factory, store=store,
-                           extractor_options=extractor_options)
+                           extractor_options=extractor_options, zero_shot_words=zero_shot_words)
     answered = 0
     while True:
         line = _read_line(stdin, stdout, prompt)

@@ -173,3 +173,23 @@ def test_image_answers_rank_words_never_seen_with_an_image():
     plain = QuerySession(Im2Vec(images, image_features=data.features, min_count=1, epochs=2, workers=1,
                                 vector_size=8, sample=0), topn=3).answer(key)
     assert "Tags by trained score" in plain and "never seen" not in plain
+    # a user-given list (e.g. held-out tags) instead of the whole unseen vocabulary
+    pick = [f"{cls}_r1", "class3_r1"] if cls != "class3" else [f"{cls}_r1", "class2_r1"]
+    chosen = _tables(QuerySession(model, topn=5, zero_shot_words=pick).answer(key), "Zero-shot words")
+    assert [w for w, _, _ in chosen] == pick  # both listed, its own class first
+    with pytest.raises(KeyError, match="nosuchword"):
+        QuerySession(model, zero_shot_words=["class0_r1", "nosuchword"])
+
+
+def test_cli_query_zero_shot_words(trained, tmp_path):
+    _, _, _, path, _ = trained
+    words = tmp_path / "zs.txt"
+    words.write_text("sea\nfire\n\n")
+    res = CliRunner().invoke(main, ["query", str(path), "--topn", "3", "--zero-shot-words", str(words)],
+                             input="img:red/1\nEXIT\n")
+    assert res.exit_code == 0, res.output
+    listed = _tables(res.output, "Zero-shot words")
+    assert {w for w, _, _ in listed} == {"sea", "fire"} and listed[0][0] == "fire"  # a red image: fire first
+    words.write_text("sea\nqwerty\n")
+    res = CliRunner().invoke(main, ["query", str(path), "--zero-shot-words", str(words)], input="EXIT\n")
+    assert res.exit_code != 0 and "qwerty" in res.output and "1 of 2" in res.output
