@@ -13,7 +13,7 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 DEB_PACKAGES ?= openclipart-svg openclipart-png fonts-noto-color-emoji unicode-cldr-core unicode-data \
 	dict-gcide dict-wn dict-foldoc dict-jargon dict-devil fortunes chromium
 
-.PHONY: demo demo-synthetic test venv build system-deps lint bench clean
+.PHONY: demo demo-synthetic query test venv build system-deps lint bench clean
 
 $(VENV)/.installed: pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ test: venv build
 demo: system-deps venv build
 	$(PY) -m gensim_im2vec.cli demo --out demo_output
 	$(PY) -m gensim_im2vec.cli demo --out demo_output --mode joint
+
+query: venv build  # explore the demo's two-stage model at a prompt (after `make demo`)
+	$(PY) -m gensim_im2vec.cli query demo_output/models/im2vec-two-stage.model \
+		--zero-shot-words demo_output/zero_shot_tags.txt
 
 demo-synthetic: venv build
 	$(PY) examples/synthetic_demo.py

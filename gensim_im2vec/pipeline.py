@@ -479,5 +479,21 @@ def run_demo(cfg: DemoConfig | None = None, echo: Callable[[str], None] = print)
     echo(table)
     html = write_demo_report(cfg, steps, model)
     echo(f"report: {html}")
+    zs_path = write_zero_shot_words(cfg, model)
+    echo(f"explore: im2vec query {model} --zero-shot-words {zs_path}   (or: make query)")
     return {"words": str(words), "model": str(model), "examples": examples, "evaluation": table,
-            "report": str(html)}
+            "report": str(html), "zero_shot_words": str(zs_path)}
+
+
+def write_zero_shot_words(cfg: DemoConfig, model_path: Path) -> Path:
+    """``OUT/zero_shot_tags.txt``: the held-out tags that are words of the model, one per line
+    (for ``im2vec query --zero-shot-words``). Written atomically."""
+    from gensim_im2vec.model import Im2Vec
+
+    model = Im2Vec.load(str(model_path), mmap="r")
+    words = sorted(t for t in zero_shot_tags(cfg) if t in model.wv.key_to_index and not model.is_image(t))
+    path = Path(cfg.out_dir) / "zero_shot_tags.txt"
+    tmp = path.with_suffix(".txt.tmp")
+    tmp.write_text("".join(w + "\n" for w in words), encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -82,3 +82,5 @@ def test_zero_shot_tags_never_reach_training_and_the_readout_is_fitted_on_tags(d
     assert not any(w in held_out for d in docs + tags for w in d)
     assert model.word_readout is not None and 0 < model.word_readout["n_images"] <= len(tags)
     assert sum(len(d) for d in tags) < sum(len(d) for d in docs)  # tags only, no titles or descriptions
+    listed = open(result["zero_shot_words"], encoding="utf-8").read().split()
+    assert listed and listed == sorted(listed) and set(listed) <= held_out and all(w in model.wv for w in listed)
