@@ -364,13 +364,6 @@ def _fill(n: int, candidates: Sequence[str], cols: np.ndarray, values: np.ndarra
     return out
 
 
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return x / norms
-
-
 class Im2VecScorer(TagScorer):
     """Score candidate tags for images with a trained :class:`~gensim_im2vec.model.Im2Vec`.
 
@@ -425,7 +418,7 @@ class Im2VecScorer(TagScorer):
                 scores = scores + logp[[pos[i] for i in idx]]
             return _fill(len(H), candidates, np.asarray(cols, dtype=np.int64), scores)
         mat, cols = _word_matrix(model.wv, candidates, exclude=model.is_image)
-        return _fill(len(H), candidates, cols, _unit_rows(H) @ mat.T)
+        return _fill(len(H), candidates, cols, l2_normalize(H) @ mat.T)
 
 
 class RandomProjectionScorer(TagScorer):
@@ -453,7 +446,7 @@ class RandomProjectionScorer(TagScorer):
     def score(self, features, candidates):
         X = l2_normalize(check_features(features, dim=self.R.shape[1], name="features"))
         mat, cols = _word_matrix(self.word_vectors, candidates)
-        return _fill(len(X), candidates, cols, _unit_rows(X @ self.R.T) @ mat.T)
+        return _fill(len(X), candidates, cols, l2_normalize(X @ self.R.T) @ mat.T)
 
 
 def _clean_tags(tags: Sequence[Iterable[str]], name: str, drop: set | None = None) -> list[list[str]]:
@@ -553,7 +546,7 @@ class RidgeScorer(TagScorer):
     def score(self, features, candidates):
         P = self.project(features) - self.word_mean
         mat, cols = _word_matrix(self.word_vectors, candidates)
-        return _fill(len(P), candidates, cols, _unit_rows(P) @ _unit_rows(mat - self.word_mean).T)
+        return _fill(len(P), candidates, cols, l2_normalize(P) @ l2_normalize(mat - self.word_mean).T)
 
 
 class TagPriorScorer(TagScorer):
