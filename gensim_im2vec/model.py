@@ -110,6 +110,12 @@ _HS_WITH_IMAGES = ("hs=1 with images is not supported: the image kernel trains w
                    "Use hs=0, negative=5 (or more).")
 
 
+def _check_positive(name: str, value, hint: str = "") -> None:
+    """Raise ValueError naming `name` unless `value` is a finite real number > 0."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0{f' ({hint})' if hint else ''}, got {value!r}.")
+
+
 def _cum_table(weights: np.ndarray) -> np.ndarray:
     """Cumulative table of `weights` scaled to [0, 2**31-1] (uint32), as gensim's make_cum_table."""
     weights = np.asarray(weights, dtype=np.float64)
@@ -218,8 +224,7 @@ class Im2Vec(Word2Vec):
             raise ValueError(f"image_context must be 'document' or 'window', got {image_context!r}.")
         if train_words not in (True, False, "new"):
             raise ValueError(f"train_words must be True, False or 'new', got {train_words!r}.")
-        if not (isinstance(image_alpha, (int, float)) and math.isfinite(image_alpha) and image_alpha > 0):
-            raise ValueError(f"image_alpha must be a finite number > 0, got {image_alpha!r}.")
+        _check_positive("image_alpha", image_alpha)
         if not isinstance(image_prefix, str):
             raise TypeError(f"image_prefix must be a str, got {type(image_prefix).__name__}.")
         self.image_prefix = image_prefix
@@ -238,10 +243,8 @@ class Im2Vec(Word2Vec):
         if image_heads not in ("output", "input", "both"):
             raise ValueError(f"image_heads must be 'output', 'input' or 'both', got {image_heads!r}.")
         self.image_heads = image_heads
-        if word_readout is not None and not (isinstance(word_readout, (int, float)) and math.isfinite(word_readout)
-                                             and word_readout > 0):
-            raise ValueError(f"word_readout must be a ridge penalty > 0 (e.g. 1.0) or None to skip the readout, "
-                             f"got {word_readout!r}.")
+        if word_readout is not None:
+            _check_positive("word_readout", word_readout, "a ridge penalty such as 1.0, or None to skip the readout")
         self.word_readout_alpha = None if word_readout is None else float(word_readout)
         self.word_readout = None
         self.W = None
@@ -949,8 +952,7 @@ class Im2Vec(Word2Vec):
         dict with ``A``, ``h_mean``, ``y_mean``, ``alpha`` and ``n_images`` (also kept as
         ``model.word_readout`` and saved with the model).
         """
-        if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
-            raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}.")
+        _check_positive("alpha", alpha)
         if self.features is None or self.W is None:
             raise ValueError("fit_word_readout needs a trained model with image features.")
         start = default_timer()
