@@ -65,6 +65,7 @@ from pathlib import Path
 
 from gensim_im2vec.corpora import FolderCorpus
 from gensim_im2vec.text import Normalizer
+from gensim_im2vec.weights import file_digest
 
 __all__ = [
     "DATASETS",
@@ -143,14 +144,6 @@ def _atomic_copy(src: Path, dst: Path) -> None:
     tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
     shutil.copyfile(src, tmp)  # follows symlinks: the copy holds the bytes
     os.replace(tmp, dst)
-
-
-def _sha1_file(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _image_summary(out: Path, normalizer: Normalizer | None = None) -> dict:
@@ -317,7 +310,7 @@ def build_openclipart(
             source=str(svg),
             source_png=str(png.resolve()),
             folder=rel.parts[0] if len(rel.parts) > 1 else "",
-            sha1=_sha1_file(dst_png),
+            sha1=file_digest(dst_png, "sha1"),
         )
         _atomic_write_json(dst_json, meta)  # the item's completion marker
         built += 1
@@ -513,7 +506,7 @@ def build_emoji(
             "group": e["group"],
             "subgroup": e["subgroup"],
             "split_group": "emoji:" + emoji_base(cps),
-            "sha1": _sha1_file(dst_png),
+            "sha1": file_digest(dst_png, "sha1"),
         }
         _atomic_write_json(dst_json, meta)
         built += 1

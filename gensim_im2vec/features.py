@@ -89,7 +89,7 @@ from gensim_im2vec.store import (
     _read_json,
 )
 from gensim_im2vec.validation import l2_normalize
-from gensim_im2vec.weights import _sha256
+from gensim_im2vec.weights import file_digest
 
 logger = logging.getLogger(__name__)
 
@@ -415,7 +415,7 @@ def _resolve_weights(arch: str, weights):
         p = Path(weights)
         if not p.is_file():
             raise FileNotFoundError(f"weights: checkpoint file {str(p)!r} does not exist.")
-        digest = _sha256(p)
+        digest = file_digest(p)
         for w in enum_cls:  # the official file under another path is the same weights
             url_name = os.path.basename(w.url)
             if url_name == p.name and digest.startswith(url_name.rsplit("-", 1)[-1].split(".")[0]):

