@@ -1147,25 +1147,21 @@ class Im2Vec(Word2Vec):
             if not unseen:
                 raise ValueError("vocabulary='unseen': every word of this model was seen with an image.")
             scores, words = self.zero_shot_scores(features, unseen)
-            out = []
-            for row in scores:
-                k = min(topn, len(words))
-                best = np.argpartition(-row, k - 1)[:k]
-                best = best[np.argsort(-row[best], kind="stable")]
-                out.append([(words[i], float(row[i])) for i in best])
-            return out[0] if single else out
-        scores, words = self.tag_scores(features)
-        rank = scores + self.negative_log_prior()[1] if calibrated else scores
-        if vocabulary == "tags" and self.image_tag_counts:
-            keep = np.array([w in self.image_tag_counts for w in words])
-            if keep.any():
-                rank = np.where(keep, rank, -np.inf)
+            rank = scores  # reported as they are: cosines
+        else:
+            scores, words = self.tag_scores(features)
+            rank = scores + self.negative_log_prior()[1] if calibrated else scores
+            if vocabulary == "tags" and self.image_tag_counts:
+                keep = np.array([w in self.image_tag_counts for w in words])
+                if keep.any():
+                    rank = np.where(keep, rank, -np.inf)
         out = []
         for row, key in zip(scores, rank):
             k = min(topn, int(np.isfinite(key).sum()))
             best = np.argpartition(-key, k - 1)[:k]
             best = best[np.argsort(-key[best], kind="stable")]
-            out.append([(words[i], float(1.0 / (1.0 + np.exp(-row[i])))) for i in best])
+            out.append([(words[i], float(row[i]) if vocabulary == "unseen" else float(1.0 / (1.0 + np.exp(-row[i]))))
+                        for i in best])
         return out[0] if single else out
 
     # ------------------------------------------------------------------ persistence
