@@ -443,7 +443,7 @@ def query_command(model_path, topn, store, device, arch, weights, layer, zero_sh
             words = [line.strip() for line in f if line.strip()]
         if not words:
             raise click.ClickException(f"{zero_shot_words}: no words in it (one word per line).")
-        missing = [w for w in words if w not in model.wv.key_to_index or model.is_image(w)]
+        missing = model.unknown_words(words)
         if missing:
             raise click.ClickException(f"--zero-shot-words {zero_shot_words}: {len(missing)} of {len(words)} are not "
                                        f"words of the model, e.g. {missing[:5]}")

@@ -1084,6 +1084,11 @@ class Im2Vec(Word2Vec):
             return expected
         return l2_normalize(expected + self._readout_vectors(H, space))
 
+    def unknown_words(self, words: Iterable[str]) -> list[str]:
+        """The entries of `words` that are not words of this model (not in it, or image keys)."""
+        k2i = self.wv.key_to_index
+        return [w for w in words if w not in k2i or self.is_image(w)]
+
     def zero_shot_scores(self, features, words: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
         """Cosine between each image's :meth:`zero_shot_vectors` and (centred) word vectors.
 
@@ -1109,11 +1114,10 @@ class Im2Vec(Word2Vec):
         else:
             if isinstance(words, str):
                 raise TypeError(f"words must be a list of words, got the str {words!r}; use [{words!r}].")
-            k2i = self.wv.key_to_index
-            bad = [w for w in words if w not in k2i or self.is_image(w)]
+            bad = self.unknown_words(words)
             if bad:
                 raise KeyError(f"not words of this model: {bad[:5]}{' …' if len(bad) > 5 else ''}")
-            word_idx = np.asarray([k2i[w] for w in words], dtype=np.int64)
+            word_idx = np.asarray([self.wv.key_to_index[w] for w in words], dtype=np.int64)
         where = self._zero_shot_vectors(np.atleast_2d(self.project(features)), space)
         centred = l2_normalize(unit[np.searchsorted(idx, word_idx)] - mean)
         return (where @ centred.T).astype(REAL), [self.wv.index_to_key[i] for i in word_idx]

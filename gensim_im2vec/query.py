@@ -324,7 +324,7 @@ class QuerySession:
             raise ValueError(f"topn must be a positive int, got {topn!r}.")
         if zero_shot_words is not None:
             zero_shot_words = list(dict.fromkeys(zero_shot_words))
-            missing = [w for w in zero_shot_words if w not in model.wv.key_to_index or model.is_image(w)]
+            missing = model.unknown_words(zero_shot_words)
             if missing:
                 raise KeyError(f"zero-shot words the model does not have: {missing[:10]}"
                                f"{' …' if len(missing) > 10 else ''} ({len(missing)} of {len(zero_shot_words)})")
