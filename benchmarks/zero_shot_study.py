@@ -5,12 +5,13 @@
 The demo's split (issue 5) holds out 44 zero-shot tags that appear on test images, and one of
 them ("flag") is on half of those images, so methods within ±0.03 of each other cannot be told
 apart there. This script re-splits the demo's OpenClipArt data (same builder, other split seeds,
-a larger ``zero_shot_share``) and, for each split, holds the zero-shot tags out of every training
-document (OpenClipArt and emoji). It then trains Im2Vec two-stage on the demo's cached word
-vectors and features, with the demo's settings and the word readout refitted on tags. It
-scores the held-out images' zero-shot tags with Im2Vec's zero-shot scorer and with the ridge
-baseline fitted on the same training images. It prints both and their ratio per split, then the
-mean. The demo's own split file is not touched.
+a larger ``zero_shot_share``) and, for each split, builds the training documents, the tag
+documents and the evaluation data exactly as the demo does (its own functions, given the new
+split; every set's zero-shot tags are held out of every training document). It then trains Im2Vec
+two-stage on the demo's cached word vectors and features, with the demo's settings and the word
+readout refitted on tags. It scores the held-out images' zero-shot tags with Im2Vec's zero-shot
+scorer and with the ridge baseline fitted on the same training images, and prints both and their
+ratio per split, then the mean. The demo's own split file is not touched.
 
 Needs a finished ``make demo`` (or ``im2vec demo --out DIR``) in `--demo-dir`.
 """
@@ -23,47 +24,38 @@ from pathlib import Path
 import numpy as np
 from gensim.models import Word2Vec
 
-from gensim_im2vec.corpora import FolderCorpus
-from gensim_im2vec.datasets import load_split, make_split
+from gensim_im2vec.datasets import make_split
 from gensim_im2vec.evaluate import Im2VecScorer, RidgeScorer, evaluate_scores, words_only
 from gensim_im2vec.model import Im2Vec
-from gensim_im2vec.pipeline import DemoConfig, open_features
+from gensim_im2vec.pipeline import (
+    DemoConfig,
+    evaluation_data,
+    load_splits,
+    open_features,
+    tag_documents,
+    training_documents,
+)
 
 
 def one_split(cfg, feats, words_path, seed, share):
-    data = Path(cfg.out_dir) / "data"
-    split = make_split(data / "openclipart", zero_shot_share=share, seed=seed, write=False)
-    held = set(split.zero_shot_tags)
-    has = lambda k: "img:" + k in feats  # noqa: E731
-    train = {k for k in split.train if has(k)}
-    docs = list(FolderCorpus(data / "openclipart", keys=train, exclude=held, min_tokens=2))
-    tags = list(FolderCorpus(data / "openclipart", keys=train, exclude=held, text_fields=(), min_tokens=2))
-    train_keys, train_tags = [d[0] for d in tags], [d[1:] for d in tags]  # what ridge is fitted on
-    emoji = data / "emoji"
-    if emoji.exists():  # the emoji set trains as in the demo, minus this split's held-out tags
-        keys = {k for k in load_split(emoji).train if has(k)}
-        docs += list(FolderCorpus(emoji, keys=keys, exclude=held, min_tokens=2))
-        tags += list(FolderCorpus(emoji, keys=keys, exclude=held, text_fields=(), min_tokens=2))
-    test = {d[0]: list(dict.fromkeys(d[1:])) for d in FolderCorpus(
-        data / "openclipart", keys={k for k in split.test if has(k)}, text_fields=(), min_tokens=1)}
-    counts = Counter(t for ts in train_tags for t in ts)
-    seen = sorted(t for t, c in counts.items() if c >= 2)
-    zero = sorted(held & {t for ts in test.values() for t in ts})
-    cands = seen + zero
-    test = {k: v for k, v in test.items() if any(t in set(cands) for t in v)}
-
+    splits = load_splits(cfg)
+    splits[cfg.eval_set] = make_split(Path(cfg.out_dir) / "data" / cfg.eval_set, zero_shot_share=share, seed=seed,
+                                      write=False)
+    docs, _ = training_documents(cfg, feats, splits=splits)
+    data = evaluation_data(cfg, feats, split=splits[cfg.eval_set])
     model = Im2Vec.from_word2vec(Word2Vec.load(str(words_path)), image_features=feats, sentences=docs,
                                  epochs=cfg.image_epochs, workers=cfg.workers, word_readout=None, **cfg.im2vec)
-    model.fit_word_readout(tags)
+    model.fit_word_readout(tag_documents(cfg, feats, splits=splits))
     rows = lambda keys: feats.gather_normalized([feats.row(k) for k in keys])  # noqa: E731
-    X_test, X_train = rows(list(test)), rows(train_keys)
+    X_test, X_train = rows(data.test_keys), rows(data.train_keys)
     out = {}
     for name, scorer in (("Im2Vec zero-shot", Im2VecScorer(model, "zero-shot")),
-                         ("ridge", RidgeScorer.fit(X_train, train_tags, words_only(model)))):
-        res = evaluate_scores(scorer(X_test, cands), list(test.values()), cands, zero_shot=zero)["zero_shot"]
-        out[name] = res
-    top = Counter(t for v in test.values() for t in v if t in set(zero)).most_common(1)
-    return out, len(zero), out["ridge"]["n_images"], top[0] if top else ("-", 0)
+                         ("ridge", RidgeScorer.fit(X_train, data.train_tags, words_only(model)))):
+        out[name] = evaluate_scores(scorer(X_test, data.candidates), data.test_tags, data.candidates,
+                                    zero_shot=data.zero_shot)["zero_shot"]
+    zero = set(data.zero_shot)
+    top = Counter(t for tags in data.test_tags for t in tags if t in zero).most_common(1)
+    return out, len(data.zero_shot), out["ridge"]["n_images"], top[0] if top else ("-", 0)
 
 
 def main():

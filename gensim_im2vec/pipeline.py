@@ -111,11 +111,12 @@ class Steps:
         return result
 
 
-def image_documents(dataset_dir: str | os.PathLike, keys=None, exclude=None):
-    """Restartable training documents of a built image set (FolderCorpus, normalised tags + text)."""
+def image_documents(dataset_dir: str | os.PathLike, keys=None, exclude=None, tags_only: bool = False):
+    """Restartable training documents of a built image set (FolderCorpus, normalised tags + text;
+    with `tags_only`, the tags alone)."""
     from gensim_im2vec.corpora import FolderCorpus
 
-    return FolderCorpus(dataset_dir, keys=keys, exclude=exclude, min_tokens=2)
+    return FolderCorpus(dataset_dir, keys=keys, exclude=exclude, min_tokens=2, **({"text_fields": ()} if tags_only else {}))
 
 
 def true_tags(dataset_dir: str | os.PathLike, keys) -> dict[str, list[str]]:
@@ -212,35 +213,42 @@ def open_features(cfg: DemoConfig):
     return ImageFeatures(keys, np.concatenate(arrays), name="demo features", metadata=meta)
 
 
-def training_documents(cfg: DemoConfig, features=None) -> tuple[list, dict]:
-    """Training documents of all image sets (their train split, zero-shot tags removed; with
-    `features`, only images that have features: the extractor skips unreadable or huge files)."""
+def load_splits(cfg: DemoConfig) -> dict:
+    """``{image set: its Split}`` for every image set of the demo."""
     from gensim_im2vec.datasets import load_split
 
-    docs, splits = [], {}
-    held_out = zero_shot_tags(cfg)
-    for name in cfg.image_sets:
-        d = _paths(cfg)["data"] / name
-        split = load_split(d)
-        splits[name] = split
+    return {name: load_split(_paths(cfg)["data"] / name) for name in cfg.image_sets}
+
+
+def training_documents(cfg: DemoConfig, features=None, *, tags_only: bool = False,
+                       splits: dict | None = None) -> tuple[list, dict]:
+    """Training documents of all image sets (their train split, every set's zero-shot tags removed;
+    with `features`, only images that have features: the extractor skips unreadable or huge files).
+
+    `tags_only`: each image with its tags alone (no title or description). `splits`: ``{image set:
+    Split}`` to use instead of the saved ones (default :func:`load_splits`). Returns the documents
+    and the splits.
+    """
+    splits = splits if splits is not None else load_splits(cfg)
+    held_out = zero_shot_tags(cfg, splits)
+    docs = []
+    for name, split in splits.items():
         keys = set(split.train)
         if features is not None:
-            prefix = "img:"
-            usable = {k for k in keys if prefix + k in features}
-            if len(usable) < len(keys):
+            usable = {k for k in keys if "img:" + k in features}
+            if len(usable) < len(keys) and not tags_only:
                 logger.warning("%s: %i training images have no features (skipped by the extractor, see "
                                "its skipped.json); training on %i", name, len(keys) - len(usable), len(usable))
             keys = usable
-        docs.extend(image_documents(d, keys=keys, exclude=held_out))
+        docs.extend(image_documents(_paths(cfg)["data"] / name, keys=keys, exclude=held_out, tags_only=tags_only))
     return docs, splits
 
 
-def zero_shot_tags(cfg: DemoConfig) -> set:
+def zero_shot_tags(cfg: DemoConfig, splits: dict | None = None) -> set:
     """The zero-shot tags of every image set: each is held out of every set's training documents
     (a tag held out of OpenClipArt must not reach the model through an emoji's document either)."""
-    from gensim_im2vec.datasets import load_split
-
-    return set().union(*(load_split(_paths(cfg)["data"] / name).zero_shot_tags for name in cfg.image_sets))
+    splits = splits if splits is not None else load_splits(cfg)
+    return set().union(*(split.zero_shot_tags for split in splits.values()))
 
 
 def train_im2vec(cfg: DemoConfig, steps: Steps, words_path: Path) -> Path:
@@ -276,18 +284,9 @@ def train_im2vec(cfg: DemoConfig, steps: Steps, words_path: Path) -> Path:
     return path
 
 
-def tag_documents(cfg: DemoConfig, features) -> list:
+def tag_documents(cfg: DemoConfig, features, splits: dict | None = None) -> list:
     """``[image, its tags…]`` of every training image with features, zero-shot tags removed."""
-    from gensim_im2vec.corpora import FolderCorpus
-    from gensim_im2vec.datasets import load_split
-
-    docs, held_out = [], zero_shot_tags(cfg)
-    for name in cfg.image_sets:
-        d = _paths(cfg)["data"] / name
-        split = load_split(d)
-        keys = {k for k in split.train if "img:" + k in features}
-        docs.extend(FolderCorpus(d, keys=keys, exclude=held_out, text_fields=(), min_tokens=2))
-    return docs
+    return training_documents(cfg, features, tags_only=True, splits=splits)[0]
 
 
 def tag_lists(dataset_dir: str | os.PathLike, keys) -> dict[str, list[str]]:
@@ -310,15 +309,15 @@ class EvalData:
     zero_shot: list
 
 
-def evaluation_data(cfg: DemoConfig, features, min_images: int = 2) -> EvalData:
-    """Test/train keys and tags of `cfg.eval_set`; candidates = tags on >= `min_images` training
-    images plus the zero-shot tags found on test images."""
+def evaluation_data(cfg: DemoConfig, features, min_images: int = 2, split=None) -> EvalData:
+    """Test/train keys and tags of `cfg.eval_set` (its saved split, or `split`); candidates = tags
+    on >= `min_images` training images plus the zero-shot tags found on test images."""
     from collections import Counter
 
     from gensim_im2vec.datasets import load_split
 
     d = _paths(cfg)["data"] / cfg.eval_set
-    split = load_split(d)
+    split = split if split is not None else load_split(d)
     zs = set(split.zero_shot_tags)
     train = {k: [t for t in v if t not in zs] for k, v in tag_lists(d, split.train).items() if k in features}
     test = {k: v for k, v in tag_lists(d, split.test).items() if k in features}
