@@ -401,15 +401,13 @@ class Im2VecScorer(TagScorer):
 
     def score(self, features, candidates):
         model = self.model
+        k2i = model.wv.key_to_index
+        cols = [j for j, c in enumerate(candidates) if c in k2i and not model.is_image(c)]  # the words
         if self.scoring == "zero-shot":
-            k2i = model.wv.key_to_index
-            cols = [j for j, c in enumerate(candidates) if c in k2i and not model.is_image(c)]
             scores, _ = model.zero_shot_scores(features, [candidates[j] for j in cols])
             return _fill(len(scores), candidates, np.asarray(cols, dtype=np.int64), scores)
         H = np.atleast_2d(model.project(features))
         if self.scoring in ("output", "calibrated"):
-            k2i = model.wv.key_to_index
-            cols = [j for j, c in enumerate(candidates) if c in k2i and not model.is_image(c)]
             idx = [k2i[candidates[j]] for j in cols]
             scores = H @ model.syn1neg[idx].T
             if self.scoring == "calibrated":
