@@ -50,7 +50,7 @@ def one_split(cfg, feats, words_path, seed, share):
     X_test, X_train = rows(data.test_keys), rows(data.train_keys)
     out = {}
     for name, scorer in (("Im2Vec zero-shot", Im2VecScorer(model, "zero-shot")),
-                         ("ridge", RidgeScorer.fit(X_train, data.train_tags, words_only(model)))):
+                         ("ridge", RidgeScorer.fit(X_train, data.train_tags, words_only(model, word_space=True)))):
         out[name] = evaluate_scores(scorer(X_test, data.candidates), data.test_tags, data.candidates,
                                     zero_shot=data.zero_shot)["zero_shot"]
     zero = set(data.zero_shot)

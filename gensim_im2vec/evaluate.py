@@ -377,9 +377,9 @@ class Im2VecScorer(TagScorer):
         constant (``tag_scores(calibrated=True)``). "cosine": cosine between
         ``h`` and the words' input vectors (the slides' joint-space ``most_similar``).
         "zero-shot": cosine between the image's place among the words (:meth:`Im2Vec.zero_shot_vectors`:
-        its readout into the word space plus its expected tag vector ``Σ P(t|image) (v̂_t − μ)``)
-        and the centred word vectors (:meth:`Im2Vec.zero_shot_scores`): the way to rank words
-        that never met an image.
+        its readout into the word space, its expected tag vector ``Σ P(t|image) (v̂_t − μ)`` and
+        the words of its nearest training images in the joint space) and the centred word vectors
+        (:meth:`Im2Vec.zero_shot_scores`): the way to rank words that never met an image.
     name : str, optional
         Row label (default "Im2Vec h·v_o" / "Im2Vec cosine").
 
@@ -390,7 +390,7 @@ class Im2VecScorer(TagScorer):
         labels = {"output": ("Im2Vec h·v_o", "trained score h·v_o"),
                   "calibrated": ("Im2Vec h·v_o + log Pn", "trained score plus log negative prior"),
                   "cosine": ("Im2Vec cosine", "cosine to input word vectors"),
-                  "zero-shot": ("Im2Vec zero-shot", "readout + expected tag vector, cosine to word vectors")}
+                  "zero-shot": ("Im2Vec zero-shot", "readout + expected tags + neighbours' words, cosine to words")}
         if scoring not in labels:
             raise ValueError(f"scoring must be 'output' (h·v_o), 'calibrated' (h·v_o + log Pn), 'cosine' "
                              f"(input cosine) or 'zero-shot' (word-space readout), got {scoring!r}.")
@@ -907,15 +907,20 @@ def evaluate_image_tagging(scorer: Scorer, test_features, true_tags: Sequence[It
 
 
 # ============================================================================ word similarity
-def words_only(model_or_kv) -> KeyedVectors:
-    """The word vectors of a model or KeyedVectors, without Im2Vec's image tokens (vocab order kept)."""
+def words_only(model_or_kv, word_space: bool = False) -> KeyedVectors:
+    """The word vectors of a model or KeyedVectors, without Im2Vec's image tokens (vocab order kept).
+
+    With ``word_space=True``, an Im2Vec model gives only the words with a trained input vector
+    (:attr:`~gensim_im2vec.model.Im2Vec.word_space_keys`: in two-stage training, the words the
+    image documents added to the frozen text vocabulary keep random vectors and are left out).
+    """
     kv = model_or_kv.wv if hasattr(model_or_kv, "wv") else model_or_kv
     if not isinstance(kv, KeyedVectors):
         raise TypeError(f"expected a gensim model or KeyedVectors, got {type(model_or_kv).__name__}.")
     is_image = getattr(model_or_kv, "is_image", None)
     if is_image is None:
         return kv
-    keys = list(model_or_kv.word_keys)
+    keys = list(model_or_kv.word_space_keys if word_space else model_or_kv.word_keys)
     out = KeyedVectors(kv.vector_size, count=0)
     if keys:
         idx = [kv.key_to_index[k] for k in keys]
@@ -1241,7 +1246,7 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
 
     for b in baselines:
         if b == "random":
-            add("random W", lambda: RandomProjectionScorer(model.wv, X_test.shape[1], seed=seed))
+            add("random W", lambda: RandomProjectionScorer(words_only(model, word_space=True), X_test.shape[1], seed=seed))
         elif b == "id-token":
             row = TaggingResult(IdTokenWord2VecScorer.name, IdTokenWord2VecScorer.note, False)
             report.rows.append(row)
@@ -1265,7 +1270,8 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
             skip({"ridge": "ridge → tag vectors", "prior": "tag prior", "knn": f"kNN (k={knn_k})",
                   "logistic": "logistic (one-vs-rest)"}[b], "needs train_features and train_tags")
         elif b == "ridge":
-            add(RidgeScorer.name, lambda: RidgeScorer.fit(X_train, train_tags, words_only(model), alpha=ridge_alpha))
+            add(RidgeScorer.name, lambda: RidgeScorer.fit(X_train, train_tags, words_only(model, word_space=True),
+                                                         alpha=ridge_alpha))
         elif b == "prior":
             add(TagPriorScorer.name, lambda: TagPriorScorer.fit(train_tags))
         elif b == "knn":

@@ -10,6 +10,7 @@ from gensim.models import Word2Vec
 
 from gensim_im2vec import Im2Vec
 from gensim_im2vec import im2vec_inner as K
+from gensim_im2vec.evaluate import words_only
 from gensim_im2vec.synthetic import make_corpus
 
 SMALL = dict(vector_size=24, sg=1, min_count=1, workers=1, seed=1)
@@ -480,12 +481,60 @@ def test_word_readout_is_the_ridge_map_from_image_vectors_to_their_words(two_sta
     want = (m.project(x) - H.mean(0)) @ A + Y.mean(0) - mean
     want /= np.linalg.norm(want, axis=1, keepdims=True)
     np.testing.assert_allclose(m.readout_vectors(x), want, atol=1e-3)
-    both = m.expected_tag_vectors(x) + m.readout_vectors(x)
-    np.testing.assert_allclose(m.zero_shot_vectors(x), both / np.linalg.norm(both, axis=1, keepdims=True), atol=1e-5)
+    # neighbour targets: each training image's word centroid, kept in vocabulary order
+    assert r["neighbours"] == 10
+    vocab = np.array([m.wv.key_to_index[d[0]] for d in docs])
+    order = np.argsort(vocab)
+    np.testing.assert_array_equal(m.neighbour_index, vocab[order])
+    np.testing.assert_allclose(m.neighbour_targets, Y[order], atol=1e-5)
+    # the vote: mean target of the 10 training images nearest by cosine of h, centred, unit rows
+    unit_rows = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    nearest = np.argsort(-(unit_rows(m.project(x)) @ unit_rows(H).T), axis=1)[:, :10]
+    vote = unit_rows(Y[nearest].mean(axis=1) - mean)
+    np.testing.assert_allclose(m.neighbour_vectors(x), vote, atol=1e-4)
+    # a training image finds itself first: with one neighbour, its vote is its own words
+    m.word_readout["neighbours"] = 1
+    try:
+        np.testing.assert_allclose(m.neighbour_vectors(data.features[docs[7][0]])[0], unit_rows(Y[7:8] - mean)[0],
+                                   atol=1e-4)
+    finally:
+        m.word_readout["neighbours"] = 10
+    three = m.expected_tag_vectors(x) + m.readout_vectors(x) + vote
+    np.testing.assert_allclose(m.zero_shot_vectors(x), unit_rows(three), atol=1e-4)
     # it is saved with the model
     m.save(str(tmp_path / "zs.model"))
     again = Im2Vec.load(str(tmp_path / "zs.model"), mmap="r")
     np.testing.assert_allclose(again.zero_shot_vectors(x), m.zero_shot_vectors(x), atol=1e-6)
+
+
+def test_words_added_to_a_frozen_word_space_have_no_place_among_the_words(two_stage_zero_shot):
+    """Two-stage with frozen words: a tag the text never saw keeps its random initial vector, so it
+    is neither a target of the readout, the expected tag vector or the vote, nor rankable."""
+    data, unseen, _ = two_stage_zero_shot
+    text = [d for d in data.docs if not d[0].startswith("img:")]
+    images = [[w for w in d if w not in unseen] + ["brandnew"] for d in data.docs if d[0].startswith("img:")]
+    w2v = Word2Vec(text, vector_size=24, sg=1, min_count=1, epochs=2, workers=1, seed=1)
+    m = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=images, epochs=2, sample=0)
+    assert "brandnew" in m.word_keys and "brandnew" not in m.word_space_keys
+    assert set(m.word_space_keys) == set(w2v.wv.index_to_key)
+    assert "brandnew" not in words_only(m, word_space=True).key_to_index and "brandnew" in words_only(m).key_to_index
+    unit = lambda w: m.wv[w] / np.linalg.norm(m.wv[w])  # noqa: E731
+    first = m.wv.key_to_index[images[0][0]]
+    row = int(np.searchsorted(m.neighbour_index, first))
+    want = np.mean([unit(w) for w in images[0][1:-1]], axis=0)  # its words, without "brandnew"
+    np.testing.assert_allclose(m.neighbour_targets[row], want, atol=1e-5)
+    scores, words = m.zero_shot_scores(data.test_features[:2], ["brandnew", "class0_r1"])
+    assert words == ["brandnew", "class0_r1"]
+    assert np.all(scores[:, 0] == -np.inf) and np.all(np.isfinite(scores[:, 1]))
+    # train_words="new": the added words learn, and join the word space
+    learnt = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=images[:200], epochs=1, sample=0,
+                                  train_words="new")
+    assert "brandnew" in learnt.word_space_keys
+    # frozen words that were never pretrained: nothing has a place, and the error says how to fix it
+    frozen = Im2Vec(images[:200], image_features=data.features, train_words=False, min_count=1, workers=1,
+                    vector_size=8, epochs=1)
+    with pytest.raises(ValueError, match="from_word2vec"):
+        frozen.zero_shot_vectors(data.test_features[0])
 
 
 def test_without_a_readout_zero_shot_falls_back_to_the_expected_tag_vector(plain):
@@ -495,9 +544,15 @@ def test_without_a_readout_zero_shot_falls_back_to_the_expected_tag_vector(plain
     np.testing.assert_array_equal(m.zero_shot_vectors(x), m.expected_tag_vectors(x))
     with pytest.raises(ValueError, match="fit_word_readout"):
         m.readout_vectors(x)
-    m.fit_word_readout(plain.docs[:300], alpha=0.5)
+    m.fit_word_readout(plain.docs[:300], alpha=0.5, neighbours=0)
     assert m.word_readout["n_images"] == 300 and m.word_readout["alpha"] == 0.5
-    assert not np.allclose(m.zero_shot_vectors(x), m.expected_tag_vectors(x))
+    assert m.neighbour_targets is None and m.neighbour_index is None  # no vote, nothing kept
+    both = m.expected_tag_vectors(x) + m.readout_vectors(x)
+    np.testing.assert_allclose(m.zero_shot_vectors(x), both / np.linalg.norm(both, axis=1, keepdims=True), atol=1e-5)
+    with pytest.raises(ValueError, match="neighbours=10"):
+        m.neighbour_vectors(x)
+    with pytest.raises(ValueError, match="neighbours must be an int >= 0"):
+        m.fit_word_readout(plain.docs[:10], neighbours=-1)
     with pytest.raises(ValueError, match="image documents"):
         m.fit_word_readout([["class1", "tag2"], ["img:0"]])  # no image with a word
     with pytest.raises(ValueError, match="alpha"):
