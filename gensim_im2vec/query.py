@@ -423,7 +423,8 @@ class QuerySession:
             if self.zero_shot_words:
                 scores, words = m.zero_shot_scores(features, self.zero_shot_words)
                 order = np.argsort(-scores[0], kind="stable")[:n]
-                unseen = [(words[i], float(scores[0, i])) for i in order]
+                unseen = [(words[i], float(scores[0, i])) for i in order
+                          if np.isfinite(scores[0, i])]  # -inf: a word without a trained vector
             else:
                 unseen = m.predict_tags(features, topn=n, vocabulary="unseen")
         except ValueError:  # every word met an image, or the model has no tag vocabulary

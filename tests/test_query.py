@@ -159,6 +159,7 @@ def test_image_answers_rank_words_never_seen_with_an_image():
     unseen = {f"class{c}_r1" for c in range(4)}
     text = [d for d in data.docs if not d[0].startswith("img:")]
     images = [[w for w in d if w not in unseen] for d in data.docs if d[0].startswith("img:")]
+    images[1].append("brandnew")  # a tag the text never saw: frozen at its random vector, no place among words
     w2v = Word2Vec(text, vector_size=16, sg=1, min_count=1, epochs=10, workers=1, seed=1)
     model = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=images, epochs=15, sample=0,
                                  image_alpha=4.0)
@@ -175,8 +176,9 @@ def test_image_answers_rank_words_never_seen_with_an_image():
     assert "Tags by trained score" in plain and "never seen" not in plain
     # a user-given list (e.g. held-out tags) instead of the whole unseen vocabulary
     pick = [f"{cls}_r1", "class3_r1"] if cls != "class3" else [f"{cls}_r1", "class2_r1"]
-    chosen = _tables(QuerySession(model, topn=5, zero_shot_words=pick).answer(key), "Zero-shot words")
-    assert [w for w, _, _ in chosen] == pick  # both listed, its own class first
+    answer = QuerySession(model, topn=5, zero_shot_words=[*pick, "brandnew"]).answer(key)
+    assert [w for w, _, _ in _tables(answer, "Zero-shot words")] == pick  # both listed, its own class first
+    assert "inf" not in answer  # "brandnew" has no place among the words: not listed with a score of -inf
     with pytest.raises(KeyError, match="nosuchword"):
         QuerySession(model, zero_shot_words=["class0_r1", "nosuchword"])
 
