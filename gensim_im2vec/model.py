@@ -116,6 +116,22 @@ def _check_positive(name: str, value, hint: str = "") -> None:
         raise ValueError(f"{name} must be a finite number > 0{f' ({hint})' if hint else ''}, got {value!r}.")
 
 
+def _merge_images(vocab: np.ndarray, sums: np.ndarray, counts: np.ndarray, limit: int):
+    """Sum the rows of each image (vocabulary index), then keep at most `limit` images, chosen by a
+    fixed pseudo-random priority of their index (Fibonacci hashing, a bijection on 64 bits: the
+    subset does not depend on the corpus order or the chunking). Returns (vocab, sums, counts),
+    sorted by vocabulary index."""
+    order = np.argsort(vocab, kind="stable")
+    index, starts = np.unique(vocab[order], return_index=True)
+    total = np.add.reduceat(sums[order], starts, axis=0) if len(index) else sums[:0]
+    n = np.add.reduceat(counts[order], starts) if len(index) else counts[:0]
+    if len(index) > limit:
+        priority = index.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # wraps modulo 2**64
+        keep = np.sort(np.argpartition(priority, limit - 1)[:limit])
+        index, total, n = index[keep], total[keep], n[keep]
+    return index, total, n
+
+
 def _cum_table(weights: np.ndarray) -> np.ndarray:
     """Cumulative table of `weights` scaled to [0, 2**31-1] (uint32), as gensim's make_cum_table."""
     weights = np.asarray(weights, dtype=np.float64)
@@ -948,7 +964,7 @@ class Im2Vec(Word2Vec):
         return idx, unit, unit.mean(axis=0)
 
     def fit_word_readout(self, corpus_iterable, alpha: float = 1.0, neighbours: int = 10,
-                         chunk: int = 8192) -> dict:
+                         max_neighbour_images: int = 1_000_000, chunk: int = 8192) -> dict:
         """Fit the readout: a closed-form linear map from image vectors ``h`` to the centroid of
         their documents' words in the word space, and keep each training image's centroid for the
         neighbour vote. :meth:`train` calls it after every run.
@@ -972,20 +988,25 @@ class Im2Vec(Word2Vec):
             Ridge penalty (> 0).
         neighbours : int
             How many nearest training images vote in :meth:`zero_shot_vectors` (0: no vote, and no
-            targets kept). The kept targets cost ``4 × vector_size`` bytes per training image
-            (800 B at 200 dimensions: 80 GB at 100M images; use 0 there until the vote goes through
-            an ANN index).
+            targets kept).
+        max_neighbour_images : int
+            Keep the targets of at most this many training images for the vote (a fixed
+            pseudo-random subset, the same for every fit, when the corpus has more). Each costs
+            ``4 × vector_size`` bytes (1M images at 200 dimensions: 800 MB), and the vote reads
+            every kept image's vector for each query batch.
         chunk : int
             Images projected per step.
 
         Returns
         -------
-        dict with ``A``, ``h_mean``, ``y_mean``, ``alpha``, ``neighbours`` and ``n_images`` (also
-        kept as ``model.word_readout`` and saved with the model).
+        dict with ``A``, ``h_mean``, ``y_mean``, ``alpha``, ``neighbours``, ``n_images`` and
+        ``neighbour_images`` (also kept as ``model.word_readout`` and saved with the model).
         """
         _check_positive("alpha", alpha)
         if not isinstance(neighbours, (int, np.integer)) or isinstance(neighbours, bool) or neighbours < 0:
             raise ValueError(f"neighbours must be an int >= 0 (0: no neighbour vote), got {neighbours!r}.")
+        if not isinstance(max_neighbour_images, (int, np.integer)) or max_neighbour_images < 1:
+            raise ValueError(f"max_neighbour_images must be an int >= 1, got {max_neighbour_images!r}.")
         if self.features is None or self.W is None:
             raise ValueError("fit_word_readout needs a trained model with image features.")
         start = default_timer()
@@ -997,7 +1018,8 @@ class Im2Vec(Word2Vec):
         acc = {"hh": np.zeros((size, size)), "hy": np.zeros((size, size)), "h": np.zeros(size),
                "y": np.zeros(size), "n": 0}
         vocab, rows, targets = [], [], []
-        kept_vocab, kept_targets = [], []
+        kept = [np.zeros(0, dtype=np.int64), np.zeros((0, size), dtype=REAL), np.zeros(0, dtype=np.int64)]
+        pending = []
 
         def flush():
             if rows:
@@ -1009,11 +1031,20 @@ class Im2Vec(Word2Vec):
                 acc["y"] += Y.sum(axis=0)
                 acc["n"] += len(H)
                 if neighbours:
-                    kept_vocab.append(np.asarray(vocab, dtype=np.int64))
-                    kept_targets.append(Y.astype(REAL))
+                    pending.append((np.asarray(vocab, dtype=np.int64), Y.astype(REAL)))
+                    if sum(len(v) for v, _ in pending) >= max_neighbour_images:  # bound the memory as we go
+                        merge()
                 vocab.clear()
                 rows.clear()
                 targets.clear()
+
+        def merge():
+            if pending:
+                v = np.concatenate([kept[0], *(v for v, _ in pending)])
+                y = np.concatenate([kept[1], *(y for _, y in pending)])
+                c = np.concatenate([kept[2], np.ones(len(v) - len(kept[0]), dtype=np.int64)])
+                kept[:] = _merge_images(v, y, c, max_neighbour_images)
+                pending.clear()
 
         for doc in corpus_iterable:
             images, words = [], []
@@ -1048,12 +1079,10 @@ class Im2Vec(Word2Vec):
                              "alpha": float(alpha), "neighbours": int(neighbours), "n_images": int(n)}
         self.neighbour_index = self.neighbour_targets = None
         if neighbours:  # one target per image: the mean over the documents it is in
-            order_vocab = np.concatenate(kept_vocab)
-            order = np.argsort(order_vocab, kind="stable")
-            index, starts, counts = np.unique(order_vocab[order], return_index=True, return_counts=True)
-            sums = np.add.reduceat(np.concatenate(kept_targets)[order].astype(np.float64), starts, axis=0)
-            self.neighbour_index = index.astype(np.int64)
-            self.neighbour_targets = (sums / counts[:, None]).astype(REAL)
+            merge()
+            self.neighbour_index = kept[0]
+            self.neighbour_targets = (kept[1] / kept[2][:, None]).astype(REAL)
+        self.word_readout["neighbour_images"] = 0 if self.neighbour_index is None else len(self.neighbour_index)
         logger.info("word readout: fitted on %i image occurrences (%s images kept for the neighbour vote) "
                     "in %.1fs (alpha=%g)", n, 0 if self.neighbour_index is None else len(self.neighbour_index),
                     default_timer() - start, alpha)

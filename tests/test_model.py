@@ -507,6 +507,34 @@ def test_word_readout_is_the_ridge_map_from_image_vectors_to_their_words(two_sta
     np.testing.assert_allclose(again.zero_shot_vectors(x), m.zero_shot_vectors(x), atol=1e-6)
 
 
+def test_neighbour_targets_are_a_fixed_bounded_sample_averaged_over_documents(two_stage_zero_shot, monkeypatch):
+    data, unseen, m = two_stage_zero_shot
+    for name in ("word_readout", "neighbour_index", "neighbour_targets"):  # refits below are undone after the test
+        monkeypatch.setattr(m, name, getattr(m, name))
+    docs = [[w for w in d if w not in unseen] for d in data.docs if d[0].startswith("img:")]
+    docs.append([docs[0][0], "class7", "class7"])  # the first image in a second document
+    unit = lambda w: m.wv[w] / np.linalg.norm(m.wv[w])  # noqa: E731
+    centroid = lambda d: np.mean([unit(w) for w in d[1:]], axis=0)  # noqa: E731
+    m.fit_word_readout(docs)
+    assert m.word_readout["neighbour_images"] == len(docs) - 1 == len(m.neighbour_index)
+    first = int(np.searchsorted(m.neighbour_index, m.wv.key_to_index[docs[0][0]]))
+    np.testing.assert_allclose(m.neighbour_targets[first], (centroid(docs[0]) + centroid(docs[-1])) / 2, atol=1e-5)
+    # at most 50 images, the same 50 whatever the order and the chunking (merged every 50 rows here)
+    m.fit_word_readout(docs, max_neighbour_images=50, chunk=16)
+    small, targets = m.neighbour_index.copy(), m.neighbour_targets.copy()
+    assert len(small) == 50 == m.word_readout["neighbour_images"] and np.all(np.diff(small) > 0)
+    m.fit_word_readout(docs[::-1], max_neighbour_images=50)
+    np.testing.assert_array_equal(m.neighbour_index, small)
+    np.testing.assert_allclose(m.neighbour_targets, targets, atol=1e-6)
+    by_key = {m.wv.key_to_index[d[0]]: centroid(d) for d in docs[1:-1]}
+    for i, row in zip(small, targets):
+        if i != m.wv.key_to_index[docs[0][0]]:
+            np.testing.assert_allclose(row, by_key[i], atol=1e-5)
+    assert m.word_readout["n_images"] == len(docs)  # the readout itself still sees every image
+    with pytest.raises(ValueError, match="max_neighbour_images"):
+        m.fit_word_readout(docs, max_neighbour_images=0)
+
+
 def test_words_added_to_a_frozen_word_space_have_no_place_among_the_words(two_stage_zero_shot):
     """Two-stage with frozen words: a tag the text never saw keeps its random initial vector, so it
     is neither a target of the readout, the expected tag vector or the vote, nor rankable."""
