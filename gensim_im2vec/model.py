@@ -123,8 +123,10 @@ def _merge_images(vocab: np.ndarray, sums: np.ndarray, counts: np.ndarray, limit
     sorted by vocabulary index."""
     order = np.argsort(vocab, kind="stable")
     index, starts = np.unique(vocab[order], return_index=True)
-    total = np.add.reduceat(sums[order], starts, axis=0) if len(index) else sums[:0]
-    n = np.add.reduceat(counts[order], starts) if len(index) else counts[:0]
+    if len(index) == len(vocab):  # every image once (the common case): no sums to add
+        total, n = sums[order], counts[order]
+    else:
+        total, n = np.add.reduceat(sums[order], starts, axis=0), np.add.reduceat(counts[order], starts)
     if len(index) > limit:
         priority = index.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # wraps modulo 2**64
         keep = np.sort(np.argpartition(priority, limit - 1)[:limit])
@@ -1081,7 +1083,9 @@ class Im2Vec(Word2Vec):
         if neighbours:  # one target per image: the mean over the documents it is in
             merge()
             self.neighbour_index = kept[0]
-            self.neighbour_targets = (kept[1] / kept[2][:, None]).astype(REAL)
+            self.neighbour_targets = kept[1]
+            if np.any(kept[2] > 1):
+                self.neighbour_targets /= kept[2][:, None].astype(REAL)
         self.word_readout["neighbour_images"] = 0 if self.neighbour_index is None else len(self.neighbour_index)
         logger.info("word readout: fitted on %i image occurrences (%s images kept for the neighbour vote) "
                     "in %.1fs (alpha=%g)", n, 0 if self.neighbour_index is None else len(self.neighbour_index),
@@ -1120,7 +1124,7 @@ class Im2Vec(Word2Vec):
         -------
         ndarray (n_images, vector_size), float32
         """
-        if self.neighbour_targets is None:
+        if getattr(self, "neighbour_targets", None) is None:  # (models saved before the vote lack it)
             raise ValueError("this model keeps no neighbour targets; fit them with "
                              "model.fit_word_readout(documents, neighbours=10).")
         return self._neighbour_vectors(np.atleast_2d(self.project(features)), self._word_space())
