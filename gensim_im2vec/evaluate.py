@@ -350,10 +350,9 @@ def _word_matrix(word_vectors, candidates: Sequence[str], *, unit: bool = True,
             cols.append(j)
             idx.append(i)
     idx = np.asarray(idx, dtype=np.int64)
-    if unit:
-        mat = word_vectors.get_normed_vectors()[idx] if len(idx) else np.zeros((0, word_vectors.vector_size))
-    else:
-        mat = np.asarray(word_vectors.vectors)[idx]
+    mat = np.asarray(word_vectors.vectors)[idx] if len(idx) else np.zeros((0, word_vectors.vector_size))
+    if unit:  # only the candidates' rows: never a normalised copy of a model's image rows
+        mat = l2_normalize(mat)
     return np.asarray(mat, dtype=np.float32), np.asarray(cols, dtype=np.int64)
 
 

@@ -882,7 +882,8 @@ class Im2Vec(Word2Vec):
         """
         vec = self.project(np.asarray(features).reshape(-1))
         unit = vec / max(float(np.linalg.norm(vec)), 1e-12)
-        sims = self.wv.get_normed_vectors() @ unit
+        self.wv.fill_norms()  # as gensim's most_similar: cached norms, never a normalised copy of wv
+        sims = (self.wv.vectors @ unit) / np.maximum(self.wv.norms, 1e-12)
         return self._top(sims, topn, self._modality_mask(restrict))
 
     def negative_log_prior(self) -> tuple[np.ndarray, np.ndarray]:

@@ -83,6 +83,23 @@ def test_modality_helpers(trained, plain):
         trained.similar_by_image(f, restrict="pixels")
 
 
+def test_similar_by_image_is_the_cosine_without_a_normalised_copy_of_wv(trained, plain, monkeypatch):
+    """At 100M images a normalised copy of wv.vectors would be the size of the model again."""
+    f = plain.test_features[1]
+    h = trained.project(f)
+    vectors = np.asarray(trained.wv.vectors, dtype=np.float64)
+    cos = vectors @ h / np.linalg.norm(vectors, axis=1) / np.linalg.norm(h)
+    want = [trained.wv.index_to_key[i] for i in np.argsort(-cos)[:6]]
+
+    def refuse():
+        raise AssertionError("get_normed_vectors() copies every row of wv")
+
+    monkeypatch.setattr(trained.wv, "get_normed_vectors", refuse)
+    got = trained.similar_by_image(f, topn=6)
+    assert [k for k, _ in got] == want
+    np.testing.assert_allclose([c for _, c in got], np.sort(cos)[::-1][:6], atol=1e-5)
+
+
 def test_image_vectors_in_wv_equal_projection(trained, plain):
     for key in ("img:0", "img:1999"):
         np.testing.assert_allclose(trained.wv[key], trained.project(plain.features[key]), rtol=1e-5, atol=1e-6)
