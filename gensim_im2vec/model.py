@@ -273,6 +273,7 @@ class Im2Vec(Word2Vec):
         self.image_features_metadata = {}
         self.image_tag_counts = {}
         self.n_pretrained_words = 0
+        self.n_trained_words = 0  # vocabulary indices below it have trained input vectors
         self._features_cache = None
         self._scan_tag_counts = None
         self._vocab_image_rows = np.zeros(0, dtype=np.int64)
@@ -628,6 +629,8 @@ class Im2Vec(Word2Vec):
             logger.info("trained %i image occurrences in %.1fs (%.0f image tokens/s)",
                         self._image_occurrences, elapsed, self._image_occurrences / max(elapsed, 1e-9))
         self._write_image_vectors()
+        if self.train_words is not False:  # every word of the vocabulary has now learned
+            self.n_trained_words = len(self.wv)
         alpha_r = getattr(self, "word_readout_alpha", None)
         if alpha_r is not None and corpus_iterable is not None and feats is not None and n_img:
             try:
@@ -770,7 +773,7 @@ class Im2Vec(Word2Vec):
         model.corpus_total_words = w2v.corpus_total_words
         model.effective_min_count = getattr(w2v, "effective_min_count", w2v.min_count)
         model.raw_vocab = defaultdict(int)
-        model.n_pretrained_words = len(wv)
+        model.n_pretrained_words = model.n_trained_words = len(wv)
         model._refresh_image_index()
         model._init_W()
         model.make_cum_table()
@@ -938,13 +941,15 @@ class Im2Vec(Word2Vec):
         return np.asarray(idx, dtype=np.int64)
 
     def _word_space_index(self) -> np.ndarray:
-        """Vocabulary indices (ascending) of the words whose input vectors were trained: all words,
-        except, while word vectors are frozen (``train_words=False``), those added after
-        :meth:`from_word2vec` (they keep their random initial vectors and have no place among
-        the words)."""
+        """Vocabulary indices (ascending) of the words whose input vectors were trained: the
+        pretrained words of :meth:`from_word2vec` and every word of a :meth:`train` call with
+        ``train_words`` True or "new". Words added to a frozen vocabulary (``train_words=False``)
+        keep their random initial vectors and have no place among the words."""
         idx = np.flatnonzero(self._vocab_image_rows < 0)
-        if self.train_words is False:
-            idx = idx[idx < self.n_pretrained_words]
+        trained = getattr(self, "n_trained_words", None)
+        if trained is None:  # a model saved before n_trained_words was kept
+            trained = self.n_pretrained_words if self.train_words is False else len(self.wv)
+        idx = idx[idx < trained]
         if not len(idx):
             raise ValueError("no word of this model has a trained input vector (train_words=False and no "
                              "pretrained words): build it with Im2Vec.from_word2vec(w2v, ...) or train the "

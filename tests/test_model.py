@@ -575,6 +575,13 @@ def test_words_added_to_a_frozen_word_space_have_no_place_among_the_words(two_st
     learnt = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=images[:200], epochs=1, sample=0,
                                   train_words="new")
     assert "brandnew" in learnt.word_space_keys
+    # what was trained stays placed when the words are frozen afterwards; words added then do not
+    joint = Im2Vec(images[:200], image_features=data.features, min_count=1, workers=1, vector_size=8, epochs=1)
+    joint.train_words = False
+    assert set(joint.word_space_keys) == set(joint.word_keys)
+    joint.build_vocab([["img:0", "laterword"]] * 3, update=True)
+    joint.train([["img:0", "laterword"]] * 3, total_examples=3, epochs=1)
+    assert "laterword" in joint.word_keys and "laterword" not in joint.word_space_keys
     # frozen words that were never pretrained: nothing has a place, and the error says how to fix it
     frozen = Im2Vec(images[:200], image_features=data.features, train_words=False, min_count=1, workers=1,
                     vector_size=8, epochs=1)
