@@ -1243,9 +1243,11 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
         logger.warning("baseline %s skipped: %s", name, why)
         report.rows.append(TaggingResult(name, f"skipped: {why}", False))
 
+    # the word space the linear baselines map into: built once for both
+    space = words_only(model, word_space=True) if {"random", "ridge"} & set(baselines) else None
     for b in baselines:
         if b == "random":
-            add("random W", lambda: RandomProjectionScorer(words_only(model, word_space=True), X_test.shape[1], seed=seed))
+            add("random W", lambda: RandomProjectionScorer(space, X_test.shape[1], seed=seed))
         elif b == "id-token":
             row = TaggingResult(IdTokenWord2VecScorer.name, IdTokenWord2VecScorer.note, False)
             report.rows.append(row)
@@ -1269,8 +1271,7 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
             skip({"ridge": "ridge → tag vectors", "prior": "tag prior", "knn": f"kNN (k={knn_k})",
                   "logistic": "logistic (one-vs-rest)"}[b], "needs train_features and train_tags")
         elif b == "ridge":
-            add(RidgeScorer.name, lambda: RidgeScorer.fit(X_train, train_tags, words_only(model, word_space=True),
-                                                         alpha=ridge_alpha))
+            add(RidgeScorer.name, lambda: RidgeScorer.fit(X_train, train_tags, space, alpha=ridge_alpha))
         elif b == "prior":
             add(TagPriorScorer.name, lambda: TagPriorScorer.fit(train_tags))
         elif b == "knn":

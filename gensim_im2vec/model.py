@@ -1092,10 +1092,9 @@ class Im2Vec(Word2Vec):
             self.neighbour_targets = kept[1]
             if np.any(kept[2] > 1):
                 self.neighbour_targets /= kept[2][:, None].astype(REAL)
-        self.word_readout["neighbour_images"] = 0 if self.neighbour_index is None else len(self.neighbour_index)
-        logger.info("word readout: fitted on %i image occurrences (%s images kept for the neighbour vote) "
-                    "in %.1fs (alpha=%g)", n, 0 if self.neighbour_index is None else len(self.neighbour_index),
-                    default_timer() - start, alpha)
+        kept_images = self.word_readout["neighbour_images"] = len(kept[0]) if neighbours else 0
+        logger.info("word readout: fitted on %i image occurrences (%i images kept for the neighbour vote) "
+                    "in %.1fs (alpha=%g)", n, kept_images, default_timer() - start, alpha)
         return self.word_readout
 
     def readout_vectors(self, features) -> np.ndarray:
@@ -1198,20 +1197,23 @@ class Im2Vec(Word2Vec):
     def _neighbour_vectors(self, H: np.ndarray, space, query_chunk: int = 1024, chunk: int = 8192) -> np.ndarray:
         index, targets = self.neighbour_index, self.neighbour_targets
         k = min(int(self.word_readout.get("neighbours", 0)) or 1, len(index))
-        out = np.empty((len(H), self.wv.vector_size), dtype=REAL)
-        for qlo in range(0, len(H), query_chunk):
-            Q = l2_normalize(H[qlo:qlo + query_chunk])
-            best_sim = np.full((len(Q), k), -np.inf, dtype=REAL)
-            best_pos = np.zeros((len(Q), k), dtype=np.int64)
-            for lo in range(0, len(index), chunk):  # the training images' h, as written into wv
-                sims = Q @ l2_normalize(self.wv.vectors[index[lo:lo + chunk]]).T
-                cand_sim = np.hstack([best_sim, sims])
-                cand_pos = np.hstack([best_pos, np.arange(lo, lo + sims.shape[1])[None, :].repeat(len(Q), 0)])
+        Q = l2_normalize(H)
+        best_sim = np.full((len(Q), k), -np.inf, dtype=REAL)
+        best_pos = np.zeros((len(Q), k), dtype=np.int64)
+        for lo in range(0, len(index), chunk):  # each training image's h (as written into wv) read once
+            T = l2_normalize(self.wv.vectors[index[lo:lo + chunk]])
+            for q in range(0, len(Q), query_chunk):
+                sims = Q[q:q + query_chunk] @ T.T
+                pos = np.broadcast_to(np.arange(lo, lo + len(T)), sims.shape)
+                if len(T) > k:  # the chunk's own top k first: the merge below then sorts 2k columns
+                    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+                    sims, pos = np.take_along_axis(sims, top, axis=1), top + lo
+                cand_sim = np.hstack([best_sim[q:q + query_chunk], sims])
+                cand_pos = np.hstack([best_pos[q:q + query_chunk], pos])
                 top = np.argpartition(-cand_sim, k - 1, axis=1)[:, :k]
-                best_sim = np.take_along_axis(cand_sim, top, axis=1)
-                best_pos = np.take_along_axis(cand_pos, top, axis=1)
-            out[qlo:qlo + len(Q)] = targets[best_pos].mean(axis=1)
-        return l2_normalize(out - space[2])
+                best_sim[q:q + query_chunk] = np.take_along_axis(cand_sim, top, axis=1)
+                best_pos[q:q + query_chunk] = np.take_along_axis(cand_pos, top, axis=1)
+        return l2_normalize(targets[best_pos].mean(axis=1) - space[2])
 
     def _zero_shot_vectors(self, H: np.ndarray, space) -> np.ndarray:
         where = self._expected_tag_vectors(H, space)
