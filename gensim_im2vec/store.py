@@ -13,6 +13,8 @@ writes and what ``Im2Vec(documents, image_features=store)`` reads:
 ``pca.npz``         optional PCA (mean, components), fitted on a sample of the rows
 ``shards/``         work in progress: ``shard-NNNNNN.npy`` (rows) + ``shard-NNNNNN.json`` (the
                     commit record: keys, skips, identity), written data first, record last
+``.lock``           the single-writer lock (an OS lock held by the writing process, whose pid
+                    the file names); the OS releases it when that process ends, even by kill -9
 ==================  ==========================================================================
 
 Any features can go in, e.g. ones computed elsewhere:
@@ -40,6 +42,16 @@ writer's ``done_keys`` says what is already there). ``close()`` consolidates eve
 >>> s.keys, s.vectors.dtype.name, s.skipped
 (['img:x', 'img:y'], 'float16', {'img:broken': 'not an image: cannot identify image file'})
 
+A store has one writer at a time: a second writer, in this process or another, is refused with
+:class:`StoreLockedError`, which names the pid of the process that writes:
+
+>>> w = FeatureStore.create(os.path.join(tmp, "busy"), dim=8)
+>>> FeatureStore.create(os.path.join(tmp, "busy"), dim=8, mode="extend")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+gensim_im2vec.store.StoreLockedError: feature store '...busy' is being written by another writer (pid ...); ...
+>>> w.close()
+
 A store made by one model or layer refuses rows from another (``mode="extend"`` checks the
 identity: arch, weights, layer, feature dim, dtype, preprocessing, normalisation, PCA).
 
@@ -62,6 +74,7 @@ import logging
 import os
 import re
 import shutil
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -72,7 +85,7 @@ from gensim_im2vec.validation import check_features
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FeatureStore", "FeatureStoreWriter", "PCA", "StoreMismatchError", "IDENTITY_FIELDS"]
+__all__ = ["FeatureStore", "FeatureStoreWriter", "PCA", "StoreMismatchError", "StoreLockedError", "IDENTITY_FIELDS"]
 
 FORMAT_VERSION = 1
 FEATURES_FILE = "features.npy"
@@ -81,6 +94,7 @@ METADATA_FILE = "metadata.json"
 SKIPPED_FILE = "skipped.json"
 PCA_FILE = "pca.npz"
 JOURNAL_FILE = "consolidate.json"
+LOCK_FILE = ".lock"
 SHARD_DIR = "shards"
 _SHARD_RE = re.compile(r"^shard-(\d{6,})\.(npy|json)$")
 _STORE_FILES = (FEATURES_FILE, KEYS_FILE, METADATA_FILE, SKIPPED_FILE, PCA_FILE, JOURNAL_FILE)
@@ -103,6 +117,74 @@ _COPY_ROWS = 65536  # rows copied per step when consolidating (bounded memory)
 
 class StoreMismatchError(ValueError):
     """Rows from a different model, layer, dtype, preprocessing or PCA were about to be mixed."""
+
+
+class StoreLockedError(OSError):
+    """Another writer (in this process or another) holds the feature store's lock."""
+
+
+# ----------------------------------------------------------------------------- the writer lock
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no OS lock, one writer is the user's duty
+    fcntl = None
+
+
+class _StoreLock:
+    """The single-writer lock of a store: ``flock`` on ``DIR/.lock``, which holds the holder's pid.
+
+    The OS releases the lock when its file is closed or the holding process ends (also by
+    kill -9), so a crashed writer never leaves a stale lock. Two writers in one process are
+    refused too (each opens the file itself).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The store directory (must exist).
+    wait : float
+        Seconds to wait for a busy lock (0: refuse at once).
+    """
+
+    def __init__(self, path: Path, *, wait: float = 0.0) -> None:
+        self.file = path / LOCK_FILE
+        self._fd: int | None = None
+        fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is not None:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+                        os.close(fd)
+                        raise StoreLockedError(
+                            f"feature store {str(path)!r} is being written by another writer (pid {holder}); "
+                            f"a store has one writer at a time. Wait for that process to finish (or stop it) "
+                            f"and run again, or write to another directory. The lock is {str(self.file)!r}; "
+                            f"the OS releases it when its holder exits."
+                        ) from None
+                    time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Give the lock up (closing the file releases the OS lock)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.ftruncate(fd, 0)
+            finally:
+                os.close(fd)
+
+    def __enter__(self) -> _StoreLock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
 
 # ----------------------------------------------------------------------------- atomic file helpers
@@ -151,8 +233,15 @@ def _atomic_write_json(path: Path, obj) -> None:
 
 
 def _read_json(path: Path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    """Parse a JSON file; a damaged one raises ValueError naming the file."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{str(path)!r} is damaged: invalid UTF-8 at byte {e.start}.") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{str(path)!r} is damaged: not valid JSON ({e.msg} at byte {e.pos} of {len(data)}).") from None
 
 
 def _keys_bytes(keys: Sequence[str]) -> bytes:
@@ -160,9 +249,32 @@ def _keys_bytes(keys: Sequence[str]) -> bytes:
 
 
 def _read_keys(path: Path) -> list[str]:
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    return text.split("\n")[:-1] if text else []
+    """The keys of ``keys.txt``, one per line; invalid UTF-8 or a duplicate key raises ValueError
+    naming the file (a duplicate would put the wrong row behind a key)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ValueError(
+            f"{str(path)!r} is damaged: invalid UTF-8 at byte {e.start} (line {line}). Keys are written "
+            f"as UTF-8; re-extract the store into a new directory."
+        ) from None
+    keys = text.split("\n")[:-1] if text else []
+    if len(set(keys)) != len(keys):
+        first: dict[str, int] = {}
+        dups = []
+        for i, k in enumerate(keys):
+            if k in first:
+                dups.append(f"{k!r} (lines {first[k] + 1} and {i + 1})")
+            else:
+                first[k] = i
+        raise ValueError(
+            f"{str(path)!r} lists {len(dups)} key(s) twice: {', '.join(dups[:5])}; each key must name one "
+            f"row. The store was edited or damaged: re-extract it into a new directory."
+        )
+    return keys
 
 
 def _now() -> str:
@@ -332,20 +444,83 @@ def _roll_forward(path: Path, recovering: bool = True) -> bool:
     return True
 
 
-def _committed_shards(path: Path, after: int) -> list[tuple[int, dict]]:
-    """Commit records in shard order, ignoring shards at or below `after` (already consolidated)."""
+def _shard_problem(d: Path, sid: int, dim: int, dtype: str) -> tuple[dict | None, str | None]:
+    """Read shard `sid`'s commit record and check its data against it without loading the rows.
+
+    Returns ``(record, None)`` for a usable shard, ``(None, why)`` for a damaged one (a truncated
+    or empty ``.npy``, a record that is not valid JSON, a shape or size that disagrees).
+    """
+    jpath, npath = d / _shard_name(sid, "json"), d / _shard_name(sid, "npy")
+    try:
+        rec = _read_json(jpath)
+    except (ValueError, OSError) as e:
+        return None, str(e)
+    ok = (
+        isinstance(rec, dict)
+        and isinstance(rec.get("count"), int)
+        and isinstance(rec.get("keys"), list)
+        and len(rec["keys"]) == rec["count"]
+        and all(isinstance(k, str) for k in rec["keys"])
+        and isinstance(rec.get("skipped"), dict)
+    )
+    if not ok:
+        return None, f"{str(jpath)!r} is not a commit record (count, keys, skipped)"
+    try:
+        with open(npath, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dt = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, fortran, dt = np.lib.format.read_array_header_2_0(f)
+            offset = f.tell()
+        size = npath.stat().st_size
+    except (ValueError, OSError, EOFError) as e:
+        return None, f"{str(npath)!r} is not a readable .npy file ({e})"
+    want = (rec["count"], dim)
+    if tuple(shape) != want or fortran or np.dtype(dt).name != dtype:
+        return None, f"{str(npath)!r} holds {np.dtype(dt).name} rows of shape {tuple(shape)}, its record says {want} {dtype}"
+    expected = offset + rec["count"] * dim * np.dtype(dtype).itemsize
+    if size != expected:
+        return None, f"{str(npath)!r} has {size} bytes, its {want} {dtype} rows need {expected} (truncated?)"
+    return rec, None
+
+
+def _committed_shards(path: Path, after: int, dim: int, dtype: str) -> tuple[list[tuple[int, dict]], list[tuple[int, str]]]:
+    """Commit records in shard order, ignoring shards at or below `after` (already consolidated),
+    and the damaged shards with the reason (data that does not match its record)."""
     d = path / SHARD_DIR
     if not d.is_dir():
-        return []
-    out = []
+        return [], []
+    out, damaged = [], []
     for name in os.listdir(d):
         m = _SHARD_RE.match(name)
         if m and m.group(2) == "json":
             sid = int(m.group(1))
             if sid > after and (d / f"shard-{m.group(1)}.npy").exists():
-                out.append((sid, _read_json(d / name)))
+                rec, why = _shard_problem(d, sid, dim, dtype)
+                if rec is None:
+                    damaged.append((sid, why))
+                else:
+                    out.append((sid, rec))
     out.sort(key=lambda t: t[0])
-    return out
+    damaged.sort()
+    return out, damaged
+
+
+def _load_rows(file: Path, mmap: bool) -> np.ndarray:
+    """``np.load`` a store's rows; a missing or damaged file raises an error naming it."""
+    try:
+        return np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{str(file)!r} is missing: the feature store is incomplete; re-extract it into a new directory."
+        ) from None
+    except (ValueError, OSError, EOFError) as e:
+        size = file.stat().st_size if file.exists() else 0
+        raise ValueError(
+            f"{str(file)!r} is damaged ({size} bytes; {e}). Its rows cannot be read: restore the file or "
+            f"re-extract the store into a new directory."
+        ) from None
 
 
 def _shard_name(sid: int, ext: str) -> str:
@@ -432,14 +607,25 @@ class FeatureStore:
                 f"no feature store at {str(path)!r} (no {METADATA_FILE}).{hint} Create one with "
                 f"`im2vec extract IMAGE_DIR -o {path}` or FeatureStore.from_arrays()."
             )
-        _roll_forward(path)
-        meta = _read_json(path / METADATA_FILE)
+        if (path / JOURNAL_FILE).exists():
+            # a crash left a consolidation half done, or a writer is finishing one now
+            with _StoreLock(path, wait=60.0):
+                _roll_forward(path)
+        try:
+            meta = _read_json(path / METADATA_FILE)
+        except ValueError as e:
+            raise ValueError(f"{e} It is the feature store's metadata: restore it or re-extract the store.") from None
+        if not isinstance(meta, dict) or not all(f in meta for f in ("dim", "dtype", "count")):
+            raise ValueError(
+                f"{str(path / METADATA_FILE)!r} is damaged: expected a JSON object with dim, dtype and count; "
+                f"restore it or re-extract the store."
+            )
         if meta.get("format_version", 0) > FORMAT_VERSION:
             raise ValueError(
                 f"feature store {str(path)!r} has format_version {meta['format_version']}, newer than this "
                 f"gensim-im2vec understands ({FORMAT_VERSION}); upgrade gensim-im2vec."
             )
-        vectors = np.load(path / FEATURES_FILE, mmap_mode="r" if mmap else None)
+        vectors = _load_rows(path / FEATURES_FILE, mmap)
         keys = _read_keys(path / KEYS_FILE)
         if vectors.ndim != 2 or len(keys) != vectors.shape[0] or meta.get("count") != len(keys):
             raise ValueError(
@@ -448,7 +634,12 @@ class FeatureStore:
             )
         skipped = _read_json(path / SKIPPED_FILE) if (path / SKIPPED_FILE).exists() else {}
         pca = PCA.load(path / PCA_FILE) if meta.get("pca") and (path / PCA_FILE).exists() else None
-        pending = _committed_shards(path, meta.get("last_shard", -1))
+        pending, damaged = _committed_shards(path, meta.get("last_shard", -1), int(meta["dim"]), meta["dtype"])
+        for sid, why in damaged:
+            logger.warning(
+                "%s: unconsolidated shard %i is damaged (%s); its images are extracted again by the next "
+                "run in mode='extend'", path, sid, why,
+            )
         if pending:
             logger.warning(
                 "%s: %i committed shard(s) with %i rows are not consolidated yet (an interrupted "
@@ -624,13 +815,19 @@ class FeatureStore:
         rng = np.random.default_rng(seed)
         rows = np.sort(rng.choice(n, size=min(sample_size, n), replace=False))
         pca = PCA.fit(np.asarray(self.raw_vectors[rows], dtype=np.float32), n_components, name="fit_pca")
+        with _StoreLock(self.path):  # the store's files change: no writer may run meanwhile
+            self._write_pca(pca, apply, len(rows))
+        return FeatureStore.open(self.path)
+
+    def _write_pca(self, pca: PCA, apply: str, fitted_on: int) -> None:
+        n = len(self)
         pca.save(self.path / PCA_FILE)
         meta = dict(self.metadata)
-        meta["pca"] = pca.describe(apply, len(rows))
+        meta["pca"] = pca.describe(apply, fitted_on)
         meta["updated"] = _now()
         if apply == "on_read":
             _atomic_write_json(self.path / METADATA_FILE, meta)
-            return FeatureStore.open(self.path)
+            return
         meta["dim"] = pca.n_components
         meta["pca_components"] = pca.n_components
         tmp = _tmp_name(self.path / FEATURES_FILE)
@@ -647,7 +844,6 @@ class FeatureStore:
             {"replace": [[tmp.name, FEATURES_FILE], [meta_tmp.name, METADATA_FILE]], "delete": []},
         )
         _roll_forward(self.path, recovering=False)
-        return FeatureStore.open(self.path)
 
 
 # ----------------------------------------------------------------------------- writer
@@ -721,10 +917,30 @@ class FeatureStoreWriter:
         self._buf_rows: list[np.ndarray] = []
         self._buf_skips: dict[str, str] = {}
         self.rows_written = 0
+        self._lock: _StoreLock | None = None
 
         if self.path.exists() and not self.path.is_dir():
             raise NotADirectoryError(f"feature store path {str(self.path)!r} is a file; give a directory.")
-        if self.path.is_dir() and _is_store(self.path):
+        self._check_not_foreign()  # before the lock file goes in
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = _StoreLock(self.path)  # one writer at a time: everything below runs under it
+        try:
+            self._open_under_lock(meta, mode, pca)
+        except BaseException:
+            self._release()
+            raise
+
+    def _check_not_foreign(self) -> None:
+        if self.path.is_dir() and not _is_store(self.path) and any(
+            p.name != LOCK_FILE for p in self.path.iterdir()
+        ):
+            raise FileExistsError(
+                f"{str(self.path)!r} is a non-empty directory that is not a feature store; choose a new "
+                f"or empty directory."
+            )
+
+    def _open_under_lock(self, meta: dict, mode: str, pca: PCA | None) -> None:
+        if _is_store(self.path):
             if mode == "create":
                 raise FileExistsError(
                     f"feature store {str(self.path)!r} already exists; pass mode='extend' to continue or "
@@ -732,12 +948,7 @@ class FeatureStoreWriter:
                 )
             if mode == "overwrite":
                 self._remove_store()
-        elif self.path.is_dir() and any(self.path.iterdir()):
-            raise FileExistsError(
-                f"{str(self.path)!r} is a non-empty directory that is not a feature store; choose a new "
-                f"or empty directory."
-            )
-        self.path.mkdir(parents=True, exist_ok=True)
+        self._check_not_foreign()
         (self.path / SHARD_DIR).mkdir(exist_ok=True)
 
         if (self.path / METADATA_FILE).exists() or (self.path / JOURNAL_FILE).exists():
@@ -759,7 +970,16 @@ class FeatureStoreWriter:
         # what is already there: consolidated rows + committed shards
         self._last_consolidated = int(self._base_meta.get("last_shard", -1))
         self._base_keys = _read_keys(self.path / KEYS_FILE)
-        self._shards = _committed_shards(self.path, self._last_consolidated)
+        self._shards, damaged = _committed_shards(self.path, self._last_consolidated, self.dim, self.dtype)
+        for sid, why in damaged:
+            # its data does not match its commit record: forget the shard, its images are redone
+            logger.warning("%s: shard %i is damaged (%s); removing it, its images are extracted again",
+                           self.path, sid, why)
+            for ext in ("json", "npy"):  # the record first: data without a record is ignored
+                try:
+                    (self.path / SHARD_DIR / _shard_name(sid, ext)).unlink()
+                except FileNotFoundError:
+                    pass
         self.done_keys: set[str] = set(self._base_keys)
         self.skipped: dict[str, str] = (
             _read_json(self.path / SKIPPED_FILE) if (self.path / SKIPPED_FILE).exists() else {}
@@ -922,18 +1142,34 @@ class FeatureStoreWriter:
         _atomic_write_json(path, record)
 
     def close(self) -> None:
-        """Commit what is buffered and consolidate all shards into ``features.npy``."""
+        """Commit what is buffered, consolidate all shards into ``features.npy``, release the lock."""
         if self._closed:
             return
-        self.flush()
-        self._consolidate()
-        self._closed = True
+        try:
+            self.flush()
+            self._consolidate()
+        finally:
+            self._closed = True
+            self._release()
 
     def abort(self) -> None:
-        """Commit what is buffered (complete rows only) and stop without consolidating."""
+        """Commit what is buffered (complete rows only), stop without consolidating, release the lock."""
         if not self._closed:
-            self.flush()
-            self._closed = True
+            try:
+                self.flush()
+            finally:
+                self._closed = True
+                self._release()
+
+    def _release(self) -> None:
+        lock, self._lock = getattr(self, "_lock", None), None
+        if lock is not None:
+            lock.release()
+
+    def __del__(self) -> None:
+        # a writer dropped without close()/abort() (a crash in this process) frees the store;
+        # its committed shards stay and the next writer continues from them
+        self._release()
 
     def __enter__(self) -> FeatureStoreWriter:
         return self
@@ -951,7 +1187,7 @@ class FeatureStoreWriter:
     def _consolidate(self) -> None:
         if not self._shards:
             return
-        base = np.load(self.path / FEATURES_FILE, mmap_mode="r")
+        base = _load_rows(self.path / FEATURES_FILE, mmap=True)
         n_base = base.shape[0]
         total = n_base + sum(r["count"] for _, r in self._shards)
         ftmp = _tmp_name(self.path / FEATURES_FILE)

@@ -104,6 +104,7 @@ def check_features(
                 f"{name}: {len(rows)} feature vector(s) contain NaN or inf: {_row_names(keys, rows)}. "
                 f"Drop or re-extract those images."
             )
+    zero = None
     if not allow_zero:
         zero = ~np.any(a != 0, axis=1)
         if zero.any():
@@ -112,10 +113,54 @@ def check_features(
                 f"{name}: {len(rows)} feature vector(s) are all zeros: {_row_names(keys, rows)}. "
                 f"An all-zero vector has no direction; drop or re-extract those images."
             )
-    out = np.ascontiguousarray(a, dtype=dtype)
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(a, dtype=dtype)
+    if check_finite and out.dtype != a.dtype and np.issubdtype(out.dtype, np.floating):
+        # finite in the input's dtype is not finite after the cast (1e39 in float64 is inf in float32)
+        bad = ~np.isfinite(out).all(axis=1)
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            raise ValueError(
+                f"{name}: {len(rows)} feature vector(s) exceed the {out.dtype.name} range "
+                f"(±{float(np.finfo(out.dtype).max):.3g}): {_row_names(keys, rows)}. Rescale the features "
+                f"(e.g. L2-normalise each row in float64) or drop those images."
+            )
+    if not allow_zero:
+        _check_norms(a, out, name, keys)
     if copy and out is a:
         out = out.copy()
     return out
+
+
+#: Squared L2 norms that float32 represents as a normal number: the model normalises rows with
+#: ``1 / sqrt(sum(x * x))`` in float32, so a row outside this range would become NaN or 0.
+_SQ_NORM_RANGE = (float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max))
+
+
+def _check_norms(a: np.ndarray, out: np.ndarray, name: str, keys: Sequence[str] | None) -> None:
+    """Refuse rows whose float32 squared norm overflows or underflows (the row cannot be normalised)."""
+    lo, hi = _SQ_NORM_RANGE
+    bad_rows = []
+    for start in range(0, len(out), 65536):
+        block = out[start:start + 65536]
+        if block.dtype != np.float32:
+            block = block.astype(np.float32)
+        with np.errstate(over="ignore", under="ignore"):
+            sq = np.einsum("ij,ij->i", block, block)
+        bad = ~((sq >= lo) & (sq <= hi))
+        if bad.any():
+            bad_rows.extend(start + np.flatnonzero(bad))
+    if not bad_rows:
+        return
+    rows = np.asarray(bad_rows)
+    norms = np.linalg.norm(np.asarray(a[rows[:5]], dtype=np.float64), axis=1)
+    shown = ", ".join(f"{n:.3g}" for n in norms)
+    raise ValueError(
+        f"{name}: {len(rows)} feature vector(s) have an L2 norm that float32 cannot normalise "
+        f"({_row_names(keys, rows)}: norm {shown}; the norm must lie between {np.sqrt(lo):.2g} and "
+        f"{np.sqrt(hi):.2g}). Rescale the features (e.g. L2-normalise each row in float64) or drop "
+        f"those images."
+    )
 
 
 def l2_normalize(arr: np.ndarray, out_dtype=np.float32) -> np.ndarray:

@@ -329,3 +329,247 @@ def test_float16_underflow_warns(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="gensim_im2vec.store"):
         FeatureStore.from_arrays(tmp_path / "s", ["img:tiny"], np.full((1, 4), 1e-9, np.float32), dtype="float16")
     assert "became all zeros in float16" in caplog.text and "'img:tiny'" in caplog.text
+
+
+# ----------------------------------------------------------------------------- one writer at a time (issue 12)
+
+_WRITER = r"""
+import sys, time
+import numpy as np
+from gensim_im2vec import store as store_mod
+from gensim_im2vec.store import FeatureStore
+
+StoreLockedError = getattr(store_mod, "StoreLockedError", ())  # () before the lock existed: catch nothing
+path, tag, n, retry = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "retry"
+while True:
+    try:
+        w = FeatureStore.create(path, dim=4, dtype="float32", mode="extend", shard_size=7)
+        break
+    except StoreLockedError:
+        if not retry:
+            raise
+        time.sleep(0.01)
+print("locked", flush=True)
+if not retry:
+    sys.stdin.readline()  # the test says when to go on
+keys = [f"img:w{tag}/{i}" for i in range(n)]
+vecs = np.array([[tag, i, 1.0, 1.0] for i in range(n)], dtype=np.float32)
+for s in range(0, n, 5):
+    w.write(keys[s : s + 5], vecs[s : s + 5])
+w.close()
+print("done", flush=True)
+"""
+
+
+def _run_writer(path, tag, n, retry=False, **kw):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", _WRITER, str(path), str(tag), str(n), "retry" if retry else "wait"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def _assert_rows_are_their_writers(store, tags, n):
+    assert sorted(store.keys) == sorted(f"img:w{t}/{i}" for t in tags for i in range(n))
+    for key in store.keys:
+        tag, i = key[len("img:w"):].split("/")
+        np.testing.assert_array_equal(store.get_vector(key), [int(tag), int(i), 1, 1])
+
+
+def test_a_second_writer_process_is_refused_with_the_holders_pid(tmp_path):
+    path = tmp_path / "s"
+    first = _run_writer(path, 1, 20)
+    assert first.stdout.readline().strip() == "locked"
+    try:
+        second = _run_writer(path, 2, 20)
+        out, err = second.communicate(timeout=120)
+        assert second.returncode != 0
+        assert "StoreLockedError" in err and f"pid {first.pid}" in err, err[-2000:]
+        with pytest.raises(store_mod.StoreLockedError, match=rf"another writer \(pid {first.pid}\)"):
+            FeatureStore.create(path, dim=4, dtype="float32", mode="extend")
+    finally:
+        out, err = first.communicate("go\n", timeout=120)
+    assert first.returncode == 0, err[-2000:]
+    # the first writer lost nothing; once it is done, the second may write
+    second = _run_writer(path, 2, 20)
+    assert second.stdout.readline().strip() == "locked"
+    out, err = second.communicate("go\n", timeout=120)
+    assert second.returncode == 0, err[-2000:]
+    _assert_rows_are_their_writers(FeatureStore.open(path), (1, 2), 20)
+
+
+def test_two_processes_racing_for_one_store_lose_and_mix_nothing(tmp_path):
+    path = tmp_path / "s"
+    procs = [_run_writer(path, tag, 60, retry=True) for tag in (1, 2)]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-2000:]
+        assert out.split() == ["locked", "done"]
+    _assert_rows_are_their_writers(FeatureStore.open(path), (1, 2), 60)
+
+
+def test_writers_in_one_process_take_turns(tmp_path):
+    keys, vecs = _data(10)
+    w = FeatureStore.create(tmp_path / "s", dim=12, dtype="float32", metadata=META)
+    w.write(keys[:5], vecs[:5])
+    with pytest.raises(store_mod.StoreLockedError, match=f"pid {os.getpid()}"):
+        FeatureStore.create(tmp_path / "s", dim=12, dtype="float32", metadata=META, mode="extend")
+    w.close()
+    with FeatureStore.create(tmp_path / "s", dim=12, dtype="float32", metadata=META, mode="extend") as w2:
+        w2.write(keys[5:], vecs[5:])
+    s = FeatureStore.open(tmp_path / "s")
+    assert s.keys == keys
+    np.testing.assert_array_equal(s.vectors, vecs)
+
+
+_CONSOLIDATE_AND_DIE = r"""
+import os, signal, sys
+import numpy as np
+from gensim_im2vec import store as store_mod
+from gensim_im2vec.store import FeatureStore
+
+path, point, n_done = sys.argv[1], sys.argv[2], int(sys.argv[3])
+state = {"journal": False, "n": 0}
+real_roll, real_replace, real_unlink, real_json = (store_mod._roll_forward, os.replace, os.unlink,
+                                                   store_mod._atomic_write_json)
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def roll(p, recovering=True):
+    state["journal"] = not recovering  # the writer's own roll-forward, not a recovery at start
+    return real_roll(p, recovering)
+
+def replace(src, dst):
+    if state["journal"] and point == "replace":
+        if state["n"] == n_done:
+            die()
+        state["n"] += 1
+    return real_replace(src, dst)
+
+def unlink(p, *a, **k):
+    if state["journal"] and point == "delete":
+        if state["n"] == n_done:
+            die()
+        state["n"] += 1
+    return real_unlink(p, *a, **k)
+
+def write_json(p, obj):
+    if point == "journal" and p.name == store_mod.JOURNAL_FILE:
+        die()
+    return real_json(p, obj)
+
+store_mod._roll_forward, store_mod._atomic_write_json = roll, write_json
+os.replace, os.unlink = replace, unlink
+rng = np.random.default_rng(0)
+keys = [f"img:dir/{i:03d}" for i in range(30)]
+vecs = (rng.random((30, 12), dtype=np.float32) + 0.05) * 10
+with FeatureStore.create(path, dim=12, dtype="float32", mode="extend", shard_size=6,
+                         metadata={"arch": "toy", "weights": "toy-v1", "layer": "penultimate",
+                                   "preprocessing": "none"}) as w:
+    w.write(keys[10:], vecs[10:])
+print("not killed")
+"""
+
+
+@pytest.mark.parametrize("point,n_done", [("journal", 0), ("replace", 0), ("replace", 2), ("replace", 3),
+                                          ("delete", 0), ("delete", 1), ("delete", 2)])
+def test_kill_9_during_consolidation_then_open_and_extend(tmp_path, point, n_done):
+    import signal
+    import subprocess
+    import sys
+
+    keys, vecs = _data(30)
+    _write_all(tmp_path / "s", keys[:10], vecs[:10])  # an existing store being extended
+    proc = subprocess.run([sys.executable, "-c", _CONSOLIDATE_AND_DIE, str(tmp_path / "s"), point, str(n_done)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr[-2000:]
+    s = FeatureStore.open(tmp_path / "s")  # finishes a journal, or keeps the old rows and the shards
+    if point == "journal":  # died before the journal: the old rows, the shards wait for a writer
+        assert s.keys == keys[:10]
+        s = FeatureStore.consolidate(tmp_path / "s")  # the killed writer's lock is gone
+    assert not (tmp_path / "s" / "consolidate.json").exists()
+    assert s.keys == keys and s.metadata["count"] == 30
+    np.testing.assert_array_equal(s.vectors, vecs)
+    assert not list((tmp_path / "s" / "shards").glob("shard-*"))
+    # the OS released the dead writer's lock: the store takes a new writer at once
+    FeatureStore.create(tmp_path / "s", dim=12, dtype="float32", metadata=META, mode="extend").close()
+
+
+# ----------------------------------------------------------------------------- damaged files (issue 12)
+
+
+def _interrupted(path, keys, vecs, n_rows, shard_size=5):
+    """A store with keys[:5] consolidated and the next rows in committed shards (a stopped run)."""
+    _write_all(path, keys[:5], vecs[:5])
+    w = FeatureStore.create(path, dim=12, dtype="float32", metadata=META, mode="extend", shard_size=shard_size)
+    for s in range(5, 5 + n_rows, shard_size):
+        w.write(keys[s : s + shard_size], vecs[s : s + shard_size])
+    w.abort()
+
+
+@pytest.mark.parametrize("damage", ["truncated_npy", "empty_npy", "truncated_record", "wrong_shape"])
+def test_a_damaged_shard_is_redone_and_never_blocks_open(tmp_path, caplog, damage):
+    keys, vecs = _data(20)
+    path = tmp_path / "s"
+    _interrupted(path, keys, vecs, 10)  # shards 1 and 2 (5 rows each) are committed
+    shard = path / "shards" / "shard-000002"
+    npy, rec = shard.with_suffix(".npy"), shard.with_suffix(".json")
+    if damage == "truncated_npy":
+        npy.write_bytes(npy.read_bytes()[:-7])
+    elif damage == "empty_npy":
+        npy.write_bytes(b"")
+    elif damage == "truncated_record":
+        rec.write_bytes(rec.read_bytes()[:40])
+    else:
+        np.save(npy, vecs[:4])
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.store"):
+        s = FeatureStore.open(path)  # the consolidated rows are intact
+    assert s.keys == keys[:5]
+    assert "shard 2 is damaged" in caplog.text and "shard-000002" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.store"):
+        w = FeatureStore.create(path, dim=12, dtype="float32", metadata=META, mode="extend", shard_size=5)
+    assert w.done_keys == set(keys[:10]), "the damaged shard's images are redone"
+    assert "removing it, its images are extracted again" in caplog.text
+    rest = [i for i, k in enumerate(keys) if k not in w.done_keys]
+    w.write([keys[i] for i in rest], vecs[rest])
+    w.close()
+    s = FeatureStore.open(path)
+    assert sorted(s.keys) == sorted(keys)
+    for k, v in zip(keys, vecs):
+        np.testing.assert_array_equal(s.get_vector(k), v)
+
+
+def test_a_duplicate_key_in_keys_txt_is_refused(tmp_path):
+    keys, vecs = _data(5)
+    FeatureStore.from_arrays(tmp_path / "s", keys, vecs)
+    dup = keys[:3] + [keys[1]] + keys[4:]  # same count, the wrong row behind 'img:dir/001'
+    (tmp_path / "s" / "keys.txt").write_text("".join(k + "\n" for k in dup))
+    with pytest.raises(ValueError, match=r"keys.txt' lists 1 key\(s\) twice: 'img:dir/001' \(lines 2 and 4\)"):
+        FeatureStore.open(tmp_path / "s")
+    with pytest.raises(ValueError, match="twice"):
+        FeatureStore.create(tmp_path / "s", dim=12, dtype="float32", mode="extend")
+
+
+@pytest.mark.parametrize("damage,culprit", [
+    ("metadata", r"metadata.json' is damaged: not valid JSON"),
+    ("keys_utf8", r"keys.txt' is damaged: invalid UTF-8 at byte 4 \(line 2\)"),
+    ("features_truncated", r"features.npy' is damaged"),
+    ("features_empty", r"features.npy' is damaged"),
+])
+@pytest.mark.parametrize("mmap", [True, False])
+def test_damaged_store_files_are_named(tmp_path, damage, culprit, mmap):
+    keys, vecs = _data(5)
+    FeatureStore.from_arrays(tmp_path / "s", ["img", *keys[1:]], vecs)
+    d = tmp_path / "s"
+    if damage == "metadata":
+        (d / "metadata.json").write_bytes((d / "metadata.json").read_bytes()[:50])
+    elif damage == "keys_utf8":
+        (d / "keys.txt").write_bytes(b"img\n\xff\xfe\n" + b"".join(k.encode() + b"\n" for k in keys[2:]))
+    elif damage == "features_truncated":
+        (d / "features.npy").write_bytes((d / "features.npy").read_bytes()[:-30])
+    else:
+        (d / "features.npy").write_bytes(b"")
+    with pytest.raises(ValueError, match=culprit):
+        FeatureStore.open(d, mmap=mmap)
