@@ -18,6 +18,15 @@ name               Debian packages (``apt-get install …``)          what
                    ``dict-devil fortunes``                          entry per line (``*.txt``)
 =================  ==============================================  ==============================
 
+Tags that describe nothing about the picture are dropped by the builder that knows why
+(:func:`drop_undescriptive`): on OpenClipArt the creator's own name (``architetto_francesco_rollandin``
+on that creator's drawings, "Clipart by Nicu Buculei" in titles), the collection's folder
+names (``signs_and_symbols``, ``computer``) and tool or icon-set markers (``magick``,
+``gramastar``, ``lemon_theme_icon``, ``theme``). The sidecar keeps what was dropped (``raw``,
+``dropped``) and ``dataset.json`` counts it per rule (``dropped``). Noise that needs no such
+facts (``hash``, ``hash(0x…)``, ``unsorted``, numbered file names such as ``head1``) is the
+:class:`~gensim_im2vec.text.Normalizer`'s.
+
 Builders are resumable and atomic: every file is written to a hidden temporary name and renamed;
 an image item is complete once its sidecar exists (written after the PNG), so a rerun skips
 finished items; ``dataset.json`` is written last. ``limit`` builds a small subset (tests, quick
@@ -57,9 +66,10 @@ import re
 import shutil
 import subprocess
 import time
+import unicodedata
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -75,6 +85,7 @@ __all__ = [
     "build_dictionary_text",
     "build_emoji",
     "build_openclipart",
+    "drop_undescriptive",
     "list_datasets",
     "load_split",
     "make_split",
@@ -149,7 +160,10 @@ def _atomic_copy(src: Path, dst: Path) -> None:
 def _image_summary(out: Path, normalizer: Normalizer | None = None) -> dict:
     """Counts over the built folder: images, images with >= 2 normalised tags, tags/image."""
     norm = normalizer or Normalizer()
-    n = n2 = ntags = 0
+    before = Normalizer(**(norm.config() | {"track_vocab": True}))  # the same steps on the raw tags
+    n = n2 = ntags = n2_before = ntags_before = n_touched = 0
+    dropped: dict[str, Counter] = {"tags": Counter(), "text": Counter()}
+    examples: dict[str, Counter] = {}
     for meta_path in sorted(out.rglob("*.json")):
         if meta_path.name in ("dataset.json", "split.json") and meta_path.parent == out:
             continue
@@ -160,11 +174,35 @@ def _image_summary(out: Path, normalizer: Normalizer | None = None) -> dict:
         n += 1
         n2 += len(tags) >= 2
         ntags += len(tags)
+        raw_tags = before.tags((meta.get("raw") or {}).get("tags", meta.get("tags")) or [])
+        n2_before += len(raw_tags) >= 2
+        ntags_before += len(raw_tags)
+        n_touched += bool(meta.get("dropped"))
+        for rule, items in (meta.get("dropped") or {}).items():
+            kind, _, name = rule.partition(":")  # "creator" (a tag) or "text:creator" (title words)
+            if not name:
+                kind, name = "tags", kind
+            dropped[kind][name] += len(items)
+            examples.setdefault(rule, Counter()).update(items)
+    out_vocab = norm.stats.output_vocab
     return {
         "images": n,
         "images_with_2_tags": n2,
         "tags_per_image": round(ntags / n, 3) if n else 0.0,
         "tag_normalization": norm.stats.as_dict() | {"examples": {}},
+        "dropped": {
+            "rules": "drop_undescriptive",
+            "images": n_touched,
+            "tags": dict(dropped["tags"].most_common()),
+            "text": dict(dropped["text"].most_common()),
+            "examples": {r: [x for x, _ in c.most_common(5)] for r, c in sorted(examples.items())},
+            "without_dropping": {
+                "images_with_2_tags": n2_before,
+                "tags_per_image": round(ntags_before / n, 3) if n else 0.0,
+                "distinct_tags": len(before.stats.output_vocab or ()),
+            },
+            "distinct_tags": len(out_vocab) if out_vocab is not None else None,
+        },
     }
 
 
@@ -221,6 +259,164 @@ def parse_svg_metadata(path: str | os.PathLike, max_bytes: int = 4 << 20) -> dic
     return out
 
 
+#: Tags and titles that OpenClipArt's tools and sets put on whole collections, saying nothing about
+#: the picture: ``magick`` and the title ``gramastar`` are on all 1,375 star polygons of one
+#: generator script (beside the descriptive ``stars``, ``shapes``, ``geometry``, so no count
+#: tells them apart: hence a list).
+OPENCLIPART_TOOL_WORDS: frozenset[str] = frozenset({"magick", "gramastar"})
+#: Icon-set markers (normalised): ``theme``, ``lemon_theme_icon``, ``flat_theme``, and titles such
+#: as "Lemon SVG theme", "gold-theme" (1,424 icons of four themes carry ``theme``).
+_THEME_MARKER = re.compile(r"(?:.+_)?theme(?:_icon)?")
+_TAG_RULES_VERSION = 1  # sidecars built under other rules are rebuilt on resume
+_EMAIL_OR_BRACKETS = re.compile(r"\S+@\S+|https?://\S+|\[[^\]]*\]|\([^)]*\)")
+_NAME_SEP = re.compile(r"\s*(?:[,;&/+]|\band\b)\s*", re.I)
+
+
+def _creator_names(creator: str) -> list[list[str]]:
+    """The name(s) in a creator field as lists of words: "Nicu Buculei and Nathan Eady" gives two;
+    e-mail addresses, URLs and bracketed parts ("Jakob [x@y.com]") are left out."""
+    bare = _EMAIL_OR_BRACKETS.sub(" ", creator or "")
+    names = []
+    for part in _NAME_SEP.split(bare):
+        words = re.findall(r"[^\W_]+", part)
+        if words:
+            names.append(words)
+    return names
+
+
+def _creator_tag_forms(names: list[list[str]]) -> set[str]:
+    """Normalised tags that are a creator's name: the whole name, or two or more of its words in
+    order, joined by ``_`` or run together (``architetto_francesco_rollandin``,
+    ``francesco_rollandin``, ``nicubuculei``). A single word of a longer name is not one
+    ("Royal Navy" tags its flags ``navy``); a one-word name is (``codifiedivining``)."""
+    forms: set[str] = set()
+    for words in names:
+        w = [unicodedata.normalize("NFKC", x).casefold() for x in words]  # as the normaliser
+        if len(w) == 1:
+            forms.add(w[0])
+        for i in range(len(w)):
+            for j in range(i + 2, len(w) + 1):
+                forms.update(("_".join(w[i:j]), "".join(w[i:j])))
+    return forms
+
+
+def _creator_text_pattern(names: list[list[str]]) -> re.Pattern | None:
+    """Where a title or description credits its creator: the name after "by" ("Clipart by Nicu
+    Buculei - head1", "SVG Gradient Collection by Alan Horkan"), in whole words and not inside
+    an e-mail address (the normaliser removes those whole). Elsewhere a name may describe the
+    picture ("Royal Navy ensign" by the Royal Navy; "Rose bush" by the creator "rose")."""
+    alts = [r"[\W_]+".join(re.escape(w) for w in words) for words in names]
+    return re.compile(rf"(?<=\bby\s)(?:{'|'.join(alts)})(?![\w.-]*@)(?!\w)", re.I) if alts else None
+
+
+def drop_undescriptive(
+    meta: dict,
+    *,
+    folders: Collection[str] = (),
+    tool_words: Collection[str] = OPENCLIPART_TOOL_WORDS,
+    normalizer: Normalizer | None = None,
+) -> dict:
+    """Drop the tags (and title words) of one item that describe nothing about its picture.
+
+    Three rules, each needing a fact the builder knows; a rule removes a tag when the tag's
+    normalised form (``normalizer.tags``) matches:
+
+    ``creator``
+        The item's own creator's name: the whole name or two or more of its words in order
+        (``architetto_francesco_rollandin`` on Architetto Francesco Rollandin's drawings). Only
+        the item's own creator counts: the tag ``tux`` stays on others' drawings although a
+        creator is called "tux". In the title and description the name is cut where it credits
+        the creator ("Clipart by Nicu Buculei - head1" → "Clipart by - head1").
+    ``folder``
+        A folder name of the collection (``signs_and_symbols``, ``computer``, ``food``): the
+        category the uploader picked from the site's list, on any drawing; a singular or more
+        specific word (``sign``, ``fruit``) stays.
+    ``tool``
+        A tool or icon-set marker: a word of `tool_words` (``magick``) or a theme marker
+        (``theme``, ``lemon_theme_icon``). A title that is one ("gramastar", "Lemon SVG theme")
+        is emptied; tool words inside a longer title are cut out.
+
+    Parameters
+    ----------
+    meta : dict
+        A sidecar: ``tags`` (list of str), ``title``, ``description``, ``creator`` (str).
+    folders : collection of str
+        The collection's folder names (OpenClipArt: its top-level directories).
+    tool_words : collection of str
+        Normalised tool words; empty disables the list (theme markers are still dropped).
+    normalizer : Normalizer, optional
+        How tags are compared (default ``Normalizer(track_vocab=False)``); use the training one.
+
+    Returns
+    -------
+    dict
+        A copy of `meta` with the kept tags (as written), cleaned ``title``/``description`` and,
+        when anything went, ``raw`` (the original tags, title, description) and ``dropped``
+        (rule → the raw tags it removed; ``text:<rule>`` → the title/description parts).
+
+    Examples
+    --------
+    >>> m = drop_undescriptive({"tags": ["Architetto Francesco Rollandin", "cat", "Animals", "magick"],
+    ...                         "title": "Clipart by Architetto Francesco Rollandin - cat1",
+    ...                         "creator": "Architetto Francesco Rollandin"}, folders=["animals"])
+    >>> m["tags"], m["title"]
+    (['cat'], 'Clipart by - cat1')
+    >>> sorted(m["dropped"])
+    ['creator', 'folder', 'text:creator', 'tool']
+    """
+    norm = normalizer if normalizer is not None else Normalizer(track_vocab=False)
+    names = _creator_names(str(meta.get("creator") or ""))
+    creator_forms = _creator_tag_forms(names)
+    folder_forms = {t for f in folders for t in norm.tags([f])}
+    tools = frozenset(tool_words)
+    dropped: dict[str, list[str]] = {}
+
+    def is_tool(tok: str) -> bool:
+        return tok in tools or _THEME_MARKER.fullmatch(tok) is not None
+
+    kept = []
+    for tag in meta.get("tags") or []:
+        forms = norm.tags([tag])
+        rule = None
+        if forms and all(f in creator_forms for f in forms):
+            rule = "creator"
+        elif forms and all(f in folder_forms for f in forms):
+            rule = "folder"
+        elif forms and all(is_tool(f) for f in forms):
+            rule = "tool"
+        if rule:
+            dropped.setdefault(rule, []).append(tag)
+        else:
+            kept.append(tag)
+    out = dict(meta)
+    pattern = _creator_text_pattern(names)
+    tool_re = re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(tools))) + r")\b", re.I) if tools else None
+    for field_ in ("title", "description"):
+        text = str(meta.get(field_) or "")
+        if not text:
+            continue
+        if pattern is not None:
+            found = pattern.findall(text)
+            if found:
+                dropped.setdefault("text:creator", []).extend(found)
+                text = pattern.sub("", text)
+        whole = norm.tags([text])
+        if whole and all(is_tool(t) for t in whole):
+            dropped.setdefault("text:tool", []).append(text.strip())
+            text = ""
+        elif tool_re is not None and tool_re.search(text):
+            dropped.setdefault("text:tool", []).extend(tool_re.findall(text))
+            text = tool_re.sub("", text)
+        if text != meta.get(field_):
+            out[field_] = re.sub(r"\s{2,}", " ", text).strip()
+    if dropped:
+        out["raw"] = {"tags": list(meta.get("tags") or []), "title": meta.get("title", ""),
+                      "description": meta.get("description", "")}  # fmt: skip
+        out["dropped"] = dropped
+    out["tags"] = kept
+    return out
+
+
 def _walk_sorted(root: Path, suffix: str) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
@@ -237,11 +433,15 @@ def build_openclipart(
     png_root: str | os.PathLike = OPENCLIPART_PNG,
     exclude_folders: Sequence[str] = (),
     split: bool = True,
+    drop_tags: bool = True,
 ) -> dict:
     """Build the OpenClipArt image set: PNG + sidecar with the SVG's title, description, keywords.
 
-    The keywords are kept as their authors wrote them (``unsorted``, author names,
-    ``hash(0x885c2bc)``): coping with that is the normaliser's job. SVGs that are symlinks to
+    The keywords are kept as their authors wrote them (``unsorted``, ``hash(0x885c2bc)``: the
+    normaliser copes with those), except the ones that need this collection's facts to be
+    recognised as saying nothing: the creator's own name, the folder names, tool and icon-set
+    markers (:func:`drop_undescriptive`; the sidecar keeps them under ``raw``/``dropped``, the
+    manifest counts them under ``dropped``). SVGs that are symlinks to
     another SVG of the package are skipped (the same drawing twice); the PNG of the same
     relative path is copied (PNG symlinks are resolved, and the file's SHA-1 is recorded so
     :func:`make_split` keeps identical images on one side).
@@ -259,12 +459,16 @@ def build_openclipart(
         and geometric shapes with repetitive keywords).
     split : bool
         Write ``split.json`` with :func:`make_split`'s defaults at the end.
+    drop_tags : bool
+        Apply :func:`drop_undescriptive` (folder names: the top-level directories of
+        `svg_root`; tool words: :data:`OPENCLIPART_TOOL_WORDS`). False keeps every keyword.
+        Sidecars written under other settings are rewritten on a rerun.
 
     Returns
     -------
     dict
         The manifest also written to ``dataset.json``: counts, skipped items by reason,
-        package versions.
+        dropped tags by rule, package versions.
 
     Raises
     ------
@@ -280,6 +484,9 @@ def build_openclipart(
     skipped: Counter = Counter()
     built = resumed = 0
     excl = set(exclude_folders)
+    folders = sorted(p.name for p in svg_root.iterdir() if p.is_dir()) if drop_tags else []
+    rules = _TAG_RULES_VERSION if drop_tags else 0
+    tag_norm = Normalizer(track_vocab=False)
     for svg in _walk_sorted(svg_root, ".svg"):
         if limit is not None and built + resumed >= limit:
             break
@@ -296,7 +503,7 @@ def build_openclipart(
             continue
         key = rel.with_suffix("").as_posix()
         dst_png, dst_json = out / (key + ".png"), out / (key + ".json")
-        if dst_json.exists() and dst_png.exists():
+        if dst_json.exists() and dst_png.exists() and _sidecar_rules(dst_json) == rules:
             resumed += 1
             continue
         try:
@@ -311,15 +518,29 @@ def build_openclipart(
             source_png=str(png.resolve()),
             folder=rel.parts[0] if len(rel.parts) > 1 else "",
             sha1=file_digest(dst_png, "sha1"),
+            tag_rules=rules,
         )
+        if drop_tags:
+            meta = drop_undescriptive(meta, folders=folders, normalizer=tag_norm)
         _atomic_write_json(dst_json, meta)  # the item's completion marker
         built += 1
         if built % 1000 == 0:
             logger.info("openclipart: %i drawings built (%.0f/s)", built, built / (time.perf_counter() - t0))
     return _finish_image_set(
         out, "openclipart", ["openclipart-svg", "openclipart-png"], built, resumed, skipped, t0, split,
-        {"limit": limit, "exclude_folders": sorted(excl), "svg_root": str(svg_root), "png_root": str(png_root)},
+        {"limit": limit, "exclude_folders": sorted(excl), "svg_root": str(svg_root), "png_root": str(png_root),
+         "drop_tags": {"version": rules, "folders": folders, "tool_words": sorted(OPENCLIPART_TOOL_WORDS)}
+         if drop_tags else False},
     )  # fmt: skip
+
+
+def _sidecar_rules(path: Path) -> int | None:
+    """The ``tag_rules`` version a sidecar was written under (0: none; None: unreadable)."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta.get("tag_rules", 0) if isinstance(meta, dict) else None
 
 
 def _finish_image_set(out: Path, name: str, packages, built, resumed, skipped, t0, split, params) -> dict:
@@ -345,6 +566,14 @@ def _finish_image_set(out: Path, name: str, packages, built, resumed, skipped, t
         name, manifest["images"], built, resumed, manifest["images_with_2_tags"], manifest["tags_per_image"],
         dict(skipped) or "none", manifest["seconds"],
     )  # fmt: skip
+    d = manifest["dropped"]
+    if d["images"]:
+        logger.info(
+            "%s: dropped tags that describe nothing from %i images: tags %s, title/description parts %s "
+            "(without dropping: %i images with >= 2 tags, %.2f tags/image)",
+            name, d["images"], d["tags"] or "none", d["text"] or "none",
+            d["without_dropping"]["images_with_2_tags"], d["without_dropping"]["tags_per_image"],
+        )  # fmt: skip
     return manifest
 
 

@@ -15,7 +15,10 @@ The steps, in order (each is a constructor flag):
 5. ``machine_tags``: ``geo:lat=51.5``, ``uploaded:by=flickrmobile``.
 6. ``punctuation``: split on punctuation and symbols (emoji included), not only on whitespace.
 7. ``numbers`` (``2005``, ``10/2005``), ``camera_names`` (``dsc_1234``, ``img_2009_12_11``) and
-   ``hashes`` (``01267f59f5a2ef449dbfb30d080fb``, ``hash(0x885c2bc)``) are dropped.
+   ``hashes`` (``01267f59f5a2ef449dbfb30d080fb``, ``hash(0x885c2bc)``, and the bare tag ``hash``
+   that the same exporter leaves beside it) are dropped; in free text ``file_stems`` cuts the
+   number off a numbered file name left as a title (``head1``, ``tigre01``, ``arrow08_4`` →
+   ``head``, ``tigre``, ``arrow``).
 8. ``multiword``: a multi-word tag is kept as one token (``"join"``: ``new_york``) or split.
 9. ``stopwords`` and ``junk`` (tags that say nothing about an image: ``unsorted``), then the
    ``min_len``/``max_len`` limits.
@@ -28,6 +31,8 @@ The slides' own noise:
 ['udstillinger', 'butcherwhite', 'kennels', 'sitejoplin']
 >>> norm.text("X28guitar%29 %e9%bb%83%e5%b1%b1 DSC_1234.JPG")
 ['guitar', '黃山']
+>>> norm.text("Clipart by Nicu Buculei - head1")   # what a title left by an export script gives
+['nicu', 'buculei', 'head']
 
 Tags are units: a multi-word tag stays one token unless ``multiword="split"``:
 
@@ -109,6 +114,11 @@ _CAMERA = re.compile(
     r"snapshot|image|screenshot|vid|mov|dji|wp|p)_?\d+(?:_\d+)*|[a-z]{1,4}\d{4,}(?:_\d+)*"
 )
 _HEX_HASH = re.compile(r"0x[0-9a-f]+|(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}")
+# A numbered file name: a word of 3+ letters and a number of 1-4 digits (head1, tigre01, summer2005).
+# Shorter letter parts are codes, kept whole (mp3, a4, f16, md5).
+_FILE_STEM = re.compile(r"([^\W\d_]{3,})\d{1,4}")
+#: The bare tag left beside ``hash(0x…)`` by an exporter (1,795 of 7,458 OpenClipArt drawings carry it).
+_BARE_HASH_TAG = "hash"
 
 _SEP_TABLE: dict[int, str] | None = None
 
@@ -188,7 +198,8 @@ class NormalizationStats:
         Tokens produced.
     reasons : collections.Counter
         Why candidate tokens were dropped (``number``, ``camera``, ``hash``, ``machine_tag``,
-        ``url``, ``stopword``, ``junk``, ``short``, ``long``, ``empty``).
+        ``url``, ``stopword``, ``junk``, ``short``, ``long``, ``empty``), and ``file_stem``:
+        numbers cut off numbered file names (the word itself is kept).
     examples : dict of str to list of str
         Up to five raw examples per reason.
     raw_vocab, removed_vocab, output_vocab : set of str or None
@@ -284,7 +295,15 @@ class Normalizer:
     camera_names : bool
         Drop camera file names (``dsc_1234``, ``img_2009_12_11``, ``p1010123``).
     hashes : bool
-        Drop hexadecimal hashes of 8+ digits and ``hash(0x…)``.
+        Drop hexadecimal hashes of 8+ digits and ``hash(0x…)``; in tags also the bare word
+        ``hash`` that the same exporter leaves as a tag of its own (free text keeps it).
+    file_stems : bool
+        In free text, a word of 3+ letters followed by a 1–4 digit number is a numbered file
+        name (titles such as "Clipart by Nicu Buculei - head1"): keep the word, drop the number
+        (``head1`` → ``head``, ``smiley111`` → ``smiley``), as a separate ``_01`` is dropped.
+        Shorter letter parts are codes and stay whole (``mp3``, ``a4``, ``f16``). Tags are left
+        alone: a tag is chosen (``route66``, ``apollo11``). Counted as reason ``file_stem``
+        (the word is kept, so this removes no token).
     multiword : {"join", "split"}
         A tag of several words becomes one token joined by ``_`` or several tokens. In free
         text an existing ``a_b`` token is kept (join) or split. Noise parts of a joined tag
@@ -319,6 +338,7 @@ class Normalizer:
     numbers: bool = True
     camera_names: bool = True
     hashes: bool = True
+    file_stems: bool = True
     multiword: Literal["join", "split"] = "join"
     stopwords: frozenset[str] | None = ENGLISH_STOPWORDS
     junk: frozenset[str] | None = DEFAULT_JUNK
@@ -347,6 +367,7 @@ class Normalizer:
         return state
 
     def __setstate__(self, state: dict) -> None:
+        state.setdefault("file_stems", False)  # pickled before the step existed: keep its behaviour
         self.__dict__.update(state)
         self._caches: tuple[dict, dict] = ({}, {})  # words of text, tags
 
@@ -513,7 +534,7 @@ class Normalizer:
             return "hash"
         return None
 
-    def _keep(self, tok: str, reasons: list[str]) -> bool:
+    def _keep(self, tok: str, reasons: list[str], is_tag: bool = False) -> bool:
         if len(tok) < self.min_len:
             reasons.append("short")
             return False
@@ -526,7 +547,19 @@ class Normalizer:
         if self.junk is not None and tok in self.junk:
             reasons.append("junk")
             return False
+        if is_tag and self.hashes and tok == _BARE_HASH_TAG:
+            reasons.append("hash")
+            return False
         return True
+
+    def _unstem(self, tok: str, reasons: list[str]) -> str:
+        """``head1`` → ``head``: the word of a numbered file name (when ``file_stems``)."""
+        if self.file_stems:
+            m = _FILE_STEM.fullmatch(tok)
+            if m:
+                reasons.append("file_stem")
+                return m.group(1)
+        return tok
 
     def _unit_uncached(self, unit: str, is_tag: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Normalise one tag (``is_tag``) or one whitespace-separated word of text."""
@@ -566,7 +599,7 @@ class Normalizer:
                 parts.pop()
             if parts:
                 tok = "_".join(parts)
-                if self._keep(tok, reasons):
+                if self._keep(tok, reasons, is_tag):
                     out.append(tok)
         else:
             for p in pieces:
@@ -577,13 +610,17 @@ class Normalizer:
                     if self._noise_logged("_".join(subs), reasons):
                         continue
                     subs = [x for x in subs if not self._noise_logged(x, reasons)]
+                    if not is_tag:
+                        subs = [self._unstem(x, reasons) for x in subs]
                     if not subs:
                         continue
                     cands = ["_".join(subs)]
                 else:
                     cands = [x for x in subs if not self._noise_logged(x, reasons)]
+                    if not is_tag:
+                        cands = [self._unstem(x, reasons) for x in cands]
                 for tok in cands:
-                    if self._keep(tok, reasons):
+                    if self._keep(tok, reasons, is_tag):
                         out.append(tok)
         if not out and not reasons:
             reasons.append("empty")

@@ -246,3 +246,115 @@ def test_cli_datasets(tmp_path):
         r = runner.invoke(main, ["datasets", "build", "emoji", str(tmp_path / "e"), "--limit", "5"])
         assert r.exit_code == 0, r.output
         assert json.loads(r.output)["images"] == 5
+
+
+# ---------------------------------------------------------------- tags that describe nothing
+def _svg_text(title: str, tags: list[str], creator: str, description: str = "") -> str:
+    lis = "".join(f"<rdf:li>{t}</rdf:li>" for t in tags)
+    return (
+        '<svg xmlns:dc="http://purl.org/dc/elements/1.1/"><metadata><rdf:RDF><cc:Work rdf:about="">'
+        f"<dc:title>{title}</dc:title><dc:description>{description}</dc:description>"
+        f"<dc:subject><rdf:Bag>{lis}</rdf:Bag></dc:subject>"
+        f"<dc:creator><cc:Agent><dc:title>{creator}</dc:title></cc:Agent></dc:creator>"
+        "</cc:Work></rdf:RDF></metadata><path d='M0 0'/></svg>"
+    )
+
+
+# rel path: (title, tags, creator, description)
+_FAKE_CLIPART = {
+    "animals/cat_afr.svg": ("Cat", ["Architetto Francesco Rollandin", "francesco rollandin", "cat", "animal",
+                                    "Animals"], "Architetto Francesco Rollandin", ""),
+    "animals/dog_afr.svg": ("Clipart by Architetto Francesco Rollandin - dog1", ["dog", "rollandin"],
+                            "Architetto Francesco Rollandin", ""),
+    "plants/rose_by_rose.svg": ("Rose bush", ["rose", "flower", "plants"], "rose", "Drawn by rose"),
+    "plants/rose_by_ann.svg": ("A rose", ["rose", "flower"], "Ann Smith", "Drawn for the rose garden"),
+    "signs_and_symbols/navy_flag.svg": ("Royal Navy ensign", ["navy", "flag", "Signs and Symbols", "sign"],
+                                        "Royal Navy", ""),
+    "signs_and_symbols/star_7.svg": ("gramastar", ["stars", "magick", "geometry", "hash"], "codifiedivining", ""),
+    "signs_and_symbols/star_8.svg": ("Blue gramastar", ["stars", "Magick"], "codifiedivining", ""),
+    "food/apple_icon.svg": ("Lemon SVG theme", ["lemon_theme_icon", "theme", "icon", "food", "fruit", "theme park"],
+                            "Jose Hevia", "jose.hevia@example.org"),
+}  # fmt: skip
+
+
+def _fake_clipart(root: Path) -> tuple[Path, Path]:
+    svg_root, png_root = root / "svg", root / "png"
+    for rel, (title, tags, creator, desc) in _FAKE_CLIPART.items():
+        (svg_root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (svg_root / rel).write_text(_svg_text(title, tags, creator, desc))
+        png = (png_root / rel).with_suffix(".png")
+        png.parent.mkdir(parents=True, exist_ok=True)
+        png.write_bytes(b"png " + rel.encode())
+    (svg_root / "unsorted").mkdir()  # a folder name of the collection without drawings
+    return svg_root, png_root
+
+
+def _docs(out: Path) -> dict[str, list[str]]:
+    return {d[0][4:]: d[1:] for d in FolderCorpus(out)}
+
+
+def test_creator_rule_drops_the_own_name_only(tmp_path):
+    svg_root, png_root = _fake_clipart(tmp_path)
+    out = tmp_path / "oc"
+    m = build_openclipart(out, svg_root=svg_root, png_root=png_root)
+    docs = _docs(out)
+    cat = json.loads((out / "animals/cat_afr.json").read_text())
+    assert cat["tags"] == ["cat", "animal"]
+    assert cat["dropped"]["creator"] == ["Architetto Francesco Rollandin", "francesco rollandin"]
+    assert cat["raw"]["tags"][0] == "Architetto Francesco Rollandin"  # what was dropped is kept
+    # one word of a longer name is a word ("Royal Navy" tags its flags "navy"); the rest is a name
+    assert "rollandin" in docs["animals/dog_afr"] and "navy" in docs["signs_and_symbols/navy_flag"]
+    assert docs["signs_and_symbols/navy_flag"][-3:] == ["royal", "navy", "ensign"]  # not a credit: kept
+    # the name leaves the title ("Clipart by <creator> - dog1"); the file stem keeps its word
+    dog = json.loads((out / "animals/dog_afr.json").read_text())
+    assert dog["title"] == "Clipart by - dog1" and dog["dropped"]["text:creator"] == ["Architetto Francesco Rollandin"]
+    assert "architetto" not in docs["animals/dog_afr"] and "dog" in docs["animals/dog_afr"]
+    # a creator called "rose": other creators' roses keep their tag and title word
+    assert docs["plants/rose_by_ann"][:2] == ["rose", "flower"] and docs["plants/rose_by_ann"].count("rose") == 3
+    assert docs["plants/rose_by_rose"] == ["flower", "rose", "bush", "drawn"]  # a one-word name: its own tag
+    assert m["dropped"]["tags"]["creator"] == 3 and m["dropped"]["text"]["creator"] == 2  # + "by rose"
+    assert m["dropped"]["examples"]["creator"][0] == "Architetto Francesco Rollandin"
+
+
+def test_folder_rule_drops_the_collections_folder_names(tmp_path):
+    svg_root, png_root = _fake_clipart(tmp_path)
+    out = tmp_path / "oc"
+    m = build_openclipart(out, svg_root=svg_root, png_root=png_root)
+    docs = _docs(out)
+    navy = json.loads((out / "signs_and_symbols/navy_flag.json").read_text())
+    assert navy["tags"] == ["navy", "flag", "sign"] and navy["dropped"] == {"folder": ["Signs and Symbols"]}
+    assert "animals" not in docs["animals/cat_afr"] and "animal" in docs["animals/cat_afr"]  # the word stays
+    assert "food" not in docs["food/apple_icon"] and "fruit" in docs["food/apple_icon"]
+    assert "plants" not in docs["plants/rose_by_rose"]
+    assert m["dropped"]["tags"]["folder"] == 4
+    assert m["params"]["drop_tags"]["folders"] == ["animals", "food", "plants", "signs_and_symbols", "unsorted"]
+
+
+def test_tool_rule_drops_tool_and_icon_set_markers(tmp_path):
+    svg_root, png_root = _fake_clipart(tmp_path)
+    out = tmp_path / "oc"
+    m = build_openclipart(out, svg_root=svg_root, png_root=png_root)
+    docs = _docs(out)
+    assert docs["signs_and_symbols/star_7"] == ["stars", "geometry"]  # magick, hash, title "gramastar"
+    assert docs["signs_and_symbols/star_8"] == ["stars", "blue"]  # a tool word inside a title goes
+    icon = json.loads((out / "food/apple_icon.json").read_text())
+    assert icon["title"] == "" and icon["dropped"]["text:tool"] == ["Lemon SVG theme"]
+    assert icon["dropped"]["tool"] == ["lemon_theme_icon", "theme"]
+    assert docs["food/apple_icon"] == ["icon", "fruit", "theme_park"]  # e-mail: the normaliser's
+    assert m["dropped"]["tags"]["tool"] == 4 and m["dropped"]["text"]["tool"] == 3
+    assert m["dropped"]["images"] == 7  # all but Ann's rose
+    # the report compares with the same tags undropped
+    assert m["dropped"]["without_dropping"]["tags_per_image"] > m["tags_per_image"]
+    assert m["images_with_2_tags"] == 6 and m["dropped"]["without_dropping"]["images_with_2_tags"] == 8
+
+
+def test_drop_tags_off_keeps_every_keyword_and_rerun_applies_the_rules(tmp_path):
+    svg_root, png_root = _fake_clipart(tmp_path)
+    out = tmp_path / "oc"
+    m = build_openclipart(out, svg_root=svg_root, png_root=png_root, drop_tags=False)
+    assert m["dropped"]["images"] == 0 and m["params"]["drop_tags"] is False
+    assert "magick" in json.loads((out / "signs_and_symbols/star_7.json").read_text())["tags"]
+    again = build_openclipart(out, svg_root=svg_root, png_root=png_root)  # sidecars of other rules: redone
+    assert again["built"] == len(_FAKE_CLIPART) and again["resumed"] == 0
+    assert "magick" not in json.loads((out / "signs_and_symbols/star_7.json").read_text())["tags"]
+    assert build_openclipart(out, svg_root=svg_root, png_root=png_root)["resumed"] == len(_FAKE_CLIPART)

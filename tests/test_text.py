@@ -191,3 +191,28 @@ def test_tags_never_raise_and_are_idempotent(tags):
         once = norm.tags(tags)
         assert norm.tags(once) == once
         assert len(set(once)) == len(once)
+
+
+def test_bare_hash_tag_is_dropped_but_hash_in_text_and_longer_tags_stays():
+    norm = Normalizer()
+    assert norm.tags(["hash", "Hash", "hash(0x8a07724)", "hash browns", "flag"]) == ["hash_browns", "flag"]
+    assert norm.stats.reasons["hash"] == 3
+    assert norm.text("corned beef hash") == ["corned", "beef", "hash"]  # free text: a word
+    assert Normalizer(hashes=False).tags(["hash"]) == ["hash"]
+
+
+def test_numbered_file_stems_in_text_lose_their_number():
+    norm = Normalizer()
+    assert norm.text("head1 smiley111 arrow08_4 tigre01 summer2005") == ["head", "smiley", "arrow", "tigre", "summer"]
+    assert norm.stats.reasons["file_stem"] == 5 and norm.stats.removed_tokens == 0
+    assert norm.text("mp3 a4 f16 md5 r2d2 dog") == ["mp3", "a4", "f16", "md5", "r2d2", "dog"]  # codes
+    assert norm.text("Clipart by Nicu Buculei - head1") == ["nicu", "buculei", "head"]
+    assert norm.text("unsorted2") == []  # what is left is noise: idempotent
+    assert norm.tags(["route66", "head1"]) == ["route66", "head1"]  # a tag is chosen: kept whole
+    assert Normalizer(multiword="split").tags(["route66 sign"]) == ["route66", "sign"]
+    assert Normalizer(file_stems=False).text("head1") == ["head1"]
+    old = Normalizer().__getstate__()
+    del old["file_stems"]  # a normaliser pickled before the step existed keeps its behaviour
+    again = Normalizer.__new__(Normalizer)
+    again.__setstate__(old)
+    assert again.text("head1") == ["head1"]
