@@ -41,6 +41,12 @@ def main(verbose: int) -> None:
               help="Decoding processes; 0 decodes in the main process.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
               help="Autocast dtype (default: bf16 on CUDA, fp32 on CPU).")
+@click.option("--jpeg-device", default=None,
+              help="Decode JPEGs batched with torchvision's decode_jpeg on this device: cuda or cuda:N "
+                   "(nvJPEG on the GPU), cpu, or auto (the model's device); workers then only read the "
+                   "files. PNGs and odd files still go to PIL, counted with their reason in the summary. "
+                   "Features agree with PIL decoding to cosine >= 0.999; no JPEG draft downscaling. "
+                   "Default: PIL decodes everything in the workers.")
 @click.option("--dtype", type=click.Choice(["float16", "float32"]), default=None,
               help="Storage dtype of the features (default float16).")
 @click.option("--pca", type=click.IntRange(min=1), default=None,
@@ -56,13 +62,13 @@ def main(verbose: int) -> None:
                                               "without extension.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar with images/s.")
 def extract_command(image_dir, store, arch, weights, layer, device, batch_size, num_workers, precision,
-                    dtype, pca, pca_sample, mode, shard_size, prefix, progress):
+                    jpeg_device, dtype, pca, pca_sample, mode, shard_size, prefix, progress):
     """Extract CNN features of the images under IMAGE_DIR into a feature store (resumable)."""
     from gensim_im2vec.features import FeatureExtractor
     from gensim_im2vec.weights import WeightsNotAvailableError
 
     given = {"arch": arch, "weights": weights, "layer": layer, "device": device, "batch_size": batch_size,
-             "num_workers": num_workers, "precision": precision}
+             "num_workers": num_workers, "precision": precision, "jpeg_device": jpeg_device}
     build = {k: v for k, v in given.items() if v is not None}
     if isinstance(build.get("weights"), str) and build["weights"].lower() == "none":
         build["weights"] = None
