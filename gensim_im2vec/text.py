@@ -104,9 +104,30 @@ _PCT_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
 _FLICKR_HEX = re.compile(r"(?<![^\W\d_])[xX](2[26789cCfF])")
 _NEEDS_DECODING = re.compile(r"[%+&<]|[xX]2[26789cCfF]")
 _HTML_TAG = re.compile(r"<[^<>]{0,2000}>")
-_URL = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)\S*|\b[\w.+-]+@[\w-]+\.[\w.-]+", re.I)
-_MACHINE_TAG = re.compile(r"(?<![\w:])[^\W\d][\w]*:[\w]+=\S*")
-_HASH_CALL = re.compile(r"\bhash\s*\(\s*(?:0x)?[0-9a-f]*\s*\)")
+# URLs and e-mail addresses, in linear time on any input. A pattern that may start anywhere
+# inside a run of its characters (``\b[\w.+-]+@``) rescans the rest of the run from every start:
+# quadratic on ``"a." * n``. Here each alternative starts only where its run starts (the
+# lookbehinds), reads the run once with possessive quantifiers (no backtracking into it) and
+# keeps the run's leading characters that the old ``\b`` start skipped (group ``keep_*``, put
+# back by :func:`_strip_urls`), so the same text is removed:
+# - scheme URL: the first letter of the run before ``://`` that starts a word (``\b[a-z]``);
+# - ``www.`` at a word start (a fixed prefix: no rescan);
+# - e-mail: from the run's first word character to ``@``, then ``domain.tld`` (a ``www.`` there is
+#   left to the ``www.`` alternative, as before).
+# One difference remains: a match that the old pattern began right where the previous one ended
+# inside a run (``a@b.c+d@e.f``: ``+d@e.f``) is not taken, as a run is only entered at its start.
+_URL = re.compile(
+    r"(?<![a-z0-9+.-])(?:(?<!\w)|(?P<keep_scheme>[a-z0-9]*+(?:[+.-]++[0-9][a-z0-9]*+)*+[+.-]++))"
+    r"[a-z][a-z0-9+.-]*+://\S*+"
+    r"|\bwww\.\S*+"
+    r"|(?<![\w.+-])(?P<keep_mail>[.+-]*+)(?!www\.)\w[\w.+-]*+@[\w-]++\.[\w.-]++",
+    re.I,
+)
+_MACHINE_TAG = re.compile(r"(?<![\w:])[^\W\d][\w]*+:[\w]++=\S*+")
+_HASH_CALL = re.compile(r"\bhash\s*+\(\s*+(?:0x)?[0-9a-f]*+\s*+\)")
+#: Rounds of URL decoding (``%2525`` → ``%25`` → ``%``): real text is encoded at most a few times
+#: over; a bound keeps ``"%" + "25" * n`` linear (one round per level would be quadratic).
+_MAX_DECODE_ROUNDS = 8
 _ASCII_TOKEN = re.compile(r"[a-z0-9_]+")
 _NUMBER = re.compile(r"_*\d[\d_]*")
 _CAMERA = re.compile(
@@ -137,6 +158,20 @@ def _separator_table() -> dict[int, str]:
     return _SEP_TABLE
 
 
+def _not_text(who: str, value, expected: str = "a str") -> str:
+    """The message for a value that is not text (bytes are named with their fix)."""
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    if isinstance(value, (bytes, bytearray)):
+        return f"{who}: expected {expected}, got bytes {shown}; decode them first, e.g. data.decode('utf-8')."
+    return f"{who}: expected {expected}, got {type(value).__name__} {shown}; convert it with str() if it is text."
+
+
+def _strip_urls(s: str) -> str:
+    """Replace URLs and e-mail addresses by a space (see :data:`_URL`)."""
+    return _URL.sub(lambda m: (m.group("keep_scheme") or m.group("keep_mail") or "") + " ", s)
+
+
 def _decode_pct_run(match: re.Match) -> str:
     raw = bytes.fromhex(match.group(0).replace("%", ""))
     try:
@@ -161,14 +196,15 @@ def url_decode(s: str, *, plus: bool = True, flickr_hex: bool = True) -> str:
     Returns
     -------
     str
-        The decoded text. A ``%XX`` run that is not valid UTF-8 is read as Latin-1.
+        The decoded text. A ``%XX`` run that is not valid UTF-8 is read as Latin-1. At most
+        8 levels of encoding are undone (linear time on any input).
 
     Examples
     --------
     >>> url_decode("butcher%252Cwhite+%e9%bb%83%e5%b1%b1")
     'butcher,white 黃山'
     """
-    for _ in range(len(s)):
+    for _ in range(_MAX_DECODE_ROUNDS):
         prev = s
         if plus and "+" in s:
             s = s.replace("+", " ")
@@ -412,7 +448,16 @@ class Normalizer:
         -------
         list of str
             Clean tokens in their original order (duplicates kept).
+
+        Raises
+        ------
+        TypeError
+            `text` is not a str (bytes must be decoded first).
         """
+        if text is None:
+            return []
+        if not isinstance(text, str):
+            raise TypeError(_not_text("Normalizer.text", text))
         if not text:
             return []
         text = self._clean(text)
@@ -434,12 +479,19 @@ class Normalizer:
         list of str
             Clean tag tokens in order, duplicates removed (first occurrence kept).
         """
-        if not tags:
+        if tags is None:
             return []
         if isinstance(tags, str):
             units = [t.strip() for t in tags.split(sep)]
+        elif isinstance(tags, (bytes, bytearray)) or not isinstance(tags, Iterable):
+            raise TypeError(_not_text("Normalizer.tags", tags, "a list of tags or one string of tags"))
         else:
-            units = [str(t).strip() for t in tags if t is not None]
+            units = []
+            for t in tags:
+                if isinstance(t, (bytes, bytearray)):
+                    raise TypeError(_not_text("Normalizer.tags", t, "each tag as a str"))
+                if t is not None:
+                    units.append(str(t).strip())
         out = self._run([u for u in units if u], True)
         if len(out) > 1:
             out = list(dict.fromkeys(out))
@@ -510,7 +562,7 @@ class Normalizer:
 
     def _remove_patterns(self, s: str, _mode: str) -> str:
         if self.strip_urls and (":" in s or "www" in s or "@" in s):
-            s = _URL.sub(" ", s)
+            s = _strip_urls(s)
         if self.machine_tags and ":" in s and "=" in s:
             s = _MACHINE_TAG.sub(" ", s)
         if self.hashes and "hash" in s:
@@ -593,10 +645,12 @@ class Normalizer:
                 parts.extend(x for x in p.split("_") if x)
             parts = [p for p in parts if not self._noise_logged(p, reasons)]
             sw = self.stopwords or ()
-            while parts and parts[0] in sw:
-                parts.pop(0)
-            while parts and parts[-1] in sw:
-                parts.pop()
+            lo, hi = 0, len(parts)  # strip stop words at both ends (indices: pop(0) is quadratic)
+            while lo < hi and parts[lo] in sw:
+                lo += 1
+            while hi > lo and parts[hi - 1] in sw:
+                hi -= 1
+            parts = parts[lo:hi]
             if parts:
                 tok = "_".join(parts)
                 if self._keep(tok, reasons, is_tag):

@@ -2,6 +2,7 @@
 
 import doctest
 import pickle
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -216,3 +217,73 @@ def test_numbered_file_stems_in_text_lose_their_number():
     again = Normalizer.__new__(Normalizer)
     again.__setstate__(old)
     assert again.text("head1") == ["head1"]
+
+
+# ----------------------------------------------------------------------------- bad input (issue 12)
+
+_MB_INPUTS = {
+    # each took minutes to hours with the old patterns (64 kB of the first: 24 s, growing as n^2)
+    "mail_local_part": "a." * 500_000 + "@",
+    "mail_domain": "a@" + "b-" * 500_000,
+    "scheme_run": "a." * 500_000 + ":",
+    "scheme_dashes": "a-" * 500_000 + ":/",
+    "plus_run": "a+" * 500_000 + "@x",
+    "hash_call": "hash(" + " " * 1_000_000,
+    "machine_tag": "a:" + "b" * 1_000_000 + "=",
+    "nested_percent": "%" + "25" * 500_000,
+}
+
+
+@pytest.mark.parametrize("name", sorted(_MB_INPUTS))
+def test_patterns_are_linear_on_pathological_megabytes(name):
+    # each step completes on 1 MB (with the quadratic patterns this would run for minutes to hours)
+    s = _MB_INPUTS[name]
+    assert len(Normalizer()._remove_patterns(s, "text")) <= len(s)  # URLs, e-mail, machine tags, hash()
+    assert len(url_decode(s)) <= len(s)
+
+
+def test_the_normaliser_completes_on_a_pathological_megabyte():
+    norm = Normalizer()
+    assert norm.text("a." * 500_000 + "@") == []  # single letters are too short to keep
+    assert norm.tags(["a." * 500_000 + "@"]) == []
+    assert norm.text("%" + "25" * 500_000) == []  # the rest after 8 rounds of decoding is a number
+
+
+def test_url_pattern_reads_each_run_once():
+    # the structure that makes it linear: every alternative starts at the start of its run
+    # (a lookbehind) and reads the run possessively, so a failed start is never retried inside it
+    pattern = text_module._URL.pattern
+    assert pattern.count("(?<!") >= 3 and "*+" in pattern and "++" in pattern
+    for old_quadratic in (r"\b[\w.+-]+@", r"\b[a-z][a-z0-9+.-]*://"):
+        assert old_quadratic not in pattern
+
+
+_OLD_URL = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)\S*|\b[\w.+-]+@[\w-]+\.[\w.-]+", re.I)
+
+
+@pytest.mark.parametrize("s", [
+    "see http://example.com/a?b=c and www.flickr.com/photos/x, mail me: jane.doe+tag@mail.example.org.",
+    "(https://x.org) svn+ssh://host/repo -http://a.b 9-ab-cd://e ...http://x.com x_http://y",
+    "a.b@c.d, .john@x.com +foo@bar.com a@b @c.com -www.x@y.com/p HTTP://UPPER.CASE/ Www.Site.COM",
+    "a@b.http://x x.http://y 1http://z é@x.y éhttp://z caf\u00e9 www.x@y.com",
+])
+def test_url_pattern_removes_what_the_old_one_did(s):
+    assert text_module._strip_urls(s) == _OLD_URL.sub(" ", s)
+
+
+@pytest.mark.parametrize("value,kind", [(b"bytes", "bytes"), (5, "int"), (3.5, "float"), (["a"], "list")])
+def test_text_names_a_value_that_is_not_text(value, kind):
+    with pytest.raises(TypeError, match=rf"Normalizer.text: expected a str, got {kind}"):
+        Normalizer().text(value)
+
+
+def test_tags_name_a_value_that_is_not_text():
+    norm = Normalizer()
+    with pytest.raises(TypeError, match=r"got bytes b'dog,cat'; decode them first"):
+        norm.tags(b"dog,cat")
+    with pytest.raises(TypeError, match="got int 5"):
+        norm.tags(5)
+    with pytest.raises(TypeError, match=r"each tag as a str, got bytes b'x'"):
+        norm.tags(["dog", b"x"])
+    assert norm.tags(["dog", None, 2005, "new york"]) == ["dog", "new_york"]  # numbers are str()-ed
+    assert norm.text(None) == [] and norm.text("") == []
