@@ -309,6 +309,17 @@ def _creator_text_pattern(names: list[list[str]]) -> re.Pattern | None:
     return re.compile(rf"(?<=\bby\s)(?:{'|'.join(alts)})(?![\w.-]*@)(?!\w)", re.I) if alts else None
 
 
+#: OpenClipArt folders whose names are site categories, not words for what a drawing shows.
+OPENCLIPART_NON_DESCRIPTIVE_FOLDERS = frozenset({"special", "unsorted"})
+
+
+def _category_only(folder: str) -> bool:
+    """True for a folder name that names no object: a compound category (``signs_and_symbols``)
+    or one of :data:`OPENCLIPART_NON_DESCRIPTIVE_FOLDERS`."""
+    name = folder.casefold()
+    return "_" in name or name in OPENCLIPART_NON_DESCRIPTIVE_FOLDERS
+
+
 def drop_undescriptive(
     meta: dict,
     *,
@@ -328,9 +339,10 @@ def drop_undescriptive(
         creator is called "tux". In the title and description the name is cut where it credits
         the creator ("Clipart by Nicu Buculei - head1" → "Clipart by - head1").
     ``folder``
-        A folder name of the collection (``signs_and_symbols``, ``computer``, ``food``): the
-        category the uploader picked from the site's list, on any drawing; a singular or more
-        specific word (``sign``, ``fruit``) stays.
+        A folder name of `folders` (``signs_and_symbols``): the category the uploader picked from
+        the site's list, on any drawing; a singular or more specific word (``sign``) stays. The
+        builder passes only the folder names that name no object (compound categories and
+        ``special``/``unsorted``): ``food`` on a drawing of food describes it.
     ``tool``
         A tool or icon-set marker: a word of `tool_words` (``magick``) or a theme marker
         (``theme``, ``lemon_theme_icon``). A title that is one ("gramastar", "Lemon SVG theme")
@@ -484,7 +496,10 @@ def build_openclipart(
     skipped: Counter = Counter()
     built = resumed = 0
     excl = set(exclude_folders)
-    folders = sorted(p.name for p in svg_root.iterdir() if p.is_dir()) if drop_tags else []
+    # folder names that name no object (``signs_and_symbols``, ``special``, ``unsorted``): a
+    # folder such as ``food`` or ``animals`` describes the drawings in it and stays a tag
+    folders = sorted(p.name for p in svg_root.iterdir() if p.is_dir() and _category_only(p.name)) \
+        if drop_tags else []
     rules = _TAG_RULES_VERSION if drop_tags else 0
     tag_norm = Normalizer(track_vocab=False)
     for svg in _walk_sorted(svg_root, ".svg"):
