@@ -18,8 +18,12 @@ Readers:
 Malformed input (a wrong column count, bad UTF-8, broken JSON) is counted, skipped and summed up
 in :attr:`~_Corpus.stats` and in the log, never fatal.
 
-Image keys follow one rule shared with the feature extractor: prefix + the path relative to the
-root, without extension, with forward slashes (:func:`image_key`).
+Image keys follow one rule shared with the feature extractor, the readers, ``im2vec normalize``
+and the data sets: prefix + the path relative to the root, without extension, with forward
+slashes, and every whitespace character written as ``%XX`` (its UTF-8 bytes), so that a key
+survives the one-document-per-line, space-separated format: ``holiday 2019/my cat.png`` →
+``img:holiday%202019/my%20cat`` (:func:`image_key`, :func:`encode_key`). Folders are walked
+following symlinks, each real folder once (:func:`walk_dirs`), so a symlink loop ends.
 
 Examples
 --------
@@ -74,7 +78,9 @@ import io
 import json
 import logging
 import os
+import re
 import time
+import zlib
 from collections import Counter
 from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -92,8 +98,10 @@ __all__ = [
     "TableCorpus",
     "TextCorpus",
     "YFCC100MCorpus",
+    "encode_key",
     "image_key",
     "open_text_source",
+    "walk_dirs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -115,8 +123,55 @@ _TAG_FIELDS = ("tags", "machine_tags")
 _MB = 1 << 20
 
 
+_WHITESPACE = re.compile(r"\s")  # what str.split() splits on, as gensim's LineSentence does
+
+
+def encode_key(key: str) -> str:
+    """Write each whitespace character of an image key as ``%XX`` (its UTF-8 bytes).
+
+    Documents are stored one per line with tokens separated by whitespace, so a key with a space
+    would fall apart into several tokens. Keys without whitespace are returned unchanged, so
+    encoding twice changes nothing (a key that is already encoded stays as it is).
+
+    Examples
+    --------
+    >>> encode_key("holiday 2019/my cat")
+    'holiday%202019/my%20cat'
+    >>> encode_key(encode_key("tab\\there"))
+    'tab%09here'
+    """
+    if not _WHITESPACE.search(key):
+        return key
+    return _WHITESPACE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode("utf-8")), key)
+
+
+def walk_dirs(root: str | os.PathLike, *, follow_links: bool = True) -> Iterator[tuple[str, list[str], list[str]]]:
+    """:func:`os.walk` (top-down) that enters every real directory once.
+
+    Following symlinks, a loop (``ln -s . d/a``) would be walked forever and a folder linked
+    twice would be listed twice; here a directory already entered (same device and inode) is
+    skipped with an info log. Pruning ``dirnames`` in place works as with :func:`os.walk`.
+    """
+    seen: dict[tuple[int, int], str] = {}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=follow_links):
+        try:
+            st = os.stat(dirpath)
+        except OSError:
+            dirnames[:] = []
+            continue
+        ident = (st.st_dev, st.st_ino)
+        if ident in seen:
+            logger.info("%s: not entered, it is the folder %s again (a symlink loop or a second link)",
+                        dirpath, seen[ident])
+            dirnames[:] = []
+            continue
+        seen[ident] = dirpath
+        yield dirpath, dirnames, filenames
+
+
 def image_key(path: str | os.PathLike, root: str | os.PathLike, prefix: str = "img:") -> str:
-    """The image token of a file: prefix + path relative to `root`, no extension, ``/`` separators.
+    """The image token of a file: prefix + path relative to `root`, no extension, ``/`` separators,
+    whitespace written as ``%XX`` (:func:`encode_key`).
 
     This is the rule the feature extractor uses too, so tokens and feature keys match.
 
@@ -137,10 +192,12 @@ def image_key(path: str | os.PathLike, root: str | os.PathLike, prefix: str = "i
     --------
     >>> image_key("/data/imgs/pets/cat.01.png", "/data/imgs")
     'img:pets/cat.01'
+    >>> image_key("/data/imgs/holiday 2019/my cat.png", "/data/imgs")
+    'img:holiday%202019/my%20cat'
     """
     rel = os.path.relpath(os.fspath(path), os.fspath(root))
     stem, _ext = os.path.splitext(rel)
-    return prefix + stem.replace(os.sep, "/")
+    return prefix + encode_key(stem.replace(os.sep, "/"))
 
 
 def open_text_source(path: str | os.PathLike) -> io.BufferedIOBase:
@@ -279,19 +336,47 @@ class _Corpus:
         return head + words
 
 
+def _damaged(path: str, f, lineno: int, err: BaseException) -> ValueError:
+    """The error for a compressed file that ends early or is corrupt: the file, where, and the fix."""
+    raw = getattr(f, "fileobj", None) or getattr(f, "_fp", None)  # gzip / bz2: the compressed file
+    try:
+        where = f"at byte {raw.tell()} of {os.path.getsize(path)}"
+    except (AttributeError, OSError, ValueError):
+        where = "in its compressed data"
+    kind = "gzip" if isinstance(f, gzip.GzipFile) else "bz2" if isinstance(f, bz2.BZ2File) else "file"
+    return ValueError(
+        f"{path}: the {kind} data ends early or is damaged {where}, after {lineno} complete lines "
+        f"({type(err).__name__}: {err or 'truncated'}). The file is cut short (an interrupted download "
+        f"or copy?): fetch or compress it again."
+    )
+
+
 def _iter_lines(path: str, stats: CorpusStats, max_line_bytes: int) -> Iterator[tuple[int, str]]:
-    """Yield (line number, decoded line without newline); skip bad UTF-8 and over-long lines."""
+    """Yield (line number, decoded line without newline); skip bad UTF-8 and over-long lines.
+
+    Raises
+    ------
+    ValueError
+        A ``.bz2``/``.gz`` file that ends early or is corrupt (naming the file and the byte offset).
+    """
     with open_text_source(path) as f:
         lineno = 0
+
+        def readline(limit: int) -> bytes:
+            try:
+                return f.readline(limit)
+            except (EOFError, OSError, zlib.error) as e:  # truncated or corrupt compressed data
+                raise _damaged(path, f, lineno, e) from None
+
         while True:
-            raw = f.readline(max_line_bytes + 1)
+            raw = readline(max_line_bytes + 1)
             if not raw:
                 return
             lineno += 1
             stats.lines += 1
             if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
                 while raw and not raw.endswith(b"\n"):  # drain the rest of the line in chunks
-                    raw = f.readline(_MB)
+                    raw = readline(_MB)
                 stats.skip("too_long", f"{path}:{lineno}")
                 continue
             try:
@@ -417,7 +502,7 @@ class YFCC100MCorpus(_Corpus):
             if photos_only and marker == "1":
                 stats.skip("video", f"{path}:{lineno}")
                 continue
-            key = cols[key_col].strip()
+            key = encode_key(cols[key_col].strip())
             if not key:
                 stats.skip("missing_key", f"{path}:{lineno}")
                 continue
@@ -476,7 +561,7 @@ class FolderCorpus(_Corpus):
     limit : int, optional
         Stop after this many documents.
     follow_links : bool
-        Descend into symlinked folders.
+        Descend into symlinked folders (each real folder once: a symlink loop ends).
     """
 
     name = "folder"
@@ -508,7 +593,7 @@ class FolderCorpus(_Corpus):
 
     def iter_images(self) -> Iterator[tuple[str, str]]:
         """Yield ``(image path, bare key)`` for every image under the root (files, then subfolders)."""
-        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=self.follow_links):
+        for dirpath, dirnames, filenames in walk_dirs(self.root, follow_links=self.follow_links):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))  # as the extractor
             for fn in sorted(filenames):
                 if not fn.startswith(".") and fn.lower().endswith(IMAGE_EXTENSIONS):
@@ -584,7 +669,8 @@ class TableCorpus(_Corpus):
         The table, plain, ``.bz2`` or ``.gz``. CSV/TSV need a header row.
     image_column : str
         Column holding the image key or the image's relative path; a known image extension
-        is removed (``pets/cat.png`` → ``img:pets/cat``), as the feature extractor does.
+        is removed (``pets/cat.png`` → ``img:pets/cat``) and whitespace is written as ``%XX``
+        (``my cat.png`` → ``img:my%20cat``), as the feature extractor does.
     text_columns : sequence of str
         Columns of free text (captions, titles).
     tag_columns : sequence of str
@@ -687,6 +773,7 @@ class TableCorpus(_Corpus):
             key = str(raw).strip().replace("\\", "/").removeprefix("./")
             if key.lower().endswith(IMAGE_EXTENSIONS):
                 key = os.path.splitext(key)[0]
+            key = encode_key(key)
             token = self.prefix + key
             if keys is not None and token not in keys and key not in keys:
                 stats.skip("not_in_keys", where)

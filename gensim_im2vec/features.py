@@ -87,6 +87,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 
+from gensim_im2vec.corpora import encode_key, image_key, walk_dirs
 from gensim_im2vec.store import (
     METADATA_FILE,
     PCA,
@@ -148,12 +149,14 @@ class ImageSkipped(Exception):
 def list_images(
     root, *, prefix: str = "img:", extensions: Iterable[str] | None = IMAGE_EXTENSIONS
 ) -> list[tuple[str, Path]]:
-    """Find image files under `root` and key them by relative path without extension.
+    """Find image files under `root` and key them by relative path without extension
+    (:func:`gensim_im2vec.corpora.image_key`: whitespace is written as ``%XX``).
 
     Parameters
     ----------
     root : str or os.PathLike
-        Directory, scanned recursively (symlinks followed, hidden files and folders skipped).
+        Directory, scanned recursively (symlinks followed, each real folder once so a symlink
+        loop ends; hidden files and folders skipped).
     prefix : str
         Prepended to every key (``"img:"`` marks image tokens in documents).
     extensions : iterable of str or None
@@ -163,7 +166,8 @@ def list_images(
     Returns
     -------
     list of (key, path)
-        Sorted by key, e.g. ``("img:cats/001", Path(".../cats/001.jpg"))``.
+        Sorted by key, e.g. ``("img:cats/001", Path(".../cats/001.jpg"))``,
+        ``("img:my%20cat", Path(".../my cat.png"))``.
 
     Raises
     ------
@@ -179,7 +183,7 @@ def list_images(
     found: dict[str, Path] = {}
     clashes: list[tuple[str, Path, Path]] = []
     ignored: Counter = Counter()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+    for dirpath, dirnames, filenames in walk_dirs(root, follow_links=True):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for fn in filenames:
             if fn.startswith("."):
@@ -189,8 +193,7 @@ def list_images(
                 ignored[ext or "(no extension)"] += 1
                 continue
             p = Path(dirpath) / fn
-            rel = p.relative_to(root).as_posix()
-            key = prefix + (rel[: -len(ext)] if ext else rel)
+            key = image_key(p, root, prefix)
             if key in found:
                 clashes.append((key, found[key], p))
             else:
@@ -224,6 +227,11 @@ def _as_items(images, prefix: str) -> list[tuple[str, str]]:
         k, p = it
         if not isinstance(k, str) or not k or "\n" in k or "\r" in k:
             raise ValueError(f"images: key {k!r} (for {p!r}) must be a non-empty str without line breaks.")
+        if encode_key(k) != k:
+            raise ValueError(
+                f"images: key {k!r} (for {p!r}) contains whitespace, which splits it into several tokens in "
+                f"a document; use {encode_key(k)!r} (gensim_im2vec.corpora.encode_key / image_key)."
+            )
         items.append((k, str(p)))
     keys = [k for k, _ in items]
     if len(set(keys)) != len(keys):
@@ -558,7 +566,14 @@ def _resolve_weights(arch: str, weights):
 
 
 def _load_state_dict(path: Path) -> dict:
-    sd = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds on a file that is no checkpoint (IndexError, ...)
+        raise ValueError(
+            f"weights: {str(path)!r} is not a PyTorch checkpoint ({type(e).__name__}: {str(e)[:200]}); give a "
+            f"file written by torch.save(model.state_dict(), path), a weights name such as 'IMAGENET1K_V1', "
+            f"or 'none' for random weights."
+        ) from None
     for k in ("state_dict", "model", "model_state_dict"):
         if isinstance(sd, dict) and k in sd and isinstance(sd[k], dict):
             sd = sd[k]

@@ -81,7 +81,7 @@ from pathlib import Path
 import numpy as np
 
 from gensim_im2vec import __version__
-from gensim_im2vec.validation import check_features
+from gensim_im2vec.validation import check_features, npy_header
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +97,7 @@ JOURNAL_FILE = "consolidate.json"
 LOCK_FILE = ".lock"
 SHARD_DIR = "shards"
 _SHARD_RE = re.compile(r"^shard-(\d{6,})\.(npy|json)$")
+_WHITESPACE = re.compile(r"\s")
 _STORE_FILES = (FEATURES_FILE, KEYS_FILE, METADATA_FILE, SKIPPED_FILE, PCA_FILE, JOURNAL_FILE)
 
 #: Metadata fields that must agree before rows from two runs may share one store.
@@ -290,6 +291,11 @@ def _check_keys(keys, name: str) -> list[str]:
             raise TypeError(f"{name}: every key must be a non-empty str, got {k!r}.")
         if "\n" in k or "\r" in k:
             raise ValueError(f"{name}: key {k!r} contains a line break; keys are stored one per line. Rename it.")
+        if _WHITESPACE.search(k):
+            raise ValueError(
+                f"{name}: key {k!r} contains whitespace, so a document (tokens separated by whitespace) "
+                f"could never name it; write whitespace as %XX, e.g. with gensim_im2vec.corpora.encode_key."
+            )
     if len(set(keys)) != len(keys):
         seen: set[str] = set()
         dups = [k for k in keys if k in seen or seen.add(k)]
@@ -466,16 +472,10 @@ def _shard_problem(d: Path, sid: int, dim: int, dtype: str) -> tuple[dict | None
     if not ok:
         return None, f"{str(jpath)!r} is not a commit record (count, keys, skipped)"
     try:
-        with open(npath, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dt = np.lib.format.read_array_header_1_0(f)
-            else:
-                shape, fortran, dt = np.lib.format.read_array_header_2_0(f)
-            offset = f.tell()
+        shape, dt, fortran, offset = npy_header(npath)
         size = npath.stat().st_size
-    except (ValueError, OSError, EOFError) as e:
-        return None, f"{str(npath)!r} is not a readable .npy file ({e})"
+    except (ValueError, OSError) as e:
+        return None, str(e)
     want = (rec["count"], dim)
     if tuple(shape) != want or fortran or np.dtype(dt).name != dtype:
         return None, f"{str(npath)!r} holds {np.dtype(dt).name} rows of shape {tuple(shape)}, its record says {want} {dtype}"

@@ -15,11 +15,12 @@ ValueError: image_features: expected a 2-D array (n_images, n_features), got a 1
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["check_features", "l2_normalize"]
+__all__ = ["check_features", "l2_normalize", "npy_header", "npy_problem"]
 
 
 def _row_names(keys: Sequence[str] | None, rows: np.ndarray, limit: int = 5) -> str:
@@ -169,3 +170,37 @@ def l2_normalize(arr: np.ndarray, out_dtype=np.float32) -> np.ndarray:
     norms = np.linalg.norm(a, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return (a / norms).astype(out_dtype, copy=False)
+
+
+def npy_header(path) -> tuple[tuple[int, ...], np.dtype, bool, int]:
+    """Read a ``.npy`` file's header without loading it: ``(shape, dtype, fortran_order, data_offset)``.
+
+    Raises
+    ------
+    ValueError
+        The file is empty or not a ``.npy`` file (the message names it).
+    """
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dt = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, fortran, dt = np.lib.format.read_array_header_2_0(f)
+            return tuple(shape), np.dtype(dt), bool(fortran), f.tell()
+    except (ValueError, EOFError) as e:
+        raise ValueError(f"{str(path)!r} is not a readable .npy file ({e or 'empty'}).") from None
+
+
+def npy_problem(path) -> str | None:
+    """Why the ``.npy`` file at `path` cannot be read whole (unreadable header, fewer bytes than its
+    array needs: a truncated copy), or None when it looks complete."""
+    try:
+        shape, dt, _, offset = npy_header(path)
+        size = os.path.getsize(path)
+    except (ValueError, OSError) as e:
+        return str(e)
+    need = offset + int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+    if size < need:
+        return f"{str(path)!r} has {size} bytes, its {shape} {dt.name} array needs {need} (a truncated copy?)"
+    return None

@@ -18,7 +18,9 @@ from gensim_im2vec.corpora import (
     TableCorpus,
     TextCorpus,
     YFCC100MCorpus,
+    encode_key,
     image_key,
+    walk_dirs,
 )
 from gensim_im2vec.text import Normalizer
 
@@ -264,3 +266,108 @@ def test_cli_normalize(tmp_path):
     r = runner.invoke(main, ["normalize", str(DATA / "table.jsonl"), "-o", str(out), "--image-column", "image",
                              "--text-column", "caption", "--limit", "1"])  # fmt: skip
     assert r.exit_code == 0 and out.read_text() == "img:animals/cat cat sleeping\n"
+
+
+# ----------------------------------------------------------------------------- bad input (issue 12)
+
+
+def test_keys_with_whitespace_survive_extract_normalize_and_train(tmp_path):
+    """A file 'holiday 2019/my cat.png' is one image token in every step, not 'img:holiday' + words."""
+    import numpy as np
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from gensim_im2vec.cli import main
+    from gensim_im2vec.model import Im2Vec
+    from gensim_im2vec.store import FeatureStore
+
+    root = tmp_path / "imgs"
+    names = ["holiday 2019/my cat", "holiday 2019/dog\u00a0two", "tab\tname", "plain"]
+    for i, name in enumerate(names):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (32, 32), (40 * i, 200 - 40 * i, 90)).save(root / f"{name}.png")
+        (root / f"{name}.txt").write_text(f"kitten sofa color{i}")
+    keys = ["img:holiday%202019/dog%C2%A0two", "img:holiday%202019/my%20cat", "img:plain", "img:tab%09name"]
+    runner = CliRunner()
+    r = runner.invoke(main, ["extract", str(root), "-o", str(tmp_path / "s"), "--arch", "resnet18", "--weights",
+                             "none", "--device", "cpu", "--num-workers", "0", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert FeatureStore.open(tmp_path / "s").keys == keys
+    r = runner.invoke(main, ["normalize", str(root), "-o", str(tmp_path / "docs.txt")])
+    assert r.exit_code == 0, r.output
+    heads = sorted(line.split()[0] for line in (tmp_path / "docs.txt").read_text().splitlines())
+    assert heads == keys  # one token each: the document format keeps them whole
+    r = runner.invoke(main, ["train", str(tmp_path / "docs.txt"), "-f", str(tmp_path / "s"), "-o",
+                             str(tmp_path / "m.model"), "--vector-size", "8", "--min-count", "1", "--epochs", "1",
+                             "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    model = Im2Vec.load(str(tmp_path / "m.model"))
+    assert sorted(model.image_keys) == keys
+    assert not {"img:holiday", "2019/my", "cat"} & set(model.wv.key_to_index)
+    assert np.isfinite(model.wv["img:holiday%202019/my%20cat"]).all()
+
+
+def test_every_reader_writes_keys_by_the_one_rule(tmp_path):
+    keys_in_stores_before = ["img:cats/001", "img:café/ü%201", "img:6985418911", "img:a+b,c(1)"]
+    assert image_key("/r/holiday 2019/my cat.png", "/r") == "img:holiday%202019/my%20cat"
+    table = tmp_path / "t.csv"
+    table.write_text("image,caption\nholiday 2019/my cat.png,a kitten\n")
+    assert list(TableCorpus(table, image_column="image", text_columns=["caption"])) == [
+        ["img:holiday%202019/my%20cat", "kitten"]]
+    row = ["1 2", "h", "nick", "2012-03-11", "1331500000", "Canon", "title", "", "dog", *[""] * 12, "jpg", "0"]
+    (tmp_path / "y.tsv").write_text("\t".join(row) + "\n")
+    assert list(YFCC100MCorpus(tmp_path / "y.tsv", fields=["tags"])) == [["img:1%202", "dog"]]
+    assert encode_key("my cat") == "my%20cat" and encode_key("my%20cat") == "my%20cat"  # idempotent
+    assert [encode_key(k) for k in keys_in_stores_before] == keys_in_stores_before  # no whitespace: unchanged
+
+
+def _looped_tree(root: Path) -> None:
+    (root / "sub").mkdir(parents=True)
+    (root / "x.png").write_bytes(b"")
+    (root / "x.txt").write_text("red fox")
+    (root / "sub" / "y.png").write_bytes(b"")
+    (root / "sub" / "y.txt").write_text("blue jay")
+    os.symlink(".", root / "a")  # ln -s . d/a; ln -s . d/b: walked forever before
+    os.symlink(".", root / "b")
+    os.symlink("..", root / "sub" / "up")
+
+
+def test_symlink_loops_are_walked_once(tmp_path):
+    from gensim_im2vec.features import list_images
+
+    _looped_tree(tmp_path / "d")
+    # completes, and every real folder is listed once
+    assert [k for k, _ in list_images(tmp_path / "d")] == ["img:sub/y", "img:x"]
+    assert sorted(list(FolderCorpus(tmp_path / "d"))) == [["img:sub/y", "blue", "jay"], ["img:x", "red", "fox"]]
+    assert [d for d, _, _ in walk_dirs(tmp_path / "d")] == [str(tmp_path / "d"), str(tmp_path / "d" / "sub")]
+
+
+def test_a_linked_folder_is_still_entered(tmp_path):
+    from gensim_im2vec.features import list_images
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "z.png").write_bytes(b"")
+    (tmp_path / "d").mkdir()
+    os.symlink(tmp_path / "real", tmp_path / "d" / "linked")
+    assert [k for k, _ in list_images(tmp_path / "d")] == ["img:linked/z"]
+
+
+@pytest.mark.parametrize("kind", ["bz2", "gz"])
+def test_a_truncated_compressed_file_is_named_with_the_offset_and_leaves_no_temp(tmp_path, kind):
+    from click.testing import CliRunner
+
+    from gensim_im2vec.cli import main
+
+    text = "".join(f"line {i} with some words about cats and dogs\n" for i in range(5000)).encode()
+    data = bz2.compress(text) if kind == "bz2" else gzip.compress(text)
+    src = tmp_path / f"corpus.txt.{kind}"
+    src.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=rf"corpus.txt.{kind}: the {'gzip' if kind == 'gz' else 'bz2'} data ends "
+                                         rf"early or is damaged at byte \d+ of {len(data) // 2}"):
+        list(TextCorpus(src))
+    out = tmp_path / "out.txt"
+    r = CliRunner().invoke(main, ["normalize", str(src), "-o", str(out)])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert f"corpus.txt.{kind}: the" in r.output and "ends early or is damaged at byte" in r.output
+    assert "Aborted" not in r.output
+    assert not out.exists() and not (tmp_path / "out.txt.tmp").exists()

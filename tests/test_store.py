@@ -65,9 +65,15 @@ def test_from_arrays_round_trip_contract(tmp_path, dtype):
 
 
 def test_from_arrays_keeps_float16_input_and_unicode_keys(tmp_path):
-    keys = ["img:café/ü 1", "img:東京"]
+    keys = ["img:café/ü%201", "img:東京"]
     s = FeatureStore.from_arrays(tmp_path / "s", keys, np.ones((2, 3), np.float16))
     assert s.vectors.dtype == np.float16 and FeatureStore.open(tmp_path / "s").keys == keys
+
+
+def test_a_key_with_whitespace_is_refused_with_its_encoding(tmp_path):
+    # a document line is split on whitespace: 'img:my cat' could never be named by one
+    with pytest.raises(ValueError, match=r"'img:my cat' contains whitespace.*%XX.*encode_key"):
+        FeatureStore.from_arrays(tmp_path / "s", ["img:my cat"], np.ones((1, 3), np.float32))
 
 
 def test_sharded_writes_equal_one_write(tmp_path):
