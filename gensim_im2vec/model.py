@@ -85,7 +85,7 @@ from gensim.models.word2vec import Word2Vec
 from threadpoolctl import threadpool_limits
 
 from gensim_im2vec.images import ImageFeatures
-from gensim_im2vec.validation import check_features, l2_normalize
+from gensim_im2vec.validation import check_features, l2_normalize, npy_problem
 
 try:
     from gensim_im2vec import im2vec_inner
@@ -98,7 +98,7 @@ except ImportError as err:  # pragma: no cover - exercised only without a build
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Im2Vec", "MAX_WORDS_IN_BATCH"]
+__all__ = ["Im2Vec", "MAX_WORDS_IN_BATCH", "load_saved"]
 
 REAL = np.float32
 MAX_WORDS_IN_BATCH = im2vec_inner.MAX_WORDS_IN_BATCH
@@ -454,6 +454,8 @@ class Im2Vec(Word2Vec):
     def prepare_vocab(self, update=False, keep_raw_vocab=False, trim_rule=None, min_count=None,
                       sample=None, dry_run=False):
         """As Word2Vec's, but image tokens are always kept and never downsampled."""
+        self._check_rates()
+        self._check_tokens()
         self._resolve_missing_images()
         feats = self.features
         k2i = feats.key_to_index if feats is not None else {}
@@ -562,9 +564,28 @@ class Im2Vec(Word2Vec):
                 f"or the vocabulary size {len(self.wv)} (one per word)."
             )
 
+    def _check_rates(self) -> None:
+        """Refuse a learning rate or downsampling threshold that would train garbage (alpha=-1)."""
+        _check_positive("alpha", self.alpha, "the initial learning rate, e.g. 0.025")
+        for name, value in (("min_alpha", self.min_alpha), ("sample", self.sample)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                hint = "the final learning rate, e.g. 0.0001" if name == "min_alpha" else "e.g. 1e-3; 0: no downsampling"
+                raise ValueError(f"{name} must be a finite number >= 0 ({hint}), got {value!r}.")
+
+    def _check_tokens(self) -> None:
+        """Refuse tokens that are not str (an int in a document), naming them and the fix."""
+        bad = [w for w in self.raw_vocab if not isinstance(w, str)]
+        if bad:
+            shown = ", ".join(f"{w!r} ({type(w).__name__})" for w in bad[:5])
+            raise TypeError(
+                f"documents must be lists of str tokens; {len(bad)} token(s) are not: {shown}. Convert them, "
+                f"e.g. [[str(t) for t in doc] for doc in documents]."
+            )
+
     def _check_training_sanity(self, epochs=0, total_examples=None, total_words=None, **kwargs):
         super()._check_training_sanity(epochs=epochs, total_examples=total_examples, total_words=total_words,
                                        **kwargs)
+        self._check_rates()
         self._check_batch_words(self.batch_words)
         self._check_lockf()
         has_images = bool(np.any(self._vocab_image_rows >= 0))
@@ -749,6 +770,13 @@ class Im2Vec(Word2Vec):
                 "from_word2vec needs a Word2Vec trained with negative sampling (negative > 0, so it has "
                 f"syn1neg); this one has negative={getattr(w2v, 'negative', None)!r}. Retrain it with hs=0, "
                 "negative=5."
+            )
+        size = kwargs.get("vector_size", w2v.vector_size)
+        if size != w2v.vector_size:
+            raise ValueError(
+                f"vector_size={size!r} contradicts the Word2Vec's vector_size={w2v.vector_size}: from_word2vec "
+                f"keeps its {w2v.vector_size}-d word vectors. Leave vector_size out, or train the Word2Vec "
+                f"with vector_size={size!r} first."
             )
         params = dict(
             vector_size=w2v.vector_size, alpha=w2v.alpha, window=w2v.window, min_count=w2v.min_count,
@@ -1357,6 +1385,24 @@ class Im2Vec(Word2Vec):
             for path in glob.glob(glob.escape(tmp) + "*"):
                 os.unlink(path)
 
+    @classmethod
+    def load(cls, fname, *args, **kwargs) -> Im2Vec:
+        """Load a model written by :meth:`save` (``mmap="r"``: W, the features and the vectors are
+        memory-mapped read-only).
+
+        Model files are pickles, like every gensim model: load only files you trust.
+
+        Raises
+        ------
+        ValueError
+            `fname` is not a saved model, or a companion ``.npy`` beside it is damaged (named).
+        FileNotFoundError
+            `fname`, or a companion file saved beside it (named), is missing.
+        TypeError
+            `fname` holds another kind of object, e.g. a plain gensim Word2Vec.
+        """
+        return _checked_load(super().load, (cls,), fname, *args, **kwargs)
+
     def _load_specials(self, *args, **kwargs):
         # gensim's own _load_specials rebuilds the cumulative tables (ours too, see make_cum_table)
         super()._load_specials(*args, **kwargs)
@@ -1370,3 +1416,69 @@ class Im2Vec(Word2Vec):
         dim = self.W.shape[1] if self.W is not None and self.features is not None else 0
         return (f"{self.__class__.__name__}<vocab={len(self.wv.index_to_key)} ({n_img} images), "
                 f"vector_size={self.wv.vector_size}, features={dim}, alpha={self.alpha}>")
+
+
+# ---------------------------------------------------------------------------------- loading
+
+
+def load_saved(fname, expected=(Word2Vec,), **kwargs):
+    """Load a file written by a gensim ``save()`` and check what it holds.
+
+    Parameters
+    ----------
+    fname : str or os.PathLike
+        The saved file (its companion ``.npy`` files beside it).
+    expected : tuple of classes
+        What the file must hold, e.g. ``(Word2Vec, KeyedVectors)``.
+    **kwargs
+        Passed to the loader, e.g. ``mmap="r"``.
+
+    Raises
+    ------
+    ValueError, FileNotFoundError, TypeError
+        As :meth:`Im2Vec.load`: each says what the file is and what was expected.
+    """
+    return _checked_load(utils.SaveLoad.load, tuple(expected), fname, **kwargs)
+
+
+def _checked_load(load, expected: tuple, fname, *args, **kwargs):
+    path = os.fspath(fname)
+    try:
+        obj = load(path, *args, **kwargs)  # gensim wants a str
+    except FileNotFoundError as e:
+        if e.filename and os.path.abspath(os.fspath(e.filename)) != os.path.abspath(path):
+            raise FileNotFoundError(
+                f"{os.fspath(e.filename)!r} is missing: the model {path!r} keeps arrays in companion files saved "
+                f"beside it ({os.path.basename(path)}.*.npy); copy them together with it."
+            ) from None
+        raise
+    except Exception as e:  # not a pickle, a damaged pickle, a damaged companion file
+        raise ValueError(_unloadable(path, e)) from e
+    if not isinstance(obj, expected):
+        names = " or ".join(c.__name__ for c in expected)
+        names = ("an " if names[0] in "AEIOU" else "a ") + names
+        hint = "give a file written by its save()"
+        if isinstance(obj, Word2Vec) and Im2Vec in expected:
+            hint = ("to add images to it, use Im2Vec.from_word2vec(Word2Vec.load(path), image_features=..., "
+                    "sentences=...) or `im2vec train DOCUMENTS -f STORE -o MODEL --pretrained PATH`")
+        raise TypeError(f"{path!r} holds a {type(obj).__module__}.{type(obj).__name__} where {names} was "
+                        f"expected; {hint}.")
+    return obj
+
+
+def _unloadable(path: str, err: Exception) -> str:
+    """Say why `path` could not be loaded: a damaged companion file, not a model at all, or damaged."""
+    for companion in sorted(glob.glob(glob.escape(path) + ".*.npy")):
+        why = npy_problem(companion)
+        if why:
+            return f"a companion file of the model {path!r} is damaged: {why}. Copy it again with the model."
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        head = b""
+    if not head.startswith(b"\x80"):  # every pickle gensim writes starts with the protocol opcode
+        return (f"{path!r} is not a saved model (it starts with {head[:12]!r}); expected a file written by "
+                f"Im2Vec.save() or Word2Vec.save() (a pickle with companion .npy files). Check the path.")
+    return (f"{path!r} could not be loaded as a model ({type(err).__name__}: {err}); it is damaged or was "
+            f"saved by an incompatible version. Save the model again.")

@@ -287,8 +287,10 @@ def _draw_map(path: Path, coords: np.ndarray, labels: Sequence[str], kinds: Sequ
                 ax.scatter(xs[idx], ys[idx], s=8, c=colours[kind], label=kind, alpha=0.6)
         for i, (label, kind, thumb) in enumerate(zip(labels, kinds, thumbs)):
             if kind == "word":
+                # plain text: a token such as '$\frac{$' is a word here, not matplotlib mathtext
                 ax.annotate(label, (xs[i], ys[i]), fontsize=9, ha="center", va="center", color=colours["word"],
-                            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "#999", "alpha": 0.8})
+                            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "#999", "alpha": 0.8},
+                            parse_math=False)
             elif thumb is not None:
                 with Image.open(thumb) as im:
                     im = im.convert("RGB")

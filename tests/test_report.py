@@ -242,3 +242,17 @@ def test_cli_report_on_a_dataset_folder(tmp_path):
     row = text.split("<td>img:shapes/blueg</td>", 1)[1].split("</tr>", 1)[0]
     assert all(f'">{t}</span>' in row for t in ("blue", "sea", "sky"))
     assert sum(src.startswith("thumbs/") for src in page.imgs) >= 6
+
+
+def test_mathtext_like_words_are_drawn_as_plain_text(tmp_path):
+    # '$\frac{$' used to abort the whole report (matplotlib parsed it as mathtext)
+    data = make_corpus(n_classes=2, n_images=40, n_features=8, n_test=2, seed=0)
+    odd = ["$\\frac{$", "$x^2$", "a$b"]
+    docs = [doc + odd for doc in data.docs]  # the most frequent words: they are on the map
+    model = Im2Vec(docs, image_features=data.features, vector_size=8, sg=1, min_count=1, epochs=2, sample=0,
+                   workers=1, seed=1)
+    index = write_report(model, tmp_path / "out", map_method="pca", words=odd)
+    with Image.open(index.parent / "map.png") as im:
+        assert im.size == (1200, 900)
+    html_text = index.read_text(encoding="utf-8")
+    assert "$\\frac{$" in html_text  # listed as it is (escaped for HTML, nothing to escape here)

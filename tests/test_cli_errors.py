@@ -1,0 +1,137 @@
+"""The CLI never prints a traceback for a user error: every subcommand, given a bad argument, ends
+with one ``Error:`` line that names the culprit and the fix, and a non-zero exit status (issue 12)."""
+
+from __future__ import annotations
+
+import bz2
+import subprocess
+import sys
+
+import click
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from gensim.models import Word2Vec
+from PIL import Image
+
+from gensim_im2vec import Im2Vec
+from gensim_im2vec.cli import main
+from gensim_im2vec.store import FeatureStore
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli_errors")
+    keys = [f"img:{i}" for i in range(6)]
+    store = FeatureStore.from_arrays(d / "store", keys, np.random.default_rng(0).random((6, 8), np.float32) + 0.1)
+    docs = [[k, "cat", "dog"] for k in keys] * 3
+    (d / "docs.txt").write_text("".join(" ".join(doc) + "\n" for doc in docs))
+    Im2Vec(docs, image_features=store, vector_size=4, min_count=1, epochs=1, workers=1).save(str(d / "m.model"))
+    Word2Vec([["cat", "dog"]] * 5, vector_size=12, min_count=1, workers=1).save(str(d / "w2v.model"))
+    (d / "notmodel.txt").write_text("hello\n")
+    (d / "latin1.txt").write_bytes(b"caf\xe9\n")
+    (d / "empty.txt").write_bytes(b"")
+    (d / "imgs").mkdir()
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(d / "imgs" / "red.png")
+    (d / "emptydir").mkdir()
+    text = b"".join(b"line %d about cats\n" % i for i in range(3000))
+    (d / "cut.txt.bz2").write_bytes(bz2.compress(text)[:500])
+    return d
+
+
+# (arguments, what the message must say); {d} is the fixture folder
+CASES = {
+    "extract": (["extract", "{d}/imgs", "-o", "{d}/out-store", "--weights", "/etc/passwd", "--device", "cpu"],
+                "'/etc/passwd' is not a PyTorch checkpoint"),
+    "fetch-weights": (["fetch-weights", "NoSuch_Weights.X"], "unknown torchvision weights 'NoSuch_Weights.X'"),
+    "normalize": (["normalize", "{d}/cut.txt.bz2", "-o", "{d}/out.txt"], "cut.txt.bz2: the bz2 data ends early"),
+    "datasets list": (["datasets", "list", "extra"], "unexpected extra argument"),
+    "datasets build": (["datasets", "build", "nosuch", "{d}/ds"], "unknown dataset 'nosuch'"),
+    "datasets split": (["datasets", "split", "{d}/emptydir"], "no images in"),
+    "evaluate": (["evaluate", "{d}/notmodel.txt", "--test", "{d}/docs.txt", "--features", "{d}/store"],
+                 "notmodel.txt' is not a saved model"),
+    "train": (["train", "{d}/docs.txt", "-f", "{d}/store", "-o", "{d}/no/such/dir/m.model"],
+              "'{d}/no/such/dir' does not exist; create it first"),
+    "export": (["export", "{d}/notmodel.txt", "-o", "{d}/proj"], "notmodel.txt' is not a saved model"),
+    "index": (["index", "{d}/w2v.model"], "holds a gensim.models.word2vec.Word2Vec where an Im2Vec was expected"),
+    "query": (["query", "{d}/m.model", "--zero-shot-words", "{d}/latin1.txt"],
+              "latin1.txt: invalid UTF-8 at byte 3 (line 1)"),
+    "report": (["report", "{d}/m.model", "-o", "{d}/docs.txt"], "is a file"),
+    "extract-ray": (["extract-ray", "{d}/imgs", "-o", "{d}/docs.txt"], "'{d}/docs.txt' is a file; give a folder"),
+    "demo": (["demo", "--out", "{d}/docs.txt"], "is a file"),
+}
+
+
+def _all_commands(group: click.Group, prefix: str = "") -> set[str]:
+    out = set()
+    for name, cmd in group.commands.items():
+        if isinstance(cmd, click.Group):
+            out |= _all_commands(cmd, prefix + name + " ")
+        else:
+            out.add(prefix + name)
+    return out
+
+
+def test_every_subcommand_has_a_bad_argument_case():
+    assert _all_commands(main) == set(CASES)
+
+
+@pytest.mark.parametrize("command", sorted(CASES))
+def test_a_bad_argument_ends_with_a_message_not_a_traceback(files, command):
+    args, message = CASES[command]
+    d = str(files)
+    result = CliRunner().invoke(main, [a.format(d=d) for a in args])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, SystemExit), f"uncaught {result.exception!r}"  # click's exit, no crash
+    assert "Traceback" not in result.output and "Error: " in result.output
+    assert message.format(d=d) in " ".join(result.output.split()), result.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--pretrained", "{d}/notmodel.txt"], "notmodel.txt' is not a saved model"),
+    (["--alpha", "-1"], "Invalid value for '--alpha': -1.0 is not in the range x>0"),
+    (["--sample", "-5"], "Invalid value for '--sample': -5.0 is not in the range x>=0"),
+    (["--image-alpha", "0"], "Invalid value for '--image-alpha'"),
+])
+def test_train_refuses_bad_options_before_training(files, monkeypatch, args, message):
+    def no_training(*a, **k):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(Im2Vec, "train", no_training)
+    d = str(files)
+    result = CliRunner().invoke(main, ["train", f"{d}/docs.txt", "-f", f"{d}/store", "-o", f"{d}/x.model",
+                                       *[a.format(d=d) for a in args]])
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit)
+    assert message.format(d=d) in " ".join(result.output.split()), result.output
+    assert not (files / "x.model").exists()
+
+
+def test_train_on_an_empty_file_says_so(files):
+    result = CliRunner().invoke(main, ["train", f"{files}/empty.txt", "-f", f"{files}/store", "-o", f"{files}/e.model"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "empty.txt: no documents in it" in result.output
+
+
+@pytest.mark.parametrize("args,option", [
+    (["train", "{d}/docs.txt", "-f", "{d}/store", "-o", "{d}/nodir/m.model"], "'-o' / '--output'"),
+    (["normalize", "{d}/docs.txt", "-o", "{d}/out.txt", "--report", "{d}/nodir/r.json"], "'--report'"),
+    (["evaluate", "{d}/m.model", "--test", "{d}/docs.txt", "--features", "{d}/store", "--json",
+      "{d}/nodir/e.json"], "'--json'"),
+    (["index", "{d}/m.model", "-o", "{d}/nodir/m.ann"], "'-o' / '--output'"),
+    (["export", "{d}/m.model", "-o", "{d}/docs.txt/proj"], "'-o' / '--output'"),
+])
+def test_outputs_are_checked_before_any_work(files, monkeypatch, args, option):
+    # a missing folder for -o used to surface only after training, losing the model
+    monkeypatch.setattr(Im2Vec, "load", classmethod(lambda *a, **k: pytest.fail("work started")))
+    monkeypatch.setattr(Im2Vec, "train", lambda *a, **k: pytest.fail("work started"))
+    d = str(files)
+    result = CliRunner().invoke(main, [a.format(d=d) for a in args])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert f"Invalid value for {option}" in result.output
+
+
+def test_no_traceback_on_stderr_of_a_real_process(files):
+    proc = subprocess.run([sys.executable, "-m", "gensim_im2vec.cli", "query", str(files / "notmodel.txt")],
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and "is not a saved model" in proc.stderr
