@@ -5,7 +5,8 @@
 
 Each argument is a word, an image key (``img:…``; the prefix may be left out) or the path of an
 image file never seen in training, whose features are extracted on the fly with the CNN the
-model's feature store recorded (arch, weights, layer). The same as ``im2vec query MODEL``.
+model's feature store recorded (arch, weights, layer). Every answer is a cosine in the model's
+one space of words and images (``model.wv``). The same as ``im2vec query MODEL``.
 """
 
 import argparse
@@ -39,6 +40,10 @@ def main(argv=None):
     if word is not None:
         print(f"as data: model.most_similar_images({word!r}, topn=3) ->",
               [(k, round(s, 3)) for k, s in model.most_similar_images(word, topn=3)])
+    image = next((key for key in map(session.resolve, args.queries) if key and model.is_image(key)), None)
+    if image is not None:
+        print(f"as data: model.most_similar_words({image!r}, topn=3) ->",
+              [(w, round(s, 3)) for w, s in model.most_similar_words(image, topn=3)])
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ Layout of PHOTOS/ (any depth)::
 
 Steps: extract CNN features once into a FeatureStore (resumable: rerun after a crash and it
 continues), normalise the captions into documents ``["img:cats/001", "ginger", "cat", ...]``,
-train, save, and print a few neighbours. Offline, ImageNet weights need ``im2vec fetch-weights``
+train, save, and print a few neighbours by cosine in the one space (``model.wv``). Offline, ImageNet weights need ``im2vec fetch-weights``
 first; ``--weights none`` uses a random-init CNN (a smoke test: the features carry no meaning).
 """
 
@@ -53,8 +53,8 @@ def main(argv=None):
     print(f"saved {model} to {args.output}")
 
     for key in model.image_keys[:3]:
-        print(f"\n{key}  tags by trained score:",
-              ", ".join(f"{w} {s:.2f}" for w, s in model.predict_tags(store.get_vector(key), topn=5)))
+        print(f"\n{key}  nearest words:",
+              ", ".join(f"{w} {s:.2f}" for w, s in model.most_similar_words(key, topn=5)))
         print("    nearest images:", ", ".join(f"{k} {s:.2f}" for k, s in model.most_similar_images(key, topn=3)))
     print(f"\nExplore it: im2vec query {args.output}")
 

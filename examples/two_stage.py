@@ -8,7 +8,8 @@ clean text corpus (one document per line), or loads one you trained before (``--
 must use negative sampling). Stage 2 (:meth:`Im2Vec.from_word2vec`) keeps those words frozen and
 learns ``W`` on the image documents — ``img:<key> tag tag …`` per line, as ``im2vec normalize``
 writes them — with the images' features from a FeatureStore (``im2vec extract``). The words'
-similarities are unchanged; images land among the words that describe them.
+similarities are unchanged; images land among the words that describe them, in one space: at the
+end, a word's nearest images and an image's nearest words by cosine in ``model.wv``.
 """
 
 import argparse
@@ -34,7 +35,7 @@ def main(argv=None):
     p.add_argument("--text-epochs", type=int, default=5)
     p.add_argument("--epochs", type=int, default=15, help="epochs over the image documents")
     p.add_argument("--train-outputs", action="store_true",
-                   help="let the output vectors learn on the images too (often better tags)")
+                   help="let the words' output vectors (syn1neg) learn on the image documents too")
     p.add_argument("--query", default=None, help="a word to show the nearest images of at the end")
     p.add_argument("-v", "--verbose", action="store_true", help="log training progress")
     args = p.parse_args(argv)
@@ -58,6 +59,10 @@ def main(argv=None):
     print(f"\nnearest images of {word!r}:")
     for key, cos in model.most_similar_images(word, topn=5):
         print(f"    {key:<30s} {cos:.4f}")
+    image = model.image_keys[0]
+    print(f"\nnearest words of {image!r}:")
+    for w, cos in model.most_similar_words(image, topn=5):
+        print(f"    {w:<30s} {cos:.4f}")
     print(f"\nsaved to {args.output}; explore it with: im2vec query {args.output}")
 
 

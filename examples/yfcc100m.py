@@ -17,7 +17,9 @@ neighbour lists). Features come from
   with ``im2vec extract``);
 * ``--random-features DIM``: random vectors, to try the pipeline without images (meaningless).
 
-Photos without features are dropped from training (``missing_images="skip"``).
+Photos without features are dropped from training (``missing_images="skip"``). At the end, words
+and photos are one space (``model.wv``): the most frequent tags' nearest words and photos, and a
+photo's nearest words, by cosine.
 """
 
 import argparse
@@ -129,6 +131,8 @@ def main(argv=None):
     for word in sorted(model.image_tag_counts, key=lambda w: -model.image_tag_counts[w])[:3]:
         print(f"\n{word}: nearest words", [(w, round(s, 3)) for w, s in model.most_similar_words(word, topn=5)])
         print(f"{word}: nearest images", [(k, round(s, 3)) for k, s in model.most_similar_images(word, topn=3)])
+    for key in model.image_keys[:2]:
+        print(f"\n{key}: nearest words", [(w, round(s, 3)) for w, s in model.most_similar_words(key, topn=5)])
 
 
 if __name__ == "__main__":

@@ -497,13 +497,15 @@ def index_command(model_path, output, backend, kind):
                    "features came from a local checkpoint).")
 @click.option("--layer", default=None, help="Override the recorded feature layer.")
 @click.option("--zero-shot-words", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="A file of words (one per line) that an image's zero-shot list ranks, e.g. held-out "
-                   "tags; default: every word that never met an image.")
+              help="A file of words (one per line), e.g. the held-out tags the demo writes: every image "
+                   "answer also ranks these words by cosine to the image (\"Given words ranked by cosine\"); "
+                   "default: no such table.")
 def query_command(model_path, topn, store, device, arch, weights, layer, zero_shot_words):
     """Explore MODEL at a prompt: type a word, an image key or an image file path (EXIT to end).
 
-    Prints the nearest words and images with their cosine; an image file is placed in the space
-    from features extracted on the fly (tags by the trained score, nearest words and images).
+    Prints the nearest words and images by cosine in the model's one space (model.wv); an image
+    file is placed in it from features extracted on the fly (model.project) and answered the same
+    way. With --zero-shot-words, an image's answer also ranks the given words by cosine.
     """
     import sys
 

@@ -12,6 +12,10 @@ projector at https://projector.tensorflow.org ("Load" → vectors, then metadata
 ``projector_config.pbtxt``  the ``ProjectorConfig`` naming the files and the thumbnail size
 ========================  ======================================================================
 
+The rows are ``model.wv`` itself, words and images of the one space (an image's row is
+``model.project`` of its features), so the projector's nearest points by cosine are the answers
+of ``model.wv.most_similar``.
+
 >>> import os, tempfile
 >>> import numpy as np
 >>> from PIL import Image

@@ -1,17 +1,20 @@
 """Explore a trained model at a prompt, like word2vec's ``distance`` tool in the 2015 slides.
 
 Type a word, an image key or the path of an image file; the answer is a table of neighbours with
-their cosine, each marked ``word`` or ``image``:
+their cosine in the one space of words and images (``model.wv``), each marked ``word`` or
+``image``. Every list is what gensim's own ``model.wv.most_similar`` answers, nothing else:
 
 * a **word** or an **image key** (``img:animals/cat``, or just ``animals/cat``): its nearest words
-  and images mixed, then the nearest words alone and the nearest images alone; for an image key
-  also its tags by the trained score ``σ(h · v_o)``;
+  and images mixed, then the nearest words alone and the nearest images alone;
 * several tokens (``img:cats/1 -cat dog``): the neighbours of the sum of their unit vectors, a
   token with a leading ``-`` subtracted (an analogy across modalities);
 * an **image file** never seen in training: its features are extracted on the fly by a
   :class:`~gensim_im2vec.features.FeatureExtractor` rebuilt from the model's feature metadata
   (the store's arch, weights, layer, normalisation; PCA from ``store=``), then placed in the space
-  by ``W · v̂_f``: its predicted tags, nearest words and nearest images;
+  by ``model.project(features)``: the same tables, by :meth:`Im2Vec.similar_by_image`;
+* with ``zero_shot_words`` (``im2vec query --zero-shot-words FILE``, e.g. the held-out tags the
+  demo writes), an image's answer also ranks exactly those words by their cosine to the image
+  (``1 - model.wv.distances(vector, words)``): "Given words ranked by cosine";
 * an unknown word gets one line (``Out of dictionary word: …``) and the prompt comes back;
   ``EXIT`` (or end of input, Ctrl-D) ends the session.
 
@@ -19,12 +22,13 @@ From the shell::
 
     im2vec query model.im2vec                       # interactive
     printf 'red\\nphotos/x.jpg\\nEXIT\\n' | im2vec query model.im2vec
+    im2vec query model.im2vec --zero-shot-words heldout_tags.txt
 
 From Python, with any text streams (the loop returns the number of queries answered):
 
 >>> import io
 >>> from gensim_im2vec import Im2Vec
->>> from gensim_im2vec.query import query_loop
+>>> from gensim_im2vec.query import QuerySession, query_loop
 >>> from gensim_im2vec.synthetic import make_corpus
 >>> data = make_corpus(n_classes=3, n_images=90, n_features=16, seed=0)
 >>> model = Im2Vec(data.docs, image_features=data.features, vector_size=16, sg=1, min_count=1,
@@ -35,6 +39,18 @@ From Python, with any text streams (the loop returns the number of queries answe
 >>> print(out.getvalue().splitlines()[1])   # doctest: +ELLIPSIS
 Word: class1  (position in vocabulary: ...)
 >>> "Out of dictionary word: no_such_word" in out.getvalue()
+True
+
+An image's answer with given words ranked by cosine (their order is the order of
+``model.wv.distances``):
+
+>>> session = QuerySession(model, topn=3, zero_shot_words=["class0", "class1", "class2"])
+>>> answer = session.answer("img:4")
+>>> "Given words ranked by cosine (3 of 3)" in answer
+True
+>>> listed = [line.split()[0] for line in answer.split("Given words")[1].splitlines()[4:7]]
+>>> listed == [w for _, w in sorted(zip(model.wv.distances("img:4", ["class0", "class1", "class2"]),
+...                                      ["class0", "class1", "class2"]))]
 True
 
 The answers as data, without a prompt: :meth:`QuerySession.answer` returns the text of one answer.
@@ -193,7 +209,7 @@ class FileFeaturizer:
     """Image file → feature vector exactly as the model's feature store holds them.
 
     Runs the extractor on one file, then applies the store's normalisation (``"l2"``) and PCA, so
-    the vector can go straight into ``Im2Vec.project`` / ``predict_tags``.
+    the vector can go straight into ``Im2Vec.project`` / ``similar_by_image``.
 
     Parameters
     ----------
@@ -313,8 +329,12 @@ class QuerySession:
     extractor_options : dict, optional
         ``device``, ``arch``, ``weights``, ``layer`` for :func:`make_featurizer`.
     zero_shot_words : sequence of str, optional
-        The words an image's zero-shot list ranks (e.g. held-out tags). Default: every word that
-        never met an image. A word the model does not have raises ``KeyError`` naming it.
+        Words that every image answer also ranks by cosine to the image (e.g. held-out tags that
+        never met a training image): the best `topn` of them, in a table titled "Given words
+        ranked by cosine (k of n)". None or empty: no such table. Duplicates count once. A word
+        the model does not have (or an image key) raises ``KeyError`` naming it; a model word
+        without a trained input vector (:attr:`Im2Vec.word_space_keys`) is named under the table,
+        not ranked.
     """
 
     def __init__(self, model, *, topn: int = 10, featurizer_factory: FeaturizerFactory | None = None,
@@ -329,6 +349,14 @@ class QuerySession:
                 raise KeyError(f"zero-shot words the model does not have: {missing[:10]}"
                                f"{' …' if len(missing) > 10 else ''} ({len(missing)} of {len(zero_shot_words)})")
         self.zero_shot_words = zero_shot_words
+        self._unplaced: list[str] = []  # given words without a trained input vector: named, not ranked
+        if zero_shot_words:
+            try:
+                placed = set(model.word_space_keys)
+            except ValueError:  # no word of the model has a trained input vector
+                placed = set()
+            self._unplaced = [w for w in zero_shot_words if w not in placed]
+            self.zero_shot_words = [w for w in zero_shot_words if w in placed]
         self.model = model
         self.topn = int(topn)
         self.store = store
@@ -408,30 +436,26 @@ class QuerySession:
         parts = [f"{kind}: {key}  (position in vocabulary: {m.wv.key_to_index[key]})"]
         parts += self._tables([key], [])
         if kind == "Image":
-            feats = m.features
-            row = feats.row(key)
-            parts.append(self._tag_tables(np.asarray(feats.vectors[row], dtype=np.float32)))
+            parts += self._given_words(key)
         return "\n\n".join(parts)
 
-    def _tag_tables(self, features: np.ndarray) -> str:
-        """Tags by the trained score; beside them, when the model has words that never met an
-        image, those words ranked by :meth:`Im2Vec.zero_shot_scores`."""
-        m, n = self.model, self.topn
-        tags = format_neighbours("Tags by trained score σ(h·v_o)", m.predict_tags(features, topn=n),
-                                 self._is_image, score_name="Probability", key_name="Tag")
-        try:
-            if self.zero_shot_words:
-                scores, words = m.zero_shot_scores(features, self.zero_shot_words)
-                order = np.argsort(-scores[0], kind="stable")[:n]
-                unseen = [(words[i], float(scores[0, i])) for i in order
-                          if np.isfinite(scores[0, i])]  # -inf: a word without a trained vector
-            else:
-                unseen = m.predict_tags(features, topn=n, vocabulary="unseen")
-        except ValueError:  # every word met an image, or the model has no tag vocabulary
-            return tags
-        title = "Zero-shot words" if self.zero_shot_words else "Words never seen with an image"
-        return _side_by_side(tags, format_neighbours(title, unseen, self._is_image,
-                                                     score_name="Zero-shot cosine", key_name="Word"))
+    def _given_words(self, image) -> list[str]:
+        """The given words (``zero_shot_words``) ranked by cosine to `image` (a key in ``wv`` or a
+        vector in the space): ``1 - wv.distances``, best `topn` first. [] when none were given."""
+        if not self.zero_shot_words and not self._unplaced:
+            return []
+        words, n = self.zero_shot_words, self.topn
+        ranked = []
+        if words:
+            cos = 1.0 - self.model.wv.distances(image, words)
+            order = np.argsort(-cos, kind="stable")[:n]
+            ranked = [(words[i], float(cos[i])) for i in order]
+        table = format_neighbours(f"Given words ranked by cosine ({len(ranked)} of {len(words)})", ranked,
+                                  self._is_image, score_name="Cosine", key_name="Word")
+        if self._unplaced:
+            table += (f"\nNot ranked, no trained vector in the space: {', '.join(self._unplaced[:10])}"
+                      f"{' …' if len(self._unplaced) > 10 else ''}")
+        return [table]
 
     def _answer_tokens(self, tokens: Sequence[str]) -> tuple[str, bool]:
         positive, negative, missing = [], [], []
@@ -468,15 +492,17 @@ class QuerySession:
             return (f"Cannot place {path}: its features have shape {np.asarray(feats).shape}, the model "
                     f"expects ({dim},); the extractor does not match the model's features."), False
         n = self.topn
-        head = f"Image file: {path}  (placed from its features; not in the vocabulary)"
+        vec = m.project(feats)
+        # similar_by_image == wv.similar_by_vector(project(feats)) filtered by modality
         return "\n\n".join([
-            head,
-            self._tag_tables(feats),
+            f"Image file: {path}  (placed by model.project(features); not in the vocabulary)",
+            format_neighbours("Nearest words and images", m.similar_by_image(feats, topn=n), self._is_image),
             _side_by_side(
                 format_neighbours("Nearest words", m.similar_by_image(feats, topn=n, restrict="words"),
                                   self._is_image, key_name="Word"),
                 format_neighbours("Nearest images", m.similar_by_image(feats, topn=n, restrict="images"),
                                   self._is_image, key_name="Image")),
+            *self._given_words(vec),
         ]), True
 
 

@@ -1,5 +1,9 @@
 """A static HTML report of a trained model: thumbnails, tags, neighbours, numbers and a 2-D map.
 
+Every list and the map come from the model's one space of words and images (``model.wv``, and
+``model.project(features)`` for held-out images), ranked by cosine: the answers of gensim's own
+``model.wv.most_similar``.
+
 :func:`write_report` writes a folder that any browser opens from disk (no server, relative links
 only)::
 
@@ -10,13 +14,14 @@ only)::
 
 Sections of ``index.html``:
 
-1. **Held-out images**: each test image's thumbnail, its tags predicted from its features alone
-   (``Im2Vec.predict_tags``, the trained score ``σ(h · v_o)``) next to its true tags; a predicted
-   tag that is a true tag is marked, and P@k is given per image;
+1. **Held-out images**: each test image's thumbnail, its nearest words by cosine in the space,
+   from its features alone (``Im2Vec.similar_by_image(features, restrict="words")``), next to its
+   true tags; a listed word that is a true tag is marked, and P@k is given per image;
 2. **Words and their nearest images** among the model's images and the held-out ones;
 3. **Evaluation**: any table(s) of rows (a list of dicts, e.g. from
    :mod:`gensim_im2vec.evaluate`), rendered as HTML tables;
-4. **Map** of words and images.
+4. **Map** of the words and images of the one space (their ``model.wv`` vectors; held-out images
+   by ``model.project``).
 
 Example on the synthetic corpus with generated images (t-SNE; ``method="auto"`` takes UMAP when
 ``umap-learn`` is installed):
@@ -378,7 +383,7 @@ def write_report(
         Words whose nearest images are shown; default: the `n_words` most frequent image tags.
         Words not in the vocabulary are listed as missing.
     topn : int
-        Predicted tags per test image and images per word (>= 1).
+        Nearest words per test image and images per word (>= 1).
     max_test_images : int
         Held-out images shown (the first ones); metrics in the page cover only those.
     n_words : int
@@ -440,7 +445,7 @@ def write_report(
     tags_true = _as_tag_lists(true_tags, test_keys) if true_tags is not None else [[] for _ in test_keys]
     sections = []
     if shown:
-        preds = model.predict_tags(feats[:shown], topn=topn)
+        preds = model.similar_by_image(feats[:shown], topn=topn, restrict="words")  # one batch
         rows, hits_at = [], []
         for key, pred, truth in zip(test_keys[:shown], preds, tags_true[:shown]):
             tset = set(truth)
@@ -448,7 +453,7 @@ def write_report(
             if tset:
                 hits_at.append(hits / topn)
             ptxt = " ".join(
-                f'<span class="tag{" hit" if w in tset else ""}">{html.escape(w)} <small>{p:.2f}</small></span>'
+                f'<span class="tag{" hit" if w in tset else ""}">{html.escape(w)} <small>{p:.3f}</small></span>'
                 for w, p in pred)
             ttxt = " ".join(f'<span class="tag{" hit" if t in {w for w, _ in pred} else ""}">{html.escape(t)}</span>'
                             for t in truth) or "<em>none</em>"
@@ -456,11 +461,11 @@ def write_report(
                         f'<td class="num">{hits}/{topn}</td></tr>')
         mean_p = f"mean P@{topn} over these images: {np.mean(hits_at):.3f}. " if hits_at else ""
         sections.append(
-            f'<section id="heldout"><h2>Held-out images: predicted tags vs. true tags</h2>'
-            f'<p class="meta">{shown} of {len(test_keys)} images never seen in training, placed from their features '
-            f"alone; tags ranked by the trained score σ(h·v<sub>o</sub>) (probability shown). A green tag is "
-            f"right. {mean_p}</p>"
-            f'<table class="tests"><thead><tr><th>image</th><th>key</th><th>predicted tags (top {topn})</th>'
+            f'<section id="heldout"><h2>Held-out images: nearest words vs. true tags</h2>'
+            f'<p class="meta">{shown} of {len(test_keys)} images never seen in training, placed in the space from '
+            f"their features alone (model.project); their nearest words by cosine in the space (cosine shown). "
+            f"A green word is a true tag. {mean_p}</p>"
+            f'<table class="tests"><thead><tr><th>image</th><th>key</th><th>nearest words (top {topn}, cosine)</th>'
             f"<th>true tags</th><th>hits</th></tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table></section>")
 
     # -- words → nearest images -------------------------------------------------------------------
@@ -528,7 +533,8 @@ def write_report(
             _draw_map(out / "map.png", coords, labels, kinds, tpaths,
                       f"{len(mwords)} words and {len(mimgs) + n_test_map} images ({used.upper()}, cosine)")
             map_info = (f"{len(mwords)} words (text) and {len(mimgs)} model images + {n_test_map} held-out images "
-                        f"(thumbnails; held-out framed in orange), laid out by {used.upper()} on cosine geometry.")
+                        f"(thumbnails; held-out framed in orange), all vectors of the one space (model.wv; held-out "
+                        f"images by model.project), laid out by {used.upper()} on cosine geometry.")
             sections.append(f'<section id="map"><h2>Map of words and images</h2><p class="meta">{map_info}</p>'
                             f'<img class="map" src="map.png" alt="2-D map of words and images"></section>')
 

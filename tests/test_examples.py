@@ -1,5 +1,8 @@
-"""examples/: a user's first scripts, run for real on fixtures (query, YFCC100M, two-stage)."""
+"""examples/: a user's first scripts, run for real on fixtures (synthetic tour, folder, query, YFCC100M,
+two-stage); what they print is the space's answer (``model.wv``), checked against the saved model."""
 
+import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,15 +24,49 @@ def _run_example(name, *args):
     return res.stdout
 
 
-def test_example_help():  # the other examples run for real below; this one needs a CNN and images
+def _listed(out, title):
+    """The (key, score) rows printed under `title` by synthetic_demo.py's show()."""
+    block = out.split(title + "\n", 1)[1].split("\n\n", 1)[0]
+    return [(k, float(s)) for k, s in (line.split() for line in block.splitlines())]
+
+
+def test_example_synthetic_demo():
+    out = _run_example("synthetic_demo.py", "--images", 1000, "--epochs", 5)
+    assert "predict" not in out and "trained score" not in out
+    words = [w for w, _ in _listed(out, "Image: img:7 (class 7), nearest words")]
+    assert words[:2] == ["class7", "class7_r0"], out  # a training image's own tags, by cosine in model.wv
+    unseen = [w for w, _ in _listed(out, "Unseen image of class 3: nearest words by cosine (model.similar_by_image)")]
+    assert unseen and unseen[0].split("_r")[0] == "class3", out
+    acc = float(re.search(r"their class's \(class word or related tag\): ([\d.]+)%", out).group(1))
+    assert acc >= 80.0, out  # chance: 10 %
+
+
+def test_example_help():
     assert "usage: train_folder.py" in _run_example("train_folder.py", "--help")
+
+
+def test_example_train_folder(tmp_path):
+    """The README's offline smoke test: random-init CNN on the bundled folder; an image's printed
+    nearest words are the saved model's ``most_similar_words`` and hold its own caption words."""
+    out = _run_example("train_folder.py", DATA / "folder", "-o", tmp_path / "tiny.im2vec", "--weights", "none",
+                       "--arch", "resnet18", "--device", "cpu", "--vector-size", 8, "--epochs", 3)
+    assert "trained score" not in out
+    model = Im2Vec.load(str(tmp_path / "tiny.im2vec"))
+    printed = dict(re.findall(r"^(img:\S+)  nearest words: (.*)$", out, flags=re.M))
+    assert printed and set(printed) <= set(model.image_keys)
+    for key, line in printed.items():
+        assert line == ", ".join(f"{w} {s:.2f}" for w, s in model.most_similar_words(key, topn=5))
+    assert "robin" in printed["img:animals/birds/robin"].split()  # its caption's words come first
 
 
 def test_example_query_model(query_model):
     _, _, _, path, _ = query_model  # (image files at the prompt: test_scripted_session, test_cli_query)
+    model = query_model[0]
     out = _run_example("query_model.py", path, "red", "green/1", "--topn", "3")
     assert "Word: red" in out and "Image: img:green/1" in out
     assert "as data: model.most_similar_images('red'" in out
+    line = re.search(r"as data: model.most_similar_words\('img:green/1', topn=3\) -> (.*)", out).group(1)
+    assert ast.literal_eval(line) == [(w, round(s, 3)) for w, s in model.most_similar_words("img:green/1", topn=3)]
 
 
 def test_example_yfcc100m_on_the_fixture(tmp_path):
@@ -37,6 +74,9 @@ def test_example_yfcc100m_on_the_fixture(tmp_path):
                        "--vector-size", 8, "--epochs", 2)
     assert "4 documents" in out and "nearest images" in out
     model = Im2Vec.load(str(tmp_path / "y.model"))
+    key = model.image_keys[0]
+    line = re.search(rf"^{re.escape(key)}: nearest words (.*)$", out, flags=re.M).group(1)
+    assert ast.literal_eval(line) == [(w, round(s, 3)) for w, s in model.most_similar_words(key, topn=5)]
     assert set(model.image_keys) == {"img:6985418911", "img:3049276051", "img:4172610339", "img:4444444444"}
     assert "sunset" in model.wv and "%2c" not in " ".join(model.word_keys)  # normalised, not raw
 
@@ -53,3 +93,6 @@ def test_example_two_stage(tmp_path):
     assert "stage 2:" in out and "nearest images of 'class1'" in out
     model = Im2Vec.load(str(tmp_path / "m.model"))
     assert len(model.image_keys) == 90
+    image = model.image_keys[0]
+    block = out.split(f"nearest words of {image!r}:\n", 1)[1].split("\n\n", 1)[0]
+    assert [line.split()[0] for line in block.splitlines()] == [w for w, _ in model.most_similar_words(image, topn=5)]

@@ -63,6 +63,23 @@ def test_files_parse_back(setup, tmp_path):
     assert res.config.read_text().count("{") == res.config.read_text().count("}") == 2
 
 
+def test_the_projector_sees_the_space(setup, tmp_path):
+    """The exported rows are the one space: an image's row is ``model.project`` of its features, and
+    the projector's cosine neighbours of an image among the words are ``model.most_similar_words``."""
+    model, root = setup
+    res = export_projector(model, tmp_path / "p")
+    keys = [line.split("\t")[0] for line in res.metadata.read_text(encoding="utf-8").splitlines()[1:]]
+    vecs = np.loadtxt(res.vectors, delimiter="\t")
+    rows = {k: v for k, v in zip(keys, vecs)}
+    key = "img:sub/4"
+    np.testing.assert_allclose(rows[key], model.project(model.features.vectors[model.features.row(key)]),
+                               rtol=1e-5, atol=1e-6)
+    words = [k for k in keys if not model.is_image(k)]
+    unit = {k: v / np.linalg.norm(v) for k, v in rows.items()}
+    by_cosine = sorted(words, key=lambda w: -float(unit[w] @ unit[key]))
+    assert by_cosine == [w for w, _ in model.most_similar_words(key, topn=len(words))]
+
+
 def test_sprite_geometry_and_tiles(setup, tmp_path):
     model, root = setup
     res = export_projector(model, tmp_path / "p", images=root / "photos", thumbnail=(16, 12))

@@ -1,4 +1,6 @@
-"""`im2vec query`: the interactive prompt driven by scripted input (words, keys, a path, unknowns, EXIT)."""
+"""`im2vec query`: the interactive prompt driven by scripted input (words, keys, a path, unknowns, EXIT).
+
+Every table is checked against gensim's own answer in the one space (``model.wv``)."""
 
 import io
 import re
@@ -43,6 +45,20 @@ def _tables(text, title):
     raise AssertionError(f"no table {title!r} in:\n{text}")
 
 
+def _same(rows, pairs, atol=2e-6):
+    """A printed table (6 decimals) lists exactly `pairs` (key, cosine), in their order."""
+    assert [k for k, _, _ in rows] == [k for k, _ in pairs], (rows, pairs)
+    np.testing.assert_allclose([s for _, _, s in rows], [s for _, s in pairs], atol=atol)
+
+
+def _cosine_ranking(model, vector, words):
+    """`words` by cosine to `vector`, best first, computed with numpy alone."""
+    v = np.asarray(vector, dtype=np.float64)
+    U = np.stack([model.wv.vectors[model.wv.key_to_index[w]] for w in words]).astype(np.float64)
+    cos = U @ v / (np.linalg.norm(U, axis=1) * np.linalg.norm(v))
+    return [(words[i], float(cos[i])) for i in np.argsort(-cos, kind="stable")]
+
+
 def test_scripted_session(trained):
     model, store, root, _, unseen = trained
     own = root / "imgs" / "red" / "2.png"
@@ -79,17 +95,25 @@ def test_scripted_session(trained):
     assert {k for k, _, _ in words} >= {"warm", "fire"}  # co-occurring tags
     assert all(k.startswith("img:red/") for k, _, _ in images)
 
+    # an image key: gensim's own answers in the one space, no trained-score table
     key = answers[2]
     assert "Image: img:green/1" in key
-    tags = _tables(key, "Tags by trained score σ(h·v_o)")
-    assert {t for t, _, _ in tags[:3]} == {"green", "grass", "leaf"}
+    assert "trained score" not in key and "Given words" not in key
+    _same(_tables(key, "Nearest words and images"), model.wv.most_similar("img:green/1", topn=5))
+    everything = model.wv.most_similar("img:green/1", topn=len(model.wv))
+    _same(_tables(key, "Nearest words"), [(k, s) for k, s in everything if not model.is_image(k)][:5])
+    _same(_tables(key, "Nearest images"), [(k, s) for k, s in everything if model.is_image(k)][:5])
+    assert {t for t, _, _ in _tables(key, "Nearest words")[:3]} == {"green", "grass", "leaf"}  # its own tags
     assert "Image: img:blue/3" in answers[3]
 
     own_answer = answers[4]
     assert "Image file:" in own_answer and "Cannot" not in own_answer
     top_image, kind, cos = _tables(own_answer, "Nearest images")[0]
     assert (top_image, kind) == ("img:red/2", "image") and cos >= 0.99999  # found itself from the pixels
-    assert {t for t, _, _ in _tables(own_answer, "Tags by trained score σ(h·v_o)")[:3]} == {"red", "warm", "fire"}
+    assert {t for t, _, _ in _tables(own_answer, "Nearest words")[:3]} == {"red", "warm", "fire"}
+    # the file's words are its stored twin's words: project(features) and wv["img:red/2"] are one function
+    # (the features re-extracted from the pixels match the float16 store to ~1e-3)
+    _same(_tables(own_answer, "Nearest words"), model.most_similar_words("img:red/2", topn=5), atol=5e-3)
     assert "Image file:" in answers[5] and len(_tables(answers[5], "Nearest images")) == 5
 
 
@@ -130,7 +154,10 @@ def test_sum_of_tokens(trained):
     s = QuerySession(model, topn=3)
     text = s.answer("img:red/1 -red blue")
     assert text.startswith("Sum: img:red/1 + blue - red")
-    assert _tables(text, "Nearest images")[0][0].startswith("img:blue/")
+    positive, negative = ["img:red/1", "blue"], ["red"]
+    _same(_tables(text, "Nearest words and images"), model.wv.most_similar(positive=positive, negative=negative, topn=3))
+    _same(_tables(text, "Nearest words"), model.most_similar_words(positive=positive, negative=negative, topn=3))
+    _same(_tables(text, "Nearest images"), model.most_similar_images(positive=positive, negative=negative, topn=3))
     assert s.answer("red nosuch") == "Out of dictionary word: nosuch"
     with pytest.raises(ValueError, match="topn"):
         QuerySession(model, topn=0)
@@ -152,35 +179,40 @@ def test_cli_query(trained):
     assert "Out of dictionary word: qwerty" in res.output
 
 
-def test_image_answers_rank_words_never_seen_with_an_image():
+def test_given_words_ranked_by_cosine_in_the_space(tmp_path):
+    """--zero-shot-words: exactly the given words, by cosine to the image, as numpy computes it."""
     from gensim.models import Word2Vec
 
     data = make_corpus(n_classes=4, n_images=400, n_features=32, n_related=2, n_text_sentences=1500, seed=2)
-    unseen = {f"class{c}_r1" for c in range(4)}
+    unseen = sorted(f"class{c}_r1" for c in range(4))  # tags that only the text knows
     text = [d for d in data.docs if not d[0].startswith("img:")]
     images = [[w for w in d if w not in unseen] for d in data.docs if d[0].startswith("img:")]
-    images[1].append("brandnew")  # a tag the text never saw: frozen at its random vector, no place among words
     w2v = Word2Vec(text, vector_size=16, sg=1, min_count=1, epochs=10, workers=1, seed=1)
     model = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=images, epochs=15, sample=0,
                                  image_alpha=4.0)
-    key = images[0][0]
-    cls = images[0][1]  # "class<c>"
-    answer = QuerySession(model, topn=3).answer(key)
-    zero_shot = _tables(answer, "Words never seen with an image")
-    assert len(zero_shot) == 3 and all(kind == "word" for _, kind, _ in zero_shot)
-    assert zero_shot[0][0] == f"{cls}_r1", answer
-    assert {w for w, _, _ in zero_shot}.isdisjoint(model.image_tag_counts)
-    # a model whose every word met an image shows the trained-score table alone
-    plain = QuerySession(Im2Vec(images, image_features=data.features, min_count=1, epochs=2, workers=1,
-                                vector_size=8, sample=0), topn=3).answer(key)
-    assert "Tags by trained score" in plain and "never seen" not in plain
-    # a user-given list (e.g. held-out tags) instead of the whole unseen vocabulary
-    pick = [f"{cls}_r1", "class3_r1"] if cls != "class3" else [f"{cls}_r1", "class2_r1"]
-    answer = QuerySession(model, topn=5, zero_shot_words=[*pick, "brandnew"]).answer(key)
-    assert [w for w, _, _ in _tables(answer, "Zero-shot words")] == pick  # both listed, its own class first
-    assert "inf" not in answer  # "brandnew" has no place among the words: not listed with a score of -inf
+    session = QuerySession(model, topn=3, zero_shot_words=[*unseen, unseen[0]])  # a duplicate counts once
+    own_first = 0
+    for doc in images[:40]:
+        key, cls = doc[0], doc[1]  # "img:<i>", "class<c>"
+        answer = session.answer(key)
+        listed = _tables(answer, "Given words ranked by cosine (3 of 4)")
+        assert all(kind == "word" for _, kind, _ in listed)
+        _same(listed, _cosine_ranking(model, model.wv[key], unseen)[:3])
+        own_first += listed[0][0] == f"{cls}_r1"
+    assert own_first >= 24, own_first  # its class's text-only tag first far above chance (1 in 4)
+    # a file's features rank the same words through model.project, like its stored vector
+    feats = np.asarray(data.features[images[0][0]], dtype=np.float32)
+    (tmp_path / "x.png").write_bytes(b"")  # the factory below never opens it
+    answer = QuerySession(model, topn=4, zero_shot_words=unseen,
+                          featurizer_factory=lambda meta: lambda path: feats).answer(str(tmp_path / "x.png"))
+    _same(_tables(answer, "Given words ranked by cosine (4 of 4)"), _cosine_ranking(model, model.project(feats), unseen))
+    # a word not in the model is named at once; an image key is not a word
     with pytest.raises(KeyError, match="nosuchword"):
         QuerySession(model, zero_shot_words=["class0_r1", "nosuchword"])
+    with pytest.raises(KeyError, match="img:0"):
+        QuerySession(model, zero_shot_words=["class0_r1", "img:0"])
+    # no given words: no such table
+    assert "Given words" not in QuerySession(model, topn=3).answer(images[0][0])
 
 
 def test_cli_query_zero_shot_words(trained, tmp_path):
@@ -190,8 +222,10 @@ def test_cli_query_zero_shot_words(trained, tmp_path):
     res = CliRunner().invoke(main, ["query", str(path), "--topn", "3", "--zero-shot-words", str(words)],
                              input="img:red/1\nEXIT\n")
     assert res.exit_code == 0, res.output
-    listed = _tables(res.output, "Zero-shot words")
+    listed = _tables(res.output, "Given words ranked by cosine (2 of 2)")
     assert {w for w, _, _ in listed} == {"sea", "fire"} and listed[0][0] == "fire"  # a red image: fire first
+    model, *_ = trained
+    _same(listed, _cosine_ranking(model, model.wv["img:red/1"], ["sea", "fire"]))
     words.write_text("sea\nqwerty\n")
     res = CliRunner().invoke(main, ["query", str(path), "--zero-shot-words", str(words)], input="EXIT\n")
     assert res.exit_code != 0 and "qwerty" in res.output and "1 of 2" in res.output
