@@ -83,6 +83,7 @@ cdef struct Config:
     int per_pair
     int output_head
     int input_head
+    int image_pairs
     REAL_t alpha
     REAL_t image_alpha
 
@@ -311,11 +312,13 @@ cdef void run_sg(Config *c) noexcept nogil:
     for s in range(c.n_bounds - 1):
         for i in range(c.bounds[s], c.bounds[s + 1]):
             tslot = c.slots[i]
-            if tslot >= 0 and not c.tied:
+            if tslot >= 0 and (not c.tied or not c.image_pairs):
                 continue  # an image has no output vector of its own
             n = collect_contexts(c, s, i, c.bounds[s], c.bounds[s + 1])
             for k in range(n):
                 j = c.ctx[k]
+                if c.slots[j] >= 0 and not c.image_pairs:
+                    continue  # images are trained outside the pair loop (the space step)
                 if c.per_pair and c.slots[j] >= 0:
                     per_pair_image(c, j, c.tokens[i])
                 else:
@@ -323,15 +326,22 @@ cdef void run_sg(Config *c) noexcept nogil:
 
 
 cdef void run_cbow(Config *c) noexcept nogil:
-    cdef int s, i, j, k, n, tslot, has_image
+    cdef int s, i, j, k, n, m, tslot, has_image
     cdef int size = c.size
     cdef REAL_t inv
     for s in range(c.n_bounds - 1):
         for i in range(c.bounds[s], c.bounds[s + 1]):
             tslot = c.slots[i]
-            if tslot >= 0 and not c.tied:
+            if tslot >= 0 and (not c.tied or not c.image_pairs):
                 continue
             n = collect_contexts(c, s, i, c.bounds[s], c.bounds[s + 1])
+            if not c.image_pairs:  # drop image contexts: images train outside the pair loop
+                m = 0
+                for k in range(n):
+                    if c.slots[c.ctx[k]] < 0:
+                        c.ctx[m] = c.ctx[k]
+                        m += 1
+                n = m
             if n == 0:
                 continue
             memset(c.neu1, 0, size * sizeof(REAL_t))
@@ -459,7 +469,7 @@ def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] loc
               float image_alpha, bint train_words, bint train_outputs, bint train_images,
               bint tied, bint tag_negatives, bint compute_loss, uint64_t next_random,
               bint per_pair=False, bint image_context_document=False, bint output_head=True,
-              bint input_head=False):
+              bint input_head=False, bint image_pairs=True):
     """Train one prepared job in place; return ``(loss, next_random)``.
 
     ``V`` holds the raw features of the job's ``n_slots`` images (row = slot) and ``inv_norms``
@@ -471,6 +481,8 @@ def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] loc
     ``output_head`` / ``input_head`` (skip-gram): an image input is trained against the output
     vectors of its tags (``syn1neg``, the slides' objective), against their input vectors (the
     word space itself), or both; CBOW always uses the output head.
+    ``image_pairs=False``: pairs with an image token (as input or centre) are skipped and ``W``
+    is left alone: the images are trained by the caller (the space step), the words here.
     ``per_pair`` (skip-gram, untied only) computes each image pair with sgemv/sger instead of the
     two per-job sgemms: the slow reference the benchmark measures against.
     """
@@ -491,7 +503,7 @@ def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] loc
         raise ValueError("train_job: vectors_lockf is empty")
     if per_pair and (not sg or tied or input_head or not output_head):
         raise ValueError("train_job: per_pair mode exists for untied skip-gram with the output head only")
-    if not output_head and not input_head:
+    if image_pairs and not output_head and not input_head:
         raise ValueError("train_job: an image needs at least one head (output_head or input_head)")
     c.sg = sg
     c.window = window
@@ -508,6 +520,7 @@ def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] loc
     c.per_pair = per_pair
     c.output_head = output_head or not sg
     c.input_head = input_head and sg
+    c.image_pairs = image_pairs
     c.alpha = alpha
     c.image_alpha = image_alpha
     c.syn0 = &syn0[0, 0]
@@ -548,7 +561,7 @@ def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] loc
     if n_tok == 0:
         return 0.0, next_random
     with nogil:
-        if n_slots > 0 and not per_pair:
+        if n_slots > 0 and not per_pair and image_pairs:
             # H (n_slots x size, row-major) = V (n_slots x F) . W^T ; column-major: H^T = W . V^T
             sgemm(b"T", b"N", &size, &n_slots, &F, &ONEF, c.W, &F, <REAL_t *>c.V, &F,
                   &ZEROF, c.H, &size)
@@ -559,7 +572,7 @@ def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] loc
             run_sg(&c)
         else:
             run_cbow(&c)
-        if n_slots > 0 and train_images and not per_pair:
+        if n_slots > 0 and train_images and not per_pair and image_pairs:
             for s in range(n_slots):
                 scale = inv_norms[s]
                 sscal(&size, &scale, c.E + <int64_t>s * size, &ONE)

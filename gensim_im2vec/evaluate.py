@@ -33,10 +33,9 @@ Scorers
 -------
 A *scorer* is any callable ``scorer(features, candidates) -> scores`` returning an array of shape
 ``(n_images, len(candidates))``; a candidate it cannot score gets ``-inf`` (ranked last, tied).
-:class:`Im2VecScorer` offers both ways of DESIGN §3 to ask which words fit an image: the trained
-score ``h · v_o`` (``scoring="output"``, or ``"calibrated"`` with ``+ log P_n(w)``) and the input
-cosine ``cos(h, v_w)`` (``"cosine"``); and, for words that never met an image (zero-shot tags),
-the cosine of the image's place among the words to the word vectors (``"zero-shot"``).
+:class:`Im2VecScorer` asks the space which words fit an image: cosine in ``model.wv``
+between ``model.project(features)`` and the words, for seen and zero-shot tags alike (what
+``model.wv.most_similar`` answers; nothing beside the space).
 The baselines are built from the training split:
 
 =============================  ====================================================================
@@ -99,7 +98,7 @@ import logging
 import math
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from timeit import default_timer
 
@@ -123,13 +122,17 @@ __all__ = [
     "TagPriorScorer",
     "TagScorer",
     "TaggingResult",
+    "analogy_quads",
     "average_precision",
     "compare_word_similarity",
     "evaluate_image_tagging",
     "evaluate_scores",
     "features_for_keys",
+    "image_analogies",
     "load_tagged_jsonl",
     "mean_average_precision",
+    "neighbour_tag_agreement",
+    "one_space_check",
     "precision_at_k",
     "ranking_metrics",
     "read_tag_file",
@@ -364,58 +367,34 @@ def _fill(n: int, candidates: Sequence[str], cols: np.ndarray, values: np.ndarra
 
 
 class Im2VecScorer(TagScorer):
-    """Score candidate tags for images with a trained :class:`~gensim_im2vec.model.Im2Vec`.
+    """Score candidate tags for images by the space itself: cosine between an image's vector
+    (``model.project(features)``, the same function that wrote the training images' rows of
+    ``model.wv``) and the words' vectors in ``model.wv`` — what ``model.wv.most_similar`` ranks by.
 
     Parameters
     ----------
     model : Im2Vec
-    scoring : {"output", "calibrated", "cosine", "zero-shot"}
-        "output": the trained score ``h · v_o`` against the words' output vectors (``syn1neg``;
-        what the objective optimises, as :meth:`Im2Vec.tag_scores`). "calibrated": ``h · v_o +
-        log P_n(w)``, which turns negative sampling's PMI into ``log P(w | image)`` up to a
-        constant (``tag_scores(calibrated=True)``). "cosine": cosine between
-        ``h`` and the words' input vectors (the slides' joint-space ``most_similar``).
-        "zero-shot": cosine between the image's place among the words (:meth:`Im2Vec.zero_shot_vectors`:
-        its readout into the word space, its expected tag vector ``Σ P(t|image) (v̂_t − μ)`` and
-        the words of its nearest training images in the joint space) and the centred word vectors
-        (:meth:`Im2Vec.zero_shot_scores`): the way to rank words that never met an image.
     name : str, optional
-        Row label (default "Im2Vec h·v_o" / "Im2Vec cosine").
+        Row label (default "Im2Vec (cosine in model.wv)").
 
     Candidates that are not words of the model score ``-inf``.
     """
 
-    def __init__(self, model, scoring: str = "output", name: str | None = None):
-        labels = {"output": ("Im2Vec h·v_o", "trained score h·v_o"),
-                  "calibrated": ("Im2Vec h·v_o + log Pn", "trained score plus log negative prior"),
-                  "cosine": ("Im2Vec cosine", "cosine to input word vectors"),
-                  "zero-shot": ("Im2Vec zero-shot", "readout + expected tags + neighbours' words, cosine to words")}
-        if scoring not in labels:
-            raise ValueError(f"scoring must be 'output' (h·v_o), 'calibrated' (h·v_o + log Pn), 'cosine' "
-                             f"(input cosine) or 'zero-shot' (word-space readout), got {scoring!r}.")
+    note = "cosine between model.project(f) and the words in model.wv"
+
+    def __init__(self, model, name: str | None = None):
         self.model = model
-        self.scoring = scoring
-        self.name = name or labels[scoring][0]
-        self.note = labels[scoring][1]
+        self.name = name or "Im2Vec (cosine in model.wv)"
 
     def score(self, features, candidates):
         model = self.model
-        k2i = model.wv.key_to_index
-        cols = [j for j, c in enumerate(candidates) if c in k2i and not model.is_image(c)]  # the words
-        if self.scoring == "zero-shot":
-            scores, _ = model.zero_shot_scores(features, [candidates[j] for j in cols])
-            return _fill(len(scores), candidates, np.asarray(cols, dtype=np.int64), scores)
         H = np.atleast_2d(model.project(features))
-        if self.scoring in ("output", "calibrated"):
-            idx = [k2i[candidates[j]] for j in cols]
-            scores = H @ model.syn1neg[idx].T
-            if self.scoring == "calibrated":
-                word_idx, logp = model.negative_log_prior()
-                pos = {int(w): i for i, w in enumerate(word_idx)}
-                scores = scores + logp[[pos[i] for i in idx]]
-            return _fill(len(H), candidates, np.asarray(cols, dtype=np.int64), scores)
-        mat, cols = _word_matrix(model.wv, candidates, exclude=model.is_image)
-        return _fill(len(H), candidates, cols, l2_normalize(H) @ mat.T)
+        return self.score_vectors(H, candidates)
+
+    def score_vectors(self, vectors, candidates):
+        """The same for vectors already in the space (e.g. training images' rows of ``model.wv``)."""
+        mat, cols = _word_matrix(self.model.wv, candidates, exclude=self.model.is_image)
+        return _fill(len(vectors), candidates, cols, l2_normalize(np.asarray(vectors, dtype=np.float32)) @ mat.T)
 
 
 class RandomProjectionScorer(TagScorer):
@@ -905,6 +884,133 @@ def evaluate_image_tagging(scorer: Scorer, test_features, true_tags: Sequence[It
     return evaluate_scores(scores, true_tags, candidates, zs, ks)
 
 
+# ============================================================================ the space itself
+def neighbour_tag_agreement(query_vectors, query_tags: Sequence[Iterable[str]], base_vectors,
+                            base_tags: Sequence[Iterable[str]], k: int = 10, chunk: int = 1024) -> float:
+    """How often an image's `k` nearest base images (cosine) share at least one of its tags.
+
+    Image → image in one number: the fraction of (query, neighbour) pairs with a common tag,
+    over queries with at least one tag. Compare a space with the raw CNN features.
+
+    >>> import numpy as np
+    >>> q = np.array([[1.0, 0.0]]); b = np.array([[1.0, 0.1], [0.0, 1.0], [0.9, 0.0]])
+    >>> neighbour_tag_agreement(q, [["cat"]], b, [["cat"], ["dog"], ["car"]], k=2)
+    0.5
+    """
+    Q = l2_normalize(np.asarray(query_vectors, dtype=np.float32))
+    B = l2_normalize(np.asarray(base_vectors, dtype=np.float32))
+    qt = [set(t) for t in query_tags]
+    bt = [set(t) for t in base_tags]
+    if len(Q) != len(qt) or len(B) != len(bt):
+        raise ValueError(f"neighbour_tag_agreement: {len(Q)} queries for {len(qt)} tag lists, "
+                         f"{len(B)} base vectors for {len(bt)} tag lists; they must match one to one.")
+    k = min(int(k), len(B))
+    hits, n = 0, 0
+    for lo in range(0, len(Q), chunk):
+        S = Q[lo:lo + chunk] @ B.T
+        top = np.argpartition(-S, k - 1, axis=1)[:, :k]
+        for i, row in enumerate(top):
+            tags = qt[lo + i]
+            if tags:
+                hits += sum(1 for j in row if tags & bt[j])
+                n += k
+    return hits / n if n else float("nan")
+
+
+def analogy_quads(titles: Mapping[str, str], words: Container[str]) -> list[tuple[str, str, str, str]]:
+    """Cross-modal analogy questions from image titles that differ in one word.
+
+    Two images titled "man biking" and "woman biking" give ``(x, a, b, y)`` = (the man's image,
+    "man", "woman", the woman's image) and the reverse: ``image(x) − a + b`` should land on ``y``.
+    Only titles of equal length differing in exactly one word, both words in `words`, are used;
+    a title shared by several images is skipped (the answer would be ambiguous).
+
+    >>> analogy_quads({"img:1": "man biking", "img:2": "woman biking", "img:3": "red heart"},
+    ...               {"man", "woman", "red", "blue"})
+    [('img:1', 'man', 'woman', 'img:2'), ('img:2', 'woman', 'man', 'img:1')]
+    """
+    by_title: dict[tuple, list[str]] = {}
+    for key, title in titles.items():
+        toks = tuple(str(title).lower().split())
+        if toks:
+            by_title.setdefault(toks, []).append(key)
+    unique = {t: keys[0] for t, keys in by_title.items() if len(keys) == 1}
+    groups: dict[tuple, list[tuple]] = {}
+    for toks in unique:  # titles that differ only at position i share toks with a hole at i
+        for i in range(len(toks)):
+            groups.setdefault(toks[:i] + (None,) + toks[i + 1:], []).append(toks)
+    quads = []
+    for hole, members in groups.items():
+        i = hole.index(None)
+        for t1 in members:
+            for t2 in members:
+                a, b = t1[i], t2[i]
+                if t1 != t2 and a in words and b in words:
+                    quads.append((unique[t1], a, b, unique[t2]))
+    return sorted(quads, key=lambda q: (q[0], q[3]))
+
+
+def image_analogies(model, quads: Sequence[tuple[str, str, str, str]]) -> dict:
+    """Answer ``image(x) − a + b`` with gensim's own ``model.wv.most_similar`` among the images.
+
+    Returns ``{"n", "hit@1", "nearest_image_hit@1"}``: how often the nearest image to the
+    analogy (excluding x) is y, and, as the reference, how often x's own nearest image is y.
+    Questions whose keys are not in the model are skipped.
+    """
+    wv = model.wv
+    is_image = model._vocab_image_rows >= 0
+    hits = near = n = 0
+    for x, a, b, y in quads:
+        if any(k not in wv.key_to_index for k in (x, a, b, y)):
+            continue
+        n += 1
+        for positive, negative, counter in (([x, b], [a], "hit"), ([x], [], "near")):
+            sims = np.array(wv.most_similar(positive=positive, negative=negative, topn=None), dtype=np.float64)
+            sims[~is_image] = -np.inf
+            sims[wv.key_to_index[x]] = -np.inf
+            if wv.index_to_key[int(np.argmax(sims))] == y:
+                if counter == "hit":
+                    hits += 1
+                else:
+                    near += 1
+    return {"n": n, "hit@1": hits / n if n else float("nan"), "nearest_image_hit@1": near / n if n else float("nan")}
+
+
+def one_space_check(model, keys: Sequence[str], tags: Sequence[Iterable[str]], n_random: int = 20,
+                    seed: int = 0) -> dict:
+    """Is it one space or two clouds? For images of the model (keys), the mean cosine to their
+    nearest other image and to their nearest word, and to their own tags against random words.
+
+    Returns ``{"nearest_image", "nearest_word", "own_tags", "random_words", "n"}`` (mean cosines).
+    """
+    wv = model.wv
+    k2i = wv.key_to_index
+    words = np.flatnonzero(model._vocab_image_rows < 0)
+    images = np.flatnonzero(model._vocab_image_rows >= 0)
+    rng = np.random.default_rng(seed)
+    U = l2_normalize(np.asarray(wv.vectors[words], dtype=np.float32))
+    Im = l2_normalize(np.asarray(wv.vectors[images], dtype=np.float32))
+    pos_of_word = {int(w): i for i, w in enumerate(words)}
+    out = {"nearest_image": [], "nearest_word": [], "own_tags": [], "random_words": []}
+    for key, t in zip(keys, tags):
+        i = k2i.get(key)
+        own = [pos_of_word[k2i[w]] for w in t if w in k2i and int(k2i[w]) in pos_of_word]
+        if i is None or not own:
+            continue
+        h = l2_normalize(np.asarray(wv.vectors[i], dtype=np.float32)[None])[0]
+        si = Im @ h
+        si[np.searchsorted(images, i)] = -np.inf
+        sw = U @ h
+        out["nearest_image"].append(float(si.max()))
+        out["nearest_word"].append(float(sw.max()))
+        out["own_tags"].append(float(sw[own].mean()))
+        out["random_words"].append(float(sw[rng.integers(0, len(words), n_random)].mean()))
+    n = len(out["own_tags"])
+    res = {k: float(np.mean(v)) if v else float("nan") for k, v in out.items()}
+    res["n"] = n
+    return res
+
+
 # ============================================================================ word similarity
 def words_only(model_or_kv, word_space: bool = False) -> KeyedVectors:
     """The word vectors of a model or KeyedVectors, without Im2Vec's image tokens (vocab order kept).
@@ -1057,11 +1163,16 @@ class EvaluationReport:
         :func:`compare_word_similarity`'s rows (or one row for the model alone).
     info : dict
         Counts and settings: test images, candidates, zero-shot tags, baselines, seconds.
+    space : dict
+        The space's own checks: ``one_space`` (:func:`one_space_check`), ``image_to_image``
+        (:func:`neighbour_tag_agreement` in the space and on raw features), ``analogies``
+        (:func:`image_analogies`).
     """
 
     rows: list[TaggingResult] = field(default_factory=list)
     word_similarity: list[dict] = field(default_factory=list)
     info: dict = field(default_factory=dict)
+    space: dict = field(default_factory=dict)
 
     def row(self, method: str) -> TaggingResult:
         """The row of `method` (exact name)."""
@@ -1084,7 +1195,47 @@ class EvaluationReport:
             return o
 
         return clean({"info": self.info, "image_tagging": [r.__dict__ for r in self.rows],
-                      "word_similarity": self.word_similarity})
+                      "word_similarity": self.word_similarity, "space": self.space,
+                      "targets": self.targets()})
+
+    def _find(self, prefix: str) -> TaggingResult | None:
+        return next((r for r in self.rows if r.method.startswith(prefix) and r.applicable), None)
+
+    def targets(self) -> list[dict]:
+        """The joint-space targets (issue 11), each ``{"target", "value", "reference", "ok"}``;
+        a target whose inputs were not measured is left out."""
+        out = []
+
+        def add(target, value, reference, ok):
+            if value is not None and reference is not None and not (math.isnan(value) or math.isnan(reference)):
+                out.append({"target": target, "value": float(value), "reference": float(reference), "ok": bool(ok)})
+
+        im, knn, ridge = self._find("Im2Vec"), self._find("kNN"), self._find("ridge")
+        if im and knn:
+            v, r = im.get("all", "map"), knn.get("all", "map")
+            add("1. held-out image→word mAP ≥ 0.9 × kNN", v, r, v is not None and r is not None and v >= 0.9 * r)
+            v, r = im.get("seen", "tag_map"), knn.get("seen", "tag_map")
+            add("4. seen tag→held-out images mAP ≥ kNN", v, r, v is not None and r is not None and v >= r)
+        if im:
+            v = im.get("in_sample", "map")
+            add("2. training image's own tags by wv.most_similar, mAP ≥ 0.5", v, 0.5, v is not None and v >= 0.5)
+        if im and ridge:
+            v, r = im.get("zero_shot", "map"), ridge.get("zero_shot", "map")
+            add("3. zero-shot tags mAP ≥ ridge", v, r, v is not None and r is not None and v >= r)
+        i2i = self.space.get("image_to_image")
+        if i2i:
+            add("5. held-out image's 10 nearest training images share a tag ≥ raw CNN cosine",
+                i2i["model"], i2i["raw_features"], i2i["model"] >= i2i["raw_features"])
+        an = self.space.get("analogies")
+        if an and an.get("n"):
+            add(f"6. image(x) − a + b finds y, hit@1 ≥ 0.8 and > x's own nearest ({an['n']} questions)",
+                an["hit@1"], an["nearest_image_hit@1"], an["hit@1"] >= 0.8 and an["hit@1"] > an["nearest_image_hit@1"])
+        delta = next((w for w in self.word_similarity if w["model"].startswith("Δ")), None)
+        if delta:
+            worst = min(delta.get("wordsim353", 0.0), delta.get("simlex999", 0.0))
+            add("7. word similarity: ΔWordSim, ΔSimLex ≥ −0.01 (worst shown), Δanalogies ≥ −2 points",
+                worst, -0.01, worst >= -0.01 and delta.get("analogies", 0.0) >= -0.02)
+        return out
 
     def save_json(self, path: str | os.PathLike) -> None:
         """Write :meth:`to_dict` as JSON (atomically)."""
@@ -1116,8 +1267,25 @@ class EvaluationReport:
         parts.append(_table(header, body))
         ins_rows = [r for r in self.rows if r.applicable and r.get("in_sample", "map") is not None]
         if ins_rows:
-            parts.append("in-sample (training images, for the id-token model's sake): "
+            parts.append("in-sample (training images' own tags, by their rows of model.wv): "
                          + ", ".join(f"{r.method} mAP {r.get('in_sample', 'map'):.3f}" for r in ins_rows))
+        sp = self.space
+        if sp:
+            parts.append("")
+            parts.append("The space itself (plain cosine in model.wv)")
+            one = sp.get("one_space")
+            if one:
+                parts.append(f"  one space, not two clouds ({one['n']} training images): mean cosine to the nearest "
+                             f"image {one['nearest_image']:.3f}, nearest word {one['nearest_word']:.3f}; "
+                             f"to its own tags {one['own_tags']:.3f} vs random words {one['random_words']:.3f}")
+            i2i = sp.get("image_to_image")
+            if i2i:
+                parts.append(f"  image → image: a held-out image's {i2i['k']} nearest training images share a tag "
+                             f"{100 * i2i['model']:.1f}% (raw CNN cosine: {100 * i2i['raw_features']:.1f}%)")
+            an = sp.get("analogies")
+            if an and an.get("n"):
+                parts.append(f"  analogies image(x) − a + b → y on {an['n']} questions: hit@1 {100 * an['hit@1']:.1f}% "
+                             f"(x's own nearest image is y: {100 * an['nearest_image_hit@1']:.1f}%)")
         if self.word_similarity:
             parts.append("")
             parts.append("Word similarity (Spearman ρ) and analogies "
@@ -1132,10 +1300,41 @@ class EvaluationReport:
                               and not math.isnan(w["analogies"]) else _fmt(w.get("analogies"), pct=not delta)),
                              str(w.get("vocab", ""))])
             parts.append(_table(header, body))
+        targets = self.targets()
+        if targets:
+            parts.append("")
+            parts.append("Targets")
+            parts.append(_table(["target", "value", "reference", "met"],
+                                [[t["target"], f"{t['value']:.3f}", f"{t['reference']:.3f}", "yes" if t["ok"] else "NO"]
+                                 for t in targets]))
         return "\n".join(parts)
 
     def __str__(self) -> str:
         return self.format_table()
+
+
+def _space_checks(report, model, im2vec_row, X_test, test_tags, cands, X_train, train_tags, train_keys,
+                  n_in_sample: int, analogies) -> None:
+    """The space's own checks (:attr:`EvaluationReport.space`): training images' own tags by their
+    rows of ``model.wv``, one space or two clouds, image → image, cross-modal analogies."""
+    if X_train is not None and train_keys is not None:
+        keys = list(train_keys)
+        inside = [i for i, k in enumerate(keys) if model.is_image(k) and k in model.wv.key_to_index]
+        if inside and n_in_sample > 0:
+            pick = inside[:: max(1, len(inside) // n_in_sample)][:n_in_sample]
+            k_pick, t_pick = [keys[i] for i in pick], [train_tags[i] for i in pick]
+            vecs = model.wv.vectors[[model.wv.key_to_index[k] for k in k_pick]]
+            im2vec_row.metrics["in_sample"] = evaluate_scores(
+                Im2VecScorer(model).score_vectors(vecs, cands), t_pick, cands)["all"]
+            report.space["one_space"] = one_space_check(model, k_pick, t_pick)
+        if inside:
+            base = model.wv.vectors[[model.wv.key_to_index[keys[i]] for i in inside]]
+            tags = [train_tags[i] for i in inside]
+            report.space["image_to_image"] = {
+                "k": 10, "model": neighbour_tag_agreement(model.project(X_test), test_tags, base, tags),
+                "raw_features": neighbour_tag_agreement(X_test, test_tags, X_train[inside], tags)}
+    if analogies:
+        report.space["analogies"] = image_analogies(model, analogies)
 
 
 def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], candidates: Sequence[str], *,
@@ -1145,7 +1344,8 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
                    baselines: Sequence[str] = DEFAULT_BASELINES, scorers: Mapping[str, Scorer] | None = None,
                    word_similarity: bool = True,
                    analogy_vocab: int = 30_000, knn_k: int = 20, ridge_alpha: float = 1.0,
-                   logistic_C: float = 1.0, n_in_sample: int = 500, seed: int = 0) -> EvaluationReport:
+                   logistic_C: float = 1.0, n_in_sample: int = 500, seed: int = 0,
+                   analogies: Sequence[tuple[str, str, str, str]] | None = None) -> EvaluationReport:
     """Evaluate an Im2Vec model and the baselines on the same held-out images, plus word similarity.
 
     Parameters
@@ -1183,7 +1383,10 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
         Analogies restricted to this many most frequent words.
     knn_k, ridge_alpha, logistic_C : baseline settings.
     n_in_sample : int
-        Training images scored in-sample (0: none).
+        Training images scored in-sample (0: none): their own tags ranked by their rows of
+        ``model.wv`` (what ``model.wv.most_similar(key)`` answers), and the one-space check.
+    analogies : sequence of (x, a, b, y), optional
+        Cross-modal analogy questions (:func:`analogy_quads`), answered by :func:`image_analogies`.
     seed : int
         Seed of the random projection and of the id-token Word2Vec.
 
@@ -1232,10 +1435,7 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
                     res["all"]["p@5"], res["all"]["n_images"], row.seconds)
         return row
 
-    im2vec_rows = [add("Im2Vec h·v_o + log Pn", lambda: Im2VecScorer(model, "calibrated")),
-                   add("Im2Vec h·v_o", lambda: Im2VecScorer(model, "output")),
-                   add("Im2Vec cosine", lambda: Im2VecScorer(model, "cosine")),
-                   add("Im2Vec zero-shot", lambda: Im2VecScorer(model, "zero-shot"))]
+    im2vec_row = add("Im2Vec (cosine in model.wv)", lambda: Im2VecScorer(model))
     for name, sc in (scorers or {}).items():
         add(name, lambda sc=sc: sc)
 
@@ -1262,11 +1462,6 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
                 tags = [train_tags[i] for i in pick]
                 row.metrics["in_sample"] = evaluate_scores(idt.score_keys(keys, cands), tags, cands)["all"]
                 row.seconds = default_timer() - t0
-                kinds = {"Im2Vec h·v_o + log Pn": "calibrated", "Im2Vec h·v_o": "output", "Im2Vec cosine": "cosine",
-                         "Im2Vec zero-shot": "zero-shot"}
-                for r in im2vec_rows:
-                    sc = Im2VecScorer(model, kinds.get(r.method, "output"))
-                    r.metrics["in_sample"] = evaluate_scores(sc(X_train[pick], cands), tags, cands)["all"]
         elif not have_train:
             skip({"ridge": "ridge → tag vectors", "prior": "tag prior", "knn": f"kNN (k={knn_k})",
                   "logistic": "logistic (one-vs-rest)"}[b], "needs train_features and train_tags")
@@ -1279,6 +1474,8 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
         elif b == "logistic":
             add(LogisticScorer.name, lambda: LogisticScorer.fit(X_train, train_tags, C=logistic_C))
 
+    _space_checks(report, model, im2vec_row, X_test, test_tags, cands, X_train if have_train else None,
+                  train_tags if have_train else None, train_keys, n_in_sample, analogies)
     if word_similarity:
         if text_model is not None:
             report.word_similarity = compare_word_similarity(model, text_model, analogy_vocab=analogy_vocab)

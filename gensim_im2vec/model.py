@@ -1,14 +1,16 @@
-"""Im2Vec: gensim's Word2Vec with images as pseudo-words whose vector is ``W · v̂_f``.
+"""Im2Vec: gensim's Word2Vec with images as pseudo-words in one space with the words.
 
 Introduction
 ------------
 Each image is a token (``"img:<key>"``) that sits in a document with its tags, title or caption.
-Its input vector is not a free row of ``wv.vectors`` but ``h = W · v̂_f``: ``v_f`` is the image's
-CNN feature vector (fixed, extracted once), ``v̂_f`` its L2-normalised form, ``W``
-(vector_size × n_features) is learned by the same negative-sampling objective as the words.
-Words and images predict the same output vectors (``syn1neg``), so cosine similarity between any
-two vectors — word/word, image/image, word/image — is meaningful, and any image, also one never
-seen in training, is placed in the space from its features alone.
+Its vector is not a free row of ``wv.vectors`` but a learned linear map of its CNN feature vector
+(``W · (v̂_f − μ)``: ``v̂_f`` the L2-normalised features, ``μ`` their mean over the training images).
+The map is trained by the *space step* (:mod:`gensim_im2vec.space`): each image against the words
+of its document, by cosine to the words' own input vectors, so that the answer to "which words fit
+this image" is the one gensim's ``model.wv.most_similar`` gives, in every direction
+(image → word, word → image, image → image, analogies), from a saved KeyedVectors file or an ANN
+index alike. Any image, also one never seen in training, is placed in the space from its features
+alone (:meth:`Im2Vec.project`). Words train by skip-gram/CBOW as in Word2Vec.
 
 Usage examples
 --------------
@@ -28,15 +30,19 @@ Train on documents that mix images and words (features: a ``{key: vector}`` dict
 ...                workers=1, seed=1)
 >>> model.is_image("img:3"), model.is_image("dog")
 (True, False)
->>> hits = model.wv.most_similar("img:0", topn=5)   # words and images, mixed
+>>> model.wv.most_similar("img:0", topn=1)[0][0].startswith("img:")   # its nearest: an image
+True
+>>> model.most_similar_words("img:0", topn=2)[0][0] in ("dog", "puppy")   # and its own words
+True
 
-Place an image never seen in training, and tag it:
+Place an image never seen in training: its nearest words in the same space.
 
 >>> new = protos["dog"] + 0.3 * rng.normal(size=64)
->>> model.predict_tags(new, topn=1)[0][0]
-'dog'
->>> model.similar_by_image(new, topn=3, restrict="images")[0][0].startswith("img:")
+>>> model.similar_by_image(new, topn=1, restrict="words")[0][0] in ("dog", "puppy")
 True
+>>> [hits[0][0] in ("dog", "puppy") for hits in model.similar_by_image(np.stack([new, new]), topn=1,
+...                                                                        restrict="words")]
+[True, True]
 
 Save and load (W and the features go to their own ``.npy`` files, memory-mappable), then
 continue training:
@@ -49,21 +55,23 @@ continue training:
 True
 
 Two-stage training: learn the word space on clean text with gensim, then learn ``W`` on the
-image corpus with the words frozen (see :meth:`Im2Vec.from_word2vec`). Words that only the text
-knows (never in a document with an image) are ranked for an image through the word space
-(:meth:`Im2Vec.zero_shot_scores`): here ``class<c>_r1`` co-occurs with ``class<c>`` in text only.
+image corpus with the text vectors frozen (see :meth:`Im2Vec.from_word2vec`). A word that only the
+text knows (never in a document with an image) is still a word of the space: here
+``class<c>_r1`` co-occurs with ``class<c>`` in text only, and an image of class ``c`` finds it
+among the other such words by plain cosine.
 
 >>> from gensim.models import Word2Vec
 >>> from gensim_im2vec.synthetic import make_corpus
 >>> data = make_corpus(n_classes=4, n_images=400, n_features=32, n_related=2, n_text_sentences=1500, seed=2)
->>> unseen = {f"class{c}_r1" for c in range(4)}
+>>> unseen = [f"class{c}_r1" for c in range(4)]
 >>> text = [d for d in data.docs if not d[0].startswith("img:")]
 >>> image_docs = [[w for w in d if w not in unseen] for d in data.docs if d[0].startswith("img:")]
 >>> w2v = Word2Vec(text, vector_size=16, sg=1, min_count=1, epochs=10, workers=1, seed=1)
 >>> two_stage = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=image_docs, epochs=15,
-...                                  sample=0, image_alpha=4.0)
+...                                  sample=0)
 >>> key, its_class = image_docs[0][:2]
->>> two_stage.predict_tags(data.features[key], topn=1, vocabulary="unseen")[0][0] == its_class + "_r1"
+>>> cos = 1 - two_stage.wv.distances(key, unseen)
+>>> unseen[int(np.argmax(cos))] == its_class + "_r1"
 True
 """
 
@@ -85,6 +93,7 @@ from gensim.models.word2vec import Word2Vec
 from threadpoolctl import threadpool_limits
 
 from gensim_im2vec.images import ImageFeatures
+from gensim_im2vec.space import run_pairs, space_step
 from gensim_im2vec.validation import check_features, l2_normalize, npy_problem
 
 try:
@@ -114,24 +123,6 @@ def _check_positive(name: str, value, hint: str = "") -> None:
     """Raise ValueError naming `name` unless `value` is a finite real number > 0."""
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a finite number > 0{f' ({hint})' if hint else ''}, got {value!r}.")
-
-
-def _merge_images(vocab: np.ndarray, sums: np.ndarray, counts: np.ndarray, limit: int):
-    """Sum the rows of each image (vocabulary index), then keep at most `limit` images, chosen by a
-    fixed pseudo-random priority of their index (Fibonacci hashing, a bijection on 64 bits: the
-    subset does not depend on the corpus order or the chunking). Returns (vocab, sums, counts),
-    sorted by vocabulary index."""
-    order = np.argsort(vocab, kind="stable")
-    index, starts = np.unique(vocab[order], return_index=True)
-    if len(index) == len(vocab):  # every image once (the common case): no sums to add
-        total, n = sums[order], counts[order]
-    else:
-        total, n = np.add.reduceat(sums[order], starts, axis=0), np.add.reduceat(counts[order], starts)
-    if len(index) > limit:
-        priority = index.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # wraps modulo 2**64
-        keep = np.sort(np.argpartition(priority, limit - 1)[:limit])
-        index, total, n = index[keep], total[keep], n[keep]
-    return index, total, n
 
 
 def _cum_table(weights: np.ndarray) -> np.ndarray:
@@ -194,23 +185,44 @@ class Im2Vec(Word2Vec):
         word. "document": of every token of its document (its tags all describe it, wherever
         they stand; documents are chunked at 10,000 tokens) — for long captions where tags sit far
         from the image token. On OpenClipArt (tags first) "window" measured better.
-    image_heads : {"output", "input", "both"}
-        What an image's ``h`` learns to predict (skip-gram; CBOW uses "output"): its tags' output
-        vectors (``syn1neg``, the slides' objective, best for tagging by ``h·v_o``), its tags'
-        input vectors (the word space itself: cosine between images and words becomes
-        first-order, and tags that only ever appeared in text can be ranked: zero-shot), or both.
+    image_heads : {"space", "output", "input", "both"}
+        How images learn. "space" (default): the space step (:mod:`gensim_im2vec.space`), each
+        image against its document's words by cosine to their input vectors, so ``model.wv``'s
+        cosine relates images and words. The others are the skip-gram pair heads of the first
+        build, kept for comparison: an image's ``h`` predicts its tags' output vectors
+        (``syn1neg``, the slides' objective: images then form a cloud of their own in ``wv``),
+        their input vectors, or both (CBOW: "output").
     image_batch : int
         Image tokens per W update (a job is cut into runs of documents holding about this many);
-        0: one update per job. Larger is faster (bigger sgemms), smaller is more stable.
-    word_readout : float or None
-        After each :meth:`train`, fit the word readout (:meth:`fit_word_readout`, one more pass over
-        the corpus) with this ridge penalty; None skips it. Zero-shot ranking
-        (:meth:`zero_shot_scores`) uses it.
+        0: one update per job. The space step's candidates are the run's words plus
+        `space_negatives`. Larger is faster (bigger sgemms), smaller is more stable.
+    space_temperature : float
+        τ of the space step's cosine softmax (> 0). Measured on the demo: 0.1 beats 0.3 and 1.0.
+    space_negatives : int
+        Negative words drawn per run (from the tag distribution, or the vocabulary with
+        ``image_negatives="vocab"``), beside the run's own words.
+    space_alpha : float
+        Step of ``W`` in the space step, relative to ``alpha × image_alpha`` (> 0). The loss is
+        scale-free in ``h``, so this is small; 0.01 measured best on the demo (0.1 collapses the
+        images onto one point).
+    space_word_alpha : float
+        Step of the words' input vectors in the space step, relative to ``alpha`` (0: the space
+        step moves no word). Which words move: see `space_pull`.
+    space_pull : float or None
+        None: the space step moves only the words ``train_words`` lets learn, and words without a
+        pretrained vector (two-stage leaves those at their random start otherwise). A number:
+        pretrained words move too, each pulled back towards its text vector with this strength
+        (the dial between the words' text meaning and their fit to images).
+    space_symmetric : float
+        Weight of the word → images term (each word of a run against the run's images).
 
     Attributes
     ----------
     W : ndarray of shape (vector_size, n_features), float32
         The learned image → word-space map.
+    feature_mean : ndarray of shape (n_features,) or None
+        ``μ``, the mean normalised feature vector of the training images (space head): an image's
+        vector is ``W · (v̂ − μ)``.
     image_vectors : ndarray of shape (n_feature_rows, n_features)
         Raw features (float16/float32, possibly memory-mapped), rows keyed by `image_feature_keys`.
     """
@@ -225,7 +237,9 @@ class Im2Vec(Word2Vec):
         train_words: bool | str = True, train_outputs: bool = True, train_images: bool = True,
         normalize_features: bool = True, tied_image_targets: bool = False,
         image_negatives: str = "tags", image_alpha: float = 1.0, image_context: str = "window",
-        image_batch: int = 256, image_heads: str = "output", word_readout: float | None = 1.0,
+        image_batch: int = 256, image_heads: str = "space",
+        space_temperature: float = 0.1, space_negatives: int = 1024, space_alpha: float = 0.01,
+        space_word_alpha: float = 1.0, space_pull: float | None = None, space_symmetric: float = 0.0,
     ):
         if corpus_file is not None:
             raise ValueError(
@@ -258,15 +272,27 @@ class Im2Vec(Word2Vec):
         if not isinstance(image_batch, (int, np.integer)) or image_batch < 0:
             raise ValueError(f"image_batch must be an int >= 0 (0: one W update per job), got {image_batch!r}.")
         self.image_batch = int(image_batch)
-        if image_heads not in ("output", "input", "both"):
-            raise ValueError(f"image_heads must be 'output', 'input' or 'both', got {image_heads!r}.")
+        if image_heads not in ("space", "output", "input", "both"):
+            raise ValueError(f"image_heads must be 'space', 'output', 'input' or 'both', got {image_heads!r}.")
         self.image_heads = image_heads
-        if word_readout is not None:
-            _check_positive("word_readout", word_readout, "a ridge penalty such as 1.0, or None to skip the readout")
-        self.word_readout_alpha = None if word_readout is None else float(word_readout)
-        self.word_readout = None
-        self.neighbour_index = None
-        self.neighbour_targets = None
+        _check_positive("space_temperature", space_temperature)
+        _check_positive("space_alpha", space_alpha)
+        if not (isinstance(space_word_alpha, (int, float)) and math.isfinite(space_word_alpha) and space_word_alpha >= 0):
+            raise ValueError(f"space_word_alpha must be a finite number >= 0, got {space_word_alpha!r}.")
+        if not isinstance(space_negatives, (int, np.integer)) or space_negatives < 0:
+            raise ValueError(f"space_negatives must be an int >= 0, got {space_negatives!r}.")
+        if space_pull is not None and not (isinstance(space_pull, (int, float)) and math.isfinite(space_pull)
+                                           and space_pull >= 0):
+            raise ValueError(f"space_pull must be None or a finite number >= 0, got {space_pull!r}.")
+        if not (isinstance(space_symmetric, (int, float)) and math.isfinite(space_symmetric) and space_symmetric >= 0):
+            raise ValueError(f"space_symmetric must be a finite number >= 0, got {space_symmetric!r}.")
+        self.space_temperature = float(space_temperature)
+        self.space_negatives = int(space_negatives)
+        self.space_alpha = float(space_alpha)
+        self.space_word_alpha = float(space_word_alpha)
+        self.space_pull = None if space_pull is None else float(space_pull)
+        self.space_symmetric = float(space_symmetric)
+        self.space_anchor = None
         self.W = None
         self.image_vectors = None
         self.image_feature_keys = []
@@ -531,6 +557,22 @@ class Im2Vec(Word2Vec):
         # freshly initialised gensim word vector
         self.W = ((rng.random((self.layer1_size, feats.dim), dtype=np.float32) - 0.5)
                   / self.layer1_size).astype(REAL)
+        self.feature_mean = None  # set by the first train() of the space head
+
+    def _fit_feature_mean(self, max_images: int = 100_000) -> None:
+        """The mean of the training images' normalised features (from at most `max_images` of them,
+        a fixed pseudo-random subset): the space head maps ``v̂ − mean``, so that the direction every
+        CNN feature vector shares does not dominate ``W``'s updates."""
+        rows = self._vocab_image_rows[self._vocab_image_rows >= 0]
+        if not len(rows):
+            return
+        if len(rows) > max_images:
+            rows = np.sort(np.random.default_rng(self.seed).choice(rows, max_images, replace=False))
+        total = np.zeros(self.features.dim, dtype=np.float64)
+        for lo in range(0, len(rows), _WRITE_CHUNK):
+            total += self.features.gather_normalized(rows[lo:lo + _WRITE_CHUNK],
+                                                     normalize=self.normalize_features).sum(axis=0)
+        self.feature_mean = (total / len(rows)).astype(REAL)
 
     def init_weights(self):
         """Reset word vectors, output vectors and W to an untrained state."""
@@ -607,6 +649,7 @@ class Im2Vec(Word2Vec):
                 logger.info("copying %s (%s, read-only or memory-mapped) into memory for training",
                             name, arr.shape)
                 setattr(owner, name, np.array(arr, dtype=REAL, order="C"))
+        self._space_lock = self._space_word_lock()
         if self.train_words == "new":
             lockf = np.ones(len(self.wv), dtype=REAL)
             lockf[: self.n_pretrained_words] = 0.0
@@ -637,6 +680,8 @@ class Im2Vec(Word2Vec):
             self.train_outputs, self.train_images,
         )
         self._image_occurrences = 0
+        if self.image_heads == "space" and n_img and getattr(self, "feature_mean", None) is None:
+            self._fit_feature_mean()
         start = default_timer()
         # one BLAS thread inside each worker; gensim's worker threads give the parallelism
         with threadpool_limits(limits=1, user_api="blas"):
@@ -650,14 +695,9 @@ class Im2Vec(Word2Vec):
             logger.info("trained %i image occurrences in %.1fs (%.0f image tokens/s)",
                         self._image_occurrences, elapsed, self._image_occurrences / max(elapsed, 1e-9))
         self._write_image_vectors()
-        if self.train_words is not False:  # every word of the vocabulary has now learned
+        if self.train_words is not False or (self.image_heads == "space" and n_img):
+            # every word of the vocabulary has now learned (the space step moves the new words)
             self.n_trained_words = len(self.wv)
-        alpha_r = getattr(self, "word_readout_alpha", None)
-        if alpha_r is not None and corpus_iterable is not None and feats is not None and n_img:
-            try:
-                self.fit_word_readout(corpus_iterable, alpha=alpha_r)
-            except ValueError as err:  # e.g. text-only training of a model that has features
-                logger.info("no word readout fitted: %s", err)
         return result
 
     def _next_seed(self) -> int:
@@ -692,6 +732,8 @@ class Im2Vec(Word2Vec):
 
     def _train_run(self, tokens, slots, bounds, rwin, rows, alpha, inits) -> None:
         work, neu1 = inits
+        heads = getattr(self, "image_heads", "output")
+        space = heads == "space"
         n_slots = len(rows)
         size = self.layer1_size
         W = self.W if self.W is not None else np.zeros((size, 1), dtype=REAL)
@@ -716,14 +758,52 @@ class Im2Vec(Word2Vec):
             tag_negatives=self.image_negatives == "tags", compute_loss=bool(self.compute_loss),
             next_random=self._next_seed(),
             image_context_document=getattr(self, "image_context", "window") == "document",
-            output_head=getattr(self, "image_heads", "output") in ("output", "both"),
-            input_head=getattr(self, "image_heads", "output") in ("input", "both"),
+            output_head=heads in ("output", "both"), input_head=heads in ("input", "both"),
+            image_pairs=not space,
         )
+        if space and n_slots:
+            loss += self._space_run(tokens, slots, bounds, V * inv_norms[:, None] - self.feature_mean, alpha)
         n_img = int(np.count_nonzero(slots >= 0)) if n_slots else 0
         with _STATS_LOCK:
             if self.compute_loss:
                 self.running_training_loss += loss
             self._image_occurrences += n_img
+
+    def _space_word_lock(self) -> np.ndarray:
+        """Which input vectors the space step moves (1) or leaves (0): never an image's row; the
+        words ``train_words`` lets learn; words without a pretrained vector always (two-stage
+        leaves them at their random start otherwise); pretrained words too when ``space_pull``
+        is set (each pulled back towards its text vector)."""
+        lock = np.zeros(len(self.wv), dtype=REAL)
+        pre = int(self.n_pretrained_words)
+        if self.train_words is True or self.space_pull is not None:
+            lock[:] = 1.0
+        else:
+            lock[pre:] = 1.0
+        lock[self._vocab_image_rows >= 0] = 0.0
+        return lock
+
+    def _space_run(self, tokens, slots, bounds, Vn, alpha) -> float:
+        """The space step of one run (:func:`gensim_im2vec.space.space_step`): the run's images
+        against their documents' words, by cosine to the words' input vectors."""
+        pair_slot, pair_word = run_pairs(tokens, slots, bounds, len(Vn))
+        if not len(pair_slot):
+            return 0.0
+        rng = np.random.default_rng(self._next_seed())
+        cum, idx = self._neg_tag_cum, self._neg_tag_idx
+        if not len(idx) or self.image_negatives == "vocab":
+            cum, idx = self._neg_word_cum, self._neg_word_idx
+        negatives = idx[np.searchsorted(cum, rng.integers(0, int(cum[-1]), self.space_negatives), side="right")] \
+            if self.space_negatives and len(idx) else np.zeros(0, np.int64)
+        move = self.space_word_alpha > 0
+        lock = self._space_lock
+        return space_step(
+            self.W, self.wv.vectors, Vn, pair_slot, pair_word, negatives,
+            alpha_w=alpha * self.image_alpha * self.space_alpha,
+            alpha_u=alpha * self.space_word_alpha if move else 0.0, temperature=self.space_temperature,
+            symmetric=self.space_symmetric, word_lock=lock, anchor=self.space_anchor,
+            pull=self.space_pull or 0.0, train_images=self.train_images,
+            centroid=float(os.environ.get("IM2VEC_CENTROID", "0")))
 
     def _write_image_vectors(self) -> None:
         """Write ``W · v̂`` of every vocabulary image into ``model.wv.vectors`` (in chunks)."""
@@ -802,6 +882,8 @@ class Im2Vec(Word2Vec):
         model.effective_min_count = getattr(w2v, "effective_min_count", w2v.min_count)
         model.raw_vocab = defaultdict(int)
         model.n_pretrained_words = model.n_trained_words = len(wv)
+        if model.space_pull is not None:  # the words the space step moves are pulled back to these
+            model.space_anchor = wv.vectors.copy()
         model._refresh_image_index()
         model._init_W()
         model.make_cum_table()
@@ -827,12 +909,18 @@ class Im2Vec(Word2Vec):
         if self.normalize_features:
             norms = np.linalg.norm(arr, axis=1, keepdims=True)
             arr = arr / norms
-        return (arr @ self.W.T).astype(REAL, copy=False)
+        return self._map(np.asarray(arr, dtype=REAL))
+
+    def _map(self, V: np.ndarray) -> np.ndarray:
+        """``W · (v̂ − mean)`` (space head) or ``W · v̂``, for rows of normalised features."""
+        mean = getattr(self, "feature_mean", None)
+        if mean is None:
+            return (V @ self.W.T).astype(REAL, copy=False)
+        return ((V - mean) @ self.W.T).astype(REAL, copy=False)
 
     def project_rows(self, rows) -> np.ndarray:
-        """Vectors ``W · v̂`` of rows of the model's own feature matrix, shape (len(rows), vector_size)."""
-        V = self.features.gather_normalized(rows, normalize=self.normalize_features)
-        return (V @ self.W.T).astype(REAL, copy=False)
+        """Vectors of rows of the model's own feature matrix, shape (len(rows), vector_size)."""
+        return self._map(self.features.gather_normalized(rows, normalize=self.normalize_features))
 
     def project(self, features) -> np.ndarray:
         """Place images in the space from their features alone.
@@ -899,74 +987,35 @@ class Im2Vec(Word2Vec):
         """Like ``wv.most_similar`` (keys or vectors, words or images), returning only images."""
         return self._most_similar_restricted(positive, negative, topn, "images")
 
-    def similar_by_image(self, features, topn: int = 10, restrict: str | None = None) -> list[tuple[str, float]]:
-        """Nearest words and/or images (cosine) to an image given by its features.
+    def similar_by_image(self, features, topn: int = 10, restrict: str | None = None):
+        """Nearest words and/or images (cosine in ``model.wv``) to images given by their features.
 
-        Parameters
-        ----------
-        features : array_like (n_features,)
-            One image's raw features (it need not be in the model).
-        topn : int
-            Number of neighbours.
-        restrict : {"words", "images", None}
-            Keep only words, only images, or both.
-        """
-        vec = self.project(np.asarray(features).reshape(-1))
-        unit = vec / max(float(np.linalg.norm(vec)), 1e-12)
-        self.wv.fill_norms()  # as gensim's most_similar: cached norms, never a normalised copy of wv
-        sims = (self.wv.vectors @ unit) / np.maximum(self.wv.norms, 1e-12)
-        return self._top(sims, topn, self._modality_mask(restrict))
-
-    def negative_log_prior(self) -> tuple[np.ndarray, np.ndarray]:
-        """``log P_n(w)`` of the distribution negatives for image inputs are drawn from.
-
-        Returns
-        -------
-        word_idx : int array, the vocabulary indices of the words
-        log_prior : float32 array, ``log P_n`` of each (words outside the table get the smallest
-            value of the table: they were never drawn, so their score carries no frequency offset)
-        """
-        word_idx = np.flatnonzero(self._vocab_image_rows < 0)
-        tags = self.image_negatives == "tags" and len(self._neg_tag_idx)
-        idx = self._neg_tag_idx if tags else self._neg_word_idx
-        cum = (self._neg_tag_cum if tags else self._neg_word_cum).astype(np.float64)
-        p = np.diff(np.concatenate([[0.0], cum])) / max(cum[-1], 1.0) if len(cum) else np.zeros(0)
-        logp = np.full(len(self.wv), np.log(p[p > 0].min()) if np.any(p > 0) else 0.0)
-        logp[idx[p > 0]] = np.log(p[p > 0])
-        return word_idx, logp[word_idx].astype(REAL)
-
-    def tag_scores(self, features, calibrated: bool = False) -> tuple[np.ndarray, list[str]]:
-        """Trained scores ``h · v_o`` of every vocabulary word for each image.
+        The same answer as ``model.wv.similar_by_vector(model.project(features))``, with a
+        modality filter, for one image or a batch (one sgemm against ``wv`` for the batch).
 
         Parameters
         ----------
         features : array_like (n_features,) or (n_images, n_features)
-        calibrated : bool
-            Add ``log P_n(w)``: at the optimum of negative sampling ``h·v_o = log P(w|image) −
-            log(k·P_n(w))`` (a PMI), so the sum ranks words by ``P(w|image)`` instead of favouring
-            rare ones.
+            Raw features of images (they need not be in the model).
+        topn : int
+            Number of neighbours.
+        restrict : {"words", "images", None}
+            Keep only words, only images, or both.
 
         Returns
         -------
-        scores : ndarray (n_images, n_words), float32
-        words : list of str, the column keys
+        list of (key, cosine), or one such list per image for a 2-D `features`
         """
-        arr, _ = self._as_feature_matrix(features)
-        word_idx = np.flatnonzero(self._vocab_image_rows < 0)
-        H = self._project_normalized(arr)
-        scores = H @ self.syn1neg[word_idx].T
-        if calibrated:
-            scores += self.negative_log_prior()[1]
-        return scores, [self.wv.index_to_key[i] for i in word_idx]
-
-    def _tag_vocabulary(self) -> np.ndarray:
-        """Vocabulary indices of the words seen in image documents (the tags), in index order."""
-        k2i = self.wv.key_to_index
-        idx = sorted(k2i[w] for w in self.image_tag_counts if w in k2i and not self.is_image(w))
-        if not idx:
-            raise ValueError("this model has no tag vocabulary (no word was seen in a document with an image); "
-                             "train it on image documents first.")
-        return np.asarray(idx, dtype=np.int64)
+        mask = self._modality_mask(restrict)
+        arr, single = self._as_feature_matrix(features)
+        H = l2_normalize(self._project_normalized(arr))
+        self.wv.fill_norms()  # as gensim's most_similar: cached norms, never a normalised copy of wv
+        inv = 1.0 / np.maximum(self.wv.norms, 1e-12)
+        out = []
+        for lo in range(0, len(H), 1024):
+            S = (H[lo:lo + 1024] @ self.wv.vectors.T) * inv
+            out.extend(self._top(row, topn, mask) for row in S)
+        return out[0] if single else out
 
     def _word_space_index(self) -> np.ndarray:
         """Vocabulary indices (ascending) of the words whose input vectors were trained: the
@@ -986,361 +1035,15 @@ class Im2Vec(Word2Vec):
 
     @property
     def word_space_keys(self) -> list[str]:
-        """The words with a trained input vector (see :meth:`zero_shot_scores`), in vocabulary order."""
+        """The words with a trained input vector, in vocabulary order (a word added to a frozen
+        vocabulary and never trained keeps its random start and is left out)."""
         return [self.wv.index_to_key[i] for i in self._word_space_index()]
-
-    def _word_space(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The words' vocabulary indices (ascending; words with a trained input vector only), their
-        unit input vectors and the mean of those (``μ``), computed in chunks from ``wv.vectors``:
-        never a normalised copy of the image rows (100M of them at scale)."""
-        idx = self._word_space_index()
-        unit = np.empty((len(idx), self.wv.vector_size), dtype=REAL)
-        for lo in range(0, len(idx), _WRITE_CHUNK):
-            unit[lo:lo + _WRITE_CHUNK] = l2_normalize(self.wv.vectors[idx[lo:lo + _WRITE_CHUNK]])
-        return idx, unit, unit.mean(axis=0)
-
-    def fit_word_readout(self, corpus_iterable, alpha: float = 1.0, neighbours: int = 10,
-                         max_neighbour_images: int = 1_000_000, chunk: int = 8192) -> dict:
-        """Fit the readout: a closed-form linear map from image vectors ``h`` to the centroid of
-        their documents' words in the word space, and keep each training image's centroid for the
-        neighbour vote. :meth:`train` calls it after every run.
-
-        For each image token of a document, the target is the mean unit input vector of the
-        document's words (words with a trained input vector only: see :attr:`word_space_keys`).
-        The map ``A`` (vector_size × vector_size) minimises ``‖(H − h̄) A − (Y − ȳ)‖² + alpha ‖A‖²``,
-        from normal equations accumulated in one streaming pass. :meth:`readout_vectors` applies
-        it: the trained ``h`` predicts the tags' output vectors, and the readout carries it to where
-        words that never met an image live. With ``neighbours > 0`` the images' targets are also
-        kept (``neighbour_index``: their vocabulary indices, ``neighbour_targets``: one row each,
-        averaged over the documents an image is in), so that :meth:`neighbour_vectors` can let an
-        image's nearest training images in the joint space vote with their words.
-
-        Parameters
-        ----------
-        corpus_iterable : iterable of list of str
-            Documents (images with their words); documents without an image, or without a word
-            of the word space, are skipped.
-        alpha : float
-            Ridge penalty (> 0).
-        neighbours : int
-            How many nearest training images vote in :meth:`zero_shot_vectors` (0: no vote, and no
-            targets kept).
-        max_neighbour_images : int
-            Keep the targets of at most this many training images for the vote (a fixed
-            pseudo-random subset, the same for every fit, when the corpus has more). Each costs
-            ``4 × vector_size`` bytes (1M images at 200 dimensions: 800 MB), and the vote reads
-            every kept image's vector for each query batch.
-        chunk : int
-            Images projected per step.
-
-        Returns
-        -------
-        dict with ``A``, ``h_mean``, ``y_mean``, ``alpha``, ``neighbours``, ``n_images`` and
-        ``neighbour_images`` (also kept as ``model.word_readout`` and saved with the model).
-        """
-        _check_positive("alpha", alpha)
-        if not isinstance(neighbours, (int, np.integer)) or isinstance(neighbours, bool) or neighbours < 0:
-            raise ValueError(f"neighbours must be an int >= 0 (0: no neighbour vote), got {neighbours!r}.")
-        if not isinstance(max_neighbour_images, (int, np.integer)) or max_neighbour_images < 1:
-            raise ValueError(f"max_neighbour_images must be an int >= 1, got {max_neighbour_images!r}.")
-        if self.features is None or self.W is None:
-            raise ValueError("fit_word_readout needs a trained model with image features.")
-        start = default_timer()
-        k2i, image_rows = self.wv.key_to_index, self._vocab_image_rows
-        word_idx, unit, _ = self._word_space()
-        in_space = np.zeros(len(self.wv), dtype=bool)
-        in_space[word_idx] = True
-        size = self.layer1_size
-        acc = {"hh": np.zeros((size, size)), "hy": np.zeros((size, size)), "h": np.zeros(size),
-               "y": np.zeros(size), "n": 0}
-        vocab, rows, targets = [], [], []
-        kept = [np.zeros(0, dtype=np.int64), np.zeros((0, size), dtype=REAL), np.zeros(0, dtype=np.int64)]
-        pending = []
-
-        def flush():
-            if rows:
-                H = self.project_rows(np.asarray(rows, dtype=np.int64)).astype(np.float64)
-                Y = np.asarray(targets, dtype=np.float64)
-                acc["hh"] += H.T @ H
-                acc["hy"] += H.T @ Y
-                acc["h"] += H.sum(axis=0)
-                acc["y"] += Y.sum(axis=0)
-                acc["n"] += len(H)
-                if neighbours:
-                    pending.append((np.asarray(vocab, dtype=np.int64), Y.astype(REAL)))
-                    if sum(len(v) for v, _ in pending) >= max_neighbour_images:  # bound the memory as we go
-                        merge()
-                vocab.clear()
-                rows.clear()
-                targets.clear()
-
-        def merge():
-            if pending:
-                v = np.concatenate([kept[0], *(v for v, _ in pending)])
-                y = np.concatenate([kept[1], *(y for _, y in pending)])
-                c = np.concatenate([kept[2], np.ones(len(v) - len(kept[0]), dtype=np.int64)])
-                kept[:] = _merge_images(v, y, c, max_neighbour_images)
-                pending.clear()
-
-        for doc in corpus_iterable:
-            images, words = [], []
-            for token in doc:
-                i = k2i.get(token)
-                if i is None:
-                    continue
-                if image_rows[i] >= 0:
-                    images.append(i)
-                elif in_space[i]:
-                    words.append(i)
-            if not images or not words:
-                continue
-            y = unit[np.searchsorted(word_idx, words)].mean(axis=0)
-            for i in images:
-                vocab.append(i)
-                rows.append(image_rows[i])
-                targets.append(y)
-            if len(rows) >= chunk:
-                flush()
-        flush()
-        n = acc["n"]
-        if n < 2:
-            raise ValueError(f"the corpus has {n} image token(s) in a document with a word of the word space; "
-                             "the word readout needs image documents (an image token and its tags).")
-        from scipy.linalg import solve
-
-        h_mean, y_mean = acc["h"] / n, acc["y"] / n
-        gram = acc["hh"] - n * np.outer(h_mean, h_mean) + alpha * np.eye(size)
-        A = solve(gram, acc["hy"] - n * np.outer(h_mean, y_mean), assume_a="pos")
-        self.word_readout = {"A": A.astype(REAL), "h_mean": h_mean.astype(REAL), "y_mean": y_mean.astype(REAL),
-                             "alpha": float(alpha), "neighbours": int(neighbours), "n_images": int(n)}
-        self.neighbour_index = self.neighbour_targets = None
-        if neighbours:  # one target per image: the mean over the documents it is in
-            merge()
-            self.neighbour_index = kept[0]
-            self.neighbour_targets = kept[1]
-            if np.any(kept[2] > 1):
-                self.neighbour_targets /= kept[2][:, None].astype(REAL)
-        kept_images = self.word_readout["neighbour_images"] = len(kept[0]) if neighbours else 0
-        logger.info("word readout: fitted on %i image occurrences (%i images kept for the neighbour vote) "
-                    "in %.1fs (alpha=%g)", n, kept_images, default_timer() - start, alpha)
-        return self.word_readout
-
-    def readout_vectors(self, features) -> np.ndarray:
-        """Images carried into the word space by the readout (:meth:`fit_word_readout`), centred
-        on the mean unit word vector like :meth:`expected_tag_vectors`; unit rows.
-
-        Parameters
-        ----------
-        features : array_like (n_features,) or (n_images, n_features)
-
-        Returns
-        -------
-        ndarray (n_images, vector_size), float32
-        """
-        if getattr(self, "word_readout", None) is None:
-            raise ValueError("this model has no word readout; fit one with model.fit_word_readout(documents) "
-                             "(train() does it unless word_readout=None).")
-        return self._readout_vectors(np.atleast_2d(self.project(features)), self._word_space())
-
-    def neighbour_vectors(self, features) -> np.ndarray:
-        """The neighbour vote: the mean word-space target (:meth:`fit_word_readout`) of each image's
-        ``k`` nearest training images by cosine between image vectors in the joint space, centred
-        on the mean unit word vector; unit rows.
-
-        A training image given as a query finds itself first (as in kNN tag transfer).
-
-        Parameters
-        ----------
-        features : array_like (n_features,) or (n_images, n_features)
-
-        Returns
-        -------
-        ndarray (n_images, vector_size), float32
-        """
-        if getattr(self, "neighbour_targets", None) is None:  # (models saved before the vote lack it)
-            raise ValueError("this model keeps no neighbour targets; fit them with "
-                             "model.fit_word_readout(documents, neighbours=10).")
-        return self._neighbour_vectors(np.atleast_2d(self.project(features)), self._word_space())
-
-    def zero_shot_vectors(self, features) -> np.ndarray:
-        """Where an image sits among the words, for ranking words that never met an image.
-
-        The normalised sum of three unit vectors, each a way the trained model places an image
-        among the words: :meth:`readout_vectors` (its image vector carried into the word space),
-        :meth:`expected_tag_vectors` (the mean of its predicted tags there) and
-        :meth:`neighbour_vectors` (the words of its nearest training images in the joint space).
-        Without a readout, the expected tag vector alone; without kept neighbour targets, the
-        first two. Measured on the demo's held-out OpenClipArt groups in the README.
-
-        Parameters
-        ----------
-        features : array_like (n_features,) or (n_images, n_features)
-
-        Returns
-        -------
-        ndarray (n_images, vector_size), float32, unit rows
-        """
-        return self._zero_shot_vectors(np.atleast_2d(self.project(features)), self._word_space())
-
-    def expected_tag_vectors(self, features) -> np.ndarray:
-        """Each image's expected tag vector in the word space: ``Σ_t P(t|image) (v̂_t − μ)``.
-
-        ``P(t|image)`` is the softmax of the calibrated trained score ``h·v_o + log P_n(t)`` (see
-        :meth:`tag_scores`) over the tag vocabulary (the words seen in image documents); ``v̂_t``
-        are the tags' unit input vectors and ``μ`` the mean unit word vector (skip-gram vectors
-        share a common direction; without centring it dominates every mean). This places an image
-        where its predicted tags are, in the space the words learned from text, so words that never
-        met an image can be ranked for it by cosine (ConSE, Norouzi et al. 2014): see
-        :meth:`zero_shot_scores`.
-
-        Parameters
-        ----------
-        features : array_like (n_features,) or (n_images, n_features)
-
-        Returns
-        -------
-        ndarray (n_images, vector_size), float32, unit rows
-        """
-        return self._expected_tag_vectors(np.atleast_2d(self.project(features)), self._word_space())
-
-    # the three above, from image vectors H and one _word_space() (computed once per call)
-    def _expected_tag_vectors(self, H: np.ndarray, space) -> np.ndarray:
-        idx, unit, mean = space
-        tag_idx = self._tag_vocabulary()
-        tag_idx = tag_idx[np.isin(tag_idx, idx)]  # tags with a place among the words
-        if not len(tag_idx):
-            raise ValueError("no tag of this model has a trained input vector (the tags are all words added to "
-                             "a frozen word space); train them with train_words='new'.")
-        word_idx, logp = self.negative_log_prior()
-        logits = H.astype(np.float64) @ self.syn1neg[tag_idx].T + logp[np.searchsorted(word_idx, tag_idx)]
-        logits -= logits.max(axis=1, keepdims=True)
-        prob = np.exp(logits)
-        prob /= prob.sum(axis=1, keepdims=True)
-        return l2_normalize(prob @ (unit[np.searchsorted(idx, tag_idx)] - mean))
-
-    def _readout_vectors(self, H: np.ndarray, space) -> np.ndarray:
-        r = self.word_readout
-        return l2_normalize((H - r["h_mean"]) @ r["A"] + r["y_mean"] - space[2])
-
-    def _neighbour_vectors(self, H: np.ndarray, space, query_chunk: int = 1024, chunk: int = 8192) -> np.ndarray:
-        index, targets = self.neighbour_index, self.neighbour_targets
-        k = min(int(self.word_readout.get("neighbours", 0)) or 1, len(index))
-        Q = l2_normalize(H)
-        best_sim = np.full((len(Q), k), -np.inf, dtype=REAL)
-        best_pos = np.zeros((len(Q), k), dtype=np.int64)
-        for lo in range(0, len(index), chunk):  # each training image's h (as written into wv) read once
-            T = l2_normalize(self.wv.vectors[index[lo:lo + chunk]])
-            for q in range(0, len(Q), query_chunk):
-                sims = Q[q:q + query_chunk] @ T.T
-                pos = np.broadcast_to(np.arange(lo, lo + len(T)), sims.shape)
-                if len(T) > k:  # the chunk's own top k first: the merge below then sorts 2k columns
-                    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-                    sims, pos = np.take_along_axis(sims, top, axis=1), top + lo
-                cand_sim = np.hstack([best_sim[q:q + query_chunk], sims])
-                cand_pos = np.hstack([best_pos[q:q + query_chunk], pos])
-                top = np.argpartition(-cand_sim, k - 1, axis=1)[:, :k]
-                best_sim[q:q + query_chunk] = np.take_along_axis(cand_sim, top, axis=1)
-                best_pos[q:q + query_chunk] = np.take_along_axis(cand_pos, top, axis=1)
-        return l2_normalize(targets[best_pos].mean(axis=1) - space[2])
-
-    def _zero_shot_vectors(self, H: np.ndarray, space) -> np.ndarray:
-        where = self._expected_tag_vectors(H, space)
-        if getattr(self, "word_readout", None) is None:
-            return where
-        where = where + self._readout_vectors(H, space)
-        if getattr(self, "neighbour_targets", None) is not None:
-            where = where + self._neighbour_vectors(H, space)
-        return l2_normalize(where)
 
     def unknown_words(self, words: Iterable[str]) -> list[str]:
         """The entries of `words` that are not words of this model (not in it, or image keys)."""
         k2i = self.wv.key_to_index
         return [w for w in words if w not in k2i or self.is_image(w)]
 
-    def zero_shot_scores(self, features, words: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
-        """Cosine between each image's :meth:`zero_shot_vectors` and (centred) word vectors.
-
-        The way to rank words that never appeared with an image (zero-shot tags): their output
-        vectors say nothing about images, but their input vectors sit near the tags they resemble.
-
-        Parameters
-        ----------
-        features : array_like (n_features,) or (n_images, n_features)
-        words : sequence of str, optional
-            Words to score (default: every word with a trained input vector, :attr:`word_space_keys`).
-            A key that is not a word of the model raises ``KeyError`` naming it; a word without a
-            trained input vector (added to a frozen word space) scores ``-inf``.
-
-        Returns
-        -------
-        scores : ndarray (n_images, n_words), float32
-        words : list of str, the column keys
-        """
-        space = self._word_space()
-        idx, unit, mean = space
-        if words is None:
-            word_idx = idx
-        else:
-            if isinstance(words, str):
-                raise TypeError(f"words must be a list of words, got the str {words!r}; use [{words!r}].")
-            bad = self.unknown_words(words)
-            if bad:
-                raise KeyError(f"not words of this model: {bad[:5]}{' …' if len(bad) > 5 else ''}")
-            word_idx = np.asarray([self.wv.key_to_index[w] for w in words], dtype=np.int64)
-        where = self._zero_shot_vectors(np.atleast_2d(self.project(features)), space)
-        pos = np.minimum(np.searchsorted(idx, word_idx), len(idx) - 1)
-        placed = idx[pos] == word_idx
-        scores = np.full((len(where), len(word_idx)), -np.inf, dtype=REAL)
-        scores[:, placed] = where @ l2_normalize(unit[pos[placed]] - mean).T
-        return scores, [self.wv.index_to_key[i] for i in word_idx]
-
-    def predict_tags(self, features, topn: int = 10, calibrated: bool = False, vocabulary: str = "tags"):
-        """Rank words for images by the trained score ``σ(h · v_o)`` (the objective's tag predictor).
-
-        Parameters
-        ----------
-        features : array_like (n_features,) or (n_images, n_features)
-        topn : int
-        calibrated : bool
-            Rank by ``h·v_o + log P_n(w)`` (see :meth:`tag_scores`); the reported numbers stay
-            ``σ(h·v_o)``.
-        vocabulary : {"tags", "words", "unseen"}
-            "tags" (default): rank the words seen in image documents (the tag vocabulary; in
-            two-stage training the rest of a text vocabulary never met an image, and its output
-            vectors say nothing about images). "words": every word. "unseen": only the words never
-            seen with an image, ranked by :meth:`zero_shot_scores` (the numbers are cosines).
-
-        Returns
-        -------
-        list of (word, probability) for one image, or a list of such lists for a batch.
-        """
-        if vocabulary not in ("tags", "words", "unseen"):
-            raise ValueError(f"vocabulary must be 'tags', 'words' or 'unseen', got {vocabulary!r}.")
-        single = np.asarray(features).ndim == 1
-        if vocabulary == "unseen":
-            seen = set(self.image_tag_counts)
-            unseen = [w for w in self.word_space_keys if w not in seen]
-            if not unseen:
-                raise ValueError("vocabulary='unseen': every word of this model was seen with an image.")
-            scores, words = self.zero_shot_scores(features, unseen)
-            rank = scores  # reported as they are: cosines
-        else:
-            scores, words = self.tag_scores(features)
-            rank = scores + self.negative_log_prior()[1] if calibrated else scores
-            if vocabulary == "tags" and self.image_tag_counts:
-                keep = np.array([w in self.image_tag_counts for w in words])
-                if keep.any():
-                    rank = np.where(keep, rank, -np.inf)
-        out = []
-        for row, key in zip(scores, rank):
-            k = min(topn, int(np.isfinite(key).sum()))
-            best = np.argpartition(-key, k - 1)[:k]
-            best = best[np.argsort(-key[best], kind="stable")]
-            out.append([(words[i], float(row[i]) if vocabulary == "unseen" else float(1.0 / (1.0 + np.exp(-row[i]))))
-                        for i in best])
-        return out[0] if single else out
-
-    # ------------------------------------------------------------------ persistence
     def estimate_memory(self, vocab_size=None, report=None):
         report = super().estimate_memory(vocab_size=vocab_size, report=report)
         feats = self.features
@@ -1359,7 +1062,7 @@ class Im2Vec(Word2Vec):
                 separately.append(name)
         ignore = set(ignore).union({
             "_features_cache", "_scan_tag_counts", "_vocab_image_rows",
-            "_neg_word_idx", "_neg_word_cum", "_neg_tag_idx", "_neg_tag_cum",
+            "_neg_word_idx", "_neg_word_cum", "_neg_tag_idx", "_neg_tag_cum", "_space_lock",
         })
         return super()._save_specials(fname, separately, sep_limit, ignore, pickle_protocol, compress, subname)
 

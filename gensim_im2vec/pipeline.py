@@ -273,9 +273,6 @@ def train_im2vec(cfg: DemoConfig, steps: Steps, words_path: Path) -> Path:
                            workers=cfg.workers, seed=cfg.seed, **opts)
         else:
             raise ValueError(f"mode must be 'two-stage' or 'joint', got {cfg.mode!r}.")
-        # train() fitted the word readout on the documents (tags + titles + descriptions); refit it
-        # on the tags alone: on the demo's split that ranks zero-shot tags better (README)
-        model.fit_word_readout(tag_documents(cfg, feats))
         model.save(str(path))
         return {"images": len(model.image_keys), "words": len(model.word_keys)}
 
@@ -358,7 +355,8 @@ def evaluate_model(cfg: DemoConfig, steps: Steps, model_path: Path, words_path: 
         report = run_evaluation(
             model, rows(data.test_keys), data.test_tags, data.candidates, zero_shot=data.zero_shot,
             train_features=rows(data.train_keys), train_tags=data.train_tags, train_keys=data.train_keys,
-            train_docs=docs, text_model=Word2Vec.load(str(words_path)), seed=cfg.seed)
+            train_docs=docs, text_model=Word2Vec.load(str(words_path)), seed=cfg.seed,
+            analogies=analogy_questions(cfg, model))
         report.save_json(json_path)
         table = report.format_table()
         table_path.write_text(table + "\n")
@@ -371,6 +369,24 @@ def evaluate_model(cfg: DemoConfig, steps: Steps, model_path: Path, words_path: 
     return table_path.read_text()
 
 
+def analogy_questions(cfg: DemoConfig, model) -> list[tuple[str, str, str, str]]:
+    """Cross-modal analogies among the training images of every image set, from titles that differ
+    in one word ("man biking" / "woman biking": ``image − man + woman`` → the woman's image);
+    see :func:`gensim_im2vec.evaluate.analogy_quads`."""
+    from gensim_im2vec.datasets import _iter_sidecars
+    from gensim_im2vec.evaluate import analogy_quads
+
+    titles = {}
+    for name, split in load_splits(cfg).items():
+        train = set(split.train)
+        for key, meta in _iter_sidecars(_paths(cfg)["data"] / name):
+            if key[len("img:"):] in train and model.is_image(key) and meta.get("title"):
+                titles[key] = str(meta["title"])
+    words = {w for t in titles.values() for w in t.lower().split()
+             if w in model.wv.key_to_index and not model.is_image(w)}
+    return analogy_quads(titles, words)
+
+
 def _listing(title: str, pairs, model=None, n: int = 8) -> str:
     lines = [title]
     for key, score in pairs[:n]:
@@ -380,7 +396,9 @@ def _listing(title: str, pairs, model=None, n: int = 8) -> str:
 
 
 def show_examples(cfg: DemoConfig, model_path: Path) -> str:
-    """Neighbour lists in the style of the slides: words, images, image→image, an analogy."""
+    """Neighbour lists in the style of the slides, all answered by cosine in ``model.wv``: a word's
+    nearest words and images, a held-out image's nearest words and images (placed by
+    ``model.project``), its zero-shot tags among the others, and a cross-modal analogy."""
     from gensim_im2vec.model import Im2Vec
 
     model = Im2Vec.load(str(model_path), mmap="r")
@@ -391,31 +409,27 @@ def show_examples(cfg: DemoConfig, model_path: Path) -> str:
         if word in model.wv:
             out.append(_listing(f"Word: {word}  (nearest words)", model.most_similar_words(word), model))
             out.append(_listing(f"Word: {word}  (nearest images)", model.most_similar_images(word), model))
-    for key, tags in list(zip(data.test_keys, data.test_tags))[:3]:
-        f = np.asarray(feats.vectors[feats.row(key)], dtype=np.float32)
-        out.append(_listing(f"Held-out image {key}  (true tags: {', '.join(tags[:8])})\n  tags by h·v_o + log Pn:",
-                            model.predict_tags(f, topn=8, calibrated=True)))
-        out.append(_listing("  nearest words (cosine in the joint space):",
-                            model.similar_by_image(f, topn=5, restrict="words"), model))
-        out.append(_listing("  nearest images:", model.similar_by_image(f, topn=5, restrict="images"), model))
-    zs_words = [t for t in data.zero_shot if t in model.wv.key_to_index]
-    with_zs = [(k, t) for k, t in zip(data.test_keys, data.test_tags) if set(t) & set(zs_words)]
-    for key, tags in with_zs[:2]:
-        f = np.asarray(feats.vectors[feats.row(key)], dtype=np.float32)
-        scores, words = model.zero_shot_scores(f, zs_words)
-        order = np.argsort(-scores[0], kind="stable")
-        rank = {words[i]: r + 1 for r, i in enumerate(order)}
-        own = ", ".join(f"{t} (rank {rank[t]})" for t in sorted(set(tags) & set(zs_words)))
-        out.append(_listing(f"Held-out image {key}  (its zero-shot tags: {own})"
-                            f"\n  the {len(zs_words)} zero-shot tags, by model.zero_shot_scores:",
-                            [(words[i], float(scores[0, i])) for i in order], n=5))
-    imgs = model.image_keys
-    if len(imgs) > 2:
-        a = imgs[0]
-        words = [w for w in ("man", "woman", "king", "queen", "red", "blue") if w in model.wv]
-        if len(words) >= 2:
-            out.append(_listing(f"Analogy: {a} - {words[0]} + {words[1]}",
-                                model.wv.most_similar(positive=[a, words[1]], negative=[words[0]]), model))
+    zs = [t for t in data.zero_shot if t in model.wv.key_to_index]
+    shown = list(zip(data.test_keys, data.test_tags))[:3]
+    shown += [(k, t) for k, t in zip(data.test_keys, data.test_tags) if set(t) & set(zs)][:2]
+    X = feats.gather_normalized([feats.row(k) for k in (k for k, _ in shown)], normalize=False)
+    words = model.similar_by_image(X, topn=8, restrict="words")
+    images = model.similar_by_image(X, topn=5, restrict="images")
+    for (key, tags), w, im, x in zip(shown, words, images, X):
+        out.append(_listing(f"Held-out image {key}  (true tags: {', '.join(tags[:8])})\n"
+                            f"  nearest words (cosine in model.wv, the image placed by model.project):", w, model))
+        out.append(_listing("  nearest images:", im, model))
+        own = sorted(set(tags) & set(zs))
+        if own:
+            cos = 1.0 - model.wv.distances(model.project(x), zs)
+            order = np.argsort(-cos, kind="stable")
+            rank = {zs[i]: r + 1 for r, i in enumerate(order)}
+            out.append(_listing(f"  its zero-shot tags: {', '.join(f'{t} (rank {rank[t]} of {len(zs)})' for t in own)};"
+                                f" the {len(zs)} zero-shot tags by cosine:", [(zs[i], float(cos[i])) for i in order], n=5))
+    quads = analogy_questions(cfg, model)
+    for x, a, b, y in quads[:2]:
+        out.append(_listing(f"Analogy: {x} - {a} + {b}  (expected: {y})",
+                            model.most_similar_images(positive=[x, b], negative=[a], topn=5), model))
     return "\n\n".join(out)
 
 

@@ -1,0 +1,92 @@
+"""The space step: pairs of a run, and gradients checked against finite differences."""
+
+import numpy as np
+import pytest
+
+from gensim_im2vec.space import run_pairs, space_step
+
+
+def test_run_pairs_joins_images_with_the_words_of_their_own_chunk():
+    # chunk 0: img slot 0 + words 3, 4, 3; chunk 1: words only; chunk 2: img slots 1 and 0 + word 7
+    tokens = np.array([10, 3, 4, 3, 5, 6, 11, 7, 10], np.int32)
+    slots = np.array([0, -1, -1, -1, -1, -1, 1, -1, 0], np.int32)
+    bounds = np.array([0, 4, 6, 9], np.int32)
+    s, w = run_pairs(tokens, slots, bounds, n_slots=2)
+    assert sorted(zip(s.tolist(), w.tolist())) == [(0, 3), (0, 4), (0, 7), (1, 7)]
+
+
+def test_run_pairs_without_images_or_words_is_empty():
+    s, w = run_pairs(np.array([1, 2], np.int32), np.array([-1, -1], np.int32), np.array([0, 2], np.int32), 0)
+    assert len(s) == len(w) == 0
+    s, w = run_pairs(np.array([1], np.int32), np.array([0], np.int32), np.array([0, 1], np.int32), 1)
+    assert len(s) == 0
+
+
+def _problem(seed=0, symmetric=0.0):
+    rng = np.random.default_rng(seed)
+    W = rng.normal(size=(6, 9))
+    syn0 = rng.normal(size=(12, 6))
+    Vn = rng.normal(size=(4, 9))
+    Vn /= np.linalg.norm(Vn, axis=1, keepdims=True)
+    pair_slot = np.array([0, 0, 1, 2, 3, 3])
+    pair_word = np.array([1, 2, 2, 5, 7, 1])
+    negatives = np.array([0, 3, 4, 6, 8, 9, 10, 11])
+    return W, syn0, Vn, pair_slot, pair_word, negatives
+
+
+def _loss(W, syn0, Vn, ps, pw, neg, symmetric, anchor=None, pull=0.0):
+    return space_step(W.copy(), syn0.copy(), Vn, ps, pw, neg, alpha_w=0.0, alpha_u=0.0, temperature=0.5,
+                      symmetric=symmetric, anchor=anchor, pull=pull)
+
+
+@pytest.mark.parametrize("symmetric", [0.0, 1.0])
+def test_W_step_is_minus_alpha_times_the_loss_gradient(symmetric):
+    W, syn0, Vn, ps, pw, neg = _problem(symmetric=symmetric)
+    a = 1e-3
+    W1 = W.copy()
+    space_step(W1, syn0.copy(), Vn, ps, pw, neg, alpha_w=a, alpha_u=0.0, temperature=0.5, symmetric=symmetric)
+    grad = (W - W1) / a
+    eps = 1e-5
+    for (i, j) in [(0, 0), (2, 5), (5, 8), (3, 1)]:
+        Wp, Wm = W.copy(), W.copy()
+        Wp[i, j] += eps
+        Wm[i, j] -= eps
+        fd = (_loss(Wp, syn0, Vn, ps, pw, neg, symmetric) - _loss(Wm, syn0, Vn, ps, pw, neg, symmetric)) / (2 * eps)
+        assert grad[i, j] == pytest.approx(fd, rel=1e-3, abs=1e-4)
+
+
+def test_word_step_is_the_loss_gradient_plus_the_pull_and_respects_the_lock():
+    W, syn0, Vn, ps, pw, neg = _problem(seed=1)
+    anchor = syn0[:6] + 0.3  # words 0..5 have a starting vector, 6.. move freely
+    lock = np.ones(len(syn0))
+    lock[8] = 0.0
+    a, pull = 1e-3, 0.7
+    s1 = syn0.copy()
+    space_step(W.copy(), s1, Vn, ps, pw, neg, alpha_w=0.0, alpha_u=a, temperature=0.5, word_lock=lock,
+               anchor=anchor, pull=pull)
+    grad = (syn0 - s1) / a
+    assert np.all(grad[8] == 0)  # locked
+    eps = 1e-5
+    for (i, j) in [(1, 0), (2, 3), (7, 5), (0, 2)]:  # positives, a free word, a negative
+        sp, sm = syn0.copy(), syn0.copy()
+        sp[i, j] += eps
+        sm[i, j] -= eps
+        fd = (_loss(W, sp, Vn, ps, pw, neg, 0.0) - _loss(W, sm, Vn, ps, pw, neg, 0.0)) / (2 * eps)
+        if i < len(anchor):
+            fd += pull * (syn0[i, j] - anchor[i, j])
+        assert grad[i, j] == pytest.approx(fd, rel=1e-3, abs=1e-4)
+
+
+def test_steps_lower_the_loss_and_rank_each_image_its_own_words_first():
+    W, syn0, Vn, ps, pw, neg = _problem(seed=2)
+    W, syn0 = W.astype(np.float32), syn0.astype(np.float32)
+    first = _loss(W, syn0, Vn, ps, pw, neg, 1.0)
+    for _ in range(300):
+        last = space_step(W, syn0, Vn, ps, pw, neg, alpha_w=0.05, alpha_u=0.05, temperature=0.5, symmetric=1.0)
+    assert last < 0.5 * first
+    H = Vn @ W.T
+    cos = (H / np.linalg.norm(H, axis=1, keepdims=True)) @ (syn0 / np.linalg.norm(syn0, axis=1, keepdims=True)).T
+    for s in range(4):
+        own = set(pw[ps == s].tolist())
+        top = set(np.argsort(-cos[s])[: len(own)].tolist())
+        assert top == own
