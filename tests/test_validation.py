@@ -41,8 +41,8 @@ def test_a_memory_mapped_store_is_checked_the_same_way(tmp_path):
 
 
 def test_the_edges_of_the_range_pass_and_train_finite():
-    lo, hi = 2e-19, 1e19  # squared: 4e-38 and 1e38, both normal float32 numbers
-    feats = {"img:a": np.array([lo, 0, 0, 0], np.float32), "img:b": np.array([hi, 0, 0, 0], np.float32)}
+    lo, hi = 2e-19, 1e19  # squared norms 5e-38 and 1.1e38: both normal float32 numbers
+    feats = {"img:a": np.array([lo, lo / 2, 0, 0], np.float32), "img:b": np.array([0, hi, hi / 3, 0], np.float32)}
     model = Im2Vec(DOCS, image_features=feats, vector_size=8, min_count=1, epochs=2, workers=1, seed=1)
     for key in ("img:a", "img:b"):
         v = model.wv[key]
