@@ -163,29 +163,34 @@ def _chance_map(setup, scope):
     return ev.evaluate_image_tagging(flat, s["data"].test_features, s["test_tags"], s["cands"], sorted(ZS))[scope]["map"]
 
 
-def test_im2vec_scorer_matches_the_models_tag_scores(setup, monkeypatch):
+def _numpy_cosine(a, b):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return (a / np.linalg.norm(a, axis=1, keepdims=True)) @ (b / np.linalg.norm(b, axis=1, keepdims=True)).T
+
+
+def test_im2vec_scorer_is_the_numpy_cosine_in_model_wv(setup, monkeypatch):
     model, x = setup["model"], setup["data"].test_features[:5]
 
     def refuse():  # at 100M images a normalised copy of wv.vectors is the size of the model again
         raise AssertionError("get_normed_vectors() copies every image row")
 
     monkeypatch.setattr(model.wv, "get_normed_vectors", refuse)
-    scores, words = model.tag_scores(x)
-    cands = ["class0", "nonexistent", "class3"]
-    got = ev.Im2VecScorer(model, "output")(x, cands)
-    np.testing.assert_allclose(got[:, 0], scores[:, words.index("class0")], rtol=1e-5)
-    np.testing.assert_allclose(got[:, 2], scores[:, words.index("class3")], rtol=1e-5)
-    assert np.all(np.isneginf(got[:, 1]))
-    cos = ev.Im2VecScorer(model, "cosine")(x, cands)
-    h = model.project(x[0])
-    v = model.wv["class0"]
-    assert cos[0, 0] == pytest.approx(h @ v / np.linalg.norm(h) / np.linalg.norm(v), rel=1e-4)
-    expected = ev.Im2VecScorer(model, "zero-shot")(x, cands)
-    zs, _ = model.zero_shot_scores(x, ["class0", "class3"])
-    np.testing.assert_allclose(expected[:, [0, 2]], zs, rtol=1e-5)
-    assert np.all(np.isneginf(expected[:, 1]))
-    with pytest.raises(ValueError, match="scoring"):
-        ev.Im2VecScorer(model, "dot")
+    cands = ["class0", "nonexistent", "class3", "img:0", "tag7"]
+    scorer = ev.Im2VecScorer(model)
+    assert scorer.name == "Im2Vec (cosine in model.wv)"
+    got = scorer(x, cands)
+    assert got.shape == (5, 5) and got.dtype == np.float32
+    want = _numpy_cosine(model.project(x), np.stack([model.wv[w] for w in ("class0", "class3", "tag7")]))
+    np.testing.assert_allclose(got[:, [0, 2, 4]], want, atol=1e-5)
+    assert np.all(np.isneginf(got[:, 1])) and np.all(np.isneginf(got[:, 3]))  # unknown, and an image: no word
+    # a training image: its row of model.wv scores as its features do (one function)
+    keys = setup["train_keys"][:4]
+    rows = np.stack([model.wv[k] for k in keys])
+    np.testing.assert_allclose(scorer.score_vectors(rows, cands), scorer(setup["train_features"][:4], cands),
+                               atol=1e-5)
+    # and ranks the words as gensim's most_similar does
+    ranked = np.argsort(-scorer.score_vectors(rows[:1], model.word_keys)[0], kind="stable")[:5]
+    assert [model.word_keys[j] for j in ranked] == [w for w, _ in model.most_similar_words(keys[0], topn=5)]
 
 
 def test_supervised_references_are_near_perfect_on_seen_classes(report):
@@ -213,12 +218,13 @@ def test_prior_low_random_near_chance_ridge_decent(setup, report):
 
 def test_im2vec_beats_prior_and_random_w_and_ranks_unseen_tags(setup, report):
     chance_zs = _chance_map(setup, "zero_shot")
-    for name in ("Im2Vec h·v_o", "Im2Vec cosine", "Im2Vec zero-shot"):
-        row = report.row(name)
-        for base in ("tag prior", "random W"):
-            assert row.get("all", "map") > report.row(base).get("all", "map") + 0.2, (name, base)
-            assert row.get("all", "p@5") > report.row(base).get("all", "p@5"), (name, base)
-        assert row.get("zero_shot", "map") > chance_zs + 0.2, name
+    assert [r.method for r in report.rows if r.method.startswith("Im2Vec")] == ["Im2Vec (cosine in model.wv)"]
+    row = report.row("Im2Vec (cosine in model.wv)")
+    for base in ("tag prior", "random W"):
+        assert row.get("all", "map") > report.row(base).get("all", "map") + 0.2, base
+        assert row.get("all", "p@5") > report.row(base).get("all", "p@5"), base
+    assert row.get("zero_shot", "map") > chance_zs + 0.2
+    assert row.get("all", "p@1") >= 0.7  # a true tag on top, by cosine alone (tag prior: <= 0.3)
 
 
 def test_id_token_word2vec_is_not_applicable_to_held_out_images(setup, report):
@@ -269,17 +275,18 @@ def test_report_table_and_json(tmp_path, report):
     header = next(ln for ln in lines if ln.startswith("method"))
     for col in ("P@1", "P@5", "R@10", "mAP", "tag→img", "ZS mAP"):
         assert col in header
-    row_lines = [ln for ln in lines if ln.startswith("Im2Vec h·v_o")]
+    row_lines = [ln for ln in lines if ln.startswith("Im2Vec (cosine in model.wv)")]
     assert row_lines and header.index("mAP") < len(row_lines[0])
     assert "cannot place unseen images" in text and "—" in text
     path = tmp_path / "eval.json"
     report.save_json(path)
     data = json.loads(path.read_text(encoding="utf-8"))
     names = [r["method"] for r in data["image_tagging"]]
-    assert names[:4] == ["Im2Vec h·v_o + log Pn", "Im2Vec h·v_o", "Im2Vec cosine",
-                         "Im2Vec zero-shot"] and "kNN (k=20)" in names
+    assert names[0] == "Im2Vec (cosine in model.wv)" and "kNN (k=20)" in names
+    assert not any(n.startswith("Im2Vec") for n in names[1:])
     assert data["image_tagging"][0]["metrics"]["all"]["map"] == pytest.approx(report.rows[0].get("all", "map"))
     assert data["info"]["n_zero_shot_tags"] == len(ZS)
+    assert data["space"]["one_space"]["n"] == 200 and data["targets"] == report.targets()
 
 
 def test_run_evaluation_without_training_split_skips_with_the_reason(setup):
@@ -289,6 +296,203 @@ def test_run_evaluation_without_training_split_skips_with_the_reason(setup):
     assert rep.row("tag prior").note.startswith("skipped: needs train_features")
     with pytest.raises(ValueError, match="unknown baselines"):
         ev.run_evaluation(s["model"], s["data"].test_features, s["test_tags"], s["cands"], baselines=("svm",))
+
+
+# ---------------------------------------------------------------------------- the space's own checks, by hand
+def test_neighbour_tag_agreement_counts_neighbours_sharing_a_tag():
+    q = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    base = np.array([[1.0, 0.1], [0.9, 0.0], [0.0, 1.0], [0.1, 0.9]])
+    base_tags = [["cat"], ["dog", "pet"], ["car"], ["car", "red"]]
+    # query 0: nearest two are base 0 (cat) and 1 (dog) -> 1 of 2; query 1: base 2, 3 (car, car) -> 2 of 2
+    # query 2 has no tag: left out
+    assert ev.neighbour_tag_agreement(q, [["cat"], ["car"], []], base, base_tags, k=2) == pytest.approx(3 / 4)
+    # k=1: query 0's nearest is base 1 (cosine 1.0 beats base 0's 0.995), query 1's is base 2
+    assert ev.neighbour_tag_agreement(q[:2], [["pet"], ["red"]], base, base_tags, k=1) == pytest.approx(1 / 2)
+    assert ev.neighbour_tag_agreement(q[:2], [["cat"], ["red"]], base, base_tags, k=1) == 0.0
+    assert ev.neighbour_tag_agreement(q[:2], [["cat"], ["red"]], base, base_tags, k=2) == pytest.approx(2 / 4)
+    # cosine, not distance: scaling a vector changes nothing; k beyond the base is the whole base
+    assert ev.neighbour_tag_agreement(7 * q[:1], [["cat"]], 3 * base, base_tags, k=2) == pytest.approx(1 / 2)
+    assert ev.neighbour_tag_agreement(q[:1], [["car"]], base, base_tags, k=10) == pytest.approx(2 / 4)
+    # chunked the same
+    assert ev.neighbour_tag_agreement(q, [["cat"], ["car"], []], base, base_tags, k=2, chunk=1) == pytest.approx(3 / 4)
+    assert math.isnan(ev.neighbour_tag_agreement(q[:1], [[]], base, base_tags))
+    with pytest.raises(ValueError, match="match one to one"):
+        ev.neighbour_tag_agreement(q, [["cat"]], base, base_tags)
+
+
+def test_analogy_quads_pair_titles_differing_in_one_known_word():
+    titles = {"img:1": "Man biking", "img:2": "woman biking", "img:3": "man swimming",
+              "img:4": "woman swimming", "img:5": "woman swimming",  # ambiguous: two images, one title
+              "img:6": "red heart", "img:7": "blue heart", "img:8": "red heart shape",  # other length
+              "img:9": "green car", "img:10": "blue car",  # "green" is not a word of the model
+              "img:11": "old man biking", "img:12": "young woman biking"}  # two words differ
+    words = {"man", "woman", "red", "blue", "biking", "swimming", "heart", "car", "old", "young"}
+    quads = ev.analogy_quads(titles, words)
+    assert quads == sorted(quads, key=lambda q: (q[0], q[3], q[1], q[2]))
+    assert set(quads) == {
+        ("img:1", "man", "woman", "img:2"), ("img:2", "woman", "man", "img:1"),
+        ("img:1", "biking", "swimming", "img:3"), ("img:3", "swimming", "biking", "img:1"),
+        ("img:6", "red", "blue", "img:7"), ("img:7", "blue", "red", "img:6"),
+        ("img:7", "heart", "car", "img:10"), ("img:10", "car", "heart", "img:7"),
+    }
+    assert len(quads) == 8  # no duplicates; "woman swimming" (two images) takes part in none
+    # a one-word title shares nothing with another: no question
+    assert ev.analogy_quads({"img:1": "man", "img:2": "woman", "img:3": ""}, {"man", "woman"}) == []
+    assert ev.analogy_quads(titles, set()) == []
+    # a group of n titles differing at one place asks 2n questions (each with the next, both ways), not n²
+    flags = {f"img:{c}": f"flag {c}" for c in ("fr", "de", "it", "es")}
+    quads = ev.analogy_quads(flags, {"flag", "fr", "de", "it", "es"})
+    assert len(quads) == 8 and len(set(quads)) == 8
+    assert all(q[1] == q[0][4:] and q[2] == q[3][4:] and q[0] != q[3] for q in quads)
+    assert sorted(q[0] for q in quads) == sorted(2 * list(flags))  # every title asks twice
+
+
+class _Stub:
+    """What the space checks read from a model: wv (gensim KeyedVectors) and which rows are images."""
+
+    def __init__(self, vectors: dict, images: set):
+        from gensim.models import KeyedVectors
+
+        self.wv = KeyedVectors(len(next(iter(vectors.values()))))
+        self.wv.add_vectors(list(vectors), np.array(list(vectors.values()), dtype=np.float32))
+        self._vocab_image_rows = np.array([i if k in images else -1 for i, k in enumerate(self.wv.index_to_key)])
+
+
+def _analogy_stub():
+    man, woman, biking, swimming = np.eye(4)
+    vectors = {"man": man, "woman": woman, "biking": biking, "swimming": swimming,
+               "img:x": man + biking, "img:y": woman + biking,
+               "img:z": man + 0.2 * biking + swimming, "img:u": woman + swimming}
+    return _Stub(vectors, {"img:x", "img:y", "img:z", "img:u"})
+
+
+def test_image_analogies_answer_by_gensims_most_similar_among_images():
+    stub = _analogy_stub()
+    # x − man + woman → y and z − man + woman → u by cosine; but x's nearest image is z, z's is x
+    res = ev.image_analogies(stub, [("img:x", "man", "woman", "img:y"), ("img:z", "man", "woman", "img:u"),
+                                    ("img:x", "man", "nosuchword", "img:y")])
+    assert res == {"n": 2, "hit@1": 1.0, "nearest_image_hit@1": 0.0}
+    # a wrong expectation is a miss; the query image itself is never its own answer
+    res = ev.image_analogies(stub, [("img:x", "man", "woman", "img:u"), ("img:x", "man", "man", "img:x")])
+    assert res["n"] == 2 and res["hit@1"] == 0.0 and res["nearest_image_hit@1"] == 0.0
+    # x − biking + swimming → z (its nearest image as well)
+    assert ev.image_analogies(stub, [("img:x", "biking", "swimming", "img:z")]) == {
+        "n": 1, "hit@1": 1.0, "nearest_image_hit@1": 1.0}
+    empty = ev.image_analogies(stub, [])
+    assert empty["n"] == 0 and math.isnan(empty["hit@1"])
+
+
+def test_one_space_check_on_known_vectors():
+    a, b, c = np.eye(3)
+    vectors = {"a": a, "b": b, "c": c, "img:1": a + 0.5 * b, "img:2": 2 * a + b, "img:3": c}
+    stub = _Stub(vectors, {"img:1", "img:2", "img:3"})
+    res = ev.one_space_check(stub, ["img:1", "img:3", "img:missing", "img:2"], [["a"], ["c", "zzz"], ["a"], []],
+                             n_random=20_000)
+    assert res["n"] == 2  # img:missing is not in the model; img:2 has no tag
+    # img:1 = (1, .5, 0)/|.|: nearest image img:2 (same direction, cosine 1), nearest word a
+    # img:3 = c: nearest image has cosine 0.5/|(1,.5,0)| ... = 0, nearest word c (cosine 1)
+    n1 = np.linalg.norm([1, 0.5, 0])
+    assert res["nearest_image"] == pytest.approx((1.0 + 0.0) / 2, abs=1e-6)
+    assert res["nearest_word"] == pytest.approx((1 / n1 + 1.0) / 2, abs=1e-6)
+    assert res["own_tags"] == pytest.approx((1 / n1 + 1.0) / 2, abs=1e-6)  # unknown tags are left out
+    # random words: uniform over a, b, c, so about the mean cosine to all three words
+    mean_all = ((1 / n1 + 0.5 / n1 + 0) + (0 + 0 + 1)) / 3 / 2
+    assert res["random_words"] == pytest.approx(mean_all, abs=0.01)
+    assert ev.one_space_check(stub, ["img:1"], [["a"]], n_random=50, seed=3) == \
+        ev.one_space_check(stub, ["img:1"], [["a"]], n_random=50, seed=3)  # seeded
+    assert ev.one_space_check(stub, ["img:missing"], [["a"]])["n"] == 0
+
+
+def _hand_report(**space):
+    rows = [ev.TaggingResult("Im2Vec (cosine in model.wv)", metrics={
+                "all": {"map": 0.46, "p@1": 0.5}, "seen": {"map": 0.4, "tag_map": 0.30},
+                "zero_shot": {"map": 0.20}, "in_sample": {"map": 0.60, "n_images": 10}}),
+            ev.TaggingResult("kNN (k=20)", metrics={"all": {"map": 0.50}, "seen": {"map": 0.5, "tag_map": 0.31}}),
+            ev.TaggingResult("ridge → tag vectors", metrics={"all": {"map": 0.3}, "zero_shot": {"map": 0.25}}),
+            ev.TaggingResult("id-token Word2Vec", applicable=False, note="cannot place unseen images")]
+    ws = [{"model": "text-only Word2Vec", "wordsim353": 0.6, "simlex999": 0.3, "analogies": 0.5},
+          {"model": "Im2Vec words", "wordsim353": 0.595, "simlex999": 0.31, "analogies": 0.49},
+          {"model": "Δ (Im2Vec − text)", "wordsim353": -0.005, "simlex999": 0.01, "analogies": -0.01}]
+    return ev.EvaluationReport(rows=rows, word_similarity=ws, info={"n_test_images": 3, "n_candidates": 9},
+                               space=space)
+
+
+def test_targets_pass_and_fail_by_the_issues_thresholds():
+    rep = _hand_report(one_space={"n": 10, "nearest_image": 0.9, "nearest_word": 0.6, "own_tags": 0.5,
+                                  "random_words": 0.0},
+                       image_to_image={"k": 10, "model": 0.55, "raw_features": 0.5},
+                       analogies={"n": 12, "hit@1": 0.85, "nearest_image_hit@1": 0.25})
+    t = {d["target"].split(".")[0]: d for d in rep.targets()}
+    assert sorted(t) == ["1", "2", "3", "4", "5", "6", "7"]
+    assert t["1"]["ok"] and (t["1"]["value"], t["1"]["reference"]) == (0.46, 0.50)  # 0.46 ≥ 0.9 × 0.50
+    assert not t["4"]["ok"] and (t["4"]["value"], t["4"]["reference"]) == (0.30, 0.31)
+    assert t["2"]["ok"] and t["2"]["reference"] == 0.5
+    assert not t["3"]["ok"] and t["3"]["reference"] == 0.25
+    assert t["5"]["ok"] and t["6"]["ok"] and "12 questions" in t["6"]["target"]
+    assert t["7"]["ok"] and t["7"]["value"] == pytest.approx(-0.005)
+    # each threshold flips
+    rep.row("kNN (k=20)").metrics["all"]["map"] = 0.52  # 0.46 < 0.468
+    rep.space["analogies"]["hit@1"] = 0.79
+    rep.space["image_to_image"]["model"] = 0.49
+    rep.word_similarity[2]["analogies"] = -0.03  # more than 2 points lost
+    rep.row("Im2Vec (cosine in model.wv)").metrics["in_sample"]["map"] = 0.49
+    t = {d["target"].split(".")[0]: d for d in rep.targets()}
+    assert not any(t[k]["ok"] for k in ("1", "2", "5", "6", "7"))
+    rep.word_similarity[2].update(analogies=0.0, simlex999=-0.02)
+    rep.space["analogies"].update({"hit@1": 0.9, "nearest_image_hit@1": 0.9})
+    t = {d["target"].split(".")[0]: d for d in rep.targets()}
+    assert not t["7"]["ok"] and t["7"]["value"] == pytest.approx(-0.02)
+    assert not t["6"]["ok"]  # not more often than x's own nearest image
+
+
+def test_targets_leave_out_what_was_not_measured():
+    rep = _hand_report()
+    rep.rows = [r for r in rep.rows if not r.method.startswith(("kNN", "ridge"))]
+    rep.word_similarity = []
+    rep.row("Im2Vec (cosine in model.wv)").metrics["in_sample"]["map"] = float("nan")
+    assert rep.targets() == []
+    rep.space["analogies"] = {"n": 0, "hit@1": float("nan"), "nearest_image_hit@1": float("nan")}
+    assert rep.targets() == []
+    assert ev.EvaluationReport().targets() == []
+
+
+def test_format_table_shows_the_space_and_the_targets():
+    rep = _hand_report(one_space={"n": 10, "nearest_image": 0.9, "nearest_word": 0.6, "own_tags": 0.5,
+                                  "random_words": 0.01},
+                       image_to_image={"k": 10, "model": 0.55, "raw_features": 0.5},
+                       analogies={"n": 12, "hit@1": 0.85, "nearest_image_hit@1": 0.25})
+    text = rep.format_table()
+    space = text[text.index("The space itself"):]
+    assert "one space, not two clouds (10 training images)" in space
+    assert "nearest image 0.900, nearest word 0.600; to its own tags 0.500 vs random words 0.010" in space
+    assert "10 nearest training images share a tag 55.0% (raw CNN cosine: 50.0%)" in space
+    assert "12 questions: hit@1 85.0% (x's own nearest image is y: 25.0%)" in space
+    targets = text[text.index("Targets"):].splitlines()
+    assert len([ln for ln in targets if ln.lstrip().startswith(tuple("1234567"))]) == 7
+    line4 = next(ln for ln in targets if ln.lstrip().startswith("4."))
+    assert line4.rstrip().endswith("NO") and "0.300" in line4 and "0.310" in line4
+    line1 = next(ln for ln in targets if ln.lstrip().startswith("1."))
+    assert line1.rstrip().endswith("yes")
+    assert "Targets" not in ev.EvaluationReport(info={}).format_table()
+    assert "The space itself" not in _hand_report().format_table()
+
+
+def test_run_evaluation_fills_the_space_checks(setup, report):
+    s = setup
+    one = report.space["one_space"]
+    assert one["n"] == 200 and one["own_tags"] > one["random_words"] + 0.05
+    i2i = report.space["image_to_image"]
+    assert i2i["k"] == 10 and 0 <= i2i["raw_features"] <= 1 and i2i["model"] >= 0.9  # the class word is shared
+    assert "analogies" not in report.space  # none were asked
+    row = report.row("Im2Vec (cosine in model.wv)")
+    assert row.metrics["in_sample"]["n_images"] == 200 and row.get("in_sample", "map") > 0.3
+    names = [t["target"].split(".")[0] for t in report.targets()]
+    assert names == ["1", "4", "2", "3", "5"]  # no analogies, no word similarity asked
+    quads = [(k, f"class{s['data'].labels[k]}", f"class{(s['data'].labels[k] + 1) % 8}", "img:1") for k in
+             s["train_keys"][:3]]
+    rep = ev.run_evaluation(s["model"], s["data"].test_features[:20], s["test_tags"][:20], s["cands"],
+                            baselines=(), word_similarity=False, analogies=quads)
+    assert rep.space["analogies"]["n"] == 3 and "one_space" not in rep.space  # no training split given
 
 
 # ---------------------------------------------------------------------------- word similarity
@@ -349,9 +553,9 @@ def test_cli_evaluate_on_a_tiny_saved_model(tmp_path):
                                     "--zero-shot", str(tmp_path / "zs.txt"), "--no-word-similarity",
                                     "--json", str(out)])
     assert res.exit_code == 0, res.output
-    assert "Im2Vec h·v_o" in res.output and "kNN (k=20)" in res.output and "ZS mAP" in res.output
-    assert "cannot place unseen images" in res.output
-    assert len(json.loads(out.read_text(encoding="utf-8"))["image_tagging"]) == 10  # 4 Im2Vec rows + 6 baselines
+    assert "Im2Vec (cosine in model.wv)" in res.output and "kNN (k=20)" in res.output and "ZS mAP" in res.output
+    assert "cannot place unseen images" in res.output and "Targets" in res.output
+    assert len(json.loads(out.read_text(encoding="utf-8"))["image_tagging"]) == 7  # 1 Im2Vec row + 6 baselines
     bad = CliRunner().invoke(main, ["evaluate", str(tmp_path / "m.model"), "--test", str(tmp_path / "test.jsonl"),
                                     "--features", str(tmp_path / "zs.txt")])
     assert bad.exit_code != 0

@@ -98,16 +98,19 @@ def reference_job(syn0, syn1, W, V, lockf, tokens, slots, bounds, tables, p, nex
     def inp(pos):
         return H[slots[pos]].copy() if slots[pos] >= 0 else syn0[tokens[pos]].copy()
 
+    image_pairs = p.get("image_pairs", True)  # False: images take no part in the pair loop
     for s in range(len(bounds) - 1):
         start, end = bounds[s], bounds[s + 1]
         for i in range(start, end):
             tslot = slots[i]
-            if tslot >= 0 and not p["tied"]:
+            if tslot >= 0 and not (p["tied"] and image_pairs):
                 continue
             lo, hi = max(start, i - p["window"]), min(end, i + p["window"] + 1)
             ctx = [j for j in range(lo, hi) if j != i]
             if p.get("doc_ctx"):
                 ctx += [j for j in range(start, end) if slots[j] >= 0 and j != i and not lo <= j < hi]
+            if not image_pairs:
+                ctx = [j for j in ctx if slots[j] < 0]
             if p["sg"]:
                 for j in ctx:
                     image_input = slots[j] >= 0
@@ -129,7 +132,7 @@ def reference_job(syn0, syn1, W, V, lockf, tokens, slots, bounds, tables, p, nex
                     work = work / len(ctx)
                 for j in ctx:
                     apply(j, work)
-    if p["train_images"]:
+    if p["train_images"] and image_pairs:
         W = W + p["image_alpha"] * E.T @ V
     return syn0, syn1, W, loss
 
@@ -270,3 +273,94 @@ def test_per_pair_reference_mode_equals_batched_for_a_single_image_pair():
     assert not np.allclose(results[0][0], model.W)
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-5, atol=1e-7)
+
+
+# ---------------------------------------------------------------------------- image_pairs=False (the space head)
+def run_kernel(model, docs, *, window, image_pairs, cbow_mean=1, doc_ctx=False, seed=987654321):
+    """One job through the kernel on copies of the model's arrays; H starts as NaN, so an image
+    vector the kernel read without computing it would poison every update."""
+    wv = model.wv
+    tokens, slots, bounds, rwin, rows, _, _ = K.prepare_job(
+        docs, wv.key_to_index, wv.expandos["sample_int"], model._vocab_image_rows, False, window, False, 1)
+    size = model.layer1_size
+    if len(rows):
+        V, inv = model.features.gather(rows)
+    else:  # as Im2Vec._train_run does for a run without images
+        V, inv = np.zeros((1, model.W.shape[1]), np.float32), np.ones(1, np.float32)
+    syn0, syn1, W = wv.vectors.copy(), model.syn1neg.copy(), model.W.copy()
+    H = np.full((max(len(rows), 1), size), np.nan, np.float32)
+    E = np.zeros_like(H)
+    loss, next_random = K.train_job(
+        syn0, syn1, wv.vectors_lockf, W, V, inv, H, E, tokens, slots, bounds, rwin,
+        model._neg_word_idx, model._neg_word_cum, model._neg_tag_idx, model._neg_tag_cum,
+        np.zeros(size, np.float32), np.zeros(size, np.float32), n_slots=len(rows), sg=model.sg, window=window,
+        negative=model.negative, cbow_mean=cbow_mean, alpha=0.05, image_alpha=2.0, train_words=True,
+        train_outputs=True, train_images=True, tied=model.tied_image_targets, tag_negatives=True,
+        compute_loss=True, next_random=seed, image_context_document=doc_ctx, image_pairs=image_pairs)
+    return syn0, syn1, W, E, loss, next_random, (tokens, slots, bounds, rows)
+
+
+@pytest.mark.parametrize("sg", [1, 0])
+@pytest.mark.parametrize("tied", [False, True])
+def test_without_image_pairs_images_neither_train_nor_are_trained(sg, tied):
+    """image_pairs=False: the word pairs are exactly those of the same job with the image tokens
+    removed from the documents (a window spanning every document, so removing a token changes no
+    word's context), the same negatives drawn in the same order; W, E and the images' rows stay."""
+    model, docs = tiny_model(sg, tied)
+    docs = [d + ["the", "park", "red"] for d in docs] + [["car", "img:0", "fast", "dog"]]
+    images = np.flatnonzero(model._vocab_image_rows >= 0)
+    syn0, syn1, W, E, loss, rnd, (_, slots, _, rows) = run_kernel(model, docs, window=10, image_pairs=False)
+    assert len(rows) == 4 and np.count_nonzero(slots >= 0) == 5  # images in the job, one of them twice
+    no_images = [[w for w in d if not w.startswith("img:")] for d in docs]
+    wsyn0, wsyn1, wW, _, wloss, wrnd, _ = run_kernel(model, no_images, window=10, image_pairs=True)
+    np.testing.assert_allclose(syn0, wsyn0, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(syn1, wsyn1, rtol=1e-6, atol=1e-7)
+    assert loss == pytest.approx(wloss, rel=1e-6) and rnd == wrnd  # same pairs, same negative draws
+    assert np.array_equal(W, model.W) and not E.any()  # W untouched, no image gradient collected
+    assert np.array_equal(syn0[images], model.wv.vectors[images])  # the images' rows neither
+    assert np.array_equal(syn1[images], model.syn1neg[images])  # (tied: an image is no target)
+    assert np.all(np.isfinite(syn0)) and np.all(np.isfinite(syn1))  # H (NaN) was never read
+    assert np.abs(syn0 - model.wv.vectors).max() > 1e-4  # the words did learn
+    # with the images' pairs, the same job trains W and differs: the check above could fail
+    isyn0, _, iW, _, iloss, _, _ = run_kernel(model, docs, window=10, image_pairs=True)
+    assert not np.array_equal(iW, model.W) and np.abs(isyn0 - syn0).max() > 1e-4 and iloss != loss
+
+
+@pytest.mark.parametrize("sg", [1, 0])
+@pytest.mark.parametrize("doc_ctx", [False, True])
+def test_without_image_pairs_a_small_window_matches_the_reference(sg, doc_ctx):
+    """Within a window of 2 (removing an image would shift the windows), the kernel still does the
+    reference's update with image centres and image contexts skipped."""
+    model, docs = tiny_model(sg, False)
+    docs = [d + ["the", "park", "red"] for d in docs]
+    syn0, syn1, W, E, loss, _, (tokens, slots, bounds, rows) = run_kernel(model, docs, window=2, image_pairs=False,
+                                                                         doc_ctx=doc_ctx, seed=123456789)
+    p = dict(sg=sg, window=2, negative=model.negative, cbow_mean=1, alpha=0.05, image_alpha=2.0, train_words=True,
+             train_outputs=True, train_images=True, tied=False, tag_negatives=True, doc_ctx=doc_ctx,
+             image_pairs=False)
+    tables = ((model._neg_word_idx, model._neg_word_cum), (model._neg_tag_idx, model._neg_tag_cum))
+    V = model.features.gather_normalized(rows)
+    rsyn0, rsyn1, rW, rloss = reference_job(model.wv.vectors, model.syn1neg, model.W, V, model.wv.vectors_lockf,
+                                            tokens, slots, bounds, tables, p, 123456789)
+    np.testing.assert_allclose(syn0, rsyn0, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(syn1, rsyn1, rtol=1e-4, atol=1e-6)
+    assert np.array_equal(W, model.W) and np.array_equal(rW, model.W)
+    assert loss == pytest.approx(rloss, rel=1e-5)
+
+
+def test_image_pairs_false_needs_no_head():
+    model, docs = tiny_model(1, False)
+    wv = model.wv
+    tokens, slots, bounds, rwin, rows, _, _ = K.prepare_job(
+        docs, wv.key_to_index, wv.expandos["sample_int"], model._vocab_image_rows, False, 2, False, 1)
+    V, inv = model.features.gather(rows)
+    args = (wv.vectors.copy(), model.syn1neg.copy(), wv.vectors_lockf, model.W.copy(), V, inv,
+            np.zeros((len(rows), 8), np.float32), np.zeros((len(rows), 8), np.float32), tokens, slots, bounds, rwin,
+            model._neg_word_idx, model._neg_word_cum, model._neg_tag_idx, model._neg_tag_cum,
+            np.zeros(8, np.float32), np.zeros(8, np.float32))
+    kw = dict(n_slots=len(rows), sg=1, window=2, negative=3, cbow_mean=1, alpha=0.05, image_alpha=1.0,
+              train_words=True, train_outputs=True, train_images=True, tied=False, tag_negatives=True,
+              compute_loss=False, next_random=1, output_head=False, input_head=False)
+    K.train_job(*args, **kw, image_pairs=False)  # the space head trains images elsewhere: no head needed
+    with pytest.raises(ValueError, match="at least one head"):
+        K.train_job(*args, **kw, image_pairs=True)

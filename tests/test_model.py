@@ -1,19 +1,25 @@
-"""Im2Vec as a user meets it: learning, freezing, persistence, two-stage, helpers, bad input."""
+"""Im2Vec as a user meets it: one space queried by cosine, freezing, persistence, two-stage,
+helpers, bad input."""
 
+import json
 import logging
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from gensim import utils
 from gensim.models import Word2Vec
 
+import gensim_im2vec.model as model_module
 from gensim_im2vec import Im2Vec
 from gensim_im2vec import im2vec_inner as K
-from gensim_im2vec.evaluate import words_only
+from gensim_im2vec.evaluate import one_space_check, words_only
 from gensim_im2vec.synthetic import make_corpus
 
 SMALL = dict(vector_size=24, sg=1, min_count=1, workers=1, seed=1)
+TRAIN = dict(vector_size=32, sg=1, min_count=1, epochs=10, sample=0, workers=1, seed=1)  # one worker: repeatable
 
 
 @pytest.fixture(scope="module")
@@ -30,29 +36,102 @@ def related():
 
 @pytest.fixture(scope="module")
 def trained(plain):
-    return Im2Vec(plain.docs, image_features=plain.features, vector_size=32, sg=1, min_count=1, epochs=30,
-                  sample=0, image_alpha=4.0, workers=2, seed=1)
+    return Im2Vec(plain.docs, image_features=plain.features, **TRAIN)
 
 
-# ---------------------------------------------------------------------------- learning
-def test_unseen_images_get_their_class_word_as_top_tag(plain, trained):
-    preds = trained.predict_tags(plain.test_features, topn=1)
-    acc = np.mean([p[0][0] == plain.class_words[y] for p, y in zip(preds, plain.test_labels)])
-    assert acc >= 0.9, acc
+def _class_word_hits(model, data):
+    """Fraction of held-out images whose nearest word (cosine in model.wv) is their class word."""
+    preds = model.similar_by_image(data.test_features, topn=1, restrict="words")
+    return float(np.mean([p[0][0] == data.class_words[y] for p, y in zip(preds, data.test_labels)]))
 
 
-def test_word_to_unseen_image_retrieval_by_trained_score(plain, trained):
-    scores, words = trained.tag_scores(plain.test_features)
-    precs = []
-    for c, w in enumerate(plain.class_words):
-        top = np.argsort(-scores[:, words.index(w)])[:10]
-        precs.append(np.mean(plain.test_labels[top] == c))
-    assert np.mean(precs) >= 0.9, precs
+def _cosines(model, vector):
+    """Numpy cosine of `vector` with every row of model.wv (float64)."""
+    vectors = np.asarray(model.wv.vectors, dtype=np.float64)
+    v = np.asarray(vector, dtype=np.float64)
+    return vectors @ v / np.linalg.norm(vectors, axis=1) / np.linalg.norm(v)
 
 
-def test_word_to_image_retrieval_by_cosine_in_the_joint_space(related):
-    model = Im2Vec(related.docs, image_features=related.features, vector_size=32, sg=1, min_count=1,
-                   epochs=10, sample=0, workers=2, seed=1)
+def assert_same_ranking(got, want, atol=1e-5):
+    """Two (key, cosine) lists rank alike within float tolerance: equal cosines position by position,
+    and a key in one list but not the other only where its cosine ties the other list's last one."""
+    assert len(got) == len(want)
+    np.testing.assert_allclose([c for _, c in got], [c for _, c in want], atol=atol)
+    g, w = dict(got), dict(want)
+    for k, c in got:
+        if k in w:
+            assert c == pytest.approx(w[k], abs=atol), k
+        else:
+            assert c == pytest.approx(want[-1][1], abs=atol), (k, c, want[-1])
+    assert set(w) - set(g) <= {k for k, c in want if c == pytest.approx(got[-1][1], abs=atol)}
+
+
+# ---------------------------------------------------------------------------- one space, by cosine
+# Two clouds or one space (issue 11): on 500 training images with their documents' tags (class word +
+# 3 random tags), the mean cosine to their own tags must clear the mean cosine to random words by this
+# much (evaluate.one_space_check). Measured with TRAIN, seeds 1-3: own 0.084-0.089 vs random
+# -0.002-0.004 (gap 0.082-0.087); space step off: own -0.006 vs random -0.003 (gap -0.003).
+ONE_SPACE_GAP = 0.05
+# and an image's nearest word (most_similar_words) must be its class word this often. Measured: 1.0
+# healthy, 0.018 with the space step off; chance 1/60.
+ONE_SPACE_TOP1 = 0.5
+
+
+def _space_figures(model, data, n=500):
+    keys = [d[0] for d in data.docs[:n]]
+    figures = one_space_check(model, keys, [d[1:] for d in data.docs[:n]])
+    figures["top1"] = float(np.mean([model.most_similar_words(k, topn=1)[0][0] == data.class_words[data.labels[k]]
+                                     for k in keys]))
+    figures["one_space"] = (figures["own_tags"] - figures["random_words"] >= ONE_SPACE_GAP
+                            and figures["top1"] >= ONE_SPACE_TOP1)
+    return figures
+
+
+def test_images_and_words_are_one_space_not_two_clouds(plain, trained):
+    f = _space_figures(trained, plain)
+    assert f["n"] == 500
+    assert f["own_tags"] - f["random_words"] >= ONE_SPACE_GAP, f
+    assert abs(f["random_words"]) < 0.1, f  # an unrelated word is unrelated, not a shared offset
+    assert f["top1"] >= 0.9, f  # 60 words: chance is 1/60
+    assert f["one_space"]
+
+
+@pytest.mark.parametrize("broken", ["no space step", "W and words frozen in the space step"])
+def test_the_one_space_check_fails_when_the_space_is_broken(plain, monkeypatch, broken):
+    """The check above is not vacuous: the same corpus and settings with the space step disabled
+    (the kernel then trains the words alone, the images stay a random projection: two clouds) fail
+    it. (Freezing W alone is not enough: the words then move to the images, see the next test.)"""
+    kwargs = dict(TRAIN)
+    if broken == "no space step":
+        monkeypatch.setattr(model_module, "space_step", lambda *a, **k: 0.0)
+    else:
+        kwargs.update(train_images=False, space_word_alpha=0.0)
+    model = Im2Vec(plain.docs, image_features=plain.features, **kwargs)
+    f = _space_figures(model, plain)
+    assert not f["one_space"], f
+    assert f["own_tags"] - f["random_words"] < ONE_SPACE_GAP / 2, f  # own tags no nearer than random words
+    assert f["top1"] < 0.2, f
+    assert _class_word_hits(model, plain) < 0.2
+
+
+def test_with_a_frozen_W_the_space_step_moves_the_words_to_the_images(plain):
+    """train_images=False keeps W bit-identical, but the space step still pulls the words towards
+    the (randomly projected) images (space_word_alpha > 0): the space stays one."""
+    model = Im2Vec(image_features=plain.features, train_images=False, **TRAIN)
+    model.build_vocab(plain.docs)
+    W0 = model.W.copy()
+    model.train(plain.docs, total_examples=len(plain.docs), epochs=model.epochs)
+    assert np.array_equal(model.W, W0)
+    f = _space_figures(model, plain)
+    assert f["own_tags"] - f["random_words"] >= ONE_SPACE_GAP, f
+
+
+def test_unseen_images_get_their_class_word_as_nearest_word(plain, trained):
+    assert _class_word_hits(trained, plain) >= 0.9
+
+
+def test_a_class_words_nearest_held_out_images_are_of_its_class(related):
+    model = Im2Vec(related.docs, image_features=related.features, **TRAIN)
     kv = model.project_to_keyedvectors([f"test{i}" for i in range(len(related.test_labels))], related.test_features)
     precs, precs_train = [], []
     for c, w in enumerate(related.class_words):
@@ -62,9 +141,69 @@ def test_word_to_image_retrieval_by_cosine_in_the_joint_space(related):
         precs_train.append(np.mean([related.labels[k] == c for k, _ in hits]))
     assert np.mean(precs) >= 0.9, precs
     assert np.mean(precs_train) >= 0.9, precs_train
-    # and "dog" -> images through the plain gensim API
-    mixed = model.wv.most_similar("class3", topn=len(model.wv))
-    assert any(model.is_image(k) for k, _ in mixed[:50])
+    # word -> images through the plain gensim API: the first image of "class3" is one of its images
+    first = next(k for k, _ in model.wv.most_similar("class3", topn=len(model.wv)) if model.is_image(k))
+    assert related.labels[first] == 3
+
+
+def test_most_similar_of_an_image_key_is_the_ranking_by_its_projection(plain, trained):
+    """The stored vectors and model.project are one function: wv.most_similar(key) ranks as the
+    cosine of model.project(features of that image) does."""
+    for key in ("img:0", "img:1234", "img:1999"):
+        h = trained.project(plain.features[key])
+        np.testing.assert_allclose(trained.wv[key], h, rtol=1e-5, atol=1e-6)
+        cos = _cosines(trained, h)
+        cos[trained.wv.key_to_index[key]] = -np.inf  # most_similar leaves the query out
+        order = np.argsort(-cos, kind="stable")[:40]
+        assert_same_ranking(trained.wv.most_similar(key, topn=40),
+                            [(trained.wv.index_to_key[i], float(cos[i])) for i in order])
+        words = [i for i in np.argsort(-cos, kind="stable") if not trained.is_image(trained.wv.index_to_key[i])][:8]
+        assert_same_ranking(trained.most_similar_words(key, topn=8),
+                            [(trained.wv.index_to_key[i], float(cos[i])) for i in words])
+        # and the unseen-image path gives the same answer as the stored row
+        by_row = [(k, c) for k, c in trained.wv.similar_by_vector(trained.wv[key], topn=len(trained.wv))
+                  if not trained.is_image(k)][:9]
+        assert_same_ranking(trained.similar_by_image(plain.features[key], topn=9, restrict="words"), by_row)
+
+
+def test_saved_keyedvectors_answer_image_to_word_in_plain_gensim(tmp_path, plain, trained):
+    """model.wv saved alone and loaded by plain gensim (a fresh interpreter that never imports
+    gensim_im2vec) gives the same image -> word answers as the model."""
+    path = tmp_path / "space.kv"
+    trained.wv.save(str(path))
+    keys = ["img:0", "img:7", "img:1503"]
+    code = (
+        "import json, sys\n"
+        "from gensim.models import KeyedVectors\n"
+        f"kv = KeyedVectors.load({str(path)!r})\n"
+        f"keys = {keys!r}\n"
+        "out = {k: [(w, float(c)) for w, c in kv.most_similar(k, topn=len(kv)) if not w.startswith('img:')][:5]\n"
+        "       for k in keys}\n"
+        "out['imported'] = sorted(m for m in sys.modules if m.startswith('gensim_im2vec'))\n"
+        "print(json.dumps(out))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    got = json.loads(res.stdout)
+    assert got.pop("imported") == []
+    for key in keys:
+        want = trained.most_similar_words(key, topn=5)
+        assert [w for w, _ in got[key]] == [w for w, _ in want]
+        np.testing.assert_allclose([c for _, c in got[key]], [c for _, c in want], atol=1e-6)
+        assert got[key][0][0] == plain.class_words[plain.labels[key]]
+
+
+def test_similar_by_image_batch_equals_one_call_per_image(plain, trained):
+    x = plain.test_features[:6]
+    for restrict in (None, "words", "images"):
+        batch = trained.similar_by_image(x, topn=7, restrict=restrict)
+        assert isinstance(batch, list) and len(batch) == 6
+        for row, f in zip(batch, x):
+            assert_same_ranking(row, trained.similar_by_image(f, topn=7, restrict=restrict))
+    single = trained.similar_by_image(x[0], topn=3)
+    assert isinstance(single[0], tuple)  # one image: one list of (key, cosine)
+    # 2-D with one row is a batch of one
+    one = trained.similar_by_image(x[:1], topn=3)
+    assert len(one) == 1 and [k for k, _ in one[0]] == [k for k, _ in single]
 
 
 def test_modality_helpers(trained, plain):
@@ -74,8 +213,7 @@ def test_modality_helpers(trained, plain):
     images = trained.most_similar_images("img:0", topn=5)
     assert len(words) == 5 and not any(trained.is_image(k) for k, _ in words)
     assert len(images) == 5 and all(trained.is_image(k) for k, _ in images) and "img:0" not in dict(images)
-    mixed = trained.wv.most_similar("img:0", topn=30)
-    assert {trained.is_image(k) for k, _ in mixed} == {True}  # images of the same class come first
+    assert all(plain.labels[k] == plain.labels["img:0"] for k, _ in images)
     f = plain.test_features[0]
     assert all(trained.is_image(k) for k, _ in trained.similar_by_image(f, topn=4, restrict="images"))
     assert not any(trained.is_image(k) for k, _ in trained.similar_by_image(f, topn=4, restrict="words"))
@@ -86,33 +224,63 @@ def test_modality_helpers(trained, plain):
 def test_similar_by_image_is_the_cosine_without_a_normalised_copy_of_wv(trained, plain, monkeypatch):
     """At 100M images a normalised copy of wv.vectors would be the size of the model again."""
     f = plain.test_features[1]
-    h = trained.project(f)
-    vectors = np.asarray(trained.wv.vectors, dtype=np.float64)
-    cos = vectors @ h / np.linalg.norm(vectors, axis=1) / np.linalg.norm(h)
-    want = [trained.wv.index_to_key[i] for i in np.argsort(-cos)[:6]]
+    cos = _cosines(trained, trained.project(f))
+    want = [(trained.wv.index_to_key[i], float(cos[i])) for i in np.argsort(-cos)[:6]]
 
     def refuse():
         raise AssertionError("get_normed_vectors() copies every row of wv")
 
     monkeypatch.setattr(trained.wv, "get_normed_vectors", refuse)
-    got = trained.similar_by_image(f, topn=6)
-    assert [k for k, _ in got] == want
-    np.testing.assert_allclose([c for _, c in got], np.sort(cos)[::-1][:6], atol=1e-5)
+    assert_same_ranking(trained.similar_by_image(f, topn=6), want)
 
 
-def test_image_vectors_in_wv_equal_projection(trained, plain):
-    for key in ("img:0", "img:1999"):
-        np.testing.assert_allclose(trained.wv[key], trained.project(plain.features[key]), rtol=1e-5, atol=1e-6)
+def test_projection_is_w_times_the_centred_normalised_features(trained, plain):
+    """An image's vector is W · (v̂ − μ), μ the mean normalised feature vector of the training images."""
+    feats = np.stack([plain.features[k] for k in trained.image_keys]).astype(np.float64)
+    unit = feats / np.linalg.norm(feats, axis=1, keepdims=True)
+    np.testing.assert_allclose(trained.feature_mean, unit.mean(axis=0), atol=1e-5)
+    x = plain.test_features[:3].astype(np.float64)
+    want = (x / np.linalg.norm(x, axis=1, keepdims=True) - trained.feature_mean) @ trained.W.T
     batch = trained.project(plain.test_features[:3])
     assert batch.shape == (3, 32) and batch.dtype == np.float32
+    np.testing.assert_allclose(batch, want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(trained.project(plain.test_features[0]), batch[0], rtol=1e-5, atol=1e-6)
+    for key in ("img:0", "img:1999"):
+        np.testing.assert_allclose(trained.wv[key], trained.project(plain.features[key]), rtol=1e-5, atol=1e-6)
     kv = trained.project_to_keyedvectors(["a", "b", "c"], plain.test_features[:3])
     assert len(kv) == 3 and "a" not in trained.wv  # never appended to the model's vocabulary
+    np.testing.assert_allclose(kv["b"], batch[1], rtol=1e-5, atol=1e-6)
 
 
-def test_analogy_and_doesnt_match_mix_modalities(trained):
-    out = trained.wv.most_similar(positive=["img:0", "class1"], negative=["class0"], topn=3)
-    assert len(out) == 3
-    assert trained.wv.doesnt_match(["img:0", "img:10", "img:20", "class5"]) in {"img:0", "img:10", "img:20", "class5"}
+def _analogy_hits(model, data, n=30):
+    """image(x) − class(x) + class(x+1): how often the nearest other image is of class x+1."""
+    hits = []
+    for i in range(n):
+        x = f"img:{i}"
+        c = data.labels[x]
+        top = model.most_similar_images(positive=[x, data.class_words[(c + 1) % 10]], negative=[data.class_words[c]],
+                                        topn=1)[0][0]
+        hits.append(data.labels[top] == (c + 1) % 10)
+    return float(np.mean(hits))
+
+
+@pytest.mark.parametrize("temperature", [
+    pytest.param(0.1, marks=pytest.mark.xfail(strict=True, reason=(
+        "reported: at the default space_temperature=0.1 an image sits at cosine ~0.32 to its class word and "
+        "~0.98 to its nearest image, so image − word + word stays among its own class (hit 0.00-0.13)"))),
+    0.3,
+])
+def test_cross_modal_analogy_swaps_the_class(plain, temperature):
+    """Issue 11 target 6 on the synthetic corpus: image(x) − a + b lands on an image of b."""
+    model = Im2Vec(plain.docs, image_features=plain.features, space_temperature=temperature, **TRAIN)
+    assert _class_word_hits(model, plain) >= 0.9
+    assert _analogy_hits(model, plain) >= 0.8
+    # x's own nearest image is of its own class: the analogy, not the image alone, makes the swap
+    assert plain.labels[model.most_similar_images("img:0", topn=1)[0][0]] == plain.labels["img:0"]
+
+
+def test_doesnt_match_mixes_modalities(trained):
+    assert trained.wv.doesnt_match(["img:0", "img:10", "img:20", "class5"]) == "class5"
 
 
 # ---------------------------------------------------------------------------- freezing
@@ -122,7 +290,8 @@ def _snapshot(m):
 
 def test_frozen_words_and_frozen_W_stay_bit_identical(plain):
     docs = plain.docs[:400]
-    m = Im2Vec(docs, image_features=plain.features, epochs=1, train_words=False, **SMALL)
+    # the space step moves words too unless space_word_alpha=0 (see the xfail below)
+    m = Im2Vec(docs, image_features=plain.features, epochs=1, train_words=False, space_word_alpha=0.0, **SMALL)
     words = np.flatnonzero(m._vocab_image_rows < 0)
     before = _snapshot(m)
     m.train(docs, total_examples=len(docs), epochs=2)
@@ -142,6 +311,19 @@ def test_frozen_words_and_frozen_W_stay_bit_identical(plain):
     assert all(np.array_equal(a, b) for a, b in zip(before, after))
 
 
+@pytest.mark.xfail(strict=True, reason="reported: with the default space_word_alpha, the space step moves every "
+                   "word of a model not built by from_word2vec (_space_word_lock unlocks indices >= "
+                   "n_pretrained_words == 0), though train_words=False promises bit-identical word vectors")
+def test_train_words_false_freezes_the_words_with_the_default_space_step(plain):
+    docs = plain.docs[:400]
+    m = Im2Vec(docs, image_features=plain.features, epochs=1, **SMALL)
+    m.train_words = False
+    words = np.flatnonzero(m._vocab_image_rows < 0)
+    before = m.wv.vectors[words].copy()
+    m.train(docs, total_examples=len(docs), epochs=1)
+    assert np.array_equal(before, m.wv.vectors[words])
+
+
 def test_determinism_with_one_worker(plain):
     docs = plain.docs[:500]
     a = Im2Vec(docs, image_features=plain.features, epochs=2, **SMALL)
@@ -152,28 +334,35 @@ def test_determinism_with_one_worker(plain):
     assert not np.array_equal(a.W, c.W)
 
 
-def test_loss_is_the_exact_sum_of_job_losses_with_two_workers(plain, monkeypatch):
-    seen = []
-    real = K.train_job
+def test_loss_is_the_exact_sum_of_job_and_space_step_losses_with_two_workers(plain, monkeypatch):
+    seen, space = [], []
+    real_job, real_space = K.train_job, model_module.space_step
 
-    def spy(*args, **kwargs):
-        out = real(*args, **kwargs)
+    def spy_job(*args, **kwargs):
+        out = real_job(*args, **kwargs)
         seen.append(out[0])
         return out
 
-    monkeypatch.setattr(K, "train_job", spy)
+    def spy_space(*args, **kwargs):
+        out = real_space(*args, **kwargs)
+        space.append(out)
+        return out
+
+    monkeypatch.setattr(K, "train_job", spy_job)
+    monkeypatch.setattr(model_module, "space_step", spy_space)
     docs = plain.docs * 3
     m = Im2Vec(docs, image_features=plain.features, epochs=2, compute_loss=True, batch_words=500,
                **{**SMALL, "workers": 2})
-    assert len(seen) > 20
-    assert m.get_latest_training_loss() == pytest.approx(sum(seen), rel=1e-12)
+    assert len(seen) > 20 and len(space) > 20 and sum(space) > 0
+    assert m.get_latest_training_loss() == pytest.approx(sum(seen) + sum(space), rel=1e-12)
     assert m.get_latest_training_loss() > 1e4  # not saturated at float32 precision
 
 
 # ---------------------------------------------------------------------------- persistence
-def test_save_load_mmap_continue_save_again(tmp_path, plain):
+def test_save_load_mmap_continue_keeps_feature_mean_and_projection(tmp_path, plain):
     docs = plain.docs[:300]
     m = Im2Vec(docs, image_features=plain.features, epochs=1, **SMALL)
+    mean = m.feature_mean.copy()
     path = tmp_path / "m.model"
     m.save(str(path))
     assert (tmp_path / "m.model.W.npy").exists() and (tmp_path / "m.model.image_vectors.npy").exists()
@@ -181,16 +370,24 @@ def test_save_load_mmap_continue_save_again(tmp_path, plain):
     loaded = Im2Vec.load(str(path), mmap="r")
     assert isinstance(loaded.W, np.memmap) and isinstance(loaded.image_vectors, np.memmap)
     assert loaded.image_keys == m.image_keys
+    np.testing.assert_array_equal(loaded.feature_mean, mean)
     assert np.array_equal(loaded.wv["img:3"], m.wv["img:3"])
-    assert loaded.predict_tags(plain.test_features[0], topn=3) == m.predict_tags(plain.test_features[0], topn=3)
+    np.testing.assert_array_equal(loaded.project(plain.test_features[:2]), m.project(plain.test_features[:2]))
+    assert loaded.similar_by_image(plain.test_features[0], topn=3) == m.similar_by_image(plain.test_features[0],
+                                                                                          topn=3)
     W0 = np.array(loaded.W)
     loaded.train(docs, total_examples=len(docs), epochs=1)
     assert not np.array_equal(W0, loaded.W)
+    np.testing.assert_array_equal(loaded.feature_mean, mean)  # μ is the first training's, not refitted
     assert isinstance(loaded.image_vectors, np.memmap)  # features stay memory-mapped
+    for key in ("img:3", "img:299"):  # the rows were rewritten with the new W
+        np.testing.assert_allclose(loaded.wv[key], loaded.project(plain.features[key]), rtol=1e-5, atol=1e-6)
     loaded.save(str(tmp_path / "m2.model"))
     again = Im2Vec.load(str(tmp_path / "m2.model"))
     assert np.array_equal(again.W, loaded.W)
-    np.testing.assert_allclose(again.wv["img:3"], loaded.project(plain.features["img:3"]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(again.feature_mean, mean)
+    np.testing.assert_allclose(again.wv["img:3"], again.project(plain.features["img:3"]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(again.project(plain.test_features[:2]), loaded.project(plain.test_features[:2]))
 
 
 def test_word2vec_format_holds_words_and_images(tmp_path, trained):
@@ -206,23 +403,88 @@ def test_word2vec_format_holds_words_and_images(tmp_path, trained):
 def test_from_word2vec_two_stage(plain):
     text = [d[1:] for d in plain.docs] * 2 + [["onlytext", "prose"]] * 5
     w2v = Word2Vec(text, vector_size=24, sg=1, min_count=1, epochs=3, workers=1, seed=1)
-    image_docs = [d + ["newtag"] if i % 10 == 0 else d for i, d in enumerate(plain.docs)]
-    m = Im2Vec.from_word2vec(w2v, image_features=plain.features, sentences=image_docs, epochs=10)
+    m = Im2Vec.from_word2vec(w2v, image_features=plain.features, sentences=plain.docs, epochs=10)
     assert m.train_words is False
-    for w in ("class1", "tag3"):
+    for w in ("class1", "tag3", "onlytext"):
         assert np.array_equal(m.wv[w], w2v.wv[w])  # frozen word vectors
-    assert "newtag" in m.wv and "img:5" in m.wv and m.is_image("img:5")
-    acc = np.mean([p[0][0] == plain.class_words[y]
-                   for p, y in zip(m.predict_tags(plain.test_features, topn=1), plain.test_labels)])
+    assert "img:5" in m.wv and m.is_image("img:5")
+    # this text gives the class words nearly one direction; among them, W still finds the right one
+    H = m.project(plain.test_features)
+    cos = np.stack([1 - m.wv.distances(h, plain.class_words) for h in H])
+    acc = np.mean(cos.argmax(axis=1) == plain.test_labels)
     assert acc >= 0.9, acc
-    everything = m.predict_tags(plain.test_features[0], topn=len(m.wv), vocabulary="words")
-    tags_only = m.predict_tags(plain.test_features[0], topn=len(m.wv))
-    assert "onlytext" in dict(everything) and "onlytext" not in dict(tags_only)
-    assert len(tags_only) == len(m.image_tag_counts)
+    assert "onlytext" in m.word_keys and "onlytext" not in m.image_tag_counts
     # update=True adds more images/tags later
     more = [["img:1500", "class0", "brandnew"]]
     m.build_vocab(more, update=True)
     assert "brandnew" in m.wv and "img:1500" in m.image_keys
+
+
+@pytest.fixture(scope="module")
+def two_stage_zero_shot():
+    """Two-stage: `class<c>_r1` co-occurs with `class<c>` in the text only, never with an image."""
+    data = make_corpus(n_classes=8, n_images=800, n_features=32, n_related=2, n_test=160,
+                       n_text_sentences=3000, seed=5)
+    unseen = [f"class{c}_r1" for c in range(8)]
+    text = [d for d in data.docs if not d[0].startswith("img:")]
+    images = [[w for w in d if w not in unseen] for d in data.docs if d[0].startswith("img:")]
+    w2v = Word2Vec(text, vector_size=24, sg=1, min_count=1, epochs=10, workers=1, seed=1)
+    model = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=images, epochs=15, sample=0)
+    return data, unseen, model, w2v
+
+
+def test_a_text_only_word_ranks_first_among_text_only_words_for_images_of_its_class(two_stage_zero_shot):
+    """The module docstring's last example, measured: class<c>_r1 never met an image, yet an image
+    of class c finds it first among the eight such words, by plain cosine in model.wv."""
+    data, unseen, m, w2v = two_stage_zero_shot
+    assert set(unseen).isdisjoint(m.image_tag_counts) and set(unseen) <= set(m.word_space_keys)
+    for w in unseen:
+        assert np.array_equal(m.wv[w], w2v.wv[w])  # the text's vector, untouched
+    held_out = np.stack([1 - m.wv.distances(h, unseen) for h in m.project(data.test_features)])
+    hits = np.mean(held_out.argmax(axis=1) == data.test_labels)
+    assert hits >= 0.9, hits  # chance: 1/8
+    keys = [k for k in m.image_keys][:200]
+    seen = np.stack([1 - m.wv.distances(k, unseen) for k in keys])
+    assert np.mean(seen.argmax(axis=1) == [data.labels[k] for k in keys]) >= 0.9
+    # and an image's nearest words overall are its class's words
+    preds = m.similar_by_image(data.test_features, topn=1, restrict="words")
+    own = [{f"class{y}", f"class{y}_r0", f"class{y}_r1"} for y in data.test_labels]
+    assert np.mean([p[0][0] in o for p, o in zip(preds, own)]) >= 0.9
+
+
+def test_a_tag_the_text_never_saw_joins_the_word_space(two_stage_zero_shot):
+    """Two-stage with frozen words: a tag only the image documents have starts random; the space
+    step moves it (its pretrained neighbours stay put), so it is a word of the space."""
+    data, unseen, _, w2v = two_stage_zero_shot
+    images = [[w for w in d if w not in unseen] + (["brandnew"] if data.labels[d[0]] == 0 else [])
+              for d in data.docs if d[0].startswith("img:")]
+    m = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=images[:400], epochs=2, sample=0)
+    assert "brandnew" in m.word_keys and "brandnew" in m.word_space_keys
+    assert set(w2v.wv.index_to_key) < set(m.word_space_keys)
+    assert all(np.array_equal(m.wv[w], w2v.wv[w]) for w in ("class0", "tag3"))
+    space = words_only(m, word_space=True)
+    assert "brandnew" in space.key_to_index and not any(m.is_image(k) for k in space.index_to_key)
+    # train_words="new": the added words learn by skip-gram as well, and are words of the space
+    learnt = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=images[:200], epochs=1, sample=0,
+                                  train_words="new")
+    assert "brandnew" in learnt.word_space_keys
+    # frozen words that were never pretrained nor met an image: nothing has a place, and the error says so
+    frozen = Im2Vec([["a", "b", "c"]] * 20, train_words=False, min_count=1, workers=1, vector_size=8, epochs=1)
+    with pytest.raises(ValueError, match="from_word2vec"):
+        words_only(frozen, word_space=True)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "reported: the space step divides a word's step by its norm (cosine gradient); a new tag starts at "
+    "gensim's small random vector (norm 0.13), jumps to norm ~16 in its first run and then barely moves, "
+    "so it stays where that first jump threw it (its nearest images are of class 3, not 0)"))
+def test_a_tag_the_text_never_saw_lands_near_its_images(two_stage_zero_shot):
+    data, unseen, _, w2v = two_stage_zero_shot
+    images = [[w for w in d if w not in unseen] + (["brandnew"] if data.labels[d[0]] == 0 else [])
+              for d in data.docs if d[0].startswith("img:")]
+    m = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=images, epochs=5, sample=0)
+    near = m.most_similar_images("brandnew", topn=10)
+    assert np.mean([data.labels[k] == 0 for k, _ in near]) >= 0.9, near
 
 
 def test_image_tokens_survive_min_count_max_final_vocab_and_trim_rule(plain):
@@ -321,7 +583,7 @@ def test_projection_input_is_checked(trained):
     with pytest.raises(ValueError, match="expected features of dim 64, got 5"):
         trained.project(np.ones(5))
     with pytest.raises(ValueError, match="NaN or inf"):
-        trained.predict_tags(np.full(64, np.nan))
+        trained.similar_by_image(np.full(64, np.nan))
     with pytest.raises(ValueError, match="all zeros"):
         trained.project(np.zeros((2, 64)))
 
@@ -378,32 +640,19 @@ def test_image_batch_cuts_jobs_into_runs_of_images(plain):
         Im2Vec(image_batch=-1)
 
 
-def test_document_context_reaches_tags_outside_the_window(plain):
-    """A tag far from its image (window=1) is still learned as its tag in document mode only."""
+def test_the_space_step_pairs_an_image_with_its_whole_document(plain):
+    """A tag far from its image (window=1): the space step pairs each image with every word of its
+    document, whatever the window; of the pair heads, only document context reaches it."""
     rng = np.random.default_rng(0)
     docs = [d[:1] + [f"filler{int(i)}" for i in rng.integers(0, 300, 6)] + d[1:2]
             for d in plain.docs]  # the class word stands 7 tokens from its image
     accs = {}
-    for mode in ("document", "window"):
-        m = Im2Vec(docs, image_features=plain.features, window=1, epochs=10, sample=0, image_context=mode,
-                   **{**SMALL, "workers": 2})
-        preds = m.predict_tags(plain.test_features, topn=1)
-        accs[mode] = np.mean([p[0][0] == plain.class_words[y] for p, y in zip(preds, plain.test_labels)])
-    assert accs["document"] >= 0.9 and accs["window"] < 0.5, accs
-
-
-def test_calibrated_scores_add_the_log_negative_prior(trained, plain):
-    raw, words = trained.tag_scores(plain.test_features[:5])
-    cal, words2 = trained.tag_scores(plain.test_features[:5], calibrated=True)
-    idx, logp = trained.negative_log_prior()
-    assert words == words2 and len(idx) == len(words)
-    np.testing.assert_allclose(cal - raw, np.broadcast_to(logp, raw.shape), rtol=1e-5, atol=1e-5)
-    counts = np.array([trained.image_tag_counts.get(w, 0) for w in words], dtype=float)
-    seen = counts > 0
-    expected = 0.75 * np.log(counts[seen]) - np.log(np.sum(counts[seen] ** 0.75))
-    np.testing.assert_allclose(logp[seen], expected, atol=1e-3)
-    top = trained.predict_tags(plain.test_features[0], topn=3, calibrated=True)
-    assert len(top) == 3 and all(0 < p <= 1 for _, p in top)
+    for name, kw in (("space", {}), ("input, document", dict(image_heads="input", image_context="document")),
+                     ("input, window", dict(image_heads="input", image_context="window"))):
+        m = Im2Vec(docs, image_features=plain.features, window=1, epochs=10, sample=0, **{**SMALL, "workers": 2},
+                   **kw)
+        accs[name] = _class_word_hits(m, plain)
+    assert accs["space"] >= 0.9 and accs["input, document"] >= 0.9 and accs["input, window"] < 0.5, accs
 
 
 def test_memory_mapped_features_are_checked_only_where_the_vocabulary_uses_them(tmp_path):
@@ -416,213 +665,3 @@ def test_memory_mapped_features_are_checked_only_where_the_vocabulary_uses_them(
     assert len(m.image_keys) == 2
     with pytest.raises(ValueError, match=r"NaN or inf: 'img:4'"):
         Im2Vec([["img:4", "a", "b"]], image_features=(keys, mm), **SMALL)
-
-
-# ---------------------------------------------------------------------------- zero-shot through the word space
-@pytest.fixture(scope="module")
-def two_stage_zero_shot():
-    """Two-stage: `class<c>_r1` co-occurs with `class<c>` in the text only, never with an image."""
-    data = make_corpus(n_classes=8, n_images=800, n_features=32, n_related=2, n_test=160,
-                       n_text_sentences=3000, seed=5)
-    unseen = {f"class{c}_r1" for c in range(8)}
-    text = [d for d in data.docs if not d[0].startswith("img:")]
-    images = [[w for w in d if w not in unseen] for d in data.docs if d[0].startswith("img:")]
-    w2v = Word2Vec(text, vector_size=24, sg=1, min_count=1, epochs=10, workers=1, seed=1)
-    model = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=images, epochs=15, sample=0)
-    return data, unseen, model
-
-
-def test_expected_tag_vectors_are_the_posterior_mean_of_centred_tag_vectors(two_stage_zero_shot):
-    data, _, m = two_stage_zero_shot
-    x = data.test_features[:4]
-    got = m.expected_tag_vectors(x)
-    # independent recomputation from the public calibrated scores and the word vectors
-    scores, words = m.tag_scores(x, calibrated=True)
-    tags = [j for j, w in enumerate(words) if w in m.image_tag_counts]
-    s = scores[:, tags].astype(np.float64)
-    p = np.exp(s - s.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
-    unit = {w: m.wv[w] / np.linalg.norm(m.wv[w]) for w in m.word_keys}
-    mean = np.mean(list(unit.values()), axis=0)
-    want = p @ np.stack([unit[words[j]] - mean for j in tags])
-    want /= np.linalg.norm(want, axis=1, keepdims=True)
-    np.testing.assert_allclose(got, want, atol=1e-4)
-    assert got.shape == (4, m.vector_size) and got.dtype == np.float32
-    np.testing.assert_allclose(m.expected_tag_vectors(x[0])[0], got[0], atol=1e-6)  # one image = a row
-
-
-def test_words_never_seen_with_an_image_are_ranked_through_the_word_space(two_stage_zero_shot):
-    data, unseen, m = two_stage_zero_shot
-    assert unseen.isdisjoint(m.image_tag_counts) and unseen <= set(m.word_keys)
-    preds = m.predict_tags(data.test_features, topn=1, vocabulary="unseen")
-    hits = np.mean([p[0][0] == f"class{y}_r1" for p, y in zip(preds, data.test_labels)])
-    assert hits >= 0.8, hits  # 8 unseen words, so chance is 1/8 at best
-    scores, cols_words = m.zero_shot_scores(data.test_features[:3], sorted(unseen))
-    assert cols_words == sorted(unseen) and scores.shape == (3, 8) and np.all(np.abs(scores) <= 1 + 1e-5)
-
-
-def test_zero_shot_inputs_are_checked(two_stage_zero_shot, plain):
-    data, _, m = two_stage_zero_shot
-    with pytest.raises(KeyError, match="nosuchword"):
-        m.zero_shot_scores(data.test_features[:1], ["class0_r1", "nosuchword"])
-    with pytest.raises(KeyError, match="img:0"):
-        m.zero_shot_scores(data.test_features[:1], ["img:0"])
-    with pytest.raises(TypeError, match=r"\['class0_r1'\]"):
-        m.zero_shot_scores(data.test_features[:1], "class0_r1")
-    with pytest.raises(ValueError, match="'unseen'"):
-        m.predict_tags(data.test_features[0], vocabulary="zero-shot")
-    with pytest.raises(ValueError, match="n_features|dimension|features"):
-        m.expected_tag_vectors(np.ones(5))
-    text_only = Im2Vec([["a", "b", "c"]] * 20, image_features={"img:x": np.ones(4)}, min_count=1, workers=1,
-                       vector_size=8, epochs=1)
-    with pytest.raises(ValueError, match="no tag vocabulary"):
-        text_only.expected_tag_vectors(np.ones(4))
-
-
-def test_word_readout_is_the_ridge_map_from_image_vectors_to_their_words(two_stage_zero_shot, tmp_path):
-    data, unseen, m = two_stage_zero_shot
-    r = m.word_readout  # fitted by train() (from_word2vec trains on the image documents)
-    docs = [d for d in data.docs if d[0].startswith("img:")]
-    assert r is not None and r["n_images"] == len(docs) and r["alpha"] == 1.0
-    # independent least squares from the model's public pieces
-    H = m.project(np.stack([data.features[d[0]] for d in docs])).astype(np.float64)
-    unit = lambda w: m.wv[w] / np.linalg.norm(m.wv[w])  # noqa: E731
-    Y = np.stack([np.mean([unit(w) for w in d[1:] if w not in unseen], axis=0) for d in docs])
-    Hc, Yc = H - H.mean(0), Y - Y.mean(0)
-    A = np.linalg.solve(Hc.T @ Hc + np.eye(H.shape[1]), Hc.T @ Yc)
-    np.testing.assert_allclose(r["A"], A, atol=2e-4)
-    np.testing.assert_allclose(r["h_mean"], H.mean(0), atol=1e-4)
-    # readout vectors: the map applied and centred on the mean unit word vector, unit rows
-    x = data.test_features[:3]
-    mean = np.mean([unit(w) for w in m.word_keys], axis=0)
-    want = (m.project(x) - H.mean(0)) @ A + Y.mean(0) - mean
-    want /= np.linalg.norm(want, axis=1, keepdims=True)
-    np.testing.assert_allclose(m.readout_vectors(x), want, atol=1e-3)
-    # neighbour targets: each training image's word centroid, kept in vocabulary order
-    assert r["neighbours"] == 10
-    vocab = np.array([m.wv.key_to_index[d[0]] for d in docs])
-    order = np.argsort(vocab)
-    np.testing.assert_array_equal(m.neighbour_index, vocab[order])
-    np.testing.assert_allclose(m.neighbour_targets, Y[order], atol=1e-5)
-    # the vote: mean target of the 10 training images nearest by cosine of h, centred, unit rows
-    unit_rows = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
-    nearest = np.argsort(-(unit_rows(m.project(x)) @ unit_rows(H).T), axis=1)[:, :10]
-    vote = unit_rows(Y[nearest].mean(axis=1) - mean)
-    np.testing.assert_allclose(m.neighbour_vectors(x), vote, atol=1e-4)
-    # a training image finds itself first: with one neighbour, its vote is its own words
-    m.word_readout["neighbours"] = 1
-    try:
-        np.testing.assert_allclose(m.neighbour_vectors(data.features[docs[7][0]])[0], unit_rows(Y[7:8] - mean)[0],
-                                   atol=1e-4)
-    finally:
-        m.word_readout["neighbours"] = 10
-    three = m.expected_tag_vectors(x) + m.readout_vectors(x) + vote
-    np.testing.assert_allclose(m.zero_shot_vectors(x), unit_rows(three), atol=1e-4)
-    # it is saved with the model
-    m.save(str(tmp_path / "zs.model"))
-    again = Im2Vec.load(str(tmp_path / "zs.model"), mmap="r")
-    np.testing.assert_allclose(again.zero_shot_vectors(x), m.zero_shot_vectors(x), atol=1e-6)
-
-
-def test_neighbour_targets_are_a_fixed_bounded_sample_averaged_over_documents(two_stage_zero_shot, monkeypatch):
-    data, unseen, m = two_stage_zero_shot
-    for name in ("word_readout", "neighbour_index", "neighbour_targets"):  # refits below are undone after the test
-        monkeypatch.setattr(m, name, getattr(m, name))
-    docs = [[w for w in d if w not in unseen] for d in data.docs if d[0].startswith("img:")]
-    docs.append([docs[0][0], "class7", "class7"])  # the first image in a second document
-    unit = lambda w: m.wv[w] / np.linalg.norm(m.wv[w])  # noqa: E731
-    centroid = lambda d: np.mean([unit(w) for w in d[1:]], axis=0)  # noqa: E731
-    m.fit_word_readout(docs)
-    assert m.word_readout["neighbour_images"] == len(docs) - 1 == len(m.neighbour_index)
-    first = int(np.searchsorted(m.neighbour_index, m.wv.key_to_index[docs[0][0]]))
-    np.testing.assert_allclose(m.neighbour_targets[first], (centroid(docs[0]) + centroid(docs[-1])) / 2, atol=1e-5)
-    # at most 50 images, the same 50 whatever the order and the chunking (merged every 50 rows here)
-    m.fit_word_readout(docs, max_neighbour_images=50, chunk=16)
-    small, targets = m.neighbour_index.copy(), m.neighbour_targets.copy()
-    assert len(small) == 50 == m.word_readout["neighbour_images"] and np.all(np.diff(small) > 0)
-    m.fit_word_readout(docs[::-1], max_neighbour_images=50)
-    np.testing.assert_array_equal(m.neighbour_index, small)
-    np.testing.assert_allclose(m.neighbour_targets, targets, atol=1e-6)
-    by_key = {m.wv.key_to_index[d[0]]: centroid(d) for d in docs[1:-1]}
-    for i, row in zip(small, targets):
-        if i != m.wv.key_to_index[docs[0][0]]:
-            np.testing.assert_allclose(row, by_key[i], atol=1e-5)
-    assert m.word_readout["n_images"] == len(docs)  # the readout itself still sees every image
-    with pytest.raises(ValueError, match="max_neighbour_images"):
-        m.fit_word_readout(docs, max_neighbour_images=0)
-
-
-def test_words_added_to_a_frozen_word_space_have_no_place_among_the_words(two_stage_zero_shot):
-    """Two-stage with frozen words: a tag the text never saw keeps its random initial vector, so it
-    is neither a target of the readout, the expected tag vector or the vote, nor rankable."""
-    data, unseen, _ = two_stage_zero_shot
-    text = [d for d in data.docs if not d[0].startswith("img:")]
-    images = [[w for w in d if w not in unseen] + ["brandnew"] for d in data.docs if d[0].startswith("img:")]
-    w2v = Word2Vec(text, vector_size=24, sg=1, min_count=1, epochs=2, workers=1, seed=1)
-    m = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=images, epochs=2, sample=0)
-    assert "brandnew" in m.word_keys and "brandnew" not in m.word_space_keys
-    assert set(m.word_space_keys) == set(w2v.wv.index_to_key)
-    assert "brandnew" not in words_only(m, word_space=True).key_to_index and "brandnew" in words_only(m).key_to_index
-    unit = lambda w: m.wv[w] / np.linalg.norm(m.wv[w])  # noqa: E731
-    first = m.wv.key_to_index[images[0][0]]
-    row = int(np.searchsorted(m.neighbour_index, first))
-    want = np.mean([unit(w) for w in images[0][1:-1]], axis=0)  # its words, without "brandnew"
-    np.testing.assert_allclose(m.neighbour_targets[row], want, atol=1e-5)
-    scores, words = m.zero_shot_scores(data.test_features[:2], ["brandnew", "class0_r1"])
-    assert words == ["brandnew", "class0_r1"]
-    assert np.all(scores[:, 0] == -np.inf) and np.all(np.isfinite(scores[:, 1]))
-    # train_words="new": the added words learn, and join the word space
-    learnt = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=images[:200], epochs=1, sample=0,
-                                  train_words="new")
-    assert "brandnew" in learnt.word_space_keys
-    # what was trained stays placed when the words are frozen afterwards; words added then do not
-    joint = Im2Vec(images[:200], image_features=data.features, min_count=1, workers=1, vector_size=8, epochs=1)
-    joint.train_words = False
-    assert set(joint.word_space_keys) == set(joint.word_keys)
-    joint.build_vocab([["img:0", "laterword"]] * 3, update=True)
-    joint.train([["img:0", "laterword"]] * 3, total_examples=3, epochs=1)
-    assert "laterword" in joint.word_keys and "laterword" not in joint.word_space_keys
-    # frozen words that were never pretrained: nothing has a place, and the error says how to fix it
-    frozen = Im2Vec(images[:200], image_features=data.features, train_words=False, min_count=1, workers=1,
-                    vector_size=8, epochs=1)
-    with pytest.raises(ValueError, match="from_word2vec"):
-        frozen.zero_shot_vectors(data.test_features[0])
-
-
-def test_without_a_readout_zero_shot_falls_back_to_the_expected_tag_vector(plain):
-    m = Im2Vec(plain.docs[:300], image_features=plain.features, word_readout=None, epochs=2, **SMALL)
-    assert m.word_readout is None
-    x = plain.test_features[:2]
-    np.testing.assert_array_equal(m.zero_shot_vectors(x), m.expected_tag_vectors(x))
-    with pytest.raises(ValueError, match="fit_word_readout"):
-        m.readout_vectors(x)
-    m.fit_word_readout(plain.docs[:300], alpha=0.5, neighbours=0)
-    assert m.word_readout["n_images"] == 300 and m.word_readout["alpha"] == 0.5
-    assert m.neighbour_targets is None and m.neighbour_index is None  # no vote, nothing kept
-    both = m.expected_tag_vectors(x) + m.readout_vectors(x)
-    np.testing.assert_allclose(m.zero_shot_vectors(x), both / np.linalg.norm(both, axis=1, keepdims=True), atol=1e-5)
-    with pytest.raises(ValueError, match="neighbours=10"):
-        m.neighbour_vectors(x)
-    with pytest.raises(ValueError, match="neighbours must be an int >= 0"):
-        m.fit_word_readout(plain.docs[:10], neighbours=-1)
-    with pytest.raises(ValueError, match="image documents"):
-        m.fit_word_readout([["class1", "tag2"], ["img:0"]])  # no image with a word
-    with pytest.raises(ValueError, match="alpha"):
-        m.fit_word_readout(plain.docs[:10], alpha=0)
-    with pytest.raises(ValueError, match="word_readout"):
-        Im2Vec(word_readout=-1.0)
-
-
-def test_zero_shot_never_normalises_the_image_rows(two_stage_zero_shot, monkeypatch):
-    """At 100M images a normalised copy of wv.vectors would be the size of the model again."""
-    data, unseen, m = two_stage_zero_shot
-    before = m.zero_shot_scores(data.test_features[:2], sorted(unseen))[0]
-
-    def refuse():
-        raise AssertionError("get_normed_vectors() copies every image row")
-
-    monkeypatch.setattr(m.wv, "get_normed_vectors", refuse)
-    monkeypatch.setattr(m, "word_readout", m.word_readout)  # the refit below is undone after the test
-    m.fit_word_readout([d for d in data.docs if d[0].startswith("img:")][:200])
-    after = m.zero_shot_scores(data.test_features[:2], sorted(unseen))[0]
-    assert after.shape == before.shape and np.all(np.isfinite(after))

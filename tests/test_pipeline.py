@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 
 from gensim_im2vec.pipeline import DemoConfig, run_demo
@@ -37,11 +38,17 @@ def test_demo_runs_end_to_end(demo):
     assert os.path.exists(result["model"]) and os.path.exists(result["report"])
     evaluation = json.load(open(os.path.join(cfg.out_dir, "evaluation", "evaluation-two-stage.json")))
     methods = [row["method"] for row in evaluation["image_tagging"]]
-    for expected in ("Im2Vec h·v_o + log Pn", "random W", "ridge → tag vectors", "tag prior", "kNN (k=20)",
+    for expected in ("Im2Vec (cosine in model.wv)", "random W", "ridge → tag vectors", "tag prior", "kNN (k=20)",
                      "logistic (one-vs-rest)", "id-token Word2Vec"):
         assert any(m.startswith(expected) for m in methods), (expected, methods)
-    assert "Im2Vec" in result["evaluation"] and "mAP" in result["evaluation"]
-    assert "Held-out image" in result["examples"]
+    assert sum(m.startswith("Im2Vec") for m in methods) == 1  # one row: cosine in the space, nothing beside it
+    # the space's own checks and the targets are measured and printed
+    assert {"one_space", "image_to_image"} <= set(evaluation["space"])
+    assert evaluation["space"]["one_space"]["n"] > 0
+    assert evaluation["targets"] and all(isinstance(t["ok"], bool) for t in evaluation["targets"])
+    for text in ("Im2Vec (cosine in model.wv)", "mAP", "The space itself", "one space, not two clouds", "Targets"):
+        assert text in result["evaluation"], text
+    assert "Held-out image" in result["examples"] and "nearest words (cosine in model.wv" in result["examples"]
     html = open(result["report"], encoding="utf-8").read()
     assert "<table" in html and "map.png" in html
 
@@ -69,7 +76,9 @@ def test_interrupted_step_reruns(demo):
 
 
 @pytest.mark.slow
-def test_zero_shot_tags_never_reach_training_and_the_readout_is_fitted_on_tags(demo):
+def test_zero_shot_tags_never_reach_training_and_images_train_on_their_tags(demo):
+    from collections import Counter
+
     from gensim_im2vec.model import Im2Vec
     from gensim_im2vec.pipeline import tag_documents, training_documents, zero_shot_tags
 
@@ -80,7 +89,13 @@ def test_zero_shot_tags_never_reach_training_and_the_readout_is_fitted_on_tags(d
     docs, _ = training_documents(cfg, model.features)
     tags = tag_documents(cfg, model.features)
     assert not any(w in held_out for d in docs + tags for w in d)
-    assert model.word_readout is not None and 0 < model.word_readout["n_images"] <= len(tags)
     assert sum(len(d) for d in tags) < sum(len(d) for d in docs)  # tags only, no titles or descriptions
+    # tags_only (the default): the model's image documents are exactly the tag documents
+    assert cfg.tags_only
+    assert model.image_tag_counts == Counter(w for d in tags if d and model.is_image(d[0]) for w in d[1:])
+    assert model.feature_mean is not None and model.feature_mean.shape == (model.W.shape[1],)
+    key = model.image_keys[0]
+    f = model.features.vectors[model.features.row(key)]
+    np.testing.assert_allclose(model.wv[key], model.project(f), rtol=1e-4, atol=1e-5)  # the stored rows are the map
     listed = open(result["zero_shot_words"], encoding="utf-8").read().split()
     assert listed and listed == sorted(listed) and set(listed) <= held_out and all(w in model.wv for w in listed)
