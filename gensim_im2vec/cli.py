@@ -289,10 +289,16 @@ def datasets_split_command(directory, test_share, zero_shot_share, seed):
 
 @main.command("evaluate")
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
-@click.option("--test", "test_path", required=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--demo", "demo_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Evaluate on the held-out split of a `make demo` / `im2vec demo --out DIR` run, with the "
+                   "demo's rules (candidates, zero-shot tags, baselines, analogies): prints the demo's table. "
+                   "Replaces --test/--features/--train.")
+@click.option("--mode", type=click.Choice(["two-stage", "joint"]), default="two-stage", show_default=True,
+              help="With --demo: how MODEL was trained (the id-token baseline sees the documents as often).")
+@click.option("--test", "test_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help='Held-out images, JSON lines {"key": "img:…", "tags": ["dog", …]} (tags normalised '
                    "as in training).")
-@click.option("--features", "features_path", required=True, type=click.Path(exists=True),
+@click.option("--features", "features_path", type=click.Path(exists=True), default=None,
               help="Features of the --test images: a feature store directory (looked up by key) or a "
                    ".npy with one row per --test line.")
 @click.option("--train", "train_path", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -314,9 +320,11 @@ def datasets_split_command(directory, test_share, zero_shot_share, seed):
               help="WordSim353, SimLex-999 and Google analogies on the model's words.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Also write every number as JSON here (for the report).")
-def evaluate_command(model_path, test_path, features_path, train_path, train_features, candidates_path,
-                     zero_shot_path, text_model, baselines, word_similarity, json_path):
-    """Evaluate MODEL on held-out images against baselines; print the table (gensim_im2vec.evaluate)."""
+def evaluate_command(model_path, demo_dir, mode, test_path, features_path, train_path, train_features,
+                     candidates_path, zero_shot_path, text_model, baselines, word_similarity, json_path):
+    """Evaluate MODEL on held-out images against baselines; print the table (gensim_im2vec.evaluate).
+
+    With --demo DIR, on the demo's own split and rules: the table `make demo` printed for MODEL."""
     from gensim.models import KeyedVectors, Word2Vec
 
     from gensim_im2vec import evaluate as ev
@@ -324,7 +332,26 @@ def evaluate_command(model_path, test_path, features_path, train_path, train_fea
 
     if json_path:
         _check_output(json_path, "'--json'")
+    if demo_dir is None and (test_path is None or features_path is None):
+        raise click.UsageError("give --test and --features (held-out images and their features), or --demo DIR.")
     model = _load_model(model_path)
+    if demo_dir is not None:
+        from gensim_im2vec.pipeline import DemoConfig, evaluate_trained
+
+        words = os.path.join(demo_dir, "models", "words.w2v")
+        if not os.path.exists(words):
+            raise click.ClickException(f"{words} not found: --demo needs a finished demo run in {demo_dir!r} "
+                                       f"(make demo, or im2vec demo --out {demo_dir}).")
+        try:
+            report = evaluate_trained(DemoConfig(out_dir=demo_dir, mode=mode), model,
+                                      load_saved(text_model or words, (Word2Vec, KeyedVectors)))
+        except (ValueError, KeyError, OSError) as e:
+            raise click.ClickException(str(e)) from e
+        click.echo(report.format_table())
+        if json_path:
+            report.save_json(json_path)
+            click.echo(f"numbers written to {json_path}")
+        return
     try:
         keys, tags = ev.load_tagged_jsonl(test_path)
         features = ev.features_for_keys(features_path, keys)

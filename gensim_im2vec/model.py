@@ -181,8 +181,9 @@ class Im2Vec(Word2Vec):
     image_alpha : float
         Learning-rate multiplier for ``W`` (its step is ``image_alpha × alpha``). > 0.
     image_context : {"window", "document"}
-        "window" (default): an image token is a context of the tokens within `window`, like a
-        word. "document": of every token of its document (its tags all describe it, wherever
+        For the pair heads ("output", "input", "both"; the space head always pairs an image with
+        every word of its document). "window" (default): an image token is a context of the
+        tokens within `window`, like a word. "document": of every token of its document (its tags all describe it, wherever
         they stand; documents are chunked at 10,000 tokens) — for long captions where tags sit far
         from the image token. On OpenClipArt (tags first) "window" measured better.
     image_heads : {"space", "output", "input", "both"}
@@ -680,9 +681,11 @@ class Im2Vec(Word2Vec):
             self.train_outputs, self.train_images,
         )
         self._image_occurrences = 0
+        self._space_seconds = 0.0
+        start = default_timer()
         if self.image_heads == "space" and n_img and getattr(self, "feature_mean", None) is None:
             self._fit_feature_mean()
-        start = default_timer()
+        self.space_setup_seconds = default_timer() - start
         # one BLAS thread inside each worker; gensim's worker threads give the parallelism
         with threadpool_limits(limits=1, user_api="blas"):
             result = super().train(
@@ -694,6 +697,14 @@ class Im2Vec(Word2Vec):
         if self._image_occurrences:
             logger.info("trained %i image occurrences in %.1fs (%.0f image tokens/s)",
                         self._image_occurrences, elapsed, self._image_occurrences / max(elapsed, 1e-9))
+        if self.image_heads == "space" and n_img:
+            # what the space costs: its setup (the feature mean, outside the epochs) and the space
+            # step's share of the workers' time (inside the epochs, no pass of its own)
+            self.space_step_share = self._space_seconds / max(elapsed * max(int(self.workers), 1), 1e-9)
+            logger.info("space: feature mean %.2fs (%.1f%% of train), space step %.1fs of worker time "
+                        "(%.0f%% of %i worker(s) x %.1fs)", self.space_setup_seconds,
+                        100 * self.space_setup_seconds / max(elapsed, 1e-9), self._space_seconds,
+                        100 * self.space_step_share, int(self.workers), elapsed)
         self._write_image_vectors()
         if self.train_words is not False or (self.image_heads == "space" and n_img):
             # every word of the vocabulary has now learned (the space step moves the new words)
@@ -761,10 +772,14 @@ class Im2Vec(Word2Vec):
             output_head=heads in ("output", "both"), input_head=heads in ("input", "both"),
             image_pairs=not space,
         )
+        t_space = 0.0
         if space and n_slots:
+            t0 = default_timer()
             loss += self._space_run(tokens, slots, bounds, V * inv_norms[:, None] - self.feature_mean, alpha)
+            t_space = default_timer() - t0
         n_img = int(np.count_nonzero(slots >= 0)) if n_slots else 0
         with _STATS_LOCK:
+            self._space_seconds = getattr(self, "_space_seconds", 0.0) + t_space
             if self.compute_loss:
                 self.running_training_loss += loss
             self._image_occurrences += n_img
@@ -775,11 +790,11 @@ class Im2Vec(Word2Vec):
         leaves them at their random start otherwise); pretrained words too when ``space_pull``
         is set (each pulled back towards its text vector)."""
         lock = np.zeros(len(self.wv), dtype=REAL)
-        pre = int(self.n_pretrained_words)
+        placed = max(int(self.n_pretrained_words), int(getattr(self, "n_trained_words", 0) or 0))
         if self.train_words is True or self.space_pull is not None:
             lock[:] = 1.0
-        else:
-            lock[pre:] = 1.0
+        else:  # frozen words stay; words added since the last training (random starts) learn
+            lock[placed:] = 1.0
         lock[self._vocab_image_rows >= 0] = 0.0
         return lock
 
@@ -802,8 +817,7 @@ class Im2Vec(Word2Vec):
             alpha_w=alpha * self.image_alpha * self.space_alpha,
             alpha_u=alpha * self.space_word_alpha if move else 0.0, temperature=self.space_temperature,
             symmetric=self.space_symmetric, word_lock=lock, anchor=self.space_anchor,
-            pull=self.space_pull or 0.0, train_images=self.train_images,
-            centroid=float(os.environ.get("IM2VEC_CENTROID", "0")))
+            pull=self.space_pull or 0.0, train_images=self.train_images)
 
     def _write_image_vectors(self) -> None:
         """Write ``W · v̂`` of every vocabulary image into ``model.wv.vectors`` (in chunks)."""
@@ -912,7 +926,7 @@ class Im2Vec(Word2Vec):
         return self._map(np.asarray(arr, dtype=REAL))
 
     def _map(self, V: np.ndarray) -> np.ndarray:
-        """``W · (v̂ − mean)`` (space head) or ``W · v̂``, for rows of normalised features."""
+        """``W · (v̂ − μ)`` (space head) or ``W · v̂``, for rows of normalised features."""
         mean = getattr(self, "feature_mean", None)
         if mean is None:
             return (V @ self.W.T).astype(REAL, copy=False)

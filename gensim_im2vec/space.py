@@ -75,8 +75,7 @@ def _softmax(s: np.ndarray, axis: int) -> np.ndarray:
 def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.ndarray, pair_word: np.ndarray,
                negatives: np.ndarray, *, alpha_w: float, alpha_u: float, temperature: float,
                symmetric: float = 0.0, word_lock: np.ndarray | None = None, anchor: np.ndarray | None = None,
-               pull: float = 0.0, train_images: bool = True, bias: np.ndarray | None = None,
-               centroid: float = 0.0) -> float:
+               pull: float = 0.0, train_images: bool = True) -> float:
     """One step of the space objective on one run; updates ``W`` and ``syn0`` in place.
 
     Parameters
@@ -99,11 +98,6 @@ def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.nd
         Weight of the word → images term (each positive word against the run's images).
     word_lock : (n_vocab,) float32, optional
         Per-word factor on the word update (0 freezes a word; images must be 0).
-    centroid : float
-        Weight of a second image term, ``1 − cos(h, centroid of its words' unit vectors)`` (a
-        regression towards where its words are, which places an image among words it never met).
-    bias : (size,) float32, optional
-        The image map's offset (``h = W · v + bias``), updated with ``W``.
     anchor : (n_anchor, size) float32, optional
         Starting vectors of the first ``n_anchor`` words; a moved word is pulled back to it with
         strength `pull` (words at index ≥ n_anchor move freely).
@@ -123,8 +117,6 @@ def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.nd
     has = Y.sum(axis=1)
     rows = np.flatnonzero(has > 0)
     H = Vn[rows] @ W.T
-    if bias is not None:
-        H += bias
     Z, hn = _unit(H)
     U = syn0[cand]
     Uh, un = _unit(U)
@@ -145,14 +137,8 @@ def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.nd
     G *= inv_t
     if train_images and alpha_w > 0:
         dZ = G @ Uh
-        if centroid > 0:  # pull h towards the centroid of its words: 1 - cos(h, mean of their unit vectors)
-            R, _ = _unit((Yn @ Uh).astype(Z.dtype, copy=False))
-            loss += centroid * float(np.sum(1.0 - np.einsum("ij,ij->i", Z, R)))
-            dZ -= centroid * R
         dH = (dZ - np.einsum("ij,ij->i", dZ, Z)[:, None] * Z) / hn[:, None]
         W -= (alpha_w * dH.T) @ Vn[rows]
-        if bias is not None:
-            bias -= alpha_w * dH.sum(axis=0)
     if alpha_u > 0:
         dUh = G.T @ Z
         dU = (dUh - np.einsum("ij,ij->i", dUh, Uh)[:, None] * Uh) / un[:, None]

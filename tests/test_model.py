@@ -311,9 +311,6 @@ def test_frozen_words_and_frozen_W_stay_bit_identical(plain):
     assert all(np.array_equal(a, b) for a, b in zip(before, after))
 
 
-@pytest.mark.xfail(strict=True, reason="reported: with the default space_word_alpha, the space step moves every "
-                   "word of a model not built by from_word2vec (_space_word_lock unlocks indices >= "
-                   "n_pretrained_words == 0), though train_words=False promises bit-identical word vectors")
 def test_train_words_false_freezes_the_words_with_the_default_space_step(plain):
     docs = plain.docs[:400]
     m = Im2Vec(docs, image_features=plain.features, epochs=1, **SMALL)
@@ -475,9 +472,10 @@ def test_a_tag_the_text_never_saw_joins_the_word_space(two_stage_zero_shot):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "reported: the space step divides a word's step by its norm (cosine gradient); a new tag starts at "
-    "gensim's small random vector (norm 0.13), jumps to norm ~16 in its first run and then barely moves, "
-    "so it stays where that first jump threw it (its nearest images are of class 3, not 0)"))
+    "known limit: in two-stage a tag the text never saw starts at a random vector and only the space step "
+    "moves it; on this 4-class corpus it pulls its class's images off their class word (class-0 images at "
+    "cosine -0.36 to 'class0') instead of joining them; larger word steps, rescaled starts and an image "
+    "offset did not fix it (docs/joint-space.md)"))
 def test_a_tag_the_text_never_saw_lands_near_its_images(two_stage_zero_shot):
     data, unseen, _, w2v = two_stage_zero_shot
     images = [[w for w in d if w not in unseen] + (["brandnew"] if data.labels[d[0]] == 0 else [])

@@ -1,0 +1,54 @@
+"""The joint-space targets over several training seeds: mean and range, as the README reports them.
+
+    python benchmarks/space_seeds.py [--demo-dir demo_output] [--modes two-stage joint] [--seeds 1 2 3]
+
+Needs a finished ``make demo`` in `--demo-dir` (its data, features and word vectors). For each mode
+and seed it trains Im2Vec exactly as the demo does (:func:`gensim_im2vec.pipeline.train_model`,
+``DemoConfig(seed=…)``), evaluates it as the demo does
+(:func:`gensim_im2vec.pipeline.evaluate_trained`: the same split, candidates, baselines, space
+checks and analogies), prints each seed's targets, then per target the mean and the range over
+the seeds, beside the reference each target is measured against. Models are not saved.
+"""
+
+import argparse
+import time
+from collections import defaultdict
+
+import numpy as np
+from gensim.models import Word2Vec
+
+from gensim_im2vec.pipeline import DemoConfig, evaluate_trained, open_features, train_model
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--demo-dir", default="demo_output")
+    ap.add_argument("--modes", nargs="+", default=["two-stage", "joint"], choices=["two-stage", "joint"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    args = ap.parse_args()
+    words = Word2Vec.load(f"{args.demo_dir}/models/words.w2v")
+    for mode in args.modes:
+        feats = open_features(DemoConfig(out_dir=args.demo_dir))
+        values, refs = defaultdict(list), defaultdict(list)
+        for seed in args.seeds:
+            cfg = DemoConfig(out_dir=args.demo_dir, mode=mode, seed=seed)
+            t = time.perf_counter()
+            model = train_model(cfg, feats, words)
+            trained = time.perf_counter() - t
+            report = evaluate_trained(cfg, model, words)
+            print(f"{mode} seed {seed}: trained in {trained:.0f}s")
+            for row in report.targets():
+                values[row["target"]].append(row["value"])
+                refs[row["target"]].append(row["reference"])
+                print(f"  {row['target']:<90s} {row['value']:.3f}  (reference {row['reference']:.3f})"
+                      f"  {'met' if row['ok'] else 'NOT met'}")
+        print(f"\n{mode}: mean [min, max] over seeds {args.seeds}")
+        for name, v in values.items():
+            r = refs[name]
+            print(f"  {name:<90s} {np.mean(v):.3f} [{min(v):.3f}, {max(v):.3f}]  reference {np.mean(r):.3f} "
+                  f"[{min(r):.3f}, {max(r):.3f}]")
+        print()
+
+
+if __name__ == "__main__":
+    main()
