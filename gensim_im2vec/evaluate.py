@@ -917,14 +917,16 @@ def neighbour_tag_agreement(query_vectors, query_tags: Sequence[Iterable[str]], 
     return hits / n if n else float("nan")
 
 
-def analogy_quads(titles: Mapping[str, str], words: Container[str]) -> list[tuple[str, str, str, str]]:
+def analogy_quads(titles: Mapping[str, str], words: Container[str],
+                  tags: Mapping[str, Container[str]] | None = None) -> list[tuple[str, str, str, str]]:
     """Cross-modal analogy questions from image titles that differ in one word.
 
     Two images titled "man biking" and "woman biking" give ``(x, a, b, y)`` = (the man's image,
     "man", "woman", the woman's image) and the reverse: ``image(x) − a + b`` should land on ``y``.
     Only titles of two or more words, of equal length and differing in exactly one word, both
     words in `words`, are used; a title shared by several images is skipped (the answer would be
-    ambiguous).
+    ambiguous). With `tags` (``{key: the words the model saw with that image}``), a question is kept
+    only when ``a`` is one of x's words and ``b`` one of y's: the swap is one the model could learn.
 
     >>> analogy_quads({"img:1": "man biking", "img:2": "woman biking", "img:3": "red heart"},
     ...               {"man", "woman", "red", "blue"})
@@ -948,6 +950,8 @@ def analogy_quads(titles: Mapping[str, str], words: Container[str]) -> list[tupl
             continue
         # each title with the next one (cyclic), both ways: a group of n titles ("flag: <country>",
         # 250 of them) asks 2n questions, not n²
+        if tags is not None:
+            members = [t for t in members if t[i] in tags.get(unique[t], ())]
         for t1, t2 in zip(members, members[1:] + members[:1]):
             if t1 != t2:
                 quads.add((unique[t1], t1[i], t2[i], unique[t2]))

@@ -350,10 +350,11 @@ def _code(*modules: str) -> str:
     return Steps.digest({m: hashlib.sha256((here / f"{m}.py").read_bytes()).hexdigest() for m in modules})
 
 
-def evaluate_trained(cfg: DemoConfig, model, text_model, splits: dict | None = None):
+def evaluate_trained(cfg: DemoConfig, model, text_model, splits: dict | None = None, **kwargs):
     """:func:`gensim_im2vec.evaluate.run_evaluation` of a trained model on the held-out images of
     `cfg.eval_set` (the saved split, or `splits`), with every baseline, word similarity against
-    `text_model`, the space's checks and the cross-modal analogies; returns the report."""
+    `text_model`, the space's checks and the cross-modal analogies; returns the report. `kwargs`
+    go to ``run_evaluation`` (e.g. ``baselines=("ridge", "knn")``)."""
     from gensim_im2vec.evaluate import run_evaluation
 
     feats = model.features
@@ -365,7 +366,7 @@ def evaluate_trained(cfg: DemoConfig, model, text_model, splits: dict | None = N
     return run_evaluation(
         model, rows(data.test_keys), data.test_tags, data.candidates, zero_shot=data.zero_shot,
         train_features=rows(data.train_keys), train_tags=data.train_tags, train_keys=data.train_keys,
-        train_docs=docs, text_model=text_model, seed=cfg.seed, analogies=analogy_questions(cfg, model))
+        train_docs=docs, text_model=text_model, seed=cfg.seed, analogies=analogy_questions(cfg, model), **kwargs)
 
 
 def evaluate_model(cfg: DemoConfig, steps: Steps, model_path: Path, words_path: Path) -> str:
@@ -393,20 +394,24 @@ def evaluate_model(cfg: DemoConfig, steps: Steps, model_path: Path, words_path: 
 
 def analogy_questions(cfg: DemoConfig, model) -> list[tuple[str, str, str, str]]:
     """Cross-modal analogies among the training images of every image set, from titles that differ
-    in one word ("man biking" / "woman biking": ``image − man + woman`` → the woman's image);
-    see :func:`gensim_im2vec.evaluate.analogy_quads`."""
+    in one word ("man biking" / "woman biking": ``image − man + woman`` → the woman's image), where
+    the swapped words are in the images' own training documents; see
+    :func:`gensim_im2vec.evaluate.analogy_quads`."""
     from gensim_im2vec.datasets import _iter_sidecars
     from gensim_im2vec.evaluate import analogy_quads
 
+    splits = load_splits(cfg)
     titles = {}
-    for name, split in load_splits(cfg).items():
+    for name, split in splits.items():
         train = set(split.train)
         for key, meta in _iter_sidecars(_paths(cfg)["data"] / name):
             if key in train and "img:" + key in model.wv.key_to_index and meta.get("title"):
                 titles["img:" + key] = str(meta["title"])
+    docs = training_documents(cfg, model.features, tags_only=cfg.tags_only, splits=splits)[0]
+    tags = {doc[0]: set(doc[1:]) for doc in docs}
     words = {w for t in titles.values() for w in t.lower().split()
              if w in model.wv.key_to_index and not model.is_image(w)}
-    return analogy_quads(titles, words)
+    return analogy_quads(titles, words, tags)
 
 
 def _listing(title: str, pairs, model=None, n: int = 8) -> str:

@@ -345,6 +345,11 @@ def test_analogy_quads_pair_titles_differing_in_one_known_word():
     assert len(quads) == 8 and len(set(quads)) == 8
     assert all(q[1] == q[0][4:] and q[2] == q[3][4:] and q[0] != q[3] for q in quads)
     assert sorted(q[0] for q in quads) == sorted(2 * list(flags))  # every title asks twice
+    # with the images' own words: a swap is asked only where a is x's word and b is y's
+    own = {"img:fr": {"flag", "fr"}, "img:de": {"flag"}, "img:it": {"flag", "it"}, "img:es": {"flag", "es"}}
+    quads = ev.analogy_quads(flags, {"flag", "fr", "de", "it", "es"}, tags=own)
+    assert quads and all(q[1] in own[q[0]] and q[2] in own[q[3]] for q in quads)
+    assert not any("img:de" in (q[0], q[3]) for q in quads) and len(quads) == 6  # fr, it, es in a cycle
 
 
 class _Stub:
