@@ -644,9 +644,9 @@ def _fit_joint_logistic(X: np.ndarray, Y: np.ndarray, C: float, max_iter: int, t
         value = C * loss + 0.5 * float(np.dot(theta[: f * t], theta[: f * t]))
         return value / n, np.concatenate([gW.ravel(), gb]).astype(np.float64) / n
 
-    # small products run ~10x faster on one BLAS thread than on several of a busy machine
-    limits = _one_blas_thread() if n * f * t < 50_000_000 else contextlib.nullcontext()
-    with limits:
+    # one BLAS thread: small products run ~10x faster than on several threads of a busy machine,
+    # and the sums come out in the same order on every machine, so the table is the same every run
+    with _one_blas_thread():
         res = minimize(loss_grad, np.zeros(f * t + t), jac=True, method="L-BFGS-B",
                        options={"maxiter": int(max_iter), "gtol": tol})
     if not res.success:
@@ -1472,7 +1472,7 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
                 idt = IdTokenWord2VecScorer.fit(
                     train_docs, vector_size=model.vector_size, sg=model.sg, window=model.window,
                     negative=model.negative, epochs=model.epochs, sample=model.sample, seed=seed,
-                    workers=max(1, int(getattr(model, "workers", 1))))
+                    workers=1)  # one worker: the same table from the same model, every run
                 pick = [i for i, k in enumerate(train_keys) if k in idt.w2v.wv.key_to_index][:n_in_sample]
                 keys = [train_keys[i] for i in pick]
                 tags = [train_tags[i] for i in pick]
