@@ -644,8 +644,9 @@ def _fit_joint_logistic(X: np.ndarray, Y: np.ndarray, C: float, max_iter: int, t
         value = C * loss + 0.5 * float(np.dot(theta[: f * t], theta[: f * t]))
         return value / n, np.concatenate([gW.ravel(), gb]).astype(np.float64) / n
 
-    # one BLAS thread: small products run ~10x faster than on several threads of a busy machine,
-    # and the sums come out in the same order on every machine, so the table is the same every run
+    # one BLAS thread: small products run ~10x faster than on several threads of a busy machine.
+    # float32 GEMMs round a little differently run to run (kernel paths depend on alignment), so
+    # this baseline's figures can move in the third decimal between two runs on the same data
     with _one_blas_thread():
         res = minimize(loss_grad, np.zeros(f * t + t), jac=True, method="L-BFGS-B",
                        options={"maxiter": int(max_iter), "gtol": tol})
