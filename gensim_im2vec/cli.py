@@ -336,46 +336,51 @@ def evaluate_command(model_path, demo_dir, mode, test_path, features_path, train
         raise click.UsageError("give --test and --features (held-out images and their features), or --demo DIR.")
     model = _load_model(model_path)
     if demo_dir is not None:
-        from gensim_im2vec.pipeline import DemoConfig, evaluate_trained
-
         words = os.path.join(demo_dir, "models", "words.w2v")
         if not os.path.exists(words):
             raise click.ClickException(f"{words} not found: --demo needs a finished demo run in {demo_dir!r} "
                                        f"(make demo, or im2vec demo --out {demo_dir}).")
-        try:
+    try:
+        if demo_dir is not None:
+            from gensim_im2vec.pipeline import DemoConfig, evaluate_trained
+
             report = evaluate_trained(DemoConfig(out_dir=demo_dir, mode=mode), model,
                                       load_saved(text_model or words, (Word2Vec, KeyedVectors)))
-        except (ValueError, KeyError, OSError) as e:
-            raise click.ClickException(str(e)) from e
-        click.echo(report.format_table())
-        if json_path:
-            report.save_json(json_path)
-            click.echo(f"numbers written to {json_path}")
-        return
-    try:
-        keys, tags = ev.load_tagged_jsonl(test_path)
-        features = ev.features_for_keys(features_path, keys)
-        train = {}
-        if train_path:
-            tkeys, ttags = ev.load_tagged_jsonl(train_path)
-            source = train_features if train_features else model.features
-            train = dict(train_features=ev.features_for_keys(source, tkeys), train_tags=ttags, train_keys=tkeys,
-                         train_docs=[[k, *t] for k, t in zip(tkeys, ttags)])
-        zero_shot = ev.read_tag_file(zero_shot_path) if zero_shot_path else None
-        if candidates_path:
-            candidates = ev.read_tag_file(candidates_path)
         else:
-            candidates = sorted({t for ts in tags + train.get("train_tags", []) for t in ts})
-        text = load_saved(text_model, (Word2Vec, KeyedVectors)) if text_model else None
-        chosen = [] if baselines.strip().lower() == "none" else [b.strip() for b in baselines.split(",") if b.strip()]
-        report = ev.run_evaluation(model, features, tags, candidates, zero_shot=zero_shot, text_model=text,
-                                   baselines=chosen, word_similarity=word_similarity, **train)
+            report = _evaluate_files(ev, model, test_path, features_path, train_path, train_features,
+                                     candidates_path, zero_shot_path, text_model, baselines, word_similarity)
     except (ValueError, KeyError, OSError, TypeError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(report.format_table())
     if json_path:
         report.save_json(json_path)
         click.echo(f"numbers written to {json_path}")
+
+
+def _evaluate_files(ev, model, test_path, features_path, train_path, train_features, candidates_path,
+                    zero_shot_path, text_model, baselines, word_similarity):
+    """`im2vec evaluate` on held-out images given as files: read them, run the evaluation."""
+    from gensim.models import KeyedVectors, Word2Vec
+
+    from gensim_im2vec.model import load_saved
+
+    keys, tags = ev.load_tagged_jsonl(test_path)
+    features = ev.features_for_keys(features_path, keys)
+    train = {}
+    if train_path:
+        tkeys, ttags = ev.load_tagged_jsonl(train_path)
+        source = train_features if train_features else model.features
+        train = dict(train_features=ev.features_for_keys(source, tkeys), train_tags=ttags, train_keys=tkeys,
+                     train_docs=[[k, *t] for k, t in zip(tkeys, ttags)])
+    zero_shot = ev.read_tag_file(zero_shot_path) if zero_shot_path else None
+    if candidates_path:
+        candidates = ev.read_tag_file(candidates_path)
+    else:
+        candidates = sorted({t for ts in tags + train.get("train_tags", []) for t in ts})
+    text = load_saved(text_model, (Word2Vec, KeyedVectors)) if text_model else None
+    chosen = [] if baselines.strip().lower() == "none" else [b.strip() for b in baselines.split(",") if b.strip()]
+    return ev.run_evaluation(model, features, tags, candidates, zero_shot=zero_shot, text_model=text,
+                             baselines=chosen, word_similarity=word_similarity, **train)
 
 
 def _check_documents(path: str) -> None:

@@ -125,6 +125,15 @@ def _check_positive(name: str, value, hint: str = "") -> None:
         raise ValueError(f"{name} must be a finite number > 0{f' ({hint})' if hint else ''}, got {value!r}.")
 
 
+def _check_non_negative(name: str, value, hint: str = "", allow_none: bool = False) -> None:
+    """Raise ValueError naming `name` unless `value` is a finite real number >= 0 (or None when allowed)."""
+    if allow_none and value is None:
+        return
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        what = "None or a finite number >= 0" if allow_none else "a finite number >= 0"
+        raise ValueError(f"{name} must be {what}{f' ({hint})' if hint else ''}, got {value!r}.")
+
+
 def _cum_table(weights: np.ndarray) -> np.ndarray:
     """Cumulative table of `weights` scaled to [0, 2**31-1] (uint32), as gensim's make_cum_table."""
     weights = np.asarray(weights, dtype=np.float64)
@@ -278,15 +287,11 @@ class Im2Vec(Word2Vec):
         self.image_heads = image_heads
         _check_positive("space_temperature", space_temperature)
         _check_positive("space_alpha", space_alpha)
-        if not (isinstance(space_word_alpha, (int, float)) and math.isfinite(space_word_alpha) and space_word_alpha >= 0):
-            raise ValueError(f"space_word_alpha must be a finite number >= 0, got {space_word_alpha!r}.")
+        _check_non_negative("space_word_alpha", space_word_alpha)
+        _check_non_negative("space_pull", space_pull, allow_none=True)
+        _check_non_negative("space_symmetric", space_symmetric)
         if not isinstance(space_negatives, (int, np.integer)) or space_negatives < 0:
             raise ValueError(f"space_negatives must be an int >= 0, got {space_negatives!r}.")
-        if space_pull is not None and not (isinstance(space_pull, (int, float)) and math.isfinite(space_pull)
-                                           and space_pull >= 0):
-            raise ValueError(f"space_pull must be None or a finite number >= 0, got {space_pull!r}.")
-        if not (isinstance(space_symmetric, (int, float)) and math.isfinite(space_symmetric) and space_symmetric >= 0):
-            raise ValueError(f"space_symmetric must be a finite number >= 0, got {space_symmetric!r}.")
         self.space_temperature = float(space_temperature)
         self.space_negatives = int(space_negatives)
         self.space_alpha = float(space_alpha)
@@ -610,10 +615,8 @@ class Im2Vec(Word2Vec):
     def _check_rates(self) -> None:
         """Refuse a learning rate or downsampling threshold that would train garbage (alpha=-1)."""
         _check_positive("alpha", self.alpha, "the initial learning rate, e.g. 0.025")
-        for name, value in (("min_alpha", self.min_alpha), ("sample", self.sample)):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                hint = "the final learning rate, e.g. 0.0001" if name == "min_alpha" else "e.g. 1e-3; 0: no downsampling"
-                raise ValueError(f"{name} must be a finite number >= 0 ({hint}), got {value!r}.")
+        _check_non_negative("min_alpha", self.min_alpha, "the final learning rate, e.g. 0.0001")
+        _check_non_negative("sample", self.sample, "e.g. 1e-3; 0: no downsampling")
 
     def _check_tokens(self) -> None:
         """Refuse tokens that are not str (an int in a document), naming them and the fix."""
@@ -779,7 +782,7 @@ class Im2Vec(Word2Vec):
             t_space = default_timer() - t0
         n_img = int(np.count_nonzero(slots >= 0)) if n_slots else 0
         with _STATS_LOCK:
-            self._space_seconds = getattr(self, "_space_seconds", 0.0) + t_space
+            self._space_seconds += t_space
             if self.compute_loss:
                 self.running_training_loss += loss
             self._image_occurrences += n_img
@@ -810,17 +813,15 @@ class Im2Vec(Word2Vec):
             cum, idx = self._neg_word_cum, self._neg_word_idx
         negatives = idx[np.searchsorted(cum, rng.integers(0, int(cum[-1]), self.space_negatives), side="right")] \
             if self.space_negatives and len(idx) else np.zeros(0, np.int64)
-        move = self.space_word_alpha > 0
-        lock = self._space_lock
         return space_step(
             self.W, self.wv.vectors, Vn, pair_slot, pair_word, negatives,
-            alpha_w=alpha * self.image_alpha * self.space_alpha,
-            alpha_u=alpha * self.space_word_alpha if move else 0.0, temperature=self.space_temperature,
-            symmetric=self.space_symmetric, word_lock=lock, anchor=self.space_anchor,
+            alpha_w=alpha * self.image_alpha * self.space_alpha, alpha_u=alpha * self.space_word_alpha,
+            temperature=self.space_temperature, symmetric=self.space_symmetric, word_lock=self._space_lock,
+            anchor=self.space_anchor,
             pull=self.space_pull or 0.0, train_images=self.train_images)
 
     def _write_image_vectors(self) -> None:
-        """Write ``W · v̂`` of every vocabulary image into ``model.wv.vectors`` (in chunks)."""
+        """Write every vocabulary image's vector (:meth:`project_rows`) into ``model.wv.vectors`` (in chunks)."""
         idx = np.flatnonzero(self._vocab_image_rows >= 0)
         if not len(idx) or self.W is None:
             return

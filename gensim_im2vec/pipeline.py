@@ -117,13 +117,6 @@ class Steps:
         return result
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file renamed over it (never half-written)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def image_documents(dataset_dir: str | os.PathLike, keys=None, exclude=None, tags_only: bool = False):
     """Restartable training documents of a built image set (FolderCorpus, normalised tags + text;
     with `tags_only`, the tags alone)."""
@@ -360,19 +353,21 @@ def evaluate_trained(cfg: DemoConfig, model, text_model, splits: dict | None = N
     feats = model.features
     data = evaluation_data(cfg, feats, split=splits[cfg.eval_set] if splits else None)
     rows = lambda keys: feats.gather_normalized([feats.row(k) for k in keys])  # noqa: E731
-    docs, _ = training_documents(cfg, feats, tags_only=cfg.tags_only, splits=splits)
+    docs, splits = training_documents(cfg, feats, tags_only=cfg.tags_only, splits=splits)
+    analogies = analogy_questions(cfg, model, splits=splits, docs=docs)
     if cfg.mode == "joint":  # the id-token baseline sees the image documents as often as the model did
         docs = docs * max(1, cfg.image_epochs // cfg.text_epochs)
     return run_evaluation(
         model, rows(data.test_keys), data.test_tags, data.candidates, zero_shot=data.zero_shot,
         train_features=rows(data.train_keys), train_tags=data.train_tags, train_keys=data.train_keys,
-        train_docs=docs, text_model=text_model, seed=cfg.seed, analogies=analogy_questions(cfg, model), **kwargs)
+        train_docs=docs, text_model=text_model, seed=cfg.seed, analogies=analogies, **kwargs)
 
 
 def evaluate_model(cfg: DemoConfig, steps: Steps, model_path: Path, words_path: Path) -> str:
     """Evaluate the demo's model (:func:`evaluate_trained`), cached; returns the printed table."""
     from gensim.models import Word2Vec
 
+    from gensim_im2vec.datasets import _atomic_write_bytes
     from gensim_im2vec.model import Im2Vec
 
     out = _paths(cfg)["eval"]
@@ -383,7 +378,7 @@ def evaluate_model(cfg: DemoConfig, steps: Steps, model_path: Path, words_path: 
         out.mkdir(parents=True, exist_ok=True)
         report = evaluate_trained(cfg, Im2Vec.load(str(model_path), mmap="r"), Word2Vec.load(str(words_path)))
         report.save_json(json_path)
-        atomic_write_text(table_path, report.format_table() + "\n")
+        _atomic_write_bytes(table_path, (report.format_table() + "\n").encode("utf-8"))
         return {k: report.info[k] for k in ("n_test_images", "n_candidates", "n_zero_shot_tags")}
 
     steps.run(f"evaluate-{cfg.mode}", {"model": Steps.digest({"m": os.path.getmtime(model_path)}),
@@ -392,22 +387,24 @@ def evaluate_model(cfg: DemoConfig, steps: Steps, model_path: Path, words_path: 
     return table_path.read_text()
 
 
-def analogy_questions(cfg: DemoConfig, model) -> list[tuple[str, str, str, str]]:
+def analogy_questions(cfg: DemoConfig, model, splits: dict | None = None,
+                      docs: list | None = None) -> list[tuple[str, str, str, str]]:
     """Cross-modal analogies among the training images of every image set, from titles that differ
     in one word ("man biking" / "woman biking": ``image − man + woman`` → the woman's image), where
-    the swapped words are in the images' own training documents; see
-    :func:`gensim_im2vec.evaluate.analogy_quads`."""
+    the swapped words are in the images' own training documents (`docs`, default: read them again
+    with :func:`training_documents`); see :func:`gensim_im2vec.evaluate.analogy_quads`."""
     from gensim_im2vec.datasets import _iter_sidecars
     from gensim_im2vec.evaluate import analogy_quads
 
-    splits = load_splits(cfg)
+    splits = splits if splits is not None else load_splits(cfg)
     titles = {}
     for name, split in splits.items():
         train = set(split.train)
         for key, meta in _iter_sidecars(_paths(cfg)["data"] / name):
             if key in train and "img:" + key in model.wv.key_to_index and meta.get("title"):
                 titles["img:" + key] = str(meta["title"])
-    docs = training_documents(cfg, model.features, tags_only=cfg.tags_only, splits=splits)[0]
+    if docs is None:
+        docs = training_documents(cfg, model.features, tags_only=cfg.tags_only, splits=splits)[0]
     tags = {doc[0]: set(doc[1:]) for doc in docs}
     words = {w for t in titles.values() for w in t.lower().split()
              if w in model.wv.key_to_index and not model.is_image(w)}
@@ -528,10 +525,11 @@ def run_demo(cfg: DemoConfig | None = None, echo: Callable[[str], None] = print)
 def write_zero_shot_words(cfg: DemoConfig, model_path: Path) -> Path:
     """``OUT/zero_shot_tags.txt``: the held-out tags that are words of the model, one per line
     (for ``im2vec query --zero-shot-words``). Written atomically."""
+    from gensim_im2vec.datasets import _atomic_write_bytes
     from gensim_im2vec.model import Im2Vec
 
     model = Im2Vec.load(str(model_path), mmap="r")
     words = sorted(t for t in zero_shot_tags(cfg) if t in model.wv.key_to_index and not model.is_image(t))
     path = Path(cfg.out_dir) / "zero_shot_tags.txt"
-    atomic_write_text(path, "".join(w + "\n" for w in words))
+    _atomic_write_bytes(path, "".join(w + "\n" for w in words).encode("utf-8"))
     return path

@@ -40,24 +40,23 @@ REAL = np.float32
 def run_pairs(tokens: np.ndarray, slots: np.ndarray, bounds: np.ndarray, n_slots: int) -> tuple[np.ndarray, np.ndarray]:
     """(image slot, word index) pairs of a prepared run: every word of an image's document chunk,
     once per image. Returns two int64 arrays of equal length, sorted by slot then word."""
-    n = len(tokens)
-    if n == 0 or n_slots == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    empty = np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if len(tokens) == 0 or n_slots == 0:
+        return empty
     chunk = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))
     is_img = slots >= 0
     ic, isl = chunk[is_img], slots[is_img].astype(np.int64)
     wc, wt = chunk[~is_img], tokens[~is_img].astype(np.int64)
-    if not len(wc):
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     # join on the chunk: chunks are contiguous and both sides are sorted by chunk
     w_lo = np.searchsorted(wc, ic, side="left")
-    w_hi = np.searchsorted(wc, ic, side="right")
-    counts = w_hi - w_lo
+    counts = np.searchsorted(wc, ic, side="right") - w_lo
+    if not counts.sum():  # no image shares a chunk with a word
+        return empty
     pair_slot = np.repeat(isl, counts)
     offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     pair_word = wt[np.repeat(w_lo, counts) + offsets]
-    key = np.unique(pair_slot * (int(pair_word.max()) + 1) + pair_word) if len(pair_word) else pair_word
-    base = int(pair_word.max()) + 1 if len(pair_word) else 1
+    base = int(pair_word.max()) + 1  # one key per (slot, word): duplicates (a word twice) go
+    key = np.unique(pair_slot * base + pair_word)
     return key // base, key % base
 
 

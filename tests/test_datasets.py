@@ -293,11 +293,16 @@ def _docs(out: Path) -> dict[str, list[str]]:
     return {d[0][4:]: d[1:] for d in FolderCorpus(out)}
 
 
-def test_creator_rule_drops_the_own_name_only(tmp_path):
+def _built_clipart(tmp_path: Path) -> tuple[Path, dict, dict[str, list[str]]]:
+    """The fake collection built with the default rules: output folder, build report, documents."""
     svg_root, png_root = _fake_clipart(tmp_path)
     out = tmp_path / "oc"
     m = build_openclipart(out, svg_root=svg_root, png_root=png_root)
-    docs = _docs(out)
+    return out, m, _docs(out)
+
+
+def test_creator_rule_drops_the_own_name_only(tmp_path):
+    out, m, docs = _built_clipart(tmp_path)
     cat = json.loads((out / "animals/cat_afr.json").read_text())
     assert cat["tags"] == ["cat", "animal", "Animals"]
     assert cat["dropped"]["creator"] == ["Architetto Francesco Rollandin", "francesco rollandin"]
@@ -317,10 +322,7 @@ def test_creator_rule_drops_the_own_name_only(tmp_path):
 
 
 def test_folder_rule_drops_category_folder_names_and_keeps_words(tmp_path):
-    svg_root, png_root = _fake_clipart(tmp_path)
-    out = tmp_path / "oc"
-    m = build_openclipart(out, svg_root=svg_root, png_root=png_root)
-    docs = _docs(out)
+    out, m, docs = _built_clipart(tmp_path)
     navy = json.loads((out / "signs_and_symbols/navy_flag.json").read_text())
     assert navy["tags"] == ["navy", "flag", "sign"] and navy["dropped"] == {"folder": ["Signs and Symbols"]}
     # a folder that is a word describes its drawings: "food" on an apple, "animals" on a cat stay
@@ -332,10 +334,7 @@ def test_folder_rule_drops_category_folder_names_and_keeps_words(tmp_path):
 
 
 def test_tool_rule_drops_tool_and_icon_set_markers(tmp_path):
-    svg_root, png_root = _fake_clipart(tmp_path)
-    out = tmp_path / "oc"
-    m = build_openclipart(out, svg_root=svg_root, png_root=png_root)
-    docs = _docs(out)
+    out, m, docs = _built_clipart(tmp_path)
     assert docs["signs_and_symbols/star_7"] == ["stars", "geometry"]  # magick, hash, title "gramastar"
     assert docs["signs_and_symbols/star_8"] == ["stars", "blue"]  # a tool word inside a title goes
     icon = json.loads((out / "food/apple_icon.json").read_text())
