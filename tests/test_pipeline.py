@@ -99,3 +99,24 @@ def test_zero_shot_tags_never_reach_training_and_images_train_on_their_tags(demo
     np.testing.assert_allclose(model.wv[key], model.project(f), rtol=1e-4, atol=1e-5)  # the stored rows are the map
     listed = open(result["zero_shot_words"], encoding="utf-8").read().split()
     assert listed and listed == sorted(listed) and set(listed) <= held_out and all(w in model.wv for w in listed)
+
+
+@pytest.mark.slow
+def test_im2vec_evaluate_demo_prints_the_demos_table(demo):
+    """`im2vec evaluate MODEL --demo DIR` reproduces the table the demo wrote (the logistic baseline's
+    float32 fit may move in the last digit between runs, so its line is compared by its method only)."""
+    from click.testing import CliRunner
+
+    from gensim_im2vec.cli import main
+
+    cfg, result, _ = demo
+    res = CliRunner().invoke(main, ["evaluate", result["model"], "--demo", cfg.out_dir])
+    assert res.exit_code == 0, res.output
+    written = open(os.path.join(cfg.out_dir, "evaluation", "evaluation-two-stage.txt"), encoding="utf-8").read()
+
+    def lines(text):
+        return [ln.split()[0] if ln.startswith("logistic") else ln for ln in text.strip().splitlines()]
+
+    assert lines(res.output) == lines(written)
+    bad = CliRunner().invoke(main, ["evaluate", result["model"], "--demo", str(os.path.dirname(cfg.out_dir))])
+    assert bad.exit_code != 0 and "needs a finished demo run" in bad.output
