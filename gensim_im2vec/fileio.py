@@ -1,0 +1,118 @@
+"""Atomic file writes: every file the package writes appears whole or not at all.
+
+A crash (or Ctrl-C) in the middle of a write leaves the previous file, never half of a new one:
+the bytes go to a hidden temporary file beside the target, are flushed (and, with
+``durable=True``, fsynced together with the directory entry), and only then renamed onto the
+target with :func:`os.replace`, which is atomic on POSIX and Windows.
+
+>>> import json, tempfile
+>>> from pathlib import Path
+>>> from gensim_im2vec.fileio import atomic_write, atomic_write_bytes, atomic_write_json
+>>> d = Path(tempfile.mkdtemp())
+>>> atomic_write_json(d / "stats.json", {"images": 3})
+>>> json.loads((d / "stats.json").read_text())
+{'images': 3}
+>>> atomic_write(d / "rows.txt", lambda f: f.write(b"a\\nb\\n"))
+>>> (d / "rows.txt").read_bytes()
+b'a\\nb\\n'
+>>> atomic_write_bytes(d / "rows.txt", b"c\\n"); (d / "rows.txt").read_text()
+'c\\n'
+>>> sorted(p.name for p in d.iterdir())  # no temporary file left behind
+['rows.txt', 'stats.json']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+__all__ = ["atomic_copy", "atomic_path", "atomic_write", "atomic_write_bytes", "atomic_write_json",
+           "fsync_dir", "temp_name"]
+
+
+def temp_name(path: str | os.PathLike) -> Path:
+    """The hidden temporary name beside `path` that a write goes to first (unique per process
+    and thread, so concurrent writers never share one)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+
+
+def fsync_dir(directory: str | os.PathLike) -> None:
+    """fsync a directory, so that a rename into it survives a power cut (a no-op where the
+    platform cannot open directories)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, durable: bool = False) -> Iterator[Path]:
+    """Yield a temporary path to write `path` through (by any writer that takes a file name, e.g.
+    ``np.save`` or ``Image.save``); on success it is renamed onto `path`, on error removed.
+
+    The temporary name keeps `path`'s suffix, for writers that choose the format by it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(path)
+    tmp = tmp.with_name(tmp.name + path.suffix)
+    try:
+        yield tmp
+        if durable:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    if durable:
+        fsync_dir(path.parent)
+
+
+def atomic_write(path: str | os.PathLike, writer: Callable[[IO[bytes]], object], *, durable: bool = False) -> None:
+    """Write `path` through ``writer(binary_file)``, all or nothing (see the module).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The target; its directory is created if missing.
+    writer : callable
+        Called once with the open temporary file (binary mode).
+    durable : bool
+        fsync the file and its directory before returning (for commit records and data a resume
+        trusts); off for files that are cheap to redo.
+    """
+    with atomic_path(path, durable=durable) as tmp, open(tmp, "wb") as f:
+        writer(f)
+        f.flush()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = False) -> None:
+    """Write `data` to `path`, all or nothing."""
+    atomic_write(path, lambda f: f.write(data), durable=durable)
+
+
+def atomic_write_json(path: str | os.PathLike, obj, *, durable: bool = False, indent: int = 1,
+                      sort_keys: bool = False) -> None:
+    """Write `obj` as UTF-8 JSON (one trailing newline) to `path`, all or nothing."""
+    text = json.dumps(obj, ensure_ascii=False, indent=indent, sort_keys=sort_keys) + "\n"
+    atomic_write_bytes(path, text.encode("utf-8"), durable=durable)
+
+
+def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Copy the bytes of `src` (following symlinks) to `dst`, all or nothing."""
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
