@@ -1,11 +1,14 @@
-"""Fixtures shared by several test modules."""
+"""Fixtures shared by several test modules.
+
+Nothing here imports torch, torchvision or PIL at import time: the kernel, model and space tests
+run without the vision extra (``tests/test_model.py::test_kernel_and_model_need_no_torch`` proves
+it). Fixtures that extract features import the extractor when they are first used.
+"""
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
 
 from gensim_im2vec import Im2Vec
-from gensim_im2vec.features import FeatureExtractor
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 180, 40), "blue": (30, 60, 220)}
 TAGS = {"red": ["red", "warm", "fire"], "green": ["green", "grass", "leaf"], "blue": ["blue", "sea", "sky"]}
@@ -14,6 +17,10 @@ TAGS = {"red": ["red", "warm", "fire"], "green": ["green", "grass", "leaf"], "bl
 @pytest.fixture(scope="session")
 def query_model(tmp_path_factory):
     """A model trained on features that a tiny random-init CNN extracted from generated images."""
+    from PIL import Image, ImageDraw
+
+    from gensim_im2vec.features import FeatureExtractor
+
     root = tmp_path_factory.mktemp("query")
     rng = np.random.default_rng(0)
     for colour, rgb in COLOURS.items():

@@ -663,3 +663,67 @@ def test_memory_mapped_features_are_checked_only_where_the_vocabulary_uses_them(
     assert len(m.image_keys) == 2
     with pytest.raises(ValueError, match=r"NaN or inf: 'img:4'"):
         Im2Vec([["img:4", "a", "b"]], image_features=(keys, mm), **SMALL)
+
+
+# ---------------------------------------------------------------------------- without the vision extra
+# Runs first in a child interpreter: every import of torch, torchvision or PIL raises
+# ModuleNotFoundError, as when the vision extra is not installed. (A `sys.modules["torch"] = None`
+# entry would not do: SciPy's array-API helpers look the name up in sys.modules and read
+# `.Tensor` from it, so gensim's own import fails.)
+NO_VISION = """
+import sys
+class _NoVision:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("torch", "torchvision", "PIL"):
+            raise ModuleNotFoundError(f"No module named {name!r} (the test hides the vision extra)", name=name)
+sys.meta_path.insert(0, _NoVision())
+try:
+    import gensim_im2vec.features
+except ModuleNotFoundError:
+    pass
+else:
+    raise SystemExit("the import blocker let gensim_im2vec.features (torch) import")
+def vision_modules():
+    return sorted(m for m in sys.modules if m.partition(".")[0] in ("torch", "torchvision", "PIL"))
+"""
+
+
+def test_a_model_trains_saves_and_loads_without_torch(tmp_path):
+    """Train, save, load and query an Im2Vec with torch, torchvision and PIL unimportable: the
+    model, the kernel, the space step and the synthetic corpus need none of them."""
+    code = NO_VISION + f"""
+import json
+import numpy as np
+from gensim_im2vec import Im2Vec
+from gensim_im2vec.synthetic import make_corpus
+data = make_corpus(n_classes=5, n_images=500, n_features=32, seed=3)
+m = Im2Vec(data.docs, image_features=data.features, vector_size=16, sg=1, min_count=1, epochs=8, sample=0,
+           workers=1, seed=1)
+m.save({str(tmp_path / "m.model")!r})
+loaded = Im2Vec.load({str(tmp_path / "m.model")!r}, mmap="r")
+preds = loaded.similar_by_image(data.test_features, topn=1, restrict="words")
+hits = float(np.mean([p[0][0] == data.class_words[y] for p, y in zip(preds, data.test_labels)]))
+print(json.dumps({{"hits": hits, "vision": vision_modules()}}))
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = json.loads(res.stdout.splitlines()[-1])
+    assert got["vision"] == []
+    assert got["hits"] >= 0.9, got  # held-out images find their class word first (65 words)
+
+
+def test_the_kernel_space_and_model_error_tests_run_without_torch():
+    """tests/conftest.py and the kernel, space-step and model-boundary test modules, collected and
+    run by pytest in an interpreter where torch, torchvision and PIL cannot be imported."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = NO_VISION + """
+import pytest
+rc = pytest.main(["-q", "-p", "no:cacheprovider", "-rs", "tests/test_kernel.py", "tests/test_space.py",
+                  "tests/test_model_errors.py"])
+print("vision modules:", vision_modules())
+sys.exit(int(rc))
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert " passed" in res.stdout and "skipped" not in res.stdout, res.stdout[-3000:]
+    assert "vision modules: []" in res.stdout
