@@ -182,10 +182,8 @@ def _guess_format(path: str) -> str:
 def normalize_command(source, output, fmt, fields, key, image_column, text_column, tag_column, prefix,
                       multiword, keep_stopwords, limit, report):
     """Turn noisy metadata in SOURCE into clean training documents and report what was pruned."""
-    import json
-    import os
-
     from gensim_im2vec import corpora
+    from gensim_im2vec.fileio import atomic_path, atomic_write_json
     from gensim_im2vec.text import Normalizer
 
     _check_output(output, "'-o' / '--output'")
@@ -209,23 +207,17 @@ def normalize_command(source, output, fmt, fields, key, image_column, text_colum
                                          limit=limit)
         else:
             corpus = corpora.TextCorpus(source, normalizer=norm, limit=limit)
-        tmp = output + ".tmp"
-        try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                for doc in corpus:
-                    f.write(" ".join(doc) + "\n")
-            os.replace(tmp, output)
-        finally:  # a failed or interrupted run leaves no half-written temp file
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        # all or nothing: a failed or interrupted run leaves neither a half-written output nor a temp file
+        with atomic_path(output) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            for doc in corpus:
+                f.write(" ".join(doc) + "\n")
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"{output}: {corpus.stats.summary()}")
     click.echo(norm.stats.summary())
     if report:
-        with open(report, "w", encoding="utf-8") as f:
-            json.dump({"reader": corpus.stats.as_dict(), "normalizer": norm.stats.as_dict(),
-                       "normalizer_config": norm.config()}, f, indent=1, ensure_ascii=False)
+        atomic_write_json(report, {"reader": corpus.stats.as_dict(), "normalizer": norm.stats.as_dict(),
+                                   "normalizer_config": norm.config()})
 
 
 @main.group("datasets")

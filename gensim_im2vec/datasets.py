@@ -42,6 +42,7 @@ Examples
 (30, 'fonts-noto-color-emoji')
 >>> split = load_split("/tmp/emoji")                               # doctest: +SKIP
 >>> from gensim_im2vec.corpora import FolderCorpus
+from gensim_im2vec.fileio import atomic_copy, atomic_path, atomic_write_json
 >>> train = FolderCorpus("/tmp/emoji", keys=set(split.train),
 ...                      exclude=set(split.zero_shot_tags))      # doctest: +SKIP
 
@@ -63,7 +64,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import subprocess
 import time
 import unicodedata
@@ -74,6 +74,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gensim_im2vec.corpora import FolderCorpus
+from gensim_im2vec.fileio import atomic_copy, atomic_path, atomic_write_json
 from gensim_im2vec.text import Normalizer
 from gensim_im2vec.weights import file_digest
 
@@ -136,25 +137,6 @@ def _package_versions(packages: Sequence[str]) -> dict[str, str | None]:
         except (OSError, subprocess.SubprocessError):
             out[pkg] = None
     return out
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
-def _atomic_write_json(path: Path, obj) -> None:
-    _atomic_write_bytes(path, (json.dumps(obj, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))
-
-
-def _atomic_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
-    shutil.copyfile(src, tmp)  # follows symlinks: the copy holds the bytes
-    os.replace(tmp, dst)
 
 
 def _image_summary(out: Path, normalizer: Normalizer | None = None) -> dict:
@@ -527,7 +509,7 @@ def build_openclipart(
             skipped["unreadable_svg"] += 1
             logger.warning("openclipart: cannot read %s (%s); skipped", svg, e)
             continue
-        _atomic_copy(png, dst_png)
+        atomic_copy(png, dst_png)
         meta.update(
             source=str(svg),
             source_png=str(png.resolve()),
@@ -537,7 +519,7 @@ def build_openclipart(
         )
         if drop_tags:
             meta = drop_undescriptive(meta, folders=folders, normalizer=tag_norm)
-        _atomic_write_json(dst_json, meta)  # the item's completion marker
+        atomic_write_json(dst_json, meta)  # the item's completion marker
         built += 1
         if built % 1000 == 0:
             logger.info("openclipart: %i drawings built (%.0f/s)", built, built / (time.perf_counter() - t0))
@@ -575,7 +557,7 @@ def _finish_image_set(out: Path, name: str, packages, built, resumed, skipped, t
         s = make_split(out)
         manifest["split"] = {"train": len(s.train), "test": len(s.test), "groups": s.n_groups,
                              "zero_shot_tags": len(s.zero_shot_tags)}  # fmt: skip
-    _atomic_write_json(out / "dataset.json", manifest)  # written last: the build's marker
+    atomic_write_json(out / "dataset.json", manifest, durable=True)  # written last: the build's marker
     logger.info(
         "%s: %i images (%i new, %i already built), %i with >= 2 tags, %.2f tags/image; skipped %s; %.1fs",
         name, manifest["images"], built, resumed, manifest["images_with_2_tags"], manifest["tags_per_image"],
@@ -738,9 +720,8 @@ def build_emoji(
         if img.getbbox() is None:
             skipped["not_in_font"] += 1
             continue
-        tmp = dst_png.with_name(f".{dst_png.name}.tmp{os.getpid()}")
-        img.save(tmp, format="PNG")
-        os.replace(tmp, dst_png)
+        with atomic_path(dst_png) as tmp:
+            img.save(tmp, format="PNG")
         meta = {
             "title": name,
             "description": "",
@@ -752,7 +733,7 @@ def build_emoji(
             "split_group": "emoji:" + emoji_base(cps),
             "sha1": file_digest(dst_png, "sha1"),
         }
-        _atomic_write_json(dst_json, meta)
+        atomic_write_json(dst_json, meta)
         built += 1
     return _finish_image_set(
         out, "emoji", ["fonts-noto-color-emoji", "unicode-cldr-core", "unicode-data"], built, resumed, skipped, t0,
@@ -889,16 +870,14 @@ def build_dictionary_text(
                     words += len(line.split())
             per_source[s] = {"documents": docs, "words": words, "resumed": True}
             continue
-        tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
         docs = words = 0
-        with open(tmp, "w", encoding="utf-8") as f:
+        with atomic_path(dst) as tmp, open(tmp, "w", encoding="utf-8") as f:
             for text in read():
                 if limit is not None and docs >= limit:
                     break
                 f.write(text + "\n")
                 docs += 1
                 words += len(text.split())
-        os.replace(tmp, dst)
         per_source[s] = {"documents": docs, "words": words, "resumed": False}
         logger.info("dictionary-text: %s: %i documents, %i words", s, docs, words)
     packages = [("fortunes" if s == "fortunes" else f"dict-{s}") for s in readers]
@@ -913,7 +892,7 @@ def build_dictionary_text(
         "params": {"limit": limit, "sources": list(readers)},
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    _atomic_write_json(out / "dataset.json", manifest)
+    atomic_write_json(out / "dataset.json", manifest, durable=True)  # written last: the build's marker
     logger.info("dictionary-text: %i documents, %i words in %.1fs", manifest["documents"], manifest["words"], manifest["seconds"])
     return manifest
 
@@ -976,7 +955,7 @@ class Split:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write as JSON (atomically)."""
-        _atomic_write_json(Path(path), asdict(self))
+        atomic_write_json(path, asdict(self))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Split:

@@ -50,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gensim_im2vec.fileio import atomic_write_json
 from gensim_im2vec.store import IDENTITY_FIELDS, FeatureStore, StoreMismatchError
 
 logger = logging.getLogger(__name__)
@@ -208,12 +209,9 @@ class _PartExtractor:
             t0 = time.perf_counter()
             rep = self.fx.extract(pairs, _part_dir(self.parts_root, part), mode="extend", **self.extract_kwargs)
             marker = _marker(self.parts_root, part)
-            tmp = marker.with_name(f".{marker.name}.tmp-{os.getpid()}")
-            with open(tmp, "w", encoding="utf-8") as f:  # the marker last: the part is complete
-                json.dump({"keys": [k for k, _ in pairs], "extracted": rep.extracted, "skipped": rep.skipped}, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, marker)
+            # the marker last: the part is complete (a resume trusts it, so it is fsynced)
+            atomic_write_json(marker, {"keys": [k for k, _ in pairs], "extracted": rep.extracted,
+                                       "skipped": rep.skipped}, durable=True, indent=None)
             out["part"].append(part)
             out["extracted"].append(rep.extracted)
             out["already"].append(rep.already)

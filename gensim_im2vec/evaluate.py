@@ -105,6 +105,7 @@ from timeit import default_timer
 import numpy as np
 from gensim.models import KeyedVectors, Word2Vec
 
+from gensim_im2vec.fileio import atomic_write_json
 from gensim_im2vec.validation import check_features, l2_normalize
 
 logger = logging.getLogger(__name__)
@@ -1251,10 +1252,7 @@ class EvaluationReport:
 
     def save_json(self, path: str | os.PathLike) -> None:
         """Write :meth:`to_dict` as JSON (atomically)."""
-        tmp = f"{os.fspath(path)}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=1, ensure_ascii=False)
-        os.replace(tmp, path)
+        atomic_write_json(path, self.to_dict())
 
     def format_table(self) -> str:
         """Aligned plain-text tables (image tagging, then word similarity), as in the slides."""

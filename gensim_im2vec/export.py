@@ -52,6 +52,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gensim_im2vec.fileio import atomic_path, atomic_write_bytes
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["ProjectorExport", "export_projector", "MAX_SPRITE_SIDE"]
@@ -234,7 +236,7 @@ def export_projector(
     out.mkdir(parents=True, exist_ok=True)
     rows = np.fromiter((kv.key_to_index[k] for k in keys), dtype=np.int64, count=len(keys))
     vec_path = out / "vectors.tsv"
-    with open(vec_path, "w", encoding="utf-8") as f:
+    with atomic_path(vec_path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for lo in range(0, len(rows), 65536):
             block = np.asarray(kv.vectors[rows[lo : lo + 65536]], dtype=np.float64)
             if normalize:
@@ -243,7 +245,7 @@ def export_projector(
             np.savetxt(f, block, fmt="%.7g", delimiter="\t")
     flags = [bool(is_image(k)) for k in keys]
     meta_path = out / "metadata.tsv"
-    with open(meta_path, "w", encoding="utf-8", newline="\n") as f:
+    with atomic_path(meta_path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
         f.write("key\tmodality\tcount\n")
         for k, img in zip(keys, flags):
             try:
@@ -267,7 +269,8 @@ def export_projector(
                 tile = _word_tile(str(k), size)
             sprite.paste(tile, ((i % grid) * size[0], (i // grid) * size[1]))
         sprite_path = out / "sprite.png"
-        sprite.save(sprite_path)
+        with atomic_path(sprite_path) as tmp:
+            sprite.save(tmp)
         if missing:
             logger.warning(
                 "sprite: %i of %i image(s) have no readable file (grey tiles), e.g. %s; pass images= as the "
@@ -291,7 +294,7 @@ def export_projector(
         ]
     lines.append("}")
     cfg_path = out / "projector_config.pbtxt"
-    cfg_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_bytes(cfg_path, ("\n".join(lines) + "\n").encode("utf-8"))
     result = ProjectorExport(
         directory=out, count=len(keys), n_images=sum(flags), vectors=vec_path, metadata=meta_path,
         config=cfg_path, sprite=sprite_path, grid=grid, thumbnail=size if grid else (0, 0), missing=missing,

@@ -73,6 +73,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gensim_im2vec.fileio import atomic_write_json
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["ModalityIndexer", "ann_most_similar", "BACKENDS", "MODALITIES"]
@@ -479,10 +481,7 @@ class ModalityIndexer:
             "dim": self.dim, "image_prefix": self.image_prefix, "params": self.params, "parts": parts,
             "fingerprint": self.fingerprint,
         }
-        tmp = f"{fname}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=1)
-        os.replace(tmp, fname)  # the manifest last: it marks a complete save
+        atomic_write_json(fname, manifest)  # the manifest last: it marks a complete save
         logger.info("saved %r to %s", self, fname)
 
     @classmethod

