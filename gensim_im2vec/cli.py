@@ -15,6 +15,8 @@ import os
 
 import click
 
+from gensim_im2vec.keys import IMAGE_PREFIX
+
 
 @click.group()
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
@@ -172,7 +174,7 @@ def _guess_format(path: str) -> str:
 @click.option("--image-column", default=None, help="CSV/JSONL: the column with the image key or path.")
 @click.option("--text-column", multiple=True, help="CSV/JSONL: a free-text column (repeatable).")
 @click.option("--tag-column", multiple=True, help="CSV/JSONL: a tag column (repeatable).")
-@click.option("--prefix", default="img:", show_default=True, help="Image token prefix.")
+@click.option("--prefix", default=IMAGE_PREFIX, show_default=True, help="Image token prefix.")
 @click.option("--multiword", type=click.Choice(["join", "split"]), default="join", show_default=True,
               help="Multi-word tags as one token (new_york) or several.")
 @click.option("--keep-stopwords", is_flag=True, help="Do not drop English stop words.")
@@ -591,7 +593,7 @@ def _evaluation_tables(path: str) -> dict:
               help="Held-out images shown.")
 @click.option("--map-method", type=click.Choice(["auto", "umap", "tsne", "pca"]), default="auto", show_default=True,
               help="2-D layout of the map (auto: UMAP if umap-learn is installed, else t-SNE).")
-@click.option("--prefix", default="img:", show_default=True, help="Image token prefix of the dataset's keys.")
+@click.option("--prefix", default=IMAGE_PREFIX, show_default=True, help="Image token prefix of the dataset's keys.")
 def report_command(model_path, output, dataset, features, evaluation, words, topn, max_test_images, map_method,
                    prefix):
     """Write a static HTML report of MODEL: held-out images with predicted and true tags, words with

@@ -78,7 +78,6 @@ import io
 import json
 import logging
 import os
-import re
 import time
 import zlib
 from collections import Counter
@@ -87,6 +86,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from gensim_im2vec.keys import IMAGE_PREFIX, encode_key, image_key
 from gensim_im2vec.text import Normalizer
 
 __all__ = [
@@ -123,28 +123,6 @@ _TAG_FIELDS = ("tags", "machine_tags")
 _MB = 1 << 20
 
 
-_WHITESPACE = re.compile(r"\s")  # what str.split() splits on, as gensim's LineSentence does
-
-
-def encode_key(key: str) -> str:
-    """Write each whitespace character of an image key as ``%XX`` (its UTF-8 bytes).
-
-    Documents are stored one per line with tokens separated by whitespace, so a key with a space
-    would fall apart into several tokens. Keys without whitespace are returned unchanged, so
-    encoding twice changes nothing (a key that is already encoded stays as it is).
-
-    Examples
-    --------
-    >>> encode_key("holiday 2019/my cat")
-    'holiday%202019/my%20cat'
-    >>> encode_key(encode_key("tab\\there"))
-    'tab%09here'
-    """
-    if not _WHITESPACE.search(key):
-        return key
-    return _WHITESPACE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode("utf-8")), key)
-
-
 def walk_dirs(root: str | os.PathLike, *, follow_links: bool = True) -> Iterator[tuple[str, list[str], list[str]]]:
     """:func:`os.walk` (top-down) that enters every real directory once.
 
@@ -167,37 +145,6 @@ def walk_dirs(root: str | os.PathLike, *, follow_links: bool = True) -> Iterator
             continue
         seen[ident] = dirpath
         yield dirpath, dirnames, filenames
-
-
-def image_key(path: str | os.PathLike, root: str | os.PathLike, prefix: str = "img:") -> str:
-    """The image token of a file: prefix + path relative to `root`, no extension, ``/`` separators,
-    whitespace written as ``%XX`` (:func:`encode_key`).
-
-    This is the rule the feature extractor uses too, so tokens and feature keys match.
-
-    Parameters
-    ----------
-    path : path-like
-        The image file.
-    root : path-like
-        The folder the keys are relative to.
-    prefix : str
-        Marks the token as an image (default ``"img:"``); ``""`` gives the bare key.
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> image_key("/data/imgs/pets/cat.01.png", "/data/imgs")
-    'img:pets/cat.01'
-    >>> image_key("/data/imgs/holiday 2019/my cat.png", "/data/imgs")
-    'img:holiday%202019/my%20cat'
-    """
-    rel = os.path.relpath(os.fspath(path), os.fspath(root))
-    stem, _ext = os.path.splitext(rel)
-    return prefix + encode_key(stem.replace(os.sep, "/"))
 
 
 def open_text_source(path: str | os.PathLike) -> io.BufferedIOBase:
@@ -433,7 +380,7 @@ class YFCC100MCorpus(_Corpus):
         key: Literal["id", "hash", "line"] = "id",
         layout: Literal["auto", 23, 25] = "auto",
         photos_only: bool = True,
-        prefix: str = "img:",
+        prefix: str = IMAGE_PREFIX,
         normalizer: Normalizer | None = None,
         keys: Container[str] | None = None,
         exclude: Container[str] | None = None,
@@ -570,7 +517,7 @@ class FolderCorpus(_Corpus):
         self,
         root: str | os.PathLike,
         *,
-        prefix: str = "img:",
+        prefix: str = IMAGE_PREFIX,
         normalizer: Normalizer | None = None,
         text_fields: Sequence[str] = ("title", "description", "caption", "text"),
         tag_fields: Sequence[str] = ("tags", "keywords"),
@@ -694,7 +641,7 @@ class TableCorpus(_Corpus):
         tag_columns: Sequence[str] = (),
         format: Literal["auto", "csv", "tsv", "jsonl"] = "auto",
         tag_sep: str = ",",
-        prefix: str = "img:",
+        prefix: str = IMAGE_PREFIX,
         normalizer: Normalizer | None = None,
         keys: Container[str] | None = None,
         exclude: Container[str] | None = None,

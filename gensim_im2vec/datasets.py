@@ -42,7 +42,6 @@ Examples
 (30, 'fonts-noto-color-emoji')
 >>> split = load_split("/tmp/emoji")                               # doctest: +SKIP
 >>> from gensim_im2vec.corpora import FolderCorpus
-from gensim_im2vec.fileio import atomic_copy, atomic_path, atomic_write_json
 >>> train = FolderCorpus("/tmp/emoji", keys=set(split.train),
 ...                      exclude=set(split.zero_shot_tags))      # doctest: +SKIP
 

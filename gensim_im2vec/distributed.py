@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from gensim_im2vec.fileio import atomic_write_json
+from gensim_im2vec.keys import IMAGE_PREFIX
 from gensim_im2vec.store import IDENTITY_FIELDS, FeatureStore, StoreMismatchError
 
 logger = logging.getLogger(__name__)
@@ -293,7 +294,7 @@ def extract_ray(
     dtype: str = "float16",
     normalise: str = "none",
     precision: str = "auto",
-    prefix: str = "img:",
+    prefix: str = IMAGE_PREFIX,
     mode: str = "extend",
     seed: int = 0,
     keep_parts: bool = False,

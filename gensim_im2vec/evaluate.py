@@ -106,6 +106,7 @@ import numpy as np
 from gensim.models import KeyedVectors, Word2Vec
 
 from gensim_im2vec.fileio import atomic_write_json
+from gensim_im2vec.keys import image_mask
 from gensim_im2vec.validation import check_features, l2_normalize
 
 logger = logging.getLogger(__name__)
@@ -969,7 +970,7 @@ def image_analogies(model, quads: Sequence[tuple[str, str, str, str]]) -> dict:
     Questions whose keys are not in the model are skipped.
     """
     wv = model.wv
-    is_image = model._vocab_image_rows >= 0
+    is_image = image_mask(model)
 
     def nearest_image(positive, negative, exclude):
         sims = np.array(wv.most_similar(positive=positive, negative=negative, topn=None), dtype=np.float64)
@@ -993,7 +994,7 @@ def one_space_check(model, keys: Sequence[str], tags: Sequence[Iterable[str]], n
     """
     wv = model.wv
     k2i = wv.key_to_index
-    is_word = model._vocab_image_rows < 0
+    is_word = ~image_mask(model)
     words = np.flatnonzero(is_word)
     rng = np.random.default_rng(seed)
     wv.fill_norms()  # cosines from cached norms: never a normalised copy of wv (100M image rows at scale)

@@ -53,6 +53,8 @@ from pathlib import Path
 import numpy as np
 
 from gensim_im2vec.fileio import atomic_path, atomic_write_bytes
+from gensim_im2vec.keys import IMAGE_PREFIX, image_test
+from gensim_im2vec.validation import l2_normalize
 
 logger = logging.getLogger(__name__)
 
@@ -101,12 +103,6 @@ class ProjectorExport:
 def _tsv_field(value) -> str:
     """One TSV field: tabs and line breaks would split rows/columns; replace them by spaces."""
     return str(value).replace("\t", " ").replace("\r", " ").replace("\n", " ")
-
-
-def _modality(model, kv, image_prefix: str):
-    if hasattr(model, "is_image"):
-        return model.is_image
-    return lambda k: isinstance(k, str) and k.startswith(image_prefix)
 
 
 def _image_paths(images, prefix: str) -> Mapping[str, str]:
@@ -158,7 +154,7 @@ def export_projector(
     thumbnail: int | tuple[int, int] = 32,
     normalize: bool = False,
     tensor_name: str = "im2vec",
-    image_prefix: str = "img:",
+    image_prefix: str = IMAGE_PREFIX,
 ) -> ProjectorExport:
     """Write vectors, metadata (with a modality column), a sprite and the projector config.
 
@@ -207,7 +203,7 @@ def export_projector(
     if len(size) != 2 or min(size) < 1:
         raise ValueError(f"thumbnail: expected a positive int or (width, height), got {thumbnail!r}.")
     size = (int(size[0]), int(size[1]))
-    is_image = _modality(model, kv, image_prefix)
+    is_image = image_test(model, image_prefix)
     if keys is None:
         keys = [k for k in kv.index_to_key if restrict is None or is_image(k) == (restrict == "images")]
     else:
@@ -240,8 +236,7 @@ def export_projector(
         for lo in range(0, len(rows), 65536):
             block = np.asarray(kv.vectors[rows[lo : lo + 65536]], dtype=np.float64)
             if normalize:
-                n = np.linalg.norm(block, axis=1, keepdims=True)
-                block = block / np.where(n > 0, n, 1.0)
+                block = l2_normalize(block, out_dtype=np.float64)
             np.savetxt(f, block, fmt="%.7g", delimiter="\t")
     flags = [bool(is_image(k)) for k in keys]
     meta_path = out / "metadata.tsv"

@@ -87,7 +87,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 
-from gensim_im2vec.corpora import encode_key, image_key, walk_dirs
+from gensim_im2vec.corpora import walk_dirs
+from gensim_im2vec.keys import IMAGE_PREFIX, encode_key, image_key
 from gensim_im2vec.store import (
     METADATA_FILE,
     PCA,
@@ -147,10 +148,10 @@ class ImageSkipped(Exception):
 
 
 def list_images(
-    root, *, prefix: str = "img:", extensions: Iterable[str] | None = IMAGE_EXTENSIONS
+    root, *, prefix: str = IMAGE_PREFIX, extensions: Iterable[str] | None = IMAGE_EXTENSIONS
 ) -> list[tuple[str, Path]]:
     """Find image files under `root` and key them by relative path without extension
-    (:func:`gensim_im2vec.corpora.image_key`: whitespace is written as ``%XX``).
+    (:func:`gensim_im2vec.keys.image_key`: whitespace is written as ``%XX``).
 
     Parameters
     ----------
@@ -158,7 +159,7 @@ def list_images(
         Directory, scanned recursively (symlinks followed, each real folder once so a symlink
         loop ends; hidden files and folders skipped).
     prefix : str
-        Prepended to every key (``"img:"`` marks image tokens in documents).
+        Prepended to every key (:data:`~gensim_im2vec.keys.IMAGE_PREFIX` marks image tokens in documents).
     extensions : iterable of str or None
         File endings to take (lower case, with dot); None takes every file (non-images are
         then skipped with a reason).
@@ -230,7 +231,7 @@ def _as_items(images, prefix: str) -> list[tuple[str, str]]:
         if encode_key(k) != k:
             raise ValueError(
                 f"images: key {k!r} (for {p!r}) contains whitespace, which splits it into several tokens in "
-                f"a document; use {encode_key(k)!r} (gensim_im2vec.corpora.encode_key / image_key)."
+                f"a document; use {encode_key(k)!r} (gensim_im2vec.keys.encode_key / image_key)."
             )
         items.append((k, str(p)))
     keys = [k for k, _ in items]
@@ -1110,7 +1111,7 @@ class FeatureExtractor:
         store,
         *,
         mode: str = "extend",
-        prefix: str = "img:",
+        prefix: str = IMAGE_PREFIX,
         dtype: str = "float16",
         normalise: str = "none",
         pca: int | None = None,

@@ -74,6 +74,8 @@ from pathlib import Path
 import numpy as np
 
 from gensim_im2vec.fileio import atomic_write_json
+from gensim_im2vec.keys import IMAGE_PREFIX, image_mask
+from gensim_im2vec.validation import l2_normalize
 
 logger = logging.getLogger(__name__)
 
@@ -99,18 +101,6 @@ def _keyed_vectors(model):
             f"expected an Im2Vec/Word2Vec model or a gensim KeyedVectors, got {type(model).__name__}."
         )
     return kv
-
-
-def _image_mask(model, kv, image_prefix: str) -> np.ndarray:
-    """Boolean mask over ``kv.index_to_key``: True for images (the model knows; else the prefix)."""
-    if hasattr(model, "image_keys") and hasattr(model, "is_image"):
-        images = set(model.image_keys)
-        return np.fromiter((k in images for k in kv.index_to_key), dtype=bool, count=len(kv.index_to_key))
-    return np.fromiter(
-        (isinstance(k, str) and k.startswith(image_prefix) for k in kv.index_to_key),
-        dtype=bool,
-        count=len(kv.index_to_key),
-    )
 
 
 def _fingerprint(keys: Sequence[str], unit: np.ndarray) -> str:
@@ -317,7 +307,7 @@ class ModalityIndexer:
         *,
         backend: str = "auto",
         modalities: Sequence[str] = MODALITIES,
-        image_prefix: str = "img:",
+        image_prefix: str = IMAGE_PREFIX,
         kind: str = "hnsw",
         m: int = 32,
         ef_construction: int = 80,
@@ -365,7 +355,7 @@ class ModalityIndexer:
         kv = _keyed_vectors(model)
         t0 = time.perf_counter()
         unit = kv.get_normed_vectors()
-        is_img = _image_mask(model, kv, self.image_prefix)
+        is_img = image_mask(model, self.image_prefix)
         self.dim = int(kv.vector_size)
         self.fingerprint = _fingerprint(kv.index_to_key, unit)
         p = self.params
@@ -448,9 +438,7 @@ class ModalityIndexer:
         vector = np.asarray(vector, dtype=np.float32).reshape(-1)
         if vector.shape[0] != self.dim:
             raise ValueError(f"query vector has dim {vector.shape[0]}, the index {self.dim}.")
-        norm = float(np.linalg.norm(vector))
-        if norm > 0:
-            vector = vector / norm
+        vector = l2_normalize(vector[None, :])[0]
         hits: list[tuple[str, float]] = []
         for modality in self._active:
             hits.extend(self._parts[modality].search(vector, num_neighbors))
@@ -522,7 +510,7 @@ class ModalityIndexer:
                 f"one. Rebuild it: ModalityIndexer(model).save({fname!r}) (or pass check=False)."
             )
         self.fingerprint = man["fingerprint"]
-        is_img = _image_mask(model, kv, self.image_prefix)
+        is_img = image_mask(model, self.image_prefix)
         folder = Path(fname).parent
         part_cls = _FaissPart if self.backend == "faiss" else _annoy_class()
         for modality, info in man["parts"].items():

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from gensim_im2vec.fileio import atomic_write_bytes, temp_name
+from gensim_im2vec.keys import IMAGE_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -249,7 +250,7 @@ def training_documents(cfg: DemoConfig, features=None, *, tags_only: bool = Fals
     for name, split in splits.items():
         keys = set(split.train)
         if features is not None:
-            usable = {k for k in keys if "img:" + k in features}
+            usable = {k for k in keys if IMAGE_PREFIX + k in features}
             if len(usable) < len(keys) and not tags_only:
                 logger.warning("%s: %i training images have no features (skipped by the extractor, see "
                                "its skipped.json); training on %i", name, len(keys) - len(usable), len(usable))
@@ -407,8 +408,8 @@ def analogy_questions(cfg: DemoConfig, model, splits: dict | None = None,
     for name, split in splits.items():
         train = set(split.train)
         for key, meta in _iter_sidecars(_paths(cfg)["data"] / name):
-            if key in train and "img:" + key in model.wv.key_to_index and meta.get("title"):
-                titles["img:" + key] = str(meta["title"])
+            if key in train and IMAGE_PREFIX + key in model.wv.key_to_index and meta.get("title"):
+                titles[IMAGE_PREFIX + key] = str(meta["title"])
     if docs is None:
         docs = training_documents(cfg, model.features, tags_only=cfg.tags_only, splits=splits)[0]
     tags = {doc[0]: set(doc[1:]) for doc in docs}

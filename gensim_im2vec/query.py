@@ -66,6 +66,8 @@ from typing import TextIO
 
 import numpy as np
 
+from gensim_im2vec.keys import IMAGE_PREFIX
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -372,7 +374,7 @@ class QuerySession:
         lower case, and spaces joined by ``_`` (multi-word tags such as ``new_york``).
         """
         k2i = self.model.wv.key_to_index
-        prefix = getattr(self.model, "image_prefix", "img:")
+        prefix = getattr(self.model, "image_prefix", IMAGE_PREFIX)
         base = token.strip()
         for cand in (base, prefix + base, base.lower(), "_".join(base.lower().split())):
             if cand in k2i:

@@ -65,6 +65,7 @@ from pathlib import Path
 import numpy as np
 
 from gensim_im2vec.fileio import atomic_path, atomic_write_bytes
+from gensim_im2vec.validation import l2_normalize
 
 logger = logging.getLogger(__name__)
 
@@ -226,7 +227,7 @@ def embed_2d(vectors: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[
         raise ValueError(f"embed_2d: expected a non-empty 2-D array, got shape {x.shape}.")
     if method not in ("auto", "umap", "tsne", "pca"):
         raise ValueError(f"map method must be 'auto', 'umap', 'tsne' or 'pca', got {method!r}.")
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    x = l2_normalize(x, out_dtype=np.float64)
     n = len(x)
     if method == "auto":
         method = "pca"

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gensim_im2vec.keys import IMAGE_PREFIX
+
 __all__ = ["SyntheticCorpus", "make_corpus"]
 
 
@@ -78,7 +80,7 @@ def make_corpus(n_classes: int = 10, n_images: int = 2000, n_features: int = 64,
     docs, feats, labels = [], {}, {}
     for i in range(n_images):
         c = i % n_classes
-        key = f"img:{i}"
+        key = f"{IMAGE_PREFIX}{i}"
         feats[key] = (protos[c] + noise * rng.normal(size=n_features)).astype(np.float32)
         labels[key] = c
         distractors = [f"tag{int(t)}" for t in rng.integers(0, distractor_pool, size=n_distractors)]

@@ -165,8 +165,15 @@ def _check_norms(a: np.ndarray, out: np.ndarray, name: str, keys: Sequence[str] 
 
 
 def l2_normalize(arr: np.ndarray, out_dtype=np.float32) -> np.ndarray:
-    """Return the rows of `arr` scaled to unit L2 norm (float32 by default; all-zero rows stay zero)."""
-    a = np.asarray(arr, dtype=np.float32)
+    """Return the rows of `arr` scaled to unit L2 norm (all-zero rows stay zero).
+
+    The package's one row normaliser. Computed in float32, or in float64 when `out_dtype` is
+    float64; returned as `out_dtype`.
+
+    >>> l2_normalize(np.array([[3.0, 4.0], [0.0, 0.0]])).tolist()
+    [[0.6000000238418579, 0.800000011920929], [0.0, 0.0]]
+    """
+    a = np.asarray(arr, dtype=np.promote_types(np.float32, out_dtype))
     norms = np.linalg.norm(a, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return (a / norms).astype(out_dtype, copy=False)

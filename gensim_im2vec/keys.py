@@ -1,0 +1,125 @@
+"""Image keys and tokens: the prefix that marks an image, the key rule, and the modality test.
+
+An image enters a document as a token: the prefix :data:`IMAGE_PREFIX` followed by its key, the
+path of its file relative to the image folder, without extension, with ``/`` separators and
+whitespace written as ``%XX`` (:func:`image_key`, :func:`encode_key`). The feature extractor keys
+its store by the same rule, so tokens and feature rows meet.
+
+Which tokens of a model are images is answered in one place, :func:`image_test` (one key) and
+:func:`image_mask` (the whole vocabulary): an Im2Vec model knows its images (the tokens with
+features); for a plain Word2Vec or KeyedVectors, an image is a token with the prefix.
+
+>>> from gensim_im2vec.keys import IMAGE_PREFIX, image_key, image_mask, image_test
+>>> IMAGE_PREFIX
+'img:'
+>>> image_key("/data/imgs/holiday 2019/my cat.png", "/data/imgs")
+'img:holiday%202019/my%20cat'
+>>> from gensim.models import KeyedVectors
+>>> kv = KeyedVectors(2)
+>>> kv.add_vectors(["img:1", "dog"], [[1.0, 0.0], [0.0, 1.0]])
+>>> is_image = image_test(kv)
+>>> is_image("img:1"), is_image("dog")
+(True, False)
+>>> image_mask(kv).tolist()
+[True, False]
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = ["IMAGE_PREFIX", "encode_key", "image_key", "image_mask", "image_test"]
+
+#: Marks a token as an image in documents, feature stores and models (``"img:cats/001"``).
+IMAGE_PREFIX = "img:"
+
+_WHITESPACE = re.compile(r"\s")  # what str.split() splits on, as gensim's LineSentence does
+
+
+def encode_key(key: str) -> str:
+    """Write each whitespace character of an image key as ``%XX`` (its UTF-8 bytes).
+
+    Documents are stored one per line with tokens separated by whitespace, so a key with a space
+    would fall apart into several tokens. Keys without whitespace are returned unchanged, so
+    encoding twice changes nothing (a key that is already encoded stays as it is).
+
+    Examples
+    --------
+    >>> encode_key("holiday 2019/my cat")
+    'holiday%202019/my%20cat'
+    >>> encode_key(encode_key("tab\\there"))
+    'tab%09here'
+    """
+    if not _WHITESPACE.search(key):
+        return key
+    return _WHITESPACE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode("utf-8")), key)
+
+
+def image_key(path: str | os.PathLike, root: str | os.PathLike, prefix: str = IMAGE_PREFIX) -> str:
+    """The image token of a file: prefix + path relative to `root`, no extension, ``/`` separators,
+    whitespace written as ``%XX`` (:func:`encode_key`).
+
+    This is the rule the feature extractor uses too, so tokens and feature keys match.
+
+    Parameters
+    ----------
+    path : path-like
+        The image file.
+    root : path-like
+        The folder the keys are relative to.
+    prefix : str
+        Marks the token as an image (default :data:`IMAGE_PREFIX`); ``""`` gives the bare key.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> image_key("/data/imgs/pets/cat.01.png", "/data/imgs")
+    'img:pets/cat.01'
+    """
+    rel = os.path.relpath(os.fspath(path), os.fspath(root))
+    stem, _ext = os.path.splitext(rel)
+    return prefix + encode_key(stem.replace(os.sep, "/"))
+
+
+def image_test(model, prefix: str | None = None) -> Callable[[str], bool]:
+    """The modality test of `model`: ``test(key) -> True`` for an image token.
+
+    Parameters
+    ----------
+    model : Im2Vec, Word2Vec or KeyedVectors
+        An Im2Vec model answers with its own ``is_image`` (a token with features); anything else
+        by the prefix.
+    prefix : str, optional
+        The image prefix of a plain model (default: the model's ``image_prefix``, else
+        :data:`IMAGE_PREFIX`).
+    """
+    is_image = getattr(model, "is_image", None)
+    if callable(is_image):
+        return is_image
+    p = _prefix(model, prefix)
+    return lambda key: isinstance(key, str) and key.startswith(p)
+
+
+def image_mask(model, prefix: str | None = None) -> np.ndarray:
+    """Boolean mask over the vocabulary (``model.wv.index_to_key``): True for image tokens, by
+    :func:`image_test`."""
+    kv = getattr(model, "wv", model)
+    keys = kv.index_to_key
+    rows = getattr(model, "_vocab_image_rows", None)  # an Im2Vec model: the row of each token's features
+    if rows is not None and len(rows) == len(keys):
+        return np.asarray(rows) >= 0
+    test = image_test(model, prefix)
+    return np.fromiter((test(k) for k in keys), dtype=bool, count=len(keys))
+
+
+def _prefix(model, prefix: str | None) -> str:
+    if prefix is None:
+        prefix = getattr(model, "image_prefix", None)
+    return IMAGE_PREFIX if prefix is None else prefix
