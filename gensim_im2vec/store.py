@@ -5,10 +5,11 @@ writes and what ``Im2Vec(documents, image_features=store)`` reads:
 
 ==================  ==========================================================================
 ``features.npy``    the feature matrix, one row per image, float16 or float32, opened with
-                    ``np.load(..., mmap_mode="r")``
-``keys.txt``        the keys in row order, one per line (UTF-8), e.g. ``img:cats/001``
+                    ``np.load(..., mmap_mode="r")``; rows are only ever appended
+``keys.txt``        the keys in row order, one per line (UTF-8), e.g. ``img:cats/001``; appended
 ``metadata.json``   arch, weights, layer, dim, dtype, preprocessing, normalisation, pca, count,
-                    creation time, package version; written last, so it marks a complete store
+                    keys_bytes, creation time, package version; the commit: a store holds its
+                    first ``count`` rows and ``keys_bytes`` bytes of keys, whatever follows them
 ``skipped.json``    images that could not be used, ``{key: reason}``
 ``pca.npz``         optional PCA (mean, components), fitted on a sample of the rows
 ``shards/``         work in progress: ``shard-NNNNNN.npy`` (rows) + ``shard-NNNNNN.json`` (the
@@ -32,8 +33,9 @@ Any features can go in, e.g. ones computed elsewhere:
 
 Writing in pieces goes through a writer. Rows are buffered and committed in shards; a crash
 loses at most the uncommitted shard, and reopening with ``mode="extend"`` continues (the
-writer's ``done_keys`` says what is already there). ``close()`` consolidates everything into
-``features.npy`` atomically:
+writer's ``done_keys`` says what is already there). ``close()`` appends the committed rows to
+``features.npy`` and ``keys.txt`` and then commits their count in ``metadata.json``: rows already
+stored are never rewritten, so closing or resuming costs O(new rows) at any store size:
 
 >>> with FeatureStore.create(os.path.join(tmp, "more"), dim=8, dtype="float16") as w:
 ...     w.write(["img:x", "img:y"], vecs[:2])
@@ -69,6 +71,8 @@ extractor, on write:
 from __future__ import annotations
 
 import datetime
+import hashlib
+import io
 import json
 import logging
 import os
@@ -81,6 +85,7 @@ from pathlib import Path
 import numpy as np
 
 from gensim_im2vec import __version__
+from gensim_im2vec.fileio import atomic_write, atomic_write_bytes, fsync_dir, temp_name
 from gensim_im2vec.validation import check_features, npy_header
 
 logger = logging.getLogger(__name__)
@@ -93,7 +98,7 @@ KEYS_FILE = "keys.txt"
 METADATA_FILE = "metadata.json"
 SKIPPED_FILE = "skipped.json"
 PCA_FILE = "pca.npz"
-JOURNAL_FILE = "consolidate.json"
+JOURNAL_FILE = "consolidate.json"  # renames of a PCA rewrite (and of stores written before appends)
 LOCK_FILE = ".lock"
 SHARD_DIR = "shards"
 _SHARD_RE = re.compile(r"^shard-(\d{6,})\.(npy|json)$")
@@ -113,7 +118,9 @@ IDENTITY_FIELDS = (
     "pca_components",
 )
 _DTYPES = {"float16": np.float16, "float32": np.float32}
-_COPY_ROWS = 65536  # rows copied per step when consolidating (bounded memory)
+_COPY_ROWS = 65536  # rows copied per step when appending shards (bounded memory)
+#: A writer appends its committed shards to the store once they hold this many bytes (and at close).
+APPEND_BYTES = 256 << 20
 
 
 class StoreMismatchError(ValueError):
@@ -188,40 +195,12 @@ class _StoreLock:
         self.release()
 
 
-# ----------------------------------------------------------------------------- atomic file helpers
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
-def _write_durably(path: Path, writer) -> None:
-    """Write `path` through ``writer(fileobj)`` and fsync it (no rename)."""
-    with open(path, "wb") as f:
-        writer(f)
-        f.flush()
-        os.fsync(f.fileno())
+# ----------------------------------------------------------------------------- file helpers
 
 
 def _atomic_write(path: Path, writer) -> None:
-    """Write to a temporary file, fsync, then ``os.replace`` onto `path`: all or nothing."""
-    tmp = _tmp_name(path)
-    _write_durably(tmp, writer)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    """Write `path` through ``writer(fileobj)``, fsynced, all or nothing (:mod:`gensim_im2vec.fileio`)."""
+    atomic_write(path, writer, durable=True)
 
 
 def _json_bytes(obj) -> bytes:
@@ -229,8 +208,7 @@ def _json_bytes(obj) -> bytes:
 
 
 def _atomic_write_json(path: Path, obj) -> None:
-    data = _json_bytes(obj)
-    _atomic_write(path, lambda f: f.write(data))
+    atomic_write_bytes(path, _json_bytes(obj), durable=True)
 
 
 def _read_json(path: Path):
@@ -249,11 +227,32 @@ def _keys_bytes(keys: Sequence[str]) -> bytes:
     return "".join(k + "\n" for k in keys).encode("utf-8")
 
 
-def _read_keys(path: Path) -> list[str]:
-    """The keys of ``keys.txt``, one per line; invalid UTF-8 or a duplicate key raises ValueError
-    naming the file (a duplicate would put the wrong row behind a key)."""
+def _read_keys_bytes(path: Path, nbytes: int | None) -> bytes:
+    """The committed part of ``keys.txt``: its first `nbytes` bytes (all of it when None, as in a
+    store written before ``keys_bytes`` was recorded). Bytes beyond are keys an interrupted append
+    wrote but never committed; a shorter file is damaged."""
     with open(path, "rb") as f:
-        data = f.read()
+        data = f.read() if nbytes is None else f.read(nbytes)
+    if nbytes is not None and len(data) < nbytes:
+        try:  # a damaged file says where first, if it can
+            data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = data.count(b"\n", 0, e.start) + 1
+            raise ValueError(f"{str(path)!r} is damaged: invalid UTF-8 at byte {e.start} (line {line}). Keys are "
+                             f"written as UTF-8; re-extract the store into a new directory.") from None
+        raise ValueError(
+            f"{str(path)!r} is damaged: it has {len(data)} bytes, the store's committed keys take {nbytes} "
+            f"(a truncated copy?). Copy the store again or re-extract it into a new directory."
+        )
+    if data and not data.endswith(b"\n"):
+        raise ValueError(f"{str(path)!r} is damaged: its committed keys do not end with a line break; "
+                         f"re-extract the store into a new directory.")
+    return data
+
+
+def _parse_keys(path: Path, data: bytes) -> list[str]:
+    """The keys of ``keys.txt`` bytes, one per line; invalid UTF-8 or a duplicate key raises
+    ValueError naming the file (a duplicate would put the wrong row behind a key)."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -276,6 +275,47 @@ def _read_keys(path: Path) -> list[str]:
             f"row. The store was edited or damaged: re-extract it into a new directory."
         )
     return keys
+
+
+def _read_keys(path: Path, nbytes: int | None = None) -> list[str]:
+    """The committed keys of ``keys.txt`` (see :func:`_read_keys_bytes`, :func:`_parse_keys`)."""
+    return _parse_keys(path, _read_keys_bytes(path, nbytes))
+
+
+def _header_bytes(dtype: str, count: int, dim: int) -> bytes:
+    """The ``.npy`` header of a C-order (count, dim) matrix. NumPy leaves room in it for the row
+    count to grow to 21 digits, so appending rows rewrites these bytes in place, never the rows."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+              "shape": (int(count), int(dim))})
+    return buf.getvalue()
+
+
+def _features_layout(file: Path, dim: int, dtype: str) -> int:
+    """Check ``features.npy``'s header against the store's dim and dtype; return its data offset.
+
+    The header's row count is not checked: the count in ``metadata.json`` is the commit (a crash
+    between the commit and the header update leaves an older count in the header)."""
+    try:
+        shape, dt, fortran, offset = npy_header(file)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{str(file)!r} is missing: the feature store is incomplete; re-extract it into a new directory."
+        ) from None
+    except ValueError as e:
+        size = file.stat().st_size if file.exists() else 0
+        raise ValueError(
+            f"{str(file)!r} is damaged ({size} bytes; {e}). Its rows cannot be read: restore the file or "
+            f"re-extract the store into a new directory."
+        ) from None
+    if len(shape) != 2 or shape[1] != dim or fortran or dt.name != dtype:
+        raise ValueError(
+            f"{str(file)!r} is damaged: it holds {'Fortran-order ' if fortran else ''}{dt.name} rows of shape "
+            f"{tuple(shape)}, the store's metadata says rows of dim {dim} in {dtype}. Restore the file or "
+            f"re-extract the store into a new directory."
+        )
+    return offset
 
 
 def _now() -> str:
@@ -422,7 +462,7 @@ class PCA:
         }
 
 
-# ----------------------------------------------------------------------------- journal (consolidation)
+# ----------------------------------------------------------------------------- journal and shards
 
 
 def _roll_forward(path: Path, recovering: bool = True) -> bool:
@@ -437,7 +477,7 @@ def _roll_forward(path: Path, recovering: bool = True) -> bool:
     for tmp, final in plan["replace"]:
         if (path / tmp).exists():
             os.replace(path / tmp, path / final)
-    _fsync_dir(path)
+    fsync_dir(path)
     for name in plan["delete"]:
         # commit records are listed before their data, so a crash here never leaves a record
         # without its data
@@ -446,7 +486,7 @@ def _roll_forward(path: Path, recovering: bool = True) -> bool:
         except FileNotFoundError:
             pass
     journal.unlink()
-    _fsync_dir(path)
+    fsync_dir(path)
     return True
 
 
@@ -507,20 +547,26 @@ def _committed_shards(path: Path, after: int, dim: int, dtype: str) -> tuple[lis
     return out, damaged
 
 
-def _load_rows(file: Path, mmap: bool) -> np.ndarray:
-    """``np.load`` a store's rows; a missing or damaged file raises an error naming it."""
-    try:
-        return np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"{str(file)!r} is missing: the feature store is incomplete; re-extract it into a new directory."
-        ) from None
-    except (ValueError, OSError, EOFError) as e:
-        size = file.stat().st_size if file.exists() else 0
+def _load_rows(file: Path, count: int, dim: int, dtype: str, mmap: bool) -> np.ndarray:
+    """The store's first `count` rows of ``features.npy`` (memory-mapped or read); a missing or
+    damaged file raises an error naming it. Bytes beyond them are rows an interrupted append wrote
+    but never committed."""
+    offset = _features_layout(file, dim, dtype)
+    size = file.stat().st_size
+    need = offset + count * dim * np.dtype(dtype).itemsize
+    if size < need:
         raise ValueError(
-            f"{str(file)!r} is damaged ({size} bytes; {e}). Its rows cannot be read: restore the file or "
-            f"re-extract the store into a new directory."
-        ) from None
+            f"{str(file)!r} is damaged ({size} bytes; the store's {count} rows of dim {dim} in {dtype} need "
+            f"{need}: a truncated copy?). Its rows cannot be read: restore the file or re-extract the store "
+            f"into a new directory."
+        )
+    if count == 0:
+        return np.zeros((0, dim), dtype=dtype)
+    if mmap:
+        return np.memmap(file, dtype=dtype, mode="r", offset=offset, shape=(count, dim))
+    with open(file, "rb") as f:
+        f.seek(offset)
+        return np.fromfile(f, dtype=dtype, count=count * dim).reshape(count, dim)
 
 
 def _shard_name(sid: int, ext: str) -> str:
@@ -573,6 +619,8 @@ class FeatureStore:
         self.pca = pca
         self._key_to_index: dict[str, int] | None = None
         self._projected: np.ndarray | None = None
+        self._keys_sha256: str | None = None
+        self._keys_bytes: int | None = None
 
     # -- construction -----------------------------------------------------------------------
 
@@ -625,12 +673,14 @@ class FeatureStore:
                 f"feature store {str(path)!r} has format_version {meta['format_version']}, newer than this "
                 f"gensim-im2vec understands ({FORMAT_VERSION}); upgrade gensim-im2vec."
             )
-        vectors = _load_rows(path / FEATURES_FILE, mmap)
-        keys = _read_keys(path / KEYS_FILE)
-        if vectors.ndim != 2 or len(keys) != vectors.shape[0] or meta.get("count") != len(keys):
+        count, dim = int(meta["count"]), int(meta["dim"])
+        vectors = _load_rows(path / FEATURES_FILE, count, dim, meta["dtype"], mmap)
+        data = _read_keys_bytes(path / KEYS_FILE, meta.get("keys_bytes"))
+        keys = _parse_keys(path / KEYS_FILE, data)
+        if len(keys) != count:
             raise ValueError(
-                f"feature store {str(path)!r} is inconsistent: {len(keys)} keys, features of shape "
-                f"{vectors.shape}, metadata count {meta.get('count')}. Re-extract it into a new directory."
+                f"feature store {str(path)!r} is inconsistent: {len(keys)} keys in {KEYS_FILE}, metadata count "
+                f"{count}. Re-extract it into a new directory."
             )
         skipped = _read_json(path / SKIPPED_FILE) if (path / SKIPPED_FILE).exists() else {}
         pca = PCA.load(path / PCA_FILE) if meta.get("pca") and (path / PCA_FILE).exists() else None
@@ -649,7 +699,10 @@ class FeatureStore:
                 sum(r["count"] for _, r in pending),
                 str(path),
             )
-        return cls(path, vectors, keys, meta, skipped=skipped, pca=pca)
+        store = cls(path, vectors, keys, meta, skipped=skipped, pca=pca)
+        store._keys_sha256 = hashlib.sha256(data).hexdigest()
+        store._keys_bytes = len(data)
+        return store
 
     @classmethod
     def create(
@@ -780,6 +833,70 @@ class FeatureStore:
             f"arch={m.get('arch')!r}, weights={m.get('weights')!r}, layer={m.get('layer')!r})"
         )
 
+    # -- identity for the models that use the store ------------------------------------------
+
+    @property
+    def keys_sha256(self) -> str:
+        """SHA-256 of the store's committed ``keys.txt`` bytes (its keys, in row order)."""
+        if self._keys_sha256 is None:
+            data = _keys_bytes(self.keys)
+            self._keys_sha256, self._keys_bytes = hashlib.sha256(data).hexdigest(), len(data)
+        return self._keys_sha256
+
+    def reference(self) -> dict:
+        """What a model records to find this store again and to know it is the same store.
+
+        Returns
+        -------
+        dict
+            ``path`` (absolute), ``count``, ``dim``, ``dtype``, ``keys_bytes`` and ``keys_sha256`` (of
+            the keys in row order), ``created`` and the identity fields (:data:`IDENTITY_FIELDS`,
+            ``pca``): a store that only grew since (rows appended) still matches it.
+        """
+        sha = self.keys_sha256
+        meta = self.metadata
+        ref = {
+            "path": str(self.path.resolve()),
+            "count": len(self),
+            "dim": self.dim,
+            "dtype": meta.get("dtype"),
+            "keys_bytes": int(self._keys_bytes),
+            "keys_sha256": sha,
+            "created": meta.get("created"),
+            "pca": meta.get("pca"),
+        }
+        ref["identity"] = _identity(meta)
+        return ref
+
+    def reference_problems(self, ref: Mapping) -> list[str]:
+        """How this store differs from the store `ref` (:meth:`reference`) describes; [] if it is that
+        store, possibly with rows appended since."""
+        problems = []
+        meta = self.metadata
+        if len(self) < int(ref["count"]):
+            problems.append(f"it holds {len(self)} images, the model's store held {ref['count']}")
+        if ref.get("created") != meta.get("created"):
+            problems.append(f"it was created {meta.get('created')}, the model's store {ref.get('created')} "
+                            f"(re-extracted or another store)")
+        ident = ref.get("identity") or {}
+        problems += [f"{f}: it has {meta.get(f)!r}, the model's store had {ident.get(f)!r}"
+                     for f in IDENTITY_FIELDS if meta.get(f) != ident.get(f)]
+        if self.dim != int(ref["dim"]):
+            problems.append(f"its features have dim {self.dim}, the model's {ref['dim']}")
+        if meta.get("pca") != ref.get("pca"):
+            problems.append(f"its PCA is {meta.get('pca')!r}, the model's store had {ref.get('pca')!r}")
+        if not problems and self._keys_prefix_sha256(int(ref["count"]), int(ref["keys_bytes"])) != ref["keys_sha256"]:
+            problems.append(f"its first {ref['count']} keys are not the model's store's keys")
+        return problems
+
+    def _keys_prefix_sha256(self, count: int, nbytes: int) -> str | None:
+        """SHA-256 of the first `count` keys as ``keys.txt`` bytes (None if they take other than
+        `nbytes` bytes)."""
+        if count == len(self) and nbytes == self._keys_bytes:
+            return self.keys_sha256
+        data = _keys_bytes(self.keys[:count])
+        return hashlib.sha256(data).hexdigest() if len(data) == nbytes else None
+
     # -- PCA ----------------------------------------------------------------------------------
 
     def fit_pca(
@@ -830,15 +947,19 @@ class FeatureStore:
             return
         meta["dim"] = pca.n_components
         meta["pca_components"] = pca.n_components
-        tmp = _tmp_name(self.path / FEATURES_FILE)
+        tmp = temp_name(self.path / FEATURES_FILE)
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=self.raw_vectors.dtype, shape=(n, pca.n_components))
         for s in range(0, n, _COPY_ROWS):
             out[s : s + _COPY_ROWS] = pca.transform(self.raw_vectors[s : s + _COPY_ROWS])
         out.flush()
         del out
-        meta_tmp = _tmp_name(self.path / METADATA_FILE)
-        data = _json_bytes(meta)
-        _write_durably(meta_tmp, lambda f: f.write(data))
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        meta_tmp = temp_name(self.path / METADATA_FILE)
+        with open(meta_tmp, "wb") as f:
+            f.write(_json_bytes(meta))
+            f.flush()
+            os.fsync(f.fileno())
         _atomic_write_json(
             self.path / JOURNAL_FILE,
             {"replace": [[tmp.name, FEATURES_FILE], [meta_tmp.name, METADATA_FILE]], "delete": []},
@@ -850,7 +971,7 @@ class FeatureStore:
 
 
 class FeatureStoreWriter:
-    """Append rows to a store in committed shards; consolidate on :meth:`close`.
+    """Append rows to a store in committed shards; :meth:`close` appends them to the store.
 
     Parameters
     ----------
@@ -876,9 +997,14 @@ class FeatureStoreWriter:
     Notes
     -----
     Order of writes: shard data (temp file + ``os.replace``), then its commit record (same);
-    a shard without a record is ignored and deleted. :meth:`close` streams all rows into a new
-    ``features.npy``, writes keys and metadata to temp files, records the renames in a journal
-    and then performs them; opening the store finishes an interrupted journal.
+    a shard without a record is ignored and deleted. :meth:`close` (and :meth:`flush`, once the
+    committed shards hold :data:`APPEND_BYTES`) appends the shards' rows to ``features.npy`` and
+    their keys to ``keys.txt``, fsyncs both, then commits the new ``count`` and ``keys_bytes`` in
+    ``metadata.json`` (atomically replaced), then updates the ``.npy`` header's row count in place
+    and deletes the shards. Rows already in the store are never rewritten: closing or resuming
+    costs O(new rows). Readers take the first ``count`` rows and ``keys_bytes`` bytes, so the tail
+    of an interrupted append is invisible to them; the next writer cuts it off and appends the
+    shards again.
     """
 
     def __init__(
@@ -967,9 +1093,17 @@ class FeatureStoreWriter:
         if self._base_meta is None:
             self._init_empty(pca)
         self.pca = pca
-        # what is already there: consolidated rows + committed shards
+        self._recover_tail()
+        # what is already there: the store's rows + committed shards
+        self._count = int(self._base_meta["count"])
+        self._keys_bytes = int(self._base_meta["keys_bytes"])
         self._last_consolidated = int(self._base_meta.get("last_shard", -1))
-        self._base_keys = _read_keys(self.path / KEYS_FILE)
+        base_keys = _read_keys(self.path / KEYS_FILE, self._keys_bytes)
+        if len(base_keys) != self._count:
+            raise ValueError(
+                f"feature store {str(self.path)!r} is inconsistent: {len(base_keys)} keys in {KEYS_FILE}, "
+                f"metadata count {self._count}. Re-extract it into a new directory."
+            )
         self._shards, damaged = _committed_shards(self.path, self._last_consolidated, self.dim, self.dtype)
         for sid, why in damaged:
             # its data does not match its commit record: forget the shard, its images are redone
@@ -980,7 +1114,8 @@ class FeatureStoreWriter:
                     (self.path / SHARD_DIR / _shard_name(sid, ext)).unlink()
                 except FileNotFoundError:
                     pass
-        self.done_keys: set[str] = set(self._base_keys)
+        self.done_keys: set[str] = set(base_keys)
+        del base_keys
         self.skipped: dict[str, str] = (
             _read_json(self.path / SKIPPED_FILE) if (self.path / SKIPPED_FILE).exists() else {}
         )
@@ -992,7 +1127,7 @@ class FeatureStoreWriter:
         self._next_shard = max([self._last_consolidated] + [s for s, _ in self._shards]) + 1
         if self.done_keys:
             logger.info(
-                "%s: %i rows already stored (%i in %i unconsolidated shards), %i skipped before",
+                "%s: %i rows already stored (%i in %i shards not yet appended), %i skipped before",
                 self.path,
                 len(self.done_keys),
                 sum(r["count"] for _, r in self._shards),
@@ -1035,19 +1170,81 @@ class FeatureStoreWriter:
                 self.metadata["pca"] = pca.describe("on_write", 0)
         else:
             self.metadata["pca"] = None
-        _atomic_write(
-            self.path / FEATURES_FILE, lambda f: np.save(f, np.zeros((0, self.dim), dtype=self.dtype))
-        )
+        header = _header_bytes(self.dtype, 0, self.dim)
+        _atomic_write(self.path / FEATURES_FILE, lambda f: f.write(header))
         _atomic_write(self.path / KEYS_FILE, lambda f: None)
-        meta = self._final_metadata(count=0, last_shard=-1)
+        meta = self._final_metadata(count=0, last_shard=-1, keys_bytes=0)
         _atomic_write_json(self.path / METADATA_FILE, meta)
         self._base_meta = meta
 
-    def _final_metadata(self, count: int, last_shard: int) -> dict:
+    def _recover_tail(self) -> None:
+        """Make ``features.npy`` and ``keys.txt`` exactly the committed store (under the lock).
+
+        Cuts off rows and keys an interrupted append wrote beyond the commit, brings the ``.npy``
+        header's row count up to the committed count, and records ``keys_bytes`` in the metadata
+        of a store written before appends (whose ``keys.txt`` was replaced whole, so all of it
+        is committed)."""
+        meta = self._base_meta
+        count = int(meta["count"])
+        file = self.path / FEATURES_FILE
+        self._offset = _features_layout(file, self.dim, self.dtype)
+        end = self._offset + count * self._row_bytes
+        size = file.stat().st_size
+        if size < end:
+            raise ValueError(
+                f"{str(file)!r} is damaged ({size} bytes; the store's {count} rows of dim {self.dim} in "
+                f"{self.dtype} need {end}: a truncated copy?). Restore it or re-extract the store."
+            )
+        if size > end:
+            logger.warning("%s: removing %i bytes of rows an interrupted append wrote beyond the %i committed "
+                           "rows (its shards are appended again)", self.path, size - end, count)
+            os.truncate(file, end)
+        if npy_header(file)[0][0] != count:
+            self._set_header(count)
+        kfile = self.path / KEYS_FILE
+        ksize = kfile.stat().st_size
+        if "keys_bytes" not in meta:
+            meta = dict(meta, keys_bytes=ksize)
+            _atomic_write_json(self.path / METADATA_FILE, meta)
+            self._base_meta = meta
+            self.metadata["keys_bytes"] = ksize
+        elif ksize > meta["keys_bytes"]:
+            logger.warning("%s: removing %i bytes of keys an interrupted append wrote beyond the committed "
+                           "keys", self.path, ksize - meta["keys_bytes"])
+            os.truncate(kfile, meta["keys_bytes"])
+
+    @property
+    def _row_bytes(self) -> int:
+        return self.dim * np.dtype(self.dtype).itemsize
+
+    def _set_header(self, count: int) -> None:
+        """Write the row count into ``features.npy``'s header, in place (the rows stay where they are)."""
+        file = self.path / FEATURES_FILE
+        header = _header_bytes(self.dtype, count, self.dim)
+        if len(header) == self._offset:
+            with open(file, "r+b") as f:
+                f.write(header)
+                f.flush()
+                os.fsync(f.fileno())
+            return
+        # a header written without room for a longer count (an old NumPy): copy the rows once
+        logger.warning("%s: rewriting %s once, its header has no room for a larger row count", self.path,
+                       FEATURES_FILE)
+        rows = _load_rows(file, count, self.dim, self.dtype, mmap=True)
+
+        def copy(f):
+            f.write(header)
+            self._append_rows(f, rows)
+
+        _atomic_write(file, copy)
+        self._offset = len(header)
+
+    def _final_metadata(self, count: int, last_shard: int, keys_bytes: int) -> dict:
         meta = dict(self.metadata)
         meta.update(
             count=int(count),
             last_shard=int(last_shard),
+            keys_bytes=int(keys_bytes),
             updated=_now(),
             package_version=__version__,
             format_version=FORMAT_VERSION,
@@ -1136,24 +1333,27 @@ class FeatureStoreWriter:
         self._next_shard += 1
         self._buf_keys, self._buf_rows, self._buf_skips = [], [], {}
         self._buf_keyset = set()
+        if sum(r["count"] for _, r in self._shards) * self._row_bytes >= APPEND_BYTES:
+            self._append_shards()  # keep the shards (a second copy of the rows) small on disk
 
     def _commit(self, path: Path, record: dict) -> None:
         # one place that makes a shard visible; tests interrupt here
         _atomic_write_json(path, record)
 
     def close(self) -> None:
-        """Commit what is buffered, consolidate all shards into ``features.npy``, release the lock."""
+        """Commit what is buffered, append all committed shards to the store, release the lock."""
         if self._closed:
             return
         try:
             self.flush()
-            self._consolidate()
+            self._append_shards()
         finally:
             self._closed = True
             self._release()
 
     def abort(self) -> None:
-        """Commit what is buffered (complete rows only), stop without consolidating, release the lock."""
+        """Commit what is buffered (complete rows only) as shards, stop without appending them to the
+        store (the next writer or :meth:`FeatureStore.consolidate` does), release the lock."""
         if not self._closed:
             try:
                 self.flush()
@@ -1184,71 +1384,58 @@ class FeatureStoreWriter:
         if self._closed:
             raise ValueError(f"feature store writer for {str(self.path)!r} is closed.")
 
-    def _consolidate(self) -> None:
+    def _append_shards(self) -> None:
+        """Append the committed shards to the store (see the class notes): O(their rows)."""
         if not self._shards:
             return
-        base = _load_rows(self.path / FEATURES_FILE, mmap=True)
-        n_base = base.shape[0]
-        total = n_base + sum(r["count"] for _, r in self._shards)
-        ftmp = _tmp_name(self.path / FEATURES_FILE)
-        out = np.lib.format.open_memmap(ftmp, mode="w+", dtype=self.dtype, shape=(total, self.dim))
-        for s in range(0, n_base, _COPY_ROWS):
-            e = min(s + _COPY_ROWS, n_base)
-            out[s:e] = base[s:e]
-        pos = n_base
-        keys = list(self._base_keys)
         d = self.path / SHARD_DIR
-        for sid, rec in self._shards:
-            rows = np.load(d / _shard_name(sid, "npy"), mmap_mode="r")
-            if rows.shape != (rec["count"], self.dim):
+        shards = self._shards
+        for sid, rec in shards:  # every shard readable before the store grows
+            shape = npy_header(d / _shard_name(sid, "npy"))[0]
+            if tuple(shape) != (rec["count"], self.dim):
                 raise ValueError(
-                    f"shard {sid} of {str(self.path)!r} holds {rows.shape}, its commit record says "
+                    f"shard {sid} of {str(self.path)!r} holds {tuple(shape)}, its commit record says "
                     f"{rec['count']} rows of dim {self.dim}; delete {d / _shard_name(sid, 'json')} to redo it."
                 )
-            out[pos : pos + len(rows)] = rows
-            pos += len(rows)
-            keys.extend(rec["keys"])
-        out.flush()
-        del out, base
-        with open(ftmp, "rb+") as f:
+        keys = [k for _, rec in shards for k in rec["keys"]]
+        with open(self.path / FEATURES_FILE, "r+b") as f:
+            f.seek(self._offset + self._count * self._row_bytes)
+            f.truncate()  # what a failed append of this writer left
+            for sid, _ in shards:
+                self._append_rows(f, np.load(d / _shard_name(sid, "npy"), mmap_mode="r"))
+            f.flush()
             os.fsync(f.fileno())
-        ktmp = _tmp_name(self.path / KEYS_FILE)
         kdata = _keys_bytes(keys)
-        _write_durably(ktmp, lambda f: f.write(kdata))
+        with open(self.path / KEYS_FILE, "r+b") as f:
+            f.seek(self._keys_bytes)
+            f.truncate()
+            f.write(kdata)
+            f.flush()
+            os.fsync(f.fileno())
         skipped = {k: v for k, v in self.skipped.items() if k not in self.done_keys}
-        stmp = _tmp_name(self.path / SKIPPED_FILE)
-        sdata = _json_bytes(skipped)
-        _write_durably(stmp, lambda f: f.write(sdata))
-        last = self._shards[-1][0]
-        mtmp = _tmp_name(self.path / METADATA_FILE)
-        mdata = _json_bytes(self._final_metadata(count=total, last_shard=last))
-        _write_durably(mtmp, lambda f: f.write(mdata))
-        delete = []
-        for sid, _ in self._shards:
-            delete += [f"{SHARD_DIR}/{_shard_name(sid, 'json')}", f"{SHARD_DIR}/{_shard_name(sid, 'npy')}"]
-        _atomic_write_json(
-            self.path / JOURNAL_FILE,
-            {
-                "replace": [
-                    [ftmp.name, FEATURES_FILE],
-                    [ktmp.name, KEYS_FILE],
-                    [stmp.name, SKIPPED_FILE],
-                    [mtmp.name, METADATA_FILE],
-                ],
-                "delete": delete,
-            },
-        )
-        _roll_forward(self.path, recovering=False)
+        _atomic_write_json(self.path / SKIPPED_FILE, skipped)
+        count, last = self._count + len(keys), shards[-1][0]
+        meta = self._final_metadata(count=count, last_shard=last, keys_bytes=self._keys_bytes + len(kdata))
+        self._commit_metadata(meta)
+        self._count, self._keys_bytes, self._last_consolidated, self._shards = count, meta["keys_bytes"], last, []
+        self._base_meta = meta
+        self._set_header(count)
+        for sid, _ in shards:  # the record first: data without a record is ignored
+            for ext in ("json", "npy"):
+                try:
+                    (d / _shard_name(sid, ext)).unlink()
+                except FileNotFoundError:
+                    pass
         logger.info(
-            "%s: consolidated %i shard(s); the store holds %i rows of dim %i (%s), %i skipped",
-            self.path,
-            len(self._shards),
-            total,
-            self.dim,
-            self.dtype,
-            len(skipped),
+            "%s: appended %i shard(s) (%i rows); the store holds %i rows of dim %i (%s), %i skipped",
+            self.path, len(shards), len(keys), count, self.dim, self.dtype, len(skipped),
         )
-        self._base_keys = keys
-        self._last_consolidated = last
-        self._shards = []
 
+    def _append_rows(self, f, rows: np.ndarray) -> None:
+        """Write a shard's rows at the end of ``features.npy`` (bounded memory)."""
+        for s in range(0, len(rows), _COPY_ROWS):
+            f.write(np.ascontiguousarray(rows[s : s + _COPY_ROWS]).data)
+
+    def _commit_metadata(self, meta: dict) -> None:
+        # the one write that makes appended rows part of the store; tests interrupt around it
+        _atomic_write_json(self.path / METADATA_FILE, meta)

@@ -143,7 +143,10 @@ def test_open_errors(tmp_path):
     keys, vecs = _data(5)
     FeatureStore.from_arrays(tmp_path / "s", keys, vecs)
     (tmp_path / "s" / "keys.txt").write_text("img:only-one\n")
-    with pytest.raises(ValueError, match="inconsistent: 1 keys"):
+    with pytest.raises(ValueError, match=r"keys.txt' is damaged: it has 13 bytes, the store's committed keys take 60"):
+        FeatureStore.open(tmp_path / "s")
+    (tmp_path / "s" / "keys.txt").write_text("".join(f"img:abcd{i}\n" for i in range(6)))  # 60 bytes
+    with pytest.raises(ValueError, match="inconsistent: 6 keys in keys.txt, metadata count 5"):
         FeatureStore.open(tmp_path / "s")
     with pytest.raises(KeyError, match="'img:zz' is not in feature store"):
         FeatureStore.from_arrays(tmp_path / "t", keys, vecs).get_vector("img:zz")
@@ -220,37 +223,127 @@ def test_crash_between_shard_data_and_commit_record(tmp_path, monkeypatch):
     np.testing.assert_array_equal(s.vectors, vecs)
 
 
-@pytest.mark.parametrize("replaces_done", [0, 1, 2, 3])
-def test_crash_during_consolidation_rolls_forward(tmp_path, monkeypatch, replaces_done):
+@pytest.mark.parametrize("step", ["rows", "keys", "skipped", "commit", "header", "delete"])
+def test_an_append_interrupted_at_any_step_resumes(tmp_path, monkeypatch, step):
     keys, vecs = _data(30)
-    _write_all(tmp_path / "s", keys[:10], vecs[:10])  # an existing store being extended
-    real_replace = os.replace
-    state = {"in_journal": False, "n": 0}
-    real_roll = store_mod._roll_forward
+    path = tmp_path / "s"
+    _write_all(path, keys[:10], vecs[:10])  # an existing store being extended
+    inode = (path / "features.npy").stat().st_ino
+    W = FeatureStoreWriter
+    calls = {"n": 0}
 
-    def roll(path, recovering=True):
-        state["in_journal"] = not recovering
-        return real_roll(path, recovering)
+    def crash_on(owner, name, after=False, nth=1):
+        real = getattr(owner, name)
 
-    def replace(src, dst):
-        if state["in_journal"]:
-            if state["n"] == replaces_done:
+        def dying(*a, **k):
+            calls["n"] += 1
+            if calls["n"] == nth and not after:
                 raise Crash
-            state["n"] += 1
-        return real_replace(src, dst)
+            out = real(*a, **k)
+            if calls["n"] == nth and after:
+                raise Crash
+            return out
 
-    monkeypatch.setattr(store_mod, "_roll_forward", roll)
-    monkeypatch.setattr(store_mod.os, "replace", replace)
+        monkeypatch.setattr(owner, name, dying)
+
+    if step == "rows":  # the first shard's rows appended, the second's not
+        crash_on(W, "_append_rows", nth=2)
+    elif step == "keys":  # every row appended, no key yet
+        crash_on(store_mod, "_keys_bytes", nth=1)
+    elif step == "skipped":  # rows and keys appended, nothing committed
+        real_json = store_mod._atomic_write_json
+        monkeypatch.setattr(store_mod, "_atomic_write_json", lambda p, o: (_ for _ in ()).throw(Crash)
+                            if p.name == "skipped.json" else real_json(p, o))
+    elif step == "commit":  # committed, the header still says 10 rows
+        crash_on(W, "_commit_metadata", after=True)
+    elif step == "header":
+        crash_on(W, "_set_header", after=True)
+    else:
+        crash_on(store_mod.Path, "unlink", nth=1)
     with pytest.raises(Crash):
-        _write_all(tmp_path / "s", keys[10:], vecs[10:], mode="extend", shard_size=6)
-    monkeypatch.setattr(store_mod.os, "replace", real_replace)
-    monkeypatch.setattr(store_mod, "_roll_forward", real_roll)
-    assert (tmp_path / "s" / "consolidate.json").exists()
-    s = FeatureStore.open(tmp_path / "s")  # finishes the journal
-    assert not (tmp_path / "s" / "consolidate.json").exists()
+        _write_all(path, keys[10:], vecs[10:], mode="extend", shard_size=6)
+    monkeypatch.undo()
+    committed = step in ("commit", "header", "delete")
+    s = FeatureStore.open(path)  # readers see the committed store, never a half-appended one
+    assert s.keys == (keys if committed else keys[:10])
+    np.testing.assert_array_equal(s.vectors, vecs[: len(s.keys)])
+    s = FeatureStore.consolidate(path)  # the next writer cuts off the tail and appends the shards again
     assert s.keys == keys and s.metadata["count"] == 30
     np.testing.assert_array_equal(s.vectors, vecs)
-    assert not list((tmp_path / "s" / "shards").glob("shard-*"))
+    np.testing.assert_array_equal(np.load(path / "features.npy"), vecs)  # plain numpy agrees (header)
+    assert (path / "features.npy").stat().st_ino == inode, "appended in place, never replaced"
+    assert (path / "keys.txt").read_text().splitlines() == keys
+    assert not list((path / "shards").glob("shard-*"))
+
+
+def test_close_appends_the_new_rows_and_rewrites_none_of_the_old(tmp_path):
+    if not os.path.exists("/proc/self/io"):
+        pytest.skip("counts written bytes with /proc/self/io (Linux)")
+    rng = np.random.default_rng(0)
+    n, dim = 20_000, 64
+    keys = [f"img:{i:06d}" for i in range(n + 10)]
+    vecs = rng.random((n + 10, dim), dtype=np.float32) + 0.1
+    path = tmp_path / "s"
+    FeatureStore.from_arrays(path, keys[:n], vecs[:n], metadata=META)  # 5 MB of rows
+    before = {f: ((path / f).stat().st_ino, (path / f).read_bytes()) for f in ("features.npy", "keys.txt")}
+    reader = FeatureStore.open(path)  # a reader that maps the file during the append
+
+    def written():
+        with open("/proc/self/io") as f:
+            return int(next(line for line in f if line.startswith("wchar:")).split()[1])
+
+    start = written()
+    with FeatureStore.create(path, dim=dim, dtype="float32", metadata=META, mode="extend") as w:
+        w.write(keys[n:], vecs[n:])
+    spent = written() - start
+    assert spent < 100_000, f"closing wrote {spent} bytes: the store's 5 MB were rewritten"
+    offset = store_mod.npy_header(path / "features.npy")[3]
+    for f, (inode, old) in before.items():
+        assert (path / f).stat().st_ino == inode
+        new = (path / f).read_bytes()
+        skip = offset if f == "features.npy" else 0  # only the row count in the header changes
+        assert new[skip : len(old)] == old[skip:]
+    assert len((path / "features.npy").read_bytes()) == len(before["features.npy"][1]) + 10 * dim * 4
+    np.testing.assert_array_equal(reader.vectors[-3:], vecs[n - 3 : n])  # its map is still valid
+    s = FeatureStore.open(path)
+    assert s.keys == keys and s.keys_sha256 != reader.keys_sha256
+    np.testing.assert_array_equal(s.vectors, vecs)
+
+
+def test_a_long_run_appends_its_shards_as_it_goes(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_mod, "APPEND_BYTES", 20 * 12 * 4)  # append every 20 rows
+    keys, vecs = _data(50)
+    w = FeatureStore.create(tmp_path / "s", dim=12, dtype="float32", metadata=META, shard_size=5)
+    for s in range(0, 45, 5):
+        w.write(keys[s : s + 5], vecs[s : s + 5])
+    assert len(FeatureStore.open(tmp_path / "s")) == 40 and len(list((tmp_path / "s" / "shards").iterdir())) == 2
+    w.write(keys[45:], vecs[45:])
+    w.close()
+    s = FeatureStore.open(tmp_path / "s")
+    assert s.keys == keys
+    np.testing.assert_array_equal(s.vectors, vecs)
+
+
+def test_a_store_written_before_appends_is_extended(tmp_path, caplog):
+    """A store whose keys.txt was replaced whole (no keys_bytes) and whose .npy header has no room
+    for a longer row count: the first append records keys_bytes and rewrites the header once."""
+    keys, vecs = _data(12)
+    path = tmp_path / "s"
+    _write_all(path, keys[:8], vecs[:8])
+    meta = json.loads((path / "metadata.json").read_text())
+    del meta["keys_bytes"]
+    (path / "metadata.json").write_text(json.dumps(meta))
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (8, 12), }"
+    header += " " * (64 - 10 - len(header) - 1) + "\n"  # padded to 64 bytes, as NumPy < 1.22 wrote it
+    raw = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode("latin1")
+    (path / "features.npy").write_bytes(raw + vecs[:8].tobytes())
+    assert FeatureStore.open(path).keys == keys[:8]
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.store"):
+        s = _write_all(path, keys[8:], vecs[8:], mode="extend")
+    assert "rewriting features.npy once" in caplog.text
+    assert s.keys == keys and s.metadata["keys_bytes"] == len((path / "keys.txt").read_bytes())
+    np.testing.assert_array_equal(s.vectors, vecs)
+    np.testing.assert_array_equal(np.load(path / "features.npy"), vecs)
 
 
 def test_exception_inside_with_commits_complete_rows_only(tmp_path):
@@ -429,78 +522,80 @@ def test_writers_in_one_process_take_turns(tmp_path):
     np.testing.assert_array_equal(s.vectors, vecs)
 
 
-_CONSOLIDATE_AND_DIE = r"""
+_APPEND_AND_DIE = r"""
 import os, signal, sys
 import numpy as np
 from gensim_im2vec import store as store_mod
-from gensim_im2vec.store import FeatureStore
+from gensim_im2vec.store import FeatureStore, FeatureStoreWriter
 
-path, point, n_done = sys.argv[1], sys.argv[2], int(sys.argv[3])
-state = {"journal": False, "n": 0}
-real_roll, real_replace, real_unlink, real_json = (store_mod._roll_forward, os.replace, os.unlink,
-                                                   store_mod._atomic_write_json)
+path, point = sys.argv[1], sys.argv[2]
+W = FeatureStoreWriter
+calls = {"rows": 0}
 
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
 
-def roll(p, recovering=True):
-    state["journal"] = not recovering  # the writer's own roll-forward, not a recovery at start
-    return real_roll(p, recovering)
+real_rows, real_commit, real_header, real_keys = W._append_rows, W._commit_metadata, W._set_header, store_mod._keys_bytes
 
-def replace(src, dst):
-    if state["journal"] and point == "replace":
-        if state["n"] == n_done:
-            die()
-        state["n"] += 1
-    return real_replace(src, dst)
-
-def unlink(p, *a, **k):
-    if state["journal"] and point == "delete":
-        if state["n"] == n_done:
-            die()
-        state["n"] += 1
-    return real_unlink(p, *a, **k)
-
-def write_json(p, obj):
-    if point == "journal" and p.name == store_mod.JOURNAL_FILE:
+def rows(self, f, r):
+    calls["rows"] += 1
+    if point == "rows" and calls["rows"] == 2:
+        f.flush()
         die()
-    return real_json(p, obj)
+    return real_rows(self, f, r)
 
-store_mod._roll_forward, store_mod._atomic_write_json = roll, write_json
-os.replace, os.unlink = replace, unlink
+def keys(k):
+    if point == "keys":
+        die()
+    return real_keys(k)
+
+def commit(self, meta):
+    if point == "commit":
+        die()
+    real_commit(self, meta)
+    if point == "header":
+        die()
+
+def header(self, count):
+    real_header(self, count)
+    if point == "delete":
+        die()
+
+W._append_rows, W._commit_metadata, W._set_header, store_mod._keys_bytes = rows, commit, header, keys
 rng = np.random.default_rng(0)
-keys = [f"img:dir/{i:03d}" for i in range(30)]
+all_keys = [f"img:dir/{i:03d}" for i in range(30)]
 vecs = (rng.random((30, 12), dtype=np.float32) + 0.05) * 10
 with FeatureStore.create(path, dim=12, dtype="float32", mode="extend", shard_size=6,
                          metadata={"arch": "toy", "weights": "toy-v1", "layer": "penultimate",
                                    "preprocessing": "none"}) as w:
-    w.write(keys[10:], vecs[10:])
+    for s in range(10, 30, 5):  # shards of 6 rows (and the last of 2)
+        w.write(all_keys[s : s + 5], vecs[s : s + 5])
 print("not killed")
 """
 
 
-@pytest.mark.parametrize("point,n_done", [("journal", 0), ("replace", 0), ("replace", 2), ("replace", 3),
-                                          ("delete", 0), ("delete", 1), ("delete", 2)])
-def test_kill_9_during_consolidation_then_open_and_extend(tmp_path, point, n_done):
+@pytest.mark.parametrize("point", ["rows", "keys", "commit", "header", "delete"])
+def test_kill_9_during_an_append_then_open_and_extend(tmp_path, point):
     import signal
     import subprocess
     import sys
 
     keys, vecs = _data(30)
-    _write_all(tmp_path / "s", keys[:10], vecs[:10])  # an existing store being extended
-    proc = subprocess.run([sys.executable, "-c", _CONSOLIDATE_AND_DIE, str(tmp_path / "s"), point, str(n_done)],
+    path = tmp_path / "s"
+    _write_all(path, keys[:10], vecs[:10])  # an existing store being extended
+    proc = subprocess.run([sys.executable, "-c", _APPEND_AND_DIE, str(path), point],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr[-2000:]
-    s = FeatureStore.open(tmp_path / "s")  # finishes a journal, or keeps the old rows and the shards
-    if point == "journal":  # died before the journal: the old rows, the shards wait for a writer
-        assert s.keys == keys[:10]
-        s = FeatureStore.consolidate(tmp_path / "s")  # the killed writer's lock is gone
-    assert not (tmp_path / "s" / "consolidate.json").exists()
+    s = FeatureStore.open(path)  # the committed store: the old rows, or all of them once committed
+    assert s.keys == (keys if point in ("header", "delete") else keys[:10])
+    np.testing.assert_array_equal(s.vectors, vecs[: len(s)])
+    s = FeatureStore.consolidate(path)  # the killed writer's lock is gone; the tail is cut off
     assert s.keys == keys and s.metadata["count"] == 30
     np.testing.assert_array_equal(s.vectors, vecs)
-    assert not list((tmp_path / "s" / "shards").glob("shard-*"))
+    np.testing.assert_array_equal(np.load(path / "features.npy"), vecs)
+    assert not list((path / "shards").glob("shard-*"))
     # the OS released the dead writer's lock: the store takes a new writer at once
-    FeatureStore.create(tmp_path / "s", dim=12, dtype="float32", metadata=META, mode="extend").close()
+    FeatureStore.create(path, dim=12, dtype="float32", metadata=META, mode="extend").close()
 
 
 # ----------------------------------------------------------------------------- damaged files (issue 12)
