@@ -24,9 +24,9 @@ Nothing here allocates, logs or raises inside the ``nogil`` section.
 import numpy as np
 
 cimport numpy as cnp
-from libc.math cimport exp, log1p
+from libc.math cimport exp, log, log1p, sqrt
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport saxpy, sdot, sgemm, sgemv, sger, sscal
 
 cnp.import_array()
@@ -580,3 +580,219 @@ def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] loc
             sgemm(b"N", b"T", &F, &size, &n_slots, &c.image_alpha, <REAL_t *>c.V, &F, c.E, &size,
                   &ONEF, c.W, &F)
     return c.loss, c.next_random
+
+
+# ============================================================================ the space step
+cdef struct SpaceConfig:
+    int R          # images of the run with at least one word (rows of X, Z, dH)
+    int F
+    int D
+    int C          # candidate words: the first Ks are scored for every image, the rest per pair
+    int Ks
+    int P          # (image, word) pairs, sorted by row
+    int words_move
+    int compute_loss
+    REAL_t inv_t
+    REAL_t alpha_u
+    REAL_t pull
+    const REAL_t *X
+    const REAL_t *W
+    REAL_t *syn0
+    const int64_t *cand
+    const int32_t *pair_row
+    const int32_t *pair_col
+    const REAL_t *pair_w
+    const REAL_t *lock
+    const REAL_t *anchor
+    int64_t n_anchor
+    REAL_t *Z
+    REAL_t *hn
+    REAL_t *Uh
+    REAL_t *un
+    REAL_t *S
+    REAL_t *ps
+    REAL_t *dZ
+    REAL_t *dH
+    REAL_t *dUh
+    double loss
+
+
+cdef void _space_forward(SpaceConfig *c) noexcept nogil:
+    """Z = unit rows of X·Wᵀ (norms in hn); Uh = unit candidate vectors (norms in un);
+    S = Z·Uh[:Ks]ᵀ / τ; ps[p] = the logit of pair p."""
+    cdef int r, k, p, col
+    cdef REAL_t nrm, inv
+    cdef int D = c.D
+    sgemm(b"T", b"N", &D, &c.R, &c.F, &ONEF, <REAL_t *>c.W, &c.F, <REAL_t *>c.X, &c.F, &ZEROF, c.Z, &D)
+    for r in range(c.R):
+        nrm = <REAL_t>sqrt(sdot(&D, c.Z + <int64_t>r * D, &ONE, c.Z + <int64_t>r * D, &ONE))
+        if nrm < 1e-12:
+            nrm = 1e-12
+        c.hn[r] = nrm
+        inv = 1.0 / nrm
+        sscal(&D, &inv, c.Z + <int64_t>r * D, &ONE)
+    for k in range(c.C):
+        memcpy(c.Uh + <int64_t>k * D, c.syn0 + c.cand[k] * D, D * sizeof(REAL_t))
+        nrm = <REAL_t>sqrt(sdot(&D, c.Uh + <int64_t>k * D, &ONE, c.Uh + <int64_t>k * D, &ONE))
+        if nrm < 1e-12:
+            nrm = 1e-12
+        c.un[k] = nrm
+        inv = 1.0 / nrm
+        sscal(&D, &inv, c.Uh + <int64_t>k * D, &ONE)
+    if c.Ks > 0:
+        sgemm(b"T", b"N", &c.Ks, &c.R, &D, &c.inv_t, c.Uh, &D, c.Z, &D, &ZEROF, c.S, &c.Ks)
+    for p in range(c.P):
+        col = c.pair_col[p]
+        r = c.pair_row[p]
+        if col < c.Ks:
+            c.ps[p] = c.S[<int64_t>r * c.Ks + col]
+        else:
+            c.ps[p] = c.inv_t * sdot(&D, c.Z + <int64_t>r * D, &ONE, c.Uh + <int64_t>col * D, &ONE)
+
+
+cdef void _space_softmax(SpaceConfig *c) noexcept nogil:
+    """Per image, the softmax over the shared candidates and its own extra words; turns S and ps
+    into the logits' gradient (P − target)/τ and adds the loss."""
+    cdef int r, k, p, p0, p1
+    cdef double m, denom, prob
+    cdef REAL_t *s
+    p1 = 0
+    for r in range(c.R):
+        p0 = p1
+        while p1 < c.P and c.pair_row[p1] == r:
+            p1 += 1
+        s = c.S + <int64_t>r * c.Ks
+        m = -1e30
+        for k in range(c.Ks):
+            if s[k] > m:
+                m = s[k]
+        for p in range(p0, p1):
+            if c.pair_col[p] >= c.Ks and c.ps[p] > m:
+                m = c.ps[p]
+        denom = 0.0
+        for k in range(c.Ks):
+            s[k] = <REAL_t>exp(s[k] - m)
+            denom += s[k]
+        for p in range(p0, p1):
+            if c.pair_col[p] >= c.Ks:
+                denom += exp(c.ps[p] - m)
+        for p in range(p0, p1):  # pair probabilities (before the shared row is rescaled)
+            if c.pair_col[p] >= c.Ks:
+                prob = exp(c.ps[p] - m) / denom
+            else:
+                prob = s[c.pair_col[p]] / denom
+            if c.compute_loss:
+                c.loss -= c.pair_w[p] * log(prob if prob > 1e-30 else 1e-30)
+            c.ps[p] = <REAL_t>((prob - c.pair_w[p]) * c.inv_t)
+        for k in range(c.Ks):
+            s[k] = <REAL_t>(s[k] / denom * c.inv_t)
+        for p in range(p0, p1):
+            if c.pair_col[p] < c.Ks:
+                s[c.pair_col[p]] = c.ps[p]
+
+
+cdef void _space_backward(SpaceConfig *c) noexcept nogil:
+    """dH = the loss gradient w.r.t. h (through the normalisation); the words' step in place."""
+    cdef int r, k, p, col, i
+    cdef int D = c.D
+    cdef REAL_t dot, g, inv, step
+    cdef REAL_t *u
+    if c.Ks > 0:
+        sgemm(b"N", b"N", &D, &c.R, &c.Ks, &ONEF, c.Uh, &D, c.S, &c.Ks, &ZEROF, c.dZ, &D)
+    else:
+        memset(c.dZ, 0, <int64_t>c.R * D * sizeof(REAL_t))
+    for p in range(c.P):
+        col = c.pair_col[p]
+        if col >= c.Ks:
+            g = c.ps[p]
+            saxpy(&D, &g, c.Uh + <int64_t>col * D, &ONE, c.dZ + <int64_t>c.pair_row[p] * D, &ONE)
+    for r in range(c.R):
+        dot = -sdot(&D, c.dZ + <int64_t>r * D, &ONE, c.Z + <int64_t>r * D, &ONE)
+        memcpy(c.dH + <int64_t>r * D, c.dZ + <int64_t>r * D, D * sizeof(REAL_t))
+        saxpy(&D, &dot, c.Z + <int64_t>r * D, &ONE, c.dH + <int64_t>r * D, &ONE)
+        inv = 1.0 / c.hn[r]
+        sscal(&D, &inv, c.dH + <int64_t>r * D, &ONE)
+    if not c.words_move:
+        return
+    if c.Ks > 0:
+        sgemm(b"N", b"T", &D, &c.Ks, &c.R, &ONEF, c.Z, &D, c.S, &c.Ks, &ZEROF, c.dUh, &D)
+    memset(c.dUh + <int64_t>c.Ks * D, 0, <int64_t>(c.C - c.Ks) * D * sizeof(REAL_t))
+    for p in range(c.P):
+        col = c.pair_col[p]
+        if col >= c.Ks:
+            g = c.ps[p]
+            saxpy(&D, &g, c.Z + <int64_t>c.pair_row[p] * D, &ONE, c.dUh + <int64_t>col * D, &ONE)
+    for k in range(c.C):
+        if c.lock[k] <= 0:
+            continue
+        # dU = (dUh − (dUh·Uh) Uh) / ‖u‖ + pull (u − anchor); u −= alpha_u · lock · dU
+        u = c.syn0 + c.cand[k] * D
+        dot = sdot(&D, c.dUh + <int64_t>k * D, &ONE, c.Uh + <int64_t>k * D, &ONE)
+        step = c.alpha_u * c.lock[k]
+        inv = 1.0 / c.un[k]
+        for i in range(D):
+            g = (c.dUh[<int64_t>k * D + i] - dot * c.Uh[<int64_t>k * D + i]) * inv
+            if c.pull > 0 and c.cand[k] < c.n_anchor:
+                g = g + c.pull * (c.Uh[<int64_t>k * D + i] * c.un[k] - c.anchor[c.cand[k] * D + i])
+            u[i] = c.Uh[<int64_t>k * D + i] * c.un[k] - step * g
+
+
+def space_job(const REAL_t[:, ::1] X, const REAL_t[:, ::1] W, REAL_t[:, ::1] syn0,
+              const int64_t[::1] cand, int n_shared, const int32_t[::1] pair_row,
+              const int32_t[::1] pair_col, const REAL_t[::1] pair_w, const REAL_t[::1] lock,
+              const REAL_t[:, ::1] anchor, *, float temperature, float alpha_u, float pull,
+              bint words_move, bint compute_loss):
+    """The space step of one run (:mod:`gensim_im2vec.space`), GIL released; returns
+    ``(loss, dH)``: the caller applies ``W −= alpha_w · dHᵀ · X`` (under its stripe locks).
+
+    ``X`` (R × F): the run's normalised, centred features, one row per image with a word.
+    ``cand`` (C,): candidate word indices; the first `n_shared` are scored for every image, the
+    rest only for the pairs that name them. Pairs ``(pair_row, pair_col)`` (sorted by row, none
+    twice) are the images' own words, ``pair_w`` their target mass (1 / the image's word count).
+    ``lock`` (C,): factor on each candidate's step (0: frozen); `words_move` False skips the
+    words altogether. ``anchor``: starting vectors of the first ``len(anchor)`` words, pulled to
+    with `pull`.
+    """
+    cdef SpaceConfig c
+    cdef int R = X.shape[0], D = W.shape[0], C = cand.shape[0], P = pair_row.shape[0]
+    if X.shape[1] != W.shape[1] or syn0.shape[1] != D:
+        raise ValueError("space_job: X, W and syn0 do not agree in shape")
+    if pair_col.shape[0] != P or pair_w.shape[0] != P or lock.shape[0] != C:
+        raise ValueError("space_job: pair and candidate arrays differ in length")
+    if not 0 <= n_shared <= C:
+        raise ValueError("space_job: n_shared out of range")
+    if anchor.shape[0] > 0 and anchor.shape[1] != D:
+        raise ValueError("space_job: anchor has the wrong vector size")
+    if R == 0 or P == 0:
+        return 0.0, np.zeros((R, D), dtype=np.float32)
+    if np.any(np.asarray(cand) < 0) or np.any(np.asarray(cand) >= syn0.shape[0]):
+        raise ValueError("space_job: candidate index outside the vocabulary")
+    if np.any(np.asarray(pair_row) < 0) or np.any(np.asarray(pair_row) >= R) or np.any(np.diff(pair_row) < 0) \
+            or np.any(np.asarray(pair_col) < 0) or np.any(np.asarray(pair_col) >= C):
+        raise ValueError("space_job: pairs must be sorted by row and index rows and candidates")
+    Z = np.empty((R, D), np.float32)
+    dZ = np.empty((R, D), np.float32)
+    dH = np.empty((R, D), np.float32)
+    hn = np.empty(R, np.float32)
+    Uh = np.empty((max(C, 1), D), np.float32)
+    un = np.empty(max(C, 1), np.float32)
+    S = np.empty((R, max(n_shared, 1)), np.float32)
+    ps = np.empty(P, np.float32)
+    dUh = np.empty((max(C, 1), D), np.float32) if words_move else np.empty((1, D), np.float32)
+    cdef REAL_t[:, ::1] Z_v = Z, dZ_v = dZ, dH_v = dH, Uh_v = Uh, S_v = S, dUh_v = dUh
+    cdef REAL_t[::1] hn_v = hn, un_v = un, ps_v = ps
+    c.R, c.F, c.D, c.C, c.Ks, c.P = R, X.shape[1], D, C, n_shared, P
+    c.words_move, c.compute_loss = words_move, compute_loss
+    c.inv_t, c.alpha_u, c.pull = 1.0 / temperature, alpha_u, pull
+    c.X, c.W, c.syn0 = &X[0, 0], &W[0, 0], &syn0[0, 0]
+    c.cand, c.pair_row, c.pair_col, c.pair_w, c.lock = &cand[0], &pair_row[0], &pair_col[0], &pair_w[0], &lock[0]
+    c.anchor = &anchor[0, 0] if anchor.shape[0] > 0 else NULL
+    c.n_anchor = anchor.shape[0]
+    c.Z, c.hn, c.Uh, c.un, c.S, c.ps = &Z_v[0, 0], &hn_v[0], &Uh_v[0, 0], &un_v[0], &S_v[0, 0], &ps_v[0]
+    c.dZ, c.dH, c.dUh = &dZ_v[0, 0], &dH_v[0, 0], &dUh_v[0, 0]
+    c.loss = 0.0
+    with nogil:
+        _space_forward(&c)
+        _space_softmax(&c)
+        _space_backward(&c)
+    return c.loss, dH

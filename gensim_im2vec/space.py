@@ -30,9 +30,13 @@ Cython pair loop that trains the words (numpy releases the GIL inside BLAS).
 
 from __future__ import annotations
 
-import numpy as np
+import threading
 
-__all__ = ["run_pairs", "space_step"]
+import numpy as np
+from scipy.linalg.blas import sgemm as _sgemm
+from scipy.sparse import csr_matrix
+
+__all__ = ["StripedUpdate", "add_outer", "candidate_columns", "run_pairs", "space_step"]
 
 REAL = np.float32
 
@@ -71,10 +75,98 @@ def _softmax(s: np.ndarray, axis: int) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def add_outer(W: np.ndarray, dH: np.ndarray, X: np.ndarray, alpha: float) -> None:
+    """``W += alpha · dHᵀ · X`` in place: one sgemm straight into ``W`` (no D×F temporary) when
+    everything is C-contiguous float32, numpy otherwise."""
+    if (W.dtype == REAL and dH.dtype == REAL and X.dtype == REAL and W.flags.c_contiguous
+            and X.flags.c_contiguous):
+        # column-major view: Wᵀ (F × D) += alpha · Xᵀ (F × n) · dH (n × D)
+        out = _sgemm(alpha, X.T, dH.T, beta=1.0, c=W.T, trans_b=True, overwrite_c=True)
+        if not np.shares_memory(out, W):  # pragma: no cover - f2py copied c
+            W[...] = out.T
+    else:
+        W += alpha * (dH.T @ X)
+
+
+class StripedUpdate:
+    """``W += alpha · dHᵀ · X`` from many worker threads at once, with no update lost.
+
+    ``W``'s rows are cut into stripes, each guarded by its own lock; a worker applies its update
+    stripe by stripe, taking whichever stripe is free first (numpy's BLAS releases the GIL, so
+    workers update different stripes at the same time). Unlocked, two workers that read-modify-
+    write the same dense ``W`` at once lose one of the two updates of every entry they overlap on;
+    striped, each entry's updates are serialised and only the stripes' order differs.
+
+    >>> import numpy as np
+    >>> W = np.zeros((8, 3), np.float32)
+    >>> StripedUpdate(8, n_stripes=4).add(W, np.ones((2, 8), np.float32), np.ones((2, 3), np.float32), 0.5)
+    >>> float(W.sum())  # 8 × 3 entries, each 0.5 × (1·1 + 1·1)
+    24.0
+    """
+
+    def __init__(self, n_rows: int, n_stripes: int):
+        n_stripes = max(1, min(int(n_stripes), int(n_rows)))
+        self.bounds = np.linspace(0, int(n_rows), n_stripes + 1).astype(np.int64)
+        self.locks = [threading.Lock() for _ in range(n_stripes)]
+
+    def _apply(self, s: int, W, dH, X, alpha) -> None:
+        lo, hi = int(self.bounds[s]), int(self.bounds[s + 1])
+        add_outer(W[lo:hi], np.ascontiguousarray(dH[:, lo:hi]), X, alpha)
+
+    def add(self, W: np.ndarray, dH: np.ndarray, X: np.ndarray, alpha: float) -> None:
+        n = len(self.locks)
+        if n == 1:
+            with self.locks[0]:
+                add_outer(W, dH, X, alpha)
+            return
+        start = threading.get_ident() % n  # workers start on different stripes
+        pending = [(start + k) % n for k in range(n)]
+        while pending:
+            left = []
+            for s in pending:
+                if self.locks[s].acquire(blocking=False):
+                    try:
+                        self._apply(s, W, dH, X, alpha)
+                    finally:
+                        self.locks[s].release()
+                else:
+                    left.append(s)
+            if len(left) == len(pending):  # every stripe busy: wait for the first
+                s = left.pop(0)
+                with self.locks[s]:
+                    self._apply(s, W, dH, X, alpha)
+            pending = left
+
+
+def _grad_logits_run(Z, cand_h, prow, col, w, inv_t, symmetric, compute_loss):
+    """Softmax of each image over all of the run's candidates: the logits' gradient (R × |C|)
+    and the loss."""
+    G = Z @ cand_h.T
+    G *= inv_t
+    S = G.copy() if symmetric > 0 else None
+    G -= G.max(axis=1, keepdims=True)
+    np.exp(G, out=G)
+    G /= G.sum(axis=1, keepdims=True)
+    loss = -float(np.sum(w * np.log(np.maximum(G[prow, col], 1e-30)))) if compute_loss else 0.0
+    G[prow, col] -= w
+    if symmetric > 0 and len(Z) > 1:
+        pos_cols, j = np.unique(col, return_inverse=True)
+        Yc = np.zeros((len(Z), len(pos_cols)), dtype=G.dtype)
+        Yc[prow, j] = 1.0
+        Yc /= Yc.sum(axis=0, keepdims=True)
+        Pc = _softmax(S[:, pos_cols], axis=0)
+        if compute_loss:
+            loss -= symmetric * float(np.sum(Yc * np.log(np.maximum(Pc, 1e-30))))
+        G[:, pos_cols] += symmetric * (Pc - Yc)
+    G *= inv_t
+    return G, loss
+
+
 def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.ndarray, pair_word: np.ndarray,
                negatives: np.ndarray, *, alpha_w: float, alpha_u: float, temperature: float,
                symmetric: float = 0.0, word_lock: np.ndarray | None = None, anchor: np.ndarray | None = None,
-               pull: float = 0.0, train_images: bool = True) -> float:
+               pull: float = 0.0, train_images: bool = True, candidates: str = "run",
+               compute_loss: bool = True, w_update: StripedUpdate | None = None, kernel: bool = True) -> float:
     """One step of the space objective on one run; updates ``W`` and ``syn0`` in place.
 
     Parameters
@@ -86,20 +178,35 @@ def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.nd
     Vn : (n_slots, F) float32
         The run's L2-normalised (and centred) features, row = slot.
     pair_slot, pair_word : int arrays
-        (image slot, vocabulary index) of each positive pair (:func:`run_pairs`).
+        (image slot, vocabulary index) of each positive pair, sorted by slot, no pair twice
+        (:func:`run_pairs`).
     negatives : int array
-        Vocabulary indices of sampled negative words (duplicates and positives are harmless).
+        Vocabulary indices of sampled negative words (duplicates are dropped).
     alpha_w, alpha_u : float
         Step sizes of ``W`` and of the words' input vectors (0: the words stay put).
     temperature : float
         τ of the cosine softmax.
     symmetric : float
-        Weight of the word → images term (each positive word against the run's images).
+        Weight of the word → images term (each positive word against the run's images; only
+        with ``candidates="run"``).
     word_lock : (n_vocab,) float32, optional
         Per-word factor on the word update (0 freezes a word; images must be 0).
     anchor : (n_anchor, size) float32, optional
         Starting vectors of the first ``n_anchor`` words; a moved word is pulled back to it with
         strength `pull` (words at index ≥ n_anchor move freely).
+    candidates : {"run", "own"}
+        "run": each image's softmax runs over all of the run's words (every image's positives
+        are negatives of the others) plus the negatives; its cost grows with the run's distinct
+        words. "own": over its own words plus the shared negatives (a negative that is one of
+        its own words is left out), a cost per image of ``len(negatives)`` cosines.
+    compute_loss : bool
+        Return the loss (else 0.0, a little faster).
+    w_update : StripedUpdate, optional
+        Applies ``W``'s update (locks for several workers); default: in place, unlocked.
+    kernel : bool
+        Compute in the Cython kernel (GIL released; float32 arrays, no `symmetric` term); False
+        (or float64 arrays, or `symmetric`): the NumPy formulas, the reference the kernel is
+        tested against.
 
     Returns
     -------
@@ -109,43 +216,152 @@ def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.nd
     n_slots = len(Vn)
     if not len(pair_slot) or not n_slots:
         return 0.0
-    cand, inv = np.unique(np.concatenate([pair_word, np.asarray(negatives, dtype=np.int64)]), return_inverse=True)
-    col = inv[: len(pair_word)]
-    Y = np.zeros((n_slots, len(cand)), dtype=REAL)
-    Y[pair_slot, col] = 1.0
-    has = Y.sum(axis=1)
-    rows = np.flatnonzero(has > 0)
-    H = Vn[rows] @ W.T
+    if candidates not in ("run", "own"):
+        raise ValueError(f"candidates must be 'run' or 'own', got {candidates!r}.")
+    if kernel and not symmetric and all(a.dtype == REAL for a in (W, syn0, Vn)):
+        return _space_step_kernel(W, syn0, Vn, pair_slot, pair_word, negatives, alpha_w=alpha_w, alpha_u=alpha_u,
+                                  temperature=temperature, word_lock=word_lock, anchor=anchor, pull=pull,
+                                  train_images=train_images, candidates=candidates, compute_loss=compute_loss,
+                                  w_update=w_update)
+    pair_slot = np.asarray(pair_slot, dtype=np.int64)
+    pair_word = np.asarray(pair_word, dtype=np.int64)
+    rows, start, counts = np.unique(pair_slot, return_index=True, return_counts=True)
+    prow = np.repeat(np.arange(len(rows)), counts)  # each pair's row among the images with words
+    w = (1.0 / counts[prow]).astype(W.dtype)  # each image's positives share its target mass
+    X = Vn if len(rows) == n_slots else np.ascontiguousarray(Vn[rows])
+    H = X @ W.T
     Z, hn = _unit(H)
-    U = syn0[cand]
-    Uh, un = _unit(U)
     inv_t = 1.0 / float(temperature)
-    S = (Z @ Uh.T) * inv_t
-    Yr = Y[rows]
-    P = _softmax(S, axis=1)
-    Yn = Yr / has[rows, None]
-    loss = -float(np.sum(Yn * np.log(np.maximum(P, 1e-30))))
-    G = P - Yn
-    if symmetric > 0 and len(rows) > 1:
-        pos_cols = np.flatnonzero(Yr.any(axis=0))
-        Sc = S[:, pos_cols]
-        Pc = _softmax(Sc, axis=0)
-        Yc = Yr[:, pos_cols] / Yr[:, pos_cols].sum(axis=0, keepdims=True)
-        loss -= symmetric * float(np.sum(Yc * np.log(np.maximum(Pc, 1e-30))))
-        G[:, pos_cols] += symmetric * (Pc - Yc)
-    G *= inv_t
-    if train_images and alpha_w > 0:
+    negatives = np.unique(np.asarray(negatives, dtype=np.int64))
+    if word_lock is not None and alpha_u > 0:  # nothing to move: skip the words' gradients
+        alpha_u = alpha_u if (np.any(word_lock[pair_word] > 0) or np.any(word_lock[negatives] > 0)) else 0.0
+    if candidates == "run":
+        cand, inv = np.unique(np.concatenate([pair_word, negatives]), return_inverse=True)
+        U = syn0[cand]
+        Uh, un = _unit(U)
+        G, loss = _grad_logits_run(Z, Uh, prow, inv[: len(pair_word)], w, inv_t, symmetric, compute_loss)
         dZ = G @ Uh
+        word_grad = None if alpha_u <= 0 else (lambda: (cand, U, Uh, un, lambda mov: G[:, mov].T @ Z))
+    else:
+        if symmetric > 0:
+            raise ValueError("symmetric > 0 needs candidates='run'.")
+        dZ, loss, word_grad = _own_candidates(Z, syn0, pair_word, negatives, prow, start, w, inv_t,
+                                              compute_loss, alpha_u > 0)
+    if train_images and alpha_w > 0:
         dH = (dZ - np.einsum("ij,ij->i", dZ, Z)[:, None] * Z) / hn[:, None]
-        W -= (alpha_w * dH.T) @ Vn[rows]
-    if alpha_u > 0:
-        dUh = G.T @ Z
-        dU = (dUh - np.einsum("ij,ij->i", dUh, Uh)[:, None] * Uh) / un[:, None]
-        if anchor is not None and pull > 0:
-            anchored = cand < len(anchor)
-            dU[anchored] += pull * (U[anchored] - anchor[cand[anchored]])
-        step = alpha_u * dU
-        if word_lock is not None:
-            step *= word_lock[cand % len(word_lock)][:, None]
-        syn0[cand] = U - step
+        (w_update.add if w_update is not None else _add_outer_unlocked)(W, dH, X, -alpha_w)
+    if word_grad is not None:
+        _step_words(syn0, *word_grad(), alpha_u, word_lock, anchor, pull)
+    return loss
+
+
+def _add_outer_unlocked(W, dH, X, alpha) -> None:
+    add_outer(W, dH, X, alpha)
+
+
+def _own_candidates(Z, syn0, pair_word, negatives, prow, start, w, inv_t, compute_loss, words_move):
+    """Each image against its own words and the shared negatives: dL/dZ, the loss and (when words
+    move) a function giving the words' gradients."""
+    Un = syn0[negatives]
+    Unh, unn = _unit(Un)
+    Up = syn0[pair_word]
+    Uph, unp = _unit(Up)
+    Sn = Z @ Unh.T
+    Sn *= inv_t
+    j = np.minimum(np.searchsorted(negatives, pair_word), len(negatives) - 1)
+    own = negatives[j] == pair_word
+    Sn[prow[own], j[own]] = -np.inf  # an image's own word is a positive, not a negative
+    Sp = np.einsum("ij,ij->i", Z[prow], Uph) * inv_t
+    m = np.maximum(Sn.max(axis=1), np.maximum.reduceat(Sp, start))
+    Sn -= m[:, None]
+    np.exp(Sn, out=Sn)
+    Ep = np.exp(Sp - m[prow])
+    denom = Sn.sum(axis=1) + np.add.reduceat(Ep, start)
+    Sn /= denom[:, None]
+    Pp = Ep / denom[prow]
+    loss = -float(np.sum(w * np.log(np.maximum(Pp, 1e-30)))) if compute_loss else 0.0
+    Gn = Sn
+    Gn *= inv_t
+    Gp = ((Pp - w) * inv_t).astype(Z.dtype)
+    dZ = Gn @ Unh + np.add.reduceat(Gp[:, None] * Uph, start, axis=0)
+    if not words_move:
+        return dZ, loss, None
+
+    def word_grad():
+        cand, inv = np.unique(np.concatenate([negatives, pair_word]), return_inverse=True)
+        U = syn0[cand]
+        Uh, un = _unit(U)
+
+        def grad_of(mov):
+            # positives: dUh[c] += Σ_{pairs (r, c)} Gp · Z[r], as one sparse product
+            M = csr_matrix((Gp, (inv[len(negatives):], prow)), shape=(len(cand), len(Z)))
+            dUh = np.asarray(M @ Z, dtype=Z.dtype)
+            dUh[inv[: len(negatives)]] += Gn.T @ Z
+            return dUh[mov]
+
+        return cand, U, Uh, un, grad_of
+
+    return dZ, loss, word_grad
+
+
+def _step_words(syn0, cand, U, Uh, un, grad_of, alpha_u, word_lock, anchor, pull) -> None:
+    """Move the candidate words that may move by the gradient of the loss w.r.t. their input
+    vectors (``grad_of(movable)``: w.r.t. their unit vectors; through the normalisation here),
+    plus the pull towards their starting vectors. Frozen words cost nothing."""
+    lock = word_lock[cand] if word_lock is not None else np.ones(len(cand), dtype=U.dtype)
+    mov = np.flatnonzero(lock > 0)
+    if not len(mov):
+        return
+    dUh = grad_of(mov)
+    cand, U, Uh, un, lock = cand[mov], U[mov], Uh[mov], un[mov], lock[mov]
+    dU = (dUh - np.einsum("ij,ij->i", dUh, Uh)[:, None] * Uh) / un[:, None]
+    if anchor is not None and pull > 0:
+        anchored = cand < len(anchor)
+        dU[anchored] += pull * (U[anchored] - anchor[cand[anchored]])
+    syn0[cand] = U - (alpha_u * lock)[:, None] * dU
+
+
+def candidate_columns(pair_slot: np.ndarray, pair_word: np.ndarray, negatives: np.ndarray, candidates: str):
+    """The kernel's view of a run: ``(rows, pair_row, pair_col, pair_w, cand, n_shared)``.
+
+    ``rows``: the slots with at least one word; ``cand``: candidate word indices, the first
+    `n_shared` scored for every image ("run": all the run's words and the negatives; "own": the
+    negatives), the rest (own words that are no negative) only for their pairs; each pair's row,
+    column in ``cand`` and target mass ``1 / (its image's word count)``.
+
+    >>> rows, pr, pc, w, cand, k = candidate_columns(np.array([0, 0, 1]), np.array([4, 7, 7]), np.array([2, 7]), "own")
+    >>> cand.tolist(), k, pc.tolist(), w.tolist()
+    ([2, 7, 4], 2, [2, 1, 1], [0.5, 0.5, 1.0])
+    """
+    pair_slot = np.asarray(pair_slot, dtype=np.int64)
+    pair_word = np.asarray(pair_word, dtype=np.int64)
+    rows, counts = np.unique(pair_slot, return_counts=True)
+    pair_row = np.repeat(np.arange(len(rows), dtype=np.int32), counts)
+    pair_w = (1.0 / counts[pair_row]).astype(REAL)
+    negatives = np.unique(np.asarray(negatives, dtype=np.int64))
+    if candidates == "run":
+        cand = np.unique(np.concatenate([pair_word, negatives]))
+        return rows, pair_row, np.searchsorted(cand, pair_word).astype(np.int32), pair_w, cand, len(cand)
+    j = np.minimum(np.searchsorted(negatives, pair_word), max(len(negatives) - 1, 0))
+    is_neg = negatives[j] == pair_word if len(negatives) else np.zeros(len(pair_word), bool)
+    extra = np.unique(pair_word[~is_neg])
+    cols = np.where(is_neg, j, len(negatives) + np.searchsorted(extra, pair_word))
+    return rows, pair_row, cols.astype(np.int32), pair_w, np.concatenate([negatives, extra]), len(negatives)
+
+
+def _space_step_kernel(W, syn0, Vn, pair_slot, pair_word, negatives, *, alpha_w, alpha_u, temperature, word_lock,
+                       anchor, pull, train_images, candidates, compute_loss, w_update) -> float:
+    from gensim_im2vec import im2vec_inner
+
+    rows, pair_row, pair_col, pair_w, cand, n_shared = candidate_columns(pair_slot, pair_word, negatives, candidates)
+    lock = (np.ones(len(cand), REAL) if word_lock is None
+            else np.ascontiguousarray(word_lock[cand], dtype=REAL))
+    words_move = alpha_u > 0 and bool(np.any(lock > 0))
+    X = Vn if len(rows) == len(Vn) else np.ascontiguousarray(Vn[rows])
+    anc = anchor if anchor is not None and pull > 0 else np.zeros((0, W.shape[0]), REAL)
+    loss, dH = im2vec_inner.space_job(
+        X, W, syn0, cand, n_shared, pair_row, pair_col, pair_w, lock, np.ascontiguousarray(anc, dtype=REAL),
+        temperature=temperature, alpha_u=alpha_u, pull=pull, words_move=words_move, compute_loss=compute_loss)
+    if train_images and alpha_w > 0:
+        (w_update.add if w_update is not None else add_outer)(W, dH, X, -alpha_w)
     return loss

@@ -1,0 +1,172 @@
+"""The space step's two candidate sets and W's update under several workers."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from gensim_im2vec.space import StripedUpdate, add_outer, space_step
+
+
+def _problem(seed=0):
+    rng = np.random.default_rng(seed)
+    W = rng.normal(size=(6, 9))
+    syn0 = rng.normal(size=(12, 6))
+    Vn = rng.normal(size=(4, 9))
+    Vn /= np.linalg.norm(Vn, axis=1, keepdims=True)
+    pair_slot = np.array([0, 0, 1, 2, 3, 3])
+    pair_word = np.array([1, 2, 2, 5, 1, 7])
+    negatives = np.array([0, 2, 3, 4, 6, 8, 9, 10, 11])  # word 2 is image 0's and 1's own word
+    return W, syn0, Vn, pair_slot, pair_word, negatives
+
+
+def _loss(W, syn0, Vn, ps, pw, neg, candidates="own"):
+    return space_step(W.copy(), syn0.copy(), Vn, ps, pw, neg, alpha_w=0.0, alpha_u=0.0, temperature=0.5,
+                      candidates=candidates)
+
+
+def _own_loss_by_hand(W, syn0, Vn, ps, pw, neg, t=0.5):
+    """-Σ_i 1/|P_i| Σ_p log softmax over (P_i ∪ negatives \\ P_i) of cos/τ, written plainly."""
+    H = Vn @ W.T
+    unit = lambda x: x / np.linalg.norm(x)  # noqa: E731
+    total = 0.0
+    for i in np.unique(ps):
+        own = set(pw[ps == i].tolist())
+        words = sorted(own | set(neg.tolist()))
+        s = np.array([unit(H[i]) @ unit(syn0[c]) / t for c in words])
+        logp = s - np.log(np.exp(s).sum())
+        total -= np.mean([logp[words.index(p)] for p in own])
+    return total
+
+
+def test_own_candidates_loss_is_each_image_against_its_words_and_the_negatives():
+    W, syn0, Vn, ps, pw, neg = _problem()
+    assert _loss(W, syn0, Vn, ps, pw, neg) == pytest.approx(_own_loss_by_hand(W, syn0, Vn, ps, pw, neg), rel=1e-9)
+    # and it is not the run-wide softmax (other images' words are no negatives here)
+    assert _loss(W, syn0, Vn, ps, pw, neg, "run") != pytest.approx(_loss(W, syn0, Vn, ps, pw, neg), rel=1e-3)
+
+
+def test_own_candidates_W_and_word_steps_are_the_loss_gradient():
+    W, syn0, Vn, ps, pw, neg = _problem(seed=3)
+    a, eps = 1e-3, 1e-5
+    W1, s1 = W.copy(), syn0.copy()
+    space_step(W1, s1, Vn, ps, pw, neg, alpha_w=a, alpha_u=a, temperature=0.5, candidates="own")
+    gW, gU = (W - W1) / a, (syn0 - s1) / a
+    for (i, j) in [(0, 0), (2, 5), (5, 8)]:
+        Wp, Wm = W.copy(), W.copy()
+        Wp[i, j] += eps
+        Wm[i, j] -= eps
+        fd = (_loss(Wp, syn0, Vn, ps, pw, neg) - _loss(Wm, syn0, Vn, ps, pw, neg)) / (2 * eps)
+        assert gW[i, j] == pytest.approx(fd, rel=1e-3, abs=1e-4)
+    for (i, j) in [(1, 0), (2, 3), (7, 5), (0, 2), (11, 1)]:  # positives, a shared word, negatives
+        sp, sm = syn0.copy(), syn0.copy()
+        sp[i, j] += eps
+        sm[i, j] -= eps
+        fd = (_loss(W, sp, Vn, ps, pw, neg) - _loss(W, sm, Vn, ps, pw, neg)) / (2 * eps)
+        assert gU[i, j] == pytest.approx(fd, rel=1e-3, abs=1e-4)
+
+
+@pytest.mark.parametrize("candidates", ["run", "own"])
+def test_frozen_words_are_not_written(candidates):
+    W, syn0, Vn, ps, pw, neg = _problem(seed=4)
+    W, syn0, Vn = W.astype(np.float32), syn0.astype(np.float32), Vn.astype(np.float32)
+    lock = np.zeros(len(syn0), np.float32)
+    lock[7] = 1.0
+    s1 = syn0.copy()
+    space_step(W.copy(), s1, Vn, ps, pw, neg, alpha_w=0.1, alpha_u=0.1, temperature=0.5, word_lock=lock,
+               candidates=candidates)
+    changed = np.flatnonzero(np.any(s1 != syn0, axis=1)).tolist()
+    assert changed == [7]
+
+
+def test_own_candidates_rank_each_image_its_own_words_first_after_training():
+    W, syn0, Vn, ps, pw, neg = _problem(seed=2)
+    W, syn0, Vn = W.astype(np.float32), syn0.astype(np.float32), Vn.astype(np.float32)
+    first = space_step(W.copy(), syn0.copy(), Vn, ps, pw, neg, alpha_w=0, alpha_u=0, temperature=0.5,
+                       candidates="own")
+    for _ in range(300):
+        last = space_step(W, syn0, Vn, ps, pw, neg, alpha_w=0.05, alpha_u=0.05, temperature=0.5, candidates="own")
+    assert last < 0.5 * first
+    H = Vn @ W.T
+    cos = (H / np.linalg.norm(H, axis=1, keepdims=True)) @ (syn0 / np.linalg.norm(syn0, axis=1, keepdims=True)).T
+    for s in range(4):
+        own = set(pw[ps == s].tolist())
+        assert set(np.argsort(-cos[s])[: len(own)].tolist()) == own
+
+
+def test_add_outer_is_the_numpy_formula_in_place():
+    rng = np.random.default_rng(0)
+    W = rng.random((5, 7), dtype=np.float32)
+    dH, X = rng.random((3, 5), dtype=np.float32), rng.random((3, 7), dtype=np.float32)
+    expected = W + 0.25 * dH.T @ X
+    ref = W
+    add_outer(W, dH, X, 0.25)
+    assert W is ref
+    np.testing.assert_allclose(W, expected, rtol=1e-6)
+    W64 = W.astype(np.float64)
+    add_outer(W64, dH.astype(np.float64), X.astype(np.float64), -0.25)
+    np.testing.assert_allclose(W64, W - 0.25 * dH.T @ X, rtol=1e-5, atol=1e-7)
+
+
+def test_striped_updates_from_many_threads_lose_nothing():
+    rng = np.random.default_rng(1)
+    D, F, n_threads, steps = 64, 512, 4, 50
+    updates = [[(rng.standard_normal((32, D)).astype(np.float32), rng.standard_normal((32, F)).astype(np.float32))
+                for _ in range(steps)] for _ in range(n_threads)]
+    W = np.zeros((D, F), np.float32)
+    expected = np.zeros((D, F), np.float64)
+    for th in updates:
+        for dH, X in th:
+            expected += 0.01 * dH.T.astype(np.float64) @ X
+    striped = StripedUpdate(D, n_stripes=8)
+    barrier = threading.Barrier(n_threads)
+
+    def work(th):
+        barrier.wait()
+        for dH, X in th:
+            striped.add(W, dH, X, 0.01)
+
+    threads = [threading.Thread(target=work, args=(th,)) for th in updates]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    np.testing.assert_allclose(W, expected, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("candidates", ["run", "own"])
+@pytest.mark.parametrize("pull", [0.0, 0.7])
+def test_kernel_equals_the_numpy_formulas(candidates, pull):
+    rng = np.random.default_rng(5)
+    D, F, V, B = 16, 40, 60, 12
+    W = rng.normal(size=(D, F)).astype(np.float32)
+    syn0 = rng.normal(size=(V, D)).astype(np.float32)
+    Vn = rng.normal(size=(B, F)).astype(np.float32)
+    ps = np.repeat(np.arange(0, B, 1), rng.integers(1, 4, B))  # every image has 1-3 words ...
+    ps = ps[ps != 3]  # ... but image 3 has none
+    key = np.unique(ps * V + rng.integers(0, V, len(ps)))
+    ps, pw = key // V, key % V
+    neg = rng.integers(0, V, 25)
+    lock = (rng.random(V) > 0.3).astype(np.float32) * 0.5
+    anchor = syn0[:30] + 0.1
+    out = {}
+    for kernel in (True, False):
+        W1, s1 = W.copy(), syn0.copy()
+        loss = space_step(W1, s1, Vn, ps, pw, neg, alpha_w=0.05, alpha_u=0.1, temperature=0.2, word_lock=lock,
+                          anchor=anchor, pull=pull, candidates=candidates, kernel=kernel)
+        out[kernel] = (loss, W1, s1)
+    assert out[True][0] == pytest.approx(out[False][0], rel=1e-5)
+    assert not np.allclose(out[True][1], W) and not np.allclose(out[True][2], syn0)  # both moved
+    np.testing.assert_allclose(out[True][1], out[False][1], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(out[True][2], out[False][2], rtol=1e-4, atol=1e-6)
+
+
+def test_kernel_refuses_pairs_that_index_outside_the_run():
+    from gensim_im2vec import im2vec_inner
+
+    z = np.zeros((2, 4), np.float32)
+    with pytest.raises(ValueError, match="sorted by row"):
+        im2vec_inner.space_job(z, np.ones((3, 4), np.float32), np.ones((5, 3), np.float32),
+                               np.array([0, 1], np.int64), 2, np.array([1, 0], np.int32), np.array([0, 1], np.int32),
+                               np.ones(2, np.float32), np.ones(2, np.float32), np.zeros((0, 3), np.float32),
+                               temperature=0.1, alpha_u=0.1, pull=0.0, words_move=True, compute_loss=True)
