@@ -92,6 +92,7 @@ from gensim.models.keyedvectors import KeyedVectors
 from gensim.models.word2vec import Word2Vec
 from threadpoolctl import threadpool_limits
 
+from gensim_im2vec import corpusfile
 from gensim_im2vec.images import ImageFeatures
 from gensim_im2vec.space import run_pairs, space_step
 from gensim_im2vec.validation import check_features, l2_normalize, npy_problem
@@ -157,9 +158,12 @@ class Im2Vec(Word2Vec):
         Documents. An image document holds the image's token (``"img:<key>"``) and its tags /
         caption words; text-only documents are ordinary sentences. If given, the model is built
         and trained at once (as Word2Vec).
-    corpus_file : None
-        Not supported: gensim's ``corpus_file`` reader is C++ code that cannot see image tokens.
-        Pass ``LineSentence(path)`` as `sentences` instead.
+    corpus_file : str, optional
+        Path to a corpus in :class:`~gensim.models.word2vec.LineSentence` format (one document per
+        line, tokens separated by spaces; not compressed), instead of `sentences`. Every worker
+        reads its own byte range of the file (:mod:`gensim_im2vec.corpusfile`): a model without
+        image features trains on gensim's own file kernel; with features, image tokens train by
+        the same path as with `sentences`.
     image_features : mapping, (keys, array) pair or feature store, optional
         Feature vectors of the images, ``{key: 1-D vector}``, ``(keys, 2-D array)`` or an object
         with ``keys`` and ``vectors`` attributes (e.g. :class:`gensim_im2vec.store.FeatureStore`,
@@ -252,11 +256,7 @@ class Im2Vec(Word2Vec):
         space_word_alpha: float = 1.0, space_pull: float | None = None, space_symmetric: float = 0.0,
     ):
         if corpus_file is not None:
-            raise ValueError(
-                "Im2Vec does not support corpus_file=: gensim's corpus_file reader is C++ code that "
-                "cannot see image tokens. Pass corpus_iterable=gensim.models.word2vec.LineSentence(path) "
-                "(or any restartable iterable of token lists) instead."
-            )
+            corpus_file = corpusfile.check_corpus_file(corpus_file, sentences)
         self._check_batch_words(batch_words)
         if missing_images not in ("raise", "skip"):
             raise ValueError(f"missing_images must be 'raise' or 'skip', got {missing_images!r}.")
@@ -315,7 +315,7 @@ class Im2Vec(Word2Vec):
             if hs:
                 raise ValueError(_HS_WITH_IMAGES)
         super().__init__(
-            sentences=sentences, corpus_file=None, vector_size=vector_size, alpha=alpha, window=window,
+            sentences=sentences, corpus_file=corpus_file, vector_size=vector_size, alpha=alpha, window=window,
             min_count=min_count, max_vocab_size=max_vocab_size, sample=sample, seed=seed, workers=workers,
             min_alpha=min_alpha, sg=sg, hs=hs, negative=negative, ns_exponent=ns_exponent,
             cbow_mean=cbow_mean, hashfxn=hashfxn, epochs=epochs, null_word=null_word, trim_rule=trim_rule,
@@ -430,10 +430,8 @@ class Im2Vec(Word2Vec):
         image already in the vocabulary, and have the same dimension). Image tokens are kept
         whatever `min_count`, `max_final_vocab` and `trim_rule` say.
         """
-        if corpus_file is not None:
-            raise ValueError(
-                "Im2Vec does not support corpus_file=; pass corpus_iterable=LineSentence(path) instead."
-            )
+        if corpus_file is not None:  # gensim, too, scans a corpus_file as LineSentence(path)
+            corpus_iterable, corpus_file = corpusfile.corpus_file_sentences(corpus_file, corpus_iterable), None
         previous = self.features
         if image_features is not None:
             feats = ImageFeatures.from_any(image_features)
@@ -664,14 +662,13 @@ class Im2Vec(Word2Vec):
               report_delay=1.0, compute_loss=False, callbacks=(), **kwargs):
         """Train words, output vectors and W; afterwards the images' vectors are in ``model.wv``.
 
-        Same arguments as :meth:`gensim.models.word2vec.Word2Vec.train` (``corpus_file`` is not
-        supported). The loss (``compute_loss=True``) is summed in double precision per job, so
+        Same arguments as :meth:`gensim.models.word2vec.Word2Vec.train` (``corpus_file`` needs
+        `total_words`, as in gensim). The loss (``compute_loss=True``) is summed in double precision per job, so
         :meth:`get_latest_training_loss` is exact with several workers.
         """
         if corpus_file is not None:
-            raise ValueError(
-                "Im2Vec does not support corpus_file=; pass corpus_iterable=LineSentence(path) instead."
-            )
+            corpus_file = corpusfile.check_corpus_file(corpus_file, corpus_iterable)
+            corpusfile.check_total_words(total_words)
         self._ensure_writable()
         feats = self.features
         n_img = int(np.sum(self._vocab_image_rows >= 0))
@@ -692,7 +689,8 @@ class Im2Vec(Word2Vec):
         # one BLAS thread inside each worker; gensim's worker threads give the parallelism
         with threadpool_limits(limits=1, user_api="blas"):
             result = super().train(
-                corpus_iterable=corpus_iterable, total_examples=total_examples, total_words=total_words,
+                corpus_iterable=corpus_iterable, corpus_file=corpus_file, total_examples=total_examples,
+                total_words=total_words,
                 epochs=epochs, start_alpha=start_alpha, end_alpha=end_alpha, word_count=word_count,
                 queue_factor=queue_factor, report_delay=report_delay, compute_loss=compute_loss,
                 callbacks=callbacks, **kwargs)
@@ -713,6 +711,35 @@ class Im2Vec(Word2Vec):
             # every word of the vocabulary has now learned (the space step moves the new words)
             self.n_trained_words = len(self.wv)
         return result
+
+    def _train_epoch_corpusfile(self, corpus_file, cur_epoch=0, total_examples=None, total_words=None,
+                                callbacks=(), **kwargs):
+        """gensim's file-mode epoch (a thread per worker, each on its own part of the file), with
+        what the workers share (:class:`~gensim_im2vec.corpusfile.CorpusFileEpoch`); a worker's
+        error is raised here, once every worker has stopped."""
+        epoch = corpusfile.CorpusFileEpoch(corpus_file, cur_epoch, total_examples, total_words)
+        if not corpusfile.uses_gensim_reader(self):
+            epoch.ranges = corpusfile.byte_ranges(corpus_file, max(int(self.workers), 1))
+        result = super()._train_epoch_corpusfile(
+            corpus_file, cur_epoch=cur_epoch, total_examples=total_examples, total_words=total_words,
+            callbacks=callbacks, corpus_file_epoch=epoch, **kwargs)
+        if epoch.error is not None:
+            raise epoch.error
+        return result
+
+    def _do_train_epoch(self, corpus_file, thread_id, offset, cython_vocab, thread_private_mem, cur_epoch,
+                        total_examples=None, total_words=None, corpus_file_epoch=None, **kwargs):
+        """One worker's part of a file-mode epoch: gensim's kernel for a text-only model, else
+        :func:`gensim_im2vec.corpusfile.train_range` (jobs through :meth:`_do_train_job`)."""
+        try:
+            if corpusfile.uses_gensim_reader(self):
+                return super()._do_train_epoch(
+                    corpus_file, thread_id, offset, cython_vocab, thread_private_mem, cur_epoch,
+                    total_examples=total_examples, total_words=total_words, **kwargs)
+            return corpusfile.train_range(self, corpus_file_epoch, thread_id, thread_private_mem)
+        except Exception as err:  # a worker that dies silently would leave train() waiting forever
+            corpus_file_epoch.fail(err)
+            return 0, 0, 0
 
     def _next_seed(self) -> int:
         rnd = self.random

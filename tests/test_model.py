@@ -546,7 +546,7 @@ def test_bad_arguments():
         Im2Vec(image_features=feats, hs=1, negative=0)
     with pytest.raises(ValueError, match="batch_words=20000 is larger than 10000"):
         Im2Vec(batch_words=20000)
-    with pytest.raises(ValueError, match="corpus_file"):
+    with pytest.raises(FileNotFoundError, match="corpus_file='x.txt': no such file"):
         Im2Vec(corpus_file="x.txt")
     with pytest.raises(ValueError, match="image_negatives"):
         Im2Vec(image_negatives="words")

@@ -1,0 +1,142 @@
+"""corpus_file= speed (issue 13 item 3), measured side by side in one run.
+
+    python benchmarks/bench_corpus_file.py [--words 2000000] [--images 20000] [--features 1280] [--repeats 2]
+
+1. Text: effective words/s of gensim's Word2Vec(corpus_file=...) and Im2Vec(corpus_file=...) on the
+   same LineSentence file, same parameters, ``--workers`` workers; ratio Im2Vec / Word2Vec
+   (target >= 1.0 within noise). The text is Debian's WordNet dictionary (dict-wn) when installed,
+   else gensim's bundled head500 corpus, repeated up to ``--words``.
+2. Images: image tokens/s of Im2Vec(corpus_file=...) on a file of ``[tag, image, tag]`` documents
+   (F=``--features``, D=200, window 1, as issue 13 measures), with 1 and 2 workers; ratio 2 / 1.
+   The same documents through ``corpus_iterable=`` with 2 workers are printed for reference.
+
+Runs are interleaved (best of ``--repeats``) so that slow spells of a shared machine hit all.
+Only ``train()`` is timed; the vocabulary is built before.
+"""
+
+import argparse
+import gzip
+import os
+import re
+import tempfile
+import time
+
+import numpy as np
+from gensim.models import Word2Vec
+from gensim.test.utils import datapath
+
+from gensim_im2vec import Im2Vec
+
+WORDNET = "/usr/share/dictd/wn.dict.dz"
+
+
+def write_text(path, limit):
+    token = re.compile(r"[a-z]+")
+    if os.path.exists(WORDNET):
+        name, opener = WORDNET, lambda: gzip.open(WORDNET, "rt", encoding="utf-8", errors="replace")
+    else:
+        src = datapath("head500.noblanks.cor")
+        name, opener = src, lambda: open(src, encoding="utf-8")
+    n = 0
+    with open(path, "w", encoding="utf-8") as out:
+        while n < limit:
+            before = n
+            with opener() as f:
+                for line in f:
+                    tokens = token.findall(line.lower())
+                    for lo in range(0, len(tokens), 1000):
+                        chunk = tokens[lo:lo + 1000]
+                        if len(chunk) > 2:
+                            out.write(" ".join(chunk) + "\n")
+                            n += len(chunk)
+                    if n >= limit:
+                        break
+            if n == before:
+                break
+    return name, n
+
+
+def text_rate(cls, path, params):
+    model = cls(**params)
+    model.build_vocab(corpus_file=path)
+    t = time.perf_counter()
+    effective, _ = model.train(corpus_file=path, total_words=model.corpus_total_words, epochs=model.epochs)
+    return effective / (time.perf_counter() - t)
+
+
+def image_corpus(path, n_images, n_features, n_tags=50, seed=0):
+    rng = np.random.default_rng(seed)
+    features = rng.random((n_images, n_features), dtype=np.float32)
+    keys = [f"img:{i}" for i in range(n_images)]
+    docs = [[f"tag{rng.integers(n_tags)}", key, f"tag{rng.integers(n_tags)}"] for key in keys]
+    with open(path, "w", encoding="utf-8") as f:
+        for doc in docs:
+            f.write(" ".join(doc) + "\n")
+    return (keys, features), docs
+
+
+def image_rate(path, docs, features, workers, from_file=True):
+    model = Im2Vec(image_features=features, vector_size=200, window=1, min_count=1, sample=0, sg=1,
+                   epochs=1, workers=workers, seed=1)
+    if from_file:
+        model.build_vocab(corpus_file=path)
+        t = time.perf_counter()
+        model.train(corpus_file=path, total_words=model.corpus_total_words, epochs=1)
+    else:
+        model.build_vocab(docs)
+        t = time.perf_counter()
+        model.train(docs, total_examples=model.corpus_count, epochs=1)
+    return model._image_occurrences / (time.perf_counter() - t)
+
+
+def best(name, rates, unit):
+    print(f"  {name:28s} {max(rates):12,.0f} {unit} (best of {len(rates)}; all: "
+          f"{', '.join(f'{r:,.0f}' for r in rates)})")
+    return max(rates)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--words", type=int, default=2_000_000)
+    ap.add_argument("--workers", type=int, default=2, help="workers of the text runs")
+    ap.add_argument("--sg", type=int, default=0)
+    ap.add_argument("--images", type=int, default=20_000)
+    ap.add_argument("--features", type=int, default=1280)
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        text_path = os.path.join(tmp, "text.txt")
+        name, n = write_text(text_path, args.words)
+        params = dict(vector_size=100, window=5, min_count=5, sg=args.sg, negative=5, epochs=3,
+                      workers=args.workers, seed=1)
+        print(f"1. text corpus_file: {name}, {n} words; {params}")
+        runs = {"Word2Vec": [], "Im2Vec": []}
+        for _ in range(args.repeats):
+            for cls in (Word2Vec, Im2Vec):
+                runs[cls.__name__].append(text_rate(cls, text_path, params))
+        w2v = best("Word2Vec(corpus_file)", runs["Word2Vec"], "effective words/s")
+        ours = best("Im2Vec(corpus_file)", runs["Im2Vec"], "effective words/s")
+        pairs = [b / a for a, b in zip(runs["Word2Vec"], runs["Im2Vec"])]
+        print(f"  ratio Im2Vec / Word2Vec = {ours / w2v:.2f} best to best; per interleaved pair "
+              f"{min(pairs):.2f}–{max(pairs):.2f} (target >= 1.0)")
+
+        img_path = os.path.join(tmp, "images.txt")
+        features, docs = image_corpus(img_path, args.images, args.features)
+        print(f"2. image corpus_file: {args.images} documents [tag, image, tag], F={args.features}, D=200, "
+              f"window 1, one epoch")
+        rates = {"file, 1 worker": [], "file, 2 workers": [], "iterable, 2 workers": []}
+        for _ in range(args.repeats):
+            rates["file, 1 worker"].append(image_rate(img_path, docs, features, 1))
+            rates["file, 2 workers"].append(image_rate(img_path, docs, features, 2))
+            rates["iterable, 2 workers"].append(image_rate(img_path, docs, features, 2, from_file=False))
+        one = best("corpus_file, 1 worker", rates["file, 1 worker"], "image tokens/s")
+        two = best("corpus_file, 2 workers", rates["file, 2 workers"], "image tokens/s")
+        it2 = best("corpus_iterable, 2 workers", rates["iterable, 2 workers"], "image tokens/s")
+        pairs = [b / a for a, b in zip(rates["file, 1 worker"], rates["file, 2 workers"])]
+        print(f"  ratio 2 workers / 1 worker = {two / one:.2f} best to best; per interleaved pair "
+              f"{min(pairs):.2f}–{max(pairs):.2f} (cores: {os.cpu_count()})")
+        print(f"  ratio corpus_file / corpus_iterable (2 workers) = {two / it2:.2f}")
+
+
+if __name__ == "__main__":
+    main()

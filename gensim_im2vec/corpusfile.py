@@ -1,0 +1,222 @@
+"""Training from a ``corpus_file``: gensim's multi-core file mode, with image tokens.
+
+A corpus file is gensim's :class:`~gensim.models.word2vec.LineSentence` format: one document per
+line, tokens separated by whitespace (image keys hold none: :func:`gensim_im2vec.keys.encode_key`
+writes whitespace as ``%XX``). Every worker reads its own byte range of the file, so no single
+producer thread feeds the workers.
+
+Two readers, one per kind of model:
+
+* **Text only** (the model has no image features, words and output vectors learn): gensim's own
+  ``corpus_file`` path, unchanged — its C++ reader and its nogil loop
+  (``gensim.models.word2vec_corpusfile``), at gensim's speed.
+* **With images**: gensim's C++ reader cannot tell an image token from a word, so each worker
+  reads the lines that *start* in its byte range (the ranges cut at gensim's offsets,
+  ``size × k / workers``, moved on to the next line start so that no document is split), cuts them
+  into jobs of ``batch_words`` as gensim's job producer does, and trains each job through
+  :meth:`Im2Vec._do_train_job <gensim_im2vec.model.Im2Vec._do_train_job>` — the same path, and
+  the same kernel, as ``corpus_iterable=``. The learning rate decays with the words (or documents)
+  that all workers together have trained, as in gensim's job producer.
+
+>>> import os, tempfile
+>>> import numpy as np
+>>> from gensim_im2vec import Im2Vec
+>>> rng = np.random.default_rng(0)
+>>> feats = {f"img:{i}": rng.normal(size=16) + (5.0 if i % 2 else -5.0) for i in range(40)}
+>>> path = os.path.join(tempfile.mkdtemp(), "docs.txt")
+>>> with open(path, "w") as f:
+...     for i in range(40):
+...         _ = f.write(f"img:{i} {('cat', 'car')[i % 2]} photo\\n")
+>>> model = Im2Vec(corpus_file=path, image_features=feats, vector_size=8, min_count=1, workers=2,
+...                sample=0, epochs=2)
+>>> model.is_image("img:3"), model.wv["img:3"].shape
+(True, (8,))
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+
+from gensim import utils
+from gensim.models.word2vec import LineSentence
+from smart_open.compression import get_supported_extensions
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CorpusFileEpoch", "byte_ranges", "check_corpus_file", "check_total_words", "corpus_file_sentences",
+           "read_documents", "train_range", "uses_gensim_reader"]
+
+MAX_DOCUMENT_TOKENS = 10000  # LineSentence's max_sentence_length: longer lines are cut into chunks
+
+_FORMAT = ("a text file in LineSentence format: one document per line, tokens separated by spaces, "
+           "image keys as written by gensim_im2vec.keys.encode_key")
+
+
+def check_corpus_file(corpus_file, corpus_iterable=None) -> str:
+    """Validate a ``corpus_file=`` argument at the boundary and return it as a str path.
+
+    Raises
+    ------
+    TypeError
+        Both `corpus_file` and `corpus_iterable` given, a path that is not str/PathLike, or a
+        compressed file (gensim's file mode reads plain text only).
+    FileNotFoundError, IsADirectoryError
+        No such file.
+    """
+    if corpus_iterable is not None:
+        raise TypeError("pass corpus_file= or corpus_iterable=, not both (corpus_file is read as the corpus).")
+    if not isinstance(corpus_file, (str, os.PathLike)):
+        raise TypeError(f"corpus_file must be a path (str or os.PathLike) to {_FORMAT}; got "
+                        f"{type(corpus_file).__name__}. For documents in memory pass corpus_iterable=.")
+    path = os.fspath(corpus_file)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"corpus_file={path!r} is a folder; pass the path of {_FORMAT} "
+                                f"(for a folder of such files: corpus_iterable=PathLineSentences(folder)).")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"corpus_file={path!r}: no such file. Pass the path of {_FORMAT}.")
+    if os.path.splitext(path)[1].lower() in get_supported_extensions():
+        raise TypeError(f"corpus_file={path!r} is compressed; training from a file reads plain text only. "
+                        f"Decompress it, or pass corpus_iterable=gensim.models.word2vec.LineSentence(path), "
+                        f"which reads compressed files (from one producer thread).")
+    return path
+
+
+def check_total_words(total_words) -> None:
+    """``train(corpus_file=...)`` needs the file's raw token count, as in gensim: each worker's
+    learning rate decays with the share of it trained so far."""
+    if not total_words:
+        raise ValueError(
+            f"train(corpus_file=...) needs total_words, the number of tokens in the file, got {total_words!r}; "
+            f"after build_vocab(corpus_file=...) on the same file pass total_words=model.corpus_total_words.")
+
+
+def corpus_file_sentences(corpus_file, corpus_iterable=None) -> LineSentence:
+    """The documents of `corpus_file` as gensim reads them to build a vocabulary from a file."""
+    return LineSentence(check_corpus_file(corpus_file, corpus_iterable))
+
+
+def uses_gensim_reader(model) -> bool:
+    """True when gensim's own ``corpus_file`` kernel trains `model` exactly as Im2Vec's would.
+
+    That is when the model has no image features (so no image token, no W, no space step), and
+    every word's input and output vectors may learn (``train_words="new"`` freezes words through
+    ``vectors_lockf``, which gensim's kernel honours).
+    """
+    return (model.features is None and model.train_words is not False
+            and bool(getattr(model, "train_outputs", True)))
+
+
+def _line_start(f, pos: int) -> int:
+    """The offset of the first line that starts at or after byte `pos` of the open binary file `f`."""
+    if pos <= 0:
+        return 0
+    f.seek(pos - 1)
+    f.readline()  # the rest of the line that holds byte pos - 1 (only its "\n" if a line starts at pos)
+    return f.tell()
+
+
+def byte_ranges(path: str, workers: int) -> list[tuple[int, int]]:
+    """Cut `path` into `workers` byte ranges at gensim's offsets (``size × k / workers``), each
+    moved on to the next line start: a line belongs to the range its first byte is in, so every
+    document is read once, whole. A range may be empty (a file of fewer lines than workers)."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        starts = [_line_start(f, size * k // workers) for k in range(workers)] + [size]
+    return [(starts[k], max(starts[k], starts[k + 1])) for k in range(workers)]
+
+
+def read_documents(path: str, start: int, end: int, *, known=None, prefix: str = ""):
+    """Yield the documents (lists of str tokens) of the lines that start in ``[start, end)``.
+
+    Tokens as :class:`~gensim.models.word2vec.LineSentence` splits them (so as the vocabulary was
+    built from the file); empty lines yield nothing, lines of more than 10,000 tokens yield
+    10,000-token chunks. With `known` (a container of the vocabulary's keys) and `prefix`, a token
+    that starts with `prefix` and is not in `known` raises ValueError naming it and its byte offset.
+    """
+    check = known is not None and bool(prefix)
+    with open(path, "rb") as f:
+        f.seek(start)
+        pos = start
+        for line in f:
+            if pos >= end:
+                break
+            at, pos = pos, pos + len(line)
+            text = utils.to_unicode(line)
+            tokens = text.split()
+            if check and prefix in text:
+                for tok in tokens:
+                    if tok.startswith(prefix) and tok not in known:
+                        raise ValueError(
+                            f"{path}, line at byte {at}: image token {tok!r} is not in the model's "
+                            f"vocabulary. Run build_vocab(corpus_file=..., update=True) on this file "
+                            f"(with image_features that contain it) before training on it, or create "
+                            f"the model with missing_images='skip' to train without such tokens.")
+            for lo in range(0, len(tokens), MAX_DOCUMENT_TOKENS):
+                yield tokens[lo:lo + MAX_DOCUMENT_TOKENS]
+
+
+@dataclass
+class CorpusFileEpoch:
+    """What the workers of one ``corpus_file`` epoch share: their byte ranges, the progress that
+    sets the learning rate, and the first error (after which every worker stops at its next job)."""
+
+    path: str
+    cur_epoch: int
+    total_examples: int | None
+    total_words: int | None
+    ranges: list = field(default_factory=list)
+    done_examples: int = 0
+    done_words: int = 0
+    error: BaseException | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def progress(self) -> float:
+        """Share of the epoch trained so far, by documents when the total is known, else by words."""
+        if self.total_examples:
+            return self.done_examples / self.total_examples
+        return self.done_words / self.total_words if self.total_words else 0.0
+
+    def advance(self, examples: int, raw_words: int) -> None:
+        with self.lock:
+            self.done_examples += examples
+            self.done_words += raw_words
+
+    def fail(self, err: BaseException) -> None:
+        with self.lock:
+            if self.error is None:
+                self.error = err
+        self.stop.set()
+
+
+def train_range(model, epoch: CorpusFileEpoch, thread_id: int, inits) -> tuple[int, int, int]:
+    """One worker's epoch: its byte range of the file, in jobs of ``model.batch_words`` raw words,
+    each trained by ``model._do_train_job``. Returns (documents, effective words, raw words)."""
+    start, end = epoch.ranges[thread_id]
+    batch_words = int(model.batch_words)
+    known = model.wv.key_to_index if getattr(model, "missing_images", "skip") == "raise" else None
+    examples = tally = raw = 0
+    batch, size = [], 0
+
+    def run(job):
+        alpha = model._get_next_alpha(epoch.progress(), epoch.cur_epoch)
+        effective, raw_words = model._do_train_job(job, alpha, inits)
+        epoch.advance(len(job), raw_words)
+        return effective, raw_words
+
+    for doc in read_documents(epoch.path, start, end, known=known, prefix=getattr(model, "image_prefix", "")):
+        if batch and size + len(doc) > batch_words:
+            if epoch.stop.is_set():
+                break
+            t, r = run(batch)
+            examples, tally, raw = examples + len(batch), tally + t, raw + r
+            batch, size = [], 0
+        batch.append(doc)
+        size += len(doc)
+    if batch and not epoch.stop.is_set():
+        t, r = run(batch)
+        examples, tally, raw = examples + len(batch), tally + t, raw + r
+    return examples, tally, raw
