@@ -40,7 +40,6 @@ import os
 import threading
 from dataclasses import dataclass, field
 
-from gensim import utils
 from gensim.models.word2vec import LineSentence
 from smart_open.compression import get_supported_extensions
 
@@ -137,6 +136,7 @@ def read_documents(path: str, start: int, end: int, *, known=None, prefix: str =
     that starts with `prefix` and is not in `known` raises ValueError naming it and its byte offset.
     """
     check = known is not None and bool(prefix)
+    is_known = known.__contains__ if check else None
     with open(path, "rb") as f:
         f.seek(start)
         pos = start
@@ -144,18 +144,26 @@ def read_documents(path: str, start: int, end: int, *, known=None, prefix: str =
             if pos >= end:
                 break
             at, pos = pos, pos + len(line)
-            text = utils.to_unicode(line)
+            text = line.decode("utf-8")  # as LineSentence: utils.to_unicode, strict
             tokens = text.split()
-            if check and prefix in text:
-                for tok in tokens:
-                    if tok.startswith(prefix) and tok not in known:
-                        raise ValueError(
-                            f"{path}, line at byte {at}: image token {tok!r} is not in the model's "
-                            f"vocabulary. Run build_vocab(corpus_file=..., update=True) on this file "
-                            f"(with image_features that contain it) before training on it, or create "
-                            f"the model with missing_images='skip' to train without such tokens.")
+            if check and prefix in text and not all(map(is_known, tokens)):
+                _check_image_tokens(tokens, known, prefix, path, at)
+            if len(tokens) <= MAX_DOCUMENT_TOKENS:
+                if tokens:
+                    yield tokens
+                continue
             for lo in range(0, len(tokens), MAX_DOCUMENT_TOKENS):
                 yield tokens[lo:lo + MAX_DOCUMENT_TOKENS]
+
+
+def _check_image_tokens(tokens, known, prefix, path, at) -> None:
+    for tok in tokens:
+        if tok.startswith(prefix) and tok not in known:
+            raise ValueError(
+                f"{path}, line at byte {at}: image token {tok!r} is not in the model's vocabulary. "
+                f"Run build_vocab(corpus_file=..., update=True) on this file (with image_features that "
+                f"contain it) before training on it, or create the model with missing_images='skip' "
+                f"to train without such tokens.")
 
 
 @dataclass
