@@ -46,11 +46,18 @@ class ImageFeatures:
         Where the features came from, for error messages.
     metadata : dict, optional
         Provenance (e.g. a feature store's metadata: arch, weights, layer).
+    key_to_index : dict, optional
+        ``key → row``, when the caller already has it (a store's): used as given, not copied.
+
+    Attributes
+    ----------
+    source : object or None
+        The feature store the features came from (:meth:`from_any`), None for a mapping or pair.
     """
 
     def __init__(self, keys: Sequence[str], vectors: np.ndarray, *, name: str = "image_features",
                  metadata: dict | None = None, key_to_index: Mapping[str, int] | None = None):
-        keys = list(keys)
+        keys = keys if isinstance(keys, list) else list(keys)
         self.checked = False
         if isinstance(vectors, np.ndarray) and vectors.ndim == 2 and vectors.dtype in (np.float16, np.float32):
             arr = vectors  # kept as given (a memmap stays a memmap); rows checked below or on use
@@ -71,7 +78,9 @@ class ImageFeatures:
                 key_to_index[k] = i
         self.keys = keys
         self.vectors = arr
-        self.key_to_index = dict(key_to_index)
+        # a store's dict is shared, not copied (at 10M images a copy costs ~0.5 GB)
+        self.key_to_index = key_to_index if isinstance(key_to_index, dict) else dict(key_to_index)
+        self.source = None
         self.name = name
         self.metadata = dict(metadata or {})
         # a memory-mapped store may be far larger than what a model uses: its rows are checked
@@ -91,7 +100,10 @@ class ImageFeatures:
             meta = getattr(obj, "metadata", None)
             k2i = getattr(obj, "key_to_index", None)
             store_name = f"{name} ({getattr(obj, 'path', type(obj).__name__)})"
-            return cls(list(keys), obj.vectors, name=store_name, metadata=meta, key_to_index=k2i)
+            feats = cls(keys if isinstance(keys, list) else list(keys), obj.vectors, name=store_name,
+                        metadata=meta, key_to_index=k2i)
+            feats.source = obj
+            return feats
         if isinstance(obj, Mapping):
             if not obj:
                 raise ValueError(f"{name}: the mapping is empty; give at least one image's features.")

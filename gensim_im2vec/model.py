@@ -77,6 +77,8 @@ True
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import glob
 import logging
 import math
@@ -95,6 +97,7 @@ from threadpoolctl import threadpool_limits
 from gensim_im2vec import corpusfile
 from gensim_im2vec.images import ImageFeatures
 from gensim_im2vec.space import run_pairs, space_step
+from gensim_im2vec.store import FeatureStore, StoreMismatchError
 from gensim_im2vec.validation import check_features, l2_normalize, npy_problem
 
 try:
@@ -115,6 +118,8 @@ MAX_WORDS_IN_BATCH = im2vec_inner.MAX_WORDS_IN_BATCH
 _CUM_DOMAIN = 2**31 - 1
 _WRITE_CHUNK = 65536
 _STATS_LOCK = threading.Lock()
+#: Features given to :meth:`Im2Vec.load` (``image_features=``), seen by ``_load_specials``.
+_LOAD_FEATURES: contextvars.ContextVar = contextvars.ContextVar("im2vec_load_features", default=None)
 
 _HS_WITH_IMAGES = ("hs=1 with images is not supported: the image kernel trains with negative sampling. "
                    "Use hs=0, negative=5 (or more).")
@@ -353,14 +358,26 @@ class Im2Vec(Word2Vec):
 
     def _set_features(self, feats: ImageFeatures) -> None:
         """Take `feats` as the model's features (build_vocab checks them against W first)."""
-        self.image_vectors = feats.vectors
-        self.image_feature_keys = feats.keys
-        self.image_features_metadata = feats.metadata
-        self._features_cache = feats
+        self._attach_features(feats)
         self.add_lifecycle_event(  # provenance: which store, model and layer made the features
             "image_features", msg=f"{len(feats)} images x {feats.dim} features from {feats.name}",
             metadata={k: v for k, v in feats.metadata.items() if isinstance(v, (str, int, float))},
         )
+
+    def _attach_features(self, feats: ImageFeatures) -> None:
+        """Hold `feats`; a :class:`~gensim_im2vec.store.FeatureStore` behind them is kept as the
+        store the model refers to when saved (:meth:`save` writes no feature row of it)."""
+        self.image_vectors = feats.vectors
+        self.image_feature_keys = feats.keys
+        self.image_features_metadata = feats.metadata
+        self._features_cache = feats
+        source = getattr(feats, "source", None)
+        self._feature_store = source if isinstance(source, FeatureStore) else None
+
+    @property
+    def feature_store(self) -> FeatureStore | None:
+        """The feature store the image features come from (None for a mapping or an array)."""
+        return getattr(self, "_feature_store", None)
 
     def is_image(self, key) -> bool:
         """True when `key` is an image token (it has features)."""
@@ -1102,59 +1119,160 @@ class Im2Vec(Word2Vec):
         for name in ("W", "image_vectors"):
             if getattr(self, name, None) is not None and name not in separately:
                 separately.append(name)
+        # (the features and the store are set aside by _saved_features: gensim would set ignored
+        # attributes to None at load, after _load_specials has opened the store again)
         ignore = set(ignore).union({
-            "_features_cache", "_scan_tag_counts", "_vocab_image_rows",
-            "_neg_word_idx", "_neg_word_cum", "_neg_tag_idx", "_neg_tag_cum", "_space_lock",
+            "_scan_tag_counts", "_neg_word_idx", "_neg_word_cum", "_neg_tag_idx", "_neg_tag_cum", "_space_lock",
         })
         return super()._save_specials(fname, separately, sep_limit, ignore, pickle_protocol, compress, subname)
 
     def save(self, fname_or_handle, *args, **kwargs):
-        """Save the model; W and the features go to their own ``.npy`` files (memory-mappable).
+        """Save the model: its own arrays (W, vectors, ``syn1neg``) in ``.npy`` files beside it
+        (memory-mappable), never a whole feature store.
+
+        Features from a :class:`~gensim_im2vec.store.FeatureStore` are not copied: the model records
+        the store (``image_store``: its path, also relative to the model file, its row count, key
+        digest, dim and weights) and :meth:`load` opens it again. Features given as a mapping or an
+        array are saved with the model, only the rows of the vocabulary's images.
 
         With a path, all files are first written under a temporary name and then renamed, the main
         file last, so an interrupted save never leaves a half-written model under `fname`.
         """
-        if not isinstance(fname_or_handle, (str, os.PathLike)):
-            return super().save(fname_or_handle, *args, **kwargs)
-        fname = os.fspath(fname_or_handle)
-        directory, base = os.path.split(os.path.abspath(fname))
-        tmp = os.path.join(directory, f".{base}.tmp-{os.getpid()}-{threading.get_ident()}")
+        directory = os.path.dirname(os.path.abspath(os.fspath(fname_or_handle))) \
+            if isinstance(fname_or_handle, (str, os.PathLike)) else None
+        with self._saved_features(directory):
+            if directory is None:
+                return super().save(fname_or_handle, *args, **kwargs)
+            base = os.path.basename(os.path.abspath(os.fspath(fname_or_handle)))
+            tmp = os.path.join(directory, f".{base}.tmp-{os.getpid()}-{threading.get_ident()}")
+            try:
+                super().save(tmp, *args, **kwargs)
+                written = sorted(glob.glob(glob.escape(tmp) + "*"))
+                for path in written:  # companions first, the main file (the commit marker) last
+                    if path != tmp:
+                        os.replace(path, os.path.join(directory, base) + path[len(tmp):])
+                os.replace(tmp, os.path.join(directory, base))
+            finally:
+                for path in glob.glob(glob.escape(tmp) + "*"):
+                    os.unlink(path)
+
+    @contextlib.contextmanager
+    def _saved_features(self, directory: str | None):
+        """While saving: ``image_store`` names the feature store (or is None) and the store's rows
+        and keys are set aside; features held in memory shrink to the rows of the vocabulary's
+        images (``_vocab_image_rows`` renumbered to match)."""
+        store = self.feature_store
+        held = {name: getattr(self, name, None) for name in
+                ("image_vectors", "image_feature_keys", "_features_cache", "_feature_store", "_vocab_image_rows")}
+        self.image_store = None
+        self._features_cache = self._feature_store = None
+        if store is not None:
+            self.image_store = store.reference()
+            if directory is not None:
+                self.image_store["relpath"] = os.path.relpath(self.image_store["path"], directory)
+            self.image_vectors = self.image_feature_keys = None
+        elif self.image_vectors is not None:
+            rows = self._vocab_image_rows
+            keep = np.unique(rows[rows >= 0])
+            if len(keep) < len(self.image_feature_keys):
+                order = np.full(len(self.image_feature_keys), -1, dtype=np.int64)
+                order[keep] = np.arange(len(keep))
+                self.image_vectors = np.asarray(self.image_vectors[keep])
+                self.image_feature_keys = [self.image_feature_keys[i] for i in keep]
+                self._vocab_image_rows = np.where(rows >= 0, order[np.maximum(rows, 0)], -1)
         try:
-            super().save(tmp, *args, **kwargs)
-            written = sorted(glob.glob(glob.escape(tmp) + "*"))
-            for path in written:  # companions first, the main file (the commit marker) last
-                if path != tmp:
-                    os.replace(path, os.path.join(directory, base) + path[len(tmp):])
-            os.replace(tmp, os.path.join(directory, base))
+            yield
         finally:
-            for path in glob.glob(glob.escape(tmp) + "*"):
-                os.unlink(path)
+            for name, value in held.items():
+                setattr(self, name, value)
 
     @classmethod
-    def load(cls, fname, *args, **kwargs) -> Im2Vec:
-        """Load a model written by :meth:`save` (``mmap="r"``: W, the features and the vectors are
-        memory-mapped read-only).
+    def load(cls, fname, *args, image_features=None, **kwargs) -> Im2Vec:
+        """Load a model written by :meth:`save` (``mmap="r"``: W, the vectors and features saved with
+        the model are memory-mapped read-only).
+
+        A model whose features come from a feature store opens that store again: at the path it
+        was saved with, else at the same place relative to the model file (model and store moved
+        together). The store must be the same one, possibly with rows appended since.
 
         Model files are pickles, like every gensim model: load only files you trust.
+
+        Parameters
+        ----------
+        fname : str or os.PathLike
+            The saved model (its companion ``.npy`` files beside it).
+        image_features : str, os.PathLike, feature store, mapping or (keys, array) pair, optional
+            Features to use instead of the recorded ones, e.g. the store's new path after it moved.
+            They must hold every image of the vocabulary, with the model's feature dim.
+        **kwargs
+            As gensim's ``load``, e.g. ``mmap="r"``.
 
         Raises
         ------
         ValueError
             `fname` is not a saved model, or a companion ``.npy`` beside it is damaged (named).
         FileNotFoundError
-            `fname`, or a companion file saved beside it (named), is missing.
+            `fname`, or a companion file saved beside it (named), or the model's feature store is
+            missing (the message names the path and how to give the new one).
+        StoreMismatchError
+            The feature store at the recorded path is another store, or changed (named).
         TypeError
             `fname` holds another kind of object, e.g. a plain gensim Word2Vec.
         """
-        return _checked_load(super().load, (cls,), fname, *args, **kwargs)
+        token = _LOAD_FEATURES.set(image_features)
+        try:
+            return _checked_load(super().load, (cls,), fname, *args, **kwargs)
+        finally:
+            _LOAD_FEATURES.reset(token)
 
     def _load_specials(self, *args, **kwargs):
+        fname = args[0] if args else kwargs.get("fname")
+        # a model saved before feature stores were referenced holds its features itself: the one
+        # place where old saved models are brought up to date
+        for name, default in (("image_store", None), ("image_vectors", None), ("image_feature_keys", [])):
+            self.__dict__.setdefault(name, default)
+        self._features_cache = None
+        self._feature_store = None
+        given = _LOAD_FEATURES.get()
+        _LOAD_FEATURES.set(None)  # for this model only, not for objects loaded inside it
+        if given is None and self.image_store is not None:
+            feats = ImageFeatures.from_any(_open_referenced_store(self.image_store, fname, self))
+            feats.checked = True  # the same store the model was built on
+            self._attach_features(feats)
         # gensim's own _load_specials rebuilds the cumulative tables (ours too, see make_cum_table)
         super()._load_specials(*args, **kwargs)
-        self._features_cache = None
         self._scan_tag_counts = None
         self._image_occurrences = 0
+        rows = getattr(self, "_vocab_image_rows", None)
+        if given is not None:
+            self._use_given_features(given, fname)
+        elif rows is None or len(rows) != len(self.wv.index_to_key):
+            self._refresh_image_index()  # a model saved before the rows were kept
+        else:
+            self._vocab_image_rows = np.array(rows, dtype=np.int64)  # writable, in memory
+
+    def _use_given_features(self, given, fname) -> None:
+        """Take the features passed to :meth:`load` instead of the recorded ones (checked: dim, and
+        every image of the vocabulary)."""
+        src = FeatureStore.open(given) if isinstance(given, (str, os.PathLike)) else given
+        feats = ImageFeatures.from_any(src, name="image_features")
+        saved = getattr(self, "_vocab_image_rows", None)
+        if saved is None or len(saved) != len(self.wv.index_to_key):
+            self._refresh_image_index()
+            saved = self._vocab_image_rows
+        was_image = np.asarray(saved) >= 0
+        if self.W is not None and feats.dim != self.W.shape[1]:
+            raise ValueError(f"{feats.name}: expected features of dim {self.W.shape[1]} (the model's W), got "
+                             f"{feats.dim}; give the features the model {fname!r} was trained with.")
+        self._attach_features(feats)
         self._refresh_image_index()
+        rows = self._vocab_image_rows
+        lost = np.flatnonzero(was_image & (rows < 0))
+        if len(lost):
+            shown = [self.wv.index_to_key[i] for i in lost[:5]]
+            raise ValueError(f"{feats.name}: the features lack {len(lost)} of the model's {int(was_image.sum())} "
+                             f"images, e.g. {shown}; give features that hold every image of the vocabulary.")
+        rows[~was_image] = -1  # the vocabulary's words stay words (the negative tables hold)
 
     def __str__(self):
         n_img = int(np.sum(self._vocab_image_rows >= 0))
@@ -1164,6 +1282,40 @@ class Im2Vec(Word2Vec):
 
 
 # ---------------------------------------------------------------------------------- loading
+
+
+def _open_referenced_store(ref: dict, fname, model) -> FeatureStore:
+    """Open the feature store a saved model refers to (:meth:`Im2Vec.save`): at its recorded path,
+    else at the same place relative to the model file; it must be that store, possibly grown."""
+    places = [ref["path"]]
+    if ref.get("relpath") and isinstance(fname, (str, os.PathLike)):
+        near = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(os.fspath(fname))), ref["relpath"]))
+        if near != places[0]:
+            places.append(near)
+    found = []
+    for place in places:
+        try:
+            store = FeatureStore.open(place)
+        except FileNotFoundError:
+            continue
+        except (ValueError, OSError) as e:
+            found.append(f"{place!r} cannot be opened: {e}")
+            continue
+        problems = store.reference_problems(ref)
+        if not problems:
+            return store
+        found.append(f"{place!r} is not the model's store: " + "; ".join(problems))
+    n_img = int(np.count_nonzero(np.asarray(getattr(model, "_vocab_image_rows", ())) >= 0)) or "its"
+    weights = (ref.get("identity") or {}).get("weights")
+    what = (f"the model {os.fspath(fname)!r} takes its image features from the feature store {ref['path']!r} "
+            f"({ref['count']} images of dim {ref['dim']}, weights {weights!r})")
+    fix = (f"Put the store back, or load the model with the store's new place: Im2Vec.load({os.fspath(fname)!r}, "
+           f"image_features='NEW/STORE/PATH') (any features that hold the model's {n_img} images), and save it "
+           f"again to record that place.")
+    if not found:
+        where = " or ".join(repr(p) for p in places)
+        raise FileNotFoundError(f"{what}, and there is no feature store at {where}. {fix}")
+    raise StoreMismatchError(f"{what}, which changed: " + "; ".join(found) + f". {fix}")
 
 
 def load_saved(fname, expected=(Word2Vec,), **kwargs):
@@ -1196,6 +1348,8 @@ def _checked_load(load, expected: tuple, fname, *args, **kwargs):
                 f"{os.fspath(e.filename)!r} is missing: the model {path!r} keeps arrays in companion files saved "
                 f"beside it ({os.path.basename(path)}.*.npy); copy them together with it."
             ) from None
+        raise
+    except StoreMismatchError:
         raise
     except Exception as e:  # not a pickle, a damaged pickle, a damaged companion file
         raise ValueError(_unloadable(path, e)) from e
