@@ -589,6 +589,7 @@ cdef struct SpaceConfig:
     int D
     int C          # candidate words: the first Ks are scored for every image, the rest per pair
     int Ks
+    int Km         # the first Km shared candidates may move (the words' gradient skips the rest)
     int P          # (image, word) pairs, sorted by row
     int words_move
     int compute_loss
@@ -714,8 +715,8 @@ cdef void _space_backward(SpaceConfig *c) noexcept nogil:
         sscal(&D, &inv, c.dH + <int64_t>r * D, &ONE)
     if not c.words_move:
         return
-    if c.Ks > 0:
-        sgemm(b"N", b"T", &D, &c.Ks, &c.R, &ONEF, c.Z, &D, c.S, &c.Ks, &ZEROF, c.dUh, &D)
+    if c.Km > 0:
+        sgemm(b"N", b"T", &D, &c.Km, &c.R, &ONEF, c.Z, &D, c.S, &c.Ks, &ZEROF, c.dUh, &D)
     memset(c.dUh + <int64_t>c.Ks * D, 0, <int64_t>(c.C - c.Ks) * D * sizeof(REAL_t))
     for p in range(c.P):
         col = c.pair_col[p]
@@ -741,7 +742,7 @@ def space_job(const REAL_t[:, ::1] X, const REAL_t[:, ::1] W, REAL_t[:, ::1] syn
               const int64_t[::1] cand, int n_shared, const int32_t[::1] pair_row,
               const int32_t[::1] pair_col, const REAL_t[::1] pair_w, const REAL_t[::1] lock,
               const REAL_t[:, ::1] anchor, *, float temperature, float alpha_u, float pull,
-              bint words_move, bint compute_loss):
+              bint words_move, bint compute_loss, int n_move=-1):
     """The space step of one run (:mod:`gensim_im2vec.space`), GIL released; returns
     ``(loss, dH)``: the caller applies ``W −= alpha_w · dHᵀ · X`` (under its stripe locks).
 
@@ -750,7 +751,8 @@ def space_job(const REAL_t[:, ::1] X, const REAL_t[:, ::1] W, REAL_t[:, ::1] syn
     rest only for the pairs that name them. Pairs ``(pair_row, pair_col)`` (sorted by row, none
     twice) are the images' own words, ``pair_w`` their target mass (1 / the image's word count).
     ``lock`` (C,): factor on each candidate's step (0: frozen); `words_move` False skips the
-    words altogether. ``anchor``: starting vectors of the first ``len(anchor)`` words, pulled to
+    words altogether; `n_move` ≥ 0: only the first `n_move` shared candidates may move (their
+    locks are 0 beyond), so the words' gradient is computed for those alone. ``anchor``: starting vectors of the first ``len(anchor)`` words, pulled to
     with `pull`.
     """
     cdef SpaceConfig c
@@ -761,6 +763,10 @@ def space_job(const REAL_t[:, ::1] X, const REAL_t[:, ::1] W, REAL_t[:, ::1] syn
         raise ValueError("space_job: pair and candidate arrays differ in length")
     if not 0 <= n_shared <= C:
         raise ValueError("space_job: n_shared out of range")
+    if n_move < 0:
+        n_move = n_shared
+    if n_move > n_shared or np.any(np.asarray(lock)[n_move:n_shared] > 0):
+        raise ValueError("space_job: a shared candidate beyond n_move has a lock > 0")
     if anchor.shape[0] > 0 and anchor.shape[1] != D:
         raise ValueError("space_job: anchor has the wrong vector size")
     if R == 0 or P == 0:
@@ -781,7 +787,7 @@ def space_job(const REAL_t[:, ::1] X, const REAL_t[:, ::1] W, REAL_t[:, ::1] syn
     dUh = np.empty((max(C, 1), D), np.float32) if words_move else np.empty((1, D), np.float32)
     cdef REAL_t[:, ::1] Z_v = Z, dZ_v = dZ, dH_v = dH, Uh_v = Uh, S_v = S, dUh_v = dUh
     cdef REAL_t[::1] hn_v = hn, un_v = un, ps_v = ps
-    c.R, c.F, c.D, c.C, c.Ks, c.P = R, X.shape[1], D, C, n_shared, P
+    c.R, c.F, c.D, c.C, c.Ks, c.Km, c.P = R, X.shape[1], D, C, n_shared, n_move, P
     c.words_move, c.compute_loss = words_move, compute_loss
     c.inv_t, c.alpha_u, c.pull = 1.0 / temperature, alpha_u, pull
     c.X, c.W, c.syn0 = &X[0, 0], &W[0, 0], &syn0[0, 0]

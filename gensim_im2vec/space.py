@@ -357,11 +357,22 @@ def _space_step_kernel(W, syn0, Vn, pair_slot, pair_word, negatives, *, alpha_w,
     lock = (np.ones(len(cand), REAL) if word_lock is None
             else np.ascontiguousarray(word_lock[cand], dtype=REAL))
     words_move = alpha_u > 0 and bool(np.any(lock > 0))
+    n_move = n_shared
+    if words_move and n_shared:  # the shared words that may move first: the words' gradient skips the rest
+        order = np.argsort(lock[:n_shared] <= 0, kind="stable")
+        n_move = int(np.count_nonzero(lock[:n_shared] > 0))
+        cand = np.concatenate([cand[:n_shared][order], cand[n_shared:]])
+        lock = np.concatenate([lock[:n_shared][order], lock[n_shared:]])
+        where = np.empty(n_shared, np.int32)
+        where[order] = np.arange(n_shared, dtype=np.int32)
+        shared = pair_col < n_shared
+        pair_col = np.where(shared, where[np.minimum(pair_col, n_shared - 1)], pair_col).astype(np.int32)
     X = Vn if len(rows) == len(Vn) else np.ascontiguousarray(Vn[rows])
     anc = anchor if anchor is not None and pull > 0 else np.zeros((0, W.shape[0]), REAL)
     loss, dH = im2vec_inner.space_job(
         X, W, syn0, cand, n_shared, pair_row, pair_col, pair_w, lock, np.ascontiguousarray(anc, dtype=REAL),
-        temperature=temperature, alpha_u=alpha_u, pull=pull, words_move=words_move, compute_loss=compute_loss)
+        temperature=temperature, alpha_u=alpha_u, pull=pull, words_move=words_move, compute_loss=compute_loss,
+        n_move=n_move)
     if train_images and alpha_w > 0:
         (w_update.add if w_update is not None else add_outer)(W, dH, X, -alpha_w)
     return loss
