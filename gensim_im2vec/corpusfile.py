@@ -2,7 +2,7 @@
 
 A corpus file is gensim's :class:`~gensim.models.word2vec.LineSentence` format: one document per
 line, tokens separated by whitespace (image keys hold none: :func:`gensim_im2vec.keys.encode_key`
-writes whitespace as ``%XX``). Every worker reads its own byte range of the file, so no single
+writes whitespace as ``%XX``). Every worker reads its own byte ranges of the file, so no single
 producer thread feeds the workers.
 
 Two readers, one per kind of model:
@@ -10,13 +10,17 @@ Two readers, one per kind of model:
 * **Text only** (the model has no image features, words and output vectors learn): gensim's own
   ``corpus_file`` path, unchanged — its C++ reader and its nogil loop
   (``gensim.models.word2vec_corpusfile``), at gensim's speed.
-* **With images**: gensim's C++ reader cannot tell an image token from a word, so each worker
-  reads the lines that *start* in its byte range (the ranges cut at gensim's offsets,
-  ``size × k / workers``, moved on to the next line start so that no document is split), cuts them
-  into jobs of ``batch_words`` as gensim's job producer does, and trains each job through
+* **With images**: gensim's C++ reader cannot tell an image token from a word, so the workers
+  read the file in Python. It is cut as gensim cuts it, at offsets ``size × k / n``, but into
+  ``n`` = 16 ranges per worker (of at least 64 KiB), each moved on to the next line start so that
+  no document is split; a worker takes the next range whenever it has read its last one, so a file
+  whose image documents sit together (the costly ones) still keeps every worker busy. A worker
+  reads the lines that *start* in its ranges, cuts them into jobs of ``batch_words`` as gensim's
+  job producer does, and trains each job through
   :meth:`Im2Vec._do_train_job <gensim_im2vec.model.Im2Vec._do_train_job>` — the same path, and
-  the same kernel, as ``corpus_iterable=``. The learning rate decays with the words (or documents)
-  that all workers together have trained, as in gensim's job producer.
+  the same kernel, as ``corpus_iterable=`` (one worker trains the very same model). The learning
+  rate decays with the words (or documents) that all workers together have trained, as in gensim's
+  job producer.
 
 >>> import os, tempfile
 >>> import numpy as np
@@ -46,9 +50,11 @@ from smart_open.compression import get_supported_extensions
 logger = logging.getLogger(__name__)
 
 __all__ = ["CorpusFileEpoch", "byte_ranges", "check_corpus_file", "check_total_words", "corpus_file_sentences",
-           "read_documents", "train_range", "uses_gensim_reader"]
+           "n_ranges", "read_documents", "train_ranges", "uses_gensim_reader"]
 
 MAX_DOCUMENT_TOKENS = 10000  # LineSentence's max_sentence_length: longer lines are cut into chunks
+RANGES_PER_WORKER = 16  # ranges the file is cut into, per worker: the workers share them out as they go
+MIN_RANGE_BYTES = 1 << 16
 
 _FORMAT = ("a text file in LineSentence format: one document per line, tokens separated by spaces, "
            "image keys as written by gensim_im2vec.keys.encode_key")
@@ -117,14 +123,20 @@ def _line_start(f, pos: int) -> int:
     return f.tell()
 
 
-def byte_ranges(path: str, workers: int) -> list[tuple[int, int]]:
-    """Cut `path` into `workers` byte ranges at gensim's offsets (``size × k / workers``), each
-    moved on to the next line start: a line belongs to the range its first byte is in, so every
-    document is read once, whole. A range may be empty (a file of fewer lines than workers)."""
+def byte_ranges(path: str, n: int) -> list[tuple[int, int]]:
+    """Cut `path` into `n` byte ranges at gensim's offsets (``size × k / n``), each moved on to the
+    next line start: a line belongs to the range its first byte is in, so every document is read
+    once, whole. A range may be empty (a file of fewer lines than ranges)."""
     size = os.path.getsize(path)
     with open(path, "rb") as f:
-        starts = [_line_start(f, size * k // workers) for k in range(workers)] + [size]
-    return [(starts[k], max(starts[k], starts[k + 1])) for k in range(workers)]
+        starts = [_line_start(f, size * k // n) for k in range(n)] + [size]
+    return [(starts[k], max(starts[k], starts[k + 1])) for k in range(n)]
+
+
+def n_ranges(size: int, workers: int) -> int:
+    """How many ranges a file of `size` bytes is cut into for `workers` workers: 16 per worker,
+    fewer for a small file (at least 64 KiB each), never fewer than `workers`."""
+    return max(workers, min(workers * RANGES_PER_WORKER, size // MIN_RANGE_BYTES))
 
 
 def read_documents(path: str, start: int, end: int, *, known=None, prefix: str = ""):
@@ -168,19 +180,37 @@ def _check_image_tokens(tokens, known, prefix, path, at) -> None:
 
 @dataclass
 class CorpusFileEpoch:
-    """What the workers of one ``corpus_file`` epoch share: their byte ranges, the progress that
-    sets the learning rate, and the first error (after which every worker stops at its next job)."""
+    """What the workers of one ``corpus_file`` epoch share: the byte ranges still to read, the
+    progress that sets the learning rate, and the first error (after which every worker stops at
+    its next job)."""
 
     path: str
     cur_epoch: int
     total_examples: int | None
     total_words: int | None
     ranges: list = field(default_factory=list)
+    next_range: int = 0
     done_examples: int = 0
     done_words: int = 0
     error: BaseException | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    def open(cls, model, path: str, cur_epoch: int, total_examples=None, total_words=None) -> CorpusFileEpoch:
+        """The epoch's shared state; the file is cut into ranges when Python reads it (images)."""
+        epoch = cls(path, cur_epoch, total_examples, total_words)
+        if not uses_gensim_reader(model):
+            epoch.ranges = byte_ranges(path, n_ranges(os.path.getsize(path), max(int(model.workers), 1)))
+        return epoch
+
+    def take(self) -> tuple[int, int] | None:
+        """The next range to read, in file order; None when all are taken or a worker failed."""
+        with self.lock:
+            if self.stop.is_set() or self.next_range >= len(self.ranges):
+                return None
+            self.next_range += 1
+            return self.ranges[self.next_range - 1]
 
     def progress(self) -> float:
         """Share of the epoch trained so far, by documents when the total is known, else by words."""
@@ -200,10 +230,16 @@ class CorpusFileEpoch:
         self.stop.set()
 
 
-def train_range(model, epoch: CorpusFileEpoch, thread_id: int, inits) -> tuple[int, int, int]:
-    """One worker's epoch: its byte range of the file, in jobs of ``model.batch_words`` raw words,
-    each trained by ``model._do_train_job``. Returns (documents, effective words, raw words)."""
-    start, end = epoch.ranges[thread_id]
+def _documents(epoch: CorpusFileEpoch, known, prefix: str):
+    """The documents of the ranges this worker takes, one range after another."""
+    while (taken := epoch.take()) is not None:
+        yield from read_documents(epoch.path, *taken, known=known, prefix=prefix)
+
+
+def train_ranges(model, epoch: CorpusFileEpoch, inits) -> tuple[int, int, int]:
+    """One worker's epoch: the ranges it takes, in jobs of ``model.batch_words`` raw words (a job
+    may span two ranges), each trained by ``model._do_train_job``. Returns (documents, effective
+    words, raw words)."""
     batch_words = int(model.batch_words)
     known = model.wv.key_to_index if getattr(model, "missing_images", "skip") == "raise" else None
     examples = tally = raw = 0
@@ -215,7 +251,7 @@ def train_range(model, epoch: CorpusFileEpoch, thread_id: int, inits) -> tuple[i
         epoch.advance(len(job), raw_words)
         return effective, raw_words
 
-    for doc in read_documents(epoch.path, start, end, known=known, prefix=getattr(model, "image_prefix", "")):
+    for doc in _documents(epoch, known, getattr(model, "image_prefix", "")):
         if batch and size + len(doc) > batch_words:
             if epoch.stop.is_set():
                 break

@@ -734,9 +734,7 @@ class Im2Vec(Word2Vec):
         """gensim's file-mode epoch (a thread per worker, each on its own part of the file), with
         what the workers share (:class:`~gensim_im2vec.corpusfile.CorpusFileEpoch`); a worker's
         error is raised here, once every worker has stopped."""
-        epoch = corpusfile.CorpusFileEpoch(corpus_file, cur_epoch, total_examples, total_words)
-        if not corpusfile.uses_gensim_reader(self):
-            epoch.ranges = corpusfile.byte_ranges(corpus_file, max(int(self.workers), 1))
+        epoch = corpusfile.CorpusFileEpoch.open(self, corpus_file, cur_epoch, total_examples, total_words)
         result = super()._train_epoch_corpusfile(
             corpus_file, cur_epoch=cur_epoch, total_examples=total_examples, total_words=total_words,
             callbacks=callbacks, corpus_file_epoch=epoch, **kwargs)
@@ -747,13 +745,13 @@ class Im2Vec(Word2Vec):
     def _do_train_epoch(self, corpus_file, thread_id, offset, cython_vocab, thread_private_mem, cur_epoch,
                         total_examples=None, total_words=None, corpus_file_epoch=None, **kwargs):
         """One worker's part of a file-mode epoch: gensim's kernel for a text-only model, else
-        :func:`gensim_im2vec.corpusfile.train_range` (jobs through :meth:`_do_train_job`)."""
+        :func:`gensim_im2vec.corpusfile.train_ranges` (jobs through :meth:`_do_train_job`)."""
         try:
             if corpusfile.uses_gensim_reader(self):
                 return super()._do_train_epoch(
                     corpus_file, thread_id, offset, cython_vocab, thread_private_mem, cur_epoch,
                     total_examples=total_examples, total_words=total_words, **kwargs)
-            return corpusfile.train_range(self, corpus_file_epoch, thread_id, thread_private_mem)
+            return corpusfile.train_ranges(self, corpus_file_epoch, thread_private_mem)
         except Exception as err:  # a worker that dies silently would leave train() waiting forever
             corpus_file_epoch.fail(err)
             return 0, 0, 0

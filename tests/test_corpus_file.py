@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gensim_im2vec import Im2Vec
-from gensim_im2vec.corpusfile import byte_ranges, read_documents
+from gensim_im2vec.corpusfile import CorpusFileEpoch, byte_ranges, n_ranges, read_documents
 from gensim_im2vec.synthetic import make_corpus
 
 
@@ -119,6 +119,21 @@ def test_byte_ranges_cover_every_line_once(tmp_path_factory, lines, workers, crl
     assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
     read = [doc for start, end in ranges for doc in read_documents(str(path), start, end)]
     assert read == [doc for doc in lines if doc]
+
+
+def test_the_file_is_cut_into_ranges_the_workers_share(synthetic):
+    assert n_ranges(10 << 20, 2) == 32  # 16 per worker
+    assert n_ranges(200 << 10, 2) == 3  # at least 64 KiB each
+    assert n_ranges(100, 4) == 4  # never fewer than the workers
+    data, path = synthetic
+    model = Im2Vec(image_features=data.features, workers=3, **IMG)
+    epoch = CorpusFileEpoch.open(model, path, 0, total_words=1)
+    assert len(epoch.ranges) == n_ranges(os.path.getsize(path), 3)
+    taken = []
+    while (r := epoch.take()) is not None:
+        taken.append(r)
+    assert taken == epoch.ranges  # in file order: one worker reads the file front to back
+    assert CorpusFileEpoch.open(Im2Vec(workers=3), path, 0, total_words=1).ranges == []  # gensim's reader
 
 
 def test_long_lines_are_chunked_as_line_sentence(tmp_path):
