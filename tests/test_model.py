@@ -826,3 +826,35 @@ sys.exit(int(rc))
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert " passed" in res.stdout and "skipped" not in res.stdout, res.stdout[-3000:]
     assert "vision modules: []" in res.stdout
+
+
+# ---------------------------------------------------------------------------- the README
+def test_the_readmes_examples_run_and_show_what_they_say(tmp_path, monkeypatch):
+    """The README's Python blocks that need no torch (the tour, two-stage) run as written, and
+    their comments are what they answer. (The block on your own images needs torch and a photo
+    folder; examples/train_folder.py is that script, tested in test_examples.py.)"""
+    import re
+    from pathlib import Path
+
+    from gensim.models import KeyedVectors
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    runnable = [b for b in blocks if "gensim_im2vec.features" not in b]
+    assert len(blocks) == 3 and len(runnable) == 2
+    monkeypatch.chdir(tmp_path)
+    tour = {}
+    exec(compile(runnable[0], "README.md: the tour", "exec"), tour)
+    m, data = tour["model"], tour["data"]
+    assert data.docs[0] == ["img:0", "class0", "tag26", "tag19", "tag36"]
+    assert [w for w, _ in m.most_similar_words("img:0", topn=2)] == ["class0", "class0_r0"]
+    assert [data.labels[k] for k, _ in m.most_similar_images("class3", topn=3)] == [3, 3, 3]
+    assert data.test_labels[3] == 3 and m.project(data.test_features[3]).shape == (32,)
+    assert m.similar_by_image(data.test_features[3], topn=1, restrict="words")[0][0] == "class3"
+    assert len(m.similar_by_image(data.test_features[:5], topn=1, restrict="words")) == 5
+    assert tour["again"].most_similar_words("img:0", topn=3) == m.most_similar_words("img:0", topn=3)
+    assert_same_ranking(KeyedVectors.load("tour.kv").most_similar("img:0", topn=3), m.wv.most_similar("img:0", topn=3))
+    two = {}
+    exec(compile(runnable[1], "README.md: two-stage", "exec"), two)
+    assert np.array_equal(two["model"].wv["class1"], two["w2v"].wv["class1"])
+    assert two["model"].is_image("img:0") and two["model"].train_words is False
