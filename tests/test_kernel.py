@@ -362,5 +362,9 @@ def test_image_pairs_false_needs_no_head():
               train_words=True, train_outputs=True, train_images=True, tied=False, tag_negatives=True,
               compute_loss=False, next_random=1, output_head=False, input_head=False)
     K.train_job(*args, **kw, image_pairs=False)  # the space head trains images elsewhere: no head needed
+    syn0, W = args[0], args[3]
+    images = np.flatnonzero(model._vocab_image_rows >= 0)
+    assert np.array_equal(W, model.W) and np.array_equal(syn0[images], model.wv.vectors[images])  # images: untouched
+    assert np.abs(syn0 - model.wv.vectors).max() > 1e-4  # the words learned
     with pytest.raises(ValueError, match="at least one head"):
         K.train_job(*args, **kw, image_pairs=True)
