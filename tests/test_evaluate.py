@@ -231,7 +231,10 @@ def test_id_token_word2vec_is_not_applicable_to_held_out_images(setup, report):
     row = report.row("id-token Word2Vec")
     assert not row.applicable and "cannot place unseen images" in row.note
     assert row.get("all", "map") is None
-    assert 0 < row.get("in_sample", "map") <= 1 and row.metrics["in_sample"]["n_images"] == 200
+    # free id vectors trained in their own documents know those documents' tags: far above what tag
+    # popularity gives (measured: 0.330 against the prior's 0.157)
+    assert row.get("in_sample", "map") > report.row("tag prior").get("all", "map") + 0.1
+    assert row.metrics["in_sample"]["n_images"] == 200
     with pytest.raises(ev.NotApplicableError):
         ev.IdTokenWord2VecScorer(Word2Vec([["a", "b"]], min_count=1, vector_size=4))(np.ones((1, 2)), ["a"])
 
@@ -487,7 +490,8 @@ def test_run_evaluation_fills_the_space_checks(setup, report):
     one = report.space["one_space"]
     assert one["n"] == 200 and one["own_tags"] > one["random_words"] + 0.05
     i2i = report.space["image_to_image"]
-    assert i2i["k"] == 10 and 0 <= i2i["raw_features"] <= 1 and i2i["model"] >= 0.9  # the class word is shared
+    assert i2i["k"] == 10 and i2i["model"] >= 0.9  # the class word is shared
+    assert i2i["raw_features"] >= 0.9  # raw features separate these classes too (measured 1.0)
     assert "analogies" not in report.space  # none were asked
     row = report.row("Im2Vec (cosine in model.wv)")
     assert row.metrics["in_sample"]["n_images"] == 200 and row.get("in_sample", "map") > 0.3
@@ -510,9 +514,15 @@ def text_w2v():
 
 def test_word_similarity_returns_numbers_for_a_small_model(text_w2v):
     ws = ev.word_similarity(text_w2v)
-    assert -1 <= ws["wordsim353"] <= 1 and ws["wordsim353_oov"] < 95
-    assert -1 <= ws["simlex999"] <= 1
-    assert ws["analogy_questions"] >= 0 and ("analogies" in ws)
+    assert ws["wordsim353_oov"] < 95
+    for name, fname in (("wordsim353", "wordsim353.tsv"), ("simlex999", "simlex999.txt")):  # gensim's own figures
+        pearson, spearman, oov = text_w2v.wv.evaluate_word_pairs(datapath(fname), case_insensitive=True)
+        assert ws[name] == pytest.approx(spearman[0]) and ws[f"{name}_pearson"] == pytest.approx(pearson[0])
+        assert ws[f"{name}_oov"] == pytest.approx(oov)
+    score, sections = text_w2v.wv.evaluate_word_analogies(datapath("questions-words.txt"), restrict_vocab=30_000,
+                                                          case_insensitive=True)
+    asked = len(sections[-1]["correct"]) + len(sections[-1]["incorrect"])
+    assert ws["analogy_questions"] == asked > 0 and ws["analogies"] == pytest.approx(score)
 
 
 def test_two_stage_words_keep_text_word_similarity_and_images_are_left_out(text_w2v):
