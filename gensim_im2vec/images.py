@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import logging
+import mmap
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -31,6 +32,23 @@ __all__ = ["ImageFeatures"]
 
 #: Rows checked per chunk when validating a large (memory-mapped) feature matrix.
 _CHECK_CHUNK = 65536
+#: Rows read from a memory-mapped feature matrix between two releases of its pages (:func:`release`).
+_RELEASE_ROWS = 16384
+
+
+def release(vectors) -> None:
+    """Unmap the pages of a memory-mapped feature matrix from this process (``MADV_DONTNEED``).
+
+    They stay in the page cache, and a later read maps them again from there; they only leave
+    the process's resident set, so reading a 100 GB store once never shows as 100 GB of RSS.
+    A no-op for an array in memory (or where ``madvise`` is missing).
+    """
+    mm = getattr(vectors, "_mmap", None)  # numpy's memmap (and its views) keep their mmap here
+    if mm is not None and hasattr(mmap, "MADV_DONTNEED"):
+        try:
+            mm.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError):  # pragma: no cover - a closed map, a platform without it
+            pass
 
 
 class ImageFeatures:
@@ -154,6 +172,7 @@ class ImageFeatures:
         for lo in range(0, len(rows), _CHECK_CHUNK):
             chunk = rows[lo:lo + _CHECK_CHUNK]
             block = np.asarray(self.vectors[chunk])
+            release(self.vectors)
             check_features(block, name=self.name, keys=[self.keys[int(i)] for i in chunk], dtype=block.dtype)
 
     def gather(self, rows) -> tuple[np.ndarray, np.ndarray]:
@@ -169,6 +188,11 @@ class ImageFeatures:
             out = np.empty((len(rows), self.dim), dtype=np.float32)
             if len(rows):
                 out[order] = vectors[rows[order]]
+            if isinstance(vectors, np.memmap):  # now and then, let the read pages go (see release)
+                self._since_release = getattr(self, "_since_release", 0) + len(rows)
+                if self._since_release >= _RELEASE_ROWS:
+                    self._since_release = 0
+                    release(vectors)
         else:
             out = np.take(vectors, rows, axis=0)
         norms = np.sqrt(np.einsum("ij,ij->i", out, out))

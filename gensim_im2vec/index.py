@@ -103,6 +103,32 @@ def _keyed_vectors(model):
     return kv
 
 
+class _UnitRows:
+    """Unit vectors of some rows of a KeyedVectors, normalised a block at a time when read: an index
+    over 10M vectors never holds a normalised copy of them all (``get_normed_vectors`` does)."""
+
+    ndim = 2
+
+    def __init__(self, kv, rows: np.ndarray | None = None) -> None:
+        kv.fill_norms()
+        self.kv = kv
+        self.rows = rows
+        self.shape = (len(kv.index_to_key) if rows is None else len(rows), int(kv.vector_size))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, item) -> np.ndarray:
+        """Rows by a slice or an index array (positions among the selected rows), float32, C order."""
+        rows = item if self.rows is None else self.rows[item]
+        vecs, norms = self.kv.vectors[rows], self.kv.norms[rows]
+        return np.ascontiguousarray(vecs / norms[..., np.newaxis], dtype=np.float32)
+
+    def blocks(self, size: int = 65536):
+        for lo in range(0, self.shape[0], size):
+            yield self[lo : lo + size]
+
+
 def _fingerprint(keys: Sequence[str], unit: np.ndarray) -> str:
     """Hash of the keys and of evenly spaced unit vectors: changes when the model is retrained."""
     h = hashlib.sha1()
@@ -167,8 +193,9 @@ class _FaissPart:
                 rng = np.random.default_rng(params["seed"])
                 take = np.sort(rng.choice(n, size=min(n, 64 * nlist), replace=False))
                 index.train(np.ascontiguousarray(unit[take], dtype=np.float32))
-        if len(unit):
-            index.add(np.ascontiguousarray(unit, dtype=np.float32))
+        for block in unit.blocks() if isinstance(unit, _UnitRows) else [unit]:
+            if len(block):
+                index.add(np.ascontiguousarray(block, dtype=np.float32))
         return cls(index, labels, params)
 
     def search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
@@ -218,8 +245,11 @@ def _annoy_class():
             self.num_trees = int(num_trees)
             index = AnnoyIndex(unit.shape[1], "angular")
             index.set_seed(int(seed))
-            for i, v in enumerate(unit):
-                index.add_item(i, v)
+            i = 0
+            for block in unit.blocks() if isinstance(unit, _UnitRows) else [unit]:
+                for v in block:
+                    index.add_item(i, v)
+                    i += 1
             index.build(self.num_trees)
             self.index, self.labels = index, labels
             self.model = _Dim(unit.shape[1])  # AnnoyIndexer.save reads model.vector_size
@@ -354,7 +384,7 @@ class ModalityIndexer:
     def _build(self, model, modalities) -> None:
         kv = _keyed_vectors(model)
         t0 = time.perf_counter()
-        unit = kv.get_normed_vectors()
+        unit = _UnitRows(kv)
         is_img = image_mask(model, self.image_prefix)
         self.dim = int(kv.vector_size)
         self.fingerprint = _fingerprint(kv.index_to_key, unit)
@@ -362,7 +392,7 @@ class ModalityIndexer:
         for modality in modalities:
             sel = np.flatnonzero(is_img if modality == "images" else ~is_img)
             labels = [kv.index_to_key[i] for i in sel]
-            vecs = np.ascontiguousarray(unit[sel], dtype=np.float32)
+            vecs = _UnitRows(kv, sel)
             t1 = time.perf_counter()
             if self.backend == "faiss":
                 part = _FaissPart.build(vecs, labels, p)
@@ -501,8 +531,7 @@ class ModalityIndexer:
                    **{k: v for k, v in man["params"].items() if v is not None})
         self.params = dict(man["params"])
         self.dim = int(man["dim"])
-        unit = kv.get_normed_vectors()
-        fp = _fingerprint(kv.index_to_key, unit)
+        fp = _fingerprint(kv.index_to_key, _UnitRows(kv))
         if check and fp != man["fingerprint"]:
             raise ValueError(
                 f"ANN index {fname!r} was built from other keys or vectors than this model's "

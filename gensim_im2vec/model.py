@@ -140,14 +140,15 @@ def _check_non_negative(name: str, value, hint: str = "", allow_none: bool = Fal
         raise ValueError(f"{name} must be {what}{f' ({hint})' if hint else ''}, got {value!r}.")
 
 
-def _cum_table(weights: np.ndarray) -> np.ndarray:
-    """Cumulative table of `weights` scaled to [0, 2**31-1] (uint32), as gensim's make_cum_table."""
+def _cum_table(weights: np.ndarray, domain: int = _CUM_DOMAIN) -> np.ndarray:
+    """Cumulative table of `weights` scaled to [0, domain] (uint32), as gensim's make_cum_table."""
     weights = np.asarray(weights, dtype=np.float64)
-    total = weights.sum()
+    cum = np.cumsum(weights)
+    total = cum[-1] if len(cum) else 0.0  # summed in order, as gensim's loop (not NumPy's pairwise sum)
     if total <= 0:
         return np.zeros(0, dtype=np.uint32)
-    cum = np.round(np.cumsum(weights) / total * _CUM_DOMAIN)
-    cum[-1] = _CUM_DOMAIN
+    cum = np.round(cum / total * domain)
+    cum[-1] = domain
     return cum.astype(np.uint32)
 
 
@@ -500,27 +501,55 @@ class Im2Vec(Word2Vec):
 
     def prepare_vocab(self, update=False, keep_raw_vocab=False, trim_rule=None, min_count=None,
                       sample=None, dry_run=False):
-        """As Word2Vec's, but image tokens are always kept and never downsampled."""
+        """As Word2Vec's, but image tokens are always kept and never downsampled.
+
+        Images bypass gensim's per-token loops (at 10M images those take minutes): gensim prepares
+        the words, then the images are added after them in one step, by count (most frequent
+        first) when ``sorted_vocab``. The words' downsampling thresholds count the images'
+        occurrences in the corpus total, as gensim does for every kept token.
+        """
         self._check_rates()
         self._check_tokens()
         self._resolve_missing_images()
         feats = self.features
         k2i = feats.key_to_index if feats is not None else {}
-        if self.hs and any(w in k2i for w in self.raw_vocab):
+        raw = self.raw_vocab
+        words_raw, img_keys, img_counts, img_rows = defaultdict(int), [], [], []
+        for w, c in raw.items():
+            r = k2i.get(w) if k2i else None
+            if r is None:
+                words_raw[w] = c
+            else:
+                img_keys.append(w)
+                img_counts.append(c)
+                img_rows.append(r)
+        if self.hs and img_keys:
             raise ValueError(_HS_WITH_IMAGES)
         max_final_vocab = self.max_final_vocab
         if max_final_vocab is not None and k2i:
             # max_final_vocab counts words; images are kept on top of it
-            counts = sorted((c for w, c in self.raw_vocab.items() if w not in k2i), reverse=True)
+            counts = sorted(words_raw.values(), reverse=True)
             calc = counts[max_final_vocab] + 1 if max_final_vocab < len(counts) else 1
             min_count = max(calc, min_count or self.min_count)
             self.max_final_vocab = None
+        self.raw_vocab = words_raw
         try:
             report = super().prepare_vocab(
-                update=update, keep_raw_vocab=keep_raw_vocab, trim_rule=self._keep_images_rule(trim_rule),
+                update=update, keep_raw_vocab=True, trim_rule=self._keep_images_rule(trim_rule),
                 min_count=min_count, sample=sample, dry_run=dry_run)
         finally:
             self.max_final_vocab = max_final_vocab
+            self.raw_vocab = raw
+        img_counts = np.asarray(img_counts, dtype=np.int64)
+        if len(img_keys):
+            self._downsample_words(report, words_raw, int(img_counts.sum()), trim_rule, sample, dry_run)
+            report["retain_total"] += int(img_counts.sum())
+            report["num_retained_words"] += len(img_keys)
+            logger.info("%i images (%i occurrences) kept beside the words, never downsampled", len(img_keys),
+                        int(img_counts.sum()))
+        if not keep_raw_vocab and not dry_run:
+            self.raw_vocab = defaultdict(int)
+        del raw, words_raw
         if not dry_run:
             scanned = self._scan_tag_counts or {}
             if not update:
@@ -529,12 +558,75 @@ class Im2Vec(Word2Vec):
                 for w, c in scanned.items():
                     self.image_tag_counts[w] = self.image_tag_counts.get(w, 0) + c
             self._scan_tag_counts = None
-            self._refresh_image_index()
+            fresh = self._add_images(img_keys, img_counts, np.asarray(img_rows, dtype=np.int64), update)
+            if fresh is None:
+                self._refresh_image_index()
+            else:
+                self._vocab_image_rows = fresh
+                if feats is not None and hasattr(feats, "check_rows"):
+                    feats.check_rows(fresh[fresh >= 0])
             sample_ints = self.wv.expandos.get("sample_int")
             if sample_ints is not None:
                 sample_ints[self._vocab_image_rows >= 0] = np.iinfo(np.uint32).max
             self.make_cum_table()
         return report
+
+    def _downsample_words(self, report, words_raw, image_total, trim_rule, sample, dry_run) -> None:
+        """The words' ``sample_int`` with the images' occurrences in the corpus total (gensim's
+        formula, vectorised), and the report's downsampling figures."""
+        sample = sample or self.sample
+        keep = self._keep_images_rule(trim_rule)
+        kept = [(w, v) for w, v in words_raw.items()
+                if utils.keep_vocab_item(w, v, self.effective_min_count, trim_rule=keep)]
+        v = np.asarray([c for _, c in kept], dtype=np.float64)
+        retain_total = float(v.sum()) + image_total
+        if not sample:
+            threshold = retain_total
+        elif sample < 1.0:
+            threshold = sample * retain_total
+        else:
+            threshold = int(sample * (3 + np.sqrt(5)) / 2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            prob = (np.sqrt(v / threshold) + 1) * (threshold / v)
+        down = prob < 1.0
+        prob[~down] = 1.0
+        report["downsample_unique"] = int(down.sum())
+        report["downsample_total"] = int(float((prob * v).sum()) + image_total)
+        if dry_run or not len(kept):
+            return
+        k2i = self.wv.key_to_index
+        idx = np.fromiter((k2i[w] for w, _ in kept), dtype=np.int64, count=len(kept))
+        self.wv.expandos["sample_int"][idx] = (prob * (2**32 - 1)).astype(np.uint32)
+
+    def _add_images(self, keys: list, counts: np.ndarray, rows: np.ndarray, update: bool) -> np.ndarray | None:
+        """Put the scanned images into the vocabulary after the words; return the vocabulary's
+        feature rows (``_vocab_image_rows``), or None when they must be looked up again (update)."""
+        wv = self.wv
+        k2i = wv.key_to_index
+        if update:  # images seen before add to their counts, new ones go at the end
+            seen = np.fromiter((k2i.get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
+            old = seen >= 0
+            np.add.at(wv.expandos["count"], seen[old], counts[old])
+            keys = [k for k, o in zip(keys, old) if not o]
+            counts, rows = counts[~old], rows[~old]
+        elif self.sorted_vocab and len(keys):
+            order = np.argsort(-counts, kind="stable")
+            keys = [keys[i] for i in order]
+            counts, rows = counts[order], rows[order]
+        n0 = len(wv.index_to_key)
+        if len(keys):
+            wv.index_to_key.extend(keys)
+            k2i.update(zip(keys, range(n0, n0 + len(keys))))
+            wv.allocate_vecattrs()
+            for attr, kind in (("count", int), ("sample_int", np.uint32)):  # a vocabulary of images only
+                if attr not in wv.expandos:
+                    wv.allocate_vecattrs(attrs=[attr], types=[kind])
+            wv.expandos["count"][n0:] = counts
+        if update:
+            return None
+        out = np.full(len(wv.index_to_key), -1, dtype=np.int64)
+        out[n0:] = rows
+        return out
 
     def make_cum_table(self, domain=2**31 - 1):
         """Build gensim's table plus Im2Vec's two negative tables (images are in neither).
@@ -543,16 +635,17 @@ class Im2Vec(Word2Vec):
         with ``image_negatives="vocab"``, for image inputs); ``_neg_tag_idx/_neg_tag_cum``: words by
         their count in image documents (negatives for image inputs with ``image_negatives="tags"``).
         """
-        super().make_cum_table(domain=domain)
+        n = len(self.wv.index_to_key)
+        counts = np.asarray(self.wv.expandos["count"], dtype=np.float64) if n else np.zeros(0)
+        # gensim's table (its own kernel, text-only hs, reads it) without its per-token Python loop:
+        # Python's pow of each distinct count (NumPy's may differ in the last bit), summed in order
+        distinct, inverse = np.unique(counts, return_inverse=True)
+        power = np.array([c ** float(self.ns_exponent) for c in distinct.tolist()], dtype=np.float64)
+        self.cum_table = _cum_table(power[inverse], domain)
         rows = getattr(self, "_vocab_image_rows", None)
         if rows is None or len(rows) != len(self.wv.index_to_key):
             self._refresh_image_index()
-        n = len(self.wv.index_to_key)
         is_word = self._vocab_image_rows < 0
-        if n:
-            counts = np.asarray(self.wv.expandos["count"], dtype=np.float64)
-        else:
-            counts = np.zeros(0)
         power = float(self.ns_exponent)
         word_idx = np.flatnonzero(is_word).astype(np.int32)
         self._neg_word_idx = word_idx
@@ -598,14 +691,39 @@ class Im2Vec(Word2Vec):
     def init_weights(self):
         """Reset word vectors, output vectors and W to an untrained state."""
         super().init_weights()
+        if self.negative:  # output rows for the words only (see _output_rows)
+            self.syn1neg = np.zeros((self._output_rows(), self.layer1_size), dtype=REAL)
         self._init_W()
 
     def update_weights(self):
         """Grow word and output vectors for new vocabulary; keep W (create it if missing)."""
-        super().update_weights()
+        if not len(self.wv.vectors):
+            raise RuntimeError(
+                "You cannot do an online vocabulary-update of a model which has no prior vocabulary. "
+                "First build the vocabulary of your model with a corpus before doing an online update."
+            )
+        preresize_count = len(self.wv.vectors)
+        self.wv.resize_vectors(seed=self.seed)  # as gensim's update_weights
+        if self.hs:
+            gained = len(self.wv.vectors) - preresize_count
+            self.syn1 = np.vstack([self.syn1, np.zeros((gained, self.layer1_size), dtype=REAL)])
+        if self.negative:
+            need, have = self._output_rows(), len(self.syn1neg)
+            if need > have:
+                self.syn1neg = np.vstack([self.syn1neg, np.zeros((need - have, self.layer1_size), dtype=REAL)])
         feats = self.features
         if self.W is None or (feats is not None and self.W.shape[1] != feats.dim):
             self._init_W()
+
+    def _output_rows(self) -> int:
+        """Rows of ``syn1neg``: up to the vocabulary's last word. An image has no output row (the
+        kernel never reads or writes one), and a fresh vocabulary puts the images after the words,
+        so 10M images cost no ``syn1neg`` memory, nor bytes in a saved model."""
+        rows = getattr(self, "_vocab_image_rows", None)
+        if rows is None or len(rows) != len(self.wv.index_to_key):
+            return len(self.wv.index_to_key)
+        words = np.flatnonzero(rows < 0)
+        return int(words[-1]) + 1 if len(words) else 0
 
     # ------------------------------------------------------------------ training
     def _check_lockf(self) -> None:
@@ -657,6 +775,9 @@ class Im2Vec(Word2Vec):
                 raise ValueError("Im2Vec trains with negative sampling: set negative > 0 (e.g. 5).")
             if len(self._neg_word_idx) == 0:
                 raise RuntimeError("the vocabulary holds no words to draw negatives from; add text to the corpus.")
+            if len(self.syn1neg) < self._output_rows():  # the kernel indexes it by word without a check
+                raise RuntimeError(f"model.syn1neg has {len(self.syn1neg)} rows, the vocabulary's words need "
+                                   f"{self._output_rows()}; rebuild the weights with build_vocab().")
 
     def _ensure_writable(self) -> None:
         """Copy read-only (e.g. ``mmap='r'``) arrays the kernel writes to into memory."""

@@ -318,7 +318,7 @@ def test_without_image_pairs_images_neither_train_nor_are_trained(sg, tied):
     assert loss == pytest.approx(wloss, rel=1e-6) and rnd == wrnd  # same pairs, same negative draws
     assert np.array_equal(W, model.W) and not E.any()  # W untouched, no image gradient collected
     assert np.array_equal(syn0[images], model.wv.vectors[images])  # the images' rows neither
-    assert np.array_equal(syn1[images], model.syn1neg[images])  # (tied: an image is no target)
+    assert len(syn1) == images.min()  # images have no output rows at all (tied: an image is no target)
     assert np.all(np.isfinite(syn0)) and np.all(np.isfinite(syn1))  # H (NaN) was never read
     assert np.abs(syn0 - model.wv.vectors).max() > 1e-4  # the words did learn
     # with the images' pairs, the same job trains W and differs: the check above could fail

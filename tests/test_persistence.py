@@ -126,20 +126,25 @@ def test_a_changed_store_is_refused_and_a_grown_one_is_taken(stored, tmp_path):
     grown = Im2Vec.load(str(path))
     assert len(grown.feature_store) == N_ROWS + 1 and grown.is_image("img:new")
     _same_model(model, grown)
-    # re-extracted into the same place, other keys in the same rows
+    # re-extracted into the same place: other keys in the same rows (even within the same second)
     FeatureStore.from_arrays(store.path, KEYS[::-1], VECS, metadata={"weights": "toy-v1"}, mode="overwrite")
+    _set_created(store.path, model.image_store["created"])
     with pytest.raises(StoreMismatchError, match=r"which changed: .*feats' is not the model's store: its first "
                                                  r"20000 keys are not the model's store's keys\. .*Im2Vec.load\("):
         Im2Vec.load(str(path))
     FeatureStore.from_arrays(store.path, KEYS, VECS, metadata={"weights": "toy-v1"}, mode="overwrite")
-    meta = json.loads((store.path / "metadata.json").read_text())
-    meta["created"] = "2001-01-01T00:00:00+00:00"  # the same keys, but made again
-    (store.path / "metadata.json").write_text(json.dumps(meta))
+    _set_created(store.path, "2001-01-01T00:00:00+00:00")  # the same keys, but made again
     with pytest.raises(StoreMismatchError, match=r"it was created 2001-01-01.*\(re-extracted or another store\)"):
         Im2Vec.load(str(path))
     FeatureStore.from_arrays(store.path, KEYS, VECS, metadata={"weights": "toy-v2"}, mode="overwrite")
     with pytest.raises(StoreMismatchError, match=r"weights: it has 'toy-v2', the model's store had 'toy-v1'"):
         Im2Vec.load(str(path))
+
+
+def _set_created(path: Path, when: str) -> None:
+    meta = json.loads((path / "metadata.json").read_text())
+    meta["created"] = when
+    (path / "metadata.json").write_text(json.dumps(meta))
 
 
 def test_features_given_at_load_must_hold_every_image_and_the_dim(stored, tmp_path):

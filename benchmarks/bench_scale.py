@@ -1,0 +1,411 @@
+"""Memory and time of the whole life cycle at scale: store → build_vocab → train → save → load → ANN.
+
+Builds (once; reused by later runs with the same ``--images --dim --seed``) a FeatureStore of
+``--images`` synthetic image feature rows (``--dim`` fp16, e.g. CNN features after PCA to 256-d)
+through :class:`gensim_im2vec.store.FeatureStoreWriter`, and streams a corpus of one document per
+image: its key and ``--tags`` tags drawn Zipf-like from a ``--vocab``-word vocabulary (half from its
+topic's words, half from the whole vocabulary), never a Python list of the documents. Then, in one
+process: ``build_vocab``, one epoch of ``train``, ``save``; and in a fresh process:
+``Im2Vec.load(mmap="r")``, a faiss IVF :class:`~gensim_im2vec.index.ModalityIndexer` and
+``--queries`` ANN queries (half image keys, half words; recall@10 against the exact search on 100).
+
+Per stage it prints wall time, the peak resident set (``VmHWM``, reset at the start of each stage
+through ``/proc/self/clear_refs``) and the sampled peaks of its two parts: ``RssAnon`` (private
+memory: what must fit) and ``RssFile`` (pages of memory-mapped files — the store, a loaded model
+— which are clean page cache the kernel drops under pressure). After build_vocab, train and
+load it prints what the large parts of the model hold (allocated and resident bytes, from
+``/proc/self/smaps``). Everything goes to ``--dir`` (default /tmp/scale), the results also to
+``DIR/results-N.json``.
+
+    python benchmarks/bench_scale.py --images 1000000          # ≈ 10 min on 2 cores
+    python -u benchmarks/bench_scale.py > /tmp/scale/log 2>&1 &  # 10M images (the issue's target)
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+
+GiB = 1024**3
+MiB = 1024**2
+_CHUNK = 65536
+
+
+# ----------------------------------------------------------------------------- measuring
+
+
+def _status() -> dict:
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("RssAnon", "RssFile", "VmHWM", "VmRSS"):
+                out[k] = int(v.split()[0]) * 1024
+    return out
+
+
+class Stages:
+    """Wall time and peak memory per stage: VmHWM (reset per stage) and sampled RssAnon/RssFile."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.interval = interval
+        self.rows: list[dict] = []
+        self._cur: dict | None = None
+        self._lock = threading.Lock()
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._halt.is_set():
+            self._sample()
+            time.sleep(self.interval)
+
+    def _sample(self) -> None:
+        s = _status()
+        with self._lock:
+            if self._cur is not None:
+                for k in ("RssAnon", "RssFile"):
+                    self._cur["peak_" + k] = max(self._cur["peak_" + k], s[k])
+
+    def start(self, name: str) -> None:
+        gc.collect()
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # reset VmHWM to the current RSS
+        except OSError:
+            pass
+        s = _status()
+        with self._lock:
+            self._cur = {"stage": name, "t0": time.perf_counter(), "start_rss": s["VmRSS"],
+                         "peak_RssAnon": s["RssAnon"], "peak_RssFile": s["RssFile"]}
+        print(f"[{time.strftime('%H:%M:%S')}] {name} ...", flush=True)
+
+    def stop(self, **extra) -> dict:
+        self._sample()
+        s = _status()
+        with self._lock:
+            row, self._cur = self._cur, None
+        row["seconds"] = time.perf_counter() - row.pop("t0")
+        row["peak_rss"] = s["VmHWM"]
+        row["end_rss"] = s["VmRSS"]
+        row.update(extra)
+        self.rows.append(row)
+        print(f"[{time.strftime('%H:%M:%S')}] {row['stage']}: {row['seconds']:.1f}s, peak RSS "
+              f"{row['peak_rss'] / GiB:.2f} GiB (anon {row['peak_RssAnon'] / GiB:.2f}, file "
+              f"{row['peak_RssFile'] / GiB:.2f}), end {row['end_rss'] / GiB:.2f} GiB"
+              + "".join(f", {k} {v}" for k, v in extra.items()), flush=True)
+        return row
+
+
+def _regions() -> list[tuple[int, int, int]]:
+    """(start, end, Rss bytes) of every mapping of this process."""
+    out, cur = [], None
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                a, b = head.split("-")
+                cur = [int(a, 16), int(b, 16), 0]
+                out.append(cur)
+            elif head == "Rss:" and cur is not None:
+                cur[2] = int(line.split()[1]) * 1024
+    return [tuple(r) for r in out]
+
+
+def _resident(arr, regions) -> int | None:
+    """Resident bytes of the mapping that holds a large numpy array (None for a small one)."""
+    if not isinstance(arr, np.ndarray) or arr.nbytes < 16 * MiB:
+        return None
+    lo = arr.__array_interface__["data"][0]
+    hi = lo + arr.nbytes
+    rss = [r for a, b, r in regions if a < hi and b > lo]  # a mapping may show as several regions
+    return min(sum(rss), arr.nbytes) if rss else None
+
+
+def _pyobj_bytes(d, sample: int = 2000) -> int:
+    """Approximate bytes of a dict/list of str (and of its int values): table + keys + values."""
+    n = len(d)
+    if not n:
+        return sys.getsizeof(d)
+    keys = list(d)[:sample] if isinstance(d, dict) else d[:sample]
+    per_key = sum(sys.getsizeof(k) for k in keys) / len(keys)
+    per_val = 28 if isinstance(d, dict) else 0  # an int object per entry
+    return int(sys.getsizeof(d) + n * (per_key + per_val))
+
+
+def breakdown(model, store=None) -> dict:
+    """What the big parts of a model (and its store) hold: allocated / resident bytes."""
+    regions = _regions()
+    wv = model.wv
+    parts = {
+        "wv.vectors": wv.vectors,
+        "syn1neg": getattr(model, "syn1neg", None),
+        "wv count + sample_int": None,
+        "cum tables (gensim + Im2Vec)": None,
+        "_vocab_image_rows": getattr(model, "_vocab_image_rows", None),
+    }
+    out = {}
+    for name, arr in parts.items():
+        if arr is not None:
+            out[name] = {"bytes": int(arr.nbytes), "resident": _resident(arr, regions)}
+    out["wv count + sample_int"] = {"bytes": int(sum(v.nbytes for v in wv.expandos.values()))}
+    cum = [getattr(model, a, None) for a in ("cum_table", "_neg_word_cum", "_neg_word_idx", "_neg_tag_cum",
+                                              "_neg_tag_idx")]
+    out["cum tables (gensim + Im2Vec)"] = {"bytes": int(sum(c.nbytes for c in cum if c is not None))}
+    out["wv.key_to_index (dict + keys + ints)"] = {"bytes": _pyobj_bytes(wv.key_to_index)}
+    out["wv.index_to_key (list, keys shared)"] = {"bytes": int(sys.getsizeof(wv.index_to_key))}
+    feats = model.features
+    if feats is not None:
+        out["features (memory-mapped store rows)"] = {"bytes": int(feats.vectors.nbytes),
+                                                       "resident": _resident(feats.vectors, regions)}
+        if store is None:
+            store = model.feature_store
+        k2i = feats.key_to_index
+        shared = store is not None and k2i is getattr(store, "_key_to_index", None)
+        out["feature keys dict" + (" (the store's, shared)" if shared else "")] = {"bytes": _pyobj_bytes(k2i)}
+        out["feature keys list"] = {"bytes": int(sys.getsizeof(feats.keys))}
+    for name, v in out.items():
+        res = v.get("resident")
+        print(f"    {name:45s} {v['bytes'] / MiB:10.1f} MiB" + (f"  (resident {res / MiB:.1f} MiB)" if res is not None
+                                                                else ""), flush=True)
+    return out
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _topics(seed: int, chunk: int, n: int, n_topics: int) -> np.ndarray:
+    return np.random.default_rng([seed, 1, chunk]).integers(0, n_topics, n)
+
+
+def image_key(i: int) -> str:
+    return f"img:{i:09d}"
+
+
+def build_store(path: str, args) -> None:
+    """The store: row i = topic prototype + noise, fp16, keys img:000000000 ..."""
+    from gensim_im2vec.store import FeatureStore
+
+    rng = np.random.default_rng([args.seed, 0])
+    protos = rng.normal(size=(args.topics, args.dim)).astype(np.float32)
+    meta = {"arch": "synthetic", "weights": f"bench_scale-seed{args.seed}", "layer": "pca",
+            "preprocessing": "none", "normalisation": "none"}
+    with FeatureStore.create(path, dim=args.dim, dtype="float16", metadata=meta, mode="overwrite",
+                             shard_size=_CHUNK) as w:
+        for c, lo in enumerate(range(0, args.images, _CHUNK)):
+            n = min(_CHUNK, args.images - lo)
+            t = _topics(args.seed, c, n, args.topics)
+            noise = np.random.default_rng([args.seed, 2, c]).standard_normal((n, args.dim), dtype=np.float32)
+            w.write([image_key(i) for i in range(lo, lo + n)], protos[t] + 0.7 * noise)
+            if c % 16 == 0:
+                print(f"    store: {lo + n:,} rows", flush=True)
+
+
+class Corpus:
+    """One document per image, generated chunk by chunk (restartable; nothing kept)."""
+
+    def __init__(self, args) -> None:
+        self.args = args
+        v = args.vocab
+        self.words = np.array([f"w{j}" for j in range(v)], dtype=object)
+        zipf = 1.0 / np.arange(1, v + 1)
+        self.cum = np.cumsum(zipf / zipf.sum())
+        per = 50  # each topic's own words: 50 of the vocabulary, Zipf-weighted within the topic
+        tz = 1.0 / np.arange(1, per + 1)
+        self.topic_cum = np.cumsum(tz / tz.sum())
+        self.topic_words = np.random.default_rng([args.seed, 3]).integers(0, v, (args.topics, per))
+
+    def __len__(self) -> int:
+        return self.args.images
+
+    def __iter__(self):
+        a = self.args
+        half = a.tags // 2
+        for c, lo in enumerate(range(0, a.images, _CHUNK)):
+            n = min(_CHUNK, a.images - lo)
+            t = _topics(a.seed, c, n, a.topics)
+            rng = np.random.default_rng([a.seed, 4, c])
+            own = np.searchsorted(self.topic_cum, rng.random((n, half)))
+            own = self.topic_words[t[:, None], np.minimum(own, self.topic_words.shape[1] - 1)]
+            glob = np.minimum(np.searchsorted(self.cum, rng.random((n, a.tags - half))), a.vocab - 1)
+            tags = self.words[np.concatenate([own, glob], axis=1)].tolist()
+            for i, doc in enumerate(tags):
+                doc.insert(0, image_key(lo + i))
+                yield doc
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def _evict(path: str) -> None:
+    """Drop a file's pages from the page cache (this file only), so reads are measured cold."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)
+    except (OSError, AttributeError):
+        pass
+
+
+def run_build(args) -> list[dict]:
+    from gensim_im2vec import Im2Vec
+    from gensim_im2vec.store import FeatureStore
+
+    os.makedirs(args.dir, exist_ok=True)
+    stages = Stages()
+    store_path = os.path.join(args.dir, f"store-{args.images}x{args.dim}-s{args.seed}")
+    fresh = True
+    try:
+        fresh = len(FeatureStore.open(store_path)) != args.images
+    except (FileNotFoundError, ValueError):
+        pass
+    if fresh:
+        stages.start("store (write)")
+        build_store(store_path, args)
+        stages.stop(rows=args.images, gib_on_disk=round(os.path.getsize(os.path.join(store_path, "features.npy"))
+                                                          / GiB, 2))
+    _evict(os.path.join(store_path, "features.npy"))
+    corpus = Corpus(args)
+
+    stages.start("stream corpus (one pass)")
+    n_tok = sum(len(d) for d in corpus)
+    stages.stop(tokens=n_tok)
+
+    stages.start("open store + build_vocab")
+    store = FeatureStore.open(store_path)
+    model = Im2Vec(image_features=store, vector_size=args.vector_size, window=args.window, sg=args.sg,
+                   min_count=args.min_count, workers=args.workers, epochs=1, seed=args.seed)
+    model.build_vocab(corpus, progress_per=10**9)
+    n_img = int(np.count_nonzero(model._vocab_image_rows >= 0))
+    stages.stop(vocab=len(model.wv), images=n_img)
+    bd_vocab = breakdown(model, store)
+
+    stages.start("train (1 epoch)")
+    t0 = time.perf_counter()
+    model.train(corpus, total_examples=model.corpus_count, epochs=1, report_delay=60)
+    secs = time.perf_counter() - t0
+    stages.stop(images_per_s=round(args.images / secs), words_per_s=round((n_tok - args.images) / secs))
+    bd_train = breakdown(model, store)
+
+    path = os.path.join(args.dir, "model", "m.model")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    stages.start("save")
+    model.save(path)
+    files = {os.path.basename(p): os.path.getsize(os.path.join(os.path.dirname(path), p))
+             for p in os.listdir(os.path.dirname(path)) if p.startswith("m.model")}
+    stages.stop(gib_written=round(sum(files.values()) / GiB, 2))
+    print("    files: " + ", ".join(f"{k} {v / MiB:.1f} MiB" for k, v in sorted(files.items())), flush=True)
+    stages._halt.set()
+    return stages.rows, {"after build_vocab": bd_vocab, "after train": bd_train, "saved files": files}
+
+
+def run_query(args) -> list[dict]:
+    """In a fresh process: load the saved model memory-mapped, index it, query it."""
+    from gensim_im2vec import Im2Vec
+    from gensim_im2vec.index import ModalityIndexer, ann_most_similar
+
+    path = os.path.join(args.dir, "model", "m.model")
+    for p in os.listdir(os.path.dirname(path)):
+        _evict(os.path.join(os.path.dirname(path), p))
+    stages = Stages()
+    stages.start("load (mmap='r')")
+    model = Im2Vec.load(path, mmap="r")
+    stages.stop(vocab=len(model.wv))
+    bd = breakdown(model)
+
+    stages.start("ANN index (faiss IVF)")
+    indexer = ModalityIndexer(model, backend="faiss", kind="ivf", nlist=args.nlist, nprobe=args.nprobe)
+    stages.stop()
+
+    rng = np.random.default_rng(args.seed)
+    images = np.flatnonzero(model._vocab_image_rows >= 0)
+    words = np.flatnonzero(model._vocab_image_rows < 0)
+    half = args.queries // 2
+    keys = [model.wv.index_to_key[i] for i in rng.choice(images, half, replace=False)]
+    keys += [model.wv.index_to_key[i] for i in rng.choice(words[: min(len(words), 5000)], args.queries - half,
+                                                          replace=False)]
+    stages.start(f"{args.queries} ANN queries")
+    lat, answers = [], []
+    for k in keys:
+        t0 = time.perf_counter()
+        answers.append(ann_most_similar(model, k, topn=10, indexer=indexer))
+        lat.append(time.perf_counter() - t0)
+    stages.stop(median_ms=round(1000 * float(np.median(lat)), 2), p99_ms=round(1000 * float(np.quantile(lat, .99)), 2))
+
+    stages.start("exact search (100 of the queries, recall@10)")
+    pick = list(range(0, len(keys), max(1, len(keys) // 100)))[:100]
+    hits, t_exact = [], []
+    for i in pick:
+        t0 = time.perf_counter()
+        exact = {k for k, _ in model.wv.most_similar(keys[i], topn=10)}
+        t_exact.append(time.perf_counter() - t0)
+        hits.append(len(exact & {k for k, _ in answers[i]}) / 10)
+    stages.stop(recall_at_10=round(float(np.mean(hits)), 3), exact_median_ms=round(1000 * float(np.median(t_exact)), 1))
+    stages._halt.set()
+    return stages.rows, {"after load": bd}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=10_000_000, help="images (= documents = store rows)")
+    ap.add_argument("--dim", type=int, default=256, help="feature dim (fp16), e.g. after PCA")
+    ap.add_argument("--vocab", type=int, default=100_000, help="distinct tags")
+    ap.add_argument("--tags", type=int, default=8, help="tags per image")
+    ap.add_argument("--topics", type=int, default=1000, help="topics: feature prototypes with their own tags")
+    ap.add_argument("--vector-size", type=int, default=100)
+    ap.add_argument("--window", type=int, default=5)
+    ap.add_argument("--sg", type=int, default=0)
+    ap.add_argument("--min-count", type=int, default=5)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--nlist", type=int, default=1024, help="faiss IVF cells")
+    ap.add_argument("--nprobe", type=int, default=16, help="faiss IVF cells scanned per query")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dir", default="/tmp/scale", help="store, model and results go here")
+    ap.add_argument("--query-only", action="store_true", help="only load the saved model and query it")
+    args = ap.parse_args(argv)
+
+    if args.query_only:  # the child process
+        rows, parts = run_query(args)
+        print("RESULT " + json.dumps({"rows": rows, "parts": parts}), flush=True)
+        return
+    print(f"bench_scale: {args.images:,} images x {args.dim} fp16, {args.tags} tags from {args.vocab:,} words, "
+          f"vector_size {args.vector_size}, window {args.window}, sg {args.sg}, {args.workers} workers", flush=True)
+    rows, parts = run_build(args)
+    gc.collect()
+    proc = subprocess.run([sys.executable, "-u", __file__, "--query-only", *(argv if argv is not None else sys.argv[1:])],
+                          stdout=subprocess.PIPE, text=True)
+    result = None
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            result = json.loads(line[len("RESULT "):])
+        else:
+            print(line, flush=True)
+    if proc.returncode or result is None:
+        raise SystemExit(f"the query process failed (exit {proc.returncode})")
+    rows += result["rows"]
+    parts.update(result["parts"])
+    print(f"\n{'stage':45s} {'seconds':>9s} {'peak RSS':>10s} {'anon':>8s} {'file':>8s}  (GiB)")
+    for r in rows:
+        print(f"{r['stage']:45s} {r['seconds']:9.1f} {r['peak_rss'] / GiB:10.2f} {r['peak_RssAnon'] / GiB:8.2f} "
+              f"{r['peak_RssFile'] / GiB:8.2f}")
+    peak = max(r["peak_rss"] for r in rows)
+    print(f"peak RSS over all stages: {peak / GiB:.2f} GiB; private (anon) peak "
+          f"{max(r['peak_RssAnon'] for r in rows) / GiB:.2f} GiB")
+    out = os.path.join(args.dir, f"results-{args.images}.json")
+    with open(out, "w") as f:
+        json.dump({"args": vars(args), "rows": rows, "parts": parts, "peak_rss": peak}, f, indent=1)
+    print(f"results: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""What keeps 10M images within one machine's memory (issue 13 item 4): images skip gensim's
+per-token loops and sit after the words, have no output rows, the negative tables are built
+without a Python loop, feature pages read from a store leave the resident set, and an ANN index is
+built without a normalised copy of every vector."""
+
+from __future__ import annotations
+
+import mmap
+import os
+
+import numpy as np
+import pytest
+from gensim.models import KeyedVectors, Word2Vec
+
+from gensim_im2vec import Im2Vec
+from gensim_im2vec.images import ImageFeatures
+from gensim_im2vec.store import FeatureStore
+
+
+def _corpus(n_docs=3000, n_images=2500, seed=0):
+    """Zipf-distributed tags; some images in two documents (count 2)."""
+    rng = np.random.default_rng(seed)
+    words = [f"w{i}" for i in range(300)]
+    p = 1 / np.arange(1, 301)
+    p /= p.sum()
+    docs, feats = [], {}
+    for i in range(n_docs):
+        key = f"img:{i % n_images}"
+        feats[key] = rng.normal(size=8)
+        docs.append([key, *rng.choice(words, 8, p=p)])
+    return docs, feats
+
+
+DOCS, FEATS = _corpus()
+N_WORDS = len({w for d in DOCS for w in d[1:]})
+
+
+@pytest.mark.parametrize("sample", [1e-3, 0, 5.0])
+def test_the_vocabulary_is_gensims_with_the_images_after_the_words(sample):
+    model = Im2Vec(image_features=FEATS, vector_size=8, min_count=1, sample=sample, workers=1)
+    model.build_vocab(DOCS)
+    gensim = Word2Vec(vector_size=8, min_count=1, sample=sample, workers=1)  # images as plain words
+    gensim.build_vocab(DOCS)
+    keys = model.wv.index_to_key
+    assert sorted(keys) == sorted(gensim.wv.index_to_key) and len(keys) == N_WORDS + 2500
+    assert not any(k.startswith("img:") for k in keys[:N_WORDS])
+    counts = [model.wv.get_vecattr(k, "count") for k in keys[N_WORDS:]]
+    assert counts == sorted(counts, reverse=True) and counts[0] == 2  # images by count
+    for k in keys:
+        assert model.wv.get_vecattr(k, "count") == gensim.wv.get_vecattr(k, "count")
+        want = 2**32 - 1 if k.startswith("img:") else gensim.wv.get_vecattr(k, "sample_int")
+        assert model.wv.get_vecattr(k, "sample_int") == want, k  # words: the images count in the total
+    Word2Vec.make_cum_table(model)  # gensim's Python loop, on the same vocabulary
+    loop = model.cum_table.copy()
+    model.make_cum_table()
+    np.testing.assert_array_equal(model.cum_table, loop)
+
+
+def test_images_have_no_output_rows_and_the_model_trains_saves_and_grows(tmp_path):
+    model = Im2Vec(DOCS, image_features=FEATS, vector_size=8, min_count=1, epochs=2, workers=1, seed=1)
+    assert model.syn1neg.shape == (N_WORDS, 8) and len(model.wv.vectors) == N_WORDS + 2500
+    assert model.syn1neg.any()  # the words' output rows trained
+    assert [w for w, _ in model.predict_output_word(["w1", "w2"], topn=3)]  # gensim's use of syn1neg
+    model.save(str(tmp_path / "m.model"))
+    loaded = Im2Vec.load(str(tmp_path / "m.model"))
+    assert loaded.syn1neg.shape == (N_WORDS, 8)
+    # new words after the images: the output rows grow to cover them, the images' stay absent
+    more = [["img:0", "brandnew", "w1"], ["img:9999", "other", "w2"]] * 3
+    loaded.build_vocab(more, update=True, image_features={**FEATS, "img:9999": np.ones(8)})
+    assert loaded.wv.get_vecattr("img:0", "count") == model.wv.get_vecattr("img:0", "count") + 3
+    last_word = max(loaded.wv.key_to_index["brandnew"], loaded.wv.key_to_index["other"])
+    assert len(loaded.syn1neg) == last_word + 1 and loaded.is_image("img:9999")
+    loaded.train(more, total_examples=len(more), epochs=1)
+    np.testing.assert_allclose(loaded.wv["img:9999"], loaded.project(np.ones(8)), rtol=1e-5, atol=1e-6)
+
+
+def test_a_short_syn1neg_is_refused_before_the_kernel_reads_past_it():
+    model = Im2Vec(DOCS, image_features=FEATS, vector_size=8, min_count=1, epochs=1, workers=1)
+    model.syn1neg = model.syn1neg[:10]
+    with pytest.raises(RuntimeError, match=rf"syn1neg has 10 rows, the vocabulary's words need {N_WORDS}"):
+        model.train(DOCS, total_examples=len(DOCS), epochs=1)
+
+
+def _rss_file() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("RssFile:"))
+
+
+def test_feature_pages_read_from_a_store_leave_the_resident_set(tmp_path):
+    if not hasattr(mmap, "MADV_DONTNEED") or not os.path.exists("/proc/self/status"):
+        pytest.skip("Linux: madvise and /proc/self/status")
+    n, dim = 200_000, 128  # 51 MB of float16 rows
+    rng = np.random.default_rng(0)
+    keys = [f"img:{i}" for i in range(n)]
+    with FeatureStore.create(tmp_path / "s", dim=dim, dtype="float16", shard_size=65536) as w:
+        for lo in range(0, n, 50_000):
+            w.write(keys[lo : lo + 50_000], rng.random((50_000, dim), dtype=np.float32) + 0.1)
+    feats = ImageFeatures.from_any(FeatureStore.open(tmp_path / "s"))
+    before = _rss_file()
+    feats.check_rows(np.arange(n))
+    for lo in range(0, n, 5000):
+        feats.gather(np.arange(lo, lo + 5000))
+    assert _rss_file() - before < 20 * 2**20, "the store's pages stayed mapped"
+    block, _ = feats.gather([3, 1])
+    np.testing.assert_allclose(block[1], np.asarray(feats.vectors[1], dtype=np.float32))  # still readable
+
+
+def test_an_ann_index_is_built_without_a_normalised_copy_of_every_vector(monkeypatch):
+    pytest.importorskip("faiss")
+    from gensim_im2vec.index import ModalityIndexer, ann_most_similar
+
+    model = Im2Vec(DOCS, image_features=FEATS, vector_size=8, min_count=1, epochs=2, workers=1, seed=1)
+    exact = {k: [w for w, _ in model.wv.most_similar(k, topn=5)] for k in ("img:3", "w1")}
+
+    def refuse(self, *a, **k):
+        raise AssertionError("a normalised copy of every vector")
+
+    monkeypatch.setattr(KeyedVectors, "get_normed_vectors", refuse)
+    indexer = ModalityIndexer(model, backend="faiss", kind="ivf", nlist=4, nprobe=4)  # every cell: exact
+    for key, want in exact.items():
+        got = [w for w, _ in ann_most_similar(model, key, topn=5, indexer=indexer)]
+        assert got == want
