@@ -97,11 +97,12 @@ class Stages:
         row["seconds"] = time.perf_counter() - row.pop("t0")
         row["peak_rss"] = s["VmHWM"]
         row["end_rss"] = s["VmRSS"]
+        row["load_avg"] = round(os.getloadavg()[0], 1)  # the machine is shared: how busy it was
         row.update(extra)
         self.rows.append(row)
         print(f"[{time.strftime('%H:%M:%S')}] {row['stage']}: {row['seconds']:.1f}s, peak RSS "
               f"{row['peak_rss'] / GiB:.2f} GiB (anon {row['peak_RssAnon'] / GiB:.2f}, file "
-              f"{row['peak_RssFile'] / GiB:.2f}), end {row['end_rss'] / GiB:.2f} GiB"
+              f"{row['peak_RssFile'] / GiB:.2f}), end {row['end_rss'] / GiB:.2f} GiB, load {row['load_avg']}"
               + "".join(f", {k} {v}" for k, v in extra.items()), flush=True)
         return row
 
@@ -394,10 +395,10 @@ def main(argv=None) -> None:
         raise SystemExit(f"the query process failed (exit {proc.returncode})")
     rows += result["rows"]
     parts.update(result["parts"])
-    print(f"\n{'stage':45s} {'seconds':>9s} {'peak RSS':>10s} {'anon':>8s} {'file':>8s}  (GiB)")
+    print(f"\n{'stage':45s} {'seconds':>9s} {'peak RSS':>10s} {'anon':>8s} {'file':>8s}  (GiB)  load")
     for r in rows:
         print(f"{r['stage']:45s} {r['seconds']:9.1f} {r['peak_rss'] / GiB:10.2f} {r['peak_RssAnon'] / GiB:8.2f} "
-              f"{r['peak_RssFile'] / GiB:8.2f}")
+              f"{r['peak_RssFile'] / GiB:8.2f}  {r['load_avg']:10.1f}")
     peak = max(r["peak_rss"] for r in rows)
     print(f"peak RSS over all stages: {peak / GiB:.2f} GiB; private (anon) peak "
           f"{max(r['peak_RssAnon'] for r in rows) / GiB:.2f} GiB")

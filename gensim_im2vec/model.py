@@ -84,7 +84,7 @@ import logging
 import math
 import os
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from timeit import default_timer
 
@@ -428,15 +428,17 @@ class Im2Vec(Word2Vec):
 
     def _tap_tag_counts(self, sentences):
         """Yield `sentences` unchanged, counting the non-image tokens of image documents."""
-        counts = defaultdict(int)
+        counts = Counter()
         self._scan_tag_counts = counts
         feats = self.features
         k2i = feats.key_to_index if feats is not None else {}
+        if not k2i:
+            yield from sentences
+            return
         for doc in sentences:
-            if k2i and any(tok in k2i for tok in doc):
-                for tok in doc:
-                    if tok not in k2i:
-                        counts[tok] += 1
+            words = [tok for tok in doc if tok not in k2i]
+            if len(words) < len(doc):  # an image document
+                counts.update(words)  # counted in C
             yield doc
 
     def build_vocab(self, corpus_iterable=None, corpus_file=None, update=False, progress_per=10000,
