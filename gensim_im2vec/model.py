@@ -96,7 +96,7 @@ from threadpoolctl import threadpool_limits
 
 from gensim_im2vec import corpusfile
 from gensim_im2vec.images import ImageFeatures
-from gensim_im2vec.space import run_pairs, space_step
+from gensim_im2vec.space import StripedUpdate, run_pairs, space_step
 from gensim_im2vec.store import FeatureStore, StoreMismatchError
 from gensim_im2vec.validation import check_features, l2_normalize, npy_problem
 
@@ -235,6 +235,11 @@ class Im2Vec(Word2Vec):
         (the dial between the words' text meaning and their fit to images).
     space_symmetric : float
         Weight of the word → images term (each word of a run against the run's images).
+    space_candidates : {"run", "own"}
+        The words each image's softmax runs over. "run": every word of the run (the other images'
+        words are its negatives too) plus `space_negatives`; its cost per image grows with the
+        run's distinct words. "own": its own words plus the shared `space_negatives`, a fixed
+        cost per image.
 
     Attributes
     ----------
@@ -260,6 +265,7 @@ class Im2Vec(Word2Vec):
         image_batch: int = 256, image_heads: str = "space",
         space_temperature: float = 0.1, space_negatives: int = 1024, space_alpha: float = 0.01,
         space_word_alpha: float = 1.0, space_pull: float | None = None, space_symmetric: float = 0.0,
+        space_candidates: str = "run",
     ):
         if corpus_file is not None:
             corpus_file = corpusfile.check_corpus_file(corpus_file, sentences)
@@ -296,6 +302,11 @@ class Im2Vec(Word2Vec):
         _check_non_negative("space_word_alpha", space_word_alpha)
         _check_non_negative("space_pull", space_pull, allow_none=True)
         _check_non_negative("space_symmetric", space_symmetric)
+        if space_candidates not in ("run", "own"):
+            raise ValueError(f"space_candidates must be 'run' or 'own', got {space_candidates!r}.")
+        if space_candidates == "own" and space_symmetric:
+            raise ValueError("space_symmetric needs space_candidates='run' (the word → images term "
+                             "runs over the run's images); set one of them back.")
         if not isinstance(space_negatives, (int, np.integer)) or space_negatives < 0:
             raise ValueError(f"space_negatives must be an int >= 0, got {space_negatives!r}.")
         self.space_temperature = float(space_temperature)
@@ -304,6 +315,7 @@ class Im2Vec(Word2Vec):
         self.space_word_alpha = float(space_word_alpha)
         self.space_pull = None if space_pull is None else float(space_pull)
         self.space_symmetric = float(space_symmetric)
+        self.space_candidates = space_candidates
         self.space_anchor = None
         self.W = None
         self.image_vectors = None
@@ -826,14 +838,21 @@ class Im2Vec(Word2Vec):
         if self.image_heads == "space" and n_img and getattr(self, "feature_mean", None) is None:
             self._fit_feature_mean()
         self.space_setup_seconds = default_timer() - start
-        # one BLAS thread inside each worker; gensim's worker threads give the parallelism
-        with threadpool_limits(limits=1, user_api="blas"):
-            result = super().train(
-                corpus_iterable=corpus_iterable, corpus_file=corpus_file, total_examples=total_examples,
-                total_words=total_words,
-                epochs=epochs, start_alpha=start_alpha, end_alpha=end_alpha, word_count=word_count,
-                queue_factor=queue_factor, report_delay=report_delay, compute_loss=compute_loss,
-                callbacks=callbacks, **kwargs)
+        # several workers write the dense W: each update goes stripe by stripe under a lock per
+        # stripe (no update lost, workers rarely wait); one worker needs no lock
+        workers = max(int(self.workers), 1)
+        self._w_stripes = StripedUpdate(self.layer1_size, 4 * workers) if workers > 1 and n_img else None
+        try:
+            # one BLAS thread inside each worker; gensim's worker threads give the parallelism
+            with threadpool_limits(limits=1, user_api="blas"):
+                result = super().train(
+                    corpus_iterable=corpus_iterable, corpus_file=corpus_file, total_examples=total_examples,
+                    total_words=total_words,
+                    epochs=epochs, start_alpha=start_alpha, end_alpha=end_alpha, word_count=word_count,
+                    queue_factor=queue_factor, report_delay=report_delay, compute_loss=compute_loss,
+                    callbacks=callbacks, **kwargs)
+        finally:
+            self._w_stripes = None  # locks are not saved with the model
         elapsed = default_timer() - start
         if self._image_occurrences:
             logger.info("trained %i image occurrences in %.1fs (%.0f image tokens/s)",
@@ -943,7 +962,9 @@ class Im2Vec(Word2Vec):
         t_space = 0.0
         if space and n_slots:
             t0 = default_timer()
-            loss += self._space_run(tokens, slots, bounds, V * inv_norms[:, None] - self.feature_mean, alpha)
+            V *= inv_norms[:, None]  # V is this run's own copy of the rows: normalise and centre in place
+            V -= self.feature_mean
+            loss += self._space_run(tokens, slots, bounds, V, alpha)
             t_space = default_timer() - t0
         n_img = int(np.count_nonzero(slots >= 0)) if n_slots else 0
         with _STATS_LOCK:
@@ -982,8 +1003,9 @@ class Im2Vec(Word2Vec):
             self.W, self.wv.vectors, Vn, pair_slot, pair_word, negatives,
             alpha_w=alpha * self.image_alpha * self.space_alpha, alpha_u=alpha * self.space_word_alpha,
             temperature=self.space_temperature, symmetric=self.space_symmetric, word_lock=self._space_lock,
-            anchor=self.space_anchor,
-            pull=self.space_pull or 0.0, train_images=self.train_images)
+            anchor=self.space_anchor, pull=self.space_pull or 0.0, train_images=self.train_images,
+            candidates=getattr(self, "space_candidates", "run"), compute_loss=bool(self.compute_loss),
+            w_update=self._w_stripes)
 
     def _write_image_vectors(self) -> None:
         """Write every vocabulary image's vector (:meth:`project_rows`) into ``model.wv.vectors`` (in chunks)."""
@@ -1099,8 +1121,18 @@ class Im2Vec(Word2Vec):
         return ((V - mean) @ self.W.T).astype(REAL, copy=False)
 
     def project_rows(self, rows) -> np.ndarray:
-        """Vectors of rows of the model's own feature matrix, shape (len(rows), vector_size)."""
-        return self._map(self.features.gather_normalized(rows, normalize=self.normalize_features))
+        """Vectors of rows of the model's own feature matrix, shape (len(rows), vector_size).
+
+        The same function as :meth:`project`, with the normalisation and the mean folded in after
+        the product, ``W(v/‖v‖ − μ) = (W v)/‖v‖ − W μ``: no F-wide pass besides the sgemm."""
+        V, inv = self.features.gather(rows)
+        H = V @ self.W.T
+        if self.normalize_features:
+            H *= inv[:, None]
+        mean = getattr(self, "feature_mean", None)
+        if mean is not None:
+            H -= self.W @ mean
+        return H.astype(REAL, copy=False)
 
     def project(self, features) -> np.ndarray:
         """Place images in the space from their features alone.
