@@ -44,8 +44,9 @@ True
 ...                                                                        restrict="words")]
 [True, True]
 
-Save and load (W and the features go to their own ``.npy`` files, memory-mappable), then
-continue training:
+Save and load (W and the vectors go to their own ``.npy`` files, memory-mappable; features given
+in memory are saved with the model, only its images' rows; a :class:`~gensim_im2vec.store.FeatureStore`
+is not copied but opened again at load), then continue training:
 
 >>> import tempfile, os
 >>> path = os.path.join(tempfile.mkdtemp(), "m.model")
