@@ -530,12 +530,16 @@ class Im2Vec(Word2Vec):
         k2i = feats.key_to_index if feats is not None else {}
         raw = self.raw_vocab
         words_raw, img_keys, img_counts, img_rows = defaultdict(int), [], [], []
+        feature_keys = feats.keys if feats is not None else ()
         for w, c in raw.items():
             r = k2i.get(w) if k2i else None
             if r is None:
                 words_raw[w] = c
             else:
-                img_keys.append(w)
+                # the features' own key string: the vocabulary shares it, the corpus's copy goes
+                # with raw_vocab (~60 bytes per image)
+                key = feature_keys[r]
+                img_keys.append(key if key == w else w)
                 img_counts.append(c)
                 img_rows.append(r)
         if self.hs and img_keys:
