@@ -152,6 +152,16 @@ cdef inline int32_t draw_negative(Config *c, int use_tags) noexcept nogil:
     return idx[lo]
 
 
+cdef inline REAL_t lock_factor(Config *c, int32_t w) noexcept nogil:
+    """gensim's ``lockf[w % len(lockf)]`` (one factor for all words, or one per word) without the
+    integer division per pair."""
+    if c.lockf_len == 1:
+        return c.lockf[0]
+    if w < c.lockf_len:
+        return c.lockf[w]
+    return c.lockf[w % c.lockf_len]
+
+
 cdef inline double softplus(double x) noexcept nogil:
     if x > 0:
         return x + log1p(exp(-x))
@@ -232,7 +242,7 @@ cdef inline void input_head_sampling(Config *c, REAL_t *h, int32_t target) noexc
         out = c.syn0 + <int64_t>w * size
         g = score_target(c, h, out, label)
         if g != 0 and c.train_words:
-            gl = g * c.lockf[w % c.lockf_len]
+            gl = g * lock_factor(c, w)
             if gl != 0:
                 saxpy(&size, &gl, h, &ONE, out, &ONE)
 
@@ -247,7 +257,7 @@ cdef inline void apply_input_gradient(Config *c, int pos, REAL_t *grad) noexcept
             saxpy(&size, &ONEF, grad, &ONE, c.E + <int64_t>slot * size, &ONE)
     elif c.train_words:
         w = c.tokens[pos]
-        lf = c.lockf[w % c.lockf_len]
+        lf = lock_factor(c, w)
         if lf != 0:
             saxpy(&size, &lf, grad, &ONE, c.syn0 + <int64_t>w * size, &ONE)
 
