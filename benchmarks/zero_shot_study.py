@@ -1,6 +1,7 @@
 """Zero-shot ranking on more held-out tags than the demo's split has: Im2Vec's space against ridge.
 
-    python benchmarks/zero_shot_study.py [--demo-dir demo_output] [--seeds a b c] [--share 0.3]
+    python benchmarks/zero_shot_study.py [--demo-dir demo_output] [--seeds a b c] [--share 0.3] \
+        [--set space_negatives=256 ...]
 
 The demo's split holds out 44 zero-shot tags that appear on test images, and one of them ("flag")
 is on half of those images, so methods within ±0.03 of each other cannot be told apart there. This
@@ -16,6 +17,7 @@ Needs a finished ``make demo`` (or ``im2vec demo --out DIR``) in `--demo-dir`.
 """
 
 import argparse
+import ast
 import time
 from collections import Counter
 from pathlib import Path
@@ -57,8 +59,10 @@ def main():
     ap.add_argument("--demo-dir", default="demo_output")
     ap.add_argument("--seeds", nargs="+", default=["study-1", "study-2", "study-3", "study-4", "study-5"])
     ap.add_argument("--share", type=float, default=0.3)
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="an Im2Vec option")
     args = ap.parse_args()
     cfg = DemoConfig(out_dir=args.demo_dir)
+    cfg.im2vec = {**cfg.im2vec, **{k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.set)}}
     words_path = Path(args.demo_dir) / "models" / "words.w2v"
     if not words_path.exists():
         raise SystemExit(f"{words_path} not found: run `make demo` (or `im2vec demo --out {args.demo_dir}`) first.")
