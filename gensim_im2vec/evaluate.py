@@ -4,30 +4,10 @@ Everything here takes plain inputs — a feature matrix of held-out images, each
 (a list of str per image), the candidate tag vocabulary, and optionally the zero-shot tags (tags
 never shown with a training image) — so any data set, split or reader can feed it.
 
-Metrics
--------
-A *score matrix* has one row per image and one column per candidate tag; ground truth is a boolean
-matrix of the same shape (:func:`relevance_matrix` builds it from tag lists). Rankings sort by
-descending score. **Ties are handled deterministically by their expectation**: a metric is
-averaged over every ordering of tied items (McSherry & Najork, ECIR 2008), so a scorer that gives
-many tags the same score (a frequency prior, a classifier blind to unseen tags) gets exactly its
-chance-level value, never a lucky or unlucky one that depends on the order of the candidates.
-
->>> import numpy as np
->>> from gensim_im2vec.evaluate import average_precision, precision_at_k, mean_average_precision
->>> scores = np.array([0.9, 0.8, 0.7, 0.6])          # one image, four candidate tags
->>> relevant = np.array([True, False, True, False])  # its true tags are the 1st and the 3rd
->>> round(average_precision(scores, relevant), 6)    # (1/1 + 2/3) / 2
-0.833333
->>> precision_at_k(scores, relevant, 2)
-0.5
->>> average_precision(np.zeros(2), np.array([False, True]))  # a tie: (1 + 1/2) / 2
-0.75
->>> round(mean_average_precision(np.array([[3., 2., 1.], [1., 2., 3.]]),
-...                              np.array([[1, 0, 0], [1, 0, 0]], bool)), 6)    # (1 + 1/3) / 2
-0.666667
-
-:func:`retrieval_map` is the same per column: for each tag, rank the images (tag → image).
+Metrics live in :mod:`gensim_im2vec.metrics` (P@k, R@k, mAP, tag → image mAP; ties count by
+their expectation) and the baseline scorers in :mod:`gensim_im2vec.baselines`; both are
+re-exported here. This module holds the model's own scorer, the runner, the space's checks, word
+similarity and the report.
 
 Scorers
 -------
@@ -35,21 +15,13 @@ A *scorer* is any callable ``scorer(features, candidates) -> scores`` returning 
 ``(n_images, len(candidates))``; a candidate it cannot score gets ``-inf`` (ranked last, tied).
 :class:`Im2VecScorer` asks the space which words fit an image: cosine in ``model.wv``
 between ``model.project(features)`` and the words, for seen and zero-shot tags alike (what
-``model.wv.most_similar`` answers; nothing beside the space).
-The baselines are built from the training split:
+``model.wv.most_similar`` answers; nothing beside the space). The baselines
+(:class:`~gensim_im2vec.baselines.RandomProjectionScorer`, :class:`~gensim_im2vec.baselines.RidgeScorer`,
+:class:`~gensim_im2vec.baselines.IdTokenWord2VecScorer`, :class:`~gensim_im2vec.baselines.TagPriorScorer`,
+:class:`~gensim_im2vec.baselines.KNNTagScorer`, :class:`~gensim_im2vec.baselines.LogisticScorer`)
+are built from the training split.
 
-=============================  ====================================================================
-:class:`RandomProjectionScorer`  an Im2Vec-like map with a random W, cosine to the word vectors
-:class:`RidgeScorer`             closed-form ridge from features to the mean of the image's tag
-                                 vectors (DeViSE-style, linear); ranks unseen tags too
-:class:`IdTokenWord2VecScorer`   plain Word2Vec with image ids as ordinary tokens: cannot place an
-                                 unseen image (reported as not applicable; in-sample only)
-:class:`TagPriorScorer`          tag frequency among training images
-:class:`KNNTagScorer`            kNN tag transfer on L2-normalised features (k=20)
-:class:`LogisticScorer`          one-vs-rest logistic regression (scikit-learn's objective);
-                                 supervised, blind to unseen tags (they tie at the bottom)
-=============================  ====================================================================
-
+>>> import numpy as np
 >>> from gensim_im2vec import Im2Vec
 >>> from gensim_im2vec.synthetic import make_corpus
 >>> from gensim_im2vec.evaluate import Im2VecScorer, TagPriorScorer, evaluate_image_tagging
@@ -92,7 +64,6 @@ The same from the shell (see :func:`load_tagged_jsonl` for the file format)::
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -103,11 +74,40 @@ from dataclasses import dataclass, field
 from timeit import default_timer
 
 import numpy as np
-from gensim.models import KeyedVectors, Word2Vec
+from gensim.models import KeyedVectors
 
+from gensim_im2vec.baselines import (
+    IdTokenWord2VecScorer,
+    KNNTagScorer,
+    LogisticScorer,
+    NotApplicableError,
+    RandomProjectionScorer,
+    RidgeScorer,
+    Scorer,
+    TagPriorScorer,
+    TagScorer,
+    candidate_vectors,
+    fill_scores,
+)
 from gensim_im2vec.fileio import atomic_write_json
+from gensim_im2vec.index import cosine_neighbours
 from gensim_im2vec.keys import image_mask
-from gensim_im2vec.validation import check_features, l2_normalize
+from gensim_im2vec.metrics import (
+    average_precision,
+    evaluate_scores,
+    mean_average_precision,
+    precision_at_k,
+    ranking_metrics,
+    recall_at_k,
+    relevance_matrix,
+    retrieval_map,
+)
+from gensim_im2vec.validation import (
+    check_features,
+    check_tag_lists,
+    check_tagged_features,
+    l2_normalize,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +124,8 @@ __all__ = [
     "TagPriorScorer",
     "TagScorer",
     "TaggingResult",
+    "TaggingTask",
+    "analogy_questions",
     "analogy_quads",
     "average_precision",
     "compare_word_similarity",
@@ -142,6 +144,7 @@ __all__ = [
     "relevance_matrix",
     "retrieval_map",
     "run_evaluation",
+    "tagging_task",
     "word_similarity",
     "words_only",
 ]
@@ -149,225 +152,7 @@ __all__ = [
 #: Baselines :func:`run_evaluation` computes by default.
 DEFAULT_BASELINES = ("random", "ridge", "id-token", "prior", "knn", "logistic")
 
-#: Score-matrix cells processed at once by the tie-aware metrics (bounds their memory).
-_CHUNK_CELLS = 2_000_000
-
-Scorer = Callable[[np.ndarray, Sequence[str]], np.ndarray]
-
-
-# ============================================================================ metrics
-def _as_pair(scores, relevant, name: str) -> tuple[np.ndarray, np.ndarray]:
-    s = np.asarray(scores, dtype=np.float64)
-    r = np.asarray(relevant)
-    if s.shape != r.shape:
-        raise ValueError(f"{name}: scores have shape {s.shape} but relevant has shape {r.shape}; "
-                         f"they must match (one row per image, one column per candidate).")
-    if np.isnan(s).any():
-        raise ValueError(f"{name}: scores contain NaN; give candidates a scorer cannot rank -inf instead.")
-    return s, r.astype(bool)
-
-
-def _tie_aware(scores: np.ndarray, relevant: np.ndarray, ks: Sequence[int]) -> tuple[np.ndarray, dict]:
-    """Expected AP and hits@k of each row, averaged over all orderings of tied scores.
-
-    Returns ``ap`` (m,) with NaN for rows without a relevant item and ``{k: hits (m,)}``.
-    """
-    m, n = scores.shape
-    ap = np.full(m, np.nan)
-    hits = {k: np.zeros(m) for k in ks}
-    if m == 0 or n == 0:
-        return ap, hits
-    step = max(1, _CHUNK_CELLS // n)
-    for lo in range(0, m, step):
-        S, R = scores[lo:lo + step], relevant[lo:lo + step]
-        rows = len(S)
-        order = np.argsort(-S, axis=1, kind="stable")
-        Ss = np.take_along_axis(S, order, 1)
-        Rs = np.take_along_axis(R, order, 1).astype(np.float64)
-        new = np.ones(Ss.shape, dtype=bool)
-        new[:, 1:] = Ss[:, 1:] != Ss[:, :-1]
-        flat_new = new.ravel()
-        gid = np.cumsum(flat_new) - 1               # global tie-group id of each cell
-        first = np.flatnonzero(flat_new)            # flat index of each group's first cell
-        size = np.diff(np.append(first, rows * n)).astype(np.float64)
-        n_rel = np.bincount(gid, weights=Rs.ravel(), minlength=len(first))
-        start = first % n                           # items ranked before the group
-        rel_before = (np.cumsum(Rs, axis=1) - Rs).ravel()[first]
-        pos = np.arange(rows * n) - first[gid]      # 0-based place inside its group
-        rank = np.tile(np.arange(1, n + 1, dtype=np.float64), rows)
-        # a relevant item at place `pos` of its group expects pos·(r−1)/(size−1) other relevant
-        # items of the group ahead of it; each of the group's places holds a relevant item with
-        # probability r/size
-        ahead = pos * (n_rel[gid] - 1) / np.maximum(size[gid] - 1, 1)
-        contrib = (n_rel / size)[gid] * (rel_before[gid] + 1 + ahead) / rank
-        total_rel = Rs.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ap[lo:lo + rows] = np.where(total_rel > 0, contrib.reshape(rows, n).sum(axis=1) / total_rel, np.nan)
-        group_row = first // n
-        for k in ks:
-            inside = np.clip(k - start, 0, size)
-            hits[k][lo:lo + rows] = np.bincount(group_row, weights=n_rel * inside / size, minlength=rows)
-    return ap, hits
-
-
-def _row_mean(values: np.ndarray, defined: np.ndarray) -> float:
-    return float(values[defined].mean()) if defined.any() else float("nan")
-
-
-def ranking_metrics(scores, relevant, ks: Sequence[int] = (1, 5, 10)) -> dict:
-    """P@k, R@k and mAP of each row's ranking, averaged over rows with at least one relevant item.
-
-    Parameters
-    ----------
-    scores : array_like (n_rows, n_candidates)
-        Higher is better; ``-inf`` for what a scorer cannot rank. NaN is refused.
-    relevant : array_like of bool, same shape
-        Ground truth.
-    ks : sequence of int
-        Cut-offs for precision and recall (P@k divides by k, also when k > n_candidates).
-
-    Returns
-    -------
-    dict
-        ``{"p@k": float, "r@k": float, …, "map": float, "n": rows evaluated}``; NaN when no row
-        has a relevant item. Ties count by their expectation (see the module docstring).
-    """
-    s, r = _as_pair(scores, relevant, "ranking_metrics")
-    if s.ndim == 1:
-        s, r = s[None, :], r[None, :]
-    if s.ndim != 2:
-        raise ValueError(f"ranking_metrics: expected a 2-D score matrix, got shape {s.shape}.")
-    ks = [int(k) for k in ks]
-    if any(k < 1 for k in ks):
-        raise ValueError(f"ranking_metrics: cut-offs must be >= 1, got {ks}.")
-    ap, hits = _tie_aware(s, r, ks)
-    n_rel = r.sum(axis=1)
-    defined = n_rel > 0
-    out = {}
-    for k in ks:
-        out[f"p@{k}"] = _row_mean(hits[k] / k, defined)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[f"r@{k}"] = _row_mean(hits[k] / n_rel, defined)
-    out["map"] = _row_mean(ap, defined)
-    out["n"] = int(defined.sum())
-    return out
-
-
-def average_precision(scores, relevant) -> float:
-    """Average precision of one ranking (1-D scores and relevance); NaN without a relevant item.
-
-    >>> average_precision([0.1, 0.4, 0.3], [True, False, False])   # the relevant item is 3rd
-    0.3333333333333333
-    """
-    s, r = _as_pair(scores, relevant, "average_precision")
-    if s.ndim != 1:
-        raise ValueError(f"average_precision: expected one ranking (1-D), got shape {s.shape}; "
-                         f"use mean_average_precision for a matrix.")
-    return float(_tie_aware(s[None, :], r[None, :], ())[0][0])
-
-
-def mean_average_precision(scores, relevant) -> float:
-    """Mean over rows (images) of the average precision of each row's ranking of the columns (tags).
-
-    Rows without a relevant item are left out; NaN when there is none at all.
-    """
-    return ranking_metrics(scores, relevant, ks=())["map"]
-
-
-def precision_at_k(scores, relevant, k: int) -> float:
-    """Share of relevant items among the first `k` (mean over rows with a relevant item)."""
-    return ranking_metrics(scores, relevant, ks=(k,))[f"p@{k}"]
-
-
-def recall_at_k(scores, relevant, k: int) -> float:
-    """Share of each row's relevant items found among its first `k` (mean over rows)."""
-    return ranking_metrics(scores, relevant, ks=(k,))[f"r@{k}"]
-
-
-def retrieval_map(scores, relevant) -> float:
-    """Tag → image retrieval mAP: for each column (tag), rank the rows (images); mean AP over tags.
-
-    Tags that no image carries are left out.
-    """
-    s, r = _as_pair(scores, relevant, "retrieval_map")
-    if s.ndim != 2:
-        raise ValueError(f"retrieval_map: expected a 2-D score matrix (images × tags), got shape {s.shape}.")
-    return mean_average_precision(s.T, r.T)
-
-
-def relevance_matrix(true_tags: Sequence[Iterable[str]], candidates: Sequence[str]) -> np.ndarray:
-    """Boolean ``(len(true_tags), len(candidates))``: does image i carry candidate tag j?
-
-    Tags that are not candidates are ignored.
-
-    >>> relevance_matrix([["dog", "pet"], ["car"]], ["car", "dog"]).astype(int).tolist()
-    [[0, 1], [1, 0]]
-    """
-    index = {c: j for j, c in enumerate(candidates)}
-    out = np.zeros((len(true_tags), len(index)), dtype=bool)
-    for i, tags in enumerate(true_tags):
-        if isinstance(tags, str):
-            raise TypeError(f"true_tags[{i}] is the str {tags!r}; give each image a list of tags, e.g. [{tags!r}].")
-        for t in tags:
-            j = index.get(t)
-            if j is not None:
-                out[i, j] = True
-    return out
-
-
-# ============================================================================ scorers
-class NotApplicableError(RuntimeError):
-    """The method cannot score these images (e.g. id-token Word2Vec on images it never saw)."""
-
-
-class TagScorer:
-    """Base of the scorers: ``scorer(features, candidates) -> (n_images, n_candidates) scores``.
-
-    Attributes
-    ----------
-    name : str
-        Row label in the evaluation table.
-    note : str
-        One line for the table (what the method is, or why it is not applicable).
-    """
-
-    name = "scorer"
-    note = ""
-
-    def score(self, features, candidates: Sequence[str]) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def __call__(self, features, candidates: Sequence[str]) -> np.ndarray:
-        return self.score(features, candidates)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r})"
-
-
-def _word_matrix(word_vectors, candidates: Sequence[str], *, unit: bool = True,
-                 exclude: Callable[[str], bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of `word_vectors` (KeyedVectors) for the candidates it knows, and their column positions."""
-    k2i = word_vectors.key_to_index
-    cols, idx = [], []
-    for j, c in enumerate(candidates):
-        i = k2i.get(c)
-        if i is not None and (exclude is None or not exclude(c)):
-            cols.append(j)
-            idx.append(i)
-    idx = np.asarray(idx, dtype=np.int64)
-    mat = np.asarray(word_vectors.vectors)[idx] if len(idx) else np.zeros((0, word_vectors.vector_size))
-    if unit:  # only the candidates' rows: never a normalised copy of a model's image rows
-        mat = l2_normalize(mat)
-    return np.asarray(mat, dtype=np.float32), np.asarray(cols, dtype=np.int64)
-
-
-def _fill(n: int, candidates: Sequence[str], cols: np.ndarray, values: np.ndarray, fill=-np.inf) -> np.ndarray:
-    out = np.full((n, len(candidates)), fill, dtype=np.float32)
-    if len(cols):
-        out[:, cols] = values
-    return out
-
-
+# ============================================================================ the model's scorer
 class Im2VecScorer(TagScorer):
     """Score candidate tags for images by the space itself: cosine between an image's vector
     (``model.project(features)``, the same function that wrote the training images' rows of
@@ -395,402 +180,8 @@ class Im2VecScorer(TagScorer):
 
     def score_vectors(self, vectors, candidates):
         """The same for vectors already in the space (e.g. training images' rows of ``model.wv``)."""
-        mat, cols = _word_matrix(self.model.wv, candidates, exclude=self.model.is_image)
-        return _fill(len(vectors), candidates, cols, l2_normalize(np.asarray(vectors, dtype=np.float32)) @ mat.T)
-
-
-class RandomProjectionScorer(TagScorer):
-    """Baseline (a): ``h = R · v̂`` with a random Gaussian R, ranked by cosine to the word vectors.
-
-    The chance level of the joint space: same word space, same kind of linear map, nothing learned.
-
-    Parameters
-    ----------
-    word_vectors : KeyedVectors
-        The word space (e.g. ``model.wv``).
-    n_features : int
-        Feature dimension.
-    seed : int
-    """
-
-    name = "random W"
-    note = "random projection into the word space"
-
-    def __init__(self, word_vectors: KeyedVectors, n_features: int, seed: int = 0):
-        rng = np.random.default_rng(seed)
-        self.word_vectors = word_vectors
-        self.R = (rng.standard_normal((word_vectors.vector_size, int(n_features))) / math.sqrt(n_features)).astype(np.float32)
-
-    def score(self, features, candidates):
-        X = l2_normalize(check_features(features, dim=self.R.shape[1], name="features"))
-        mat, cols = _word_matrix(self.word_vectors, candidates)
-        return _fill(len(X), candidates, cols, l2_normalize(X @ self.R.T) @ mat.T)
-
-
-def _clean_tags(tags: Sequence[Iterable[str]], name: str, drop: set | None = None) -> list[list[str]]:
-    out = []
-    for i, t in enumerate(tags):
-        if isinstance(t, str):
-            raise TypeError(f"{name}[{i}] is the str {t!r}; give each image a list of tags, e.g. [{t!r}].")
-        out.append([x for x in t if not drop or x not in drop])
-    return out
-
-
-def _check_pairs(features, tags, name: str) -> tuple[np.ndarray, list[list[str]]]:
-    X = check_features(features, name=f"{name} features")
-    if len(tags) != len(X):
-        raise ValueError(f"{name}: {len(X)} feature rows but {len(tags)} tag lists; they must match one to one.")
-    return X, _clean_tags(tags, f"{name} tags")
-
-
-class RidgeScorer(TagScorer):
-    """Baseline (b): closed-form ridge regression from features to the mean of the image's tag vectors.
-
-    A DeViSE-style linear map into the same word space, fitted in one solve:
-    ``W = argmin ‖X̂W − Y‖² + α‖W‖²`` on centred L2-normalised features ``X̂`` and targets ``Y`` =
-    mean of the unit vectors of each training image's tags (tags without a vector are skipped).
-    Candidates are ranked by cosine to their word vectors, so it ranks unseen tags too. With
-    ``center=True`` (default) the cosine is taken in the word space centred on its mean unit word
-    vector: skip-gram vectors share a common direction, and uncentred, the tags that are on
-    every image (the noise of user tags) sit closest to every mean-tag prediction and win every
-    ranking (on the synthetic corpus: mAP 0.02 uncentred, 1.0 centred).
-
-    Use :meth:`fit`.
-    """
-
-    name = "ridge → tag vectors"
-    note = "DeViSE-style linear map, cosine to word vectors"
-
-    def __init__(self, word_vectors: KeyedVectors, W: np.ndarray, x_mean: np.ndarray, y_mean: np.ndarray,
-                 center: bool = True):
-        self.word_vectors, self.W, self.x_mean, self.y_mean = word_vectors, W, x_mean, y_mean
-        self.center = bool(center)
-        normed = word_vectors.get_normed_vectors()
-        self.word_mean = (normed.mean(axis=0) if center and len(normed)
-                          else np.zeros(word_vectors.vector_size)).astype(np.float32)
-
-    @classmethod
-    def fit(cls, features, tags: Sequence[Iterable[str]], word_vectors: KeyedVectors,
-            alpha: float = 1.0, center: bool = True) -> RidgeScorer:
-        """Fit on training images.
-
-        Parameters
-        ----------
-        features : array_like (n_images, n_features)
-            Raw features (L2-normalised here).
-        tags : sequence of list of str
-            Each training image's tags.
-        word_vectors : KeyedVectors
-            The word space to map into (e.g. the Im2Vec model's ``wv``).
-        alpha : float
-            Ridge penalty (> 0); with unit-norm features, 0.1–10 is the useful range.
-        center : bool
-            Rank by cosine in the word space centred on its mean word vector (see the class).
-        """
-        if not alpha > 0:
-            raise ValueError(f"alpha must be > 0, got {alpha!r}.")
-        from scipy.linalg import solve
-
-        X, tags = _check_pairs(features, tags, "RidgeScorer.fit")
-        normed = word_vectors.get_normed_vectors()
-        k2i = word_vectors.key_to_index
-        keep, targets = [], []
-        for i, t in enumerate(tags):
-            idx = [k2i[w] for w in t if w in k2i]
-            if idx:
-                keep.append(i)
-                targets.append(normed[idx].mean(axis=0))
-        if not keep:
-            raise ValueError("RidgeScorer.fit: no training image has a tag with a word vector; "
-                             "is word_vectors the model's word space?")
-        Xk = l2_normalize(X[keep]).astype(np.float64)
-        Y = np.asarray(targets, dtype=np.float64)
-        xm, ym = Xk.mean(axis=0), Y.mean(axis=0)
-        Xc, Yc = Xk - xm, Y - ym
-        n, f = Xc.shape
-        if f <= n:
-            W = solve(Xc.T @ Xc + alpha * np.eye(f), Xc.T @ Yc, assume_a="pos")
-        else:  # dual form: the n×n system is smaller
-            W = Xc.T @ solve(Xc @ Xc.T + alpha * np.eye(n), Yc, assume_a="pos")
-        logger.info("ridge: fitted %i×%i map on %i images (%i without a tag vector skipped), alpha=%g",
-                    f, Y.shape[1], n, len(tags) - n, alpha)
-        return cls(word_vectors, W.astype(np.float32), xm.astype(np.float32), ym.astype(np.float32), center)
-
-    def project(self, features) -> np.ndarray:
-        """Map images into the word space, shape (n, vector_size)."""
-        X = l2_normalize(check_features(features, dim=self.W.shape[0], name="features"))
-        return (X - self.x_mean) @ self.W + self.y_mean
-
-    def score(self, features, candidates):
-        P = self.project(features) - self.word_mean
-        mat, cols = _word_matrix(self.word_vectors, candidates)
-        return _fill(len(P), candidates, cols, l2_normalize(P) @ l2_normalize(mat - self.word_mean).T)
-
-
-class TagPriorScorer(TagScorer):
-    """Baseline (d): every image gets the same ranking, by how many training images carry each tag.
-
-    Unseen tags score 0 (tied at the bottom). Use :meth:`fit`.
-    """
-
-    name = "tag prior"
-    note = "tag frequency among training images"
-
-    def __init__(self, counts: Mapping[str, int]):
-        self.counts = dict(counts)
-
-    @classmethod
-    def fit(cls, tags: Sequence[Iterable[str]]) -> TagPriorScorer:
-        """Count, for each tag, the training images that carry it."""
-        counts: Counter = Counter()
-        for t in _clean_tags(tags, "TagPriorScorer.fit tags"):
-            counts.update(set(t))
-        return cls(counts)
-
-    def score(self, features, candidates):
-        n = len(features)
-        row = np.array([self.counts.get(c, 0) for c in candidates], dtype=np.float32)
-        return np.broadcast_to(row, (n, len(candidates))).copy()
-
-
-def _tag_index(tags: list[list[str]]):
-    """Sparse (n_images × n_tags) indicator matrix and the tag list."""
-    from scipy import sparse
-
-    vocab: dict[str, int] = {}
-    rows, cols = [], []
-    for i, t in enumerate(tags):
-        for w in set(t):
-            rows.append(i)
-            cols.append(vocab.setdefault(w, len(vocab)))
-    Y = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(tags), len(vocab)))
-    return Y, list(vocab)
-
-
-class KNNTagScorer(TagScorer):
-    """Baseline (e): kNN tag transfer on raw (L2-normalised) features.
-
-    A tag's score is the sum of the cosine similarities (clipped at 0) of the `k` nearest training
-    images that carry it, plus ``1e-6 ×`` its training frequency as a tie-breaker. Tags no training
-    image carries score 0. Use :meth:`fit`.
-    """
-
-    note = "nearest training images vote (supervised)"
-
-    def __init__(self, X: np.ndarray, Y, tags: list[str], k: int, prior: np.ndarray):
-        self.X, self.Y, self.tags, self.k, self.prior = X, Y, tags, int(k), prior
-        self.name = f"kNN (k={self.k})"
-
-    @classmethod
-    def fit(cls, features, tags: Sequence[Iterable[str]], k: int = 20) -> KNNTagScorer:
-        """Remember the training images (features L2-normalised) and their tags."""
-        if int(k) < 1:
-            raise ValueError(f"k must be >= 1, got {k!r}.")
-        X, tags = _check_pairs(features, tags, "KNNTagScorer.fit")
-        Y, vocab = _tag_index(tags)
-        prior = np.asarray(Y.sum(axis=0)).ravel()
-        return cls(l2_normalize(X), Y, vocab, k, prior / max(float(prior.max(initial=0)), 1.0))
-
-    def score(self, features, candidates):
-        from scipy import sparse
-
-        Q = l2_normalize(check_features(features, dim=self.X.shape[1], name="features"))
-        k = min(self.k, len(self.X))
-        index = {t: j for j, t in enumerate(self.tags)}
-        cols = np.array([j for j, c in enumerate(candidates) if c in index], dtype=np.int64)
-        tcols = np.array([index[candidates[j]] for j in cols], dtype=np.int64)
-        out = np.zeros((len(Q), len(candidates)), dtype=np.float32)
-        step = max(1, _CHUNK_CELLS // max(len(self.X), 1))
-        for lo in range(0, len(Q), step):
-            sims = Q[lo:lo + step] @ self.X.T
-            nn = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-            w = np.clip(np.take_along_axis(sims, nn, 1), 0, None)
-            rows = np.repeat(np.arange(len(nn)), k)
-            A = sparse.csr_matrix((w.ravel(), (rows, nn.ravel())), shape=(len(nn), len(self.X)))
-            votes = np.asarray((A @ self.Y).todense()) + 1e-6 * self.prior
-            if len(cols):
-                out[lo:lo + step, cols] = votes[:, tcols]
-        return out
-
-
-def _one_blas_thread():
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
-def _fit_joint_logistic(X: np.ndarray, Y: np.ndarray, C: float, max_iter: int, tol: float):
-    """All one-vs-rest problems in one L-BFGS run: ``Σ_t C·Σ_i logloss(x_i·w_t + b_t, y_it) + ½‖w_t‖²``.
-
-    The problems are independent (the objective is their sum), so the optimum is the one of T
-    separate scikit-learn ``LogisticRegression(C=C)`` fits (intercept unpenalised, as its lbfgs);
-    jointly each iteration is two GEMMs instead of T small fits.
-    """
-    from scipy.optimize import minimize
-    from scipy.special import expit
-
-    n, f = X.shape
-    t = Y.shape[1]
-    X32, Y32 = np.ascontiguousarray(X, dtype=np.float32), np.ascontiguousarray(Y, dtype=np.float32)
-
-    def loss_grad(theta):
-        W = theta[: f * t].reshape(f, t).astype(np.float32)
-        b = theta[f * t:].astype(np.float32)
-        Z = X32 @ W + b
-        loss = float((np.logaddexp(0, Z) - Y32 * Z).sum(dtype=np.float64))
-        R = expit(Z) - Y32
-        gW = C * (X32.T @ R) + W
-        gb = C * R.sum(axis=0)
-        value = C * loss + 0.5 * float(np.dot(theta[: f * t], theta[: f * t]))
-        return value / n, np.concatenate([gW.ravel(), gb]).astype(np.float64) / n
-
-    # one BLAS thread: small products run ~10x faster than on several threads of a busy machine.
-    # float32 GEMMs round a little differently run to run (kernel paths depend on alignment), so
-    # this baseline's figures can move in the third decimal between two runs on the same data
-    with _one_blas_thread():
-        res = minimize(loss_grad, np.zeros(f * t + t), jac=True, method="L-BFGS-B",
-                       options={"maxiter": int(max_iter), "gtol": tol})
-    if not res.success:
-        logger.info("logistic: L-BFGS stopped after %i iterations: %s", res.nit, res.message)
-    return res.x[: f * t].reshape(f, t).astype(np.float32), res.x[f * t:].astype(np.float32), int(res.nit)
-
-
-class LogisticScorer(TagScorer):
-    """Baseline (f): one-vs-rest logistic regression on features, a supervised reference.
-
-    Features are L2-normalised, then standardised; one binary classifier per tag seen on at
-    least `min_positives` training images, each scikit-learn's ``LogisticRegression(C=C)``
-    objective; the score is its decision function (log-odds). Tags it has no classifier for
-    (unseen, zero-shot) score ``-inf``: tied at the bottom, so it is at chance on zero-shot tags.
-    Use :meth:`fit`.
-    """
-
-    name = "logistic (one-vs-rest)"
-    note = "supervised; blind to unseen tags"
-
-    def __init__(self, coef: np.ndarray, intercept: np.ndarray, mean: np.ndarray, scale: np.ndarray,
-                 tags: list[str]):
-        self.coef, self.intercept, self.mean, self.scale, self.tags = coef, intercept, mean, scale, tags
-
-    @classmethod
-    def fit(cls, features, tags: Sequence[Iterable[str]], C: float = 1.0, min_positives: int = 1,
-            max_iter: int = 300, backend: str = "joint", tol: float = 1e-5,
-            n_jobs: int | None = None) -> LogisticScorer:
-        """Fit one classifier per tag.
-
-        Parameters
-        ----------
-        features, tags
-            Training images and their tags.
-        C : float
-            Inverse regularisation strength of each classifier (> 0), as scikit-learn's.
-        min_positives : int
-            Tags on fewer training images get no classifier.
-        max_iter : int
-            L-BFGS iterations.
-        backend : {"joint", "sklearn"}
-            "joint" (default): all tags' problems in one L-BFGS run of matrix products (minutes
-            less on ~700 tags × 1280-d features). "sklearn": scikit-learn's
-            ``OneVsRestClassifier(LogisticRegression)``, the reference (same optimum).
-        tol : float
-            Gradient tolerance of the joint run.
-        n_jobs : int, optional
-            Parallel classifiers of the "sklearn" backend.
-        """
-        if not C > 0:
-            raise ValueError(f"C must be > 0, got {C!r}.")
-        if backend not in ("joint", "sklearn"):
-            raise ValueError(f"backend must be 'joint' or 'sklearn', got {backend!r}.")
-        X, tags = _check_pairs(features, tags, "LogisticScorer.fit")
-        Y, vocab = _tag_index(tags)
-        keep = np.flatnonzero(np.asarray(Y.sum(axis=0)).ravel() >= max(1, min_positives))
-        if not len(keep):
-            raise ValueError(f"LogisticScorer.fit: no tag is on >= {min_positives} training images.")
-        Xn = l2_normalize(X)
-        mean = Xn.mean(axis=0)
-        scale = Xn.std(axis=0)
-        scale[scale == 0] = 1.0
-        Xs = (Xn - mean) / scale
-        Yk = Y[:, keep].toarray()
-        t0 = default_timer()
-        if backend == "joint":
-            coef, intercept, nit = _fit_joint_logistic(Xs, Yk, float(C), max_iter, tol)
-        else:
-            try:
-                from sklearn.exceptions import ConvergenceWarning
-                from sklearn.linear_model import LogisticRegression
-                from sklearn.multiclass import OneVsRestClassifier
-            except ImportError as e:  # pragma: no cover - depends on the environment
-                raise ImportError("backend='sklearn' needs scikit-learn: pip install scikit-learn") from e
-            import warnings
-
-            clf = OneVsRestClassifier(LogisticRegression(C=C, max_iter=max_iter), n_jobs=n_jobs)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                warnings.simplefilter("ignore", UserWarning)  # a tag carried by every image
-                clf.fit(Xs, Yk.astype(np.int8))
-            coef = np.stack([np.ravel(getattr(e, "coef_", np.zeros((1, Xs.shape[1])))) for e in clf.estimators_], 1)
-            intercept = np.array([np.ravel(getattr(e, "intercept_", [0.0]))[0] for e in clf.estimators_])
-            coef, intercept, nit = coef.astype(np.float32), intercept.astype(np.float32), max_iter
-        logger.info("logistic (%s): %i one-vs-rest classifiers on %i images, %i features in %.1fs (%i iterations)",
-                    backend, len(keep), len(X), X.shape[1], default_timer() - t0, nit)
-        return cls(coef, intercept, mean, scale, [vocab[j] for j in keep])
-
-    def decision_function(self, features) -> np.ndarray:
-        """Log-odds of every tag with a classifier, shape (n_images, len(self.tags))."""
-        X = check_features(features, dim=self.coef.shape[0], name="features")
-        return ((l2_normalize(X) - self.mean) / self.scale) @ self.coef + self.intercept
-
-    def score(self, features, candidates):
-        dec = self.decision_function(features)
-        index = {t: j for j, t in enumerate(self.tags)}
-        cols = np.array([j for j, c in enumerate(candidates) if c in index], dtype=np.int64)
-        return _fill(len(dec), candidates, cols, dec[:, [index[candidates[j]] for j in cols]])
-
-
-class IdTokenWord2VecScorer(TagScorer):
-    """Baseline (c): plain gensim Word2Vec with image ids as ordinary tokens.
-
-    An image is then a free vector learned from its own documents, so an image never seen in
-    training has no vector: :meth:`score` on features raises :class:`NotApplicableError`, and
-    :func:`run_evaluation` reports the method as not applicable to held-out images.
-    :meth:`score_keys` scores training images by key (in-sample, ``v_img · v_o``), for reference.
-
-    Parameters
-    ----------
-    w2v : gensim.models.Word2Vec
-        Trained with negative sampling on documents that contain the image tokens.
-    """
-
-    name = "id-token Word2Vec"
-    note = "cannot place unseen images (an id is a free vector)"
-
-    def __init__(self, w2v: Word2Vec):
-        self.w2v = w2v
-
-    @classmethod
-    def fit(cls, docs: Iterable[Sequence[str]], **word2vec_kwargs) -> IdTokenWord2VecScorer:
-        """Train ``Word2Vec(docs, **word2vec_kwargs)`` (``min_count=1`` by default, so every id stays)."""
-        params = {"min_count": 1, "negative": 5, "hs": 0, **word2vec_kwargs}
-        return cls(Word2Vec(list(docs), **params))
-
-    def score(self, features, candidates):
-        raise NotApplicableError(
-            "id-token Word2Vec cannot place images it did not see in training: an image id is a free "
-            "vector, not a function of the image's features. Use score_keys() on training images.")
-
-    def score_keys(self, keys: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
-        """Score training images by their token's vector against the words' output vectors."""
-        wv = self.w2v.wv
-        missing = [k for k in keys if k not in wv.key_to_index]
-        if missing:
-            raise ValueError(f"id-token Word2Vec: {len(missing)} image(s) not in its vocabulary, e.g. {missing[:3]}.")
-        H = wv.vectors[[wv.key_to_index[k] for k in keys]]
-        cols = np.array([j for j, c in enumerate(candidates) if c in wv.key_to_index], dtype=np.int64)
-        idx = [wv.key_to_index[candidates[j]] for j in cols]
-        return _fill(len(H), candidates, cols, H @ self.w2v.syn1neg[idx].T)
+        mat, cols = candidate_vectors(self.model.wv, candidates, exclude=self.model.is_image)
+        return fill_scores(len(vectors), candidates, cols, l2_normalize(np.asarray(vectors, dtype=np.float32)) @ mat.T)
 
 
 # ============================================================================ image tagging
@@ -802,39 +193,6 @@ def _unique(seq: Sequence[str], name: str) -> list[str]:
         if c not in seen:
             seen.add(c)
             out.append(c)
-    return out
-
-
-def _scope_metrics(scores: np.ndarray, rel: np.ndarray, ks: Sequence[int]) -> dict:
-    m = ranking_metrics(scores, rel, ks)
-    m["tag_map"] = retrieval_map(scores, rel) if rel.any() else float("nan")
-    m["n_images"] = m.pop("n")
-    m["n_tags"] = int(rel.any(axis=0).sum())
-    m["n_candidates"] = int(rel.shape[1])
-    return m
-
-
-def evaluate_scores(scores, true_tags: Sequence[Iterable[str]], candidates: Sequence[str],
-                    zero_shot: Iterable[str] | None = None, ks: Sequence[int] = (1, 5, 10)) -> dict:
-    """The metrics of :func:`evaluate_image_tagging` for a score matrix already computed.
-
-    Parameters
-    ----------
-    scores : array_like (n_images, len(candidates))
-    true_tags, candidates, zero_shot, ks
-        As :func:`evaluate_image_tagging` (`candidates` already includes the zero-shot tags).
-    """
-    s = np.asarray(scores, dtype=np.float64)
-    if s.shape != (len(true_tags), len(candidates)):
-        raise ValueError(f"scores have shape {s.shape}; expected ({len(true_tags)}, {len(candidates)}) "
-                         f"(images × candidates).")
-    rel = relevance_matrix(true_tags, candidates)
-    out = {"all": _scope_metrics(s, rel, ks)}
-    if zero_shot is not None:
-        zs = set(zero_shot)
-        is_zs = np.array([c in zs for c in candidates], dtype=bool)
-        out["seen"] = _scope_metrics(s[:, ~is_zs], rel[:, ~is_zs], ks)
-        out["zero_shot"] = _scope_metrics(s[:, is_zs], rel[:, is_zs], ks)
     return out
 
 
@@ -878,13 +236,70 @@ def evaluate_image_tagging(scorer: Scorer, test_features, true_tags: Sequence[It
             logger.info("adding %i zero-shot tags to the %i candidates", len(extra), len(candidates))
             candidates = candidates + extra
     X = check_features(test_features, name="test_features")
-    true_tags = _clean_tags(true_tags, "true_tags")
+    true_tags = check_tag_lists(true_tags, "true_tags")
     if len(true_tags) != len(X):
         raise ValueError(f"{len(X)} test images but {len(true_tags)} tag lists; they must match one to one.")
     scores = np.asarray(scorer(X, candidates))
     if scores.shape != (len(X), len(candidates)):
         raise ValueError(f"scorer {scorer!r} returned shape {scores.shape}; expected ({len(X)}, {len(candidates)}).")
     return evaluate_scores(scores, true_tags, candidates, zs, ks)
+
+
+# ============================================================================ the task
+@dataclass
+class TaggingTask:
+    """Held-out images to tag, the training images the baselines learn from, and the candidates.
+
+    Attributes
+    ----------
+    test_keys, test_tags : list
+        The held-out images (tokens) that carry at least one candidate, and their tags.
+    train_keys, train_tags : list
+        The training images and their tags, zero-shot tags removed.
+    candidates : list of str
+        The seen candidates (sorted), then the zero-shot ones (sorted).
+    zero_shot : list of str
+        The zero-shot tags found on held-out images (sorted).
+    """
+
+    test_keys: list
+    test_tags: list
+    train_keys: list
+    train_tags: list
+    candidates: list
+    zero_shot: list
+
+
+def tagging_task(train_tags: Mapping[str, Sequence[str]], test_tags: Mapping[str, Sequence[str]],
+                 zero_shot: Iterable[str] = (), min_images: int = 2) -> TaggingTask:
+    """The evaluation's rule for candidates: the tags on at least `min_images` training images,
+    plus the zero-shot tags found on held-out images; held-out images without a candidate are
+    left out (they have nothing to be ranked by).
+
+    >>> task = tagging_task({"img:1": ["dog", "pet"], "img:2": ["dog", "cat"]},
+    ...                     {"img:3": ["dog", "wolf"], "img:4": ["fish"]}, zero_shot={"wolf"})
+    >>> task.candidates, task.test_keys
+    (['dog', 'wolf'], ['img:3'])
+    """
+    zs = set(zero_shot)
+    train = {k: [t for t in v if t not in zs] for k, v in train_tags.items()}
+    counts = Counter(t for tags in train.values() for t in tags)
+    seen = sorted(t for t, c in counts.items() if c >= min_images)
+    zero = sorted(zs & {t for tags in test_tags.values() for t in tags})
+    cands = set(seen) | set(zero)
+    test = {k: list(v) for k, v in test_tags.items() if any(t in cands for t in v)}
+    return TaggingTask(list(test), list(test.values()), list(train), list(train.values()), seen + zero, zero)
+
+
+def analogy_questions(model, titles: Mapping[str, str], documents: Iterable[Sequence[str]]) -> list[tuple[str, str, str, str]]:
+    """Cross-modal analogy questions for `model` (:func:`analogy_quads`) from the titles of its
+    training images (``{image token: title}``, images of the model only), where the swapped words
+    are words of the model and in the images' own training `documents`."""
+    titles = {k: t for k, t in titles.items() if k in model.wv.key_to_index}
+    tags = {doc[0]: set(doc[1:]) for doc in documents}
+    words = {w for t in titles.values() for w in t.lower().split()
+             if w in model.wv.key_to_index and not model.is_image(w)}
+    return analogy_quads(titles, words, tags)
 
 
 # ============================================================================ the space itself
@@ -910,8 +325,7 @@ def neighbour_tag_agreement(query_vectors, query_tags: Sequence[Iterable[str]], 
     k = min(int(k), len(B))
     hits, n = 0, 0
     for lo in range(0, len(Q), chunk):
-        S = Q[lo:lo + chunk] @ B.T
-        top = np.argpartition(-S, k - 1, axis=1)[:, :k]
+        top, _ = cosine_neighbours(Q[lo:lo + chunk], B, k)
         for i, row in enumerate(top):
             tags = qt[lo + i]
             if tags:
@@ -1409,94 +823,130 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
     if unknown:
         raise ValueError(f"unknown baselines {sorted(unknown)}; choose from {list(DEFAULT_BASELINES)}.")
     t_start = default_timer()
-    cands = _unique(candidates, "candidates")
-    zs = _unique(list(zero_shot), "zero_shot") if zero_shot is not None else None
-    if zs is not None:
-        cands = cands + [t for t in zs if t not in set(cands)]
-    X_test = check_features(test_features, name="test_features")
-    test_tags = _clean_tags(test_tags, "test_tags")
-    if len(test_tags) != len(X_test):
-        raise ValueError(f"{len(X_test)} test images but {len(test_tags)} tag lists; they must match one to one.")
-
-    have_train = train_features is not None and train_tags is not None
-    if have_train:
-        X_train, train_tags = _check_pairs(train_features, train_tags, "train")
-        if zs:
-            drop = set(zs)
-            n_before = sum(len(t) for t in train_tags)
-            train_tags = _clean_tags(train_tags, "train_tags", drop)
-            removed = n_before - sum(len(t) for t in train_tags)
-            if removed:
-                logger.warning("removed %i zero-shot tag occurrences from train_tags before fitting the "
-                               "baselines; hold them out of the training documents as well", removed)
+    scoring = _Scoring.of(test_features, test_tags, candidates, zero_shot)
+    X_train, train_tags = _train_split(train_features, train_tags, scoring.zero_shot)
     report = EvaluationReport()
-    report.info = {"n_test_images": len(X_test), "n_candidates": len(cands),
-                   "n_zero_shot_tags": len(zs) if zs is not None else None,
-                   "n_train_images": len(X_train) if have_train else None,
+    report.info = {"n_test_images": len(scoring.X), "n_candidates": len(scoring.candidates),
+                   "n_zero_shot_tags": len(scoring.zero_shot) if scoring.zero_shot is not None else None,
+                   "n_train_images": len(X_train) if X_train is not None else None,
                    "baselines": list(baselines), "analogy_vocab": analogy_vocab, "model": str(model)}
+    im2vec_row = scoring.row("Im2Vec (cosine in model.wv)", lambda: Im2VecScorer(model))
+    report.rows.append(im2vec_row)
+    report.rows.extend(scoring.row(name, lambda sc=sc: sc) for name, sc in (scorers or {}).items())
+    report.rows.extend(_baseline_rows(
+        scoring, model, baselines, X_train, train_tags, train_keys, train_docs, knn_k=knn_k,
+        ridge_alpha=ridge_alpha, logistic_C=logistic_C, n_in_sample=n_in_sample, seed=seed))
+    _space_checks(report, model, im2vec_row, scoring.X, scoring.tags, scoring.candidates, X_train, train_tags,
+                  train_keys, n_in_sample, analogies)
+    if word_similarity:
+        report.word_similarity = _word_similarity_rows(model, text_model, analogy_vocab)
+    report.info["seconds"] = default_timer() - t_start
+    logger.info("evaluation of %i methods on %i images took %.1fs", len(report.rows), len(scoring.X),
+                report.info["seconds"])
+    return report
 
-    def add(name: str, make: Callable[[], Scorer], note: str | None = None) -> TaggingResult:
+
+@dataclass
+class _Scoring:
+    """The held-out images, their tags and the candidates every row of the table is scored on."""
+
+    X: np.ndarray
+    tags: list
+    candidates: list
+    zero_shot: list | None
+
+    @classmethod
+    def of(cls, test_features, test_tags, candidates, zero_shot) -> _Scoring:
+        """Checked inputs; zero-shot tags missing from the candidates are appended."""
+        cands = _unique(candidates, "candidates")
+        zs = _unique(list(zero_shot), "zero_shot") if zero_shot is not None else None
+        if zs is not None:
+            cands = cands + [t for t in zs if t not in set(cands)]
+        X = check_features(test_features, name="test_features")
+        tags = check_tag_lists(test_tags, "test_tags")
+        if len(tags) != len(X):
+            raise ValueError(f"{len(X)} test images but {len(tags)} tag lists; they must match one to one.")
+        return cls(X, tags, cands, zs)
+
+    def row(self, name: str, make: Callable[[], Scorer]) -> TaggingResult:
+        """Build a scorer with `make`, score the held-out images, time both."""
         t0 = default_timer()
         scorer = make()
-        res = evaluate_scores(np.asarray(scorer(X_test, cands)), test_tags, cands, zs)
-        row = TaggingResult(name, note if note is not None else getattr(scorer, "note", ""), True, res,
-                            default_timer() - t0)
-        report.rows.append(row)
+        res = evaluate_scores(np.asarray(scorer(self.X, self.candidates)), self.tags, self.candidates,
+                              self.zero_shot)
+        row = TaggingResult(name, getattr(scorer, "note", ""), True, res, default_timer() - t0)
         logger.info("%s: mAP %.3f, P@5 %.3f on %i images (%.1fs)", name, res["all"]["map"],
                     res["all"]["p@5"], res["all"]["n_images"], row.seconds)
         return row
 
-    im2vec_row = add("Im2Vec (cosine in model.wv)", lambda: Im2VecScorer(model))
-    for name, sc in (scorers or {}).items():
-        add(name, lambda sc=sc: sc)
 
-    def skip(name: str, why: str) -> None:
-        logger.warning("baseline %s skipped: %s", name, why)
-        report.rows.append(TaggingResult(name, f"skipped: {why}", False))
+def _train_split(train_features, train_tags, zero_shot) -> tuple[np.ndarray | None, list | None]:
+    """The checked training split the baselines learn from, zero-shot tags removed (with a warning:
+    they belong out of the training documents too); (None, None) without one."""
+    if train_features is None or train_tags is None:
+        return None, None
+    X_train, train_tags = check_tagged_features(train_features, train_tags, "train")
+    if zero_shot:
+        n_before = sum(len(t) for t in train_tags)
+        train_tags = check_tag_lists(train_tags, "train_tags", set(zero_shot))
+        removed = n_before - sum(len(t) for t in train_tags)
+        if removed:
+            logger.warning("removed %i zero-shot tag occurrences from train_tags before fitting the "
+                           "baselines; hold them out of the training documents as well", removed)
+    return X_train, train_tags
 
+
+def _baseline_rows(scoring: _Scoring, model, baselines, X_train, train_tags, train_keys, train_docs, *,
+                   knn_k, ridge_alpha, logistic_C, n_in_sample, seed) -> list[TaggingResult]:
+    """One row per baseline, in the order asked; those that need the training split say so without one."""
     # the word space the linear baselines map into: built once for both
     space = words_only(model, word_space=True) if {"random", "ridge"} & set(baselines) else None
+    fits = {
+        "random": ("random W", lambda: RandomProjectionScorer(space, scoring.X.shape[1], seed=seed)),
+        "ridge": (RidgeScorer.name, lambda: RidgeScorer.fit(X_train, train_tags, space, alpha=ridge_alpha)),
+        "prior": (TagPriorScorer.name, lambda: TagPriorScorer.fit(train_tags)),
+        "knn": (f"kNN (k={knn_k})", lambda: KNNTagScorer.fit(X_train, train_tags, k=knn_k)),
+        "logistic": (LogisticScorer.name, lambda: LogisticScorer.fit(X_train, train_tags, C=logistic_C)),
+    }
+    rows = []
     for b in baselines:
-        if b == "random":
-            add("random W", lambda: RandomProjectionScorer(space, X_test.shape[1], seed=seed))
-        elif b == "id-token":
-            row = TaggingResult(IdTokenWord2VecScorer.name, IdTokenWord2VecScorer.note, False)
-            report.rows.append(row)
-            if train_docs is not None and train_keys is not None and have_train and n_in_sample > 0:
-                t0 = default_timer()
-                idt = IdTokenWord2VecScorer.fit(
-                    train_docs, vector_size=model.vector_size, sg=model.sg, window=model.window,
-                    negative=model.negative, epochs=model.epochs, sample=model.sample, seed=seed,
-                    workers=1)  # one worker: the same table from the same model, every run
-                pick = [i for i, k in enumerate(train_keys) if k in idt.w2v.wv.key_to_index][:n_in_sample]
-                keys = [train_keys[i] for i in pick]
-                tags = [train_tags[i] for i in pick]
-                row.metrics["in_sample"] = evaluate_scores(idt.score_keys(keys, cands), tags, cands)["all"]
-                row.seconds = default_timer() - t0
-        elif not have_train:
-            skip({"ridge": "ridge → tag vectors", "prior": "tag prior", "knn": f"kNN (k={knn_k})",
-                  "logistic": "logistic (one-vs-rest)"}[b], "needs train_features and train_tags")
-        elif b == "ridge":
-            add(RidgeScorer.name, lambda: RidgeScorer.fit(X_train, train_tags, space, alpha=ridge_alpha))
-        elif b == "prior":
-            add(TagPriorScorer.name, lambda: TagPriorScorer.fit(train_tags))
-        elif b == "knn":
-            add(f"kNN (k={knn_k})", lambda: KNNTagScorer.fit(X_train, train_tags, k=knn_k))
-        elif b == "logistic":
-            add(LogisticScorer.name, lambda: LogisticScorer.fit(X_train, train_tags, C=logistic_C))
-
-    _space_checks(report, model, im2vec_row, X_test, test_tags, cands, X_train if have_train else None,
-                  train_tags if have_train else None, train_keys, n_in_sample, analogies)
-    if word_similarity:
-        if text_model is not None:
-            report.word_similarity = compare_word_similarity(model, text_model, analogy_vocab=analogy_vocab)
+        if b == "id-token":
+            rows.append(_id_token_row(model, scoring.candidates, train_docs, train_keys, train_tags,
+                                      n_in_sample, seed))
+            continue
+        name, make = fits[b]
+        if b != "random" and X_train is None:
+            logger.warning("baseline %s skipped: %s", name, "needs train_features and train_tags")
+            rows.append(TaggingResult(name, "skipped: needs train_features and train_tags", False))
         else:
-            report.word_similarity = [{"model": "Im2Vec words",
-                                       **_word_similarity(model, analogy_vocab=analogy_vocab)}]
-    report.info["seconds"] = default_timer() - t_start
-    logger.info("evaluation of %i methods on %i images took %.1fs", len(report.rows), len(X_test),
-                report.info["seconds"])
-    return report
+            rows.append(scoring.row(name, make))
+    return rows
+
+
+def _id_token_row(model, candidates, train_docs, train_keys, train_tags, n_in_sample, seed) -> TaggingResult:
+    """The id-token Word2Vec: not applicable to held-out images; scored in-sample on up to
+    `n_in_sample` training images when the training documents are given."""
+    row = TaggingResult(IdTokenWord2VecScorer.name, IdTokenWord2VecScorer.note, False)
+    if train_docs is None or train_keys is None or train_tags is None or n_in_sample <= 0:
+        return row
+    t0 = default_timer()
+    idt = IdTokenWord2VecScorer.fit(
+        train_docs, vector_size=model.vector_size, sg=model.sg, window=model.window,
+        negative=model.negative, epochs=model.epochs, sample=model.sample, seed=seed,
+        workers=1)  # one worker: the same table from the same model, every run
+    pick = [i for i, k in enumerate(train_keys) if k in idt.w2v.wv.key_to_index][:n_in_sample]
+    keys = [train_keys[i] for i in pick]
+    tags = [train_tags[i] for i in pick]
+    row.metrics["in_sample"] = evaluate_scores(idt.score_keys(keys, candidates), tags, candidates)["all"]
+    row.seconds = default_timer() - t0
+    return row
+
+
+def _word_similarity_rows(model, text_model, analogy_vocab: int) -> list[dict]:
+    """Word similarity of the model's words, next to the text model's when there is one."""
+    if text_model is not None:
+        return compare_word_similarity(model, text_model, analogy_vocab=analogy_vocab)
+    return [{"model": "Im2Vec words", **_word_similarity(model, analogy_vocab=analogy_vocab)}]
 
 
 # ============================================================================ file inputs (CLI)

@@ -59,6 +59,9 @@ random-projection trees through gensim's ``AnnoyIndexer``; the file is memory-ma
 loaded (several processes share one copy), ``search_k`` trades latency for recall.
 ``"auto"`` takes faiss when it is installed, else annoy. ``benchmarks/bench_ann.py`` measures
 both against the exact search in one run (recall@10 and latency).
+
+Exact neighbours between two matrices (raw features, held-out images against training images),
+as the evaluation's kNN baseline and image → image check need them: :func:`cosine_neighbours`.
 """
 
 from __future__ import annotations
@@ -79,7 +82,7 @@ from gensim_im2vec.validation import l2_normalize
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ModalityIndexer", "ann_most_similar", "BACKENDS", "MODALITIES"]
+__all__ = ["ModalityIndexer", "ann_most_similar", "cosine_neighbours", "BACKENDS", "MODALITIES"]
 
 #: Index engines ModalityIndexer can use.
 BACKENDS = ("faiss", "annoy")
@@ -595,3 +598,33 @@ def ann_most_similar(
     view = indexer.restrict(restrict)
     hits = kv.most_similar(positive=positive, negative=negative, topn=int(topn) + len(query_keys), indexer=view)
     return [(k, s) for k, s in hits if k not in query_keys][: int(topn)]
+
+
+def cosine_neighbours(queries, base, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `k` rows of `base` nearest to each row of `queries` by cosine, exactly (scikit-learn's
+    brute-force :class:`~sklearn.neighbors.NearestNeighbors`, cosine metric).
+
+    Parameters
+    ----------
+    queries : array_like (n, d)
+    base : array_like (m, d)
+    k : int
+        Neighbours per query, at most m.
+
+    Returns
+    -------
+    rows : ndarray (n, k), int64
+        Rows of `base`, nearest first.
+    cosines : ndarray (n, k), float32
+        Their cosine similarities to the query.
+
+    >>> rows, cos = cosine_neighbours([[1.0, 0.0]], [[0.0, 1.0], [2.0, 0.1], [1.0, 1.0]], k=2)
+    >>> rows.tolist(), [round(float(c), 3) for c in cos[0]]
+    ([[1, 2]], [0.999, 0.707])
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    base = np.asarray(base, dtype=np.float32)
+    nn = NearestNeighbors(n_neighbors=int(k), algorithm="brute", metric="cosine").fit(base)
+    dist, rows = nn.kneighbors(np.asarray(queries, dtype=np.float32))
+    return rows.astype(np.int64, copy=False), (1.0 - dist).astype(np.float32)

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import importlib.util
 import logging
 import math
 import os
@@ -212,7 +213,7 @@ def embed_2d(vectors: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[
         Rows to place; they are L2-normalised first, so distances follow cosine similarity.
     method : {"auto", "umap", "tsne", "pca"}
         "auto": UMAP when ``umap-learn`` is installed and there are at least 20 points, else t-SNE
-        (scikit-learn), else PCA (numpy; always available).
+        (scikit-learn); PCA (scikit-learn) below 5 points.
     seed : int
         Random state of UMAP / t-SNE.
 
@@ -230,26 +231,7 @@ def embed_2d(vectors: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[
     x = l2_normalize(x, out_dtype=np.float64)
     n = len(x)
     if method == "auto":
-        method = "pca"
-        if n >= 20:
-            try:
-                import umap  # noqa: F401
-
-                method = "umap"
-            except ImportError:
-                try:
-                    import sklearn.manifold  # noqa: F401
-
-                    method = "tsne"
-                except ImportError:
-                    pass
-        elif n >= 5:
-            try:
-                import sklearn.manifold  # noqa: F401
-
-                method = "tsne"
-            except ImportError:
-                pass
+        method = "pca" if n < 5 else "umap" if n >= 20 and importlib.util.find_spec("umap") else "tsne"
     if n < 4:
         method = "pca"
     if method == "umap":
@@ -262,10 +244,12 @@ def embed_2d(vectors: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[
 
         coords = TSNE(n_components=2, perplexity=float(min(30.0, max(2.0, (n - 1) / 3))), metric="cosine",
                       init="pca", random_state=seed).fit_transform(x)
+    elif n == 1:
+        coords = np.zeros((1, 2))
     else:
-        c = x - x.mean(axis=0)
-        _, _, vt = np.linalg.svd(c, full_matrices=False)
-        coords = c @ vt[:2].T
+        from sklearn.decomposition import PCA
+
+        coords = PCA(n_components=min(2, n, x.shape[1]), svd_solver="full").fit_transform(x)
         if coords.shape[1] < 2:
             coords = np.hstack([coords, np.zeros((n, 2 - coords.shape[1]))])
     return np.asarray(coords, dtype=np.float64), method
@@ -407,34 +391,9 @@ def write_report(
         The written ``index.html``.
     """
     t0 = time.perf_counter()
-    if getattr(model, "W", None) is None:
-        raise ValueError("write_report needs a model with images (Im2Vec trained with image_features).")
-    if not isinstance(topn, (int, np.integer)) or topn < 1:
-        raise ValueError(f"topn must be a positive int, got {topn!r}.")
-    if not isinstance(thumb_size, (int, np.integer)) or thumb_size < 8:
-        raise ValueError(f"thumb_size must be an int >= 8 pixels, got {thumb_size!r}.")
+    _check_report_options(model, topn, thumb_size)
     out = Path(out_dir)
-    thumbs_dir = out / "thumbs"
-    thumbs_dir.mkdir(parents=True, exist_ok=True)
-    paths = {k: os.fspath(v) for k, v in (image_paths or {}).items()}
-    made: dict[str, str | None] = {}
-
-    def thumb(key: str) -> str | None:
-        """Relative URL of key's thumbnail (made once), or None."""
-        if key not in made:
-            src = paths.get(key)
-            name = _safe_name(key)
-            made[key] = f"thumbs/{name}" if src and make_thumbnail(src, thumbs_dir / name, thumb_size) else None
-        return made[key]
-
-    def img_html(key: str, css: str = "thumb") -> str:
-        rel = thumb(key)
-        alt = html.escape(key, quote=True)
-        if rel is None:
-            return f'<span class="noimg" title="{alt}">no image</span>'
-        return f'<img class="{css}" src="{html.escape(rel, quote=True)}" alt="{alt}" title="{alt}">'
-
-    # -- held-out images ------------------------------------------------------------------------
+    thumbs = _Thumbnails(out, image_paths, thumb_size)
     test_keys = list(test_keys)
     feats = None
     if test_features is not None:
@@ -444,102 +403,161 @@ def write_report(
                              f"test_keys, got {feats.shape}.")
     shown = min(len(test_keys), max_test_images) if feats is not None else 0
     tags_true = _as_tag_lists(true_tags, test_keys) if true_tags is not None else [[] for _ in test_keys]
-    sections = []
-    if shown:
-        preds = model.similar_by_image(feats[:shown], topn=topn, restrict="words")  # one batch
-        rows, hits_at = [], []
-        for key, pred, truth in zip(test_keys[:shown], preds, tags_true[:shown]):
-            tset = set(truth)
-            hits = sum(1 for w, _ in pred if w in tset)
-            if tset:
-                hits_at.append(hits / topn)
-            ptxt = " ".join(
-                f'<span class="tag{" hit" if w in tset else ""}">{html.escape(w)} <small>{p:.3f}</small></span>'
-                for w, p in pred)
-            ttxt = " ".join(f'<span class="tag{" hit" if t in {w for w, _ in pred} else ""}">{html.escape(t)}</span>'
-                            for t in truth) or "<em>none</em>"
-            rows.append(f"<tr><td>{img_html(key)}</td><td>{html.escape(key)}</td><td>{ptxt}</td><td>{ttxt}</td>"
-                        f'<td class="num">{hits}/{topn}</td></tr>')
-        mean_p = f"mean P@{topn} over these images: {np.mean(hits_at):.3f}. " if hits_at else ""
-        sections.append(
-            f'<section id="heldout"><h2>Held-out images: nearest words vs. true tags</h2>'
-            f'<p class="meta">{shown} of {len(test_keys)} images never seen in training, placed in the space from '
-            f"their features alone (model.project); their nearest words by cosine in the space (cosine shown). "
-            f"A green word is a true tag. {mean_p}</p>"
-            f'<table class="tests"><thead><tr><th>image</th><th>key</th><th>nearest words (top {topn}, cosine)</th>'
-            f"<th>true tags</th><th>hits</th></tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table></section>")
-
-    # -- words → nearest images -------------------------------------------------------------------
     words = list(words) if words is not None else _default_words(model, n_words)
     known = [w for w in words if w in model.wv.key_to_index and not model.is_image(w)]
+    sections = [
+        _heldout_section(model, thumbs, test_keys, feats, tags_true, shown, topn) if shown else None,
+        _words_section(model, thumbs, words, known, test_keys, feats, topn) if known else None,
+        _evaluation_section(evaluation) if evaluation else None,
+        _map_section(model, thumbs, known, test_keys, feats, shown, map_words=map_words, map_images=map_images,
+                     map_method=map_method, seed=seed) if map_words or map_images else None,
+    ]
+    sections = [x for x in sections if x]
+    index = out / "index.html"
+    atomic_write_bytes(index, _page(model, title, notes, sections, thumb_size).encode("utf-8"))
+    logger.info("report: %s (%i held-out images, %i words, %i thumbnails, map: %s) in %.1fs", index, shown,
+                len(known), thumbs.count(), any('id="map"' in x for x in sections), time.perf_counter() - t0)
+    return index
+
+
+def _check_report_options(model, topn, thumb_size) -> None:
+    if getattr(model, "W", None) is None:
+        raise ValueError("write_report needs a model with images (Im2Vec trained with image_features).")
+    if not isinstance(topn, (int, np.integer)) or topn < 1:
+        raise ValueError(f"topn must be a positive int, got {topn!r}.")
+    if not isinstance(thumb_size, (int, np.integer)) or thumb_size < 8:
+        raise ValueError(f"thumb_size must be an int >= 8 pixels, got {thumb_size!r}.")
+
+
+class _Thumbnails:
+    """The report's thumbnails, each made once on first use, under ``out/thumbs/``."""
+
+    def __init__(self, out: Path, image_paths, size: int) -> None:
+        self.out, self.size = out, size
+        self.dir = out / "thumbs"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.paths = {k: os.fspath(v) for k, v in (image_paths or {}).items()}
+        self.made: dict[str, str | None] = {}
+
+    def url(self, key: str) -> str | None:
+        """Relative URL of key's thumbnail (made once), or None."""
+        if key not in self.made:
+            src = self.paths.get(key)
+            name = _safe_name(key)
+            self.made[key] = f"thumbs/{name}" if src and make_thumbnail(src, self.dir / name, self.size) else None
+        return self.made[key]
+
+    def html(self, key: str, css: str = "thumb") -> str:
+        rel = self.url(key)
+        alt = html.escape(key, quote=True)
+        if rel is None:
+            return f'<span class="noimg" title="{alt}">no image</span>'
+        return f'<img class="{css}" src="{html.escape(rel, quote=True)}" alt="{alt}" title="{alt}">'
+
+    def count(self) -> int:
+        return sum(1 for v in self.made.values() if v)
+
+
+def _heldout_section(model, thumbs: _Thumbnails, test_keys, feats, tags_true, shown: int, topn: int) -> str:
+    """Held-out images: their nearest words by cosine against their true tags."""
+    preds = model.similar_by_image(feats[:shown], topn=topn, restrict="words")  # one batch
+    rows, hits_at = [], []
+    for key, pred, truth in zip(test_keys[:shown], preds, tags_true[:shown]):
+        tset = set(truth)
+        hits = sum(1 for w, _ in pred if w in tset)
+        if tset:
+            hits_at.append(hits / topn)
+        ptxt = " ".join(
+            f'<span class="tag{" hit" if w in tset else ""}">{html.escape(w)} <small>{p:.3f}</small></span>'
+            for w, p in pred)
+        ttxt = " ".join(f'<span class="tag{" hit" if t in {w for w, _ in pred} else ""}">{html.escape(t)}</span>'
+                        for t in truth) or "<em>none</em>"
+        rows.append(f"<tr><td>{thumbs.html(key)}</td><td>{html.escape(key)}</td><td>{ptxt}</td><td>{ttxt}</td>"
+                    f'<td class="num">{hits}/{topn}</td></tr>')
+    mean_p = f"mean P@{topn} over these images: {np.mean(hits_at):.3f}. " if hits_at else ""
+    return (
+        f'<section id="heldout"><h2>Held-out images: nearest words vs. true tags</h2>'
+        f'<p class="meta">{shown} of {len(test_keys)} images never seen in training, placed in the space from '
+        f"their features alone (model.project); their nearest words by cosine in the space (cosine shown). "
+        f"A green word is a true tag. {mean_p}</p>"
+        f'<table class="tests"><thead><tr><th>image</th><th>key</th><th>nearest words (top {topn}, cosine)</th>'
+        f"<th>true tags</th><th>hits</th></tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table></section>")
+
+
+def _words_section(model, thumbs: _Thumbnails, words, known, test_keys, feats, topn: int) -> str:
+    """Words and their nearest images (the model's, and the held-out ones placed by model.project)."""
     missing = [w for w in words if w not in known]
     test_kv = model.project_to_keyedvectors(test_keys, feats) if feats is not None and len(test_keys) else None
-    if known:
-        rows = []
-        for w in known:
-            cands = model.most_similar_images(w, topn=topn)
-            if test_kv is not None:
-                wvec = model.wv.get_vector(w, norm=True)
-                cands += [(k, float(s)) for k, s in test_kv.similar_by_vector(wvec, topn=topn)]
-                cands.sort(key=lambda kv: -kv[1])
-                cands = cands[:topn]
-            held = set(test_keys)
-            cap_held = ' class="heldout"'
-            figs = "".join(
-                f'<figure class="nb">{img_html(k)}<figcaption{cap_held if k in held else ""}>'
-                f"{html.escape(k)}<br>{s:.3f}{' (held out)' if k in held else ''}</figcaption></figure>"
-                for k, s in cands)
-            rows.append(f"<tr><th>{html.escape(w)}</th><td>{figs}</td></tr>")
-        miss = (f'<p class="meta">Not in the vocabulary: {html.escape(", ".join(missing))}</p>' if missing else "")
-        scope = "the model's images and the held-out images" if test_kv is not None else "the model's images"
-        sections.append(
-            f'<section id="words"><h2>Words and their nearest images</h2><p class="meta">Cosine between the '
-            f"word's vector and the images' vectors W·v̂<sub>f</sub>, over {scope} (held-out ones in orange).</p>"
-            f'{miss}<table class="words"><tbody>\n' + "\n".join(rows) + "\n</tbody></table></section>")
+    held = set(test_keys)
+    cap_held = ' class="heldout"'
+    rows = []
+    for w in known:
+        cands = model.most_similar_images(w, topn=topn)
+        if test_kv is not None:
+            wvec = model.wv.get_vector(w, norm=True)
+            cands += [(k, float(s)) for k, s in test_kv.similar_by_vector(wvec, topn=topn)]
+            cands.sort(key=lambda kv: -kv[1])
+            cands = cands[:topn]
+        figs = "".join(
+            f'<figure class="nb">{thumbs.html(k)}<figcaption{cap_held if k in held else ""}>'
+            f"{html.escape(k)}<br>{s:.3f}{' (held out)' if k in held else ''}</figcaption></figure>"
+            for k, s in cands)
+        rows.append(f"<tr><th>{html.escape(w)}</th><td>{figs}</td></tr>")
+    miss = (f'<p class="meta">Not in the vocabulary: {html.escape(", ".join(missing))}</p>' if missing else "")
+    scope = "the model's images and the held-out images" if test_kv is not None else "the model's images"
+    return (
+        f'<section id="words"><h2>Words and their nearest images</h2><p class="meta">Cosine between the '
+        f"word's vector and the images' vectors W·v̂<sub>f</sub>, over {scope} (held-out ones in orange).</p>"
+        f'{miss}<table class="words"><tbody>\n' + "\n".join(rows) + "\n</tbody></table></section>")
 
-    # -- evaluation ---------------------------------------------------------------------------------
-    if evaluation:
-        tables = evaluation.items() if isinstance(evaluation, Mapping) else [("", evaluation)]
-        parts = []
-        for name, rows in tables:
-            rows = list(rows)
-            if name:
-                parts.append(f"<h3>{html.escape(str(name))}</h3>")
-            parts.append(render_table(rows) if rows else "<p><em>no rows</em></p>")
-        sections.append('<section id="evaluation"><h2>Evaluation</h2>' + "\n".join(parts) + "</section>")
 
-    # -- map ----------------------------------------------------------------------------------------
-    map_info = ""
-    if map_words or map_images:
-        mwords = _default_words(model, map_words) if map_words else []
-        for w in known:
-            if w not in mwords:
-                mwords.append(w)
-        img_keys = model.image_keys
-        n_model = min(len(img_keys), max(0, map_images - (min(shown, map_images // 3) if shown else 0)))
-        pick = np.unique(np.linspace(0, len(img_keys) - 1, num=n_model).astype(int)) if n_model else []
-        mimgs = [img_keys[i] for i in pick]
-        n_test_map = min(shown, max(0, map_images - len(mimgs)))
-        vecs = [model.wv.get_vector(w) for w in mwords] + [model.wv.get_vector(k) for k in mimgs]
-        if n_test_map:
-            vecs += list(model.project(feats[:n_test_map]))
-        labels = mwords + mimgs + test_keys[:n_test_map]
-        kinds = ["word"] * len(mwords) + ["image"] * len(mimgs) + ["held-out image"] * n_test_map
-        if len(vecs) >= 2:
-            coords, used = embed_2d(np.stack(vecs), map_method, seed=seed)
-            tpaths = []
-            for lab, k in zip(labels, kinds):
-                rel = thumb(lab) if k != "word" else None
-                tpaths.append(str(out / rel) if rel else None)
-            _draw_map(out / "map.png", coords, labels, kinds, tpaths,
-                      f"{len(mwords)} words and {len(mimgs) + n_test_map} images ({used.upper()}, cosine)")
-            map_info = (f"{len(mwords)} words (text) and {len(mimgs)} model images + {n_test_map} held-out images "
-                        f"(thumbnails; held-out framed in orange), all vectors of the one space (model.wv; held-out "
-                        f"images by model.project), laid out by {used.upper()} on cosine geometry.")
-            sections.append(f'<section id="map"><h2>Map of words and images</h2><p class="meta">{map_info}</p>'
-                            f'<img class="map" src="map.png" alt="2-D map of words and images"></section>')
+def _evaluation_section(evaluation) -> str:
+    """The evaluation table(s): one list of row dicts, or {title: rows}."""
+    tables = evaluation.items() if isinstance(evaluation, Mapping) else [("", evaluation)]
+    parts = []
+    for name, rows in tables:
+        rows = list(rows)
+        if name:
+            parts.append(f"<h3>{html.escape(str(name))}</h3>")
+        parts.append(render_table(rows) if rows else "<p><em>no rows</em></p>")
+    return '<section id="evaluation"><h2>Evaluation</h2>' + "\n".join(parts) + "</section>"
 
-    # -- page ---------------------------------------------------------------------------------------
+
+def _map_section(model, thumbs: _Thumbnails, known, test_keys, feats, shown: int, *, map_words: int,
+                 map_images: int, map_method: str, seed: int) -> str | None:
+    """A 2-D map of words, model images and held-out images (map.png); None with fewer than 2 points."""
+    mwords = _default_words(model, map_words) if map_words else []
+    for w in known:
+        if w not in mwords:
+            mwords.append(w)
+    img_keys = model.image_keys
+    n_model = min(len(img_keys), max(0, map_images - (min(shown, map_images // 3) if shown else 0)))
+    pick = np.unique(np.linspace(0, len(img_keys) - 1, num=n_model).astype(int)) if n_model else []
+    mimgs = [img_keys[i] for i in pick]
+    n_test_map = min(shown, max(0, map_images - len(mimgs)))
+    vecs = [model.wv.get_vector(w) for w in mwords] + [model.wv.get_vector(k) for k in mimgs]
+    if n_test_map:
+        vecs += list(model.project(feats[:n_test_map]))
+    if len(vecs) < 2:
+        return None
+    labels = mwords + mimgs + test_keys[:n_test_map]
+    kinds = ["word"] * len(mwords) + ["image"] * len(mimgs) + ["held-out image"] * n_test_map
+    coords, used = embed_2d(np.stack(vecs), map_method, seed=seed)
+    tpaths = []
+    for lab, k in zip(labels, kinds):
+        rel = thumbs.url(lab) if k != "word" else None
+        tpaths.append(str(thumbs.out / rel) if rel else None)
+    _draw_map(thumbs.out / "map.png", coords, labels, kinds, tpaths,
+              f"{len(mwords)} words and {len(mimgs) + n_test_map} images ({used.upper()}, cosine)")
+    map_info = (f"{len(mwords)} words (text) and {len(mimgs)} model images + {n_test_map} held-out images "
+                f"(thumbnails; held-out framed in orange), all vectors of the one space (model.wv; held-out "
+                f"images by model.project), laid out by {used.upper()} on cosine geometry.")
+    return (f'<section id="map"><h2>Map of words and images</h2><p class="meta">{map_info}</p>'
+            f'<img class="map" src="map.png" alt="2-D map of words and images"></section>')
+
+
+def _page(model, title: str, notes: str | None, sections: list[str], thumb_size: int) -> str:
+    """The whole HTML page: heading, table of contents, sections."""
     meta = getattr(model, "image_features_metadata", None) or {}
     feat_desc = ", ".join(f"{k}={meta[k]}" for k in ("arch", "weights", "layer", "dim") if meta.get(k) is not None)
     head = (f"<h1>{html.escape(title)}</h1><p class=\"meta\">{html.escape(str(model))}"
@@ -553,11 +571,6 @@ def write_report(
         ("heldout", "held-out images"), ("words", "words → images"), ("evaluation", "evaluation"),
         ("map", "map")) if f'id="{sid}"' in joined)
     css = _CSS % {"thumb": thumb_size, "fig": thumb_size + 16}
-    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             f"<style>{css}</style></head><body>\n{head}\n<nav>{toc}</nav>\n" + "\n".join(sections)
             + "\n</body></html>\n")
-    index = out / "index.html"
-    atomic_write_bytes(index, page.encode("utf-8"))
-    logger.info("report: %s (%i held-out images, %i words, %i thumbnails, map: %s) in %.1fs", index, shown,
-                len(known), sum(1 for v in made.values() if v), bool(map_info), time.perf_counter() - t0)
-    return index

@@ -16,11 +16,11 @@ ValueError: image_features: expected a 2-D array (n_images, n_features), got a 1
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Container, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["check_features", "l2_normalize", "npy_header", "npy_problem"]
+__all__ = ["check_features", "check_tag_lists", "check_tagged_features", "l2_normalize", "npy_header", "npy_problem"]
 
 
 def _row_names(keys: Sequence[str] | None, rows: np.ndarray, limit: int = 5) -> str:
@@ -75,28 +75,7 @@ def check_features(
         Wrong number of dimensions, wrong width, empty input, NaN/inf or all-zero rows;
         the message names the rows (by key when `keys` is given) and says how to fix it.
     """
-    if isinstance(arr, (list, tuple)) and len(arr) == 0:
-        raise ValueError(f"{name}: got no feature vectors (an empty sequence).")
-    a = np.asarray(arr)
-    if a.dtype == object or not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
-        raise ValueError(f"{name}: expected numeric feature vectors, got an array of dtype {a.dtype}.")
-    if a.ndim != 2:
-        hint = ""
-        if a.ndim == 1:
-            hint = " Reshape a single vector with array.reshape(1, -1)."
-        raise ValueError(
-            f"{name}: expected a 2-D array (n_images, n_features), got a {a.ndim}-D array "
-            f"of shape {a.shape}.{hint}"
-        )
-    if a.shape[0] == 0 or a.shape[1] == 0:
-        raise ValueError(f"{name}: expected at least one image with at least one feature, got shape {a.shape}.")
-    if keys is not None and len(keys) != a.shape[0]:
-        raise ValueError(f"{name}: {len(keys)} keys for {a.shape[0]} feature rows; they must match one to one.")
-    if dim is not None and a.shape[1] != dim:
-        raise ValueError(
-            f"{name}: expected features of dim {dim}, got {a.shape[1]}; re-extract them with the same "
-            f"model and layer, or open the matching store."
-        )
+    a = _check_shape(arr, dim, name, keys)
     if check_finite:
         bad = ~np.isfinite(a).all(axis=1) if np.issubdtype(a.dtype, np.floating) else np.zeros(len(a), bool)
         if bad.any():
@@ -131,6 +110,33 @@ def check_features(
     if copy and out is a:
         out = out.copy()
     return out
+
+
+def _check_shape(arr, dim: int | None, name: str, keys: Sequence[str] | None) -> np.ndarray:
+    """`arr` as a numeric 2-D array of at least one row and column, `dim` wide, one row per key."""
+    if isinstance(arr, (list, tuple)) and len(arr) == 0:
+        raise ValueError(f"{name}: got no feature vectors (an empty sequence).")
+    a = np.asarray(arr)
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+        raise ValueError(f"{name}: expected numeric feature vectors, got an array of dtype {a.dtype}.")
+    if a.ndim != 2:
+        hint = ""
+        if a.ndim == 1:
+            hint = " Reshape a single vector with array.reshape(1, -1)."
+        raise ValueError(
+            f"{name}: expected a 2-D array (n_images, n_features), got a {a.ndim}-D array "
+            f"of shape {a.shape}.{hint}"
+        )
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise ValueError(f"{name}: expected at least one image with at least one feature, got shape {a.shape}.")
+    if keys is not None and len(keys) != a.shape[0]:
+        raise ValueError(f"{name}: {len(keys)} keys for {a.shape[0]} feature rows; they must match one to one.")
+    if dim is not None and a.shape[1] != dim:
+        raise ValueError(
+            f"{name}: expected features of dim {dim}, got {a.shape[1]}; re-extract them with the same "
+            f"model and layer, or open the matching store."
+        )
+    return a
 
 
 #: Squared L2 norms that float32 represents as a normal number: the model normalises rows with
@@ -177,6 +183,30 @@ def l2_normalize(arr: np.ndarray, out_dtype=np.float32) -> np.ndarray:
     norms = np.linalg.norm(a, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return (a / norms).astype(out_dtype, copy=False)
+
+
+def check_tag_lists(tags: Sequence[Iterable[str]], name: str = "tags",
+                    drop: Container[str] | None = None) -> list[list[str]]:
+    """Each image's tags as a list (without the tags in `drop`); a bare str in place of a list is
+    refused (it would be read as its characters).
+
+    >>> check_tag_lists([("dog", "pet"), ["car"]], drop={"pet"})
+    [['dog'], ['car']]
+    """
+    out = []
+    for i, t in enumerate(tags):
+        if isinstance(t, str):
+            raise TypeError(f"{name}[{i}] is the str {t!r}; give each image a list of tags, e.g. [{t!r}].")
+        out.append([x for x in t if not drop or x not in drop])
+    return out
+
+
+def check_tagged_features(features, tags: Sequence[Iterable[str]], name: str) -> tuple[np.ndarray, list[list[str]]]:
+    """Feature rows (:func:`check_features`) and their tag lists (:func:`check_tag_lists`), one to one."""
+    X = check_features(features, name=f"{name} features")
+    if len(tags) != len(X):
+        raise ValueError(f"{name}: {len(X)} feature rows but {len(tags)} tag lists; they must match one to one.")
+    return X, check_tag_lists(tags, f"{name} tags")
 
 
 def npy_header(path) -> tuple[tuple[int, ...], np.dtype, bool, int]:
