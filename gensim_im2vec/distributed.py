@@ -38,6 +38,7 @@ then ``im2vec extract-ray IMAGE_DIR -o STORE --address HEAD:6379``.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -51,7 +52,6 @@ from pathlib import Path
 import numpy as np
 
 from gensim_im2vec.fileio import atomic_write_json
-from gensim_im2vec.keys import IMAGE_PREFIX
 from gensim_im2vec.store import IDENTITY_FIELDS, FeatureStore, StoreMismatchError
 
 logger = logging.getLogger(__name__)
@@ -275,13 +275,118 @@ class RayExtractionReport:
         )
 
 
+def _extractor_options(options: dict) -> tuple[dict, dict, str, str]:
+    """The extractor's and its extract()'s options for the actors, and the target store's mode and
+    the key prefix (their defaults are :meth:`FeatureExtractor.extract`'s)."""
+    from gensim_im2vec.features import FeatureExtractor, split_extractor_options
+
+    per_actor = sorted({"device", "threads", "progress", "pca", "pca_sample"} & set(options))
+    if per_actor:
+        raise TypeError(f"extract_ray: {per_actor} cannot be given: the device, threads and progress are set per "
+                        f"actor, and a PCA is not supported across parts.")
+    fx_options, run_options = split_extractor_options(options, owner="extract_ray")
+    defaults = inspect.signature(FeatureExtractor.extract).parameters
+    mode = run_options.pop("mode", defaults["mode"].default)
+    prefix = run_options.pop("prefix", defaults["prefix"].default)
+    return fx_options, run_options, mode, prefix
+
+
+def _open_target(target: Path, parts_root: Path, mode: str) -> set[str]:
+    """Check `mode` against the target store; the keys it already holds (extend), else none."""
+    if mode not in ("extend", "create", "overwrite"):
+        raise ValueError(f"mode: expected 'extend', 'create' or 'overwrite', got {mode!r}.")
+    if mode == "create" and (target / "metadata.json").exists():
+        raise FileExistsError(f"feature store {str(target)!r} already exists; pass mode='extend' or 'overwrite'.")
+    if mode == "overwrite":
+        shutil.rmtree(parts_root, ignore_errors=True)
+    if mode == "extend" and (target / "metadata.json").exists():
+        return set(FeatureStore.open(target).keys)
+    return set()
+
+
+@dataclass
+class _ClusterPlan:
+    """How the extraction uses the cluster: GPU or CPU actors, how many, and their batching."""
+
+    use_gpu: bool
+    n_gpus: float
+    n_cpus: float
+    cpus_per_actor: int
+    num_actors: int
+    batch_size: int
+    num_workers: int
+    gpus_per_actor: float
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.use_gpu else "cpu"
+
+    @classmethod
+    def of(cls, resources: dict, *, gpus_per_actor: float, cpus_per_actor: int | None, num_actors: int | None,
+           batch_size: int | None, num_workers: int | None) -> _ClusterPlan:
+        """The plan for these cluster resources; what is None is chosen for them."""
+        n_gpus = float(resources.get("GPU", 0))
+        n_cpus = float(resources.get("CPU", 1))
+        use_gpu = n_gpus >= gpus_per_actor > 0
+        if cpus_per_actor is None:
+            cpus_per_actor = 8 if use_gpu else 1
+        if num_actors is None:
+            num_actors = int(n_gpus // gpus_per_actor) if use_gpu else max(1, int(n_cpus // cpus_per_actor))
+        if batch_size is None:
+            batch_size = 256 if use_gpu else 32
+        if num_workers is None:
+            num_workers = max(0, cpus_per_actor - 1) if use_gpu else 0
+        return cls(use_gpu, n_gpus, n_cpus, cpus_per_actor, num_actors, batch_size, num_workers, gpus_per_actor)
+
+
+def _parts_to_run(parts: list, parts_root: Path, done: set[str]) -> tuple[list[dict], int]:
+    """The parts still to extract (as Ray items) and the images already done (in the store or in
+    finished parts)."""
+    todo, already = [], 0
+    for i, part in enumerate(parts):
+        keys = [k for k, _ in part if k not in done]
+        if not keys or _part_finished(parts_root, i, keys):
+            already += len(part)
+            continue
+        already += len(part) - len(keys)
+        todo.append({"part": i, "items": json.dumps([[k, p] for k, p in part if k not in done])})
+    return todo, already
+
+
+def _run_parts(todo: list[dict], plan: _ClusterPlan, fx_kwargs: dict, extract_kwargs: dict,
+               parts_root: Path) -> tuple[int, int, list[float], int]:
+    """Extract the parts on a pool of actors; returns images extracted, skipped, seconds per part
+    and images the actors found already done."""
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ds = ray.data.from_items(todo, override_num_blocks=len(todo))
+    remote = {"num_gpus": plan.gpus_per_actor} if plan.use_gpu else {"num_cpus": plan.cpus_per_actor}
+    results = ds.map_batches(
+        _PartExtractor,
+        fn_constructor_kwargs={"fx_kwargs": fx_kwargs, "extract_kwargs": extract_kwargs,
+                               "parts_root": str(parts_root)},
+        batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=min(plan.num_actors, len(todo))),
+        **remote,
+    )
+    extracted = skipped = already = 0
+    part_seconds = []
+    for row in results.iter_rows():
+        extracted += int(row["extracted"])
+        already += int(row["already"])
+        skipped += int(row["skipped"])
+        part_seconds.append(float(row["seconds"]))
+        logger.info("part %i: %i extracted, %i skipped in %.1fs", row["part"], row["extracted"],
+                    row["skipped"], row["seconds"])
+    return extracted, skipped, part_seconds, already
+
+
 def extract_ray(
     images,
     store,
     *,
-    arch: str = "mobilenet_v2",
-    weights="IMAGENET1K_V1",
-    layer: str | None = None,
     address: str | None = None,
     ray_init: dict | None = None,
     num_actors: int | None = None,
@@ -291,13 +396,8 @@ def extract_ray(
     num_workers: int | None = None,
     part_size: int = 8192,
     shard_size: int = 1024,
-    dtype: str = "float16",
-    normalise: str = "none",
-    precision: str = "auto",
-    prefix: str = IMAGE_PREFIX,
-    mode: str = "extend",
-    seed: int = 0,
     keep_parts: bool = False,
+    **options,
 ) -> RayExtractionReport:
     """Extract features on a Ray cluster into one :class:`FeatureStore` (resumable).
 
@@ -308,8 +408,6 @@ def extract_ray(
         from a YFCC metadata file mapped to local paths. Paths must be readable on every node.
     store : str or os.PathLike
         Target store. Parts are written beside it, in ``STORE.ray-parts/``.
-    arch, weights, layer, precision, seed
-        As :class:`~gensim_im2vec.features.FeatureExtractor`.
     address : str, optional
         Ray cluster address (``"auto"``, ``"HOST:6379"``); None starts or reuses a local Ray.
     ray_init : dict, optional
@@ -331,15 +429,15 @@ def extract_ray(
         A finished part is never redone.
     shard_size : int
         Images per committed shard inside a part: the most a dying actor loses.
-    dtype, normalise
-        As :meth:`FeatureExtractor.extract`.
-    prefix : str
-        Key prefix for a directory.
-    mode : {"extend", "create", "overwrite"}
-        For the target store: "extend" continues / appends (default); "overwrite" also deletes
-        earlier parts.
     keep_parts : bool
         Keep ``STORE.ray-parts/`` after the merge (default: delete it).
+    **options
+        Options of :class:`~gensim_im2vec.features.FeatureExtractor` (``arch``, ``weights``,
+        ``layer``, ``precision``, ``seed``, ...) and of its ``extract`` (``dtype``, ``normalise``,
+        ``prefix``, ``mode``), with their defaults. ``mode`` applies to the target store:
+        "extend" continues / appends, "create" refuses an existing store, "overwrite" also deletes
+        earlier parts. The device, threads and progress are set per actor; a PCA is not supported
+        across parts.
 
     Returns
     -------
@@ -348,79 +446,32 @@ def extract_ray(
     import ray
 
     t0 = time.perf_counter()
-    if mode not in ("extend", "create", "overwrite"):
-        raise ValueError(f"mode: expected 'extend', 'create' or 'overwrite', got {mode!r}.")
+    fx_options, run_options, mode, prefix = _extractor_options(options)
     target = Path(store)
     parts_root = target.with_name(target.name + PARTS_SUFFIX)
-    if mode == "create" and (target / "metadata.json").exists():
-        raise FileExistsError(f"feature store {str(target)!r} already exists; pass mode='extend' or 'overwrite'.")
-    if mode == "overwrite":
-        shutil.rmtree(parts_root, ignore_errors=True)
+    done = _open_target(target, parts_root, mode)
     pairs = _as_pairs(images, prefix)
-    done: set[str] = set()
-    if mode == "extend" and (target / "metadata.json").exists():
-        done = set(FeatureStore.open(target).keys)
-
     if not ray.is_initialized():
         ray.init(address=address, **(ray_init or {}))
-    resources = ray.cluster_resources()
-    n_gpus = float(resources.get("GPU", 0))
-    n_cpus = float(resources.get("CPU", 1))
-    use_gpu = n_gpus >= gpus_per_actor > 0
-    if cpus_per_actor is None:
-        cpus_per_actor = 8 if use_gpu else 1
-    if num_actors is None:
-        num_actors = int(n_gpus // gpus_per_actor) if use_gpu else max(1, int(n_cpus // cpus_per_actor))
-    if batch_size is None:
-        batch_size = 256 if use_gpu else 32
-    if num_workers is None:
-        num_workers = max(0, cpus_per_actor - 1) if use_gpu else 0
-    part_size = max(1, math.ceil(part_size / batch_size)) * batch_size
+    plan = _ClusterPlan.of(ray.cluster_resources(), gpus_per_actor=gpus_per_actor, cpus_per_actor=cpus_per_actor,
+                           num_actors=num_actors, batch_size=batch_size, num_workers=num_workers)
+    part_size = max(1, math.ceil(part_size / plan.batch_size)) * plan.batch_size
     parts = plan_parts(pairs, part_size)
     parts_root.mkdir(parents=True, exist_ok=True)
-    todo, already = [], 0
-    for i, part in enumerate(parts):
-        keys = [k for k, _ in part if k not in done]
-        if not keys or _part_finished(parts_root, i, keys):
-            already += len(part)
-            continue
-        already += len(part) - len(keys)
-        todo.append({"part": i, "items": json.dumps([[k, p] for k, p in part if k not in done])})
+    todo, already = _parts_to_run(parts, parts_root, done)
     logger.info(
         "extract_ray: %i images in %i parts of %i, %i parts to run on %i %s actor(s) (cluster: %g CPU, %g GPU)",
-        len(pairs), len(parts), part_size, len(todo), num_actors, "GPU" if use_gpu else "CPU", n_cpus, n_gpus,
+        len(pairs), len(parts), part_size, len(todo), plan.num_actors, "GPU" if plan.use_gpu else "CPU",
+        plan.n_cpus, plan.n_gpus,
     )
-
     fx_kwargs = {
-        "arch": arch, "weights": weights, "layer": layer, "device": "cuda" if use_gpu else "cpu",
-        "batch_size": batch_size, "num_workers": num_workers, "precision": precision, "seed": seed,
-        "progress": False, "threads": None if use_gpu else cpus_per_actor,
+        **fx_options, "device": plan.device, "batch_size": plan.batch_size, "num_workers": plan.num_workers,
+        "progress": False, "threads": None if plan.use_gpu else plan.cpus_per_actor,
     }
-    extract_kwargs = {"dtype": dtype, "normalise": normalise, "shard_size": min(shard_size, part_size)}
-    extracted, skipped, part_seconds = 0, 0, []
-    if todo:
-        import ray.data
-
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False
-        ds = ray.data.from_items(todo, override_num_blocks=len(todo))
-        remote = {"num_gpus": gpus_per_actor} if use_gpu else {"num_cpus": cpus_per_actor}
-        results = ds.map_batches(
-            _PartExtractor,
-            fn_constructor_kwargs={"fx_kwargs": fx_kwargs, "extract_kwargs": extract_kwargs,
-                                   "parts_root": str(parts_root)},
-            batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=min(num_actors, len(todo))),
-            **remote,
-        )
-        for row in results.iter_rows():
-            extracted += int(row["extracted"])
-            already += int(row["already"])
-            skipped += int(row["skipped"])
-            part_seconds.append(float(row["seconds"]))
-            logger.info("part %i: %i extracted, %i skipped in %.1fs", row["part"], row["extracted"],
-                        row["skipped"], row["seconds"])
-
+    extract_kwargs = {**run_options, "shard_size": min(shard_size, part_size)}
+    extracted, skipped, part_seconds, more = (
+        _run_parts(todo, plan, fx_kwargs, extract_kwargs, parts_root) if todo else (0, 0, [], 0))
+    already += more
     sources = [_part_dir(parts_root, i) for i in range(len(parts)) if (_part_dir(parts_root, i) / "metadata.json").exists()]
     if sources:
         merged = merge_stores(target, sources, mode="overwrite" if mode == "overwrite" else "extend")
@@ -431,7 +482,7 @@ def extract_ray(
     secs = time.perf_counter() - t0
     report = RayExtractionReport(
         store=merged, total=len(pairs), extracted=extracted, already=already, parts=len(parts),
-        parts_run=len(todo), actors=min(num_actors, len(todo)) if todo else 0, device="cuda" if use_gpu else "cpu",
+        parts_run=len(todo), actors=min(plan.num_actors, len(todo)) if todo else 0, device=plan.device,
         skipped=skipped, seconds=secs, images_per_second=extracted / secs if secs > 0 else 0.0,
         part_seconds=part_seconds,
     )

@@ -72,9 +72,11 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import inspect
 import logging
 import math
 import os
+import sys
 import time
 import warnings
 from collections import Counter
@@ -102,7 +104,7 @@ from gensim_im2vec.store import (
     _read_json,
 )
 from gensim_im2vec.validation import l2_normalize
-from gensim_im2vec.weights import file_digest
+from gensim_im2vec.weights import DEFAULT_ARCH, DEFAULT_WEIGHTS, file_digest
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +114,7 @@ __all__ = [
     "FeatureExtractor",
     "ImageSkipped",
     "extract",
+    "split_extractor_options",
     "layer_names",
     "list_images",
     "load_image",
@@ -733,6 +736,23 @@ def _check_jpeg_decoding(device: torch.device, prep: _Preprocess) -> None:
                          f"16x8 RGB JPEG; use jpeg_device=None to decode with PIL.")
 
 
+def _resolve_batching(batch_size: int | None, num_workers: int | None, device: torch.device) -> tuple[int, int]:
+    """Images per forward pass and decoding processes: as given (checked), or chosen for the device."""
+    cuda = device.type == "cuda"
+    cores = os.cpu_count() or 1
+    if batch_size is None:
+        # CPU: small batches stay in cache (MobileNetV2, 1 thread, channels_last: 57 img/s at
+        # batch 4, 32 img/s at 32; ResNet-50 is also fastest at 4)
+        batch_size = 256 if cuda else 4
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}.")
+    if num_workers is None:
+        num_workers = min(16, max(1, cores - 1)) if cuda else max(1, cores // 2)
+    if not isinstance(num_workers, int) or num_workers < 0:
+        raise ValueError(f"num_workers: expected an int >= 0, got {num_workers!r}.")
+    return batch_size, num_workers
+
+
 def _resolve_precision(precision: str, device: torch.device) -> str:
     if precision not in ("auto", "fp32", "bf16", "fp16"):
         raise ValueError(f"precision: expected 'auto', 'fp32', 'bf16' or 'fp16', got {precision!r}.")
@@ -743,6 +763,79 @@ def _resolve_precision(precision: str, device: torch.device) -> str:
     if precision == "fp16" and device.type == "cpu":
         raise ValueError("precision: fp16 autocast is for CUDA; use 'fp32' or 'bf16' on CPU.")
     return precision
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+class Progress:
+    """Progress of a long loop, readable on a terminal and in a log file alike.
+
+    On a terminal (`stream` is a TTY) a tqdm bar with the rate; anywhere else (a log file, CI, a
+    pipe) no bar, which would write a line per update, but an info log line every `every` of the
+    total or every `interval` seconds, whichever comes first, and one at the end:
+    ``extract: 1200 of 4000 img (30%), 57.1 img/s``.
+
+    Parameters
+    ----------
+    total : int
+        Units the loop will do.
+    enabled : bool
+        False: neither bar nor log lines.
+    desc, unit : str
+        Shown before the counts and after them.
+    every : float
+        Share of the total between two log lines (0.1: ten lines per run).
+    interval : float
+        Seconds between two log lines at most.
+    stream : file, optional
+        Where the bar goes (default ``sys.stderr``); a log line goes to this module's logger.
+    """
+
+    def __init__(self, total: int, *, enabled: bool = True, desc: str = "extract", unit: str = "img",
+                 every: float = 0.1, interval: float = 30.0, stream=None) -> None:
+        self.total, self.done, self.desc, self.unit = int(total), 0, desc, unit
+        self.enabled, self.interval = bool(enabled), float(interval)
+        self.step = max(1, math.ceil(self.total * every))
+        self.t0 = self._last = time.perf_counter()
+        self._next, self._last_logged = self.step, 0
+        stream = sys.stderr if stream is None else stream
+        self.bar = None
+        if self.enabled and _is_terminal(stream):
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, unit=unit, desc=desc, smoothing=0.05, file=stream)
+
+    def update(self, n: int) -> None:
+        """`n` more units done."""
+        self.done += int(n)
+        if self.bar is not None:
+            self.bar.update(n)
+        elif self.enabled:
+            now = time.perf_counter()
+            if self.done >= self._next or now - self._last >= self.interval:
+                self._log(now)
+
+    def close(self) -> None:
+        """End the bar, or log the last line (when the last update did not)."""
+        if self.bar is not None:
+            self.bar.close()
+        elif self.enabled and self.done and self._last_logged != self.done:
+            self._log(time.perf_counter())
+
+    def _log(self, now: float) -> None:
+        secs = now - self.t0
+        logger.info("%s: %i of %i %s (%.0f%%), %.1f %s/s", self.desc, self.done, self.total, self.unit,
+                    100.0 * self.done / max(self.total, 1), self.done / secs if secs > 0 else 0.0, self.unit)
+        self._last, self._last_logged = now, self.done
+        self._next = (self.done // self.step + 1) * self.step
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 # ----------------------------------------------------------------------------- the extractor
@@ -845,7 +938,8 @@ class FeatureExtractor:
     seed : int
         Seed of the random weights when ``weights=None``.
     progress : bool
-        Show a tqdm bar with images/s.
+        Show progress with images/s: a tqdm bar on a terminal, an info log line every 10% or 30 s
+        otherwise (:class:`Progress`).
 
     Attributes
     ----------
@@ -860,8 +954,8 @@ class FeatureExtractor:
 
     def __init__(
         self,
-        arch: str = "mobilenet_v2",
-        weights="IMAGENET1K_V1",
+        arch: str = DEFAULT_ARCH,
+        weights=DEFAULT_WEIGHTS,
         layer: str | None = None,
         *,
         device="auto",
@@ -875,28 +969,16 @@ class FeatureExtractor:
         seed: int = 0,
         progress: bool = True,
     ) -> None:
-        import torchvision
         import torchvision.models as tvm
 
         _check_arch(arch)
         self.arch = arch
         self.device = _resolve_device(device)
         self.precision = _resolve_precision(precision, self.device)
-        cuda = self.device.type == "cuda"
-        cores = os.cpu_count() or 1
-        if batch_size is None:
-            # CPU: small batches stay in cache (MobileNetV2, 1 thread, channels_last: 57 img/s at
-            # batch 4, 32 img/s at 32; ResNet-50 is also fastest at 4)
-            batch_size = 256 if cuda else 4
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}.")
-        if num_workers is None:
-            num_workers = min(16, max(1, cores - 1)) if cuda else max(1, cores // 2)
-        if not isinstance(num_workers, int) or num_workers < 0:
-            raise ValueError(f"num_workers: expected an int >= 0, got {num_workers!r}.")
+        batch_size, num_workers = _resolve_batching(batch_size, num_workers, self.device)
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.threads = threads if threads is not None else max(1, cores - num_workers)
+        self.threads = threads if threads is not None else max(1, (os.cpu_count() or 1) - num_workers)
         self.progress = progress
         self.jpeg_device, draft = _resolve_jpeg_device(jpeg_device, draft, self.device)
         enum, ckpt, weights_id = _resolve_weights(arch, weights)
@@ -912,22 +994,7 @@ class FeatureExtractor:
         self._channels_last = True  # faster on CUDA, and on CPU too (measured: 1.0-1.8x)
         self.model.to(self.device, memory_format=torch.channels_last)
         self.dim = self._probe_dim()
-        preprocessing = " ".join(repr(self.transform).split())
-        if self._prep.draft_size:
-            preprocessing += f" + JPEG draft decode (shorter side >= {self._prep.draft_size})"
-        self.metadata = {
-            "arch": arch,
-            "weights": weights_id,
-            "layer": self.layer if layer in (None, _PENULTIMATE) or layer == self.layer else f"{layer} ({self.layer})",
-            "feature_dim": self.dim,
-            "preprocessing": preprocessing,
-            "torch_version": torch.__version__,
-            "torchvision_version": torchvision.__version__,
-            "precision": self.precision,
-            "decoding": "PIL in worker processes"
-            if self.jpeg_device is None
-            else f"torchvision.io.decode_jpeg on {self.jpeg_device} (batched); PIL for other files",
-        }
+        self.metadata = self._provenance(weights_id, layer)
         logger.info(
             "feature extractor: %s weights=%s layer=%s dim=%i on %s (%s), batch %i, %i decode workers, %s",
             arch,
@@ -940,6 +1007,27 @@ class FeatureExtractor:
             num_workers,
             self.metadata["decoding"],
         )
+
+    def _provenance(self, weights_id: str, layer: str | None) -> dict:
+        """What a store records about the features: model, weights, layer, preprocessing, versions."""
+        import torchvision
+
+        preprocessing = " ".join(repr(self.transform).split())
+        if self._prep.draft_size:
+            preprocessing += f" + JPEG draft decode (shorter side >= {self._prep.draft_size})"
+        return {
+            "arch": self.arch,
+            "weights": weights_id,
+            "layer": self.layer if layer in (None, _PENULTIMATE) or layer == self.layer else f"{layer} ({self.layer})",
+            "feature_dim": self.dim,
+            "preprocessing": preprocessing,
+            "torch_version": torch.__version__,
+            "torchvision_version": torchvision.__version__,
+            "precision": self.precision,
+            "decoding": "PIL in worker processes"
+            if self.jpeg_device is None
+            else f"torchvision.io.decode_jpeg on {self.jpeg_device} (batched); PIL for other files",
+        }
 
     def __repr__(self) -> str:
         return (
@@ -1159,28 +1247,10 @@ class FeatureExtractor:
         items = _as_items(images, prefix)
         path = Path(store)
         meta = dict(self.metadata, normalisation=normalise)
-        dim = int(pca) if pca else self.dim
-        want = dict(meta, dim=dim, dtype=np.dtype(dtype).name, pca_components=int(pca) if pca else None)
-        if mode == "create" and (path / METADATA_FILE).exists():
-            raise FileExistsError(
-                f"feature store {str(path)!r} already exists; pass mode='extend' to continue or append to "
-                f"it, or mode='overwrite' to replace it."
-            )
-        pca_obj = None
-        existing = _read_json(path / METADATA_FILE) if mode == "extend" and (path / METADATA_FILE).exists() else None
-        if existing is not None:
-            diff = _identity_diff(_identity(existing), _identity(want))
-            if diff:
-                raise StoreMismatchError(_mismatch_message(path, existing, want, diff))
-            if pca:
-                pca_obj = PCA.load(path / PCA_FILE)
-        if pca and pca_obj is None:
-            if not isinstance(pca, int) or pca < 1:
-                raise ValueError(f"pca: expected a positive number of components, got {pca!r}.")
-            pca_obj = self._fit_pca(items, pca, pca_sample, normalise)
-            meta["pca"] = pca_obj.describe("on_write", min(pca_sample, len(items)))
+        pca_obj = self._target_pca(path, items, mode, meta, dtype, pca, pca_sample, normalise)
         shard = max(1, math.ceil(shard_size / self.batch_size)) * self.batch_size
-        writer = FeatureStoreWriter(path, dim=dim, dtype=dtype, metadata=meta, mode=mode, shard_size=shard, pca=pca_obj)
+        writer = FeatureStoreWriter(path, dim=int(pca) if pca else self.dim, dtype=dtype, metadata=meta, mode=mode,
+                                    shard_size=shard, pca=pca_obj)
         done = writer.done_keys
         todo = [
             (pos, k, p)
@@ -1191,53 +1261,7 @@ class FeatureExtractor:
         logger.info(
             "extracting %i of %i images into %s (%i already there)", len(todo), len(items), path, already
         )
-        skipped: dict[str, str] = {}
-        fallbacks: Counter = Counter()
-        extracted = 0
-        bar = None
-        try:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(todo), unit="img", disable=not self.progress, desc="extract", smoothing=0.05)
-            loader = self._loader([p for _, _, p in todo], self._batches([pos for pos, _, _ in todo]))
-            with self._runtime():
-                for idx, x, bad, fell_back in loader:
-                    for i, reason in bad:
-                        key = todo[i][1]
-                        skipped[key] = reason
-                        writer.skip(key, reason)
-                        logger.debug("skipped %s (%s): %s", key, todo[i][2], reason)
-                    for i, reason in fell_back:
-                        fallbacks[reason] += 1
-                        logger.debug("decoded %s (%s) with PIL: %s", todo[i][1], todo[i][2], reason)
-                    if x is not None:
-                        feats = self._forward(x)
-                        keys = [todo[i][1] for i in idx]
-                        ok = np.isfinite(feats).all(axis=1)
-                        if normalise == "l2":
-                            feats = l2_normalize(feats)
-                        if not ok.all():
-                            for i in np.flatnonzero(~ok):
-                                skipped[keys[i]] = "non-finite features (NaN/inf) from the model"
-                                writer.skip(keys[i], skipped[keys[i]])
-                            feats, keys = feats[ok], [k for k, o in zip(keys, ok, strict=True) if o]
-                        if pca_obj is not None and len(keys):
-                            feats = pca_obj.transform(feats)
-                        writer.write(keys, feats)
-                        extracted += len(keys)
-                    bar.update(len(idx) + len(bad))
-        except BaseException:
-            writer.abort()
-            logger.warning(
-                "extraction into %s stopped after %i new rows (all committed); run the same command "
-                "again to continue",
-                path,
-                writer.rows_written,
-            )
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
+        extracted, skipped, fallbacks = self._extract_into(writer, todo, normalise, pca_obj)
         writer.close()
         secs = time.perf_counter() - t0
         n_done = extracted + len(skipped)
@@ -1260,33 +1284,121 @@ class FeatureExtractor:
             )
         return report
 
+    def _target_pca(self, path: Path, items, mode: str, meta: dict, dtype: str, pca, pca_sample: int,
+                    normalise: str) -> PCA | None:
+        """Check the target store against these settings ("create" refuses an existing one, "extend"
+        needs the same identity) and return the PCA to apply: the store's when extending one, else
+        one fitted now (its description goes into `meta`), else None."""
+        want = dict(meta, dim=int(pca) if pca else self.dim, dtype=np.dtype(dtype).name,
+                    pca_components=int(pca) if pca else None)
+        if mode == "create" and (path / METADATA_FILE).exists():
+            raise FileExistsError(
+                f"feature store {str(path)!r} already exists; pass mode='extend' to continue or append to "
+                f"it, or mode='overwrite' to replace it."
+            )
+        pca_obj = None
+        existing = _read_json(path / METADATA_FILE) if mode == "extend" and (path / METADATA_FILE).exists() else None
+        if existing is not None:
+            diff = _identity_diff(_identity(existing), _identity(want))
+            if diff:
+                raise StoreMismatchError(_mismatch_message(path, existing, want, diff))
+            if pca:
+                pca_obj = PCA.load(path / PCA_FILE)
+        if pca and pca_obj is None:
+            if not isinstance(pca, int) or pca < 1:
+                raise ValueError(f"pca: expected a positive number of components, got {pca!r}.")
+            pca_obj = self._fit_pca(items, pca, pca_sample, normalise)
+            meta["pca"] = pca_obj.describe("on_write", min(pca_sample, len(items)))
+        return pca_obj
 
-def extract(
-    images,
-    store,
-    *,
-    arch: str = "mobilenet_v2",
-    weights="IMAGENET1K_V1",
-    layer: str | None = None,
-    device="auto",
-    batch_size: int | None = None,
-    num_workers: int | None = None,
-    precision: str = "auto",
-    jpeg_device=None,
-    progress: bool = True,
-    **kwargs,
-) -> ExtractionReport:
-    """Build a :class:`FeatureExtractor` and run :meth:`FeatureExtractor.extract` (same parameters)."""
-    fx = FeatureExtractor(
-        arch,
-        weights,
-        layer,
-        device=device,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        precision=precision,
-        jpeg_device=jpeg_device,
-        progress=progress,
-    )
-    return fx.extract(images, store, **kwargs)
+    def _extract_into(self, writer: FeatureStoreWriter, todo: list, normalise: str,
+                      pca_obj: PCA | None) -> tuple[int, dict[str, str], Counter]:
+        """Decode, run and write every image of `todo` (``(position, key, path)``); returns the rows
+        written, the skipped keys with their reasons, and the decoding fallbacks by reason. An
+        interruption leaves every finished shard committed."""
+        skipped: dict[str, str] = {}
+        fallbacks: Counter = Counter()
+        extracted = 0
+        bar = None
+        try:
+            bar = Progress(len(todo), enabled=self.progress, desc="extract", unit="img")
+            loader = self._loader([p for _, _, p in todo], self._batches([pos for pos, _, _ in todo]))
+            with self._runtime():
+                for idx, x, bad, fell_back in loader:
+                    for i, reason in bad:
+                        key = todo[i][1]
+                        skipped[key] = reason
+                        writer.skip(key, reason)
+                        logger.debug("skipped %s (%s): %s", key, todo[i][2], reason)
+                    for i, reason in fell_back:
+                        fallbacks[reason] += 1
+                        logger.debug("decoded %s (%s) with PIL: %s", todo[i][1], todo[i][2], reason)
+                    if x is not None:
+                        extracted += self._write_batch(writer, [todo[i][1] for i in idx], x, normalise, pca_obj,
+                                                       skipped)
+                    bar.update(len(idx) + len(bad))
+        except BaseException:
+            writer.abort()
+            logger.warning(
+                "extraction into %s stopped after %i new rows (all committed); run the same command "
+                "again to continue",
+                writer.path,
+                writer.rows_written,
+            )
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        return extracted, skipped, fallbacks
+
+    def _write_batch(self, writer: FeatureStoreWriter, keys: list[str], x, normalise: str, pca_obj: PCA | None,
+                     skipped: dict[str, str]) -> int:
+        """Features of one decoded batch into the store (rows the model made non-finite are skipped
+        with the reason); returns the rows written."""
+        feats = self._forward(x)
+        ok = np.isfinite(feats).all(axis=1)
+        if normalise == "l2":
+            feats = l2_normalize(feats)
+        if not ok.all():
+            for i in np.flatnonzero(~ok):
+                skipped[keys[i]] = "non-finite features (NaN/inf) from the model"
+                writer.skip(keys[i], skipped[keys[i]])
+            feats, keys = feats[ok], [k for k, o in zip(keys, ok, strict=True) if o]
+        if pca_obj is not None and len(keys):
+            feats = pca_obj.transform(feats)
+        writer.write(keys, feats)
+        return len(keys)
+
+
+def extract(images, store, **options) -> ExtractionReport:
+    """Build a :class:`FeatureExtractor` and run :meth:`FeatureExtractor.extract`.
+
+    `options` are keyword arguments of either (:func:`split_extractor_options`); what is not
+    given takes their own defaults.
+    """
+    build, run = split_extractor_options(options)
+    return FeatureExtractor(**build).extract(images, store, **run)
+
+
+def _keywords(fn) -> set[str]:
+    return {n for n, p in inspect.signature(fn).parameters.items()
+            if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def split_extractor_options(options: dict, *, owner: str = "extract") -> tuple[dict, dict]:
+    """Split keyword options into those of :class:`FeatureExtractor` (the model, device,
+    batching) and those of :meth:`FeatureExtractor.extract` (the store: mode, dtype, PCA, ...).
+
+    Raises
+    ------
+    TypeError
+        An option neither takes (the message lists both sets).
+    """
+    build_names, run_names = _keywords(FeatureExtractor.__init__), _keywords(FeatureExtractor.extract)
+    unknown = sorted(set(options) - build_names - run_names - {"images", "store"})
+    if unknown:
+        raise TypeError(f"{owner}: unknown option(s) {unknown}; FeatureExtractor takes {sorted(build_names)}, "
+                        f"its extract() {sorted(run_names - {'images', 'store'})}.")
+    return ({k: v for k, v in options.items() if k in build_names},
+            {k: v for k, v in options.items() if k in run_names})
 

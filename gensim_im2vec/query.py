@@ -390,9 +390,8 @@ class QuerySession:
             if self.featurizer_factory is not None:
                 self._featurizer = self.featurizer_factory(meta)
             else:
-                opts = dict(self.extractor_options)
-                device = opts.pop("device", None) or "auto"
-                self._featurizer = make_featurizer(meta, store=self.store, device=device, **opts)
+                opts = {k: v for k, v in self.extractor_options.items() if v is not None}
+                self._featurizer = make_featurizer(meta, store=self.store, **opts)
         return self._featurizer
 
     # -- answers ------------------------------------------------------------------------------

