@@ -68,12 +68,13 @@ import time
 import unicodedata
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gensim_im2vec.corpora import FolderCorpus
 from gensim_im2vec.fileio import atomic_copy, atomic_path, atomic_write_json
+from gensim_im2vec.keys import IMAGE_PREFIX
 from gensim_im2vec.text import Normalizer
 from gensim_im2vec.weights import file_digest
 
@@ -86,10 +87,15 @@ __all__ = [
     "build_emoji",
     "build_openclipart",
     "drop_undescriptive",
+    "held_out_tags",
+    "image_documents",
+    "image_tags",
+    "image_titles",
     "list_datasets",
     "load_split",
     "make_split",
     "split_groups",
+    "training_documents",
 ]
 
 logger = logging.getLogger(__name__)
@@ -1139,3 +1145,71 @@ def load_split(dataset_dir: str | os.PathLike) -> Split:
     if not p.exists():
         raise FileNotFoundError(f"no split.json in {str(dataset_dir)!r}; run gensim_im2vec.datasets.make_split() on it.")
     return Split.load(p)
+
+
+# ---------------------------------------------------------------------------- reading a built image set
+def image_documents(dataset_dir: str | os.PathLike, keys: Collection[str] | None = None,
+                    exclude: Collection[str] | None = None, tags_only: bool = False) -> FolderCorpus:
+    """Restartable training documents of a built image set: ``[img:<key>, its normalised words…]``.
+
+    Parameters
+    ----------
+    dataset_dir : path-like
+        A set built by :func:`build_dataset`.
+    keys : collection of str, optional
+        Bare keys (as in :class:`Split`) to keep; None keeps every image.
+    exclude : collection of str, optional
+        Words to leave out of every document (the zero-shot tags).
+    tags_only : bool
+        Each image with its tags alone (no title or description words).
+    """
+    return FolderCorpus(dataset_dir, keys=keys, exclude=exclude, min_tokens=2,
+                        **({"text_fields": ()} if tags_only else {}))
+
+
+def image_tags(dataset_dir: str | os.PathLike, keys: Collection[str]) -> dict[str, list[str]]:
+    """Each image's own normalised keywords (its ``tags`` field, in order, once each), by image token:
+    the ground truth of tagging."""
+    corpus = FolderCorpus(dataset_dir, keys=set(keys), text_fields=(), min_tokens=1)
+    return {doc[0]: list(dict.fromkeys(doc[1:])) for doc in corpus}
+
+
+def image_titles(dataset_dir: str | os.PathLike, keys: Collection[str]) -> dict[str, str]:
+    """The title of each of the images `keys` (bare keys) that has one, by image token."""
+    keys = set(keys)
+    return {IMAGE_PREFIX + key: str(meta["title"]) for key, meta in _iter_sidecars(Path(dataset_dir))
+            if key in keys and meta.get("title")}
+
+
+def held_out_tags(splits: Iterable[Split]) -> set[str]:
+    """The zero-shot tags of several image sets' splits together: each is held out of every set's
+    training documents (a tag held out of one set must not reach a model through another's)."""
+    return set().union(*(split.zero_shot_tags for split in splits))
+
+
+def training_documents(sets: Mapping[str, tuple[str | os.PathLike, Split]], *, has_features=None,
+                       tags_only: bool = False) -> list[list[str]]:
+    """The training documents of several built image sets: each set's training split, every set's
+    zero-shot tags removed (:func:`held_out_tags`).
+
+    Parameters
+    ----------
+    sets : mapping of name to (dataset_dir, Split)
+    has_features : container of str, optional
+        Image tokens with features: the other training images are left out (the extractor skips
+        unreadable or huge files).
+    tags_only : bool
+        As :func:`image_documents`.
+    """
+    held_out = held_out_tags(split for _, split in sets.values())
+    docs = []
+    for name, (directory, split) in sets.items():
+        keys = set(split.train)
+        if has_features is not None:
+            usable = {k for k in keys if IMAGE_PREFIX + k in has_features}
+            if len(usable) < len(keys) and not tags_only:
+                logger.warning("%s: %i training images have no features (skipped by the extractor, see "
+                               "its skipped.json); training on %i", name, len(keys) - len(usable), len(usable))
+            keys = usable
+        docs.extend(image_documents(directory, keys=keys, exclude=held_out, tags_only=tags_only))
+    return docs

@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from gensim_im2vec.fileio import atomic_write_bytes, temp_name
-from gensim_im2vec.keys import IMAGE_PREFIX
+from gensim_im2vec.weights import DEFAULT_ARCH, DEFAULT_WEIGHTS
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DemoConfig", "run_demo", "Steps", "image_documents"]
+__all__ = ["DemoConfig", "Steps", "run_demo"]
 
 
 @dataclass
@@ -53,7 +53,8 @@ class DemoConfig:
     text_limit : int, optional
         Use only this many documents of ``dictionary-text``.
     arch, weights : str
-        torchvision model and weights for the features.
+        torchvision model and weights for the features (default: the package's default feature
+        model, :data:`gensim_im2vec.weights.DEFAULT_ARCH` / ``DEFAULT_WEIGHTS``).
     mode : {"two-stage", "joint"}
         Two-stage: word vectors pre-trained on text, then W (and the output vectors) on the images.
         Joint: words, outputs and W learn together on text + image documents.
@@ -72,8 +73,8 @@ class DemoConfig:
     eval_set: str = "openclipart"
     limit: int | None = None
     text_limit: int | None = None
-    arch: str = "mobilenet_v2"
-    weights: str = "IMAGENET1K_V1"
+    arch: str = DEFAULT_ARCH
+    weights: str = DEFAULT_WEIGHTS
     device: str = "auto"
     mode: str = "two-stage"
     vector_size: int = 200
@@ -120,22 +121,6 @@ class Steps:
         return result
 
 
-def image_documents(dataset_dir: str | os.PathLike, keys=None, exclude=None, tags_only: bool = False):
-    """Restartable training documents of a built image set (FolderCorpus, normalised tags + text;
-    with `tags_only`, the tags alone)."""
-    from gensim_im2vec.corpora import FolderCorpus
-
-    return FolderCorpus(dataset_dir, keys=keys, exclude=exclude, min_tokens=2, **({"text_fields": ()} if tags_only else {}))
-
-
-def true_tags(dataset_dir: str | os.PathLike, keys) -> dict[str, list[str]]:
-    """The normalised words of each image's own document (what a tagger should recover)."""
-    docs = {}
-    for doc in image_documents(dataset_dir, keys=set(keys)):
-        docs[doc[0]] = list(dict.fromkeys(doc[1:]))
-    return docs
-
-
 def _paths(cfg: DemoConfig) -> dict[str, Path]:
     out = Path(cfg.out_dir)
     return {"data": out / "data", "features": out / "features", "models": out / "models",
@@ -162,7 +147,7 @@ def extract_features(cfg: DemoConfig, steps: Steps) -> None:
     from gensim_im2vec.weights import install_offline_weights
 
     p = _paths(cfg)
-    if cfg.arch == "mobilenet_v2" and cfg.weights == "IMAGENET1K_V1":
+    if (cfg.arch, cfg.weights) == (DEFAULT_ARCH, DEFAULT_WEIGHTS):  # the checkpoint that ships offline
         try:
             install_offline_weights()
         except Exception as err:  # a user with network gets torchvision's download instead
@@ -244,26 +229,19 @@ def training_documents(cfg: DemoConfig, features=None, *, tags_only: bool = Fals
     Split}`` to use instead of the saved ones (default :func:`load_splits`). Returns the documents
     and the splits.
     """
+    from gensim_im2vec.datasets import training_documents as documents
+
     splits = splits if splits is not None else load_splits(cfg)
-    held_out = zero_shot_tags(cfg, splits)
-    docs = []
-    for name, split in splits.items():
-        keys = set(split.train)
-        if features is not None:
-            usable = {k for k in keys if IMAGE_PREFIX + k in features}
-            if len(usable) < len(keys) and not tags_only:
-                logger.warning("%s: %i training images have no features (skipped by the extractor, see "
-                               "its skipped.json); training on %i", name, len(keys) - len(usable), len(usable))
-            keys = usable
-        docs.extend(image_documents(_paths(cfg)["data"] / name, keys=keys, exclude=held_out, tags_only=tags_only))
-    return docs, splits
+    sets = {name: (_paths(cfg)["data"] / name, split) for name, split in splits.items()}
+    return documents(sets, has_features=features, tags_only=tags_only), splits
 
 
 def zero_shot_tags(cfg: DemoConfig, splits: dict | None = None) -> set:
     """The zero-shot tags of every image set: each is held out of every set's training documents
     (a tag held out of OpenClipArt must not reach the model through an emoji's document either)."""
-    splits = splits if splits is not None else load_splits(cfg)
-    return set().union(*(split.zero_shot_tags for split in splits.values()))
+    from gensim_im2vec.datasets import held_out_tags
+
+    return held_out_tags((splits if splits is not None else load_splits(cfg)).values())
 
 
 def train_model(cfg: DemoConfig, features, w2v, splits: dict | None = None):
@@ -305,44 +283,18 @@ def tag_documents(cfg: DemoConfig, features, splits: dict | None = None) -> list
     return training_documents(cfg, features, tags_only=True, splits=splits)[0]
 
 
-def tag_lists(dataset_dir: str | os.PathLike, keys) -> dict[str, list[str]]:
-    """Each image's own normalised keywords (its ``tags`` field), the ground truth of tagging."""
-    from gensim_im2vec.corpora import FolderCorpus
-
-    corpus = FolderCorpus(dataset_dir, keys=set(keys), text_fields=(), min_tokens=1)
-    return {doc[0]: list(dict.fromkeys(doc[1:])) for doc in corpus}
-
-
-@dataclass
-class EvalData:
-    """The held-out images of the evaluation set and what the baselines train on."""
-
-    test_keys: list
-    test_tags: list
-    train_keys: list
-    train_tags: list
-    candidates: list
-    zero_shot: list
-
-
-def evaluation_data(cfg: DemoConfig, features, min_images: int = 2, split=None) -> EvalData:
-    """Test/train keys and tags of `cfg.eval_set` (its saved split, or `split`); candidates = tags
-    on >= `min_images` training images plus the zero-shot tags found on test images."""
-    from collections import Counter
-
-    from gensim_im2vec.datasets import load_split
+def evaluation_data(cfg: DemoConfig, features, min_images: int = 2, split=None):
+    """The held-out images of `cfg.eval_set` (its saved split, or `split`) that have features, and
+    the training images, by the evaluation's rule for candidates
+    (:func:`gensim_im2vec.evaluate.tagging_task`); returns a :class:`~gensim_im2vec.evaluate.TaggingTask`."""
+    from gensim_im2vec.datasets import image_tags, load_split
+    from gensim_im2vec.evaluate import tagging_task
 
     d = _paths(cfg)["data"] / cfg.eval_set
     split = split if split is not None else load_split(d)
-    zs = set(split.zero_shot_tags)
-    train = {k: [t for t in v if t not in zs] for k, v in tag_lists(d, split.train).items() if k in features}
-    test = {k: v for k, v in tag_lists(d, split.test).items() if k in features}
-    counts = Counter(t for tags in train.values() for t in tags)
-    seen = sorted(t for t, c in counts.items() if c >= min_images)
-    zero = sorted(zs & {t for tags in test.values() for t in tags})
-    cands = set(seen) | set(zero)
-    test = {k: v for k, v in test.items() if any(t in cands for t in v)}
-    return EvalData(list(test), list(test.values()), list(train), list(train.values()), seen + zero, zero)
+    train = {k: v for k, v in image_tags(d, split.train).items() if k in features}
+    test = {k: v for k, v in image_tags(d, split.test).items() if k in features}
+    return tagging_task(train, test, split.zero_shot_tags, min_images=min_images)
 
 
 def _code(*modules: str) -> str:
@@ -351,18 +303,20 @@ def _code(*modules: str) -> str:
     return Steps.digest({m: hashlib.sha256((here / f"{m}.py").read_bytes()).hexdigest() for m in modules})
 
 
-def evaluate_trained(cfg: DemoConfig, model, text_model, splits: dict | None = None, **kwargs):
+def evaluate_trained(cfg: DemoConfig, model, text_model, splits: dict | None = None, features=None, **kwargs):
     """:func:`gensim_im2vec.evaluate.run_evaluation` of a trained model on the held-out images of
     `cfg.eval_set` (the saved split, or `splits`), with every baseline, word similarity against
-    `text_model`, the space's checks and the cross-modal analogies; returns the report. `kwargs`
-    go to ``run_evaluation`` (e.g. ``baselines=("ridge", "knn")``)."""
+    `text_model`, the space's checks and the cross-modal analogies; returns the report. The
+    features of held-out and training images come from `features` (default: the demo's stores,
+    :func:`open_features`; a saved model keeps only its own images' rows). `kwargs` go to
+    ``run_evaluation`` (e.g. ``baselines=("ridge", "knn")``)."""
     from gensim_im2vec.evaluate import run_evaluation
 
-    feats = model.features
+    feats = features if features is not None else open_features(cfg)
     data = evaluation_data(cfg, feats, split=splits[cfg.eval_set] if splits else None)
     rows = lambda keys: feats.gather_normalized([feats.row(k) for k in keys])  # noqa: E731
     docs, splits = training_documents(cfg, feats, tags_only=cfg.tags_only, splits=splits)
-    analogies = analogy_questions(cfg, model, splits=splits, docs=docs)
+    analogies = analogy_questions(cfg, model, splits=splits, docs=docs, features=feats)
     if cfg.mode == "joint":  # the id-token baseline sees the image documents as often as the model did
         docs = docs * max(1, cfg.image_epochs // cfg.text_epochs)
     return run_evaluation(
@@ -371,11 +325,10 @@ def evaluate_trained(cfg: DemoConfig, model, text_model, splits: dict | None = N
         train_docs=docs, text_model=text_model, seed=cfg.seed, analogies=analogies, **kwargs)
 
 
-def evaluate_model(cfg: DemoConfig, steps: Steps, model_path: Path, words_path: Path) -> str:
-    """Evaluate the demo's model (:func:`evaluate_trained`), cached; returns the printed table."""
+def evaluate_model(cfg: DemoConfig, steps: Steps, model_path: Path, words_path: Path, model, features) -> str:
+    """Evaluate the demo's model (`model`, loaded from `model_path`, on `features`:
+    :func:`evaluate_trained`), cached; returns the printed table."""
     from gensim.models import Word2Vec
-
-    from gensim_im2vec.model import Im2Vec
 
     out = _paths(cfg)["eval"]
     json_path = out / f"evaluation-{cfg.mode}.json"
@@ -383,39 +336,37 @@ def evaluate_model(cfg: DemoConfig, steps: Steps, model_path: Path, words_path: 
 
     def run():
         out.mkdir(parents=True, exist_ok=True)
-        report = evaluate_trained(cfg, Im2Vec.load(str(model_path), mmap="r"), Word2Vec.load(str(words_path)))
+        report = evaluate_trained(cfg, model, Word2Vec.load(str(words_path)), features=features)
         report.save_json(json_path)
         atomic_write_bytes(table_path, (report.format_table() + "\n").encode("utf-8"))
         return {k: report.info[k] for k in ("n_test_images", "n_candidates", "n_zero_shot_tags")}
 
     steps.run(f"evaluate-{cfg.mode}", {"model": Steps.digest({"m": os.path.getmtime(model_path)}),
-                                       "eval_set": cfg.eval_set, "code": _code("evaluate", "model", "pipeline")},
+                                       "eval_set": cfg.eval_set,
+                                       "code": _code("evaluate", "metrics", "baselines", "index", "datasets", "model",
+                                                     "pipeline")},
               [json_path, table_path], run)
     return table_path.read_text()
 
 
-def analogy_questions(cfg: DemoConfig, model, splits: dict | None = None,
-                      docs: list | None = None) -> list[tuple[str, str, str, str]]:
+def analogy_questions(cfg: DemoConfig, model, splits: dict | None = None, docs: list | None = None,
+                      features=None) -> list[tuple[str, str, str, str]]:
     """Cross-modal analogies among the training images of every image set, from titles that differ
     in one word ("man biking" / "woman biking": ``image − man + woman`` → the woman's image), where
     the swapped words are in the images' own training documents (`docs`, default: read them again
-    with :func:`training_documents`); see :func:`gensim_im2vec.evaluate.analogy_quads`."""
-    from gensim_im2vec.datasets import _iter_sidecars
-    from gensim_im2vec.evaluate import analogy_quads
+    with :func:`training_documents` for the images of `features`, default the demo's stores); see
+    :func:`gensim_im2vec.evaluate.analogy_questions`."""
+    from gensim_im2vec.datasets import image_titles
+    from gensim_im2vec.evaluate import analogy_questions as questions
 
     splits = splits if splits is not None else load_splits(cfg)
     titles = {}
     for name, split in splits.items():
-        train = set(split.train)
-        for key, meta in _iter_sidecars(_paths(cfg)["data"] / name):
-            if key in train and IMAGE_PREFIX + key in model.wv.key_to_index and meta.get("title"):
-                titles[IMAGE_PREFIX + key] = str(meta["title"])
+        titles.update(image_titles(_paths(cfg)["data"] / name, split.train))
     if docs is None:
-        docs = training_documents(cfg, model.features, tags_only=cfg.tags_only, splits=splits)[0]
-    tags = {doc[0]: set(doc[1:]) for doc in docs}
-    words = {w for t in titles.values() for w in t.lower().split()
-             if w in model.wv.key_to_index and not model.is_image(w)}
-    return analogy_quads(titles, words, tags)
+        features = features if features is not None else open_features(cfg)
+        docs = training_documents(cfg, features, tags_only=cfg.tags_only, splits=splits)[0]
+    return questions(model, titles, docs)
 
 
 def _listing(title: str, pairs, model=None, n: int = 8) -> str:
@@ -426,14 +377,12 @@ def _listing(title: str, pairs, model=None, n: int = 8) -> str:
     return "\n".join(lines)
 
 
-def show_examples(cfg: DemoConfig, model_path: Path) -> str:
+def show_examples(cfg: DemoConfig, model, features) -> str:
     """Neighbour lists in the style of the slides, all answered by cosine in ``model.wv``: a word's
     nearest words and images, a held-out image's nearest words and images (placed by
-    ``model.project``), its zero-shot tags among the others, and a cross-modal analogy."""
-    from gensim_im2vec.model import Im2Vec
-
-    model = Im2Vec.load(str(model_path), mmap="r")
-    feats = model.features
+    ``model.project`` from `features`), its zero-shot tags among the others, and a cross-modal
+    analogy."""
+    feats = features
     data = evaluation_data(cfg, feats)
     out = []
     for word in ("red", "dog", "car", "flower"):
@@ -457,7 +406,7 @@ def show_examples(cfg: DemoConfig, model_path: Path) -> str:
             rank = {zs[i]: r + 1 for r, i in enumerate(order)}
             out.append(_listing(f"  its zero-shot tags: {', '.join(f'{t} (rank {rank[t]} of {len(zs)})' for t in own)};"
                                 f" the {len(zs)} zero-shot tags by cosine:", [(zs[i], float(cos[i])) for i in order], n=5))
-    quads = analogy_questions(cfg, model)
+    quads = analogy_questions(cfg, model, features=features)
     for x, a, b, y in quads[:2]:
         out.append(_listing(f"Analogy: {x} - {a} + {b}  (expected: {y})",
                             model.most_similar_images(positive=[x, b], negative=[a], topn=5), model))
@@ -475,17 +424,16 @@ def image_paths(cfg: DemoConfig) -> dict[str, str]:
     return paths
 
 
-def write_demo_report(cfg: DemoConfig, steps: Steps, model_path: Path) -> Path:
-    """The static HTML report (thumbnails, predicted vs true tags, evaluation table, 2-D map)."""
-    from gensim_im2vec.model import Im2Vec
+def write_demo_report(cfg: DemoConfig, steps: Steps, model_path: Path, model, features) -> Path:
+    """The static HTML report of `model` (loaded from `model_path`; held-out images from
+    `features`): thumbnails, predicted vs true tags, the evaluation table, a 2-D map."""
     from gensim_im2vec.report import write_report
 
     out = _paths(cfg)["report"] / cfg.mode
     eval_json = _paths(cfg)["eval"] / f"evaluation-{cfg.mode}.json"
 
     def run():
-        model = Im2Vec.load(str(model_path), mmap="r")
-        feats = model.features
+        feats = features
         data = evaluation_data(cfg, feats)
         keys = data.test_keys[:: max(1, len(data.test_keys) // 60)][:60]
         evaluation = None
@@ -511,30 +459,31 @@ def write_demo_report(cfg: DemoConfig, steps: Steps, model_path: Path) -> Path:
 
 def run_demo(cfg: DemoConfig | None = None, echo: Callable[[str], None] = print) -> dict:
     """Run (or reuse) every step of the demo; returns paths, examples and the evaluation table."""
+    from gensim_im2vec.model import Im2Vec
+
     cfg = cfg or DemoConfig()
     steps = Steps(cfg.out_dir, echo)
     build_data(cfg, steps)
     extract_features(cfg, steps)
     words = pretrain_words(cfg, steps)
-    model = train_im2vec(cfg, steps, words)
-    examples = show_examples(cfg, model)
+    path = train_im2vec(cfg, steps, words)
+    model = Im2Vec.load(str(path), mmap="r")  # once, for every step that reads it
+    features = open_features(cfg)  # held-out images too: a saved model keeps its own images' rows only
+    examples = show_examples(cfg, model, features)
     echo(examples)
-    table = evaluate_model(cfg, steps, model, words)
+    table = evaluate_model(cfg, steps, path, words, model, features)
     echo(table)
-    html = write_demo_report(cfg, steps, model)
+    html = write_demo_report(cfg, steps, path, model, features)
     echo(f"report: {html}")
     zs_path = write_zero_shot_words(cfg, model)
-    echo(f"explore: im2vec query {model} --zero-shot-words {zs_path}   (or: make query)")
-    return {"words": str(words), "model": str(model), "examples": examples, "evaluation": table,
+    echo(f"explore: im2vec query {path} --zero-shot-words {zs_path}   (or: make query)")
+    return {"words": str(words), "model": str(path), "examples": examples, "evaluation": table,
             "report": str(html), "zero_shot_words": str(zs_path)}
 
 
-def write_zero_shot_words(cfg: DemoConfig, model_path: Path) -> Path:
-    """``OUT/zero_shot_tags.txt``: the held-out tags that are words of the model, one per line
+def write_zero_shot_words(cfg: DemoConfig, model) -> Path:
+    """``OUT/zero_shot_tags.txt``: the held-out tags that are words of `model`, one per line
     (for ``im2vec query --zero-shot-words``). Written atomically."""
-    from gensim_im2vec.model import Im2Vec
-
-    model = Im2Vec.load(str(model_path), mmap="r")
     words = sorted(t for t in zero_shot_tags(cfg) if t in model.wv.key_to_index and not model.is_image(t))
     path = Path(cfg.out_dir) / "zero_shot_tags.txt"
     atomic_write_bytes(path, "".join(w + "\n" for w in words).encode("utf-8"))
