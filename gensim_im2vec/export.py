@@ -204,6 +204,34 @@ def export_projector(
         raise ValueError(f"thumbnail: expected a positive int or (width, height), got {thumbnail!r}.")
     size = (int(size[0]), int(size[1]))
     is_image = image_test(model, image_prefix)
+    keys = _export_keys(kv, keys, is_image, restrict, limit)
+    paths = _image_paths(images, getattr(model, "image_prefix", image_prefix))
+    grid = math.ceil(math.sqrt(len(keys))) if images is not None else 0
+    _check_sprite_size(len(keys), grid, size)
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    flags = [bool(is_image(k)) for k in keys]
+    vec_path, meta_path = out / "vectors.tsv", out / "metadata.tsv"
+    _write_vectors(vec_path, kv, keys, normalize)
+    _write_metadata(meta_path, kv, keys, flags)
+    sprite_path, missing = None, []
+    if images is not None:
+        sprite_path = out / "sprite.png"
+        missing = _write_sprite(sprite_path, keys, flags, paths, grid, size)
+    cfg_path = out / "projector_config.pbtxt"
+    atomic_write_bytes(cfg_path, _projector_config(tensor_name, vec_path, meta_path, sprite_path, size).encode("utf-8"))
+    result = ProjectorExport(
+        directory=out, count=len(keys), n_images=sum(flags), vectors=vec_path, metadata=meta_path,
+        config=cfg_path, sprite=sprite_path, grid=grid, thumbnail=size if grid else (0, 0), missing=missing,
+    )
+    logger.info("projector export: %i rows (%i images) of dim %i to %s%s", result.count, result.n_images,
+                kv.vector_size, out, f", sprite {grid}x{grid} tiles of {size[0]}x{size[1]}" if grid else "")
+    return result
+
+
+def _export_keys(kv, keys, is_image, restrict: str | None, limit: int | None) -> list[str]:
+    """The rows to export: `keys` (checked) or the vocabulary, of the modality asked, cut at `limit`."""
     if keys is None:
         keys = [k for k in kv.index_to_key if restrict is None or is_image(k) == (restrict == "images")]
     else:
@@ -217,30 +245,31 @@ def export_projector(
         keys = keys[: int(limit)]
     if not keys:
         raise ValueError("nothing to export: no keys left after restrict/limit.")
-    prefix = getattr(model, "image_prefix", image_prefix)
-    paths = _image_paths(images, prefix)
-    grid = math.ceil(math.sqrt(len(keys))) if images is not None else 0
+    return keys
+
+
+def _check_sprite_size(n: int, grid: int, size: tuple[int, int]) -> None:
     if grid and (grid * size[0] > MAX_SPRITE_SIDE or grid * size[1] > MAX_SPRITE_SIDE):
         most = (MAX_SPRITE_SIDE // max(size)) ** 2
         raise ValueError(
-            f"a sprite of {len(keys)} tiles of {size[0]}x{size[1]} px would be {grid * size[0]}x{grid * size[1]} px; "
+            f"a sprite of {n} tiles of {size[0]}x{size[1]} px would be {grid * size[0]}x{grid * size[1]} px; "
             f"the projector accepts at most {MAX_SPRITE_SIDE} px per side ({most} tiles at this size). Pass "
             f"limit={most}, a smaller thumbnail, or images=None."
         )
 
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
+
+def _write_vectors(path: Path, kv, keys: list[str], normalize: bool) -> None:
     rows = np.fromiter((kv.key_to_index[k] for k in keys), dtype=np.int64, count=len(keys))
-    vec_path = out / "vectors.tsv"
-    with atomic_path(vec_path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for lo in range(0, len(rows), 65536):
             block = np.asarray(kv.vectors[rows[lo : lo + 65536]], dtype=np.float64)
             if normalize:
                 block = l2_normalize(block, out_dtype=np.float64)
             np.savetxt(f, block, fmt="%.7g", delimiter="\t")
-    flags = [bool(is_image(k)) for k in keys]
-    meta_path = out / "metadata.tsv"
-    with atomic_path(meta_path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
+
+
+def _write_metadata(path: Path, kv, keys: list[str], flags: list[bool]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
         f.write("key\tmodality\tcount\n")
         for k, img in zip(keys, flags):
             try:
@@ -249,30 +278,37 @@ def export_projector(
                 count = ""
             f.write(f"{_tsv_field(k)}\t{'image' if img else 'word'}\t{count}\n")
 
-    sprite_path, missing = None, []
-    if images is not None:
-        from PIL import Image
 
-        sprite = Image.new("RGB", (grid * size[0], grid * size[1]), (255, 255, 255))
-        for i, (k, img) in enumerate(zip(keys, flags)):
-            if img:
-                tile = _tile(paths.get(k), size) if k in paths else None
-                if tile is None:
-                    missing.append(k)
-                    tile = Image.new("RGB", size, _MISSING_TILE)
-            else:
-                tile = _word_tile(str(k), size)
-            sprite.paste(tile, ((i % grid) * size[0], (i // grid) * size[1]))
-        sprite_path = out / "sprite.png"
-        with atomic_path(sprite_path) as tmp:
-            sprite.save(tmp)
-        if missing:
-            logger.warning(
-                "sprite: %i of %i image(s) have no readable file (grey tiles), e.g. %s; pass images= as the "
-                "folder the features were extracted from, or a {key: path} mapping",
-                len(missing), sum(flags), missing[:3],
-            )
+def _write_sprite(path: Path, keys: list[str], flags: list[bool], paths: Mapping[str, str], grid: int,
+                  size: tuple[int, int]) -> list[str]:
+    """The sprite: image thumbnails (grey where no file is readable) and word tiles; returns the images
+    without a file."""
+    from PIL import Image
 
+    missing = []
+    sprite = Image.new("RGB", (grid * size[0], grid * size[1]), (255, 255, 255))
+    for i, (k, img) in enumerate(zip(keys, flags)):
+        if img:
+            tile = _tile(paths.get(k), size) if k in paths else None
+            if tile is None:
+                missing.append(k)
+                tile = Image.new("RGB", size, _MISSING_TILE)
+        else:
+            tile = _word_tile(str(k), size)
+        sprite.paste(tile, ((i % grid) * size[0], (i // grid) * size[1]))
+    with atomic_path(path) as tmp:
+        sprite.save(tmp)
+    if missing:
+        logger.warning(
+            "sprite: %i of %i image(s) have no readable file (grey tiles), e.g. %s; pass images= as the "
+            "folder the features were extracted from, or a {key: path} mapping",
+            len(missing), sum(flags), missing[:3],
+        )
+    return missing
+
+
+def _projector_config(tensor_name: str, vec_path: Path, meta_path: Path, sprite_path: Path | None,
+                      size: tuple[int, int]) -> str:
     lines = [
         "embeddings {",
         f'  tensor_name: "{_pbtxt(tensor_name)}"',
@@ -288,15 +324,7 @@ def export_projector(
             "  }",
         ]
     lines.append("}")
-    cfg_path = out / "projector_config.pbtxt"
-    atomic_write_bytes(cfg_path, ("\n".join(lines) + "\n").encode("utf-8"))
-    result = ProjectorExport(
-        directory=out, count=len(keys), n_images=sum(flags), vectors=vec_path, metadata=meta_path,
-        config=cfg_path, sprite=sprite_path, grid=grid, thumbnail=size if grid else (0, 0), missing=missing,
-    )
-    logger.info("projector export: %i rows (%i images) of dim %i to %s%s", result.count, result.n_images,
-                kv.vector_size, out, f", sprite {grid}x{grid} tiles of {size[0]}x{size[1]}" if grid else "")
-    return result
+    return "\n".join(lines) + "\n"
 
 
 def _pbtxt(s: str) -> str:

@@ -617,17 +617,11 @@ class Normalizer:
         """Normalise one tag (``is_tag``) or one whitespace-separated word of text."""
         reasons: list[str] = []
         if is_tag:
-            s = self._clean(unit)
-            before = s
-            s = self._remove_patterns(s, "tag")
-            if s != before and not s.strip():
-                if "=" in before and ":" in before:
-                    reasons.append("machine_tag")
-                elif "hash" in before and "(" in before:
-                    reasons.append("hash")
-                else:
-                    reasons.append("url")
-                return (), tuple(reasons)
+            cleaned = self._clean(unit)
+            s = self._remove_patterns(cleaned, "tag")
+            removed = _removed_whole(cleaned, s)
+            if removed:
+                return (), (removed,)
         else:
             s = unit  # already cleaned by text()
         if not s.strip():
@@ -638,47 +632,53 @@ class Normalizer:
         if r:
             return (), (r,)
         pieces = self._split(s)
-        out: list[str] = []
         if is_tag and self.multiword == "join":
-            parts: list[str] = []
-            for p in pieces:
-                parts.extend(x for x in p.split("_") if x)
-            parts = [p for p in parts if not self._noise_logged(p, reasons)]
-            sw = self.stopwords or ()
-            lo, hi = 0, len(parts)  # strip stop words at both ends (indices: pop(0) is quadratic)
-            while lo < hi and parts[lo] in sw:
-                lo += 1
-            while hi > lo and parts[hi - 1] in sw:
-                hi -= 1
-            parts = parts[lo:hi]
-            if parts:
-                tok = "_".join(parts)
-                if self._keep(tok, reasons, is_tag):
-                    out.append(tok)
+            out = self._joined_tag(pieces, reasons)
         else:
-            for p in pieces:
-                subs = [x for x in p.split("_") if x]
-                if not subs:
-                    continue
-                if self.multiword == "join" and len(subs) > 1:
-                    if self._noise_logged("_".join(subs), reasons):
-                        continue
-                    subs = [x for x in subs if not self._noise_logged(x, reasons)]
-                    if not is_tag:
-                        subs = [self._unstem(x, reasons) for x in subs]
-                    if not subs:
-                        continue
-                    cands = ["_".join(subs)]
-                else:
-                    cands = [x for x in subs if not self._noise_logged(x, reasons)]
-                    if not is_tag:
-                        cands = [self._unstem(x, reasons) for x in cands]
-                for tok in cands:
-                    if self._keep(tok, reasons, is_tag):
-                        out.append(tok)
+            out = [tok for p in pieces for tok in self._piece_tokens(p, is_tag, reasons)]
         if not out and not reasons:
             reasons.append("empty")
         return tuple(out), tuple(reasons)
+
+    def _joined_tag(self, pieces: list[str], reasons: list[str]) -> list[str]:
+        """A multi-word tag as one token (``new_york``): its words without noise, stop words
+        stripped at both ends."""
+        parts: list[str] = []
+        for p in pieces:
+            parts.extend(x for x in p.split("_") if x)
+        parts = [p for p in parts if not self._noise_logged(p, reasons)]
+        sw = self.stopwords or ()
+        lo, hi = 0, len(parts)  # strip stop words at both ends (indices: pop(0) is quadratic)
+        while lo < hi and parts[lo] in sw:
+            lo += 1
+        while hi > lo and parts[hi - 1] in sw:
+            hi -= 1
+        parts = parts[lo:hi]
+        if parts:
+            tok = "_".join(parts)
+            if self._keep(tok, reasons, True):
+                return [tok]
+        return []
+
+    def _piece_tokens(self, piece: str, is_tag: bool, reasons: list[str]) -> list[str]:
+        """The tokens of one piece of a text word or of a tag split into several words."""
+        subs = [x for x in piece.split("_") if x]
+        if not subs:
+            return []
+        if self.multiword == "join" and len(subs) > 1:
+            if self._noise_logged("_".join(subs), reasons):
+                return []
+            subs = [x for x in subs if not self._noise_logged(x, reasons)]
+            if not is_tag:
+                subs = [self._unstem(x, reasons) for x in subs]
+            if not subs:
+                return []
+            cands = ["_".join(subs)]
+        else:
+            cands = [x for x in subs if not self._noise_logged(x, reasons)]
+            if not is_tag:
+                cands = [self._unstem(x, reasons) for x in cands]
+        return [tok for tok in cands if self._keep(tok, reasons, is_tag)]
 
     def _noise_logged(self, tok: str, reasons: list[str]) -> bool:
         r = self._noise(tok)
@@ -686,3 +686,15 @@ class Normalizer:
             reasons.append(r)
             return True
         return False
+
+
+def _removed_whole(tag: str, after: str) -> str | None:
+    """Why a tag was nothing but a removed pattern (``machine_tag``, ``hash``, ``url``), or None when
+    something is left of it after the patterns are removed."""
+    if after == tag or after.strip():
+        return None
+    if "=" in tag and ":" in tag:
+        return "machine_tag"
+    if "hash" in tag and "(" in tag:
+        return "hash"
+    return "url"
