@@ -81,6 +81,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import glob
+import inspect
 import logging
 import math
 import os
@@ -112,7 +113,7 @@ except ImportError as err:  # pragma: no cover - exercised only without a build
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Im2Vec", "MAX_WORDS_IN_BATCH", "load_saved"]
+__all__ = ["Im2Vec", "MAX_WORDS_IN_BATCH", "NotAModelError", "load_saved"]
 
 REAL = np.float32
 MAX_WORDS_IN_BATCH = im2vec_inner.MAX_WORDS_IN_BATCH
@@ -121,6 +122,14 @@ _WRITE_CHUNK = 65536
 _STATS_LOCK = threading.Lock()
 #: Features given to :meth:`Im2Vec.load` (``image_features=``), seen by ``_load_specials``.
 _LOAD_FEATURES: contextvars.ContextVar = contextvars.ContextVar("im2vec_load_features", default=None)
+
+
+
+class NotAModelError(TypeError, AttributeError):
+    """A saved file holds another kind of object than the model asked for (e.g. KeyedVectors or a
+    Doc2Vec given to :meth:`Im2Vec.load`). Both a TypeError and the AttributeError that gensim's
+    ``Word2Vec.load`` raises there, so code written for either catches it."""
+
 
 _HS_WITH_IMAGES = ("hs=1 with images is not supported: the image kernel trains with negative sampling. "
                    "Use hs=0, negative=5 (or more).")
@@ -271,6 +280,35 @@ class Im2Vec(Word2Vec):
         if corpus_file is not None:
             corpus_file = corpusfile.check_corpus_file(corpus_file, sentences)
         self._check_batch_words(batch_words)
+        self._init_image_state(
+            image_prefix=image_prefix, missing_images=missing_images, train_words=train_words,
+            train_outputs=train_outputs, train_images=train_images, normalize_features=normalize_features,
+            tied_image_targets=tied_image_targets, image_negatives=image_negatives, image_alpha=image_alpha,
+            image_context=image_context, image_batch=image_batch, image_heads=image_heads,
+            space_temperature=space_temperature, space_negatives=space_negatives, space_alpha=space_alpha,
+            space_word_alpha=space_word_alpha, space_pull=space_pull, space_symmetric=space_symmetric,
+            space_candidates=space_candidates,
+        )
+        if image_features is not None:
+            self._set_features(ImageFeatures.from_any(image_features))
+            if hs:
+                raise ValueError(_HS_WITH_IMAGES)
+        super().__init__(
+            sentences=sentences, corpus_file=corpus_file, vector_size=vector_size, alpha=alpha, window=window,
+            min_count=min_count, max_vocab_size=max_vocab_size, sample=sample, seed=seed, workers=workers,
+            min_alpha=min_alpha, sg=sg, hs=hs, negative=negative, ns_exponent=ns_exponent,
+            cbow_mean=cbow_mean, hashfxn=hashfxn, epochs=epochs, null_word=null_word, trim_rule=trim_rule,
+            sorted_vocab=sorted_vocab, batch_words=batch_words, compute_loss=compute_loss,
+            callbacks=callbacks, comment=comment, max_final_vocab=max_final_vocab,
+            shrink_windows=shrink_windows,
+        )
+
+    def _init_image_state(self, *, image_prefix, missing_images, train_words, train_outputs, train_images,
+                          normalize_features, tied_image_targets, image_negatives, image_alpha, image_context,
+                          image_batch, image_heads, space_temperature, space_negatives, space_alpha,
+                          space_word_alpha, space_pull, space_symmetric, space_candidates) -> None:
+        """Check and set Im2Vec's own options (:meth:`__init__`'s keyword-only arguments, whose
+        signature holds their defaults) and its empty image state: no features, no W, no images."""
         if missing_images not in ("raise", "skip"):
             raise ValueError(f"missing_images must be 'raise' or 'skip', got {missing_images!r}.")
         if image_negatives not in ("tags", "vocab"):
@@ -329,19 +367,6 @@ class Im2Vec(Word2Vec):
         self._scan_tag_counts = None
         self._vocab_image_rows = np.zeros(0, dtype=np.int64)
         self._image_occurrences = 0
-        if image_features is not None:
-            self._set_features(ImageFeatures.from_any(image_features))
-            if hs:
-                raise ValueError(_HS_WITH_IMAGES)
-        super().__init__(
-            sentences=sentences, corpus_file=corpus_file, vector_size=vector_size, alpha=alpha, window=window,
-            min_count=min_count, max_vocab_size=max_vocab_size, sample=sample, seed=seed, workers=workers,
-            min_alpha=min_alpha, sg=sg, hs=hs, negative=negative, ns_exponent=ns_exponent,
-            cbow_mean=cbow_mean, hashfxn=hashfxn, epochs=epochs, null_word=null_word, trim_rule=trim_rule,
-            sorted_vocab=sorted_vocab, batch_words=batch_words, compute_loss=compute_loss,
-            callbacks=callbacks, comment=comment, max_final_vocab=max_final_vocab,
-            shrink_windows=shrink_windows,
-        )
 
     # ------------------------------------------------------------------ features and vocabulary
     @staticmethod
@@ -1368,20 +1393,68 @@ class Im2Vec(Word2Vec):
         Raises
         ------
         ValueError
-            `fname` is not a saved model, or a companion ``.npy`` beside it is damaged (named).
+            `fname` is not a saved model, or a companion ``.npy`` beside it is damaged (named); or
+            `image_features` was given with a plain gensim Word2Vec file, which has no ``W`` to
+            place images with (use :meth:`from_word2vec` to add images).
         FileNotFoundError
             `fname`, or a companion file saved beside it (named), or the model's feature store is
             missing (the message names the path and how to give the new one).
         StoreMismatchError
             The feature store at the recorded path is another store, or changed (named).
-        TypeError
-            `fname` holds another kind of object, e.g. a plain gensim Word2Vec.
+        NotAModelError
+            `fname` holds another kind of object (KeyedVectors, a Doc2Vec, a FastText ...): both a
+            TypeError and the AttributeError gensim's ``Word2Vec.load`` raises there.
+
+        Notes
+        -----
+        A file holding a plain gensim :class:`~gensim.models.word2vec.Word2Vec` (of any version
+        gensim itself loads) is loaded as a text-only Im2Vec: the same vocabulary, vectors,
+        ``syn1neg`` and settings, no image features, Im2Vec's own options at their defaults
+        (logged at INFO and recorded as the lifecycle event "upgraded"). It trains, saves and loads
+        like any Im2Vec; :meth:`from_word2vec` adds images to it.
         """
+        kwargs.pop("rethrow", None)  # gensim's Word2Vec.load option (log, then raise): errors here always raise
         token = _LOAD_FEATURES.set(image_features)
         try:
-            return _checked_load(super().load, (cls,), fname, *args, **kwargs)
+            # gensim's SaveLoad.load, under Word2Vec.load: that one's own type check raises a bare
+            # AttributeError for e.g. a KeyedVectors file (reported as a damaged file then)
+            model = _checked_load(super(Word2Vec, cls).load, (cls,), fname, *args, upgrade=True, **kwargs)
         finally:
             _LOAD_FEATURES.reset(token)
+        if not isinstance(model, cls):
+            model = cls._from_plain_word2vec(model, os.fspath(fname), image_features)
+        return model
+
+    @classmethod
+    def _from_plain_word2vec(cls, w2v: Word2Vec, path: str, image_features=None) -> Im2Vec:
+        """`w2v`, loaded from `path` (gensim's ``_load_specials`` has brought an old one up to
+        date), as a text-only Im2Vec: its own attributes and arrays, not copied; Im2Vec's options
+        at the defaults of :meth:`__init__`'s signature, its image state empty."""
+        if image_features is not None:
+            raise ValueError(
+                f"{path!r} holds a plain gensim Word2Vec: it has no image mapping W, so it cannot be loaded "
+                f"with image_features=. To add images to it, use Im2Vec.from_word2vec(Im2Vec.load(path), "
+                f"image_features=..., sentences=...) or `im2vec train DOCUMENTS -f STORE -o MODEL --pretrained "
+                f"{path}`."
+            )
+        model = cls.__new__(cls)
+        model.__dict__.update(w2v.__dict__)
+        options = [p.name for p in inspect.signature(Im2Vec._init_image_state).parameters.values()
+                   if p.kind is p.KEYWORD_ONLY]
+        defaults = inspect.signature(cls.__init__).parameters
+        model._init_image_state(**{name: defaults[name].default for name in options})
+        model.image_store = None
+        model.n_pretrained_words = model.n_trained_words = len(model.wv)  # its words have their vectors
+        model._refresh_image_index()
+        if model.negative:
+            model.make_cum_table()  # gensim's table again, and Im2Vec's negative tables
+        logger.info("%r holds a plain gensim Word2Vec (%i words, vector_size %i, %s): loaded as a text-only "
+                    "Im2Vec (no image features, Im2Vec's options at their defaults); Im2Vec.from_word2vec adds "
+                    "images to it", path, len(model.wv), model.wv.vector_size,
+                    f"negative={model.negative}" if model.negative else f"hs={model.hs}")
+        model.add_lifecycle_event("upgraded", log_level=False,
+                                  msg=f"loaded a plain gensim Word2Vec from {path!r} as a text-only Im2Vec")
+        return model
 
     def _load_specials(self, *args, **kwargs):
         fname = args[0] if args else kwargs.get("fname")
@@ -1490,13 +1563,16 @@ def load_saved(fname, expected=(Word2Vec,), **kwargs):
 
     Raises
     ------
-    ValueError, FileNotFoundError, TypeError
+    ValueError, FileNotFoundError, NotAModelError
         As :meth:`Im2Vec.load`: each says what the file is and what was expected.
     """
     return _checked_load(utils.SaveLoad.load, tuple(expected), fname, **kwargs)
 
 
-def _checked_load(load, expected: tuple, fname, *args, **kwargs):
+def _checked_load(load, expected: tuple, fname, *args, upgrade: bool = False, **kwargs):
+    """``load(fname, ...)``, checked: an object of a class in `expected` (or, with `upgrade`, a
+    plain gensim Word2Vec, which :meth:`Im2Vec.load` then brings up), else an error that says what
+    the file holds and what was expected."""
     path = os.fspath(fname)
     try:
         obj = load(path, *args, **kwargs)  # gensim wants a str
@@ -1511,16 +1587,18 @@ def _checked_load(load, expected: tuple, fname, *args, **kwargs):
         raise
     except Exception as e:  # not a pickle, a damaged pickle, a damaged companion file
         raise ValueError(_unloadable(path, e)) from e
-    if not isinstance(obj, expected):
-        names = " or ".join(c.__name__ for c in expected)
-        names = ("an " if names[0] in "AEIOU" else "a ") + names
-        hint = "give a file written by its save()"
-        if isinstance(obj, Word2Vec) and Im2Vec in expected:
-            hint = ("to add images to it, use Im2Vec.from_word2vec(Word2Vec.load(path), image_features=..., "
-                    "sentences=...) or `im2vec train DOCUMENTS -f STORE -o MODEL --pretrained PATH`")
-        raise TypeError(f"{path!r} holds a {type(obj).__module__}.{type(obj).__name__} where {names} was "
-                        f"expected; {hint}.")
-    return obj
+    if isinstance(obj, expected) or (upgrade and type(obj) is Word2Vec):
+        return obj
+    names = " or ".join(c.__name__ for c in expected)
+    names = ("an " if names[0] in "AEIOU" else "a ") + names
+    if upgrade:
+        names += " (or a plain gensim Word2Vec, loaded as a text-only Im2Vec)"
+    hint = "give a file written by its save()"
+    if type(obj) is Word2Vec and any(issubclass(c, Im2Vec) for c in expected):
+        hint = ("to add images to it, use Im2Vec.from_word2vec(Word2Vec.load(path), image_features=..., "
+                "sentences=...) or `im2vec train DOCUMENTS -f STORE -o MODEL --pretrained PATH`")
+    raise NotAModelError(f"{path!r} holds a {type(obj).__module__}.{type(obj).__name__} where {names} was "
+                         f"expected; {hint}.")
 
 
 def _unloadable(path: str, err: Exception) -> str:

@@ -53,7 +53,8 @@ CASES = {
     "train": (["train", "{d}/docs.txt", "-f", "{d}/store", "-o", "{d}/no/such/dir/m.model"],
               "'{d}/no/such/dir' does not exist; create it first"),
     "export": (["export", "{d}/notmodel.txt", "-o", "{d}/proj"], "notmodel.txt' is not a saved model"),
-    "index": (["index", "{d}/w2v.model"], "holds a gensim.models.word2vec.Word2Vec where an Im2Vec was expected"),
+    "index": (["index", "{d}/w2v.model"], "w2v.model' holds a text-only model (a plain gensim Word2Vec: 2 words, "
+                                          "no images); `im2vec index` needs a model with images"),
     "query": (["query", "{d}/m.model", "--zero-shot-words", "{d}/latin1.txt"],
               "latin1.txt: invalid UTF-8 at byte 3 (line 1)"),
     "report": (["report", "{d}/m.model", "-o", "{d}/docs.txt"], "is a file"),
@@ -85,6 +86,35 @@ def test_a_bad_argument_ends_with_a_message_not_a_traceback(files, command):
     assert isinstance(result.exception, SystemExit), f"uncaught {result.exception!r}"  # click's exit, no crash
     assert "Traceback" not in result.output and "Error: " in result.output
     assert message.format(d=d) in " ".join(result.output.split()), result.output
+
+
+@pytest.mark.parametrize("args", [
+    ["query", "{d}/w2v.model"],
+    ["report", "{d}/w2v.model", "-o", "{d}/report-out"],
+    ["export", "{d}/w2v.model", "-o", "{d}/proj-out"],
+    ["index", "{d}/w2v.model"],
+    ["evaluate", "{d}/w2v.model", "--test", "{d}/docs.txt", "--features", "{d}/store"],
+])
+def test_a_command_that_needs_images_refuses_a_text_only_model(files, args):
+    # Im2Vec.load takes a plain gensim Word2Vec as a text-only Im2Vec (gensim's suite loads old
+    # Word2Vec files through it); the commands that need images say what the file holds and how
+    # to add images, where a plain Word2Vec used to crash on the first query (issue 12)
+    d = str(files)
+    result = CliRunner().invoke(main, [a.format(d=d) for a in args])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    said = " ".join(result.output.split())
+    assert f"'{d}/w2v.model' holds a text-only model (a plain gensim Word2Vec: 2 words, no images); " \
+           f"`im2vec {args[0]}` needs a model with images" in said, said
+    assert f"`im2vec train DOCUMENTS -f STORE -o MODEL --pretrained {d}/w2v.model`" in said
+    assert "Im2Vec.from_word2vec(Im2Vec.load(path)" in said and "Traceback" not in said
+
+
+def test_an_im2vec_without_images_is_refused_as_text_only(files, tmp_path):
+    Im2Vec([["cat", "dog"]] * 5, vector_size=4, min_count=1, epochs=1, workers=1).save(str(tmp_path / "t.model"))
+    result = CliRunner().invoke(main, ["query", str(tmp_path / "t.model")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "t.model' holds a text-only model (an Im2Vec without image features: 2 words, no images)" \
+        in " ".join(result.output.split())
 
 
 @pytest.mark.parametrize("args,message", [

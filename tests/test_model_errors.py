@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
-from gensim.models import KeyedVectors, Word2Vec
+from gensim.models import Doc2Vec, KeyedVectors, Word2Vec
+from gensim.models.doc2vec import TaggedDocument
 
 from gensim_im2vec import Im2Vec
-from gensim_im2vec.model import load_saved
+from gensim_im2vec.model import NotAModelError, load_saved
 
 DOCS = [["img:a", "cat", "dog"], ["img:b", "dog", "fish"], ["cat", "fish", "bird"]] * 4
 FEATS = {"img:a": np.arange(1, 5, dtype=np.float32), "img:b": np.arange(4, 0, -1).astype(np.float32)}
@@ -37,13 +40,62 @@ def test_a_file_that_is_not_a_model_says_so(saved):
         Im2Vec.load(str(d / "cut.model"))
 
 
-def test_a_plain_word2vec_is_named_with_the_way_to_add_images(saved):
-    d, _, _ = saved
-    with pytest.raises(TypeError, match=r"w2v.model' holds a gensim.models.word2vec.Word2Vec where an Im2Vec was "
-                                        r"expected; to add images to it, use Im2Vec.from_word2vec"):
-        Im2Vec.load(str(d / "w2v.model"), mmap="r")
+@pytest.mark.parametrize("mmap", ["r", None])
+def test_a_plain_word2vec_loads_as_a_text_only_im2vec(saved, tmp_path, caplog, mmap):
+    # gensim's own suite loads Word2Vec files (old pickles, 3.8.0) through Im2Vec.load
+    d, _, w2v = saved
+    with caplog.at_level(logging.INFO, logger="gensim_im2vec.model"):
+        model = Im2Vec.load(str(d / "w2v.model"), mmap=mmap)
+    assert type(model) is Im2Vec and "holds a plain gensim Word2Vec (3 words, vector_size 12, negative=5): " \
+        "loaded as a text-only Im2Vec" in caplog.text
+    assert model.lifecycle_events[-1]["event"] == "upgraded"
+    assert model.wv.index_to_key == w2v.wv.index_to_key
+    np.testing.assert_array_equal(model.wv.vectors, w2v.wv.vectors)
+    np.testing.assert_array_equal(model.syn1neg, w2v.syn1neg)
+    np.testing.assert_array_equal(model.cum_table, w2v.cum_table)
+    assert (model.window, model.negative, model.sg, model.alpha, model.epochs) == \
+        (w2v.window, w2v.negative, w2v.sg, w2v.alpha, w2v.epochs)
+    fresh = Im2Vec()
+    for name in ("image_prefix", "train_words", "image_heads", "space_temperature", "space_pull"):
+        assert getattr(model, name) == getattr(fresh, name)
+    assert model.features is None and model.W is None and model.image_keys == []
+    assert model.word_space_keys == w2v.wv.index_to_key
+    # it trains, saves and loads like any Im2Vec, and from_word2vec adds images to it
+    more = [["cat", "eel", "fish"]] * 4
+    model.build_vocab(more, update=True)
+    model.train(more, total_examples=len(more), epochs=1)
+    model.save(str(tmp_path / "up.model"))
+    again = Im2Vec.load(str(tmp_path / "up.model"))
+    assert type(again) is Im2Vec and "eel" in again.wv and again.lifecycle_events[-1]["event"] == "loaded"
+    np.testing.assert_array_equal(again.wv.vectors, model.wv.vectors)
+    with_images = Im2Vec.from_word2vec(again, image_features=FEATS, sentences=DOCS, epochs=1)
+    assert set(with_images.image_keys) == {"img:a", "img:b"}
     assert isinstance(load_saved(d / "w2v.model", (Word2Vec, KeyedVectors)), Word2Vec)
     assert isinstance(load_saved(d / "m.model"), Im2Vec)  # an Im2Vec is a Word2Vec
+
+
+def test_a_plain_word2vec_with_image_features_names_from_word2vec(saved):
+    d, _, _ = saved
+    with pytest.raises(ValueError, match=r"w2v.model' holds a plain gensim Word2Vec: it has no image mapping W.*"
+                                         r"use Im2Vec.from_word2vec\(Im2Vec.load\(path\), image_features="):
+        Im2Vec.load(str(d / "w2v.model"), image_features=FEATS)
+
+
+@pytest.mark.parametrize("kind", ["KeyedVectors", "Doc2Vec"])
+def test_a_file_of_another_kind_says_what_it_holds(saved, tmp_path, kind):
+    # both our TypeError and the AttributeError gensim's Word2Vec.load raises for such a file
+    _, _, w2v = saved
+    if kind == "KeyedVectors":
+        w2v.wv.save(str(tmp_path / "other"))
+    else:
+        Doc2Vec([TaggedDocument(doc, [i]) for i, doc in enumerate(DOCS)], vector_size=4, min_count=1,
+                epochs=1, workers=1).save(str(tmp_path / "other"))
+    for caught in (NotAModelError, TypeError, AttributeError):
+        with pytest.raises(caught, match=rf"other' holds a gensim.models.\w+.{kind} where an Im2Vec \(or a plain "
+                                         rf"gensim Word2Vec, loaded as a text-only Im2Vec\) was expected"):
+            Im2Vec.load(str(tmp_path / "other"))
+    with pytest.raises(NotAModelError, match=r"other' holds .* where an Im2Vec was expected; give a file"):
+        load_saved(tmp_path / "other", (Im2Vec,))
 
 
 @pytest.mark.parametrize("mmap", ["r", None])
