@@ -26,7 +26,12 @@ import numpy as np
 cimport numpy as cnp
 from libc.math cimport exp, log, log1p, sqrt
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+from cpython.pythread cimport (NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock, PyThread_allocate_lock,
+                               PyThread_free_lock, PyThread_get_thread_ident, PyThread_release_lock,
+                               PyThread_type_lock)
 from scipy.linalg.cython_blas cimport saxpy, sdot, sgemm, sgemv, sger, sscal
 
 cnp.import_array()
@@ -467,6 +472,56 @@ def prepare_job(sentences, dict key_to_index, const uint32_t[::1] sample_ints,
             np.asarray(rows, dtype=np.int64), np.asarray(runs, dtype=np.int64), next_random)
 
 
+cdef int _word_config(Config *c, REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] lockf,
+                      const int32_t[::1] tokens, const int32_t[::1] slots, const int32_t[::1] bounds,
+                      const int32_t[::1] rwin, const int32_t[::1] wneg_idx, const uint32_t[::1] wneg_cum,
+                      const int32_t[::1] tneg_idx, const uint32_t[::1] tneg_cum, REAL_t[::1] work,
+                      REAL_t[::1] neu1, int sg, int window, int negative, int cbow_mean, float alpha,
+                      bint train_words, bint train_outputs, bint tag_negatives, bint compute_loss,
+                      uint64_t next_random, str who) except -1:
+    """Fill the word part of `c` (the pair loop's arrays and settings), checked."""
+    cdef int size = syn0.shape[1]
+    cdef int n_tok = tokens.shape[0]
+    if syn1neg.shape[1] != size or work.shape[0] < size or neu1.shape[0] < size:
+        raise ValueError(f"{who}: inconsistent vector sizes")
+    if negative <= 0 or wneg_idx.shape[0] == 0:
+        raise ValueError(f"{who}: negative sampling needs negative > 0 and a non-empty table")
+    if lockf.shape[0] == 0:
+        raise ValueError(f"{who}: vectors_lockf is empty")
+    if slots.shape[0] != n_tok or rwin.shape[0] != n_tok or bounds.shape[0] == 0:
+        raise ValueError(f"{who}: tokens, slots, rwin and bounds do not match")
+    c.sg = sg
+    c.window = window
+    c.negative = negative
+    c.cbow_mean = cbow_mean
+    c.size = size
+    c.train_words = train_words
+    c.train_outputs = train_outputs
+    c.tag_negatives = tag_negatives
+    c.compute_loss = compute_loss
+    c.alpha = alpha
+    c.syn0 = &syn0[0, 0]
+    c.syn1neg = &syn1neg[0, 0]
+    c.lockf = &lockf[0]
+    c.lockf_len = lockf.shape[0]
+    c.tokens = &tokens[0] if n_tok > 0 else NULL
+    c.slots = &slots[0] if n_tok > 0 else NULL
+    c.bounds = &bounds[0]
+    c.n_bounds = bounds.shape[0]
+    c.rwin = &rwin[0] if n_tok > 0 else NULL
+    c.wneg_idx = &wneg_idx[0]
+    c.wneg_cum = &wneg_cum[0]
+    c.wneg_n = wneg_idx.shape[0]
+    c.tneg_idx = &tneg_idx[0] if tneg_idx.shape[0] > 0 else NULL
+    c.tneg_cum = &tneg_cum[0] if tneg_idx.shape[0] > 0 else NULL
+    c.tneg_n = tneg_idx.shape[0]
+    c.work = &work[0]
+    c.neu1 = &neu1[0]
+    c.next_random = next_random
+    c.loss = 0.0
+    return 0
+
+
 def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] lockf,
               REAL_t[:, ::1] W, const REAL_t[:, ::1] V, const REAL_t[::1] inv_norms,
               REAL_t[:, ::1] H, REAL_t[:, ::1] E,
@@ -502,52 +557,32 @@ def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] loc
     cdef int n_tok = tokens.shape[0]
     cdef int s
     cdef REAL_t scale
-    if syn1neg.shape[1] != size or W.shape[0] != size or work.shape[0] < size or neu1.shape[0] < size:
+    if W.shape[0] != size:
         raise ValueError("train_job: inconsistent vector sizes")
     if n_slots > 0 and (V.shape[0] < n_slots or inv_norms.shape[0] < n_slots or V.shape[1] != F or H.shape[0] < n_slots
                         or E.shape[0] < n_slots or H.shape[1] != size or E.shape[1] != size):
         raise ValueError("train_job: feature/scratch arrays do not match n_slots")
-    if negative <= 0 or wneg_idx.shape[0] == 0:
-        raise ValueError("train_job: negative sampling needs negative > 0 and a non-empty table")
-    if lockf.shape[0] == 0:
-        raise ValueError("train_job: vectors_lockf is empty")
     if per_pair and (not sg or tied or input_head or not output_head):
         raise ValueError("train_job: per_pair mode exists for untied skip-gram with the output head only")
     if image_pairs and not output_head and not input_head:
         raise ValueError("train_job: an image needs at least one head (output_head or input_head)")
-    c.sg = sg
-    c.window = window
-    c.negative = negative
-    c.cbow_mean = cbow_mean
-    c.size = size
+    _word_config(&c, syn0, syn1neg, lockf, tokens, slots, bounds, rwin, wneg_idx, wneg_cum, tneg_idx, tneg_cum,
+                 work, neu1, sg, window, negative, cbow_mean, alpha, train_words, train_outputs, tag_negatives,
+                 compute_loss, next_random, "train_job")
     c.n_features = F
-    c.train_words = train_words
-    c.train_outputs = train_outputs
     c.train_images = train_images
     c.tied = tied
-    c.tag_negatives = tag_negatives
-    c.compute_loss = compute_loss
     c.per_pair = per_pair
     c.output_head = output_head or not sg
     c.input_head = input_head and sg
     c.image_pairs = image_pairs
-    c.alpha = alpha
     c.image_alpha = image_alpha
-    c.syn0 = &syn0[0, 0]
-    c.syn1neg = &syn1neg[0, 0]
-    c.lockf = &lockf[0]
-    c.lockf_len = lockf.shape[0]
     c.W = &W[0, 0]
     c.V = &V[0, 0]
     c.H = &H[0, 0]
     c.E = &E[0, 0]
     c.inv_norms = &inv_norms[0] if inv_norms.shape[0] > 0 else NULL
     c.n_slots = n_slots
-    c.tokens = &tokens[0] if n_tok > 0 else NULL
-    c.slots = &slots[0] if n_tok > 0 else NULL
-    c.bounds = &bounds[0]
-    c.n_bounds = bounds.shape[0]
-    c.rwin = &rwin[0] if n_tok > 0 else NULL
     c.doc_ctx = image_context_document and n_slots > 0
     img_pos_arr = np.flatnonzero(np.asarray(slots) >= 0).astype(np.int32)
     img_bounds_arr = np.searchsorted(img_pos_arr, np.asarray(bounds)).astype(np.int32)
@@ -558,16 +593,6 @@ def train_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] loc
     ctx_arr = np.empty(2 * window + (len(img_pos_arr) if c.doc_ctx else 0) + 1, dtype=np.int32)
     cdef int32_t[::1] ctx = ctx_arr
     c.ctx = &ctx[0]
-    c.wneg_idx = &wneg_idx[0]
-    c.wneg_cum = &wneg_cum[0]
-    c.wneg_n = wneg_idx.shape[0]
-    c.tneg_idx = &tneg_idx[0] if tneg_idx.shape[0] > 0 else NULL
-    c.tneg_cum = &tneg_cum[0] if tneg_idx.shape[0] > 0 else NULL
-    c.tneg_n = tneg_idx.shape[0]
-    c.work = &work[0]
-    c.neu1 = &neu1[0]
-    c.next_random = next_random
-    c.loss = 0.0
     if n_tok == 0:
         return 0.0, next_random
     with nogil:
@@ -812,3 +837,244 @@ def space_job(const REAL_t[:, ::1] X, const REAL_t[:, ::1] W, REAL_t[:, ::1] syn
         _space_softmax(&c)
         _space_backward(&c)
     return c.loss, dH
+
+
+# ============================================================================ W under N workers
+cdef class StripeLocks:
+    """``W += alpha · dHᵀ · X`` from many worker threads at once, with no update lost.
+
+    ``W``'s rows are cut into stripes, each guarded by its own lock; a worker applies its update
+    stripe by stripe (one sgemm each), taking whichever stripe is free first, GIL released.
+    Unlocked, two workers that read-modify-write the same dense ``W`` at once lose one of the
+    two updates of every entry they overlap on; striped, each entry's updates are serialised and
+    only the stripes' order differs. One stripe (``n_stripes=1``): a plain lock.
+
+    >>> import numpy as np
+    >>> W = np.zeros((8, 3), np.float32)
+    >>> StripeLocks(8, n_stripes=4).add(W, np.ones((2, 8), np.float32), np.ones((2, 3), np.float32), 0.5)
+    >>> float(W.sum())  # 8 × 3 entries, each 0.5 × (1·1 + 1·1)
+    24.0
+    """
+
+    cdef PyThread_type_lock *locks
+    cdef int64_t *bounds
+    cdef readonly int n_stripes
+    cdef readonly int n_rows
+
+    def __cinit__(self, int n_rows, int n_stripes=1):
+        cdef int k
+        if n_rows <= 0:
+            raise ValueError(f"StripeLocks: n_rows must be > 0, got {n_rows}")
+        n_stripes = max(1, min(n_stripes, n_rows))
+        self.n_rows, self.n_stripes = n_rows, n_stripes
+        self.locks = <PyThread_type_lock *>calloc(n_stripes, sizeof(PyThread_type_lock))
+        self.bounds = <int64_t *>calloc(n_stripes + 1, sizeof(int64_t))
+        if self.locks == NULL or self.bounds == NULL:
+            raise MemoryError()
+        for k in range(n_stripes):
+            self.locks[k] = PyThread_allocate_lock()
+            if self.locks[k] == NULL:
+                raise MemoryError()
+            self.bounds[k] = (<int64_t>k * n_rows) // n_stripes
+        self.bounds[n_stripes] = n_rows
+
+    def __dealloc__(self):
+        cdef int k
+        if self.locks != NULL:
+            for k in range(self.n_stripes):
+                if self.locks[k] != NULL:
+                    PyThread_free_lock(self.locks[k])
+            free(self.locks)
+        free(self.bounds)
+
+    def __reduce__(self):
+        return StripeLocks, (self.n_rows, self.n_stripes)
+
+    cdef void _stripe(self, int k, REAL_t *W, const REAL_t *dH, const REAL_t *X, int R, int F, int D,
+                      REAL_t alpha) noexcept nogil:
+        # Wᵀ[:, lo:hi] (column-major F × n) += alpha · Xᵀ (F × R) · dH[:, lo:hi] (R × n)
+        cdef int lo = <int>self.bounds[k], n = <int>(self.bounds[k + 1] - self.bounds[k])
+        sgemm(b"N", b"T", &F, &n, &R, &alpha, <REAL_t *>X, &F, <REAL_t *>dH + lo, &D, &ONEF,
+              W + <int64_t>lo * F, &F)
+
+    cdef void add_nogil(self, REAL_t *W, const REAL_t *dH, const REAL_t *X, int R, int F, int D,
+                        REAL_t alpha, int start) noexcept nogil:
+        cdef int n = self.n_stripes, k, i, left, first
+        cdef int done[256]
+        if n > 256:  # never: the model asks for a few stripes per worker
+            n = 256
+        for i in range(n):
+            done[i] = 0
+        left = n
+        while left > 0:
+            first = -1
+            for i in range(n):  # take whichever stripe is free, starting at this worker's own
+                k = (start + i) % n
+                if done[k]:
+                    continue
+                if first < 0:
+                    first = k
+                if PyThread_acquire_lock(self.locks[k], NOWAIT_LOCK):
+                    self._stripe(k, W, dH, X, R, F, D, alpha)
+                    PyThread_release_lock(self.locks[k])
+                    done[k] = 1
+                    left -= 1
+                    first = -2
+            if first >= 0:  # every stripe left is busy: wait for one
+                PyThread_acquire_lock(self.locks[first], WAIT_LOCK)
+                self._stripe(first, W, dH, X, R, F, D, alpha)
+                PyThread_release_lock(self.locks[first])
+                done[first] = 1
+                left -= 1
+
+    def add(self, REAL_t[:, ::1] W, const REAL_t[:, ::1] dH, const REAL_t[:, ::1] X, float alpha):
+        """``W += alpha · dHᵀ · X`` in place (float32, C-contiguous; W (D × F), dH (R × D), X (R × F))."""
+        cdef int R = X.shape[0], F = X.shape[1], D = W.shape[0]
+        cdef int start = <int>(PyThread_get_thread_ident() % self.n_stripes)
+        if W.shape[1] != F or dH.shape[0] != R or dH.shape[1] != D or D != self.n_rows:
+            raise ValueError(f"StripeLocks.add: W ({W.shape[0]}, {W.shape[1]}), dH ({dH.shape[0]}, {dH.shape[1]}), "
+                             f"X ({R}, {F}) do not fit a {self.n_rows}-row W")
+        if R == 0:
+            return
+        with nogil:
+            self.add_nogil(&W[0, 0], &dH[0, 0], &X[0, 0], R, F, D, alpha, start)
+
+
+# ============================================================================ a whole job, GIL released
+def _check_runs(rb, rr, rc, rp, move, pair_row, pair_col, cand, lock, n_bounds, n_rows, n_vocab):
+    """Refuse per-run arrays the nogil loop would read out of bounds; return the largest run's
+    (rows, candidates, pairs)."""
+    n = len(rb) - 1
+    for a in (rb, rr, rc, rp):
+        if len(a) != n + 1 or a[0] < 0 or np.any(np.diff(a) < 0):
+            raise ValueError("train_space_job: run bounds out of order")
+    if rb[n] > n_bounds - 1 or rr[n] > n_rows or rc[n] > len(cand) or rp[n] > len(pair_row) or len(move) != n:
+        raise ValueError("train_space_job: run bounds out of range")
+    if len(cand) and (cand.min() < 0 or cand.max() >= n_vocab):
+        raise ValueError("train_space_job: candidate index outside the vocabulary")
+    sizes = np.diff(rr), np.diff(rc), np.diff(rp)
+    for r in range(n):
+        rows, cols = pair_row[rp[r]:rp[r + 1]], pair_col[rp[r]:rp[r + 1]]
+        if len(rows) and (rows.min() < 0 or rows.max() >= sizes[0][r] or cols.min() < 0 or cols.max() >= sizes[1][r]
+                          or np.any(np.diff(rows) < 0)):
+            raise ValueError(f"train_space_job: run {r}'s pairs index outside its rows or candidates")
+        if not 0 <= move[r] <= sizes[1][r] or np.any(lock[rc[r] + move[r]:rc[r + 1]] > 0):
+            raise ValueError(f"train_space_job: run {r} has a candidate beyond run_move with a lock > 0")
+    return tuple(int(x.max()) if n else 0 for x in sizes)
+
+
+cdef inline double _now() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + 1e-9 * ts.tv_nsec
+
+
+def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] lockf, REAL_t[:, ::1] W,
+                    const int32_t[::1] tokens, const int32_t[::1] slots, const int32_t[::1] bounds,
+                    const int32_t[::1] rwin, const int32_t[::1] wneg_idx, const uint32_t[::1] wneg_cum,
+                    const int32_t[::1] tneg_idx, const uint32_t[::1] tneg_cum, REAL_t[::1] work, REAL_t[::1] neu1,
+                    const int64_t[::1] run_bounds, const uint64_t[::1] run_seeds,
+                    const REAL_t[:, ::1] X, const int64_t[::1] run_rows,
+                    const int64_t[::1] cand, const int64_t[::1] run_cands, const int32_t[::1] run_move,
+                    const int32_t[::1] pair_row, const int32_t[::1] pair_col, const REAL_t[::1] pair_w,
+                    const int64_t[::1] run_pairs, const REAL_t[::1] cand_lock, const REAL_t[:, ::1] anchor,
+                    StripeLocks stripes, *, int sg, int window, int negative, int cbow_mean, float alpha,
+                    bint train_words, bint train_outputs, bint tag_negatives, bint compute_loss,
+                    bint train_images, float alpha_w, float temperature, float alpha_u, float pull):
+    """Train one prepared job of the space head, every run in one call with the GIL released:
+    per run, the words' pair loop over the run's chunks (images skipped, as ``train_job`` with
+    ``image_pairs=False``), then the run's space step (:func:`space_job`) and ``W``'s update
+    (under `stripes`' locks). Returns ``(words_loss, space_loss, space_seconds)``.
+
+    Run ``r`` covers chunks ``run_bounds[r]..run_bounds[r+1]`` of `bounds`, seeds its pair loop
+    with ``run_seeds[r]``, and owns rows ``run_rows[r]..`` of ``X`` (its images with a word, in
+    slot order), candidates ``run_cands[r]..`` of `cand` (all shared; the first ``run_move[r]``
+    may move) and pairs ``run_pairs[r]..`` (row and column local to the run).
+    """
+    cdef Config c
+    cdef SpaceConfig sc
+    cdef int size = syn0.shape[1], F = X.shape[1], n_runs = run_seeds.shape[0]
+    cdef int r, max_r, max_c, max_p, start
+    cdef double space_seconds = 0.0, words_loss = 0.0, space_loss = 0.0, t0
+    cdef REAL_t step_w = -alpha_w
+    if W.shape[0] != size or W.shape[1] != F:
+        raise ValueError("train_space_job: W, X and syn0 do not agree in shape")
+    if (run_bounds.shape[0] != n_runs + 1 or run_rows.shape[0] != n_runs + 1 or run_cands.shape[0] != n_runs + 1
+            or run_pairs.shape[0] != n_runs + 1 or run_move.shape[0] != n_runs):
+        raise ValueError("train_space_job: per-run arrays do not match the number of runs")
+    if (pair_col.shape[0] != pair_row.shape[0] or pair_w.shape[0] != pair_row.shape[0]
+            or cand_lock.shape[0] != cand.shape[0]):
+        raise ValueError("train_space_job: pair and candidate arrays differ in length")
+    if anchor.shape[0] > 0 and anchor.shape[1] != size:
+        raise ValueError("train_space_job: anchor has the wrong vector size")
+    max_r, max_c, max_p = _check_runs(np.asarray(run_bounds), np.asarray(run_rows), np.asarray(run_cands),
+                                      np.asarray(run_pairs), np.asarray(run_move), np.asarray(pair_row),
+                                      np.asarray(pair_col), np.asarray(cand), np.asarray(cand_lock),
+                                      bounds.shape[0], X.shape[0], syn0.shape[0])
+    _word_config(&c, syn0, syn1neg, lockf, tokens, slots, bounds, rwin, wneg_idx, wneg_cum, tneg_idx, tneg_cum,
+                 work, neu1, sg, window, negative, cbow_mean, alpha, train_words, train_outputs, tag_negatives,
+                 compute_loss, 0, "train_space_job")
+    c.n_features, c.train_images, c.tied, c.per_pair = F, train_images, 0, 0
+    c.output_head, c.input_head, c.image_pairs, c.image_alpha = 1, 0, 0, 1.0
+    c.W, c.V, c.H, c.E, c.inv_norms, c.n_slots = NULL, NULL, NULL, NULL, NULL, 0
+    c.doc_ctx, c.img_pos, c.img_bounds = 0, NULL, NULL
+    ctx_arr = np.empty(2 * window + 1, dtype=np.int32)
+    cdef int32_t[::1] ctx = ctx_arr
+    c.ctx = &ctx[0]
+    Z = np.empty((max(max_r, 1), size), np.float32)
+    dZ = np.empty_like(Z)
+    dH = np.empty_like(Z)
+    hn = np.empty(max(max_r, 1), np.float32)
+    Uh = np.empty((max(max_c, 1), size), np.float32)
+    un = np.empty(max(max_c, 1), np.float32)
+    dUh = np.empty_like(Uh)
+    S = np.empty(max(max_r * max_c, 1), np.float32)
+    ps = np.empty(max(max_p, 1), np.float32)
+    cdef REAL_t[:, ::1] Z_v = Z, dZ_v = dZ, dH_v = dH, Uh_v = Uh, dUh_v = dUh
+    cdef REAL_t[::1] hn_v = hn, un_v = un, ps_v = ps, S_v = S
+    sc.F, sc.D, sc.compute_loss = F, size, compute_loss
+    sc.inv_t, sc.alpha_u, sc.pull = 1.0 / temperature, alpha_u, pull
+    sc.W, sc.syn0 = &W[0, 0], &syn0[0, 0]
+    sc.anchor = &anchor[0, 0] if anchor.shape[0] > 0 else NULL
+    sc.n_anchor = anchor.shape[0]
+    sc.Z, sc.hn, sc.Uh, sc.un, sc.S, sc.ps = &Z_v[0, 0], &hn_v[0], &Uh_v[0, 0], &un_v[0], &S_v[0], &ps_v[0]
+    sc.dZ, sc.dH, sc.dUh = &dZ_v[0, 0], &dH_v[0, 0], &dUh_v[0, 0]
+    start = <int>(PyThread_get_thread_ident() % (stripes.n_stripes if stripes is not None else 1))
+    with nogil:
+        for r in range(n_runs):
+            c.bounds = &bounds[run_bounds[r]]
+            c.n_bounds = <int>(run_bounds[r + 1] - run_bounds[r]) + 1
+            c.next_random = run_seeds[r]
+            c.loss = 0.0
+            if c.n_bounds > 1:
+                if sg:
+                    run_sg(&c)
+                else:
+                    run_cbow(&c)
+            words_loss += c.loss
+            sc.R = <int>(run_rows[r + 1] - run_rows[r])
+            sc.P = <int>(run_pairs[r + 1] - run_pairs[r])
+            if sc.R == 0 or sc.P == 0:
+                continue
+            t0 = _now()
+            sc.C = <int>(run_cands[r + 1] - run_cands[r])
+            sc.Ks = sc.C
+            sc.Km = run_move[r]
+            sc.words_move = alpha_u > 0 and sc.Km > 0
+            sc.X = &X[run_rows[r], 0]
+            sc.cand = &cand[run_cands[r]] if sc.C > 0 else NULL
+            sc.lock = &cand_lock[run_cands[r]] if sc.C > 0 else NULL
+            sc.pair_row, sc.pair_col, sc.pair_w = &pair_row[run_pairs[r]], &pair_col[run_pairs[r]], &pair_w[run_pairs[r]]
+            sc.loss = 0.0
+            _space_forward(&sc)
+            _space_softmax(&sc)
+            _space_backward(&sc)
+            space_loss += sc.loss
+            if train_images and alpha_w > 0:
+                if stripes is not None:
+                    stripes.add_nogil(&W[0, 0], sc.dH, sc.X, sc.R, F, size, step_w, start)
+                else:
+                    sgemm(b"N", b"T", &F, &size, &sc.R, &step_w, <REAL_t *>sc.X, &F, sc.dH, &size, &ONEF,
+                          &W[0, 0], &F)
+            space_seconds += _now() - t0
+    return words_loss, space_loss, space_seconds

@@ -98,7 +98,7 @@ from threadpoolctl import threadpool_limits
 
 from gensim_im2vec import corpusfile
 from gensim_im2vec.images import ImageFeatures
-from gensim_im2vec.space import StripedUpdate, run_pairs, space_step
+from gensim_im2vec.space import job_candidates, run_pairs, space_step
 from gensim_im2vec.store import FeatureStore, StoreMismatchError
 from gensim_im2vec.validation import check_features, l2_normalize, npy_problem
 
@@ -871,7 +871,7 @@ class Im2Vec(Word2Vec):
         # several workers write the dense W: each update goes stripe by stripe under a lock per
         # stripe (no update lost, workers rarely wait); one worker needs no lock
         workers = max(int(self.workers), 1)
-        self._w_stripes = StripedUpdate(self.layer1_size, 4 * workers) if workers > 1 and n_img else None
+        self._w_stripes = im2vec_inner.StripeLocks(self.layer1_size, 4 * workers) if workers > 1 and n_img else None
         try:
             # one BLAS thread inside each worker; gensim's worker threads give the parallelism
             with threadpool_limits(limits=1, user_api="blas"):
@@ -950,6 +950,9 @@ class Im2Vec(Word2Vec):
             bool(self.sample), int(self.window), bool(self.shrink_windows), self._next_seed(),
             max_images=max(limit, 0),
         )
+        if len(rows) and self._space_in_kernel():
+            self._train_space_job(tokens, slots, bounds, rwin, rows, runs, alpha, inits)
+            return len(tokens), self._raw_word_count(sentences)
         for r in range(len(runs) - 1):
             t0, b0, r0 = (int(v) for v in runs[r])
             t1, b1, r1 = (int(v) for v in runs[r + 1])
@@ -957,6 +960,69 @@ class Im2Vec(Word2Vec):
                 self._train_run(tokens[t0:t1], slots[t0:t1], bounds[b0:b1 + 1] - t0, rwin[t0:t1],
                                 rows[r0:r1], alpha, inits)
         return len(tokens), self._raw_word_count(sentences)
+
+    def _space_in_kernel(self) -> bool:
+        """The space head's jobs run whole in the kernel (:func:`im2vec_inner.train_space_job`)
+        unless an option only the per-run NumPy path has is set."""
+        return (self.image_heads == "space" and self.space_candidates == "run" and not self.space_symmetric
+                and self.W is not None and self.W.dtype == REAL)
+
+    def _draw_space_negatives(self, seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        cum, idx = self._neg_tag_cum, self._neg_tag_idx
+        if not len(idx) or self.image_negatives == "vocab":
+            cum, idx = self._neg_word_cum, self._neg_word_idx
+        if not self.space_negatives or not len(idx):
+            return np.zeros(0, np.int64)
+        return idx[np.searchsorted(cum, rng.integers(0, int(cum[-1]), self.space_negatives), side="right")]
+
+    def _train_space_job(self, tokens, slots, bounds, rwin, rows, runs, alpha, inits) -> None:
+        """A job of the space head in one kernel call: per run, the words' pair loop, then the run's
+        space step and W's update, GIL released throughout; everything the runs need (pairs,
+        negatives, candidates, features) is gathered for the whole job first, in a few NumPy calls.
+        The same arithmetic, in the same order, with the same random draws, as the per-run path
+        (:meth:`_train_run`): one worker trains the same model bit for bit."""
+        work, neu1 = inits
+        n_runs = len(runs) - 1
+        run_tok, run_row = runs[:, 0], runs[:, 2]
+        tok_run = np.searchsorted(run_tok, np.arange(len(tokens)), side="right") - 1
+        gslots = np.where(slots >= 0, slots + run_row[np.minimum(tok_run, n_runs - 1)], -1).astype(np.int32)
+        pair_slot, pair_word = run_pairs(tokens, gslots, bounds, len(rows))
+        pair_bounds = np.searchsorted(pair_slot, run_row)
+        seeds = np.empty(n_runs, np.uint64)
+        negatives = []
+        for r in range(n_runs):  # the per-run path's draws, in its order
+            seeds[r] = self._next_seed()
+            if run_row[r + 1] > run_row[r] and pair_bounds[r + 1] > pair_bounds[r]:
+                negatives.append(self._draw_space_negatives(self._next_seed()))
+            else:
+                negatives.append(np.zeros(0, np.int64))
+        V, inv_norms = self.features.gather(rows)
+        if self.normalize_features:
+            V *= inv_norms[:, None]
+        V -= self.feature_mean
+        lock = self._space_lock if self.space_word_alpha > 0 else np.zeros(len(self.wv), REAL)
+        plan = job_candidates(pair_slot, pair_word, run_row, negatives, len(self.wv), lock)
+        X = V[plan.image_slots] if len(plan.image_slots) < len(V) else V
+        anchor = self.space_anchor if self.space_pull and self.space_anchor is not None else np.zeros(
+            (0, self.layer1_size), REAL)
+        words_loss, space_loss, seconds = im2vec_inner.train_space_job(
+            self.wv.vectors, self.syn1neg, self.wv.vectors_lockf, self.W, tokens, slots, bounds, rwin,
+            self._neg_word_idx, self._neg_word_cum, self._neg_tag_idx, self._neg_tag_cum, work, neu1,
+            runs[:, 1].copy(), seeds, np.ascontiguousarray(X), plan.run_rows, plan.cand, plan.run_cands,
+            plan.run_move, plan.pair_row, plan.pair_col, plan.pair_w, plan.run_pairs, plan.cand_lock,
+            np.ascontiguousarray(anchor, dtype=REAL), self._w_stripes,
+            sg=int(self.sg), window=int(self.window), negative=int(self.negative), cbow_mean=int(self.cbow_mean),
+            alpha=float(alpha), train_words=bool(self.train_words), train_outputs=self.train_outputs,
+            tag_negatives=self.image_negatives == "tags", compute_loss=bool(self.compute_loss),
+            train_images=self.train_images, alpha_w=float(alpha * self.image_alpha * self.space_alpha),
+            temperature=self.space_temperature, alpha_u=float(alpha * self.space_word_alpha),
+            pull=float(self.space_pull or 0.0))
+        with _STATS_LOCK:
+            self._space_seconds += seconds
+            if self.compute_loss:
+                self.running_training_loss += words_loss + space_loss
+            self._image_occurrences += int(np.count_nonzero(slots >= 0))
 
     def _train_run(self, tokens, slots, bounds, rwin, rows, alpha, inits) -> None:
         work, neu1 = inits
@@ -1023,18 +1089,13 @@ class Im2Vec(Word2Vec):
         pair_slot, pair_word = run_pairs(tokens, slots, bounds, len(Vn))
         if not len(pair_slot):
             return 0.0
-        rng = np.random.default_rng(self._next_seed())
-        cum, idx = self._neg_tag_cum, self._neg_tag_idx
-        if not len(idx) or self.image_negatives == "vocab":
-            cum, idx = self._neg_word_cum, self._neg_word_idx
-        negatives = idx[np.searchsorted(cum, rng.integers(0, int(cum[-1]), self.space_negatives), side="right")] \
-            if self.space_negatives and len(idx) else np.zeros(0, np.int64)
+        negatives = self._draw_space_negatives(self._next_seed())
         return space_step(
             self.W, self.wv.vectors, Vn, pair_slot, pair_word, negatives,
             alpha_w=alpha * self.image_alpha * self.space_alpha, alpha_u=alpha * self.space_word_alpha,
             temperature=self.space_temperature, symmetric=self.space_symmetric, word_lock=self._space_lock,
             anchor=self.space_anchor, pull=self.space_pull or 0.0, train_images=self.train_images,
-            candidates=getattr(self, "space_candidates", "run"), compute_loss=bool(self.compute_loss),
+            candidates=self.space_candidates, compute_loss=bool(self.compute_loss),
             w_update=self._w_stripes)
 
     def _write_image_vectors(self) -> None:
@@ -1123,7 +1184,7 @@ class Im2Vec(Word2Vec):
         if sentences is not None:
             model.build_vocab(sentences, update=True)
             model.train(sentences, total_examples=model.corpus_count,
-                        epochs=epochs if epochs is not None else model.epochs)
+                        epochs=epochs if epochs is not None else model.epochs, compute_loss=model.compute_loss)
         return model
 
     # ------------------------------------------------------------------ placing and querying images

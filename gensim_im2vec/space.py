@@ -30,13 +30,13 @@ Cython pair loop that trains the words (numpy releases the GIL inside BLAS).
 
 from __future__ import annotations
 
-import threading
+from typing import NamedTuple
 
 import numpy as np
 from scipy.linalg.blas import sgemm as _sgemm
 from scipy.sparse import csr_matrix
 
-__all__ = ["StripedUpdate", "add_outer", "candidate_columns", "run_pairs", "space_step"]
+__all__ = ["JobPlan", "add_outer", "candidate_columns", "job_candidates", "run_pairs", "space_step"]
 
 REAL = np.float32
 
@@ -88,56 +88,6 @@ def add_outer(W: np.ndarray, dH: np.ndarray, X: np.ndarray, alpha: float) -> Non
         W += alpha * (dH.T @ X)
 
 
-class StripedUpdate:
-    """``W += alpha · dHᵀ · X`` from many worker threads at once, with no update lost.
-
-    ``W``'s rows are cut into stripes, each guarded by its own lock; a worker applies its update
-    stripe by stripe, taking whichever stripe is free first (numpy's BLAS releases the GIL, so
-    workers update different stripes at the same time). Unlocked, two workers that read-modify-
-    write the same dense ``W`` at once lose one of the two updates of every entry they overlap on;
-    striped, each entry's updates are serialised and only the stripes' order differs.
-
-    >>> import numpy as np
-    >>> W = np.zeros((8, 3), np.float32)
-    >>> StripedUpdate(8, n_stripes=4).add(W, np.ones((2, 8), np.float32), np.ones((2, 3), np.float32), 0.5)
-    >>> float(W.sum())  # 8 × 3 entries, each 0.5 × (1·1 + 1·1)
-    24.0
-    """
-
-    def __init__(self, n_rows: int, n_stripes: int):
-        n_stripes = max(1, min(int(n_stripes), int(n_rows)))
-        self.bounds = np.linspace(0, int(n_rows), n_stripes + 1).astype(np.int64)
-        self.locks = [threading.Lock() for _ in range(n_stripes)]
-
-    def _apply(self, s: int, W, dH, X, alpha) -> None:
-        lo, hi = int(self.bounds[s]), int(self.bounds[s + 1])
-        add_outer(W[lo:hi], np.ascontiguousarray(dH[:, lo:hi]), X, alpha)
-
-    def add(self, W: np.ndarray, dH: np.ndarray, X: np.ndarray, alpha: float) -> None:
-        n = len(self.locks)
-        if n == 1:
-            with self.locks[0]:
-                add_outer(W, dH, X, alpha)
-            return
-        start = threading.get_ident() % n  # workers start on different stripes
-        pending = [(start + k) % n for k in range(n)]
-        while pending:
-            left = []
-            for s in pending:
-                if self.locks[s].acquire(blocking=False):
-                    try:
-                        self._apply(s, W, dH, X, alpha)
-                    finally:
-                        self.locks[s].release()
-                else:
-                    left.append(s)
-            if len(left) == len(pending):  # every stripe busy: wait for the first
-                s = left.pop(0)
-                with self.locks[s]:
-                    self._apply(s, W, dH, X, alpha)
-            pending = left
-
-
 def _grad_logits_run(Z, cand_h, prow, col, w, inv_t, symmetric, compute_loss):
     """Softmax of each image over all of the run's candidates: the logits' gradient (R × |C|)
     and the loss."""
@@ -166,7 +116,7 @@ def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.nd
                negatives: np.ndarray, *, alpha_w: float, alpha_u: float, temperature: float,
                symmetric: float = 0.0, word_lock: np.ndarray | None = None, anchor: np.ndarray | None = None,
                pull: float = 0.0, train_images: bool = True, candidates: str = "run",
-               compute_loss: bool = True, w_update: StripedUpdate | None = None, kernel: bool = True) -> float:
+               compute_loss: bool = True, w_update=None, kernel: bool = True) -> float:
     """One step of the space objective on one run; updates ``W`` and ``syn0`` in place.
 
     Parameters
@@ -201,8 +151,9 @@ def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.nd
         its own words is left out), a cost per image of ``len(negatives)`` cosines.
     compute_loss : bool
         Return the loss (else 0.0, a little faster).
-    w_update : StripedUpdate, optional
-        Applies ``W``'s update (locks for several workers); default: in place, unlocked.
+    w_update : im2vec_inner.StripeLocks, optional
+        Applies ``W``'s update (a lock per stripe of W's rows, for several workers); default: in
+        place, unlocked.
     kernel : bool
         Compute in the Cython kernel (GIL released; float32 arrays, no `symmetric` term); False
         (or float64 arrays, or `symmetric`): the NumPy formulas, the reference the kernel is
@@ -376,3 +327,60 @@ def _space_step_kernel(W, syn0, Vn, pair_slot, pair_word, negatives, *, alpha_w,
     if train_images and alpha_w > 0:
         (w_update.add if w_update is not None else add_outer)(W, dH, X, -alpha_w)
     return loss
+
+
+class JobPlan(NamedTuple):
+    """What :func:`im2vec_inner.train_space_job` reads for a job's runs (see :func:`job_candidates`)."""
+
+    image_slots: np.ndarray  # the job's slots with at least one word, in order: the rows of X
+    run_rows: np.ndarray  # (n_runs + 1,) each run's first row of X
+    cand: np.ndarray  # candidates, run after run (movable first within a run whose words move)
+    run_cands: np.ndarray  # (n_runs + 1,)
+    run_move: np.ndarray  # (n_runs,) int32: how many of a run's candidates may move (0: none)
+    cand_lock: np.ndarray  # float32 lock factor of each candidate
+    pair_row: np.ndarray  # int32, row within the run
+    pair_col: np.ndarray  # int32, candidate within the run
+    pair_w: np.ndarray  # float32, 1 / the image's word count
+    run_pairs: np.ndarray  # (n_runs + 1,)
+
+
+def job_candidates(pair_slot: np.ndarray, pair_word: np.ndarray, run_row: np.ndarray, negatives: list,
+                   n_vocab: int, word_lock: np.ndarray) -> JobPlan:
+    """:func:`candidate_columns` ("run") for every run of a job at once, in a few NumPy calls.
+
+    `pair_slot` holds job-wide slots (sorted), `run_row` (n_runs + 1) each run's first slot,
+    `negatives` each run's drawn negatives. Per run the result is what :func:`candidate_columns`
+    and the kernel path of :func:`space_step` compute: candidates sorted, then (when any may move)
+    the movable ones first.
+
+    >>> plan = job_candidates(np.array([0, 0, 1, 2]), np.array([4, 7, 7, 4]), np.array([0, 2, 3]),
+    ...                       [np.array([2, 7]), np.array([9])], 10, np.zeros(10, np.float32))
+    >>> plan.cand.tolist(), plan.run_cands.tolist(), plan.pair_col.tolist(), plan.pair_row.tolist()
+    ([2, 4, 7, 4, 9], [0, 3, 5], [1, 2, 2, 0], [0, 0, 1, 0])
+    """
+    n_runs = len(run_row) - 1
+    pair_slot = np.asarray(pair_slot, dtype=np.int64)
+    pair_word = np.asarray(pair_word, dtype=np.int64)
+    image_slots, pair_idx, counts = np.unique(pair_slot, return_inverse=True, return_counts=True)
+    run_rows = np.searchsorted(image_slots, run_row).astype(np.int64)
+    run_of_pair = np.searchsorted(run_row, pair_slot, side="right") - 1
+    pair_row = (pair_idx - run_rows[run_of_pair]).astype(np.int32)
+    pair_w = (1.0 / counts[pair_idx]).astype(REAL)
+    neg_run = np.repeat(np.arange(n_runs), [len(n) for n in negatives])
+    neg = np.concatenate([np.asarray(n, dtype=np.int64) for n in negatives]) if negatives else np.zeros(0, np.int64)
+    pkeys = run_of_pair * n_vocab + pair_word
+    keys = np.unique(np.concatenate([pkeys, neg_run * n_vocab + neg]))
+    cand, cand_run = keys % n_vocab, keys // n_vocab
+    run_cands = np.searchsorted(cand_run, np.arange(n_runs + 1)).astype(np.int64)
+    pair_col = np.searchsorted(keys, pkeys) - run_cands[run_of_pair]
+    lock = np.asarray(word_lock, dtype=REAL)[cand]
+    movable = lock > 0
+    n_move = np.bincount(cand_run, weights=movable, minlength=n_runs).astype(np.int32)
+    moving = n_move > 0
+    order = np.lexsort((np.arange(len(cand)), ~movable & moving[cand_run], cand_run))  # movable first
+    where = np.empty(len(cand), np.int64)
+    where[order] = np.arange(len(cand))
+    pair_col = where[run_cands[run_of_pair] + pair_col] - run_cands[run_of_pair]
+    pair_bounds = np.searchsorted(pair_slot, run_row).astype(np.int64)
+    return JobPlan(image_slots, run_rows, cand[order], run_cands, n_move, lock[order], pair_row,
+                   pair_col.astype(np.int32), pair_w, pair_bounds)

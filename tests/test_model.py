@@ -98,6 +98,7 @@ def test_the_one_space_check_fails_when_the_space_is_broken(plain, monkeypatch, 
     it. (Freezing W alone is not enough: the words then move to the images, see the next test.)"""
     kwargs = dict(TRAIN)
     if broken == "no space step":
+        _per_run_path(monkeypatch)
         monkeypatch.setattr(model_module, "space_step", lambda *a, **k: 0.0)
     else:
         kwargs.update(train_images=False, space_word_alpha=0.0)
@@ -202,8 +203,15 @@ def test_a_class_words_nearest_held_out_images_are_of_its_class(hard, hard_train
     assert hard.labels[first] == 3
 
 
+def _per_run_path(monkeypatch):
+    """Train the space head run by run through ``model.space_step`` (the path a test can patch)
+    instead of a whole job per kernel call: the same model bit for bit (tests/test_space_candidates.py)."""
+    monkeypatch.setattr(Im2Vec, "_space_in_kernel", lambda self: False)
+
+
 def _break_W(monkeypatch, how):
     """Replace the model's space step by one whose W update is broken `how`; the words' update stays."""
+    _per_run_path(monkeypatch)
     real = model_module.space_step
     signature = inspect.signature(real)
 
@@ -434,6 +442,7 @@ def test_loss_is_the_exact_sum_of_job_and_space_step_losses_with_two_workers(pla
         space.append(out)
         return out
 
+    _per_run_path(monkeypatch)
     monkeypatch.setattr(K, "train_job", spy_job)
     monkeypatch.setattr(model_module, "space_step", spy_space)
     docs = plain.docs * 3

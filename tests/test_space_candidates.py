@@ -4,8 +4,9 @@ import threading
 
 import numpy as np
 import pytest
+from gensim_im2vec.im2vec_inner import StripeLocks
 
-from gensim_im2vec.space import StripedUpdate, add_outer, space_step
+from gensim_im2vec.space import add_outer, space_step
 
 
 def _problem(seed=0):
@@ -118,7 +119,7 @@ def test_striped_updates_from_many_threads_lose_nothing():
     for th in updates:
         for dH, X in th:
             expected += 0.01 * dH.T.astype(np.float64) @ X
-    striped = StripedUpdate(D, n_stripes=8)
+    striped = StripeLocks(D, n_stripes=8)
     barrier = threading.Barrier(n_threads)
 
     def work(th):
@@ -170,3 +171,35 @@ def test_kernel_refuses_pairs_that_index_outside_the_run():
                                np.array([0, 1], np.int64), 2, np.array([1, 0], np.int32), np.array([0, 1], np.int32),
                                np.ones(2, np.float32), np.ones(2, np.float32), np.zeros((0, 3), np.float32),
                                temperature=0.1, alpha_u=0.1, pull=0.0, words_move=True, compute_loss=True)
+
+
+@pytest.mark.parametrize("sg", [1, 0])
+@pytest.mark.parametrize("two_stage", [False, True])
+def test_a_job_in_one_kernel_call_trains_the_per_run_model_bit_for_bit(monkeypatch, sg, two_stage):
+    """train_space_job (pairs, negatives and candidates planned for the whole job, every run in one
+    nogil call) against the per-run path (_train_run → space_step's kernel): one worker, same seed."""
+    from gensim.models import Word2Vec
+
+    from gensim_im2vec import Im2Vec
+    from gensim_im2vec.synthetic import make_corpus
+
+    data = make_corpus(n_classes=4, n_images=120, n_features=24, n_text_sentences=100, seed=0)
+    docs = data.docs
+
+    def train(kernel_job):
+        monkeypatch.setattr(Im2Vec, "_space_in_kernel", lambda self: kernel_job)
+        kw = dict(image_features=data.features, vector_size=16, window=3, min_count=1, sg=sg, negative=3,
+                  workers=1, epochs=3, seed=3, image_batch=16, space_negatives=20, batch_words=300,
+                  compute_loss=True)
+        if two_stage:
+            w2v = Word2Vec([d for d in docs], vector_size=16, min_count=1, sg=sg, workers=1, epochs=2, seed=3)
+            return Im2Vec.from_word2vec(w2v, sentences=docs, **{k: v for k, v in kw.items() if k != "vector_size"})
+        return Im2Vec(docs, **kw)
+
+    a, b = train(True), train(False)
+    assert a._image_occurrences == b._image_occurrences > 0
+    np.testing.assert_array_equal(a.W, b.W)
+    np.testing.assert_array_equal(a.wv.vectors, b.wv.vectors)
+    np.testing.assert_array_equal(a.syn1neg, b.syn1neg)
+    assert a.get_latest_training_loss() == pytest.approx(b.get_latest_training_loss(), rel=1e-9)
+    assert a.get_latest_training_loss() > 0
