@@ -118,7 +118,7 @@ __all__ = ["Im2Vec", "MAX_WORDS_IN_BATCH", "NotAModelError", "load_saved"]
 REAL = np.float32
 MAX_WORDS_IN_BATCH = im2vec_inner.MAX_WORDS_IN_BATCH
 _CUM_DOMAIN = 2**31 - 1
-_WRITE_CHUNK = 65536
+_WRITE_CHUNK = 4096  # rows per gather when writing or averaging image vectors: buffers of a few MB, reused
 _STATS_LOCK = threading.Lock()
 #: Features given to :meth:`Im2Vec.load` (``image_features=``), seen by ``_load_specials``.
 _LOAD_FEATURES: contextvars.ContextVar = contextvars.ContextVar("im2vec_load_features", default=None)
