@@ -113,6 +113,7 @@ __all__ = [
     "ExtractionReport",
     "FeatureExtractor",
     "ImageSkipped",
+    "Progress",
     "extract",
     "split_extractor_options",
     "layer_names",
