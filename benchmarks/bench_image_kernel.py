@@ -12,6 +12,9 @@
    documents without it.
 4. Workers: image tokens/s of default ``train()`` with 2 workers vs 1 on the corpus of 1 (target
    on a 2-core machine: >= 1.7x).
+5. Where one worker's CPU time goes on the corpus of 1 (thread CPU time, so a busy machine does not
+   skew it): inside ``train_space_job`` (GIL released) and in the steps that hold the GIL: the
+   share that bounds how workers scale.
 
 ``--set NAME=VALUE`` passes an Im2Vec option to every model (e.g. ``--set space_negatives=256``).
 """
@@ -112,6 +115,8 @@ def main():
         section3(rng, n, tags)
     if "4" in args.sections:
         section4(rng, n, tags)
+    if "5" in args.sections:
+        section5(rng, n, tags)
 
 
 def section1(args, rng, n, tags):
@@ -165,6 +170,44 @@ def section4(rng, n, tags):
         elapsed, occ = train_rate(docs, feats, workers=workers)
         rate[workers] = max(rate.get(workers, 0.0), occ / elapsed)
     print(f"   1 worker {rate[1]:10,.0f}, 2 workers {rate[2]:10,.0f} -> {rate[2] / rate[1]:.2f}x")
+
+
+
+def section5(rng, n, tags):
+    import gensim_im2vec.model as M
+
+    F = 1280
+    print(f"5. one worker's CPU time, [tag, image, tag], F={F}, D={D}, default train() {OPTIONS}")
+    spent = {}
+
+    def timed(owner, name, label):
+        real = getattr(owner, name)
+
+        def call(*a, **k):
+            t = time.thread_time()
+            try:
+                return real(*a, **k)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.thread_time() - t
+        setattr(owner, name, call)
+        return owner, name, real
+
+    saved = [timed(M.Im2Vec, "_do_train_job", "job"),
+             timed(M.im2vec_inner, "train_space_job", "train_space_job (GIL released)"),
+             timed(M.im2vec_inner, "prepare_job", "prepare_job (GIL held)"),
+             timed(M, "job_candidates", "job_candidates (NumPy)"),
+             timed(M, "run_pairs", "run_pairs (NumPy)")]
+    try:
+        feats = (list(f"img:{i}" for i in range(n)), rng.random((n, F), dtype=np.float32) + 0.01)
+        docs = [[tags[i % 500], f"img:{i}", tags[(i * 7) % 500]] for i in range(n)]
+        train_rate(docs, feats)
+    finally:
+        for owner, name, real in saved:
+            setattr(owner, name, real)
+    job = spent.pop("job")
+    for label, t in sorted(spent.items(), key=lambda kv: -kv[1]):
+        print(f"   {label:32s} {100 * t / job:5.1f}% of the worker's job time")
+    print(f"   {'the rest (gather, glue)':32s} {100 * (1 - sum(spent.values()) / job):5.1f}%")
 
 
 if __name__ == "__main__":
