@@ -32,8 +32,9 @@ __all__ = ["ImageFeatures"]
 
 #: Rows checked per chunk when validating a large (memory-mapped) feature matrix.
 _CHECK_CHUNK = 65536
-#: Rows read from a memory-mapped feature matrix between two releases of its pages (:func:`release`).
-_RELEASE_ROWS = 16384
+#: Rows read from a memory-mapped feature matrix between two releases of its pages (:func:`release`):
+#: rows spread over a large file map up to 64 kB each (the kernel's fault-around), so at most ~256 MB.
+_RELEASE_ROWS = 4096
 
 
 def release(vectors) -> None:
@@ -171,9 +172,23 @@ class ImageFeatures:
         rows = np.sort(np.asarray(rows, dtype=np.int64))
         for lo in range(0, len(rows), _CHECK_CHUNK):
             chunk = rows[lo:lo + _CHECK_CHUNK]
-            block = np.asarray(self.vectors[chunk])
-            release(self.vectors)
+            block = np.empty((len(chunk), self.dim), dtype=self.vectors.dtype)
+            self._read_sorted(chunk, block)
             check_features(block, name=self.name, keys=[self.keys[int(i)] for i in chunk], dtype=block.dtype)
+
+    def _read_sorted(self, rows: np.ndarray, out: np.ndarray, where: np.ndarray | None = None) -> None:
+        """``out[where] = vectors[rows]`` for ascending `rows`; from a memory map a few thousand rows
+        at a time, releasing the read pages in between (:func:`release`)."""
+        vectors = self.vectors
+        step = _RELEASE_ROWS if isinstance(vectors, np.memmap) else max(len(rows), 1)
+        for lo in range(0, len(rows), step):
+            part = slice(lo, lo + step)
+            out[part if where is None else where[part]] = vectors[rows[part]]
+            if step == _RELEASE_ROWS:
+                self._since_release = getattr(self, "_since_release", 0) + len(rows[part])
+                if self._since_release >= _RELEASE_ROWS:
+                    self._since_release = 0
+                    release(vectors)
 
     def gather(self, rows) -> tuple[np.ndarray, np.ndarray]:
         """Rows of the feature matrix as C-contiguous float32, and their inverse L2 norms.
@@ -186,13 +201,7 @@ class ImageFeatures:
         if isinstance(vectors, np.memmap) or vectors.dtype != np.float32:
             order = np.argsort(rows, kind="stable")
             out = np.empty((len(rows), self.dim), dtype=np.float32)
-            if len(rows):
-                out[order] = vectors[rows[order]]
-            if isinstance(vectors, np.memmap):  # now and then, let the read pages go (see release)
-                self._since_release = getattr(self, "_since_release", 0) + len(rows)
-                if self._since_release >= _RELEASE_ROWS:
-                    self._since_release = 0
-                    release(vectors)
+            self._read_sorted(rows[order], out, order)
         else:
             out = np.take(vectors, rows, axis=0)
         norms = np.sqrt(np.einsum("ij,ij->i", out, out))
