@@ -106,9 +106,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = 
 
 
 def atomic_write_json(path: str | os.PathLike, obj, *, durable: bool = False, indent: int = 1,
-                      sort_keys: bool = False) -> None:
-    """Write `obj` as UTF-8 JSON (one trailing newline) to `path`, all or nothing."""
-    text = json.dumps(obj, ensure_ascii=False, indent=indent, sort_keys=sort_keys) + "\n"
+                      sort_keys: bool = False, default=None) -> None:
+    """Write `obj` as UTF-8 JSON (one trailing newline) to `path`, all or nothing (`default`: as
+    :func:`json.dumps`, for values JSON cannot hold, e.g. ``default=str``)."""
+    text = json.dumps(obj, ensure_ascii=False, indent=indent, sort_keys=sort_keys, default=default) + "\n"
     atomic_write_bytes(path, text.encode("utf-8"), durable=durable)
 
 

@@ -112,9 +112,9 @@ def image_mask(model, prefix: str | None = None) -> np.ndarray:
     :func:`image_test`."""
     kv = getattr(model, "wv", model)
     keys = kv.index_to_key
-    rows = getattr(model, "_vocab_image_rows", None)  # an Im2Vec model: the row of each token's features
-    if rows is not None and len(rows) == len(keys):
-        return np.asarray(rows) >= 0
+    mask = getattr(model, "image_mask", None)  # an Im2Vec model knows which tokens have features
+    if mask is not None and len(mask) == len(keys):
+        return np.asarray(mask)
     test = image_test(model, prefix)
     return np.fromiter((test(k) for k in keys), dtype=bool, count=len(keys))
 

@@ -98,6 +98,7 @@ from threadpoolctl import threadpool_limits
 
 from gensim_im2vec import corpusfile
 from gensim_im2vec.images import ImageFeatures
+from gensim_im2vec.keys import IMAGE_PREFIX
 from gensim_im2vec.space import job_candidates, run_pairs, space_step
 from gensim_im2vec.store import FeatureStore, StoreMismatchError
 from gensim_im2vec.validation import check_features, l2_normalize, npy_problem
@@ -185,7 +186,7 @@ class Im2Vec(Word2Vec):
         with ``keys`` and ``vectors`` attributes (e.g. :class:`gensim_im2vec.store.FeatureStore`,
         possibly memory-mapped; it is not copied). A token is an image token when it has features.
     image_prefix : str
-        Tokens starting with this prefix must have features (see `missing_images`). Default "img:".
+        Tokens starting with this prefix must have features (see `missing_images`). Default ``IMAGE_PREFIX`` ("img:").
     missing_images : {"raise", "skip"}
         What to do with a prefixed token that has no features: raise (default, naming the keys)
         or drop it from the vocabulary with one warning and a count.
@@ -268,7 +269,7 @@ class Im2Vec(Word2Vec):
         sg=0, hs=0, negative=5, ns_exponent=0.75, cbow_mean=1, hashfxn=hash, epochs=5, null_word=0,
         trim_rule=None, sorted_vocab=1, batch_words=MAX_WORDS_IN_BATCH, compute_loss=False, callbacks=(),
         comment=None, max_final_vocab=None, shrink_windows=True, *,
-        image_features=None, image_prefix: str = "img:", missing_images: str = "raise",
+        image_features=None, image_prefix: str = IMAGE_PREFIX, missing_images: str = "raise",
         train_words: bool | str = True, train_outputs: bool = True, train_images: bool = True,
         normalize_features: bool = True, tied_image_targets: bool = False,
         image_negatives: str = "tags", image_alpha: float = 1.0, image_context: str = "window",
@@ -422,6 +423,11 @@ class Im2Vec(Word2Vec):
         """True when `key` is an image token (it has features)."""
         feats = self.features
         return feats is not None and isinstance(key, str) and key in feats.key_to_index
+
+    @property
+    def image_mask(self) -> np.ndarray:
+        """Boolean mask over the vocabulary (``wv.index_to_key``): True for the images."""
+        return self._vocab_image_rows >= 0
 
     @property
     def image_keys(self) -> list[str]:
@@ -1200,8 +1206,7 @@ class Im2Vec(Word2Vec):
 
     def _project_normalized(self, arr: np.ndarray) -> np.ndarray:
         if self.normalize_features:
-            norms = np.linalg.norm(arr, axis=1, keepdims=True)
-            arr = arr / norms
+            arr = l2_normalize(arr)
         return self._map(np.asarray(arr, dtype=REAL))
 
     def _map(self, V: np.ndarray) -> np.ndarray:

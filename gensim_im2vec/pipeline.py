@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gensim_im2vec.fileio import atomic_write_bytes, temp_name
+from gensim_im2vec.fileio import atomic_write_bytes, atomic_write_json, temp_name
 from gensim_im2vec.weights import DEFAULT_ARCH, DEFAULT_WEIGHTS
 
 logger = logging.getLogger(__name__)
@@ -115,8 +115,8 @@ class Steps:
         result = fn()
         seconds = time.perf_counter() - t
         # the record last, fsynced: a later run trusts it to skip the step
-        atomic_write_bytes(record, json.dumps({"key": key, "params": params, "seconds": seconds, "result": result},
-                                              default=str, indent=1).encode("utf-8"), durable=True)
+        atomic_write_json(record, {"key": key, "params": params, "seconds": seconds, "result": result},
+                          default=str, durable=True)
         self.echo(f"[{name}] done in {seconds:.1f}s")
         return result
 
