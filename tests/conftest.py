@@ -14,6 +14,27 @@ COLOURS = {"red": (220, 30, 30), "green": (30, 180, 40), "blue": (30, 60, 220)}
 TAGS = {"red": ["red", "warm", "fire"], "green": ["green", "grass", "leaf"], "blue": ["blue", "sea", "sky"]}
 
 
+# Debian packages that carry the demo's built-in data (`make system-deps` installs them)
+DEMO_PACKAGES = {
+    "openclipart-svg": "/usr/share/openclipart/svg",
+    "openclipart-png": "/usr/share/openclipart/png",
+    "fonts-noto-color-emoji": "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf",
+    "unicode-cldr-core": "/usr/share/unicode/cldr/common/annotations/en.xml",
+    "dict-wn": "/usr/share/dictd/wn.dict.dz",
+}
+
+
+@pytest.fixture(scope="session")
+def demo_packages():
+    """Skip a test on the demo's real data where its Debian packages or torchvision are missing."""
+    import os
+
+    missing = [pkg for pkg, path in DEMO_PACKAGES.items() if not os.path.exists(path)]
+    if missing:
+        pytest.skip(f"Debian packages missing: {' '.join(missing)} (make system-deps installs them)")
+    pytest.importorskip("torchvision", reason="feature extraction needs the [vision] extra")
+
+
 @pytest.fixture(scope="session")
 def query_model(tmp_path_factory):
     """A model trained on features that a tiny random-init CNN extracted from generated images."""

@@ -9,21 +9,9 @@ import pytest
 
 from gensim_im2vec.pipeline import DemoConfig, run_demo
 
-NEEDED = {
-    "openclipart-svg": "/usr/share/openclipart/svg",
-    "openclipart-png": "/usr/share/openclipart/png",
-    "fonts-noto-color-emoji": "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf",
-    "unicode-cldr-core": "/usr/share/unicode/cldr/common/annotations/en.xml",
-    "dict-wn": "/usr/share/dictd/wn.dict.dz",
-}
-
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    missing = [pkg for pkg, path in NEEDED.items() if not os.path.exists(path)]
-    if missing:
-        pytest.skip(f"Debian packages missing: {' '.join(missing)} (make system-deps installs them)")
-    pytest.importorskip("torchvision", reason="feature extraction needs the [vision] extra")
+def demo(tmp_path_factory, demo_packages):
     out = tmp_path_factory.mktemp("demo")
     cfg = DemoConfig(out_dir=str(out), limit=60, text_limit=3000, vector_size=32, text_epochs=1, image_epochs=3,
                      workers=2, device="cpu")

@@ -2,7 +2,6 @@
 checks the arithmetic), and on a real subset of the demo's data the held-out quality holds."""
 
 import dataclasses
-import os
 
 import numpy as np
 import pytest
@@ -20,21 +19,9 @@ from gensim_im2vec.pipeline import (
     train_model,
 )
 
-NEEDED = {
-    "openclipart-svg": "/usr/share/openclipart/svg",
-    "openclipart-png": "/usr/share/openclipart/png",
-    "fonts-noto-color-emoji": "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf",
-    "unicode-cldr-core": "/usr/share/unicode/cldr/common/annotations/en.xml",
-    "dict-wn": "/usr/share/dictd/wn.dict.dz",
-}
-
 
 @pytest.fixture(scope="module")
-def real_subset(tmp_path_factory):
-    missing = [pkg for pkg, path in NEEDED.items() if not os.path.exists(path)]
-    if missing:
-        pytest.skip(f"Debian packages missing: {' '.join(missing)} (make system-deps installs them)")
-    pytest.importorskip("torchvision", reason="feature extraction needs the [vision] extra")
+def real_subset(tmp_path_factory, demo_packages):
     cfg = DemoConfig(out_dir=str(tmp_path_factory.mktemp("subset")), limit=200, text_limit=3000, vector_size=32,
                      text_epochs=1, image_epochs=10, workers=2, device="cpu")
     steps = Steps(cfg.out_dir, lambda line: None)
