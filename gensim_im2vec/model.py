@@ -97,7 +97,7 @@ from gensim.models.word2vec import Word2Vec
 from threadpoolctl import threadpool_limits
 
 from gensim_im2vec import corpusfile
-from gensim_im2vec.images import ImageFeatures
+from gensim_im2vec.image_features import ImageFeatures
 from gensim_im2vec.keys import IMAGE_PREFIX
 from gensim_im2vec.space import job_candidates, run_pairs, space_step
 from gensim_im2vec.store import FeatureStore, StoreMismatchError
@@ -383,7 +383,7 @@ class Im2Vec(Word2Vec):
 
     @property
     def features(self) -> ImageFeatures | None:
-        """The image features as an :class:`~gensim_im2vec.images.ImageFeatures` (None without images)."""
+        """The image features as an :class:`~gensim_im2vec.image_features.ImageFeatures` (None without images)."""
         if self.image_vectors is None:
             return None
         if self._features_cache is None or self._features_cache.vectors is not self.image_vectors:

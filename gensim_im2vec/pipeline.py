@@ -201,7 +201,7 @@ def pretrain_words(cfg: DemoConfig, steps: Steps) -> Path:
 
 def open_features(cfg: DemoConfig):
     """One ImageFeatures over all image sets' stores (keys are unique across sets by prefix)."""
-    from gensim_im2vec.images import ImageFeatures
+    from gensim_im2vec.image_features import ImageFeatures
     from gensim_im2vec.store import FeatureStore
 
     keys, arrays, meta = [], [], {}

@@ -13,7 +13,7 @@ import pytest
 from gensim.models import KeyedVectors, Word2Vec
 
 from gensim_im2vec import Im2Vec
-from gensim_im2vec.images import ImageFeatures
+from gensim_im2vec.image_features import ImageFeatures
 from gensim_im2vec.store import FeatureStore
 
 

@@ -8,7 +8,7 @@
   :class:`gensim_im2vec.store.FeatureStore`), whose array may be memory-mapped and stays so.
 
 >>> import numpy as np
->>> from gensim_im2vec.images import ImageFeatures
+>>> from gensim_im2vec.image_features import ImageFeatures
 >>> feats = ImageFeatures.from_any({"img:1": np.ones(4), "img:2": np.arange(1, 5)})
 >>> len(feats), feats.dim, feats.row("img:2")
 (2, 4, 1)
