@@ -77,6 +77,7 @@ from pathlib import Path
 import numpy as np
 
 from gensim_im2vec.fileio import atomic_write_json
+from gensim_im2vec.image_features import release
 from gensim_im2vec.keys import IMAGE_PREFIX, image_mask
 from gensim_im2vec.validation import l2_normalize
 
@@ -128,8 +129,11 @@ class _UnitRows:
         return np.ascontiguousarray(vecs / norms[..., np.newaxis], dtype=np.float32)
 
     def blocks(self, size: int = 65536):
+        """The rows a block at a time; the pages of a memory-mapped model read for each block leave
+        the resident set after it (:func:`gensim_im2vec.image_features.release`)."""
         for lo in range(0, self.shape[0], size):
             yield self[lo : lo + size]
+            release(self.kv.vectors)
 
 
 def _fingerprint(keys: Sequence[str], unit: np.ndarray) -> str:
