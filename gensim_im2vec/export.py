@@ -121,7 +121,7 @@ def _tile(path: str | None, size: tuple[int, int]):
     """A thumbnail of the image at `path` centred on white, or None if it cannot be read."""
     from PIL import Image
 
-    from gensim_im2vec.features import load_image, to_rgb
+    from gensim_im2vec.decode import load_image, to_rgb
 
     try:
         img = to_rgb(load_image(path, draft_size=max(size)))

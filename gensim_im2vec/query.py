@@ -238,10 +238,10 @@ class FileFeaturizer:
 
         Raises
         ------
-        gensim_im2vec.features.ImageSkipped
+        gensim_im2vec.decode.ImageSkipped
             The file is not a usable image (the message says why).
         """
-        from gensim_im2vec.features import load_image
+        from gensim_im2vec.decode import load_image
         from gensim_im2vec.validation import l2_normalize
 
         feats = self.extractor([load_image(path)])
@@ -475,7 +475,7 @@ class QuerySession:
         return "\n\n".join([f"Sum: {expr}"] + self._tables(positive, negative)), True
 
     def _answer_file(self, path: str) -> tuple[str, bool]:
-        from gensim_im2vec.features import ImageSkipped
+        from gensim_im2vec.decode import ImageSkipped
 
         m = self.model
         if m.W is None:

@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch", reason="torch is needed for feature extract
 pytest.importorskip("torchvision", reason="torchvision is needed for feature extraction")
 from PIL import Image  # noqa: E402
 
-import gensim_im2vec.features as features  # noqa: E402
+import gensim_im2vec.decode as decode  # noqa: E402
 from gensim_im2vec.features import FeatureExtractor, load_image  # noqa: E402
 from gensim_im2vec.store import FeatureStore  # noqa: E402
 from gensim_im2vec.weights import find_offline_checkpoint  # noqa: E402
@@ -70,13 +70,13 @@ def test_decode_jpeg_path_matches_pil_features(photos, tmp_path, monkeypatch):
     _mobilenet_or_skip()
     root, n_jpeg = photos
     calls = []
-    real = features._decode_jpegs
+    real = decode._decode_jpegs
 
     def spy(datas, device):
         calls.append((len(datas), device))
         return real(datas, device)
 
-    monkeypatch.setattr(features, "_decode_jpegs", spy)
+    monkeypatch.setattr(decode, "_decode_jpegs", spy)
     kw = {"device": "cpu", "batch_size": 4, "progress": False}
     ref = FeatureExtractor("mobilenet_v2", "IMAGENET1K_V1", num_workers=0, draft=False, **kw)
     jpg = FeatureExtractor("mobilenet_v2", "IMAGENET1K_V1", num_workers=1, jpeg_device="cpu", **kw)
@@ -114,11 +114,11 @@ def test_exif_orientation_as_pil(tmp_path, orientation):
     _save_jpeg(Image.fromarray(quad), p, orientation=orientation, quality=95)
     prep = FeatureExtractor(ARCH, weights=None, num_workers=0, progress=False, draft=False)._prep
     enc = prep.read_jpeg(p)
-    assert isinstance(enc, features._EncodedJpeg) and enc.orientation == orientation
-    raw = features._decode_jpegs([torch.from_numpy(enc.data.copy())], CPU)[0]
+    assert isinstance(enc, decode._EncodedJpeg) and enc.orientation == orientation
+    raw = decode._decode_jpegs([torch.from_numpy(enc.data.copy())], CPU)[0]
     pil = torch.from_numpy(np.array(load_image(p))).permute(2, 0, 1).float()
     for o in range(1, 9):
-        diff = (features._orient(raw, o).float() - pil).abs().mean().item()
+        diff = (decode._orient(raw, o).float() - pil).abs().mean().item()
         if o == orientation:
             assert diff < 2, diff
         else:
@@ -162,7 +162,7 @@ def test_failed_batch_is_retried_per_file_then_pil(tmp_path, monkeypatch):
     for k in range(5):
         Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(tmp_path / "i" / f"{k}.jpg")
     victim = (tmp_path / "i" / "2.jpg").read_bytes()
-    real = features._decode_jpegs
+    real = decode._decode_jpegs
     calls = []
 
     def flaky(datas, device):
@@ -174,7 +174,7 @@ def test_failed_batch_is_retried_per_file_then_pil(tmp_path, monkeypatch):
     kw = {"weights": None, "device": "cpu", "batch_size": 4, "num_workers": 0, "progress": False}
     ref = FeatureExtractor(ARCH, draft=False, **kw).extract(tmp_path / "i", tmp_path / "a")
     fx = FeatureExtractor(ARCH, jpeg_device="cpu", **kw)
-    monkeypatch.setattr(features, "_decode_jpegs", flaky)
+    monkeypatch.setattr(decode, "_decode_jpegs", flaky)
     rep = fx.extract(tmp_path / "i", tmp_path / "b")
     assert calls == [4, 1, 1, 1, 1, 1], "the batch of 4 fails, each file is retried, then the last batch of 1"
     assert rep.store.keys == ref.store.keys and not rep.skipped
