@@ -19,11 +19,27 @@ b'a\\nb\\n'
 'c\\n'
 >>> sorted(p.name for p in d.iterdir())  # no temporary file left behind
 ['rows.txt', 'stats.json']
+
+gensim's ``save`` writes a main file and companion ``.npy`` files beside it (arrays saved
+separately, memory-mappable at load); :func:`atomic_save` writes them all under a temporary name
+and renames the companions first and the main file last:
+
+>>> import numpy as np
+>>> from gensim.models import KeyedVectors
+>>> from gensim_im2vec.fileio import atomic_save
+>>> kv = KeyedVectors(3)
+>>> kv.add_vectors(["cat", "dog"], np.eye(2, 3, dtype=np.float32))
+>>> atomic_save(kv, d / "words.kv", sep_limit=0)  # sep_limit=0: every array in its own .npy
+>>> sorted(p.name for p in d.iterdir() if p.name.startswith("words"))
+['words.kv', 'words.kv.vectors.npy']
+>>> KeyedVectors.load(str(d / "words.kv"), mmap="r")["dog"]
+memmap([0., 1., 0.], dtype=float32)
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -32,8 +48,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_copy", "atomic_path", "atomic_write", "atomic_write_bytes", "atomic_write_json",
-           "fsync_dir", "temp_name"]
+__all__ = ["atomic_copy", "atomic_path", "atomic_save", "atomic_write", "atomic_write_bytes",
+           "atomic_write_json", "fsync_dir", "temp_name"]
 
 
 def temp_name(path: str | os.PathLike) -> Path:
@@ -117,3 +133,35 @@ def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     """Copy the bytes of `src` (following symlinks) to `dst`, all or nothing."""
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
+
+
+def atomic_save(obj, fname: str | os.PathLike, *args, **kwargs) -> None:
+    """Save `obj` through gensim's ``obj.save(name, *args, **kwargs)``, all or nothing, companion
+    files included.
+
+    gensim writes the main file and one file per array saved separately (``fname + ".W.npy"``,
+    ``".wv.vectors.npy"`` ...). All are written under :func:`temp_name`, then the companions are
+    renamed onto their names and the main file last: it is the commit marker, so a save that fails
+    or is interrupted before it leaves the previous main file, never one that points at half-written
+    arrays. Whatever is left under the temporary name is removed.
+
+    Parameters
+    ----------
+    obj : object with a ``save(fname, ...)`` method
+        A gensim :class:`~gensim.utils.SaveLoad` (a model, ``KeyedVectors``). A subclass that
+        overrides ``save`` to call this passes ``super()``, whose ``save`` is gensim's.
+    fname : str or PathLike
+        The main file; its directory must exist.
+    *args, **kwargs
+        Passed to ``obj.save`` (``separately``, ``sep_limit``, ``ignore``, ``pickle_protocol``).
+    """
+    path = os.path.abspath(os.fspath(fname))
+    tmp = str(temp_name(path))
+    try:
+        obj.save(tmp, *args, **kwargs)
+        for written in sorted(glob.glob(glob.escape(tmp) + "?*")):  # the companions first
+            os.replace(written, path + written[len(tmp):])
+        os.replace(tmp, path)  # the main file (the commit marker) last
+    finally:
+        for left in glob.glob(glob.escape(tmp) + "*"):
+            os.unlink(left)

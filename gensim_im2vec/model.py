@@ -97,6 +97,7 @@ from gensim.models.word2vec import Word2Vec
 from threadpoolctl import threadpool_limits
 
 from gensim_im2vec import corpusfile
+from gensim_im2vec.fileio import atomic_save
 from gensim_im2vec.image_features import ImageFeatures
 from gensim_im2vec.keys import IMAGE_PREFIX
 from gensim_im2vec.space import job_candidates, run_pairs, space_step
@@ -1393,18 +1394,7 @@ class Im2Vec(Word2Vec):
         with self._saved_features(directory):
             if directory is None:
                 return super().save(fname_or_handle, *args, **kwargs)
-            base = os.path.basename(os.path.abspath(os.fspath(fname_or_handle)))
-            tmp = os.path.join(directory, f".{base}.tmp-{os.getpid()}-{threading.get_ident()}")
-            try:
-                super().save(tmp, *args, **kwargs)
-                written = sorted(glob.glob(glob.escape(tmp) + "*"))
-                for path in written:  # companions first, the main file (the commit marker) last
-                    if path != tmp:
-                        os.replace(path, os.path.join(directory, base) + path[len(tmp):])
-                os.replace(tmp, os.path.join(directory, base))
-            finally:
-                for path in glob.glob(glob.escape(tmp) + "*"):
-                    os.unlink(path)
+            atomic_save(super(), fname_or_handle, *args, **kwargs)  # super(): gensim's save, not this one
 
     @contextlib.contextmanager
     def _saved_features(self, directory: str | None):

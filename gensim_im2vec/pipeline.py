@@ -16,7 +16,6 @@ Steps (each cached by its inputs under ``OUT/.steps/``, so a second run reuses t
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import logging
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gensim_im2vec.fileio import atomic_write_bytes, atomic_write_json, temp_name
+from gensim_im2vec.fileio import atomic_save, atomic_write_bytes, atomic_write_json
 from gensim_im2vec.weights import DEFAULT_ARCH, DEFAULT_WEIGHTS
 
 logger = logging.getLogger(__name__)
@@ -183,15 +182,7 @@ def pretrain_words(cfg: DemoConfig, steps: Steps) -> Path:
         corpus = text_sentences(cfg)
         model = Word2Vec(corpus, vector_size=cfg.vector_size, sg=1, negative=5, window=5, min_count=5,
                          epochs=cfg.text_epochs, workers=cfg.workers, seed=cfg.seed)
-        tmp = temp_name(path)  # gensim may write companion .npy files: all renamed, the main file last
-        try:
-            model.save(str(tmp))
-            for f in sorted(tmp.parent.glob(glob.escape(tmp.name) + "?*")):
-                os.replace(f, path.parent / (path.name + f.name[len(tmp.name):]))
-            os.replace(tmp, path)
-        finally:
-            for f in tmp.parent.glob(glob.escape(tmp.name) + "*"):
-                f.unlink()
+        atomic_save(model, path)  # with gensim's companion .npy files, the main file last
         return {"words": len(model.wv), "corpus_words": model.corpus_total_words}
 
     steps.run("pretrain-words", {"vector_size": cfg.vector_size, "epochs": cfg.text_epochs,

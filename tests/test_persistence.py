@@ -175,3 +175,76 @@ def test_a_model_saved_before_stores_were_referenced_loads(tmp_path):
     assert again.features.vectors.shape == (20, 8)
     np.testing.assert_array_equal(again.wv.vectors, loaded.wv.vectors)
     assert os.path.getsize(tmp_path / "m.model.image_vectors.npy") < os.path.getsize(old / "m.model.image_vectors.npy")
+
+
+def _snapshot(path: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in path.parent.glob(path.name + "*")}
+
+
+class _Interrupted(RuntimeError):
+    pass
+
+
+def _interrupt(monkeypatch, where: str) -> None:
+    """Make gensim's save raise midway: after the first array file is written, or when it pickles
+    the main file (every companion then written)."""
+    import gensim.utils
+
+    if where == "second array":
+        real, calls = np.save, []
+
+        def save(*args, **kwargs):
+            calls.append(args[0])
+            if len(calls) == 2:
+                raise _Interrupted("disk full")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(np, "save", save)
+    else:
+        def pickle(*args, **kwargs):
+            raise _Interrupted("killed")
+
+        monkeypatch.setattr(gensim.utils, "pickle", pickle)
+
+
+@pytest.mark.parametrize("where", ["second array", "main file"])
+def test_an_interrupted_save_leaves_the_previous_model_and_no_temporary_file(stored, monkeypatch, where):
+    model, store, path = stored
+    before = _snapshot(path)
+    assert {"m.model", "m.model.W.npy"} <= set(before)
+    other = Im2Vec(DOCS, image_features=store, **{**SMALL, "seed": 2})
+    assert not np.array_equal(other.W, model.W)
+    _interrupt(monkeypatch, where)
+    with pytest.raises(_Interrupted):
+        other.save(str(path), sep_limit=0)  # every array in a file of its own
+    monkeypatch.undo()
+    assert _snapshot(path) == before
+    assert not [p.name for p in path.parent.iterdir() if ".tmp-" in p.name]
+    _same_model(model, Im2Vec.load(str(path)))
+
+
+@pytest.mark.parametrize("where", ["second array", "main file"])
+def test_atomic_save_of_a_gensim_model_is_all_or_nothing(tmp_path, monkeypatch, where):
+    """fileio.atomic_save as pipeline.pretrain_words uses it: a Word2Vec and its .npy files."""
+    from gensim.models import Word2Vec
+
+    from gensim_im2vec.fileio import atomic_save
+
+    docs = [["cat", "dog", "photo"], ["dog", "ball"], ["cat", "sofa"]] * 5
+    first = Word2Vec(docs, vector_size=8, min_count=1, epochs=1, workers=1, seed=1)
+    path = tmp_path / "words.w2v"
+    atomic_save(first, path, sep_limit=0)
+    before = _snapshot(path)
+    assert len(before) >= 3, before.keys()  # the main file and at least two arrays of their own
+    second = Word2Vec(docs, vector_size=8, min_count=1, epochs=1, workers=1, seed=2)
+    _interrupt(monkeypatch, where)
+    with pytest.raises(_Interrupted):
+        atomic_save(second, path, sep_limit=0)
+    monkeypatch.undo()
+    assert _snapshot(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before)
+    np.testing.assert_array_equal(Word2Vec.load(str(path)).wv.vectors, first.wv.vectors)
+    third = Word2Vec(docs, vector_size=8, min_count=1, epochs=1, workers=1, seed=3)
+    atomic_save(third, path, sep_limit=0)  # a save that goes through replaces every file
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before)
+    np.testing.assert_array_equal(Word2Vec.load(str(path)).wv.vectors, third.wv.vectors)
