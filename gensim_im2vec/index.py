@@ -107,6 +107,9 @@ def _keyed_vectors(model):
     return kv
 
 
+_READ_ROWS = 4096  # rows of a memory-mapped model read between two releases of its pages
+
+
 class _UnitRows:
     """Unit vectors of some rows of a KeyedVectors, normalised a block at a time when read: an index
     over 10M vectors never holds a normalised copy of them all (``get_normed_vectors`` does)."""
@@ -123,17 +126,29 @@ class _UnitRows:
         return self.shape[0]
 
     def __getitem__(self, item) -> np.ndarray:
-        """Rows by a slice or an index array (positions among the selected rows), float32, C order."""
+        """Rows by a slice or an index array (positions among the selected rows), float32, C order.
+
+        Rows are read in ascending order a few thousand at a time; the pages of a memory-mapped
+        model read for them leave the resident set in between
+        (:func:`gensim_im2vec.image_features.release`: a sample of rows spread over a 4 GB file
+        would map most of it at once)."""
         rows = item if self.rows is None else self.rows[item]
-        vecs, norms = self.kv.vectors[rows], self.kv.norms[rows]
-        return np.ascontiguousarray(vecs / norms[..., np.newaxis], dtype=np.float32)
+        if isinstance(rows, slice):
+            rows = np.arange(*rows.indices(len(self.kv.vectors)))
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), self.shape[1]), dtype=np.float32)
+        order = np.argsort(rows, kind="stable")
+        for lo in range(0, len(rows), _READ_ROWS):
+            part = order[lo : lo + _READ_ROWS]
+            r = rows[part]
+            out[part] = self.kv.vectors[r] / self.kv.norms[r][:, np.newaxis]
+            release(self.kv.vectors)
+        return out
 
     def blocks(self, size: int = 65536):
-        """The rows a block at a time; the pages of a memory-mapped model read for each block leave
-        the resident set after it (:func:`gensim_im2vec.image_features.release`)."""
+        """The rows a block at a time."""
         for lo in range(0, self.shape[0], size):
             yield self[lo : lo + size]
-            release(self.kv.vectors)
 
 
 def _fingerprint(keys: Sequence[str], unit: np.ndarray) -> str:
