@@ -110,6 +110,19 @@ def _keyed_vectors(model):
 _READ_ROWS = 4096  # rows of a memory-mapped model read between two releases of its pages
 
 
+def _fill_norms(kv) -> None:
+    """``kv.fill_norms()`` a block of rows at a time: gensim's squares a copy of every vector at
+    once (4 GB at 10M × 100) and leaves a memory-mapped model's pages mapped. Same values."""
+    n = len(kv.vectors)
+    if kv.norms is not None and len(kv.norms) == n:
+        return
+    norms = np.empty(n, dtype=kv.vectors.dtype)
+    for lo in range(0, n, 65536):
+        norms[lo : lo + 65536] = np.linalg.norm(kv.vectors[lo : lo + 65536], axis=1)
+        release(kv.vectors)
+    kv.norms = norms
+
+
 class _UnitRows:
     """Unit vectors of some rows of a KeyedVectors, normalised a block at a time when read: an index
     over 10M vectors never holds a normalised copy of them all (``get_normed_vectors`` does)."""
@@ -117,7 +130,7 @@ class _UnitRows:
     ndim = 2
 
     def __init__(self, kv, rows: np.ndarray | None = None) -> None:
-        kv.fill_norms()
+        _fill_norms(kv)
         self.kv = kv
         self.rows = rows
         self.shape = (len(kv.index_to_key) if rows is None else len(rows), int(kv.vector_size))

@@ -1548,9 +1548,11 @@ class Im2Vec(Word2Vec):
         if feats is None or not len(idx):
             return
         keys, index_to_key = feats.keys, self.wv.index_to_key
-        for i, r in zip(idx.tolist(), rows[idx].tolist()):
-            if keys[r] == index_to_key[i]:
-                index_to_key[i] = keys[r]
+        for lo in range(0, len(idx), 1 << 20):  # a million at a time: few temporary int objects
+            part = idx[lo:lo + (1 << 20)]
+            for i, r in zip(part.tolist(), rows[part].tolist()):
+                if keys[r] == index_to_key[i]:
+                    index_to_key[i] = keys[r]
         k2i = self.wv.key_to_index
         k2i.clear()  # the copies go now; the dict is rebuilt in place
         k2i.update(zip(index_to_key, range(len(index_to_key))))
