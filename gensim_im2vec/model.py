@@ -232,8 +232,8 @@ class Im2Vec(Word2Vec):
         τ of the space step's cosine softmax (> 0). Measured on the demo: 0.1 beats 0.3 and 1.0.
     space_negatives : int
         Negative words drawn per run (from the tag distribution, or the vocabulary with
-        ``image_negatives="vocab"``), beside the run's own words. On the demo 256 placed images
-        better than 1,024 on every target but word → image, at a lower cost (docs/experiments.md).
+        ``image_negatives="vocab"``), beside the run's own words. On the demo 256 ranks zero-shot tags and answers analogies
+        better than 1,024, held-out images' tags a little worse (docs/experiments.md).
     space_alpha : float
         Step of ``W`` in the space step, relative to ``alpha × image_alpha`` (> 0). The loss is
         scale-free in ``h``, so this is small; 0.01 measured best on the demo (0.1 collapses the
