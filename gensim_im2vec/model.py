@@ -360,6 +360,7 @@ class Im2Vec(Word2Vec):
         self.space_candidates = space_candidates
         self.space_anchor = None
         self.W = None
+        self.feature_mean = None
         self.image_vectors = None
         self.image_feature_keys = []
         self.image_features_metadata = {}
@@ -873,7 +874,7 @@ class Im2Vec(Word2Vec):
         self._image_occurrences = 0
         self._space_seconds = 0.0
         start = default_timer()
-        if self.image_heads == "space" and n_img and getattr(self, "feature_mean", None) is None:
+        if self.image_heads == "space" and n_img and self.feature_mean is None:
             self._fit_feature_mean()
         self.space_setup_seconds = default_timer() - start
         # several workers write the dense W: each update goes stripe by stripe under a lock per
@@ -952,7 +953,7 @@ class Im2Vec(Word2Vec):
         """
         if self.hs:  # text-only hierarchical softmax: gensim's own kernel
             return super()._do_train_job(sentences, alpha, inits)
-        limit = int(getattr(self, "image_batch", 0) or 0) if self.features is not None else 0
+        limit = self.image_batch if self.features is not None else 0
         tokens, slots, bounds, rwin, rows, runs, _ = im2vec_inner.prepare_job(
             sentences, self.wv.key_to_index, self.wv.expandos["sample_int"], self._vocab_image_rows,
             bool(self.sample), int(self.window), bool(self.shrink_windows), self._next_seed(),
@@ -1034,7 +1035,7 @@ class Im2Vec(Word2Vec):
 
     def _train_run(self, tokens, slots, bounds, rwin, rows, alpha, inits) -> None:
         work, neu1 = inits
-        heads = getattr(self, "image_heads", "output")
+        heads = self.image_heads
         space = heads == "space"
         n_slots = len(rows)
         size = self.layer1_size
@@ -1059,7 +1060,7 @@ class Im2Vec(Word2Vec):
             train_images=self.train_images, tied=self.tied_image_targets,
             tag_negatives=self.image_negatives == "tags", compute_loss=bool(self.compute_loss),
             next_random=self._next_seed(),
-            image_context_document=getattr(self, "image_context", "window") == "document",
+            image_context_document=self.image_context == "document",
             output_head=heads in ("output", "both"), input_head=heads in ("input", "both"),
             image_pairs=not space,
         )
@@ -1083,7 +1084,7 @@ class Im2Vec(Word2Vec):
         leaves them at their random start otherwise); pretrained words too when ``space_pull``
         is set (each pulled back towards its text vector)."""
         lock = np.zeros(len(self.wv), dtype=REAL)
-        placed = max(int(self.n_pretrained_words), int(getattr(self, "n_trained_words", 0) or 0))
+        placed = max(int(self.n_pretrained_words), int(self.n_trained_words or 0))
         if self.train_words is True or self.space_pull is not None:
             lock[:] = 1.0
         else:  # frozen words stay; words added since the last training (random starts) learn
@@ -1213,7 +1214,7 @@ class Im2Vec(Word2Vec):
 
     def _map(self, V: np.ndarray) -> np.ndarray:
         """``W · (v̂ − μ)`` (space head) or ``W · v̂``, for rows of normalised features."""
-        mean = getattr(self, "feature_mean", None)
+        mean = self.feature_mean
         if mean is None:
             return (V @ self.W.T).astype(REAL, copy=False)
         return ((V - mean) @ self.W.T).astype(REAL, copy=False)
@@ -1227,7 +1228,7 @@ class Im2Vec(Word2Vec):
         H = V @ self.W.T
         if self.normalize_features:
             H *= inv[:, None]
-        mean = getattr(self, "feature_mean", None)
+        mean = self.feature_mean
         if mean is not None:
             H -= self.W @ mean
         return H.astype(REAL, copy=False)
@@ -1333,7 +1334,7 @@ class Im2Vec(Word2Vec):
         ``train_words`` True or "new". Words added to a frozen vocabulary (``train_words=False``)
         keep their random initial vectors and have no place among the words."""
         idx = np.flatnonzero(self._vocab_image_rows < 0)
-        trained = getattr(self, "n_trained_words", None)
+        trained = self.n_trained_words
         if trained is None:  # a model saved before n_trained_words was kept
             trained = self.n_pretrained_words if self.train_words is False else len(self.wv)
         idx = idx[idx < trained]
@@ -1517,7 +1518,10 @@ class Im2Vec(Word2Vec):
         fname = args[0] if args else kwargs.get("fname")
         # a model saved before feature stores were referenced holds its features itself: the one
         # place where old saved models are brought up to date
-        for name, default in (("image_store", None), ("image_vectors", None), ("image_feature_keys", [])):
+        # (the defaults are what those older models trained with: the pair heads, one W step a job)
+        for name, default in (("image_store", None), ("image_vectors", None), ("image_feature_keys", []),
+                              ("feature_mean", None), ("image_batch", 0), ("image_heads", "output"),
+                              ("image_context", "window"), ("n_trained_words", None), ("space_candidates", "run")):
             self.__dict__.setdefault(name, default)
         self._features_cache = None
         self._feature_store = None
