@@ -653,28 +653,28 @@ cdef struct SpaceConfig:
     double loss
 
 
+cdef inline REAL_t _to_unit(REAL_t *v, int n) noexcept nogil:
+    """Scale `v` (n floats) to unit L2 norm in place; return its norm (at least 1e-12)."""
+    cdef REAL_t nrm = <REAL_t>sqrt(sdot(&n, v, &ONE, v, &ONE))
+    cdef REAL_t inv
+    if nrm < 1e-12:
+        nrm = 1e-12
+    inv = 1.0 / nrm
+    sscal(&n, &inv, v, &ONE)
+    return nrm
+
+
 cdef void _space_forward(SpaceConfig *c) noexcept nogil:
     """Z = unit rows of X·Wᵀ (norms in hn); Uh = unit candidate vectors (norms in un);
     S = Z·Uh[:Ks]ᵀ / τ; ps[p] = the logit of pair p."""
     cdef int r, k, p, col
-    cdef REAL_t nrm, inv
     cdef int D = c.D
     sgemm(b"T", b"N", &D, &c.R, &c.F, &ONEF, <REAL_t *>c.W, &c.F, <REAL_t *>c.X, &c.F, &ZEROF, c.Z, &D)
     for r in range(c.R):
-        nrm = <REAL_t>sqrt(sdot(&D, c.Z + <int64_t>r * D, &ONE, c.Z + <int64_t>r * D, &ONE))
-        if nrm < 1e-12:
-            nrm = 1e-12
-        c.hn[r] = nrm
-        inv = 1.0 / nrm
-        sscal(&D, &inv, c.Z + <int64_t>r * D, &ONE)
+        c.hn[r] = _to_unit(c.Z + <int64_t>r * D, D)
     for k in range(c.C):
         memcpy(c.Uh + <int64_t>k * D, c.syn0 + c.cand[k] * D, D * sizeof(REAL_t))
-        nrm = <REAL_t>sqrt(sdot(&D, c.Uh + <int64_t>k * D, &ONE, c.Uh + <int64_t>k * D, &ONE))
-        if nrm < 1e-12:
-            nrm = 1e-12
-        c.un[k] = nrm
-        inv = 1.0 / nrm
-        sscal(&D, &inv, c.Uh + <int64_t>k * D, &ONE)
+        c.un[k] = _to_unit(c.Uh + <int64_t>k * D, D)
     if c.Ks > 0:
         sgemm(b"T", b"N", &c.Ks, &c.R, &D, &c.inv_t, c.Uh, &D, c.Z, &D, &ZEROF, c.S, &c.Ks)
     for p in range(c.P):
