@@ -953,13 +953,21 @@ def _check_runs(rb, rr, rc, rp, move, pair_row, pair_col, cand, lock, n_bounds, 
     if len(cand) and (cand.min() < 0 or cand.max() >= n_vocab):
         raise ValueError("train_space_job: candidate index outside the vocabulary")
     sizes = np.diff(rr), np.diff(rc), np.diff(rp)
-    for r in range(n):
-        rows, cols = pair_row[rp[r]:rp[r + 1]], pair_col[rp[r]:rp[r + 1]]
-        if len(rows) and (rows.min() < 0 or rows.max() >= sizes[0][r] or cols.min() < 0 or cols.max() >= sizes[1][r]
-                          or np.any(np.diff(rows) < 0)):
-            raise ValueError(f"train_space_job: run {r}'s pairs index outside its rows or candidates")
-        if not 0 <= move[r] <= sizes[1][r] or np.any(lock[rc[r] + move[r]:rc[r + 1]] > 0):
-            raise ValueError(f"train_space_job: run {r} has a candidate beyond run_move with a lock > 0")
+    # vectorised over the job's pairs and candidates: no Python loop per run under the GIL
+    run_of_pair = np.repeat(np.arange(n), sizes[2])
+    rows, cols = pair_row[rp[0]:rp[n]], pair_col[rp[0]:rp[n]]
+    bad_pair = (rows < 0) | (rows >= sizes[0][run_of_pair]) | (cols < 0) | (cols >= sizes[1][run_of_pair])
+    bad_pair[1:] |= (np.diff(rows) < 0) & (run_of_pair[1:] == run_of_pair[:-1])
+    cand_run = np.repeat(np.arange(n), sizes[1])
+    beyond = (np.arange(rc[n] - rc[0]) - (rc[cand_run] - rc[0]) >= move[cand_run]) & (lock[rc[0]:rc[n]] > 0)
+    bad_move = (move < 0) | (move > sizes[1])
+    bad_move[cand_run[beyond]] = True
+    first_pair = int(run_of_pair[bad_pair.argmax()]) if bad_pair.any() else n
+    first_move = int(bad_move.argmax()) if bad_move.any() else n
+    if first_pair < n and first_pair <= first_move:
+        raise ValueError(f"train_space_job: run {first_pair}'s pairs index outside its rows or candidates")
+    if first_move < n:
+        raise ValueError(f"train_space_job: run {first_move} has a candidate beyond run_move with a lock > 0")
     return tuple(int(x.max()) if n else 0 for x in sizes)
 
 

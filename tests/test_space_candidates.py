@@ -203,3 +203,21 @@ def test_a_job_in_one_kernel_call_trains_the_per_run_model_bit_for_bit(monkeypat
     np.testing.assert_array_equal(a.syn1neg, b.syn1neg)
     assert a.get_latest_training_loss() == pytest.approx(b.get_latest_training_loss(), rel=1e-9)
     assert a.get_latest_training_loss() > 0
+
+
+def test_train_space_job_refuses_runs_the_nogil_loop_would_read_out_of_bounds():
+    from gensim_im2vec.im2vec_inner import _check_runs
+
+    a = np.array
+    # two runs: rows 0-1 / 2, candidates 0-2 / 3-4, pairs 0-2 / 3
+    ok = dict(rb=a([0, 1, 2]), rr=a([0, 2, 3]), rc=a([0, 3, 5]), rp=a([0, 3, 4]), move=a([1, 0]),
+              pair_row=a([0, 1, 1, 0]), pair_col=a([0, 2, 1, 1]), cand=a([4, 5, 6, 7, 8]),
+              lock=a([1, 0, 0, 0, 0], np.float32), n_bounds=3, n_rows=3, n_vocab=9)
+    assert _check_runs(**ok) == (2, 3, 3)
+    for change, message in ((dict(pair_row=a([0, 1, 1, 1])), "run 1's pairs"),  # run 1 has one row
+                            (dict(pair_col=a([0, 3, 1, 1])), "run 0's pairs"),  # run 0 has 3 candidates
+                            (dict(pair_row=a([1, 0, 1, 0])), "run 0's pairs"),  # not sorted by row
+                            (dict(lock=a([1, 0, 0, 0, 1], np.float32)), "run 1 has a candidate beyond"),
+                            (dict(move=a([4, 0])), "run 0 has a candidate beyond")):
+        with pytest.raises(ValueError, match=message):
+            _check_runs(**{**ok, **change})
