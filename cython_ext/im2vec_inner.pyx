@@ -761,7 +761,9 @@ cdef void _space_backward(SpaceConfig *c) noexcept nogil:
     for k in range(c.C):
         if c.lock[k] <= 0:
             continue
-        # dU = (dUh − (dUh·Uh) Uh) / ‖u‖ + pull (u − anchor); u −= alpha_u · lock · dU
+        # dU = (dUh − (dUh·Uh) Uh) / ‖u‖ + pull (u − anchor); u −= alpha_u · lock · dU, subtracted from
+        # u as it is now: other workers may have moved the word since the forward pass read it, and
+        # writing back (the read value − the step) would undo their updates
         u = c.syn0 + c.cand[k] * D
         dot = sdot(&D, c.dUh + <int64_t>k * D, &ONE, c.Uh + <int64_t>k * D, &ONE)
         step = c.alpha_u * c.lock[k]
@@ -770,7 +772,7 @@ cdef void _space_backward(SpaceConfig *c) noexcept nogil:
             g = (c.dUh[<int64_t>k * D + i] - dot * c.Uh[<int64_t>k * D + i]) * inv
             if c.pull > 0 and c.cand[k] < c.n_anchor:
                 g = g + c.pull * (c.Uh[<int64_t>k * D + i] * c.un[k] - c.anchor[c.cand[k] * D + i])
-            u[i] = c.Uh[<int64_t>k * D + i] * c.un[k] - step * g
+            u[i] -= step * g
 
 
 def space_job(const REAL_t[:, ::1] X, const REAL_t[:, ::1] W, REAL_t[:, ::1] syn0,

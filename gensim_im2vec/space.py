@@ -269,7 +269,7 @@ def _step_words(syn0, cand, U, Uh, un, grad_of, alpha_u, word_lock, anchor, pull
     if anchor is not None and pull > 0:
         anchored = cand < len(anchor)
         dU[anchored] += pull * (U[anchored] - anchor[cand[anchored]])
-    syn0[cand] = U - (alpha_u * lock)[:, None] * dU
+    syn0[cand] -= (alpha_u * lock)[:, None] * dU  # from the vectors as they are now: other workers' steps stay
 
 
 def candidate_columns(pair_slot: np.ndarray, pair_word: np.ndarray, negatives: np.ndarray, candidates: str):

@@ -63,6 +63,13 @@ def class_of_nearest_word(model, data):
                      for h in hits])
 
 
+def related_margin(model, data):
+    """Mean cosine of each class word to its related tags minus to the distractor tags."""
+    related = [model.wv.similarity(c, f"{c}_r{k}") for c in data.class_words for k in range(2)]
+    distractors = [model.wv.similarity(c, t) for c in data.class_words for t in model.word_keys if t.startswith("tag")]
+    return np.mean(related) - np.mean(distractors)
+
+
 def test_two_workers_read_each_document_once_and_learn_as_well(synthetic):
     data, path = synthetic
     model = Im2Vec(corpus_file=path, image_features=data.features, workers=2, **IMG)
@@ -72,14 +79,18 @@ def test_two_workers_read_each_document_once_and_learn_as_well(synthetic):
     key = data.docs[0][0]
     assert model.is_image(key) and key in model.image_keys
     np.testing.assert_allclose(model.wv[key], model.project(data.features[key]), rtol=1e-4, atol=1e-6)
-    # held-out images find their own class word as the iterable-trained model does
+    # held-out images find their own class word, and class words sit nearer their related tags than
+    # the distractors, as with an iterable. Two workers are not deterministic, and on this 60-word
+    # vocabulary (every space step moves every word) a 2-worker run is as different as a new seed:
+    # 1 worker over 60 seeds put 0.895-1.0 of the held-out images at their class word (chance 0.25)
+    # with a related-tag margin from 0.32 (median 0.55); 2 workers over 150 runs of both paths 0.89-1.0
+    # and from 0.30 (median 0.47: the workers' word steps interleave), one run in ~250 at 0.75. The
+    # bounds are ground truth, not another 2-worker run's neighbours (which this test once compared
+    # with, and failed on half the time)
     ref = Im2Vec(data.docs, image_features=data.features, workers=2, **IMG)
-    ours, theirs = class_of_nearest_word(model, data), class_of_nearest_word(ref, data)
-    assert np.mean(theirs == data.test_labels) > 0.9
-    assert np.mean(ours == data.test_labels) > 0.9
-    assert np.mean(ours == theirs) > 0.9
-    for word in data.class_words:  # words keep their neighbours
-        assert model.wv.most_similar(word, topn=1)[0][0] in {w for w, _ in ref.wv.most_similar(word, topn=5)}
+    for trained in (model, ref):
+        assert np.mean(class_of_nearest_word(trained, data) == data.test_labels) > 0.7
+        assert related_margin(trained, data) > 0.2
 
 
 def test_build_vocab_and_train_separately_and_continue(synthetic, tmp_path):
