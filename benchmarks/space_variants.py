@@ -31,14 +31,13 @@ from gensim_im2vec.evaluate import (
     Im2VecScorer,
     KNNTagScorer,
     RidgeScorer,
-    _fill,
-    _word_matrix,
     evaluate_scores,
     image_analogies,
     neighbour_tag_agreement,
     one_space_check,
     words_only,
 )
+from gensim_im2vec.baselines import candidate_vectors, fill_scores
 from gensim_im2vec.pipeline import (
     DemoConfig,
     analogy_questions,
@@ -99,8 +98,8 @@ def main() -> None:
     mean = space.get_normed_vectors().mean(axis=0)
 
     def centred(X, candidates):
-        mat, c = _word_matrix(m.wv, candidates, exclude=m.is_image)
-        return _fill(len(X), candidates, c, l2_normalize(l2_normalize(m.project(X)) - mean) @ l2_normalize(mat - mean).T)
+        mat, c = candidate_vectors(m.wv, candidates, exclude=m.is_image)
+        return fill_scores(len(X), candidates, c, l2_normalize(l2_normalize(m.project(X)) - mean) @ l2_normalize(mat - mean).T)
 
     out["cent_zs"] = ev(centred)["zero_shot"]["map"]
     inside = [i for i, k in enumerate(data.train_keys) if k in m.wv.key_to_index and m.is_image(k)]
