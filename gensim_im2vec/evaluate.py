@@ -132,6 +132,7 @@ __all__ = [
     "evaluate_image_tagging",
     "evaluate_scores",
     "features_for_keys",
+    "bag_of_words_analogies",
     "image_analogies",
     "load_tagged_jsonl",
     "mean_average_precision",
@@ -397,6 +398,45 @@ def image_analogies(model, quads: Sequence[tuple[str, str, str, str]]) -> dict:
     near = sum(nearest_image([x], [], x) == y for x, _, _, y in asked)
     n = len(asked)
     return {"n": n, "hit@1": hits / n if n else float("nan"), "nearest_image_hit@1": near / n if n else float("nan")}
+
+
+def bag_of_words_analogies(model, quads: Sequence[tuple[str, str, str, str]],
+                           documents: Iterable[Sequence[str]]) -> dict:
+    """The same questions as :func:`image_analogies`, with every image of `documents` replaced by
+    the unit sum of its own words' unit vectors in ``model.wv``: what an image vector that is
+    exactly "the sum of its tags" would answer, a ceiling for target 6 on these questions (a map
+    of features cannot know an image's words better than the words themselves).
+
+    Returns ``{"n", "hit@1"}``; questions whose images or words are not in `documents` / the
+    model are skipped.
+
+    >>> from gensim.models import KeyedVectors
+    >>> class M:  # a stand-in with a wv of three words
+    ...     wv = KeyedVectors(2); wv.add_vectors(["man", "woman", "bike"], [[1, 0], [0, 1], [1, 1]])
+    >>> docs = [["img:1", "man", "bike"], ["img:2", "woman", "bike"], ["img:3", "man"]]
+    >>> bag_of_words_analogies(M(), [("img:1", "man", "woman", "img:2")], docs)
+    {'n': 1, 'hit@1': 1.0}
+    """
+    wv = model.wv
+    keys, bags = [], []
+    for doc in documents:
+        rows = [wv.get_vector(w, norm=True) for w in doc[1:] if w in wv.key_to_index]
+        if rows:
+            keys.append(doc[0])
+            bags.append(np.sum(rows, axis=0))
+    if not keys:
+        return {"n": 0, "hit@1": float("nan")}
+    B = l2_normalize(np.asarray(bags, dtype=np.float32))
+    row = {k: i for i, k in enumerate(keys)}
+    hits = n = 0
+    for x, a, b, y in quads:
+        if x not in row or y not in row or a not in wv.key_to_index or b not in wv.key_to_index:
+            continue
+        sims = B @ (B[row[x]] - wv.get_vector(a, norm=True) + wv.get_vector(b, norm=True))
+        sims[row[x]] = -np.inf
+        hits += keys[int(np.argmax(sims))] == y
+        n += 1
+    return {"n": n, "hit@1": hits / n if n else float("nan")}
 
 
 def one_space_check(model, keys: Sequence[str], tags: Sequence[Iterable[str]], n_random: int = 20,
@@ -709,8 +749,11 @@ class EvaluationReport:
                              f"{100 * i2i['model']:.1f}% (raw CNN cosine: {100 * i2i['raw_features']:.1f}%)")
             an = sp.get("analogies")
             if an and an.get("n"):
+                bag = an.get("bag_of_words_hit@1")
+                ceiling = "" if bag is None or math.isnan(bag) else (
+                    f"; each image as the sum of its own tags' vectors: {100 * bag:.1f}%, the ceiling on these questions")
                 parts.append(f"  analogies image(x) − a + b → y on {an['n']} questions: hit@1 {100 * an['hit@1']:.1f}% "
-                             f"(x's own nearest image is y: {100 * an['nearest_image_hit@1']:.1f}%)")
+                             f"(x's own nearest image is y: {100 * an['nearest_image_hit@1']:.1f}%{ceiling})")
         if self.word_similarity:
             parts.append("")
             parts.append("Word similarity (Spearman ρ) and analogies "
@@ -760,6 +803,9 @@ def _space_checks(report, model, im2vec_row, X_test, test_tags, cands, X_train, 
                 "raw_features": neighbour_tag_agreement(X_test, test_tags, X_train[inside], tags)}
     if analogies:
         report.space["analogies"] = image_analogies(model, analogies)
+        if train_keys is not None and train_tags is not None:  # the ceiling: each image as the sum of its tags
+            bag = bag_of_words_analogies(model, analogies, [[k, *t] for k, t in zip(train_keys, train_tags)])
+            report.space["analogies"]["bag_of_words_hit@1"] = bag["hit@1"]
 
 
 def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], candidates: Sequence[str], *,

@@ -394,6 +394,7 @@ def test_run_evaluation_fills_the_space_checks(setup, report):
     rep = ev.run_evaluation(s["model"], s["data"].test_features[:20], s["test_tags"][:20], s["cands"],
                             baselines=(), word_similarity=False, analogies=quads)
     assert rep.space["analogies"]["n"] == 3 and "one_space" not in rep.space  # no training split given
+    assert "bag_of_words_hit@1" not in rep.space["analogies"]  # its ceiling needs the training tags
 
 
 # ---------------------------------------------------------------------------- word similarity
@@ -466,3 +467,21 @@ def test_cli_evaluate_on_a_tiny_saved_model(tmp_path):
     bad = CliRunner().invoke(main, ["evaluate", str(tmp_path / "m.model"), "--test", str(tmp_path / "test.jsonl"),
                                     "--features", str(tmp_path / "zs.txt")])
     assert bad.exit_code != 0
+
+
+def test_bag_of_words_analogies_is_the_sum_of_the_images_own_words():
+    """Target 6's ceiling: an image as the unit sum of its words answers x − a + b with the image
+    that has x's other words and b, and misses when another image is closer to that sum."""
+    from gensim.models import KeyedVectors
+
+    class M:
+        wv = KeyedVectors(4)
+
+    M.wv.add_vectors(["man", "woman", "bike", "car"], np.eye(4, dtype=np.float32))
+    docs = [["img:x", "man", "bike"], ["img:y", "woman", "bike"], ["img:z", "woman", "car"]]
+    assert ev.bag_of_words_analogies(M(), [("img:x", "man", "woman", "img:y")], docs) == {"n": 1, "hit@1": 1.0}
+    # y holds the car instead: z (woman + car) and y (woman + car + bike) compete, y no longer wins
+    docs_far = [["img:x", "man", "bike"], ["img:y", "woman", "car", "man"], ["img:z", "woman", "bike", "car"]]
+    assert ev.bag_of_words_analogies(M(), [("img:x", "man", "woman", "img:y")], docs_far)["hit@1"] == 0.0
+    # a question whose image has no document is skipped, not counted as a miss
+    assert ev.bag_of_words_analogies(M(), [("img:q", "man", "woman", "img:y")], docs)["n"] == 0
