@@ -16,6 +16,8 @@ vectors) or joint (text + image documents, as the demo), then prints, on the dem
 - ``insample``: training images' own tags by their rows of ``model.wv``;
 - ``i2i`` / ``i2i_raw``: a held-out image's 10 nearest training images share a tag (space / raw);
 - ``nn_img`` / ``nn_word``: mean cosine of training images to their nearest image / word;
+- ``d_wordsim`` / ``d_simlex`` / ``d_analogies`` (joint, ``--word-similarity``): the model's words minus the
+  demo's text-only model's (target 7);
 - ``an_hit`` / ``an_near``: cross-modal analogies hit@1 / x's own nearest image (``an_n`` questions);
   ``an_bag``: the same questions answered by each image's bag of its own words (the ceiling, target 6).
 """
@@ -34,6 +36,7 @@ from gensim_im2vec.evaluate import (
     KNNTagScorer,
     RidgeScorer,
     bag_of_words_analogies,
+    compare_word_similarity,
     evaluate_scores,
     image_analogies,
     neighbour_tag_agreement,
@@ -68,6 +71,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--full-docs", action="store_true", help="image documents with titles and descriptions")
     ap.add_argument("--center-words", action="store_true", help="centre the text word vectors first")
+    ap.add_argument("--word-similarity", action="store_true", help="Δ word similarity vs the demo's text model")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="an Im2Vec option")
     args = ap.parse_args()
     opts = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.set)}
@@ -120,6 +124,9 @@ def main() -> None:
     out.update(an_hit=an["hit@1"], an_near=an["nearest_image_hit@1"], an_n=an["n"])
     docs = training_documents(cfg, feats, tags_only=cfg.tags_only)[0]
     out["an_bag"] = bag_of_words_analogies(m, quads, docs)["hit@1"]
+    if args.word_similarity:
+        delta = compare_word_similarity(m, w2v)[2]
+        out.update({f"d_{k}": v for k, v in delta.items() if k != "model"})
     label = " ".join([args.mode, *(f"--{k}" for k in ("full_docs", "center_words") if getattr(args, k)),
                       *(f"--set {s}" for s in args.set), f"--epochs {cfg.image_epochs}", f"--seed {args.seed}"])
     print(label, json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}))
