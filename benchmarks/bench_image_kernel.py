@@ -15,12 +15,20 @@
 5. Where one worker's CPU time goes on the corpus of 1 (thread CPU time, so a busy machine does not
    skew it): inside ``train_space_job`` (GIL released) and in the steps that hold the GIL: the
    share that bounds how workers scale.
+6. What the workers' sharing costs, 2 workers over 1 on the corpus of 1 (speed only: the models
+   trained with private copies are wrong): as trained; each worker on its own copy of ``W``; on its
+   own copies of ``W`` and the word vectors (``syn0``, ``syn1neg``); with the words frozen
+   (``train_words=False``, two-stage's pretrained words: the space step reads them, never writes);
+   and, for reference, two processes training side by side (what the machine gives two workers
+   that share nothing, not even the GIL).
 
 ``--set NAME=VALUE`` passes an Im2Vec option to every model (e.g. ``--set space_negatives=256``).
 """
 
 import argparse
 import ast
+import contextlib
+import threading
 import time
 
 import numpy as np
@@ -102,8 +110,11 @@ def main():
     ap.add_argument("--images", type=int, default=20000)
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="an Im2Vec option")
     ap.add_argument("--sections", default="1234", help="which sections to run, e.g. 14")
+    ap.add_argument("--one-process", action="store_true", help=argparse.SUPPRESS)  # section 6's reference
     args = ap.parse_args()
     OPTIONS.update({k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.set)})
+    if args.one_process:
+        return _one_process(args.images)
     rng = np.random.default_rng(0)
     n = args.images
     tags = [f"tag{i}" for i in range(500)]
@@ -117,6 +128,8 @@ def main():
         section4(rng, n, tags)
     if "5" in args.sections:
         section5(rng, n, tags)
+    if "6" in args.sections:
+        section6(rng, n, tags)
 
 
 def section1(args, rng, n, tags):
@@ -208,6 +221,79 @@ def section5(rng, n, tags):
     for label, t in sorted(spent.items(), key=lambda kv: -kv[1]):
         print(f"   {label:32s} {100 * t / job:5.1f}% of the worker's job time")
     print(f"   {'the rest (gather, glue)':32s} {100 * (1 - sum(spent.values()) / job):5.1f}%")
+
+
+
+@contextlib.contextmanager
+def private_copies(what):
+    """Hand each worker thread its own copy of ``W`` (and of the word vectors with "words") in every
+    ``train_space_job`` call: nothing shared but the GIL and the corpus."""
+    import gensim_im2vec.model as M
+
+    real, local = M.im2vec_inner.train_space_job, threading.local()
+
+    def call(syn0, syn1neg, lockf, W, *a, **k):
+        if not hasattr(local, "W"):
+            local.W, local.syn0, local.syn1neg = W.copy(), syn0.copy(), syn1neg.copy()
+        a = list(a)
+        a[-1] = None  # no stripe locks on a private W
+        if what == "words":
+            syn0, syn1neg = local.syn0, local.syn1neg
+        return real(syn0, syn1neg, lockf, local.W, *a, **k)
+
+    M.im2vec_inner.train_space_job = call
+    try:
+        yield
+    finally:
+        M.im2vec_inner.train_space_job = real
+
+
+def _two_processes(n, options):
+    """Image tokens/s of two processes training the corpus of 1 at once (each times its own train())."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, __file__, "--images", str(n), "--one-process", *(f"--set={k}={v!r}" for k, v in options.items())]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for _ in range(2)]
+    return sum(float(p.communicate()[0].split()[-1]) for p in procs)
+
+
+def _one_process(n):
+    rng = np.random.default_rng(0)
+    tags = [f"tag{i}" for i in range(500)]
+    feats = (list(f"img:{i}" for i in range(n)), rng.random((n, 1280), dtype=np.float32) + 0.01)
+    docs = [[tags[i % 500], f"img:{i}", tags[(i * 7) % 500]] for i in range(n)]
+    elapsed, occ = train_rate(docs, feats)
+    print(occ / elapsed)
+
+
+def section6(rng, n, tags):
+    F = 1280
+    print(f"6. what sharing costs: 2 workers over 1, [tag, image, tag], F={F}, D={D}, default train() {OPTIONS} "
+          "(private copies train wrong models: speed only)")
+    feats = (list(f"img:{i}" for i in range(n)), rng.random((n, F), dtype=np.float32) + 0.01)
+    docs = [[tags[i % 500], f"img:{i}", tags[(i * 7) % 500]] for i in range(n)]
+    cases = [("as trained", contextlib.nullcontext, {}),
+             ("private W", lambda: private_copies("W"), {}),
+             ("private W and word vectors", lambda: private_copies("words"), {}),
+             ("words frozen (train_words=False)", contextlib.nullcontext, {"train_words": False})]
+    one = None
+    for label, ctx, extra in cases:
+        saved = dict(OPTIONS)
+        OPTIONS.update(extra)
+        try:
+            rate = {}
+            with ctx():
+                for workers in (1, 2, 1, 2):
+                    elapsed, occ = train_rate(docs, feats, workers=workers)
+                    rate[workers] = max(rate.get(workers, 0.0), occ / elapsed)
+        finally:
+            OPTIONS.clear()
+            OPTIONS.update(saved)
+        one = one or rate[1]
+        print(f"   {label:34s} 1 worker {rate[1]:9,.0f}, 2 workers {rate[2]:9,.0f} -> {rate[2] / rate[1]:.2f}x")
+    both = _two_processes(n, OPTIONS)
+    print(f"   {'two processes, 1 worker each':34s} together {both:9,.0f} -> {both / one:.2f}x one worker")
 
 
 if __name__ == "__main__":
