@@ -59,7 +59,7 @@ def percentile_ms(times, q):
     return 1000.0 * float(np.percentile(times, q))
 
 
-def main(argv=None) -> None:
+def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1_000_000, help="vectors (words + images)")
     ap.add_argument("--dim", type=int, default=200)
@@ -78,12 +78,76 @@ def main(argv=None) -> None:
     ap.add_argument("--search-k", type=int, nargs="+", default=[5_000, 20_000, 50_000])
     ap.add_argument("--build-threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
-    from gensim.models import KeyedVectors
+
+def exact_answers(kv, queries):
+    """gensim's exact most_similar for every query, one core: ``({query: top-10 keys}, seconds per query)``."""
     from threadpoolctl import threadpool_limits
 
-    from gensim_im2vec.index import ModalityIndexer, ann_most_similar
+    exact, times = {}, []
+    with threadpool_limits(1):
+        kv.most_similar(queries[0], topn=10)  # warm-up
+        for q in queries:
+            s = time.perf_counter()
+            exact[q] = [k for k, _ in kv.most_similar(q, topn=10)]
+            times.append(time.perf_counter() - s)
+    return exact, times
+
+
+def build_index(kv, backend, args):
+    """``(indexer, description, [(setting, value), ...])`` of one backend, built with `args.build_threads`."""
+    from gensim_im2vec.index import ModalityIndexer
+
+    if backend == "hnsw":
+        idx = ModalityIndexer(kv, backend="faiss", kind="hnsw", m=args.m, ef_construction=args.ef_construction,
+                              image_prefix="img:")
+        return idx, f"faiss HNSW{args.m} efC={args.ef_construction}", [("ef_search", v) for v in args.ef_search]
+    if backend == "ivf":
+        idx = ModalityIndexer(kv, backend="faiss", kind="ivf", nlist=args.nlist, image_prefix="img:")
+        nl = "/".join(str(p.index.nlist) for p in idx._parts.values())
+        return idx, f"faiss IVF{nl},Flat", [("nprobe", v) for v in args.nprobe]
+    idx = ModalityIndexer(kv, backend="annoy", num_trees=args.num_trees, image_prefix="img:")
+    return idx, f"annoy {args.num_trees} trees", [("search_k", v) for v in args.search_k]
+
+
+def measure_backend(kv, backend, args, queries, exact, ex_med):
+    """Recall@10 and latency of one backend at each of its settings: table rows."""
+    from threadpoolctl import threadpool_limits
+
+    from gensim_im2vec.index import ann_most_similar
+
+    faiss = None
+    if backend in ("hnsw", "ivf"):
+        import faiss
+
+        faiss.omp_set_num_threads(args.build_threads)
+    idx, desc, settings = build_index(kv, backend, args)
+    print(f"{desc}: built in {idx.build_seconds:.1f}s ({args.build_threads} threads)")
+    if faiss is not None:
+        faiss.omp_set_num_threads(1)
+    rows = []
+    for name, val in settings:
+        for part in idx._parts.values():
+            setattr(part, name, val)
+        times, hit = [], 0
+        with threadpool_limits(1):
+            for q in queries:
+                s = time.perf_counter()
+                got = ann_most_similar(kv, q, topn=10, indexer=idx)
+                times.append(time.perf_counter() - s)
+                hit += len(set(exact[q]) & {k for k, _ in got})
+        med = float(np.median(times))
+        recall = hit / (10 * len(queries))
+        rows.append((desc, f"{name}={val}", recall, 1000 * med, percentile_ms(times, 95), ex_med / med))
+        print(f"  {name}={val:<6} recall@10 {recall:.3f}  median {1000 * med:.3f} ms  "
+              f"p95 {percentile_ms(times, 95):.3f} ms  speed-up x{ex_med / med:.0f}")
+    return rows
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    from gensim.models import KeyedVectors
 
     print(f"data: {args.n:,} vectors x {args.dim} ({args.image_share:.0%} images), {args.topics} topics, "
           f"latent dim {args.latent_dim}; {args.queries} queries (half words, half images); one core per query")
@@ -102,55 +166,10 @@ def main(argv=None) -> None:
         args.n - n_img + rng.choice(n_img, size=args.queries - args.queries // 2, replace=False),
     ])
     queries = [keys[i] for i in q_idx]
-
-    exact, t_exact = {}, []
-    with threadpool_limits(1):
-        kv.most_similar(queries[0], topn=10)  # warm-up
-        for q in queries:
-            s = time.perf_counter()
-            exact[q] = [k for k, _ in kv.most_similar(q, topn=10)]
-            t_exact.append(time.perf_counter() - s)
+    exact, t_exact = exact_answers(kv, queries)
     ex_med = float(np.median(t_exact))
     print(f"exact (gensim most_similar): median {1000 * ex_med:.2f} ms, p95 {percentile_ms(t_exact, 95):.2f} ms")
-
-    rows = []
-    for backend in args.backends:
-        if backend in ("hnsw", "ivf"):
-            import faiss
-
-            faiss.omp_set_num_threads(args.build_threads)
-        if backend == "hnsw":
-            settings = [("ef_search", v) for v in args.ef_search]
-            idx = ModalityIndexer(kv, backend="faiss", kind="hnsw", m=args.m,
-                                  ef_construction=args.ef_construction, image_prefix="img:")
-            desc = f"faiss HNSW{args.m} efC={args.ef_construction}"
-        elif backend == "ivf":
-            settings = [("nprobe", v) for v in args.nprobe]
-            idx = ModalityIndexer(kv, backend="faiss", kind="ivf", nlist=args.nlist, image_prefix="img:")
-            nl = "/".join(str(p.index.nlist) for p in idx._parts.values())
-            desc = f"faiss IVF{nl},Flat"
-        else:
-            settings = [("search_k", v) for v in args.search_k]
-            idx = ModalityIndexer(kv, backend="annoy", num_trees=args.num_trees, image_prefix="img:")
-            desc = f"annoy {args.num_trees} trees"
-        print(f"{desc}: built in {idx.build_seconds:.1f}s ({args.build_threads} threads)")
-        if backend in ("hnsw", "ivf"):
-            faiss.omp_set_num_threads(1)
-        for name, val in settings:
-            for part in idx._parts.values():
-                setattr(part, name, val)
-            times, hit = [], 0
-            with threadpool_limits(1):
-                for q in queries:
-                    s = time.perf_counter()
-                    got = ann_most_similar(kv, q, topn=10, indexer=idx)
-                    times.append(time.perf_counter() - s)
-                    hit += len(set(exact[q]) & {k for k, _ in got})
-            med = float(np.median(times))
-            recall = hit / (10 * len(queries))
-            rows.append((desc, f"{name}={val}", recall, 1000 * med, percentile_ms(times, 95), ex_med / med))
-            print(f"  {name}={val:<6} recall@10 {recall:.3f}  median {1000 * med:.3f} ms  "
-                  f"p95 {percentile_ms(times, 95):.3f} ms  speed-up x{ex_med / med:.0f}")
+    rows = [row for backend in args.backends for row in measure_backend(kv, backend, args, queries, exact, ex_med)]
 
     print("\n| index | setting | recall@10 | median ms | p95 ms | speed-up vs exact |")
     print("|---|---|---|---|---|---|")

@@ -15,45 +15,24 @@ Only ``train()`` is timed; the vocabulary is built before.
 """
 
 import argparse
-import gzip
 import os
-import re
 import tempfile
 import time
 
 import numpy as np
+from _common import text_chunks, text_corpus_name
 from gensim.models import Word2Vec
-from gensim.test.utils import datapath
 
 from gensim_im2vec import Im2Vec
 
-WORDNET = "/usr/share/dictd/wn.dict.dz"
-
 
 def write_text(path, limit):
-    token = re.compile(r"[a-z]+")
-    if os.path.exists(WORDNET):
-        name, opener = WORDNET, lambda: gzip.open(WORDNET, "rt", encoding="utf-8", errors="replace")
-    else:
-        src = datapath("head500.noblanks.cor")
-        name, opener = src, lambda: open(src, encoding="utf-8")
     n = 0
     with open(path, "w", encoding="utf-8") as out:
-        while n < limit:
-            before = n
-            with opener() as f:
-                for line in f:
-                    tokens = token.findall(line.lower())
-                    for lo in range(0, len(tokens), 1000):
-                        chunk = tokens[lo:lo + 1000]
-                        if len(chunk) > 2:
-                            out.write(" ".join(chunk) + "\n")
-                            n += len(chunk)
-                    if n >= limit:
-                        break
-            if n == before:
-                break
-    return name, n
+        for chunk in text_chunks(limit, repeat=True):
+            out.write(" ".join(chunk) + "\n")
+            n += len(chunk)
+    return text_corpus_name(), n
 
 
 def text_rate(cls, path, params):

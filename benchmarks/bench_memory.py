@@ -32,23 +32,9 @@ import threading
 import time
 
 import numpy as np
+from _common import proc_status
 
 MiB = 1024 * 1024
-
-
-def _status() -> dict:
-    out = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if k in ("RssAnon", "RssFile", "VmHWM", "VmRSS"):
-                out[k] = int(v.split()[0]) * 1024
-    with open("/proc/self/io") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if k == "read_bytes":
-                out["read_bytes"] = int(v)
-    return out
 
 
 class Sampler(threading.Thread):
@@ -67,7 +53,7 @@ class Sampler(threading.Thread):
             time.sleep(self.interval)
 
     def sample(self) -> None:
-        s = _status()
+        s = proc_status(io=True)
         p = self.peaks.setdefault(self.phase, {"RssAnon": 0, "RssFile": 0})
         p["RssAnon"] = max(p["RssAnon"], s["RssAnon"])
         p["RssFile"] = max(p["RssFile"], s["RssFile"])
@@ -128,7 +114,7 @@ def child(args) -> None:
     fd = os.open(feat_file, os.O_RDONLY)
     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # cold start: drop the store from the page cache
     os.close(fd)
-    base = _status()
+    base = proc_status(io=True)
     sampler = Sampler()
     sampler.start()
     t = {}
@@ -156,13 +142,13 @@ def child(args) -> None:
     # building the model validates every row of the store (a full read, see the phase table);
     # evict the store again so that training starts cold and its own gather is what is measured
     _evict(store.raw_vectors, feat_file)
-    io_before_train = _status()["read_bytes"]
+    io_before_train = proc_status(io=True)["read_bytes"]
     sampler.set_phase("train (cold)")
     t2 = time.perf_counter()
     model.train(docs, total_examples=len(docs), epochs=args.epochs)
     t["train"] = time.perf_counter() - t2
     sampler.stop()
-    end = _status()
+    end = proc_status(io=True)
     mem = model.estimate_memory()
     out = {
         "store_rows": n,

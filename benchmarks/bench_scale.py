@@ -34,6 +34,7 @@ import threading
 import time
 
 import numpy as np
+from _common import proc_status
 
 GiB = 1024**3
 MiB = 1024**2
@@ -41,16 +42,6 @@ _CHUNK = 65536
 
 
 # ----------------------------------------------------------------------------- measuring
-
-
-def _status() -> dict:
-    out = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if k in ("RssAnon", "RssFile", "VmHWM", "VmRSS"):
-                out[k] = int(v.split()[0]) * 1024
-    return out
 
 
 class Stages:
@@ -71,7 +62,7 @@ class Stages:
             time.sleep(self.interval)
 
     def _sample(self) -> None:
-        s = _status()
+        s = proc_status()
         with self._lock:
             if self._cur is not None:
                 for k in ("RssAnon", "RssFile"):
@@ -84,7 +75,7 @@ class Stages:
                 f.write("5")  # reset VmHWM to the current RSS
         except OSError:
             pass
-        s = _status()
+        s = proc_status()
         with self._lock:
             self._cur = {"stage": name, "t0": time.perf_counter(), "start_rss": s["VmRSS"],
                          "peak_RssAnon": s["RssAnon"], "peak_RssFile": s["RssFile"]}
@@ -92,7 +83,7 @@ class Stages:
 
     def stop(self, **extra) -> dict:
         self._sample()
-        s = _status()
+        s = proc_status()
         with self._lock:
             row, self._cur = self._cur, None
         row["seconds"] = time.perf_counter() - row.pop("t0")

@@ -8,38 +8,17 @@ Debian's WordNet dictionary text (dict-wn) when installed, else gensim's bundled
 """
 
 import argparse
-import gzip
-import os
-import re
 import time
 
+from _common import text_chunks, text_corpus_name
 from gensim.models import Word2Vec
-from gensim.test.utils import datapath
 
 from gensim_im2vec import Im2Vec
 
-WORDNET = "/usr/share/dictd/wn.dict.dz"
-
 
 def load_corpus(limit):
-    token = re.compile(r"[a-z]+")
-    if os.path.exists(WORDNET):
-        name, opener = WORDNET, lambda: gzip.open(WORDNET, "rt", encoding="utf-8", errors="replace")
-    else:
-        path = datapath("head500.noblanks.cor")
-        name, opener = path, lambda: open(path, encoding="utf-8")
-    sentences, n = [], 0
-    with opener() as f:
-        for line in f:
-            tokens = token.findall(line.lower())
-            for lo in range(0, len(tokens), 1000):
-                chunk = tokens[lo:lo + 1000]
-                if len(chunk) > 2:
-                    sentences.append(chunk)
-                    n += len(chunk)
-            if n >= limit:
-                break
-    return name, sentences, n
+    sentences = list(text_chunks(limit))
+    return text_corpus_name(), sentences, sum(map(len, sentences))
 
 
 def effective_rate(cls, sentences, params):

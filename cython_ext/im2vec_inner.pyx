@@ -145,8 +145,7 @@ cdef inline int32_t draw_negative(Config *c, int use_tags) noexcept nogil:
     cdef const int32_t *idx
     cdef const uint32_t *cum
     cdef const int32_t *guide
-    cdef int n, shift, lo, hi, mid
-    cdef uint64_t x, b
+    cdef int n, shift
     if use_tags and c.tneg_n > 0:
         idx = c.tneg_idx
         cum = c.tneg_cum
@@ -161,17 +160,35 @@ cdef inline int32_t draw_negative(Config *c, int use_tags) noexcept nogil:
         shift = c.wneg_shift
     c.next_random = lcg_next(c.next_random)
     # (a 32-bit division here, the same remainder, measured no faster: 0.99-1.03x)
-    x = (c.next_random >> 16) % cum[n - 1]
-    b = x >> shift
-    lo = guide[b]
-    hi = guide[b + 1]
+    return idx[guided_search(cum, guide, shift, (c.next_random >> 16) % cum[n - 1])]
+
+
+cdef inline int guided_search(const uint32_t *cum, const int32_t *guide, int shift, uint64_t x) noexcept nogil:
+    """The first k with cum[k] > x, bisecting only the entries x's bucket of the guide names."""
+    cdef int lo = guide[x >> shift], hi = guide[(x >> shift) + 1], mid
     while lo < hi:
         mid = (lo + hi) >> 1
         if cum[mid] > x:
             hi = mid
         else:
             lo = mid + 1
-    return idx[lo]
+    return lo
+
+
+def _guided_search_many(const uint32_t[::1] cum, const uint64_t[::1] xs):
+    """:func:`guided_search` (the kernel's negative draw without its random number) for every x
+    of `xs` (each < ``cum[-1]``), with the guide :func:`_neg_guide` builds: for tests."""
+    guide_arr, shift = _neg_guide(cum)
+    cdef const int32_t[::1] guide = guide_arr
+    cdef int s = shift
+    out = np.empty(xs.shape[0], np.int64)
+    cdef int64_t[::1] o = out
+    cdef Py_ssize_t i
+    if cum.shape[0] and xs.shape[0] and (np.asarray(xs).max() >= cum[cum.shape[0] - 1]):
+        raise ValueError("_guided_search_many: every x must be < cum[-1]")
+    for i in range(xs.shape[0]):
+        o[i] = guided_search(&cum[0], &guide[0], s, xs[i])
+    return out
 
 
 def _neg_guide(const uint32_t[::1] cum):

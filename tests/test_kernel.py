@@ -370,22 +370,10 @@ def test_image_pairs_false_needs_no_head():
         K.train_job(*args, **kw, image_pairs=True)
 
 
-def _guided_draw(cum, guide, shift, x):
-    """What draw_negative does with x, in Python: the guide's bucket, then a bisection inside it."""
-    b = x >> shift
-    lo, hi = int(guide[b]), int(guide[b + 1])
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if cum[mid] > x:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
-
-
 def test_negative_guide_finds_the_same_entry_as_a_bisection_of_the_whole_table():
     """The kernel draws a negative as the first k with cum[k] > x, searching only the bucket of x
-    that _neg_guide names: for every x it must be np.searchsorted(cum, x, side="right"), also with
+    that _neg_guide names (guided_search, run here through _guided_search_many): for every x it
+    must be np.searchsorted(cum, x, side="right"), also with
     words of zero weight (equal neighbours in cum), one entry, and totals that are no power of 2."""
     rng = np.random.default_rng(0)
     for trial in range(300):
@@ -396,13 +384,13 @@ def test_negative_guide_finds_the_same_entry_as_a_bisection_of_the_whole_table()
         cum = np.cumsum(weights).astype(np.uint32)
         guide, shift = K._neg_guide(cum)
         assert len(guide) >= 2 and guide.max() <= n - 1
-        xs = np.arange(int(cum[-1]))  # every value the draw can take
-        want = np.searchsorted(cum, xs, side="right")
-        got = np.array([_guided_draw(cum, guide, shift, int(x)) for x in xs])
-        np.testing.assert_array_equal(got, want, err_msg=f"trial {trial}: cum={cum.tolist()}")
+        xs = np.arange(int(cum[-1]), dtype=np.uint64)  # every value the draw can take
+        np.testing.assert_array_equal(K._guided_search_many(cum, xs), np.searchsorted(cum, xs, side="right"),
+                                      err_msg=f"trial {trial}: cum={cum.tolist()}")
     big = np.cumsum(rng.integers(1, 1000, 30_000)).astype(np.uint32)  # a vocabulary-sized table
-    guide, shift = K._neg_guide(big)
-    xs = rng.integers(0, int(big[-1]), 20_000)
-    np.testing.assert_array_equal([_guided_draw(big, guide, shift, int(x)) for x in xs],
-                                  np.searchsorted(big, xs, side="right"))
+    guide, _ = K._neg_guide(big)
+    xs = rng.integers(0, int(big[-1]), 200_000).astype(np.uint64)
+    np.testing.assert_array_equal(K._guided_search_many(big, xs), np.searchsorted(big, xs, side="right"))
     assert max(np.diff(guide)) <= 8  # the point of it: a bucket holds a few entries, not the table
+    with pytest.raises(ValueError, match="cum"):
+        K._guided_search_many(big, np.array([big[-1]], np.uint64))

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from space_problem import tiny_run
 
 from gensim_im2vec.space import run_pairs, space_step
 
@@ -23,15 +24,7 @@ def test_run_pairs_without_images_or_words_is_empty():
 
 
 def _problem(seed=0, symmetric=0.0):
-    rng = np.random.default_rng(seed)
-    W = rng.normal(size=(6, 9))
-    syn0 = rng.normal(size=(12, 6))
-    Vn = rng.normal(size=(4, 9))
-    Vn /= np.linalg.norm(Vn, axis=1, keepdims=True)
-    pair_slot = np.array([0, 0, 1, 2, 3, 3])
-    pair_word = np.array([1, 2, 2, 5, 7, 1])
-    negatives = np.array([0, 3, 4, 6, 8, 9, 10, 11])
-    return W, syn0, Vn, pair_slot, pair_word, negatives
+    return tiny_run(seed)
 
 
 def _loss(W, syn0, Vn, ps, pw, neg, symmetric, anchor=None, pull=0.0):

@@ -5,20 +5,14 @@ import threading
 import numpy as np
 import pytest
 from gensim_im2vec.im2vec_inner import StripeLocks
+from space_problem import tiny_run
 
 from gensim_im2vec.space import add_outer, space_step
 
 
 def _problem(seed=0):
-    rng = np.random.default_rng(seed)
-    W = rng.normal(size=(6, 9))
-    syn0 = rng.normal(size=(12, 6))
-    Vn = rng.normal(size=(4, 9))
-    Vn /= np.linalg.norm(Vn, axis=1, keepdims=True)
-    pair_slot = np.array([0, 0, 1, 2, 3, 3])
-    pair_word = np.array([1, 2, 2, 5, 1, 7])
-    negatives = np.array([0, 2, 3, 4, 6, 8, 9, 10, 11])  # word 2 is image 0's and 1's own word
-    return W, syn0, Vn, pair_slot, pair_word, negatives
+    # word 2 is image 0's and 1's own word and a negative too
+    return tiny_run(seed, pair_word=(1, 2, 2, 5, 1, 7), negatives=(0, 2, 3, 4, 6, 8, 9, 10, 11))
 
 
 def _loss(W, syn0, Vn, ps, pw, neg, candidates="own"):

@@ -1,0 +1,64 @@
+"""What several benchmark scripts read: the text corpus of the text benchmarks and this process's
+memory and I/O counters. Imported by the scripts (their folder is on ``sys.path`` when run as
+``python benchmarks/<script>.py``); not a benchmark itself."""
+
+import gzip
+import os
+import re
+from collections.abc import Iterator
+
+from gensim.test.utils import datapath
+
+WORDNET = "/usr/share/dictd/wn.dict.dz"
+
+
+def text_corpus_name() -> str:
+    """Debian's WordNet dictionary text (package dict-wn) when installed, else gensim's head500."""
+    return WORDNET if os.path.exists(WORDNET) else datapath("head500.noblanks.cor")
+
+
+def text_chunks(limit: int, repeat: bool = False) -> Iterator[list[str]]:
+    """Lower-cased ``[a-z]+`` tokens of :func:`text_corpus_name`, in sentences of at most 1,000
+    tokens (shorter than 3 skipped), until `limit` tokens; with `repeat`, the text again from the
+    start until the limit is reached."""
+    token = re.compile(r"[a-z]+")
+    name = text_corpus_name()
+
+    def lines():
+        if name == WORDNET:
+            return gzip.open(name, "rt", encoding="utf-8", errors="replace")
+        return open(name, encoding="utf-8")
+
+    n = 0
+    while n < limit:
+        before = n
+        with lines() as f:
+            for line in f:
+                tokens = token.findall(line.lower())
+                for lo in range(0, len(tokens), 1000):
+                    chunk = tokens[lo:lo + 1000]
+                    if len(chunk) > 2:
+                        yield chunk
+                        n += len(chunk)
+                if n >= limit:
+                    return
+        if not repeat or n == before:
+            return
+
+
+def proc_status(io: bool = False) -> dict:
+    """This process's RssAnon, RssFile, VmHWM and VmRSS in bytes (``/proc/self/status``), and with
+    `io` the bytes it really read from disk (``read_bytes`` of ``/proc/self/io``)."""
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("RssAnon", "RssFile", "VmHWM", "VmRSS"):
+                out[k] = int(v.split()[0]) * 1024
+    if io:
+        with open("/proc/self/io") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k == "read_bytes":
+                    out["read_bytes"] = int(v)
+    return out
