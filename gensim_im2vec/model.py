@@ -100,7 +100,7 @@ from gensim_im2vec import corpusfile
 from gensim_im2vec.fileio import atomic_save
 from gensim_im2vec.image_features import ImageFeatures
 from gensim_im2vec.keys import IMAGE_PREFIX
-from gensim_im2vec.space import job_candidates, run_pairs, space_step
+from gensim_im2vec.space import WorkerW, job_candidates, run_pairs, space_step
 from gensim_im2vec.store import FeatureStore, StoreMismatchError
 from gensim_im2vec.validation import check_features, l2_normalize, npy_problem
 
@@ -877,10 +877,13 @@ class Im2Vec(Word2Vec):
         if self.image_heads == "space" and n_img and self.feature_mean is None:
             self._fit_feature_mean()
         self.space_setup_seconds = default_timer() - start
-        # several workers write the dense W: each update goes stripe by stripe under a lock per
-        # stripe (no update lost, workers rarely wait); one worker needs no lock
+        # several workers and one dense W: a job of the space head trains on the worker's own copy,
+        # folded into W when the job ends (WorkerW); the per-run path adds each update stripe by
+        # stripe under a lock per stripe. Either way no update is lost; one worker needs neither
         workers = max(int(self.workers), 1)
-        self._w_stripes = im2vec_inner.StripeLocks(self.layer1_size, 4 * workers) if workers > 1 and n_img else None
+        shared = workers > 1 and n_img and self.W is not None
+        self._w_stripes = im2vec_inner.StripeLocks(self.layer1_size, 4 * workers) if shared else None
+        self._w_workers = WorkerW(self.W) if shared else None
         try:
             # one BLAS thread inside each worker; gensim's worker threads give the parallelism
             with threadpool_limits(limits=1, user_api="blas"):
@@ -891,7 +894,7 @@ class Im2Vec(Word2Vec):
                     queue_factor=queue_factor, report_delay=report_delay, compute_loss=compute_loss,
                     callbacks=callbacks, **kwargs)
         finally:
-            self._w_stripes = None  # locks are not saved with the model
+            self._w_stripes = self._w_workers = None  # locks are not saved with the model
         elapsed = default_timer() - start
         if self._image_occurrences:
             logger.info("trained %i image occurrences in %.1fs (%.0f image tokens/s)",
@@ -991,7 +994,6 @@ class Im2Vec(Word2Vec):
         negatives, candidates, features) is gathered for the whole job first, in a few NumPy calls.
         The same arithmetic, in the same order, with the same random draws, as the per-run path
         (:meth:`_train_run`): one worker trains the same model bit for bit."""
-        work, neu1 = inits
         n_runs = len(runs) - 1
         run_tok, run_row = runs[:, 0], runs[:, 2]
         tok_run = np.searchsorted(run_tok, np.arange(len(tokens)), side="right") - 1
@@ -1015,23 +1017,35 @@ class Im2Vec(Word2Vec):
         X = V[plan.image_slots] if len(plan.image_slots) < len(V) else V
         anchor = self.space_anchor if self.space_pull and self.space_anchor is not None else np.zeros(
             (0, self.layer1_size), REAL)
-        words_loss, space_loss, seconds = im2vec_inner.train_space_job(
-            self.wv.vectors, self.syn1neg, self.wv.vectors_lockf, self.W, tokens, slots, bounds, rwin,
+        shared = self._w_workers
+        W = shared.begin() if shared is not None else self.W
+        try:
+            words_loss, space_loss, seconds = self._space_job_kernel(W, tokens, slots, bounds, rwin, runs, seeds, X,
+                                                                     plan, lock, anchor, alpha, inits)
+        finally:
+            if shared is not None:
+                shared.end()
+        with _STATS_LOCK:
+            self._space_seconds += seconds
+            if self.compute_loss:
+                self.running_training_loss += words_loss + space_loss
+            self._image_occurrences += int(np.count_nonzero(slots >= 0))
+
+    def _space_job_kernel(self, W, tokens, slots, bounds, rwin, runs, seeds, X, plan, lock, anchor, alpha, inits):
+        """One :func:`im2vec_inner.train_space_job` call on `W` (the model's, or a worker's copy)."""
+        work, neu1 = inits
+        return im2vec_inner.train_space_job(
+            self.wv.vectors, self.syn1neg, self.wv.vectors_lockf, W, tokens, slots, bounds, rwin,
             self._neg_word_idx, self._neg_word_cum, self._neg_tag_idx, self._neg_tag_cum, work, neu1,
             runs[:, 1].copy(), seeds, np.ascontiguousarray(X), plan.run_rows, plan.cand, plan.run_cands,
             plan.run_move, plan.pair_row, plan.pair_col, plan.pair_w, plan.run_pairs, plan.cand_lock,
-            np.ascontiguousarray(anchor, dtype=REAL), self._w_stripes,
+            np.ascontiguousarray(anchor, dtype=REAL), None,
             sg=int(self.sg), window=int(self.window), negative=int(self.negative), cbow_mean=int(self.cbow_mean),
             alpha=float(alpha), train_words=bool(self.train_words), train_outputs=self.train_outputs,
             tag_negatives=self.image_negatives == "tags", compute_loss=bool(self.compute_loss),
             train_images=self.train_images, alpha_w=float(alpha * self.image_alpha * self.space_alpha),
             temperature=self.space_temperature, alpha_u=float(alpha * self.space_word_alpha),
             pull=float(self.space_pull or 0.0))
-        with _STATS_LOCK:
-            self._space_seconds += seconds
-            if self.compute_loss:
-                self.running_training_loss += words_loss + space_loss
-            self._image_occurrences += int(np.count_nonzero(slots >= 0))
 
     def _train_run(self, tokens, slots, bounds, rwin, rows, alpha, inits) -> None:
         work, neu1 = inits

@@ -30,13 +30,14 @@ Cython pair loop that trains the words (numpy releases the GIL inside BLAS).
 
 from __future__ import annotations
 
+import threading
 from typing import NamedTuple
 
 import numpy as np
 from scipy.linalg.blas import sgemm as _sgemm
 from scipy.sparse import csr_matrix
 
-__all__ = ["JobPlan", "add_outer", "candidate_columns", "job_candidates", "run_pairs", "space_step"]
+__all__ = ["JobPlan", "WorkerW", "add_outer", "candidate_columns", "job_candidates", "run_pairs", "space_step"]
 
 REAL = np.float32
 
@@ -86,6 +87,49 @@ def add_outer(W: np.ndarray, dH: np.ndarray, X: np.ndarray, alpha: float) -> Non
             W[...] = out.T
     else:
         W += alpha * (dH.T @ X)
+
+
+class WorkerW:
+    """Each worker trains a job on its own copy of ``W`` and folds the job's change into the
+    shared ``W`` when the job ends.
+
+    Shared directly, every run's update (D × F) landed in ``W`` while the other workers' forward
+    products read it, so their caches traded ``W`` back and forth: 2 workers trained at 1.51×
+    one, 1.63× with a private ``W`` (``benchmarks/bench_image_kernel.py --sections 6``). A worker
+    sees the others' updates from its next job on (a job is a few runs), as gensim's workers
+    see each other's word updates only as they land.
+
+    >>> W = np.zeros((2, 3), np.float32)
+    >>> shared = WorkerW(W)
+    >>> mine = shared.begin(); mine += 1.0   # a job's updates, on this thread's copy
+    >>> float(W.sum()), float(shared.end())  # W unchanged until the job ends; then it has them
+    (0.0, 6.0)
+    >>> float(W.sum())
+    6.0
+    """
+
+    def __init__(self, W: np.ndarray) -> None:
+        self.W = W
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def begin(self) -> np.ndarray:
+        """This thread's copy of ``W`` as it is now, to train a job on."""
+        loc = self._local
+        if getattr(loc, "mine", None) is None:
+            loc.mine, loc.base = np.empty_like(self.W), np.empty_like(self.W)
+        with self._lock:
+            np.copyto(loc.mine, self.W)
+        np.copyto(loc.base, loc.mine)
+        return loc.mine
+
+    def end(self) -> float:
+        """Add what this thread's job changed in its copy to the shared ``W``; return its sum."""
+        loc = self._local
+        np.subtract(loc.mine, loc.base, out=loc.base)
+        with self._lock:
+            self.W += loc.base
+        return float(loc.base.sum())
 
 
 def _grad_logits_run(Z, cand_h, prow, col, w, inv_t, symmetric, compute_loss):
