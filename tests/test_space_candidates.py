@@ -215,3 +215,27 @@ def test_train_space_job_refuses_runs_the_nogil_loop_would_read_out_of_bounds():
                             (dict(move=a([4, 0])), "run 0 has a candidate beyond")):
         with pytest.raises(ValueError, match=message):
             _check_runs(**{**ok, **change})
+
+
+def test_worker_copies_of_w_lose_no_update():
+    """Four threads, each 50 jobs on its own copy of W (WorkerW.begin / end) at once: every job's
+    change reaches the shared W, so its sum is exactly the sum of all the jobs' changes."""
+    from gensim_im2vec.space import WorkerW
+
+    W = np.zeros((8, 5), np.float32)
+    shared = WorkerW(W)
+    barrier = threading.Barrier(4)
+
+    def worker(k):
+        barrier.wait()
+        for _ in range(50):
+            mine = shared.begin()
+            mine += np.float32(k + 1)  # a job's updates: 40 entries of k + 1
+            shared.end()
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    np.testing.assert_array_equal(W, np.full((8, 5), 50 * (1 + 2 + 3 + 4), np.float32))
