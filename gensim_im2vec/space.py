@@ -102,9 +102,9 @@ class WorkerW:
     >>> W = np.zeros((2, 3), np.float32)
     >>> shared = WorkerW(W)
     >>> mine = shared.begin(); mine += 1.0   # a job's updates, on this thread's copy
-    >>> float(W.sum()), float(shared.end())  # W unchanged until the job ends; then it has them
-    (0.0, 6.0)
-    >>> float(W.sum())
+    >>> float(W.sum())  # W unchanged until the job ends
+    0.0
+    >>> shared.end(); float(W.sum())
     6.0
     """
 
@@ -123,13 +123,12 @@ class WorkerW:
         np.copyto(loc.base, loc.mine)
         return loc.mine
 
-    def end(self) -> float:
-        """Add what this thread's job changed in its copy to the shared ``W``; return its sum."""
+    def end(self) -> None:
+        """Add what this thread's job changed in its copy to the shared ``W``."""
         loc = self._local
         np.subtract(loc.mine, loc.base, out=loc.base)
         with self._lock:
             self.W += loc.base
-        return float(loc.base.sum())
 
 
 def _grad_logits_run(Z, cand_h, prow, col, w, inv_t, symmetric, compute_loss):
