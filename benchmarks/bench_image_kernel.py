@@ -235,8 +235,6 @@ def private_copies(what):
     def call(syn0, syn1neg, lockf, W, *a, **k):
         if not hasattr(local, "W"):
             local.W, local.syn0, local.syn1neg = W.copy(), syn0.copy(), syn1neg.copy()
-        a = list(a)
-        a[-1] = None  # no stripe locks on a private W
         if what == "words":
             syn0, syn1neg = local.syn0, local.syn1neg
         return real(syn0, syn1neg, lockf, local.W, *a, **k)

@@ -1098,13 +1098,14 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
                     const int64_t[::1] cand, const int64_t[::1] run_cands, const int32_t[::1] run_move,
                     const int32_t[::1] pair_row, const int32_t[::1] pair_col, const REAL_t[::1] pair_w,
                     const int64_t[::1] run_pairs, const REAL_t[::1] cand_lock, const REAL_t[:, ::1] anchor,
-                    StripeLocks stripes, *, int sg, int window, int negative, int cbow_mean, float alpha,
+                    *, int sg, int window, int negative, int cbow_mean, float alpha,
                     bint train_words, bint train_outputs, bint tag_negatives, bint compute_loss,
                     bint train_images, float alpha_w, float temperature, float alpha_u, float pull):
     """Train one prepared job of the space head, every run in one call with the GIL released:
     per run, the words' pair loop over the run's chunks (images skipped, as ``train_job`` with
-    ``image_pairs=False``), then the run's space step (:func:`space_job`) and ``W``'s update
-    (under `stripes`' locks). Returns ``(words_loss, space_loss, space_seconds)``.
+    ``image_pairs=False``), then the run's space step (:func:`space_job`) and ``W``'s update, in
+    place: with several workers `W` is the worker's own copy for the job (``space.WorkerW``).
+    Returns ``(words_loss, space_loss, space_seconds)``.
 
     Run ``r`` covers chunks ``run_bounds[r]..run_bounds[r+1]`` of `bounds`, seeds its pair loop
     with ``run_seeds[r]``, and owns rows ``run_rows[r]..`` of ``X`` (its images with a word, in
@@ -1114,7 +1115,7 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
     cdef Config c
     cdef SpaceConfig sc
     cdef int size = syn0.shape[1], F = X.shape[1], n_runs = run_seeds.shape[0]
-    cdef int r, max_r, max_c, max_p, start
+    cdef int r, max_r, max_c, max_p
     cdef double space_seconds = 0.0, words_loss = 0.0, space_loss = 0.0, t0
     cdef REAL_t step_w = -alpha_w
     if W.shape[0] != size or W.shape[1] != F:
@@ -1160,10 +1161,6 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
     sc.n_anchor = anchor.shape[0]
     sc.Z, sc.hn, sc.Uh, sc.un, sc.S, sc.ps = &Z_v[0, 0], &hn_v[0], &Uh_v[0, 0], &un_v[0], &S_v[0], &ps_v[0]
     sc.dZ, sc.dH, sc.dUh = &dZ_v[0, 0], &dH_v[0, 0], &dUh_v[0, 0]
-    start = <int>(PyThread_get_thread_ident() % (stripes.n_stripes if stripes is not None else 1))
-    dW_arr = np.empty((size if stripes is not None else 1, F if stripes is not None else 1), np.float32)  # this worker's W update
-    cdef REAL_t[:, ::1] dW_v = dW_arr
-    cdef REAL_t *dW_p = &dW_v[0, 0]
     with nogil:
         for r in range(n_runs):
             c.bounds = &bounds[run_bounds[r]]
@@ -1195,10 +1192,7 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
             _space_backward(&sc)
             space_loss += sc.loss
             if train_images and alpha_w > 0:
-                if stripes is not None:
-                    stripes.add_nogil(&W[0, 0], sc.dH, sc.X, sc.R, F, size, step_w, start, dW_p)
-                else:
-                    sgemm(b"N", b"T", &F, &size, &sc.R, &step_w, <REAL_t *>sc.X, &F, sc.dH, &size, &ONEF,
-                          &W[0, 0], &F)
+                sgemm(b"N", b"T", &F, &size, &sc.R, &step_w, <REAL_t *>sc.X, &F, sc.dH, &size, &ONEF,
+                      &W[0, 0], &F)
             space_seconds += _now() - t0
     return words_loss, space_loss, space_seconds

@@ -1039,7 +1039,7 @@ class Im2Vec(Word2Vec):
             self._neg_word_idx, self._neg_word_cum, self._neg_tag_idx, self._neg_tag_cum, work, neu1,
             runs[:, 1].copy(), seeds, np.ascontiguousarray(X), plan.run_rows, plan.cand, plan.run_cands,
             plan.run_move, plan.pair_row, plan.pair_col, plan.pair_w, plan.run_pairs, plan.cand_lock,
-            np.ascontiguousarray(anchor, dtype=REAL), None,
+            np.ascontiguousarray(anchor, dtype=REAL),
             sg=int(self.sg), window=int(self.window), negative=int(self.negative), cbow_mean=int(self.cbow_mean),
             alpha=float(alpha), train_words=bool(self.train_words), train_outputs=self.train_outputs,
             tag_negatives=self.image_negatives == "tags", compute_loss=bool(self.compute_loss),
