@@ -945,6 +945,95 @@ def space_job(const REAL_t[:, ::1] X, const REAL_t[:, ::1] W, REAL_t[:, ::1] syn
     return c.loss, dH
 
 
+# ============================================================================ the space step's inputs
+cdef void _space_rows(const REAL_t *src, const int64_t *rows, Py_ssize_t n, int F, const REAL_t *mean,
+                      bint normalize, REAL_t *out) noexcept nogil:
+    """``out[i] = src[rows[i]] / ‖src[rows[i]]‖ − mean`` (row i of `src` when `rows` is NULL; a zero
+    row keeps its scale; no division when not `normalize`). The norm is summed in double in row
+    order, so every caller gets the same floats for the same row."""
+    cdef Py_ssize_t i
+    cdef int j
+    cdef const REAL_t *x
+    cdef REAL_t *y
+    cdef double ss
+    cdef REAL_t inv
+    for i in range(n):
+        x = src + (rows[i] if rows != NULL else i) * F
+        y = out + i * F
+        ss = 0.0
+        for j in range(F):
+            y[j] = x[j]
+            ss += <double>x[j] * x[j]
+        inv = <REAL_t>(1.0 / sqrt(ss)) if normalize and ss > 0 else 1.0
+        for j in range(F):
+            y[j] = y[j] * inv - mean[j]
+
+
+def space_rows(const REAL_t[:, ::1] vectors, rows, const REAL_t[::1] mean, bint normalize=True):
+    """The rows the space step trains on: each L2-normalised (when `normalize`), minus `mean`
+    (the model's ``feature_mean``), as a new C-contiguous float32 array; `rows` None takes every
+    row of `vectors` in order. :func:`train_space_job` prepares a run's rows the same way in its
+    nogil loop.
+
+    >>> import numpy as np
+    >>> space_rows(np.array([[3, 4], [0, 0]], np.float32), [1, 0], np.zeros(2, np.float32)).tolist()
+    [[0.0, 0.0], [0.6000000238418579, 0.800000011920929]]
+    """
+    cdef int F = vectors.shape[1]
+    if mean.shape[0] != F:
+        raise ValueError(f"space_rows: mean has {mean.shape[0]} entries for {F}-d rows")
+    idx_arr = None if rows is None else np.ascontiguousarray(rows, dtype=np.int64)
+    cdef Py_ssize_t n = vectors.shape[0] if idx_arr is None else idx_arr.shape[0]
+    if idx_arr is not None and n and (idx_arr.min() < 0 or idx_arr.max() >= vectors.shape[0]):
+        raise ValueError(f"space_rows: a row index outside 0..{vectors.shape[0] - 1}")
+    out = np.empty((n, F), np.float32)
+    if n == 0:
+        return out
+    cdef REAL_t[:, ::1] o = out
+    cdef const int64_t[::1] r
+    cdef const int64_t *rp = NULL
+    if idx_arr is not None:
+        r = idx_arr
+        rp = &r[0]
+    with nogil:
+        _space_rows(&vectors[0, 0], rp, n, F, &mean[0], normalize, &o[0, 0])
+    return out
+
+
+def draw_negatives(const int32_t[::1] idx, const uint32_t[::1] cum, const uint64_t[::1] seeds, int n):
+    """`n` draws from the table (`idx`, `cum`) for each seed: row k of the result (int64,
+    ``len(seeds) × n``) walks the kernel's generator from ``seeds[k]``, each draw the first entry
+    whose ``cum`` exceeds the draw (the kernel's own guided search). The space step's negatives:
+    a NumPy Generator per run cost ~18% of a worker's time under the GIL.
+
+    >>> import numpy as np
+    >>> out = draw_negatives(np.array([7, 9], np.int32), np.array([1, 4], np.uint32), np.arange(3, dtype=np.uint64), 50)
+    >>> out.shape, sorted(set(out.ravel().tolist()))
+    ((3, 50), [7, 9])
+    """
+    cdef Py_ssize_t m = seeds.shape[0], k
+    cdef int j, shift
+    cdef uint64_t r, total
+    if idx.shape[0] != cum.shape[0]:
+        raise ValueError("draw_negatives: idx and cum differ in length")
+    out = np.zeros((m, n if idx.shape[0] else 0), np.int64)
+    if idx.shape[0] == 0 or n <= 0 or m == 0:
+        return out
+    guide_arr, shift = _guide_for(cum)
+    cdef const int32_t[::1] guide = guide_arr
+    cdef int64_t[:, ::1] o = out
+    total = cum[cum.shape[0] - 1]
+    if total == 0:
+        raise ValueError("draw_negatives: the table's weights sum to 0")
+    with nogil:
+        for k in range(m):
+            r = seeds[k]
+            for j in range(n):
+                r = lcg_next(r)
+                o[k, j] = idx[guided_search(&cum[0], &guide[0], shift, (r >> 16) % total)]
+    return out
+
+
 # ============================================================================ W under N workers
 cdef class StripeLocks:
     """``W += alpha · dHᵀ · X`` from many worker threads at once, with no update lost.
@@ -1094,13 +1183,14 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
                     const int32_t[::1] rwin, const int32_t[::1] wneg_idx, const uint32_t[::1] wneg_cum,
                     const int32_t[::1] tneg_idx, const uint32_t[::1] tneg_cum, REAL_t[::1] work, REAL_t[::1] neu1,
                     const int64_t[::1] run_bounds, const uint64_t[::1] run_seeds,
-                    const REAL_t[:, ::1] X, const int64_t[::1] run_rows,
-                    const int64_t[::1] cand, const int64_t[::1] run_cands, const int32_t[::1] run_move,
+                    const REAL_t[:, ::1] X, const int64_t[::1] run_rows, const int64_t[::1] x_rows,
+                    const REAL_t[::1] x_mean, const int64_t[::1] cand, const int64_t[::1] run_cands, const int32_t[::1] run_move,
                     const int32_t[::1] pair_row, const int32_t[::1] pair_col, const REAL_t[::1] pair_w,
                     const int64_t[::1] run_pairs, const REAL_t[::1] cand_lock, const REAL_t[:, ::1] anchor,
                     *, int sg, int window, int negative, int cbow_mean, float alpha,
                     bint train_words, bint train_outputs, bint tag_negatives, bint compute_loss,
-                    bint train_images, float alpha_w, float temperature, float alpha_u, float pull):
+                    bint train_images, float alpha_w, float temperature, float alpha_u, float pull,
+                    bint x_normalize=True):
     """Train one prepared job of the space head, every run in one call with the GIL released:
     per run, the words' pair loop over the run's chunks (images skipped, as ``train_job`` with
     ``image_pairs=False``), then the run's space step (:func:`space_job`) and ``W``'s update, in
@@ -1111,6 +1201,13 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
     with ``run_seeds[r]``, and owns rows ``run_rows[r]..`` of ``X`` (its images with a word, in
     slot order), candidates ``run_cands[r]..`` of `cand` (all shared; the first ``run_move[r]``
     may move) and pairs ``run_pairs[r]..`` (row and column local to the run).
+
+    With `x_rows` empty, ``X`` holds those rows ready (:func:`space_rows`). Otherwise ``X`` is the
+    feature matrix itself and row i of the job is ``X[x_rows[i]]``, which each run gathers,
+    normalises (`x_normalize`) and centres (`x_mean`) into a buffer of its own, as
+    :func:`space_rows` does, with the GIL released: prepared by NumPy for the whole job, the
+    rows cost a worker four passes over them under the GIL and left the run's features out of
+    cache by the time its sgemm read them.
     """
     cdef Config c
     cdef SpaceConfig sc
@@ -1128,10 +1225,16 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
         raise ValueError("train_space_job: pair and candidate arrays differ in length")
     if anchor.shape[0] > 0 and anchor.shape[1] != size:
         raise ValueError("train_space_job: anchor has the wrong vector size")
+    cdef bint gather = x_rows.shape[0] > 0
+    if gather:
+        if x_mean.shape[0] != F:
+            raise ValueError(f"train_space_job: x_mean has {x_mean.shape[0]} entries for {F} features")
+        if np.asarray(x_rows).min() < 0 or np.asarray(x_rows).max() >= X.shape[0]:
+            raise ValueError("train_space_job: x_rows names a row outside X")
     max_r, max_c, max_p = _check_runs(np.asarray(run_bounds), np.asarray(run_rows), np.asarray(run_cands),
                                       np.asarray(run_pairs), np.asarray(run_move), np.asarray(pair_row),
                                       np.asarray(pair_col), np.asarray(cand), np.asarray(cand_lock),
-                                      bounds.shape[0], X.shape[0], syn0.shape[0])
+                                      bounds.shape[0], x_rows.shape[0] if gather else X.shape[0], syn0.shape[0])
     keep = []  # the negative tables' guides, alive until the loop is done
     _word_config(&c, syn0, syn1neg, lockf, tokens, slots, bounds, rwin, wneg_idx, wneg_cum, tneg_idx, tneg_cum,
                  work, neu1, sg, window, negative, cbow_mean, alpha, train_words, train_outputs, tag_negatives,
@@ -1152,7 +1255,8 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
     dUh = np.empty_like(Uh)
     S = np.empty(max(max_r * max_c, 1), np.float32)
     ps = np.empty(max(max_p, 1), np.float32)
-    cdef REAL_t[:, ::1] Z_v = Z, dZ_v = dZ, dH_v = dH, Uh_v = Uh, dUh_v = dUh
+    xbuf = np.empty((max(max_r, 1) if gather else 1, F), np.float32)
+    cdef REAL_t[:, ::1] Z_v = Z, dZ_v = dZ, dH_v = dH, Uh_v = Uh, dUh_v = dUh, xbuf_v = xbuf
     cdef REAL_t[::1] hn_v = hn, un_v = un, ps_v = ps, S_v = S
     sc.F, sc.D, sc.compute_loss = F, size, compute_loss
     sc.inv_t, sc.alpha_u, sc.pull = 1.0 / temperature, alpha_u, pull
@@ -1182,7 +1286,11 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
             sc.Ks = sc.C
             sc.Km = run_move[r]
             sc.words_move = alpha_u > 0 and sc.Km > 0
-            sc.X = &X[run_rows[r], 0]
+            if gather:
+                _space_rows(&X[0, 0], &x_rows[run_rows[r]], sc.R, F, &x_mean[0], x_normalize, &xbuf_v[0, 0])
+                sc.X = &xbuf_v[0, 0]
+            else:
+                sc.X = &X[run_rows[r], 0]
             sc.cand = &cand[run_cands[r]] if sc.C > 0 else NULL
             sc.lock = &cand_lock[run_cands[r]] if sc.C > 0 else NULL
             sc.pair_row, sc.pair_col, sc.pair_w = &pair_row[run_pairs[r]], &pair_col[run_pairs[r]], &pair_w[run_pairs[r]]

@@ -945,6 +945,11 @@ class Im2Vec(Word2Vec):
         draw = rnd.randint if hasattr(rnd, "randint") else rnd.integers
         return int(draw(0, 2**24)) * (2**24) + int(draw(0, 2**24))
 
+    def _job_seeds(self, n_runs: int) -> np.ndarray:
+        """Two seeds per run of a job (its pair loop's, its space negatives'), from one draw of
+        the model's generator: ``(n_runs, 2)`` uint64 below 2**48."""
+        return np.random.default_rng(self._next_seed()).integers(0, 2**48, (n_runs, 2), dtype=np.uint64)
+
     def _do_train_job(self, sentences, alpha, inits):
         """Train one job: prepare it (GIL held), then per run of ~``image_batch`` image tokens,
         gather the features and run the kernel (GIL released).
@@ -962,15 +967,16 @@ class Im2Vec(Word2Vec):
             bool(self.sample), int(self.window), bool(self.shrink_windows), self._next_seed(),
             max_images=max(limit, 0),
         )
+        seeds = self._job_seeds(len(runs) - 1)
         if len(rows) and self._space_in_kernel():
-            self._train_space_job(tokens, slots, bounds, rwin, rows, runs, alpha, inits)
+            self._train_space_job(tokens, slots, bounds, rwin, rows, runs, seeds, alpha, inits)
             return len(tokens), self._raw_word_count(sentences)
         for r in range(len(runs) - 1):
             t0, b0, r0 = (int(v) for v in runs[r])
             t1, b1, r1 = (int(v) for v in runs[r + 1])
             if t1 > t0:
                 self._train_run(tokens[t0:t1], slots[t0:t1], bounds[b0:b1 + 1] - t0, rwin[t0:t1],
-                                rows[r0:r1], alpha, inits)
+                                rows[r0:r1], seeds[r], alpha, inits)
         return len(tokens), self._raw_word_count(sentences)
 
     def _space_in_kernel(self) -> bool:
@@ -979,16 +985,32 @@ class Im2Vec(Word2Vec):
         return (self.image_heads == "space" and self.space_candidates == "run" and not self.space_symmetric
                 and self.W is not None and self.W.dtype == REAL)
 
-    def _draw_space_negatives(self, seed: int) -> np.ndarray:
-        rng = np.random.default_rng(seed)
+    def _draw_space_negatives(self, seeds: np.ndarray) -> np.ndarray:
+        """``space_negatives`` words per seed (a row each), from the tags' table (or the
+        vocabulary's), drawn by the kernel's generator (:func:`im2vec_inner.draw_negatives`)."""
         cum, idx = self._neg_tag_cum, self._neg_tag_idx
         if not len(idx) or self.image_negatives == "vocab":
             cum, idx = self._neg_word_cum, self._neg_word_idx
-        if not self.space_negatives or not len(idx):
-            return np.zeros(0, np.int64)
-        return idx[np.searchsorted(cum, rng.integers(0, int(cum[-1]), self.space_negatives), side="right")]
+        return im2vec_inner.draw_negatives(idx, cum, np.ascontiguousarray(seeds, dtype=np.uint64),
+                                           int(self.space_negatives or 0))
 
-    def _train_space_job(self, tokens, slots, bounds, rwin, rows, runs, alpha, inits) -> None:
+    def _space_source(self):
+        """The feature matrix the kernel may gather a job's rows from itself (an in-memory, C-contiguous
+        float32 array), or None: a memory map or another dtype is read by
+        :meth:`ImageFeatures.gather <gensim_im2vec.image_features.ImageFeatures.gather>`, which keeps
+        a memory map's resident pages in check."""
+        vectors = self.features.vectors
+        if (isinstance(vectors, np.ndarray) and not isinstance(vectors, np.memmap) and vectors.dtype == REAL
+                and vectors.flags.c_contiguous):
+            return vectors
+        return None
+
+    def _space_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Rows of the feature matrix as the space step trains on them (normalised, centred)."""
+        V, _ = self.features.gather(rows)
+        return im2vec_inner.space_rows(V, None, self.feature_mean, bool(self.normalize_features))
+
+    def _train_space_job(self, tokens, slots, bounds, rwin, rows, runs, seeds, alpha, inits) -> None:
         """A job of the space head in one kernel call: per run, the words' pair loop, then the run's
         space step and W's update, GIL released throughout; everything the runs need (pairs,
         negatives, candidates, features) is gathered for the whole job first, in a few NumPy calls.
@@ -1000,28 +1022,26 @@ class Im2Vec(Word2Vec):
         gslots = np.where(slots >= 0, slots + run_row[np.minimum(tok_run, n_runs - 1)], -1).astype(np.int32)
         pair_slot, pair_word = run_pairs(tokens, gslots, bounds, len(rows))
         pair_bounds = np.searchsorted(pair_slot, run_row)
-        seeds = np.empty(n_runs, np.uint64)
-        negatives = []
-        for r in range(n_runs):  # the per-run path's draws, in its order
-            seeds[r] = self._next_seed()
-            if run_row[r + 1] > run_row[r] and pair_bounds[r + 1] > pair_bounds[r]:
-                negatives.append(self._draw_space_negatives(self._next_seed()))
-            else:
-                negatives.append(np.zeros(0, np.int64))
-        V, inv_norms = self.features.gather(rows)
-        if self.normalize_features:
-            V *= inv_norms[:, None]
-        V -= self.feature_mean
+        has_pairs = (np.diff(run_row) > 0) & (np.diff(pair_bounds) > 0)  # the per-run path's draws
+        drawn = self._draw_space_negatives(seeds[has_pairs, 1])
+        negatives = [np.zeros(0, np.int64)] * n_runs
+        for r, neg in zip(np.flatnonzero(has_pairs).tolist(), drawn):
+            negatives[r] = neg
         lock = self._space_lock if self.space_word_alpha > 0 else np.zeros(len(self.wv), REAL)
         plan = job_candidates(pair_slot, pair_word, run_row, negatives, len(self.wv), lock)
-        X = V[plan.image_slots] if len(plan.image_slots) < len(V) else V
+        source = self._space_source()
+        if source is not None:  # the kernel gathers, normalises and centres each run's rows
+            X, x_rows = source, rows[plan.image_slots]
+        else:
+            X, x_rows = self._space_rows(rows[plan.image_slots]), np.zeros(0, np.int64)
         anchor = self.space_anchor if self.space_pull and self.space_anchor is not None else np.zeros(
             (0, self.layer1_size), REAL)
         shared = self._w_workers
         W = shared.begin() if shared is not None else self.W
         try:
-            words_loss, space_loss, seconds = self._space_job_kernel(W, tokens, slots, bounds, rwin, runs, seeds, X,
-                                                                     plan, lock, anchor, alpha, inits)
+            words_loss, space_loss, seconds = self._space_job_kernel(W, tokens, slots, bounds, rwin, runs,
+                                                                     seeds[:, 0].copy(), X, x_rows, plan, lock,
+                                                                     anchor, alpha, inits)
         finally:
             if shared is not None:
                 shared.end()
@@ -1031,13 +1051,14 @@ class Im2Vec(Word2Vec):
                 self.running_training_loss += words_loss + space_loss
             self._image_occurrences += int(np.count_nonzero(slots >= 0))
 
-    def _space_job_kernel(self, W, tokens, slots, bounds, rwin, runs, seeds, X, plan, lock, anchor, alpha, inits):
+    def _space_job_kernel(self, W, tokens, slots, bounds, rwin, runs, seeds, X, x_rows, plan, lock, anchor, alpha,
+                          inits):
         """One :func:`im2vec_inner.train_space_job` call on `W` (the model's, or a worker's copy)."""
         work, neu1 = inits
         return im2vec_inner.train_space_job(
             self.wv.vectors, self.syn1neg, self.wv.vectors_lockf, W, tokens, slots, bounds, rwin,
             self._neg_word_idx, self._neg_word_cum, self._neg_tag_idx, self._neg_tag_cum, work, neu1,
-            runs[:, 1].copy(), seeds, np.ascontiguousarray(X), plan.run_rows, plan.cand, plan.run_cands,
+            runs[:, 1].copy(), seeds, X, plan.run_rows, x_rows, self.feature_mean, plan.cand, plan.run_cands,
             plan.run_move, plan.pair_row, plan.pair_col, plan.pair_w, plan.run_pairs, plan.cand_lock,
             np.ascontiguousarray(anchor, dtype=REAL),
             sg=int(self.sg), window=int(self.window), negative=int(self.negative), cbow_mean=int(self.cbow_mean),
@@ -1045,9 +1066,9 @@ class Im2Vec(Word2Vec):
             tag_negatives=self.image_negatives == "tags", compute_loss=bool(self.compute_loss),
             train_images=self.train_images, alpha_w=float(alpha * self.image_alpha * self.space_alpha),
             temperature=self.space_temperature, alpha_u=float(alpha * self.space_word_alpha),
-            pull=float(self.space_pull or 0.0))
+            pull=float(self.space_pull or 0.0), x_normalize=bool(self.normalize_features))
 
-    def _train_run(self, tokens, slots, bounds, rwin, rows, alpha, inits) -> None:
+    def _train_run(self, tokens, slots, bounds, rwin, rows, seeds, alpha, inits) -> None:
         work, neu1 = inits
         heads = self.image_heads
         space = heads == "space"
@@ -1073,7 +1094,7 @@ class Im2Vec(Word2Vec):
             train_words=bool(self.train_words), train_outputs=self.train_outputs,
             train_images=self.train_images, tied=self.tied_image_targets,
             tag_negatives=self.image_negatives == "tags", compute_loss=bool(self.compute_loss),
-            next_random=self._next_seed(),
+            next_random=int(seeds[0]),
             image_context_document=self.image_context == "document",
             output_head=heads in ("output", "both"), input_head=heads in ("input", "both"),
             image_pairs=not space,
@@ -1081,9 +1102,8 @@ class Im2Vec(Word2Vec):
         t_space = 0.0
         if space and n_slots:
             t0 = default_timer()
-            V *= inv_norms[:, None]  # V is this run's own copy of the rows: normalise and centre in place
-            V -= self.feature_mean
-            loss += self._space_run(tokens, slots, bounds, V, alpha)
+            Vn = im2vec_inner.space_rows(V, None, self.feature_mean, bool(self.normalize_features))
+            loss += self._space_run(tokens, slots, bounds, Vn, int(seeds[1]), alpha)
             t_space = default_timer() - t0
         n_img = int(np.count_nonzero(slots >= 0)) if n_slots else 0
         with _STATS_LOCK:
@@ -1106,13 +1126,13 @@ class Im2Vec(Word2Vec):
         lock[self._vocab_image_rows >= 0] = 0.0
         return lock
 
-    def _space_run(self, tokens, slots, bounds, Vn, alpha) -> float:
+    def _space_run(self, tokens, slots, bounds, Vn, seed, alpha) -> float:
         """The space step of one run (:func:`gensim_im2vec.space.space_step`): the run's images
         against their documents' words, by cosine to the words' input vectors."""
         pair_slot, pair_word = run_pairs(tokens, slots, bounds, len(Vn))
         if not len(pair_slot):
             return 0.0
-        negatives = self._draw_space_negatives(self._next_seed())
+        negatives = self._draw_space_negatives(np.array([seed], np.uint64))[0]
         return space_step(
             self.W, self.wv.vectors, Vn, pair_slot, pair_word, negatives,
             alpha_w=alpha * self.image_alpha * self.space_alpha, alpha_u=alpha * self.space_word_alpha,

@@ -169,9 +169,12 @@ def test_kernel_refuses_pairs_that_index_outside_the_run():
 
 @pytest.mark.parametrize("sg", [1, 0])
 @pytest.mark.parametrize("two_stage", [False, True])
-def test_a_job_in_one_kernel_call_trains_the_per_run_model_bit_for_bit(monkeypatch, sg, two_stage):
+@pytest.mark.parametrize("source", ["memory", "memmap float16"])
+def test_a_job_in_one_kernel_call_trains_the_per_run_model_bit_for_bit(monkeypatch, tmp_path, sg, two_stage, source):
     """train_space_job (pairs, negatives and candidates planned for the whole job, every run in one
-    nogil call) against the per-run path (_train_run → space_step's kernel): one worker, same seed."""
+    nogil call) against the per-run path (_train_run → space_step's kernel): one worker, same seed.
+    In memory, the kernel gathers and prepares each run's rows itself; from a float16 memory map,
+    Python gathers them for the job (:meth:`Im2Vec._space_rows`)."""
     from gensim.models import Word2Vec
 
     from gensim_im2vec import Im2Vec
@@ -179,10 +182,15 @@ def test_a_job_in_one_kernel_call_trains_the_per_run_model_bit_for_bit(monkeypat
 
     data = make_corpus(n_classes=4, n_images=120, n_features=24, n_text_sentences=100, seed=0)
     docs = data.docs
+    features = data.features
+    if source != "memory":
+        keys = list(data.features)
+        np.save(tmp_path / "f.npy", np.stack([data.features[k] for k in keys]).astype(np.float16))
+        features = (keys, np.load(tmp_path / "f.npy", mmap_mode="r"))
 
     def train(kernel_job):
         monkeypatch.setattr(Im2Vec, "_space_in_kernel", lambda self: kernel_job)
-        kw = dict(image_features=data.features, vector_size=16, window=3, min_count=1, sg=sg, negative=3,
+        kw = dict(image_features=features, vector_size=16, window=3, min_count=1, sg=sg, negative=3,
                   workers=1, epochs=3, seed=3, image_batch=16, space_negatives=20, batch_words=300,
                   compute_loss=True)
         if two_stage:
@@ -191,6 +199,7 @@ def test_a_job_in_one_kernel_call_trains_the_per_run_model_bit_for_bit(monkeypat
         return Im2Vec(docs, **kw)
 
     a, b = train(True), train(False)
+    assert (a._space_source() is not None) == (source == "memory")
     assert a._image_occurrences == b._image_occurrences > 0
     np.testing.assert_array_equal(a.W, b.W)
     np.testing.assert_array_equal(a.wv.vectors, b.wv.vectors)
@@ -239,3 +248,47 @@ def test_worker_copies_of_w_lose_no_update():
     for t in threads:
         t.join()
     np.testing.assert_array_equal(W, np.full((8, 5), 50 * (1 + 2 + 3 + 4), np.float32))
+
+
+def test_space_rows_normalise_and_centre_each_row_and_refuse_rows_outside():
+    from gensim_im2vec.im2vec_inner import space_rows
+
+    rng = np.random.default_rng(0)
+    V = rng.normal(size=(30, 17)).astype(np.float32)
+    V[4] = 0.0  # a zero row keeps its scale
+    mean = rng.normal(size=17).astype(np.float32)
+    rows = np.array([4, 0, 29, 0, 7])
+    norms = np.linalg.norm(V[rows].astype(np.float64), axis=1, keepdims=True)
+    expected = V[rows] / np.where(norms > 0, norms, 1.0) - mean
+    np.testing.assert_allclose(space_rows(V, rows, mean), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(space_rows(V, rows, mean, normalize=False), V[rows] - mean, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(space_rows(V[rows], None, mean), space_rows(V, rows, mean))  # same floats
+    with pytest.raises(ValueError, match="row index outside 0..29"):
+        space_rows(V, [0, 30], mean)
+    with pytest.raises(ValueError, match="mean has 16 entries"):
+        space_rows(V, rows, mean[:16])
+
+
+def test_negatives_follow_the_table_and_repeat_per_seed():
+    """draw_negatives: each seed's row is the kernel's guided search over its generator's values;
+    over many draws the frequencies follow the table (zero-weight entries never drawn)."""
+    from gensim_im2vec.im2vec_inner import _guided_search_many, draw_negatives
+
+    weights = np.array([5, 0, 1, 3, 0, 11], np.float64)
+    cum = np.round(np.cumsum(weights) / weights.sum() * 2**31).astype(np.uint32)
+    idx = np.array([10, 11, 12, 13, 14, 15], np.int32)
+    seeds = np.array([1, 2, 2**40 + 7], np.uint64)
+    out = draw_negatives(idx, cum, seeds, 4000)
+    assert out.shape == (3, 4000)
+    np.testing.assert_array_equal(out[0], draw_negatives(idx, cum, seeds[:1], 4000)[0])  # a seed repeats
+    assert not np.array_equal(out[0], out[1])
+    r, xs = 2, []  # seed 2's first draws by hand: the kernel's LCG, then (r >> 16) % total
+    for _ in range(5):
+        r = (r * 25214903917 + 11) % 2**48
+        xs.append((r >> 16) % int(cum[-1]))
+    np.testing.assert_array_equal(out[1, :5], idx[_guided_search_many(cum, np.array(xs, np.uint64))])
+    freq = np.array([(out == i).mean() for i in idx])
+    np.testing.assert_allclose(freq, weights / weights.sum(), atol=0.01)
+    assert freq[1] == freq[4] == 0
+    with pytest.raises(ValueError, match="differ in length"):
+        draw_negatives(idx[:5], cum, seeds, 3)
