@@ -26,7 +26,7 @@ import numpy as np
 cimport numpy as cnp
 from libc.math cimport exp, log, log1p, sqrt
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, free, malloc, qsort
 from libc.string cimport memcmp, memcpy, memset
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from cpython.pythread cimport (NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock, PyThread_allocate_lock,
@@ -1032,6 +1032,239 @@ def draw_negatives(const int32_t[::1] idx, const uint32_t[::1] cum, const uint64
                 r = lcg_next(r)
                 o[k, j] = idx[guided_search(&cum[0], &guide[0], shift, (r >> 16) % total)]
     return out
+
+
+# ============================================================================ a job's plan, GIL released
+cdef int _cmp_i64(const void *a, const void *b) noexcept nogil:
+    cdef int64_t x = (<const int64_t *>a)[0], y = (<const int64_t *>b)[0]
+    return (x > y) - (x < y)
+
+
+cdef Py_ssize_t _sort_unique(int64_t *a, Py_ssize_t n) noexcept nogil:
+    """Sort `a` in place and drop repeats; return how many distinct values remain."""
+    cdef Py_ssize_t i, m = 0
+    if n == 0:
+        return 0
+    qsort(a, n, sizeof(int64_t), _cmp_i64)
+    for i in range(1, n):
+        if a[i] != a[m]:
+            m += 1
+            a[m] = a[i]
+    return m + 1
+
+
+cdef Py_ssize_t _find(const int64_t *a, Py_ssize_t n, int64_t x) noexcept nogil:
+    """Index of `x` in the sorted `a` (x present)."""
+    cdef Py_ssize_t lo = 0, hi = n, mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef struct Plan:
+    # inputs
+    const int32_t *tokens
+    const int32_t *slots
+    const int32_t *bounds
+    const int64_t *runs     # (n_runs + 1) x 3: first token, first bound, first row of each run
+    int n_runs
+    int64_t n_vocab
+    const REAL_t *word_lock
+    const int32_t *neg_idx
+    const uint32_t *neg_cum
+    const int32_t *neg_guide
+    int neg_shift
+    uint64_t neg_total
+    int n_neg
+    const uint64_t *neg_seeds
+    # outputs (sized by the caller from upper bounds)
+    int64_t *image_slots
+    int64_t *run_rows
+    int64_t *cand
+    int64_t *run_cands
+    int32_t *run_move
+    REAL_t *cand_lock
+    int32_t *pair_row
+    int32_t *pair_col
+    REAL_t *pair_w
+    int64_t *run_pairs
+    # scratch, each as long as a run's pair keys plus its negatives
+    int64_t *keys     # a run's (slot, word) keys
+    int64_t *words    # its candidate words, sorted
+    int64_t *place    # each sorted candidate's place in the movable-first order
+
+
+cdef Py_ssize_t _run_pair_keys(Plan *p, int r) noexcept nogil:
+    """Every (slot, word) key ``slot * n_vocab + word`` of run r: each image of a chunk with each
+    word of the chunk, sorted, once each."""
+    cdef Py_ssize_t n = 0, b, i, j
+    cdef int64_t b0 = p.runs[3 * r + 1], b1 = p.runs[3 * (r + 1) + 1]
+    for b in range(b0, b1):
+        for i in range(p.bounds[b], p.bounds[b + 1]):
+            if p.slots[i] < 0:
+                continue
+            for j in range(p.bounds[b], p.bounds[b + 1]):
+                if p.slots[j] < 0:
+                    p.keys[n] = <int64_t>p.slots[i] * p.n_vocab + p.tokens[j]
+                    n += 1
+    return _sort_unique(p.keys, n)
+
+
+cdef Py_ssize_t _run_rows(Plan *p, int r, Py_ssize_t n_keys, Py_ssize_t n_rows, Py_ssize_t n_pairs) noexcept nogil:
+    """Run r's images with a word (rows, in slot order) and its pairs' rows and target masses
+    (1 / the image's word count); returns the job's row count after the run."""
+    cdef Py_ssize_t k, m, first = n_pairs
+    cdef int64_t slot, prev = -1
+    cdef int32_t row = -1
+    for k in range(n_keys + 1):
+        slot = p.keys[k] // p.n_vocab if k < n_keys else -2
+        if slot != prev:
+            for m in range(first, n_pairs + k):  # close the previous image
+                p.pair_w[m] = <REAL_t>(1.0 / (n_pairs + k - first))
+            if k == n_keys:
+                break
+            row += 1
+            first = n_pairs + k
+            p.image_slots[n_rows + row] = p.runs[3 * r + 2] + slot
+            prev = slot
+        p.pair_row[n_pairs + k] = row
+    return n_rows + row + 1
+
+
+cdef Py_ssize_t _run_candidates(Plan *p, int r, Py_ssize_t n_keys, Py_ssize_t at) noexcept nogil:
+    """Run r's candidates from `at` on: its pairs' words and, when it has pairs, its negatives,
+    once each in word order, the movable ones (lock > 0) first; their count in ``run_move[r]``."""
+    cdef Py_ssize_t k, n = 0, moving = 0, still
+    cdef int j
+    cdef uint64_t state
+    for k in range(n_keys):
+        p.words[n] = p.keys[k] % p.n_vocab
+        n += 1
+    if n_keys and p.n_neg > 0 and p.neg_total > 0:
+        state = p.neg_seeds[r]
+        for j in range(p.n_neg):  # draw_negatives' draws from the run's seed
+            state = lcg_next(state)
+            p.words[n] = p.neg_idx[guided_search(p.neg_cum, p.neg_guide, p.neg_shift, (state >> 16) % p.neg_total)]
+            n += 1
+    n = _sort_unique(p.words, n)
+    for k in range(n):
+        if p.word_lock[p.words[k]] > 0:
+            moving += 1
+    still = moving
+    moving = 0
+    for k in range(n):
+        if p.word_lock[p.words[k]] > 0:
+            p.place[k] = moving
+            moving += 1
+        else:
+            p.place[k] = still
+            still += 1
+        p.cand[at + p.place[k]] = p.words[k]
+        p.cand_lock[at + p.place[k]] = p.word_lock[p.words[k]]
+    p.run_move[r] = <int32_t>moving
+    return n
+
+
+cdef void _plan_job(Plan *p) noexcept nogil:
+    """:func:`gensim_im2vec.space.run_pairs` and :func:`gensim_im2vec.space.job_candidates` for
+    every run of a job (see :func:`plan_space_job`)."""
+    cdef int r
+    cdef Py_ssize_t n_keys, k, n_cand, n_rows = 0, n_pairs = 0, n_cands = 0
+    p.run_rows[0] = p.run_cands[0] = p.run_pairs[0] = 0
+    for r in range(p.n_runs):
+        n_keys = _run_pair_keys(p, r)
+        n_rows = _run_rows(p, r, n_keys, n_rows, n_pairs)
+        n_cand = _run_candidates(p, r, n_keys, n_cands)
+        for k in range(n_keys):  # each pair's column: its word's place among the run's candidates
+            p.pair_col[n_pairs + k] = <int32_t>p.place[_find(p.words, n_cand, p.keys[k] % p.n_vocab)]
+        n_pairs += n_keys
+        n_cands += n_cand
+        p.run_rows[r + 1] = n_rows
+        p.run_cands[r + 1] = n_cands
+        p.run_pairs[r + 1] = n_pairs
+
+
+def plan_space_job(const int32_t[::1] tokens, const int32_t[::1] slots, const int32_t[::1] bounds,
+                   const int64_t[:, ::1] runs, int64_t n_vocab, const REAL_t[::1] word_lock,
+                   const int32_t[::1] neg_idx, const uint32_t[::1] neg_cum, const uint64_t[::1] neg_seeds,
+                   int n_neg):
+    """What :func:`train_space_job` reads for a prepared job (:func:`prepare_job`'s tokens, run-local
+    slots, bounds and runs), planned with the GIL released: per run, every (image, word) pair of
+    its chunks once (:func:`gensim_im2vec.space.run_pairs`), its images with a word, and its
+    candidates: the pairs' words plus, for a run with pairs, `n_neg` negatives drawn from
+    (`neg_idx`, `neg_cum`) by the kernel's generator from ``neg_seeds[r]`` (as
+    :func:`draw_negatives`), once each in word order, the words `word_lock` lets move first
+    (:func:`gensim_im2vec.space.job_candidates`, the NumPy reference, gives the same arrays).
+
+    Returns ``(image_slots, run_rows, cand, run_cands, run_move, cand_lock, pair_row, pair_col,
+    pair_w, run_pairs)``, the fields of :class:`gensim_im2vec.space.JobPlan`.
+    """
+    cdef Plan p
+    cdef int n_runs = runs.shape[0] - 1
+    cdef Py_ssize_t n = tokens.shape[0], b, i, j, n_img, n_word, bound = 0, most = 0, in_run
+    cdef int r
+    if runs.shape[1] != 3 or n_runs < 0 or neg_seeds.shape[0] < n_runs:
+        raise ValueError("plan_space_job: runs must be (n_runs + 1) x 3, with a negatives' seed per run")
+    if slots.shape[0] != n or word_lock.shape[0] != n_vocab or neg_idx.shape[0] != neg_cum.shape[0]:
+        raise ValueError("plan_space_job: tokens, slots, word_lock or the negatives' table disagree in length")
+    if n and (np.asarray(tokens).min() < 0 or np.asarray(tokens).max() >= n_vocab):
+        raise ValueError("plan_space_job: a token outside the vocabulary")
+    rb = np.asarray(runs)[:, 1]
+    if n_runs and (rb[0] != 0 or np.any(np.diff(rb) < 0) or rb[n_runs] > bounds.shape[0] - 1):
+        raise ValueError("plan_space_job: runs' bounds out of order or range")
+    if bounds.shape[0] and (bounds[0] != 0 or bounds[bounds.shape[0] - 1] != n or np.any(np.diff(bounds) < 0)):
+        raise ValueError("plan_space_job: bounds must run from 0 to len(tokens) in order")
+    for r in range(n_runs):  # upper bounds: pairs per run (images x words per chunk) and in all
+        in_run = 0
+        for b in range(runs[r, 1], runs[r + 1, 1]):
+            n_img = n_word = 0
+            for i in range(bounds[b], bounds[b + 1]):
+                if slots[i] >= 0:
+                    n_img += 1
+                else:
+                    n_word += 1
+            in_run += n_img * n_word
+        bound += in_run
+        most = max(most, in_run)
+    n_cand_max = bound + n_runs * max(n_neg, 0)
+    out = dict(image_slots=np.empty(max(n, 1), np.int64), run_rows=np.empty(n_runs + 1, np.int64),
+               cand=np.empty(max(n_cand_max, 1), np.int64), run_cands=np.empty(n_runs + 1, np.int64),
+               run_move=np.zeros(max(n_runs, 1), np.int32), cand_lock=np.empty(max(n_cand_max, 1), np.float32),
+               pair_row=np.empty(max(bound, 1), np.int32), pair_col=np.empty(max(bound, 1), np.int32),
+               pair_w=np.empty(max(bound, 1), np.float32), run_pairs=np.empty(n_runs + 1, np.int64))
+    scratch = np.empty((3, max(most + max(n_neg, 0), 1)), np.int64)
+    guide_arr, shift = _guide_for(neg_cum)
+    cdef const int32_t[::1] guide = guide_arr
+    cdef int64_t[::1] o_slots = out["image_slots"], o_rrows = out["run_rows"], o_cand = out["cand"]
+    cdef int64_t[::1] o_rc = out["run_cands"], o_rp = out["run_pairs"]
+    cdef int32_t[::1] o_move = out["run_move"], o_prow = out["pair_row"], o_pcol = out["pair_col"]
+    cdef REAL_t[::1] o_lock = out["cand_lock"], o_pw = out["pair_w"]
+    cdef int64_t[:, ::1] sc = scratch
+    p.tokens = &tokens[0] if n else NULL
+    p.slots = &slots[0] if n else NULL
+    p.bounds = &bounds[0] if bounds.shape[0] else NULL
+    p.runs, p.n_runs, p.n_vocab = &runs[0, 0], n_runs, n_vocab
+    p.word_lock = &word_lock[0] if n_vocab else NULL
+    p.n_neg = max(n_neg, 0) if neg_idx.shape[0] else 0
+    p.neg_idx = &neg_idx[0] if neg_idx.shape[0] else NULL
+    p.neg_cum = &neg_cum[0] if neg_cum.shape[0] else NULL
+    p.neg_total = neg_cum[neg_cum.shape[0] - 1] if neg_cum.shape[0] else 0
+    p.neg_guide, p.neg_shift = &guide[0], shift
+    p.neg_seeds = &neg_seeds[0] if neg_seeds.shape[0] else NULL
+    p.image_slots, p.run_rows, p.cand, p.run_cands = &o_slots[0], &o_rrows[0], &o_cand[0], &o_rc[0]
+    p.run_move, p.cand_lock, p.pair_row, p.pair_col = &o_move[0], &o_lock[0], &o_prow[0], &o_pcol[0]
+    p.pair_w, p.run_pairs = &o_pw[0], &o_rp[0]
+    p.keys, p.words, p.place = &sc[0, 0], &sc[1, 0], &sc[2, 0]
+    with nogil:
+        _plan_job(&p)
+    n_rows, n_cands, n_pairs = o_rrows[n_runs], o_rc[n_runs], o_rp[n_runs]
+    return (out["image_slots"][:n_rows], out["run_rows"], out["cand"][:n_cands], out["run_cands"],
+            out["run_move"][:n_runs], out["cand_lock"][:n_cands], out["pair_row"][:n_pairs],
+            out["pair_col"][:n_pairs], out["pair_w"][:n_pairs], out["run_pairs"])
 
 
 # ============================================================================ W under N workers

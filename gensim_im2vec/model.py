@@ -100,7 +100,7 @@ from gensim_im2vec import corpusfile
 from gensim_im2vec.fileio import atomic_save
 from gensim_im2vec.image_features import ImageFeatures
 from gensim_im2vec.keys import IMAGE_PREFIX
-from gensim_im2vec.space import WorkerW, job_candidates, run_pairs, space_step
+from gensim_im2vec.space import JobPlan, WorkerW, run_pairs, space_step
 from gensim_im2vec.store import FeatureStore, StoreMismatchError
 from gensim_im2vec.validation import check_features, l2_normalize, npy_problem
 
@@ -842,7 +842,8 @@ class Im2Vec(Word2Vec):
                 logger.info("copying %s (%s, read-only or memory-mapped) into memory for training",
                             name, arr.shape)
                 setattr(owner, name, np.array(arr, dtype=REAL, order="C"))
-        self._space_lock = self._space_word_lock()
+        # (space_word_alpha=0: no word moves, so none is planned as movable)
+        self._space_lock = self._space_word_lock() if self.space_word_alpha > 0 else np.zeros(len(self.wv), REAL)
         if self.train_words == "new":
             lockf = np.ones(len(self.wv), dtype=REAL)
             lockf[: self.n_pretrained_words] = 0.0
@@ -988,11 +989,16 @@ class Im2Vec(Word2Vec):
     def _draw_space_negatives(self, seeds: np.ndarray) -> np.ndarray:
         """``space_negatives`` words per seed (a row each), from the tags' table (or the
         vocabulary's), drawn by the kernel's generator (:func:`im2vec_inner.draw_negatives`)."""
-        cum, idx = self._neg_tag_cum, self._neg_tag_idx
-        if not len(idx) or self.image_negatives == "vocab":
-            cum, idx = self._neg_word_cum, self._neg_word_idx
+        idx, cum = self._space_negative_table()
         return im2vec_inner.draw_negatives(idx, cum, np.ascontiguousarray(seeds, dtype=np.uint64),
                                            int(self.space_negatives or 0))
+
+    def _space_negative_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, cumulative table) the space negatives are drawn from: the tags', unless there
+        are none or ``image_negatives="vocab"``."""
+        if not len(self._neg_tag_idx) or self.image_negatives == "vocab":
+            return self._neg_word_idx, self._neg_word_cum
+        return self._neg_tag_idx, self._neg_tag_cum
 
     def _space_source(self):
         """The feature matrix the kernel may gather a job's rows from itself (an in-memory, C-contiguous
@@ -1012,23 +1018,15 @@ class Im2Vec(Word2Vec):
 
     def _train_space_job(self, tokens, slots, bounds, rwin, rows, runs, seeds, alpha, inits) -> None:
         """A job of the space head in one kernel call: per run, the words' pair loop, then the run's
-        space step and W's update, GIL released throughout; everything the runs need (pairs,
-        negatives, candidates, features) is gathered for the whole job first, in a few NumPy calls.
-        The same arithmetic, in the same order, with the same random draws, as the per-run path
+        space step and W's update, GIL released throughout; what the runs need (pairs, negatives,
+        candidates) is planned for the whole job first, also with the GIL released
+        (:func:`im2vec_inner.plan_space_job`), and the kernel gathers each run's feature rows
+        itself when they are in memory. The same arithmetic, in the same order, with the same random draws, as the per-run path
         (:meth:`_train_run`): one worker trains the same model bit for bit."""
-        n_runs = len(runs) - 1
-        run_tok, run_row = runs[:, 0], runs[:, 2]
-        tok_run = np.searchsorted(run_tok, np.arange(len(tokens)), side="right") - 1
-        gslots = np.where(slots >= 0, slots + run_row[np.minimum(tok_run, n_runs - 1)], -1).astype(np.int32)
-        pair_slot, pair_word = run_pairs(tokens, gslots, bounds, len(rows))
-        pair_bounds = np.searchsorted(pair_slot, run_row)
-        has_pairs = (np.diff(run_row) > 0) & (np.diff(pair_bounds) > 0)  # the per-run path's draws
-        drawn = self._draw_space_negatives(seeds[has_pairs, 1])
-        negatives = [np.zeros(0, np.int64)] * n_runs
-        for r, neg in zip(np.flatnonzero(has_pairs).tolist(), drawn):
-            negatives[r] = neg
-        lock = self._space_lock if self.space_word_alpha > 0 else np.zeros(len(self.wv), REAL)
-        plan = job_candidates(pair_slot, pair_word, run_row, negatives, len(self.wv), lock)
+        lock = self._space_lock
+        neg_idx, neg_cum = self._space_negative_table()
+        plan = JobPlan(*im2vec_inner.plan_space_job(tokens, slots, bounds, runs, len(self.wv), lock, neg_idx, neg_cum,
+                                                    seeds[:, 1].copy(), int(self.space_negatives or 0)))
         source = self._space_source()
         if source is not None:  # the kernel gathers, normalises and centres each run's rows
             X, x_rows = source, rows[plan.image_slots]
@@ -1040,8 +1038,8 @@ class Im2Vec(Word2Vec):
         W = shared.begin() if shared is not None else self.W
         try:
             words_loss, space_loss, seconds = self._space_job_kernel(W, tokens, slots, bounds, rwin, runs,
-                                                                     seeds[:, 0].copy(), X, x_rows, plan, lock,
-                                                                     anchor, alpha, inits)
+                                                                     seeds[:, 0].copy(), X, x_rows, plan, anchor, alpha,
+                                                                     inits)
         finally:
             if shared is not None:
                 shared.end()
@@ -1051,8 +1049,7 @@ class Im2Vec(Word2Vec):
                 self.running_training_loss += words_loss + space_loss
             self._image_occurrences += int(np.count_nonzero(slots >= 0))
 
-    def _space_job_kernel(self, W, tokens, slots, bounds, rwin, runs, seeds, X, x_rows, plan, lock, anchor, alpha,
-                          inits):
+    def _space_job_kernel(self, W, tokens, slots, bounds, rwin, runs, seeds, X, x_rows, plan, anchor, alpha, inits):
         """One :func:`im2vec_inner.train_space_job` call on `W` (the model's, or a worker's copy)."""
         work, neu1 = inits
         return im2vec_inner.train_space_job(

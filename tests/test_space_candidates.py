@@ -292,3 +292,53 @@ def test_negatives_follow_the_table_and_repeat_per_seed():
     assert freq[1] == freq[4] == 0
     with pytest.raises(ValueError, match="differ in length"):
         draw_negatives(idx[:5], cum, seeds, 3)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_kernels_job_plan_equals_the_numpy_reference(seed):
+    """plan_space_job (GIL released) against run_pairs + draw_negatives + job_candidates on random
+    prepared jobs: chunks cut mid-document, an image twice in a run, a word twice in a chunk,
+    runs without images or without words, every lock pattern."""
+    from gensim_im2vec.im2vec_inner import draw_negatives, plan_space_job, prepare_job
+
+    from gensim_im2vec.space import JobPlan, job_candidates, run_pairs
+
+    rng = np.random.default_rng(seed)
+    n_words, n_images = 12, 9
+    keys = [f"w{i}" for i in range(n_words)] + [f"img{i}" for i in range(n_images)]
+    key_to_index = {k: i for i, k in enumerate(keys)}
+    image_rows = np.array([-1] * n_words + list(range(n_images)), np.int64)
+    docs = [[keys[int(k)] for k in rng.integers(0, len(keys), int(rng.integers(0, 9)))] for _ in range(40)]
+    tokens, slots, bounds, _, rows, runs, _ = prepare_job(
+        docs, key_to_index, np.full(len(keys), 2**32 - 1, np.uint32), image_rows, False, 2, False, 1,
+        max_chunk=5, max_images=int(rng.integers(1, 6)))
+    lock = [np.zeros(len(keys), np.float32), np.ones(len(keys), np.float32),
+            (rng.random(len(keys)) < 0.5).astype(np.float32)][seed % 3]
+    neg_idx = np.arange(n_words, dtype=np.int32)
+    neg_cum = np.cumsum(rng.integers(0, 4, n_words)).astype(np.uint32) * 1000
+    seeds = rng.integers(0, 2**48, len(runs) - 1, dtype=np.uint64)
+    plan = JobPlan(*plan_space_job(tokens, slots, bounds, runs, len(keys), lock, neg_idx, neg_cum, seeds, 7))
+
+    run_row = runs[:, 2]
+    tok_run = np.searchsorted(runs[:, 0], np.arange(len(tokens)), side="right") - 1
+    gslots = np.where(slots >= 0, slots + run_row[np.minimum(tok_run, len(runs) - 2)], -1)
+    pair_slot, pair_word = run_pairs(tokens, gslots, bounds, len(rows))
+    pair_bounds = np.searchsorted(pair_slot, run_row)
+    drawn = draw_negatives(neg_idx, neg_cum, seeds, 7)
+    negatives = [drawn[r] if pair_bounds[r + 1] > pair_bounds[r] else np.zeros(0, np.int64)
+                 for r in range(len(runs) - 1)]
+    ref = job_candidates(pair_slot, pair_word, run_row, negatives, len(keys), lock)
+    assert plan.run_pairs[-1] > 0 and len(runs) > 2  # a job worth comparing
+    for name in JobPlan._fields:
+        np.testing.assert_array_equal(getattr(plan, name), getattr(ref, name), err_msg=name)
+
+
+def test_the_job_plan_refuses_tokens_outside_the_vocabulary():
+    from gensim_im2vec.im2vec_inner import plan_space_job
+
+    a = np.array
+    args = (a([0, 5], np.int32), a([-1, 0], np.int32), a([0, 2], np.int32), a([[0, 0, 0], [2, 1, 1]], np.int64))
+    rest = (a([0, 1], np.int32), a([1, 2], np.uint32), a([1], np.uint64), 3)
+    assert plan_space_job(*args, 6, np.zeros(6, np.float32), *rest)[6].tolist() == [0]  # pair (img 5, word 0)
+    with pytest.raises(ValueError, match="token outside the vocabulary"):
+        plan_space_job(*args, 5, np.zeros(5, np.float32), *rest)
