@@ -26,12 +26,9 @@ import numpy as np
 cimport numpy as cnp
 from libc.math cimport exp, log, log1p, sqrt
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free, malloc, qsort
+from libc.stdlib cimport qsort
 from libc.string cimport memcmp, memcpy, memset
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
-from cpython.pythread cimport (NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock, PyThread_allocate_lock,
-                               PyThread_free_lock, PyThread_get_thread_ident, PyThread_release_lock,
-                               PyThread_type_lock)
 from scipy.linalg.cython_blas cimport saxpy, sdot, sgemm, sgemv, sger, sscal
 
 cnp.import_array()
@@ -1265,113 +1262,6 @@ def plan_space_job(const int32_t[::1] tokens, const int32_t[::1] slots, const in
     return (out["image_slots"][:n_rows], out["run_rows"], out["cand"][:n_cands], out["run_cands"],
             out["run_move"][:n_runs], out["cand_lock"][:n_cands], out["pair_row"][:n_pairs],
             out["pair_col"][:n_pairs], out["pair_w"][:n_pairs], out["run_pairs"])
-
-
-# ============================================================================ W under N workers
-cdef class StripeLocks:
-    """``W += alpha · dHᵀ · X`` from many worker threads at once, with no update lost.
-
-    ``W``'s rows are cut into stripes, each guarded by its own lock; a worker applies its update
-    stripe by stripe (one sgemm each), taking whichever stripe is free first, GIL released.
-    Unlocked, two workers that read-modify-write the same dense ``W`` at once lose one of the
-    two updates of every entry they overlap on; striped, each entry's updates are serialised and
-    only the stripes' order differs. One stripe (``n_stripes=1``): a plain lock.
-
-    >>> import numpy as np
-    >>> W = np.zeros((8, 3), np.float32)
-    >>> StripeLocks(8, n_stripes=4).add(W, np.ones((2, 8), np.float32), np.ones((2, 3), np.float32), 0.5)
-    >>> float(W.sum())  # 8 × 3 entries, each 0.5 × (1·1 + 1·1)
-    24.0
-    """
-
-    cdef PyThread_type_lock *locks
-    cdef int64_t *bounds
-    cdef readonly int n_stripes
-    cdef readonly int n_rows
-
-    def __cinit__(self, int n_rows, int n_stripes=1):
-        cdef int k
-        if n_rows <= 0:
-            raise ValueError(f"StripeLocks: n_rows must be > 0, got {n_rows}")
-        n_stripes = max(1, min(n_stripes, n_rows))
-        self.n_rows, self.n_stripes = n_rows, n_stripes
-        self.locks = <PyThread_type_lock *>calloc(n_stripes, sizeof(PyThread_type_lock))
-        self.bounds = <int64_t *>calloc(n_stripes + 1, sizeof(int64_t))
-        if self.locks == NULL or self.bounds == NULL:
-            raise MemoryError()
-        for k in range(n_stripes):
-            self.locks[k] = PyThread_allocate_lock()
-            if self.locks[k] == NULL:
-                raise MemoryError()
-            self.bounds[k] = (<int64_t>k * n_rows) // n_stripes
-        self.bounds[n_stripes] = n_rows
-
-    def __dealloc__(self):
-        cdef int k
-        if self.locks != NULL:
-            for k in range(self.n_stripes):
-                if self.locks[k] != NULL:
-                    PyThread_free_lock(self.locks[k])
-            free(self.locks)
-        free(self.bounds)
-
-    def __reduce__(self):
-        return StripeLocks, (self.n_rows, self.n_stripes)
-
-    cdef void _stripe(self, int k, REAL_t *W, const REAL_t *dW, int F) noexcept nogil:
-        # W[lo:hi] += dW[lo:hi]: contiguous rows, one saxpy
-        cdef int lo = <int>self.bounds[k], m = <int>(self.bounds[k + 1] - self.bounds[k]) * F
-        saxpy(&m, &ONEF, <REAL_t *>dW + <int64_t>lo * F, &ONE, W + <int64_t>lo * F, &ONE)
-
-    cdef void add_nogil(self, REAL_t *W, const REAL_t *dH, const REAL_t *X, int R, int F, int D,
-                        REAL_t alpha, int start, REAL_t *dW) noexcept nogil:
-        """The update is computed whole into the worker's own `dW` (D × F) by one sgemm, then added
-        stripe by stripe under the locks. An sgemm per stripe packed all of X once per stripe (8
-        stripes at 2 workers): 2 workers trained at 1.36x one, 1.59x with the locks gone
-        (bench_image_kernel.py section 6); the adds are memory-bound and short, so workers rarely wait."""
-        cdef int n = self.n_stripes, k, i, left, first
-        cdef int done[256]
-        if n > 256:  # never: the model asks for a few stripes per worker
-            n = 256
-        # dWᵀ (column-major F × D) = alpha · Xᵀ (F × R) · dH (R × D)
-        sgemm(b"N", b"T", &F, &D, &R, &alpha, <REAL_t *>X, &F, <REAL_t *>dH, &D, &ZEROF, dW, &F)
-        for i in range(n):
-            done[i] = 0
-        left = n
-        while left > 0:
-            first = -1
-            for i in range(n):  # take whichever stripe is free, starting at this worker's own
-                k = (start + i) % n
-                if done[k]:
-                    continue
-                if first < 0:
-                    first = k
-                if PyThread_acquire_lock(self.locks[k], NOWAIT_LOCK):
-                    self._stripe(k, W, dW, F)
-                    PyThread_release_lock(self.locks[k])
-                    done[k] = 1
-                    left -= 1
-                    first = -2
-            if first >= 0:  # every stripe left is busy: wait for one
-                PyThread_acquire_lock(self.locks[first], WAIT_LOCK)
-                self._stripe(first, W, dW, F)
-                PyThread_release_lock(self.locks[first])
-                done[first] = 1
-                left -= 1
-
-    def add(self, REAL_t[:, ::1] W, const REAL_t[:, ::1] dH, const REAL_t[:, ::1] X, float alpha):
-        """``W += alpha · dHᵀ · X`` in place (float32, C-contiguous; W (D × F), dH (R × D), X (R × F))."""
-        cdef int R = X.shape[0], F = X.shape[1], D = W.shape[0]
-        cdef int start = <int>(PyThread_get_thread_ident() % self.n_stripes)
-        if W.shape[1] != F or dH.shape[0] != R or dH.shape[1] != D or D != self.n_rows:
-            raise ValueError(f"StripeLocks.add: W ({W.shape[0]}, {W.shape[1]}), dH ({dH.shape[0]}, {dH.shape[1]}), "
-                             f"X ({R}, {F}) do not fit a {self.n_rows}-row W")
-        if R == 0:
-            return
-        dW_arr = np.empty((D, F), np.float32)
-        cdef REAL_t[:, ::1] dW = dW_arr
-        with nogil:
-            self.add_nogil(&W[0, 0], &dH[0, 0], &X[0, 0], R, F, D, alpha, start, &dW[0, 0])
 
 
 # ============================================================================ a whole job, GIL released

@@ -878,12 +878,9 @@ class Im2Vec(Word2Vec):
         if self.image_heads == "space" and n_img and self.feature_mean is None:
             self._fit_feature_mean()
         self.space_setup_seconds = default_timer() - start
-        # several workers and one dense W: a job of the space head trains on the worker's own copy,
-        # folded into W when the job ends (WorkerW); the per-run path adds each update stripe by
-        # stripe under a lock per stripe. Either way no update is lost; one worker needs neither
-        workers = max(int(self.workers), 1)
-        shared = workers > 1 and n_img and self.W is not None
-        self._w_stripes = im2vec_inner.StripeLocks(self.layer1_size, 4 * workers) if shared else None
+        # several workers and one dense W: a job with images trains on the worker's own copy of W,
+        # folded into W when the job ends (WorkerW), so no update is lost; one worker needs none
+        shared = max(int(self.workers), 1) > 1 and n_img and self.W is not None
         self._w_workers = WorkerW(self.W) if shared else None
         try:
             # one BLAS thread inside each worker; gensim's worker threads give the parallelism
@@ -895,7 +892,7 @@ class Im2Vec(Word2Vec):
                     queue_factor=queue_factor, report_delay=report_delay, compute_loss=compute_loss,
                     callbacks=callbacks, **kwargs)
         finally:
-            self._w_stripes = self._w_workers = None  # locks are not saved with the model
+            self._w_workers = None  # not saved with the model
         elapsed = default_timer() - start
         if self._image_occurrences:
             logger.info("trained %i image occurrences in %.1fs (%.0f image tokens/s)",
@@ -959,6 +956,9 @@ class Im2Vec(Word2Vec):
         overshoots when many of them look alike; runs of a few hundred keep the step stable and
         the sgemms efficient. ``prepare_job`` cuts the runs (at document ends) in the same pass
         that looks the tokens up.
+
+        With several workers a job with images trains on the worker's own copy of W, added to
+        the shared W when the job ends (:class:`~gensim_im2vec.space.WorkerW`), whatever the head.
         """
         if self.hs:  # text-only hierarchical softmax: gensim's own kernel
             return super()._do_train_job(sentences, alpha, inits)
@@ -969,15 +969,21 @@ class Im2Vec(Word2Vec):
             max_images=max(limit, 0),
         )
         seeds = self._job_seeds(len(runs) - 1)
-        if len(rows) and self._space_in_kernel():
-            self._train_space_job(tokens, slots, bounds, rwin, rows, runs, seeds, alpha, inits)
-            return len(tokens), self._raw_word_count(sentences)
-        for r in range(len(runs) - 1):
-            t0, b0, r0 = (int(v) for v in runs[r])
-            t1, b1, r1 = (int(v) for v in runs[r + 1])
-            if t1 > t0:
-                self._train_run(tokens[t0:t1], slots[t0:t1], bounds[b0:b1 + 1] - t0, rwin[t0:t1],
-                                rows[r0:r1], seeds[r], alpha, inits)
+        shared = self._w_workers if len(rows) else None
+        W = shared.begin() if shared is not None else self.W
+        try:
+            if len(rows) and self._space_in_kernel():
+                self._train_space_job(W, tokens, slots, bounds, rwin, rows, runs, seeds, alpha, inits)
+                return len(tokens), self._raw_word_count(sentences)
+            for r in range(len(runs) - 1):
+                t0, b0, r0 = (int(v) for v in runs[r])
+                t1, b1, r1 = (int(v) for v in runs[r + 1])
+                if t1 > t0:
+                    self._train_run(W, tokens[t0:t1], slots[t0:t1], bounds[b0:b1 + 1] - t0, rwin[t0:t1],
+                                    rows[r0:r1], seeds[r], alpha, inits)
+        finally:
+            if shared is not None:
+                shared.end()
         return len(tokens), self._raw_word_count(sentences)
 
     def _space_in_kernel(self) -> bool:
@@ -1016,7 +1022,7 @@ class Im2Vec(Word2Vec):
         V, _ = self.features.gather(rows)
         return im2vec_inner.space_rows(V, None, self.feature_mean, bool(self.normalize_features))
 
-    def _train_space_job(self, tokens, slots, bounds, rwin, rows, runs, seeds, alpha, inits) -> None:
+    def _train_space_job(self, W, tokens, slots, bounds, rwin, rows, runs, seeds, alpha, inits) -> None:
         """A job of the space head in one kernel call: per run, the words' pair loop, then the run's
         space step and W's update, GIL released throughout; what the runs need (pairs, negatives,
         candidates) is planned for the whole job first, also with the GIL released
@@ -1034,15 +1040,9 @@ class Im2Vec(Word2Vec):
             X, x_rows = self._space_rows(rows[plan.image_slots]), np.zeros(0, np.int64)
         anchor = self.space_anchor if self.space_pull and self.space_anchor is not None else np.zeros(
             (0, self.layer1_size), REAL)
-        shared = self._w_workers
-        W = shared.begin() if shared is not None else self.W
-        try:
-            words_loss, space_loss, seconds = self._space_job_kernel(W, tokens, slots, bounds, rwin, runs,
-                                                                     seeds[:, 0].copy(), X, x_rows, plan, anchor, alpha,
-                                                                     inits)
-        finally:
-            if shared is not None:
-                shared.end()
+        words_loss, space_loss, seconds = self._space_job_kernel(W, tokens, slots, bounds, rwin, runs,
+                                                                 seeds[:, 0].copy(), X, x_rows, plan, anchor, alpha,
+                                                                 inits)
         with _STATS_LOCK:
             self._space_seconds += seconds
             if self.compute_loss:
@@ -1065,13 +1065,16 @@ class Im2Vec(Word2Vec):
             temperature=self.space_temperature, alpha_u=float(alpha * self.space_word_alpha),
             pull=float(self.space_pull or 0.0), x_normalize=bool(self.normalize_features))
 
-    def _train_run(self, tokens, slots, bounds, rwin, rows, seeds, alpha, inits) -> None:
+    def _train_run(self, W, tokens, slots, bounds, rwin, rows, seeds, alpha, inits) -> None:
+        """One run through ``train_job`` (the slides' heads, or the space head's word pairs), then
+        the space head's step in NumPy (:func:`~gensim_im2vec.space.space_step`), on `W` (the
+        model's, or the worker's copy)."""
         work, neu1 = inits
         heads = self.image_heads
         space = heads == "space"
         n_slots = len(rows)
         size = self.layer1_size
-        W = self.W if self.W is not None else np.zeros((size, 1), dtype=REAL)
+        W = W if W is not None else np.zeros((size, 1), dtype=REAL)
         if n_slots:
             V, inv_norms = self.features.gather(rows)
             if not self.normalize_features:
@@ -1100,7 +1103,7 @@ class Im2Vec(Word2Vec):
         if space and n_slots:
             t0 = default_timer()
             Vn = im2vec_inner.space_rows(V, None, self.feature_mean, bool(self.normalize_features))
-            loss += self._space_run(tokens, slots, bounds, Vn, int(seeds[1]), alpha)
+            loss += self._space_run(W, tokens, slots, bounds, Vn, int(seeds[1]), alpha)
             t_space = default_timer() - t0
         n_img = int(np.count_nonzero(slots >= 0)) if n_slots else 0
         with _STATS_LOCK:
@@ -1123,7 +1126,7 @@ class Im2Vec(Word2Vec):
         lock[self._vocab_image_rows >= 0] = 0.0
         return lock
 
-    def _space_run(self, tokens, slots, bounds, Vn, seed, alpha) -> float:
+    def _space_run(self, W, tokens, slots, bounds, Vn, seed, alpha) -> float:
         """The space step of one run (:func:`gensim_im2vec.space.space_step`): the run's images
         against their documents' words, by cosine to the words' input vectors."""
         pair_slot, pair_word = run_pairs(tokens, slots, bounds, len(Vn))
@@ -1131,12 +1134,11 @@ class Im2Vec(Word2Vec):
             return 0.0
         negatives = self._draw_space_negatives(np.array([seed], np.uint64))[0]
         return space_step(
-            self.W, self.wv.vectors, Vn, pair_slot, pair_word, negatives,
+            W, self.wv.vectors, Vn, pair_slot, pair_word, negatives,
             alpha_w=alpha * self.image_alpha * self.space_alpha, alpha_u=alpha * self.space_word_alpha,
             temperature=self.space_temperature, symmetric=self.space_symmetric, word_lock=self._space_lock,
             anchor=self.space_anchor, pull=self.space_pull or 0.0, train_images=self.train_images,
-            candidates=self.space_candidates, compute_loss=bool(self.compute_loss),
-            w_update=self._w_stripes)
+            candidates=self.space_candidates, compute_loss=bool(self.compute_loss))
 
     def _write_image_vectors(self) -> None:
         """Write every vocabulary image's vector (:meth:`project_rows`) into ``model.wv.vectors`` (in chunks)."""

@@ -159,7 +159,7 @@ def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.nd
                negatives: np.ndarray, *, alpha_w: float, alpha_u: float, temperature: float,
                symmetric: float = 0.0, word_lock: np.ndarray | None = None, anchor: np.ndarray | None = None,
                pull: float = 0.0, train_images: bool = True, candidates: str = "run",
-               compute_loss: bool = True, w_update=None, kernel: bool = True) -> float:
+               compute_loss: bool = True, kernel: bool = True) -> float:
     """One step of the space objective on one run; updates ``W`` and ``syn0`` in place.
 
     Parameters
@@ -194,9 +194,6 @@ def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.nd
         its own words is left out), a cost per image of ``len(negatives)`` cosines.
     compute_loss : bool
         Return the loss (else 0.0, a little faster).
-    w_update : im2vec_inner.StripeLocks, optional
-        Applies ``W``'s update (a lock per stripe of W's rows, for several workers); default: in
-        place, unlocked.
     kernel : bool
         Compute in the Cython kernel (GIL released; float32 arrays, no `symmetric` term); False
         (or float64 arrays, or `symmetric`): the NumPy formulas, the reference the kernel is
@@ -215,8 +212,7 @@ def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.nd
     if kernel and not symmetric and all(a.dtype == REAL for a in (W, syn0, Vn)):
         return _space_step_kernel(W, syn0, Vn, pair_slot, pair_word, negatives, alpha_w=alpha_w, alpha_u=alpha_u,
                                   temperature=temperature, word_lock=word_lock, anchor=anchor, pull=pull,
-                                  train_images=train_images, candidates=candidates, compute_loss=compute_loss,
-                                  w_update=w_update)
+                                  train_images=train_images, candidates=candidates, compute_loss=compute_loss)
     pair_slot = np.asarray(pair_slot, dtype=np.int64)
     pair_word = np.asarray(pair_word, dtype=np.int64)
     rows, start, counts = np.unique(pair_slot, return_index=True, return_counts=True)
@@ -243,14 +239,10 @@ def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.nd
                                               compute_loss, alpha_u > 0)
     if train_images and alpha_w > 0:
         dH = (dZ - np.einsum("ij,ij->i", dZ, Z)[:, None] * Z) / hn[:, None]
-        (w_update.add if w_update is not None else _add_outer_unlocked)(W, dH, X, -alpha_w)
+        add_outer(W, dH, X, -alpha_w)
     if word_grad is not None:
         _step_words(syn0, *word_grad(), alpha_u, word_lock, anchor, pull)
     return loss
-
-
-def _add_outer_unlocked(W, dH, X, alpha) -> None:
-    add_outer(W, dH, X, alpha)
 
 
 def _own_candidates(Z, syn0, pair_word, negatives, prow, start, w, inv_t, compute_loss, words_move):
@@ -344,7 +336,7 @@ def candidate_columns(pair_slot: np.ndarray, pair_word: np.ndarray, negatives: n
 
 
 def _space_step_kernel(W, syn0, Vn, pair_slot, pair_word, negatives, *, alpha_w, alpha_u, temperature, word_lock,
-                       anchor, pull, train_images, candidates, compute_loss, w_update) -> float:
+                       anchor, pull, train_images, candidates, compute_loss) -> float:
     from gensim_im2vec import im2vec_inner
 
     rows, pair_row, pair_col, pair_w, cand, n_shared = candidate_columns(pair_slot, pair_word, negatives, candidates)
@@ -368,7 +360,7 @@ def _space_step_kernel(W, syn0, Vn, pair_slot, pair_word, negatives, *, alpha_w,
         temperature=temperature, alpha_u=alpha_u, pull=pull, words_move=words_move, compute_loss=compute_loss,
         n_move=n_move)
     if train_images and alpha_w > 0:
-        (w_update.add if w_update is not None else add_outer)(W, dH, X, -alpha_w)
+        add_outer(W, dH, X, -alpha_w)
     return loss
 
 

@@ -4,7 +4,6 @@ import threading
 
 import numpy as np
 import pytest
-from gensim_im2vec.im2vec_inner import StripeLocks
 from space_problem import tiny_run
 
 from gensim_im2vec.space import add_outer, space_step
@@ -101,32 +100,6 @@ def test_add_outer_is_the_numpy_formula_in_place():
     W64 = W.astype(np.float64)
     add_outer(W64, dH.astype(np.float64), X.astype(np.float64), -0.25)
     np.testing.assert_allclose(W64, W - 0.25 * dH.T @ X, rtol=1e-5, atol=1e-7)
-
-
-def test_striped_updates_from_many_threads_lose_nothing():
-    rng = np.random.default_rng(1)
-    D, F, n_threads, steps = 64, 512, 4, 50
-    updates = [[(rng.standard_normal((32, D)).astype(np.float32), rng.standard_normal((32, F)).astype(np.float32))
-                for _ in range(steps)] for _ in range(n_threads)]
-    W = np.zeros((D, F), np.float32)
-    expected = np.zeros((D, F), np.float64)
-    for th in updates:
-        for dH, X in th:
-            expected += 0.01 * dH.T.astype(np.float64) @ X
-    striped = StripeLocks(D, n_stripes=8)
-    barrier = threading.Barrier(n_threads)
-
-    def work(th):
-        barrier.wait()
-        for dH, X in th:
-            striped.add(W, dH, X, 0.01)
-
-    threads = [threading.Thread(target=work, args=(th,)) for th in updates]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    np.testing.assert_allclose(W, expected, rtol=1e-3, atol=1e-3)
 
 
 @pytest.mark.parametrize("candidates", ["run", "own"])
@@ -342,3 +315,35 @@ def test_the_job_plan_refuses_tokens_outside_the_vocabulary():
     assert plan_space_job(*args, 6, np.zeros(6, np.float32), *rest)[6].tolist() == [0]  # pair (img 5, word 0)
     with pytest.raises(ValueError, match="token outside the vocabulary"):
         plan_space_job(*args, 5, np.zeros(5, np.float32), *rest)
+
+
+@pytest.mark.parametrize("options", [dict(image_heads="output"), dict(space_candidates="own"), dict()])
+def test_with_several_workers_every_head_trains_a_copy_of_w(monkeypatch, options):
+    """No path writes the shared W while other workers read it: every job with images trains on
+    the worker's copy (WorkerW), the slides' pair heads and the per-run space path included."""
+    import gensim_im2vec.model as M
+    from gensim_im2vec.space import WorkerW
+    from gensim_im2vec.synthetic import make_corpus
+
+    data = make_corpus(n_classes=4, n_images=200, n_features=24, n_text_sentences=50, seed=0)
+    seen, ends = [], []
+    model = M.Im2Vec(image_features=data.features, vector_size=16, min_count=1, workers=2, epochs=2, seed=1,
+                     image_batch=16, batch_words=200, **options)
+    model.build_vocab(data.docs)
+    W0 = model.W.copy()
+    real_job, real_space, real_end = M.im2vec_inner.train_job, M.im2vec_inner.train_space_job, WorkerW.end
+
+    def spy(real, slots_at):  # slots_at: where `slots` sits among the arguments after W
+        def call(syn0, syn1neg, lockf, W, *a, **k):
+            if np.count_nonzero(np.asarray(a[slots_at]) >= 0):
+                seen.append(np.shares_memory(W, model.W))
+            return real(syn0, syn1neg, lockf, W, *a, **k)
+        return call
+
+    monkeypatch.setattr(M.im2vec_inner, "train_job", spy(real_job, 5))
+    monkeypatch.setattr(M.im2vec_inner, "train_space_job", spy(real_space, 1))
+    monkeypatch.setattr(WorkerW, "end", lambda self: ends.append(1) or real_end(self))
+    model.train(data.docs, total_examples=len(data.docs), epochs=2)
+    assert seen and not any(seen)  # every call with images got a copy
+    assert len(ends) > 0
+    assert not np.allclose(model.W, W0)  # the copies' updates reached W
