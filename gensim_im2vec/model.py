@@ -86,6 +86,7 @@ import logging
 import math
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from timeit import default_timer
@@ -1141,16 +1142,29 @@ class Im2Vec(Word2Vec):
             candidates=self.space_candidates, compute_loss=bool(self.compute_loss))
 
     def _write_image_vectors(self) -> None:
-        """Write every vocabulary image's vector (:meth:`project_rows`) into ``model.wv.vectors`` (in chunks)."""
+        """Write every vocabulary image's vector (:meth:`project_rows`) into ``model.wv.vectors``, in
+        chunks, on ``workers`` threads (one BLAS thread each): done once after the epochs, on one
+        thread it was the part of ``train()`` that more workers did not shorten (9% of a 2-epoch
+        ``train()`` of 20,000 images, ``benchmarks/bench_image_kernel.py`` section 4)."""
         idx = np.flatnonzero(self._vocab_image_rows >= 0)
         if not len(idx) or self.W is None:
             return
         vectors = self.wv.vectors
         if not vectors.flags.writeable:
             self.wv.vectors = vectors = np.array(vectors, dtype=REAL, order="C")
-        for lo in range(0, len(idx), _WRITE_CHUNK):
-            chunk = idx[lo:lo + _WRITE_CHUNK]
+        workers = max(int(self.workers), 1)
+        size = max(256, min(_WRITE_CHUNK, -(-len(idx) // (4 * workers))))  # a few chunks per thread
+        chunks = [idx[lo:lo + size] for lo in range(0, len(idx), size)]
+
+        def write(chunk):
             vectors[chunk] = self.project_rows(self._vocab_image_rows[chunk])
+
+        if workers == 1 or len(chunks) == 1:
+            for chunk in chunks:
+                write(chunk)
+        else:
+            with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+                list(pool.map(write, chunks))
         self.wv.norms = None
 
     # ------------------------------------------------------------------ two-stage
