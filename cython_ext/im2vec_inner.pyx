@@ -24,7 +24,7 @@ Nothing here allocates, logs or raises inside the ``nogil`` section.
 import numpy as np
 
 cimport numpy as cnp
-from libc.math cimport exp, log, log1p, sqrt
+from libc.math cimport exp, expf, log, log1p, sqrt
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport qsort
 from libc.string cimport memcmp, memcpy, memset
@@ -791,7 +791,8 @@ cdef void _space_softmax(SpaceConfig *c) noexcept nogil:
     """Per image, the softmax over the shared candidates and its own extra words; turns S and ps
     into the logits' gradient (P − target)/τ and adds the loss."""
     cdef int r, k, p, p0, p1
-    cdef double m, denom, prob
+    cdef double denom, prob
+    cdef REAL_t m, scale
     cdef REAL_t *s
     p1 = 0
     for r in range(c.R):
@@ -807,8 +808,8 @@ cdef void _space_softmax(SpaceConfig *c) noexcept nogil:
             if c.pair_col[p] >= c.Ks and c.ps[p] > m:
                 m = c.ps[p]
         denom = 0.0
-        for k in range(c.Ks):
-            s[k] = <REAL_t>exp(s[k] - m)
+        for k in range(c.Ks):  # (in float: the double exp was a tenth of one worker's time)
+            s[k] = expf(s[k] - m)
             denom += s[k]
         for p in range(p0, p1):
             if c.pair_col[p] >= c.Ks:
@@ -821,8 +822,9 @@ cdef void _space_softmax(SpaceConfig *c) noexcept nogil:
             if c.compute_loss:
                 c.loss -= c.pair_w[p] * log(prob if prob > 1e-30 else 1e-30)
             c.ps[p] = <REAL_t>((prob - c.pair_w[p]) * c.inv_t)
+        scale = <REAL_t>(c.inv_t / denom)
         for k in range(c.Ks):
-            s[k] = <REAL_t>(s[k] / denom * c.inv_t)
+            s[k] = s[k] * scale
         for p in range(p0, p1):
             if c.pair_col[p] < c.Ks:
                 s[c.pair_col[p]] = c.ps[p]
