@@ -365,7 +365,8 @@ def _space_step_kernel(W, syn0, Vn, pair_slot, pair_word, negatives, *, alpha_w,
 
 
 class JobPlan(NamedTuple):
-    """What :func:`im2vec_inner.train_space_job` reads for a job's runs (see :func:`job_candidates`)."""
+    """What :func:`im2vec_inner.train_space_job` reads for a job's runs: made by
+    :func:`im2vec_inner.plan_space_job` in training, :func:`job_candidates` its NumPy reference."""
 
     image_slots: np.ndarray  # the job's slots with at least one word, in order: the rows of X
     run_rows: np.ndarray  # (n_runs + 1,) each run's first row of X
@@ -381,7 +382,9 @@ class JobPlan(NamedTuple):
 
 def job_candidates(pair_slot: np.ndarray, pair_word: np.ndarray, run_row: np.ndarray, negatives: list,
                    n_vocab: int, word_lock: np.ndarray) -> JobPlan:
-    """:func:`candidate_columns` ("run") for every run of a job at once, in a few NumPy calls.
+    """:func:`candidate_columns` ("run") for every run of a job at once, in a few NumPy calls: the
+    reference :func:`im2vec_inner.plan_space_job` (what training calls, GIL released) is tested
+    against, array for array.
 
     `pair_slot` holds job-wide slots (sorted), `run_row` (n_runs + 1) each run's first slot,
     `negatives` each run's drawn negatives. Per run the result is what :func:`candidate_columns`
