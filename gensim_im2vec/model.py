@@ -1028,8 +1028,9 @@ class Im2Vec(Word2Vec):
         space step and W's update, GIL released throughout; what the runs need (pairs, negatives,
         candidates) is planned for the whole job first, also with the GIL released
         (:func:`im2vec_inner.plan_space_job`), and the kernel gathers each run's feature rows
-        itself when they are in memory. The same arithmetic, in the same order, with the same random draws, as the per-run path
-        (:meth:`_train_run`): one worker trains the same model bit for bit."""
+        itself when they are in memory. The same arithmetic, in the same order, with the same
+        random draws, as the per-run path (:meth:`_train_run`): one worker trains the same model
+        bit for bit."""
         lock = self._space_lock
         neg_idx, neg_cum = self._space_negative_table()
         plan = JobPlan(*im2vec_inner.plan_space_job(tokens, slots, bounds, runs, len(self.wv), lock, neg_idx, neg_cum,
@@ -1068,8 +1069,8 @@ class Im2Vec(Word2Vec):
 
     def _train_run(self, W, tokens, slots, bounds, rwin, rows, seeds, alpha, inits) -> None:
         """One run through ``train_job`` (the slides' heads, or the space head's word pairs), then
-        the space head's step in NumPy (:func:`~gensim_im2vec.space.space_step`), on `W` (the
-        model's, or the worker's copy)."""
+        the space head's step (:func:`~gensim_im2vec.space.space_step`), on `W` (the model's, or
+        the worker's copy)."""
         work, neu1 = inits
         heads = self.image_heads
         space = heads == "space"
