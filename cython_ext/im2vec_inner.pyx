@@ -999,6 +999,16 @@ def space_rows(const REAL_t[:, ::1] vectors, rows, const REAL_t[::1] mean, bint 
     return out
 
 
+cdef inline void _draw_from_seed(const int32_t *idx, const uint32_t *cum, const int32_t *guide, int shift,
+                                 uint64_t total, uint64_t seed, int n, int64_t *out) noexcept nogil:
+    """`n` draws from the table (`idx`, `cum`, its guide) walking the kernel's generator from
+    `seed`: the space negatives of one run, for :func:`draw_negatives` and the job's plan alike."""
+    cdef int j
+    for j in range(n):
+        seed = lcg_next(seed)
+        out[j] = idx[guided_search(cum, guide, shift, (seed >> 16) % total)]
+
+
 def draw_negatives(const int32_t[::1] idx, const uint32_t[::1] cum, const uint64_t[::1] seeds, int n):
     """`n` draws from the table (`idx`, `cum`) for each seed: row k of the result (int64,
     ``len(seeds) × n``) walks the kernel's generator from ``seeds[k]``, each draw the first entry
@@ -1011,8 +1021,8 @@ def draw_negatives(const int32_t[::1] idx, const uint32_t[::1] cum, const uint64
     ((3, 50), [7, 9])
     """
     cdef Py_ssize_t m = seeds.shape[0], k
-    cdef int j, shift
-    cdef uint64_t r, total
+    cdef int shift
+    cdef uint64_t total
     if idx.shape[0] != cum.shape[0]:
         raise ValueError("draw_negatives: idx and cum differ in length")
     out = np.zeros((m, n if idx.shape[0] else 0), np.int64)
@@ -1026,10 +1036,7 @@ def draw_negatives(const int32_t[::1] idx, const uint32_t[::1] cum, const uint64
         raise ValueError("draw_negatives: the table's weights sum to 0")
     with nogil:
         for k in range(m):
-            r = seeds[k]
-            for j in range(n):
-                r = lcg_next(r)
-                o[k, j] = idx[guided_search(&cum[0], &guide[0], shift, (r >> 16) % total)]
+            _draw_from_seed(&idx[0], &cum[0], &guide[0], shift, total, seeds[k], n, &o[k, 0])
     return out
 
 
@@ -1138,17 +1145,13 @@ cdef Py_ssize_t _run_candidates(Plan *p, int r, Py_ssize_t n_keys, Py_ssize_t at
     """Run r's candidates from `at` on: its pairs' words and, when it has pairs, its negatives,
     once each in word order, the movable ones (lock > 0) first; their count in ``run_move[r]``."""
     cdef Py_ssize_t k, n = 0, moving = 0, still
-    cdef int j
-    cdef uint64_t state
     for k in range(n_keys):
         p.words[n] = p.keys[k] % p.n_vocab
         n += 1
-    if n_keys and p.n_neg > 0 and p.neg_total > 0:
-        state = p.neg_seeds[r]
-        for j in range(p.n_neg):  # draw_negatives' draws from the run's seed
-            state = lcg_next(state)
-            p.words[n] = p.neg_idx[guided_search(p.neg_cum, p.neg_guide, p.neg_shift, (state >> 16) % p.neg_total)]
-            n += 1
+    if n_keys and p.n_neg > 0 and p.neg_total > 0:  # draw_negatives' draws from the run's seed
+        _draw_from_seed(p.neg_idx, p.neg_cum, p.neg_guide, p.neg_shift, p.neg_total, p.neg_seeds[r], p.n_neg,
+                        p.words + n)
+        n += p.n_neg
     n = _sort_unique(p.words, n)
     for k in range(n):
         if p.word_lock[p.words[k]] > 0:
