@@ -1220,18 +1220,19 @@ def plan_space_job(const int32_t[::1] tokens, const int32_t[::1] slots, const in
         raise ValueError("plan_space_job: runs' bounds out of order or range")
     if bounds.shape[0] and (bounds[0] != 0 or bounds[bounds.shape[0] - 1] != n or np.any(np.diff(bounds) < 0)):
         raise ValueError("plan_space_job: bounds must run from 0 to len(tokens) in order")
-    for r in range(n_runs):  # upper bounds: pairs per run (images x words per chunk) and in all
-        in_run = 0
-        for b in range(runs[r, 1], runs[r + 1, 1]):
-            n_img = n_word = 0
-            for i in range(bounds[b], bounds[b + 1]):
-                if slots[i] >= 0:
-                    n_img += 1
-                else:
-                    n_word += 1
-            in_run += n_img * n_word
-        bound += in_run
-        most = max(most, in_run)
+    with nogil:
+        for r in range(n_runs):  # upper bounds: pairs per run (images x words per chunk) and in all
+            in_run = 0
+            for b in range(runs[r, 1], runs[r + 1, 1]):
+                n_img = n_word = 0
+                for i in range(bounds[b], bounds[b + 1]):
+                    if slots[i] >= 0:
+                        n_img += 1
+                    else:
+                        n_word += 1
+                in_run += n_img * n_word
+            bound += in_run
+            most = max(most, in_run)
     n_cand_max = bound + n_runs * max(n_neg, 0)
     out = dict(image_slots=np.empty(max(n, 1), np.int64), run_rows=np.empty(n_runs + 1, np.int64),
                cand=np.empty(max(n_cand_max, 1), np.int64), run_cands=np.empty(n_runs + 1, np.int64),

@@ -843,8 +843,7 @@ class Im2Vec(Word2Vec):
                 logger.info("copying %s (%s, read-only or memory-mapped) into memory for training",
                             name, arr.shape)
                 setattr(owner, name, np.array(arr, dtype=REAL, order="C"))
-        # (space_word_alpha=0: no word moves, so none is planned as movable)
-        self._space_lock = self._space_word_lock() if self.space_word_alpha > 0 else np.zeros(len(self.wv), REAL)
+        self._space_lock = self._space_word_lock()
         if self.train_words == "new":
             lockf = np.ones(len(self.wv), dtype=REAL)
             lockf[: self.n_pretrained_words] = 0.0
@@ -1118,8 +1117,11 @@ class Im2Vec(Word2Vec):
         """Which input vectors the space step moves (1) or leaves (0): never an image's row; the
         words ``train_words`` lets learn; words without a pretrained vector always (two-stage
         leaves them at their random start otherwise); pretrained words too when ``space_pull``
-        is set (each pulled back towards its text vector)."""
+        is set (each pulled back towards its text vector). With ``space_word_alpha=0`` none: no
+        word moves, so none is planned as movable."""
         lock = np.zeros(len(self.wv), dtype=REAL)
+        if not self.space_word_alpha > 0:
+            return lock
         placed = max(int(self.n_pretrained_words), int(self.n_trained_words or 0))
         if self.train_words is True or self.space_pull is not None:
             lock[:] = 1.0
