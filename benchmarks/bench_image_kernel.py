@@ -60,10 +60,23 @@ def sgemm_rate(n, F):
 OPTIONS = {}
 
 
-def train_rate(docs, feats, epochs=2, workers=1):
+def tag_image_corpus(rng, n, tags, F):
+    """The corpus of 1: `n` random images (F features) in documents ``[tag, image, tag]``."""
+    feats = (list(f"img:{i}" for i in range(n)), rng.random((n, F), dtype=np.float32) + 0.01)
+    docs = [[tags[i % 500], f"img:{i}", tags[(i * 7) % 500]] for i in range(n)]
+    return feats, docs
+
+
+def corpus_model(docs, feats, workers=1, epochs=2):
+    """Im2Vec with the benchmark's settings (and ``--set`` options), its vocabulary built."""
     m = Im2Vec(image_features=feats, vector_size=D, window=1, sg=1, negative=5, min_count=1, sample=0,
                workers=workers, epochs=epochs, seed=1, batch_words=10000, **OPTIONS)
     m.build_vocab(docs)
+    return m
+
+
+def train_rate(docs, feats, epochs=2, workers=1):
+    m = corpus_model(docs, feats, workers, epochs)
     best, occurrences = 1e9, 0
     for _ in range(3):  # best of 3: one call is at the mercy of whatever else the machine does
         t = time.perf_counter()
@@ -135,8 +148,7 @@ def main():
 def section1(args, rng, n, tags):
     print(f"1. [tag, image, tag], window=1, D={D}, one worker, {n} images x 2 epochs, default train() {OPTIONS}")
     for F in args.features:
-        feats = (list(f"img:{i}" for i in range(n)), rng.random((n, F), dtype=np.float32) + 0.01)
-        docs = [[tags[i % 500], f"img:{i}", tags[(i * 7) % 500]] for i in range(n)]
+        feats, docs = tag_image_corpus(rng, n, tags, F)
         elapsed, occ = train_rate(docs, feats)
         rate = occ / elapsed
         per_job = 10000 // 3
@@ -149,8 +161,7 @@ def section2(args, rng, n, tags):
     print("2. kernel only (the slides' output head), one job of 3,333 [tag, image, tag] documents: per-job sgemm "
           "vs per-pair sgemv/sger")
     for F in args.features:
-        feats = (list(f"img:{i}" for i in range(n)), rng.random((n, F), dtype=np.float32) + 0.01)
-        docs = [[tags[i % 500], f"img:{i}", tags[(i * 7) % 500]] for i in range(n)]
+        feats, docs = tag_image_corpus(rng, n, tags, F)
         print(f"   F={F:5d}: " + kernel_only(docs[:3333], feats, F))
 
 
@@ -176,8 +187,7 @@ def section3(rng, n, tags):
 def section4(rng, n, tags):
     F = 1280
     print(f"4. workers: [tag, image, tag], F={F}, D={D}, default train() {OPTIONS}, image tokens/s")
-    feats = (list(f"img:{i}" for i in range(n)), rng.random((n, F), dtype=np.float32) + 0.01)
-    docs = [[tags[i % 500], f"img:{i}", tags[(i * 7) % 500]] for i in range(n)]
+    feats, docs = tag_image_corpus(rng, n, tags, F)
     rate = {}
     for workers in (1, 2, 1, 2):  # interleaved: a busy spell of the machine hits both
         elapsed, occ = train_rate(docs, feats, workers=workers)
@@ -210,8 +220,7 @@ def section5(rng, n, tags):
              timed(M.im2vec_inner, "prepare_job", "prepare_job (GIL held)"),
              timed(M.im2vec_inner, "plan_space_job", "plan_space_job (mostly nogil)")]
     try:
-        feats = (list(f"img:{i}" for i in range(n)), rng.random((n, F), dtype=np.float32) + 0.01)
-        docs = [[tags[i % 500], f"img:{i}", tags[(i * 7) % 500]] for i in range(n)]
+        feats, docs = tag_image_corpus(rng, n, tags, F)
         train_rate(docs, feats)
     finally:
         for owner, name, real in saved:
@@ -266,13 +275,8 @@ def _two_processes(n, options):
 def _one_process(n):
     import json
 
-    rng = np.random.default_rng(0)
-    tags = [f"tag{i}" for i in range(500)]
-    feats = (list(f"img:{i}" for i in range(n)), rng.random((n, 1280), dtype=np.float32) + 0.01)
-    docs = [[tags[i % 500], f"img:{i}", tags[(i * 7) % 500]] for i in range(n)]
-    m = Im2Vec(image_features=feats, vector_size=D, window=1, sg=1, negative=5, min_count=1, sample=0,
-               workers=1, epochs=2, seed=1, batch_words=10000, **OPTIONS)
-    m.build_vocab(docs)
+    feats, docs = tag_image_corpus(np.random.default_rng(0), n, [f"tag{i}" for i in range(500)], 1280)
+    m = corpus_model(docs, feats)
     calls = []
     with threadpool_limits(limits=1, user_api="blas"):
         for _ in range(5):
@@ -287,8 +291,7 @@ def section6(rng, n, tags):
     F = 1280
     print(f"6. what sharing costs: 2 workers over 1, [tag, image, tag], F={F}, D={D}, default train() {OPTIONS} "
           "(private copies train wrong models: speed only)")
-    feats = (list(f"img:{i}" for i in range(n)), rng.random((n, F), dtype=np.float32) + 0.01)
-    docs = [[tags[i % 500], f"img:{i}", tags[(i * 7) % 500]] for i in range(n)]
+    feats, docs = tag_image_corpus(rng, n, tags, F)
     cases = [("as trained", contextlib.nullcontext, {}),
              ("private W", lambda: private_copies("W"), {}),
              ("private W and word vectors", lambda: private_copies("words"), {}),
