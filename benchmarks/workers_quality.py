@@ -1,0 +1,113 @@
+"""What N workers change in the model: held-out image → word mAP with 1 and N workers, over seeds.
+
+    python benchmarks/workers_quality.py [--limit 1000] [--epochs 50] [--seeds 30] [--variants 1 4 4s]
+
+Builds a real subset of the demo's data (``--limit`` images, its own features and word vectors, in
+``--out``; the steps are skipped when they are there already), then per seed trains Im2Vec as
+``tests/test_workers.py`` does (D 32, jobs of 250 tokens, ``image_batch`` 64) with each variant and
+scores the held-out images by cosine. A variant is a number of workers; ``4s`` is 4 workers made to
+run one job at a time (a lock around each job): the same threads and job order as 4 workers, without
+jobs in flight side by side. It prints each variant's mean, and its difference from the first
+variant with the standard error of that difference over the seeds.
+
+With N workers, up to N jobs train from copies of ``W`` that lack each other's changes
+(:class:`gensim_im2vec.space.WorkerW`): if ``4s`` matches 1 worker, no update is lost and a gap
+between 4 and 1 is the asynchronous path, growing with the share of an epoch in flight.
+"""
+
+import argparse
+import dataclasses
+import threading
+import time
+
+import numpy as np
+from gensim.models import Word2Vec
+
+from gensim_im2vec import space
+from gensim_im2vec.evaluate import Im2VecScorer, evaluate_scores
+from gensim_im2vec.pipeline import (
+    DemoConfig,
+    Steps,
+    build_data,
+    evaluation_data,
+    extract_features,
+    open_features,
+    pretrain_words,
+    train_model,
+)
+
+
+class _OneJobAtATime:
+    """Patch WorkerW so that a job holds one lock from its copy of W to its fold (the ``Ns`` variants)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.begin, self.end = space.WorkerW.begin, space.WorkerW.end
+
+    def __enter__(self):
+        outer = self
+
+        def begin(worker_w):
+            outer.lock.acquire()
+            return outer.begin(worker_w)
+
+        def end(worker_w):
+            try:
+                outer.end(worker_w)
+            finally:
+                outer.lock.release()
+
+        space.WorkerW.begin, space.WorkerW.end = begin, end
+        return self
+
+    def __exit__(self, *exc) -> None:
+        space.WorkerW.begin, space.WorkerW.end = self.begin, self.end
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--limit", type=int, default=1000, help="images in the subset")
+    ap.add_argument("--epochs", type=int, default=50, help="image epochs (the demo's: 50)")
+    ap.add_argument("--seeds", type=int, default=30)
+    ap.add_argument("--variants", nargs="+", default=["1", "4", "4s"])
+    ap.add_argument("--batch-words", type=int, default=250)
+    ap.add_argument("--out", default=None, help="where the subset is built (default: subset_LIMIT)")
+    args = ap.parse_args()
+
+    cfg = DemoConfig(out_dir=args.out or f"subset_{args.limit}", limit=args.limit, text_limit=3000, vector_size=32,
+                     text_epochs=1, image_epochs=args.epochs, workers=2, device="cpu")
+    steps = Steps(cfg.out_dir, lambda line: None)
+    build_data(cfg, steps)
+    extract_features(cfg, steps)
+    words = Word2Vec.load(str(pretrain_words(cfg, steps)))
+    feats = open_features(cfg)
+    data = evaluation_data(cfg, feats)
+    X = feats.gather_normalized([feats.row(k) for k in data.test_keys])
+    print(f"{args.limit} images, {len(data.test_keys)} held out, {args.epochs} epochs, jobs of {args.batch_words} "
+          f"tokens", flush=True)
+
+    def held_out_map(variant: str, seed: int) -> float:
+        run = dataclasses.replace(cfg, workers=int(variant.rstrip("s")), seed=seed,
+                                  im2vec={**cfg.im2vec, "batch_words": args.batch_words})
+        if variant.endswith("s"):
+            with _OneJobAtATime():
+                model = train_model(run, feats, words)
+        else:
+            model = train_model(run, feats, words)
+        return evaluate_scores(Im2VecScorer(model)(X, data.candidates), data.test_tags, data.candidates)["all"]["map"]
+
+    start = time.perf_counter()
+    scores = {v: [] for v in args.variants}
+    for seed in range(1, args.seeds + 1):
+        for v in args.variants:  # interleaved, so the machine's load falls on every variant alike
+            scores[v].append(held_out_map(v, seed))
+    first = np.array(scores[args.variants[0]])
+    for v in args.variants:
+        diff = np.array(scores[v]) - first
+        print(f"{v:>4} workers: mAP {np.mean(scores[v]):.4f}   minus {args.variants[0]}: {diff.mean():+.4f} "
+              f"(standard error {diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else 0:.4f})")
+    print(f"{args.seeds} seeds in {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
