@@ -32,10 +32,16 @@ def wordnet_sentences():
 
 @pytest.mark.slow
 def test_wordsim353_matches_gensim_word2vec(wordnet_sentences):
-    params = dict(vector_size=100, sg=0, min_count=5, epochs=5, workers=2, seed=1)
-    ref = Word2Vec(wordnet_sentences, **params)
-    ours = Im2Vec(wordnet_sentences, **params)
-    ws_ref = ref.wv.evaluate_word_pairs(datapath("wordsim353.tsv"))[1][0]
-    ws_ours = ours.wv.evaluate_word_pairs(datapath("wordsim353.tsv"))[1][0]
+    # one model's WordSim353 moves with the seed and the 2 workers' timing: a single pair once differed
+    # by 0.032 (ours 0.331, gensim 0.299; CI, 2026-12-02; here seeds 1-3 gave gensim 0.331-0.340, Im2Vec
+    # 0.333-0.339), so the means over three seeds are compared
+    def wordsim(cls, seed):
+        model = cls(wordnet_sentences, vector_size=100, sg=0, min_count=5, epochs=5, workers=2, seed=seed)
+        return model.wv.evaluate_word_pairs(datapath("wordsim353.tsv"))[1][0]
+
+    ref = [wordsim(Word2Vec, seed) for seed in (1, 2, 3)]
+    ours = [wordsim(Im2Vec, seed) for seed in (1, 2, 3)]
+    print(f"WordSim353 over seeds 1-3: gensim {ref}, Im2Vec {ours}")
+    ws_ref, ws_ours = sum(ref) / 3, sum(ours) / 3
     assert ws_ref > 0.25  # the corpus is big enough for the comparison to mean something
-    assert abs(ws_ours - ws_ref) <= 0.03, (ws_ours, ws_ref)
+    assert abs(ws_ours - ws_ref) <= 0.03, (ref, ours)
