@@ -16,6 +16,7 @@ between 4 and 1 is the asynchronous path, growing with the share of an epoch in 
 """
 
 import argparse
+import contextlib
 import dataclasses
 import threading
 import time
@@ -64,9 +65,47 @@ class _OneJobAtATime:
         space.WorkerW.begin, space.WorkerW.end = self.begin, self.end
 
 
+def real_subset(out_dir, limit: int = 1000, epochs: int = 50):
+    """(config, features, word vectors) of a real subset of the demo's data, built in `out_dir`
+    (steps already there are skipped): ``limit`` images per set, D 32, one text epoch, ``epochs``
+    image epochs. ``tests/test_workers.py`` trains on the same subset."""
+    cfg = DemoConfig(out_dir=str(out_dir), limit=limit, text_limit=3000, vector_size=32, text_epochs=1,
+                     image_epochs=epochs, workers=2, device="cpu")
+    steps = Steps(cfg.out_dir, lambda line: None)
+    build_data(cfg, steps)
+    extract_features(cfg, steps)
+    words = Word2Vec.load(str(pretrain_words(cfg, steps)))
+    return cfg, open_features(cfg), words
+
+
+class HeldOutMap:
+    """Held-out image → word mAP (cosine in ``model.wv``) of Im2Vec trained on a subset as the demo
+    trains it, with jobs of `batch_words` tokens so that an epoch is many jobs."""
+
+    def __init__(self, cfg, feats, words, batch_words: int = 250) -> None:
+        self.cfg, self.feats, self.words, self.batch_words = cfg, feats, words, batch_words
+        self.data = evaluation_data(cfg, feats)
+        self.X = feats.gather_normalized([feats.row(k) for k in self.data.test_keys])
+
+    def score(self, scorer) -> float:
+        """`scorer`'s mAP over the held-out images and all candidates."""
+        data = self.data
+        return evaluate_scores(scorer(self.X, data.candidates), data.test_tags, data.candidates)["all"]["map"]
+
+    def __call__(self, workers: int, seed: int, one_job_at_a_time: bool = False) -> float:
+        run = dataclasses.replace(self.cfg, workers=workers, seed=seed,
+                                  im2vec={**self.cfg.im2vec, "batch_words": self.batch_words})
+        with _OneJobAtATime() if one_job_at_a_time else contextlib.nullcontext():
+            model = train_model(run, self.feats, self.words)
+        if model.workers != workers or model.batch_words != self.batch_words:
+            raise RuntimeError(f"trained with {model.workers} workers and jobs of {model.batch_words} tokens, "
+                               f"not {workers} and {self.batch_words}")
+        return self.score(Im2VecScorer(model))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--limit", type=int, default=1000, help="images in the subset")
+    ap.add_argument("--limit", type=int, default=1000, help="images per built-in set (DemoConfig.limit)")
     ap.add_argument("--epochs", type=int, default=50, help="image epochs (the demo's: 50)")
     ap.add_argument("--seeds", type=int, default=30)
     ap.add_argument("--variants", nargs="+", default=["1", "4", "4s"])
@@ -74,33 +113,16 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="where the subset is built (default: subset_LIMIT)")
     args = ap.parse_args()
 
-    cfg = DemoConfig(out_dir=args.out or f"subset_{args.limit}", limit=args.limit, text_limit=3000, vector_size=32,
-                     text_epochs=1, image_epochs=args.epochs, workers=2, device="cpu")
-    steps = Steps(cfg.out_dir, lambda line: None)
-    build_data(cfg, steps)
-    extract_features(cfg, steps)
-    words = Word2Vec.load(str(pretrain_words(cfg, steps)))
-    feats = open_features(cfg)
-    data = evaluation_data(cfg, feats)
-    X = feats.gather_normalized([feats.row(k) for k in data.test_keys])
-    print(f"{args.limit} images, {len(data.test_keys)} held out, {args.epochs} epochs, jobs of {args.batch_words} "
-          f"tokens", flush=True)
-
-    def held_out_map(variant: str, seed: int) -> float:
-        run = dataclasses.replace(cfg, workers=int(variant.rstrip("s")), seed=seed,
-                                  im2vec={**cfg.im2vec, "batch_words": args.batch_words})
-        if variant.endswith("s"):
-            with _OneJobAtATime():
-                model = train_model(run, feats, words)
-        else:
-            model = train_model(run, feats, words)
-        return evaluate_scores(Im2VecScorer(model)(X, data.candidates), data.test_tags, data.candidates)["all"]["map"]
+    held_out_map = HeldOutMap(*real_subset(args.out or f"subset_{args.limit}", args.limit, args.epochs),
+                              batch_words=args.batch_words)
+    print(f"{args.limit} images, {len(held_out_map.data.test_keys)} held out, {args.epochs} epochs, jobs of "
+          f"{args.batch_words} tokens", flush=True)
 
     start = time.perf_counter()
     scores = {v: [] for v in args.variants}
     for seed in range(1, args.seeds + 1):
         for v in args.variants:  # interleaved, so the machine's load falls on every variant alike
-            scores[v].append(held_out_map(v, seed))
+            scores[v].append(held_out_map(int(v.rstrip("s")), seed, one_job_at_a_time=v.endswith("s")))
     first = np.array(scores[args.variants[0]])
     for v in args.variants:
         diff = np.array(scores[v]) - first

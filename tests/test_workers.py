@@ -1,55 +1,33 @@
 """Several workers train as well as one: each job trains a copy of W whose change is added to W when the job
 ends (tests/test_space_candidates.py checks the arithmetic), and on a real subset of the demo's data the
-held-out quality holds."""
+held-out quality holds. The subset and the score are those of benchmarks/workers_quality.py, which measures
+the same comparison with more seeds and variants."""
 
-import dataclasses
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
-from gensim.models import Word2Vec
 
-from gensim_im2vec.evaluate import Im2VecScorer, evaluate_scores
-from gensim_im2vec.pipeline import (
-    DemoConfig,
-    Steps,
-    build_data,
-    evaluation_data,
-    extract_features,
-    open_features,
-    pretrain_words,
-    train_model,
-)
+_SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "workers_quality.py"
+_spec = importlib.util.spec_from_file_location("_workers_quality", _SCRIPT)
+workers_quality = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(workers_quality)
 
 
 @pytest.fixture(scope="module")
-def real_subset(tmp_path_factory, demo_packages):
-    cfg = DemoConfig(out_dir=str(tmp_path_factory.mktemp("subset")), limit=1000, text_limit=3000, vector_size=32,
-                     text_epochs=1, image_epochs=50, workers=2, device="cpu")
-    steps = Steps(cfg.out_dir, lambda line: None)
-    build_data(cfg, steps)
-    extract_features(cfg, steps)
-    words = Word2Vec.load(str(pretrain_words(cfg, steps)))
-    return cfg, open_features(cfg), words
+def held_out_map(tmp_path_factory, demo_packages):
+    # limit=1000 images per set, the demo's 50 image epochs; jobs of 250 tokens: 25 jobs an epoch
+    return workers_quality.HeldOutMap(*workers_quality.real_subset(tmp_path_factory.mktemp("subset"), 1000, 50))
 
 
 @pytest.mark.slow
-def test_four_workers_train_as_well_as_one(real_subset):
-    cfg, feats, words = real_subset
-    data = evaluation_data(cfg, feats)
-    X = feats.gather_normalized([feats.row(k) for k in data.test_keys])
-
-    def held_out_map(workers, seed):
-        # jobs of ~250 tokens: an epoch is many jobs, so 4 workers really train side by side
-        run = dataclasses.replace(cfg, workers=workers, seed=seed, im2vec={**cfg.im2vec, "batch_words": 250})
-        model = train_model(run, feats, words)
-        assert model.workers == workers and model.batch_words == 250
-        return evaluate_scores(Im2VecScorer(model)(X, data.candidates), data.test_tags, data.candidates)["all"]["map"]
-
+def test_four_workers_train_as_well_as_one(held_out_map):
     # With N workers up to N jobs are in flight, each started from a W that lacks the others' changes: a
     # different path of the optimisation, not lost updates (4 workers made to run one job at a time train
     # as 1 worker does: +0.0008 ± 0.0012 over 30 seeds). How far the path moves depends on how much of an
-    # epoch is in flight: on 200 images (5 jobs an epoch) at 10 epochs 4 workers scored 0.014 below 1
-    # worker, on 1,000 images at 10 epochs 0.027 above; at the demo's 50 epochs on 1,000 images (25 jobs
+    # epoch is in flight: with limit=200 (5 jobs an epoch) at 10 epochs 4 workers scored 0.014 below 1
+    # worker, with limit=1000 at 10 epochs 0.027 above; at the demo's 50 epochs with limit=1000 (25 jobs
     # an epoch, 219 held-out images) -0.0003 with a standard error of 0.0012 over 30 seeds (per seed, the
     # difference has a standard deviation of ~0.0066), so over 12 seeds 0.01 is ~5 standard errors.
     # docs/kernel.md (Workers) has the measurements.
@@ -58,5 +36,8 @@ def test_four_workers_train_as_well_as_one(real_subset):
     four = [held_out_map(4, seed) for seed in seeds]
     print(f"held-out image → word mAP over {len(seeds)} seeds: 1 worker {np.mean(one):.4f}, "
           f"4 workers {np.mean(four):.4f}")
-    assert np.mean(one) > 0.1  # the space works at all on this subset (else the comparison says nothing)
+    # the model trained at all (a broken one scores near 0.02-0.05 on the demo's split). Not more: on this
+    # subset (139 candidates) the tag prior itself scores 0.21, above
+    # Im2Vec's ~0.17 at D 32 and at D 100 (docs/kernel.md, Workers)
+    assert np.mean(one) > 0.1
     assert abs(np.mean(four) - np.mean(one)) <= 0.01, (np.mean(one), np.mean(four))
