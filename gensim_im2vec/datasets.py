@@ -29,8 +29,14 @@ facts (``hash``, ``hash(0x…)``, ``unsorted``, numbered file names such as ``he
 
 Builders are resumable and atomic: every file is written to a hidden temporary name and renamed;
 an image item is complete once its sidecar exists (written after the PNG), so a rerun skips
-finished items; ``dataset.json`` is written last. ``limit`` builds a small subset (tests, quick
-demos). A missing package raises :class:`MissingPackageError` naming the ``apt-get`` line.
+finished items; ``dataset.json`` is written last (and removed when a build starts). A rerun with
+other parameters leaves the folder as a fresh build would: an item is resumed only when its sidecar
+records the same settings (tag rules, source files, canvas and font), and the items an earlier
+build of the same builder made that this one does not select (a smaller ``limit``, excluded
+folders) are removed, files the builder did not make never; the text builder records its
+parameters in ``build.json`` and rebuilds the source files of other parameters. ``limit`` builds
+a small subset (tests, quick demos). A missing package raises :class:`MissingPackageError`
+naming the ``apt-get`` line.
 
 Examples
 --------
@@ -461,7 +467,9 @@ def build_openclipart(
     drop_tags : bool
         Apply :func:`drop_undescriptive` (folder names: the top-level directories of
         `svg_root`; tool words: :data:`OPENCLIPART_TOOL_WORDS`). False keeps every keyword.
-        Sidecars written under other settings are rewritten on a rerun.
+        Sidecars written under other settings (or from other `svg_root`/`png_root` files) are
+        rewritten on a rerun; drawings of an earlier build that this one does not select (other
+        `limit` or `exclude_folders`) are removed.
 
     Returns
     -------
@@ -478,10 +486,11 @@ def build_openclipart(
     svg_root = _require(svg_root, pkgs, "OpenClipArt SVG files", "svg_root")
     png_root = _require(png_root, pkgs, "OpenClipArt PNG files", "png_root")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    _start_image_set(out)
     t0 = time.perf_counter()
     skipped: Counter = Counter()
     built = resumed = 0
+    selected: set[str] = set()  # this build's items: built or resumed
     excl = set(exclude_folders)
     # folder names that name no object (``signs_and_symbols``, ``special``, ``unsorted``): a
     # folder such as ``food`` or ``animals`` describes the drawings in it and stays a tag
@@ -505,8 +514,10 @@ def build_openclipart(
             continue
         key = rel.with_suffix("").as_posix()
         dst_png, dst_json = out / (key + ".png"), out / (key + ".json")
-        if dst_json.exists() and dst_png.exists() and _sidecar_rules(dst_json) == rules:
+        made = {"tag_rules": rules, "source": str(svg), "source_png": str(png.resolve())}
+        if _resumable(dst_png, dst_json, made, defaults={"tag_rules": 0}):  # rules, roots as this build's
             resumed += 1
+            selected.add(key)
             continue
         try:
             meta = parse_svg_metadata(svg)
@@ -526,26 +537,105 @@ def build_openclipart(
             meta = drop_undescriptive(meta, folders=folders, normalizer=tag_norm)
         atomic_write_json(dst_json, meta)  # the item's completion marker
         built += 1
+        selected.add(key)
         if built % 1000 == 0:
             logger.info("openclipart: %i drawings built (%.0f/s)", built, built / (time.perf_counter() - t0))
+    counts = {"built": built, "resumed": resumed, "removed": _remove_unselected(out, "openclipart", selected)}
     return _finish_image_set(
-        out, "openclipart", ["openclipart-svg", "openclipart-png"], built, resumed, skipped, t0, split,
+        out, "openclipart", ["openclipart-svg", "openclipart-png"], counts, skipped, t0, split,
         {"limit": limit, "exclude_folders": sorted(excl), "svg_root": str(svg_root), "png_root": str(png_root),
          "drop_tags": {"version": rules, "folders": folders, "tool_words": sorted(OPENCLIPART_TOOL_WORDS)}
          if drop_tags else False},
     )  # fmt: skip
 
 
-def _sidecar_rules(path: Path) -> int | None:
-    """The ``tag_rules`` version a sidecar was written under (0: none; None: unreadable)."""
+def _read_sidecar(path: Path) -> dict | None:
+    """A sidecar's content; None when it is missing, unreadable or not a JSON object."""
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return meta.get("tag_rules", 0) if isinstance(meta, dict) else None
+    return meta if isinstance(meta, dict) else None
 
 
-def _finish_image_set(out: Path, name: str, packages, built, resumed, skipped, t0, split, params) -> dict:
+def _resumable(dst_png: Path, dst_json: Path, expected: Mapping, defaults: Mapping | None = None) -> bool:
+    """True when an item is complete (PNG, then its sidecar) and was made under this build's
+    parameters: its sidecar records `expected` (a field that sidecars of older builds lack takes
+    its value from `defaults`)."""
+    meta = _read_sidecar(dst_json) if dst_png.exists() else None
+    return meta is not None and all({**(defaults or {}), **meta}.get(k) == v for k, v in expected.items())
+
+
+#: The fields every sidecar of a builder has: how a rerun recognises the items it made (a
+#: user's own items in the folder lack them and are never removed).
+_BUILDER_FIELDS = {
+    "openclipart": ("source", "source_png", "folder", "sha1"),
+    "emoji": ("emoji", "codepoints", "split_group", "sha1"),
+}
+
+
+def _start_image_set(out: Path) -> None:
+    """Create the output folder; drop the manifest, the finished build's marker, until this build
+    writes its own (an interrupted rebuild must not pass for the earlier, finished one)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "dataset.json").unlink(missing_ok=True)
+
+
+def _remove_unselected(out: Path, name: str, selected: Collection[str]) -> int:
+    """Remove the items that an earlier build of builder `name` made in `out` and this build did
+    not select (another `limit`, ``exclude_folders``, ``skin_tones``, …), so the folder holds
+    exactly this build's items; returns their number. An item is the builder's when its sidecar
+    has all of :data:`_BUILDER_FIELDS`; its PNG goes first (the sidecar marks a complete item),
+    and is kept (with a warning) when its bytes are no longer the ones the sidecar records."""
+    fields = _BUILDER_FIELDS[name]
+    removed = 0
+    for meta_path in sorted(out.rglob("*.json")):
+        rel = meta_path.relative_to(out)
+        key = rel.with_suffix("").as_posix()
+        if key in selected or str(rel) in ("dataset.json", "split.json") or any(x.startswith(".") for x in rel.parts):
+            continue
+        meta = _read_sidecar(meta_path)
+        if meta is None or not all(f in meta for f in fields):
+            continue  # not this builder's sidecar
+        png = meta_path.with_suffix(".png")
+        if png.exists() and file_digest(png, "sha1") != meta["sha1"]:
+            logger.warning("%s: %s was changed since it was built; kept it, removed its sidecar", name, png)
+        else:
+            png.unlink(missing_ok=True)
+        meta_path.unlink()
+        removed += 1
+        for parent in meta_path.parents:  # the folders this emptied
+            if parent == out or any(parent.iterdir()):
+                break
+            parent.rmdir()
+    if removed:
+        logger.info("%s: removed %i items of an earlier build that this build does not select", name, removed)
+    return removed
+
+
+def _drop_stale_split(out: Path) -> None:
+    """Remove ``split.json`` when it does not hold exactly the folder's images (a build with
+    ``split=False`` that added or removed items): a stale split would silently leave images out
+    of both sides or name missing ones."""
+    path = out / "split.json"
+    if not path.exists():
+        return
+    try:
+        s = Split.load(path)
+        keys = set(s.train) | set(s.test)
+    except (OSError, ValueError, TypeError):
+        keys = None
+    images = {key for _, key in FolderCorpus(out).iter_images()}
+    if keys != images:
+        path.unlink()
+        logger.warning("%s: removed split.json, which did not match the %i images now in the folder; "
+                       "run gensim_im2vec.datasets.make_split() on it", out, len(images))
+
+
+def _finish_image_set(out: Path, name: str, packages, counts: Mapping[str, int], skipped, t0, split,
+                      params) -> dict:
+    """Write the manifest (last) and, with `split`, the split; `counts`: built, resumed, removed."""
+    built, resumed = counts["built"], counts["resumed"]
     manifest = {
         "name": name,
         "format": "folder: <key>.png + <key>.json (title, description, tags, …)",
@@ -553,6 +643,7 @@ def _finish_image_set(out: Path, name: str, packages, built, resumed, skipped, t
         "package_versions": _package_versions(packages),
         "built": built,
         "resumed": resumed,
+        "removed": counts["removed"],
         "skipped": dict(skipped),
         "params": params,
         "seconds": round(time.perf_counter() - t0, 1),
@@ -562,11 +653,14 @@ def _finish_image_set(out: Path, name: str, packages, built, resumed, skipped, t
         s = make_split(out)
         manifest["split"] = {"train": len(s.train), "test": len(s.test), "groups": s.n_groups,
                              "zero_shot_tags": len(s.zero_shot_tags)}  # fmt: skip
+    else:
+        _drop_stale_split(out)
     atomic_write_json(out / "dataset.json", manifest, durable=True)  # written last: the build's marker
     logger.info(
-        "%s: %i images (%i new, %i already built), %i with >= 2 tags, %.2f tags/image; skipped %s; %.1fs",
-        name, manifest["images"], built, resumed, manifest["images_with_2_tags"], manifest["tags_per_image"],
-        dict(skipped) or "none", manifest["seconds"],
+        "%s: %i images (%i new, %i already built, %i of an earlier build removed), %i with >= 2 tags, "
+        "%.2f tags/image; skipped %s; %.1fs",
+        name, manifest["images"], built, resumed, counts["removed"], manifest["images_with_2_tags"],
+        manifest["tags_per_image"], dict(skipped) or "none", manifest["seconds"],
     )  # fmt: skip
     d = manifest["dropped"]
     if d["images"]:
@@ -655,8 +749,10 @@ def build_emoji(
     Each fully-qualified emoji of ``emoji-test.txt`` is drawn at the font's only bitmap size
     (109 pt, a 136×128 glyph) centred on a transparent `canvas`-pixel square. Sidecar: ``title``
     (the CLDR name), ``tags`` (CLDR keywords, e.g. 🐶 ``dog | face | pet``), ``group`` /
-    ``subgroup``, ``emoji``, ``codepoints`` and ``split_group`` (:func:`emoji_base`). Keys are
-    the code points in hex without VS16, joined by ``-`` (``1f436``, ``1f468-200d-1f3eb``).
+    ``subgroup``, ``emoji``, ``codepoints``, ``split_group`` (:func:`emoji_base`), ``canvas`` and
+    ``font`` (a rerun with others redraws the item; emoji of an earlier build that this one does
+    not select, by `limit` or `skin_tones`, are removed). Keys are the code points in hex without
+    VS16, joined by ``-`` (``1f436``, ``1f468-200d-1f3eb``).
 
     Parameters
     ----------
@@ -695,10 +791,12 @@ def build_emoji(
     font = ImageFont.truetype(str(font_path), 109)  # the only size the bitmap font has
     keywords, names = _read_cldr_annotations(ann)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    _start_image_set(out)
     t0 = time.perf_counter()
     skipped: Counter = Counter()
     built = resumed = 0
+    selected: set[str] = set()  # this build's items: built or resumed
+    render = {"canvas": canvas, "font": str(font_path)}  # recorded in each sidecar: what a resume must match
     for e in _read_emoji_test(emoji_test):
         if limit is not None and built + resumed >= limit:
             break
@@ -711,8 +809,9 @@ def build_emoji(
             continue
         key = "-".join(f"{c:x}" for c in cps if c != 0xFE0F)
         dst_png, dst_json = out / f"{key}.png", out / f"{key}.json"
-        if dst_png.exists() and dst_json.exists():
+        if _resumable(dst_png, dst_json, render):
             resumed += 1
+            selected.add(key)
             continue
         ch = e["emoji"]
         bare = ch.replace("\ufe0f", "")
@@ -737,11 +836,14 @@ def build_emoji(
             "subgroup": e["subgroup"],
             "split_group": "emoji:" + emoji_base(cps),
             "sha1": file_digest(dst_png, "sha1"),
+            **render,
         }
         atomic_write_json(dst_json, meta)
         built += 1
+        selected.add(key)
+    counts = {"built": built, "resumed": resumed, "removed": _remove_unselected(out, "emoji", selected)}
     return _finish_image_set(
-        out, "emoji", ["fonts-noto-color-emoji", "unicode-cldr-core", "unicode-data"], built, resumed, skipped, t0,
+        out, "emoji", ["fonts-noto-color-emoji", "unicode-cldr-core", "unicode-data"], counts, skipped, t0,
         split, {"limit": limit, "skin_tones": skin_tones, "canvas": canvas, "font": str(font_path)},
     )  # fmt: skip
 
@@ -813,6 +915,48 @@ def _fortune_entries(root: Path) -> Iterator[str]:
             yield text
 
 
+_TEXT_VERSION = 1  # of the text a source file holds; files of other versions are rebuilt
+
+
+def _start_text_build(out: Path, params: dict) -> set[str]:
+    """Prepare `out` for a dictionary-text build with `params`; returns the sources whose file
+    this build may resume.
+
+    ``build.json`` records the parameters of the build that writes the source files. A file is
+    resumed only under a record with the same version and `limit` that lists its source. Files
+    that another build made (or an unknown one: no record) are removed before the new record is
+    written (atomically, durable), so a file beside a record is always that record's, even when a
+    build is interrupted; files of sources the earlier build had and this one has not are removed
+    too. Files of the user's are left alone.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "dataset.json").unlink(missing_ok=True)  # the finished build's marker, rewritten last
+    record = out / "build.json"
+    old = _read_sidecar(record)
+    same = old is not None and all(old.get(k) == params[k] for k in ("version", "limit"))
+    old_sources = set(old.get("sources") or ()) & set(DICT_SOURCES) if old is not None else set()
+    resumable = old_sources & set(params["sources"]) if same else set()
+    present = {s for s in DICT_SOURCES if (out / f"{s}.txt").exists()}
+    stale = sorted(present & (set(params["sources"]) - resumable))  # rebuilt
+    gone = sorted(present & (old_sources - set(params["sources"])))  # the earlier build's, not this one's
+    if old is None:
+        why = "no build.json: made by an unknown build"
+    else:
+        why = ", ".join(f"{k} {old.get(k)!r} -> {params[k]!r}" for k in params if old.get(k) != params[k])
+    for s in stale + gone:
+        (out / f"{s}.txt").unlink()
+    if stale or gone:
+        logger.info("dictionary-text: %i source files rebuilt (%s), %i removed (%s): %s",
+                    len(stale), ", ".join(stale) or "none", len(gone), ", ".join(gone) or "none", why)
+    unknown = sorted(present - set(params["sources"]) - old_sources)
+    if unknown:
+        logger.warning("dictionary-text: %s in %s not made by this build; kept (a TextCorpus on the folder "
+                       "reads them)", ", ".join(f"{s}.txt" for s in unknown), out)
+    if old != params:
+        atomic_write_json(record, params, durable=True)
+    return resumable
+
+
 def build_dictionary_text(
     out_dir: str | os.PathLike,
     *,
@@ -826,6 +970,8 @@ def build_dictionary_text(
     Writes ``DIR/<source>.txt`` for each source (GCIDE, WordNet, FOLDOC, the Jargon File, the
     Devil's Dictionary, fortunes) with pronunciations (``\\Dog\\``), bracketed etymologies and
     markup removed; read it with :class:`~gensim_im2vec.corpora.TextCorpus` on ``DIR``.
+    ``DIR/build.json`` records `limit` and `sources`: a rerun resumes the files of the same
+    parameters only, rebuilds the others and removes the files of sources it no longer builds.
 
     Parameters
     ----------
@@ -862,12 +1008,12 @@ def build_dictionary_text(
             dat = _require(Path(dictd_root) / f"{s}.dict.dz", pkg, f"the {s} dictionary", "dictd_root")
             readers[s] = lambda idx=idx, dat=dat: _dictd_entries(idx, dat)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    resumable = _start_text_build(out, {"version": _TEXT_VERSION, "limit": limit, "sources": list(readers)})
     per_source = {}
     for s, read in readers.items():
         dst = out / f"{s}.txt"
-        if dst.exists():
+        if s in resumable and dst.exists():
             docs = words = 0
             with open(dst, encoding="utf-8") as f:
                 for line in f:

@@ -358,3 +358,113 @@ def test_drop_tags_off_keeps_every_keyword_and_rerun_applies_the_rules(tmp_path)
     assert again["built"] == len(_FAKE_CLIPART) and again["resumed"] == 0
     assert "magick" not in json.loads((out / "signs_and_symbols/star_7.json").read_text())["tags"]
     assert build_openclipart(out, svg_root=svg_root, png_root=png_root)["resumed"] == len(_FAKE_CLIPART)
+
+
+# ---------------------------------------------------------------- reruns with other parameters
+def _sidecar_keys(out: Path) -> set[str]:
+    """The keys of the builder's items in a folder: its sidecars, less the manifest and split."""
+    return {p.relative_to(out).with_suffix("").as_posix() for p in out.rglob("*.json")
+            if not (p.parent == out and p.name in ("dataset.json", "split.json", "build.json"))}  # fmt: skip
+
+
+def test_smaller_limit_removes_the_earlier_builds_extra_items(tmp_path):
+    svg_root, png_root = _fake_clipart(tmp_path)
+    out = tmp_path / "oc"
+    assert build_openclipart(out, svg_root=svg_root, png_root=png_root)["images"] == len(_FAKE_CLIPART)
+    (out / "notes.txt").write_text("mine")  # the user's files: the builder did not make them
+    (out / "animals" / "my_cat.png").write_bytes(b"png mine")
+    (out / "animals" / "my_cat.json").write_text(json.dumps({"title": "my cat", "tags": ["cat", "pet"]}))
+    m = build_openclipart(out, svg_root=svg_root, png_root=png_root, limit=3)
+    ours = _sidecar_keys(out) - {"animals/my_cat"}
+    assert len(ours) == 3 and m["built"] + m["resumed"] == 3 and m["removed"] == len(_FAKE_CLIPART) - 3
+    pngs = {p.relative_to(out).with_suffix("").as_posix() for p in out.rglob("*.png")}
+    assert pngs == ours | {"animals/my_cat"}  # the removed items' images went with their sidecars
+    assert (out / "notes.txt").read_text() == "mine" and (out / "animals" / "my_cat.png").exists()
+    assert m["images"] == 3 + 1  # the user's own item counts, it is in the folder
+    assert json.loads((out / "dataset.json").read_text())["images"] == 4
+    _check_split(load_split(out), ours | {"animals/my_cat"})
+    assert not [p for p in out.iterdir() if p.is_dir() and not any(p.iterdir())]  # no emptied folders left
+    # without the user's item: the folder, the manifest and the split hold the smaller build exactly
+    (out / "animals" / "my_cat.png").unlink()
+    (out / "animals" / "my_cat.json").unlink()
+    m = build_openclipart(out, svg_root=svg_root, png_root=png_root, limit=2)
+    assert m["images"] == 2 == len(_sidecar_keys(out)) and m["removed"] == 1 and m["resumed"] == 2
+    _check_split(load_split(out), _sidecar_keys(out))
+
+
+def test_excluded_folders_and_no_split_leave_a_consistent_folder(tmp_path):
+    svg_root, png_root = _fake_clipart(tmp_path)
+    out = tmp_path / "oc"
+    build_openclipart(out, svg_root=svg_root, png_root=png_root)
+    m = build_openclipart(out, svg_root=svg_root, png_root=png_root, exclude_folders=("animals",), split=False)
+    keys = _sidecar_keys(out)
+    assert not any(k.startswith("animals/") for k in keys) and len(keys) == len(_FAKE_CLIPART) - 2
+    assert m["images"] == len(keys) and m["removed"] == 2
+    assert not (out / "split.json").exists()  # the earlier build's split names removed items: gone, not stale
+    # another copy of the collection (other roots): items are rebuilt from it, not resumed
+    svg2, png2 = _fake_clipart(tmp_path / "copy")
+    m = build_openclipart(out, svg_root=svg2, png_root=png2, exclude_folders=("animals",))
+    assert m["built"] == len(keys) and m["resumed"] == 0 and m["removed"] == 0
+    assert json.loads((out / "food/apple_icon.json").read_text())["source"].startswith(str(svg2))
+
+
+@needs_emoji
+def test_emoji_rerun_with_smaller_limit_or_other_canvas(tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "emoji"
+    build_emoji(out, limit=12)
+    (out / "README.md").write_text("my notes")
+    m = build_emoji(out, limit=5)
+    assert len(_sidecar_keys(out)) == 5 == m["images"] and m["removed"] == 7
+    assert len(list(out.glob("*.png"))) == 5 and (out / "README.md").exists()
+    assert json.loads((out / "dataset.json").read_text())["images"] == 5
+    _check_split(load_split(out), _sidecar_keys(out))
+    m = build_emoji(out, limit=5, canvas=200)  # resumed items were drawn on the other canvas
+    assert m["built"] == 5 and m["resumed"] == 0
+    assert {Image.open(p).size for p in out.glob("*.png")} == {(200, 200)}
+
+
+@needs_dict
+def test_build_dictionary_text_rebuilds_when_the_limit_changes(tmp_path):
+    out = tmp_path / "dict"
+    src = ("gcide", "devil", "fortunes")
+    for limit in (20, 40, 20):
+        m = build_dictionary_text(out, limit=limit, sources=src)
+        assert {s: v["documents"] for s, v in m["sources"].items()} == dict.fromkeys(src, limit)
+        assert not any(v["resumed"] for v in m["sources"].values())
+        assert all(len((out / f"{s}.txt").read_text().splitlines()) == limit for s in src)
+        assert len(list(TextCorpus(out))) == 3 * limit
+    # an interrupted build with the same parameters resumes
+    (out / "dataset.json").unlink()
+    (out / "devil.txt").unlink()
+    m = build_dictionary_text(out, limit=20, sources=src)
+    assert {s: v["resumed"] for s, v in m["sources"].items()} == {"gcide": True, "devil": False, "fortunes": True}
+    assert m["documents"] == 60
+    # fewer sources: the earlier build's other file goes (a file of the user's stays)
+    (out / "mine.txt").write_text("my own text here\n")
+    m = build_dictionary_text(out, limit=20, sources=("gcide", "devil"))
+    assert all(v["resumed"] for v in m["sources"].values()) and not (out / "fortunes.txt").exists()
+    assert (out / "mine.txt").exists()
+
+
+@needs_dict
+def test_build_dictionary_text_rebuilds_files_of_unknown_or_interrupted_builds(tmp_path, monkeypatch):
+    out = tmp_path / "dict"
+    out.mkdir()
+    (out / "gcide.txt").write_text("a stale line of text\n" * 5)  # no record of the build that made it
+    m = build_dictionary_text(out, limit=20, sources=("gcide", "fortunes"))
+    assert m["sources"]["gcide"] == m["sources"]["gcide"] | {"documents": 20, "resumed": False}
+    assert "stale" not in (out / "gcide.txt").read_text()
+
+    def broken(root):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(ds, "_fortune_entries", broken)  # a limit=40 build dies after gcide
+    with pytest.raises(OSError, match="disk gone"):
+        build_dictionary_text(out, limit=40, sources=("gcide", "fortunes"))
+    assert not (out / "dataset.json").exists()  # the folder does not claim a finished build
+    monkeypatch.undo()
+    m = build_dictionary_text(out, limit=40, sources=("gcide", "fortunes"))
+    assert m["sources"]["gcide"]["resumed"] and not m["sources"]["fortunes"]["resumed"]
+    assert len((out / "fortunes.txt").read_text().splitlines()) == 40  # not the limit=20 file
