@@ -57,7 +57,12 @@ class DemoConfig:
     mode : {"two-stage", "joint"}
         Two-stage: word vectors pre-trained on text, then W (and the output vectors) on the images.
         Joint: words, outputs and W learn together on text + image documents.
-    vector_size, text_epochs, image_epochs, workers, seed : int
+    vector_size, text_epochs, image_epochs, seed : int
+    workers : int
+        Training threads for the word vectors and Im2Vec. The demo's default, 1, makes a run
+        repeatable: the same machine gives the same vectors and figures bit for bit
+        (``tests/test_repeatable.py``). With more workers, jobs train side by side and another run
+        gets other figures (docs/kernel.md, Workers).
     tags_only : bool
         Image documents hold an image and its tags only (True), or also its title and description
         words. The space step takes every word of an image's document as one of its words: on the
@@ -79,7 +84,7 @@ class DemoConfig:
     vector_size: int = 200
     text_epochs: int = 3
     image_epochs: int = 50
-    workers: int = 2
+    workers: int = 1
     seed: int = 1
     tags_only: bool = True
     im2vec: dict = field(default_factory=lambda: {"sample": 0, "image_batch": 64})
