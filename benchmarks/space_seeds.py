@@ -51,6 +51,12 @@ def main() -> None:
                 refs[row["target"]].append(row["reference"])
                 print(f"  {row['target']:<90s} {row['value']:.3f}  (reference {row['reference']:.3f})"
                       f"  {'met' if row['ok'] else 'NOT met'}")
+            delta = report.word_similarity[-1]  # Δ (Im2Vec − text): target 7's three parts
+            for name in ("wordsim353", "simlex999", "analogies"):
+                values[f"   Δ {name} (target 7)"].append(delta[name])
+                refs[f"   Δ {name} (target 7)"].append(-0.02 if name == "analogies" else -0.01)
+            print("  Δ word similarity: " + ", ".join(f"{k} {delta[k]:+.4f}" for k in ("wordsim353", "simlex999",
+                                                                                     "analogies")))
         print(f"\n{mode}: mean [min, max] over seeds {args.seeds}")
         for name, v in values.items():
             r = refs[name]
