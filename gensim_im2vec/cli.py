@@ -96,6 +96,23 @@ def _check_output(path: str, option: str, *, folder: bool = False) -> None:
                                  param_hint=option)
 
 
+def _same_file(a: str, b: str) -> bool:
+    """Whether paths `a` and `b` name one file (also through links, or when neither exists yet)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _check_not_input(path: str, option: str, inputs: dict) -> None:
+    """Refuse an output that is one of the command's inputs (`inputs`: {description: path or None}),
+    before any work: writing it would destroy that input."""
+    for what, other in inputs.items():
+        if other and _same_file(path, other):
+            raise click.BadParameter(f"{path!r} is also {what}; writing it would destroy that file. Choose another "
+                                     f"path.", param_hint=option)
+
+
 def _load_model(path: str):
     """An Im2Vec model with images, memory-mapped; a file that is not one, or a text-only model (a
     plain gensim Word2Vec, which ``Im2Vec.load`` takes), ends with a message saying what it is."""
@@ -264,13 +281,17 @@ def normalize_command(source, output, fmt, fields, key, image_column, text_colum
                       multiword, keep_stopwords, limit, report):
     """Turn noisy metadata in SOURCE into clean training documents and report what was pruned."""
     from gensim_im2vec import corpora
-    from gensim_im2vec.fileio import atomic_path, atomic_write_json
+    from gensim_im2vec.fileio import atomic_write_json
     from gensim_im2vec.text import Normalizer
 
     _check_output(output, "'-o' / '--output'")
+    _check_not_input(output, "'-o' / '--output'", {"the SOURCE": source})
     if report:
         _check_output(report, "'--report'")
+        _check_not_input(report, "'--report'", {"the SOURCE": source, "the -o / --output file": output})
     fmt = _guess_format(source) if fmt == "auto" else fmt
+    _check_format_options(source, fmt, {"--fields": fields, "--key": key}, {
+        "--image-column": image_column, "--text-column": text_column, "--tag-column": tag_column})
     extra = {"stopwords": None} if keep_stopwords else {}
     norm = (Normalizer.for_text(**given({"multiword": multiword}), track_vocab=True) if fmt == "text"
             else Normalizer(**given({"multiword": multiword}), **extra))
@@ -289,10 +310,7 @@ def normalize_command(source, output, fmt, fields, key, image_column, text_colum
                                          tag_columns=tag_column, format=fmt, **common)
         else:
             corpus = corpora.TextCorpus(source, normalizer=norm, limit=limit)
-        # all or nothing: a failed or interrupted run leaves neither a half-written output nor a temp file
-        with atomic_path(output) as tmp, open(tmp, "w", encoding="utf-8") as f:
-            for doc in corpus:
-                f.write(" ".join(doc) + "\n")
+        _write_documents(corpus, output, f"{source} (read as --format {fmt})", limit)
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"{output}: {corpus.stats.summary()}")
@@ -300,6 +318,31 @@ def normalize_command(source, output, fmt, fields, key, image_column, text_colum
     if report:
         atomic_write_json(report, {"reader": corpus.stats.as_dict(), "normalizer": norm.stats.as_dict(),
                                    "normalizer_config": norm.config()})
+
+
+def _check_format_options(source: str, fmt: str, yfcc: dict, table: dict) -> None:
+    """Refuse options of another input kind than `fmt` (they would be ignored without a word)."""
+    for options, kinds, name in ((yfcc, ("yfcc",), "YFCC100M metadata (--format yfcc)"),
+                                 (table, ("csv", "tsv", "jsonl"), "tables (--format csv, tsv or jsonl)")):
+        wrong = [option for option, value in options.items() if value]
+        if wrong and fmt not in kinds:
+            verb = "applies" if len(wrong) == 1 else "apply"
+            raise click.UsageError(f"{', '.join(wrong)} only {verb} to {name}, and {source} is read as --format "
+                                   f"{fmt}; give its --format, or leave {', '.join(wrong)} out.")
+
+
+def _write_documents(corpus, output: str, source: str, limit: int | None) -> None:
+    """Write `corpus` to `output`, one document a line, all or nothing: a failed or interrupted run
+    leaves neither a half-written output nor a temp file, and a source that gives no document
+    (an empty file, the wrong --format) is an error, not an empty output."""
+    from gensim_im2vec.fileio import atomic_path
+
+    with atomic_path(output) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for doc in corpus:
+            f.write(" ".join(doc) + "\n")
+        if not corpus.stats.documents and limit != 0:
+            raise click.ClickException(f"{source}: no documents in it ({corpus.stats.summary()}); {output} was not "
+                                       f"written. Check the path and --format.")
 
 
 @main.group("datasets")
@@ -413,6 +456,11 @@ def evaluate_command(model_path, demo_dir, mode, test_path, features_path, train
 
     if json_path:
         _check_output(json_path, "'--json'")
+        _check_not_input(json_path, "'--json'", {
+            "the MODEL": model_path, "the --test file": test_path, "the --features file": features_path,
+            "the --train file": train_path, "the --train-features file": train_features,
+            "the --candidates file": candidates_path, "the --zero-shot file": zero_shot_path,
+            "the --text-model file": text_model})
     if demo_dir is None and (test_path is None or features_path is None):
         raise click.UsageError("give --test and --features (held-out images and their features), or --demo DIR.")
     model = _load_model(model_path)
@@ -445,17 +493,18 @@ def _evaluate_files(ev, model, test_path, features_path, train_path, train_featu
 
     from gensim_im2vec.model import load_saved
 
-    keys, tags = ev.load_tagged_jsonl(test_path)
-    features = ev.features_for_keys(features_path, keys)
+    keys, tags = _named("--test", test_path, ev.load_tagged_jsonl, test_path)
+    features = _named("--features", features_path, _model_features, ev, model, features_path, keys)
     train = {}
     if train_path:
-        tkeys, ttags = ev.load_tagged_jsonl(train_path)
+        tkeys, ttags = _named("--train", train_path, ev.load_tagged_jsonl, train_path)
         source = train_features if train_features else model.features
-        train = dict(train_features=ev.features_for_keys(source, tkeys), train_tags=ttags, train_keys=tkeys,
-                     train_docs=[[k, *t] for k, t in zip(tkeys, ttags)])
-    zero_shot = ev.read_tag_file(zero_shot_path) if zero_shot_path else None
+        train = dict(train_features=_named("--train-features", train_features or "(the model's features)",
+                                           _model_features, ev, model, source, tkeys),
+                     train_tags=ttags, train_keys=tkeys, train_docs=[[k, *t] for k, t in zip(tkeys, ttags)])
+    zero_shot = _named("--zero-shot", zero_shot_path, ev.read_tag_file, zero_shot_path) if zero_shot_path else None
     if candidates_path:
-        candidates = ev.read_tag_file(candidates_path)
+        candidates = _named("--candidates", candidates_path, ev.read_tag_file, candidates_path)
     else:
         candidates = sorted({t for ts in tags + train.get("train_tags", []) for t in ts})
     text = load_saved(text_model, (Word2Vec, KeyedVectors)) if text_model else None
@@ -465,6 +514,29 @@ def _evaluate_files(ev, model, test_path, features_path, train_path, train_featu
                                 else [b.strip() for b in baselines.split(",") if b.strip()])
     return ev.run_evaluation(model, features, tags, candidates, zero_shot=zero_shot, text_model=text, **options,
                              **train)
+
+
+def _named(option: str, path: str, read, *args):
+    """``read(*args)``, whose errors name `option` and the file `path` it read (a message of the
+    reader that names no file, a file that is not UTF-8 text, would not say which input is wrong)."""
+    try:
+        return read(*args)
+    except UnicodeDecodeError as e:
+        raise click.ClickException(f"{option} {path}: invalid UTF-8 at byte {e.start}; give UTF-8 text.") from None
+    except ValueError as e:
+        if str(path) in str(e):
+            raise
+        raise click.ClickException(f"{option} {path}: {e}") from None
+
+
+def _model_features(ev, model, source, keys):
+    """The feature rows of `keys` in `source` (:func:`~gensim_im2vec.evaluate.features_for_keys`),
+    checked against the model's feature dim."""
+    features = ev.features_for_keys(source, keys)
+    if features.shape[1] != model.W.shape[1]:
+        raise ValueError(f"features of dim {features.shape[1]}, the model's are of dim {model.W.shape[1]}; give the "
+                         f"features of the extractor (arch, layer, PCA) the model was trained with.")
+    return features
 
 
 def _check_documents(path: str) -> None:
@@ -523,6 +595,7 @@ def train_command(documents, features, output, pretrained, **options):
     from gensim_im2vec.store import FeatureStore
 
     _check_output(output, "'-o' / '--output'")
+    _check_not_input(output, "'-o' / '--output'", {"the DOCUMENTS": documents, "the --pretrained model": pretrained})
     params = {k: v for k, v in options.items() if v is not None}
     _check_documents(documents)
     try:
@@ -537,8 +610,8 @@ def train_command(documents, features, output, pretrained, **options):
     except (ValueError, TypeError, OSError) as e:
         raise click.ClickException(str(e)) from e
     except RuntimeError as e:  # gensim: nothing to train on (every word below --min-count)
-        raise click.ClickException(f"training on {documents} failed: {e}. Check that its words occur at least "
-                                   f"--min-count times.") from e
+        raise click.ClickException(f"training on {documents} failed: {str(e).rstrip('.')}. Check that its words "
+                                   f"occur at least --min-count times.") from e
     click.echo(f"{output}: {model} ({len(model.image_keys)} images, {len(model.word_keys)} words)")
 
 
@@ -590,6 +663,7 @@ def index_command(model_path, output, backend, kind):
     from gensim_im2vec.index import ModalityIndexer
 
     _check_output(output or model_path + ".ann", "'-o' / '--output'")
+    _check_not_input(output or model_path + ".ann", "'-o' / '--output'", {"the MODEL_PATH": model_path})
     model = _load_model(model_path)
     try:
         idx = ModalityIndexer(model, **given({"backend": backend, "kind": kind}))
@@ -657,15 +731,21 @@ def _evaluation_tables(path: str) -> dict:
     """{title: rows} from an evaluation JSON: a list of rows, {title: rows}, or EvaluationReport.to_dict()."""
     import json
 
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
+    expected = "expected a JSON list of rows or an object of such lists (`im2vec evaluate --json`'s output)"
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except ValueError as e:  # not JSON, not UTF-8
+        raise click.ClickException(f"--evaluation {path}: not a JSON file ({e}); {expected}.") from None
     if isinstance(data, list):
         return {"": data}
     if isinstance(data, dict):
         titles = {"image_tagging": "Image → tag", "word_similarity": "Word similarity"}
-        return {titles.get(k, k): v for k, v in data.items()
-                if isinstance(v, list) and all(isinstance(r, dict) for r in v)}
-    raise click.ClickException(f"{path}: expected a JSON list of rows or an object of such lists.")
+        tables = {titles.get(k, k): v for k, v in data.items()
+                  if isinstance(v, list) and all(isinstance(r, dict) for r in v)}
+        if tables:
+            return tables
+    raise click.ClickException(f"--evaluation {path}: {expected}.")
 
 
 WRITE_REPORT = "gensim_im2vec.report:write_report"
@@ -740,7 +820,7 @@ def report_command(model_path, output, dataset, features, evaluation, words, top
                              true_tags=true_tags, image_paths=paths, evaluation=tables,
                              words=[w.strip() for w in words.split(",") if w.strip()] if words else None,
                              max_test_images=max_test_images, **given({"topn": topn, "map_method": map_method}))
-    except (ValueError, TypeError, OSError) as e:
+    except (ValueError, TypeError, OSError, ImportError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"{index} ({len(test_keys)} held-out images)")
 
@@ -781,6 +861,20 @@ def extract_ray_command(image_dir, store, **options):
     click.echo(report.summary())
 
 
+def _image_sets(value: str) -> tuple[str, ...]:
+    """--image-sets: comma-separated names of built-in image sets, checked before the demo's first step."""
+    from gensim_im2vec.datasets import list_datasets
+
+    names = tuple(s.strip() for s in value.split(",") if s.strip())
+    known = [n for n in list_datasets() if n != "dictionary-text"]  # the text set is always built
+    unknown = [n for n in names if n not in known]
+    if not names or unknown:
+        got = f"unknown image set(s) {unknown}" if unknown else f"no image set in {value!r}"
+        raise click.BadParameter(f"{got}; give one or more of {', '.join(known)}, comma-separated.",
+                                 param_hint="'--image-sets'")
+    return names
+
+
 @main.command("demo")
 @click.option("--out", "out_dir", cls=LibraryOption, library=DEMO, type=click.Path(file_okay=False),
               help="Where data, features, models, the evaluation and the report go (steps are cached here).")
@@ -801,7 +895,10 @@ def demo_command(image_sets, **options):
 
     cfg = DemoConfig(**given(options))
     if image_sets is not None:
-        cfg.image_sets = tuple(s.strip() for s in image_sets.split(",") if s.strip())
+        cfg.image_sets = _image_sets(image_sets)
+        if cfg.eval_set not in cfg.image_sets:  # its held-out split is the demo's evaluation
+            raise click.BadParameter(f"the demo evaluates on {cfg.eval_set}'s held-out images; include "
+                                     f"{cfg.eval_set} in the image sets.", param_hint="'--image-sets'")
     _check_output(cfg.out_dir, "'--out'", folder=True)
     try:
         run_demo(cfg, echo=click.echo)

@@ -151,9 +151,9 @@ def merge_stores(target, sources: Sequence, *, mode: str = "extend", shard_size:
 
 def _as_pairs(images, prefix: str) -> list[tuple[str, str]]:
     if isinstance(images, (str, os.PathLike)):
-        from gensim_im2vec.features import list_images
+        from gensim_im2vec.features import images_under
 
-        return [(k, os.fspath(p)) for k, p in list_images(images, prefix=prefix)]
+        return images_under(images, prefix)
     pairs = [(str(k), os.fspath(p)) for k, p in images]
     keys = [k for k, _ in pairs]
     if len(set(keys)) != len(keys):

@@ -219,9 +219,20 @@ def list_images(
     return sorted(found.items())
 
 
+def images_under(root, prefix: str) -> list[tuple[str, str]]:
+    """:func:`list_images` of the folder `root` to extract, as ``(key, path str)``; a folder without
+    image files is refused (naming it), rather than making an empty feature store."""
+    found = [(k, str(p)) for k, p in list_images(root, prefix=prefix)]
+    if not found:
+        endings = " ".join(sorted(IMAGE_EXTENSIONS))
+        raise ValueError(f"no image files under {os.fspath(root)!r} (file endings {endings}); give the folder that "
+                         f"holds the images.")
+    return found
+
+
 def _as_items(images, prefix: str) -> list[tuple[str, str]]:
     if isinstance(images, (str, os.PathLike)):
-        return [(k, str(p)) for k, p in list_images(images, prefix=prefix)]
+        return images_under(images, prefix)
     items = []
     for it in images:
         if isinstance(it, (str, os.PathLike)) or not isinstance(it, (tuple, list)) or len(it) != 2:
@@ -415,7 +426,10 @@ def _build_model(arch: str, enum, ckpt: Path | None, layer: str | None, seed: in
 def _resolve_device(device) -> torch.device:
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    d = torch.device(device)
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}.") from None
     if d.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device: {device!r} was asked for but CUDA is not available here; use 'cpu' or 'auto'.")
     return d

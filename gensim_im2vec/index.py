@@ -66,6 +66,7 @@ as the evaluation's kNN baseline and image → image check need them: :func:`cos
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import logging
@@ -76,7 +77,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gensim_im2vec.fileio import atomic_write_json
+from gensim_im2vec.fileio import atomic_write_json, temp_name
 from gensim_im2vec.image_features import release
 from gensim_im2vec.keys import IMAGE_PREFIX, image_mask
 from gensim_im2vec.validation import l2_normalize
@@ -525,10 +526,20 @@ class ModalityIndexer:
             raise RuntimeError("nothing to save: this ModalityIndexer is empty.")
         fname = os.fspath(fname)
         parts = {}
-        for modality, part in self._parts.items():
-            pf = f"{fname}.{modality}.{part.ext}"
-            part.save(pf)
-            parts[modality] = {"file": os.path.basename(pf), "count": len(part.labels)}
+        temps = {}  # each part's files go to a temporary name first: all whole before any replaces the old
+        try:
+            for modality, part in self._parts.items():
+                pf = f"{fname}.{modality}.{part.ext}"
+                temps[pf] = tmp = str(temp_name(pf))
+                part.save(tmp)  # annoy writes tmp and tmp + ".d"
+                parts[modality] = {"file": os.path.basename(pf), "count": len(part.labels)}
+            for pf, tmp in temps.items():
+                for written in sorted(glob.glob(glob.escape(tmp) + "*")):
+                    os.replace(written, pf + written[len(tmp):])
+        finally:
+            for tmp in temps.values():
+                for left in glob.glob(glob.escape(tmp) + "*"):
+                    os.unlink(left)
         manifest = {
             "format": _FORMAT, "format_version": _FORMAT_VERSION, "backend": self.backend,
             "dim": self.dim, "image_prefix": self.image_prefix, "params": self.params, "parts": parts,
@@ -557,10 +568,15 @@ class ModalityIndexer:
             a ModalityIndexer manifest.
         """
         fname = os.fspath(fname)
-        with open(fname, encoding="utf-8") as f:
-            man = json.load(f)
-        if man.get("format") != _FORMAT:
-            raise ValueError(f"{fname!r} is not a ModalityIndexer manifest (format {man.get('format')!r}).")
+        try:
+            with open(fname, encoding="utf-8") as f:
+                man = json.load(f)
+        except ValueError as e:  # not JSON, not UTF-8
+            raise ValueError(f"{fname!r} is not a ModalityIndexer manifest (not JSON: {e}); give the file "
+                             f"ModalityIndexer.save() or `im2vec index` wrote.") from None
+        if not isinstance(man, dict) or man.get("format") != _FORMAT:
+            what = man.get("format") if isinstance(man, dict) else type(man).__name__
+            raise ValueError(f"{fname!r} is not a ModalityIndexer manifest (format {what!r}).")
         kv = _keyed_vectors(model)
         self = cls(backend=man["backend"], image_prefix=man["image_prefix"],
                    **{k: v for k, v in man["params"].items() if v is not None})
@@ -585,7 +601,12 @@ class ModalityIndexer:
                     f"ANN index {fname!r}: its {modality} index holds {info['count']} keys, the model has "
                     f"{len(labels)}; rebuild it."
                 )
-            self._parts[modality] = part_cls.load(str(folder / info["file"]), labels, dict(self.params, dim=self.dim))
+            part_file = str(folder / info["file"])
+            try:
+                self._parts[modality] = part_cls.load(part_file, labels, dict(self.params, dim=self.dim))
+            except (RuntimeError, OSError, EOFError) as e:  # faiss/annoy: a missing or damaged file
+                raise ValueError(f"ANN index {fname!r}: its {modality} index {part_file!r} cannot be read ({e}); "
+                                 f"rebuild the index: ModalityIndexer(model).save({fname!r}).") from e
         self._active = tuple(m for m in MODALITIES if m in self._parts)
         return self
 

@@ -235,7 +235,11 @@ def embed_2d(vectors: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[
     if n < 4:
         method = "pca"
     if method == "umap":
-        import umap
+        try:
+            import umap
+        except ImportError:
+            raise ImportError("map method 'umap' needs umap-learn, which is not installed (pip install "
+                              "umap-learn); use 'tsne', 'pca' or 'auto' (UMAP when installed, else t-SNE).") from None
 
         coords = umap.UMAP(n_neighbors=min(15, n - 1), metric="cosine", random_state=seed,
                            n_jobs=1).fit_transform(x)

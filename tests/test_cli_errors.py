@@ -165,3 +165,114 @@ def test_no_traceback_on_stderr_of_a_real_process(files):
                           capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "is not a saved model" in proc.stderr
+
+
+@pytest.mark.parametrize("args,option,what", [
+    (["train", "{d}/docs.txt", "-f", "{d}/store", "-o", "{d}/docs.txt"], "'-o' / '--output'", "the DOCUMENTS"),
+    (["train", "{d}/docs.txt", "-f", "{d}/store", "-o", "{d}/w2v.model", "--pretrained", "{d}/w2v.model"],
+     "'-o' / '--output'", "the --pretrained model"),
+    (["normalize", "{d}/docs.txt", "-o", "{d}/docs.txt"], "'-o' / '--output'", "the SOURCE"),
+    (["normalize", "{d}/docs.txt", "-o", "{d}/n.txt", "--report", "{d}/n.txt"], "'--report'",
+     "the -o / --output file"),
+    (["evaluate", "{d}/m.model", "--test", "{d}/docs.txt", "--features", "{d}/store", "--json", "{d}/m.model"],
+     "'--json'", "the MODEL"),
+    (["index", "{d}/m.model", "-o", "{d}/m.model"], "'-o' / '--output'", "the MODEL_PATH"),
+])
+def test_an_output_that_is_an_input_is_refused_before_any_work(files, monkeypatch, args, option, what):
+    # `im2vec train DOCS -o DOCS` used to replace the documents with the model, `normalize SRC -o SRC`
+    # the source with its documents, and `normalize -o X --report X` the documents with the report
+    monkeypatch.setattr(Im2Vec, "train", lambda *a, **k: pytest.fail("work started"))
+    d = str(files)
+    before = {p: p.read_bytes() for p in files.iterdir() if p.is_file()}
+    result = CliRunner().invoke(main, [a.format(d=d) for a in args])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    said = " ".join(result.output.split())
+    target = args[-1].format(d=d)  # the output, also an input
+    assert f"Invalid value for {option}: '{target}' is also {what}; writing it would destroy that file" in said, said
+    assert {p: p.read_bytes() for p in files.iterdir() if p.is_file()} == before
+
+
+@pytest.mark.parametrize("source", ["empty.txt", "emptydir", "m.model"])
+def test_normalize_refuses_a_source_without_documents_and_keeps_the_old_output(files, tmp_path, source):
+    out = tmp_path / "docs.txt"
+    out.write_text("img:1 cat\n")
+    result = CliRunner().invoke(main, ["normalize", str(files / source), "-o", str(out)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    said = " ".join(result.output.split())
+    assert f"Error: {files / source} (read as --format " in said and "no documents in it" in said, said
+    assert f"{out} was not written" in said
+    assert out.read_text() == "img:1 cat\n" and sorted(p.name for p in tmp_path.iterdir()) == ["docs.txt"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--fields", "tags"], "--fields only applies to YFCC100M metadata (--format yfcc), and {d}/docs.txt is read "
+                           "as --format text"),
+    (["--image-column", "a", "--tag-column", "b"], "--image-column, --tag-column only apply to tables"),
+])
+def test_normalize_refuses_options_of_another_format(files, args, message):
+    d = str(files)
+    result = CliRunner().invoke(main, ["normalize", f"{d}/docs.txt", "-o", f"{d}/never.txt", *args])
+    assert result.exit_code == 2 and message.format(d=d) in " ".join(result.output.split()), result.output
+    assert not (files / "never.txt").exists()
+
+
+def test_evaluate_names_the_option_and_file_a_reader_failed_on(files, tmp_path):
+    d = str(files)
+    FeatureStore.from_arrays(tmp_path / "wide", [f"img:{i}" for i in range(6)], np.ones((6, 16), np.float32))
+    (tmp_path / "test.jsonl").write_text('{"key": "img:0", "tags": ["cat"]}\n')
+    common = ["evaluate", f"{d}/m.model", "--test", str(tmp_path / "test.jsonl"), "--baselines", "none",
+              "--no-word-similarity"]
+    for extra, message in [
+        (["--features", f"{d}/store", "--candidates", f"{d}/latin1.txt"],
+         f"--candidates {d}/latin1.txt: invalid UTF-8 at byte 3"),  # was: 'utf-8' codec can't decode ...
+        (["--features", str(tmp_path / "wide")],
+         f"--features {tmp_path / 'wide'}: features of dim 16, the model's are of dim 8"),
+    ]:
+        result = CliRunner().invoke(main, common + extra)
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+        assert message in " ".join(result.output.split()), result.output
+
+
+def test_report_names_an_evaluation_file_that_is_not_json(files, tmp_path):
+    result = CliRunner().invoke(main, ["report", f"{files}/m.model", "-o", str(tmp_path / "r"), "--evaluation",
+                                       f"{files}/docs.txt"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert f"--evaluation {files}/docs.txt: not a JSON file" in " ".join(result.output.split())
+
+
+def test_report_without_umap_says_what_to_install(files, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "umap", None)  # import umap raises ImportError
+    result = CliRunner().invoke(main, ["report", f"{files}/m.model", "-o", str(tmp_path / "r"), "--map-method", "umap"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "map method 'umap' needs umap-learn" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("value,message", [
+    (",", "no image set in ','"),
+    ("openclipart,nosuch", "unknown image set(s) ['nosuch']"),
+    ("emoji", "the demo evaluates on openclipart's held-out images; include openclipart"),
+])
+def test_demo_checks_its_image_sets_before_any_step(tmp_path, monkeypatch, value, message):
+    # `--image-sets ,` used to fail after building the text and pre-training words (minutes), with
+    # "need at least one array to concatenate"; without openclipart the evaluation raised a KeyError
+    import gensim_im2vec.pipeline
+
+    monkeypatch.setattr(gensim_im2vec.pipeline, "run_demo", lambda *a, **k: pytest.fail("work started"))
+    result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "demo"), "--image-sets", value])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert f"Invalid value for '--image-sets': {message}" in " ".join(result.output.split()), result.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["{d}/emptydir", "-o", "{d}/never-store"], "no image files under '{d}/emptydir'"),
+    (["{d}/imgs", "-o", "{d}/never-store", "--device", "gpu0"],
+     "device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu0'"),
+])
+def test_extract_refuses_an_empty_folder_and_an_unknown_device(files, args, message):
+    pytest.importorskip("torchvision")
+    d = str(files)
+    result = CliRunner().invoke(main, ["extract", *[a.format(d=d) for a in args], "--weights", "none",
+                                       "--arch", "resnet18", "--num-workers", "0", "--no-progress"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), f"uncaught {result.exception!r}"
+    assert message.format(d=d) in " ".join(result.output.split()), result.output
+    assert not (files / "never-store").exists()

@@ -129,6 +129,46 @@ def test_save_load_beside_the_model_and_stale_index(tmp_path, backend):
     assert len(ModalityIndexer.load(str(path) + ".ann", kv3, check=False)) == 300
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_interrupted_save_leaves_the_previous_index_whole(tmp_path, backend, monkeypatch):
+    # the part files used to be written under their final names: a save interrupted over an older
+    # index left its manifest pointing at a half-written part
+    kv = _mixed_kv(n_words=100, n_images=200, seed=3)
+    fname = str(tmp_path / "vectors.kv.ann")
+    ModalityIndexer(kv, backend=backend).save(fname)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    rebuilt = ModalityIndexer(kv, backend=backend, seed=7)
+    part_cls = type(rebuilt._parts["images"])
+    save = part_cls.save
+
+    def half_then_fail(self, name):
+        save(self, name)
+        with open(name, "r+b") as f:
+            f.truncate(f.seek(0, 2) // 2)
+        if "images" in name:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(part_cls, "save", half_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        rebuilt.save(fname)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temporary file either
+    monkeypatch.undo()
+    assert len(ModalityIndexer.load(fname, kv)) == 300
+
+
+def test_a_damaged_index_file_is_named(tmp_path):
+    kv = _mixed_kv(n_words=100, n_images=200, seed=3)
+    fname = tmp_path / "vectors.kv.ann"
+    ModalityIndexer(kv, backend=BACKENDS[0]).save(fname)
+    words = tmp_path / f"vectors.kv.ann.words.{BACKENDS[0]}"
+    words.write_bytes(b"")
+    with pytest.raises(ValueError, match=f"its words index '{words}' cannot be read"):
+        ModalityIndexer.load(fname, kv)
+    fname.write_text("{not json")
+    with pytest.raises(ValueError, match="is not a ModalityIndexer manifest \\(not JSON"):
+        ModalityIndexer.load(fname, kv)
+
+
 def test_with_an_im2vec_model(tmp_path):
     rng = np.random.default_rng(0)
     protos = {"dog": rng.normal(size=16), "car": rng.normal(size=16)}
