@@ -486,7 +486,7 @@ def build_openclipart(
     svg_root = _require(svg_root, pkgs, "OpenClipArt SVG files", "svg_root")
     png_root = _require(png_root, pkgs, "OpenClipArt PNG files", "png_root")
     out = Path(out_dir)
-    _start_image_set(out)
+    _start_build(out)
     t0 = time.perf_counter()
     skipped: Counter = Counter()
     built = resumed = 0
@@ -574,8 +574,8 @@ _BUILDER_FIELDS = {
 }
 
 
-def _start_image_set(out: Path) -> None:
-    """Create the output folder; drop the manifest, the finished build's marker, until this build
+def _start_build(out: Path) -> None:
+    """Any builder's first step: create the output folder; drop the manifest, the finished build's marker, until this build
     writes its own (an interrupted rebuild must not pass for the earlier, finished one)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "dataset.json").unlink(missing_ok=True)
@@ -791,7 +791,7 @@ def build_emoji(
     font = ImageFont.truetype(str(font_path), 109)  # the only size the bitmap font has
     keywords, names = _read_cldr_annotations(ann)
     out = Path(out_dir)
-    _start_image_set(out)
+    _start_build(out)
     t0 = time.perf_counter()
     skipped: Counter = Counter()
     built = resumed = 0
@@ -929,8 +929,7 @@ def _start_text_build(out: Path, params: dict) -> set[str]:
     build is interrupted; files of sources the earlier build had and this one has not are removed
     too. Files of the user's are left alone.
     """
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "dataset.json").unlink(missing_ok=True)  # the finished build's marker, rewritten last
+    _start_build(out)
     record = out / "build.json"
     old = _read_sidecar(record)
     same = old is not None and all(old.get(k) == params[k] for k in ("version", "limit"))
