@@ -641,7 +641,7 @@ def export_command(model_path, output, images, restrict, limit, thumbnail, norma
     try:
         res = export_projector(model, output, images=images, restrict=restrict, limit=limit,
                                normalize=normalize, **given({"thumbnail": thumbnail}))
-    except (ValueError, TypeError, OSError) as e:
+    except (ValueError, TypeError, OSError, ImportError) as e:
         raise click.ClickException(str(e)) from e
     sprite = f", sprite {res.grid}x{res.grid} ({len(res.missing)} images without a file)" if res.sprite else ""
     click.echo(f"{output}: {res.count} rows ({res.n_images} images){sprite}")

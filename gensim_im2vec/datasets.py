@@ -29,7 +29,10 @@ facts (``hash``, ``hash(0x…)``, ``unsorted``, numbered file names such as ``he
 
 Builders are resumable and atomic: every file is written to a hidden temporary name and renamed;
 an image item is complete once its sidecar exists (written after the PNG), so a rerun skips
-finished items; ``dataset.json`` is written last (and removed when a build starts). A rerun with
+finished items; ``dataset.json`` is written last (and removed when a build starts). A builder writes
+only into a new or empty folder or an earlier build of its own (finished: its ``dataset.json``;
+interrupted: its sidecars or ``build.json``); any other folder is refused before anything is written,
+so no file of the user's is replaced. A rerun with
 other parameters leaves the folder as a fresh build would: an item is resumed only when its sidecar
 records the same settings (tag rules, source files, canvas and font), and the items an earlier
 build of the same builder made that this one does not select (a smaller ``limit``, excluded
@@ -79,7 +82,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gensim_im2vec.corpora import FolderCorpus
-from gensim_im2vec.fileio import atomic_copy, atomic_path, atomic_write_json
+from gensim_im2vec.fileio import atomic_copy, atomic_path, atomic_write_json, check_output_folder
 from gensim_im2vec.keys import IMAGE_PREFIX
 from gensim_im2vec.text import Normalizer
 from gensim_im2vec.weights import file_digest
@@ -486,7 +489,7 @@ def build_openclipart(
     svg_root = _require(svg_root, pkgs, "OpenClipArt SVG files", "svg_root")
     png_root = _require(png_root, pkgs, "OpenClipArt PNG files", "png_root")
     out = Path(out_dir)
-    _start_build(out)
+    _start_build(out, "openclipart")
     t0 = time.perf_counter()
     skipped: Counter = Counter()
     built = resumed = 0
@@ -574,9 +577,28 @@ _BUILDER_FIELDS = {
 }
 
 
-def _start_build(out: Path) -> None:
-    """Any builder's first step: create the output folder; drop the manifest, the finished build's marker, until this build
-    writes its own (an interrupted rebuild must not pass for the earlier, finished one)."""
+def _own_output(out: Path, name: str) -> bool:
+    """Whether the non-empty folder `out` is an earlier build of builder `name`: finished (its
+    ``dataset.json`` names `name`) or interrupted (dictionary-text: its ``build.json`` record; an
+    image set: a sidecar with all of the builder's :data:`_BUILDER_FIELDS`)."""
+    if os.path.lexists(out / "dataset.json"):  # a finished build's, or a file of the user's
+        manifest = _read_sidecar(out / "dataset.json")
+        return manifest is not None and manifest.get("name") == name
+    if name not in _BUILDER_FIELDS:
+        record = _read_sidecar(out / "build.json")
+        return record is not None and {"version", "limit", "sources"} <= record.keys()
+    fields = _BUILDER_FIELDS[name]
+    return any((meta := _read_sidecar(p)) is not None and all(f in meta for f in fields) for p in out.rglob("*.json"))
+
+
+def _start_build(out: Path, name: str) -> None:
+    """Any builder's first step: refuse a folder of the user's (not empty and not an earlier build
+    of `name`: the build would replace same-named files); create the output folder; drop the
+    manifest, the finished build's marker, until this build writes its own (an interrupted rebuild
+    must not pass for the earlier, finished one)."""
+    marker = "dataset.json or build.json" if name not in _BUILDER_FIELDS else "dataset.json or item sidecar"
+    check_output_folder(out, command=f"the {name} build", owned=lambda folder: _own_output(folder, name),
+                        marker=f"{marker} of one", writes=("dataset.json", "split.json", "build.json"))
     out.mkdir(parents=True, exist_ok=True)
     (out / "dataset.json").unlink(missing_ok=True)
 
@@ -791,7 +813,7 @@ def build_emoji(
     font = ImageFont.truetype(str(font_path), 109)  # the only size the bitmap font has
     keywords, names = _read_cldr_annotations(ann)
     out = Path(out_dir)
-    _start_build(out)
+    _start_build(out, "emoji")
     t0 = time.perf_counter()
     skipped: Counter = Counter()
     built = resumed = 0
@@ -929,7 +951,7 @@ def _start_text_build(out: Path, params: dict) -> set[str]:
     build is interrupted; files of sources the earlier build had and this one has not are removed
     too. Files of the user's are left alone.
     """
-    _start_build(out)
+    _start_build(out, "dictionary-text")
     record = out / "build.json"
     old = _read_sidecar(record)
     same = old is not None and all(old.get(k) == params[k] for k in ("version", "limit"))

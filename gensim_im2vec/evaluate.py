@@ -21,6 +21,7 @@ between ``model.project(features)`` and the words, for seen and zero-shot tags a
 :class:`~gensim_im2vec.baselines.KNNTagScorer`, :class:`~gensim_im2vec.baselines.LogisticScorer`)
 are built from the training split.
 
+>>> import os, tempfile
 >>> import numpy as np
 >>> from gensim_im2vec import Im2Vec
 >>> from gensim_im2vec.synthetic import make_corpus
@@ -53,6 +54,19 @@ aligned tables in the style of the slides, ``report.save_json(path)`` keeps the 
 ['Im2Vec (cosine in model.wv)', 'random W']
 >>> print(report.format_table())                     # doctest: +SKIP
 
+The prior, kNN and logistic baselines do not depend on the model (:data:`MODEL_FREE_BASELINES`);
+with ``baseline_cache=PATH`` their rows are kept in a JSON file, keyed by a digest of all they
+depend on (the held-out and training features and tags, the candidates, the zero-shot tags, their
+settings, the code and library versions), so a second model evaluated on the same data (the
+demo's two modes) reuses them, and any change of an input computes them again:
+
+>>> cache = os.path.join(tempfile.mkdtemp(), "baselines.json")
+>>> again = [run_evaluation(model, data.test_features, test_tags, candidates, train_features=train_features,
+...                         train_tags=train_tags, baselines=("prior", "knn"), word_similarity=False,
+...                         baseline_cache=cache) for _ in range(2)]
+>>> again[1].info["cached_baselines"], again[0].format_table() == again[1].format_table()
+(['tag prior', 'kNN (k=20)'], True)
+
 Word similarity (WordSim353, SimLex-999 and Google analogies, all bundled with gensim):
 :func:`word_similarity` for one model, :func:`compare_word_similarity` for Im2Vec's words
 against the text-only model they started from.
@@ -64,6 +78,8 @@ The same from the shell (see :func:`load_tagged_jsonl` for the file format)::
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import json
 import logging
 import math
@@ -71,6 +87,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from timeit import default_timer
 
 import numpy as np
@@ -118,6 +135,7 @@ __all__ = [
     "IdTokenWord2VecScorer",
     "KNNTagScorer",
     "LogisticScorer",
+    "MODEL_FREE_BASELINES",
     "NotApplicableError",
     "RandomProjectionScorer",
     "RidgeScorer",
@@ -152,6 +170,10 @@ __all__ = [
 
 #: Baselines :func:`run_evaluation` computes by default.
 DEFAULT_BASELINES = ("random", "ridge", "id-token", "prior", "knn", "logistic")
+#: The baselines whose rows do not depend on the model, only on the images, their tags, the
+#: candidates and their own settings (random W and ridge map into the model's word space; the
+#: id-token Word2Vec takes the model's hyperparameters): what ``baseline_cache`` keeps.
+MODEL_FREE_BASELINES = ("prior", "knn", "logistic")
 
 # ============================================================================ the model's scorer
 class Im2VecScorer(TagScorer):
@@ -816,7 +838,8 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
                    word_similarity: bool = True,
                    analogy_vocab: int = 30_000, knn_k: int = 20, ridge_alpha: float = 1.0,
                    logistic_C: float = 1.0, n_in_sample: int = 500, seed: int = 0,
-                   analogies: Sequence[tuple[str, str, str, str]] | None = None) -> EvaluationReport:
+                   analogies: Sequence[tuple[str, str, str, str]] | None = None,
+                   baseline_cache: str | os.PathLike | None = None) -> EvaluationReport:
     """Evaluate an Im2Vec model and the baselines on the same held-out images, plus word similarity.
 
     Parameters
@@ -860,6 +883,10 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
         Cross-modal analogy questions (:func:`analogy_quads`), answered by :func:`image_analogies`.
     seed : int
         Seed of the random projection and of the id-token Word2Vec.
+    baseline_cache : path-like, optional
+        JSON file (written atomically) that keeps the rows of :data:`MODEL_FREE_BASELINES`, keyed
+        by a digest of everything they depend on: a later evaluation on the same data reuses them
+        (``info["cached_baselines"]``), one with any input changed computes them again. None: none.
 
     Returns
     -------
@@ -879,9 +906,12 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
     im2vec_row = scoring.row("Im2Vec (cosine in model.wv)", lambda: Im2VecScorer(model))
     report.rows.append(im2vec_row)
     report.rows.extend(scoring.row(name, lambda sc=sc: sc) for name, sc in (scorers or {}).items())
+    cache = _BaselineCache(baseline_cache, scoring, X_train, train_tags) if baseline_cache is not None else None
     report.rows.extend(_baseline_rows(
         scoring, model, baselines, X_train, train_tags, train_keys, train_docs, knn_k=knn_k,
-        ridge_alpha=ridge_alpha, logistic_C=logistic_C, n_in_sample=n_in_sample, seed=seed))
+        ridge_alpha=ridge_alpha, logistic_C=logistic_C, n_in_sample=n_in_sample, seed=seed, cache=cache))
+    if cache is not None:
+        report.info["cached_baselines"] = cache.save()
     _space_checks(report, model, im2vec_row, scoring.X, scoring.tags, scoring.candidates, X_train, train_tags,
                   train_keys, n_in_sample, analogies)
     if word_similarity:
@@ -943,8 +973,9 @@ def _train_split(train_features, train_tags, zero_shot) -> tuple[np.ndarray | No
 
 
 def _baseline_rows(scoring: _Scoring, model, baselines, X_train, train_tags, train_keys, train_docs, *,
-                   knn_k, ridge_alpha, logistic_C, n_in_sample, seed) -> list[TaggingResult]:
-    """One row per baseline, in the order asked; those that need the training split say so without one."""
+                   knn_k, ridge_alpha, logistic_C, n_in_sample, seed, cache=None) -> list[TaggingResult]:
+    """One row per baseline, in the order asked; those that need the training split say so without one.
+    With `cache` (a :class:`_BaselineCache`), the model-free ones come from it when it has them."""
     # the word space the linear baselines map into: built once for both
     space = words_only(model, word_space=True) if {"random", "ridge"} & set(baselines) else None
     fits = {
@@ -964,9 +995,105 @@ def _baseline_rows(scoring: _Scoring, model, baselines, X_train, train_tags, tra
         if b != "random" and X_train is None:
             logger.warning("baseline %s skipped: %s", name, "needs train_features and train_tags")
             rows.append(TaggingResult(name, "skipped: needs train_features and train_tags", False))
+        elif cache is not None and b in MODEL_FREE_BASELINES:
+            settings = {"baseline": b, "name": name, "k": knn_k if b == "knn" else None,
+                        "C": logistic_C if b == "logistic" else None}
+            rows.append(cache.row(settings, lambda name=name, make=make: scoring.row(name, make)))
         else:
             rows.append(scoring.row(name, make))
     return rows
+
+
+class _BaselineCache:
+    """The rows of :data:`MODEL_FREE_BASELINES` in a JSON file ``{"version", "rows": {key: row}}``.
+
+    A row's key is the SHA-256 of its settings and of everything else it depends on: the held-out
+    features, tags, candidates and zero-shot tags, the training features and tags (zero-shot tags
+    removed), the code of the modules that fit and score it and the numpy/scipy/scikit-learn
+    versions. :meth:`save` keeps this evaluation's rows and a few recent others (:attr:`KEEP`). An
+    unreadable file is ignored; one that cannot be written is a warning, never a failed evaluation.
+    """
+
+    VERSION = 1
+    #: Rows kept: this evaluation's, then the most recent others (other data, other settings).
+    KEEP = 12
+    #: The modules whose code computes a cached row.
+    CODE = ("baselines", "evaluate", "index", "metrics", "validation")
+
+    def __init__(self, path: str | os.PathLike, scoring: _Scoring, X_train, train_tags) -> None:
+        self.path = Path(path)
+        self.data = self._digest(scoring, X_train, train_tags)
+        self.saved = self._load()
+        self.used: dict[str, dict] = {}
+        self.hits: list[str] = []
+
+    @classmethod
+    def _digest(cls, scoring: _Scoring, X_train, train_tags) -> str:
+        h = hashlib.sha256()
+        here = Path(__file__).resolve().parent
+        for m in cls.CODE:
+            h.update(hashlib.sha256((here / f"{m}.py").read_bytes()).digest())
+        versions = {}
+        for dist in ("numpy", "scipy", "scikit-learn", "threadpoolctl"):
+            try:
+                versions[dist] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                versions[dist] = None
+        h.update(json.dumps([versions, scoring.tags, scoring.candidates, scoring.zero_shot, train_tags]).encode())
+        for arr in (scoring.X, X_train):
+            arr = np.ascontiguousarray(arr) if arr is not None else np.zeros(0)
+            h.update(f"{arr.dtype.str}{arr.shape}".encode())
+            h.update(memoryview(arr).cast("B"))
+        return h.hexdigest()
+
+    def _load(self) -> dict:
+        try:
+            saved = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as e:
+            logger.warning("baseline cache %s unreadable (%s); computing the baselines again", self.path, e)
+            return {}
+        ok = isinstance(saved, dict) and saved.get("version") == self.VERSION and isinstance(saved.get("rows"), dict)
+        return saved["rows"] if ok else {}
+
+    def row(self, settings: dict, compute: Callable[[], TaggingResult]) -> TaggingResult:
+        """The cached row of a baseline with `settings`, or ``compute()``'s (then kept)."""
+        key = hashlib.sha256(json.dumps([self.data, settings], sort_keys=True).encode()).hexdigest()
+        saved = self.saved.get(key)
+        if isinstance(saved, dict):
+            try:
+                row = TaggingResult(**saved)
+            except TypeError:
+                row = None
+            if row is not None:
+                self.used[key] = saved
+                self.hits.append(row.method)
+                logger.info("%s: reused from %s (%.1fs when computed)", row.method, self.path, row.seconds)
+                return row
+        row = compute()
+        self.used[key] = json.loads(json.dumps(row.__dict__, default=_json_number))
+        return row
+
+    def save(self) -> list[str]:
+        """Write the rows used, then the most recent others up to :attr:`KEEP` rows (atomically);
+        returns the methods that came from the cache."""
+        rows = {**self.used, **{k: v for k, v in self.saved.items() if k not in self.used}}
+        rows = dict(list(rows.items())[: max(self.KEEP, len(self.used))])
+        if rows != self.saved or list(rows) != list(self.saved):
+            try:
+                atomic_write_json(self.path, {"version": self.VERSION, "rows": rows})
+            except OSError as e:
+                logger.warning("baseline cache %s not written (%s); the next evaluation computes them again",
+                               self.path, e)
+        return self.hits
+
+
+def _json_number(o):
+    """JSON for numpy scalars (a row's metrics)."""
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def _id_token_row(model, candidates, train_docs, train_keys, train_tags, n_in_sample, seed) -> TaggingResult:

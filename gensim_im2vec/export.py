@@ -43,6 +43,7 @@ choose the rows (the projector handles up to ~100k points well; a sprite holds a
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import os
@@ -52,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gensim_im2vec.fileio import atomic_path, atomic_write_bytes
+from gensim_im2vec.fileio import atomic_path, atomic_write_bytes, check_output_folder
 from gensim_im2vec.keys import IMAGE_PREFIX, image_test
 from gensim_im2vec.validation import l2_normalize
 
@@ -64,6 +65,8 @@ __all__ = ["ProjectorExport", "export_projector", "MAX_SPRITE_SIDE"]
 MAX_SPRITE_SIDE = 8192
 _WORD_TILE = (232, 232, 232)
 _MISSING_TILE = (160, 160, 160)
+#: The files an export writes (the config last: it marks a finished export).
+_FILES = ("vectors.tsv", "metadata.tsv", "sprite.png", "projector_config.pbtxt")
 
 
 @dataclass
@@ -163,7 +166,8 @@ def export_projector(
     model : Im2Vec, Word2Vec or KeyedVectors
         Source of the vectors (``model.wv``).
     directory : str or os.PathLike
-        Output folder (created; existing files of the same names are replaced).
+        Output folder: new, empty, or an earlier export (it has ``projector_config.pbtxt``), whose
+        files are replaced. Any other folder is refused: it may hold files of these names.
     keys : sequence of str, optional
         Rows to export, in this order. Default: the vocabulary in its order (most frequent
         first), filtered by `restrict` and cut at `limit`.
@@ -193,6 +197,8 @@ def export_projector(
     ------
     ValueError
         Unknown keys, nothing to export, or a sprite larger than the projector accepts.
+    FileExistsError
+        `directory` is not empty and not an earlier export (the message names a file in it).
     """
     kv = getattr(model, "wv", model)
     if restrict not in (None, "words", "images"):
@@ -209,17 +215,23 @@ def export_projector(
     grid = math.ceil(math.sqrt(len(keys))) if images is not None else 0
     _check_sprite_size(len(keys), grid, size)
 
+    if images is not None and importlib.util.find_spec("PIL") is None:  # before any file is written
+        raise ImportError("a sprite (images=...) needs Pillow, which is not installed: pip install pillow (or the "
+                          "[vision] extra), or export without images.")
+
     out = Path(directory)
+    check_output_folder(out, command="the projector export", owned=_earlier_export, marker="projector_config.pbtxt",
+                        writes=_FILES)
     out.mkdir(parents=True, exist_ok=True)
     flags = [bool(is_image(k)) for k in keys]
-    vec_path, meta_path = out / "vectors.tsv", out / "metadata.tsv"
+    vec_path, meta_path = out / _FILES[0], out / _FILES[1]
     _write_vectors(vec_path, kv, keys, normalize)
     _write_metadata(meta_path, kv, keys, flags)
     sprite_path, missing = None, []
     if images is not None:
-        sprite_path = out / "sprite.png"
+        sprite_path = out / _FILES[2]
         missing = _write_sprite(sprite_path, keys, flags, paths, grid, size)
-    cfg_path = out / "projector_config.pbtxt"
+    cfg_path = out / _FILES[3]
     atomic_write_bytes(cfg_path, _projector_config(tensor_name, vec_path, meta_path, sprite_path, size).encode("utf-8"))
     result = ProjectorExport(
         directory=out, count=len(keys), n_images=sum(flags), vectors=vec_path, metadata=meta_path,
@@ -228,6 +240,14 @@ def export_projector(
     logger.info("projector export: %i rows (%i images) of dim %i to %s%s", result.count, result.n_images,
                 kv.vector_size, out, f", sprite {grid}x{grid} tiles of {size[0]}x{size[1]}" if grid else "")
     return result
+
+
+def _earlier_export(folder: Path) -> bool:
+    """Whether `folder` holds an earlier export: its config (written last) names our vectors file."""
+    try:
+        return f'tensor_path: "{_FILES[0]}"' in (folder / _FILES[3]).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
 
 
 def _export_keys(kv, keys, is_image, restrict: str | None, limit: int | None) -> list[str]:

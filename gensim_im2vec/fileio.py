@@ -34,6 +34,18 @@ and renames the companions first and the main file last:
 ['words.kv', 'words.kv.vectors.npy']
 >>> KeyedVectors.load(str(d / "words.kv"), mmap="r")["dog"]
 memmap([0., 1., 0.], dtype=float32)
+
+A command that writes several files into a folder first checks that it may
+(:func:`check_output_folder`): a new or empty folder, or one of its own earlier outputs (recognised
+by `owned`, e.g. its manifest); any other folder is refused before anything is written, naming a
+file that could be replaced:
+
+>>> from gensim_im2vec.fileio import check_output_folder
+>>> check_output_folder(d / "new", command="the export", owned=lambda p: False)  # missing: fine
+>>> check_output_folder(d, command="the export", owned=lambda p: False)  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+FileExistsError: the folder '...' is not empty and is not an earlier output of the export: it holds 'rows.txt', ...
 """
 
 from __future__ import annotations
@@ -44,12 +56,12 @@ import json
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
 __all__ = ["atomic_copy", "atomic_path", "atomic_save", "atomic_write", "atomic_write_bytes",
-           "atomic_write_json", "fsync_dir", "temp_name"]
+           "atomic_write_json", "check_output_folder", "fsync_dir", "temp_name"]
 
 
 def temp_name(path: str | os.PathLike) -> Path:
@@ -165,3 +177,64 @@ def atomic_save(obj, fname: str | os.PathLike, *args, **kwargs) -> None:
     finally:
         for left in glob.glob(glob.escape(tmp) + "*"):
             os.unlink(left)
+
+
+def _first_file(folder: Path, top: Path) -> str | None:
+    """The first non-hidden file under `top` (sorted, depth first), relative to `folder`; None if none."""
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        files = sorted(f for f in filenames if not f.startswith("."))
+        if files:
+            return Path(dirpath, files[0]).relative_to(folder).as_posix()
+    return None
+
+
+def _first_entry(folder: Path, writes: Sequence[str]) -> str:
+    """The entry of `folder` to name in a refusal: the first of `writes` present (the first file in
+    it, for a folder), else the folder's first non-hidden file, else its first non-hidden entry."""
+    for name in writes:
+        if os.path.lexists(folder / name):
+            return (_first_file(folder, folder / name) if (folder / name).is_dir() else None) or name
+    return _first_file(folder, folder) or min(e.name for e in folder.iterdir() if not e.name.startswith(".")) + "/"
+
+
+def check_output_folder(path: str | os.PathLike, *, command: str, owned: Callable[[Path], bool],
+                        marker: str = "", writes: Sequence[str] = ()) -> None:
+    """Refuse to write into a folder the user made, before anything is written.
+
+    Writing is allowed into a missing folder, an empty one (hidden entries such as a temporary
+    file of an interrupted write or ``.DS_Store`` aside: no command writes a hidden name of the
+    user's), or an earlier output of the same command, which ``owned(folder)`` recognises by that
+    command's own marker (a manifest, a record). Any other folder may hold a file of the user's
+    under a name the command writes, which would be replaced.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The output folder.
+    command : str
+        What writes, for the message (``"the projector export"``).
+    owned : callable
+        ``owned(folder) -> bool``: whether a non-empty folder is this command's earlier output.
+    marker : str
+        What `owned` looks for, for the message (``"projector_config.pbtxt"``).
+    writes : sequence of str
+        Names the command writes in the folder; the message names the first present (else the
+        folder's first file).
+
+    Raises
+    ------
+    FileExistsError
+        The folder is not empty and not this command's output; the message names the folder, a
+        file in it and the fix.
+    """
+    folder = Path(path)
+    if not folder.is_dir() or not any(not e.name.startswith(".") for e in folder.iterdir()) or owned(folder):
+        return
+    first = _first_entry(folder, writes)
+    why = f" (it has no {marker})" if marker else ""
+    raise FileExistsError(
+        f"the folder {str(folder)!r} is not empty and is not an earlier output of {command}{why}: it holds "
+        f"{first!r}, which {command} could replace. Choose a new or empty folder, or move {first!r} and your "
+        f"other files out of it."
+    )

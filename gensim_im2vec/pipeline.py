@@ -27,7 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from gensim_im2vec.fileio import atomic_save, atomic_write_bytes, atomic_write_json
+from gensim_im2vec.fileio import (
+    atomic_save,
+    atomic_write_bytes,
+    atomic_write_json,
+    check_output_folder,
+)
 from gensim_im2vec.weights import DEFAULT_ARCH, DEFAULT_WEIGHTS
 
 logger = logging.getLogger(__name__)
@@ -94,11 +99,15 @@ class Steps:
     """Run named steps once: a step is skipped when its record says it finished with the same inputs.
 
     The record (``OUT/.steps/<name>.json``) is written after the step's outputs, atomically, so an
-    interrupted step runs again.
+    interrupted step runs again. ``OUT`` must be new, empty or an earlier run's (it has ``.steps/``,
+    made first); any other folder is refused (FileExistsError), as the steps would replace files
+    of the user's there.
     """
 
     def __init__(self, out_dir: str | os.PathLike, echo: Callable[[str], None] = print) -> None:
         self.dir = Path(out_dir) / ".steps"
+        check_output_folder(out_dir, command="the demo", owned=lambda folder: (folder / ".steps").is_dir(),
+                            marker=".steps/ folder of a demo run", writes=("data", "features", "models"))
         self.dir.mkdir(parents=True, exist_ok=True)
         self.echo = echo
 
@@ -123,6 +132,10 @@ class Steps:
                           default=str, durable=True)
         self.echo(f"[{name}] done in {seconds:.1f}s")
         return result
+
+
+#: The model-free baselines' rows, shared by the evaluations of both modes (in ``OUT/evaluation/``).
+BASELINE_CACHE = "baselines-cache.json"
 
 
 def _paths(cfg: DemoConfig) -> dict[str, Path]:
@@ -305,8 +318,12 @@ def evaluate_trained(cfg: DemoConfig, model, text_model, splits: dict | None = N
     `text_model`, the space's checks and the cross-modal analogies; returns the report. The
     features of held-out and training images come from `features` (default: the demo's stores,
     :func:`open_features`; a saved model keeps only its own images' rows). `kwargs` go to
-    ``run_evaluation`` (e.g. ``baselines=("ridge", "knn")``)."""
+    ``run_evaluation`` (e.g. ``baselines=("ridge", "knn")``); by default the model-free baselines'
+    rows are cached in ``OUT/evaluation/baselines-cache.json`` (``baseline_cache=None``: not), so
+    the second mode's evaluation, or ``im2vec evaluate --demo``, reuses the first one's."""
     from gensim_im2vec.evaluate import run_evaluation
+
+    kwargs.setdefault("baseline_cache", _paths(cfg)["eval"] / BASELINE_CACHE)
 
     feats = features if features is not None else open_features(cfg)
     data = evaluation_data(cfg, feats, split=splits[cfg.eval_set] if splits else None)

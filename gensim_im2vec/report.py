@@ -11,6 +11,10 @@ only)::
       index.html        the page
       thumbs/*.jpg      small copies of every image shown (longest side `thumb_size` pixels)
       map.png           words and images in 2-D (UMAP, t-SNE or PCA), images drawn as thumbnails
+      .im2vec-report    written first: marks the folder as a report's, so a rerun may replace it
+
+The folder must be new, empty or an earlier report (finished or interrupted); any other folder
+is refused before anything is written, as it may hold files of the same names.
 
 Sections of ``index.html``:
 
@@ -47,7 +51,7 @@ Example on the synthetic corpus with generated images (t-SNE; ``method="auto"`` 
 ...                      evaluation=[{"method": "im2vec", "mAP": 0.5}], words=["class0", "class1"],
 ...                      map_method="pca")
 >>> sorted(os.listdir(os.path.dirname(index)))
-['index.html', 'map.png', 'thumbs']
+['.im2vec-report', 'index.html', 'map.png', 'thumbs']
 """
 
 from __future__ import annotations
@@ -65,12 +69,16 @@ from pathlib import Path
 
 import numpy as np
 
-from gensim_im2vec.fileio import atomic_path, atomic_write_bytes
+from gensim_im2vec.fileio import atomic_path, atomic_write_bytes, check_output_folder
 from gensim_im2vec.validation import l2_normalize
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["embed_2d", "make_thumbnail", "render_table", "write_report"]
+
+#: Written first into a report's folder: a rerun recognises the folder as a report's, even one
+#: interrupted before ``index.html``.
+MARKER = ".im2vec-report"
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#222;background:#fff}
@@ -355,7 +363,8 @@ def write_report(
     model : Im2Vec
         A trained model with images.
     out_dir : path-like
-        Created if needed; files from an earlier report there are overwritten.
+        A new or empty folder, or an earlier report (its files are overwritten). Any other folder
+        is refused (FileExistsError naming a file in it): it may hold files of the report's names.
     test_keys : sequence of str
         Keys of held-out images (not in the model), one per row of `test_features`; used for
         labels and to find their files in `image_paths`.
@@ -396,8 +405,6 @@ def write_report(
     """
     t0 = time.perf_counter()
     _check_report_options(model, topn, thumb_size)
-    out = Path(out_dir)
-    thumbs = _Thumbnails(out, image_paths, thumb_size)
     test_keys = list(test_keys)
     feats = None
     if test_features is not None:
@@ -405,6 +412,11 @@ def write_report(
         if feats.ndim != 2 or len(feats) != len(test_keys):
             raise ValueError(f"test_features: expected shape ({len(test_keys)}, n_features) for {len(test_keys)} "
                              f"test_keys, got {feats.shape}.")
+    out = Path(out_dir)
+    check_output_folder(out, command="the report", owned=_earlier_report, marker=f"{MARKER} or report index.html",
+                        writes=("index.html", "map.png", "thumbs"))
+    atomic_write_bytes(out / MARKER, b"gensim-im2vec report\n")  # first: an interrupted report is still ours
+    thumbs = _Thumbnails(out, image_paths, thumb_size)
     shown = min(len(test_keys), max_test_images) if feats is not None else 0
     tags_true = _as_tag_lists(true_tags, test_keys) if true_tags is not None else [[] for _ in test_keys]
     words = list(words) if words is not None else _default_words(model, n_words)
@@ -422,6 +434,16 @@ def write_report(
     logger.info("report: %s (%i held-out images, %i words, %i thumbnails, map: %s) in %.1fs", index, shown,
                 len(known), thumbs.count(), any('id="map"' in x for x in sections), time.perf_counter() - t0)
     return index
+
+
+def _earlier_report(folder: Path) -> bool:
+    """Whether `folder` holds a report: its marker, or (a report of an older version) its page."""
+    if (folder / MARKER).is_file():
+        return True
+    try:
+        return '<p class="meta">' in (folder / "index.html").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
 
 
 def _check_report_options(model, topn, thumb_size) -> None:

@@ -452,7 +452,9 @@ def test_build_dictionary_text_rebuilds_when_the_limit_changes(tmp_path):
 def test_build_dictionary_text_rebuilds_files_of_unknown_or_interrupted_builds(tmp_path, monkeypatch):
     out = tmp_path / "dict"
     out.mkdir()
-    (out / "gcide.txt").write_text("a stale line of text\n" * 5)  # no record of the build that made it
+    # a finished build of an older version: a manifest, no build.json record of what made the files
+    (out / "dataset.json").write_text(json.dumps({"name": "dictionary-text", "documents": 5}))
+    (out / "gcide.txt").write_text("a stale line of text\n" * 5)
     m = build_dictionary_text(out, limit=20, sources=("gcide", "fortunes"))
     assert m["sources"]["gcide"] == m["sources"]["gcide"] | {"documents": 20, "resumed": False}
     assert "stale" not in (out / "gcide.txt").read_text()
@@ -468,3 +470,89 @@ def test_build_dictionary_text_rebuilds_files_of_unknown_or_interrupted_builds(t
     m = build_dictionary_text(out, limit=40, sources=("gcide", "fortunes"))
     assert m["sources"]["gcide"]["resumed"] and not m["sources"]["fortunes"]["resumed"]
     assert len((out / "fortunes.txt").read_text().splitlines()) == 40  # not the limit=20 file
+
+
+# ---------------------------------------------------------------- a folder of the user's is never written into
+@pytest.mark.parametrize("mine", ["animals/cat_afr.png", "dataset.json", "split.json", "notes.txt"])
+def test_build_refuses_a_folder_of_the_users_and_leaves_it_as_it_was(tmp_path, mine):
+    # the builder used to replace a same-named file there: a user's animals/cat_afr.png by the copied drawing,
+    # their dataset.json (removed at the start), their split.json (rewritten by make_split)
+    svg_root, png_root = _fake_clipart(tmp_path)
+    out = tmp_path / "mine"
+    (out / mine).parent.mkdir(parents=True, exist_ok=True)
+    (out / mine).write_bytes(b"the user's own bytes")
+    with pytest.raises(FileExistsError) as err:
+        build_openclipart(out, svg_root=svg_root, png_root=png_root)
+    message = str(err.value)
+    assert f"the folder {str(out)!r} is not empty" in message and f"it holds {mine!r}" in message
+    assert "Choose a new or empty folder" in message
+    assert (out / mine).read_bytes() == b"the user's own bytes"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [mine]
+
+
+def test_build_refuses_another_builders_folder(tmp_path):
+    svg_root, png_root = _fake_clipart(tmp_path)
+    out = tmp_path / "e"
+    out.mkdir()
+    (out / "1f600.png").write_bytes(b"png")
+    (out / "dataset.json").write_text(json.dumps({"name": "emoji"}))
+    with pytest.raises(FileExistsError, match="not an earlier output of the openclipart build"):
+        build_openclipart(out, svg_root=svg_root, png_root=png_root)
+    assert json.loads((out / "dataset.json").read_text()) == {"name": "emoji"}
+
+
+def test_build_into_an_empty_folder_and_resume_an_interrupted_build(tmp_path, monkeypatch):
+    svg_root, png_root = _fake_clipart(tmp_path)
+    out = tmp_path / "oc"
+    out.mkdir()
+    (out / ".DS_Store").write_bytes(b"hidden: no name a build writes")  # still empty for a build
+    calls = []
+
+    def dies_after_three(svg):
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the build dies mid-way: items, no dataset.json
+        calls.append(svg)
+        return parse_svg_metadata(svg)
+
+    monkeypatch.setattr(ds, "parse_svg_metadata", dies_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        build_openclipart(out, svg_root=svg_root, png_root=png_root)
+    assert not (out / "dataset.json").exists() and len(_sidecar_keys(out)) == 3
+    monkeypatch.undo()
+    m = build_openclipart(out, svg_root=svg_root, png_root=png_root)  # its own interrupted build: resumed
+    assert m["resumed"] == 3 and m["built"] == len(_FAKE_CLIPART) - 3
+    again = build_openclipart(out, svg_root=svg_root, png_root=png_root)  # its own finished build: rerun
+    assert again["resumed"] == len(_FAKE_CLIPART) and again["built"] == 0
+    assert (out / ".DS_Store").read_bytes() == b"hidden: no name a build writes"
+
+
+@needs_dict
+def test_text_build_refuses_a_users_text_file(tmp_path):
+    out = tmp_path / "dict"
+    out.mkdir()
+    (out / "gcide.txt").write_text("my own dictionary\n")  # the builder used to replace it
+    with pytest.raises(FileExistsError, match="'gcide.txt'"):
+        build_dictionary_text(out, limit=5, sources=("gcide",))
+    assert (out / "gcide.txt").read_text() == "my own dictionary\n" and not (out / "build.json").exists()
+
+
+@needs_emoji
+def test_cli_datasets_build_refuses_a_folder_of_the_users(tmp_path):
+    from click.testing import CliRunner
+
+    from gensim_im2vec.cli import main
+
+    out = tmp_path / "photos"
+    out.mkdir()
+    (out / "1f600.png").write_bytes(b"my photo")  # the name of the first emoji's drawing
+    r = CliRunner().invoke(main, ["datasets", "build", "emoji", str(out), "--limit", "5"])
+    assert r.exit_code == 1 and r.output.startswith("Error: "), r.output
+    text = " ".join(r.output.split())
+    assert str(out) in text and "'1f600.png'" in text and "Choose a new or empty folder" in text
+    assert (out / "1f600.png").read_bytes() == b"my photo" and sorted(p.name for p in out.iterdir()) == ["1f600.png"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = CliRunner().invoke(main, ["datasets", "build", "emoji", str(empty), "--limit", "5"])
+    assert r.exit_code == 0 and json.loads(r.output)["images"] == 5, r.output
+    r = CliRunner().invoke(main, ["datasets", "build", "emoji", str(empty), "--limit", "5"])  # a rerun resumes
+    assert r.exit_code == 0 and json.loads(r.output)["resumed"] == 5, r.output

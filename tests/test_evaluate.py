@@ -485,3 +485,62 @@ def test_bag_of_words_analogies_is_the_sum_of_the_images_own_words():
     assert ev.bag_of_words_analogies(M(), [("img:x", "man", "woman", "img:y")], docs_far)["hit@1"] == 0.0
     # a question whose image has no document is skipped, not counted as a miss
     assert ev.bag_of_words_analogies(M(), [("img:q", "man", "woman", "img:y")], docs)["n"] == 0
+
+
+# ---------------------------------------------------------------------------- the model-free baselines' cache
+def _model_free(setup, *, cache=None, knn_k=20, n_test=None, **kwargs):
+    s = setup
+    n = n_test or len(s["test_tags"])
+    return ev.run_evaluation(s["model"], s["data"].test_features[:n], s["test_tags"][:n], s["cands"],
+                             zero_shot=sorted(ZS), train_features=s["train_features"], train_tags=s["train_tags"],
+                             baselines=("random", "prior", "knn", "logistic"), word_similarity=False,
+                             n_in_sample=0, knn_k=knn_k, baseline_cache=cache, **kwargs)
+
+
+def _rows(report) -> str:
+    """The rows as JSON without their timing (NaN compares equal as text)."""
+    return json.dumps([{k: v for k, v in r.__dict__.items() if k != "seconds"} for r in report.rows],
+                      default=lambda o: o.item())
+
+
+def test_cached_baseline_rows_are_the_computed_ones(setup, tmp_path, monkeypatch):
+    cache = tmp_path / "evaluation" / "baselines.json"
+    plain = _model_free(setup)
+    first = _model_free(setup, cache=cache)
+    assert first.info["cached_baselines"] == [] and cache.is_file()
+    assert len(json.loads(cache.read_text())["rows"]) == 3  # prior, kNN, logistic; not random W (the model's)
+
+    def refit(*a, **k):
+        raise AssertionError("a cached baseline was fitted again")
+
+    for scorer in (ev.TagPriorScorer, ev.KNNTagScorer, ev.LogisticScorer):
+        monkeypatch.setattr(scorer, "fit", refit)
+    second = _model_free(setup, cache=cache)
+    assert second.info["cached_baselines"] == ["tag prior", "kNN (k=20)", "logistic (one-vs-rest)"]
+    assert second.format_table() == first.format_table() == plain.format_table()
+    assert _rows(second) == _rows(plain)
+    assert second.to_dict()["targets"] == plain.to_dict()["targets"]
+
+
+def test_a_changed_input_computes_the_baselines_again(setup, tmp_path):
+    cache = tmp_path / "baselines.json"
+    _model_free(setup, cache=cache)
+    other_k = _model_free(setup, cache=cache, knn_k=5)  # k changed: kNN again, the others reused
+    assert other_k.info["cached_baselines"] == ["tag prior", "logistic (one-vs-rest)"]
+    assert _rows(other_k) == _rows(_model_free(setup, knn_k=5))
+    fewer = _model_free(setup, cache=cache, n_test=100)  # another split of the held-out images: all again
+    assert fewer.info["cached_baselines"] == []
+    assert fewer.format_table() == _model_free(setup, n_test=100).format_table()
+    other_c = _model_free(setup, cache=cache, logistic_C=0.1)
+    assert other_c.info["cached_baselines"] == ["tag prior", "kNN (k=20)"]
+    assert _rows(other_c) == _rows(_model_free(setup, logistic_C=0.1))
+    # the training images' tags changed (features as they were): every row computed again
+    s = dict(setup, train_tags=[t[:1] for t in setup["train_tags"]])
+    assert _model_free(s, cache=cache).info["cached_baselines"] == []
+
+
+def test_an_unreadable_cache_is_ignored_and_replaced(setup, tmp_path):
+    cache = tmp_path / "baselines.json"
+    cache.write_text("{not json")
+    report = _model_free(setup, cache=cache)
+    assert report.info["cached_baselines"] == [] and json.loads(cache.read_text())["version"] == 1

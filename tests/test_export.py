@@ -151,3 +151,51 @@ def test_config_is_read_by_tensorboards_projector_schema(setup, tmp_path):
     assert emb.tensor_path == "vectors.tsv" and emb.metadata_path == "metadata.tsv"
     assert emb.sprite.image_path == "sprite.png" and list(emb.sprite.single_image_dim) == [16, 12]
     assert (tmp_path / "p" / emb.tensor_path).exists() and (tmp_path / "p" / emb.sprite.image_path).exists()
+
+
+# ---------------------------------------------------------------- a folder of the user's is never written into
+@pytest.mark.parametrize("mine", ["metadata.tsv", "vectors.tsv", "notes/todo.txt"])
+def test_refuses_a_folder_of_the_users_and_leaves_it_as_it_was(setup, tmp_path, mine):
+    # the export used to replace a user's metadata.tsv / vectors.tsv in the folder
+    model, root = setup
+    out = tmp_path / "mine"
+    (out / mine).parent.mkdir(parents=True)
+    (out / mine).write_text("the user's own rows\n")
+    with pytest.raises(FileExistsError) as err:
+        export_projector(model, out, images=root / "photos")
+    message = str(err.value)
+    assert f"the folder {str(out)!r} is not empty" in message and f"it holds {mine!r}" in message
+    assert "Choose a new or empty folder" in message
+    assert (out / mine).read_text() == "the user's own rows\n"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [mine]
+
+
+def test_an_empty_folder_or_an_earlier_export_is_written(setup, tmp_path):
+    model, root = setup
+    out = tmp_path / "p"
+    out.mkdir()
+    assert export_projector(model, out, images=root / "photos").count == 34  # empty, existing
+    res = export_projector(model, out, restrict="words")  # its own earlier export: replaced
+    assert res.count == 4 and len(res.metadata.read_text().splitlines()) == 5
+    assert "sprite" not in res.config.read_text()
+
+
+def test_cli_export_refuses_a_folder_of_the_users(setup, tmp_path):
+    from click.testing import CliRunner
+
+    from gensim_im2vec.cli import main
+
+    model, _ = setup
+    model.save(str(tmp_path / "m.model"))
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "metadata.tsv").write_text("my labels\n")
+    r = CliRunner().invoke(main, ["export", str(tmp_path / "m.model"), "-o", str(out)])
+    assert r.exit_code == 1 and r.output.startswith("Error: "), r.output
+    text = " ".join(r.output.split())
+    assert str(out) in text and "'metadata.tsv'" in text and "Choose a new or empty folder" in text
+    assert (out / "metadata.tsv").read_text() == "my labels\n" and [p.name for p in out.iterdir()] == ["metadata.tsv"]
+    r = CliRunner().invoke(main, ["export", str(tmp_path / "m.model"), "-o", str(tmp_path / "p")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["export", str(tmp_path / "m.model"), "-o", str(tmp_path / "p")])  # a rerun
+    assert r.exit_code == 0 and "34 rows" in r.output, r.output

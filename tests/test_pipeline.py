@@ -108,5 +108,34 @@ def test_im2vec_evaluate_demo_prints_the_demos_table(demo):
     written = open(os.path.join(cfg.out_dir, "evaluation", "evaluation-two-stage.txt"), encoding="utf-8").read()
     assert res.stdout.strip() == written.strip()
     assert len(written.strip().splitlines()) > 20 and "logistic (one-vs-rest)  " in written
+    # the prior, kNN and logistic rows came from the demo's cache; without it the table is the same
+    cache = os.path.join(cfg.out_dir, "evaluation", "baselines-cache.json")
+    assert len(json.load(open(cache, encoding="utf-8"))["rows"]) == 3
+    os.remove(cache)
+    uncached = CliRunner().invoke(main, ["evaluate", result["model"], "--demo", cfg.out_dir])
+    assert uncached.exit_code == 0 and uncached.output.strip() == written.strip(), uncached.output
+    assert os.path.exists(cache)  # written again
     bad = CliRunner().invoke(main, ["evaluate", result["model"], "--demo", str(os.path.dirname(cfg.out_dir))])
     assert bad.exit_code != 0 and "needs a finished demo run" in bad.output
+
+
+def test_demo_refuses_a_folder_of_the_users_and_reuses_its_own(tmp_path):
+    # the demo's steps used to replace a user's models/words.w2v, data/…, zero_shot_tags.txt in --out
+    from gensim_im2vec.pipeline import Steps
+
+    mine = tmp_path / "mine"
+    (mine / "models").mkdir(parents=True)
+    (mine / "models" / "words.w2v").write_bytes(b"my model")
+    with pytest.raises(FileExistsError) as err:
+        Steps(mine)
+    assert f"the folder {str(mine)!r} is not empty" in str(err.value) and "'models/words.w2v'" in str(err.value)
+    assert (mine / "models" / "words.w2v").read_bytes() == b"my model" and not (mine / ".steps").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    steps = Steps(empty)  # an empty folder
+    steps.run("one", {"a": 1}, [], lambda: 1)
+    (empty / "models").mkdir()
+    (empty / "models" / "words.w2v").write_bytes(b"made by a step")
+    lines = []
+    assert Steps(empty, lines.append).run("one", {"a": 1}, [], lambda: 2) == 1  # its own earlier run
+    assert lines == ["[one] reused (0.0s when made)"]

@@ -261,3 +261,39 @@ def test_mathtext_like_words_are_drawn_as_plain_text(tmp_path):
         assert im.size == (1200, 900)
     html_text = index.read_text(encoding="utf-8")
     assert "$\\frac{$" in html_text  # listed as it is (escaped for HTML, nothing to escape here)
+
+
+# ---------------------------------------------------------------- a folder of the user's is never written into
+@pytest.mark.parametrize("mine", ["index.html", "thumbs/holiday.jpg", "notes.txt"])
+def test_refuses_a_folder_of_the_users_and_leaves_it_as_it_was(built, tmp_path, mine):
+    # the report used to replace a user's index.html / map.png / thumbs/... in the folder
+    model = built[0]
+    out = tmp_path / "mine"
+    (out / mine).parent.mkdir(parents=True)
+    (out / mine).write_text("<p>my own page</p>")
+    with pytest.raises(FileExistsError) as err:
+        write_report(model, out, map_method="pca")
+    message = str(err.value)
+    assert f"the folder {str(out)!r} is not empty" in message and f"it holds {mine!r}" in message
+    assert "Choose a new or empty folder" in message
+    assert (out / mine).read_text() == "<p>my own page</p>"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [mine]
+
+
+def test_an_empty_folder_an_earlier_or_an_interrupted_report_is_written(built, tmp_path, monkeypatch):
+    model = built[0]
+    out = tmp_path / "r"
+    out.mkdir()
+    assert write_report(model, out, map_method="pca", words=["class0"]).is_file()  # empty, existing
+    assert write_report(model, out, map_method="pca", words=["class1"]).is_file()  # its own earlier report
+    interrupted = tmp_path / "i"
+    monkeypatch.setattr(report_module, "_draw_map", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):  # dies after the thumbnails, before index.html
+        write_report(model, interrupted, map_method="pca", words=["class0"])
+    assert not (interrupted / "index.html").exists()
+    monkeypatch.undo()
+    assert write_report(model, interrupted, map_method="pca", words=["class0"]).is_file()  # rerun: fine
+    older = tmp_path / "older"  # a report of a version without the marker: recognised by its page
+    (older / "thumbs").mkdir(parents=True)
+    (older / "index.html").write_text((out / "index.html").read_text(encoding="utf-8"), encoding="utf-8")
+    assert write_report(model, older, map_method="pca", words=["class0"]).is_file()
