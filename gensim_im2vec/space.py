@@ -37,9 +37,44 @@ import numpy as np
 from scipy.linalg.blas import sgemm as _sgemm
 from scipy.sparse import csr_matrix
 
-__all__ = ["JobPlan", "WorkerW", "add_outer", "candidate_columns", "job_candidates", "run_pairs", "space_step"]
+__all__ = ["JobPlan", "WorkerW", "add_outer", "candidate_columns", "common_directions", "job_candidates",
+           "remove_directions", "run_pairs", "space_step"]
 
 REAL = np.float32
+
+
+def common_directions(word_vectors: np.ndarray, k: int) -> np.ndarray:
+    """The directions every word shares: an orthonormal basis (D × (k + 1), float64) of the mean of
+    the words' unit vectors and the top `k` principal directions of those unit vectors.
+
+    Skip-gram vectors share a mean direction and a few dominant ones that encode frequency more than
+    meaning ("all-but-the-top", Mu & Viswanath, ICLR 2018). An image vector with a component along
+    them is close to every tag-like word at once; :func:`remove_directions` takes it out.
+
+    >>> rng = np.random.default_rng(0)
+    >>> Q = common_directions(rng.normal(size=(50, 8)) + 3.0, k=2)
+    >>> Q.shape, bool(np.allclose(Q.T @ Q, np.eye(3)))
+    ((8, 3), True)
+    """
+    U = np.asarray(word_vectors, dtype=np.float64)
+    if U.ndim != 2 or len(U) < 2:
+        raise ValueError(f"common_directions needs at least 2 word vectors (a 2-d array), got shape {U.shape}.")
+    if not isinstance(k, (int, np.integer)) or not 0 <= k < min(U.shape):
+        raise ValueError(f"k must be an int in [0, {min(U.shape) - 1}] for {U.shape[0]} words of dim "
+                         f"{U.shape[1]}, got {k!r}.")
+    norms = np.linalg.norm(U, axis=1, keepdims=True)
+    U = U / np.where(norms > 0, norms, 1.0)
+    mean = U.mean(axis=0)
+    top = np.linalg.svd(U - mean, full_matrices=False)[2][:k] if k else np.zeros((0, U.shape[1]))
+    Q, R = np.linalg.qr(np.vstack([mean, top]).T)
+    return Q[:, np.abs(np.diag(R)) > 1e-9 * max(1.0, np.abs(R).max())]
+
+
+def remove_directions(W: np.ndarray, Q: np.ndarray) -> None:
+    """``W ← (I − Q·Qᵀ)·W`` in place: every ``h = W·x`` loses its component along the columns of
+    the orthonormal `Q` (D × m)."""
+    if len(Q.T):
+        W -= (Q @ (Q.T @ W.astype(np.float64))).astype(W.dtype)
 
 
 def run_pairs(tokens: np.ndarray, slots: np.ndarray, bounds: np.ndarray, n_slots: int) -> tuple[np.ndarray, np.ndarray]:

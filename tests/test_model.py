@@ -128,12 +128,14 @@ def test_with_a_frozen_W_the_space_step_moves_the_words_to_the_images(plain):
 # W must learn: 20 classes whose features are swamped by 16 directions of variation that no tag
 # describes (lighting, background, pose: std 8 against prototypes of std 1, plus noise 1.0), so
 # raw-feature cosine finds an image's class for 15-17 % of held-out images. W has to learn to
-# ignore those directions. Measured with TRAIN, corpus seeds 0-2 x model seeds 1-2: held-out image
-# -> class word 0.945-0.972, class word -> its 10 nearest held-out images 0.895-0.925. With W
-# broken (corpus seed 0, model seed 1; test_a_broken_W_update_fails_the_quality_bars): not updated
-# 0.282 / 0.245, stepped the wrong way 0.008 / 0.035, stepped with other images' features
-# 0.070 / 0.105.
-HARD_BARS = {"held_out_hits": 0.85, "word_to_held_out_p10": 0.8}
+# ignore those directions. Measured with TRAIN (space_common_directions 0, the default), corpus
+# seeds 0-2 x model seeds 1-2: held-out image -> class word 0.913-0.948, class word -> its 10
+# nearest held-out images 0.955-0.995 (W kept as trained, space_common_directions=None:
+# 0.948-0.970 / 0.900-0.930). With W broken (corpus seed 0, model seed 1;
+# test_a_broken_W_update_fails_the_quality_bars): not updated 0.255 / 0.530 (None: 0.277 / 0.260:
+# without the tags' mean direction even a random W's images rank better for a word), stepped the
+# wrong way 0.007 / 0.060, stepped with other images' features 0.057 / 0.170.
+HARD_BARS = {"held_out_hits": 0.85, "word_to_held_out_p10": 0.9}
 
 
 def make_hard_corpus(seed=0, style=8.0, n_style=16):
@@ -240,7 +242,8 @@ def test_a_broken_W_update_fails_the_quality_bars(hard, monkeypatch, how):
     _break_W(monkeypatch, how)
     model = Im2Vec(hard.docs, image_features=hard.features, **TRAIN)
     f = _hard_figures(model, hard)
-    assert all(f[k] < HARD_BARS[k] - 0.4 for k in HARD_BARS), f
+    assert f["held_out_hits"] < HARD_BARS["held_out_hits"] - 0.4, f
+    assert f["word_to_held_out_p10"] < HARD_BARS["word_to_held_out_p10"] - 0.3, f
 
 
 def test_most_similar_of_an_image_key_is_the_ranking_by_its_projection(plain, trained):
@@ -454,9 +457,64 @@ def test_loss_is_the_exact_sum_of_job_and_space_step_losses_with_two_workers(pla
 
 
 # ---------------------------------------------------------------------------- persistence
+def _tag_rows(model):
+    k2i = model.wv.key_to_index
+    return np.sort([k2i[w] for w in model.image_tag_counts if w in k2i and not model.is_image(w)])
+
+
+def test_image_vectors_lose_the_tags_common_directions_and_the_words_keep_theirs(plain, trained):
+    """space_common_directions: after train(), W = (I − QQᵀ)·W_trained, Q the tags' unit mean (and
+    top k principal directions), so every image vector, stored or projected, is orthogonal to Q; the
+    training itself and the words are those of a model that keeps W as trained."""
+    from gensim_im2vec.space import common_directions
+
+    assert trained.space_common_directions == 0  # the default: the tags' mean direction
+    Q = trained.space_directions
+    assert Q.shape == (32, 1)
+    np.testing.assert_allclose(Q, common_directions(trained.wv.vectors[_tag_rows(trained)], 0), atol=1e-5)
+    two = Im2Vec(plain.docs, image_features=plain.features, space_common_directions=2, **TRAIN)
+    assert two.space_directions.shape == (32, 3)
+    np.testing.assert_allclose(two.space_directions, common_directions(two.wv.vectors[_tag_rows(two)], 2),
+                               atol=1e-5)
+    rows = np.stack([two.wv[k] for k in two.image_keys])
+    Q = two.space_directions
+    assert np.abs(rows @ Q).max() < 1e-4 * np.abs(rows).max()
+    h = two.project(plain.test_features)
+    assert np.abs(h @ Q).max() < 1e-4 * np.abs(h).max()
+    kept = Im2Vec(plain.docs, image_features=plain.features, space_common_directions=None, **TRAIN)
+    assert kept.space_directions is None
+    assert np.abs(np.stack([kept.wv[k] for k in kept.image_keys]) @ Q).max() > 0.1 * np.abs(rows).max()
+    words = _tag_rows(kept)
+    np.testing.assert_array_equal(kept.wv.vectors[words], two.wv.vectors[words])
+    np.testing.assert_allclose(two.W, kept.W - Q @ (Q.T @ kept.W), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "2"])
+def test_space_common_directions_is_checked_by_name(bad):
+    with pytest.raises(ValueError, match="space_common_directions"):
+        Im2Vec(space_common_directions=bad)
+
+
+def test_more_common_directions_than_dimensions_is_an_error_before_training(plain):
+    m = Im2Vec(image_features=plain.features, space_common_directions=23, epochs=1, **SMALL)
+    m.build_vocab(plain.docs[:200])
+    with pytest.raises(ValueError, match=r"space_common_directions=23 would take 24 of the 24 dimensions"):
+        m.train(plain.docs[:200], total_examples=200, epochs=1)
+    assert m.feature_mean is None  # refused before anything trained
+
+
+def test_too_few_tags_for_the_common_directions_keeps_W_and_says_so(caplog):
+    rng = np.random.default_rng(0)
+    feats = {f"img:{i}": rng.normal(size=8).astype(np.float32) for i in range(6)}
+    docs = [[f"img:{i}", "cat" if i % 2 else "dog", "pet"] for i in range(6)]
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.model"):
+        m = Im2Vec(docs, image_features=feats, space_common_directions=2, epochs=1, **SMALL)
+    assert m.space_directions is None and "3 tag(s) with a vector, too few for 3 common direction(s)" in caplog.text
+
+
 def test_save_load_mmap_continue_keeps_feature_mean_and_projection(tmp_path, plain):
     docs = plain.docs[:300]
-    m = Im2Vec(docs, image_features=plain.features, epochs=1, **SMALL)
+    m = Im2Vec(docs, image_features=plain.features, epochs=1, space_common_directions=1, **SMALL)
     mean = m.feature_mean.copy()
     path = tmp_path / "m.model"
     m.save(str(path))
@@ -480,6 +538,8 @@ def test_save_load_mmap_continue_keeps_feature_mean_and_projection(tmp_path, pla
     loaded.save(str(tmp_path / "m2.model"))
     again = Im2Vec.load(str(tmp_path / "m2.model"))
     assert np.array_equal(again.W, loaded.W)
+    np.testing.assert_array_equal(again.space_directions, loaded.space_directions)
+    assert again.space_common_directions == 1 and again.space_directions.shape == (24, 2)
     np.testing.assert_array_equal(again.feature_mean, mean)
     np.testing.assert_allclose(again.wv["img:3"], again.project(plain.features["img:3"]), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(again.project(plain.test_features[:2]), loaded.project(plain.test_features[:2]))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from space_problem import tiny_run
 
-from gensim_im2vec.space import run_pairs, space_step
+from gensim_im2vec.space import common_directions, remove_directions, run_pairs, space_step
 
 
 def test_run_pairs_joins_images_with_the_words_of_their_own_chunk():
@@ -103,3 +103,52 @@ def test_W_alone_learns_to_put_each_image_nearest_one_of_its_own_words(candidate
     H = Vn @ W.T
     cos = (H / np.linalg.norm(H, axis=1, keepdims=True)) @ (syn0 / np.linalg.norm(syn0, axis=1, keepdims=True)).T
     assert [int(np.argmax(cos[s])) in pw[ps == s] for s in range(4)] == [True] * 4, cos
+
+
+# ---------------------------------------------------------------------------- common directions
+def _skewed_words(seed=0, n=400, d=16):
+    """Unit-ish word vectors that share a mean offset and one dominant direction (axis 3)."""
+    rng = np.random.default_rng(seed)
+    U = rng.normal(size=(n, d))
+    U[:, 3] *= 8.0
+    return U + 4.0 * np.eye(d)[0]
+
+
+def test_common_directions_are_the_unit_mean_and_the_top_principal_directions():
+    U = _skewed_words()
+    unit = U / np.linalg.norm(U, axis=1, keepdims=True)
+    Q = common_directions(U * 7.0, k=1)  # the words' norms do not matter: unit vectors are used
+    assert Q.shape == (16, 2)
+    np.testing.assert_allclose(Q.T @ Q, np.eye(2), atol=1e-10)
+    mean = unit.mean(axis=0)
+    np.testing.assert_allclose(np.linalg.norm(Q.T @ mean), np.linalg.norm(mean), rtol=1e-10)  # mean in span
+    top = np.linalg.svd(unit - mean, full_matrices=False)[2][0]
+    assert np.linalg.norm(Q.T @ top) == pytest.approx(1.0, abs=1e-10)  # top PC in span
+    assert abs(top[3]) > 0.9  # ... and it is the dominant axis the words were given
+    only_mean = common_directions(U, k=0)
+    np.testing.assert_allclose(np.abs(only_mean[:, 0]), np.abs(mean) / np.linalg.norm(mean), atol=1e-10)
+
+
+@pytest.mark.parametrize("k", [-1, 16, 2.0, "2"])
+def test_common_directions_refuses_a_bad_k_by_name(k):
+    with pytest.raises(ValueError, match="k must be an int"):
+        common_directions(_skewed_words(), k=k)
+    with pytest.raises(ValueError, match="at least 2 word vectors"):
+        common_directions(np.ones((1, 16)), k=0)
+
+
+def test_remove_directions_leaves_every_projection_orthogonal_and_the_rest_unchanged():
+    rng = np.random.default_rng(1)
+    Q = common_directions(_skewed_words(), k=2)
+    W = rng.normal(size=(16, 40)).astype(np.float32)
+    before = W.copy()
+    remove_directions(W, Q.astype(np.float32))
+    assert W.dtype == np.float32
+    X = rng.normal(size=(50, 40)).astype(np.float32)
+    h = X @ W.T
+    assert np.abs(h @ Q).max() < 1e-4 * np.abs(h).max()
+    P = np.eye(16) - Q @ Q.T
+    np.testing.assert_allclose(W, P @ before, rtol=1e-5, atol=1e-5)
+    again = W.copy()
+    remove_directions(again, Q.astype(np.float32))  # idempotent
+    np.testing.assert_allclose(again, W, atol=1e-5)
