@@ -13,8 +13,11 @@ merges the parts by key into one store with :func:`merge_stores`:
 Resumable at two levels: a finished part has a marker file (written last) and is not redone; a
 part whose actor died keeps its committed shards, so the rerun redoes only that part's
 unfinished rows. Parts made by another model, layer, dtype or preprocessing are refused at
-merge time (:class:`~gensim_im2vec.store.StoreMismatchError`). Preprocessing, batching and the
-model are the single-machine extractor's, so the features agree row for row.
+merge time (:class:`~gensim_im2vec.store.StoreMismatchError`). Before any work, a target that is
+not a feature store, a store made with other settings (when extending it), and a
+``STORE.ray-parts/`` holding anything but parts (it is deleted after the merge) are refused.
+Preprocessing, batching and the model are the single-machine extractor's, so the features agree
+row for row.
 
 On a local Ray (what the tests do; random weights need no download):
 
@@ -43,6 +46,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import time
 from collections.abc import Sequence
@@ -51,14 +55,23 @@ from pathlib import Path
 
 import numpy as np
 
-from gensim_im2vec.fileio import atomic_write_json
-from gensim_im2vec.store import IDENTITY_FIELDS, FeatureStore, StoreMismatchError
+from gensim_im2vec.fileio import atomic_write_json, check_output_folder
+from gensim_im2vec.store import (
+    _STORE_FILES,
+    IDENTITY_FIELDS,
+    METADATA_FILE,
+    FeatureStore,
+    StoreMismatchError,
+    _is_store,
+)
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["RayExtractionReport", "extract_ray", "merge_stores", "plan_parts"]
 
 PARTS_SUFFIX = ".ray-parts"
+#: What extract_ray writes in ``STORE.ray-parts/``: part stores and their finished markers.
+_PART_NAME = re.compile(r"^part-\d{6,}(\.done\.json)?$")
 _COPY_ROWS = 65536
 _PROVENANCE_DROP = ("count", "last_shard", "created", "updated", "package_version", "format_version", "pca")
 
@@ -180,6 +193,59 @@ def _marker(parts_root: Path, i: int) -> Path:
     return parts_root / f"part-{i:06d}.done.json"
 
 
+def _visible(folder: Path) -> list[Path]:
+    """The entries of `folder` that are not hidden (temporary files of atomic writes and the store
+    lock are hidden; no command writes a hidden name of the user's)."""
+    return [e for e in folder.iterdir() if not e.name.startswith(".")]
+
+
+def _own_parts(parts_root: Path) -> bool:
+    """Whether `parts_root` holds only what extract_ray writes there: ``part-NNNNNN/`` feature stores
+    (or still empty ones) and ``part-NNNNNN.done.json`` markers; then it may be reused and deleted."""
+    for e in _visible(parts_root):
+        if not _PART_NAME.match(e.name) or e.is_symlink():
+            return False
+        if e.name.endswith(".done.json") != e.is_file():
+            return False
+        if e.is_dir() and not _is_store(e) and _visible(e):
+            return False
+    return True
+
+
+def _check_folders(target: Path, parts_root: Path) -> None:
+    """Refuse, before any work, a target that is not a feature store, or a parts folder that holds
+    anything extract_ray did not write (it is deleted after the merge, and with mode='overwrite')."""
+    for path, what in ((target, "the feature store"), (parts_root, "the parts folder of extract_ray")):
+        if path.exists() and not path.is_dir():
+            raise FileExistsError(f"{str(path)!r} is a file, but extract_ray needs it as {what}; move the file or "
+                                  f"choose another store path.")
+    check_output_folder(target, command="extract_ray", owned=_is_store, marker=f"feature store {METADATA_FILE}",
+                        writes=_STORE_FILES)
+    try:
+        check_output_folder(parts_root, command="extract_ray", owned=_own_parts)
+    except FileExistsError as e:
+        raise FileExistsError(
+            f"{e} extract_ray keeps the parts of the store {str(target)!r} in {str(parts_root)!r} and deletes that "
+            f"folder after the merge; move the folder away, or choose another store path."
+        ) from None
+
+
+def _check_target_identity(target: Path, fx_options: dict, run_options: dict) -> None:
+    """Refuse, before any work, to extend a store made with other settings (model, weights, layer,
+    dtype, preprocessing, normalisation): the extractor is built once here, on the CPU, for the
+    identity the actors' parts will have, and checked as :meth:`FeatureExtractor.extract` checks it.
+    Precision and JPEG decoding device are not part of the identity, so they are set for the CPU."""
+    from gensim_im2vec.features import FeatureExtractor
+
+    defaults = inspect.signature(FeatureExtractor.extract).parameters
+    dtype = run_options.get("dtype", defaults["dtype"].default)
+    normalise = run_options.get("normalise", defaults["normalise"].default)
+    probe = {**fx_options, "precision": "fp32", "jpeg_device": None,
+             "draft": False if fx_options.get("jpeg_device") is not None else fx_options.get("draft")}
+    fx = FeatureExtractor(**probe, device="cpu", batch_size=1, num_workers=0, threads=1, progress=False)
+    fx._target_pca(target, [], "extend", dict(fx.metadata, normalisation=normalise), dtype, None, 0, normalise)
+
+
 def _part_finished(parts_root: Path, i: int, keys: Sequence[str]) -> bool:
     m = _marker(parts_root, i)
     if not m.exists() or not (_part_dir(parts_root, i) / "metadata.json").exists():
@@ -291,17 +357,31 @@ def _extractor_options(options: dict) -> tuple[dict, dict, str, str]:
     return fx_options, run_options, mode, prefix
 
 
-def _open_target(target: Path, parts_root: Path, mode: str) -> set[str]:
-    """Check `mode` against the target store; the keys it already holds (extend), else none."""
+def _open_target(target: Path, parts_root: Path, mode: str, fx_options: dict, run_options: dict) -> set[str]:
+    """Check the target store and the parts folder before any work (:func:`_check_folders`), and
+    `mode` and the settings against the target store; the keys it already holds (extend), else none."""
     if mode not in ("extend", "create", "overwrite"):
         raise ValueError(f"mode: expected 'extend', 'create' or 'overwrite', got {mode!r}.")
-    if mode == "create" and (target / "metadata.json").exists():
+    _check_folders(target, parts_root)
+    if mode == "create" and (target / METADATA_FILE).exists():
         raise FileExistsError(f"feature store {str(target)!r} already exists; pass mode='extend' or 'overwrite'.")
-    if mode == "overwrite":
-        shutil.rmtree(parts_root, ignore_errors=True)
-    if mode == "extend" and (target / "metadata.json").exists():
+    if mode == "extend" and (target / METADATA_FILE).exists():
+        _check_target_identity(target, fx_options, run_options)
         return set(FeatureStore.open(target).keys)
+    if mode == "overwrite":
+        _remove_parts(parts_root)
     return set()
+
+
+def _remove_parts(parts_root: Path) -> None:
+    """Delete the parts folder if it still holds only what extract_ray wrote (else keep it, warning)."""
+    if not parts_root.is_dir():
+        return
+    if not _own_parts(parts_root):
+        logger.warning("extract_ray: %s now holds files extract_ray did not write; it is kept (delete it yourself "
+                       "once they are safe)", parts_root)
+        return
+    shutil.rmtree(parts_root, ignore_errors=True)
 
 
 @dataclass
@@ -430,7 +510,8 @@ def extract_ray(
     shard_size : int
         Images per committed shard inside a part: the most a dying actor loses.
     keep_parts : bool
-        Keep ``STORE.ray-parts/`` after the merge (default: delete it).
+        Keep ``STORE.ray-parts/`` after the merge (default: delete it). It is only ever deleted
+        while it holds nothing but parts (``part-NNNNNN/`` stores, ``part-NNNNNN.done.json``).
     **options
         Options of :class:`~gensim_im2vec.features.FeatureExtractor` (``arch``, ``weights``,
         ``layer``, ``precision``, ``seed``, ...) and of its ``extract`` (``dtype``, ``normalise``,
@@ -442,6 +523,15 @@ def extract_ray(
     Returns
     -------
     RayExtractionReport
+
+    Raises
+    ------
+    FileExistsError
+        Before any work: `store` is a non-empty folder that is not a feature store, or
+        ``STORE.ray-parts/`` holds a file extract_ray did not write (the message names it); or
+        mode="create" and the store exists.
+    StoreMismatchError
+        Before any work (mode="extend"): the existing store was made with other settings.
     """
     import ray
 
@@ -449,7 +539,7 @@ def extract_ray(
     fx_options, run_options, mode, prefix = _extractor_options(options)
     target = Path(store)
     parts_root = target.with_name(target.name + PARTS_SUFFIX)
-    done = _open_target(target, parts_root, mode)
+    done = _open_target(target, parts_root, mode, fx_options, run_options)
     pairs = _as_pairs(images, prefix)
     if not ray.is_initialized():
         ray.init(address=address, **(ray_init or {}))
@@ -478,7 +568,7 @@ def extract_ray(
     else:
         merged = FeatureStore.open(target)
     if not keep_parts:
-        shutil.rmtree(parts_root, ignore_errors=True)
+        _remove_parts(parts_root)
     secs = time.perf_counter() - t0
     report = RayExtractionReport(
         store=merged, total=len(pairs), extracted=extracted, already=already, parts=len(parts),

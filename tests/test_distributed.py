@@ -87,3 +87,90 @@ def test_merge_by_key_and_refuse_other_models(tmp_path):
         plan_parts([("img:1", "x")], 0)
     with pytest.raises(ValueError, match="no source"):
         merge_stores(tmp_path / "z", [])
+
+
+# ----------------------------------------------------------------------------- checks before any work
+
+
+@pytest.fixture
+def ray_not_reached(monkeypatch):
+    """extract_ray must refuse before it starts Ray (before any extraction): starting it fails the test."""
+    def init(*args, **kwargs):
+        raise AssertionError("extract_ray got as far as starting Ray")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+
+
+def _snapshot(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() if p.is_file() else None
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize("mode", ["extend", "create", "overwrite"])
+def test_user_folder_as_store_refused_before_any_work(photos, tmp_path, ray_not_reached, mode):
+    mine = tmp_path / "feats"
+    (mine / "sub").mkdir(parents=True)
+    (mine / "notes.txt").write_text("my notes")
+    (mine / "sub" / "table.csv").write_text("a,b\n1,2\n")
+    before = _snapshot(mine)
+    with pytest.raises(FileExistsError) as e:
+        extract_ray(photos, mine, **FX, part_size=4, mode=mode)
+    assert str(mine) in str(e.value) and "notes.txt" in str(e.value) and "Choose a new or empty folder" in str(e.value)
+    assert _snapshot(mine) == before  # byte for byte
+    assert not (tmp_path / "feats.ray-parts").exists()
+
+
+def test_store_of_other_features_refused_before_any_work(photos, tmp_path, ray_not_reached):
+    rng = np.random.default_rng(2)
+    other = FeatureStore.from_arrays(tmp_path / "feats", ["img:x"], rng.random((1, 4), dtype=np.float32),
+                                     metadata={"arch": "resnet50", "weights": "IMAGENET1K_V1"}, dtype="float16")
+    before = _snapshot(other.path)
+    with pytest.raises(StoreMismatchError, match="arch"):
+        extract_ray(photos, tmp_path / "feats", **FX, part_size=4)
+    assert _snapshot(other.path) == before
+    assert not (tmp_path / "feats.ray-parts").exists()
+
+
+@pytest.mark.parametrize("mode", ["extend", "overwrite"])
+@pytest.mark.parametrize("theirs", ["notes.txt", "part-000000/notes.txt"])
+def test_user_parts_folder_refused_not_deleted(photos, tmp_path, ray_not_reached, mode, theirs):
+    parts = tmp_path / "feats.ray-parts"
+    (parts / theirs).parent.mkdir(parents=True, exist_ok=True)
+    (parts / theirs).write_text("mine")
+    before = _snapshot(parts)
+    with pytest.raises(FileExistsError) as e:
+        extract_ray(photos, tmp_path / "feats", **FX, part_size=4, mode=mode)
+    assert str(parts) in str(e.value) and theirs in str(e.value) and "another store path" in str(e.value)
+    assert _snapshot(parts) == before
+    assert not (tmp_path / "feats").exists()
+
+
+def test_own_parts_folder_passes_the_checks(photos, tmp_path, ray_not_reached):
+    # what an interrupted run leaves: a finished part, a part cut short, an actor's temporary file
+    parts = tmp_path / "feats.ray-parts"
+    FeatureStore.from_arrays(parts / "part-000000", ["img:a/01"], np.ones((1, 4), dtype=np.float32))
+    (parts / "part-000000.done.json").write_text('{"keys": ["img:a/01"]}')
+    (parts / "part-000001" / "shards").mkdir(parents=True)
+    (parts / ".part-000001.done.json.tmp-1-2").write_text("{")
+    with pytest.raises(AssertionError, match="starting Ray"):  # past the checks, kept for the resume
+        extract_ray(photos, tmp_path / "feats", **FX, part_size=4)
+    assert (parts / "part-000000.done.json").exists()
+    with pytest.raises(AssertionError, match="starting Ray"):  # overwrite deletes its own parts
+        extract_ray(photos, tmp_path / "feats", **FX, part_size=4, mode="overwrite")
+    assert not parts.exists()
+
+
+def test_cli_refuses_user_parts_folder(photos, tmp_path, ray_not_reached):
+    from click.testing import CliRunner
+
+    from gensim_im2vec.cli import main
+
+    (tmp_path / "feats.ray-parts").mkdir()
+    (tmp_path / "feats.ray-parts" / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(main, ["extract-ray", str(photos), "-o", str(tmp_path / "feats"), "--weights", "none",
+                                       "--arch", "mobilenet_v3_small", "--mode", "overwrite"])
+    assert result.exit_code == 1, result.output  # a clean error, no traceback
+    assert "Traceback" not in result.output
+    assert "feats.ray-parts" in result.output and "notes.txt" in result.output
+    assert (tmp_path / "feats.ray-parts" / "notes.txt").read_text() == "mine"
