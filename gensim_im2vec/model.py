@@ -270,7 +270,7 @@ class Im2Vec(Word2Vec):
         `space_common_directions` principal directions ("all-but-the-top"). The words keep their
         vectors. None: keep ``W`` as trained. With the mean alone (0, the default) a tag's nearest
         images are no longer the images that lean towards every tag: on the demo word → held-out
-        images +0.012 mAP in joint mode, held-out image → word +0.005 in two-stage, zero-shot tags
+        images +0.011 mAP in joint mode, held-out image → word +0.005 in two-stage, zero-shot tags
         unchanged; 2 ranks the demo split's zero-shot tags +0.06 better but those of five other
         splits 0.02 worse (docs/joint-space.md).
 
