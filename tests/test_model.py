@@ -128,14 +128,12 @@ def test_with_a_frozen_W_the_space_step_moves_the_words_to_the_images(plain):
 # W must learn: 20 classes whose features are swamped by 16 directions of variation that no tag
 # describes (lighting, background, pose: std 8 against prototypes of std 1, plus noise 1.0), so
 # raw-feature cosine finds an image's class for 15-17 % of held-out images. W has to learn to
-# ignore those directions. Measured with TRAIN (space_common_directions 0, the default), corpus
-# seeds 0-2 x model seeds 1-2: held-out image -> class word 0.913-0.948, class word -> its 10
-# nearest held-out images 0.955-0.995 (W kept as trained, space_common_directions=None:
-# 0.948-0.970 / 0.900-0.930). With W broken (corpus seed 0, model seed 1;
-# test_a_broken_W_update_fails_the_quality_bars): not updated 0.255 / 0.530 (None: 0.277 / 0.260:
-# without the tags' mean direction even a random W's images rank better for a word), stepped the
-# wrong way 0.007 / 0.060, stepped with other images' features 0.057 / 0.170.
-HARD_BARS = {"held_out_hits": 0.85, "word_to_held_out_p10": 0.9}
+# ignore those directions. Measured with TRAIN, corpus seeds 0-2 x model seeds 1-2: held-out image
+# -> class word 0.945-0.972, class word -> its 10 nearest held-out images 0.895-0.925. With W
+# broken (corpus seed 0, model seed 1; test_a_broken_W_update_fails_the_quality_bars): not updated
+# 0.282 / 0.245, stepped the wrong way 0.008 / 0.035, stepped with other images' features
+# 0.070 / 0.105.
+HARD_BARS = {"held_out_hits": 0.85, "word_to_held_out_p10": 0.8}
 
 
 def make_hard_corpus(seed=0, style=8.0, n_style=16):
@@ -242,8 +240,7 @@ def test_a_broken_W_update_fails_the_quality_bars(hard, monkeypatch, how):
     _break_W(monkeypatch, how)
     model = Im2Vec(hard.docs, image_features=hard.features, **TRAIN)
     f = _hard_figures(model, hard)
-    assert f["held_out_hits"] < HARD_BARS["held_out_hits"] - 0.4, f
-    assert f["word_to_held_out_p10"] < HARD_BARS["word_to_held_out_p10"] - 0.3, f
+    assert all(f[k] < HARD_BARS[k] - 0.4 for k in HARD_BARS), f
 
 
 def test_most_similar_of_an_image_key_is_the_ranking_by_its_projection(plain, trained):
@@ -468,10 +465,11 @@ def test_image_vectors_lose_the_tags_common_directions_and_the_words_keep_theirs
     training itself and the words are those of a model that keeps W as trained."""
     from gensim_im2vec.space import common_directions
 
-    assert trained.space_common_directions == 0  # the default: the tags' mean direction
-    Q = trained.space_directions
-    assert Q.shape == (32, 1)
-    np.testing.assert_allclose(Q, common_directions(trained.wv.vectors[_tag_rows(trained)], 0), atol=1e-5)
+    assert trained.space_common_directions is None and trained.space_directions is None  # the default
+    mean = Im2Vec(plain.docs, image_features=plain.features, space_common_directions=0, **TRAIN)
+    assert mean.space_directions.shape == (32, 1)
+    np.testing.assert_allclose(mean.space_directions, common_directions(mean.wv.vectors[_tag_rows(mean)], 0),
+                               atol=1e-5)
     two = Im2Vec(plain.docs, image_features=plain.features, space_common_directions=2, **TRAIN)
     assert two.space_directions.shape == (32, 3)
     np.testing.assert_allclose(two.space_directions, common_directions(two.wv.vectors[_tag_rows(two)], 2),
@@ -481,12 +479,23 @@ def test_image_vectors_lose_the_tags_common_directions_and_the_words_keep_theirs
     assert np.abs(rows @ Q).max() < 1e-4 * np.abs(rows).max()
     h = two.project(plain.test_features)
     assert np.abs(h @ Q).max() < 1e-4 * np.abs(h).max()
-    kept = Im2Vec(plain.docs, image_features=plain.features, space_common_directions=None, **TRAIN)
-    assert kept.space_directions is None
+    kept = trained
     assert np.abs(np.stack([kept.wv[k] for k in kept.image_keys]) @ Q).max() > 0.1 * np.abs(rows).max()
     words = _tag_rows(kept)
     np.testing.assert_array_equal(kept.wv.vectors[words], two.wv.vectors[words])
     np.testing.assert_allclose(two.W, kept.W - Q @ (Q.T @ kept.W), rtol=1e-4, atol=1e-6)
+
+
+def test_taking_out_the_tags_mean_lifts_a_class_words_nearest_held_out_images(hard, hard_trained):
+    """On `hard` the images that lean towards every tag crowd each class word's nearest images;
+    without the tags' mean direction (space_common_directions=0) a class word's 10 nearest held-out
+    images are of its class more often. Measured, corpus seeds 0-2 x model seeds 1-2: 0.955-0.995
+    against 0.900-0.930 with W as trained; held-out images' class word 0.913-0.948 against
+    0.948-0.970 (the price)."""
+    mean = Im2Vec(hard.docs, image_features=hard.features, space_common_directions=0, **TRAIN)
+    kept, lifted = _hard_figures(hard_trained, hard), _hard_figures(mean, hard)
+    assert lifted["word_to_held_out_p10"] >= kept["word_to_held_out_p10"] + 0.03, (kept, lifted)
+    assert lifted["held_out_hits"] >= HARD_BARS["held_out_hits"], lifted
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, True, "2"])
