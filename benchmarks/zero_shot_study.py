@@ -1,7 +1,7 @@
 """Zero-shot ranking on more held-out tags than the demo's split has: Im2Vec's space against ridge.
 
     python benchmarks/zero_shot_study.py [--demo-dir demo_output] [--seeds a b c] [--share 0.3] \
-        [--set space_negatives=256 ...]
+        [--mode two-stage|joint] [--set space_negatives=256 ...]
 
 The demo's split holds out 44 zero-shot tags that appear on test images, and one of them ("flag")
 is on half of those images, so methods within ±0.03 of each other cannot be told apart there. This
@@ -9,7 +9,8 @@ script re-splits the demo's OpenClipArt data (same builder, other split seeds, a
 ``zero_shot_share``) and, for each split, builds the training documents and the evaluation data
 exactly as the demo does (its own functions, given the new split; every set's zero-shot tags are
 held out of every training document). It trains Im2Vec two-stage on the demo's cached word vectors
-and features with the demo's settings, ranks the held-out images' zero-shot tags by cosine in
+(or joint, ``--mode joint``, on the demo's text and the split's image documents) and features with
+the demo's settings, ranks the held-out images' zero-shot tags by cosine in
 ``model.wv`` (the space itself) and with the ridge baseline fitted on the same training images,
 and prints both and their ratio per split, then the mean. The demo's own split file is not touched.
 
@@ -59,9 +60,11 @@ def main():
     ap.add_argument("--demo-dir", default="demo_output")
     ap.add_argument("--seeds", nargs="+", default=["study-1", "study-2", "study-3", "study-4", "study-5"])
     ap.add_argument("--share", type=float, default=0.3)
+    ap.add_argument("--mode", choices=["two-stage", "joint"], default="two-stage",
+                    help="joint: text + image documents, as `make demo --mode joint` (~3 min a split)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="an Im2Vec option")
     args = ap.parse_args()
-    cfg = DemoConfig(out_dir=args.demo_dir)
+    cfg = DemoConfig(out_dir=args.demo_dir, mode=args.mode)
     cfg.im2vec = {**cfg.im2vec, **{k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.set)}}
     words_path = Path(args.demo_dir) / "models" / "words.w2v"
     if not words_path.exists():
@@ -69,7 +72,7 @@ def main():
     feats = open_features(cfg)
     keys = ("p@5", "map", "tag_map")
     sums = {m: np.zeros(3) for m in ("Im2Vec (cosine)", "ridge")}
-    print(f"zero_shot_share={args.share}; two-stage, {cfg.image_epochs} epochs, {cfg.im2vec}")
+    print(f"zero_shot_share={args.share}; {cfg.mode}, {cfg.image_epochs} epochs, {cfg.im2vec}")
     for seed in args.seeds:
         t = time.perf_counter()
         res, n_zero, n_images, top = one_split(cfg, feats, words_path, seed, args.share)
