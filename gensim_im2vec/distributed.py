@@ -57,12 +57,12 @@ import numpy as np
 
 from gensim_im2vec.fileio import atomic_write_json, check_output_folder
 from gensim_im2vec.store import (
-    _STORE_FILES,
     IDENTITY_FIELDS,
     METADATA_FILE,
     FeatureStore,
     StoreMismatchError,
     _is_store,
+    check_store_folder,
 )
 
 logger = logging.getLogger(__name__)
@@ -219,8 +219,7 @@ def _check_folders(target: Path, parts_root: Path) -> None:
         if path.exists() and not path.is_dir():
             raise FileExistsError(f"{str(path)!r} is a file, but extract_ray needs it as {what}; move the file or "
                                   f"choose another store path.")
-    check_output_folder(target, command="extract_ray", owned=_is_store, marker=f"feature store {METADATA_FILE}",
-                        writes=_STORE_FILES)
+    check_store_folder(target)  # the store writer's own check, made before the work instead of at the merge
     try:
         check_output_folder(parts_root, command="extract_ray", owned=_own_parts)
     except FileExistsError as e:

@@ -90,7 +90,8 @@ from gensim_im2vec.validation import check_features, npy_header
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FeatureStore", "FeatureStoreWriter", "PCA", "StoreMismatchError", "StoreLockedError", "IDENTITY_FIELDS"]
+__all__ = ["FeatureStore", "FeatureStoreWriter", "PCA", "StoreMismatchError", "StoreLockedError", "IDENTITY_FIELDS",
+           "check_store_folder"]
 
 FORMAT_VERSION = 1
 FEATURES_FILE = "features.npy"
@@ -352,6 +353,21 @@ def _resolve_dtype(dtype) -> str:
 
 def _is_store(path: Path) -> bool:
     return (path / METADATA_FILE).exists() or (path / SHARD_DIR).is_dir() or (path / JOURNAL_FILE).exists()
+
+
+def check_store_folder(path) -> None:
+    """Refuse a non-empty folder that is not a feature store (its lock file aside), before anything
+    is written there: a store's files would go in beside the user's. The message names one of them."""
+    path = Path(path)
+    if not path.is_dir() or _is_store(path):
+        return
+    entries = sorted(p.name for p in path.iterdir() if p.name != LOCK_FILE)
+    if entries:
+        first = next((n for n in entries if not n.startswith(".")), entries[0])
+        raise FileExistsError(
+            f"{str(path)!r} is a non-empty directory that is not a feature store: it holds {first!r}. Choose a new "
+            f"or empty folder, or move {first!r} and your other files out of it."
+        )
 
 
 def _identity(metadata: Mapping) -> dict:
@@ -1047,7 +1063,7 @@ class FeatureStoreWriter:
 
         if self.path.exists() and not self.path.is_dir():
             raise NotADirectoryError(f"feature store path {str(self.path)!r} is a file; give a directory.")
-        self._check_not_foreign()  # before the lock file goes in
+        check_store_folder(self.path)  # before the lock file goes in
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock = _StoreLock(self.path)  # one writer at a time: everything below runs under it
         try:
@@ -1055,15 +1071,6 @@ class FeatureStoreWriter:
         except BaseException:
             self._release()
             raise
-
-    def _check_not_foreign(self) -> None:
-        if self.path.is_dir() and not _is_store(self.path) and any(
-            p.name != LOCK_FILE for p in self.path.iterdir()
-        ):
-            raise FileExistsError(
-                f"{str(self.path)!r} is a non-empty directory that is not a feature store; choose a new "
-                f"or empty directory."
-            )
 
     def _open_under_lock(self, meta: dict, mode: str, pca: PCA | None) -> None:
         if _is_store(self.path):
@@ -1074,7 +1081,7 @@ class FeatureStoreWriter:
                 )
             if mode == "overwrite":
                 self._remove_store()
-        self._check_not_foreign()
+        check_store_folder(self.path)
         (self.path / SHARD_DIR).mkdir(exist_ok=True)
 
         if (self.path / METADATA_FILE).exists() or (self.path / JOURNAL_FILE).exists():

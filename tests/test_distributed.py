@@ -121,6 +121,20 @@ def test_user_folder_as_store_refused_before_any_work(photos, tmp_path, ray_not_
     assert not (tmp_path / "feats.ray-parts").exists()
 
 
+def test_target_refused_up_front_exactly_as_the_store_writer_refuses_it(photos, tmp_path, ray_not_reached):
+    """extract_ray checks its target with the store writer's own check (store.check_store_folder),
+    so a folder the writer would refuse at the merge (a hidden file of the user's) is refused before
+    any work."""
+    mine = tmp_path / "feats"
+    mine.mkdir()
+    (mine / ".DS_Store").write_bytes(b"finder")
+    with pytest.raises(FileExistsError, match=r"not a feature store: it holds '\.DS_Store'"):
+        extract_ray(photos, mine, **FX, part_size=4)
+    with pytest.raises(FileExistsError, match="not a feature store"):
+        FeatureStore.from_arrays(mine, ["img:x"], np.zeros((1, 4), np.float32))
+    assert sorted(p.name for p in mine.iterdir()) == [".DS_Store"]
+
+
 def test_store_of_other_features_refused_before_any_work(photos, tmp_path, ray_not_reached):
     rng = np.random.default_rng(2)
     other = FeatureStore.from_arrays(tmp_path / "feats", ["img:x"], rng.random((1, 4), dtype=np.float32),
