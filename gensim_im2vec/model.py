@@ -907,7 +907,7 @@ class Im2Vec(Word2Vec):
         self._image_occurrences = 0
         self._space_seconds = 0.0
         start = default_timer()
-        k = self.__dict__.get("space_common_directions")
+        k = self.space_common_directions
         if self.image_heads == "space" and n_img and k is not None and k + 1 >= self.layer1_size:
             raise ValueError(f"space_common_directions={k} would take {k + 1} of the {self.layer1_size} "
                              f"dimensions out of the image vectors (the tags' mean and top {k} directions), "
@@ -1191,7 +1191,7 @@ class Im2Vec(Word2Vec):
         directions where words differ. The words keep their vectors; ``W`` itself changes, so
         :meth:`project` and the stored image rows stay one function. A few tags (fewer than the
         directions + 2) have no common direction to speak of: ``W`` is then kept, with a warning."""
-        k = self.__dict__.get("space_common_directions")
+        k = self.space_common_directions
         if k is None or self.W is None or not self.train_images:  # train_images=False: W stays as it is
             return
         k2i = self.wv.key_to_index
