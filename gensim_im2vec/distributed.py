@@ -61,8 +61,8 @@ from gensim_im2vec.store import (
     METADATA_FILE,
     FeatureStore,
     StoreMismatchError,
-    _is_store,
     check_store_folder,
+    is_store,
 )
 
 logger = logging.getLogger(__name__)
@@ -207,7 +207,7 @@ def _own_parts(parts_root: Path) -> bool:
             return False
         if e.name.endswith(".done.json") != e.is_file():
             return False
-        if e.is_dir() and not _is_store(e) and _visible(e):
+        if e.is_dir() and not is_store(e) and _visible(e):
             return False
     return True
 

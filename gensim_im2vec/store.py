@@ -91,7 +91,7 @@ from gensim_im2vec.validation import check_features, npy_header
 logger = logging.getLogger(__name__)
 
 __all__ = ["FeatureStore", "FeatureStoreWriter", "PCA", "StoreMismatchError", "StoreLockedError", "IDENTITY_FIELDS",
-           "check_store_folder"]
+           "check_store_folder", "is_store"]
 
 FORMAT_VERSION = 1
 FEATURES_FILE = "features.npy"
@@ -351,7 +351,9 @@ def _resolve_dtype(dtype) -> str:
     return name
 
 
-def _is_store(path: Path) -> bool:
+def is_store(path) -> bool:
+    """Whether folder `path` holds a feature store (finished, or one a writer started and may resume)."""
+    path = Path(path)
     return (path / METADATA_FILE).exists() or (path / SHARD_DIR).is_dir() or (path / JOURNAL_FILE).exists()
 
 
@@ -359,7 +361,7 @@ def check_store_folder(path) -> None:
     """Refuse a non-empty folder that is not a feature store (its lock file aside), before anything
     is written there: a store's files would go in beside the user's. The message names one of them."""
     path = Path(path)
-    if not path.is_dir() or _is_store(path):
+    if not path.is_dir() or is_store(path):
         return
     entries = sorted(p.name for p in path.iterdir() if p.name != LOCK_FILE)
     if entries:
@@ -1073,7 +1075,7 @@ class FeatureStoreWriter:
             raise
 
     def _open_under_lock(self, meta: dict, mode: str, pca: PCA | None) -> None:
-        if _is_store(self.path):
+        if is_store(self.path):
             if mode == "create":
                 raise FileExistsError(
                     f"feature store {str(self.path)!r} already exists; pass mode='extend' to continue or "
