@@ -80,7 +80,7 @@ import numpy as np
 from gensim_im2vec.fileio import atomic_write_json, temp_name
 from gensim_im2vec.image_features import release
 from gensim_im2vec.keys import IMAGE_PREFIX, image_mask
-from gensim_im2vec.validation import l2_normalize
+from gensim_im2vec.validation import check_topn, l2_normalize, query_items, query_keys
 
 logger = logging.getLogger(__name__)
 
@@ -504,6 +504,9 @@ class ModalityIndexer:
         vector = np.asarray(vector, dtype=np.float32).reshape(-1)
         if vector.shape[0] != self.dim:
             raise ValueError(f"query vector has dim {vector.shape[0]}, the index {self.dim}.")
+        if not np.isfinite(vector).all():
+            raise ValueError("query vector contains NaN or inf (an index answers such a query with arbitrary keys); "
+                             "query with a finite vector, e.g. model.project(features) of finite features.")
         vector = l2_normalize(vector[None, :])[0]
         hits: list[tuple[str, float]] = []
         for modality in self._active:
@@ -633,7 +636,7 @@ def ann_most_similar(
     model : Im2Vec, Word2Vec or KeyedVectors
     positive, negative : key, vector or list of them, optional
     topn : int
-        Number of results (> 0).
+        Number of results (an int >= 0; an index answers a fixed number, so None is refused).
     indexer : ModalityIndexer
         Built from `model`.
     restrict : {"words", "images", None}
@@ -645,12 +648,13 @@ def ann_most_similar(
         Keys and cosine similarities, best first.
     """
     kv = _keyed_vectors(model)
-    positive = [positive] if isinstance(positive, (str, np.ndarray)) else list(positive or [])
-    negative = [negative] if isinstance(negative, (str, np.ndarray)) else list(negative or [])
-    query_keys = {k for k in positive + negative if isinstance(k, str)}
+    topn = check_topn(topn, allow_none=False)
+    positive, negative = query_items(positive), query_items(negative)
+    # the query's keys are left out, as gensim does: plain keys, indices and (key, weight) pairs
+    left_out = {kv.index_to_key[kv.get_index(k)] for k in query_keys(positive + negative) if kv.has_index_for(k)}
     view = indexer.restrict(restrict)
-    hits = kv.most_similar(positive=positive, negative=negative, topn=int(topn) + len(query_keys), indexer=view)
-    return [(k, s) for k, s in hits if k not in query_keys][: int(topn)]
+    hits = kv.most_similar(positive=positive, negative=negative, topn=topn + len(left_out), indexer=view)
+    return [(k, s) for k, s in hits if k not in left_out][:topn]
 
 
 def cosine_neighbours(queries, base, k: int) -> tuple[np.ndarray, np.ndarray]:

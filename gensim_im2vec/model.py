@@ -93,6 +93,7 @@ from timeit import default_timer
 
 import numpy as np
 from gensim import utils
+from gensim.models.callbacks import CallbackAny2Vec
 from gensim.models.keyedvectors import KeyedVectors
 from gensim.models.word2vec import Word2Vec
 from threadpoolctl import threadpool_limits
@@ -110,7 +111,14 @@ from gensim_im2vec.space import (
     space_step,
 )
 from gensim_im2vec.store import FeatureStore, StoreMismatchError
-from gensim_im2vec.validation import check_features, l2_normalize, npy_problem
+from gensim_im2vec.validation import (
+    check_features,
+    check_topn,
+    l2_normalize,
+    npy_problem,
+    query_items,
+    query_keys,
+)
 
 try:
     from gensim_im2vec import im2vec_inner
@@ -190,10 +198,12 @@ class Im2Vec(Word2Vec):
         reads its own byte range of the file (:mod:`gensim_im2vec.corpusfile`): a model without
         image features trains on gensim's own file kernel; with features, image tokens train by
         the same path as with `sentences`.
-    image_features : mapping, (keys, array) pair or feature store, optional
-        Feature vectors of the images, ``{key: 1-D vector}``, ``(keys, 2-D array)`` or an object
+    image_features : mapping, (keys, array) pair, feature store or its path, optional
+        Feature vectors of the images, ``{key: 1-D vector}``, ``(keys, 2-D array)``, an object
         with ``keys`` and ``vectors`` attributes (e.g. :class:`gensim_im2vec.store.FeatureStore`,
-        possibly memory-mapped; it is not copied). A token is an image token when it has features.
+        possibly memory-mapped; it is not copied) or a feature store's folder (str or PathLike,
+        opened with :meth:`FeatureStore.open <gensim_im2vec.store.FeatureStore.open>`). A token is
+        an image token when it has features.
     image_prefix : str
         Tokens starting with this prefix must have features (see `missing_images`). Default ``IMAGE_PREFIX`` ("img:").
     missing_images : {"raise", "skip"}
@@ -318,7 +328,7 @@ class Im2Vec(Word2Vec):
             space_candidates=space_candidates, space_common_directions=space_common_directions,
         )
         if image_features is not None:
-            self._set_features(ImageFeatures.from_any(image_features))
+            self._set_features(_image_features(image_features))
             if hs:
                 raise ValueError(_HS_WITH_IMAGES)
         super().__init__(
@@ -456,9 +466,17 @@ class Im2Vec(Word2Vec):
         return getattr(self, "_feature_store", None)
 
     def is_image(self, key) -> bool:
-        """True when `key` is an image token (it has features)."""
+        """True when `key` is an image token: an image of the vocabulary (:attr:`image_keys`), or a
+        key outside it that has features. A word of the vocabulary is never an image, also when
+        features given later (``Im2Vec.load(..., image_features=)``) have a key like it."""
         feats = self.features
-        return feats is not None and isinstance(key, str) and key in feats.key_to_index
+        if feats is None or not isinstance(key, str):
+            return False
+        i = self.wv.key_to_index.get(key)
+        rows = self._vocab_image_rows
+        if i is not None and i < len(rows):
+            return bool(rows[i] >= 0)
+        return key in feats.key_to_index
 
     @property
     def image_mask(self) -> np.ndarray:
@@ -525,29 +543,24 @@ class Im2Vec(Word2Vec):
                     keep_raw_vocab=False, trim_rule=None, image_features=None, **kwargs):
         """Build (or with ``update=True`` extend) the vocabulary of words and images.
 
-        Same as :meth:`gensim.models.word2vec.Word2Vec.build_vocab`, plus `image_features`, which
-        sets or replaces the features (with ``update=True`` the new features must cover every
-        image already in the vocabulary, and have the same dimension). Image tokens are kept
-        whatever `min_count`, `max_final_vocab` and `trim_rule` say.
+        Same as :meth:`gensim.models.word2vec.Word2Vec.build_vocab`, plus `image_features` (any
+        form :class:`Im2Vec` takes), which sets or replaces the features (with ``update=True`` the
+        new features must cover every image already in the vocabulary, have the same dimension,
+        and hold no key that is a word of the vocabulary). Image tokens are kept whatever
+        `min_count`, `max_final_vocab` and `trim_rule` say.
         """
         if corpus_file is not None:  # gensim, too, scans a corpus_file as LineSentence(path)
             corpus_iterable, corpus_file = corpusfile.corpus_file_sentences(corpus_file, corpus_iterable), None
         previous = self.features
         if image_features is not None:
-            feats = ImageFeatures.from_any(image_features)
+            feats = _image_features(image_features)
             if self.W is not None and feats.dim != self.W.shape[1]:
                 raise ValueError(
                     f"{feats.name}: expected features of dim {self.W.shape[1]} (the model's W), got "
                     f"{feats.dim}; re-extract them with the same model and layer, or open the matching store."
                 )
-            if update and previous is not None:
-                missing = [k for k in self.image_keys if k not in feats.key_to_index]
-                if missing:
-                    raise ValueError(
-                        f"image_features: the new features lack {len(missing)} image(s) already in the "
-                        f"vocabulary, e.g. {missing[:5]}; pass features that cover old and new images "
-                        f"(e.g. a FeatureStore opened in append mode)."
-                    )
+            if update:
+                self._check_update_features(feats, previous)
             self._set_features(feats)
         try:
             return super().build_vocab(
@@ -557,6 +570,27 @@ class Im2Vec(Word2Vec):
             if image_features is not None and previous is not None:
                 self._set_features(previous)
             raise
+
+    def _check_update_features(self, feats: ImageFeatures, previous: ImageFeatures | None) -> None:
+        """Refuse new features (``build_vocab(update=True, image_features=...)``) that lack an image of
+        the vocabulary, or that would turn a word of the vocabulary into an image (its trained
+        vector would be overwritten by ``W``'s, and it would leave the words)."""
+        if previous is not None:
+            missing = [k for k in self.image_keys if k not in feats.key_to_index]
+            if missing:
+                raise ValueError(
+                    f"image_features: the new features lack {len(missing)} image(s) already in the "
+                    f"vocabulary, e.g. {missing[:5]}; pass features that cover old and new images "
+                    f"(e.g. a FeatureStore opened in append mode)."
+                )
+        k2i = feats.key_to_index
+        words = [k for k in self.word_keys if k in k2i]
+        if words:
+            raise ValueError(
+                f"image_features: {len(words)} key(s) of the new features are words of the vocabulary, e.g. "
+                f"{words[:5]}; an update cannot turn a word into an image. Give those images keys no word has "
+                f"(e.g. with the prefix {self.image_prefix!r}), or drop them from the features."
+            )
 
     def _scan_vocab(self, sentences, progress_per, trim_rule):
         return super()._scan_vocab(self._tap_tag_counts(sentences), progress_per, self._keep_images_rule(trim_rule))
@@ -593,6 +627,7 @@ class Im2Vec(Word2Vec):
         self._check_rates()
         self._check_tokens()
         self._resolve_missing_images()
+        old_rows = self._vocab_image_rows.copy()  # (gensim's part below may look the rows up again)
         feats = self.features
         k2i = feats.key_to_index if feats is not None else {}
         raw = self.raw_vocab
@@ -647,6 +682,9 @@ class Im2Vec(Word2Vec):
             fresh = self._add_images(img_keys, img_counts, np.asarray(img_rows, dtype=np.int64), update)
             if fresh is None:
                 self._refresh_image_index()
+                # a word stays a word, also one the features have a key for (features given to load())
+                n_old = min(len(old_rows), len(self._vocab_image_rows))
+                self._vocab_image_rows[:n_old][old_rows[:n_old] < 0] = -1
             else:
                 self._vocab_image_rows = fresh
                 if feats is not None and hasattr(feats, "check_rows"):
@@ -852,6 +890,10 @@ class Im2Vec(Word2Vec):
                                        **kwargs)
         self._check_rates()
         self._check_batch_words(self.batch_words)
+        if isinstance(self.workers, (int, float, np.integer, np.floating)) and not self.workers >= 1:
+            # gensim starts no worker thread then, and train() returns having trained nothing
+            raise ValueError(f"workers must be >= 1 (the number of training threads), got {self.workers!r}; "
+                             f"with none, train() would silently train nothing. Use e.g. workers=1.")
         self._check_lockf()
         has_images = bool(np.any(self._vocab_image_rows >= 0))
         if self.hs and has_images:
@@ -860,7 +902,12 @@ class Im2Vec(Word2Vec):
             if self.negative <= 0:
                 raise ValueError("Im2Vec trains with negative sampling: set negative > 0 (e.g. 5).")
             if len(self._neg_word_idx) == 0:
-                raise RuntimeError("the vocabulary holds no words to draw negatives from; add text to the corpus.")
+                min_count = int(getattr(self, "effective_min_count", None) or self.min_count)
+                why = (f"each word of the corpus occurs fewer than min_count={min_count} times (lower min_count) "
+                       f"or the documents hold images only (add text to them)" if min_count > 1 else
+                       "the documents hold images only; add their tags or caption words to them")
+                raise RuntimeError(f"the vocabulary holds no words to draw negatives from ({len(self.wv)} "
+                                   f"image(s), no word): {why}.")
             if len(self.syn1neg) < self._output_rows():  # the kernel indexes it by word without a check
                 raise RuntimeError(f"model.syn1neg has {len(self.syn1neg)} rows, the vocabulary's words need "
                                    f"{self._output_rows()}; rebuild the weights with build_vocab().")
@@ -919,6 +966,9 @@ class Im2Vec(Word2Vec):
         # folded into W when the job ends (WorkerW), so no update is lost; one worker needs none
         shared = max(int(self.workers), 1) > 1 and n_img and self.W is not None
         self._w_workers = WorkerW(self.W) if shared else None
+        # the images' rows of wv follow W when a callback looks (each epoch's end, after the last
+        # W step; the end of training, after the steps below), and when training stops early
+        sync = _ImageSync(lambda: self._finish_training(n_img, start), each_epoch=bool(callbacks))
         try:
             # one BLAS thread inside each worker; gensim's worker threads give the parallelism
             with threadpool_limits(limits=1, user_api="blas"):
@@ -927,9 +977,17 @@ class Im2Vec(Word2Vec):
                     total_words=total_words,
                     epochs=epochs, start_alpha=start_alpha, end_alpha=end_alpha, word_count=word_count,
                     queue_factor=queue_factor, report_delay=report_delay, compute_loss=compute_loss,
-                    callbacks=callbacks, **kwargs)
+                    callbacks=(sync, *callbacks), **kwargs)
         finally:
             self._w_workers = None  # not saved with the model
+            if sync.started and not sync.finished:  # interrupted (Ctrl-C, a callback's error): W as it is
+                self._write_image_vectors()
+        return result
+
+    def _finish_training(self, n_img: int, start: float) -> None:
+        """What follows the epochs of :meth:`train` (before the callbacks' ``on_train_end``): the
+        space's statistics, the removal of the tags' common directions from W, the images' rows of
+        ``wv``, the count of trained words."""
         elapsed = default_timer() - start
         if self._image_occurrences:
             logger.info("trained %i image occurrences in %.1fs (%.0f image tokens/s)",
@@ -947,7 +1005,6 @@ class Im2Vec(Word2Vec):
         if self.train_words is not False or (self.image_heads == "space" and n_img):
             # every word of the vocabulary has now learned (the space step moves the new words)
             self.n_trained_words = len(self.wv)
-        return result
 
     def _train_epoch_corpusfile(self, corpus_file, cur_epoch=0, total_examples=None, total_words=None,
                                 callbacks=(), **kwargs):
@@ -1311,7 +1368,11 @@ class Im2Vec(Word2Vec):
     # ------------------------------------------------------------------ placing and querying images
     def _as_feature_matrix(self, features, name="features") -> tuple[np.ndarray, bool]:
         if self.W is None or self.features is None:
-            raise RuntimeError("this model has no image mapping W yet; build it with image_features first.")
+            raise RuntimeError(
+                "this model has no images (no map W from features to the space): it was built without "
+                "image_features, or loaded from a plain gensim Word2Vec. Give it images: "
+                "model.build_vocab(documents, update=True, image_features=...) then model.train(...), or "
+                "Im2Vec(documents, image_features=...) / Im2Vec.from_word2vec(w2v, image_features=..., sentences=...).")
         arr = np.asarray(features)
         single = arr.ndim == 1
         if single:
@@ -1361,10 +1422,11 @@ class Im2Vec(Word2Vec):
         out = self._project_normalized(arr)
         return out[0] if single else out
 
-    def project_to_keyedvectors(self, keys: Sequence[str], features) -> KeyedVectors:
-        """Project unseen images into a separate KeyedVectors (never into ``model.wv``)."""
+    def project_to_keyedvectors(self, keys: Sequence[str] | str, features) -> KeyedVectors:
+        """Project unseen images into a separate KeyedVectors (never into ``model.wv``): one key per
+        feature row (a single str for a single image)."""
         arr, _ = self._as_feature_matrix(features)
-        keys = list(keys)
+        keys = [keys] if isinstance(keys, str) else list(keys)  # one key, not its characters
         if len(keys) != len(arr):
             raise ValueError(f"project_to_keyedvectors: {len(keys)} keys for {len(arr)} feature rows.")
         kv = KeyedVectors(self.layer1_size)
@@ -1380,15 +1442,17 @@ class Im2Vec(Word2Vec):
             return self._vocab_image_rows >= 0
         raise ValueError(f"restrict must be 'words', 'images' or None, got {restrict!r}.")
 
-    def _top(self, sims: np.ndarray, topn: int, mask: np.ndarray | None, exclude=()) -> list[tuple[str, float]]:
+    def _top(self, sims: np.ndarray, topn: int | None, mask: np.ndarray | None,
+             exclude: Iterable[int] = ()) -> list[tuple[str, float]]:
+        """The `topn` best keys of `sims` (all of them for None) within `mask`, without the
+        vocabulary indices in `exclude`."""
         sims = np.array(sims, dtype=np.float64)
         if mask is not None:
             sims[~mask] = -np.inf
-        for key in exclude:
-            i = self.wv.key_to_index.get(key) if isinstance(key, str) else None
-            if i is not None:
-                sims[i] = -np.inf
-        k = min(int(topn), int(np.isfinite(sims).sum()))
+        for i in exclude:
+            sims[i] = -np.inf
+        finite = int(np.isfinite(sims).sum())
+        k = finite if topn is None else min(int(topn), finite)
         if k <= 0:
             return []
         best = np.argpartition(-sims, k - 1)[:k]
@@ -1396,21 +1460,25 @@ class Im2Vec(Word2Vec):
         return [(self.wv.index_to_key[i], float(sims[i])) for i in best]
 
     def _most_similar_restricted(self, positive, negative, topn, restrict):
-        positive = [positive] if isinstance(positive, (str, np.ndarray)) else list(positive or [])
-        negative = [negative] if isinstance(negative, (str, np.ndarray)) else list(negative or [])
+        topn = check_topn(topn)
+        positive, negative = query_items(positive), query_items(negative)
         sims = self.wv.most_similar(positive=positive, negative=negative, topn=None)
-        exclude = [k for k in positive + negative if isinstance(k, str)]
+        # the query's keys are left out, as gensim does: plain keys, indices and (key, weight) pairs
+        wv = self.wv
+        exclude = [wv.get_index(k) for k in query_keys(positive + negative) if wv.has_index_for(k)]
         return self._top(sims, topn, self._modality_mask(restrict), exclude)
 
-    def most_similar_words(self, positive=None, negative=None, topn: int = 10) -> list[tuple[str, float]]:
-        """Like ``wv.most_similar`` (keys or vectors, words or images), returning only words."""
+    def most_similar_words(self, positive=None, negative=None, topn: int | None = 10) -> list[tuple[str, float]]:
+        """Like ``wv.most_similar`` (keys, vectors or ``(key, weight)`` pairs, words or images),
+        returning only words; the query's own keys are left out. ``topn=None``: every word, best first."""
         return self._most_similar_restricted(positive, negative, topn, "words")
 
-    def most_similar_images(self, positive=None, negative=None, topn: int = 10) -> list[tuple[str, float]]:
-        """Like ``wv.most_similar`` (keys or vectors, words or images), returning only images."""
+    def most_similar_images(self, positive=None, negative=None, topn: int | None = 10) -> list[tuple[str, float]]:
+        """Like ``wv.most_similar`` (keys, vectors or ``(key, weight)`` pairs, words or images),
+        returning only images; the query's own keys are left out. ``topn=None``: every image, best first."""
         return self._most_similar_restricted(positive, negative, topn, "images")
 
-    def similar_by_image(self, features, topn: int = 10, restrict: str | None = None):
+    def similar_by_image(self, features, topn: int | None = 10, restrict: str | None = None):
         """Nearest words and/or images (cosine in ``model.wv``) to images given by their features.
 
         The same answer as ``model.wv.similar_by_vector(model.project(features))``, with a
@@ -1420,8 +1488,8 @@ class Im2Vec(Word2Vec):
         ----------
         features : array_like (n_features,) or (n_images, n_features)
             Raw features of images (they need not be in the model).
-        topn : int
-            Number of neighbours.
+        topn : int or None
+            Number of neighbours (None: all of them, best first).
         restrict : {"words", "images", None}
             Keep only words, only images, or both.
 
@@ -1429,6 +1497,7 @@ class Im2Vec(Word2Vec):
         -------
         list of (key, cosine), or one such list per image for a 2-D `features`
         """
+        topn = check_topn(topn)
         mask = self._modality_mask(restrict)
         arr, single = self._as_feature_matrix(features)
         H = l2_normalize(self._project_normalized(arr))
@@ -1500,14 +1569,18 @@ class Im2Vec(Word2Vec):
         array are saved with the model, only the rows of the vocabulary's images.
 
         With a path, all files are first written under a temporary name and then renamed, the main
-        file last, so an interrupted save never leaves a half-written model under `fname`.
+        file last, so an interrupted save never leaves a half-written model under `fname`. A path
+        ending in ``.gz`` or ``.bz2`` is compressed, as with gensim (not memory-mappable then).
         """
-        directory = os.path.dirname(os.path.abspath(os.fspath(fname_or_handle))) \
-            if isinstance(fname_or_handle, (str, os.PathLike)) else None
+        directory = None
+        if isinstance(fname_or_handle, (str, os.PathLike)):
+            fname_or_handle = _check_save_path(fname_or_handle)
+            directory = os.path.dirname(fname_or_handle)
         with self._saved_features(directory):
             if directory is None:
                 return super().save(fname_or_handle, *args, **kwargs)
-            atomic_save(super(), fname_or_handle, *args, **kwargs)  # super(): gensim's save, not this one
+            # super(): gensim's save, not this one; under a temporary name that keeps a compression suffix
+            atomic_save(_SuffixedSave(super(), fname_or_handle), fname_or_handle, *args, **kwargs)
 
     @contextlib.contextmanager
     def _saved_features(self, directory: str | None):
@@ -1702,6 +1775,86 @@ class Im2Vec(Word2Vec):
         dim = self.W.shape[1] if self.W is not None and self.features is not None else 0
         return (f"{self.__class__.__name__}<vocab={len(self.wv.index_to_key)} ({n_img} images), "
                 f"vector_size={self.wv.vector_size}, features={dim}, alpha={self.alpha}>")
+
+
+# ---------------------------------------------------------------------------------- training
+
+
+class _ImageSync(CallbackAny2Vec):
+    """Im2Vec's own callback, ahead of the user's: at each epoch's end (only when the user gave
+    callbacks, e.g. one that saves a checkpoint or evaluates) the images' rows of ``wv`` are written
+    from W; at the end of training `finish` runs (:meth:`Im2Vec._finish_training`) before any
+    user's ``on_train_end``."""
+
+    def __init__(self, finish, each_epoch: bool) -> None:
+        self.finish = finish
+        self.each_epoch = each_epoch
+        self.started = self.finished = False
+
+    def on_epoch_begin(self, model) -> None:
+        self.started = True
+
+    def on_epoch_end(self, model) -> None:
+        if self.each_epoch:
+            model._write_image_vectors()
+
+    def on_train_end(self, model) -> None:
+        self.finish()
+        self.finished = True
+
+
+# ---------------------------------------------------------------------------------- features
+
+
+def _image_features(obj) -> ImageFeatures:
+    """`obj` (``image_features=``: a mapping, a ``(keys, array)`` pair, a feature store or the path
+    of one, as :meth:`Im2Vec.load` takes) as :class:`ImageFeatures`."""
+    if isinstance(obj, (str, os.PathLike)):
+        obj = FeatureStore.open(obj)
+    return ImageFeatures.from_any(obj)
+
+
+# ---------------------------------------------------------------------------------- saving
+
+
+#: Suffixes by which gensim's ``save`` compresses (the main file, and ``.npz`` companions).
+_COMPRESSED_SUFFIXES = (".gz", ".bz2")
+
+
+def _check_save_path(fname) -> str:
+    """The absolute path a model is saved to, refused (naming it and the fix) when it is a folder
+    or its folder is missing: the error would otherwise name a temporary file, and a folder's
+    companion files would land beside it."""
+    path = os.path.abspath(os.fspath(fname))
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"cannot save the model to {os.fspath(fname)!r}: it is a folder; give a file name "
+                                f"in it, e.g. {os.path.join(os.fspath(fname), 'model.im2vec')!r}.")
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"cannot save the model to {os.fspath(fname)!r}: the folder {folder!r} does not "
+                                f"exist; create it first (os.makedirs({folder!r}, exist_ok=True)).")
+    return path
+
+
+class _SuffixedSave:
+    """gensim's ``save`` of `saver` for :func:`~gensim_im2vec.fileio.atomic_save`, whose temporary
+    name hides the target's suffix: gensim chooses compression by the name it writes
+    (``.gz``/``.bz2``: a compressed pickle and ``.npz`` companions), so a compressed target is written
+    under the temporary name plus that suffix and renamed back, companions included."""
+
+    def __init__(self, saver, target: str) -> None:
+        self.saver = saver
+        self.suffix = next((s for s in _COMPRESSED_SUFFIXES if target.endswith(s)), "")
+
+    def save(self, fname: str, *args, **kwargs) -> None:
+        suffix = self.suffix
+        if not suffix:
+            self.saver.save(fname, *args, **kwargs)
+            return
+        written = fname + suffix
+        self.saver.save(written, *args, **kwargs)
+        for name in sorted(glob.glob(glob.escape(written) + "*")):
+            os.replace(name, fname + name[len(written):])
 
 
 # ---------------------------------------------------------------------------------- loading

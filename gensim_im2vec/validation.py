@@ -20,7 +20,8 @@ from collections.abc import Container, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["check_features", "check_tag_lists", "check_tagged_features", "l2_normalize", "npy_header", "npy_problem"]
+__all__ = ["check_features", "check_tag_lists", "check_tagged_features", "check_topn", "l2_normalize", "npy_header",
+           "npy_problem", "query_items", "query_keys"]
 
 
 def _row_names(keys: Sequence[str] | None, rows: np.ndarray, limit: int = 5) -> str:
@@ -207,6 +208,57 @@ def check_tagged_features(features, tags: Sequence[Iterable[str]], name: str) ->
     if len(tags) != len(X):
         raise ValueError(f"{name}: {len(X)} feature rows but {len(tags)} tag lists; they must match one to one.")
     return X, check_tag_lists(tags, f"{name} tags")
+
+
+def check_topn(topn, name: str = "topn", allow_none: bool = True) -> int | None:
+    """`topn` as an int >= 0 (None kept where `allow_none`), else a ValueError naming `name`.
+
+    >>> check_topn(3), check_topn(None), check_topn(np.int64(0))
+    (3, None, 0)
+    >>> check_topn(2.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: topn must be an int >= 0 (how many neighbours) or None (all of them), got 2.5.
+    """
+    if topn is None and allow_none:
+        return None
+    if isinstance(topn, bool) or not isinstance(topn, (int, np.integer)) or topn < 0:
+        what = "an int >= 0 (how many neighbours)" + (" or None (all of them)" if allow_none else "")
+        raise ValueError(f"{name} must be {what}, got {topn!r}.")
+    return int(topn)
+
+
+#: What gensim's ``most_similar`` reads as one key or vector (anything else is a ``(key, weight)`` pair).
+_KEY_OR_VECTOR = (str, int, np.integer, np.ndarray)
+
+
+def query_items(items) -> list:
+    """``positive``/``negative`` of a ``most_similar`` call as a list, as gensim reads them: one key
+    (str, int index) or vector alone, else a sequence of keys, vectors and ``(key, weight)`` pairs.
+
+    >>> query_items("dog"), query_items(None), query_items(["dog", ("cat", 0.5)])
+    (['dog'], [], ['dog', ('cat', 0.5)])
+    """
+    if items is None:
+        return []
+    if isinstance(items, _KEY_OR_VECTOR):
+        return [items]
+    return list(items)
+
+
+def query_keys(items: Sequence) -> list:
+    """The keys (str, or int vocabulary index) of query items (:func:`query_items`), weighted
+    ``(key, weight)`` pairs included: the keys gensim's ``most_similar`` leaves out of its answer.
+
+    >>> query_keys(["dog", ("cat", 0.5), np.ones(2), 3])
+    ['dog', 'cat', 3]
+    """
+    keys = []
+    for item in items:
+        key = item if isinstance(item, _KEY_OR_VECTOR) else item[0]
+        if isinstance(key, (str, int, np.integer)):
+            keys.append(key)
+    return keys
 
 
 def npy_header(path) -> tuple[tuple[int, ...], np.dtype, bool, int]:
