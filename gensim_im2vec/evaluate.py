@@ -148,6 +148,7 @@ __all__ = [
     "average_precision",
     "bag_of_words_analogies",
     "compare_word_similarity",
+    "in_vocabulary_order",
     "evaluate_image_tagging",
     "evaluate_scores",
     "features_for_keys",
@@ -564,8 +565,38 @@ def word_similarity(model_or_kv, *, restrict_vocab: int = 300_000, analogy_vocab
 _word_similarity = word_similarity  # run_evaluation's flag of the same name shadows it
 
 
+def in_vocabulary_order(model_or_kv, reference) -> KeyedVectors:
+    """The word vectors of `model_or_kv` (:func:`words_only`) in the order of `reference`'s
+    vocabulary (a model or KeyedVectors), its words that `model_or_kv` lacks left out, then the
+    words only `model_or_kv` has, in its own order: "the most frequent n words" then names the
+    same words in both wherever `model_or_kv` has all of the reference's.
+
+    >>> from gensim.models import KeyedVectors
+    >>> a, b = KeyedVectors(2), KeyedVectors(2)
+    >>> a.add_vectors(["tag", "the", "cat"], [[1, 0], [0, 1], [1, 1]])
+    >>> b.add_vectors(["the", "cat", "dog"], [[0, 1], [1, 1], [1, 2]])
+    >>> in_vocabulary_order(a, b).index_to_key
+    ['the', 'cat', 'tag']
+    """
+    kv = words_only(model_or_kv)
+    ref = words_only(reference)
+    keys = [k for k in ref.index_to_key if k in kv.key_to_index]
+    seen = set(keys)
+    keys += [k for k in kv.index_to_key if k not in seen]
+    if keys == list(kv.index_to_key):
+        return kv
+    out = KeyedVectors(kv.vector_size, count=0)
+    out.add_vectors(keys, np.asarray(kv.vectors)[[kv.key_to_index[k] for k in keys]])
+    return out
+
+
 def compare_word_similarity(model, text_model, **kwargs) -> list[dict]:
     """Word similarity of Im2Vec's words next to the text-only model they came from.
+
+    Both are asked the same questions: Im2Vec's words are measured in the text model's vocabulary
+    order (:func:`in_vocabulary_order`), so that ``analogy_vocab``, the most frequent words that
+    analogies are asked about and answered from, is the same set of words for both (in joint
+    training the image documents' tags count too and would push other words out of it).
 
     Returns
     -------
@@ -574,7 +605,7 @@ def compare_word_similarity(model, text_model, **kwargs) -> list[dict]:
         with the differences (Im2Vec − text); keys as :func:`word_similarity`.
     """
     a = {"model": "text-only Word2Vec", **word_similarity(text_model, **kwargs)}
-    b = {"model": "Im2Vec words", **word_similarity(model, **kwargs)}
+    b = {"model": "Im2Vec words", **word_similarity(in_vocabulary_order(model, text_model), **kwargs)}
     delta = {"model": "Δ (Im2Vec − text)"}
     for k in ("wordsim353", "simlex999", "analogies"):
         if k in a and k in b:

@@ -194,16 +194,20 @@ def text_sentences(cfg: DemoConfig):
     return TextCorpus(files, normalizer=Normalizer.for_text())
 
 
-def pretrain_words(cfg: DemoConfig, steps: Steps) -> Path:
+def text_word2vec(cfg: DemoConfig):
+    """The demo's text-only word vectors: gensim's Word2Vec on ``dictionary-text`` (skip-gram)."""
     from gensim.models import Word2Vec
 
+    return Word2Vec(text_sentences(cfg), vector_size=cfg.vector_size, sg=1, negative=5, window=5, min_count=5,
+                    epochs=cfg.text_epochs, workers=cfg.workers, seed=cfg.seed)
+
+
+def pretrain_words(cfg: DemoConfig, steps: Steps) -> Path:
     path = _paths(cfg)["models"] / "words.w2v"
 
     def run():
         path.parent.mkdir(parents=True, exist_ok=True)
-        corpus = text_sentences(cfg)
-        model = Word2Vec(corpus, vector_size=cfg.vector_size, sg=1, negative=5, window=5, min_count=5,
-                         epochs=cfg.text_epochs, workers=cfg.workers, seed=cfg.seed)
+        model = text_word2vec(cfg)
         atomic_save(model, path)  # with gensim's companion .npy files, the main file last
         return {"words": len(model.wv), "corpus_words": model.corpus_total_words}
 

@@ -429,6 +429,26 @@ def test_two_stage_words_keep_text_word_similarity_and_images_are_left_out(text_
     assert math.isfinite(rows[0]["wordsim353"])
 
 
+def test_word_similarity_comparison_asks_both_models_the_same_analogies():
+    """In joint training the image documents' tags are frequent too and push text words out of the
+    most frequent `analogy_vocab`: the comparison measures Im2Vec's words in the text model's
+    vocabulary order, so both answer the same questions (the old code asked the model none here)."""
+    from gensim.models import KeyedVectors
+
+    rng = np.random.default_rng(0)
+    words = ["athens", "greece", "baghdad", "iraq", "berlin", "germany"]
+    vectors = rng.normal(size=(len(words), 8)).astype(np.float32)
+    text = KeyedVectors(8)
+    text.add_vectors(words, vectors)
+    joint = KeyedVectors(8)  # the same word vectors behind six more frequent tags
+    joint.add_vectors([f"tag{i}" for i in range(6)] + words,
+                      np.vstack([rng.normal(size=(6, 8)).astype(np.float32), vectors]))
+    assert ev.in_vocabulary_order(joint, text).index_to_key[:6] == words
+    a, b, delta = ev.compare_word_similarity(joint, text, analogy_vocab=len(words))
+    assert a["analogy_questions"] == b["analogy_questions"] > 0
+    assert delta["analogies"] == 0.0
+
+
 # ---------------------------------------------------------------------------- files and CLI
 def test_load_tagged_jsonl_names_the_bad_line(tmp_path):
     p = tmp_path / "t.jsonl"
