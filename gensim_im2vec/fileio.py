@@ -147,6 +147,10 @@ def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
         shutil.copyfile(src, tmp)
 
 
+#: Name endings by which gensim's ``save`` compresses what it writes.
+COMPRESSED_SUFFIXES = (".gz", ".bz2")
+
+
 def atomic_save(obj, fname: str | os.PathLike, *args, **kwargs) -> None:
     """Save `obj` through gensim's ``obj.save(name, *args, **kwargs)``, all or nothing, companion
     files included.
@@ -155,7 +159,9 @@ def atomic_save(obj, fname: str | os.PathLike, *args, **kwargs) -> None:
     ``".wv.vectors.npy"`` ...). All are written under :func:`temp_name`, then the companions are
     renamed onto their names and the main file last: it is the commit marker, so a save that fails
     or is interrupted before it leaves the previous main file, never one that points at half-written
-    arrays. Whatever is left under the temporary name is removed.
+    arrays. Whatever is left under the temporary name is removed. (The renames themselves are not
+    one step: a crash between the companions' renames and the main file's leaves new arrays beside
+    the previous main file.) A name ending in ``.gz`` or ``.bz2`` is compressed, as gensim does.
 
     Parameters
     ----------
@@ -168,7 +174,8 @@ def atomic_save(obj, fname: str | os.PathLike, *args, **kwargs) -> None:
         Passed to ``obj.save`` (``separately``, ``sep_limit``, ``ignore``, ``pickle_protocol``).
     """
     path = os.path.abspath(os.fspath(fname))
-    tmp = str(temp_name(path))
+    # gensim compresses by the name it writes (".gz"/".bz2": the pickle, and ".npz" companions)
+    tmp = str(temp_name(path)) + next((s for s in COMPRESSED_SUFFIXES if path.endswith(s)), "")
     try:
         obj.save(tmp, *args, **kwargs)
         for written in sorted(glob.glob(glob.escape(tmp) + "?*")):  # the companions first

@@ -1579,8 +1579,7 @@ class Im2Vec(Word2Vec):
         with self._saved_features(directory):
             if directory is None:
                 return super().save(fname_or_handle, *args, **kwargs)
-            # super(): gensim's save, not this one; under a temporary name that keeps a compression suffix
-            atomic_save(_SuffixedSave(super(), fname_or_handle), fname_or_handle, *args, **kwargs)
+            atomic_save(super(), fname_or_handle, *args, **kwargs)  # super(): gensim's save, not this one
 
     @contextlib.contextmanager
     def _saved_features(self, directory: str | None):
@@ -1817,10 +1816,6 @@ def _image_features(obj) -> ImageFeatures:
 # ---------------------------------------------------------------------------------- saving
 
 
-#: Suffixes by which gensim's ``save`` compresses (the main file, and ``.npz`` companions).
-_COMPRESSED_SUFFIXES = (".gz", ".bz2")
-
-
 def _check_save_path(fname) -> str:
     """The absolute path a model is saved to, refused (naming it and the fix) when it is a folder
     or its folder is missing: the error would otherwise name a temporary file, and a folder's
@@ -1834,27 +1829,6 @@ def _check_save_path(fname) -> str:
         raise FileNotFoundError(f"cannot save the model to {os.fspath(fname)!r}: the folder {folder!r} does not "
                                 f"exist; create it first (os.makedirs({folder!r}, exist_ok=True)).")
     return path
-
-
-class _SuffixedSave:
-    """gensim's ``save`` of `saver` for :func:`~gensim_im2vec.fileio.atomic_save`, whose temporary
-    name hides the target's suffix: gensim chooses compression by the name it writes
-    (``.gz``/``.bz2``: a compressed pickle and ``.npz`` companions), so a compressed target is written
-    under the temporary name plus that suffix and renamed back, companions included."""
-
-    def __init__(self, saver, target: str) -> None:
-        self.saver = saver
-        self.suffix = next((s for s in _COMPRESSED_SUFFIXES if target.endswith(s)), "")
-
-    def save(self, fname: str, *args, **kwargs) -> None:
-        suffix = self.suffix
-        if not suffix:
-            self.saver.save(fname, *args, **kwargs)
-            return
-        written = fname + suffix
-        self.saver.save(written, *args, **kwargs)
-        for name in sorted(glob.glob(glob.escape(written) + "*")):
-            os.replace(name, fname + name[len(written):])
 
 
 # ---------------------------------------------------------------------------------- loading
