@@ -147,6 +147,16 @@ def walk_dirs(root: str | os.PathLike, *, follow_links: bool = True) -> Iterator
         yield dirpath, dirnames, filenames
 
 
+#: Magic bytes of compressed or archive formats that are not read (they would be read as garbage text).
+_UNREAD_FORMATS: tuple[tuple[bytes, str, str], ...] = (
+    (b"\xfd7zXZ\x00", "xz", "xz -d"),
+    (b"\x28\xb5\x2f\xfd", "zstd", "zstd -d"),
+    (b"PK\x03\x04", "zip", "unzip"),
+    (b"7z\xbc\xaf\x27\x1c", "7z", "7z x"),
+    (b"\x04\x22\x4d\x18", "lz4", "lz4 -d"),
+)
+
+
 def open_text_source(path: str | os.PathLike) -> io.BufferedIOBase:
     """Open a file for binary streaming, decompressing ``.bz2`` / ``.gz`` (by magic bytes).
 
@@ -154,13 +164,27 @@ def open_text_source(path: str | os.PathLike) -> io.BufferedIOBase:
     ------
     FileNotFoundError
         With the path, when it does not exist.
+    ValueError
+        When the file is compressed in another format (xz, zstd, zip, 7z, lz4) or is UTF-16 text,
+        naming the fix.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"corpus file not found: {path!r}; check the path (a folder of images needs FolderCorpus).")
     with open(path, "rb") as f:
-        magic = f.read(3)
-    if magic == b"BZh":
+        magic = f.read(6)
+    if magic.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ValueError(
+            f"{path} is UTF-16 text (as Excel's 'Unicode text' saves it), and UTF-8 is read: convert it, "
+            f"e.g. iconv -f UTF-16 -t UTF-8 {os.path.basename(path)} > out.txt, or save it as 'CSV UTF-8'."
+        )
+    for head, kind, tool in _UNREAD_FORMATS:
+        if magic.startswith(head):
+            raise ValueError(
+                f"{path} is {kind}-compressed, and only plain text, .bz2 and .gz files are read: "
+                f"decompress it first ({tool} {os.path.basename(path)}) or recompress it with gzip or bzip2."
+            )
+    if magic[:3] == b"BZh":
         return bz2.open(path, "rb")
     if magic[:2] == b"\x1f\x8b":
         return gzip.open(path, "rb")
@@ -301,6 +325,8 @@ def _damaged(path: str, f, lineno: int, err: BaseException) -> ValueError:
 def _iter_lines(path: str, stats: CorpusStats, max_line_bytes: int) -> Iterator[tuple[int, str]]:
     """Yield (line number, decoded line without newline); skip bad UTF-8 and over-long lines.
 
+    A UTF-8 byte order mark at the start of the file is dropped.
+
     Raises
     ------
     ValueError
@@ -326,6 +352,8 @@ def _iter_lines(path: str, stats: CorpusStats, max_line_bytes: int) -> Iterator[
                     raw = readline(_MB)
                 stats.skip("too_long", f"{path}:{lineno}")
                 continue
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # a UTF-8 byte order mark (Excel, Notepad) is not part of the first field
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -471,6 +499,12 @@ class YFCC100MCorpus(_Corpus):
                 yield doc
 
 
+def _sidecar_of(image_path: str) -> str:
+    """The sidecar file that :meth:`FolderCorpus.read_sidecar` reads for an image (the JSON wins)."""
+    stem = os.path.splitext(image_path)[0]
+    return stem + ".json" if os.path.isfile(stem + ".json") else stem + ".txt"
+
+
 class FolderCorpus(_Corpus):
     """Documents from a folder of images with sidecar text: the generic folder format.
 
@@ -478,8 +512,8 @@ class FolderCorpus(_Corpus):
     sidecar ``dir/x.json`` or ``dir/x.txt`` gives its words:
 
     * ``.json``: an object; text fields (`text_fields`: title, description, caption, text) are
-      free text, tag fields (`tag_fields`: tags, keywords) are lists of tags (or one
-      comma-separated string);
+      free text (a string, or a list of strings: several captions), tag fields (`tag_fields`:
+      tags, keywords) are lists of tags (or one comma-separated string);
     * ``.txt``: free text (a caption, or tags separated by spaces or commas).
 
     When both exist the JSON wins. The image token is :func:`image_key` (``img:sub/x``).
@@ -553,13 +587,18 @@ class FolderCorpus(_Corpus):
         Raises
         ------
         ValueError
-            When the JSON sidecar cannot be parsed or is not an object.
+            When the JSON sidecar cannot be parsed or is not an object (naming the file and line).
         """
         stem = os.path.splitext(image_path)[0]
         jpath, tpath = stem + ".json", stem + ".txt"
         if os.path.isfile(jpath):
-            with open(jpath, encoding="utf-8") as f:
-                meta = json.load(f)
+            with open(jpath, encoding="utf-8-sig") as f:  # -sig: a byte order mark (Notepad) is not JSON
+                try:
+                    meta = json.load(f)
+                except json.JSONDecodeError as e:
+                    raise ValueError(
+                        f"{jpath}:{e.lineno}: not valid JSON ({e.msg}, column {e.colno}); fix or remove the sidecar."
+                    ) from e
             if not isinstance(meta, dict):
                 raise ValueError(f"{jpath}: expected a JSON object, got {type(meta).__name__}")
             texts, tags = [], []
@@ -573,9 +612,11 @@ class FolderCorpus(_Corpus):
                 v = meta.get(k)
                 if isinstance(v, str):
                     texts.append(v)
+                elif isinstance(v, list):  # several captions of one image
+                    texts.extend(t for t in v if isinstance(t, str))
             return texts, tags
         if os.path.isfile(tpath):
-            with open(tpath, encoding="utf-8") as f:
+            with open(tpath, encoding="utf-8-sig") as f:
                 return [f.read(_MB)], []
         return None
 
@@ -590,10 +631,11 @@ class FolderCorpus(_Corpus):
             try:
                 side = self.read_sidecar(path)
             except UnicodeDecodeError:
-                stats.skip("bad_encoding", path)
+                stats.skip("bad_encoding", _sidecar_of(path))
                 continue
-            except (ValueError, OSError):  # json.JSONDecodeError is a ValueError
-                stats.skip("bad_json", path)
+            except (ValueError, OSError) as e:
+                where, cause = _sidecar_of(path), e.__cause__
+                stats.skip("bad_json", f"{where}:{cause.lineno}" if isinstance(cause, json.JSONDecodeError) else where)
                 continue
             if side is None:
                 stats.skip("no_sidecar", path)
@@ -619,7 +661,7 @@ class TableCorpus(_Corpus):
         is removed (``pets/cat.png`` → ``img:pets/cat``) and whitespace is written as ``%XX``
         (``my cat.png`` → ``img:my%20cat``), as the feature extractor does.
     text_columns : sequence of str
-        Columns of free text (captions, titles).
+        Columns of free text (captions, titles); in JSONL a list of strings is several texts.
     tag_columns : sequence of str
         Columns of tags: a JSON list (JSONL) or a string split on `tag_sep`.
     format : {"auto", "csv", "tsv", "jsonl"}
@@ -686,9 +728,25 @@ class TableCorpus(_Corpus):
                     continue
                 yield f"{path}:{lineno}", rec
             return
-        lines = (line + "\n" for _, line in _iter_lines(path, stats, self.max_line_bytes))
-        reader = csv.reader(lines, delimiter="\t" if self.format == "tsv" else ",")
+        yield from self._csv_records(stats)
+
+    def _csv_records(self, stats: CorpusStats) -> Iterator[tuple[str, dict]]:
+        """CSV/TSV rows as dicts, each with ``file:line`` of the line it starts on in the file (lines
+        skipped as bad UTF-8 or too long still count, unlike in :attr:`csv.reader.line_num`)."""
+        path = self.path
+        first = [0]  # the file's line number of the first line of the record being read
+
+        def lines() -> Iterator[str]:
+            for lineno, line in _iter_lines(path, stats, self.max_line_bytes):
+                if not first[0]:
+                    first[0] = lineno
+                yield line + "\n"
+
+        reader = csv.reader(lines(), delimiter="\t" if self.format == "tsv" else ",")
         header = next(reader, None)
+        while header == []:  # blank lines before the header (a file that is only a byte order mark)
+            stats.lines -= 1
+            header = next(reader, None)
         if header is None:
             return
         stats.lines -= 1  # the header is not a record
@@ -697,18 +755,19 @@ class TableCorpus(_Corpus):
             raise ValueError(f"{path}: columns {missing} not in the header {header}; pick from the header (image_column / text_columns / tag_columns).")
         width = len(header)
         while True:
+            first[0] = 0
             try:
                 row = next(reader)
             except StopIteration:
                 return
             except csv.Error:
-                stats.skip("bad_row", f"{path}:{reader.line_num}")
+                stats.skip("bad_row", f"{path}:{first[0]}")
                 continue
             if len(row) != width:
                 if row:  # blank lines are not records
-                    stats.skip("wrong_columns", f"{path}:{reader.line_num}")
+                    stats.skip("wrong_columns", f"{path}:{first[0]}")
                 continue
-            yield f"{path}:{reader.line_num}", dict(zip(header, row, strict=True))
+            yield f"{path}:{first[0]}", dict(zip(header, row, strict=True))
 
     def _documents(self, stats: CorpusStats) -> Iterator[list[str]]:
         norm, keys = self.normalizer, self.keys
@@ -734,7 +793,11 @@ class TableCorpus(_Corpus):
                     words.extend(norm.tags(str(v), sep=self.tag_sep))
             for c in self.text_columns:
                 v = rec.get(c)
-                if v:
+                if isinstance(v, list):  # several captions (JSONL): each is a text, not str(list)
+                    for t in v:
+                        if t is not None:
+                            words.extend(norm.text(str(t)))
+                elif v:
                     words.extend(norm.text(str(v)))
             doc = self._finish([token], words, stats, where)
             if doc is not None:

@@ -7,8 +7,9 @@ noise with a pipeline of switchable steps and reports what it removed.
 
 The steps, in order (each is a constructor flag):
 
-1. ``url_decode``: ``+`` → space and ``%XX`` runs (UTF-8, Latin-1 as fallback), repeated until
-   nothing changes so double-encoded ``%252C`` decodes too; Flickr's ``x28``/``x2f`` escapes.
+1. ``url_decode``: ``+`` → space and ``%XX`` runs (UTF-8, Latin-1 for bytes that are not),
+   repeated until nothing changes so double-encoded ``%252C`` decodes too; Flickr's
+   ``x28``/``x2f`` escapes.
 2. ``html``: entities (``&amp;``, ``&#39;``) and tags (``<a href=…>``).
 3. ``strip_urls``: ``http://…``, ``www.…`` and e-mail addresses.
 4. ``unicode_nfkc`` and ``lowercase`` (Unicode case folding).
@@ -103,7 +104,9 @@ _PCT_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
 # Flickr's lost-percent escapes: X28guitar%29, 4x2f22x2f2007 (only after a non-letter).
 _FLICKR_HEX = re.compile(r"(?<![^\W\d_])[xX](2[26789cCfF])")
 _NEEDS_DECODING = re.compile(r"[%+&<]|[xX]2[26789cCfF]")
-_HTML_TAG = re.compile(r"<[^<>]{0,2000}>")
+# An HTML tag starts with a letter, "/", "!" or "?" after the "<" (as HTML parsers read it), so
+# "I <3 cats > dogs" and "5 < 6 and 7 > 3" keep their words.
+_HTML_TAG = re.compile(r"<[A-Za-z/!?][^<>]{0,2000}>")
 # URLs and e-mail addresses, in linear time on any input. A pattern that may start anywhere
 # inside a run of its characters (``\b[\w.+-]+@``) rescans the rest of the run from every start:
 # quadratic on ``"a." * n``. Here each alternative starts only where its run starts (the
@@ -124,6 +127,8 @@ _URL = re.compile(
     re.I,
 )
 _MACHINE_TAG = re.compile(r"(?<![\w:])[^\W\d][\w]*+:[\w]++=\S*+")
+# A whole tag that is a machine tag: its value may hold spaces (taxonomy:binomial="Panthera leo").
+_MACHINE_TAG_UNIT = re.compile(r"[^\W\d]\w*+:\w++=.*+", re.S)
 _HASH_CALL = re.compile(r"\bhash\s*+\(\s*+(?:0x)?[0-9a-f]*+\s*+\)")
 #: Rounds of URL decoding (``%2525`` → ``%25`` → ``%``): real text is encoded at most a few times
 #: over; a bound keeps ``"%" + "25" * n`` linear (one round per level would be quadratic).
@@ -132,7 +137,7 @@ _ASCII_TOKEN = re.compile(r"[a-z0-9_]+")
 _NUMBER = re.compile(r"_*\d[\d_]*")
 _CAMERA = re.compile(
     r"(?:img|dsc|dscn|dscf|dsci|imgp|pict|pic|dcp|dcim|sam|gopr|mvi|cimg|pano|photo|scan|"
-    r"snapshot|image|screenshot|vid|mov|dji|wp|p)_?\d+(?:_\d+)*|[a-z]{1,4}\d{4,}(?:_\d+)*"
+    r"snapshot|image|screenshot|vid|mov|dji|wp|mg|p)_?\d+(?:_\d+)*|[a-z]{1,4}\d{4,}(?:_\d+)*"
 )
 _HEX_HASH = re.compile(r"0x[0-9a-f]+|(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}")
 # A numbered file name: a word of 3+ letters and a number of 1-4 digits (head1, tigre01, summer2005).
@@ -140,6 +145,13 @@ _HEX_HASH = re.compile(r"0x[0-9a-f]+|(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8
 _FILE_STEM = re.compile(r"([^\W\d_]{3,})\d{1,4}")
 #: The bare tag left beside ``hash(0x…)`` by an exporter (1,795 of 7,458 OpenClipArt drawings carry it).
 _BARE_HASH_TAG = "hash"
+
+#: Invisible format characters that sit inside words and are deleted (not made separators): the soft
+#: hyphen (``&shy;``), zero-width (non-)joiners (Persian, Indic scripts, emoji sequences), the word
+#: joiner and zero-width no-break space (BOM), and variation selectors (``❤️`` is ``❤`` + U+FE0F).
+_INVISIBLE: dict[int, None] = dict.fromkeys(
+    [0x00AD, 0x200C, 0x200D, 0x2060, 0xFEFF, *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)]
+)
 
 _SEP_TABLE: dict[int, str] | None = None
 
@@ -151,9 +163,11 @@ def _separator_table() -> dict[int, str]:
         table = {}
         for cp in range(0x30000):
             cat = unicodedata.category(chr(cp))
-            if cat[0] in "PSZC" and cp != 0x5F:  # keep the underscore: it joins multi-word tags
+            # enclosing marks (Me: the keycap of 1️⃣) are symbols too
+            if (cat[0] in "PSZC" or cat == "Me") and cp != 0x5F:  # keep "_": it joins multi-word tags
                 table[cp] = " "
-        table[0x200D] = " "  # zero-width joiner (Cf, already in) — explicit for readers
+        for cp in (0xE0001, *range(0xE0020, 0xE0080)):  # emoji tag characters (flags of 🏴 regions)
+            table[cp] = " "
         _SEP_TABLE = table
     return _SEP_TABLE
 
@@ -172,12 +186,16 @@ def _strip_urls(s: str) -> str:
     return _URL.sub(lambda m: (m.group("keep_scheme") or m.group("keep_mail") or "") + " ", s)
 
 
+_ESCAPED_BYTE = re.compile(r"[\udc80-\udcff]")  # a byte that is not UTF-8, as surrogateescape keeps it
+
+
 def _decode_pct_run(match: re.Match) -> str:
     raw = bytes.fromhex(match.group(0).replace("%", ""))
     try:
         return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
+    except UnicodeDecodeError:  # the bytes that are not UTF-8 are Latin-1: caf%C3%A9%E9t%E9 -> café été
+        s = raw.decode("utf-8", "surrogateescape")
+        return _ESCAPED_BYTE.sub(lambda m: chr(ord(m.group()) - 0xDC00), s)
 
 
 def url_decode(s: str, *, plus: bool = True, flickr_hex: bool = True) -> str:
@@ -196,8 +214,8 @@ def url_decode(s: str, *, plus: bool = True, flickr_hex: bool = True) -> str:
     Returns
     -------
     str
-        The decoded text. A ``%XX`` run that is not valid UTF-8 is read as Latin-1. At most
-        8 levels of encoding are undone (linear time on any input).
+        The decoded text. Bytes of a ``%XX`` run that are not valid UTF-8 are read as Latin-1.
+        At most 8 levels of encoding are undone (linear time on any input).
 
     Examples
     --------
@@ -319,11 +337,13 @@ class Normalizer:
     strip_urls : bool
         Remove URLs and e-mail addresses.
     unicode_nfkc : bool
-        Apply Unicode NFKC (full-width letters, ligatures, ``①`` → ``1``).
+        Apply Unicode NFKC (full-width letters, ligatures, ``①`` → ``1``) and delete the invisible
+        characters inside words (soft hyphens, zero-width joiners, variation selectors).
     lowercase : bool
-        Unicode case folding (``Straße`` → ``strasse``).
+        Unicode case folding (``Straße`` → ``strasse``, ``İstanbul`` → ``istanbul``).
     machine_tags : bool
-        Drop machine tags ``namespace:predicate=value``.
+        Drop machine tags ``namespace:predicate=value``; a tag that is one is dropped whole, also
+        when its value holds spaces (``taxonomy:binomial="Panthera leo"``).
     punctuation : bool
         Split on punctuation and symbols (emoji included). False splits on whitespace only.
     numbers : bool
@@ -553,9 +573,11 @@ class Normalizer:
                 s = html.unescape(s)
                 s = _HTML_TAG.sub(" ", s)
             if self.unicode_nfkc and not s.isascii():
-                s = unicodedata.normalize("NFKC", s)
+                s = unicodedata.normalize("NFKC", s).translate(_INVISIBLE)
             if self.lowercase:
-                s = s.casefold() if not s.isascii() else s.lower()
+                # casefold() turns the Turkish dotted capital İ into i + U+0307 (a combining dot):
+                # "İstanbul" would be another word than "istanbul"
+                s = s.casefold().replace("i\u0307", "i") if not s.isascii() else s.lower()
             if s == prev:
                 break
         return s
@@ -618,6 +640,8 @@ class Normalizer:
         reasons: list[str] = []
         if is_tag:
             cleaned = self._clean(unit)
+            if self.machine_tags and _MACHINE_TAG_UNIT.fullmatch(cleaned.strip()):
+                return (), ("machine_tag",)  # the whole tag, also a value with spaces
             s = self._remove_patterns(cleaned, "tag")
             removed = _removed_whole(cleaned, s)
             if removed:
@@ -645,7 +669,11 @@ class Normalizer:
         stripped at both ends."""
         parts: list[str] = []
         for p in pieces:
-            parts.extend(x for x in p.split("_") if x)
+            subs = [x for x in p.split("_") if x]
+            # a piece that is a camera name or a hash as a whole goes whole (``img_1234.jpg``)
+            if len(subs) > 1 and self._noise_logged("_".join(subs), reasons):
+                continue
+            parts.extend(subs)
         parts = [p for p in parts if not self._noise_logged(p, reasons)]
         sw = self.stopwords or ()
         lo, hi = 0, len(parts)  # strip stop words at both ends (indices: pop(0) is quadratic)
@@ -665,19 +693,15 @@ class Normalizer:
         subs = [x for x in piece.split("_") if x]
         if not subs:
             return []
-        if self.multiword == "join" and len(subs) > 1:
-            if self._noise_logged("_".join(subs), reasons):
-                return []
-            subs = [x for x in subs if not self._noise_logged(x, reasons)]
-            if not is_tag:
-                subs = [self._unstem(x, reasons) for x in subs]
-            if not subs:
-                return []
-            cands = ["_".join(subs)]
-        else:
-            cands = [x for x in subs if not self._noise_logged(x, reasons)]
-            if not is_tag:
-                cands = [self._unstem(x, reasons) for x in cands]
+        # a camera name or hash as a whole goes whole, also when split (``img_1234`` is not ``img``)
+        if len(subs) > 1 and self._noise_logged("_".join(subs), reasons):
+            return []
+        subs = [x for x in subs if not self._noise_logged(x, reasons)]
+        if not is_tag:
+            subs = [self._unstem(x, reasons) for x in subs]
+        if not subs:
+            return []
+        cands = ["_".join(subs)] if self.multiword == "join" else subs
         return [tok for tok in cands if self._keep(tok, reasons, is_tag)]
 
     def _noise_logged(self, tok: str, reasons: list[str]) -> bool:
