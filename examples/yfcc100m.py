@@ -42,7 +42,7 @@ def download_urls(metadata, limit=None):
     urls = {}
     with open_text_source(metadata) as raw:
         for line in raw:
-            cols = line.decode("utf-8", "replace").rstrip("\n").split("\t")
+            cols = line.decode("utf-8-sig", "replace").rstrip("\r\n").split("\t")  # a BOM, CRLF endings
             if len(cols) not in (23, 25):
                 continue
             off = 1 if len(cols) == 23 else 3  # 25 columns: line number, photo id, hash, ...

@@ -96,3 +96,22 @@ def test_example_two_stage(tmp_path):
     image = model.image_keys[0]
     block = out.split(f"nearest words of {image!r}:\n", 1)[1].split("\n\n", 1)[0]
     assert [line.split()[0] for line in block.splitlines()] == [w for w, _ in model.most_similar_words(image, topn=5)]
+
+
+def test_yfcc100m_example_reads_download_urls_of_a_bom_crlf_file(tmp_path):
+    """A metadata file saved by a Windows tool (a BOM, CRLF endings) gave the first photo's id a
+    BOM and every URL a trailing CR."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_yfcc_example", EXAMPLES / "yfcc100m.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = [line.split(b"\t") for line in (DATA / "yfcc25.tsv").read_bytes().splitlines()]
+    lines = [b"\t".join([r[1], *r[3:]]) for r in rows if len(r) == 25]  # the 23-column layout: the id first
+    plain = tmp_path / "plain.tsv"
+    plain.write_bytes(b"\n".join(lines) + b"\n")
+    windows = tmp_path / "windows.tsv"
+    windows.write_bytes(b"\xef\xbb\xbf" + b"\r\n".join(lines) + b"\r\n")
+    expected = module.download_urls(str(plain))
+    assert expected and all(not u.endswith("\r") for u in expected.values())
+    assert module.download_urls(str(windows)) == expected
