@@ -1,7 +1,7 @@
 """The joint-space targets over several training seeds: mean and range, as the README reports them.
 
     python benchmarks/space_seeds.py [--demo-dir demo_output] [--modes two-stage joint] [--seeds 1 2 3] \
-        [--set space_negatives=256 ...]
+        [--set space_negatives=256 ...] [--demo-set image_epochs=100 ...]
 
 Needs a finished ``make demo`` in `--demo-dir` (its data, features and word vectors). For each mode
 and seed it trains Im2Vec exactly as the demo does (:func:`gensim_im2vec.pipeline.train_model`,
@@ -10,7 +10,9 @@ and seed it trains Im2Vec exactly as the demo does (:func:`gensim_im2vec.pipelin
 checks and analogies; of the baselines only ridge and kNN, the targets' references), prints each
 seed's targets, then per target the mean and the range over
 the seeds, beside the reference each target is measured against. Models are not saved.
-``--set NAME=VALUE`` trains with an Im2Vec option changed (the demo's otherwise).
+``--set NAME=VALUE`` trains with an Im2Vec option changed (the demo's otherwise), ``--demo-set
+NAME=VALUE`` with a field of :class:`~gensim_im2vec.pipeline.DemoConfig` changed (``image_epochs``,
+``vector_size`` needs other word vectors).
 """
 
 import argparse
@@ -30,14 +32,16 @@ def main() -> None:
     ap.add_argument("--modes", nargs="+", default=["two-stage", "joint"], choices=["two-stage", "joint"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="an Im2Vec option")
+    ap.add_argument("--demo-set", action="append", default=[], metavar="NAME=VALUE", help="a DemoConfig field")
     args = ap.parse_args()
     opts = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.set)}
+    fields = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.demo_set)}
     words = Word2Vec.load(f"{args.demo_dir}/models/words.w2v")
     for mode in args.modes:
         feats = open_features(DemoConfig(out_dir=args.demo_dir))
         values, refs = defaultdict(list), defaultdict(list)
         for seed in args.seeds:
-            cfg = DemoConfig(out_dir=args.demo_dir, mode=mode, seed=seed)
+            cfg = DemoConfig(out_dir=args.demo_dir, mode=mode, seed=seed, **fields)
             cfg.im2vec = {**cfg.im2vec, **opts}
             t = time.perf_counter()
             model = train_model(cfg, feats, words)
