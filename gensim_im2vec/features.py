@@ -76,6 +76,7 @@ import inspect
 import logging
 import math
 import os
+import re
 import sys
 import time
 from collections import Counter
@@ -198,7 +199,7 @@ def list_images(
                 ignored[ext or "(no extension)"] += 1
                 continue
             p = Path(dirpath) / fn
-            key = image_key(p, root, prefix)
+            key = _encode_undecodable(image_key(p, root, prefix))
             if key in found:
                 clashes.append((key, found[key], p))
             else:
@@ -217,6 +218,25 @@ def list_images(
             ", ".join(f"{e}: {n}" for e, n in ignored.most_common(5)),
         )
     return sorted(found.items())
+
+
+#: Bytes of a file name that are not UTF-8, as ``os.walk`` gives them (``surrogateescape``).
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
+def _encode_undecodable(key: str) -> str:
+    """Write the bytes of a file name that are not UTF-8 (Latin-1 names from old cameras and archives,
+    which ``os.walk`` returns as lone surrogates) as ``%XX``, as whitespace is: a key is stored and
+    written in documents as UTF-8, which cannot hold them (``caf\\xe9.jpg`` → ``img:caf%E9``)."""
+    return _UNDECODABLE.sub(lambda m: f"%{ord(m.group()) - 0xDC00:02X}", key)
+
+
+def _is_utf8(key: str) -> bool:
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def images_under(root, prefix: str) -> list[tuple[str, str]]:
@@ -243,6 +263,11 @@ def _as_items(images, prefix: str) -> list[tuple[str, str]]:
         k, p = it
         if not isinstance(k, str) or not k or "\n" in k or "\r" in k:
             raise ValueError(f"images: key {k!r} (for {p!r}) must be a non-empty str without line breaks.")
+        if not _is_utf8(k):
+            raise ValueError(
+                f"images: key {k!r} (for {p!r}) is not valid Unicode (a file name's bytes that are not UTF-8?); "
+                f"keys are stored as UTF-8: use {_encode_undecodable(k)!r}."
+            )
         if encode_key(k) != k:
             raise ValueError(
                 f"images: key {k!r} (for {p!r}) contains whitespace, which splits it into several tokens in "
@@ -255,6 +280,30 @@ def _as_items(images, prefix: str) -> list[tuple[str, str]]:
         dups = [k for k in keys if k in seen or seen.add(k)]
         raise ValueError(f"images: duplicate keys {dups[:5]!r}; every image needs its own key.")
     return items
+
+
+def _as_pil_images(images) -> list[Image.Image]:
+    """The images given to :meth:`FeatureExtractor.__call__` as PIL images; one image instead of a
+    list is refused (a single HxWx3 array would be taken as H images of its rows)."""
+    if isinstance(images, Image.Image):
+        raise TypeError("images: got one PIL image; pass a list of images, e.g. fx([img]).")
+    if isinstance(images, np.ndarray) and images.ndim != 4:
+        raise TypeError(f"images: got one array of shape {images.shape}; pass a list of images (fx([array]) for "
+                        f"one image) or an (N, H, W, C) uint8 batch.")
+    out = []
+    for i, im in enumerate(images):
+        if isinstance(im, np.ndarray):
+            if im.dtype != np.uint8 or im.ndim not in (2, 3) or (im.ndim == 3 and im.shape[2] not in (1, 3, 4)):
+                raise TypeError(
+                    f"images[{i}]: expected a uint8 array of shape (H, W) or (H, W, 1|3|4), got {im.dtype} of shape "
+                    f"{im.shape}; convert floats in [0, 1] with (a * 255).round().astype(np.uint8), CHW with "
+                    f"a.transpose(1, 2, 0)."
+                )
+            im = Image.fromarray(im[:, :, 0] if im.ndim == 3 and im.shape[2] == 1 else im)
+        if not isinstance(im, Image.Image):
+            raise TypeError(f"images[{i}]: expected a PIL image or a uint8 array, got {type(im).__name__}.")
+        out.append(im)
+    return out
 
 
 # ----------------------------------------------------------------------------- model building
@@ -288,9 +337,11 @@ def _resolve_weights(arch: str, weights):
             raise ValueError(f"weights: {weights} belong to another model than arch={arch!r}; use {enum_cls.__name__}.")
         return weights, None, str(weights)
     if isinstance(weights, os.PathLike) or (
-        isinstance(weights, str) and (os.sep in weights or weights.endswith((".pth", ".pt", ".ckpt", ".bin")))
+        isinstance(weights, str)
+        and (os.sep in weights or weights.endswith((".pth", ".pt", ".ckpt", ".bin")) or os.path.isfile(weights)
+             or weights.startswith("~"))
     ):
-        p = Path(weights)
+        p = Path(weights).expanduser()
         if not p.is_file():
             raise FileNotFoundError(f"weights: checkpoint file {str(p)!r} does not exist.")
         digest = file_digest(p)
@@ -432,7 +483,23 @@ def _resolve_device(device) -> torch.device:
         raise ValueError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}.") from None
     if d.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device: {device!r} was asked for but CUDA is not available here; use 'cpu' or 'auto'.")
+    if d.type == "cuda" and d.index is not None and d.index >= torch.cuda.device_count():
+        raise ValueError(f"device: {device!r} was asked for but this machine has {torch.cuda.device_count()} CUDA "
+                         f"device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}.")
+    if d.type not in ("cpu", "cuda"):
+        try:
+            torch.empty(1, device=d)
+        except Exception as e:  # noqa: BLE001 - no backend compiled in, no device attached, ...
+            raise ValueError(f"device: {device!r} cannot be used here ({type(e).__name__}: {str(e)[:200]}); use "
+                             f"'cpu', 'cuda' or 'auto'.") from None
     return d
+
+
+def _count(value, name: str, minimum: int):
+    """`value` as an int >= `minimum` (numpy ints too); bools and floats refused, naming `name`."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) and value >= minimum:
+        return int(value)
+    raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}.")
 
 
 def _resolve_batching(batch_size: int | None, num_workers: int | None, device: torch.device) -> tuple[int, int]:
@@ -443,13 +510,10 @@ def _resolve_batching(batch_size: int | None, num_workers: int | None, device: t
         # CPU: small batches stay in cache (MobileNetV2, 1 thread, channels_last: 57 img/s at
         # batch 4, 32 img/s at 32; ResNet-50 is also fastest at 4)
         batch_size = 256 if cuda else 4
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}.")
+    batch_size = _count(batch_size, "batch_size", 1)
     if num_workers is None:
         num_workers = min(16, max(1, cores - 1)) if cuda else max(1, cores // 2)
-    if not isinstance(num_workers, int) or num_workers < 0:
-        raise ValueError(f"num_workers: expected an int >= 0, got {num_workers!r}.")
-    return batch_size, num_workers
+    return batch_size, _count(num_workers, "num_workers", 0)
 
 
 def _resolve_precision(precision: str, device: torch.device) -> str:
@@ -615,8 +679,9 @@ class FeatureExtractor:
     threads : int, optional
         torch intra-op threads on CPU during extraction (restored afterwards); default: the
         cores not used by decoding workers.
-    max_pixels : int
-        Images with more decoded pixels are skipped (huge JPEGs are first decoded at 1/2-1/8).
+    max_pixels : int or None
+        Images with more decoded pixels are skipped (huge JPEGs are first decoded at 1/2-1/8);
+        None: no limit. It replaces PIL's decompression-bomb limit (179M pixels).
     draft : bool, optional
         Let PIL's JPEG decoder downscale large images by 1/2-1/8 (much faster; close features:
         MobileNetV2 ImageNet on 512-1280 px photos, cosine to full-size decoding >= 0.984).
@@ -662,7 +727,7 @@ class FeatureExtractor:
         num_workers: int | None = None,
         precision: str = "auto",
         threads: int | None = None,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
         draft: bool | None = None,
         jpeg_device: str | torch.device | None = None,
         seed: int = 0,
@@ -677,7 +742,10 @@ class FeatureExtractor:
         batch_size, num_workers = _resolve_batching(batch_size, num_workers, self.device)
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.threads = threads if threads is not None else max(1, (os.cpu_count() or 1) - num_workers)
+        default_threads = max(1, (os.cpu_count() or 1) - num_workers)
+        self.threads = default_threads if threads is None else _count(threads, "threads", 1)
+        if max_pixels is not None:
+            max_pixels = _count(max_pixels, "max_pixels (None: no limit)", 1)
         self.progress = progress
         self.jpeg_device, draft = _resolve_jpeg_device(jpeg_device, draft, self.device)
         enum, ckpt, weights_id = _resolve_weights(arch, weights)
@@ -772,15 +840,10 @@ class FeatureExtractor:
             torch.set_num_threads(old_threads)
             torch.backends.cudnn.benchmark = old_bench
 
-    def __call__(self, images: Sequence) -> np.ndarray:
-        """Features of in-memory images (PIL images or HxW[xC] uint8 arrays), float32 (n, dim)."""
-        pil = []
-        for i, im in enumerate(images):
-            if isinstance(im, np.ndarray):
-                im = Image.fromarray(im)
-            if not isinstance(im, Image.Image):
-                raise TypeError(f"images[{i}]: expected a PIL image or a uint8 array, got {type(im).__name__}.")
-            pil.append(to_rgb(im))
+    def __call__(self, images: Sequence | np.ndarray) -> np.ndarray:
+        """Features of in-memory images, float32 (n, dim): a list of PIL images or of (H, W) /
+        (H, W, 1|3|4) uint8 arrays, or one (N, H, W, C) uint8 array."""
+        pil = [to_rgb(im) for im in _as_pil_images(images)]
         if not pil:
             return np.zeros((0, self.dim), dtype=np.float32)
         out = []

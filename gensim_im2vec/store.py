@@ -196,6 +196,27 @@ class _StoreLock:
         self.release()
 
 
+def _writer_pid(path: Path) -> int | None:
+    """The pid of a live process that holds (or held until it was killed) the store's writer lock, as
+    its lock file names it; None when no writer runs. Reads the file only: taking the lock, even
+    shared, could make a writer that starts at that moment fail."""
+    try:
+        pid = int((path / LOCK_FILE).read_text("ascii").strip() or 0)
+    except (OSError, ValueError):
+        return None
+    if pid <= 0:
+        return None
+    if pid == os.getpid():
+        return pid
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None  # killed (kill -9 leaves its pid in the file)
+    except OSError:
+        return pid  # alive, owned by another user
+    return pid
+
+
 # ----------------------------------------------------------------------------- file helpers
 
 
@@ -332,6 +353,14 @@ def _check_keys(keys, name: str) -> list[str]:
             raise TypeError(f"{name}: every key must be a non-empty str, got {k!r}.")
         if "\n" in k or "\r" in k:
             raise ValueError(f"{name}: key {k!r} contains a line break; keys are stored one per line. Rename it.")
+        try:
+            k.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"{name}: key {k!r} is not valid Unicode (bytes of a file name that are not UTF-8, decoded "
+                f"with surrogateescape?); keys are stored as UTF-8: write those bytes as %XX, as "
+                f"gensim_im2vec.features.list_images does."
+            ) from None
         if _WHITESPACE.search(k):
             raise ValueError(
                 f"{name}: key {k!r} contains whitespace, so a document (tokens separated by whitespace) "
@@ -591,6 +620,61 @@ def _shard_name(sid: int, ext: str) -> str:
     return f"shard-{sid:06d}.{ext}"
 
 
+def _read_metadata(path: Path) -> dict:
+    """A store's ``metadata.json``, checked to be one (dim, dtype, count; a format this version reads)."""
+    try:
+        meta = _read_json(path / METADATA_FILE)
+    except ValueError as e:
+        raise ValueError(f"{e} It is the feature store's metadata: restore it or re-extract the store.") from None
+    if not isinstance(meta, dict) or not all(f in meta for f in ("dim", "dtype", "count")):
+        raise ValueError(
+            f"{str(path / METADATA_FILE)!r} is damaged: expected a JSON object with dim, dtype and count; "
+            f"restore it or re-extract the store."
+        )
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(
+            f"feature store {str(path)!r} has format_version {meta['format_version']}, newer than this "
+            f"gensim-im2vec understands ({FORMAT_VERSION}); upgrade gensim-im2vec."
+        )
+    try:
+        _resolve_dtype(meta["dtype"])
+        if int(meta["count"]) < 0 or int(meta["dim"]) < 1:
+            raise ValueError("negative count or dim")
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{str(path / METADATA_FILE)!r} is damaged or not a feature store's: count {meta['count']!r}, dim "
+            f"{meta['dim']!r}, dtype {meta['dtype']!r} (expected a count >= 0, a dim >= 1 and 'float16' or 'float32'); restore "
+            f"it or re-extract the store."
+        ) from None
+    return meta
+
+
+def _report_shards(path: Path, meta: Mapping) -> None:
+    """Log committed shards not yet appended to the store: a writer's work in progress (its pid), or
+    an interrupted run's (how to fold them in), and damaged ones."""
+    count = int(meta["count"])
+    pending, damaged = _committed_shards(path, meta.get("last_shard", -1), int(meta["dim"]), meta["dtype"])
+    for sid, why in damaged:
+        logger.warning(
+            "%s: unconsolidated shard %i is damaged (%s); its images are extracted again by the next "
+            "run in mode='extend'", path, sid, why,
+        )
+    writer = _writer_pid(path)
+    if pending and writer is not None:
+        logger.info("%s: being written by pid %i; this view holds the %i rows appended so far (%i more in "
+                    "committed shards); open it again when the writer has finished", path, writer, count,
+                    sum(r["count"] for _, r in pending))
+    elif pending:
+        logger.warning(
+            "%s: %i committed shard(s) with %i rows are not consolidated yet (an interrupted "
+            "extraction); rerun it with the same arguments or call FeatureStore.consolidate(%r)",
+            path,
+            len(pending),
+            sum(r["count"] for _, r in pending),
+            str(path),
+        )
+
+
 # ----------------------------------------------------------------------------- reader
 
 
@@ -677,20 +761,7 @@ class FeatureStore:
             # a crash left a consolidation half done, or a writer is finishing one now
             with _StoreLock(path, wait=60.0):
                 _roll_forward(path)
-        try:
-            meta = _read_json(path / METADATA_FILE)
-        except ValueError as e:
-            raise ValueError(f"{e} It is the feature store's metadata: restore it or re-extract the store.") from None
-        if not isinstance(meta, dict) or not all(f in meta for f in ("dim", "dtype", "count")):
-            raise ValueError(
-                f"{str(path / METADATA_FILE)!r} is damaged: expected a JSON object with dim, dtype and count; "
-                f"restore it or re-extract the store."
-            )
-        if meta.get("format_version", 0) > FORMAT_VERSION:
-            raise ValueError(
-                f"feature store {str(path)!r} has format_version {meta['format_version']}, newer than this "
-                f"gensim-im2vec understands ({FORMAT_VERSION}); upgrade gensim-im2vec."
-            )
+        meta = _read_metadata(path)
         count, dim = int(meta["count"]), int(meta["dim"])
         vectors = _load_rows(path / FEATURES_FILE, count, dim, meta["dtype"], mmap)
         data = _read_keys_bytes(path / KEYS_FILE, meta.get("keys_bytes"))
@@ -702,21 +773,7 @@ class FeatureStore:
             )
         skipped = _read_json(path / SKIPPED_FILE) if (path / SKIPPED_FILE).exists() else {}
         pca = PCA.load(path / PCA_FILE) if meta.get("pca") and (path / PCA_FILE).exists() else None
-        pending, damaged = _committed_shards(path, meta.get("last_shard", -1), int(meta["dim"]), meta["dtype"])
-        for sid, why in damaged:
-            logger.warning(
-                "%s: unconsolidated shard %i is damaged (%s); its images are extracted again by the next "
-                "run in mode='extend'", path, sid, why,
-            )
-        if pending:
-            logger.warning(
-                "%s: %i committed shard(s) with %i rows are not consolidated yet (an interrupted "
-                "extraction); rerun it with the same arguments or call FeatureStore.consolidate(%r)",
-                path,
-                len(pending),
-                sum(r["count"] for _, r in pending),
-                str(path),
-            )
+        _report_shards(path, meta)
         store = cls(path, vectors, keys, meta, skipped=skipped, pca=pca)
         store._keys_sha256 = hashlib.sha256(data).hexdigest()
         store._keys_bytes = len(data)
@@ -773,6 +830,8 @@ class FeatureStore:
         """
         keys = _check_keys(keys, "keys")
         arr = check_features(vectors, name="vectors", keys=keys, allow_zero=True)
+        if dtype is None and mode == "extend" and (Path(path) / METADATA_FILE).exists():
+            dtype = _read_json(Path(path) / METADATA_FILE).get("dtype")  # rows join the store as it stores them
         if dtype is None:
             dtype = "float16" if np.asarray(vectors).dtype == np.float16 else "float32"
         with cls.create(
