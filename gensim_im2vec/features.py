@@ -76,7 +76,6 @@ import inspect
 import logging
 import math
 import os
-import re
 import sys
 import time
 from collections import Counter
@@ -199,7 +198,7 @@ def list_images(
                 ignored[ext or "(no extension)"] += 1
                 continue
             p = Path(dirpath) / fn
-            key = _encode_undecodable(image_key(p, root, prefix))
+            key = image_key(p, root, prefix)
             if key in found:
                 clashes.append((key, found[key], p))
             else:
@@ -221,16 +220,6 @@ def list_images(
 
 
 #: Bytes of a file name that are not UTF-8, as ``os.walk`` gives them (``surrogateescape``).
-_UNDECODABLE = re.compile("[\udc80-\udcff]")
-
-
-def _encode_undecodable(key: str) -> str:
-    """Write the bytes of a file name that are not UTF-8 (Latin-1 names from old cameras and archives,
-    which ``os.walk`` returns as lone surrogates) as ``%XX``, as whitespace is: a key is stored and
-    written in documents as UTF-8, which cannot hold them (``caf\\xe9.jpg`` → ``img:caf%E9``)."""
-    return _UNDECODABLE.sub(lambda m: f"%{ord(m.group()) - 0xDC00:02X}", key)
-
-
 def _is_utf8(key: str) -> bool:
     try:
         key.encode("utf-8")
@@ -266,7 +255,7 @@ def _as_items(images, prefix: str) -> list[tuple[str, str]]:
         if not _is_utf8(k):
             raise ValueError(
                 f"images: key {k!r} (for {p!r}) is not valid Unicode (a file name's bytes that are not UTF-8?); "
-                f"keys are stored as UTF-8: use {_encode_undecodable(k)!r}."
+                f"keys are stored as UTF-8: use {encode_key(k)!r}."
             )
         if encode_key(k) != k:
             raise ValueError(

@@ -37,15 +37,27 @@ __all__ = ["IMAGE_PREFIX", "encode_key", "image_key", "image_mask", "image_test"
 #: Marks a token as an image in documents, feature stores and models (``"img:cats/001"``).
 IMAGE_PREFIX = "img:"
 
-_WHITESPACE = re.compile(r"\s")  # what str.split() splits on, as gensim's LineSentence does
+# whitespace, what str.split() splits on (as gensim's LineSentence does), and the bytes of a file
+# name that are not UTF-8, which os.walk / os.listdir give as lone surrogates (surrogateescape)
+_TO_ENCODE = re.compile("\\s|[\udc80-\udcff]")
+
+
+def _encode_char(m: re.Match) -> str:
+    c = m.group()
+    if "\udc80" <= c <= "\udcff":
+        return f"%{ord(c) - 0xDC00:02X}"  # the file name's own byte
+    return "".join(f"%{b:02X}" for b in c.encode("utf-8"))
 
 
 def encode_key(key: str) -> str:
-    """Write each whitespace character of an image key as ``%XX`` (its UTF-8 bytes).
+    """Write each whitespace character of an image key as ``%XX`` (its UTF-8 bytes), and each byte
+    of a file name that is not UTF-8 as ``%XX`` (that byte).
 
     Documents are stored one per line with tokens separated by whitespace, so a key with a space
-    would fall apart into several tokens. Keys without whitespace are returned unchanged, so
-    encoding twice changes nothing (a key that is already encoded stays as it is).
+    would fall apart into several tokens; documents and feature stores are UTF-8, which cannot
+    hold the Latin-1 bytes of an old camera's or archive's file name (``caf\\xe9.jpg``: Python
+    reads it as ``'caf\\udce9.jpg'``). Other keys are returned unchanged, so encoding twice changes
+    nothing (a key that is already encoded stays as it is).
 
     Examples
     --------
@@ -53,15 +65,17 @@ def encode_key(key: str) -> str:
     'holiday%202019/my%20cat'
     >>> encode_key(encode_key("tab\\there"))
     'tab%09here'
+    >>> encode_key(b"caf\\xe9".decode("utf-8", "surrogateescape"))
+    'caf%E9'
     """
-    if not _WHITESPACE.search(key):
+    if not _TO_ENCODE.search(key):
         return key
-    return _WHITESPACE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode("utf-8")), key)
+    return _TO_ENCODE.sub(_encode_char, key)
 
 
 def image_key(path: str | os.PathLike, root: str | os.PathLike, prefix: str = IMAGE_PREFIX) -> str:
     """The image token of a file: prefix + path relative to `root`, no extension, ``/`` separators,
-    whitespace written as ``%XX`` (:func:`encode_key`).
+    whitespace and bytes that are not UTF-8 written as ``%XX`` (:func:`encode_key`).
 
     This is the rule the feature extractor uses too, so tokens and feature keys match.
 

@@ -142,6 +142,26 @@ def test_non_utf8_file_names_are_keyed_with_percent_bytes(fx, tmp_path):
         FeatureStore.from_arrays(tmp_path / "arrays", [bad], np.ones((1, 4), np.float32))
 
 
+def test_a_non_utf8_file_name_has_one_key_in_the_store_and_the_documents(tmp_path):
+    """The extractor wrote a Latin-1 name's byte as %E9 but FolderCorpus kept the lone surrogate,
+    so the document's token met no feature row (and could not be written as UTF-8)."""
+    from gensim_im2vec.corpora import FolderCorpus
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    try:
+        latin1 = os.fsdecode(os.fsencode(str(root)) + b"/caf\xe9.jpg")
+        _photo(48, 40).save(latin1)
+        with open(os.fsdecode(os.fsencode(str(root)) + b"/caf\xe9.txt"), "w", encoding="utf-8") as f:
+            f.write("coffee with milk")
+    except (OSError, UnicodeError):
+        pytest.skip("this file system does not take non-UTF-8 file names")
+    (key,) = [k for k, _ in list_images(root)]
+    docs = list(FolderCorpus(root))
+    assert key == "img:caf%E9" and docs and docs[0][0] == key
+    "\n".join(" ".join(d) for d in docs).encode("utf-8")  # a document file can hold it
+
+
 # ----------------------------------------------------------------------------- the extractor's arguments
 
 
