@@ -123,15 +123,22 @@ _TAG_FIELDS = ("tags", "machine_tags")
 _MB = 1 << 20
 
 
+def _warn_unreadable(e: OSError) -> None:
+    logger.warning("%s: folder not read (%s); the images and documents under it are left out. Check its "
+                   "permissions, or pass another folder.", e.filename, e.strerror or e)
+
+
 def walk_dirs(root: str | os.PathLike, *, follow_links: bool = True) -> Iterator[tuple[str, list[str], list[str]]]:
     """:func:`os.walk` (top-down) that enters every real directory once.
 
     Following symlinks, a loop (``ln -s . d/a``) would be walked forever and a folder linked
     twice would be listed twice; here a directory already entered (same device and inode) is
-    skipped with an info log. Pruning ``dirnames`` in place works as with :func:`os.walk`.
+    skipped with an info log. A folder that cannot be read (permissions, removed while walked) is
+    skipped with a warning that names it, rather than silently. Pruning ``dirnames`` in place works
+    as with :func:`os.walk`.
     """
     seen: dict[tuple[int, int], str] = {}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=follow_links):
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=follow_links, onerror=_warn_unreadable):
         try:
             st = os.stat(dirpath)
         except OSError:

@@ -371,3 +371,26 @@ def test_a_truncated_compressed_file_is_named_with_the_offset_and_leaves_no_temp
     assert f"corpus.txt.{kind}: the" in r.output and "ends early or is damaged at byte" in r.output
     assert "Aborted" not in r.output
     assert not out.exists() and not (tmp_path / "out.txt.tmp").exists()
+
+
+def test_an_unreadable_subfolder_is_named_in_a_warning(tmp_path, monkeypatch, caplog):
+    """os.walk skipped a folder it could not list without a word: its images were silently left out."""
+    import logging
+    import os
+
+    from gensim_im2vec.corpora import walk_dirs
+
+    (tmp_path / "open").mkdir()
+    (tmp_path / "locked").mkdir()
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.corpora"):
+        walked = [d for d, _, _ in walk_dirs(tmp_path)]
+    assert sorted(walked) == [str(tmp_path), str(tmp_path / "open")]
+    assert any("locked: folder not read (Permission denied)" in r.getMessage() for r in caplog.records)
