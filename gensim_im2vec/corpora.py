@@ -506,17 +506,26 @@ class YFCC100MCorpus(_Corpus):
                 yield doc
 
 
+def _sidecars(image_path: str) -> tuple[str | None, str | None]:
+    """The JSON and text sidecars of an image that exist: ``x.json`` / ``x.txt`` beside ``x.jpg``,
+    or ``x.jpg.json`` / ``x.jpg.txt`` (as gallery-dl writes them)."""
+    stem = os.path.splitext(image_path)[0]
+    found = [next((p for p in (stem + ext, image_path + ext) if os.path.isfile(p)), None) for ext in (".json", ".txt")]
+    return found[0], found[1]
+
+
 def _sidecar_of(image_path: str) -> str:
     """The sidecar file that :meth:`FolderCorpus.read_sidecar` reads for an image (the JSON wins)."""
-    stem = os.path.splitext(image_path)[0]
-    return stem + ".json" if os.path.isfile(stem + ".json") else stem + ".txt"
+    jpath, tpath = _sidecars(image_path)
+    return jpath or tpath or os.path.splitext(image_path)[0] + ".txt"
 
 
 class FolderCorpus(_Corpus):
     """Documents from a folder of images with sidecar text: the generic folder format.
 
     For each image ``dir/x.png`` (any depth; extensions in :data:`IMAGE_EXTENSIONS`) the
-    sidecar ``dir/x.json`` or ``dir/x.txt`` gives its words:
+    sidecar ``dir/x.json`` or ``dir/x.txt`` (or ``dir/x.png.json`` / ``dir/x.png.txt``, as
+    gallery-dl names them) gives its words:
 
     * ``.json``: an object; text fields (`text_fields`: title, description, caption, text) are
       free text (a string, or a list of strings: several captions), tag fields (`tag_fields`:
@@ -596,9 +605,8 @@ class FolderCorpus(_Corpus):
         ValueError
             When the JSON sidecar cannot be parsed or is not an object (naming the file and line).
         """
-        stem = os.path.splitext(image_path)[0]
-        jpath, tpath = stem + ".json", stem + ".txt"
-        if os.path.isfile(jpath):
+        jpath, tpath = _sidecars(image_path)
+        if jpath:
             with open(jpath, encoding="utf-8-sig") as f:  # -sig: a byte order mark (Notepad) is not JSON
                 try:
                     meta = json.load(f)
@@ -622,7 +630,7 @@ class FolderCorpus(_Corpus):
                 elif isinstance(v, list):  # several captions of one image
                     texts.extend(t for t in v if isinstance(t, str))
             return texts, tags
-        if os.path.isfile(tpath):
+        if tpath:
             with open(tpath, encoding="utf-8-sig") as f:
                 return [f.read(_MB)], []
         return None

@@ -394,3 +394,17 @@ def test_an_unreadable_subfolder_is_named_in_a_warning(tmp_path, monkeypatch, ca
         walked = [d for d, _, _ in walk_dirs(tmp_path)]
     assert sorted(walked) == [str(tmp_path), str(tmp_path / "open")]
     assert any("locked: folder not read (Permission denied)" in r.getMessage() for r in caplog.records)
+
+
+def test_gallery_dl_sidecars_are_read(tmp_path):
+    """gallery-dl writes an image's metadata as ``x.jpg.json``: FolderCorpus skipped such images as
+    having no sidecar."""
+    from gensim_im2vec.corpora import FolderCorpus
+
+    (tmp_path / "a.jpg").write_bytes(b"")
+    (tmp_path / "a.jpg.json").write_text('{"title": "red fox", "tags": ["fox", "snow"]}', encoding="utf-8")
+    (tmp_path / "b.png").write_bytes(b"")
+    (tmp_path / "b.png.txt").write_text("grey heron", encoding="utf-8")
+    docs = sorted(FolderCorpus(tmp_path))
+    assert [d[0] for d in docs] == ["img:a", "img:b"]
+    assert set(docs[0][1:]) == {"red", "fox", "snow"} and docs[1][1:] == ["grey", "heron"]
