@@ -219,7 +219,6 @@ def list_images(
     return sorted(found.items())
 
 
-#: Bytes of a file name that are not UTF-8, as ``os.walk`` gives them (``surrogateescape``).
 def _is_utf8(key: str) -> bool:
     try:
         key.encode("utf-8")
