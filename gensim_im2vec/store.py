@@ -86,6 +86,7 @@ import numpy as np
 
 from gensim_im2vec import __version__
 from gensim_im2vec.fileio import atomic_write, atomic_write_bytes, fsync_dir, temp_name
+from gensim_im2vec.keys import encode_key
 from gensim_im2vec.validation import check_features, npy_header
 
 logger = logging.getLogger(__name__)
@@ -359,7 +360,7 @@ def _check_keys(keys, name: str) -> list[str]:
             raise ValueError(
                 f"{name}: key {k!r} is not valid Unicode (bytes of a file name that are not UTF-8, decoded "
                 f"with surrogateescape?); keys are stored as UTF-8: write those bytes as %XX, as "
-                f"gensim_im2vec.features.list_images does."
+                f"gensim_im2vec.keys.encode_key does ({encode_key(k)!r})."
             ) from None
         if _WHITESPACE.search(k):
             raise ValueError(
