@@ -19,7 +19,10 @@ The steps, in order (each is a constructor flag):
    ``hashes`` (``01267f59f5a2ef449dbfb30d080fb``, ``hash(0x885c2bc)``, and the bare tag ``hash``
    that the same exporter leaves beside it) are dropped; in free text ``file_stems`` cuts the
    number off a numbered file name left as a title (``head1``, ``tigre01``, ``arrow08_4`` →
-   ``head``, ``tigre``, ``arrow``).
+   ``head``, ``tigre``, ``arrow``).  Letters followed by a year (1900–2039) are Flickr's event and
+   place tags, not camera names: ``nyc2010``, ``sxsw2009`` are kept like ``paris2008`` (whole as a
+   tag, cut to the word in free text), unless the letters are a camera's prefix (``dscn2010``,
+   ``img2009``, ``p2010`` go).
 8. ``multiword``: a multi-word tag is kept as one token (``"join"``: ``new_york``) or split.
 9. ``stopwords`` and ``junk`` (tags that say nothing about an image: ``unsorted``), then the
    ``min_len``/``max_len`` limits.
@@ -50,6 +53,13 @@ What was removed, and why (the slides estimate ~15% of a raw tag vocabulary is n
 0.6
 >>> sorted(norm.stats.reasons)
 ['camera', 'junk', 'number']
+
+An event or a place with its year is a tag, a camera's prefix with a number is a file name:
+
+>>> norm.tags(["sxsw2009", "nyc_2010", "DSCN2010.JPG", "img2009", "sdc10001"])
+['sxsw2009', 'nyc']
+>>> norm.text("SXSW2009 and CES2011 on DSCN2010.JPG")
+['sxsw', 'ces']
 
 Normalisation is idempotent: ``norm.text(" ".join(norm.text(s))) == norm.text(s)``.
 """
@@ -135,9 +145,15 @@ _HASH_CALL = re.compile(r"\bhash\s*+\(\s*+(?:0x)?[0-9a-f]*+\s*+\)")
 _MAX_DECODE_ROUNDS = 8
 _ASCII_TOKEN = re.compile(r"[a-z0-9_]+")
 _NUMBER = re.compile(r"_*\d[\d_]*")
+# Camera file names (matched whole): a known camera prefix and a number, also when the number looks
+# like a year (dsc_1234, dscn2010, img2009, p1010123, img_2009_12_11); or any 1-4 letters and a
+# number of 4+ digits (abc12345) unless the number is a year, 1900-2039, possibly followed by a
+# month and day of 1-2 digits (nyc2010, sxsw2009, ces2011, nyc2010_05_12): Flickr's event and place
+# tags. A prefix of the list wins (it is tried first), so dscn2010 goes and nyc2010 stays.
 _CAMERA = re.compile(
     r"(?:img|dsc|dscn|dscf|dsci|imgp|pict|pic|dcp|dcim|sam|gopr|mvi|cimg|pano|photo|scan|"
-    r"snapshot|image|screenshot|vid|mov|dji|wp|mg|p)_?\d+(?:_\d+)*|[a-z]{1,4}\d{4,}(?:_\d+)*"
+    r"snapshot|image|screenshot|vid|mov|dji|wp|mg|sdc|sany|hpim|pdrm|kif|imag|p)_?\d+(?:_\d+)*"
+    r"|(?![a-z]{1,4}(?:19\d\d|20[0-3]\d)(?:_\d{1,2}){0,2}\Z)[a-z]{1,4}\d{4,}(?:_\d+)*"
 )
 _HEX_HASH = re.compile(r"0x[0-9a-f]+|(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}")
 # A numbered file name: a word of 3+ letters and a number of 1-4 digits (head1, tigre01, summer2005).
@@ -349,7 +365,16 @@ class Normalizer:
     numbers : bool
         Drop tokens made of digits (years, dates, counts).
     camera_names : bool
-        Drop camera file names (``dsc_1234``, ``img_2009_12_11``, ``p1010123``).
+        Drop camera file names (``dsc_1234``, ``img_2009_12_11``, ``p1010123``): a camera's prefix
+        (``dsc``, ``dscn``, ``dscf``, ``img``, ``imgp``, ``pict``, ``cimg``, ``sdc``, ``mvi``, ``p``, …)
+        and a number, or any 1–4 letters and a number of 4+ digits (``abc12345``). A number that is
+        a year, 1900–2039, after letters that are not a camera's prefix makes an event or a place
+        tag, kept (``nyc2010``, ``sxsw2009``, ``ces2011``, also with a month and day:
+        ``nyc2010-05-12`` → ``nyc2010``); after a prefix it is a file number (``dscn2010``,
+        ``img2009``, ``p2010`` are dropped). Kept, such a token is treated as one with a longer word
+        (``paris2008``): whole as a tag, and in free text ``file_stems`` keeps the word of 3+ letters
+        (``nyc2010`` → ``nyc``) and a shorter code whole (``la2010``). With a separator the year is
+        a number of its own and goes (``nyc_2010``, ``sxsw 2009`` → ``nyc``, ``sxsw``).
     hashes : bool
         Drop hexadecimal hashes of 8+ digits and ``hash(0x…)``; in tags also the bare word
         ``hash`` that the same exporter leaves as a tag of its own (free text keeps it).

@@ -215,3 +215,59 @@ def test_messy_yfcc_lines_are_read_the_same_on_every_pass(tmp_path):
     assert docs == [["img:1", "dog", "new_york", "ny"], ["img:4", "istanbul", "geschichte", "cats", "dogs"]]
     assert c.stats.examples["wrong_columns"] == [f"{p}:2", f"{p}:3", f"{p}:5"]
     assert list(c) == docs
+
+
+# ----------------------------------------------------------------------------- letters and a year
+
+
+@pytest.mark.parametrize(
+    ("raw", "tag", "text"),
+    [
+        ("nyc2010", "nyc2010", ["nyc"]),
+        ("SXSW2009", "sxsw2009", ["sxsw"]),
+        ("wwdc2008", "wwdc2008", ["wwdc"]),
+        ("ces2011", "ces2011", ["ces"]),
+        ("paris2008", "paris2008", ["paris"]),  # kept before too: 5 letters were no camera name
+        ("la1999", "la1999", ["la1999"]),  # a 2-letter code stays whole in text, as mp3 does
+        ("nyc2010-05-12", "nyc2010", ["nyc"]),  # a month and a day after the year are numbers
+    ],
+)
+def test_letters_and_a_year_are_an_event_tag_not_a_camera_name(raw, tag, text):
+    # 1-4 letters and 4+ digits were all camera names: Flickr's nyc2010, sxsw2009 were dropped
+    norm = Normalizer()
+    assert norm.tags([raw]) == [tag]
+    assert norm.text(raw) == text
+    assert norm.text(" ".join(text)) == text  # idempotent
+    assert "camera" not in norm.stats.reasons
+
+
+@pytest.mark.parametrize("mode", ["join", "split"])
+def test_a_year_after_a_separator_is_a_number(mode):
+    norm = Normalizer(multiword=mode)
+    assert norm.tags(["nyc_2010", "sxsw-2009", "ces 2011"]) == ["nyc", "sxsw", "ces"]
+    assert norm.stats.reasons == {"number": 3}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["dsc1234", "dscn2010", "dsc2010", "DSCF2010.JPG", "img2009", "IMGP2010", "pict2010", "sdc2010", "cimg2010",
+     "mvi2010", "p2010", "p1010123", "p1012010", "img_2009_12_11", "sdc10001", "abc12345", "abcd1899", "abc2050",
+     "nyc20101", "abc2010_1234"],
+)
+def test_a_camera_prefix_wins_over_a_year_like_file_number(raw):
+    norm = Normalizer()
+    assert norm.tags([raw]) == []
+    assert norm.text(raw) == []
+    assert norm.stats.reasons["camera"] == 2  # (".jpg" is counted as junk)
+
+
+def test_the_drop_reasons_count_camera_names_not_event_tags():
+    norm = Normalizer()
+    tags = ["sxsw2009", "DSCN2010.JPG", "nyc2010", "img_2009_12_11", "ces2011", "2011", "dsc01234", "wwdc2008"]
+    assert norm.tags(tags) == ["sxsw2009", "nyc2010", "ces2011", "wwdc2008"]
+    assert norm.stats.reasons == {"camera": 3, "number": 1, "junk": 1}  # junk: the ".jpg" of DSCN2010.JPG
+    assert norm.stats.removed_tokens == 4 and norm.stats.removed_vocab_share == 0.5
+    assert norm.stats.examples["camera"] == ["DSCN2010.JPG", "img_2009_12_11", "dsc01234"]
+    norm.stats.reset()
+    assert norm.text("SXSW2009 keynote, photo DSCN2010.JPG by wwdc2008 fan") == ["sxsw", "keynote", "wwdc", "fan"]
+    assert norm.stats.reasons == {"file_stem": 2, "camera": 1, "junk": 2, "stopword": 1}  # junk: photo, jpg
