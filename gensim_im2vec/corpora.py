@@ -78,6 +78,7 @@ import io
 import json
 import logging
 import os
+import sys
 import time
 import zlib
 from collections import Counter
@@ -282,16 +283,20 @@ class _Corpus:
         stats = CorpusStats()
         self.stats = stats
         t0 = time.perf_counter()
-        n = 0
+        docs = self._documents(stats)
         try:
-            for doc in self._documents(stats):
-                if self.limit is not None and n >= self.limit:
-                    break
-                n += 1
-                stats.documents += 1
-                stats.tokens += len(doc)
-                yield doc
+            # `limit` is checked after a document, not before the next: reading on would read (and
+            # count, or fail on) a record past the limit
+            if self.limit != 0:
+                for doc in docs:
+                    stats.documents += 1
+                    stats.tokens += len(doc)
+                    yield doc
+                    if self.limit is not None and stats.documents >= self.limit:
+                        break
         finally:
+            if hasattr(docs, "close"):  # a generator: its open file, now rather than when collected
+                docs.close()
             stats.seconds = time.perf_counter() - t0
             logger.info("%s: %s", self.name, stats.summary())
             if stats.malformed:
@@ -339,6 +344,7 @@ def _iter_lines(path: str, stats: CorpusStats, max_line_bytes: int) -> Iterator[
     ValueError
         A ``.bz2``/``.gz`` file that ends early or is corrupt (naming the file and the byte offset).
     """
+    max_line_bytes = min(max_line_bytes, sys.maxsize - 1)  # "no limit" (sys.maxsize) + 1 overflows readline
     with open_text_source(path) as f:
         lineno = 0
 
@@ -664,6 +670,27 @@ class FolderCorpus(_Corpus):
                 yield doc
 
 
+#: The csv module's default field size limit (128 KiB), and the largest one it accepts everywhere (a C
+#: long: 32 bits on Windows, where ``sys.maxsize`` overflows it).
+_CSV_FIELD_LIMIT = 128 * 1024
+_C_LONG_MAX = 2**31 - 1
+
+
+def _next_row(reader, field_limit: int) -> list[str]:
+    """``next(reader)`` with the csv module's field size limit (128 KiB by default: a longer caption
+    was a broken row) at `field_limit`; the process-wide limit is restored after."""
+    old = csv.field_size_limit(field_limit)
+    try:
+        return next(reader)
+    finally:
+        csv.field_size_limit(old)
+
+
+def _field_hint(err: csv.Error) -> str:
+    """For a csv error of a too long field, what to do; else ""."""
+    return " (a field longer than max_line_bytes: raise it to read the row)" if "field limit" in str(err) else ""
+
+
 class TableCorpus(_Corpus):
     """Documents from a CSV / TSV / JSONL table with an image column and text columns.
 
@@ -684,7 +711,9 @@ class TableCorpus(_Corpus):
     tag_sep : str
         Separator of tags within a string cell.
     prefix, normalizer, keys, exclude, min_tokens, limit, max_line_bytes
-        As in :class:`YFCC100MCorpus`.
+        As in :class:`YFCC100MCorpus`. A CSV/TSV field may be as long as `max_line_bytes` (at least
+        128 KiB; a quoted one across lines too, whatever :func:`csv.field_size_limit` says); a row
+        with a longer one is skipped as ``too_long``.
     """
 
     name = "table"
@@ -758,10 +787,22 @@ class TableCorpus(_Corpus):
                 yield line + "\n"
 
         reader = csv.reader(lines(), delimiter="\t" if self.format == "tsv" else ",")
-        header = next(reader, None)
+        field_limit = min(max(self.max_line_bytes, _CSV_FIELD_LIMIT), _C_LONG_MAX)
+
+        def header_row() -> list[str] | None:
+            first[0] = 0
+            try:
+                return _next_row(reader, field_limit)
+            except StopIteration:
+                return None
+            except csv.Error as e:
+                raise ValueError(f"{path}:{first[0]}: cannot read the header row ({e}); a CSV/TSV table starts "
+                                 f"with a row of column names{_field_hint(e)}.") from None
+
+        header = header_row()
         while header == []:  # blank lines before the header (a file that is only a byte order mark)
             stats.lines -= 1
-            header = next(reader, None)
+            header = header_row()
         if header is None:
             return
         stats.lines -= 1  # the header is not a record
@@ -772,11 +813,11 @@ class TableCorpus(_Corpus):
         while True:
             first[0] = 0
             try:
-                row = next(reader)
+                row = _next_row(reader, field_limit)
             except StopIteration:
                 return
-            except csv.Error:
-                stats.skip("bad_row", f"{path}:{first[0]}")
+            except csv.Error as e:  # a field longer than max_line_bytes, or broken quoting
+                stats.skip("too_long" if _field_hint(e) else "bad_row", f"{path}:{first[0]}")
                 continue
             if len(row) != width:
                 if row:  # blank lines are not records

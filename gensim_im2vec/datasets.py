@@ -32,7 +32,8 @@ an image item is complete once its sidecar exists (written after the PNG), so a 
 finished items; ``dataset.json`` is written last (and removed when a build starts). A builder writes
 only into a new or empty folder or an earlier build of its own (finished: its ``dataset.json``;
 interrupted: its sidecars or ``build.json``); any other folder is refused before anything is written,
-so no file of the user's is replaced. A rerun with
+so no file of the user's is replaced; in its own folder, a file it did not make at the name of an item
+it writes (an image of the user's added beside a smaller build) stops the build, naming the file. A rerun with
 other parameters leaves the folder as a fresh build would: an item is resumed only when its sidecar
 records the same settings (tag rules, source files, canvas and font), and the items an earlier
 build of the same builder made that this one does not select (a smaller ``limit``, excluded
@@ -65,13 +66,16 @@ and assigns whole linked groups to train or test in an order fixed by a hash of 
 
 from __future__ import annotations
 
+import filecmp
 import gzip
 import hashlib
 import html
+import itertools
 import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import time
 import unicodedata
@@ -82,7 +86,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gensim_im2vec.corpora import FolderCorpus
-from gensim_im2vec.fileio import atomic_copy, atomic_path, atomic_write_json, check_output_folder
+from gensim_im2vec.fileio import atomic_path, atomic_write_json, check_output_folder
 from gensim_im2vec.keys import IMAGE_PREFIX
 from gensim_im2vec.text import Normalizer
 from gensim_im2vec.weights import file_digest
@@ -528,7 +532,9 @@ def build_openclipart(
             skipped["unreadable_svg"] += 1
             logger.warning("openclipart: cannot read %s (%s); skipped", svg, e)
             continue
-        atomic_copy(png, dst_png)
+        with atomic_path(dst_png) as tmp:  # the drawing, once nothing of the user's is in its way
+            shutil.copyfile(png, tmp)
+            _check_item_names(out, "openclipart", dst_png, dst_json, tmp)
         meta.update(
             source=str(svg),
             source_png=str(png.resolve()),
@@ -575,6 +581,37 @@ _BUILDER_FIELDS = {
     "openclipart": ("source", "source_png", "folder", "sha1"),
     "emoji": ("emoji", "codepoints", "split_group", "sha1"),
 }
+
+
+def _check_item_names(out: Path, name: str, dst_png: Path, dst_json: Path, new_png: Path) -> None:
+    """Refuse to write an item of builder `name` over a file of the user's at its names.
+
+    The names are free when missing, when the sidecar there is the builder's (an item of an earlier
+    build, rebuilt with this build's settings), or, for the PNG alone, when it holds the bytes of
+    `new_png` (what the item's PNG would hold: a build interrupted between the PNG and its sidecar).
+    Anything else is a file the user put there, e.g. an image of their own beside a smaller build,
+    which the item would replace.
+
+    Raises
+    ------
+    FileExistsError
+        Naming the file and the fix; the items built so far stay (a rerun resumes them).
+    """
+    if _is_builders(_read_sidecar(dst_json) if dst_json.is_file() else None, name):
+        return
+    for path in (dst_png, dst_json):
+        if not os.path.lexists(path) or (path == dst_png and path.is_file() and filecmp.cmp(path, new_png, shallow=False)):
+            continue
+        raise FileExistsError(
+            f"the {name} build would replace {str(path)!r}, which it did not make (no sidecar of the {name} build "
+            f"beside it): it is the name of the item {dst_png.relative_to(out).with_suffix('').as_posix()!r}. Move "
+            f"{path.name!r} out of {str(out)!r} (or rename it) and rerun: the build resumes where it stopped."
+        )
+
+
+def _is_builders(meta: Mapping | None, name: str) -> bool:
+    """Whether a sidecar's content is one builder `name` wrote (it has all of :data:`_BUILDER_FIELDS`)."""
+    return meta is not None and all(f in meta for f in _BUILDER_FIELDS[name])
 
 
 def _own_output(out: Path, name: str) -> bool:
@@ -848,6 +885,7 @@ def build_emoji(
             continue
         with atomic_path(dst_png) as tmp:
             img.save(tmp, format="PNG")
+            _check_item_names(out, "emoji", dst_png, dst_json, tmp)
         meta = {
             "title": name,
             "description": "",
@@ -1044,9 +1082,7 @@ def build_dictionary_text(
             continue
         docs = words = 0
         with atomic_path(dst) as tmp, open(tmp, "w", encoding="utf-8") as f:
-            for text in read():
-                if limit is not None and docs >= limit:
-                    break
+            for text in itertools.islice(read(), limit):  # stops after `limit`: never reads one more
                 f.write(text + "\n")
                 docs += 1
                 words += len(text.split())

@@ -50,15 +50,21 @@ FileExistsError: the folder '...' is not empty and is not an earlier output of t
 
 from __future__ import annotations
 
+import bz2
 import contextlib
 import glob
+import gzip
 import json
+import logging
 import os
+import pickle
 import shutil
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["atomic_copy", "atomic_path", "atomic_save", "atomic_write", "atomic_write_bytes",
            "atomic_write_json", "check_output_folder", "fsync_dir", "temp_name"]
@@ -163,6 +169,11 @@ def atomic_save(obj, fname: str | os.PathLike, *args, **kwargs) -> None:
     one step: a crash between the companions' renames and the main file's leaves new arrays beside
     the previous main file.) A name ending in ``.gz`` or ``.bz2`` is compressed, as gensim does.
 
+    Companion files of the earlier save at `fname` that this save does not write (an array now
+    pickled in the main file, or no longer there) are removed once the new main file is in place:
+    only the names that the earlier main file reads, never another file (a ``fname.v2`` model's
+    arrays, a file of the user's).
+
     Parameters
     ----------
     obj : object with a ``save(fname, ...)`` method
@@ -178,12 +189,94 @@ def atomic_save(obj, fname: str | os.PathLike, *args, **kwargs) -> None:
     tmp = str(temp_name(path)) + next((s for s in COMPRESSED_SUFFIXES if path.endswith(s)), "")
     try:
         obj.save(tmp, *args, **kwargs)
-        for written in sorted(glob.glob(glob.escape(tmp) + "?*")):  # the companions first
-            os.replace(written, path + written[len(tmp):])
+        written = sorted(glob.glob(glob.escape(tmp) + "?*"))
+        new = {path + w[len(tmp):] for w in written}
+        others = [p for p in glob.glob(glob.escape(path) + ".?*") if p.endswith(_COMPANION_SUFFIXES) and p not in new]
+        stale = sorted(set(others) & _companions(path)) if others else []  # the earlier save's, this one has not
+        for w in written:  # the companions first
+            os.replace(w, path + w[len(tmp):])
         os.replace(tmp, path)  # the main file (the commit marker) last
     finally:
         for left in glob.glob(glob.escape(tmp) + "*"):
             os.unlink(left)
+    for p in stale:  # no longer read by the main file now in place
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            logger.warning("could not remove %s, an array file of the earlier save of %s: %s", p, path, e)
+
+
+#: Name endings of gensim's companion files: ``np.save`` (and a pickled sparse matrix's shell), ``np.savez_compressed``.
+_COMPANION_SUFFIXES = (".npy", ".npz")
+
+
+class _Stub:
+    """Stands for any class or function in a pickle read by :func:`_companions`: nothing is imported or run."""
+
+    def __new__(cls, *args, **kwargs):
+        return object.__new__(cls)
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __call__(self, *args, **kwargs):
+        return _Stub()
+
+    def __setstate__(self, state):
+        if isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], (dict, type(None))):
+            state = state[0]  # (__dict__, slots)
+        if isinstance(state, dict):
+            self.__dict__.update((k, v) for k, v in state.items() if isinstance(k, str))
+
+    def __setitem__(self, key, value):
+        pass
+
+    def append(self, value):
+        pass
+
+    def extend(self, values):
+        pass
+
+
+class _StubUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        return _Stub
+
+
+def _companions(path: str) -> set[str]:
+    """The companion files that the gensim pickle at `path` reads (its objects' ``__numpys``, ``__scipys`` and
+    ``__recursive_saveloads``, as gensim's ``_load_specials``); empty when it is missing or not such a pickle.
+
+    The pickle is read without importing or running anything of it (every class is a :class:`_Stub`).
+    """
+    compressed = path.endswith(COMPRESSED_SUFFIXES)
+    suffix = "npz" if compressed else "npy"
+    opener = gzip.open if path.endswith(".gz") else bz2.open if path.endswith(".bz2") else open
+    try:
+        with opener(path, "rb") as f:
+            root = _StubUnpickler(f).load()
+    except Exception:  # noqa: BLE001 - another file, damaged, truncated: then nothing of it is known
+        return set()
+    names: set[str] = set()
+    todo = [(root, path)]
+    while todo:
+        obj, fname = todo.pop()
+        state = getattr(obj, "__dict__", None)
+        if not isinstance(state, dict):
+            continue
+        for attrib in _names(state.get("__recursive_saveloads")):
+            todo.append((state.get(attrib), f"{fname}.{attrib}"))
+        names.update(f"{fname}.{a}.{suffix}" for a in _names(state.get("__numpys")))
+        for a in _names(state.get("__scipys")):
+            parts = ("sparse",) if compressed else ("data", "indptr", "indices")
+            names.update([f"{fname}.{a}.{suffix}", *(f"{fname}.{a}.{p}.{suffix}" for p in parts)])
+    return names
+
+
+def _names(value) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def _first_file(folder: Path, top: Path) -> str | None:
