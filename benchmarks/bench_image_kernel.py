@@ -5,7 +5,9 @@
 1. Documents ``[tag, image, tag]`` with window=1 (image work dominates), D=200, one worker:
    image tokens/s, and the ratio of the achieved rate (4·D·F flops per image occurrence: the
    projection and the W update) to numpy's single-thread sgemm rate for the same shapes, measured
-   in the same run. Target: >= 0.5 at F=1280.
+   in the same run. Target: >= 0.5 at F=1280. A second line counts every product train() makes
+   (the map's, the space step's softmax over each run's candidates, writing the image vectors)
+   against the same rate.
 2. The kernel alone on one prepared job (no gensim threading): the per-job sgemm mode vs the
    per-pair sgemv/sger mode (DESIGN §3 expects the latter 3–10× slower).
 3. Realistic documents (one image + 8 tags), F=1280: documents/s with the image vs the same
@@ -145,16 +147,52 @@ def main():
         section6(rng, n, tags)
 
 
+@contextlib.contextmanager
+def counted_products(counts):
+    """Count the flops of every matrix product default ``train()`` makes, from the kernel's own
+    plans: per run of R images with a word and C candidates, the map's 4·R·F·D (the forward
+    product and W's update) and the space step's 2·R·C·D per product (three when the run's words
+    move, two when none may); after each call, 2·N·F·D for the N image vectors written into wv."""
+    import gensim_im2vec.model as M
+
+    real_plan, real_write = M.im2vec_inner.plan_space_job, M.Im2Vec._write_image_vectors
+
+    def plan(*a, **k):
+        out = real_plan(*a, **k)
+        rows, cands, move = np.diff(out[1]), np.diff(out[3]), np.asarray(out[4])
+        F = counts["F"]
+        counts["map"] += 4 * D * F * int(rows.sum())
+        counts["space"] += 2 * D * int(np.sum(rows * cands * np.where(move > 0, 3, 2)))
+        return out
+
+    def write(self, *a, **k):
+        counts["write"] += 2 * D * counts["F"] * int(np.count_nonzero(self._vocab_image_rows >= 0))
+        return real_write(self, *a, **k)
+
+    M.im2vec_inner.plan_space_job, M.Im2Vec._write_image_vectors = plan, write
+    try:
+        yield
+    finally:
+        M.im2vec_inner.plan_space_job, M.Im2Vec._write_image_vectors = real_plan, real_write
+
+
 def section1(args, rng, n, tags):
     print(f"1. [tag, image, tag], window=1, D={D}, one worker, {n} images x 2 epochs, default train() {OPTIONS}")
     for F in args.features:
         feats, docs = tag_image_corpus(rng, n, tags, F)
-        elapsed, occ = train_rate(docs, feats)
+        counts = {"F": F, "map": 0, "space": 0, "write": 0}
+        with counted_products(counts):
+            elapsed, occ = train_rate(docs, feats)
         rate = occ / elapsed
         per_job = 10000 // 3
         limit = sgemm_rate(per_job, F)
         print(f"   F={F:5d}: {rate:10,.0f} image tokens/s, {rate * 4 * D * F / 1e9:6.1f} GFLOP/s achieved, "
               f"sgemm {limit / 1e9:6.1f} GFLOP/s -> ratio {rate * 4 * D * F / limit:.2f}")
+        total = counts["map"] + counts["space"] + counts["write"]  # three calls of train_rate
+        print(f"           every product train() makes ({counts['space'] / counts['map']:.2f}x the map's flops in the "
+              f"space step, {counts['write'] / counts['map']:.2f}x writing the image vectors): "
+              f"{rate * 4 * D * F * total / counts['map'] / 1e9:6.1f} GFLOP/s -> ratio "
+              f"{rate * 4 * D * F * total / counts['map'] / limit:.2f}")
 
 
 def section2(args, rng, n, tags):

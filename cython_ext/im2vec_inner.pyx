@@ -24,12 +24,20 @@ Nothing here allocates, logs or raises inside the ``nogil`` section.
 import numpy as np
 
 cimport numpy as cnp
-from libc.math cimport exp, expf, log, log1p, sqrt
+from libc.math cimport exp, log, log1p, sqrt
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport qsort
 from libc.string cimport memcmp, memcpy, memset
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from scipy.linalg.cython_blas cimport saxpy, sdot, sgemm, sgemv, sger, sscal
+
+
+cdef extern from "im2vec_vec.h" nogil:  # loops the C compiler vectorises, the same floats at any width
+    float im2vec_max(const float *x, int n)
+    double im2vec_exp_shift_sum(float *s, int n, float m)
+    float im2vec_exp_nonpositive(float x)
+    double im2vec_sumsq(const float *x, int n)
+    void im2vec_scale_sub(const float *x, float a, const float *b, float *y, int n)
 
 cnp.import_array()
 
@@ -800,23 +808,18 @@ cdef void _space_softmax(SpaceConfig *c) noexcept nogil:
         while p1 < c.P and c.pair_row[p1] == r:
             p1 += 1
         s = c.S + <int64_t>r * c.Ks
-        m = -1e30
-        for k in range(c.Ks):
-            if s[k] > m:
-                m = s[k]
+        m = im2vec_max(s, c.Ks) if c.Ks > 0 else -1e30
         for p in range(p0, p1):
             if c.pair_col[p] >= c.Ks and c.ps[p] > m:
                 m = c.ps[p]
-        denom = 0.0
-        for k in range(c.Ks):  # (in float: the double exp was a tenth of one worker's time)
-            s[k] = expf(s[k] - m)
-            denom += s[k]
+        # exp in float, vectorised (glibc's expf, one call per candidate, was two thirds of the softmax)
+        denom = im2vec_exp_shift_sum(s, c.Ks, m)
         for p in range(p0, p1):
             if c.pair_col[p] >= c.Ks:
-                denom += exp(c.ps[p] - m)
+                denom += im2vec_exp_nonpositive(c.ps[p] - m)
         for p in range(p0, p1):  # pair probabilities (before the shared row is rescaled)
             if c.pair_col[p] >= c.Ks:
-                prob = exp(c.ps[p] - m) / denom
+                prob = im2vec_exp_nonpositive(c.ps[p] - m) / denom
             else:
                 prob = s[c.pair_col[p]] / denom
             if c.compute_loss:
@@ -948,24 +951,17 @@ def space_job(const REAL_t[:, ::1] X, const REAL_t[:, ::1] W, REAL_t[:, ::1] syn
 cdef void _space_rows(const REAL_t *src, const int64_t *rows, Py_ssize_t n, int F, const REAL_t *mean,
                       bint normalize, REAL_t *out) noexcept nogil:
     """``out[i] = src[rows[i]] / ‖src[rows[i]]‖ − mean`` (row i of `src` when `rows` is NULL; a zero
-    row keeps its scale; no division when not `normalize`). The norm is summed in double in row
-    order, so every caller gets the same floats for the same row."""
+    row keeps its scale; no division when not `normalize`). The norm is summed in double in fixed
+    lanes (``im2vec_sumsq``), so every caller gets the same floats for the same row."""
     cdef Py_ssize_t i
-    cdef int j
     cdef const REAL_t *x
-    cdef REAL_t *y
     cdef double ss
     cdef REAL_t inv
     for i in range(n):
         x = src + (rows[i] if rows != NULL else i) * F
-        y = out + i * F
-        ss = 0.0
-        for j in range(F):
-            y[j] = x[j]
-            ss += <double>x[j] * x[j]
-        inv = <REAL_t>(1.0 / sqrt(ss)) if normalize and ss > 0 else 1.0
-        for j in range(F):
-            y[j] = y[j] * inv - mean[j]
+        ss = im2vec_sumsq(x, F) if normalize else 0.0
+        inv = <REAL_t>(1.0 / sqrt(ss)) if ss > 0 else 1.0
+        im2vec_scale_sub(x, inv, mean, out + i * F, F)
 
 
 def space_rows(const REAL_t[:, ::1] vectors, rows, const REAL_t[::1] mean, bint normalize=True):
