@@ -152,3 +152,23 @@ def test_remove_directions_leaves_every_projection_orthogonal_and_the_rest_uncha
     again = W.copy()
     remove_directions(again, Q.astype(np.float32))  # idempotent
     np.testing.assert_allclose(again, W, atol=1e-5)
+
+
+@pytest.mark.parametrize("temperature", [0.5, 0.1, 0.004], ids=["t0.5", "t0.1", "t0.004-exp-clamped"])
+@pytest.mark.parametrize("candidates", ["run", "own"])
+def test_kernel_step_matches_the_numpy_formulas(temperature, candidates):
+    """The kernel's vectorised softmax (exp by a polynomial, sums in fixed lanes) against NumPy's
+    float32 formulas: the same loss, W and words, also where τ pushes logits below exp's float range
+    (τ 0.004: logit gaps up to 500, the kernel's exp clamps at −87)."""
+    W, syn0, Vn, ps, pw, neg = _problem(seed=3)
+    W, syn0, Vn = W.astype(np.float32), syn0.astype(np.float32), Vn.astype(np.float32)
+    out = {}
+    for kernel in (True, False):
+        W1, s1 = W.copy(), syn0.copy()
+        loss = space_step(W1, s1, Vn, ps, pw, neg, alpha_w=0.05, alpha_u=0.05, temperature=temperature,
+                          candidates=candidates, kernel=kernel)
+        out[kernel] = (loss, W1, s1)
+    assert out[True][0] == pytest.approx(out[False][0], rel=1e-5)
+    assert not np.array_equal(out[True][1], W) and not np.array_equal(out[True][2], syn0)  # both stepped
+    np.testing.assert_allclose(out[True][1], out[False][1], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(out[True][2], out[False][2], rtol=1e-4, atol=1e-6)
