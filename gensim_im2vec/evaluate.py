@@ -86,7 +86,7 @@ import math
 import os
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from timeit import default_timer
 
@@ -1042,7 +1042,8 @@ class _BaselineCache:
     features, tags, candidates and zero-shot tags, the training features and tags (zero-shot tags
     removed), the code of the modules that fit and score it and the numpy/scipy/scikit-learn
     versions. :meth:`save` keeps this evaluation's rows and a few recent others (:attr:`KEEP`). An
-    unreadable file is ignored; one that cannot be written is a warning, never a failed evaluation.
+    unreadable file, one that is not such a cache, or a damaged row is ignored with a warning (and
+    replaced); one that cannot be written is a warning, never a failed evaluation.
     """
 
     VERSION = 1
@@ -1082,26 +1083,28 @@ class _BaselineCache:
             saved = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, RecursionError) as e:
             logger.warning("baseline cache %s unreadable (%s); computing the baselines again", self.path, e)
             return {}
-        ok = isinstance(saved, dict) and saved.get("version") == self.VERSION and isinstance(saved.get("rows"), dict)
-        return saved["rows"] if ok else {}
+        if not (isinstance(saved, dict) and saved.get("version") == self.VERSION and isinstance(saved.get("rows"), dict)):
+            logger.warning("baseline cache %s is not a baseline cache of version %i; computing the baselines again",
+                           self.path, self.VERSION)
+            return {}
+        return saved["rows"]
 
     def row(self, settings: dict, compute: Callable[[], TaggingResult]) -> TaggingResult:
         """The cached row of a baseline with `settings`, or ``compute()``'s (then kept)."""
         key = hashlib.sha256(json.dumps([self.data, settings], sort_keys=True).encode()).hexdigest()
         saved = self.saved.get(key)
-        if isinstance(saved, dict):
-            try:
-                row = TaggingResult(**saved)
-            except TypeError:
-                row = None
-            if row is not None:
-                self.used[key] = saved
-                self.hits.append(row.method)
-                logger.info("%s: reused from %s (%.1fs when computed)", row.method, self.path, row.seconds)
-                return row
+        row = _cached_row(saved) if saved is not None else None
+        if row is not None:
+            self.used[key] = saved
+            self.hits.append(row.method)
+            logger.info("%s: reused from %s (%.1fs when computed)", row.method, self.path, row.seconds)
+            return row
+        if saved is not None:
+            logger.warning("baseline cache %s: the row of %s is damaged; computing it again", self.path,
+                           settings.get("name"))
         row = compute()
         self.used[key] = json.loads(json.dumps(row.__dict__, default=_json_number))
         return row
@@ -1109,7 +1112,7 @@ class _BaselineCache:
     def save(self) -> list[str]:
         """Write the rows used, then the most recent others up to :attr:`KEEP` rows (atomically);
         returns the methods that came from the cache."""
-        rows = {**self.used, **{k: v for k, v in self.saved.items() if k not in self.used}}
+        rows = {**self.used, **{k: v for k, v in self.saved.items() if k not in self.used and _cached_row(v)}}
         rows = dict(list(rows.items())[: max(self.KEEP, len(self.used))])
         if rows != self.saved or list(rows) != list(self.saved):
             try:
@@ -1118,6 +1121,23 @@ class _BaselineCache:
                 logger.warning("baseline cache %s not written (%s); the next evaluation computes them again",
                                self.path, e)
         return self.hits
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _cached_row(saved) -> TaggingResult | None:
+    """The :class:`TaggingResult` a baseline cache entry holds (as :meth:`_BaselineCache.row` wrote
+    it: every field, metrics ``{scope: {name: number or None}}``), or None for anything else."""
+    if not isinstance(saved, dict) or set(saved) != {f.name for f in fields(TaggingResult)}:
+        return None
+    metrics = saved["metrics"]
+    ok = (isinstance(saved["method"], str) and isinstance(saved["note"], str)
+          and isinstance(saved["applicable"], bool) and _is_number(saved["seconds"]) and isinstance(metrics, dict)
+          and all(isinstance(m, dict) and all(v is None or _is_number(v) for v in m.values())
+                  for m in metrics.values()))
+    return TaggingResult(**saved) if ok else None
 
 
 def _json_number(o):
