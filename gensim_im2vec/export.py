@@ -43,6 +43,7 @@ choose the rows (the projector handles up to ~100k points well; a sprite holds a
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import math
@@ -53,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gensim_im2vec.fileio import atomic_path, atomic_write_bytes, check_output_folder
+from gensim_im2vec.fileio import atomic_path, check_output_folder
 from gensim_im2vec.keys import IMAGE_PREFIX, image_test
 from gensim_im2vec.validation import l2_normalize
 
@@ -103,9 +104,14 @@ class ProjectorExport:
     missing: list | None = None
 
 
+#: Tabs and every character ``str.splitlines`` breaks a line at (\n, \r, \v, \f, \x1c-\x1e, \x85,
+#: U+2028, U+2029): in a key they would split its row or its columns.
+_TSV_BREAKS = str.maketrans({c: " " for c in "\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
 def _tsv_field(value) -> str:
     """One TSV field: tabs and line breaks would split rows/columns; replace them by spaces."""
-    return str(value).replace("\t", " ").replace("\r", " ").replace("\n", " ")
+    return str(value).translate(_TSV_BREAKS)
 
 
 def _image_paths(images, prefix: str) -> Mapping[str, str]:
@@ -196,19 +202,25 @@ def export_projector(
     Raises
     ------
     ValueError
-        Unknown keys, nothing to export, or a sprite larger than the projector accepts.
+        Unknown keys, nothing to export, a vector with NaN or inf, or a sprite larger than the
+        projector accepts. Nothing is written.
     FileExistsError
         `directory` is not empty and not an earlier export (the message names a file in it).
+    NotADirectoryError
+        `directory` is a file, or lies under one.
+
+    All files are written under temporary names and renamed into place together, the config
+    last: an export that fails or is interrupted leaves an earlier export as it was.
     """
     kv = getattr(model, "wv", model)
+    if not (hasattr(kv, "index_to_key") and hasattr(kv, "vectors") and hasattr(kv, "key_to_index")):
+        raise TypeError(f"model: expected an Im2Vec/Word2Vec model or a gensim KeyedVectors, got "
+                        f"{type(model).__name__}.")
     if restrict not in (None, "words", "images"):
         raise ValueError(f"restrict: expected 'words', 'images' or None, got {restrict!r}.")
-    if limit is not None and (not isinstance(limit, (int, np.integer)) or limit < 1):
+    if limit is not None and (not _is_int(limit) or limit < 1):
         raise ValueError(f"limit: expected a positive int or None, got {limit!r}.")
-    size = (thumbnail, thumbnail) if isinstance(thumbnail, (int, np.integer)) else tuple(thumbnail)
-    if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"thumbnail: expected a positive int or (width, height), got {thumbnail!r}.")
-    size = (int(size[0]), int(size[1]))
+    size = _thumbnail_size(thumbnail)
     is_image = image_test(model, image_prefix)
     keys = _export_keys(kv, keys, is_image, restrict, limit)
     paths = _image_paths(images, getattr(model, "image_prefix", image_prefix))
@@ -220,26 +232,68 @@ def export_projector(
                           "[vision] extra), or export without images.")
 
     out = Path(directory)
+    _check_not_a_file(out)
     check_output_folder(out, command="the projector export", owned=_earlier_export, marker="projector_config.pbtxt",
                         writes=_FILES)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    flags = [bool(is_image(k)) for k in keys]
-    vec_path, meta_path = out / _FILES[0], out / _FILES[1]
-    _write_vectors(vec_path, kv, keys, normalize)
-    _write_metadata(meta_path, kv, keys, flags)
-    sprite_path, missing = None, []
-    if images is not None:
-        sprite_path = out / _FILES[2]
-        missing = _write_sprite(sprite_path, keys, flags, paths, grid, size)
-    cfg_path = out / _FILES[3]
-    atomic_write_bytes(cfg_path, _projector_config(tensor_name, vec_path, meta_path, sprite_path, size).encode("utf-8"))
-    result = ProjectorExport(
-        directory=out, count=len(keys), n_images=sum(flags), vectors=vec_path, metadata=meta_path,
-        config=cfg_path, sprite=sprite_path, grid=grid, thumbnail=size if grid else (0, 0), missing=missing,
-    )
+    try:
+        result = _write_export(out, kv, keys, [bool(is_image(k)) for k in keys], normalize, images is not None,
+                               paths, grid, size, tensor_name)
+    except BaseException:
+        if created and not any(out.iterdir()):
+            out.rmdir()  # a failed export leaves no folder it made
+        raise
     logger.info("projector export: %i rows (%i images) of dim %i to %s%s", result.count, result.n_images,
                 kv.vector_size, out, f", sprite {grid}x{grid} tiles of {size[0]}x{size[1]}" if grid else "")
     return result
+
+
+def _write_export(out: Path, kv, keys: list[str], flags: list[bool], normalize: bool, sprite: bool,
+                  paths: Mapping[str, str], grid: int, size: tuple[int, int], tensor_name: str) -> ProjectorExport:
+    """Write the export's files into `out`, all or none (see :func:`export_projector`)."""
+    vec_path, meta_path, cfg_path = out / _FILES[0], out / _FILES[1], out / _FILES[3]
+    sprite_path, missing = (out / _FILES[2] if sprite else None), []
+    with contextlib.ExitStack() as stack:
+        # every file is written under a temporary name and all are renamed only once all are whole, the
+        # config (entered first, so renamed last) after the others: an export that fails or is
+        # interrupted leaves an earlier export's files as they were (new vectors beside old metadata
+        # misaligned their rows)
+        cfg_tmp = stack.enter_context(atomic_path(cfg_path))
+        sprite_tmp = stack.enter_context(atomic_path(sprite_path)) if sprite_path else None
+        meta_tmp, vec_tmp = stack.enter_context(atomic_path(meta_path)), stack.enter_context(atomic_path(vec_path))
+        _write_vectors(vec_tmp, kv, keys, normalize)
+        _write_metadata(meta_tmp, kv, keys, flags)
+        if sprite_path:
+            missing = _write_sprite(sprite_tmp, keys, flags, paths, grid, size)
+        cfg_tmp.write_bytes(_projector_config(tensor_name, vec_path, meta_path, sprite_path, size).encode("utf-8"))
+    return ProjectorExport(
+        directory=out, count=len(keys), n_images=sum(flags), vectors=vec_path, metadata=meta_path,
+        config=cfg_path, sprite=sprite_path, grid=grid, thumbnail=size if grid else (0, 0), missing=missing,
+    )
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _thumbnail_size(thumbnail) -> tuple[int, int]:
+    """`thumbnail` as (width, height) of positive ints, else a ValueError naming it."""
+    size = (thumbnail, thumbnail) if _is_int(thumbnail) else thumbnail
+    if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(_is_int(x) and x >= 1 for x in size):
+        raise ValueError(f"thumbnail: expected a positive int or (width, height) of positive ints, got {thumbnail!r}.")
+    return int(size[0]), int(size[1])
+
+
+def _check_not_a_file(out: Path) -> None:
+    """Refuse an output folder that is a file, or lies under one (mkdir said only "File exists")."""
+    anc = out
+    while not os.path.lexists(anc) and anc != anc.parent:
+        anc = anc.parent
+    if os.path.lexists(anc) and not anc.is_dir():
+        where = "is a file" if anc == out else f"lies under {str(anc)!r}, a file"
+        raise NotADirectoryError(f"the export's folder {str(out)!r} {where}; give a folder (it is created if "
+                                 f"missing) that is not a file.")
 
 
 def _earlier_export(folder: Path) -> bool:
@@ -254,6 +308,8 @@ def _export_keys(kv, keys, is_image, restrict: str | None, limit: int | None) ->
     """The rows to export: `keys` (checked) or the vocabulary, of the modality asked, cut at `limit`."""
     if keys is None:
         keys = [k for k in kv.index_to_key if restrict is None or is_image(k) == (restrict == "images")]
+    elif isinstance(keys, str):
+        raise TypeError(f"keys is the str {keys!r}; give a list of keys, e.g. [{keys!r}].")
     else:
         keys = list(keys)
         unknown = [k for k in keys if k not in kv.key_to_index]
@@ -280,16 +336,20 @@ def _check_sprite_size(n: int, grid: int, size: tuple[int, int]) -> None:
 
 def _write_vectors(path: Path, kv, keys: list[str], normalize: bool) -> None:
     rows = np.fromiter((kv.key_to_index[k] for k in keys), dtype=np.int64, count=len(keys))
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+    with open(path, "w", encoding="utf-8") as f:
         for lo in range(0, len(rows), 65536):
             block = np.asarray(kv.vectors[rows[lo : lo + 65536]], dtype=np.float64)
+            bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
+            if len(bad):  # "nan" / "inf" in vectors.tsv: the projector cannot place the point
+                raise ValueError(f"the vectors of {keys[lo + bad[0]]!r} and maybe other keys contain NaN or inf; "
+                                 f"the projector cannot show them. Retrain the model, or pass keys= without them.")
             if normalize:
                 block = l2_normalize(block, out_dtype=np.float64)
             np.savetxt(f, block, fmt="%.7g", delimiter="\t")
 
 
 def _write_metadata(path: Path, kv, keys: list[str], flags: list[bool]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.write("key\tmodality\tcount\n")
         for k, img in zip(keys, flags):
             try:
@@ -316,8 +376,7 @@ def _write_sprite(path: Path, keys: list[str], flags: list[bool], paths: Mapping
         else:
             tile = _word_tile(str(k), size)
         sprite.paste(tile, ((i % grid) * size[0], (i // grid) * size[1]))
-    with atomic_path(path) as tmp:
-        sprite.save(tmp)
+    sprite.save(path)
     if missing:
         logger.warning(
             "sprite: %i of %i image(s) have no readable file (grey tiles), e.g. %s; pass images= as the "
@@ -348,4 +407,5 @@ def _projector_config(tensor_name: str, vec_path: Path, meta_path: Path, sprite_
 
 
 def _pbtxt(s: str) -> str:
-    return str(s).replace("\\", "\\\\").replace('"', '\\"')
+    """A string for a protobuf text-format literal: a raw line break ended the config's parse."""
+    return str(s).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")

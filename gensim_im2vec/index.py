@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -155,7 +156,10 @@ class _UnitRows:
         for lo in range(0, len(rows), _READ_ROWS):
             part = order[lo : lo + _READ_ROWS]
             r = rows[part]
-            out[part] = self.kv.vectors[r] / self.kv.norms[r][:, np.newaxis]
+            norms = self.kv.norms[r]
+            # an all-zero row stays zero (as l2_normalize): 0/0 made it NaN, which faiss's HNSW never
+            # returned and its IVF training refused
+            out[part] = self.kv.vectors[r] / np.where(norms > 0, norms, 1)[:, np.newaxis]
             release(self.kv.vectors)
         return out
 
@@ -163,6 +167,19 @@ class _UnitRows:
         """The rows a block at a time."""
         for lo in range(0, self.shape[0], size):
             yield self[lo : lo + size]
+
+
+def _check_finite_rows(kv) -> None:
+    """Refuse a model with NaN or infinite vectors (by their norms, filled by :func:`_fill_norms`): an
+    index cannot place them, and faiss dropped or refused them with no key named."""
+    bad = np.flatnonzero(~np.isfinite(kv.norms))
+    if len(bad):
+        keys = [kv.index_to_key[i] for i in bad[:5]]
+        raise ValueError(
+            f"the model's vectors of {len(bad)} key(s) are not finite (NaN or inf), e.g. {keys!r}: an index "
+            f"cannot place them. The training diverged (retrain with a lower alpha) or the vectors were edited; "
+            f"fix or drop those keys before building the index."
+        )
 
 
 def _fingerprint(keys: Sequence[str], unit: np.ndarray) -> str:
@@ -176,25 +193,37 @@ def _fingerprint(keys: Sequence[str], unit: np.ndarray) -> str:
     return h.hexdigest()
 
 
+#: What installs each backend's package.
+_PIP = {"faiss": "pip install faiss-cpu", "annoy": "pip install annoy"}
+_SCALE_EXTRA = "or both with the [scale] extra: `pip install -e '.[scale]'` in a clone of gensim-im2vec"
+
+
+def _installed(backend: str) -> bool:
+    try:
+        importlib.import_module(backend)
+    except ImportError:
+        return False
+    return True
+
+
 def _resolve_backend(backend: str) -> str:
+    """The backend to use; an ImportError naming the package to install when it is missing (an explicit
+    backend used to fail later with a bare "No module named 'faiss'")."""
     if backend == "auto":
-        try:
-            import faiss  # noqa: F401
-
-            return "faiss"
-        except ImportError:
-            pass
-        try:
-            import annoy  # noqa: F401
-
-            return "annoy"
-        except ImportError:
-            raise ImportError(
-                "ModalityIndexer needs faiss or annoy: `pip install faiss-cpu` (or `pip install annoy`), "
-                "or `pip install gensim-im2vec[scale]`."
-            ) from None
+        for name in BACKENDS:
+            if _installed(name):
+                return name
+        raise ImportError(
+            f"ModalityIndexer needs faiss or annoy, and neither is installed: `{_PIP['faiss']}` (or "
+            f"`{_PIP['annoy']}`), {_SCALE_EXTRA}."
+        )
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected 'auto' or one of {BACKENDS}, got {backend!r}.")
+    if not _installed(backend):
+        raise ImportError(
+            f"backend={backend!r} needs the {backend} package, which is not installed: `{_PIP[backend]}`, "
+            f"{_SCALE_EXTRA} (or backend='auto': whichever is installed)."
+        )
     return backend
 
 
@@ -421,6 +450,7 @@ class ModalityIndexer:
         kv = _keyed_vectors(model)
         t0 = time.perf_counter()
         unit = _UnitRows(kv)
+        _check_finite_rows(kv)
         is_img = image_mask(model, self.image_prefix)
         self.dim = int(kv.vector_size)
         self.fingerprint = _fingerprint(kv.index_to_key, unit)
@@ -501,33 +531,48 @@ class ModalityIndexer:
         """
         if not self._parts:
             raise RuntimeError("this ModalityIndexer is empty; build it from a model or load() one.")
+        num_neighbors = check_topn(num_neighbors, "num_neighbors", allow_none=False)
         vector = np.asarray(vector, dtype=np.float32).reshape(-1)
         if vector.shape[0] != self.dim:
             raise ValueError(f"query vector has dim {vector.shape[0]}, the index {self.dim}.")
         if not np.isfinite(vector).all():
             raise ValueError("query vector contains NaN or inf (an index answers such a query with arbitrary keys); "
                              "query with a finite vector, e.g. model.project(features) of finite features.")
+        if not vector.any():
+            raise ValueError("query vector is all zeros: it has no direction, every key is at cosine 0 to it and an "
+                             "index answers arbitrary keys; query with a non-zero vector (positive and negative keys "
+                             "that do not cancel out).")
         vector = l2_normalize(vector[None, :])[0]
         hits: list[tuple[str, float]] = []
         for modality in self._active:
             hits.extend(self._parts[modality].search(vector, num_neighbors))
         if len(self._active) > 1:
             hits.sort(key=lambda t: -t[1])
-        return hits[: int(num_neighbors)]
+        return hits[:num_neighbors]
 
     # -- persistence -------------------------------------------------------------------------
 
     def save(self, fname) -> None:
         """Save beside the model: `fname` (JSON manifest) and ``fname.<modality>.<backend>``.
 
+        Its folder is created if missing. An existing `fname` is replaced only when it is an earlier
+        index's manifest: any other file (the model itself, a file of the user's) is refused.
+
         Parameters
         ----------
         fname : str or os.PathLike
             E.g. ``model_path + ".ann"``.
+
+        Raises
+        ------
+        FileExistsError
+            `fname` exists and is not a ModalityIndexer manifest; nothing is written.
         """
         if not self._parts:
             raise RuntimeError("nothing to save: this ModalityIndexer is empty.")
         fname = os.fspath(fname)
+        _check_save_target(fname)
+        Path(fname).parent.mkdir(parents=True, exist_ok=True)  # the part files' folder (faiss/annoy do not make it)
         parts = {}
         temps = {}  # each part's files go to a temporary name first: all whole before any replaces the old
         try:
@@ -614,7 +659,45 @@ class ModalityIndexer:
         return self
 
 
+_MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few hundred bytes; a model file is not read whole to find out
+
+
+def _is_manifest(fname: str) -> bool:
+    """Whether `fname` is a ModalityIndexer manifest (JSON of our format)."""
+    try:
+        if os.path.getsize(fname) > _MAX_MANIFEST_BYTES:
+            return False
+        with open(fname, encoding="utf-8") as f:
+            man = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(man, dict) and man.get("format") == _FORMAT
+
+
+def _check_save_target(fname: str) -> None:
+    """Refuse to save over a folder or a file that is not an earlier index (e.g. the model itself)."""
+    if os.path.isdir(fname):
+        raise IsADirectoryError(f"{fname!r} is a folder; give the index a file name, e.g. the model's path + '.ann'.")
+    if os.path.lexists(fname) and not _is_manifest(fname):
+        raise FileExistsError(
+            f"{fname!r} exists and is not a ModalityIndexer manifest (only an earlier index is replaced); saving "
+            f"would destroy it. Give another name, e.g. the model's path + '.ann', or move that file."
+        )
+
+
 # ----------------------------------------------------------------------------- queries
+
+
+def _check_query_vectors(kv, items: list) -> None:
+    """Refuse a query vector that is not one row of the model's dim (gensim fails with a bare
+    "operands could not be broadcast together")."""
+    for item in items:
+        v = item[0] if isinstance(item, (tuple, list)) and item else item  # a (key or vector, weight) pair
+        if isinstance(v, np.ndarray) and v.shape != (kv.vector_size,):
+            raise ValueError(
+                f"a query vector has shape {v.shape}, the model's vectors ({kv.vector_size},); give one vector "
+                f"of the model's space (e.g. model.project(features) or model.wv[key])."
+            )
 
 
 def ann_most_similar(
@@ -640,7 +723,8 @@ def ann_most_similar(
     indexer : ModalityIndexer
         Built from `model`.
     restrict : {"words", "images", None}
-        Return only words, only images, or both.
+        Return only words, only images, or (None) what `indexer` answers: both, or one modality for
+        a view such as ``indexer.images``.
 
     Returns
     -------
@@ -650,9 +734,10 @@ def ann_most_similar(
     kv = _keyed_vectors(model)
     topn = check_topn(topn, allow_none=False)
     positive, negative = query_items(positive), query_items(negative)
+    _check_query_vectors(kv, positive + negative)
     # the query's keys are left out, as gensim does: plain keys, indices and (key, weight) pairs
     left_out = {kv.index_to_key[kv.get_index(k)] for k in query_keys(positive + negative) if kv.has_index_for(k)}
-    view = indexer.restrict(restrict)
+    view = indexer if restrict is None else indexer.restrict(restrict)  # None kept a view's modality out
     hits = kv.most_similar(positive=positive, negative=negative, topn=topn + len(left_out), indexer=view)
     return [(k, s) for k, s in hits if k not in left_out][:topn]
 
