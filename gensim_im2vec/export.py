@@ -175,8 +175,8 @@ def export_projector(
         Output folder: new, empty, or an earlier export (it has ``projector_config.pbtxt``), whose
         files are replaced. Any other folder is refused: it may hold files of these names.
     keys : sequence of str, optional
-        Rows to export, in this order. Default: the vocabulary in its order (most frequent
-        first), filtered by `restrict` and cut at `limit`.
+        Rows to export, in this order, each once (a repeated key is refused). Default: the
+        vocabulary in its order (most frequent first), filtered by `restrict` and cut at `limit`.
     restrict : {"words", "images", None}
         Export only words, only images, or both.
     limit : int, optional
@@ -202,15 +202,17 @@ def export_projector(
     Raises
     ------
     ValueError
-        Unknown keys, nothing to export, a vector with NaN or inf, or a sprite larger than the
-        projector accepts. Nothing is written.
+        Unknown or repeated keys, nothing to export, a vector with NaN or inf, or a sprite larger
+        than the projector accepts. Nothing is written.
     FileExistsError
         `directory` is not empty and not an earlier export (the message names a file in it).
     NotADirectoryError
         `directory` is a file, or lies under one.
 
     All files are written under temporary names and renamed into place together, the config
-    last: an export that fails or is interrupted leaves an earlier export as it was.
+    last: an export that fails or is interrupted leaves an earlier export as it was. After a
+    successful export into an earlier one, the earlier files this export did not write (its
+    ``sprite.png`` when this one has no images) are removed.
     """
     kv = getattr(model, "wv", model)
     if not (hasattr(kv, "index_to_key") and hasattr(kv, "vectors") and hasattr(kv, "key_to_index")):
@@ -236,6 +238,7 @@ def export_projector(
     check_output_folder(out, command="the projector export", owned=_earlier_export, marker="projector_config.pbtxt",
                         writes=_FILES)
     created = not out.exists()
+    earlier = not created and _earlier_export(out)
     out.mkdir(parents=True, exist_ok=True)
     try:
         result = _write_export(out, kv, keys, [bool(is_image(k)) for k in keys], normalize, images is not None,
@@ -244,6 +247,8 @@ def export_projector(
         if created and not any(out.iterdir()):
             out.rmdir()  # a failed export leaves no folder it made
         raise
+    if earlier:  # the new set is in place: the earlier export's files it did not write go (a stale sprite)
+        _remove_unwritten(out, result)
     logger.info("projector export: %i rows (%i images) of dim %i to %s%s", result.count, result.n_images,
                 kv.vector_size, out, f", sprite {grid}x{grid} tiles of {size[0]}x{size[1]}" if grid else "")
     return result
@@ -271,6 +276,26 @@ def _write_export(out: Path, kv, keys: list[str], flags: list[bool], normalize: 
         directory=out, count=len(keys), n_images=sum(flags), vectors=vec_path, metadata=meta_path,
         config=cfg_path, sprite=sprite_path, grid=grid, thumbnail=size if grid else (0, 0), missing=missing,
     )
+
+
+def _remove_unwritten(out: Path, result: ProjectorExport) -> None:
+    """Remove the files of an earlier export in `out` (names of :data:`_FILES` only) that `result`
+    did not write, e.g. its sprite when this export has none: a config that no longer names them
+    left them beside it, stale."""
+    written = {p.name for p in (result.vectors, result.metadata, result.sprite, result.config) if p is not None}
+    for name in _FILES:
+        path = out / name
+        if name in written or not os.path.lexists(path):
+            continue
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as e:  # the export itself is complete: say what is left, do not fail it
+            logger.warning("projector export: cannot remove the earlier export's %s (%s), which the new config "
+                           "does not name; delete it by hand", path, e)
+            continue
+        logger.info("projector export: removed the earlier export's %s (this export does not write it)", path)
 
 
 def _is_int(value) -> bool:
@@ -315,6 +340,13 @@ def _export_keys(kv, keys, is_image, restrict: str | None, limit: int | None) ->
         unknown = [k for k in keys if k not in kv.key_to_index]
         if unknown:
             raise ValueError(f"keys: {len(unknown)} key(s) are not in the model, e.g. {unknown[:5]!r}.")
+        if len(set(keys)) != len(keys):  # two rows of one point: the projector would show it twice
+            first: dict[str, int] = {}
+            for i, k in enumerate(keys):
+                j = first.setdefault(k, i)
+                if j != i:
+                    raise ValueError(f"keys: {k!r} is given twice (positions {j} and {i}); each key is one point "
+                                     f"of the projector. Drop the repeats, e.g. keys=list(dict.fromkeys(keys)).")
         if restrict is not None:
             keys = [k for k in keys if is_image(k) == (restrict == "images")]
     if limit is not None:

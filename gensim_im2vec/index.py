@@ -556,7 +556,9 @@ class ModalityIndexer:
         """Save beside the model: `fname` (JSON manifest) and ``fname.<modality>.<backend>``.
 
         Its folder is created if missing. An existing `fname` is replaced only when it is an earlier
-        index's manifest: any other file (the model itself, a file of the user's) is refused.
+        index's manifest: any other file (the model itself, a file of the user's) is refused. Once
+        the new manifest is in place, the earlier save's part files it does not list (another
+        backend, a modality left out) are removed.
 
         Parameters
         ----------
@@ -572,6 +574,7 @@ class ModalityIndexer:
             raise RuntimeError("nothing to save: this ModalityIndexer is empty.")
         fname = os.fspath(fname)
         _check_save_target(fname)
+        earlier = _part_files(fname, _read_manifest(fname))  # read before the new manifest replaces it
         Path(fname).parent.mkdir(parents=True, exist_ok=True)  # the part files' folder (faiss/annoy do not make it)
         parts = {}
         temps = {}  # each part's files go to a temporary name first: all whole before any replaces the old
@@ -594,6 +597,8 @@ class ModalityIndexer:
             "fingerprint": self.fingerprint,
         }
         atomic_write_json(fname, manifest)  # the manifest last: it marks a complete save
+        # then the earlier save's parts the new manifest does not list (another backend or modalities)
+        _remove_stale_parts(fname, earlier - _part_files(fname, manifest))
         logger.info("saved %r to %s", self, fname)
 
     @classmethod
@@ -662,16 +667,59 @@ class ModalityIndexer:
 _MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few hundred bytes; a model file is not read whole to find out
 
 
-def _is_manifest(fname: str) -> bool:
-    """Whether `fname` is a ModalityIndexer manifest (JSON of our format)."""
+#: The files one part is saved as, by backend (suffixes of ``fname.<modality>.<backend>``): faiss
+#: writes one; gensim's AnnoyIndexer the index and its labels (``.dict``).
+_PART_SUFFIXES = {"faiss": ("",), "annoy": ("", ".dict")}
+
+
+def _read_manifest(fname: str) -> dict | None:
+    """The ModalityIndexer manifest at `fname` (JSON of our format), or None."""
     try:
         if os.path.getsize(fname) > _MAX_MANIFEST_BYTES:
-            return False
+            return None
         with open(fname, encoding="utf-8") as f:
             man = json.load(f)
     except (OSError, ValueError):
-        return False
-    return isinstance(man, dict) and man.get("format") == _FORMAT
+        return None
+    return man if isinstance(man, dict) and man.get("format") == _FORMAT else None
+
+
+def _is_manifest(fname: str) -> bool:
+    """Whether `fname` is a ModalityIndexer manifest (JSON of our format)."""
+    return _read_manifest(fname) is not None
+
+
+def _part_files(fname: str, man: dict | None) -> set[str]:
+    """The part files (paths) a manifest for `fname` lists: only the names :meth:`ModalityIndexer.save`
+    gives (``fname.<modality>.<backend>`` and the backend's companions), so a hand-edited manifest
+    can name no other file of the folder."""
+    if man is None:
+        return set()
+    backend, parts = man.get("backend"), man.get("parts")
+    if backend not in _PART_SUFFIXES or not isinstance(parts, dict):
+        return set()
+    folder, base = os.path.dirname(fname), os.path.basename(fname)
+    files = set()
+    for modality, info in parts.items():
+        name = f"{base}.{modality}.{backend}"
+        if modality in MODALITIES and isinstance(info, dict) and info.get("file") == name:
+            files.update(os.path.join(folder, name + suffix) for suffix in _PART_SUFFIXES[backend])
+    return files
+
+
+def _remove_stale_parts(fname: str, stale: set[str]) -> None:
+    """Remove an earlier save's part files that the new manifest does not list (another backend or
+    modality); a file that cannot be removed is named in a warning, the save stands."""
+    for path in sorted(stale):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            logger.warning("index %s: cannot remove %s of an earlier save (%s), which the manifest no longer "
+                           "lists; delete it by hand", fname, path, e)
+            continue
+        logger.info("index %s: removed %s of an earlier save (the new manifest does not list it)", fname, path)
 
 
 def _check_save_target(fname: str) -> None:

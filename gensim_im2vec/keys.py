@@ -32,7 +32,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["IMAGE_PREFIX", "encode_key", "image_key", "image_mask", "image_test"]
+__all__ = ["IMAGE_PREFIX", "check_image_keys", "encode_key", "image_key", "image_mask", "image_test"]
 
 #: Marks a token as an image in documents, feature stores and models (``"img:cats/001"``).
 IMAGE_PREFIX = "img:"
@@ -40,6 +40,10 @@ IMAGE_PREFIX = "img:"
 # whitespace, what str.split() splits on (as gensim's LineSentence does), and the bytes of a file
 # name that are not UTF-8, which os.walk / os.listdir give as lone surrogates (surrogateescape)
 _TO_ENCODE = re.compile("\\s|[\udc80-\udcff]")
+
+
+#: Keys joined per scan in :func:`check_image_keys` (a few MB of text, whatever the number of keys).
+_CHECK_BLOCK = 65536
 
 
 def _encode_char(m: re.Match) -> str:
@@ -71,6 +75,55 @@ def encode_key(key: str) -> str:
     if not _TO_ENCODE.search(key):
         return key
     return _TO_ENCODE.sub(_encode_char, key)
+
+
+def check_image_keys(keys, *, name: str = "image_features") -> None:
+    """Refuse image keys that :func:`encode_key` would change: whitespace, or bytes of a file name
+    that are not UTF-8.
+
+    Such a key cannot be named by a document (tokens separated by whitespace), and in a model's
+    vocabulary it breaks ``model.wv.save_word2vec_format``: gensim's text format writes
+    ``key v1 v2 ...`` separated by spaces, so ``"img:a b"`` is read back as the key ``"img:a"``
+    and a vector that starts with ``"b"`` (the load fails), and a lone surrogate cannot be written
+    as UTF-8 at all. Keys made by :func:`image_key` (``FolderCorpus``, ``list_images``, the feature
+    extractor) never hold either; this checks keys a caller gives directly. Non-str keys are left
+    to the caller's own check.
+
+    Parameters
+    ----------
+    keys : iterable of str
+    name : str
+        Who passed the keys, for the message (``"image_features"``).
+
+    Raises
+    ------
+    ValueError
+        Naming how many keys are affected, the first, and its encoded form.
+
+    Examples
+    --------
+    >>> check_image_keys(["img:holiday%202019/my%20cat"])
+    >>> check_image_keys(["img:1", "img:my cat"])
+    Traceback (most recent call last):
+    ...
+    ValueError: image_features: 1 image key(s) contain whitespace or bytes that are not UTF-8, e.g. 'img:my cat'; ...
+    """
+    keys = keys if isinstance(keys, (list, tuple)) else list(keys)
+    try:  # scans in C over blocks of keys; the per-key loop below only runs when something was found
+        if not any(_TO_ENCODE.search("\x00".join(keys[lo : lo + _CHECK_BLOCK]))
+                   for lo in range(0, len(keys), _CHECK_BLOCK)):
+            return
+    except TypeError:  # a key that is not a str
+        pass
+    bad = [k for k in keys if isinstance(k, str) and _TO_ENCODE.search(k)]
+    if bad:
+        raise ValueError(
+            f"{name}: {len(bad)} image key(s) contain whitespace or bytes that are not UTF-8, e.g. {bad[0]!r}; "
+            f"a document (tokens separated by whitespace) cannot name such a key, and "
+            f"model.wv.save_word2vec_format would write a file that does not load back. Write them as %XX with "
+            f"gensim_im2vec.keys.encode_key ({encode_key(bad[0])!r}), in the documents too (image_key, "
+            f"FolderCorpus and list_images already do)."
+        )
 
 
 def image_key(path: str | os.PathLike, root: str | os.PathLike, prefix: str = IMAGE_PREFIX) -> str:

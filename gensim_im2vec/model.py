@@ -101,7 +101,7 @@ from threadpoolctl import threadpool_limits
 from gensim_im2vec import corpusfile
 from gensim_im2vec.fileio import atomic_save
 from gensim_im2vec.image_features import ImageFeatures
-from gensim_im2vec.keys import IMAGE_PREFIX
+from gensim_im2vec.keys import IMAGE_PREFIX, check_image_keys
 from gensim_im2vec.space import (
     JobPlan,
     WorkerW,
@@ -203,7 +203,9 @@ class Im2Vec(Word2Vec):
         with ``keys`` and ``vectors`` attributes (e.g. :class:`gensim_im2vec.store.FeatureStore`,
         possibly memory-mapped; it is not copied) or a feature store's folder (str or PathLike,
         opened with :meth:`FeatureStore.open <gensim_im2vec.store.FeatureStore.open>`). A token is
-        an image token when it has features.
+        an image token when it has features. Keys hold no whitespace (a ValueError names one that
+        does): write it as ``%XX`` with :func:`gensim_im2vec.keys.encode_key`, as ``image_key``
+        and ``FolderCorpus`` do, so documents can name it and ``wv.save_word2vec_format`` loads back.
     image_prefix : str
         Tokens starting with this prefix must have features (see `missing_images`). Default ``IMAGE_PREFIX`` ("img:").
     missing_images : {"raise", "skip"}
@@ -646,6 +648,8 @@ class Im2Vec(Word2Vec):
                 img_rows.append(r)
         if self.hs and img_keys:
             raise ValueError(_HS_WITH_IMAGES)
+        if img_keys:  # what enters model.wv: e.g. a store written before stores refused such keys
+            check_image_keys(img_keys, name=feats.name)
         max_final_vocab = self.max_final_vocab
         if max_final_vocab is not None and k2i:
             # max_final_vocab counts words; images are kept on top of it
@@ -1429,6 +1433,7 @@ class Im2Vec(Word2Vec):
         keys = [keys] if isinstance(keys, str) else list(keys)  # one key, not its characters
         if len(keys) != len(arr):
             raise ValueError(f"project_to_keyedvectors: {len(keys)} keys for {len(arr)} feature rows.")
+        check_image_keys(keys, name="project_to_keyedvectors")  # its save_word2vec_format splits on spaces
         kv = KeyedVectors(self.layer1_size)
         kv.add_vectors(keys, self._project_normalized(arr))
         return kv
@@ -1810,7 +1815,10 @@ def _image_features(obj) -> ImageFeatures:
     of one, as :meth:`Im2Vec.load` takes) as :class:`ImageFeatures`."""
     if isinstance(obj, (str, os.PathLike)):
         obj = FeatureStore.open(obj)
-    return ImageFeatures.from_any(obj)
+    feats = ImageFeatures.from_any(obj)
+    if not isinstance(feats.source, FeatureStore):  # a FeatureStore refuses such keys when they are written
+        check_image_keys(feats.keys, name=feats.name)
+    return feats
 
 
 # ---------------------------------------------------------------------------------- saving
