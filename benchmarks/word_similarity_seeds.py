@@ -1,7 +1,7 @@
 """Target 7 with its reference's spread: the joint model's words against text-only Word2Vec, both
 trained at each seed.
 
-    python benchmarks/word_similarity_seeds.py [--demo-dir demo_output] [--seeds 1 2 3] [--set NAME=VALUE ...]
+    python benchmarks/word_similarity_seeds.py [--demo-dir demo_output] [--seeds 1 2 3] [--set NAME=VALUE ...] [--demo-set NAME=VALUE ...]
 
 Needs a finished ``make demo`` in `--demo-dir` (its data and features). For each seed it trains
 the demo's text-only word vectors (:func:`gensim_im2vec.pipeline.text_word2vec`, as ``make demo``
@@ -14,7 +14,9 @@ seed, then mean [min, max] over seeds of the text model, the joint model and the
 ``space_seeds.py`` measures Δ against the one text model of the demo (seed 1), so its spread over
 seeds mixes the joint model's seed with the text model's fixed draw; here each side has its own
 spread, and a Δ smaller than the text model's own range is not a difference. ``--set`` trains the
-joint model with an Im2Vec option changed (the demo's otherwise). Models are not saved.
+joint model with an Im2Vec option changed, ``--demo-set`` with a field of
+:class:`~gensim_im2vec.pipeline.DemoConfig` changed (the demo's otherwise; the text model is always
+the demo's). Models are not saved.
 """
 
 import argparse
@@ -47,15 +49,22 @@ def main() -> None:
     ap.add_argument("--demo-dir", default="demo_output")
     ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="an Im2Vec option")
+    ap.add_argument("--demo-set", action="append", default=[], metavar="NAME=VALUE",
+                    help="a DemoConfig field of the joint model (e.g. image_epochs=36)")
     args = ap.parse_args()
     opts = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.set)}
+    fields = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.demo_set)}
     feats = open_features(DemoConfig(out_dir=args.demo_dir))
     text_rows, joint_rows, deltas = [], [], []
     for seed in args.seeds:
         cfg = DemoConfig(out_dir=args.demo_dir, mode="joint", seed=seed)
         cfg.im2vec = {**cfg.im2vec, **opts}
         t = time.perf_counter()
-        text = text_word2vec(cfg)
+        text = text_word2vec(DemoConfig(out_dir=args.demo_dir, mode="joint", seed=seed))  # the reference: the demo's
+        for k, v in fields.items():
+            if not hasattr(cfg, k):
+                raise SystemExit(f"--demo-set {k}: DemoConfig has no field {k!r}.")
+            setattr(cfg, k, v)
         t_text = time.perf_counter() - t
         joint = train_model(cfg, feats, text)
         t_joint = time.perf_counter() - t - t_text
