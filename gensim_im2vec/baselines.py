@@ -157,7 +157,7 @@ class RidgeScorer(TagScorer):
     A DeViSE-style linear map into the same word space, fitted in one solve (scikit-learn's
     :class:`~sklearn.linear_model.Ridge`, Cholesky, with intercept):
     ``W = argmin ‖X̂W − Y‖² + α‖W‖²`` on centred L2-normalised features ``X̂`` and targets ``Y`` =
-    mean of the unit vectors of each training image's tags (tags without a vector are skipped).
+    mean of the unit vectors of each training image's tags (each once; tags without a vector are skipped).
     Candidates are ranked by cosine to their word vectors, so it ranks unseen tags too. With
     ``center=True`` (default) the cosine is taken in the word space centred on its mean unit word
     vector: skip-gram vectors share a common direction, and uncentred, the tags that are on
@@ -205,7 +205,7 @@ class RidgeScorer(TagScorer):
         k2i = word_vectors.key_to_index
         keep, targets = [], []
         for i, t in enumerate(tags):
-            idx = [k2i[w] for w in t if w in k2i]
+            idx = [k2i[w] for w in dict.fromkeys(t) if w in k2i]  # a tag listed twice counts once
             if idx:
                 keep.append(i)
                 targets.append(normed[idx].mean(axis=0))
@@ -278,8 +278,9 @@ class KNNTagScorer(TagScorer):
     """Baseline (e): kNN tag transfer on raw (L2-normalised) features.
 
     A tag's score is the sum of the cosine similarities (clipped at 0) of the `k` nearest training
-    images that carry it, plus ``1e-6 ×`` its training frequency as a tie-breaker. Tags no training
-    image carries score 0. Use :meth:`fit`.
+    images that carry it, plus ``1e-6 ×`` its training frequency relative to the most frequent
+    tag's (so at most ``1e-6``) as a tie-breaker. Tags no training image carries score 0. `k`
+    larger than the training set uses every training image. Use :meth:`fit`.
     """
 
     note = "nearest training images vote (supervised)"

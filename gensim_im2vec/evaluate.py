@@ -307,7 +307,7 @@ def tagging_task(train_tags: Mapping[str, Sequence[str]], test_tags: Mapping[str
     """
     zs = set(zero_shot)
     train = {k: [t for t in v if t not in zs] for k, v in train_tags.items()}
-    counts = Counter(t for tags in train.values() for t in tags)
+    counts = Counter(t for tags in train.values() for t in set(tags))  # images, not occurrences
     seen = sorted(t for t, c in counts.items() if c >= min_images)
     zero = sorted(zs & {t for tags in test_tags.values() for t in tags})
     cands = set(seen) | set(zero)
@@ -332,7 +332,8 @@ def neighbour_tag_agreement(query_vectors, query_tags: Sequence[Iterable[str]], 
     """How often an image's `k` nearest base images (cosine) share at least one of its tags.
 
     Image → image in one number: the fraction of (query, neighbour) pairs with a common tag,
-    over queries with at least one tag. Compare a space with the raw CNN features.
+    over queries with at least one tag (NaN when none has one). Compare a space with the raw CNN
+    features. `k` larger than the base counts every base image as a neighbour.
 
     >>> import numpy as np
     >>> q = np.array([[1.0, 0.0]]); b = np.array([[1.0, 0.1], [0.0, 1.0], [0.9, 0.0]])
@@ -346,6 +347,11 @@ def neighbour_tag_agreement(query_vectors, query_tags: Sequence[Iterable[str]], 
     if len(Q) != len(qt) or len(B) != len(bt):
         raise ValueError(f"neighbour_tag_agreement: {len(Q)} queries for {len(qt)} tag lists, "
                          f"{len(B)} base vectors for {len(bt)} tag lists; they must match one to one.")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"neighbour_tag_agreement: k must be an int >= 1 (neighbours per query), got {k!r}.")
+    if len(B) == 0:
+        raise ValueError("neighbour_tag_agreement: base_vectors is empty; give the training images' vectors "
+                         "(one row per image) that the queries' neighbours are drawn from.")
     k = min(int(k), len(B))
     hits, n = 0, 0
     for lo in range(0, len(Q), chunk):
@@ -654,6 +660,13 @@ def _fmt(v, pct: bool = False) -> str:
     return f"{100 * v:.1f}%" if pct else f"{v:.3f}"
 
 
+def _na(v, pct: bool = False) -> str:
+    """A mean in a sentence: "n/a" when there was nothing to average (None, NaN or ±inf)."""
+    if v is None or not math.isfinite(float(v)):
+        return "n/a"
+    return f"{100 * v:.1f}%" if pct else f"{v:.3f}"
+
+
 def _table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = []
@@ -794,12 +807,12 @@ class EvaluationReport:
             one = sp.get("one_space")
             if one:
                 parts.append(f"  one space, not two clouds ({one['n']} training images): mean cosine to the nearest "
-                             f"image {one['nearest_image']:.3f}, nearest word {one['nearest_word']:.3f}; "
-                             f"to its own tags {one['own_tags']:.3f} vs random words {one['random_words']:.3f}")
+                             f"image {_na(one['nearest_image'])}, nearest word {_na(one['nearest_word'])}; "
+                             f"to its own tags {_na(one['own_tags'])} vs random words {_na(one['random_words'])}")
             i2i = sp.get("image_to_image")
             if i2i:
                 parts.append(f"  image → image: a held-out image's {i2i['k']} nearest training images share a tag "
-                             f"{100 * i2i['model']:.1f}% (raw CNN cosine: {100 * i2i['raw_features']:.1f}%)")
+                             f"{_na(i2i['model'], pct=True)} (raw CNN cosine: {_na(i2i['raw_features'], pct=True)})")
             an = sp.get("analogies")
             if an and an.get("n"):
                 bag = an.get("bag_of_words_hit@1")

@@ -28,6 +28,7 @@ zero-shot tags, over the seen and the zero-shot candidates apart (what the evalu
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -105,6 +106,22 @@ def _row_mean(values: np.ndarray, defined: np.ndarray) -> float:
     return float(values[defined].mean()) if defined.any() else float("nan")
 
 
+def _cutoffs(ks, name: str) -> list[int]:
+    """`ks` as ints >= 1; a fraction (2.5 would be reported as p@2) or a non-number is refused."""
+    out = []
+    for k in ks:
+        try:
+            ok = not isinstance(k, (bool, np.bool_, str)) and int(k) == k
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        if not ok:
+            raise ValueError(f"{name}: cut-offs must be whole numbers, got {list(ks)}; e.g. ks=(1, 5, 10).")
+        out.append(int(k))
+    if any(k < 1 for k in out):
+        raise ValueError(f"{name}: cut-offs must be >= 1, got {out}.")
+    return out
+
+
 def ranking_metrics(scores, relevant, ks: Sequence[int] = (1, 5, 10)) -> dict:
     """P@k, R@k and mAP of each row's ranking, averaged over rows with at least one relevant item.
 
@@ -128,9 +145,7 @@ def ranking_metrics(scores, relevant, ks: Sequence[int] = (1, 5, 10)) -> dict:
         s, r = s[None, :], r[None, :]
     if s.ndim != 2:
         raise ValueError(f"ranking_metrics: expected a 2-D score matrix, got shape {s.shape}.")
-    ks = [int(k) for k in ks]
-    if any(k < 1 for k in ks):
-        raise ValueError(f"ranking_metrics: cut-offs must be >= 1, got {ks}.")
+    ks = _cutoffs(ks, "ranking_metrics")
     ap, hits = _tie_aware(s, r, ks)
     n_rel = r.sum(axis=1)
     defined = n_rel > 0
@@ -167,11 +182,13 @@ def mean_average_precision(scores, relevant) -> float:
 
 def precision_at_k(scores, relevant, k: int) -> float:
     """Share of relevant items among the first `k` (mean over rows with a relevant item)."""
+    (k,) = _cutoffs((k,), "precision_at_k")
     return ranking_metrics(scores, relevant, ks=(k,))[f"p@{k}"]
 
 
 def recall_at_k(scores, relevant, k: int) -> float:
     """Share of each row's relevant items found among its first `k` (mean over rows)."""
+    (k,) = _cutoffs((k,), "recall_at_k")
     return ranking_metrics(scores, relevant, ks=(k,))[f"r@{k}"]
 
 
@@ -189,20 +206,23 @@ def retrieval_map(scores, relevant) -> float:
 def relevance_matrix(true_tags: Sequence[Iterable[str]], candidates: Sequence[str]) -> np.ndarray:
     """Boolean ``(len(true_tags), len(candidates))``: does image i carry candidate tag j?
 
-    Tags that are not candidates are ignored.
+    Tags that are not candidates are ignored; a candidate listed twice gets both its columns marked
+    (one column per entry of `candidates`, always).
 
     >>> relevance_matrix([["dog", "pet"], ["car"]], ["car", "dog"]).astype(int).tolist()
     [[0, 1], [1, 0]]
     """
-    index = {c: j for j, c in enumerate(candidates)}
-    out = np.zeros((len(true_tags), len(index)), dtype=bool)
+    index: dict[str, list[int]] = {}
+    for j, c in enumerate(candidates):
+        index.setdefault(c, []).append(j)
+    out = np.zeros((len(true_tags), len(candidates)), dtype=bool)
     for i, tags in enumerate(true_tags):
         if isinstance(tags, str):
             raise TypeError(f"true_tags[{i}] is the str {tags!r}; give each image a list of tags, e.g. [{tags!r}].")
         for t in tags:
-            j = index.get(t)
-            if j is not None:
-                out[i, j] = True
+            cols = index.get(t)
+            if cols is not None:
+                out[i, cols] = True
     return out
 
 
@@ -227,9 +247,15 @@ def evaluate_scores(scores, true_tags: Sequence[Iterable[str]], candidates: Sequ
     scores : array_like (n_images, len(candidates))
     true_tags, candidates, zero_shot, ks
         As :func:`gensim_im2vec.evaluate.evaluate_image_tagging` (`candidates` already includes the
-        zero-shot tags).
+        zero-shot tags; each candidate once: one column per tag).
     """
     s = np.asarray(scores, dtype=np.float64)
+    counts = Counter(candidates)
+    repeated = [c for c, n in counts.items() if n > 1]
+    if repeated:
+        raise ValueError(f"candidates list {len(repeated)} tag(s) more than once, e.g. {repeated[:3]}; a repeated "
+                         f"tag would count twice in every image's ranking. Give each candidate once (with its "
+                         f"score column), e.g. list(dict.fromkeys(candidates)).")
     if s.shape != (len(true_tags), len(candidates)):
         raise ValueError(f"scores have shape {s.shape}; expected ({len(true_tags)}, {len(candidates)}) "
                          f"(images × candidates).")

@@ -15,8 +15,11 @@ their cosine in the one space of words and images (``model.wv``), each marked ``
 * with ``zero_shot_words`` (``im2vec query --zero-shot-words FILE``, e.g. the held-out tags the
   demo writes), an image's answer also ranks exactly those words by their cosine to the image
   (``1 - model.wv.distances(vector, words)``): "Given words ranked by cosine";
-* an unknown word gets one line (``Out of dictionary word: …``) and the prompt comes back;
-  ``EXIT`` (or end of input, Ctrl-D) ends the session.
+* an unknown word gets one line (``Out of dictionary word: …``) and the prompt comes back, as
+  does a line that is not UTF-8 text (one line saying so); a path may be quoted or have
+  backslash-escaped spaces, as a terminal writes a file dropped on it;
+* ``EXIT`` (or end of input, Ctrl-D, or Ctrl-C at the prompt) ends the session; Ctrl-C while an
+  answer is computed (an image file's features) drops that answer and the prompt comes back.
 
 From the shell::
 
@@ -60,6 +63,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
@@ -407,15 +411,46 @@ class QuerySession:
         key = self.resolve(text)
         if key is not None:
             return self._answer_key(key), True
-        path = os.path.expanduser(text)
-        if os.path.isfile(path):
+        path = self._file_path(text)
+        if path is not None:
             return self._answer_file(path)
         tokens = text.split()
-        if len(tokens) > 1:
+        if len(tokens) > 1 or (text.startswith("-") and len(text) > 1):  # "-cat": a subtraction alone
             return self._answer_tokens(tokens)
         if os.sep in text or text.lower().endswith(_IMAGE_SUFFIXES):
             return f"Not in the vocabulary and no such image file: {text}", False
         return f"Out of dictionary word: {text}", False
+
+    @staticmethod
+    def _file_path(text: str) -> str | None:
+        """The image file `text` names: as typed, or quoted / with backslash-escaped spaces as a terminal
+        writes a dropped file (``'my photos/cat.jpg'``, ``my\\ photos/cat.jpg``); None if no file."""
+        path = os.path.expanduser(text)
+        if os.path.isfile(path):
+            return path
+        try:
+            parts = shlex.split(text)
+        except ValueError:  # an unmatched quote: not a quoted path
+            return None
+        if len(parts) == 1 and parts[0] != text:
+            path = os.path.expanduser(parts[0])
+            if os.path.isfile(path):
+                return path
+        return None
+
+    def _cancels(self, positive, negative) -> bool:
+        """Whether the unit vectors of `positive` minus those of `negative` sum to (almost) nothing:
+        what ``wv.most_similar`` would rank by has no direction, and every cosine would print 0."""
+        wv = self.model.wv
+        total = np.zeros(wv.vector_size, dtype=np.float64)
+        for keys, sign in ((positive, 1.0), (negative, -1.0)):
+            for k in keys:
+                v = np.asarray(wv.vectors[wv.key_to_index[k]], dtype=np.float64)
+                norm = np.linalg.norm(v)
+                if not np.isfinite(norm) or norm == 0:
+                    return True
+                total += sign * v / norm
+        return bool(np.linalg.norm(total) < 1e-6 * max(1, len(positive) + len(negative)))
 
     def _tables(self, positive, negative, exclude_self: bool = True) -> list[str]:
         m, n = self.model, self.topn
@@ -435,6 +470,8 @@ class QuerySession:
         m = self.model
         kind = "Image" if self._is_image(key) else "Word"
         parts = [f"{kind}: {key}  (position in vocabulary: {m.wv.key_to_index[key]})"]
+        if self._cancels([key], []):
+            return parts[0] + "\n\nIts vector is zero (or not finite): it has no direction, so no neighbours by cosine."
         parts += self._tables([key], [])
         if kind == "Image":
             parts += self._given_words(key)
@@ -472,6 +509,9 @@ class QuerySession:
         if not positive:
             return "Give at least one word or image to add (a leading '-' subtracts).", False
         expr = " + ".join(positive) + "".join(f" - {k}" for k in negative)
+        if self._cancels(positive, negative):
+            return (f"Sum: {expr}\n\nThe tokens cancel out (or one has a zero vector): their sum has no direction, "
+                    f"so no neighbours by cosine. Change or drop a token."), False
         return "\n\n".join([f"Sum: {expr}"] + self._tables(positive, negative)), True
 
     def _answer_file(self, path: str) -> tuple[str, bool]:
@@ -482,12 +522,17 @@ class QuerySession:
             return "This model has no images (no W): it cannot place an image file.", False
         try:
             featurize = self._featurizer_for()
+        except ImportError as e:  # torch / torchvision / Pillow: the [vision] extra
+            return (f"Cannot extract features for image files: {e}. Install the vision extra "
+                    f"(pip install 'gensim-im2vec[vision]'); words and image keys work without it."), False
         except (ValueError, TypeError, OSError, RuntimeError) as e:
             return f"Cannot extract features for image files: {e}", False
         try:
             feats = featurize(path)
         except ImageSkipped as e:
             return f"Cannot read image {path}: {e}", False
+        except (ValueError, OSError, RuntimeError) as e:  # one bad file (or CUDA out of memory) ends no session
+            return f"Cannot extract features of {path}: {e}", False
         dim = m.W.shape[1]
         if np.asarray(feats).shape != (dim,):
             return (f"Cannot place {path}: its features have shape {np.asarray(feats).shape}, the model "
@@ -507,16 +552,45 @@ class QuerySession:
         ]), True
 
 
+class _Undecodable(Exception):
+    """A line of input that is not text in the stream's encoding (the message says where)."""
+
+
+def _undecodable(raw: bytes, encoding: str, e: UnicodeDecodeError) -> _Undecodable:
+    shown = raw.rstrip(b"\r\n")[:60]
+    return _Undecodable(f"Not {encoding} text: byte 0x{raw[e.start]:02x} at position {e.start} of {shown!r}; "
+                        f"type the word, key or path as {encoding} text (rename a file whose name is not).")
+
+
 def _read_line(stdin: TextIO | None, stdout: TextIO, prompt: str) -> str | None:
+    """One line without its line break; None at end of input; :class:`_Undecodable` for bytes that
+    are not text (the session goes on)."""
     if stdin is None:
         try:
             return input(prompt)
         except EOFError:
             stdout.write("\n")
             return None
+        except UnicodeDecodeError as e:
+            raise _undecodable(e.object, e.encoding, e) from None
     stdout.write(prompt)
     stdout.flush()
-    line = stdin.readline()
+    buffer = getattr(stdin, "buffer", None)
+    if buffer is not None and hasattr(buffer, "readline"):
+        # a text stream over bytes (sys.stdin): decode line by line, so one bad line is one message,
+        # not a UnicodeDecodeError that ends the session (the text layer decodes whole chunks)
+        raw = buffer.readline()
+        if not raw:
+            stdout.write("\n")
+            return None
+        encoding = getattr(stdin, "encoding", None) or "utf-8"
+        try:
+            line = raw.decode(encoding)
+        except UnicodeDecodeError as e:
+            stdout.write("\n")
+            raise _undecodable(raw, encoding, e) from None
+    else:
+        line = stdin.readline()
     if not line:
         stdout.write("\n")
         return None
@@ -531,7 +605,10 @@ def query_loop(model, stdin: TextIO | None = None, stdout: TextIO | None = None,
                featurizer_factory: FeaturizerFactory | None = None, store=None,
                extractor_options: dict | None = None, prompt: str = PROMPT,
                zero_shot_words: Sequence[str] | None = None) -> int:
-    """Prompt for queries until ``EXIT`` or end of input; print each answer.
+    """Prompt for queries until ``EXIT``, end of input or Ctrl-C at the prompt; print each answer.
+
+    A blank line is skipped; a line that is not text in the input's encoding is answered with one
+    line saying so; Ctrl-C while an answer is computed drops that answer.
 
     Parameters
     ----------
@@ -564,12 +641,22 @@ def query_loop(model, stdin: TextIO | None = None, stdout: TextIO | None = None,
                            extractor_options=extractor_options, zero_shot_words=zero_shot_words)
     answered = 0
     while True:
-        line = _read_line(stdin, stdout, prompt)
+        try:
+            line = _read_line(stdin, stdout, prompt)
+        except _Undecodable as e:
+            stdout.write(f"{e}\n\n")
+            continue
+        except KeyboardInterrupt:  # Ctrl-C at the prompt: the end of the session, not a traceback
+            stdout.write("\n")
+            break
         if line is None or line.strip() == EXIT:
             break
         if not line.strip():
             continue
-        text, ok = session.answer_ok(line)
+        try:
+            text, ok = session.answer_ok(line)
+        except KeyboardInterrupt:  # Ctrl-C during an answer (a CNN on an image file): back to the prompt
+            text, ok = "Interrupted; the prompt is back (EXIT or Ctrl-D ends the session).", False
         stdout.write(text + "\n\n")
         stdout.flush()
         answered += ok

@@ -70,6 +70,7 @@ from pathlib import Path
 import numpy as np
 
 from gensim_im2vec.fileio import atomic_path, atomic_write_bytes, check_output_folder
+from gensim_im2vec.keys import check_image_keys
 from gensim_im2vec.validation import l2_normalize
 
 logger = logging.getLogger(__name__)
@@ -316,9 +317,13 @@ def _draw_map(path: Path, coords: np.ndarray, labels: Sequence[str], kinds: Sequ
 
 # ----------------------------------------------------------------------------- the report
 def _as_tag_lists(true_tags, keys: Sequence[str]) -> list[list[str]]:
+    """One list of tags per key, each tag once; a str is split on whitespace (never into letters)."""
+    def tags(t) -> list[str]:
+        return list(dict.fromkeys(t.split() if isinstance(t, str) else (t or [])))
+
     if isinstance(true_tags, Mapping):
-        return [list(true_tags.get(k) or []) for k in keys]
-    lists = [list(t) if not isinstance(t, str) else t.split() for t in true_tags]
+        return [tags(true_tags.get(k)) for k in keys]
+    lists = [tags(t) for t in true_tags]
     if len(lists) != len(keys):
         raise ValueError(f"true_tags: {len(lists)} tag lists for {len(keys)} test images; give one list per key.")
     return lists
@@ -404,7 +409,8 @@ def write_report(
         The written ``index.html``.
     """
     t0 = time.perf_counter()
-    _check_report_options(model, topn, thumb_size)
+    _check_report_options(model, topn, thumb_size, max_test_images=max_test_images, n_words=n_words,
+                          map_words=map_words, map_images=map_images)
     test_keys = list(test_keys)
     feats = None
     if test_features is not None:
@@ -412,6 +418,7 @@ def write_report(
         if feats.ndim != 2 or len(feats) != len(test_keys):
             raise ValueError(f"test_features: expected shape ({len(test_keys)}, n_features) for {len(test_keys)} "
                              f"test_keys, got {feats.shape}.")
+        check_image_keys(test_keys, name="write_report test_keys")  # before anything is written
     out = Path(out_dir)
     check_output_folder(out, command="the report", owned=_earlier_report, marker=f"{MARKER} or report index.html",
                         writes=("index.html", "map.png", "thumbs"))
@@ -419,11 +426,11 @@ def write_report(
     thumbs = _Thumbnails(out, image_paths, thumb_size)
     shown = min(len(test_keys), max_test_images) if feats is not None else 0
     tags_true = _as_tag_lists(true_tags, test_keys) if true_tags is not None else [[] for _ in test_keys]
-    words = list(words) if words is not None else _default_words(model, n_words)
+    words = list(dict.fromkeys(words)) if words is not None else _default_words(model, n_words)
     known = [w for w in words if w in model.wv.key_to_index and not model.is_image(w)]
     sections = [
         _heldout_section(model, thumbs, test_keys, feats, tags_true, shown, topn) if shown else None,
-        _words_section(model, thumbs, words, known, test_keys, feats, topn) if known else None,
+        _words_section(model, thumbs, words, known, test_keys, feats, topn) if words else None,
         _evaluation_section(evaluation) if evaluation else None,
         _map_section(model, thumbs, known, test_keys, feats, shown, map_words=map_words, map_images=map_images,
                      map_method=map_method, seed=seed) if map_words or map_images else None,
@@ -446,13 +453,16 @@ def _earlier_report(folder: Path) -> bool:
         return False
 
 
-def _check_report_options(model, topn, thumb_size) -> None:
+def _check_report_options(model, topn, thumb_size, **counts) -> None:
     if getattr(model, "W", None) is None:
         raise ValueError("write_report needs a model with images (Im2Vec trained with image_features).")
-    if not isinstance(topn, (int, np.integer)) or topn < 1:
+    if isinstance(topn, bool) or not isinstance(topn, (int, np.integer)) or topn < 1:
         raise ValueError(f"topn must be a positive int, got {topn!r}.")
-    if not isinstance(thumb_size, (int, np.integer)) or thumb_size < 8:
+    if isinstance(thumb_size, bool) or not isinstance(thumb_size, (int, np.integer)) or thumb_size < 8:
         raise ValueError(f"thumb_size must be an int >= 8 pixels, got {thumb_size!r}.")
+    for name, v in counts.items():  # a negative count would slice from the end ([:-1]) and print "-1 of …"
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"{name} must be an int >= 0 (0 leaves that part out), got {v!r}.")
 
 
 class _Thumbnails:
@@ -493,14 +503,21 @@ def _heldout_section(model, thumbs: _Thumbnails, test_keys, feats, tags_true, sh
         hits = sum(1 for w, _ in pred if w in tset)
         if tset:
             hits_at.append(hits / topn)
+        hits_txt = f"{hits}/{topn}" if tset else "—"  # no true tag: nothing to hit, not a miss
         ptxt = " ".join(
             f'<span class="tag{" hit" if w in tset else ""}">{html.escape(w)} <small>{p:.3f}</small></span>'
             for w, p in pred)
         ttxt = " ".join(f'<span class="tag{" hit" if t in {w for w, _ in pred} else ""}">{html.escape(t)}</span>'
                         for t in truth) or "<em>none</em>"
         rows.append(f"<tr><td>{thumbs.html(key)}</td><td>{html.escape(key)}</td><td>{ptxt}</td><td>{ttxt}</td>"
-                    f'<td class="num">{hits}/{topn}</td></tr>')
-    mean_p = f"mean P@{topn} over these images: {np.mean(hits_at):.3f}. " if hits_at else ""
+                    f'<td class="num">{hits_txt}</td></tr>')
+    if not hits_at:
+        mean_p = f"No image shown has a true tag: P@{topn} n/a. "
+    elif len(hits_at) == shown:
+        mean_p = f"mean P@{topn} over these images: {np.mean(hits_at):.3f}. "
+    else:
+        mean_p = (f"mean P@{topn} over the {len(hits_at)} with true tags: {np.mean(hits_at):.3f} "
+                  f"({shown - len(hits_at)} without any left out). ")
     return (
         f'<section id="heldout"><h2>Held-out images: nearest words vs. true tags</h2>'
         f'<p class="meta">{shown} of {len(test_keys)} images never seen in training, placed in the space from '
@@ -512,7 +529,8 @@ def _heldout_section(model, thumbs: _Thumbnails, test_keys, feats, tags_true, sh
 
 def _words_section(model, thumbs: _Thumbnails, words, known, test_keys, feats, topn: int) -> str:
     """Words and their nearest images (the model's, and the held-out ones placed by model.project)."""
-    missing = [w for w in words if w not in known]
+    missing = [w for w in words if w not in known and w not in model.wv.key_to_index]
+    images = [w for w in words if w not in known and w in model.wv.key_to_index]
     test_kv = model.project_to_keyedvectors(test_keys, feats) if feats is not None and len(test_keys) else None
     held = set(test_keys)
     cap_held = ' class="heldout"'
@@ -530,11 +548,15 @@ def _words_section(model, thumbs: _Thumbnails, words, known, test_keys, feats, t
             for k, s in cands)
         rows.append(f"<tr><th>{html.escape(w)}</th><td>{figs}</td></tr>")
     miss = (f'<p class="meta">Not in the vocabulary: {html.escape(", ".join(missing))}</p>' if missing else "")
+    if images:
+        miss += (f'<p class="meta">Image keys, not words (this section ranks images for words): '
+                 f'{html.escape(", ".join(images))}</p>')
     scope = "the model's images and the held-out images" if test_kv is not None else "the model's images"
     return (
         f'<section id="words"><h2>Words and their nearest images</h2><p class="meta">Cosine between the '
         f"word's vector and the images' vectors W·v̂<sub>f</sub>, over {scope} (held-out ones in orange).</p>"
-        f'{miss}<table class="words"><tbody>\n' + "\n".join(rows) + "\n</tbody></table></section>")
+        + miss + ('<table class="words"><tbody>\n' + "\n".join(rows) + "\n</tbody></table>" if rows else "")
+        + "</section>")
 
 
 def _evaluation_section(evaluation) -> str:
