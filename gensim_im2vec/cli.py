@@ -3,7 +3,9 @@
 Each command loads its inputs, calls one library function and saves its output; defaults live
 in the library's signatures, not here. Outputs are checked before any work starts, and a user
 error (a bad argument, a file that is not what was expected) ends with one ``Error:`` line that
-names the culprit and the fix, never a traceback.
+names the culprit and the fix, never a traceback. Ctrl-C ends a command with exit status 130 and
+one ``Interrupted:`` line saying what was kept (``extract``, ``extract-ray``, ``datasets build``
+and ``demo`` continue where they stopped when run again; every output is written whole or not at all).
 
     im2vec --help
 """
@@ -17,8 +19,54 @@ import os
 
 import click
 
+#: Commands that keep their finished work when interrupted, and continue from it when run again.
+RESUMABLE = {"extract", "extract-ray", "datasets build", "demo"}
+#: Commands that write nothing.
+READ_ONLY = {"query", "datasets list"}
 
-@click.group()
+
+class Interrupted(click.ClickException):
+    """Ctrl-C (SIGINT) during a command: exit status 130, as a shell reports a process ended by
+    SIGINT, with one line that says what was kept and how to go on (click's own handling prints
+    "Aborted!" and exits 1, which a script cannot tell from an error)."""
+
+    exit_code = 130
+
+    def show(self, file=None) -> None:
+        click.echo(f"Interrupted: {self.format_message()}", err=True)
+
+
+def _interrupted_message(ctx: click.Context) -> str:
+    names = []
+    while ctx.parent is not None:
+        names.append(ctx.info_name)
+        ctx = ctx.parent
+    name = " ".join(reversed(names))
+    if name in RESUMABLE:
+        return (f"`im2vec {name}` stopped; the work it finished is kept. Run the same command again to continue "
+                f"where it stopped.")
+    if name in READ_ONLY:
+        return f"`im2vec {name}` stopped."
+    return (f"`im2vec {name}` stopped before it finished; no output is left half-written. Run the same command "
+            f"again to redo it.")
+
+
+class _Command(click.Command):
+    """A command whose Ctrl-C ends with :class:`Interrupted` (exit 130, one line), not "Aborted!"."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Interrupted(_interrupted_message(ctx)) from None
+
+
+class _Group(click.Group):
+    command_class = _Command
+    group_class = type  # subgroups (`datasets`) are _Group too, their commands _Command
+
+
+@click.group(cls=_Group)
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 def main(verbose: int) -> None:
     """gensim-im2vec: images and words in one vector space."""
@@ -104,13 +152,23 @@ def _same_file(a: str, b: str) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
+def _inside(path: str, folder: str) -> bool:
+    """Whether `path` lies under `folder` (links resolved)."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path != folder and os.path.commonpath([path, folder]) == folder
+
+
 def _check_not_input(path: str, option: str, inputs: dict) -> None:
     """Refuse an output that is one of the command's inputs (`inputs`: {description: path or None}),
-    before any work: writing it would destroy that input."""
+    or an existing file in an input folder (a feature store's metadata.json, a caption of a
+    SOURCE folder), before any work: writing it would destroy that input."""
     for what, other in inputs.items():
         if other and _same_file(path, other):
             raise click.BadParameter(f"{path!r} is also {what}; writing it would destroy that file. Choose another "
                                      f"path.", param_hint=option)
+        if other and os.path.isdir(other) and os.path.lexists(path) and _inside(path, other):
+            raise click.BadParameter(f"{path!r} is a file in {what} {other!r}; writing it would destroy that file. "
+                                     f"Choose a path outside {other!r}.", param_hint=option)
 
 
 def _load_model(path: str):
@@ -205,10 +263,19 @@ def extract_command(image_dir, store, **options):
     try:
         report = extract(image_dir, store, **_weights_none(given(options)))
     except (ValueError, TypeError, OSError, WeightsNotAvailableError) as e:
-        raise click.ClickException(str(e)) from e
+        raise click.ClickException(_in_cli_terms(str(e))) from e
     click.echo(report.summary())
     if report.skipped:
         click.echo(f"skipped images and reasons: {report.store.path / 'skipped.json'}")
+
+
+def _in_cli_terms(message: str) -> str:
+    """A library message in the command line's terms: its ``mode='extend'`` is ``--mode extend``
+    here (a user of `im2vec extract` cannot pass ``mode='extend'``)."""
+    import re
+
+    message = re.sub(r"\bmode='(\w+)' or '(\w+)'", r"--mode \1 or --mode \2", message)
+    return re.sub(r"\bmode='(\w+)'", r"--mode \1", message)
 
 
 def _weights_none(options: dict) -> dict:
@@ -393,7 +460,11 @@ def datasets_split_command(directory, test_share, zero_shot_share, seed):
     """(Re)write DIRECTORY/split.json: a grouped train/test split and zero-shot tags."""
     from gensim_im2vec.datasets import make_split
 
-    _check_output(os.path.join(directory, "split.json"), "'DIRECTORY'")
+    target = os.path.join(directory, "split.json")
+    if os.path.isdir(target):  # the name is fixed: "give a file name" would be no fix
+        raise click.BadParameter(f"{target!r} is a folder, and the split is written to that name; move or rename "
+                                 f"it, then run again.", param_hint="'DIRECTORY'")
+    _check_output(target, "'DIRECTORY'")
     try:
         s = make_split(directory, **given({"test_share": test_share, "zero_shot_share": zero_shot_share, "seed": seed}))
     except (ValueError, OSError) as e:
@@ -457,10 +528,10 @@ def evaluate_command(model_path, demo_dir, mode, test_path, features_path, train
     if json_path:
         _check_output(json_path, "'--json'")
         _check_not_input(json_path, "'--json'", {
-            "the MODEL": model_path, "the --test file": test_path, "the --features file": features_path,
-            "the --train file": train_path, "the --train-features file": train_features,
+            "the MODEL": model_path, "the --test file": test_path, "the --features input": features_path,
+            "the --train file": train_path, "the --train-features input": train_features,
             "the --candidates file": candidates_path, "the --zero-shot file": zero_shot_path,
-            "the --text-model file": text_model})
+            "the --text-model file": text_model, "the --demo run": demo_dir})
     if demo_dir is None and (test_path is None or features_path is None):
         raise click.UsageError("give --test and --features (held-out images and their features), or --demo DIR.")
     model = _load_model(model_path)
@@ -539,10 +610,21 @@ def _model_features(ev, model, source, keys):
     return features
 
 
+def _read_input(path: str, what: str, size: int = -1) -> bytes:
+    """The first `size` bytes (all: -1) of the input file `path`; one that cannot be read (no
+    permission, not a regular file) ends with a message naming `what` (the argument), the file
+    and the fix, not a traceback."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(size)
+    except OSError as e:
+        raise click.ClickException(f"{what} {path}: cannot read it ({e.strerror or e}); check that it is a readable "
+                                   f"file, or give another.") from None
+
+
 def _check_documents(path: str) -> None:
     """Refuse a documents file that holds no document, or that is not UTF-8 text (what LineSentence reads)."""
-    with open(path, "rb") as f:
-        head = f.read(1 << 20)
+    head = _read_input(path, "DOCUMENTS", 1 << 20)
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -595,7 +677,8 @@ def train_command(documents, features, output, pretrained, **options):
     from gensim_im2vec.store import FeatureStore
 
     _check_output(output, "'-o' / '--output'")
-    _check_not_input(output, "'-o' / '--output'", {"the DOCUMENTS": documents, "the --pretrained model": pretrained})
+    _check_not_input(output, "'-o' / '--output'", {"the DOCUMENTS": documents, "the --pretrained model": pretrained,
+                                                        "the -f / --features store": features})
     params = {k: v for k, v in options.items() if v is not None}
     _check_documents(documents)
     try:
@@ -708,8 +791,7 @@ def query_command(model_path, topn, store, device, arch, weights, layer, zero_sh
     model = _load_model(model_path)
     words = None
     if zero_shot_words is not None:
-        with open(zero_shot_words, "rb") as f:
-            data = f.read()
+        data = _read_input(zero_shot_words, "--zero-shot-words")
         try:
             words = [line.strip() for line in data.decode("utf-8").split("\n") if line.strip()]
         except UnicodeDecodeError as e:
@@ -857,7 +939,7 @@ def extract_ray_command(image_dir, store, **options):
     try:
         report = extract_ray(image_dir, store, **_weights_none(given(options)))
     except (ValueError, TypeError, OSError) as e:
-        raise click.ClickException(str(e)) from e
+        raise click.ClickException(_in_cli_terms(str(e))) from e
     click.echo(report.summary())
 
 

@@ -119,11 +119,25 @@ class Steps:
     def digest(params: dict) -> str:
         return hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
+    @staticmethod
+    def _saved(record: Path) -> dict:
+        """The step record at `record`; ``{}`` (the step runs again and rewrites it) when it is
+        damaged: not JSON, not UTF-8, cut short, or not an object."""
+        try:
+            saved = json.loads(record.read_text(encoding="utf-8"))
+        except ValueError as e:
+            saved = e
+        if not isinstance(saved, dict):
+            why = saved if isinstance(saved, ValueError) else f"a JSON {type(saved).__name__}, not an object"
+            logger.warning("step record %s is damaged (%s); running its step again, which rewrites it", record, why)
+            return {}
+        return saved
+
     def run(self, name: str, params: dict, outputs: list[Path], fn: Callable[[], object]):
         record = self.dir / f"{name}.json"
         key = self.digest(params)
         if record.exists() and all(Path(p).exists() for p in outputs):
-            saved = json.loads(record.read_text())
+            saved = self._saved(record)
             if saved.get("key") == key:
                 self.echo(f"[{name}] reused ({saved.get('seconds', 0):.1f}s when made)")
                 return saved.get("result")

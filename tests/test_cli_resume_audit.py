@@ -1,0 +1,260 @@
+"""The CLI as a new user meets it when a run is interrupted or an argument points at the wrong file:
+Ctrl-C ends with exit status 130 and one line saying what was kept; a rerun continues; an input
+that cannot be read, or an output inside an input folder, is named before any work; a damaged
+step record of the demo makes that step run again (issue: CLI resume audit)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from gensim_im2vec.cli import main
+from gensim_im2vec.store import FeatureStore
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    from gensim_im2vec import Im2Vec
+
+    d = tmp_path_factory.mktemp("resume_audit")
+    keys = [f"img:{i}" for i in range(6)]
+    store = FeatureStore.from_arrays(d / "store", keys, np.random.default_rng(0).random((6, 8), np.float32) + 0.1)
+    docs = [[k, "cat", "dog"] for k in keys] * 3
+    (d / "docs.txt").write_text("".join(" ".join(doc) + "\n" for doc in docs))
+    Im2Vec(docs, image_features=store, vector_size=4, min_count=1, epochs=1, workers=1).save(str(d / "m.model"))
+    (d / "test.jsonl").write_text('{"key": "img:0", "tags": ["cat"]}\n')
+    return d
+
+
+def _cli(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "gensim_im2vec.cli", *args], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def _said(result) -> str:
+    return " ".join(result.output.split())
+
+
+# --- Ctrl-C: exit 130 and one line, not "Aborted!" and exit 1 ---
+
+
+def test_ctrl_c_during_training_exits_130_with_one_line_and_writes_nothing(tmp_path):
+    from gensim_im2vec.synthetic import make_corpus
+
+    data = make_corpus(n_classes=5, n_images=2000, n_features=16, seed=2)
+    keys = list(data.features)
+    FeatureStore.from_arrays(tmp_path / "store", keys, np.stack([data.features[k] for k in keys]))
+    (tmp_path / "docs.txt").write_text("".join(" ".join(d) + "\n" for d in data.docs))
+    (tmp_path / "m.model").write_bytes(b"an earlier model")
+    # -v: the log says when training has started; it could not end before the signal (10^6 epochs)
+    proc = _cli("-v", "train", "docs.txt", "-f", "store", "-o", "m.model", "--epochs", "1000000", "--min-count", "1",
+                "--workers", "1", cwd=tmp_path)
+    err = []
+    for line in proc.stderr:
+        err.append(line)
+        if "Im2Vec training:" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    out, rest = proc.communicate(timeout=120)
+    err = "".join(err) + rest
+    # was: "Aborted!" and exit status 1, which a script cannot tell from an error
+    assert proc.returncode == 130, (proc.returncode, err[-2000:])
+    assert err.rstrip().splitlines()[-1] == (
+        "Interrupted: `im2vec train` stopped before it finished; no output is left half-written. Run the same "
+        "command again to redo it.")
+    assert "Traceback" not in err and "Aborted!" not in err and out == ""
+    assert (tmp_path / "m.model").read_bytes() == b"an earlier model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["docs.txt", "m.model", "store"]  # no temporary file
+
+
+@pytest.mark.parametrize("patch,args,message", [
+    ("gensim_im2vec.features:extract", ["extract", "{d}", "-o", "{d}/never"],
+     "`im2vec extract` stopped; the work it finished is kept. Run the same command again to continue where it "
+     "stopped."),
+    ("gensim_im2vec.datasets:build_dataset", ["datasets", "build", "emoji", "{d}/ds"],
+     "`im2vec datasets build` stopped; the work it finished is kept."),
+    ("gensim_im2vec.pipeline:run_demo", ["demo", "--out", "{d}/demo"], "`im2vec demo` stopped; the work it "
+                                                                        "finished is kept."),
+    ("gensim_im2vec.evaluate:run_evaluation", ["evaluate", "{d}/m.model", "--test", "{d}/test.jsonl", "--features",
+                                               "{d}/store"], "`im2vec evaluate` stopped before it finished"),
+    ("gensim_im2vec.query:query_loop", ["query", "{d}/m.model"], "Interrupted: `im2vec query` stopped."),
+])
+def test_ctrl_c_in_any_command_says_what_was_kept(files, monkeypatch, patch, args, message):
+    import importlib
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    module, _, name = patch.partition(":")
+    monkeypatch.setattr(importlib.import_module(module), name, interrupted)
+    result = CliRunner().invoke(main, [a.format(d=files) for a in args])
+    assert result.exit_code == 130 and isinstance(result.exception, SystemExit), result.output
+    assert message in _said(result) and "Aborted!" not in result.output, result.output
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_an_interrupted_extract_continues_where_it_stopped(tmp_path, sig):
+    pytest.importorskip("torchvision")
+    from PIL import Image
+
+    (tmp_path / "imgs").mkdir()
+    for i in range(400):
+        Image.new("RGB", (16, 16), (i % 256, (7 * i) % 256, 40)).save(tmp_path / "imgs" / f"{i:03d}.png")
+    # shards of 20 images: each commit is fsynced, slow on a busy disk; 20 shards leave time to interrupt
+    args = ["extract", "imgs", "-o", "store", "--weights", "none", "--arch", "mobilenet_v3_small", "--device", "cpu",
+            "--num-workers", "0", "--batch-size", "1", "--shard-size", "20", "--dtype", "float32", "--no-progress"]
+    proc = _cli(*args, cwd=tmp_path)
+    shards = tmp_path / "store" / "shards"
+    while proc.poll() is None and not (shards.is_dir() and any(shards.glob("shard-*.json"))):
+        time.sleep(0.01)  # until a shard is committed
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130, err[-2000:]
+        assert err.rstrip().splitlines()[-1].startswith("Interrupted: `im2vec extract` stopped; the work it finished "
+                                                        "is kept. Run the same command again")
+    again = _cli(*args, cwd=tmp_path)
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err[-2000:]
+    done = int(out.split(" already stored")[0].rsplit(", ", 1)[1])
+    assert done >= 20, out  # the committed shards were kept, not redone
+    store = FeatureStore.open(tmp_path / "store")
+    assert sorted(store.keys) == [f"img:{i:03d}" for i in range(400)]
+
+
+# --- inputs that cannot be read: one line, not a traceback ---
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "sock", "-f", "{d}/store", "-o", "x.model"],
+     "Error: DOCUMENTS sock: cannot read it (No such device or address); check that it is a readable file"),
+    (["query", "{d}/m.model", "--zero-shot-words", "sock"],
+     "Error: --zero-shot-words sock: cannot read it (No such device or address)"),
+])
+def test_an_input_that_cannot_be_read_is_named(files, tmp_path, monkeypatch, args, message):
+    # a socket: a path that exists and is no folder, which open() refuses even for root (where
+    # chmod 000 would not); it used to end in a traceback
+    monkeypatch.chdir(tmp_path)
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.bind("sock")
+        result = CliRunner().invoke(main, [a.format(d=files) for a in args])
+    finally:
+        sock.close()
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), f"uncaught {result.exception!r}"
+    assert message in _said(result), result.output
+    assert not os.path.exists("x.model")
+
+
+# --- an output inside an input folder ---
+
+
+@pytest.mark.parametrize("args,option,what,target", [
+    (["train", "{d}/docs.txt", "-f", "{d}/store", "-o", "{d}/store/metadata.json", "--min-count", "1"],
+     "'-o' / '--output'", "the -f / --features store", "store"),
+    (["evaluate", "{d}/m.model", "--test", "{d}/test.jsonl", "--features", "{d}/store", "--json", "{d}/store/keys.txt"],
+     "'--json'", "the --features input", "store"),
+    (["normalize", "{d}/folder", "-o", "{d}/folder/cat.txt"], "'-o' / '--output'", "the SOURCE", "folder"),
+])
+def test_an_output_that_would_replace_a_file_of_an_input_folder_is_refused(files, tmp_path, args, option, what,
+                                                                            target):
+    # `im2vec train DOCS -f STORE -o STORE/metadata.json` used to replace the store's commit record
+    # with the model (the features, hours of extraction, unreadable after it)
+    import shutil
+
+    d = tmp_path
+    shutil.copytree(files / "store", d / "store")
+    (d / "folder").mkdir()
+    (d / "folder" / "cat.png").write_bytes(b"")
+    (d / "folder" / "cat.txt").write_text("my caption of the cat\n")
+    for name in ("docs.txt", "m.model", "m.model.W.npy", "test.jsonl"):
+        if (files / name).exists():
+            shutil.copy(files / name, d / name)
+    before = {p: p.read_bytes() for p in d.rglob("*") if p.is_file()}
+    result = CliRunner().invoke(main, [a.format(d=d) for a in args])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    out = args[-1] if args[-1].startswith("{d}") else args[args.index("-o") + 1]
+    assert (f"Invalid value for {option}: '{out.format(d=d)}' is a file in {what} '{d / target}'; writing it would "
+            f"destroy that file. Choose a path outside '{d / target}'.") in _said(result), result.output
+    assert {p: p.read_bytes() for p in d.rglob("*") if p.is_file()} == before
+
+
+def test_a_new_file_in_a_feature_store_folder_is_still_allowed(files, tmp_path):
+    import shutil
+
+    shutil.copytree(files / "store", tmp_path / "store")
+    result = CliRunner().invoke(main, ["train", str(files / "docs.txt"), "-f", str(tmp_path / "store"), "-o",
+                                       str(tmp_path / "store" / "new.model"), "--min-count", "1", "--epochs", "1",
+                                       "--workers", "1"])
+    assert result.exit_code == 0, result.output
+
+
+# --- messages in the command line's terms ---
+
+
+def test_extract_into_an_existing_store_names_the_cli_option(files, tmp_path):
+    pytest.importorskip("torchvision")
+    import shutil
+
+    from PIL import Image
+
+    shutil.copytree(files / "store", tmp_path / "store")
+    (tmp_path / "imgs").mkdir()
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(tmp_path / "imgs" / "red.png")
+    result = CliRunner().invoke(main, ["extract", str(tmp_path / "imgs"), "-o", str(tmp_path / "store"), "--mode",
+                                       "create", "--weights", "none", "--arch", "resnet18", "--num-workers", "0",
+                                       "--device", "cpu", "--no-progress"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), f"uncaught {result.exception!r}"
+    said = _said(result)
+    # was: "pass mode='extend' ... or mode='overwrite'", the Python API's spelling
+    assert "already exists; pass --mode extend to continue or append to it, or --mode overwrite to replace it" \
+        in said, said
+    assert "mode='" not in said
+
+
+def test_library_messages_in_cli_terms():
+    from gensim_im2vec.cli import _in_cli_terms
+
+    assert _in_cli_terms("feature store 'x' already exists; pass mode='extend' or 'overwrite'.") == \
+        "feature store 'x' already exists; pass --mode extend or --mode overwrite."
+    assert _in_cli_terms("or pass mode='overwrite' to replace it; image_mode='x' stays") == \
+        "or pass --mode overwrite to replace it; image_mode='x' stays"
+
+
+# --- the demo's step records ---
+
+
+@pytest.mark.parametrize("damage", [b'{"key": "ab', b"[1, 2]", b"", b"\xff\xfe"])
+def test_a_damaged_step_record_reruns_its_step(tmp_path, damage, caplog):
+    # a step record cut short (a copy, a sync, a full disk) used to stop every later run of the
+    # demo with "Error: Unterminated string ..." or an AttributeError traceback, naming no file
+    from gensim_im2vec.pipeline import Steps
+
+    steps = Steps(tmp_path / "out", echo=lambda line: None)
+    assert steps.run("one", {"a": 1}, [], lambda: 1) == 1
+    record = tmp_path / "out" / ".steps" / "one.json"
+    record.write_bytes(damage)
+    lines = []
+    with caplog.at_level("WARNING", logger="gensim_im2vec.pipeline"):
+        assert Steps(tmp_path / "out", lines.append).run("one", {"a": 1}, [], lambda: 2) == 2  # ran again
+    assert lines[0] == "[one] running ..."
+    assert f"step record {record} is damaged" in caplog.text and "running its step again" in caplog.text
+    assert Steps(tmp_path / "out", lines.append).run("one", {"a": 1}, [], lambda: 3) == 2  # its new record
+
+
+def test_datasets_split_names_a_folder_in_the_way_of_split_json(tmp_path):
+    (tmp_path / "split.json").mkdir()
+    result = CliRunner().invoke(main, ["datasets", "split", str(tmp_path)])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    # was: "... is a folder; give a file name", which DIRECTORY cannot
+    assert (f"Invalid value for 'DIRECTORY': '{tmp_path / 'split.json'}' is a folder, and the split is written to "
+            f"that name; move or rename it, then run again.") in _said(result), result.output
+    assert (tmp_path / "split.json").is_dir()
