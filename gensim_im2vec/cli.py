@@ -3,8 +3,8 @@
 Each command loads its inputs, calls one library function and saves its output; defaults live
 in the library's signatures, not here. Outputs are checked before any work starts, and a user
 error (a bad argument, a file that is not what was expected) ends with one ``Error:`` line that
-names the culprit and the fix, never a traceback. Ctrl-C ends a command with exit status 130 and
-one ``Interrupted:`` line saying what was kept (``extract``, ``extract-ray``, ``datasets build``
+names the culprit and the fix, never a traceback. Ctrl-C ends a command with exit status 130 (SIGTERM:
+143) and one ``Interrupted:`` line saying what was kept (``extract``, ``extract-ray``, ``datasets build``
 and ``demo`` continue where they stopped when run again; every output is written whole or not at all).
 
     im2vec --help
@@ -16,6 +16,8 @@ import importlib
 import inspect
 import logging
 import os
+import signal
+import threading
 
 import click
 
@@ -51,14 +53,34 @@ def _interrupted_message(ctx: click.Context) -> str:
             f"again to redo it.")
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch scheduler's preemption, ``kill``), raised like Ctrl-C so that every temporary
+    file is removed on the way out, as Ctrl-C removes it (Python's default for SIGTERM is to die
+    at once, leaving ``.NAME.tmp-*`` files behind)."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated()
+
+
 class _Command(click.Command):
-    """A command whose Ctrl-C ends with :class:`Interrupted` (exit 130, one line), not "Aborted!"."""
+    """A command whose Ctrl-C ends with :class:`Interrupted` (exit 130, one line), not "Aborted!",
+    and whose SIGTERM ends the same way with exit 143 (128 + 15, as a shell reports it)."""
 
     def invoke(self, ctx: click.Context):
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, _raise_terminated)
         try:
             return super().invoke(ctx)
-        except KeyboardInterrupt:
-            raise Interrupted(_interrupted_message(ctx)) from None
+        except KeyboardInterrupt as e:
+            err = Interrupted(_interrupted_message(ctx))
+            if isinstance(e, _Terminated):
+                err.exit_code = 128 + signal.SIGTERM
+            raise err from None
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
 
 class _Group(click.Group):
