@@ -17,6 +17,7 @@ import inspect
 import logging
 import os
 import signal
+import stat
 import threading
 
 import click
@@ -198,6 +199,10 @@ def _load_model(path: str):
     plain gensim Word2Vec, which ``Im2Vec.load`` takes), ends with a message saying what it is."""
     from gensim_im2vec.model import Im2Vec
 
+    ctx = click.get_current_context(silent=True)
+    arg = next((p.human_readable_name for p in (ctx.command.params if ctx is not None else [])
+                if p.name == "model_path"), "MODEL")
+    _check_readable(path, arg)
     try:
         model = Im2Vec.load(path, mmap="r")
     except (ValueError, TypeError, OSError) as e:
@@ -557,11 +562,15 @@ def evaluate_command(model_path, demo_dir, mode, test_path, features_path, train
     if demo_dir is None and (test_path is None or features_path is None):
         raise click.UsageError("give --test and --features (held-out images and their features), or --demo DIR.")
     model = _load_model(model_path)
+    if text_model:
+        _check_readable(text_model, "--text-model")
     if demo_dir is not None:
         words = os.path.join(demo_dir, "models", "words.w2v")
         if not os.path.exists(words):
             raise click.ClickException(f"{words} not found: --demo needs a finished demo run in {demo_dir!r} "
                                        f"(make demo, or im2vec demo --out {demo_dir}).")
+        if not text_model:
+            _check_readable(words, "--demo")
     try:
         if demo_dir is not None:
             from gensim_im2vec.pipeline import DemoConfig, evaluate_trained
@@ -620,6 +629,10 @@ def _named(option: str, path: str, read, *args):
         if str(path) in str(e):
             raise
         raise click.ClickException(f"{option} {path}: {e}") from None
+    except OSError as e:
+        if e.errno is None:  # a reader's own message (it names the path): as it is
+            raise
+        raise _cannot_read(option, path, e) from None
 
 
 def _model_features(ev, model, source, keys):
@@ -640,8 +653,25 @@ def _read_input(path: str, what: str, size: int = -1) -> bytes:
         with open(path, "rb") as f:
             return f.read(size)
     except OSError as e:
-        raise click.ClickException(f"{what} {path}: cannot read it ({e.strerror or e}); check that it is a readable "
-                                   f"file, or give another.") from None
+        raise _cannot_read(what, path, e) from None
+
+
+def _cannot_read(what: str, path: str, e: OSError) -> click.ClickException:
+    """The message for the input `path` of argument/option `what` that the OS refused to read (`e`)."""
+    return click.ClickException(f"{what} {path}: cannot read it ({e.strerror or e}); check that it is a readable "
+                                f"file, or give another.")
+
+
+def _check_readable(path: str, what: str) -> None:
+    """Refuse an input file that cannot be opened (a socket, a folder where a file goes, no
+    permission) before a reader turns the OS error into a misleading one ("not a saved model").
+    A named pipe is left to its reader: opening it here would consume the stream."""
+    try:
+        if stat.S_ISFIFO(os.stat(path).st_mode):
+            return
+    except OSError:
+        pass  # open() below says why
+    _read_input(path, what, 0)
 
 
 def _check_documents(path: str) -> None:
@@ -742,6 +772,10 @@ def export_command(model_path, output, images, restrict, limit, thumbnail, norma
     from gensim_im2vec.export import export_projector
 
     _check_output(output, "'-o' / '--output'", folder=True)
+    if images and (_same_file(output, images) or _inside(output, images)):
+        raise click.BadParameter(f"{output!r} is inside the --images folder {images!r}: a later `im2vec extract "
+                                 f"{images}` would take the export's sprite.png for an image. Export to a folder "
+                                 f"outside {images!r}, e.g. beside it.", param_hint="'-o' / '--output'")
     model = _load_model(model_path)
     try:
         res = export_projector(model, output, images=images, restrict=restrict, limit=limit,
@@ -841,6 +875,8 @@ def _evaluation_tables(path: str) -> dict:
             data = json.load(f)
     except ValueError as e:  # not JSON, not UTF-8
         raise click.ClickException(f"--evaluation {path}: not a JSON file ({e}); {expected}.") from None
+    except OSError as e:  # a socket, a folder: not a bare "[Errno 6] ..."
+        raise _cannot_read("--evaluation", path, e) from None
     if isinstance(data, list):
         return {"": data}
     if isinstance(data, dict):

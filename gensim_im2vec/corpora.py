@@ -78,6 +78,7 @@ import io
 import json
 import logging
 import os
+import stat
 import sys
 import time
 import zlib
@@ -129,6 +130,40 @@ def _warn_unreadable(e: OSError) -> None:
                    "permissions, or pass another folder.", e.filename, e.strerror or e)
 
 
+def _kind(path: str) -> str:
+    """What `path` is, for a message: "a folder", "a socket", "a named pipe (FIFO)", "a device"."""
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _check_input_file(path: str, what: str) -> None:
+    """Refuse an input `path` that is not a regular file, before it is read: missing (the message
+    says "`what` not found"), or there but of another kind (a folder, a socket, a FIFO), which
+    cannot be read as a corpus (it is read again each epoch, which a pipe cannot be)."""
+    if os.path.isfile(path):
+        return
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what} not found: {path!r}; check the path.")
+    kind = _kind(path)
+    if kind == "a folder":
+        raise IsADirectoryError(
+            f"{what} {path!r} is a folder, not a file, so it cannot be read; give the file itself (a folder of "
+            f"images with caption files is read by FolderCorpus, `im2vec normalize --format folder`)."
+        )
+    raise OSError(
+        f"{what} {path!r} is {kind}, not a regular file, so it cannot be read (a corpus is read once per epoch); "
+        f"give a regular file, e.g. save what it carries to a file first and pass that."
+    )
+
+
 def walk_dirs(root: str | os.PathLike, *, follow_links: bool = True) -> Iterator[tuple[str, list[str], list[str]]]:
     """:func:`os.walk` (top-down) that enters every real directory once.
 
@@ -177,8 +212,7 @@ def open_text_source(path: str | os.PathLike) -> io.BufferedIOBase:
         naming the fix.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"corpus file not found: {path!r}; check the path (a folder of images needs FolderCorpus).")
+    _check_input_file(path, "corpus file")
     with open(path, "rb") as f:
         magic = f.read(6)
     if magic.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -431,8 +465,7 @@ class YFCC100MCorpus(_Corpus):
     ) -> None:
         super().__init__(limit=limit, exclude=exclude, min_tokens=min_tokens)
         self.path = os.fspath(path)
-        if not os.path.isfile(self.path):
-            raise FileNotFoundError(f"YFCC100M metadata file not found: {self.path!r}.")
+        _check_input_file(self.path, "YFCC100M metadata file")
         bad = [f for f in fields if f not in _TEXT_FIELDS + _TAG_FIELDS]
         if bad or not fields:
             raise ValueError(
@@ -586,6 +619,12 @@ class FolderCorpus(_Corpus):
         super().__init__(limit=limit, exclude=exclude, min_tokens=min_tokens)
         self.root = os.fspath(root)
         if not os.path.isdir(self.root):
+            if os.path.exists(self.root):
+                raise NotADirectoryError(
+                    f"image folder {self.root!r} is {'a file' if os.path.isfile(self.root) else _kind(self.root)}, "
+                    f"not a folder; give the folder of images (a metadata file is read by YFCC100MCorpus or "
+                    f"TableCorpus, `im2vec normalize --format yfcc/csv/jsonl`)."
+                )
             raise FileNotFoundError(f"image folder not found: {self.root!r}.")
         self.prefix = prefix
         self.normalizer = normalizer if normalizer is not None else Normalizer(track_vocab=False)
@@ -737,8 +776,7 @@ class TableCorpus(_Corpus):
     ) -> None:
         super().__init__(limit=limit, exclude=exclude, min_tokens=min_tokens)
         self.path = os.fspath(path)
-        if not os.path.isfile(self.path):
-            raise FileNotFoundError(f"table not found: {self.path!r}.")
+        _check_input_file(self.path, "table")
         if not text_columns and not tag_columns:
             raise ValueError("give at least one of text_columns or tag_columns (the words of each image).")
         if format == "auto":
@@ -903,6 +941,12 @@ class TextCorpus(_Corpus):
                 )
             elif os.path.isfile(p):
                 files.append(p)
+            elif os.path.exists(p):
+                raise OSError(
+                    f"text corpus path {p!r} is {_kind(p)}, neither a file nor a folder, so it cannot be read (a "
+                    f"corpus is read once per epoch); give a text file (plain, .bz2 or .gz) or a folder of *.txt "
+                    f"files, e.g. save what it carries to a file first and pass that."
+                )
             else:
                 raise FileNotFoundError(f"text corpus path not found: {p!r}.")
         if not files:

@@ -708,14 +708,16 @@ class EvaluationReport:
         raise KeyError(f"no row {method!r}; rows are {[r.method for r in self.rows]}.")
 
     def to_dict(self) -> dict:
-        """Plain JSON-ready data (NaN becomes None)."""
+        """Plain JSON-ready data: an undefined number (NaN, ±inf: e.g. the nearest other image of a
+        model with one image) becomes None, JSON null (``NaN``/``-Infinity`` are not JSON, and
+        strict readers refuse them)."""
         def clean(o):
             if isinstance(o, dict):
                 return {k: clean(v) for k, v in o.items()}
             if isinstance(o, (list, tuple)):
                 return [clean(v) for v in o]
             if isinstance(o, (float, np.floating)):
-                return None if math.isnan(o) else float(o)
+                return float(o) if math.isfinite(o) else None
             if isinstance(o, np.integer):
                 return int(o)
             return o

@@ -202,8 +202,9 @@ def export_projector(
     Raises
     ------
     ValueError
-        Unknown or repeated keys, nothing to export, a vector with NaN or inf, or a sprite larger
-        than the projector accepts. Nothing is written.
+        Unknown or repeated keys, nothing to export, a vector with NaN or inf, a sprite larger
+        than the projector accepts, or `directory` inside the `images` folder (a later extraction
+        of that folder would take the sprite for an image). Nothing is written.
     FileExistsError
         `directory` is not empty and not an earlier export (the message names a file in it).
     NotADirectoryError
@@ -225,6 +226,7 @@ def export_projector(
     size = _thumbnail_size(thumbnail)
     is_image = image_test(model, image_prefix)
     keys = _export_keys(kv, keys, is_image, restrict, limit)
+    _check_outside_images(Path(directory), images)
     paths = _image_paths(images, getattr(model, "image_prefix", image_prefix))
     grid = math.ceil(math.sqrt(len(keys))) if images is not None else 0
     _check_sprite_size(len(keys), grid, size)
@@ -308,6 +310,20 @@ def _thumbnail_size(thumbnail) -> tuple[int, int]:
     if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(_is_int(x) and x >= 1 for x in size):
         raise ValueError(f"thumbnail: expected a positive int or (width, height) of positive ints, got {thumbnail!r}.")
     return int(size[0]), int(size[1])
+
+
+def _check_outside_images(out: Path, images) -> None:
+    """Refuse an export folder inside (or equal to) the `images` folder: a later ``im2vec extract``
+    or :class:`~gensim_im2vec.corpora.FolderCorpus` of that folder would take the sprite for an image."""
+    if not isinstance(images, (str, os.PathLike)):
+        return
+    folder, target = os.path.realpath(images), os.path.realpath(out)
+    if os.path.commonpath([folder, target]) == folder:
+        raise ValueError(
+            f"the export's folder {str(out)!r} is inside the images folder {os.fspath(images)!r}: a later "
+            f"`im2vec extract {os.fspath(images)}` (or FolderCorpus) would take its sprite.png for an image. Export "
+            f"to a folder outside {os.fspath(images)!r}, e.g. beside it."
+        )
 
 
 def _check_not_a_file(out: Path) -> None:

@@ -388,14 +388,17 @@ def is_store(path) -> bool:
 
 
 def check_store_folder(path) -> None:
-    """Refuse a non-empty folder that is not a feature store (its lock file aside), before anything
-    is written there: a store's files would go in beside the user's. The message names one of them."""
+    """Refuse a non-empty folder that is not a feature store, before anything is written there: a
+    store's files would go in beside the user's. The message names one of them. Hidden entries
+    (``.DS_Store``, ``.gitkeep``, the lock file, a temporary file of an interrupted write) do not
+    count, as for the other commands' output folders (:func:`~gensim_im2vec.fileio.check_output_folder`):
+    the only hidden names a store writes are its lock file and temporary files."""
     path = Path(path)
     if not path.is_dir() or is_store(path):
         return
-    entries = sorted(p.name for p in path.iterdir() if p.name != LOCK_FILE)
+    entries = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
     if entries:
-        first = next((n for n in entries if not n.startswith(".")), entries[0])
+        first = entries[0]
         raise FileExistsError(
             f"{str(path)!r} is a non-empty directory that is not a feature store: it holds {first!r}. Choose a new "
             f"or empty folder, or move {first!r} and your other files out of it."

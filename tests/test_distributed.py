@@ -123,16 +123,17 @@ def test_user_folder_as_store_refused_before_any_work(photos, tmp_path, ray_not_
 
 def test_target_refused_up_front_exactly_as_the_store_writer_refuses_it(photos, tmp_path, ray_not_reached):
     """extract_ray checks its target with the store writer's own check (store.check_store_folder),
-    so a folder the writer would refuse at the merge (a hidden file of the user's) is refused before
-    any work."""
+    so a folder the writer would refuse at the merge (a file of the user's) is refused before any
+    work. (Hidden files such as .DS_Store are ignored by both, as by every command that writes a
+    folder.)"""
     mine = tmp_path / "feats"
     mine.mkdir()
-    (mine / ".DS_Store").write_bytes(b"finder")
-    with pytest.raises(FileExistsError, match=r"not a feature store: it holds '\.DS_Store'"):
+    (mine / "notes.txt").write_bytes(b"mine")
+    with pytest.raises(FileExistsError, match=r"not a feature store: it holds 'notes\.txt'"):
         extract_ray(photos, mine, **FX, part_size=4)
     with pytest.raises(FileExistsError, match="not a feature store"):
         FeatureStore.from_arrays(mine, ["img:x"], np.zeros((1, 4), np.float32))
-    assert sorted(p.name for p in mine.iterdir()) == [".DS_Store"]
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
 
 
 def test_store_of_other_features_refused_before_any_work(photos, tmp_path, ray_not_reached):
