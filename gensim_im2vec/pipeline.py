@@ -67,10 +67,11 @@ class DemoConfig:
         Passes over the image documents. Two-stage: the epochs of Im2Vec on them (default 50).
         Joint: the image documents are repeated ``image_epochs // text_epochs`` times beside the
         text, trained for ``text_epochs`` (default 36: 12 copies). Fewer copies move the tags less
-        away from their text neighbours: over seeds 1–3, 12 copies against 16 keep the joint words'
-        analogies within 1.1 points of the text model's at every seed (16: −1.6 on average, −2.1 at
-        seed 1), lift held-out image → word 0.229 → 0.241 and leave word → image at kNN's level
-        (0.132 → 0.133); the cross-modal analogies fall 0.38 → 0.33 (docs/experiments.md).
+        away from their text neighbours: over seeds 1–3, against a text model of the same seed, 12
+        copies cost the words' analogies 0.9 [0.5, 1.2] points (16 copies: 1.6 [1.0, 2.1], more
+        than target 7's 2 at seed 1), lift held-out image → word 0.229 → 0.241 and leave word →
+        image at kNN's level (0.132 → 0.133); the cross-modal analogies fall 0.38 → 0.33
+        (docs/experiments.md).
     workers : int
         Training threads for the word vectors and Im2Vec. The demo's default, 1, makes a run
         repeatable: the same machine gives the same vectors and figures bit for bit
