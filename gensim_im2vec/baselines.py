@@ -116,7 +116,10 @@ def candidate_vectors(word_vectors, candidates: Sequence[str], *, unit: bool = T
 
 
 def fill_scores(n: int, candidates: Sequence[str], cols: np.ndarray, values: np.ndarray, fill=-np.inf) -> np.ndarray:
-    """A float32 ``(n, len(candidates))`` score matrix: `values` in the columns `cols`, `fill` elsewhere."""
+    """A float32 ``(n, len(candidates))`` score matrix: `values` in the columns `cols`, `fill` elsewhere.
+
+    The linear scorers compute `values` in float64 and round them here once: the same float32
+    scores on every BLAS kernel (a float32 product's rounding depends on the kernel)."""
     out = np.full((n, len(candidates)), fill, dtype=np.float32)
     if len(cols):
         out[:, cols] = values
@@ -127,6 +130,7 @@ class RandomProjectionScorer(TagScorer):
     """Baseline (a): ``h = R · v̂`` with a random Gaussian R, ranked by cosine to the word vectors.
 
     The chance level of the joint space: same word space, same kind of linear map, nothing learned.
+    Products in float64 (scores rounded to float32 at the end), as :class:`RidgeScorer`'s.
 
     Parameters
     ----------
@@ -146,9 +150,11 @@ class RandomProjectionScorer(TagScorer):
         self.R = (rng.standard_normal((word_vectors.vector_size, int(n_features))) / math.sqrt(n_features)).astype(np.float32)
 
     def score(self, features, candidates):
-        X = l2_normalize(check_features(features, dim=self.R.shape[1], name="features"))
-        mat, cols = candidate_vectors(self.word_vectors, candidates)
-        return fill_scores(len(X), candidates, cols, l2_normalize(X @ self.R.T) @ mat.T)
+        X = l2_normalize(check_features(features, dim=self.R.shape[1], name="features"), out_dtype=np.float64)
+        mat, cols = candidate_vectors(self.word_vectors, candidates, unit=False)
+        mat = l2_normalize(mat.astype(np.float64), out_dtype=np.float64)
+        H = l2_normalize(X @ self.R.astype(np.float64).T, out_dtype=np.float64)
+        return fill_scores(len(X), candidates, cols, H @ mat.T)
 
 
 class RidgeScorer(TagScorer):
@@ -163,6 +169,10 @@ class RidgeScorer(TagScorer):
     vector: skip-gram vectors share a common direction, and uncentred, the tags that are on
     every image (the noise of user tags) sit closest to every mean-tag prediction and win every
     ranking (on the synthetic corpus: mAP 0.02 uncentred, 1.0 centred).
+
+    The map and the cosine are computed in float64 (scores rounded to float32 once, at the end):
+    float32 products round differently on different BLAS kernels (OpenBLAS picks one per CPU),
+    enough to reorder near-tied images and move the table's third decimal between machines.
 
     Use :meth:`fit`.
     """
@@ -224,14 +234,15 @@ class RidgeScorer(TagScorer):
         return cls(word_vectors, W.astype(np.float32), xm.astype(np.float32), ym.astype(np.float32), center)
 
     def project(self, features) -> np.ndarray:
-        """Map images into the word space, shape (n, vector_size)."""
-        X = l2_normalize(check_features(features, dim=self.W.shape[0], name="features"))
-        return (X - self.x_mean) @ self.W + self.y_mean
+        """Map images into the word space: float64, shape (n, vector_size)."""
+        X = l2_normalize(check_features(features, dim=self.W.shape[0], name="features"), out_dtype=np.float64)
+        return (X - self.x_mean.astype(np.float64)) @ self.W.astype(np.float64) + self.y_mean
 
     def score(self, features, candidates):
-        P = self.project(features) - self.word_mean
+        P = self.project(features) - self.word_mean.astype(np.float64)
         mat, cols = candidate_vectors(self.word_vectors, candidates)
-        return fill_scores(len(P), candidates, cols, l2_normalize(P) @ l2_normalize(mat - self.word_mean).T)
+        mat = l2_normalize(mat.astype(np.float64) - self.word_mean, out_dtype=np.float64)
+        return fill_scores(len(P), candidates, cols, l2_normalize(P, out_dtype=np.float64) @ mat.T)
 
 
 class TagPriorScorer(TagScorer):
@@ -371,6 +382,13 @@ class LogisticScorer(TagScorer):
     objective; the score is its decision function (log-odds). Tags it has no classifier for
     (unseen, zero-shot) score ``-inf``: tied at the bottom, so it is at chance on zero-shot tags.
     Use :meth:`fit`.
+
+    Repeatable on one CPU type only. The decision function is computed in float64, but the joint
+    fit (float32 products) stops at `max_iter` before it converges on data the size of the demo's
+    (300 L-BFGS iterations, ~1,200 tags × 1,280 features), so where it stops depends on the
+    rounding of the BLAS kernel: the same data gives the same row on every run of one machine, but
+    a machine whose OpenBLAS picks another kernel (e.g. Haswell instead of SkylakeX) moves its P@1
+    by about ±0.002 (mAP by under ±0.001). The Im2Vec, random W and ridge rows do not move.
     """
 
     name = "logistic (one-vs-rest)"
@@ -445,9 +463,10 @@ class LogisticScorer(TagScorer):
         return cls(coef, intercept, mean, scale, [vocab[j] for j in keep])
 
     def decision_function(self, features) -> np.ndarray:
-        """Log-odds of every tag with a classifier, shape (n_images, len(self.tags))."""
-        X = check_features(features, dim=self.coef.shape[0], name="features")
-        return ((l2_normalize(X) - self.mean) / self.scale) @ self.coef + self.intercept
+        """Log-odds of every tag with a classifier: float64, shape (n_images, len(self.tags))."""
+        X = l2_normalize(check_features(features, dim=self.coef.shape[0], name="features"), out_dtype=np.float64)
+        Xs = (X - self.mean.astype(np.float64)) / self.scale.astype(np.float64)
+        return Xs @ self.coef.astype(np.float64) + self.intercept
 
     def score(self, features, candidates):
         dec = self.decision_function(features)

@@ -188,7 +188,10 @@ class Im2VecScorer(TagScorer):
     name : str, optional
         Row label (default "Im2Vec (cosine in model.wv)").
 
-    Candidates that are not words of the model score ``-inf``.
+    Candidates that are not words of the model score ``-inf``. The projection and the cosine are
+    computed in float64 and the scores rounded to float32 once, at the end: float32 products
+    round differently on different BLAS kernels (OpenBLAS picks one per CPU), enough to reorder
+    near-tied images and move the table's third decimal between machines.
     """
 
     note = "cosine between model.project(f) and the words in model.wv"
@@ -198,14 +201,24 @@ class Im2VecScorer(TagScorer):
         self.name = name or "Im2Vec (cosine in model.wv)"
 
     def score(self, features, candidates):
+        return self.score_vectors(self._project64(features), candidates)
+
+    def _project64(self, features) -> np.ndarray:
+        """``model.project(features)`` computed in float64, shape (n_images, vector_size)."""
         model = self.model
-        H = np.atleast_2d(model.project(features))
-        return self.score_vectors(H, candidates)
+        arr, _ = model._as_feature_matrix(features)
+        V = l2_normalize(arr, out_dtype=np.float64) if model.normalize_features else arr.astype(np.float64)
+        mean = model.feature_mean
+        if mean is not None:
+            V = V - np.asarray(mean, dtype=np.float64)
+        return V @ np.asarray(model.W, dtype=np.float64).T
 
     def score_vectors(self, vectors, candidates):
         """The same for vectors already in the space (e.g. training images' rows of ``model.wv``)."""
-        mat, cols = candidate_vectors(self.model.wv, candidates, exclude=self.model.is_image)
-        return fill_scores(len(vectors), candidates, cols, l2_normalize(np.asarray(vectors, dtype=np.float32)) @ mat.T)
+        mat, cols = candidate_vectors(self.model.wv, candidates, unit=False, exclude=self.model.is_image)
+        mat = l2_normalize(mat.astype(np.float64), out_dtype=np.float64)
+        H = l2_normalize(np.atleast_2d(np.asarray(vectors, dtype=np.float64)), out_dtype=np.float64)
+        return fill_scores(len(H), candidates, cols, H @ mat.T)
 
 
 # ============================================================================ image tagging
@@ -861,7 +874,8 @@ def _space_checks(report, model, im2vec_row, X_test, test_tags, cands, X_train, 
             k_pick, t_pick = [keys[i] for i in pick], [train_tags[i] for i in pick]
             vecs = model.wv.vectors[[model.wv.key_to_index[k] for k in k_pick]]
             im2vec_row.metrics["in_sample"] = evaluate_scores(
-                Im2VecScorer(model).score_vectors(vecs, cands), t_pick, cands)["all"]
+                _score_distinct(lambda V: Im2VecScorer(model).score_vectors(V, cands), vecs, len(cands)),
+                t_pick, cands)["all"]
             report.space["one_space"] = one_space_check(model, k_pick, t_pick)
         if inside:
             base = model.wv.vectors[[model.wv.key_to_index[keys[i]] for i in inside]]
@@ -916,7 +930,9 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
     baselines : sequence of str
         Any of ``"random", "ridge", "id-token", "prior", "knn", "logistic"``.
     scorers : mapping of str to scorer, optional
-        Extra rows (e.g. another Im2Vec mode), evaluated like the rest.
+        Extra rows (e.g. another Im2Vec mode), evaluated like the rest: every row's scorer is
+        called once on the distinct held-out feature rows (a scorer must score an image from its
+        own features alone), and images with identical features share their scores exactly.
     word_similarity : bool
         Run WordSim353 / SimLex-999 / analogies on the model's words (and the text model's).
     analogy_vocab : int
@@ -976,6 +992,8 @@ class _Scoring:
     tags: list
     candidates: list
     zero_shot: list | None
+    #: ``(distinct rows of X, index of each row's distinct row)``, found once for every row of the table
+    distinct: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, test_features, test_tags, candidates, zero_shot) -> _Scoring:
@@ -991,15 +1009,47 @@ class _Scoring:
         return cls(X, tags, cands, zs)
 
     def row(self, name: str, make: Callable[[], Scorer]) -> TaggingResult:
-        """Build a scorer with `make`, score the held-out images, time both."""
+        """Build a scorer with `make`, score the held-out images (each distinct feature row once:
+        :func:`_score_distinct`), time both."""
         t0 = default_timer()
         scorer = make()
-        res = evaluate_scores(np.asarray(scorer(self.X, self.candidates)), self.tags, self.candidates,
-                              self.zero_shot)
+        if self.distinct is None:
+            self.distinct = _distinct_rows(self.X)
+        scores = _score_distinct(lambda X: scorer(X, self.candidates), self.X, len(self.candidates), scorer,
+                                 self.distinct)
+        res = evaluate_scores(scores, self.tags, self.candidates, self.zero_shot)
         row = TaggingResult(name, getattr(scorer, "note", ""), True, res, default_timer() - t0)
         logger.info("%s: mAP %.3f, P@5 %.3f on %i images (%.1fs)", name, res["all"]["map"],
                     res["all"]["p@5"], res["all"]["n_images"], row.seconds)
         return row
+
+
+def _distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of `X` and, for each row of `X`, the index of its distinct row."""
+    X = np.asarray(X)
+    if len(X) <= 1:
+        return X, np.arange(len(X))
+    uniq, inv = np.unique(X, axis=0, return_inverse=True)
+    return uniq, np.ravel(inv)
+
+
+def _score_distinct(score: Callable[[np.ndarray], np.ndarray], X: np.ndarray, n_candidates: int,
+                    scorer=None, distinct: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """``score(X)`` computed on the distinct rows of `X` only, each copied to its duplicates
+    (`distinct`: :func:`_distinct_rows` of `X`, if already known).
+
+    Images with identical features must tie exactly in every tag → image ranking (the tie-aware
+    metrics average exact ties only), but a BLAS product may round an identical row differently
+    at another position of the matrix (by ~1e-7 in float32, depending on the CPU's kernel), which
+    orders the tied images by rounding. Scored once, duplicates share their scores bit for bit.
+    """
+    uniq, inv = distinct if distinct is not None else _distinct_rows(X)
+    S = np.asarray(score(uniq))
+    if S.shape != (len(uniq), n_candidates):
+        who = scorer if scorer is not None else score
+        raise ValueError(f"scorer {who!r} returned shape {S.shape} for {len(uniq)} distinct images; "
+                         f"expected ({len(uniq)}, {n_candidates}).")
+    return S[inv]
 
 
 def _train_split(train_features, train_tags, zero_shot) -> tuple[np.ndarray | None, list | None]:
