@@ -211,7 +211,9 @@ def export_projector(
         `directory` is a file, or lies under one.
 
     All files are written under temporary names and renamed into place together, the config
-    last: an export that fails or is interrupted leaves an earlier export as it was. After a
+    last: an export that fails or is interrupted leaves an earlier export as it was. (Into a new
+    folder the config goes first, so that a folder left by a killed export is recognised and
+    completed by the next one.) After a
     successful export into an earlier one, the earlier files this export did not write (its
     ``sprite.png`` when this one has no images) are removed.
     """
@@ -244,7 +246,7 @@ def export_projector(
     out.mkdir(parents=True, exist_ok=True)
     try:
         result = _write_export(out, kv, keys, [bool(is_image(k)) for k in keys], normalize, images is not None,
-                               paths, grid, size, tensor_name)
+                               paths, grid, size, tensor_name, config_first=not earlier)
     except BaseException:
         if created and not any(out.iterdir()):
             out.rmdir()  # a failed export leaves no folder it made
@@ -257,18 +259,25 @@ def export_projector(
 
 
 def _write_export(out: Path, kv, keys: list[str], flags: list[bool], normalize: bool, sprite: bool,
-                  paths: Mapping[str, str], grid: int, size: tuple[int, int], tensor_name: str) -> ProjectorExport:
-    """Write the export's files into `out`, all or none (see :func:`export_projector`)."""
+                  paths: Mapping[str, str], grid: int, size: tuple[int, int], tensor_name: str,
+                  config_first: bool = False) -> ProjectorExport:
+    """Write the export's files into `out`, all or none (see :func:`export_projector`); the config
+    renamed into place first (`config_first`, a new folder) or last (over an earlier export)."""
     vec_path, meta_path, cfg_path = out / _FILES[0], out / _FILES[1], out / _FILES[3]
     sprite_path, missing = (out / _FILES[2] if sprite else None), []
     with contextlib.ExitStack() as stack:
-        # every file is written under a temporary name and all are renamed only once all are whole, the
-        # config (entered first, so renamed last) after the others: an export that fails or is
-        # interrupted leaves an earlier export's files as they were (new vectors beside old metadata
-        # misaligned their rows)
-        cfg_tmp = stack.enter_context(atomic_path(cfg_path))
+        # every file is written under a temporary name and all are renamed only once all are whole
+        # (an ExitStack renames in the reverse order of entry). Over an earlier export the config is
+        # renamed last: an export that fails or is interrupted leaves the earlier files as they
+        # were. Into a new folder it is renamed first: a kill between two renames then leaves a
+        # folder with the config, which the next export recognises as its own and completes (with
+        # the config last, a folder of vectors.tsv alone was refused as the user's).
+        if not config_first:
+            cfg_tmp = stack.enter_context(atomic_path(cfg_path))
         sprite_tmp = stack.enter_context(atomic_path(sprite_path)) if sprite_path else None
         meta_tmp, vec_tmp = stack.enter_context(atomic_path(meta_path)), stack.enter_context(atomic_path(vec_path))
+        if config_first:
+            cfg_tmp = stack.enter_context(atomic_path(cfg_path))
         _write_vectors(vec_tmp, kv, keys, normalize)
         _write_metadata(meta_tmp, kv, keys, flags)
         if sprite_path:

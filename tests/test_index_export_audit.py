@@ -240,3 +240,37 @@ def test_bad_export_arguments_are_named(tmp_path):
         export_projector(np.zeros((3, 3)), tmp_path / "d")
     assert not any(tmp_path.iterdir())
     assert export_projector(kv, tmp_path / "e", thumbnail=(8, 6), images={}).thumbnail == (8, 6)
+
+
+def test_a_new_folder_left_by_a_killed_export_is_completed_by_the_next(tmp_path):
+    """A kill between two renames of an export into a new folder: the next export recognises the
+    folder as its own and completes it (the config was renamed last, so a folder of vectors.tsv alone
+    was refused as the user's)."""
+    import subprocess
+    import textwrap
+
+    kv = KeyedVectors(3)
+    kv.add_vectors(["cat", "dog", "img:1"], np.eye(3, dtype=np.float32))
+    kv.save(str(tmp_path / "kv"))
+    out = tmp_path / "proj"
+    child = textwrap.dedent(f"""
+        import os
+        from gensim.models import KeyedVectors
+        from gensim_im2vec.export import export_projector
+        real = os.replace
+        def replace(src, dst, _n=[0]):
+            _n[0] += 1
+            if _n[0] == 2:
+                os._exit(9)  # killed after the first file is in place
+            real(src, dst)
+        os.replace = replace
+        export_projector(KeyedVectors.load({str(tmp_path / "kv")!r}), {str(out)!r})
+    """)
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 9, proc.stderr[-2000:]
+    assert len([p for p in out.iterdir() if not p.name.startswith(".")]) == 1  # one file in place
+    res = export_projector(KeyedVectors.load(str(tmp_path / "kv")), out)
+    assert res.count == 3
+    assert [line.split("\t")[0] for line in (out / "metadata.tsv").read_text().splitlines()] == ["key", "cat", "dog",
+                                                                                             "img:1"]
+    assert len((out / "vectors.tsv").read_text().splitlines()) == 3
