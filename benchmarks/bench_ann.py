@@ -12,7 +12,7 @@ vectors (``--latent-dim 0``) are the worst
 case for every ANN method and look nothing like trained embeddings.
 
     python benchmarks/bench_ann.py                          # 1M x 200, faiss HNSW (+ annoy if asked)
-    python benchmarks/bench_ann.py --n 100000 --backends faiss annoy
+    python benchmarks/bench_ann.py --n 100000 --backends ivf hnsw annoy
 
 Prints recall@10 and the median/p95 latency of each setting, and the speed-up over exact.
 """
