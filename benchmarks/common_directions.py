@@ -1,7 +1,7 @@
 """What taking the tags' common directions out of the image vectors does (``space_common_directions``).
 
     OMP_NUM_THREADS=1 python benchmarks/common_directions.py --demo-dir demo_output \
-        --modes two-stage joint --seeds 1 2 3 --k none 0 1 2
+        --modes two-stage joint --seeds 1 2 3 --k none 0 1 2 [--demo-set image_epochs=50]
 
 Needs a finished ``make demo`` in `--demo-dir`. For each mode and seed it trains Im2Vec once, as
 the demo does (:func:`gensim_im2vec.pipeline.train_model`) but with ``space_common_directions=None``
@@ -22,6 +22,7 @@ space_common_directions=K`` (``None`` for W as trained).
 """
 
 import argparse
+import ast
 import json
 from collections import defaultdict
 
@@ -81,13 +82,16 @@ def main() -> None:
     ap.add_argument("--modes", nargs="+", default=["two-stage", "joint"], choices=["two-stage", "joint"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     ap.add_argument("--k", nargs="+", type=parse_k, default=[None, 0, 1, 2], help="'none' or an int >= 0")
+    ap.add_argument("--demo-set", action="append", default=[], metavar="NAME=VALUE",
+                    help="a DemoConfig field (e.g. image_epochs=50: the joint demo's 16 copies before 2026-12-03)")
     args = ap.parse_args()
+    fields = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.demo_set)}
     words = Word2Vec.load(f"{args.demo_dir}/models/words.w2v")
     feats = open_features(DemoConfig(out_dir=args.demo_dir))
     for mode in args.modes:
         got = defaultdict(dict)
         for seed in args.seeds:
-            cfg = DemoConfig(out_dir=args.demo_dir, mode=mode, seed=seed)
+            cfg = DemoConfig(out_dir=args.demo_dir, mode=mode, seed=seed, **fields)
             for k, fig in variants(cfg, feats, words, args.k):
                 got[k][seed] = fig
                 print(json.dumps({"mode": mode, "seed": seed, "k": k, **{n: round(v, 4) for n, v in fig.items()}}),

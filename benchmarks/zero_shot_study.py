@@ -1,7 +1,7 @@
 """Zero-shot ranking on more held-out tags than the demo's split has: Im2Vec's space against ridge.
 
     python benchmarks/zero_shot_study.py [--demo-dir demo_output] [--seeds a b c] [--share 0.3] \
-        [--mode two-stage|joint] [--set space_negatives=256 ...]
+        [--mode two-stage|joint] [--set space_negatives=256 ...] [--demo-set image_epochs=50 ...]
 
 The demo's split holds out 44 zero-shot tags that appear on test images, and one of them ("flag")
 is on half of those images, so methods within ±0.03 of each other cannot be told apart there. This
@@ -63,8 +63,11 @@ def main():
     ap.add_argument("--mode", choices=["two-stage", "joint"], default="two-stage",
                     help="joint: text + image documents, as `make demo --mode joint` (~3 min a split)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="an Im2Vec option")
+    ap.add_argument("--demo-set", action="append", default=[], metavar="NAME=VALUE",
+                    help="a DemoConfig field (e.g. image_epochs=50: the joint demo's 16 copies before 2026-12-03)")
     args = ap.parse_args()
-    cfg = DemoConfig(out_dir=args.demo_dir, mode=args.mode)
+    fields = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.demo_set)}
+    cfg = DemoConfig(out_dir=args.demo_dir, mode=args.mode, **fields)
     cfg.im2vec = {**cfg.im2vec, **{k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.set)}}
     words_path = Path(args.demo_dir) / "models" / "words.w2v"
     if not words_path.exists():
