@@ -40,4 +40,9 @@ def test_four_workers_train_as_well_as_one(held_out_map):
     # subset (139 candidates) the tag prior itself scores 0.21, above
     # Im2Vec's ~0.17 at D 32 and at D 100 (docs/kernel.md, Workers)
     assert np.mean(one) > 0.1
-    assert abs(np.mean(four) - np.mean(one)) <= 0.01, (np.mean(one), np.mean(four))
+    # what must hold is that workers lose no quality: 4 workers at most 0.01 below 1. (Above is no
+    # defect, and their mean moves by ~0.006 from run to run with the threads' timing: 0.2087 and
+    # 0.2149 against 1 worker's 0.2076 in two runs of the same subset.) The subset's word vectors are
+    # trained on one thread, so every run sees the same draw; with two threads each run drew its own,
+    # and on one draw 4 workers scored 0.011 below 1 (0.1703 against 0.1815).
+    assert np.mean(four) >= np.mean(one) - 0.01, (np.mean(one), np.mean(four))
