@@ -201,17 +201,9 @@ class Im2VecScorer(TagScorer):
         self.name = name or "Im2Vec (cosine in model.wv)"
 
     def score(self, features, candidates):
-        return self.score_vectors(self._project64(features), candidates)
-
-    def _project64(self, features) -> np.ndarray:
-        """``model.project(features)`` computed in float64, shape (n_images, vector_size)."""
-        model = self.model
-        arr, _ = model._as_feature_matrix(features)
-        V = l2_normalize(arr, out_dtype=np.float64) if model.normalize_features else arr.astype(np.float64)
-        mean = model.feature_mean
-        if mean is not None:
-            V = V - np.asarray(mean, dtype=np.float64)
-        return V @ np.asarray(model.W, dtype=np.float64).T
+        # model.project's own function, computed in float64
+        arr, _ = self.model._as_feature_matrix(features)
+        return self.score_vectors(self.model._project_normalized(arr, dtype=np.float64), candidates)
 
     def score_vectors(self, vectors, candidates):
         """The same for vectors already in the space (e.g. training images' rows of ``model.wv``)."""

@@ -573,8 +573,7 @@ class ModalityIndexer:
         if not self._parts:
             raise RuntimeError("nothing to save: this ModalityIndexer is empty.")
         fname = os.fspath(fname)
-        _check_save_target(fname)
-        earlier = _part_files(fname, _read_manifest(fname))  # read before the new manifest replaces it
+        earlier = _part_files(fname, _check_save_target(fname))  # read before the new manifest replaces it
         Path(fname).parent.mkdir(parents=True, exist_ok=True)  # the part files' folder (faiss/annoy do not make it)
         parts = {}
         temps = {}  # each part's files go to a temporary name first: all whole before any replaces the old
@@ -684,11 +683,6 @@ def _read_manifest(fname: str) -> dict | None:
     return man if isinstance(man, dict) and man.get("format") == _FORMAT else None
 
 
-def _is_manifest(fname: str) -> bool:
-    """Whether `fname` is a ModalityIndexer manifest (JSON of our format)."""
-    return _read_manifest(fname) is not None
-
-
 def _part_files(fname: str, man: dict | None) -> set[str]:
     """The part files (paths) a manifest for `fname` lists: only the names :meth:`ModalityIndexer.save`
     gives (``fname.<modality>.<backend>`` and the backend's companions), so a hand-edited manifest
@@ -722,15 +716,20 @@ def _remove_stale_parts(fname: str, stale: set[str]) -> None:
         logger.info("index %s: removed %s of an earlier save (the new manifest does not list it)", fname, path)
 
 
-def _check_save_target(fname: str) -> None:
-    """Refuse to save over a folder or a file that is not an earlier index (e.g. the model itself)."""
+def _check_save_target(fname: str) -> dict | None:
+    """Refuse to save over a folder or a file that is not an earlier index (e.g. the model itself);
+    returns the earlier index's manifest, or None when `fname` does not exist."""
     if os.path.isdir(fname):
         raise IsADirectoryError(f"{fname!r} is a folder; give the index a file name, e.g. the model's path + '.ann'.")
-    if os.path.lexists(fname) and not _is_manifest(fname):
+    if not os.path.lexists(fname):
+        return None
+    earlier = _read_manifest(fname)
+    if earlier is None:
         raise FileExistsError(
             f"{fname!r} exists and is not a ModalityIndexer manifest (only an earlier index is replaced); saving "
             f"would destroy it. Give another name, e.g. the model's path + '.ann', or move that file."
         )
+    return earlier
 
 
 # ----------------------------------------------------------------------------- queries

@@ -1384,17 +1384,21 @@ class Im2Vec(Word2Vec):
         arr = check_features(arr, dim=self.W.shape[1], name=name)
         return arr, single
 
-    def _project_normalized(self, arr: np.ndarray) -> np.ndarray:
+    def _project_normalized(self, arr: np.ndarray, dtype=REAL) -> np.ndarray:
         if self.normalize_features:
-            arr = l2_normalize(arr)
-        return self._map(np.asarray(arr, dtype=REAL))
+            arr = l2_normalize(arr, out_dtype=dtype)
+        return self._map(np.asarray(arr, dtype=dtype), dtype)
 
-    def _map(self, V: np.ndarray) -> np.ndarray:
-        """``W · (v̂ − μ)`` (space head) or ``W · v̂``, for rows of normalised features."""
-        mean = self.feature_mean
+    def _map(self, V: np.ndarray, dtype=REAL) -> np.ndarray:
+        """``W · (v̂ − μ)`` (space head) or ``W · v̂``, for rows of normalised features, computed in
+        `dtype` (float64: the evaluation, whose scores must not depend on the BLAS kernel's rounding)."""
+        W, mean = self.W, self.feature_mean
+        if dtype != REAL:
+            W = np.asarray(W, dtype=dtype)
+            mean = None if mean is None else np.asarray(mean, dtype=dtype)
         if mean is None:
-            return (V @ self.W.T).astype(REAL, copy=False)
-        return ((V - mean) @ self.W.T).astype(REAL, copy=False)
+            return (V @ W.T).astype(dtype, copy=False)
+        return ((V - mean) @ W.T).astype(dtype, copy=False)
 
     def project_rows(self, rows) -> np.ndarray:
         """Vectors of rows of the model's own feature matrix, shape (len(rows), vector_size).

@@ -8,15 +8,10 @@ import pytest
 from gensim.models import KeyedVectors
 
 from gensim_im2vec import Im2Vec
+from gensim_im2vec import index as _index
 from gensim_im2vec.index import ModalityIndexer, ann_most_similar
 
-BACKENDS = []
-for _name, _mod in (("faiss", "faiss"), ("annoy", "annoy")):
-    try:
-        __import__(_mod)
-        BACKENDS.append(_name)
-    except ImportError:  # pragma: no cover
-        pass
+BACKENDS = [b for b in _index.BACKENDS if _index._installed(b)]  # the ones installed here
 pytestmark = pytest.mark.skipif(not BACKENDS, reason="needs faiss-cpu or annoy")
 
 # recall-oriented settings for small tests

@@ -10,17 +10,12 @@ import pytest
 from gensim.models import KeyedVectors
 
 from gensim_im2vec import Im2Vec
+from gensim_im2vec import index as _index
 from gensim_im2vec.export import export_projector
 from gensim_im2vec.index import ModalityIndexer, ann_most_similar
 from gensim_im2vec.synthetic import make_corpus
 
-BACKENDS = []
-for _name in ("faiss", "annoy"):
-    try:
-        __import__(_name)
-        BACKENDS.append(_name)
-    except ImportError:  # pragma: no cover
-        pass
+BACKENDS = [b for b in _index.BACKENDS if _index._installed(b)]  # the ones installed here
 needs_backend = pytest.mark.skipif(not BACKENDS, reason="needs faiss-cpu or annoy")
 
 

@@ -13,6 +13,7 @@ import pytest
 from gensim.models import KeyedVectors
 
 from gensim_im2vec import Im2Vec
+from gensim_im2vec import index as _index
 from gensim_im2vec.corpora import FolderCorpus
 from gensim_im2vec.export import export_projector
 from gensim_im2vec.features import list_images
@@ -20,13 +21,7 @@ from gensim_im2vec.index import ModalityIndexer
 from gensim_im2vec.keys import check_image_keys, encode_key
 from gensim_im2vec.store import FeatureStore
 
-BACKENDS = []
-for _name in ("faiss", "annoy"):
-    try:
-        __import__(_name)
-        BACKENDS.append(_name)
-    except ImportError:  # pragma: no cover
-        pass
+BACKENDS = [b for b in _index.BACKENDS if _index._installed(b)]  # the ones installed here
 
 TAGS = {"red": ["red", "warm", "fire"], "blue": ["blue", "sea", "sky"]}
 
