@@ -1128,10 +1128,15 @@ class FeatureStoreWriter:
 
         if self.path.exists() and not self.path.is_dir():
             raise NotADirectoryError(f"feature store path {str(self.path)!r} is a file; give a directory.")
-        check_store_folder(self.path)  # before the lock file goes in
+        if not (self.path / LOCK_FILE).exists():
+            check_store_folder(self.path)  # before the lock file goes in: never into a user's folder
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock = _StoreLock(self.path)  # one writer at a time: everything below runs under it
         try:
+            # again under the lock: a folder with a lock file is another writer's, and while it held the
+            # lock it may have been half-way through creating the store (shards, no metadata yet), which
+            # the check before the lock refused as a user's folder
+            check_store_folder(self.path)
             self._open_under_lock(meta, mode, pca)
         except BaseException:
             self._release()
