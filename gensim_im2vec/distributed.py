@@ -64,6 +64,7 @@ from gensim_im2vec.store import (
     check_store_folder,
     is_store,
 )
+from gensim_im2vec.validation import is_int
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ def plan_parts(pairs: Sequence[tuple[str, str]], part_size: int) -> list[list[tu
     Part ``i`` is always ``pairs[i·part_size : (i+1)·part_size]``, so a rerun on the same list
     finds its earlier parts again.
     """
-    if not isinstance(part_size, (int, np.integer)) or part_size < 1:
+    if not is_int(part_size) or part_size < 1:
         raise ValueError(f"part_size: expected a positive int, got {part_size!r}.")
     return [list(pairs[i : i + part_size]) for i in range(0, len(pairs), part_size)]
 

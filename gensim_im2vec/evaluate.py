@@ -123,6 +123,7 @@ from gensim_im2vec.validation import (
     check_features,
     check_tag_lists,
     check_tagged_features,
+    is_int,
     l2_normalize,
 )
 
@@ -352,7 +353,7 @@ def neighbour_tag_agreement(query_vectors, query_tags: Sequence[Iterable[str]], 
     if len(Q) != len(qt) or len(B) != len(bt):
         raise ValueError(f"neighbour_tag_agreement: {len(Q)} queries for {len(qt)} tag lists, "
                          f"{len(B)} base vectors for {len(bt)} tag lists; they must match one to one.")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+    if not is_int(k) or k < 1:
         raise ValueError(f"neighbour_tag_agreement: k must be an int >= 1 (neighbours per query), got {k!r}.")
     if len(B) == 0:
         raise ValueError("neighbour_tag_agreement: base_vectors is empty; give the training images' vectors "

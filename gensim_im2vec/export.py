@@ -56,7 +56,7 @@ import numpy as np
 
 from gensim_im2vec.fileio import atomic_path, check_output_folder
 from gensim_im2vec.keys import IMAGE_PREFIX, image_test
-from gensim_im2vec.validation import l2_normalize
+from gensim_im2vec.validation import is_int, l2_normalize
 
 logger = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ def export_projector(
                         f"{type(model).__name__}.")
     if restrict not in (None, "words", "images"):
         raise ValueError(f"restrict: expected 'words', 'images' or None, got {restrict!r}.")
-    if limit is not None and (not _is_int(limit) or limit < 1):
+    if limit is not None and (not is_int(limit) or limit < 1):
         raise ValueError(f"limit: expected a positive int or None, got {limit!r}.")
     size = _thumbnail_size(thumbnail)
     is_image = image_test(model, image_prefix)
@@ -309,14 +309,10 @@ def _remove_unwritten(out: Path, result: ProjectorExport) -> None:
         logger.info("projector export: removed the earlier export's %s (this export does not write it)", path)
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
 def _thumbnail_size(thumbnail) -> tuple[int, int]:
     """`thumbnail` as (width, height) of positive ints, else a ValueError naming it."""
-    size = (thumbnail, thumbnail) if _is_int(thumbnail) else thumbnail
-    if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(_is_int(x) and x >= 1 for x in size):
+    size = (thumbnail, thumbnail) if is_int(thumbnail) else thumbnail
+    if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(is_int(x) and x >= 1 for x in size):
         raise ValueError(f"thumbnail: expected a positive int or (width, height) of positive ints, got {thumbnail!r}.")
     return int(size[0]), int(size[1])
 

@@ -112,7 +112,7 @@ from gensim_im2vec.store import (
     _mismatch_message,
     _read_json,
 )
-from gensim_im2vec.validation import l2_normalize
+from gensim_im2vec.validation import is_int, l2_normalize
 from gensim_im2vec.weights import DEFAULT_ARCH, DEFAULT_WEIGHTS, file_digest
 
 logger = logging.getLogger(__name__)
@@ -485,7 +485,7 @@ def _resolve_device(device) -> torch.device:
 
 def _count(value, name: str, minimum: int):
     """`value` as an int >= `minimum` (numpy ints too); bools and floats refused, naming `name`."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) and value >= minimum:
+    if is_int(value) and value >= minimum:
         return int(value)
     raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}.")
 
@@ -991,7 +991,7 @@ class FeatureExtractor:
             if pca:
                 pca_obj = PCA.load(path / PCA_FILE)
         if pca and pca_obj is None:
-            if not isinstance(pca, int) or pca < 1:
+            if not is_int(pca) or pca < 1:
                 raise ValueError(f"pca: expected a positive number of components, got {pca!r}.")
             pca_obj = self._fit_pca(items, pca, pca_sample, normalise)
             meta["pca"] = pca_obj.describe("on_write", min(pca_sample, len(items)))

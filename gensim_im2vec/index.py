@@ -81,7 +81,7 @@ import numpy as np
 from gensim_im2vec.fileio import atomic_write_json, temp_name
 from gensim_im2vec.image_features import release
 from gensim_im2vec.keys import IMAGE_PREFIX, image_mask
-from gensim_im2vec.validation import check_topn, l2_normalize, query_items, query_keys
+from gensim_im2vec.validation import check_topn, is_int, l2_normalize, query_items, query_keys
 
 logger = logging.getLogger(__name__)
 
@@ -419,15 +419,15 @@ class ModalityIndexer:
             raise ValueError(f"modalities: expected a non-empty subset of {MODALITIES}, got {modalities!r}.")
         for name, val, lo in (("m", m, 2), ("ef_construction", ef_construction, 1), ("ef_search", ef_search, 1),
                               ("num_trees", num_trees, 1)):
-            if not isinstance(val, (int, np.integer)) or val < lo:
+            if not is_int(val) or val < lo:
                 raise ValueError(f"{name}: expected an int >= {lo}, got {val!r}.")
         if kind not in ("hnsw", "ivf"):
             raise ValueError(f"kind: expected 'hnsw' or 'ivf' (faiss index type), got {kind!r}.")
-        if nlist is not None and (not isinstance(nlist, (int, np.integer)) or nlist < 1):
+        if nlist is not None and (not is_int(nlist) or nlist < 1):
             raise ValueError(f"nlist: expected a positive int or None, got {nlist!r}.")
-        if not isinstance(nprobe, (int, np.integer)) or nprobe < 1:
+        if not is_int(nprobe) or nprobe < 1:
             raise ValueError(f"nprobe: expected an int >= 1, got {nprobe!r}.")
-        if search_k is not None and (not isinstance(search_k, (int, np.integer)) or search_k < 1):
+        if search_k is not None and (not is_int(search_k) or search_k < 1):
             raise ValueError(f"search_k: expected a positive int or None, got {search_k!r}.")
         self.backend = _resolve_backend(backend)
         self.image_prefix = image_prefix

@@ -114,6 +114,7 @@ from gensim_im2vec.store import FeatureStore, StoreMismatchError
 from gensim_im2vec.validation import (
     check_features,
     check_topn,
+    is_int,
     l2_normalize,
     npy_problem,
     query_items,
@@ -371,7 +372,7 @@ class Im2Vec(Word2Vec):
         self.image_negatives = image_negatives
         self.image_alpha = float(image_alpha)
         self.image_context = image_context
-        if not isinstance(image_batch, (int, np.integer)) or image_batch < 0:
+        if not is_int(image_batch) or image_batch < 0:
             raise ValueError(f"image_batch must be an int >= 0 (0: one W update per job), got {image_batch!r}.")
         self.image_batch = int(image_batch)
         if image_heads not in ("space", "output", "input", "both"):
@@ -387,7 +388,7 @@ class Im2Vec(Word2Vec):
         if space_candidates == "own" and space_symmetric:
             raise ValueError("space_symmetric needs space_candidates='run' (the word → images term "
                              "runs over the run's images); set one of them back.")
-        if not isinstance(space_negatives, (int, np.integer)) or space_negatives < 0:
+        if not is_int(space_negatives) or space_negatives < 0:
             raise ValueError(f"space_negatives must be an int >= 0, got {space_negatives!r}.")
         self.space_temperature = float(space_temperature)
         self.space_negatives = int(space_negatives)
@@ -396,9 +397,7 @@ class Im2Vec(Word2Vec):
         self.space_pull = None if space_pull is None else float(space_pull)
         self.space_symmetric = float(space_symmetric)
         self.space_candidates = space_candidates
-        if space_common_directions is not None and (
-                not isinstance(space_common_directions, (int, np.integer)) or isinstance(space_common_directions, bool)
-                or space_common_directions < 0):
+        if space_common_directions is not None and (not is_int(space_common_directions) or space_common_directions < 0):
             raise ValueError("space_common_directions must be None or an int >= 0 (how many of the tags' top "
                              f"principal directions leave the image vectors), got {space_common_directions!r}.")
         self.space_common_directions = None if space_common_directions is None else int(space_common_directions)
@@ -420,7 +419,7 @@ class Im2Vec(Word2Vec):
     # ------------------------------------------------------------------ features and vocabulary
     @staticmethod
     def _check_batch_words(batch_words):
-        if not isinstance(batch_words, (int, np.integer)) or batch_words <= 0:
+        if not is_int(batch_words) or batch_words <= 0:
             raise ValueError(f"batch_words must be a positive int, got {batch_words!r}.")
         if batch_words > MAX_WORDS_IN_BATCH:
             raise ValueError(

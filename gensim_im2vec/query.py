@@ -71,6 +71,7 @@ from typing import TextIO
 import numpy as np
 
 from gensim_im2vec.keys import IMAGE_PREFIX
+from gensim_im2vec.validation import is_int
 
 logger = logging.getLogger(__name__)
 
@@ -346,7 +347,7 @@ class QuerySession:
     def __init__(self, model, *, topn: int = 10, featurizer_factory: FeaturizerFactory | None = None,
                  store=None, extractor_options: dict | None = None,
                  zero_shot_words: Sequence[str] | None = None) -> None:
-        if not isinstance(topn, (int, np.integer)) or topn < 1:
+        if not is_int(topn) or topn < 1:
             raise ValueError(f"topn must be a positive int, got {topn!r}.")
         if zero_shot_words is not None:
             zero_shot_words = list(dict.fromkeys(zero_shot_words))

@@ -71,7 +71,7 @@ import numpy as np
 
 from gensim_im2vec.fileio import atomic_path, atomic_write_bytes, check_output_folder
 from gensim_im2vec.keys import check_image_keys
-from gensim_im2vec.validation import l2_normalize
+from gensim_im2vec.validation import is_int, l2_normalize
 
 logger = logging.getLogger(__name__)
 
@@ -456,12 +456,12 @@ def _earlier_report(folder: Path) -> bool:
 def _check_report_options(model, topn, thumb_size, **counts) -> None:
     if getattr(model, "W", None) is None:
         raise ValueError("write_report needs a model with images (Im2Vec trained with image_features).")
-    if isinstance(topn, bool) or not isinstance(topn, (int, np.integer)) or topn < 1:
+    if not is_int(topn) or topn < 1:
         raise ValueError(f"topn must be a positive int, got {topn!r}.")
-    if isinstance(thumb_size, bool) or not isinstance(thumb_size, (int, np.integer)) or thumb_size < 8:
+    if not is_int(thumb_size) or thumb_size < 8:
         raise ValueError(f"thumb_size must be an int >= 8 pixels, got {thumb_size!r}.")
     for name, v in counts.items():  # a negative count would slice from the end ([:-1]) and print "-1 of …"
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+        if not is_int(v) or v < 0:
             raise ValueError(f"{name} must be an int >= 0 (0 leaves that part out), got {v!r}.")
 
 

@@ -37,6 +37,8 @@ import numpy as np
 from scipy.linalg.blas import sgemm as _sgemm
 from scipy.sparse import csr_matrix
 
+from gensim_im2vec.validation import is_int
+
 __all__ = ["JobPlan", "WorkerW", "add_outer", "candidate_columns", "common_directions", "job_candidates",
            "remove_directions", "run_pairs", "space_step"]
 
@@ -59,7 +61,7 @@ def common_directions(word_vectors: np.ndarray, k: int) -> np.ndarray:
     U = np.asarray(word_vectors, dtype=np.float64)
     if U.ndim != 2 or len(U) < 2:
         raise ValueError(f"common_directions needs at least 2 word vectors (a 2-d array), got shape {U.shape}.")
-    if not isinstance(k, (int, np.integer)) or not 0 <= k < min(U.shape):
+    if not is_int(k) or not 0 <= k < min(U.shape):
         raise ValueError(f"k must be an int in [0, {min(U.shape) - 1}] for {U.shape[0]} words of dim "
                          f"{U.shape[1]}, got {k!r}.")
     norms = np.linalg.norm(U, axis=1, keepdims=True)

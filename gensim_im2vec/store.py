@@ -87,7 +87,7 @@ import numpy as np
 from gensim_im2vec import __version__
 from gensim_im2vec.fileio import atomic_write, atomic_write_bytes, fsync_dir, temp_name
 from gensim_im2vec.keys import encode_key
-from gensim_im2vec.validation import check_features, npy_header
+from gensim_im2vec.validation import check_features, is_int, npy_header
 
 logger = logging.getLogger(__name__)
 
@@ -456,7 +456,7 @@ class PCA:
         """Fit on `sample` (n_samples, n_features); needs ``n_components <= min(n_samples, n_features)``."""
         x = check_features(sample, name=name, allow_zero=True)
         n, f = x.shape
-        if not isinstance(n_components, (int, np.integer)) or n_components < 1:
+        if not is_int(n_components) or n_components < 1:
             raise ValueError(f"{name}: n_components must be a positive int, got {n_components!r}.")
         if n_components > min(n, f):
             raise ValueError(
@@ -1101,9 +1101,9 @@ class FeatureStoreWriter:
     ) -> None:
         if mode not in ("create", "extend", "overwrite"):
             raise ValueError(f"mode: expected 'create', 'extend' or 'overwrite', got {mode!r}.")
-        if not isinstance(dim, (int, np.integer)) or dim < 1:
+        if not is_int(dim) or dim < 1:
             raise ValueError(f"dim: expected a positive int, got {dim!r}.")
-        if not isinstance(shard_size, (int, np.integer)) or shard_size < 1:
+        if not is_int(shard_size) or shard_size < 1:
             raise ValueError(f"shard_size: expected a positive int, got {shard_size!r}.")
         self.path = Path(path)
         self.dim = int(dim)

@@ -20,7 +20,7 @@ from collections.abc import Container, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["check_features", "check_tag_lists", "check_tagged_features", "check_topn", "l2_normalize", "npy_header",
+__all__ = ["check_features", "check_tag_lists", "check_tagged_features", "check_topn", "is_int", "l2_normalize", "npy_header",
            "npy_problem", "query_items", "query_keys"]
 
 
@@ -210,6 +210,16 @@ def check_tagged_features(features, tags: Sequence[Iterable[str]], name: str) ->
     return X, check_tag_lists(tags, f"{name} tags")
 
 
+def is_int(value) -> bool:
+    """Whether `value` is an integer (Python or NumPy) and not a bool: ``True`` is an int to
+    Python, but a count given as ``True`` is a mistake to name, not the number 1.
+
+    >>> is_int(3), is_int(np.int64(3)), is_int(True), is_int(3.0)
+    (True, True, False, False)
+    """
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def check_topn(topn, name: str = "topn", allow_none: bool = True) -> int | None:
     """`topn` as an int >= 0 (None kept where `allow_none`), else a ValueError naming `name`.
 
@@ -222,7 +232,7 @@ def check_topn(topn, name: str = "topn", allow_none: bool = True) -> int | None:
     """
     if topn is None and allow_none:
         return None
-    if isinstance(topn, bool) or not isinstance(topn, (int, np.integer)) or topn < 0:
+    if not is_int(topn) or topn < 0:
         what = "an int >= 0 (how many neighbours)" + (" or None (all of them)" if allow_none else "")
         raise ValueError(f"{name} must be {what}, got {topn!r}.")
     return int(topn)

@@ -58,3 +58,39 @@ def test_check_features_messages():
     assert check_features(np.array([[1e-30, 0.0]]), allow_zero=True).dtype == np.float32
     with pytest.raises(ValueError, match="exceed the float32 range"):
         check_features(np.array([[1e39, 0.0]]), allow_zero=True)
+
+
+# ---------------------------------------------------------------- counts given as True/False
+# ``True`` is an int to Python, so these options took True as 1 (an index with nprobe=True, a
+# store writer with shard_size=True, Im2Vec(image_batch=True)); a bool where a count belongs is a
+# mistake, and one check (`validation.is_int`) now refuses it everywhere by the option's name.
+def _bool_count_calls(tmp_path):
+    from gensim_im2vec.distributed import plan_parts
+    from gensim_im2vec.index import ModalityIndexer
+    from gensim_im2vec.store import PCA, FeatureStoreWriter
+
+    return {
+        "image_batch": lambda: Im2Vec(image_batch=True),
+        "space_negatives": lambda: Im2Vec(space_negatives=True),
+        "batch_words": lambda: Im2Vec(batch_words=True),
+        "space_common_directions": lambda: Im2Vec(space_common_directions=False),
+        "nprobe": lambda: ModalityIndexer(object(), nprobe=True),
+        "shard_size": lambda: FeatureStoreWriter(tmp_path / "s", dim=4, shard_size=True),
+        "dim": lambda: FeatureStoreWriter(tmp_path / "s", dim=True),
+        "part_size": lambda: plan_parts([("a", "b")], True),
+        "n_components": lambda: PCA.fit(np.eye(4, dtype=np.float32), True),
+    }
+
+
+@pytest.mark.parametrize("option", ["image_batch", "space_negatives", "batch_words", "space_common_directions",
+                                    "nprobe", "shard_size", "dim", "part_size", "n_components"])
+def test_a_bool_given_as_a_count_is_refused_by_name(tmp_path, option):
+    with pytest.raises(ValueError, match=option):
+        _bool_count_calls(tmp_path)[option]()
+
+
+def test_is_int():
+    from gensim_im2vec.validation import is_int
+
+    assert [is_int(v) for v in (0, np.int32(-3), np.uint8(7))] == [True, True, True]
+    assert [is_int(v) for v in (True, np.bool_(True), 1.0, "1", None, np.float32(2))] == [False] * 6
