@@ -46,6 +46,7 @@ ctypedef float REAL_t
 cdef int ONE = 1
 cdef REAL_t ONEF = 1.0
 cdef REAL_t ZEROF = 0.0
+cdef REAL_t MINUS_ONEF = -1.0
 
 cdef enum:
     SIG_SIZE = 4096
@@ -881,6 +882,21 @@ cdef void _space_backward(SpaceConfig *c) noexcept nogil:
             u[i] -= step * g
 
 
+cdef void _decoder_residual(SpaceConfig *c, const REAL_t *W, REAL_t *Cm, REAL_t *Res) noexcept nogil:
+    """The decoder term's inputs (:func:`gensim_im2vec.space._decoder_residual`): ``Cm`` (R × D)
+    each image's mean unit word (from the forward pass's ``Uh``, before any word moved) and
+    ``Res = X − Cm·W`` (R × F), before ``W`` moves."""
+    cdef int p
+    cdef int D = c.D
+    cdef REAL_t g
+    memset(Cm, 0, <int64_t>c.R * D * sizeof(REAL_t))
+    for p in range(c.P):
+        g = c.pair_w[p]
+        saxpy(&D, &g, c.Uh + <int64_t>c.pair_col[p] * D, &ONE, Cm + <int64_t>c.pair_row[p] * D, &ONE)
+    memcpy(Res, c.X, <int64_t>c.R * c.F * sizeof(REAL_t))
+    sgemm(b"N", b"N", &c.F, &c.R, &D, &MINUS_ONEF, <REAL_t *>W, &c.F, Cm, &D, &ONEF, Res, &c.F)
+
+
 def space_job(const REAL_t[:, ::1] X, const REAL_t[:, ::1] W, REAL_t[:, ::1] syn0,
               const int64_t[::1] cand, int n_shared, const int32_t[::1] pair_row,
               const int32_t[::1] pair_col, const REAL_t[::1] pair_w, const REAL_t[::1] lock,
@@ -1315,7 +1331,7 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
                     *, int sg, int window, int negative, int cbow_mean, float alpha,
                     bint train_words, bint train_outputs, bint tag_negatives, bint compute_loss,
                     bint train_images, float alpha_w, float temperature, float alpha_u, float pull,
-                    bint x_normalize=True):
+                    bint x_normalize=True, float decoder=0.0):
     """Train one prepared job of the space head, every run in one call with the GIL released:
     per run, the words' pair loop over the run's chunks (images skipped, as ``train_job`` with
     ``image_pairs=False``), then the run's space step (:func:`space_job`) and ``W``'s update, in
@@ -1333,6 +1349,9 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
     :func:`space_rows` does, with the GIL released: prepared by NumPy for the whole job, the
     rows cost a worker four passes over them under the GIL and left the run's features out of
     cache by the time its sgemm read them.
+
+    `decoder` > 0 adds the decoder term's step to W's (:func:`gensim_im2vec.space.space_step`):
+    ``W += 2 · alpha_w · decoder · Cᵀ (X − C·W)``, ``C`` the images' mean unit words.
     """
     cdef Config c
     cdef SpaceConfig sc
@@ -1340,6 +1359,8 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
     cdef int r, max_r, max_c, max_p
     cdef double space_seconds = 0.0, words_loss = 0.0, space_loss = 0.0, t0
     cdef REAL_t step_w = -alpha_w
+    cdef REAL_t step_dec = 2.0 * alpha_w * decoder
+    cdef bint decode = train_images and alpha_w > 0 and decoder > 0
     if W.shape[0] != size or W.shape[1] != F:
         raise ValueError("train_space_job: W, X and syn0 do not agree in shape")
     if (run_bounds.shape[0] != n_runs + 1 or run_rows.shape[0] != n_runs + 1 or run_cands.shape[0] != n_runs + 1
@@ -1381,7 +1402,9 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
     S = np.empty(max(max_r * max_c, 1), np.float32)
     ps = np.empty(max(max_p, 1), np.float32)
     xbuf = np.empty((max(max_r, 1) if gather else 1, F), np.float32)
-    cdef REAL_t[:, ::1] Z_v = Z, dZ_v = dZ, dH_v = dH, Uh_v = Uh, dUh_v = dUh, xbuf_v = xbuf
+    Cm = np.empty((max(max_r, 1) if decode else 1, size), np.float32)
+    Res = np.empty((max(max_r, 1) if decode else 1, F), np.float32)
+    cdef REAL_t[:, ::1] Z_v = Z, dZ_v = dZ, dH_v = dH, Uh_v = Uh, dUh_v = dUh, xbuf_v = xbuf, Cm_v = Cm, Res_v = Res
     cdef REAL_t[::1] hn_v = hn, un_v = un, ps_v = ps, S_v = S
     sc.F, sc.D, sc.compute_loss = F, size, compute_loss
     sc.inv_t, sc.alpha_u, sc.pull = 1.0 / temperature, alpha_u, pull
@@ -1424,8 +1447,13 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
             _space_softmax(&sc)
             _space_backward(&sc)
             space_loss += sc.loss
+            if decode:
+                _decoder_residual(&sc, &W[0, 0], &Cm_v[0, 0], &Res_v[0, 0])
             if train_images and alpha_w > 0:
                 sgemm(b"N", b"T", &F, &size, &sc.R, &step_w, <REAL_t *>sc.X, &F, sc.dH, &size, &ONEF,
+                      &W[0, 0], &F)
+            if decode:
+                sgemm(b"N", b"T", &F, &size, &sc.R, &step_dec, &Res_v[0, 0], &F, &Cm_v[0, 0], &size, &ONEF,
                       &W[0, 0], &F)
             space_seconds += _now() - t0
     return words_loss, space_loss, space_seconds

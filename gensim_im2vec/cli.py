@@ -719,6 +719,12 @@ def _check_documents(path: str) -> None:
               help="Whether word input vectors learn (default: learn; frozen with --pretrained).")
 @click.option("--missing-images", type=click.Choice(["raise", "skip"]), default=None,
               help="An image token without features: stop with an error, or drop it with a warning.")
+@click.option("--space-decoder", type=click.FloatRange(min=0), default=None,
+              help="Weight of the decoder term: W's transpose also maps an image's words back to its features "
+                   "(0: off; the demo trains with 5).")
+@click.option("--space-common-directions", type=click.IntRange(min=0), default=None,
+              help="Take the tags' mean direction (0) and their top N principal directions out of the image "
+                   "vectors after training (default: keep W as trained; the demo uses 0).")
 def train_command(documents, features, output, pretrained, **options):
     """Train an Im2Vec model on DOCUMENTS (one document per line, tokens separated by spaces, as
     written by `im2vec normalize`) with the images' features from a FeatureStore."""

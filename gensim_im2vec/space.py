@@ -16,6 +16,14 @@ Gradients flow into ``W`` (a rank-|run| update, two sgemms) and, when words may 
 candidate words' input vectors, each pulled back towards the vector it started from
 (``pull``: the dial between the words' text semantics and their fit to images).
 
+With ``decoder`` = λ > 0, ``W`` also learns to map back (a semantic autoencoder, Kodirov et al.,
+CVPR 2017): ``Wᵀ`` must bring the mean ``c`` of an image's unit words to its features,
+
+        + λ · ‖x − Wᵀ·c‖²                                        (words → features, W only)
+
+so the map keeps what the words say about the features instead of only what tells one image's
+words from the others'. Two more sgemms per run.
+
 Everything is a handful of BLAS-3 calls per run of ``image_batch`` images, so it runs beside the
 Cython pair loop that trains the words (numpy releases the GIL inside BLAS).
 
@@ -126,6 +134,16 @@ def add_outer(W: np.ndarray, dH: np.ndarray, X: np.ndarray, alpha: float) -> Non
         W += alpha * (dH.T @ X)
 
 
+def _decoder_residual(W, X, syn0, pair_word, pair_row, pair_w, n_rows) -> tuple[np.ndarray, np.ndarray]:
+    """``(C, X − C·W)`` of the decoder term ``λ · Σ_i ‖x_i − Wᵀ·c_i‖²``, whose step on ``W`` is
+    ``W += 2 · alpha_w · λ · Cᵀ (X − C·W)``: ``C`` (n_rows × D) holds each row's mean unit word
+    (``pair_w`` = 1 / the row's word count), read before ``W`` or a word moves."""
+    U, _ = _unit(np.asarray(syn0[np.asarray(pair_word)], dtype=W.dtype))
+    C = np.zeros((n_rows, W.shape[0]), dtype=W.dtype)
+    np.add.at(C, np.asarray(pair_row), U * np.asarray(pair_w, dtype=W.dtype)[:, None])
+    return C, np.ascontiguousarray(X - C @ W, dtype=W.dtype)
+
+
 class WorkerW:
     """Each worker trains a job on its own copy of ``W`` and folds the job's change into the
     shared ``W`` when the job ends.
@@ -196,7 +214,7 @@ def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.nd
                negatives: np.ndarray, *, alpha_w: float, alpha_u: float, temperature: float,
                symmetric: float = 0.0, word_lock: np.ndarray | None = None, anchor: np.ndarray | None = None,
                pull: float = 0.0, train_images: bool = True, candidates: str = "run",
-               compute_loss: bool = True, kernel: bool = True) -> float:
+               compute_loss: bool = True, kernel: bool = True, decoder: float = 0.0) -> float:
     """One step of the space objective on one run; updates ``W`` and ``syn0`` in place.
 
     Parameters
@@ -235,6 +253,11 @@ def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.nd
         Compute in the Cython kernel (GIL released; float32 arrays, no `symmetric` term); False
         (or float64 arrays, or `symmetric`): the NumPy formulas, the reference the kernel is
         tested against.
+    decoder : float
+        Weight λ of the decoder term: ``Wᵀ`` must bring each image's words back to its
+        features, ``λ · ‖x − Wᵀ·c‖²`` with ``c`` the mean of the unit vectors of its words (a
+        semantic autoencoder, Kodirov et al., CVPR 2017). A step of ``W`` only (the words do not
+        learn from it); its loss is not in the returned loss.
 
     Returns
     -------
@@ -249,7 +272,8 @@ def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.nd
     if kernel and not symmetric and all(a.dtype == REAL for a in (W, syn0, Vn)):
         return _space_step_kernel(W, syn0, Vn, pair_slot, pair_word, negatives, alpha_w=alpha_w, alpha_u=alpha_u,
                                   temperature=temperature, word_lock=word_lock, anchor=anchor, pull=pull,
-                                  train_images=train_images, candidates=candidates, compute_loss=compute_loss)
+                                  train_images=train_images, candidates=candidates, compute_loss=compute_loss,
+                                  decoder=decoder)
     pair_slot = np.asarray(pair_slot, dtype=np.int64)
     pair_word = np.asarray(pair_word, dtype=np.int64)
     rows, start, counts = np.unique(pair_slot, return_index=True, return_counts=True)
@@ -276,7 +300,10 @@ def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.nd
                                               compute_loss, alpha_u > 0)
     if train_images and alpha_w > 0:
         dH = (dZ - np.einsum("ij,ij->i", dZ, Z)[:, None] * Z) / hn[:, None]
+        residual = _decoder_residual(W, X, syn0, pair_word, prow, w, len(rows)) if decoder > 0 else None
         add_outer(W, dH, X, -alpha_w)
+        if residual is not None:
+            add_outer(W, *residual, 2.0 * alpha_w * decoder)
     if word_grad is not None:
         _step_words(syn0, *word_grad(), alpha_u, word_lock, anchor, pull)
     return loss
@@ -373,7 +400,7 @@ def candidate_columns(pair_slot: np.ndarray, pair_word: np.ndarray, negatives: n
 
 
 def _space_step_kernel(W, syn0, Vn, pair_slot, pair_word, negatives, *, alpha_w, alpha_u, temperature, word_lock,
-                       anchor, pull, train_images, candidates, compute_loss) -> float:
+                       anchor, pull, train_images, candidates, compute_loss, decoder=0.0) -> float:
     from gensim_im2vec import im2vec_inner
 
     rows, pair_row, pair_col, pair_w, cand, n_shared = candidate_columns(pair_slot, pair_word, negatives, candidates)
@@ -392,12 +419,17 @@ def _space_step_kernel(W, syn0, Vn, pair_slot, pair_word, negatives, *, alpha_w,
         pair_col = np.where(shared, where[np.minimum(pair_col, n_shared - 1)], pair_col).astype(np.int32)
     X = Vn if len(rows) == len(Vn) else np.ascontiguousarray(Vn[rows])
     anc = anchor if anchor is not None and pull > 0 else np.zeros((0, W.shape[0]), REAL)
+    residual = None
+    if train_images and alpha_w > 0 and decoder > 0:  # before space_job moves any word
+        residual = _decoder_residual(W, X, syn0, cand[pair_col], pair_row, pair_w, len(rows))
     loss, dH = im2vec_inner.space_job(
         X, W, syn0, cand, n_shared, pair_row, pair_col, pair_w, lock, np.ascontiguousarray(anc, dtype=REAL),
         temperature=temperature, alpha_u=alpha_u, pull=pull, words_move=words_move, compute_loss=compute_loss,
         n_move=n_move)
     if train_images and alpha_w > 0:
         add_outer(W, dH, X, -alpha_w)
+        if residual is not None:
+            add_outer(W, *residual, 2.0 * alpha_w * decoder)
     return loss
 
 

@@ -49,3 +49,22 @@ def test_train_reports_missing_images_clearly(tmp_path):
                                     "--min-count", "1"])
     assert res.exit_code == 1 and "img:not_extracted" in res.output and "missing_images" in res.output
     assert not (tmp_path / "x").exists()
+
+
+def test_train_passes_the_space_options_to_the_model(tmp_path):
+    _, docs = _inputs(tmp_path)
+    runner = CliRunner()
+    base = ["train", str(docs), "-f", str(tmp_path / "store"), "--vector-size", "8", "--epochs", "1", "--sg",
+            "--min-count", "1", "--workers", "1", "--seed", "1"]
+    res = runner.invoke(main, [*base, "-o", str(tmp_path / "d.model"), "--space-decoder", "5",
+                               "--space-common-directions", "0"])
+    assert res.exit_code == 0, res.output
+    model = Im2Vec.load(str(tmp_path / "d.model"))
+    assert model.space_decoder == 5.0 and model.space_common_directions == 0
+    assert model.space_directions is not None  # the tags' mean was taken out of W
+    res = runner.invoke(main, [*base, "-o", str(tmp_path / "p.model")])
+    plain = Im2Vec.load(str(tmp_path / "p.model"))
+    assert plain.space_decoder == 0.0 and plain.space_common_directions is None
+    assert not np.allclose(plain.W, model.W)
+    res = runner.invoke(main, [*base, "-o", str(tmp_path / "x.model"), "--space-decoder", "-1"])
+    assert res.exit_code == 2 and "--space-decoder" in res.output

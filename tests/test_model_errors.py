@@ -56,7 +56,7 @@ def test_a_plain_word2vec_loads_as_a_text_only_im2vec(saved, tmp_path, caplog, m
     assert (model.window, model.negative, model.sg, model.alpha, model.epochs) == \
         (w2v.window, w2v.negative, w2v.sg, w2v.alpha, w2v.epochs)
     fresh = Im2Vec()
-    for name in ("image_prefix", "train_words", "image_heads", "space_temperature", "space_pull"):
+    for name in ("image_prefix", "train_words", "image_heads", "space_temperature", "space_pull", "space_decoder"):
         assert getattr(model, name) == getattr(fresh, name)
     assert model.features is None and model.W is None and model.image_keys == []
     assert model.word_space_keys == w2v.wv.index_to_key
@@ -138,3 +138,19 @@ def test_a_token_that_is_not_a_str_is_named():
 def test_negative_rates_are_refused_before_training(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Im2Vec(DOCS, image_features=FEATS, vector_size=8, min_count=1, epochs=1, workers=1, **kwargs)
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf"), "10"])
+def test_space_decoder_must_be_a_finite_number_at_least_0(value):
+    with pytest.raises(ValueError, match=r"space_decoder must be a finite number >= 0, got"):
+        Im2Vec(space_decoder=value)
+
+
+def test_a_model_saved_before_space_decoder_loads_without_the_decoder(tmp_path):
+    model = Im2Vec(DOCS, image_features=FEATS, vector_size=8, min_count=1, epochs=1, workers=1, space_decoder=3.0)
+    assert model.space_decoder == 3.0
+    del model.space_decoder  # as a model of an earlier version was pickled
+    model.save(str(tmp_path / "old.model"))
+    again = Im2Vec.load(str(tmp_path / "old.model"))
+    assert again.space_decoder == 0.0
+    again.train(DOCS, total_examples=len(DOCS), epochs=1)  # and it trains on

@@ -172,3 +172,51 @@ def test_kernel_step_matches_the_numpy_formulas(temperature, candidates):
     assert not np.array_equal(out[True][1], W) and not np.array_equal(out[True][2], syn0)  # both stepped
     np.testing.assert_allclose(out[True][1], out[False][1], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(out[True][2], out[False][2], rtol=1e-4, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- the decoder term
+def _decoder_loss(W, syn0, Vn, ps, pw, weight):
+    """``weight · Σ_i ‖x_i − Wᵀ·c_i‖²``, c_i the mean unit vector of image i's words: written out."""
+    U = syn0 / np.linalg.norm(syn0, axis=1, keepdims=True)
+    total = 0.0
+    for s in np.unique(ps):
+        c = U[pw[ps == s]].mean(axis=0)
+        total += float(np.sum((Vn[s] - W.T @ c) ** 2))
+    return weight * total
+
+
+@pytest.mark.parametrize("candidates", ["run", "own"])
+def test_W_step_with_the_decoder_is_minus_alpha_times_the_gradient_of_both_terms(candidates):
+    W, syn0, Vn, ps, pw, neg = _problem(seed=4)
+    a, weight = 1e-3, 0.7
+    W1 = W.copy()
+    space_step(W1, syn0.copy(), Vn, ps, pw, neg, alpha_w=a, alpha_u=0.0, temperature=0.5, candidates=candidates,
+               decoder=weight)
+    grad = (W - W1) / a
+    eps = 1e-5
+
+    def total(Wx):
+        softmax = space_step(Wx.copy(), syn0.copy(), Vn, ps, pw, neg, alpha_w=0.0, alpha_u=0.0, temperature=0.5,
+                             candidates=candidates)
+        return softmax + _decoder_loss(Wx, syn0, Vn, ps, pw, weight)
+
+    for (i, j) in [(0, 0), (2, 5), (5, 8), (3, 1)]:
+        Wp, Wm = W.copy(), W.copy()
+        Wp[i, j] += eps
+        Wm[i, j] -= eps
+        assert grad[i, j] == pytest.approx((total(Wp) - total(Wm)) / (2 * eps), rel=1e-3, abs=1e-4)
+
+
+@pytest.mark.parametrize("kernel", [True, False], ids=["kernel", "numpy"])
+def test_the_decoder_makes_W_transpose_bring_each_image_s_words_back_to_its_features(kernel):
+    """With the decoder alone steering W (the softmax's step is scale-free and small next to it),
+    ``Wᵀ·c_i`` comes close to ``x_i``; without it, nothing ties W's scale to the features."""
+    W, syn0, Vn, ps, pw, neg = (a.astype(np.float32) if a.dtype == np.float64 else a for a in _problem(seed=5))
+    W *= 0.01
+    start = _decoder_loss(W, syn0, Vn, ps, pw, 1.0)
+    W0 = W.copy()
+    for _ in range(400):
+        space_step(W, syn0, Vn, ps, pw, neg, alpha_w=0.02, alpha_u=0.0, temperature=0.5, kernel=kernel, decoder=1.0)
+        space_step(W0, syn0, Vn, ps, pw, neg, alpha_w=0.02, alpha_u=0.0, temperature=0.5, kernel=kernel)
+    assert _decoder_loss(W, syn0, Vn, ps, pw, 1.0) < 0.35 * start
+    assert _decoder_loss(W0, syn0, Vn, ps, pw, 1.0) > 0.9 * start
