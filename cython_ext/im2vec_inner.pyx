@@ -882,12 +882,14 @@ cdef void _space_backward(SpaceConfig *c) noexcept nogil:
             u[i] -= step * g
 
 
-cdef void _decoder_residual(SpaceConfig *c, const REAL_t *W, REAL_t *Cm, REAL_t *Res) noexcept nogil:
+cdef REAL_t _decoder_residual(SpaceConfig *c, const REAL_t *W, REAL_t *Cm, REAL_t *Res) noexcept nogil:
     """The decoder term's inputs (:func:`gensim_im2vec.space._decoder_residual`): ``Cm`` (R × D)
     each image's mean unit word (from the forward pass's ``Uh``, before any word moved) and
-    ``Res = X − Cm·W`` (R × F), before ``W`` moves."""
+    ``Res = X − Cm·W`` (R × F), before ``W`` moves. Returns ``Σ_i ‖c_i‖²`` (the trace of ``CᵀC``,
+    which bounds the step that keeps the term stable)."""
     cdef int p
     cdef int D = c.D
+    cdef int n = c.R * c.D
     cdef REAL_t g
     memset(Cm, 0, <int64_t>c.R * D * sizeof(REAL_t))
     for p in range(c.P):
@@ -895,6 +897,7 @@ cdef void _decoder_residual(SpaceConfig *c, const REAL_t *W, REAL_t *Cm, REAL_t 
         saxpy(&D, &g, c.Uh + <int64_t>c.pair_col[p] * D, &ONE, Cm + <int64_t>c.pair_row[p] * D, &ONE)
     memcpy(Res, c.X, <int64_t>c.R * c.F * sizeof(REAL_t))
     sgemm(b"N", b"N", &c.F, &c.R, &D, &MINUS_ONEF, <REAL_t *>W, &c.F, Cm, &D, &ONEF, Res, &c.F)
+    return sdot(&n, Cm, &ONE, Cm, &ONE)
 
 
 def space_job(const REAL_t[:, ::1] X, const REAL_t[:, ::1] W, REAL_t[:, ::1] syn0,
@@ -1351,7 +1354,8 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
     cache by the time its sgemm read them.
 
     `decoder` > 0 adds the decoder term's step to W's (:func:`gensim_im2vec.space.space_step`):
-    ``W += 2 · alpha_w · decoder · Cᵀ (X − C·W)``, ``C`` the images' mean unit words.
+    ``W += s · Cᵀ (X − C·W)``, ``C`` the images' mean unit words, ``s = 2 · alpha_w · decoder``
+    capped at ``1 / tr(CᵀC)`` (a larger step diverges: :func:`gensim_im2vec.space.decoder_step_size`).
     """
     cdef Config c
     cdef SpaceConfig sc
@@ -1360,6 +1364,7 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
     cdef double space_seconds = 0.0, words_loss = 0.0, space_loss = 0.0, t0
     cdef REAL_t step_w = -alpha_w
     cdef REAL_t step_dec = 2.0 * alpha_w * decoder
+    cdef REAL_t step_run, trace
     cdef bint decode = train_images and alpha_w > 0 and decoder > 0
     if W.shape[0] != size or W.shape[1] != F:
         raise ValueError("train_space_job: W, X and syn0 do not agree in shape")
@@ -1447,13 +1452,14 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
             _space_softmax(&sc)
             _space_backward(&sc)
             space_loss += sc.loss
-            if decode:
-                _decoder_residual(&sc, &W[0, 0], &Cm_v[0, 0], &Res_v[0, 0])
+            if decode:  # the step at most 1 / tr(CᵀC): every eigenvalue of I − step·CᵀC stays in (−1, 1]
+                trace = _decoder_residual(&sc, &W[0, 0], &Cm_v[0, 0], &Res_v[0, 0])
+                step_run = step_dec if step_dec * trace <= 1.0 else 1.0 / trace
             if train_images and alpha_w > 0:
                 sgemm(b"N", b"T", &F, &size, &sc.R, &step_w, <REAL_t *>sc.X, &F, sc.dH, &size, &ONEF,
                       &W[0, 0], &F)
             if decode:
-                sgemm(b"N", b"T", &F, &size, &sc.R, &step_dec, &Res_v[0, 0], &F, &Cm_v[0, 0], &size, &ONEF,
+                sgemm(b"N", b"T", &F, &size, &sc.R, &step_run, &Res_v[0, 0], &F, &Cm_v[0, 0], &size, &ONEF,
                       &W[0, 0], &F)
             space_seconds += _now() - t0
     return words_loss, space_loss, space_seconds

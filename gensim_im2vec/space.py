@@ -134,9 +134,26 @@ def add_outer(W: np.ndarray, dH: np.ndarray, X: np.ndarray, alpha: float) -> Non
         W += alpha * (dH.T @ X)
 
 
+def decoder_step_size(alpha_w: float, decoder: float, C: np.ndarray) -> float:
+    """The decoder term's step on a run, ``2 · alpha_w · λ``, capped at ``1 / tr(CᵀC)``.
+
+    The term is a least-squares problem in ``W``; a gradient step ``s`` multiplies the residual's
+    components by ``1 − s·σ`` (σ: eigenvalues of ``CᵀC``), which diverges once ``s·σ > 2``. A
+    run's ``C`` rows are mean unit words (norm up to 1, an image with one word), so ``tr(CᵀC) ≥ σ``
+    reaches the run's image count: on the demo (64 images a run) λ = 100 made ``W``'s norm grow
+    to 4·10⁹. Capped, a large λ only weighs the term as much as a stable step can.
+
+    >>> decoder_step_size(1e-3, 5.0, np.ones((4, 2)) / np.sqrt(2)), decoder_step_size(1e-3, 500.0, np.ones((4, 2)))
+    (0.01, 0.125)
+    """
+    step = 2.0 * float(alpha_w) * float(decoder)
+    trace = float(np.einsum("ij,ij->", C, C, dtype=np.float64))
+    return step if step * trace <= 1.0 else 1.0 / trace
+
+
 def _decoder_residual(W, X, syn0, pair_word, pair_row, pair_w, n_rows) -> tuple[np.ndarray, np.ndarray]:
     """``(C, X − C·W)`` of the decoder term ``λ · Σ_i ‖x_i − Wᵀ·c_i‖²``, whose step on ``W`` is
-    ``W += 2 · alpha_w · λ · Cᵀ (X − C·W)``: ``C`` (n_rows × D) holds each row's mean unit word
+    ``W += s · Cᵀ (X − C·W)`` (``s``: :func:`decoder_step_size`): ``C`` (n_rows × D) holds each row's mean unit word
     (``pair_w`` = 1 / the row's word count), read before ``W`` or a word moves."""
     U, _ = _unit(np.asarray(syn0[np.asarray(pair_word)], dtype=W.dtype))
     C = np.zeros((n_rows, W.shape[0]), dtype=W.dtype)
@@ -303,7 +320,7 @@ def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.nd
         residual = _decoder_residual(W, X, syn0, pair_word, prow, w, len(rows)) if decoder > 0 else None
         add_outer(W, dH, X, -alpha_w)
         if residual is not None:
-            add_outer(W, *residual, 2.0 * alpha_w * decoder)
+            add_outer(W, *residual, decoder_step_size(alpha_w, decoder, residual[0]))
     if word_grad is not None:
         _step_words(syn0, *word_grad(), alpha_u, word_lock, anchor, pull)
     return loss
@@ -429,7 +446,7 @@ def _space_step_kernel(W, syn0, Vn, pair_slot, pair_word, negatives, *, alpha_w,
     if train_images and alpha_w > 0:
         add_outer(W, dH, X, -alpha_w)
         if residual is not None:
-            add_outer(W, *residual, 2.0 * alpha_w * decoder)
+            add_outer(W, *residual, decoder_step_size(alpha_w, decoder, residual[0]))
     return loss
 
 

@@ -374,3 +374,8 @@ def test_the_decoder_in_one_kernel_call_trains_the_per_run_model(monkeypatch, tw
     np.testing.assert_allclose(a.W, b.W, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(a.wv.vectors, b.wv.vectors, rtol=1e-4, atol=1e-5)
     assert np.abs(a.W - plain.W).max() > 100 * np.abs(a.W - b.W).max()
+    # a λ whose plain step would diverge: both paths cap it at 1 / tr(CᵀC), and W stays bounded
+    # (uncapped, λ = 1e5 here took W's norm from ~0.5 to inf within the 3 epochs)
+    big, big_ref = train(True, 1e5), train(False, 1e5)
+    assert np.isfinite(big.W).all() and np.linalg.norm(big.W) < 10 * np.linalg.norm(plain.W) + 10
+    np.testing.assert_allclose(big.W, big_ref.W, rtol=1e-3, atol=1e-5)
