@@ -48,8 +48,7 @@ from scipy.sparse import csr_matrix
 from gensim_im2vec.validation import is_int
 
 __all__ = ["JobPlan", "WorkerW", "add_outer", "candidate_columns", "common_directions", "decoder_step_size",
-           "job_candidates",
-           "remove_directions", "run_pairs", "space_step"]
+           "job_candidates", "remove_directions", "run_pairs", "space_step"]
 
 REAL = np.float32
 
