@@ -139,3 +139,13 @@ def test_demo_refuses_a_folder_of_the_users_and_reuses_its_own(tmp_path):
     lines = []
     assert Steps(empty, lines.append).run("one", {"a": 1}, [], lambda: 2) == 1  # its own earlier run
     assert lines == ["[one] reused (0.0s when made)"]
+
+
+def test_the_demo_sets_the_decoder_by_mode_unless_given():
+    from gensim_im2vec.pipeline import SPACE_DECODER
+
+    assert DemoConfig().im2vec["space_decoder"] == SPACE_DECODER["two-stage"] == 5.0
+    assert DemoConfig(mode="joint").im2vec["space_decoder"] == SPACE_DECODER["joint"] == 0.0
+    assert DemoConfig(mode="joint", im2vec={"sample": 0, "space_decoder": 2.0}).im2vec == {"sample": 0,
+                                                                                          "space_decoder": 2.0}
+    assert DemoConfig().im2vec["image_batch"] == 64  # the other demo options stay
