@@ -1458,8 +1458,8 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
             if train_images and alpha_w > 0:
                 sgemm(b"N", b"T", &F, &size, &sc.R, &step_w, <REAL_t *>sc.X, &F, sc.dH, &size, &ONEF,
                       &W[0, 0], &F)
-            if decode:
-                sgemm(b"N", b"T", &F, &size, &sc.R, &step_run, &Res_v[0, 0], &F, &Cm_v[0, 0], &size, &ONEF,
-                      &W[0, 0], &F)
+                if decode:
+                    sgemm(b"N", b"T", &F, &size, &sc.R, &step_run, &Res_v[0, 0], &F, &Cm_v[0, 0], &size, &ONEF,
+                          &W[0, 0], &F)
             space_seconds += _now() - t0
     return words_loss, space_loss, space_seconds

@@ -721,7 +721,7 @@ def _check_documents(path: str) -> None:
               help="An image token without features: stop with an error, or drop it with a warning.")
 @click.option("--space-decoder", type=click.FloatRange(min=0), default=None,
               help="Weight of the decoder term: W's transpose also maps an image's words back to its features "
-                   "(0: off; the demo trains with 5).")
+                   "(0: off; the two-stage demo trains with 5).")
 @click.option("--space-common-directions", type=click.IntRange(min=0), default=None,
               help="Take the tags' mean direction (0) and their top N principal directions out of the image "
                    "vectors after training (default: keep W as trained; the demo uses 0).")
