@@ -1,7 +1,7 @@
 """Zero-shot ranking on more held-out tags than the demo's split has: Im2Vec's space against ridge.
 
     python benchmarks/zero_shot_study.py [--demo-dir demo_output] [--seeds a b c] [--share 0.3] \
-        [--mode two-stage|joint] [--set space_negatives=256 ...] [--demo-set image_epochs=50 ...]
+        [--mode two-stage|joint] [--set space_negatives=256 ...] [--demo-set image_epochs=50 ...] [--prior 0.5]
 
 The demo's split holds out 44 zero-shot tags that appear on test images, and one of them ("flag")
 is on half of those images, so methods within ±0.03 of each other cannot be told apart there. This
@@ -14,7 +14,10 @@ the demo's settings, ranks the held-out images' zero-shot tags by cosine in
 ``model.wv`` (the space itself) and with the ridge baseline fitted on the same training images,
 and prints both and their ratio per split, then the mean; beside them, each scorer's held-out image →
 word mAP over all candidates and over the seen ones, and seen tag → image mAP, since a gain on
-unseen tags may cost the seen ones (and a setting chosen on the demo's split is checked here).
+unseen tags may cost the seen ones (and a setting chosen on the demo's split is checked here), and
+kNN's (k = 20) on the seen tags, the reference of targets 1 and 4 of the joint-space issue.
+``--prior BETA`` adds a diagnostic that is not the space (cosine / τ + BETA · log(1 + the tag's
+training count)): how much of the gap to kNN is the tag prior a cosine ranking does not carry.
 The demo's own split file is not touched.
 
 Needs a finished ``make demo`` (or ``im2vec demo --out DIR``) in `--demo-dir`.
@@ -30,7 +33,13 @@ import numpy as np
 from gensim.models import Word2Vec
 
 from gensim_im2vec.datasets import make_split
-from gensim_im2vec.evaluate import Im2VecScorer, RidgeScorer, evaluate_scores, words_only
+from gensim_im2vec.evaluate import (
+    Im2VecScorer,
+    KNNTagScorer,
+    RidgeScorer,
+    evaluate_scores,
+    words_only,
+)
 from gensim_im2vec.pipeline import (
     DemoConfig,
     evaluation_data,
@@ -40,7 +49,20 @@ from gensim_im2vec.pipeline import (
 )
 
 
-def one_split(cfg, feats, words_path, seed, share):
+class PriorDiagnostic:
+    """Not the space: Im2Vec's cosine / τ plus ``beta × log(1 + the tag's training count)``, to
+    measure how much of a gap to kNN is the tag prior that a cosine ranking does not carry."""
+
+    def __init__(self, model, train_tags, beta):
+        self.cosine, self.beta, self.tau = Im2VecScorer(model), float(beta), model.space_temperature
+        self.counts = Counter(t for tags in train_tags for t in set(tags))
+
+    def __call__(self, X, candidates):
+        log_count = np.log1p(np.array([self.counts.get(c, 0) for c in candidates], dtype=np.float64))
+        return (self.cosine(X, candidates).astype(np.float64) / self.tau + self.beta * log_count).astype(np.float32)
+
+
+def one_split(cfg, feats, words_path, seed, share, prior=None):
     splits = load_splits(cfg)
     splits[cfg.eval_set] = make_split(Path(cfg.out_dir) / "data" / cfg.eval_set, zero_shot_share=share, seed=seed,
                                       write=False)
@@ -49,8 +71,12 @@ def one_split(cfg, feats, words_path, seed, share):
     rows = lambda keys: feats.gather_normalized([feats.row(k) for k in keys])  # noqa: E731
     X_test, X_train = rows(data.test_keys), rows(data.train_keys)
     out = {}
-    for name, scorer in (("Im2Vec (cosine)", Im2VecScorer(model)),
-                         ("ridge", RidgeScorer.fit(X_train, data.train_tags, words_only(model, word_space=True)))):
+    scorers = [("Im2Vec (cosine)", Im2VecScorer(model)),
+               ("ridge", RidgeScorer.fit(X_train, data.train_tags, words_only(model, word_space=True))),
+               ("kNN (k=20)", KNNTagScorer.fit(X_train, data.train_tags, k=20))]
+    if prior is not None:
+        scorers.append((f"Im2Vec + {prior:g}·log n", PriorDiagnostic(model, data.train_tags, prior)))
+    for name, scorer in scorers:
         res = evaluate_scores(scorer(X_test, data.candidates), data.test_tags, data.candidates,
                               zero_shot=data.zero_shot)
         out[name] = {**res["zero_shot"], "all_map": res["all"]["map"], "seen_map": res["seen"]["map"],
@@ -67,6 +93,8 @@ def main():
     ap.add_argument("--share", type=float, default=0.3)
     ap.add_argument("--mode", choices=["two-stage", "joint"], default="two-stage",
                     help="joint: text + image documents, as `make demo --mode joint` (~3 min a split)")
+    ap.add_argument("--prior", type=float, default=None, metavar="BETA",
+                    help="also print a diagnostic that is not the space: cosine/τ + BETA·log(1 + tag count)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="an Im2Vec option")
     ap.add_argument("--demo-set", action="append", default=[], metavar="NAME=VALUE",
                     help="a DemoConfig field (e.g. image_epochs=50: the joint demo's 16 copies before 2026-12-03)")
@@ -80,28 +108,36 @@ def main():
     feats = open_features(cfg)
     keys = ("p@5", "map", "tag_map")
     sums = {m: np.zeros(3) for m in ("Im2Vec (cosine)", "ridge")}
-    seen = {m: [] for m in sums}
+    seen = {}
     print(f"zero_shot_share={args.share}; {cfg.mode}, {cfg.image_epochs} epochs, {cfg.im2vec}")
     for seed in args.seeds:
         t = time.perf_counter()
-        res, n_zero, n_images, top = one_split(cfg, feats, words_path, seed, args.share)
+        res, n_zero, n_images, top = one_split(cfg, feats, words_path, seed, args.share, args.prior)
         print(f"split {seed!r}: {n_zero} zero-shot tags on {n_images} test images (most frequent: {top[0]!r} "
               f"on {top[1]}) [{time.perf_counter() - t:.0f}s]")
         for m, r in res.items():
+            seen.setdefault(m, []).append((r["all_map"], r["seen_map"], r["seen_tag_map"]))
+            if m not in sums:  # kNN and the diagnostic: seen tags only
+                print(f"  {m:17s} (all tags: mAP {r['all_map']:.3f}; seen tags: mAP {r['seen_map']:.3f}, "
+                      f"tag→image {r['seen_tag_map']:.3f})")
+                continue
             v = np.array([r[k] for k in keys])
             sums[m] += v
-            seen[m].append((r["all_map"], r["seen_map"], r["seen_tag_map"]))
             print(f"  {m:17s} ZS P@5 {v[0]:.3f}  ZS mAP {v[1]:.3f}  ZS tag→image {v[2]:.3f}  (all tags: mAP "
                   f"{r['all_map']:.3f}; seen tags: mAP {r['seen_map']:.3f}, tag→image {r['seen_tag_map']:.3f})")
-        a, b = res["Im2Vec (cosine)"], res["ridge"]
-        print("  ratio Im2Vec / ridge: " + "  ".join(f"{k} {a[k] / b[k]:.2f}" for k in keys))
+        a, b, c = res["Im2Vec (cosine)"], res["ridge"], res["kNN (k=20)"]
+        print("  ratio Im2Vec / ridge: " + "  ".join(f"{k} {a[k] / b[k]:.2f}" for k in keys)
+              + f"; Im2Vec / kNN on seen tags: mAP {a['seen_map'] / c['seen_map']:.2f}, "
+              f"tag→image {a['seen_tag_map'] / c['seen_tag_map']:.2f}")
     n = len(args.seeds)
     a, b = sums["Im2Vec (cosine)"] / n, sums["ridge"] / n
     print(f"mean over {n} splits: Im2Vec P@5 {a[0]:.3f} mAP {a[1]:.3f} tag→image {a[2]:.3f}; ridge P@5 {b[0]:.3f} "
           f"mAP {b[1]:.3f} tag→image {b[2]:.3f}; ratios " + "  ".join(f"{k} {x / y:.2f}" for k, x, y in zip(keys, a, b)))
     for m, v in seen.items():
         a_, s_, t_ = np.mean(v, axis=0)
-        print(f"{m}, mean over the splits: all tags mAP {a_:.3f}; seen tags mAP {s_:.3f}, tag→image {t_:.3f}")
+        lo, hi = np.min(v, axis=0), np.max(v, axis=0)
+        print(f"{m}, mean [min, max] over the splits: all tags mAP {a_:.3f}; seen tags mAP {s_:.3f} "
+              f"[{lo[1]:.3f}, {hi[1]:.3f}], tag→image {t_:.3f} [{lo[2]:.3f}, {hi[2]:.3f}]")
 
 
 if __name__ == "__main__":
