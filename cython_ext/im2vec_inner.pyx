@@ -749,6 +749,7 @@ cdef struct SpaceConfig:
     const int32_t *pair_col
     const REAL_t *pair_w
     const REAL_t *lock
+    const REAL_t *bias     # per vocabulary word, added to its logit (NULL: none)
     const REAL_t *anchor
     int64_t n_anchor
     REAL_t *Z
@@ -776,7 +777,7 @@ cdef inline REAL_t _to_unit(REAL_t *v, int n) noexcept nogil:
 
 cdef void _space_forward(SpaceConfig *c) noexcept nogil:
     """Z = unit rows of X·Wᵀ (norms in hn); Uh = unit candidate vectors (norms in un);
-    S = Z·Uh[:Ks]ᵀ / τ; ps[p] = the logit of pair p."""
+    S = Z·Uh[:Ks]ᵀ / τ (+ each candidate's bias); ps[p] = the logit of pair p."""
     cdef int r, k, p, col
     cdef int D = c.D
     sgemm(b"T", b"N", &D, &c.R, &c.F, &ONEF, <REAL_t *>c.W, &c.F, <REAL_t *>c.X, &c.F, &ZEROF, c.Z, &D)
@@ -787,6 +788,10 @@ cdef void _space_forward(SpaceConfig *c) noexcept nogil:
         c.un[k] = _to_unit(c.Uh + <int64_t>k * D, D)
     if c.Ks > 0:
         sgemm(b"T", b"N", &c.Ks, &c.R, &D, &c.inv_t, c.Uh, &D, c.Z, &D, &ZEROF, c.S, &c.Ks)
+        if c.bias != NULL:
+            for r in range(c.R):
+                for k in range(c.Ks):
+                    c.S[<int64_t>r * c.Ks + k] += c.bias[c.cand[k]]
     for p in range(c.P):
         col = c.pair_col[p]
         r = c.pair_row[p]
@@ -794,6 +799,8 @@ cdef void _space_forward(SpaceConfig *c) noexcept nogil:
             c.ps[p] = c.S[<int64_t>r * c.Ks + col]
         else:
             c.ps[p] = c.inv_t * sdot(&D, c.Z + <int64_t>r * D, &ONE, c.Uh + <int64_t>col * D, &ONE)
+            if c.bias != NULL:
+                c.ps[p] += c.bias[c.cand[col]]
 
 
 cdef void _space_softmax(SpaceConfig *c) noexcept nogil:
@@ -904,7 +911,7 @@ def space_job(const REAL_t[:, ::1] X, const REAL_t[:, ::1] W, REAL_t[:, ::1] syn
               const int64_t[::1] cand, int n_shared, const int32_t[::1] pair_row,
               const int32_t[::1] pair_col, const REAL_t[::1] pair_w, const REAL_t[::1] lock,
               const REAL_t[:, ::1] anchor, *, float temperature, float alpha_u, float pull,
-              bint words_move, bint compute_loss, int n_move=-1):
+              bint words_move, bint compute_loss, int n_move=-1, const REAL_t[::1] bias=None):
     """The space step of one run (:mod:`gensim_im2vec.space`), GIL released; returns
     ``(loss, dH)``: the caller applies ``W −= alpha_w · dHᵀ · X`` (under its stripe locks).
 
@@ -915,7 +922,7 @@ def space_job(const REAL_t[:, ::1] X, const REAL_t[:, ::1] W, REAL_t[:, ::1] syn
     ``lock`` (C,): factor on each candidate's step (0: frozen); `words_move` False skips the
     words altogether; `n_move` ≥ 0: only the first `n_move` shared candidates may move (their
     locks are 0 beyond), so the words' gradient is computed for those alone. ``anchor``: starting vectors of the first ``len(anchor)`` words, pulled to
-    with `pull`.
+    with `pull`. ``bias`` (n_vocab,), optional: added to each candidate's logit (``space_tag_prior``).
     """
     cdef SpaceConfig c
     cdef int R = X.shape[0], D = W.shape[0], C = cand.shape[0], P = pair_row.shape[0]
@@ -931,6 +938,8 @@ def space_job(const REAL_t[:, ::1] X, const REAL_t[:, ::1] W, REAL_t[:, ::1] syn
         raise ValueError("space_job: a shared candidate beyond n_move has a lock > 0")
     if anchor.shape[0] > 0 and anchor.shape[1] != D:
         raise ValueError("space_job: anchor has the wrong vector size")
+    if bias is not None and bias.shape[0] != syn0.shape[0]:
+        raise ValueError(f"space_job: bias has {bias.shape[0]} entries for {syn0.shape[0]} words")
     if R == 0 or P == 0:
         return 0.0, np.zeros((R, D), dtype=np.float32)
     if np.any(np.asarray(cand) < 0) or np.any(np.asarray(cand) >= syn0.shape[0]):
@@ -956,6 +965,7 @@ def space_job(const REAL_t[:, ::1] X, const REAL_t[:, ::1] W, REAL_t[:, ::1] syn
     c.cand, c.pair_row, c.pair_col, c.pair_w, c.lock = &cand[0], &pair_row[0], &pair_col[0], &pair_w[0], &lock[0]
     c.anchor = &anchor[0, 0] if anchor.shape[0] > 0 else NULL
     c.n_anchor = anchor.shape[0]
+    c.bias = &bias[0] if bias is not None else NULL
     c.Z, c.hn, c.Uh, c.un, c.S, c.ps = &Z_v[0, 0], &hn_v[0], &Uh_v[0, 0], &un_v[0], &S_v[0, 0], &ps_v[0]
     c.dZ, c.dH, c.dUh = &dZ_v[0, 0], &dH_v[0, 0], &dUh_v[0, 0]
     c.loss = 0.0
@@ -1334,7 +1344,7 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
                     *, int sg, int window, int negative, int cbow_mean, float alpha,
                     bint train_words, bint train_outputs, bint tag_negatives, bint compute_loss,
                     bint train_images, float alpha_w, float temperature, float alpha_u, float pull,
-                    bint x_normalize=True, float decoder=0.0):
+                    bint x_normalize=True, float decoder=0.0, const REAL_t[::1] bias=None):
     """Train one prepared job of the space head, every run in one call with the GIL released:
     per run, the words' pair loop over the run's chunks (images skipped, as ``train_job`` with
     ``image_pairs=False``), then the run's space step (:func:`space_job`) and ``W``'s update, in
@@ -1356,6 +1366,8 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
     `decoder` > 0 adds the decoder term's step to W's (:func:`gensim_im2vec.space.space_step`):
     ``W += s · Cᵀ (X − C·W)``, ``C`` the images' mean unit words, ``s = 2 · alpha_w · decoder``
     capped at ``1 / tr(CᵀC)`` (a larger step diverges: :func:`gensim_im2vec.space.decoder_step_size`).
+
+    `bias` (n_vocab,), optional: added to each candidate word's logit (``space_tag_prior``).
     """
     cdef Config c
     cdef SpaceConfig sc
@@ -1376,6 +1388,8 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
         raise ValueError("train_space_job: pair and candidate arrays differ in length")
     if anchor.shape[0] > 0 and anchor.shape[1] != size:
         raise ValueError("train_space_job: anchor has the wrong vector size")
+    if bias is not None and bias.shape[0] != syn0.shape[0]:
+        raise ValueError(f"train_space_job: bias has {bias.shape[0]} entries for {syn0.shape[0]} words")
     cdef bint gather = x_rows.shape[0] > 0
     if gather:
         if x_mean.shape[0] != F:
@@ -1416,6 +1430,7 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
     sc.W, sc.syn0 = &W[0, 0], &syn0[0, 0]
     sc.anchor = &anchor[0, 0] if anchor.shape[0] > 0 else NULL
     sc.n_anchor = anchor.shape[0]
+    sc.bias = &bias[0] if bias is not None else NULL
     sc.Z, sc.hn, sc.Uh, sc.un, sc.S, sc.ps = &Z_v[0, 0], &hn_v[0], &Uh_v[0, 0], &un_v[0], &S_v[0], &ps_v[0]
     sc.dZ, sc.dH, sc.dUh = &dZ_v[0, 0], &dH_v[0, 0], &dUh_v[0, 0]
     with nogil:

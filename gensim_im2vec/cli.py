@@ -722,6 +722,9 @@ def _check_documents(path: str) -> None:
 @click.option("--space-decoder", type=click.FloatRange(min=0), default=None,
               help="Weight of the decoder term: W's transpose also maps an image's words back to its features "
                    "(0: off; the two-stage demo trains with 5).")
+@click.option("--space-tag-prior", type=click.FloatRange(min=0), default=None,
+              help="γ: each tag's logit in the space step's softmax is lowered by γ·log(its count), so that "
+                   "cosine alone ranks frequent tags as often as they are true (0: off).")
 @click.option("--space-common-directions", type=click.IntRange(min=0), default=None,
               help="Take the tags' mean direction (0) and their top N principal directions out of the image "
                    "vectors after training (default: keep W as trained; the demo uses 0).")

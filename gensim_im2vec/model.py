@@ -300,6 +300,13 @@ class Im2Vec(Word2Vec):
         The term's step is capped per run (:func:`~gensim_im2vec.space.decoder_step_size`), so a
         large λ cannot make W diverge; it only weighs the term more (λ 100 on the demo: image →
         word 0.13).
+    space_tag_prior : float
+        γ: each candidate word's logit in the space step's softmax is lowered by ``γ · log n_w``
+        (``n_w``: its count in the image documents), the sampled softmax's correction for drawing
+        frequent tags more often. Without it the cosine learns how much likelier a tag is on this
+        image than on any, and ranks a tag that is on most images low even on images it is on;
+        with it the cosine itself must carry the tags' prior. 0 (the default): off. What it did on
+        the demo's data: docs/joint-space.md ("The tags' prior").
 
     Attributes
     ----------
@@ -329,6 +336,7 @@ class Im2Vec(Word2Vec):
         space_temperature: float = 0.1, space_negatives: int = 256, space_alpha: float = 0.01,
         space_word_alpha: float = 1.0, space_pull: float | None = None, space_symmetric: float = 0.0,
         space_candidates: str = "run", space_common_directions: int | None = None, space_decoder: float = 0.0,
+        space_tag_prior: float = 0.0,
     ):
         if corpus_file is not None:
             corpus_file = corpusfile.check_corpus_file(corpus_file, sentences)
@@ -341,7 +349,7 @@ class Im2Vec(Word2Vec):
             space_temperature=space_temperature, space_negatives=space_negatives, space_alpha=space_alpha,
             space_word_alpha=space_word_alpha, space_pull=space_pull, space_symmetric=space_symmetric,
             space_candidates=space_candidates, space_common_directions=space_common_directions,
-            space_decoder=space_decoder,
+            space_decoder=space_decoder, space_tag_prior=space_tag_prior,
         )
         if image_features is not None:
             self._set_features(_image_features(image_features))
@@ -361,7 +369,7 @@ class Im2Vec(Word2Vec):
                           normalize_features, tied_image_targets, image_negatives, image_alpha, image_context,
                           image_batch, image_heads, space_temperature, space_negatives, space_alpha,
                           space_word_alpha, space_pull, space_symmetric, space_candidates,
-                          space_common_directions, space_decoder) -> None:
+                          space_common_directions, space_decoder, space_tag_prior) -> None:
         """Check and set Im2Vec's own options (:meth:`__init__`'s keyword-only arguments, whose
         signature holds their defaults) and its empty image state: no features, no W, no images."""
         if missing_images not in ("raise", "skip"):
@@ -397,6 +405,7 @@ class Im2Vec(Word2Vec):
         _check_non_negative("space_pull", space_pull, allow_none=True)
         _check_non_negative("space_symmetric", space_symmetric)
         _check_non_negative("space_decoder", space_decoder)
+        _check_non_negative("space_tag_prior", space_tag_prior)
         if space_candidates not in ("run", "own"):
             raise ValueError(f"space_candidates must be 'run' or 'own', got {space_candidates!r}.")
         if space_candidates == "own" and space_symmetric:
@@ -416,6 +425,7 @@ class Im2Vec(Word2Vec):
                              f"principal directions leave the image vectors), got {space_common_directions!r}.")
         self.space_common_directions = None if space_common_directions is None else int(space_common_directions)
         self.space_decoder = float(space_decoder)
+        self.space_tag_prior = float(space_tag_prior)
         self.space_anchor = None
         self.space_directions = None
         self.W = None
@@ -941,6 +951,7 @@ class Im2Vec(Word2Vec):
                             name, arr.shape)
                 setattr(owner, name, np.array(arr, dtype=REAL, order="C"))
         self._space_lock = self._space_word_lock()
+        self._space_bias = self._space_tag_bias()
         if self.train_words == "new":
             lockf = np.ones(len(self.wv), dtype=REAL)
             lockf[: self.n_pretrained_words] = 0.0
@@ -1178,7 +1189,7 @@ class Im2Vec(Word2Vec):
             train_images=self.train_images, alpha_w=float(alpha * self.image_alpha * self.space_alpha),
             temperature=self.space_temperature, alpha_u=float(alpha * self.space_word_alpha),
             pull=float(self.space_pull or 0.0), x_normalize=bool(self.normalize_features),
-            decoder=float(self.space_decoder))
+            decoder=float(self.space_decoder), bias=self._space_bias)
 
     def _train_run(self, W, tokens, slots, bounds, rwin, rows, seeds, alpha, inits) -> None:
         """One run through ``train_job`` (the slides' heads, or the space head's word pairs), then
@@ -1227,6 +1238,21 @@ class Im2Vec(Word2Vec):
                 self.running_training_loss += loss
             self._image_occurrences += n_img
 
+    def _space_tag_bias(self) -> np.ndarray | None:
+        """``space_tag_prior`` = γ > 0: each word's logit offset in the space step's softmax,
+        ``−γ · log n_w`` with ``n_w`` the word's count in the image documents (1 for words on no
+        image), per vocabulary row; None when γ is 0."""
+        gamma = float(self.space_tag_prior)
+        if not gamma > 0:
+            return None
+        counts = np.ones(len(self.wv), dtype=np.float64)
+        k2i = self.wv.key_to_index
+        for w, c in self.image_tag_counts.items():
+            i = k2i.get(w)
+            if i is not None and c > 1:
+                counts[i] = c
+        return (-gamma * np.log(counts)).astype(REAL)
+
     def _space_word_lock(self) -> np.ndarray:
         """Which input vectors the space step moves (1) or leaves (0): never an image's row; the
         words ``train_words`` lets learn; words without a pretrained vector always (two-stage
@@ -1256,7 +1282,8 @@ class Im2Vec(Word2Vec):
             alpha_w=alpha * self.image_alpha * self.space_alpha, alpha_u=alpha * self.space_word_alpha,
             temperature=self.space_temperature, symmetric=self.space_symmetric, word_lock=self._space_lock,
             anchor=self.space_anchor, pull=self.space_pull or 0.0, train_images=self.train_images,
-            candidates=self.space_candidates, compute_loss=bool(self.compute_loss), decoder=self.space_decoder)
+            candidates=self.space_candidates, compute_loss=bool(self.compute_loss), decoder=self.space_decoder,
+            bias=self._space_bias)
 
     def _remove_common_directions(self) -> None:
         """Take the directions every tag shares out of the image vectors (`space_common_directions`).
@@ -1580,6 +1607,7 @@ class Im2Vec(Word2Vec):
         # attributes to None at load, after _load_specials has opened the store again)
         ignore = set(ignore).union({
             "_scan_tag_counts", "_neg_word_idx", "_neg_word_cum", "_neg_tag_idx", "_neg_tag_cum", "_space_lock",
+            "_space_bias",
         })
         return super()._save_specials(fname, separately, sep_limit, ignore, pickle_protocol, compress, subname)
 
@@ -1731,7 +1759,7 @@ class Im2Vec(Word2Vec):
                               ("feature_mean", None), ("image_batch", 0), ("image_heads", "output"),
                               ("image_context", "window"), ("n_trained_words", None), ("space_candidates", "run"),
                               ("space_common_directions", None), ("space_directions", None),
-                              ("space_decoder", 0.0)):
+                              ("space_decoder", 0.0), ("space_tag_prior", 0.0)):
             self.__dict__.setdefault(name, default)
         self._features_cache = None
         self._feature_store = None

@@ -8,7 +8,8 @@ themselves, by cosine:
 
     for each image of a run, with its document's words P (positives) and the run's candidate words
     C = (all positives of the run) ∪ (negatives drawn from the tag distribution):
-        s_c = cos(h, u_c) / τ                                    (u_c: input vector of word c)
+        s_c = cos(h, u_c) / τ − γ · log n_c                      (u_c: input vector of word c,
+                                                                  n_c: its tag count, γ: space_tag_prior)
         loss = − Σ_{p ∈ P} (1/|P|) log softmax_C(s)_p             (image → words)
              + symmetric · the same per word over the run's images (word → images, in-batch)
 
@@ -203,11 +204,13 @@ class WorkerW:
             self.W += loc.base
 
 
-def _grad_logits_run(Z, cand_h, prow, col, w, inv_t, symmetric, compute_loss):
-    """Softmax of each image over all of the run's candidates: the logits' gradient (R × |C|)
-    and the loss."""
+def _grad_logits_run(Z, cand_h, prow, col, w, inv_t, symmetric, compute_loss, cand_bias=None):
+    """Softmax of each image over all of the run's candidates (their logits shifted by
+    `cand_bias`): the logits' gradient (R × |C|) and the loss."""
     G = Z @ cand_h.T
     G *= inv_t
+    if cand_bias is not None:
+        G += cand_bias
     S = G.copy() if symmetric > 0 else None
     G -= G.max(axis=1, keepdims=True)
     np.exp(G, out=G)
@@ -231,7 +234,8 @@ def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.nd
                negatives: np.ndarray, *, alpha_w: float, alpha_u: float, temperature: float,
                symmetric: float = 0.0, word_lock: np.ndarray | None = None, anchor: np.ndarray | None = None,
                pull: float = 0.0, train_images: bool = True, candidates: str = "run",
-               compute_loss: bool = True, kernel: bool = True, decoder: float = 0.0) -> float:
+               compute_loss: bool = True, kernel: bool = True, decoder: float = 0.0,
+               bias: np.ndarray | None = None) -> float:
     """One step of the space objective on one run; updates ``W`` and ``syn0`` in place.
 
     Parameters
@@ -275,6 +279,9 @@ def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.nd
         features, ``λ · ‖x − Wᵀ·c‖²`` with ``c`` the mean of the unit vectors of its words (a
         semantic autoencoder, Kodirov et al., CVPR 2017). A step of ``W`` only (the words do not
         learn from it); its loss is not in the returned loss.
+    bias : (n_vocab,) array, optional
+        Added to each candidate word's logit (``−γ · log n_w`` for ``space_tag_prior=γ``: the
+        softmax's frequent tags must earn their rank by cosine alone).
 
     Returns
     -------
@@ -290,7 +297,7 @@ def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.nd
         return _space_step_kernel(W, syn0, Vn, pair_slot, pair_word, negatives, alpha_w=alpha_w, alpha_u=alpha_u,
                                   temperature=temperature, word_lock=word_lock, anchor=anchor, pull=pull,
                                   train_images=train_images, candidates=candidates, compute_loss=compute_loss,
-                                  decoder=decoder)
+                                  decoder=decoder, bias=bias)
     pair_slot = np.asarray(pair_slot, dtype=np.int64)
     pair_word = np.asarray(pair_word, dtype=np.int64)
     rows, start, counts = np.unique(pair_slot, return_index=True, return_counts=True)
@@ -307,14 +314,15 @@ def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.nd
         cand, inv = np.unique(np.concatenate([pair_word, negatives]), return_inverse=True)
         U = syn0[cand]
         Uh, un = _unit(U)
-        G, loss = _grad_logits_run(Z, Uh, prow, inv[: len(pair_word)], w, inv_t, symmetric, compute_loss)
+        G, loss = _grad_logits_run(Z, Uh, prow, inv[: len(pair_word)], w, inv_t, symmetric, compute_loss,
+                                   None if bias is None else np.asarray(bias, dtype=W.dtype)[cand])
         dZ = G @ Uh
         word_grad = None if alpha_u <= 0 else (lambda: (cand, U, Uh, un, lambda mov: G[:, mov].T @ Z))
     else:
         if symmetric > 0:
             raise ValueError("symmetric > 0 needs candidates='run'.")
         dZ, loss, word_grad = _own_candidates(Z, syn0, pair_word, negatives, prow, start, w, inv_t,
-                                              compute_loss, alpha_u > 0)
+                                              compute_loss, alpha_u > 0, bias)
     if train_images and alpha_w > 0:
         dH = (dZ - np.einsum("ij,ij->i", dZ, Z)[:, None] * Z) / hn[:, None]
         residual = _decoder_residual(W, X, syn0, pair_word, prow, w, len(rows)) if decoder > 0 else None
@@ -326,19 +334,23 @@ def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.nd
     return loss
 
 
-def _own_candidates(Z, syn0, pair_word, negatives, prow, start, w, inv_t, compute_loss, words_move):
-    """Each image against its own words and the shared negatives: dL/dZ, the loss and (when words
-    move) a function giving the words' gradients."""
+def _own_candidates(Z, syn0, pair_word, negatives, prow, start, w, inv_t, compute_loss, words_move, bias=None):
+    """Each image against its own words and the shared negatives (logits shifted by `bias`, per
+    vocabulary word): dL/dZ, the loss and (when words move) a function giving the words' gradients."""
     Un = syn0[negatives]
     Unh, unn = _unit(Un)
     Up = syn0[pair_word]
     Uph, unp = _unit(Up)
     Sn = Z @ Unh.T
     Sn *= inv_t
+    if bias is not None:
+        Sn += np.asarray(bias, dtype=Z.dtype)[negatives]
     j = np.minimum(np.searchsorted(negatives, pair_word), len(negatives) - 1)
     own = negatives[j] == pair_word
     Sn[prow[own], j[own]] = -np.inf  # an image's own word is a positive, not a negative
     Sp = np.einsum("ij,ij->i", Z[prow], Uph) * inv_t
+    if bias is not None:
+        Sp += np.asarray(bias, dtype=Z.dtype)[pair_word]
     m = np.maximum(Sn.max(axis=1), np.maximum.reduceat(Sp, start))
     Sn -= m[:, None]
     np.exp(Sn, out=Sn)
@@ -417,7 +429,7 @@ def candidate_columns(pair_slot: np.ndarray, pair_word: np.ndarray, negatives: n
 
 
 def _space_step_kernel(W, syn0, Vn, pair_slot, pair_word, negatives, *, alpha_w, alpha_u, temperature, word_lock,
-                       anchor, pull, train_images, candidates, compute_loss, decoder=0.0) -> float:
+                       anchor, pull, train_images, candidates, compute_loss, decoder=0.0, bias=None) -> float:
     from gensim_im2vec import im2vec_inner
 
     rows, pair_row, pair_col, pair_w, cand, n_shared = candidate_columns(pair_slot, pair_word, negatives, candidates)
@@ -442,7 +454,7 @@ def _space_step_kernel(W, syn0, Vn, pair_slot, pair_word, negatives, *, alpha_w,
     loss, dH = im2vec_inner.space_job(
         X, W, syn0, cand, n_shared, pair_row, pair_col, pair_w, lock, np.ascontiguousarray(anc, dtype=REAL),
         temperature=temperature, alpha_u=alpha_u, pull=pull, words_move=words_move, compute_loss=compute_loss,
-        n_move=n_move)
+        n_move=n_move, bias=None if bias is None else np.ascontiguousarray(bias, dtype=REAL))
     if train_images and alpha_w > 0:
         add_outer(W, dH, X, -alpha_w)
         if residual is not None:
