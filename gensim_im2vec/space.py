@@ -293,6 +293,8 @@ def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.nd
         return 0.0
     if candidates not in ("run", "own"):
         raise ValueError(f"candidates must be 'run' or 'own', got {candidates!r}.")
+    if bias is not None and np.shape(bias) != (len(syn0),):
+        raise ValueError(f"bias must hold one value per word of syn0 ({len(syn0)}), got shape {np.shape(bias)}.")
     if kernel and not symmetric and all(a.dtype == REAL for a in (W, syn0, Vn)):
         return _space_step_kernel(W, syn0, Vn, pair_slot, pair_word, negatives, alpha_w=alpha_w, alpha_u=alpha_u,
                                   temperature=temperature, word_lock=word_lock, anchor=anchor, pull=pull,

@@ -73,6 +73,14 @@ def test_kernel_step_with_a_bias_matches_the_numpy_formulas(candidates):
     assert np.abs(out[True][1] - W0).max() > 1e-4  # the kernel used the bias
 
 
+@pytest.mark.parametrize("kernel", [True, False], ids=["kernel", "numpy"])
+def test_space_step_refuses_a_bias_that_is_not_one_per_word(kernel):
+    W, syn0, Vn, ps, pw, neg = (a.astype(np.float32) if a.dtype == np.float64 else a for a in tiny_run(seed=8))
+    with pytest.raises(ValueError, match=r"bias must hold one value per word of syn0 \(12\), got shape \(5,\)"):
+        space_step(W, syn0, Vn, ps, pw, neg, alpha_w=0.05, alpha_u=0.0, temperature=0.5, kernel=kernel,
+                   bias=np.zeros(5, np.float32))
+
+
 def test_the_kernel_refuses_a_bias_that_is_not_one_per_word():
     from gensim_im2vec import im2vec_inner
 
