@@ -57,7 +57,7 @@ class PriorDiagnostic:
 
     def __init__(self, model, train_tags, beta):
         self.cosine, self.beta, self.tau = Im2VecScorer(model), float(beta), model.space_temperature
-        self.counts = Counter(t for tags in train_tags for t in set(tags))
+        self.counts = TagPriorScorer.fit(train_tags).counts  # training images per tag
 
     def __call__(self, X, candidates):
         log_count = np.log1p(np.array([self.counts.get(c, 0) for c in candidates], dtype=np.float64))

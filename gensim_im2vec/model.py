@@ -802,12 +802,7 @@ class Im2Vec(Word2Vec):
         word_idx = np.flatnonzero(is_word).astype(np.int32)
         self._neg_word_idx = word_idx
         self._neg_word_cum = _cum_table(counts[word_idx] ** power if len(word_idx) else np.zeros(0))
-        tag_counts = np.zeros(n, dtype=np.float64)
-        k2i = self.wv.key_to_index
-        for w, c in self.image_tag_counts.items():
-            i = k2i.get(w)
-            if i is not None and is_word[i]:
-                tag_counts[i] = c
+        tag_counts = self._vocab_tag_counts()
         tag_idx = np.flatnonzero(tag_counts > 0).astype(np.int32)
         self._neg_tag_idx = tag_idx
         self._neg_tag_cum = _cum_table(tag_counts[tag_idx] ** power if len(tag_idx) else np.zeros(0))
@@ -1238,6 +1233,18 @@ class Im2Vec(Word2Vec):
                 self.running_training_loss += loss
             self._image_occurrences += n_img
 
+    def _vocab_tag_counts(self) -> np.ndarray:
+        """Each vocabulary row's count in the image documents (``image_tag_counts``), float64;
+        0 for words on no image and for the images' own rows."""
+        counts = np.zeros(len(self.wv), dtype=np.float64)
+        k2i = self.wv.key_to_index
+        is_image = self._vocab_image_rows >= 0
+        for w, c in self.image_tag_counts.items():
+            i = k2i.get(w)
+            if i is not None and not is_image[i]:
+                counts[i] = c
+        return counts
+
     def _space_tag_bias(self) -> np.ndarray | None:
         """``space_tag_prior`` = γ > 0: each word's logit offset in the space step's softmax,
         ``−γ · log n_w`` with ``n_w`` the word's count in the image documents (1 for words on no
@@ -1245,13 +1252,7 @@ class Im2Vec(Word2Vec):
         gamma = float(self.space_tag_prior)
         if not gamma > 0:
             return None
-        counts = np.ones(len(self.wv), dtype=np.float64)
-        k2i = self.wv.key_to_index
-        for w, c in self.image_tag_counts.items():
-            i = k2i.get(w)
-            if i is not None and c > 1:
-                counts[i] = c
-        return (-gamma * np.log(counts)).astype(REAL)
+        return (-gamma * np.log(np.maximum(self._vocab_tag_counts(), 1.0))).astype(REAL)
 
     def _space_word_lock(self) -> np.ndarray:
         """Which input vectors the space step moves (1) or leaves (0): never an image's row; the

@@ -295,6 +295,7 @@ def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.nd
         raise ValueError(f"candidates must be 'run' or 'own', got {candidates!r}.")
     if bias is not None and np.shape(bias) != (len(syn0),):
         raise ValueError(f"bias must hold one value per word of syn0 ({len(syn0)}), got shape {np.shape(bias)}.")
+    bias = None if bias is None else np.asarray(bias, dtype=W.dtype)
     if kernel and not symmetric and all(a.dtype == REAL for a in (W, syn0, Vn)):
         return _space_step_kernel(W, syn0, Vn, pair_slot, pair_word, negatives, alpha_w=alpha_w, alpha_u=alpha_u,
                                   temperature=temperature, word_lock=word_lock, anchor=anchor, pull=pull,
@@ -317,7 +318,7 @@ def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.nd
         U = syn0[cand]
         Uh, un = _unit(U)
         G, loss = _grad_logits_run(Z, Uh, prow, inv[: len(pair_word)], w, inv_t, symmetric, compute_loss,
-                                   None if bias is None else np.asarray(bias, dtype=W.dtype)[cand])
+                                   None if bias is None else bias[cand])
         dZ = G @ Uh
         word_grad = None if alpha_u <= 0 else (lambda: (cand, U, Uh, un, lambda mov: G[:, mov].T @ Z))
     else:
@@ -346,13 +347,13 @@ def _own_candidates(Z, syn0, pair_word, negatives, prow, start, w, inv_t, comput
     Sn = Z @ Unh.T
     Sn *= inv_t
     if bias is not None:
-        Sn += np.asarray(bias, dtype=Z.dtype)[negatives]
+        Sn += bias[negatives]
     j = np.minimum(np.searchsorted(negatives, pair_word), len(negatives) - 1)
     own = negatives[j] == pair_word
     Sn[prow[own], j[own]] = -np.inf  # an image's own word is a positive, not a negative
     Sp = np.einsum("ij,ij->i", Z[prow], Uph) * inv_t
     if bias is not None:
-        Sp += np.asarray(bias, dtype=Z.dtype)[pair_word]
+        Sp += bias[pair_word]
     m = np.maximum(Sn.max(axis=1), np.maximum.reduceat(Sp, start))
     Sn -= m[:, None]
     np.exp(Sn, out=Sn)
@@ -456,7 +457,7 @@ def _space_step_kernel(W, syn0, Vn, pair_slot, pair_word, negatives, *, alpha_w,
     loss, dH = im2vec_inner.space_job(
         X, W, syn0, cand, n_shared, pair_row, pair_col, pair_w, lock, np.ascontiguousarray(anc, dtype=REAL),
         temperature=temperature, alpha_u=alpha_u, pull=pull, words_move=words_move, compute_loss=compute_loss,
-        n_move=n_move, bias=None if bias is None else np.ascontiguousarray(bias, dtype=REAL))
+        n_move=n_move, bias=None if bias is None else np.ascontiguousarray(bias))
     if train_images and alpha_w > 0:
         add_outer(W, dH, X, -alpha_w)
         if residual is not None:

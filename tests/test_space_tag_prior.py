@@ -3,7 +3,7 @@
 
 import numpy as np
 import pytest
-from space_problem import tiny_run
+from space_problem import tiny_run, train_synthetic
 
 from gensim_im2vec.space import space_step
 
@@ -154,21 +154,9 @@ def test_the_model_validates_keeps_and_loads_the_prior(tmp_path):
 def test_the_prior_in_one_kernel_call_trains_the_per_run_model(monkeypatch, two_stage):
     """The kernel's job loop adds the same per-word bias as the per-run path's NumPy formulas: over
     a whole training the same W and words up to float32 rounding, and other ones than without it."""
-    from gensim.models import Word2Vec
-
-    from gensim_im2vec import Im2Vec
-    from gensim_im2vec.synthetic import make_corpus
-
-    data = make_corpus(n_classes=4, n_images=120, n_features=24, n_text_sentences=100, seed=0)
 
     def train(kernel_job, gamma):
-        monkeypatch.setattr(Im2Vec, "_space_in_kernel", lambda self: kernel_job)
-        kw = dict(image_features=data.features, window=3, min_count=1, sg=1, negative=3, workers=1, epochs=3,
-                  seed=3, image_batch=16, space_negatives=20, batch_words=300, space_tag_prior=gamma)
-        if two_stage:
-            w2v = Word2Vec(data.docs, vector_size=16, min_count=1, sg=1, workers=1, epochs=2, seed=3)
-            return Im2Vec.from_word2vec(w2v, sentences=data.docs, **kw)
-        return Im2Vec(data.docs, vector_size=16, **kw)
+        return train_synthetic(monkeypatch, kernel_job, two_stage, space_tag_prior=gamma)
 
     a, b, plain = train(True, 1.0), train(False, 1.0), train(True, 0.0)
     np.testing.assert_allclose(a.W, b.W, rtol=1e-4, atol=1e-6)
