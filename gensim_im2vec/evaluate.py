@@ -148,6 +148,7 @@ __all__ = [
     "analogy_quads",
     "average_precision",
     "bag_of_words_analogies",
+    "bag_of_words_vectors",
     "compare_word_similarity",
     "in_vocabulary_order",
     "evaluate_image_tagging",
@@ -166,6 +167,7 @@ __all__ = [
     "retrieval_map",
     "run_evaluation",
     "tagging_task",
+    "vector_analogies",
     "word_similarity",
     "words_only",
 ]
@@ -435,6 +437,44 @@ def image_analogies(model, quads: Sequence[tuple[str, str, str, str]]) -> dict:
     return {"n": n, "hit@1": hits / n if n else float("nan"), "nearest_image_hit@1": near / n if n else float("nan")}
 
 
+def vector_analogies(wv, keys: Sequence[str], vectors, quads: Sequence[tuple[str, str, str, str]]) -> dict:
+    """The questions of :func:`image_analogies` with the images of `keys` at `vectors` (one row
+    each) instead of their rows of ``wv``; the words stay ``wv``'s. ``image(x) − a + b`` is
+    answered by cosine among these images (x excluded), as gensim's ``most_similar`` answers it.
+
+    What another representation of the same images would answer: :func:`bag_of_words_analogies`
+    (each image as its tags), or a map of the features fitted by any other rule
+    (``benchmarks/analogy_ceilings.py``). Returns ``{"n", "hit@1"}``; questions whose images are
+    not in `keys` or whose words are not in `wv` are skipped.
+
+    >>> from gensim.models import KeyedVectors
+    >>> wv = KeyedVectors(2); wv.add_vectors(["man", "woman"], [[1, 0], [0, 1]])
+    >>> vector_analogies(wv, ["img:1", "img:2", "img:3"], [[1, 1], [0.2, 1], [1, 0.2]],
+    ...                  [("img:1", "man", "woman", "img:2")])
+    {'n': 1, 'hit@1': 1.0}
+    """
+    keys = list(keys)
+    V = np.asarray(vectors, dtype=np.float32)
+    if V.ndim != 2 or len(V) != len(keys):
+        raise ValueError(f"vector_analogies: {len(keys)} keys for vectors of shape {V.shape}; give one row per key.")
+    if V.shape[1] != wv.vector_size:
+        raise ValueError(f"vector_analogies: vectors have {V.shape[1]} dimensions, the words of wv "
+                         f"{wv.vector_size}; the images must live in the words' space.")
+    if not keys:
+        return {"n": 0, "hit@1": float("nan")}
+    B = l2_normalize(V)
+    row = {k: i for i, k in enumerate(keys)}
+    hits = n = 0
+    for x, a, b, y in quads:
+        if x not in row or y not in row or a not in wv.key_to_index or b not in wv.key_to_index:
+            continue
+        sims = B @ (B[row[x]] - wv.get_vector(a, norm=True) + wv.get_vector(b, norm=True))
+        sims[row[x]] = -np.inf
+        hits += keys[int(np.argmax(sims))] == y
+        n += 1
+    return {"n": n, "hit@1": hits / n if n else float("nan")}
+
+
 def bag_of_words_analogies(model, quads: Sequence[tuple[str, str, str, str]],
                            documents: Iterable[Sequence[str]]) -> dict:
     """The same questions as :func:`image_analogies`, with every image of `documents` replaced by
@@ -452,26 +492,20 @@ def bag_of_words_analogies(model, quads: Sequence[tuple[str, str, str, str]],
     >>> bag_of_words_analogies(M(), [("img:1", "man", "woman", "img:2")], docs)
     {'n': 1, 'hit@1': 1.0}
     """
-    wv = model.wv
+    keys, bags = bag_of_words_vectors(model.wv, documents)
+    return vector_analogies(model.wv, keys, bags.reshape(len(keys), model.wv.vector_size), quads)
+
+
+def bag_of_words_vectors(wv, documents: Iterable[Sequence[str]]) -> tuple[list[str], np.ndarray]:
+    """``(keys, rows)``: each document's image (its first token) as the unit sum of its words'
+    unit vectors in `wv`; documents with no word in `wv` are left out."""
     keys, bags = [], []
     for doc in documents:
         rows = [wv.get_vector(w, norm=True) for w in doc[1:] if w in wv.key_to_index]
         if rows:
             keys.append(doc[0])
             bags.append(np.sum(rows, axis=0))
-    if not keys:
-        return {"n": 0, "hit@1": float("nan")}
-    B = l2_normalize(np.asarray(bags, dtype=np.float32))
-    row = {k: i for i, k in enumerate(keys)}
-    hits = n = 0
-    for x, a, b, y in quads:
-        if x not in row or y not in row or a not in wv.key_to_index or b not in wv.key_to_index:
-            continue
-        sims = B @ (B[row[x]] - wv.get_vector(a, norm=True) + wv.get_vector(b, norm=True))
-        sims[row[x]] = -np.inf
-        hits += keys[int(np.argmax(sims))] == y
-        n += 1
-    return {"n": n, "hit@1": hits / n if n else float("nan")}
+    return keys, l2_normalize(np.asarray(bags, dtype=np.float32).reshape(len(bags), wv.vector_size))
 
 
 def one_space_check(model, keys: Sequence[str], tags: Sequence[Iterable[str]], n_random: int = 20,

@@ -282,6 +282,39 @@ def test_image_analogies_answer_by_gensims_most_similar_among_images():
     assert empty["n"] == 0 and math.isnan(empty["hit@1"])
 
 
+def test_vector_analogies_answer_as_image_analogies_and_with_other_vectors():
+    """The images at their own rows answer as gensim's most_similar does; other vectors for the
+    same images give other answers; bad shapes are refused by name."""
+    stub = _analogy_stub()
+    quads = [("img:x", "man", "woman", "img:y"), ("img:z", "man", "woman", "img:u"),
+             ("img:x", "biking", "swimming", "img:z"), ("img:x", "man", "nosuchword", "img:y")]
+    keys = ["img:x", "img:y", "img:z", "img:u"]
+    rows = stub.wv[keys]
+    assert ev.vector_analogies(stub.wv, keys, rows, quads) == {
+        "n": 3, "hit@1": ev.image_analogies(stub, quads)["hit@1"]}
+    # y and u swap places: x − man + woman now lands on u, and the question is missed
+    swapped = rows[[0, 3, 2, 1]]
+    assert ev.vector_analogies(stub.wv, keys, rows, quads[:1])["hit@1"] == 1.0
+    assert ev.vector_analogies(stub.wv, keys, swapped, quads[:1])["hit@1"] == 0.0
+    # an image missing from keys skips the question
+    assert ev.vector_analogies(stub.wv, keys[:3], rows[:3], quads[1:2])["n"] == 0
+    with pytest.raises(ValueError, match="4 keys for vectors of shape"):
+        ev.vector_analogies(stub.wv, keys, rows[:3], quads)
+    with pytest.raises(ValueError, match="vectors have 3 dimensions, the words of wv 4"):
+        ev.vector_analogies(stub.wv, keys, rows[:, :3], quads)
+    assert math.isnan(ev.vector_analogies(stub.wv, [], np.zeros((0, 4)), quads)["hit@1"])
+
+
+def test_bag_of_words_vectors_are_unit_sums_of_the_words():
+    from gensim.models import KeyedVectors
+
+    wv = KeyedVectors(2)
+    wv.add_vectors(["a", "b"], np.array([[2, 0], [0, 3]], dtype=np.float32))
+    keys, rows = ev.bag_of_words_vectors(wv, [["img:1", "a", "b"], ["img:2", "zz"], ["img:3", "b", "zz"]])
+    assert keys == ["img:1", "img:3"]  # img:2 has no word of wv
+    np.testing.assert_allclose(rows, [[2 ** -0.5, 2 ** -0.5], [0, 1]], rtol=1e-6)
+
+
 def test_one_space_check_on_known_vectors():
     a, b, c = np.eye(3)
     vectors = {"a": a, "b": b, "c": c, "img:1": a + 0.5 * b, "img:2": 2 * a + b, "img:3": c}
