@@ -857,9 +857,10 @@ class EvaluationReport:
                              f"{_na(i2i['model'], pct=True)} (raw CNN cosine: {_na(i2i['raw_features'], pct=True)})")
             an = sp.get("analogies")
             if an and an.get("n"):
-                bag = an.get("bag_of_words_hit@1")
+                bag, bag_n = an.get("bag_of_words_hit@1"), an.get("bag_of_words_n", an["n"])
+                asked = "these questions" if bag_n == an["n"] else f"{bag_n} of these questions"
                 ceiling = "" if bag is None or math.isnan(bag) else (
-                    f"; each image as the sum of its own tags' vectors: {100 * bag:.1f}%, the ceiling on these questions")
+                    f"; each image as the sum of its own tags' vectors: {100 * bag:.1f}%, the ceiling on {asked}")
                 parts.append(f"  analogies image(x) − a + b → y on {an['n']} questions: hit@1 {100 * an['hit@1']:.1f}% "
                              f"(x's own nearest image is y: {100 * an['nearest_image_hit@1']:.1f}%{ceiling})")
         if self.word_similarity:
@@ -890,7 +891,7 @@ class EvaluationReport:
 
 
 def _space_checks(report, model, im2vec_row, X_test, test_tags, cands, X_train, train_tags, train_keys,
-                  n_in_sample: int, analogies) -> None:
+                  n_in_sample: int, analogies, train_docs=None) -> None:
     """The space's own checks (:attr:`EvaluationReport.space`): training images' own tags by their
     rows of ``model.wv``, one space or two clouds, image → image, cross-modal analogies."""
     if X_train is not None and train_keys is not None:
@@ -912,9 +913,26 @@ def _space_checks(report, model, im2vec_row, X_test, test_tags, cands, X_train, 
                 "raw_features": neighbour_tag_agreement(X_test, test_tags, X_train[inside], tags)}
     if analogies:
         report.space["analogies"] = image_analogies(model, analogies)
-        if train_keys is not None and train_tags is not None:  # the ceiling: each image as the sum of its tags
-            bag = bag_of_words_analogies(model, analogies, [[k, *t] for k, t in zip(train_keys, train_tags)])
+        # the ceiling: each image as the sum of its words, from the documents the model trained on
+        # (every image set's, so it is asked the model's questions), else from the tagging task's tags
+        bags = _image_bags(model, train_docs) if train_docs is not None else (
+            [[k, *t] for k, t in zip(train_keys, train_tags)] if train_keys is not None and train_tags is not None
+            else None)
+        if bags:
+            bag = bag_of_words_analogies(model, analogies, bags)
             report.space["analogies"]["bag_of_words_hit@1"] = bag["hit@1"]
+            report.space["analogies"]["bag_of_words_n"] = bag["n"]
+
+
+def _image_bags(model, docs: Iterable[Sequence[str]]) -> list[list[str]]:
+    """``[image, its words…]`` once per image of the model, the words of all its documents (a
+    document repeated, as the joint demo repeats them, counts once)."""
+    mask, k2i = image_mask(model), model.wv.key_to_index
+    words: dict[str, dict[str, None]] = {}
+    for doc in docs:
+        if len(doc) and doc[0] in k2i and mask[k2i[doc[0]]]:
+            words.setdefault(doc[0], {}).update(dict.fromkeys(doc[1:]))
+    return [[k, *w] for k, w in words.items()]
 
 
 def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], candidates: Sequence[str], *,
@@ -1002,7 +1020,7 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
     if cache is not None:
         report.info["cached_baselines"] = cache.save()
     _space_checks(report, model, im2vec_row, scoring.X, scoring.tags, scoring.candidates, X_train, train_tags,
-                  train_keys, n_in_sample, analogies)
+                  train_keys, n_in_sample, analogies, train_docs)
     if word_similarity:
         report.word_similarity = _word_similarity_rows(model, text_model, analogy_vocab)
     report.info["seconds"] = default_timer() - t_start

@@ -430,6 +430,31 @@ def test_run_evaluation_fills_the_space_checks(setup, report):
     assert "bag_of_words_hit@1" not in rep.space["analogies"]  # its ceiling needs the training tags
 
 
+def test_analogies_ceiling_is_asked_the_models_questions(setup):
+    """The bag-of-tags ceiling comes from the documents the model trained on, so it is asked the
+    same questions as the model, also when the tagging task's training split covers only some of
+    the question images and when the documents are repeated (the joint demo's copies)."""
+    s = setup
+    keys = s["train_keys"]
+    quads = [(keys[i], s["train_docs"][i][1], s["train_docs"][i + 1][1], keys[i + 1]) for i in range(0, 40, 2)]
+    half = len(keys) // 2  # the tagging task's split holds only some of the images: they ask fewer
+    rep = ev.run_evaluation(s["model"], s["data"].test_features[:20], s["test_tags"][:20], s["cands"],
+                            train_features=s["train_features"][20:half], train_tags=s["train_tags"][20:half],
+                            train_keys=keys[20:half], baselines=(), word_similarity=False, analogies=quads)
+    assert rep.space["analogies"]["n"] == 20 and rep.space["analogies"]["bag_of_words_n"] == 10  # of images 20…39
+    docs = s["train_docs"] * 3 + s["text"]
+    rep = ev.run_evaluation(s["model"], s["data"].test_features[:20], s["test_tags"][:20], s["cands"],
+                            train_features=s["train_features"][20:half], train_tags=s["train_tags"][20:half],
+                            train_keys=keys[20:half], train_docs=docs, baselines=(), word_similarity=False,
+                            analogies=quads)
+    an = rep.space["analogies"]
+    assert an["bag_of_words_n"] == an["n"] == 20
+    assert an["bag_of_words_hit@1"] == ev.bag_of_words_analogies(s["model"], quads, s["train_docs"])["hit@1"]
+    assert "the ceiling on these questions" in rep.format_table()
+    an["bag_of_words_n"] = 7
+    assert "the ceiling on 7 of these questions" in rep.format_table()
+
+
 # ---------------------------------------------------------------------------- word similarity
 @pytest.fixture(scope="module")
 def text_w2v():
