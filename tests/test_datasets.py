@@ -205,6 +205,35 @@ def test_make_split_is_grouped_deterministic_and_stable(tmp_path):
         load_split(tmp_path)
 
 
+def test_make_split_holds_a_tag_and_its_plural_out_together(tmp_path):
+    """A zero-shot tag's plural (or singular) never trains: "flag" held out with "flags" seen was
+    a zero-shot tag the model had met under another spelling. Tags without another form are
+    decided by their own hash, as before the rule (their decisions do not move)."""
+    from gensim_im2vec.datasets import _unit_hash, inflection_root
+
+    root = tmp_path / "set"
+    _fake_set(root)
+    plain = make_split(root, zero_shot_share=0.5, write=False)
+    # add plurals of every tag on a few other images
+    for c in range(40):
+        key = f"p{c:03d}/plural{c}"
+        (root / key).parent.mkdir(parents=True, exist_ok=True)
+        (root / (key + ".png")).write_bytes(b"png")
+        (root / (key + ".json")).write_text(json.dumps({"title": "x", "tags": [f"tag{c}s", f"tag{c}s", "extra"],
+                                                        "creator": f"P {c}"}))
+    s = make_split(root, zero_shot_share=0.5, write=False)
+    zero = set(s.zero_shot_tags)
+    singles = {f"tag{c}" for c in range(40)}
+    assert {t for t in zero if t in singles} == {t for t in plain.zero_shot_tags if t in singles}
+    for c in range(40):  # each pair is in or out together, decided by the singular's hash
+        held = _unit_hash("im2vec-split", f"tag:tag{c}") < 0.5
+        assert (f"tag{c}" in zero) == (f"tag{c}s" in zero) == held, c
+    assert 0 < sum(f"tag{c}s" in zero for c in range(40)) < 40
+    assert ("extra" in zero) == (_unit_hash("im2vec-split", "tag:extra") < 0.5)  # no other form: its own hash
+    assert s.config["version"] == 2
+    assert inflection_root("tag3s", {"tag3", "tag3s"}) == "tag3" and inflection_root("tag3s", {"tag3s"}) == "tag3s"
+
+
 def test_split_groups_links_creator_series_and_identical_bytes():
     items = [
         ("a/flower_01", {"creator": "Ann"}),
