@@ -3,7 +3,7 @@
     python benchmarks/zero_shot_study.py [--demo-dir demo_output] [--seeds a b c] [--share 0.3] \
         [--mode two-stage|joint] [--set space_negatives=256 ...] [--demo-set image_epochs=50 ...] [--prior 0.5]
 
-The demo's split holds out 44 zero-shot tags that appear on test images, and one of them ("flag")
+The demo's split holds out 47 zero-shot tags that appear on test images, and one of them ("flag")
 is on half of those images, so methods within ±0.03 of each other cannot be told apart there. This
 script re-splits the demo's OpenClipArt data (same builder, other split seeds, a larger
 ``zero_shot_share``) and, for each split, builds the training documents and the evaluation data

@@ -493,7 +493,7 @@ def bag_of_words_analogies(model, quads: Sequence[tuple[str, str, str, str]],
     {'n': 1, 'hit@1': 1.0}
     """
     keys, bags = bag_of_words_vectors(model.wv, documents)
-    return vector_analogies(model.wv, keys, bags.reshape(len(keys), model.wv.vector_size), quads)
+    return vector_analogies(model.wv, keys, bags, quads)
 
 
 def bag_of_words_vectors(wv, documents: Iterable[Sequence[str]]) -> tuple[list[str], np.ndarray]:
@@ -970,6 +970,8 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
     train_docs : iterable of list of str, optional
         The training documents (image tokens + tags); the id-token Word2Vec is trained on them
         with the model's hyperparameters. Without them its row just says it is not applicable.
+        They also give the analogies' ceiling each image's words (every image of the model,
+        each once); without them it is computed from `train_keys` / `train_tags`.
     text_model : Word2Vec or KeyedVectors, optional
         The text-only word space the model started from; adds the word similarity comparison.
     baselines : sequence of str
