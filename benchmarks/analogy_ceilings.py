@@ -65,11 +65,10 @@ def ceilings(cfg: DemoConfig, model, feats, ridges) -> dict:
     reps = {"model": wv.vectors[[wv.key_to_index[k] for k in keys]], "bag": bags}
     G = Xc.T @ Xc
     B = bags.astype(np.float64)
-    fit = {"model": float(np.mean(np.sum(l2_normalize(reps["model"], out_dtype=np.float64) * B, axis=1)))}
     for lam in ridges:
-        V = Xc @ np.linalg.solve(G + lam * np.eye(len(G)), Xc.T @ B)
-        reps[f"linear {lam:g}"] = V
-        fit[f"linear {lam:g}"] = float(np.mean(np.sum(l2_normalize(V, out_dtype=np.float64) * B, axis=1)))
+        reps[f"linear {lam:g}"] = Xc @ np.linalg.solve(G + lam * np.eye(len(G)), Xc.T @ B)
+    fit = {name: float(np.mean(np.sum(l2_normalize(V, out_dtype=np.float64) * B, axis=1)))  # rows' cosine to their bags
+           for name, V in reps.items() if name != "bag"}
     near = feature_near(quads, keys, Xc)
     parts = {"all": quads, "y near x": sorted(near), "y far from x": [q for q in quads if q not in near]}
     out = {"n": {p: len(qs) for p, qs in parts.items()}, "fit_cosine": fit}

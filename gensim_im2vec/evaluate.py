@@ -497,14 +497,16 @@ def bag_of_words_analogies(model, quads: Sequence[tuple[str, str, str, str]],
 
 
 def bag_of_words_vectors(wv, documents: Iterable[Sequence[str]]) -> tuple[list[str], np.ndarray]:
-    """``(keys, rows)``: each document's image (its first token) as the unit sum of its words'
-    unit vectors in `wv`; documents with no word in `wv` are left out."""
-    keys, bags = [], []
+    """``(keys, rows)``: each image (a document's first token) once, as the unit sum of the unit
+    vectors in `wv` of its words, those of all its documents, each word once (a corpus that
+    repeats its image documents, as the joint demo does, gives the same rows). Images with no
+    word in `wv` are left out."""
+    words: dict[str, dict[str, None]] = {}
     for doc in documents:
-        rows = [wv.get_vector(w, norm=True) for w in doc[1:] if w in wv.key_to_index]
-        if rows:
-            keys.append(doc[0])
-            bags.append(np.sum(rows, axis=0))
+        if len(doc):
+            words.setdefault(doc[0], {}).update(dict.fromkeys(w for w in doc[1:] if w in wv.key_to_index))
+    keys = [k for k, ws in words.items() if ws]
+    bags = [np.sum([wv.get_vector(w, norm=True) for w in words[k]], axis=0) for k in keys]
     return keys, l2_normalize(np.asarray(bags, dtype=np.float32).reshape(len(bags), wv.vector_size))
 
 
@@ -915,24 +917,17 @@ def _space_checks(report, model, im2vec_row, X_test, test_tags, cands, X_train, 
         report.space["analogies"] = image_analogies(model, analogies)
         # the ceiling: each image as the sum of its words, from the documents the model trained on
         # (every image set's, so it is asked the model's questions), else from the tagging task's tags
-        bags = _image_bags(model, train_docs) if train_docs is not None else (
-            [[k, *t] for k, t in zip(train_keys, train_tags)] if train_keys is not None and train_tags is not None
-            else None)
+        if train_docs is not None:
+            mask, k2i = image_mask(model), model.wv.key_to_index  # text documents are not images
+            bags = [doc for doc in train_docs if len(doc) and doc[0] in k2i and mask[k2i[doc[0]]]]
+        elif train_keys is not None and train_tags is not None:
+            bags = [[k, *t] for k, t in zip(train_keys, train_tags)]
+        else:
+            bags = None
         if bags:
             bag = bag_of_words_analogies(model, analogies, bags)
             report.space["analogies"]["bag_of_words_hit@1"] = bag["hit@1"]
             report.space["analogies"]["bag_of_words_n"] = bag["n"]
-
-
-def _image_bags(model, docs: Iterable[Sequence[str]]) -> list[list[str]]:
-    """``[image, its words…]`` once per image of the model, the words of all its documents (a
-    document repeated, as the joint demo repeats them, counts once)."""
-    mask, k2i = image_mask(model), model.wv.key_to_index
-    words: dict[str, dict[str, None]] = {}
-    for doc in docs:
-        if len(doc) and doc[0] in k2i and mask[k2i[doc[0]]]:
-            words.setdefault(doc[0], {}).update(dict.fromkeys(doc[1:]))
-    return [[k, *w] for k, w in words.items()]
 
 
 def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], candidates: Sequence[str], *,

@@ -313,6 +313,11 @@ def test_bag_of_words_vectors_are_unit_sums_of_the_words():
     keys, rows = ev.bag_of_words_vectors(wv, [["img:1", "a", "b"], ["img:2", "zz"], ["img:3", "b", "zz"]])
     assert keys == ["img:1", "img:3"]  # img:2 has no word of wv
     np.testing.assert_allclose(rows, [[2 ** -0.5, 2 ** -0.5], [0, 1]], rtol=1e-6)
+    # an image's documents are one bag, each word once: repeating them (the joint demo's copies)
+    # changes nothing, and the image is one row, so it cannot be its own analogy's answer
+    again, twice = ev.bag_of_words_vectors(wv, [["img:1", "a", "a"], ["img:3", "b", "zz"], ["img:1", "b"]] * 3)
+    assert again == keys
+    np.testing.assert_array_equal(twice, rows)
 
 
 def test_one_space_check_on_known_vectors():
