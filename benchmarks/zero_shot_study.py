@@ -64,12 +64,13 @@ class PriorDiagnostic:
         return (self.cosine(X, candidates).astype(np.float64) / self.tau + self.beta * log_count).astype(np.float32)
 
 
-def one_split(cfg, feats, words_path, seed, share, prior=None):
+def one_split(cfg, feats, words_path, seed, share, prior=None, train=train_model):
+    """One split's scores (`train`: how the model is trained, :func:`train_model`'s signature)."""
     splits = load_splits(cfg)
     splits[cfg.eval_set] = make_split(Path(cfg.out_dir) / "data" / cfg.eval_set, zero_shot_share=share, seed=seed,
                                       write=False)
     data = evaluation_data(cfg, feats, split=splits[cfg.eval_set])
-    model = train_model(cfg, feats, Word2Vec.load(str(words_path)), splits=splits)
+    model = train(cfg, feats, Word2Vec.load(str(words_path)), splits=splits)
     rows = lambda keys: feats.gather_normalized([feats.row(k) for k in keys])  # noqa: E731
     X_test, X_train = rows(data.test_keys), rows(data.train_keys)
     out = {}

@@ -40,3 +40,64 @@ def test_analogy_ceilings_splits_questions_by_the_features_nearness(monkeypatch)
              ("img:a", "p", "q", "img:zz")]
     assert module.feature_near(quads, keys, X, k=1) == {quads[0]}
     assert module.feature_near(quads, keys, X, k=2) == {quads[0], quads[1], quads[2]}
+
+
+def _load(name, monkeypatch):
+    monkeypatch.setattr(sys, "path", [str(FOLDER), *sys.path])
+    spec = importlib.util.spec_from_file_location(f"_benchmark_{name}", FOLDER / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_feature_whitening_matrix(monkeypatch):
+    """feature_whitening.py's P: at p = 0.5 and small ε the rows' covariance becomes a multiple of the
+    identity; p = 0 leaves them as they are; the mean squared norm is kept either way."""
+    import numpy as np
+
+    module = _load("feature_whitening", monkeypatch)
+    rng = np.random.default_rng(0)
+    C = rng.normal(size=(4000, 6)) * np.array([10.0, 3.0, 1.0, 1.0, 0.3, 0.1])
+    C -= C.mean(axis=0)
+    for power, eps in ((0.5, 1e-6), (0.0, 1.0), (-0.25, 0.01)):
+        P = module.whitening(C, eps, power)
+        assert np.allclose(P, P.T)
+        Y = C @ P
+        assert np.isclose(np.mean(np.sum(Y * Y, axis=1)), np.mean(np.sum(C * C, axis=1)))
+        spread = np.linalg.eigvalsh(Y.T @ Y / len(Y))
+        if power == 0.5:
+            assert spread.max() / spread.min() < 1.01
+        elif power == 0:
+            assert np.allclose(P, np.eye(6))
+        else:  # amplified: the spread grows
+            assert spread.max() / spread.min() > 1e4 * 1.5
+    with pytest.raises(ValueError, match="eps"):
+        module.whitening(C, 0.0, 0.5)
+
+
+def test_feature_whitening_fold_keeps_the_space(monkeypatch):
+    """A model trained on whitened features, folded (W ← W·P, mean μ, raw features): its images'
+    rows of wv are what they were, and model.project of an image's raw features gives its row."""
+    import numpy as np
+
+    from gensim_im2vec import Im2Vec
+    from gensim_im2vec.synthetic import make_corpus
+
+    module = _load("feature_whitening", monkeypatch)
+    data = make_corpus(n_classes=4, n_images=300, n_features=16, n_related=0, n_test=8, seed=3)
+    keys = list(data.features)
+    V = np.stack([data.features[k] for k in keys]).astype(np.float64)
+    V /= np.linalg.norm(V, axis=1, keepdims=True)
+    mu = V.mean(axis=0)
+    P = module.whitening(V - mu, 0.1, 0.5)
+    white = dict(zip(keys, ((V - mu) @ P).astype(np.float32)))
+    model = Im2Vec(data.docs, image_features=white, normalize_features=False, vector_size=16, sg=1, min_count=1,
+                   epochs=3, sample=0, workers=1, seed=1)
+    before = np.array([model.wv[k] for k in keys])
+    from gensim_im2vec.image_features import ImageFeatures
+
+    raw = ImageFeatures(keys, np.stack([data.features[k] for k in keys]).astype(np.float32))
+    module.fold_whitening(model, P, mu, raw)
+    after = np.array([model.wv[k] for k in keys])
+    assert np.allclose(after, before, atol=1e-4 * np.abs(before).max())
+    assert np.allclose(model.project(raw.vectors[:5]), before[:5], atol=1e-4 * np.abs(before).max())
