@@ -1355,7 +1355,8 @@ class Im2Vec(Word2Vec):
             Epochs over `sentences` (default: the Word2Vec's).
         **kwargs
             Im2Vec options; ``train_words`` defaults to False (the words stay frozen: two-stage
-            training). Word2Vec hyperparameters default to the source model's.
+            training). Word2Vec hyperparameters default to the source model's. ``callbacks`` run
+            during the training on `sentences`, as gensim's constructor runs them.
 
         Returns
         -------
@@ -1385,6 +1386,7 @@ class Im2Vec(Word2Vec):
             max_final_vocab=w2v.max_final_vocab, shrink_windows=getattr(w2v, "shrink_windows", True),
             train_words=False,
         )
+        callbacks = kwargs.pop("callbacks", ())  # run by the train() below, not by the constructor
         params.update(kwargs)
         model = cls(image_features=image_features, **params)
         wv = KeyedVectors(w2v.wv.vector_size, count=0)
@@ -1409,7 +1411,11 @@ class Im2Vec(Word2Vec):
         if sentences is not None:
             model.build_vocab(sentences, update=True)
             model.train(sentences, total_examples=model.corpus_count,
-                        epochs=epochs if epochs is not None else model.epochs, compute_loss=model.compute_loss)
+                        epochs=epochs if epochs is not None else model.epochs, compute_loss=model.compute_loss,
+                        callbacks=callbacks)  # as gensim's constructor runs its callbacks
+        elif callbacks:
+            logger.warning("from_word2vec: callbacks given without sentences are not run (nothing is trained); "
+                           "give them to train() instead")
         return model
 
     # ------------------------------------------------------------------ placing and querying images

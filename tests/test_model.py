@@ -586,6 +586,27 @@ def test_from_word2vec_two_stage(plain):
     assert "brandnew" in m.wv and "img:1500" in m.image_keys
 
 
+def test_from_word2vec_runs_its_callbacks(plain):
+    """Callbacks given to from_word2vec run during its training, as gensim's constructor runs its own
+    (they were stored on the model and skipped)."""
+    from gensim.models.callbacks import CallbackAny2Vec
+
+    class Count(CallbackAny2Vec):
+        def __init__(self):
+            self.epochs, self.ended = 0, 0
+
+        def on_epoch_end(self, model):
+            self.epochs += 1
+
+        def on_train_end(self, model):
+            self.ended += 1
+
+    w2v = Word2Vec([d[1:] for d in plain.docs], vector_size=16, sg=1, min_count=1, epochs=1, workers=1, seed=1)
+    count = Count()
+    Im2Vec.from_word2vec(w2v, image_features=plain.features, sentences=plain.docs[:200], epochs=3, callbacks=[count])
+    assert (count.epochs, count.ended) == (3, 1)
+
+
 @pytest.fixture(scope="module")
 def two_stage_zero_shot():
     """Two-stage: `class<c>_r1` co-occurs with `class<c>` in the text only, never with an image."""
