@@ -1,7 +1,7 @@
 """Target 6's ceilings: what the demo's cross-modal analogy questions can be answered with.
 
     OMP_NUM_THREADS=1 python benchmarks/analogy_ceilings.py --demo-dir demo_output \
-        --modes two-stage joint --seeds 1 2 3 [--model PATH ...] [--ridge 0.001 0.01]
+        --modes two-stage joint --seeds 1 2 3 [--model PATH ...] [--ridge 0.001 0.01] [--fit-questions]
 
 Needs a finished ``make demo`` in `--demo-dir`. For each mode and seed it trains Im2Vec as the
 demo does (:func:`gensim_im2vec.pipeline.train_model`; ``--model`` evaluates saved models
@@ -18,6 +18,12 @@ representations of the same images, the words always the model's:
   training images' centred features onto their ``bag`` vectors, fitted on those very images. The
   questions' own images are in the fit, so nothing needs to generalise: it is how close a linear
   map of these features, the form every image vector of the model has, answers.
+- ``questions`` and ``questions, other half`` (with ``--fit-questions``; needs torch): ``W`` fitted,
+  from the model's, to the questions themselves (a softmax over the images of the cosine to
+  ``image(x) − a + b``, Adam, :func:`fit_to_questions`). In-sample it is how far any linear map of
+  these features can go; fitted to the questions of one half of the x images and asked those of
+  the other (two halves by a hash of x's key, :func:`~gensim_im2vec.evaluate.analogy_halves`, each answered by the map fitted to the other), how
+  far an objective that knew such questions could carry to new ones.
 
 Each is also scored on two halves of the questions: those whose answer y is among x's 10 nearest
 training images by the raw (centred) features, and the rest. Prints one JSON line per model, then
@@ -32,7 +38,12 @@ import numpy as np
 from gensim.models import Word2Vec
 
 from gensim_im2vec.baselines import l2_normalize
-from gensim_im2vec.evaluate import bag_of_words_vectors, image_analogies, vector_analogies
+from gensim_im2vec.evaluate import (
+    analogy_halves,
+    bag_of_words_vectors,
+    image_analogies,
+    vector_analogies,
+)
 from gensim_im2vec.index import cosine_neighbours
 from gensim_im2vec.model import Im2Vec
 from gensim_im2vec.pipeline import (
@@ -55,7 +66,36 @@ def feature_near(quads, keys, Xc, k: int = 10) -> set:
     return {q for q in asked if row[q[3]] in near[row[q[0]]]}
 
 
-def ceilings(cfg: DemoConfig, model, feats, ridges) -> dict:
+def fit_to_questions(Xc, keys, wv, quads, W0, steps: int = 400, scale: float = 20.0, lr: float = 3e-3,
+                     ) -> np.ndarray:
+    """``W`` (from `W0`) fitted with Adam so that ``unit(W·xc) − a + b`` (unit word vectors) ranks
+    y first among the images of `keys` (rows `Xc`, x itself left out), by a softmax of `scale` ×
+    cosine: the questions `quads` answered by a linear map of the features trained on them."""
+    import torch
+
+    row = {k: i for i, k in enumerate(keys)}
+    qs = [q for q in quads if q[0] in row and q[3] in row and q[1] in wv.key_to_index and q[2] in wv.key_to_index]
+    if not qs:
+        return np.array(W0, dtype=np.float32)
+    x = torch.tensor([row[q[0]] for q in qs])
+    y = torch.tensor([row[q[3]] for q in qs])
+    shift = torch.tensor(np.stack([wv.get_vector(q[2], norm=True) - wv.get_vector(q[1], norm=True) for q in qs]))
+    X = torch.tensor(np.asarray(Xc, dtype=np.float32))
+    W = torch.tensor(np.asarray(W0, dtype=np.float32), requires_grad=True)
+    opt = torch.optim.Adam([W], lr=lr)
+    for _ in range(steps):
+        H = torch.nn.functional.normalize(X @ W.T, dim=1)
+        Q = torch.nn.functional.normalize(H[x] + shift, dim=1)
+        S = scale * (Q @ H.T)
+        S[torch.arange(len(qs)), x] = float("-inf")
+        loss = torch.nn.functional.cross_entropy(S, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return W.detach().numpy()
+
+
+def ceilings(cfg: DemoConfig, model, feats, ridges, fit_questions: bool = False) -> dict:
     docs, splits = training_documents(cfg, feats, tags_only=cfg.tags_only)
     quads = analogy_questions(cfg, model, splits, docs)
     wv = model.wv
@@ -76,6 +116,21 @@ def ceilings(cfg: DemoConfig, model, feats, ridges) -> dict:
     out["nearest"] = check["nearest_image_hit@1"]
     for name, V in reps.items():
         out[name] = {p: vector_analogies(wv, keys, V, qs)["hit@1"] for p, qs in parts.items()}
+    if fit_questions:
+        W0 = np.asarray(model.W, dtype=np.float64)
+        Xf = Xc.astype(np.float32)
+        V = Xf @ fit_to_questions(Xf, keys, wv, quads, W0).T
+        out["questions"] = {p: vector_analogies(wv, keys, V, qs)["hit@1"] for p, qs in parts.items()}
+        half = dict(zip(quads, analogy_halves(quads)))
+        other = {}  # each half answered by the map fitted to the other
+        for h in (0, 1):
+            V = Xf @ fit_to_questions(Xf, keys, wv, [q for q in quads if half[q] != h], W0).T
+            for p, qs in parts.items():
+                asked = [q for q in qs if half[q] == h]
+                res = vector_analogies(wv, keys, V, asked)
+                hits, n = other.get(p, (0.0, 0))
+                other[p] = (hits + (res["hit@1"] * res["n"] if res["n"] else 0.0), n + res["n"])
+        out["questions, other half"] = {p: hits / n if n else float("nan") for p, (hits, n) in other.items()}
     if abs(out["model"]["all"] - check["hit@1"]) > 1e-9:  # the model's rows answer as gensim's most_similar does
         raise RuntimeError(f"vector_analogies gave {out['model']['all']}, image_analogies {check['hit@1']}")
     return out
@@ -89,6 +144,8 @@ def main() -> None:
     ap.add_argument("--model", nargs="+", default=[], metavar="PATH", help="saved models to evaluate instead")
     ap.add_argument("--ridge", nargs="+", type=float, default=[1e-3, 1e-2], metavar="LAMBDA",
                     help="ridge penalties of the linear map (default: 0.001 0.01)")
+    ap.add_argument("--fit-questions", action="store_true",
+                    help="also W fitted to the questions themselves, and to the other half's (torch; ~4 min a model)")
     args = ap.parse_args()
     feats = open_features(DemoConfig(out_dir=args.demo_dir))
     runs = [(path, None, lambda p=path: Im2Vec.load(p)) for path in args.model]
@@ -100,7 +157,7 @@ def main() -> None:
                 runs.append((mode, seed, lambda c=cfg: train_model(c, feats, w2v)))
     results = defaultdict(list)
     for mode, seed, make in runs:
-        res = ceilings(DemoConfig(out_dir=args.demo_dir), make(), feats, args.ridge)
+        res = ceilings(DemoConfig(out_dir=args.demo_dir), make(), feats, args.ridge, args.fit_questions)
         print(json.dumps({"mode": mode, "seed": seed, **res}), flush=True)
         results[mode].append(res)
     for mode, rows in results.items():

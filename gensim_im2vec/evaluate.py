@@ -84,6 +84,7 @@ import json
 import logging
 import math
 import os
+import zlib
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -144,6 +145,7 @@ __all__ = [
     "TagScorer",
     "TaggingResult",
     "TaggingTask",
+    "analogy_halves",
     "analogy_questions",
     "analogy_quads",
     "average_precision",
@@ -370,6 +372,18 @@ def neighbour_tag_agreement(query_vectors, query_tags: Sequence[Iterable[str]], 
                 hits += sum(1 for j in row if tags & bt[j])
                 n += k
     return hits / n if n else float("nan")
+
+
+def analogy_halves(quads: Sequence[tuple[str, str, str, str]]) -> list[int]:
+    """0 or 1 per question, by a hash of its image x's key (CRC-32, the same on every machine and
+    Python): every question about one image lands in one half, so a model trained on the questions
+    of one half (``Im2Vec(space_analogies=...)``) is asked the other's about images it was never
+    asked about.
+
+    >>> analogy_halves([("img:a", "man", "woman", "img:b"), ("img:a", "red", "blue", "img:c")])
+    [1, 1]
+    """
+    return [zlib.crc32(q[0].encode("utf-8")) % 2 for q in quads]
 
 
 def analogy_quads(titles: Mapping[str, str], words: Container[str],

@@ -48,8 +48,8 @@ from scipy.sparse import csr_matrix
 
 from gensim_im2vec.validation import is_int
 
-__all__ = ["JobPlan", "WorkerW", "add_outer", "candidate_columns", "common_directions", "decoder_step_size",
-           "job_candidates", "remove_directions", "run_pairs", "space_step"]
+__all__ = ["JobPlan", "WorkerW", "add_outer", "analogy_step", "candidate_columns", "common_directions",
+           "decoder_step_size", "job_candidates", "remove_directions", "run_pairs", "space_step"]
 
 REAL = np.float32
 
@@ -86,6 +86,52 @@ def remove_directions(W: np.ndarray, Q: np.ndarray) -> None:
     the orthonormal `Q` (D × m)."""
     if len(Q.T):
         W -= (Q @ (Q.T @ W.astype(np.float64))).astype(W.dtype)
+
+
+def analogy_step(W: np.ndarray, X: np.ndarray, x_row: np.ndarray, y_row: np.ndarray, shift: np.ndarray,
+                 alpha: float, scale: float = 20.0) -> float:
+    """One gradient step of ``W`` on cross-modal analogies ``image(x) − a + b → y``; returns the loss.
+
+    Every image ``j`` (a row of `X`: centred, normalised features) is at ``ĥ_j = unit(W·X_j)``. The
+    question ``q`` asks ``Q_q = unit(ĥ_{x_q} + shift_q)`` (``shift_q = û_b − û_a``, the words' unit
+    vectors) to be nearer to ``ĥ_{y_q}`` than to any other row of `X` but ``x_q`` itself:
+
+        loss = mean_q − log softmax_{j ≠ x_q}(scale · Q_q · ĥ_j)_{y_q}
+
+    which is what ``model.wv.most_similar(positive=[x, b], negative=[a])`` ranks by. ``W`` (float32,
+    D × F) is updated in place by ``alpha`` × the gradient; the words do not move. Two F-wide
+    products (the forward map and the update), the rest is D-wide.
+
+    >>> rng = np.random.default_rng(0)
+    >>> W = rng.normal(size=(4, 6)).astype(np.float32); X = rng.normal(size=(8, 6)).astype(np.float32)
+    >>> x, y, shift = np.array([0, 1]), np.array([2, 3]), rng.normal(size=(2, 4)).astype(np.float32)
+    >>> first = analogy_step(W, X, x, y, shift, alpha=0.5)
+    >>> later = [analogy_step(W, X, x, y, shift, alpha=0.5) for _ in range(50)]
+    >>> bool(later[-1] < first)
+    True
+    """
+    H = X @ W.T
+    H_hat, h_norm = _unit(H)
+    P = H_hat[x_row] + shift
+    Q, p_norm = _unit(P)
+    S = scale * (Q @ H_hat.T)
+    n_q = len(x_row)
+    rows = np.arange(n_q)
+    S[rows, x_row] = -np.inf
+    S -= S.max(axis=1, keepdims=True)
+    E = np.exp(S)
+    Z = E.sum(axis=1, keepdims=True)
+    loss = float(np.mean(np.log(Z[:, 0]) - S[rows, y_row]))
+    G = E / Z  # d loss / d logits, per question (x's own column is 0)
+    G[rows, y_row] -= 1.0
+    G *= scale / n_q
+    dH_hat = G.T @ Q  # as candidates
+    dQ = G @ H_hat
+    dP = (dQ - Q * np.sum(dQ * Q, axis=1, keepdims=True)) / p_norm[:, None]
+    np.add.at(dH_hat, x_row, dP)  # as the questions' x
+    dH = (dH_hat - H_hat * np.sum(dH_hat * H_hat, axis=1, keepdims=True)) / h_norm[:, None]
+    W -= (alpha * (dH.T @ X)).astype(W.dtype, copy=False)
+    return loss
 
 
 def run_pairs(tokens: np.ndarray, slots: np.ndarray, bounds: np.ndarray, n_slots: int) -> tuple[np.ndarray, np.ndarray]:

@@ -101,3 +101,28 @@ def test_feature_whitening_fold_keeps_the_space(monkeypatch):
     after = np.array([model.wv[k] for k in keys])
     assert np.allclose(after, before, atol=1e-4 * np.abs(before).max())
     assert np.allclose(model.project(raw.vectors[:5]), before[:5], atol=1e-4 * np.abs(before).max())
+
+
+def test_analogy_ceilings_fit_to_questions(monkeypatch):
+    """analogy_ceilings.py --fit-questions: W fitted to the questions answers them, where the map it
+    starts from does not; each question's half follows its x, whatever the other images."""
+    import numpy as np
+
+    pytest.importorskip("torch", reason="fit_to_questions uses torch (pip install '.[vision]')")
+    from gensim.models import KeyedVectors
+
+    from gensim_im2vec.evaluate import vector_analogies
+
+    module = _load("analogy_ceilings", monkeypatch)
+    rng = np.random.default_rng(0)
+    wv = KeyedVectors(8)
+    wv.add_vectors(["red", "blue", "big", "small"], rng.normal(size=(4, 8)).astype(np.float32))
+    keys = [f"img:{i}" for i in range(40)]
+    Xc = rng.normal(size=(40, 40)).astype(np.float32)
+    quads = [(keys[i], "red", "blue", keys[i + 20]) for i in range(10)] + \
+            [(keys[i + 10], "big", "small", keys[i + 30]) for i in range(10)]
+    W0 = rng.normal(size=(8, 40)).astype(np.float32) * 0.1
+    before = vector_analogies(wv, keys, Xc @ W0.T, quads)["hit@1"]
+    W = module.fit_to_questions(Xc, keys, wv, quads, W0, steps=300, lr=1e-2)
+    after = vector_analogies(wv, keys, Xc @ W.T, quads)["hit@1"]
+    assert before < 0.5 and after == 1.0, (before, after)
