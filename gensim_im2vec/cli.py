@@ -728,7 +728,10 @@ def _check_documents(path: str) -> None:
 @click.option("--space-common-directions", type=click.IntRange(min=0), default=None,
               help="Take the tags' mean direction (0) and their top N principal directions out of the image "
                    "vectors after training (default: keep W as trained; the demo uses 0).")
-def train_command(documents, features, output, pretrained, **options):
+@click.option("--space-analogies", "analogies_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A file of analogy questions, one per line: IMAGE_X WORD_A WORD_B IMAGE_Y (x - a + b -> y), "
+                   "e.g. from titles that differ in one word; W learns to answer them (Im2Vec space_analogies).")
+def train_command(documents, features, output, pretrained, analogies_path, **options):
     """Train an Im2Vec model on DOCUMENTS (one document per line, tokens separated by spaces, as
     written by `im2vec normalize`) with the images' features from a FeatureStore."""
     from gensim.models import Word2Vec
@@ -742,6 +745,8 @@ def train_command(documents, features, output, pretrained, **options):
                                                         "the -f / --features store": features})
     params = {k: v for k, v in options.items() if v is not None}
     _check_documents(documents)
+    if analogies_path:
+        params["space_analogies"] = _read_analogies(analogies_path)
     try:
         store = FeatureStore.open(features, mmap=True)
         corpus = LineSentence(documents)
@@ -757,6 +762,25 @@ def train_command(documents, features, output, pretrained, **options):
         raise click.ClickException(f"training on {documents} failed: {str(e).rstrip('.')}. Check that its words "
                                    f"occur at least --min-count times.") from e
     click.echo(f"{output}: {model} ({len(model.image_keys)} images, {len(model.word_keys)} words)")
+
+
+def _read_analogies(path: str) -> list[tuple[str, str, str, str]]:
+    """The questions of ``--space-analogies``: four whitespace-separated fields a line (blank lines
+    and lines starting with # skipped); any other line is an error naming it."""
+    text = _read_input(path, "the --space-analogies file").decode("utf-8", errors="replace")
+    quads = []
+    for n, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        if len(fields) != 4:
+            raise click.BadParameter(f"line {n} of {path!r} has {len(fields)} field(s): {line[:80]!r}; each question "
+                                     f"is IMAGE_X WORD_A WORD_B IMAGE_Y.", param_hint="'--space-analogies'")
+        quads.append(tuple(fields))
+    if not quads:
+        raise click.BadParameter(f"{path!r} holds no question (IMAGE_X WORD_A WORD_B IMAGE_Y a line).",
+                                 param_hint="'--space-analogies'")
+    return quads
 
 
 # --- scale: `im2vec export`, `im2vec index` (issue 6) ---

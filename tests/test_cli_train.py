@@ -70,3 +70,26 @@ def test_train_passes_the_space_options_to_the_model(tmp_path):
     assert res.exit_code == 2 and "--space-decoder" in res.output
     res = runner.invoke(main, [*base, "-o", str(tmp_path / "x.model"), "--space-tag-prior", "-0.5"])
     assert res.exit_code == 2 and "--space-tag-prior" in res.output
+
+
+def test_train_takes_analogy_questions_from_a_file(tmp_path):
+    """--space-analogies: one question a line (comments and blank lines skipped) reach the model;
+    a line without four fields, or a file without questions, is named."""
+    _, docs = _inputs(tmp_path)
+    runner = CliRunner()
+    base = ["train", str(docs), "-f", str(tmp_path / "store"), "--vector-size", "8", "--epochs", "2", "--sg",
+            "--min-count", "1", "--workers", "1", "--seed", "1"]
+    questions = tmp_path / "q.txt"
+    questions.write_text("# x a b y\nimg:0 class0 class1 img:1\n\nimg:2 class2 class3 img:3\n")
+    res = runner.invoke(main, [*base, "-o", str(tmp_path / "a.model"), "--space-analogies", str(questions)])
+    assert res.exit_code == 0, res.output
+    model = Im2Vec.load(str(tmp_path / "a.model"))
+    assert model.space_analogies == [("img:0", "class0", "class1", "img:1"), ("img:2", "class2", "class3", "img:3")]
+    assert model.space_analogy_seconds > 0
+    questions.write_text("img:0 class0 class1 img:1\nimg:2 class2 img:3\n")
+    res = runner.invoke(main, [*base, "-o", str(tmp_path / "b.model"), "--space-analogies", str(questions)])
+    assert res.exit_code == 2 and "line 2" in res.output and "IMAGE_X WORD_A WORD_B IMAGE_Y" in res.output
+    questions.write_text("# nothing\n")
+    res = runner.invoke(main, [*base, "-o", str(tmp_path / "b.model"), "--space-analogies", str(questions)])
+    assert res.exit_code == 2 and "no question" in res.output
+    assert not (tmp_path / "b.model").exists()
