@@ -21,12 +21,10 @@ import argparse
 import ast
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 from gensim.models import Word2Vec
 
-from gensim_im2vec.datasets import image_titles
 from gensim_im2vec.evaluate import analogy_halves, analogy_quads, image_analogies
 from gensim_im2vec.pipeline import (
     DemoConfig,
@@ -35,6 +33,7 @@ from gensim_im2vec.pipeline import (
     open_features,
     train_model,
     training_documents,
+    training_titles,
 )
 
 
@@ -42,11 +41,8 @@ def training_questions(cfg: DemoConfig, feats) -> list[tuple[str, str, str, str]
     """The demo's questions before any model exists (the swapped words only need to be in the images'
     own documents; the model leaves out those its vocabulary lacks): half 0 of them."""
     docs, splits = training_documents(cfg, feats, tags_only=cfg.tags_only)
-    titles = {}
-    for name, split in splits.items():
-        titles.update(image_titles(Path(cfg.out_dir) / "data" / name, split.train))
     tags = {doc[0]: set(doc[1:]) for doc in docs}
-    titles = {k: t for k, t in titles.items() if k in tags}
+    titles = {k: t for k, t in training_titles(cfg, splits).items() if k in tags}
     words = {w for t in titles.values() for w in t.lower().split()}
     quads = analogy_quads(titles, words, tags)
     return [q for q, h in zip(quads, analogy_halves(quads)) if h == 0]

@@ -1409,7 +1409,8 @@ class Im2Vec(Word2Vec):
             return
         start = default_timer()
         x_all, y_all, a_all, b_all = plan
-        words = self.wv.vectors
+        words = self.wv.vectors  # as they are this epoch (joint training moves them)
+        shift_all = l2_normalize(words[b_all], out_dtype=REAL) - l2_normalize(words[a_all], out_dtype=REAL)
         images = self._vocab_image_rows[self._vocab_image_rows >= 0]
         rng = np.random.default_rng((int(self.seed), self._analogy_epochs))
         self._analogy_epochs += 1
@@ -1418,13 +1419,12 @@ class Im2Vec(Word2Vec):
             for _ in range(ANALOGY_STEPS):
                 pick = (rng.choice(len(x_all), ANALOGY_BATCH, replace=False) if len(x_all) > ANALOGY_BATCH
                         else slice(None))
-                x, y, a, b = x_all[pick], y_all[pick], a_all[pick], b_all[pick]
+                x, y = x_all[pick], y_all[pick]
                 neg = images if not k or len(images) <= k else images[rng.integers(0, len(images), k)]
                 rows = np.unique(np.concatenate([x, y, neg]))
                 X = self._space_rows(rows)
-                shift = (l2_normalize(words[b], out_dtype=REAL) - l2_normalize(words[a], out_dtype=REAL))
                 self.space_analogy_loss = analogy_step(self.W, X, np.searchsorted(rows, x), np.searchsorted(rows, y),
-                                                       shift, alpha=self.space_analogy_alpha)
+                                                       shift_all[pick], alpha=self.space_analogy_alpha)
         self.space_analogy_seconds += default_timer() - start
 
     def _write_image_vectors(self) -> None:

@@ -419,6 +419,16 @@ def evaluate_model(cfg: DemoConfig, steps: Steps, model_path: Path, words_path: 
     return table_path.read_text()
 
 
+def training_titles(cfg: DemoConfig, splits: dict) -> dict[str, str]:
+    """``{image token: title}`` of the training images of every image set of `splits`."""
+    from gensim_im2vec.datasets import image_titles
+
+    titles = {}
+    for name, split in splits.items():
+        titles.update(image_titles(_paths(cfg)["data"] / name, split.train))
+    return titles
+
+
 def analogy_questions(cfg: DemoConfig, model, splits: dict | None = None, docs: list | None = None,
                       features=None) -> list[tuple[str, str, str, str]]:
     """Cross-modal analogies among the training images of every image set, from titles that differ
@@ -426,13 +436,10 @@ def analogy_questions(cfg: DemoConfig, model, splits: dict | None = None, docs: 
     the swapped words are in the images' own training documents (`docs`, default: read them again
     with :func:`training_documents` for the images of `features`, default the demo's stores); see
     :func:`gensim_im2vec.evaluate.analogy_questions`."""
-    from gensim_im2vec.datasets import image_titles
     from gensim_im2vec.evaluate import analogy_questions as questions
 
     splits = splits if splits is not None else load_splits(cfg)
-    titles = {}
-    for name, split in splits.items():
-        titles.update(image_titles(_paths(cfg)["data"] / name, split.train))
+    titles = training_titles(cfg, splits)
     if docs is None:
         features = features if features is not None else open_features(cfg)
         docs = training_documents(cfg, features, tags_only=cfg.tags_only, splits=splits)[0]
