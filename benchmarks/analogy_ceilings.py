@@ -4,8 +4,9 @@
         --modes two-stage joint --seeds 1 2 3 [--model PATH ...] [--ridge 0.001 0.01] [--fit-questions]
 
 Needs a finished ``make demo`` in `--demo-dir`. For each mode and seed it trains Im2Vec as the
-demo does (:func:`gensim_im2vec.pipeline.train_model`; ``--model`` evaluates saved models
-instead) and answers the demo's questions (:func:`gensim_im2vec.pipeline.analogy_questions`,
+demo does (:func:`gensim_im2vec.pipeline.train_model`), but without the analogy term
+(``DemoConfig(space_analogies=False)``: the model answers questions it never trained on;
+``--model`` evaluates saved models instead) and answers the demo's questions (:func:`gensim_im2vec.pipeline.analogy_questions`,
 ``image(x) − a + b`` → y among the training images, target 6: hit@1 ≥ 0.8) with four
 representations of the same images, the words always the model's:
 
@@ -153,7 +154,7 @@ def main() -> None:
         w2v = Word2Vec.load(f"{args.demo_dir}/models/words.w2v")
         for mode in args.modes:
             for seed in args.seeds:
-                cfg = DemoConfig(out_dir=args.demo_dir, mode=mode, seed=seed)
+                cfg = DemoConfig(out_dir=args.demo_dir, mode=mode, seed=seed, space_analogies=False)
                 runs.append((mode, seed, lambda c=cfg: train_model(c, feats, w2v)))
     results = defaultdict(list)
     for mode, seed, make in runs:

@@ -25,27 +25,16 @@ from collections import defaultdict
 import numpy as np
 from gensim.models import Word2Vec
 
-from gensim_im2vec.evaluate import analogy_halves, analogy_quads, image_analogies
+from gensim_im2vec.evaluate import image_analogies
 from gensim_im2vec.pipeline import (
     DemoConfig,
     analogy_questions,
     evaluate_trained,
     open_features,
     train_model,
+    training_analogies,
     training_documents,
-    training_titles,
 )
-
-
-def training_questions(cfg: DemoConfig, feats) -> list[tuple[str, str, str, str]]:
-    """The demo's questions before any model exists (the swapped words only need to be in the images'
-    own documents; the model leaves out those its vocabulary lacks): half 0 of them."""
-    docs, splits = training_documents(cfg, feats, tags_only=cfg.tags_only)
-    tags = {doc[0]: set(doc[1:]) for doc in docs}
-    titles = {k: t for k, t in training_titles(cfg, splits).items() if k in tags}
-    words = {w for t in titles.values() for w in t.lower().split()}
-    quads = analogy_quads(titles, words, tags)
-    return [q for q, h in zip(quads, analogy_halves(quads)) if h == 0]
 
 
 def main() -> None:
@@ -61,23 +50,24 @@ def main() -> None:
     feats = open_features(DemoConfig(out_dir=args.demo_dir))
     for mode in args.modes:
         base = DemoConfig(out_dir=args.demo_dir, mode=mode)
-        train_half = training_questions(base, feats)
+        docs, splits = training_documents(base, feats, tags_only=base.tags_only)
+        train_half = training_analogies(base, splits, docs)
         for alpha in args.alphas:
             values = defaultdict(list)
             for seed in args.seeds:
-                cfg = DemoConfig(out_dir=args.demo_dir, mode=mode, seed=seed)
-                extra = {"space_analogies": train_half, "space_analogy_alpha": alpha} if alpha else {}
-                cfg.im2vec = {**cfg.im2vec, **opts, **extra}
+                cfg = DemoConfig(out_dir=args.demo_dir, mode=mode, seed=seed, space_analogies=bool(alpha))
+                cfg.im2vec = {**cfg.im2vec, **opts, **({"space_analogy_alpha": alpha} if alpha else {})}
                 t = time.perf_counter()
                 model = train_model(cfg, feats, words)
                 trained = time.perf_counter() - t
-                docs, splits = training_documents(cfg, feats, tags_only=cfg.tags_only)
                 quads = analogy_questions(cfg, model, splits, docs)
-                halves = analogy_halves(quads)
-                for h in (0, 1):
-                    res = image_analogies(model, [q for q, g in zip(quads, halves) if g == h])
-                    values[f"half {h} ({'trained on' if h == 0 else 'never seen'}): hit@1"].append(res["hit@1"])
-                    if h == 1:
+                asked = {q[0] for q in train_half}  # the same cut at alpha 0, where the model trained on none
+                seen = [q for q in quads if q[0] in asked]
+                unseen = [q for q in quads if q[0] not in asked]
+                for name, qs in (("half 0 (trained on)", seen), ("half 1 (never seen)", unseen)):
+                    res = image_analogies(model, qs)
+                    values[f"{name}: hit@1"].append(res["hit@1"])
+                    if qs is unseen:
                         values["half 1: x's own nearest image"].append(res["nearest_image_hit@1"])
                 values["the term's share of training"].append(model.space_analogy_seconds / trained)
                 report = evaluate_trained(cfg, model, words, baselines=("ridge", "knn"))

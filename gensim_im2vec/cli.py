@@ -1061,6 +1061,9 @@ def _image_sets(value: str) -> tuple[str, ...]:
               help="Built-in image sets to train on (comma-separated).")
 @click.option("--device", cls=LibraryOption, library=DEMO, help="Feature extraction device.")
 @click.option("--workers", type=click.IntRange(min=1), cls=LibraryOption, library=DEMO, help="Training threads.")
+@click.option("--space-analogies/--no-space-analogies", cls=LibraryOption, library=DEMO,
+              help="Train the analogy term on the title questions about half of the training images; "
+                   "target 6 asks the other half.")
 def demo_command(image_sets, **options):
     """The main job on the built-in data: data sets, features, word vectors, Im2Vec, evaluation
     against baselines and an HTML report. A second run reuses every finished step."""

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -82,6 +83,12 @@ class DemoConfig:
         words. The space step takes every word of an image's document as one of its words: on the
         demo, tags alone place images better (held-out zero-shot mAP 0.35 against 0.31, seen tags
         equal; docs/joint-space.md).
+    space_analogies : bool
+        Train the analogy term (``Im2Vec(space_analogies=...)``, at ``space_analogy_alpha`` by mode,
+        :data:`SPACE_ANALOGY_ALPHA`) on half of the cross-modal analogy questions that the training
+        images' titles give (:func:`training_analogies`: the questions about the images of
+        :func:`~gensim_im2vec.evaluate.analogy_halves`' half 0). The evaluation asks target 6 of the
+        other half, about images the term never saw, and shows the trained half apart.
     im2vec : dict
         Extra :class:`~gensim_im2vec.model.Im2Vec` options (image_alpha, image_negatives, ...). The
         demo's: ``sample=0``, ``image_batch=64`` and ``space_common_directions=0`` (the image
@@ -107,6 +114,7 @@ class DemoConfig:
     workers: int = 1
     seed: int = 1
     tags_only: bool = True
+    space_analogies: bool = True
     im2vec: dict = field(default_factory=lambda: {"sample": 0, "image_batch": 64, "space_common_directions": 0})
 
     def __post_init__(self) -> None:
@@ -116,6 +124,8 @@ class DemoConfig:
             self.im2vec = {**self.im2vec, "space_decoder": SPACE_DECODER.get(self.mode, 0.0)}
         if "space_tag_prior" not in self.im2vec:
             self.im2vec = {**self.im2vec, "space_tag_prior": SPACE_TAG_PRIOR.get(self.mode, 0.0)}
+        if "space_analogy_alpha" not in self.im2vec:
+            self.im2vec = {**self.im2vec, "space_analogy_alpha": SPACE_ANALOGY_ALPHA.get(self.mode, 0.05)}
 
 
 #: The demo's passes over the image documents, by mode (:class:`DemoConfig`, `image_epochs`).
@@ -132,6 +142,13 @@ SPACE_DECODER = {"two-stage": 5.0, "joint": 0.0}
 #: image → word and word → image unchanged, zero-shot +0.013, analogies −0.025, ΔWordSim −0.005.
 #: Two-stage (frozen words) does not gain.
 SPACE_TAG_PRIOR = {"two-stage": 0.0, "joint": 0.25}
+#: The analogy term's learning rate by mode (:class:`DemoConfig`, `space_analogies`). Over seeds
+#: 1–3, trained on half of the demo's questions and asked the other half, about images it never
+#: saw (benchmarks/analogy_term.py, docs/joint-space.md): two-stage 0.25 → 0.64, at held-out
+#: image → word −0.01, word → image −0.01, zero-shot −0.03 and 9 % of train(); joint 0.31 → 0.49,
+#: at image → word −0.007, word → image −0.001, zero-shot −0.006 and 0.1 % (α 0.05 answered 0.51
+#: but cost image → word 0.03, to the bar of target 1).
+SPACE_ANALOGY_ALPHA = {"two-stage": 0.05, "joint": 0.02}
 
 
 class Steps:
@@ -312,18 +329,30 @@ def zero_shot_tags(cfg: DemoConfig, splits: dict | None = None) -> set:
 
 def train_model(cfg: DemoConfig, features, w2v, splits: dict | None = None):
     """Train Im2Vec as the demo does, on the training documents of `splits` (default: the saved
-    ones): two-stage from the text model `w2v`, or joint on text + image documents."""
+    ones): two-stage from the text model `w2v`, or joint on text + image documents; with
+    `cfg.space_analogies`, the analogy term on :func:`training_analogies`."""
     from gensim_im2vec.model import Im2Vec
 
-    docs, _ = training_documents(cfg, features, tags_only=cfg.tags_only, splits=splits)
+    docs, splits = training_documents(cfg, features, tags_only=cfg.tags_only, splits=splits)
     opts = dict(cfg.im2vec)
+    copies = max(1, cfg.image_epochs // cfg.text_epochs) if cfg.mode == "joint" else 1
+    if cfg.space_analogies and "space_analogies" not in opts:
+        # the words the vocabulary will keep: gensim keeps a new word seen min_count times
+        counts = Counter(w for doc in docs for w in doc[1:])
+        min_count = w2v.min_count if cfg.mode == "two-stage" else 5
+        known = {w for w, c in counts.items() if c * copies >= min_count}
+        if cfg.mode == "two-stage":
+            known |= set(w2v.wv.key_to_index)
+        quads = training_analogies(cfg, splits, docs, known)
+        logger.info("analogy term: %i questions about half of the training images", len(quads))
+        opts["space_analogies"] = quads or None
     if cfg.mode == "two-stage":
         return Im2Vec.from_word2vec(w2v, image_features=features, sentences=docs, epochs=cfg.image_epochs,
                                     workers=cfg.workers, seed=cfg.seed, **opts)
     if cfg.mode == "joint":
         opts.pop("sample", None)  # text needs gensim's frequent-word downsampling
         text = list(text_sentences(cfg))
-        return Im2Vec(text + docs * max(1, cfg.image_epochs // cfg.text_epochs), image_features=features,
+        return Im2Vec(text + docs * copies, image_features=features,
                       vector_size=cfg.vector_size, sg=1, negative=5, min_count=5, epochs=cfg.text_epochs,
                       workers=cfg.workers, seed=cfg.seed, **opts)
     raise ValueError(f"mode must be 'two-stage' or 'joint', got {cfg.mode!r}.")
@@ -446,6 +475,21 @@ def analogy_questions(cfg: DemoConfig, model, splits: dict | None = None, docs: 
     return questions(model, titles, docs)
 
 
+def training_analogies(cfg: DemoConfig, splits: dict, docs: list, words=None) -> list[tuple[str, str, str, str]]:
+    """The questions the demo's analogy term trains on, before any model exists: those of
+    :func:`analogy_questions` about the images of half 0 of
+    :func:`~gensim_im2vec.evaluate.analogy_halves` (the evaluation asks the other half). The
+    swapped words must be in the images' own training `docs` and, when `words` is given, in it
+    (the words the model's vocabulary will have)."""
+    from gensim_im2vec.evaluate import analogy_halves, analogy_quads
+
+    tags = {doc[0]: set(doc[1:]) for doc in docs}
+    titles = {k: t for k, t in training_titles(cfg, splits).items() if k in tags}
+    title_words = {w for t in titles.values() for w in t.lower().split()}
+    quads = analogy_quads(titles, title_words if words is None else title_words & set(words), tags)
+    return [q for q, half in zip(quads, analogy_halves(quads)) if half == 0]
+
+
 def _listing(title: str, pairs, model=None, n: int = 8) -> str:
     lines = [title]
     for key, score in pairs[:n]:
@@ -483,7 +527,9 @@ def show_examples(cfg: DemoConfig, model, features) -> str:
             rank = {zs[i]: r + 1 for r, i in enumerate(order)}
             out.append(_listing(f"  its zero-shot tags: {', '.join(f'{t} (rank {rank[t]} of {len(zs)})' for t in own)};"
                                 f" the {len(zs)} zero-shot tags by cosine:", [(zs[i], float(cos[i])) for i in order], n=5))
-    quads = analogy_questions(cfg, model, features=features)
+    from gensim_im2vec.evaluate import untrained_analogies
+
+    quads = untrained_analogies(model, analogy_questions(cfg, model, features=features))[0]
     for x, a, b, y in quads[:2]:
         out.append(_listing(f"Analogy: {x} - {a} + {b}  (expected: {y})",
                             model.most_similar_images(positive=[x, b], negative=[a], topn=5), model))

@@ -263,6 +263,18 @@ def test_demo_checks_its_image_sets_before_any_step(tmp_path, monkeypatch, value
     assert f"Invalid value for '--image-sets': {message}" in " ".join(result.output.split()), result.output
 
 
+@pytest.mark.parametrize("flag,expected", [([], True), (["--no-space-analogies"], False),
+                                           (["--space-analogies"], True)])
+def test_demo_space_analogies_flag_reaches_the_config(tmp_path, monkeypatch, flag, expected):
+    import gensim_im2vec.pipeline
+
+    seen = []
+    monkeypatch.setattr(gensim_im2vec.pipeline, "run_demo", lambda cfg, **k: seen.append(cfg))
+    result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "demo"), *flag])
+    assert result.exit_code == 0, result.output
+    assert seen[0].space_analogies is expected
+
+
 @pytest.mark.parametrize("args,message", [
     (["{d}/emptydir", "-o", "{d}/never-store"], "no image files under '{d}/emptydir'"),
     (["{d}/imgs", "-o", "{d}/never-store", "--device", "gpu0"],

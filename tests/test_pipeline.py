@@ -37,6 +37,14 @@ def test_demo_runs_end_to_end(demo):
     for text in ("Im2Vec (cosine in model.wv)", "mAP", "The space itself", "one space, not two clouds", "Targets"):
         assert text in result["evaluation"], text
     assert "Held-out image" in result["examples"] and "nearest words (cosine in model.wv" in result["examples"]
+    # the analogy term trained on the questions about half 0 of the images; the evaluation answers them apart
+    from gensim_im2vec.evaluate import analogy_halves
+    from gensim_im2vec.model import Im2Vec
+
+    asked = Im2Vec.load(result["model"]).space_analogies
+    assert asked and set(analogy_halves(asked)) == {0}
+    assert evaluation["space"]["analogies_trained"]["n"] == len(asked)
+    assert f"analogies on the {len(asked)} questions the model trained on" in result["evaluation"]
     html = open(result["report"], encoding="utf-8").read()
     assert "<table" in html and "map.png" in html
 
@@ -141,13 +149,15 @@ def test_demo_refuses_a_folder_of_the_users_and_reuses_its_own(tmp_path):
     assert lines == ["[one] reused (0.0s when made)"]
 
 
-def test_the_demo_sets_the_decoder_and_the_tag_prior_by_mode_unless_given():
-    from gensim_im2vec.pipeline import SPACE_DECODER, SPACE_TAG_PRIOR
+def test_the_demo_sets_the_decoder_the_tag_prior_and_the_analogy_rate_by_mode_unless_given():
+    from gensim_im2vec.pipeline import SPACE_ANALOGY_ALPHA, SPACE_DECODER, SPACE_TAG_PRIOR
 
     assert DemoConfig().im2vec["space_decoder"] == SPACE_DECODER["two-stage"] == 5.0
     assert DemoConfig(mode="joint").im2vec["space_decoder"] == SPACE_DECODER["joint"] == 0.0
     assert DemoConfig().im2vec["space_tag_prior"] == SPACE_TAG_PRIOR["two-stage"] == 0.0
     assert DemoConfig(mode="joint").im2vec["space_tag_prior"] == SPACE_TAG_PRIOR["joint"] == 0.25
-    given = {"sample": 0, "space_decoder": 2.0, "space_tag_prior": 1.0}
+    assert DemoConfig().im2vec["space_analogy_alpha"] == SPACE_ANALOGY_ALPHA["two-stage"] == 0.05
+    assert DemoConfig(mode="joint").im2vec["space_analogy_alpha"] == SPACE_ANALOGY_ALPHA["joint"]
+    given = {"sample": 0, "space_decoder": 2.0, "space_tag_prior": 1.0, "space_analogy_alpha": 0.1}
     assert DemoConfig(mode="joint", im2vec=given).im2vec == given
     assert DemoConfig().im2vec["image_batch"] == 64  # the other demo options stay

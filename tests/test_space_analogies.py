@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gensim_im2vec import Im2Vec
-from gensim_im2vec.evaluate import analogy_halves
+from gensim_im2vec.evaluate import analogy_halves, run_evaluation, untrained_analogies
 from gensim_im2vec.space import analogy_step
 from gensim_im2vec.synthetic import make_corpus
 
@@ -62,15 +62,24 @@ def _swap_hits(model, data, keys):
     return float(np.mean(hits))
 
 
-def test_the_term_teaches_analogies_about_images_it_was_never_asked_about(plain):
+def _swap_quads(plain, images):
+    return [(f"img:{i}", plain.class_words[i % 10], plain.class_words[(i + 1) % 10], f"img:{i + 1}") for i in images]
+
+
+@pytest.fixture(scope="module")
+def taught(plain):
+    """A model whose analogy term trained on the questions about images 100-1999."""
+    return Im2Vec(plain.docs, image_features=plain.features, space_analogies=_swap_quads(plain, range(100, 1999)),
+                  **TRAIN)
+
+
+def test_the_term_teaches_analogies_about_images_it_was_never_asked_about(plain, taught):
     """At the default temperature the plain space answers image − class + next class with an image of
     x's own class (the xfail in test_model.py); trained on questions about images 100-1999, the
     term answers those about images 0-29, which no question named, and the images keep their words."""
-    quads = [(f"img:{i}", plain.class_words[i % 10], plain.class_words[(i + 1) % 10], f"img:{i + 1}")
-             for i in range(100, 1999)]
     held_out = [f"img:{i}" for i in range(30)]
     without = Im2Vec(plain.docs, image_features=plain.features, **TRAIN)
-    model = Im2Vec(plain.docs, image_features=plain.features, space_analogies=quads, **TRAIN)
+    model = taught
     assert _swap_hits(without, plain, held_out) <= 0.3
     assert _swap_hits(model, plain, held_out) >= 0.8
     preds = model.similar_by_image(plain.test_features, topn=1, restrict="words")
@@ -112,3 +121,20 @@ def test_analogy_halves_keep_an_images_questions_together():
     by_x = {}
     for q, h in zip(quads, halves):
         assert by_x.setdefault(q[0], h) == h
+
+
+def test_the_evaluation_asks_target_6_of_questions_the_term_never_trained_on(plain, taught):
+    """Questions about an image x the term trained on measure fit, not the space: the evaluation
+    answers them apart, and target 6 is the hit rate on the others alone."""
+    trained, fresh = _swap_quads(plain, range(100, 140)), _swap_quads(plain, range(30))
+    assert untrained_analogies(taught, trained + fresh) == (fresh, trained)
+    tags = [[plain.class_words[y]] for y in plain.test_labels[:40]]
+    report = run_evaluation(taught, plain.test_features[:40], tags, plain.class_words, baselines=(),
+                            word_similarity=False, analogies=trained + fresh)
+    an, fit = report.space["analogies"], report.space["analogies_trained"]
+    assert (an["n"], fit["n"]) == (len(fresh), len(trained))
+    row = next(t for t in report.targets() if t["target"].startswith("6."))
+    assert row["value"] == an["hit@1"] and "30 questions about images never trained on; 40 were" in row["target"]
+    assert "analogies on the 40 questions the model trained on" in report.format_table()
+    # a model trained on no questions is asked all of them, as before
+    assert untrained_analogies(Im2Vec(), fresh) == (fresh, [])
