@@ -23,7 +23,7 @@ representations of the same images, the words always the model's:
   from the model's, to the questions themselves (a softmax over the images of the cosine to
   ``image(x) − a + b``, Adam, :func:`fit_to_questions`). In-sample it is how far any linear map of
   these features can go; fitted to the questions of one half of the x images and asked those of
-  the other (two halves by a hash of x's key, :func:`~gensim_im2vec.evaluate.analogy_halves`, each answered by the map fitted to the other), how
+  the other (two halves that share no image, :func:`~gensim_im2vec.evaluate.analogy_halves`, each answered by the map fitted to the other), how
   far an objective that knew such questions could carry to new ones.
 
 Each is also scored on two halves of the questions: those whose answer y is among x's 10 nearest

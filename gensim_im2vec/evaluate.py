@@ -376,34 +376,55 @@ def neighbour_tag_agreement(query_vectors, query_tags: Sequence[Iterable[str]], 
 
 
 def analogy_halves(quads: Sequence[tuple[str, str, str, str]]) -> list[int]:
-    """0 or 1 per question, by a hash of its image x's key (CRC-32, the same on every machine and
-    Python): every question about one image lands in one half, so a model trained on the questions
-    of one half (``Im2Vec(space_analogies=...)``) is asked the other's about images it was never
-    asked about.
+    """0 or 1 per question, so that no image of one half's questions is in the other half's.
 
-    >>> analogy_halves([("img:a", "man", "woman", "img:b"), ("img:a", "red", "blue", "img:c")])
-    [1, 1]
+    Questions link their two images x and y; every question of one connected group of linked
+    images lands in one half, by a hash of the group's smallest key (CRC-32: the same on every
+    machine and Python). A model trained on one half's questions (``Im2Vec(space_analogies=...)``)
+    is then asked the other's about images no trained question named, neither as x nor as y: a
+    question's reverse ``(y, b, a, x)``, which a trained ``(x, a, b, y)`` answers almost by itself,
+    is always in the same half.
+
+    >>> analogy_halves([("img:a", "man", "woman", "img:b"), ("img:b", "woman", "man", "img:a"),
+    ...                 ("img:b", "red", "blue", "img:c"), ("img:d", "cat", "dog", "img:e")])
+    [1, 1, 1, 0]
     """
-    return [zlib.crc32(q[0].encode("utf-8")) % 2 for q in quads]
+    parent: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for q in quads:
+        a, b = root(q[0]), root(q[3])
+        if a != b:
+            parent[max(a, b)] = min(a, b)  # a group's root is its smallest key
+    return [zlib.crc32(root(q[0]).encode("utf-8")) % 2 for q in quads]
 
 
 def untrained_analogies(model, quads: Sequence[tuple[str, str, str, str]]
                         ) -> tuple[list[tuple[str, str, str, str]], list[tuple[str, str, str, str]]]:
-    """`quads` cut into those about images the model's analogy term was never asked about, and the
-    rest: ``(untrained, trained)``.
+    """`quads` cut into those about images the model's analogy term never saw, and the rest:
+    ``(untrained, trained)``.
 
-    A model trained with ``Im2Vec(space_analogies=...)`` has seen the answers to those questions;
-    a question about the same image x (the unit :func:`analogy_halves` splits by) is trained on,
-    any other is not. A model trained without questions has trained on none of them.
+    A model trained with ``Im2Vec(space_analogies=...)`` has seen the answers to those questions,
+    and a question that shares an image with one of them is answered partly from it (the reverse
+    ``(y, b, a, x)`` of a trained ``(x, a, b, y)`` almost by itself). A question is untrained when
+    neither of its images is an image of the model's questions; a model trained without questions
+    has trained on none. :func:`analogy_halves` cuts questions so that one half is untrained for a
+    model trained on the other.
 
     >>> class M:
     ...     space_analogies = [("img:a", "man", "woman", "img:b")]
-    >>> untrained_analogies(M(), [("img:a", "red", "blue", "img:c"), ("img:c", "blue", "red", "img:a")])
-    ([('img:c', 'blue', 'red', 'img:a')], [('img:a', 'red', 'blue', 'img:c')])
+    >>> untrained_analogies(M(), [("img:b", "woman", "man", "img:a"), ("img:c", "blue", "red", "img:d")])
+    ([('img:c', 'blue', 'red', 'img:d')], [('img:b', 'woman', 'man', 'img:a')])
     """
-    asked = {q[0] for q in (getattr(model, "space_analogies", None) or ())}
+    asked = {key for q in (getattr(model, "space_analogies", None) or ()) for key in (q[0], q[3])}
     quads = [tuple(q) for q in quads]
-    return [q for q in quads if q[0] not in asked], [q for q in quads if q[0] in asked]
+    return ([q for q in quads if q[0] not in asked and q[3] not in asked],
+            [q for q in quads if q[0] in asked or q[3] in asked])
 
 
 def analogy_quads(titles: Mapping[str, str], words: Container[str],

@@ -88,7 +88,7 @@ class DemoConfig:
         :data:`SPACE_ANALOGY_ALPHA`) on half of the cross-modal analogy questions that the training
         images' titles give (:func:`training_analogies`: the questions about the images of
         :func:`~gensim_im2vec.evaluate.analogy_halves`' half 0). The evaluation asks target 6 of the
-        other half, about images the term never saw, and shows the trained half apart.
+        other half, about images no trained question named, and shows the trained half apart.
     im2vec : dict
         Extra :class:`~gensim_im2vec.model.Im2Vec` options (image_alpha, image_negatives, ...). The
         demo's: ``sample=0``, ``image_batch=64`` and ``space_common_directions=0`` (the image
@@ -476,18 +476,20 @@ def analogy_questions(cfg: DemoConfig, model, splits: dict | None = None, docs: 
 
 
 def training_analogies(cfg: DemoConfig, splits: dict, docs: list, words=None) -> list[tuple[str, str, str, str]]:
-    """The questions the demo's analogy term trains on, before any model exists: those of
-    :func:`analogy_questions` about the images of half 0 of
-    :func:`~gensim_im2vec.evaluate.analogy_halves` (the evaluation asks the other half). The
-    swapped words must be in the images' own training `docs` and, when `words` is given, in it
-    (the words the model's vocabulary will have)."""
+    """The questions the demo's analogy term trains on, before any model exists: half 0 of
+    :func:`~gensim_im2vec.evaluate.analogy_halves` of the questions :func:`analogy_questions`
+    finds (no image of theirs is in a question of the other half, which the evaluation asks). The
+    swapped words must be in the images' own training `docs` and, when `words` is given, in it (the
+    words the model's vocabulary will have; the halves are cut before, so they are the
+    evaluation's)."""
     from gensim_im2vec.evaluate import analogy_halves, analogy_quads
 
     tags = {doc[0]: set(doc[1:]) for doc in docs}
     titles = {k: t for k, t in training_titles(cfg, splits).items() if k in tags}
-    title_words = {w for t in titles.values() for w in t.lower().split()}
-    quads = analogy_quads(titles, title_words if words is None else title_words & set(words), tags)
-    return [q for q, half in zip(quads, analogy_halves(quads)) if half == 0]
+    quads = analogy_quads(titles, {w for t in titles.values() for w in t.lower().split()}, tags)
+    words = None if words is None else set(words)
+    return [q for q, half in zip(quads, analogy_halves(quads))
+            if half == 0 and (words is None or (q[1] in words and q[2] in words))]
 
 
 def _listing(title: str, pairs, model=None, n: int = 8) -> str:
@@ -501,8 +503,8 @@ def _listing(title: str, pairs, model=None, n: int = 8) -> str:
 def show_examples(cfg: DemoConfig, model, features) -> str:
     """Neighbour lists in the style of the slides, all answered by cosine in ``model.wv``: a word's
     nearest words and images, a held-out image's nearest words and images (placed by
-    ``model.project`` from `features`), its zero-shot tags among the others, and a cross-modal
-    analogy."""
+    ``model.project`` from `features`), its zero-shot tags among the others, and two cross-modal
+    analogies about images the model's analogy term never trained on."""
     feats = features
     data = evaluation_data(cfg, feats)
     out = []

@@ -114,13 +114,20 @@ def test_bad_analogy_options_are_named(kwargs, match):
         Im2Vec(**kwargs)
 
 
-def test_analogy_halves_keep_an_images_questions_together():
-    quads = [(f"img:{i % 7}", "a", "b", f"img:{i}") for i in range(40)]
+def test_analogy_halves_share_no_image():
+    """No image of one half's questions is in the other's (a question and its reverse in one half),
+    and the cut is the same on every call."""
+    rng = np.random.default_rng(3)
+    quads = []
+    for _ in range(60):
+        x, y = rng.choice(80, 2, replace=False)
+        quads += [(f"img:{x}", "a", "b", f"img:{y}"), (f"img:{y}", "b", "a", f"img:{x}")]
     halves = analogy_halves(quads)
-    assert set(halves) == {0, 1}
-    by_x = {}
-    for q, h in zip(quads, halves):
-        assert by_x.setdefault(q[0], h) == h
+    assert set(halves) == {0, 1} and analogy_halves(quads) == halves
+    images = [{k for q, h in zip(quads, halves) if h == half for k in (q[0], q[3])} for half in (0, 1)]
+    assert images[0] and images[1] and not images[0] & images[1]
+    taught = type("M", (), {"space_analogies": [q for q, h in zip(quads, halves) if h == 0]})
+    assert untrained_analogies(taught, quads)[0] == [q for q, h in zip(quads, halves) if h == 1]
 
 
 def test_the_evaluation_asks_target_6_of_questions_the_term_never_trained_on(plain, taught):
