@@ -263,7 +263,7 @@ def test_demo_checks_its_image_sets_before_any_step(tmp_path, monkeypatch, value
     assert f"Invalid value for '--image-sets': {message}" in " ".join(result.output.split()), result.output
 
 
-@pytest.mark.parametrize("flag,expected", [([], True), (["--no-space-analogies"], False),
+@pytest.mark.parametrize("flag,expected", [([], False), (["--no-space-analogies"], False),
                                            (["--space-analogies"], True)])
 def test_demo_space_analogies_flag_reaches_the_config(tmp_path, monkeypatch, flag, expected):
     import gensim_im2vec.pipeline
