@@ -23,11 +23,12 @@ import argparse
 import ast
 import time
 from collections import defaultdict
+from types import SimpleNamespace
 
 import numpy as np
 from gensim.models import Word2Vec
 
-from gensim_im2vec.evaluate import image_analogies
+from gensim_im2vec.evaluate import image_analogies, untrained_analogies
 from gensim_im2vec.pipeline import (
     DemoConfig,
     analogy_questions,
@@ -63,10 +64,8 @@ def main() -> None:
                 model = train_model(cfg, feats, words)
                 trained = time.perf_counter() - t
                 quads = analogy_questions(cfg, model, splits, docs)
-                # the images of half 0's questions; the same cut at alpha 0, where the model trained on none
-                asked = {k for q in train_half for k in (q[0], q[3])}
-                seen = [q for q in quads if q[0] in asked or q[3] in asked]
-                unseen = [q for q in quads if q[0] not in asked and q[3] not in asked]
+                # cut by half 0's images, also at alpha 0, where the model itself trained on no question
+                unseen, seen = untrained_analogies(SimpleNamespace(space_analogies=train_half), quads)
                 # half 1 by whether its word pair {a, b} is one half 0 swaps (in either direction)
                 pairs = {frozenset(q[1:3]) for q in train_half}
                 taught = [q for q in unseen if frozenset(q[1:3]) in pairs]

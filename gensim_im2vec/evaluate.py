@@ -1054,9 +1054,9 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
         ``model.wv`` (what ``model.wv.most_similar(key)`` answers), and the one-space check.
     analogies : sequence of (x, a, b, y), optional
         Cross-modal analogy questions (:func:`analogy_quads`), answered by :func:`image_analogies`.
-        Those about an image x the model's analogy term trained on (``model.space_analogies``) are
-        answered apart (``space["analogies_trained"]``): target 6 is asked of the others
-        (:func:`untrained_analogies`).
+        Those that share an image with the questions the model's analogy term trained on
+        (``model.space_analogies``) are answered apart (``space["analogies_trained"]``): target 6
+        is asked of the others (:func:`untrained_analogies`).
     seed : int
         Seed of the random projection and of the id-token Word2Vec.
     baseline_cache : path-like, optional
