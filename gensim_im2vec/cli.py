@@ -540,10 +540,15 @@ RUN_EVALUATION = "gensim_im2vec.evaluate:run_evaluation"
               help="Comma-separated baselines to compute in the same run, or 'none'.")
 @click.option("--word-similarity/--no-word-similarity", cls=LibraryOption, library=RUN_EVALUATION,
               help="WordSim353, SimLex-999 and Google analogies on the model's words.")
+@click.option("--analogies", "analogies_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Cross-modal analogy questions, IMAGE_X WORD_A WORD_B IMAGE_Y a line (as train "
+                   "--space-analogies): image(x) − a + b → y among the model's images; those sharing an "
+                   "image with the questions the model trained on are answered apart.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Also write every number as JSON here (for the report).")
 def evaluate_command(model_path, demo_dir, mode, test_path, features_path, train_path, train_features,
-                     candidates_path, zero_shot_path, text_model, baselines, word_similarity, json_path):
+                     candidates_path, zero_shot_path, text_model, baselines, word_similarity, analogies_path,
+                     json_path):
     """Evaluate MODEL on held-out images against baselines; print the table (gensim_im2vec.evaluate).
 
     With --demo DIR, on the demo's own split and rules: the table `make demo` printed for MODEL."""
@@ -561,6 +566,10 @@ def evaluate_command(model_path, demo_dir, mode, test_path, features_path, train
             "the --text-model file": text_model, "the --demo run": demo_dir})
     if demo_dir is None and (test_path is None or features_path is None):
         raise click.UsageError("give --test and --features (held-out images and their features), or --demo DIR.")
+    if demo_dir is not None and analogies_path:
+        raise click.UsageError("--demo asks the demo's own analogy questions; leave --analogies out, or give "
+                               "--test and --features instead of --demo.")
+    analogies = _read_analogies(analogies_path, "--analogies") if analogies_path else None
     model = _load_model(model_path)
     if text_model:
         _check_readable(text_model, "--text-model")
@@ -579,7 +588,8 @@ def evaluate_command(model_path, demo_dir, mode, test_path, features_path, train
                                       load_saved(text_model or words, (Word2Vec, KeyedVectors)))
         else:
             report = _evaluate_files(ev, model, test_path, features_path, train_path, train_features,
-                                     candidates_path, zero_shot_path, text_model, baselines, word_similarity)
+                                     candidates_path, zero_shot_path, text_model, baselines, word_similarity,
+                                     analogies)
     except (ValueError, KeyError, OSError, TypeError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(report.format_table())
@@ -589,7 +599,7 @@ def evaluate_command(model_path, demo_dir, mode, test_path, features_path, train
 
 
 def _evaluate_files(ev, model, test_path, features_path, train_path, train_features, candidates_path,
-                    zero_shot_path, text_model, baselines, word_similarity):
+                    zero_shot_path, text_model, baselines, word_similarity, analogies=None):
     """`im2vec evaluate` on held-out images given as files: read them, run the evaluation."""
     from gensim.models import KeyedVectors, Word2Vec
 
@@ -615,7 +625,7 @@ def _evaluate_files(ev, model, test_path, features_path, train_path, train_featu
         options["baselines"] = ([] if baselines.strip().lower() == "none"
                                 else [b.strip() for b in baselines.split(",") if b.strip()])
     return ev.run_evaluation(model, features, tags, candidates, zero_shot=zero_shot, text_model=text, **options,
-                             **train)
+                             analogies=analogies, **train)
 
 
 def _named(option: str, path: str, read, *args):
@@ -764,10 +774,11 @@ def train_command(documents, features, output, pretrained, analogies_path, **opt
     click.echo(f"{output}: {model} ({len(model.image_keys)} images, {len(model.word_keys)} words)")
 
 
-def _read_analogies(path: str) -> list[tuple[str, str, str, str]]:
-    """The questions of ``--space-analogies``: four whitespace-separated fields a line (blank lines
-    and lines starting with # skipped); any other line is an error naming it."""
-    text = _read_input(path, "the --space-analogies file").decode("utf-8", errors="replace")
+def _read_analogies(path: str, option: str = "--space-analogies") -> list[tuple[str, str, str, str]]:
+    """The questions of `option` (``train --space-analogies``, ``evaluate --analogies``): four
+    whitespace-separated fields a line (blank lines and lines starting with # skipped); any other
+    line is an error naming it."""
+    text = _read_input(path, f"the {option} file").decode("utf-8", errors="replace")
     quads = []
     for n, line in enumerate(text.splitlines(), 1):
         fields = line.split()
@@ -775,11 +786,11 @@ def _read_analogies(path: str) -> list[tuple[str, str, str, str]]:
             continue
         if len(fields) != 4:
             raise click.BadParameter(f"line {n} of {path!r} has {len(fields)} field(s): {line[:80]!r}; each question "
-                                     f"is IMAGE_X WORD_A WORD_B IMAGE_Y.", param_hint="'--space-analogies'")
+                                     f"is IMAGE_X WORD_A WORD_B IMAGE_Y.", param_hint=f"'{option}'")
         quads.append(tuple(fields))
     if not quads:
         raise click.BadParameter(f"{path!r} holds no question (IMAGE_X WORD_A WORD_B IMAGE_Y a line).",
-                                 param_hint="'--space-analogies'")
+                                 param_hint=f"'{option}'")
     return quads
 
 

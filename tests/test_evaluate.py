@@ -627,3 +627,45 @@ def test_an_unreadable_cache_is_ignored_and_replaced(setup, tmp_path):
     cache.write_text("{not json")
     report = _model_free(setup, cache=cache)
     assert report.info["cached_baselines"] == [] and json.loads(cache.read_text())["version"] == 1
+
+
+def test_cli_evaluate_asks_analogies_from_a_file_and_answers_trained_ones_apart(tmp_path):
+    """`im2vec evaluate --analogies FILE` (the format of train --space-analogies): questions that
+    share an image with the model's own space_analogies are answered apart, target 6 on the rest;
+    with --demo, or a bad line, it is a usage error naming --analogies."""
+    from gensim_im2vec.cli import main
+
+    data = make_corpus(n_classes=3, n_images=90, n_features=8, n_test=30, n_text_sentences=0, seed=2)
+    by_class = {c: [k for k, y in data.labels.items() if y == c] for c in range(3)}
+
+    def swap(x):
+        c = data.labels[x]
+        return (x, data.class_words[c], data.class_words[(c + 1) % 3], by_class[(c + 1) % 3][0])
+
+    trained = [swap(x) for x in by_class[0][5:25] + by_class[1][5:25]]
+    fresh = [swap(x) for x in by_class[0][1:4] + by_class[2][1:4]]
+    model = Im2Vec(data.docs, image_features=data.features, vector_size=8, sg=1, min_count=1, epochs=3,
+                   workers=1, seed=1, space_analogies=trained)
+    model.save(str(tmp_path / "m.model"))
+    with open(tmp_path / "test.jsonl", "w", encoding="utf-8") as f:
+        for i, c in enumerate(data.test_labels):
+            f.write(json.dumps({"key": f"test:{i}", "tags": [data.class_words[c]]}) + "\n")
+    np.save(tmp_path / "test.npy", data.test_features)
+    questions = tmp_path / "q.txt"
+    questions.write_text("# x a b y\n" + "".join(" ".join(q) + "\n" for q in trained[:4] + fresh), encoding="utf-8")
+    base = ["evaluate", str(tmp_path / "m.model"), "--test", str(tmp_path / "test.jsonl"),
+            "--features", str(tmp_path / "test.npy"), "--baselines", "none", "--no-word-similarity"]
+    res = CliRunner().invoke(main, [*base, "--analogies", str(questions), "--json", str(tmp_path / "e.json")])
+    assert res.exit_code == 0, res.output
+    space = json.loads((tmp_path / "e.json").read_text(encoding="utf-8"))["space"]
+    # the fresh questions about class-0 images have a trained question's y as their y: trained too
+    untrained, seen = ev.untrained_analogies(model, trained[:4] + fresh)
+    assert untrained == fresh[3:] and len(seen) == 7
+    assert space["analogies"]["n"] == 3 and space["analogies_trained"]["n"] == 7
+    assert f"analogies on the {len(seen)} questions the model trained on" in res.output
+    questions.write_text("img:0 class0 img:1\n", encoding="utf-8")
+    bad = CliRunner().invoke(main, [*base, "--analogies", str(questions)])
+    assert bad.exit_code == 2 and "'--analogies'" in bad.output and "line 1" in bad.output
+    demo = CliRunner().invoke(main, ["evaluate", str(tmp_path / "m.model"), "--demo", str(tmp_path),
+                                     "--analogies", str(questions)])
+    assert demo.exit_code == 2 and "--analogies" in demo.output
