@@ -329,10 +329,10 @@ def train_model(cfg: DemoConfig, features, w2v, splits: dict | None = None):
     docs, splits = training_documents(cfg, features, tags_only=cfg.tags_only, splits=splits)
     opts = dict(cfg.im2vec)
     copies = max(1, cfg.image_epochs // cfg.text_epochs) if cfg.mode == "joint" else 1
+    min_count = w2v.min_count if cfg.mode == "two-stage" else 5  # joint: the Im2Vec below
     if cfg.space_analogies and "space_analogies" not in opts:
         # the words the vocabulary will keep: gensim keeps a new word seen min_count times
         counts = Counter(w for doc in docs for w in doc[1:])
-        min_count = w2v.min_count if cfg.mode == "two-stage" else 5
         known = {w for w, c in counts.items() if c * copies >= min_count}
         if cfg.mode == "two-stage":
             known |= set(w2v.wv.key_to_index)
@@ -346,7 +346,7 @@ def train_model(cfg: DemoConfig, features, w2v, splits: dict | None = None):
         opts.pop("sample", None)  # text needs gensim's frequent-word downsampling
         text = list(text_sentences(cfg))
         return Im2Vec(text + docs * copies, image_features=features,
-                      vector_size=cfg.vector_size, sg=1, negative=5, min_count=5, epochs=cfg.text_epochs,
+                      vector_size=cfg.vector_size, sg=1, negative=5, min_count=min_count, epochs=cfg.text_epochs,
                       workers=cfg.workers, seed=cfg.seed, **opts)
     raise ValueError(f"mode must be 'two-stage' or 'joint', got {cfg.mode!r}.")
 
