@@ -468,21 +468,22 @@ def analogy_questions(cfg: DemoConfig, model, splits: dict | None = None, docs: 
     return questions(model, titles, docs)
 
 
-def training_analogies(cfg: DemoConfig, splits: dict, docs: list, words=None) -> list[tuple[str, str, str, str]]:
+def training_analogies(cfg: DemoConfig, splits: dict, docs: list, words=None,
+                       half: int = 0) -> list[tuple[str, str, str, str]]:
     """The questions the demo's analogy term trains on, before any model exists: half 0 of
     :func:`~gensim_im2vec.evaluate.analogy_halves` of the questions :func:`analogy_questions`
-    finds (no image of theirs is in a question of the other half, which the evaluation asks). The
-    swapped words must be in the images' own training `docs` and, when `words` is given, in it (the
-    words the model's vocabulary will have; the halves are cut before, so they are the
-    evaluation's)."""
+    finds (no image of theirs is in a question of the other half, which the evaluation asks;
+    ``half=1`` gives those). The swapped words must be in the images' own training `docs` and,
+    when `words` is given, in it (the words the model's vocabulary will have; the halves are cut
+    before, so they are the evaluation's)."""
     from gensim_im2vec.evaluate import analogy_halves, analogy_quads
 
     tags = {doc[0]: set(doc[1:]) for doc in docs}
     titles = {k: t for k, t in training_titles(cfg, splits).items() if k in tags}
     quads = analogy_quads(titles, {w for t in titles.values() for w in t.lower().split()}, tags)
     words = None if words is None else set(words)
-    return [q for q, half in zip(quads, analogy_halves(quads))
-            if half == 0 and (words is None or (q[1] in words and q[2] in words))]
+    return [q for q, h in zip(quads, analogy_halves(quads))
+            if h == half and (words is None or (q[1] in words and q[2] in words))]
 
 
 def _listing(title: str, pairs, model=None, n: int = 8) -> str:

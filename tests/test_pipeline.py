@@ -155,9 +155,10 @@ def test_the_demo_sets_the_decoder_and_the_tag_prior_by_mode_unless_given():
 
 @pytest.mark.slow
 def test_the_analogy_term_trains_on_half_0_and_only_on_words_the_vocabulary_keeps(demo):
-    """training_analogies gives half 0 of the titles' questions, none sharing an image with the other
-    half; on this subset their swapped words (halo, hearts, tear) are below min_count, so the demo
-    with the term trains without it instead of failing (Im2Vec refuses questions it cannot ask)."""
+    """training_analogies gives half 0 of the titles' questions (``half=1``: the rest), none sharing
+    an image with the other half; on this subset their swapped words (halo, hearts, tear) are below
+    min_count, so the demo with the term trains without it instead of failing (Im2Vec refuses
+    questions it cannot ask)."""
     from dataclasses import replace
 
     from gensim.models import Word2Vec
@@ -181,6 +182,7 @@ def test_the_analogy_term_trains_on_half_0_and_only_on_words_the_vocabulary_keep
     half0 = training_analogies(cfg, splits, docs)
     rest = [q for q in every if q not in half0]
     assert half0 and rest
+    assert training_analogies(cfg, splits, docs, half=1) == rest  # the evaluation's half, in order
     assert not {k for q in half0 for k in (q[0], q[3])} & {k for q in rest for k in (q[0], q[3])}
     model = train_model(replace(cfg, space_analogies=True), feats,
                         Word2Vec.load(os.path.join(cfg.out_dir, "models", "words.w2v")))
