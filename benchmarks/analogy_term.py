@@ -93,8 +93,12 @@ def main() -> None:
         for alpha in args.alphas:
             values = defaultdict(list)
             for seed in args.seeds:
-                cfg = DemoConfig(out_dir=args.demo_dir, mode=mode, seed=seed)
-                term = {"space_analogies": train_half, "space_analogy_alpha": alpha} if alpha else {}
+                # titles: the demo's own path (im2vec demo --space-analogies); else the questions themselves
+                titles = args.questions == "titles"
+                cfg = DemoConfig(out_dir=args.demo_dir, mode=mode, seed=seed, space_analogies=bool(alpha) and titles)
+                term = {"space_analogy_alpha": alpha} if alpha else {}
+                if alpha and not titles:
+                    term["space_analogies"] = train_half  # Im2Vec leaves out those its vocabulary cannot ask
                 cfg.im2vec = {**cfg.im2vec, **opts, **term}
                 t = time.perf_counter()
                 model = train_model(cfg, feats, words)
