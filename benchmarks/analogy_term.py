@@ -79,6 +79,7 @@ def main() -> None:
     ap.add_argument("--questions", choices=["titles", "swaps", "both"], default="titles",
                     help="what the term trains on: half 0 of the title questions, tag-swap questions, or both")
     args = ap.parse_args()
+    titles = args.questions == "titles"  # the demo's own path (im2vec demo --space-analogies); else the questions
     opts = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.set)}
     words = Word2Vec.load(f"{args.demo_dir}/models/words.w2v")
     feats = open_features(DemoConfig(out_dir=args.demo_dir))
@@ -87,14 +88,12 @@ def main() -> None:
         docs, splits = training_documents(base, feats, tags_only=base.tags_only)
         train_half = training_analogies(base, splits, docs)
         asked = {k for q in training_analogies(base, splits, docs, half=1) for k in (q[0], q[3])}  # half 1's images
-        if args.questions != "titles":
+        if not titles:
             swaps = [q for q in swap_questions(docs) if q[0] not in asked and q[3] not in asked]
             train_half = swaps + (train_half if args.questions == "both" else [])
         for alpha in args.alphas:
             values = defaultdict(list)
             for seed in args.seeds:
-                # titles: the demo's own path (im2vec demo --space-analogies); else the questions themselves
-                titles = args.questions == "titles"
                 cfg = DemoConfig(out_dir=args.demo_dir, mode=mode, seed=seed, space_analogies=bool(alpha) and titles)
                 term = {"space_analogy_alpha": alpha} if alpha else {}
                 if alpha and not titles:
