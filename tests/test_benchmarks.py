@@ -126,3 +126,31 @@ def test_analogy_ceilings_fit_to_questions(monkeypatch):
     W = module.fit_to_questions(Xc, keys, wv, quads, W0, steps=300, lr=1e-2)
     after = vector_analogies(wv, keys, Xc @ W.T, quads)["hit@1"]
     assert before < 0.5 and after == 1.0, (before, after)
+
+
+def test_feature_noise_rows(monkeypatch):
+    """feature_noise.py's rows: no noise gives the rows unchanged; dropout zeroes about that share of
+    the coordinates and scales the rest by 1 / (1 − p); Gaussian noise at s has about s × the row's
+    norm, the same for the same noise seed; bad settings are refused by name."""
+    import numpy as np
+
+    from gensim_im2vec.model import Im2Vec
+
+    module = _load("feature_noise", monkeypatch)
+    X = np.random.default_rng(1).normal(size=(200, 400)).astype(np.float32)
+    monkeypatch.setattr(Im2Vec, "_space_rows", lambda self, idx: X[idx])
+    idx = np.arange(200)
+    assert np.array_equal(module.noisy_rows(0.0, 0.0, 0)(None, idx), X)
+    D = module.noisy_rows(0.0, 0.6, 0)(None, idx)
+    kept = D != 0
+    assert abs(kept.mean() - 0.4) < 0.01
+    assert np.allclose(D[kept], X[kept] / 0.4, rtol=1e-5)
+    N = module.noisy_rows(2.0, 0.0, 0)(None, idx)
+    ratio = np.linalg.norm(N - X, axis=1) / np.linalg.norm(X, axis=1)
+    assert abs(ratio.mean() - 2.0) < 0.05 and N.dtype == np.float32
+    assert np.array_equal(N, module.noisy_rows(2.0, 0.0, 0)(None, idx))  # the noise seed repeats a run
+    assert not np.array_equal(N, module.noisy_rows(2.0, 0.0, 1)(None, idx))
+    with pytest.raises(ValueError, match="--dropout"):
+        module.noisy_rows(0.0, 1.0, 0)
+    with pytest.raises(ValueError, match="--noise"):
+        module.noisy_rows(-1.0, 0.0, 0)
