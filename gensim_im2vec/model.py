@@ -74,6 +74,15 @@ among the other such words by plain cosine.
 >>> cos = 1 - two_stage.wv.distances(key, unseen)
 >>> unseen[int(np.argmax(cos))] == its_class + "_r1"
 True
+
+An image's describing words among the tags (the words of the image documents) rather than the
+whole text: the space step trains images against the tags, and a text-only word near an image is
+no answer to "which words fit it" (a zero-shot word like ``class0_r1`` above is ranked by
+``wv.distances``, not listed here):
+
+>>> tags = two_stage.most_similar_tags(key, topn=3)
+>>> all(w in two_stage.image_tag_counts for w, _ in tags) and not set(unseen) & {w for w, _ in tags}
+True
 """
 
 from __future__ import annotations
@@ -1617,7 +1626,13 @@ class Im2Vec(Word2Vec):
             return self._vocab_image_rows < 0
         if restrict == "images":
             return self._vocab_image_rows >= 0
-        raise ValueError(f"restrict must be 'words', 'images' or None, got {restrict!r}.")
+        if restrict == "tags":
+            mask = self._vocab_tag_counts() > 0
+            if not mask.any():
+                raise ValueError("restrict='tags': no word of this model occurs in an image document (it has "
+                                 "no images, or none was trained); use restrict='words'.")
+            return mask
+        raise ValueError(f"restrict must be 'words', 'tags', 'images' or None, got {restrict!r}.")
 
     def _top(self, sims: np.ndarray, topn: int | None, mask: np.ndarray | None,
              exclude: Iterable[int] = ()) -> list[tuple[str, float]]:
@@ -1650,6 +1665,14 @@ class Im2Vec(Word2Vec):
         returning only words; the query's own keys are left out. ``topn=None``: every word, best first."""
         return self._most_similar_restricted(positive, negative, topn, "words")
 
+    def most_similar_tags(self, positive=None, negative=None, topn: int | None = 10) -> list[tuple[str, float]]:
+        """Like :meth:`most_similar_words`, returning only the words of the image documents (the
+        tags the images trained with, ``image_tag_counts``): an image's describing words without
+        the rest of the text's vocabulary. The same cosine as ``wv.most_similar``; a word no
+        training image carries (a zero-shot tag) is not among them, so rank those by
+        ``wv.distances`` or :meth:`most_similar_words`."""
+        return self._most_similar_restricted(positive, negative, topn, "tags")
+
     def most_similar_images(self, positive=None, negative=None, topn: int | None = 10) -> list[tuple[str, float]]:
         """Like ``wv.most_similar`` (keys, vectors or ``(key, weight)`` pairs, words or images),
         returning only images; the query's own keys are left out. ``topn=None``: every image, best first."""
@@ -1667,8 +1690,10 @@ class Im2Vec(Word2Vec):
             Raw features of images (they need not be in the model).
         topn : int or None
             Number of neighbours (None: all of them, best first).
-        restrict : {"words", "images", None}
-            Keep only words, only images, or both.
+        restrict : {"words", "tags", "images", None}
+            Keep only words, only the words of the image documents (the tags the images trained
+            with: an image's describing words without the rest of the text's vocabulary; no
+            zero-shot tag), only images, or all of them.
 
         Returns
         -------

@@ -510,11 +510,11 @@ def show_examples(cfg: DemoConfig, model, features) -> str:
     shown = list(zip(data.test_keys, data.test_tags))[:3]
     shown += [(k, t) for k, t in zip(data.test_keys, data.test_tags) if set(t) & set(zs)][:2]
     X = feats.gather_normalized([feats.row(k) for k in (k for k, _ in shown)], normalize=False)
-    words = model.similar_by_image(X, topn=8, restrict="words")
+    words = model.similar_by_image(X, topn=8, restrict="tags")  # its describing words, not the whole text
     images = model.similar_by_image(X, topn=5, restrict="images")
     for (key, tags), w, im, x in zip(shown, words, images, X):
         out.append(_listing(f"Held-out image {key}  (true tags: {', '.join(tags[:8])})\n"
-                            f"  nearest words (cosine in model.wv, the image placed by model.project):", w, model))
+                            f"  nearest tags (cosine in model.wv, the image placed by model.project):", w, model))
         out.append(_listing("  nearest images:", im, model))
         own = sorted(set(tags) & set(zs))
         if own:

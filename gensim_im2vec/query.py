@@ -5,7 +5,9 @@ their cosine in the one space of words and images (``model.wv``), each marked ``
 ``image``. Every list is what gensim's own ``model.wv.most_similar`` answers, nothing else:
 
 * a **word** or an **image key** (``img:animals/cat``, or just ``animals/cat``): its nearest words
-  and images mixed, then the nearest words alone and the nearest images alone;
+  and images mixed, then the nearest words alone (an image's: the nearest *tags*, the words of
+  the image documents, :meth:`Im2Vec.most_similar_tags`, not the text's whole vocabulary) and
+  the nearest images alone;
 * several tokens (``img:cats/1 -cat dog``): the neighbours of the sum of their unit vectors, a
   token with a leading ``-`` subtracted (an analogy across modalities);
 * an **image file** never seen in training: its features are extracted on the fly by a
@@ -453,17 +455,25 @@ class QuerySession:
                 total += sign * v / norm
         return bool(np.linalg.norm(total) < 1e-6 * max(1, len(positive) + len(negative)))
 
-    def _tables(self, positive, negative, exclude_self: bool = True) -> list[str]:
+    def _tables(self, positive, negative, tags: bool = False) -> list[str]:
+        """The neighbours by ``wv.most_similar``: words and images together, then words (with
+        `tags`, an image's query: only the words of the image documents, :meth:`Im2Vec.most_similar_tags`)
+        beside images."""
         m, n = self.model, self.topn
         if m.W is None:  # a model without images: plain neighbours
             return [format_neighbours("Nearest words", m.wv.most_similar(positive=positive, negative=negative,
                                                                          topn=n), self._is_image)]
         mixed = m.wv.most_similar(positive=positive, negative=negative, topn=n)
-        words = m.most_similar_words(positive=positive, negative=negative, topn=n)
+        tags = tags and bool(m.image_tag_counts)
+        if tags:
+            words = m.most_similar_tags(positive=positive, negative=negative, topn=n)
+        else:
+            words = m.most_similar_words(positive=positive, negative=negative, topn=n)
         images = m.most_similar_images(positive=positive, negative=negative, topn=n)
         return [
             format_neighbours("Nearest words and images", mixed, self._is_image),
-            _side_by_side(format_neighbours("Nearest words", words, self._is_image, key_name="Word"),
+            _side_by_side(format_neighbours("Nearest tags" if tags else "Nearest words", words, self._is_image,
+                                            key_name="Tag" if tags else "Word"),
                           format_neighbours("Nearest images", images, self._is_image, key_name="Image")),
         ]
 
@@ -473,7 +483,7 @@ class QuerySession:
         parts = [f"{kind}: {key}  (position in vocabulary: {m.wv.key_to_index[key]})"]
         if self._cancels([key], []):
             return parts[0] + "\n\nIts vector is zero (or not finite): it has no direction, so no neighbours by cosine."
-        parts += self._tables([key], [])
+        parts += self._tables([key], [], tags=kind == "Image")
         if kind == "Image":
             parts += self._given_words(key)
         return "\n\n".join(parts)
@@ -545,8 +555,10 @@ class QuerySession:
             f"Image file: {path}  (placed by model.project(features); not in the vocabulary)",
             format_neighbours("Nearest words and images", m.similar_by_image(feats, topn=n), self._is_image),
             _side_by_side(
-                format_neighbours("Nearest words", m.similar_by_image(feats, topn=n, restrict="words"),
-                                  self._is_image, key_name="Word"),
+                format_neighbours(*(("Nearest tags", m.similar_by_image(feats, topn=n, restrict="tags"))
+                                    if m.image_tag_counts else
+                                    ("Nearest words", m.similar_by_image(feats, topn=n, restrict="words"))),
+                                  self._is_image, key_name="Tag" if m.image_tag_counts else "Word"),
                 format_neighbours("Nearest images", m.similar_by_image(feats, topn=n, restrict="images"),
                                   self._is_image, key_name="Image")),
             *self._given_words(vec),

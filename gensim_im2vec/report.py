@@ -18,9 +18,10 @@ is refused before anything is written, as it may hold files of the same names.
 
 Sections of ``index.html``:
 
-1. **Held-out images**: each test image's thumbnail, its nearest words by cosine in the space,
-   from its features alone (``Im2Vec.similar_by_image(features, restrict="words")``), next to its
-   true tags; a listed word that is a true tag is marked, and P@k is given per image;
+1. **Held-out images**: each test image's thumbnail, its nearest tags (the words of the image
+   documents) by cosine in the space, from its features alone (``Im2Vec.similar_by_image(features,
+   restrict="tags")``), next to its true tags; a listed tag that is a true tag is marked, and P@k
+   is given per image;
 2. **Words and their nearest images** among the model's images and the held-out ones;
 3. **Evaluation**: any table(s) of rows (a list of dicts, e.g. from
    :mod:`gensim_im2vec.evaluate`), rendered as HTML tables;
@@ -495,8 +496,9 @@ class _Thumbnails:
 
 
 def _heldout_section(model, thumbs: _Thumbnails, test_keys, feats, tags_true, shown: int, topn: int) -> str:
-    """Held-out images: their nearest words by cosine against their true tags."""
-    preds = model.similar_by_image(feats[:shown], topn=topn, restrict="words")  # one batch
+    """Held-out images: their nearest tags (words of the image documents) by cosine against their true tags."""
+    restrict = "tags" if model.image_tag_counts else "words"  # a model without image documents: every word
+    preds = model.similar_by_image(feats[:shown], topn=topn, restrict=restrict)  # one batch
     rows, hits_at = [], []
     for key, pred, truth in zip(test_keys[:shown], preds, tags_true[:shown]):
         tset = set(truth)
@@ -519,11 +521,12 @@ def _heldout_section(model, thumbs: _Thumbnails, test_keys, feats, tags_true, sh
         mean_p = (f"mean P@{topn} over the {len(hits_at)} with true tags: {np.mean(hits_at):.3f} "
                   f"({shown - len(hits_at)} without any left out). ")
     return (
-        f'<section id="heldout"><h2>Held-out images: nearest words vs. true tags</h2>'
+        f'<section id="heldout"><h2>Held-out images: nearest {restrict} vs. true tags</h2>'
         f'<p class="meta">{shown} of {len(test_keys)} images never seen in training, placed in the space from '
-        f"their features alone (model.project); their nearest words by cosine in the space (cosine shown). "
+        f"their features alone (model.project); their nearest {restrict} by cosine in the space (cosine shown"
+        f"{'; the tags are the words of the image documents' if restrict == 'tags' else ''}). "
         f"A green word is a true tag. {mean_p}</p>"
-        f'<table class="tests"><thead><tr><th>image</th><th>key</th><th>nearest words (top {topn}, cosine)</th>'
+        f'<table class="tests"><thead><tr><th>image</th><th>key</th><th>nearest {restrict} (top {topn}, cosine)</th>'
         f"<th>true tags</th><th>hits</th></tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table></section>")
 
 

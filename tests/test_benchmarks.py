@@ -154,3 +154,30 @@ def test_feature_noise_rows(monkeypatch):
         module.noisy_rows(0.0, 1.0, 0)
     with pytest.raises(ValueError, match="--noise"):
         module.noisy_rows(-1.0, 0.0, 0)
+
+
+def test_nearest_words_figures(monkeypatch):
+    """nearest_words.py: AP of a known ranking; among the tags every listed word is a tag and the
+    image's own tags rank at least as well as among all words, where text-only words can come first."""
+    import numpy as np
+    from gensim.models import Word2Vec
+
+    from gensim_im2vec.model import Im2Vec
+    from gensim_im2vec.synthetic import make_corpus
+
+    module = _load("nearest_words", monkeypatch)
+    assert module.average_precision(np.array([True, False, True, False]), 2) == (1 + 2 / 3) / 2
+    assert module.average_precision(np.array([False, True]), 2) == 0.25  # one of two never found
+    data = make_corpus(n_classes=4, n_images=400, n_features=32, n_related=2, n_text_sentences=1500, seed=2)
+    text = [d for d in data.docs if not d[0].startswith("img:")]
+    text_only = {f"class{c}_r1" for c in range(4)}  # near their class in the text, on no image
+    image_docs = [[w for w in d if w not in text_only] for d in data.docs if d[0].startswith("img:")]
+    w2v = Word2Vec(text, vector_size=16, sg=1, min_count=1, epochs=10, workers=1, seed=1)
+    m = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=image_docs, epochs=5, sample=0)
+    V = m.project(data.test_features)
+    truth = [[f"class{c}"] for c in data.test_labels]
+    words = module.neighbour_figures(m, V, truth, set(), "words")
+    tags = module.neighbour_figures(m, V, truth, set(), "tags")
+    assert tags["tags@10"] == 1.0 and words["tags@10"] < 1.0  # the text's own words come near too
+    assert tags["mAP"] >= words["mAP"] and tags["mAP"] > 0.5
+    assert np.isnan(words["zero-shot@10"])  # no zero-shot tag asked

@@ -291,7 +291,7 @@ def test_saved_keyedvectors_answer_image_to_word_in_plain_gensim(tmp_path, plain
 
 def test_similar_by_image_batch_equals_one_call_per_image(plain, trained):
     x = plain.test_features[:6]
-    for restrict in (None, "words", "images"):
+    for restrict in (None, "words", "tags", "images"):
         batch = trained.similar_by_image(x, topn=7, restrict=restrict)
         assert isinstance(batch, list) and len(batch) == 6
         for row, f in zip(batch, x):
@@ -314,8 +314,33 @@ def test_modality_helpers(trained, plain):
     f = plain.test_features[0]
     assert all(trained.is_image(k) for k, _ in trained.similar_by_image(f, topn=4, restrict="images"))
     assert not any(trained.is_image(k) for k, _ in trained.similar_by_image(f, topn=4, restrict="words"))
-    with pytest.raises(ValueError, match="restrict"):
+    with pytest.raises(ValueError, match="restrict must be 'words', 'tags', 'images' or None"):
         trained.similar_by_image(f, restrict="pixels")
+
+
+def test_restrict_tags_keeps_the_words_of_the_image_documents(plain):
+    """restrict="tags" (and most_similar_tags): the same cosine ranking as gensim's, keeping only the
+    words some training image carries; text-only words, however near, are left out. A model whose
+    images have no documents has no tags, and says so."""
+    text = [d[1:] for d in plain.docs] * 2 + [["onlytext", "prose", "class1"]] * 5
+    w2v = Word2Vec(text, vector_size=24, sg=1, min_count=1, epochs=3, workers=1, seed=1)
+    m = Im2Vec.from_word2vec(w2v, image_features=plain.features, sentences=plain.docs, epochs=5)
+    f = plain.test_features[:4]
+    every = m.similar_by_image(f, topn=None)
+    tags = m.similar_by_image(f, topn=None, restrict="tags")
+    for row_all, row_tags in zip(every, tags):
+        want = [(k, c) for k, c in row_all if k in m.image_tag_counts]
+        assert [k for k, _ in row_tags] == [k for k, _ in want]
+        np.testing.assert_allclose([c for _, c in row_tags], [c for _, c in want], atol=1e-6)
+        assert {"onlytext", "prose"}.isdisjoint(k for k, _ in row_tags)
+    assert {"onlytext", "prose"} <= {k for k, _ in m.similar_by_image(f[0], topn=None, restrict="words")}
+    by_key = m.most_similar_tags("img:5", topn=None)
+    words = m.most_similar_words("img:5", topn=None)
+    assert [k for k, _ in by_key] == [k for k, _ in words if k in m.image_tag_counts]
+    assert len(by_key) == len(set(m.image_tag_counts) & set(m.wv.key_to_index))
+    bare = Im2Vec.from_word2vec(w2v, image_features=plain.features)  # images, but no image documents
+    with pytest.raises(ValueError, match="restrict='tags': no word of this model occurs in an image document"):
+        bare.similar_by_image(f[0], restrict="tags")
 
 
 def test_similar_by_image_is_the_cosine_without_a_normalised_copy_of_wv(trained, plain, monkeypatch):

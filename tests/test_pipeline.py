@@ -36,7 +36,7 @@ def test_demo_runs_end_to_end(demo):
     assert evaluation["targets"] and all(isinstance(t["ok"], bool) for t in evaluation["targets"])
     for text in ("Im2Vec (cosine in model.wv)", "mAP", "The space itself", "one space, not two clouds", "Targets"):
         assert text in result["evaluation"], text
-    assert "Held-out image" in result["examples"] and "nearest words (cosine in model.wv" in result["examples"]
+    assert "Held-out image" in result["examples"] and "nearest tags (cosine in model.wv" in result["examples"]
     html = open(result["report"], encoding="utf-8").read()
     assert "<table" in html and "map.png" in html
 

@@ -101,19 +101,21 @@ def test_scripted_session(trained):
     assert "trained score" not in key and "Given words" not in key
     _same(_tables(key, "Nearest words and images"), model.wv.most_similar("img:green/1", topn=5))
     everything = model.wv.most_similar("img:green/1", topn=len(model.wv))
-    _same(_tables(key, "Nearest words"), [(k, s) for k, s in everything if not model.is_image(k)][:5])
+    # an image's words are the tags (the words of the image documents): the same cosine, filtered
+    assert "Nearest words\n" not in key
+    _same(_tables(key, "Nearest tags"), [(k, s) for k, s in everything if k in model.image_tag_counts][:5])
     _same(_tables(key, "Nearest images"), [(k, s) for k, s in everything if model.is_image(k)][:5])
-    assert {t for t, _, _ in _tables(key, "Nearest words")[:3]} == {"green", "grass", "leaf"}  # its own tags
+    assert {t for t, _, _ in _tables(key, "Nearest tags")[:3]} == {"green", "grass", "leaf"}  # its own tags
     assert "Image: img:blue/3" in answers[3]
 
     own_answer = answers[4]
     assert "Image file:" in own_answer and "Cannot" not in own_answer
     top_image, kind, cos = _tables(own_answer, "Nearest images")[0]
     assert (top_image, kind) == ("img:red/2", "image") and cos >= 0.99999  # found itself from the pixels
-    assert {t for t, _, _ in _tables(own_answer, "Nearest words")[:3]} == {"red", "warm", "fire"}
-    # the file's words are its stored twin's words: project(features) and wv["img:red/2"] are one function
+    assert {t for t, _, _ in _tables(own_answer, "Nearest tags")[:3]} == {"red", "warm", "fire"}
+    # the file's tags are its stored twin's tags: project(features) and wv["img:red/2"] are one function
     # (the features re-extracted from the pixels match the float16 store to ~1e-3)
-    _same(_tables(own_answer, "Nearest words"), model.most_similar_words("img:red/2", topn=5), atol=5e-3)
+    _same(_tables(own_answer, "Nearest tags"), model.most_similar_tags("img:red/2", topn=5), atol=5e-3)
     assert "Image file:" in answers[5] and len(_tables(answers[5], "Nearest images")) == 5
 
 

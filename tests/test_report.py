@@ -103,19 +103,20 @@ def test_files_and_structure(built):
     assert (out / "thumbs" / report_module._safe_name(test_keys[0])).is_file()
 
 
-def test_heldout_words_are_the_spaces_nearest_words(built):
-    """Each held-out image lists its nearest words by cosine in ``model.wv`` (gensim's own answer to
-    ``model.project(features)``), in that order, with that cosine; true tags among them are marked."""
+def test_heldout_words_are_the_spaces_nearest_tags(built):
+    """Each held-out image lists its nearest tags (words of the image documents) by cosine in
+    ``model.wv`` (gensim's own answer to ``model.project(features)``, filtered), in that order, with
+    that cosine; true tags among them are marked."""
     model, data, index, test_keys = built
     html_text = index.read_text(encoding="utf-8")
-    assert "nearest words (top 3, cosine)" in html_text and "trained score" not in html_text
+    assert "nearest tags (top 3, cosine)" in html_text and "trained score" not in html_text
     body = html_text.split('<table class="tests">', 1)[1].split("</table>", 1)[0]
     rows = body.split("<tr>")[2:]  # after the header row
     assert len(rows) == len(test_keys)
     n_hits = 0
     for row, f, c in zip(rows, data.test_features, data.test_labels):
         ranked = model.wv.similar_by_vector(model.project(f), topn=len(model.wv))
-        expected = [(w, s) for w, s in ranked if not model.is_image(w)][:3]
+        expected = [(w, s) for w, s in ranked if w in model.image_tag_counts][:3]
         positions = [row.index(f">{w} <small>{s:.3f}</small>") for w, s in expected]
         assert positions == sorted(positions)  # in the space's order, with its cosine
         assert row.count("<small>") == 3

@@ -1,0 +1,116 @@
+"""What ``most_similar`` lists for an image: its nearest words among the whole vocabulary, or among the tags.
+
+    OMP_NUM_THREADS=1 python benchmarks/nearest_words.py [--demo-dir demo_output] [--modes two-stage joint] \
+        [--seeds 1 2 3]
+
+The evaluation ranks an image's tags among the candidate tags (the tags of at least two training
+images), as issue 11's targets ask. A user who calls ``model.wv.most_similar(image)`` or
+``model.similar_by_image(features, restrict="words")`` gets the nearest words of the whole
+vocabulary instead: in two-stage the text's 60,000 words, which the space step never trains
+against (its candidates are the tags). ``restrict="tags"`` (:meth:`Im2Vec.most_similar_tags`)
+keeps the words of the image documents. For the demo's held-out images (placed by
+``model.project``) and 500 of its training images (their rows of ``wv``), this prints, per
+vocabulary:
+
+- ``mAP``: the image's own tags ranked among those words (tags the model has no vector for are
+  left out of the image's truth);
+- ``own@10``: the share of the 10 nearest that are the image's own tags;
+- ``tags@10``: the share of the 10 nearest that are tags of some training image (1 by
+  construction among the tags);
+- ``zero-shot@10`` (held-out images with a zero-shot tag): the share whose 10 nearest hold one of
+  their zero-shot tags, which the tags leave out by construction.
+
+Without ``--seeds`` the demo's saved models are read (``make demo``); with it, each mode is trained
+per seed as the demo trains (:func:`gensim_im2vec.pipeline.train_model`) and each figure is the
+mean [min, max] over the seeds.
+"""
+
+import argparse
+from collections import defaultdict
+
+import numpy as np
+from gensim.models import Word2Vec
+
+from gensim_im2vec.model import Im2Vec
+from gensim_im2vec.pipeline import DemoConfig, evaluation_data, open_features, train_model
+
+
+def average_precision(hits: np.ndarray, n_relevant: int) -> float:
+    """AP of a ranking given as a boolean array (True where an item is relevant), `n_relevant` in all."""
+    at = np.flatnonzero(hits)
+    return float(np.sum(np.arange(1, len(at) + 1) / (at + 1)) / n_relevant) if n_relevant else 0.0
+
+
+def neighbour_figures(model, V: np.ndarray, truth: list, zero_shot: set, restrict: str, k: int = 10) -> dict:
+    """The figures above for the image vectors `V` (rows) with true tags `truth`, the words of
+    `restrict` ("words" or "tags") ranked by cosine, as ``model.similar_by_image`` ranks them."""
+    rows = np.flatnonzero(model._modality_mask(restrict))
+    keys = [model.wv.index_to_key[i] for i in rows]
+    U = model.wv.vectors[rows].astype(np.float64)
+    U /= np.maximum(np.linalg.norm(U, axis=1, keepdims=True), 1e-12)
+    is_tag = np.array([w in model.image_tag_counts for w in keys])
+    zs_col = np.array([w in zero_shot for w in keys])
+    pos = {w: j for j, w in enumerate(keys)}
+    aps, own, tags, zs = [], [], [], []
+    for lo in range(0, len(V), 256):
+        H = V[lo:lo + 256].astype(np.float64)
+        H /= np.maximum(np.linalg.norm(H, axis=1, keepdims=True), 1e-12)
+        order = np.argsort(-(H @ U.T), axis=1, kind="stable")
+        for ranked, t in zip(order, truth[lo:lo + 256]):
+            tags.append(is_tag[ranked[:k]].mean())
+            relevant = [pos[w] for w in t if w in pos]
+            if relevant:
+                hits = np.isin(ranked, relevant)
+                aps.append(average_precision(hits, len(relevant)))
+                own.append(hits[:k].mean())
+            if zero_shot & set(t):
+                mine = np.array([keys[j] in t for j in ranked[:k]])
+                zs.append(bool(np.any(mine & zs_col[ranked[:k]])))
+    return {"mAP": np.mean(aps), f"own@{k}": np.mean(own), f"tags@{k}": np.mean(tags),
+            f"zero-shot@{k}": np.mean(zs) if zs else float("nan")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--demo-dir", default="demo_output")
+    ap.add_argument("--modes", nargs="+", default=["two-stage", "joint"], choices=["two-stage", "joint"])
+    ap.add_argument("--seeds", nargs="*", type=int, default=None, help="train per seed (default: the saved models)")
+    args = ap.parse_args()
+    feats = open_features(DemoConfig(out_dir=args.demo_dir))
+    data = evaluation_data(DemoConfig(out_dir=args.demo_dir), feats)
+    X = feats.gather_normalized([feats.row(k) for k in data.test_keys])
+    zero_shot = set(data.zero_shot)
+    words = Word2Vec.load(f"{args.demo_dir}/models/words.w2v") if args.seeds else None
+    for mode in args.modes:
+        figures = defaultdict(list)
+        for seed in args.seeds or [None]:
+            if seed is None:
+                model = Im2Vec.load(f"{args.demo_dir}/models/im2vec-{mode}.model")
+            else:
+                model = train_model(DemoConfig(out_dir=args.demo_dir, mode=mode, seed=seed), feats, words)
+            inside = [i for i, key in enumerate(data.train_keys) if key in model.wv.key_to_index]
+            pick = inside[:: max(1, len(inside) // 500)][:500]
+            train_V = model.wv.vectors[[model.wv.key_to_index[data.train_keys[i]] for i in pick]]
+            sets = {"held-out": (model.project(X), data.test_tags),
+                    "training": (train_V, [data.train_tags[i] for i in pick])}
+            for name, (V, truth) in sets.items():
+                for restrict in ("words", "tags"):
+                    for fig, value in neighbour_figures(model, V, truth, zero_shot, restrict).items():
+                        figures[(name, restrict, fig)].append(value)
+            print(f"{mode}{'' if seed is None else f' seed {seed}'}: {len(model.wv)} keys, "
+                  f"{int(model._modality_mask('tags').sum())} tags", flush=True)
+        print(f"\n{mode}: images' nearest words, mean [min, max] over {len(args.seeds or [None])} model(s)")
+        print(f"  {'images':<10s} {'among':<6s} " + "  ".join(f"{f:>22s}" for f in ("mAP", "own@10", "tags@10",
+                                                                                      "zero-shot@10")))
+        for name in ("held-out", "training"):
+            for restrict in ("words", "tags"):
+                cells = []
+                for fig in ("mAP", "own@10", "tags@10", "zero-shot@10"):
+                    v = figures[(name, restrict, fig)]
+                    cells.append("—" if np.isnan(v).all() else f"{np.mean(v):.3f} [{min(v):.3f}, {max(v):.3f}]")
+                print(f"  {name:<10s} {restrict:<6s} " + "  ".join(f"{c:>22s}" for c in cells))
+        print()
+
+
+if __name__ == "__main__":
+    main()
