@@ -42,8 +42,8 @@ def main(argv=None):
               [(k, round(s, 3)) for k, s in model.most_similar_images(word, topn=3)])
     image = next((key for key in map(session.resolve, args.queries) if key and model.is_image(key)), None)
     if image is not None:
-        print(f"as data: model.most_similar_words({image!r}, topn=3) ->",
-              [(w, round(s, 3)) for w, s in model.most_similar_words(image, topn=3)])
+        print(f"as data: model.most_similar_tags({image!r}, topn=3) ->",
+              [(w, round(s, 3)) for w, s in model.most_similar_tags(image, topn=3)])
 
 
 if __name__ == "__main__":

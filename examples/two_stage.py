@@ -9,7 +9,7 @@ must use negative sampling). Stage 2 (:meth:`Im2Vec.from_word2vec`) keeps those 
 learns ``W`` on the image documents — ``img:<key> tag tag …`` per line, as ``im2vec normalize``
 writes them — with the images' features from a FeatureStore (``im2vec extract``). The words'
 similarities are unchanged; images land among the words that describe them, in one space: at the
-end, a word's nearest images and an image's nearest words by cosine in ``model.wv``.
+end, a word's nearest images and an image's nearest tags by cosine in ``model.wv``.
 """
 
 import argparse
@@ -60,8 +60,8 @@ def main(argv=None):
     for key, cos in model.most_similar_images(word, topn=5):
         print(f"    {key:<30s} {cos:.4f}")
     image = model.image_keys[0]
-    print(f"\nnearest words of {image!r}:")
-    for w, cos in model.most_similar_words(image, topn=5):
+    print(f"\nnearest tags of {image!r} (the words of the image documents, not the whole text):")
+    for w, cos in model.most_similar_tags(image, topn=5):
         print(f"    {w:<30s} {cos:.4f}")
     print(f"\nsaved to {args.output}; explore it with: im2vec query {args.output}")
 

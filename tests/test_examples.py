@@ -65,8 +65,8 @@ def test_example_query_model(query_model):
     out = _run_example("query_model.py", path, "red", "green/1", "--topn", "3")
     assert "Word: red" in out and "Image: img:green/1" in out
     assert "as data: model.most_similar_images('red'" in out
-    line = re.search(r"as data: model.most_similar_words\('img:green/1', topn=3\) -> (.*)", out).group(1)
-    assert ast.literal_eval(line) == [(w, round(s, 3)) for w, s in model.most_similar_words("img:green/1", topn=3)]
+    line = re.search(r"as data: model.most_similar_tags\('img:green/1', topn=3\) -> (.*)", out).group(1)
+    assert ast.literal_eval(line) == [(w, round(s, 3)) for w, s in model.most_similar_tags("img:green/1", topn=3)]
 
 
 def test_example_yfcc100m_on_the_fixture(tmp_path):
@@ -94,8 +94,9 @@ def test_example_two_stage(tmp_path):
     model = Im2Vec.load(str(tmp_path / "m.model"))
     assert len(model.image_keys) == 90
     image = model.image_keys[0]
-    block = out.split(f"nearest words of {image!r}:\n", 1)[1].split("\n\n", 1)[0]
-    assert [line.split()[0] for line in block.splitlines()] == [w for w, _ in model.most_similar_words(image, topn=5)]
+    block = out.split(f"nearest tags of {image!r} (the words of the image documents, not the whole text):\n",
+                      1)[1].split("\n\n", 1)[0]
+    assert [line.split()[0] for line in block.splitlines()] == [w for w, _ in model.most_similar_tags(image, topn=5)]
 
 
 def test_yfcc100m_example_reads_download_urls_of_a_bom_crlf_file(tmp_path):
