@@ -1627,12 +1627,22 @@ class Im2Vec(Word2Vec):
         if restrict == "images":
             return self._vocab_image_rows >= 0
         if restrict == "tags":
-            mask = self._vocab_tag_counts() > 0
+            mask = self._tag_mask()
             if not mask.any():
                 raise ValueError("restrict='tags': no word of this model occurs in an image document (it has "
                                  "no images, or none was trained); use restrict='words'.")
             return mask
         raise ValueError(f"restrict must be 'words', 'tags', 'images' or None, got {restrict!r}.")
+
+    def _tag_mask(self) -> np.ndarray:
+        """Which vocabulary rows are tags (words of the image documents), kept until the vocabulary
+        or the tags change: a query asks it once per call, and a collection has millions of tags."""
+        key = (len(self.wv), len(self.image_tag_counts))
+        cached = getattr(self, "_tag_mask_cache", None)
+        if cached is None or cached[0] != key:
+            cached = (key, self._vocab_tag_counts() > 0)
+            self._tag_mask_cache = cached
+        return cached[1]
 
     def _top(self, sims: np.ndarray, topn: int | None, mask: np.ndarray | None,
              exclude: Iterable[int] = ()) -> list[tuple[str, float]]:
@@ -1758,7 +1768,7 @@ class Im2Vec(Word2Vec):
         # attributes to None at load, after _load_specials has opened the store again)
         ignore = set(ignore).union({
             "_scan_tag_counts", "_neg_word_idx", "_neg_word_cum", "_neg_tag_idx", "_neg_tag_cum", "_space_lock",
-            "_space_bias",
+            "_space_bias", "_tag_mask_cache",
         })
         return super()._save_specials(fname, separately, sep_limit, ignore, pickle_protocol, compress, subname)
 

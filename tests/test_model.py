@@ -982,3 +982,20 @@ def test_the_readmes_examples_run_and_show_what_they_say(tmp_path, monkeypatch):
     exec(compile(runnable[1], "README.md: two-stage", "exec"), two)
     assert np.array_equal(two["model"].wv["class1"], two["w2v"].wv["class1"])
     assert two["model"].is_image("img:0") and two["model"].train_words is False
+
+
+def test_the_tags_filter_follows_new_tags(plain, tmp_path):
+    """restrict="tags" is kept between calls, follows a vocabulary update that brings new tags, and
+    is not saved with the model (a loaded model computes it again)."""
+    m = Im2Vec(plain.docs[:300], image_features=plain.features, vector_size=16, sg=1, min_count=1, epochs=2,
+               workers=1, seed=1)
+    f = plain.test_features[0]
+    assert "brandnew" not in dict(m.similar_by_image(f, topn=None, restrict="tags"))
+    m.build_vocab([["img:1500", "class0", "brandnew"]], update=True)
+    assert "brandnew" in dict(m.similar_by_image(f, topn=None, restrict="tags"))
+    path = str(tmp_path / "m.model")
+    m.save(path)
+    again = Im2Vec.load(path)
+    assert getattr(again, "_tag_mask_cache", None) is None
+    assert [k for k, _ in again.most_similar_tags("img:3", topn=None)] == [
+        k for k, _ in m.most_similar_tags("img:3", topn=None)]
