@@ -880,7 +880,8 @@ def index_command(model_path, output, backend, kind):
 def query_command(model_path, topn, store, device, arch, weights, layer, zero_shot_words):
     """Explore MODEL at a prompt: type a word, an image key or an image file path (EXIT to end).
 
-    Prints the nearest words and images by cosine in the model's one space (model.wv); an image
+    Prints the nearest words and images by cosine in the model's one space (model.wv), for an
+    image its nearest tags (the words of the image documents) beside its nearest images; an image
     file is placed in it from features extracted on the fly (model.project) and answered the same
     way. With --zero-shot-words, an image's answer also ranks the given words by cosine.
     """
