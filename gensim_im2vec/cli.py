@@ -805,12 +805,15 @@ def _read_analogies(path: str, option: str = "--space-analogies") -> list[tuple[
               help="Folder the features were extracted from: its files become the sprite's thumbnails.")
 @click.option("--restrict", type=click.Choice(["words", "images"]), default=None,
               help="Export only words or only images (default both).")
+@click.option("--tags-only", is_flag=True,
+              help="Of the words, export only the tags (the words of the image documents), not the rest of the "
+                   "text's vocabulary: the projector's neighbours of an image are then its tags and images.")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="At most this many rows, most frequent first (the projector is comfortable up to ~100k).")
 @click.option("--thumbnail", type=click.IntRange(min=1), cls=LibraryOption, library="gensim_im2vec.export:export_projector",
               help="Sprite tile size in pixels; the sprite must fit in 8192x8192.")
 @click.option("--normalize", is_flag=True, help="Write unit-length vectors.")
-def export_command(model_path, output, images, restrict, limit, thumbnail, normalize):
+def export_command(model_path, output, images, restrict, tags_only, limit, thumbnail, normalize):
     """Export a model's words and images to the TensorFlow Embedding Projector
     (open with `tensorboard --logdir OUTPUT`, or load the TSVs at projector.tensorflow.org)."""
     from gensim_im2vec.export import export_projector
@@ -822,7 +825,7 @@ def export_command(model_path, output, images, restrict, limit, thumbnail, norma
                                  f"outside {images!r}, e.g. beside it.", param_hint="'-o' / '--output'")
     model = _load_model(model_path)
     try:
-        res = export_projector(model, output, images=images, restrict=restrict, limit=limit,
+        res = export_projector(model, output, images=images, restrict=restrict, tags_only=tags_only, limit=limit,
                                normalize=normalize, **given({"thumbnail": thumbnail}))
     except (ValueError, TypeError, OSError, ImportError) as e:
         raise click.ClickException(str(e)) from e

@@ -36,8 +36,9 @@ of ``model.wv.most_similar``.
 >>> open(os.path.join(out.directory, "metadata.tsv")).readline().split()
 ['key', 'modality', 'count']
 
-Without ``images`` no sprite is written; ``restrict="images"`` / ``"words"`` and ``limit``
-choose the rows (the projector handles up to ~100k points well; a sprite holds at most
+Without ``images`` no sprite is written; ``restrict="images"`` / ``"words"``, ``tags_only`` (of
+the words, only the tags: the projector then shows an image among its tags, not among every word
+of the text) and ``limit`` choose the rows (the projector handles up to ~100k points well; a sprite holds at most
 ``(8192 / thumbnail)²`` tiles).
 """
 
@@ -158,6 +159,7 @@ def export_projector(
     *,
     keys: Sequence[str] | None = None,
     restrict: str | None = None,
+    tags_only: bool = False,
     limit: int | None = None,
     images=None,
     thumbnail: int | tuple[int, int] = 32,
@@ -179,6 +181,12 @@ def export_projector(
         vocabulary in its order (most frequent first), filtered by `restrict` and cut at `limit`.
     restrict : {"words", "images", None}
         Export only words, only images, or both.
+    tags_only : bool
+        Of the words, export only the tags (the words of an Im2Vec model's image documents,
+        ``image_tag_counts``): the projector's neighbours of an image are then its tags and
+        images, without the rest of the text's vocabulary (in two-stage most of an image's
+        nearest words; see ``Im2Vec.most_similar_tags``). With `keys`, the words among them that
+        are not tags are left out.
     limit : int, optional
         At most this many rows (None: all).
     images : str, os.PathLike or mapping of str to path, optional
@@ -223,11 +231,18 @@ def export_projector(
                         f"{type(model).__name__}.")
     if restrict not in (None, "words", "images"):
         raise ValueError(f"restrict: expected 'words', 'images' or None, got {restrict!r}.")
+    is_tag = None
+    if tags_only:
+        counts = getattr(model, "image_tag_counts", None)
+        if not counts:
+            raise ValueError("tags_only: this model has no tags (image_tag_counts: the words of an Im2Vec model's "
+                             "image documents); export without tags_only.")
+        is_tag = counts.__contains__
     if limit is not None and (not is_int(limit) or limit < 1):
         raise ValueError(f"limit: expected a positive int or None, got {limit!r}.")
     size = _thumbnail_size(thumbnail)
     is_image = image_test(model, image_prefix)
-    keys = _export_keys(kv, keys, is_image, restrict, limit)
+    keys = _export_keys(kv, keys, is_image, restrict, limit, is_tag)
     _check_outside_images(Path(directory), images)
     paths = _image_paths(images, getattr(model, "image_prefix", image_prefix))
     grid = math.ceil(math.sqrt(len(keys))) if images is not None else 0
@@ -350,8 +365,9 @@ def _earlier_export(folder: Path) -> bool:
         return False
 
 
-def _export_keys(kv, keys, is_image, restrict: str | None, limit: int | None) -> list[str]:
-    """The rows to export: `keys` (checked) or the vocabulary, of the modality asked, cut at `limit`."""
+def _export_keys(kv, keys, is_image, restrict: str | None, limit: int | None, is_tag=None) -> list[str]:
+    """The rows to export: `keys` (checked) or the vocabulary, of the modality asked (words: only
+    those `is_tag` accepts, when given), cut at `limit`."""
     if keys is None:
         keys = [k for k in kv.index_to_key if restrict is None or is_image(k) == (restrict == "images")]
     elif isinstance(keys, str):
@@ -370,10 +386,12 @@ def _export_keys(kv, keys, is_image, restrict: str | None, limit: int | None) ->
                                      f"of the projector. Drop the repeats, e.g. keys=list(dict.fromkeys(keys)).")
         if restrict is not None:
             keys = [k for k in keys if is_image(k) == (restrict == "images")]
+    if is_tag is not None:
+        keys = [k for k in keys if is_image(k) or is_tag(k)]
     if limit is not None:
         keys = keys[: int(limit)]
     if not keys:
-        raise ValueError("nothing to export: no keys left after restrict/limit.")
+        raise ValueError("nothing to export: no keys left after restrict/tags_only/limit.")
     return keys
 
 

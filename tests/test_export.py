@@ -199,3 +199,34 @@ def test_cli_export_refuses_a_folder_of_the_users(setup, tmp_path):
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(main, ["export", str(tmp_path / "m.model"), "-o", str(tmp_path / "p")])  # a rerun
     assert r.exit_code == 0 and "34 rows" in r.output, r.output
+
+
+def test_tags_only_leaves_out_the_texts_other_words(tmp_path):
+    """tags_only: of the words, only those of the image documents are exported (every image stays);
+    with restrict="words" only the tags; a model without tags says so; the CLI's --tags-only does the same."""
+    from click.testing import CliRunner
+    from gensim.models import Word2Vec
+
+    from gensim_im2vec.cli import main
+    from gensim_im2vec.synthetic import make_corpus
+
+    data = make_corpus(n_classes=3, n_images=60, n_features=8, n_text_sentences=200, seed=0)
+    text = [d for d in data.docs if not d[0].startswith("img:")] + [["onlytext", "prose"]] * 5
+    w2v = Word2Vec(text, vector_size=8, sg=1, min_count=1, epochs=2, workers=1, seed=1)
+    image_docs = [d for d in data.docs if d[0].startswith("img:")]
+    model = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=image_docs, epochs=2, sample=0)
+    tags = {w for w in model.word_keys if w in model.image_tag_counts}
+    assert {"onlytext", "prose"} <= set(model.word_keys) and {"onlytext", "prose"}.isdisjoint(tags)
+    res = export_projector(model, tmp_path / "t", tags_only=True)
+    rows = [line.split("\t")[0] for line in res.metadata.read_text(encoding="utf-8").splitlines()[1:]]
+    assert set(rows) == tags | set(model.image_keys) and res.n_images == len(model.image_keys)
+    assert [k for k in model.wv.index_to_key if k in set(rows)] == rows  # the vocabulary's order
+    res = export_projector(model, tmp_path / "w", tags_only=True, restrict="words")
+    assert res.count == len(tags) and res.n_images == 0
+    with pytest.raises(ValueError, match="tags_only: this model has no tags"):
+        export_projector(w2v, tmp_path / "x", tags_only=True)
+    path = str(tmp_path / "m.model")
+    model.save(path)
+    out = CliRunner().invoke(main, ["export", path, "-o", str(tmp_path / "cli"), "--tags-only"])
+    assert out.exit_code == 0, out.output
+    assert f"{len(tags) + len(model.image_keys)} rows ({len(model.image_keys)} images)" in out.output
