@@ -844,7 +844,10 @@ INDEXER = "gensim_im2vec.index:ModalityIndexer"
               help="Index engine (auto: faiss if installed, else annoy).")
 @click.option("--kind", type=click.Choice(["hnsw", "ivf"]), cls=LibraryOption, library=INDEXER,
               help="faiss index type: hnsw (fastest queries) or ivf (faster build).")
-def index_command(model_path, output, backend, kind):
+@click.option("--tags", "with_tags", is_flag=True,
+              help="Also index the tags (the words of the image documents) on their own: an image's nearest "
+                   "tags from the index (indexer.tags), as Im2Vec.most_similar_tags lists them.")
+def index_command(model_path, output, backend, kind, with_tags):
     """Build an approximate-neighbour index (words and images) for a saved model."""
     from gensim_im2vec.index import ModalityIndexer
 
@@ -852,7 +855,8 @@ def index_command(model_path, output, backend, kind):
     _check_not_input(output or model_path + ".ann", "'-o' / '--output'", {"the MODEL_PATH": model_path})
     model = _load_model(model_path)
     try:
-        idx = ModalityIndexer(model, **given({"backend": backend, "kind": kind}))
+        modalities = ("words", "tags", "images") if with_tags else ("words", "images")
+        idx = ModalityIndexer(model, modalities=modalities, **given({"backend": backend, "kind": kind}))
         idx.save(output or model_path + ".ann")
     except (ValueError, TypeError, OSError, ImportError) as e:
         raise click.ClickException(str(e)) from e

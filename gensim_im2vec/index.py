@@ -85,12 +85,15 @@ from gensim_im2vec.validation import check_topn, is_int, l2_normalize, query_ite
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ModalityIndexer", "ann_most_similar", "cosine_neighbours", "BACKENDS", "MODALITIES"]
+__all__ = ["ModalityIndexer", "ann_most_similar", "cosine_neighbours", "BACKENDS", "MODALITIES", "ALL_MODALITIES"]
 
 #: Index engines ModalityIndexer can use.
 BACKENDS = ("faiss", "annoy")
 #: Sub-indexes of a ModalityIndexer.
 MODALITIES = ("words", "images")
+#: Every sub-index one can build: besides the default two, "tags" (the words of an Im2Vec model's image
+#: documents, ``image_tag_counts``): an image's describing words, as ``Im2Vec.most_similar_tags`` lists them.
+ALL_MODALITIES = ("words", "tags", "images")
 _FORMAT = "gensim-im2vec-ann"
 _FORMAT_VERSION = 1
 _FINGERPRINT_ROWS = 1024
@@ -359,8 +362,11 @@ class ModalityIndexer:
         The vectors to index (``model.wv``). None: an empty indexer for :meth:`load`.
     backend : {"auto", "faiss", "annoy"}
         Index engine; "auto" prefers faiss.
-    modalities : sequence of {"words", "images"}
-        Sub-indexes to build (default both); leaving one out saves its build time and memory.
+    modalities : sequence of {"words", "tags", "images"}
+        Sub-indexes to build (default words and images); leaving one out saves its build time and
+        memory. "tags": the words of an Im2Vec model's image documents only, so that an image's
+        nearest tags (``Im2Vec.most_similar_tags``) come from an index too; a few thousand to a
+        few million keys, beside the images' hundreds of millions.
     image_prefix : str
         For a plain Word2Vec/KeyedVectors: keys starting with it are images. An Im2Vec model
         says itself which keys are images.
@@ -388,8 +394,9 @@ class ModalityIndexer:
 
     Attributes
     ----------
-    words, images : ModalityIndexer
-        Views answering from one sub-index only (pass them as ``indexer=``).
+    words, tags, images : ModalityIndexer
+        Views answering from one sub-index only (pass them as ``indexer=``); ``tags`` needs
+        ``modalities`` with "tags".
     backend : str
     fingerprint : str
         Hash of the indexed keys and vectors (checked by :meth:`load`).
@@ -414,9 +421,9 @@ class ModalityIndexer:
         seed: int = 0,
     ) -> None:
         modalities = tuple(modalities)
-        bad = [x for x in modalities if x not in MODALITIES]
-        if bad or not modalities:
-            raise ValueError(f"modalities: expected a non-empty subset of {MODALITIES}, got {modalities!r}.")
+        bad = [x for x in modalities if x not in ALL_MODALITIES]
+        if bad or not modalities or len(set(modalities)) != len(modalities):
+            raise ValueError(f"modalities: expected a non-empty subset of {ALL_MODALITIES}, got {modalities!r}.")
         for name, val, lo in (("m", m, 2), ("ef_construction", ef_construction, 1), ("ef_search", ef_search, 1),
                               ("num_trees", num_trees, 1)):
             if not is_int(val) or val < lo:
@@ -438,7 +445,7 @@ class ModalityIndexer:
             "seed": int(seed),
         }
         self._parts: dict[str, object] = {}
-        self._active: tuple[str, ...] = modalities
+        self._active: tuple[str, ...] = _default_view(modalities)
         self.fingerprint: str | None = None
         self.build_seconds = 0.0
         if model is not None:
@@ -456,7 +463,7 @@ class ModalityIndexer:
         self.fingerprint = _fingerprint(kv.index_to_key, unit)
         p = self.params
         for modality in modalities:
-            sel = np.flatnonzero(is_img if modality == "images" else ~is_img)
+            sel = _selection(model, kv, modality, is_img)
             labels = [kv.index_to_key[i] for i in sel]
             vecs = _UnitRows(kv, sel)
             t1 = time.perf_counter()
@@ -473,21 +480,22 @@ class ModalityIndexer:
     # -- views -------------------------------------------------------------------------------
 
     def restrict(self, modality: str | None) -> ModalityIndexer:
-        """A view answering from one modality's index (``"words"``/``"images"``), or both (None).
+        """A view answering from one modality's index (``"words"``/``"tags"``/``"images"``), or
+        all it has (None; the tags only when no words index holds them already).
 
         The view shares the indexes; no copy is made.
         """
         if modality is None:
-            want = tuple(m for m in MODALITIES if m in self._parts)
-        elif modality in MODALITIES:
+            want = _default_view(tuple(self._parts))
+        elif modality in ALL_MODALITIES:
             want = (modality,)
         else:
-            raise ValueError(f"restrict: expected 'words', 'images' or None, got {modality!r}.")
+            raise ValueError(f"restrict: expected 'words', 'tags', 'images' or None, got {modality!r}.")
         missing = [m for m in want if m not in self._parts]
         if missing:
             raise ValueError(
                 f"restrict: this indexer has no {missing[0]} index (built with modalities="
-                f"{tuple(self._parts)!r}); rebuild it with modalities=('words', 'images')."
+                f"{tuple(self._parts)!r}); rebuild it with {missing[0]!r} among its modalities."
             )
         view = object.__new__(type(self))
         view.__dict__.update(self.__dict__)
@@ -497,6 +505,10 @@ class ModalityIndexer:
     @property
     def words(self) -> ModalityIndexer:
         return self.restrict("words")
+
+    @property
+    def tags(self) -> ModalityIndexer:
+        return self.restrict("tags")
 
     @property
     def images(self) -> ModalityIndexer:
@@ -646,7 +658,9 @@ class ModalityIndexer:
         folder = Path(fname).parent
         part_cls = _FaissPart if self.backend == "faiss" else _annoy_class()
         for modality, info in man["parts"].items():
-            sel = np.flatnonzero(is_img if modality == "images" else ~is_img)
+            if modality not in ALL_MODALITIES:
+                raise ValueError(f"ANN index {fname!r}: unknown part {modality!r} (a newer version's index?); rebuild it.")
+            sel = _selection(model, kv, modality, is_img)
             labels = [kv.index_to_key[i] for i in sel]
             if len(labels) != info["count"]:
                 raise ValueError(
@@ -659,8 +673,29 @@ class ModalityIndexer:
             except (RuntimeError, OSError, EOFError) as e:  # faiss/annoy: a missing or damaged file
                 raise ValueError(f"ANN index {fname!r}: its {modality} index {part_file!r} cannot be read ({e}); "
                                  f"rebuild the index: ModalityIndexer(model).save({fname!r}).") from e
-        self._active = tuple(m for m in MODALITIES if m in self._parts)
+        self._active = _default_view(tuple(self._parts))
         return self
+
+
+def _default_view(built: tuple[str, ...]) -> tuple[str, ...]:
+    """The sub-indexes a query without a modality reads: all that were built, in a fixed order,
+    but the tags only when no words index holds them already (a tag would come back twice)."""
+    return tuple(m for m in ALL_MODALITIES if m in built and not (m == "tags" and "words" in built))
+
+
+def _selection(model, kv, modality: str, is_img: np.ndarray) -> np.ndarray:
+    """Rows of `kv` that the `modality` sub-index holds."""
+    if modality == "images":
+        return np.flatnonzero(is_img)
+    if modality == "words":
+        return np.flatnonzero(~is_img)
+    counts = getattr(model, "image_tag_counts", None)
+    if not counts:
+        raise ValueError("modalities: a 'tags' index needs an Im2Vec model whose images have documents (its "
+                         "image_tag_counts: the words of the image documents); this model has none. Leave 'tags' out.")
+    k2i = kv.key_to_index  # the tags are few: look them up, not every key of the vocabulary
+    rows = np.array(sorted(i for i in (k2i.get(w) for w in counts) if i is not None), dtype=np.int64)
+    return rows[~is_img[rows]] if len(rows) else rows
 
 
 _MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few hundred bytes; a model file is not read whole to find out
@@ -696,7 +731,7 @@ def _part_files(fname: str, man: dict | None) -> set[str]:
     files = set()
     for modality, info in parts.items():
         name = f"{base}.{modality}.{backend}"
-        if modality in MODALITIES and isinstance(info, dict) and info.get("file") == name:
+        if modality in ALL_MODALITIES and isinstance(info, dict) and info.get("file") == name:
             files.update(os.path.join(folder, name + suffix) for suffix in _PART_SUFFIXES[backend])
     return files
 
@@ -769,9 +804,9 @@ def ann_most_similar(
         Number of results (an int >= 0; an index answers a fixed number, so None is refused).
     indexer : ModalityIndexer
         Built from `model`.
-    restrict : {"words", "images", None}
-        Return only words, only images, or (None) what `indexer` answers: both, or one modality for
-        a view such as ``indexer.images``.
+    restrict : {"words", "tags", "images", None}
+        Return only words, only tags (an index built with "tags"), only images, or (None) what
+        `indexer` answers: words and images, or one modality for a view such as ``indexer.images``.
 
     Returns
     -------

@@ -207,3 +207,47 @@ def test_bad_arguments(kv):
         ModalityIndexer(backend=BACKENDS[0]).most_similar(np.ones(24), 3)
     with pytest.raises(TypeError, match="KeyedVectors"):
         ModalityIndexer(np.zeros((3, 3)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_tags_index_answers_most_similar_tags(tmp_path, backend):
+    """modalities=("words", "tags", "images"): the tags view holds exactly the words of the image
+    documents and finds an image's nearest tags as Im2Vec.most_similar_tags does; a query without a
+    modality reads words and images (a tag does not come back twice); saved and loaded beside the
+    model; a plain KeyedVectors has no tags and says so."""
+    from gensim.models import Word2Vec
+
+    from gensim_im2vec.synthetic import make_corpus
+
+    data = make_corpus(n_classes=4, n_images=400, n_features=32, n_related=2, n_text_sentences=1500, seed=2)
+    text = [d for d in data.docs if not d[0].startswith("img:")] + [[f"text{i}", "prose"] for i in range(50)]
+    image_docs = [d for d in data.docs if d[0].startswith("img:")]
+    w2v = Word2Vec(text, vector_size=16, sg=1, min_count=1, epochs=5, workers=1, seed=1)
+    model = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=image_docs, epochs=5, sample=0)
+    idx = ModalityIndexer(model, backend=backend, modalities=("words", "tags", "images"), **STRONG[backend])
+    tags = {w for w in model.word_keys if w in model.image_tag_counts}
+    assert set(idx.tags._parts["tags"].labels) == tags and len(idx.tags) == len(tags) < len(idx.words)
+    assert len(idx) == len(idx.words) + len(idx.images)  # no view: words and images, each key once
+    for key in ("img:0", "img:7", "img:123"):
+        exact = model.most_similar_tags(key, topn=5)
+        approx = ann_most_similar(model, key, topn=5, indexer=idx, restrict="tags")
+        assert {k for k, _ in approx} <= tags
+        assert len({k for k, _ in exact} & {k for k, _ in approx}) >= 4
+    path = str(tmp_path / "m.model")
+    model.save(path)
+    idx.save(path + ".ann")
+    assert (tmp_path / f"m.model.ann.tags.{backend}").exists()
+    again = ModalityIndexer.load(path + ".ann", Im2Vec.load(path, mmap="r"))
+    assert again.tags.most_similar(model.wv["img:0"], 5) == idx.tags.most_similar(model.wv["img:0"], 5)
+    with pytest.raises(ValueError, match="a 'tags' index needs an Im2Vec model"):
+        ModalityIndexer(_mixed_kv(n_words=20, n_images=20), backend=backend, modalities=("tags",))
+    with pytest.raises(ValueError, match="no tags index"):
+        ModalityIndexer(model, backend=backend).tags  # noqa: B018
+    # the command line: im2vec index --tags
+    from click.testing import CliRunner
+
+    from gensim_im2vec.cli import main
+
+    out = CliRunner().invoke(main, ["index", path, "-o", str(tmp_path / "cli.ann"), "--backend", backend, "--tags"])
+    assert out.exit_code == 0, out.output
+    assert f"tags={len(tags)}" in ModalityIndexer.load(str(tmp_path / "cli.ann"), model).tags.__repr__()
