@@ -33,6 +33,10 @@ True
 >>> [k for k, _ in model.wv.most_similar("img:0", topn=3, indexer=indexer.words)] != []
 True
 
+With ``modalities=("words", "tags", "images")`` a third sub-index holds the tags alone (the
+words of the image documents): ``indexer.tags`` answers an image's nearest tags, as
+``Im2Vec.most_similar_tags`` does exactly, without the rest of the text's vocabulary.
+
 :func:`ann_most_similar` has gensim's exact semantics (the query keys left out, several
 positive/negative keys) with an index and an optional modality filter:
 
