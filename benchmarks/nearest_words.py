@@ -48,7 +48,7 @@ def neighbour_figures(model, V: np.ndarray, truth: list, zero_shot: set, restric
     keys = [model.wv.index_to_key[i] for i in rows]
     U = model.wv.vectors[rows].astype(np.float64)
     U /= np.maximum(np.linalg.norm(U, axis=1, keepdims=True), 1e-12)
-    is_tag = np.array([w in model.image_tag_counts for w in keys])
+    is_tag = model._tag_mask()[rows]
     zs_col = np.array([w in zero_shot for w in keys])
     pos = {w: j for j, w in enumerate(keys)}
     aps, own, tags, zs = [], [], [], []

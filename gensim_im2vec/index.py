@@ -467,7 +467,7 @@ class ModalityIndexer:
         self.fingerprint = _fingerprint(kv.index_to_key, unit)
         p = self.params
         for modality in modalities:
-            sel = _selection(model, kv, modality, is_img)
+            sel = _selection(model, modality, is_img)
             labels = [kv.index_to_key[i] for i in sel]
             vecs = _UnitRows(kv, sel)
             t1 = time.perf_counter()
@@ -664,7 +664,7 @@ class ModalityIndexer:
         for modality, info in man["parts"].items():
             if modality not in ALL_MODALITIES:
                 raise ValueError(f"ANN index {fname!r}: unknown part {modality!r} (a newer version's index?); rebuild it.")
-            sel = _selection(model, kv, modality, is_img)
+            sel = _selection(model, modality, is_img)
             labels = [kv.index_to_key[i] for i in sel]
             if len(labels) != info["count"]:
                 raise ValueError(
@@ -687,8 +687,8 @@ def _default_view(built: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(m for m in ALL_MODALITIES if m in built and not (m == "tags" and "words" in built))
 
 
-def _selection(model, kv, modality: str, is_img: np.ndarray) -> np.ndarray:
-    """Rows of `kv` that the `modality` sub-index holds."""
+def _selection(model, modality: str, is_img: np.ndarray) -> np.ndarray:
+    """Rows of ``model.wv`` that the `modality` sub-index holds."""
     if modality == "images":
         return np.flatnonzero(is_img)
     if modality == "words":
@@ -697,9 +697,7 @@ def _selection(model, kv, modality: str, is_img: np.ndarray) -> np.ndarray:
     if not counts:
         raise ValueError("modalities: a 'tags' index needs an Im2Vec model whose images have documents (its "
                          "image_tag_counts: the words of the image documents); this model has none. Leave 'tags' out.")
-    k2i = kv.key_to_index  # the tags are few: look them up, not every key of the vocabulary
-    rows = np.array(sorted(i for i in (k2i.get(w) for w in counts) if i is not None), dtype=np.int64)
-    return rows[~is_img[rows]] if len(rows) else rows
+    return np.flatnonzero(model._tag_mask())
 
 
 _MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few hundred bytes; a model file is not read whole to find out

@@ -1634,6 +1634,11 @@ class Im2Vec(Word2Vec):
             return mask
         raise ValueError(f"restrict must be 'words', 'tags', 'images' or None, got {restrict!r}.")
 
+    def _image_words(self) -> str:
+        """The `restrict` that lists an image's describing words: "tags" (the words of the image
+        documents), or "words" for a model none of whose words occurs in an image document."""
+        return "tags" if self._tag_mask().any() else "words"
+
     def _tag_mask(self) -> np.ndarray:
         """Which vocabulary rows are tags (words of the image documents), kept until the vocabulary
         or the tags change: a query asks it once per call, and a collection has millions of tags."""

@@ -464,16 +464,12 @@ class QuerySession:
             return [format_neighbours("Nearest words", m.wv.most_similar(positive=positive, negative=negative,
                                                                          topn=n), self._is_image)]
         mixed = m.wv.most_similar(positive=positive, negative=negative, topn=n)
-        tags = tags and bool(m.image_tag_counts)
-        if tags:
-            words = m.most_similar_tags(positive=positive, negative=negative, topn=n)
-        else:
-            words = m.most_similar_words(positive=positive, negative=negative, topn=n)
+        restrict = m._image_words() if tags else "words"
+        words = m._most_similar_restricted(positive, negative, n, restrict)
         images = m.most_similar_images(positive=positive, negative=negative, topn=n)
         return [
             format_neighbours("Nearest words and images", mixed, self._is_image),
-            _side_by_side(format_neighbours("Nearest tags" if tags else "Nearest words", words, self._is_image,
-                                            key_name="Tag" if tags else "Word"),
+            _side_by_side(_words_table(restrict, words, self._is_image),
                           format_neighbours("Nearest images", images, self._is_image, key_name="Image")),
         ]
 
@@ -555,14 +551,17 @@ class QuerySession:
             f"Image file: {path}  (placed by model.project(features); not in the vocabulary)",
             format_neighbours("Nearest words and images", m.similar_by_image(feats, topn=n), self._is_image),
             _side_by_side(
-                format_neighbours(*(("Nearest tags", m.similar_by_image(feats, topn=n, restrict="tags"))
-                                    if m.image_tag_counts else
-                                    ("Nearest words", m.similar_by_image(feats, topn=n, restrict="words"))),
-                                  self._is_image, key_name="Tag" if m.image_tag_counts else "Word"),
+                _words_table(m._image_words(), m.similar_by_image(feats, topn=n, restrict=m._image_words()),
+                             self._is_image),
                 format_neighbours("Nearest images", m.similar_by_image(feats, topn=n, restrict="images"),
                                   self._is_image, key_name="Image")),
             *self._given_words(vec),
         ]), True
+
+
+def _words_table(restrict: str, hits, is_image) -> str:
+    """The table of an answer's words: "Nearest tags" for `restrict` "tags", else "Nearest words"."""
+    return format_neighbours(f"Nearest {restrict}", hits, is_image, key_name="Tag" if restrict == "tags" else "Word")
 
 
 class _Undecodable(Exception):

@@ -497,7 +497,7 @@ class _Thumbnails:
 
 def _heldout_section(model, thumbs: _Thumbnails, test_keys, feats, tags_true, shown: int, topn: int) -> str:
     """Held-out images: their nearest tags (words of the image documents) by cosine against their true tags."""
-    restrict = "tags" if model.image_tag_counts else "words"  # a model without image documents: every word
+    restrict = model._image_words()  # a model without image documents: every word
     preds = model.similar_by_image(feats[:shown], topn=topn, restrict=restrict)  # one batch
     rows, hits_at = [], []
     for key, pred, truth in zip(test_keys[:shown], preds, tags_true[:shown]):
