@@ -133,7 +133,8 @@ def main() -> None:
                                   num_workers=workers, precision=args.precision, progress=False)
             m = model_only(fx, args.batch_size, args.iters)
             # warm-up of the file pipeline (worker start, cudnn autotune for the batch shape)
-            fx.extract([(f"w{i}", p) for i, p in enumerate(paths[: 2 * args.batch_size])], Path(tmp) / f"warm-{arch}")
+            fx.extract([(f"w{i}", p) for i, p in enumerate(paths[: 2 * args.batch_size])], Path(tmp) / f"warm-{arch}",
+                       dtype="float32")
             t1 = time.perf_counter()
             rep = fx.extract(Path(tmp) / "jpegs", Path(tmp) / f"store-{arch}", prefix="", dtype="float32")  # random MobileNetV2 underflows fp16
             e2e = len(paths) / (time.perf_counter() - t1)
@@ -141,7 +142,8 @@ def main() -> None:
             del fx
             gx = FeatureExtractor(arch, weights=None, device=device, batch_size=args.batch_size, num_workers=workers,
                                   precision=args.precision, jpeg_device=device, progress=False)
-            gx.extract([(f"w{i}", p) for i, p in enumerate(paths[: 2 * args.batch_size])], Path(tmp) / f"warm-g-{arch}")
+            gx.extract([(f"w{i}", p) for i, p in enumerate(paths[: 2 * args.batch_size])], Path(tmp) / f"warm-g-{arch}",
+                       dtype="float32")
             t1 = time.perf_counter()
             grep = gx.extract(Path(tmp) / "jpegs", Path(tmp) / f"store-gpu-{arch}", prefix="", dtype="float32")
             gdec = len(paths) / (time.perf_counter() - t1)

@@ -65,7 +65,9 @@ def make_good_images(root: Path, n: int = 10, seed: int = 0) -> list[str]:
 
 @pytest.fixture(scope="module")
 def fx():
-    return FeatureExtractor(ARCH, weights=None, num_workers=0, batch_size=4, progress=False)
+    # on CPU wherever the tests run: these tests check files, keys and bit-equal resumes, and CUDA's
+    # bf16 autocast (the default there) differs per batch; GPU features: test_features_jpeg.py
+    return FeatureExtractor(ARCH, weights=None, device="cpu", num_workers=0, batch_size=4, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -333,7 +335,7 @@ KILL_SCRIPT = textwrap.dedent(
             os.kill(os.getpid(), signal.SIGKILL)
         real(self, path, record)
     FeatureStoreWriter._commit = commit
-    fx = FeatureExtractor(sys.argv[3], weights=None, num_workers=1, batch_size=4, progress=False)
+    fx = FeatureExtractor(sys.argv[3], weights=None, device="cpu", num_workers=1, batch_size=4, progress=False)
     fx.extract(sys.argv[1], sys.argv[2], shard_size=4)
     """
 )
@@ -436,7 +438,7 @@ def test_local_checkpoint(fx, tmp_path):
         torch.manual_seed(0)
         m = tvm.get_model(ARCH, weights=None)
     torch.save({"state_dict": {"module." + k: v for k, v in m.state_dict().items()}}, tmp_path / "mine.pth")
-    local = FeatureExtractor(ARCH, weights=tmp_path / "mine.pth", num_workers=0, progress=False)
+    local = FeatureExtractor(ARCH, weights=tmp_path / "mine.pth", device="cpu", num_workers=0, progress=False)
     assert local.metadata["weights"].startswith("file:mine.pth#sha256:")
     img = Image.new("RGB", (50, 70), "olive")
     np.testing.assert_allclose(local([img]), fx([img]), rtol=1e-5, atol=1e-6)
@@ -455,7 +457,7 @@ def test_cli_extract(good_dir, clean_store, tmp_path):
 
     root, keys = good_dir
     args = ["extract", str(root), "-o", str(tmp_path / "s"), "--arch", ARCH, "--weights", "none",
-            "--num-workers", "0", "--batch-size", "4", "--shard-size", "4", "--no-progress"]
+            "--num-workers", "0", "--batch-size", "4", "--shard-size", "4", "--no-progress", "--device", "cpu"]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     assert "14 extracted" in res.output
