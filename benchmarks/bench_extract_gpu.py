@@ -12,7 +12,9 @@ For ResNet-50 and MobileNetV2 at batch 256 with bf16 autocast, channels_last, in
    random weights cannot show it: MobileNetV2's random activations vanish.)
 
 Target: end to end >= 3,000 images/s for ResNet-50 on one H200. If (2) falls short while
-(3) reaches it, CPU decode is the bottleneck on that machine.
+(3) reaches it, CPU decode is the bottleneck on that machine. Each end-to-end run also prints
+where the main process spent its time (``ExtractionReport.stage_seconds``: waiting for input,
+the model with the GPU's queued decoding, writing the store).
 
 Random weights are used (``weights=None``): the speed is the same as with ImageNet weights and
 nothing has to be downloaded. JPEGs are generated (Flickr-like: long side 500 px, quality 90).
@@ -106,7 +108,7 @@ def main() -> None:
     import torch
     import torchvision
 
-    from gensim_im2vec.features import FeatureExtractor
+    from gensim_im2vec.features import FeatureExtractor, stage_shares
 
     if args.cpu_smoke:
         device, args.n, args.batch_size, args.iters, args.precision = "cpu", 16, 8, 1, "fp32"
@@ -150,6 +152,8 @@ def main() -> None:
             assert len(grep.store) == len(paths) and not grep.decode_fallbacks, grep.summary()
             print(f"{arch:14s} dim {gx.dim:5d} | model only {m:8.0f} img/s | end to end, CPU decode "
                   f"{e2e:7.0f} img/s | end to end, GPU decode {gdec:7.0f} img/s")
+            for name, r in (("CPU decode", rep), ("GPU decode", grep)):  # where the main process waited
+                print(f"{'':14s} {name}: {stage_shares(r.stage_seconds)}")
             if device == "cuda":
                 print(f"{'':14s} peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
     if device == "cuda":

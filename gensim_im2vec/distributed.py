@@ -269,7 +269,10 @@ class _PartExtractor:
         self.parts_root = Path(parts_root)
 
     def __call__(self, batch: dict) -> dict:
-        out = {"part": [], "extracted": [], "already": [], "skipped": [], "seconds": []}
+        from gensim_im2vec.features import STAGES
+
+        out = {"part": [], "extracted": [], "already": [], "skipped": [], "seconds": [],
+               **{f"stage_{k}": [] for k in STAGES}}
         for part, items in zip(batch["part"], batch["items"]):
             part = int(part)
             pairs = [tuple(p) for p in json.loads(items)]
@@ -284,6 +287,8 @@ class _PartExtractor:
             out["already"].append(rep.already)
             out["skipped"].append(len(rep.skipped))
             out["seconds"].append(time.perf_counter() - t0)
+            for k in STAGES:
+                out[f"stage_{k}"].append(rep.stage_seconds.get(k, 0.0))
         return {k: np.asarray(v) for k, v in out.items()}
 
 
@@ -318,6 +323,9 @@ class RayExtractionReport:
         Extracted images per second of wall time (incl. Ray start-up and the merge).
     part_seconds : list of float
         Wall time of each part run (per actor throughput = part_size / seconds).
+    stage_seconds : dict of str to float
+        The actors' :attr:`ExtractionReport.stage_seconds <gensim_im2vec.features.ExtractionReport>`
+        summed over the parts run: where the actors spent their time.
     """
 
     store: FeatureStore
@@ -332,12 +340,17 @@ class RayExtractionReport:
     seconds: float = 0.0
     images_per_second: float = 0.0
     part_seconds: list = field(default_factory=list)
+    stage_seconds: dict = field(default_factory=dict)
 
     def summary(self) -> str:
+        from gensim_im2vec.features import stage_shares
+
+        shares = stage_shares(self.stage_seconds)
         return (
             f"{self.extracted} extracted by {self.actors} {self.device} actor(s) in {self.seconds:.1f}s "
             f"({self.images_per_second:.1f} images/s), {self.parts_run}/{self.parts} parts run, {self.already} "
             f"already done, {self.skipped} skipped; {self.store.path} holds {len(self.store)} rows"
+            + (f"; actors' time: {shares}" if shares else "")
         )
 
 
@@ -434,10 +447,12 @@ def _parts_to_run(parts: list, parts_root: Path, done: set[str]) -> tuple[list[d
 
 
 def _run_parts(todo: list[dict], plan: _ClusterPlan, fx_kwargs: dict, extract_kwargs: dict,
-               parts_root: Path) -> tuple[int, int, list[float], int]:
-    """Extract the parts on a pool of actors; returns images extracted, skipped, seconds per part
-    and images the actors found already done."""
+               parts_root: Path) -> tuple[int, int, list[float], int, dict[str, float]]:
+    """Extract the parts on a pool of actors; returns images extracted, skipped, seconds per part,
+    images the actors found already done and the actors' seconds per stage, summed."""
     import ray.data
+
+    from gensim_im2vec.features import STAGES
 
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
@@ -453,14 +468,17 @@ def _run_parts(todo: list[dict], plan: _ClusterPlan, fx_kwargs: dict, extract_kw
     )
     extracted = skipped = already = 0
     part_seconds = []
+    stages = dict.fromkeys(STAGES, 0.0)
     for row in results.iter_rows():
+        for k in STAGES:
+            stages[k] += float(row[f"stage_{k}"])
         extracted += int(row["extracted"])
         already += int(row["already"])
         skipped += int(row["skipped"])
         part_seconds.append(float(row["seconds"]))
         logger.info("part %i: %i extracted, %i skipped in %.1fs", row["part"], row["extracted"],
                     row["skipped"], row["seconds"])
-    return extracted, skipped, part_seconds, already
+    return extracted, skipped, part_seconds, already, stages
 
 
 def extract_ray(
@@ -559,8 +577,8 @@ def extract_ray(
         "progress": False, "threads": None if plan.use_gpu else plan.cpus_per_actor,
     }
     extract_kwargs = {**run_options, "shard_size": min(shard_size, part_size)}
-    extracted, skipped, part_seconds, more = (
-        _run_parts(todo, plan, fx_kwargs, extract_kwargs, parts_root) if todo else (0, 0, [], 0))
+    extracted, skipped, part_seconds, more, stages = (
+        _run_parts(todo, plan, fx_kwargs, extract_kwargs, parts_root) if todo else (0, 0, [], 0, {}))
     already += more
     sources = [_part_dir(parts_root, i) for i in range(len(parts)) if (_part_dir(parts_root, i) / "metadata.json").exists()]
     if sources:
@@ -574,7 +592,7 @@ def extract_ray(
         store=merged, total=len(pairs), extracted=extracted, already=already, parts=len(parts),
         parts_run=len(todo), actors=min(plan.num_actors, len(todo)) if todo else 0, device=plan.device,
         skipped=skipped, seconds=secs, images_per_second=extracted / secs if secs > 0 else 0.0,
-        part_seconds=part_seconds,
+        part_seconds=part_seconds, stage_seconds=stages,
     )
     logger.info("extract_ray: %s", report.summary())
     return report

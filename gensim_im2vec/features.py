@@ -55,6 +55,9 @@ under ``torch.inference_mode``. On CUDA: batches of 256 in pinned memory, non-bl
 bf16 (fp16 without bf16) autocast. On CPU: batches of 4 (larger ones fall out of cache and are
 slower) and the cores the decoding workers leave free as torch threads. Bad files (empty,
 truncated, not an image, unsupported, too large) are skipped and recorded with their reason.
+The report says where the time went (``report.stage_seconds``, the end of ``report.summary()``):
+waiting for decoded input, the model, writing the store; the first of these large means more
+decoding workers (or ``jpeg_device``) will help, the second a faster device or precision.
 
 ``jpeg_device="cuda"`` (``im2vec extract --jpeg-device cuda``) moves JPEG decoding onto the GPU:
 workers only read bytes, ``torchvision.io.decode_jpeg`` decodes each batch with nvJPEG and the
@@ -617,6 +620,13 @@ class ExtractionReport:
     decode_fallbacks : dict of str to int
         With ``jpeg_device``: why files were decoded by PIL instead of ``decode_jpeg``
         ("PNG file", "CMYK JPEG", "decode_jpeg failed", ...) → how many; empty otherwise.
+    stage_seconds : dict of str to float
+        Where the main process spent `seconds`: ``"input"`` waiting for the next decoded batch
+        (the decoding workers; with ``jpeg_device``, also launching ``decode_jpeg`` and the
+        resize), ``"model"`` moving the batch to the device, normalising it and the forward pass
+        until its features are back (on CUDA this includes the GPU's share of the decoding queued
+        before it: the GPU runs it in order), ``"write"`` L2/PCA and the store's shards, and
+        ``"other"`` the rest (opening the store, listing the images, fitting PCA, closing).
     """
 
     store: FeatureStore
@@ -627,6 +637,7 @@ class ExtractionReport:
     seconds: float = 0.0
     images_per_second: float = 0.0
     decode_fallbacks: dict[str, int] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
         kinds = Counter(r.split(":", 1)[0] for r in self.skipped.values())
@@ -638,8 +649,12 @@ class ExtractionReport:
         return (
             f"{self.extracted} extracted in {self.seconds:.1f}s ({self.images_per_second:.1f} images/s), "
             f"{self.already} already stored, {len(self.skipped)} skipped ({why}){pil}; store {self.store.path} "
-            f"holds {len(self.store)} rows of dim {self.store.dim}"
+            f"holds {len(self.store)} rows of dim {self.store.dim}{self._stages()}"
         )
+
+    def _stages(self) -> str:
+        shares = stage_shares(self.stage_seconds)
+        return f"; time: {shares}" if shares else ""
 
 
 class FeatureExtractor:
@@ -950,9 +965,11 @@ class FeatureExtractor:
         logger.info(
             "extracting %i of %i images into %s (%i already there)", len(todo), len(items), path, already
         )
-        extracted, skipped, fallbacks = self._extract_into(writer, todo, normalise, pca_obj)
+        stages = dict.fromkeys(STAGES[:-1], 0.0)
+        extracted, skipped, fallbacks = self._extract_into(writer, todo, normalise, pca_obj, stages)
         writer.close()
         secs = time.perf_counter() - t0
+        stages["other"] = max(0.0, secs - sum(stages.values()))
         n_done = extracted + len(skipped)
         report = ExtractionReport(
             store=FeatureStore.open(path),
@@ -963,6 +980,7 @@ class FeatureExtractor:
             seconds=secs,
             images_per_second=n_done / secs if secs > 0 else 0.0,
             decode_fallbacks=dict(fallbacks.most_common()),
+            stage_seconds=stages,
         )
         logger.info("extraction: %s", report.summary())
         if skipped:
@@ -1001,9 +1019,10 @@ class FeatureExtractor:
         return pca_obj
 
     def _extract_into(self, writer: FeatureStoreWriter, todo: list, normalise: str,
-                      pca_obj: PCA | None) -> tuple[int, dict[str, str], Counter]:
+                      pca_obj: PCA | None, stages: dict[str, float]) -> tuple[int, dict[str, str], Counter]:
         """Decode, run and write every image of `todo` (``(position, key, path)``); returns the rows
-        written, the skipped keys with their reasons, and the decoding fallbacks by reason. An
+        written, the skipped keys with their reasons, and the decoding fallbacks by reason, and adds
+        the seconds of each stage to `stages` (:attr:`ExtractionReport.stage_seconds`). An
         interruption leaves every finished shard committed."""
         skipped: dict[str, str] = {}
         fallbacks: Counter = Counter()
@@ -1012,8 +1031,15 @@ class FeatureExtractor:
         try:
             bar = Progress(len(todo), enabled=self.progress, desc="extract", unit="img")
             loader = self._loader([p for _, _, p in todo], self._batches([pos for pos, _, _ in todo]))
+            batches = iter(loader)
             with self._runtime():
-                for idx, x, bad, fell_back in loader:
+                while True:
+                    t = time.perf_counter()
+                    batch = next(batches, None)
+                    stages["input"] += time.perf_counter() - t
+                    if batch is None:
+                        break
+                    idx, x, bad, fell_back = batch
                     for i, reason in bad:
                         key = todo[i][1]
                         skipped[key] = reason
@@ -1024,7 +1050,7 @@ class FeatureExtractor:
                         logger.debug("decoded %s (%s) with PIL: %s", todo[i][1], todo[i][2], reason)
                     if x is not None:
                         extracted += self._write_batch(writer, [todo[i][1] for i in idx], x, normalise, pca_obj,
-                                                       skipped)
+                                                       skipped, stages)
                     bar.update(len(idx) + len(bad))
         except BaseException:
             writer.abort()
@@ -1041,10 +1067,20 @@ class FeatureExtractor:
         return extracted, skipped, fallbacks
 
     def _write_batch(self, writer: FeatureStoreWriter, keys: list[str], x, normalise: str, pca_obj: PCA | None,
-                     skipped: dict[str, str]) -> int:
+                     skipped: dict[str, str], stages: dict[str, float]) -> int:
         """Features of one decoded batch into the store (rows the model made non-finite are skipped
         with the reason); returns the rows written."""
+        t = time.perf_counter()
         feats = self._forward(x)
+        t1 = time.perf_counter()
+        stages["model"] += t1 - t
+        try:
+            return self._store_batch(writer, keys, feats, normalise, pca_obj, skipped)
+        finally:
+            stages["write"] += time.perf_counter() - t1
+
+    def _store_batch(self, writer: FeatureStoreWriter, keys: list[str], feats: np.ndarray, normalise: str,
+                     pca_obj: PCA | None, skipped: dict[str, str]) -> int:
         ok = np.isfinite(feats).all(axis=1)
         if normalise == "l2":
             feats = l2_normalize(feats)
@@ -1057,6 +1093,17 @@ class FeatureExtractor:
             feats = pca_obj.transform(feats)
         writer.write(keys, feats)
         return len(keys)
+
+
+STAGES = ("input", "model", "write", "other")
+
+
+def stage_shares(stage_seconds: dict[str, float]) -> str:
+    """``"input 12%, model 80%, write 6%, other 2%"``: each stage's share of their sum ("" if 0)."""
+    total = sum(stage_seconds.values())
+    if total <= 0:
+        return ""
+    return ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in stage_seconds.items())
 
 
 def extract(images, store, **options) -> ExtractionReport:

@@ -51,6 +51,10 @@ def test_ray_matches_single_machine_and_resumes(photos, tmp_path, local_ray):
     rep = extract_ray(photos, tmp_path / "feats", **FX, part_size=4, keep_parts=True)
     assert rep.parts == 3 and rep.parts_run == 3 and rep.device == "cpu" and rep.actors == 2
     assert rep.extracted == 11 - 2 and rep.already == 2 and rep.skipped == 1
+    # the actors' time by stage, summed over the parts: at most their wall time, the model's share in it
+    assert list(rep.stage_seconds) == ["input", "model", "write", "other"] and rep.stage_seconds["model"] > 0
+    assert sum(rep.stage_seconds.values()) <= sum(rep.part_seconds) + 1e-6
+    assert "; actors' time: input " in rep.summary()
     store = rep.store
     # row for row the single-machine store: same keys in the same order, same fp16 bits
     assert store.keys == single.store.keys and len(store) == 11
@@ -62,6 +66,7 @@ def test_ray_matches_single_machine_and_resumes(photos, tmp_path, local_ray):
     # rerun: every part has its marker, nothing goes to Ray, the store is unchanged
     again = extract_ray(photos, tmp_path / "feats", **FX, part_size=4)
     assert again.parts_run == 0 and again.extracted == 0 and again.already == 12
+    assert again.stage_seconds == {} and "actors' time" not in again.summary()
     assert again.store.keys == store.keys
     assert not (tmp_path / "feats.ray-parts").exists()  # removed after a merge without keep_parts
 

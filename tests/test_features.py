@@ -109,6 +109,18 @@ def test_random_init_shapes_dtypes_keys_metadata(fx, good_dir, clean_store):
     assert not np.allclose(rows[0], rows[1], atol=1e-2), "different images, different features"
 
 
+def test_report_says_where_the_time_went(fx, good_dir, tmp_path):
+    root, keys = good_dir
+    rep = fx.extract(root, tmp_path / "s")
+    st = rep.stage_seconds
+    assert list(st) == ["input", "model", "write", "other"] and all(v >= 0 for v in st.values())
+    assert st["model"] > 0 and st["input"] > 0 and st["write"] > 0  # 14 images: 4 batches through each stage
+    assert sum(st.values()) == pytest.approx(rep.seconds, rel=1e-6)
+    assert "; time: input " in rep.summary() and "model " in rep.summary() and rep.summary().endswith("%")
+    again = fx.extract(root, tmp_path / "s", mode="extend")  # nothing left to do: no batch reaches the model
+    assert again.extracted == 0 and again.stage_seconds["model"] == 0 and again.stage_seconds["write"] == 0
+
+
 def test_explicit_pairs_float32_and_reference_model(fx, good_dir, tmp_path):
     root, _ = good_dir
     pairs = [("img:x", root / "a" / "001.png"), ("photo-7", root / "b" / "000.jpg")]
