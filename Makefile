@@ -13,7 +13,7 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 DEB_PACKAGES ?= openclipart-svg openclipart-png fonts-noto-color-emoji unicode-cldr-core unicode-data \
 	dict-gcide dict-wn dict-foldoc dict-jargon dict-devil fortunes chromium
 
-.PHONY: demo demo-synthetic query test venv build system-deps lint bench clean
+.PHONY: demo demo-synthetic query test venv build system-deps lint bench gpu-check clean
 
 $(VENV)/.installed: pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,15 @@ demo-synthetic: venv build
 bench: venv build
 	$(PY) benchmarks/bench_text.py
 	$(PY) benchmarks/bench_image_kernel.py
+
+# On a CUDA machine: the tests that only run there, then GPU extraction throughput (about 3 min
+# on one H200). GPU_PY: an interpreter that has torch with CUDA and the package's dependencies.
+GPU_PY ?= $(PY)
+gpu-check:
+	$(GPU_PY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-check: no CUDA device here')"
+	$(GPU_PY) setup.py -q build_ext --inplace
+	PYTHONPATH=$(CURDIR) $(GPU_PY) -m pytest -q -rs -s tests/test_features_jpeg.py tests/test_features.py tests/test_query.py
+	PYTHONPATH=$(CURDIR) $(GPU_PY) benchmarks/bench_extract_gpu.py --n 12000
 
 clean:
 	rm -rf build gensim_im2vec/*.so cython_ext/*.c
