@@ -1009,15 +1009,15 @@ class FeatureExtractor:
             diff = _identity_diff(_identity(existing), _identity(want))
             if diff:
                 raise StoreMismatchError(_mismatch_message(path, existing, want, diff))
-            drift = [f"{f} {existing.get(f)!r} -> {want.get(f)!r}" for f in _NUMERICS_FIELDS
-                     if f in existing and existing.get(f) != want.get(f)]
+            drift = [f for f in _NUMERICS_FIELDS if f in existing and existing.get(f) != want.get(f)]
             if drift:  # same model and layer, other arithmetic: allowed, said once
                 logger.warning(
-                    "%s: this run computes features differently from the run that made the store (%s); "
-                    "the rows agree closely (cosine >= 0.997 between fp32 and bf16, >= 0.99 between PIL and "
-                    "nvJPEG decoding, measured) but not bit for bit, and the store's metadata keeps the first run's "
-                    "settings. Pass the store's settings (e.g. precision=%r) for identical rows.",
-                    path, "; ".join(drift), existing.get("precision"))
+                    "%s: this run computes features differently from the run that made the store (%s); the "
+                    "rows agree closely (cosine >= 0.997 between fp32 and bf16, >= 0.99 between PIL and nvJPEG "
+                    "decoding, measured) but not bit for bit, and the store's metadata keeps the first run's "
+                    "settings. For identical rows: %s.", path,
+                    "; ".join(f"{f} {existing[f]!r} -> {want.get(f)!r}" for f in drift),
+                    ", ".join(_same_arithmetic(f, existing[f]) for f in drift))
             if pca:
                 pca_obj = PCA.load(path / PCA_FILE)
         if pca and pca_obj is None:
@@ -1107,6 +1107,16 @@ class FeatureExtractor:
 STAGES = ("input", "model", "write", "other")
 #: Metadata that may differ between the runs of one store (rows then differ in the last digits).
 _NUMERICS_FIELDS = ("precision", "decoding", "torch_version", "torchvision_version")
+
+
+def _same_arithmetic(field_name: str, stored) -> str:
+    """What gives rows computed as the store's were, for one of :data:`_NUMERICS_FIELDS`."""
+    if field_name == "precision":
+        return f"precision={stored!r}"
+    if field_name == "decoding":
+        on = str(stored).split(" on ", 1)[1].split(" ", 1)[0] if " on " in str(stored) else None
+        return f"jpeg_device={on!r}"
+    return f"{field_name.replace('_version', '')} {stored}"
 
 
 def stage_shares(stage_seconds: dict[str, float]) -> str:

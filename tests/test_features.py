@@ -134,8 +134,16 @@ def test_resume_with_other_arithmetic_is_allowed_and_said(fx, good_dir, tmp_path
     with caplog.at_level(logging.WARNING, logger="gensim_im2vec.features"):
         rep = bf16.extract(root, tmp_path / "s", mode="extend")
     said = [r.getMessage() for r in caplog.records if "computes features differently" in r.getMessage()]
-    assert len(said) == 1 and "precision 'fp32' -> 'bf16'" in said[0] and "precision='fp32'" in said[0]
+    assert len(said) == 1 and "precision 'fp32' -> 'bf16'" in said[0] and "identical rows: precision='fp32'." in said[0]
     assert rep.already == 8 and len(rep.store) == len(keys) and rep.store.metadata["precision"] == "fp32"
+    caplog.clear()
+    kw = {"weights": None, "device": "cpu", "num_workers": 0, "batch_size": 4, "progress": False}
+    FeatureExtractor(ARCH, draft=False, **kw).extract(pairs[:6], tmp_path / "t")  # decode_jpeg never drafts
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.features"):
+        FeatureExtractor(ARCH, jpeg_device="cpu", **kw).extract(root, tmp_path / "t", mode="extend")
+    said = [r.getMessage() for r in caplog.records if "computes features differently" in r.getMessage()]
+    assert len(said) == 1 and "decoding 'PIL in worker processes' -> 'torchvision.io.decode_jpeg on cpu" in said[0]
+    assert "identical rows: jpeg_device=None." in said[0]
 
 
 def test_explicit_pairs_float32_and_reference_model(fx, good_dir, tmp_path):
