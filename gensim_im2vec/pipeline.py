@@ -159,6 +159,15 @@ class Steps:
                             marker=".steps/ folder of a demo run", writes=("data", "features", "models"))
         self.dir.mkdir(parents=True, exist_ok=True)
         self.echo = echo
+        self.keys: dict[str, str] = {}  # each step's key in this run, for the steps that read its outputs
+
+    def upstream(self, *names: str) -> dict[str, str]:
+        """The keys of the steps whose outputs a step reads (they ran or were reused before it in
+        this run): in its own key, so that it runs again whenever one of them did."""
+        missing = [n for n in names if n not in self.keys]
+        if missing:
+            raise RuntimeError(f"steps {missing} must run (or be reused) before the steps that read their outputs")
+        return {n: self.keys[n] for n in names}
 
     @staticmethod
     def digest(params: dict) -> str:
@@ -180,7 +189,7 @@ class Steps:
 
     def run(self, name: str, params: dict, outputs: list[Path], fn: Callable[[], object]):
         record = self.dir / f"{name}.json"
-        key = self.digest(params)
+        key = self.keys[name] = self.digest(params)
         if record.exists() and all(Path(p).exists() for p in outputs):
             saved = self._saved(record)
             if saved.get("key") == key:
@@ -222,8 +231,16 @@ def _summary(info: dict) -> dict:
     return {k: v for k, v in info.items() if isinstance(v, (int, float, str))}
 
 
+#: What a feature store's rows depend on, from the extractor's metadata: the feature step's key.
+FEATURE_INPUTS = ("arch", "weights", "layer", "preprocessing", "precision", "decoding", "torch_version",
+                  "torchvision_version")
+
+
 def extract_features(cfg: DemoConfig, steps: Steps) -> None:
-    from gensim_im2vec.features import extract
+    """One feature store per image set. The step's key is what the rows depend on (the extractor's
+    :data:`FEATURE_INPUTS`, not its source: a refactor that keeps the arithmetic keeps the store);
+    a store made with other inputs is rewritten, an interrupted one continued."""
+    from gensim_im2vec.features import FeatureExtractor
     from gensim_im2vec.weights import install_offline_weights
 
     p = _paths(cfg)
@@ -232,16 +249,20 @@ def extract_features(cfg: DemoConfig, steps: Steps) -> None:
             install_offline_weights()
         except Exception as err:  # a user with network gets torchvision's download instead
             logger.warning("offline MobileNetV2 weights not installed (%s); torchvision will try to download", err)
+    fx = FeatureExtractor(arch=cfg.arch, weights=cfg.weights, device=cfg.device, progress=True)
+    inputs = {k: fx.metadata.get(k) for k in FEATURE_INPUTS}
     for name in cfg.image_sets:
         store = p["features"] / name
+        # the step runs with its record there only when that record is for other inputs (or the store is
+        # gone): rewrite; without a record the step never finished: continue what is there
+        mode = "overwrite" if (steps.dir / f"features-{name}.json").exists() else "extend"
 
-        def run(name=name, store=store):
-            report = extract(p["data"] / name, store, arch=cfg.arch, weights=cfg.weights, device=cfg.device,
-                             progress=True)
+        def run(name=name, store=store, mode=mode):
+            report = fx.extract(p["data"] / name, store, mode=mode)
             return {"images": len(report.store), "skipped": len(report.skipped)}
 
-        steps.run(f"features-{name}", {"name": name, "arch": cfg.arch, "weights": cfg.weights,
-                                       "limit": cfg.limit}, [store / "metadata.json"], run)
+        steps.run(f"features-{name}", {"name": name, "limit": cfg.limit, **inputs,
+                                       "upstream": steps.upstream(f"dataset-{name}")}, [store / "metadata.json"], run)
 
 
 def text_sentences(cfg: DemoConfig):
@@ -271,7 +292,8 @@ def pretrain_words(cfg: DemoConfig, steps: Steps) -> Path:
         return {"words": len(model.wv), "corpus_words": model.corpus_total_words}
 
     steps.run("pretrain-words", {"vector_size": cfg.vector_size, "epochs": cfg.text_epochs,
-                                 "text_limit": cfg.text_limit, "seed": cfg.seed}, [path], run)
+                                 "text_limit": cfg.text_limit, "seed": cfg.seed, "code": _code("text", "corpora"),
+                                 "upstream": steps.upstream("dataset-dictionary-text")}, [path], run)
     return path
 
 
@@ -362,7 +384,9 @@ def train_im2vec(cfg: DemoConfig, steps: Steps, words_path: Path) -> Path:
         return {"images": len(model.image_keys), "words": len(model.word_keys)}
 
     params = {k: v for k, v in asdict(cfg).items() if k not in ("out_dir", "device", "eval_set")}
-    steps.run(f"train-{cfg.mode}", {**params, "code": _code("model", "space", "pipeline")}, [path], run)
+    reads = (*(f"dataset-{n}" for n in cfg.image_sets), *(f"features-{n}" for n in cfg.image_sets), "pretrain-words")
+    steps.run(f"train-{cfg.mode}", {**params, "code": _code("model", "space", "pipeline"),
+                                    "upstream": steps.upstream(*reads)}, [path], run)
     return path
 
 

@@ -189,3 +189,43 @@ def test_the_analogy_term_trains_on_half_0_and_only_on_words_the_vocabulary_keep
     assert any(w not in model.wv.key_to_index for q in half0 for w in q[1:3])
     assert model.space_analogies is None
     assert training_analogies(cfg, splits, docs, model.wv.key_to_index) == []
+
+
+def _store_meta(cfg, name):
+    return json.load(open(os.path.join(cfg.out_dir, "features", name, "metadata.json")))
+
+
+@pytest.mark.slow
+def test_an_interrupted_feature_step_continues_its_store(demo):
+    cfg, _, _ = demo
+    name = cfg.image_sets[0]
+    before = _store_meta(cfg, name)
+    os.remove(os.path.join(cfg.out_dir, ".steps", f"features-{name}.json"))  # died before its record
+    lines = []
+    run_demo(cfg, echo=lines.append)
+    assert any(line.startswith(f"[features-{name}] running") for line in lines)
+    assert _store_meta(cfg, name)["created"] == before["created"]  # extended (nothing left to do), not rewritten
+    assert all("reused" in line for line in lines if line.startswith("[") and "features" not in line)
+
+
+@pytest.mark.slow
+def test_features_made_with_other_inputs_are_rewritten_and_what_reads_them_reruns(demo, monkeypatch):
+    import gensim_im2vec.pipeline as pipeline
+
+    cfg, _, _ = demo
+    name = cfg.image_sets[0]
+    record = json.load(open(os.path.join(cfg.out_dir, ".steps", f"features-{name}.json")))
+    assert set(pipeline.FEATURE_INPUTS) <= set(record["params"]) and record["params"]["precision"] == "fp32"
+    before = _store_meta(cfg, name)
+    rows = np.array(np.load(os.path.join(cfg.out_dir, "features", name, "features.npy"), mmap_mode="r"))
+    # as if the stores had been made by another torch: every feature step's key changes
+    monkeypatch.setattr(pipeline, "FEATURE_INPUTS", tuple(k for k in pipeline.FEATURE_INPUTS if k != "torch_version"))
+    lines = []
+    run_demo(cfg, echo=lines.append)
+    ran = {line.split("]")[0][1:] for line in lines if line.startswith("[") and "running" in line}
+    assert {f"features-{n}" for n in cfg.image_sets} | {f"train-{cfg.mode}", f"evaluate-{cfg.mode}"} <= ran
+    assert not {f"dataset-{n}" for n in cfg.image_sets} & ran and "pretrain-words" not in ran
+    after = _store_meta(cfg, name)
+    assert after["created"] != before["created"] and after["count"] == before["count"]  # rewritten, not extended
+    np.testing.assert_array_equal(
+        np.load(os.path.join(cfg.out_dir, "features", name, "features.npy"), mmap_mode="r"), rows)
