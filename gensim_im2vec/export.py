@@ -233,11 +233,13 @@ def export_projector(
         raise ValueError(f"restrict: expected 'words', 'images' or None, got {restrict!r}.")
     is_tag = None
     if tags_only:
-        counts = getattr(model, "image_tag_counts", None)
-        if not counts:
+        mask = model._tag_mask() if hasattr(model, "_tag_mask") else None  # Im2Vec's, as most_similar_tags
+        if mask is None or not mask.any():
             raise ValueError("tags_only: this model has no tags (image_tag_counts: the words of an Im2Vec model's "
                              "image documents); export without tags_only.")
-        is_tag = counts.__contains__
+
+        def is_tag(key: str) -> bool:
+            return bool(mask[kv.key_to_index[key]])
     if limit is not None and (not is_int(limit) or limit < 1):
         raise ValueError(f"limit: expected a positive int or None, got {limit!r}.")
     size = _thumbnail_size(thumbnail)

@@ -1058,8 +1058,13 @@ class FeatureExtractor:
                         fallbacks[reason] += 1
                         logger.debug("decoded %s (%s) with PIL: %s", todo[i][1], todo[i][2], reason)
                     if x is not None:
-                        extracted += self._write_batch(writer, [todo[i][1] for i in idx], x, normalise, pca_obj,
-                                                       skipped, stages)
+                        t = time.perf_counter()
+                        feats = self._forward(x)
+                        t1 = time.perf_counter()
+                        extracted += self._write_batch(writer, [todo[i][1] for i in idx], feats, normalise, pca_obj,
+                                                       skipped)
+                        stages["model"] += t1 - t
+                        stages["write"] += time.perf_counter() - t1
                     bar.update(len(idx) + len(bad))
         except BaseException:
             writer.abort()
@@ -1075,21 +1080,10 @@ class FeatureExtractor:
                 bar.close()
         return extracted, skipped, fallbacks
 
-    def _write_batch(self, writer: FeatureStoreWriter, keys: list[str], x, normalise: str, pca_obj: PCA | None,
-                     skipped: dict[str, str], stages: dict[str, float]) -> int:
-        """Features of one decoded batch into the store (rows the model made non-finite are skipped
-        with the reason); returns the rows written."""
-        t = time.perf_counter()
-        feats = self._forward(x)
-        t1 = time.perf_counter()
-        stages["model"] += t1 - t
-        try:
-            return self._store_batch(writer, keys, feats, normalise, pca_obj, skipped)
-        finally:
-            stages["write"] += time.perf_counter() - t1
-
-    def _store_batch(self, writer: FeatureStoreWriter, keys: list[str], feats: np.ndarray, normalise: str,
+    def _write_batch(self, writer: FeatureStoreWriter, keys: list[str], feats: np.ndarray, normalise: str,
                      pca_obj: PCA | None, skipped: dict[str, str]) -> int:
+        """One batch's features into the store (rows the model made non-finite are skipped with the
+        reason); returns the rows written."""
         ok = np.isfinite(feats).all(axis=1)
         if normalise == "l2":
             feats = l2_normalize(feats)

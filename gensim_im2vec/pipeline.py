@@ -161,6 +161,13 @@ class Steps:
         self.echo = echo
         self.keys: dict[str, str] = {}  # each step's key in this run, for the steps that read its outputs
 
+    def _record(self, name: str) -> Path:
+        return self.dir / f"{name}.json"
+
+    def made_before(self, name: str) -> bool:
+        """Whether step `name` finished once (its record exists), with these inputs or others."""
+        return self._record(name).exists()
+
     def upstream(self, *names: str) -> dict[str, str]:
         """The keys of the steps whose outputs a step reads (they ran or were reused before it in
         this run): in its own key, so that it runs again whenever one of them did."""
@@ -188,7 +195,7 @@ class Steps:
         return saved
 
     def run(self, name: str, params: dict, outputs: list[Path], fn: Callable[[], object]):
-        record = self.dir / f"{name}.json"
+        record = self._record(name)
         key = self.keys[name] = self.digest(params)
         if record.exists() and all(Path(p).exists() for p in outputs):
             saved = self._saved(record)
@@ -255,7 +262,7 @@ def extract_features(cfg: DemoConfig, steps: Steps) -> None:
         store = p["features"] / name
         # the step runs with its record there only when that record is for other inputs (or the store is
         # gone): rewrite; without a record the step never finished: continue what is there
-        mode = "overwrite" if (steps.dir / f"features-{name}.json").exists() else "extend"
+        mode = "overwrite" if steps.made_before(f"features-{name}") else "extend"
 
         def run(name=name, store=store, mode=mode):
             report = fx.extract(p["data"] / name, store, mode=mode)
