@@ -279,6 +279,9 @@ def _extractor_options(fx: str):
               help="Images per committed shard: the most work a crash can lose.")
 @click.option("--prefix", cls=LibraryOption, library=FX_RUN,
               help="Key prefix; keys are prefix + relative path without extension.")
+@click.option("--max-pixels", cls=LibraryOption, library=FX, metavar="N|none",
+              help="Skip images with more pixels than this (after JPEG draft scaling), listed in skipped.json; "
+                   "none: no limit.")
 @click.option("--progress/--no-progress", cls=LibraryOption, library=FX,
               help="Show progress with images/s (a bar on a terminal, log lines otherwise).")
 def extract_command(image_dir, store, **options):
@@ -288,7 +291,7 @@ def extract_command(image_dir, store, **options):
 
     _check_output(store, "'-o' / '--output'", folder=True)
     try:
-        report = extract(image_dir, store, **_weights_none(given(options)))
+        report = extract(image_dir, store, **_max_pixels(_weights_none(given(options))))
     except (ValueError, TypeError, OSError, WeightsNotAvailableError) as e:
         raise click.ClickException(_in_cli_terms(str(e))) from e
     click.echo(report.summary())
@@ -303,6 +306,21 @@ def _in_cli_terms(message: str) -> str:
 
     message = re.sub(r"\bmode='(\w+)' or '(\w+)'", r"--mode \1 or --mode \2", message)
     return re.sub(r"\bmode='(\w+)'", r"--mode \1", message)
+
+
+def _max_pixels(options: dict) -> dict:
+    """``--max-pixels N`` as an int, ``--max-pixels none`` as no limit (None to the library)."""
+    value = options.get("max_pixels")
+    if isinstance(value, str):
+        if value.lower() == "none":
+            options["max_pixels"] = None
+        else:
+            try:
+                options["max_pixels"] = int(value)
+            except ValueError:
+                raise click.BadParameter(f"expected a whole number of pixels or 'none', got {value!r}.",
+                                         param_hint="'--max-pixels'") from None
+    return options
 
 
 def _weights_none(options: dict) -> dict:
@@ -515,8 +533,9 @@ RUN_EVALUATION = "gensim_im2vec.evaluate:run_evaluation"
               help="Evaluate on the held-out split of a `make demo` / `im2vec demo --out DIR` run, with the "
                    "demo's rules (candidates, zero-shot tags, baselines, analogies): prints the demo's table. "
                    "Replaces --test/--features/--train.")
-@click.option("--mode", type=click.Choice(["two-stage", "joint"]), cls=LibraryOption, library=DEMO,
-              help="With --demo: how MODEL was trained (the id-token baseline sees the documents as often).")
+@click.option("--mode", type=click.Choice(["two-stage", "joint"]), default=None,
+              help="With --demo: how MODEL was trained (the id-token baseline sees the documents as often); "
+                   "default: read from MODEL.")
 @click.option("--test", "test_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help='Held-out images, JSON lines {"key": "img:…", "tags": ["dog", …]} (tags normalised '
                    "as in training).")
@@ -584,7 +603,14 @@ def evaluate_command(model_path, demo_dir, mode, test_path, features_path, train
         if demo_dir is not None:
             from gensim_im2vec.pipeline import DemoConfig, evaluate_trained
 
-            report = evaluate_trained(DemoConfig(out_dir=demo_dir, **given({"mode": mode})), model,
+            trained = _training_mode(model)
+            if mode is None:
+                mode = trained
+            elif mode != trained:
+                raise click.BadParameter(
+                    f"{model_path} was trained {trained} ({_MODE_SAYS[trained]}), not {mode}: the demo's baselines would see the documents as the other mode does. Pass "
+                    f"--mode {trained}, or leave --mode out.", param_hint="'--mode'")
+            report = evaluate_trained(DemoConfig(out_dir=demo_dir, mode=mode), model,
                                       load_saved(text_model or words, (Word2Vec, KeyedVectors)))
         else:
             report = _evaluate_files(ev, model, test_path, features_path, train_path, train_features,
@@ -598,6 +624,15 @@ def evaluate_command(model_path, demo_dir, mode, test_path, features_path, train
         click.echo(f"numbers written to {json_path}")
 
 
+def _training_mode(model) -> str:
+    """How `model` was trained, as the demo names it: "two-stage" (started from a text Word2Vec by
+    ``Im2Vec.from_word2vec``) or "joint"."""
+    return "two-stage" if getattr(model, "n_pretrained_words", 0) else "joint"
+
+
+_MODE_SAYS = {"two-stage": "started from a text Word2Vec", "joint": "its words learned with the images"}
+
+
 def _evaluate_files(ev, model, test_path, features_path, train_path, train_features, candidates_path,
                     zero_shot_path, text_model, baselines, word_similarity, analogies=None):
     """`im2vec evaluate` on held-out images given as files: read them, run the evaluation."""
@@ -606,6 +641,11 @@ def _evaluate_files(ev, model, test_path, features_path, train_path, train_featu
     from gensim_im2vec.model import load_saved
 
     keys, tags = _named("--test", test_path, ev.load_tagged_jsonl, test_path)
+    trained = [k for k in keys if model.is_image(k)] if hasattr(model, "is_image") else []
+    if trained:  # their rows of wv were fitted to these very tags
+        click.echo(f"warning: {len(trained)} of the {len(keys)} --test images are images MODEL trained on (e.g. "
+                   f"{trained[:3]}): their figures are in-sample, not held-out. Give images outside its "
+                   f"documents for a held-out evaluation.", err=True)
     features = _named("--features", features_path, _model_features, ev, model, features_path, keys)
     train = {}
     if train_path:
@@ -699,6 +739,9 @@ def _check_documents(path: str) -> None:
                                    f"spaces (`im2vec normalize` writes them).")
 
 
+IM2VEC = "gensim_im2vec.model:Im2Vec"  # the training options and their defaults
+
+
 @main.command("train")
 @click.argument("documents", type=click.Path(exists=True, dir_okay=False))
 @click.option("-f", "--features", "features", required=True, type=click.Path(exists=True, file_okay=False),
@@ -706,36 +749,36 @@ def _check_documents(path: str) -> None:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Where to save the model.")
 @click.option("--pretrained", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A saved gensim Word2Vec (negative sampling) to start from: two-stage training, words "
-                   "frozen unless --train-words is given.")
-@click.option("--vector-size", type=click.IntRange(min=1), default=None, help="Dimensionality of the space.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Passes over DOCUMENTS.")
-@click.option("--sg/--cbow", default=None, help="Skip-gram or CBOW (gensim's default: CBOW).")
-@click.option("--window", type=click.IntRange(min=1), default=None, help="Context window.")
-@click.option("--negative", type=click.IntRange(min=1), default=None, help="Negative samples per pair.")
-@click.option("--min-count", type=click.IntRange(min=1), default=None,
+                   "frozen unless --train-words is given; the options below then default to its settings.")
+@click.option("--vector-size", type=click.IntRange(min=1), cls=LibraryOption, library=IM2VEC, help="Dimensionality of the space.")
+@click.option("--epochs", type=click.IntRange(min=1), cls=LibraryOption, library=IM2VEC, help="Passes over DOCUMENTS.")
+@click.option("--sg/--cbow", default=None, help="Skip-gram or CBOW.  [default: cbow, as gensim's]")
+@click.option("--window", type=click.IntRange(min=1), cls=LibraryOption, library=IM2VEC, help="Context window.")
+@click.option("--negative", type=click.IntRange(min=1), cls=LibraryOption, library=IM2VEC, help="Negative samples per pair.")
+@click.option("--min-count", type=click.IntRange(min=1), cls=LibraryOption, library=IM2VEC,
               help="Ignore words rarer than this (images are always kept).")
-@click.option("--sample", type=click.FloatRange(min=0), default=None,
+@click.option("--sample", type=click.FloatRange(min=0), cls=LibraryOption, library=IM2VEC,
               help="Downsampling threshold for frequent words (0: none).")
-@click.option("--alpha", type=click.FloatRange(min=0, min_open=True), default=None, help="Initial learning rate.")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker threads.")
-@click.option("--seed", type=int, default=None, help="Random seed (bit-identical runs need --workers 1).")
-@click.option("--image-negatives", type=click.Choice(["tags", "vocab"]), default=None,
+@click.option("--alpha", type=click.FloatRange(min=0, min_open=True), cls=LibraryOption, library=IM2VEC, help="Initial learning rate.")
+@click.option("--workers", type=click.IntRange(min=1), cls=LibraryOption, library=IM2VEC, help="Worker threads.")
+@click.option("--seed", type=int, cls=LibraryOption, library=IM2VEC, help="Random seed (bit-identical runs need --workers 1).")
+@click.option("--image-negatives", type=click.Choice(["tags", "vocab"]), cls=LibraryOption, library=IM2VEC,
               help="Negatives for image inputs: other tags of image documents, or the whole vocabulary.")
-@click.option("--image-alpha", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--image-alpha", type=click.FloatRange(min=0, min_open=True), cls=LibraryOption, library=IM2VEC,
               help="Learning-rate multiplier for W.")
 @click.option("--tied/--untied", "tied_image_targets", default=None,
               help="An image as the centre word uses its own h as output vector (tied) or is skipped.")
 @click.option("--train-words/--freeze-words", "train_words", default=None,
               help="Whether word input vectors learn (default: learn; frozen with --pretrained).")
-@click.option("--missing-images", type=click.Choice(["raise", "skip"]), default=None,
+@click.option("--missing-images", type=click.Choice(["raise", "skip"]), cls=LibraryOption, library=IM2VEC,
               help="An image token without features: stop with an error, or drop it with a warning.")
-@click.option("--space-decoder", type=click.FloatRange(min=0), default=None,
+@click.option("--space-decoder", type=click.FloatRange(min=0), cls=LibraryOption, library=IM2VEC,
               help="Weight of the decoder term: W's transpose also maps an image's words back to its features "
                    "(0: off; the two-stage demo trains with 5).")
-@click.option("--space-tag-prior", type=click.FloatRange(min=0), default=None,
+@click.option("--space-tag-prior", type=click.FloatRange(min=0), cls=LibraryOption, library=IM2VEC,
               help="γ: each tag's logit in the space step's softmax is lowered by γ·log(its count), so that "
                    "cosine alone ranks frequent tags as often as they are true (0: off).")
-@click.option("--space-common-directions", type=click.IntRange(min=0), default=None,
+@click.option("--space-common-directions", type=click.IntRange(min=0), cls=LibraryOption, library=IM2VEC,
               help="Take the tags' mean direction (0) and their top N principal directions out of the image "
                    "vectors after training (default: keep W as trained; the demo uses 0).")
 @click.option("--space-analogies", "analogies_path", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -767,11 +810,18 @@ def train_command(documents, features, output, pretrained, analogies_path, **opt
             model = Im2Vec(corpus, image_features=store, **params)
         model.save(output)
     except (ValueError, TypeError, OSError) as e:
-        raise click.ClickException(str(e)) from e
+        raise click.ClickException(_train_in_cli_terms(str(e))) from e
     except RuntimeError as e:  # gensim: nothing to train on (every word below --min-count)
         raise click.ClickException(f"training on {documents} failed: {str(e).rstrip('.')}. Check that its words "
                                    f"occur at least --min-count times.") from e
     click.echo(f"{output}: {model} ({len(model.image_keys)} images, {len(model.word_keys)} words)")
+
+
+def _train_in_cli_terms(message: str) -> str:
+    """A library message in `im2vec train`'s terms: its ``Im2Vec(..., missing_images='skip')`` is
+    ``--missing-images skip`` here, its features are the ``-f`` store."""
+    message = message.replace("Im2Vec(..., missing_images='skip')", "--missing-images skip")
+    return message.replace("Pass image_features that contain them", "Pass a -f / --features store that holds them")
 
 
 def _read_analogies(path: str, option: str = "--space-analogies") -> list[tuple[str, str, str, str]]:
@@ -809,7 +859,8 @@ def _read_analogies(path: str, option: str = "--space-analogies") -> list[tuple[
               help="Of the words, export only the tags (the words of the image documents), not the rest of the "
                    "text's vocabulary: the projector's neighbours of an image are then its tags and images.")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
-              help="At most this many rows, most frequent first (the projector is comfortable up to ~100k).")
+              help="At most this many rows, most frequent first, words and images each in their share of the model "
+                   "(the projector is comfortable up to ~100k).")
 @click.option("--thumbnail", type=click.IntRange(min=1), cls=LibraryOption, library="gensim_im2vec.export:export_projector",
               help="Sprite tile size in pixels; the sprite must fit in 8192x8192.")
 @click.option("--normalize", is_flag=True, help="Write unit-length vectors.")
@@ -1015,6 +1066,10 @@ def report_command(model_path, output, dataset, features, evaluation, words, top
     except (ValueError, TypeError, OSError, ImportError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"{index} ({len(test_keys)} held-out images)")
+    if not dataset:
+        click.echo("no held-out images without --dataset: pass --dataset FOLDER (with its split.json) to show its "
+                   "test images' nearest words beside their true tags, and --features STORE if the model's "
+                   "features lack them", err=True)
 
 
 RAY = "gensim_im2vec.distributed:extract_ray"

@@ -634,13 +634,23 @@ class FolderCorpus(_Corpus):
         self.follow_links = follow_links
 
     def iter_images(self) -> Iterator[tuple[str, str]]:
-        """Yield ``(image path, bare key)`` for every image under the root (files, then subfolders)."""
+        """Yield ``(image path, bare key)`` for every image under the root (files, then subfolders).
+
+        Two files whose key is the same (``x.png`` and ``x.jpg`` in one folder) are an error, as
+        the extractor makes them: one key cannot name two images."""
         for dirpath, dirnames, filenames in walk_dirs(self.root, follow_links=self.follow_links):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))  # as the extractor
+            seen: dict[str, str] = {}  # a key is the path without its extension: clashes stay in one folder
             for fn in sorted(filenames):
                 if not fn.startswith(".") and fn.lower().endswith(IMAGE_EXTENSIONS):
                     p = os.path.join(dirpath, fn)
-                    yield p, image_key(p, self.root, prefix="")
+                    key = image_key(p, self.root, prefix="")
+                    if key in seen:
+                        raise ValueError(
+                            f"key {self.prefix + key!r} under {self.root!r} belongs to more than one file "
+                            f"({seen[key]} and {p}); rename one of them (the extractor refuses the folder too).")
+                    seen[key] = p
+                    yield p, key
 
     def read_sidecar(self, image_path: str) -> tuple[list[str], list[str]] | None:
         """The (text strings, tag strings) of an image's sidecar, or None when it has none.

@@ -32,7 +32,7 @@ is what lets ``max_pixels`` keep huge files out without decoding them whole:
 ...     load_image(os.path.join(root, "big.jpg"), max_pixels=1_000_000)
 ... except ImageSkipped as e:
 ...     print(e.reason)
-too large: 1600x1200 pixels > max_pixels=1000000; raise max_pixels to use it
+too large: 1600x1200 pixels > max_pixels=1000000; raise max_pixels (`im2vec extract --max-pixels`) to use it
 
 ``max_pixels`` replaces PIL's decompression-bomb limit (``None``: no limit). An image more than
 :data:`MAX_ASPECT` times longer than wide (a banner, a 1x20000 spacer GIF) is resized only where the
@@ -166,7 +166,7 @@ def load_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, draft_size:
                     im.draft(None, (max(1, math.ceil(w * s)), max(1, math.ceil(h * s))))
             if max_pixels is not None and im.size[0] * im.size[1] > max_pixels:
                 raise ImageSkipped(
-                    f"too large: {w}x{h} pixels > max_pixels={max_pixels}; raise max_pixels to use it"
+                    f"too large: {w}x{h} pixels > max_pixels={max_pixels}; raise max_pixels (`im2vec extract --max-pixels`) to use it"
                 )
             im.load()
             out = ImageOps.exif_transpose(im)

@@ -188,7 +188,10 @@ def export_projector(
         nearest words; see ``Im2Vec.most_similar_tags``). With `keys`, the words among them that
         are not tags are left out.
     limit : int, optional
-        At most this many rows (None: all).
+        At most this many rows (None: all). Without `keys` and `restrict`, words and images each
+        keep their most frequent rows in their share of the vocabulary (the vocabulary's own order
+        would fill the limit with words, which occur far more often than images); with `keys`,
+        the first `limit` of them.
     images : str, os.PathLike or mapping of str to path, optional
         Image files for the sprite: a folder keyed as the extractor keys it (prefix + relative
         path without extension) or ``{key: path}``. None: no sprite.
@@ -370,6 +373,7 @@ def _earlier_export(folder: Path) -> bool:
 def _export_keys(kv, keys, is_image, restrict: str | None, limit: int | None, is_tag=None) -> list[str]:
     """The rows to export: `keys` (checked) or the vocabulary, of the modality asked (words: only
     those `is_tag` accepts, when given), cut at `limit`."""
+    cut_by_modality = keys is None and restrict is None and limit is not None
     if keys is None:
         keys = [k for k in kv.index_to_key if restrict is None or is_image(k) == (restrict == "images")]
     elif isinstance(keys, str):
@@ -390,11 +394,36 @@ def _export_keys(kv, keys, is_image, restrict: str | None, limit: int | None, is
             keys = [k for k in keys if is_image(k) == (restrict == "images")]
     if is_tag is not None:
         keys = [k for k in keys if is_image(k) or is_tag(k)]
-    if limit is not None:
-        keys = keys[: int(limit)]
+    if limit is not None and len(keys) > limit:
+        keys = _limit_rows(keys, int(limit), is_image) if cut_by_modality else keys[: int(limit)]
     if not keys:
         raise ValueError("nothing to export: no keys left after restrict/tags_only/limit.")
     return keys
+
+
+def _limit_rows(keys: list[str], limit: int, is_image) -> list[str]:
+    """The first `limit` of the vocabulary's `keys`, words and images each in their share of it.
+
+    The vocabulary is sorted by count, and an image occurs once or a few times, so its first
+    `limit` rows would be words alone; each modality keeps its own most frequent rows instead."""
+    flags = [bool(is_image(k)) for k in keys]
+    n_images = sum(flags)
+    take_images = min(n_images, round(limit * n_images / len(keys)))
+    if n_images and not take_images:
+        take_images = 1
+    take_words = limit - take_images
+    kept, words, images = [], 0, 0
+    for k, img in zip(keys, flags):
+        if img and images < take_images:
+            images += 1
+            kept.append(k)
+        elif not img and words < take_words:
+            words += 1
+            kept.append(k)
+    logger.info("projector export: limit %i keeps %i of %i words and %i of %i images (each most frequent first, "
+                "in their share of the vocabulary); pass keys=... to choose the rows", limit, words,
+                len(keys) - n_images, images, n_images)
+    return kept
 
 
 def _check_sprite_size(n: int, grid: int, size: tuple[int, int]) -> None:
@@ -403,7 +432,8 @@ def _check_sprite_size(n: int, grid: int, size: tuple[int, int]) -> None:
         raise ValueError(
             f"a sprite of {n} tiles of {size[0]}x{size[1]} px would be {grid * size[0]}x{grid * size[1]} px; "
             f"the projector accepts at most {MAX_SPRITE_SIDE} px per side ({most} tiles at this size). Pass "
-            f"limit={most}, a smaller thumbnail, or images=None."
+            f"limit={most} (`im2vec export --limit {most}`), a smaller thumbnail (`--thumbnail`), or "
+            f"images=None (no `--images`: no sprite)."
         )
 
 

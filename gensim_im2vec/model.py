@@ -91,6 +91,7 @@ import contextlib
 import contextvars
 import glob
 import inspect
+import itertools
 import logging
 import math
 import os
@@ -696,8 +697,15 @@ class Im2Vec(Word2Vec):
         if not missing:
             return
         if self.missing_images == "raise":
+            found = any(w in k2i for w in self.raw_vocab if w.startswith(prefix)) if k2i else False
+            where = ""
+            if feats is None:
+                where = " No image_features were given."
+            elif not found:  # not one image of the documents: most likely the wrong features
+                where = (f" {feats.name} holds none of the documents' images: its {len(feats)} keys look like "
+                         f"{list(feats.keys[:3])}.")
             raise ValueError(
-                f"{len(missing)} image token(s) have no features, e.g. {missing[:5]}. Pass image_features "
+                f"{len(missing)} image token(s) have no features, e.g. {missing[:5]}.{where} Pass image_features "
                 f"that contain them, or Im2Vec(..., missing_images='skip') to drop them with a warning."
             )
         n_occ = sum(self.raw_vocab[w] for w in missing)
@@ -737,6 +745,8 @@ class Im2Vec(Word2Vec):
                 img_keys.append(key if key == w else w)
                 img_counts.append(c)
                 img_rows.append(r)
+        if not update and not dry_run and not img_keys and feats is not None and len(feature_keys):
+            raise ValueError(_no_image_tokens_message(feats, raw, self.image_prefix))
         if self.hs and img_keys:
             raise ValueError(_HS_WITH_IMAGES)
         if img_keys:  # what enters model.wv: e.g. a store written before stores refused such keys
@@ -1492,6 +1502,12 @@ class Im2Vec(Word2Vec):
         """
         if not isinstance(w2v, Word2Vec):
             raise TypeError(f"from_word2vec expects a gensim Word2Vec model, got {type(w2v).__name__}.")
+        if isinstance(w2v, Im2Vec) and len(w2v.image_keys):
+            raise TypeError(
+                f"from_word2vec expects a text-only gensim Word2Vec, got an Im2Vec model ({len(w2v.image_keys)} "
+                f"images): its images would become frozen words. To add images to it, continue it with "
+                f"model.build_vocab(sentences, update=True, image_features=...) and model.train(...); to start "
+                f"a new model from its words alone, give its text-only Word2Vec (e.g. the demo's words.w2v).")
         if not getattr(w2v, "negative", 0) or getattr(w2v, "syn1neg", None) is None:
             raise ValueError(
                 "from_word2vec needs a Word2Vec trained with negative sampling (negative > 0, so it has "
@@ -2026,6 +2042,19 @@ class _ImageSync(CallbackAny2Vec):
 
 
 # ---------------------------------------------------------------------------------- features
+
+
+def _no_image_tokens_message(feats: ImageFeatures, raw_vocab, prefix: str) -> str:
+    """Why a corpus given with features trained no image: no token of it is a feature key."""
+    corpus = list(itertools.islice(raw_vocab, 5))
+    keys = list(feats.keys[:5])
+    hint = ""
+    if prefix and any(k.startswith(prefix) and k[len(prefix):] in raw_vocab for k in feats.keys[:1000]):
+        hint = (f" The documents name the images without the prefix {prefix!r}: write "
+                f"'{prefix}<key>' in the documents (e.g. corpora's prefix= option).")
+    return (f"{feats.name}: none of its {len(feats)} keys occurs in the documents, so the model would have no "
+            f"images. Feature keys look like {keys}; document tokens like {corpus}.{hint} Make the documents "
+            f"name each image by its feature key, or leave image_features out to train words alone.")
 
 
 def _image_features(obj) -> ImageFeatures:

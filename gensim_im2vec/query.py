@@ -104,7 +104,7 @@ def _fit(key: str, width: int) -> str:
 
 
 def format_neighbours(title: str, pairs: Sequence[tuple[str, float]], is_image: Callable[[str], bool],
-                      *, score_name: str = "Cosine distance", key_name: str = "Neighbour") -> str:
+                      *, score_name: str = "Cosine similarity", key_name: str = "Neighbour") -> str:
     """An aligned table in the slides' style: key, its kind (``word``/``image``) and the score.
 
     Parameters
@@ -116,7 +116,8 @@ def format_neighbours(title: str, pairs: Sequence[tuple[str, float]], is_image: 
     is_image : callable
         ``is_image(key) -> bool`` (``Im2Vec.is_image``), marks the kind column.
     score_name : str
-        Header of the score column (the slides' tool says "Cosine distance" for a cosine).
+        Header of the score column (the slides' tool said "Cosine distance" for what is a cosine
+        similarity: 1 for the key itself).
     key_name : str
         Header of the key column.
 
@@ -130,21 +131,22 @@ def format_neighbours(title: str, pairs: Sequence[tuple[str, float]], is_image: 
     >>> print(format_neighbours("Word: red", [("yellow", 0.765134), ("img:7", 0.5)],
     ...                         lambda k: k.startswith("img:")))
     Word: red
-    ---------------------------------
-    Neighbour  Kind   Cosine distance
-    ---------------------------------
-    yellow     word          0.765134
-    img:7      image         0.500000
+    -----------------------------------
+    Neighbour  Kind   Cosine similarity
+    -----------------------------------
+    yellow     word            0.765134
+    img:7      image           0.500000
     """
     width = min(_MAX_KEY_WIDTH, max([len(key_name)] + [len(k) for k, _ in pairs]))
-    header = f"{key_name:<{width}}  {'Kind':<5}  {score_name:>15}"
+    score_width = max(15, len(score_name))
+    header = f"{key_name:<{width}}  {'Kind':<5}  {score_name:>{score_width}}"
     rule = _RULE_CHAR * len(header)
     lines = [title, rule, header, rule]
     if not pairs:
         lines.append("(none)")
     for key, score in pairs:
         kind = "image" if is_image(key) else "word"
-        lines.append(f"{_fit(key, width):<{width}}  {kind:<5}  {score:>15.6f}")
+        lines.append(f"{_fit(key, width):<{width}}  {kind:<5}  {score:>{score_width}.6f}")
     return "\n".join(lines)
 
 

@@ -978,6 +978,7 @@ def test_the_readmes_examples_run_and_show_what_they_say(tmp_path, monkeypatch):
     assert len(m.similar_by_image(data.test_features[:5], topn=1, restrict="words")) == 5
     assert tour["again"].most_similar_words("img:0", topn=3) == m.most_similar_words("img:0", topn=3)
     assert_same_ranking(KeyedVectors.load("tour.kv").most_similar("img:0", topn=3), m.wv.most_similar("img:0", topn=3))
+    assert all(m.is_image(k) for k, _ in m.wv.most_similar("img:0", topn=3))  # "(here images)"
     two = {}
     exec(compile(runnable[1], "README.md: two-stage", "exec"), two)
     assert np.array_equal(two["model"].wv["class1"], two["w2v"].wv["class1"])

@@ -117,6 +117,10 @@ def test_im2vec_evaluate_demo_prints_the_demos_table(demo):
     assert os.path.exists(cache)  # written again
     bad = CliRunner().invoke(main, ["evaluate", result["model"], "--demo", str(os.path.dirname(cfg.out_dir))])
     assert bad.exit_code != 0 and "needs a finished demo run" in bad.output
+    # the mode is read from the model (the id-token row depends on it); a contradicting --mode is refused
+    wrong = CliRunner().invoke(main, ["evaluate", result["model"], "--demo", cfg.out_dir, "--mode", "joint"])
+    assert wrong.exit_code == 2 and "was trained two-stage" in wrong.output, wrong.output
+    assert "Pass --mode two-stage, or leave --mode out" in " ".join(wrong.output.split())
 
 
 def test_demo_refuses_a_folder_of_the_users_and_reuses_its_own(tmp_path):

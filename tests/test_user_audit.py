@@ -1,0 +1,178 @@
+"""What a new user met on a first afternoon with the package (session 22's audit): each test is a
+mistake they made or a message that sent them the wrong way, and what they now get instead."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from gensim.models import Word2Vec
+
+from gensim_im2vec import Im2Vec
+from gensim_im2vec.cli import _training_mode, main
+from gensim_im2vec.corpora import FolderCorpus
+from gensim_im2vec.export import export_projector
+from gensim_im2vec.store import FeatureStore
+from gensim_im2vec.synthetic import make_corpus
+
+OPTS = dict(vector_size=16, sg=1, min_count=1, sample=0, epochs=2, workers=1, seed=1)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_corpus(n_classes=4, n_images=200, n_related=1, seed=0)
+
+
+def test_features_that_name_no_image_of_the_documents_are_an_error(data):
+    # documents that name the images by a bare id ("0"), features keyed "img:0": before, a plain
+    # text model was trained without a word of warning
+    docs = [[d[0][len("img:"):]] + d[1:] for d in data.docs]
+    with pytest.raises(ValueError) as e:
+        Im2Vec(docs, image_features=data.features, **OPTS)
+    msg = str(e.value)
+    assert "none of its 200 keys occurs in the documents" in msg
+    assert "'img:0'" in msg and "'0'" in msg  # an example of each kind of key
+    assert "without the prefix 'img:'" in msg
+    # keys that share nothing with the documents: the same error, without the prefix hint
+    other = {f"img:x{i}": v for i, v in enumerate(data.features.values())}
+    with pytest.raises(ValueError, match="none of its 200 keys") as e:
+        Im2Vec(data.docs[:0] + [d[1:] for d in data.docs], image_features=other, **OPTS)
+    assert "prefix" not in str(e.value)
+    # an update with text-only documents is fine: the images are already in the vocabulary
+    model = Im2Vec(data.docs, image_features=data.features, **OPTS)
+    model.build_vocab([["class0", "tag1"]], update=True)
+    assert len(model.image_keys) == 200
+
+
+def test_from_word2vec_refuses_a_model_with_images(data):
+    first = Im2Vec(data.docs, image_features=data.features, **OPTS)
+    docs2 = [[f"img:x{i}"] + d[1:] for i, d in enumerate(data.docs[:50])]
+    feats2 = {f"img:x{i}": data.features[d[0]] for i, d in enumerate(data.docs[:50])}
+    with pytest.raises(TypeError, match=r"got an Im2Vec model \(200 images\): its images would become frozen words"):
+        Im2Vec.from_word2vec(first, image_features=feats2, sentences=docs2, epochs=1)
+    # its text-only Word2Vec is the way
+    w2v = Word2Vec([d[1:] for d in data.docs], vector_size=16, min_count=1, epochs=1, workers=1)
+    two = Im2Vec.from_word2vec(w2v, image_features=feats2, sentences=docs2, epochs=1, sample=0)
+    assert not any(k.startswith("img:") for k in two.word_keys) and len(two.image_keys) == 50
+
+
+def test_train_cli_refuses_an_im2vec_model_as_pretrained(data, tmp_path):
+    keys = list(data.features)
+    FeatureStore.from_arrays(tmp_path / "store", keys, np.stack([data.features[k] for k in keys]))
+    docs = tmp_path / "docs.txt"
+    docs.write_text("".join(" ".join(d) + "\n" for d in data.docs))
+    Im2Vec(data.docs, image_features=data.features, **OPTS).save(str(tmp_path / "first.model"))
+    res = CliRunner().invoke(main, ["train", str(docs), "-f", str(tmp_path / "store"), "-o", str(tmp_path / "m"),
+                                    "--pretrained", str(tmp_path / "first.model")])
+    assert res.exit_code == 1 and "its images would become frozen words" in res.output
+    assert not (tmp_path / "m").exists()
+
+
+def test_train_cli_says_a_store_holds_none_of_the_images(data, tmp_path):
+    FeatureStore.from_arrays(tmp_path / "other", ["img:a", "img:b"], np.ones((2, 8), "f"))
+    docs = tmp_path / "docs.txt"
+    docs.write_text("".join(" ".join(d) + "\n" for d in data.docs))
+    res = CliRunner().invoke(main, ["train", str(docs), "-f", str(tmp_path / "other"), "-o", str(tmp_path / "m"),
+                                    "--min-count", "1"])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 1 and "200 image token(s) have no features" in said
+    assert "holds none of the documents' images: its 2 keys look like ['img:a', 'img:b']" in said
+    assert "--missing-images skip" in said and "-f / --features store" in said and "Im2Vec(" not in said
+
+
+def test_train_help_shows_the_defaults_it_trains_with():
+    res = CliRunner().invoke(main, ["train", "--help"], terminal_width=200)
+    said = " ".join(res.output.split())
+    for option, default in [("--min-count", "5"), ("--epochs", "5"), ("--sample", "0.001"), ("--vector-size", "100"),
+                            ("--window", "5"), ("--negative", "5")]:
+        part = said[said.index(option + " "):]
+        assert f"[default: {default};" in part[: part.index("]") + 1], option
+    assert "[default: cbow" in said
+
+
+def test_export_limit_keeps_images_in_their_share(data, tmp_path):
+    model = Im2Vec(data.docs, image_features=data.features, **OPTS)
+    n_words, n_images = len(model.word_keys), len(model.image_keys)
+    res = export_projector(model, tmp_path / "p", limit=50)
+    share = round(50 * n_images / (n_words + n_images))
+    assert res.count == 50 and res.n_images == share > 0
+    rows = (tmp_path / "p" / "metadata.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    words = [r.split("\t")[0] for r in rows if "\tword" in r]
+    assert words == [k for k in model.wv.index_to_key if not model.is_image(k)][: 50 - share]  # most frequent first
+    # with keys given, the limit takes the first of them, whatever their kind
+    keys = model.image_keys[:5] + model.word_keys[:5]
+    assert export_projector(model, tmp_path / "q", keys=keys, limit=5).n_images == 5
+
+
+def test_sprite_too_large_names_the_command_lines_options(data, tmp_path):
+    model = Im2Vec(data.docs, image_features=data.features, **OPTS)
+    with pytest.raises(ValueError) as e:
+        export_projector(model, tmp_path / "p", images={}, thumbnail=4000)
+    assert "`im2vec export --limit 4`" in str(e.value) and "`--thumbnail`" in str(e.value)
+
+
+def test_extract_cli_takes_max_pixels(tmp_path):
+    pytest.importorskip("torchvision", reason="extraction needs torchvision")
+    from PIL import Image
+
+    (tmp_path / "imgs").mkdir()
+    Image.new("RGB", (300, 200), "red").save(tmp_path / "imgs" / "big.jpg")
+    Image.new("RGB", (64, 64), "blue").save(tmp_path / "imgs" / "small.png")
+    base = ["extract", str(tmp_path / "imgs"), "--weights", "none", "--arch", "mobilenet_v2", "--device", "cpu",
+            "--no-progress", "--num-workers", "0"]
+    res = CliRunner().invoke(main, [*base, "-o", str(tmp_path / "a"), "--max-pixels", "10000"])
+    assert res.exit_code == 0, res.output
+    skipped = json.loads((tmp_path / "a" / "skipped.json").read_text(encoding="utf-8"))
+    assert list(skipped) == ["img:big"] and "`im2vec extract --max-pixels`" in skipped["img:big"]
+    res = CliRunner().invoke(main, [*base, "-o", str(tmp_path / "b"), "--max-pixels", "none"])
+    assert res.exit_code == 0 and len(FeatureStore.open(tmp_path / "b")) == 2, res.output
+    res = CliRunner().invoke(main, [*base, "-o", str(tmp_path / "c"), "--max-pixels", "lots"])
+    assert res.exit_code == 2 and "'--max-pixels'" in res.output and "'lots'" in res.output
+
+
+def test_a_folder_with_two_files_of_one_key_is_refused_by_the_corpus_too(tmp_path):
+    (tmp_path / "b").mkdir()
+    for name in ("dup.png", "dup.jpg", "ok.png"):
+        (tmp_path / "b" / name).write_bytes(b"")
+    (tmp_path / "b" / "dup.txt").write_text("a dup", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"key 'img:b/dup' under .* belongs to more than one file"):
+        list(FolderCorpus(str(tmp_path)))
+    res = CliRunner().invoke(main, ["normalize", str(tmp_path), "-o", str(tmp_path.parent / "docs.txt")])
+    assert res.exit_code != 0 and "belongs to more than one file" in res.output
+    assert not (tmp_path.parent / "docs.txt").exists()
+
+
+def test_evaluate_warns_when_test_images_were_trained_on(data, tmp_path):
+    model = Im2Vec(data.docs, image_features=data.features, **OPTS)
+    model.save(str(tmp_path / "m.model"))
+    test = tmp_path / "test.jsonl"
+    test.write_text("".join(json.dumps({"key": d[0], "tags": d[1:]}) + "\n" for d in data.docs[:10]), encoding="utf-8")
+    keys = [d[0] for d in data.docs[:10]]
+    FeatureStore.from_arrays(tmp_path / "seen", keys, np.stack([data.features[k] for k in keys]))
+    res = CliRunner().invoke(main, ["evaluate", str(tmp_path / "m.model"), "--test", str(test), "--features",
+                                    str(tmp_path / "seen"), "--baselines", "none", "--no-word-similarity"])
+    assert res.exit_code == 0, res.output
+    assert "warning: 10 of the 10 --test images are images MODEL trained on" in " ".join(res.output.split())
+    held = tmp_path / "held.jsonl"
+    feats = {f"img:new{i}": v for i, v in enumerate(data.test_features[:10])}
+    FeatureStore.from_arrays(tmp_path / "store", list(feats), np.stack(list(feats.values())))
+    held.write_text("".join(json.dumps({"key": k, "tags": ["class0"]}) + "\n" for k in feats), encoding="utf-8")
+    res = CliRunner().invoke(main, ["evaluate", str(tmp_path / "m.model"), "--test", str(held), "--features",
+                                    str(tmp_path / "store"), "--baselines", "none", "--no-word-similarity"])
+    assert res.exit_code == 0 and "warning" not in res.output, res.output
+
+
+def test_the_training_mode_is_read_from_the_model(data):
+    joint = Im2Vec(data.docs, image_features=data.features, **OPTS)
+    w2v = Word2Vec([d[1:] for d in data.docs], vector_size=16, min_count=1, epochs=1, workers=1)
+    two = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=data.docs, epochs=1, sample=0)
+    assert _training_mode(joint) == "joint" and _training_mode(two) == "two-stage"
+
+
+def test_report_without_a_dataset_says_how_to_show_held_out_images(data, tmp_path):
+    model = Im2Vec(data.docs, image_features=data.features, **OPTS)
+    model.save(str(tmp_path / "m.model"))
+    res = CliRunner().invoke(main, ["report", str(tmp_path / "m.model"), "-o", str(tmp_path / "rep"),
+                                    "--map-method", "pca"])
+    assert res.exit_code == 0, res.output
+    assert "(0 held-out images)" in res.output and "pass --dataset FOLDER" in " ".join(res.output.split())
