@@ -246,8 +246,12 @@ class Im2Vec(Word2Vec):
         What to do with a prefixed token that has no features: raise (default, naming the keys)
         or drop it from the vocabulary with one warning and a count.
     train_words : bool or "new"
-        True: word input vectors learn. False: all word vectors stay frozen (bit-identical), as in
-        two-stage training. "new": only words added after :meth:`from_word2vec` learn.
+        True: word input vectors learn. False: every word that has a trained vector stays frozen
+        (bit-identical), as in two-stage training: the text's words after :meth:`from_word2vec`,
+        and any word an earlier ``train()`` trained. A word without one (a tag the text never saw,
+        at its random start) learns from the images in the first ``train()`` that has it, and is
+        frozen from then on. "new": the words added after :meth:`from_word2vec` learn in every
+        ``train()``, the text's words stay frozen.
     train_outputs : bool
         Whether the output vectors (``syn1neg``) learn. Default True.
     train_images : bool
@@ -1022,6 +1026,10 @@ class Im2Vec(Word2Vec):
                 logger.info("copying %s (%s, read-only or memory-mapped) into memory for training",
                             name, arr.shape)
                 setattr(owner, name, np.array(arr, dtype=REAL, order="C"))
+        if self.space_pull is not None and self.space_anchor is None and self.image_heads == "space":
+            logger.warning("space_pull=%s does nothing here: the model has no text vectors to pull its words back "
+                           "to (Im2Vec.from_word2vec keeps them); its words move freely in the space step",
+                           self.space_pull)
         self._space_lock = self._space_word_lock()
         self._space_bias = self._space_tag_bias()
         if self.train_words == "new":
@@ -1350,6 +1358,8 @@ class Im2Vec(Word2Vec):
         placed = max(int(self.n_pretrained_words), int(self.n_trained_words or 0))
         if self.train_words is True or self.space_pull is not None:
             lock[:] = 1.0
+        elif self.train_words == "new":  # as the pair loop's vectors_lockf: every word after the text's
+            lock[int(self.n_pretrained_words):] = 1.0
         else:  # frozen words stay; words added since the last training (random starts) learn
             lock[placed:] = 1.0
         lock[self._vocab_image_rows >= 0] = 0.0

@@ -394,13 +394,16 @@ def _own_candidates(Z, syn0, pair_word, negatives, prow, start, w, inv_t, comput
     Sn *= inv_t
     if bias is not None:
         Sn += bias[negatives]
-    j = np.minimum(np.searchsorted(negatives, pair_word), len(negatives) - 1)
-    own = negatives[j] == pair_word
-    Sn[prow[own], j[own]] = -np.inf  # an image's own word is a positive, not a negative
+    if len(negatives):
+        j = np.minimum(np.searchsorted(negatives, pair_word), len(negatives) - 1)
+        own = negatives[j] == pair_word
+        Sn[prow[own], j[own]] = -np.inf  # an image's own word is a positive, not a negative
     Sp = np.einsum("ij,ij->i", Z[prow], Uph) * inv_t
     if bias is not None:
         Sp += bias[pair_word]
-    m = np.maximum(Sn.max(axis=1), np.maximum.reduceat(Sp, start))
+    m = np.maximum.reduceat(Sp, start)
+    if len(negatives):
+        m = np.maximum(Sn.max(axis=1), m)
     Sn -= m[:, None]
     np.exp(Sn, out=Sn)
     Ep = np.exp(Sp - m[prow])

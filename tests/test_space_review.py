@@ -1,0 +1,82 @@
+"""What session 22's review of the space step found (the gradients themselves were checked against
+torch and agree; see tests/test_space.py): which words it moves under each ``train_words``, a
+``space_pull`` with nothing to pull towards, and the NumPy reference without negatives."""
+
+import logging
+
+import numpy as np
+import pytest
+from gensim.models import Word2Vec
+
+from gensim_im2vec import Im2Vec
+from gensim_im2vec.space import space_step
+from gensim_im2vec.synthetic import make_corpus
+
+OPTS = dict(vector_size=16, window=3, min_count=1, sg=1, negative=3, workers=1, seed=3, image_batch=16,
+            space_negatives=10, sample=0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_corpus(n_classes=4, n_images=120, n_features=24, seed=0)
+
+
+def test_frozen_words_learn_once_from_their_random_start_then_stay(data):
+    """train_words=False without a text model: every word starts random, so the first train()
+    places them (the space step moves them); from then on they are trained words and stay frozen."""
+    m = Im2Vec(image_features=data.features, train_words=False, **OPTS)
+    m.build_vocab(data.docs)
+    words = np.flatnonzero(m._vocab_image_rows < 0)
+    u0 = m.wv.vectors[words].copy()
+    m.train(data.docs, total_examples=len(data.docs), epochs=2)
+    u1 = m.wv.vectors[words].copy()
+    assert (u1 != u0).any(axis=1).mean() > 0.5
+    W1 = m.W.copy()
+    m.train(data.docs, total_examples=len(data.docs), epochs=2)
+    assert np.array_equal(m.wv.vectors[words], u1) and not np.array_equal(m.W, W1)
+
+
+def test_new_words_keep_learning_in_the_space_step_with_train_words_new(data):
+    """train_words="new": the words added after from_word2vec learn in every train(), in the pair
+    loop (vectors_lockf) and in the space step alike; before, the space step froze them after the
+    first train() while the pair loop went on."""
+    text = [d[1:] for d in data.docs]
+    w2v = Word2Vec(text[:60], vector_size=16, min_count=1, sg=1, epochs=2, workers=1, seed=1)
+    m = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=data.docs, epochs=1, train_words="new",
+                             sample=0, window=3, image_batch=16, space_negatives=10)
+    n_text = m.n_pretrained_words
+    assert 0 < n_text < len(m.word_keys)
+    for _ in range(2):  # before and after a second train()
+        lock = m._space_word_lock()
+        words = m._vocab_image_rows < 0
+        assert not lock[:n_text].any() and lock[n_text:][words[n_text:]].all()
+        assert np.array_equal(lock[words], m.wv.vectors_lockf[words])  # the same words as the pair loop
+        m.train(data.docs, total_examples=len(data.docs), epochs=1)
+    assert np.array_equal(m.wv.vectors[:n_text], w2v.wv.vectors[:n_text])
+
+
+def test_space_pull_without_text_vectors_says_it_does_nothing(data, caplog):
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.model"):
+        Im2Vec(data.docs, image_features=data.features, space_pull=0.3, epochs=1, **OPTS)
+    assert "space_pull=0.3 does nothing here" in caplog.text
+    caplog.clear()
+    w2v = Word2Vec([d[1:] for d in data.docs], vector_size=16, min_count=1, sg=1, epochs=1, workers=1, seed=1)
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.model"):
+        Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=data.docs, epochs=1, space_pull=0.3,
+                             sample=0)
+    assert "space_pull" not in caplog.text
+
+
+@pytest.mark.parametrize("candidates", ["own", "run"])
+def test_no_negatives_numpy_reference_agrees_with_the_kernel(candidates):
+    rng = np.random.default_rng(0)
+    W, syn0, Vn = rng.normal(size=(4, 6)), rng.normal(size=(10, 4)), rng.normal(size=(2, 6))
+    out = {}
+    for dtype, kernel in [(np.float32, True), (np.float64, False)]:
+        w, u = W.astype(dtype), syn0.astype(dtype)
+        loss = space_step(w, u, Vn.astype(dtype), np.array([0, 0, 1]), np.array([1, 2, 3]), np.array([], np.int64),
+                          alpha_w=0.1, alpha_u=0.1, temperature=0.1, candidates=candidates, kernel=kernel)
+        out[kernel] = loss, w, u
+    assert np.isfinite(out[False][0]) and out[False][0] == pytest.approx(out[True][0], rel=1e-5)
+    np.testing.assert_allclose(out[False][1], out[True][1], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out[False][2], out[True][2], rtol=1e-4, atol=1e-5)
