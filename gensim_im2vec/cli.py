@@ -784,7 +784,11 @@ IM2VEC = "gensim_im2vec.model:Im2Vec"  # the training options and their defaults
 @click.option("--space-analogies", "analogies_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A file of analogy questions, one per line: IMAGE_X WORD_A WORD_B IMAGE_Y (x - a + b -> y), "
                    "e.g. from titles that differ in one word; W learns to answer them (Im2Vec space_analogies).")
-def train_command(documents, features, output, pretrained, analogies_path, **options):
+@click.option("--resumable", is_flag=True,
+              help="Save OUTPUT.checkpoint at each epoch's end; the same command run again after an interruption "
+                   "continues from the last finished epoch, on the same learning-rate schedule, instead of starting "
+                   "over. The checkpoint is removed when training ends.")
+def train_command(documents, features, output, pretrained, analogies_path, resumable, **options):
     """Train an Im2Vec model on DOCUMENTS (one document per line, tokens separated by spaces, as
     written by `im2vec normalize`) with the images' features from a FeatureStore."""
     from gensim.models import Word2Vec
@@ -800,21 +804,65 @@ def train_command(documents, features, output, pretrained, analogies_path, **opt
     _check_documents(documents)
     if analogies_path:
         params["space_analogies"] = _read_analogies(analogies_path)
+    checkpoint = output + ".checkpoint"
+    if not resumable and os.path.exists(checkpoint):
+        click.echo(f"note: {checkpoint} holds an interrupted run; this one starts over (add --resumable to continue "
+                   f"that run instead)", err=True)
     try:
         store = FeatureStore.open(features, mmap=True)
         corpus = LineSentence(documents)
-        if pretrained:
+        if resumable:
+            model = _train_resumably(corpus, store, checkpoint, pretrained, analogies_path, documents, params)
+        elif pretrained:
             model = Im2Vec.from_word2vec(load_saved(pretrained, (Word2Vec,)), image_features=store,
                                          sentences=corpus, **params)
         else:
             model = Im2Vec(corpus, image_features=store, **params)
         model.save(output)
+        if resumable:
+            from gensim_im2vec.checkpoint import remove_checkpoint
+
+            remove_checkpoint(checkpoint)  # after the model is saved: until then, a rerun continues from it
     except (ValueError, TypeError, OSError) as e:
         raise click.ClickException(_train_in_cli_terms(str(e))) from e
     except RuntimeError as e:  # gensim: nothing to train on (every word below --min-count)
         raise click.ClickException(f"training on {documents} failed: {str(e).rstrip('.')}. Check that its words "
                                    f"occur at least --min-count times.") from e
     click.echo(f"{output}: {model} ({len(model.image_keys)} images, {len(model.word_keys)} words)")
+
+
+def _train_resumably(corpus, store, checkpoint: str, pretrained, analogies_path, documents, params):
+    """`im2vec train --resumable`: continue the run saved at `checkpoint`, or start one that saves
+    there after each epoch (:mod:`gensim_im2vec.checkpoint`). A checkpoint made with other inputs
+    (documents, store, start model, options) is refused, naming the one that differs."""
+    from gensim.models import Word2Vec
+
+    from gensim_im2vec.checkpoint import EpochCheckpoint, resume
+    from gensim_im2vec.model import Im2Vec, load_saved
+
+    inputs = {"documents": _file_identity(documents), "pretrained": _file_identity(pretrained),
+              "space_analogies": _file_identity(analogies_path), "features": [os.path.abspath(store.path), len(store)],
+              "options": {k: v for k, v in sorted(params.items()) if k != "space_analogies"}}
+    if os.path.exists(checkpoint):
+        click.echo(f"resuming the interrupted run saved in {checkpoint}", err=True)
+        return resume(checkpoint, corpus, inputs=inputs)
+    if pretrained:
+        w2v = load_saved(pretrained, (Word2Vec,))
+        saver = EpochCheckpoint(checkpoint, epochs=params.get("epochs") or w2v.epochs, inputs=inputs)
+        return Im2Vec.from_word2vec(w2v, image_features=store, sentences=corpus, callbacks=[saver], **params)
+    model = Im2Vec(image_features=store, **params)
+    model.build_vocab(corpus)
+    model.train(corpus, total_examples=model.corpus_count, epochs=model.epochs, compute_loss=model.compute_loss,
+                callbacks=[EpochCheckpoint(checkpoint, epochs=model.epochs, inputs=inputs)])
+    return model
+
+
+def _file_identity(path) -> list | None:
+    """What tells a file's content apart cheaply: its absolute path, size and modification time."""
+    if not path:
+        return None
+    st = os.stat(path)
+    return [os.path.abspath(path), st.st_size, st.st_mtime_ns]
 
 
 def _train_in_cli_terms(message: str) -> str:

@@ -1,0 +1,145 @@
+"""Training that survives an interruption (gensim_im2vec.checkpoint, `im2vec train --resumable`):
+a run killed after some epochs and continued ends with the model an uninterrupted run trains,
+bit for bit on one worker, and a checkpoint of another run is refused."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from gensim.models import Word2Vec
+from gensim.models.callbacks import CallbackAny2Vec
+
+from gensim_im2vec import Im2Vec
+from gensim_im2vec.checkpoint import EpochCheckpoint, read_checkpoint, resume
+from gensim_im2vec.cli import main
+from gensim_im2vec.store import FeatureStore
+from gensim_im2vec.synthetic import make_corpus
+
+OPTS = dict(vector_size=16, sg=1, min_count=1, sample=0, workers=1, seed=1, image_batch=32)
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAfter(CallbackAny2Vec):
+    """Stands in for a killed process: raises at the end of epoch `n` (after the checkpoint)."""
+
+    def __init__(self, n):
+        self.n, self.seen = n, 0
+
+    def on_epoch_end(self, model):
+        self.seen += 1
+        if self.seen == self.n:
+            raise Crash
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_corpus(n_classes=4, n_images=300, seed=0)
+
+
+def _joint(data, epochs):
+    model = Im2Vec(image_features=data.features, epochs=epochs, **OPTS)
+    model.build_vocab(data.docs)
+    return model
+
+
+@pytest.mark.parametrize("crash_after", [1, 3])
+def test_a_resumed_joint_run_is_the_uninterrupted_run(data, tmp_path, crash_after):
+    full = _joint(data, 4)
+    full.train(data.docs, total_examples=full.corpus_count, epochs=4)
+    path = tmp_path / "run.checkpoint"
+    cut = _joint(data, 4)
+    with pytest.raises(Crash):
+        cut.train(data.docs, total_examples=cut.corpus_count, epochs=4,
+                  callbacks=[EpochCheckpoint(path, epochs=4), CrashAfter(crash_after)])
+    assert read_checkpoint(path)[1]["epochs_done"] == crash_after
+    resumed = resume(path, data.docs)
+    assert np.array_equal(resumed.W, full.W) and np.array_equal(resumed.wv.vectors, full.wv.vectors)
+    assert np.array_equal(resumed.syn1neg, full.syn1neg)
+    assert (resumed.epochs, resumed.alpha, resumed.min_alpha) == (full.epochs, full.alpha, full.min_alpha)
+    assert not hasattr(resumed, "checkpoint") and not os.listdir(tmp_path)  # the checkpoint and its arrays went
+
+
+def test_a_resumed_two_stage_run_is_the_uninterrupted_run(data, tmp_path):
+    w2v = Word2Vec([d[1:] for d in data.docs], vector_size=16, sg=1, min_count=1, epochs=2, workers=1, seed=1)
+    kw = dict(image_features=data.features, sentences=data.docs, epochs=3, sample=0, image_batch=32)
+    full = Im2Vec.from_word2vec(w2v, **kw)
+    path = tmp_path / "run.checkpoint"
+    with pytest.raises(Crash):
+        Im2Vec.from_word2vec(w2v, callbacks=[EpochCheckpoint(path, epochs=3), CrashAfter(2)], **kw)
+    resumed = resume(path, data.docs)
+    assert np.array_equal(resumed.W, full.W) and np.array_equal(resumed.wv.vectors, full.wv.vectors)
+    assert np.array_equal(resumed.wv["class1"], w2v.wv["class1"])  # the text's words stay frozen
+
+
+def test_a_checkpoint_of_other_inputs_or_a_plain_model_is_refused(data, tmp_path):
+    path = tmp_path / "run.checkpoint"
+    model = _joint(data, 3)
+    with pytest.raises(Crash):
+        model.train(data.docs, total_examples=model.corpus_count, epochs=3,
+                    callbacks=[EpochCheckpoint(path, epochs=3, inputs={"documents": "a.txt", "epochs": 3}),
+                               CrashAfter(1)])
+    with pytest.raises(ValueError, match=r"other inputs: epochs was 3, now 4\. .*remove the checkpoint"):
+        resume(path, data.docs, inputs={"documents": "a.txt", "epochs": 4})
+    assert os.path.exists(path)  # nothing lost
+    _joint(data, 1).save(str(tmp_path / "plain.model"))
+    with pytest.raises(ValueError, match="not a checkpoint"):
+        resume(tmp_path / "plain.model", data.docs)
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        resume(tmp_path / "none", data.docs)
+    with pytest.raises(ValueError, match="done"):
+        EpochCheckpoint(path, epochs=3, done=3)
+
+
+def _cli_inputs(tmp_path):
+    data = make_corpus(n_classes=5, n_images=3000, n_features=64, seed=2)
+    keys = list(data.features)
+    FeatureStore.from_arrays(tmp_path / "store", keys, np.stack([data.features[k] for k in keys]))
+    (tmp_path / "docs.txt").write_text("".join(" ".join(d) + "\n" for d in data.docs), encoding="utf-8")
+    return ["train", "docs.txt", "-f", "store", "--vector-size", "16", "--sg", "--min-count", "1", "--workers", "1",
+            "--sample", "0"]
+
+
+def test_train_resumable_continues_a_killed_run(tmp_path, monkeypatch):
+    args = _cli_inputs(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    res = runner.invoke(main, [*args, "--epochs", "40", "-o", "full.model", "--resumable"])
+    assert res.exit_code == 0, res.output
+    assert not list(tmp_path.glob("full.model.checkpoint*"))
+    # the same command in a process of its own, killed once it has saved an epoch
+    cmd = [sys.executable, "-m", "gensim_im2vec.cli", *args, "--epochs", "40", "-o", "cut.model", "--resumable"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (tmp_path / "cut.model.checkpoint").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL and not (tmp_path / "cut.model").exists()
+    assert (tmp_path / "cut.model.checkpoint").exists()
+    # other options: refused, naming them; the checkpoint stays
+    other = runner.invoke(main, [*args, "--epochs", "41", "-o", "cut.model", "--resumable"])
+    assert other.exit_code == 1 and "other inputs: options" in other.output
+    assert (tmp_path / "cut.model.checkpoint").exists()
+    # without --resumable: a fresh run, and a note that the checkpoint is there
+    fresh = runner.invoke(main, [*args, "--epochs", "1", "-o", "cut.model"])
+    assert fresh.exit_code == 0 and "holds an interrupted run" in fresh.output
+    os.remove(tmp_path / "cut.model")
+    os.remove(tmp_path / "cut.model.W.npy")
+    again = runner.invoke(main, [*args, "--epochs", "40", "-o", "cut.model", "--resumable"])
+    assert again.exit_code == 0 and "resuming the interrupted run" in again.output, again.output
+    a, b = Im2Vec.load(str(tmp_path / "full.model")), Im2Vec.load(str(tmp_path / "cut.model"))
+    assert np.array_equal(a.W, b.W) and np.array_equal(a.wv.vectors, b.wv.vectors)
+    assert a.epochs == b.epochs == 40
+    assert not list(tmp_path.glob("cut.model.checkpoint*"))
+    # and --resumable trains what a plain run trains
+    plain = runner.invoke(main, [*args, "--epochs", "40", "-o", "plain.model"])
+    assert plain.exit_code == 0 and np.array_equal(Im2Vec.load(str(tmp_path / "plain.model")).W, a.W)
