@@ -32,6 +32,10 @@ remaining ones start where the interrupted run was.
 >>> resumed.epochs, resumed.alpha, os.path.exists(path)   # the checkpoint is gone once done
 (4, 0.025, False)
 
+Each checkpoint is a whole :meth:`Im2Vec.save`, as large as the model's files (at 100M images
+tens of GB, mostly the images' rows of ``wv.vectors``; docs/scale.md §5), written once an epoch
+over the previous one.
+
 ``im2vec train ... --resumable`` does this from the shell: the same command run again continues
 from ``OUTPUT.checkpoint``. A checkpoint records what its run was given (``inputs``: the
 command's documents, store and options); :func:`resume` refuses one made with other inputs,
