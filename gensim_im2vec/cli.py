@@ -946,8 +946,26 @@ INDEXER = "gensim_im2vec.index:ModalityIndexer"
 @click.option("--tags", "with_tags", is_flag=True,
               help="Also index the tags (the words of the image documents) on their own: an image's nearest "
                    "tags from the index (indexer.tags), as Im2Vec.most_similar_tags lists them.")
-def index_command(model_path, output, backend, kind, with_tags):
-    """Build an approximate-neighbour index (words and images) for a saved model."""
+@click.option("--m", "m", type=click.IntRange(min=2), cls=LibraryOption, library=INDEXER,
+              help="faiss HNSW: links per node (more: better recall, more memory).")
+@click.option("--ef-construction", type=click.IntRange(min=1), cls=LibraryOption, library=INDEXER,
+              help="faiss HNSW: build-time candidate list (more: a better graph, a slower build).")
+@click.option("--ef-search", type=click.IntRange(min=1), cls=LibraryOption, library=INDEXER,
+              help="faiss HNSW: query-time candidate list, the recall/latency knob (queries across modalities "
+                   "need more).")
+@click.option("--nprobe", type=click.IntRange(min=1), cls=LibraryOption, library=INDEXER,
+              help="faiss IVF: cells scanned per query.")
+@click.option("--num-trees", type=click.IntRange(min=1), cls=LibraryOption, library=INDEXER,
+              help="annoy: trees (more: better recall, a bigger file).")
+@click.option("--search-k", type=click.IntRange(min=1), cls=LibraryOption, library=INDEXER,
+              help="annoy: nodes inspected per query (default: 100 x topn x num-trees).")
+@click.option("--check", "check_queries", type=click.IntRange(min=0), default=100, show_default=True,
+              help="Measure recall@10 against the exact search on this many words and as many images, each "
+                   "direction (0: skip).")
+def index_command(model_path, output, backend, kind, with_tags, check_queries, **knobs):
+    """Build an approximate-neighbour index (words and images) for a saved model, and say how
+    often it finds the exact 10 nearest keys (recall@10), word → words, word → images,
+    image → words and image → images."""
     from gensim_im2vec.index import ModalityIndexer
 
     _check_output(output or model_path + ".ann", "'-o' / '--output'")
@@ -955,11 +973,21 @@ def index_command(model_path, output, backend, kind, with_tags):
     model = _load_model(model_path)
     try:
         modalities = ("words", "tags", "images") if with_tags else ("words", "images")
-        idx = ModalityIndexer(model, modalities=modalities, **given({"backend": backend, "kind": kind}))
+        idx = ModalityIndexer(model, modalities=modalities, **given({"backend": backend, "kind": kind, **knobs}))
         idx.save(output or model_path + ".ann")
     except (ValueError, TypeError, OSError, ImportError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"{output or model_path + '.ann'}: {idx!r}, built in {idx.build_seconds:.1f}s")
+    if check_queries:
+        recall = idx.recall(model, queries=check_queries)
+        click.echo("recall@10 against the exact search (" + f"{check_queries} queries each): "
+                   + ", ".join(f"{k} {v:.3f}" for k, v in recall.items()))
+        low = [k for k, v in recall.items() if v < 0.9]
+        if low:
+            knob = "--ef-search" if idx.backend == "faiss" and idx.params["kind"] == "hnsw" else (
+                "--nprobe" if idx.backend == "faiss" else "--search-k")
+            click.echo(f"below 0.9: {', '.join(low)}; a larger {knob} raises it (ModalityIndexer.load(..., "
+                       f"{knob[2:].replace('-', '_')}=...) at query time)", err=True)
 
 
 # --- exploring a model: `im2vec query`, `im2vec report` (issue 5) ---

@@ -251,3 +251,70 @@ def test_a_tags_index_answers_most_similar_tags(tmp_path, backend):
     out = CliRunner().invoke(main, ["index", path, "-o", str(tmp_path / "cli.ann"), "--backend", backend, "--tags"])
     assert out.exit_code == 0, out.output
     assert f"tags={len(tags)}" in ModalityIndexer.load(str(tmp_path / "cli.ann"), model).tags.__repr__()
+
+
+def _cross_modal_kv(seed=0, dim=32) -> KeyedVectors:
+    """Words and images in two clouds far apart (cosine ~0.3 across), as a trained model's are: a
+    word's nearest images are the hard case for a graph built on images alone."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(60, dim))
+    gap = 2.5 * rng.normal(size=dim)
+    w = centres[rng.integers(60, size=800)] + 0.8 * rng.normal(size=(800, dim))
+    im = centres[rng.integers(60, size=6000)] + gap + 0.8 * rng.normal(size=(6000, dim))
+    kv = KeyedVectors(dim)
+    kv.add_vectors([f"w{i}" for i in range(800)] + [f"img:{i}" for i in range(6000)], np.vstack([w, im]))
+    return kv
+
+
+@pytest.mark.skipif(not _index._installed("faiss"), reason="needs faiss-cpu")
+def test_recall_is_measured_per_direction_and_ef_search_moves_it(tmp_path):
+    """recall() agrees with the exact search done in the test; across modalities it needs a larger
+    ef_search than within one, which set_search and load(..., ef_search=) change after the build."""
+    kv = _cross_modal_kv()
+    idx = ModalityIndexer(kv, backend="faiss", m=8, ef_construction=20, ef_search=10)
+    low = idx.recall(kv, queries=60)
+    assert set(low) == {"words -> words", "words -> images", "images -> words", "images -> images"}
+    rng = np.random.default_rng(0)  # recall()'s own draw: the same 60 word queries
+    words = [kv.index_to_key[i] for i in np.sort(rng.choice(800, size=60, replace=False))]
+    assert low["words -> images"] == pytest.approx(_recall(kv, idx, words, restrict="images"), abs=1e-9)
+    high = idx.set_search(ef_search=400).recall(kv, queries=60)
+    assert idx.params["ef_search"] == 400 and idx.images.params["ef_search"] == 400  # views share it
+    assert high["words -> images"] > low["words -> images"] and high["words -> images"] >= 0.95
+    idx.save(tmp_path / "kv.ann")
+    again = ModalityIndexer.load(tmp_path / "kv.ann", kv, ef_search=10)
+    assert again.recall(kv, queries=60) == low
+    assert ModalityIndexer.load(tmp_path / "kv.ann", kv).recall(kv, queries=60) == high  # the saved knob
+    with pytest.raises(ValueError, match="ef_search: expected a positive int"):
+        idx.set_search(ef_search=0)
+
+
+@pytest.mark.skipif(not _index._installed("annoy"), reason="needs annoy")
+def test_annoy_inspects_enough_nodes_by_default(monkeypatch):
+    kv = _mixed_kv(n_words=50, n_images=50)
+    idx = ModalityIndexer(kv, backend="annoy", num_trees=7)
+    seen = []
+    part = idx._parts["images"]
+    real = part.index.get_nns_by_vector
+    monkeypatch.setattr(part, "index", type("Spy", (), {"get_nns_by_vector": lambda self, v, k, search_k, **kw: (
+        seen.append(search_k), real(v, k, search_k=search_k, **kw))[1]})())
+    idx.images.most_similar(kv["img:0"], 5)
+    assert seen == [_index.ANNOY_SEARCH_FACTOR * 5 * 7]
+
+
+def test_index_cli_prints_recall_and_takes_the_knobs(tmp_path):
+    from click.testing import CliRunner
+
+    from gensim_im2vec.cli import main
+    from gensim_im2vec.synthetic import make_corpus
+
+    data = make_corpus(n_classes=4, n_images=300, seed=0)
+    model = Im2Vec(data.docs, image_features=data.features, vector_size=16, sg=1, min_count=1, sample=0, epochs=2,
+                   workers=1)
+    model.save(str(tmp_path / "m.model"))
+    backend = BACKENDS[0]
+    knob = ["--ef-search", "64"] if backend == "faiss" else ["--search-k", "5000"]
+    res = CliRunner().invoke(main, ["index", str(tmp_path / "m.model"), "--backend", backend, *knob, "--check", "20"])
+    assert res.exit_code == 0, res.output
+    assert "recall@10 against the exact search (20 queries each): words -> words" in res.output
+    loaded = ModalityIndexer.load(tmp_path / "m.model.ann", Im2Vec.load(str(tmp_path / "m.model")))
+    assert loaded.params["ef_search" if backend == "faiss" else "search_k"] == int(knob[1])
