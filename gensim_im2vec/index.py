@@ -85,7 +85,14 @@ import numpy as np
 from gensim_im2vec.fileio import atomic_write_json, temp_name
 from gensim_im2vec.image_features import release
 from gensim_im2vec.keys import IMAGE_PREFIX, image_mask
-from gensim_im2vec.validation import check_topn, is_int, l2_normalize, query_items, query_keys
+from gensim_im2vec.validation import (
+    check_query_vectors,
+    check_topn,
+    is_int,
+    l2_normalize,
+    query_items,
+    query_keys,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -614,7 +621,10 @@ class ModalityIndexer:
         if not self._parts:
             raise RuntimeError("this ModalityIndexer is empty; build it from a model or load() one.")
         num_neighbors = check_topn(num_neighbors, "num_neighbors", allow_none=False)
-        vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+        vector = np.asarray(vector, dtype=np.float32)
+        if vector.ndim == 2 and len(vector) > 1:  # gensim asks one vector at a time
+            raise ValueError(f"query: one vector, got a batch of shape {vector.shape}; ask one row at a time.")
+        vector = vector.reshape(-1)
         if vector.shape[0] != self.dim:
             raise ValueError(f"query vector has dim {vector.shape[0]}, the index {self.dim}.")
         if not np.isfinite(vector).all():
@@ -860,18 +870,6 @@ def _check_save_target(fname: str) -> dict | None:
 # ----------------------------------------------------------------------------- queries
 
 
-def _check_query_vectors(kv, items: list) -> None:
-    """Refuse a query vector that is not one row of the model's dim (gensim fails with a bare
-    "operands could not be broadcast together")."""
-    for item in items:
-        v = item[0] if isinstance(item, (tuple, list)) and item else item  # a (key or vector, weight) pair
-        if isinstance(v, np.ndarray) and v.shape != (kv.vector_size,):
-            raise ValueError(
-                f"a query vector has shape {v.shape}, the model's vectors ({kv.vector_size},); give one vector "
-                f"of the model's space (e.g. model.project(features) or model.wv[key])."
-            )
-
-
 def ann_most_similar(
     model,
     positive=None,
@@ -906,7 +904,7 @@ def ann_most_similar(
     kv = _keyed_vectors(model)
     topn = check_topn(topn, allow_none=False)
     positive, negative = query_items(positive), query_items(negative)
-    _check_query_vectors(kv, positive + negative)
+    check_query_vectors(kv, positive + negative)
     # the query's keys are left out, as gensim does: plain keys, indices and (key, weight) pairs
     left_out = {kv.index_to_key[kv.get_index(k)] for k in query_keys(positive + negative) if kv.has_index_for(k)}
     view = indexer if restrict is None else indexer.restrict(restrict)  # None kept a view's modality out

@@ -124,6 +124,7 @@ from gensim_im2vec.space import (
 from gensim_im2vec.store import FeatureStore, StoreMismatchError
 from gensim_im2vec.validation import (
     check_features,
+    check_query_vectors,
     check_topn,
     is_int,
     l2_normalize,
@@ -1695,6 +1696,7 @@ class Im2Vec(Word2Vec):
     def _most_similar_restricted(self, positive, negative, topn, restrict):
         topn = check_topn(topn)
         positive, negative = query_items(positive), query_items(negative)
+        check_query_vectors(self.wv, positive + negative)
         sims = self.wv.most_similar(positive=positive, negative=negative, topn=None)
         # the query's keys are left out, as gensim does: plain keys, indices and (key, weight) pairs
         wv = self.wv

@@ -256,6 +256,31 @@ def query_items(items) -> list:
     return list(items)
 
 
+def check_query_vectors(kv, items: list) -> None:
+    """Refuse a query vector of ``most_similar`` that is not one finite row of the model's dim:
+    gensim fails on another shape with a bare "operands could not be broadcast together", and
+    answers a NaN vector with nothing or arbitrary keys.
+
+    >>> from gensim.models import KeyedVectors
+    >>> kv = KeyedVectors(3)
+    >>> check_query_vectors(kv, [np.ones(3), ("dog", 0.5)])
+    >>> check_query_vectors(kv, [np.ones((2, 3))])
+    Traceback (most recent call last):
+    ...
+    ValueError: a query vector has shape (2, 3), the model's vectors (3,); give one vector of the model's space (e.g. model.project(features)[0] for one image, or model.wv[key]).
+    """
+    for item in items:
+        v = item[0] if isinstance(item, (tuple, list)) and item else item  # a (key or vector, weight) pair
+        if isinstance(v, np.ndarray):
+            if v.shape != (kv.vector_size,):
+                raise ValueError(
+                    f"a query vector has shape {v.shape}, the model's vectors ({kv.vector_size},); give one vector "
+                    f"of the model's space (e.g. model.project(features)[0] for one image, or model.wv[key]).")
+            if not np.isfinite(v).all():
+                raise ValueError("a query vector contains NaN or inf, so no key is nearer than another; query with a "
+                                 "finite vector (e.g. model.project(features) of finite features).")
+
+
 def query_keys(items: Sequence) -> list:
     """The keys (str, or int vocabulary index) of query items (:func:`query_items`), weighted
     ``(key, weight)`` pairs included: the keys gensim's ``most_similar`` leaves out of its answer.

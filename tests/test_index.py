@@ -203,6 +203,8 @@ def test_bad_arguments(kv):
         only_words.images  # noqa: B018
     with pytest.raises(ValueError, match="dim"):
         only_words.most_similar(np.ones(5), 3)
+    with pytest.raises(ValueError, match=r"one vector, got a batch of shape \(2, 24\)"):
+        only_words.most_similar(np.ones((2, 24)), 3)
     with pytest.raises(RuntimeError, match="empty"):
         ModalityIndexer(backend=BACKENDS[0]).most_similar(np.ones(24), 3)
     with pytest.raises(TypeError, match="KeyedVectors"):

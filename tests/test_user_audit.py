@@ -176,3 +176,19 @@ def test_report_without_a_dataset_says_how_to_show_held_out_images(data, tmp_pat
                                     "--map-method", "pca"])
     assert res.exit_code == 0, res.output
     assert "(0 held-out images)" in res.output and "pass --dataset FOLDER" in " ".join(res.output.split())
+
+
+def test_query_methods_name_a_bad_query_vector(data):
+    model = Im2Vec(data.docs, image_features=data.features, **OPTS)
+    v = model.wv["img:0"]
+    for method in (model.most_similar_words, model.most_similar_images, model.most_similar_tags):
+        with pytest.raises(ValueError, match=r"a query vector has shape \(5,\), the model's vectors \(16,\)"):
+            method(v[:5])
+        with pytest.raises(ValueError, match=r"shape \(2, 16\)"):  # a batch: similar_by_image takes those
+            method(np.stack([v, v]))
+        with pytest.raises(ValueError, match="NaN or inf"):  # before: an empty answer
+            method(np.full(16, np.nan, np.float32))
+        with pytest.raises(ValueError, match="NaN or inf"):
+            method(positive=[("img:1", 1.0)], negative=[(np.full(16, np.inf, np.float32), 1.0)])
+    # a good vector still answers as its key does (an image's words: its own key is not among them)
+    assert [w for w, _ in model.most_similar_words(v, topn=3)] == [w for w, _ in model.most_similar_words("img:0", topn=3)]
