@@ -899,8 +899,9 @@ def _read_analogies(path: str, option: str = "--space-analogies") -> list[tuple[
 @click.argument("model_path", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
               help="Folder for vectors.tsv, metadata.tsv, sprite.png and projector_config.pbtxt.")
-@click.option("--images", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Folder the features were extracted from: its files become the sprite's thumbnails.")
+@click.option("--images", type=click.Path(exists=True, file_okay=False), multiple=True,
+              help="Folder the features were extracted from: its files become the sprite's thumbnails. Repeat it "
+                   "for a model trained on several stores (e.g. the demo's data/emoji and data/openclipart).")
 @click.option("--restrict", type=click.Choice(["words", "images"]), default=None,
               help="Export only words or only images (default both).")
 @click.option("--tags-only", is_flag=True,
@@ -918,10 +919,12 @@ def export_command(model_path, output, images, restrict, tags_only, limit, thumb
     from gensim_im2vec.export import export_projector
 
     _check_output(output, "'-o' / '--output'", folder=True)
-    if images and (_same_file(output, images) or _inside(output, images)):
-        raise click.BadParameter(f"{output!r} is inside the --images folder {images!r}: a later `im2vec extract "
-                                 f"{images}` would take the export's sprite.png for an image. Export to a folder "
-                                 f"outside {images!r}, e.g. beside it.", param_hint="'-o' / '--output'")
+    for folder in images:
+        if _same_file(output, folder) or _inside(output, folder):
+            raise click.BadParameter(f"{output!r} is inside the --images folder {folder!r}: a later `im2vec extract "
+                                     f"{folder}` would take the export's sprite.png for an image. Export to a folder "
+                                     f"outside {folder!r}, e.g. beside it.", param_hint="'-o' / '--output'")
+    images = list(images) if len(images) > 1 else (images[0] if images else None)
     model = _load_model(model_path)
     try:
         res = export_projector(model, output, images=images, restrict=restrict, tags_only=tags_only, limit=limit,
@@ -1004,8 +1007,8 @@ def index_command(model_path, output, backend, kind, with_tags, check_queries, *
               help="Where the CNN runs for image files: auto, cpu, cuda or cuda:N.")
 @click.option("--arch", default=None, help="Override the model's recorded torchvision arch (for image files).")
 @click.option("--weights", default=None,
-              help="Override the recorded weights: an enum name or a checkpoint file (needed when the "
-                   "features came from a local checkpoint).")
+              help="Override the recorded weights: an enum name, a checkpoint file (needed when the "
+                   "features came from a local checkpoint), or none (random weights, as extract --weights none).")
 @click.option("--layer", default=None, help="Override the recorded feature layer.")
 @click.option("--zero-shot-words", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A file of words (one per line), e.g. the held-out tags the demo writes: every image "

@@ -124,7 +124,16 @@ def _image_paths(images, prefix: str) -> Mapping[str, str]:
         from gensim_im2vec.features import list_images
 
         return {k: os.fspath(p) for k, p in list_images(images, prefix=prefix)}
-    raise TypeError(f"images: expected a directory or a {{key: path}} mapping, got {type(images).__name__}.")
+    if isinstance(images, (list, tuple)) and images and all(isinstance(f, (str, os.PathLike)) for f in images):
+        paths: dict[str, str] = {}
+        for folder in images:  # e.g. the demo's two image sets, each extracted from its own folder
+            for k, p in _image_paths(folder, prefix).items():
+                if paths.setdefault(k, p) != p:
+                    raise ValueError(f"images: the key {k!r} names a file in two of the folders ({paths[k]} and {p}); "
+                                     f"give folders whose keys do not overlap, or a {{key: path}} mapping.")
+        return paths
+    raise TypeError(f"images: expected a directory, a list of directories or a {{key: path}} mapping, got "
+                    f"{type(images).__name__}.")
 
 
 def _tile(path: str | None, size: tuple[int, int]):
@@ -192,9 +201,10 @@ def export_projector(
         keep their most frequent rows in their share of the vocabulary (the vocabulary's own order
         would fill the limit with words, which occur far more often than images); with `keys`,
         the first `limit` of them.
-    images : str, os.PathLike or mapping of str to path, optional
+    images : str, os.PathLike, list of them, or mapping of str to path, optional
         Image files for the sprite: a folder keyed as the extractor keys it (prefix + relative
-        path without extension) or ``{key: path}``. None: no sprite.
+        path without extension), several such folders (a model trained on several stores), or
+        ``{key: path}``. None: no sprite.
     thumbnail : int or (int, int)
         Tile size in pixels (width, height); the sprite is ``grid × tile`` with
         ``grid = ceil(sqrt(rows))`` and must stay within 8192 px per side.
@@ -340,6 +350,10 @@ def _thumbnail_size(thumbnail) -> tuple[int, int]:
 def _check_outside_images(out: Path, images) -> None:
     """Refuse an export folder inside (or equal to) the `images` folder: a later ``im2vec extract``
     or :class:`~gensim_im2vec.corpora.FolderCorpus` of that folder would take the sprite for an image."""
+    if isinstance(images, (list, tuple)):
+        for folder in images:
+            _check_outside_images(out, folder)
+        return
     if not isinstance(images, (str, os.PathLike)):
         return
     folder, target = os.path.realpath(images), os.path.realpath(out)
@@ -483,7 +497,8 @@ def _write_sprite(path: Path, keys: list[str], flags: list[bool], paths: Mapping
     if missing:
         logger.warning(
             "sprite: %i of %i image(s) have no readable file (grey tiles), e.g. %s; pass images= as the "
-            "folder the features were extracted from, or a {key: path} mapping",
+            "folder(s) the features were extracted from (`im2vec export --images DIR`, repeatable), or a "
+            "{key: path} mapping",
             len(missing), sum(flags), missing[:3],
         )
     return missing

@@ -278,7 +278,8 @@ def make_featurizer(metadata: dict, *, store=None, device: str = "auto", **overr
         Where the CNN runs: "auto", "cpu", "cuda".
     **overrides
         ``arch``, ``weights``, ``layer``, ``seed``: replace what the metadata says (needed for
-        features without metadata, or from a local checkpoint file).
+        features without metadata, or from a local checkpoint file). ``weights="none"``: random
+        weights (as ``im2vec extract --weights none``).
 
     Returns
     -------
@@ -300,6 +301,8 @@ def make_featurizer(metadata: dict, *, store=None, device: str = "auto", **overr
         metadata["weights"] = given["weights"]
     settings = extractor_settings(metadata)
     settings.update(given)
+    if isinstance(settings.get("weights"), str) and settings["weights"].lower() == "none":
+        settings["weights"] = None  # random weights, as `im2vec extract --weights none` writes them
     pca = None
     if metadata.get("pca"):
         if store is None:

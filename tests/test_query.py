@@ -173,6 +173,15 @@ def test_pca_store_needed(trained):
         make_featurizer(meta)
 
 
+def test_weights_none_means_random_weights_as_extract_says(trained):
+    """`im2vec query --weights none` (random weights, as `im2vec extract --weights none` writes
+    them) was refused with "use one of ..., or None", which a shell cannot type."""
+    model, *_ = trained
+    fz = make_featurizer(model.image_features_metadata, device="cpu", weights="none")
+    assert fz.extractor.weights is None and fz.dim == model.W.shape[1]
+    assert make_featurizer(model.image_features_metadata, device="cpu", weights="None").extractor.weights is None
+
+
 def test_cli_query(trained):
     _, _, root, path, unseen = trained
     res = CliRunner().invoke(main, ["query", str(path), "--topn", "3", "--device", "cpu"],

@@ -192,3 +192,31 @@ def test_query_methods_name_a_bad_query_vector(data):
             method(positive=[("img:1", 1.0)], negative=[(np.full(16, np.inf, np.float32), 1.0)])
     # a good vector still answers as its key does (an image's words: its own key is not among them)
     assert [w for w, _ in model.most_similar_words(v, topn=3)] == [w for w, _ in model.most_similar_words("img:0", topn=3)]
+
+
+def test_export_sprite_from_several_image_folders(tmp_path):
+    """A model trained on two stores (the demo's emoji and clip art) gets a whole sprite from both
+    folders (`im2vec export --images A --images B`); with one folder it had grey tiles only."""
+    pytest.importorskip("PIL", reason="a sprite needs Pillow")
+    from PIL import Image
+
+    feats, docs = {}, []
+    rng = np.random.default_rng(0)
+    for folder, colour in (("a", "red"), ("b", "blue")):
+        (tmp_path / folder).mkdir()
+        for i in range(6):
+            Image.new("RGB", (8, 8), colour).save(tmp_path / folder / f"{folder}{i}.png")
+            feats[f"img:{folder}{i}"] = rng.normal(size=8)
+            docs.append([f"img:{folder}{i}", colour, "shape"])
+    model = Im2Vec(docs * 3, image_features=feats, **OPTS)
+    model.save(str(tmp_path / "m.model"))
+    res = CliRunner().invoke(main, ["export", str(tmp_path / "m.model"), "-o", str(tmp_path / "p"), "--restrict",
+                                    "images", "--images", str(tmp_path / "a"), "--images", str(tmp_path / "b")])
+    assert res.exit_code == 0, res.output
+    assert "12 rows (12 images), sprite 4x4 (0 images without a file)" in res.output
+    one = export_projector(model, tmp_path / "q", restrict="images", images=tmp_path / "a")
+    assert len(one.missing) == 6
+    (tmp_path / "c").mkdir()
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "c" / "a0.png")
+    with pytest.raises(ValueError, match="names a file in two of the folders"):
+        export_projector(model, tmp_path / "r", images=[tmp_path / "a", tmp_path / "c"])
