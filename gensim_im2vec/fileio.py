@@ -72,9 +72,53 @@ __all__ = ["atomic_copy", "atomic_path", "atomic_save", "atomic_write", "atomic_
 
 def temp_name(path: str | os.PathLike) -> Path:
     """The hidden temporary name beside `path` that a write goes to first (unique per process
-    and thread, so concurrent writers never share one)."""
+    and thread, so concurrent writers never share one).
+
+    The temporary files a killed process left for `path` (their process is gone) are removed
+    first: a write killed by SIGKILL cannot clean up after itself, and at YFCC100M's size one such
+    leftover is gigabytes."""
     path = Path(path)
+    remove_stale_temps(path)
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Remove the files left under :func:`temp_name`'s names for `path` by processes that no
+    longer run (never a live writer's, never a folder); returns what was removed."""
+    path = Path(path)
+    prefix = f".{path.name}.tmp-"
+    removed = []
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(prefix):
+            continue
+        pid = name[len(prefix):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        left = path.parent / name
+        try:
+            if left.is_file() and not left.is_symlink():
+                left.unlink()
+                removed.append(left)
+        except OSError:  # another process removed it first, or it is not ours to remove
+            continue
+    if removed:
+        logger.info("removed %i temporary file(s) of %s left by a killed process, e.g. %s", len(removed), path,
+                    removed[0].name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, under another user
+        return True
+    return True
 
 
 def fsync_dir(directory: str | os.PathLike) -> None:

@@ -733,8 +733,9 @@ class ModalityIndexer:
         if check and fp != man["fingerprint"]:
             raise ValueError(
                 f"ANN index {fname!r} was built from other keys or vectors than this model's "
-                f"({len(kv.index_to_key)} keys, dim {kv.vector_size}); the model was retrained or is another "
-                f"one. Rebuild it: ModalityIndexer(model).save({fname!r}) (or pass check=False)."
+                f"({len(kv.index_to_key)} keys, dim {kv.vector_size}): the model was retrained, is another one, "
+                f"or holds its keys in another order (save_word2vec_format writes them by count). Rebuild it: "
+                f"ModalityIndexer(model).save({fname!r}) (or pass check=False)."
             )
         self.fingerprint = man["fingerprint"]
         is_img = image_mask(model, self.image_prefix)
