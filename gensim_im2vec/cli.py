@@ -792,8 +792,8 @@ def train_command(documents, features, output, pretrained, analogies_path, resum
     """Train an Im2Vec model on DOCUMENTS (one document per line, tokens separated by spaces, as
     written by `im2vec normalize`) with the images' features from a FeatureStore."""
     from gensim.models import Word2Vec
-    from gensim.models.word2vec import LineSentence
 
+    from gensim_im2vec.corpora import LineDocuments
     from gensim_im2vec.model import Im2Vec, load_saved
     from gensim_im2vec.store import FeatureStore
 
@@ -810,7 +810,7 @@ def train_command(documents, features, output, pretrained, analogies_path, resum
                    f"that run instead)", err=True)
     try:
         store = FeatureStore.open(features, mmap=True)
-        corpus = LineSentence(documents)
+        corpus = LineDocuments(documents)
         if resumable:
             model = _train_resumably(corpus, store, checkpoint, pretrained, analogies_path, documents, params)
         elif pretrained:

@@ -13,10 +13,13 @@ Readers:
 * :class:`FolderCorpus`: images with sidecar captions (``x.png`` + ``x.txt`` or ``x.json``);
 * :class:`TableCorpus`: CSV / TSV / JSONL with an image column and text columns;
 * :class:`TextCorpus`: plain text, one document per line (word pre-training);
-* :class:`MixedCorpus`: interleaves a text and an image corpus in a set ratio.
+* :class:`MixedCorpus`: interleaves a text and an image corpus in a set ratio;
+* :class:`LineDocuments`: a documents file as written by ``im2vec normalize`` (gensim's
+  :class:`~gensim.models.word2vec.LineSentence`, less a leading byte order mark).
 
-Malformed input (a wrong column count, bad UTF-8, broken JSON) is counted, skipped and summed up
-in :attr:`~_Corpus.stats` and in the log, never fatal.
+Malformed input (a wrong column count, bad UTF-8, broken JSON, a quote that opens a CSV field and
+never closes) is counted, skipped and summed up in :attr:`~_Corpus.stats` and in the log, never
+fatal; a record read after a repair is counted too (:attr:`CorpusStats.repaired`).
 
 Image keys follow one rule shared with the feature extractor, the readers, ``im2vec normalize``
 and the data sets: prefix + the path relative to the root, without extension, with forward
@@ -73,8 +76,10 @@ from __future__ import annotations
 
 import bz2
 import csv
+import dataclasses
 import gzip
 import io
+import itertools
 import json
 import logging
 import os
@@ -82,7 +87,7 @@ import stat
 import sys
 import time
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +101,7 @@ __all__ = [
     "YFCC_COLUMNS",
     "CorpusStats",
     "FolderCorpus",
+    "LineDocuments",
     "MixedCorpus",
     "TableCorpus",
     "TextCorpus",
@@ -247,10 +253,17 @@ class CorpusStats:
         Tokens yielded (image tokens included).
     skipped : collections.Counter
         Records skipped, by reason. Malformed input: ``wrong_columns``, ``bad_encoding``,
-        ``bad_json``, ``too_long``, ``missing_key``, ``bad_marker``, ``bad_row``. Filtered by
-        choice: ``video``, ``no_text``, ``not_in_keys``, ``no_sidecar``.
+        ``bad_json``, ``too_long``, ``missing_key``, ``bad_marker``, ``bad_row``, ``bad_quote``
+        (a CSV field opens a double quote that does not close before the end of the file, or
+        closes with more text after it, across lines: a stray quote; the lines after the one it
+        opened on are read again as records). Filtered by choice: ``video``, ``no_text``,
+        ``not_in_keys``, ``no_sidecar``.
+    repaired : collections.Counter
+        Records read after a repair, by kind: ``literal_quote`` (a TSV field opens a double quote
+        that does not close: read as the line stands, the quote a character, as YFCC100M and Flickr
+        exports write quotes).
     examples : dict of str to list of str
-        Up to five places (``file:line``) per skip reason, to find the culprits.
+        Up to five places (``file:line``) per skip reason or repair, to find the culprits.
     seconds : float
         Wall time of the pass.
     """
@@ -261,13 +274,23 @@ class CorpusStats:
     skipped: Counter = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
+    repaired: Counter = field(default_factory=Counter)
 
-    MALFORMED = frozenset({"wrong_columns", "bad_encoding", "bad_json", "too_long", "missing_key", "bad_marker", "bad_row"})
+    MALFORMED = frozenset({"wrong_columns", "bad_encoding", "bad_json", "too_long", "missing_key", "bad_marker", "bad_row",
+                           "bad_quote"})
 
     def skip(self, reason: str, where: str) -> None:
         """Count one skipped record and remember where it was."""
         self.skipped[reason] += 1
-        ex = self.examples.setdefault(reason, [])
+        self._example(reason, where)
+
+    def repair(self, kind: str, where: str) -> None:
+        """Count one record read after a repair (`kind`) and remember where it was."""
+        self.repaired[kind] += 1
+        self._example(kind, where)
+
+    def _example(self, key: str, where: str) -> None:
+        ex = self.examples.setdefault(key, [])
         if len(ex) < 5:
             ex.append(where)
 
@@ -279,7 +302,7 @@ class CorpusStats:
     def as_dict(self) -> dict:
         return {
             "lines": self.lines, "documents": self.documents, "tokens": self.tokens,
-            "skipped": dict(self.skipped), "malformed": self.malformed,
+            "skipped": dict(self.skipped), "malformed": self.malformed, "repaired": dict(self.repaired),
             "examples": {k: list(v) for k, v in self.examples.items()},
             "seconds": round(self.seconds, 3),
         }  # fmt: skip
@@ -292,13 +315,26 @@ class CorpusStats:
         )
         if self.skipped:
             s += "; skipped " + ", ".join(f"{k} {v}" for k, v in self.skipped.most_common())
+        if self.repaired:
+            s += "; repaired " + ", ".join(f"{k} {v}" for k, v in self.repaired.most_common())
         return s
+
+
+#: What a reason of :attr:`CorpusStats.skipped` or :attr:`CorpusStats.repaired` means, for the log.
+_HINTS = {
+    "bad_quote": "bad_quote: a CSV field opens a double quote that does not close, or closes inside the field, "
+                 "lines later (a stray quote?); the row it opens on was skipped and reading went on at the next "
+                 "line. Double a quote inside a field (\"\") or quote the whole field",
+    "literal_quote": "literal_quote: a TSV field opens a double quote that does not close; the line was read as it "
+                     "stands, the quote as a character",
+}
 
 
 class _Corpus:
     """Base: restartable iteration, per-pass statistics, a closing log line."""
 
     name = "corpus"
+    hints: dict[str, str] = _HINTS  # what a skip reason or repair means, logged beside its count
 
     def __init__(self, *, limit: int | None = None, exclude: Container[str] | None = None, min_tokens: int = 1) -> None:
         if limit is not None and limit < 0:
@@ -340,6 +376,15 @@ class _Corpus:
                     self.name, stats.malformed,
                     ", ".join(f"{k} {v}" for k, v in stats.skipped.items() if k in CorpusStats.MALFORMED),
                     "; ".join(sum((v[:2] for k, v in stats.examples.items() if k in CorpusStats.MALFORMED), [])),
+                )  # fmt: skip
+                for k in sorted(stats.skipped.keys() & self.hints.keys()):
+                    logger.warning("%s: %s (e.g. at %s).", self.name, self.hints[k], "; ".join(stats.examples[k][:2]))
+            if stats.repaired:
+                logger.warning(
+                    "%s: read %i records after a repair (%s), e.g. at %s.%s", self.name, sum(stats.repaired.values()),
+                    ", ".join(f"{k} {v}" for k, v in stats.repaired.items()),
+                    "; ".join(sum((stats.examples[k][:2] for k in stats.repaired), [])),
+                    "".join(f" {self.hints[k]}." for k in stats.repaired if k in self.hints),
                 )  # fmt: skip
 
     def _finish(self, head: list[str], words: list[str], stats: CorpusStats, where: str) -> list[str] | None:
@@ -409,6 +454,15 @@ def _iter_lines(path: str, stats: CorpusStats, max_line_bytes: int) -> Iterator[
             yield lineno, line.rstrip("\r\n")
 
 
+def _keeping_machine_tags(norm: Normalizer) -> Normalizer:
+    """`norm` with its ``machine_tags`` step off, for the YFCC100M ``machine_tags`` column (the step
+    drops machine tags as noise: with it, that column gives no word). It counts into `norm`'s
+    statistics; `norm` itself is unchanged."""
+    if not getattr(norm, "machine_tags", False) or not dataclasses.is_dataclass(norm):
+        return norm
+    return dataclasses.replace(norm, machine_tags=False)  # stats is a field: the same object, shared
+
+
 class YFCC100MCorpus(_Corpus):
     """Documents from the YFCC100M metadata file: ``["img:<id>", tag, …, title word, …]``.
 
@@ -418,7 +472,11 @@ class YFCC100MCorpus(_Corpus):
         The tab-separated metadata file, plain, ``.bz2`` or ``.gz`` (detected by content).
     fields : sequence of {"tags", "title", "description", "machine_tags"}
         Which text goes into the document, in this order. Tags are comma-separated units
-        (multi-word tags stay one token, see :class:`~gensim_im2vec.text.Normalizer`).
+        (multi-word tags stay one token, see :class:`~gensim_im2vec.text.Normalizer`). The
+        ``machine_tags`` column is read with the normaliser's ``machine_tags`` step off (that step
+        drops machine tags from tags and text as noise, which would leave nothing of this field):
+        ``taxonomy:common=lion`` → ``taxonomy_common_lion``, ``vision:outdoor=0.9`` →
+        ``vision_outdoor`` (numbers, hashes and junk still go by the normaliser's other steps).
     key : {"id", "hash", "line"}
         The image key: the photo id (both layouts), the photo hash (25 columns only; the
         slides' image ids) or the line number (25 columns only). Must match the feature
@@ -489,6 +547,7 @@ class YFCC100MCorpus(_Corpus):
     def _documents(self, stats: CorpusStats) -> Iterator[list[str]]:
         layout = self.layout
         norm = self.normalizer
+        machine_norm = _keeping_machine_tags(norm) if "machine_tags" in self.fields else norm
         fields = self.fields
         prefix, keys, path = self.prefix, self.keys, self.path
         photos_only = self.photos_only
@@ -536,7 +595,9 @@ class YFCC100MCorpus(_Corpus):
                 value = cols[c]
                 if not value:
                     continue
-                if fname in _TAG_FIELDS:
+                if fname == "machine_tags":
+                    words.extend(machine_norm.tags(value))
+                elif fname in _TAG_FIELDS:
                     words.extend(norm.tags(value))
                 else:
                     words.extend(norm.text(value))
@@ -740,6 +801,106 @@ def _field_hint(err: csv.Error) -> str:
     return " (a field longer than max_line_bytes: raise it to read the row)" if "field limit" in str(err) else ""
 
 
+class _OpenQuote(Exception):
+    """The record being read is inside a quoted field at the end of the file (`reason` ``bad_quote``)
+    or would run past the limits on a quoted field across lines (``too_long``)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _RecordLines:
+    """The lines of a CSV/TSV file as :class:`csv.reader` takes them, one record at a time.
+
+    :meth:`start` begins a record; the (line number, line) pairs the reader takes for it are kept in
+    :attr:`held`: one, unless a quoted field holds line breaks. The reader asks for another line
+    only inside a quoted field, so a record that is still in one at the end of the file, or that
+    would take more than `max_lines` lines or `max_bytes` bytes, stops with :class:`_OpenQuote`
+    instead of swallowing the rest of the file; :meth:`again_after_first` then hands back its lines
+    but the first, to be read again as records: a stray quote costs the row it opens on, not the
+    rows after it (at most the limits are held in memory).
+    """
+
+    def __init__(self, lines: Iterator[tuple[int, str]], max_lines: int, max_bytes: int) -> None:
+        self.src = lines
+        self.max_lines, self.max_bytes = max_lines, max_bytes
+        self.pending: deque[tuple[int, str]] = deque()
+        self.held: list[tuple[int, str]] = []
+        self.nbytes = 0
+
+    def start(self) -> None:
+        self.held = []
+
+    def __iter__(self) -> _RecordLines:
+        return self
+
+    def __next__(self) -> str:
+        item = self.pending.popleft() if self.pending else next(self.src, None)
+        held = self.held
+        if item is None:
+            if held:  # inside a quoted field: the reader wants more, and the file has ended
+                raise _OpenQuote("bad_quote")
+            raise StopIteration
+        if held:  # the second line of a record, or later: only then are bytes counted
+            if len(held) == 1:
+                self.nbytes = len(held[0][1].encode("utf-8")) + 1
+            nbytes = self.nbytes + len(item[1].encode("utf-8")) + 1
+            if len(held) >= self.max_lines or nbytes > self.max_bytes:
+                self.pending.appendleft(item)
+                raise _OpenQuote("too_long")
+            self.nbytes = nbytes
+        held.append(item)
+        return item[1] + "\n"
+
+    def again_after_first(self) -> None:
+        """Read the lines of the record being read again, from its second line on."""
+        self.pending.extendleft(reversed(self.held[1:]))
+        self.held = []
+
+
+def _csv_rows(lines: _RecordLines, delimiter: str, field_limit: int) -> Iterator[tuple[int, list[str] | None, str | None]]:
+    """``(first line, row, None)`` per record of `lines`; ``(first line, None, reason)`` for one that
+    cannot be read (``too_long``, ``bad_quote``, ``bad_row``); in a TSV file
+    ``(first line, the line split on tabs, "literal_quote")`` for one whose quote does not close.
+
+    Quoting is the csv module's (pandas' ``to_csv`` writes it so, with ``sep="\\t"`` too): a quoted
+    field may hold delimiters, doubled quotes and line breaks. A record on one line is read as the
+    csv module always read it (leniently: ``"ab"cd`` is ``abcd``). One across lines must be
+    well-formed: its quote must close, before the end of the file and within the limits of `lines`,
+    and be followed by a delimiter or the line's end. Otherwise it is a stray quote: in a CSV file
+    the row it opens on is skipped and reading goes on at the next line; in a TSV file, where
+    quotes are mostly text (YFCC100M, Flickr and database exports write no quoting), that line is
+    read as it stands, the quote a character.
+    """
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
+    tsv = delimiter == "\t"
+    while True:
+        lines.start()
+        try:
+            row = _next_row(reader, field_limit)
+        except StopIteration:
+            return
+        except (_OpenQuote, csv.Error) as e:
+            lineno, line = lines.held[0]
+            if isinstance(e, csv.Error) and len(lines.held) == 1:
+                try:  # one line: as the lenient reader reads it
+                    row = _next_row(csv.reader([line + "\n"], delimiter=delimiter), field_limit)
+                except csv.Error as e2:  # NUL, a lone carriage return, a field over the limit
+                    yield lineno, None, "too_long" if _field_hint(e2) else "bad_row"
+                    continue
+                yield lineno, row, None
+                continue
+            lines.again_after_first()
+            if tsv:
+                yield lineno, line.split("\t"), "literal_quote"
+            else:
+                reason = e.reason if isinstance(e, _OpenQuote) else "too_long" if _field_hint(e) else "bad_quote"
+                yield lineno, None, reason
+            continue
+        yield lines.held[0][0] if lines.held else 0, row, None
+
+
 class TableCorpus(_Corpus):
     """Documents from a CSV / TSV / JSONL table with an image column and text columns.
 
@@ -763,9 +924,20 @@ class TableCorpus(_Corpus):
         As in :class:`YFCC100MCorpus`. A CSV/TSV field may be as long as `max_line_bytes` (at least
         128 KiB; a quoted one across lines too, whatever :func:`csv.field_size_limit` says); a row
         with a longer one is skipped as ``too_long``.
+    max_quoted_lines : int, optional
+        A quoted CSV/TSV field may hold up to this many lines (None: as many as `max_line_bytes`
+        allows). A quote that does not close within these limits (or before the end of the file,
+        or closes with more text after it) is a stray one, and the rows after it are read as rows:
+        in a CSV file the row it opens on is skipped (``too_long`` past the limits, else
+        ``bad_quote``, naming the line); in a TSV file that line is read as it stands, the quote as
+        a character (counted in :attr:`CorpusStats.repaired` as ``literal_quote``), as YFCC100M
+        and Flickr exports write quotes. Quoting as the csv module and pandas write it is read.
     """
 
     name = "table"
+    hints = {**_HINTS, "too_long": "too_long: a line, or a quoted field across lines, longer than max_line_bytes "
+                                   "or max_quoted_lines (a stray double quote?): the row was skipped and reading "
+                                   "went on at its next line. Raise the limit if the field is real"}
 
     def __init__(
         self,
@@ -783,10 +955,13 @@ class TableCorpus(_Corpus):
         min_tokens: int = 1,
         limit: int | None = None,
         max_line_bytes: int = 4 * _MB,
+        max_quoted_lines: int | None = 100_000,
     ) -> None:
         super().__init__(limit=limit, exclude=exclude, min_tokens=min_tokens)
         self.path = os.fspath(path)
         _check_input_file(self.path, "table")
+        if max_quoted_lines is not None and max_quoted_lines < 1:
+            raise ValueError(f"max_quoted_lines must be None or >= 1, got {max_quoted_lines}.")
         if not text_columns and not tag_columns:
             raise ValueError("give at least one of text_columns or tag_columns (the words of each image).")
         if format == "auto":
@@ -803,6 +978,7 @@ class TableCorpus(_Corpus):
         self.normalizer = normalizer if normalizer is not None else Normalizer(track_vocab=False)
         self.keys = keys
         self.max_line_bytes = max_line_bytes
+        self.max_quoted_lines = max_quoted_lines
 
     def _records(self, stats: CorpusStats) -> Iterator[tuple[str, dict]]:
         path = self.path
@@ -824,54 +1000,41 @@ class TableCorpus(_Corpus):
 
     def _csv_records(self, stats: CorpusStats) -> Iterator[tuple[str, dict]]:
         """CSV/TSV rows as dicts, each with ``file:line`` of the line it starts on in the file (lines
-        skipped as bad UTF-8 or too long still count, unlike in :attr:`csv.reader.line_num`)."""
+        skipped as bad UTF-8 or too long still count, unlike in :attr:`csv.reader.line_num`). A stray
+        quote costs one row, counted, not the rest of the file (:func:`_csv_rows`)."""
         path = self.path
-        first = [0]  # the file's line number of the first line of the record being read
-
-        def lines() -> Iterator[str]:
-            for lineno, line in _iter_lines(path, stats, self.max_line_bytes):
-                if not first[0]:
-                    first[0] = lineno
-                yield line + "\n"
-
-        reader = csv.reader(lines(), delimiter="\t" if self.format == "tsv" else ",")
         field_limit = min(max(self.max_line_bytes, _CSV_FIELD_LIMIT), _C_LONG_MAX)
-
-        def header_row() -> list[str] | None:
-            first[0] = 0
-            try:
-                return _next_row(reader, field_limit)
-            except StopIteration:
-                return None
-            except csv.Error as e:
-                raise ValueError(f"{path}:{first[0]}: cannot read the header row ({e}); a CSV/TSV table starts "
-                                 f"with a row of column names{_field_hint(e)}.") from None
-
-        header = header_row()
+        lines = _RecordLines(_iter_lines(path, stats, self.max_line_bytes), self.max_quoted_lines or sys.maxsize,
+                             field_limit)
+        rows = _csv_rows(lines, "\t" if self.format == "tsv" else ",", field_limit)
+        header: list[str] | None = []
         while header == []:  # blank lines before the header (a file that is only a byte order mark)
-            stats.lines -= 1
-            header = header_row()
+            lineno, header, problem = next(rows, (0, None, None))
+            if problem in ("too_long", "bad_quote", "bad_row"):
+                why = {"too_long": "a field longer than max_line_bytes: raise it to read the row",
+                       "bad_quote": "a double quote opens a field and does not close"}.get(problem, "broken quoting")
+                raise ValueError(f"{path}:{lineno}: cannot read the header row ({why}); a CSV/TSV table starts "
+                                 f"with a row of column names.")
+            if header is not None:
+                stats.lines -= 1  # the header (or a blank line before it) is not a record
         if header is None:
             return
-        stats.lines -= 1  # the header is not a record
         missing = [c for c in (self.image_column, *self.text_columns, *self.tag_columns) if c not in header]
         if missing:
             raise ValueError(f"{path}: columns {missing} not in the header {header}; pick from the header (image_column / text_columns / tag_columns).")
         width = len(header)
-        while True:
-            first[0] = 0
-            try:
-                row = _next_row(reader, field_limit)
-            except StopIteration:
-                return
-            except csv.Error as e:  # a field longer than max_line_bytes, or broken quoting
-                stats.skip("too_long" if _field_hint(e) else "bad_row", f"{path}:{first[0]}")
+        for lineno, row, problem in rows:
+            where = f"{path}:{lineno}"
+            if row is None:
+                stats.skip(problem, where)
                 continue
             if len(row) != width:
                 if row:  # blank lines are not records
-                    stats.skip("wrong_columns", f"{path}:{first[0]}")
+                    stats.skip("wrong_columns", where)
                 continue
-            yield f"{path}:{first[0]}", dict(zip(header, row, strict=True))
+            if problem:
+                stats.repair(problem, where)
+            yield where, dict(zip(header, row, strict=True))
 
     def _documents(self, stats: CorpusStats) -> Iterator[list[str]]:
         norm, keys = self.normalizer, self.keys
@@ -1052,3 +1215,52 @@ class MixedCorpus(_Corpus):
             for t in text_it:
                 stats.lines += 1
                 yield t
+
+
+class LineDocuments:
+    """gensim's :class:`~gensim.models.word2vec.LineSentence`, less a leading byte order mark.
+
+    A documents file (one document per line, tokens separated by whitespace, as ``im2vec normalize``
+    writes it) saved by Notepad or PowerShell (``Out-File -Encoding utf8``) starts with a UTF-8 byte
+    order mark, which :meth:`str.split` keeps: the first token, the first image's key, became the
+    word ``"\\ufeffimg:…"`` and its image was lost without a word. Here it is dropped; everything
+    else is as in gensim: a path (read through gensim's ``utils.open``, so ``.gz``/``.bz2`` by
+    extension) or a file object with ``seek``, strict UTF-8, documents of more than
+    `max_sentence_length` tokens cut into pieces of that many, `limit` lines at most, empty lines
+    giving no document. Restartable: each ``iter()`` reads the file afresh.
+
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "docs.txt")
+    >>> with open(path, "w", encoding="utf-8-sig") as f:
+    ...     _ = f.write("img:0 cat photo\\n\\nimg:1 car\\n")
+    >>> list(LineDocuments(path))
+    [['img:0', 'cat', 'photo'], ['img:1', 'car']]
+    """
+
+    def __init__(self, source, max_sentence_length: int = 10_000, limit: int | None = None) -> None:
+        self.source = source
+        self.max_sentence_length = max_sentence_length
+        self.limit = limit
+
+    def _lines(self) -> Iterator[bytes | str]:
+        if hasattr(self.source, "seek"):
+            self.source.seek(0)
+            yield from itertools.islice(self.source, self.limit)
+            return
+        # imported here: importing gensim costs a second, and the readers need none of it
+        from gensim import utils
+
+        with utils.open(self.source, "rb") as f:
+            yield from itertools.islice(f, self.limit)
+
+    def __iter__(self) -> Iterator[list[str]]:
+        step = self.max_sentence_length
+        first = True
+        for line in self._lines():
+            text = line if isinstance(line, str) else str(line, "utf-8")  # gensim's utils.to_unicode, strict
+            if first:
+                first = False
+                text = text.removeprefix("\ufeff")
+            words = text.split()
+            for i in range(0, len(words), step):
+                yield words[i : i + step]

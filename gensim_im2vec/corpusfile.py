@@ -3,7 +3,10 @@
 A corpus file is gensim's :class:`~gensim.models.word2vec.LineSentence` format: one document per
 line, tokens separated by whitespace (image keys hold none: :func:`gensim_im2vec.keys.encode_key`
 writes whitespace as ``%XX``). Every worker reads its own byte ranges of the file, so no single
-producer thread feeds the workers.
+producer thread feeds the workers. A UTF-8 byte order mark at the start of the file (Notepad,
+PowerShell) is not part of the first token, in the vocabulary scan
+(:class:`~gensim_im2vec.corpora.LineDocuments`) as in the workers' first range; gensim's own C++
+reader (text-only models) keeps it, so there the file's first word is left out of training once.
 
 Two readers, one per kind of model:
 
@@ -44,8 +47,9 @@ import os
 import threading
 from dataclasses import dataclass, field
 
-from gensim.models.word2vec import LineSentence
 from smart_open.compression import get_supported_extensions
+
+from gensim_im2vec.corpora import LineDocuments
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +59,7 @@ __all__ = ["CorpusFileEpoch", "byte_ranges", "check_corpus_file", "check_total_w
 MAX_DOCUMENT_TOKENS = 10000  # LineSentence's max_sentence_length: longer lines are cut into chunks
 RANGES_PER_WORKER = 16  # ranges the file is cut into, per worker: the workers share them out as they go
 MIN_RANGE_BYTES = 1 << 16
+_BOM = b"\xef\xbb\xbf"  # UTF-8 byte order mark
 
 _FORMAT = ("a text file in LineSentence format: one document per line, tokens separated by spaces, "
            "image keys as written by gensim_im2vec.keys.encode_key")
@@ -98,9 +103,10 @@ def check_total_words(total_words) -> None:
             f"after build_vocab(corpus_file=...) on the same file pass total_words=model.corpus_total_words.")
 
 
-def corpus_file_sentences(corpus_file, corpus_iterable=None) -> LineSentence:
-    """The documents of `corpus_file` as gensim reads them to build a vocabulary from a file."""
-    return LineSentence(check_corpus_file(corpus_file, corpus_iterable))
+def corpus_file_sentences(corpus_file, corpus_iterable=None) -> LineDocuments:
+    """The documents of `corpus_file` as gensim reads them to build a vocabulary from a file (its
+    LineSentence), less a byte order mark at its start, as :func:`read_documents` reads them."""
+    return LineDocuments(check_corpus_file(corpus_file, corpus_iterable))
 
 
 def uses_gensim_reader(model) -> bool:
@@ -144,7 +150,8 @@ def read_documents(path: str, start: int, end: int, *, known=None, prefix: str =
 
     Tokens as :class:`~gensim.models.word2vec.LineSentence` splits them (so as the vocabulary was
     built from the file); empty lines yield nothing, lines of more than 10,000 tokens yield
-    10,000-token chunks. With `known` (a container of the vocabulary's keys) and `prefix`, a token
+    10,000-token chunks. A UTF-8 byte order mark at byte 0 is dropped (the first range starts there),
+    as :class:`~gensim_im2vec.corpora.LineDocuments` drops it. With `known` (a container of the vocabulary's keys) and `prefix`, a token
     that starts with `prefix` and is not in `known` raises ValueError naming it and its byte offset.
     """
     check = known is not None and bool(prefix)
@@ -156,6 +163,8 @@ def read_documents(path: str, start: int, end: int, *, known=None, prefix: str =
             if pos >= end:
                 break
             at, pos = pos, pos + len(line)
+            if at == 0 and line.startswith(_BOM):
+                line = line[len(_BOM):]
             text = line.decode("utf-8")  # as LineSentence: utils.to_unicode, strict
             tokens = text.split()
             if check and prefix in text and not all(map(is_known, tokens)):

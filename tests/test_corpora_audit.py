@@ -1,0 +1,240 @@
+"""Defects of the document readers found in an audit: a stray double quote in a CSV/TSV field that
+swallowed the rows after it, a UTF-8 byte order mark that lost the first image of a documents file
+read by ``corpus_file=`` or ``im2vec train``, and ``fields=("machine_tags",)`` that gave no word."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import logging
+import os
+
+import numpy as np
+import pytest
+
+from gensim_im2vec.corpora import TableCorpus, YFCC100MCorpus
+from gensim_im2vec.text import Normalizer
+
+BOM = b"\xef\xbb\xbf"
+
+
+def _table(tmp_path, name, rows, sep):
+    path = tmp_path / name
+    path.write_text("\n".join(sep.join(r) for r in [("image", "caption"), *rows]) + "\n")
+    return path
+
+
+def _cars(n, start=2):
+    return [(f"{i}.jpg", f"red car number {i}") for i in range(start, start + n)]
+
+
+# ----------------------------------------------------------------------------- 1. stray quotes
+
+
+def test_a_stray_quote_in_a_tsv_field_is_read_as_a_character(tmp_path, caplog):
+    # was: 1 document of 6,003 tokens (every later row swallowed into one caption), no skip, no warning
+    path = _table(tmp_path, "photos.tsv", [("1.jpg", '"Best sunset ever'), *_cars(2000)], "\t")
+    corpus = TableCorpus(path, image_column="image", text_columns=["caption"])
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.corpora"):
+        docs = list(corpus)
+    assert len(docs) == 2001 and docs[0] == ["img:1", "best", "sunset"]  # "ever": a stop word
+    assert docs[1] == ["img:2", "red", "car", "number"] and docs[-1][0] == "img:2001"
+    assert not corpus.stats.skipped
+    assert corpus.stats.repaired == {"literal_quote": 1} and corpus.stats.examples["literal_quote"] == [f"{path}:2"]
+    assert f"{path}:2" in caplog.text and "literal_quote" in caplog.text
+    assert "repaired literal_quote 1" in corpus.stats.summary() and corpus.stats.as_dict()["repaired"] == {
+        "literal_quote": 1}
+
+
+@pytest.mark.parametrize("ending", ["end of file", "a later quote"])
+def test_a_stray_quote_in_a_tsv_field_closed_by_a_later_quote_or_the_end(tmp_path, ending):
+    last = [("9.jpg", 'he said "hi" twice')] if ending == "a later quote" else []
+    path = _table(tmp_path, "t.tsv", [("1.jpg", '"Best sunset ever'), *_cars(5), *last], "\t")
+    corpus = TableCorpus(path, image_column="image", text_columns=["caption"])
+    docs = list(corpus)
+    assert [d[0] for d in docs] == ["img:1", "img:2", "img:3", "img:4", "img:5", "img:6"] + (["img:9"] if last else [])
+    assert corpus.stats.repaired == {"literal_quote": 1} and not corpus.stats.skipped
+
+
+def test_a_stray_quote_in_a_csv_costs_its_row_counted_not_the_rows_after_it(tmp_path, caplog):
+    # was: the quote ate up to max_line_bytes of the rows after it (200,001 rows -> 66,167 documents),
+    # counted as one too_long record; here the field limit is 128 KiB: ~6,500 rows of 20 bytes
+    path = _table(tmp_path, "big.csv", [("1.jpg", '"Best sunset ever'), *_cars(10_000)], ",")
+    corpus = TableCorpus(path, image_column="image", text_columns=["caption"], max_line_bytes=1000)
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.corpora"):
+        docs = list(corpus)
+    assert [d[0] for d in docs] == [f"img:{i}" for i in range(2, 10_002)]
+    assert corpus.stats.skipped == {"too_long": 1} and corpus.stats.examples["too_long"] == [f"{path}:2"]
+    assert "stray double quote" in caplog.text and f"{path}:2" in caplog.text
+
+
+def test_a_quoted_csv_field_over_max_quoted_lines_is_skipped_and_reading_goes_on(tmp_path):
+    path = _table(tmp_path, "t.csv", [("1.jpg", '"Best sunset ever'), *_cars(300)], ",")
+    corpus = TableCorpus(path, image_column="image", text_columns=["caption"], max_quoted_lines=50)
+    assert [d[0] for d in corpus] == [f"img:{i}" for i in range(2, 302)]
+    assert corpus.stats.skipped == {"too_long": 1} and corpus.stats.examples["too_long"] == [f"{path}:2"]
+    with pytest.raises(ValueError, match="max_quoted_lines must be None or >= 1"):
+        TableCorpus(path, image_column="image", text_columns=["caption"], max_quoted_lines=0)
+
+
+def test_a_csv_quote_that_never_closes_is_a_bad_quote_naming_its_line(tmp_path, caplog):
+    # was: ["img:x", "unterminated", "quote", "fine", "words", "words"]: two rows gone, nothing said
+    path = tmp_path / "q.csv"
+    path.write_text('image,caption\nx.png,"unterminated quote\ny.png,fine words\nz.png,more words\n')
+    corpus = TableCorpus(path, image_column="image", text_columns=["caption"])
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.corpora"):
+        assert list(corpus) == [["img:y", "fine", "words"], ["img:z", "words"]]
+    assert corpus.stats.skipped == {"bad_quote": 1} and corpus.stats.examples["bad_quote"] == [f"{path}:2"]
+    assert corpus.stats.malformed == 1 and "bad_quote" in caplog.text and f"{path}:2" in caplog.text
+
+
+def test_a_csv_quote_closed_by_a_later_stray_quote_does_not_merge_the_rows_between(tmp_path):
+    # was: row 1's caption ran to the quote on line 4 and the rows between were gone (a valid 2-column row)
+    path = tmp_path / "t.csv"
+    path.write_text('image,caption\n1.jpg,"Best sunset\n2.jpg,red car\n3.jpg,"quoted" caption\n4.jpg,ok go\n')
+    corpus = TableCorpus(path, image_column="image", text_columns=["caption"])
+    assert list(corpus) == [["img:2", "red", "car"], ["img:3", "quoted", "caption"], ["img:4", "ok", "go"]]
+    assert corpus.stats.skipped == {"bad_quote": 1} and corpus.stats.examples["bad_quote"] == [f"{path}:2"]
+
+
+@pytest.mark.parametrize("sep", [",", "\t"])
+def test_well_formed_quoting_as_csv_and_pandas_write_it_is_still_read(tmp_path, sep):
+    rows = [("a.png", "a caption\nwith a line break"), ("b.png", 'he said "hi"'), ("c.png", "tab\there, comma"),
+            ("d.png", "plain words"), ("e.png", '"quoted from the start"\n\nand two breaks')]
+    buf = io.StringIO()
+    csv.writer(buf, delimiter=sep, lineterminator="\n").writerows([("image", "caption"), *rows])
+    path = tmp_path / ("t.tsv" if sep == "\t" else "t.csv")
+    path.write_text(buf.getvalue())
+    corpus = TableCorpus(path, image_column="image", text_columns=["caption"])
+    assert list(corpus) == [["img:a", "caption", "line", "break"], ["img:b", "said", "hi"],
+                            ["img:c", "tab", "comma"], ["img:d", "plain", "words"],
+                            ["img:e", "quoted", "start", "two", "breaks"]]  # fmt: skip
+    assert not corpus.stats.skipped and not corpus.stats.repaired
+    assert not corpus.stats.examples
+
+
+def test_a_quote_inside_one_line_is_read_leniently_as_before(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text('image,caption\nx.png,"ab"cd ef\ny.png,"hello" world\nz.png,fine words\n')
+    corpus = TableCorpus(path, image_column="image", text_columns=["caption"])
+    assert list(corpus) == [["img:x", "abcd", "ef"], ["img:y", "hello", "world"], ["img:z", "fine", "words"]]
+    assert not corpus.stats.skipped
+
+
+def test_a_header_with_a_quote_that_never_closes_is_named(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text('image,"caption\nx.png,a cat\n')
+    with pytest.raises(ValueError, match=r"t\.csv:1: cannot read the header row \(a double quote opens a field"):
+        list(TableCorpus(path, image_column="image", text_columns=["caption"]))
+
+
+# ----------------------------------------------------------------------------- 2. byte order mark
+
+
+def _bom_docs(tmp_path, n=40):
+    path = tmp_path / "docs.txt"
+    with open(path, "w", encoding="utf-8-sig") as f:
+        for i in range(n):
+            f.write(f"img:{i} {('cat', 'car')[i % 2]} photo\n")
+    return path
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_corpus_file_with_a_byte_order_mark_keeps_its_first_image(tmp_path, workers):
+    # was: the first token became the word '\ufeffimg:0' and image img:0 was not trained
+    from gensim_im2vec import Im2Vec
+
+    rng = np.random.default_rng(0)
+    feats = {f"img:{i}": rng.normal(size=16) + (5.0 if i % 2 else -5.0) for i in range(40)}
+    path = _bom_docs(tmp_path)
+    m = Im2Vec(corpus_file=str(path), image_features=feats, vector_size=8, min_count=1, workers=workers, sample=0,
+               epochs=2)  # fmt: skip
+    assert "\ufeffimg:0" not in m.wv.key_to_index
+    assert m.is_image("img:0") and len(m.image_keys) == 40
+
+
+def test_read_documents_and_the_vocabulary_scan_drop_the_byte_order_mark(tmp_path):
+    from gensim_im2vec.corpusfile import byte_ranges, corpus_file_sentences, read_documents
+
+    path = str(_bom_docs(tmp_path, 5))
+    docs = list(read_documents(path, 0, os.path.getsize(path)))
+    assert docs[0] == ["img:0", "cat", "photo"] and len(docs) == 5
+    assert [d for lo, hi in byte_ranges(path, 3) for d in read_documents(path, lo, hi)] == docs
+    assert list(corpus_file_sentences(path)) == docs
+
+
+def test_line_documents_is_gensims_line_sentence_less_the_byte_order_mark(tmp_path):
+    from gensim.models.word2vec import LineSentence
+
+    from gensim_im2vec.corpora import LineDocuments
+
+    text = "img:0  cat\tphoto\n\n\u00a0spaced  out \n" + " ".join(f"w{i}" for i in range(25_000)) + "\nlast\n"
+    plain, marked, gz = tmp_path / "p.txt", tmp_path / "b.txt", tmp_path / "p.txt.gz"
+    plain.write_text(text, encoding="utf-8")
+    marked.write_bytes(BOM + text.encode())
+    gz.write_bytes(gzip.compress(text.encode()))
+    want = list(LineSentence(str(plain)))
+    assert [len(d) for d in want] == [3, 2, 10_000, 10_000, 5_000, 1]
+    assert list(LineDocuments(str(plain))) == want == list(LineDocuments(plain)) == list(LineDocuments(str(gz)))
+    assert list(LineDocuments(str(marked))) == want  # gensim's: ['\ufeffimg:0', 'cat', 'photo'] first
+    assert list(LineSentence(str(marked)))[0][0] == "\ufeffimg:0"
+    for kw in ({"limit": 2}, {"max_sentence_length": 7}):
+        assert list(LineDocuments(str(marked), **kw)) == list(LineSentence(str(plain), **kw))
+    with open(marked, "rb") as f:  # a file object, read again on each pass
+        docs = LineDocuments(f)
+        assert list(docs) == want and list(docs) == want
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"ok\n\xff\n")
+    with pytest.raises(UnicodeDecodeError):  # strict, as gensim's
+        list(LineDocuments(str(bad)))
+
+
+def test_im2vec_train_on_a_documents_file_with_a_byte_order_mark_trains_every_image(tmp_path):
+    from click.testing import CliRunner
+
+    from gensim_im2vec.cli import main
+    from gensim_im2vec.model import Im2Vec
+    from gensim_im2vec.store import FeatureStore
+
+    keys = [f"img:{i}" for i in range(40)]
+    FeatureStore.from_arrays(tmp_path / "feats", keys, np.random.default_rng(0).normal(size=(40, 16)).astype("float32"))
+    path = _bom_docs(tmp_path)
+    r = CliRunner().invoke(main, ["train", str(path), "-f", str(tmp_path / "feats"), "-o", str(tmp_path / "m.model"),
+                                  "--min-count", "1", "--epochs", "1", "--workers", "1", "--vector-size", "8"])
+    assert r.exit_code == 0, r.output
+    model = Im2Vec.load(str(tmp_path / "m.model"))
+    assert sorted(model.image_keys) == sorted(keys) and "\ufeffimg:0" not in model.wv.key_to_index
+
+
+# ----------------------------------------------------------------------------- 3. machine tags
+
+
+def _yfcc(tmp_path, tags="beach,sea", machine="uploaded:by=flickrmobile,taxonomy:common=lion,vision:outdoor=0.9"):
+    row = ["5", "u", "nick", "2012", "13", "Canon", "Sunset", "", tags, machine, *[""] * 11, "jpg", "0"]
+    path = tmp_path / "yfcc.tsv"
+    path.write_text("\t".join(row) + "\n")
+    return path
+
+
+def test_the_machine_tags_field_gives_the_machine_tags_as_words(tmp_path):
+    # was: the default Normalizer dropped every machine tag: every photo skipped as no_text
+    norm = Normalizer(track_vocab=False)
+    corpus = YFCC100MCorpus(_yfcc(tmp_path), fields=("machine_tags",), normalizer=norm)
+    assert list(corpus) == [["img:5", "uploaded_by_flickrmobile", "taxonomy_common_lion", "vision_outdoor"]]
+    assert not corpus.stats.skipped
+    assert norm.machine_tags and norm.stats.raw_tokens == 3  # the caller's normaliser: unchanged, and counting
+    # in the tags column a machine tag is still noise
+    corpus = YFCC100MCorpus(_yfcc(tmp_path, tags="beach,geo:lat=40.7"), fields=("tags", "machine_tags"))
+    assert list(corpus) == [["img:5", "beach", "uploaded_by_flickrmobile", "taxonomy_common_lion", "vision_outdoor"]]
+
+
+def test_cli_normalize_fields_machine_tags(tmp_path):
+    from click.testing import CliRunner
+
+    from gensim_im2vec.cli import main
+
+    out = tmp_path / "docs.txt"
+    r = CliRunner().invoke(main, ["normalize", str(_yfcc(tmp_path)), "-o", str(out), "--fields", "machine_tags"])
+    assert r.exit_code == 0, r.output
+    assert out.read_text() == "img:5 uploaded_by_flickrmobile taxonomy_common_lion vision_outdoor\n"
