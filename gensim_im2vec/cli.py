@@ -279,24 +279,55 @@ def _extractor_options(fx: str):
               help="Images per committed shard: the most work a crash can lose.")
 @click.option("--prefix", cls=LibraryOption, library=FX_RUN,
               help="Key prefix; keys are prefix + relative path without extension.")
+@click.option("--keys", "key_rule", type=click.Choice(["path", "stem", "flickr-id"]), default="path", show_default=True,
+              help="How a file's key is made: path: prefix + its path under IMAGE_DIR without extension; stem: "
+                   "prefix + its file name without extension (YFCC100M's hash-sharded layout, d29/e7c/<hash>.jpg, "
+                   "matches `normalize --key hash`); flickr-id: prefix + the photo id that starts a Flickr file name "
+                   "(<id>_<secret>_o.jpg, matches `normalize --key id`).")
 @click.option("--max-pixels", cls=LibraryOption, library=FX, metavar="N|none",
               help="Skip images with more pixels than this (after JPEG draft scaling), listed in skipped.json; "
                    "none: no limit.")
 @click.option("--progress/--no-progress", cls=LibraryOption, library=FX,
               help="Show progress with images/s (a bar on a terminal, log lines otherwise).")
-def extract_command(image_dir, store, **options):
+def extract_command(image_dir, store, key_rule, **options):
     """Extract CNN features of the images under IMAGE_DIR into a feature store (resumable)."""
     from gensim_im2vec.features import extract
     from gensim_im2vec.weights import WeightsNotAvailableError
 
     _check_output(store, "'-o' / '--output'", folder=True)
+    options = _max_pixels(_weights_none(given(options)))
+    images = image_dir if key_rule == "path" else _keyed_files(image_dir, key_rule, options.pop("prefix", None))
     try:
-        report = extract(image_dir, store, **_max_pixels(_weights_none(given(options))))
+        report = extract(images, store, **options)
     except (ValueError, TypeError, OSError, WeightsNotAvailableError) as e:
         raise click.ClickException(_in_cli_terms(str(e))) from e
     click.echo(report.summary())
     if report.skipped:
         click.echo(f"skipped images and reasons: {report.store.path / 'skipped.json'}")
+
+
+def _keyed_files(image_dir: str, rule: str, prefix: str | None) -> list[tuple[str, str]]:
+    """`extract --keys stem|flickr-id`: the (key, path) pairs of the images under `image_dir`,
+    keyed by file name instead of by path; two files of one key are an error naming both."""
+    from gensim_im2vec.features import list_images
+
+    if prefix is None:
+        prefix = library_default(FX_RUN, "prefix")
+    pairs: dict[str, str] = {}
+    for _, path in list_images(image_dir, prefix=""):
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if rule == "flickr-id":
+            head = stem.split("_", 1)[0]
+            if not head.isdigit():
+                raise click.BadParameter(f"{path} is not named as Flickr names photos (<id>_<secret>[_o].jpg, the id "
+                                         f"digits only); key it by --keys path or stem.", param_hint="'--keys'")
+            stem = head
+        key = prefix + stem
+        if key in pairs:
+            raise click.BadParameter(f"{pairs[key]} and {path} both have the key {key!r}; rename one, or key them by "
+                                     f"--keys path.", param_hint="'--keys'")
+        pairs[key] = str(path)
+    return list(pairs.items())
 
 
 def _in_cli_terms(message: str) -> str:

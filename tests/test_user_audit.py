@@ -242,3 +242,30 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
     atomic_write_bytes(tmp_path / "docs.txt", b"whole\n")
     assert (tmp_path / "docs.txt").read_bytes() == b"whole\n"
     assert not stale.exists() and live.exists() and other.exists()
+
+
+def test_extract_keys_files_as_yfcc_documents_name_them(tmp_path):
+    """Flickr names a photo <id>_<secret>_o.jpg and YFCC100M shards them as d29/e7c/<hash>.jpg;
+    `normalize --key id|hash` names the documents' images by the bare id or hash. `extract --keys
+    flickr-id|stem` keys the files the same way (by path the two never met)."""
+    pytest.importorskip("torchvision", reason="extraction needs torchvision")
+    from PIL import Image
+
+    (tmp_path / "fl").mkdir()
+    (tmp_path / "hs" / "d29" / "e7c").mkdir(parents=True)
+    Image.new("RGB", (40, 40), "red").save(tmp_path / "fl" / "6985418911_4e2f7a26a1_o.jpg")
+    Image.new("RGB", (40, 40), "blue").save(tmp_path / "fl" / "12_ab.png")
+    Image.new("RGB", (40, 40), "green").save(tmp_path / "hs" / "d29" / "e7c" / "d29e7c6a30.jpg")
+    base = ["--weights", "none", "--arch", "mobilenet_v2", "--device", "cpu", "--no-progress", "--num-workers", "0",
+            "--dtype", "float32"]
+    run = CliRunner().invoke
+    res = run(main, ["extract", str(tmp_path / "fl"), "-o", str(tmp_path / "a"), "--keys", "flickr-id", *base])
+    assert res.exit_code == 0, res.output
+    assert sorted(FeatureStore.open(tmp_path / "a").keys) == ["img:12", "img:6985418911"]
+    res = run(main, ["extract", str(tmp_path / "hs"), "-o", str(tmp_path / "b"), "--keys", "stem", *base])
+    assert res.exit_code == 0 and list(FeatureStore.open(tmp_path / "b").keys) == ["img:d29e7c6a30"], res.output
+    res = run(main, ["extract", str(tmp_path / "hs"), "-o", str(tmp_path / "c"), "--keys", "flickr-id", *base])
+    assert res.exit_code == 2 and "is not named as Flickr names photos" in res.output
+    Image.new("RGB", (40, 40), "red").save(tmp_path / "hs" / "d29" / "d29e7c6a30.png")  # the same stem twice
+    res = run(main, ["extract", str(tmp_path / "hs"), "-o", str(tmp_path / "d"), "--keys", "stem", *base])
+    assert res.exit_code == 2 and "both have the key 'img:d29e7c6a30'" in " ".join(res.output.split())
