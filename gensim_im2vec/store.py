@@ -16,6 +16,7 @@ writes and what ``Im2Vec(documents, image_features=store)`` reads:
                     commit record: keys, skips, identity), written data first, record last
 ``.lock``           the single-writer lock (an OS lock held by the writing process, whose pid
                     the file names); the OS releases it when that process ends, even by kill -9
+                    (children it forks, e.g. decode workers, close their copy at once)
 ==================  ==========================================================================
 
 Any features can go in, e.g. ones computed elsewhere:
@@ -79,6 +80,7 @@ import os
 import re
 import shutil
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -146,14 +148,19 @@ class _StoreLock:
 
     The OS releases the lock when its file is closed or the holding process ends (also by
     kill -9), so a crashed writer never leaves a stale lock. Two writers in one process are
-    refused too (each opens the file itself).
+    refused too (each opens the file itself). A child forked while the lock is held (e.g. a
+    decode worker) closes its inherited copy at once, so that it never keeps the store locked
+    after its parent has ended.
 
     Parameters
     ----------
     path : pathlib.Path
         The store directory (must exist).
     wait : float
-        Seconds to wait for a busy lock (0: refuse at once).
+        Seconds to wait for a busy lock (0: refuse at once). When the pid in the lock file has
+        ended although the lock is still held (a process it started holds a copy of the lock,
+        e.g. one forked before this version closed them), it waits up to :data:`ORPHAN_WAIT`
+        seconds more for that process to exit.
     """
 
     def __init__(self, path: Path, *, wait: float = 0.0) -> None:
@@ -162,6 +169,7 @@ class _StoreLock:
         fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o644)
         if fcntl is not None:
             deadline = time.monotonic() + wait
+            orphan_waited = False
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -169,6 +177,25 @@ class _StoreLock:
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
                         holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+                        if not _pid_alive(holder):
+                            if not orphan_waited and ORPHAN_WAIT > 0:
+                                # the recorded writer has ended; what still holds the lock is a process it
+                                # started (its decode workers exit within seconds of it): wait for them
+                                orphan_waited = True
+                                deadline = time.monotonic() + ORPHAN_WAIT
+                                logger.info("%s: the writer that held the lock (pid %s) has ended, but a "
+                                            "process it started still holds it; waiting up to %g s",
+                                            path, holder, ORPHAN_WAIT)
+                                continue
+                            os.close(fd)
+                            raise StoreLockedError(
+                                f"feature store {str(path)!r} is locked, but not by a running writer: the "
+                                f"writer that took the lock (pid {holder}) has ended, and a process it started "
+                                f"(e.g. one of its image decode workers, which exit within seconds of it) still "
+                                f"holds the lock. Retry in a few seconds; if it stays locked, find the holder "
+                                f"with `fuser -v {self.file}` (or `lsof {self.file}`) and stop it. The lock "
+                                f"is released when its last holder exits."
+                            ) from None
                         os.close(fd)
                         raise StoreLockedError(
                             f"feature store {str(path)!r} is being written by another writer (pid {holder}); "
@@ -180,21 +207,68 @@ class _StoreLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
         self._fd = fd
+        _HELD_LOCKS.add(self)
 
     def release(self) -> None:
         """Give the lock up (closing the file releases the OS lock)."""
         fd, self._fd = self._fd, None
+        _HELD_LOCKS.discard(self)
         if fd is not None:
             try:
                 os.ftruncate(fd, 0)
             finally:
                 os.close(fd)
 
+    def _forget_in_child(self) -> None:
+        """In a forked child: close the inherited descriptor without touching the lock file (the
+        parent still holds the lock through its own descriptor)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
     def __enter__(self) -> _StoreLock:
         return self
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+#: Seconds a writer waits for a lock whose recorded writer has ended but that a process it started
+#: (an orphaned decode worker) still holds, before it is refused.
+ORPHAN_WAIT = 10.0
+_HELD_LOCKS: weakref.WeakSet[_StoreLock] = weakref.WeakSet()
+
+
+def _close_locks_in_child() -> None:
+    for lock in list(_HELD_LOCKS):
+        lock._forget_in_child()
+    _HELD_LOCKS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_locks_in_child)
+
+
+def _pid_alive(pid) -> bool:
+    """Whether process `pid` (an int, or the text of a lock file) runs; True when unknown."""
+    try:
+        pid = int(pid)
+    except (TypeError, ValueError):
+        return True
+    if pid <= 0:
+        return True
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # alive, owned by another user
+    return True
 
 
 def _writer_pid(path: Path) -> int | None:
@@ -254,8 +328,11 @@ def _read_keys_bytes(path: Path, nbytes: int | None) -> bytes:
     """The committed part of ``keys.txt``: its first `nbytes` bytes (all of it when None, as in a
     store written before ``keys_bytes`` was recorded). Bytes beyond are keys an interrupted append
     wrote but never committed; a shorter file is damaged."""
-    with open(path, "rb") as f:
-        data = f.read() if nbytes is None else f.read(nbytes)
+    try:
+        with open(path, "rb") as f:
+            data = f.read() if nbytes is None else f.read(nbytes)
+    except FileNotFoundError:
+        raise FileNotFoundError(_missing_keys_message(path, nbytes)) from None
     if nbytes is not None and len(data) < nbytes:
         try:  # a damaged file says where first, if it can
             data.decode("utf-8")
@@ -271,6 +348,37 @@ def _read_keys_bytes(path: Path, nbytes: int | None) -> bytes:
         raise ValueError(f"{str(path)!r} is damaged: its committed keys do not end with a line break; "
                          f"re-extract the store into a new directory.")
     return data
+
+
+def _missing_keys_message(path: Path, nbytes: int | None) -> str:
+    return (
+        f"{str(path)!r} is missing: the feature store is incomplete, its rows have no keys"
+        f"{f' (the store commits {nbytes} bytes of them)' if nbytes else ''}. Restore the file (e.g. from a "
+        f"copy of the store) or re-extract the store into a new directory."
+    )
+
+
+_SKIPPED_FIX = ("It only lists the images that could not be used: restore it, or delete it (the store's rows "
+                "stay; the next extraction in mode='extend' tries those images again).")
+
+
+def _read_skipped(path: Path) -> dict[str, str]:
+    """A store's ``skipped.json`` (``{key: reason}``; {} when there is none); anything else raises
+    ValueError naming the file."""
+    file = path / SKIPPED_FILE
+    if not file.exists():
+        return {}
+    try:
+        skipped = _read_json(file)
+    except ValueError as e:
+        raise ValueError(f"{e} {_SKIPPED_FIX}") from None
+    if not isinstance(skipped, dict) or not all(isinstance(v, str) for v in skipped.values()):
+        got = type(skipped).__name__ if not isinstance(skipped, dict) else "an object with non-text reasons"
+        raise ValueError(
+            f"{str(file)!r} is damaged: expected a JSON object {{key: reason}}, got {got}. {_SKIPPED_FIX}"
+        )
+    return skipped
+
 
 
 def _parse_keys(path: Path, data: bytes) -> list[str]:
@@ -387,6 +495,47 @@ def is_store(path) -> bool:
     return (path / METADATA_FILE).exists() or (path / SHARD_DIR).is_dir() or (path / JOURNAL_FILE).exists()
 
 
+def _rows_without_metadata(path: Path) -> str | None:
+    """What rows folder `path` holds although it has no ``metadata.json`` (nor a journal that brings
+    one back), e.g. ``"features.npy (10 rows of dim 4) and keys.txt (10 keys)"``; None if there is
+    metadata or no rows. Such rows are a store whose metadata was lost: a writer that started a store
+    afresh there would delete them (a new store's ``features.npy`` holds a header only, its
+    ``keys.txt`` nothing, until its metadata is written)."""
+    if (path / METADATA_FILE).exists() or (path / JOURNAL_FILE).exists():
+        return None
+    found = []
+    ffile, kfile = path / FEATURES_FILE, path / KEYS_FILE
+    if ffile.is_file():
+        size = ffile.stat().st_size
+        try:
+            shape, _, _, offset = npy_header(ffile)
+            if size > offset or (len(shape) == 2 and shape[0] > 0):
+                found.append(f"{FEATURES_FILE} ({shape[0] if len(shape) else '?'} rows"
+                             f"{f' of dim {shape[1]}' if len(shape) == 2 else ''})")
+        except (ValueError, OSError):
+            if size:
+                found.append(f"{FEATURES_FILE} ({size} bytes)")
+    if kfile.is_file() and kfile.stat().st_size:
+        with open(kfile, "rb") as f:
+            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+        found.append(f"{KEYS_FILE} ({lines} keys)")
+    return " and ".join(found) or None
+
+
+def _lost_metadata_message(path: Path, rows: str) -> str:
+    if is_store(path):
+        replace = ("write the store again with mode='overwrite' (`im2vec extract --mode overwrite`), or write "
+                   "to a new directory")
+    else:  # not recognisably a store (no shards/ either): overwrite refuses it too
+        replace = f"move {FEATURES_FILE} and {KEYS_FILE} out of it, or write to a new directory"
+    return (
+        f"feature store {str(path)!r} has lost its {METADATA_FILE}: the folder holds {rows}, but not the "
+        f"{METADATA_FILE} that says how many of them are committed and what they are (dim, dtype, model). "
+        f"Restore {str(path / METADATA_FILE)!r} (e.g. from a backup or a copy of the store) to use or extend "
+        f"it; or, to replace these rows, {replace}."
+    )
+
+
 def check_store_folder(path) -> None:
     """Refuse a non-empty folder that is not a feature store, before anything is written there: a
     store's files would go in beside the user's. The message names one of them. Hidden entries
@@ -397,6 +546,9 @@ def check_store_folder(path) -> None:
     if not path.is_dir() or is_store(path):
         return
     entries = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
+    rows = _rows_without_metadata(path) if entries else None
+    if rows:
+        raise FileExistsError(_lost_metadata_message(path, rows))
     if entries:
         first = entries[0]
         raise FileExistsError(
@@ -653,6 +805,22 @@ def _read_metadata(path: Path) -> dict:
     return meta
 
 
+def _no_store(path: Path) -> None:
+    """Raise FileNotFoundError for a folder without ``metadata.json``, saying what it does hold."""
+    rows = _rows_without_metadata(path)
+    if rows:
+        raise FileNotFoundError(_lost_metadata_message(path, rows))
+    hint = ""
+    d = path / SHARD_DIR
+    if d.is_dir() and any(_SHARD_RE.match(n) and n.endswith(".json") for n in os.listdir(d)):
+        hint = (" It holds committed shards of an extraction that stopped before its first append: rerun "
+                "it with the same arguments (mode='extend') to continue from them.")
+    raise FileNotFoundError(
+        f"no feature store at {str(path)!r} (no {METADATA_FILE}).{hint} Create one with "
+        f"`im2vec extract IMAGE_DIR -o {path}` or FeatureStore.from_arrays()."
+    )
+
+
 def _report_shards(path: Path, meta: Mapping) -> None:
     """Log committed shards not yet appended to the store: a writer's work in progress (its pid), or
     an interrupted run's (how to fold them in), and damaged ones."""
@@ -754,13 +922,7 @@ class FeatureStore:
         """
         path = Path(path)
         if not (path / METADATA_FILE).exists() and not (path / JOURNAL_FILE).exists():
-            hint = ""
-            if (path / SHARD_DIR).is_dir():
-                hint = " It holds shards of an unfinished extraction: rerun it, or call FeatureStore.consolidate(path)."
-            raise FileNotFoundError(
-                f"no feature store at {str(path)!r} (no {METADATA_FILE}).{hint} Create one with "
-                f"`im2vec extract IMAGE_DIR -o {path}` or FeatureStore.from_arrays()."
-            )
+            _no_store(path)
         if (path / JOURNAL_FILE).exists():
             # a crash left a consolidation half done, or a writer is finishing one now
             with _StoreLock(path, wait=60.0):
@@ -775,7 +937,7 @@ class FeatureStore:
                 f"feature store {str(path)!r} is inconsistent: {len(keys)} keys in {KEYS_FILE}, metadata count "
                 f"{count}. Re-extract it into a new directory."
             )
-        skipped = _read_json(path / SKIPPED_FILE) if (path / SKIPPED_FILE).exists() else {}
+        skipped = _read_skipped(path)
         pca = PCA.load(path / PCA_FILE) if meta.get("pca") and (path / PCA_FILE).exists() else None
         _report_shards(path, meta)
         store = cls(path, vectors, keys, meta, skipped=skipped, pca=pca)
@@ -848,9 +1010,12 @@ class FeatureStore:
     def consolidate(cls, path) -> FeatureStore:
         """Fold committed shards of an interrupted run into the store, without extracting more."""
         path = Path(path)
-        meta = _read_json(path / METADATA_FILE) if (path / METADATA_FILE).exists() else None
-        if meta is None:
-            raise FileNotFoundError(f"no feature store at {str(path)!r} (no {METADATA_FILE}).")
+        if not (path / METADATA_FILE).exists() and not (path / JOURNAL_FILE).exists():
+            _no_store(path)
+        if (path / JOURNAL_FILE).exists():  # a crash left a rewrite half done: finish it first
+            with _StoreLock(path, wait=60.0):
+                _roll_forward(path)
+        meta = _read_metadata(path)
         with FeatureStoreWriter(path, dim=meta["dim"], dtype=meta["dtype"], metadata=meta, mode="extend"):
             pass
         return cls.open(path)
@@ -1014,24 +1179,49 @@ class FeatureStore:
         rows = np.sort(rng.choice(n, size=min(sample_size, n), replace=False))
         pca = PCA.fit(np.asarray(self.raw_vectors[rows], dtype=np.float32), n_components, name="fit_pca")
         with _StoreLock(self.path):  # the store's files change: no writer may run meanwhile
-            self._write_pca(pca, apply, len(rows))
+            # this handle may be older than the store (a writer appended rows since it was opened):
+            # what is written back is the store's current metadata, with the PCA added
+            _roll_forward(self.path)
+            meta = self._current_metadata("fit_pca")
+            self._write_pca(meta, pca, apply, len(rows))
         return FeatureStore.open(self.path)
 
-    def _write_pca(self, pca: PCA, apply: str, fitted_on: int) -> None:
-        n = len(self)
+    def _current_metadata(self, what: str) -> dict:
+        """The store's metadata as it is now (under the lock), checked to describe the store this
+        handle was opened on, possibly with rows appended since; else ValueError naming the fix."""
+        meta = _read_metadata(self.path)
+        changed = [f for f in ("created", "dim", "dtype", *IDENTITY_FIELDS, "pca")
+                   if meta.get(f) != self.metadata.get(f)]
+        if changed or int(meta["count"]) < len(self):
+            raise ValueError(
+                f"{what}: feature store {str(self.path)!r} was changed since this handle was opened "
+                f"({', '.join(changed) or 'count'}: it was re-extracted, overwritten or given a PCA); reopen it "
+                f"with FeatureStore.open() and call {what} on the store as it is now."
+            )
+        if int(meta["count"]) != len(self):
+            logger.info("%s: %i rows were appended since this handle was opened (%i -> %i); %s updates the "
+                        "store as it is now", self.path, int(meta["count"]) - len(self), len(self),
+                        int(meta["count"]), what)
+        return meta
+
+    def _write_pca(self, meta: dict, pca: PCA, apply: str, fitted_on: int) -> None:
+        """Store `pca` with `meta` (the store's current metadata, read under the lock); ``on_write``
+        rewrites the store's current rows projected."""
+        n, dim, dtype = int(meta["count"]), int(meta["dim"]), meta["dtype"]
         pca.save(self.path / PCA_FILE)
-        meta = dict(self.metadata)
+        meta = dict(meta)
         meta["pca"] = pca.describe(apply, fitted_on)
         meta["updated"] = _now()
         if apply == "on_read":
             _atomic_write_json(self.path / METADATA_FILE, meta)
             return
+        raw = _load_rows(self.path / FEATURES_FILE, n, dim, dtype, mmap=True)
         meta["dim"] = pca.n_components
         meta["pca_components"] = pca.n_components
         tmp = temp_name(self.path / FEATURES_FILE)
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=self.raw_vectors.dtype, shape=(n, pca.n_components))
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=raw.dtype, shape=(n, pca.n_components))
         for s in range(0, n, _COPY_ROWS):
-            out[s : s + _COPY_ROWS] = pca.transform(self.raw_vectors[s : s + _COPY_ROWS])
+            out[s : s + _COPY_ROWS] = pca.transform(raw[s : s + _COPY_ROWS])
         out.flush()
         del out
         with open(tmp, "rb+") as f:
@@ -1143,6 +1333,9 @@ class FeatureStoreWriter:
             raise
 
     def _open_under_lock(self, meta: dict, mode: str, pca: PCA | None) -> None:
+        rows = _rows_without_metadata(self.path)
+        if rows and mode != "overwrite":  # starting afresh would delete them: only overwrite may
+            raise FileExistsError(_lost_metadata_message(self.path, rows))
         if is_store(self.path):
             if mode == "create":
                 raise FileExistsError(
@@ -1156,7 +1349,7 @@ class FeatureStoreWriter:
 
         if (self.path / METADATA_FILE).exists() or (self.path / JOURNAL_FILE).exists():
             _roll_forward(self.path)
-            have = _read_json(self.path / METADATA_FILE)
+            have = _read_metadata(self.path)
             diff = _identity_diff(_identity(have), _identity(meta))
             if diff:
                 raise StoreMismatchError(_mismatch_message(self.path, have, meta, diff))
@@ -1193,9 +1386,7 @@ class FeatureStoreWriter:
                     pass
         self.done_keys: set[str] = set(base_keys)
         del base_keys
-        self.skipped: dict[str, str] = (
-            _read_json(self.path / SKIPPED_FILE) if (self.path / SKIPPED_FILE).exists() else {}
-        )
+        self.skipped: dict[str, str] = _read_skipped(self.path)
         for _, rec in self._shards:
             self.done_keys.update(rec["keys"])
             self.skipped.update(rec["skipped"])
@@ -1279,7 +1470,10 @@ class FeatureStoreWriter:
         if npy_header(file)[0][0] != count:
             self._set_header(count)
         kfile = self.path / KEYS_FILE
-        ksize = kfile.stat().st_size
+        try:
+            ksize = kfile.stat().st_size
+        except FileNotFoundError:
+            raise FileNotFoundError(_missing_keys_message(kfile, meta.get("keys_bytes"))) from None
         if "keys_bytes" not in meta:
             meta = dict(meta, keys_bytes=ksize)
             _atomic_write_json(self.path / METADATA_FILE, meta)
