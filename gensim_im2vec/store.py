@@ -1298,6 +1298,7 @@ class FeatureStoreWriter:
         self.path = Path(path)
         self.dim = int(dim)
         self.dtype = _resolve_dtype(dtype)
+        self.zeroed_rows = 0  # rows float16 turned to all zeros (warned once, summed at close)
         self.shard_size = int(shard_size)
         self.mode = mode
         meta = dict(metadata or {})
@@ -1555,13 +1556,16 @@ class FeatureStoreWriter:
         if self.dtype == "float16":
             lost = ~np.any(stored != 0, axis=1) & np.any(arr != 0, axis=1)
             if lost.any():
-                logger.warning(
-                    "%s: %i row(s) became all zeros in float16 (values below 6e-8), e.g. %r; store "
-                    "float32 (dtype='float32') or L2-normalise them",
-                    self.path,
-                    int(lost.sum()),
-                    keys[int(np.flatnonzero(lost)[0])],
-                )
+                if not self.zeroed_rows:  # once per writer; close() sums them up
+                    logger.warning(
+                        "%s: %i row(s) became all zeros in float16 (values below 6e-8), e.g. %r; store "
+                        "float32 (dtype='float32', `im2vec extract --dtype float32`) or L2-normalise them "
+                        "(random weights give such features)",
+                        self.path,
+                        int(lost.sum()),
+                        keys[int(np.flatnonzero(lost)[0])],
+                    )
+                self.zeroed_rows += int(lost.sum())
         self._buf_keys.extend(keys)
         self._buf_keyset.update(keys)
         self._buf_rows.append(stored)
@@ -1621,6 +1625,9 @@ class FeatureStoreWriter:
         finally:
             self._closed = True
             self._release()
+        if getattr(self, "zeroed_rows", 0):
+            logger.warning("%s: %i row(s) written by this writer are all zeros (float16 could not hold them); "
+                           "rewrite them in float32", self.path, self.zeroed_rows)
 
     def abort(self) -> None:
         """Commit what is buffered (complete rows only) as shards, stop without appending them to the

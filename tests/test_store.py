@@ -429,6 +429,15 @@ def test_float16_underflow_warns(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="gensim_im2vec.store"):
         FeatureStore.from_arrays(tmp_path / "s", ["img:tiny"], np.full((1, 4), 1e-9, np.float32), dtype="float16")
     assert "became all zeros in float16" in caplog.text and "'img:tiny'" in caplog.text
+    # many batches (an extraction with random weights, whose features are ~1e-8): one warning, then a sum
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.store"):
+        with FeatureStore.create(tmp_path / "t", dim=4, dtype="float16", shard_size=2) as w:
+            for i in range(5):
+                w.write([f"img:{i}a", f"img:{i}b"], np.full((2, 4), 1e-9, np.float32))
+            assert w.zeroed_rows == 10
+    assert caplog.text.count("became all zeros in float16") == 1
+    assert "10 row(s) written by this writer are all zeros" in caplog.text
 
 
 # ----------------------------------------------------------------------------- one writer at a time (issue 12)
