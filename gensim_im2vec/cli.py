@@ -1238,7 +1238,8 @@ def _image_sets(value: str) -> tuple[str, ...]:
 @click.option("--limit", type=click.IntRange(min=1), cls=LibraryOption, library=DEMO,
               help="Only this many images per set (quick run).")
 @click.option("--text-limit", type=click.IntRange(min=1), cls=LibraryOption, library=DEMO,
-              help="Only this many dictionary-text documents for word pre-training.")
+              help="Only this many documents of each dictionary-text source file (there are several) for word "
+                   "pre-training.")
 @click.option("--mode", type=click.Choice(["two-stage", "joint"]), cls=LibraryOption, library=DEMO,
               help="Two-stage: words pre-trained on text, then W on images; joint: all together.")
 @click.option("--image-sets", cls=LibraryOption, library=DEMO,

@@ -369,7 +369,12 @@ class _Corpus:
                 docs.close()
             stats.seconds = time.perf_counter() - t0
             logger.info("%s: %s", self.name, stats.summary())
-            if stats.malformed:
+            # gensim reads a corpus once per epoch (and once for the vocabulary): the same warnings
+            # again on every pass say nothing new
+            said = (dict(stats.skipped), dict(stats.repaired))
+            repeat = said == getattr(self, "_warned", None)
+            self._warned = said
+            if stats.malformed and not repeat:
                 logger.warning(
                     "%s: skipped %i malformed records (%s), e.g. at %s; fix or drop those lines, "
                     "the rest was used.",
@@ -379,7 +384,7 @@ class _Corpus:
                 )  # fmt: skip
                 for k in sorted(stats.skipped.keys() & self.hints.keys()):
                     logger.warning("%s: %s (e.g. at %s).", self.name, self.hints[k], "; ".join(stats.examples[k][:2]))
-            if stats.repaired:
+            if stats.repaired and not repeat:
                 logger.warning(
                     "%s: read %i records after a repair (%s), e.g. at %s.%s", self.name, sum(stats.repaired.values()),
                     ", ".join(f"{k} {v}" for k, v in stats.repaired.items()),

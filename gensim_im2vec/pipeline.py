@@ -56,7 +56,8 @@ class DemoConfig:
     limit : int, optional
         Build only this many images per set (quick runs and tests).
     text_limit : int, optional
-        Use only this many documents of ``dictionary-text``.
+        Use only this many documents of each of ``dictionary-text``'s source files (five dictionaries
+        and the fortunes).
     arch, weights : str
         torchvision model and weights for the features (default: the package's default feature
         model, :data:`gensim_im2vec.weights.DEFAULT_ARCH` / ``DEFAULT_WEIGHTS``).
@@ -366,7 +367,12 @@ def train_model(cfg: DemoConfig, features, w2v, splits: dict | None = None):
         if cfg.mode == "two-stage":
             known |= set(w2v.wv.key_to_index)
         quads = training_analogies(cfg, splits, docs, known)
-        logger.info("analogy term: %i questions about half of the training images", len(quads))
+        if quads:
+            logger.info("analogy term: %i questions about half of the training images", len(quads))
+        else:  # --space-analogies would change nothing, silently
+            logger.warning("analogy term: no question found (no two training titles differ in one word whose "
+                           "words are in the images' documents; a small --limit has few titles): trained without "
+                           "it, as without --space-analogies")
         opts["space_analogies"] = quads or None
     if cfg.mode == "two-stage":
         return Im2Vec.from_word2vec(w2v, image_features=features, sentences=docs, epochs=cfg.image_epochs,
@@ -437,6 +443,14 @@ def evaluate_trained(cfg: DemoConfig, model, text_model, splits: dict | None = N
 
     feats = features if features is not None else open_features(cfg)
     data = evaluation_data(cfg, feats, split=splits[cfg.eval_set] if splits else None)
+    is_image = getattr(model, "is_image", None)
+    seen = [k for k in data.test_keys if is_image is not None and is_image(k)]
+    if seen:  # e.g. a model left in OUT/models by a run with another --limit: its split differs
+        raise ValueError(
+            f"{len(seen)} of the {len(data.test_keys)} held-out images of {cfg.eval_set}'s split are images this "
+            f"model trained on (e.g. {seen[:3]}): it was trained on another split (a run with other data options), "
+            f"and its figures would be in-sample. Train it again on this split (im2vec demo --out {cfg.out_dir} "
+            f"with the same options and --mode), or evaluate it where it was trained.")
     rows = lambda keys: feats.gather_normalized([feats.row(k) for k in keys])  # noqa: E731
     docs, splits = training_documents(cfg, feats, tags_only=cfg.tags_only, splits=splits)
     analogies = analogy_questions(cfg, model, splits=splits, docs=docs, features=feats)
@@ -626,7 +640,8 @@ def run_demo(cfg: DemoConfig | None = None, echo: Callable[[str], None] = print)
     html = write_demo_report(cfg, steps, path, model, features)
     echo(f"report: {html}")
     zs_path = write_zero_shot_words(cfg, model)
-    echo(f"explore: im2vec query {path} --zero-shot-words {zs_path}   (or: make query)")
+    default = cfg.mode == "two-stage" and Path(cfg.out_dir).resolve() == Path("demo_output").resolve()
+    echo(f"explore: im2vec query {path} --zero-shot-words {zs_path}" + ("   (or: make query)" if default else ""))
     return {"words": str(words), "model": str(path), "examples": examples, "evaluation": table,
             "report": str(html), "zero_shot_words": str(zs_path)}
 

@@ -1344,6 +1344,13 @@ class FeatureStoreWriter:
                     f"append to it, or mode='overwrite' to replace it."
                 )
             if mode == "overwrite":
+                foreign = sorted(p.name for p in self.path.iterdir()
+                                 if not p.name.startswith(".") and p.name not in _STORE_FILES and p.name != SHARD_DIR)
+                if foreign:  # the store's files would go, and then the folder be refused as the user's
+                    more = f" and {len(foreign) - 1} other file(s)" if len(foreign) > 1 else ""
+                    raise FileExistsError(
+                        f"feature store {str(self.path)!r} also holds {foreign[0]!r}{more}, which are not the "
+                        f"store's: mode='overwrite' replaces a store's own files only. Move them out of it first.")
                 self._remove_store()
         check_store_folder(self.path)
         (self.path / SHARD_DIR).mkdir(exist_ok=True)

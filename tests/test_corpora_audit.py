@@ -238,3 +238,24 @@ def test_cli_normalize_fields_machine_tags(tmp_path):
     r = CliRunner().invoke(main, ["normalize", str(_yfcc(tmp_path)), "-o", str(out), "--fields", "machine_tags"])
     assert r.exit_code == 0, r.output
     assert out.read_text() == "img:5 uploaded_by_flickrmobile taxonomy_common_lion vision_outdoor\n"
+
+
+def test_a_malformed_record_is_warned_once_not_on_every_pass(tmp_path, caplog):
+    """gensim reads a corpus once for the vocabulary and once per epoch: train_folder.py printed the
+    same 'skipped 1 malformed records' warning epochs + 1 times."""
+    import logging
+
+    from gensim_im2vec.corpora import TableCorpus
+
+    path = tmp_path / "t.csv"
+    path.write_text("image,caption\na.jpg,a dog\nb.jpg,a cat,extra\nc.jpg,a cow\n", encoding="utf-8")
+    corpus = TableCorpus(str(path), image_column="image", text_columns=["caption"])
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.corpora"):
+        for _ in range(4):
+            assert len(list(corpus)) == 2
+    assert caplog.text.count("skipped 1 malformed records") == 1
+    assert corpus.stats.skipped["wrong_columns"] == 1  # still counted on every pass
+    path.write_text("image,caption\na.jpg,a dog\nb.jpg,x,y\nc.jpg,u,v\n", encoding="utf-8")  # the file changed
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.corpora"):
+        list(corpus)
+    assert caplog.text.count("malformed records") == 2

@@ -361,8 +361,12 @@ def test_targets_pass_and_fail_by_the_issues_thresholds():
                        image_to_image={"k": 10, "model": 0.55, "raw_features": 0.5},
                        analogies={"n": 12, "hit@1": 0.85, "nearest_image_hit@1": 0.25})
     t = {d["target"].split(".")[0]: d for d in rep.targets()}
-    assert sorted(t) == ["1", "2", "3", "4", "5", "6", "7"]
+    assert [d["target"].split(".")[0] for d in rep.targets()] == ["1", "2", "3", "4", "5", "6", "7"]  # in order
     assert t["1"]["ok"] and (t["1"]["value"], t["1"]["reference"]) == (0.46, 0.50)  # 0.46 ≥ 0.9 × 0.50
+    assert t["1"]["bar"] == pytest.approx(0.45) and t["6"]["bar"] == 0.8 and t["4"]["bar"] == 0.31
+    printed = rep.format_table().split("Targets\n", 1)[1].splitlines()
+    assert printed[0].split()[-4:] == ["bar", "compared", "with", "met"]
+    assert printed[1].startswith("1. ") and printed[1].split()[-4:] == ["0.460", "0.450", "0.500", "yes"]
     assert not t["4"]["ok"] and (t["4"]["value"], t["4"]["reference"]) == (0.30, 0.31)
     assert t["2"]["ok"] and t["2"]["reference"] == 0.5
     assert not t["3"]["ok"] and t["3"]["reference"] == 0.25
@@ -426,7 +430,7 @@ def test_run_evaluation_fills_the_space_checks(setup, report):
     row = report.row("Im2Vec (cosine in model.wv)")
     assert row.metrics["in_sample"]["n_images"] == 200 and row.get("in_sample", "map") > 0.3
     names = [t["target"].split(".")[0] for t in report.targets()]
-    assert names == ["1", "4", "2", "3", "5"]  # no analogies, no word similarity asked
+    assert names == ["1", "2", "3", "4", "5"]  # no analogies, no word similarity asked
     quads = [(k, f"class{s['data'].labels[k]}", f"class{(s['data'].labels[k] + 1) % 8}", "img:1") for k in
              s["train_keys"][:3]]
     rep = ev.run_evaluation(s["model"], s["data"].test_features[:20], s["test_tags"][:20], s["cands"],

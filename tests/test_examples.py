@@ -39,6 +39,11 @@ def test_example_synthetic_demo():
     assert unseen and unseen[0].split("_r")[0] == "class3", out
     acc = float(re.search(r"their class's \(class word or related tag\): ([\d.]+)%", out).group(1))
     assert acc >= 80.0, out  # chance: 10 %
+    # the analogy's images are listed with their true classes (the heading alone claimed class 2)
+    block = out.split("Analogy: img:1 (class 1) - class1 + class2  ->  images\n", 1)[1].split("\n\n", 1)[0]
+    rows, said = block.splitlines()[:-1], block.splitlines()[-1]
+    data = make_corpus(n_classes=10, n_images=1000, n_features=128, n_related=1, n_text_sentences=2000, seed=0)
+    assert said.startswith(f"their classes: {[data.labels[line.split()[0]] for line in rows]} "), out
 
 
 def test_example_help():

@@ -233,3 +233,18 @@ def test_features_made_with_other_inputs_are_rewritten_and_what_reads_them_rerun
     assert after["created"] != before["created"] and after["count"] == before["count"]  # rewritten, not extended
     np.testing.assert_array_equal(
         np.load(os.path.join(cfg.out_dir, "features", name, "features.npy"), mmap_mode="r"), rows)
+
+
+def test_a_model_trained_on_another_split_is_not_evaluated_on_this_one(demo):
+    """A model left in OUT/models by a run with other data options was scored on the new split's
+    held-out images, some of which it had trained on (P@1 and mAP 1.000 in the audit)."""
+    from gensim_im2vec.pipeline import evaluate_trained
+
+    cfg, _, _ = demo
+
+    class TrainedOnEverything:  # every key is one of its images
+        def is_image(self, key):
+            return True
+
+    with pytest.raises(ValueError, match=r"held-out images of .* are images this model trained on"):
+        evaluate_trained(cfg, TrainedOnEverything(), None)

@@ -230,3 +230,20 @@ def test_a_missing_keys_txt_is_named(tmp_path):
             call()
     assert json.loads((d / "metadata.json").read_text()) == meta
 
+
+
+def test_overwrite_refuses_a_store_holding_a_file_of_the_users_before_deleting_anything(tmp_path):
+    """The demo rewrites a feature store whose inputs changed (mode='overwrite'); with a file of the
+    user's in it, the store's files were deleted and then the folder refused as the user's: the rows
+    gone and the run failed. Now it is refused first, nothing deleted."""
+    d = tmp_path / "s"
+    FeatureStore.from_arrays(d, ["img:a", "img:b"], _vecs(2, 4))
+    (d / "mynotes.txt").write_text("keep", encoding="utf-8")
+    before = sorted(p.name for p in d.iterdir())
+    with pytest.raises(FileExistsError, match=r"also holds 'mynotes.txt', which are not the store's"):
+        FeatureStore.create(d, dim=4, dtype="float32", mode="overwrite")
+    assert sorted(p.name for p in d.iterdir()) == before and FeatureStore.open(d).keys == ["img:a", "img:b"]
+    (d / "mynotes.txt").unlink()
+    with FeatureStore.create(d, dim=4, dtype="float32", mode="overwrite") as w:
+        w.write(["img:c"], _vecs(1, 4))
+    assert FeatureStore.open(d).keys == ["img:c"]
