@@ -96,7 +96,7 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
         if not name.startswith(prefix):
             continue
         pid = name[len(prefix):].split("-", 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+        if not pid.isdigit() or int(pid) == os.getpid() or pid_alive(int(pid)):
             continue
         left = path.parent / name
         try:
@@ -111,7 +111,15 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid) -> bool:
+    """Whether process `pid` (an int, or a lock file's text) runs; True when that cannot be told
+    (not a pid, another user's process) or it is this process."""
+    try:
+        pid = int(pid)
+    except (TypeError, ValueError):
+        return True
+    if pid <= 0 or pid == os.getpid():
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

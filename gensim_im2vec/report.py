@@ -439,6 +439,7 @@ def write_report(
     sections = [x for x in sections if x]
     index = out / "index.html"
     atomic_write_bytes(index, _page(model, title, notes, sections, thumb_size).encode("utf-8"))
+    thumbs.remove_unused()  # an earlier report's thumbnails of images this page does not show
     logger.info("report: %s (%i held-out images, %i words, %i thumbnails, map: %s) in %.1fs", index, shown,
                 len(known), thumbs.count(), any('id="map"' in x for x in sections), time.perf_counter() - t0)
     return index
@@ -493,6 +494,17 @@ class _Thumbnails:
 
     def count(self) -> int:
         return sum(1 for v in self.made.values() if v)
+
+    def remove_unused(self) -> int:
+        """Remove the files of ``thumbs/`` this report does not show (an earlier report's, in the
+        report's own folder); returns how many."""
+        used = {Path(v).name for v in self.made.values() if v}
+        stale = [p for p in self.dir.iterdir() if p.is_file() and p.name not in used]
+        for p in stale:
+            p.unlink()
+        if stale:
+            logger.info("report: removed %i thumbnail(s) of an earlier report", len(stale))
+        return len(stale)
 
 
 def _heldout_section(model, thumbs: _Thumbnails, test_keys, feats, tags_true, shown: int, topn: int) -> str:

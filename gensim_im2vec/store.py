@@ -87,7 +87,7 @@ from pathlib import Path
 import numpy as np
 
 from gensim_im2vec import __version__
-from gensim_im2vec.fileio import atomic_write, atomic_write_bytes, fsync_dir, temp_name
+from gensim_im2vec.fileio import atomic_write, atomic_write_bytes, fsync_dir, pid_alive, temp_name
 from gensim_im2vec.keys import encode_key
 from gensim_im2vec.validation import check_features, is_int, npy_header
 
@@ -177,7 +177,7 @@ class _StoreLock:
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
                         holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
-                        if not _pid_alive(holder):
+                        if not pid_alive(holder):
                             if not orphan_waited and ORPHAN_WAIT > 0:
                                 # the recorded writer has ended; what still holds the lock is a process it
                                 # started (its decode workers exit within seconds of it): wait for them
@@ -250,25 +250,6 @@ def _close_locks_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_close_locks_in_child)
-
-
-def _pid_alive(pid) -> bool:
-    """Whether process `pid` (an int, or the text of a lock file) runs; True when unknown."""
-    try:
-        pid = int(pid)
-    except (TypeError, ValueError):
-        return True
-    if pid <= 0:
-        return True
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # alive, owned by another user
-    return True
 
 
 def _writer_pid(path: Path) -> int | None:

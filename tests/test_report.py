@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -298,3 +299,24 @@ def test_an_empty_folder_an_earlier_or_an_interrupted_report_is_written(built, t
     (older / "thumbs").mkdir(parents=True)
     (older / "index.html").write_text((out / "index.html").read_text(encoding="utf-8"), encoding="utf-8")
     assert write_report(model, older, map_method="pca", words=["class0"]).is_file()
+
+
+def test_a_replaced_report_keeps_only_its_own_thumbnails(built, tmp_path):
+    """A report written over an earlier one kept the earlier one's thumbnails (39 of 77 files in
+    the audit, some of images no longer in the data); every file of thumbs/ is now one the page shows."""
+    model, data, _, test_keys = built
+    paths = {}
+    for i, k in enumerate(test_keys):
+        paths[k] = str(tmp_path / f"{i}.png")
+        Image.new("RGB", (20, 20), COLOURS[i % len(COLOURS)]).save(paths[k])
+    out = tmp_path / "r"
+    write_report(model, out, test_keys=test_keys, test_features=data.test_features, image_paths=paths,
+                 words=["class0"], topn=2, map_images=0, map_words=0)
+    first = {p.name for p in (out / "thumbs").iterdir()}
+    index = write_report(model, out, test_keys=test_keys[:2], test_features=data.test_features[:2],
+                         image_paths=paths, words=["class0"], topn=2, map_images=0, map_words=0)
+    page = _Page()
+    page.feed(index.read_text(encoding="utf-8"))
+    shown = {Path(src).name for src in page.imgs if src and src.startswith("thumbs/")}
+    left = {p.name for p in (out / "thumbs").iterdir()}
+    assert left == shown and len(left) < len(first)
