@@ -423,10 +423,14 @@ class QuerySession:
         if path is not None:
             return self._answer_file(path)
         tokens = text.split()
+        looks_like_path = os.sep in text or text.lower().endswith(_IMAGE_SUFFIXES)
+        if looks_like_path and any(self.resolve(t.lstrip("-")) is None for t in tokens):
+            # a path (spaces and all) that names no image file: not a sum of words
+            if os.path.isdir(os.path.expanduser(text)):
+                return f"{text} is a folder; give an image file in it", False
+            return f"Not in the vocabulary and no such image file: {text}", False
         if len(tokens) > 1 or (text.startswith("-") and len(text) > 1):  # "-cat": a subtraction alone
             return self._answer_tokens(tokens)
-        if os.sep in text or text.lower().endswith(_IMAGE_SUFFIXES):
-            return f"Not in the vocabulary and no such image file: {text}", False
         return f"Out of dictionary word: {text}", False
 
     @staticmethod

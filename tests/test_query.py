@@ -241,3 +241,15 @@ def test_cli_query_zero_shot_words(trained, tmp_path):
     words.write_text("sea\nqwerty\n")
     res = CliRunner().invoke(main, ["query", str(path), "--zero-shot-words", str(words)], input="EXIT\n")
     assert res.exit_code != 0 and "qwerty" in res.output and "1 of 2" in res.output
+
+
+def test_a_path_with_a_space_that_names_no_image_is_said_to_be_one(trained, tmp_path):
+    """An unquoted folder path with a space was read as a sum of words ("Out of dictionary word:
+    /tmp/my"); a mistyped file path the same ("Out of dictionary word: pics/missing.png")."""
+    model, *_ = trained
+    s = QuerySession(model, topn=3)
+    (tmp_path / "my pics").mkdir()
+    assert s.answer(str(tmp_path / "my pics")) == f"{tmp_path / 'my pics'} is a folder; give an image file in it"
+    assert s.answer("my pics/missing.png") == "Not in the vocabulary and no such image file: my pics/missing.png"
+    assert s.answer("red nosuch") == "Out of dictionary word: nosuch"  # words are still a sum
+    assert s.answer("img:red/1 -red").startswith("Sum: img:red/1 - red")  # an image key with a '/' too
