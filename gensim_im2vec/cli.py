@@ -822,10 +822,8 @@ IM2VEC = "gensim_im2vec.model:Im2Vec"  # the training options and their defaults
 def train_command(documents, features, output, pretrained, analogies_path, resumable, **options):
     """Train an Im2Vec model on DOCUMENTS (one document per line, tokens separated by spaces, as
     written by `im2vec normalize`) with the images' features from a FeatureStore."""
-    from gensim.models import Word2Vec
 
     from gensim_im2vec.corpora import LineDocuments
-    from gensim_im2vec.model import Im2Vec, load_saved
     from gensim_im2vec.store import FeatureStore
 
     _check_output(output, "'-o' / '--output'")
@@ -842,13 +840,19 @@ def train_command(documents, features, output, pretrained, analogies_path, resum
     try:
         store = FeatureStore.open(features, mmap=True)
         corpus = LineDocuments(documents)
-        if resumable:
-            model = _train_resumably(corpus, store, checkpoint, pretrained, analogies_path, documents, params)
-        elif pretrained:
-            model = Im2Vec.from_word2vec(load_saved(pretrained, (Word2Vec,)), image_features=store,
-                                         sentences=corpus, **params)
+        inputs = None
+        if resumable:  # what the run was given: a checkpoint of another run is not continued
+            inputs = {"documents": _file_identity(documents), "pretrained": _file_identity(pretrained),
+                      "space_analogies": _file_identity(analogies_path),
+                      "features": [os.path.abspath(store.path), len(store)],
+                      "options": {k: v for k, v in sorted(params.items()) if k != "space_analogies"}}
+        if resumable and os.path.exists(checkpoint):
+            from gensim_im2vec.checkpoint import resume
+
+            click.echo(f"resuming the interrupted run saved in {checkpoint}", err=True)
+            model = resume(checkpoint, corpus, inputs=inputs)
         else:
-            model = Im2Vec(corpus, image_features=store, **params)
+            model = _train_new(corpus, store, pretrained, params, checkpoint if resumable else None, inputs)
         model.save(output)
         if resumable:
             from gensim_im2vec.checkpoint import remove_checkpoint
@@ -862,26 +866,23 @@ def train_command(documents, features, output, pretrained, analogies_path, resum
     click.echo(f"{output}: {model} ({len(model.image_keys)} images, {len(model.word_keys)} words)")
 
 
-def _train_resumably(corpus, store, checkpoint: str, pretrained, analogies_path, documents, params):
-    """`im2vec train --resumable`: continue the run saved at `checkpoint`, or start one that saves
-    there after each epoch (:mod:`gensim_im2vec.checkpoint`). A checkpoint made with other inputs
-    (documents, store, start model, options) is refused, naming the one that differs."""
+def _train_new(corpus, store, pretrained, params: dict, checkpoint: str | None, inputs: dict | None):
+    """`im2vec train`'s model: from the --pretrained Word2Vec (two-stage) or from scratch, trained on
+    `corpus`; with `checkpoint` (``--resumable``), saved there after each epoch with `inputs`
+    (:mod:`gensim_im2vec.checkpoint`)."""
     from gensim.models import Word2Vec
 
-    from gensim_im2vec.checkpoint import EpochCheckpoint, resume
+    from gensim_im2vec.checkpoint import EpochCheckpoint
     from gensim_im2vec.model import Im2Vec, load_saved
 
-    inputs = {"documents": _file_identity(documents), "pretrained": _file_identity(pretrained),
-              "space_analogies": _file_identity(analogies_path), "features": [os.path.abspath(store.path), len(store)],
-              "options": {k: v for k, v in sorted(params.items()) if k != "space_analogies"}}
-    if os.path.exists(checkpoint):
-        click.echo(f"resuming the interrupted run saved in {checkpoint}", err=True)
-        return resume(checkpoint, corpus, inputs=inputs)
     if pretrained:
         w2v = load_saved(pretrained, (Word2Vec,))
-        saver = EpochCheckpoint(checkpoint, epochs=params.get("epochs") or w2v.epochs, inputs=inputs)
-        return Im2Vec.from_word2vec(w2v, image_features=store, sentences=corpus, callbacks=[saver], **params)
-    model = Im2Vec(image_features=store, **params)
+        callbacks = [EpochCheckpoint(checkpoint, epochs=params.get("epochs") or w2v.epochs, inputs=inputs)] \
+            if checkpoint else ()
+        return Im2Vec.from_word2vec(w2v, image_features=store, sentences=corpus, callbacks=callbacks, **params)
+    if checkpoint is None:
+        return Im2Vec(corpus, image_features=store, **params)
+    model = Im2Vec(image_features=store, **params)  # vocabulary, then training with the checkpoint's callback
     model.build_vocab(corpus)
     model.train(corpus, total_examples=model.corpus_count, epochs=model.epochs, compute_loss=model.compute_loss,
                 callbacks=[EpochCheckpoint(checkpoint, epochs=model.epochs, inputs=inputs)])

@@ -95,8 +95,7 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
     for name in names:
         if not name.startswith(prefix):
             continue
-        pid = name[len(prefix):].split("-", 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid() or pid_alive(int(pid)):
+        if pid_alive(name[len(prefix):].split("-", 1)[0]):  # also: this process's, or not a pid
             continue
         left = path.parent / name
         try:

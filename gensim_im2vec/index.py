@@ -572,30 +572,39 @@ class ModalityIndexer:
         `queries` keys drawn from each built modality (the same generator seed each call) ask each
         sub-index for their `topn` nearest keys, the query itself left out; the exact answer is the
         cosine ranking over the same sub-index. Returns ``{"words -> images": 0.94, ...}`` for every
-        pair of a query modality (words, images) and a sub-index. The exact side reads every
-        vector once per direction, in blocks.
+        pair of a query modality (words, images) and a sub-index. The exact side reads each
+        sub-index's vectors once, in blocks, for the queries of both modalities.
         """
         kv = _keyed_vectors(model)
         is_img = image_mask(model, self.image_prefix)
         rng = np.random.default_rng(seed)
         key_row = kv.key_to_index
-        out: dict[str, float] = {}
+        drawn = {}  # query modality: its query rows
         for q_name, q_rows in (("words", np.flatnonzero(~is_img)), ("images", np.flatnonzero(is_img))):
-            if not len(q_rows):
+            if len(q_rows):
+                drawn[q_name] = np.sort(rng.choice(q_rows, size=min(queries, len(q_rows)), replace=False))
+        if not drawn:
+            return {}
+        qs = np.concatenate(list(drawn.values()))
+        Q = _UnitRows(kv, qs)[:]
+        hits: dict[str, np.ndarray] = {}  # sub-index: recall of each query of qs
+        for part_name, part in self._parts.items():
+            pool = np.fromiter((key_row[k] for k in part.labels), dtype=np.int64, count=len(part.labels))
+            k = min(topn, len(pool) - 1)
+            if k < 1:
                 continue
-            qs = np.sort(rng.choice(q_rows, size=min(queries, len(q_rows)), replace=False))
-            Q = _UnitRows(kv, qs)[:]
-            for part_name, part in self._parts.items():
-                pool = np.asarray([key_row[k] for k in part.labels], dtype=np.int64)
-                k = min(topn, len(pool) - 1)
-                if k < 1:
-                    continue
-                exact = _exact_top(Q, _UnitRows(kv, pool), qs, pool, k)
-                hits = []
-                for q, vec, truth in zip(qs, Q, exact):
-                    got = [key_row[key] for key, _ in part.search(vec, k + 1) if key_row[key] != q][:k]
-                    hits.append(len(set(got) & truth) / k)
-                out[f"{q_name} -> {part_name}"] = float(np.mean(hits))
+            exact = _exact_top(Q, _UnitRows(kv, pool), qs, pool, k)
+            found = []
+            for q, vec, truth in zip(qs, Q, exact):
+                got = [key_row[key] for key, _ in part.search(vec, k + 1) if key_row[key] != q][:k]
+                found.append(len(set(got) & truth) / k)
+            hits[part_name] = np.asarray(found)
+        out: dict[str, float] = {}
+        lo = 0
+        for q_name, q_rows in drawn.items():
+            for part_name, h in hits.items():
+                out[f"{q_name} -> {part_name}"] = float(np.mean(h[lo:lo + len(q_rows)]))
+            lo += len(q_rows)
         return out
 
     # -- the gensim indexer protocol ---------------------------------------------------------

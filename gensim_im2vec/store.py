@@ -361,7 +361,6 @@ def _read_skipped(path: Path) -> dict[str, str]:
     return skipped
 
 
-
 def _parse_keys(path: Path, data: bytes) -> list[str]:
     """The keys of ``keys.txt`` bytes, one per line; invalid UTF-8 or a duplicate key raises
     ValueError naming the file (a duplicate would put the wrong row behind a key)."""
@@ -802,6 +801,17 @@ def _no_store(path: Path) -> None:
     )
 
 
+def _settled_metadata(path: Path) -> dict:
+    """The metadata of the store at `path`, a rewrite that a crash left half done (or that a writer
+    is finishing now) completed first; FileNotFoundError saying what the folder holds if it has none."""
+    if not (path / METADATA_FILE).exists() and not (path / JOURNAL_FILE).exists():
+        _no_store(path)
+    if (path / JOURNAL_FILE).exists():
+        with _StoreLock(path, wait=60.0):
+            _roll_forward(path)
+    return _read_metadata(path)
+
+
 def _report_shards(path: Path, meta: Mapping) -> None:
     """Log committed shards not yet appended to the store: a writer's work in progress (its pid), or
     an interrupted run's (how to fold them in), and damaged ones."""
@@ -902,13 +912,7 @@ class FeatureStore:
             The files disagree (row count, keys), e.g. a store edited by hand.
         """
         path = Path(path)
-        if not (path / METADATA_FILE).exists() and not (path / JOURNAL_FILE).exists():
-            _no_store(path)
-        if (path / JOURNAL_FILE).exists():
-            # a crash left a consolidation half done, or a writer is finishing one now
-            with _StoreLock(path, wait=60.0):
-                _roll_forward(path)
-        meta = _read_metadata(path)
+        meta = _settled_metadata(path)
         count, dim = int(meta["count"]), int(meta["dim"])
         vectors = _load_rows(path / FEATURES_FILE, count, dim, meta["dtype"], mmap)
         data = _read_keys_bytes(path / KEYS_FILE, meta.get("keys_bytes"))
@@ -990,13 +994,7 @@ class FeatureStore:
     @classmethod
     def consolidate(cls, path) -> FeatureStore:
         """Fold committed shards of an interrupted run into the store, without extracting more."""
-        path = Path(path)
-        if not (path / METADATA_FILE).exists() and not (path / JOURNAL_FILE).exists():
-            _no_store(path)
-        if (path / JOURNAL_FILE).exists():  # a crash left a rewrite half done: finish it first
-            with _StoreLock(path, wait=60.0):
-                _roll_forward(path)
-        meta = _read_metadata(path)
+        meta = _settled_metadata(Path(path))
         with FeatureStoreWriter(path, dim=meta["dim"], dtype=meta["dtype"], metadata=meta, mode="extend"):
             pass
         return cls.open(path)
