@@ -413,6 +413,9 @@ def _guess_format(path: str) -> str:
 @click.option("--image-column", default=None, help="CSV/JSONL: the column with the image key or path.")
 @click.option("--text-column", multiple=True, help="CSV/JSONL: a free-text column (repeatable).")
 @click.option("--tag-column", multiple=True, help="CSV/JSONL: a tag column (repeatable).")
+@click.option("--delimiter", default=None,
+              help="CSV: the column separator, one character (e.g. ';' or '|'; 'tab' or '\t' for a tab); "
+                   "default ',' (--format tsv: a tab).")
 @click.option("--prefix", cls=LibraryOption, library=YFCC, help="Image token prefix.")
 @click.option("--multiword", type=click.Choice(["join", "split"]), cls=LibraryOption,
               library="gensim_im2vec.text:Normalizer", help="Multi-word tags as one token (new_york) or several.")
@@ -420,7 +423,7 @@ def _guess_format(path: str) -> str:
 @click.option("--limit", type=click.IntRange(min=0), default=None, help="Stop after this many documents.")
 @click.option("--report", type=click.Path(dir_okay=False), default=None,
               help="Also write the reader's and normaliser's statistics here as JSON.")
-def normalize_command(source, output, fmt, fields, key, image_column, text_column, tag_column, prefix,
+def normalize_command(source, output, fmt, fields, key, image_column, text_column, tag_column, delimiter, prefix,
                       multiword, keep_stopwords, limit, report):
     """Turn noisy metadata in SOURCE into clean training documents and report what was pruned."""
     from gensim_im2vec import corpora
@@ -434,7 +437,12 @@ def normalize_command(source, output, fmt, fields, key, image_column, text_colum
         _check_not_input(report, "'--report'", {"the SOURCE": source, "the -o / --output file": output})
     fmt = _guess_format(source) if fmt == "auto" else fmt
     _check_format_options(source, fmt, {"--fields": fields, "--key": key}, {
-        "--image-column": image_column, "--text-column": text_column, "--tag-column": tag_column})
+        "--image-column": image_column, "--text-column": text_column, "--tag-column": tag_column,
+        "--delimiter": delimiter})
+    if delimiter is not None and fmt == "jsonl":
+        raise click.UsageError(f"--delimiter only applies to CSV/TSV tables, and {source} is read as --format jsonl.")
+    if delimiter in ("tab", "\\t"):
+        delimiter = "\t"
     extra = {"stopwords": None} if keep_stopwords else {}
     norm = (Normalizer.for_text(**given({"multiword": multiword}), track_vocab=True) if fmt == "text"
             else Normalizer(**given({"multiword": multiword}), **extra))
@@ -450,7 +458,8 @@ def normalize_command(source, output, fmt, fields, key, image_column, text_colum
             if not image_column:
                 raise click.UsageError(f"--format {fmt} needs --image-column (and --text-column/--tag-column).")
             corpus = corpora.TableCorpus(source, image_column=image_column, text_columns=text_column,
-                                         tag_columns=tag_column, format=fmt, **common)
+                                         tag_columns=tag_column, format=fmt, **given({"delimiter": delimiter}),
+                                         **common)
         else:
             corpus = corpora.TextCorpus(source, normalizer=norm, limit=limit)
         _write_documents(corpus, output, f"{source} (read as --format {fmt})", limit)
@@ -1059,6 +1068,8 @@ def query_command(model_path, topn, store, device, arch, weights, layer, zero_sh
     from gensim_im2vec.query import query_loop
 
     model = _load_model(model_path)
+    extractor_options = given({"device": device, "arch": arch, "weights": weights, "layer": layer})
+    _check_query_extractor(model, extractor_options)
     words = None
     if zero_shot_words is not None:
         data = _read_input(zero_shot_words, "--zero-shot-words")
@@ -1076,12 +1087,29 @@ def query_command(model_path, topn, store, device, arch, weights, layer, zero_sh
                                        f"words of the model, e.g. {missing[:5]}")
     stdin = None if sys.stdin.isatty() else sys.stdin
     query_loop(model, stdin, sys.stdout, store=store, zero_shot_words=words, **given({"topn": topn}),
-               extractor_options=given({"device": device, "arch": arch, "weights": weights, "layer": layer}))
+               extractor_options=extractor_options)
 
 
-def _evaluation_tables(path: str) -> dict:
-    """{title: rows} from an evaluation JSON: a list of rows, {title: rows}, or EvaluationReport.to_dict()."""
+def _check_query_extractor(model, options: dict) -> None:
+    """`im2vec query`: a --device, --arch or --weights that image files would be refused for ends the
+    command before the prompt, with the extractor's message (`im2vec extract`'s), not at the first
+    image file; nothing is built or loaded for it (:func:`gensim_im2vec.query.check_extractor_options`)."""
+    from gensim_im2vec.query import check_extractor_options
+
+    try:
+        check_extractor_options(getattr(model, "image_features_metadata", None), **options)
+    except (ValueError, TypeError, OSError) as e:
+        raise click.ClickException(f"cannot extract features for image files: {e}") from e
+
+
+def _evaluation_tables(path: str) -> str | dict:
+    """What ``write_report(evaluation=...)`` takes for the JSON at `path`: the path itself when it
+    holds an EvaluationReport (``im2vec evaluate --json``'s output: shown as the tables ``im2vec
+    evaluate`` prints, with a link to the file), else {title: rows} from a list of rows or an
+    object of such lists (rendered as they are)."""
     import json
+
+    from gensim_im2vec.evaluate import EvaluationReport
 
     expected = "expected a JSON list of rows or an object of such lists (`im2vec evaluate --json`'s output)"
     try:
@@ -1094,6 +1122,13 @@ def _evaluation_tables(path: str) -> dict:
     if isinstance(data, list):
         return {"": data}
     if isinstance(data, dict):
+        rows = data.get("image_tagging")
+        if isinstance(rows, list) and all(isinstance(r, dict) and "metrics" in r for r in rows):
+            try:  # an EvaluationReport's JSON: checked here, read again by write_report
+                EvaluationReport.from_dict(data)
+            except ValueError as e:
+                raise click.ClickException(f"--evaluation {path}: {e}") from None
+            return path
         titles = {"image_tagging": "Image → tag", "word_similarity": "Word similarity"}
         tables = {titles.get(k, k): v for k, v in data.items()
                   if isinstance(v, list) and all(isinstance(r, dict) for r in v)}

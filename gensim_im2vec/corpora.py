@@ -19,7 +19,9 @@ Readers:
 
 Malformed input (a wrong column count, bad UTF-8, broken JSON, a quote that opens a CSV field and
 never closes) is counted, skipped and summed up in :attr:`~_Corpus.stats` and in the log, never
-fatal; a record read after a repair is counted too (:attr:`CorpusStats.repaired`).
+fatal; a record read after a repair is counted too (:attr:`CorpusStats.repaired`: a stray quote
+that merged rows of a table, for one). A table whose header cannot be what was asked for (a column
+named twice, a ``;``-separated file read as comma-separated) is an error that says the fix.
 
 Image keys follow one rule shared with the feature extractor, the readers, ``im2vec normalize``
 and the data sets: prefix + the path relative to the root, without extension, with forward
@@ -261,7 +263,10 @@ class CorpusStats:
     repaired : collections.Counter
         Records read after a repair, by kind: ``literal_quote`` (a TSV field opens a double quote
         that does not close: read as the line stands, the quote a character, as YFCC100M and Flickr
-        exports write quotes).
+        exports write quotes); ``suspect_quote`` (a CSV/TSV field opens a double quote that closes
+        lines later, and every line from the one it opens on to the one it closes on reads as a row
+        of the table: rows merged by a stray quote, each read as its own row again, the quote a
+        character; the example names the lines, ``file:first-last``).
     examples : dict of str to list of str
         Up to five places (``file:line``) per skip reason or repair, to find the culprits.
     seconds : float
@@ -327,6 +332,10 @@ _HINTS = {
                  "line. Double a quote inside a field (\"\") or quote the whole field",
     "literal_quote": "literal_quote: a TSV field opens a double quote that does not close; the line was read as it "
                      "stands, the quote as a character",
+    "suspect_quote": "suspect_quote: a double quote opens a field that closes lines later, and every line between "
+                     "reads as a row of the table (the header's column count, image keys alike): a stray quote, "
+                     "not a field across lines. Each line was read as its own row, the quote as a character. Check "
+                     "those rows; double a quote inside a field (\"\") or quote the whole field",
 }
 
 
@@ -876,7 +885,10 @@ def _csv_rows(lines: _RecordLines, delimiter: str, field_limit: int) -> Iterator
     and be followed by a delimiter or the line's end. Otherwise it is a stray quote: in a CSV file
     the row it opens on is skipped and reading goes on at the next line; in a TSV file, where
     quotes are mostly text (YFCC100M, Flickr and database exports write no quoting), that line is
-    read as it stands, the quote a character.
+    read as it stands, the quote a character. A well-formed record across lines may still be rows
+    merged by a stray quote whose closing quote happens to end a field lines later: the caller,
+    which knows the header, tells them apart (:func:`_stray_quote_row`) while the record's lines are
+    still in ``lines.held``.
     """
     reader = csv.reader(lines, delimiter=delimiter, strict=True)
     tsv = delimiter == "\t"
@@ -906,6 +918,98 @@ def _csv_rows(lines: _RecordLines, delimiter: str, field_limit: int) -> Iterator
         yield lines.held[0][0] if lines.held else 0, row, None
 
 
+def _key_kind(cell: str) -> str | None:
+    """What an image-column cell looks like, to tell a row of a table from a line of prose: a
+    ``"number"`` (a photo id), an ``"image file"`` (a name or path with an image extension), a
+    ``"url"`` or a ``"name"`` (one token: a hash, a key); None when empty or when it is text with
+    whitespace and no image extension (prose, or a key that cannot be told from it)."""
+    s = cell.strip()
+    if not s:
+        return None
+    if s.isdigit():
+        return "number"
+    if s.lower().endswith(IMAGE_EXTENSIONS):
+        return "image file"
+    if any(c.isspace() for c in s):
+        return None
+    return "url" if "://" in s else "name"
+
+
+def _stray_quote_row(held: Sequence[tuple[int, str]], row: list[str], delimiter: str, width: int, column: int,
+                     field_limit: int) -> list[str] | None:
+    """For a record the csv reader read across lines (`held`: its ``(line number, line)`` pairs, `row`:
+    what the reader made of them): when it is rows of the table that a stray quote merged, the row of
+    its first line with that quote read as a character (the lines after it are then to be read again
+    as rows); None when it may be a real field across lines.
+
+    The rule: every line of the record reads as a row of the header's `width` (the first line with
+    the quote that opens the field across lines read as a character, every later line read alone as
+    the csv module reads one line), and the image-column cells (`column`) of all these rows look
+    alike (:func:`_key_kind`: all photo ids, all image file names, all URLs or all one-token names).
+    A field across lines holds text, whose lines rarely each split into `width` cells with a key
+    where the image column is: a blank line, a line with fewer or more delimiters, or one whose
+    image cell is prose or of another kind than the first line's keeps the field whole. A table of
+    one column cannot tell, and keeps the field.
+    """
+    if width < 2 or len(held) < 2:
+        return None
+    s = next((i for i, v in enumerate(row) if "\n" in v), None)
+    if s is None:
+        return None
+    first = held[0][1]
+    tail = row[s].split("\n", 1)[0].replace('"', '""')  # the field's text on the first line, as written
+    start = len(first) - len(tail) - 1  # where its opening quote stands
+    if start < 0 or first[start] != '"' or not first.endswith(tail):
+        return None
+    rows = [row[:s] + first[start:].split(delimiter)]
+    for _, line in held[1:]:
+        try:
+            rows.append(_next_row(csv.reader([line + "\n"], delimiter=delimiter), field_limit))
+        except csv.Error:
+            return None
+    if any(len(r) != width for r in rows):
+        return None
+    kinds = {_key_kind(r[column]) for r in rows}
+    if len(kinds) != 1 or None in kinds:
+        return None
+    return rows[0]
+
+
+#: Column separators a header of one column is checked for (the first that splits it into the columns asked
+#: for is named in the error), and their names.
+_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe", ",": "comma"}
+
+
+def _header_problem(path: str, header: list[str], wanted: Sequence[str], delimiter: str) -> str | None:
+    """What is wrong with a CSV/TSV `header` for the columns `wanted` (a message naming the fix), or None.
+
+    A column asked for that the header names twice (a row would keep one of the two values, the
+    other's words lost without a word); columns asked for that are not in it, and when the header
+    is one column that another separator splits into names holding them (a ``;``-separated file
+    read as comma-separated: every row one field), which `delimiter` to pass."""
+    for name in dict.fromkeys(wanted):
+        at = [i + 1 for i, h in enumerate(header) if h == name]
+        if len(at) > 1:
+            return (f"{path}: the header names the column {name!r} more than once, as columns "
+                    f"{' and '.join(map(str, at))} (counting from 1), and a row keeps only one of them: the other's "
+                    f"words would be lost. Rename one in the header (e.g. {name + '_2'!r}) and pass both "
+                    f"(text_columns / tag_columns take several).")
+    missing = [c for c in dict.fromkeys(wanted) if c not in header]
+    if not missing:
+        return None
+    if len(header) == 1:
+        for d, what in _DELIMITERS.items():
+            names = [h.strip() for h in header[0].split(d)]
+            if d != delimiter and len(names) > 1 and all(c in names for c in missing):
+                fix = ("format='tsv' or delimiter='\\t' (im2vec normalize --format tsv)" if d == "\t"
+                       else f"delimiter={d!r} to TableCorpus (im2vec normalize --delimiter '{d}')")
+                return (f"{path}: the header is one column, {header[0]!r}, and looks {what}-separated ({d!r}): "
+                        f"split on {d!r} it names {names}. The file is read with the delimiter {delimiter!r}, so "
+                        f"every row would be one field; pass {fix}.")
+    return (f"{path}: columns {missing} not in the header {header}; pick from the header (image_column / "
+            f"text_columns / tag_columns).")
+
+
 class TableCorpus(_Corpus):
     """Documents from a CSV / TSV / JSONL table with an image column and text columns.
 
@@ -923,6 +1027,12 @@ class TableCorpus(_Corpus):
         Columns of tags: a JSON list (JSONL) or a string split on `tag_sep`.
     format : {"auto", "csv", "tsv", "jsonl"}
         "auto" decides by the file name (``.jsonl``/``.ndjson``, ``.tsv``, else CSV).
+    delimiter : str, optional
+        The column separator of a CSV/TSV table, one character (``";"`` for the CSV files of a
+        spreadsheet set to a language that writes decimal commas, ``"|"``). None: ``","`` for CSV,
+        a tab for TSV. A tab reads as TSV does (a quote that does not close is a character). A
+        header that is one column which another separator splits into the columns asked for is an
+        error naming that separator; not allowed with JSONL.
     tag_sep : str
         Separator of tags within a string cell.
     prefix, normalizer, keys, exclude, min_tokens, limit, max_line_bytes
@@ -937,6 +1047,24 @@ class TableCorpus(_Corpus):
         ``bad_quote``, naming the line); in a TSV file that line is read as it stands, the quote as
         a character (counted in :attr:`CorpusStats.repaired` as ``literal_quote``), as YFCC100M
         and Flickr exports write quotes. Quoting as the csv module and pandas write it is read.
+
+        A quote that closes lines later at the end of a field is well-formed, and may still be a
+        stray one that merged the rows between into one field. The rule that tells them apart: when
+        every line of the record reads as a row of the header's column count (the first with its
+        opening quote read as a character, each later one alone) and their image-column cells look
+        alike (all photo ids, all image file names, all URLs, or all one-token names; not prose),
+        the lines are rows: each is read as its own row, counted in :attr:`CorpusStats.repaired` as
+        ``suspect_quote`` with the lines it spans (``file:2-4``) and warned about. A caption across
+        lines has lines of prose (a line without the column's delimiters, a blank line, words before
+        the first delimiter), so it stays one field; a table of one column keeps it too.
+
+    Raises
+    ------
+    ValueError
+        On iteration, for a CSV/TSV header that lacks a column asked for (saying which separator
+        the file looks separated by, when the header is one column that another one splits into
+        the columns asked for), or that names a column asked for twice (naming both positions;
+        a column not asked for may repeat).
     """
 
     name = "table"
@@ -952,6 +1080,7 @@ class TableCorpus(_Corpus):
         text_columns: Sequence[str] = (),
         tag_columns: Sequence[str] = (),
         format: Literal["auto", "csv", "tsv", "jsonl"] = "auto",
+        delimiter: str | None = None,
         tag_sep: str = ",",
         prefix: str = IMAGE_PREFIX,
         normalizer: Normalizer | None = None,
@@ -974,7 +1103,15 @@ class TableCorpus(_Corpus):
             format = "jsonl" if low.endswith((".jsonl", ".ndjson", ".json")) else "tsv" if low.endswith(".tsv") else "csv"
         if format not in ("csv", "tsv", "jsonl"):
             raise ValueError(f"format must be 'auto', 'csv', 'tsv' or 'jsonl', got {format!r}.")
+        if delimiter is not None:
+            if format == "jsonl":
+                raise ValueError(f"delimiter={delimiter!r} applies to CSV/TSV tables, and {self.path} is read as "
+                                 f"JSONL; leave it out, or pass format='csv'.")
+            if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\r\n':
+                raise ValueError(f"delimiter must be one character other than a double quote or a line break "
+                                 f"(',', ';', '\\t', '|'), got {delimiter!r}.")
         self.format = format
+        self.delimiter = delimiter if delimiter is not None else "\t" if format == "tsv" else ","
         self.image_column = image_column
         self.text_columns = tuple(text_columns)
         self.tag_columns = tuple(tag_columns)
@@ -1011,7 +1148,8 @@ class TableCorpus(_Corpus):
         field_limit = min(max(self.max_line_bytes, _CSV_FIELD_LIMIT), _C_LONG_MAX)
         lines = _RecordLines(_iter_lines(path, stats, self.max_line_bytes), self.max_quoted_lines or sys.maxsize,
                              field_limit)
-        rows = _csv_rows(lines, "\t" if self.format == "tsv" else ",", field_limit)
+        delimiter = self.delimiter
+        rows = _csv_rows(lines, delimiter, field_limit)
         header: list[str] | None = []
         while header == []:  # blank lines before the header (a file that is only a byte order mark)
             lineno, header, problem = next(rows, (0, None, None))
@@ -1024,21 +1162,30 @@ class TableCorpus(_Corpus):
                 stats.lines -= 1  # the header (or a blank line before it) is not a record
         if header is None:
             return
-        missing = [c for c in (self.image_column, *self.text_columns, *self.tag_columns) if c not in header]
-        if missing:
-            raise ValueError(f"{path}: columns {missing} not in the header {header}; pick from the header (image_column / text_columns / tag_columns).")
-        width = len(header)
+        problem = _header_problem(path, header, (self.image_column, *self.text_columns, *self.tag_columns),
+                                  delimiter)
+        if problem:
+            raise ValueError(problem)
+        width, column = len(header), header.index(self.image_column)
         for lineno, row, problem in rows:
-            where = f"{path}:{lineno}"
+            where = repaired_at = f"{path}:{lineno}"
             if row is None:
                 stats.skip(problem, where)
                 continue
+            if len(lines.held) > 1 and not problem:
+                # a record across lines (`rows` waits at its yield: `lines.held` still holds its lines):
+                # rows of the table merged by a stray quote are read as rows again
+                first = _stray_quote_row(lines.held, row, delimiter, width, column, field_limit)
+                if first is not None:
+                    repaired_at = f"{where}-{lines.held[-1][0]}"
+                    lines.again_after_first()
+                    row, problem = first, "suspect_quote"
             if len(row) != width:
                 if row:  # blank lines are not records
                     stats.skip("wrong_columns", where)
                 continue
             if problem:
-                stats.repair(problem, where)
+                stats.repair(problem, repaired_at)
             yield where, dict(zip(header, row, strict=True))
 
     def _documents(self, stats: CorpusStats) -> Iterator[list[str]]:

@@ -436,13 +436,20 @@ def evaluate_trained(cfg: DemoConfig, model, text_model, splits: dict | None = N
     :func:`open_features`; a saved model keeps only its own images' rows). `kwargs` go to
     ``run_evaluation`` (e.g. ``baselines=("ridge", "knn")``); by default the model-free baselines'
     rows are cached in ``OUT/evaluation/baselines-cache.json`` (``baseline_cache=None``: not), so
-    the second mode's evaluation, or ``im2vec evaluate --demo``, reuses the first one's."""
+    the second mode's evaluation, or ``im2vec evaluate --demo``, reuses the first one's.
+
+    The report's ``info`` also says which images the split held: ``eval_set``,
+    ``n_test_images_in_split`` and ``n_train_images_in_split`` (the evaluation scores the held-out
+    images with features and a candidate tag, ``n_test_images``, and the baselines learn from the
+    training images with features and a tag, ``n_train_images``)."""
+    from gensim_im2vec.datasets import load_split
     from gensim_im2vec.evaluate import run_evaluation
 
     kwargs.setdefault("baseline_cache", _paths(cfg)["eval"] / BASELINE_CACHE)
 
     feats = features if features is not None else open_features(cfg)
-    data = evaluation_data(cfg, feats, split=splits[cfg.eval_set] if splits else None)
+    split = splits[cfg.eval_set] if splits else load_split(_paths(cfg)["data"] / cfg.eval_set)
+    data = evaluation_data(cfg, feats, split=split)
     is_image = getattr(model, "is_image", None)
     seen = [k for k in data.test_keys if is_image is not None and is_image(k)]
     if seen:  # e.g. a model left in OUT/models by a run with another --limit: its split differs
@@ -456,10 +463,13 @@ def evaluate_trained(cfg: DemoConfig, model, text_model, splits: dict | None = N
     analogies = analogy_questions(cfg, model, splits=splits, docs=docs, features=feats)
     if cfg.mode == "joint":  # the id-token baseline sees the image documents as often as the model did
         docs = docs * max(1, cfg.image_epochs // cfg.text_epochs)
-    return run_evaluation(
+    report = run_evaluation(
         model, rows(data.test_keys), data.test_tags, data.candidates, zero_shot=data.zero_shot,
         train_features=rows(data.train_keys), train_tags=data.train_tags, train_keys=data.train_keys,
         train_docs=docs, text_model=text_model, seed=cfg.seed, analogies=analogies, **kwargs)
+    report.info.update(eval_set=cfg.eval_set, n_test_images_in_split=len(split.test),
+                       n_train_images_in_split=len(split.train))
+    return report
 
 
 def evaluate_model(cfg: DemoConfig, steps: Steps, model_path: Path, words_path: Path, model, features) -> str:
@@ -590,7 +600,8 @@ def image_paths(cfg: DemoConfig) -> dict[str, str]:
 
 def write_demo_report(cfg: DemoConfig, steps: Steps, model_path: Path, model, features) -> Path:
     """The static HTML report of `model` (loaded from `model_path`; held-out images from
-    `features`): thumbnails, predicted vs true tags, the evaluation table, a 2-D map."""
+    `features`): thumbnails, predicted vs true tags, the evaluation's tables (those of
+    ``OUT/evaluation/evaluation-<mode>.txt``, from its JSON, linked), a 2-D map."""
     from gensim_im2vec.report import write_report
 
     out = _paths(cfg)["report"] / cfg.mode
@@ -600,11 +611,8 @@ def write_demo_report(cfg: DemoConfig, steps: Steps, model_path: Path, model, fe
         feats = features
         data = evaluation_data(cfg, feats)
         keys = data.test_keys[:: max(1, len(data.test_keys) // 60)][:60]
-        evaluation = None
-        if eval_json.exists():
-            ev = json.loads(eval_json.read_text())
-            evaluation = {"Image tagging (held-out images)": ev.get("image_tagging") or [],
-                          "Word similarity": ev.get("word_similarity") or []}
+        # the EvaluationReport's JSON: the tables evaluation-<mode>.txt prints, the page links the file
+        evaluation = eval_json if eval_json.exists() else None
         words = [w for w in ("red", "dog", "cat", "car", "flower", "tree", "house", "music", "food", "star",
                              "heart", "sun") if w in model.wv]
         write_report(model, out, test_keys=keys,
@@ -616,7 +624,7 @@ def write_demo_report(cfg: DemoConfig, steps: Steps, model_path: Path, model, fe
 
     steps.run(f"report-{cfg.mode}", {"model": Steps.digest({"m": os.path.getmtime(model_path)}),
                                      "eval": Steps.digest({"e": os.path.getmtime(eval_json)})
-                                     if eval_json.exists() else None, "code": _code("report")},
+                                     if eval_json.exists() else None, "code": _code("report", "evaluate")},
               [out / "index.html"], run)
     return out / "index.html"
 

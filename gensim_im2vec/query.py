@@ -82,6 +82,7 @@ __all__ = [
     "PROMPT",
     "FileFeaturizer",
     "QuerySession",
+    "check_extractor_options",
     "extractor_settings",
     "format_neighbours",
     "make_featurizer",
@@ -301,8 +302,7 @@ def make_featurizer(metadata: dict, *, store=None, device: str = "auto", **overr
         metadata["weights"] = given["weights"]
     settings = extractor_settings(metadata)
     settings.update(given)
-    if isinstance(settings.get("weights"), str) and settings["weights"].lower() == "none":
-        settings["weights"] = None  # random weights, as `im2vec extract --weights none` writes them
+    settings["weights"] = _weights_none(settings.get("weights"))
     pca = None
     if metadata.get("pca"):
         if store is None:
@@ -324,6 +324,69 @@ def make_featurizer(metadata: dict, *, store=None, device: str = "auto", **overr
     return FileFeaturizer(fx, normalisation=metadata.get("normalisation") or "none", pca=pca)
 
 
+def _weights_none(weights):
+    """``"none"`` (any case) is random weights, as ``im2vec extract --weights none`` writes them: None."""
+    return None if isinstance(weights, str) and weights.lower() == "none" else weights
+
+
+def check_extractor_options(metadata: dict | None, *, device: str | None = None, **overrides) -> None:
+    """Refuse now the options :func:`make_featurizer` would refuse at the first image file.
+
+    A session builds its feature extractor at the first image file (building it loads the CNN);
+    a device that is not there or weights the arch does not have were reported only then. Here
+    they are checked by the :class:`~gensim_im2vec.features.FeatureExtractor`'s own checks (the
+    same messages as ``im2vec extract``), without building it: no CNN is built, no weights are
+    loaded or downloaded (a checkpoint file is only hashed). Only what is given is checked.
+
+    Parameters
+    ----------
+    metadata : dict or None
+        ``model.image_features_metadata``: its ``arch`` is the one `weights` must belong to, when
+        no ``arch`` is given.
+    device : str, optional
+        "auto", "cpu", "cuda" or "cuda:N"; None or "auto": not checked (auto always works).
+    **overrides
+        ``arch``, ``weights`` (a name, ``"DEFAULT"``, a checkpoint path, or ``"none"``), as for
+        :func:`make_featurizer`; None: not given. Others (``layer``, ``seed``) are not checked here:
+        a layer is checked against the model's graph when the extractor is built.
+
+    Raises
+    ------
+    ValueError
+        An unknown arch, a device that is not a device or is not on this machine (``cuda:7`` on a
+        machine with one GPU, or none), weights that `arch` does not have.
+    FileNotFoundError
+        A checkpoint path that does not exist.
+
+    Without torchvision (the ``vision`` extra) nothing is checked: the first image file says what
+    to install, and words and image keys work without it.
+
+    Examples
+    --------
+    >>> check_extractor_options({"arch": "resnet18"}, device="cpu", weights="none")
+    >>> check_extractor_options({"arch": "resnet18"}, device="banana")
+    Traceback (most recent call last):
+    ...
+    ValueError: device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'banana'.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if device in (None, "auto") and "arch" not in given and "weights" not in given:
+        return  # nothing to check: no need to import torch
+    try:
+        from gensim_im2vec.features import _check_arch, _resolve_device, _resolve_weights
+    except ImportError:
+        return
+    arch = given.get("arch") or (metadata or {}).get("arch")
+    if "arch" in given:
+        _check_arch(given["arch"])
+    if device not in (None, "auto"):
+        _resolve_device(device)
+    if "weights" in given and arch:  # without an arch, the first image file says to give one
+        if "arch" not in given:
+            _check_arch(arch)
+        _resolve_weights(arch, _weights_none(given["weights"]))
+
+
 # ----------------------------------------------------------------------------- the session
 class QuerySession:
     """Answers queries about one model; :func:`query_loop` wraps it in a prompt.
@@ -341,7 +404,9 @@ class QuerySession:
     store : str, os.PathLike or FeatureStore, optional
         The model's feature store (for its PCA), passed to :func:`make_featurizer`.
     extractor_options : dict, optional
-        ``device``, ``arch``, ``weights``, ``layer`` for :func:`make_featurizer`.
+        ``device``, ``arch``, ``weights``, ``layer`` for :func:`make_featurizer`. Without a
+        `featurizer_factory`, a bad device, arch or weights name raises here
+        (:func:`check_extractor_options`), not at the first image file.
     zero_shot_words : sequence of str, optional
         Words that every image answer also ranks by cosine to the image (e.g. held-out tags that
         never met a training image): the best `topn` of them, in a table titled "Given words
@@ -349,6 +414,12 @@ class QuerySession:
         the model does not have (or an image key) raises ``KeyError`` naming it; a model word
         without a trained input vector (:attr:`Im2Vec.word_space_keys`) is named under the table,
         not ranked.
+
+    Raises
+    ------
+    ValueError, FileNotFoundError
+        `extractor_options` that the feature extractor would refuse (see
+        :func:`check_extractor_options`).
     """
 
     def __init__(self, model, *, topn: int = 10, featurizer_factory: FeaturizerFactory | None = None,
@@ -356,6 +427,8 @@ class QuerySession:
                  zero_shot_words: Sequence[str] | None = None) -> None:
         if not is_int(topn) or topn < 1:
             raise ValueError(f"topn must be a positive int, got {topn!r}.")
+        if featurizer_factory is None:
+            check_extractor_options(getattr(model, "image_features_metadata", None), **dict(extractor_options or {}))
         if zero_shot_words is not None:
             zero_shot_words = list(dict.fromkeys(zero_shot_words))
             missing = model.unknown_words(zero_shot_words)

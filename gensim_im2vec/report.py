@@ -23,15 +23,19 @@ Sections of ``index.html``:
    restrict="tags")``), next to its true tags; a listed tag that is a true tag is marked, and P@k
    is given per image;
 2. **Words and their nearest images** among the model's images and the held-out ones;
-3. **Evaluation**: any table(s) of rows (a list of dicts, e.g. from
-   :mod:`gensim_im2vec.evaluate`), rendered as HTML tables;
+3. **Evaluation**: an :class:`~gensim_im2vec.evaluate.EvaluationReport` (or the path of its JSON,
+   :meth:`~gensim_im2vec.evaluate.EvaluationReport.save_json`) as the tables ``im2vec evaluate``
+   prints (:meth:`~gensim_im2vec.evaluate.EvaluationReport.format_table`: same columns, headings
+   and figures, built from :meth:`~gensim_im2vec.evaluate.EvaluationReport.table_rows`), targets
+   met or missed marked; or any table(s) of rows (a list of dicts, or {title: rows}), rendered as
+   they are;
 4. **Map** of the words and images of the one space (their ``model.wv`` vectors; held-out images
    by ``model.project``).
 
 Example on the synthetic corpus with generated images (t-SNE; ``method="auto"`` takes UMAP when
 ``umap-learn`` is installed):
 
->>> import os, tempfile
+>>> import os, re, tempfile
 >>> from PIL import Image
 >>> from gensim_im2vec import Im2Vec
 >>> from gensim_im2vec.report import write_report
@@ -53,6 +57,18 @@ Example on the synthetic corpus with generated images (t-SNE; ``method="auto"`` 
 ...                      map_method="pca")
 >>> sorted(os.listdir(os.path.dirname(index)))
 ['.im2vec-report', 'index.html', 'map.png', 'thumbs']
+
+The evaluation as ``im2vec evaluate`` prints it, from an
+:class:`~gensim_im2vec.evaluate.EvaluationReport` (:func:`~gensim_im2vec.evaluate.run_evaluation`'s
+result, or ``EvaluationReport.load_json(path)``; a path to that JSON works too, and the page links it):
+
+>>> from gensim_im2vec.evaluate import EvaluationReport, TaggingResult
+>>> prior = TaggingResult("tag prior", "tag frequency", metrics={"all": {"p@1": 0.1, "map": 0.19}})
+>>> ev = EvaluationReport(rows=[prior], info={"n_test_images": 6, "n_candidates": 3})
+>>> index = write_report(model, os.path.join(tmp, "report"), evaluation=ev, map_words=0, map_images=0)
+>>> section = index.read_text(encoding="utf-8").split('<section id="evaluation">')[1]
+>>> re.findall(r"<t[hd][^>]*>([^<]*)</t[hd]>", section)  # the columns and figures ``print(ev)`` shows
+['method', 'P@1', 'mAP', 'note', 'tag prior', '0.100', '0.190', 'tag frequency']
 """
 
 from __future__ import annotations
@@ -65,14 +81,19 @@ import math
 import os
 import re
 import time
+import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gensim_im2vec.fileio import atomic_path, atomic_write_bytes, check_output_folder
 from gensim_im2vec.keys import check_image_keys
 from gensim_im2vec.validation import is_int, l2_normalize
+
+if TYPE_CHECKING:
+    from gensim_im2vec.evaluate import EvaluationReport
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +121,10 @@ img.thumb{max-width:%(thumb)dpx;max-height:%(thumb)dpx;border:1px solid #ccc;bac
 .noimg{display:inline-block;width:%(thumb)dpx;height:%(thumb)dpx;line-height:%(thumb)dpx;background:#eee;
   color:#999;text-align:center;font-size:.8em}
 img.map{max-width:100%%;border:1px solid #ccc}
+th.num{text-align:right}td.met{font-weight:bold;text-align:center}td.met.yes{background:#c8f0c8;color:#135c13}
+td.met.no{background:#f8cccc;color:#a00}
+tr.delta td{border-top:2px solid #999}
+ul.space li{margin:2px 0}
 """
 
 
@@ -349,7 +374,8 @@ def write_report(
     test_features=None,
     true_tags: Mapping[str, Iterable[str]] | Sequence[Iterable[str]] | None = None,
     image_paths: Mapping[str, str | os.PathLike] | None = None,
-    evaluation: Sequence[Mapping] | Mapping[str, Sequence[Mapping]] | None = None,
+    evaluation: EvaluationReport | str | os.PathLike | Sequence[Mapping] | Mapping[str, Sequence[Mapping]]
+    | None = None,
     words: Sequence[str] | None = None,
     topn: int = 5,
     max_test_images: int = 60,
@@ -381,8 +407,10 @@ def write_report(
     image_paths : mapping key → file, optional
         Image files for thumbnails, for model images and held-out images alike (keys with the
         image prefix, ``img:…``). Images without a file are shown as a grey box.
-    evaluation : list of dict, or mapping title → list of dict, optional
-        Evaluation table(s): one dict per row (nested dicts become ``"outer inner"`` columns).
+    evaluation : EvaluationReport, path, list of dict, or mapping title → list of dict, optional
+        An :class:`~gensim_im2vec.evaluate.EvaluationReport`, or the path of its JSON (its
+        ``save_json``; the page links the file): shown as the tables its ``format_table`` prints.
+        Any other table(s): one dict per row (nested dicts become ``"outer inner"`` columns).
     words : sequence of str, optional
         Words whose nearest images are shown; default: the `n_words` most frequent image tags.
         Words not in the vocabulary are listed as missing.
@@ -420,6 +448,7 @@ def write_report(
             raise ValueError(f"test_features: expected shape ({len(test_keys)}, n_features) for {len(test_keys)} "
                              f"test_keys, got {feats.shape}.")
         check_image_keys(test_keys, name="write_report test_keys")  # before anything is written
+    evaluation, eval_source = _read_evaluation(evaluation)  # before anything is written
     out = Path(out_dir)
     check_output_folder(out, command="the report", owned=_earlier_report, marker=f"{MARKER} or report index.html",
                         writes=("index.html", "map.png", "thumbs"))
@@ -432,7 +461,7 @@ def write_report(
     sections = [
         _heldout_section(model, thumbs, test_keys, feats, tags_true, shown, topn) if shown else None,
         _words_section(model, thumbs, words, known, test_keys, feats, topn) if words else None,
-        _evaluation_section(evaluation) if evaluation else None,
+        _evaluation_section(evaluation, eval_source, out) if evaluation is not None else None,
         _map_section(model, thumbs, known, test_keys, feats, shown, map_words=map_words, map_images=map_images,
                      map_method=map_method, seed=seed) if map_words or map_images else None,
     ]
@@ -574,8 +603,74 @@ def _words_section(model, thumbs: _Thumbnails, words, known, test_keys, feats, t
         + "</section>")
 
 
-def _evaluation_section(evaluation) -> str:
-    """The evaluation table(s): one list of row dicts, or {title: rows}."""
+def _read_evaluation(evaluation):
+    """(evaluation, the path of its JSON or None): a path is read as an EvaluationReport's JSON."""
+    if isinstance(evaluation, (str, os.PathLike)):
+        from gensim_im2vec.evaluate import EvaluationReport
+
+        try:
+            return EvaluationReport.load_json(evaluation), Path(evaluation)
+        except ValueError as e:
+            raise ValueError(f"write_report evaluation: {e} To show plain rows, pass the list of dicts or "
+                             f"{{title: rows}} itself, not a file.") from None
+    return evaluation, None
+
+
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]], css: str) -> str:
+    """An HTML table of printed figures (str cells, as in EvaluationReport.table_rows): numbers
+    right-aligned; a "met" column marked yes/no by class; a Δ row set apart."""
+    num = [i > 0 and h not in ("note", "met") for i, h in enumerate(header)]
+    head = "".join(f'<th class="num">{html.escape(h)}</th>' if is_num else f"<th>{html.escape(h)}</th>"
+                   for h, is_num in zip(header, num))
+    body = []
+    for row in rows:
+        cells = []
+        for h, is_num, text in zip(header, num, row):
+            if h == "met":
+                cls = f"met {'yes' if text == 'yes' else 'no'}"
+            else:
+                cls = "num" if is_num else ""
+            cells.append(f'<td class="{cls}">{html.escape(text)}</td>' if cls else f"<td>{html.escape(text)}</td>")
+        tr = '<tr class="delta">' if row and row[0].startswith("Δ") else "<tr>"
+        body.append(tr + "".join(cells) + "</tr>")
+    return (f'<table class="eval {css}"><thead><tr>{head}</tr></thead><tbody>\n' + "\n".join(body)
+            + "\n</tbody></table>")
+
+
+def _report_tables(report: EvaluationReport, source: Path | None, out: Path) -> list[str]:
+    """An EvaluationReport as the tables and lines of its format_table, in HTML."""
+    where = "the evaluation's JSON (EvaluationReport.save_json)"
+    if source is not None:
+        try:
+            href = urllib.request.pathname2url(os.path.relpath(source, out))
+            where = (f'<a href="{html.escape(href, quote=True)}"><code>{html.escape(os.fspath(source))}</code></a>')
+        except ValueError:  # another drive (Windows): no relative link
+            where = f"<code>{html.escape(os.fspath(source))}</code>"
+    parts = [f'<p class="meta">The tables <code>im2vec evaluate</code> prints (figures as printed); every '
+             f"figure (R@1, P@10, counts per scope, timings, settings) is in {where}.</p>"]
+    for part in report.table_rows():
+        if part["title"]:
+            parts.append(f"<h3>{html.escape(part['title'])}</h3>")
+        if "header" in part:
+            parts.append(_html_table(part["header"], part["rows"], part["name"].replace("_", "-")))
+        elif part["name"] == "space":
+            parts.append('<ul class="space">' + "".join(f"<li>{html.escape(x)}</li>" for x in part["lines"])
+                         + "</ul>")
+        else:
+            parts.extend(f'<p class="meta">{html.escape(x)}</p>' for x in part["lines"])
+    return parts
+
+
+def _evaluation_section(evaluation, source: Path | None = None, out: Path = Path(".")) -> str:
+    """The evaluation: an EvaluationReport's tables (`source`: its JSON, linked from `out`), or
+    generic table(s): one list of row dicts, or {title: rows}."""
+    from gensim_im2vec.evaluate import EvaluationReport
+
+    if isinstance(evaluation, EvaluationReport):
+        parts = _report_tables(evaluation, source, out)
+        return '<section id="evaluation"><h2>Evaluation</h2>' + "\n".join(parts) + "</section>"
+    if not evaluation:
+        return ""
     tables = evaluation.items() if isinstance(evaluation, Mapping) else [("", evaluation)]
     parts = []
     for name, rows in tables:

@@ -1,6 +1,8 @@
 """Defects of the document readers found in an audit: a stray double quote in a CSV/TSV field that
 swallowed the rows after it, a UTF-8 byte order mark that lost the first image of a documents file
-read by ``corpus_file=`` or ``im2vec train``, and ``fields=("machine_tags",)`` that gave no word."""
+read by ``corpus_file=`` or ``im2vec train``, and ``fields=("machine_tags",)`` that gave no word; then a
+stray quote that closed at the end of a field lines later (the rows between merged into one caption), a
+header naming a column twice, and a ``;``-separated CSV read as comma-separated."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import gzip
 import io
 import logging
 import os
+import re
 
 import numpy as np
 import pytest
@@ -259,3 +262,97 @@ def test_a_malformed_record_is_warned_once_not_on_every_pass(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="gensim_im2vec.corpora"):
         list(corpus)
     assert caplog.text.count("malformed records") == 2
+
+
+# ----------------------------------------------------------------------------- 4. rows merged by a quote; headers
+
+
+@pytest.mark.parametrize("sep", [",", "\t"])
+def test_rows_merged_by_a_stray_quote_closing_at_a_field_end_are_read_as_rows(tmp_path, caplog, sep):
+    # was: [["img:1", "best", "sunset", "red", "car"], ...]: the quote on line 2 closed at the end of line 4, rows 2
+    # and 3 went into row 1's caption, and nothing was counted or said. Captions across lines stay one field.
+    lines = [("image", "caption"), ("1.jpg", '"Best sunset'), ("2.jpg", "red car"), ("3.jpg", 'said hi"'),
+             ("4.jpg", '"A caption'), ('across lines"',), ("5.jpg", '"Day one, beach'), ('Day two, park"',),
+             ("6.jpg", '"Monday'), ('Tuesday, rain"',), ("7.jpg", "ok go")]  # fmt: skip
+    path = tmp_path / ("t.tsv" if sep == "\t" else "t.csv")
+    path.write_text("\n".join(sep.join(x) for x in lines) + "\n")
+    corpus = TableCorpus(path, image_column="image", text_columns=["caption"])
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.corpora"):
+        docs = list(corpus)
+    assert docs == [["img:1", "best", "sunset"], ["img:2", "red", "car"], ["img:3", "said", "hi"],
+                    ["img:4", "caption", "across", "lines"], ["img:5", "day", "one", "beach", "day", "two", "park"],
+                    ["img:6", "monday", "tuesday", "rain"], ["img:7", "ok", "go"]]  # fmt: skip
+    assert corpus.stats.repaired == {"suspect_quote": 1} and not corpus.stats.skipped
+    assert corpus.stats.examples == {"suspect_quote": [f"{path}:2-4"]}
+    assert f"{path}:2-4" in caplog.text and "suspect_quote" in caplog.text and "stray quote" in caplog.text
+
+
+def test_merged_rows_keyed_by_photo_ids_with_the_quote_in_a_middle_column(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text('id,description,tags\n1001,"Sunset at,sea\n1002,red car,car\n1003,a 12",art\n1004,ok,dog\n'
+                    '1005,"Taken at the beach.\n\nCanon EOS, 50mm",sea\n')
+    corpus = TableCorpus(path, image_column="id", text_columns=["description"], tag_columns=["tags"])
+    assert list(corpus) == [["img:1001", "sea", "sunset"], ["img:1002", "car", "red", "car"], ["img:1003", "art"],
+                            ["img:1004", "dog", "ok"], ["img:1005", "sea", "taken", "beach", "canon", "eos", "50mm"]]
+    assert corpus.stats.examples == {"suspect_quote": [f"{path}:2-4"]}
+
+
+def test_a_header_naming_a_column_asked_for_twice_is_an_error_naming_both_positions(tmp_path):
+    # was: [["img:1", "dog"]]: the first tags column ("cat") was dropped without a word
+    path = tmp_path / "t.csv"
+    path.write_text("image,tags,caption,tags\n1.jpg,cat,a photo,dog\n")
+    with pytest.raises(ValueError, match=r"t\.csv: the header names the column 'tags' more than once, as columns 2 "
+                                         r"and 4 .*Rename one in the header \(e\.g\. 'tags_2'\)"):
+        list(TableCorpus(path, image_column="image", text_columns=["caption"], tag_columns=["tags"]))
+    path.write_text("image,notes,caption,notes\n1.jpg,x,sunny beach,y\n")  # a column not asked for may repeat
+    assert list(TableCorpus(path, image_column="image", text_columns=["caption"])) == [["img:1", "sunny", "beach"]]
+
+
+@pytest.mark.parametrize(("sep", "what", "fix"), [(";", "semicolon", "delimiter=';'"), ("|", "pipe", "delimiter='|'"),
+                                                  ("\t", "tab", "format='tsv'")])
+def test_a_table_separated_otherwise_says_which_separator_to_pass(tmp_path, sep, what, fix):
+    # was: "columns ['image', 'caption'] not in the header ['image;caption']", and no way to pass the separator
+    path = tmp_path / "t.csv"
+    path.write_text(sep.join(["image", "caption"]) + "\n" + sep.join(["1.jpg", '"a dog' + sep + ' brown"']) + "\n"
+                    + sep.join(["2.jpg", "a cat"]) + "\n")
+    with pytest.raises(ValueError, match=rf"looks {what}-separated .*pass {re.escape(fix)}"):
+        list(TableCorpus(path, image_column="image", text_columns=["caption"]))
+    corpus = TableCorpus(path, image_column="image", text_columns=["caption"], delimiter=sep)
+    assert list(corpus) == [["img:1", "dog", "brown"], ["img:2", "cat"]] and not corpus.stats.skipped
+
+
+def test_the_delimiter_is_checked(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("image;caption\n1.jpg;a cat\n")
+    for bad in ("ab", "", '"', "\n", 5):
+        with pytest.raises(ValueError, match="delimiter must be one character"):
+            TableCorpus(path, image_column="image", text_columns=["caption"], delimiter=bad)
+    (tmp_path / "t.jsonl").write_text('{"image": "1.jpg", "caption": "a cat"}\n')
+    with pytest.raises(ValueError, match="applies to CSV/TSV tables"):
+        TableCorpus(tmp_path / "t.jsonl", image_column="image", text_columns=["caption"], delimiter=";")
+
+
+@pytest.mark.parametrize("given, sep", [(";", ";"), ("|", "|"), ("tab", "\t"), ("\\t", "\t")])
+def test_im2vec_normalize_reads_a_table_with_the_delimiter_given(tmp_path, given, sep):
+    """``im2vec normalize --delimiter``: the CLI's way to the reader's `delimiter` (the error that
+    asks for one names it); 'tab' and a typed backslash-t mean a tab."""
+    from click.testing import CliRunner
+
+    from gensim_im2vec.cli import main
+
+    path = tmp_path / "t.csv"
+    path.write_text(sep.join(["image", "caption"]) + "\n" + sep.join(["1.jpg", "a brown dog"]) + "\n")
+    out = tmp_path / "docs.txt"
+    args = ["normalize", str(path), "-o", str(out), "--format", "csv", "--image-column", "image",
+            "--text-column", "caption"]
+    if sep != "\t":
+        refused = CliRunner().invoke(main, args)
+        assert refused.exit_code == 1 and f"im2vec normalize --delimiter '{sep}'" in refused.output
+    result = CliRunner().invoke(main, args + ["--delimiter", given])
+    assert result.exit_code == 0, result.output
+    assert out.read_text().split() == ["img:1", "brown", "dog"]
+    jsonl = tmp_path / "t.jsonl"
+    jsonl.write_text('{"image": "1.jpg", "caption": "a cat"}\n')
+    wrong = CliRunner().invoke(main, ["normalize", str(jsonl), "-o", str(tmp_path / "j.txt"), "--image-column",
+                                      "image", "--text-column", "caption", "--delimiter", ";"])
+    assert wrong.exit_code == 2 and "--delimiter" in wrong.output

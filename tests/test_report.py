@@ -1,6 +1,9 @@
 """The static HTML report: structure (parsed), files, the 2-D map, and a headless Chromium render."""
 
+import json
+import math
 import os
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -12,6 +15,7 @@ from PIL import Image, ImageDraw
 
 from gensim_im2vec import Im2Vec
 from gensim_im2vec import report as report_module
+from gensim_im2vec.evaluate import EvaluationReport, TaggingResult
 from gensim_im2vec.report import embed_2d, render_table, write_report
 from gensim_im2vec.synthetic import make_corpus
 
@@ -242,8 +246,11 @@ def test_cli_report_on_a_dataset_folder(tmp_path):
     page = _Page()
     text = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
     page.feed(text)
-    assert page.rows["tests"] == 7 and page.rows["words"] == 2 and page.rows["eval"] == 2 + 1 + 1 + 1
-    assert "metrics all map" in text and "Word similarity" in text
+    # an EvaluationReport's JSON (even a partial one): its readable tables, not "metrics all map" columns
+    assert page.rows["tests"] == 7 and page.rows["words"] == 2
+    assert page.rows["eval image-tagging"] == 2 + 1 and page.rows["eval word-similarity"] == 1 + 1
+    assert "metrics all map" not in text and "Word similarity" in text
+    assert '<th class="num">P@5</th><th class="num">mAP</th><th>note</th>' in text
     assert all((tmp_path / "out" / src).is_file() for src in page.imgs)
     # true tags come from the sidecars, normalised; the held-out images have thumbnails
     row = text.split("<td>img:shapes/blueg</td>", 1)[1].split("</tr>", 1)[0]
@@ -320,3 +327,206 @@ def test_a_replaced_report_keeps_only_its_own_thumbnails(built, tmp_path):
     shown = {Path(src).name for src in page.imgs if src and src.startswith("thumbs/")}
     left = {p.name for p in (out / "thumbs").iterdir()}
     assert left == shown and len(left) < len(first)
+
+
+# ---------------------------------------------------------------- the evaluation as `im2vec evaluate` prints it
+def _ev() -> EvaluationReport:
+    """A report with every part format_table prints: a not-applicable row, in-sample, the space's
+    checks, word similarity with its Δ row, and targets met (1, 2, 5, 7) and missed (3: ridge's
+    zero-shot mAP is higher; 4; 6)."""
+    def m(p1, mp, zs_map, seen_tag):
+        return {"all": {"p@1": p1, "p@5": p1 / 2, "r@10": 0.75, "map": mp, "tag_map": 0.4, "n_candidates": 30},
+                "seen": {"map": mp + 0.02, "tag_map": seen_tag}, "zero_shot": {"p@5": 0.1, "map": zs_map,
+                                                                               "tag_map": 0.05}}
+    rows = [TaggingResult("Im2Vec (cosine in model.wv)", "cosine in the space",
+                          metrics={**m(0.5, 0.6, 0.2, 0.3), "in_sample": {"map": 0.8, "n_images": 10}}, seconds=1.5),
+            TaggingResult("ridge → tag vectors", "linear <map> & cosine", metrics=m(0.4, 0.5, 0.3, 0.2)),
+            TaggingResult("kNN (k=20)", "supervised", metrics=m(0.45, 0.55, float("nan"), 0.35)),
+            TaggingResult("id-token Word2Vec", "cannot place unseen images", applicable=False,
+                          metrics={"in_sample": {"map": 0.9, "n_images": 10}})]
+    words = [{"model": "text-only Word2Vec", "wordsim353": 0.5, "simlex999": 0.3, "analogies": 0.2, "vocab": 100},
+             {"model": "Im2Vec words", "wordsim353": 0.49, "simlex999": float("nan"), "analogies": 0.19, "vocab": 110},
+             {"model": "Δ (Im2Vec − text)", "wordsim353": -0.01, "simlex999": float("nan"), "analogies": -0.01}]
+    space = {"one_space": {"n": 10, "nearest_image": 0.9, "nearest_word": 0.5, "own_tags": 0.4, "random_words": 0.0},
+             "image_to_image": {"k": 10, "model": 0.4, "raw_features": 0.3},
+             "analogies": {"n": 12, "hit@1": 0.25, "nearest_image_hit@1": 0.1, "bag_of_words_hit@1": 0.5}}
+    info = {"n_test_images": 20, "n_candidates": 30, "n_zero_shot_tags": 5, "seconds": 3.0}
+    return EvaluationReport(rows=rows, word_similarity=words, info=info, space=space)
+
+
+class _Cells(HTMLParser):
+    """The evaluation section's tables by class: rows of (text, td/th class)."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self._cell, self._cls = {}, None, None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "table":
+            self._rows = self.tables.setdefault(a.get("class"), [])
+        elif tag == "tr":
+            self._rows.append([])
+        elif tag in ("td", "th"):
+            self._cell, self._cls = "", a.get("class")
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self._rows[-1].append((self._cell, self._cls))
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+
+
+def _section(index) -> str:
+    return index.read_text(encoding="utf-8").split('<section id="evaluation">', 1)[1].split("</section>", 1)[0]
+
+
+def _text_row(table_text: str, first: str) -> list[str]:
+    """A row of format_table's text, split into its cells (columns are 2+ spaces apart)."""
+    line = next(x for x in table_text.splitlines() if x.startswith(first))
+    return re.split(r" {2,}", line)
+
+
+def test_an_evaluation_report_shows_the_tables_im2vec_evaluate_prints(built, tmp_path):
+    model = built[0]
+    ev = _ev()
+    index = write_report(model, tmp_path / "out", evaluation=ev, words=["class0"], map_words=0, map_images=0)
+    section = _section(index)
+    parser = _Cells()
+    parser.feed(section)
+    tables = {k: [[text for text, _ in row] for row in rows] for k, rows in parser.tables.items()}
+    assert list(tables) == ["eval image-tagging", "eval word-similarity", "eval targets"]
+    printed = ev.format_table()
+    # the tagging table: format_table's columns and headings, and a method's figures as printed
+    tagging = tables["eval image-tagging"]
+    assert tagging[0] == _text_row(printed, "method") == [
+        "method", "P@1", "P@5", "R@10", "mAP", "tag→img", "seen mAP", "ZS P@5", "ZS mAP", "ZS tag→img", "note"]
+    im2vec = next(r for r in tagging if r[0].startswith("Im2Vec"))
+    assert im2vec == _text_row(printed, "Im2Vec") == [
+        "Im2Vec (cosine in model.wv)", "0.500", "0.250", "0.750", "0.600", "0.400", "0.620", "0.100", "0.200",
+        "0.050", "cosine in the space"]
+    assert tagging[-1] == ["id-token Word2Vec", *["—"] * 9,
+                           "cannot place unseen images; in-sample mAP 0.900 on 10 training images"]
+    # every row of every table is a line of the printed text (same cells, same precision)
+    lines = {" ".join(x.split()) for x in printed.splitlines()}
+    for rows in tables.values():
+        for row in rows:
+            assert " ".join(" ".join(row).split()) in lines, row
+    assert tables["eval word-similarity"][-1][:4] == ["Δ (Im2Vec − text)", "-0.010", "—", "-1.0%"]
+    # the lines between the tables
+    for line in ("in-sample (training images&#x27; own tags, by their rows of model.wv): Im2Vec (cosine in "
+                 "model.wv) mAP 0.800", "The space itself (plain cosine in model.wv)",
+                 "one space, not two clouds (10 training images)", "hit@1 25.0%",
+                 "Word similarity (Spearman ρ) and analogies (top 30000 words)",
+                 "Image → tag on 20 held-out images, 30 candidate tags (5 zero-shot"):
+        assert line in section, line
+    # targets with their met column, marked by class
+    targets = parser.tables["eval targets"]
+    assert [t for t, _ in targets[0]] == ["target", "value", "bar", "compared with", "met"]
+    met = [(row[0][0].split(".")[0], row[-1]) for row in targets[1:]]
+    assert met == [("1", ("yes", "met yes")), ("2", ("yes", "met yes")), ("3", ("NO", "met no")),
+                   ("4", ("NO", "met no")), ("5", ("yes", "met yes")), ("6", ("NO", "met no")),
+                   ("7", ("yes", "met yes"))]
+    assert [t["ok"] for t in ev.targets()] == [m == "yes" for _, (m, _) in met]
+    assert "td.met.no{" in index.read_text(encoding="utf-8")  # styled
+    # readable: no internal names; text escaped; where the rest is
+    for internal in ("n_candidates", "metrics", "seconds", "zero_shot", "tag_map", "in_sample", "applicable"):
+        assert internal not in section, internal
+    assert "linear &lt;map&gt; &amp; cosine" in section and "<map>" not in section
+    assert "EvaluationReport.save_json" in section
+
+
+def test_an_evaluation_json_path_is_read_and_linked(built, tmp_path):
+    model = built[0]
+    ev = _ev()
+    ev.save_json(tmp_path / "ev" / "e v.json")
+    by_object = _section(write_report(model, tmp_path / "a", evaluation=ev, words=["class0"], map_words=0,
+                                      map_images=0))
+    index = write_report(model, tmp_path / "out", evaluation=tmp_path / "ev" / "e v.json", words=["class0"],
+                         map_words=0, map_images=0)
+    by_path = _section(index)
+    tables = by_path.split('<table class="eval image-tagging">', 1)[1]
+    assert tables == by_object.split('<table class="eval image-tagging">', 1)[1]  # the same tables, read back
+    href = re.search(r'<a href="([^"]+)"><code>[^<]*e v\.json</code></a>', by_path).group(1)
+    assert href == "../ev/e%20v.json" and (index.parent / "../ev/e v.json").is_file()
+    # a file that is not a report's: refused, naming it, before anything is written
+    (tmp_path / "rows.json").write_text(json.dumps([{"method": "m", "mAP": 0.5}]))
+    with pytest.raises(ValueError, match=r"rows\.json: .*'image_tagging' list, got list.*pass the list of dicts"):
+        write_report(model, tmp_path / "never", evaluation=str(tmp_path / "rows.json"), map_words=0, map_images=0)
+    assert not (tmp_path / "never").exists()
+
+
+def test_rows_of_dicts_render_as_they_are():
+    rows = [{"method": "im2vec", "metrics": {"all": {"map": 0.5}}, "seconds": 1.25}]
+    want = render_table(rows)
+    assert "<th>metrics all map</th>" in want
+    for evaluation, title in ((rows, ""), ({"My <table>": rows}, "<h3>My &lt;table&gt;</h3>")):
+        assert report_module._evaluation_section(evaluation) == (
+            f'<section id="evaluation"><h2>Evaluation</h2>{title}{chr(10) if title else ""}{want}</section>')
+
+
+def test_an_evaluation_report_round_trips_through_its_json(tmp_path):
+    ev = _ev()
+    for row in ev.rows:  # a column undefined for every method is still shown (as "—") after the trip
+        row.metrics.setdefault("all", {})["p@1"] = float("nan")
+    back = EvaluationReport.from_dict(ev.to_dict())
+    assert back.format_table() == ev.format_table() and "P@1" in back.format_table().splitlines()[1]
+    assert math.isnan(back.rows[0].metrics["all"]["p@1"]) and back.rows[0].seconds == 1.5
+    ev.save_json(tmp_path / "e.json")
+    assert EvaluationReport.load_json(tmp_path / "e.json").format_table() == ev.format_table()
+    assert back.to_dict() == ev.to_dict()
+    # format_table lays out table_rows: the same cells
+    parts = {p["name"]: p for p in ev.table_rows()}
+    assert list(parts) == ["image_tagging", "in_sample", "space", "word_similarity", "targets"]
+    assert parts["targets"]["met"] == [t["ok"] for t in ev.targets()]
+    for row in [parts["image_tagging"]["header"], *parts["image_tagging"]["rows"]]:
+        assert _text_row(ev.format_table(), row[0]) == row
+    # a damaged file names the culprit
+    bad = ev.to_dict()
+    del bad["image_tagging"][1]["method"]
+    with pytest.raises(ValueError, match=r"image_tagging\[1\]: expected an object with a 'method' string"):
+        EvaluationReport.from_dict(bad)
+    bad = ev.to_dict()
+    bad["image_tagging"][0]["metrics"]["all"]["map"] = "high"
+    with pytest.raises(ValueError, match=r"image_tagging\[0\] \('Im2Vec \(cosine in model.wv\)'\): 'metrics' must"):
+        EvaluationReport.from_dict(bad)
+    (tmp_path / "x.json").write_text("not json")
+    with pytest.raises(ValueError, match=r"x\.json: not a JSON file"):
+        EvaluationReport.load_json(tmp_path / "x.json")
+
+
+def test_cli_report_shows_an_evaluation_reports_json_and_plain_rows(built, tmp_path):
+    from click.testing import CliRunner
+
+    from gensim_im2vec.cli import main
+
+    model = built[0]
+    model.save(str(tmp_path / "m.model"))
+    ev = _ev()
+    ev.save_json(tmp_path / "evaluation.json")
+    (tmp_path / "rows.json").write_text(json.dumps([{"method": "im2vec", "zero-shot": {"mAP": 0.25}}]))
+    base = ["report", str(tmp_path / "m.model"), "--map-method", "pca", "--words", "class0"]
+    res = CliRunner().invoke(main, [*base, "-o", str(tmp_path / "r"), "--evaluation",
+                                    str(tmp_path / "evaluation.json")])
+    assert res.exit_code == 0, res.output
+    section = _section(tmp_path / "r" / "index.html")
+    parser = _Cells()
+    parser.feed(section)
+    assert [t for t, _ in parser.tables["eval image-tagging"][1]] == _text_row(ev.format_table(), "Im2Vec")
+    assert [c for _, c in parser.tables["eval targets"][3]][-1] == "met no"
+    assert "n_candidates" not in section and 'href="../evaluation.json"' in section
+    # a plain list of rows: one table as before
+    res = CliRunner().invoke(main, [*base, "-o", str(tmp_path / "p"), "--evaluation", str(tmp_path / "rows.json")])
+    assert res.exit_code == 0, res.output
+    section = _section(tmp_path / "p" / "index.html")
+    assert section == '<h2>Evaluation</h2>' + render_table([{"method": "im2vec", "zero-shot": {"mAP": 0.25}}])
+    # a damaged report's JSON names the file and the fault
+    bad = ev.to_dict()
+    bad["image_tagging"][0]["metrics"] = {"all": {"map": "high"}}
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    res = CliRunner().invoke(main, [*base, "-o", str(tmp_path / "b"), "--evaluation", str(tmp_path / "bad.json")])
+    assert res.exit_code != 0 and f"--evaluation {tmp_path / 'bad.json'}: EvaluationReport.from_dict" in res.output
+    assert "'metrics' must be" in res.output and not (tmp_path / "b" / "index.html").exists()

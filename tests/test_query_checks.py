@@ -1,0 +1,87 @@
+"""`im2vec query --device/--arch/--weights`: options the feature extractor refuses end the command before
+the prompt, with the extractor's own message (as `im2vec extract` gives it), and nothing is built for
+the check. They were reported only when the first image file was typed, after the session had begun."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from click.testing import CliRunner
+
+from gensim_im2vec import query
+from gensim_im2vec.cli import main
+from gensim_im2vec.query import PROMPT, QuerySession, query_loop
+
+pytest.importorskip("torchvision", reason="the extractor's checks need the [vision] extra")
+
+BAD = {
+    "no such device": ["--device", "banana"],
+    "a device not on this machine": ["--device", "cuda:7"],
+    "weights the arch does not have": ["--weights", "IMAGENET9K_V9"],
+    "an unknown arch": ["--arch", "resnet99"],
+    "a checkpoint that is not there": ["--weights", "{root}/missing.pth"],
+}
+
+
+def _extractor_message(model, options: list[str]) -> str:
+    """What FeatureExtractor says to these options, built as the model's features were made."""
+    from gensim_im2vec.features import FeatureExtractor
+
+    meta = model.image_features_metadata
+    kwargs = {"arch": meta["arch"], "weights": None, "device": "cpu"}
+    kwargs.update({options[0].lstrip("-"): options[1]})
+    with pytest.raises((ValueError, FileNotFoundError)) as e:
+        FeatureExtractor(**kwargs, num_workers=0, batch_size=1, progress=False)
+    return str(e.value)
+
+
+@pytest.fixture
+def no_extractor(monkeypatch):
+    """Building a FeatureExtractor (loading a CNN) fails the test: the checks must not need one."""
+    from gensim_im2vec import features
+
+    def built(*args, **kwargs):
+        raise AssertionError("a FeatureExtractor was built")
+
+    monkeypatch.setattr(features, "FeatureExtractor", built)
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_extractor_options_end_the_command_before_the_prompt(query_model, case, request):
+    # was: exit 0, the prompt, answers to words, and "Cannot extract features for image files: device: ..."
+    # only when an image file was typed
+    model, _, root, path, unseen = query_model
+    options = [o.format(root=root) for o in BAD[case]]
+    expected = _extractor_message(model, options)
+    request.getfixturevalue("no_extractor")
+    res = CliRunner().invoke(main, ["query", str(path), *options], input=f"red\n{unseen}\nEXIT\n")
+    assert res.exit_code == 1, res.output
+    assert res.output == f"Error: cannot extract features for image files: {expected}\n"
+    assert PROMPT not in res.output
+
+
+def test_the_session_refuses_bad_extractor_options_when_made(query_model):
+    model, *_ = query_model
+    with pytest.raises(ValueError, match="device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'banana'"):
+        QuerySession(model, extractor_options={"device": "banana"})
+    out = io.StringIO()
+    with pytest.raises(ValueError, match="'resnet18' has no weights 'IMAGENET9K_V9'"):
+        query_loop(model, io.StringIO("red\nEXIT\n"), out, extractor_options={"weights": "IMAGENET9K_V9"})
+    assert out.getvalue() == ""  # before any prompt
+    # a featurizer factory of one's own: the extractor options are not used, so not checked
+    QuerySession(model, extractor_options={"device": "banana"}, featurizer_factory=lambda meta: None)
+
+
+def test_good_or_absent_options_pass_the_checks_without_building_the_extractor(query_model, no_extractor):
+    model, _, _, path, _ = query_model
+    meta = model.image_features_metadata
+    query.check_extractor_options(meta)
+    query.check_extractor_options(meta, device="auto", layer="no such layer")  # a layer is checked when built
+    query.check_extractor_options({}, weights="IMAGENET9K_V9")  # no arch to check the weights against: at the image
+    with pytest.raises(ValueError, match="'alexnet' has no weights 'IMAGENET9K_V9'"):
+        query.check_extractor_options(meta, arch="alexnet", weights="IMAGENET9K_V9")
+    res = CliRunner().invoke(main, ["query", str(path), "--device", "cpu", "--weights", "none", "--arch", "resnet18"],
+                             input="red\nEXIT\n")
+    assert res.exit_code == 0, res.output
+    assert PROMPT in res.output and "Word: red" in res.output
