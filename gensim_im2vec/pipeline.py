@@ -450,8 +450,10 @@ def evaluate_trained(cfg: DemoConfig, model, text_model, splits: dict | None = N
     feats = features if features is not None else open_features(cfg)
     split = splits[cfg.eval_set] if splits else load_split(_paths(cfg)["data"] / cfg.eval_set)
     data = evaluation_data(cfg, feats, split=split)
-    is_image = getattr(model, "is_image", None)
-    seen = [k for k in data.test_keys if is_image is not None and is_image(k)]
+    # images of its vocabulary (is_image is also True for any key with features, and a model just
+    # trained holds the whole store: every held-out image has features there)
+    is_image, vocab = getattr(model, "is_image", None), model.wv.key_to_index
+    seen = [k for k in data.test_keys if is_image is not None and k in vocab and is_image(k)]
     if seen:  # e.g. a model left in OUT/models by a run with another --limit: its split differs
         raise ValueError(
             f"{len(seen)} of the {len(data.test_keys)} held-out images of {cfg.eval_set}'s split are images this "

@@ -243,8 +243,26 @@ def test_a_model_trained_on_another_split_is_not_evaluated_on_this_one(demo):
     cfg, _, _ = demo
 
     class TrainedOnEverything:  # every key is one of its images
+        class wv:
+            key_to_index = type("All", (), {"__contains__": lambda self, key: True})()
+
         def is_image(self, key):
             return True
 
     with pytest.raises(ValueError, match=r"held-out images of .* are images this model trained on"):
         evaluate_trained(cfg, TrainedOnEverything(), None)
+
+
+def test_a_model_just_trained_on_this_split_is_evaluated(demo):
+    """A model in memory holds the whole feature store, so every held-out image "is an image" of it
+    (``is_image``: a key with features): the check above refused every model that
+    ``benchmarks/space_seeds.py`` and ``zero_shot_study.py`` train and evaluate without saving."""
+    from gensim.models import Word2Vec
+
+    from gensim_im2vec.pipeline import _paths, evaluate_trained, open_features, train_model
+
+    cfg, _, _ = demo
+    feats = open_features(cfg)
+    model = train_model(cfg, feats, Word2Vec.load(str(_paths(cfg)["models"] / "words.w2v")))
+    report = evaluate_trained(cfg, model, None, features=feats, baselines=("knn",), baseline_cache=None)
+    assert report.info["n_test_images"] > 0 and report.row("kNN (k=20)") is not None
