@@ -1226,32 +1226,64 @@ RAY = "gensim_im2vec.distributed:extract_ray"
 @click.option("-o", "--output", "store", required=True, type=click.Path(file_okay=True),
               help="Feature store directory to create, continue or extend (parts go to OUTPUT.ray-parts/).")
 @click.option("--address", cls=LibraryOption, library=RAY,
-              help="Ray cluster address ('auto', HOST:6379); not given: start or reuse a local Ray.")
+              help="Ray cluster address ('auto', HOST:6379, ray://HOST:10001); not given: start or reuse a local "
+                   "Ray ($RAY_ADDRESS if set). One that does not answer within 10 s is refused.")
 @_extractor_options(FX)
 @click.option("--num-actors", type=click.IntRange(min=1), cls=LibraryOption, library=RAY,
               help="Extractor actors (default: one per GPU; without GPUs, CPUs / --cpus-per-actor).")
+@click.option("--gpus-per-actor", type=click.FloatRange(min=0), cls=LibraryOption, library=RAY,
+              help="GPUs per actor (0.5 packs two actors on one GPU; 0: CPU actors).")
 @click.option("--cpus-per-actor", type=click.IntRange(min=1), cls=LibraryOption, library=RAY,
               help="Decoding cores per GPU actor or torch threads per CPU actor (default: chosen for the "
                    "cluster).")
 @click.option("--batch-size", type=click.IntRange(min=1), cls=LibraryOption, library=RAY,
               help="Images per forward pass (default: chosen for the cluster).")
+@click.option("--num-workers", type=click.IntRange(min=0), cls=LibraryOption, library=RAY,
+              help="Decoding processes per actor (default: chosen for the cluster).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), cls=LibraryOption, library=FX,
+              help="Autocast dtype (auto: bf16 on CUDA, fp32 on CPU).")
+@click.option("--jpeg-device", cls=LibraryOption, library=FX,
+              help="Decode JPEGs batched with torchvision's decode_jpeg on this device (cuda: nvJPEG on the actor's "
+                   "GPU; cpu; auto: the actor's device); not given: PIL decodes everything (see `extract --help`).")
 @click.option("--part-size", type=click.IntRange(min=1), cls=LibraryOption, library=RAY,
               help="Images per unit of work; a finished part is never redone.")
+@click.option("--shard-size", type=click.IntRange(min=1), cls=LibraryOption, library=RAY,
+              help="Images per committed shard inside a part: the most work a dying actor loses.")
 @click.option("--dtype", type=click.Choice(["float16", "float32"]), cls=LibraryOption, library=FX_RUN,
               help="Storage dtype of the features.")
 @click.option("--mode", type=click.Choice(["extend", "create", "overwrite"]), cls=LibraryOption, library=FX_RUN,
-              help="extend: continue or append; create: refuse an existing store; overwrite: replace it.")
-def extract_ray_command(image_dir, store, **options):
+              help="extend: continue or append; create: refuse an existing store; overwrite: replace it (its "
+                   "interrupted run continues when run again).")
+@click.option("--prefix", cls=LibraryOption, library=FX_RUN,
+              help="Key prefix; keys are prefix + relative path without extension.")
+@click.option("--keys", "key_rule", type=click.Choice(["path", "stem", "flickr-id"]), default="path", show_default=True,
+              help="How a file's key is made, as in `im2vec extract`: path: prefix + its path under IMAGE_DIR without "
+                   "extension; stem: prefix + its file name without extension (YFCC100M's hash-sharded layout); "
+                   "flickr-id: prefix + the photo id that starts a Flickr file name (<id>_<secret>_o.jpg).")
+@click.option("--max-pixels", cls=LibraryOption, library=FX, metavar="N|none",
+              help="Skip images with more pixels than this (after JPEG draft scaling), listed in skipped.json; "
+                   "none: no limit.")
+@click.option("--keep-parts/--no-keep-parts", cls=LibraryOption, library=RAY,
+              help="Keep OUTPUT.ray-parts/ after the merge.")
+@click.option("--retry-skipped/--no-retry-skipped", cls=LibraryOption, library=FX_RUN,
+              help="Try the images the store lists as skipped (skipped.json) again: a file may have been fixed. "
+                   "On a cluster that starts Ray and the actors even when nothing else is left to extract.")
+def extract_ray_command(image_dir, store, key_rule, **options):
     """Extract CNN features of the images under IMAGE_DIR on a Ray cluster (one actor per GPU),
     resumably, into one feature store."""
-    from gensim_im2vec.distributed import extract_ray
+    from gensim_im2vec.distributed import PartsFailedError, extract_ray
+    from gensim_im2vec.weights import WeightsNotAvailableError
 
     _check_output(store, "'-o' / '--output'", folder=True)
+    options = _max_pixels(_weights_none(given(options)))
+    images = image_dir if key_rule == "path" else _keyed_files(image_dir, key_rule, options.pop("prefix", None))
     try:
-        report = extract_ray(image_dir, store, **_weights_none(given(options)))
-    except (ValueError, TypeError, OSError) as e:
+        report = extract_ray(images, store, **options)
+    except (ValueError, TypeError, OSError, WeightsNotAvailableError, PartsFailedError) as e:
         raise click.ClickException(_in_cli_terms(str(e))) from e
-    click.echo(report.summary())
+    click.echo(report.summary().replace("retry_skipped=False", "--no-retry-skipped"))
+    if report.skipped:
+        click.echo(f"skipped images and reasons: {report.store.path / 'skipped.json'}")
 
 
 def _image_sets(value: str) -> tuple[str, ...]:

@@ -10,14 +10,24 @@ merges the parts by key into one store with :func:`merge_stores`:
     images ──► parts ──ray.data map_batches(_PartExtractor, one actor per GPU)──► STORE.ray-parts/part-NNNNNN/
             ──merge_stores (identity checked, keys deduplicated)──► STORE (one consolidated FeatureStore)
 
-Resumable at two levels: a finished part has a marker file (written last) and is not redone; a
-part whose actor died keeps its committed shards, so the rerun redoes only that part's
-unfinished rows. Parts made by another model, layer, dtype or preprocessing are refused at
-merge time (:class:`~gensim_im2vec.store.StoreMismatchError`). Before any work, a target that is
-not a feature store, a store made with other settings (when extending it), and a
-``STORE.ray-parts/`` holding anything but parts (it is deleted after the merge) are refused.
-Preprocessing, batching and the model are the single-machine extractor's, so the features agree
-row for row.
+Resumable at two levels: a finished part has a marker file (written last, listing its keys) and
+its images are not redone, also when a rerun cuts the list differently (another batch size, a
+cluster with GPUs now, new images listed among the old ones): finished work is found by key; a
+part whose actor died keeps its committed shards, so the rerun redoes only that part's unfinished
+rows. The rerun of an interrupted ``mode="overwrite"`` keeps the parts that run made.
+
+Refused before any work (before Ray starts): a target that is not a feature store, a store or
+parts of an unfinished run made with other settings (model, weights, layer, dtype,
+preprocessing: :class:`~gensim_im2vec.store.StoreMismatchError` naming the field), a
+``STORE.ray-parts/`` holding anything but parts (it is deleted after the merge), an unknown arch
+or layer and weights that cannot be had (the extractor is built once on the driver), a Ray
+address that does not answer (within :data:`ADDRESS_TIMEOUT` s), and a second driver on the same
+store (the lock of ``STORE.ray-parts/``). A part that fails on an actor does not stop the others;
+the call then ends with one :class:`PartsFailedError` naming each failed part, its error and node,
+keeping the finished parts for the rerun. The report's counts add up: ``extracted + already +
+skipped == total``, with the skip reasons by kind, as :meth:`FeatureExtractor.extract
+<gensim_im2vec.features.FeatureExtractor.extract>` reports them. Preprocessing, batching and the
+model are the single-machine extractor's, so the features agree row for row.
 
 On a local Ray (what the tests do; random weights need no download):
 
@@ -68,7 +78,7 @@ from gensim_im2vec.validation import is_int
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RayExtractionReport", "extract_ray", "merge_stores", "plan_parts"]
+__all__ = ["PartsFailedError", "RayExtractionReport", "extract_ray", "merge_stores", "plan_parts"]
 
 PARTS_SUFFIX = ".ray-parts"
 #: What extract_ray writes in ``STORE.ray-parts/``: part stores and their finished markers.
@@ -230,74 +240,174 @@ def _check_folders(target: Path, parts_root: Path) -> None:
         ) from None
 
 
-def _check_target_identity(target: Path, fx_options: dict, run_options: dict) -> None:
-    """Refuse, before any work, to extend a store made with other settings (model, weights, layer,
-    dtype, preprocessing, normalisation): the extractor is built once here, on the CPU, for the
-    identity the actors' parts will have, and checked as :meth:`FeatureExtractor.extract` checks it.
-    Precision and JPEG decoding device are not part of the identity, so they are set for the CPU."""
+def _probe_extractor(fx_options: dict):
+    """The extractor the actors will build, built once here on the CPU before any work: an unknown
+    arch or layer, weights that cannot be had, a bad ``max_pixels`` fail now, in one line, instead
+    of in every actor after Ray has started. Its metadata is the identity the parts will have.
+    Precision and the JPEG decoding device are not part of the identity, so they are set for the CPU."""
+    from gensim_im2vec.features import FeatureExtractor
+
+    probe = {**fx_options, "precision": "fp32", "jpeg_device": None,
+             "draft": False if fx_options.get("jpeg_device") is not None else fx_options.get("draft")}
+    return FeatureExtractor(**probe, device="cpu", batch_size=1, num_workers=0, threads=1, progress=False)
+
+
+def _run_defaults(run_options: dict) -> tuple[str, str, bool]:
+    """dtype, normalise and retry_skipped of the actors' ``extract`` (their defaults are its own)."""
     from gensim_im2vec.features import FeatureExtractor
 
     defaults = inspect.signature(FeatureExtractor.extract).parameters
-    dtype = run_options.get("dtype", defaults["dtype"].default)
-    normalise = run_options.get("normalise", defaults["normalise"].default)
-    probe = {**fx_options, "precision": "fp32", "jpeg_device": None,
-             "draft": False if fx_options.get("jpeg_device") is not None else fx_options.get("draft")}
-    fx = FeatureExtractor(**probe, device="cpu", batch_size=1, num_workers=0, threads=1, progress=False)
+    return tuple(run_options.get(n, defaults[n].default) for n in ("dtype", "normalise", "retry_skipped"))
+
+
+def _check_target_identity(target: Path, fx, run_options: dict) -> None:
+    """Refuse, before any work, to extend a store made with other settings (model, weights, layer,
+    dtype, preprocessing, normalisation), as :meth:`FeatureExtractor.extract` refuses it."""
+    dtype, normalise, _ = _run_defaults(run_options)
     fx._target_pca(target, [], "extend", dict(fx.metadata, normalisation=normalise), dtype, None, 0, normalise)
 
 
-def _part_finished(parts_root: Path, i: int, keys: Sequence[str]) -> bool:
-    m = _marker(parts_root, i)
-    if not m.exists() or not (_part_dir(parts_root, i) / "metadata.json").exists():
-        return False
-    with open(m, encoding="utf-8") as f:
-        rec = json.load(f)
-    return set(keys) <= set(rec["keys"])
+def _wanted_identity(fx, run_options: dict) -> dict:
+    """The metadata identity of the part stores the actors write with these settings."""
+    dtype, normalise, _ = _run_defaults(run_options)
+    return dict(fx.metadata, normalisation=normalise, dim=fx.dim, dtype=np.dtype(dtype).name, pca_components=None)
+
+
+def _parts_made_otherwise(parts_root: Path, want: dict) -> tuple[Path, dict, list[str]] | None:
+    """The first part store in `parts_root` made with other settings than `want`, its metadata and
+    the differing fields; None when every part agrees."""
+    from gensim_im2vec.store import _identity_diff
+
+    if not parts_root.is_dir():
+        return None
+    for d in sorted(parts_root.iterdir()):
+        if not (d.is_dir() and _PART_NAME.match(d.name) and (d / METADATA_FILE).is_file()):
+            continue
+        try:
+            with open(d / METADATA_FILE, encoding="utf-8") as f:
+                have = json.load(f)
+        except (OSError, ValueError):
+            continue  # a damaged part: its actor's writer names it
+        diff = _identity_diff(_identity(have), _identity(want))
+        if diff:
+            return d, have, diff
+    return None
+
+
+def _finished_keys(parts_root: Path) -> set[str]:
+    """The keys of every finished part (its marker, written last, lists them: stored or skipped there).
+
+    Keys, not part numbers: a rerun that cuts the list differently (another batch size, a cluster with
+    GPUs now, new images listed among the old ones) still finds the finished work wherever it is."""
+    done: set[str] = set()
+    if not parts_root.is_dir():
+        return done
+    for m in parts_root.iterdir():
+        if not (m.name.endswith(".done.json") and _PART_NAME.match(m.name)):
+            continue
+        if not (parts_root / m.name[: -len(".done.json")] / METADATA_FILE).exists():
+            continue  # a marker without its part store: that part is redone
+        try:
+            with open(m, encoding="utf-8") as f:
+                done.update(json.load(f)["keys"])
+        except (OSError, ValueError, KeyError, TypeError):
+            logger.warning("extract_ray: %s is not a finished-part marker (damaged?); that part is redone", m)
+    return done
 
 
 # ----------------------------------------------------------------------------- the Ray actor
 
+#: Seconds an actor waits for a part store that another process still writes: after the driver was
+#: killed, its actors may go on for a few seconds before Ray ends them.
+PART_LOCK_WAIT = 60.0
+
+
+def _not_part_skip_warning(record: logging.LogRecord) -> bool:
+    """Drop the actors' "N image(s) were skipped (reasons in PART/skipped.json)" warning: the part is
+    deleted after the merge; the driver names the store's skipped.json instead."""
+    return not str(record.msg).startswith("%i image(s) were skipped")
+
 
 class _PartExtractor:
-    """Ray Data actor: one FeatureExtractor (one GPU or a few CPU cores) extracting whole parts."""
+    """Ray Data actor: one FeatureExtractor (one GPU or a few CPU cores) extracting whole parts.
 
-    def __init__(self, fx_kwargs: dict, extract_kwargs: dict, parts_root: str) -> None:
-        from gensim_im2vec.features import FeatureExtractor
+    It never raises: an extractor that cannot be built on its node, or a part that fails, comes back
+    as that part's ``error`` (with the node's name), so one bad part does not end the others and the
+    driver reports every failure in a few lines instead of Ray's tracebacks."""
 
-        self.fx = FeatureExtractor(**fx_kwargs)
+    def __init__(self, fx_kwargs: dict, extract_kwargs: dict, parts_root: str, lock_wait: float = PART_LOCK_WAIT
+                 ) -> None:
+        import socket
+
+        self.node = socket.gethostname()
         self.extract_kwargs = extract_kwargs
         self.parts_root = Path(parts_root)
+        self.lock_wait = lock_wait
+        features_log = logging.getLogger("gensim_im2vec.features")
+        if _not_part_skip_warning not in features_log.filters:
+            features_log.addFilter(_not_part_skip_warning)
+        self.fx, self.error = None, ""
+        try:
+            from gensim_im2vec.features import FeatureExtractor
+
+            self.fx = FeatureExtractor(**fx_kwargs)
+        except Exception as e:  # noqa: BLE001 - reported per part, see the class notes
+            self.error = f"the extractor could not be built on node {self.node}: {type(e).__name__}: {e}"
+
+    def _extract(self, part: int, pairs: list):
+        from gensim_im2vec.store import StoreLockedError
+
+        deadline = time.monotonic() + self.lock_wait
+        while True:
+            try:
+                return self.fx.extract(pairs, _part_dir(self.parts_root, part), mode="extend", **self.extract_kwargs)
+            except StoreLockedError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(1.0)
 
     def __call__(self, batch: dict) -> dict:
         from gensim_im2vec.features import STAGES
 
-        out = {"part": [], "extracted": [], "already": [], "skipped": [], "seconds": [],
+        out = {"part": [], "extracted": [], "already": [], "skipped": [], "seconds": [], "error": [],
                **{f"stage_{k}": [] for k in STAGES}}
         for part, items in zip(batch["part"], batch["items"]):
             part = int(part)
             pairs = [tuple(p) for p in json.loads(items)]
             t0 = time.perf_counter()
-            rep = self.fx.extract(pairs, _part_dir(self.parts_root, part), mode="extend", **self.extract_kwargs)
-            marker = _marker(self.parts_root, part)
-            # the marker last: the part is complete (a resume trusts it, so it is fsynced)
-            atomic_write_json(marker, {"keys": [k for k, _ in pairs], "extracted": rep.extracted,
-                                       "skipped": rep.skipped}, durable=True, indent=None)
+            rep, error = None, self.error
+            if not error:
+                try:
+                    rep = self._extract(part, pairs)
+                    # the marker last: the part is complete (a resume trusts it, so it is fsynced)
+                    atomic_write_json(_marker(self.parts_root, part), {
+                        "keys": [k for k, _ in pairs], "extracted": rep.extracted, "skipped": rep.skipped},
+                        durable=True, indent=None)
+                except Exception as e:  # noqa: BLE001 - reported per part, see the class notes
+                    rep, error = None, f"{type(e).__name__} on node {self.node}: {e}"
             out["part"].append(part)
-            out["extracted"].append(rep.extracted)
-            out["already"].append(rep.already)
-            out["skipped"].append(len(rep.skipped))
+            out["extracted"].append(rep.extracted if rep else 0)
+            out["already"].append(rep.already if rep else 0)
+            out["skipped"].append(len(rep.skipped) if rep else 0)
             out["seconds"].append(time.perf_counter() - t0)
+            out["error"].append(error)
             for k in STAGES:
-                out[f"stage_{k}"].append(rep.stage_seconds.get(k, 0.0))
+                out[f"stage_{k}"].append(rep.stage_seconds.get(k, 0.0) if rep else 0.0)
         return {k: np.asarray(v) for k, v in out.items()}
 
 
 # ----------------------------------------------------------------------------- driver
 
 
+class PartsFailedError(RuntimeError):
+    """Parts of an :func:`extract_ray` run failed; the finished ones are kept for the rerun."""
+
+
 @dataclass
 class RayExtractionReport:
     """What one :func:`extract_ray` call did.
+
+    ``extracted + already + skipped == total``: every image given ends stored or skipped.
 
     Attributes
     ----------
@@ -308,16 +418,22 @@ class RayExtractionReport:
     extracted : int
         Rows extracted by this call (over all actors).
     already : int
-        Images already in the target store or in finished parts (no work).
+        Images stored before this call: in the target store, or in parts an earlier, interrupted
+        run finished (no work).
     parts : int
-        Parts the image list was cut into.
+        Parts the image list was cut into (0 when nothing was left to extract: Ray was not started).
     parts_run : int
         Parts sent to the actors (the others were finished before).
     actors : int
     device : str
-        "cuda" (one actor per GPU) or "cpu".
+        "cuda" (one actor per GPU), "cpu", or "none" (nothing to extract, Ray not started).
     skipped : int
-        Images that could not be used (reasons in the store's ``skipped``).
+        Images that are not stored: they could not be used, by this call or (in a part an earlier run
+        finished, or with ``retry_skipped=False``) before. Reasons in the store's ``skipped.json``.
+    skip_reasons : dict of str to int
+        Those images by kind of reason ("not an image", "truncated", ...).
+    retried : int
+        Images the target store listed as skipped that this call tried again (``retry_skipped``).
     seconds : float
     images_per_second : float
         Extracted images per second of wall time (incl. Ray start-up and the merge).
@@ -337,6 +453,8 @@ class RayExtractionReport:
     actors: int
     device: str
     skipped: int = 0
+    skip_reasons: dict = field(default_factory=dict)
+    retried: int = 0
     seconds: float = 0.0
     images_per_second: float = 0.0
     part_seconds: list = field(default_factory=list)
@@ -345,12 +463,19 @@ class RayExtractionReport:
     def summary(self) -> str:
         from gensim_im2vec.features import stage_shares
 
+        why = ", ".join(f"{k}: {n}" for k, n in self.skip_reasons.items()) or "none"
+        counts = f"{self.already} already stored, {self.skipped} skipped ({why})"
+        if self.retried:
+            counts += (f" after {self.retried} image(s) skipped before were tried again (retry_skipped=False leaves "
+                       f"them)")
+        tail = f"; {self.store.path} holds {len(self.store)} rows of dim {self.store.dim}"
+        if not self.parts_run:
+            return f"{self.total} images: nothing left to extract, {counts}{tail}"
         shares = stage_shares(self.stage_seconds)
         return (
-            f"{self.extracted} extracted by {self.actors} {self.device} actor(s) in {self.seconds:.1f}s "
-            f"({self.images_per_second:.1f} images/s), {self.parts_run}/{self.parts} parts run, {self.already} "
-            f"already done, {self.skipped} skipped; {self.store.path} holds {len(self.store)} rows"
-            + (f"; actors' time: {shares}" if shares else "")
+            f"{self.total} images: {self.extracted} extracted by {self.actors} {self.device} actor(s) in "
+            f"{self.seconds:.1f}s ({self.images_per_second:.1f} images/s), {self.parts_run}/{self.parts} parts "
+            f"run, {counts}{tail}" + (f"; actors' time: {shares}" if shares else "")
         )
 
 
@@ -367,34 +492,127 @@ def _extractor_options(options: dict) -> tuple[dict, dict, str, str]:
     defaults = inspect.signature(FeatureExtractor.extract).parameters
     mode = run_options.pop("mode", defaults["mode"].default)
     prefix = run_options.pop("prefix", defaults["prefix"].default)
+    if mode not in ("extend", "create", "overwrite"):
+        raise ValueError(f"mode: expected 'extend', 'create' or 'overwrite', got {mode!r}.")
     return fx_options, run_options, mode, prefix
 
 
-def _open_target(target: Path, parts_root: Path, mode: str, fx_options: dict, run_options: dict) -> set[str]:
-    """Check the target store and the parts folder before any work (:func:`_check_folders`), and
-    `mode` and the settings against the target store; the keys it already holds (extend), else none."""
-    if mode not in ("extend", "create", "overwrite"):
-        raise ValueError(f"mode: expected 'extend', 'create' or 'overwrite', got {mode!r}.")
-    _check_folders(target, parts_root)
-    if mode == "create" and (target / METADATA_FILE).exists():
-        raise FileExistsError(f"feature store {str(target)!r} already exists; pass mode='extend' or 'overwrite'.")
-    if mode == "extend" and (target / METADATA_FILE).exists():
-        _check_target_identity(target, fx_options, run_options)
-        return set(FeatureStore.open(target).keys)
-    if mode == "overwrite":
-        _remove_parts(parts_root)
-    return set()
+def _check_counts(**values) -> None:
+    """The run's sizes, before any work: ``name=(value, minimum)``; None means "chosen for the cluster"."""
+    for name, (value, minimum) in values.items():
+        if value is None:
+            continue
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and value >= minimum
+              if name == "gpus_per_actor" else is_int(value) and value >= minimum)
+        if not ok:
+            raise ValueError(f"{name}: expected {'a number' if name == 'gpus_per_actor' else 'an int'} >= {minimum}, "
+                             f"got {value!r}.")
 
 
-def _remove_parts(parts_root: Path) -> None:
-    """Delete the parts folder if it still holds only what extract_ray wrote (else keep it, warning)."""
-    if not parts_root.is_dir():
+#: Seconds to wait for a Ray cluster's address to answer before saying it cannot be reached (Ray
+#: itself retries an unreachable address for minutes, printing a warning every few seconds).
+ADDRESS_TIMEOUT = 10.0
+
+
+def _check_address(address: str | None, timeout: float = ADDRESS_TIMEOUT) -> None:
+    """Refuse, within `timeout` seconds, a Ray cluster address (or ``$RAY_ADDRESS``) that does not
+    answer; "auto", "local" and other schemes are left to ``ray.init``."""
+    import socket
+
+    given = address if address is not None else os.environ.get("RAY_ADDRESS")
+    if not given or given in ("auto", "local"):
+        return
+    source = "address" if address is not None else "$RAY_ADDRESS"
+    leave = "leave the address out" if address is not None else "unset $RAY_ADDRESS"
+    rest = given[len("ray://"):] if given.startswith("ray://") else given
+    if "://" in rest:
+        return
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"{source}: expected 'auto', 'HOST:PORT' or 'ray://HOST:PORT', got {given!r}; "
+                         f"`ray start --head` prints the address to give (HOST:6379).")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        why = f"no answer within {timeout:g}s" if isinstance(e, TimeoutError) else (e.strerror or str(e))
+        raise ConnectionError(
+            f"cannot reach the Ray cluster at {given!r} ({source}): {why}. Check that the "
+            f"cluster runs (`ray status` on its head node) and that this machine reaches that host and port "
+            f"(`ray start --head` prints the address to give); or {leave} to run on a local Ray."
+        ) from None
+
+
+#: In ``STORE.ray-parts/``: an ``overwrite`` run started these parts (so its rerun keeps them).
+_OVERWRITE_RUN = ".overwrite-run"
+
+
+def _lock_parts(parts_root: Path, target: Path):
+    """One extract_ray at a time per store: the lock of ``STORE.ray-parts/`` (released by the OS when
+    the driver ends, also by kill -9). Two drivers would run the same parts twice and collide."""
+    from gensim_im2vec.store import LOCK_FILE, StoreLockedError, _StoreLock
+
+    parts_root.mkdir(parents=True, exist_ok=True)
+    try:
+        return _StoreLock(parts_root)
+    except StoreLockedError:
+        try:
+            holder = (parts_root / LOCK_FILE).read_text("ascii").strip() or "unknown"
+        except OSError:
+            holder = "unknown"
+        raise StoreLockedError(
+            f"another extract_ray (pid {holder}) is extracting into {str(target)!r}: it holds "
+            f"{str(parts_root / LOCK_FILE)!r}. Wait for it to finish (or stop it), then run again; two runs on "
+            f"one store would extract the same parts twice."
+        ) from None
+
+
+def _clear_parts(parts_root: Path) -> None:
+    """Delete what extract_ray wrote in `parts_root` (the parts, markers, temporary files), keeping
+    the folder and its lock. Only called while :func:`_own_parts` holds."""
+    from gensim_im2vec.store import LOCK_FILE
+
+    for e in parts_root.iterdir():
+        if e.name == LOCK_FILE:
+            continue
+        if e.is_dir() and not e.is_symlink():
+            shutil.rmtree(e)
+        else:
+            e.unlink()
+
+
+def _finish_parts(parts_root: Path, keep: bool) -> None:
+    """After the merge: delete the parts folder (while it holds only what extract_ray wrote), or keep it."""
+    from gensim_im2vec.store import LOCK_FILE
+
+    if keep:
+        (parts_root / _OVERWRITE_RUN).unlink(missing_ok=True)
         return
     if not _own_parts(parts_root):
         logger.warning("extract_ray: %s now holds files extract_ray did not write; it is kept (delete it yourself "
                        "once they are safe)", parts_root)
         return
-    shutil.rmtree(parts_root, ignore_errors=True)
+    _clear_parts(parts_root)
+    (parts_root / LOCK_FILE).unlink(missing_ok=True)  # under the lock: the next run makes its own
+    try:
+        parts_root.rmdir()
+    except OSError:
+        pass
+
+
+def _drop_if_empty(parts_root: Path) -> None:
+    """Remove a parts folder that holds no part (a run that stopped before its first part, e.g. Ray
+    could not start): only its lock and run flag, which mean nothing without parts."""
+    from gensim_im2vec.store import LOCK_FILE
+
+    if not parts_root.is_dir() or _visible(parts_root):
+        return
+    for name in (_OVERWRITE_RUN, LOCK_FILE):
+        (parts_root / name).unlink(missing_ok=True)
+    try:
+        parts_root.rmdir()
+    except OSError:
+        pass
 
 
 @dataclass
@@ -432,25 +650,41 @@ class _ClusterPlan:
         return cls(use_gpu, n_gpus, n_cpus, cpus_per_actor, num_actors, batch_size, num_workers, gpus_per_actor)
 
 
-def _parts_to_run(parts: list, parts_root: Path, done: set[str]) -> tuple[list[dict], int]:
-    """The parts still to extract (as Ray items) and the images already done (in the store or in
-    finished parts)."""
+def _parts_to_run(parts: list, done: set[str]) -> tuple[list[dict], int]:
+    """The parts still to extract (as Ray items, without the keys in `done`: stored in the target,
+    finished in a part) and the images already done."""
     todo, already = [], 0
     for i, part in enumerate(parts):
-        keys = [k for k, _ in part if k not in done]
-        if not keys or _part_finished(parts_root, i, keys):
-            already += len(part)
-            continue
-        already += len(part) - len(keys)
-        todo.append({"part": i, "items": json.dumps([[k, p] for k, p in part if k not in done])})
+        items = [[k, p] for k, p in part if k not in done]
+        already += len(part) - len(items)
+        if items:
+            todo.append({"part": i, "items": json.dumps(items)})
     return todo, already
 
 
+def _failures_message(failed: list[tuple[int, str]], n_run: int, parts_root: Path, target: Path) -> str:
+    by_error: dict[str, list[int]] = {}
+    for part, error in sorted(failed):
+        by_error.setdefault(error, []).append(part)
+    lines = []
+    for error, parts in list(by_error.items())[:3]:
+        shown = ", ".join(map(str, parts[:5])) + (f" and {len(parts) - 5} more" if len(parts) > 5 else "")
+        lines.append(f"  part(s) {shown}: {error}")
+    if len(by_error) > 3:
+        lines.append(f"  ... and {len(by_error) - 3} other error(s)")
+    others = "the others are finished and" if len(failed) < n_run else "the parts finished before are"
+    return (f"{len(failed)} of {n_run} part(s) failed; {others} kept in {str(parts_root)!r} "
+            f"(nothing was merged into {str(target)!r} yet):\n" + "\n".join(lines) +
+            "\nFix the cause and run the same command again: finished parts are not redone.")
+
+
 def _run_parts(todo: list[dict], plan: _ClusterPlan, fx_kwargs: dict, extract_kwargs: dict,
-               parts_root: Path) -> tuple[int, int, list[float], int, dict[str, float]]:
+               parts_root: Path, target: Path) -> tuple[int, int, list[float], int, dict[str, float]]:
     """Extract the parts on a pool of actors; returns images extracted, skipped, seconds per part,
-    images the actors found already done and the actors' seconds per stage, summed."""
+    images the actors found already done and the actors' seconds per stage, summed. Raises
+    :class:`PartsFailedError` when a part failed (after the others have run)."""
     import ray.data
+    import ray.exceptions
 
     from gensim_im2vec.features import STAGES
 
@@ -468,16 +702,30 @@ def _run_parts(todo: list[dict], plan: _ClusterPlan, fx_kwargs: dict, extract_kw
     )
     extracted = skipped = already = 0
     part_seconds = []
+    failed: list[tuple[int, str]] = []
     stages = dict.fromkeys(STAGES, 0.0)
-    for row in results.iter_rows():
-        for k in STAGES:
-            stages[k] += float(row[f"stage_{k}"])
-        extracted += int(row["extracted"])
-        already += int(row["already"])
-        skipped += int(row["skipped"])
-        part_seconds.append(float(row["seconds"]))
-        logger.info("part %i: %i extracted, %i skipped in %.1fs", row["part"], row["extracted"],
-                    row["skipped"], row["seconds"])
+    try:
+        for row in results.iter_rows():
+            if row["error"]:
+                failed.append((int(row["part"]), str(row["error"])))
+                logger.warning("part %i failed: %s", row["part"], row["error"])
+                continue
+            for k in STAGES:
+                stages[k] += float(row[f"stage_{k}"])
+            extracted += int(row["extracted"])
+            already += int(row["already"])
+            skipped += int(row["skipped"])
+            part_seconds.append(float(row["seconds"]))
+            logger.info("part %i: %i extracted, %i skipped in %.1fs", row["part"], row["extracted"],
+                        row["skipped"], row["seconds"])
+    except ray.exceptions.RayError as e:  # an actor or node lost (killed, out of memory): not a part's error
+        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+        raise PartsFailedError(
+            f"the Ray job stopped: {type(e).__name__}: {first}. The parts finished so far are kept in "
+            f"{str(parts_root)!r}; run the same command again to continue from them."
+        ) from e
+    if failed:
+        raise PartsFailedError(_failures_message(failed, len(todo), parts_root, target))
     return extracted, skipped, part_seconds, already, stages
 
 
@@ -507,14 +755,16 @@ def extract_ray(
     store : str or os.PathLike
         Target store. Parts are written beside it, in ``STORE.ray-parts/``.
     address : str, optional
-        Ray cluster address (``"auto"``, ``"HOST:6379"``); None starts or reuses a local Ray.
+        Ray cluster address (``"auto"``, ``"HOST:6379"``, ``"ray://HOST:10001"``); None starts or
+        reuses a local Ray (or connects to ``$RAY_ADDRESS``). An address that does not answer within
+        :data:`ADDRESS_TIMEOUT` seconds is refused (ConnectionError) before any work.
     ray_init : dict, optional
         Extra arguments of ``ray.init`` (e.g. ``{"num_cpus": 2}``) when Ray is not running yet.
     num_actors : int, optional
         Extractor actors. Default: one per GPU of the cluster (``GPUs / gpus_per_actor``); with no
         GPU, ``CPUs / cpus_per_actor``.
     gpus_per_actor : float
-        GPUs per actor (1: one actor per GPU; 0.5 packs two on one GPU).
+        GPUs per actor (1: one actor per GPU; 0.5 packs two on one GPU; 0: CPU actors).
     cpus_per_actor : int, optional
         CPU cores per actor: its decoding workers on GPU nodes, its torch threads on CPU nodes
         (default: 1 without GPUs; 8 with).
@@ -524,7 +774,8 @@ def extract_ray(
         Decoding processes per actor (default: ``cpus_per_actor - 1`` on GPU, 0 on CPU).
     part_size : int
         Images per part, the unit of work handed to an actor (rounded up to whole batches).
-        A finished part is never redone.
+        A finished part is never redone, also when a rerun cuts the list differently (another
+        batch size, new images): finished work is found by key.
     shard_size : int
         Images per committed shard inside a part: the most a dying actor loses.
     keep_parts : bool
@@ -532,67 +783,152 @@ def extract_ray(
         while it holds nothing but parts (``part-NNNNNN/`` stores, ``part-NNNNNN.done.json``).
     **options
         Options of :class:`~gensim_im2vec.features.FeatureExtractor` (``arch``, ``weights``,
-        ``layer``, ``precision``, ``seed``, ...) and of its ``extract`` (``dtype``, ``normalise``,
-        ``prefix``, ``mode``), with their defaults. ``mode`` applies to the target store:
-        "extend" continues / appends, "create" refuses an existing store, "overwrite" also deletes
-        earlier parts. The device, threads and progress are set per actor; a PCA is not supported
-        across parts.
+        ``layer``, ``precision``, ``max_pixels``, ``seed``, ...) and of its ``extract`` (``dtype``,
+        ``normalise``, ``prefix``, ``mode``, ``retry_skipped``), with their defaults. ``mode``
+        applies to the target store: "extend" continues / appends, "create" refuses an existing
+        store, "overwrite" replaces it and starts its parts afresh (the rerun of an interrupted
+        overwrite keeps the parts that run made). ``retry_skipped`` tries images the target store
+        lists as skipped again (images skipped in a part an interrupted run finished are retried
+        once that run is merged). The device, threads and progress are set per actor; a PCA is not
+        supported across parts.
 
     Returns
     -------
     RayExtractionReport
+        ``extracted + already + skipped == total``.
 
     Raises
     ------
     FileExistsError
-        Before any work: `store` is a non-empty folder that is not a feature store, or
+        Before any work: `store` is a file or a non-empty folder that is not a feature store, or
         ``STORE.ray-parts/`` holds a file extract_ray did not write (the message names it); or
         mode="create" and the store exists.
     StoreMismatchError
-        Before any work (mode="extend"): the existing store was made with other settings.
+        Before any work: the existing store (mode="extend") or the parts of an earlier,
+        unfinished run were made with other settings (the message names the field).
+    StoreLockedError
+        Another extract_ray is writing the same store.
+    ConnectionError
+        `address` cannot be reached.
+    PartsFailedError
+        Parts failed (the message names each part's error and node); the finished ones are kept,
+        nothing is merged, and the same call continues from them.
     """
-    import ray
-
     t0 = time.perf_counter()
     fx_options, run_options, mode, prefix = _extractor_options(options)
+    _check_counts(part_size=(part_size, 1), shard_size=(shard_size, 1), num_actors=(num_actors, 1),
+                  gpus_per_actor=(gpus_per_actor, 0), cpus_per_actor=(cpus_per_actor, 1),
+                  batch_size=(batch_size, 1), num_workers=(num_workers, 0))
     target = Path(store)
     parts_root = target.with_name(target.name + PARTS_SUFFIX)
-    done = _open_target(target, parts_root, mode, fx_options, run_options)
+    _check_folders(target, parts_root)
+    if mode == "create" and (target / METADATA_FILE).exists():
+        raise FileExistsError(f"feature store {str(target)!r} already exists; pass mode='extend' or 'overwrite'.")
+    probe = _probe_extractor(fx_options)
+    extend_target = mode == "extend" and (target / METADATA_FILE).exists()
+    if extend_target:
+        _check_target_identity(target, probe, run_options)
+    want = _wanted_identity(probe, run_options)
+    del probe
     pairs = _as_pairs(images, prefix)
+    import ray
+
     if not ray.is_initialized():
-        ray.init(address=address, **(ray_init or {}))
-    plan = _ClusterPlan.of(ray.cluster_resources(), gpus_per_actor=gpus_per_actor, cpus_per_actor=cpus_per_actor,
-                           num_actors=num_actors, batch_size=batch_size, num_workers=num_workers)
-    part_size = max(1, math.ceil(part_size / plan.batch_size)) * plan.batch_size
-    parts = plan_parts(pairs, part_size)
-    parts_root.mkdir(parents=True, exist_ok=True)
-    todo, already = _parts_to_run(parts, parts_root, done)
-    logger.info(
-        "extract_ray: %i images in %i parts of %i, %i parts to run on %i %s actor(s) (cluster: %g CPU, %g GPU)",
-        len(pairs), len(parts), part_size, len(todo), plan.num_actors, "GPU" if plan.use_gpu else "CPU",
-        plan.n_cpus, plan.n_gpus,
-    )
-    fx_kwargs = {
-        **fx_options, "device": plan.device, "batch_size": plan.batch_size, "num_workers": plan.num_workers,
-        "progress": False, "threads": None if plan.use_gpu else plan.cpus_per_actor,
-    }
-    extract_kwargs = {**run_options, "shard_size": min(shard_size, part_size)}
-    extracted, skipped, part_seconds, more, stages = (
-        _run_parts(todo, plan, fx_kwargs, extract_kwargs, parts_root) if todo else (0, 0, [], 0, {}))
-    already += more
-    sources = [_part_dir(parts_root, i) for i in range(len(parts)) if (_part_dir(parts_root, i) / "metadata.json").exists()]
-    if sources:
-        merged = merge_stores(target, sources, mode="overwrite" if mode == "overwrite" else "extend")
-    else:
-        merged = FeatureStore.open(target)
-    if not keep_parts:
-        _remove_parts(parts_root)
+        _check_address(address)
+    lock = _lock_parts(parts_root, target)
+    try:
+        if mode == "overwrite" and not (parts_root / _OVERWRITE_RUN).exists():
+            _clear_parts(parts_root)  # the parts of an earlier run; those of an unfinished overwrite stay
+            atomic_write_json(parts_root / _OVERWRITE_RUN, {"started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        other = _parts_made_otherwise(parts_root, want)
+        if other is not None:
+            from gensim_im2vec.store import _mismatch_message
+
+            part, have, diff = other
+            if mode != "overwrite":
+                raise StoreMismatchError(
+                    _mismatch_message(part, have, want, diff).replace(
+                        "or pass mode='overwrite' to replace it.",
+                        f"or pass mode='overwrite' to replace it. (It is a part of an earlier, unfinished "
+                        f"extract_ray into {str(target)!r}: rerun with its settings to finish that run.)"))
+            logger.warning("extract_ray: the parts in %s were made with other settings (%s); overwrite starts them "
+                           "afresh", parts_root, ", ".join(diff))
+            _clear_parts(parts_root)
+            atomic_write_json(parts_root / _OVERWRITE_RUN, {"started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        done, retry = set(), set()
+        if extend_target:
+            have = FeatureStore.open(target)
+            done.update(have.keys)
+            if _run_defaults(run_options)[2]:  # retry_skipped
+                retry.update(have.skipped)
+            else:
+                done.update(have.skipped)
+            del have
+        done |= _finished_keys(parts_root)
+        left = sum(1 for k, _ in pairs if k not in done)
+        retried = sum(1 for k, _ in pairs if k in retry and k not in done)
+        logger.info("extract_ray: %i images, %i left to extract (%i of them skipped before, tried again), %i "
+                    "stored or finished before", len(pairs), left, retried, len(pairs) - left)
+        plan, parts, todo = None, [], []
+        extracted, part_seconds, stages = 0, [], {}
+        if left:
+            if not ray.is_initialized():
+                ray.init(address=address, **(ray_init or {}))
+            plan = _ClusterPlan.of(ray.cluster_resources(), gpus_per_actor=gpus_per_actor,
+                                   cpus_per_actor=cpus_per_actor, num_actors=num_actors, batch_size=batch_size,
+                                   num_workers=num_workers)
+            jpeg = fx_options.get("jpeg_device")
+            if jpeg is not None and str(jpeg).startswith("cuda") and not plan.use_gpu:
+                raise ValueError(f"jpeg_device={str(jpeg)!r} decodes on a GPU, but this run's actors are CPU actors "
+                                 f"(cluster: {plan.n_gpus:g} GPU, gpus_per_actor={gpus_per_actor:g}); pass "
+                                 f"jpeg_device='cpu', or None to decode with PIL.")
+            size = max(1, math.ceil(part_size / plan.batch_size)) * plan.batch_size
+            parts = plan_parts(pairs, size)
+            todo, _ = _parts_to_run(parts, done)
+            logger.info(
+                "extract_ray: %i parts of %i, %i to run on %i %s actor(s) (cluster: %g CPU, %g GPU)",
+                len(parts), size, len(todo), plan.num_actors, "GPU" if plan.use_gpu else "CPU",
+                plan.n_cpus, plan.n_gpus,
+            )
+            fx_kwargs = {
+                **fx_options, "device": plan.device, "batch_size": plan.batch_size,
+                "num_workers": plan.num_workers, "progress": False,
+                "threads": None if plan.use_gpu else plan.cpus_per_actor,
+            }
+            extract_kwargs = {**run_options, "shard_size": min(shard_size, size)}
+            extracted, _, part_seconds, _, stages = _run_parts(todo, plan, fx_kwargs, extract_kwargs, parts_root,
+                                                               target)
+        sources = sorted(d for d in parts_root.iterdir()
+                         if d.is_dir() and _PART_NAME.match(d.name) and (d / METADATA_FILE).exists())
+        if sources:
+            merged = merge_stores(target, sources, mode="overwrite" if mode == "overwrite" else "extend")
+        else:
+            merged = FeatureStore.open(target)
+        _finish_parts(parts_root, keep_parts)
+    finally:
+        _drop_if_empty(parts_root)
+        lock.release()
     secs = time.perf_counter() - t0
+    stored, reasons, index = 0, {}, merged.key_to_index
+    for k, _ in pairs:
+        if k in index:
+            stored += 1
+        elif k in merged.skipped:
+            kind = merged.skipped[k].split(":", 1)[0]
+            reasons[kind] = reasons.get(kind, 0) + 1
+    skipped = sum(reasons.values())
+    if stored + skipped < len(pairs):
+        logger.warning("extract_ray: %i of the %i images are neither in %s nor listed as skipped; run the same "
+                       "command again to extract them", len(pairs) - stored - skipped, len(pairs), target)
     report = RayExtractionReport(
-        store=merged, total=len(pairs), extracted=extracted, already=already, parts=len(parts),
-        parts_run=len(todo), actors=min(plan.num_actors, len(todo)) if todo else 0, device=plan.device,
-        skipped=skipped, seconds=secs, images_per_second=extracted / secs if secs > 0 else 0.0,
-        part_seconds=part_seconds, stage_seconds=stages,
+        store=merged, total=len(pairs), extracted=extracted, already=max(0, stored - extracted),
+        parts=len(parts), parts_run=len(todo), actors=min(plan.num_actors, len(todo)) if todo else 0,
+        device=plan.device if plan else "none", skipped=skipped,
+        skip_reasons=dict(sorted(reasons.items(), key=lambda kv: -kv[1])), retried=retried, seconds=secs,
+        images_per_second=extracted / secs if secs > 0 else 0.0, part_seconds=part_seconds, stage_seconds=stages,
     )
     logger.info("extract_ray: %s", report.summary())
+    if skipped:
+        logger.warning("%i image(s) were skipped (reasons in %s); fix them and rerun to add them", skipped,
+                       target / "skipped.json")
     return report

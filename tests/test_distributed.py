@@ -51,10 +51,12 @@ def test_ray_matches_single_machine_and_resumes(photos, tmp_path, local_ray):
     rep = extract_ray(photos, tmp_path / "feats", **FX, part_size=4, keep_parts=True)
     assert rep.parts == 3 and rep.parts_run == 3 and rep.device == "cpu" and rep.actors == 2
     assert rep.extracted == 11 - 2 and rep.already == 2 and rep.skipped == 1
+    assert rep.extracted + rep.already + rep.skipped == rep.total == 12
     # the actors' time by stage, summed over the parts: at most their wall time, the model's share in it
     assert list(rep.stage_seconds) == ["input", "model", "write", "other"] and rep.stage_seconds["model"] > 0
     assert sum(rep.stage_seconds.values()) <= sum(rep.part_seconds) + 1e-6
     assert "; actors' time: input " in rep.summary()
+    assert rep.summary().startswith("12 images: 9 extracted") and "1 skipped (not an image: 1)" in rep.summary()
     store = rep.store
     # row for row the single-machine store: same keys in the same order, same fp16 bits
     assert store.keys == single.store.keys and len(store) == 11
@@ -65,7 +67,8 @@ def test_ray_matches_single_machine_and_resumes(photos, tmp_path, local_ray):
 
     # rerun: every part has its marker, nothing goes to Ray, the store is unchanged
     again = extract_ray(photos, tmp_path / "feats", **FX, part_size=4)
-    assert again.parts_run == 0 and again.extracted == 0 and again.already == 12
+    assert again.parts_run == 0 and again.extracted == 0 and again.already == 11 and again.skipped == 1
+    assert again.device == "none" and again.summary().startswith("12 images: nothing left to extract")
     assert again.stage_seconds == {} and "actors' time" not in again.summary()
     assert again.store.keys == store.keys
     assert not (tmp_path / "feats.ray-parts").exists()  # removed after a merge without keep_parts
@@ -169,7 +172,8 @@ def test_user_parts_folder_refused_not_deleted(photos, tmp_path, ray_not_reached
 def test_own_parts_folder_passes_the_checks(photos, tmp_path, ray_not_reached):
     # what an interrupted run leaves: a finished part, a part cut short, an actor's temporary file
     parts = tmp_path / "feats.ray-parts"
-    FeatureStore.from_arrays(parts / "part-000000", ["img:a/01"], np.ones((1, 4), dtype=np.float32))
+    FeatureExtractor(**FX, device="cpu", num_workers=0, progress=False).extract(
+        [("img:a/01", photos / "a" / "01.png")], parts / "part-000000")
     (parts / "part-000000.done.json").write_text('{"keys": ["img:a/01"]}')
     (parts / "part-000001" / "shards").mkdir(parents=True)
     (parts / ".part-000001.done.json.tmp-1-2").write_text("{")
@@ -178,7 +182,7 @@ def test_own_parts_folder_passes_the_checks(photos, tmp_path, ray_not_reached):
     assert (parts / "part-000000.done.json").exists()
     with pytest.raises(AssertionError, match="starting Ray"):  # overwrite deletes its own parts
         extract_ray(photos, tmp_path / "feats", **FX, part_size=4, mode="overwrite")
-    assert not parts.exists()
+    assert not parts.exists()  # and a parts folder left without parts is removed
 
 
 def test_cli_refuses_user_parts_folder(photos, tmp_path, ray_not_reached):
