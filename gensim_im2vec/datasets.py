@@ -1399,7 +1399,8 @@ def load_split(dataset_dir: str | os.PathLike) -> Split:
 
 # ---------------------------------------------------------------------------- reading a built image set
 def image_documents(dataset_dir: str | os.PathLike, keys: Collection[str] | None = None,
-                    exclude: Collection[str] | None = None, tags_only: bool = False) -> FolderCorpus:
+                    exclude: Collection[str] | None = None, tags_only: bool = False,
+                    min_words: int = 2) -> FolderCorpus:
     """Restartable training documents of a built image set: ``[img:<key>, its normalised words…]``.
 
     Parameters
@@ -1412,8 +1413,11 @@ def image_documents(dataset_dir: str | os.PathLike, keys: Collection[str] | None
         Words to leave out of every document (the zero-shot tags).
     tags_only : bool
         Each image with its tags alone (no title or description words).
+    min_words : int
+        An image whose document keeps fewer words (after `exclude`) is left out (counted as
+        ``no_text`` in the corpus's stats).
     """
-    return FolderCorpus(dataset_dir, keys=keys, exclude=exclude, min_tokens=2,
+    return FolderCorpus(dataset_dir, keys=keys, exclude=exclude, min_tokens=min_words,
                         **({"text_fields": ()} if tags_only else {}))
 
 
@@ -1438,7 +1442,7 @@ def held_out_tags(splits: Iterable[Split]) -> set[str]:
 
 
 def training_documents(sets: Mapping[str, tuple[str | os.PathLike, Split]], *, has_features=None,
-                       tags_only: bool = False) -> list[list[str]]:
+                       tags_only: bool = False, min_words: int = 2) -> list[list[str]]:
     """The training documents of several built image sets: each set's training split, every set's
     zero-shot tags removed (:func:`held_out_tags`).
 
@@ -1448,7 +1452,7 @@ def training_documents(sets: Mapping[str, tuple[str | os.PathLike, Split]], *, h
     has_features : container of str, optional
         Image tokens with features: the other training images are left out (the extractor skips
         unreadable or huge files).
-    tags_only : bool
+    tags_only, min_words : bool, int
         As :func:`image_documents`.
     """
     held_out = held_out_tags(split for _, split in sets.values())
@@ -1461,5 +1465,5 @@ def training_documents(sets: Mapping[str, tuple[str | os.PathLike, Split]], *, h
                 logger.warning("%s: %i training images have no features (skipped by the extractor, see "
                                "its skipped.json); training on %i", name, len(keys) - len(usable), len(usable))
             keys = usable
-        docs.extend(image_documents(directory, keys=keys, exclude=held_out, tags_only=tags_only))
+        docs.extend(image_documents(directory, keys=keys, exclude=held_out, tags_only=tags_only, min_words=min_words))
     return docs

@@ -266,3 +266,19 @@ def test_a_model_just_trained_on_this_split_is_evaluated(demo):
     model = train_model(cfg, feats, Word2Vec.load(str(_paths(cfg)["models"] / "words.w2v")))
     report = evaluate_trained(cfg, model, None, features=feats, baselines=("knn",), baseline_cache=None)
     assert report.info["n_test_images"] > 0 and report.row("kNN (k=20)") is not None
+
+
+def test_min_image_words_decides_which_training_images_the_model_learns_from(demo):
+    """``DemoConfig.min_image_words``: the images whose document keeps fewer words are left out of
+    the model's training documents (the baselines learn from every training image with a tag)."""
+    from dataclasses import replace
+
+    from gensim_im2vec.pipeline import open_features, training_documents
+
+    cfg, _, _ = demo
+    feats = open_features(cfg)
+    two = training_documents(replace(cfg, min_image_words=2), feats, tags_only=True)[0]
+    one = training_documents(replace(cfg, min_image_words=1), feats, tags_only=True)[0]
+    assert all(len(d) >= 3 for d in two) and all(len(d) >= 2 for d in one)
+    extra = [d for d in one if len(d) == 2]
+    assert extra and [d for d in one if len(d) >= 3] == two  # the same documents, and the one-word ones
