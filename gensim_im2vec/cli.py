@@ -274,7 +274,8 @@ def _extractor_options(fx: str):
               help="Images the PCA is fitted on.")
 @click.option("--mode", type=click.Choice(["extend", "create", "overwrite"]), cls=LibraryOption, library=FX_RUN,
               help="extend: continue an interrupted run or append new images; create: refuse an existing "
-                   "store; overwrite: replace it.")
+                   "store; overwrite: replace it. In every mode the same command run again after an interruption "
+                   "continues where it stopped (an interrupted overwrite keeps the rows it wrote).")
 @click.option("--shard-size", type=click.IntRange(min=1), cls=LibraryOption, library=FX_RUN,
               help="Images per committed shard: the most work a crash can lose.")
 @click.option("--prefix", cls=LibraryOption, library=FX_RUN,
@@ -289,6 +290,8 @@ def _extractor_options(fx: str):
                    "none: no limit.")
 @click.option("--progress/--no-progress", cls=LibraryOption, library=FX,
               help="Show progress with images/s (a bar on a terminal, log lines otherwise).")
+@click.option("--retry-skipped/--no-retry-skipped", cls=LibraryOption, library=FX_RUN,
+              help="Try the images the store lists as skipped (skipped.json) again: a file may have been fixed.")
 def extract_command(image_dir, store, key_rule, **options):
     """Extract CNN features of the images under IMAGE_DIR into a feature store (resumable)."""
     from gensim_im2vec.features import extract
@@ -296,12 +299,13 @@ def extract_command(image_dir, store, key_rule, **options):
 
     _check_output(store, "'-o' / '--output'", folder=True)
     options = _max_pixels(_weights_none(given(options)))
-    images = image_dir if key_rule == "path" else _keyed_files(image_dir, key_rule, options.pop("prefix", None))
     try:
+        images = image_dir if key_rule == "path" else _keyed_files(image_dir, key_rule, options.pop("prefix", None))
         report = extract(images, store, **options)
     except (ValueError, TypeError, OSError, WeightsNotAvailableError) as e:
         raise click.ClickException(_in_cli_terms(str(e))) from e
-    click.echo(report.summary())
+    click.echo(report.summary().replace("retry_skipped=False", "--no-retry-skipped")
+               .replace("retry_skipped=True", "--retry-skipped"))
     if report.skipped:
         click.echo(f"skipped images and reasons: {report.store.path / 'skipped.json'}")
 
@@ -1276,12 +1280,13 @@ def extract_ray_command(image_dir, store, key_rule, **options):
 
     _check_output(store, "'-o' / '--output'", folder=True)
     options = _max_pixels(_weights_none(given(options)))
-    images = image_dir if key_rule == "path" else _keyed_files(image_dir, key_rule, options.pop("prefix", None))
     try:
+        images = image_dir if key_rule == "path" else _keyed_files(image_dir, key_rule, options.pop("prefix", None))
         report = extract_ray(images, store, **options)
     except (ValueError, TypeError, OSError, WeightsNotAvailableError, PartsFailedError) as e:
         raise click.ClickException(_in_cli_terms(str(e))) from e
-    click.echo(report.summary().replace("retry_skipped=False", "--no-retry-skipped"))
+    click.echo(report.summary().replace("retry_skipped=False", "--no-retry-skipped")
+               .replace("retry_skipped=True", "--retry-skipped"))
     if report.skipped:
         click.echo(f"skipped images and reasons: {report.store.path / 'skipped.json'}")
 

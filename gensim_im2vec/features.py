@@ -117,6 +117,8 @@ from gensim_im2vec.store import (
     _identity_diff,
     _mismatch_message,
     _read_json,
+    _unfinished_mismatch,
+    unfinished_run,
 )
 from gensim_im2vec.validation import is_int, l2_normalize
 from gensim_im2vec.weights import DEFAULT_ARCH, DEFAULT_WEIGHTS, file_digest
@@ -185,7 +187,8 @@ def list_images(
     NotADirectoryError
         `root` is not a directory.
     ValueError
-        Two files map to one key (``a.jpg`` and ``a.png``); pass ``(key, path)`` pairs instead.
+        Two files map to one key (``a.jpg`` and ``a.png``): rename or move one, or key the files
+        yourself and pass ``(key, path)`` pairs instead of the folder.
     """
     root = Path(root)
     if not root.is_dir():
@@ -212,8 +215,12 @@ def list_images(
     if clashes:
         shown = "; ".join(f"{k!r}: {a} and {b}" for k, a, b in clashes[:5])
         raise ValueError(
-            f"{len(clashes)} key(s) under {str(root)!r} belong to more than one file ({shown}). "
-            f"Rename the files or pass explicit (key, path) pairs."
+            f"{len(clashes)} key(s) under {str(root)!r} belong to more than one file ({shown}): a key is the "
+            f"file's path without its extension, so these files cannot be told apart. From the shell, rename or "
+            f"move one file of each pair (every `im2vec extract --keys` rule drops the extension, --keys path "
+            f"included). From Python, pass the images as explicit (key, path) pairs instead of the folder "
+            f"(`images=[(key, path), ...]`), with keys of your own, e.g. with the extension ('img:x.jpg'); "
+            f"documents must name the images by those keys."
         )
     if ignored:
         logger.info(
@@ -627,6 +634,12 @@ class ExtractionReport:
         until its features are back (on CUDA this includes the GPU's share of the decoding queued
         before it: the GPU runs it in order), ``"write"`` L2/PCA and the store's shards, and
         ``"other"`` the rest (opening the store, listing the images, fitting PCA, closing).
+    retried : int
+        Images the store listed as skipped by an earlier run that this call tried again
+        (``retry_skipped=True``); those it could still not use are in `skipped` again.
+    skipped_before : int
+        Images the store lists as skipped by an earlier run that this call left alone
+        (``retry_skipped=False``); their reasons are in the store's ``skipped.json``.
     """
 
     store: FeatureStore
@@ -638,6 +651,8 @@ class ExtractionReport:
     images_per_second: float = 0.0
     decode_fallbacks: dict[str, int] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    retried: int = 0
+    skipped_before: int = 0
 
     def summary(self) -> str:
         kinds = Counter(r.split(":", 1)[0] for r in self.skipped.values())
@@ -646,10 +661,17 @@ class ExtractionReport:
         if self.decode_fallbacks:
             pil = (f", {sum(self.decode_fallbacks.values())} decoded by PIL instead of decode_jpeg ("
                    + ", ".join(f"{k}: {n}" for k, n in self.decode_fallbacks.items()) + ")")
+        again = ""
+        if self.retried:
+            again = (f" after {self.retried} image(s) skipped before were tried again (retry_skipped=False leaves "
+                     f"them)")
+        elif self.skipped_before:
+            again = (f", {self.skipped_before} skipped before and not tried again (retry_skipped=True tries "
+                     f"them)")
         return (
             f"{self.extracted} extracted in {self.seconds:.1f}s ({self.images_per_second:.1f} images/s), "
-            f"{self.already} already stored, {len(self.skipped)} skipped ({why}){pil}; store {self.store.path} "
-            f"holds {len(self.store)} rows of dim {self.store.dim}{self._stages()}"
+            f"{self.already} already stored, {len(self.skipped)} skipped ({why}){again}{pil}; store "
+            f"{self.store.path} holds {len(self.store)} rows of dim {self.store.dim}{self._stages()}"
         )
 
     def _stages(self) -> str:
@@ -923,7 +945,11 @@ class FeatureExtractor:
         mode : {"extend", "create", "overwrite"}
             "extend" (default) continues an interrupted run and appends new images to an
             existing store made with the same settings; "create" refuses an existing store;
-            "overwrite" replaces it.
+            "overwrite" replaces it. Whatever the mode, the same call run again after an
+            interruption (Ctrl-C, kill -9, a crash, also during the final append) continues where
+            it stopped: an interrupted "create" is not refused, an interrupted "overwrite" keeps
+            the rows it wrote (the old store's were already replaced). To start afresh instead,
+            delete the store folder.
         prefix : str
             Key prefix for a directory.
         dtype : {"float16", "float32"}
@@ -938,7 +964,9 @@ class FeatureExtractor:
         shard_size : int
             Images per committed shard (rounded up to whole batches): the most work a crash loses.
         retry_skipped : bool
-            Try images skipped by an earlier run again (a file may have been fixed).
+            True (default): try the images the store lists as skipped (``skipped.json``) again, a
+            file may have been fixed. False: leave them skipped (they count as skipped before,
+            :attr:`ExtractionReport.skipped_before`).
 
         Returns
         -------
@@ -954,16 +982,18 @@ class FeatureExtractor:
         pca_obj = self._target_pca(path, items, mode, meta, dtype, pca, pca_sample, normalise)
         shard = max(1, math.ceil(shard_size / self.batch_size)) * self.batch_size
         writer = FeatureStoreWriter(path, dim=int(pca) if pca else self.dim, dtype=dtype, metadata=meta, mode=mode,
-                                    shard_size=shard, pca=pca_obj)
+                                    shard_size=shard, pca=pca_obj, resume=True)
         done = writer.done_keys
+        before = {k for k, _ in items if k not in done and k in writer.skipped}  # skipped by an earlier run
         todo = [
             (pos, k, p)
             for pos, (k, p) in enumerate(items)
-            if k not in done and (retry_skipped or k not in writer.skipped)
+            if k not in done and (retry_skipped or k not in before)
         ]
         already = sum(1 for k, _ in items if k in done)
         logger.info(
-            "extracting %i of %i images into %s (%i already there)", len(todo), len(items), path, already
+            "extracting %i of %i images into %s (%i already there; %i skipped before, %s)", len(todo), len(items),
+            path, already, len(before), "tried again" if retry_skipped else "left skipped (retry_skipped=False)"
         )
         stages = dict.fromkeys(STAGES[:-1], 0.0)
         extracted, skipped, fallbacks = self._extract_into(writer, todo, normalise, pca_obj, stages)
@@ -981,6 +1011,8 @@ class FeatureExtractor:
             images_per_second=n_done / secs if secs > 0 else 0.0,
             decode_fallbacks=dict(fallbacks.most_common()),
             stage_seconds=stages,
+            retried=len(before) if retry_skipped else 0,
+            skipped_before=0 if retry_skipped else len(before),
         )
         logger.info("extraction: %s", report.summary())
         if skipped:
@@ -994,21 +1026,30 @@ class FeatureExtractor:
     def _target_pca(self, path: Path, items, mode: str, meta: dict, dtype: str, pca, pca_sample: int,
                     normalise: str) -> PCA | None:
         """Check the target store against these settings ("create" refuses an existing one, "extend"
-        needs the same identity) and return the PCA to apply: the store's when extending one, else
-        one fitted now (its description goes into `meta`), else None."""
+        needs the same identity; a store whose run was interrupted is continued in any mode, see
+        :func:`~gensim_im2vec.store.unfinished_run`) and return the PCA to apply: the store's when
+        extending or continuing one, else one fitted now (its description goes into `meta`), else None."""
         want = dict(meta, dim=int(pca) if pca else self.dim, dtype=np.dtype(dtype).name,
                     pca_components=int(pca) if pca else None)
-        if mode == "create" and (path / METADATA_FILE).exists():
+        stored = (path / METADATA_FILE).exists()
+        # a store whose run was interrupted (also one this call's mode made): the rerun continues it
+        run = unfinished_run(path) if stored and mode in ("create", "overwrite") else None
+        if mode == "create" and stored and run is None:
             raise FileExistsError(
                 f"feature store {str(path)!r} already exists; pass mode='extend' to continue or append to "
                 f"it, or mode='overwrite' to replace it."
             )
         pca_obj = None
-        existing = _read_json(path / METADATA_FILE) if mode == "extend" and (path / METADATA_FILE).exists() else None
+        existing = _read_json(path / METADATA_FILE) if stored and (mode == "extend" or run is not None) else None
         if existing is not None:
             diff = _identity_diff(_identity(existing), _identity(want))
-            if diff:
+            if diff and run is not None and mode == "overwrite":
+                existing = None  # another run's rows: this overwrite replaces them (the writer says so)
+            elif diff and run is not None:
+                raise StoreMismatchError(_unfinished_mismatch(path, run, existing, want, diff))
+            elif diff:
                 raise StoreMismatchError(_mismatch_message(path, existing, want, diff))
+        if existing is not None:
             drift = [f for f in _NUMERICS_FIELDS if f in existing and existing.get(f) != want.get(f)]
             if drift:  # same model and layer, other arithmetic: allowed, said once
                 logger.warning(

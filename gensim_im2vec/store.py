@@ -17,6 +17,11 @@ writes and what ``Im2Vec(documents, image_features=store)`` reads:
 ``.lock``           the single-writer lock (an OS lock held by the writing process, whose pid
                     the file names); the OS releases it when that process ends, even by kill -9
                     (children it forks, e.g. decode workers, close their copy at once)
+``.unfinished-run`` the run that started the store (or replaced it, ``mode="overwrite"``) has not
+                    finished: written before the store's first file, deleted by the writer's
+                    ``close()`` once the store is complete. While it is there the store holds only
+                    that run's rows so far, and an extraction run again continues it (also with
+                    ``mode="create"`` or ``"overwrite"``), see ``resume`` of the writer
 ==================  ==========================================================================
 
 Any features can go in, e.g. ones computed elsewhere:
@@ -94,7 +99,7 @@ from gensim_im2vec.validation import check_features, is_int, npy_header
 logger = logging.getLogger(__name__)
 
 __all__ = ["FeatureStore", "FeatureStoreWriter", "PCA", "StoreMismatchError", "StoreLockedError", "IDENTITY_FIELDS",
-           "check_store_folder", "is_store"]
+           "check_store_folder", "is_store", "unfinished_run"]
 
 FORMAT_VERSION = 1
 FEATURES_FILE = "features.npy"
@@ -104,6 +109,9 @@ SKIPPED_FILE = "skipped.json"
 PCA_FILE = "pca.npz"
 JOURNAL_FILE = "consolidate.json"  # renames of a PCA rewrite (and of stores written before appends)
 LOCK_FILE = ".lock"
+#: The record of an unfinished run (see the module notes): there from before a new store's first file
+#: until its writer's close(); hidden, like the lock, so that it never makes a folder look like a user's.
+RUN_FILE = ".unfinished-run"
 SHARD_DIR = "shards"
 _SHARD_RE = re.compile(r"^shard-(\d{6,})\.(npy|json)$")
 _WHITESPACE = re.compile(r"\s")
@@ -271,6 +279,31 @@ def _writer_pid(path: Path) -> int | None:
     except OSError:
         return pid  # alive, owned by another user
     return pid
+
+
+def unfinished_run(path) -> dict | None:
+    """The record of the unfinished run that started (or overwrote) the store at `path`: ``mode``
+    ("create", "extend" or "overwrite") and ``started``; None when the store is complete (its
+    writer closed it), was written before these records existed, or there is no store.
+
+    A run that was interrupted (Ctrl-C, kill -9, a crash, also during its final append) leaves
+    it; an extraction run again continues that run (:class:`FeatureStoreWriter`'s ``resume``).
+    """
+    file = Path(path) / RUN_FILE
+    if not file.is_file():
+        return None
+    try:
+        run = _read_json(file)
+    except (OSError, ValueError):
+        run = None
+    if not isinstance(run, dict):  # damaged: what it says is only for messages, that it is there counts
+        run = {}
+    return {"mode": str(run.get("mode", "unknown")), "started": str(run.get("started", "unknown"))}
+
+
+def _unfinished_note(run: Mapping) -> str:
+    """``"the unfinished extraction (mode='overwrite', started 2026-...)"`` for messages."""
+    return f"the unfinished extraction (mode={run['mode']!r}, started {run['started']})"
 
 
 # ----------------------------------------------------------------------------- file helpers
@@ -554,6 +587,15 @@ def _mismatch_message(path: Path, have: Mapping, want: Mapping, fields: list[str
     )
 
 
+def _unfinished_mismatch(path: Path, run: Mapping, have: Mapping, want: Mapping, fields: list[str]) -> str:
+    lines = [f"  {f}: store has {have.get(f)!r}, this run has {want.get(f)!r}" for f in fields]
+    return (
+        f"feature store {str(path)!r} is the output of {_unfinished_note(run)}, made with other "
+        f"settings:\n" + "\n".join(lines) + "\nRun that extraction again with its settings to finish it, pass "
+        "mode='overwrite' to replace it, or write to a new directory."
+    )
+
+
 # ----------------------------------------------------------------------------- PCA
 
 
@@ -823,6 +865,12 @@ def _report_shards(path: Path, meta: Mapping) -> None:
             "run in mode='extend'", path, sid, why,
         )
     writer = _writer_pid(path)
+    run = unfinished_run(path)
+    if run is not None and writer is None:
+        logger.warning(
+            "%s: this store is %s: it holds the %i rows that extraction stored so far; run it again with the "
+            "same arguments to finish it", path, _unfinished_note(run), count + sum(r["count"] for _, r in pending),
+        )
     if pending and writer is not None:
         logger.info("%s: being written by pid %i; this view holds the %i rows appended so far (%i more in "
                     "committed shards); open it again when the writer has finished", path, writer, count,
@@ -995,8 +1043,8 @@ class FeatureStore:
     def consolidate(cls, path) -> FeatureStore:
         """Fold committed shards of an interrupted run into the store, without extracting more."""
         meta = _settled_metadata(Path(path))
-        with FeatureStoreWriter(path, dim=meta["dim"], dtype=meta["dtype"], metadata=meta, mode="extend"):
-            pass
+        writer = FeatureStoreWriter(path, dim=meta["dim"], dtype=meta["dtype"], metadata=meta, mode="extend")
+        writer._close(finish_run=False)  # the rows are folded in, the interrupted run is not finished
         return cls.open(path)
 
     # -- mapping interface ------------------------------------------------------------------
@@ -1243,6 +1291,15 @@ class FeatureStoreWriter:
         Rows (plus skips) per committed shard: the most work a crash can lose.
     pca : PCA, optional
         The PCA already applied to the rows written here (saved with the store).
+    resume : bool
+        False (default): `mode` as above. True: a store whose run has not finished
+        (:func:`unfinished_run`: its writer was interrupted before :meth:`close`) and that has the
+        same identity is continued as with ``"extend"``, also with ``"create"`` (instead of being
+        refused) and ``"overwrite"`` (instead of being deleted again: it holds that overwrite's
+        rows, not the old store's). For a caller that leaves out :attr:`done_keys`, as
+        :meth:`FeatureExtractor.extract <gensim_im2vec.features.FeatureExtractor.extract>` does, so
+        that running the same extraction again continues it. A store with other settings is refused
+        with ``"create"`` and started afresh with ``"overwrite"``.
 
     Notes
     -----
@@ -1254,7 +1311,9 @@ class FeatureStoreWriter:
     and deletes the shards. Rows already in the store are never rewritten: closing or resuming
     costs O(new rows). Readers take the first ``count`` rows and ``keys_bytes`` bytes, so the tail
     of an interrupted append is invisible to them; the next writer cuts it off and appends the
-    shards again.
+    shards again. A writer that starts a store (a new one, or one it overwrites) writes the run
+    record ``.unfinished-run`` before any of the store's files; :meth:`close` deletes it last,
+    :meth:`abort` and a crash leave it (see `resume`).
     """
 
     def __init__(
@@ -1267,6 +1326,7 @@ class FeatureStoreWriter:
         mode: str = "create",
         shard_size: int = 4096,
         pca: PCA | None = None,
+        resume: bool = False,
     ) -> None:
         if mode not in ("create", "extend", "overwrite"):
             raise ValueError(f"mode: expected 'create', 'extend' or 'overwrite', got {mode!r}.")
@@ -1307,15 +1367,38 @@ class FeatureStoreWriter:
             # lock it may have been half-way through creating the store (shards, no metadata yet), which
             # the check before the lock refused as a user's folder
             check_store_folder(self.path)
-            self._open_under_lock(meta, mode, pca)
+            self._open_under_lock(meta, mode, pca, resume=bool(resume))
         except BaseException:
             self._release()
             raise
 
-    def _open_under_lock(self, meta: dict, mode: str, pca: PCA | None) -> None:
+    def _continues_run(self, meta: dict, mode: str) -> bool:
+        """Whether a ``resume`` writer in `mode` "create" or "overwrite" continues the store's unfinished
+        run (:func:`unfinished_run`) instead of refusing or replacing the store; a store with other
+        settings is refused here for "create" (naming them) and left to be replaced for "overwrite"."""
+        run = unfinished_run(self.path)
+        if run is None:
+            return False
+        if (self.path / METADATA_FILE).exists() or (self.path / JOURNAL_FILE).exists():
+            _roll_forward(self.path)
+            have = _read_metadata(self.path)
+            diff = _identity_diff(_identity(have), _identity(meta))
+            if diff:
+                if mode == "create":
+                    raise StoreMismatchError(_unfinished_mismatch(self.path, run, have, meta, diff))
+                logger.info("%s: %s in it was made with other settings (%s); overwrite starts afresh",
+                            self.path, _unfinished_note(run), ", ".join(diff))
+                return False
+        logger.info("%s: continuing %s with mode=%r: the rows it stored are kept, only the rest is done (to "
+                    "start afresh instead, delete the folder)", self.path, _unfinished_note(run), mode)
+        return True
+
+    def _open_under_lock(self, meta: dict, mode: str, pca: PCA | None, *, resume: bool = False) -> None:
         rows = _rows_without_metadata(self.path)
         if rows and mode != "overwrite":  # starting afresh would delete them: only overwrite may
             raise FileExistsError(_lost_metadata_message(self.path, rows))
+        if is_store(self.path) and resume and mode in ("create", "overwrite") and self._continues_run(meta, mode):
+            mode = "extend"
         if is_store(self.path):
             if mode == "create":
                 raise FileExistsError(
@@ -1332,6 +1415,10 @@ class FeatureStoreWriter:
                         f"store's: mode='overwrite' replaces a store's own files only. Move them out of it first.")
                 self._remove_store()
         check_store_folder(self.path)
+        fresh = not ((self.path / METADATA_FILE).exists() or (self.path / JOURNAL_FILE).exists())
+        if fresh and not (self.path / RUN_FILE).exists():
+            # before the store's first file: from here until close() a rerun continues this run
+            _atomic_write_json(self.path / RUN_FILE, {"mode": mode, "started": _now(), "pid": os.getpid()})
         (self.path / SHARD_DIR).mkdir(exist_ok=True)
 
         if (self.path / METADATA_FILE).exists() or (self.path / JOURNAL_FILE).exists():
@@ -1402,6 +1489,7 @@ class FeatureStoreWriter:
         shutil.rmtree(self.path / SHARD_DIR, ignore_errors=True)
         for p in self.path.glob(".*.tmp-*"):
             p.unlink()
+        (self.path / RUN_FILE).unlink(missing_ok=True)
 
     def _cleanup_stale(self) -> None:
         """Delete temp files and shard data without a commit record (a crash mid-write)."""
@@ -1602,12 +1690,19 @@ class FeatureStoreWriter:
         _atomic_write_json(path, record)
 
     def close(self) -> None:
-        """Commit what is buffered, append all committed shards to the store, release the lock."""
+        """Commit what is buffered, append all committed shards to the store, mark the run finished
+        (delete ``.unfinished-run``), release the lock."""
+        self._close(finish_run=True)
+
+    def _close(self, *, finish_run: bool) -> None:
         if self._closed:
             return
         try:
             self.flush()
             self._append_shards()
+            if finish_run and (self.path / RUN_FILE).exists():
+                (self.path / RUN_FILE).unlink()  # last, under the lock: the store is complete
+                fsync_dir(self.path)
         finally:
             self._closed = True
             self._release()
