@@ -1154,7 +1154,8 @@ WRITE_REPORT = "gensim_im2vec.report:write_report"
 @click.option("--features", type=click.Path(exists=True, file_okay=False), default=None,
               help="Feature store holding the test images (default: the model's own features).")
 @click.option("--evaluation", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Evaluation results as JSON (im2vec evaluate's output, or a list of row objects).")
+              help="Evaluation results as JSON: `im2vec evaluate --json`'s file (shown as the tables im2vec "
+                   "evaluate prints, and linked), or a list of row objects.")
 @click.option("--words", default=None, help="Comma-separated words to show with their nearest images "
                                             "(default: the most frequent image tags).")
 @click.option("--topn", type=click.IntRange(min=1), cls=LibraryOption, library=WRITE_REPORT,
