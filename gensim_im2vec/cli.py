@@ -229,7 +229,8 @@ FX_RUN = "gensim_im2vec.features:FeatureExtractor.extract"  # the store's option
 
 
 def _extractor_options(fx: str):
-    """The options of the feature extractor, shared by `im2vec extract` and `im2vec extract-ray`."""
+    """The options of the feature extractor and the store's keys and dtype, shared by `im2vec extract`
+    and `im2vec extract-ray`."""
     options = [
         click.option("--arch", cls=LibraryOption, library=fx, help="torchvision classification model."),
         click.option("--weights", cls=LibraryOption, library=fx,
@@ -238,6 +239,15 @@ def _extractor_options(fx: str):
         click.option("--layer", cls=LibraryOption, library=fx,
                      help="Graph node to take features from (default: the penultimate activation; 'fc7' for "
                           "AlexNet)."),
+        click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), cls=LibraryOption,
+                     library=fx, help="Autocast dtype (auto: bf16 on CUDA, fp32 on CPU)."),
+        click.option("--max-pixels", cls=LibraryOption, library=fx, metavar="N|none",
+                     help="Skip images with more pixels than this (after JPEG draft scaling), listed in "
+                          "skipped.json; none: no limit."),
+        click.option("--dtype", type=click.Choice(["float16", "float32"]), cls=LibraryOption, library=FX_RUN,
+                     help="Storage dtype of the features."),
+        click.option("--prefix", cls=LibraryOption, library=FX_RUN,
+                     help="Key prefix; keys are prefix + relative path without extension."),
     ]
 
     def apply(f):
@@ -258,16 +268,12 @@ def _extractor_options(fx: str):
               help="Images per forward pass (default: chosen for the device).")
 @click.option("--num-workers", type=click.IntRange(min=0), cls=LibraryOption, library=FX,
               help="Decoding processes; 0 decodes in the main process (default: chosen for the device).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), cls=LibraryOption, library=FX,
-              help="Autocast dtype (auto: bf16 on CUDA, fp32 on CPU).")
 @click.option("--jpeg-device", cls=LibraryOption, library=FX,
               help="Decode JPEGs batched with torchvision's decode_jpeg on this device: cuda or cuda:N "
                    "(nvJPEG on the GPU), cpu, or auto (the model's device); workers then only read the "
                    "files. PNGs and odd files still go to PIL, counted with their reason in the summary. "
                    "Features agree with PIL decoding to cosine >= 0.999; no JPEG draft downscaling. "
                    "Not given: PIL decodes everything in the workers.")
-@click.option("--dtype", type=click.Choice(["float16", "float32"]), cls=LibraryOption, library=FX_RUN,
-              help="Storage dtype of the features.")
 @click.option("--pca", type=click.IntRange(min=1), cls=LibraryOption, library=FX_RUN,
               help="Reduce the features to this many dims with a PCA fitted on a sample first.")
 @click.option("--pca-sample", type=click.IntRange(min=1), cls=LibraryOption, library=FX_RUN,
@@ -278,16 +284,11 @@ def _extractor_options(fx: str):
                    "continues where it stopped (an interrupted overwrite keeps the rows it wrote).")
 @click.option("--shard-size", type=click.IntRange(min=1), cls=LibraryOption, library=FX_RUN,
               help="Images per committed shard: the most work a crash can lose.")
-@click.option("--prefix", cls=LibraryOption, library=FX_RUN,
-              help="Key prefix; keys are prefix + relative path without extension.")
 @click.option("--keys", "key_rule", type=click.Choice(["path", "stem", "flickr-id"]), default="path", show_default=True,
               help="How a file's key is made: path: prefix + its path under IMAGE_DIR without extension; stem: "
                    "prefix + its file name without extension (YFCC100M's hash-sharded layout, d29/e7c/<hash>.jpg, "
                    "matches `normalize --key hash`); flickr-id: prefix + the photo id that starts a Flickr file name "
                    "(<id>_<secret>_o.jpg, matches `normalize --key id`).")
-@click.option("--max-pixels", cls=LibraryOption, library=FX, metavar="N|none",
-              help="Skip images with more pixels than this (after JPEG draft scaling), listed in skipped.json; "
-                   "none: no limit.")
 @click.option("--progress/--no-progress", cls=LibraryOption, library=FX,
               help="Show progress with images/s (a bar on a terminal, log lines otherwise).")
 @click.option("--retry-skipped/--no-retry-skipped", cls=LibraryOption, library=FX_RUN,
@@ -1245,8 +1246,6 @@ RAY = "gensim_im2vec.distributed:extract_ray"
               help="Images per forward pass (default: chosen for the cluster).")
 @click.option("--num-workers", type=click.IntRange(min=0), cls=LibraryOption, library=RAY,
               help="Decoding processes per actor (default: chosen for the cluster).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), cls=LibraryOption, library=FX,
-              help="Autocast dtype (auto: bf16 on CUDA, fp32 on CPU).")
 @click.option("--jpeg-device", cls=LibraryOption, library=FX,
               help="Decode JPEGs batched with torchvision's decode_jpeg on this device (cuda: nvJPEG on the actor's "
                    "GPU; cpu; auto: the actor's device); not given: PIL decodes everything (see `extract --help`).")
@@ -1254,20 +1253,13 @@ RAY = "gensim_im2vec.distributed:extract_ray"
               help="Images per unit of work; a finished part is never redone.")
 @click.option("--shard-size", type=click.IntRange(min=1), cls=LibraryOption, library=RAY,
               help="Images per committed shard inside a part: the most work a dying actor loses.")
-@click.option("--dtype", type=click.Choice(["float16", "float32"]), cls=LibraryOption, library=FX_RUN,
-              help="Storage dtype of the features.")
 @click.option("--mode", type=click.Choice(["extend", "create", "overwrite"]), cls=LibraryOption, library=FX_RUN,
               help="extend: continue or append; create: refuse an existing store; overwrite: replace it (its "
                    "interrupted run continues when run again).")
-@click.option("--prefix", cls=LibraryOption, library=FX_RUN,
-              help="Key prefix; keys are prefix + relative path without extension.")
 @click.option("--keys", "key_rule", type=click.Choice(["path", "stem", "flickr-id"]), default="path", show_default=True,
               help="How a file's key is made, as in `im2vec extract`: path: prefix + its path under IMAGE_DIR without "
                    "extension; stem: prefix + its file name without extension (YFCC100M's hash-sharded layout); "
                    "flickr-id: prefix + the photo id that starts a Flickr file name (<id>_<secret>_o.jpg).")
-@click.option("--max-pixels", cls=LibraryOption, library=FX, metavar="N|none",
-              help="Skip images with more pixels than this (after JPEG draft scaling), listed in skipped.json; "
-                   "none: no limit.")
 @click.option("--keep-parts/--no-keep-parts", cls=LibraryOption, library=RAY,
               help="Keep OUTPUT.ray-parts/ after the merge.")
 @click.option("--retry-skipped/--no-retry-skipped", cls=LibraryOption, library=FX_RUN,
