@@ -73,6 +73,7 @@ from gensim_im2vec.store import (
     StoreMismatchError,
     check_store_folder,
     is_store,
+    unfinished_run,
 )
 from gensim_im2vec.validation import is_int
 
@@ -823,7 +824,11 @@ def extract_ray(
     parts_root = target.with_name(target.name + PARTS_SUFFIX)
     _check_folders(target, parts_root)
     if mode == "create" and (target / METADATA_FILE).exists():
-        raise FileExistsError(f"feature store {str(target)!r} already exists; pass mode='extend' or 'overwrite'.")
+        if unfinished_run(target) is None:
+            raise FileExistsError(f"feature store {str(target)!r} already exists; pass mode='extend' or 'overwrite'.")
+        # this create run's own store, its merge interrupted: the rerun finishes it (its rows are kept)
+        logger.info("extract_ray: %s was left unfinished by an interrupted run; continuing it", target)
+        mode = "extend"
     probe = _probe_extractor(fx_options)
     extend_target = mode == "extend" and (target / METADATA_FILE).exists()
     if extend_target:

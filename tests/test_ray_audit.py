@@ -214,6 +214,31 @@ def test_rerun_of_an_interrupted_overwrite_keeps_its_parts(photos, tmp_path, fak
     assert not (tmp_path / "feats.ray-parts").exists()
 
 
+def test_rerun_of_a_create_run_stopped_in_its_merge_finishes_it(photos, tmp_path, fake_ray, monkeypatch):
+    """`extract-ray --mode create` killed after the merge committed the rows, before it closed the
+    store: the rerun was refused ("already exists") though it is the run's own store."""
+    from gensim_im2vec.store import RUN_FILE, unfinished_run
+
+    merge = distributed.merge_stores
+
+    def killed_before_close(target, sources, **kw):
+        merged = merge(target, sources, **kw)
+        (merged.path / RUN_FILE).write_text('{"mode": "extend"}')  # what the kill leaves: not closed
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(distributed, "merge_stores", killed_before_close)
+    with pytest.raises(KeyboardInterrupt):
+        extract_ray(photos, tmp_path / "feats", **FX, part_size=4, mode="create")
+    assert unfinished_run(tmp_path / "feats") is not None and (tmp_path / "feats.ray-parts").exists()
+    monkeypatch.setattr(distributed, "merge_stores", merge)
+    fake_ray.clear()
+    rep = extract_ray(photos, tmp_path / "feats", **FX, part_size=4, mode="create")
+    assert fake_ray == [] and rep.extracted == 0 and rep.already == 10 and len(rep.store) == 10
+    assert unfinished_run(tmp_path / "feats") is None and not (tmp_path / "feats.ray-parts").exists()
+    with pytest.raises(FileExistsError, match="already exists"):  # a finished store is still refused
+        extract_ray(photos, tmp_path / "feats", **FX, part_size=4, mode="create")
+
+
 # ----------------------------------------------------------------------------- refused before any work
 
 
