@@ -341,6 +341,9 @@ def _in_cli_terms(message: str) -> str:
     import re
 
     message = re.sub(r"\bmode='(\w+)' or '(\w+)'", r"--mode \1 or --mode \2", message)
+    message = re.sub(r"\bjpeg_device='(\w+)', or None to decode with PIL",
+                     r"--jpeg-device \1, or leave --jpeg-device out to decode with PIL", message)
+    message = re.sub(r"\b(jpeg_device|gpus_per_actor)=", lambda m: "--" + m.group(1).replace("_", "-") + " ", message)
     return re.sub(r"\bmode='(\w+)'", r"--mode \1", message)
 
 

@@ -266,7 +266,9 @@ class CorpusStats:
         exports write quotes); ``suspect_quote`` (a CSV/TSV field opens a double quote that closes
         lines later, and every line from the one it opens on to the one it closes on reads as a row
         of the table: rows merged by a stray quote, each read as its own row again, the quote a
-        character; the example names the lines, ``file:first-last``).
+        character; the example names the lines, ``file:first-last``); ``suspect_quote_kept`` (the
+        same in a table of two columns, where a caption line such as "2019, a good year" reads as a
+        row too: the field is kept whole, counted and warned about, for the user to check).
     examples : dict of str to list of str
         Up to five places (``file:line``) per skip reason or repair, to find the culprits.
     seconds : float
@@ -336,6 +338,10 @@ _HINTS = {
                      "reads as a row of the table (the header's column count, image keys alike): a stray quote, "
                      "not a field across lines. Each line was read as its own row, the quote as a character. Check "
                      "those rows; double a quote inside a field (\"\") or quote the whole field",
+    "suspect_quote_kept": "suspect_quote_kept: a double quote opens a field that closes lines later, and every line "
+                          "between reads like a row of this two-column table; with two columns a caption line "
+                          "(\"2019, a good year\") reads the same, so the field was kept whole. Check those lines: "
+                          "if they are rows, double the stray quote (\"\") or quote its whole field",
 }
 
 
@@ -1056,7 +1062,9 @@ class TableCorpus(_Corpus):
         the lines are rows: each is read as its own row, counted in :attr:`CorpusStats.repaired` as
         ``suspect_quote`` with the lines it spans (``file:2-4``) and warned about. A caption across
         lines has lines of prose (a line without the column's delimiters, a blank line, words before
-        the first delimiter), so it stays one field; a table of one column keeps it too.
+        the first delimiter), so it stays one field; a table of one column keeps it too. A table of
+        two columns keeps it as well, counted as ``suspect_quote_kept`` and warned about: there a
+        caption line like "2019, a good year" splits into a key and a text as a row does.
 
     Raises
     ------
@@ -1162,6 +1170,8 @@ class TableCorpus(_Corpus):
                 stats.lines -= 1  # the header (or a blank line before it) is not a record
         if header is None:
             return
+        # names as written around the separators ("id; caption"): what the column names asked for mean
+        header = [h.strip() for h in header]
         problem = _header_problem(path, header, (self.image_column, *self.text_columns, *self.tag_columns),
                                   delimiter)
         if problem:
@@ -1178,8 +1188,11 @@ class TableCorpus(_Corpus):
                 first = _stray_quote_row(lines.held, row, delimiter, width, column, field_limit)
                 if first is not None:
                     repaired_at = f"{where}-{lines.held[-1][0]}"
-                    lines.again_after_first()
-                    row, problem = first, "suspect_quote"
+                    if width >= 3:
+                        lines.again_after_first()
+                        row, problem = first, "suspect_quote"
+                    else:  # two columns: a caption line "2019, a good year" reads as a row too
+                        problem = "suspect_quote_kept"
             if len(row) != width:
                 if row:  # blank lines are not records
                     stats.skip("wrong_columns", where)

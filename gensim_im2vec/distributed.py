@@ -72,6 +72,7 @@ from gensim_im2vec.store import (
     FeatureStore,
     StoreMismatchError,
     check_store_folder,
+    images_digest,
     is_store,
     unfinished_run,
 )
@@ -546,6 +547,19 @@ def _check_address(address: str | None, timeout: float = ADDRESS_TIMEOUT) -> Non
 
 #: In ``STORE.ray-parts/``: an ``overwrite`` run started these parts (so its rerun keeps them).
 _OVERWRITE_RUN = ".overwrite-run"
+#: In ``STORE.ray-parts/``: the image list (:func:`~gensim_im2vec.store.images_digest`) of the run that
+#: made the parts; an overwrite or create continues them only for the same images.
+_RUN_INPUTS = ".run-inputs"
+
+
+def _run_inputs(parts_root: Path) -> str | None:
+    """The image-list digest recorded in `parts_root` (None: none, or unreadable)."""
+    try:
+        with open(parts_root / _RUN_INPUTS, encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return record.get("inputs") if isinstance(record, dict) else None
 
 
 def _lock_parts(parts_root: Path, target: Path):
@@ -588,6 +602,7 @@ def _finish_parts(parts_root: Path, keep: bool) -> None:
 
     if keep:
         (parts_root / _OVERWRITE_RUN).unlink(missing_ok=True)
+        (parts_root / _RUN_INPUTS).unlink(missing_ok=True)
         return
     if not _own_parts(parts_root):
         logger.warning("extract_ray: %s now holds files extract_ray did not write; it is kept (delete it yourself "
@@ -608,7 +623,7 @@ def _drop_if_empty(parts_root: Path) -> None:
 
     if not parts_root.is_dir() or _visible(parts_root):
         return
-    for name in (_OVERWRITE_RUN, LOCK_FILE):
+    for name in (_OVERWRITE_RUN, _RUN_INPUTS, LOCK_FILE):
         (parts_root / name).unlink(missing_ok=True)
     try:
         parts_root.rmdir()
@@ -823,26 +838,37 @@ def extract_ray(
     target = Path(store)
     parts_root = target.with_name(target.name + PARTS_SUFFIX)
     _check_folders(target, parts_root)
+    continue_create = False  # a create run's own store, its merge interrupted: finished if given the same images
     if mode == "create" and (target / METADATA_FILE).exists():
         if unfinished_run(target) is None:
             raise FileExistsError(f"feature store {str(target)!r} already exists; pass mode='extend' or 'overwrite'.")
-        # this create run's own store, its merge interrupted: the rerun finishes it (its rows are kept)
-        logger.info("extract_ray: %s was left unfinished by an interrupted run; continuing it", target)
-        mode = "extend"
+        continue_create = True
     probe = _probe_extractor(fx_options)
-    extend_target = mode == "extend" and (target / METADATA_FILE).exists()
+    extend_target = (mode == "extend" or continue_create) and (target / METADATA_FILE).exists()
     if extend_target:
         _check_target_identity(target, probe, run_options)
     want = _wanted_identity(probe, run_options)
     del probe
     pairs = _as_pairs(images, prefix)
+    inputs = images_digest(pairs)
     import ray
 
     if not ray.is_initialized():
         _check_address(address)
     lock = _lock_parts(parts_root, target)
     try:
-        if mode == "overwrite" and not (parts_root / _OVERWRITE_RUN).exists():
+        same_images = _run_inputs(parts_root) == inputs  # the parts are an unfinished run's over these images
+        if continue_create:
+            if not same_images:
+                raise FileExistsError(
+                    f"feature store {str(target)!r} is the output of an unfinished extraction of another list of "
+                    f"images (or of one whose parts are gone): continuing it would keep that run's rows under this "
+                    f"run's keys. Run that extraction again with its images to finish it, pass mode='overwrite' "
+                    f"to replace it, or write to a new directory.")
+            logger.info("extract_ray: %s was left unfinished by an interrupted run of these images; finishing it",
+                        target)
+            mode = "extend"
+        if mode == "overwrite" and not ((parts_root / _OVERWRITE_RUN).exists() and same_images):
             _clear_parts(parts_root)  # the parts of an earlier run; those of an unfinished overwrite stay
             atomic_write_json(parts_root / _OVERWRITE_RUN, {"started": time.strftime("%Y-%m-%dT%H:%M:%S")})
         other = _parts_made_otherwise(parts_root, want)
@@ -860,6 +886,7 @@ def extract_ray(
                            "afresh", parts_root, ", ".join(diff))
             _clear_parts(parts_root)
             atomic_write_json(parts_root / _OVERWRITE_RUN, {"started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        atomic_write_json(parts_root / _RUN_INPUTS, {"mode": mode, "inputs": inputs})
         done, retry = set(), set()
         if extend_target:
             have = FeatureStore.open(target)

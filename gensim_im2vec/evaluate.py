@@ -1283,7 +1283,7 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
         Training images scored in-sample (0: none): their own tags ranked by their rows of
         ``model.wv`` (what ``model.wv.most_similar(key)`` answers), and the one-space check. Of the
         training images that are images of the model, every ``max(1, n // n_in_sample)``-th is
-        taken (the id-token Word2Vec: the first `n_in_sample` in its vocabulary); ``n_pool``,
+        taken (the id-token Word2Vec: the same images, those in its vocabulary); ``n_pool``,
         ``n_sampled`` and ``step`` in their results say which.
     analogies : sequence of (x, a, b, y), optional
         Cross-modal analogy questions (:func:`analogy_quads`), answered by :func:`image_analogies`.
@@ -1562,8 +1562,8 @@ def _json_number(o):
 def _id_token_row(model, candidates, train_docs, train_keys, train_tags, n_in_sample, seed) -> TaggingResult:
     """The id-token Word2Vec: not applicable to held-out images; scored in-sample when the training
     documents are given, on the sample Im2Vec's in-sample takes (:func:`_space_checks`): every
-    ``step``-th of the training images in its vocabulary, at most `n_in_sample` (its ``in_sample``
-    metrics record ``n_pool``, ``n_sampled`` and ``step``). It took the first `n_in_sample` before,
+    ``step``-th of the training images of the model, at most `n_in_sample`, those of them in its
+    vocabulary (its ``in_sample`` metrics record ``n_pool``, ``n_sampled`` and ``step``). It took the first `n_in_sample` before,
     other images than Im2Vec's figure beside it (0.793 there against 0.899 on Im2Vec's sample, on
     the demo's split)."""
     row = TaggingResult(IdTokenWord2VecScorer.name, IdTokenWord2VecScorer.note, False)
@@ -1574,9 +1574,15 @@ def _id_token_row(model, candidates, train_docs, train_keys, train_tags, n_in_sa
         train_docs, vector_size=model.vector_size, sg=model.sg, window=model.window,
         negative=model.negative, epochs=model.epochs, sample=model.sample, seed=seed,
         workers=1)  # one worker: the same table from the same model, every run
-    pool = [i for i, k in enumerate(train_keys) if k in idt.w2v.wv.key_to_index]
-    step = max(1, len(pool) // n_in_sample)
-    pick = pool[::step][:n_in_sample]
+    # Im2Vec's pool (:func:`_space_checks`: the training images of the model), of those in its vocabulary
+    known, k2i = idt.w2v.wv.key_to_index, model.wv.key_to_index
+    is_image = getattr(model, "is_image", None)
+    inside = [i for i, k in enumerate(train_keys) if k in k2i and (is_image is None or is_image(k))]
+    step = max(1, len(inside) // n_in_sample)
+    pick = [i for i in inside[::step][:n_in_sample] if train_keys[i] in known]
+    pool = [i for i in inside if train_keys[i] in known]
+    if not pick:
+        return row
     keys = [train_keys[i] for i in pick]
     tags = [train_tags[i] for i in pick]
     row.metrics["in_sample"] = {**evaluate_scores(idt.score_keys(keys, candidates), tags, candidates)["all"],

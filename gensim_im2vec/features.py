@@ -118,6 +118,8 @@ from gensim_im2vec.store import (
     _mismatch_message,
     _read_json,
     _unfinished_mismatch,
+    _unfinished_other_images,
+    images_digest,
     unfinished_run,
 )
 from gensim_im2vec.validation import is_int, l2_normalize
@@ -979,10 +981,11 @@ class FeatureExtractor:
         items = _as_items(images, prefix)
         path = Path(store)
         meta = dict(self.metadata, normalisation=normalise)
-        pca_obj = self._target_pca(path, items, mode, meta, dtype, pca, pca_sample, normalise)
+        inputs = images_digest(items) if mode in ("create", "overwrite") else True  # what a rerun must be given
+        pca_obj = self._target_pca(path, items, mode, meta, dtype, pca, pca_sample, normalise, inputs)
         shard = max(1, math.ceil(shard_size / self.batch_size)) * self.batch_size
         writer = FeatureStoreWriter(path, dim=int(pca) if pca else self.dim, dtype=dtype, metadata=meta, mode=mode,
-                                    shard_size=shard, pca=pca_obj, resume=True)
+                                    shard_size=shard, pca=pca_obj, resume=inputs)
         done = writer.done_keys
         before = {k for k, _ in items if k not in done and k in writer.skipped}  # skipped by an earlier run
         todo = [
@@ -1024,7 +1027,7 @@ class FeatureExtractor:
         return report
 
     def _target_pca(self, path: Path, items, mode: str, meta: dict, dtype: str, pca, pca_sample: int,
-                    normalise: str) -> PCA | None:
+                    normalise: str, inputs: str | bool = True) -> PCA | None:
         """Check the target store against these settings ("create" refuses an existing one, "extend"
         needs the same identity; a store whose run was interrupted is continued in any mode, see
         :func:`~gensim_im2vec.store.unfinished_run`) and return the PCA to apply: the store's when
@@ -1034,6 +1037,10 @@ class FeatureExtractor:
         stored = (path / METADATA_FILE).exists()
         # a store whose run was interrupted (also one this call's mode made): the rerun continues it
         run = unfinished_run(path) if stored and mode in ("create", "overwrite") else None
+        if run is not None and isinstance(inputs, str) and run["inputs"] != inputs:  # another list of images
+            if mode == "create":
+                raise FileExistsError(_unfinished_other_images(path, run))
+            run = None  # overwrite replaces it (the writer says so)
         if mode == "create" and stored and run is None:
             raise FileExistsError(
                 f"feature store {str(path)!r} already exists; pass mode='extend' to continue or append to "

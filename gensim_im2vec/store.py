@@ -99,7 +99,7 @@ from gensim_im2vec.validation import check_features, is_int, npy_header
 logger = logging.getLogger(__name__)
 
 __all__ = ["FeatureStore", "FeatureStoreWriter", "PCA", "StoreMismatchError", "StoreLockedError", "IDENTITY_FIELDS",
-           "check_store_folder", "is_store", "unfinished_run"]
+           "check_store_folder", "images_digest", "is_store", "unfinished_run"]
 
 FORMAT_VERSION = 1
 FEATURES_FILE = "features.npy"
@@ -298,7 +298,25 @@ def unfinished_run(path) -> dict | None:
         run = None
     if not isinstance(run, dict):  # damaged: what it says is only for messages, that it is there counts
         run = {}
-    return {"mode": str(run.get("mode", "unknown")), "started": str(run.get("started", "unknown"))}
+    return {"mode": str(run.get("mode", "unknown")), "started": str(run.get("started", "unknown")),
+            "inputs": run.get("inputs")}
+
+
+def images_digest(items) -> str:
+    """SHA-256 of an extraction's image list, its ``(key, path)`` pairs in order: recorded by the
+    run that starts a store (:func:`unfinished_run`'s ``inputs``), so that only a rerun given the
+    same images continues it (another list would keep the first list's rows under its keys)."""
+    h = hashlib.sha256()
+    for key, p in items:
+        h.update(f"{key}\t{os.fspath(p)}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+def _unfinished_other_images(path: Path, run: Mapping) -> str:
+    return (f"feature store {str(path)!r} is the output of {_unfinished_note(run)} of another list of images "
+            f"(other files or keys): continuing it would keep that run's rows under this run's keys. Run that "
+            f"extraction again with its images to finish it, pass mode='overwrite' to replace it, or write to a "
+            f"new directory.")
 
 
 def _unfinished_note(run: Mapping) -> str:
@@ -1291,8 +1309,9 @@ class FeatureStoreWriter:
         Rows (plus skips) per committed shard: the most work a crash can lose.
     pca : PCA, optional
         The PCA already applied to the rows written here (saved with the store).
-    resume : bool
-        False (default): `mode` as above. True: a store whose run has not finished
+    resume : bool or str
+        False (default): `mode` as above. True, or the run's :func:`images_digest` (then only a
+        store whose unfinished run was given the same images is continued): a store whose run has not finished
         (:func:`unfinished_run`: its writer was interrupted before :meth:`close`) and that has the
         same identity is continued as with ``"extend"``, also with ``"create"`` (instead of being
         refused) and ``"overwrite"`` (instead of being deleted again: it holds that overwrite's
@@ -1326,7 +1345,7 @@ class FeatureStoreWriter:
         mode: str = "create",
         shard_size: int = 4096,
         pca: PCA | None = None,
-        resume: bool = False,
+        resume: bool | str = False,
     ) -> None:
         if mode not in ("create", "extend", "overwrite"):
             raise ValueError(f"mode: expected 'create', 'extend' or 'overwrite', got {mode!r}.")
@@ -1367,10 +1386,13 @@ class FeatureStoreWriter:
             # lock it may have been half-way through creating the store (shards, no metadata yet), which
             # the check before the lock refused as a user's folder
             check_store_folder(self.path)
+            self._inputs = resume if isinstance(resume, str) else None
             self._open_under_lock(meta, mode, pca, resume=bool(resume))
         except BaseException:
             self._release()
             raise
+
+    _inputs: str | None = None  # the run's images_digest, when `resume` gave one
 
     def _continues_run(self, meta: dict, mode: str) -> bool:
         """Whether a ``resume`` writer in `mode` "create" or "overwrite" continues the store's unfinished
@@ -1378,6 +1400,12 @@ class FeatureStoreWriter:
         settings is refused here for "create" (naming them) and left to be replaced for "overwrite"."""
         run = unfinished_run(self.path)
         if run is None:
+            return False
+        if self._inputs is not None and run["inputs"] != self._inputs:
+            if mode == "create":
+                raise FileExistsError(_unfinished_other_images(self.path, run))
+            logger.info("%s: %s in it was given other images; overwrite starts afresh", self.path,
+                        _unfinished_note(run))
             return False
         if (self.path / METADATA_FILE).exists() or (self.path / JOURNAL_FILE).exists():
             _roll_forward(self.path)
@@ -1418,7 +1446,8 @@ class FeatureStoreWriter:
         fresh = not ((self.path / METADATA_FILE).exists() or (self.path / JOURNAL_FILE).exists())
         if fresh and not (self.path / RUN_FILE).exists():
             # before the store's first file: from here until close() a rerun continues this run
-            _atomic_write_json(self.path / RUN_FILE, {"mode": mode, "started": _now(), "pid": os.getpid()})
+            _atomic_write_json(self.path / RUN_FILE, {"mode": mode, "started": _now(), "pid": os.getpid(),
+                                                      "inputs": self._inputs})
         (self.path / SHARD_DIR).mkdir(exist_ok=True)
 
         if (self.path / METADATA_FILE).exists() or (self.path / JOURNAL_FILE).exists():

@@ -288,3 +288,14 @@ def test_extract_refuses_an_empty_folder_and_an_unknown_device(files, args, mess
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), f"uncaught {result.exception!r}"
     assert message.format(d=d) in " ".join(result.output.split()), result.output
     assert not (files / "never-store").exists()
+
+
+def test_extract_ray_s_gpu_decoding_refusal_names_the_command_line_options():
+    """extract_ray's refusal of GPU decoding on CPU actors named jpeg_device='cpu' and None (review of
+    2026-12-05): from the shell those are --jpeg-device cpu and leaving the option out."""
+    from gensim_im2vec.cli import _in_cli_terms
+
+    text = _in_cli_terms("jpeg_device='cuda' decodes on a GPU, but this run's actors are CPU actors (cluster: 0 GPU, "
+                         "gpus_per_actor=0); pass jpeg_device='cpu', or None to decode with PIL.")
+    assert "jpeg_device" not in text and "gpus_per_actor" not in text and "None" not in text
+    assert "pass --jpeg-device cpu, or leave --jpeg-device out" in text and "--gpus-per-actor 0" in text

@@ -271,9 +271,10 @@ def test_a_malformed_record_is_warned_once_not_on_every_pass(tmp_path, caplog):
 def test_rows_merged_by_a_stray_quote_closing_at_a_field_end_are_read_as_rows(tmp_path, caplog, sep):
     # was: [["img:1", "best", "sunset", "red", "car"], ...]: the quote on line 2 closed at the end of line 4, rows 2
     # and 3 went into row 1's caption, and nothing was counted or said. Captions across lines stay one field.
-    lines = [("image", "caption"), ("1.jpg", '"Best sunset'), ("2.jpg", "red car"), ("3.jpg", 'said hi"'),
-             ("4.jpg", '"A caption'), ('across lines"',), ("5.jpg", '"Day one, beach'), ('Day two, park"',),
-             ("6.jpg", '"Monday'), ('Tuesday, rain"',), ("7.jpg", "ok go")]  # fmt: skip
+    lines = [("image", "caption", "tags"), ("1.jpg", '"Best sunset', "sky"), ("2.jpg", "red car", "car"),
+             ("3.jpg", 'said hi"', "dog"), ("4.jpg", '"A caption', ""), ('across lines"', "x"),
+             ("5.jpg", '"Day one, beach', ""), ('Day two, park"', "sea"), ("6.jpg", '"Monday', ""),
+             ('Tuesday, rain"', "x"), ("7.jpg", "ok go", "")]  # fmt: skip
     path = tmp_path / ("t.tsv" if sep == "\t" else "t.csv")
     path.write_text("\n".join(sep.join(x) for x in lines) + "\n")
     corpus = TableCorpus(path, image_column="image", text_columns=["caption"])
@@ -285,6 +286,26 @@ def test_rows_merged_by_a_stray_quote_closing_at_a_field_end_are_read_as_rows(tm
     assert corpus.stats.repaired == {"suspect_quote": 1} and not corpus.stats.skipped
     assert corpus.stats.examples == {"suspect_quote": [f"{path}:2-4"]}
     assert f"{path}:2-4" in caplog.text and "suspect_quote" in caplog.text and "stray quote" in caplog.text
+
+
+@pytest.mark.parametrize("text, key", [
+    ('image,caption\n1.jpg,"Best sunset\n2.jpg,red car\n3.jpg,said hi"\n4.jpg,ok go\n', "img:1"),
+    ('id,caption\n123,"Our trip to Rome\n2019, best year ever"\n124,plain row\n', "img:123"),  # review, 2026-12-05
+    ('image,caption\nphoto1,"Went to the beach\nSunny, warm"\nphoto2,plain row\n', "img:photo1"),
+])
+def test_in_a_table_of_two_columns_a_field_across_lines_is_kept_and_warned_about(tmp_path, caplog, text, key):
+    """With two columns a caption line ("2019, best year ever") splits into a key and a text as a row
+    does: splitting made documents of images that do not exist ("img:2019", "img:Sunny"). The field is
+    kept whole, counted and warned about with its lines."""
+    path = tmp_path / "t.csv"
+    path.write_text(text)
+    corpus = TableCorpus(path, image_column=text.split(",")[0], text_columns=["caption"])
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.corpora"):
+        docs = list(corpus)
+    assert [d[0] for d in docs] == [key, docs[-1][0]] and len(docs) == 2
+    assert corpus.stats.repaired == {"suspect_quote_kept": 1}
+    assert corpus.stats.examples["suspect_quote_kept"][0].startswith(f"{path}:2-")
+    assert "suspect_quote_kept" in caplog.text and "kept whole" in caplog.text
 
 
 def test_merged_rows_keyed_by_photo_ids_with_the_quote_in_a_middle_column(tmp_path):
@@ -356,3 +377,15 @@ def test_im2vec_normalize_reads_a_table_with_the_delimiter_given(tmp_path, given
     wrong = CliRunner().invoke(main, ["normalize", str(jsonl), "-o", str(tmp_path / "j.txt"), "--image-column",
                                       "image", "--text-column", "caption", "--delimiter", ";"])
     assert wrong.exit_code == 2 and "--delimiter" in wrong.output
+
+
+def test_a_header_with_spaces_after_its_separators_reads_with_the_delimiter_it_names(tmp_path):
+    """"id; caption": the error said to pass delimiter=';', which then failed with "columns ['caption'] not
+    in the header ['id', ' caption']" (review of 2026-12-05). Header names are read without the spaces
+    around them."""
+    path = tmp_path / "t.csv"
+    path.write_text("id; caption\n1; a brown dog\n")
+    with pytest.raises(ValueError, match="delimiter=';'"):
+        list(TableCorpus(path, image_column="id", text_columns=["caption"]))
+    assert list(TableCorpus(path, image_column="id", text_columns=["caption"], delimiter=";")) == [
+        ["img:1", "brown", "dog"]]

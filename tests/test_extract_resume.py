@@ -134,6 +134,30 @@ def test_an_interrupted_overwrite_with_other_settings_starts_afresh(imgs, tmp_pa
     assert FeatureStore.open(store).metadata["dtype"] == "float16"
 
 
+def test_an_interrupted_run_on_other_images_is_not_continued(imgs, clean, tmp_path):
+    """The rerun that continues an interrupted create/overwrite must be given the same images: with
+    others (the same keys, other files) overwrite kept the first run's rows under the new keys, and
+    counted them as already stored."""
+    other = tmp_path / "other"
+    for i, p in enumerate(sorted(imgs.iterdir())):  # the same names, other pictures
+        from PIL import Image
+
+        other.mkdir(exist_ok=True)
+        Image.new("RGB", (16, 16), (250 - 20 * i % 256, 90, (13 * i) % 256)).save(other / p.name)
+    store = tmp_path / "store"
+    _killed("after the first shard", _args(other, store, "--mode", "overwrite"))
+    code, out = _cli(_args(imgs, store, "--mode", "overwrite"))
+    assert code == 0 and _counts(out) == (N, 0), out  # was (8, 4): 4 rows of the other pictures kept
+    np.testing.assert_array_equal(FeatureStore.open(store).vectors, clean.vectors)
+
+    store2 = tmp_path / "store2"
+    _killed("after the first shard", _args(other, store2, "--mode", "create"))
+    code, out = _cli(_args(imgs, store2, "--mode", "create"))
+    assert code == 1 and "of another list of images" in out and "mode='overwrite'" not in out, out
+    assert "--mode overwrite" in out, out
+    assert unfinished_run(store2) is not None  # refused before anything was written
+
+
 # ----------------------------------------------------------------------------- 2. --mode create
 
 

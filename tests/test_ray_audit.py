@@ -239,6 +239,44 @@ def test_rerun_of_a_create_run_stopped_in_its_merge_finishes_it(photos, tmp_path
         extract_ray(photos, tmp_path / "feats", **FX, part_size=4, mode="create")
 
 
+def test_an_interrupted_run_on_other_images_is_not_continued(photos, tmp_path, fake_ray, monkeypatch):
+    """An overwrite (or a create stopped in its merge) continues its parts only when the rerun is
+    given the same images: with others (the same keys, other pictures) it kept the first run's
+    rows under the new keys."""
+    other = tmp_path / "other"
+    rng = np.random.default_rng(1)
+    for p in sorted(photos.rglob("*.png")):
+        dst = other / p.relative_to(photos)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(dst)
+    monkeypatch.setattr(distributed, "_run_parts", in_process(fake_ray, stop_after=2))
+    with pytest.raises(KeyboardInterrupt):
+        extract_ray(other, tmp_path / "feats", **FX, part_size=4, mode="overwrite")
+    monkeypatch.setattr(distributed, "_run_parts", in_process(fake_ray))
+    fake_ray.clear()
+    rep = extract_ray(photos, tmp_path / "feats", **FX, part_size=4, mode="overwrite")
+    assert rep.extracted == 10 and rep.already == 0, fake_ray  # was 2 and 8: the other pictures' rows kept
+    clean = _single(photos, tmp_path / "clean")
+    np.testing.assert_allclose(rep.store.vectors[[rep.store.key_to_index[k] for k in clean.store.keys]],
+                               clean.store.vectors, atol=1e-4)
+
+    from gensim_im2vec.store import RUN_FILE
+
+    merge = distributed.merge_stores
+
+    def killed_before_close(target, sources, **kw):
+        merged = merge(target, sources, **kw)
+        (merged.path / RUN_FILE).write_text('{"mode": "extend"}')
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(distributed, "merge_stores", killed_before_close)
+    with pytest.raises(KeyboardInterrupt):
+        extract_ray(other, tmp_path / "made", **FX, part_size=4, mode="create")
+    monkeypatch.setattr(distributed, "merge_stores", merge)
+    with pytest.raises(FileExistsError, match="another list of images"):
+        extract_ray(photos, tmp_path / "made", **FX, part_size=4, mode="create")
+
+
 # ----------------------------------------------------------------------------- refused before any work
 
 

@@ -153,3 +153,24 @@ def test_a_report_without_the_sample_keeps_its_plain_counts():
     text = rep.format_table()
     assert "in-sample mAP 0.600 on 10 training images" in text and "(10 training images)" in text
     assert "10 nearest training images share a tag" in text
+
+
+def test_the_id_token_takes_im2vec_s_sample_also_when_the_model_lacks_some_images():
+    """The model has features of 150 of 200 training images (``missing_images="skip"``): the
+    id-token's vocabulary holds all 200, and it drew its own sample from them (every 6th of 200)
+    beside Im2Vec's (every 5th of 150). Review of 2026-12-05."""
+    from gensim_im2vec.synthetic import make_corpus
+
+    data = make_corpus(n_classes=4, n_images=200, n_features=16, n_test=40, seed=0)
+    feats = {d[0]: data.features[d[0]] for d in data.docs[:150]}
+    model = Im2Vec(data.docs, image_features=feats, vector_size=16, sg=1, min_count=1, epochs=5, sample=0,
+                   workers=1, seed=1, missing_images="skip")
+    train_keys = [d[0] for d in data.docs]
+    rep = ev.run_evaluation(
+        model, data.test_features, [[data.class_words[c]] for c in data.test_labels], model.word_keys,
+        train_features=np.stack([data.features[k] for k in train_keys]), train_tags=[d[1:] for d in data.docs],
+        train_keys=train_keys, train_docs=data.docs, baselines=("id-token",), word_similarity=False, n_in_sample=30)
+    ours = rep.row("Im2Vec (cosine in model.wv)").metrics["in_sample"]
+    idt = rep.row("id-token Word2Vec").metrics["in_sample"]
+    assert [idt[k] for k in ("n_pool", "n_sampled", "step")] == [ours[k] for k in ("n_pool", "n_sampled", "step")] \
+        == [150, 30, 5]
