@@ -363,9 +363,11 @@ def _max_pixels(options: dict) -> dict:
 
 
 def _weights_none(options: dict) -> dict:
-    """``--weights none`` means random weights (None to the library)."""
-    if isinstance(options.get("weights"), str) and options["weights"].lower() == "none":
-        options["weights"] = None
+    """``--weights none`` means random weights (None to the library), by the rule `im2vec query` uses."""
+    from gensim_im2vec.query import _weights_none as random_if_none
+
+    if "weights" in options:
+        options["weights"] = random_if_none(options["weights"])
     return options
 
 

@@ -463,13 +463,10 @@ class RayExtractionReport:
     stage_seconds: dict = field(default_factory=dict)
 
     def summary(self) -> str:
-        from gensim_im2vec.features import stage_shares
+        from gensim_im2vec.features import retry_note, stage_shares
 
         why = ", ".join(f"{k}: {n}" for k, n in self.skip_reasons.items()) or "none"
-        counts = f"{self.already} already stored, {self.skipped} skipped ({why})"
-        if self.retried:
-            counts += (f" after {self.retried} image(s) skipped before were tried again (retry_skipped=False leaves "
-                       f"them)")
+        counts = f"{self.already} already stored, {self.skipped} skipped ({why}){retry_note(self.retried)}"
         tail = f"; {self.store.path} holds {len(self.store)} rows of dim {self.store.dim}"
         if not self.parts_run:
             return f"{self.total} images: nothing left to extract, {counts}{tail}"

@@ -663,13 +663,7 @@ class ExtractionReport:
         if self.decode_fallbacks:
             pil = (f", {sum(self.decode_fallbacks.values())} decoded by PIL instead of decode_jpeg ("
                    + ", ".join(f"{k}: {n}" for k, n in self.decode_fallbacks.items()) + ")")
-        again = ""
-        if self.retried:
-            again = (f" after {self.retried} image(s) skipped before were tried again (retry_skipped=False leaves "
-                     f"them)")
-        elif self.skipped_before:
-            again = (f", {self.skipped_before} skipped before and not tried again (retry_skipped=True tries "
-                     f"them)")
+        again = retry_note(self.retried, self.skipped_before)
         return (
             f"{self.extracted} extracted in {self.seconds:.1f}s ({self.images_per_second:.1f} images/s), "
             f"{self.already} already stored, {len(self.skipped)} skipped ({why}){again}{pil}; store "
@@ -1159,6 +1153,16 @@ def _same_arithmetic(field_name: str, stored) -> str:
         on = str(stored).split(" on ", 1)[1].split(" ", 1)[0] if " on " in str(stored) else None
         return f"jpeg_device={on!r}"
     return f"{field_name.replace('_version', '')} {stored}"
+
+
+def retry_note(retried: int, skipped_before: int = 0) -> str:
+    """What a run did with the images an earlier run skipped, for the extraction summaries (``extract``,
+    ``extract_ray``): "" when there were none."""
+    if retried:
+        return f" after {retried} image(s) skipped before were tried again (retry_skipped=False leaves them)"
+    if skipped_before:
+        return f", {skipped_before} skipped before and not tried again (retry_skipped=True tries them)"
+    return ""
 
 
 def stage_shares(stage_seconds: dict[str, float]) -> str:

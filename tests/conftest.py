@@ -68,3 +68,14 @@ def query_model(tmp_path_factory):
     return model, store, root, path, unseen
 
 
+@pytest.fixture
+def ray_not_reached(monkeypatch):
+    """extract_ray must refuse before it starts Ray (before any extraction): starting it fails the test
+    (tests/test_distributed.py, tests/test_ray_audit.py)."""
+    ray = pytest.importorskip("ray", reason="extract_ray needs Ray Data: pip install 'ray[data]'")
+
+    def init(*args, **kwargs):
+        raise AssertionError("extract_ray got as far as starting Ray")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)

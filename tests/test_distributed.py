@@ -100,16 +100,6 @@ def test_merge_by_key_and_refuse_other_models(tmp_path):
 # ----------------------------------------------------------------------------- checks before any work
 
 
-@pytest.fixture
-def ray_not_reached(monkeypatch):
-    """extract_ray must refuse before it starts Ray (before any extraction): starting it fails the test."""
-    def init(*args, **kwargs):
-        raise AssertionError("extract_ray got as far as starting Ray")
-
-    monkeypatch.setattr(ray, "is_initialized", lambda: False)
-    monkeypatch.setattr(ray, "init", init)
-
-
 def _snapshot(folder):
     return {p.relative_to(folder).as_posix(): p.read_bytes() if p.is_file() else None
             for p in sorted(folder.rglob("*"))}

@@ -107,16 +107,6 @@ def fake_ray(monkeypatch):
     return calls
 
 
-@pytest.fixture
-def ray_not_reached(monkeypatch):
-    """Starting Ray fails the test: the call must have ended before."""
-    def init(*args, **kwargs):
-        raise AssertionError("extract_ray got as far as starting Ray")
-
-    monkeypatch.setattr(ray, "is_initialized", lambda: False)
-    monkeypatch.setattr(ray, "init", init)
-
-
 def _single(images, path, **kw):
     fx = FeatureExtractor(FX["arch"], None, device="cpu", batch_size=2, num_workers=0, threads=1, progress=False, **kw)
     return fx.extract(images, path, dtype="float32")
