@@ -11,7 +11,8 @@ A *scorer* is any callable ``scorer(features, candidates) -> scores`` returning 
 :class:`IdTokenWord2VecScorer`   plain Word2Vec with image ids as ordinary tokens: cannot place an
                                  unseen image (reported as not applicable; in-sample only)
 :class:`TagPriorScorer`          tag frequency among training images
-:class:`KNNTagScorer`            kNN tag transfer on L2-normalised features (k=20)
+:class:`KNNTagScorer`            kNN tag transfer on L2-normalised features (k=20, or
+                                 every training image when fewer; the name says which)
 :class:`LogisticScorer`          one-vs-rest logistic regression (scikit-learn's objective);
                                  supervised, blind to unseen tags (they tie at the bottom)
 =============================  ====================================================================
@@ -291,14 +292,26 @@ class KNNTagScorer(TagScorer):
     A tag's score is the sum of the cosine similarities (clipped at 0) of the `k` nearest training
     images that carry it, plus ``1e-6 ×`` its training frequency relative to the most frequent
     tag's (so at most ``1e-6``) as a tie-breaker. Tags no training image carries score 0. `k`
-    larger than the training set uses every training image. Use :meth:`fit`.
+    larger than the training set uses every training image, and the name says so: it gives the
+    k that votes (:meth:`label`), "kNN (k=8)" with 8 training images whatever `k` was asked.
+    Use :meth:`fit`.
+
+    >>> X = np.eye(3, dtype=np.float32)
+    >>> KNNTagScorer.fit(X, [["a"], ["b"], ["a"]]).name, KNNTagScorer.fit(X, [["a"], ["b"], ["a"]], k=2).name
+    ('kNN (k=3)', 'kNN (k=2)')
     """
 
     note = "nearest training images vote (supervised)"
 
     def __init__(self, X: np.ndarray, Y, tags: list[str], k: int, prior: np.ndarray):
         self.X, self.Y, self.tags, self.k, self.prior = X, Y, tags, int(k), prior
-        self.name = f"kNN (k={self.k})"
+        self.name = self.label(self.k, len(X))
+
+    @staticmethod
+    def label(k: int, n_train: int | None = None) -> str:
+        """The row name of a kNN with `k` asked on `n_train` training images: the k that votes,
+        ``min(k, n_train)`` ("kNN (k=20)", "kNN (k=8)" with 8 images); `n_train` None: `k`."""
+        return f"kNN (k={int(k) if n_train is None else min(int(k), int(n_train))})"
 
     @classmethod
     def fit(cls, features, tags: Sequence[Iterable[str]], k: int = 20) -> KNNTagScorer:

@@ -1097,13 +1097,15 @@ def query_command(model_path, topn, store, device, arch, weights, layer, zero_sh
                                        f"words of the model, e.g. {missing[:5]}")
     stdin = None if sys.stdin.isatty() else sys.stdin
     query_loop(model, stdin, sys.stdout, store=store, zero_shot_words=words, **given({"topn": topn}),
-               extractor_options=extractor_options)
+               extractor_options=extractor_options, extractor_options_checked=True)  # checked above
 
 
 def _check_query_extractor(model, options: dict) -> None:
     """`im2vec query`: a --device, --arch or --weights that image files would be refused for ends the
     command before the prompt, with the extractor's message (`im2vec extract`'s), not at the first
-    image file; nothing is built or loaded for it (:func:`gensim_im2vec.query.check_extractor_options`)."""
+    image file; nothing is built or loaded for it (:func:`gensim_im2vec.query.check_extractor_options`).
+    The session is then told they were checked (``extractor_options_checked=True``), so the check
+    runs once (a local checkpoint is hashed once)."""
     from gensim_im2vec.query import check_extractor_options
 
     try:

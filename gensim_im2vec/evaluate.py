@@ -1278,7 +1278,8 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
         Run WordSim353 / SimLex-999 / analogies on the model's words (and the text model's).
     analogy_vocab : int
         Analogies restricted to this many most frequent words.
-    knn_k, ridge_alpha, logistic_C : baseline settings.
+    knn_k, ridge_alpha, logistic_C : baseline settings. The kNN row is named by the k that votes:
+        "kNN (k=20)", or "kNN (k=8)" when there are 8 training images (every one votes).
     n_in_sample : int
         Training images scored in-sample (0: none): their own tags ranked by their rows of
         ``model.wv`` (what ``model.wv.most_similar(key)`` answers), and the one-space check. Of the
@@ -1425,7 +1426,9 @@ def _baseline_rows(scoring: _Scoring, model, baselines, X_train, train_tags, tra
         "random": ("random W", lambda: RandomProjectionScorer(space, scoring.X.shape[1], seed=seed)),
         "ridge": (RidgeScorer.name, lambda: RidgeScorer.fit(X_train, train_tags, space, alpha=ridge_alpha)),
         "prior": (TagPriorScorer.name, lambda: TagPriorScorer.fit(train_tags)),
-        "knn": (f"kNN (k={knn_k})", lambda: KNNTagScorer.fit(X_train, train_tags, k=knn_k)),
+        # named by the k that votes: every training image when there are fewer than knn_k
+        "knn": (KNNTagScorer.label(knn_k, len(X_train) if X_train is not None else None),
+                lambda: KNNTagScorer.fit(X_train, train_tags, k=knn_k)),
         "logistic": (LogisticScorer.name, lambda: LogisticScorer.fit(X_train, train_tags, C=logistic_C)),
     }
     rows = []

@@ -407,6 +407,11 @@ class QuerySession:
         ``device``, ``arch``, ``weights``, ``layer`` for :func:`make_featurizer`. Without a
         `featurizer_factory`, a bad device, arch or weights name raises here
         (:func:`check_extractor_options`), not at the first image file.
+    extractor_options_checked : bool
+        True when the caller has already passed these `extractor_options` through
+        :func:`check_extractor_options` (``im2vec query`` does, before it reads its other
+        inputs): they are not checked again (a checkpoint file is hashed once). Default False:
+        checked here.
     zero_shot_words : sequence of str, optional
         Words that every image answer also ranks by cosine to the image (e.g. held-out tags that
         never met a training image): the best `topn` of them, in a table titled "Given words
@@ -424,10 +429,10 @@ class QuerySession:
 
     def __init__(self, model, *, topn: int = 10, featurizer_factory: FeaturizerFactory | None = None,
                  store=None, extractor_options: dict | None = None,
-                 zero_shot_words: Sequence[str] | None = None) -> None:
+                 zero_shot_words: Sequence[str] | None = None, extractor_options_checked: bool = False) -> None:
         if not is_int(topn) or topn < 1:
             raise ValueError(f"topn must be a positive int, got {topn!r}.")
-        if featurizer_factory is None:
+        if featurizer_factory is None and not extractor_options_checked:
             check_extractor_options(getattr(model, "image_features_metadata", None), **dict(extractor_options or {}))
         if zero_shot_words is not None:
             zero_shot_words = list(dict.fromkeys(zero_shot_words))
@@ -698,7 +703,7 @@ def _read_line(stdin: TextIO | None, stdout: TextIO, prompt: str) -> str | None:
 def query_loop(model, stdin: TextIO | None = None, stdout: TextIO | None = None, *, topn: int = 10,
                featurizer_factory: FeaturizerFactory | None = None, store=None,
                extractor_options: dict | None = None, prompt: str = PROMPT,
-               zero_shot_words: Sequence[str] | None = None) -> int:
+               zero_shot_words: Sequence[str] | None = None, extractor_options_checked: bool = False) -> int:
     """Prompt for queries until ``EXIT``, end of input or Ctrl-C at the prompt; print each answer.
 
     A blank line is skipped; a line that is not text in the input's encoding is answered with one
@@ -715,7 +720,7 @@ def query_loop(model, stdin: TextIO | None = None, stdout: TextIO | None = None,
         Where answers go (default ``sys.stdout``).
     topn : int
         Neighbours per table.
-    featurizer_factory, store, extractor_options, zero_shot_words
+    featurizer_factory, store, extractor_options, zero_shot_words, extractor_options_checked
         See :class:`QuerySession`.
     prompt : str
         The prompt.
@@ -732,7 +737,8 @@ def query_loop(model, stdin: TextIO | None = None, stdout: TextIO | None = None,
         except ImportError:  # pragma: no cover - not on every platform
             pass
     session = QuerySession(model, topn=topn, featurizer_factory=featurizer_factory, store=store,
-                           extractor_options=extractor_options, zero_shot_words=zero_shot_words)
+                           extractor_options=extractor_options, zero_shot_words=zero_shot_words,
+                           extractor_options_checked=extractor_options_checked)
     answered = 0
     while True:
         try:

@@ -107,6 +107,8 @@ _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#222;background:#fff}
 h1{font-size:1.6em;margin:0 0 4px}h2{margin-top:32px;border-bottom:2px solid #ddd;padding-bottom:4px}
 .meta{color:#666;font-size:.9em}
+ul.facts{list-style:none;padding:0;margin:0 0 8px}ul.facts li{display:inline}
+ul.facts li+li::before{content:" · ";color:#aaa}
 table{border-collapse:collapse;margin:8px 0}
 th,td{border:1px solid #ddd;padding:4px 8px;vertical-align:top;text-align:left}
 th{background:#f3f3f3}
@@ -479,9 +481,10 @@ def _earlier_report(folder: Path) -> bool:
     if (folder / MARKER).is_file():
         return True
     try:
-        return '<p class="meta">' in (folder / "index.html").read_text(encoding="utf-8", errors="replace")
+        page = (folder / "index.html").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return False
+    return '<p class="meta">' in page or '<ul class="meta facts">' in page
 
 
 def _check_report_options(model, topn, thumb_size, **counts) -> None:
@@ -714,14 +717,43 @@ def _map_section(model, thumbs: _Thumbnails, known, test_keys, feats, shown: int
             f'<img class="map" src="map.png" alt="2-D map of words and images"></section>')
 
 
-def _page(model, title: str, notes: str | None, sections: list[str], thumb_size: int) -> str:
-    """The whole HTML page: heading, table of contents, sections."""
+#: How the header names a model's training, by its ``train_words`` (:class:`~gensim_im2vec.model.Im2Vec`).
+_TRAINING = {True: "words and images together (joint)",
+             False: "words frozen, images trained into them (two-stage)",
+             "new": "images with the words new to the text model; the text's words frozen"}
+
+
+def _header_facts(model) -> list[str]:
+    """The page header's facts, one short plain-text line each (escaped when written): the model
+    and its vector size, how it was trained, its vocabulary, the features' extractor, the date.
+
+    Not the model's repr (``Im2Vec<vocab=…, alpha=…>``): it ran the facts together on one line.
+    What the model does not record (e.g. the data sets) belongs in the page's `title` or `notes`.
+    """
+    facts = [f"model: {type(model).__name__}, {model.wv.vector_size}-d vectors"]
+    training = _TRAINING.get(getattr(model, "train_words", None))
+    if training:
+        facts.append(f"training: {training}")
+    facts.append(f"vocabulary: {len(model.word_keys):,} words, {len(model.image_keys):,} images")
     meta = getattr(model, "image_features_metadata", None) or {}
-    feat_desc = ", ".join(f"{k}={meta[k]}" for k in ("arch", "weights", "layer", "dim") if meta.get(k) is not None)
-    head = (f"<h1>{html.escape(title)}</h1><p class=\"meta\">{html.escape(str(model))}"
-            f"{'; features: ' + html.escape(feat_desc) if feat_desc else ''}; "
-            f"{len(model.word_keys)} words, {len(model.image_keys)} images; written "
-            f"{html.escape(time.strftime('%Y-%m-%d %H:%M'))}</p>")
+    feature = []
+    if meta.get("arch"):
+        feature.append(f"{meta['arch']} ({meta['weights']})" if meta.get("weights") else str(meta["arch"]))
+    if meta.get("layer"):
+        feature.append(f"{meta['layer']} layer")
+    dim = meta.get("dim") or (model.W.shape[1] if getattr(model, "W", None) is not None else None)
+    if dim:
+        feature.append(f"{dim}-d")
+    if feature:
+        facts.append(f"image features: {', '.join(feature)}")
+    facts.append(f"written {time.strftime('%Y-%m-%d %H:%M')}")
+    return facts
+
+
+def _page(model, title: str, notes: str | None, sections: list[str], thumb_size: int) -> str:
+    """The whole HTML page: heading, its facts (:func:`_header_facts`), table of contents, sections."""
+    facts = "".join(f"<li>{html.escape(fact)}</li>" for fact in _header_facts(model))
+    head = f'<h1>{html.escape(title)}</h1><ul class="meta facts">{facts}</ul>'
     if notes:
         head += f"<p>{html.escape(notes)}</p>"
     joined = "".join(sections)
