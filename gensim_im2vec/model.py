@@ -374,7 +374,8 @@ class Im2Vec(Word2Vec):
         Time the last ``train()`` spent in the analogy steps (``space_analogies``).
     space_directions : ndarray of shape (vector_size, k + 1), float32, or None
         The orthonormal basis of the tags' common directions taken out of ``W`` by the last
-        ``train()`` (`space_common_directions`); every image vector is orthogonal to it.
+        ``train()`` (`space_common_directions`); every image vector is orthogonal to it. None when
+        the last ``train()`` that moved ``W`` took none out (None, too few tags, or interrupted).
     image_vectors : ndarray of shape (n_feature_rows, n_features)
         Raw features (float16/float32, possibly memory-mapped), rows keyed by `image_feature_keys`.
     """
@@ -925,7 +926,8 @@ class Im2Vec(Word2Vec):
         self._init_W()
 
     def update_weights(self):
-        """Grow word and output vectors for new vocabulary; keep W (create it if missing)."""
+        """Grow word and output vectors for new vocabulary; keep W (create it if missing); write the new
+        images' rows from W."""
         if not len(self.wv.vectors):
             raise RuntimeError(
                 "You cannot do an online vocabulary-update of a model which has no prior vocabulary. "
@@ -943,6 +945,9 @@ class Im2Vec(Word2Vec):
         feats = self.features
         if self.W is None or (feats is not None and self.W.shape[1] != feats.dim):
             self._init_W()
+        # the new images' rows are W's, not gensim's random start: project() of their features
+        # (a model that adds images without training finds them by their features at once)
+        self._write_image_vectors(np.arange(preresize_count, len(self.wv.vectors)))
 
     def _output_rows(self) -> int:
         """Rows of ``syn1neg``: up to the vocabulary's last word. An image has no output row (the
@@ -1018,14 +1023,21 @@ class Im2Vec(Word2Vec):
                                    f"{self._output_rows()}; rebuild the weights with build_vocab().")
 
     def _ensure_writable(self) -> None:
-        """Copy read-only (e.g. ``mmap='r'``) arrays the kernel writes to into memory."""
-        for owner, name in ((self.wv, "vectors"), (self, "syn1neg"), (self, "W"), (self.wv, "vectors_lockf")):
+        """Copy read-only (e.g. ``mmap='r'``) arrays the kernel writes to into memory, and arrays
+        the kernel reads as float32 (e.g. ``model.wv.vectors`` a user replaced with float64: its
+        worker thread would die on it, and gensim's ``train()`` wait for it forever) as float32."""
+        for owner, name in ((self.wv, "vectors"), (self, "syn1neg"), (self, "W"), (self.wv, "vectors_lockf"),
+                            (self, "feature_mean")):
             arr = getattr(owner, name, None)
             if arr is None:
                 continue
-            if not arr.flags.writeable or not arr.flags.c_contiguous or isinstance(arr, np.memmap):
-                logger.info("copying %s (%s, read-only or memory-mapped) into memory for training",
-                            name, arr.shape)
+            if name == "vectors_lockf" and not (isinstance(arr, np.ndarray) and arr.dtype == REAL):
+                continue  # refused with a message by _check_lockf
+            arr_dtype = getattr(arr, "dtype", None)
+            if (not isinstance(arr, np.ndarray) or arr_dtype != REAL or not arr.flags.writeable
+                    or not arr.flags.c_contiguous or isinstance(arr, np.memmap)):
+                logger.info("copying %s (%s, %s: read-only, memory-mapped or not C-contiguous float32) into "
+                            "memory as float32 for training", name, np.shape(arr), arr_dtype)
                 setattr(owner, name, np.array(arr, dtype=REAL, order="C"))
         if self.space_pull is not None and self.space_anchor is None and self.image_heads == "space":
             logger.warning("space_pull=%s does nothing here: the model has no text vectors to pull its words back "
@@ -1075,6 +1087,8 @@ class Im2Vec(Word2Vec):
         self.space_analogy_seconds = 0.0
         self._analogy_epochs = 0
         self.space_setup_seconds = default_timer() - start
+        if self.train_images and n_img:  # W moves: only the directions this train() takes out hold
+            self.space_directions = None
         # several workers and one dense W: a job with images trains on the worker's own copy of W,
         # folded into W when the job ends (WorkerW), so no update is lost; one worker needs none
         shared = max(int(self.workers), 1) > 1 and n_img and self.W is not None
@@ -1160,7 +1174,35 @@ class Im2Vec(Word2Vec):
         the model's generator: ``(n_runs, 2)`` uint64 below 2**48."""
         return np.random.default_rng(self._next_seed()).integers(0, 2**48, (n_runs, 2), dtype=np.uint64)
 
+    def _train_epoch(self, data_iterable, *args, **kwargs):
+        """gensim's epoch over an iterable (a thread per worker), with a worker's error raised here
+        once the epoch's jobs have drained: in gensim the error ends the worker's thread, and
+        ``train()`` waits for its report forever. After an error the workers skip the epoch's other
+        jobs (:meth:`_do_train_job`)."""
+        self._job_errors = []
+        try:
+            result = super()._train_epoch(data_iterable, *args, **kwargs)
+        finally:
+            errors, self._job_errors = self._job_errors, None
+        if errors:
+            raise errors[0]
+        return result
+
     def _do_train_job(self, sentences, alpha, inits):
+        """Train one job (:meth:`_train_job`); in an epoch over an iterable (:meth:`_train_epoch`) an
+        error is kept for the epoch to raise, and once one is kept the jobs are skipped."""
+        errors = getattr(self, "_job_errors", None)
+        if errors is None:  # file mode: corpusfile's workers catch their own errors
+            return self._train_job(sentences, alpha, inits)
+        if errors:
+            return 0, self._raw_word_count(sentences)
+        try:
+            return self._train_job(sentences, alpha, inits)
+        except Exception as err:
+            errors.append(err)
+            return 0, self._raw_word_count(sentences)
+
+    def _train_job(self, sentences, alpha, inits):
         """Train one job: prepare it (GIL held), then per run of ~``image_batch`` image tokens,
         gather the features and run the kernel (GIL released).
 
@@ -1459,12 +1501,15 @@ class Im2Vec(Word2Vec):
                                                        shift_all[pick], alpha=self.space_analogy_alpha)
         self.space_analogy_seconds += default_timer() - start
 
-    def _write_image_vectors(self) -> None:
+    def _write_image_vectors(self, among: np.ndarray | None = None) -> None:
         """Write every vocabulary image's vector (:meth:`project_rows`) into ``model.wv.vectors``, in
         chunks, on ``workers`` threads (one BLAS thread each): done once after the epochs, on one
         thread it was the part of ``train()`` that more workers did not shorten (9% of a 2-epoch
-        ``train()`` of 20,000 images, ``benchmarks/bench_image_kernel.py`` section 4)."""
+        ``train()`` of 20,000 images, ``benchmarks/bench_image_kernel.py`` section 4). `among`:
+        only the images at these vocabulary indices (the new rows of a vocabulary update)."""
         idx = np.flatnonzero(self._vocab_image_rows >= 0)
+        if among is not None:
+            idx = np.intersect1d(idx, among)
         if not len(idx) or self.W is None:
             return
         vectors = self.wv.vectors
@@ -1801,7 +1846,7 @@ class Im2Vec(Word2Vec):
         # attributes to None at load, after _load_specials has opened the store again)
         ignore = set(ignore).union({
             "_scan_tag_counts", "_neg_word_idx", "_neg_word_cum", "_neg_tag_idx", "_neg_tag_cum", "_space_lock",
-            "_space_bias", "_tag_mask_cache",
+            "_space_bias", "_tag_mask_cache", "_job_errors",
         })
         return super()._save_specials(fname, separately, sep_limit, ignore, pickle_protocol, compress, subname)
 
