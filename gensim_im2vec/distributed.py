@@ -7,14 +7,25 @@ has no GPU), each actor a :class:`~gensim_im2vec.features.FeatureExtractor` that
 as a :class:`~gensim_im2vec.store.FeatureStore` (sharded, committed, resumable), and finally
 merges the parts by key into one store with :func:`merge_stores`:
 
-    images ──► parts ──ray.data map_batches(_PartExtractor, one actor per GPU)──► STORE.ray-parts/part-NNNNNN/
+    images ──► parts (plan files STORE.ray-parts/.plan/part-NNNNNN.json)
+            ──ray.data map_batches(_PartExtractor, one actor per GPU)──► STORE.ray-parts/part-NNNNNN/
             ──merge_stores (identity checked, keys deduplicated)──► STORE (one consolidated FeatureStore)
 
-Resumable at two levels: a finished part has a marker file (written last, listing its keys) and
-its images are not redone, also when a rerun cuts the list differently (another batch size, a
-cluster with GPUs now, new images listed among the old ones): finished work is found by key; a
-part whose actor died keeps its committed shards, so the rerun redoes only that part's unfinished
-rows. The rerun of an interrupted ``mode="overwrite"`` keeps the parts that run made.
+Resumable at two levels: a finished part has a marker file (written last, listing every key its
+store holds or skipped) and its images are not redone, also when a rerun cuts the list
+differently (another batch size, a cluster with GPUs now, new images listed among the old ones):
+finished work is found by key; a part whose actor died keeps its committed shards, so the rerun
+redoes only that part's unfinished rows. The rerun of an interrupted ``mode="overwrite"`` keeps
+the parts that run made.
+
+The driver plans 100M images without a Python object per image: it reads the image list once (an
+iterator, e.g. a generator over the YFCC metadata, is copied to ``STORE.ray-parts/.plan/`` as it
+is read; a list is read again), keeps 128-bit hashes of the keys (duplicates found on them and
+confirmed by the strings, so the error names the key), marks finished images in a byte per image,
+one marker at a time, and writes each part's images still to do to a plan file: Ray is handed
+part numbers and plan paths. ≈ 35-50 bytes per image at the peak of the planning, against ≈ 155
+before (measured at 1M by ``benchmarks/bench_ray_plan.py``); the merge and the merged store's keys
+(``FeatureStore`` holds them as Python strings) are what remains, ≈ 200 bytes per image (docs/scale.md §3).
 
 Refused before any work (before Ray starts): a target that is not a feature store, a store or
 parts of an unfinished run made with other settings (model, weights, layer, dtype,
@@ -51,9 +62,11 @@ then ``im2vec extract-ray IMAGE_DIR -o STORE --address HEAD:6379``.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import logging
+import marshal
 import math
 import os
 import re
@@ -94,6 +107,28 @@ _PROVENANCE_DROP = ("count", "last_shard", "created", "updated", "package_versio
 
 def _identity(meta) -> dict:
     return {f: meta.get(f) for f in IDENTITY_FIELDS}
+
+
+class _WrittenKeys:
+    """The keys a :class:`~gensim_im2vec.store.FeatureStoreWriter` holds (in the store, in committed
+    shards, buffered), without a second set of them all (at 100M keys a set is ≈ 3-4 GB): its
+    ``done_keys``, and the keys written since its last shard. Told of each ``write`` and ``skip``."""
+
+    def __init__(self, writer) -> None:
+        self.writer = writer
+        self.buffered: set[str] = set()
+        self.flushed = writer.rows_written
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.writer.done_keys or key in self.buffered
+
+    def add(self, keys) -> None:
+        """After a ``write(keys)`` (or a ``skip``: no keys)."""
+        if self.writer.rows_written != self.flushed:  # it committed a shard: every buffered row is in done_keys
+            self.flushed = self.writer.rows_written
+            self.buffered.clear()
+        else:
+            self.buffered.update(keys)
 
 
 def merge_stores(target, sources: Sequence, *, mode: str = "extend", shard_size: int = _COPY_ROWS) -> FeatureStore:
@@ -148,43 +183,222 @@ def merge_stores(target, sources: Sequence, *, mode: str = "extend", shard_size:
     writer = FeatureStore.create(target, dim=ref.dim, dtype=ref.metadata["dtype"], metadata=meta, mode=mode,
                                  shard_size=shard_size, pca=pca)
     added = 0
-    seen = set(writer.done_keys)  # keys stored or buffered so far: the first occurrence wins
+    written = _WrittenKeys(writer)  # the first occurrence wins
     try:
         for s in stores:
-            rows = []
-            for i, k in enumerate(s.keys):
-                if k not in seen:
-                    seen.add(k)
-                    rows.append(i)
+            rows = [i for i, k in enumerate(s.keys) if k not in written]  # a store's keys are unique
             for lo in range(0, len(rows), _COPY_ROWS):
                 chunk = np.asarray(rows[lo : lo + _COPY_ROWS], dtype=np.int64)
-                writer.write([s.keys[i] for i in chunk], np.asarray(s.raw_vectors[chunk]))
+                keys = [s.keys[i] for i in chunk]
+                writer.write(keys, np.asarray(s.raw_vectors[chunk]))
+                written.add(keys)
                 added += len(chunk)
             for k, reason in s.skipped.items():
-                if k not in seen:
+                if k not in written:
                     writer.skip(k, reason)
+                    written.add(())
     except BaseException:
         writer.abort()
         raise
     writer.close()
+    n_stores = len(stores)
+    del stores, written, rows, writer  # the sources' keys and the writer's set: not beside the merged store's keys
     out = FeatureStore.open(target)
-    logger.info("merged %i store(s) into %s: %i rows added, %i in total", len(stores), target, added, len(out))
+    logger.info("merged %i store(s) into %s: %i rows added, %i in total", n_stores, target, added, len(out))
     return out
 
 
 # ----------------------------------------------------------------------------- planning
 
 
-def _as_pairs(images, prefix: str) -> list[tuple[str, str]]:
-    if isinstance(images, (str, os.PathLike)):
-        from gensim_im2vec.features import images_under
+#: In ``STORE.ray-parts/``: this run's plan, deleted when the run ends (and by the next run, after a
+#: kill): ``part-NNNNNN.json``, the images of each part still to extract (a JSON list of ``[key, path]``,
+#: what an actor reads), and :data:`_SPOOL`, the image list as it was read when it was given as an
+#: iterator. Hidden: not a part, and no reason to refuse the folder.
+_PLAN_DIR = ".plan"
+_SPOOL = "images.marshal"
+#: Images read, hashed, spooled or looked up at a time while planning (the driver's buffers).
+_SCAN_CHUNK = 65536
 
-        return images_under(images, prefix)
-    pairs = [(str(k), os.fspath(p)) for k, p in images]
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise ValueError("images: duplicate keys; every image needs its own key.")
-    return pairs
+
+def _key_hashes(keys: Sequence[str]) -> np.ndarray:
+    """128 bits of BLAKE2b of each key, as an ``(n, 2)`` uint64 array: how the driver finds duplicate
+    and finished keys without a set of them. Two keys share the first 64 bits with probability
+    ≈ N²/2⁶⁵ (≈ 3·10⁻⁴ at 100M), so a duplicate found on them is confirmed by the key strings; a
+    finished key is matched on all 128 bits (a false match: ≈ 10⁻²³ at 100M × 100M)."""
+    blake = hashlib.blake2b
+    data = b"".join([blake(k.encode("utf-8", "surrogatepass"), digest_size=16).digest() for k in keys])
+    return np.frombuffer(data, dtype="<u8").reshape(len(keys), 2)
+
+
+class _KeyIndex:
+    """The run's keys by hash, for lookups: the first 64 bits sorted, the second 64 bits and the
+    image's position in the list in the same order (24 bytes per image; no key strings)."""
+
+    def __init__(self, firsts: list[np.ndarray], seconds: list[np.ndarray]) -> None:
+        """From the hashes' halves in list order, in chunks (the lists are emptied: at most 32 bytes
+        per image are held at once)."""
+        first = np.concatenate(firsts) if firsts else np.zeros(0, dtype="<u8")
+        firsts.clear()
+        self.order = np.argsort(first, kind="stable")  # stable: equal first halves in list order
+        self.first = first[self.order]
+        del first
+        second = np.concatenate(seconds) if seconds else np.zeros(0, dtype="<u8")
+        seconds.clear()
+        self.second = second[self.order]
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def collisions(self) -> list[np.ndarray]:
+        """Groups of list positions (ascending) whose keys share the first 64 bits of their hash."""
+        same = np.flatnonzero(self.first[1:] == self.first[:-1])  # sorted i with first[i] == first[i + 1]
+        if not same.size:
+            return []
+        runs = np.split(same, np.flatnonzero(np.diff(same) != 1) + 1)
+        return [np.sort(self.order[run[0] : run[-1] + 2]) for run in runs]
+
+    def positions(self, keys: Sequence[str]) -> np.ndarray:
+        """The list positions of those of `keys` that are in the list (all 128 bits equal)."""
+        if not len(keys):
+            return np.zeros(0, dtype=np.int64)
+        q = _key_hashes(keys)
+        lo = np.searchsorted(self.first, q[:, 0], "left")
+        hi = np.searchsorted(self.first, q[:, 0], "right")
+        one = np.flatnonzero(hi - lo == 1)
+        out = [self.order[lo[one][self.second[lo[one]] == q[one, 1]]]]
+        for j in np.flatnonzero(hi - lo > 1).tolist():  # first halves shared: the second decides
+            out.append(self.order[lo[j] + np.flatnonzero(self.second[lo[j] : hi[j]] == q[j, 1])])
+        return np.concatenate(out)
+
+
+class _Images:
+    """The run's ``(key, path str)`` pairs, read as often as the driver needs them, without a list of
+    its own: the caller's sequence (or the folder's listing) again, or, for an iterator (a generator
+    over a YFCC metadata file), the spool it was copied to as it was read (``marshal`` chunks in
+    ``STORE.ray-parts/.plan/``, read back only by this process)."""
+
+    def __init__(self, images, prefix: str) -> None:
+        if isinstance(images, (str, os.PathLike)):
+            from gensim_im2vec.features import images_under
+
+            images = images_under(images, prefix)
+        self._seq = images if isinstance(images, Sequence) else None
+        self._iter = None if self._seq is not None else images
+        self._spool: Path | None = None
+        self.n = 0
+
+    def _given(self):
+        for k, p in self._seq if self._seq is not None else self._iter:
+            yield str(k), os.fspath(p)
+
+    def chunks(self):
+        """The pairs in list order, in lists of up to :data:`_SCAN_CHUNK`."""
+        if self._spool is not None:
+            with open(self._spool, "rb") as f:
+                while True:
+                    try:
+                        yield marshal.load(f)
+                    except EOFError:
+                        return
+        chunk = []
+        for pair in self._given():
+            chunk.append(pair)
+            if len(chunk) == _SCAN_CHUNK:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    def __iter__(self):
+        for chunk in self.chunks():
+            yield from chunk
+
+    def scan(self, plan_dir: Path) -> tuple[str, _KeyIndex]:
+        """Read the list once: its :func:`~gensim_im2vec.store.images_digest` and its keys' hashes
+        (an iterator is spooled on the way). Duplicate keys are refused here, naming one."""
+        if self._iter is None:
+            digest, index = self._scan(None)
+        else:
+            plan_dir.mkdir(parents=True, exist_ok=True)
+            spool = plan_dir / _SPOOL
+            with open(spool, "wb") as f:  # not atomic: a plan of this run only, read back by it alone
+                digest, index = self._scan(f)
+            self._spool, self._iter = spool, None
+        self._refuse_duplicates(index)
+        return digest, index
+
+    def _scan(self, spool) -> tuple[str, _KeyIndex]:
+        firsts: list[np.ndarray] = []
+        seconds: list[np.ndarray] = []
+        chunk: list[tuple[str, str]] = []
+
+        def flush() -> None:
+            h = _key_hashes([k for k, _ in chunk])
+            firsts.append(h[:, 0].copy())
+            seconds.append(h[:, 1].copy())
+            if spool is not None:
+                marshal.dump(chunk, spool)
+            chunk.clear()
+
+        def pairs():
+            for pair in self._given():
+                chunk.append(pair)
+                if len(chunk) == _SCAN_CHUNK:
+                    flush()
+                yield pair
+            if chunk or not firsts:
+                flush()
+
+        digest = images_digest(pairs())
+        index = _KeyIndex(firsts, seconds)
+        self.n = len(index)
+        return digest, index
+
+    def _refuse_duplicates(self, index: _KeyIndex) -> None:
+        """Refuse a key given twice (the first such pair in list order), confirmed by the key strings:
+        keys that only share the hash's first 64 bits are not duplicates."""
+        groups = index.collisions()
+        if not groups:
+            return
+        wanted = np.unique(np.concatenate(groups))
+        keys: dict[int, tuple[str, str]] = {}
+        pos, w = 0, 0
+        for chunk in self.chunks():
+            while w < len(wanted) and wanted[w] < pos + len(chunk):
+                keys[int(wanted[w])] = chunk[int(wanted[w]) - pos]
+                w += 1
+            pos += len(chunk)
+        first: tuple[int, int] | None = None
+        count = 0
+        for group in groups:
+            seen: dict[str, int] = {}
+            for i in group.tolist():
+                k = keys[i][0]
+                if k in seen:
+                    count += 1
+                    if first is None or i < first[1]:
+                        first = (seen[k], i)
+                else:
+                    seen[k] = i
+        if first is not None:
+            i, j = first
+            raise ValueError(
+                f"images: duplicate keys: {count} item(s) repeat the key of an earlier one, e.g. {keys[i][0]!r} "
+                f"(items {i} and {j} of the list, from 0: {keys[i][1]!r} and {keys[j][1]!r}); every image needs "
+                f"its own key.")
+
+    def parts(self, size: int):
+        """``(part number, position of its first image, its pairs)`` of consecutive parts of `size`."""
+        part, buf, start = 0, [], 0
+        for chunk in self.chunks():
+            buf.extend(chunk)
+            while len(buf) >= size:
+                yield part, start, buf[:size]
+                del buf[:size]
+                part, start = part + 1, start + size
+        if buf:
+            yield part, start, buf
 
 
 def plan_parts(pairs: Sequence[tuple[str, str]], part_size: int) -> list[list[tuple[str, str]]]:
@@ -296,14 +510,21 @@ def _parts_made_otherwise(parts_root: Path, want: dict) -> tuple[Path, dict, lis
     return None
 
 
-def _finished_keys(parts_root: Path) -> set[str]:
-    """The keys of every finished part (its marker, written last, lists them: stored or skipped there).
+def _mark(index: _KeyIndex, keys, mask: np.ndarray) -> None:
+    """Set `mask` at the list positions of those of `keys` that are in the list, a chunk at a time."""
+    keys = list(keys)
+    for lo in range(0, len(keys), _SCAN_CHUNK):
+        mask[index.positions(keys[lo : lo + _SCAN_CHUNK])] = True
+
+
+def _mark_finished(parts_root: Path, index: _KeyIndex, done: np.ndarray) -> None:
+    """Mark in `done` the images of every finished part (its marker, written last, lists them: stored
+    or skipped there), one marker at a time (no set of the finished keys).
 
     Keys, not part numbers: a rerun that cuts the list differently (another batch size, a cluster with
     GPUs now, new images listed among the old ones) still finds the finished work wherever it is."""
-    done: set[str] = set()
     if not parts_root.is_dir():
-        return done
+        return
     for m in parts_root.iterdir():
         if not (m.name.endswith(".done.json") and _PART_NAME.match(m.name)):
             continue
@@ -311,10 +532,22 @@ def _finished_keys(parts_root: Path) -> set[str]:
             continue  # a marker without its part store: that part is redone
         try:
             with open(m, encoding="utf-8") as f:
-                done.update(json.load(f)["keys"])
+                keys = json.load(f)["keys"]
+            if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)):
+                raise TypeError
         except (OSError, ValueError, KeyError, TypeError):
             logger.warning("extract_ray: %s is not a finished-part marker (damaged?); that part is redone", m)
-    return done
+            continue
+        _mark(index, keys, done)
+
+
+def _mark_target(target: Path, index: _KeyIndex, done: np.ndarray, retry: np.ndarray | None) -> None:
+    """Mark in `done` the images the target store holds or lists as skipped (those in `retry` instead,
+    when given: ``retry_skipped``). The store is opened as the run that continues it (an unfinished
+    run in it, e.g. this command's own merge that was cut short, is said at INFO, not warned about)."""
+    have = FeatureStore._open(target, continuing=True)
+    _mark(index, have.keys, done)
+    _mark(index, have.skipped, done if retry is None else retry)
 
 
 # ----------------------------------------------------------------------------- the Ray actor
@@ -328,6 +561,18 @@ def _not_part_skip_warning(record: logging.LogRecord) -> bool:
     """Drop the actors' "N image(s) were skipped (reasons in PART/skipped.json)" warning: the part is
     deleted after the merge; the driver names the store's skipped.json instead."""
     return not str(record.msg).startswith("%i image(s) were skipped")
+
+
+def _part_items(items: str) -> list[tuple[str, str]]:
+    """A part's images as the driver hands them to an actor: the path of the part's plan file in
+    ``STORE.ray-parts/.plan/`` (a JSON list of ``[key, path]``), or that JSON text itself."""
+    if items.startswith("["):
+        try:
+            return [tuple(p) for p in json.loads(items)]
+        except ValueError:
+            pass  # a path that starts with "["
+    with open(items, encoding="utf-8") as f:
+        return [tuple(p) for p in json.load(f)]
 
 
 class _PartExtractor:
@@ -375,15 +620,20 @@ class _PartExtractor:
                **{f"stage_{k}": [] for k in STAGES}}
         for part, items in zip(batch["part"], batch["items"]):
             part = int(part)
-            pairs = [tuple(p) for p in json.loads(items)]
             t0 = time.perf_counter()
             rep, error = None, self.error
             if not error:
                 try:
+                    pairs = _part_items(str(items))
                     rep = self._extract(part, pairs)
-                    # the marker last: the part is complete (a resume trusts it, so it is fsynced)
+                    # the marker last: the part is complete (a resume trusts it, so it is fsynced). It
+                    # lists every key the part store holds or skipped, also those an earlier run put
+                    # there (this run was handed only the rest): it replaces that run's marker
+                    keys = dict.fromkeys(rep.store.keys)
+                    keys.update(dict.fromkeys(rep.store.skipped))
+                    keys.update(dict.fromkeys(k for k, _ in pairs))
                     atomic_write_json(_marker(self.parts_root, part), {
-                        "keys": [k for k, _ in pairs], "extracted": rep.extracted, "skipped": rep.skipped},
+                        "keys": list(keys), "extracted": rep.extracted, "skipped": rep.skipped},
                         durable=True, indent=None)
                 except Exception as e:  # noqa: BLE001 - reported per part, see the class notes
                     rep, error = None, f"{type(e).__name__} on node {self.node}: {e}"
@@ -579,13 +829,14 @@ def _lock_parts(parts_root: Path, target: Path):
         ) from None
 
 
-def _clear_parts(parts_root: Path) -> None:
+def _clear_parts(parts_root: Path, keep_plan: bool = False) -> None:
     """Delete what extract_ray wrote in `parts_root` (the parts, markers, temporary files), keeping
-    the folder and its lock. Only called while :func:`_own_parts` holds."""
+    the folder and its lock (and this run's plan, with `keep_plan`). Only called while
+    :func:`_own_parts` holds."""
     from gensim_im2vec.store import LOCK_FILE
 
     for e in parts_root.iterdir():
-        if e.name == LOCK_FILE:
+        if e.name == LOCK_FILE or (keep_plan and e.name == _PLAN_DIR):
             continue
         if e.is_dir() and not e.is_symlink():
             shutil.rmtree(e)
@@ -600,6 +851,7 @@ def _finish_parts(parts_root: Path, keep: bool) -> None:
     if keep:
         (parts_root / _OVERWRITE_RUN).unlink(missing_ok=True)
         (parts_root / _RUN_INPUTS).unlink(missing_ok=True)
+        _drop_plan(parts_root)
         return
     if not _own_parts(parts_root):
         logger.warning("extract_ray: %s now holds files extract_ray did not write; it is kept (delete it yourself "
@@ -611,6 +863,11 @@ def _finish_parts(parts_root: Path, keep: bool) -> None:
         parts_root.rmdir()
     except OSError:
         pass
+
+
+def _drop_plan(parts_root: Path) -> None:
+    """Delete the run's plan (``.plan/``: the part plans and the spool), which means nothing after it."""
+    shutil.rmtree(parts_root / _PLAN_DIR, ignore_errors=True)
 
 
 def _drop_if_empty(parts_root: Path) -> None:
@@ -663,16 +920,26 @@ class _ClusterPlan:
         return cls(use_gpu, n_gpus, n_cpus, cpus_per_actor, num_actors, batch_size, num_workers, gpus_per_actor)
 
 
-def _parts_to_run(parts: list, done: set[str]) -> tuple[list[dict], int]:
-    """The parts still to extract (as Ray items, without the keys in `done`: stored in the target,
-    finished in a part) and the images already done."""
-    todo, already = [], 0
-    for i, part in enumerate(parts):
-        items = [[k, p] for k, p in part if k not in done]
-        already += len(part) - len(items)
-        if items:
-            todo.append({"part": i, "items": json.dumps(items)})
-    return todo, already
+def _write_plans(images: _Images, done: np.ndarray, size: int, plan_dir: Path) -> tuple[list[dict], int]:
+    """Cut the list into parts of `size` (part ``i`` is always images ``i·size`` to ``(i+1)·size``, as
+    :func:`plan_parts`) and write the plan of each part that has images not in `done` (stored in the
+    target, finished in a part): ``plan_dir/part-NNNNNN.json``. Returns what Ray is handed, one
+    ``{"part": i, "items": plan file}`` per part to run (a part number and a path: not its images),
+    and the number of parts."""
+    from gensim_im2vec.fileio import atomic_write_bytes
+
+    plan_dir.mkdir(parents=True, exist_ok=True)
+    todo, parts = [], 0
+    for part, start, pairs in images.parts(size):
+        parts = part + 1
+        left = np.flatnonzero(~done[start : start + len(pairs)])
+        if not left.size:
+            continue
+        plan = plan_dir / f"part-{part:06d}.json"
+        # ASCII JSON: a path that is not valid UTF-8 (surrogate escapes) survives the trip, as it did in Ray
+        atomic_write_bytes(plan, json.dumps([pairs[i] for i in left.tolist()]).encode("ascii"))
+        todo.append({"part": part, "items": str(plan)})
+    return todo, parts
 
 
 def _failures_message(failed: list[tuple[int, str]], n_run: int, parts_root: Path, target: Path) -> str:
@@ -764,7 +1031,10 @@ def extract_ray(
     ----------
     images : str, os.PathLike or iterable of (key, path)
         A directory (keys as :func:`gensim_im2vec.features.list_images`) or explicit pairs, e.g.
-        from a YFCC metadata file mapped to local paths. Paths must be readable on every node.
+        from a YFCC metadata file mapped to local paths. Paths must be readable on every node. A
+        list (any sequence) is read as often as needed; any other iterable, e.g. a generator over a
+        metadata file, is read once and copied to ``STORE.ray-parts/.plan/`` as it is read, so 100M
+        images need no list of pairs on the driver.
     store : str or os.PathLike
         Target store. Parts are written beside it, in ``STORE.ray-parts/``.
     address : str, optional
@@ -821,6 +1091,8 @@ def extract_ray(
         unfinished run were made with other settings (the message names the field).
     StoreLockedError
         Another extract_ray is writing the same store.
+    ValueError
+        Before Ray starts: two images have one key (the message names the key and both items).
     ConnectionError
         `address` cannot be reached.
     PartsFailedError
@@ -846,14 +1118,17 @@ def extract_ray(
         _check_target_identity(target, probe, run_options)
     want = _wanted_identity(probe, run_options)
     del probe
-    pairs = _as_pairs(images, prefix)
-    inputs = images_digest(pairs)
+    images = _Images(images, prefix)  # a folder is listed here; an iterator is read once, under the lock
     import ray
 
     if not ray.is_initialized():
         _check_address(address)
     lock = _lock_parts(parts_root, target)
+    plan_dir = parts_root / _PLAN_DIR
     try:
+        _drop_plan(parts_root)  # the plan of a driver that was killed
+        t_plan = time.perf_counter()
+        inputs, index = images.scan(plan_dir)  # duplicate keys refused here
         same_images = _run_inputs(parts_root) == inputs  # the parts are an unfinished run's over these images
         if continue_create:
             if not same_images:
@@ -866,7 +1141,7 @@ def extract_ray(
                         target)
             mode = "extend"
         if mode == "overwrite" and not ((parts_root / _OVERWRITE_RUN).exists() and same_images):
-            _clear_parts(parts_root)  # the parts of an earlier run; those of an unfinished overwrite stay
+            _clear_parts(parts_root, keep_plan=True)  # the parts of an earlier run; those of an unfinished overwrite stay
             atomic_write_json(parts_root / _OVERWRITE_RUN, {"started": time.strftime("%Y-%m-%dT%H:%M:%S")})
         other = _parts_made_otherwise(parts_root, want)
         if other is not None:
@@ -881,24 +1156,24 @@ def extract_ray(
                         f"extract_ray into {str(target)!r}: rerun with its settings to finish that run.)"))
             logger.warning("extract_ray: the parts in %s were made with other settings (%s); overwrite starts them "
                            "afresh", parts_root, ", ".join(diff))
-            _clear_parts(parts_root)
+            _clear_parts(parts_root, keep_plan=True)
             atomic_write_json(parts_root / _OVERWRITE_RUN, {"started": time.strftime("%Y-%m-%dT%H:%M:%S")})
         atomic_write_json(parts_root / _RUN_INPUTS, {"mode": mode, "inputs": inputs})
-        done, retry = set(), set()
+        # what is done, by position in the list: one byte per image, no set of keys
+        total = images.n
+        done = np.zeros(total, dtype=bool)
+        retry = np.zeros(total, dtype=bool) if extend_target and _run_defaults(run_options)[2] else None
         if extend_target:
-            have = FeatureStore.open(target)
-            done.update(have.keys)
-            if _run_defaults(run_options)[2]:  # retry_skipped
-                retry.update(have.skipped)
-            else:
-                done.update(have.skipped)
-            del have
-        done |= _finished_keys(parts_root)
-        left = sum(1 for k, _ in pairs if k not in done)
-        retried = sum(1 for k, _ in pairs if k in retry and k not in done)
+            _mark_target(target, index, done, retry)  # retry_skipped: its skipped images go to `retry`
+        _mark_finished(parts_root, index, done)
+        del index
+        left = total - int(done.sum())
+        retried = int((retry & ~done).sum()) if retry is not None else 0
+        del retry
         logger.info("extract_ray: %i images, %i left to extract (%i of them skipped before, tried again), %i "
-                    "stored or finished before", len(pairs), left, retried, len(pairs) - left)
-        plan, parts, todo = None, [], []
+                    "stored or finished before; planned in %.1fs", total, left, retried, total - left,
+                    time.perf_counter() - t_plan)
+        plan, n_parts, todo = None, 0, []
         extracted, part_seconds, stages = 0, [], {}
         if left:
             if not ray.is_initialized():
@@ -912,11 +1187,11 @@ def extract_ray(
                                  f"(cluster: {plan.n_gpus:g} GPU, gpus_per_actor={gpus_per_actor:g}); pass "
                                  f"jpeg_device='cpu', or None to decode with PIL.")
             size = max(1, math.ceil(part_size / plan.batch_size)) * plan.batch_size
-            parts = plan_parts(pairs, size)
-            todo, _ = _parts_to_run(parts, done)
+            todo, n_parts = _write_plans(images, done, size, plan_dir)
+            del done
             logger.info(
                 "extract_ray: %i parts of %i, %i to run on %i %s actor(s) (cluster: %g CPU, %g GPU)",
-                len(parts), size, len(todo), plan.num_actors, "GPU" if plan.use_gpu else "CPU",
+                n_parts, size, len(todo), plan.num_actors, "GPU" if plan.use_gpu else "CPU",
                 plan.n_cpus, plan.n_gpus,
             )
             fx_kwargs = {
@@ -927,31 +1202,35 @@ def extract_ray(
             extract_kwargs = {**run_options, "shard_size": min(shard_size, size)}
             extracted, _, part_seconds, _, stages = _run_parts(todo, plan, fx_kwargs, extract_kwargs, parts_root,
                                                                target)
+        else:
+            del done
         sources = sorted(d for d in parts_root.iterdir()
                          if d.is_dir() and _PART_NAME.match(d.name) and (d / METADATA_FILE).exists())
         if sources:
             merged = merge_stores(target, sources, mode="overwrite" if mode == "overwrite" else "extend")
         else:
             merged = FeatureStore.open(target)
+        # every image given ends stored or skipped (counted while an iterator's spool is still there)
+        stored, reasons, keys = 0, {}, merged.key_to_index
+        for k, _ in images:
+            if k in keys:
+                stored += 1
+            elif k in merged.skipped:
+                kind = merged.skipped[k].split(":", 1)[0]
+                reasons[kind] = reasons.get(kind, 0) + 1
         _finish_parts(parts_root, keep_parts)
     finally:
+        _drop_plan(parts_root)
         _drop_if_empty(parts_root)
         lock.release()
     secs = time.perf_counter() - t0
-    stored, reasons, index = 0, {}, merged.key_to_index
-    for k, _ in pairs:
-        if k in index:
-            stored += 1
-        elif k in merged.skipped:
-            kind = merged.skipped[k].split(":", 1)[0]
-            reasons[kind] = reasons.get(kind, 0) + 1
     skipped = sum(reasons.values())
-    if stored + skipped < len(pairs):
+    if stored + skipped < total:
         logger.warning("extract_ray: %i of the %i images are neither in %s nor listed as skipped; run the same "
-                       "command again to extract them", len(pairs) - stored - skipped, len(pairs), target)
+                       "command again to extract them", total - stored - skipped, total, target)
     report = RayExtractionReport(
-        store=merged, total=len(pairs), extracted=extracted, already=max(0, stored - extracted),
-        parts=len(parts), parts_run=len(todo), actors=min(plan.num_actors, len(todo)) if todo else 0,
+        store=merged, total=total, extracted=extracted, already=max(0, stored - extracted),
+        parts=n_parts, parts_run=len(todo), actors=min(plan.num_actors, len(todo)) if todo else 0,
         device=plan.device if plan else "none", skipped=skipped,
         skip_reasons=dict(sorted(reasons.items(), key=lambda kv: -kv[1])), retried=retried, seconds=secs,
         images_per_second=extracted / secs if secs > 0 else 0.0, part_seconds=part_seconds, stage_seconds=stages,

@@ -872,9 +872,11 @@ def _settled_metadata(path: Path) -> dict:
     return _read_metadata(path)
 
 
-def _report_shards(path: Path, meta: Mapping) -> None:
+def _report_shards(path: Path, meta: Mapping, continuing: bool = False) -> None:
     """Log committed shards not yet appended to the store: a writer's work in progress (its pid), or
-    an interrupted run's (how to fold them in), and damaged ones."""
+    an interrupted run's (how to fold them in), and damaged ones. `continuing`: the caller is the run
+    that goes on to finish the store (extract_ray opening its target), so an unfinished run and its
+    shards are said at INFO instead of a warning to run it again."""
     count = int(meta["count"])
     pending, damaged = _committed_shards(path, meta.get("last_shard", -1), int(meta["dim"]), meta["dtype"])
     for sid, why in damaged:
@@ -885,11 +887,18 @@ def _report_shards(path: Path, meta: Mapping) -> None:
     writer = _writer_pid(path)
     run = unfinished_run(path)
     if run is not None and writer is None:
-        logger.warning(
-            "%s: this store is %s: it holds the %i rows that extraction stored so far; run it again with the "
-            "same arguments to finish it", path, _unfinished_note(run), count + sum(r["count"] for _, r in pending),
-        )
-    if pending and writer is not None:
+        if continuing:
+            logger.info("%s: continuing %s: it holds the %i rows that extraction stored so far", path,
+                        _unfinished_note(run), count + sum(r["count"] for _, r in pending))
+        else:
+            logger.warning(
+                "%s: this store is %s: it holds the %i rows that extraction stored so far; run it again with the "
+                "same arguments to finish it", path, _unfinished_note(run), count + sum(r["count"] for _, r in pending),
+            )
+    if pending and continuing and writer is None:
+        logger.info("%s: %i committed shard(s) with %i rows are not consolidated yet; this run appends them", path,
+                    len(pending), sum(r["count"] for _, r in pending))
+    elif pending and writer is not None:
         logger.info("%s: being written by pid %i; this view holds the %i rows appended so far (%i more in "
                     "committed shards); open it again when the writer has finished", path, writer, count,
                     sum(r["count"] for _, r in pending))
@@ -977,6 +986,12 @@ class FeatureStore:
         ValueError
             The files disagree (row count, keys), e.g. a store edited by hand.
         """
+        return cls._open(path, mmap)
+
+    @classmethod
+    def _open(cls, path, mmap: bool = True, *, continuing: bool = False) -> FeatureStore:
+        """:meth:`open`; `continuing`: the caller goes on to finish the store's unfinished run (an
+        extract_ray continuing its target), which is then said at INFO, not warned about."""
         path = Path(path)
         meta = _settled_metadata(path)
         count, dim = int(meta["count"]), int(meta["dim"])
@@ -990,7 +1005,7 @@ class FeatureStore:
             )
         skipped = _read_skipped(path)
         pca = PCA.load(path / PCA_FILE) if meta.get("pca") and (path / PCA_FILE).exists() else None
-        _report_shards(path, meta)
+        _report_shards(path, meta, continuing)
         store = cls(path, vectors, keys, meta, skipped=skipped, pca=pca)
         store._keys_sha256 = hashlib.sha256(data).hexdigest()
         store._keys_bytes = len(data)
