@@ -290,7 +290,9 @@ class _Images:
 
     def _given(self):
         for k, p in self._seq if self._seq is not None else self._iter:
-            yield str(k), os.fspath(p)
+            p = os.fspath(p)
+            # exact str (a str subclass, e.g. from a metadata reader, cannot be spooled by marshal)
+            yield str(k), (str(p) if isinstance(p, str) else p)
 
     def chunks(self):
         """The pairs in list order, in lists of up to :data:`_SCAN_CHUNK`."""
@@ -512,7 +514,8 @@ def _parts_made_otherwise(parts_root: Path, want: dict) -> tuple[Path, dict, lis
 
 def _mark(index: _KeyIndex, keys, mask: np.ndarray) -> None:
     """Set `mask` at the list positions of those of `keys` that are in the list, a chunk at a time."""
-    keys = list(keys)
+    if not isinstance(keys, Sequence):  # a store's skipped dict; its key list is sliced, not copied
+        keys = list(keys)
     for lo in range(0, len(keys), _SCAN_CHUNK):
         mask[index.positions(keys[lo : lo + _SCAN_CHUNK])] = True
 

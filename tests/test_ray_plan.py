@@ -327,3 +327,21 @@ def test_continuing_its_own_store_does_not_warn(photos, tmp_path, fake_ray, monk
     warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert warned == [], warned
     assert any("continuing" in r.getMessage() and "unfinished" in r.getMessage() for r in caplog.records)
+
+
+def test_pairs_of_str_subclasses_from_an_iterator_are_planned(tmp_path):
+    """Keys and paths that subclass str (a metadata reader's own string type) are planned from an
+    iterator as from a list: the spool stores exact strings (marshal refused the subclass)."""
+
+    class Tagged(str):
+        pass
+
+    pairs = [(Tagged(f"img:{i}"), Tagged(f"/data/{i}.jpg")) for i in range(5)]
+    got = {}
+    for name, given in (("list", list(pairs)), ("iterator", iter(pairs))):
+        images = distributed._Images(given, "")
+        digest, index = images.scan(tmp_path / name / ".plan")
+        got[name] = (digest, [tuple(map(type, p)) for p in images], list(images))
+    assert got["iterator"][0] == got["list"][0]
+    assert got["iterator"][2] == [(f"img:{i}", f"/data/{i}.jpg") for i in range(5)]
+    assert set(got["iterator"][1]) == {(str, str)}
