@@ -17,7 +17,13 @@ load it prints what the large parts of the model hold (allocated and resident by
 ``/proc/self/smaps``). Everything goes to ``--dir`` (default /tmp/scale), the results also to
 ``DIR/results-N.json``.
 
+``--vectors-file`` trains with ``Im2Vec(vectors_file=DIR/vectors.npy)``: ``wv.vectors`` memory-mapped
+from that file (page cache, counted in ``RssFile``) instead of private memory; the results go to
+``DIR/results-N-vectors-file.json``, so both runs can share one ``--dir`` (and its store). The file of
+an earlier run is deleted first (it is this benchmark's own).
+
     python benchmarks/bench_scale.py --images 1000000          # ≈ 10 min on 2 cores
+    python benchmarks/bench_scale.py --images 1000000 --dir /tmp/scale-vf --vectors-file   # docs/scale.md §5.4
     python -u benchmarks/bench_scale.py > /tmp/scale/log 2>&1 &  # 10M images (the issue's target)
 """
 
@@ -89,6 +95,7 @@ class Stages:
         row["seconds"] = time.perf_counter() - row.pop("t0")
         row["peak_rss"] = s["VmHWM"]
         row["end_rss"] = s["VmRSS"]
+        row["end_RssAnon"], row["end_RssFile"] = s["RssAnon"], s["RssFile"]
         row["load_avg"] = round(os.getloadavg()[0], 1)  # the machine is shared: how busy it was
         row.update(extra)
         self.rows.append(row)
@@ -279,10 +286,16 @@ def run_build(args) -> list[dict]:
     n_tok = sum(len(d) for d in corpus)
     stages.stop(tokens=n_tok)
 
+    vectors_file = None
+    if args.vectors_file:
+        vectors_file = os.path.join(args.dir, "vectors.npy")
+        if os.path.exists(vectors_file):  # an earlier run's (this benchmark's own file)
+            os.remove(vectors_file)
     stages.start("open store + build_vocab")
     store = FeatureStore.open(store_path)
     model = Im2Vec(image_features=store, vector_size=args.vector_size, window=args.window, sg=args.sg,
-                   min_count=args.min_count, workers=args.workers, epochs=1, seed=args.seed)
+                   min_count=args.min_count, workers=args.workers, epochs=1, seed=args.seed,
+                   vectors_file=vectors_file)
     model.build_vocab(corpus, progress_per=10**9)
     n_img = int(np.count_nonzero(model._vocab_image_rows >= 0))
     stages.stop(vocab=len(model.wv), images=n_img)
@@ -294,6 +307,10 @@ def run_build(args) -> list[dict]:
     secs = time.perf_counter() - t0
     stages.stop(images_per_s=round(args.images / secs), words_per_s=round((n_tok - args.images) / secs))
     bd_train = breakdown(model, store)
+    if vectors_file:
+        st = os.stat(vectors_file)
+        print(f"    vectors file: {st.st_size / MiB:.1f} MiB, {st.st_blocks * 512 / MiB:.1f} MiB allocated on disk",
+              flush=True)
 
     path = os.path.join(args.dir, "model", "m.model")
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -373,6 +390,9 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dir", default="/tmp/scale", help="store, model and results go here")
     ap.add_argument("--query-only", action="store_true", help="only load the saved model and query it")
+    ap.add_argument("--vectors-file", action="store_true",
+                    help="keep wv.vectors in DIR/vectors.npy, memory-mapped (Im2Vec(vectors_file=...)), instead of "
+                         "private memory")
     args = ap.parse_args(argv)
 
     if args.query_only:  # the child process
@@ -380,7 +400,8 @@ def main(argv=None) -> None:
         print("RESULT " + json.dumps({"rows": rows, "parts": parts}), flush=True)
         return
     print(f"bench_scale: {args.images:,} images x {args.dim} fp16, {args.tags} tags from {args.vocab:,} words, "
-          f"vector_size {args.vector_size}, window {args.window}, sg {args.sg}, {args.workers} workers", flush=True)
+          f"vector_size {args.vector_size}, window {args.window}, sg {args.sg}, {args.workers} workers"
+          + (", wv.vectors in DIR/vectors.npy" if args.vectors_file else ""), flush=True)
     rows, parts = run_build(args)
     gc.collect()
     proc = subprocess.run([sys.executable, "-u", __file__, "--query-only", *(argv if argv is not None else sys.argv[1:])],
@@ -395,15 +416,17 @@ def main(argv=None) -> None:
         raise SystemExit(f"the query process failed (exit {proc.returncode})")
     rows += result["rows"]
     parts.update(result["parts"])
-    print(f"\n{'stage':45s} {'seconds':>9s} {'peak RSS':>10s} {'anon':>8s} {'file':>8s}  (GiB)  load")
+    print(f"\n{'stage':45s} {'seconds':>9s} {'peak RSS':>10s} {'anon':>8s} {'file':>8s} {'end anon':>9s} "
+          f"{'end file':>9s}  (GiB)  load")
     for r in rows:
         print(f"{r['stage']:45s} {r['seconds']:9.1f} {r['peak_rss'] / GiB:10.2f} {r['peak_RssAnon'] / GiB:8.2f} "
-              f"{r['peak_RssFile'] / GiB:8.2f}  {r['load_avg']:10.1f}")
+              f"{r['peak_RssFile'] / GiB:8.2f} {r['end_RssAnon'] / GiB:9.2f} {r['end_RssFile'] / GiB:9.2f}  "
+              f"{r['load_avg']:10.1f}")
     pipeline = [r for r in rows if not r["stage"].startswith("exact search")]  # not the instrument
     peak = max(r["peak_rss"] for r in pipeline)
     print(f"peak RSS over the pipeline's stages (the exact-search check left out): {peak / GiB:.2f} GiB; "
           f"private (anon) peak {max(r['peak_RssAnon'] for r in pipeline) / GiB:.2f} GiB")
-    out = os.path.join(args.dir, f"results-{args.images}.json")
+    out = os.path.join(args.dir, f"results-{args.images}{'-vectors-file' if args.vectors_file else ''}.json")
     with open(out, "w") as f:
         json.dump({"args": vars(args), "rows": rows, "parts": parts, "peak_rss": peak}, f, indent=1)
     print(f"results: {out}")

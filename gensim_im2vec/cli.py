@@ -834,6 +834,11 @@ IM2VEC = "gensim_im2vec.model:Im2Vec"  # the training options and their defaults
 @click.option("--space-analogies", "analogies_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A file of analogy questions, one per line: IMAGE_X WORD_A WORD_B IMAGE_Y (x - a + b -> y), "
                    "e.g. from titles that differ in one word; W learns to answer them (Im2Vec space_analogies).")
+@click.option("--vectors-file", type=click.Path(dir_okay=False), cls=LibraryOption, library=IM2VEC,
+              help="Keep the model's vectors in this .npy file, memory-mapped, instead of in RAM (for 10-100M "
+                   "images: page cache rather than private memory; the same model, bit for bit). An existing file "
+                   "is refused unless it is this run's own (a --resumable run continues in it). OUTPUT holds its "
+                   "own copy.")
 @click.option("--resumable", is_flag=True,
               help="Save OUTPUT.checkpoint at each epoch's end; the same command run again after an interruption "
                    "continues from the last finished epoch, on the same learning-rate schedule, instead of starting "

@@ -55,6 +55,15 @@ is not copied but opened again at load), then continue training:
 >>> again.train(docs, total_examples=len(docs), epochs=1)[0] > 0
 True
 
+For 10–100M images, keep ``wv.vectors`` (``vector_size × 4`` bytes per image) in a memory-mapped
+``.npy`` file instead of private memory: page cache, which the kernel writes back and drops under
+pressure (docs/scale.md §5.4). The same model, bit for bit:
+
+>>> on_disk = Im2Vec(docs, image_features=feats, vector_size=32, sg=1, min_count=1, epochs=20, workers=1,
+...                  seed=1, vectors_file=os.path.join(tempfile.mkdtemp(), "vectors.npy"))
+>>> type(on_disk.wv.vectors).__name__, bool(np.array_equal(on_disk.wv.vectors, model.wv.vectors))
+('memmap', True)
+
 Two-stage training: learn the word space on clean text with gensim, then learn ``W`` on the
 image corpus with the text vectors frozen (see :meth:`Im2Vec.from_word2vec`). A word that only the
 text knows (never in a document with an image) is still a word of the space: here
@@ -89,12 +98,15 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import errno
 import glob
 import inspect
+import io
 import itertools
 import logging
 import math
 import os
+import shutil
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -109,7 +121,7 @@ from gensim.models.word2vec import Word2Vec
 from threadpoolctl import threadpool_limits
 
 from gensim_im2vec import corpusfile
-from gensim_im2vec.fileio import atomic_save
+from gensim_im2vec.fileio import atomic_save, temp_name
 from gensim_im2vec.image_features import ImageFeatures
 from gensim_im2vec.keys import IMAGE_PREFIX, check_image_keys
 from gensim_im2vec.space import (
@@ -132,6 +144,11 @@ from gensim_im2vec.validation import (
     query_items,
     query_keys,
 )
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: a vectors file is never taken over (see _VectorsFile)
+    fcntl = None
 
 try:
     from gensim_im2vec import im2vec_inner
@@ -362,6 +379,23 @@ class Im2Vec(Word2Vec):
     space_analogy_negatives : int
         Other images each analogy step ranks ``y`` against, drawn from the vocabulary's images
         (0, or fewer images than this: all of them).
+    vectors_file : str or os.PathLike, optional
+        Keep ``model.wv.vectors`` in this ``.npy`` file, memory-mapped, instead of private memory:
+        for 10–100M images, whose rows (``vector_size × 4`` bytes each: 40 GB at 100M and D = 100)
+        are the largest part of a model. Its pages are page cache, which the kernel writes back and
+        drops under memory pressure (docs/scale.md §5.4 measures it). The file is made when the
+        vocabulary is built, its disk space allocated at once (a full disk is an OSError naming the
+        file, then, not a crash in training), grown in place by ``build_vocab(update=True)``, and
+        flushed when :meth:`train` returns; another process can read it with
+        ``np.load(path, mmap_mode="r")``. Training is the same, bit for bit (the words' random start
+        is gensim's, and the images' rows, zero until then, are written from ``W``). An existing
+        file is never written over: the model refuses any file but its own (naming it and the fix).
+        :meth:`save` writes the vectors into the model's own files as always (streamed from the
+        file), so a saved model does not need this one; a model loaded from it keeps the setting,
+        and moves its vectors into a file of its own before it trains (the one it was made with,
+        when no live model maps it any more, e.g. after an interrupted run; set
+        ``model.vectors_file`` to another path, or None for memory, to choose). None (the default):
+        in memory, as gensim.
 
     Attributes
     ----------
@@ -396,6 +430,7 @@ class Im2Vec(Word2Vec):
         space_candidates: str = "run", space_common_directions: int | None = None, space_decoder: float = 0.0,
         space_tag_prior: float = 0.0, space_analogies: Iterable[Sequence[str]] | None = None,
         space_analogy_alpha: float = 0.05, space_analogy_negatives: int = 4096,
+        vectors_file: str | os.PathLike | None = None,
     ):
         if corpus_file is not None:
             corpus_file = corpusfile.check_corpus_file(corpus_file, sentences)
@@ -410,6 +445,7 @@ class Im2Vec(Word2Vec):
             space_candidates=space_candidates, space_common_directions=space_common_directions,
             space_decoder=space_decoder, space_tag_prior=space_tag_prior, space_analogies=space_analogies,
             space_analogy_alpha=space_analogy_alpha, space_analogy_negatives=space_analogy_negatives,
+            vectors_file=vectors_file,
         )
         if image_features is not None:
             self._set_features(_image_features(image_features))
@@ -430,7 +466,7 @@ class Im2Vec(Word2Vec):
                           image_batch, image_heads, space_temperature, space_negatives, space_alpha,
                           space_word_alpha, space_pull, space_symmetric, space_candidates,
                           space_common_directions, space_decoder, space_tag_prior, space_analogies=None,
-                          space_analogy_alpha=0.05, space_analogy_negatives=4096) -> None:
+                          space_analogy_alpha=0.05, space_analogy_negatives=4096, vectors_file=None) -> None:
         """Check and set Im2Vec's own options (:meth:`__init__`'s keyword-only arguments, whose
         signature holds their defaults) and its empty image state: no features, no W, no images."""
         if missing_images not in ("raise", "skip"):
@@ -514,6 +550,11 @@ class Im2Vec(Word2Vec):
         self._scan_tag_counts = None
         self._vocab_image_rows = np.zeros(0, dtype=np.int64)
         self._image_occurrences = 0
+        self._vectors_file_state = None  # the file wv.vectors is mapped from (vectors_file), while it is
+        self._vectors_file_id = None  # (path, device, inode) of the last vectors file this model made (saved)
+        self.vectors_file = _check_vectors_file(vectors_file)
+        if self.vectors_file is not None:
+            self._claim_vectors_path(self.vectors_file)  # a new model owns no file: refused before any work
 
     # ------------------------------------------------------------------ features and vocabulary
     @staticmethod
@@ -919,8 +960,16 @@ class Im2Vec(Word2Vec):
         self.feature_mean = (total / len(rows)).astype(REAL)
 
     def init_weights(self):
-        """Reset word vectors, output vectors and W to an untrained state."""
-        super().init_weights()
+        """Reset word vectors, output vectors and W to an untrained state (with `vectors_file`, the
+        word vectors in that file: the same random start as in memory, the images' rows zero until
+        they are written from W)."""
+        if getattr(self, "vectors_file", None) is None:
+            super().init_weights()
+        else:  # gensim's init_weights, without a random matrix of every row in memory first
+            logger.info("resetting layer weights (wv.vectors in %s)", self.vectors_file)
+            self._resize_vectors()
+            if self.hs:
+                self.syn1 = np.zeros((len(self.wv), self.layer1_size), dtype=REAL)
         if self.negative:  # output rows for the words only (see _output_rows)
             self.syn1neg = np.zeros((self._output_rows(), self.layer1_size), dtype=REAL)
         self._init_W()
@@ -934,7 +983,7 @@ class Im2Vec(Word2Vec):
                 "First build the vocabulary of your model with a corpus before doing an online update."
             )
         preresize_count = len(self.wv.vectors)
-        self.wv.resize_vectors(seed=self.seed)  # as gensim's update_weights
+        self._resize_vectors()  # as gensim's update_weights
         if self.hs:
             gained = len(self.wv.vectors) - preresize_count
             self.syn1 = np.vstack([self.syn1, np.zeros((gained, self.layer1_size), dtype=REAL)])
@@ -948,6 +997,183 @@ class Im2Vec(Word2Vec):
         # the new images' rows are W's, not gensim's random start: project() of their features
         # (a model that adds images without training finds them by their features at once)
         self._write_image_vectors(np.arange(preresize_count, len(self.wv.vectors)))
+
+    # ------------------------------------------------------------------ wv.vectors in a file
+    def _resize_vectors(self) -> None:
+        """gensim's ``wv.resize_vectors(seed=self.seed)``: a row per key, the new ones at gensim's random
+        start; with `vectors_file`, in that file (:meth:`_vectors_to_file`)."""
+        if getattr(self, "vectors_file", None) is None:
+            self.wv.resize_vectors(seed=self.seed)
+            return
+        self._vectors_to_file(len(self.wv.index_to_key))
+        self.wv.allocate_vecattrs()
+        self.wv.norms = None
+
+    def _vectors_in_file(self) -> bool:
+        """Whether ``wv.vectors`` is the writable memory map of this model's vectors file."""
+        vf = getattr(self, "_vectors_file_state", None)
+        return vf is not None and self.wv.vectors is vf.array
+
+    def _writable_vectors(self) -> np.ndarray:
+        """``wv.vectors`` as training writes it: the memory map of `vectors_file` (the vectors moved
+        there first when they are elsewhere, e.g. after ``load(mmap="r")``), or without one a
+        writable C-contiguous float32 array in memory (a memory map, read-only or not, copied in)."""
+        path = _check_vectors_file(getattr(self, "vectors_file", None))
+        arr = self.wv.vectors
+        if path is not None:
+            if not (self._vectors_in_file() and self._vectors_file_state.path == path):
+                logger.info("moving wv.vectors %s into the vectors file %s", np.shape(arr), path)
+                self._vectors_to_file(len(arr))
+            return self.wv.vectors
+        if (not isinstance(arr, np.ndarray) or arr.dtype != REAL or not arr.flags.writeable
+                or not arr.flags.c_contiguous or isinstance(arr, np.memmap)):
+            logger.info("copying vectors (%s, %s: read-only, memory-mapped or not C-contiguous float32) into "
+                        "memory as float32 for training", np.shape(arr), getattr(arr, "dtype", None))
+            self.wv.vectors = np.array(arr, dtype=REAL, order="C")
+        vf = getattr(self, "_vectors_file_state", None)
+        if vf is not None:  # vectors_file was set to None: the file is let go
+            self._vectors_file_state = None
+            vf.close()
+        return self.wv.vectors
+
+    def _vectors_to_file(self, n_rows: int) -> None:
+        """Make ``wv.vectors`` this model's writable memory map of `vectors_file`, with `n_rows` rows:
+        the same file grown in place when it is already there (new rows at the end), else a new file
+        holding the current vectors' first rows. New rows of words get gensim's random start (the
+        values ``resize_vectors`` gives them in memory), new rows of images stay zero (pages never
+        written) until they are written from W."""
+        path = _check_vectors_file(self.vectors_file)
+        prior = self.wv.vectors
+        vf = self._vectors_file_state
+        if (self._vectors_in_file() and vf.path == path and prior.shape[1] == self.wv.vector_size
+                and n_rows >= len(prior) and _file_id(path) == vf.id):
+            if n_rows > len(prior):
+                self._grow_vectors_file(n_rows)
+            return
+        self._new_vectors_file(path, n_rows, prior)
+
+    def _claim_vectors_path(self, path: str) -> None:
+        """Refuse to put a new vectors file at `path` (nothing is written) unless no file is there or
+        it is this model's own: the file it maps now, or the file it made before it was saved (its
+        recorded device and inode) that no live model maps (its lock is free: e.g. the file of an
+        interrupted run, continued from a checkpoint). Any other file is the user's or another
+        model's, and stays as it is."""
+        if not os.path.lexists(path):
+            return
+        fid = _file_id(path)
+        vf = getattr(self, "_vectors_file_state", None)
+        if fid is not None and vf is not None and fid == vf.id:
+            return
+        record = getattr(self, "_vectors_file_id", None)
+        if fid is not None and record is not None and tuple(record) == fid and fcntl is not None:
+            try:
+                _VectorsFile.lock(path).close()
+            except BlockingIOError:
+                raise FileExistsError(
+                    errno.EEXIST, f"vectors_file {path!r} is in use: another model maps it as its wv.vectors (in this "
+                                  f"process or another, e.g. the model this one was saved from), and it is left as it "
+                                  f"is. Give this model a file of its own (model.vectors_file = 'OTHER.npy'), or "
+                                  f"vectors_file=None to keep its vectors in memory.") from None
+            logger.info("replacing %s, the vectors file this model was made with (no live model maps it)", path)
+            return
+        raise FileExistsError(
+            errno.EEXIST, f"vectors_file {path!r} exists and is not this model's vectors file; it is left as it is "
+                          f"(a vectors file is never written over another file). Delete it if it is an old vectors "
+                          f"file that no model uses, or give another path (vectors_file='OTHER.npy'; None keeps the "
+                          f"vectors in memory).")
+
+    def _new_vectors_file(self, path: str, n_rows: int, prior) -> None:
+        """Write a new vectors file of `n_rows` rows at `path` (refused by :meth:`_claim_vectors_path`
+        before anything is written): under a temporary name beside it, its disk space allocated first,
+        `prior`'s first rows copied in, gensim's random start in the new words' rows; then named
+        `path` and mapped as ``wv.vectors``."""
+        self._claim_vectors_path(path)
+        if prior is not None and not isinstance(prior, np.ndarray):
+            prior = np.asarray(prior, dtype=REAL)
+        shape = (int(n_rows), int(self.wv.vector_size))
+        tmp = str(temp_name(path))
+        handle = None
+        try:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=REAL, shape=shape)
+            handle = _VectorsFile.lock(tmp)  # the same file once it has its name
+            with open(tmp, "r+b") as f:
+                _reserve(f, out.offset, out.offset + out.nbytes, path, shape)
+            keep = min(len(prior), shape[0]) if prior is not None and np.ndim(prior) == 2 else 0
+            cols = min(prior.shape[1], shape[1]) if keep else 0
+            for lo in range(0, keep, _VECTORS_CHUNK):
+                hi = min(keep, lo + _VECTORS_CHUNK)
+                out[lo:hi, :cols] = prior[lo:hi, :cols]
+            self._init_word_rows(out, keep, shape[0])
+            del out
+            _publish(tmp, path, replace=os.path.lexists(path))
+        except BaseException:
+            if handle is not None:
+                handle.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        logger.info("wv.vectors %s in %s (%.2f GiB on disk)", shape, path, shape[0] * shape[1] * 4 / _GiB)
+        old, vf = self._vectors_file_state, _VectorsFile(path, np.lib.format.open_memmap(path, mode="r+"), handle)
+        self.wv.vectors = vf.array
+        self._vectors_file_state = vf
+        self._vectors_file_id = vf.id
+        if old is not None:
+            old.close()
+
+    def _grow_vectors_file(self, n_rows: int) -> None:
+        """Grow this model's vectors file to `n_rows` rows in place: the new rows' disk space allocated
+        (a full disk leaves the file as it was), the header's row count rewritten, the rows before
+        untouched; a header without room for the longer count (an old NumPy's) makes a new file."""
+        vf = self._vectors_file_state
+        old = vf.array
+        shape = (int(n_rows), int(old.shape[1]))
+        header = _npy_header(shape)
+        if len(header) != old.offset:
+            self._new_vectors_file(vf.path, n_rows, old)
+            return
+        start, end = old.offset + old.nbytes, old.offset + shape[0] * shape[1] * np.dtype(REAL).itemsize
+        with open(vf.path, "r+b") as f:
+            size = os.fstat(f.fileno()).st_size
+            try:
+                _reserve(f, start, end, vf.path, shape)
+            except BaseException:
+                os.ftruncate(f.fileno(), size)
+                raise
+            f.write(header)
+        vf.array = array = np.lib.format.open_memmap(vf.path, mode="r+")
+        self._init_word_rows(array, len(old), shape[0])
+        self.wv.vectors = array
+        logger.info("wv.vectors grown to %s in %s", shape, vf.path)
+
+    def _init_word_rows(self, out: np.ndarray, lo: int, hi: int) -> None:
+        """gensim's random start (``prep_vectors``: U[-1, 1) / vector_size from ``default_rng(seed)``,
+        row i from value i × vector_size of its stream) in the rows lo..hi of `out` that are words;
+        the images' rows are left as they are (zero in a new file)."""
+        if hi <= lo:
+            return
+        rows = self._vocab_image_rows
+        if len(rows) == len(self.wv.index_to_key) and len(rows) >= hi:
+            word = rows[lo:hi] < 0
+        else:  # gensim's own weights call (no image rows known): every row, as gensim
+            word = np.ones(hi - lo, dtype=bool)
+        edges = np.diff(np.concatenate(([0], word.astype(np.int8), [0])))
+        dim = out.shape[1]
+        for a, b in zip(np.flatnonzero(edges == 1) + lo, np.flatnonzero(edges == -1) + lo):
+            rng = _gensim_stream(self.seed, int(a) * dim)
+            for s in range(int(a), int(b), _VECTORS_CHUNK):
+                e = min(int(b), s + _VECTORS_CHUNK)
+                block = rng.random((e - s, dim), dtype=REAL)
+                block *= 2.0
+                block -= 1.0
+                block /= dim
+                out[s:e] = block
+
+    def _flush_vectors(self) -> None:
+        """Write the vectors file's changed pages to its disk (the end of :meth:`train`)."""
+        if self._vectors_in_file():
+            start = default_timer()
+            self.wv.vectors.flush()
+            logger.info("flushed %s (%.1fs)", self._vectors_file_state.path, default_timer() - start)
 
     def _output_rows(self) -> int:
         """Rows of ``syn1neg``: up to the vocabulary's last word. An image has no output row (the
@@ -1025,9 +1251,11 @@ class Im2Vec(Word2Vec):
     def _ensure_writable(self) -> None:
         """Copy read-only (e.g. ``mmap='r'``) arrays the kernel writes to into memory, and arrays
         the kernel reads as float32 (e.g. ``model.wv.vectors`` a user replaced with float64: its
-        worker thread would die on it, and gensim's ``train()`` wait for it forever) as float32."""
-        for owner, name in ((self.wv, "vectors"), (self, "syn1neg"), (self, "W"), (self.wv, "vectors_lockf"),
-                            (self, "feature_mean")):
+        worker thread would die on it, and gensim's ``train()`` wait for it forever) as float32.
+        ``wv.vectors`` goes where :meth:`_writable_vectors` says: with `vectors_file`, the model's own
+        memory map of it stays as it is, and any other array (read-only, foreign) is moved there."""
+        self._writable_vectors()  # in memory, or in vectors_file
+        for owner, name in ((self, "syn1neg"), (self, "W"), (self.wv, "vectors_lockf"), (self, "feature_mean")):
             arr = getattr(owner, name, None)
             if arr is None:
                 continue
@@ -1109,6 +1337,7 @@ class Im2Vec(Word2Vec):
             self._w_workers = None  # not saved with the model
             if sync.started and not sync.finished:  # interrupted (Ctrl-C, a callback's error): W as it is
                 self._write_image_vectors()
+            self._flush_vectors()  # vectors_file: on its disk when train() returns
         return result
 
     def _finish_training(self, n_img: int, start: float) -> None:
@@ -1512,9 +1741,7 @@ class Im2Vec(Word2Vec):
             idx = np.intersect1d(idx, among)
         if not len(idx) or self.W is None:
             return
-        vectors = self.wv.vectors
-        if not vectors.flags.writeable:
-            self.wv.vectors = vectors = np.array(vectors, dtype=REAL, order="C")
+        vectors = self._writable_vectors()
         workers = max(int(self.workers), 1)
         size = max(256, min(_WRITE_CHUNK, -(-len(idx) // (4 * workers))))  # a few chunks per thread
         chunks = [idx[lo:lo + size] for lo in range(0, len(idx), size)]
@@ -1833,6 +2060,10 @@ class Im2Vec(Word2Vec):
             report["W"] = self.layer1_size * feats.dim * np.dtype(REAL).itemsize
             report["image_vectors (memory-mapped when loaded with mmap)"] = int(feats.vectors.nbytes)
             report["total"] = report.get("total", 0) + report["W"]
+        if getattr(self, "vectors_file", None) is not None and "vectors" in report:
+            size = report.pop("vectors")
+            report["vectors (in vectors_file: page cache, not private memory)"] = size
+            report["total"] -= size
         return report
 
     def _save_specials(self, fname, separately, sep_limit, ignore, pickle_protocol, compress, subname):
@@ -1846,13 +2077,16 @@ class Im2Vec(Word2Vec):
         # attributes to None at load, after _load_specials has opened the store again)
         ignore = set(ignore).union({
             "_scan_tag_counts", "_neg_word_idx", "_neg_word_cum", "_neg_tag_idx", "_neg_tag_cum", "_space_lock",
-            "_space_bias", "_tag_mask_cache", "_job_errors",
+            "_space_bias", "_tag_mask_cache", "_job_errors", "_vectors_file_state",
         })
         return super()._save_specials(fname, separately, sep_limit, ignore, pickle_protocol, compress, subname)
 
     def save(self, fname_or_handle, *args, **kwargs):
         """Save the model: its own arrays (W, vectors, ``syn1neg``) in ``.npy`` files beside it
         (memory-mappable), never a whole feature store.
+
+        With `vectors_file`, ``wv.vectors`` is written from that file (streamed, never copied into
+        memory) into the model's own files, so the saved model does not need it.
 
         Features from a :class:`~gensim_im2vec.store.FeatureStore` are not copied: the model records
         the store (``image_store``: its path, also relative to the model file, its row count, key
@@ -1867,10 +2101,23 @@ class Im2Vec(Word2Vec):
         if isinstance(fname_or_handle, (str, os.PathLike)):
             fname_or_handle = _check_save_path(fname_or_handle)
             directory = os.path.dirname(fname_or_handle)
-        with self._saved_features(directory):
+        with self._saved_features(directory), self._saved_vectors():
             if directory is None:
                 return super().save(fname_or_handle, *args, **kwargs)
             atomic_save(super(), fname_or_handle, *args, **kwargs)  # super(): gensim's save, not this one
+
+    @contextlib.contextmanager
+    def _saved_vectors(self):
+        """While saving: ``wv.vectors`` of a `vectors_file` as a plain array over the same pages (no
+        copy), so the saved model holds plain vectors of its own (``np.save`` streams them from the
+        file, in the main file or a companion ``.npy``) and its load never looks for the file."""
+        vectors = self.wv.vectors
+        if isinstance(vectors, np.memmap):
+            self.wv.vectors = np.asarray(vectors)
+        try:
+            yield
+        finally:
+            self.wv.vectors = vectors
 
     @contextlib.contextmanager
     def _saved_features(self, directory: str | None):
@@ -2001,10 +2248,11 @@ class Im2Vec(Word2Vec):
                               ("space_decoder", 0.0), ("space_tag_prior", 0.0), ("space_analogies", None),
                               ("space_analogy_alpha", 0.05), ("space_analogy_negatives", 4096),
                               ("space_analogy_seconds", 0.0), ("space_analogy_loss", float("nan")),
-                              ("_analogy_plan", None)):
+                              ("_analogy_plan", None), ("vectors_file", None), ("_vectors_file_id", None)):
             self.__dict__.setdefault(name, default)
         self._features_cache = None
         self._feature_store = None
+        self._vectors_file_state = None  # the saved vectors are the model's own, never its vectors_file
         given = _LOAD_FEATURES.get()
         _LOAD_FEATURES.set(None)  # for this model only, not for objects loaded inside it
         if given is None and self.image_store is not None:
@@ -2141,6 +2389,157 @@ def _check_save_path(fname) -> str:
         raise FileNotFoundError(f"cannot save the model to {os.fspath(fname)!r}: the folder {folder!r} does not "
                                 f"exist; create it first (os.makedirs({folder!r}, exist_ok=True)).")
     return path
+
+
+# ---------------------------------------------------------------------------------- vectors on disk
+
+_VECTORS_CHUNK = 1 << 16  # rows per step when a vectors file is filled or copied (25 MB at D = 100)
+_GiB = 1024**3
+
+
+def _check_vectors_file(value) -> str | None:
+    """``vectors_file`` as an absolute path (None stays None), refused (naming it and the fix) when it
+    is not a path, is a folder, or its folder is missing."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)) or isinstance(os.fspath(value), bytes):
+        raise TypeError(f"vectors_file must be a file path (str or os.PathLike) or None (the vectors in memory), "
+                        f"got {type(value).__name__} {value!r}.")
+    path = os.path.abspath(os.fspath(value))
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"vectors_file {os.fspath(value)!r} is a folder; give a file name in it, e.g. "
+                                f"{os.path.join(os.fspath(value), 'vectors.npy')!r}.")
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"vectors_file {os.fspath(value)!r}: the folder {folder!r} does not exist; create it "
+                                f"first (os.makedirs({folder!r}, exist_ok=True)) or choose another path.")
+    return path
+
+
+def _file_id(path: str) -> tuple[str, int, int] | None:
+    """``(path, device, inode)`` of the file at `path` (None when there is none): which file it is,
+    whatever its content or size."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return path, st.st_dev, st.st_ino
+
+
+def _nothing() -> None:
+    """What a :class:`_VectorsFile` becomes when its model is pickled or copied."""
+    return None
+
+
+class _VectorsFile:
+    """The file of a model's ``wv.vectors`` (``vectors_file``) while the model maps it: the writable
+    memory map and an open handle holding an exclusive advisory lock (``flock``) on the file. The lock
+    goes when the model lets go of the file or ends, also when its process is killed; so a file that
+    no live model maps is told from one that a model still writes. Neither is saved nor copied: a
+    saved, loaded or copied model holds neither, and never writes into another model's file."""
+
+    def __init__(self, path: str, array: np.memmap, handle) -> None:
+        self.path = path
+        self.array = array
+        self.handle = handle
+        st = os.fstat(handle.fileno())
+        self.id = (path, st.st_dev, st.st_ino)
+
+    @staticmethod
+    def lock(path: str):
+        """An open handle of `path` that holds its exclusive lock (BlockingIOError: another holds it)."""
+        handle = open(path, "rb")
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                raise
+        return handle
+
+    def close(self) -> None:
+        self.handle.close()
+
+    def __reduce__(self):
+        return _nothing, ()
+
+
+def _npy_header(shape: tuple[int, int]) -> bytes:
+    """The ``.npy`` header of a C-order float32 matrix of `shape` (NumPy leaves room in it for the row
+    count to grow, so a vectors file grows by rewriting these bytes, never the rows)."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": np.lib.format.dtype_to_descr(np.dtype(REAL)),
+                                               "fortran_order": False, "shape": tuple(int(n) for n in shape)})
+    return buf.getvalue()
+
+
+def _no_space(path: str, need: int, shape: tuple[int, int]) -> OSError:
+    """The error for a vectors file its disk has no room for: what it needs, what is free, the fixes."""
+    try:
+        free = f", {shutil.disk_usage(os.path.dirname(path)).free / _GiB:.2f} GiB is free"
+    except OSError:
+        free = ""
+    ram = shape[0] * shape[1] * np.dtype(REAL).itemsize / _GiB
+    return OSError(errno.ENOSPC, f"no space on the disk of vectors_file {path!r}: its {shape[0]:,} x {shape[1]} "
+                                 f"float32 vectors need {need / _GiB:.2f} GiB more there{free}. Free space there, set "
+                                 f"vectors_file to a path on a larger disk, or vectors_file=None to keep the vectors "
+                                 f"in memory ({ram:.2f} GiB of RAM).")
+
+
+def _reserve(handle, start: int, end: int, path: str, shape: tuple[int, int]) -> None:
+    """Allocate bytes [start, end) of the open file `handle` on its disk now (``posix_fallocate``:
+    nothing is written, the pages read as zeros), so that a full disk is an OSError here, naming the
+    file and the fixes, and not a SIGBUS when the memory map's pages are written back during training.
+    Where the file system cannot allocate ahead, the free space is checked and the file extended."""
+    if end <= start:
+        return
+    allocate = getattr(os, "posix_fallocate", None)
+    if allocate is not None:
+        try:
+            allocate(handle.fileno(), start, end - start)
+            return
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)):
+                raise _no_space(path, end - start, shape) from None
+            if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS):
+                raise
+    if shutil.disk_usage(os.path.dirname(path)).free < end - start:
+        raise _no_space(path, end - start, shape)
+    logger.warning("the file system of %s cannot allocate its %.2f GiB ahead: if its disk fills up during "
+                   "training, the process ends with SIGBUS", path, (end - start) / _GiB)
+    if os.fstat(handle.fileno()).st_size < end:
+        os.ftruncate(handle.fileno(), end)
+
+
+def _publish(tmp: str, path: str, replace: bool) -> None:
+    """Give the finished file `tmp` its name `path`: over this model's own file (`replace`), else only
+    where no file is (a hard link fails on an existing name: a file made meanwhile is never replaced)."""
+    if replace:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, f"vectors_file {path!r} was created by someone else meanwhile; it is "
+                                            f"left as it is. Give this model another vectors_file.") from None
+    except OSError:  # a file system without hard links
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, f"vectors_file {path!r} was created by someone else meanwhile; it "
+                                                f"is left as it is. Give this model another vectors_file.") from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
+
+
+def _gensim_stream(seed, offset: int) -> np.random.Generator:
+    """gensim's generator of new vectors (``prep_vectors``: ``default_rng(seed)``, one float32 per
+    value, row after row) at value `offset` of its stream, without drawing the values before it:
+    PCG64 makes two float32 of each 64-bit draw, so it skips ``offset // 2`` draws (and one value)."""
+    rng = np.random.default_rng(seed)
+    rng.bit_generator.advance(offset // 2)
+    if offset % 2:
+        rng.random(1, dtype=REAL)
+    return rng
 
 
 # ---------------------------------------------------------------------------------- loading
