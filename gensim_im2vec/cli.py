@@ -837,8 +837,8 @@ IM2VEC = "gensim_im2vec.model:Im2Vec"  # the training options and their defaults
 @click.option("--vectors-file", type=click.Path(dir_okay=False), cls=LibraryOption, library=IM2VEC,
               help="Keep the model's vectors in this .npy file, memory-mapped, instead of in RAM (for 10-100M "
                    "images: page cache rather than private memory; the same model, bit for bit). An existing file "
-                   "is refused unless it is this run's own (a --resumable run continues in it). OUTPUT holds its "
-                   "own copy.")
+                   "is refused unless it is this run's own (a --resumable run continues in it). Removed once OUTPUT "
+                   "is saved (OUTPUT holds its own copy).")
 @click.option("--resumable", is_flag=True,
               help="Save OUTPUT.checkpoint at each epoch's end; the same command run again after an interruption "
                    "continues from the last finished epoch, on the same learning-rate schedule, instead of starting "
@@ -854,6 +854,8 @@ def train_command(documents, features, output, pretrained, analogies_path, resum
     _check_not_input(output, "'-o' / '--output'", {"the DOCUMENTS": documents, "the --pretrained model": pretrained,
                                                         "the -f / --features store": features})
     params = {k: v for k, v in options.items() if v is not None}
+    if params.get("vectors_file"):
+        _check_vectors_file_option(params["vectors_file"], output, documents, pretrained, features, analogies_path)
     _check_documents(documents)
     if analogies_path:
         params["space_analogies"] = _read_analogies(analogies_path)
@@ -882,12 +884,34 @@ def train_command(documents, features, output, pretrained, analogies_path, resum
             from gensim_im2vec.checkpoint import remove_checkpoint
 
             remove_checkpoint(checkpoint)  # after the model is saved: until then, a rerun continues from it
+        if params.get("vectors_file") and os.path.exists(params["vectors_file"]):
+            # the run's scratch (the model made it; any other file was refused): OUTPUT now holds the vectors,
+            # and the same command can run again
+            os.unlink(params["vectors_file"])
+            click.echo(f"removed {params['vectors_file']} (this run's vectors file; {output} holds the vectors)",
+                       err=True)
     except (ValueError, TypeError, OSError) as e:
         raise click.ClickException(_train_in_cli_terms(str(e))) from e
     except RuntimeError as e:  # gensim: nothing to train on (every word below --min-count)
         raise click.ClickException(f"training on {documents} failed: {str(e).rstrip('.')}. Check that its words "
                                    f"occur at least --min-count times.") from e
     click.echo(f"{output}: {model} ({len(model.image_keys)} images, {len(model.word_keys)} words)")
+
+
+def _check_vectors_file_option(path: str, output: str, documents: str, pretrained, features: str,
+                               analogies_path) -> None:
+    """`im2vec train --vectors-file`: refused before any work when it is one of the command's inputs, or
+    the model OUTPUT or one of the files saved beside it (``OUTPUT.*``: its arrays, its checkpoint), which
+    the save at the end would write over while the vectors are mapped from it."""
+    _check_not_input(path, "'--vectors-file'", {
+        "the DOCUMENTS": documents, "the --pretrained model": pretrained, "the -f / --features store": features,
+        "the --space-analogies file": analogies_path, "the -o / --output model": output})
+    saved = os.path.realpath(output)
+    if os.path.realpath(path).startswith(saved + "."):
+        raise click.BadParameter(
+            f"{path!r} is one of the files the model is saved as ({output!r} and {output!r}.*: its arrays, its "
+            f"checkpoint); the save would write over it. Choose a name that does not start with {output + '.'!r}, "
+            f"e.g. {os.path.join(os.path.dirname(output) or '.', 'vectors.npy')!r}.", param_hint="'--vectors-file'")
 
 
 def _train_new(corpus, store, pretrained, params: dict, checkpoint: str | None, inputs: dict | None):
