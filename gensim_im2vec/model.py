@@ -106,6 +106,7 @@ import itertools
 import logging
 import math
 import os
+import queue
 import shutil
 import threading
 from collections import Counter, defaultdict
@@ -168,6 +169,8 @@ MAX_WORDS_IN_BATCH = im2vec_inner.MAX_WORDS_IN_BATCH
 _CUM_DOMAIN = 2**31 - 1
 _WRITE_CHUNK = 4096  # rows per gather when writing or averaging image vectors: buffers of a few MB, reused
 _STATS_LOCK = threading.Lock()
+_WORKER = threading.local()  # .epoch: the _Epoch a gensim worker thread of an epoch over an iterable belongs to
+_SETTLE_GRACE = 2.0  # seconds an interrupted epoch waits for its idle threads to end (_Epoch.settle)
 #: Features given to :meth:`Im2Vec.load` (``image_features=``), seen by ``_load_specials``.
 _LOAD_FEATURES: contextvars.ContextVar = contextvars.ContextVar("im2vec_load_features", default=None)
 
@@ -414,6 +417,8 @@ class Im2Vec(Word2Vec):
         Raw features (float16/float32, possibly memory-mapped), rows keyed by `image_feature_keys`.
     """
 
+    _defer_image_rows = False  # from_word2vec's update: the train() right after it writes the image rows
+
     def __init__(
         self, sentences=None, corpus_file=None, vector_size=100, alpha=0.025, window=5, min_count=5,
         max_vocab_size=None, sample=1e-3, seed=1, workers=3, min_alpha=0.0001,
@@ -539,6 +544,7 @@ class Im2Vec(Word2Vec):
         self.space_anchor = None
         self.space_directions = None
         self.W = None
+        self._image_rows_from_W = False  # every image row of wv is project() of W (see update_weights)
         self.feature_mean = None
         self.image_vectors = None
         self.image_feature_keys = []
@@ -933,6 +939,7 @@ class Im2Vec(Word2Vec):
 
     # ------------------------------------------------------------------ weights
     def _init_W(self) -> None:
+        self._image_rows_from_W = False  # the image rows are not this W's until written
         feats = self.features
         if feats is None:
             self.W = None
@@ -976,7 +983,10 @@ class Im2Vec(Word2Vec):
 
     def update_weights(self):
         """Grow word and output vectors for new vocabulary; keep W (create it if missing); write the new
-        images' rows from W."""
+        images' rows from W, or every image's when the old rows are not W's (a model never trained
+        since its vocabulary was built holds gensim's random start in them; a W made here is new to
+        all), so old and new images are in one space. Not from :meth:`from_word2vec`, whose
+        ``train()`` right after writes every row: at 100M new images, a whole read of the features."""
         if not len(self.wv.vectors):
             raise RuntimeError(
                 "You cannot do an online vocabulary-update of a model which has no prior vocabulary. "
@@ -994,9 +1004,13 @@ class Im2Vec(Word2Vec):
         feats = self.features
         if self.W is None or (feats is not None and self.W.shape[1] != feats.dim):
             self._init_W()
+        if self._defer_image_rows:
+            return
         # the new images' rows are W's, not gensim's random start: project() of their features
         # (a model that adds images without training finds them by their features at once)
-        self._write_image_vectors(np.arange(preresize_count, len(self.wv.vectors)))
+        current = getattr(self, "_image_rows_from_W", False)  # False: the old rows too
+        among = np.arange(preresize_count, len(self.wv.vectors)) if current else None
+        self._write_image_vectors(among)
 
     # ------------------------------------------------------------------ wv.vectors in a file
     def _resize_vectors(self) -> None:
@@ -1315,15 +1329,14 @@ class Im2Vec(Word2Vec):
         self.space_analogy_seconds = 0.0
         self._analogy_epochs = 0
         self.space_setup_seconds = default_timer() - start
-        if self.train_images and n_img:  # W moves: only the directions this train() takes out hold
-            self.space_directions = None
         # several workers and one dense W: a job with images trains on the worker's own copy of W,
         # folded into W when the job ends (WorkerW), so no update is lost; one worker needs none
         shared = max(int(self.workers), 1) > 1 and n_img and self.W is not None
         self._w_workers = WorkerW(self.W) if shared else None
         # the images' rows of wv follow W when a callback looks (each epoch's end, after the last
         # W step; the end of training, after the steps below), and when training stops early
-        sync = _ImageSync(lambda: self._finish_training(n_img, start), each_epoch=bool(callbacks))
+        sync = _ImageSync(lambda: self._begin_training(n_img), lambda: self._finish_training(n_img, start),
+                          each_epoch=bool(callbacks))
         try:
             # one BLAS thread inside each worker; gensim's worker threads give the parallelism
             with threadpool_limits(limits=1, user_api="blas"):
@@ -1339,6 +1352,13 @@ class Im2Vec(Word2Vec):
                 self._write_image_vectors()
             self._flush_vectors()  # vectors_file: on its disk when train() returns
         return result
+
+    def _begin_training(self, n_img: int) -> None:
+        """What precedes the first epoch of :meth:`train`, once gensim has accepted its arguments:
+        W is about to move, so only the directions this ``train()`` takes out will hold (a
+        ``train()`` refused before, e.g. without `total_examples`, keeps ``space_directions``)."""
+        if self.train_images and n_img:
+            self.space_directions = None
 
     def _finish_training(self, n_img: int, start: float) -> None:
         """What follows the epochs of :meth:`train` (before the callbacks' ``on_train_end``): the
@@ -1404,32 +1424,74 @@ class Im2Vec(Word2Vec):
         return np.random.default_rng(self._next_seed()).integers(0, 2**48, (n_runs, 2), dtype=np.uint64)
 
     def _train_epoch(self, data_iterable, *args, **kwargs):
-        """gensim's epoch over an iterable (a thread per worker), with a worker's error raised here
-        once the epoch's jobs have drained: in gensim the error ends the worker's thread, and
-        ``train()`` waits for its report forever. After an error the workers skip the epoch's other
-        jobs (:meth:`_do_train_job`)."""
-        self._job_errors = []
+        """gensim's epoch over an iterable (a thread per worker, one producer reading the corpus),
+        with its errors raised here once the epoch's threads are done: a job's error, or the corpus
+        iterator's own (e.g. an OSError reading a file mid-epoch). In gensim either ends its thread
+        and ``train()`` waits for it forever.
+
+        The producer reads the corpus through :func:`_epoch_corpus`, which stops at the first
+        error, so a failed epoch does not read the rest of the corpus (at 100M documents, a whole
+        epoch of reading); the workers skip the jobs left (:meth:`_do_train_job`). Any exception
+        leaving here (Ctrl-C, which reaches the main thread while it waits for the workers'
+        reports) halts the epoch the same way, after the jobs in flight have ended: no worker moves
+        W once ``train()`` has raised, so the rows its end writes are W's (:class:`_Epoch`)."""
+        epoch = self._epoch = _Epoch(int(self.workers))  # None between epochs (not saved)
         try:
-            result = super()._train_epoch(data_iterable, *args, **kwargs)
+            result = super()._train_epoch(_epoch_corpus(data_iterable, epoch), *args, **kwargs)
+        except BaseException:
+            epoch.halt()
+            epoch.settle()
+            raise
         finally:
-            errors, self._job_errors = self._job_errors, None
-        if errors:
-            raise errors[0]
+            self._epoch = None
+        if epoch.errors:
+            raise epoch.errors[0]
         return result
+
+    def _worker_loop(self, job_queue, progress_queue):
+        """gensim's worker thread of an epoch over an iterable, bound to that epoch (:class:`_Epoch`)
+        for its whole life: once the epoch halts, the jobs left are skipped, even those a thread
+        takes after ``train()`` has raised, whatever a later ``train()`` does."""
+        # None: its epoch ended before the thread ran (halted)
+        epoch = getattr(self, "_epoch", None) or _Epoch.ended()
+        _WORKER.epoch = epoch
+        epoch.enter()
+        try:
+            super()._worker_loop(job_queue, progress_queue)
+        finally:
+            _WORKER.epoch = None
+            epoch.leave()
+
+    def _log_epoch_progress(self, progress_queue=None, job_queue=None, *args, **kwargs):
+        """gensim's wait for the workers' reports; when it is left by an exception (Ctrl-C arrives
+        here) in an epoch over an iterable, the epoch halts and its reports are taken off the queue
+        until its threads end: gensim's workers and producer would block on the full queues for
+        the life of the process, the producer holding the corpus open."""
+        try:
+            return super()._log_epoch_progress(progress_queue, job_queue, *args, **kwargs)
+        except BaseException:
+            epoch = getattr(self, "_epoch", None)  # None in file mode
+            if epoch is not None and progress_queue is not None:
+                epoch.halt()
+                epoch.settle(progress_queue)
+            raise
 
     def _do_train_job(self, sentences, alpha, inits):
         """Train one job (:meth:`_train_job`); in an epoch over an iterable (:meth:`_train_epoch`) an
-        error is kept for the epoch to raise, and once one is kept the jobs are skipped."""
-        errors = getattr(self, "_job_errors", None)
-        if errors is None:  # file mode: corpusfile's workers catch their own errors
+        error is kept for the epoch to raise, and once the epoch has an error or is halted the jobs
+        are skipped."""
+        epoch = getattr(_WORKER, "epoch", None)
+        if epoch is None:  # file mode: corpusfile's workers catch their own errors
             return self._train_job(sentences, alpha, inits)
-        if errors:
+        if not epoch.begin_job():
             return 0, self._raw_word_count(sentences)
         try:
             return self._train_job(sentences, alpha, inits)
         except Exception as err:
-            errors.append(err)
+            epoch.fail(err)
             return 0, self._raw_word_count(sentences)
+        finally:
+            epoch.end_job()
 
     def _train_job(self, sentences, alpha, inits):
         """Train one job: prepare it (GIL held), then per run of ~``image_batch`` image tokens,
@@ -1735,12 +1797,19 @@ class Im2Vec(Word2Vec):
         chunks, on ``workers`` threads (one BLAS thread each): done once after the epochs, on one
         thread it was the part of ``train()`` that more workers did not shorten (9% of a 2-epoch
         ``train()`` of 20,000 images, ``benchmarks/bench_image_kernel.py`` section 4). `among`:
-        only the images at these vocabulary indices (the new rows of a vocabulary update)."""
-        idx = np.flatnonzero(self._vocab_image_rows >= 0)
-        if among is not None:
-            idx = np.intersect1d(idx, among)
-        if not len(idx) or self.W is None:
+        only the images at these vocabulary indices (the new rows of a vocabulary update), found
+        among them alone: not a pass over every image row (that sorted 20M rows for 10 new ones)."""
+        rows = self._vocab_image_rows
+        idx = np.flatnonzero(rows >= 0) if among is None else among[rows[among] >= 0]
+        if self.W is None:
             return
+        if len(idx):
+            self._write_rows(idx)
+        if among is None:
+            self._image_rows_from_W = True
+
+    def _write_rows(self, idx: np.ndarray) -> None:
+        """The images' rows at vocabulary indices `idx` (:meth:`_write_image_vectors`)."""
         vectors = self._writable_vectors()
         workers = max(int(self.workers), 1)
         size = max(256, min(_WRITE_CHUNK, -(-len(idx) // (4 * workers))))  # a few chunks per thread
@@ -1836,7 +1905,11 @@ class Im2Vec(Word2Vec):
         model.make_cum_table()
         model.add_lifecycle_event("from_word2vec", msg=f"started from {w2v} ({len(wv)} words)")
         if sentences is not None:
-            model.build_vocab(sentences, update=True)
+            model._defer_image_rows = True  # the train() below writes every image row at its end
+            try:
+                model.build_vocab(sentences, update=True)
+            finally:
+                del model._defer_image_rows  # back to the class's False
             model.train(sentences, total_examples=model.corpus_count,
                         epochs=epochs if epochs is not None else model.epochs, compute_loss=model.compute_loss,
                         callbacks=callbacks)  # as gensim's constructor runs its callbacks
@@ -2077,7 +2150,7 @@ class Im2Vec(Word2Vec):
         # attributes to None at load, after _load_specials has opened the store again)
         ignore = set(ignore).union({
             "_scan_tag_counts", "_neg_word_idx", "_neg_word_cum", "_neg_tag_idx", "_neg_tag_cum", "_space_lock",
-            "_space_bias", "_tag_mask_cache", "_job_errors", "_vectors_file_state",
+            "_space_bias", "_tag_mask_cache", "_epoch", "_vectors_file_state",
         })
         return super()._save_specials(fname, separately, sep_limit, ignore, pickle_protocol, compress, subname)
 
@@ -2250,6 +2323,8 @@ class Im2Vec(Word2Vec):
                               ("space_analogy_seconds", 0.0), ("space_analogy_loss", float("nan")),
                               ("_analogy_plan", None), ("vectors_file", None), ("_vectors_file_id", None)):
             self.__dict__.setdefault(name, default)
+        # a model saved before the flag was kept: its image rows are W's if it has trained
+        self.__dict__.setdefault("_image_rows_from_W", bool(getattr(self, "train_count", 0)))
         self._features_cache = None
         self._feature_store = None
         self._vectors_file_state = None  # the saved vectors are the model's own, never its vectors_file
@@ -2323,17 +2398,21 @@ class Im2Vec(Word2Vec):
 
 
 class _ImageSync(CallbackAny2Vec):
-    """Im2Vec's own callback, ahead of the user's: at each epoch's end (only when the user gave
-    callbacks, e.g. one that saves a checkpoint or evaluates) the images' rows of ``wv`` are written
-    from W; at the end of training `finish` runs (:meth:`Im2Vec._finish_training`) before any
-    user's ``on_train_end``."""
+    """Im2Vec's own callback, ahead of the user's: as the first epoch begins `begin` runs
+    (:meth:`Im2Vec._begin_training`); at each epoch's end (only when the user gave callbacks, e.g.
+    one that saves a checkpoint or evaluates) the images' rows of ``wv`` are written from W; at the
+    end of training `finish` runs (:meth:`Im2Vec._finish_training`) before any user's
+    ``on_train_end``."""
 
-    def __init__(self, finish, each_epoch: bool) -> None:
+    def __init__(self, begin, finish, each_epoch: bool) -> None:
+        self.begin = begin
         self.finish = finish
         self.each_epoch = each_epoch
         self.started = self.finished = False
 
     def on_epoch_begin(self, model) -> None:
+        if not self.started:
+            self.begin()
         self.started = True
 
     def on_epoch_end(self, model) -> None:
@@ -2344,6 +2423,109 @@ class _ImageSync(CallbackAny2Vec):
     def on_train_end(self, model) -> None:
         self.finish()
         self.finished = True
+
+
+class _Epoch:
+    """What the threads of one epoch over an iterable share (:meth:`Im2Vec._train_epoch`): the
+    errors of its jobs and of its corpus iterator, whether it is halted (an exception left the
+    epoch in the main thread), and the count of its worker threads and of the jobs they train.
+
+    Each worker thread keeps its own epoch's object (:meth:`Im2Vec._worker_loop`), so a halted
+    epoch's threads train nothing more, and a later ``train()`` starts with a new one."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.errors: list[BaseException] = []
+        self.halted = False  # a plain attribute: the producer reads it before each document
+        self._cond = threading.Condition()
+        self._active = self._entered = self._left = 0
+
+    @classmethod
+    def ended(cls) -> _Epoch:
+        """An epoch already halted: for a worker thread that first runs after its epoch ended."""
+        epoch = cls(0)
+        epoch.halted = True
+        return epoch
+
+    def fail(self, err: BaseException) -> None:
+        """Keep `err` for the epoch to raise (the first one is raised), and halt it."""
+        with self._cond:
+            self.errors.append(err)
+            self.halted = True
+
+    def halt(self) -> None:
+        with self._cond:
+            self.halted = True
+
+    def enter(self) -> None:
+        with self._cond:
+            self._entered += 1
+            self._cond.notify_all()
+
+    def leave(self) -> None:
+        with self._cond:
+            self._left += 1
+            self._cond.notify_all()
+
+    def begin_job(self) -> bool:
+        """Whether a worker trains its next job (no, once halted); a job begun is counted until
+        :meth:`end_job`."""
+        with self._cond:
+            if self.halted:
+                return False
+            self._active += 1
+            return True
+
+    def end_job(self) -> None:
+        with self._cond:
+            self._active -= 1
+            self._cond.notify_all()
+
+    def settle(self, progress_queue=None, grace: float = _SETTLE_GRACE) -> None:
+        """After :meth:`halt`: wait until no job trains (W no longer moves), and for up to `grace`
+        seconds more until every worker thread has entered the epoch (so none takes a later
+        epoch's object) or, given gensim's `progress_queue`, has ended, its reports taken off the
+        queue (gensim's workers block on a full one). Past `grace` (a producer blocked in the
+        corpus iterator keeps its workers waiting) the threads are left, halted."""
+        deadline = default_timer() + grace
+        while True:
+            with self._cond:
+                done = self._entered if progress_queue is None else self._left
+                if self._active == 0 and (done >= self.workers or default_timer() >= deadline):
+                    if done < self.workers:
+                        logger.warning("%i of the %i worker thread(s) of the interrupted epoch are still waiting "
+                                       "(for the corpus iterator, or to start); they train nothing more",
+                                       self.workers - done, self.workers)
+                    return
+                if progress_queue is None:
+                    self._cond.wait(0.05)
+                    continue
+            try:
+                progress_queue.get(timeout=0.05)
+            except queue.Empty:
+                pass
+
+
+def _epoch_corpus(data_iterable, epoch: _Epoch):
+    """`data_iterable`, read for gensim's producer thread until `epoch` halts (a job's error, an
+    interrupt): a failed epoch reads no more of the corpus. An exception of the iterator itself
+    (e.g. an OSError reading a file) is kept for the epoch to raise, and the reading stops: in
+    gensim it ends the producer's thread, and ``train()`` waits for it forever. Any exception is
+    kept (it would kill the thread as surely); it is raised by ``train()`` with its traceback."""
+    try:
+        docs = iter(data_iterable)
+    except BaseException as err:  # whatever it is: a dead producer would hang train()
+        epoch.fail(err)
+        return
+    while not epoch.halted:
+        try:
+            doc = next(docs)
+        except StopIteration:
+            return
+        except BaseException as err:
+            epoch.fail(err)
+            return
+        yield doc
 
 
 # ---------------------------------------------------------------------------------- features

@@ -5,10 +5,13 @@ NaN or zero, ``wv.norms`` matches the vectors, and ``wv.most_similar`` ranks as 
 The steps: training and continued training, a vocabulary update with new images and words,
 callbacks (looking each epoch, raising mid-training), save / load / ``mmap="r"`` and training on,
 KeyedVectors files, two-stage, ``corpus_file``, gensim's norm helpers, arrays a user replaced,
-``space_common_directions`` over several ``train()`` calls, and a worker's error.
+``space_common_directions`` over several ``train()`` calls, a worker's error, an error of the
+corpus iterator, and an interrupt (Ctrl-C) while the workers train.
 """
 
 import threading
+import time
+import traceback
 
 import numpy as np
 import pytest
@@ -56,13 +59,16 @@ def assert_one_function(model, features, where=""):
     return diff
 
 
-def _train(model, documents, epochs=1, timeout=30.0, **kwargs):
-    """model.train on `documents`, failing (not hanging the suite) when it does not return in time."""
+def _train(model, documents, epochs=1, timeout=30.0, total_examples=None, **kwargs):
+    """model.train on `documents`, failing (not hanging the suite) when it does not return in time.
+    `total_examples`: the documents' count (default ``len(documents)``; give it for a generator)."""
     out = {}
+    if total_examples is None:
+        total_examples = len(documents)
 
     def run():
         try:
-            out["result"] = model.train(documents, total_examples=len(documents), epochs=epochs, **kwargs)
+            out["result"] = model.train(documents, total_examples=total_examples, epochs=epochs, **kwargs)
         except BaseException as err:  # handed to the test's thread
             out["error"] = err
 
@@ -299,3 +305,200 @@ def test_common_directions_over_several_trainings(data, docs, k, workers):
     _train(m, docs, epochs=2)
     assert m.space_directions is None, "space_directions names directions the image vectors are no longer orthogonal to"
     assert_one_function(m, data.features, "after a train() with space_common_directions=None")
+
+
+def _repeated(documents, reps, read=None):
+    """`documents` `reps` times over, as a stream (a corpus too large to hold); `read` counts the
+    documents it has handed out."""
+    for _ in range(reps):
+        for doc in documents:
+            if read is not None:
+                read.append(1)
+            yield doc
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_job_error_stops_the_reading_of_the_corpus(data, docs, workers, monkeypatch):
+    """After a job's error the epoch stops reading the corpus: at 100M documents, gensim's producer
+    went on reading the whole epoch before train() raised."""
+    batch_words = 100
+    m = Im2Vec(docs, image_features=data.features, workers=workers, batch_words=batch_words, **KW)
+    W0 = m.W.copy()
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("job failed")
+
+    monkeypatch.setattr(model_module.Im2Vec, "_train_job", broken)
+    read, reps = [], 200
+    with pytest.raises(RuntimeError, match="job failed"):
+        _train(m, _repeated(docs, reps, read), total_examples=len(docs) * reps, timeout=60)
+    # read ahead of the failed job, at most: the jobs the workers hold and the queue's (gensim's
+    # queue_factor=2 per worker), the one the producer is putting, the one it is filling, and a
+    # document; each job holds at most batch_words documents (of one word or more)
+    bound = (3 * workers + 2) * batch_words + 1
+    assert len(read) <= bound < len(docs) * reps, (len(read), bound)
+    np.testing.assert_array_equal(m.W, W0)
+    monkeypatch.undo()
+    _train(m, docs)
+    assert not np.array_equal(m.W, W0)
+    assert_one_function(m, data.features, "trained after the error")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_error_of_the_corpus_iterator_is_raised_not_waited_for(data, docs, workers):
+    """An exception raised by the corpus iterator itself (e.g. an OSError reading a file mid-epoch)
+    killed gensim's producer thread, and train() waited for it forever; now train() raises it, with
+    the traceback of the iterator's frame."""
+    m = Im2Vec(docs, image_features=data.features, workers=workers, **KW)
+    W0 = m.W.copy()
+
+    def vanishing_corpus():
+        yield from docs[:50]
+        raise OSError("corpus file vanished")
+
+    with pytest.raises(OSError, match="corpus file vanished") as info:
+        _train(m, vanishing_corpus(), total_examples=len(docs), timeout=20)
+    assert "vanishing_corpus" in [frame.name for frame in traceback.extract_tb(info.value.__traceback__)]
+    np.testing.assert_array_equal(m.W, W0)  # the 50 documents' job is skipped: the epoch failed
+    assert_one_function(m, data.features, "after the corpus error")
+    _train(m, docs)
+    assert not np.array_equal(m.W, W0)
+    assert_one_function(m, data.features, "trained after the corpus error")
+
+
+def test_a_refused_train_keeps_the_space_directions(data, docs):
+    """train() refused before any epoch (gensim's total_examples check) leaves W as it was, so the
+    directions taken out of it still hold: space_directions stays."""
+    m = Im2Vec(docs, image_features=data.features, workers=1, space_common_directions=1, **KW)
+    W0, Q = m.W.copy(), m.space_directions.copy()
+    with pytest.raises(ValueError, match="total_examples"):
+        m.train(docs)  # no total_examples: gensim refuses before the first epoch
+    np.testing.assert_array_equal(m.W, W0)
+    assert m.space_directions is not None, "a refused train() dropped space_directions"
+    np.testing.assert_array_equal(m.space_directions, Q)
+    assert np.abs(m.wv.vectors[m.image_mask] @ Q).max() < 1e-6
+
+
+class _Scanned(np.ndarray):
+    """``_vocab_image_rows`` that records how many entries each ``>=`` comparison reads."""
+
+    sizes: list = []
+
+    def __ge__(self, other):
+        _Scanned.sizes.append(self.size)
+        return np.asarray(self) >= other
+
+
+def test_an_update_looks_at_the_new_rows_only(data, docs, monkeypatch):
+    """build_vocab(update=True) on a trained model projects the new images only, and finds them
+    among the new rows without a pass over every image of the vocabulary (that pass sorted all
+    image rows: 26 s at 20M images for 10 new ones)."""
+    m = Im2Vec(docs, image_features=data.features, workers=2, **KW)
+    n_old = len(m.wv)
+    projected = []
+    write, project_rows = Im2Vec._write_image_vectors, Im2Vec.project_rows
+
+    def scanned_write(self, among=None):
+        self._vocab_image_rows = self._vocab_image_rows.view(_Scanned)
+        try:
+            return write(self, among)
+        finally:
+            self._vocab_image_rows = np.asarray(self._vocab_image_rows)
+
+    def counted_project_rows(self, rows):
+        projected.append(len(rows))
+        return project_rows(self, rows)
+
+    monkeypatch.setattr(model_module.Im2Vec, "_write_image_vectors", scanned_write)
+    monkeypatch.setattr(model_module.Im2Vec, "project_rows", counted_project_rows)
+    _Scanned.sizes = []
+    m.build_vocab(_renamed_tags(data.docs[N_TRAIN:]), update=True)
+    n_new = len(m.wv) - n_old
+    new_images = int(np.sum(m.image_mask[n_old:]))
+    assert 0 < new_images < len(m.image_keys)
+    assert sum(projected) == new_images
+    assert _Scanned.sizes and max(_Scanned.sizes) <= n_new, (_Scanned.sizes, n_new)
+    assert_one_function(m, data.features, "after the update")
+
+
+def test_from_word2vec_writes_the_image_rows_once(monkeypatch):
+    """from_word2vec(..., sentences=...) trains right after its vocabulary update, and the training's
+    end writes every image row: the update does not write them before (at 100M images every image
+    is new, a whole extra read of the feature store). A user's own update still writes its new rows."""
+    corpus = make_corpus(n_classes=4, n_images=300, n_features=32, n_related=2, n_text_sentences=600, seed=2)
+    text = [d for d in corpus.docs if not d[0].startswith("img:")]
+    images = [d for d in corpus.docs if d[0].startswith("img:")]
+    w2v = Word2Vec(text, vector_size=16, sg=1, min_count=1, epochs=2, workers=1, seed=1)
+    projected = []
+    project_rows = Im2Vec.project_rows
+
+    def counted_project_rows(self, rows):
+        projected.append(len(rows))
+        return project_rows(self, rows)
+
+    monkeypatch.setattr(model_module.Im2Vec, "project_rows", counted_project_rows)
+    m = Im2Vec.from_word2vec(w2v, image_features=corpus.features, sentences=images[:200], epochs=2, sample=0)
+    assert sum(projected) == len(m.image_keys), "the image rows were written more than once"
+    assert_one_function(m, corpus.features, "two-stage")
+    n_old, projected[:] = len(m.image_keys), []
+    m.build_vocab(images[200:], update=True)
+    assert sum(projected) == len(m.image_keys) - n_old > 0
+    assert_one_function(m, corpus.features, "two-stage, more images")
+
+
+@pytest.mark.parametrize("before", ["never trained", "vocabulary rebuilt"])
+def test_an_update_of_a_model_whose_rows_are_not_W_yet_writes_every_image_row(data, docs, before):
+    """After build_vocab without training, the old image rows are gensim's random start: an update
+    writes them too (not only the new ones), so old and new images are in one space."""
+    if before == "never trained":
+        m = Im2Vec(image_features=data.features, workers=1, **KW)
+    else:
+        m = Im2Vec(docs, image_features=data.features, workers=1, **KW)
+    m.build_vocab(docs)
+    m.build_vocab(_renamed_tags(data.docs[N_TRAIN:]), update=True)
+    assert_one_function(m, data.features, f"{before}, then updated")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_interrupt_leaves_no_worker_training(data, docs, workers, monkeypatch):
+    """Ctrl-C while train() waits for the workers' reports: no job trains after train() has raised
+    (in gensim the workers trained the queued jobs on, and the rows written by train()'s end went
+    stale), the epoch's threads end, and a later train() trains as usual.
+
+    Ctrl-C reaches the main thread where it waits on the progress queue, in gensim's
+    ``_log_epoch_progress``: raising KeyboardInterrupt there after the first report stands in for it."""
+    m = Im2Vec(docs, image_features=data.features, workers=workers, batch_words=500, **KW)
+    calls = []
+    train_job = Im2Vec._train_job
+
+    def slow_train_job(self, *args, **kwargs):  # jobs long enough to be still queued at the interrupt
+        calls.append(1)
+        time.sleep(0.01)
+        return train_job(self, *args, **kwargs)
+
+    def interrupted(self, progress_queue=None, job_queue=None, **kwargs):
+        progress_queue.get()  # the first job's report: the workers are training
+        raise KeyboardInterrupt
+
+    def epoch_threads():
+        return {t for t in threading.enumerate() if t.name.endswith(("(_worker_loop)", "(_job_producer)"))}
+
+    before = epoch_threads()
+    monkeypatch.setattr(model_module.Im2Vec, "_train_job", slow_train_job)
+    monkeypatch.setattr(Word2Vec, "_log_epoch_progress", interrupted)
+    reps = 50
+    with pytest.raises(KeyboardInterrupt):
+        _train(m, _repeated(docs, reps), total_examples=len(docs) * reps, queue_factor=10)
+    n_calls, W1 = len(calls), m.W.copy()
+    time.sleep(0.5)
+    assert len(calls) == n_calls, f"{len(calls) - n_calls} job(s) trained after train() raised"
+    np.testing.assert_array_equal(m.W, W1)
+    assert_one_function(m, data.features, "interrupted")
+    deadline = time.monotonic() + 5
+    while epoch_threads() - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not epoch_threads() - before, "the interrupted epoch's threads are still alive"
+    monkeypatch.undo()
+    _train(m, docs)  # the stop of the interrupted epoch does not stop this one
+    assert not np.array_equal(m.W, W1)
+    assert_one_function(m, data.features, "trained after the interrupt")
