@@ -127,32 +127,11 @@ def _old_parts_to_run(parts, done):
 
 
 def _old_merge_stores(target, sources, *, mode="extend", shard_size=65536):
+    """merge_stores before 2026-12-05: the same sources' checks and writer, then a set of every key."""
     from gensim_im2vec import distributed as d
-    from gensim_im2vec.store import IDENTITY_FIELDS, FeatureStore, StoreMismatchError
+    from gensim_im2vec.store import FeatureStore
 
-    stores = [s if isinstance(s, FeatureStore) else FeatureStore.open(s) for s in sources]
-    if not stores:
-        raise ValueError("merge_stores: no source stores given.")
-    ref = stores[0]
-    for s in stores:
-        if (s.metadata.get("pca") or {}).get("applied") == "on_read":
-            raise ValueError(f"merge_stores: {s.path} applies PCA on read; merge raw stores, then fit_pca().")
-        diff = [f for f in IDENTITY_FIELDS if s.metadata.get(f) != ref.metadata.get(f)]
-        if diff:
-            lines = "\n".join(
-                f"  {f}: {ref.path.name} has {ref.metadata.get(f)!r}, {s.path.name} has {s.metadata.get(f)!r}"
-                for f in diff
-            )
-            raise StoreMismatchError(
-                f"cannot merge feature stores made with different settings:\n{lines}\nRe-extract "
-                f"{s.path} with the same model/layer/dtype/preprocessing, or leave it out."
-            )
-    meta = {k: v for k, v in ref.metadata.items() if k not in d._PROVENANCE_DROP}
-    from gensim_im2vec.store import PCA
-
-    pca = PCA.load(ref.path / "pca.npz") if ref.metadata.get("pca") else None
-    writer = FeatureStore.create(target, dim=ref.dim, dtype=ref.metadata["dtype"], metadata=meta, mode=mode,
-                                 shard_size=shard_size, pca=pca)
+    stores, writer = d._merge_writer(target, sources, mode, shard_size)
     added = 0
     seen = set(writer.done_keys)  # keys stored or buffered so far: the first occurrence wins
     try:

@@ -131,6 +131,35 @@ class _WrittenKeys:
             self.buffered.update(keys)
 
 
+def _merge_writer(target, sources: Sequence, mode: str, shard_size: int):
+    """:func:`merge_stores`' sources, opened and checked alike (no PCA on read, one identity), and the
+    target's writer with their metadata (without the provenance of the first), PCA and shard size."""
+    stores = [s if isinstance(s, FeatureStore) else FeatureStore.open(s) for s in sources]
+    if not stores:
+        raise ValueError("merge_stores: no source stores given.")
+    ref = stores[0]
+    for s in stores:
+        if (s.metadata.get("pca") or {}).get("applied") == "on_read":
+            raise ValueError(f"merge_stores: {s.path} applies PCA on read; merge raw stores, then fit_pca().")
+        diff = [f for f in IDENTITY_FIELDS if s.metadata.get(f) != ref.metadata.get(f)]
+        if diff:
+            lines = "\n".join(
+                f"  {f}: {ref.path.name} has {ref.metadata.get(f)!r}, {s.path.name} has {s.metadata.get(f)!r}"
+                for f in diff
+            )
+            raise StoreMismatchError(
+                f"cannot merge feature stores made with different settings:\n{lines}\nRe-extract "
+                f"{s.path} with the same model/layer/dtype/preprocessing, or leave it out."
+            )
+    meta = {k: v for k, v in ref.metadata.items() if k not in _PROVENANCE_DROP}
+    from gensim_im2vec.store import PCA
+
+    pca = PCA.load(ref.path / "pca.npz") if ref.metadata.get("pca") else None
+    writer = FeatureStore.create(target, dim=ref.dim, dtype=ref.metadata["dtype"], metadata=meta, mode=mode,
+                                 shard_size=shard_size, pca=pca)
+    return stores, writer
+
+
 def merge_stores(target, sources: Sequence, *, mode: str = "extend", shard_size: int = _COPY_ROWS) -> FeatureStore:
     """Merge feature stores into `target` by key (first occurrence wins), refusing mixed models.
 
@@ -159,29 +188,7 @@ def merge_stores(target, sources: Sequence, *, mode: str = "extend", shard_size:
     ValueError
         No sources, or a source applies PCA on read (merge the raw stores, then fit the PCA).
     """
-    stores = [s if isinstance(s, FeatureStore) else FeatureStore.open(s) for s in sources]
-    if not stores:
-        raise ValueError("merge_stores: no source stores given.")
-    ref = stores[0]
-    for s in stores:
-        if (s.metadata.get("pca") or {}).get("applied") == "on_read":
-            raise ValueError(f"merge_stores: {s.path} applies PCA on read; merge raw stores, then fit_pca().")
-        diff = [f for f in IDENTITY_FIELDS if s.metadata.get(f) != ref.metadata.get(f)]
-        if diff:
-            lines = "\n".join(
-                f"  {f}: {ref.path.name} has {ref.metadata.get(f)!r}, {s.path.name} has {s.metadata.get(f)!r}"
-                for f in diff
-            )
-            raise StoreMismatchError(
-                f"cannot merge feature stores made with different settings:\n{lines}\nRe-extract "
-                f"{s.path} with the same model/layer/dtype/preprocessing, or leave it out."
-            )
-    meta = {k: v for k, v in ref.metadata.items() if k not in _PROVENANCE_DROP}
-    from gensim_im2vec.store import PCA
-
-    pca = PCA.load(ref.path / "pca.npz") if ref.metadata.get("pca") else None
-    writer = FeatureStore.create(target, dim=ref.dim, dtype=ref.metadata["dtype"], metadata=meta, mode=mode,
-                                 shard_size=shard_size, pca=pca)
+    stores, writer = _merge_writer(target, sources, mode, shard_size)
     added = 0
     written = _WrittenKeys(writer)  # the first occurrence wins
     try:
@@ -566,15 +573,10 @@ def _not_part_skip_warning(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("%i image(s) were skipped")
 
 
-def _part_items(items: str) -> list[tuple[str, str]]:
-    """A part's images as the driver hands them to an actor: the path of the part's plan file in
-    ``STORE.ray-parts/.plan/`` (a JSON list of ``[key, path]``), or that JSON text itself."""
-    if items.startswith("["):
-        try:
-            return [tuple(p) for p in json.loads(items)]
-        except ValueError:
-            pass  # a path that starts with "["
-    with open(items, encoding="utf-8") as f:
+def _part_items(plan: str) -> list[tuple[str, str]]:
+    """A part's images as the driver hands them to an actor: its plan file in
+    ``STORE.ray-parts/.plan/``, a JSON list of ``[key, path]`` (:func:`_write_plans`)."""
+    with open(plan, encoding="utf-8") as f:
         return [tuple(p) for p in json.load(f)]
 
 

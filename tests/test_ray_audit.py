@@ -345,7 +345,9 @@ def test_actor_reports_errors_and_waits_for_a_part_still_locked(photos, tmp_path
 
     broken = distributed._PartExtractor({"arch": "mobilenet_v3_small", "weights": None, "layer": "nope"}, {},
                                         str(tmp_path / "p"))
-    row = broken({"part": [0], "items": ['[["img:x", "x.png"]]']})
+    plan = tmp_path / "plan-x.json"
+    plan.write_text('[["img:x", "x.png"]]')
+    row = broken({"part": [0], "items": [str(plan)]})
     assert "could not be built on node" in str(row["error"][0]) and "layer: 'nope'" in str(row["error"][0])
 
     part = tmp_path / "p" / "part-000000"
@@ -355,9 +357,10 @@ def test_actor_reports_errors_and_waits_for_a_part_still_locked(photos, tmp_path
     actor = distributed._PartExtractor({"arch": "mobilenet_v3_small", "weights": None, "device": "cpu",
                                         "batch_size": 2, "num_workers": 0, "progress": False}, {},
                                        str(tmp_path / "p"))
-    items = distributed.json.dumps([[k, str(p)] for k, p in list_images(photos)[:2]])
+    plan = tmp_path / "plan.json"
+    plan.write_text(distributed.json.dumps([[k, str(p)] for k, p in list_images(photos)[:2]]))
     try:
-        row = actor({"part": [0], "items": [items]})
+        row = actor({"part": [0], "items": [str(plan)]})
     finally:
         logging.getLogger("gensim_im2vec.features").removeFilter(distributed._not_part_skip_warning)
     assert not row["error"][0] and int(row["extracted"][0]) == 2

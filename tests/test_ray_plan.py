@@ -53,7 +53,7 @@ def in_process(seen: list, stop_after=None):
                 if stop_after is not None and n == stop_after:
                     raise KeyboardInterrupt
                 ref = item["items"]
-                held = json.loads(open(ref, encoding="utf-8").read()) if not ref.startswith("[") else None
+                held = json.loads(open(ref, encoding="utf-8").read())
                 row = actor({"part": [item["part"]], "items": [ref]})
                 assert not row["error"][0], row["error"][0]
                 seen.append({"item": dict(item), "plan": held, "extracted": int(row["extracted"][0])})
@@ -207,7 +207,9 @@ def test_marker_lists_every_key_its_part_store_holds(photos, tmp_path):
                                         "num_workers": 0, "progress": False}, {"dtype": "float32"},
                                        str(tmp_path / "p"))
     try:
-        row = actor({"part": [0], "items": [json.dumps(pairs[3:5] + [["img:gone", str(tmp_path / "gone.png")]])]})
+        plan = tmp_path / "plan.json"
+        plan.write_text(json.dumps(pairs[3:5] + [["img:gone", str(tmp_path / "gone.png")]]))
+        row = actor({"part": [0], "items": [str(plan)]})
     finally:
         logging.getLogger("gensim_im2vec.features").removeFilter(distributed._not_part_skip_warning)
     assert not row["error"][0] and int(row["extracted"][0]) == 2 and int(row["skipped"][0]) == 1
