@@ -304,7 +304,9 @@ def test_estimate_memory_leaves_the_file_out(tmp_path, data):
     assert b["total"] == a["total"] - a["vectors"]
 
 
-def test_cli_train_vectors_file(tmp_path, data):
+def _cli_train(tmp_path, data):
+    """`im2vec train` of the synthetic data in `tmp_path` (a store, docs.txt, -o m.model): a runner of
+    its arguments with more."""
     from click.testing import CliRunner
 
     from gensim_im2vec.cli import main
@@ -316,17 +318,22 @@ def test_cli_train_vectors_file(tmp_path, data):
     (tmp_path / "docs.txt").write_text("".join(" ".join(d) + "\n" for d in data.docs))
     args = ["train", str(tmp_path / "docs.txt"), "-f", str(tmp_path / "store"), "-o", str(tmp_path / "m.model"),
             "--min-count", "1", "--vector-size", "8", "--epochs", "1", "--workers", "1"]
-    result = CliRunner().invoke(main, [*args, "--vectors-file", str(tmp_path / "v.npy")])
+    return lambda *more: CliRunner().invoke(main, [*args, *more])
+
+
+def test_cli_train_vectors_file(tmp_path, data):
+    train = _cli_train(tmp_path, data)
+    result = train("--vectors-file", str(tmp_path / "v.npy"))
     assert result.exit_code == 0, result.output
     model = Im2Vec.load(str(tmp_path / "m.model"))
     assert model.vectors_file == str(tmp_path / "v.npy") and np.isfinite(model.wv.vectors).all()
     # the run's scratch is removed once OUTPUT is saved, so the same command runs again
     assert not (tmp_path / "v.npy").exists() and "removed" in result.output
-    again = CliRunner().invoke(main, [*args, "--vectors-file", str(tmp_path / "v.npy")])
+    again = train("--vectors-file", str(tmp_path / "v.npy"))
     assert again.exit_code == 0, again.output
     # a file that is not the run's own is refused and left as it is
     (tmp_path / "user.npy").write_bytes(b"the user's")
-    mine = CliRunner().invoke(main, [*args, "--vectors-file", str(tmp_path / "user.npy")])
+    mine = train("--vectors-file", str(tmp_path / "user.npy"))
     assert mine.exit_code != 0 and "user.npy" in mine.output and "not this model's" in mine.output
     assert (tmp_path / "user.npy").read_bytes() == b"the user's"
 
@@ -334,18 +341,8 @@ def test_cli_train_vectors_file(tmp_path, data):
 @pytest.mark.parametrize("name", ["m.model", "m.model.wv.vectors.npy", "m.model.checkpoint", "docs.txt"])
 def test_cli_vectors_file_is_not_the_output_or_an_input(tmp_path, data, name):
     """--vectors-file naming OUTPUT, a file saved beside it or an input is refused before any work."""
-    from click.testing import CliRunner
-
-    from gensim_im2vec.cli import main
-    from gensim_im2vec.store import FeatureStore
-
-    keys = sorted(data.features)
-    with FeatureStore.create(tmp_path / "store", dim=32) as w:
-        w.write(keys, np.stack([data.features[k] for k in keys]))
-    (tmp_path / "docs.txt").write_text("".join(" ".join(d) + "\n" for d in data.docs))
-    args = ["train", str(tmp_path / "docs.txt"), "-f", str(tmp_path / "store"), "-o", str(tmp_path / "m.model"),
-            "--min-count", "1", "--vector-size", "8", "--epochs", "1", "--workers", "1"]
-    result = CliRunner().invoke(main, [*args, "--vectors-file", str(tmp_path / name)])
+    train = _cli_train(tmp_path, data)
+    result = train("--vectors-file", str(tmp_path / name))
     assert result.exit_code == 2, result.output
     assert "--vectors-file" in result.output and name in result.output
     assert not (tmp_path / "m.model").exists()
