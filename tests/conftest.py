@@ -79,3 +79,33 @@ def ray_not_reached(monkeypatch):
 
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", init)
+
+
+def parts_here(on_part, stop_after=None):
+    """A stand-in for ``distributed._run_parts`` (tests/test_ray_audit.py, tests/test_ray_plan.py): the
+    actors' own class, run in this process part by part; ``on_part(item, row)`` is told each item
+    handed to Ray and the actor's row; ``stop_after=n`` stops after n parts, as a killed driver does
+    (the parts finished so far stay, nothing is merged). A part's error fails the run."""
+    import logging
+
+    from gensim_im2vec import distributed
+
+    def run(todo, plan, fx_kwargs, extract_kwargs, parts_root, *rest):
+        actor = distributed._PartExtractor(fx_kwargs, extract_kwargs, str(parts_root))
+        extracted = skipped = already = 0
+        try:
+            for n, item in enumerate(todo):
+                if stop_after is not None and n == stop_after:
+                    raise KeyboardInterrupt
+                row = actor({"part": [item["part"]], "items": [item["items"]]})
+                if row["error"][0]:
+                    raise RuntimeError(str(row["error"][0]))
+                on_part(item, row)
+                extracted += int(row["extracted"][0])
+                skipped += int(row["skipped"][0])
+                already += int(row["already"][0])
+        finally:  # the actors' log filter belongs in actor processes only
+            logging.getLogger("gensim_im2vec.features").removeFilter(distributed._not_part_skip_warning)
+        return extracted, skipped, [], already, {}
+
+    return run

@@ -21,6 +21,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="extract_ray needs Ray Data: pip install 'ray[data]'")
 pytest.importorskip("ray.data", reason="extract_ray needs Ray Data: pip install 'ray[data]'")
 
+from conftest import parts_here  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from gensim_im2vec import distributed  # noqa: E402
@@ -69,31 +70,9 @@ def local_ray():
 
 
 def in_process(calls, stop_after=None):
-    """A stand-in for ``distributed._run_parts``: the actors' own class, run here part by part.
-    Records the images handed to the actors in `calls`; ``stop_after=n`` stops the run after n
-    parts, as a killed driver does (the parts finished so far stay, nothing is merged)."""
-
-    def run(todo, plan, fx_kwargs, extract_kwargs, parts_root, *rest):
-        actor = distributed._PartExtractor(fx_kwargs, extract_kwargs, str(parts_root))
-        extracted = skipped = already = 0
-        try:
-            for n, item in enumerate(todo):
-                if stop_after is not None and n == stop_after:
-                    raise KeyboardInterrupt
-                row = actor({"part": [item["part"]], "items": [item["items"]]})
-                if "error" in row and row["error"][0]:
-                    raise RuntimeError(str(row["error"][0]))
-                calls.append(int(row["extracted"][0]))
-                extracted += int(row["extracted"][0])
-                skipped += int(row["skipped"][0])
-                already += int(row["already"][0])
-        finally:
-            log_filter = getattr(distributed, "_not_part_skip_warning", None)
-            if log_filter is not None:  # it belongs in actor processes only
-                logging.getLogger("gensim_im2vec.features").removeFilter(log_filter)
-        return extracted, skipped, [], already, {}
-
-    return run
+    """A stand-in for ``distributed._run_parts`` (:func:`conftest.parts_here`) that records the images
+    each part extracted in `calls`; ``stop_after=n`` stops the run after n parts, as a killed driver does."""
+    return parts_here(lambda item, row: calls.append(int(row["extracted"][0])), stop_after)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="extract_ray needs Ray Data: pip install 'ray[data]'")
 pytest.importorskip("ray.data", reason="extract_ray needs Ray Data: pip install 'ray[data]'")
 
+from conftest import parts_here  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from gensim_im2vec import distributed  # noqa: E402
@@ -41,30 +42,15 @@ def photos(tmp_path_factory):
 
 
 def in_process(seen: list, stop_after=None):
-    """A stand-in for ``distributed._run_parts``: the actors' own class, run here part by part.
-    Records each item handed to Ray, what its plan holds then, and what the actor did, in `seen`;
-    ``stop_after=n`` stops after n parts, as a killed driver does."""
+    """A stand-in for ``distributed._run_parts`` (:func:`conftest.parts_here`) that records each item
+    handed to Ray, what its plan holds, and what the actor did, in `seen`; ``stop_after=n`` stops
+    after n parts, as a killed driver does."""
 
-    def run(todo, plan, fx_kwargs, extract_kwargs, parts_root, *rest):
-        actor = distributed._PartExtractor(fx_kwargs, extract_kwargs, str(parts_root))
-        extracted = skipped = already = 0
-        try:
-            for n, item in enumerate(todo):
-                if stop_after is not None and n == stop_after:
-                    raise KeyboardInterrupt
-                ref = item["items"]
-                held = json.loads(open(ref, encoding="utf-8").read())
-                row = actor({"part": [item["part"]], "items": [ref]})
-                assert not row["error"][0], row["error"][0]
-                seen.append({"item": dict(item), "plan": held, "extracted": int(row["extracted"][0])})
-                extracted += int(row["extracted"][0])
-                skipped += int(row["skipped"][0])
-                already += int(row["already"][0])
-        finally:
-            logging.getLogger("gensim_im2vec.features").removeFilter(distributed._not_part_skip_warning)
-        return extracted, skipped, [], already, {}
+    def record(item, row):
+        with open(item["items"], encoding="utf-8") as f:
+            seen.append({"item": dict(item), "plan": json.load(f), "extracted": int(row["extracted"][0])})
 
-    return run
+    return parts_here(record, stop_after)
 
 
 @pytest.fixture
