@@ -134,7 +134,7 @@ from gensim_im2vec.space import (
     run_pairs,
     space_step,
 )
-from gensim_im2vec.store import FeatureStore, StoreMismatchError
+from gensim_im2vec.store import FEATURES_FILE, FeatureStore, StoreMismatchError
 from gensim_im2vec.validation import (
     check_features,
     check_query_vectors,
@@ -406,7 +406,10 @@ class Im2Vec(Word2Vec):
         The learned image → word-space map.
     feature_mean : ndarray of shape (n_features,) or None
         ``μ``, the mean normalised feature vector of the training images (space head): an image's
-        vector is ``W · (v̂ − μ)``.
+        vector is ``W · (v̂ − μ)``. Fitted as the first ``train()`` begins and kept from then on
+        (W is trained against it; a vocabulary update with new features does not refit it). Zero
+        (no centring) when the training images have fewer than two distinct feature vectors: one
+        image's ``v̂ − μ`` would be zero. None before the first ``train()``.
     space_analogy_seconds : float
         Time the last ``train()`` spent in the analogy steps (``space_analogies``).
     space_directions : ndarray of shape (vector_size, k + 1), float32, or None
@@ -606,6 +609,8 @@ class Im2Vec(Word2Vec):
         self._features_cache = feats
         source = getattr(feats, "source", None)
         self._feature_store = source if isinstance(source, FeatureStore) else None
+        # which features file the store maps (an update tells the store grown from a store replaced)
+        self._feature_store_file = _store_file_id(self._feature_store)
 
     @property
     def feature_store(self) -> FeatureStore | None:
@@ -695,10 +700,21 @@ class Im2Vec(Word2Vec):
         new features must cover every image already in the vocabulary, have the same dimension,
         and hold no key that is a word of the vocabulary). Image tokens are kept whatever
         `min_count`, `max_final_vocab` and `trim_rule` say.
+
+        After an update every image's row of ``model.wv`` is :meth:`project` of its current
+        features. New features that may give other vectors for images already in the model
+        (a mapping, an array, another store, the same store re-extracted) rewrite every image's
+        row; the model's own :class:`~gensim_im2vec.store.FeatureStore` opened again after rows
+        were appended to it (the same store: :meth:`FeatureStore.reference_problems
+        <gensim_im2vec.store.FeatureStore.reference_problems>` finds nothing and the features
+        file is the one the model's store maps; a store only ever appends) holds the old images'
+        rows unchanged, so only the new images' rows are written. ``feature_mean`` stays as the
+        first training fitted it, whatever the new features: ``W`` was trained against it.
         """
         if corpus_file is not None:  # gensim, too, scans a corpus_file as LineSentence(path)
             corpus_iterable, corpus_file = corpusfile.corpus_file_sentences(corpus_file, corpus_iterable), None
         previous = self.features
+        held = getattr(self, "_image_rows_from_W", False), getattr(self, "_feature_store_file", None)
         if image_features is not None:
             feats = _image_features(image_features)
             if self.W is not None and feats.dim != self.W.shape[1]:
@@ -708,7 +724,12 @@ class Im2Vec(Word2Vec):
                 )
             if update:
                 self._check_update_features(feats, previous)
+            grown = update and previous is not None and self._same_rows_appended(feats)
             self._set_features(feats)
+            if update and not grown:
+                # the images already in the model may have other features now: update_weights writes
+                # every image's row, not only the new ones
+                self._image_rows_from_W = False
         try:
             return super().build_vocab(
                 corpus_iterable=corpus_iterable, corpus_file=None, update=update, progress_per=progress_per,
@@ -716,7 +737,27 @@ class Im2Vec(Word2Vec):
         except Exception:
             if image_features is not None and previous is not None:
                 self._set_features(previous)
+                self._image_rows_from_W, self._feature_store_file = held
             raise
+
+    def _same_rows_appended(self, feats: ImageFeatures) -> bool:
+        """Whether `feats` are provably the model's features with rows appended (an update then
+        writes only the new images' rows): the model's own feature store, or that store opened
+        again after it grew. A store only appends, and the same store is one that
+        :meth:`~gensim_im2vec.store.FeatureStore.reference_problems` finds nothing against and
+        whose features file is the file (device, inode) the model's store maps: a store replaced
+        (``mode="overwrite"``) in the second it was created passes the first test, not the second.
+        Features held in memory (a mapping, an array, a store read with ``mmap=False``) are never
+        provably the same."""
+        old, new = self.feature_store, getattr(feats, "source", None)
+        if old is None or not isinstance(new, FeatureStore):
+            return False
+        if new is old:
+            return True
+        mapped = getattr(self, "_feature_store_file", None)
+        if mapped is None or _store_file_id(new) != mapped:
+            return False
+        return not new.reference_problems(old.reference())
 
     def _check_update_features(self, feats: ImageFeatures, previous: ImageFeatures | None) -> None:
         """Refuse new features (``build_vocab(update=True, image_features=...)``) that lack an image of
@@ -954,17 +995,44 @@ class Im2Vec(Word2Vec):
     def _fit_feature_mean(self, max_images: int = 100_000) -> None:
         """The mean of the training images' normalised features (from at most `max_images` of them,
         a fixed pseudo-random subset): the space head maps ``v̂ − mean``, so that the direction every
-        CNN feature vector shares does not dominate ``W``'s updates."""
+        CNN feature vector shares does not dominate ``W``'s updates.
+
+        With fewer than two distinct feature vectors there is nothing to centre on (the mean is
+        each image's own ``v̂``, and every image vector ``W · 0``: zero, whose cosine gensim makes
+        nan): the mean is then zero, no centring, said at INFO for a single image and with a
+        WARNING, naming the images, when several images all have the same features. Either way
+        it is fitted: later trainings keep it (W is trained against it)."""
         rows = self._vocab_image_rows[self._vocab_image_rows >= 0]
         if not len(rows):
             return
-        if len(rows) > max_images:
+        sampled = len(rows) > max_images
+        if sampled:
             rows = np.sort(np.random.default_rng(self.seed).choice(rows, max_images, replace=False))
         total = np.zeros(self.features.dim, dtype=np.float64)
+        first, distinct = None, False
         for lo in range(0, len(rows), _WRITE_CHUNK):
-            total += self.features.gather_normalized(rows[lo:lo + _WRITE_CHUNK],
-                                                     normalize=self.normalize_features).sum(axis=0)
-        self.feature_mean = (total / len(rows)).astype(REAL)
+            chunk = self.features.gather_normalized(rows[lo:lo + _WRITE_CHUNK], normalize=self.normalize_features)
+            total += chunk.sum(axis=0)
+            if not distinct:  # each row against the first, up to float32 rounding
+                if first is None:
+                    first = chunk[0].copy()
+                    tol = 1e-6 * max(float(np.linalg.norm(first)), np.finfo(REAL).tiny)
+                distinct = bool((np.linalg.norm(chunk - first, axis=1) > tol).any())
+        if distinct:
+            self.feature_mean = (total / len(rows)).astype(REAL)
+            return
+        self.feature_mean = np.zeros(self.features.dim, dtype=REAL)
+        keys = self.features.keys
+        if len(rows) == 1:
+            logger.info("space: one training image (%s), nothing to centre its features on: feature_mean is 0 "
+                        "(no centring), its vector W·v̂", keys[int(rows[0])])
+            return
+        logger.warning(
+            "space: all %i%s training images have identical features (e.g. %s and %s): the feature vectors "
+            "cannot tell them apart, so they all get one vector (W·v̂, feature_mean 0: no centring; centred "
+            "on their mean it would be zero). Their features are likely broken (blank or unreadable images, "
+            "the wrong layer, a store written with the same row for every key): check and re-extract them.",
+            len(rows), " sampled" if sampled else "", keys[int(rows[0])], keys[int(rows[1])])
 
     def init_weights(self):
         """Reset word vectors, output vectors and W to an untrained state (with `vectors_file`, the
@@ -985,7 +1053,8 @@ class Im2Vec(Word2Vec):
         """Grow word and output vectors for new vocabulary; keep W (create it if missing); write the new
         images' rows from W, or every image's when the old rows are not W's (a model never trained
         since its vocabulary was built holds gensim's random start in them; a W made here is new to
-        all), so old and new images are in one space. Not from :meth:`from_word2vec`, whose
+        all; :meth:`build_vocab` gave other features, which may move the old images), so old and new
+        images are in one space. Not from :meth:`from_word2vec`, whose
         ``train()`` right after writes every row: at 100M new images, a whole read of the features."""
         if not len(self.wv.vectors):
             raise RuntimeError(
@@ -1300,6 +1369,12 @@ class Im2Vec(Word2Vec):
         Same arguments as :meth:`gensim.models.word2vec.Word2Vec.train` (``corpus_file`` needs
         `total_words`, as in gensim). The loss (``compute_loss=True``) is summed in double precision per job, so
         :meth:`get_latest_training_loss` is exact with several workers.
+
+        Nothing of the model changes before gensim has accepted the arguments: a call it refuses
+        (e.g. a generator without `total_examples`, or no `epochs`) leaves ``feature_mean``, ``W``,
+        the image rows, the analogy plan, the last training's figures and ``epochs``/``alpha``/
+        ``min_alpha`` (which gensim sets before it checks) as they were. The first ``train()`` of
+        the space head fits ``feature_mean`` as training begins (:meth:`_begin_training`).
         """
         if corpus_file is not None:
             corpus_file = corpusfile.check_corpus_file(corpus_file, corpus_iterable)
@@ -1315,28 +1390,25 @@ class Im2Vec(Word2Vec):
             self.negative, self.image_negatives, self.tied_image_targets, self.image_alpha, self.train_words,
             self.train_outputs, self.train_images,
         )
-        self._image_occurrences = 0
-        self._space_seconds = 0.0
         start = default_timer()
         k = self.space_common_directions
         if self.image_heads == "space" and n_img and k is not None and k + 1 >= self.layer1_size:
             raise ValueError(f"space_common_directions={k} would take {k + 1} of the {self.layer1_size} "
                              f"dimensions out of the image vectors (the tags' mean and top {k} directions), "
                              f"leaving none; use a number below vector_size - 1, or None.")
-        if self.image_heads == "space" and n_img and self.feature_mean is None:
-            self._fit_feature_mean()
-        self._analogy_plan = self._plan_analogies() if self.space_analogies and n_img else None
-        self.space_analogy_seconds = 0.0
-        self._analogy_epochs = 0
-        self.space_setup_seconds = default_timer() - start
+        # the analogy questions are checked now (none left is an error before gensim is asked), and
+        # become the model's plan only once gensim has accepted the call (_begin_training)
+        plan = self._plan_analogies() if self.space_analogies and n_img else None
+        plan_seconds = default_timer() - start
         # several workers and one dense W: a job with images trains on the worker's own copy of W,
         # folded into W when the job ends (WorkerW), so no update is lost; one worker needs none
         shared = max(int(self.workers), 1) > 1 and n_img and self.W is not None
         self._w_workers = WorkerW(self.W) if shared else None
         # the images' rows of wv follow W when a callback looks (each epoch's end, after the last
         # W step; the end of training, after the steps below), and when training stops early
-        sync = _ImageSync(lambda: self._begin_training(n_img), lambda: self._finish_training(n_img, start),
-                          each_epoch=bool(callbacks))
+        sync = _ImageSync(lambda: self._begin_training(n_img, plan, plan_seconds),
+                          lambda: self._finish_training(n_img, start), each_epoch=bool(callbacks))
+        schedule = self.alpha, self.min_alpha, self.epochs  # gensim sets them before it checks the arguments
         try:
             # one BLAS thread inside each worker; gensim's worker threads give the parallelism
             with threadpool_limits(limits=1, user_api="blas"):
@@ -1346,6 +1418,10 @@ class Im2Vec(Word2Vec):
                     epochs=epochs, start_alpha=start_alpha, end_alpha=end_alpha, word_count=word_count,
                     queue_factor=queue_factor, report_delay=report_delay, compute_loss=compute_loss,
                     callbacks=(sync, *callbacks), **kwargs)
+        except BaseException:
+            if not sync.started:  # refused (or stopped) before training began: the model as it was
+                self.alpha, self.min_alpha, self.epochs = schedule
+            raise
         finally:
             self._w_workers = None  # not saved with the model
             if sync.started and not sync.finished:  # interrupted (Ctrl-C, a callback's error): W as it is
@@ -1353,10 +1429,24 @@ class Im2Vec(Word2Vec):
             self._flush_vectors()  # vectors_file: on its disk when train() returns
         return result
 
-    def _begin_training(self, n_img: int) -> None:
-        """What precedes the first epoch of :meth:`train`, once gensim has accepted its arguments:
-        W is about to move, so only the directions this ``train()`` takes out will hold (a
-        ``train()`` refused before, e.g. without `total_examples`, keeps ``space_directions``)."""
+    def _begin_training(self, n_img: int, plan, plan_seconds: float) -> None:
+        """What precedes the first epoch of :meth:`train`, once gensim has accepted its arguments
+        (gensim's ``on_train_begin``, ahead of the user's callbacks); a ``train()`` refused before
+        (e.g. without `total_examples`) changes none of it.
+
+        The space head's first ``train()`` fits ``feature_mean`` (:meth:`_fit_feature_mean`); the
+        analogy questions checked by :meth:`train` become the plan; the training's figures start
+        from zero, ``space_setup_seconds`` the time of the fit and the plan. W is about to move, so
+        only the directions this ``train()`` takes out will hold (``space_directions``)."""
+        start = default_timer()
+        self._image_occurrences = 0
+        self._space_seconds = 0.0
+        if self.image_heads == "space" and n_img and self.feature_mean is None:
+            self._fit_feature_mean()
+        self._analogy_plan = plan
+        self.space_analogy_seconds = 0.0
+        self._analogy_epochs = 0
+        self.space_setup_seconds = plan_seconds + (default_timer() - start)
         if self.train_images and n_img:
             self.space_directions = None
 
@@ -2199,9 +2289,10 @@ class Im2Vec(Word2Vec):
         images (``_vocab_image_rows`` renumbered to match)."""
         store = self.feature_store
         held = {name: getattr(self, name, None) for name in
-                ("image_vectors", "image_feature_keys", "_features_cache", "_feature_store", "_vocab_image_rows")}
+                ("image_vectors", "image_feature_keys", "_features_cache", "_feature_store", "_feature_store_file",
+                 "_vocab_image_rows")}
         self.image_store = None
-        self._features_cache = self._feature_store = None
+        self._features_cache = self._feature_store = self._feature_store_file = None
         if store is not None:
             self.image_store = store.reference()
             if directory is not None:
@@ -2326,7 +2417,7 @@ class Im2Vec(Word2Vec):
         # a model saved before the flag was kept: its image rows are W's if it has trained
         self.__dict__.setdefault("_image_rows_from_W", bool(getattr(self, "train_count", 0)))
         self._features_cache = None
-        self._feature_store = None
+        self._feature_store = self._feature_store_file = None
         self._vectors_file_state = None  # the saved vectors are the model's own, never its vectors_file
         given = _LOAD_FEATURES.get()
         _LOAD_FEATURES.set(None)  # for this model only, not for objects loaded inside it
@@ -2398,11 +2489,12 @@ class Im2Vec(Word2Vec):
 
 
 class _ImageSync(CallbackAny2Vec):
-    """Im2Vec's own callback, ahead of the user's: as the first epoch begins `begin` runs
-    (:meth:`Im2Vec._begin_training`); at each epoch's end (only when the user gave callbacks, e.g.
-    one that saves a checkpoint or evaluates) the images' rows of ``wv`` are written from W; at the
-    end of training `finish` runs (:meth:`Im2Vec._finish_training`) before any user's
-    ``on_train_end``."""
+    """Im2Vec's own callback, ahead of the user's: as training begins (gensim's ``on_train_begin``,
+    once it has accepted the arguments) `begin` runs (:meth:`Im2Vec._begin_training`), and from
+    then on an interrupted ``train()`` writes the image rows (`started`); at each epoch's end
+    (only when the user gave callbacks, e.g. one that saves a checkpoint or evaluates) the images'
+    rows of ``wv`` are written from W; at the end of training `finish` runs
+    (:meth:`Im2Vec._finish_training`) before any user's ``on_train_end``."""
 
     def __init__(self, begin, finish, each_epoch: bool) -> None:
         self.begin = begin
@@ -2410,9 +2502,8 @@ class _ImageSync(CallbackAny2Vec):
         self.each_epoch = each_epoch
         self.started = self.finished = False
 
-    def on_epoch_begin(self, model) -> None:
-        if not self.started:
-            self.begin()
+    def on_train_begin(self, model) -> None:
+        self.begin()
         self.started = True
 
     def on_epoch_end(self, model) -> None:
@@ -2606,6 +2697,16 @@ def _file_id(path: str) -> tuple[str, int, int] | None:
     except FileNotFoundError:
         return None
     return path, st.st_dev, st.st_ino
+
+
+def _store_file_id(store: FeatureStore | None) -> tuple[int, int] | None:
+    """``(device, inode)`` of the features file a memory-mapped `store` maps, whatever path it was
+    opened by (None for no store, or one read into memory: its file may have been replaced since,
+    by a file that reuses its inode)."""
+    if store is None or not isinstance(getattr(store, "raw_vectors", None), np.memmap):
+        return None
+    found = _file_id(os.fspath(store.path / FEATURES_FILE))
+    return None if found is None else found[1:]
 
 
 def _nothing() -> None:
