@@ -191,6 +191,7 @@ def merge_stores(target, sources: Sequence, *, mode: str = "extend", shard_size:
     stores, writer = _merge_writer(target, sources, mode, shard_size)
     added = 0
     written = _WrittenKeys(writer)  # the first occurrence wins
+    skipped_here: set[str] = set()  # a key two sources skipped keeps the first one's reason
     try:
         for s in stores:
             rows = [i for i, k in enumerate(s.keys) if k not in written]  # a store's keys are unique
@@ -201,8 +202,9 @@ def merge_stores(target, sources: Sequence, *, mode: str = "extend", shard_size:
                 written.add(keys)
                 added += len(chunk)
             for k, reason in s.skipped.items():
-                if k not in written:
+                if k not in written and k not in skipped_here:
                     writer.skip(k, reason)
+                    skipped_here.add(k)
                     written.add(())
     except BaseException:
         writer.abort()
