@@ -1024,8 +1024,10 @@ INDEXER = "gensim_im2vec.index:ModalityIndexer"
               help="Index manifest to write (default MODEL_PATH.ann, beside the model).")
 @click.option("--backend", type=click.Choice(["auto", "faiss", "annoy"]), cls=LibraryOption, library=INDEXER,
               help="Index engine (auto: faiss if installed, else annoy).")
-@click.option("--kind", type=click.Choice(["hnsw", "ivf"]), cls=LibraryOption, library=INDEXER,
-              help="faiss index type: hnsw (fastest queries) or ivf (faster build).")
+@click.option("--kind", type=click.Choice(["hnsw", "ivf", "ivfpq"]), cls=LibraryOption, library=INDEXER,
+              help="faiss index type: hnsw (fastest queries), ivf (faster build) or ivfpq (ivf holding --pq-m "
+                   "bytes of code per vector instead of a copy of it, re-ranked by exact cosines from the model's "
+                   "own vectors: the index for 100M images; query it from the model loaded with mmap='r').")
 @click.option("--tags", "with_tags", is_flag=True,
               help="Also index the tags (the words of the image documents) on their own: an image's nearest "
                    "tags from the index (indexer.tags), as Im2Vec.most_similar_tags lists them.")
@@ -1037,7 +1039,14 @@ INDEXER = "gensim_im2vec.index:ModalityIndexer"
               help="faiss HNSW: query-time candidate list, the recall/latency knob (queries across modalities "
                    "need more).")
 @click.option("--nprobe", type=click.IntRange(min=1), cls=LibraryOption, library=INDEXER,
-              help="faiss IVF: cells scanned per query.")
+              help="faiss IVF and IVF-PQ: cells scanned per query (more: better recall, slower queries).")
+@click.option("--pq-m", type=click.IntRange(min=1), cls=LibraryOption, library=INDEXER,
+              help="faiss IVF-PQ: bytes of code per vector (sub-quantisers); must divide the model's vector size "
+                   "(more: better recall before the re-rank, more memory). Default: the smallest divisor >= "
+                   "vector size / 4, e.g. 50 at 200.")
+@click.option("--rerank", type=click.IntRange(min=1), cls=LibraryOption, library=INDEXER,
+              help="faiss IVF-PQ: candidates per result re-ranked by their exact cosine (more: better recall, "
+                   "more rows of the model read per query; 1: PQ scores only, approximate similarities).")
 @click.option("--num-trees", type=click.IntRange(min=1), cls=LibraryOption, library=INDEXER,
               help="annoy: trees (more: better recall, a bigger file).")
 @click.option("--search-k", type=click.IntRange(min=1), cls=LibraryOption, library=INDEXER,
@@ -1067,10 +1076,11 @@ def index_command(model_path, output, backend, kind, with_tags, check_queries, *
                    + ", ".join(f"{k} {v:.3f}" for k, v in recall.items()))
         low = [k for k, v in recall.items() if v < 0.9]
         if low:
-            knob = "--ef-search" if idx.backend == "faiss" and idx.params["kind"] == "hnsw" else (
-                "--nprobe" if idx.backend == "faiss" else "--search-k")
-            click.echo(f"below 0.9: {', '.join(low)}; a larger {knob} raises it (ModalityIndexer.load(..., "
-                       f"{knob[2:].replace('-', '_')}=...) at query time)", err=True)
+            kind = idx.params["kind"] if idx.backend == "faiss" else "annoy"
+            knobs = {"hnsw": ["--ef-search"], "ivf": ["--nprobe"], "ivfpq": ["--nprobe", "--rerank"]}.get(
+                kind, ["--search-k"])
+            click.echo(f"below 0.9: {', '.join(low)}; a larger {' or '.join(knobs)} raises it (ModalityIndexer.load("
+                       f"..., {', '.join(k[2:].replace('-', '_') + '=...' for k in knobs)}) at query time)", err=True)
 
 
 # --- exploring a model: `im2vec query`, `im2vec report` (issue 5) ---

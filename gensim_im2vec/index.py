@@ -64,12 +64,37 @@ loaded (several processes share one copy), ``search_k`` trades latency for recal
 ``"auto"`` takes faiss when it is installed, else annoy. ``benchmarks/bench_ann.py`` measures
 both against the exact search in one run (recall@10 and latency).
 
+At 100M images faiss's HNSW and IVF-Flat hold a private copy of every vector (38.5 GB at dim 100),
+beside the model's own ``wv.vectors``. ``kind="ivfpq"`` holds ``pq_m`` bytes of product-quantised
+code per vector instead (+ faiss's 8-byte id) and re-ranks the ``rerank × topn`` best candidates
+by their exact cosines, read from the model's rows — memory-mapped, not copied, when the model
+was loaded with ``Im2Vec.load(path, mmap="r")``. The similarities it returns are the exact ones:
+
+>>> from gensim.models import KeyedVectors
+>>> kv = KeyedVectors(16)
+>>> kv.add_vectors([f"w{i}" for i in range(1000)], rng.normal(size=(1000, 16)))
+>>> pq = ModalityIndexer(kv, backend="faiss", kind="ivfpq", pq_m=4, rerank=10, modalities=("words",))
+>>> pq.params["pq_m"], pq.params["rerank"]                       # 4 bytes per vector instead of 64
+(4, 10)
+>>> [(k, round(s, 5)) for k, s in pq.most_similar(kv["w7"], 3)] == [
+...     (k, round(s, 5)) for k, s in kv.most_similar(kv["w7"], topn=3)]
+True
+>>> ModalityIndexer(kv, backend="faiss", kind="ivfpq", pq_m=5)
+Traceback (most recent call last):
+...
+ValueError: pq_m: 5 does not divide the vectors' dimension 16 ...divisors: 1, 2, 4, 8, 16 (bytes per vector; ...
+
+``nprobe`` and ``rerank`` change after building (:meth:`ModalityIndexer.set_search`, or
+``ModalityIndexer.load(..., rerank=)``); ``benchmarks/bench_ann.py --backends ivf ivfpq`` measures
+recall, latency and the index's bytes per vector of both.
+
 Exact neighbours between two matrices (raw features, held-out images against training images),
 as the evaluation's kNN baseline and image → image check need them: :func:`cosine_neighbours`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import importlib
@@ -100,6 +125,8 @@ __all__ = ["ModalityIndexer", "ann_most_similar", "cosine_neighbours", "BACKENDS
 
 #: Index engines ModalityIndexer can use.
 BACKENDS = ("faiss", "annoy")
+#: faiss index types (``kind``).
+FAISS_KINDS = ("hnsw", "ivf", "ivfpq")
 #: Sub-indexes of a ModalityIndexer.
 MODALITIES = ("words", "images")
 #: Every sub-index one can build: besides the default two, "tags" (the words of an Im2Vec model's image
@@ -142,20 +169,45 @@ def _fill_norms(kv) -> None:
     kv.norms = norms
 
 
+def _is_range(rows: np.ndarray) -> bool:
+    """Whether `rows` is ``start, start + 1, ...`` (checked a block at a time: no temporary the size of it)."""
+    n = len(rows)
+    if n == 0 or int(rows[-1]) - int(rows[0]) != n - 1:
+        return False
+    step = 1 << 20
+    return all(bool(np.all(np.diff(rows[lo : lo + step + 1]) == 1)) for lo in range(0, n - 1, step))
+
+
 class _UnitRows:
     """Unit vectors of some rows of a KeyedVectors, normalised a block at a time when read: an index
-    over 10M vectors never holds a normalised copy of them all (``get_normed_vectors`` does)."""
+    over 10M vectors never holds a normalised copy of them all (``get_normed_vectors`` does).
+
+    A contiguous selection (an Im2Vec model's images follow its words) is held as its first row
+    only, not as an array of 8 bytes per row: an IVF-PQ index keeps its ``_UnitRows`` for the re-rank.
+    """
 
     ndim = 2
 
     def __init__(self, kv, rows: np.ndarray | None = None) -> None:
         _fill_norms(kv)
         self.kv = kv
-        self.rows = rows
         self.shape = (len(kv.index_to_key) if rows is None else len(rows), int(kv.vector_size))
+        self.start = 0
+        if rows is not None and _is_range(rows):
+            self.start, rows = int(rows[0]), None
+        self.rows = rows
+        self._read = 0  # rows read by cosines() since the pages were last released
 
     def __len__(self) -> int:
         return self.shape[0]
+
+    def _model_rows(self, item) -> np.ndarray:
+        """Rows of ``kv.vectors`` of positions `item` (a slice or an index array) among the selected rows."""
+        if self.rows is not None:
+            return np.asarray(self.rows[item], dtype=np.int64)
+        if isinstance(item, slice):
+            return np.arange(*item.indices(self.shape[0]), dtype=np.int64) + self.start
+        return np.asarray(item, dtype=np.int64) + self.start
 
     def __getitem__(self, item) -> np.ndarray:
         """Rows by a slice or an index array (positions among the selected rows), float32, C order.
@@ -164,10 +216,7 @@ class _UnitRows:
         model read for them leave the resident set in between
         (:func:`gensim_im2vec.image_features.release`: a sample of rows spread over a 4 GB file
         would map most of it at once)."""
-        rows = item if self.rows is None else self.rows[item]
-        if isinstance(rows, slice):
-            rows = np.arange(*rows.indices(len(self.kv.vectors)))
-        rows = np.asarray(rows, dtype=np.int64)
+        rows = self._model_rows(item)
         out = np.empty((len(rows), self.shape[1]), dtype=np.float32)
         order = np.argsort(rows, kind="stable")
         for lo in range(0, len(rows), _READ_ROWS):
@@ -178,6 +227,25 @@ class _UnitRows:
             # returned and its IVF training refused
             out[part] = self.kv.vectors[r] / np.where(norms > 0, norms, 1)[:, np.newaxis]
             release(self.kv.vectors)
+        return out
+
+    def cosines(self, positions: np.ndarray, unit_query: np.ndarray) -> np.ndarray:
+        """Exact cosines of a unit query with the rows at `positions`, float32, as gensim's
+        ``most_similar`` computes them (row · query / row norm; an all-zero row: 0).
+
+        For a query's few hundred candidates: the rows are read in ascending order and the pages of
+        a memory-mapped model leave the resident set once every :data:`_READ_ROWS` rows read, not
+        at each query (``madvise`` over a 40 GB map costs more than the read)."""
+        rows = self._model_rows(positions)
+        order = np.argsort(rows, kind="stable")
+        r = rows[order]
+        norms = self.kv.norms[r]
+        out = np.empty(len(r), dtype=np.float32)
+        out[order] = (np.asarray(self.kv.vectors[r], dtype=np.float32) @ unit_query) / np.where(norms > 0, norms, 1)
+        self._read += len(r)
+        if self._read >= _READ_ROWS:
+            release(self.kv.vectors)
+            self._read = 0
         return out
 
     def blocks(self, size: int = 65536):
@@ -197,6 +265,12 @@ def _check_finite_rows(kv) -> None:
             f"cannot place them. The training diverged (retrain with a lower alpha) or the vectors were edited; "
             f"fix or drop those keys before building the index."
         )
+
+
+def _check_rerank(rerank) -> None:
+    if not is_int(rerank) or rerank < 1:
+        raise ValueError(f"rerank: expected an int >= 1 (IVF-PQ candidates re-ranked by exact cosine per result, "
+                         f"4-16 typical; 1: PQ scores only), got {rerank!r}.")
 
 
 def _fingerprint(keys: Sequence[str], unit: np.ndarray) -> str:
@@ -247,38 +321,112 @@ def _resolve_backend(backend: str) -> str:
 # ----------------------------------------------------------------------------- per-modality indexes
 
 
+#: Fewest vectors a product quantiser trains on: one 8-bit codebook has 256 centroids, and faiss's
+#: k-means refuses fewer points than centroids. A smaller "ivfpq" sub-index keeps exact vectors.
+PQ_MIN_VECTORS = 256
+_PQ_BITS = 8  # bits per sub-quantiser code: pq_m bytes per vector
+#: Training vectors faiss advises for one codebook (39 per centroid); fewer train coarser codes.
+_PQ_ADVISED = 39 * 256
+
+
+def _divisors(d: int) -> list[int]:
+    return [v for v in range(1, d + 1) if d % v == 0]
+
+
+def _default_pq_m(d: int) -> int:
+    """The smallest divisor of `d` that is ≥ d / 4: at most 4 dimensions per sub-quantiser (50 bytes
+    per vector at dim 200, 25 at 100, 32 at 128)."""
+    return min(v for v in _divisors(d) if 4 * v >= d)
+
+
+def _check_pq_m(pq_m: int | None, d: int) -> int:
+    """`pq_m` resolved for vectors of dimension `d` (None: :func:`_default_pq_m`); a ValueError naming
+    the divisors of `d` when it does not divide it."""
+    if pq_m is None:
+        return _default_pq_m(d)
+    if d % pq_m:
+        raise ValueError(
+            f"pq_m: {pq_m} does not divide the vectors' dimension {d} (each sub-quantiser encodes d / pq_m of "
+            f"them); choose one of its divisors: {', '.join(map(str, _divisors(d)))} (bytes per vector; more: "
+            f"better recall, more memory), or pq_m=None ({_default_pq_m(d)})."
+        )
+    return int(pq_m)
+
+
+@contextlib.contextmanager
+def _blas_distances(on: bool):
+    """faiss's k-means through BLAS for the duration (``distance_compute_blas_threshold``, restored
+    after): faiss-cpu 1.15 computes distances without BLAS below 128,000 query rows, and its k-means of
+    a PQ codebook in fewer than 8 dimensions (pq_m > dim / 8) then took 0.34 s instead of 0.03 s per
+    codebook on 16k points: 17 s instead of 1.6 s for pq_m=50 at dim 200."""
+    import faiss
+
+    cvar = getattr(faiss, "cvar", None)
+    before = getattr(cvar, "distance_compute_blas_threshold", None)
+    if not on or before is None:
+        yield
+        return
+    cvar.distance_compute_blas_threshold = min(before, 20)
+    try:
+        yield
+    finally:
+        cvar.distance_compute_blas_threshold = before
+
+
 class _FaissPart:
-    """faiss over unit vectors with inner product (= cosine): HNSW graph or IVF lists."""
+    """faiss over unit vectors with inner product (= cosine): HNSW graph, IVF lists of the vectors,
+    or IVF lists of product-quantised codes re-ranked by the model's own rows ("ivfpq")."""
 
     ext = "faiss"
 
-    def __init__(self, index, labels: list[str], params: dict) -> None:
+    def __init__(self, index, labels: list[str], params: dict, rows: _UnitRows | None = None) -> None:
+        import faiss
+
         self.index = index
         self.labels = labels
         self.ef_search = int(params["ef_search"])
         self.nprobe = int(params["nprobe"])
+        self.rerank = int(params.get("rerank") or 1)
+        # the model's rows the PQ candidates are re-ranked by (None: PQ scores only)
+        self.rows = rows if isinstance(index, faiss.IndexIVFPQ) else None
 
     @classmethod
-    def build(cls, unit: np.ndarray, labels: list[str], params: dict):
+    def build(cls, unit: np.ndarray, labels: list[str], params: dict, name: str = "vectors"):
         import faiss
 
         d = unit.shape[1]
-        if params["kind"] == "hnsw":
+        n = len(unit)
+        kind = params["kind"]
+        if kind == "hnsw":
             index = faiss.IndexHNSWFlat(d, params["m"], faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = params["ef_construction"]
         else:
-            n = len(unit)
             nlist = params["nlist"] or int(4 * np.sqrt(max(n, 1)))
             nlist = max(1, min(nlist, n // 39 if n >= 39 else 1))
-            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+            train = 64 * nlist
+            if kind == "ivfpq" and n >= PQ_MIN_VECTORS:
+                pq_m = _check_pq_m(params.get("pq_m"), d)
+                index = faiss.IndexIVFPQ(faiss.IndexFlatIP(d), d, nlist, pq_m, _PQ_BITS, faiss.METRIC_INNER_PRODUCT)
+                train = max(train, 64 * 256)  # the codebooks' k-means subsamples 256 per centroid
+                if n < _PQ_ADVISED:
+                    logger.info("ivfpq %s: %i vectors train the 256-centroid codebooks (faiss advises >= %i): "
+                                "coarser PQ scores, which the re-rank corrects", name, n, _PQ_ADVISED)
+                    index.pq.cp.min_points_per_centroid = 1  # said here once instead of faiss's warning per codebook
+            else:
+                if kind == "ivfpq":
+                    logger.info("ivfpq %s: %i vectors, fewer than the %i a product quantiser's codebook trains on: "
+                                "this sub-index keeps them exactly (IVF-Flat, %i kB)", name, n, PQ_MIN_VECTORS,
+                                n * d * 4 // 1024)
+                index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
             if n:
                 rng = np.random.default_rng(params["seed"])
-                take = np.sort(rng.choice(n, size=min(n, 64 * nlist), replace=False))
-                index.train(np.ascontiguousarray(unit[take], dtype=np.float32))
+                take = np.sort(rng.choice(n, size=min(n, train), replace=False))
+                with _blas_distances(kind == "ivfpq"):
+                    index.train(np.ascontiguousarray(unit[take], dtype=np.float32))
         for block in unit.blocks() if isinstance(unit, _UnitRows) else [unit]:
             if len(block):
                 index.add(np.ascontiguousarray(block, dtype=np.float32))
-        return cls(index, labels, params)
+        return cls(index, labels, params, unit if isinstance(unit, _UnitRows) else None)
 
     def search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
         import faiss
@@ -291,8 +439,15 @@ class _FaissPart:
             params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k))
         else:
             params = faiss.SearchParametersIVF(nprobe=self.nprobe)
-        sims, ids = self.index.search(q, k, params=params)
-        return [(self.labels[i], float(s)) for i, s in zip(ids[0], sims[0]) if i >= 0]
+        rerank = self.rows is not None and self.rerank > 1
+        sims, ids = self.index.search(q, min(k * self.rerank, len(self.labels)) if rerank else k, params=params)
+        if not rerank:
+            return [(self.labels[i], float(s)) for i, s in zip(ids[0], sims[0]) if i >= 0]
+        # the PQ candidates by their exact cosines, read from the model's own (memory-mapped) rows
+        cand = ids[0][ids[0] >= 0]
+        cos = self.rows.cosines(cand, q[0])
+        best = np.argsort(-cos, kind="stable")[:k]
+        return [(self.labels[cand[j]], float(cos[j])) for j in best]
 
     def save(self, fname: str) -> None:
         import faiss
@@ -300,10 +455,10 @@ class _FaissPart:
         faiss.write_index(self.index, fname)
 
     @classmethod
-    def load(cls, fname: str, labels: list[str], params: dict) -> _FaissPart:
+    def load(cls, fname: str, labels: list[str], params: dict, rows: _UnitRows | None = None) -> _FaissPart:
         import faiss
 
-        return cls(faiss.read_index(fname), labels, params)
+        return cls(faiss.read_index(fname), labels, params, rows)
 
 
 def _annoy_class():
@@ -384,10 +539,16 @@ class ModalityIndexer:
     image_prefix : str
         For a plain Word2Vec/KeyedVectors: keys starting with it are images. An Im2Vec model
         says itself which keys are images.
-    kind : {"hnsw", "ivf"}
+    kind : {"hnsw", "ivf", "ivfpq"}
         faiss index type. "hnsw": a graph, fastest queries, slow build (~1-2 min per million
         vectors per core). "ivf": inverted lists over k-means cells, builds several times faster,
-        queries scan ``nprobe`` cells.
+        queries scan ``nprobe`` cells. Both hold a copy of every vector (``4·dim`` bytes each: 38.5 GB
+        at 100M × 100). "ivfpq": the same cells holding ``pq_m``-byte product-quantised codes instead
+        (+ 8 bytes of faiss's id), whose ``rerank × topn`` best candidates are re-ranked by their exact
+        cosines read from the model's own rows (``model.wv.vectors``, memory-mapped by
+        ``Im2Vec.load(path, mmap="r")``): no private copy of the vectors, exact similarities returned.
+        A sub-index of fewer than :data:`PQ_MIN_VECTORS` vectors (too few to train a codebook) keeps
+        them exactly (IVF-Flat).
     m : int
         faiss: HNSW links per node (16-64; more: better recall, more memory: ``8·m`` bytes/vector).
     ef_construction : int
@@ -400,9 +561,19 @@ class ModalityIndexer:
         words 0.75 / 0.87 / 0.91 at 128 / 512 / 1024, word → words and image → images ≥ 0.99 at
         all three (:meth:`recall` measures it on any model; ``im2vec index`` prints it).
     nlist : int, optional
-        faiss IVF: number of k-means cells (default ``4·√n``, at most ``n / 39``).
+        faiss IVF and IVF-PQ: number of k-means cells (default ``4·√n``, at most ``n / 39``).
     nprobe : int
-        faiss IVF: cells scanned per query (8-128). The recall/latency knob.
+        faiss IVF and IVF-PQ: cells scanned per query (8-128). The recall/latency knob, also after
+        building.
+    pq_m : int, optional
+        faiss IVF-PQ: sub-quantisers, i.e. bytes of code per vector (8 bits each); must divide the
+        vectors' dimension (at dim 200: 20, 25, 40, 50, 100, 200). More: PQ scores closer to the
+        cosines (fewer candidates needed), more memory. None: the smallest divisor ≥ dim / 4 (50 at
+        dim 200, 25 at 100).
+    rerank : int
+        faiss IVF-PQ: candidates per result (1-100): ``rerank × topn`` candidates by PQ score are
+        re-ranked by their exact cosines from the model's rows. 1: PQ scores only (approximate
+        similarities, no read of the model's vectors). A recall/latency knob, also after building.
     num_trees : int
         annoy: trees (10-200; more: better recall, bigger file, slower build).
     search_k : int, optional
@@ -436,6 +607,8 @@ class ModalityIndexer:
         ef_search: int = 512,
         nlist: int | None = None,
         nprobe: int = 32,
+        pq_m: int | None = None,
+        rerank: int = 8,
         num_trees: int = 100,
         search_k: int | None = None,
         seed: int = 0,
@@ -448,18 +621,23 @@ class ModalityIndexer:
                               ("num_trees", num_trees, 1)):
             if not is_int(val) or val < lo:
                 raise ValueError(f"{name}: expected an int >= {lo}, got {val!r}.")
-        if kind not in ("hnsw", "ivf"):
-            raise ValueError(f"kind: expected 'hnsw' or 'ivf' (faiss index type), got {kind!r}.")
+        if kind not in FAISS_KINDS:
+            raise ValueError(f"kind: expected 'hnsw', 'ivf' or 'ivfpq' (faiss index type), got {kind!r}.")
         if nlist is not None and (not is_int(nlist) or nlist < 1):
             raise ValueError(f"nlist: expected a positive int or None, got {nlist!r}.")
         if not is_int(nprobe) or nprobe < 1:
             raise ValueError(f"nprobe: expected an int >= 1, got {nprobe!r}.")
+        if pq_m is not None and (not is_int(pq_m) or pq_m < 1):
+            raise ValueError(f"pq_m: expected a positive int (bytes per vector; a divisor of the dimension) or None "
+                             f"(the smallest divisor >= dim / 4), got {pq_m!r}.")
+        _check_rerank(rerank)
         if search_k is not None and (not is_int(search_k) or search_k < 1):
             raise ValueError(f"search_k: expected a positive int or None, got {search_k!r}.")
         self.backend = _resolve_backend(backend)
         self.image_prefix = image_prefix
         self.params = {
             "kind": kind, "nlist": None if nlist is None else int(nlist), "nprobe": int(nprobe),
+            "pq_m": None if pq_m is None else int(pq_m), "rerank": int(rerank),
             "m": int(m), "ef_construction": int(ef_construction), "ef_search": int(ef_search),
             "num_trees": int(num_trees), "search_k": None if search_k is None else int(search_k),
             "seed": int(seed),
@@ -475,6 +653,8 @@ class ModalityIndexer:
 
     def _build(self, model, modalities) -> None:
         kv = _keyed_vectors(model)
+        if self.backend == "faiss" and self.params["kind"] == "ivfpq":  # before any pass over the vectors
+            self.params["pq_m"] = _check_pq_m(self.params["pq_m"], int(kv.vector_size))
         t0 = time.perf_counter()
         unit = _UnitRows(kv)
         _check_finite_rows(kv)
@@ -488,7 +668,7 @@ class ModalityIndexer:
             vecs = _UnitRows(kv, sel)
             t1 = time.perf_counter()
             if self.backend == "faiss":
-                part = _FaissPart.build(vecs, labels, p)
+                part = _FaissPart.build(vecs, labels, p, name=modality)
             else:
                 part = _annoy_class().build(vecs, labels, num_trees=p["num_trees"], search_k=p["search_k"],
                                             seed=p["seed"])
@@ -542,10 +722,10 @@ class ModalityIndexer:
         return f"ModalityIndexer(backend={self.backend!r}, {sizes})"
 
     def set_search(self, *, ef_search: int | None = None, nprobe: int | None = None,
-                   search_k: int | None = None) -> ModalityIndexer:
+                   search_k: int | None = None, rerank: int | None = None) -> ModalityIndexer:
         """Change the query-time recall/latency knobs of a built or loaded index (its views too):
-        faiss HNSW's `ef_search`, faiss IVF's `nprobe`, annoy's `search_k`. Those not given stay.
-        :meth:`save` records them. Returns the indexer.
+        faiss HNSW's `ef_search`, faiss IVF's and IVF-PQ's `nprobe`, IVF-PQ's `rerank`, annoy's
+        `search_k`. Those not given stay. :meth:`save` records them. Returns the indexer.
 
         >>> import numpy as np
         >>> from gensim.models import KeyedVectors
@@ -555,7 +735,10 @@ class ModalityIndexer:
         >>> idx.params["ef_search"]
         64
         """
-        for name, value in (("ef_search", ef_search), ("nprobe", nprobe), ("search_k", search_k)):
+        if rerank is not None:
+            _check_rerank(rerank)
+        for name, value in (("ef_search", ef_search), ("nprobe", nprobe), ("search_k", search_k),
+                            ("rerank", rerank)):
             if value is None:
                 continue
             if not is_int(value) or value < 1:
@@ -703,7 +886,7 @@ class ModalityIndexer:
 
     @classmethod
     def load(cls, fname, model, *, check: bool = True, ef_search: int | None = None, nprobe: int | None = None,
-             search_k: int | None = None) -> ModalityIndexer:
+             search_k: int | None = None, rerank: int | None = None) -> ModalityIndexer:
         """Load an index saved by :meth:`save` for `model` (the labels come from the model).
 
         Parameters
@@ -714,8 +897,10 @@ class ModalityIndexer:
             The model the index was built from (e.g. ``Im2Vec.load(path, mmap="r")``).
         check : bool
             Refuse an index whose keys or vectors differ from the model's (a stale index).
-        ef_search, nprobe, search_k : int, optional
-            Query-time knobs instead of the saved ones (:meth:`set_search`).
+        ef_search, nprobe, search_k, rerank : int, optional
+            Query-time knobs instead of the saved ones (:meth:`set_search`). An IVF-PQ index
+            re-ranks by `model`'s rows: load the model with ``mmap="r"`` to keep its vectors out of
+            private memory.
 
         Raises
         ------
@@ -761,13 +946,15 @@ class ModalityIndexer:
                     f"{len(labels)}; rebuild it."
                 )
             part_file = str(folder / info["file"])
+            # a faiss IVF-PQ part re-ranks by the model's own rows: it keeps a reader of them, not a copy
+            rows = {"rows": _UnitRows(kv, sel)} if self.backend == "faiss" else {}
             try:
-                self._parts[modality] = part_cls.load(part_file, labels, dict(self.params, dim=self.dim))
+                self._parts[modality] = part_cls.load(part_file, labels, dict(self.params, dim=self.dim), **rows)
             except (RuntimeError, OSError, EOFError) as e:  # faiss/annoy: a missing or damaged file
                 raise ValueError(f"ANN index {fname!r}: its {modality} index {part_file!r} cannot be read ({e}); "
                                  f"rebuild the index: ModalityIndexer(model).save({fname!r}).") from e
         self._active = _default_view(tuple(self._parts))
-        return self.set_search(ef_search=ef_search, nprobe=nprobe, search_k=search_k)
+        return self.set_search(ef_search=ef_search, nprobe=nprobe, search_k=search_k, rerank=rerank)
 
 
 def _exact_top(Q: np.ndarray, base: _UnitRows, q_rows: np.ndarray, pool: np.ndarray, k: int) -> list[set]:

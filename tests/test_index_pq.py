@@ -1,0 +1,205 @@
+"""ModalityIndexer(kind="ivfpq"): faiss IVF over product-quantised codes, re-ranked by the exact
+cosines of the model's own rows: recall against the exact search, exact similarities, save/load,
+parameter checks, tiny sub-indexes and the `im2vec index` command."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from gensim.models import KeyedVectors
+
+from gensim_im2vec import index as _index
+from gensim_im2vec.index import ModalityIndexer, ann_most_similar
+
+pytestmark = pytest.mark.skipif(not _index._installed("faiss"), reason="needs faiss-cpu (kind='ivfpq' is faiss's)")
+
+N_WORDS, N_IMAGES, DIM = 800, 4000, 32
+
+
+def _clustered_kv(n_words=N_WORDS, n_images=N_IMAGES, dim=DIM, n_clusters=60, seed=0) -> KeyedVectors:
+    """Words then images, clustered around shared centres, images shifted by a modality gap."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_clusters, dim))
+    gap = 1.5 * rng.normal(size=dim)
+    w = centres[rng.integers(n_clusters, size=n_words)] + 0.7 * rng.normal(size=(n_words, dim))
+    im = centres[rng.integers(n_clusters, size=n_images)] + gap + 0.7 * rng.normal(size=(n_images, dim))
+    kv = KeyedVectors(dim)
+    kv.add_vectors([f"w{i}" for i in range(n_words)] + [f"img:{i}" for i in range(n_images)],
+                   np.vstack([w, im]).astype(np.float32))
+    return kv
+
+
+@pytest.fixture(scope="module")
+def kv():
+    return _clustered_kv()
+
+
+@pytest.fixture(scope="module")
+def pq(kv):
+    return ModalityIndexer(kv, backend="faiss", kind="ivfpq", pq_m=8, nprobe=16, rerank=10)
+
+
+def _exact_keys(kv, key, restrict, topn):
+    """The `topn` nearest words or images of `key` by cosine, `key` left out (gensim's exact search)."""
+    sims = kv.most_similar(key, topn=None).astype(np.float64)
+    sims[kv.get_index(key)] = -np.inf
+    sims[[k.startswith("img:") != (restrict == "images") for k in kv.index_to_key]] = -np.inf
+    return [kv.index_to_key[i] for i in np.argsort(-sims)[:topn]]
+
+
+def _exact_cosines(kv, keys, vector):
+    unit = vector / np.linalg.norm(vector)
+    return np.array([kv[k] @ unit / np.linalg.norm(kv[k]) for k in keys])
+
+
+def test_rerank_finds_the_exact_neighbours_and_pq_scores_alone_do_not(kv, pq):
+    import faiss
+
+    assert all(isinstance(p.index, faiss.IndexIVFPQ) for p in pq._parts.values())
+    assert pq.params["pq_m"] == 8 and pq._parts["images"].index.pq.M == 8
+    reranked = pq.recall(kv, queries=100)
+    assert set(reranked) == {"words -> words", "words -> images", "images -> words", "images -> images"}
+    assert min(reranked.values()) >= 0.9, reranked
+    pq_only = pq.set_search(rerank=1).recall(kv, queries=100)
+    pq.set_search(rerank=10)
+    # 8 bytes for 32 dims: the PQ order alone misses many of the exact 10 nearest images
+    assert pq_only["images -> images"] <= reranked["images -> images"] - 0.1, (pq_only, reranked)
+    assert np.mean(list(pq_only.values())) < np.mean(list(reranked.values()))
+
+
+def test_reranked_similarities_are_the_exact_cosines(kv, pq):
+    rng = np.random.default_rng(1)
+    for key in ("w3", "img:17", "img:3999"):
+        hits = kv.most_similar(key, topn=10, indexer=pq)
+        keys, sims = [k for k, _ in hits], np.array([s for _, s in hits])
+        assert keys[0] == key
+        np.testing.assert_allclose(sims, _exact_cosines(kv, keys, kv[key]), rtol=0, atol=1e-5)
+        assert list(sims) == sorted(sims, reverse=True)
+    vec = rng.normal(size=DIM)
+    hits = pq.images.most_similar(vec, 10)
+    assert all(k.startswith("img:") for k, _ in hits)
+    np.testing.assert_allclose([s for _, s in hits], _exact_cosines(kv, [k for k, _ in hits], vec), atol=1e-5)
+    # rerank=1: PQ scores, approximations of the cosines (what rerank > 1 replaces)
+    approx = pq.set_search(rerank=1).images.most_similar(vec, 10)
+    pq.set_search(rerank=10)
+    err = np.abs(np.array([s for _, s in approx]) - _exact_cosines(kv, [k for k, _ in approx], vec))
+    assert err.max() > 1e-3
+
+
+def test_every_cell_and_every_candidate_is_the_exact_search():
+    """nprobe = nlist and rerank × topn >= the sub-index's size: nothing is left to approximation."""
+    kv = _clustered_kv(n_words=300, n_images=700, dim=16, seed=2)
+    idx = ModalityIndexer(kv, backend="faiss", kind="ivfpq", pq_m=4, nprobe=10_000, rerank=100)
+    rng = np.random.default_rng(3)
+    for vec in [kv["w5"], kv["img:100"], *rng.normal(size=(5, 16))]:
+        exact = kv.most_similar(positive=[vec], topn=10)  # a vector query leaves nothing out
+        got = idx.most_similar(vec, 10)
+        assert [k for k, _ in got] == [k for k, _ in exact]
+        np.testing.assert_allclose([s for _, s in got], [s for _, s in exact], atol=1e-5)
+    for key in ("w5", "img:9"):
+        for restrict in ("words", "images"):
+            got = ann_most_similar(kv, key, topn=5, indexer=idx, restrict=restrict)
+            assert [k for k, _ in got] == _exact_keys(kv, key, restrict, 5)
+
+
+def test_save_load_round_trip_reranks_from_the_memory_mapped_model(tmp_path, kv, pq):
+    path = str(tmp_path / "vectors.kv")
+    kv.save(path, separately=["vectors"])  # an .npy of its own, as a large model's (gensim's sep_limit: 10 MB)
+    pq.save(path + ".ann")
+    loaded_kv = KeyedVectors.load(path, mmap="r")
+    again = ModalityIndexer.load(path + ".ann", loaded_kv)
+    assert again.params == pq.params and again.params["kind"] == "ivfpq" and again.params["rerank"] == 10
+    rng = np.random.default_rng(4)
+    for q in ("w0", "w400", "img:1", "img:2500"):
+        assert loaded_kv.most_similar(q, topn=10, indexer=again) == kv.most_similar(q, topn=10, indexer=pq)
+    vec = rng.normal(size=DIM)
+    assert again.images.most_similar(vec, 10) == pq.images.most_similar(vec, 10)
+    # the re-rank reads the memory-mapped rows; the images' rows (after the words) as a range, no row array
+    rows = again._parts["images"].rows
+    assert isinstance(rows.kv.vectors, np.memmap) and rows.rows is None and rows.start == N_WORDS
+    # the part file holds codes, not vectors: under a quarter of a copy of the images' float32 rows
+    assert os.path.getsize(path + ".ann.images.faiss") < N_IMAGES * DIM * 4 / 4
+    # a knob given at load, instead of the saved one
+    fewer = ModalityIndexer.load(path + ".ann", loaded_kv, rerank=1, nprobe=2)
+    assert fewer.params["rerank"] == 1 and fewer._parts["images"].rerank == 1 and fewer._parts["words"].nprobe == 2
+    assert fewer.images.most_similar(vec, 10) != again.images.most_similar(vec, 10)
+
+
+def test_pq_m_and_rerank_are_checked_and_name_the_fix(kv):
+    with pytest.raises(ValueError, match=r"pq_m: 7 does not divide the vectors' dimension 32 .*divisors: "
+                                         r"1, 2, 4, 8, 16, 32 .*pq_m=None \(8\)"):
+        ModalityIndexer(kv, backend="faiss", kind="ivfpq", pq_m=7)
+    for bad in (0, -4, 2.5, True, "8"):
+        with pytest.raises(ValueError, match="pq_m: expected a positive int"):
+            ModalityIndexer(kv, backend="faiss", kind="ivfpq", pq_m=bad)
+    for bad in (0, -1, 1.5, None, True):
+        with pytest.raises(ValueError, match=r"rerank: expected an int >= 1 .*1: PQ scores only"):
+            ModalityIndexer(kv, backend="faiss", kind="ivfpq", rerank=bad)
+    idx = ModalityIndexer(_clustered_kv(n_words=50, n_images=300, seed=5), backend="faiss", kind="ivfpq")
+    assert idx.params["pq_m"] == 8  # None: the smallest divisor >= dim / 4
+    with pytest.raises(ValueError, match="rerank: expected an int >= 1"):
+        idx.set_search(rerank=0)
+    assert idx.params["rerank"] == 8
+    with pytest.raises(ValueError, match="kind: expected 'hnsw', 'ivf' or 'ivfpq'"):
+        ModalityIndexer(kv, backend="faiss", kind="pq")
+
+
+def test_a_sub_index_too_small_for_a_codebook_keeps_exact_vectors():
+    """Fewer than 256 vectors cannot train an 8-bit codebook (faiss refused with "Number of
+    training points (100) should be at least as large as number of clusters (256)"): that
+    sub-index is IVF-Flat, exact, and the large one stays IVF-PQ."""
+    import faiss
+
+    kv = _clustered_kv(n_words=100, n_images=600, dim=16, seed=6)
+    idx = ModalityIndexer(kv, backend="faiss", kind="ivfpq", nprobe=10_000)
+    assert type(idx._parts["words"].index) is faiss.IndexIVFFlat and idx._parts["words"].rows is None
+    assert isinstance(idx._parts["images"].index, faiss.IndexIVFPQ)
+    got = ann_most_similar(kv, "w1", topn=5, indexer=idx, restrict="words")
+    assert [k for k, _ in got] == _exact_keys(kv, "w1", "words", 5)
+    one = _clustered_kv(n_words=1, n_images=300, dim=16, seed=7)
+    tiny = ModalityIndexer(one, backend="faiss", kind="ivfpq")
+    assert [k for k, _ in tiny.words.most_similar(one["img:0"], 3)] == ["w0"]
+
+
+def test_set_search_changes_nprobe_and_rerank_of_every_view(kv):
+    idx = ModalityIndexer(kv, backend="faiss", kind="ivfpq", pq_m=8, nprobe=1, rerank=1)
+    low = idx.recall(kv, queries=60)
+    view = idx.images
+    idx.set_search(nprobe=32, rerank=10)
+    assert view.params["nprobe"] == 32 and view.params["rerank"] == 10
+    assert {(p.nprobe, p.rerank) for p in idx._parts.values()} == {(32, 10)}
+    high = idx.recall(kv, queries=60)
+    assert high["words -> images"] > low["words -> images"] and high["images -> images"] > low["images -> images"]
+
+
+def test_index_cli_builds_an_ivfpq_index(tmp_path):
+    from click.testing import CliRunner
+
+    from gensim_im2vec import Im2Vec
+    from gensim_im2vec.cli import main
+    from gensim_im2vec.synthetic import make_corpus
+
+    data = make_corpus(n_classes=4, n_images=400, seed=0)
+    model = Im2Vec(data.docs, image_features=data.features, vector_size=16, sg=1, min_count=1, sample=0, epochs=2,
+                   workers=1)
+    path = str(tmp_path / "m.model")
+    model.save(path)
+    res = CliRunner().invoke(main, ["index", path, "--backend", "faiss", "--kind", "ivfpq", "--pq-m", "4",
+                                    "--rerank", "6", "--check", "20"])
+    assert res.exit_code == 0, res.output
+    assert "recall@10 against the exact search (20 queries each): words -> words" in res.output
+    loaded = Im2Vec.load(path, mmap="r")
+    idx = ModalityIndexer.load(path + ".ann", loaded)
+    assert (idx.params["kind"], idx.params["pq_m"], idx.params["rerank"]) == ("ivfpq", 4, 6)
+    key = model.image_keys[0]
+    hits = loaded.wv.most_similar(key, topn=5, indexer=idx.images)
+    np.testing.assert_allclose([s for _, s in hits], _exact_cosines(model.wv, [k for k, _ in hits], model.wv[key]),
+                               atol=1e-5)
+    bad = CliRunner().invoke(main, ["index", path, "-o", str(tmp_path / "bad.ann"), "--backend", "faiss",
+                                    "--kind", "ivfpq", "--pq-m", "5"])
+    assert bad.exit_code != 0 and "pq_m: 5 does not divide the vectors' dimension 16" in bad.output
+    assert not (tmp_path / "bad.ann").exists()
+    helped = CliRunner().invoke(main, ["index", "--help"])
+    assert "--pq-m" in helped.output and "--rerank" in helped.output and "ivfpq" in helped.output
