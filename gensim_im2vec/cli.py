@@ -293,6 +293,11 @@ def _extractor_options(fx: str):
               help="Show progress with images/s (a bar on a terminal, log lines otherwise).")
 @click.option("--retry-skipped/--no-retry-skipped", cls=LibraryOption, library=FX_RUN,
               help="Try the images the store lists as skipped (skipped.json) again: a file may have been fixed.")
+@click.option("--on-changed", type=click.Choice(["warn", "raise"]), cls=LibraryOption, library=FX_RUN,
+              help="Images already in the store whose file changed since it was extracted (size or modification "
+                   "time) are always found and named. warn: the run keeps their old rows and goes on; raise: it "
+                   "stops before any work (exit 1). A store's rows are never rewritten: extract into a new store "
+                   "(-o NEW) to use the new files.")
 def extract_command(image_dir, store, key_rule, **options):
     """Extract CNN features of the images under IMAGE_DIR into a feature store (resumable)."""
     from gensim_im2vec.features import extract
@@ -309,6 +314,10 @@ def extract_command(image_dir, store, key_rule, **options):
                .replace("retry_skipped=True", "--retry-skipped"))
     if report.skipped:
         click.echo(f"skipped images and reasons: {report.store.path / 'skipped.json'}")
+    if report.changed:
+        shown = ", ".join(report.changed_keys[:5]) + (", ..." if report.changed > 5 else "")
+        click.echo(f"changed since extracted, old rows kept: {shown}; to use the new files, extract into a new store "
+                   f"(-o NEW_STORE) or again with --mode overwrite")
 
 
 def _keyed_files(image_dir: str, rule: str, prefix: str | None) -> list[tuple[str, str]]:
@@ -344,6 +353,7 @@ def _in_cli_terms(message: str) -> str:
     message = re.sub(r"\bjpeg_device='(\w+)', or None to decode with PIL",
                      r"--jpeg-device \1, or leave --jpeg-device out to decode with PIL", message)
     message = re.sub(r"\b(jpeg_device|gpus_per_actor)=", lambda m: "--" + m.group(1).replace("_", "-") + " ", message)
+    message = re.sub(r"\bon_changed='(\w+)'", r"--on-changed \1", message)
     return re.sub(r"\bmode='(\w+)'", r"--mode \1", message)
 
 

@@ -24,7 +24,10 @@ A tiny run on generated images (random weights, so it needs no download):
 
 Run it again (after a crash, Ctrl-C or ``kill -9``) with the same arguments and it continues
 where it stopped; new files in the folder are appended; a store made by another model or
-layer is refused. The same from the shell::
+layer is refused. A file changed since its features were extracted (its size or modification
+time is not the one the store recorded) is named in a warning and counted in
+``report.changed``: the store keeps its old row (rows are never rewritten), so extract into a
+new store to use the new file. The same from the shell::
 
     im2vec extract photos/ -o feats/ --arch mobilenet_v2 --weights IMAGENET1K_V1
 
@@ -108,6 +111,7 @@ from gensim_im2vec.decode import (
 from gensim_im2vec.keys import IMAGE_PREFIX, encode_key, image_key
 from gensim_im2vec.store import (
     METADATA_FILE,
+    NO_STAMP,
     PCA,
     PCA_FILE,
     FeatureStore,
@@ -119,6 +123,7 @@ from gensim_im2vec.store import (
     _read_json,
     _unfinished_mismatch,
     _unfinished_other_images,
+    file_stamp,
     images_digest,
     unfinished_run,
 )
@@ -129,6 +134,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "ChangedFilesError",
     "ExtractionReport",
     "FeatureExtractor",
     "ImageSkipped",
@@ -642,6 +648,13 @@ class ExtractionReport:
     skipped_before : int
         Images the store lists as skipped by an earlier run that this call left alone
         (``retry_skipped=False``); their reasons are in the store's ``skipped.json``.
+    changed : int
+        Images among `already` whose file changed on disk since its row was extracted (its size or
+        modification time differs from the stamp the store recorded, or it can no longer be
+        read): the store keeps their old rows (said in a warning with the fix). Images stored
+        without a stamp (a store written before stamps were recorded) cannot be checked.
+    changed_keys : list of str
+        Their keys.
     """
 
     store: FeatureStore
@@ -655,6 +668,8 @@ class ExtractionReport:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     retried: int = 0
     skipped_before: int = 0
+    changed: int = 0
+    changed_keys: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         kinds = Counter(r.split(":", 1)[0] for r in self.skipped.values())
@@ -664,15 +679,24 @@ class ExtractionReport:
             pil = (f", {sum(self.decode_fallbacks.values())} decoded by PIL instead of decode_jpeg ("
                    + ", ".join(f"{k}: {n}" for k, n in self.decode_fallbacks.items()) + ")")
         again = retry_note(self.retried, self.skipped_before)
+        changed = ""
+        if self.changed:
+            changed = (f" ({self.changed} of them changed on disk since they were extracted: their old rows are "
+                       f"kept, extract into a new store to use the new files)")
         return (
             f"{self.extracted} extracted in {self.seconds:.1f}s ({self.images_per_second:.1f} images/s), "
-            f"{self.already} already stored, {len(self.skipped)} skipped ({why}){again}{pil}; store "
+            f"{self.already} already stored{changed}, {len(self.skipped)} skipped ({why}){again}{pil}; store "
             f"{self.store.path} holds {len(self.store)} rows of dim {self.store.dim}{self._stages()}"
         )
 
     def _stages(self) -> str:
         shares = stage_shares(self.stage_seconds)
         return f"; time: {shares}" if shares else ""
+
+
+class ChangedFilesError(ValueError):
+    """Images already in a feature store changed on disk since they were extracted, and the run was
+    asked to stop then (``on_changed="raise"``): a store cannot re-extract them in place."""
 
 
 class FeatureExtractor:
@@ -928,6 +952,7 @@ class FeatureExtractor:
         pca_sample: int = 10_000,
         shard_size: int = 4096,
         retry_skipped: bool = True,
+        on_changed: str = "warn",
     ) -> ExtractionReport:
         """Extract features of image files into a :class:`FeatureStore` (resumable).
 
@@ -963,15 +988,34 @@ class FeatureExtractor:
             True (default): try the images the store lists as skipped (``skipped.json``) again, a
             file may have been fixed. False: leave them skipped (they count as skipped before,
             :attr:`ExtractionReport.skipped_before`).
+        on_changed : {"warn", "raise"}
+            What to do with images already in the store whose file changed on disk since their
+            row was extracted. The store records each file's size and modification time when it
+            extracts it (``stamps.npy``) and compares them, one ``os.stat`` per image given again,
+            with the files. "warn" (default): warn (the count, the first keys, the fix), count them
+            in :attr:`ExtractionReport.changed`, keep their old rows and go on. "raise": stop
+            before any work with :class:`ChangedFilesError` naming them (for pipelines that must
+            not train on stale rows). A store cannot re-extract them: its rows are never
+            rewritten (models saved with it and readers that have it open rely on that); extract
+            into a new store to use the new files (or ``mode="overwrite"``). Images stored without
+            stamps (a store written before they were recorded, rows from arrays) are not checked
+            (said at INFO).
 
         Returns
         -------
         ExtractionReport
             ``.store`` is the opened store; ``.skipped`` maps keys to reasons.
+
+        Raises
+        ------
+        ChangedFilesError
+            ``on_changed="raise"`` and images already stored changed on disk (nothing was done).
         """
         t0 = time.perf_counter()
         if normalise not in ("none", "l2"):
             raise ValueError(f"normalise: expected 'none' or 'l2', got {normalise!r}.")
+        if on_changed not in ("warn", "raise"):
+            raise ValueError(f"on_changed: expected 'warn' or 'raise', got {on_changed!r}.")
         items = _as_items(images, prefix)
         path = Path(store)
         meta = dict(self.metadata, normalisation=normalise)
@@ -980,20 +1024,30 @@ class FeatureExtractor:
         shard = max(1, math.ceil(shard_size / self.batch_size)) * self.batch_size
         writer = FeatureStoreWriter(path, dim=int(pca) if pca else self.dim, dtype=dtype, metadata=meta, mode=mode,
                                     shard_size=shard, pca=pca_obj, resume=inputs)
-        done = writer.done_keys
-        before = {k for k, _ in items if k not in done and k in writer.skipped}  # skipped by an earlier run
-        todo = [
-            (pos, k, p)
-            for pos, (k, p) in enumerate(items)
-            if k not in done and (retry_skipped or k not in before)
-        ]
-        already = sum(1 for k, _ in items if k in done)
-        logger.info(
-            "extracting %i of %i images into %s (%i already there; %i skipped before, %s)", len(todo), len(items),
-            path, already, len(before), "tried again" if retry_skipped else "left skipped (retry_skipped=False)"
-        )
+        try:
+            done = writer.done_keys
+            before = {k for k, _ in items if k not in done and k in writer.skipped}  # skipped by an earlier run
+            todo = [
+                (pos, k, p)
+                for pos, (k, p) in enumerate(items)
+                if k not in done and (retry_skipped or k not in before)
+            ]
+            seen = [it for it in items if it[0] in done]  # stored before: checked against their files' stamps
+            changed = _changed_files(writer, seen)
+            if changed and on_changed == "raise":
+                raise ChangedFilesError(_changed_message(path, changed, refused=True))
+            if changed:
+                logger.warning("%s", _changed_message(path, changed, refused=False))
+            logger.info(
+                "extracting %i of %i images into %s (%i already there; %i skipped before, %s)", len(todo), len(items),
+                path, len(seen), len(before), "tried again" if retry_skipped else "left skipped (retry_skipped=False)"
+            )
+            stamps = _file_stamps([p for _, _, p in todo])  # before the files are read: see file_stamp
+        except BaseException:
+            writer.abort()
+            raise
         stages = dict.fromkeys(STAGES[:-1], 0.0)
-        extracted, skipped, fallbacks = self._extract_into(writer, todo, normalise, pca_obj, stages)
+        extracted, skipped, fallbacks = self._extract_into(writer, todo, normalise, pca_obj, stages, stamps)
         writer.close()
         secs = time.perf_counter() - t0
         stages["other"] = max(0.0, secs - sum(stages.values()))
@@ -1002,7 +1056,7 @@ class FeatureExtractor:
             store=FeatureStore.open(path),
             total=len(items),
             extracted=extracted,
-            already=already,
+            already=len(seen),
             skipped=skipped,
             seconds=secs,
             images_per_second=n_done / secs if secs > 0 else 0.0,
@@ -1010,6 +1064,8 @@ class FeatureExtractor:
             stage_seconds=stages,
             retried=len(before) if retry_skipped else 0,
             skipped_before=0 if retry_skipped else len(before),
+            changed=len(changed),
+            changed_keys=[k for k, _ in changed],
         )
         logger.info("extraction: %s", report.summary())
         if skipped:
@@ -1070,11 +1126,13 @@ class FeatureExtractor:
         return pca_obj
 
     def _extract_into(self, writer: FeatureStoreWriter, todo: list, normalise: str,
-                      pca_obj: PCA | None, stages: dict[str, float]) -> tuple[int, dict[str, str], Counter]:
-        """Decode, run and write every image of `todo` (``(position, key, path)``); returns the rows
-        written, the skipped keys with their reasons, and the decoding fallbacks by reason, and adds
-        the seconds of each stage to `stages` (:attr:`ExtractionReport.stage_seconds`). An
-        interruption leaves every finished shard committed."""
+                      pca_obj: PCA | None, stages: dict[str, float],
+                      stamps: np.ndarray | None = None) -> tuple[int, dict[str, str], Counter]:
+        """Decode, run and write every image of `todo` (``(position, key, path)``, with its file's
+        stamp in `stamps`, one row each); returns the rows written, the skipped keys with their
+        reasons, and the decoding fallbacks by reason, and adds the seconds of each stage to
+        `stages` (:attr:`ExtractionReport.stage_seconds`). An interruption leaves every finished
+        shard committed."""
         skipped: dict[str, str] = {}
         fallbacks: Counter = Counter()
         extracted = 0
@@ -1104,7 +1162,7 @@ class FeatureExtractor:
                         feats = self._forward(x)
                         t1 = time.perf_counter()
                         extracted += self._write_batch(writer, [todo[i][1] for i in idx], feats, normalise, pca_obj,
-                                                       skipped)
+                                                       skipped, None if stamps is None else stamps[idx])
                         stages["model"] += t1 - t
                         stages["write"] += time.perf_counter() - t1
                     bar.update(len(idx) + len(bad))
@@ -1123,9 +1181,9 @@ class FeatureExtractor:
         return extracted, skipped, fallbacks
 
     def _write_batch(self, writer: FeatureStoreWriter, keys: list[str], feats: np.ndarray, normalise: str,
-                     pca_obj: PCA | None, skipped: dict[str, str]) -> int:
-        """One batch's features into the store (rows the model made non-finite are skipped with the
-        reason); returns the rows written."""
+                     pca_obj: PCA | None, skipped: dict[str, str], stamps: np.ndarray | None = None) -> int:
+        """One batch's features (and their files' stamps) into the store (rows the model made
+        non-finite are skipped with the reason); returns the rows written."""
         ok = np.isfinite(feats).all(axis=1)
         if normalise == "l2":
             feats = l2_normalize(feats)
@@ -1134,13 +1192,68 @@ class FeatureExtractor:
                 skipped[keys[i]] = "non-finite features (NaN/inf) from the model"
                 writer.skip(keys[i], skipped[keys[i]])
             feats, keys = feats[ok], [k for k, o in zip(keys, ok, strict=True) if o]
+            stamps = None if stamps is None else stamps[ok]
         if pca_obj is not None and len(keys):
             feats = pca_obj.transform(feats)
+        writer._stage_stamps(stamps)  # the rows' stamps, for the write below
         writer.write(keys, feats)
         return len(keys)
 
 
 STAGES = ("input", "model", "write", "other")
+#: Files stat'ed per step by :func:`_file_stamps` and :func:`_changed_files` (bounded memory).
+_STAT_CHUNK = 65536
+
+
+def _file_stamps(paths: Sequence[str]) -> np.ndarray:
+    """The stamps of `paths` (:func:`~gensim_im2vec.store.file_stamp`), as an ``(n, 2)`` int64 array."""
+    out = np.empty((len(paths), 2), dtype=np.int64)
+    for lo in range(0, len(paths), _STAT_CHUNK):
+        out[lo : lo + _STAT_CHUNK] = [file_stamp(p) for p in paths[lo : lo + _STAT_CHUNK]]
+    return out
+
+
+def _changed_files(writer: FeatureStoreWriter, seen: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The ``(key, path)`` of `seen` (images the store holds, given again) whose file's stamp is not the
+    one the store recorded when it extracted them: changed, or no longer readable. One ``os.stat`` per
+    stamped image; images without a stamp are not checked (said once at INFO)."""
+    if not seen:
+        return []
+    stored = writer.stored_stamps([k for k, _ in seen])
+    changed: list[tuple[str, str]] = []
+    unstamped = 0
+    for lo in range(0, len(seen), _STAT_CHUNK):
+        for (key, p), stamp in zip(seen[lo : lo + _STAT_CHUNK], stored[lo : lo + _STAT_CHUNK].tolist()):
+            if stamp[0] == NO_STAMP:
+                unstamped += 1
+            elif file_stamp(p) != tuple(stamp):
+                changed.append((key, p))
+    if unstamped:
+        logger.info(
+            "%s: %i of the %i images already stored have no stamp of their file (stored by a version before "
+            "gensim-im2vec recorded them, or given as arrays): whether their files changed since cannot be checked",
+            writer.path, unstamped, len(seen))
+    return changed
+
+
+def _changed_message(path: Path, changed: list[tuple[str, str]], *, refused: bool) -> str:
+    """What :meth:`FeatureExtractor.extract` says of images whose files changed since their extraction:
+    a warning (their old rows are kept) or, with ``on_changed="raise"``, the error that stops the run."""
+    shown = ", ".join(f"{k} ({p})" for k, p in changed[:5]) + (", ..." if len(changed) > 5 else "")
+    what = (f"{len(changed)} image(s) already in feature store {str(path)!r} changed on disk since their features "
+            f"were extracted (file size or modification time differs, or the file is gone): {shown}")
+    new_store = ("extract into a new store (another output directory), or pass mode='overwrite' to extract this one "
+                 "again from scratch")
+    if refused:
+        return (f"on_changed='raise': {what}. They cannot be re-extracted into this store: a feature store's rows "
+                f"are never rewritten (models saved with the store, and readers that have it open, rely on that). To "
+                f"use the new files, {new_store}. Nothing was extracted; with on_changed='warn' the run keeps their "
+                f"old rows with a warning.")
+    return (f"{what}. The store keeps their old rows, so a model trained on it sees the old pictures. Its rows are "
+            f"never rewritten: to use the new files, {new_store}. If the files only look changed (copied without "
+            f"their modification times), nothing needs doing.")
+
+
 #: Metadata that may differ between the runs of one store (rows then differ in the last digits).
 _NUMERICS_FIELDS = ("precision", "decoding", "torch_version", "torchvision_version")
 
@@ -1198,6 +1311,10 @@ def split_extractor_options(options: dict, *, owner: str = "extract") -> tuple[d
         An option neither takes (the message lists both sets).
     """
     build_names, run_names = _keywords(FeatureExtractor.__init__), _keywords(FeatureExtractor.extract)
+    if owner == "extract_ray" and "on_changed" in options:
+        raise TypeError("extract_ray: on_changed cannot be given: extract_ray does not compare the images already "
+                        "in its target store with their files (it merges its parts without their files' stamps); to "
+                        "use changed files, extract into a new store.")
     unknown = sorted(set(options) - build_names - run_names - {"images", "store"})
     if unknown:
         raise TypeError(f"{owner}: unknown option(s) {unknown}; FeatureExtractor takes {sorted(build_names)}, "

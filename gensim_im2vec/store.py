@@ -11,9 +11,15 @@ writes and what ``Im2Vec(documents, image_features=store)`` reads:
                     keys_bytes, creation time, package version; the commit: a store holds its
                     first ``count`` rows and ``keys_bytes`` bytes of keys, whatever follows them
 ``skipped.json``    images that could not be used, ``{key: reason}``
+``stamps.npy``      optional: the size and modification time (ns) of each row's image file when it
+                    was extracted, int64 ``(n, 2)``, for the rows ``stamps_from`` to ``stamps_from +
+                    stamps_count`` (metadata; ``-1``: no file, e.g. rows given as arrays); appended
+                    and committed with the rows. An extraction run again compares them with the
+                    files, so that an image changed since is said, not silently kept
 ``pca.npz``         optional PCA (mean, components), fitted on a sample of the rows
-``shards/``         work in progress: ``shard-NNNNNN.npy`` (rows) + ``shard-NNNNNN.json`` (the
-                    commit record: keys, skips, identity), written data first, record last
+``shards/``         work in progress: ``shard-NNNNNN.npy`` (rows), ``stamps-NNNNNN.npy`` (their
+                    files' stamps, when given) + ``shard-NNNNNN.json`` (the commit record: keys,
+                    skips, identity), written data first, record last
 ``.lock``           the single-writer lock (an OS lock held by the writing process, whose pid
                     the file names); the OS releases it when that process ends, even by kill -9
                     (children it forks, e.g. decode workers, close their copy at once)
@@ -99,7 +105,7 @@ from gensim_im2vec.validation import check_features, is_int, npy_header
 logger = logging.getLogger(__name__)
 
 __all__ = ["FeatureStore", "FeatureStoreWriter", "PCA", "StoreMismatchError", "StoreLockedError", "IDENTITY_FIELDS",
-           "check_store_folder", "images_digest", "is_store", "unfinished_run"]
+           "NO_STAMP", "check_store_folder", "file_stamp", "images_digest", "is_store", "unfinished_run"]
 
 FORMAT_VERSION = 1
 FEATURES_FILE = "features.npy"
@@ -113,9 +119,18 @@ LOCK_FILE = ".lock"
 #: until its writer's close(); hidden, like the lock, so that it never makes a folder look like a user's.
 RUN_FILE = ".unfinished-run"
 SHARD_DIR = "shards"
-_SHARD_RE = re.compile(r"^shard-(\d{6,})\.(npy|json)$")
+#: The size and mtime_ns of each row's image file when it was extracted (see the module notes).
+STAMPS_FILE = "stamps.npy"
+#: The stamp of a row without a file (rows given as arrays) or of a file that could not be stat'ed.
+NO_STAMP = -1
+_SHARD_RE = re.compile(r"^(shard|stamps)-(\d{6,})\.(npy|json)$")  # groups: kind, shard id, ending
 _WHITESPACE = re.compile(r"\s")
-_STORE_FILES = (FEATURES_FILE, KEYS_FILE, METADATA_FILE, SKIPPED_FILE, PCA_FILE, JOURNAL_FILE)
+_STORE_FILES = (FEATURES_FILE, KEYS_FILE, METADATA_FILE, SKIPPED_FILE, PCA_FILE, JOURNAL_FILE, STAMPS_FILE)
+_STAMP_BYTES = 16  # one row of stamps.npy: two int64
+_STAMP_FIELDS = ("stamps_from", "stamps_count")  # the metadata that commits stamps.npy's rows
+_LOOKUP_CHUNK = 1 << 20  # keys looked up at a time by _rows_of
+#: What a writer found of a store's stamps (FeatureStoreWriter.stored_stamps): none.
+_NO_FOUND_STAMPS: tuple = ([], (None, 0, 0), [], None)
 
 #: Metadata fields that must agree before rows from two runs may share one store.
 IDENTITY_FIELDS = (
@@ -480,6 +495,80 @@ def _features_layout(file: Path, dim: int, dtype: str) -> int:
     return offset
 
 
+def file_stamp(path) -> tuple[int, int]:
+    """The stamp a store records for an image file: ``(size, mtime_ns)`` (one ``os.stat``, symlinks
+    followed); ``(NO_STAMP, NO_STAMP)`` when the file cannot be stat'ed.
+
+    An extraction takes it before the file is read, so that a file changed while it runs is found
+    changed by the next run rather than stamped as new with its old features. An edit that keeps
+    both the size and the modification time (``touch -r``, a copy that sets the old time) is not
+    seen; on file systems with coarse times (FAT: 2 s) neither is one of the same size within that
+    time.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> f = os.path.join(tempfile.mkdtemp(), "a.jpg")
+    >>> with open(f, "wb") as fh:
+    ...     _ = fh.write(b"12345")
+    >>> file_stamp(f)[0], file_stamp(f + ".missing")
+    (5, (-1, -1))
+    """
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):  # missing, unreadable folder, a NUL in the name
+        return NO_STAMP, NO_STAMP
+    return int(st.st_size), int(st.st_mtime_ns)
+
+
+def _stamps_problem(file: Path, rows: int, *, exact: bool = True) -> str | None:
+    """Why `file` does not hold `rows` stamps (an ``(n, 2)`` int64 ``.npy``; exactly `rows` of them,
+    or at least `rows` when not `exact`: the tail beyond a store's commit), or None."""
+    try:
+        shape, dt, fortran, offset = npy_header(file)
+        size = file.stat().st_size
+    except (ValueError, OSError) as e:
+        return str(e)
+    if len(shape) != 2 or shape[1] != 2 or dt != np.dtype("<i8") or fortran:
+        return f"{str(file)!r} holds {dt.name} of shape {tuple(shape)}, not (n, 2) int64 stamps"
+    need = offset + rows * _STAMP_BYTES
+    if size < need or (exact and (size != need or shape[0] != rows)):
+        return f"{str(file)!r} has {size} bytes, {rows} stamps need {need} (truncated?)"
+    if len(_header_bytes("<i8", rows, 2)) != offset:
+        return f"{str(file)!r} has a header of {offset} bytes, not one this writer can update in place"
+    return None
+
+
+def _rows_of(stored: Sequence[str], query: Sequence[str]) -> np.ndarray:
+    """The row of each key of `query` in `stored` (unique keys), -1 where it is not there.
+
+    By the keys' hashes, sorted (16 bytes per stored key, where a dict of them takes about 80), each
+    match confirmed on the key itself; ``hash`` of a str is fixed within one process."""
+    rows = np.full(len(query), -1, dtype=np.int64)
+    if not len(stored) or not len(query):
+        return rows
+    h = np.fromiter(map(hash, stored), dtype=np.int64, count=len(stored))
+    order = np.argsort(h, kind="stable")
+    h = h[order]
+    for lo in range(0, len(query), _LOOKUP_CHUNK):
+        chunk = query[lo : lo + _LOOKUP_CHUNK]
+        q = np.fromiter(map(hash, chunk), dtype=np.int64, count=len(chunk))
+        first, last = np.searchsorted(h, q, "left"), np.searchsorted(h, q, "right")
+        found = np.flatnonzero(last > first)
+        hit_i, hit_r = [], []
+        for i, r, a, b in zip(found.tolist(), order[first[found]].tolist(), first[found].tolist(),
+                              last[found].tolist()):
+            key = chunk[i]
+            if stored[r] != key:  # another key of the same hash: the others that share it
+                r = next((int(order[j]) for j in range(a + 1, b) if stored[int(order[j])] == key), -1)
+                if r < 0:
+                    continue
+            hit_i.append(i)
+            hit_r.append(r)
+        rows[lo + np.asarray(hit_i, dtype=np.int64)] = np.asarray(hit_r, dtype=np.int64)
+    return rows
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -765,6 +854,10 @@ def _shard_problem(d: Path, sid: int, dim: int, dtype: str) -> tuple[dict | None
     expected = offset + rec["count"] * dim * np.dtype(dtype).itemsize
     if size != expected:
         return None, f"{str(npath)!r} has {size} bytes, its {want} {dtype} rows need {expected} (truncated?)"
+    if rec.get("stamps"):
+        why = _stamps_problem(d / _stamps_name(sid), rec["count"])
+        if why is not None:
+            return None, why
     return rec, None
 
 
@@ -777,9 +870,9 @@ def _committed_shards(path: Path, after: int, dim: int, dtype: str) -> tuple[lis
     out, damaged = [], []
     for name in os.listdir(d):
         m = _SHARD_RE.match(name)
-        if m and m.group(2) == "json":
-            sid = int(m.group(1))
-            if sid > after and (d / f"shard-{m.group(1)}.npy").exists():
+        if m and m.group(3) == "json":
+            sid = int(m.group(2))
+            if sid > after and (d / _shard_name(sid, "npy")).exists():
                 rec, why = _shard_problem(d, sid, dim, dtype)
                 if rec is None:
                     damaged.append((sid, why))
@@ -814,6 +907,17 @@ def _load_rows(file: Path, count: int, dim: int, dtype: str, mmap: bool) -> np.n
 
 def _shard_name(sid: int, ext: str) -> str:
     return f"shard-{sid:06d}.{ext}"
+
+
+def _stamps_name(sid: int) -> str:
+    """The file of a shard's stamps (its rows' files' size and mtime_ns), beside its rows."""
+    return f"stamps-{sid:06d}.npy"
+
+
+def _shard_files(d: Path, sid: int) -> list[Path]:
+    """A shard's files in the order they are deleted: its commit record first (data without one is
+    ignored, then removed), then its rows and stamps."""
+    return [d / _shard_name(sid, "json"), d / _shard_name(sid, "npy"), d / _stamps_name(sid)]
 
 
 def _read_metadata(path: Path) -> dict:
@@ -1132,6 +1236,33 @@ class FeatureStore:
 
     __getitem__ = get_vector
 
+    def file_stamps(self) -> np.ndarray:
+        """The size and mtime_ns of each row's image file when it was extracted, in row order
+        (``stamps.npy``, see the module notes).
+
+        Returns
+        -------
+        numpy.ndarray of shape (len(store), 2), int64
+            :data:`NO_STAMP` (-1) for rows without one: rows given as arrays (:meth:`from_arrays`,
+            merges), rows of a store written before stamps were recorded, or all rows when the
+            stamps are damaged (said in a warning).
+        """
+        out = np.full((len(self), 2), NO_STAMP, dtype=np.int64)
+        start, n = self.metadata.get("stamps_from"), self.metadata.get("stamps_count")
+        if start is None or not n:
+            return out
+        file = self.path / STAMPS_FILE
+        if not (is_int(start) and is_int(n) and start >= 0 and start + n <= len(self)):
+            why = f"{METADATA_FILE} says stamps_from {start!r}, stamps_count {n!r} for {len(self)} rows"
+        else:
+            why = _stamps_problem(file, int(n), exact=False)
+        if why is not None:
+            logger.warning("%s: the stamps of its image files are damaged (%s); the next extraction into it "
+                           "removes them", self.path, why)
+            return out
+        out[start : start + n] = np.memmap(file, dtype="<i8", mode="r", offset=npy_header(file)[3], shape=(n, 2))
+        return out
+
     def __repr__(self) -> str:
         m = self.metadata
         return (
@@ -1348,7 +1479,18 @@ class FeatureStoreWriter:
     shards again. A writer that starts a store (a new one, or one it overwrites) writes the run
     record ``.unfinished-run`` before any of the store's files; :meth:`close` deletes it last,
     :meth:`abort` and a crash leave it (see `resume`).
+
+    Rows written with ``stamps`` (the size and mtime_ns of their image files, :func:`file_stamp`)
+    take them along the same way: ``stamps-NNNNNN.npy`` beside the shard's rows, before its
+    record; appended to ``stamps.npy`` with the rows and committed in the same ``metadata.json``
+    (``stamps_from``, ``stamps_count``). A store gets ``stamps.npy`` with its first stamped rows;
+    rows written without stamps (arrays, merges) add nothing to it, and count as unstamped
+    (:data:`NO_STAMP`) if stamped rows follow them.
     """
+
+    _stamps_from: int | None = None  # the store's first row with a stamp (None: no stamps.npy)
+    _stamps_count = 0  # stamps committed in stamps.npy: rows _stamps_from .. _stamps_from + _stamps_count
+    _stamps_offset = 0  # the data offset of stamps.npy
 
     def __init__(
         self,
@@ -1387,6 +1529,10 @@ class FeatureStoreWriter:
         self._buf_keyset: set[str] = set()
         self._buf_rows: list[np.ndarray] = []
         self._buf_skips: dict[str, str] = {}
+        self._buf_stamps: list[np.ndarray] = []
+        self._buf_stamped = False  # some buffered row was given a stamp
+        self._found_stamps: tuple = _NO_FOUND_STAMPS  # see stored_stamps
+        self._staged_stamps: np.ndarray | None = None  # see _stage_stamps
         self.rows_written = 0
         self._lock: _StoreLock | None = None
 
@@ -1482,6 +1628,7 @@ class FeatureStoreWriter:
             self._init_empty(pca)
         self.pca = pca
         self._recover_tail()
+        self._recover_stamps()
         # what is already there: the store's rows + committed shards
         self._count = int(self._base_meta["count"])
         self._keys_bytes = int(self._base_meta["keys_bytes"])
@@ -1497,11 +1644,12 @@ class FeatureStoreWriter:
             # its data does not match its commit record: forget the shard, its images are redone
             logger.warning("%s: shard %i is damaged (%s); removing it, its images are extracted again",
                            self.path, sid, why)
-            for ext in ("json", "npy"):  # the record first: data without a record is ignored
+            for file in _shard_files(self.path / SHARD_DIR, sid):  # the record first: data without one is ignored
                 try:
-                    (self.path / SHARD_DIR / _shard_name(sid, ext)).unlink()
+                    file.unlink()
                 except FileNotFoundError:
                     pass
+        self._find_stamps(base_keys)
         self.done_keys: set[str] = set(base_keys)
         del base_keys
         self.skipped: dict[str, str] = _read_skipped(self.path)
@@ -1545,8 +1693,8 @@ class FeatureStoreWriter:
             m = _SHARD_RE.match(name)
             if not m:
                 continue
-            sid = int(m.group(1))
-            if sid <= last or (m.group(2) == "npy" and not (d / _shard_name(sid, "json")).exists()):
+            sid = int(m.group(2))
+            if sid <= last or (m.group(3) != "json" and not (d / _shard_name(sid, "json")).exists()):
                 logger.debug("%s: removing stale shard file %s", self.path, name)
                 (d / name).unlink()
 
@@ -1603,6 +1751,100 @@ class FeatureStoreWriter:
                            "keys", self.path, ksize - meta["keys_bytes"])
             os.truncate(kfile, meta["keys_bytes"])
 
+    def _recover_stamps(self) -> None:
+        """Make ``stamps.npy`` exactly the committed stamps (under the lock, after :meth:`_recover_tail`).
+
+        Cuts off stamps an interrupted append wrote beyond the commit and brings the header's row
+        count up to it; deletes a ``stamps.npy`` that no metadata commits (an interrupted first
+        append). Damaged stamps (a truncated or foreign file) are removed with a warning: they only
+        serve to find changed image files, the rows stay; rows extracted from then on get stamps again."""
+        meta = self._base_meta
+        file = self.path / STAMPS_FILE
+        start, n = meta.get("stamps_from"), meta.get("stamps_count")
+        if start is None:
+            if file.exists():
+                file.unlink()
+            return
+        if not (is_int(start) and is_int(n) and start >= 0 and n >= 0 and start + n <= int(meta["count"])):
+            why = (f"{METADATA_FILE} says stamps_from {start!r}, stamps_count {n!r} for a store of "
+                   f"{meta['count']} rows")
+        else:
+            why = _stamps_problem(file, int(n), exact=False)
+        if why is not None:
+            logger.warning(
+                "%s: the stamps of its image files are damaged (%s); removing them. The rows stay, but for the "
+                "rows they covered an image file changed since its extraction can no longer be found; rows "
+                "extracted from now on get stamps again", self.path, why)
+            meta = {k: v for k, v in meta.items() if k not in _STAMP_FIELDS}
+            _atomic_write_json(self.path / METADATA_FILE, meta)
+            self._base_meta = meta
+            for f in _STAMP_FIELDS:
+                self.metadata.pop(f, None)
+            file.unlink(missing_ok=True)
+            return
+        offset = npy_header(file)[3]
+        end = offset + int(n) * _STAMP_BYTES
+        if file.stat().st_size > end:
+            logger.debug("%s: removing stamps an interrupted append wrote beyond the %i committed ones",
+                         self.path, n)
+            os.truncate(file, end)
+        self._stamps_from, self._stamps_count, self._stamps_offset = int(start), int(n), offset
+        if npy_header(file)[0][0] != n:
+            self._set_stamps_header()
+
+    def _find_stamps(self, base_keys: list[str]) -> None:
+        """Keep what :meth:`stored_stamps` looks up: the keys of the store's stamped rows (a slice of
+        the keys the writer reads anyway: 8 bytes a row) and the stamps of its committed shards."""
+        start, n = self._stamps_from, self._stamps_count
+        keys = base_keys[start : start + n] if start is not None else []
+        shard_keys: list[str] = []
+        shard_stamps = []
+        for sid, rec in self._shards:
+            if rec.get("stamps"):
+                shard_keys.extend(rec["keys"])
+                shard_stamps.append(np.load(self.path / SHARD_DIR / _stamps_name(sid)))
+        self._found_stamps = (keys, (start, n, self._stamps_offset), shard_keys,
+                              np.concatenate(shard_stamps) if shard_stamps else None)
+
+    def stored_stamps(self, keys: Sequence[str]) -> np.ndarray:
+        """The stamps the store holds for `keys`, as this writer found it when it was opened (its rows
+        and committed shards).
+
+        Parameters
+        ----------
+        keys : sequence of str
+            Keys to look up, e.g. those of :attr:`done_keys` an extraction is given again.
+
+        Returns
+        -------
+        numpy.ndarray of shape (len(keys), 2), int64
+            The size and mtime_ns (:func:`file_stamp`) of each key's image file when its row was
+            extracted; :data:`NO_STAMP` for a key without one: not stored, stored from arrays, or
+            stored before stamps were recorded (a store without ``stamps.npy`` has none).
+        """
+        out = np.full((len(keys), 2), NO_STAMP, dtype=np.int64)
+        stored, (start, n, offset), shard_keys, shard_stamps = self._found_stamps
+        rows = _rows_of(stored, keys)
+        hit = np.flatnonzero(rows >= 0)
+        if len(hit):
+            mm = np.memmap(self.path / STAMPS_FILE, dtype="<i8", mode="r", offset=offset, shape=(n, 2))
+            out[hit] = mm[rows[hit]]
+            del mm
+        rows = _rows_of(shard_keys, keys)
+        hit = np.flatnonzero(rows >= 0)
+        if len(hit):
+            out[hit] = shard_stamps[rows[hit]]
+        return out
+
+    def _set_stamps_header(self) -> None:
+        """Write the stamp count into ``stamps.npy``'s header, in place (room checked by
+        :func:`_stamps_problem`, or the file made by this writer)."""
+        header = _header_bytes("<i8", self._stamps_count, 2)
+        with open(self.path / STAMPS_FILE, "r+b") as f:
+            f.write(header)
+            f.flush()
+            os.fsync(f.fileno())
+
     @property
     def _row_bytes(self) -> int:
         return self.dim * np.dtype(self.dtype).itemsize
@@ -1629,7 +1871,8 @@ class FeatureStoreWriter:
         _atomic_write(file, copy)
         self._offset = len(header)
 
-    def _final_metadata(self, count: int, last_shard: int, keys_bytes: int) -> dict:
+    def _final_metadata(self, count: int, last_shard: int, keys_bytes: int,
+                        stamps: tuple[int | None, int] | None = None) -> dict:
         meta = dict(self.metadata)
         meta.update(
             count=int(count),
@@ -1639,11 +1882,16 @@ class FeatureStoreWriter:
             package_version=__version__,
             format_version=FORMAT_VERSION,
         )
+        start, n = stamps if stamps is not None else (self._stamps_from, self._stamps_count)
+        for f in _STAMP_FIELDS:
+            meta.pop(f, None)
+        if start is not None:
+            meta.update(stamps_from=int(start), stamps_count=int(n))
         return meta
 
     # -- writing ------------------------------------------------------------------------------
 
-    def write(self, keys: Sequence[str], vectors) -> None:
+    def write(self, keys: Sequence[str], vectors, stamps=None) -> None:
         """Buffer rows; a shard is committed whenever ``shard_size`` rows (+skips) are buffered.
 
         Parameters
@@ -1651,12 +1899,27 @@ class FeatureStoreWriter:
         keys : sequence of str
             One new key per row (a key already in the store is an error).
         vectors : array_like of shape (len(keys), dim)
+        stamps : array_like of shape (len(keys), 2), optional
+            The size and mtime_ns of each row's image file, taken before it was read
+            (:func:`file_stamp`; :data:`NO_STAMP` for a row without a file); kept in ``stamps.npy``
+            so that an extraction run again finds files changed since. None: rows without files.
         """
         self._check_open()
+        staged, self._staged_stamps = self._staged_stamps, None
+        if stamps is None:
+            stamps = staged
         keys = _check_keys(keys, "write(keys)")
         if not keys:
             return
         arr = check_features(vectors, dim=self.dim, name="write(vectors)", keys=keys, allow_zero=True)
+        if stamps is not None:
+            stamps = np.asarray(stamps)
+            if stamps.shape != (len(keys), 2) or not np.issubdtype(stamps.dtype, np.integer):
+                raise ValueError(
+                    f"write(stamps): expected whole numbers of shape ({len(keys)}, 2), the (size, mtime_ns) of each "
+                    f"row's file (gensim_im2vec.store.file_stamp), got {stamps.dtype} of shape {stamps.shape}."
+                )
+            stamps = stamps.astype("<i8")
         again = [k for k in keys if k in self.done_keys or k in self._buf_keyset]
         if again:
             raise ValueError(
@@ -1687,10 +1950,17 @@ class FeatureStoreWriter:
         self._buf_keys.extend(keys)
         self._buf_keyset.update(keys)
         self._buf_rows.append(stored)
+        self._buf_stamps.append(stamps if stamps is not None else len(keys))
+        self._buf_stamped = self._buf_stamped or stamps is not None
         for k in keys:
             self._buf_skips.pop(k, None)
         if len(self._buf_keys) + len(self._buf_skips) >= self.shard_size:
             self.flush()
+
+    def _stage_stamps(self, stamps: np.ndarray | None) -> None:
+        """Give the next :meth:`write` call its rows' `stamps` (when it is not given any itself): for
+        the extractor, which calls ``write(keys, vectors)``."""
+        self._staged_stamps = stamps
 
     def skip(self, key: str, reason: str) -> None:
         """Record that `key` was not stored and why (kept in ``skipped.json``)."""
@@ -1717,6 +1987,11 @@ class FeatureStoreWriter:
             "identity": _identity(self.metadata),
             "committed": _now(),
         }
+        if self._buf_stamped and self._buf_keys:  # the rows' stamps, beside their data, before the record
+            stamps = np.concatenate([s if isinstance(s, np.ndarray) else np.full((s, 2), NO_STAMP, dtype="<i8")
+                                     for s in self._buf_stamps])
+            _atomic_write(d / _stamps_name(sid), lambda f: np.save(f, stamps))
+            record["stamps"] = True
         self._commit(d / _shard_name(sid, "json"), record)
         self._shards.append((sid, record))
         self.done_keys.update(self._buf_keys)
@@ -1726,6 +2001,7 @@ class FeatureStoreWriter:
         self._next_shard += 1
         self._buf_keys, self._buf_rows, self._buf_skips = [], [], {}
         self._buf_keyset = set()
+        self._buf_stamps, self._buf_stamped = [], False
         if sum(r["count"] for _, r in self._shards) * self._row_bytes >= APPEND_BYTES:
             self._append_shards()  # keep the shards (a second copy of the rows) small on disk
 
@@ -1749,6 +2025,7 @@ class FeatureStoreWriter:
                 fsync_dir(self.path)
         finally:
             self._closed = True
+            self._found_stamps = _NO_FOUND_STAMPS
             self._release()
         if getattr(self, "zeroed_rows", 0):
             logger.warning("%s: %i row(s) written by this writer are all zeros (float16 could not hold them); "
@@ -1762,6 +2039,7 @@ class FeatureStoreWriter:
                 self.flush()
             finally:
                 self._closed = True
+                self._found_stamps = _NO_FOUND_STAMPS
                 self._release()
 
     def _release(self) -> None:
@@ -1815,24 +2093,58 @@ class FeatureStoreWriter:
             f.write(kdata)
             f.flush()
             os.fsync(f.fileno())
+        stamps = self._append_stamps(shards)
         skipped = {k: v for k, v in self.skipped.items() if k not in self.done_keys}
         _atomic_write_json(self.path / SKIPPED_FILE, skipped)
         count, last = self._count + len(keys), shards[-1][0]
-        meta = self._final_metadata(count=count, last_shard=last, keys_bytes=self._keys_bytes + len(kdata))
+        meta = self._final_metadata(count=count, last_shard=last, keys_bytes=self._keys_bytes + len(kdata),
+                                    stamps=stamps[:2] if stamps is not None else None)
         self._commit_metadata(meta)
         self._count, self._keys_bytes, self._last_consolidated, self._shards = count, meta["keys_bytes"], last, []
         self._base_meta = meta
         self._set_header(count)
+        if stamps is not None:
+            self._stamps_from, self._stamps_count, self._stamps_offset = stamps
+            self._set_stamps_header()
         for sid, _ in shards:  # the record first: data without a record is ignored
-            for ext in ("json", "npy"):
+            for file in _shard_files(d, sid):
                 try:
-                    (d / _shard_name(sid, ext)).unlink()
+                    file.unlink()
                 except FileNotFoundError:
                     pass
         logger.info(
             "%s: appended %i shard(s) (%i rows); the store holds %i rows of dim %i (%s), %i skipped",
             self.path, len(shards), len(keys), count, self.dim, self.dtype, len(skipped),
         )
+
+    def _append_stamps(self, shards: list[tuple[int, dict]]) -> tuple[int, int, int] | None:
+        """Append the stamps of `shards` to ``stamps.npy`` (fsynced, not committed: the caller's
+        metadata commits them), after :data:`NO_STAMP` rows for any rows stored without stamps since
+        the last stamped ones; the first stamped shards of a store start the file at their first row.
+        Returns the new ``(stamps_from, stamps_count, data offset)``, or None when no shard has stamps
+        (then ``stamps.npy`` is left as it is)."""
+        if not any(rec.get("stamps") for _, rec in shards):
+            return None
+        d, file = self.path / SHARD_DIR, self.path / STAMPS_FILE
+        start, n, offset = self._stamps_from, self._stamps_count, self._stamps_offset
+        if start is None:  # the store's first stamps
+            header = _header_bytes("<i8", 0, 2)
+            _atomic_write(file, lambda f: f.write(header))
+            start, n, offset = self._count, 0, len(header)
+        gap = self._count - (start + n)  # rows stored without stamps after the last stamped ones
+        with open(file, "r+b") as f:
+            f.seek(offset + n * _STAMP_BYTES)
+            f.truncate()  # what a failed append of this writer left
+            for sid, rec in [(None, {"count": gap})] + shards:
+                if rec.get("stamps"):
+                    self._append_rows(f, np.load(d / _stamps_name(sid), mmap_mode="r"))
+                else:
+                    for s in range(0, rec["count"], _COPY_ROWS):
+                        f.write(np.full((min(_COPY_ROWS, rec["count"] - s), 2), NO_STAMP, dtype="<i8").data)
+                n += rec["count"]
+            f.flush()
+            os.fsync(f.fileno())
+        return start, n, offset
 
     def _append_rows(self, f, rows: np.ndarray) -> None:
         """Write a shard's rows at the end of ``features.npy`` (bounded memory)."""
