@@ -40,11 +40,14 @@ class Interrupted(click.ClickException):
 
 
 def _interrupted_message(ctx: click.Context) -> str:
-    names = []
+    names, params = [], dict(ctx.params)
     while ctx.parent is not None:
         names.append(ctx.info_name)
         ctx = ctx.parent
     name = " ".join(reversed(names))
+    if name == "train" and params.get("resumable") and params.get("output"):
+        return (f"`im2vec train` stopped; the epochs it finished are kept in {params['output']}.checkpoint (when "
+                f"it had finished one). Run the same command again (with --resumable) to continue from there.")
     if name in RESUMABLE:
         return (f"`im2vec {name}` stopped; the work it finished is kept. Run the same command again to continue "
                 f"where it stopped.")
@@ -648,6 +651,17 @@ def evaluate_command(model_path, demo_dir, mode, test_path, features_path, train
     if demo_dir is not None and analogies_path:
         raise click.UsageError("--demo asks the demo's own analogy questions; leave --analogies out, or give "
                                "--test and --features instead of --demo.")
+    if demo_dir is not None:  # the demo's rules decide these: given, they would be ignored without a word
+        ignored = [name for name, value in (
+            ("--test", test_path), ("--features", features_path), ("--train", train_path),
+            ("--train-features", train_features), ("--candidates", candidates_path), ("--zero-shot", zero_shot_path),
+            ("--baselines", baselines),
+            ("--word-similarity" if word_similarity else "--no-word-similarity",
+             None if word_similarity is None else True)) if value is not None]
+        if ignored:
+            raise click.UsageError(f"--demo evaluates with the demo's own split, candidates, baselines and word "
+                                   f"similarity; leave {', '.join(ignored)} out, or give --test and --features "
+                                   f"instead of --demo.")
     analogies = _read_analogies(analogies_path, "--analogies") if analogies_path else None
     model = _load_model(model_path)
     if text_model:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from gensim_im2vec.distributed import merge_stores
 from gensim_im2vec.store import FeatureStore
@@ -31,3 +32,50 @@ def test_merge_keeps_the_first_sources_skip_reason(tmp_path):
     c = _store_with_skips(tmp_path / "c", ["img:9"], {})
     merged = merge_stores(tmp_path / "m2", [a, c])
     assert merged.keys == ["img:1", "img:9"] and "img:9" not in merged.skipped
+
+
+def test_an_interrupted_resumable_train_says_its_checkpoint_is_kept(tmp_path, monkeypatch):
+    """`im2vec train --resumable` keeps OUTPUT.checkpoint when interrupted and continues from it when
+    run again; its message said "no output is left half-written. Run the same command again to redo
+    it", as for a run that keeps nothing. Without --resumable the message stays as it was."""
+    from click.testing import CliRunner
+
+    from gensim_im2vec import cli
+
+    keys = [f"img:{i}" for i in range(6)]
+    FeatureStore.from_arrays(tmp_path / "store", keys, np.random.default_rng(0).random((6, 8), np.float32) + 0.1)
+    (tmp_path / "docs.txt").write_text("".join(f"{k} cat dog\n" for k in keys))
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_train_new", interrupted)
+    args = ["train", str(tmp_path / "docs.txt"), "-f", str(tmp_path / "store"), "-o", str(tmp_path / "m.model")]
+    said = CliRunner().invoke(cli.main, [*args, "--resumable"])
+    text = " ".join(said.output.split())
+    assert said.exit_code == 130, said.output
+    assert f"kept in {tmp_path / 'm.model'}.checkpoint" in text and "--resumable) to continue" in text, text
+    assert "redo it" not in text
+    plain = CliRunner().invoke(cli.main, args)
+    assert plain.exit_code == 130 and "Run the same command again to redo it." in " ".join(plain.output.split())
+
+
+@pytest.mark.parametrize("extra,named", [
+    (["--baselines", "none"], "--baselines"),
+    (["--no-word-similarity"], "--no-word-similarity"),
+    (["--candidates", "{d}/docs.txt", "--zero-shot", "{d}/docs.txt"], "--candidates, --zero-shot"),
+])
+def test_evaluate_with_demo_refuses_the_options_it_would_ignore(tmp_path, extra, named):
+    """`im2vec evaluate MODEL --demo DIR` evaluates by the demo's rules; --baselines, --word-similarity,
+    --candidates... were taken and ignored without a word (it printed every baseline anyway)."""
+    from click.testing import CliRunner
+
+    from gensim_im2vec.cli import main
+
+    (tmp_path / "m.model").write_bytes(b"never read: refused first")
+    (tmp_path / "docs.txt").write_text("img:0 cat\n")
+    (tmp_path / "demo").mkdir()
+    said = CliRunner().invoke(main, ["evaluate", str(tmp_path / "m.model"), "--demo", str(tmp_path / "demo"),
+                                     *[a.format(d=tmp_path) for a in extra]])
+    assert said.exit_code == 2, said.output
+    assert f"leave {named} out" in " ".join(said.output.split()), said.output
