@@ -99,7 +99,7 @@ PARTS_SUFFIX = ".ray-parts"
 #: What extract_ray writes in ``STORE.ray-parts/``: part stores and their finished markers.
 _PART_NAME = re.compile(r"^part-\d{6,}(\.done\.json)?$")
 _COPY_ROWS = 65536
-_PROVENANCE_DROP = ("count", "last_shard", "created", "updated", "package_version", "format_version", "pca")
+_PROVENANCE_DROP = ("count", "last_shard", "created", "store_id", "updated", "package_version", "format_version", "pca")
 
 
 # ----------------------------------------------------------------------------- merging

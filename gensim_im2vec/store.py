@@ -91,6 +91,7 @@ import os
 import re
 import shutil
 import time
+import uuid
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -1039,7 +1040,7 @@ class FeatureStore:
         The rows as stored (before a PCA applied on read).
     metadata : dict
         arch, weights, layer, feature_dim, dim, dtype, preprocessing, normalisation, pca,
-        pca_components, count, created, updated, package_version, format_version.
+        pca_components, count, created, store_id, updated, package_version, format_version.
     skipped : dict of str to str
         Images that were not used, with the reason.
     pca : PCA or None
@@ -1287,7 +1288,8 @@ class FeatureStore:
         -------
         dict
             ``path`` (absolute), ``count``, ``dim``, ``dtype``, ``keys_bytes`` and ``keys_sha256`` (of
-            the keys in row order), ``created`` and the identity fields (:data:`IDENTITY_FIELDS`,
+            the keys in row order), ``created``, ``store_id`` (a random id given when the store was
+            created: a store made again in the same second has another) and the identity fields (:data:`IDENTITY_FIELDS`,
             ``pca``): a store that only grew since (rows appended) still matches it.
         """
         sha = self.keys_sha256
@@ -1300,6 +1302,7 @@ class FeatureStore:
             "keys_bytes": int(self._keys_bytes),
             "keys_sha256": sha,
             "created": meta.get("created"),
+            "store_id": meta.get("store_id"),
             "pca": meta.get("pca"),
         }
         ref["identity"] = _identity(meta)
@@ -1324,6 +1327,9 @@ class FeatureStore:
             problems.append(f"its PCA is {meta.get('pca')!r}, the model's store had {ref.get('pca')!r}")
         if not problems and self._keys_prefix_sha256(int(ref["count"]), int(ref["keys_bytes"])) != ref["keys_sha256"]:
             problems.append(f"its first {ref['count']} keys are not the model's store's keys")
+        if not problems and ref.get("store_id") and ref.get("store_id") != meta.get("store_id"):
+            problems.append(f"it is store {meta.get('store_id')}, the model's store was {ref['store_id']} (made again "
+                            f"in the same second, with the same keys: re-extracted or another store)")
         return problems
 
     def _keys_prefix_sha256(self, count: int, nbytes: int) -> str | None:
@@ -1381,7 +1387,7 @@ class FeatureStore:
         """The store's metadata as it is now (under the lock), checked to describe the store this
         handle was opened on, possibly with rows appended since; else ValueError naming the fix."""
         meta = _read_metadata(self.path)
-        changed = [f for f in ("created", "dim", "dtype", *IDENTITY_FIELDS, "pca")
+        changed = [f for f in ("created", "store_id", "dim", "dtype", *IDENTITY_FIELDS, "pca")
                    if meta.get(f) != self.metadata.get(f)]
         if changed or int(meta["count"]) < len(self):
             raise ValueError(
@@ -1622,6 +1628,9 @@ class FeatureStoreWriter:
         else:
             self._base_meta = None
             meta["created"] = _now()
+            # which store this is: `created` has a resolution of one second, and a store re-extracted
+            # or overwritten within it, with the same keys, would pass for the one a model recorded
+            meta["store_id"] = uuid.uuid4().hex
             self.metadata = meta
         self._cleanup_stale()
         if self._base_meta is None:

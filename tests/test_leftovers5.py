@@ -79,3 +79,22 @@ def test_evaluate_with_demo_refuses_the_options_it_would_ignore(tmp_path, extra,
                                      *[a.format(d=tmp_path) for a in extra]])
     assert said.exit_code == 2, said.output
     assert f"leave {named} out" in " ".join(said.output.split()), said.output
+
+
+def test_a_store_made_again_in_the_same_second_is_not_the_models_store(tmp_path):
+    """`created` has a resolution of one second: a store overwritten within it, with the same keys,
+    passed for the store a model recorded (its `reference`), so `Im2Vec.load` and the model's
+    update took the new rows for the old ones. Each store now has a random `store_id`."""
+    rng = np.random.default_rng(0)
+    keys = ["img:a", "img:b"]
+    first = FeatureStore.from_arrays(tmp_path / "s", keys, rng.random((2, 4), dtype=np.float32))
+    ref = first.reference()
+    again = FeatureStore.from_arrays(tmp_path / "s", keys, rng.random((2, 4), dtype=np.float32), mode="overwrite")
+    if again.metadata["created"] != ref["created"]:
+        pytest.skip("the second store was not made in the same second (a slow machine); nothing to tell apart")
+    problems = again.reference_problems(ref)
+    assert len(problems) == 1 and "made again in the same second" in problems[0], problems
+    # the same store with rows appended is still the same store
+    grown = FeatureStore.from_arrays(tmp_path / "s", ["img:c"], rng.random((1, 4), dtype=np.float32), mode="extend")
+    assert grown.reference_problems(again.reference()) == []
+    assert grown.metadata["store_id"] == again.metadata["store_id"] != ref["store_id"]
