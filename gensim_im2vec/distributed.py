@@ -163,6 +163,9 @@ def _merge_writer(target, sources: Sequence, mode: str, shard_size: int):
 def merge_stores(target, sources: Sequence, *, mode: str = "extend", shard_size: int = _COPY_ROWS) -> FeatureStore:
     """Merge feature stores into `target` by key (first occurrence wins), refusing mixed models.
 
+    A key skipped more than once keeps the first reason: the target's own, then the sources' in
+    order; a key one store skipped and another stored is stored.
+
     Parameters
     ----------
     target : str or os.PathLike
@@ -191,7 +194,8 @@ def merge_stores(target, sources: Sequence, *, mode: str = "extend", shard_size:
     stores, writer = _merge_writer(target, sources, mode, shard_size)
     added = 0
     written = _WrittenKeys(writer)  # the first occurrence wins
-    skipped_here: set[str] = set()  # a key two sources skipped keeps the first one's reason
+    # a key skipped twice keeps the first reason: the target's own (extend), else the first source's
+    skipped_here: set[str] = set(writer.skipped)
     try:
         for s in stores:
             rows = [i for i, k in enumerate(s.keys) if k not in written]  # a store's keys are unique

@@ -101,6 +101,7 @@ import importlib
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -156,6 +157,15 @@ def _keyed_vectors(model):
 _READ_ROWS = 4096  # rows of a memory-mapped model read between two releases of its pages
 
 
+def _release_rows(vectors) -> None:
+    """:func:`~gensim_im2vec.image_features.release` of a model's memory-mapped vectors, except a
+    copy-on-write map (``load(..., mmap="c")``): there ``MADV_DONTNEED`` throws away the rows this
+    process changed (a model trained after it was loaded) and reads the saved ones back."""
+    if getattr(vectors, "mode", None) == "c":
+        return
+    release(vectors)
+
+
 def _fill_norms(kv) -> None:
     """``kv.fill_norms()`` a block of rows at a time: gensim's squares a copy of every vector at
     once (4 GB at 10M × 100) and leaves a memory-mapped model's pages mapped. Same values."""
@@ -165,7 +175,7 @@ def _fill_norms(kv) -> None:
     norms = np.empty(n, dtype=kv.vectors.dtype)
     for lo in range(0, n, 65536):
         norms[lo : lo + 65536] = np.linalg.norm(kv.vectors[lo : lo + 65536], axis=1)
-        release(kv.vectors)
+        _release_rows(kv.vectors)
     kv.norms = norms
 
 
@@ -226,7 +236,7 @@ class _UnitRows:
             # an all-zero row stays zero (as l2_normalize): 0/0 made it NaN, which faiss's HNSW never
             # returned and its IVF training refused
             out[part] = self.kv.vectors[r] / np.where(norms > 0, norms, 1)[:, np.newaxis]
-            release(self.kv.vectors)
+            _release_rows(self.kv.vectors)
         return out
 
     def cosines(self, positions: np.ndarray, unit_query: np.ndarray) -> np.ndarray:
@@ -237,6 +247,7 @@ class _UnitRows:
         a memory-mapped model leave the resident set once every :data:`_READ_ROWS` rows read, not
         at each query (``madvise`` over a 40 GB map costs more than the read)."""
         rows = self._model_rows(positions)
+        _fill_norms(self.kv)  # gensim's train() and a vocabulary update drop them (kv.norms = None)
         order = np.argsort(rows, kind="stable")
         r = rows[order]
         norms = self.kv.norms[r]
@@ -244,9 +255,19 @@ class _UnitRows:
         out[order] = (np.asarray(self.kv.vectors[r], dtype=np.float32) @ unit_query) / np.where(norms > 0, norms, 1)
         self._read += len(r)
         if self._read >= _READ_ROWS:
-            release(self.kv.vectors)
+            _release_rows(self.kv.vectors)
             self._read = 0
         return out
+
+    def moved(self, positions: np.ndarray, labels: Sequence[str]) -> tuple[str, str | None] | None:
+        """The first of `positions` whose row of the model no longer holds the key the index was built
+        with (``labels[position]``), as ``(label, key now there or None)``; None when every one does."""
+        keys = self.kv.index_to_key
+        for pos, row in zip(np.asarray(positions).tolist(), self._model_rows(positions).tolist()):
+            now = keys[row] if row < len(keys) else None
+            if now != labels[pos]:
+                return labels[pos], now
+        return None
 
     def blocks(self, size: int = 65536):
         """The rows a block at a time."""
@@ -353,24 +374,39 @@ def _check_pq_m(pq_m: int | None, d: int) -> int:
     return int(pq_m)
 
 
+_BLAS_LOCK = threading.Lock()
+#: The builds inside :func:`_blas_distances` now, and faiss's threshold before the first of them.
+_BLAS_STATE = {"users": 0, "before": None}
+
+
 @contextlib.contextmanager
 def _blas_distances(on: bool):
     """faiss's k-means through BLAS for the duration (``distance_compute_blas_threshold``, restored
     after): faiss-cpu 1.15 computes distances without BLAS below 128,000 query rows, and its k-means of
     a PQ codebook in fewer than 8 dimensions (pq_m > dim / 8) then took 0.34 s instead of 0.03 s per
-    codebook on 16k points: 17 s instead of 1.6 s for pq_m=50 at dim 200."""
+    codebook on 16k points: 17 s instead of 1.6 s for pq_m=50 at dim 200.
+
+    The threshold is process-wide: builds on several threads at once share one change, made by the
+    first to begin and undone by the last to end (each restoring what it found left it lowered for
+    good when two overlapped)."""
     import faiss
 
     cvar = getattr(faiss, "cvar", None)
-    before = getattr(cvar, "distance_compute_blas_threshold", None)
-    if not on or before is None:
+    if not on or getattr(cvar, "distance_compute_blas_threshold", None) is None:
         yield
         return
-    cvar.distance_compute_blas_threshold = min(before, 20)
+    with _BLAS_LOCK:
+        if not _BLAS_STATE["users"]:
+            _BLAS_STATE["before"] = before = cvar.distance_compute_blas_threshold
+            cvar.distance_compute_blas_threshold = min(before, 20)
+        _BLAS_STATE["users"] += 1
     try:
         yield
     finally:
-        cvar.distance_compute_blas_threshold = before
+        with _BLAS_LOCK:
+            _BLAS_STATE["users"] -= 1
+            if not _BLAS_STATE["users"]:
+                cvar.distance_compute_blas_threshold = _BLAS_STATE["before"]
 
 
 class _FaissPart:
@@ -445,6 +481,15 @@ class _FaissPart:
             return [(self.labels[i], float(s)) for i, s in zip(ids[0], sims[0]) if i >= 0]
         # the PQ candidates by their exact cosines, read from the model's own (memory-mapped) rows
         cand = ids[0][ids[0] >= 0]
+        moved = self.rows.moved(cand, self.labels)
+        if moved is not None:  # the rows are another key's now: their cosines would be given under these keys
+            label, now = moved
+            there = f"its row holds {now!r} now" if now is not None else "the model has fewer rows now"
+            raise ValueError(
+                f"this IVF-PQ index re-ranks by its model's rows, and the model's vocabulary changed since it was "
+                f"built: {label!r} is no longer at its row ({there}). Rebuild the index from the model as it is: "
+                f"ModalityIndexer(model, kind='ivfpq', ...)."
+            )
         cos = self.rows.cosines(cand, q[0])
         best = np.argsort(-cos, kind="stable")[:k]
         return [(self.labels[cand[j]], float(cos[j])) for j in best]
