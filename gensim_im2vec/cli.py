@@ -16,6 +16,7 @@ import importlib
 import inspect
 import logging
 import os
+import re
 import signal
 import stat
 import threading
@@ -296,11 +297,12 @@ def _extractor_options(fx: str):
               help="Show progress with images/s (a bar on a terminal, log lines otherwise).")
 @click.option("--retry-skipped/--no-retry-skipped", cls=LibraryOption, library=FX_RUN,
               help="Try the images the store lists as skipped (skipped.json) again: a file may have been fixed.")
-@click.option("--on-changed", type=click.Choice(["warn", "raise"]), cls=LibraryOption, library=FX_RUN,
+@click.option("--on-changed", type=click.Choice(["warn", "raise", "ignore"]), cls=LibraryOption, library=FX_RUN,
               help="Images already in the store whose file changed since it was extracted (size or modification "
-                   "time) are always found and named. warn: the run keeps their old rows and goes on; raise: it "
-                   "stops before any work (exit 1). A store's rows are never rewritten: extract into a new store "
-                   "(-o NEW) to use the new files.")
+                   "time, one stat per stored file). warn: named, the run keeps their old rows and goes on; raise: "
+                   "the run stops before any work (exit 1); ignore: not checked (no stat pass, e.g. a resume at "
+                   "100M files on a network file system). A store's rows are never rewritten: extract into a new "
+                   "store (-o NEW) to use the new files.")
 def extract_command(image_dir, store, key_rule, **options):
     """Extract CNN features of the images under IMAGE_DIR into a feature store (resumable)."""
     from gensim_im2vec.features import extract
@@ -1092,7 +1094,11 @@ def index_command(model_path, output, backend, kind, with_tags, check_queries, *
         idx = ModalityIndexer(model, modalities=modalities, **given({"backend": backend, "kind": kind, **knobs}))
         idx.save(output or model_path + ".ann")
     except (ValueError, TypeError, OSError, ImportError) as e:
-        raise click.ClickException(str(e)) from e
+        message = re.sub(r"\bpq_m=None\b", "leave --pq-m out", str(e))
+        message = re.sub(r"\bkind='(\w+)'", r"--kind \1", message)
+        message = re.sub(r"^(pq_m|rerank|nprobe|nlist):|\bleave (pq_m) out\b",
+                         lambda m: (f"--{m.group(1).replace('_', '-')}:" if m.group(1) else "leave --pq-m out"), message)
+        raise click.ClickException(message) from e
     click.echo(f"{output or model_path + '.ann'}: {idx!r}, built in {idx.build_seconds:.1f}s")
     if check_queries:
         recall = idx.recall(model, queries=check_queries)

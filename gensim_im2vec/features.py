@@ -988,14 +988,16 @@ class FeatureExtractor:
             True (default): try the images the store lists as skipped (``skipped.json``) again, a
             file may have been fixed. False: leave them skipped (they count as skipped before,
             :attr:`ExtractionReport.skipped_before`).
-        on_changed : {"warn", "raise"}
+        on_changed : {"warn", "raise", "ignore"}
             What to do with images already in the store whose file changed on disk since their
             row was extracted. The store records each file's size and modification time when it
             extracts it (``stamps.npy``) and compares them, one ``os.stat`` per image given again,
             with the files. "warn" (default): warn (the count, the first keys, the fix), count them
             in :attr:`ExtractionReport.changed`, keep their old rows and go on. "raise": stop
             before any work with :class:`ChangedFilesError` naming them (for pipelines that must
-            not train on stale rows). A store cannot re-extract them: its rows are never
+            not train on stale rows). "ignore": no check, no ``os.stat`` of the stored files (a
+            resume after a crash at 100M images, on a network file system where the stats take
+            long). A store cannot re-extract them: its rows are never
             rewritten (models saved with it and readers that have it open rely on that); extract
             into a new store to use the new files (or ``mode="overwrite"``). Images stored without
             stamps (a store written before they were recorded, rows from arrays) are not checked
@@ -1014,8 +1016,8 @@ class FeatureExtractor:
         t0 = time.perf_counter()
         if normalise not in ("none", "l2"):
             raise ValueError(f"normalise: expected 'none' or 'l2', got {normalise!r}.")
-        if on_changed not in ("warn", "raise"):
-            raise ValueError(f"on_changed: expected 'warn' or 'raise', got {on_changed!r}.")
+        if on_changed not in ("warn", "raise", "ignore"):
+            raise ValueError(f"on_changed: expected 'warn', 'raise' or 'ignore', got {on_changed!r}.")
         items = _as_items(images, prefix)
         path = Path(store)
         meta = dict(self.metadata, normalisation=normalise)
@@ -1033,7 +1035,7 @@ class FeatureExtractor:
                 if k not in done and (retry_skipped or k not in before)
             ]
             seen = [it for it in items if it[0] in done]  # stored before: checked against their files' stamps
-            changed = _changed_files(writer, seen)
+            changed = _changed_files(writer, seen) if on_changed != "ignore" else []
             if changed and on_changed == "raise":
                 raise ChangedFilesError(_changed_message(path, changed, refused=True))
             if changed:

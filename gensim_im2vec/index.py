@@ -679,6 +679,10 @@ class ModalityIndexer:
         if search_k is not None and (not is_int(search_k) or search_k < 1):
             raise ValueError(f"search_k: expected a positive int or None, got {search_k!r}.")
         self.backend = _resolve_backend(backend)
+        if pq_m is not None and (self.backend != "faiss" or kind != "ivfpq"):
+            raise ValueError(f"pq_m: the bytes per vector of an IVF-PQ index, given for a {self.backend} "
+                             f"{kind if self.backend == 'faiss' else ''} index, which keeps exact vectors; pass "
+                             f"kind='ivfpq' (faiss), or leave pq_m out.".replace("  ", " "))
         self.image_prefix = image_prefix
         self.params = {
             "kind": kind, "nlist": None if nlist is None else int(nlist), "nprobe": int(nprobe),

@@ -290,6 +290,21 @@ def test_rows_of_finds_each_key_also_when_hashes_collide():
 
 
 def test_on_changed_takes_warn_or_raise_only(fx, tmp_path):
-    with pytest.raises(ValueError, match="on_changed: expected 'warn' or 'raise', got 'refresh'"):
+    with pytest.raises(ValueError, match="on_changed: expected 'warn', 'raise' or 'ignore', got 'refresh'"):
         fx.extract(_images(tmp_path / "imgs"), tmp_path / "store", on_changed="refresh", **RUN)
     assert not (tmp_path / "store").exists()  # refused before the store was made
+
+
+def test_on_changed_ignore_stats_no_stored_file(fx, tmp_path, monkeypatch):
+    """A resume at 100M files on a network file system need not stat every stored file again."""
+    from gensim_im2vec import features
+
+    imgs, store = _images(tmp_path / "imgs"), tmp_path / "store"
+    fx.extract(imgs, store, **RUN)
+    _replace(imgs / "003.png")
+    stats = []
+    monkeypatch.setattr(features, "file_stamp", lambda p: stats.append(p) or (1, 1))
+    rep = fx.extract(imgs, store, on_changed="ignore", **RUN)
+    assert (rep.changed, rep.extracted, stats) == (0, 0, [])
+    monkeypatch.undo()
+    assert fx.extract(imgs, store, **RUN).changed == 1  # the default still finds it

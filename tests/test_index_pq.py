@@ -199,7 +199,8 @@ def test_index_cli_builds_an_ivfpq_index(tmp_path):
                                atol=1e-5)
     bad = CliRunner().invoke(main, ["index", path, "-o", str(tmp_path / "bad.ann"), "--backend", "faiss",
                                     "--kind", "ivfpq", "--pq-m", "5"])
-    assert bad.exit_code != 0 and "pq_m: 5 does not divide the vectors' dimension 16" in bad.output
+    assert bad.exit_code != 0 and "--pq-m: 5 does not divide the vectors' dimension 16" in bad.output
+    assert "leave --pq-m out" in " ".join(bad.output.split()) and "pq_m=None" not in bad.output
     assert not (tmp_path / "bad.ann").exists()
     helped = CliRunner().invoke(main, ["index", "--help"])
     assert "--pq-m" in helped.output and "--rerank" in helped.output and "ivfpq" in helped.output

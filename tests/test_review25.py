@@ -103,7 +103,8 @@ def test_an_index_keeps_the_changes_of_a_copy_on_write_model(tmp_path, kind):
     assert getattr(loaded.vectors, "mode", None) == "c"
     loaded.vectors[:] = loaded.vectors * 2 + 1  # changed in this process only
     want = np.array(loaded.vectors)
-    idx = ModalityIndexer(loaded, backend="faiss", kind=kind, pq_m=4, modalities=("images",))
+    idx = ModalityIndexer(loaded, backend="faiss", kind=kind, modalities=("images",),
+                          **({"pq_m": 4} if kind == "ivfpq" else {}))
     np.testing.assert_array_equal(np.asarray(loaded.vectors), want)
     part = idx._parts["images"]
     if part.rows is not None:
@@ -131,3 +132,15 @@ def test_merging_into_a_store_keeps_its_own_skip_reason(tmp_path):
     merged = merge_stores(tmp_path / "m", [tmp_path / "a"])
     assert merged.keys == ["img:1", "img:2"]
     assert merged.skipped == {"img:9": "target: truncated file", "img:8": "too large"}
+
+
+def test_pq_m_for_an_index_that_keeps_exact_vectors_is_refused():
+    """`pq_m` with kind="hnsw"/"ivf" was taken and ignored without a word (the CLI's wording of
+    --pq-m errors: tests/test_index_pq.py's CLI test)."""
+    pytest.importorskip("faiss")
+    kv = KeyedVectors(8)
+    kv.add_vectors([f"w{i}" for i in range(300)], np.random.default_rng(0).normal(size=(300, 8)))
+    for kind in ("ivf", "hnsw"):
+        with pytest.raises(ValueError, match=rf"pq_m: .*faiss {kind} index, which keeps exact vectors; pass "
+                                             rf"kind='ivfpq'"):
+            ModalityIndexer(kv, backend="faiss", kind=kind, pq_m=4, modalities=("words",))
