@@ -18,13 +18,13 @@ pytestmark = pytest.mark.skipif(not BACKENDS, reason="needs faiss-cpu or annoy")
 STRONG = {"faiss": {"ef_search": 256}, "annoy": {"num_trees": 20, "search_k": 20_000}}
 
 
-def _mixed_kv(n_words=600, n_images=1400, dim=24, n_clusters=40, seed=0) -> KeyedVectors:
+def _mixed_kv(n_words=600, n_images=1400, dim=24, n_clusters=40, seed=0, gap_scale=0.5, noise=0.6) -> KeyedVectors:
     """Clustered words and images with a modality offset, as in a trained joint space."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(n_clusters, dim))
-    gap = rng.normal(size=dim) * 0.5
-    w = centres[rng.integers(n_clusters, size=n_words)] + 0.6 * rng.normal(size=(n_words, dim))
-    im = centres[rng.integers(n_clusters, size=n_images)] + gap + 0.6 * rng.normal(size=(n_images, dim))
+    gap = rng.normal(size=dim) * gap_scale
+    w = centres[rng.integers(n_clusters, size=n_words)] + noise * rng.normal(size=(n_words, dim))
+    im = centres[rng.integers(n_clusters, size=n_images)] + gap + noise * rng.normal(size=(n_images, dim))
     kv = KeyedVectors(dim)
     kv.add_vectors([f"w{i}" for i in range(n_words)] + [f"img:{i}" for i in range(n_images)],
                    np.vstack([w, im]).astype(np.float32))

@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 from gensim.models import KeyedVectors
+from test_index import _mixed_kv
 
 from gensim_im2vec import index as _index
 from gensim_im2vec.index import ModalityIndexer, ann_most_similar
@@ -19,16 +20,9 @@ N_WORDS, N_IMAGES, DIM = 800, 4000, 32
 
 
 def _clustered_kv(n_words=N_WORDS, n_images=N_IMAGES, dim=DIM, n_clusters=60, seed=0) -> KeyedVectors:
-    """Words then images, clustered around shared centres, images shifted by a modality gap."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(n_clusters, dim))
-    gap = 1.5 * rng.normal(size=dim)
-    w = centres[rng.integers(n_clusters, size=n_words)] + 0.7 * rng.normal(size=(n_words, dim))
-    im = centres[rng.integers(n_clusters, size=n_images)] + gap + 0.7 * rng.normal(size=(n_images, dim))
-    kv = KeyedVectors(dim)
-    kv.add_vectors([f"w{i}" for i in range(n_words)] + [f"img:{i}" for i in range(n_images)],
-                   np.vstack([w, im]).astype(np.float32))
-    return kv
+    """Words then images, clustered around shared centres, images shifted by a modality gap (wider
+    than test_index's, with more noise)."""
+    return _mixed_kv(n_words, n_images, dim, n_clusters, seed, gap_scale=1.5, noise=0.7)
 
 
 @pytest.fixture(scope="module")
