@@ -1341,6 +1341,11 @@ RAY = "gensim_im2vec.distributed:extract_ray"
 @click.option("--retry-skipped/--no-retry-skipped", cls=LibraryOption, library=FX_RUN,
               help="Try the images the store lists as skipped (skipped.json) again: a file may have been fixed. "
                    "On a cluster that starts Ray and the actors even when nothing else is left to extract.")
+@click.option("--on-changed", type=click.Choice(["warn", "raise", "ignore"]), cls=LibraryOption, library=RAY,
+              help="Images already in the store whose file changed since it was extracted (size or modification "
+                   "time; the driver stats each stored file once, ≈ 8 min per 100M on a local disk). warn: named, "
+                   "their old rows kept; raise: stop before Ray starts (exit 1); ignore: not checked (no stat "
+                   "pass). Extract into a new store (-o NEW) to use the new files.")
 def extract_ray_command(image_dir, store, key_rule, **options):
     """Extract CNN features of the images under IMAGE_DIR on a Ray cluster (one actor per GPU),
     resumably, into one feature store."""

@@ -32,8 +32,12 @@ parts of an unfinished run made with other settings (model, weights, layer, dtyp
 preprocessing: :class:`~gensim_im2vec.store.StoreMismatchError` naming the field), a
 ``STORE.ray-parts/`` holding anything but parts (it is deleted after the merge), an unknown arch
 or layer and weights that cannot be had (the extractor is built once on the driver), a Ray
-address that does not answer (within :data:`ADDRESS_TIMEOUT` s), and a second driver on the same
-store (the lock of ``STORE.ray-parts/``). A part that fails on an actor does not stop the others;
+address that does not answer (within :data:`ADDRESS_TIMEOUT` s), a second driver on the same
+store (the lock of ``STORE.ray-parts/``), and, with ``on_changed="raise"``, images the target store
+holds whose files changed since their extraction (the parts' stores record each file's stamp,
+:func:`merge_stores` carries them into the target with the rows, and the driver compares them with
+the files on a rerun, one ``os.stat`` per stored image given again; "warn", the default, names them
+and counts them in the report). A part that fails on an actor does not stop the others;
 the call then ends with one :class:`PartsFailedError` naming each failed part, its error and node,
 keeping the finished parts for the rerun. The report's counts add up: ``extracted + already +
 skipped == total``, with the skip reasons by kind, as :meth:`FeatureExtractor.extract
@@ -82,8 +86,10 @@ from gensim_im2vec.fileio import atomic_write_json, check_output_folder
 from gensim_im2vec.store import (
     IDENTITY_FIELDS,
     METADATA_FILE,
+    STAMPS_FILE,
     FeatureStore,
     StoreMismatchError,
+    _read_stamps,
     check_store_folder,
     images_digest,
     is_store,
@@ -164,7 +170,11 @@ def merge_stores(target, sources: Sequence, *, mode: str = "extend", shard_size:
     """Merge feature stores into `target` by key (first occurrence wins), refusing mixed models.
 
     A key skipped more than once keeps the first reason: the target's own, then the sources' in
-    order; a key one store skipped and another stored is stored.
+    order; a key one store skipped and another stored is stored. Each row takes its image file's
+    stamp along (:meth:`FeatureStore.file_stamps <gensim_im2vec.store.FeatureStore.file_stamps>`,
+    read a chunk of rows at a time), so that an extraction into the merged store finds files changed
+    since; rows of a source without stamps (made from arrays, or before stamps were recorded) are
+    unstamped (:data:`~gensim_im2vec.store.NO_STAMP`) there too.
 
     Parameters
     ----------
@@ -199,10 +209,12 @@ def merge_stores(target, sources: Sequence, *, mode: str = "extend", shard_size:
     try:
         for s in stores:
             rows = [i for i, k in enumerate(s.keys) if k not in written]  # a store's keys are unique
+            stamped = s._stamp_range()  # checked once per source; None: its rows go without stamps
             for lo in range(0, len(rows), _COPY_ROWS):
                 chunk = np.asarray(rows[lo : lo + _COPY_ROWS], dtype=np.int64)
                 keys = [s.keys[i] for i in chunk]
-                writer.write(keys, np.asarray(s.raw_vectors[chunk]))
+                stamps = None if stamped is None else _read_stamps(s.path / STAMPS_FILE, stamped, len(s), chunk)
+                writer.write(keys, np.asarray(s.raw_vectors[chunk]), stamps=stamps)
                 written.add(keys)
                 added += len(chunk)
             for k, reason in s.skipped.items():
@@ -270,6 +282,24 @@ class _KeyIndex:
             return []
         runs = np.split(same, np.flatnonzero(np.diff(same) != 1) + 1)
         return [np.sort(self.order[run[0] : run[-1] + 2]) for run in runs]
+
+    def lookup(self, keys: Sequence[str]) -> np.ndarray:
+        """The list position of each of `keys` (all 128 bits equal), -1 for a key not in the list:
+        an array aligned with `keys`."""
+        out = np.full(len(keys), -1, dtype=np.int64)
+        if not len(keys) or not len(self):
+            return out
+        q = _key_hashes(keys)
+        lo = np.searchsorted(self.first, q[:, 0], "left")
+        hi = np.searchsorted(self.first, q[:, 0], "right")
+        one = np.flatnonzero(hi - lo == 1)
+        hit = one[self.second[lo[one]] == q[one, 1]]
+        out[hit] = self.order[lo[hit]]
+        for j in np.flatnonzero(hi - lo > 1).tolist():  # first halves shared: the second decides
+            same = np.flatnonzero(self.second[lo[j] : hi[j]] == q[j, 1])
+            if same.size:
+                out[j] = self.order[lo[j] + same[0]]
+        return out
 
     def positions(self, keys: Sequence[str]) -> np.ndarray:
         """The list positions of those of `keys` that are in the list (all 128 bits equal)."""
@@ -557,13 +587,80 @@ def _mark_finished(parts_root: Path, index: _KeyIndex, done: np.ndarray) -> None
         _mark(index, keys, done)
 
 
-def _mark_target(target: Path, index: _KeyIndex, done: np.ndarray, retry: np.ndarray | None) -> None:
+def _mark_target(target: Path, index: _KeyIndex, done: np.ndarray, retry: np.ndarray | None,
+                 stamps: bool = False) -> _TargetStamps | None:
     """Mark in `done` the images the target store holds or lists as skipped (those in `retry` instead,
     when given: ``retry_skipped``). The store is opened as the run that continues it (an unfinished
-    run in it, e.g. this command's own merge that was cut short, is said at INFO, not warned about)."""
+    run in it, e.g. this command's own merge that was cut short, is said at INFO, not warned about).
+
+    With `stamps`, also return what :func:`_changed_in_target` needs to compare the stored images given
+    again with their files (None when the store has no stamps: said at INFO): the target's row of each
+    list position, found in the same pass over its keys (4 bytes per image, beside the index)."""
     have = FeatureStore._open(target, continuing=True)
-    _mark(index, have.keys, done)
+    found = have._stamp_range() if stamps else None
+    row_of = None
+    if found is not None:
+        row_of = np.full(len(done), -1, dtype=np.int32 if len(have) < 2**31 else np.int64)
+    given = 0  # stored images given again
+    for lo in range(0, len(have.keys), _SCAN_CHUNK):
+        pos = index.lookup(have.keys[lo : lo + _SCAN_CHUNK])
+        hit = np.flatnonzero(pos >= 0)
+        done[pos[hit]] = True
+        given += len(hit)
+        if row_of is not None:
+            row_of[pos[hit]] = hit + lo
     _mark(index, have.skipped, done if retry is None else retry)
+    if not stamps or not given:
+        return None
+    if found is None:
+        from gensim_im2vec.features import _unstamped_note
+
+        _unstamped_note(target, given, given)
+        return None
+    return _TargetStamps(have.path / STAMPS_FILE, found, len(have), row_of, given)
+
+
+@dataclass
+class _TargetStamps:
+    """The target's stamps as :func:`_changed_in_target` reads them (no key strings): its
+    ``stamps.npy``, the committed range (``(stamps_from, stamps_count, data offset)``), its row count,
+    the target row of each list position (-1: not stored) and how many stored images are given again."""
+
+    file: Path
+    found: tuple[int, int, int]
+    count: int
+    row_of: np.ndarray
+    given: int
+
+
+#: Changed images whose key and path :func:`_changed_in_target` keeps (all are counted): at 100M
+#: files copied without their modification times, every image would be "changed".
+_CHANGED_KEPT = 10_000
+
+
+def _changed_in_target(images: _Images, target: Path, ts: _TargetStamps) -> tuple[list[tuple[str, str]], int]:
+    """Compare the target's stored images given again with their files (one ``os.stat`` per stamped
+    image, a chunk of the list at a time: their stamps are read from ``stamps.npy`` by row, no dict or
+    list of keys is built). Returns the first :data:`_CHANGED_KEPT` changed ``(key, path)`` and how many
+    changed; images without a stamp are not checked (said at INFO)."""
+    from gensim_im2vec.features import _stamp_changes, _unstamped_note
+
+    changed: list[tuple[str, str]] = []
+    count = unstamped = 0
+    pos = 0
+    for chunk in images.chunks():
+        rows = ts.row_of[pos : pos + len(chunk)]
+        pos += len(chunk)
+        sel = np.flatnonzero(rows >= 0)
+        if not sel.size:
+            continue
+        stored = _read_stamps(ts.file, ts.found, ts.count, rows[sel].astype(np.int64))
+        found, n = _stamp_changes([chunk[i] for i in sel.tolist()], stored)
+        unstamped += n
+        count += len(found)
+        changed.extend(found[: _CHANGED_KEPT - len(changed)])
+    _unstamped_note(target, unstamped, ts.given)
+    return changed, count
 
 
 # ----------------------------------------------------------------------------- the Ray actor
@@ -705,6 +802,15 @@ class RayExtractionReport:
     stage_seconds : dict of str to float
         The actors' :attr:`ExtractionReport.stage_seconds <gensim_im2vec.features.ExtractionReport>`
         summed over the parts run: where the actors spent their time.
+    changed : int
+        Images the target store held before this call whose file changed on disk since its row was
+        extracted (its size or modification time differs from the stamp the store recorded, or it
+        can no longer be read): the store keeps their old rows (said in a warning with the fix).
+        Images stored without a stamp (a store written before stamps were recorded, or merged from
+        stores without them) cannot be checked; ``on_changed="ignore"`` checks none (0).
+    changed_keys : list of str
+        Their keys: all of them up to 10,000, the first 10,000 in list order beyond (the driver
+        keeps no list of every image).
     """
 
     store: FeatureStore
@@ -722,12 +828,19 @@ class RayExtractionReport:
     images_per_second: float = 0.0
     part_seconds: list = field(default_factory=list)
     stage_seconds: dict = field(default_factory=dict)
+    changed: int = 0
+    changed_keys: list = field(default_factory=list)
 
     def summary(self) -> str:
         from gensim_im2vec.features import retry_note, stage_shares
 
         why = ", ".join(f"{k}: {n}" for k, n in self.skip_reasons.items()) or "none"
-        counts = f"{self.already} already stored, {self.skipped} skipped ({why}){retry_note(self.retried)}"
+        changed = ""
+        if self.changed:
+            changed = (f" ({self.changed} of them changed on disk since they were extracted: their old rows are "
+                       f"kept, extract into a new store to use the new files)")
+        counts = (f"{self.already} already stored{changed}, {self.skipped} skipped ({why})"
+                  f"{retry_note(self.retried)}")
         tail = f"; {self.store.path} holds {len(self.store)} rows of dim {self.store.dim}"
         if not self.parts_run:
             return f"{self.total} images: nothing left to extract, {counts}{tail}"
@@ -1034,6 +1147,7 @@ def extract_ray(
     part_size: int = 8192,
     shard_size: int = 1024,
     keep_parts: bool = False,
+    on_changed: str = "warn",
     **options,
 ) -> RayExtractionReport:
     """Extract features on a Ray cluster into one :class:`FeatureStore` (resumable).
@@ -1075,6 +1189,19 @@ def extract_ray(
     keep_parts : bool
         Keep ``STORE.ray-parts/`` after the merge (default: delete it). It is only ever deleted
         while it holds nothing but parts (``part-NNNNNN/`` stores, ``part-NNNNNN.done.json``).
+    on_changed : {"warn", "raise", "ignore"}
+        What to do with images the existing target store holds (``mode="extend"``) whose file
+        changed on disk since their row was extracted, as :meth:`FeatureExtractor.extract
+        <gensim_im2vec.features.FeatureExtractor.extract>`: the driver compares the stamps the store
+        recorded (size, modification time; merged from the parts with their rows) with the files,
+        one ``os.stat`` per stored image given again, a chunk at a time, before any part runs.
+        "warn" (default): warn (the count, the first keys, the fix), count them in
+        :attr:`RayExtractionReport.changed`, keep their old rows and go on. "raise": stop with
+        :class:`~gensim_im2vec.features.ChangedFilesError` before Ray starts, the store unchanged.
+        "ignore": no stat pass (a rerun at 100M files on a network file system). A store's rows are
+        never rewritten: extract into a new store (or ``mode="overwrite"``) to use the new files.
+        Images in the parts of an interrupted run are checked by their actors (a part being
+        continued) or by the next run (a finished part, once merged).
     **options
         Options of :class:`~gensim_im2vec.features.FeatureExtractor` (``arch``, ``weights``,
         ``layer``, ``precision``, ``max_pixels``, ``seed``, ...) and of its ``extract`` (``dtype``,
@@ -1104,6 +1231,9 @@ def extract_ray(
         Another extract_ray is writing the same store.
     ValueError
         Before Ray starts: two images have one key (the message names the key and both items).
+    ChangedFilesError
+        Before Ray starts: ``on_changed="raise"`` and images the target store holds changed on disk
+        (the message names them; nothing was done).
     ConnectionError
         `address` cannot be reached.
     PartsFailedError
@@ -1111,6 +1241,8 @@ def extract_ray(
         nothing is merged, and the same call continues from them.
     """
     t0 = time.perf_counter()
+    if on_changed not in ("warn", "raise", "ignore"):
+        raise ValueError(f"on_changed: expected 'warn', 'raise' or 'ignore', got {on_changed!r}.")
     fx_options, run_options, mode, prefix = _extractor_options(options)
     _check_counts(part_size=(part_size, 1), shard_size=(shard_size, 1), num_actors=(num_actors, 1),
                   gpus_per_actor=(gpus_per_actor, 0), cpus_per_actor=(cpus_per_actor, 1),
@@ -1174,10 +1306,24 @@ def extract_ray(
         total = images.n
         done = np.zeros(total, dtype=bool)
         retry = np.zeros(total, dtype=bool) if extend_target and _run_defaults(run_options)[2] else None
-        if extend_target:
-            _mark_target(target, index, done, retry)  # retry_skipped: its skipped images go to `retry`
+        stamps = None
+        if extend_target:  # retry_skipped: its skipped images go to `retry`
+            stamps = _mark_target(target, index, done, retry, stamps=on_changed != "ignore")
         _mark_finished(parts_root, index, done)
         del index
+        changed, n_changed = [], 0
+        if stamps is not None:  # before any part runs: on_changed="raise" stops here
+            t_stat = time.perf_counter()
+            changed, n_changed = _changed_in_target(images, target, stamps)
+            logger.info("extract_ray: %i stored images compared with their files in %.1fs", stamps.given,
+                        time.perf_counter() - t_stat)
+            del stamps
+            if n_changed:
+                from gensim_im2vec.features import ChangedFilesError, _changed_message
+
+                if on_changed == "raise":
+                    raise ChangedFilesError(_changed_message(target, changed, refused=True, count=n_changed))
+                logger.warning("%s", _changed_message(target, changed, refused=False, count=n_changed))
         left = total - int(done.sum())
         retried = int((retry & ~done).sum()) if retry is not None else 0
         del retry
@@ -1245,6 +1391,7 @@ def extract_ray(
         device=plan.device if plan else "none", skipped=skipped,
         skip_reasons=dict(sorted(reasons.items(), key=lambda kv: -kv[1])), retried=retried, seconds=secs,
         images_per_second=extracted / secs if secs > 0 else 0.0, part_seconds=part_seconds, stage_seconds=stages,
+        changed=n_changed, changed_keys=[k for k, _ in changed],
     )
     logger.info("extract_ray: %s", report.summary())
     if skipped:

@@ -1225,24 +1225,45 @@ def _changed_files(writer: FeatureStoreWriter, seen: list[tuple[str, str]]) -> l
     changed: list[tuple[str, str]] = []
     unstamped = 0
     for lo in range(0, len(seen), _STAT_CHUNK):
-        for (key, p), stamp in zip(seen[lo : lo + _STAT_CHUNK], stored[lo : lo + _STAT_CHUNK].tolist()):
-            if stamp[0] == NO_STAMP:
-                unstamped += 1
-            elif file_stamp(p) != tuple(stamp):
-                changed.append((key, p))
+        found, n = _stamp_changes(seen[lo : lo + _STAT_CHUNK], stored[lo : lo + _STAT_CHUNK])
+        changed.extend(found)
+        unstamped += n
+    _unstamped_note(writer.path, unstamped, len(seen))
+    return changed
+
+
+def _stamp_changes(seen: Sequence[tuple[str, str]], stored: np.ndarray) -> tuple[list[tuple[str, str]], int]:
+    """Compare one chunk of stored images with their files: `seen` their ``(key, path)``, `stored` the
+    stamps the store recorded for them, row for row. Returns the pairs whose file's stamp differs
+    (changed, or no longer readable: one ``os.stat`` each) and how many have no stamp (not checked).
+    Shared by :meth:`FeatureExtractor.extract` and :func:`~gensim_im2vec.distributed.extract_ray`."""
+    changed: list[tuple[str, str]] = []
+    unstamped = 0
+    for (key, p), stamp in zip(seen, stored.tolist(), strict=True):
+        if stamp[0] == NO_STAMP:
+            unstamped += 1
+        elif file_stamp(p) != tuple(stamp):
+            changed.append((key, p))
+    return changed, unstamped
+
+
+def _unstamped_note(path: Path, unstamped: int, seen: int) -> None:
+    """Say at INFO that `unstamped` of the `seen` images already in store `path` cannot be checked."""
     if unstamped:
         logger.info(
             "%s: %i of the %i images already stored have no stamp of their file (stored by a version before "
             "gensim-im2vec recorded them, or given as arrays): whether their files changed since cannot be checked",
-            writer.path, unstamped, len(seen))
-    return changed
+            path, unstamped, seen)
 
 
-def _changed_message(path: Path, changed: list[tuple[str, str]], *, refused: bool) -> str:
-    """What :meth:`FeatureExtractor.extract` says of images whose files changed since their extraction:
-    a warning (their old rows are kept) or, with ``on_changed="raise"``, the error that stops the run."""
-    shown = ", ".join(f"{k} ({p})" for k, p in changed[:5]) + (", ..." if len(changed) > 5 else "")
-    what = (f"{len(changed)} image(s) already in feature store {str(path)!r} changed on disk since their features "
+def _changed_message(path: Path, changed: list[tuple[str, str]], *, refused: bool, count: int | None = None) -> str:
+    """What :meth:`FeatureExtractor.extract` (and :func:`~gensim_im2vec.distributed.extract_ray`) says of
+    images whose files changed since their extraction: a warning (their old rows are kept) or, with
+    ``on_changed="raise"``, the error that stops the run. `changed` are their ``(key, path)`` (the first
+    of them at least), `count` how many there are (default: ``len(changed)``)."""
+    count = len(changed) if count is None else count
+    shown = ", ".join(f"{k} ({p})" for k, p in changed[:5]) + (", ..." if count > 5 else "")
+    what = (f"{count} image(s) already in feature store {str(path)!r} changed on disk since their features "
             f"were extracted (file size or modification time differs, or the file is gone): {shown}")
     new_store = ("extract into a new store (another output directory), or pass mode='overwrite' to extract this one "
                  "again from scratch")
@@ -1313,10 +1334,11 @@ def split_extractor_options(options: dict, *, owner: str = "extract") -> tuple[d
         An option neither takes (the message lists both sets).
     """
     build_names, run_names = _keywords(FeatureExtractor.__init__), _keywords(FeatureExtractor.extract)
-    if owner == "extract_ray" and "on_changed" in options:
-        raise TypeError("extract_ray: on_changed cannot be given: extract_ray does not compare the images already "
-                        "in its target store with their files (it merges its parts without their files' stamps); to "
-                        "use changed files, extract into a new store.")
+    if owner == "extract_ray" and "on_changed" in options:  # extract_ray's own option, never its actors'
+        raise TypeError("extract_ray: on_changed cannot be given among the options of its actors' extract(): "
+                        "extract_ray's driver compares the images already in the target store with their files "
+                        "itself, before any part runs (the actors write new part stores). Pass it to extract_ray "
+                        "(extract_ray(..., on_changed=...)), which keeps it from the actors.")
     unknown = sorted(set(options) - build_names - run_names - {"images", "store"})
     if unknown:
         raise TypeError(f"{owner}: unknown option(s) {unknown}; FeatureExtractor takes {sorted(build_names)}, "

@@ -522,6 +522,23 @@ def file_stamp(path) -> tuple[int, int]:
     return int(st.st_size), int(st.st_mtime_ns)
 
 
+def _read_stamps(file: Path, found: tuple[int, int, int], count: int, rows: np.ndarray | None) -> np.ndarray:
+    """The stamps of `rows` (all `count` rows of the store when None) from ``stamps.npy`` (`file`),
+    whose committed stamps `found` (``(stamps_from, stamps_count, data offset)``) says; NO_STAMP for
+    rows outside them. Reads those rows only (a memory map)."""
+    start, n, offset = found
+    out = np.full((count if rows is None else len(rows), 2), NO_STAMP, dtype=np.int64)
+    mm = np.memmap(file, dtype="<i8", mode="r", offset=offset, shape=(n, 2))
+    if rows is None:
+        out[start : start + n] = mm
+    else:
+        hit = np.flatnonzero((rows >= start) & (rows < start + n))
+        if len(hit):
+            out[hit] = mm[rows[hit] - start]
+    del mm
+    return out
+
+
 def _stamps_problem(file: Path, rows: int, *, exact: bool = True) -> str | None:
     """Why `file` does not hold `rows` stamps (an ``(n, 2)`` int64 ``.npy``; exactly `rows` of them,
     or at least `rows` when not `exact`: the tail beyond a store's commit), or None."""
@@ -1237,21 +1254,55 @@ class FeatureStore:
 
     __getitem__ = get_vector
 
-    def file_stamps(self) -> np.ndarray:
+    def file_stamps(self, rows=None) -> np.ndarray:
         """The size and mtime_ns of each row's image file when it was extracted, in row order
         (``stamps.npy``, see the module notes).
 
+        Parameters
+        ----------
+        rows : slice or array_like of int, optional
+            Only these rows, in this order (negative rows count from the end), e.g. a chunk of a
+            large store: memory in the rows asked for, not in the store. None (default): every row.
+
         Returns
         -------
-        numpy.ndarray of shape (len(store), 2), int64
-            :data:`NO_STAMP` (-1) for rows without one: rows given as arrays (:meth:`from_arrays`,
-            merges), rows of a store written before stamps were recorded, or all rows when the
-            stamps are damaged (said in a warning).
+        numpy.ndarray of shape (len(store) or len(rows), 2), int64
+            :data:`NO_STAMP` (-1) for rows without one: rows given as arrays (:meth:`from_arrays`),
+            rows merged from a store that had none, rows of a store written before stamps were
+            recorded, or all rows when the stamps are damaged (said in a warning, at each call).
+
+        Raises
+        ------
+        IndexError
+            A row outside the store.
         """
-        out = np.full((len(self), 2), NO_STAMP, dtype=np.int64)
+        if rows is None:
+            idx = None
+        elif isinstance(rows, slice):
+            r = range(len(self))[rows]
+            idx = np.arange(r.start, r.stop, r.step, dtype=np.int64)
+        else:
+            idx = np.asarray(rows)
+            if idx.ndim != 1 or not (idx.dtype.kind in "iu" or idx.size == 0):
+                raise IndexError(f"file_stamps(rows): expected a slice or a 1-d array of row numbers, got "
+                                 f"{idx.dtype} of shape {idx.shape}.")
+            idx = idx.astype(np.int64)
+            bad = (idx < -len(self)) | (idx >= len(self))
+            if bad.any():
+                raise IndexError(f"file_stamps(rows): row {int(idx[bad][0])} is outside feature store "
+                                 f"{str(self.path)!r} of {len(self)} rows.")
+            idx = np.where(idx < 0, idx + len(self), idx)
+        found = self._stamp_range()
+        if found is None:
+            return np.full((len(self) if idx is None else len(idx), 2), NO_STAMP, dtype=np.int64)
+        return _read_stamps(self.path / STAMPS_FILE, found, len(self), idx)
+
+    def _stamp_range(self) -> tuple[int, int, int] | None:
+        """``(stamps_from, stamps_count, data offset)`` of this store's committed stamps, checked
+        (damaged ones are said in a warning and count as none), or None when it has none."""
         start, n = self.metadata.get("stamps_from"), self.metadata.get("stamps_count")
         if start is None or not n:
-            return out
+            return None
         file = self.path / STAMPS_FILE
         if not (is_int(start) and is_int(n) and start >= 0 and start + n <= len(self)):
             why = f"{METADATA_FILE} says stamps_from {start!r}, stamps_count {n!r} for {len(self)} rows"
@@ -1260,9 +1311,8 @@ class FeatureStore:
         if why is not None:
             logger.warning("%s: the stamps of its image files are damaged (%s); the next extraction into it "
                            "removes them", self.path, why)
-            return out
-        out[start : start + n] = np.memmap(file, dtype="<i8", mode="r", offset=npy_header(file)[3], shape=(n, 2))
-        return out
+            return None
+        return int(start), int(n), npy_header(file)[3]
 
     def __repr__(self) -> str:
         m = self.metadata
@@ -1490,8 +1540,9 @@ class FeatureStoreWriter:
     take them along the same way: ``stamps-NNNNNN.npy`` beside the shard's rows, before its
     record; appended to ``stamps.npy`` with the rows and committed in the same ``metadata.json``
     (``stamps_from``, ``stamps_count``). A store gets ``stamps.npy`` with its first stamped rows;
-    rows written without stamps (arrays, merges) add nothing to it, and count as unstamped
-    (:data:`NO_STAMP`) if stamped rows follow them.
+    rows written without stamps (arrays, a merge's rows from a store that has none) add nothing to
+    it, and count as unstamped (:data:`NO_STAMP`) if stamped rows follow them. A merge
+    (:func:`~gensim_im2vec.distributed.merge_stores`) writes each source's stamps with its rows.
     """
 
     _stamps_from: int | None = None  # the store's first row with a stamp (None: no stamps.npy)

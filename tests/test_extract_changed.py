@@ -267,8 +267,10 @@ def test_damaged_stamps_are_said_and_removed_and_the_rows_stay(fx, tmp_path, cap
 # ----------------------------------------------------------------------------- pieces
 
 
-def test_extract_ray_refuses_on_changed_which_it_cannot_do():
-    with pytest.raises(TypeError, match="extract_ray: on_changed cannot be given"):
+def test_on_changed_is_extract_rays_own_option_not_its_actors():
+    """extract_ray checks its target's files itself (tests/test_ray_stamps.py); an actor's extract
+    writes a new part store and must not be given it."""
+    with pytest.raises(TypeError, match="extract_ray: on_changed cannot be given among the options of its actors"):
         split_extractor_options({"on_changed": "raise"}, owner="extract_ray")
     assert split_extractor_options({"on_changed": "raise"})[1] == {"on_changed": "raise"}
 
