@@ -1286,11 +1286,12 @@ class FeatureStore:
             if idx.ndim != 1 or not (idx.dtype.kind in "iu" or idx.size == 0):
                 raise IndexError(f"file_stamps(rows): expected a slice or a 1-d array of row numbers, got "
                                  f"{idx.dtype} of shape {idx.shape}.")
-            idx = idx.astype(np.int64)
-            bad = (idx < -len(self)) | (idx >= len(self))
+            # bounds before the cast: a uint64 row >= 2**63 would wrap around to a negative one
+            bad = (idx >= len(self)) if idx.dtype.kind == "u" else (idx < -len(self)) | (idx >= len(self))
             if bad.any():
                 raise IndexError(f"file_stamps(rows): row {int(idx[bad][0])} is outside feature store "
                                  f"{str(self.path)!r} of {len(self)} rows.")
+            idx = idx.astype(np.int64)
             idx = np.where(idx < 0, idx + len(self), idx)
         found = self._stamp_range()
         if found is None:
@@ -1304,7 +1305,7 @@ class FeatureStore:
         if start is None or not n:
             return None
         file = self.path / STAMPS_FILE
-        if not (is_int(start) and is_int(n) and start >= 0 and start + n <= len(self)):
+        if not (is_int(start) and is_int(n) and start >= 0 and n > 0 and start + n <= len(self)):
             why = f"{METADATA_FILE} says stamps_from {start!r}, stamps_count {n!r} for {len(self)} rows"
         else:
             why = _stamps_problem(file, int(n), exact=False)
