@@ -208,10 +208,11 @@ def merge_stores(target, sources: Sequence, *, mode: str = "extend", shard_size:
     skipped_here: set[str] = set(writer.skipped)
     try:
         for s in stores:
-            rows = [i for i, k in enumerate(s.keys) if k not in written]  # a store's keys are unique
+            # a store's keys are unique; an array (8 B a row), not a list of ints (≈ 36)
+            rows = np.fromiter((i for i, k in enumerate(s.keys) if k not in written), dtype=np.int64)
             stamped = s._stamp_range()  # checked once per source; None: its rows go without stamps
             for lo in range(0, len(rows), _COPY_ROWS):
-                chunk = np.asarray(rows[lo : lo + _COPY_ROWS], dtype=np.int64)
+                chunk = rows[lo : lo + _COPY_ROWS]
                 keys = [s.keys[i] for i in chunk]
                 stamps = None if stamped is None else _read_stamps(s.path / STAMPS_FILE, stamped, len(s), chunk)
                 writer.write(keys, np.asarray(s.raw_vectors[chunk]), stamps=stamps)
@@ -1315,8 +1316,8 @@ def extract_ray(
         if stamps is not None:  # before any part runs: on_changed="raise" stops here
             t_stat = time.perf_counter()
             changed, n_changed = _changed_in_target(images, target, stamps)
-            logger.info("extract_ray: %i stored images compared with their files in %.1fs", stamps.given,
-                        time.perf_counter() - t_stat)
+            logger.info("extract_ray: %i stored images given again checked against their files in %.1fs (those "
+                        "without a stamp are not compared)", stamps.given, time.perf_counter() - t_stat)
             del stamps
             if n_changed:
                 from gensim_im2vec.features import ChangedFilesError, _changed_message
