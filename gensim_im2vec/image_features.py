@@ -42,8 +42,12 @@ def release(vectors) -> None:
 
     They stay in the page cache, and a later read maps them again from there; they only leave
     the process's resident set, so reading a 100 GB store once never shows as 100 GB of RSS.
-    A no-op for an array in memory (or where ``madvise`` is missing).
+    A no-op for an array in memory (or where ``madvise`` is missing), and for a copy-on-write map
+    (``np.load(..., mmap_mode="c")``, ``Im2Vec.load(path, mmap="c")``): there ``MADV_DONTNEED``
+    would throw away the rows this process changed and read the file's back.
     """
+    if getattr(vectors, "mode", None) == "c":
+        return
     mm = getattr(vectors, "_mmap", None)  # numpy's memmap (and its views) keep their mmap here
     if mm is not None and hasattr(mmap, "MADV_DONTNEED"):
         try:

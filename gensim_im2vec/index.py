@@ -157,15 +157,6 @@ def _keyed_vectors(model):
 _READ_ROWS = 4096  # rows of a memory-mapped model read between two releases of its pages
 
 
-def _release_rows(vectors) -> None:
-    """:func:`~gensim_im2vec.image_features.release` of a model's memory-mapped vectors, except a
-    copy-on-write map (``load(..., mmap="c")``): there ``MADV_DONTNEED`` throws away the rows this
-    process changed (a model trained after it was loaded) and reads the saved ones back."""
-    if getattr(vectors, "mode", None) == "c":
-        return
-    release(vectors)
-
-
 def _fill_norms(kv) -> None:
     """``kv.fill_norms()`` a block of rows at a time: gensim's squares a copy of every vector at
     once (4 GB at 10M × 100) and leaves a memory-mapped model's pages mapped. Same values."""
@@ -175,7 +166,7 @@ def _fill_norms(kv) -> None:
     norms = np.empty(n, dtype=kv.vectors.dtype)
     for lo in range(0, n, 65536):
         norms[lo : lo + 65536] = np.linalg.norm(kv.vectors[lo : lo + 65536], axis=1)
-        _release_rows(kv.vectors)
+        release(kv.vectors)
     kv.norms = norms
 
 
@@ -236,7 +227,7 @@ class _UnitRows:
             # an all-zero row stays zero (as l2_normalize): 0/0 made it NaN, which faiss's HNSW never
             # returned and its IVF training refused
             out[part] = self.kv.vectors[r] / np.where(norms > 0, norms, 1)[:, np.newaxis]
-            _release_rows(self.kv.vectors)
+            release(self.kv.vectors)
         return out
 
     def cosines(self, positions: np.ndarray, unit_query: np.ndarray) -> np.ndarray:
@@ -255,7 +246,7 @@ class _UnitRows:
         out[order] = (np.asarray(self.kv.vectors[r], dtype=np.float32) @ unit_query) / np.where(norms > 0, norms, 1)
         self._read += len(r)
         if self._read >= _READ_ROWS:
-            _release_rows(self.kv.vectors)
+            release(self.kv.vectors)
             self._read = 0
         return out
 

@@ -144,3 +144,19 @@ def test_pq_m_for_an_index_that_keeps_exact_vectors_is_refused():
         with pytest.raises(ValueError, match=rf"pq_m: .*faiss {kind} index, which keeps exact vectors; pass "
                                              rf"kind='ivfpq'"):
             ModalityIndexer(kv, backend="faiss", kind=kind, pq_m=4, modalities=("words",))
+
+
+def test_release_keeps_the_changes_of_a_copy_on_write_map(tmp_path):
+    """image_features.release (every reader's page drop, not only the index's) leaves a
+    copy-on-write map alone: MADV_DONTNEED there reads the file's rows back over the changed ones."""
+    from gensim_im2vec.image_features import release
+
+    np.save(tmp_path / "v.npy", np.zeros((4096, 8), dtype=np.float32))
+    cow = np.load(tmp_path / "v.npy", mmap_mode="c")
+    cow[5] = 1.0
+    release(cow)
+    assert float(cow[5, 0]) == 1.0
+    shared = np.load(tmp_path / "v.npy", mmap_mode="r+")
+    shared[6] = 2.0
+    release(shared)  # a shared map's changes are the file's: kept in the page cache
+    assert float(shared[6, 0]) == 2.0
