@@ -1064,6 +1064,9 @@ INDEXER = "gensim_im2vec.index:ModalityIndexer"
 @click.option("--ef-search", type=click.IntRange(min=1), cls=LibraryOption, library=INDEXER,
               help="faiss HNSW: query-time candidate list, the recall/latency knob (queries across modalities "
                    "need more).")
+@click.option("--nlist", type=click.IntRange(min=1), cls=LibraryOption, library=INDEXER,
+              help="faiss IVF and IVF-PQ: k-means cells per sub-index (default 4·√n, at most n / 39; ≈ 16k-64k "
+                   "at 100M vectors: more cells, fewer vectors scanned per probed cell).")
 @click.option("--nprobe", type=click.IntRange(min=1), cls=LibraryOption, library=INDEXER,
               help="faiss IVF and IVF-PQ: cells scanned per query (more: better recall, slower queries).")
 @click.option("--pq-m", type=click.IntRange(min=1), cls=LibraryOption, library=INDEXER,

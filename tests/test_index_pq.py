@@ -198,3 +198,7 @@ def test_index_cli_builds_an_ivfpq_index(tmp_path):
     assert not (tmp_path / "bad.ann").exists()
     helped = CliRunner().invoke(main, ["index", "--help"])
     assert "--pq-m" in helped.output and "--rerank" in helped.output and "ivfpq" in helped.output
+    cells = CliRunner().invoke(main, ["index", path, "-o", str(tmp_path / "cells.ann"), "--backend", "faiss",
+                                      "--kind", "ivfpq", "--pq-m", "4", "--nlist", "3"])
+    assert cells.exit_code == 0, cells.output
+    assert ModalityIndexer.load(str(tmp_path / "cells.ann"), loaded).params["nlist"] == 3
