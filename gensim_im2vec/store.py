@@ -1710,7 +1710,7 @@ class FeatureStoreWriter:
                     file.unlink()
                 except FileNotFoundError:
                     pass
-        self._find_stamps(base_keys)
+        self._find_stamps(base_keys, keep=resume)
         self.done_keys: set[str] = set(base_keys)
         del base_keys
         self.skipped: dict[str, str] = _read_skipped(self.path)
@@ -1853,11 +1853,14 @@ class FeatureStoreWriter:
         if npy_header(file)[0][0] != n:
             self._set_stamps_header()
 
-    def _find_stamps(self, base_keys: list[str]) -> None:
+    def _find_stamps(self, base_keys: list[str], keep: bool = True) -> None:
         """Keep what :meth:`stored_stamps` looks up: the keys of the store's stamped rows (a slice of
-        the keys the writer reads anyway: 8 bytes a row) and the stamps of its committed shards."""
+        the keys the writer reads anyway: 8 bytes a row, ≈ 0.8 GB at 100M) and the stamps of its
+        committed shards. Only an extraction's writer (`keep`: opened with ``resume``) looks them up
+        at once; another (a merge, :meth:`FeatureStore.from_arrays`) keeps none of the keys, and reads
+        them again from ``keys.txt`` if :meth:`stored_stamps` is ever asked."""
         start, n = self._stamps_from, self._stamps_count
-        keys = base_keys[start : start + n] if start is not None else []
+        keys = (base_keys[start : start + n] if keep else None) if start is not None else []
         shard_keys: list[str] = []
         shard_stamps = []
         for sid, rec in self._shards:
@@ -1885,6 +1888,8 @@ class FeatureStoreWriter:
         """
         out = np.full((len(keys), 2), NO_STAMP, dtype=np.int64)
         stored, (start, n, offset), shard_keys, shard_stamps = self._found_stamps
+        if stored is None:  # a writer that did not keep them (_find_stamps): the store's keys as opened
+            stored = _read_keys(self.path / KEYS_FILE, self._keys_bytes)[start : start + n]
         rows = _rows_of(stored, keys)
         hit = np.flatnonzero(rows >= 0)
         if len(hit):
