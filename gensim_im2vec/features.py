@@ -1197,8 +1197,7 @@ class FeatureExtractor:
             stamps = None if stamps is None else stamps[ok]
         if pca_obj is not None and len(keys):
             feats = pca_obj.transform(feats)
-        writer._stage_stamps(stamps)  # the rows' stamps, for the write below
-        writer.write(keys, feats)
+        writer.write(keys, feats, stamps=stamps)
         return len(keys)
 
 

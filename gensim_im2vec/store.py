@@ -1590,7 +1590,6 @@ class FeatureStoreWriter:
         self._buf_stamps: list[np.ndarray] = []
         self._buf_stamped = False  # some buffered row was given a stamp
         self._found_stamps: tuple = _NO_FOUND_STAMPS  # see stored_stamps
-        self._staged_stamps: np.ndarray | None = None  # see _stage_stamps
         self.rows_written = 0
         self._lock: _StoreLock | None = None
 
@@ -1971,9 +1970,6 @@ class FeatureStoreWriter:
             so that an extraction run again finds files changed since. None: rows without files.
         """
         self._check_open()
-        staged, self._staged_stamps = self._staged_stamps, None
-        if stamps is None:
-            stamps = staged
         keys = _check_keys(keys, "write(keys)")
         if not keys:
             return
@@ -2022,11 +2018,6 @@ class FeatureStoreWriter:
             self._buf_skips.pop(k, None)
         if len(self._buf_keys) + len(self._buf_skips) >= self.shard_size:
             self.flush()
-
-    def _stage_stamps(self, stamps: np.ndarray | None) -> None:
-        """Give the next :meth:`write` call its rows' `stamps` (when it is not given any itself): for
-        the extractor, which calls ``write(keys, vectors)``."""
-        self._staged_stamps = stamps
 
     def skip(self, key: str, reason: str) -> None:
         """Record that `key` was not stored and why (kept in ``skipped.json``)."""

@@ -521,11 +521,11 @@ def test_no_writer_left_open_after_failure(fx, good_dir, tmp_path, monkeypatch):
     real = FeatureStoreWriter.write
     calls = {"n": 0}
 
-    def failing(self, k, v):
+    def failing(self, k, v, stamps=None):
         calls["n"] += 1
         if calls["n"] == 2:
             raise OSError(28, "No space left on device")
-        return real(self, k, v)
+        return real(self, k, v, stamps)
 
     monkeypatch.setattr(FeatureStoreWriter, "write", failing)
     with pytest.raises(OSError, match="No space"):
