@@ -351,14 +351,16 @@ def _keyed_files(image_dir: str, rule: str, prefix: str | None) -> list[tuple[st
 
 def _in_cli_terms(message: str) -> str:
     """A library message in the command line's terms: its ``mode='extend'`` is ``--mode extend``
-    here (a user of `im2vec extract` cannot pass ``mode='extend'``)."""
-    import re
-
+    here (a user of `im2vec extract` cannot pass ``mode='extend'``), an index's ``pq_m: ...`` is
+    ``--pq-m: ...``."""
     message = re.sub(r"\bmode='(\w+)' or '(\w+)'", r"--mode \1 or --mode \2", message)
     message = re.sub(r"\bjpeg_device='(\w+)', or None to decode with PIL",
                      r"--jpeg-device \1, or leave --jpeg-device out to decode with PIL", message)
     message = re.sub(r"\b(jpeg_device|gpus_per_actor)=", lambda m: "--" + m.group(1).replace("_", "-") + " ", message)
     message = re.sub(r"\bon_changed='(\w+)'", r"--on-changed \1", message)
+    message = re.sub(r"\bpq_m=None\b|\bleave pq_m out\b", "leave --pq-m out", message)
+    message = re.sub(r"\bkind='(\w+)'", r"--kind \1", message)
+    message = re.sub(r"^(pq_m|rerank|nprobe|nlist):", lambda m: f"--{m.group(1).replace('_', '-')}:", message)
     return re.sub(r"\bmode='(\w+)'", r"--mode \1", message)
 
 
@@ -1097,11 +1099,7 @@ def index_command(model_path, output, backend, kind, with_tags, check_queries, *
         idx = ModalityIndexer(model, modalities=modalities, **given({"backend": backend, "kind": kind, **knobs}))
         idx.save(output or model_path + ".ann")
     except (ValueError, TypeError, OSError, ImportError) as e:
-        message = re.sub(r"\bpq_m=None\b", "leave --pq-m out", str(e))
-        message = re.sub(r"\bkind='(\w+)'", r"--kind \1", message)
-        message = re.sub(r"^(pq_m|rerank|nprobe|nlist):|\bleave (pq_m) out\b",
-                         lambda m: (f"--{m.group(1).replace('_', '-')}:" if m.group(1) else "leave --pq-m out"), message)
-        raise click.ClickException(message) from e
+        raise click.ClickException(_in_cli_terms(str(e))) from e
     click.echo(f"{output or model_path + '.ann'}: {idx!r}, built in {idx.build_seconds:.1f}s")
     if check_queries:
         recall = idx.recall(model, queries=check_queries)
