@@ -1242,8 +1242,9 @@ def extract_ray(
         nothing is merged, and the same call continues from them.
     """
     t0 = time.perf_counter()
-    if on_changed not in ("warn", "raise", "ignore"):
-        raise ValueError(f"on_changed: expected 'warn', 'raise' or 'ignore', got {on_changed!r}.")
+    from gensim_im2vec.features import _check_on_changed
+
+    _check_on_changed(on_changed)
     fx_options, run_options, mode, prefix = _extractor_options(options)
     _check_counts(part_size=(part_size, 1), shard_size=(shard_size, 1), num_actors=(num_actors, 1),
                   gpus_per_actor=(gpus_per_actor, 0), cpus_per_actor=(cpus_per_actor, 1),

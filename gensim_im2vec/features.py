@@ -1016,8 +1016,7 @@ class FeatureExtractor:
         t0 = time.perf_counter()
         if normalise not in ("none", "l2"):
             raise ValueError(f"normalise: expected 'none' or 'l2', got {normalise!r}.")
-        if on_changed not in ("warn", "raise", "ignore"):
-            raise ValueError(f"on_changed: expected 'warn', 'raise' or 'ignore', got {on_changed!r}.")
+        _check_on_changed(on_changed)
         items = _as_items(images, prefix)
         path = Path(store)
         meta = dict(self.metadata, normalisation=normalise)
@@ -1244,6 +1243,12 @@ def _stamp_changes(seen: Sequence[tuple[str, str]], stored: np.ndarray) -> tuple
         elif file_stamp(p) != tuple(stamp):
             changed.append((key, p))
     return changed, unstamped
+
+
+def _check_on_changed(on_changed) -> None:
+    """`on_changed` of :meth:`FeatureExtractor.extract` and :func:`~gensim_im2vec.distributed.extract_ray`."""
+    if on_changed not in ("warn", "raise", "ignore"):
+        raise ValueError(f"on_changed: expected 'warn', 'raise' or 'ignore', got {on_changed!r}.")
 
 
 def _unstamped_note(path: Path, unstamped: int, seen: int) -> None:
