@@ -37,6 +37,19 @@ def docs(data):
     return data.docs[:N_TRAIN]
 
 
+def _count_projected(monkeypatch):
+    """Count the image rows written from W (:meth:`Im2Vec.project_rows` is how every row is made)."""
+    projected = []
+    project_rows = Im2Vec.project_rows
+
+    def counted(self, rows):
+        projected.append(len(rows))
+        return project_rows(self, rows)
+
+    monkeypatch.setattr(model_module.Im2Vec, "project_rows", counted)
+    return projected
+
+
 def assert_one_function(model, features, where=""):
     """Every vocabulary image's row == project(its features); finite, non-zero rows; wv.norms (as
     most_similar fills or finds them) those of the vectors; most_similar of an image key == the
@@ -429,14 +442,7 @@ def test_from_word2vec_writes_the_image_rows_once(monkeypatch):
     text = [d for d in corpus.docs if not d[0].startswith("img:")]
     images = [d for d in corpus.docs if d[0].startswith("img:")]
     w2v = Word2Vec(text, vector_size=16, sg=1, min_count=1, epochs=2, workers=1, seed=1)
-    projected = []
-    project_rows = Im2Vec.project_rows
-
-    def counted_project_rows(self, rows):
-        projected.append(len(rows))
-        return project_rows(self, rows)
-
-    monkeypatch.setattr(model_module.Im2Vec, "project_rows", counted_project_rows)
+    projected = _count_projected(monkeypatch)
     m = Im2Vec.from_word2vec(w2v, image_features=corpus.features, sentences=images[:200], epochs=2, sample=0)
     assert sum(projected) == len(m.image_keys), "the image rows were written more than once"
     assert_one_function(m, corpus.features, "two-stage")

@@ -16,15 +16,13 @@ import logging
 import numpy as np
 import pytest
 from gensim.models.callbacks import CallbackAny2Vec
+from test_space_lifecycle import N_TRAIN, _count_projected, assert_one_function
 
-import gensim_im2vec.model as model_module
 from gensim_im2vec import Im2Vec
 from gensim_im2vec.store import FeatureStore
 from gensim_im2vec.synthetic import make_corpus
 
 KW = dict(vector_size=16, sg=1, min_count=1, epochs=2, sample=0, seed=1, workers=1)
-TOL = 1e-5  # rows vs project: float32 rounding of two orders of the same sum
-N_TRAIN = 300  # the first N_TRAIN image documents train the models; the rest are added by updates
 
 
 @pytest.fixture(scope="module")
@@ -35,38 +33,6 @@ def data():
 @pytest.fixture(scope="module")
 def docs(data):
     return data.docs[:N_TRAIN]
-
-
-def _image_features(model, features):
-    """The vocabulary's image keys and their features (a {key: vector} mapping) as one matrix."""
-    keys = model.image_keys
-    return keys, np.stack([np.asarray(features[k], dtype=np.float32) for k in keys])
-
-
-def assert_rows_are_project(model, features, where=""):
-    """Every vocabulary image's row of ``model.wv`` is ``project()`` of its features, finite and
-    not zero."""
-    keys, X = _image_features(model, features)
-    assert keys, where
-    rows = np.asarray(model.wv.vectors)[[model.wv.key_to_index[k] for k in keys]]
-    proj = model.project(X)
-    assert np.isfinite(rows).all(), where
-    assert (np.linalg.norm(rows, axis=1) > 0).all(), (where, "a zero image row")
-    diff = float(np.abs(rows - proj).max())
-    assert diff < TOL, (where, diff)
-
-
-def _count_projected(monkeypatch):
-    """Count the image rows written from W (:meth:`Im2Vec.project_rows` is how every row is made)."""
-    projected = []
-    project_rows = Im2Vec.project_rows
-
-    def counted(self, rows):
-        projected.append(len(rows))
-        return project_rows(self, rows)
-
-    monkeypatch.setattr(model_module.Im2Vec, "project_rows", counted)
-    return projected
 
 
 def _renamed_tags(documents, suffix="x"):
@@ -85,7 +51,7 @@ def _built_not_trained(data, docs, **kwargs):
     m = Im2Vec([d[1:] for d in docs], **dict(KW, **kwargs))
     m.build_vocab(docs, update=True, image_features=data.features)
     assert m.feature_mean is None
-    assert_rows_are_project(m, data.features, "before any train()")
+    assert_one_function(m, data.features, "before any train()")
     return m
 
 
@@ -103,7 +69,7 @@ def test_a_refused_train_leaves_feature_mean_and_project_as_they_were(data, docs
     assert m.feature_mean is None, "a refused train() fitted feature_mean"
     np.testing.assert_array_equal(m.project(probe), before)
     np.testing.assert_array_equal(m.W, W0)
-    assert_rows_are_project(m, data.features, "after the refused train()")
+    assert_one_function(m, data.features, "after the refused train()")
     # gensim sets these before it checks the arguments; a refused call puts them back
     assert (m.epochs, m.alpha, m.min_alpha) == (epochs, alpha, min_alpha)
 
@@ -120,7 +86,7 @@ def test_a_train_after_a_refused_one_is_the_train_without_it(data, docs):
     np.testing.assert_array_equal(refused.feature_mean, plain.feature_mean)
     np.testing.assert_array_equal(refused.W, plain.W)
     np.testing.assert_array_equal(refused.wv.vectors, plain.wv.vectors)
-    assert_rows_are_project(refused, data.features, "trained after a refused call")
+    assert_one_function(refused, data.features, "trained after a refused call")
 
 
 def test_a_refused_train_keeps_the_last_trainings_analogy_plan_and_figures(data, docs):
@@ -177,7 +143,7 @@ def test_a_callback_that_raises_as_training_begins_leaves_rows_of_the_fitted_mea
 
     with pytest.raises(RuntimeError, match="boom"):
         m.train(docs, total_examples=len(docs), epochs=1, callbacks=[Boom()])
-    assert_rows_are_project(m, data.features, "after a callback raised in on_train_begin")
+    assert_one_function(m, data.features, "after a callback raised in on_train_begin")
 
 
 def test_corpus_file_training_fits_the_mean_as_the_iterable_does(tmp_path, data, docs):
@@ -186,7 +152,7 @@ def test_corpus_file_training_fits_the_mean_as_the_iterable_does(tmp_path, data,
     m = Im2Vec(corpus_file=str(path), image_features=data.features, **KW)
     it = Im2Vec(docs, image_features=data.features, **KW)
     np.testing.assert_array_equal(m.feature_mean, it.feature_mean)
-    assert_rows_are_project(m, data.features, "corpus_file")
+    assert_one_function(m, data.features, "corpus_file")
     mean = m.feature_mean.copy()
     with pytest.raises(ValueError):  # corpus_file needs total_words
         m.train(corpus_file=str(path), total_examples=m.corpus_count, epochs=1)
@@ -209,7 +175,7 @@ def test_an_update_with_other_features_for_old_images_rewrites_their_rows(data, 
     changed = _changed(data.features, [f"img:{i}" for i in range(0, N_TRAIN, 3)], np.random.default_rng(5))
     more = _renamed_tags(data.docs[N_TRAIN:]) if new_images else _renamed_tags(docs[:20])
     m.build_vocab(more, update=True, image_features=changed)
-    assert_rows_are_project(m, changed, "after an update with other features")
+    assert_one_function(m, changed, "after an update with other features")
     np.testing.assert_array_equal(m.feature_mean, mean)  # the μ W was trained against
 
 
@@ -223,7 +189,7 @@ def test_an_overwritten_store_rewrites_every_row(tmp_path, data, docs):
     Y = (X + np.random.default_rng(3).normal(size=X.shape)).astype(np.float32)
     again = FeatureStore.from_arrays(tmp_path / "feats", keys, Y, mode="overwrite")
     m.build_vocab(_renamed_tags(data.docs[N_TRAIN:]), update=True, image_features=again)
-    assert_rows_are_project(m, dict(zip(keys, Y)), "after the store was overwritten")
+    assert_one_function(m, dict(zip(keys, Y)), "after the store was overwritten")
 
 
 @pytest.mark.parametrize("model_from", ["training", "a saved model"])
@@ -244,11 +210,11 @@ def test_the_same_store_with_rows_appended_writes_only_the_new_rows(tmp_path, da
     assert len(m.image_keys) - n_old == len(keys) - N_TRAIN
     assert sum(projected) == len(keys) - N_TRAIN, "the old images' rows were written again"
     assert m.feature_store is grown
-    assert_rows_are_project(m, data.features, "after the store grew")
+    assert_one_function(m, data.features, "after the store grew")
     projected[:] = []
     m.build_vocab(_renamed_tags(docs[:5], "y"), update=True, image_features=grown)  # the same store again
     assert sum(projected) == 0
-    assert_rows_are_project(m, data.features, "after the same store again")
+    assert_one_function(m, data.features, "after the same store again")
 
 
 def test_a_refused_update_with_other_features_leaves_the_next_update_cheap(tmp_path, data, docs, monkeypatch):
@@ -265,7 +231,7 @@ def test_a_refused_update_with_other_features_leaves_the_next_update_cheap(tmp_p
     projected = _count_projected(monkeypatch)
     m.build_vocab(_renamed_tags(data.docs[N_TRAIN:]), update=True)
     assert sum(projected) == len(keys) - N_TRAIN
-    assert_rows_are_project(m, data.features, "after a refused update")
+    assert_one_function(m, data.features, "after a refused update")
 
 
 # ------------------------------------------------------------------ 3. one image, or all alike
@@ -292,7 +258,7 @@ def test_a_model_with_one_image_gives_it_a_vector_not_zero(caplog):
     assert np.linalg.norm(m.wv["img:0"]) > 1e-3 * word_norm, "the image's row is zero (or rounding noise)"
     _assert_finite_most_similar(m, "img:0")
     np.testing.assert_array_equal(m.feature_mean, np.zeros(16, np.float32))  # no centring
-    assert_rows_are_project(m, feats, "one image")
+    assert_one_function(m, feats, "one image")
     assert "one training image" in caplog.text and "no centring" in caplog.text
     # it stays so: continued training and an update with more images keep the μ W was trained against
     more_docs, more = _one_image_corpus(n_images=5, seed=1)
@@ -301,7 +267,7 @@ def test_a_model_with_one_image_gives_it_a_vector_not_zero(caplog):
     m.build_vocab(more_docs, update=True, image_features={**feats, **more})
     m.train(docs + more_docs, total_examples=len(docs) + len(more_docs), epochs=1)
     np.testing.assert_array_equal(m.feature_mean, np.zeros(16, np.float32))
-    assert_rows_are_project(m, {**feats, **more}, "one image, then more")
+    assert_one_function(m, {**feats, **more}, "one image, then more")
 
 
 def test_images_whose_features_are_all_the_same_are_warned_about(caplog):
@@ -313,7 +279,7 @@ def test_images_whose_features_are_all_the_same_are_warned_about(caplog):
     assert (np.linalg.norm(m.wv.vectors[m.image_mask], axis=1) > 1e-3 * word_norm).all()
     for key in feats:
         _assert_finite_most_similar(m, key)
-    assert_rows_are_project(m, feats, "identical features")
+    assert_one_function(m, feats, "identical features")
 
 
 def test_two_distinct_images_are_still_centred_on_their_mean(caplog):
@@ -324,4 +290,4 @@ def test_two_distinct_images_are_still_centred_on_their_mean(caplog):
     np.testing.assert_allclose(m.feature_mean, unit.mean(axis=0), atol=1e-6)
     assert "identical features" not in caplog.text
     _assert_finite_most_similar(m, "img:0")
-    assert_rows_are_project(m, feats, "two images")
+    assert_one_function(m, feats, "two images")
