@@ -2649,19 +2649,26 @@ def _image_features(obj) -> ImageFeatures:
 # ---------------------------------------------------------------------------------- saving
 
 
+def _file_path(fname, subject: str, example: str, or_else: str = "") -> str:
+    """`fname` as the absolute path of a file to write, refused (naming it and the fix) when it is a
+    folder or its folder is missing; `subject` opens the message, `example` names a file to give in
+    the folder, `or_else` ends the missing folder's fix."""
+    path = os.path.abspath(os.fspath(fname))
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{subject}: it is a folder; give a file name in it, e.g. "
+                                f"{os.path.join(os.fspath(fname), example)!r}.")
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{subject}: the folder {folder!r} does not exist; create it first "
+                                f"(os.makedirs({folder!r}, exist_ok=True)){or_else}.")
+    return path
+
+
 def _check_save_path(fname) -> str:
     """The absolute path a model is saved to, refused (naming it and the fix) when it is a folder
     or its folder is missing: the error would otherwise name a temporary file, and a folder's
     companion files would land beside it."""
-    path = os.path.abspath(os.fspath(fname))
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"cannot save the model to {os.fspath(fname)!r}: it is a folder; give a file name "
-                                f"in it, e.g. {os.path.join(os.fspath(fname), 'model.im2vec')!r}.")
-    folder = os.path.dirname(path)
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"cannot save the model to {os.fspath(fname)!r}: the folder {folder!r} does not "
-                                f"exist; create it first (os.makedirs({folder!r}, exist_ok=True)).")
-    return path
+    return _file_path(fname, f"cannot save the model to {os.fspath(fname)!r}", "model.im2vec")
 
 
 # ---------------------------------------------------------------------------------- vectors on disk
@@ -2678,15 +2685,7 @@ def _check_vectors_file(value) -> str | None:
     if not isinstance(value, (str, os.PathLike)) or isinstance(os.fspath(value), bytes):
         raise TypeError(f"vectors_file must be a file path (str or os.PathLike) or None (the vectors in memory), "
                         f"got {type(value).__name__} {value!r}.")
-    path = os.path.abspath(os.fspath(value))
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"vectors_file {os.fspath(value)!r} is a folder; give a file name in it, e.g. "
-                                f"{os.path.join(os.fspath(value), 'vectors.npy')!r}.")
-    folder = os.path.dirname(path)
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"vectors_file {os.fspath(value)!r}: the folder {folder!r} does not exist; create it "
-                                f"first (os.makedirs({folder!r}, exist_ok=True)) or choose another path.")
-    return path
+    return _file_path(value, f"vectors_file {os.fspath(value)!r}", "vectors.npy", " or choose another path")
 
 
 def _file_id(path: str) -> tuple[str, int, int] | None:
