@@ -557,6 +557,14 @@ def _stamps_problem(file: Path, rows: int, *, exact: bool = True) -> str | None:
     return None
 
 
+def _committed_stamps_problem(file: Path, start, n, rows: int) -> str | None:
+    """Why ``stamps_from`` `start` and ``stamps_count`` `n` of a store of `rows` rows do not describe
+    the stamps in `file` (at least `n` of them; more are an interrupted append's), or None."""
+    if not (is_int(start) and is_int(n) and start >= 0 and n >= 0 and start + n <= rows):
+        return f"{METADATA_FILE} says stamps_from {start!r}, stamps_count {n!r} for a store of {rows} rows"
+    return _stamps_problem(file, int(n), exact=False)
+
+
 def _rows_of(stored: Sequence[str], query: Sequence[str]) -> np.ndarray:
     """The row of each key of `query` in `stored` (unique keys), -1 where it is not there.
 
@@ -1305,10 +1313,7 @@ class FeatureStore:
         if start is None or not n:
             return None
         file = self.path / STAMPS_FILE
-        if not (is_int(start) and is_int(n) and start >= 0 and n > 0 and start + n <= len(self)):
-            why = f"{METADATA_FILE} says stamps_from {start!r}, stamps_count {n!r} for {len(self)} rows"
-        else:
-            why = _stamps_problem(file, int(n), exact=False)
+        why = _committed_stamps_problem(file, start, n, len(self))
         if why is not None:
             logger.warning("%s: the stamps of its image files are damaged (%s); the next extraction into it "
                            "removes them", self.path, why)
@@ -1825,11 +1830,7 @@ class FeatureStoreWriter:
             if file.exists():
                 file.unlink()
             return
-        if not (is_int(start) and is_int(n) and start >= 0 and n >= 0 and start + n <= int(meta["count"])):
-            why = (f"{METADATA_FILE} says stamps_from {start!r}, stamps_count {n!r} for a store of "
-                   f"{meta['count']} rows")
-        else:
-            why = _stamps_problem(file, int(n), exact=False)
+        why = _committed_stamps_problem(file, start, n, int(meta["count"]))
         if why is not None:
             logger.warning(
                 "%s: the stamps of its image files are damaged (%s); removing them. The rows stay, but for the "
