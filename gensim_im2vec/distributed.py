@@ -304,16 +304,8 @@ class _KeyIndex:
 
     def positions(self, keys: Sequence[str]) -> np.ndarray:
         """The list positions of those of `keys` that are in the list (all 128 bits equal)."""
-        if not len(keys):
-            return np.zeros(0, dtype=np.int64)
-        q = _key_hashes(keys)
-        lo = np.searchsorted(self.first, q[:, 0], "left")
-        hi = np.searchsorted(self.first, q[:, 0], "right")
-        one = np.flatnonzero(hi - lo == 1)
-        out = [self.order[lo[one][self.second[lo[one]] == q[one, 1]]]]
-        for j in np.flatnonzero(hi - lo > 1).tolist():  # first halves shared: the second decides
-            out.append(self.order[lo[j] + np.flatnonzero(self.second[lo[j] : hi[j]] == q[j, 1])])
-        return np.concatenate(out)
+        pos = self.lookup(keys)
+        return pos[pos >= 0]
 
 
 class _Images:
