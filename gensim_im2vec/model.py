@@ -134,7 +134,7 @@ from gensim_im2vec.space import (
     run_pairs,
     space_step,
 )
-from gensim_im2vec.store import FEATURES_FILE, FeatureStore, StoreMismatchError
+from gensim_im2vec.store import FeatureStore, StoreMismatchError
 from gensim_im2vec.validation import (
     check_features,
     check_query_vectors,
@@ -609,8 +609,6 @@ class Im2Vec(Word2Vec):
         self._features_cache = feats
         source = getattr(feats, "source", None)
         self._feature_store = source if isinstance(source, FeatureStore) else None
-        # which features file the store maps (an update tells the store grown from a store replaced)
-        self._feature_store_file = _store_file_id(self._feature_store)
 
     @property
     def feature_store(self) -> FeatureStore | None:
@@ -706,15 +704,15 @@ class Im2Vec(Word2Vec):
         (a mapping, an array, another store, the same store re-extracted) rewrite every image's
         row; the model's own :class:`~gensim_im2vec.store.FeatureStore` opened again after rows
         were appended to it (the same store: :meth:`FeatureStore.reference_problems
-        <gensim_im2vec.store.FeatureStore.reference_problems>` finds nothing and the features
-        file is the one the model's store maps; a store only ever appends) holds the old images'
+        <gensim_im2vec.store.FeatureStore.reference_problems>` finds nothing; a store only ever
+        appends) holds the old images'
         rows unchanged, so only the new images' rows are written. ``feature_mean`` stays as the
         first training fitted it, whatever the new features: ``W`` was trained against it.
         """
         if corpus_file is not None:  # gensim, too, scans a corpus_file as LineSentence(path)
             corpus_iterable, corpus_file = corpusfile.corpus_file_sentences(corpus_file, corpus_iterable), None
         previous = self.features
-        held = getattr(self, "_image_rows_from_W", False), getattr(self, "_feature_store_file", None)
+        held = getattr(self, "_image_rows_from_W", False)
         if image_features is not None:
             feats = _image_features(image_features)
             if self.W is not None and feats.dim != self.W.shape[1]:
@@ -737,27 +735,20 @@ class Im2Vec(Word2Vec):
         except Exception:
             if image_features is not None and previous is not None:
                 self._set_features(previous)
-                self._image_rows_from_W, self._feature_store_file = held
+                self._image_rows_from_W = held
             raise
 
     def _same_rows_appended(self, feats: ImageFeatures) -> bool:
         """Whether `feats` are provably the model's features with rows appended (an update then
         writes only the new images' rows): the model's own feature store, or that store opened
         again after it grew. A store only appends, and the same store is one that
-        :meth:`~gensim_im2vec.store.FeatureStore.reference_problems` finds nothing against and
-        whose features file is the file (device, inode) the model's store maps: a store replaced
-        (``mode="overwrite"``) in the second it was created passes the first test, not the second.
-        Features held in memory (a mapping, an array, a store read with ``mmap=False``) are never
-        provably the same."""
+        :meth:`~gensim_im2vec.store.FeatureStore.reference_problems` finds nothing against (its
+        ``store_id`` tells a store replaced with ``mode="overwrite"``, even in the second it was
+        created). Features given as a mapping or an array are never provably the same."""
         old, new = self.feature_store, getattr(feats, "source", None)
         if old is None or not isinstance(new, FeatureStore):
             return False
-        if new is old:
-            return True
-        mapped = getattr(self, "_feature_store_file", None)
-        if mapped is None or _store_file_id(new) != mapped:
-            return False
-        return not new.reference_problems(old.reference())
+        return new is old or not new.reference_problems(old.reference())
 
     def _check_update_features(self, feats: ImageFeatures, previous: ImageFeatures | None) -> None:
         """Refuse new features (``build_vocab(update=True, image_features=...)``) that lack an image of
@@ -2289,10 +2280,9 @@ class Im2Vec(Word2Vec):
         images (``_vocab_image_rows`` renumbered to match)."""
         store = self.feature_store
         held = {name: getattr(self, name, None) for name in
-                ("image_vectors", "image_feature_keys", "_features_cache", "_feature_store", "_feature_store_file",
-                 "_vocab_image_rows")}
+                ("image_vectors", "image_feature_keys", "_features_cache", "_feature_store", "_vocab_image_rows")}
         self.image_store = None
-        self._features_cache = self._feature_store = self._feature_store_file = None
+        self._features_cache = self._feature_store = None
         if store is not None:
             self.image_store = store.reference()
             if directory is not None:
@@ -2417,7 +2407,7 @@ class Im2Vec(Word2Vec):
         # a model saved before the flag was kept: its image rows are W's if it has trained
         self.__dict__.setdefault("_image_rows_from_W", bool(getattr(self, "train_count", 0)))
         self._features_cache = None
-        self._feature_store = self._feature_store_file = None
+        self._feature_store = None
         self._vectors_file_state = None  # the saved vectors are the model's own, never its vectors_file
         given = _LOAD_FEATURES.get()
         _LOAD_FEATURES.set(None)  # for this model only, not for objects loaded inside it
@@ -2696,16 +2686,6 @@ def _file_id(path: str) -> tuple[str, int, int] | None:
     except FileNotFoundError:
         return None
     return path, st.st_dev, st.st_ino
-
-
-def _store_file_id(store: FeatureStore | None) -> tuple[int, int] | None:
-    """``(device, inode)`` of the features file a memory-mapped `store` maps, whatever path it was
-    opened by (None for no store, or one read into memory: its file may have been replaced since,
-    by a file that reuses its inode)."""
-    if store is None or not isinstance(getattr(store, "raw_vectors", None), np.memmap):
-        return None
-    found = _file_id(os.fspath(store.path / FEATURES_FILE))
-    return None if found is None else found[1:]
 
 
 def _nothing() -> None:
