@@ -20,7 +20,10 @@ load it prints what the large parts of the model hold (allocated and resident by
 ``--vectors-file`` trains with ``Im2Vec(vectors_file=DIR/vectors.npy)``: ``wv.vectors`` memory-mapped
 from that file (page cache, counted in ``RssFile``) instead of private memory; the results go to
 ``DIR/results-N-vectors-file.json``, so both runs can share one ``--dir`` (and its store). The file of
-an earlier run is deleted first (it is this benchmark's own).
+an earlier run is deleted first (it is this benchmark's own). Its save stage runs twice: first as
+always (the vectors streamed from the file into the model's own ``.npy``, the reference, then
+deleted), then with ``move_vectors_file=True`` (the file becomes the model's ``.npy``), and prints
+the ratio of their times and the bytes each wrote (``wchar`` of /proc/self/io).
 
     python benchmarks/bench_scale.py --images 1000000          # ≈ 10 min on 2 cores
     python benchmarks/bench_scale.py --images 1000000 --dir /tmp/scale-vf --vectors-file   # docs/scale.md §5.4
@@ -34,6 +37,7 @@ import gc
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -48,6 +52,15 @@ _CHUNK = 65536
 
 
 # ----------------------------------------------------------------------------- measuring
+
+
+def written_bytes() -> int:
+    """Bytes this process has passed to write() so far (``wchar`` of /proc/self/io; 0 where there is none)."""
+    try:
+        with open("/proc/self/io") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("wchar:"))
+    except (OSError, StopIteration):
+        return 0
 
 
 class Stages:
@@ -314,11 +327,23 @@ def run_build(args) -> list[dict]:
 
     path = os.path.join(args.dir, "model", "m.model")
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    stages.start("save")
-    model.save(path)
+    if vectors_file:  # the reference: the vectors copied from the file into the model's own .npy
+        copy = os.path.join(args.dir, "model-copy", "m.model")
+        os.makedirs(os.path.dirname(copy), exist_ok=True)
+        stages.start("save (vectors copied, the reference)")
+        wchar = written_bytes()
+        model.save(copy)
+        copied = stages.stop(gib_written=round((written_bytes() - wchar) / GiB, 2))
+        shutil.rmtree(os.path.dirname(copy))
+    stages.start("save" + (" (move_vectors_file=True)" if vectors_file else ""))
+    wchar = written_bytes()
+    model.save(path, move_vectors_file=bool(vectors_file))
+    moved = stages.stop(gib_written=round((written_bytes() - wchar) / GiB, 2))
     files = {os.path.basename(p): os.path.getsize(os.path.join(os.path.dirname(path), p))
              for p in os.listdir(os.path.dirname(path)) if p.startswith("m.model")}
-    stages.stop(gib_written=round(sum(files.values()) / GiB, 2))
+    if vectors_file:
+        print(f"    save with the vectors file moved / copied: {moved['seconds'] / copied['seconds']:.2f}x the "
+              f"time, {moved['gib_written']:.2f} / {copied['gib_written']:.2f} GiB written", flush=True)
     print("    files: " + ", ".join(f"{k} {v / MiB:.1f} MiB" for k, v in sorted(files.items())), flush=True)
     stages._halt.set()
     return stages.rows, {"after build_vocab": bd_vocab, "after train": bd_train, "saved files": files}

@@ -865,8 +865,9 @@ IM2VEC = "gensim_im2vec.model:Im2Vec"  # the training options and their defaults
 @click.option("--vectors-file", type=click.Path(dir_okay=False), cls=LibraryOption, library=IM2VEC,
               help="Keep the model's vectors in this .npy file, memory-mapped, instead of in RAM (for 10-100M "
                    "images: page cache rather than private memory; the same model, bit for bit). An existing file "
-                   "is refused unless it is this run's own (a --resumable run continues in it). Removed once OUTPUT "
-                   "is saved (OUTPUT holds its own copy).")
+                   "is refused unless it is this run's own (a --resumable run continues in it). At the end it "
+                   "becomes OUTPUT.wv.vectors.npy (moved, not copied: on the same file system nothing is written "
+                   "twice).")
 @click.option("--resumable", is_flag=True,
               help="Save OUTPUT.checkpoint at each epoch's end; the same command run again after an interruption "
                    "continues from the last finished epoch, on the same learning-rate schedule, instead of starting "
@@ -907,17 +908,20 @@ def train_command(documents, features, output, pretrained, analogies_path, resum
             model = resume(checkpoint, corpus, inputs=inputs)
         else:
             model = _train_new(corpus, store, pretrained, params, checkpoint if resumable else None, inputs)
-        model.save(output)
+        # --vectors-file: the run's file becomes OUTPUT's vectors (moved, not written a second time)
+        model.save(output, move_vectors_file=bool(params.get("vectors_file")))
         if resumable:
             from gensim_im2vec.checkpoint import remove_checkpoint
 
             remove_checkpoint(checkpoint)  # after the model is saved: until then, a rerun continues from it
-        if params.get("vectors_file") and os.path.exists(params["vectors_file"]):
-            # the run's scratch (the model made it; any other file was refused): OUTPUT now holds the vectors,
-            # and the same command can run again
-            os.unlink(params["vectors_file"])
-            click.echo(f"removed {params['vectors_file']} (this run's vectors file; {output} holds the vectors)",
-                       err=True)
+        vectors_file = params.get("vectors_file")
+        if vectors_file and os.path.exists(vectors_file):
+            # not moved (the run trained nothing since its checkpoint): the run's scratch (the model made it; any
+            # other file was refused), and OUTPUT holds the vectors; the same command can run again
+            os.unlink(vectors_file)
+            click.echo(f"removed {vectors_file} (this run's vectors file; {output} holds the vectors)", err=True)
+        elif vectors_file:
+            click.echo(f"moved {vectors_file} (this run's vectors file) to {output}.wv.vectors.npy", err=True)
     except (ValueError, TypeError, OSError) as e:
         raise click.ClickException(_train_in_cli_terms(str(e))) from e
     except RuntimeError as e:  # gensim: nothing to train on (every word below --min-count)

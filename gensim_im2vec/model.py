@@ -122,7 +122,7 @@ from gensim.models.word2vec import Word2Vec
 from threadpoolctl import threadpool_limits
 
 from gensim_im2vec import corpusfile
-from gensim_im2vec.fileio import atomic_save, temp_name
+from gensim_im2vec.fileio import COMPRESSED_SUFFIXES, atomic_save, temp_name
 from gensim_im2vec.image_features import ImageFeatures
 from gensim_im2vec.keys import IMAGE_PREFIX, check_image_keys
 from gensim_im2vec.space import (
@@ -394,7 +394,8 @@ class Im2Vec(Word2Vec):
         is gensim's, and the images' rows, zero until then, are written from ``W``). An existing
         file is never written over: the model refuses any file but its own (naming it and the fix).
         :meth:`save` writes the vectors into the model's own files as always (streamed from the
-        file), so a saved model does not need this one; a model loaded from it keeps the setting,
+        file), so a saved model does not need this one (``save(fname, move_vectors_file=True)``
+        makes this file the saved model's own instead of copying it); a model loaded from it keeps the setting,
         and moves its vectors into a file of its own before it trains (the one it was made with,
         when no live model maps it any more, e.g. after an interrupted run; set
         ``model.vectors_file`` to another path, or None for memory, to choose). None (the default):
@@ -2231,16 +2232,46 @@ class Im2Vec(Word2Vec):
         # attributes to None at load, after _load_specials has opened the store again)
         ignore = set(ignore).union({
             "_scan_tag_counts", "_neg_word_idx", "_neg_word_cum", "_neg_tag_idx", "_neg_tag_cum", "_space_lock",
-            "_space_bias", "_tag_mask_cache", "_epoch", "_vectors_file_state",
+            "_space_bias", "_tag_mask_cache", "_epoch", "_vectors_file_state", "_moving_vectors",
         })
-        return super()._save_specials(fname, separately, sep_limit, ignore, pickle_protocol, compress, subname)
+        if not getattr(self, "_moving_vectors", False):
+            return super()._save_specials(fname, separately, sep_limit, ignore, pickle_protocol, compress, subname)
+        # save(move_vectors_file=True): gensim would stream wv.vectors, the whole vectors file, into
+        # FNAME.wv.vectors.npy; that name becomes a second name of the file itself instead, and the pickled
+        # wv lists "vectors" among its separately saved arrays as gensim's own save would
+        source = self._vectors_file_state.path  # (gensim sets ignored attributes aside until the pickle is written)
+        vectors = self.wv.__dict__.pop("vectors")
+        try:
+            restores = super()._save_specials(fname, separately, sep_limit, ignore, pickle_protocol, compress,
+                                              subname)
+        except BaseException:
+            self.wv.vectors = vectors
+            raise
+        try:
+            _link_or_copy(source, subname(".".join((fname, "wv")), "vectors"), vectors)
+        except BaseException:
+            for obj, asides in restores:
+                for attrib, val in asides.items():
+                    setattr(obj, attrib, val)
+            self.wv.vectors = vectors
+            raise
+        self.wv.__dict__["__numpys"] = [*self.wv.__dict__.get("__numpys", []), "vectors"]
+        return restores + [(self.wv, {"vectors": vectors})]
 
-    def save(self, fname_or_handle, *args, **kwargs):
+    def save(self, fname_or_handle, *args, move_vectors_file: bool = False, **kwargs):
         """Save the model: its own arrays (W, vectors, ``syn1neg``) in ``.npy`` files beside it
         (memory-mappable), never a whole feature store.
 
         With `vectors_file`, ``wv.vectors`` is written from that file (streamed, never copied into
-        memory) into the model's own files, so the saved model does not need it.
+        memory) into the model's own files, so the saved model does not need it. With
+        ``move_vectors_file=True`` the file itself becomes the saved model's ``FNAME.wv.vectors.npy``
+        instead (a second name of the same file, then the first name removed: nothing is written, where
+        a copy writes ``rows × vector_size × 4`` bytes, 40-80 GB at 100M images, and needs as much disk
+        again), for the end of a run, as ``im2vec train --vectors-file`` does. The model then holds
+        the saved vectors read-only, as after ``Im2Vec.load(FNAME, mmap="r")``, so training it again
+        never changes the saved model: it moves them into a new `vectors_file` first. On another file
+        system than the vectors file (no second name possible) the vectors are copied, with a
+        warning, and the file is removed all the same.
 
         Features from a :class:`~gensim_im2vec.store.FeatureStore` are not copied: the model records
         the store (``image_store``: its path, also relative to the model file, its row count, key
@@ -2255,22 +2286,60 @@ class Im2Vec(Word2Vec):
         if isinstance(fname_or_handle, (str, os.PathLike)):
             fname_or_handle = _check_save_path(fname_or_handle)
             directory = os.path.dirname(fname_or_handle)
-        with self._saved_features(directory), self._saved_vectors():
+        moving = bool(move_vectors_file) and self._check_move_vectors(fname_or_handle, directory, args, kwargs)
+        with self._saved_features(directory), self._saved_vectors(moving):
             if directory is None:
                 return super().save(fname_or_handle, *args, **kwargs)
             atomic_save(super(), fname_or_handle, *args, **kwargs)  # super(): gensim's save, not this one
+        if moving:
+            self._let_go_of_vectors_file(fname_or_handle + ".wv.vectors.npy")
+
+    def _check_move_vectors(self, fname, directory, args, kwargs) -> bool:
+        """``save(move_vectors_file=True)``: whether there is a vectors file to move (False: the vectors
+        are saved as always, said at INFO), refused when the save cannot take the file as it is."""
+        if getattr(self, "vectors_file", None) is None:
+            raise ValueError("save(move_vectors_file=True): this model keeps wv.vectors in memory (vectors_file is "
+                             "None), there is no file to move; leave move_vectors_file out.")
+        if not self._vectors_in_file():
+            logger.info("save(move_vectors_file=True): wv.vectors is not in %s yet (not trained since it was "
+                        "loaded), so it is saved as always", self.vectors_file)
+            return False
+        if directory is None or str(fname).endswith(COMPRESSED_SUFFIXES):
+            raise ValueError(f"save(move_vectors_file=True) to {fname!r}: the vectors file can become only an "
+                             f"uncompressed .npy beside a model saved to a path; save to a path without "
+                             f".gz/.bz2, or leave move_vectors_file out (the vectors are then copied).")
+        ignore = kwargs.get("ignore", args[2] if len(args) > 2 else ())
+        if "vectors" in set(ignore or ()):
+            raise ValueError("save(move_vectors_file=True, ignore=...) ignores 'vectors': the moved file would be "
+                             "removed with the vectors saved nowhere; leave one of the two out.")
+        self.wv.vectors.flush()
+        return True
+
+    def _let_go_of_vectors_file(self, saved: str) -> None:
+        """After a save that took the vectors file as its own: the file's first name removed, its lock
+        released, and ``wv.vectors`` the saved vectors, read-only (as ``load(mmap="r")`` gives them)."""
+        vf = self._vectors_file_state
+        self.wv.vectors = np.load(saved, mmap_mode="r")
+        self._vectors_file_state = None
+        vf.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(vf.path)
+        logger.info("%s is now %s (moved, not copied); this model holds it read-only", vf.path, saved)
 
     @contextlib.contextmanager
-    def _saved_vectors(self):
+    def _saved_vectors(self, moving: bool = False):
         """While saving: ``wv.vectors`` of a `vectors_file` as a plain array over the same pages (no
         copy), so the saved model holds plain vectors of its own (``np.save`` streams them from the
-        file, in the main file or a companion ``.npy``) and its load never looks for the file."""
+        file, in the main file or a companion ``.npy``) and its load never looks for the file.
+        `moving`: the file itself becomes the companion (:meth:`_save_specials`)."""
         vectors = self.wv.vectors
         if isinstance(vectors, np.memmap):
             self.wv.vectors = np.asarray(vectors)
+        self._moving_vectors = moving
         try:
             yield
         finally:
+            self._moving_vectors = False
             self.wv.vectors = vectors
 
     @contextlib.contextmanager
@@ -2686,6 +2755,23 @@ def _file_id(path: str) -> tuple[str, int, int] | None:
     except FileNotFoundError:
         return None
     return path, st.st_dev, st.st_ino
+
+
+def _link_or_copy(source: str, target: str, vectors: np.ndarray) -> None:
+    """Give the file `source` the second name `target` (nothing written); where the file system
+    cannot (another device, no hard links), write `vectors` (its rows) to `target` as ``np.save``
+    does, with a warning that says what it cost."""
+    try:
+        os.link(source, target)
+        return
+    except OSError as e:
+        if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES):
+            raise
+        reason = e.strerror or str(e)
+    logger.warning("save(move_vectors_file=True): %s cannot get a second name beside the model (%s): its %.2f GiB "
+                   "are copied instead; put the vectors file on the model's file system to move it", source, reason,
+                   vectors.nbytes / _GiB)
+    np.save(target, vectors)
 
 
 def _nothing() -> None:

@@ -327,8 +327,9 @@ def test_cli_train_vectors_file(tmp_path, data):
     assert result.exit_code == 0, result.output
     model = Im2Vec.load(str(tmp_path / "m.model"))
     assert model.vectors_file == str(tmp_path / "v.npy") and np.isfinite(model.wv.vectors).all()
-    # the run's scratch is removed once OUTPUT is saved, so the same command runs again
-    assert not (tmp_path / "v.npy").exists() and "removed" in result.output
+    # the run's file becomes OUTPUT's vectors (moved, not copied), so the same command runs again
+    assert not (tmp_path / "v.npy").exists() and "moved" in result.output
+    assert np.array_equal(np.load(str(tmp_path / "m.model.wv.vectors.npy")), model.wv.vectors)
     again = train("--vectors-file", str(tmp_path / "v.npy"))
     assert again.exit_code == 0, again.output
     # a file that is not the run's own is refused and left as it is
@@ -375,3 +376,121 @@ def test_an_interrupted_run_continues_in_its_file(tmp_path, data):
     resumed = resume(checkpoint, data.docs)
     assert resumed.wv.vectors.filename == str(path)
     assert np.array_equal(resumed.wv.vectors, _train(data, data.docs).wv.vectors)
+
+
+# ----------------------------------------------------------------------------- save(move_vectors_file=True)
+
+
+def test_save_moves_the_file_instead_of_copying_it(tmp_path, data, monkeypatch):
+    """The vectors file becomes the saved model's FNAME.wv.vectors.npy: the same file (device and
+    inode), not a copy; nothing streams the vectors into a new file; the model answers the same
+    before, after and loaded, and its first name is gone."""
+    path = tmp_path / "v.npy"
+    model = _train(data, data.docs, vectors_file=path)
+    inode = os.stat(path).st_ino
+    keys = ["img:3", "img:200", "class0", "class3_r0"]
+    expected, vectors = _answers(model, keys), np.array(model.wv.vectors)
+    saves = []
+    real_save = np.save
+    monkeypatch.setattr(np, "save", lambda f, a, *ar, **kw: (saves.append(np.shape(a)), real_save(f, a, *ar, **kw)))
+    saved = str(tmp_path / "m.model")
+    model.save(saved, move_vectors_file=True)
+    assert vectors.shape not in saves  # W, syn1neg... were written, never the vectors
+    assert not path.exists() and os.stat(saved + ".wv.vectors.npy").st_ino == inode
+    assert sorted(p for p in _files(tmp_path) if "v.npy" in p or ".tmp" in p) == []  # no scratch left
+    # the model holds the saved vectors read-only, as load(mmap="r") would
+    assert isinstance(model.wv.vectors, np.memmap) and not model.wv.vectors.flags.writeable
+    assert model.wv.vectors.filename == saved + ".wv.vectors.npy" and model._vectors_file_state is None
+    assert _answers(model, keys) == expected
+    for kwargs in ({}, {"mmap": "r"}):
+        loaded = Im2Vec.load(saved, **kwargs)
+        assert np.array_equal(loaded.wv.vectors, vectors) and _answers(loaded, keys) == expected
+
+
+def test_training_after_a_move_never_changes_the_saved_model(tmp_path, data):
+    """After the move the model trains on in a new vectors file at its vectors_file path (the
+    saved file is never written through), as a model loaded with mmap='r' does."""
+    path = tmp_path / "v.npy"
+    model = _train(data, data.docs, vectors_file=path)
+    saved = str(tmp_path / "m.model")
+    model.save(saved, move_vectors_file=True)
+    before = open(saved + ".wv.vectors.npy", "rb").read()
+    model.train(data.docs, total_examples=len(data.docs), epochs=1)
+    assert model.wv.vectors.filename == str(path) and model.wv.vectors.flags.writeable
+    assert os.stat(path).st_ino != os.stat(saved + ".wv.vectors.npy").st_ino
+    assert open(saved + ".wv.vectors.npy", "rb").read() == before
+    # and the same model saved again (moved again) over the first save
+    model.save(saved, move_vectors_file=True)
+    assert not path.exists()
+    assert np.array_equal(Im2Vec.load(saved).wv.vectors, model.wv.vectors)
+
+
+def test_a_move_across_file_systems_copies_with_a_warning(tmp_path, data, monkeypatch, caplog):
+    """Where the file cannot get a second name (another device), the vectors are copied, the run
+    is told what it cost, and the file is removed all the same."""
+    path = tmp_path / "v.npy"
+    model = _train(data, data.docs, vectors_file=path)
+    inode, vectors = os.stat(path).st_ino, np.array(model.wv.vectors)
+
+    def no_link(src, dst, *a, **kw):
+        raise OSError(errno.EXDEV, "Invalid cross-device link", src)
+
+    monkeypatch.setattr(os, "link", no_link)
+    saved = str(tmp_path / "m.model")
+    with caplog.at_level("WARNING", logger="gensim_im2vec.model"):
+        model.save(saved, move_vectors_file=True)
+    assert "copied instead" in caplog.text and "v.npy" in caplog.text
+    assert not path.exists() and os.stat(saved + ".wv.vectors.npy").st_ino != inode
+    assert np.array_equal(Im2Vec.load(saved).wv.vectors, vectors)
+
+
+def test_a_failed_move_keeps_the_vectors_file(tmp_path, data, monkeypatch):
+    """A save that fails after the file got its second name (here: the pickle) leaves the vectors
+    file as it was, still the model's own writable file, and no companion under the save's name."""
+    import gensim.utils
+
+    path = tmp_path / "v.npy"
+    model = _train(data, data.docs, vectors_file=path)
+    vectors = np.array(model.wv.vectors)
+
+    def broken(*a, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(gensim.utils, "pickle", broken)
+    saved = str(tmp_path / "m.model")
+    with pytest.raises(OSError, match="No space"):
+        model.save(saved, move_vectors_file=True)
+    monkeypatch.undo()
+    assert path.exists() and np.array_equal(np.load(path), vectors)
+    assert model._vectors_in_file() and model.wv.vectors.flags.writeable and "vectors" in model.wv.__dict__
+    assert [p for p in _files(tmp_path) if p.startswith("m.model") or ".tmp" in p] == []
+    model.save(saved, move_vectors_file=True)  # the same model saves (and moves) afterwards
+    assert np.array_equal(Im2Vec.load(saved).wv.vectors, vectors) and not path.exists()
+
+
+def test_move_vectors_file_is_refused_where_it_cannot_move(tmp_path, data):
+    in_memory = _train(data, data.docs)
+    with pytest.raises(ValueError, match="vectors_file is None"):
+        in_memory.save(str(tmp_path / "a.model"), move_vectors_file=True)
+    path = tmp_path / "v.npy"
+    model = _train(data, data.docs, vectors_file=path)
+    with pytest.raises(ValueError, match=r"\.gz"):
+        model.save(str(tmp_path / "b.model.gz"), move_vectors_file=True)
+    with pytest.raises(ValueError, match="ignores 'vectors'"):
+        model.save(str(tmp_path / "c.model"), ignore=["vectors"], move_vectors_file=True)
+    assert path.exists() and model._vectors_in_file()  # nothing was moved
+    assert not any(p.startswith(("a.model", "b.model", "c.model")) for p in _files(tmp_path))
+
+
+def test_move_of_a_model_not_in_its_file_saves_as_always(tmp_path, data):
+    """A loaded model keeps the vectors_file setting, but until it trains its vectors are the saved
+    ones: save(move_vectors_file=True) then writes them as always and removes nothing."""
+    model = _train(data, data.docs, vectors_file=tmp_path / "v.npy")
+    first = str(tmp_path / "m.model")
+    model.save(first, move_vectors_file=True)
+    loaded = Im2Vec.load(first, mmap="r")
+    (tmp_path / "v.npy").write_bytes(b"someone's")  # a file at the path is not touched
+    second = str(tmp_path / "n.model")
+    loaded.save(second, move_vectors_file=True)
+    assert (tmp_path / "v.npy").read_bytes() == b"someone's"
+    assert np.array_equal(Im2Vec.load(second).wv.vectors, Im2Vec.load(first).wv.vectors)
