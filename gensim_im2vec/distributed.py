@@ -669,6 +669,20 @@ def _not_part_skip_warning(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("%i image(s) were skipped")
 
 
+def _changed_part_fix(parts_root: Path, part: int) -> str:
+    """The fix for an unfinished part whose images changed on disk (``on_changed="raise"``), added to
+    :meth:`FeatureExtractor.extract <gensim_im2vec.features.FeatureExtractor.extract>`'s error, which
+    names only the part store: unlike the target, a part can simply be extracted again."""
+    target = parts_root.with_name(parts_root.name[: -len(PARTS_SUFFIX)])
+    return (f"That store is part {part} of the extract_ray into {str(target)!r}, left unfinished by an interrupted "
+            f"run: to extract the part again from the current files, delete its folder "
+            f"{str(_part_dir(parts_root, part))!r} and run the same command again (the other parts are kept).")
+
+
+#: How an actor's row reports a part that failed with ChangedFilesError (``on_changed="raise"``).
+_CHANGED_ERROR = "ChangedFilesError on node "
+
+
 def _part_items(plan: str) -> list[tuple[str, str]]:
     """A part's images as the driver hands them to an actor: its plan file in
     ``STORE.ray-parts/.plan/``, a JSON list of ``[key, path]`` (:func:`_write_plans`)."""
@@ -681,7 +695,11 @@ class _PartExtractor:
 
     It never raises: an extractor that cannot be built on its node, or a part that fails, comes back
     as that part's ``error`` (with the node's name), so one bad part does not end the others and the
-    driver reports every failure in a few lines instead of Ray's tracebacks."""
+    driver reports every failure in a few lines instead of Ray's tracebacks.
+
+    `extract_kwargs` carry the driver's ``on_changed``: a part an interrupted run left unfinished is
+    continued (``mode="extend"``) with its images given again, and those it holds are compared with
+    their files as the driver was asked (warn, raise, or no stat at all with "ignore")."""
 
     def __init__(self, fx_kwargs: dict, extract_kwargs: dict, parts_root: str, lock_wait: float = PART_LOCK_WAIT
                  ) -> None:
@@ -703,6 +721,7 @@ class _PartExtractor:
             self.error = f"the extractor could not be built on node {self.node}: {type(e).__name__}: {e}"
 
     def _extract(self, part: int, pairs: list):
+        from gensim_im2vec.features import ChangedFilesError
         from gensim_im2vec.store import StoreLockedError
 
         deadline = time.monotonic() + self.lock_wait
@@ -713,6 +732,8 @@ class _PartExtractor:
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(1.0)
+            except ChangedFilesError as e:  # on_changed="raise": extract()'s fix names the part store alone
+                raise ChangedFilesError(f"{e} {_changed_part_fix(self.parts_root, part)}") from None
 
     def __call__(self, batch: dict) -> dict:
         from gensim_im2vec.features import STAGES
@@ -737,7 +758,7 @@ class _PartExtractor:
                         "keys": list(keys), "extracted": rep.extracted, "skipped": rep.skipped},
                         durable=True, indent=None)
                 except Exception as e:  # noqa: BLE001 - reported per part, see the class notes
-                    rep, error = None, f"{type(e).__name__} on node {self.node}: {e}"
+                    rep, error = None, f"{type(e).__name__} on node {self.node}: {e}"  # see _CHANGED_ERROR
             out["part"].append(part)
             out["extracted"].append(rep.extracted if rep else 0)
             out["already"].append(rep.already if rep else 0)
@@ -1079,7 +1100,9 @@ def _run_parts(todo: list[dict], plan: _ClusterPlan, fx_kwargs: dict, extract_kw
                parts_root: Path, target: Path) -> tuple[int, int, list[float], int, dict[str, float]]:
     """Extract the parts on a pool of actors; returns images extracted, skipped, seconds per part,
     images the actors found already done and the actors' seconds per stage, summed. Raises
-    :class:`PartsFailedError` when a part failed (after the others have run)."""
+    :class:`PartsFailedError` when a part failed (after the others have run); ChangedFilesError when
+    every failed part failed because images it held changed on disk (``on_changed="raise"``: what the
+    caller asked to stop on, as the driver's own check of the target raises it)."""
     import ray.data
     import ray.exceptions
 
@@ -1122,7 +1145,12 @@ def _run_parts(todo: list[dict], plan: _ClusterPlan, fx_kwargs: dict, extract_kw
             f"{str(parts_root)!r}; run the same command again to continue from them."
         ) from e
     if failed:
-        raise PartsFailedError(_failures_message(failed, len(todo), parts_root, target))
+        message = _failures_message(failed, len(todo), parts_root, target)
+        if all(error.startswith(_CHANGED_ERROR) for _, error in failed):
+            from gensim_im2vec.features import ChangedFilesError
+
+            raise ChangedFilesError(message)
+        raise PartsFailedError(message)
     return extracted, skipped, part_seconds, already, stages
 
 
@@ -1193,8 +1221,11 @@ def extract_ray(
         :class:`~gensim_im2vec.features.ChangedFilesError` before Ray starts, the store unchanged.
         "ignore": no stat pass (a rerun at 100M files on a network file system). A store's rows are
         never rewritten: extract into a new store (or ``mode="overwrite"``) to use the new files.
-        Images in the parts of an interrupted run are checked by their actors (a part being
-        continued) or by the next run (a finished part, once merged).
+        Images in the parts of an interrupted run are checked by the next run once merged (a
+        finished part), or by the actor that continues the part (an unfinished one), with this
+        ``on_changed``: "raise" fails that part, kept as it was (the others run), and the call
+        (ChangedFilesError naming the files and the part's folder: delete it to extract the part
+        again from the current files); "ignore" stats none of its files.
     **options
         Options of :class:`~gensim_im2vec.features.FeatureExtractor` (``arch``, ``weights``,
         ``layer``, ``precision``, ``max_pixels``, ``seed``, ...) and of its ``extract`` (``dtype``,
@@ -1226,7 +1257,9 @@ def extract_ray(
         Before Ray starts: two images have one key (the message names the key and both items).
     ChangedFilesError
         Before Ray starts: ``on_changed="raise"`` and images the target store holds changed on disk
-        (the message names them; nothing was done).
+        (the message names them; nothing was done). Or after the parts ran: images a part that an
+        interrupted run left unfinished holds changed on disk (the message names them and the part;
+        the part is kept as it was, the other parts finished are kept, nothing is merged).
     ConnectionError
         `address` cannot be reached.
     PartsFailedError
@@ -1350,7 +1383,8 @@ def extract_ray(
                 "num_workers": plan.num_workers, "progress": False,
                 "threads": None if plan.use_gpu else plan.cpus_per_actor,
             }
-            extract_kwargs = {**run_options, "shard_size": min(shard_size, size)}
+            # on_changed: an unfinished part that an actor continues holds images given again
+            extract_kwargs = {**run_options, "shard_size": min(shard_size, size), "on_changed": on_changed}
             extracted, _, part_seconds, _, stages = _run_parts(todo, plan, fx_kwargs, extract_kwargs, parts_root,
                                                                target)
         else:

@@ -1340,9 +1340,9 @@ def split_extractor_options(options: dict, *, owner: str = "extract") -> tuple[d
     build_names, run_names = _keywords(FeatureExtractor.__init__), _keywords(FeatureExtractor.extract)
     if owner == "extract_ray" and "on_changed" in options:  # extract_ray's own option, never its actors'
         raise TypeError("extract_ray: on_changed cannot be given among the options of its actors' extract(): "
-                        "extract_ray's driver compares the images already in the target store with their files "
-                        "itself, before any part runs (the actors write new part stores). Pass it to extract_ray "
-                        "(extract_ray(..., on_changed=...)), which keeps it from the actors.")
+                        "it is extract_ray's own (extract_ray(..., on_changed=...)): its driver compares the images "
+                        "already in the target store with their files before any part runs, and gives it to the "
+                        "actors for the unfinished parts they continue.")
     unknown = sorted(set(options) - build_names - run_names - {"images", "store"})
     if unknown:
         raise TypeError(f"{owner}: unknown option(s) {unknown}; FeatureExtractor takes {sorted(build_names)}, "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -153,7 +154,7 @@ def test_extract_ray_stamps_its_rows_and_a_rerun_names_a_changed_file(tmp_path, 
     assert len(said) == 1 and "img:03" in said[0] and str(photos / "03.png") in said[0], said
     assert "extract into a new store" in said[0]
     assert "1 of them changed on disk" in rep.summary()
-    assert "on_changed" not in fake_ray[-1]["extract_kwargs"]  # the driver's option, not the actors'
+    assert fake_ray[-1]["extract_kwargs"]["on_changed"] == "warn"  # for the parts an actor continues
     s = rep.store
     assert s.keys[-1] == "img:new" and tuple(s.file_stamps()[-1]) == file_stamp(photos / "new.png")
     old = first.store.file_stamps()
@@ -224,3 +225,118 @@ def test_the_extract_ray_command_takes_on_changed():
     assert helped.exit_code == 0 and "--on-changed [warn|raise|ignore]" in helped.output, helped.output
     bad = CliRunner().invoke(main, ["extract-ray", ".", "-o", "never", "--on-changed", "refresh"])
     assert bad.exit_code == 2 and "'refresh' is not one of" in bad.output, bad.output
+
+
+# ----------------------------------------------------------------------------- a part an interrupted run left
+
+
+class _DatasetHere:
+    """What ``distributed._run_parts`` uses of Ray Data (``map_batches``, then ``iter_rows``), run in
+    this process on the actors' own class: the driver's own handling of the parts' rows and errors is
+    what the tests see. `made` is told the actor's constructor arguments."""
+
+    def __init__(self, items: list[dict], made: list[dict]) -> None:
+        self.items, self.made, self.actor = items, made, None
+
+    def map_batches(self, fn, *, fn_constructor_kwargs: dict, **_):
+        self.made.append(fn_constructor_kwargs)
+        self.actor = fn(**fn_constructor_kwargs)
+        return self
+
+    def iter_rows(self):
+        try:
+            for item in self.items:
+                batch = self.actor({"part": [item["part"]], "items": [item["items"]]})
+                yield {k: v[0] for k, v in batch.items()}
+        finally:  # the actors' log filter belongs in actor processes only
+            logging.getLogger("gensim_im2vec.features").removeFilter(distributed._not_part_skip_warning)
+
+
+@pytest.fixture
+def ray_data_here(monkeypatch):
+    """Ray "started" with 2 CPUs; the real ``_run_parts`` runs its parts in this process
+    (:class:`_DatasetHere`). Returns the constructor arguments of each run's actor."""
+    import ray.data
+
+    made: list[dict] = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda *a, **k: None)
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    monkeypatch.setattr(ray.data, "from_items", lambda items, **k: _DatasetHere(items, made))
+    ctx = ray.data.DataContext.get_current()
+    monkeypatch.setattr(ctx, "enable_progress_bars", ctx.enable_progress_bars)  # _run_parts sets it
+    return made
+
+
+def _interrupted(photos: Path, store: Path, monkeypatch) -> Path:
+    """An extract_ray into `store` interrupted after part 0 (img:00 to img:03) was extracted but before
+    its actor wrote the part's marker (killed in between): the rerun continues that part store, whose
+    images are given to its actor again. Returns the part store."""
+    run_parts = distributed._run_parts
+    monkeypatch.setattr(distributed, "_run_parts", parts_here(lambda item, row: None, stop_after=1))
+    with pytest.raises(KeyboardInterrupt):
+        extract_ray(photos, store, **FX, part_size=4)
+    monkeypatch.setattr(distributed, "_run_parts", run_parts)
+    parts = store.with_name(store.name + distributed.PARTS_SUFFIX)
+    (parts / "part-000000.done.json").unlink()
+    assert not store.exists() and FeatureStore.open(parts / "part-000000").keys == [f"img:{i:02d}" for i in range(4)]
+    return parts / "part-000000"
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
+def test_on_changed_raise_stops_on_a_changed_file_of_an_unfinished_part(tmp_path, ray_data_here, monkeypatch):
+    """The actor that continues an unfinished part compares its stored images with their files as the
+    driver was asked: "raise" fails that part (kept as it was, the others run) and the call, with
+    ChangedFilesError naming the file, the part and the fix (deleting the part), which works."""
+    photos = _photos(tmp_path / "photos")
+    store = tmp_path / "feats"
+    part = _interrupted(photos, store, monkeypatch)
+    before = _files(part)
+    _replace(photos / "01.png")
+    with pytest.raises(ChangedFilesError) as e:
+        extract_ray(photos, store, **FX, part_size=4, on_changed="raise")
+    msg = str(e.value)
+    assert ray_data_here[-1]["extract_kwargs"]["on_changed"] == "raise"
+    assert msg.startswith("1 of 2 part(s) failed; the others are finished and kept in"), msg
+    assert "part(s) 0: ChangedFilesError on node " in msg and "on_changed='raise'" in msg
+    assert "img:01" in msg and str(photos / "01.png") in msg and "Traceback" not in msg
+    assert f"delete its folder {str(part)!r}" in msg and "on_changed='warn'" in msg
+    assert _files(part) == before and not store.exists()
+    assert (part.parent / "part-000001.done.json").exists()
+    shutil.rmtree(part)  # the fix it names: that part is extracted again, from the new file
+    rep = extract_ray(photos, store, **FX, part_size=4, on_changed="raise")
+    assert (rep.extracted, rep.already, len(rep.store)) == (4, 4, N) and not part.parent.exists()
+    assert tuple(rep.store.file_stamps()[rep.store.key_to_index["img:01"]]) == file_stamp(photos / "01.png")
+
+
+def test_on_changed_ignore_compares_no_file_of_an_unfinished_part(tmp_path, ray_data_here, monkeypatch, caplog):
+    photos = _photos(tmp_path / "photos")
+    store = tmp_path / "feats"
+    _interrupted(photos, store, monkeypatch)
+    _replace(photos / "01.png")
+    stats, stamp = [], features.file_stamp
+    monkeypatch.setattr(features, "file_stamp", lambda p: stats.append(Path(p).name) or stamp(p))
+    caplog.set_level(logging.INFO, logger="gensim_im2vec")
+    rep = extract_ray(photos, store, **FX, part_size=4, on_changed="ignore")
+    assert (rep.extracted, rep.already, rep.changed, len(rep.store)) == (4, 4, 0, N)
+    assert sorted(stats) == [f"{i:02d}.png" for i in range(4, N)]  # only the new images' stamps are taken
+    assert not _changed_warnings(caplog) and ray_data_here[-1]["extract_kwargs"]["on_changed"] == "ignore"
+
+
+def test_on_changed_warn_names_a_changed_file_of_an_unfinished_part(tmp_path, ray_data_here, monkeypatch, caplog):
+    photos = _photos(tmp_path / "photos")
+    store = tmp_path / "feats"
+    part = _interrupted(photos, store, monkeypatch)
+    old = FeatureStore.open(part).file_stamps()
+    _replace(photos / "02.png")
+    caplog.set_level(logging.INFO, logger="gensim_im2vec")
+    rep = extract_ray(photos, store, **FX, part_size=4)
+    assert (rep.extracted, rep.already, len(rep.store)) == (4, 4, N)
+    assert ray_data_here[-1]["extract_kwargs"]["on_changed"] == "warn"
+    said = _changed_warnings(caplog)
+    assert len(said) == 1 and "img:02" in said[0] and str(photos / "02.png") in said[0], said
+    np.testing.assert_array_equal(rep.store.file_stamps()[:4], old)  # the old row, its old stamp: found again
+    assert extract_ray(photos, store, **FX, part_size=4).changed_keys == ["img:02"]
