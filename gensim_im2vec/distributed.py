@@ -669,18 +669,22 @@ def _not_part_skip_warning(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("%i image(s) were skipped")
 
 
-def _changed_part_fix(parts_root: Path, part: int) -> str:
-    """The fix for an unfinished part whose images changed on disk (``on_changed="raise"``), added to
-    :meth:`FeatureExtractor.extract <gensim_im2vec.features.FeatureExtractor.extract>`'s error, which
-    names only the part store: unlike the target, a part can simply be extracted again."""
-    target = parts_root.with_name(parts_root.name[: -len(PARTS_SUFFIX)])
-    return (f"That store is part {part} of the extract_ray into {str(target)!r}, left unfinished by an interrupted "
-            f"run: to extract the part again from the current files, delete its folder "
-            f"{str(_part_dir(parts_root, part))!r} and run the same command again (the other parts are kept).")
+def _changed_in_part(part: int, error) -> str:
+    """What an actor says of the unfinished part it continued whose images changed on disk
+    (``on_changed="raise"``; `error` is :meth:`FeatureExtractor.extract`'s ChangedFilesError): the
+    images; the fix, for every such part at once, is the driver's (:func:`_changed_parts_fix`)."""
+    shown = ", ".join(f"{k} ({p})" for k, p in error.changed[:5]) + (", ..." if len(error.changed) > 5 else "")
+    return (f"on_changed='raise': {len(error.changed)} image(s) that unfinished part {part} holds changed on disk since their features "
+            f"were extracted (file size or modification time differs, or the file is gone): {shown}")
 
 
-#: How an actor's row reports a part that failed with ChangedFilesError (``on_changed="raise"``).
-_CHANGED_ERROR = "ChangedFilesError on node "
+def _changed_parts_fix(parts_root: Path, parts: list[int]) -> str:
+    """The fix for unfinished parts whose images changed on disk: every part folder to delete (a part,
+    unlike the target store, can simply be extracted again)."""
+    folders = ", ".join(repr(str(_part_dir(parts_root, p))) for p in sorted(parts))
+    return (f"To extract {'that part' if len(parts) == 1 else 'those parts'} again from the current files, delete "
+            f"{'its folder' if len(parts) == 1 else 'their folders'} {folders} and run the same command again (the "
+            f"other parts are kept; with on_changed='warn' the parts keep their old rows with a warning).")
 
 
 def _part_items(plan: str) -> list[tuple[str, str]]:
@@ -732,18 +736,18 @@ class _PartExtractor:
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(1.0)
-            except ChangedFilesError as e:  # on_changed="raise": extract()'s fix names the part store alone
-                raise ChangedFilesError(f"{e} {_changed_part_fix(self.parts_root, part)}") from None
+            except ChangedFilesError as e:  # on_changed="raise": extract()'s fixes are the target store's
+                raise ChangedFilesError(_changed_in_part(part, e), e.changed) from None
 
     def __call__(self, batch: dict) -> dict:
-        from gensim_im2vec.features import STAGES
+        from gensim_im2vec.features import STAGES, ChangedFilesError
 
         out = {"part": [], "extracted": [], "already": [], "skipped": [], "seconds": [], "error": [],
-               **{f"stage_{k}": [] for k in STAGES}}
+               "changed_files": [], **{f"stage_{k}": [] for k in STAGES}}
         for part, items in zip(batch["part"], batch["items"]):
             part = int(part)
             t0 = time.perf_counter()
-            rep, error = None, self.error
+            rep, error, changed_files = None, self.error, False
             if not error:
                 try:
                     pairs = _part_items(str(items))
@@ -758,13 +762,15 @@ class _PartExtractor:
                         "keys": list(keys), "extracted": rep.extracted, "skipped": rep.skipped},
                         durable=True, indent=None)
                 except Exception as e:  # noqa: BLE001 - reported per part, see the class notes
-                    rep, error = None, f"{type(e).__name__} on node {self.node}: {e}"  # see _CHANGED_ERROR
+                    rep, error = None, f"{type(e).__name__} on node {self.node}: {e}"
+                    changed_files = isinstance(e, ChangedFilesError)  # on_changed="raise": the driver says the fix
             out["part"].append(part)
             out["extracted"].append(rep.extracted if rep else 0)
             out["already"].append(rep.already if rep else 0)
             out["skipped"].append(len(rep.skipped) if rep else 0)
             out["seconds"].append(time.perf_counter() - t0)
             out["error"].append(error)
+            out["changed_files"].append(changed_files)
             for k in STAGES:
                 out[f"stage_{k}"].append(rep.stage_seconds.get(k, 0.0) if rep else 0.0)
         return {k: np.asarray(v) for k, v in out.items()}
@@ -1080,7 +1086,10 @@ def _write_plans(images: _Images, done: np.ndarray, size: int, plan_dir: Path) -
     return todo, parts
 
 
-def _failures_message(failed: list[tuple[int, str]], n_run: int, parts_root: Path, target: Path) -> str:
+def _failures_message(failed: list[tuple[int, str]], n_run: int, parts_root: Path, target: Path,
+                      changed: list[int] = ()) -> str:
+    """The parts that failed, a line per distinct error (three at most); `changed`: those that failed
+    because images they hold changed on disk, every one of whose folders the fix names."""
     by_error: dict[str, list[int]] = {}
     for part, error in sorted(failed):
         by_error.setdefault(error, []).append(part)
@@ -1091,9 +1100,11 @@ def _failures_message(failed: list[tuple[int, str]], n_run: int, parts_root: Pat
     if len(by_error) > 3:
         lines.append(f"  ... and {len(by_error) - 3} other error(s)")
     others = "the others are finished and" if len(failed) < n_run else "the parts finished before are"
+    fix = "Fix the cause and run the same command again: finished parts are not redone."
+    if changed:
+        fix = _changed_parts_fix(parts_root, list(changed)) + ("" if len(changed) == len(failed) else " " + fix)
     return (f"{len(failed)} of {n_run} part(s) failed; {others} kept in {str(parts_root)!r} "
-            f"(nothing was merged into {str(target)!r} yet):\n" + "\n".join(lines) +
-            "\nFix the cause and run the same command again: finished parts are not redone.")
+            f"(nothing was merged into {str(target)!r} yet):\n" + "\n".join(lines) + "\n" + fix)
 
 
 def _run_parts(todo: list[dict], plan: _ClusterPlan, fx_kwargs: dict, extract_kwargs: dict,
@@ -1123,11 +1134,14 @@ def _run_parts(todo: list[dict], plan: _ClusterPlan, fx_kwargs: dict, extract_kw
     extracted = skipped = already = 0
     part_seconds = []
     failed: list[tuple[int, str]] = []
+    changed: list[int] = []  # the failed parts that hold images changed on disk (on_changed="raise")
     stages = dict.fromkeys(STAGES, 0.0)
     try:
         for row in results.iter_rows():
             if row["error"]:
                 failed.append((int(row["part"]), str(row["error"])))
+                if row["changed_files"]:
+                    changed.append(int(row["part"]))
                 logger.warning("part %i failed: %s", row["part"], row["error"])
                 continue
             for k in STAGES:
@@ -1145,8 +1159,8 @@ def _run_parts(todo: list[dict], plan: _ClusterPlan, fx_kwargs: dict, extract_kw
             f"{str(parts_root)!r}; run the same command again to continue from them."
         ) from e
     if failed:
-        message = _failures_message(failed, len(todo), parts_root, target)
-        if all(error.startswith(_CHANGED_ERROR) for _, error in failed):
+        message = _failures_message(failed, len(todo), parts_root, target, changed)
+        if len(changed) == len(failed):  # what the caller asked to stop on, as the driver's check raises it
             from gensim_im2vec.features import ChangedFilesError
 
             raise ChangedFilesError(message)

@@ -696,7 +696,12 @@ class ExtractionReport:
 
 class ChangedFilesError(ValueError):
     """Images already in a feature store changed on disk since they were extracted, and the run was
-    asked to stop then (``on_changed="raise"``): a store cannot re-extract them in place."""
+    asked to stop then (``on_changed="raise"``): a store cannot re-extract them in place.
+    ``changed``: their ``(key, path)`` (the first of them at least; empty when not known)."""
+
+    def __init__(self, message: str, changed: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.changed = list(changed)
 
 
 class FeatureExtractor:
@@ -1036,7 +1041,7 @@ class FeatureExtractor:
             seen = [it for it in items if it[0] in done]  # stored before: checked against their files' stamps
             changed = _changed_files(writer, seen) if on_changed != "ignore" else []
             if changed and on_changed == "raise":
-                raise ChangedFilesError(_changed_message(path, changed, refused=True))
+                raise ChangedFilesError(_changed_message(path, changed, refused=True), changed)
             if changed:
                 logger.warning("%s", _changed_message(path, changed, refused=False))
             logger.info(

@@ -2239,7 +2239,7 @@ class Im2Vec(Word2Vec):
         # save(move_vectors_file=True): gensim would stream wv.vectors, the whole vectors file, into
         # FNAME.wv.vectors.npy; that name becomes a second name of the file itself instead, and the pickled
         # wv lists "vectors" among its separately saved arrays as gensim's own save would
-        source = self._vectors_file_state.path  # (gensim sets ignored attributes aside until the pickle is written)
+        source = self._vectors_file_state.id  # (gensim sets ignored attributes aside until the pickle is written)
         vectors = self.wv.__dict__.pop("vectors")
         try:
             restores = super()._save_specials(fname, separately, sep_limit, ignore, pickle_protocol, compress,
@@ -2301,8 +2301,9 @@ class Im2Vec(Word2Vec):
             raise ValueError("save(move_vectors_file=True): this model keeps wv.vectors in memory (vectors_file is "
                              "None), there is no file to move; leave move_vectors_file out.")
         if not self._vectors_in_file():
-            logger.info("save(move_vectors_file=True): wv.vectors is not in %s yet (not trained since it was "
-                        "loaded), so it is saved as always", self.vectors_file)
+            logger.info("save(move_vectors_file=True): wv.vectors is not in %s (the model has not trained since "
+                        "it was loaded, or since its vectors file was moved by a save), so it is saved as always",
+                        self.vectors_file)
             return False
         if directory is None or str(fname).endswith(COMPRESSED_SUFFIXES):
             raise ValueError(f"save(move_vectors_file=True) to {fname!r}: the vectors file can become only an "
@@ -2312,7 +2313,17 @@ class Im2Vec(Word2Vec):
         if "vectors" in set(ignore or ()):
             raise ValueError("save(move_vectors_file=True, ignore=...) ignores 'vectors': the moved file would be "
                              "removed with the vectors saved nowhere; leave one of the two out.")
+        vf = self._vectors_file_state
+        if vf.path == fname or vf.path.startswith(fname + "."):
+            raise ValueError(f"save(move_vectors_file=True) to {fname!r}: the vectors file {vf.path!r} is a name the "
+                             f"save writes (the model or a file saved beside it); save to another path, or give the "
+                             f"model another vectors_file before it trains.")
         self.wv.vectors.flush()
+        if _file_id(vf.path) != vf.id:  # deleted, or another file put in its place, since the model mapped it
+            logger.warning("save(move_vectors_file=True): %s is no longer the file this model's vectors are mapped "
+                           "from (deleted or replaced since); the vectors are copied from the model's own map into "
+                           "%s.wv.vectors.npy and the file now at that path is left as it is", vf.path, fname)
+            return False
         return True
 
     def _let_go_of_vectors_file(self, saved: str) -> None:
@@ -2322,7 +2333,7 @@ class Im2Vec(Word2Vec):
         self.wv.vectors = np.load(saved, mmap_mode="r")
         self._vectors_file_state = None
         vf.close()
-        with contextlib.suppress(FileNotFoundError):
+        if _file_id(vf.path) == vf.id:  # still the model's file at that path (never another one put there)
             os.unlink(vf.path)
         logger.info("%s is now %s (moved, not copied); this model holds it read-only", vf.path, saved)
 
@@ -2757,19 +2768,25 @@ def _file_id(path: str) -> tuple[str, int, int] | None:
     return path, st.st_dev, st.st_ino
 
 
-def _link_or_copy(source: str, target: str, vectors: np.ndarray) -> None:
-    """Give the file `source` the second name `target` (nothing written); where the file system
-    cannot (another device, no hard links), write `vectors` (its rows) to `target` as ``np.save``
-    does, with a warning that says what it cost."""
+def _link_or_copy(source: tuple[str, int, int], target: str, vectors: np.ndarray) -> None:
+    """Give the file `source` (``(path, device, inode)``, the file `vectors` maps) the second name
+    `target` (nothing written); where the file system cannot (another device, no hard links), or the
+    path no longer names that file, write `vectors` to `target` as ``np.save`` does, with a warning
+    that says why and what it cost."""
+    path = source[0]
     try:
-        os.link(source, target)
-        return
+        os.link(path, target)
+        if _file_id(target)[1:] == tuple(source[1:]):
+            return
+        os.unlink(target)  # another file was put at the path since the model mapped its own
+        reason = "the file at that path is no longer the one this model maps"
     except OSError as e:
-        if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES):
+        if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES,
+                           errno.ENOENT):
             raise
         reason = e.strerror or str(e)
     logger.warning("save(move_vectors_file=True): %s cannot get a second name beside the model (%s): its %.2f GiB "
-                   "are copied instead; put the vectors file on the model's file system to move it", source, reason,
+                   "are copied instead; put the vectors file on the model's file system to move it", path, reason,
                    vectors.nbytes / _GiB)
     np.save(target, vectors)
 

@@ -340,3 +340,21 @@ def test_on_changed_warn_names_a_changed_file_of_an_unfinished_part(tmp_path, ra
     assert len(said) == 1 and "img:02" in said[0] and str(photos / "02.png") in said[0], said
     np.testing.assert_array_equal(rep.store.file_stamps()[:4], old)  # the old row, its old stamp: found again
     assert extract_ray(photos, store, **FX, part_size=4).changed_keys == ["img:02"]
+
+
+def test_every_changed_part_is_named_with_its_folder(tmp_path):
+    """Several unfinished parts with changed images (one per actor an interruption stopped): the
+    fix names every part folder to delete, not the first three distinct errors; beside another
+    failure, both fixes are said."""
+    from gensim_im2vec.distributed import _failures_message, _part_dir
+
+    root, target = tmp_path / "feats.ray-parts", tmp_path / "feats"
+    failed = [(p, f"ChangedFilesError on node n1: on_changed='raise': 1 image(s) that unfinished part {p} holds "
+                  f"changed on disk: img:{p}") for p in range(5)]
+    msg = _failures_message(failed, 10, root, target, changed=list(range(5)))
+    assert all(repr(str(_part_dir(root, p))) in msg for p in range(5)), msg
+    assert "delete their folders" in msg and "Fix the cause" not in msg
+    mixed = _failures_message([*failed[:1], (7, "OSError on node n2: [Errno 5] Input/output error")], 10, root,
+                              target, changed=[0])
+    assert repr(str(_part_dir(root, 0))) in mixed and repr(str(_part_dir(root, 7))) not in mixed
+    assert "delete its folder" in mixed and "Fix the cause" in mixed

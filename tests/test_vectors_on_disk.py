@@ -494,3 +494,54 @@ def test_move_of_a_model_not_in_its_file_saves_as_always(tmp_path, data):
     loaded.save(second, move_vectors_file=True)
     assert (tmp_path / "v.npy").read_bytes() == b"someone's"
     assert np.array_equal(Im2Vec.load(second).wv.vectors, Im2Vec.load(first).wv.vectors)
+
+
+@pytest.mark.parametrize("name", ["m.model", "m.model.wv.vectors.npy"])
+def test_move_refuses_a_vectors_file_the_save_would_write(tmp_path, data, name):
+    """A vectors file named as the model or one of its companions would be renamed onto itself and
+    then removed, the saved model's vectors with it: refused, nothing written."""
+    path = tmp_path / name
+    model = _train(data, data.docs, vectors_file=path)
+    with pytest.raises(ValueError, match="is a name the save writes"):
+        model.save(str(tmp_path / "m.model"), move_vectors_file=True)
+    assert _files(tmp_path) == [name] and model._vectors_in_file()
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_move_of_a_file_deleted_or_replaced_copies_the_models_own_map(tmp_path, data, how, caplog):
+    """The path no longer names the file the model maps: its own vectors are copied from the map
+    (never the file now at the path given a second name), and the path is left as it is."""
+    path = tmp_path / "v.npy"
+    model = _train(data, data.docs, vectors_file=path)
+    vectors = np.array(model.wv.vectors)
+    os.unlink(path)
+    if how == "replaced":
+        np.save(path, np.zeros((3, 3), dtype=np.float32))
+    saved = str(tmp_path / "m.model")
+    with caplog.at_level("WARNING", logger="gensim_im2vec.model"):
+        model.save(saved, move_vectors_file=True)
+    assert "no longer the file this model's vectors are mapped from" in caplog.text
+    assert np.array_equal(Im2Vec.load(saved).wv.vectors, vectors)
+    assert path.exists() == (how == "replaced")
+    if how == "replaced":
+        assert np.load(path).shape == (3, 3)
+
+
+def test_link_checks_it_named_the_models_own_file(tmp_path, caplog):
+    """A file put at the path between the check and the link (a race) is never given the saved
+    name: the link is undone and the model's own vectors are written instead."""
+    from gensim_im2vec.model import _file_id, _link_or_copy
+
+    path, target = tmp_path / "v.npy", str(tmp_path / "m.model.wv.vectors.npy")
+    np.save(path, np.ones((4, 2), dtype=np.float32))
+    own, mapped = _file_id(str(path)), np.load(path, mmap_mode="r")  # the model's map keeps its inode in use
+    os.unlink(path)
+    np.save(path, np.zeros((3, 3), dtype=np.float32))  # another file, same name
+    with caplog.at_level("WARNING", logger="gensim_im2vec.model"):
+        _link_or_copy(own, target, mapped)
+    assert "no longer the one this model maps" in caplog.text
+    assert np.array_equal(np.load(target), np.ones((4, 2))) and os.stat(target).st_ino != os.stat(path).st_ino
+    np.save(path, np.full((2, 2), 7, dtype=np.float32))
+    fresh = _file_id(str(path))
+    _link_or_copy(fresh, str(tmp_path / "b.npy"), np.full((2, 2), 7, dtype=np.float32))
+    assert os.stat(tmp_path / "b.npy").st_ino == os.stat(path).st_ino  # its own file: linked
