@@ -14,17 +14,31 @@ case for every ANN method and look nothing like trained embeddings.
     python benchmarks/bench_ann.py                          # 1M x 200, faiss HNSW (+ annoy if asked)
     python benchmarks/bench_ann.py --n 100000 --backends ivf hnsw annoy
     python benchmarks/bench_ann.py --n 200000 --backends ivf ivfpq --nprobe 16 32 --rerank 1 4 10
+    python benchmarks/bench_ann.py --n 1000000 --backends ivfpq --nprobe 16 --rerank 4 10 --mmap /tmp/ann --cold
 
 Prints recall@10 and the median/p95 latency of each setting, and the speed-up over exact; for
 faiss indexes also the index's bytes per vector (its serialised size over the vectors it holds:
 what it keeps in memory, less the slack of its growing lists). ``ivfpq`` re-ranks its candidates
 by the exact cosines of the KeyedVectors' own rows: ``--mmap DIR`` saves them and queries them
 memory-mapped, as a model loaded with ``Im2Vec.load(path, mmap="r")`` is.
+
+``--cold`` (ivfpq with ``--mmap``) also measures each setting with the vectors file out of the
+page cache: the file read whole into the cache (checked with ``mincore``) and the queries timed
+warm, then the file evicted (``posix_fadvise(POSIX_FADV_DONTNEED)``, this file only, no root
+needed; checked with ``mincore`` before every query) before EACH query, the worst case: every row
+the re-rank reads comes from disk. Cold twice: with the map's default read-around (the kernel
+reads up to ``read_ahead_kb`` around each faulting page) and with ``madvise(MADV_RANDOM)`` (the
+faulting page only). Prints median/p90/p99 per query warm and cold, cold/warm, the rows a query's
+re-rank reads, the distinct 4 KiB pages they lie on, and the pages read into the cache per cold
+query (``mincore`` after it), over ``--cold-queries`` of the queries. One run; the latencies
+depend on the disk, its cache on the host (a VM's virtual disk) and on what else runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import mmap
 import os
 import time
 
@@ -84,6 +98,12 @@ def parse_args(argv=None):
                          "each is measured at each --nprobe")
     ap.add_argument("--mmap", metavar="DIR", default=None,
                     help="save the vectors in DIR and query them memory-mapped (KeyedVectors.load(mmap='r'))")
+    ap.add_argument("--cold", action="store_true",
+                    help="ivfpq with --mmap: also time each setting with the vectors file evicted from the page "
+                         "cache before each query, and warm, in the same run")
+    ap.add_argument("--cold-queries", type=int, default=200,
+                    help="--cold: queries timed warm and cold, evenly spaced among --queries (a cold query with "
+                         "the default read-around can read most of the file)")
     ap.add_argument("--m", type=int, default=32, help="faiss HNSW links per node")
     ap.add_argument("--ef-construction", type=int, default=80)
     ap.add_argument("--ef-search", type=int, nargs="+", default=[32, 64, 128, 256])
@@ -91,7 +111,10 @@ def parse_args(argv=None):
     ap.add_argument("--search-k", type=int, nargs="+", default=[5_000, 20_000, 50_000])
     ap.add_argument("--build-threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--seed", type=int, default=0)
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.cold and not args.mmap:
+        ap.error("--cold needs --mmap DIR: it evicts the memory-mapped vectors file from the page cache")
+    return args
 
 
 def exact_answers(kv, queries):
@@ -147,9 +170,134 @@ def index_bytes_per_vector(idx) -> float:
     return total / max(count, 1)
 
 
-def measure_backend(kv, backend, args, queries, exact, ex_med, sizes):
+PAGE = 4096  # the page size of the counts (mincore's is the system's: 4 KiB on x86-64 and most arm64)
+
+
+class PageCache:
+    """One file's pages in the page cache: counted with ``mincore(2)`` over a read-only map of it
+    that is never read, dropped with ``posix_fadvise(POSIX_FADV_DONTNEED)``, filled by reading it."""
+
+    def __init__(self, path: str) -> None:
+        if os.sysconf("SC_PAGE_SIZE") != PAGE:
+            raise RuntimeError(f"--cold counts 4 KiB pages; this system's pages are {os.sysconf('SC_PAGE_SIZE')} B")
+        self.path = path
+        self.size = os.path.getsize(path)
+        self.pages = (self.size + PAGE - 1) // PAGE
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # DONTNEED leaves dirty pages (the file was just saved) in the cache
+            self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
+        self._addr = np.frombuffer(self._map, dtype=np.uint8).ctypes.data
+        self._vec = np.zeros(self.pages, dtype=np.uint8)
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self._libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+
+    def resident(self) -> int:
+        """Pages of the file in the page cache now."""
+        if self._libc.mincore(self._addr, self.size, self._vec.ctypes.data) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"mincore: {os.strerror(err)}")
+        return int(np.count_nonzero(self._vec & 1))
+
+    def evict(self, vectors) -> None:
+        """Drop the file from the page cache; the pages `vectors` (its memory map) holds are
+        unmapped first (``MADV_DONTNEED``), as DONTNEED leaves mapped pages in the cache."""
+        from gensim_im2vec.image_features import release
+
+        release(vectors)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+    def fill(self) -> None:
+        """Read the whole file (into the page cache)."""
+        buf = bytearray(1 << 22)
+        with open(self.path, "rb", buffering=0) as f:
+            while f.readinto(buf):
+                pass
+
+
+def rerank_pages(kv, idx, queries, topn: int = 10):
+    """Per query: the model rows its re-rank reads and the distinct 4 KiB pages of the vectors file
+    they lie on (the query's own row, read to form the query, not counted). An untimed pass that
+    records the rows each IVF-PQ part's ``cosines`` is given."""
+    from gensim_im2vec.index import ann_most_similar
+
+    log, parts = [], [p for p in idx._parts.values() if getattr(p, "rows", None) is not None]
+    for part in parts:
+        def cosines(positions, unit_query, _orig=part.rows.cosines, _rows=part.rows):
+            log.append(_rows._model_rows(positions))
+            return _orig(positions, unit_query)
+        part.rows.cosines = cosines  # an instance attribute shadowing the method
+    offset, row_bytes = int(getattr(kv.vectors, "offset", 0)), 4 * kv.vector_size
+    rows, pages = [], []
+    try:
+        for q in queries:
+            log.clear()
+            ann_most_similar(kv, q, topn=topn, indexer=idx)
+            r = np.concatenate(log) if log else np.empty(0, dtype=np.int64)
+            start = offset + r * row_bytes
+            rows.append(len(r))
+            pages.append(len(np.unique(np.concatenate([start // PAGE, (start + row_bytes - 1) // PAGE]))))
+    finally:
+        for part in parts:
+            del part.rows.cosines
+    return rows, pages
+
+
+def measure_cold(kv, idx, queries, cache: PageCache, label: str) -> dict:
+    """Latency per query of the current setting warm (the whole file cached) and cold (the file
+    evicted before each query; with the map's default read-around, then ``MADV_RANDOM``)."""
+    from threadpoolctl import threadpool_limits
+
+    from gensim_im2vec.index import ann_most_similar
+
+    rows, pages = rerank_pages(kv, idx, queries)  # `queries`: the --cold-queries of them
+    out = {"label": label, "rows": float(np.median(rows)), "pages": float(np.median(pages))}
+    cache.fill()
+    out["warm_resident"] = cache.resident() / cache.pages
+    mm = kv.vectors._mmap
+    with threadpool_limits(1):
+        times = []
+        for q in queries:
+            s = time.perf_counter()
+            ann_most_similar(kv, q, topn=10, indexer=idx)
+            times.append(time.perf_counter() - s)
+        out["warm"] = times
+        for name, advice in (("cold", mmap.MADV_NORMAL), ("cold_random", mmap.MADV_RANDOM)):
+            mm.madvise(advice)
+            times, before, read = [], [], []
+            for q in queries:
+                cache.evict(kv.vectors)
+                before.append(cache.resident())
+                s = time.perf_counter()
+                ann_most_similar(kv, q, topn=10, indexer=idx)
+                times.append(time.perf_counter() - s)
+                read.append(cache.resident())
+            out[name], out[name + "_before"], out[name + "_read"] = times, max(before), float(np.median(read))
+        mm.madvise(mmap.MADV_NORMAL)
+    cache.fill()  # the next setting's table row is timed warm
+    w = out["warm"]
+    print(f"  {label}, {len(queries)} queries: re-rank reads {out['rows']:.0f} rows a query (median) on {out['pages']:.0f} distinct 4 KiB "
+          f"pages; warm: {out['warm_resident']:.1%} of the file cached")
+    for name, what in (("warm", "warm"), ("cold", "cold, read-around"), ("cold_random", "cold, MADV_RANDOM")):
+        t = out[name]
+        extra = "" if name == "warm" else (
+            f"  x{np.median(t) / np.median(w):.0f} warm; pages read {out[name + '_read']:.0f} (median), "
+            f"resident before a query <= {out[name + '_before']}")
+        print(f"    {what:<18} median {percentile_ms(t, 50):.3f} ms  p90 {percentile_ms(t, 90):.3f} ms  "
+              f"p99 {percentile_ms(t, 99):.3f} ms{extra}")
+    return out
+
+
+def measure_backend(kv, backend, args, queries, exact, ex_med, sizes, cold=None, vectors_path=None):
     """Recall@10 and latency of one backend at each of its settings: table rows. A faiss index's
-    bytes per vector are appended to `sizes`."""
+    bytes per vector are appended to `sizes`; with ``args.cold`` an IVF-PQ's cold vs warm latencies
+    (:func:`measure_cold`) to `cold`."""
     from threadpoolctl import threadpool_limits
 
     from gensim_im2vec.index import ann_most_similar
@@ -167,6 +315,13 @@ def measure_backend(kv, backend, args, queries, exact, ex_med, sizes):
         print(f"  index size: {per_vector * args.n / 2**20:,.1f} MiB, {per_vector:,.1f} B per vector (the vectors "
               f"themselves: {4 * args.dim} B)")
         sizes.append((desc, per_vector))
+    cache = PageCache(vectors_path) if args.cold and backend == "ivfpq" else None
+    if cache is not None:
+        cache.evict(kv.vectors)
+        evicted = cache.resident()
+        cache.fill()  # the table's latencies are warm ones, as without --cold
+        print(f"  --cold: {cache.pages:,} pages in {vectors_path}; cached after an eviction: {evicted:,}, after "
+              f"reading it: {cache.resident():,} (mincore)")
     rows = []
     width = max(len(" ".join(f"{k}={v}" for k, v in setting.items())) for setting in settings) + 1
     for setting in settings:
@@ -187,6 +342,9 @@ def measure_backend(kv, backend, args, queries, exact, ex_med, sizes):
         rows.append((desc, label, recall, 1000 * med, percentile_ms(times, 95), ex_med / med))
         print(f"  {label:<{pad}} recall@10 {recall:.3f}  median {1000 * med:.3f} ms  "
               f"p95 {percentile_ms(times, 95):.3f} ms  speed-up x{ex_med / med:.0f}")
+        if cache is not None:
+            step = max(1, len(queries) // max(args.cold_queries, 1))
+            cold.append((desc, measure_cold(kv, idx, queries[::step][: args.cold_queries], cache, label)))
     return rows
 
 
@@ -201,12 +359,14 @@ def main(argv=None) -> None:
     kv = KeyedVectors(args.dim)
     kv.add_vectors(keys, vecs)
     del vecs
+    vectors_path = None
     if args.mmap:
         os.makedirs(args.mmap, exist_ok=True)
         path = os.path.join(args.mmap, "bench_ann.kv")
         kv.save(path, separately=["vectors"])
         kv = KeyedVectors.load(path, mmap="r")
-        print(f"vectors memory-mapped from {path}.vectors.npy")
+        vectors_path = f"{path}.vectors.npy"
+        print(f"vectors memory-mapped from {vectors_path}")
     kv.fill_norms()
     print(f"generated in {time.perf_counter() - t0:.1f}s")
 
@@ -220,9 +380,9 @@ def main(argv=None) -> None:
     exact, t_exact = exact_answers(kv, queries)
     ex_med = float(np.median(t_exact))
     print(f"exact (gensim most_similar): median {1000 * ex_med:.2f} ms, p95 {percentile_ms(t_exact, 95):.2f} ms")
-    sizes = []
+    sizes, cold = [], []
     rows = [row for backend in args.backends
-            for row in measure_backend(kv, backend, args, queries, exact, ex_med, sizes)]
+            for row in measure_backend(kv, backend, args, queries, exact, ex_med, sizes, cold, vectors_path)]
 
     print("\n| index | setting | recall@10 | median ms | p95 ms | speed-up vs exact |")
     print("|---|---|---|---|---|---|")
@@ -234,6 +394,18 @@ def main(argv=None) -> None:
         print("|---|---|")
         for desc, per_vector in sizes:
             print(f"| {desc} | {per_vector:,.1f} |")
+    if cold:
+        print("\n| index | setting | rows re-ranked / distinct 4 KiB pages per query | warm median / p90 / p99 ms "
+              "| cold (evicted before each query) median / p90 / p99 ms | cold / warm (median) | pages read per "
+              "cold query | cold, MADV_RANDOM median / p90 / p99 ms | cold / warm | pages read |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for desc, c in cold:
+            w = np.median(c["warm"])
+            cells = [" / ".join(f"{percentile_ms(c[k], q):.2f}" for q in (50, 90, 99)) for k in ("warm", "cold",
+                                                                                                  "cold_random")]
+            print(f"| {desc} | {c['label']} | {c['rows']:.0f} / {c['pages']:.0f} | {cells[0]} | {cells[1]} "
+                  f"| x{np.median(c['cold']) / w:.0f} | {c['cold_read']:.0f} | {cells[2]} "
+                  f"| x{np.median(c['cold_random']) / w:.0f} | {c['cold_random_read']:.0f} |")
     ok = [r for r in rows if r[2] >= 0.95 and r[5] >= 20]
     print(f"\ntarget recall@10 >= 0.95 at >= 20x lower latency: {'met by ' + ok[0][1] if ok else 'NOT met'}")
 
