@@ -26,9 +26,11 @@ memory-mapped, as a model loaded with ``Im2Vec.load(path, mmap="r")`` is.
 page cache: the file read whole into the cache (checked with ``mincore``) and the queries timed
 warm, then the file evicted (``posix_fadvise(POSIX_FADV_DONTNEED)``, this file only, no root
 needed; checked with ``mincore`` before every query) before EACH query, the worst case: every row
-the re-rank reads comes from disk. Cold twice: with the map's default read-around (the kernel
-reads up to ``read_ahead_kb`` around each faulting page) and with ``madvise(MADV_RANDOM)`` (the
-faulting page only). Prints median/p90/p99 per query warm and cold, cold/warm, the rows a query's
+the re-rank reads comes from disk. Warm and cold for each of the re-rank's ways of reading the
+map (``index._RERANK_READS``): the map's default advice (the kernel reads up to ``read_ahead_kb``
+around each faulting page), ``MADV_RANDOM`` (the faulting page only), and the library's,
+``MADV_RANDOM`` after ``MADV_WILLNEED`` on every row (their reads start together). Prints
+median/p90/p99 per query warm and cold, cold/warm, the rows a query's
 re-rank reads, the distinct 4 KiB pages they lie on, and the pages read into the cache per cold
 query (``mincore`` after it), over ``--cold-queries`` of the queries. One run; the latencies
 depend on the disk, its cache on the host (a VM's virtual disk) and on what else runs.
@@ -249,48 +251,60 @@ def rerank_pages(kv, idx, queries, topn: int = 10):
     return rows, pages
 
 
+#: The re-rank's ways of reading a memory-mapped model (``gensim_im2vec.index._RERANK_READS``), timed
+#: cold each: the library's ("prefetch") and the two it was measured against.
+READ_MODES = (("plain", "map's default advice (read-around)"), ("random", "MADV_RANDOM"),
+              ("prefetch", "MADV_RANDOM + WILLNEED (the library's)"))
+
+
 def measure_cold(kv, idx, queries, cache: PageCache, label: str) -> dict:
-    """Latency per query of the current setting warm (the whole file cached) and cold (the file
-    evicted before each query; with the map's default read-around, then ``MADV_RANDOM``)."""
+    """Latency per query of the current setting warm (the whole file cached, the library's reads)
+    and cold (the file evicted before each query) with each of :data:`READ_MODES`."""
     from threadpoolctl import threadpool_limits
 
+    from gensim_im2vec import index as index_module
     from gensim_im2vec.index import ann_most_similar
 
     rows, pages = rerank_pages(kv, idx, queries)  # `queries`: the --cold-queries of them
     out = {"label": label, "rows": float(np.median(rows)), "pages": float(np.median(pages))}
     cache.fill()
     out["warm_resident"] = cache.resident() / cache.pages
-    mm = kv.vectors._mmap
-    with threadpool_limits(1):
-        times = []
-        for q in queries:
-            s = time.perf_counter()
-            ann_most_similar(kv, q, topn=10, indexer=idx)
-            times.append(time.perf_counter() - s)
-        out["warm"] = times
-        for name, advice in (("cold", mmap.MADV_NORMAL), ("cold_random", mmap.MADV_RANDOM)):
-            mm.madvise(advice)
-            times, before, read = [], [], []
-            for q in queries:
-                cache.evict(kv.vectors)
-                before.append(cache.resident())
-                s = time.perf_counter()
-                ann_most_similar(kv, q, topn=10, indexer=idx)
-                times.append(time.perf_counter() - s)
-                read.append(cache.resident())
-            out[name], out[name + "_before"], out[name + "_read"] = times, max(before), float(np.median(read))
-        mm.madvise(mmap.MADV_NORMAL)
+    library = index_module._RERANK_READS
+    try:
+        with threadpool_limits(1):
+            for name, _ in READ_MODES:
+                index_module._RERANK_READS = name  # warm: each mode's cost when nothing is read from disk
+                times = []
+                for q in queries:
+                    s = time.perf_counter()
+                    ann_most_similar(kv, q, topn=10, indexer=idx)
+                    times.append(time.perf_counter() - s)
+                out["warm_" + name] = times
+            for name, _ in READ_MODES:
+                index_module._RERANK_READS = name
+                times, before, read = [], [], []
+                for q in queries:
+                    cache.evict(kv.vectors)
+                    before.append(cache.resident())
+                    s = time.perf_counter()
+                    ann_most_similar(kv, q, topn=10, indexer=idx)
+                    times.append(time.perf_counter() - s)
+                    read.append(cache.resident())
+                out[name], out[name + "_before"], out[name + "_read"] = times, max(before), float(np.median(read))
+    finally:
+        index_module._RERANK_READS = library
     cache.fill()  # the next setting's table row is timed warm
-    w = out["warm"]
+    w = out["warm_plain"]
     print(f"  {label}, {len(queries)} queries: re-rank reads {out['rows']:.0f} rows a query (median) on {out['pages']:.0f} distinct 4 KiB "
           f"pages; warm: {out['warm_resident']:.1%} of the file cached")
-    for name, what in (("warm", "warm"), ("cold", "cold, read-around"), ("cold_random", "cold, MADV_RANDOM")):
-        t = out[name]
-        extra = "" if name == "warm" else (
-            f"  x{np.median(t) / np.median(w):.0f} warm; pages read {out[name + '_read']:.0f} (median), "
-            f"resident before a query <= {out[name + '_before']}")
-        print(f"    {what:<18} median {percentile_ms(t, 50):.3f} ms  p90 {percentile_ms(t, 90):.3f} ms  "
-              f"p99 {percentile_ms(t, 99):.3f} ms{extra}")
+    for name, what in READ_MODES:
+        for state in ("warm", "cold"):
+            t = out["warm_" + name] if state == "warm" else out[name]
+            extra = "" if state == "warm" else (
+                f"  x{np.median(t) / np.median(w):.0f} warm (plain); pages read {out[name + '_read']:.0f} (median), "
+                f"resident before a query <= {out[name + '_before']}")
+            print(f"    {state} {what:<40} median {percentile_ms(t, 50):.3f} ms  p90 {percentile_ms(t, 90):.3f} ms  "
+                  f"p99 {percentile_ms(t, 99):.3f} ms{extra}")
     return out
 
 
@@ -395,17 +409,17 @@ def main(argv=None) -> None:
         for desc, per_vector in sizes:
             print(f"| {desc} | {per_vector:,.1f} |")
     if cold:
-        print("\n| index | setting | rows re-ranked / distinct 4 KiB pages per query | warm median / p90 / p99 ms "
-              "| cold (evicted before each query) median / p90 / p99 ms | cold / warm (median) | pages read per "
-              "cold query | cold, MADV_RANDOM median / p90 / p99 ms | cold / warm | pages read |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        print("\n| index | setting | rows re-ranked / distinct 4 KiB pages per query | read mode | warm median / p90 "
+              "/ p99 ms | cold (evicted before each query) median / p90 / p99 ms | cold / warm plain (median) | "
+              "pages read per cold query |")
+        print("|---|---|---|---|---|---|---|---|")
         for desc, c in cold:
-            w = np.median(c["warm"])
-            cells = [" / ".join(f"{percentile_ms(c[k], q):.2f}" for q in (50, 90, 99)) for k in ("warm", "cold",
-                                                                                                  "cold_random")]
-            print(f"| {desc} | {c['label']} | {c['rows']:.0f} / {c['pages']:.0f} | {cells[0]} | {cells[1]} "
-                  f"| x{np.median(c['cold']) / w:.0f} | {c['cold_read']:.0f} | {cells[2]} "
-                  f"| x{np.median(c['cold_random']) / w:.0f} | {c['cold_random_read']:.0f} |")
+            w = np.median(c["warm_plain"])
+            for name, what in READ_MODES:
+                cells = [" / ".join(f"{percentile_ms(t, q):.2f}" for q in (50, 90, 99))
+                         for t in (c["warm_" + name], c[name])]
+                print(f"| {desc} | {c['label']} | {c['rows']:.0f} / {c['pages']:.0f} | {what} | {cells[0]} | "
+                      f"{cells[1]} | x{np.median(c[name]) / w:.0f} | {c[name + '_read']:.0f} |")
     ok = [r for r in rows if r[2] >= 0.95 and r[5] >= 20]
     print(f"\ntarget recall@10 >= 0.95 at >= 20x lower latency: {'met by ' + ok[0][1] if ok else 'NOT met'}")
 

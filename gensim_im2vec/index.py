@@ -100,6 +100,7 @@ import hashlib
 import importlib
 import json
 import logging
+import mmap
 import os
 import threading
 import time
@@ -155,6 +156,10 @@ def _keyed_vectors(model):
 
 
 _READ_ROWS = 4096  # rows of a memory-mapped model read between two releases of its pages
+#: How the re-rank reads a memory-mapped model's rows (benchmarks/bench_ann.py --cold measures each):
+#: "prefetch": the map advised MADV_RANDOM while the rows are read, after MADV_WILLNEED on each of
+#: them (their reads start together); "random": MADV_RANDOM only; "plain": the map's default advice.
+_RERANK_READS = "prefetch"
 
 
 def _fill_norms(kv) -> None:
@@ -243,7 +248,9 @@ class _UnitRows:
         r = rows[order]
         norms = self.kv.norms[r]
         out = np.empty(len(r), dtype=np.float32)
-        out[order] = (np.asarray(self.kv.vectors[r], dtype=np.float32) @ unit_query) / np.where(norms > 0, norms, 1)
+        with _scattered_reads(self.kv.vectors, r):
+            vectors = np.asarray(self.kv.vectors[r], dtype=np.float32)
+        out[order] = (vectors @ unit_query) / np.where(norms > 0, norms, 1)
         self._read += len(r)
         if self._read >= _READ_ROWS:
             release(self.kv.vectors)
@@ -264,6 +271,44 @@ class _UnitRows:
         """The rows a block at a time."""
         for lo in range(0, self.shape[0], size):
             yield self[lo : lo + size]
+
+
+@contextlib.contextmanager
+def _scattered_reads(vectors, rows: np.ndarray):
+    """While a few hundred scattered `rows` (ascending) of a memory-mapped matrix are read: the map
+    advised ``MADV_RANDOM``, and each row's pages ``MADV_WILLNEED`` first.
+
+    A page fault on a file map reads up to ``read_ahead_kb`` around the page (8 MB on the VM of
+    docs/scale.md §6): an IVF-PQ re-rank of 88 rows over a file not in the page cache read 388 MB
+    in 0.3 s, where its rows lie on 104 pages. ``MADV_RANDOM`` reads the faulting page alone, and
+    ``MADV_WILLNEED`` starts the reads of all the rows' pages at once instead of one fault after
+    another. The map's own advice is back to the default afterwards (gensim's scans and the index's
+    block reads keep the kernel's read-ahead). A no-op for an array in memory."""
+    mm = getattr(vectors, "_mmap", None)
+    if mm is None or _RERANK_READS == "plain" or not len(rows) or not hasattr(mmap, "MADV_RANDOM"):
+        yield
+        return
+    try:
+        mm.madvise(mmap.MADV_RANDOM)
+    except (OSError, ValueError):  # pragma: no cover - a closed map, a platform without it
+        yield
+        return
+    try:
+        if _RERANK_READS == "prefetch" and vectors.flags.c_contiguous:
+            base = np.frombuffer(mm, dtype=np.uint8).ctypes.data
+            row_bytes = vectors.strides[0]
+            start = vectors.ctypes.data - base + rows * row_bytes
+            first, last = start // mmap.PAGESIZE, (start + row_bytes - 1) // mmap.PAGESIZE
+            # runs of pages: a run starts where a row's first page is past the run so far
+            ends = np.maximum.accumulate(last)
+            new = np.flatnonzero(np.concatenate(([True], first[1:] > ends[:-1] + 1)))
+            stops = np.append(new[1:], len(first)) - 1
+            for lo, hi in zip(first[new].tolist(), ends[stops].tolist()):
+                mm.madvise(mmap.MADV_WILLNEED, lo * mmap.PAGESIZE, (hi - lo + 1) * mmap.PAGESIZE)
+        yield
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            mm.madvise(mmap.MADV_NORMAL)
 
 
 def _check_finite_rows(kv) -> None:
@@ -1143,9 +1188,11 @@ def ann_most_similar(
     positive, negative = query_items(positive), query_items(negative)
     check_query_vectors(kv, positive + negative)
     # the query's keys are left out, as gensim does: plain keys, indices and (key, weight) pairs
-    left_out = {kv.index_to_key[kv.get_index(k)] for k in query_keys(positive + negative) if kv.has_index_for(k)}
+    rows = sorted({kv.get_index(k) for k in query_keys(positive + negative) if kv.has_index_for(k)})
+    left_out = {kv.index_to_key[i] for i in rows}
     view = indexer if restrict is None else indexer.restrict(restrict)  # None kept a view's modality out
-    hits = kv.most_similar(positive=positive, negative=negative, topn=topn + len(left_out), indexer=view)
+    with _scattered_reads(kv.vectors, np.asarray(rows, dtype=np.int64)):  # gensim reads the query's rows
+        hits = kv.most_similar(positive=positive, negative=negative, topn=topn + len(left_out), indexer=view)
     return [(k, s) for k, s in hits if k not in left_out][:topn]
 
 

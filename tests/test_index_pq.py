@@ -202,3 +202,76 @@ def test_index_cli_builds_an_ivfpq_index(tmp_path):
                                       "--kind", "ivfpq", "--pq-m", "4", "--nlist", "3"])
     assert cells.exit_code == 0, cells.output
     assert ModalityIndexer.load(str(tmp_path / "cells.ann"), loaded).params["nlist"] == 3
+
+
+class _AdvisedMap(__import__("mmap").mmap):
+    """A read-only map of a file that records the advice it is given (and takes it)."""
+
+    def madvise(self, option, start=0, length=None):
+        self.calls.append((option, start, length))
+        return super().madvise(option, start, *(() if length is None else (length,)))
+
+
+def _advised_matrix(tmp_path, n=3000, dim=24, offset=128):
+    """An (n, dim) float32 matrix over an _AdvisedMap of a file, at `offset` bytes into it, as
+    ``np.memmap`` holds one (its ``_mmap``)."""
+    import mmap
+
+    path = tmp_path / "rows.bin"
+    data = np.random.default_rng(3).normal(size=(n, dim)).astype(np.float32)
+    path.write_bytes(b"\0" * offset + data.tobytes())
+    with open(path, "rb") as f:
+        mm = _AdvisedMap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    mm.calls = []
+    arr = np.ndarray((n, dim), dtype=np.float32, buffer=mm, offset=offset).view(np.memmap)
+    arr._mmap = mm
+    return arr, data, mm
+
+
+def test_scattered_reads_advise_random_and_prefetch_every_rows_pages(tmp_path):
+    """The re-rank's rows of a memory-mapped model: the map advised MADV_RANDOM while they are
+    read (no read-around: docs/scale.md §6 measured 388 MB read for 104 pages), each row's pages
+    MADV_WILLNEED first (their reads start together), and the default advice back afterwards."""
+    import mmap
+
+    arr, data, mm = _advised_matrix(tmp_path)
+    rows = np.array([0, 1, 2, 170, 171, 1500, 2999], dtype=np.int64)  # neighbours share pages and runs
+    with _index._scattered_reads(arr, rows):
+        got = np.array(arr[rows])
+    np.testing.assert_array_equal(got, data[rows])
+    options = [c[0] for c in mm.calls]
+    assert options[0] == mmap.MADV_RANDOM and options[-1] == mmap.MADV_NORMAL
+    ranges = [(s, s + n) for o, s, n in mm.calls if o == mmap.MADV_WILLNEED]
+    assert 1 < len(ranges) < len(rows)  # runs of pages, not a call per row
+    for r in rows.tolist():  # every byte of every row lies in a prefetched range, page-aligned
+        lo, hi = 128 + r * 96, 128 + (r + 1) * 96
+        assert any(s <= lo and hi <= e for s, e in ranges), r
+    assert all(s % mmap.PAGESIZE == 0 for s, _ in ranges)
+    assert sum(e - s for s, e in ranges) <= len(ranges) * 2 * mmap.PAGESIZE  # only the rows' pages
+
+
+def test_scattered_reads_leave_arrays_in_memory_and_plain_mode_alone(tmp_path, monkeypatch):
+    arr, _, mm = _advised_matrix(tmp_path)
+    with _index._scattered_reads(np.zeros((4, 2), dtype=np.float32), np.arange(2)):
+        pass
+    monkeypatch.setattr(_index, "_RERANK_READS", "plain")
+    with _index._scattered_reads(arr, np.arange(5)):
+        pass
+    assert mm.calls == []
+
+
+def test_memory_mapped_rerank_answers_the_same_with_each_read_mode(tmp_path, kv, pq, monkeypatch):
+    """The advice changes how the rows are read, never what: the same neighbours and similarities
+    from the memory-mapped model in every read mode, as from the model in memory."""
+    path = str(tmp_path / "kv.kv")
+    kv.save(path)
+    mapped = KeyedVectors.load(path, mmap="r")
+    index = ModalityIndexer(mapped, backend="faiss", kind="ivfpq", pq_m=8, nprobe=16, rerank=10)
+    queries = [kv.index_to_key[i] for i in (3, 77, N_WORDS + 5, N_WORDS + 900)]
+    answers = {}
+    for mode in ("plain", "random", "prefetch"):
+        monkeypatch.setattr(_index, "_RERANK_READS", mode)
+        answers[mode] = [ann_most_similar(mapped, q, topn=10, indexer=index) for q in queries]
+    assert answers["plain"] == answers["random"] == answers["prefetch"]
+    assert [[k for k, _ in a] for a in answers["prefetch"]] == [
+        [k for k, _ in ann_most_similar(kv, q, topn=10, indexer=index)] for q in queries]
