@@ -100,7 +100,6 @@ import hashlib
 import importlib
 import json
 import logging
-import mmap
 import os
 import threading
 import time
@@ -110,7 +109,7 @@ from pathlib import Path
 import numpy as np
 
 from gensim_im2vec.fileio import atomic_write_json, temp_name
-from gensim_im2vec.image_features import release
+from gensim_im2vec.image_features import release, scattered_reads
 from gensim_im2vec.keys import IMAGE_PREFIX, image_mask
 from gensim_im2vec.validation import (
     check_query_vectors,
@@ -273,42 +272,9 @@ class _UnitRows:
             yield self[lo : lo + size]
 
 
-@contextlib.contextmanager
 def _scattered_reads(vectors, rows: np.ndarray):
-    """While a few hundred scattered `rows` (ascending) of a memory-mapped matrix are read: the map
-    advised ``MADV_RANDOM``, and each row's pages ``MADV_WILLNEED`` first.
-
-    A page fault on a file map reads up to ``read_ahead_kb`` around the page (8 MB on the VM of
-    docs/scale.md §6): an IVF-PQ re-rank of 88 rows over a file not in the page cache read 388 MB
-    in 0.3 s, where its rows lie on 104 pages. ``MADV_RANDOM`` reads the faulting page alone, and
-    ``MADV_WILLNEED`` starts the reads of all the rows' pages at once instead of one fault after
-    another. The map's own advice is back to the default afterwards (gensim's scans and the index's
-    block reads keep the kernel's read-ahead). A no-op for an array in memory."""
-    mm = getattr(vectors, "_mmap", None)
-    if mm is None or _RERANK_READS == "plain" or not len(rows) or not hasattr(mmap, "MADV_RANDOM"):
-        yield
-        return
-    try:
-        mm.madvise(mmap.MADV_RANDOM)
-    except (OSError, ValueError):  # pragma: no cover - a closed map, a platform without it
-        yield
-        return
-    try:
-        if _RERANK_READS == "prefetch" and vectors.flags.c_contiguous:
-            base = np.frombuffer(mm, dtype=np.uint8).ctypes.data
-            row_bytes = vectors.strides[0]
-            start = vectors.ctypes.data - base + rows * row_bytes
-            first, last = start // mmap.PAGESIZE, (start + row_bytes - 1) // mmap.PAGESIZE
-            # runs of pages: a run starts where a row's first page is past the run so far
-            ends = np.maximum.accumulate(last)
-            new = np.flatnonzero(np.concatenate(([True], first[1:] > ends[:-1] + 1)))
-            stops = np.append(new[1:], len(first)) - 1
-            for lo, hi in zip(first[new].tolist(), ends[stops].tolist()):
-                mm.madvise(mmap.MADV_WILLNEED, lo * mmap.PAGESIZE, (hi - lo + 1) * mmap.PAGESIZE)
-        yield
-    finally:
-        with contextlib.suppress(OSError, ValueError):
-            mm.madvise(mmap.MADV_NORMAL)
+    """:func:`~gensim_im2vec.image_features.scattered_reads` in this module's :data:`_RERANK_READS` mode."""
+    return scattered_reads(vectors, rows, _RERANK_READS)
 
 
 def _check_finite_rows(kv) -> None:

@@ -123,7 +123,7 @@ from threadpoolctl import threadpool_limits
 
 from gensim_im2vec import corpusfile
 from gensim_im2vec.fileio import COMPRESSED_SUFFIXES, atomic_save, temp_name
-from gensim_im2vec.image_features import ImageFeatures
+from gensim_im2vec.image_features import ImageFeatures, scattered_reads
 from gensim_im2vec.keys import IMAGE_PREFIX, check_image_keys
 from gensim_im2vec.space import (
     JobPlan,
@@ -1003,7 +1003,9 @@ class Im2Vec(Word2Vec):
         total = np.zeros(self.features.dim, dtype=np.float64)
         first, distinct = None, False
         for lo in range(0, len(rows), _WRITE_CHUNK):
-            chunk = self.features.gather_normalized(rows[lo:lo + _WRITE_CHUNK], normalize=self.normalize_features)
+            # rows spread over a store that may be far larger than RAM: read without the kernel's read-around
+            with scattered_reads(self.features.vectors, rows[lo:lo + _WRITE_CHUNK]):
+                chunk = self.features.gather_normalized(rows[lo:lo + _WRITE_CHUNK], normalize=self.normalize_features)
             total += chunk.sum(axis=0)
             if not distinct:  # each row against the first, up to float32 rounding
                 if first is None:

@@ -291,3 +291,30 @@ def test_two_distinct_images_are_still_centred_on_their_mean(caplog):
     assert "identical features" not in caplog.text
     _assert_finite_most_similar(m, "img:0")
     assert_one_function(m, feats, "two images")
+
+
+def test_the_feature_mean_reads_a_mapped_store_without_read_around_and_gets_the_same_mean(tmp_path, data, docs,
+                                                                                          monkeypatch):
+    """μ's rows, spread over a store that may be far larger than RAM, are read with the map advised
+    MADV_RANDOM after MADV_WILLNEED on them (benchmarks/bench_feature_mean.py: 10M rows, 4.77 GiB
+    read with the default read-around, 0.41 GiB this way): the reads change, never μ."""
+    import gensim_im2vec.model as model_module
+    from gensim_im2vec import image_features
+
+    keys = list(data.features)
+    store = FeatureStore.from_arrays(tmp_path / "feats", keys, np.stack([data.features[k] for k in keys]))
+    seen = []
+
+    def recording(vectors, rows, mode="prefetch"):
+        seen.append((isinstance(vectors, np.memmap), len(rows), mode))
+        return image_features.scattered_reads(vectors, rows, mode)
+
+    means = {"in memory": Im2Vec(docs, image_features=data.features, **KW).feature_mean}
+    for mode in ("prefetch", "plain"):
+        monkeypatch.setattr(model_module, "scattered_reads",
+                            lambda v, r, m="prefetch", _mode=mode: recording(v, r, _mode))
+        m = Im2Vec(docs, image_features=FeatureStore.open(store.path, mmap=True), **KW)
+        means[mode] = m.feature_mean
+    assert np.array_equal(means["prefetch"], means["plain"]) and np.array_equal(means["plain"], means["in memory"])
+    n_images = len({d[0] for d in docs if d[0].startswith("img:")})
+    assert seen == [(True, n_images, "prefetch"), (True, n_images, "plain")]
