@@ -59,9 +59,12 @@ def release(vectors) -> None:
 
 @contextlib.contextmanager
 def scattered_reads(vectors, rows: np.ndarray, mode: str = "prefetch"):
-    """While a few hundred to a few hundred thousand scattered `rows` (ascending) of a memory-mapped
-    matrix are read: the map advised ``MADV_RANDOM``, and with ``mode="prefetch"`` each run of the
-    rows' pages ``MADV_WILLNEED`` first. ``mode="plain"`` (or an array in memory): nothing.
+    """While a few hundred to a few hundred thousand scattered `rows` (any order) of a memory-mapped,
+    C-contiguous matrix are read: the map advised ``MADV_RANDOM``, and with ``mode="prefetch"`` each
+    run of the rows' pages ``MADV_WILLNEED`` first. ``mode="plain"``, an array in memory or another
+    layout (a Fortran-order map's row is spread over the file): nothing. The advice is best-effort:
+    rows outside the matrix are left to the read that follows, and a refused ``madvise`` changes
+    nothing but speed.
 
     A page fault on a file map reads up to ``read_ahead_kb`` around the page (8 MB on the VM of
     docs/scale.md §6): an IVF-PQ re-rank of 88 rows over a file not in the page cache read 388 MB
@@ -70,7 +73,8 @@ def scattered_reads(vectors, rows: np.ndarray, mode: str = "prefetch"):
     another (3.2 ms there). The map's advice is the default again afterwards (sequential scans keep
     the kernel's read-ahead)."""
     mm = getattr(vectors, "_mmap", None)
-    if mm is None or mode == "plain" or not len(rows) or not hasattr(mmap, "MADV_RANDOM"):
+    if (mm is None or mode == "plain" or not len(rows) or not hasattr(mmap, "MADV_RANDOM")
+            or vectors.ndim != 2 or not vectors.flags.c_contiguous):
         yield
         return
     try:
@@ -79,17 +83,21 @@ def scattered_reads(vectors, rows: np.ndarray, mode: str = "prefetch"):
         yield
         return
     try:
-        if mode == "prefetch" and vectors.flags.c_contiguous:
-            base = np.frombuffer(mm, dtype=np.uint8).ctypes.data
-            row_bytes = vectors.strides[0]
-            start = vectors.ctypes.data - base + np.asarray(rows, dtype=np.int64) * row_bytes
-            first, last = start // mmap.PAGESIZE, (start + row_bytes - 1) // mmap.PAGESIZE
-            # runs of pages: a run starts where a row's first page is past the run so far
-            ends = np.maximum.accumulate(last)
-            new = np.flatnonzero(np.concatenate(([True], first[1:] > ends[:-1] + 1)))
-            stops = np.append(new[1:], len(first)) - 1
-            for lo, hi in zip(first[new].tolist(), ends[stops].tolist()):
-                mm.madvise(mmap.MADV_WILLNEED, lo * mmap.PAGESIZE, (hi - lo + 1) * mmap.PAGESIZE)
+        if mode == "prefetch":
+            rows = np.unique(np.asarray(rows, dtype=np.int64))  # ascending, each once: runs of pages below
+            rows = rows[(rows >= 0) & (rows < len(vectors))]
+            if len(rows):
+                base = np.frombuffer(mm, dtype=np.uint8).ctypes.data
+                row_bytes = vectors.strides[0]
+                start = vectors.ctypes.data - base + rows * row_bytes
+                first, last = start // mmap.PAGESIZE, (start + row_bytes - 1) // mmap.PAGESIZE
+                # runs of pages: a run starts where a row's first page is past the run so far
+                ends = np.maximum.accumulate(last)
+                new = np.flatnonzero(np.concatenate(([True], first[1:] > ends[:-1] + 1)))
+                stops = np.append(new[1:], len(first)) - 1
+                with contextlib.suppress(OSError, ValueError):
+                    for lo, hi in zip(first[new].tolist(), ends[stops].tolist()):
+                        mm.madvise(mmap.MADV_WILLNEED, lo * mmap.PAGESIZE, (hi - lo + 1) * mmap.PAGESIZE)
         yield
     finally:
         with contextlib.suppress(OSError, ValueError):

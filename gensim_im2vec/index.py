@@ -1157,6 +1157,7 @@ def ann_most_similar(
     rows = sorted({kv.get_index(k) for k in query_keys(positive + negative) if kv.has_index_for(k)})
     left_out = {kv.index_to_key[i] for i in rows}
     view = indexer if restrict is None else indexer.restrict(restrict)  # None kept a view's modality out
+    _fill_norms(kv)  # (gensim would scan every row for them inside the window below)
     with _scattered_reads(kv.vectors, np.asarray(rows, dtype=np.int64)):  # gensim reads the query's rows
         hits = kv.most_similar(positive=positive, negative=negative, topn=topn + len(left_out), indexer=view)
     return [(k, s) for k, s in hits if k not in left_out][:topn]

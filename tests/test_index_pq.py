@@ -275,3 +275,25 @@ def test_memory_mapped_rerank_answers_the_same_with_each_read_mode(tmp_path, kv,
     assert answers["plain"] == answers["random"] == answers["prefetch"]
     assert [[k for k, _ in a] for a in answers["prefetch"]] == [
         [k for k, _ in ann_most_similar(kv, q, topn=10, indexer=index)] for q in queries]
+
+
+def test_scattered_reads_prefetch_rows_in_any_order_and_skip_what_they_cannot_advise(tmp_path):
+    """Rows in vocabulary order (the feature mean of <= 100k images), duplicates and rows outside
+    the matrix: every row in it has its pages prefetched, the others are left to the read; a map
+    whose rows are not contiguous (Fortran order) is not advised at all (one fault per element)."""
+    import mmap
+
+    arr, data, mm = _advised_matrix(tmp_path)
+    rows = np.array([2999, 5, 1500, 5, 0, -1, 3000, 171], dtype=np.int64)
+    with _index._scattered_reads(arr, rows):
+        pass
+    ranges = [(s, s + n) for o, s, n in mm.calls if o == mmap.MADV_WILLNEED]
+    for r in (0, 5, 171, 1500, 2999):
+        assert any(s <= 128 + r * 96 and 128 + (r + 1) * 96 <= e for s, e in ranges), r
+    assert mm.calls[-1][0] == mmap.MADV_NORMAL
+    mm.calls.clear()
+    fortran = np.ndarray(arr.shape, dtype=np.float32, buffer=mm, offset=128, order="F").view(np.memmap)
+    fortran._mmap = mm
+    with _index._scattered_reads(fortran, np.arange(3)):
+        pass
+    assert mm.calls == []
