@@ -32,9 +32,9 @@ remaining ones start where the interrupted run was.
 >>> resumed.epochs, resumed.alpha, os.path.exists(path)   # the checkpoint is gone once done
 (4, 0.025, False)
 
-Each checkpoint is a whole :meth:`Im2Vec.save`, as large as the model's files (at 100M images
-tens of GB, mostly the images' rows of ``wv.vectors``; docs/scale.md §5), written once an epoch
-over the previous one.
+Each checkpoint is an :meth:`Im2Vec.save` without the images' rows of ``wv.vectors`` (they are
+``W``'s: loading the checkpoint writes them again), written once an epoch over the previous one:
+at 100M images the vocabulary and the words' rows, a few GB, not the images' 40-80 GB (docs/scale.md §5).
 
 ``im2vec train ... --resumable`` does this from the shell: the same command run again continues
 from ``OUTPUT.checkpoint``. A checkpoint records what its run was given (``inputs``: the
@@ -72,11 +72,16 @@ class EpochCheckpoint(CallbackAny2Vec):
     inputs : mapping, optional
         What the run was given (JSON-able), kept in the checkpoint and compared by :func:`resume`.
 
-    The model saved is the model as it is after the epoch, image rows included (Im2Vec writes
-    them from ``W`` at each epoch's end when there are callbacks), with a record
-    ``model.checkpoint = {"epochs_done", "epochs", "alpha", "min_alpha", "inputs"}`` that is saved
-    in the same atomic write: a checkpoint never says more epochs than it holds.
+    The model saved is the model as it is after the epoch, with a record ``model.checkpoint =
+    {"epochs_done", "epochs", "alpha", "min_alpha", "inputs"}`` that is saved in the same atomic
+    write: a checkpoint never says more epochs than it holds. The images' rows of ``wv.vectors``
+    are left out (at 100M images 40-80 GB an epoch): they are ``W``'s, and loading the checkpoint
+    writes them from ``W`` again, so the model loaded is the model saved. Nor are they written at
+    the epoch's end for this callback (``reads_image_rows = False``; a callback without that
+    attribute gets them written from ``W`` at each epoch's end).
     """
+
+    reads_image_rows = False  # Im2Vec.train: no need to write the images' rows at each epoch's end for it
 
     def __init__(self, path, *, epochs: int, done: int = 0, inputs: Mapping | None = None) -> None:
         if not isinstance(epochs, int) or epochs < 1:
@@ -102,7 +107,8 @@ class EpochCheckpoint(CallbackAny2Vec):
         setattr(model, RECORD, {"epochs_done": self.done, "epochs": self.epochs, "alpha": alpha,
                                 "min_alpha": min_alpha, "inputs": self.inputs})
         try:
-            model.save(self.path)
+            with model._saved_without_image_rows():
+                model.save(self.path)
         finally:
             model.__dict__.pop(RECORD, None)
         logger.info("checkpoint: epoch %i of %i saved to %s", self.done, self.epochs, self.path)
@@ -142,7 +148,13 @@ def resume(path, corpus_iterable: Iterable, *, inputs: Mapping | None = None, ca
         `inputs` given and different from the checkpoint's (the message names the first field
         that differs), or `path` is a model that is not a checkpoint.
     """
-    got = read_checkpoint(path, **load_kwargs)
+    from gensim_im2vec.model import _RESTORE_INTO_FILE
+
+    token = _RESTORE_INTO_FILE.set(True)  # the images' rows go where training will write them
+    try:
+        got = read_checkpoint(path, **load_kwargs)
+    finally:
+        _RESTORE_INTO_FILE.reset(token)
     if got is None:
         raise FileNotFoundError(f"no checkpoint at {os.fspath(path)!r}: nothing to resume; train from the start.")
     model, record = got

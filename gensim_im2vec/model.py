@@ -173,6 +173,9 @@ _WORKER = threading.local()  # .epoch: the _Epoch a gensim worker thread of an e
 _SETTLE_GRACE = 2.0  # seconds an interrupted epoch waits for its idle threads to end (_Epoch.settle)
 #: Features given to :meth:`Im2Vec.load` (``image_features=``), seen by ``_load_specials``.
 _LOAD_FEATURES: contextvars.ContextVar = contextvars.ContextVar("im2vec_load_features", default=None)
+#: Set while a checkpoint is loaded to be trained on (checkpoint.resume): the images' rows it left out are
+#: written into the model's vectors_file, when it has one, instead of into memory.
+_RESTORE_INTO_FILE: contextvars.ContextVar = contextvars.ContextVar("im2vec_restore_into_file", default=False)
 
 
 
@@ -1400,8 +1403,10 @@ class Im2Vec(Word2Vec):
         self._w_workers = WorkerW(self.W) if shared else None
         # the images' rows of wv follow W when a callback looks (each epoch's end, after the last
         # W step; the end of training, after the steps below), and when training stops early
+        # (a callback that says it does not read them, as EpochCheckpoint, which leaves them out, costs no write)
         sync = _ImageSync(lambda: self._begin_training(n_img, plan, plan_seconds),
-                          lambda: self._finish_training(n_img, start), each_epoch=bool(callbacks))
+                          lambda: self._finish_training(n_img, start),
+                          each_epoch=any(getattr(c, "reads_image_rows", True) for c in callbacks))
         schedule = self.alpha, self.min_alpha, self.epochs  # gensim sets them before it checks the arguments
         try:
             # one BLAS thread inside each worker; gensim's worker threads give the parallelism
@@ -1892,9 +1897,10 @@ class Im2Vec(Word2Vec):
         if among is None:
             self._image_rows_from_W = True
 
-    def _write_rows(self, idx: np.ndarray) -> None:
-        """The images' rows at vocabulary indices `idx` (:meth:`_write_image_vectors`)."""
-        vectors = self._writable_vectors()
+    def _write_rows(self, idx: np.ndarray, vectors: np.ndarray | None = None) -> None:
+        """The images' rows at vocabulary indices `idx` (:meth:`_write_image_vectors`), into `vectors`
+        (default: ``wv.vectors`` as training writes it, :meth:`_writable_vectors`)."""
+        vectors = self._writable_vectors() if vectors is None else vectors
         workers = max(int(self.workers), 1)
         size = max(256, min(_WRITE_CHUNK, -(-len(idx) // (4 * workers))))  # a few chunks per thread
         chunks = [idx[lo:lo + size] for lo in range(0, len(idx), size)]
@@ -2439,7 +2445,59 @@ class Im2Vec(Word2Vec):
             _LOAD_FEATURES.reset(token)
         if not isinstance(model, cls):
             model = cls._from_plain_word2vec(model, os.fspath(fname), image_features)
+        elif "_image_rows_left_out" in model.__dict__:  # a checkpoint (_saved_without_image_rows)
+            model._restore_image_rows()
         return model
+
+    @contextlib.contextmanager
+    def _saved_without_image_rows(self):
+        """While saving a checkpoint: ``wv.vectors`` holds the words' rows only, and the model records
+        how many rows it had (``_image_rows_left_out``); :meth:`load` writes the images' rows from
+        ``W`` again (:meth:`_restore_image_rows`), as training writes them. At 100M images the images'
+        rows are 40-80 GB that each epoch's checkpoint would write; a model that has not trained (no
+        W) is saved whole."""
+        rows = self._vocab_image_rows
+        words = np.flatnonzero(rows < 0)
+        if self.W is None or len(words) == len(rows) or len(rows) != len(self.wv.vectors):
+            yield
+            return
+        vectors, norms = self.wv.vectors, self.wv.norms
+        whole = np.asarray(vectors)  # a memory map's pages, not a copy (as _saved_vectors)
+        prefix = not len(words) or int(words[-1]) == len(words) - 1  # a fresh vocabulary: words, then images
+        self.wv.vectors = whole[: len(words)] if prefix else whole[words]
+        self.wv.norms = None
+        self._image_rows_left_out = len(rows)
+        try:
+            yield
+        finally:
+            self.wv.vectors, self.wv.norms = vectors, norms
+            self.__dict__.pop("_image_rows_left_out", None)
+
+    def _restore_image_rows(self) -> None:
+        """A checkpoint's ``wv.vectors`` back to a row per key: the words' rows where they were, the
+        images' written from ``W`` (:meth:`_write_image_vectors`); in the model's `vectors_file` when
+        it is loaded to be trained on (:func:`~gensim_im2vec.checkpoint.resume`), else in memory."""
+        n = int(self.__dict__.pop("_image_rows_left_out"))
+        words = self.wv.vectors
+        at = np.flatnonzero(self._vocab_image_rows < 0)
+        if len(at) != len(words) or len(self._vocab_image_rows) != n:
+            raise ValueError(f"a checkpoint with {len(words)} word rows of {n} for a vocabulary of "
+                             f"{len(self._vocab_image_rows)} keys, {len(at)} of them words: its files do not "
+                             f"belong together; remove the checkpoint to start over.")
+        if _RESTORE_INTO_FILE.get() and getattr(self, "vectors_file", None) is not None:
+            self._new_vectors_file(_check_vectors_file(self.vectors_file), n, None)
+            whole = self.wv.vectors
+        else:
+            whole = self.wv.vectors = np.zeros((n, self.wv.vector_size), dtype=REAL)
+        for lo in range(0, len(at), _VECTORS_CHUNK):
+            whole[at[lo:lo + _VECTORS_CHUNK]] = words[lo:lo + _VECTORS_CHUNK]
+        del words
+        images = np.flatnonzero(self._vocab_image_rows >= 0)
+        if len(images):
+            self._write_rows(images, whole)  # here, not moved into vectors_file by a load that only reads
+        self._image_rows_from_W = True
+        self.wv.norms = None
+        logger.info("checkpoint: the images' %i rows of wv written from W", len(images))
 
     @classmethod
     def _from_plain_word2vec(cls, w2v: Word2Vec, path: str, image_features=None) -> Im2Vec:
@@ -2564,8 +2622,9 @@ class _ImageSync(CallbackAny2Vec):
     """Im2Vec's own callback, ahead of the user's: as training begins (gensim's ``on_train_begin``,
     once it has accepted the arguments) `begin` runs (:meth:`Im2Vec._begin_training`), and from
     then on an interrupted ``train()`` writes the image rows (`started`); at each epoch's end
-    (only when the user gave callbacks, e.g. one that saves a checkpoint or evaluates) the images'
-    rows of ``wv`` are written from W; at the end of training `finish` runs
+    (only when the user gave callbacks that may read them, e.g. one that evaluates; not for
+    :class:`~gensim_im2vec.checkpoint.EpochCheckpoint`) the images' rows of ``wv`` are written from
+    W; at the end of training `finish` runs
     (:meth:`Im2Vec._finish_training`) before any user's ``on_train_end``."""
 
     def __init__(self, begin, finish, each_epoch: bool) -> None:

@@ -143,3 +143,86 @@ def test_train_resumable_continues_a_killed_run(tmp_path, monkeypatch):
     # and --resumable trains what a plain run trains
     plain = runner.invoke(main, [*args, "--epochs", "40", "-o", "plain.model"])
     assert plain.exit_code == 0 and np.array_equal(Im2Vec.load(str(tmp_path / "plain.model")).W, a.W)
+
+
+class Snapshot(CallbackAny2Vec):
+    """Copies wv.vectors at each epoch's end (a callback that reads the images' rows: they are
+    written from W for it)."""
+
+    def __init__(self):
+        self.vectors = []
+
+    def on_epoch_end(self, model):
+        self.vectors.append(np.array(model.wv.vectors))
+
+
+def test_a_checkpoint_leaves_the_images_rows_out_and_its_load_writes_them_again(data, tmp_path, monkeypatch):
+    """The checkpoint holds the words' rows only (the images' are W's: 40-80 GB an epoch at 100M);
+    loading it writes them from W, giving the model as it was after the epoch, bit for bit."""
+    path = str(tmp_path / "run.checkpoint")
+    model = _joint(data, 4)
+    snap = Snapshot()
+    with pytest.raises(Crash):
+        model.train(data.docs, total_examples=model.corpus_count, epochs=4,
+                    callbacks=[EpochCheckpoint(path, epochs=4), snap, CrashAfter(2)])
+    n_words = int(np.count_nonzero(model._vocab_image_rows < 0))
+    saved_rows = []
+    restore = Im2Vec._restore_image_rows
+    monkeypatch.setattr(Im2Vec, "_restore_image_rows",
+                        lambda self: (saved_rows.append(len(self.wv.vectors)), restore(self))[1])
+    loaded, record = read_checkpoint(path)
+    assert saved_rows == [n_words] and n_words < len(model.wv) and record["epochs_done"] == 2
+    assert np.array_equal(loaded.wv.vectors, snap.vectors[1])  # the model after epoch 2, image rows included
+    assert "_image_rows_left_out" not in loaded.__dict__ and loaded._image_rows_from_W
+    assert loaded.wv.most_similar("img:5", topn=5) == KeyedVectorsView(snap.vectors[1], loaded).most_similar("img:5")
+
+
+class KeyedVectorsView:
+    """The answers of `model`'s keys at `vectors` (gensim's own most_similar)."""
+
+    def __init__(self, vectors, model):
+        from gensim.models import KeyedVectors
+
+        self.kv = KeyedVectors(vectors.shape[1])
+        self.kv.add_vectors(model.wv.index_to_key, vectors)
+
+    def most_similar(self, key):
+        return self.kv.most_similar(key, topn=5)
+
+
+def test_a_checkpoint_alone_costs_no_image_rows_at_the_epochs_ends(data, tmp_path, monkeypatch):
+    """EpochCheckpoint does not read the images' rows: they are written once, when training ends,
+    not at each epoch's end as for a callback that may read them."""
+    writes = []
+    real = Im2Vec._write_image_vectors
+    monkeypatch.setattr(Im2Vec, "_write_image_vectors", lambda self, among=None: (writes.append(among), real(
+        self, among))[1])
+    model = _joint(data, 3)
+    model.train(data.docs, total_examples=model.corpus_count, epochs=3,
+                callbacks=[EpochCheckpoint(str(tmp_path / "a.checkpoint"), epochs=3)])
+    assert writes == [None]
+    writes.clear()
+    model = _joint(data, 3)
+    model.train(data.docs, total_examples=model.corpus_count, epochs=3, callbacks=[Snapshot()])
+    assert writes == [None] * 4  # each epoch's end, and the end of training
+
+
+def test_loading_a_checkpoint_to_look_at_it_leaves_the_vectors_file_alone(data, tmp_path):
+    """Only resume() writes the restored rows into the model's vectors_file; Im2Vec.load of the
+    checkpoint (to look at it) restores them in memory and makes no file."""
+    import gc
+
+    vf, path = tmp_path / "v.npy", str(tmp_path / "run.checkpoint")
+    model = Im2Vec(image_features=data.features, epochs=3, vectors_file=vf, **OPTS)
+    model.build_vocab(data.docs)
+    with pytest.raises(Crash):
+        model.train(data.docs, total_examples=model.corpus_count, epochs=3,
+                    callbacks=[EpochCheckpoint(path, epochs=3), CrashAfter(1)])
+    del model
+    gc.collect()
+    os.unlink(vf)
+    looked = Im2Vec.load(path)
+    assert not vf.exists() and type(looked.wv.vectors) is np.ndarray and looked.vectors_file == str(vf)
+    del looked
+    resumed = resume(path, data.docs)
+    assert resumed.wv.vectors.filename == str(vf)
