@@ -34,7 +34,10 @@ remaining ones start where the interrupted run was.
 
 Each checkpoint is an :meth:`Im2Vec.save` without the images' rows of ``wv.vectors`` (they are
 ``W``'s: loading the checkpoint writes them again), written once an epoch over the previous one:
-at 100M images the vocabulary and the words' rows, a few GB, not the images' 40-80 GB (docs/scale.md §5).
+at 100M images the vocabulary and the words' rows, a few GB, not the images' 40-80 GB
+(docs/scale.md §7, item 4). Any loader restores them (``Im2Vec.load``, gensim's ``load``): in
+memory, also with ``mmap="r"`` (the rows a checkpoint left out are computed, not mapped), or in
+the run's own ``vectors_file``, written over in place, when :func:`resume` continues the run.
 
 ``im2vec train ... --resumable`` does this from the shell: the same command run again continues
 from ``OUTPUT.checkpoint``. A checkpoint records what its run was given (``inputs``: the
@@ -166,6 +169,7 @@ def resume(path, corpus_iterable: Iterable, *, inputs: Mapping | None = None, ca
     logger.info("resuming %s: epochs %i-%i of %i, alpha %.6f -> %.6f", path, done + 1, epochs, epochs, start,
                 min_alpha)
     saver = EpochCheckpoint(path, epochs=epochs, done=done, inputs=record["inputs"])
+    model._epochs_before = done  # the run's epochs so far (the analogy step's draws go on from them)
     model.train(corpus_iterable, total_examples=model.corpus_count, epochs=epochs - done, start_alpha=start,
                 end_alpha=min_alpha, compute_loss=model.compute_loss, callbacks=[saver, *callbacks])
     model.epochs, model.alpha, model.min_alpha = epochs, alpha, min_alpha

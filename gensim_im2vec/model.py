@@ -1162,6 +1162,37 @@ class Im2Vec(Word2Vec):
                           f"file that no model uses, or give another path (vectors_file='OTHER.npy'; None keeps the "
                           f"vectors in memory).")
 
+    def _reopen_own_vectors_file(self, path: str, n_rows: int) -> bool:
+        """Map the file at `path` as ``wv.vectors`` in place (written over, the same file) when it is
+        the vectors file this model made (its recorded device and inode), no live model maps it, and
+        it holds `n_rows` rows of this model's width: a checkpoint resumed into its run's file keeps
+        that file, so a resume interrupted before its next checkpoint can be resumed again (a new
+        file would not be the one the checkpoint records). False: it is not, nothing done."""
+        record, fid = getattr(self, "_vectors_file_id", None), _file_id(path)
+        if fid is None or record is None or tuple(record) != fid or fcntl is None:
+            return False
+        try:
+            handle = _VectorsFile.lock(path)
+        except BlockingIOError:
+            return False  # in use: _new_vectors_file refuses it, naming the fix
+        try:
+            array = np.lib.format.open_memmap(path, mode="r+")
+        except (OSError, ValueError):
+            handle.close()
+            return False
+        if array.dtype != REAL or array.shape != (int(n_rows), int(self.wv.vector_size)):
+            del array
+            handle.close()
+            return False
+        vf = _VectorsFile(path, array, handle)
+        if vf.id != fid:  # replaced between the check and the open
+            del array
+            vf.close()
+            return False
+        self.wv.vectors, self._vectors_file_state = array, vf
+        logger.info("wv.vectors in %s again (the run's own vectors file, written over in place)", path)
+        return True
+
     def _new_vectors_file(self, path: str, n_rows: int, prior) -> None:
         """Write a new vectors file of `n_rows` rows at `path` (refused by :meth:`_claim_vectors_path`
         before anything is written): under a temporary name beside it, its disk space allocated first,
@@ -1404,6 +1435,7 @@ class Im2Vec(Word2Vec):
         # the images' rows of wv follow W when a callback looks (each epoch's end, after the last
         # W step; the end of training, after the steps below), and when training stops early
         # (a callback that says it does not read them, as EpochCheckpoint, which leaves them out, costs no write)
+        callbacks = tuple(callbacks)  # (a generator of them is read once, here)
         sync = _ImageSync(lambda: self._begin_training(n_img, plan, plan_seconds),
                           lambda: self._finish_training(n_img, start),
                           each_epoch=any(getattr(c, "reads_image_rows", True) for c in callbacks))
@@ -1444,7 +1476,8 @@ class Im2Vec(Word2Vec):
             self._fit_feature_mean()
         self._analogy_plan = plan
         self.space_analogy_seconds = 0.0
-        self._analogy_epochs = 0
+        # the analogy step draws per epoch of the run: a resumed run (checkpoint.resume) goes on from its epochs
+        self._analogy_epochs = int(self.__dict__.pop("_epochs_before", 0))
         self.space_setup_seconds = plan_seconds + (default_timer() - start)
         if self.train_images and n_img:
             self.space_directions = None
@@ -2240,7 +2273,8 @@ class Im2Vec(Word2Vec):
         # attributes to None at load, after _load_specials has opened the store again)
         ignore = set(ignore).union({
             "_scan_tag_counts", "_neg_word_idx", "_neg_word_cum", "_neg_tag_idx", "_neg_tag_cum", "_space_lock",
-            "_space_bias", "_tag_mask_cache", "_epoch", "_vectors_file_state", "_moving_vectors",
+            "_space_bias", "_tag_mask_cache", "_epoch", "_vectors_file_state", "_moving_vectors", "_w_workers",
+            "_epochs_before",
         })
         if not getattr(self, "_moving_vectors", False):
             return super()._save_specials(fname, separately, sep_limit, ignore, pickle_protocol, compress, subname)
@@ -2445,8 +2479,6 @@ class Im2Vec(Word2Vec):
             _LOAD_FEATURES.reset(token)
         if not isinstance(model, cls):
             model = cls._from_plain_word2vec(model, os.fspath(fname), image_features)
-        elif "_image_rows_left_out" in model.__dict__:  # a checkpoint (_saved_without_image_rows)
-            model._restore_image_rows()
         return model
 
     @contextlib.contextmanager
@@ -2485,7 +2517,9 @@ class Im2Vec(Word2Vec):
                              f"{len(self._vocab_image_rows)} keys, {len(at)} of them words: its files do not "
                              f"belong together; remove the checkpoint to start over.")
         if _RESTORE_INTO_FILE.get() and getattr(self, "vectors_file", None) is not None:
-            self._new_vectors_file(_check_vectors_file(self.vectors_file), n, None)
+            path = _check_vectors_file(self.vectors_file)
+            if not self._reopen_own_vectors_file(path, n):
+                self._new_vectors_file(path, n, None)
             whole = self.wv.vectors
         else:
             whole = self.wv.vectors = np.zeros((n, self.wv.vector_size), dtype=REAL)
@@ -2567,6 +2601,8 @@ class Im2Vec(Word2Vec):
         else:
             self._vocab_image_rows = np.array(rows, dtype=np.int64)  # writable, in memory
         self._share_feature_keys()
+        if "_image_rows_left_out" in self.__dict__:  # a checkpoint (_saved_without_image_rows), by any loader
+            self._restore_image_rows()
 
     def _share_feature_keys(self) -> None:
         """Point the vocabulary's image keys at the features' own key strings: unpickling made a

@@ -226,3 +226,101 @@ def test_loading_a_checkpoint_to_look_at_it_leaves_the_vectors_file_alone(data, 
     del looked
     resumed = resume(path, data.docs)
     assert resumed.wv.vectors.filename == str(vf)
+
+
+def test_a_checkpoint_of_several_workers_is_saved_and_resumed(data, tmp_path):
+    """With workers > 1 each worker's copy of W (a lock inside) was pickled with the checkpoint:
+    the first epoch's save raised TypeError and `im2vec train --resumable` (3 workers) failed."""
+    path = str(tmp_path / "run.checkpoint")
+    model = Im2Vec(image_features=data.features, epochs=3, **dict(OPTS, workers=2))
+    model.build_vocab(data.docs)
+    with pytest.raises(Crash):
+        model.train(data.docs, total_examples=model.corpus_count, epochs=3,
+                    callbacks=[EpochCheckpoint(path, epochs=3), CrashAfter(2)])
+    resumed = resume(path, data.docs)
+    assert resumed.epochs == 3 and np.isfinite(resumed.wv.vectors).all() and resumed._w_workers is None
+
+
+def test_callbacks_given_as_a_generator_all_run(data, tmp_path):
+    path = str(tmp_path / "run.checkpoint")
+    model = _joint(data, 2)
+    ran = Snapshot()
+    model.train(data.docs, total_examples=model.corpus_count, epochs=2,
+                callbacks=(c for c in [EpochCheckpoint(path, epochs=2), ran]))
+    assert len(ran.vectors) == 2
+
+
+def test_gensims_own_loaders_restore_the_images_rows_too(data, tmp_path):
+    """Word2Vec.load (and any loader that runs Im2Vec's _load_specials) gives a row per key."""
+    path = str(tmp_path / "run.checkpoint")
+    model = _joint(data, 3)
+    snap = Snapshot()
+    with pytest.raises(Crash):
+        model.train(data.docs, total_examples=model.corpus_count, epochs=3,
+                    callbacks=[EpochCheckpoint(path, epochs=3), snap, CrashAfter(1)])
+    loaded = Word2Vec.load(path)
+    assert isinstance(loaded, Im2Vec) and np.array_equal(loaded.wv.vectors, snap.vectors[0])
+    assert loaded.wv["img:5"].shape == (16,)
+
+
+def test_a_resumed_run_with_analogy_questions_is_the_uninterrupted_run(data, tmp_path):
+    """The analogy step draws its negatives per epoch of the run: a resumed run draws those of
+    the epochs after the checkpoint's (it drew the first epochs' again, W differing by 0.005)."""
+    questions = [(f"img:{i}", "class0", "class1", f"img:{i + 1}") for i in range(0, 40, 2)]
+
+    def make():
+        m = Im2Vec(image_features=data.features, epochs=4, space_analogies=questions, space_analogy_negatives=8,
+                   **OPTS)
+        m.build_vocab(data.docs)
+        return m
+
+    full = make()
+    full.train(data.docs, total_examples=full.corpus_count, epochs=4)
+    path = str(tmp_path / "run.checkpoint")
+    cut = make()
+    with pytest.raises(Crash):
+        cut.train(data.docs, total_examples=cut.corpus_count, epochs=4,
+                  callbacks=[EpochCheckpoint(path, epochs=4), CrashAfter(2)])
+    resumed = resume(path, data.docs)
+    assert np.array_equal(resumed.W, full.W) and np.array_equal(resumed.wv.vectors, full.wv.vectors)
+
+
+@pytest.mark.parametrize("where", ["while its rows are restored", "in its first epoch"])
+def test_a_resume_interrupted_before_its_checkpoint_resumes_again_in_the_runs_file(data, tmp_path, monkeypatch,
+                                                                                   where):
+    """resume() writes the checkpoint's rows into the run's own vectors file in place: the file the
+    checkpoint records stays that file, so a resume stopped before it saved a checkpoint of its own
+    is resumed again (a new file at the path was refused as "not this model's")."""
+    import gc
+
+    vf, path = tmp_path / "v.npy", str(tmp_path / "run.checkpoint")
+    model = Im2Vec(image_features=data.features, epochs=4, vectors_file=vf, **OPTS)
+    model.build_vocab(data.docs)
+    with pytest.raises(Crash):
+        model.train(data.docs, total_examples=model.corpus_count, epochs=4,
+                    callbacks=[EpochCheckpoint(path, epochs=4), CrashAfter(2)])
+    inode = os.stat(vf).st_ino
+    del model
+    gc.collect()
+    if where == "while its rows are restored":
+        def interrupted(self, idx, vectors=None):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(Im2Vec, "_write_rows", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            resume(path, data.docs)
+        monkeypatch.undo()
+    else:
+        class Stops:  # the documents, stopping a hundred into the epoch (a re-iterable, as gensim wants)
+            def __iter__(self):
+                for i, doc in enumerate(data.docs):
+                    if i == 100:
+                        raise Crash
+                    yield doc
+
+        with pytest.raises(Crash):
+            resume(path, Stops())
+    gc.collect()
+    assert os.stat(vf).st_ino == inode
+    resumed = resume(path, data.docs)
+    assert resumed.wv.vectors.filename == str(vf) and resumed.epochs == 4
