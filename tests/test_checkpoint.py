@@ -324,3 +324,19 @@ def test_a_resume_interrupted_before_its_checkpoint_resumes_again_in_the_runs_fi
     assert os.stat(vf).st_ino == inode
     resumed = resume(path, data.docs)
     assert resumed.wv.vectors.filename == str(vf) and resumed.epochs == 4
+
+
+def test_train_resumable_with_its_default_workers_saves_its_checkpoints(tmp_path, monkeypatch):
+    """`im2vec train --resumable` as the README shows it, without --workers (3): it failed at the
+    first epoch's checkpoint (TypeError: cannot pickle '_thread.lock')."""
+    args = _cli_inputs(tmp_path)
+    at = args.index("--workers")
+    del args[at:at + 2]
+    monkeypatch.chdir(tmp_path)
+    saved = []
+    real = EpochCheckpoint.on_epoch_end
+    monkeypatch.setattr(EpochCheckpoint, "on_epoch_end", lambda self, model: (
+        real(self, model), saved.append(os.path.exists(self.path)))[0])
+    res = CliRunner().invoke(main, [*args, "--epochs", "3", "-o", "m.model", "--resumable"])
+    assert res.exit_code == 0, res.output
+    assert saved == [True, True, True] and not (tmp_path / "m.model.checkpoint").exists()
