@@ -1,5 +1,5 @@
-"""What several benchmark scripts read: the text corpus of the text benchmarks and this process's
-memory and I/O counters. Imported by the scripts (their folder is on ``sys.path`` when run as
+"""What several benchmark scripts read: the text corpus of the text benchmarks, this process's
+memory and I/O counters, and a file dropped from the page cache. Imported by the scripts (their folder is on ``sys.path`` when run as
 ``python benchmarks/<script>.py``); not a benchmark itself."""
 
 import gzip
@@ -62,3 +62,23 @@ def proc_status(io: bool = False) -> dict:
                 if k == "read_bytes":
                     out["read_bytes"] = int(v)
     return out
+
+
+def io_bytes(field: str) -> int:
+    """A counter of this process's ``/proc/self/io``: ``wchar`` (bytes passed to write()),
+    ``read_bytes`` (bytes really read from disk), ..."""
+    with open("/proc/self/io") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def evict(path: str) -> None:
+    """Drop a file from the page cache (this file only, no root needed), so that reads of it are
+    measured cold: its dirty pages written first (DONTNEED keeps them), then
+    ``posix_fadvise(POSIX_FADV_DONTNEED)``. Pages a process maps stay: unmap them first
+    (``gensim_im2vec.image_features.release``)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)

@@ -45,6 +45,7 @@ import os
 import time
 
 import numpy as np
+from _common import evict
 
 
 def make_vectors(n: int, dim: int, image_share: float, n_topics: int, latent_dim: int, seed: int):
@@ -209,11 +210,7 @@ class PageCache:
         from gensim_im2vec.image_features import release
 
         release(vectors)
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
+        evict(self.path)
 
     def fill(self) -> None:
         """Read the whole file (into the page cache)."""

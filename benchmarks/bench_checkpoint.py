@@ -21,25 +21,11 @@ import shutil
 import time
 
 import numpy as np
+from _common import evict, io_bytes
 
 from gensim_im2vec import Im2Vec
 
 GiB = 2**30
-
-
-def written() -> int:
-    with open("/proc/self/io") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("wchar:"))
-
-
-def evict(folder: str) -> None:
-    for name in os.listdir(folder):
-        fd = os.open(os.path.join(folder, name), os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
 
 
 def main() -> None:
@@ -58,18 +44,19 @@ def main() -> None:
           f"loaded in {time.perf_counter() - t:.1f} s", flush=True)
     res = {}
     for name, path in (("whole model (the reference)", whole), ("images' rows left out", without)):
-        w, t = written(), time.perf_counter()
+        w, t = io_bytes("wchar"), time.perf_counter()
         if path == without:
             with model._saved_without_image_rows():
                 model.save(path)
         else:
             model.save(path)
-        res[name] = [time.perf_counter() - t, (written() - w) / GiB]
+        res[name] = [time.perf_counter() - t, (io_bytes("wchar") - w) / GiB]
         print(f"  save, {name:<28} {res[name][0]:6.1f} s, {res[name][1]:6.2f} GiB written", flush=True)
     del model
     loaded = {}
     for name, path in zip(res, (whole, without)):
-        evict(os.path.dirname(path))
+        for name_ in os.listdir(os.path.dirname(path)):
+            evict(os.path.join(os.path.dirname(path), name_))
         t = time.perf_counter()
         loaded[name] = Im2Vec.load(path)  # as checkpoint.resume loads it (in memory: no vectors_file here)
         res[name].append(time.perf_counter() - t)

@@ -26,28 +26,13 @@ import time
 from types import SimpleNamespace
 
 import numpy as np
+from _common import evict, io_bytes
 
 import gensim_im2vec.model as model_module
 from gensim_im2vec import image_features
 from gensim_im2vec.image_features import ImageFeatures
 from gensim_im2vec.model import Im2Vec
 from gensim_im2vec.store import FeatureStore
-
-
-def read_bytes() -> int:
-    """Bytes this process has caused to be read from storage (/proc/self/io)."""
-    with open("/proc/self/io") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("read_bytes:"))
-
-
-def evict(path: str, vectors) -> None:
-    """Drop `path` from the page cache (this process's mapped pages first)."""
-    image_features.release(vectors)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
 
 
 def main() -> None:
@@ -71,13 +56,14 @@ def main() -> None:
     for name, reads in (("map's default advice (the reference)", plain), ("scattered_reads (the model's)", real)):
         times, read, means = [], [], []
         for _ in range(args.repeats):
-            evict(path, feats.vectors)
+            image_features.release(feats.vectors)  # its mapped pages first
+            evict(path)
             model_module.scattered_reads = reads  # what _fit_feature_mean reads with
             try:
-                r0, t0 = read_bytes(), time.perf_counter()
+                r0, t0 = io_bytes("read_bytes"), time.perf_counter()
                 Im2Vec._fit_feature_mean(model, max_images=args.images)
                 times.append(time.perf_counter() - t0)
-                read.append(read_bytes() - r0)
+                read.append(io_bytes("read_bytes") - r0)
             finally:
                 model_module.scattered_reads = real
             means.append(model.feature_mean.copy())

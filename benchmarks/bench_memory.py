@@ -32,7 +32,7 @@ import threading
 import time
 
 import numpy as np
-from _common import proc_status
+from _common import evict, proc_status
 
 MiB = 1024 * 1024
 
@@ -100,9 +100,7 @@ def _evict(memmap: np.ndarray, path: str) -> None:
         mm = memmap.base
     if mm is not None:
         mm.madvise(mmap.MADV_DONTNEED)
-    fd = os.open(path, os.O_RDONLY)
-    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    os.close(fd)
+    evict(path)
 
 
 def child(args) -> None:
@@ -111,9 +109,7 @@ def child(args) -> None:
     from gensim_im2vec.store import FeatureStore
 
     feat_file = os.path.join(args.store, "features.npy")
-    fd = os.open(feat_file, os.O_RDONLY)
-    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # cold start: drop the store from the page cache
-    os.close(fd)
+    evict(feat_file)  # cold start: drop the store from the page cache
     base = proc_status(io=True)
     sampler = Sampler()
     sampler.start()

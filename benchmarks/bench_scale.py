@@ -44,7 +44,7 @@ import threading
 import time
 
 import numpy as np
-from _common import proc_status
+from _common import evict, io_bytes, proc_status
 
 GiB = 1024**3
 MiB = 1024**2
@@ -52,15 +52,6 @@ _CHUNK = 65536
 
 
 # ----------------------------------------------------------------------------- measuring
-
-
-def written_bytes() -> int:
-    """Bytes this process has passed to write() so far (``wchar`` of /proc/self/io; 0 where there is none)."""
-    try:
-        with open("/proc/self/io") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("wchar:"))
-    except (OSError, StopIteration):
-        return 0
 
 
 class Stages:
@@ -265,16 +256,6 @@ class Corpus:
 # ----------------------------------------------------------------------------- stages
 
 
-def _evict(path: str) -> None:
-    """Drop a file's pages from the page cache (this file only), so reads are measured cold."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        os.close(fd)
-    except (OSError, AttributeError):
-        pass
-
-
 def run_build(args) -> list[dict]:
     from gensim_im2vec import Im2Vec
     from gensim_im2vec.store import FeatureStore
@@ -292,7 +273,7 @@ def run_build(args) -> list[dict]:
         build_store(store_path, args)
         stages.stop(rows=args.images, gib_on_disk=round(os.path.getsize(os.path.join(store_path, "features.npy"))
                                                           / GiB, 2))
-    _evict(os.path.join(store_path, "features.npy"))
+    evict(os.path.join(store_path, "features.npy"))
     corpus = Corpus(args)
 
     stages.start("stream corpus (one pass)")
@@ -331,14 +312,14 @@ def run_build(args) -> list[dict]:
         copy = os.path.join(args.dir, "model-copy", "m.model")
         os.makedirs(os.path.dirname(copy), exist_ok=True)
         stages.start("save (vectors copied, the reference)")
-        wchar = written_bytes()
+        wchar = io_bytes("wchar")
         model.save(copy)
-        copied = stages.stop(gib_written=round((written_bytes() - wchar) / GiB, 2))
+        copied = stages.stop(gib_written=round((io_bytes("wchar") - wchar) / GiB, 2))
         shutil.rmtree(os.path.dirname(copy))
     stages.start("save" + (" (move_vectors_file=True)" if vectors_file else ""))
-    wchar = written_bytes()
+    wchar = io_bytes("wchar")
     model.save(path, move_vectors_file=bool(vectors_file))
-    moved = stages.stop(gib_written=round((written_bytes() - wchar) / GiB, 2))
+    moved = stages.stop(gib_written=round((io_bytes("wchar") - wchar) / GiB, 2))
     files = {os.path.basename(p): os.path.getsize(os.path.join(os.path.dirname(path), p))
              for p in os.listdir(os.path.dirname(path)) if p.startswith("m.model")}
     if vectors_file:
@@ -357,7 +338,7 @@ def run_query(args) -> list[dict]:
 
     path = os.path.join(args.dir, "model", "m.model")
     for p in os.listdir(os.path.dirname(path)):
-        _evict(os.path.join(os.path.dirname(path), p))
+        evict(os.path.join(os.path.dirname(path), p))
     stages = Stages()
     stages.start("load (mmap='r')")
     model = Im2Vec.load(path, mmap="r")
