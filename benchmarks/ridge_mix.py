@@ -16,7 +16,9 @@ the five study splits of ``benchmarks/zero_shot_study.py`` (30% of the tags held
 seed). Each job trains the joint model once (≈ 3 min on one CPU thread) and prints, per scorer,
 zero-shot mAP and its ratio to ridge's, held-out image → word mAP over all candidates and over
 the seen tags (ratio to kNN's), and seen tag → image mAP. ``--out FILE`` appends each job's figures
-as a JSON line. Needs a finished ``make demo`` in ``--demo-dir``.
+as a JSON line. ``--targets BETA`` (demo jobs) gives the model the mix at BETA as its projection
+(held-out images and the training images' rows of ``wv``) and prints the demo's targets 1-7 from
+its own evaluation, beside the space's. Needs a finished ``make demo`` in ``--demo-dir``.
 """
 
 import argparse
@@ -84,16 +86,67 @@ def one_job(cfg, feats, words_path, split):
     return out, len(data.zero_shot), (top[0] if top else ("-", 0)), trained
 
 
+def mixed_model(model, ridge: RidgeScorer, beta: float):
+    """`model` with the mix as its projection, for the demo's whole evaluation (targets 1-7): every
+    image's vector, held-out (``_map``) and trained (its row of ``wv``, rewritten through
+    ``project_rows``), is ``unit(h) + β · unit(p − m)``. A measurement, on this instance only."""
+    space_map = model._map
+
+    def mix(V, dtype=np.float32):
+        H = l2_normalize(np.asarray(space_map(V, np.float64), dtype=np.float64), out_dtype=np.float64)
+        P = l2_normalize(ridge.project(V) - ridge.word_mean.astype(np.float64), out_dtype=np.float64)
+        return (H + beta * P).astype(dtype, copy=False)
+
+    def rows(r):
+        V, inv = model.features.gather(r)
+        return mix(V * inv[:, None] if model.normalize_features else V)
+
+    model._map, model.project_rows = mix, rows
+    model._write_image_vectors()
+    return model
+
+
+def targets(cfg, feats, words, beta: float) -> None:
+    """Train the joint demo at `cfg`, then print the demo's targets 1-7 of the space and of the
+    same model with the mix at `beta`."""
+    from gensim_im2vec.pipeline import evaluate_trained
+
+    data = evaluation_data(cfg, feats)
+    model = train_model(cfg, feats, words)
+    rows = lambda keys: feats.gather_normalized([feats.row(k) for k in keys])  # noqa: E731
+    ridge = RidgeScorer.fit(rows(data.train_keys), data.train_tags, words_only(model, word_space=True))
+    for name, m in (("the space", model), (f"mix beta={beta:g}", None)):
+        if m is None:
+            m = mixed_model(model, ridge, beta)
+        report = evaluate_trained(cfg, m, words, features=feats, baselines=("ridge", "knn"))
+        print(f"  {name}:", flush=True)
+        for row in report.targets():
+            print(f"    {row['target']:<90s} {row['value']:.4f}  (reference {row['reference']:.4f})  "
+                  f"{'met' if row['ok'] else 'NOT met'}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("jobs", nargs="+", help="demo:SEED or a study split (study-1 ... study-5)")
     ap.add_argument("--demo-dir", default="demo_output")
     ap.add_argument("--share", type=float, default=0.3, help="the study splits' share of tags held out")
     ap.add_argument("--out", default=None, help="append each job's figures to this file, a JSON line each")
+    ap.add_argument("--targets", type=float, default=None, metavar="BETA",
+                    help="demo:SEED jobs only: the demo's targets 1-7 (its own evaluation) of the space and of the "
+                         "model with the mix at BETA as its projection, training images' rows included")
     args = ap.parse_args()
     words_path = Path(args.demo_dir) / "models" / "words.w2v"
     if not words_path.exists():
         raise SystemExit(f"{words_path} not found: run `make demo` (or `im2vec demo --out {args.demo_dir}`) first.")
+    if args.targets is not None:
+        words = Word2Vec.load(str(words_path))
+        for job in args.jobs:
+            if not job.startswith("demo:"):
+                raise SystemExit(f"--targets: {job!r} is not a demo:SEED job (the targets are the demo split's)")
+            cfg = DemoConfig(out_dir=args.demo_dir, mode="joint", seed=int(job.split(":", 1)[1]))
+            print(f"{job}:", flush=True)
+            targets(cfg, open_features(cfg), words, args.targets)
+        return
     for job in args.jobs:
         t0 = time.perf_counter()
         if job.startswith("demo:"):
