@@ -39,6 +39,14 @@ class CrashAfter(CallbackAny2Vec):
             raise Crash
 
 
+def _interrupted(model, docs, path, *, epochs, after, also=()):
+    """Train `model` on `docs` for `epochs` with a checkpoint at `path`, stopped at the end of epoch
+    `after` (a Crash, standing in for a killed process); `also`: callbacks run before the stop."""
+    with pytest.raises(Crash):
+        model.train(docs, total_examples=model.corpus_count, epochs=epochs,
+                    callbacks=[EpochCheckpoint(path, epochs=epochs), *also, CrashAfter(after)])
+
+
 @pytest.fixture(scope="module")
 def data():
     return make_corpus(n_classes=4, n_images=300, seed=0)
@@ -56,9 +64,7 @@ def test_a_resumed_joint_run_is_the_uninterrupted_run(data, tmp_path, crash_afte
     full.train(data.docs, total_examples=full.corpus_count, epochs=4)
     path = tmp_path / "run.checkpoint"
     cut = _joint(data, 4)
-    with pytest.raises(Crash):
-        cut.train(data.docs, total_examples=cut.corpus_count, epochs=4,
-                  callbacks=[EpochCheckpoint(path, epochs=4), CrashAfter(crash_after)])
+    _interrupted(cut, data.docs, path, epochs=4, after=crash_after)
     assert read_checkpoint(path)[1]["epochs_done"] == crash_after
     resumed = resume(path, data.docs)
     assert np.array_equal(resumed.W, full.W) and np.array_equal(resumed.wv.vectors, full.wv.vectors)
@@ -162,9 +168,7 @@ def test_a_checkpoint_leaves_the_images_rows_out_and_its_load_writes_them_again(
     path = str(tmp_path / "run.checkpoint")
     model = _joint(data, 4)
     snap = Snapshot()
-    with pytest.raises(Crash):
-        model.train(data.docs, total_examples=model.corpus_count, epochs=4,
-                    callbacks=[EpochCheckpoint(path, epochs=4), snap, CrashAfter(2)])
+    _interrupted(model, data.docs, path, epochs=4, after=2, also=[snap])
     n_words = int(np.count_nonzero(model._vocab_image_rows < 0))
     saved_rows = []
     restore = Im2Vec._restore_image_rows
@@ -215,9 +219,7 @@ def test_loading_a_checkpoint_to_look_at_it_leaves_the_vectors_file_alone(data, 
     vf, path = tmp_path / "v.npy", str(tmp_path / "run.checkpoint")
     model = Im2Vec(image_features=data.features, epochs=3, vectors_file=vf, **OPTS)
     model.build_vocab(data.docs)
-    with pytest.raises(Crash):
-        model.train(data.docs, total_examples=model.corpus_count, epochs=3,
-                    callbacks=[EpochCheckpoint(path, epochs=3), CrashAfter(1)])
+    _interrupted(model, data.docs, path, epochs=3, after=1)
     del model
     gc.collect()
     os.unlink(vf)
@@ -234,9 +236,7 @@ def test_a_checkpoint_of_several_workers_is_saved_and_resumed(data, tmp_path):
     path = str(tmp_path / "run.checkpoint")
     model = Im2Vec(image_features=data.features, epochs=3, **dict(OPTS, workers=2))
     model.build_vocab(data.docs)
-    with pytest.raises(Crash):
-        model.train(data.docs, total_examples=model.corpus_count, epochs=3,
-                    callbacks=[EpochCheckpoint(path, epochs=3), CrashAfter(2)])
+    _interrupted(model, data.docs, path, epochs=3, after=2)
     resumed = resume(path, data.docs)
     assert resumed.epochs == 3 and np.isfinite(resumed.wv.vectors).all() and resumed._w_workers is None
 
@@ -255,9 +255,7 @@ def test_gensims_own_loaders_restore_the_images_rows_too(data, tmp_path):
     path = str(tmp_path / "run.checkpoint")
     model = _joint(data, 3)
     snap = Snapshot()
-    with pytest.raises(Crash):
-        model.train(data.docs, total_examples=model.corpus_count, epochs=3,
-                    callbacks=[EpochCheckpoint(path, epochs=3), snap, CrashAfter(1)])
+    _interrupted(model, data.docs, path, epochs=3, after=1, also=[snap])
     loaded = Word2Vec.load(path)
     assert isinstance(loaded, Im2Vec) and np.array_equal(loaded.wv.vectors, snap.vectors[0])
     assert loaded.wv["img:5"].shape == (16,)
@@ -278,9 +276,7 @@ def test_a_resumed_run_with_analogy_questions_is_the_uninterrupted_run(data, tmp
     full.train(data.docs, total_examples=full.corpus_count, epochs=4)
     path = str(tmp_path / "run.checkpoint")
     cut = make()
-    with pytest.raises(Crash):
-        cut.train(data.docs, total_examples=cut.corpus_count, epochs=4,
-                  callbacks=[EpochCheckpoint(path, epochs=4), CrashAfter(2)])
+    _interrupted(cut, data.docs, path, epochs=4, after=2)
     resumed = resume(path, data.docs)
     assert np.array_equal(resumed.W, full.W) and np.array_equal(resumed.wv.vectors, full.wv.vectors)
 
@@ -296,9 +292,7 @@ def test_a_resume_interrupted_before_its_checkpoint_resumes_again_in_the_runs_fi
     vf, path = tmp_path / "v.npy", str(tmp_path / "run.checkpoint")
     model = Im2Vec(image_features=data.features, epochs=4, vectors_file=vf, **OPTS)
     model.build_vocab(data.docs)
-    with pytest.raises(Crash):
-        model.train(data.docs, total_examples=model.corpus_count, epochs=4,
-                    callbacks=[EpochCheckpoint(path, epochs=4), CrashAfter(2)])
+    _interrupted(model, data.docs, path, epochs=4, after=2)
     inode = os.stat(vf).st_ino
     del model
     gc.collect()
