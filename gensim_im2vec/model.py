@@ -2484,8 +2484,8 @@ class Im2Vec(Word2Vec):
     @contextlib.contextmanager
     def _saved_without_image_rows(self):
         """While saving a checkpoint: ``wv.vectors`` holds the words' rows only, and the model records
-        how many rows it had (``_image_rows_left_out``); :meth:`load` writes the images' rows from
-        ``W`` again (:meth:`_restore_image_rows`), as training writes them. At 100M images the images'
+        how many rows it had (``_image_rows_left_out``); loading it (any loader: ``_load_specials``)
+        writes the images' rows from ``W`` again (:meth:`_restore_image_rows`), as training writes them. At 100M images the images'
         rows are 40-80 GB that each epoch's checkpoint would write; a model that has not trained (no
         W) is saved whole."""
         rows = self._vocab_image_rows
@@ -2507,8 +2507,9 @@ class Im2Vec(Word2Vec):
 
     def _restore_image_rows(self) -> None:
         """A checkpoint's ``wv.vectors`` back to a row per key: the words' rows where they were, the
-        images' written from ``W`` (:meth:`_write_image_vectors`); in the model's `vectors_file` when
-        it is loaded to be trained on (:func:`~gensim_im2vec.checkpoint.resume`), else in memory."""
+        images' written from ``W`` (:meth:`_write_rows`, as :meth:`_write_image_vectors` writes them);
+        in the model's `vectors_file` (its own file, in place, when it is still there) when it is
+        loaded to be trained on (:func:`~gensim_im2vec.checkpoint.resume`), else in memory."""
         n = int(self.__dict__.pop("_image_rows_left_out"))
         words = self.wv.vectors
         at = np.flatnonzero(self._vocab_image_rows < 0)
