@@ -673,9 +673,9 @@ def _changed_in_part(part: int, error) -> str:
     """What an actor says of the unfinished part it continued whose images changed on disk
     (``on_changed="raise"``; `error` is :meth:`FeatureExtractor.extract`'s ChangedFilesError): the
     images; the fix, for every such part at once, is the driver's (:func:`_changed_parts_fix`)."""
-    shown = ", ".join(f"{k} ({p})" for k, p in error.changed[:5]) + (", ..." if len(error.changed) > 5 else "")
-    return (f"on_changed='raise': {len(error.changed)} image(s) that unfinished part {part} holds changed on disk since their features "
-            f"were extracted (file size or modification time differs, or the file is gone): {shown}")
+    from gensim_im2vec.features import _changed_images
+
+    return f"on_changed='raise': {_changed_images(error.changed, f'that unfinished part {part} holds')}"
 
 
 def _changed_parts_fix(parts_root: Path, parts: list[int]) -> str:

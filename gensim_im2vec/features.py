@@ -1265,15 +1265,21 @@ def _unstamped_note(path: Path, unstamped: int, seen: int) -> None:
             path, unstamped, seen)
 
 
+def _changed_images(changed: Sequence[tuple[str, str]], whose: str, count: int | None = None) -> str:
+    """"N image(s) `whose` changed on disk since ...: the first five ``key (path)``": how the
+    messages about changed files name them. `count`: how many there are (default: ``len(changed)``)."""
+    count = len(changed) if count is None else count
+    shown = ", ".join(f"{k} ({p})" for k, p in changed[:5]) + (", ..." if count > 5 else "")
+    return (f"{count} image(s) {whose} changed on disk since their features were extracted (file size or "
+            f"modification time differs, or the file is gone): {shown}")
+
+
 def _changed_message(path: Path, changed: list[tuple[str, str]], *, refused: bool, count: int | None = None) -> str:
     """What :meth:`FeatureExtractor.extract` (and :func:`~gensim_im2vec.distributed.extract_ray`) says of
     images whose files changed since their extraction: a warning (their old rows are kept) or, with
     ``on_changed="raise"``, the error that stops the run. `changed` are their ``(key, path)`` (the first
     of them at least), `count` how many there are (default: ``len(changed)``)."""
-    count = len(changed) if count is None else count
-    shown = ", ".join(f"{k} ({p})" for k, p in changed[:5]) + (", ..." if count > 5 else "")
-    what = (f"{count} image(s) already in feature store {str(path)!r} changed on disk since their features "
-            f"were extracted (file size or modification time differs, or the file is gone): {shown}")
+    what = _changed_images(changed, f"already in feature store {str(path)!r}", count)
     new_store = ("extract into a new store (another output directory), or pass mode='overwrite' to extract this one "
                  "again from scratch")
     if refused:
