@@ -14,9 +14,9 @@ the tag prior's, kNN's (k=20) and ridge's mAP on the same held-out images; ``--t
 ``--text-epochs`` and ``--vector-size`` change the subset's word vectors (docs/kernel.md: with
 the test's 3,000 documents of text the tag prior beats the space, with 30,000 it does not).
 
-With N workers, up to N jobs train from copies of ``W`` that lack each other's changes
+With N workers, up to N runs' steps train from copies of ``W`` that lack each other's changes
 (:class:`gensim_im2vec.space.WorkerW`): if ``4s`` matches 1 worker, no update is lost and a gap
-between 4 and 1 is the asynchronous path, growing with the share of an epoch in flight.
+between 4 and 1 is the asynchronous path.
 """
 
 import argparse

@@ -28,6 +28,14 @@ from libc.math cimport exp, log, log1p, sqrt
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport qsort
 from libc.string cimport memcmp, memcpy, memset
+from cpython.pythread cimport (
+    WAIT_LOCK,
+    PyThread_acquire_lock,
+    PyThread_allocate_lock,
+    PyThread_free_lock,
+    PyThread_release_lock,
+    PyThread_type_lock,
+)
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from scipy.linalg.cython_blas cimport saxpy, sdot, sgemm, sgemv, sger, sscal
 
@@ -1332,6 +1340,73 @@ cdef inline double _now() noexcept nogil:
     return ts.tv_sec + 1e-9 * ts.tv_nsec
 
 
+cdef class FoldLock:
+    """A lock the kernel takes with the GIL released: :class:`gensim_im2vec.space.WorkerW`'s, held
+    while a worker adds its change to the shared ``W`` (:func:`fold_w`). Also a context manager."""
+    cdef PyThread_type_lock handle
+
+    def __cinit__(self):
+        self.handle = PyThread_allocate_lock()
+        if self.handle == NULL:
+            raise MemoryError("FoldLock: the system gave no lock")
+
+    def __dealloc__(self):
+        if self.handle != NULL:
+            PyThread_free_lock(self.handle)
+
+    def __enter__(self):
+        with nogil:
+            PyThread_acquire_lock(self.handle, WAIT_LOCK)
+        return self
+
+    def __exit__(self, *exc):
+        PyThread_release_lock(self.handle)
+        return False
+
+
+cdef void _fold_w(REAL_t *shared, REAL_t *mine, REAL_t *base, Py_ssize_t n,
+                  PyThread_type_lock lock) noexcept nogil:
+    """``shared += mine − base`` under `lock`, then ``mine = base = shared``: a worker's change since
+    its last fold lands in the shared ``W``, and its copy takes the other workers' changes."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        base[i] = mine[i] - base[i]
+    PyThread_acquire_lock(lock, WAIT_LOCK)
+    for i in range(n):
+        shared[i] += base[i]
+    memcpy(mine, shared, n * sizeof(REAL_t))
+    PyThread_release_lock(lock)
+    memcpy(base, mine, n * sizeof(REAL_t))
+
+
+cdef void _refresh_w(const REAL_t *shared, REAL_t *mine, REAL_t *base, Py_ssize_t n,
+                     PyThread_type_lock lock) noexcept nogil:
+    """``mine = base = shared`` (read under `lock`): a worker's copy takes the other workers'
+    changes before its run reads it."""
+    PyThread_acquire_lock(lock, WAIT_LOCK)
+    memcpy(mine, shared, n * sizeof(REAL_t))
+    PyThread_release_lock(lock)
+    memcpy(base, mine, n * sizeof(REAL_t))
+
+
+cdef int _check_fold(object shared, object mine, object base, object lock, str who) except -1:
+    if not (shared.shape[0] == mine.shape[0] == base.shape[0] and shared.shape[1] == mine.shape[1] == base.shape[1]):
+        raise ValueError(f"{who}: the shared W, the worker's copy and its base differ in shape")
+    if lock is None:
+        raise ValueError(f"{who}: a shared W needs its FoldLock")
+    if np.shares_memory(np.asarray(shared), np.asarray(mine)) or np.shares_memory(np.asarray(mine), np.asarray(base)):
+        raise ValueError(f"{who}: the worker's copy of W must be its own array, not the shared W or its base")
+    return 0
+
+
+def fold_w(REAL_t[:, ::1] shared, REAL_t[:, ::1] mine, REAL_t[:, ::1] base, FoldLock lock):
+    """Add what a worker changed in its copy `mine` since `base` to `shared` under `lock`, then set
+    ``mine`` and ``base`` to the shared ``W`` (:class:`gensim_im2vec.space.WorkerW`)."""
+    _check_fold(shared, mine, base, lock, "fold_w")
+    with nogil:
+        _fold_w(&shared[0, 0], &mine[0, 0], &base[0, 0], shared.shape[0] * shared.shape[1], lock.handle)
+
+
 def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::1] lockf, REAL_t[:, ::1] W,
                     const int32_t[::1] tokens, const int32_t[::1] slots, const int32_t[::1] bounds,
                     const int32_t[::1] rwin, const int32_t[::1] wneg_idx, const uint32_t[::1] wneg_cum,
@@ -1344,7 +1419,8 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
                     *, int sg, int window, int negative, int cbow_mean, float alpha,
                     bint train_words, bint train_outputs, bint tag_negatives, bint compute_loss,
                     bint train_images, float alpha_w, float temperature, float alpha_u, float pull,
-                    bint x_normalize=True, float decoder=0.0, const REAL_t[::1] bias=None):
+                    bint x_normalize=True, float decoder=0.0, const REAL_t[::1] bias=None,
+                    REAL_t[:, ::1] w_shared=None, REAL_t[:, ::1] w_base=None, FoldLock fold_lock=None):
     """Train one prepared job of the space head, every run in one call with the GIL released:
     per run, the words' pair loop over the run's chunks (images skipped, as ``train_job`` with
     ``image_pairs=False``), then the run's space step (:func:`space_job`) and ``W``'s update, in
@@ -1368,6 +1444,11 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
     capped at ``1 / tr(CᵀC)`` (a larger step diverges: :func:`gensim_im2vec.space.decoder_step_size`).
 
     `bias` (n_vocab,), optional: added to each candidate word's logit (``space_tag_prior``).
+
+    `w_shared`, `w_base`, `fold_lock` (several workers): `W` is this worker's copy of `w_shared`;
+    each run's space step reads the shared ``W`` as it is when the step begins, and its change is
+    folded into `w_shared` when the step ends (:func:`fold_w`), so a step misses only the other
+    workers' steps that ran beside it, as it would sharing ``W`` itself.
     """
     cdef Config c
     cdef SpaceConfig sc
@@ -1390,6 +1471,15 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
         raise ValueError("train_space_job: anchor has the wrong vector size")
     if bias is not None and bias.shape[0] != syn0.shape[0]:
         raise ValueError(f"train_space_job: bias has {bias.shape[0]} entries for {syn0.shape[0]} words")
+    cdef bint fold = w_shared is not None
+    if fold:
+        if w_base is None:
+            raise ValueError("train_space_job: w_shared without w_base")
+        _check_fold(w_shared, W, w_base, fold_lock, "train_space_job")
+    cdef PyThread_type_lock fold_handle = fold_lock.handle if fold else NULL
+    cdef REAL_t *shared_p = &w_shared[0, 0] if fold else NULL
+    cdef REAL_t *base_p = &w_base[0, 0] if fold else NULL
+    cdef Py_ssize_t w_len = <Py_ssize_t>size * F
     cdef bint gather = x_rows.shape[0] > 0
     if gather:
         if x_mean.shape[0] != F:
@@ -1463,6 +1553,8 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
             sc.lock = &cand_lock[run_cands[r]] if sc.C > 0 else NULL
             sc.pair_row, sc.pair_col, sc.pair_w = &pair_row[run_pairs[r]], &pair_col[run_pairs[r]], &pair_w[run_pairs[r]]
             sc.loss = 0.0
+            if fold:  # this run's W: the shared W as it is now (the pair loop above took time)
+                _refresh_w(shared_p, &W[0, 0], base_p, w_len, fold_handle)
             _space_forward(&sc)
             _space_softmax(&sc)
             _space_backward(&sc)
@@ -1476,5 +1568,7 @@ def train_space_job(REAL_t[:, ::1] syn0, REAL_t[:, ::1] syn1neg, const REAL_t[::
                 if decode:
                     sgemm(b"N", b"T", &F, &size, &sc.R, &step_run, &Res_v[0, 0], &F, &Cm_v[0, 0], &size, &ONEF,
                           &W[0, 0], &F)
+                if fold:
+                    _fold_w(shared_p, &W[0, 0], base_p, w_len, fold_handle)
             space_seconds += _now() - t0
     return words_loss, space_loss, space_seconds

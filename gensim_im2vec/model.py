@@ -1429,7 +1429,7 @@ class Im2Vec(Word2Vec):
         plan = self._plan_analogies() if self.space_analogies and n_img else None
         plan_seconds = default_timer() - start
         # several workers and one dense W: a job with images trains on the worker's own copy of W,
-        # folded into W when the job ends (WorkerW), so no update is lost; one worker needs none
+        # folded into W after each run (WorkerW), so no update is lost; one worker needs none
         shared = max(int(self.workers), 1) > 1 and n_img and self.W is not None
         self._w_workers = WorkerW(self.W) if shared else None
         # the images' rows of wv follow W when a callback looks (each epoch's end, after the last
@@ -1624,8 +1624,8 @@ class Im2Vec(Word2Vec):
         the sgemms efficient. ``prepare_job`` cuts the runs (at document ends) in the same pass
         that looks the tokens up.
 
-        With several workers a job with images trains on the worker's own copy of W, added to
-        the shared W when the job ends (:class:`~gensim_im2vec.space.WorkerW`), whatever the head.
+        With several workers a job with images trains on the worker's own copy of W, folded into
+        the shared W after each run (:class:`~gensim_im2vec.space.WorkerW`), whatever the head.
         """
         if self.hs:  # text-only hierarchical softmax: gensim's own kernel
             return super()._do_train_job(sentences, alpha, inits)
@@ -1640,14 +1640,18 @@ class Im2Vec(Word2Vec):
         W = shared.begin() if shared is not None else self.W
         try:
             if len(rows) and self._space_in_kernel():
-                self._train_space_job(W, tokens, slots, bounds, rwin, rows, runs, seeds, alpha, inits)
+                self._train_space_job(W, tokens, slots, bounds, rwin, rows, runs, seeds, alpha, inits, shared)
                 return len(tokens), self._raw_word_count(sentences)
             for r in range(len(runs) - 1):
                 t0, b0, r0 = (int(v) for v in runs[r])
                 t1, b1, r1 = (int(v) for v in runs[r + 1])
                 if t1 > t0:
+                    if shared is not None:
+                        shared.refresh()  # the run reads the shared W as it is now
                     self._train_run(W, tokens[t0:t1], slots[t0:t1], bounds[b0:b1 + 1] - t0, rwin[t0:t1],
                                     rows[r0:r1], seeds[r], alpha, inits)
+                    if shared is not None:
+                        shared.fold()
         finally:
             if shared is not None:
                 shared.end()
@@ -1689,7 +1693,7 @@ class Im2Vec(Word2Vec):
         V, _ = self.features.gather(rows)
         return im2vec_inner.space_rows(V, None, self.feature_mean, bool(self.normalize_features))
 
-    def _train_space_job(self, W, tokens, slots, bounds, rwin, rows, runs, seeds, alpha, inits) -> None:
+    def _train_space_job(self, W, tokens, slots, bounds, rwin, rows, runs, seeds, alpha, inits, shared=None) -> None:
         """A job of the space head in one kernel call: per run, the words' pair loop, then the run's
         space step and W's update, GIL released throughout; what the runs need (pairs, negatives,
         candidates) is planned for the whole job first, also with the GIL released
@@ -1710,16 +1714,19 @@ class Im2Vec(Word2Vec):
             (0, self.layer1_size), REAL)
         words_loss, space_loss, seconds = self._space_job_kernel(W, tokens, slots, bounds, rwin, runs,
                                                                  seeds[:, 0].copy(), X, x_rows, plan, anchor, alpha,
-                                                                 inits)
+                                                                 inits, shared)
         with _STATS_LOCK:
             self._space_seconds += seconds
             if self.compute_loss:
                 self.running_training_loss += words_loss + space_loss
             self._image_occurrences += int(np.count_nonzero(slots >= 0))
 
-    def _space_job_kernel(self, W, tokens, slots, bounds, rwin, runs, seeds, X, x_rows, plan, anchor, alpha, inits):
-        """One :func:`im2vec_inner.train_space_job` call on `W` (the model's, or a worker's copy)."""
+    def _space_job_kernel(self, W, tokens, slots, bounds, rwin, runs, seeds, X, x_rows, plan, anchor, alpha, inits,
+                          shared=None):
+        """One :func:`im2vec_inner.train_space_job` call on `W` (the model's, or a worker's copy of
+        `shared`'s, folded into it after each run)."""
         work, neu1 = inits
+        fold = {} if shared is None else dict(w_shared=shared.W, w_base=shared.base(), fold_lock=shared.lock)
         return im2vec_inner.train_space_job(
             self.wv.vectors, self.syn1neg, self.wv.vectors_lockf, W, tokens, slots, bounds, rwin,
             self._neg_word_idx, self._neg_word_cum, self._neg_tag_idx, self._neg_tag_cum, work, neu1,
@@ -1732,7 +1739,7 @@ class Im2Vec(Word2Vec):
             train_images=self.train_images, alpha_w=float(alpha * self.image_alpha * self.space_alpha),
             temperature=self.space_temperature, alpha_u=float(alpha * self.space_word_alpha),
             pull=float(self.space_pull or 0.0), x_normalize=bool(self.normalize_features),
-            decoder=float(self.space_decoder), bias=self._space_bias)
+            decoder=float(self.space_decoder), bias=self._space_bias, **fold)
 
     def _train_run(self, W, tokens, slots, bounds, rwin, rows, seeds, alpha, inits) -> None:
         """One run through ``train_job`` (the slides' heads, or the space head's word pairs), then

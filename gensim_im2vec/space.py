@@ -209,27 +209,30 @@ def _decoder_residual(W, X, syn0, pair_word, pair_row, pair_w, n_rows) -> tuple[
 
 
 class WorkerW:
-    """Each worker trains a job on its own copy of ``W`` and folds the job's change into the
-    shared ``W`` when the job ends.
+    """Each worker trains on its own copy of ``W``: a run's step reads the shared ``W`` as it is
+    when the step begins (:meth:`refresh`) and adds its change to it when it ends (:meth:`fold`).
 
     Shared directly, every run's update (D × F) landed in ``W`` while the other workers' forward
     products read it, so their caches traded ``W`` back and forth: 2 workers trained at 1.51×
-    one, 1.63× with a private ``W`` (``benchmarks/bench_image_kernel.py --sections 6``). A worker
-    sees the others' updates from its next job on (a job is a few runs), as gensim's workers
-    see each other's word updates only as they land.
+    one, 1.63× with a private ``W`` (``benchmarks/bench_image_kernel.py --sections 6``). Copied
+    once per job, a job trained from a ``W`` that lacked every job in flight beside it: on a corpus
+    of a few jobs an epoch, two workers summed two stale steps, and the model was worse than with
+    one worker (docs/kernel.md). Copied per step, a step misses only the steps that ran beside it.
 
     >>> W = np.zeros((2, 3), np.float32)
     >>> shared = WorkerW(W)
-    >>> mine = shared.begin(); mine += 1.0   # a job's updates, on this thread's copy
-    >>> float(W.sum())  # W unchanged until the job ends
+    >>> mine = shared.begin(); mine += 1.0   # a step's update, on this thread's copy
+    >>> float(W.sum())  # W unchanged until the fold
     0.0
-    >>> shared.end(); float(W.sum())
+    >>> shared.fold(); float(W.sum())
     6.0
     """
 
     def __init__(self, W: np.ndarray) -> None:
+        from gensim_im2vec.im2vec_inner import FoldLock
+
         self.W = W
-        self._lock = threading.Lock()
+        self.lock = FoldLock()
         self._local = threading.local()
 
     def begin(self) -> np.ndarray:
@@ -237,17 +240,30 @@ class WorkerW:
         loc = self._local
         if getattr(loc, "mine", None) is None:
             loc.mine, loc.base = np.empty_like(self.W), np.empty_like(self.W)
-        with self._lock:
-            np.copyto(loc.mine, self.W)
-        np.copyto(loc.base, loc.mine)
+        self.refresh()
         return loc.mine
 
-    def end(self) -> None:
-        """Add what this thread's job changed in its copy to the shared ``W``."""
+    def refresh(self) -> None:
+        """This thread's copy becomes the shared ``W`` as it is now (before a run reads it; the
+        kernel's job path does the same inside, before each run's step)."""
         loc = self._local
-        np.subtract(loc.mine, loc.base, out=loc.base)
-        with self._lock:
-            self.W += loc.base
+        with self.lock:
+            np.copyto(loc.mine, self.W)
+        np.copyto(loc.base, loc.mine)
+
+    def base(self) -> np.ndarray:
+        """This thread's copy of ``W`` as of its last fold (what the kernel folds against)."""
+        return self._local.base
+
+    def fold(self) -> None:
+        """Add what this thread changed in its copy since the last fold to the shared ``W``, and
+        bring the copy up to the shared ``W`` (:func:`im2vec_inner.fold_w`)."""
+        from gensim_im2vec.im2vec_inner import fold_w
+
+        loc = self._local
+        fold_w(self.W, loc.mine, loc.base, self.lock)
+
+    end = fold  # a job's end: its last changes
 
 
 def _grad_logits_run(Z, cand_h, prow, col, w, inv_t, symmetric, compute_loss, cand_bias=None):

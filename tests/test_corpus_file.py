@@ -63,6 +63,13 @@ def class_of_nearest_word(model, data):
                      for h in hits])
 
 
+def class_of_nearest_class_word(model, data):
+    H = model.project(data.test_features)
+    C = model.wv[data.class_words]
+    cos = (H / np.linalg.norm(H, axis=1, keepdims=True)) @ (C / np.linalg.norm(C, axis=1, keepdims=True)).T
+    return np.array([int(data.class_words[j][len("class"):]) for j in cos.argmax(axis=1)])
+
+
 def related_margin(model, data):
     """Mean cosine of each class word to its related tags minus to the distractor tags."""
     related = [model.wv.similarity(c, f"{c}_r{k}") for c in data.class_words for k in range(2)]
@@ -81,15 +88,19 @@ def test_two_workers_read_each_document_once_and_learn_as_well(synthetic):
     np.testing.assert_allclose(model.wv[key], model.project(data.features[key]), rtol=1e-4, atol=1e-6)
     # held-out images find their own class word, and class words sit nearer their related tags than
     # the distractors, as with an iterable. Two workers are not deterministic, and on this 60-word
-    # vocabulary (every space step moves every word) a 2-worker run is as different as a new seed:
-    # 1 worker over 60 seeds put 0.895-1.0 of the held-out images at their class word (chance 0.25)
-    # with a related-tag margin from 0.32 (median 0.55); 2 workers over 150 runs of both paths 0.89-1.0
-    # and from 0.30 (median 0.47: the workers' word steps interleave), one run in ~250 at 0.75. The
-    # bounds are ground truth, not another 2-worker run's neighbours (which this test once compared
-    # with, and failed on half the time)
+    # vocabulary (every space step moves every word) a 2-worker run is as different as a new seed.
+    # Measured over 200 runs of each path (2026-12-05, a worker's run reading the shared W as the
+    # run begins): held-out images nearest their class word among all words, median 0.99 (file)
+    # and 0.97 (iterable), but in 1 file run and 10 iterable ones below 0.8 (min 0.745 and 0.67:
+    # one class's images nearest a distractor tag; 1 worker over 100 seeds: min 0.905); among the
+    # class words min 0.94; the related-tag margin from 0.275. The bounds are ground truth (not
+    # another 2-worker run's neighbours, which this test once compared with, and failed on half
+    # the time); the two models' mean is below 0.75 in 0.03% of the runs' pairs
     ref = Im2Vec(data.docs, image_features=data.features, workers=2, **IMG)
+    nearest = [np.mean(class_of_nearest_word(trained, data) == data.test_labels) for trained in (model, ref)]
+    assert np.mean(nearest) > 0.75, nearest
     for trained in (model, ref):
-        assert np.mean(class_of_nearest_word(trained, data) == data.test_labels) > 0.7
+        assert np.mean(class_of_nearest_class_word(trained, data) == data.test_labels) > 0.85
         assert related_margin(trained, data) > 0.2
 
 

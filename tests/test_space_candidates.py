@@ -223,6 +223,54 @@ def test_worker_copies_of_w_lose_no_update():
     np.testing.assert_array_equal(W, np.full((8, 5), 50 * (1 + 2 + 3 + 4), np.float32))
 
 
+@pytest.mark.parametrize("options", [dict(), dict(space_candidates="own")])
+def test_a_workers_run_reads_the_shared_w_as_it_is_when_the_run_begins(monkeypatch, options):
+    """Another worker's change folded into the shared W after this worker's job began (E, added
+    just after its copy) is in the W every run of the job trains from: the job ends where the
+    same job on one worker ends from W + E. Copied once per job, the job trained from the W it
+    began with, so that two workers on a few jobs an epoch summed two stale steps (the 2-worker
+    models of test_corpus_file put a median 0.895 of held-out images at their class word over
+    150 runs, against 0.95-0.96 now and with W shared directly)."""
+    import gensim_im2vec.model as M
+    from gensim_im2vec.space import WorkerW
+    from gensim_im2vec.synthetic import make_corpus
+
+    data = make_corpus(n_classes=4, n_images=120, n_features=24, n_text_sentences=0, seed=0)
+    docs = [d for d in data.docs if d[0].startswith("img:")][:60]
+
+    def model():
+        m = M.Im2Vec(image_features=data.features, vector_size=16, min_count=1, workers=1, epochs=1, seed=1,
+                     image_batch=8, batch_words=10_000, **options)
+        m.build_vocab(docs)
+        return m
+
+    E = np.random.default_rng(5).normal(scale=0.05, size=model().W.shape).astype(np.float32)
+    ours, ref = model(), model()
+    ref.W += E  # one worker, from W + E
+    real_begin, real_job, added = WorkerW.begin, M.Im2Vec._do_train_job, []
+
+    def begin(self):  # the other worker's fold lands right after this job's copy
+        mine = real_begin(self)
+        if not added:
+            self.W += E
+            added.append(1)
+        return mine
+
+    def job(self, *a):  # `ours` trains its one job as one of several workers does
+        if self is ours:
+            self._w_workers = WorkerW(self.W)
+        return real_job(self, *a)
+
+    monkeypatch.setattr(WorkerW, "begin", begin)
+    monkeypatch.setattr(M.Im2Vec, "_do_train_job", job)
+    for m in (ours, ref):
+        m.train(docs, total_examples=len(docs), epochs=1)
+    assert added
+    np.testing.assert_allclose(ours.W, ref.W, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours.wv.vectors, ref.wv.vectors, rtol=1e-5, atol=1e-6)
+    assert np.abs(ref.W - (model().W + E)).max() > 1e3 * np.abs(ours.W - ref.W).max()  # the job moved W
+
+
 def test_space_rows_normalise_and_centre_each_row_and_refuse_rows_outside():
     from gensim_im2vec.im2vec_inner import space_rows
 

@@ -1,5 +1,5 @@
-"""Several workers train as well as one: each job trains a copy of W whose change is added to W when the job
-ends (tests/test_space_candidates.py checks the arithmetic), and on a real subset of the demo's data the
+"""Several workers train as well as one: each run's step trains a copy of W taken when it begins, whose change
+is added to W when it ends (tests/test_space_candidates.py checks the arithmetic), and on a real subset of the demo's data the
 held-out quality holds. The subset and the score are those of benchmarks/workers_quality.py, which measures
 the same comparison with more seeds and variants."""
 
@@ -23,7 +23,7 @@ def held_out_map(tmp_path_factory, demo_packages):
 
 @pytest.mark.slow
 def test_four_workers_train_as_well_as_one(held_out_map):
-    # With N workers up to N jobs are in flight, each started from a W that lacks the others' changes: a
+    # With N workers up to N steps are in flight, each started from a W that lacks the others' changes: a
     # different path of the optimisation, not lost updates (4 workers made to run one job at a time train
     # as 1 worker does: +0.0008 ± 0.0012 over 30 seeds). How far the path moves depends on how much of an
     # epoch is in flight: with limit=200 (5 jobs an epoch) at 10 epochs 4 workers scored 0.014 below 1
