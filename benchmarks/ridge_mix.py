@@ -8,8 +8,8 @@ the same training images onto the same word vectors) and ``m`` the mean word vec
 on. β = 0 is the space itself (checked: the Im2Vec row's scores). A question for issue 11's target 3
 (zero-shot tags against ridge): does mixing ridge's direction into the image vector carry its
 zero-shot ranking into the space, and at what cost to seen tags (target 1) and tag → image
-(target 4)? Not a feature of the package: a measurement (docs/joint-space.md, "Ridge's direction
-mixed into the image vector").
+(target 4)? A measurement outside the model (docs/joint-space.md, "Measured on 2026-12-05, later");
+the model's own readout, fitted while it trains, is ``Im2Vec(space_readout=β)``.
 
 Jobs: ``demo:SEED`` trains the joint demo at that seed on the demo's own split; ``study-N`` one of
 the five study splits of ``benchmarks/zero_shot_study.py`` (30% of the tags held out, the demo's
@@ -125,6 +125,14 @@ def targets(cfg, feats, words, beta: float) -> None:
                   f"{'met' if row['ok'] else 'NOT met'}", flush=True)
 
 
+def _config(demo_dir: str, seed: int = 1) -> DemoConfig:
+    """The joint demo's settings, without the model's own readout (``space_readout``, which the
+    joint demo trains with since this measurement): β = 0 here is the space's map alone."""
+    cfg = DemoConfig(out_dir=demo_dir, mode="joint", seed=seed)
+    cfg.im2vec = {**cfg.im2vec, "space_readout": 0.0}
+    return cfg
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("jobs", nargs="+", help="demo:SEED or a study split (study-1 ... study-5)")
@@ -143,17 +151,17 @@ def main() -> None:
         for job in args.jobs:
             if not job.startswith("demo:"):
                 raise SystemExit(f"--targets: {job!r} is not a demo:SEED job (the targets are the demo split's)")
-            cfg = DemoConfig(out_dir=args.demo_dir, mode="joint", seed=int(job.split(":", 1)[1]))
+            cfg = _config(args.demo_dir, seed=int(job.split(":", 1)[1]))
             print(f"{job}:", flush=True)
             targets(cfg, open_features(cfg), words, args.targets)
         return
     for job in args.jobs:
         t0 = time.perf_counter()
         if job.startswith("demo:"):
-            cfg = DemoConfig(out_dir=args.demo_dir, mode="joint", seed=int(job.split(":", 1)[1]))
+            cfg = _config(args.demo_dir, seed=int(job.split(":", 1)[1]))
             split = load_splits(cfg)[cfg.eval_set]  # the demo's own split
         else:
-            cfg = DemoConfig(out_dir=args.demo_dir, mode="joint")
+            cfg = _config(args.demo_dir)
             split = make_split(Path(cfg.out_dir) / "data" / cfg.eval_set, zero_shot_share=args.share, seed=job,
                                   write=False)
         res, n_zero, top, trained = one_job(cfg, open_features(cfg), words_path, split)

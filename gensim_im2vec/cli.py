@@ -856,6 +856,10 @@ IM2VEC = "gensim_im2vec.model:Im2Vec"  # the training options and their defaults
 @click.option("--space-tag-prior", type=click.FloatRange(min=0), cls=LibraryOption, library=IM2VEC,
               help="γ: each tag's logit in the space step's softmax is lowered by γ·log(its count), so that "
                    "cosine alone ranks frequent tags as often as they are true (0: off).")
+@click.option("--space-readout", type=click.FloatRange(min=0), cls=LibraryOption, library=IM2VEC,
+              help="β: an image's vector also carries a ridge readout of its features onto its words' mean, "
+                   "unit(W(v-mu)) + β·unit(R(v-mu) + c), fitted in the last epoch (0: off; the joint demo trains "
+                   "with 0.5).")
 @click.option("--space-common-directions", type=click.IntRange(min=0), cls=LibraryOption, library=IM2VEC,
               help="Take the tags' mean direction (0) and their top N principal directions out of the image "
                    "vectors after training (default: keep W as trained; the demo uses 0).")

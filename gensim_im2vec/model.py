@@ -115,10 +115,12 @@ from concurrent.futures import ThreadPoolExecutor
 from timeit import default_timer
 
 import numpy as np
+import scipy.linalg
 from gensim import utils
 from gensim.models.callbacks import CallbackAny2Vec
 from gensim.models.keyedvectors import KeyedVectors
 from gensim.models.word2vec import Word2Vec
+from scipy.sparse import csr_matrix
 from threadpoolctl import threadpool_limits
 
 from gensim_im2vec import corpusfile
@@ -380,6 +382,18 @@ class Im2Vec(Word2Vec):
         its questions, it answers them at 0.98, and on images no trained question names the swaps
         it was taught at 0.72 instead of 0.51, the others at 0.14 instead of 0.13
         (docs/joint-space.md, "The analogy term").
+    space_readout : float
+        β: an image's vector becomes ``unit(W·(v̂ − μ)) + β · unit(R·(v̂ − μ) + c)``, the space's map
+        and a ridge readout summed. ``R`` maps the features to the mean unit vector of an image's
+        words (ridge regression, penalty 1, fitted in one solve from sums gathered while the last
+        epoch of each ``train()`` trains the images: no pass of its own over the corpus) and ``c``
+        centres its output on the mean unit word vector, so it points where the image's words lie
+        relative to all words. Least squares towards the words' centroid ranks words the images
+        never carried (zero-shot) better than the softmax does, and carries the tags' direction
+        into word → image; stored in ``model.wv`` and given by :meth:`project` alike, so gensim's
+        cosine answers with it. 0 (the default): off, an image's vector is ``W·(v̂ − μ)``. The
+        joint demo trains with 0.5 (docs/joint-space.md: word → held-out images from kNN's level
+        to above it at every seed, zero-shot +0.01-0.03; in two-stage it costs image → word).
     space_analogy_alpha : float
         The analogy steps' learning rate (constant over training).
     space_analogy_negatives : int
@@ -416,6 +430,8 @@ class Im2Vec(Word2Vec):
         image's ``v̂ − μ`` would be zero. None before the first ``train()``.
     space_analogy_seconds : float
         Time the last ``train()`` spent in the analogy steps (``space_analogies``).
+    readout_W, readout_offset : ndarray of shape (vector_size, n_features) and (vector_size,), or None
+        ``R`` and ``c`` of `space_readout`, refitted by each ``train()`` that ran with it; None before.
     space_directions : ndarray of shape (vector_size, k + 1), float32, or None
         The orthonormal basis of the tags' common directions taken out of ``W`` by the last
         ``train()`` (`space_common_directions`); every image vector is orthogonal to it. None when
@@ -441,7 +457,7 @@ class Im2Vec(Word2Vec):
         space_word_alpha: float = 1.0, space_pull: float | None = None, space_symmetric: float = 0.0,
         space_candidates: str = "run", space_common_directions: int | None = None, space_decoder: float = 0.0,
         space_tag_prior: float = 0.0, space_analogies: Iterable[Sequence[str]] | None = None,
-        space_analogy_alpha: float = 0.05, space_analogy_negatives: int = 4096,
+        space_analogy_alpha: float = 0.05, space_analogy_negatives: int = 4096, space_readout: float = 0.0,
         vectors_file: str | os.PathLike | None = None,
     ):
         if corpus_file is not None:
@@ -457,7 +473,7 @@ class Im2Vec(Word2Vec):
             space_candidates=space_candidates, space_common_directions=space_common_directions,
             space_decoder=space_decoder, space_tag_prior=space_tag_prior, space_analogies=space_analogies,
             space_analogy_alpha=space_analogy_alpha, space_analogy_negatives=space_analogy_negatives,
-            vectors_file=vectors_file,
+            space_readout=space_readout, vectors_file=vectors_file,
         )
         if image_features is not None:
             self._set_features(_image_features(image_features))
@@ -478,7 +494,8 @@ class Im2Vec(Word2Vec):
                           image_batch, image_heads, space_temperature, space_negatives, space_alpha,
                           space_word_alpha, space_pull, space_symmetric, space_candidates,
                           space_common_directions, space_decoder, space_tag_prior, space_analogies=None,
-                          space_analogy_alpha=0.05, space_analogy_negatives=4096, vectors_file=None) -> None:
+                          space_analogy_alpha=0.05, space_analogy_negatives=4096, space_readout=0.0,
+                          vectors_file=None) -> None:
         """Check and set Im2Vec's own options (:meth:`__init__`'s keyword-only arguments, whose
         signature holds their defaults) and its empty image state: no features, no W, no images."""
         if missing_images not in ("raise", "skip"):
@@ -545,6 +562,14 @@ class Im2Vec(Word2Vec):
                              f"image_heads='space' or leave space_analogies out.")
         self.space_analogy_alpha = float(space_analogy_alpha)
         self.space_analogy_negatives = int(space_analogy_negatives)
+        _check_non_negative("space_readout", space_readout)
+        if space_readout and image_heads != "space":
+            raise ValueError(f"space_readout sums a readout into the space head's image vectors; "
+                             f"image_heads={image_heads!r} has none. Use image_heads='space' or space_readout=0.")
+        self.space_readout = float(space_readout)
+        self.readout_W = None
+        self.readout_offset = None
+        self._readout_sums = None
         self.space_analogy_seconds = 0.0
         self.space_analogy_loss = float("nan")
         self._analogy_plan = None
@@ -1478,6 +1503,8 @@ class Im2Vec(Word2Vec):
         self.space_analogy_seconds = 0.0
         # the analogy step draws per epoch of the run: a resumed run (checkpoint.resume) goes on from its epochs
         self._analogy_epochs = int(self.__dict__.pop("_epochs_before", 0))
+        self._epochs_begun = 0
+        self._readout_sums = None
         self.space_setup_seconds = plan_seconds + (default_timer() - start)
         if self.train_images and n_img:
             self.space_directions = None
@@ -1502,11 +1529,13 @@ class Im2Vec(Word2Vec):
                 logger.info("space: analogy term on %i questions, last loss %.3f, %.1fs (%.1f%% of train)",
                             len(self._analogy_plan[0]), self.space_analogy_loss, self.space_analogy_seconds,
                             100 * self.space_analogy_seconds / max(elapsed, 1e-9))
-            self._remove_common_directions()
-        self._write_image_vectors()
         if self.train_words is not False or (self.image_heads == "space" and n_img):
             # every word of the vocabulary has now learned (the space step moves the new words)
             self.n_trained_words = len(self.wv)
+        if self.image_heads == "space" and n_img:
+            self._remove_common_directions()
+            self._fit_readout()
+        self._write_image_vectors()
 
     def _train_epoch_corpusfile(self, corpus_file, cur_epoch=0, total_examples=None, total_words=None,
                                 callbacks=(), **kwargs):
@@ -1652,6 +1681,8 @@ class Im2Vec(Word2Vec):
                                     rows[r0:r1], seeds[r], alpha, inits)
                     if shared is not None:
                         shared.fold()
+            if self._readout_sums is not None and self.image_heads == "space":
+                self._readout_job(tokens, slots, bounds, runs, rows)
         finally:
             if shared is not None:
                 shared.end()
@@ -1715,6 +1746,9 @@ class Im2Vec(Word2Vec):
         words_loss, space_loss, seconds = self._space_job_kernel(W, tokens, slots, bounds, rwin, runs,
                                                                  seeds[:, 0].copy(), X, x_rows, plan, anchor, alpha,
                                                                  inits, shared)
+        if self._readout_sums is not None:
+            self._readout_add(X if source is None else im2vec_inner.space_rows(
+                source, x_rows, self.feature_mean, bool(self.normalize_features)), plan)
         with _STATS_LOCK:
             self._space_seconds += seconds
             if self.compute_loss:
@@ -1866,6 +1900,71 @@ class Im2Vec(Word2Vec):
         remove_directions(self.W, self.space_directions)
         logger.info("space: %i common direction(s) of %i tags taken out of W (%.2fs)",
                     self.space_directions.shape[1], len(rows), default_timer() - start)
+
+    def _epoch_begins(self) -> None:
+        """An epoch of :meth:`train` begins (every worker idle): its last gathers the readout's sums
+        (`space_readout`)."""
+        self._epochs_begun = getattr(self, "_epochs_begun", 0) + 1
+        if (self.space_readout > 0 and self.image_heads == "space" and self.features is not None
+                and self._epochs_begun == self.epochs):
+            self._readout_sums = _ReadoutSums(self.features.dim, self.layer1_size, READOUT_MAX_IMAGES)
+
+    def _readout_add(self, X: np.ndarray, plan) -> None:
+        """Add a job's images to the readout's sums: `X` their rows as the space step trains on
+        them (normalised, centred), in the order of `plan`'s rows, and as targets the mean unit
+        vector of each one's words (each word once, the words as they are now)."""
+        sums = self._readout_sums
+        if sums is None or not len(X):
+            return
+        start = default_timer()
+        n_runs = len(plan.run_rows) - 1
+        run_of = np.repeat(np.arange(n_runs), np.diff(plan.run_pairs[:n_runs + 1]))
+        row = plan.run_rows[run_of] + plan.pair_row[:len(run_of)]
+        word = plan.cand[plan.run_cands[run_of] + plan.pair_col[:len(run_of)]]
+        U = l2_normalize(self.wv.vectors[word], out_dtype=REAL)
+        Y = csr_matrix((plan.pair_w[:len(run_of)], (row, np.arange(len(row)))), shape=(len(X), len(row))) @ U
+        sums.add(X, np.asarray(Y, dtype=REAL))
+        with _STATS_LOCK:  # part of what the space costs in training
+            self._space_seconds += default_timer() - start
+
+    def _readout_job(self, tokens, slots, bounds, runs, rows) -> None:
+        """The readout's sums for a job of the per-run path (the kernel's job path adds its own
+        plan's rows in :meth:`_train_space_job`)."""
+        if self._readout_sums is None or not len(rows):
+            return
+        neg_idx, neg_cum = self._space_negative_table()
+        plan = JobPlan(*im2vec_inner.plan_space_job(tokens, slots, bounds, runs, len(self.wv), self._space_lock,
+                                                    neg_idx, neg_cum, np.zeros(max(len(runs) - 1, 1), np.uint64), 0))
+        self._readout_add(self._space_rows(rows[plan.image_slots]), plan)
+
+    def _fit_readout(self) -> None:
+        """``R`` and ``c`` of `space_readout` from the last epoch's sums (:class:`_ReadoutSums`):
+        ridge regression with an intercept, ``R = (Sxxᶜ + λI)⁻¹ Sxyᶜ`` on the centred sums, and
+        ``c`` the intercept less the mean unit vector of the words with a trained vector."""
+        sums, self._readout_sums = self._readout_sums, None
+        if sums is None:
+            return
+        if sums.n < 2:
+            logger.warning("space_readout: %i image(s) with a word in the last epoch, too few to fit the readout; "
+                           "it is left as it was", sums.n)
+            return
+        start = default_timer()
+        n = sums.n
+        xm, ym = sums.sx / n, sums.sy / n
+        sxx = sums.sxx - n * np.outer(xm, xm)
+        sxx[np.diag_indices_from(sxx)] += READOUT_PENALTY
+        R = scipy.linalg.solve(sxx, sums.sxy - n * np.outer(xm, ym), assume_a="pos")
+        try:
+            words = self._word_space_index()
+            m = l2_normalize(np.asarray(self.wv.vectors[words]), out_dtype=np.float64).mean(axis=0)
+        except ValueError:  # no word with a trained vector: nothing to centre on
+            m = np.zeros(self.layer1_size)
+        self.readout_W = np.ascontiguousarray(R.T, dtype=REAL)
+        self.readout_offset = (ym - m - xm @ R).astype(REAL)
+        logger.info("space: readout fitted on %i images (%i x %i, %.2fs)", n, *R.shape, default_timer() - start)
+
+    def _readout_on(self) -> bool:
+        return self.space_readout > 0 and self.readout_W is not None
 
     def _plan_analogies(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """`space_analogies` as arrays: x's and y's feature rows, a's and b's vocabulary rows. A
@@ -2070,14 +2169,26 @@ class Im2Vec(Word2Vec):
 
     def _map(self, V: np.ndarray, dtype=REAL) -> np.ndarray:
         """``W · (v̂ − μ)`` (space head) or ``W · v̂``, for rows of normalised features, computed in
-        `dtype` (float64: the evaluation, whose scores must not depend on the BLAS kernel's rounding)."""
+        `dtype` (float64: the evaluation, whose scores must not depend on the BLAS kernel's rounding);
+        with the readout (`space_readout`), ``unit(W·(v̂ − μ)) + β · unit(R·(v̂ − μ) + c)``."""
         W, mean = self.W, self.feature_mean
         if dtype != REAL:
             W = np.asarray(W, dtype=dtype)
             mean = None if mean is None else np.asarray(mean, dtype=dtype)
         if mean is None:
             return (V @ W.T).astype(dtype, copy=False)
-        return ((V - mean) @ W.T).astype(dtype, copy=False)
+        Vc = V - mean
+        H = Vc @ W.T
+        if self._readout_on():
+            P = Vc @ np.asarray(self.readout_W, dtype=dtype).T + np.asarray(self.readout_offset, dtype=dtype)
+            return self._mix(H, P, dtype)
+        return H.astype(dtype, copy=False)
+
+    def _mix(self, H: np.ndarray, P: np.ndarray, dtype=REAL) -> np.ndarray:
+        """``unit(H) + β · unit(P)``, row by row (`space_readout`)."""
+        out = l2_normalize(H, out_dtype=dtype)
+        out += np.asarray(self.space_readout, dtype=dtype) * l2_normalize(P, out_dtype=dtype)
+        return out
 
     def project_rows(self, rows) -> np.ndarray:
         """Vectors of rows of the model's own feature matrix, shape (len(rows), vector_size).
@@ -2085,12 +2196,17 @@ class Im2Vec(Word2Vec):
         The same function as :meth:`project`, with the normalisation and the mean folded in after
         the product, ``W(v/‖v‖ − μ) = (W v)/‖v‖ − W μ``: no F-wide pass besides the sgemm."""
         V, inv = self.features.gather(rows)
-        H = V @ self.W.T
+        readout = self._readout_on() and self.feature_mean is not None
+        maps = np.concatenate([self.W, self.readout_W]) if readout else self.W
+        H = V @ maps.T
         if self.normalize_features:
             H *= inv[:, None]
         mean = self.feature_mean
         if mean is not None:
-            H -= self.W @ mean
+            H -= maps @ mean
+        if readout:
+            size = self.layer1_size
+            return self._mix(H[:, :size], H[:, size:] + self.readout_offset)
         return H.astype(REAL, copy=False)
 
     def project(self, features) -> np.ndarray:
@@ -2281,7 +2397,7 @@ class Im2Vec(Word2Vec):
         ignore = set(ignore).union({
             "_scan_tag_counts", "_neg_word_idx", "_neg_word_cum", "_neg_tag_idx", "_neg_tag_cum", "_space_lock",
             "_space_bias", "_tag_mask_cache", "_epoch", "_vectors_file_state", "_moving_vectors", "_w_workers",
-            "_epochs_before",
+            "_epochs_before", "_readout_sums", "_epochs_begun",
         })
         if not getattr(self, "_moving_vectors", False):
             return super()._save_specials(fname, separately, sep_limit, ignore, pickle_protocol, compress, subname)
@@ -2584,7 +2700,9 @@ class Im2Vec(Word2Vec):
                               ("space_decoder", 0.0), ("space_tag_prior", 0.0), ("space_analogies", None),
                               ("space_analogy_alpha", 0.05), ("space_analogy_negatives", 4096),
                               ("space_analogy_seconds", 0.0), ("space_analogy_loss", float("nan")),
-                              ("_analogy_plan", None), ("vectors_file", None), ("_vectors_file_id", None)):
+                              ("_analogy_plan", None), ("vectors_file", None), ("_vectors_file_id", None),
+                              ("space_readout", 0.0), ("readout_W", None), ("readout_offset", None),
+                              ("_readout_sums", None)):
             self.__dict__.setdefault(name, default)
         # a model saved before the flag was kept: its image rows are W's if it has trained
         self.__dict__.setdefault("_image_rows_from_W", bool(getattr(self, "train_count", 0)))
@@ -2662,6 +2780,40 @@ class Im2Vec(Word2Vec):
 # ---------------------------------------------------------------------------------- training
 
 
+#: The readout's ridge penalty λ (`space_readout`; the ridge baseline's own, on unit-norm features).
+READOUT_PENALTY = 1.0
+#: The most image occurrences whose sums the readout gathers in a ``train()``'s last epoch: an F × F
+#: product each (2·F² flops: 3.3 Mflop at F = 1,280), so at 100M images a sample, the first to train.
+READOUT_MAX_IMAGES = 1_000_000
+
+
+class _ReadoutSums:
+    """What the readout is fitted from (`space_readout`): the count, sums and cross-products of the
+    images' feature rows ``x`` and targets ``y`` in float64, added a job at a time from the
+    workers' threads (each job's products in float32 outside the lock)."""
+
+    def __init__(self, n_features: int, size: int, limit: int) -> None:
+        self.lock = threading.Lock()
+        self.limit = int(limit)
+        self.n = 0
+        self.sx, self.sy = np.zeros(n_features), np.zeros(size)
+        self.sxx, self.sxy = np.zeros((n_features, n_features)), np.zeros((n_features, size))
+
+    def add(self, X: np.ndarray, Y: np.ndarray) -> None:
+        with self.lock:
+            take = min(len(X), self.limit - self.n)
+            self.n += max(take, 0)
+        if take <= 0:
+            return
+        X, Y = X[:take], Y[:take]
+        xx, xy = X.T @ X, X.T @ Y
+        with self.lock:
+            self.sxx += xx
+            self.sxy += xy
+            self.sx += X.sum(axis=0, dtype=np.float64)
+            self.sy += Y.sum(axis=0, dtype=np.float64)
+
+
 class _ImageSync(CallbackAny2Vec):
     """Im2Vec's own callback, ahead of the user's: as training begins (gensim's ``on_train_begin``,
     once it has accepted the arguments) `begin` runs (:meth:`Im2Vec._begin_training`), and from
@@ -2680,6 +2832,9 @@ class _ImageSync(CallbackAny2Vec):
     def on_train_begin(self, model) -> None:
         self.begin()
         self.started = True
+
+    def on_epoch_begin(self, model) -> None:
+        model._epoch_begins()
 
     def on_epoch_end(self, model) -> None:
         model._space_analogy_epoch()

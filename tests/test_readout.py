@@ -1,0 +1,153 @@
+"""space_readout: the image vector ``unit(W·(v̂ − μ)) + β · unit(R·(v̂ − μ) + c)``, with ``R`` a ridge
+readout fitted from sums the last epoch gathers (issue 11: what gensim's cosine answers is still one
+vector per image, stored in ``model.wv`` and given by ``project`` alike)."""
+
+import numpy as np
+import pytest
+from gensim.models import KeyedVectors
+from gensim.models.callbacks import CallbackAny2Vec
+
+import gensim_im2vec.model as M
+from gensim_im2vec import Im2Vec
+from gensim_im2vec.baselines import RidgeScorer
+from gensim_im2vec.evaluate import words_only
+from gensim_im2vec.synthetic import make_corpus
+from gensim_im2vec.validation import l2_normalize
+
+OPTS = dict(workers=1, vector_size=16, min_count=1, sample=0, sg=1, epochs=4, seed=1)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_corpus(n_classes=4, n_images=400, n_features=32, n_text_sentences=300, seed=0)
+
+
+def image_docs(data):
+    return [d for d in data.docs if d[0].startswith("img:")]
+
+
+@pytest.mark.parametrize("path", [dict(), dict(space_candidates="own")])  # the kernel's job path, the per-run path
+def test_the_readout_is_ridge_from_the_features_to_the_mean_unit_word(data, path):
+    """With the words frozen (two-stage), the readout fitted from the last epoch's sums is the ridge
+    baseline fitted on the same images and words: the same direction for held-out images, to float
+    rounding. Gathered over all four epochs, the images would count four times (λ a quarter as strong)."""
+    m = Im2Vec(data.docs, image_features=data.features, space_readout=0.5, train_words=False,
+               space_word_alpha=0.0, **OPTS, **path)
+    docs = image_docs(data)
+    ridge = RidgeScorer.fit(np.array([data.features[d[0]] for d in docs]), [d[1:] for d in docs],
+                            words_only(m, word_space=True))
+    expected = l2_normalize(ridge.project(data.test_features) - ridge.word_mean, out_dtype=np.float64)
+    V = l2_normalize(data.test_features, out_dtype=np.float64) - m.feature_mean
+    ours = l2_normalize(V @ m.readout_W.T.astype(np.float64) + m.readout_offset, out_dtype=np.float64)
+    np.testing.assert_allclose(ours, expected, atol=2e-5)
+    four = RidgeScorer.fit(np.array([data.features[d[0]] for d in docs] * 4), [d[1:] for d in docs] * 4,
+                           words_only(m, word_space=True))
+    other = l2_normalize(four.project(data.test_features) - four.word_mean, out_dtype=np.float64)
+    assert np.abs(other - expected).max() > 10 * np.abs(ours - expected).max()
+
+
+def test_the_mix_is_what_wv_and_project_and_plain_gensim_answer(data, tmp_path):
+    m = Im2Vec(data.docs, image_features=data.features, space_readout=0.5, **OPTS)
+    key = image_docs(data)[0][0]
+    H = m.W @ (l2_normalize(data.features[key][None])[0] - m.feature_mean)
+    P = m.readout_W @ (l2_normalize(data.features[key][None])[0] - m.feature_mean) + m.readout_offset
+    mix = H / np.linalg.norm(H) + 0.5 * P / np.linalg.norm(P)
+    np.testing.assert_allclose(m.wv[key], mix, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m.project(data.features[key]), mix, rtol=1e-5, atol=1e-6)
+    keys = [d[0] for d in image_docs(data)[:50]]
+    np.testing.assert_allclose(m.wv[keys], m.project(np.array([data.features[k] for k in keys])), rtol=1e-4, atol=1e-5)
+    m.wv.save(str(tmp_path / "m.kv"))
+    assert KeyedVectors.load(str(tmp_path / "m.kv")).most_similar(key, topn=5) == m.wv.most_similar(key, topn=5)
+    m.save(str(tmp_path / "m.model"))
+    again = Im2Vec.load(str(tmp_path / "m.model"))
+    np.testing.assert_array_equal(again.readout_W, m.readout_W)
+    np.testing.assert_array_equal(again.project(data.test_features), m.project(data.test_features))
+
+
+def test_the_readout_changes_no_step_of_training(data):
+    """One worker: W, the words and the output vectors are those of the model without the readout,
+    bit for bit; only the images' vectors differ (and differ from W's alone)."""
+    plain = Im2Vec(data.docs, image_features=data.features, **OPTS)
+    mixed = Im2Vec(data.docs, image_features=data.features, space_readout=0.5, **OPTS)
+    np.testing.assert_array_equal(mixed.W, plain.W)
+    np.testing.assert_array_equal(mixed.syn1neg, plain.syn1neg)
+    words = np.flatnonzero(mixed._vocab_image_rows < 0)
+    np.testing.assert_array_equal(mixed.wv.vectors[words], plain.wv.vectors[words])
+    assert plain.readout_W is None
+    key = image_docs(data)[0][0]
+    assert not np.allclose(l2_normalize(mixed.wv[key][None]), l2_normalize(plain.wv[key][None]), atol=1e-3)
+
+
+def test_the_readout_lifts_a_class_words_images_above_the_others(data):
+    """Word → image on held-out images: the share of a class word's 25 nearest held-out images that
+    are of its class, with and without the readout (the synthetic classes are linear in the
+    features, which ridge fits exactly)."""
+    def precision(model):
+        H = l2_normalize(model.project(data.test_features))
+        hits = []
+        for c, word in enumerate(data.class_words):
+            u = model.wv[word] / np.linalg.norm(model.wv[word])
+            top = np.argsort(-(H @ u))[:25]
+            hits.append(np.mean(data.test_labels[top] == c))
+        return np.mean(hits)
+
+    plain = Im2Vec(data.docs, image_features=data.features, **OPTS)
+    mixed = Im2Vec(data.docs, image_features=data.features, space_readout=0.5, **OPTS)
+    assert precision(mixed) >= precision(plain) - 0.02
+    assert precision(mixed) > 0.9
+
+
+def test_the_sums_gather_at_most_readout_max_images(data, monkeypatch):
+    seen = []
+    real = M._ReadoutSums.add
+
+    def add(self, X, Y):
+        real(self, X, Y)
+        seen.append(self.n)
+
+    monkeypatch.setattr(M, "READOUT_MAX_IMAGES", 150)
+    monkeypatch.setattr(M._ReadoutSums, "add", add)
+    Im2Vec(data.docs, image_features=data.features, space_readout=0.5, batch_words=200, **OPTS)
+    assert seen and max(seen) == 150 and len(seen) > 2  # jobs past the limit add nothing
+
+
+def test_a_model_saved_at_every_epochs_end_saves_without_the_sums(data, tmp_path):
+    """A callback that saves the model at each epoch's end, the last one too (the sums exist then,
+    with their lock): the save leaves them out, and the model loads with the readout of that train()."""
+    class SaveEachEpoch(CallbackAny2Vec):
+        def on_epoch_end(self, model):
+            model.save(str(tmp_path / "each.model"))
+
+    m = Im2Vec(data.docs, image_features=data.features, space_readout=0.5, callbacks=[SaveEachEpoch()], **OPTS)
+    loaded = Im2Vec.load(str(tmp_path / "each.model"))
+    assert loaded._readout_sums is None and m._readout_sums is None
+    assert m.readout_W is not None
+
+
+def test_continued_training_refits_the_readout(data):
+    m = Im2Vec(data.docs, image_features=data.features, space_readout=0.5, **OPTS)
+    first = m.readout_W.copy()
+    m.train(data.docs, total_examples=len(data.docs), epochs=2)
+    assert not np.array_equal(m.readout_W, first)
+    key = image_docs(data)[0][0]
+    np.testing.assert_allclose(m.wv[key], m.project(data.features[key]), rtol=1e-5, atol=1e-6)
+
+
+def test_a_model_saved_before_the_readout_loads_without_it(data, tmp_path):
+    m = Im2Vec(data.docs, image_features=data.features, **OPTS)
+    before = m.project(data.test_features)
+    for name in ("space_readout", "readout_W", "readout_offset", "_readout_sums"):
+        m.__dict__.pop(name)
+    m.save(str(tmp_path / "old.model"))
+    old = Im2Vec.load(str(tmp_path / "old.model"))
+    assert old.space_readout == 0.0 and old.readout_W is None
+    np.testing.assert_array_equal(old.project(data.test_features), before)
+
+
+@pytest.mark.parametrize("bad, message", [(dict(space_readout=-1.0), "space_readout must be a finite number >= 0"),
+                                          (dict(space_readout=float("nan")), "space_readout must be"),
+                                          (dict(space_readout=0.5, image_heads="output"),
+                                           "space_readout sums a readout into the space head")])
+def test_bad_readout_options_are_named(data, bad, message):
+    with pytest.raises(ValueError, match=message):
+        Im2Vec(image_features=data.features, **bad)
