@@ -1001,6 +1001,7 @@ class Im2Vec(Word2Vec):
     # ------------------------------------------------------------------ weights
     def _init_W(self) -> None:
         self._image_rows_from_W = False  # the image rows are not this W's until written
+        self.readout_W = self.readout_offset = None  # fitted for the W and the words being reset
         feats = self.features
         if feats is None:
             self.W = None
@@ -1480,6 +1481,7 @@ class Im2Vec(Word2Vec):
             raise
         finally:
             self._w_workers = None  # not saved with the model
+            self._readout_sums = None  # a train() stopped in its last epoch: its sums go (they hold a lock)
             if sync.started and not sync.finished:  # interrupted (Ctrl-C, a callback's error): W as it is
                 self._write_image_vectors()
             self._flush_vectors()  # vectors_file: on its disk when train() returns
@@ -1942,11 +1944,14 @@ class Im2Vec(Word2Vec):
         ridge regression with an intercept, ``R = (Sxxᶜ + λI)⁻¹ Sxyᶜ`` on the centred sums, and
         ``c`` the intercept less the mean unit vector of the words with a trained vector."""
         sums, self._readout_sums = self._readout_sums, None
-        if sums is None:
-            return
-        if sums.n < 2:
-            logger.warning("space_readout: %i image(s) with a word in the last epoch, too few to fit the readout; "
-                           "it is left as it was", sums.n)
+        if sums is None or sums.n < 2:
+            if sums is not None:
+                logger.warning("space_readout: %i image(s) with a word in the last epoch, too few to fit the "
+                               "readout; it is left as it was", sums.n)
+            if self.readout_W is not None:  # W may have lost new common directions: the readout loses them too
+                R = self._readout_without_directions(np.asarray(self.readout_W, dtype=np.float64).T)
+                c = self._readout_without_directions(np.asarray(self.readout_offset, dtype=np.float64))
+                self.readout_W, self.readout_offset = np.ascontiguousarray(R.T, dtype=REAL), c.astype(REAL)
             return
         start = default_timer()
         n = sums.n
@@ -1959,9 +1964,19 @@ class Im2Vec(Word2Vec):
             m = l2_normalize(np.asarray(self.wv.vectors[words]), out_dtype=np.float64).mean(axis=0)
         except ValueError:  # no word with a trained vector: nothing to centre on
             m = np.zeros(self.layer1_size)
-        self.readout_W = np.ascontiguousarray(R.T, dtype=REAL)
-        self.readout_offset = (ym - m - xm @ R).astype(REAL)
+        self.readout_W = np.ascontiguousarray(self._readout_without_directions(R).T, dtype=REAL)
+        self.readout_offset = self._readout_without_directions(ym - m - xm @ R).astype(REAL)
         logger.info("space: readout fitted on %i images (%i x %i, %.2fs)", n, *R.shape, default_timer() - start)
+
+    def _readout_without_directions(self, A: np.ndarray) -> np.ndarray:
+        """`A` (the readout's map as solved, F × D: ``readout_W``ᵀ; or its offset, D) less its component
+        along the tags' common directions taken out of W (`space_directions`): every image vector, the
+        readout's part included, stays orthogonal to them (`space_common_directions`)."""
+        Q = self.space_directions
+        if Q is None or not Q.shape[1]:
+            return A
+        Q = np.asarray(Q, dtype=np.float64)
+        return A - (A @ Q) @ Q.T
 
     def _readout_on(self) -> bool:
         return self.space_readout > 0 and self.readout_W is not None
