@@ -92,7 +92,8 @@ def test_two_workers_read_each_document_once_and_learn_as_well(synthetic):
     # Measured over 200 runs of each path (2026-12-05, a worker's run reading the shared W as the
     # run begins): held-out images nearest their class word among all words, median 0.99 (file)
     # and 0.97 (iterable), but in 1 file run and 10 iterable ones below 0.8 (min 0.745 and 0.67:
-    # one class's images nearest a distractor tag; 1 worker over 100 seeds: min 0.905); among the
+    # one class's images nearest a distractor tag: the space step's word updates side by side, see
+    # docs/kernel.md; 1 worker over 100 seeds: min 0.905); among the
     # class words min 0.94; the related-tag margin from 0.275. The bounds are ground truth (not
     # another 2-worker run's neighbours, which this test once compared with, and failed on half
     # the time); the two models' mean is below 0.75 in 0.03% of the runs' pairs
