@@ -343,7 +343,8 @@ class Im2Vec(Word2Vec):
     space_common_directions : int or None
         After each ``train()``, the image vectors lose their component along the direction every
         tag shares (the mean of the tags' unit vectors) and, if > 0, along the tags' top
-        `space_common_directions` principal directions ("all-but-the-top"). The words keep their
+        `space_common_directions` principal directions ("all-but-the-top"): ``W`` loses it (the
+        readout of `space_readout` keeps it). The words keep their
         vectors. None (the default): keep ``W`` as trained. With the mean alone (0, the demo's
         setting) a tag's nearest images are no longer the images that lean towards every tag: on
         the demo word → held-out images +0.011 mAP in joint mode, held-out image → word +0.005 in
