@@ -120,7 +120,6 @@ from gensim import utils
 from gensim.models.callbacks import CallbackAny2Vec
 from gensim.models.keyedvectors import KeyedVectors
 from gensim.models.word2vec import Word2Vec
-from scipy.sparse import csr_matrix
 from threadpoolctl import threadpool_limits
 
 from gensim_im2vec import corpusfile
@@ -132,6 +131,7 @@ from gensim_im2vec.space import (
     WorkerW,
     analogy_step,
     common_directions,
+    mean_unit_words,
     remove_directions,
     run_pairs,
     space_step,
@@ -1687,7 +1687,7 @@ class Im2Vec(Word2Vec):
                                     rows[r0:r1], seeds[r], alpha, inits)
                     if shared is not None:
                         shared.fold()
-            if self._readout_sums is not None and self.image_heads == "space":
+            if self._readout_sums is not None:  # (only the space head gathers them)
                 self._readout_job(tokens, slots, bounds, runs, rows)
         finally:
             if shared is not None:
@@ -1910,7 +1910,7 @@ class Im2Vec(Word2Vec):
     def _epoch_begins(self) -> None:
         """An epoch of :meth:`train` begins (every worker idle): its last gathers the readout's sums
         (`space_readout`)."""
-        self._epochs_begun = getattr(self, "_epochs_begun", 0) + 1
+        self._epochs_begun += 1  # (from 0 as training began)
         if (self.space_readout > 0 and self.image_heads == "space" and self.features is not None
                 and self._epochs_begun == self.epochs):
             self._readout_sums = _ReadoutSums(self.features.dim, self.layer1_size, READOUT_MAX_IMAGES)
@@ -1923,20 +1923,16 @@ class Im2Vec(Word2Vec):
         if sums is None or not len(X):
             return
         start = default_timer()
-        n_runs = len(plan.run_rows) - 1
-        run_of = np.repeat(np.arange(n_runs), np.diff(plan.run_pairs[:n_runs + 1]))
-        row = plan.run_rows[run_of] + plan.pair_row[:len(run_of)]
-        word = plan.cand[plan.run_cands[run_of] + plan.pair_col[:len(run_of)]]
-        U = l2_normalize(self.wv.vectors[word], out_dtype=REAL)
-        Y = csr_matrix((plan.pair_w[:len(run_of)], (row, np.arange(len(row)))), shape=(len(X), len(row))) @ U
-        sums.add(X, np.asarray(Y, dtype=REAL))
+        run_of = np.repeat(np.arange(len(plan.run_rows) - 1), np.diff(plan.run_pairs))  # each pair's run
+        word = plan.cand[plan.run_cands[run_of] + plan.pair_col]
+        sums.add(X, mean_unit_words(self.wv.vectors, word, plan.run_rows[run_of] + plan.pair_row, plan.pair_w, len(X)))
         with _STATS_LOCK:  # part of what the space costs in training
             self._space_seconds += default_timer() - start
 
     def _readout_job(self, tokens, slots, bounds, runs, rows) -> None:
         """The readout's sums for a job of the per-run path (the kernel's job path adds its own
         plan's rows in :meth:`_train_space_job`)."""
-        if self._readout_sums is None or not len(rows):
+        if not len(rows):
             return
         neg_idx, neg_cum = self._space_negative_table()
         plan = JobPlan(*im2vec_inner.plan_space_job(tokens, slots, bounds, runs, len(self.wv), self._space_lock,

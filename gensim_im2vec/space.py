@@ -49,7 +49,7 @@ from scipy.sparse import csr_matrix
 from gensim_im2vec.validation import is_int
 
 __all__ = ["JobPlan", "WorkerW", "add_outer", "analogy_step", "candidate_columns", "common_directions",
-           "decoder_step_size", "job_candidates", "remove_directions", "run_pairs", "space_step"]
+           "decoder_step_size", "job_candidates", "mean_unit_words", "remove_directions", "run_pairs", "space_step"]
 
 REAL = np.float32
 
@@ -198,13 +198,21 @@ def decoder_step_size(alpha_w: float, decoder: float, C: np.ndarray) -> float:
     return step if step * trace <= 1.0 else 1.0 / trace
 
 
+def mean_unit_words(syn0: np.ndarray, pair_word, pair_row, pair_w, n_rows: int, dtype=np.float32) -> np.ndarray:
+    """Each image row's mean unit word, (n_rows × D): the sum over its pairs of ``pair_w`` times
+    the unit vector of the pair's word in `syn0` (``pair_w`` = 1 / the row's word count). The
+    decoder term's ``C`` and the readout's targets (``Im2Vec(space_readout=...)``)."""
+    U, _ = _unit(np.asarray(syn0[np.asarray(pair_word)], dtype=dtype))
+    C = np.zeros((n_rows, syn0.shape[1]), dtype=dtype)
+    np.add.at(C, np.asarray(pair_row), U * np.asarray(pair_w, dtype=dtype)[:, None])
+    return C
+
+
 def _decoder_residual(W, X, syn0, pair_word, pair_row, pair_w, n_rows) -> tuple[np.ndarray, np.ndarray]:
     """``(C, X − C·W)`` of the decoder term ``λ · Σ_i ‖x_i − Wᵀ·c_i‖²``, whose step on ``W`` is
     ``W += s · Cᵀ (X − C·W)`` (``s``: :func:`decoder_step_size`): ``C`` (n_rows × D) holds each row's mean unit word
-    (``pair_w`` = 1 / the row's word count), read before ``W`` or a word moves."""
-    U, _ = _unit(np.asarray(syn0[np.asarray(pair_word)], dtype=W.dtype))
-    C = np.zeros((n_rows, W.shape[0]), dtype=W.dtype)
-    np.add.at(C, np.asarray(pair_row), U * np.asarray(pair_w, dtype=W.dtype)[:, None])
+    (:func:`mean_unit_words`), read before ``W`` or a word moves."""
+    C = mean_unit_words(syn0, pair_word, pair_row, pair_w, n_rows, dtype=W.dtype)
     return C, np.ascontiguousarray(X - C @ W, dtype=W.dtype)
 
 
