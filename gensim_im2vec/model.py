@@ -566,12 +566,8 @@ class Im2Vec(Word2Vec):
                              f"image_heads='space' or leave space_analogies out.")
         self.space_analogy_alpha = float(space_analogy_alpha)
         self.space_analogy_negatives = int(space_analogy_negatives)
-        _check_non_negative("space_readout", space_readout)
-        if space_readout and image_heads != "space":
-            raise ValueError(f"space_readout sums a readout into the space head's image vectors; "
-                             f"image_heads={image_heads!r} has none. Use image_heads='space' or space_readout=0.")
-        self.space_readout = float(space_readout)
         self.readout_W = None
+        self.space_readout = space_readout  # (checked by the property's setter)
         self.readout_offset = None
         self._readout_sums = None
         self.space_analogy_seconds = 0.0
@@ -1913,7 +1909,13 @@ class Im2Vec(Word2Vec):
         self._epochs_begun += 1  # (from 0 as training began)
         if (self.space_readout > 0 and self.image_heads == "space" and self.features is not None
                 and self._epochs_begun == self.epochs):
-            self._readout_sums = _ReadoutSums(self.features.dim, self.layer1_size, READOUT_MAX_IMAGES)
+            counts = self.wv.expandos.get("count")
+            expected = (float(np.asarray(counts, dtype=np.float64)[self._vocab_image_rows >= 0].sum())
+                        if counts is not None else 0.0)  # the image occurrences the epoch will train
+            expected = min(expected, READOUT_MAX_IMAGES)
+            rate = 1.0 if expected <= READOUT_GRAM_IMAGES else READOUT_GRAM_IMAGES / expected
+            self._readout_sums = _ReadoutSums(self.features.dim, self.layer1_size, READOUT_MAX_IMAGES,
+                                              gram_rate=rate, seed=self.seed)
 
     def _readout_add(self, X: np.ndarray, plan) -> None:
         """Add a job's images to the readout's sums: `X` their rows as the space step trains on
@@ -1950,9 +1952,13 @@ class Im2Vec(Word2Vec):
                                "readout; it is left as it was", sums.n)
             return
         start = default_timer()
-        n = sums.n
+        n, g = sums.n, sums.g
         xm, ym = sums.sx / n, sums.sy / n
-        sxx = sums.sxx - n * np.outer(xm, xm)
+        if g == n:  # every image's rows in the Gram
+            sxx = sums.sxx - n * np.outer(xm, xm)
+        else:  # a sample's: its centred Gram scaled to the n images (λ keeps its weight against them)
+            xs = sums.sxs / g
+            sxx = (sums.sxx - g * np.outer(xs, xs)) * (n / g)
         sxx[np.diag_indices_from(sxx)] += READOUT_PENALTY
         R = scipy.linalg.solve(sxx, sums.sxy - n * np.outer(xm, ym), assume_a="pos")
         try:
@@ -1965,7 +1971,31 @@ class Im2Vec(Word2Vec):
         # 1.00 -> 0.94 x ridge, with seen image -> word 0.260 -> 0.253; docs/joint-space.md)
         self.readout_W = np.ascontiguousarray(R.T, dtype=REAL)
         self.readout_offset = (ym - m - xm @ R).astype(REAL)
-        logger.info("space: readout fitted on %i images (%i x %i, %.2fs)", n, *R.shape, default_timer() - start)
+        logger.info("space: readout fitted on %i images (%i x %i; their features' Gram from %i of them; %.2fs)",
+                    n, *R.shape, g, default_timer() - start)
+
+    @property
+    def space_readout(self) -> float:
+        """β, the readout's weight in every image vector (see the class's parameters). Set after
+        training, the images' rows of ``wv`` are written again with the new β, so that ``wv`` and
+        :meth:`project` stay one function (a model whose readout is not fitted yet, or whose image
+        rows are not ``W``'s, keeps its rows: the next ``train()`` writes them)."""
+        return self.__dict__.get("_space_readout", 0.0)
+
+    @space_readout.setter
+    def space_readout(self, beta: float) -> None:
+        _check_non_negative("space_readout", beta)
+        heads = self.__dict__.get("image_heads", "space")
+        if beta and heads != "space":
+            raise ValueError(f"space_readout sums a readout into the space head's image vectors; "
+                             f"image_heads={heads!r} has none. Use image_heads='space' or space_readout=0.")
+        old, self.__dict__["_space_readout"] = self.__dict__.get("_space_readout"), float(beta)
+        if (old is not None and float(beta) != old and self.__dict__.get("readout_W") is not None
+                and self.__dict__.get("_image_rows_from_W") and self.W is not None and self.features is not None):
+            start = default_timer()
+            self._write_image_vectors()
+            logger.info("space_readout %g -> %g: the images' rows of wv written again (%.2fs)", old, float(beta),
+                        default_timer() - start)
 
     def _readout_on(self) -> bool:
         return self.space_readout > 0 and self.readout_W is not None
@@ -2705,11 +2735,13 @@ class Im2Vec(Word2Vec):
                               ("space_analogy_alpha", 0.05), ("space_analogy_negatives", 4096),
                               ("space_analogy_seconds", 0.0), ("space_analogy_loss", float("nan")),
                               ("_analogy_plan", None), ("vectors_file", None), ("_vectors_file_id", None),
-                              ("space_readout", 0.0), ("readout_W", None), ("readout_offset", None),
+                              ("_space_readout", 0.0), ("readout_W", None), ("readout_offset", None),
                               ("_readout_sums", None)):
             self.__dict__.setdefault(name, default)
         # a model saved before the flag was kept: its image rows are W's if it has trained
         self.__dict__.setdefault("_image_rows_from_W", bool(getattr(self, "train_count", 0)))
+        if "space_readout" in self.__dict__:  # saved before space_readout was a property (its rows as they are)
+            self.__dict__["_space_readout"] = float(self.__dict__.pop("space_readout"))
         self._features_cache = None
         self._feature_store = None
         self._vectors_file_state = None  # the saved vectors are the model's own, never its vectors_file
@@ -2786,36 +2818,57 @@ class Im2Vec(Word2Vec):
 
 #: The readout's ridge penalty λ (`space_readout`; the ridge baseline's own, on unit-norm features).
 READOUT_PENALTY = 1.0
-#: The most image occurrences whose sums the readout gathers in a ``train()``'s last epoch: an F × F
-#: product each (2·F² flops: 3.3 Mflop at F = 1,280), so at 100M images a sample, the first to train.
+#: The most image occurrences whose sums the readout gathers in a ``train()``'s last epoch (an F × D
+#: product each): at 100M images a sample, the first to train.
 READOUT_MAX_IMAGES = 1_000_000
+#: About how many of those images' feature rows make the readout's F × F Gram ``XᵀX`` (2·F² flops a row:
+#: 3.3 Mflop at F = 1,280, three times the rest of the readout and of the map's step on that row). The
+#: Gram needs no words, so past this many images a uniform sample of them estimates it (each row kept
+#: with probability this / the images the last epoch trains, then scaled to all of them): the readout's
+#: cost in ``train()`` is then F × D a row, and its Gram a bounded 0.16 Tflop (about 3 s on one core).
+READOUT_GRAM_IMAGES = 50_000
 
 
 class _ReadoutSums:
     """What the readout is fitted from (`space_readout`): the count, sums and cross-products of the
     images' feature rows ``x`` and targets ``y`` in float64, added a job at a time from the
-    workers' threads (each job's products in float32 outside the lock)."""
+    workers' threads (each job's products in float32 outside the lock).
 
-    def __init__(self, n_features: int, size: int, limit: int) -> None:
+    The Gram ``Σ xxᵀ`` and its rows' sum (``sxx``, ``sxs``, ``g`` rows) are of each row with
+    probability `gram_rate` (a fixed pseudo-random draw from `seed`; all of them at 1), at most
+    ``READOUT_GRAM_IMAGES``; ``Σ x``, ``Σ y`` and ``Σ xyᵀ`` are of every row."""
+
+    def __init__(self, n_features: int, size: int, limit: int, gram_rate: float = 1.0, seed: int = 0) -> None:
         self.lock = threading.Lock()
         self.limit = int(limit)
-        self.n = 0
-        self.sx, self.sy = np.zeros(n_features), np.zeros(size)
+        self.gram_rate = float(gram_rate)
+        self.gram_limit = self.limit if self.gram_rate >= 1.0 else READOUT_GRAM_IMAGES
+        self.rng = np.random.default_rng(seed)
+        self.n = self.g = 0
+        self.sx, self.sy, self.sxs = np.zeros(n_features), np.zeros(size), np.zeros(n_features)
         self.sxx, self.sxy = np.zeros((n_features, n_features)), np.zeros((n_features, size))
 
     def add(self, X: np.ndarray, Y: np.ndarray) -> None:
         with self.lock:
             take = min(len(X), self.limit - self.n)
             self.n += max(take, 0)
-        if take <= 0:
-            return
+            if take <= 0:
+                return
+            if self.gram_rate >= 1.0:
+                gram = None  # every row (the sample is X itself)
+                self.g += take
+            else:
+                gram = np.flatnonzero(self.rng.random(take) < self.gram_rate)[: max(self.gram_limit - self.g, 0)]
+                self.g += len(gram)
         X, Y = X[:take], Y[:take]
-        xx, xy = X.T @ X, X.T @ Y
+        G = X if gram is None else X[gram]
+        xx, xy = G.T @ G, X.T @ Y
         with self.lock:
             self.sxx += xx
             self.sxy += xy
             self.sx += X.sum(axis=0, dtype=np.float64)
             self.sy += Y.sum(axis=0, dtype=np.float64)
+            self.sxs += G.sum(axis=0, dtype=np.float64)
 
 
 class _ImageSync(CallbackAny2Vec):

@@ -136,7 +136,7 @@ def test_continued_training_refits_the_readout(data):
 def test_a_model_saved_before_the_readout_loads_without_it(data, tmp_path):
     m = Im2Vec(data.docs, image_features=data.features, **OPTS)
     before = m.project(data.test_features)
-    for name in ("space_readout", "readout_W", "readout_offset", "_readout_sums"):
+    for name in ("_space_readout", "readout_W", "readout_offset", "_readout_sums"):
         m.__dict__.pop(name)
     m.save(str(tmp_path / "old.model"))
     old = Im2Vec.load(str(tmp_path / "old.model"))
@@ -151,3 +151,96 @@ def test_a_model_saved_before_the_readout_loads_without_it(data, tmp_path):
 def test_bad_readout_options_are_named(data, bad, message):
     with pytest.raises(ValueError, match=message):
         Im2Vec(image_features=data.features, **bad)
+
+
+def test_past_readout_gram_images_the_gram_is_a_uniform_sample(data, monkeypatch):
+    """More images in the last epoch than ``READOUT_GRAM_IMAGES``: ``Σ xyᵀ`` is still of every image,
+    the F × F Gram of a uniform sample of about that many (scaled to all of them). The readout then
+    differs from the full ridge, and stays close to it: the same words frozen, the held-out images'
+    readout directions at cosine 0.98 on average to ridge's on all the images (half of 400 rows at
+    F = 32; left unscaled to the n images, 0.97)."""
+    docs = image_docs(data)
+    seen = {}
+    real = Im2Vec._fit_readout
+
+    def fit(self):
+        seen.update(n=self._readout_sums.n, g=self._readout_sums.g, rate=self._readout_sums.gram_rate)
+        real(self)
+
+    monkeypatch.setattr(Im2Vec, "_fit_readout", fit)
+    monkeypatch.setattr(M, "READOUT_GRAM_IMAGES", len(docs) // 2)
+    m = Im2Vec(data.docs, image_features=data.features, space_readout=0.5, train_words=False,
+               space_word_alpha=0.0, batch_words=200, **OPTS)
+    assert seen["n"] == len(docs) and seen["rate"] == pytest.approx(0.5)
+    assert abs(seen["g"] - len(docs) // 2) < 5 * np.sqrt(len(docs) / 4)  # binomial(n, 1/2): 5 sd
+    ridge = RidgeScorer.fit(np.array([data.features[d[0]] for d in docs]), [d[1:] for d in docs],
+                            words_only(m, word_space=True))
+    expected = l2_normalize(ridge.project(data.test_features) - ridge.word_mean, out_dtype=np.float64)
+    V = l2_normalize(data.test_features, out_dtype=np.float64) - m.feature_mean
+    ours = l2_normalize(V @ m.readout_W.T.astype(np.float64) + m.readout_offset, out_dtype=np.float64)
+    cosines = np.sum(ours * expected, axis=1)
+    assert np.abs(ours - expected).max() > 1e-3  # a sample's Gram, not every image's
+    assert cosines.mean() > 0.975 and cosines.min() > 0.8, (cosines.mean(), cosines.min())
+    monkeypatch.setattr(M, "READOUT_GRAM_IMAGES", 10 * len(docs))  # under the bound: every image, as before
+    full = Im2Vec(data.docs, image_features=data.features, space_readout=0.5, train_words=False,
+                  space_word_alpha=0.0, batch_words=200, **OPTS)
+    assert seen["g"] == seen["n"] == len(docs) and seen["rate"] == 1.0
+    np.testing.assert_allclose(
+        l2_normalize(V @ full.readout_W.T.astype(np.float64) + full.readout_offset, out_dtype=np.float64),
+        expected, atol=2e-5)
+
+
+def test_the_sums_gram_holds_the_drawn_rows_and_the_rest_every_row(monkeypatch):
+    monkeypatch.setattr(M, "READOUT_GRAM_IMAGES", 10**6)
+    rng = np.random.default_rng(3)
+    chunks = [(rng.random((n, 8), dtype=np.float32), rng.random((n, 3), dtype=np.float32)) for n in (250, 1, 400, 349)]
+    sums = M._ReadoutSums(8, 3, limit=900, gram_rate=0.3, seed=7)
+    for X, Y in chunks:
+        sums.add(X, Y)
+    draws = np.random.default_rng(7)
+    X = np.concatenate([c[0] for c in chunks])[:900]
+    Y = np.concatenate([c[1] for c in chunks])[:900]
+    kept = np.concatenate([draws.random(len(x)) < 0.3 for x in (X[:250], X[250:251], X[251:651], X[651:900])])
+    assert sums.n == 900 and sums.g == kept.sum() and 200 < sums.g < 340
+    np.testing.assert_allclose(sums.sxx, X[kept].T.astype(np.float64) @ X[kept], rtol=1e-5)
+    np.testing.assert_allclose(sums.sxs, X[kept].sum(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(sums.sx, X.sum(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(sums.sxy, X.T.astype(np.float64) @ Y, rtol=1e-5)
+
+
+def test_setting_space_readout_after_training_writes_the_image_rows_again(data, tmp_path):
+    """``model.space_readout = β`` on a trained model: ``wv``'s image rows follow (``wv`` and
+    ``project`` stay one function), the words do not move; a bad β is refused and changes nothing."""
+    m = Im2Vec(data.docs, image_features=data.features, space_readout=0.5, **OPTS)
+    keys = [d[0] for d in image_docs(data)[:40]]
+    feats = np.array([data.features[k] for k in keys])
+    before = m.wv[keys].copy()
+    words = np.flatnonzero(m._vocab_image_rows < 0)
+    word_rows = m.wv.vectors[words].copy()
+    m.space_readout = 2.0
+    assert m.space_readout == 2.0
+    np.testing.assert_allclose(m.wv[keys], m.project(feats), rtol=1e-5, atol=1e-6)
+    assert np.abs(m.wv[keys] - before).max() > 0.1
+    np.testing.assert_array_equal(m.wv.vectors[words], word_rows)
+    most = m.wv.most_similar(keys[0], topn=5)
+    with pytest.raises(ValueError, match="space_readout must be"):
+        m.space_readout = -1.0
+    assert m.space_readout == 2.0 and m.wv.most_similar(keys[0], topn=5) == most
+    m.save(str(tmp_path / "m.model"))
+    again = Im2Vec.load(str(tmp_path / "m.model"))
+    assert again.space_readout == 2.0 and "space_readout" not in again.__dict__
+    again.space_readout = 0.0  # the space's map alone
+    H = again.W @ (l2_normalize(feats) - again.feature_mean).T
+    np.testing.assert_allclose(l2_normalize(again.wv[keys]), l2_normalize(H.T), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="image_heads='output' has none"):
+        Im2Vec(image_features=data.features, image_heads="output", **OPTS).space_readout = 0.5
+
+
+def test_a_model_saved_with_space_readout_as_an_attribute_loads_it(data, tmp_path):
+    m = Im2Vec(data.docs, image_features=data.features, space_readout=0.5, **OPTS)
+    answer = m.project(data.test_features)
+    m.__dict__["space_readout"] = m.__dict__.pop("_space_readout")  # as saved before it was a property
+    m.save(str(tmp_path / "old.model"))
+    old = Im2Vec.load(str(tmp_path / "old.model"))
+    assert old.space_readout == 0.5 and "space_readout" not in old.__dict__
+    np.testing.assert_array_equal(old.project(data.test_features), answer)
