@@ -824,10 +824,6 @@ cdef void _space_softmax(SpaceConfig *c) noexcept nogil:
         while p1 < c.P and c.pair_row[p1] == r:
             p1 += 1
         s = c.S + <int64_t>r * c.Ks
-        if p1 == p0:  # an image without a pair (space_min_words): no gradient, no loss
-            if c.Ks > 0:
-                memset(s, 0, <int64_t>c.Ks * sizeof(REAL_t))
-            continue
         m = im2vec_max(s, c.Ks) if c.Ks > 0 else -1e30
         for p in range(p0, p1):
             if c.pair_col[p] >= c.Ks and c.ps[p] > m:

@@ -132,7 +132,6 @@ from gensim_im2vec.space import (
     analogy_step,
     common_directions,
     mean_unit_words,
-    plan_min_words,
     remove_directions,
     run_pairs,
     space_step,
@@ -403,13 +402,6 @@ class Im2Vec(Word2Vec):
     space_analogy_negatives : int
         Other images each analogy step ranks ``y`` against, drawn from the vocabulary's images
         (0, or fewer images than this: all of them).
-    space_min_words : int
-        The fewest words (in its window) an image needs to train the space step: an image with
-        fewer trains neither ``W`` nor, through the step, its words, and still trains the readout
-        (`space_readout`) and gets its vector. An image with a single tag teaches the map that
-        tag's direction and little else; the readout, a least-squares fit, learns from it. 1 (the
-        default): every image with a word. The joint demo sets 2 with its one-tag images in the
-        documents (docs/joint-space.md).
     vectors_file : str or os.PathLike, optional
         Keep ``model.wv.vectors`` in this ``.npy`` file, memory-mapped, instead of private memory:
         for 10–100M images, whose rows (``vector_size × 4`` bytes each: 40 GB at 100M and D = 100)
@@ -470,7 +462,7 @@ class Im2Vec(Word2Vec):
         space_candidates: str = "run", space_common_directions: int | None = None, space_decoder: float = 0.0,
         space_tag_prior: float = 0.0, space_analogies: Iterable[Sequence[str]] | None = None,
         space_analogy_alpha: float = 0.05, space_analogy_negatives: int = 4096, space_readout: float = 0.0,
-        space_min_words: int = 1, vectors_file: str | os.PathLike | None = None,
+        vectors_file: str | os.PathLike | None = None,
     ):
         if corpus_file is not None:
             corpus_file = corpusfile.check_corpus_file(corpus_file, sentences)
@@ -485,7 +477,7 @@ class Im2Vec(Word2Vec):
             space_candidates=space_candidates, space_common_directions=space_common_directions,
             space_decoder=space_decoder, space_tag_prior=space_tag_prior, space_analogies=space_analogies,
             space_analogy_alpha=space_analogy_alpha, space_analogy_negatives=space_analogy_negatives,
-            space_readout=space_readout, space_min_words=space_min_words, vectors_file=vectors_file,
+            space_readout=space_readout, vectors_file=vectors_file,
         )
         if image_features is not None:
             self._set_features(_image_features(image_features))
@@ -507,7 +499,7 @@ class Im2Vec(Word2Vec):
                           space_word_alpha, space_pull, space_symmetric, space_candidates,
                           space_common_directions, space_decoder, space_tag_prior, space_analogies=None,
                           space_analogy_alpha=0.05, space_analogy_negatives=4096, space_readout=0.0,
-                          space_min_words=1, vectors_file=None) -> None:
+                          vectors_file=None) -> None:
         """Check and set Im2Vec's own options (:meth:`__init__`'s keyword-only arguments, whose
         signature holds their defaults) and its empty image state: no features, no W, no images."""
         if missing_images not in ("raise", "skip"):
@@ -574,10 +566,6 @@ class Im2Vec(Word2Vec):
                              f"image_heads='space' or leave space_analogies out.")
         self.space_analogy_alpha = float(space_analogy_alpha)
         self.space_analogy_negatives = int(space_analogy_negatives)
-        if not is_int(space_min_words) or space_min_words < 1:
-            raise ValueError(f"space_min_words must be an int >= 1 (the fewest words an image needs to train the "
-                             f"space step; 1: every image), got {space_min_words!r}.")
-        self.space_min_words = int(space_min_words)
         self.readout_W = None
         self.space_readout = space_readout  # (checked by the property's setter)
         self.readout_offset = None
@@ -1750,31 +1738,24 @@ class Im2Vec(Word2Vec):
         neg_idx, neg_cum = self._space_negative_table()
         plan = JobPlan(*im2vec_inner.plan_space_job(tokens, slots, bounds, runs, len(self.wv), lock, neg_idx, neg_cum,
                                                     seeds[:, 1].copy(), int(self.space_negatives or 0)))
-        trained = plan_min_words(plan, self.space_min_words)  # (the readout reads every image: plan)
         source = self._space_source()
         if source is not None:  # the kernel gathers, normalises and centres each run's rows
-            X, x_rows = source, rows[trained.image_slots]
+            X, x_rows = source, rows[plan.image_slots]
         else:
-            X, x_rows = self._space_rows(rows[trained.image_slots]), np.zeros(0, np.int64)
+            X, x_rows = self._space_rows(rows[plan.image_slots]), np.zeros(0, np.int64)
         anchor = self.space_anchor if self.space_pull and self.space_anchor is not None else np.zeros(
             (0, self.layer1_size), REAL)
         words_loss, space_loss, seconds = self._space_job_kernel(W, tokens, slots, bounds, rwin, runs,
-                                                                 seeds[:, 0].copy(), X, x_rows, trained, anchor,
-                                                                 alpha, inits, shared)
+                                                                 seeds[:, 0].copy(), X, x_rows, plan, anchor, alpha,
+                                                                 inits, shared)
         if self._readout_sums is not None:
-            self._readout_add(X if source is None and trained is plan else self._readout_rows(source, rows, plan),
-                              plan)
+            self._readout_add(X if source is None else im2vec_inner.space_rows(
+                source, x_rows, self.feature_mean, bool(self.normalize_features)), plan)
         with _STATS_LOCK:
             self._space_seconds += seconds
             if self.compute_loss:
                 self.running_training_loss += words_loss + space_loss
             self._image_occurrences += int(np.count_nonzero(slots >= 0))
-
-    def _readout_rows(self, source, rows, plan) -> np.ndarray:
-        """The rows of `plan`'s images as the space step reads them, for the readout's sums."""
-        if source is None:
-            return self._space_rows(rows[plan.image_slots])
-        return im2vec_inner.space_rows(source, rows[plan.image_slots], self.feature_mean, bool(self.normalize_features))
 
     def _space_job_kernel(self, W, tokens, slots, bounds, rwin, runs, seeds, X, x_rows, plan, anchor, alpha, inits,
                           shared=None):
@@ -1890,13 +1871,6 @@ class Im2Vec(Word2Vec):
         if not len(pair_slot):
             return 0.0
         negatives = self._draw_space_negatives(np.array([seed], np.uint64))[0]
-        if self.space_min_words > 1:  # images with fewer words do not train the step (plan_min_words)
-            keep = np.bincount(pair_slot, minlength=len(Vn))[pair_slot] >= self.space_min_words
-            if not keep.any():
-                return 0.0
-            # their words stay the run's candidates, as the kernel's job plan keeps them
-            negatives = np.concatenate([negatives, pair_word[~keep]])
-            pair_slot, pair_word = pair_slot[keep], pair_word[keep]
         return space_step(
             W, self.wv.vectors, Vn, pair_slot, pair_word, negatives,
             alpha_w=alpha * self.image_alpha * self.space_alpha, alpha_u=alpha * self.space_word_alpha,
@@ -2762,7 +2736,6 @@ class Im2Vec(Word2Vec):
                               ("space_analogy_seconds", 0.0), ("space_analogy_loss", float("nan")),
                               ("_analogy_plan", None), ("vectors_file", None), ("_vectors_file_id", None),
                               ("_space_readout", 0.0), ("readout_W", None), ("readout_offset", None),
-                              ("space_min_words", 1),
                               ("_readout_sums", None)):
             self.__dict__.setdefault(name, default)
         # a model saved before the flag was kept: its image rows are W's if it has trained

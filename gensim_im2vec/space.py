@@ -554,38 +554,6 @@ class JobPlan(NamedTuple):
     run_pairs: np.ndarray  # (n_runs + 1,)
 
 
-def plan_min_words(plan: JobPlan, min_words: int) -> JobPlan:
-    """`plan` without its images that have fewer than `min_words` words
-    (``Im2Vec(space_min_words=...)``): their rows and pairs go, and a run left without pairs is
-    skipped by the kernel. The candidates stay as planned (a dropped image's words remain
-    candidates of its run, negatives of its other images, as the per-run path keeps them).
-
-    >>> plan = JobPlan(np.array([0, 1]), np.array([0, 2]), np.array([3, 5, 8]), np.array([0, 3]),
-    ...                np.zeros(1, np.int32), np.ones(3, np.float32), np.array([0, 1, 1], np.int32),
-    ...                np.array([2, 0, 1], np.int32), np.array([1, .5, .5], np.float32), np.array([0, 3]))
-    >>> kept = plan_min_words(plan, 2)
-    >>> kept.image_slots.tolist(), kept.run_rows.tolist(), kept.pair_row.tolist(), kept.pair_col.tolist()
-    ([1], [0, 1], [0, 0], [0, 1])
-    """
-    if min_words <= 1 or not len(plan.pair_row):
-        return plan
-    n_runs, n_rows = len(plan.run_rows) - 1, int(plan.run_rows[-1])
-    run_of_pair = np.repeat(np.arange(n_runs), np.diff(plan.run_pairs))
-    image = plan.run_rows[run_of_pair] + plan.pair_row  # the job's row of each pair's image
-    row_keep = np.bincount(image, minlength=n_rows) >= min_words
-    if row_keep.all():
-        return plan
-    keep = row_keep[image]
-    run_of_row = np.repeat(np.arange(n_runs), np.diff(plan.run_rows))
-    run_rows, run_pairs = np.zeros(n_runs + 1, np.int64), np.zeros(n_runs + 1, np.int64)
-    np.cumsum(np.bincount(run_of_row[row_keep], minlength=n_runs), out=run_rows[1:])
-    np.cumsum(np.bincount(run_of_pair[keep], minlength=n_runs), out=run_pairs[1:])
-    new_row = np.cumsum(row_keep) - 1  # each kept row's place among the kept rows of the job
-    pair_row = (new_row[image[keep]] - run_rows[run_of_pair[keep]]).astype(np.int32)
-    return plan._replace(image_slots=plan.image_slots[row_keep], run_rows=run_rows, pair_row=pair_row,
-                         pair_col=plan.pair_col[keep], pair_w=plan.pair_w[keep], run_pairs=run_pairs)
-
-
 def job_candidates(pair_slot: np.ndarray, pair_word: np.ndarray, run_row: np.ndarray, negatives: list,
                    n_vocab: int, word_lock: np.ndarray) -> JobPlan:
     """:func:`candidate_columns` ("run") for every run of a job at once, in a few NumPy calls: the
