@@ -58,7 +58,7 @@ def main() -> None:
         for name_ in os.listdir(os.path.dirname(path)):
             evict(os.path.join(os.path.dirname(path), name_))
         t = time.perf_counter()
-        loaded[name] = Im2Vec.load(path)  # as checkpoint.resume loads it (in memory: no vectors_file here)
+        loaded[name] = Im2Vec.load(path)  # a load to look at it: the images' rows written (checkpoint.resume does not)
         res[name].append(time.perf_counter() - t)
         print(f"  load, {name:<28} {res[name][2]:6.1f} s", flush=True)
     a, b = loaded.values()

@@ -36,8 +36,10 @@ Each checkpoint is an :meth:`Im2Vec.save` without the images' rows of ``wv.vecto
 ``W``'s: loading the checkpoint writes them again), written once an epoch over the previous one:
 at 100M images the vocabulary and the words' rows, a few GB, not the images' 40-80 GB
 (docs/scale.md §7, item 4). Any loader restores them (``Im2Vec.load``, gensim's ``load``): in
-memory, also with ``mmap="r"`` (the rows a checkpoint left out are computed, not mapped), or in
-the run's own ``vectors_file``, written over in place, when :func:`resume` continues the run.
+memory, also with ``mmap="r"`` (the rows a checkpoint left out are computed, not mapped).
+:func:`resume` does not: the training it continues never reads them and writes every one from
+``W`` when it ends (or is interrupted), so its load reads no feature row; the words' rows go into
+the run's own ``vectors_file``, written over in place, when the run has one.
 
 ``im2vec train ... --resumable`` does this from the shell: the same command run again continues
 from ``OUTPUT.checkpoint``. A checkpoint records what its run was given (``inputs``: the
@@ -79,7 +81,8 @@ class EpochCheckpoint(CallbackAny2Vec):
     {"epochs_done", "epochs", "alpha", "min_alpha", "inputs"}`` that is saved in the same atomic
     write: a checkpoint never says more epochs than it holds. The images' rows of ``wv.vectors``
     are left out (at 100M images 40-80 GB an epoch): they are ``W``'s, and loading the checkpoint
-    writes them from ``W`` again, so the model loaded is the model saved. Nor are they written at
+    writes them from ``W`` again, so the model loaded is the model saved (:func:`resume` leaves
+    them to the training it continues, which writes them when it ends). Nor are they written at
     the epoch's end for this callback (``reads_image_rows = False``; a callback without that
     attribute gets them written from ``W`` at each epoch's end).
     """
@@ -141,7 +144,9 @@ def resume(path, corpus_iterable: Iterable, *, inputs: Mapping | None = None, ca
     The remaining epochs take their part of the run's schedule, alpha falling from where the
     finished epochs left it to ``min_alpha``, so the run trains as many epochs at the same rates
     as without the interruption; ``model.epochs`` and ``model.alpha`` are the run's afterwards.
-    The checkpoint goes on saving after each remaining epoch but the last.
+    The checkpoint goes on saving after each remaining epoch but the last. The images' rows of
+    ``wv.vectors`` are not written on load (no pass over the features): training writes them
+    all from ``W`` when it ends, or when it is interrupted, as any ``train()`` does.
 
     Raises
     ------
@@ -151,13 +156,15 @@ def resume(path, corpus_iterable: Iterable, *, inputs: Mapping | None = None, ca
         `inputs` given and different from the checkpoint's (the message names the first field
         that differs), or `path` is a model that is not a checkpoint.
     """
-    from gensim_im2vec.model import _RESTORE_INTO_FILE
+    from gensim_im2vec.model import _RESUMING
 
-    token = _RESTORE_INTO_FILE.set(True)  # the images' rows go where training will write them
+    # the words' rows go where training will write them (the run's vectors_file), and the images' rows
+    # are left for training to write from W when it ends: no pass over the features on load
+    token = _RESUMING.set(True)
     try:
         got = read_checkpoint(path, **load_kwargs)
     finally:
-        _RESTORE_INTO_FILE.reset(token)
+        _RESUMING.reset(token)
     if got is None:
         raise FileNotFoundError(f"no checkpoint at {os.fspath(path)!r}: nothing to resume; train from the start.")
     model, record = got

@@ -175,9 +175,10 @@ _WORKER = threading.local()  # .epoch: the _Epoch a gensim worker thread of an e
 _SETTLE_GRACE = 2.0  # seconds an interrupted epoch waits for its idle threads to end (_Epoch.settle)
 #: Features given to :meth:`Im2Vec.load` (``image_features=``), seen by ``_load_specials``.
 _LOAD_FEATURES: contextvars.ContextVar = contextvars.ContextVar("im2vec_load_features", default=None)
-#: Set while a checkpoint is loaded to be trained on (checkpoint.resume): the images' rows it left out are
-#: written into the model's vectors_file, when it has one, instead of into memory.
-_RESTORE_INTO_FILE: contextvars.ContextVar = contextvars.ContextVar("im2vec_restore_into_file", default=False)
+#: Set while a checkpoint is loaded to be trained on (checkpoint.resume): the words' rows it kept go into the
+#: model's vectors_file, when it has one, instead of into memory, and the images' rows it left out are not
+#: written on load (train() writes them all from W when it ends or is interrupted).
+_RESUMING: contextvars.ContextVar = contextvars.ContextVar("im2vec_resuming", default=False)
 
 
 
@@ -2642,7 +2643,8 @@ class Im2Vec(Word2Vec):
     def _saved_without_image_rows(self):
         """While saving a checkpoint: ``wv.vectors`` holds the words' rows only, and the model records
         how many rows it had (``_image_rows_left_out``); loading it (any loader: ``_load_specials``)
-        writes the images' rows from ``W`` again (:meth:`_restore_image_rows`), as training writes them. At 100M images the images'
+        writes the images' rows from ``W`` again (:meth:`_restore_image_rows`), as training writes them
+        (:func:`~gensim_im2vec.checkpoint.resume` leaves them to the training it resumes). At 100M images the images'
         rows are 40-80 GB that each epoch's checkpoint would write; a model that has not trained (no
         W) is saved whole."""
         rows = self._vocab_image_rows
@@ -2666,7 +2668,14 @@ class Im2Vec(Word2Vec):
         """A checkpoint's ``wv.vectors`` back to a row per key: the words' rows where they were, the
         images' written from ``W`` (:meth:`_write_rows`, as :meth:`_write_image_vectors` writes them);
         in the model's `vectors_file` (its own file, in place, when it is still there) when it is
-        loaded to be trained on (:func:`~gensim_im2vec.checkpoint.resume`), else in memory."""
+        loaded to be trained on (:func:`~gensim_im2vec.checkpoint.resume`), else in memory.
+
+        Loaded to be trained on, the images' rows are not written (zeros in memory or in a new file;
+        the run's own file keeps what it held) and ``_image_rows_from_W`` is False: training never
+        reads them, and :meth:`train` writes every one from ``W`` when it ends
+        (:meth:`_finish_training`), when it is interrupted once begun, and at each epoch's end for
+        callbacks that may read them. At 100M images that saves a pass over the whole feature store
+        per resume."""
         n = int(self.__dict__.pop("_image_rows_left_out"))
         words = self.wv.vectors
         at = np.flatnonzero(self._vocab_image_rows < 0)
@@ -2674,7 +2683,8 @@ class Im2Vec(Word2Vec):
             raise ValueError(f"a checkpoint with {len(words)} word rows of {n} for a vocabulary of "
                              f"{len(self._vocab_image_rows)} keys, {len(at)} of them words: its files do not "
                              f"belong together; remove the checkpoint to start over.")
-        if _RESTORE_INTO_FILE.get() and getattr(self, "vectors_file", None) is not None:
+        resuming = _RESUMING.get()
+        if resuming and getattr(self, "vectors_file", None) is not None:
             path = _check_vectors_file(self.vectors_file)
             if not self._reopen_own_vectors_file(path, n):
                 self._new_vectors_file(path, n, None)
@@ -2684,11 +2694,16 @@ class Im2Vec(Word2Vec):
         for lo in range(0, len(at), _VECTORS_CHUNK):
             whole[at[lo:lo + _VECTORS_CHUNK]] = words[lo:lo + _VECTORS_CHUNK]
         del words
+        self.wv.norms = None
         images = np.flatnonzero(self._vocab_image_rows >= 0)
+        if resuming:  # train() writes them all from W (nothing reads them before): not here as well
+            self._image_rows_from_W = False
+            logger.info("checkpoint: the images' %i rows of wv left unwritten; training writes them from W when "
+                        "it ends", len(images))
+            return
         if len(images):
             self._write_rows(images, whole)  # here, not moved into vectors_file by a load that only reads
         self._image_rows_from_W = True
-        self.wv.norms = None
         logger.info("checkpoint: the images' %i rows of wv written from W", len(images))
 
     @classmethod

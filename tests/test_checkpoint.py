@@ -281,14 +281,17 @@ def test_a_resumed_run_with_analogy_questions_is_the_uninterrupted_run(data, tmp
     assert np.array_equal(resumed.W, full.W) and np.array_equal(resumed.wv.vectors, full.wv.vectors)
 
 
-@pytest.mark.parametrize("where", ["while its rows are restored", "in its first epoch"])
+@pytest.mark.parametrize("where", ["while its rows are restored", "before its training begins", "in its first epoch"])
 def test_a_resume_interrupted_before_its_checkpoint_resumes_again_in_the_runs_file(data, tmp_path, monkeypatch,
                                                                                    where):
-    """resume() writes the checkpoint's rows into the run's own vectors file in place: the file the
-    checkpoint records stays that file, so a resume stopped before it saved a checkpoint of its own
-    is resumed again (a new file at the path was refused as "not this model's")."""
+    """resume() writes the checkpoint's words' rows into the run's own vectors file in place (the
+    images' rows are left to the training): the file the checkpoint records stays that file, so a
+    resume stopped before it saved a checkpoint of its own is resumed again (a new file at the path
+    was refused as "not this model's"), and ends as the uninterrupted run."""
     import gc
 
+    full = _joint(data, 4)
+    full.train(data.docs, total_examples=full.corpus_count, epochs=4)
     vf, path = tmp_path / "v.npy", str(tmp_path / "run.checkpoint")
     model = Im2Vec(image_features=data.features, epochs=4, vectors_file=vf, **OPTS)
     model.build_vocab(data.docs)
@@ -296,11 +299,20 @@ def test_a_resume_interrupted_before_its_checkpoint_resumes_again_in_the_runs_fi
     inode = os.stat(vf).st_ino
     del model
     gc.collect()
-    if where == "while its rows are restored":
-        def interrupted(self, idx, vectors=None):
-            raise KeyboardInterrupt
+    if where in ("while its rows are restored", "before its training begins"):
+        if where == "while its rows are restored":  # the file mapped again, the words' rows not yet in it
+            real = Im2Vec._reopen_own_vectors_file
 
-        monkeypatch.setattr(Im2Vec, "_write_rows", interrupted)
+            def interrupted(self, *args):
+                assert real(self, *args)
+                raise KeyboardInterrupt
+
+            monkeypatch.setattr(Im2Vec, "_reopen_own_vectors_file", interrupted)
+        else:  # loaded (the images' rows unwritten in the file), stopped before train() began
+            def interrupted(self):
+                raise KeyboardInterrupt
+
+            monkeypatch.setattr(Im2Vec, "_ensure_writable", interrupted)
         with pytest.raises(KeyboardInterrupt):
             resume(path, data.docs)
         monkeypatch.undo()
@@ -318,6 +330,7 @@ def test_a_resume_interrupted_before_its_checkpoint_resumes_again_in_the_runs_fi
     assert os.stat(vf).st_ino == inode
     resumed = resume(path, data.docs)
     assert resumed.wv.vectors.filename == str(vf) and resumed.epochs == 4
+    assert np.array_equal(resumed.W, full.W) and np.array_equal(resumed.wv.vectors, full.wv.vectors)
 
 
 def test_train_resumable_with_its_default_workers_saves_its_checkpoints(tmp_path, monkeypatch):
