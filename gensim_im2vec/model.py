@@ -2432,7 +2432,7 @@ class Im2Vec(Word2Vec):
         ignore = set(ignore).union({
             "_scan_tag_counts", "_neg_word_idx", "_neg_word_cum", "_neg_tag_idx", "_neg_tag_cum", "_space_lock",
             "_space_bias", "_tag_mask_cache", "_epoch", "_vectors_file_state", "_moving_vectors", "_w_workers",
-            "_epochs_before", "_readout_sums", "_epochs_begun",
+            "_epochs_before", "_readout_sums", "_epochs_begun", "_image_rows_unwritten",
         })
         if not getattr(self, "_moving_vectors", False):
             return super()._save_specials(fname, separately, sep_limit, ignore, pickle_protocol, compress, subname)
@@ -2698,6 +2698,7 @@ class Im2Vec(Word2Vec):
         images = np.flatnonzero(self._vocab_image_rows >= 0)
         if resuming:  # train() writes them all from W (nothing reads them before): not here as well
             self._image_rows_from_W = False
+            self._image_rows_unwritten = True  # (written as the training begins if a callback may read them)
             logger.info("checkpoint: the images' %i rows of wv left unwritten; training writes them from W when "
                         "it ends", len(images))
             return
@@ -2904,6 +2905,8 @@ class _ImageSync(CallbackAny2Vec):
     def on_train_begin(self, model) -> None:
         self.begin()
         self.started = True
+        if model.__dict__.pop("_image_rows_unwritten", False) and self.each_epoch:
+            model._write_image_vectors()  # a resumed checkpoint's rows, for the user's on_train_begin
 
     def on_epoch_begin(self, model) -> None:
         model._epoch_begins()

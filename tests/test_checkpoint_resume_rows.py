@@ -204,3 +204,24 @@ def test_loading_a_checkpoint_to_look_at_it_writes_the_image_rows(data, tmp_path
     assert sum(projected) == len(_image_idx(loaded)) and loaded._image_rows_from_W
     assert np.array_equal(loaded.wv.vectors, snap.vectors[1])
     _assert_rows_are_W(loaded, data)
+
+
+def test_a_callback_that_reads_the_rows_as_training_begins_gets_them_written(data, tmp_path):
+    """A user's on_train_begin on a resumed run (a callback that may read the images' rows) sees
+    them as W has them, not the zeros resume's load left; the run is still the uninterrupted one."""
+    class AtBegin(CallbackAny2Vec):
+        def on_train_begin(self, model):
+            idx = _image_idx(model)
+            keys = [model.wv.index_to_key[i] for i in idx]
+            self.rows = np.array(model.wv.vectors[idx])
+            self.expected = model.project(np.stack([data.features[k] for k in keys]))
+
+    full = _full(data)
+    path = str(tmp_path / "run.checkpoint")
+    _checkpointed(data, path, after=2)
+    begin = AtBegin()
+    model = resume(path, data.docs, callbacks=[begin])
+    assert np.abs(begin.rows).max() > 0
+    np.testing.assert_allclose(begin.rows, begin.expected, rtol=1e-5, atol=1e-6)
+    assert "_image_rows_unwritten" not in model.__dict__
+    assert np.array_equal(model.wv.vectors, full.wv.vectors) and np.array_equal(model.W, full.W)
