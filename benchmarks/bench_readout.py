@@ -13,7 +13,7 @@ adds to ``train()``, which falls as 1 / epochs (2026-12-05, 2 cores: 20,000 imag
 
 The F × F Gram is the bulk of it; past ``READOUT_GRAM_IMAGES`` images the readout gathers it from a
 sample of about that many. ``--gram-images`` runs the readout once per value of that bound, in the
-same interleaved rounds (e.g. ``--images 200000 --epochs 5 --gram-images 50000 1000000000``: the
+same interleaved rounds (e.g. ``--images 200000 --epochs 5 --gram-images 100000 1000000000``: the
 default sample against every image).
 """
 

@@ -2839,10 +2839,11 @@ READOUT_PENALTY = 1.0
 READOUT_MAX_IMAGES = 1_000_000
 #: About how many of those images' feature rows make the readout's F × F Gram ``XᵀX`` (2·F² flops a row:
 #: 3.3 Mflop at F = 1,280, three times the rest of the readout and of the map's step on that row). The
-#: Gram needs no words, so past this many images a uniform sample of them estimates it (each row kept
-#: with probability this / the images the last epoch trains, then scaled to all of them): the readout's
-#: cost in ``train()`` is then F × D a row, and its Gram a bounded 0.16 Tflop (about 3 s on one core).
-READOUT_GRAM_IMAGES = 50_000
+#: Gram needs no words, so past this many image occurrences a uniform sample of them estimates it (each
+#: row kept with probability this / the occurrences the last epoch trains, then scaled to all of them):
+#: the readout's cost in ``train()`` is then F × D a row, and its Gram a bounded 0.33 Tflop (about 6 s on
+#: one core). The joint demo's 61,608 (12 copies of 5,134 images) are under it: its Gram is every row's.
+READOUT_GRAM_IMAGES = 100_000
 
 
 class _ReadoutSums:
