@@ -1910,9 +1910,12 @@ class Im2Vec(Word2Vec):
         self._epochs_begun += 1  # (from 0 as training began)
         if (self.space_readout > 0 and self.image_heads == "space" and self.features is not None
                 and self._epochs_begun == self.epochs):
-            counts = self.wv.expandos.get("count")
-            expected = (float(np.asarray(counts, dtype=np.float64)[self._vocab_image_rows >= 0].sum())
-                        if counts is not None else 0.0)  # the image occurrences the epoch will train
+            if self._epochs_begun > 1:  # the image occurrences the epoch will train: as many as each before
+                expected = self._image_occurrences / (self._epochs_begun - 1)
+            else:  # (a one-epoch train(): the vocabulary's counts, which a smaller corpus than built on lowers)
+                counts = self.wv.expandos.get("count")
+                expected = (float(np.asarray(counts, dtype=np.float64)[self._vocab_image_rows >= 0].sum())
+                            if counts is not None else 0.0)
             expected = min(expected, READOUT_MAX_IMAGES)
             rate = 1.0 if expected <= READOUT_GRAM_IMAGES else READOUT_GRAM_IMAGES / expected
             self._readout_sums = _ReadoutSums(self.features.dim, self.layer1_size, READOUT_MAX_IMAGES,
@@ -1952,6 +1955,10 @@ class Im2Vec(Word2Vec):
                 logger.warning("space_readout: %i image(s) with a word in the last epoch, too few to fit the "
                                "readout; it is left as it was", sums.n)
             return
+        if sums.g < 2:  # a sampled Gram of fewer rows than the epoch's images were fewer than expected
+            logger.warning("space_readout: the Gram's sample holds %i of the last epoch's %i image occurrences, too "
+                           "few to fit the readout; it is left as it was", sums.g, sums.n)
+            return
         start = default_timer()
         n, g = sums.n, sums.g
         xm, ym = sums.sx / n, sums.sy / n
@@ -1979,8 +1986,10 @@ class Im2Vec(Word2Vec):
     def space_readout(self) -> float:
         """β, the readout's weight in every image vector (see the class's parameters). Set after
         training, the images' rows of ``wv`` are written again with the new β, so that ``wv`` and
-        :meth:`project` stay one function (a model whose readout is not fitted yet, or whose image
-        rows are not ``W``'s, keeps its rows: the next ``train()`` writes them)."""
+        :meth:`project` stay one function (a model whose readout is not fitted yet keeps its rows:
+        the next ``train()`` writes them). A write that fails (e.g. a `vectors_file` in use) leaves
+        the old β, and setting the new one again writes them; at 100M images it is a pass over the
+        features, into the model's `vectors_file` when it has one."""
         return self.__dict__.get("_space_readout", 0.0)
 
     @space_readout.setter
@@ -1992,9 +2001,14 @@ class Im2Vec(Word2Vec):
                              f"image_heads={heads!r} has none. Use image_heads='space' or space_readout=0.")
         old, self.__dict__["_space_readout"] = self.__dict__.get("_space_readout"), float(beta)
         if (old is not None and float(beta) != old and self.__dict__.get("readout_W") is not None
-                and self.__dict__.get("_image_rows_from_W") and self.W is not None and self.features is not None):
+                and self.W is not None and self.features is not None):  # a fitted readout: a trained model
             start = default_timer()
-            self._write_image_vectors()
+            self._image_rows_from_W = False  # until every row is written with the new β
+            try:
+                self._write_image_vectors()
+            except BaseException:  # the old β back: setting the new one again writes the rows again
+                self.__dict__["_space_readout"] = old
+                raise
             logger.info("space_readout %g -> %g: the images' rows of wv written again (%.2fs)", old, float(beta),
                         default_timer() - start)
 

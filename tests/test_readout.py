@@ -244,3 +244,53 @@ def test_a_model_saved_with_space_readout_as_an_attribute_loads_it(data, tmp_pat
     old = Im2Vec.load(str(tmp_path / "old.model"))
     assert old.space_readout == 0.5 and "space_readout" not in old.__dict__
     np.testing.assert_array_equal(old.project(data.test_features), answer)
+
+
+def test_a_train_on_fewer_images_than_the_vocabulary_neither_crashes_nor_fits_from_a_row(data, monkeypatch, caplog):
+    """The Gram's rate comes from the images the epochs before trained, not from the vocabulary's
+    counts (a train() on three documents of a vocabulary built on 400 images is not sampled); a
+    one-epoch train() has only the counts, and a sample of fewer than two rows keeps the readout."""
+    monkeypatch.setattr(M, "READOUT_GRAM_IMAGES", 100)
+    docs = image_docs(data)
+    m = Im2Vec(image_features=data.features, space_readout=0.5, **OPTS)
+    m.build_vocab(docs * 4)
+    m.train(docs * 4, total_examples=4 * len(docs), epochs=2)
+    fitted = m.readout_W.copy()
+    seen = {}
+    real = Im2Vec._fit_readout
+
+    def fit(self):
+        seen.update(n=self._readout_sums.n, g=self._readout_sums.g, rate=self._readout_sums.gram_rate)
+        real(self)
+
+    monkeypatch.setattr(Im2Vec, "_fit_readout", fit)
+    m.train(docs[:3], total_examples=3, epochs=2)
+    assert seen == dict(n=3, g=3, rate=1.0) and not np.array_equal(m.readout_W, fitted)
+    again = m.readout_W.copy()
+    with caplog.at_level("WARNING", logger="gensim_im2vec.model"):
+        m.train(docs[:3], total_examples=3, epochs=1)  # rate 100 / 1,600 of the vocabulary's counts
+    assert seen["rate"] < 0.1 and seen["g"] < 2
+    assert "too few to fit the readout" in caplog.text
+    np.testing.assert_array_equal(m.readout_W, again)
+    keys = [d[0] for d in docs[:3]]
+    np.testing.assert_allclose(m.wv[keys], m.project(np.array([data.features[k] for k in keys])), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_a_failed_write_leaves_the_old_space_readout_and_setting_it_again_writes(data, monkeypatch):
+    m = Im2Vec(data.docs, image_features=data.features, space_readout=0.5, **OPTS)
+    keys = [d[0] for d in image_docs(data)[:20]]
+    feats = np.array([data.features[k] for k in keys])
+    real = Im2Vec._write_image_vectors
+
+    def fails(self, *args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Im2Vec, "_write_image_vectors", fails)
+    with pytest.raises(OSError, match="disk full"):
+        m.space_readout = 2.0
+    assert m.space_readout == 0.5
+    monkeypatch.setattr(Im2Vec, "_write_image_vectors", real)
+    m.space_readout = 2.0
+    np.testing.assert_allclose(m.wv[keys], m.project(feats), rtol=1e-5, atol=1e-6)
+    assert m._image_rows_from_W
