@@ -2867,13 +2867,15 @@ class _ReadoutSums:
 
     The Gram ``Σ xxᵀ`` and its rows' sum (``sxx``, ``sxs``, ``g`` rows) are of each row with
     probability `gram_rate` (a fixed pseudo-random draw from `seed`; all of them at 1), at most
-    ``READOUT_GRAM_IMAGES``; ``Σ x``, ``Σ y`` and ``Σ xyᵀ`` are of every row."""
+    twice ``READOUT_GRAM_IMAGES``; ``Σ x``, ``Σ y`` and ``Σ xyᵀ`` are of every row."""
 
     def __init__(self, n_features: int, size: int, limit: int, gram_rate: float = 1.0, seed: int = 0) -> None:
         self.lock = threading.Lock()
         self.limit = int(limit)
         self.gram_rate = float(gram_rate)
-        self.gram_limit = self.limit if self.gram_rate >= 1.0 else READOUT_GRAM_IMAGES
+        # a hard stop far above the draw's ~READOUT_GRAM_IMAGES ± its root (at the bound itself, about half
+        # the epochs would lose their last documents' rows): only a rate from too few counted images reaches it
+        self.gram_limit = self.limit if self.gram_rate >= 1.0 else 2 * READOUT_GRAM_IMAGES
         self.rng = np.random.default_rng(seed)
         self.n = self.g = 0
         self.sx, self.sy, self.sxs = np.zeros(n_features), np.zeros(size), np.zeros(n_features)

@@ -294,3 +294,15 @@ def test_a_failed_write_leaves_the_old_space_readout_and_setting_it_again_writes
     m.space_readout = 2.0
     np.testing.assert_allclose(m.wv[keys], m.project(feats), rtol=1e-5, atol=1e-6)
     assert m._image_rows_from_W
+
+
+def test_the_gram_stops_at_twice_readout_gram_images(monkeypatch):
+    """A rate set from too few counted images would sample past the bound: the Gram stops at twice it
+    (the draw itself lands about the bound, and at it half the epochs would lose their last rows)."""
+    monkeypatch.setattr(M, "READOUT_GRAM_IMAGES", 10)
+    sums = M._ReadoutSums(4, 2, limit=1000, gram_rate=0.5, seed=1)
+    X, Y = np.ones((100, 4), np.float32), np.ones((100, 2), np.float32)
+    sums.add(X, Y)
+    drawn = int((np.random.default_rng(1).random(100) < 0.5).sum())
+    assert drawn > 20 and sums.g == 20 and sums.n == 100
+    np.testing.assert_allclose(sums.sxx, 20 * np.ones((4, 4)))
