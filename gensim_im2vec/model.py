@@ -1961,12 +1961,10 @@ class Im2Vec(Word2Vec):
             return
         start = default_timer()
         n, g = sums.n, sums.g
-        xm, ym = sums.sx / n, sums.sy / n
-        if g == n:  # every image's rows in the Gram
-            sxx = sums.sxx - n * np.outer(xm, xm)
-        else:  # a sample's: its centred Gram scaled to the n images (λ keeps its weight against them)
-            xs = sums.sxs / g
-            sxx = (sums.sxx - g * np.outer(xs, xs)) * (n / g)
+        xm, ym, xs = sums.sx / n, sums.sy / n, sums.sxs / g
+        # the Gram's rows centred on their own mean, scaled to the n images (λ keeps its weight against
+        # them); with every row in it (g = n) that is the centred Gram of all of them, to the bit
+        sxx = (sums.sxx - g * np.outer(xs, xs)) * (n / g)
         sxx[np.diag_indices_from(sxx)] += READOUT_PENALTY
         R = scipy.linalg.solve(sxx, sums.sxy - n * np.outer(xm, ym), assume_a="pos")
         try:

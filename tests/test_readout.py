@@ -26,6 +26,25 @@ def image_docs(data):
     return [d for d in data.docs if d[0].startswith("img:")]
 
 
+def readout_directions(model, features):
+    """The readout's part of each image vector, ``unit(R·(v̂ − μ) + c)``, in float64."""
+    V = l2_normalize(features, out_dtype=np.float64) - model.feature_mean
+    return l2_normalize(V @ model.readout_W.T.astype(np.float64) + model.readout_offset, out_dtype=np.float64)
+
+
+def spy_readout_fits(monkeypatch) -> dict:
+    """The last readout fit's count, Gram rows and Gram rate, as ``_fit_readout`` finds them."""
+    seen = {}
+    real = Im2Vec._fit_readout
+
+    def fit(self):
+        seen.update(n=self._readout_sums.n, g=self._readout_sums.g, rate=self._readout_sums.gram_rate)
+        real(self)
+
+    monkeypatch.setattr(Im2Vec, "_fit_readout", fit)
+    return seen
+
+
 @pytest.mark.parametrize("path", [dict(), dict(space_candidates="own")])  # the kernel's job path, the per-run path
 def test_the_readout_is_ridge_from_the_features_to_the_mean_unit_word(data, path):
     """With the words frozen (two-stage), the readout fitted from the last epoch's sums is the ridge
@@ -37,8 +56,7 @@ def test_the_readout_is_ridge_from_the_features_to_the_mean_unit_word(data, path
     ridge = RidgeScorer.fit(np.array([data.features[d[0]] for d in docs]), [d[1:] for d in docs],
                             words_only(m, word_space=True))
     expected = l2_normalize(ridge.project(data.test_features) - ridge.word_mean, out_dtype=np.float64)
-    V = l2_normalize(data.test_features, out_dtype=np.float64) - m.feature_mean
-    ours = l2_normalize(V @ m.readout_W.T.astype(np.float64) + m.readout_offset, out_dtype=np.float64)
+    ours = readout_directions(m, data.test_features)
     np.testing.assert_allclose(ours, expected, atol=2e-5)
     four = RidgeScorer.fit(np.array([data.features[d[0]] for d in docs] * 4), [d[1:] for d in docs] * 4,
                            words_only(m, word_space=True))
@@ -160,14 +178,7 @@ def test_past_readout_gram_images_the_gram_is_a_uniform_sample(data, monkeypatch
     readout directions at cosine 0.98 on average to ridge's on all the images (half of 400 rows at
     F = 32; left unscaled to the n images, 0.97)."""
     docs = image_docs(data)
-    seen = {}
-    real = Im2Vec._fit_readout
-
-    def fit(self):
-        seen.update(n=self._readout_sums.n, g=self._readout_sums.g, rate=self._readout_sums.gram_rate)
-        real(self)
-
-    monkeypatch.setattr(Im2Vec, "_fit_readout", fit)
+    seen = spy_readout_fits(monkeypatch)
     monkeypatch.setattr(M, "READOUT_GRAM_IMAGES", len(docs) // 2)
     m = Im2Vec(data.docs, image_features=data.features, space_readout=0.5, train_words=False,
                space_word_alpha=0.0, batch_words=200, **OPTS)
@@ -176,8 +187,7 @@ def test_past_readout_gram_images_the_gram_is_a_uniform_sample(data, monkeypatch
     ridge = RidgeScorer.fit(np.array([data.features[d[0]] for d in docs]), [d[1:] for d in docs],
                             words_only(m, word_space=True))
     expected = l2_normalize(ridge.project(data.test_features) - ridge.word_mean, out_dtype=np.float64)
-    V = l2_normalize(data.test_features, out_dtype=np.float64) - m.feature_mean
-    ours = l2_normalize(V @ m.readout_W.T.astype(np.float64) + m.readout_offset, out_dtype=np.float64)
+    ours = readout_directions(m, data.test_features)
     cosines = np.sum(ours * expected, axis=1)
     assert np.abs(ours - expected).max() > 1e-3  # a sample's Gram, not every image's
     assert cosines.mean() > 0.975 and cosines.min() > 0.8, (cosines.mean(), cosines.min())
@@ -185,9 +195,7 @@ def test_past_readout_gram_images_the_gram_is_a_uniform_sample(data, monkeypatch
     full = Im2Vec(data.docs, image_features=data.features, space_readout=0.5, train_words=False,
                   space_word_alpha=0.0, batch_words=200, **OPTS)
     assert seen["g"] == seen["n"] == len(docs) and seen["rate"] == 1.0
-    np.testing.assert_allclose(
-        l2_normalize(V @ full.readout_W.T.astype(np.float64) + full.readout_offset, out_dtype=np.float64),
-        expected, atol=2e-5)
+    np.testing.assert_allclose(readout_directions(full, data.test_features), expected, atol=2e-5)
 
 
 def test_the_sums_gram_holds_the_drawn_rows_and_the_rest_every_row(monkeypatch):
@@ -256,14 +264,7 @@ def test_a_train_on_fewer_images_than_the_vocabulary_neither_crashes_nor_fits_fr
     m.build_vocab(docs * 4)
     m.train(docs * 4, total_examples=4 * len(docs), epochs=2)
     fitted = m.readout_W.copy()
-    seen = {}
-    real = Im2Vec._fit_readout
-
-    def fit(self):
-        seen.update(n=self._readout_sums.n, g=self._readout_sums.g, rate=self._readout_sums.gram_rate)
-        real(self)
-
-    monkeypatch.setattr(Im2Vec, "_fit_readout", fit)
+    seen = spy_readout_fits(monkeypatch)
     m.train(docs[:3], total_examples=3, epochs=2)
     assert seen == dict(n=3, g=3, rate=1.0) and not np.array_equal(m.readout_W, fitted)
     again = m.readout_W.copy()
