@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from gensim_im2vec.store import FeatureStore
 from gensim_im2vec.validation import check_features
 
 logger = logging.getLogger(__name__)
@@ -118,16 +119,21 @@ class ImageFeatures:
     metadata : dict, optional
         Provenance (e.g. a feature store's metadata: arch, weights, layer).
     key_to_index : dict, optional
-        ``key → row``, when the caller already has it (a store's): used as given, not copied.
+        ``key → row``, when the caller already has it: used as given, not copied.
 
     Attributes
     ----------
+    key_to_index : dict
+        ``key → row``. From a store (:meth:`from_any`) it is the store's own, built on first use:
+        a model loaded to be queried never needs it (its vocabulary keeps each image's row), and at
+        100M images the dict is ≈ 6 GB of private memory and a minute to build.
     source : object or None
         The feature store the features came from (:meth:`from_any`), None for a mapping or pair.
     """
 
     def __init__(self, keys: Sequence[str], vectors: np.ndarray, *, name: str = "image_features",
-                 metadata: dict | None = None, key_to_index: Mapping[str, int] | None = None):
+                 metadata: dict | None = None, key_to_index: Mapping[str, int] | None = None,
+                 _lazy_source=None):
         keys = keys if isinstance(keys, list) else list(keys)
         self.checked = False
         if isinstance(vectors, np.ndarray) and vectors.ndim == 2 and vectors.dtype in (np.float16, np.float32):
@@ -139,7 +145,10 @@ class ImageFeatures:
             self.checked = True
         if len(keys) != arr.shape[0]:
             raise ValueError(f"{name}: {len(keys)} keys for {arr.shape[0]} feature rows; they must match one to one.")
-        if key_to_index is None:
+        self.source = _lazy_source
+        if _lazy_source is not None:  # a store's keys, unique by construction: its dict when first asked
+            key_to_index = None
+        elif key_to_index is None:
             key_to_index = {}
             for i, k in enumerate(keys):
                 if not isinstance(k, str):
@@ -150,8 +159,8 @@ class ImageFeatures:
         self.keys = keys
         self.vectors = arr
         # a store's dict is shared, not copied (at 10M images a copy costs ~0.5 GB)
-        self.key_to_index = key_to_index if isinstance(key_to_index, dict) else dict(key_to_index)
-        self.source = None
+        self._key_to_index = (key_to_index if key_to_index is None or isinstance(key_to_index, dict)
+                              else dict(key_to_index))
         self.name = name
         self.metadata = dict(metadata or {})
         # a memory-mapped store may be far larger than what a model uses: its rows are checked
@@ -169,10 +178,12 @@ class ImageFeatures:
         if hasattr(obj, "keys") and hasattr(obj, "vectors") and not isinstance(obj, Mapping):
             keys = obj.keys() if callable(obj.keys) else obj.keys
             meta = getattr(obj, "metadata", None)
-            k2i = getattr(obj, "key_to_index", None)
             store_name = f"{name} ({getattr(obj, 'path', type(obj).__name__)})"
-            feats = cls(keys if isinstance(keys, list) else list(keys), obj.vectors, name=store_name,
-                        metadata=meta, key_to_index=k2i)
+            keys = keys if isinstance(keys, list) else list(keys)
+            if isinstance(obj, FeatureStore):  # its dict is built when first asked for, and shared
+                return cls(keys, obj.vectors, name=store_name, metadata=meta, _lazy_source=obj)
+            feats = cls(keys, obj.vectors, name=store_name, metadata=meta,
+                        key_to_index=getattr(obj, "key_to_index", None))
             feats.source = obj
             return feats
         if isinstance(obj, Mapping):
@@ -203,6 +214,17 @@ class ImageFeatures:
         )
 
     # -- access -------------------------------------------------------------------------------
+    @property
+    def key_to_index(self) -> dict[str, int]:
+        if self._key_to_index is None:  # a store's (shared), or one of our own keys (model.features)
+            source = self.source.key_to_index if self.source is not None else None
+            self._key_to_index = source if source is not None else {k: i for i, k in enumerate(self.keys)}
+        return self._key_to_index
+
+    @key_to_index.setter
+    def key_to_index(self, value: dict[str, int] | None) -> None:
+        self._key_to_index = value
+
     def __len__(self) -> int:
         return len(self.keys)
 

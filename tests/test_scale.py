@@ -120,3 +120,27 @@ def test_an_ann_index_is_built_without_a_normalised_copy_of_every_vector(monkeyp
     for key, want in exact.items():
         got = [w for w, _ in ann_most_similar(model, key, topn=5, indexer=indexer)]
         assert got == want
+
+
+def test_a_model_loaded_over_a_store_builds_no_key_dict_of_the_store_until_asked(tmp_path):
+    # the vocabulary keeps each image's row: a model loaded to be queried (or trained on) never needs
+    # the store's key -> row dict (~60 B per image: 6 GB at 100M), so it is built on first use only
+    store = FeatureStore.from_arrays(tmp_path / "s", list(FEATS), np.stack(list(FEATS.values())))
+    model = Im2Vec(DOCS, image_features=FeatureStore.open(tmp_path / "s"), vector_size=8, min_count=1, epochs=1,
+                   workers=1, seed=1)
+    model.save(str(tmp_path / "m.model"))
+    loaded = Im2Vec.load(str(tmp_path / "m.model"))
+    feats = loaded.features
+    assert feats.source is not None and feats.source._key_to_index is None and feats._key_to_index is None
+    # queries by key, by features, and more training: none of them asks for it
+    near = loaded.wv.most_similar("img:3", topn=5)
+    np.testing.assert_allclose(loaded.wv["img:3"], loaded.project(FEATS["img:3"]), rtol=1e-5, atol=1e-6)
+    loaded.train(DOCS[:200], total_examples=200, epochs=1)
+    assert feats.source._key_to_index is None
+    assert [k for k, _ in near] == [k for k, _ in model.wv.most_similar("img:3", topn=5)]
+    # asked for: the store's own dict, shared, right
+    assert "img:7" in feats and feats.row("img:7") == store.key_to_index["img:7"] == list(FEATS).index("img:7")
+    assert feats.key_to_index is feats.source.key_to_index and "img:nope" not in feats
+    # and a store given directly is indexed the same way
+    direct = ImageFeatures.from_any(FeatureStore.open(tmp_path / "s"))
+    assert direct._key_to_index is None and direct.row("img:2499") == 2499
