@@ -615,7 +615,8 @@ class Im2Vec(Word2Vec):
             feats = ImageFeatures.__new__(ImageFeatures)
             feats.keys = self.image_feature_keys
             feats.vectors = self.image_vectors
-            feats.key_to_index = {k: i for i, k in enumerate(self.image_feature_keys)}
+            feats.key_to_index = None  # built from the keys when first asked for (the vocabulary has the rows)
+            feats.source = None
             feats.name = "image_features"
             feats.metadata = self.image_features_metadata
             feats.checked = True  # a model's own features were checked when it was built
@@ -1501,6 +1502,7 @@ class Im2Vec(Word2Vec):
         self._image_occurrences = 0
         self._space_seconds = 0.0
         if self.image_heads == "space" and n_img and self.feature_mean is None:
+            self._image_rows_from_W = False  # project() maps from the mean fitted now: not the rows' mean
             self._fit_feature_mean()
         self._analogy_plan = plan
         self.space_analogy_seconds = 0.0
@@ -1905,9 +1907,14 @@ class Im2Vec(Word2Vec):
                     self.space_directions.shape[1], len(rows), default_timer() - start)
 
     def _epoch_begins(self) -> None:
-        """An epoch of :meth:`train` begins (every worker idle): its last gathers the readout's sums
-        (`space_readout`)."""
+        """An epoch of :meth:`train` begins (every worker idle): W moves from its first job on, so the
+        images' rows of ``wv`` are no longer W's (:meth:`save` of the model in a callback leaves them
+        out, to be written from W at load) until :meth:`_write_image_vectors` writes them (at this
+        epoch's end for callbacks that read them, else as training ends); its last gathers the
+        readout's sums (`space_readout`)."""
         self._epochs_begun += 1  # (from 0 as training began)
+        if self.W is not None:
+            self._image_rows_from_W = False  # the flag only: the rows are written when they always were
         if (self.space_readout > 0 and self.image_heads == "space" and self.features is not None
                 and self._epochs_begun == self.epochs):
             if self._epochs_begun > 1:  # the image occurrences the epoch will train: as many as each before
@@ -2067,19 +2074,21 @@ class Im2Vec(Word2Vec):
                                                        shift_all[pick], alpha=self.space_analogy_alpha)
         self.space_analogy_seconds += default_timer() - start
 
-    def _write_image_vectors(self, among: np.ndarray | None = None) -> None:
+    def _write_image_vectors(self, among: np.ndarray | None = None, into: np.ndarray | None = None) -> None:
         """Write every vocabulary image's vector (:meth:`project_rows`) into ``model.wv.vectors``, in
         chunks, on ``workers`` threads (one BLAS thread each): done once after the epochs, on one
         thread it was the part of ``train()`` that more workers did not shorten (9% of a 2-epoch
         ``train()`` of 20,000 images, ``benchmarks/bench_image_kernel.py`` section 4). `among`:
         only the images at these vocabulary indices (the new rows of a vocabulary update), found
-        among them alone: not a pass over every image row (that sorted 20M rows for 10 new ones)."""
+        among them alone: not a pass over every image row (that sorted 20M rows for 10 new ones).
+        `into`: ``wv.vectors`` as it is (:meth:`save` moving the vectors file), not wherever
+        :meth:`_writable_vectors` would put it."""
         rows = self._vocab_image_rows
         idx = np.flatnonzero(rows >= 0) if among is None else among[rows[among] >= 0]
         if self.W is None:
             return
         if len(idx):
-            self._write_rows(idx)
+            self._write_rows(idx, into)
         if among is None:
             self._image_rows_from_W = True
 
@@ -2493,18 +2502,49 @@ class Im2Vec(Word2Vec):
         With a path, all files are first written under a temporary name and then renamed, the main
         file last, so an interrupted save never leaves a half-written model under `fname`. A path
         ending in ``.gz`` or ``.bz2`` is compressed, as with gensim (not memory-mappable then).
+
+        The images' rows of ``wv.vectors`` are saved only when they are ``W``'s (:meth:`project` of
+        each image's features). When they are not (a save from a callback during :meth:`train`, which
+        writes them only at the epochs' ends for callbacks that read them and as training ends; a
+        checkpoint just resumed; a vocabulary not trained since it was built or given new features),
+        the model is saved as a checkpoint is, without them, and loading it (any loader) writes them
+        from the saved ``W``; with ``move_vectors_file=True`` they are written from ``W`` into the
+        vectors file first.
         """
         directory = None
         if isinstance(fname_or_handle, (str, os.PathLike)):
             fname_or_handle = _check_save_path(fname_or_handle)
             directory = os.path.dirname(fname_or_handle)
         moving = bool(move_vectors_file) and self._check_move_vectors(fname_or_handle, directory, args, kwargs)
-        with self._saved_features(directory), self._saved_vectors(moving):
+        stale = self._image_rows_stale()
+        if stale and moving:  # the file itself becomes the saved array: W's rows in it first
+            start = default_timer()
+            self._write_image_vectors(into=self.wv.vectors)  # (the map being moved, as _check_move_vectors saw it)
+            self.wv.vectors.flush()
+            logger.info("save(move_vectors_file=True): the images' %i rows of wv were not W's (saved during "
+                        "train(), or not written since W or the features changed); written from W into %s first "
+                        "(%.2fs)", int(np.sum(self._vocab_image_rows >= 0)), self._vectors_file_state.path,
+                        default_timer() - start)
+        elif stale:  # as a checkpoint: no pass over the features now, the load writes them from W
+            logger.info("save: the images' %i rows of wv are not W's (saved during train(), or not written since W "
+                        "or the features changed); %s is saved without them, and loading it writes them from W",
+                        int(np.sum(self._vocab_image_rows >= 0)), fname_or_handle)
+        left_out = self._saved_without_image_rows() if stale and not moving else contextlib.nullcontext()
+        with self._saved_features(directory), self._saved_vectors(moving), left_out:
             if directory is None:
                 return super().save(fname_or_handle, *args, **kwargs)
             atomic_save(super(), fname_or_handle, *args, **kwargs)  # super(): gensim's save, not this one
         if moving:
             self._let_go_of_vectors_file(fname_or_handle + ".wv.vectors.npy")
+
+    def _image_rows_stale(self) -> bool:
+        """Whether :meth:`save` must not save the images' rows of ``wv.vectors`` as they are: the model
+        has images, ``W`` and their features, and the rows are not known to be W's
+        (``_image_rows_from_W``); not when a checkpoint's save already leaves them out."""
+        rows = getattr(self, "_vocab_image_rows", None)
+        return (self.W is not None and not getattr(self, "_image_rows_from_W", False)
+                and "_image_rows_left_out" not in self.__dict__ and self.features is not None
+                and rows is not None and len(rows) == len(self.wv.vectors) and bool(np.any(rows >= 0)))
 
     def _check_move_vectors(self, fname, directory, args, kwargs) -> bool:
         """``save(move_vectors_file=True)``: whether there is a vectors file to move (False: the vectors
@@ -2658,7 +2698,11 @@ class Im2Vec(Word2Vec):
         writes the images' rows from ``W`` again (:meth:`_restore_image_rows`), as training writes them
         (:func:`~gensim_im2vec.checkpoint.resume` leaves them to the training it resumes). At 100M images the images'
         rows are 40-80 GB that each epoch's checkpoint would write; a model that has not trained (no
-        W) is saved whole."""
+        W) is saved whole. Inside another (:class:`~gensim_im2vec.checkpoint.EpochCheckpoint` around
+        :meth:`save`, which leaves stale rows out by itself) it does nothing more."""
+        if "_image_rows_left_out" in self.__dict__:  # the outer one has set the words' rows aside
+            yield
+            return
         rows = self._vocab_image_rows
         words = np.flatnonzero(rows < 0)
         if self.W is None or len(words) == len(rows) or len(rows) != len(self.wv.vectors):
