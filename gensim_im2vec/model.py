@@ -2509,7 +2509,8 @@ class Im2Vec(Word2Vec):
         checkpoint just resumed; a vocabulary not trained since it was built or given new features),
         the model is saved as a checkpoint is, without them, and loading it (any loader) writes them
         from the saved ``W``; with ``move_vectors_file=True`` they are written from ``W`` into the
-        vectors file first.
+        vectors file first; to a file handle (gensim's plain pickle, which ``pickle.load`` reads back
+        with no load of ours after it) they are written from ``W`` into the pickled copy.
         """
         directory = None
         if isinstance(fname_or_handle, (str, os.PathLike)):
@@ -2525,17 +2526,39 @@ class Im2Vec(Word2Vec):
                         "train(), or not written since W or the features changed); written from W into %s first "
                         "(%.2fs)", int(np.sum(self._vocab_image_rows >= 0)), self._vectors_file_state.path,
                         default_timer() - start)
+        elif stale and directory is None:  # a handle: gensim's plain pickle, which pickle.load reads with no
+            # load of ours after it to write left-out rows: the stream holds them, from W (in a copy)
+            logger.info("save: the images' %i rows of wv are not W's (saved during train(), or not written since W "
+                        "or the features changed); written from W into the saved copy",
+                        int(np.sum(self._vocab_image_rows >= 0)))
         elif stale:  # as a checkpoint: no pass over the features now, the load writes them from W
             logger.info("save: the images' %i rows of wv are not W's (saved during train(), or not written since W "
                         "or the features changed); %s is saved without them, and loading it writes them from W",
                         int(np.sum(self._vocab_image_rows >= 0)), fname_or_handle)
-        left_out = self._saved_without_image_rows() if stale and not moving else contextlib.nullcontext()
-        with self._saved_features(directory), self._saved_vectors(moving), left_out:
+        written = self._saved_with_image_rows() if stale and directory is None else contextlib.nullcontext()
+        left_out = (self._saved_without_image_rows() if stale and not moving and directory is not None
+                    else contextlib.nullcontext())
+        with written, self._saved_features(directory), self._saved_vectors(moving), left_out:
             if directory is None:
                 return super().save(fname_or_handle, *args, **kwargs)
             atomic_save(super(), fname_or_handle, *args, **kwargs)  # super(): gensim's save, not this one
         if moving:
             self._let_go_of_vectors_file(fname_or_handle + ".wv.vectors.npy")
+
+    @contextlib.contextmanager
+    def _saved_with_image_rows(self):
+        """While saving to a file handle a model whose images' rows are not W's: ``wv.vectors`` a copy
+        with them written from ``W`` (and the flag saying so), the live model's rows left as they are
+        (:meth:`train` writes them when it always did). Entered before :meth:`_saved_features`, which
+        sets the features aside."""
+        vectors, norms, flag = self.wv.vectors, self.wv.norms, self._image_rows_from_W
+        whole = np.array(vectors, dtype=REAL, order="C")
+        self._write_rows(np.flatnonzero(self._vocab_image_rows >= 0), whole)
+        self.wv.vectors, self._image_rows_from_W = whole, True
+        try:
+            yield
+        finally:
+            self.wv.vectors, self.wv.norms, self._image_rows_from_W = vectors, norms, flag
 
     def _image_rows_stale(self) -> bool:
         """Whether :meth:`save` must not save the images' rows of ``wv.vectors`` as they are: the model
