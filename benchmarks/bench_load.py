@@ -1,19 +1,22 @@
-"""What loading a model over a feature store costs: time and private memory, with the store's
-``key → row`` dict built (as every load built it before) or not (the model's vocabulary keeps
-each image's row, so a load builds it only when a key is first looked up in ``model.features``).
+"""What loading a model over a feature store costs, now and as it was: time and private memory.
 
     python benchmarks/bench_load.py [--images 1000000] [--dir /tmp/bench-load] [--repeats 2]
 
-Builds (once, kept in DIR) a float16 store of N images × 32 features and a model of one epoch
-over documents ``[image, two of 500 tags]`` (D 16), saved beside it. Each load runs in a fresh
-process; "with the dict" is the same load followed by ``model.features.key_to_index`` (the
-reference: what a load cost before). Prints seconds and private memory (``RssAnon``) and their
+Two things a load no longer does: build the store's ``key → row`` dict (the model's vocabulary
+keeps each image's row; the dict is built when a key is first looked up in ``model.features``), and
+unpickle ``wv.key_to_index`` (``save()`` leaves it out of the pickle, the load builds it once from
+``index_to_key``). Builds (once, kept in DIR) a float16 store of N images × 32 features and a model
+of one epoch over documents ``[image, two of 500 tags]`` (D 16), saved twice beside it: as
+``save()`` saves it now, and with ``wv.key_to_index`` in the pickle (as before). Each load runs in
+a fresh process, interleaved; the reference ("before") loads the second file and then builds the
+store's dict. Prints seconds, private memory (``RssAnon``) and the saved pickle's size, and their
 ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -32,17 +35,17 @@ def anon():
         return next(int(l.split()[1]) * 1024 for l in f if l.startswith("RssAnon:"))
 before = anon(); t = time.perf_counter()
 model = Im2Vec.load(sys.argv[1])
-if sys.argv[2] == "dict":
+if sys.argv[2] == "before":
     model.features.key_to_index
 seconds = time.perf_counter() - t; gc.collect()
 print(json.dumps({"seconds": seconds, "private": anon() - before}))
 """
 
 
-def build(n: int, directory: str) -> str:
-    path = os.path.join(directory, f"m{n}.model")
-    if os.path.exists(path):
-        return path
+def build(n: int, directory: str) -> tuple[str, str]:
+    path, before = (os.path.join(directory, f"m{n}{tail}.model") for tail in ("", "-before"))
+    if os.path.exists(path) and os.path.exists(before):
+        return path, before
     os.makedirs(directory, exist_ok=True)
     rng = np.random.default_rng(0)
     keys = [f"img:{i:09d}" for i in range(n)]
@@ -54,7 +57,11 @@ def build(n: int, directory: str) -> str:
     model = Im2Vec(docs, image_features=FeatureStore.open(store_path), vector_size=16, min_count=1, epochs=1,
                    workers=1, sample=0, seed=1)
     model.save(path)
-    return path
+    with contextlib.ExitStack() as stack:  # the pickle as it was: with wv.key_to_index
+        stack.callback(setattr, Im2Vec, "_saved_without_key_index", Im2Vec._saved_without_key_index)
+        Im2Vec._saved_without_key_index = lambda self: contextlib.nullcontext()
+        model.save(before)
+    return path, before
 
 
 def main() -> None:
@@ -63,19 +70,21 @@ def main() -> None:
     ap.add_argument("--dir", default="/tmp/bench-load", help="the store and the model (kept between runs)")
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
-    path = build(args.images, args.dir)
-    runs: dict[str, list[dict]] = {"dict": [], "lazy": []}
+    files = dict(zip(("now", "before"), build(args.images, args.dir)))
+    runs: dict[str, list[dict]] = {"before": [], "now": []}
     for _ in range(args.repeats):
-        for how in ("dict", "lazy"):  # interleaved
-            out = subprocess.run([sys.executable, "-c", _CHILD, path, how], check=True, capture_output=True, text=True)
+        for how in ("before", "now"):  # interleaved
+            out = subprocess.run([sys.executable, "-c", _CHILD, files[how], how], check=True, capture_output=True,
+                                 text=True)
             runs[how].append(json.loads(out.stdout.strip().splitlines()[-1]))
-    best = {how: (min(r["seconds"] for r in rs), min(r["private"] for r in rs)) for how, rs in runs.items()}
+    best = {how: (min(r["seconds"] for r in rs), min(r["private"] for r in rs), os.path.getsize(files[how]))
+            for how, rs in runs.items()}
     print(f"Im2Vec.load of {args.images:,} images over a store ({args.repeats} runs each, best):")
-    for how, label in (("dict", "with the store's dict (before)"), ("lazy", "without it (now)")):
-        s, p = best[how]
-        print(f"  {label:<32s} {s:6.2f} s  {p / 2**20:8.0f} MiB private")
-    (s0, p0), (s1, p1) = best["dict"], best["lazy"]
-    print(f"  ratio now / before: time {s1 / s0:.2f}, private memory {p1 / p0:.2f}")
+    for how, label in (("before", "before (key dicts built/unpickled)"), ("now", "now")):
+        s, p, size = best[how]
+        print(f"  {label:<36s} {s:6.2f} s  {p / 2**20:8.0f} MiB private  pickle {size / 2**20:6.1f} MiB")
+    (s0, p0, z0), (s1, p1, z1) = best["before"], best["now"]
+    print(f"  ratio now / before: time {s1 / s0:.2f}, private memory {p1 / p0:.2f}, pickle {z1 / z0:.2f}")
 
 
 if __name__ == "__main__":

@@ -980,6 +980,8 @@ class Im2Vec(Word2Vec):
         with ``image_negatives="vocab"``, for image inputs); ``_neg_tag_idx/_neg_tag_cum``: words by
         their count in image documents (negatives for image inputs with ``image_negatives="tags"``).
         """
+        if self.__dict__.get("_key_index_pending"):  # gensim's load, before ours has the key index: ours builds it
+            return
         n = len(self.wv.index_to_key)
         counts = np.asarray(self.wv.expandos["count"], dtype=np.float64) if n else np.zeros(0)
         # gensim's table (its own kernel, text-only hs, reads it) without its per-token Python loop:
@@ -2538,12 +2540,30 @@ class Im2Vec(Word2Vec):
         written = self._saved_with_image_rows() if stale and directory is None else contextlib.nullcontext()
         left_out = (self._saved_without_image_rows() if stale and not moving and directory is not None
                     else contextlib.nullcontext())
-        with written, self._saved_features(directory), self._saved_vectors(moving), left_out:
+        no_index = self._saved_without_key_index() if directory is not None else contextlib.nullcontext()
+        with written, self._saved_features(directory), self._saved_vectors(moving), left_out, no_index:
             if directory is None:
                 return super().save(fname_or_handle, *args, **kwargs)
             atomic_save(super(), fname_or_handle, *args, **kwargs)  # super(): gensim's save, not this one
         if moving:
             self._let_go_of_vectors_file(fname_or_handle + ".wv.vectors.npy")
+
+    @contextlib.contextmanager
+    def _saved_without_key_index(self):
+        """While saving to a path: ``wv.key_to_index`` empty in the pickle (it is ``index_to_key``
+        inverted; unpickling it took longer than building it again, 0.25 s a million keys, and 10 MB
+        of the file), rebuilt once by the load (:meth:`_load_specials`). Not for a file handle, which
+        ``pickle.load`` reads back with no load of ours after it."""
+        wv = self.wv
+        k2i = wv.key_to_index
+        if len(k2i) != len(wv.index_to_key):  # not gensim's invariant: saved as it is
+            yield
+            return
+        wv.key_to_index = {}
+        try:
+            yield
+        finally:
+            wv.key_to_index = k2i
 
     @contextlib.contextmanager
     def _saved_with_image_rows(self):
@@ -2840,6 +2860,11 @@ class Im2Vec(Word2Vec):
         self._features_cache = None
         self._feature_store = None
         self._vectors_file_state = None  # the saved vectors are the model's own, never its vectors_file
+        wv = self.__dict__.get("wv")
+        # saved without its key dict (_saved_without_key_index): built once below, after the vocabulary's
+        # image keys share the features' strings; gensim's own load would build the tables with it first
+        pending = wv is not None and len(wv.__dict__.get("key_to_index", ())) != len(getattr(wv, "index_to_key", ()))
+        self._key_index_pending = pending
         given = _LOAD_FEATURES.get()
         _LOAD_FEATURES.set(None)  # for this model only, not for objects loaded inside it
         if given is None and self.image_store is not None:
@@ -2847,10 +2872,15 @@ class Im2Vec(Word2Vec):
             feats.checked = True  # the same store the model was built on
             self._attach_features(feats)
         # gensim's own _load_specials rebuilds the cumulative tables (ours too, see make_cum_table)
-        super()._load_specials(*args, **kwargs)
+        try:
+            super()._load_specials(*args, **kwargs)
+        finally:
+            self.__dict__.pop("_key_index_pending", None)
         self._scan_tag_counts = None
         self._image_occurrences = 0
         rows = getattr(self, "_vocab_image_rows", None)
+        if pending and (given is not None or rows is None or len(rows) != len(self.wv.index_to_key)):
+            self._build_key_index()  # (the paths below look keys up before the strings are shared)
         if given is not None:
             self._use_given_features(given, fname)
         elif rows is None or len(rows) != len(self.wv.index_to_key):
@@ -2858,6 +2888,10 @@ class Im2Vec(Word2Vec):
         else:
             self._vocab_image_rows = np.array(rows, dtype=np.int64)  # writable, in memory
         self._share_feature_keys()
+        if len(self.wv.key_to_index) != len(self.wv.index_to_key):
+            self._build_key_index()  # no image strings to share (no images, or no features)
+        if pending:
+            self.make_cum_table()  # the one gensim's load skipped, with the key index now
         if "_image_rows_left_out" in self.__dict__:  # a checkpoint (_saved_without_image_rows), by any loader
             self._restore_image_rows()
 
@@ -2874,8 +2908,12 @@ class Im2Vec(Word2Vec):
             for i, r in zip(part.tolist(), rows[part].tolist()):
                 if keys[r] == index_to_key[i]:
                     index_to_key[i] = keys[r]
-        k2i = self.wv.key_to_index
-        k2i.clear()  # the copies go now; the dict is rebuilt in place
+        self._build_key_index()  # the copies go now (a dict loaded with the model: rebuilt in place)
+
+    def _build_key_index(self) -> None:
+        """``wv.key_to_index`` from ``wv.index_to_key``, in place (the same dict object)."""
+        k2i, index_to_key = self.wv.key_to_index, self.wv.index_to_key
+        k2i.clear()
         k2i.update(zip(index_to_key, range(len(index_to_key))))
 
     def _use_given_features(self, given, fname) -> None:
