@@ -1,7 +1,8 @@
 """Target 6's ceilings: what the demo's cross-modal analogy questions can be answered with.
 
     OMP_NUM_THREADS=1 python benchmarks/analogy_ceilings.py --demo-dir demo_output \
-        --modes two-stage joint --seeds 1 2 3 [--model PATH ...] [--ridge 0.001 0.01] [--fit-questions]
+        --modes two-stage joint --seeds 1 2 3 [--model PATH ...] [--ridge 0.001 0.01] [--fit-questions] \
+        [--visual 0.1 0.2 0.3 0.5]
 
 Needs a finished ``make demo`` in `--demo-dir`. For each mode and seed it trains Im2Vec as the
 demo does (:func:`gensim_im2vec.pipeline.train_model`), but without the analogy term
@@ -15,6 +16,11 @@ representations of the same images, the words always the model's:
 - ``bag``: each image as the unit sum of its own tags' unit vectors
   (:func:`gensim_im2vec.evaluate.bag_of_words_analogies`): an image vector that knows its tags
   exactly;
+- ``bag + δ·visual`` (``--visual``, δ 0.1 0.2 0.3 0.5 by default): the ``bag`` plus δ times a unit
+  visual vector of the image, its centred features' coordinates on their top ``vector_size``
+  principal axes (no word in it): the bag breaks a tie between images with the same tags by how
+  alike they look, as an image vector that knew its tags exactly and kept some of its features
+  would;
 - ``linear λ`` (with the rows' mean cosine to their bags beside it, and the model's): each image as ``W*·(v̂ − μ)``, ``W*`` the least-squares map (ridge λ) of the
   training images' centred features onto their ``bag`` vectors, fitted on those very images. The
   questions' own images are in the fit, so nothing needs to generalise: it is how close a linear
@@ -96,7 +102,7 @@ def fit_to_questions(Xc, keys, wv, quads, W0, steps: int = 400, scale: float = 2
     return W.detach().numpy()
 
 
-def ceilings(cfg: DemoConfig, model, feats, ridges, fit_questions: bool = False) -> dict:
+def ceilings(cfg: DemoConfig, model, feats, ridges, fit_questions: bool = False, visual=()) -> dict:
     docs, splits = training_documents(cfg, feats, tags_only=cfg.tags_only)
     quads = analogy_questions(cfg, model, splits, docs)
     wv = model.wv
@@ -106,10 +112,15 @@ def ceilings(cfg: DemoConfig, model, feats, ridges, fit_questions: bool = False)
     reps = {"model": wv.vectors[[wv.key_to_index[k] for k in keys]], "bag": bags}
     G = Xc.T @ Xc
     B = bags.astype(np.float64)
+    if len(visual):
+        axes = np.linalg.svd(Xc, full_matrices=False)[2][: wv.vector_size]  # the features' top principal axes
+        look = l2_normalize(Xc @ axes.T, out_dtype=np.float64)
+        for delta in visual:
+            reps[f"bag + {delta:g}·visual"] = l2_normalize(bags, out_dtype=np.float64) + delta * look
     for lam in ridges:
         reps[f"linear {lam:g}"] = Xc @ np.linalg.solve(G + lam * np.eye(len(G)), Xc.T @ B)
     fit = {name: float(np.mean(np.sum(l2_normalize(V, out_dtype=np.float64) * B, axis=1)))  # rows' cosine to their bags
-           for name, V in reps.items() if name != "bag"}
+           for name, V in reps.items() if not name.startswith("bag")}
     near = feature_near(quads, keys, Xc)
     parts = {"all": quads, "y near x": sorted(near), "y far from x": [q for q in quads if q not in near]}
     out = {"n": {p: len(qs) for p, qs in parts.items()}, "fit_cosine": fit}
@@ -147,6 +158,8 @@ def main() -> None:
                     help="ridge penalties of the linear map (default: 0.001 0.01)")
     ap.add_argument("--fit-questions", action="store_true",
                     help="also W fitted to the questions themselves, and to the other half's (torch; ~4 min a model)")
+    ap.add_argument("--visual", nargs="*", type=float, default=[0.1, 0.2, 0.3, 0.5], metavar="DELTA",
+                    help="weights of the visual vector added to the bags (default: 0.1 0.2 0.3 0.5; none: leave out)")
     args = ap.parse_args()
     feats = open_features(DemoConfig(out_dir=args.demo_dir))
     runs = [(path, None, lambda p=path: Im2Vec.load(p)) for path in args.model]
@@ -158,7 +171,7 @@ def main() -> None:
                 runs.append((mode, seed, lambda c=cfg: train_model(c, feats, w2v)))
     results = defaultdict(list)
     for mode, seed, make in runs:
-        res = ceilings(DemoConfig(out_dir=args.demo_dir), make(), feats, args.ridge, args.fit_questions)
+        res = ceilings(DemoConfig(out_dir=args.demo_dir), make(), feats, args.ridge, args.fit_questions, args.visual)
         print(json.dumps({"mode": mode, "seed": seed, **res}), flush=True)
         results[mode].append(res)
     for mode, rows in results.items():
