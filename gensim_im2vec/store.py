@@ -90,6 +90,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
 import weakref
@@ -104,6 +105,7 @@ from gensim_im2vec.keys import encode_key
 from gensim_im2vec.validation import check_features, is_int, npy_header
 
 logger = logging.getLogger(__name__)
+_INDEX_LOCK = threading.Lock()  # FeatureStore.key_to_index's first build
 
 __all__ = ["FeatureStore", "FeatureStoreWriter", "PCA", "StoreMismatchError", "StoreLockedError", "IDENTITY_FIELDS",
            "NO_STAMP", "check_store_folder", "file_stamp", "images_digest", "is_store", "unfinished_run"]
@@ -1215,7 +1217,9 @@ class FeatureStore:
     @property
     def key_to_index(self) -> dict[str, int]:
         if self._key_to_index is None:
-            self._key_to_index = {k: i for i, k in enumerate(self.keys)}
+            with _INDEX_LOCK:  # built once (~60 B a key), also when two threads ask for it at once
+                if self._key_to_index is None:
+                    self._key_to_index = {k: i for i, k in enumerate(self.keys)}
         return self._key_to_index
 
     @property

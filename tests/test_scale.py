@@ -144,3 +144,32 @@ def test_a_model_loaded_over_a_store_builds_no_key_dict_of_the_store_until_asked
     # and a store given directly is indexed the same way
     direct = ImageFeatures.from_any(FeatureStore.open(tmp_path / "s"))
     assert direct._key_to_index is None and direct.row("img:2499") == 2499
+
+
+def test_threads_asking_for_a_stores_key_dict_at_once_share_one(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    FeatureStore.from_arrays(tmp_path / "s", list(FEATS), np.stack(list(FEATS.values())))
+    store = FeatureStore.open(tmp_path / "s")
+    keys = store.keys
+
+    class Slow(list):  # widens the window in which two builds could overlap
+        def __iter__(self):
+            time.sleep(0.05)
+            return super().__iter__()
+
+    monkeypatch.setattr(store, "keys", Slow(keys))
+    feats = ImageFeatures.from_any(store)
+    got, start = [], threading.Barrier(4)
+
+    def ask():
+        start.wait()
+        got.append(feats.key_to_index)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 4 and all(d is store.key_to_index for d in got) and got[0]["img:5"] == list(FEATS).index("img:5")
