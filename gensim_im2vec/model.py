@@ -98,6 +98,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 import errno
 import glob
 import inspect
@@ -179,7 +180,14 @@ _LOAD_FEATURES: contextvars.ContextVar = contextvars.ContextVar("im2vec_load_fea
 #: model's vectors_file, when it has one, instead of into memory, and the images' rows it left out are not
 #: written on load (train() writes them all from W when it ends or is interrupted).
 _RESUMING: contextvars.ContextVar = contextvars.ContextVar("im2vec_resuming", default=False)
+#: The model whose save() is pickling it without ``wv.key_to_index`` (Im2Vec._saved_without_key_index).
+_PICKLED_WITHOUT_KEY_INDEX: contextvars.ContextVar = contextvars.ContextVar("im2vec_no_key_index", default=None)
 
+
+
+class _GivenFeaturesError(ValueError):
+    """The features given to :meth:`Im2Vec.load` (``image_features=``) were refused: raised by the
+    load as it is, not as a damaged model file (the file is fine, the argument is not)."""
 
 
 class NotAModelError(TypeError, AttributeError):
@@ -2553,17 +2561,26 @@ class Im2Vec(Word2Vec):
         """While saving to a path: ``wv.key_to_index`` empty in the pickle (it is ``index_to_key``
         inverted; unpickling it took longer than building it again, 0.25 s a million keys, and 10 MB
         of the file), rebuilt once by the load (:meth:`_load_specials`). Not for a file handle, which
-        ``pickle.load`` reads back with no load of ours after it."""
+        ``pickle.load`` reads back with no load of ours after it. The live dict is left as it is
+        (:meth:`__getstate__` pickles a shallow copy of ``wv`` without it), so threads that look
+        words up while the model saves go on finding them."""
         wv = self.wv
-        k2i = wv.key_to_index
-        if len(k2i) != len(wv.index_to_key):  # not gensim's invariant: saved as it is
+        if len(wv.key_to_index) != len(wv.index_to_key):  # not gensim's invariant: saved as it is
             yield
             return
-        wv.key_to_index = {}
+        token = _PICKLED_WITHOUT_KEY_INDEX.set(self)
         try:
             yield
         finally:
-            wv.key_to_index = k2i
+            _PICKLED_WITHOUT_KEY_INDEX.reset(token)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)  # pickle's state, never the live dict
+        wv = state.get("wv")
+        if _PICKLED_WITHOUT_KEY_INDEX.get() is self and wv is not None:  # save() to a path: see there
+            state["wv"] = shallow = copy.copy(wv)
+            shallow.key_to_index = {}
+        return state
 
     @contextlib.contextmanager
     def _saved_with_image_rows(self):
@@ -2879,10 +2896,13 @@ class Im2Vec(Word2Vec):
         self._scan_tag_counts = None
         self._image_occurrences = 0
         rows = getattr(self, "_vocab_image_rows", None)
-        if pending and (given is not None or rows is None or len(rows) != len(self.wv.index_to_key)):
-            self._build_key_index()  # (the paths below look keys up before the strings are shared)
         if given is not None:
-            self._use_given_features(given, fname)
+            try:
+                self._use_given_features(given, fname)
+            except StoreMismatchError:
+                raise
+            except (ValueError, TypeError) as e:  # the argument's fault, not the file's (_checked_load)
+                raise _GivenFeaturesError(str(e)) from e
         elif rows is None or len(rows) != len(self.wv.index_to_key):
             self._refresh_image_index()  # a model saved before the rows were kept
         else:
@@ -3433,7 +3453,7 @@ def _checked_load(load, expected: tuple, fname, *args, upgrade: bool = False, **
                 f"beside it ({os.path.basename(path)}.*.npy); copy them together with it."
             ) from None
         raise
-    except StoreMismatchError:
+    except (StoreMismatchError, _GivenFeaturesError):
         raise
     except Exception as e:  # not a pickle, a damaged pickle, a damaged companion file
         raise ValueError(_unloadable(path, e)) from e

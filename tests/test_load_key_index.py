@@ -77,3 +77,24 @@ def test_a_save_to_a_file_handle_keeps_the_key_index(tmp_path):
     buf.seek(0)
     back = pickle.load(buf)
     assert back.wv.key_to_index == model.wv.key_to_index and len(back.wv.key_to_index) == len(model.wv)
+
+
+def test_the_live_key_index_stays_whole_while_the_model_is_pickled(tmp_path, monkeypatch):
+    # a thread that looks words up while the model saves must go on finding them: the pickle holds
+    # a copy of wv without the dict, the model's own wv keeps it the whole time
+    import gensim.utils
+
+    model = Im2Vec(DOCS, image_features=dict(zip(KEYS, VECS)), **SMALL)
+    whole = dict(model.wv.key_to_index)
+    seen = []
+    pickle_it = gensim.utils.pickle
+
+    def watched(obj, fname, *args, **kwargs):
+        seen.append((len(model.wv.key_to_index), "photo" in model.wv, model.wv.most_similar("photo", topn=1)))
+        return pickle_it(obj, fname, *args, **kwargs)
+
+    monkeypatch.setattr(gensim.utils, "pickle", watched)
+    model.save(str(tmp_path / "m.model"))
+    assert seen and seen[0][:2] == (len(whole), True) and model.wv.key_to_index == whole
+    assert _pickled_key_index(tmp_path / "m.model") == {}
+    assert Im2Vec.load(str(tmp_path / "m.model")).wv.key_to_index == whole
