@@ -10,8 +10,8 @@ import threading
 import numpy as np
 import pytest
 from gensim.models import Word2Vec
-from gensim.models.callbacks import CallbackAny2Vec
 from gensim.utils import SaveLoad
+from test_checkpoint import Crash, CrashAfter
 from test_persistence import DOCS, KEYS, SMALL, VECS, _same_model
 
 from gensim_im2vec import Im2Vec
@@ -93,27 +93,13 @@ def test_vocabularies_of_every_shape(store, tmp_path, kind):
     _same_index_and_tables(model, loaded)
 
 
-class _Crash(Exception):
-    pass
-
-
-class _CrashAfter(CallbackAny2Vec):
-    def __init__(self, n):
-        self.n, self.seen = n, 0
-
-    def on_epoch_end(self, model):
-        self.seen += 1
-        if self.seen == self.n:
-            raise _Crash
-
-
 def test_a_checkpoint_of_a_grown_vocabulary_reads_and_resumes_to_the_uninterrupted_run(store, tmp_path):
     full = _grown(store)
     full.train(DOCS + NEW, total_examples=len(DOCS) + len(NEW), epochs=3)
     cut, path = _grown(store), str(tmp_path / "run.checkpoint")
-    with pytest.raises(_Crash):
+    with pytest.raises(Crash):
         cut.train(DOCS + NEW, total_examples=len(DOCS) + len(NEW), epochs=3,
-                  callbacks=[EpochCheckpoint(path, epochs=3), _CrashAfter(2)])
+                  callbacks=[EpochCheckpoint(path, epochs=3), CrashAfter(2)])
     looked, record = read_checkpoint(path)
     assert record["epochs_done"] == 2
     _same_index_and_tables(cut, looked)
