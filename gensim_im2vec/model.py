@@ -2528,23 +2528,19 @@ class Im2Vec(Word2Vec):
             directory = os.path.dirname(fname_or_handle)
         moving = bool(move_vectors_file) and self._check_move_vectors(fname_or_handle, directory, args, kwargs)
         stale = self._image_rows_stale()
-        if stale and moving:  # the file itself becomes the saved array: W's rows in it first
+        if stale:
             start = default_timer()
-            self._write_image_vectors(into=self.wv.vectors)  # (the map being moved, as _check_move_vectors saw it)
-            self.wv.vectors.flush()
-            logger.info("save(move_vectors_file=True): the images' %i rows of wv were not W's (saved during "
-                        "train(), or not written since W or the features changed); written from W into %s first "
-                        "(%.2fs)", int(np.sum(self._vocab_image_rows >= 0)), self._vectors_file_state.path,
+            if moving:  # the file itself becomes the saved array: W's rows in it first
+                self._write_image_vectors(into=self.wv.vectors)  # (the map being moved, as _check_move_vectors saw it)
+                self.wv.vectors.flush()
+                how = f"written from W into {self._vectors_file_state.path} first"
+            elif directory is None:  # a handle: gensim's plain pickle, which pickle.load reads with no load of
+                how = "written from W into the saved copy"  # ours after it to write left-out rows
+            else:  # as a checkpoint: no pass over the features now, the load writes them from W
+                how = f"{fname_or_handle} is saved without them, and loading it writes them from W"
+            logger.info("save: the images' %i rows of wv are not W's (saved during train(), or not written since W "
+                        "or the features changed); %s (%.2fs)", int(np.sum(self._vocab_image_rows >= 0)), how,
                         default_timer() - start)
-        elif stale and directory is None:  # a handle: gensim's plain pickle, which pickle.load reads with no
-            # load of ours after it to write left-out rows: the stream holds them, from W (in a copy)
-            logger.info("save: the images' %i rows of wv are not W's (saved during train(), or not written since W "
-                        "or the features changed); written from W into the saved copy",
-                        int(np.sum(self._vocab_image_rows >= 0)))
-        elif stale:  # as a checkpoint: no pass over the features now, the load writes them from W
-            logger.info("save: the images' %i rows of wv are not W's (saved during train(), or not written since W "
-                        "or the features changed); %s is saved without them, and loading it writes them from W",
-                        int(np.sum(self._vocab_image_rows >= 0)), fname_or_handle)
         written = self._saved_with_image_rows() if stale and directory is None else contextlib.nullcontext()
         left_out = (self._saved_without_image_rows() if stale and not moving and directory is not None
                     else contextlib.nullcontext())
@@ -2575,12 +2571,12 @@ class Im2Vec(Word2Vec):
             _PICKLED_WITHOUT_KEY_INDEX.reset(token)
 
     def __getstate__(self):
-        state = dict(self.__dict__)  # pickle's state, never the live dict
-        wv = state.get("wv")
-        if _PICKLED_WITHOUT_KEY_INDEX.get() is self and wv is not None:  # save() to a path: see there
-            state["wv"] = shallow = copy.copy(wv)
-            shallow.key_to_index = {}
-        return state
+        wv = self.__dict__.get("wv")
+        if _PICKLED_WITHOUT_KEY_INDEX.get() is not self or wv is None:
+            return self.__dict__
+        shallow = copy.copy(wv)  # save() to a path (see there): the live wv keeps its dict
+        shallow.key_to_index = {}
+        return {**self.__dict__, "wv": shallow}
 
     @contextlib.contextmanager
     def _saved_with_image_rows(self):
