@@ -133,6 +133,7 @@ from gensim_im2vec.space import (
     analogy_step,
     common_directions,
     mean_unit_words,
+    principal_directions,
     remove_directions,
     run_pairs,
     space_step,
@@ -405,7 +406,15 @@ class Im2Vec(Word2Vec):
         only: taken out of the readout too, the joint demo's zero-shot rose on its split and fell
         on five others. 0 (the default): off, an image's vector is ``W·(v̂ − μ)``. The
         joint demo trains with 0.5 (docs/joint-space.md: word → held-out images from kNN's level
-        to above it at every seed, zero-shot +0.01-0.03; in two-stage it costs image → word).
+        to above it at every seed, zero-shot +0.01-0.03; in two-stage it costs image → word, unless
+        `space_readout_directions` leaves the tags' main directions to ``W``).
+    space_readout_directions : int
+        k > 0: the readout leaves out the tags' top k principal directions
+        (:func:`~gensim_im2vec.space.principal_directions`, of the tags' unit vectors when the readout
+        is fitted): ``R ← (I − P·Pᵀ)·R``, the same for ``c``. ``W`` ranks the tags along the directions
+        where they differ most; the readout adds what the features say along the others. 0 (the
+        default): the readout keeps every direction. It takes effect when the readout is fitted
+        (each ``train()`` with `space_readout`).
     space_analogy_alpha : float
         The analogy steps' learning rate (constant over training).
     space_analogy_negatives : int
@@ -471,7 +480,7 @@ class Im2Vec(Word2Vec):
         space_candidates: str = "run", space_common_directions: int | None = None, space_decoder: float = 0.0,
         space_tag_prior: float = 0.0, space_analogies: Iterable[Sequence[str]] | None = None,
         space_analogy_alpha: float = 0.05, space_analogy_negatives: int = 4096, space_readout: float = 0.0,
-        vectors_file: str | os.PathLike | None = None,
+        space_readout_directions: int = 0, vectors_file: str | os.PathLike | None = None,
     ):
         if corpus_file is not None:
             corpus_file = corpusfile.check_corpus_file(corpus_file, sentences)
@@ -486,7 +495,8 @@ class Im2Vec(Word2Vec):
             space_candidates=space_candidates, space_common_directions=space_common_directions,
             space_decoder=space_decoder, space_tag_prior=space_tag_prior, space_analogies=space_analogies,
             space_analogy_alpha=space_analogy_alpha, space_analogy_negatives=space_analogy_negatives,
-            space_readout=space_readout, vectors_file=vectors_file,
+            space_readout=space_readout, space_readout_directions=space_readout_directions,
+            vectors_file=vectors_file,
         )
         if image_features is not None:
             self._set_features(_image_features(image_features))
@@ -508,7 +518,7 @@ class Im2Vec(Word2Vec):
                           space_word_alpha, space_pull, space_symmetric, space_candidates,
                           space_common_directions, space_decoder, space_tag_prior, space_analogies=None,
                           space_analogy_alpha=0.05, space_analogy_negatives=4096, space_readout=0.0,
-                          vectors_file=None) -> None:
+                          space_readout_directions=0, vectors_file=None) -> None:
         """Check and set Im2Vec's own options (:meth:`__init__`'s keyword-only arguments, whose
         signature holds their defaults) and its empty image state: no features, no W, no images."""
         if missing_images not in ("raise", "skip"):
@@ -575,6 +585,10 @@ class Im2Vec(Word2Vec):
                              f"image_heads='space' or leave space_analogies out.")
         self.space_analogy_alpha = float(space_analogy_alpha)
         self.space_analogy_negatives = int(space_analogy_negatives)
+        if not is_int(space_readout_directions) or space_readout_directions < 0:
+            raise ValueError("space_readout_directions must be an int >= 0 (how many of the tags' top principal "
+                             f"directions the readout leaves to W), got {space_readout_directions!r}.")
+        self.space_readout_directions = int(space_readout_directions)
         self.readout_W = None
         self.space_readout = space_readout  # (checked by the property's setter)
         self.readout_offset = None
@@ -748,6 +762,13 @@ class Im2Vec(Word2Vec):
         rows unchanged, so only the new images' rows are written. ``feature_mean`` stays as the
         first training fitted it, whatever the new features: ``W`` was trained against it.
         """
+        if getattr(self, "_training", False):
+            raise RuntimeError(
+                "build_vocab() was called during train() (from a callback?): the workers train on the "
+                "vocabulary, the negatives' tables and the images' plan as they were when the epoch began. "
+                "Extend the vocabulary between train() calls: let train() return (or stop it), then call "
+                "build_vocab(..., update=True) and train() again."
+            )
         if corpus_file is not None:  # gensim, too, scans a corpus_file as LineSentence(path)
             corpus_iterable, corpus_file = corpusfile.corpus_file_sentences(corpus_file, corpus_iterable), None
         previous = self.features
@@ -1478,6 +1499,7 @@ class Im2Vec(Word2Vec):
                           lambda: self._finish_training(n_img, start),
                           each_epoch=any(getattr(c, "reads_image_rows", True) for c in callbacks))
         schedule = self.alpha, self.min_alpha, self.epochs  # gensim sets them before it checks the arguments
+        self._training = True  # build_vocab refuses to run meanwhile (not saved)
         try:
             # one BLAS thread inside each worker; gensim's worker threads give the parallelism
             with threadpool_limits(limits=1, user_api="blas"):
@@ -1492,6 +1514,7 @@ class Im2Vec(Word2Vec):
                 self.alpha, self.min_alpha, self.epochs = schedule
             raise
         finally:
+            self._training = False
             self._w_workers = None  # not saved with the model
             self._readout_sums = None  # a train() stopped in its last epoch: its sums go (they hold a lock)
             if sync.started and not sync.finished:  # interrupted (Ctrl-C, a callback's error): W as it is
@@ -1904,17 +1927,22 @@ class Im2Vec(Word2Vec):
         k = self.space_common_directions
         if k is None or self.W is None or not self.train_images:  # train_images=False: W stays as it is
             return
-        k2i = self.wv.key_to_index
-        rows = [i for i in (k2i.get(w) for w in self.image_tag_counts) if i is not None and self._vocab_image_rows[i] < 0]
+        rows = self._tag_rows()
         if len(rows) < k + 2:  # a direction common to the tags needs more tags than directions
             logger.warning("space: %i tag(s) with a vector, too few for %i common direction(s); W kept as trained",
                            len(rows), k + 1)
             return
         start = default_timer()
-        self.space_directions = common_directions(self.wv.vectors[np.sort(rows)], k).astype(REAL)
+        self.space_directions = common_directions(self.wv.vectors[rows], k).astype(REAL)
         remove_directions(self.W, self.space_directions)
         logger.info("space: %i common direction(s) of %i tags taken out of W (%.2fs)",
                     self.space_directions.shape[1], len(rows), default_timer() - start)
+
+    def _tag_rows(self) -> np.ndarray:
+        """The rows of ``wv`` of the tags (the words of the image documents), in row order."""
+        k2i = self.wv.key_to_index
+        return np.sort([i for i in (k2i.get(w) for w in self.image_tag_counts)
+                        if i is not None and self._vocab_image_rows[i] < 0]).astype(np.int64)
 
     def _epoch_begins(self) -> None:
         """An epoch of :meth:`train` begins (every worker idle): W moves from its first job on, so the
@@ -1992,10 +2020,31 @@ class Im2Vec(Word2Vec):
         # (the tags' common directions, space_common_directions, are W's alone: taken out of the readout
         # too, the joint demo's zero-shot rose on its split, 0.278 -> 0.287, and fell on five others,
         # 1.00 -> 0.94 x ridge, with seen image -> word 0.260 -> 0.253; docs/joint-space.md)
+        c = ym - m - xm @ R
+        left = self._readout_directions()
+        if left is not None:  # the readout without the tags' top principal directions: R <- R (I - P Pᵀ)
+            R -= (R @ left) @ left.T
+            c -= left @ (left.T @ c)
         self.readout_W = np.ascontiguousarray(R.T, dtype=REAL)
-        self.readout_offset = (ym - m - xm @ R).astype(REAL)
-        logger.info("space: readout fitted on %i images (%i x %i; their features' Gram from %i of them; %.2fs)",
-                    n, *R.shape, g, default_timer() - start)
+        self.readout_offset = c.astype(REAL)
+        logger.info("space: readout fitted on %i images (%i x %i; their features' Gram from %i of them%s; %.2fs)",
+                    n, *R.shape, g, "" if left is None else f"; the tags' top {left.shape[1]} directions left to W",
+                    default_timer() - start)
+
+    def _readout_directions(self) -> np.ndarray | None:
+        """The tags' top `space_readout_directions` principal directions (D × k), which the readout
+        leaves out (:func:`~gensim_im2vec.space.principal_directions`), or None (0, or too few tags:
+        a warning)."""
+        k = self.space_readout_directions
+        if not k:
+            return None
+        rows = self._tag_rows()
+        if len(rows) < k + 2 or k >= self.layer1_size:
+            logger.warning("space_readout_directions=%i: %i tag(s) with a vector in %i dimensions, too few for "
+                           "%i principal direction(s); the readout keeps every direction", k, len(rows),
+                           self.layer1_size, k)
+            return None
+        return principal_directions(self.wv.vectors[rows], k)
 
     @property
     def space_readout(self) -> float:
@@ -2463,7 +2512,7 @@ class Im2Vec(Word2Vec):
         ignore = set(ignore).union({
             "_scan_tag_counts", "_neg_word_idx", "_neg_word_cum", "_neg_tag_idx", "_neg_tag_cum", "_space_lock",
             "_space_bias", "_tag_mask_cache", "_epoch", "_vectors_file_state", "_moving_vectors", "_w_workers",
-            "_epochs_before", "_readout_sums", "_epochs_begun", "_image_rows_unwritten",
+            "_epochs_before", "_readout_sums", "_epochs_begun", "_image_rows_unwritten", "_training",
         })
         if not getattr(self, "_moving_vectors", False):
             return super()._save_specials(fname, separately, sep_limit, ignore, pickle_protocol, compress, subname)
@@ -2864,6 +2913,7 @@ class Im2Vec(Word2Vec):
                               ("space_analogy_seconds", 0.0), ("space_analogy_loss", float("nan")),
                               ("_analogy_plan", None), ("vectors_file", None), ("_vectors_file_id", None),
                               ("_space_readout", 0.0), ("readout_W", None), ("readout_offset", None),
+                              ("space_readout_directions", 0),
                               ("_readout_sums", None)):
             self.__dict__.setdefault(name, default)
         # a model saved before the flag was kept: its image rows are W's if it has trained

@@ -73,12 +73,39 @@ def common_directions(word_vectors: np.ndarray, k: int) -> np.ndarray:
     if not is_int(k) or not 0 <= k < min(U.shape):
         raise ValueError(f"k must be an int in [0, {min(U.shape) - 1}] for {U.shape[0]} words of dim "
                          f"{U.shape[1]}, got {k!r}.")
+    mean, top = _unit_mean_and_principal(U, k)
+    Q, R = np.linalg.qr(np.vstack([mean, top]).T)
+    return Q[:, np.abs(np.diag(R)) > 1e-9 * max(1.0, np.abs(R).max())]
+
+
+def principal_directions(word_vectors: np.ndarray, k: int) -> np.ndarray:
+    """The top `k` principal directions of the words' unit vectors (centred on their mean), an
+    orthonormal basis (D × k, float64): the directions in which the words differ most.
+
+    The readout (``Im2Vec(space_readout=..., space_readout_directions=k)``) leaves them to ``W``,
+    which ranks the tags along them, and carries the rest.
+
+    >>> rng = np.random.default_rng(0)
+    >>> P = principal_directions(rng.normal(size=(50, 8)) * [5, 1, 1, 1, 1, 1, 1, 1], k=2)
+    >>> P.shape, bool(np.allclose(P.T @ P, np.eye(2))), bool(abs(P[0, 0]) > 0.9)
+    ((8, 2), True, True)
+    """
+    U = np.asarray(word_vectors, dtype=np.float64)
+    if U.ndim != 2 or len(U) < 2:
+        raise ValueError(f"principal_directions needs at least 2 word vectors (a 2-d array), got shape {U.shape}.")
+    if not is_int(k) or not 0 <= k < min(U.shape):
+        raise ValueError(f"k must be an int in [0, {min(U.shape) - 1}] for {U.shape[0]} words of dim "
+                         f"{U.shape[1]}, got {k!r}.")
+    return np.ascontiguousarray(_unit_mean_and_principal(U, k)[1].T)
+
+
+def _unit_mean_and_principal(U: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mean of the rows of `U` made unit, and their top `k` principal directions (k × D)."""
     norms = np.linalg.norm(U, axis=1, keepdims=True)
     U = U / np.where(norms > 0, norms, 1.0)
     mean = U.mean(axis=0)
     top = np.linalg.svd(U - mean, full_matrices=False)[2][:k] if k else np.zeros((0, U.shape[1]))
-    Q, R = np.linalg.qr(np.vstack([mean, top]).T)
-    return Q[:, np.abs(np.diag(R)) > 1e-9 * max(1.0, np.abs(R).max())]
+    return mean, top
 
 
 def remove_directions(W: np.ndarray, Q: np.ndarray) -> None:

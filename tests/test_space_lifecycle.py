@@ -508,3 +508,41 @@ def test_an_interrupt_leaves_no_worker_training(data, docs, workers, monkeypatch
     _train(m, docs)  # the stop of the interrupted epoch does not stop this one
     assert not np.array_equal(m.W, W1)
     assert_one_function(m, data.features, "trained after the interrupt")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_build_vocab_from_a_callback_during_training_is_refused_and_after_it_works(tmp_path, data, docs, workers):
+    """A callback that extends the vocabulary mid-training got a ValueError from the images' plan
+    ("tokens, slots, word_lock or the negatives' table disagree in length"); now build_vocab says
+    what happened and what to do, before it changes anything, and the same update between train()
+    calls works. A model saved from a callback during training loads free to be updated."""
+    new_docs = _renamed_tags(data.docs[N_TRAIN:])
+
+    class Grow(CallbackAny2Vec):
+        def __init__(self):
+            self.errors = []
+
+        def on_epoch_end(self, model):
+            model.save(str(tmp_path / "during.model"))
+            try:
+                model.build_vocab(new_docs, update=True, image_features=data.features)
+            except RuntimeError as err:
+                self.errors.append(str(err))
+                raise
+
+    m = Im2Vec(docs, image_features=data.features, workers=workers, **KW)
+    n_keys = len(m.wv.index_to_key)
+    grow = Grow()
+    with pytest.raises(RuntimeError, match=r"build_vocab\(\) was called during train\(\)"):
+        _train(m, docs, epochs=2, callbacks=[grow])
+    assert len(grow.errors) == 1 and "between train() calls" in grow.errors[0]
+    assert len(m.wv.index_to_key) == n_keys and "img:399" not in m.image_keys  # nothing changed
+    assert_one_function(m, data.features, "refused mid-training")
+    m.build_vocab(new_docs, update=True, image_features=data.features)  # after train() returned
+    _train(m, new_docs)
+    assert "img:399" in m.image_keys
+    assert_one_function(m, data.features, "updated after training")
+    saved = Im2Vec.load(str(tmp_path / "during.model"))
+    saved.build_vocab(new_docs, update=True, image_features=data.features)
+    assert "img:399" in saved.image_keys
+    assert_one_function(saved, data.features, "saved during training, loaded, updated")
