@@ -858,11 +858,11 @@ IM2VEC = "gensim_im2vec.model:Im2Vec"  # the training options and their defaults
                    "cosine alone ranks frequent tags as often as they are true (0: off).")
 @click.option("--space-readout", type=click.FloatRange(min=0), cls=LibraryOption, library=IM2VEC,
               help="β: an image's vector also carries a ridge readout of its features onto its words' mean, "
-                   "unit(W(v-mu)) + β·unit(R(v-mu) + c), fitted in the last epoch (0: off; the joint demo trains "
+                   "unit(W(v-mu)) + β·unit(R(v-mu) + c), fitted in the last epoch (0: off; the demo trains "
                    "with 0.5).")
 @click.option("--space-readout-directions", type=click.IntRange(min=0), cls=LibraryOption, library=IM2VEC,
               help="K: the readout leaves the tags' top K principal directions to W and carries the others "
-                   "(0: every direction).")
+                   "(0: every direction; the demo uses 50).")
 @click.option("--space-common-directions", type=click.IntRange(min=0), cls=LibraryOption, library=IM2VEC,
               help="Take the tags' mean direction (0) and their top N principal directions out of the image "
                    "vectors after training (default: keep W as trained; the demo uses 0).")
