@@ -186,6 +186,14 @@ _PICKLED_WITHOUT_KEY_INDEX: contextvars.ContextVar = contextvars.ContextVar("im2
 
 
 
+def _check_readout_directions(k) -> int:
+    """`space_readout_directions`, checked: an int >= 0."""
+    if not is_int(k) or k < 0:
+        raise ValueError("space_readout_directions must be an int >= 0 (how many of the tags' top principal "
+                         f"directions the readout leaves to W), got {k!r}.")
+    return int(k)
+
+
 class _GivenFeaturesError(ValueError):
     """The features given to :meth:`Im2Vec.load` (``image_features=``) were refused: raised by the
     load as it is, not as a damaged model file (the file is fine, the argument is not)."""
@@ -588,10 +596,7 @@ class Im2Vec(Word2Vec):
                              f"image_heads='space' or leave space_analogies out.")
         self.space_analogy_alpha = float(space_analogy_alpha)
         self.space_analogy_negatives = int(space_analogy_negatives)
-        if not is_int(space_readout_directions) or space_readout_directions < 0:
-            raise ValueError("space_readout_directions must be an int >= 0 (how many of the tags' top principal "
-                             f"directions the readout leaves to W), got {space_readout_directions!r}.")
-        self.space_readout_directions = int(space_readout_directions)
+        self.space_readout_directions = _check_readout_directions(space_readout_directions)
         self.readout_W = None
         self.space_readout = space_readout  # (checked by the property's setter)
         self.readout_offset = None
@@ -765,13 +770,7 @@ class Im2Vec(Word2Vec):
         rows unchanged, so only the new images' rows are written. ``feature_mean`` stays as the
         first training fitted it, whatever the new features: ``W`` was trained against it.
         """
-        if getattr(self, "_training", False):
-            raise RuntimeError(
-                "build_vocab() was called during train() (from a callback?): the workers train on the "
-                "vocabulary, the negatives' tables and the images' plan as they were when the epoch began. "
-                "Extend the vocabulary between train() calls: let train() return (or stop it), then call "
-                "build_vocab(..., update=True) and train() again."
-            )
+        self._refuse_during_training("build_vocab")
         if corpus_file is not None:  # gensim, too, scans a corpus_file as LineSentence(path)
             corpus_iterable, corpus_file = corpusfile.corpus_file_sentences(corpus_file, corpus_iterable), None
         previous = self.features
@@ -800,6 +799,24 @@ class Im2Vec(Word2Vec):
                 self._set_features(previous)
                 self._image_rows_from_W = held
             raise
+
+    def _refuse_during_training(self, call: str) -> None:
+        """A vocabulary change from a callback during :meth:`train` is refused before anything changes."""
+        if getattr(self, "_training", False):
+            raise RuntimeError(
+                f"{call}() was called during train() (from a callback?): the workers train on the "
+                "vocabulary, the negatives' tables and the images' plan as they were when the epoch began. "
+                "Extend the vocabulary between train() calls: let train() return (or stop it), then call "
+                "build_vocab(..., update=True) and train() again."
+            )
+
+    def build_vocab_from_freq(self, word_freq, keep_raw_vocab=False, corpus_count=None, trim_rule=None,
+                              update=False):
+        """gensim's :meth:`~gensim.models.word2vec.Word2Vec.build_vocab_from_freq`, refused during
+        :meth:`train` as :meth:`build_vocab` is."""
+        self._refuse_during_training("build_vocab_from_freq")
+        return super().build_vocab_from_freq(word_freq, keep_raw_vocab=keep_raw_vocab, corpus_count=corpus_count,
+                                             trim_rule=trim_rule, update=update)
 
     def _same_rows_appended(self, feats: ImageFeatures) -> bool:
         """Whether `feats` are provably the model's features with rows appended (an update then
@@ -873,6 +890,8 @@ class Im2Vec(Word2Vec):
         first) when ``sorted_vocab``. The words' downsampling thresholds count the images'
         occurrences in the corpus total, as gensim does for every kept token.
         """
+        if not dry_run:
+            self._refuse_during_training("prepare_vocab")
         self._check_rates()
         self._check_tokens()
         self._resolve_missing_images()
@@ -1481,6 +1500,7 @@ class Im2Vec(Word2Vec):
             self.train_outputs, self.train_images,
         )
         start = default_timer()
+        _check_readout_directions(self.space_readout_directions)  # (an attribute a user may have set)
         k = self.space_common_directions
         if self.image_heads == "space" and n_img and k is not None and k + 1 >= self.layer1_size:
             raise ValueError(f"space_common_directions={k} would take {k + 1} of the {self.layer1_size} "
@@ -1502,7 +1522,7 @@ class Im2Vec(Word2Vec):
                           lambda: self._finish_training(n_img, start),
                           each_epoch=any(getattr(c, "reads_image_rows", True) for c in callbacks))
         schedule = self.alpha, self.min_alpha, self.epochs  # gensim sets them before it checks the arguments
-        self._training = True  # build_vocab refuses to run meanwhile (not saved)
+        was_training, self._training = getattr(self, "_training", False), True  # build_vocab refuses meanwhile (not saved)
         try:
             # one BLAS thread inside each worker; gensim's worker threads give the parallelism
             with threadpool_limits(limits=1, user_api="blas"):
@@ -1517,7 +1537,7 @@ class Im2Vec(Word2Vec):
                 self.alpha, self.min_alpha, self.epochs = schedule
             raise
         finally:
-            self._training = False
+            self._training = was_training  # (a train() from a callback of another leaves that one's flag)
             self._w_workers = None  # not saved with the model
             self._readout_sums = None  # a train() stopped in its last epoch: its sums go (they hold a lock)
             if sync.started and not sync.finished:  # interrupted (Ctrl-C, a callback's error): W as it is
@@ -2624,11 +2644,14 @@ class Im2Vec(Word2Vec):
 
     def __getstate__(self):
         wv = self.__dict__.get("wv")
+        state = self.__dict__
+        if state.get("_training"):  # (a save to a handle, a deepcopy from a callback: the copy is not training)
+            state = {**state, "_training": False}
         if _PICKLED_WITHOUT_KEY_INDEX.get() is not self or wv is None:
-            return self.__dict__
+            return state
         shallow = copy.copy(wv)  # save() to a path (see there): the live wv keeps its dict
         shallow.key_to_index = {}
-        return {**self.__dict__, "wv": shallow}
+        return {**state, "wv": shallow}
 
     @contextlib.contextmanager
     def _saved_with_image_rows(self):

@@ -546,3 +546,64 @@ def test_build_vocab_from_a_callback_during_training_is_refused_and_after_it_wor
     saved.build_vocab(new_docs, update=True, image_features=data.features)
     assert "img:399" in saved.image_keys
     assert_one_function(saved, data.features, "saved during training, loaded, updated")
+
+
+def test_a_copy_made_during_training_is_not_training_and_other_vocabulary_calls_are_refused(data, docs):
+    """Review: a save to a file handle and a deepcopy from a callback pickled the training flag
+    (their build_vocab was refused for ever); build_vocab_from_freq and prepare_vocab from a
+    callback got past the refusal and failed later in the space step; a train() run from a callback
+    of another cleared the outer one's flag."""
+    import copy
+    import io
+    import pickle
+
+    seen = {}
+
+    class During(CallbackAny2Vec):
+        def on_epoch_end(self, model):
+            buf = io.BytesIO()
+            model.save(buf)
+            seen["handle"] = pickle.loads(buf.getvalue())
+            seen["copy"] = copy.deepcopy(model)
+            for call in (lambda: model.build_vocab_from_freq({"newword": 3}, update=True),
+                         lambda: model.prepare_vocab(update=True)):
+                with pytest.raises(RuntimeError, match=r"was called during train\(\)"):
+                    call()
+            seen["refused"] = True
+
+    m = Im2Vec(docs, image_features=data.features, workers=1, **KW)
+    _train(m, docs, epochs=1, callbacks=[During()])
+    assert seen["refused"] and "newword" not in m.wv.key_to_index
+    new_docs = _renamed_tags(data.docs[N_TRAIN:])
+    for name in ("handle", "copy"):
+        other = seen[name]
+        other.build_vocab(new_docs, update=True, image_features=data.features)
+        assert "img:399" in other.image_keys, name
+    m.build_vocab_from_freq({"newword": 3}, update=True)  # after train() returned
+    assert "newword" in m.wv.key_to_index
+
+    class Nested(CallbackAny2Vec):
+        def __init__(self):
+            self.flags, self.depth = [], 0
+
+        def on_epoch_end(self, model):
+            if self.depth == 0:
+                self.depth += 1
+                model.train(docs, total_examples=len(docs), epochs=1)
+                self.flags.append(model._training)
+
+    nested = Nested()
+    _train(m, docs, epochs=1, callbacks=[nested])
+    assert nested.flags == [True] and not m._training
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, "3"])
+def test_a_bad_readout_directions_set_after_construction_is_refused_before_training(data, docs, bad):
+    m = Im2Vec(docs, image_features=data.features, workers=1, space_readout=0.5, **KW)
+    W, readout = m.W.copy(), m.readout_W.copy()
+    m.space_readout_directions = bad
+    with pytest.raises(ValueError, match=r"space_readout_directions must be an int >= 0"):
+        _train(m, docs)
+    np.testing.assert_array_equal(m.W, W)  # refused before the first epoch: nothing moved
+    np.testing.assert_array_equal(m.readout_W, readout)
+    assert_one_function(m, data.features, "refused")
