@@ -171,9 +171,9 @@ SPACE_READOUT = {"two-stage": 0.5, "joint": 0.5}
 #: How many of the tags' top principal directions the readout leaves to ``W``, by mode
 #: (``space_readout_directions``; docs/joint-space.md, "The readout without the tags' main
 #: directions"). Joint, seeds 1–3 against the readout over every direction: seen tag → held-out
-#: images 0.130 → 0.134 (above kNN's 0.132 at every seed), analogies 0.326 → 0.348, zero-shot
-#: 0.278 → 0.261 (the space's own level); on five other splits seen image → word 0.260 → 0.272,
-#: zero-shot 1.00 → 1.01 × ridge.
+#: images 0.130 → 0.134 (above kNN's 0.132 at every seed, by less than k moves it: 0.128–0.133 at
+#: k = 50–100, seed 1), analogies 0.326 → 0.348, zero-shot 0.278 → 0.261 (the space's own level);
+#: on five other splits seen image → word 0.260 → 0.272, zero-shot 1.00 → 1.01 × ridge.
 SPACE_READOUT_DIRECTIONS = {"two-stage": 50, "joint": 50}
 
 
