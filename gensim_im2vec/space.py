@@ -67,13 +67,7 @@ def common_directions(word_vectors: np.ndarray, k: int) -> np.ndarray:
     >>> Q.shape, bool(np.allclose(Q.T @ Q, np.eye(3)))
     ((8, 3), True)
     """
-    U = np.asarray(word_vectors, dtype=np.float64)
-    if U.ndim != 2 or len(U) < 2:
-        raise ValueError(f"common_directions needs at least 2 word vectors (a 2-d array), got shape {U.shape}.")
-    if not is_int(k) or not 0 <= k < min(U.shape):
-        raise ValueError(f"k must be an int in [0, {min(U.shape) - 1}] for {U.shape[0]} words of dim "
-                         f"{U.shape[1]}, got {k!r}.")
-    mean, top = _unit_mean_and_principal(U, k)
+    mean, top = _unit_mean_and_principal(word_vectors, k, "common_directions")
     Q, R = np.linalg.qr(np.vstack([mean, top]).T)
     return Q[:, np.abs(np.diag(R)) > 1e-9 * max(1.0, np.abs(R).max())]
 
@@ -90,17 +84,18 @@ def principal_directions(word_vectors: np.ndarray, k: int) -> np.ndarray:
     >>> P.shape, bool(np.allclose(P.T @ P, np.eye(2))), bool(abs(P[0, 0]) > 0.9)
     ((8, 2), True, True)
     """
+    return np.ascontiguousarray(_unit_mean_and_principal(word_vectors, k, "principal_directions")[1].T)
+
+
+def _unit_mean_and_principal(word_vectors, k: int, caller: str) -> tuple[np.ndarray, np.ndarray]:
+    """The mean of the rows of `word_vectors` made unit, and their top `k` principal directions
+    (k × D), float64; `caller` names the function in an error."""
     U = np.asarray(word_vectors, dtype=np.float64)
     if U.ndim != 2 or len(U) < 2:
-        raise ValueError(f"principal_directions needs at least 2 word vectors (a 2-d array), got shape {U.shape}.")
+        raise ValueError(f"{caller} needs at least 2 word vectors (a 2-d array), got shape {U.shape}.")
     if not is_int(k) or not 0 <= k < min(U.shape):
         raise ValueError(f"k must be an int in [0, {min(U.shape) - 1}] for {U.shape[0]} words of dim "
                          f"{U.shape[1]}, got {k!r}.")
-    return np.ascontiguousarray(_unit_mean_and_principal(U, k)[1].T)
-
-
-def _unit_mean_and_principal(U: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The mean of the rows of `U` made unit, and their top `k` principal directions (k × D)."""
     norms = np.linalg.norm(U, axis=1, keepdims=True)
     U = U / np.where(norms > 0, norms, 1.0)
     mean = U.mean(axis=0)
