@@ -29,7 +29,13 @@ def tag_directions(model, k):
     return np.linalg.svd(U - U.mean(axis=0), full_matrices=False)[2][:k].T
 
 
-def test_principal_directions_are_the_svds_and_common_directions_the_mean_and_them():
+@pytest.mark.parametrize("block", [65536, 7, 1])  # one block; blocks of 7 rows (the last shorter); row by row
+def test_principal_directions_are_the_svds_and_common_directions_the_mean_and_them(monkeypatch, block):
+    """The directions come from the unit rows' covariance, read in blocks of DIRECTIONS_BLOCK rows
+    (no float64 copy of every row): the same as an SVD of the whole centred copy, as before."""
+    import gensim_im2vec.space as space
+
+    monkeypatch.setattr(space, "DIRECTIONS_BLOCK", block)
     rng = np.random.default_rng(3)
     U = rng.normal(size=(40, 6)) * [4, 2, 1, 1, 1, 1] + 1.0
     P = principal_directions(U, 2)
@@ -44,6 +50,8 @@ def test_principal_directions_are_the_svds_and_common_directions_the_mean_and_th
     assert principal_directions(U, 0).shape == (6, 0)
     with pytest.raises(ValueError, match="k must be an int in"):
         principal_directions(U, 6)
+    U32 = U.astype(np.float32)  # the model's rows: float32, read in blocks as float64
+    np.testing.assert_allclose(np.abs(principal_directions(U32, 2).T @ expected), np.eye(2), atol=1e-6)
 
 
 @pytest.mark.parametrize("two_stage", [False, True])
