@@ -1956,7 +1956,7 @@ class Im2Vec(Word2Vec):
                            len(rows), k + 1)
             return
         start = default_timer()
-        self.space_directions = common_directions(self.wv.vectors[rows], k).astype(REAL)
+        self.space_directions = common_directions(self.wv.vectors, k, rows=rows).astype(REAL)
         remove_directions(self.W, self.space_directions)
         logger.info("space: %i common direction(s) of %i tags taken out of W (%.2fs)",
                     self.space_directions.shape[1], len(rows), default_timer() - start)
@@ -2067,7 +2067,7 @@ class Im2Vec(Word2Vec):
                            "%i principal direction(s); the readout keeps every direction", k, len(rows),
                            self.layer1_size, k)
             return None
-        return principal_directions(self.wv.vectors[rows], k)
+        return principal_directions(self.wv.vectors, k, rows=rows)
 
     @property
     def space_readout(self) -> float:

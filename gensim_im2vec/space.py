@@ -58,9 +58,10 @@ REAL = np.float32
 DIRECTIONS_BLOCK = 65536
 
 
-def common_directions(word_vectors: np.ndarray, k: int) -> np.ndarray:
+def common_directions(word_vectors: np.ndarray, k: int, rows: np.ndarray | None = None) -> np.ndarray:
     """The directions every word shares: an orthonormal basis (D × (k + 1), float64) of the mean of
-    the words' unit vectors and the top `k` principal directions of those unit vectors.
+    the words' unit vectors and the top `k` principal directions of those unit vectors (`rows`: of
+    those rows of `word_vectors` only, read a block at a time, as ``word_vectors[rows]`` without the copy).
 
     Skip-gram vectors share a mean direction and a few dominant ones that encode frequency more than
     meaning ("all-but-the-top", Mu & Viswanath, ICLR 2018). An image vector with a component along
@@ -71,14 +72,15 @@ def common_directions(word_vectors: np.ndarray, k: int) -> np.ndarray:
     >>> Q.shape, bool(np.allclose(Q.T @ Q, np.eye(3)))
     ((8, 3), True)
     """
-    mean, top = _unit_mean_and_principal(word_vectors, k, "common_directions")
+    mean, top = _unit_mean_and_principal(word_vectors, k, "common_directions", rows)
     Q, R = np.linalg.qr(np.vstack([mean, top]).T)
     return Q[:, np.abs(np.diag(R)) > 1e-9 * max(1.0, np.abs(R).max())]
 
 
-def principal_directions(word_vectors: np.ndarray, k: int) -> np.ndarray:
+def principal_directions(word_vectors: np.ndarray, k: int, rows: np.ndarray | None = None) -> np.ndarray:
     """The top `k` principal directions of the words' unit vectors (centred on their mean), an
-    orthonormal basis (D × k, float64): the directions in which the words differ most.
+    orthonormal basis (D × k, float64): the directions in which the words differ most (`rows`: of
+    those rows of `word_vectors` only, as :func:`common_directions` takes them).
 
     The readout (``Im2Vec(space_readout=..., space_readout_directions=k)``) leaves them to ``W``,
     which ranks the tags along them, and carries the rest.
@@ -88,10 +90,10 @@ def principal_directions(word_vectors: np.ndarray, k: int) -> np.ndarray:
     >>> P.shape, bool(np.allclose(P.T @ P, np.eye(2))), bool(abs(P[0, 0]) > 0.9)
     ((8, 2), True, True)
     """
-    return np.ascontiguousarray(_unit_mean_and_principal(word_vectors, k, "principal_directions")[1].T)
+    return np.ascontiguousarray(_unit_mean_and_principal(word_vectors, k, "principal_directions", rows)[1].T)
 
 
-def _unit_mean_and_principal(word_vectors, k: int, caller: str) -> tuple[np.ndarray, np.ndarray]:
+def _unit_mean_and_principal(word_vectors, k: int, caller: str, rows=None) -> tuple[np.ndarray, np.ndarray]:
     """The mean of the rows of `word_vectors` made unit, and their top `k` principal directions
     (k × D), float64; `caller` names the function in an error.
 
@@ -100,15 +102,21 @@ def _unit_mean_and_principal(word_vectors, k: int, caller: str) -> tuple[np.ndar
     covariance (at 1M rows of D = 200, k = 50: an SVD of the whole centred copy took 36 s and
     6 GB more than the rows themselves)."""
     U = word_vectors if isinstance(word_vectors, np.ndarray) else np.asarray(word_vectors, dtype=np.float64)
-    if U.ndim != 2 or len(U) < 2:
-        raise ValueError(f"{caller} needs at least 2 word vectors (a 2-d array), got shape {U.shape}.")
-    if not is_int(k) or not 0 <= k < min(U.shape):
-        raise ValueError(f"k must be an int in [0, {min(U.shape) - 1}] for {U.shape[0]} words of dim "
-                         f"{U.shape[1]}, got {k!r}.")
-    n, dim = U.shape
+    if rows is not None:
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if U.ndim != 2 or (len(rows) and not 0 <= rows.min() <= rows.max() < len(U)):
+            raise ValueError(f"{caller}: rows must index the {len(U)} rows of the word vectors (shape {U.shape}).")
+    shape = U.shape if rows is None else (len(rows), *U.shape[1:])
+    if len(shape) != 2 or shape[0] < 2:
+        raise ValueError(f"{caller} needs at least 2 word vectors (a 2-d array), got shape {shape}.")
+    if not is_int(k) or not 0 <= k < min(shape):
+        raise ValueError(f"k must be an int in [0, {min(shape) - 1}] for {shape[0]} words of dim "
+                         f"{shape[1]}, got {k!r}.")
+    n, dim = shape
     total, gram = np.zeros(dim), (np.zeros((dim, dim)) if k else None)
     for start in range(0, n, DIRECTIONS_BLOCK):
-        block = np.array(U[start:start + DIRECTIONS_BLOCK], dtype=np.float64)
+        part = slice(start, start + DIRECTIONS_BLOCK)
+        block = np.array(U[part] if rows is None else U[rows[part]], dtype=np.float64)
         norms = np.linalg.norm(block, axis=1, keepdims=True)
         block /= np.where(norms > 0, norms, 1.0)
         total += block.sum(axis=0)

@@ -99,3 +99,21 @@ def test_too_few_tags_keep_every_direction_with_a_warning(data, caplog):
 def test_a_bad_number_of_directions_is_named(data, bad):
     with pytest.raises(ValueError, match=r"space_readout_directions must be an int >= 0 .* got " + repr(bad).replace("'", ".")):
         Im2Vec(image_features=data.features, space_readout=0.5, space_readout_directions=bad)
+
+
+@pytest.mark.parametrize("block", [65536, 3])
+def test_rows_give_the_directions_of_those_rows_without_copying_them(monkeypatch, block):
+    import gensim_im2vec.space as space
+
+    monkeypatch.setattr(space, "DIRECTIONS_BLOCK", block)
+    rng = np.random.default_rng(5)
+    V = (rng.normal(size=(30, 6)) + 0.5).astype(np.float32)
+    rows = np.array([2, 3, 5, 7, 11, 13, 17, 19, 23, 29])
+    np.testing.assert_array_equal(principal_directions(V, 2, rows=rows), principal_directions(V[rows], 2))
+    np.testing.assert_array_equal(common_directions(V, 1, rows=rows), common_directions(V[rows], 1))
+    with pytest.raises(ValueError, match="rows must index the 30 rows"):
+        principal_directions(V, 2, rows=[0, 30])
+    with pytest.raises(ValueError, match="at least 2 word vectors"):
+        common_directions(V, 0, rows=[4])
+    with pytest.raises(ValueError, match="k must be an int in"):
+        principal_directions(V, 2, rows=[1, 2])  # 2 rows: no direction beyond k = 1
