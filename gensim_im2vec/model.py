@@ -1963,9 +1963,7 @@ class Im2Vec(Word2Vec):
 
     def _tag_rows(self) -> np.ndarray:
         """The rows of ``wv`` of the tags (the words of the image documents), in row order."""
-        k2i = self.wv.key_to_index
-        return np.sort([i for i in (k2i.get(w) for w in self.image_tag_counts)
-                        if i is not None and self._vocab_image_rows[i] < 0]).astype(np.int64)
+        return np.flatnonzero(self._vocab_tag_counts() > 0)
 
     def _epoch_begins(self) -> None:
         """An epoch of :meth:`train` begins (every worker idle): W moves from its first job on, so the

@@ -126,7 +126,7 @@ def _unit_mean_and_principal(word_vectors, k: int, caller: str, rows=None) -> tu
     if not k:
         return mean, np.zeros((0, dim))
     cov = gram / n - np.outer(mean, mean)
-    values, vectors = np.linalg.eigh((cov + cov.T) / 2)  # ascending
+    vectors = np.linalg.eigh((cov + cov.T) / 2)[1]  # eigenvalues ascending
     return mean, np.ascontiguousarray(vectors[:, ::-1][:, :k].T)
 
 
