@@ -181,3 +181,34 @@ def test_nearest_words_figures(monkeypatch):
     assert tags["tags@10"] == 1.0 and words["tags@10"] < 1.0  # the text's own words come near too
     assert tags["mAP"] >= words["mAP"] and tags["mAP"] > 0.5
     assert np.isnan(words["zero-shot@10"])  # no zero-shot tag asked
+
+
+def test_zero_shot_study_per_tag_gap(monkeypatch, capsys):
+    """zero_shot_study.py --per-tag: each held-out image's AP over the zero-shot candidates only, by
+    both scorers, counted under every zero-shot tag it carries; images without one are left out; the
+    printout orders the tags by images × the AP difference and counts those where the first scorer
+    is at least as good."""
+    import numpy as np
+
+    module = _load("zero_shot_study", monkeypatch)
+    candidates = ["seen", "flag", "icon", "spain"]
+    zero_shot = ["flag", "icon", "spain"]
+    tags = [["seen", "flag"], ["flag", "icon"], ["seen"], ["spain"]]
+    a = np.array([[9.0, 3, 2, 1],     # flag first among the zero-shot: AP 1
+                  [0.0, 1, 3, 2],     # icon 1st, flag 3rd: (1 + 2/3) / 2
+                  [5.0, 1, 2, 3],     # no zero-shot tag: left out
+                  [0.0, 3, 2, 1]])    # spain 3rd: 1/3
+    b = np.array([[0.0, 1, 2, 3],     # flag 3rd: 1/3 (the seen column does not count)
+                  [0.0, 3, 2, 1],     # flag 1st, icon 2nd: 1
+                  [0.0, 0, 0, 0],
+                  [9.0, 1, 2, 3]])    # spain 1st: 1
+    gap = module.per_tag_gap(a, b, tags, candidates, zero_shot)
+    assert set(gap) == {"flag", "icon", "spain"}
+    np.testing.assert_allclose(gap["flag"], (2, (1 + 5 / 6) / 2, (1 / 3 + 1) / 2))
+    np.testing.assert_allclose(gap["icon"], (1, 5 / 6, 1.0))
+    np.testing.assert_allclose(gap["spain"], (1, 1 / 3, 1.0))
+    module.print_per_tag(gap, 2)
+    out = capsys.readouterr().out
+    assert "on 1 of the 3 zero-shot tags" in out  # flag: 0.917 >= 0.667; icon and spain below
+    lines = [ln.split() for ln in out.splitlines()[1:]]
+    assert [ln[0] for ln in lines] == ["'spain'", "'flag'"]  # |1 x 0.667| before |2 x -0.25|, icon left out
