@@ -94,8 +94,10 @@ def print_per_tag(gap, n):
     """The `n` tags whose images carry most of the summed AP difference (ridge − Im2Vec)."""
     order = sorted(gap.items(), key=lambda kv: -abs(kv[1][0] * (kv[1][2] - kv[1][1])))
     ahead = sum(a >= b for _, a, b in gap.values())
-    print(f"  per tag: Im2Vec's mean AP >= ridge's on {ahead} of the {len(gap)} zero-shot tags; the {n} that "
-          f"weigh most (images, Im2Vec AP, ridge AP, images x (ridge - Im2Vec)):")
+    macro = np.mean([v[1:] for v in gap.values()], axis=0)
+    print(f"  per tag: Im2Vec's mean AP >= ridge's on {ahead} of the {len(gap)} zero-shot tags (mean over the tags "
+          f"of their images' AP: Im2Vec {macro[0]:.3f}, ridge {macro[1]:.3f}); the {n} that weigh most (images, "
+          f"Im2Vec AP, ridge AP, images x (ridge - Im2Vec)):")
     for t, (k, a, b) in order[:n]:
         print(f"    {t!r:24s} {k:4d}  {a:.3f}  {b:.3f}  {k * (b - a):+.2f}")
 

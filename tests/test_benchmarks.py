@@ -210,5 +210,6 @@ def test_zero_shot_study_per_tag_gap(monkeypatch, capsys):
     module.print_per_tag(gap, 2)
     out = capsys.readouterr().out
     assert "on 1 of the 3 zero-shot tags" in out  # flag: 0.917 >= 0.667; icon and spain below
+    assert f"Im2Vec {(11 / 12 + 5 / 6 + 1 / 3) / 3:.3f}, ridge {(2 / 3 + 1 + 1) / 3:.3f}" in out  # the tags' mean
     lines = [ln.split() for ln in out.splitlines()[1:]]
     assert [ln[0] for ln in lines] == ["'spain'", "'flag'"]  # |1 x 0.667| before |2 x -0.25|, icon left out
