@@ -12,18 +12,39 @@ seed's targets, then per target the mean and the range over
 the seeds, beside the reference each target is measured against. Models are not saved.
 ``--set NAME=VALUE`` trains with an Im2Vec option changed (the demo's otherwise), ``--demo-set
 NAME=VALUE`` with a field of :class:`~gensim_im2vec.pipeline.DemoConfig` changed (``image_epochs``,
-``vector_size`` needs other word vectors).
+``vector_size`` needs other word vectors: ``--demo-set vector_size=100 --text-words`` trains the
+demo's text model at that size once, seed 1, into ``<demo-dir>/models/words-100d.w2v``, and uses it).
 """
 
 import argparse
 import ast
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 from gensim.models import Word2Vec
 
-from gensim_im2vec.pipeline import DemoConfig, evaluate_trained, open_features, train_model
+from gensim_im2vec.fileio import atomic_save
+from gensim_im2vec.pipeline import (
+    DemoConfig,
+    evaluate_trained,
+    open_features,
+    text_word2vec,
+    train_model,
+)
+
+
+def text_words(demo_dir: str, vector_size: int) -> Word2Vec:
+    """The demo's text model (dictionary text, skip-gram, seed 1, one worker) at `vector_size`,
+    trained once into ``<demo_dir>/models/words-<vector_size>d.w2v`` and loaded from there after."""
+    path = Path(demo_dir) / "models" / f"words-{vector_size}d.w2v"
+    if not path.exists():
+        t = time.perf_counter()
+        model = text_word2vec(DemoConfig(out_dir=demo_dir, vector_size=vector_size, seed=1))
+        atomic_save(model, path)
+        print(f"trained the text model at vector_size={vector_size} into {path} in {time.perf_counter() - t:.0f}s")
+    return Word2Vec.load(str(path))
 
 
 def main() -> None:
@@ -33,10 +54,16 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="an Im2Vec option")
     ap.add_argument("--demo-set", action="append", default=[], metavar="NAME=VALUE", help="a DemoConfig field")
+    ap.add_argument("--text-words", action="store_true",
+                    help="word vectors of the demo's text at the DemoConfig's vector_size (trained once, cached)")
     args = ap.parse_args()
     opts = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.set)}
     fields = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.demo_set)}
-    words = Word2Vec.load(f"{args.demo_dir}/models/words.w2v")
+    size = fields.get("vector_size", DemoConfig.vector_size)
+    words = text_words(args.demo_dir, size) if args.text_words else Word2Vec.load(f"{args.demo_dir}/models/words.w2v")
+    if words.vector_size != size:
+        raise SystemExit(f"the word vectors have vector_size={words.vector_size}, the run asks for {size}: add "
+                         f"--text-words to train the demo's text model at {size} (once, cached in the demo's models/).")
     for mode in args.modes:
         feats = open_features(DemoConfig(out_dir=args.demo_dir))
         values, refs = defaultdict(list), defaultdict(list)
