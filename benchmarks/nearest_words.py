@@ -18,7 +18,11 @@ vocabulary:
 - ``tags@10``: the share of the 10 nearest that are tags of some training image (1 by
   construction among the tags);
 - ``zero-shot@10`` (held-out images with a zero-shot tag): the share whose 10 nearest hold one of
-  their zero-shot tags, which the tags leave out by construction.
+  their zero-shot tags, which the tags leave out by construction;
+- ``new@10``: the share of the 10 nearest that are tags the text model has no vector for (in
+  two-stage the space step alone places them; the line per model says what share of the tags
+  they are), and ``new hit``: of those places, the share that are the image's own tags (beside
+  ``own@10``, the same over all ten).
 
 Without ``--seeds`` the demo's saved models are read (``make demo``); with it, each mode is trained
 per seed as the demo trains (:func:`gensim_im2vec.pipeline.train_model`) and each figure is the
@@ -41,23 +45,29 @@ def average_precision(hits: np.ndarray, n_relevant: int) -> float:
     return float(np.sum(np.arange(1, len(at) + 1) / (at + 1)) / n_relevant) if n_relevant else 0.0
 
 
-def neighbour_figures(model, V: np.ndarray, truth: list, zero_shot: set, restrict: str, k: int = 10) -> dict:
+def neighbour_figures(model, V: np.ndarray, truth: list, zero_shot: set, restrict: str, k: int = 10,
+                      text_words=None) -> dict:
     """The figures above for the image vectors `V` (rows) with true tags `truth`, the words of
-    `restrict` ("words" or "tags") ranked by cosine, as ``model.similar_by_image`` ranks them."""
+    `restrict` ("words" or "tags") ranked by cosine, as ``model.similar_by_image`` ranks them;
+    ``new@k`` and ``new hit`` with `text_words` (the text model's keys), else NaN."""
     rows = np.flatnonzero(model._modality_mask(restrict))
     keys = [model.wv.index_to_key[i] for i in rows]
     U = model.wv.vectors[rows].astype(np.float64)
     U /= np.maximum(np.linalg.norm(U, axis=1, keepdims=True), 1e-12)
     is_tag = model._tag_mask()[rows]
     zs_col = np.array([w in zero_shot for w in keys])
+    new_col = is_tag & np.array([text_words is not None and w not in text_words for w in keys], dtype=bool)
     pos = {w: j for j, w in enumerate(keys)}
-    aps, own, tags, zs = [], [], [], []
+    aps, own, tags, zs, new, new_hit = [], [], [], [], [], []
     for lo in range(0, len(V), 256):
         H = V[lo:lo + 256].astype(np.float64)
         H /= np.maximum(np.linalg.norm(H, axis=1, keepdims=True), 1e-12)
         order = np.argsort(-(H @ U.T), axis=1, kind="stable")
         for ranked, t in zip(order, truth[lo:lo + 256]):
             tags.append(is_tag[ranked[:k]].mean())
+            listed = ranked[:k][new_col[ranked[:k]]]
+            new.append(len(listed) / k)
+            new_hit.extend(keys[j] in t for j in listed)
             relevant = [pos[w] for w in t if w in pos]
             if relevant:
                 hits = np.isin(ranked, relevant)
@@ -67,7 +77,9 @@ def neighbour_figures(model, V: np.ndarray, truth: list, zero_shot: set, restric
                 mine = np.array([keys[j] in t for j in ranked[:k]])
                 zs.append(bool(np.any(mine & zs_col[ranked[:k]])))
     return {"mAP": np.mean(aps), f"own@{k}": np.mean(own), f"tags@{k}": np.mean(tags),
-            f"zero-shot@{k}": np.mean(zs) if zs else float("nan")}
+            f"zero-shot@{k}": np.mean(zs) if zs else float("nan"),
+            f"new@{k}": np.mean(new) if text_words is not None else float("nan"),
+            "new hit": np.mean(new_hit) if new_hit else float("nan")}
 
 
 def main() -> None:
@@ -80,7 +92,8 @@ def main() -> None:
     data = evaluation_data(DemoConfig(out_dir=args.demo_dir), feats)
     X = feats.gather_normalized([feats.row(k) for k in data.test_keys])
     zero_shot = set(data.zero_shot)
-    words = Word2Vec.load(f"{args.demo_dir}/models/words.w2v") if args.seeds else None
+    words = Word2Vec.load(f"{args.demo_dir}/models/words.w2v")
+    text_words = words.wv.key_to_index
     for mode in args.modes:
         figures = defaultdict(list)
         for seed in args.seeds or [None]:
@@ -95,17 +108,20 @@ def main() -> None:
                     "training": (train_V, [data.train_tags[i] for i in pick])}
             for name, (V, truth) in sets.items():
                 for restrict in ("words", "tags"):
-                    for fig, value in neighbour_figures(model, V, truth, zero_shot, restrict).items():
+                    for fig, value in neighbour_figures(model, V, truth, zero_shot, restrict,
+                                                        text_words=text_words).items():
                         figures[(name, restrict, fig)].append(value)
-            print(f"{mode}{'' if seed is None else f' seed {seed}'}: {len(model.wv)} keys, "
-                  f"{int(model._modality_mask('tags').sum())} tags", flush=True)
+            tag_keys = [model.wv.index_to_key[i] for i in np.flatnonzero(model._modality_mask("tags"))]
+            unseen = sum(w not in text_words for w in tag_keys)
+            print(f"{mode}{'' if seed is None else f' seed {seed}'}: {len(model.wv)} keys, {len(tag_keys)} tags, "
+                  f"{unseen} of them ({unseen / max(len(tag_keys), 1):.1%}) not in the text model", flush=True)
         print(f"\n{mode}: images' nearest words, mean [min, max] over {len(args.seeds or [None])} model(s)")
-        print(f"  {'images':<10s} {'among':<6s} " + "  ".join(f"{f:>22s}" for f in ("mAP", "own@10", "tags@10",
-                                                                                      "zero-shot@10")))
+        names = ("mAP", "own@10", "tags@10", "zero-shot@10", "new@10", "new hit")
+        print(f"  {'images':<10s} {'among':<6s} " + "  ".join(f"{f:>22s}" for f in names))
         for name in ("held-out", "training"):
             for restrict in ("words", "tags"):
                 cells = []
-                for fig in ("mAP", "own@10", "tags@10", "zero-shot@10"):
+                for fig in names:
                     v = figures[(name, restrict, fig)]
                     cells.append("—" if np.isnan(v).all() else f"{np.mean(v):.3f} [{min(v):.3f}, {max(v):.3f}]")
                 print(f"  {name:<10s} {restrict:<6s} " + "  ".join(f"{c:>22s}" for c in cells))

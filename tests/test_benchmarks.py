@@ -181,6 +181,14 @@ def test_nearest_words_figures(monkeypatch):
     assert tags["tags@10"] == 1.0 and words["tags@10"] < 1.0  # the text's own words come near too
     assert tags["mAP"] >= words["mAP"] and tags["mAP"] > 0.5
     assert np.isnan(words["zero-shot@10"])  # no zero-shot tag asked
+    assert np.isnan(words["new@10"]) and np.isnan(words["new hit"])  # no text vocabulary given
+    every = module.neighbour_figures(m, V, truth, set(), "tags", text_words=set(m.wv.key_to_index))
+    assert every["new@10"] == 0 and np.isnan(every["new hit"])  # the text knows every tag
+    no_class1 = set(m.wv.key_to_index) - {"class1"}
+    one = module.neighbour_figures(m, V, truth, set(), "tags", text_words=no_class1)
+    share1 = np.mean([t == ["class1"] for t in truth])
+    assert share1 * 0.9 <= one["new@10"] * 10 <= 1.0  # one new tag: at most one place of ten, and on its images
+    assert one["new hit"] > 0.5  # where it is listed, mostly on its own images
 
 
 def test_zero_shot_study_per_tag_gap(monkeypatch, capsys):
