@@ -1,7 +1,7 @@
 """What ``most_similar`` lists for an image: its nearest words among the whole vocabulary, or among the tags.
 
     OMP_NUM_THREADS=1 python benchmarks/nearest_words.py [--demo-dir demo_output] [--modes two-stage joint] \
-        [--seeds 1 2 3]
+        [--seeds 1 2 3] [--set space_calibrate_new_words=False ...]
 
 The evaluation ranks an image's tags among the candidate tags (the tags of at least two training
 images), as issue 11's targets ask. A user who calls ``model.wv.most_similar(image)`` or
@@ -26,10 +26,11 @@ vocabulary:
 
 Without ``--seeds`` the demo's saved models are read (``make demo``); with it, each mode is trained
 per seed as the demo trains (:func:`gensim_im2vec.pipeline.train_model`) and each figure is the
-mean [min, max] over the seeds.
+mean [min, max] over the seeds; ``--set NAME=VALUE`` trains them with an Im2Vec option changed.
 """
 
 import argparse
+import ast
 from collections import defaultdict
 
 import numpy as np
@@ -87,7 +88,11 @@ def main() -> None:
     ap.add_argument("--demo-dir", default="demo_output")
     ap.add_argument("--modes", nargs="+", default=["two-stage", "joint"], choices=["two-stage", "joint"])
     ap.add_argument("--seeds", nargs="*", type=int, default=None, help="train per seed (default: the saved models)")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="an Im2Vec option (with --seeds)")
     args = ap.parse_args()
+    opts = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.set)}
+    if opts and not args.seeds:
+        raise SystemExit("--set trains the models: give --seeds too.")
     feats = open_features(DemoConfig(out_dir=args.demo_dir))
     data = evaluation_data(DemoConfig(out_dir=args.demo_dir), feats)
     X = feats.gather_normalized([feats.row(k) for k in data.test_keys])
@@ -100,7 +105,9 @@ def main() -> None:
             if seed is None:
                 model = Im2Vec.load(f"{args.demo_dir}/models/im2vec-{mode}.model")
             else:
-                model = train_model(DemoConfig(out_dir=args.demo_dir, mode=mode, seed=seed), feats, words)
+                cfg = DemoConfig(out_dir=args.demo_dir, mode=mode, seed=seed)
+                cfg.im2vec = {**cfg.im2vec, **opts}
+                model = train_model(cfg, feats, words)
             inside = [i for i, key in enumerate(data.train_keys) if key in model.wv.key_to_index]
             pick = inside[:: max(1, len(inside) // 500)][:500]
             train_V = model.wv.vectors[[model.wv.key_to_index[data.train_keys[i]] for i in pick]]
