@@ -430,9 +430,9 @@ class Im2Vec(Word2Vec):
         Two-stage (``train_words=False``): after each ``train()``, every word without a pretrained
         vector (a tag the text model did not have; the space step alone moves it, along image
         vectors only) gets the share of its norm in the images' main directions that the pretrained
-        tags have, the rest along a direction no image uses: its cosine to every image shrinks by one
-        factor, so it stops coming before the text's tags for every image, and its own ranking of
-        the images is unchanged. True (the default): on the demo its 27 such tags (1.3% of the tags)
+        tags have, the rest along a direction the images hardly use: its cosine to every image
+        shrinks by about one factor, so it stops coming before the text's tags for every image, and
+        its own ranking of the images stays about as it was (on the demo, unchanged). True (the default): on the demo its 27 such tags (1.3% of the tags)
         were 18% of a held-out image's 10 nearest tags, 4% with it, and held-out image → word rose
         by 0.01 at every seed (docs/joint-space.md). Nothing changes in joint training or for
         pretrained words.
@@ -1605,6 +1605,9 @@ class Im2Vec(Word2Vec):
                 logger.info("space: analogy term on %i questions, last loss %.3f, %.1fs (%.1f%% of train)",
                             len(self._analogy_plan[0]), self.space_analogy_loss, self.space_analogy_seconds,
                             100 * self.space_analogy_seconds / max(elapsed, 1e-9))
+        # the words this train() moved in two-stage: those after the text's and after any earlier
+        # train()'s (as _space_word_lock planned it); the later ones stay frozen from now on
+        moved_from = max(int(self.n_pretrained_words), int(self.n_trained_words or 0))
         if self.train_words is not False or (self.image_heads == "space" and n_img):
             # every word of the vocabulary has now learned (the space step moves the new words)
             self.n_trained_words = len(self.wv)
@@ -1613,23 +1616,26 @@ class Im2Vec(Word2Vec):
             self._fit_readout()
         self._write_image_vectors()
         if self.image_heads == "space" and n_img:
-            self._calibrate_new_words()
+            self._calibrate_new_words(moved_from)
 
-    def _calibrate_new_words(self) -> None:
+    def _calibrate_new_words(self, moved_from: int) -> None:
         """Two-stage (``train_words=False``), `space_calibrate_new_words`: each word without a
         pretrained vector (a tag the text model did not have, moved by the space step alone, so
         along image vectors only) gets the share of its unit vector in the images' top
         ``vector_size // 4`` principal directions that the pretrained tags have on average, the rest
         of it along a direction of its own outside the images' top ``vector_size // 2``:
         ``v ← ‖v‖ · (s · v̂ + √(1 − s²) · d)``, ``s = √(their share / its share)`` when below 1. Its
-        cosine to an image is then about ``s`` times what it was (its ranking of the images is
-        unchanged); without it such tags sit nearer every image than the text's tags do and fill
-        an image's nearest words (the two-stage demo: 1.3% of the tags, 18% of a held-out image's
-        10 nearest; with it 4%, and held-out image → word +0.01 at every seed: docs/joint-space.md).
-        A calibrated word is left as it is by the next ``train()`` (its share is already the
-        pretrained tags'). The images' directions come from at most :data:`CALIBRATION_IMAGES` of
-        their rows; the random directions from the model's seed."""
-        if not self.space_calibrate_new_words or self.train_words is not False:
+        cosine to an image is then about ``s`` times what it was, the more exactly the less of the
+        images' norm lies outside their top ``vector_size // 2`` directions (on the demo, its
+        ranking of the images did not change); without it such tags sit nearer every image than
+        the text's tags do and fill an image's nearest words (the two-stage demo: 1.3% of the tags,
+        18% of a held-out image's 10 nearest; with it 4%, and held-out image → word +0.01 at every
+        seed: docs/joint-space.md). Only the words this ``train()`` moved (rows from `moved_from`
+        on): a later ``train()`` keeps them frozen, as every trained word in two-stage, and leaves
+        them as they are. None when the space step moves no word (``space_word_alpha=0``). The
+        images' directions come from at most :data:`CALIBRATION_IMAGES` of their rows; the random
+        directions from the model's seed."""
+        if not self.space_calibrate_new_words or self.train_words is not False or not self.space_word_alpha > 0:
             return
         dim = self.layer1_size
         k, outside = dim // 4, dim // 2
@@ -1638,7 +1644,7 @@ class Im2Vec(Word2Vec):
         is_word = self._vocab_image_rows < 0
         rows = np.arange(len(counts))
         reference = np.flatnonzero(is_word & (counts > 0) & (rows < n_pre))
-        new = np.flatnonzero(is_word & (counts > 0) & (rows >= n_pre))
+        new = np.flatnonzero(is_word & (counts > 0) & (rows >= max(n_pre, int(moved_from))))
         images = np.flatnonzero(~is_word)
         if not len(new):
             return
@@ -1669,7 +1675,7 @@ class Im2Vec(Word2Vec):
         rest /= np.maximum(np.linalg.norm(rest, axis=1, keepdims=True), 1e-12)
         D -= np.sum(D * rest, axis=1, keepdims=True) * rest
         D /= np.maximum(np.linalg.norm(D, axis=1, keepdims=True), 1e-12)
-        moved = s < 1.0
+        moved = s < 1.0 - 1e-6  # (one already at the pretrained tags' share, to float rounding, stays)
         out = (s[:, None] * U + np.sqrt(1.0 - s * s)[:, None] * D) * norms[:, None]
         vectors = self._writable_vectors()
         vectors[new[moved]] = out[moved].astype(REAL)

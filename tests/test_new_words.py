@@ -63,7 +63,7 @@ def test_a_tag_among_the_images_gets_the_pretrained_tags_share(corpus):
     img = [k for k in m.wv.index_to_key if m.is_image(k)]
     c_before = m.wv.distances("unseen1", img)
     m.space_calibrate_new_words = True
-    m._calibrate_new_words()
+    m._calibrate_new_words(m.n_pretrained_words)  # as the train() that moved the words after the text's
     after, reference_after = _shares(m)
     assert reference_after == pytest.approx(reference)  # the images and the pretrained tags are as they were
     assert after == pytest.approx(reference, rel=1e-4)
@@ -79,8 +79,25 @@ def test_a_tag_among_the_images_gets_the_pretrained_tags_share(corpus):
     assert own(c_before) >= 0.9 and own(c_after) >= 0.9
     # once it holds the pretrained tags' share, another call leaves it
     again = np.array(m.wv["unseen1"])
-    m._calibrate_new_words()
-    np.testing.assert_allclose(m.wv["unseen1"], again, rtol=1e-4, atol=1e-4 * np.abs(again).max())
+    m._calibrate_new_words(m.n_pretrained_words)
+    np.testing.assert_array_equal(m.wv["unseen1"], again)
+
+
+def test_a_later_train_leaves_the_words_an_earlier_one_placed(corpus):
+    """Two-stage keeps every trained word frozen in later train() calls; the calibration too (it
+    calibrated them again, each time with another random direction, until a review found it)."""
+    data, image_docs, _ = corpus
+    m = _train(corpus, space_calibrate_new_words=False)
+    _among_the_images(m, data)  # more of it along the images than the pretrained tags
+    m.space_calibrate_new_words = True
+    placed = np.array(m.wv["unseen1"])
+    m.train(image_docs, total_examples=len(image_docs), epochs=1)
+    np.testing.assert_array_equal(m.wv["unseen1"], placed)
+    more = [d + ["unseen2"] if "class2" in d else d for d in image_docs]
+    m.build_vocab(more, update=True)
+    m.train(more, total_examples=len(more), epochs=1)
+    np.testing.assert_array_equal(m.wv["unseen1"], placed)
+    assert "unseen2" in m.wv.key_to_index
 
 
 def test_training_calls_it_in_two_stage_and_changes_nothing_else(corpus, monkeypatch):
@@ -90,14 +107,15 @@ def test_training_calls_it_in_two_stage_and_changes_nothing_else(corpus, monkeyp
     calls = []
     real = Im2Vec._calibrate_new_words
 
-    def spy(self):
-        calls.append(self.space_calibrate_new_words)
-        return real(self)
+    def spy(self, moved_from):
+        calls.append((self.space_calibrate_new_words, moved_from))
+        return real(self, moved_from)
 
     monkeypatch.setattr(Im2Vec, "_calibrate_new_words", spy)
     on = _train(corpus)
     off = _train(corpus, space_calibrate_new_words=False)
-    assert calls == [True, False] and on.space_calibrate_new_words is True
+    n = len(w2v.wv)  # the words after the text's: this train() moved them
+    assert calls == [(True, n), (False, n)] and on.space_calibrate_new_words is True
     for w in w2v.wv.index_to_key:
         np.testing.assert_array_equal(on.wv[w], off.wv[w])
     np.testing.assert_array_equal(on.W, off.W)
@@ -124,3 +142,13 @@ def test_the_option_is_checked_and_saved(corpus, tmp_path):
     del m.__dict__["space_calibrate_new_words"]  # a model saved before the option: trained without it
     m.save(str(tmp_path / "old.model"))
     assert Im2Vec.load(str(tmp_path / "old.model")).space_calibrate_new_words is False
+
+
+def test_no_word_moved_no_word_calibrated(corpus):
+    """With space_word_alpha=0 the space step moves no word: the new ones keep gensim's random
+    start, which says nothing about the images, and the calibration leaves them."""
+    m = _train(corpus, space_word_alpha=0.0)
+    _among_the_images(m, corpus[0])
+    before = np.array(m.wv["unseen1"])
+    m._calibrate_new_words(m.n_pretrained_words)
+    np.testing.assert_array_equal(m.wv["unseen1"], before)
