@@ -128,6 +128,7 @@ from gensim_im2vec.fileio import COMPRESSED_SUFFIXES, atomic_save, temp_name
 from gensim_im2vec.image_features import ImageFeatures, scattered_reads
 from gensim_im2vec.keys import IMAGE_PREFIX, check_image_keys
 from gensim_im2vec.space import (
+    DIRECTIONS_BLOCK,
     JobPlan,
     WorkerW,
     analogy_step,
@@ -1663,27 +1664,34 @@ class Im2Vec(Word2Vec):
             U = np.asarray(self.wv.vectors[idx], dtype=np.float64)
             return U / np.maximum(np.linalg.norm(U, axis=1, keepdims=True), 1e-12)
 
-        share_ref = float(np.mean(np.sum((unit_rows(reference) @ top) ** 2, axis=1)))
-        U = unit_rows(new)
-        norms = np.linalg.norm(np.asarray(self.wv.vectors[new], dtype=np.float64), axis=1)
-        share = np.sum((U @ top) ** 2, axis=1)
-        s = np.sqrt(np.minimum(1.0, share_ref / np.maximum(share, 1e-12)))
+        share_ref = sum(float(np.sum((unit_rows(reference[lo:lo + DIRECTIONS_BLOCK]) @ top) ** 2))
+                        for lo in range(0, len(reference), DIRECTIONS_BLOCK)) / len(reference)
         rng = np.random.default_rng([int(self.seed), 0x6E6577])
-        D = rng.standard_normal((len(new), dim))
-        D -= (D @ P) @ P.T  # outside the images' directions, and orthogonal to the word itself: to its
-        rest = U - (U @ P) @ P.T  # part outside them (the rest of it is along them, which D already leaves)
-        rest /= np.maximum(np.linalg.norm(rest, axis=1, keepdims=True), 1e-12)
-        D -= np.sum(D * rest, axis=1, keepdims=True) * rest
-        D /= np.maximum(np.linalg.norm(D, axis=1, keepdims=True), 1e-12)
-        moved = s < 1.0 - 1e-6  # (one already at the pretrained tags' share, to float rounding, stays)
-        out = (s[:, None] * U + np.sqrt(1.0 - s * s)[:, None] * D) * norms[:, None]
         vectors = self._writable_vectors()
-        vectors[new[moved]] = out[moved].astype(REAL)
+        n_moved, shares = 0, 0.0
+        for lo in range(0, len(new), DIRECTIONS_BLOCK):  # a block at a time: no float64 copy of millions of tags
+            part = new[lo:lo + DIRECTIONS_BLOCK]
+            raw = np.asarray(self.wv.vectors[part], dtype=np.float64)
+            norms = np.linalg.norm(raw, axis=1)
+            U = raw / np.maximum(norms, 1e-12)[:, None]
+            share = np.sum((U @ top) ** 2, axis=1)
+            shares += float(share.sum())
+            s = np.sqrt(np.minimum(1.0, share_ref / np.maximum(share, 1e-12)))
+            D = rng.standard_normal((len(part), dim))
+            D -= (D @ P) @ P.T  # outside the images' directions, and orthogonal to the word itself: to its
+            rest = U - (U @ P) @ P.T  # part outside them (the rest of it is along them, which D already leaves)
+            rest /= np.maximum(np.linalg.norm(rest, axis=1, keepdims=True), 1e-12)
+            D -= np.sum(D * rest, axis=1, keepdims=True) * rest
+            D /= np.maximum(np.linalg.norm(D, axis=1, keepdims=True), 1e-12)
+            moved = s < 1.0 - 1e-6  # (one already at the pretrained tags' share, to float rounding, stays)
+            out = (s[:, None] * U + np.sqrt(1.0 - s * s)[:, None] * D) * norms[:, None]
+            vectors[part[moved]] = out[moved].astype(REAL)
+            n_moved += int(moved.sum())
         self.wv.norms = None
         logger.info("space_calibrate_new_words: %i of %i word(s) without a pretrained vector had more of their "
-                    "norm in the images' top %i directions than the %i pretrained tags (%.3f); mean share %.3f -> "
-                    "%.3f (%.2fs)", int(moved.sum()), len(new), k, len(reference), share_ref, float(share.mean()),
-                    float(np.mean(np.minimum(share, share_ref))), default_timer() - start)
+                    "norm in the images' top %i directions than the %i pretrained tags' %.3f (theirs: %.3f on "
+                    "average), and now have that (%.2fs)", n_moved, len(new), k, len(reference), share_ref,
+                    shares / len(new), default_timer() - start)
 
     def _train_epoch_corpusfile(self, corpus_file, cur_epoch=0, total_examples=None, total_words=None,
                                 callbacks=(), **kwargs):

@@ -152,3 +152,28 @@ def test_no_word_moved_no_word_calibrated(corpus):
     before = np.array(m.wv["unseen1"])
     m._calibrate_new_words(m.n_pretrained_words)
     np.testing.assert_array_equal(m.wv["unseen1"], before)
+
+
+def test_blocks_change_nothing(corpus, monkeypatch):
+    """The words are calibrated a block at a time (no float64 copy of millions of tags): with
+    blocks of one word the vectors are the same bit for bit."""
+    import copy
+
+    import gensim_im2vec.model as model_module
+
+    data, image_docs, w2v = corpus
+    docs = [d + ["unseen2"] if "class2" in d else d for d in image_docs]
+    m = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=docs, epochs=8, sample=0, workers=1,
+                             space_calibrate_new_words=False)
+    _among_the_images(m, data)
+    j = m.wv.key_to_index["unseen2"]  # the other one along the class-2 images
+    mine = [m.wv.key_to_index[k] for k, c in data.labels.items() if c == 2]
+    m.wv.vectors[j] = m.wv.vectors[mine].mean(axis=0)
+    m.space_calibrate_new_words = True
+    whole, blocks = copy.deepcopy(m), copy.deepcopy(m)
+    whole._calibrate_new_words(m.n_pretrained_words)
+    monkeypatch.setattr(model_module, "DIRECTIONS_BLOCK", 1)
+    blocks._calibrate_new_words(m.n_pretrained_words)
+    for w in ("unseen1", "unseen2"):
+        assert not np.array_equal(whole.wv[w], m.wv[w])  # both were calibrated
+        np.testing.assert_array_equal(blocks.wv[w], whole.wv[w])
