@@ -866,7 +866,7 @@ IM2VEC = "gensim_im2vec.model:Im2Vec"  # the training options and their defaults
 @click.option("--space-calibrate-new-words/--no-space-calibrate-new-words", cls=LibraryOption, library=IM2VEC,
               help="--pretrained (two-stage): after training, tags the pretrained model had no vector for get the "
                    "pretrained tags' share of their norm in the images' main directions, so they stop coming "
-                   "before the text's tags for every image.")
+                   "before the text's tags for every image (default: off; the two-stage demo turns it on).")
 @click.option("--space-common-directions", type=click.IntRange(min=0), cls=LibraryOption, library=IM2VEC,
               help="Take the tags' mean direction (0) and their top N principal directions out of the image "
                    "vectors after training (default: keep W as trained; the demo uses 0).")

@@ -433,10 +433,11 @@ class Im2Vec(Word2Vec):
         vectors only) gets the share of its norm in the images' main directions that the pretrained
         tags have, the rest along a direction the images hardly use: its cosine to every image
         shrinks by about one factor, so it stops coming before the text's tags for every image, and
-        its own ranking of the images stays about as it was (on the demo, unchanged). True (the default): on the demo its 27 such tags (1.3% of the tags)
-        were 18% of a held-out image's 10 nearest tags, 4% with it, and held-out image → word rose
-        by 0.01 at every seed (docs/joint-space.md). Nothing changes in joint training or for
-        pretrained words.
+        its own ranking of the images stays about as it was (on the demo, unchanged). False (the
+        default): such words stay as the space step left them. The two-stage demo sets True: its 27
+        such tags (1.3% of the tags) were 18% of a held-out image's 10 nearest tags, 4% with it, and
+        held-out image → word rose by 0.013 at every seed; with a text model of a twentieth of the
+        demo's text it fell by 0.012 (seed 1; docs/joint-space.md). Nothing changes in joint training or for pretrained words.
     space_analogy_alpha : float
         The analogy steps' learning rate (constant over training).
     space_analogy_negatives : int
@@ -502,7 +503,7 @@ class Im2Vec(Word2Vec):
         space_candidates: str = "run", space_common_directions: int | None = None, space_decoder: float = 0.0,
         space_tag_prior: float = 0.0, space_analogies: Iterable[Sequence[str]] | None = None,
         space_analogy_alpha: float = 0.05, space_analogy_negatives: int = 4096, space_readout: float = 0.0,
-        space_readout_directions: int = 0, space_calibrate_new_words: bool = True,
+        space_readout_directions: int = 0, space_calibrate_new_words: bool = False,
         vectors_file: str | os.PathLike | None = None,
     ):
         if corpus_file is not None:
@@ -541,7 +542,7 @@ class Im2Vec(Word2Vec):
                           space_word_alpha, space_pull, space_symmetric, space_candidates,
                           space_common_directions, space_decoder, space_tag_prior, space_analogies=None,
                           space_analogy_alpha=0.05, space_analogy_negatives=4096, space_readout=0.0,
-                          space_readout_directions=0, space_calibrate_new_words=True,
+                          space_readout_directions=0, space_calibrate_new_words=False,
                           vectors_file=None) -> None:
         """Check and set Im2Vec's own options (:meth:`__init__`'s keyword-only arguments, whose
         signature holds their defaults) and its empty image state: no features, no W, no images."""

@@ -60,10 +60,10 @@ def test_train_passes_the_space_options_to_the_model(tmp_path):
             "--min-count", "1", "--workers", "1", "--seed", "1"]
     res = runner.invoke(main, [*base, "-o", str(tmp_path / "d.model"), "--space-decoder", "5",
                                "--space-common-directions", "0", "--space-tag-prior", "0.5", "--space-readout", "0.5",
-                               "--no-space-calibrate-new-words"])
+                               "--space-calibrate-new-words"])
     assert res.exit_code == 0, res.output
     model = Im2Vec.load(str(tmp_path / "d.model"))
-    assert model.space_calibrate_new_words is False
+    assert model.space_calibrate_new_words is True
     assert model.space_decoder == 5.0 and model.space_common_directions == 0 and model.space_tag_prior == 0.5
     assert model.space_directions is not None  # the tags' mean was taken out of W
     assert model.space_readout == 0.5 and model.readout_W is not None  # the readout was fitted
@@ -71,7 +71,7 @@ def test_train_passes_the_space_options_to_the_model(tmp_path):
     plain = Im2Vec.load(str(tmp_path / "p.model"))
     assert plain.space_decoder == 0.0 and plain.space_common_directions is None and plain.space_tag_prior == 0.0
     assert plain.space_readout == 0.0 and plain.readout_W is None
-    assert plain.space_calibrate_new_words is True  # the library's default
+    assert plain.space_calibrate_new_words is False  # the library's default
     assert not np.allclose(plain.W, model.W)
     res = runner.invoke(main, [*base, "-o", str(tmp_path / "x.model"), "--space-decoder", "-1"])
     assert res.exit_code == 2 and "--space-decoder" in res.output

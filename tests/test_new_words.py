@@ -101,8 +101,9 @@ def test_a_later_train_leaves_the_words_an_earlier_one_placed(corpus):
 
 
 def test_training_calls_it_in_two_stage_and_changes_nothing_else(corpus, monkeypatch):
-    """On by default; after the epochs it runs once a train() (two-stage); the text's words, W and
-    the images' rows are those of the same training without it, bit for bit."""
+    """Off by default (the two-stage demo turns it on); after the epochs it runs once a train()
+    (two-stage); the text's words, W and the images' rows are those of the same training without
+    it, bit for bit."""
     _, _, w2v = corpus
     calls = []
     real = Im2Vec._calibrate_new_words
@@ -112,10 +113,10 @@ def test_training_calls_it_in_two_stage_and_changes_nothing_else(corpus, monkeyp
         return real(self, moved_from)
 
     monkeypatch.setattr(Im2Vec, "_calibrate_new_words", spy)
-    on = _train(corpus)
-    off = _train(corpus, space_calibrate_new_words=False)
+    on = _train(corpus, space_calibrate_new_words=True)
+    off = _train(corpus)
     n = len(w2v.wv)  # the words after the text's: this train() moved them
-    assert calls == [(True, n), (False, n)] and on.space_calibrate_new_words is True
+    assert calls == [(True, n), (False, n)] and off.space_calibrate_new_words is False  # the default
     for w in w2v.wv.index_to_key:
         np.testing.assert_array_equal(on.wv[w], off.wv[w])
     np.testing.assert_array_equal(on.W, off.W)
