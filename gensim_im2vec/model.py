@@ -437,7 +437,8 @@ class Im2Vec(Word2Vec):
         default): such words stay as the space step left them. The two-stage demo sets True: its 27
         such tags (1.3% of the tags) were 18% of a held-out image's 10 nearest tags, 4% with it, and
         held-out image → word rose by 0.013 at every seed; with a text model of a twentieth of the
-        demo's text it fell by 0.012 (seed 1; docs/joint-space.md). Nothing changes in joint training or for pretrained words.
+        demo's text it fell by 0.012 (seed 1; docs/joint-space.md). Nothing changes in joint
+        training or for pretrained words.
     space_analogy_alpha : float
         The analogy steps' learning rate (constant over training).
     space_analogy_negatives : int
@@ -1607,9 +1608,8 @@ class Im2Vec(Word2Vec):
                 logger.info("space: analogy term on %i questions, last loss %.3f, %.1fs (%.1f%% of train)",
                             len(self._analogy_plan[0]), self.space_analogy_loss, self.space_analogy_seconds,
                             100 * self.space_analogy_seconds / max(elapsed, 1e-9))
-        # the words this train() moved in two-stage: those after the text's and after any earlier
-        # train()'s (as _space_word_lock planned it); the later ones stay frozen from now on
-        moved_from = max(int(self.n_pretrained_words), int(self.n_trained_words or 0))
+        # the words this train() moved in two-stage (read before n_trained_words counts them placed)
+        moved_from = self._placed_words()
         if self.train_words is not False or (self.image_heads == "space" and n_img):
             # every word of the vocabulary has now learned (the space step moves the new words)
             self.n_trained_words = len(self.wv)
@@ -1642,12 +1642,10 @@ class Im2Vec(Word2Vec):
         dim = self.layer1_size
         k, outside = dim // 4, dim // 2
         n_pre = int(self.n_pretrained_words)
-        counts = self._vocab_tag_counts()
-        is_word = self._vocab_image_rows < 0
-        rows = np.arange(len(counts))
-        reference = np.flatnonzero(is_word & (counts > 0) & (rows < n_pre))
-        new = np.flatnonzero(is_word & (counts > 0) & (rows >= max(n_pre, int(moved_from))))
-        images = np.flatnonzero(~is_word)
+        tags = self._tag_rows()
+        reference = tags[tags < n_pre]
+        new = tags[tags >= max(n_pre, int(moved_from))]
+        images = np.flatnonzero(self._vocab_image_rows >= 0)
         if not len(new):
             return
         if k < 1 or len(reference) < 2 or len(images) < outside + 1:
@@ -2000,6 +1998,12 @@ class Im2Vec(Word2Vec):
             return None
         return (-gamma * np.log(np.maximum(self._vocab_tag_counts(), 1.0))).astype(REAL)
 
+    def _placed_words(self) -> int:
+        """The vocabulary rows below which the words have their place: the text's pretrained ones and
+        those an earlier ``train()`` trained. In two-stage the space step moves the words from here
+        on (:meth:`_space_word_lock`), and they are the ones :meth:`_calibrate_new_words` may scale."""
+        return max(int(self.n_pretrained_words), int(self.n_trained_words or 0))
+
     def _space_word_lock(self) -> np.ndarray:
         """Which input vectors the space step moves (1) or leaves (0): never an image's row; the
         words ``train_words`` lets learn; words without a pretrained vector always (two-stage
@@ -2009,7 +2013,7 @@ class Im2Vec(Word2Vec):
         lock = np.zeros(len(self.wv), dtype=REAL)
         if not self.space_word_alpha > 0:
             return lock
-        placed = max(int(self.n_pretrained_words), int(self.n_trained_words or 0))
+        placed = self._placed_words()
         if self.train_words is True or self.space_pull is not None:
             lock[:] = 1.0
         elif self.train_words == "new":  # as the pair loop's vectors_lockf: every word after the text's

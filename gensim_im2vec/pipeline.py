@@ -105,8 +105,8 @@ class DemoConfig:
         ``space_calibrate_new_words=True`` (two-stage: the tags the text model has no vector for get
         the text's tags' share of their norm in the images' main directions after training; held-out
         image → word 0.243 → 0.256 over seeds 1–3, but lower with a weak text model, so the model's
-        own default is False; docs/joint-space.md), and, unless given here, ``space_decoder``, ``space_tag_prior``, ``space_readout`` and
-        ``space_readout_directions`` by mode (:data:`SPACE_DECODER`, :data:`SPACE_TAG_PRIOR`,
+        own default is False; docs/joint-space.md), and, unless given here, ``space_decoder``,
+        ``space_tag_prior``, ``space_readout`` and ``space_readout_directions`` by mode (:data:`SPACE_DECODER`, :data:`SPACE_TAG_PRIOR`,
         :data:`SPACE_READOUT`, :data:`SPACE_READOUT_DIRECTIONS`).
     """
 
