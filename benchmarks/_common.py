@@ -1,7 +1,9 @@
 """What several benchmark scripts read: the text corpus of the text benchmarks, this process's
-memory and I/O counters, and a file dropped from the page cache. Imported by the scripts (their folder is on ``sys.path`` when run as
+memory and I/O counters, a file dropped from the page cache, and the ``--set`` /
+``--demo-set NAME=VALUE`` options. Imported by the scripts (their folder is on ``sys.path`` when run as
 ``python benchmarks/<script>.py``); not a benchmark itself."""
 
+import ast
 import gzip
 import os
 import re
@@ -10,6 +12,16 @@ from collections.abc import Iterator
 from gensim.test.utils import datapath
 
 WORDNET = "/usr/share/dictd/wn.dict.dz"
+
+
+def settings(pairs: list[str]) -> dict:
+    """``NAME=VALUE`` options (``--set``, ``--demo-set``) as a dict, each value a Python literal
+    (``space_readout=0.5``, ``image_negatives='"vocab"'``; the first ``=`` splits).
+
+    >>> settings(["space_readout=0.5", "space_common_directions=None"])
+    {'space_readout': 0.5, 'space_common_directions': None}
+    """
+    return {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in pairs)}
 
 
 def text_corpus_name() -> str:

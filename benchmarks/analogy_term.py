@@ -29,12 +29,12 @@ Needs a finished ``make demo`` in `--demo-dir`. Nothing is saved.
 """
 
 import argparse
-import ast
 import time
 from collections import defaultdict
 from types import SimpleNamespace
 
 import numpy as np
+from _common import settings
 from gensim.models import Word2Vec
 
 from gensim_im2vec.evaluate import image_analogies, untrained_analogies
@@ -80,7 +80,7 @@ def main() -> None:
                     help="what the term trains on: half 0 of the title questions, tag-swap questions, or both")
     args = ap.parse_args()
     titles = args.questions == "titles"  # the demo's own path (im2vec demo --space-analogies); else the questions
-    opts = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.set)}
+    opts = settings(args.set)
     words = Word2Vec.load(f"{args.demo_dir}/models/words.w2v")
     feats = open_features(DemoConfig(out_dir=args.demo_dir))
     for mode in args.modes:

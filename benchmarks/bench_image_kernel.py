@@ -28,12 +28,12 @@
 """
 
 import argparse
-import ast
 import contextlib
 import threading
 import time
 
 import numpy as np
+from _common import settings
 from threadpoolctl import threadpool_limits
 
 from gensim_im2vec import Im2Vec
@@ -127,7 +127,7 @@ def main():
     ap.add_argument("--sections", default="1234", help="which sections to run, e.g. 14")
     ap.add_argument("--one-process", action="store_true", help=argparse.SUPPRESS)  # section 6's reference
     args = ap.parse_args()
-    OPTIONS.update({k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.set)})
+    OPTIONS.update(settings(args.set))
     if args.one_process:
         return _one_process(args.images)
     rng = np.random.default_rng(0)

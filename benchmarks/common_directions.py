@@ -22,11 +22,11 @@ space_common_directions=K`` (``None`` for W as trained).
 """
 
 import argparse
-import ast
 import json
 from collections import defaultdict
 
 import numpy as np
+from _common import settings
 from gensim.models import Word2Vec
 
 from gensim_im2vec.evaluate import (
@@ -85,7 +85,7 @@ def main() -> None:
     ap.add_argument("--demo-set", action="append", default=[], metavar="NAME=VALUE",
                     help="a DemoConfig field (e.g. image_epochs=50: the joint demo's 16 copies before 2026-12-03)")
     args = ap.parse_args()
-    fields = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.demo_set)}
+    fields = settings(args.demo_set)
     words = Word2Vec.load(f"{args.demo_dir}/models/words.w2v")
     feats = open_features(DemoConfig(out_dir=args.demo_dir))
     for mode in args.modes:

@@ -30,10 +30,10 @@ mean [min, max] over the seeds; ``--set NAME=VALUE`` trains them with an Im2Vec 
 """
 
 import argparse
-import ast
 from collections import defaultdict
 
 import numpy as np
+from _common import settings
 from gensim.models import Word2Vec
 
 from gensim_im2vec.model import Im2Vec
@@ -90,7 +90,7 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="*", type=int, default=None, help="train per seed (default: the saved models)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="an Im2Vec option (with --seeds)")
     args = ap.parse_args()
-    opts = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.set)}
+    opts = settings(args.set)
     if opts and not args.seeds:
         raise SystemExit("--set trains the models: give --seeds too.")
     feats = open_features(DemoConfig(out_dir=args.demo_dir))

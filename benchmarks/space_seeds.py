@@ -17,12 +17,12 @@ demo's text model at that size once, seed 1, into ``<demo-dir>/models/words-100d
 """
 
 import argparse
-import ast
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from _common import settings
 from gensim.models import Word2Vec
 
 from gensim_im2vec.fileio import atomic_save
@@ -57,8 +57,8 @@ def main() -> None:
     ap.add_argument("--text-words", action="store_true",
                     help="word vectors of the demo's text at the DemoConfig's vector_size (trained once, cached)")
     args = ap.parse_args()
-    opts = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.set)}
-    fields = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.demo_set)}
+    opts = settings(args.set)
+    fields = settings(args.demo_set)
     size = fields.get("vector_size", DemoConfig.vector_size)
     words = text_words(args.demo_dir, size) if args.text_words else Word2Vec.load(f"{args.demo_dir}/models/words.w2v")
     if words.vector_size != size:

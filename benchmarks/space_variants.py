@@ -23,11 +23,11 @@ vectors) or joint (text + image documents, as the demo), then prints, on the dem
 """
 
 import argparse
-import ast
 import json
 import time
 
 import numpy as np
+from _common import settings
 from gensim.models import Word2Vec
 
 from gensim_im2vec.baselines import candidate_vectors, fill_scores
@@ -74,7 +74,7 @@ def main() -> None:
     ap.add_argument("--word-similarity", action="store_true", help="Δ word similarity vs the demo's text model")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="an Im2Vec option")
     args = ap.parse_args()
-    opts = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.set)}
+    opts = settings(args.set)
     cfg = DemoConfig(out_dir=args.demo_dir, mode=args.mode, seed=args.seed, tags_only=not args.full_docs)
     if args.epochs:
         cfg.image_epochs = args.epochs

@@ -20,10 +20,10 @@ the demo's). Models are not saved.
 """
 
 import argparse
-import ast
 import time
 
 import numpy as np
+from _common import settings
 
 from gensim_im2vec.evaluate import compare_word_similarity
 from gensim_im2vec.pipeline import DemoConfig, open_features, text_word2vec, train_model
@@ -52,8 +52,8 @@ def main() -> None:
     ap.add_argument("--demo-set", action="append", default=[], metavar="NAME=VALUE",
                     help="a DemoConfig field of the joint model (e.g. image_epochs=36)")
     args = ap.parse_args()
-    opts = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.set)}
-    fields = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.demo_set)}
+    opts = settings(args.set)
+    fields = settings(args.demo_set)
     feats = open_features(DemoConfig(out_dir=args.demo_dir))
     text_rows, joint_rows, deltas = [], [], []
     for seed in args.seeds:

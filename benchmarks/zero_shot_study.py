@@ -30,12 +30,12 @@ Needs a finished ``make demo`` (or ``im2vec demo --out DIR``) in `--demo-dir`.
 """
 
 import argparse
-import ast
 import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from _common import settings
 from gensim.models import Word2Vec
 
 from gensim_im2vec.baselines import TagPriorScorer
@@ -85,8 +85,8 @@ def per_tag_gap(scores_a, scores_b, test_tags, candidates, zero_shot):
         if not rel.any():
             continue
         ap = (average_precision(A[i], rel), average_precision(B[i], rel))
-        for t in dict.fromkeys(t for t in tags if t in zs):
-            groups.setdefault(t, []).append(ap)
+        for tag in dict.fromkeys(t for t in tags if t in zs):
+            groups.setdefault(tag, []).append(ap)
     return {t: (len(v), *np.mean(v, axis=0)) for t, v in groups.items()}
 
 
@@ -147,9 +147,9 @@ def main():
     ap.add_argument("--demo-set", action="append", default=[], metavar="NAME=VALUE",
                     help="a DemoConfig field (e.g. image_epochs=50: the joint demo's 16 copies before 2026-12-03)")
     args = ap.parse_args()
-    fields = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.demo_set)}
+    fields = settings(args.demo_set)
     cfg = DemoConfig(out_dir=args.demo_dir, mode=args.mode, **fields)
-    cfg.im2vec = {**cfg.im2vec, **{k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.set)}}
+    cfg.im2vec = {**cfg.im2vec, **settings(args.set)}
     words_path = Path(args.demo_dir) / "models" / "words.w2v"
     if not words_path.exists():
         raise SystemExit(f"{words_path} not found: run `make demo` (or `im2vec demo --out {args.demo_dir}`) first.")
