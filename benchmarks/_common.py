@@ -1,13 +1,17 @@
 """What several benchmark scripts read: the text corpus of the text benchmarks, this process's
-memory and I/O counters, a file dropped from the page cache, and the ``--set`` /
-``--demo-set NAME=VALUE`` options. Imported by the scripts (their folder is on ``sys.path`` when run as
+memory and I/O counters, a file dropped from the page cache, the ``--set`` /
+``--demo-set NAME=VALUE`` options, and the demo's text model at another size or without some of
+its tags. Imported by the scripts (their folder is on ``sys.path`` when run as
 ``python benchmarks/<script>.py``); not a benchmark itself."""
 
 import ast
 import gzip
 import os
+import random
 import re
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from gensim.test.utils import datapath
 
@@ -22,6 +26,57 @@ def settings(pairs: list[str]) -> dict:
     {'space_readout': 0.5, 'space_common_directions': None}
     """
     return {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in pairs)}
+
+
+def tags_to_drop(tags, share: float) -> set:
+    """A share of `tags` (rounded down), drawn with a fixed seed from their sorted list, so every
+    run and every script drops the same ones.
+
+    >>> sorted(tags_to_drop(["sea", "dog", "cat", "sky"], 0.5)) == sorted(tags_to_drop(["sky", "cat", "dog", "sea"], 0.5))
+    True
+    >>> len(tags_to_drop(["sea", "dog", "cat", "sky"], 0.5)), tags_to_drop(["sea"], 0.0)
+    (2, set())
+    """
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"the share of tags to drop must be in [0, 1), got {share!r}.")
+    ordered = sorted(set(tags))
+    return set(random.Random(0).sample(ordered, int(share * len(ordered))))
+
+
+def demo_text_words(demo_dir: str, vector_size: int | None = None, without_tags: float = 0.0):
+    """The demo's text model (dictionary text, skip-gram, seed 1): its own ``words.w2v`` at the
+    demo's size; at another `vector_size`, or with a share `without_tags` of the demo's training
+    tags taken out of the text (every occurrence, so the model has no vector for them: a collection
+    whose tags the text mostly never saw, the Flickr-against-Wikipedia case), trained once into
+    ``<demo_dir>/models/words-<size>d[-without<share>].w2v`` and loaded from there after."""
+    from gensim.models import Word2Vec
+
+    from gensim_im2vec.fileio import atomic_save
+    from gensim_im2vec.pipeline import (
+        DemoConfig,
+        open_features,
+        text_sentences,
+        text_word2vec,
+        training_documents,
+    )
+
+    size = vector_size or DemoConfig.vector_size
+    if size == DemoConfig.vector_size and not without_tags:
+        return Word2Vec.load(str(Path(demo_dir) / "models" / "words.w2v"))
+    name = f"words-{size}d" + (f"-without{without_tags:g}" if without_tags else "") + ".w2v"
+    path = Path(demo_dir) / "models" / name
+    if not path.exists():
+        t = time.perf_counter()
+        cfg = DemoConfig(out_dir=demo_dir, vector_size=size, seed=1)
+        drop = set()
+        if without_tags:
+            docs, _ = training_documents(cfg, open_features(cfg), tags_only=True)
+            drop = tags_to_drop((w for doc in docs for w in doc[1:]), without_tags)
+        model = text_word2vec(cfg, [[w for w in s if w not in drop] for s in text_sentences(cfg)])
+        atomic_save(model, path)
+        print(f"trained the text model ({size}-d, {len(drop)} tags taken out of its text) into {path} in "
+              f"{time.perf_counter() - t:.0f}s")
+    return Word2Vec.load(str(path))
 
 
 def text_corpus_name() -> str:

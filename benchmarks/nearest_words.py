@@ -27,14 +27,20 @@ vocabulary:
 Without ``--seeds`` the demo's saved models are read (``make demo``); with it, each mode is trained
 per seed as the demo trains (:func:`gensim_im2vec.pipeline.train_model`) and each figure is the
 mean [min, max] over the seeds; ``--set NAME=VALUE`` trains them with an Im2Vec option changed.
+``--text-without-tags SHARE`` (two-stage, with ``--seeds``) starts from the demo's text model
+trained without that share of the demo's tags (as ``space_seeds.py`` has it), and prints one more
+line: how the tags taken out sit among the text's words against where the full text model puts
+them (:func:`text_neighbourhoods`), e.g.
+
+    OMP_NUM_THREADS=1 python benchmarks/nearest_words.py --modes two-stage --seeds 1 2 3 --text-without-tags 0.6 \
+        --set train_words=False --set space_calibrate_new_words=False
 """
 
 import argparse
 from collections import defaultdict
 
 import numpy as np
-from _common import settings
-from gensim.models import Word2Vec
+from _common import demo_text_words, settings
 
 from gensim_im2vec.model import Im2Vec
 from gensim_im2vec.pipeline import DemoConfig, evaluation_data, open_features, train_model
@@ -83,22 +89,55 @@ def neighbour_figures(model, V: np.ndarray, truth: list, zero_shot: set, restric
             "new hit": np.mean(new_hit) if new_hit else float("nan")}
 
 
+def text_neighbourhoods(model, full, taken_out, n_words: int = 5000, k: int = 10) -> tuple:
+    """How well the tags `taken_out` of the text sit among the text's words, against where the full
+    text model `full` puts them: over the tags that both models have, the mean Pearson correlation
+    of a tag's cosines to the `n_words` most frequent words of both (its profile; rotation-free, so
+    two models trained apart compare) and the mean share of its `k` nearest of those words that
+    are the same. NaN, NaN when no such tag is in the model."""
+    vocab = model.wv.key_to_index
+    tags = sorted(t for t in taken_out if t in vocab and t in full.wv.key_to_index)
+    words = [w for w in full.wv.index_to_key if w in vocab and w not in taken_out and not model.is_image(w)][:n_words]
+    if not tags or len(words) < k:
+        return float("nan"), float("nan")
+
+    def cosines(kv, rows):
+        T = np.asarray(kv[tags], dtype=np.float64)
+        W = np.asarray(kv[rows], dtype=np.float64)
+        T /= np.maximum(np.linalg.norm(T, axis=1, keepdims=True), 1e-12)
+        W /= np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-12)
+        return T @ W.T
+
+    A, B = cosines(model.wv, words), cosines(full.wv, words)
+    r = np.mean([np.corrcoef(a, b)[0, 1] for a, b in zip(A, B)])
+    near_a, near_b = np.argsort(-A, axis=1)[:, :k], np.argsort(-B, axis=1)[:, :k]
+    shared = np.mean([len(set(a) & set(b)) / k for a, b in zip(near_a, near_b)])
+    return float(r), float(shared)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--demo-dir", default="demo_output")
     ap.add_argument("--modes", nargs="+", default=["two-stage", "joint"], choices=["two-stage", "joint"])
     ap.add_argument("--seeds", nargs="*", type=int, default=None, help="train per seed (default: the saved models)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="an Im2Vec option (with --seeds)")
+    ap.add_argument("--text-without-tags", type=float, default=0.0, metavar="SHARE",
+                    help="two-stage from the demo's text model with this share of the demo's tags taken out of its "
+                         "text (with --seeds; space_seeds.py has the same)")
     args = ap.parse_args()
     opts = settings(args.set)
-    if opts and not args.seeds:
-        raise SystemExit("--set trains the models: give --seeds too.")
+    if (opts or args.text_without_tags) and not args.seeds:
+        raise SystemExit("--set and --text-without-tags train the models: give --seeds too.")
+    if args.text_without_tags and "joint" in args.modes:
+        raise SystemExit("--text-without-tags changes the text model two-stage starts from: give --modes two-stage.")
     feats = open_features(DemoConfig(out_dir=args.demo_dir))
     data = evaluation_data(DemoConfig(out_dir=args.demo_dir), feats)
     X = feats.gather_normalized([feats.row(k) for k in data.test_keys])
     zero_shot = set(data.zero_shot)
-    words = Word2Vec.load(f"{args.demo_dir}/models/words.w2v")
+    words = demo_text_words(args.demo_dir, without_tags=args.text_without_tags)
     text_words = words.wv.key_to_index
+    full = demo_text_words(args.demo_dir) if args.text_without_tags else None
+    taken_out = {w for w in full.wv.key_to_index if w not in text_words} if full is not None else set()
     for mode in args.modes:
         figures = defaultdict(list)
         for seed in args.seeds or [None]:
@@ -120,6 +159,10 @@ def main() -> None:
                         figures[(name, restrict, fig)].append(value)
             tag_keys = [model.wv.index_to_key[i] for i in np.flatnonzero(model._modality_mask("tags"))]
             unseen = sum(w not in text_words for w in tag_keys)
+            if full is not None:
+                r, shared = text_neighbourhoods(model, full, taken_out & set(tag_keys))
+                figures["profile"].append(r)
+                figures["shared"].append(shared)
             print(f"{mode}{'' if seed is None else f' seed {seed}'}: {len(model.wv)} keys, {len(tag_keys)} tags, "
                   f"{unseen} of them ({unseen / max(len(tag_keys), 1):.1%}) not in the text model", flush=True)
         print(f"\n{mode}: images' nearest words, mean [min, max] over {len(args.seeds or [None])} model(s)")
@@ -132,6 +175,11 @@ def main() -> None:
                     v = figures[(name, restrict, fig)]
                     cells.append("—" if np.isnan(v).all() else f"{np.mean(v):.3f} [{min(v):.3f}, {max(v):.3f}]")
                 print(f"  {name:<10s} {restrict:<6s} " + "  ".join(f"{c:>22s}" for c in cells))
+        if full is not None:
+            r, shared = figures["profile"], figures["shared"]
+            print(f"  the tags taken out of the text, against the full text model: cosine profile over its "
+                  f"5,000 most frequent words r = {np.mean(r):.3f} [{min(r):.3f}, {max(r):.3f}], 10 nearest "
+                  f"of them shared {np.mean(shared):.3f} [{min(shared):.3f}, {max(shared):.3f}]")
         print()
 
 

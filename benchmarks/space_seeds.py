@@ -14,37 +14,25 @@ the seeds, beside the reference each target is measured against. Models are not 
 NAME=VALUE`` with a field of :class:`~gensim_im2vec.pipeline.DemoConfig` changed (``image_epochs``,
 ``vector_size`` needs other word vectors: ``--demo-set vector_size=100 --text-words`` trains the
 demo's text model at that size once, seed 1, into ``<demo-dir>/models/words-100d.w2v``, and uses it).
+``--text-without-tags SHARE`` (two-stage) starts from a text model trained on the demo's text with
+that share of the demo's tags taken out of it, so the text has no vector for them: the case of a
+photo collection whose tags the text model mostly never saw (cached as
+``<demo-dir>/models/words-200d-without<SHARE>.w2v``).
 """
 
 import argparse
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
-from _common import settings
-from gensim.models import Word2Vec
+from _common import demo_text_words, settings
 
-from gensim_im2vec.fileio import atomic_save
 from gensim_im2vec.pipeline import (
     DemoConfig,
     evaluate_trained,
     open_features,
-    text_word2vec,
     train_model,
 )
-
-
-def text_words(demo_dir: str, vector_size: int) -> Word2Vec:
-    """The demo's text model (dictionary text, skip-gram, seed 1, one worker) at `vector_size`,
-    trained once into ``<demo_dir>/models/words-<vector_size>d.w2v`` and loaded from there after."""
-    path = Path(demo_dir) / "models" / f"words-{vector_size}d.w2v"
-    if not path.exists():
-        t = time.perf_counter()
-        model = text_word2vec(DemoConfig(out_dir=demo_dir, vector_size=vector_size, seed=1))
-        atomic_save(model, path)
-        print(f"trained the text model at vector_size={vector_size} into {path} in {time.perf_counter() - t:.0f}s")
-    return Word2Vec.load(str(path))
 
 
 def main() -> None:
@@ -56,11 +44,17 @@ def main() -> None:
     ap.add_argument("--demo-set", action="append", default=[], metavar="NAME=VALUE", help="a DemoConfig field")
     ap.add_argument("--text-words", action="store_true",
                     help="word vectors of the demo's text at the DemoConfig's vector_size (trained once, cached)")
+    ap.add_argument("--text-without-tags", type=float, default=0.0, metavar="SHARE",
+                    help="word vectors of the demo's text with this share of the demo's tags taken out of it "
+                         "(trained once, cached): a collection whose tags the text mostly never saw")
     args = ap.parse_args()
     opts = settings(args.set)
     fields = settings(args.demo_set)
     size = fields.get("vector_size", DemoConfig.vector_size)
-    words = text_words(args.demo_dir, size) if args.text_words else Word2Vec.load(f"{args.demo_dir}/models/words.w2v")
+    if args.text_without_tags and "joint" in args.modes:
+        raise SystemExit("--text-without-tags changes the text model two-stage starts from; joint trains on the "
+                         "demo's text itself: give --modes two-stage.")
+    words = demo_text_words(args.demo_dir, size if args.text_words else None, args.text_without_tags)
     if words.vector_size != size:
         raise SystemExit(f"the word vectors have vector_size={words.vector_size}, the run asks for {size}: add "
                          f"--text-words to train the demo's text model at {size} (once, cached in the demo's models/).")

@@ -5,8 +5,8 @@
 
 Stage 1 learns word vectors (and their output vectors ``syn1neg``) with plain gensim Word2Vec on a
 clean text corpus (one document per line), or loads one you trained before (``--word2vec``; it
-must use negative sampling). Stage 2 (:meth:`Im2Vec.from_word2vec`) keeps those words frozen and
-learns ``W`` on the image documents — ``img:<key> tag tag …`` per line, as ``im2vec normalize``
+must use negative sampling). Stage 2 (:meth:`Im2Vec.from_word2vec`) keeps those words frozen (the
+tags they lack learn, as gensim trains a new word) and learns ``W`` on the image documents — ``img:<key> tag tag …`` per line, as ``im2vec normalize``
 writes them — with the images' features from a FeatureStore (``im2vec extract``). The words'
 similarities are unchanged; images land among the words that describe them, in one space: at the
 end, a word's nearest images and an image's nearest tags by cosine in ``model.wv``.

@@ -826,8 +826,9 @@ IM2VEC = "gensim_im2vec.model:Im2Vec"  # the training options and their defaults
               help="FeatureStore directory (im2vec extract) with the images' features; opened memory-mapped.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Where to save the model.")
 @click.option("--pretrained", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="A saved gensim Word2Vec (negative sampling) to start from: two-stage training, words "
-                   "frozen unless --train-words is given; the options below then default to its settings.")
+              help="A saved gensim Word2Vec (negative sampling) to start from: two-stage training, its words "
+                   "frozen unless --train-words is given (the tags it lacks learn unless --freeze-words); the "
+                   "options below then default to its settings.")
 @click.option("--vector-size", type=click.IntRange(min=1), cls=LibraryOption, library=IM2VEC, help="Dimensionality of the space.")
 @click.option("--epochs", type=click.IntRange(min=1), cls=LibraryOption, library=IM2VEC, help="Passes over DOCUMENTS.")
 @click.option("--sg/--cbow", default=None, help="Skip-gram or CBOW.  [default: cbow, as gensim's]")
@@ -847,7 +848,11 @@ IM2VEC = "gensim_im2vec.model:Im2Vec"  # the training options and their defaults
 @click.option("--tied/--untied", "tied_image_targets", default=None,
               help="An image as the centre word uses its own h as output vector (tied) or is skipped.")
 @click.option("--train-words/--freeze-words", "train_words", default=None,
-              help="Whether word input vectors learn (default: learn; frozen with --pretrained).")
+              help="Whether word input vectors learn (default: learn; with --pretrained, as --train-new-words).")
+@click.option("--train-new-words", is_flag=True, default=False,
+              help="--pretrained (two-stage): the pretrained words stay frozen, the words they lack (tags the text "
+                   "never saw) learn by skip-gram and from the images: the default with --pretrained. "
+                   "--freeze-words freezes them too after their first training, where only the images place them.")
 @click.option("--missing-images", type=click.Choice(["raise", "skip"]), cls=LibraryOption, library=IM2VEC,
               help="An image token without features: stop with an error, or drop it with a warning.")
 @click.option("--space-decoder", type=click.FloatRange(min=0), cls=LibraryOption, library=IM2VEC,
@@ -864,9 +869,10 @@ IM2VEC = "gensim_im2vec.model:Im2Vec"  # the training options and their defaults
               help="K: the readout leaves the tags' top K principal directions to W and carries the others "
                    "(0: every direction; the demo uses 50).")
 @click.option("--space-calibrate-new-words/--no-space-calibrate-new-words", cls=LibraryOption, library=IM2VEC,
-              help="--pretrained (two-stage): after training, tags the pretrained model had no vector for get the "
-                   "pretrained tags' share of their norm in the images' main directions, so they stop coming "
-                   "before the text's tags for every image (default: off; the two-stage demo turns it on).")
+              help="--pretrained --freeze-words: after training, tags the pretrained model had no vector for get "
+                   "the pretrained tags' share of their norm in the images' main directions, so they stop coming "
+                   "before the text's tags for every image (default: off; the two-stage demo turns it on; it harms "
+                   "where the text lacks many of the tags).")
 @click.option("--space-common-directions", type=click.IntRange(min=0), cls=LibraryOption, library=IM2VEC,
               help="Take the tags' mean direction (0) and their top N principal directions out of the image "
                    "vectors after training (default: keep W as trained; the demo uses 0).")
@@ -893,6 +899,14 @@ def train_command(documents, features, output, pretrained, analogies_path, resum
     _check_output(output, "'-o' / '--output'")
     _check_not_input(output, "'-o' / '--output'", {"the DOCUMENTS": documents, "the --pretrained model": pretrained,
                                                         "the -f / --features store": features})
+    if options.pop("train_new_words"):
+        if options.get("train_words") is not None:
+            raise click.UsageError("--train-new-words and --train-words / --freeze-words each say which words learn: "
+                                   "give one of them.")
+        if not pretrained:
+            raise click.UsageError("--train-new-words needs --pretrained: without it every word is new (the "
+                                   "words learn by default).")
+        options["train_words"] = "new"
     params = {k: v for k, v in options.items() if v is not None}
     if params.get("vectors_file"):
         _check_vectors_file_option(params["vectors_file"], output, documents, pretrained, features, analogies_path)

@@ -720,7 +720,7 @@ def _map_section(model, thumbs: _Thumbnails, known, test_keys, feats, shown: int
 #: How the header names a model's training, by its ``train_words`` (:class:`~gensim_im2vec.model.Im2Vec`).
 _TRAINING = {True: "words and images together (joint)",
              False: "words frozen, images trained into them (two-stage)",
-             "new": "images with the words new to the text model; the text's words frozen"}
+             "new": "the text's words frozen, images and the words new to the text trained (two-stage)"}
 
 
 def _header_facts(model) -> list[str]:

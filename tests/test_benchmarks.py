@@ -221,3 +221,54 @@ def test_zero_shot_study_per_tag_gap(monkeypatch, capsys):
     assert f"Im2Vec {(11 / 12 + 5 / 6 + 1 / 3) / 3:.3f}, ridge {(2 / 3 + 1 + 1) / 3:.3f}" in out  # the tags' mean
     lines = [ln.split() for ln in out.splitlines()[1:]]
     assert [ln[0] for ln in lines] == ["'spain'", "'flag'"]  # |1 x 0.667| before |2 x -0.25|, icon left out
+
+
+def test_common_helpers_examples_and_tags_to_drop(monkeypatch):
+    """_common.py's examples (``settings``, ``tags_to_drop``) give what they show; the tags a
+    benchmark takes out of the text are the same whatever order they come in, and a share outside
+    [0, 1) is refused naming it."""
+    import doctest
+
+    module = _load("_common", monkeypatch)
+    result = doctest.testmod(module)
+    assert result.attempted >= 3 and result.failed == 0, result
+    tags = [f"tag{i}" for i in range(100)]
+    drop = module.tags_to_drop(tags, 0.6)
+    assert len(drop) == 60 and drop <= set(tags)
+    assert module.tags_to_drop(list(reversed(tags)) + tags[:10], 0.6) == drop  # order and repeats do not matter
+    assert module.tags_to_drop(tags, 0.3) != module.tags_to_drop(tags, 0.31)
+    with pytest.raises(ValueError, match="1.0"):
+        module.tags_to_drop(tags, 1.0)
+
+
+def test_text_neighbourhoods_compares_a_tag_with_the_full_text(monkeypatch):
+    """nearest_words.text_neighbourhoods: a tag placed where the full text model has it agrees
+    with it (profile r 1, the same 10 nearest words); one placed at random does not; images and the
+    other taken-out tags are not among the words compared; no tag in common gives NaN."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    from gensim.models import KeyedVectors
+
+    module = _load("nearest_words", monkeypatch)
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(200)]
+    full = KeyedVectors(16)
+    full.add_vectors(words + ["tagA", "tagB"], rng.normal(size=(202, 16)))
+
+    def model_with(tag_vectors):
+        kv = KeyedVectors(16)
+        kv.add_vectors(words + ["tagA", "tagB", "img:x"],
+                       np.vstack([full[words], tag_vectors, rng.normal(size=(1, 16))]))
+        return SimpleNamespace(wv=kv, is_image=lambda k: k.startswith("img:"))
+
+    same = model_with(full[["tagA", "tagB"]])
+    r, shared = module.text_neighbourhoods(same, SimpleNamespace(wv=full), {"tagA", "tagB"})
+    assert abs(r - 1.0) < 1e-9 and shared == 1.0
+    scaled = model_with(3.0 * full[["tagA", "tagB"]])  # cosine does not see the norm
+    assert module.text_neighbourhoods(scaled, SimpleNamespace(wv=full), {"tagA", "tagB"})[1] == 1.0
+    other = model_with(rng.normal(size=(2, 16)))
+    r, shared = module.text_neighbourhoods(other, SimpleNamespace(wv=full), {"tagA", "tagB"})
+    assert abs(r) < 0.5 and shared < 0.5
+    r, shared = module.text_neighbourhoods(same, SimpleNamespace(wv=full), {"tagC"})
+    assert np.isnan(r) and np.isnan(shared)

@@ -59,11 +59,9 @@ def test_train_passes_the_space_options_to_the_model(tmp_path):
     base = ["train", str(docs), "-f", str(tmp_path / "store"), "--vector-size", "8", "--epochs", "1", "--sg",
             "--min-count", "1", "--workers", "1", "--seed", "1"]
     res = runner.invoke(main, [*base, "-o", str(tmp_path / "d.model"), "--space-decoder", "5",
-                               "--space-common-directions", "0", "--space-tag-prior", "0.5", "--space-readout", "0.5",
-                               "--space-calibrate-new-words"])
+                               "--space-common-directions", "0", "--space-tag-prior", "0.5", "--space-readout", "0.5"])
     assert res.exit_code == 0, res.output
     model = Im2Vec.load(str(tmp_path / "d.model"))
-    assert model.space_calibrate_new_words is True
     assert model.space_decoder == 5.0 and model.space_common_directions == 0 and model.space_tag_prior == 0.5
     assert model.space_directions is not None  # the tags' mean was taken out of W
     assert model.space_readout == 0.5 and model.readout_W is not None  # the readout was fitted
@@ -79,6 +77,41 @@ def test_train_passes_the_space_options_to_the_model(tmp_path):
     assert res.exit_code == 2 and "--space-tag-prior" in res.output
     res = runner.invoke(main, [*base, "-o", str(tmp_path / "x.model"), "--space-readout", "-1"])
     assert res.exit_code == 2 and "--space-readout" in res.output
+
+
+def test_train_pretrained_new_words_learn_unless_frozen(tmp_path):
+    """--pretrained: the text's words stay frozen and a tag it never saw learns (train_words="new",
+    from_word2vec's default; --train-new-words says it); --freeze-words keeps the space step alone
+    for it, and only then takes --space-calibrate-new-words; contradictions are refused."""
+    data, _ = _inputs(tmp_path)
+    w2v = Word2Vec([d[1:] for d in data.docs], vector_size=16, sg=1, min_count=1, epochs=2, workers=1, seed=1)
+    w2v.save(str(tmp_path / "w2v.model"))
+    docs = tmp_path / "tagged.txt"  # class-0 images carry a tag the text never saw
+    docs.write_text("".join(" ".join(d + (["brandnew"] if data.labels[d[0]] == 0 else [])) + "\n"
+                            for d in data.docs if d[0].startswith("img:")))
+    runner = CliRunner()
+    base = ["train", str(docs), "-f", str(tmp_path / "store"), "--pretrained", str(tmp_path / "w2v.model"),
+            "--epochs", "2", "--workers", "1", "--min-count", "1"]
+    models = {}
+    for name, flags in (("default", []), ("new", ["--train-new-words"]),
+                        ("frozen", ["--freeze-words", "--space-calibrate-new-words"])):
+        res = runner.invoke(main, [*base, "-o", str(tmp_path / f"{name}.model"), *flags])
+        assert res.exit_code == 0, res.output
+        models[name] = Im2Vec.load(str(tmp_path / f"{name}.model"))
+        assert np.array_equal(models[name].wv["class1"], w2v.wv["class1"])  # the text's words frozen
+    assert models["default"].train_words == "new" and models["new"].train_words == "new"
+    np.testing.assert_array_equal(models["default"].wv["brandnew"], models["new"].wv["brandnew"])
+    frozen = models["frozen"]
+    assert frozen.train_words is False and frozen.space_calibrate_new_words is True
+    assert not np.allclose(frozen.wv["brandnew"], models["new"].wv["brandnew"])  # placed another way
+    res = runner.invoke(main, [*base, "-o", str(tmp_path / "x.model"), "--space-calibrate-new-words"])
+    assert res.exit_code == 1 and "--freeze-words" in res.output and "space_calibrate_new_words" in res.output
+    res = runner.invoke(main, [*base, "-o", str(tmp_path / "x.model"), "--train-new-words", "--freeze-words"])
+    assert res.exit_code == 2 and "give one of them" in res.output
+    res = runner.invoke(main, ["train", str(docs), "-f", str(tmp_path / "store"), "-o", str(tmp_path / "x.model"),
+                               "--train-new-words"])
+    assert res.exit_code == 2 and "needs --pretrained" in res.output
+    assert not (tmp_path / "x.model").exists()
 
 
 def test_train_takes_analogy_questions_from_a_file(tmp_path):

@@ -209,10 +209,15 @@ def test_a_two_stage_models_header_says_its_words_were_frozen(tmp_path):
 
     data = make_corpus(n_classes=3, n_images=40, n_features=8, n_test=2, seed=0)
     w2v = Word2Vec([d[1:] for d in data.docs], vector_size=8, sg=1, min_count=1, epochs=2, workers=1, seed=1)
-    model = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=data.docs, epochs=2, workers=1)
-    page = write_report(model, tmp_path / "out", words=["class0"], map_words=0, map_images=0).read_text("utf-8")
-    parser = _Header()
-    parser.feed(page)
-    facts = [" ".join(f.split()) for f in parser.facts]
-    assert "training: words frozen, images trained into them (two-stage)" in facts, facts
+    docs = [d + ["brandnew"] for d in data.docs if d[0].startswith("img:")]  # a tag the text never saw
+    for train_words, line in (("new", "the text's words frozen, images and the words new to the text trained "
+                                      "(two-stage)"),  # from_word2vec's default
+                              (False, "words frozen, images trained into them (two-stage)")):
+        kw = {} if train_words == "new" else {"train_words": train_words}
+        model = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=docs, epochs=2, workers=1, **kw)
+        page = write_report(model, tmp_path / "out", words=["class0"], map_words=0, map_images=0).read_text("utf-8")
+        parser = _Header()
+        parser.feed(page)
+        facts = [" ".join(f.split()) for f in parser.facts]
+        assert f"training: {line}" in facts, facts
     assert "image features: 8-d" in facts  # no extractor recorded: the features' size alone

@@ -595,7 +595,7 @@ def test_from_word2vec_two_stage(plain):
     text = [d[1:] for d in plain.docs] * 2 + [["onlytext", "prose"]] * 5
     w2v = Word2Vec(text, vector_size=24, sg=1, min_count=1, epochs=3, workers=1, seed=1)
     m = Im2Vec.from_word2vec(w2v, image_features=plain.features, sentences=plain.docs, epochs=10)
-    assert m.train_words is False
+    assert m.train_words == "new"  # the text's words frozen, the words it lacks learn
     for w in ("class1", "tag3", "onlytext"):
         assert np.array_equal(m.wv[w], w2v.wv[w])  # frozen word vectors
     assert "img:5" in m.wv and m.is_image("img:5")
@@ -687,17 +687,39 @@ def test_a_tag_the_text_never_saw_joins_the_word_space(two_stage_zero_shot):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "known limit: in two-stage a tag the text never saw starts at a random vector and only the space step "
-    "moves it; on this 4-class corpus it pulls its class's images off their class word (class-0 images at "
-    "cosine -0.36 to 'class0') instead of joining them; larger word steps, rescaled starts and an image "
-    "offset did not fix it (docs/joint-space.md)"))
-def test_a_tag_the_text_never_saw_lands_near_its_images(two_stage_zero_shot):
+    "known limit of train_words=False: a tag the text never saw starts at a random vector and only the space "
+    "step moves it; on this corpus it pulls its class's images off their class word instead of joining them; "
+    "larger word steps, rescaled starts, an image offset and space_calibrate_new_words did not fix it. "
+    "from_word2vec's default, train_words='new', does (the test below; docs/joint-space.md)"))
+def test_a_tag_only_the_images_placed_lands_near_its_images(two_stage_zero_shot):
+    data, unseen, _, w2v = two_stage_zero_shot
+    images = [[w for w in d if w not in unseen] + (["brandnew"] if data.labels[d[0]] == 0 else [])
+              for d in data.docs if d[0].startswith("img:")]
+    m = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=images, epochs=5, sample=0,
+                             train_words=False)
+    near = m.most_similar_images("brandnew", topn=10)
+    assert np.mean([data.labels[k] == 0 for k, _ in near]) >= 0.9, near
+
+
+def test_a_tag_the_text_never_saw_lands_near_its_images_and_its_words(two_stage_zero_shot):
+    """from_word2vec's default (train_words="new"): a tag only the image documents have learns by
+    skip-gram with the tags beside it, against the text's output vectors, as well as from the images:
+    it lands among its class's images and next to its class's words, where train_words=False leaves
+    it far from both (the xfail above); the text's words stay bit for bit."""
     data, unseen, _, w2v = two_stage_zero_shot
     images = [[w for w in d if w not in unseen] + (["brandnew"] if data.labels[d[0]] == 0 else [])
               for d in data.docs if d[0].startswith("img:")]
     m = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=images, epochs=5, sample=0)
+    assert m.train_words == "new"
     near = m.most_similar_images("brandnew", topn=10)
     assert np.mean([data.labels[k] == 0 for k, _ in near]) >= 0.9, near
+    words = [w for w, _ in words_only(m).most_similar("brandnew", topn=3)]
+    assert set(words) <= {"class0", "class0_r0", "class0_r1"}, words
+    frozen = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=images, epochs=5, sample=0,
+                                  train_words=False)
+    assert m.wv.similarity("brandnew", "class0") > 0.6 > frozen.wv.similarity("brandnew", "class0") + 0.3
+    for w in ("class0", "class0_r1", "tag3"):
+        np.testing.assert_array_equal(m.wv[w], w2v.wv[w])
 
 
 def test_image_tokens_survive_min_count_max_final_vocab_and_trim_rule(plain):
@@ -982,7 +1004,7 @@ def test_the_readmes_examples_run_and_show_what_they_say(tmp_path, monkeypatch):
     two = {}
     exec(compile(runnable[1], "README.md: two-stage", "exec"), two)
     assert np.array_equal(two["model"].wv["class1"], two["w2v"].wv["class1"])
-    assert two["model"].is_image("img:0") and two["model"].train_words is False
+    assert two["model"].is_image("img:0") and two["model"].train_words == "new"
 
 
 def test_the_tags_filter_follows_new_tags(plain, tmp_path):

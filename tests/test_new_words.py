@@ -23,9 +23,11 @@ def corpus():
 
 
 def _train(corpus, **kwargs):
+    """Two-stage with the new words placed by the space step alone (``train_words=False``), the
+    only training the calibration applies to."""
     data, image_docs, w2v = corpus
     return Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=image_docs, epochs=8, sample=0,
-                                workers=1, **kwargs)
+                                workers=1, train_words=False, **kwargs)
 
 
 def _shares(model, word="unseen1"):
@@ -133,6 +135,22 @@ def test_joint_training_is_left_alone(corpus):
     np.testing.assert_array_equal(a.wv.vectors, b.wv.vectors)
 
 
+def test_calibration_with_words_that_learn_is_refused_naming_the_fix(corpus):
+    """The calibration is for words only the space step placed (train_words=False): asked for with
+    words that learn by skip-gram (joint's True, from_word2vec's default "new") it would do nothing,
+    so it is refused, naming train_words=False; with it, it runs."""
+    data, image_docs, w2v = corpus
+    for make in (lambda: Im2Vec(space_calibrate_new_words=True),
+                 lambda: Im2Vec.from_word2vec(w2v, image_features=data.features, space_calibrate_new_words=True),
+                 lambda: Im2Vec.from_word2vec(w2v, image_features=data.features, train_words="new",
+                                              space_calibrate_new_words=True)):
+        with pytest.raises(ValueError, match="train_words=False") as err:
+            make()
+        assert "space_calibrate_new_words" in str(err.value)
+    m = Im2Vec.from_word2vec(w2v, image_features=data.features, train_words=False, space_calibrate_new_words=True)
+    assert m.train_words is False and m.space_calibrate_new_words is True
+
+
 def test_the_option_is_checked_and_saved(corpus, tmp_path):
     with pytest.raises(ValueError, match="space_calibrate_new_words must be True or False"):
         Im2Vec(space_calibrate_new_words="yes")
@@ -165,7 +183,7 @@ def test_blocks_change_nothing(corpus, monkeypatch):
     data, image_docs, w2v = corpus
     docs = [d + ["unseen2"] if "class2" in d else d for d in image_docs]
     m = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=docs, epochs=8, sample=0, workers=1,
-                             space_calibrate_new_words=False)
+                             train_words=False, space_calibrate_new_words=False)
     _among_the_images(m, data)
     j = m.wv.key_to_index["unseen2"]  # the other one along the class-2 images
     mine = [m.wv.key_to_index[k] for k, c in data.labels.items() if c == 2]
