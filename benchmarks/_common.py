@@ -6,6 +6,7 @@ its tags. Imported by the scripts (their folder is on ``sys.path`` when run as
 
 import ast
 import gzip
+import hashlib
 import os
 import random
 import re
@@ -34,44 +35,56 @@ def tags_to_drop(tags, share: float) -> set:
 
     >>> sorted(tags_to_drop(["sea", "dog", "cat", "sky"], 0.5)) == sorted(tags_to_drop(["sky", "cat", "dog", "sea"], 0.5))
     True
-    >>> len(tags_to_drop(["sea", "dog", "cat", "sky"], 0.5)), tags_to_drop(["sea"], 0.0)
-    (2, set())
+    >>> len(tags_to_drop(["sea", "dog", "cat", "sky"], 0.5)), tags_to_drop(["sea"], 0.0), len(tags_to_drop(range(100), 0.29))
+    (2, set(), 29)
     """
-    if not 0.0 <= share < 1.0:
-        raise ValueError(f"the share of tags to drop must be in [0, 1), got {share!r}.")
+    share = tag_share(share)
     ordered = sorted(set(tags))
-    return set(random.Random(0).sample(ordered, int(share * len(ordered))))
+    return set(random.Random(0).sample(ordered, int(share * len(ordered) + 1e-9)))
+
+
+def tag_share(value) -> float:
+    """``--text-without-tags``'s value: a share in [0, 1) (argparse's `type`: a bad one is a usage error)."""
+    share = float(value)
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"the share of tags to take out of the text must be in [0, 1), got {value!r}.")
+    return share
+
+
+def demo_tags_dropped(demo_dir: str, share: float) -> set:
+    """The demo's training tags that :func:`demo_text_words` takes out of the text at `share`."""
+    from gensim_im2vec.pipeline import DemoConfig, open_features, training_documents
+
+    if not share:
+        return set()
+    cfg = DemoConfig(out_dir=demo_dir)
+    docs, _ = training_documents(cfg, open_features(cfg), tags_only=True)
+    return tags_to_drop((w for doc in docs for w in doc[1:]), share)
 
 
 def demo_text_words(demo_dir: str, vector_size: int | None = None, without_tags: float = 0.0):
     """The demo's text model (dictionary text, skip-gram, seed 1): its own ``words.w2v`` at the
     demo's size; at another `vector_size`, or with a share `without_tags` of the demo's training
     tags taken out of the text (every occurrence, so the model has no vector for them: a collection
-    whose tags the text mostly never saw, the Flickr-against-Wikipedia case), trained once into
-    ``<demo_dir>/models/words-<size>d[-without<share>].w2v`` and loaded from there after."""
+    whose tags the text mostly never saw, the Flickr-against-Wikipedia case;
+    :func:`demo_tags_dropped`), trained once into
+    ``<demo_dir>/models/words-<size>d[-without<share>-<digest of the tags>].w2v`` and loaded from
+    there after (another demo's tags, another file)."""
     from gensim.models import Word2Vec
 
     from gensim_im2vec.fileio import atomic_save
-    from gensim_im2vec.pipeline import (
-        DemoConfig,
-        open_features,
-        text_sentences,
-        text_word2vec,
-        training_documents,
-    )
+    from gensim_im2vec.pipeline import DemoConfig, text_sentences, text_word2vec
 
     size = vector_size or DemoConfig.vector_size
     if size == DemoConfig.vector_size and not without_tags:
         return Word2Vec.load(str(Path(demo_dir) / "models" / "words.w2v"))
-    name = f"words-{size}d" + (f"-without{without_tags:g}" if without_tags else "") + ".w2v"
+    drop = demo_tags_dropped(demo_dir, without_tags)
+    digest = hashlib.sha1(" ".join(sorted(drop)).encode()).hexdigest()[:8]
+    name = f"words-{size}d" + (f"-without{without_tags:g}-{digest}" if drop else "") + ".w2v"
     path = Path(demo_dir) / "models" / name
     if not path.exists():
         t = time.perf_counter()
         cfg = DemoConfig(out_dir=demo_dir, vector_size=size, seed=1)
-        drop = set()
-        if without_tags:
-            docs, _ = training_documents(cfg, open_features(cfg), tags_only=True)
-            drop = tags_to_drop((w for doc in docs for w in doc[1:]), without_tags)
         model = text_word2vec(cfg, [[w for w in s if w not in drop] for s in text_sentences(cfg)])
         atomic_save(model, path)
         print(f"trained the text model ({size}-d, {len(drop)} tags taken out of its text) into {path} in "

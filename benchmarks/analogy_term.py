@@ -98,7 +98,7 @@ def main() -> None:
                 term = {"space_analogy_alpha": alpha} if alpha else {}
                 if alpha and not titles:
                     term["space_analogies"] = train_half  # Im2Vec leaves out those its vocabulary cannot ask
-                cfg.im2vec = {**cfg.im2vec, **opts, **term}
+                cfg = cfg.with_options(**opts, **term)
                 t = time.perf_counter()
                 model = train_model(cfg, feats, words)
                 trained = time.perf_counter() - t

@@ -61,7 +61,7 @@ def variants(cfg, feats, w2v, ks):
     def scores(scorer):
         return evaluate_scores(scorer(X_test, cands), data.test_tags, cands, zero_shot=data.zero_shot)
 
-    cfg.im2vec = {**cfg.im2vec, "space_common_directions": None}
+    cfg = cfg.with_options(space_common_directions=None)
     model = train_model(cfg, feats, w2v)
     ridge = scores(RidgeScorer.fit(X_train, data.train_tags, words_only(model, word_space=True)))
     quads = analogy_questions(cfg, model)

@@ -40,7 +40,7 @@ import argparse
 from collections import defaultdict
 
 import numpy as np
-from _common import demo_text_words, settings
+from _common import demo_tags_dropped, demo_text_words, settings, tag_share
 
 from gensim_im2vec.model import Im2Vec
 from gensim_im2vec.pipeline import DemoConfig, evaluation_data, open_features, train_model
@@ -121,7 +121,7 @@ def main() -> None:
     ap.add_argument("--modes", nargs="+", default=["two-stage", "joint"], choices=["two-stage", "joint"])
     ap.add_argument("--seeds", nargs="*", type=int, default=None, help="train per seed (default: the saved models)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="an Im2Vec option (with --seeds)")
-    ap.add_argument("--text-without-tags", type=float, default=0.0, metavar="SHARE",
+    ap.add_argument("--text-without-tags", type=tag_share, default=0.0, metavar="SHARE",
                     help="two-stage from the demo's text model with this share of the demo's tags taken out of its "
                          "text (with --seeds; space_seeds.py has the same)")
     args = ap.parse_args()
@@ -137,7 +137,7 @@ def main() -> None:
     words = demo_text_words(args.demo_dir, without_tags=args.text_without_tags)
     text_words = words.wv.key_to_index
     full = demo_text_words(args.demo_dir) if args.text_without_tags else None
-    taken_out = {w for w in full.wv.key_to_index if w not in text_words} if full is not None else set()
+    taken_out = demo_tags_dropped(args.demo_dir, args.text_without_tags)
     for mode in args.modes:
         figures = defaultdict(list)
         for seed in args.seeds or [None]:
@@ -145,7 +145,7 @@ def main() -> None:
                 model = Im2Vec.load(f"{args.demo_dir}/models/im2vec-{mode}.model")
             else:
                 cfg = DemoConfig(out_dir=args.demo_dir, mode=mode, seed=seed)
-                cfg.im2vec = {**cfg.im2vec, **opts}
+                cfg = cfg.with_options(**opts)
                 model = train_model(cfg, feats, words)
             inside = [i for i, key in enumerate(data.train_keys) if key in model.wv.key_to_index]
             pick = inside[:: max(1, len(inside) // 500)][:500]

@@ -128,9 +128,7 @@ def targets(cfg, feats, words, beta: float) -> None:
 def _config(demo_dir: str, seed: int = 1) -> DemoConfig:
     """The joint demo's settings, without the model's own readout (``space_readout``, which the
     joint demo trains with since this measurement): β = 0 here is the space's map alone."""
-    cfg = DemoConfig(out_dir=demo_dir, mode="joint", seed=seed)
-    cfg.im2vec = {**cfg.im2vec, "space_readout": 0.0}
-    return cfg
+    return DemoConfig(out_dir=demo_dir, mode="joint", seed=seed).with_options(space_readout=0.0)
 
 
 def main() -> None:

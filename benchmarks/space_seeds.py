@@ -17,7 +17,7 @@ demo's text model at that size once, seed 1, into ``<demo-dir>/models/words-100d
 ``--text-without-tags SHARE`` (two-stage) starts from a text model trained on the demo's text with
 that share of the demo's tags taken out of it, so the text has no vector for them: the case of a
 photo collection whose tags the text model mostly never saw (cached as
-``<demo-dir>/models/words-200d-without<SHARE>.w2v``).
+``<demo-dir>/models/words-200d-without<SHARE>-<digest>.w2v``).
 """
 
 import argparse
@@ -25,7 +25,7 @@ import time
 from collections import defaultdict
 
 import numpy as np
-from _common import demo_text_words, settings
+from _common import demo_text_words, settings, tag_share
 
 from gensim_im2vec.pipeline import (
     DemoConfig,
@@ -44,7 +44,7 @@ def main() -> None:
     ap.add_argument("--demo-set", action="append", default=[], metavar="NAME=VALUE", help="a DemoConfig field")
     ap.add_argument("--text-words", action="store_true",
                     help="word vectors of the demo's text at the DemoConfig's vector_size (trained once, cached)")
-    ap.add_argument("--text-without-tags", type=float, default=0.0, metavar="SHARE",
+    ap.add_argument("--text-without-tags", type=tag_share, default=0.0, metavar="SHARE",
                     help="word vectors of the demo's text with this share of the demo's tags taken out of it "
                          "(trained once, cached): a collection whose tags the text mostly never saw")
     args = ap.parse_args()
@@ -54,16 +54,19 @@ def main() -> None:
     if args.text_without_tags and "joint" in args.modes:
         raise SystemExit("--text-without-tags changes the text model two-stage starts from; joint trains on the "
                          "demo's text itself: give --modes two-stage.")
+    if size != DemoConfig.vector_size and not args.text_words:
+        raise SystemExit(f"the demo's word vectors have vector_size={DemoConfig.vector_size}, the run asks for {size}: "
+                         f"add --text-words to train the demo's text model at {size} (once, cached in the demo's "
+                         f"models/).")
     words = demo_text_words(args.demo_dir, size if args.text_words else None, args.text_without_tags)
     if words.vector_size != size:
-        raise SystemExit(f"the word vectors have vector_size={words.vector_size}, the run asks for {size}: add "
-                         f"--text-words to train the demo's text model at {size} (once, cached in the demo's models/).")
+        raise SystemExit(f"the word vectors have vector_size={words.vector_size}, the run asks for {size}.")
     for mode in args.modes:
         feats = open_features(DemoConfig(out_dir=args.demo_dir))
         values, refs = defaultdict(list), defaultdict(list)
         for seed in args.seeds:
             cfg = DemoConfig(out_dir=args.demo_dir, mode=mode, seed=seed, **fields)
-            cfg.im2vec = {**cfg.im2vec, **opts}
+            cfg = cfg.with_options(**opts)
             t = time.perf_counter()
             model = train_model(cfg, feats, words)
             trained = time.perf_counter() - t

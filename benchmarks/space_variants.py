@@ -78,7 +78,7 @@ def main() -> None:
     cfg = DemoConfig(out_dir=args.demo_dir, mode=args.mode, seed=args.seed, tags_only=not args.full_docs)
     if args.epochs:
         cfg.image_epochs = args.epochs
-    cfg.im2vec = {**cfg.im2vec, **opts}
+    cfg = cfg.with_options(**opts)
     feats = open_features(cfg)
     data = evaluation_data(cfg, feats)
     w2v = Word2Vec.load(f"{args.demo_dir}/models/words.w2v")

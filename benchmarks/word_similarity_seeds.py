@@ -58,7 +58,7 @@ def main() -> None:
     text_rows, joint_rows, deltas = [], [], []
     for seed in args.seeds:
         cfg = DemoConfig(out_dir=args.demo_dir, mode="joint", seed=seed)
-        cfg.im2vec = {**cfg.im2vec, **opts}
+        cfg = cfg.with_options(**opts)
         t = time.perf_counter()
         text = text_word2vec(DemoConfig(out_dir=args.demo_dir, mode="joint", seed=seed))  # the reference: the demo's
         for k, v in fields.items():

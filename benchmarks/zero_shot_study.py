@@ -149,7 +149,7 @@ def main():
     args = ap.parse_args()
     fields = settings(args.demo_set)
     cfg = DemoConfig(out_dir=args.demo_dir, mode=args.mode, **fields)
-    cfg.im2vec = {**cfg.im2vec, **settings(args.set)}
+    cfg = cfg.with_options(**settings(args.set))
     words_path = Path(args.demo_dir) / "models" / "words.w2v"
     if not words_path.exists():
         raise SystemExit(f"{words_path} not found: run `make demo` (or `im2vec demo --out {args.demo_dir}`) first.")

@@ -53,7 +53,7 @@ def main(argv=None):
     store = FeatureStore.open(args.features)  # memory-mapped
     model = Im2Vec.from_word2vec(w2v, image_features=store, sentences=LineSentence(args.documents),
                                  epochs=args.epochs, train_outputs=args.train_outputs, sample=0)
-    print(f"stage 2: {model} ({len(model.image_keys)} images; words frozen)")
+    print(f"stage 2: {model} ({len(model.image_keys)} images; the text's words frozen)")
     model.save(args.output)
     word = args.query or next((w for w in model.word_keys if w in model.image_tag_counts), model.word_keys[0])
     print(f"\nnearest images of {word!r}:")

@@ -851,7 +851,7 @@ IM2VEC = "gensim_im2vec.model:Im2Vec"  # the training options and their defaults
               help="Whether word input vectors learn (default: learn; with --pretrained, as --train-new-words).")
 @click.option("--train-new-words", is_flag=True, default=False,
               help="--pretrained (two-stage): the pretrained words stay frozen, the words they lack (tags the text "
-                   "never saw) learn by skip-gram and from the images: the default with --pretrained. "
+                   "never saw) learn as word2vec trains a word and from the images: the default with --pretrained. "
                    "--freeze-words freezes them too after their first training, where only the images place them.")
 @click.option("--missing-images", type=click.Choice(["raise", "skip"]), cls=LibraryOption, library=IM2VEC,
               help="An image token without features: stop with an error, or drop it with a warning.")
@@ -899,14 +899,16 @@ def train_command(documents, features, output, pretrained, analogies_path, resum
     _check_output(output, "'-o' / '--output'")
     _check_not_input(output, "'-o' / '--output'", {"the DOCUMENTS": documents, "the --pretrained model": pretrained,
                                                         "the -f / --features store": features})
-    if options.pop("train_new_words"):
+    if options.pop("train_new_words"):  # --pretrained's default said out loud: the same options recorded
         if options.get("train_words") is not None:
             raise click.UsageError("--train-new-words and --train-words / --freeze-words each say which words learn: "
                                    "give one of them.")
         if not pretrained:
             raise click.UsageError("--train-new-words needs --pretrained: without it every word is new (the "
                                    "words learn by default).")
-        options["train_words"] = "new"
+    if options.get("space_calibrate_new_words") and not (pretrained and options.get("train_words") is False):
+        raise click.UsageError("--space-calibrate-new-words calibrates the tags a --pretrained model lacks when only "
+                               "the images placed them: give it with --pretrained W2V --freeze-words.")
     params = {k: v for k, v in options.items() if v is not None}
     if params.get("vectors_file"):
         _check_vectors_file_option(params["vectors_file"], output, documents, pretrained, features, analogies_path)

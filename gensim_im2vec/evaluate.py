@@ -604,8 +604,8 @@ def words_only(model_or_kv, word_space: bool = False) -> KeyedVectors:
     """The word vectors of a model or KeyedVectors, without Im2Vec's image tokens (vocab order kept).
 
     With ``word_space=True``, an Im2Vec model gives only the words with a trained input vector
-    (:attr:`~gensim_im2vec.model.Im2Vec.word_space_keys`: in two-stage training, the words the
-    image documents added to the frozen text vocabulary keep random vectors and are left out).
+    (:attr:`~gensim_im2vec.model.Im2Vec.word_space_keys`: words a vocabulary update added that no
+    ``train()`` has trained yet keep their random start and are left out).
     """
     kv = model_or_kv.wv if hasattr(model_or_kv, "wv") else model_or_kv
     if not isinstance(kv, KeyedVectors):

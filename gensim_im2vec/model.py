@@ -66,7 +66,7 @@ pressure (docs/scale.md §5.4). The same model, bit for bit:
 
 Two-stage training: learn the word space on clean text with gensim, then learn ``W`` on the
 image corpus with the text vectors frozen (see :meth:`Im2Vec.from_word2vec`; the tags the text
-never saw learn as words, by skip-gram with the tags beside them and from the images). A word
+never saw learn as words, from the tags beside them and from the images). A word
 that only the text knows (never in a document with an image) is still a word of the space: here
 ``class<c>_r1`` co-occurs with ``class<c>`` in text only, and an image of class ``c`` finds it
 among the other such words by plain cosine.
@@ -626,7 +626,7 @@ class Im2Vec(Word2Vec):
             raise ValueError(
                 f"space_calibrate_new_words=True calibrates the words that only the space step moved, which "
                 f"happens with train_words=False alone; with train_words={self.train_words!r} the new words "
-                f"learn by skip-gram too and are left as trained. Pass train_words=False with it (from_word2vec's "
+                f"learn from the words beside them too and are left as trained. Pass train_words=False with it (from_word2vec's "
                 f"default is 'new'; `im2vec train --pretrained ... --freeze-words --space-calibrate-new-words`), or "
                 f"leave it out.")
         self.space_calibrate_new_words = bool(space_calibrate_new_words)
@@ -1498,10 +1498,24 @@ class Im2Vec(Word2Vec):
                            self.space_pull)
         self._space_lock = self._space_word_lock()
         self._space_bias = self._space_tag_bias()
-        if self.train_words == "new":
-            lockf = np.ones(len(self.wv), dtype=REAL)
-            lockf[: self.n_pretrained_words] = 0.0
-            self.wv.vectors_lockf = lockf
+
+    def _training_lockf(self) -> np.ndarray:
+        """The pair loop's lock factors for this ``train()``: ``wv.vectors_lockf`` (gensim's, the
+        user's to set) as it is, or with ``train_words="new"`` the same times 0 for the text's
+        words, in an array of the model's own: ``wv.vectors_lockf`` is left as it was (a later
+        ``train_words=True`` trains the text's words again), and the array has a row per word, not
+        per image (the kernel reads it for words only; images come after the last word row or
+        are skipped by their slot)."""
+        lockf = self.wv.vectors_lockf
+        if self.train_words != "new":
+            return lockf
+        rows = self._output_rows()  # every word's row is below it
+        if not rows:
+            return lockf
+        mine = np.empty(rows, dtype=REAL)
+        mine[:] = lockf[0] if len(lockf) == 1 else lockf[:rows]
+        mine[: self.n_pretrained_words] = 0.0
+        return mine
 
     def train(self, corpus_iterable=None, corpus_file=None, total_examples=None, total_words=None,
               epochs=None, start_alpha=None, end_alpha=None, word_count=0, queue_factor=2,
@@ -1557,6 +1571,13 @@ class Im2Vec(Word2Vec):
         schedule = self.alpha, self.min_alpha, self.epochs  # gensim sets them before it checks the arguments
         was_training, self._training = getattr(self, "_training", False), True  # build_vocab refuses meanwhile (not saved)
         try:
+            self._check_lockf()
+            self._lockf = self._training_lockf()
+            if self._lockf is not self.wv.vectors_lockf and self.features is None:
+                # a text-only model may train in gensim's own kernels (hs, corpus_file), which read
+                # wv.vectors_lockf: it holds this train()'s factors until train() returns
+                self._lockf_set_aside = self.wv.vectors_lockf
+                self.wv.vectors_lockf = self._lockf
             # one BLAS thread inside each worker; gensim's worker threads give the parallelism
             with threadpool_limits(limits=1, user_api="blas"):
                 result = super().train(
@@ -1571,6 +1592,9 @@ class Im2Vec(Word2Vec):
             raise
         finally:
             self._training = was_training  # (a train() from a callback of another leaves that one's flag)
+            aside = self.__dict__.pop("_lockf_set_aside", None)
+            if aside is not None:  # the user's lock factors again (train_words="new" on a text-only model)
+                self.wv.vectors_lockf = aside
             self._w_workers = None  # not saved with the model
             self._readout_sums = None  # a train() stopped in its last epoch: its sums go (they hold a lock)
             if sync.started and not sync.finished:  # interrupted (Ctrl-C, a callback's error): W as it is
@@ -1932,7 +1956,7 @@ class Im2Vec(Word2Vec):
         work, neu1 = inits
         fold = {} if shared is None else dict(w_shared=shared.W, w_base=shared.base(), fold_lock=shared.lock)
         return im2vec_inner.train_space_job(
-            self.wv.vectors, self.syn1neg, self.wv.vectors_lockf, W, tokens, slots, bounds, rwin,
+            self.wv.vectors, self.syn1neg, self._lockf, W, tokens, slots, bounds, rwin,
             self._neg_word_idx, self._neg_word_cum, self._neg_tag_idx, self._neg_tag_cum, work, neu1,
             runs[:, 1].copy(), seeds, X, plan.run_rows, x_rows, self.feature_mean, plan.cand, plan.run_cands,
             plan.run_move, plan.pair_row, plan.pair_col, plan.pair_w, plan.run_pairs, plan.cand_lock,
@@ -1966,7 +1990,7 @@ class Im2Vec(Word2Vec):
             inv_norms = np.ones(1, dtype=REAL)
             H = E = np.zeros((1, size), dtype=REAL)
         loss, _ = im2vec_inner.train_job(
-            self.wv.vectors, self.syn1neg, self.wv.vectors_lockf, W, V, inv_norms, H, E,
+            self.wv.vectors, self.syn1neg, self._lockf, W, V, inv_norms, H, E,
             tokens, slots, bounds, rwin, self._neg_word_idx, self._neg_word_cum,
             self._neg_tag_idx, self._neg_tag_cum, work, neu1,
             n_slots=n_slots, sg=int(self.sg), window=int(self.window), negative=int(self.negative),
@@ -2600,8 +2624,9 @@ class Im2Vec(Word2Vec):
     def _word_space_index(self) -> np.ndarray:
         """Vocabulary indices (ascending) of the words whose input vectors were trained: the
         pretrained words of :meth:`from_word2vec` and every word of a :meth:`train` call with
-        ``train_words`` True or "new". Words added to a frozen vocabulary (``train_words=False``)
-        keep their random initial vectors and have no place among the words."""
+        ``train_words`` True or "new", and the words a ``train_words=False`` training placed by the
+        space step. Words a vocabulary update added that no ``train()`` has trained yet keep their
+        random start and have no place among the words."""
         idx = np.flatnonzero(self._vocab_image_rows < 0)
         trained = self.n_trained_words
         if trained is None:  # a model saved before n_trained_words was kept
@@ -2649,7 +2674,8 @@ class Im2Vec(Word2Vec):
         ignore = set(ignore).union({
             "_scan_tag_counts", "_neg_word_idx", "_neg_word_cum", "_neg_tag_idx", "_neg_tag_cum", "_space_lock",
             "_space_bias", "_tag_mask_cache", "_epoch", "_vectors_file_state", "_moving_vectors", "_w_workers",
-            "_epochs_before", "_readout_sums", "_epochs_begun", "_image_rows_unwritten", "_training",
+            "_epochs_before", "_readout_sums", "_epochs_begun", "_image_rows_unwritten", "_training", "_lockf",
+            "_lockf_set_aside",
         })
         if not getattr(self, "_moving_vectors", False):
             return super()._save_specials(fname, separately, sep_limit, ignore, pickle_protocol, compress, subname)

@@ -23,7 +23,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -125,9 +125,11 @@ class DemoConfig:
     tags_only: bool = True
     space_analogies: bool = False
     min_image_words: int | None = None  # by mode: MIN_IMAGE_WORDS
-    im2vec: dict = field(default_factory=lambda: {"sample": 0, "image_batch": 64, "space_common_directions": 0})
+    im2vec: dict = field(default_factory=lambda: dict(DEMO_IM2VEC))
 
     def __post_init__(self) -> None:
+        self._im2vec_given = dict(self.im2vec)  # before the mode's options are added (with_options)
+        self.im2vec = dict(self.im2vec)  # (the caller's dict stays as it was)
         if self.image_epochs is None:
             self.image_epochs = IMAGE_EPOCHS.get(self.mode, IMAGE_EPOCHS["two-stage"])
         if self.min_image_words is None:
@@ -141,8 +143,24 @@ class DemoConfig:
         if "space_readout_directions" not in self.im2vec:
             self.im2vec = {**self.im2vec,
                            "space_readout_directions": SPACE_READOUT_DIRECTIONS.get(self.mode, 0)}
-        if self.mode == "two-stage" and "train_words" not in self.im2vec:
-            self.im2vec = {**self.im2vec, **TWO_STAGE_NEW_WORDS}
+        if self.mode == "two-stage":  # the calibration only where the new words are the images' alone
+            train_words = self.im2vec.setdefault("train_words", TWO_STAGE_NEW_WORDS["train_words"])
+            if train_words is False:
+                self.im2vec.setdefault("space_calibrate_new_words", TWO_STAGE_NEW_WORDS["space_calibrate_new_words"])
+
+    def with_options(self, **options) -> DemoConfig:
+        """This configuration with Im2Vec `options` on top of the ones it was given, the mode's
+        own added after them as at construction (a benchmark's ``--set``): an option given here
+        wins, and so does one the mode's depend on (``train_words="new"`` leaves out the two-stage
+        calibration, which needs ``False``).
+
+        >>> cfg = DemoConfig(mode="two-stage").with_options(train_words="new")
+        >>> cfg.im2vec["train_words"], "space_calibrate_new_words" in cfg.im2vec
+        ('new', False)
+        >>> DemoConfig(mode="two-stage").with_options(space_calibrate_new_words=False).im2vec["train_words"]
+        False
+        """
+        return replace(self, im2vec={**self._im2vec_given, **options})
 
 
 #: The demo's passes over the image documents, by mode (:class:`DemoConfig`, `image_epochs`).
@@ -162,9 +180,11 @@ SPACE_DECODER = {"two-stage": 5.0, "joint": 0.0}
 #: image → word and word → image unchanged, zero-shot +0.013, analogies −0.025, ΔWordSim −0.005.
 #: Two-stage (frozen words) does not gain.
 SPACE_TAG_PRIOR = {"two-stage": 0.0, "joint": 0.25}
+#: The demo's Im2Vec options in both modes (:class:`DemoConfig`, `im2vec`).
+DEMO_IM2VEC = {"sample": 0, "image_batch": 64, "space_common_directions": 0}
 #: How two-stage places the tags its text model has no vector for (:class:`DemoConfig`): the space
 #: step alone, then calibrated (``space_calibrate_new_words``), not ``from_word2vec``'s default
-#: ``train_words="new"`` (skip-gram as well). The demo's text has a vector for 98.7% of its tags, and
+#: ``train_words="new"`` (the pair loop as well). The demo's text has a vector for 98.7% of its tags, and
 #: there, over seeds 1–3, held-out image → word 0.256 against 0.253, zero-shot 0.342 against 0.325,
 #: on five other splits seen image → word 0.215 against 0.201. Where the text lacks many tags it is
 #: the other way (21% of them: 0.200 against 0.254; docs/joint-space.md).

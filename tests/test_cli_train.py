@@ -104,8 +104,12 @@ def test_train_pretrained_new_words_learn_unless_frozen(tmp_path):
     frozen = models["frozen"]
     assert frozen.train_words is False and frozen.space_calibrate_new_words is True
     assert not np.allclose(frozen.wv["brandnew"], models["new"].wv["brandnew"])  # placed another way
-    res = runner.invoke(main, [*base, "-o", str(tmp_path / "x.model"), "--space-calibrate-new-words"])
-    assert res.exit_code == 1 and "--freeze-words" in res.output and "space_calibrate_new_words" in res.output
+    for flags in (["--space-calibrate-new-words"], ["--train-words", "--space-calibrate-new-words"]):
+        res = runner.invoke(main, [*base, "-o", str(tmp_path / "x.model"), *flags])
+        assert res.exit_code == 2 and "--pretrained W2V --freeze-words" in res.output, res.output
+    res = runner.invoke(main, ["train", str(docs), "-f", str(tmp_path / "store"), "-o", str(tmp_path / "x.model"),
+                               "--space-calibrate-new-words", "--freeze-words"])
+    assert res.exit_code == 2 and "--pretrained W2V --freeze-words" in res.output
     res = runner.invoke(main, [*base, "-o", str(tmp_path / "x.model"), "--train-new-words", "--freeze-words"])
     assert res.exit_code == 2 and "give one of them" in res.output
     res = runner.invoke(main, ["train", str(docs), "-f", str(tmp_path / "store"), "-o", str(tmp_path / "x.model"),

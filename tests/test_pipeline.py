@@ -167,6 +167,27 @@ def test_the_demo_sets_the_decoder_the_tag_prior_and_the_readout_by_mode_unless_
     assert DemoConfig().im2vec["image_batch"] == 64  # the other demo options stay
 
 
+def test_two_stages_new_words_options_yield_to_what_the_caller_gives():
+    """Two-stage: train_words=False with the calibration unless given; a given calibration or
+    train_words wins (with "new" no calibration is added, the model would refuse it); joint gets
+    neither; the caller's dict is not changed; with_options (a benchmark's --set) follows the same rule."""
+    from gensim_im2vec.pipeline import TWO_STAGE_NEW_WORDS
+
+    assert {k: DemoConfig().im2vec[k] for k in TWO_STAGE_NEW_WORDS} == TWO_STAGE_NEW_WORDS
+    joint = DemoConfig(mode="joint").im2vec
+    assert "train_words" not in joint and "space_calibrate_new_words" not in joint
+    given = {"space_calibrate_new_words": False}
+    cfg = DemoConfig(im2vec=given)
+    assert cfg.im2vec["space_calibrate_new_words"] is False and cfg.im2vec["train_words"] is False
+    assert given == {"space_calibrate_new_words": False}
+    new = DemoConfig(im2vec={"train_words": "new"}).im2vec
+    assert new["train_words"] == "new" and "space_calibrate_new_words" not in new
+    again = DemoConfig(seed=2).with_options(train_words="new", space_decoder=1.0)
+    assert again.seed == 2 and again.im2vec["train_words"] == "new" and again.im2vec["space_decoder"] == 1.0
+    assert "space_calibrate_new_words" not in again.im2vec and again.im2vec["image_batch"] == 64
+    assert DemoConfig().with_options().im2vec == DemoConfig().im2vec
+
+
 @pytest.mark.slow
 def test_the_analogy_term_trains_on_half_0_and_only_on_words_the_vocabulary_keeps(demo):
     """training_analogies gives half 0 of the titles' questions (``half=1``: the rest), none sharing

@@ -50,9 +50,41 @@ def test_new_words_keep_learning_in_the_space_step_with_train_words_new(data):
         lock = m._space_word_lock()
         words = m._vocab_image_rows < 0
         assert not lock[:n_text].any() and lock[n_text:][words[n_text:]].all()
-        assert np.array_equal(lock[words], m.wv.vectors_lockf[words])  # the same words as the pair loop
+        pair_loop = m._training_lockf()  # the pair loop's factors, a row per word
+        assert len(pair_loop) == m._output_rows() < len(m.wv)  # none for the images
+        assert np.array_equal(lock[np.flatnonzero(words)], pair_loop[np.flatnonzero(words)])  # the same words
         m.train(data.docs, total_examples=len(data.docs), epochs=1)
     assert np.array_equal(m.wv.vectors[:n_text], w2v.wv.vectors[:n_text])
+
+
+def test_train_words_new_leaves_the_users_lock_factors_as_they_were(data):
+    """train_words="new" freezes the text's words through factors of its own: wv.vectors_lockf
+    (gensim's, the user's) is not replaced, so a later train_words=True trains the text's words in
+    the pair loop again; a factor the user set still holds for the words that learn; a text-only
+    model trained by gensim's corpus_file kernel gets its factors back when train() returns."""
+    text = [d[1:] for d in data.docs]
+    w2v = Word2Vec(text[:60], vector_size=16, min_count=1, sg=1, epochs=2, workers=1, seed=1)
+    kw = dict(sample=0, window=3, image_batch=16, space_negatives=10, space_word_alpha=0.0)
+    m = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=data.docs, epochs=1, **kw)
+    assert m.train_words == "new" and np.array_equal(m.wv.vectors_lockf, np.ones(1, dtype=np.float32))
+    n_text = m.n_pretrained_words
+    assert np.array_equal(m.wv.vectors[:n_text], w2v.wv.vectors[:n_text])
+    m.train_words = True  # the space step moves no word here (space_word_alpha=0): the pair loop does
+    m.train(data.docs, total_examples=len(data.docs), epochs=1)
+    moved = ~np.all(m.wv.vectors[:n_text] == w2v.wv.vectors[:n_text], axis=1)
+    assert moved.mean() > 0.5, moved.mean()
+    # a factor of the user's: 0 for one new word keeps it where it is under "new" too
+    docs = [d + [f"fresh{data.labels[d[0]]}"] if d[0].startswith("img:") else d for d in data.docs]
+    m2 = Im2Vec.from_word2vec(w2v, image_features=data.features, **kw)
+    m2.build_vocab(docs, update=True)
+    lockf = np.ones(len(m2.wv), dtype=np.float32)
+    lockf[m2.wv.key_to_index["fresh0"]] = 0.0
+    m2.wv.vectors_lockf = lockf
+    before = {w: m2.wv[w].copy() for w in ("fresh0", "fresh1")}
+    m2.train(docs, total_examples=len(docs), epochs=1)
+    assert np.array_equal(m2.wv["fresh0"], before["fresh0"]) and not np.array_equal(m2.wv["fresh1"], before["fresh1"])
+    assert m2.wv.vectors_lockf is lockf
+    assert np.array_equal(m2.wv.vectors[:n_text], w2v.wv.vectors[:n_text])
 
 
 def test_space_pull_without_text_vectors_says_it_does_nothing(data, caplog):
@@ -80,3 +112,26 @@ def test_no_negatives_numpy_reference_agrees_with_the_kernel(candidates):
     assert np.isfinite(out[False][0]) and out[False][0] == pytest.approx(out[True][0], rel=1e-5)
     np.testing.assert_allclose(out[False][1], out[True][1], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(out[False][2], out[True][2], rtol=1e-4, atol=1e-5)
+
+
+def test_train_words_new_on_a_text_only_model_in_gensims_corpus_file_kernel(tmp_path):
+    """A text-only from_word2vec model trained from a corpus_file goes through gensim's own kernel,
+    which reads wv.vectors_lockf: the text's words stay frozen, the new word learns, and the
+    user's factors are back when train() returns."""
+    from gensim.test.utils import common_texts
+
+    import gensim_im2vec.corpusfile as corpusfile
+
+    w2v = Word2Vec(common_texts * 10, vector_size=8, min_count=1, sg=1, epochs=2, workers=1, seed=1)
+    m = Im2Vec.from_word2vec(w2v)
+    docs = [t + ["fresh"] for t in common_texts] * 10
+    path = tmp_path / "c.txt"
+    path.write_text("".join(" ".join(d) + "\n" for d in docs))
+    m.build_vocab(corpus_file=str(path), update=True)
+    assert corpusfile.uses_gensim_reader(m)
+    before = m.wv.vectors.copy()
+    m.train(corpus_file=str(path), total_words=sum(len(d) for d in docs), epochs=2)
+    n_text = m.n_pretrained_words
+    assert np.array_equal(m.wv.vectors[:n_text], before[:n_text])
+    assert not np.array_equal(m.wv["fresh"], before[m.wv.key_to_index["fresh"]])
+    assert np.array_equal(m.wv.vectors_lockf, np.ones(1, dtype=np.float32))
