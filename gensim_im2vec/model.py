@@ -294,11 +294,12 @@ class Im2Vec(Word2Vec):
     train_words : bool or "new"
         True: word input vectors learn. "new" (:meth:`from_word2vec`'s default): the text's words
         stay frozen (bit-identical) and the words added after it, tags the text never saw, learn in
-        every ``train()`` as gensim trains a word, by skip-gram with the words beside them, and from
-        the images by the space step. False: every word that has a trained vector stays frozen: the
-        text's words and any word an earlier ``train()`` trained; a word without one learns from the
-        images alone (the space step, not skip-gram) in the first ``train()`` that has it, so it lies
-        among the images rather than the words (`space_calibrate_new_words` corrects part of that).
+        every ``train()`` as gensim trains a word (the model's skip-gram or CBOW, from the words
+        beside them) and from the images by the space step. False: every word that has a trained
+        vector stays frozen: the text's words and any word an earlier ``train()`` trained; a word
+        without one learns from the images alone (the space step, not the words beside it) in the
+        first ``train()`` that has it, so it lies among the images rather than the words
+        (`space_calibrate_new_words` corrects part of that).
         On the demo with a share of its tags taken out of the text (a collection whose tags the text
         mostly never saw; docs/joint-space.md, "Tags the text never saw, trained as words"), "new"
         places those tags among the words they would have had (their cosine profile against the
@@ -626,9 +627,9 @@ class Im2Vec(Word2Vec):
             raise ValueError(
                 f"space_calibrate_new_words=True calibrates the words that only the space step moved, which "
                 f"happens with train_words=False alone; with train_words={self.train_words!r} the new words "
-                f"learn from the words beside them too and are left as trained. Pass train_words=False with it (from_word2vec's "
-                f"default is 'new'; `im2vec train --pretrained ... --freeze-words --space-calibrate-new-words`), or "
-                f"leave it out.")
+                f"learn from the words beside them too and are left as trained. Pass train_words=False with "
+                f"it (from_word2vec's default is 'new'; `im2vec train --pretrained ... --freeze-words "
+                f"--space-calibrate-new-words`), or leave it out.")
         self.space_calibrate_new_words = bool(space_calibrate_new_words)
         self.readout_W = None
         self.space_readout = space_readout  # (checked by the property's setter)

@@ -149,10 +149,10 @@ class DemoConfig:
                 self.im2vec.setdefault("space_calibrate_new_words", TWO_STAGE_NEW_WORDS["space_calibrate_new_words"])
 
     def with_options(self, **options) -> DemoConfig:
-        """This configuration with Im2Vec `options` on top of the ones it was given, the mode's
+        """This configuration with Im2Vec `options` on top of the ones it was given, and the mode's
         own added after them as at construction (a benchmark's ``--set``): an option given here
-        wins, and so does one the mode's depend on (``train_words="new"`` leaves out the two-stage
-        calibration, which needs ``False``).
+        wins over the mode's, and the mode's follow it (``train_words="new"`` leaves out the
+        two-stage calibration, which needs ``False``).
 
         >>> cfg = DemoConfig(mode="two-stage").with_options(train_words="new")
         >>> cfg.im2vec["train_words"], "space_calibrate_new_words" in cfg.im2vec
@@ -349,8 +349,8 @@ def text_word2vec(cfg: DemoConfig, sentences=None):
     with the same settings on `sentences` (a benchmark's variant of that text)."""
     from gensim.models import Word2Vec
 
-    return Word2Vec(text_sentences(cfg) if sentences is None else sentences, vector_size=cfg.vector_size, sg=1, negative=5, window=5, min_count=5,
-                    epochs=cfg.text_epochs, workers=cfg.workers, seed=cfg.seed)
+    return Word2Vec(text_sentences(cfg) if sentences is None else sentences, vector_size=cfg.vector_size, sg=1,
+                    negative=5, window=5, min_count=5, epochs=cfg.text_epochs, workers=cfg.workers, seed=cfg.seed)
 
 
 def pretrain_words(cfg: DemoConfig, steps: Steps) -> Path:
