@@ -2358,6 +2358,12 @@ class Im2Vec(Word2Vec):
         -------
         Im2Vec
         """
+        if isinstance(w2v, KeyedVectors):
+            raise TypeError(
+                "from_word2vec expects a trained gensim Word2Vec model, got KeyedVectors: word vectors alone "
+                "(e.g. from load_word2vec_format) lack the output weights (syn1neg) that the words new to them "
+                "learn against. Give the Word2Vec itself (Word2Vec.load of a file written by model.save(), "
+                "not by wv.save / save_word2vec_format), or train one on your text with negative sampling.")
         if not isinstance(w2v, Word2Vec):
             raise TypeError(f"from_word2vec expects a gensim Word2Vec model, got {type(w2v).__name__}.")
         if isinstance(w2v, Im2Vec) and len(w2v.image_keys):
