@@ -445,8 +445,9 @@ class Im2Vec(Word2Vec):
         unchanged). False (the default): such words stay as the space step left them. The two-stage
         demo sets it with ``train_words=False``: its 27 such tags (1.3% of the tags) were 18% of a
         held-out image's 10 nearest tags, 4% with it, and held-out image → word rose by 0.013 at
-        every seed. Where many tags lack a text vector it does harm: with 21% of the tags taken out
-        of the demo's text, held-out image → word 0.258 → 0.200 at every seed (docs/joint-space.md);
+        every seed. Where many tags lack a text vector it does harm: with 7.8% / 21% of the demo's
+        tags lacking one, held-out image → word 0.246 → 0.227 / 0.258 → 0.200 (seeds 1–3;
+        docs/joint-space.md), and above :data:`CALIBRATION_MAX_SHARE` of them it warns;
         ``train_words="new"`` is the setting for that case. Nothing changes for pretrained words.
     space_analogy_alpha : float
         The analogy steps' learning rate (constant over training).
@@ -1694,6 +1695,13 @@ class Im2Vec(Word2Vec):
                         "fewer than 2 pretrained tags to take their share from" if len(reference) < 2 else
                         f"{len(images)} image(s), too few for {outside} directions")
             return
+        if len(new) > CALIBRATION_MAX_SHARE * len(tags):
+            logger.warning(
+                "space_calibrate_new_words: %i of the %i tags (%.1f%%) have no pretrained vector; the calibration "
+                "is for a few of them: on the demo it raised held-out image -> word with 1.3%% of the tags "
+                "without one and lowered it with 7.8%% and 21%% (0.246 -> 0.227, 0.258 -> 0.200; "
+                "docs/joint-space.md). train_words='new' (from_word2vec's default) trains such tags as words.",
+                len(new), len(tags), 100 * len(new) / len(tags))
         start = default_timer()
         images = images[np.linspace(0, len(images) - 1, min(len(images), CALIBRATION_IMAGES)).astype(np.int64)]
         P = principal_directions(self.wv.vectors, outside, rows=images)  # D x outside, the top first
@@ -3204,6 +3212,9 @@ READOUT_GRAM_IMAGES = 100_000
 #: that `space_calibrate_new_words` measures the new words' share in (a D × D covariance: no pass over
 #: all of them at 100M images).
 CALIBRATION_IMAGES = 100_000
+#: Above this share of the tags without a pretrained vector, `space_calibrate_new_words` warns: on the
+#: demo it helped with 1.3% of them and harmed with 7.8% and 21% (docs/joint-space.md).
+CALIBRATION_MAX_SHARE = 0.05
 
 
 class _ReadoutSums:

@@ -196,3 +196,24 @@ def test_blocks_change_nothing(corpus, monkeypatch):
     for w in ("unseen1", "unseen2"):
         assert not np.array_equal(whole.wv[w], m.wv[w])  # both were calibrated
         np.testing.assert_array_equal(blocks.wv[w], whole.wv[w])
+
+
+def test_many_new_tags_draw_a_warning_with_the_measured_harm(corpus, caplog, monkeypatch):
+    """The calibration is for a few tags without a text vector: above CALIBRATION_MAX_SHARE of the
+    tags it warns (on the demo it harmed with 7.8% and 21% of them), naming the share and
+    train_words='new'; below it, nothing."""
+    import logging
+
+    import gensim_im2vec.model as model_module
+
+    m = _train(corpus, space_calibrate_new_words=False)
+    tags = m._tag_rows()
+    share = 1 / len(tags)  # one tag of them, "unseen1", has no text vector
+    m.space_calibrate_new_words = True
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.model"):
+        monkeypatch.setattr(model_module, "CALIBRATION_MAX_SHARE", share * 1.5)
+        m._calibrate_new_words(m.n_pretrained_words)
+        assert "space_calibrate_new_words" not in caplog.text
+        monkeypatch.setattr(model_module, "CALIBRATION_MAX_SHARE", share / 2)
+        m._calibrate_new_words(m.n_pretrained_words)
+    assert f"1 of the {len(tags)} tags" in caplog.text and "train_words='new'" in caplog.text
