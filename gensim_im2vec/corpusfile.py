@@ -113,10 +113,11 @@ def uses_gensim_reader(model) -> bool:
     """True when gensim's own ``corpus_file`` kernel trains `model` exactly as Im2Vec's would.
 
     That is when the model has no image features (so no image token, no W, no space step), and
-    every word's input and output vectors may learn (``train_words="new"`` freezes words through
-    ``vectors_lockf``, which gensim's kernel honours).
+    every word's input and output vectors may learn: not with ``train_words="new"``, whose lock
+    factors for the text's words are the model's own (Im2Vec's kernel takes them; gensim's would
+    read ``wv.vectors_lockf``, the user's).
     """
-    return (model.features is None and model.train_words is not False
+    return (model.features is None and model.train_words is True
             and bool(getattr(model, "train_outputs", True)))
 
 

@@ -1461,6 +1461,9 @@ class Im2Vec(Word2Vec):
         has_images = bool(np.any(self._vocab_image_rows >= 0))
         if self.hs and has_images:
             raise ValueError(_HS_WITH_IMAGES)
+        if self.hs and self.train_words == "new":  # gensim's hs kernel would train the text's words too
+            raise ValueError("train_words='new' trains with negative sampling (hs=0, negative > 0), as "
+                             "from_word2vec sets it; this model has hs=1.")
         if not self.hs:
             if self.negative <= 0:
                 raise ValueError("Im2Vec trains with negative sampling: set negative > 0 (e.g. 5).")
@@ -1574,12 +1577,7 @@ class Im2Vec(Word2Vec):
         was_training, self._training = getattr(self, "_training", False), True  # build_vocab refuses meanwhile (not saved)
         try:
             self._check_lockf()
-            self._lockf = self._training_lockf()
-            if self._lockf is not self.wv.vectors_lockf and self.features is None:
-                # a text-only model may train in gensim's own kernels (hs, corpus_file), which read
-                # wv.vectors_lockf: it holds this train()'s factors until train() returns
-                self._lockf_set_aside = self.wv.vectors_lockf
-                self.wv.vectors_lockf = self._lockf
+            self._lockf = self._training_lockf()  # the kernels' (gensim's own never train "new": corpusfile)
             # one BLAS thread inside each worker; gensim's worker threads give the parallelism
             with threadpool_limits(limits=1, user_api="blas"):
                 result = super().train(
@@ -1594,9 +1592,6 @@ class Im2Vec(Word2Vec):
             raise
         finally:
             self._training = was_training  # (a train() from a callback of another leaves that one's flag)
-            aside = self.__dict__.pop("_lockf_set_aside", None)
-            if aside is not None:  # the user's lock factors again (train_words="new" on a text-only model)
-                self.wv.vectors_lockf = aside
             self._w_workers = None  # not saved with the model
             self._readout_sums = None  # a train() stopped in its last epoch: its sums go (they hold a lock)
             if sync.started and not sync.finished:  # interrupted (Ctrl-C, a callback's error): W as it is
@@ -1695,13 +1690,14 @@ class Im2Vec(Word2Vec):
                         "fewer than 2 pretrained tags to take their share from" if len(reference) < 2 else
                         f"{len(images)} image(s), too few for {outside} directions")
             return
-        if len(new) > CALIBRATION_MAX_SHARE * len(tags):
+        lacking = len(tags) - len(reference)  # (this train()'s and those an earlier one placed)
+        if lacking > CALIBRATION_MAX_SHARE * len(tags):
             logger.warning(
                 "space_calibrate_new_words: %i of the %i tags (%.1f%%) have no pretrained vector; the calibration "
                 "is for a few of them: on the demo it raised held-out image -> word with 1.3%% of the tags "
                 "without one and lowered it with 7.8%% and 21%% (0.246 -> 0.227, 0.258 -> 0.200; "
                 "docs/joint-space.md). train_words='new' (from_word2vec's default) trains such tags as words.",
-                len(new), len(tags), 100 * len(new) / len(tags))
+                lacking, len(tags), 100 * lacking / len(tags))
         start = default_timer()
         images = images[np.linspace(0, len(images) - 1, min(len(images), CALIBRATION_IMAGES)).astype(np.int64)]
         P = principal_directions(self.wv.vectors, outside, rows=images)  # D x outside, the top first
@@ -2690,7 +2686,6 @@ class Im2Vec(Word2Vec):
             "_scan_tag_counts", "_neg_word_idx", "_neg_word_cum", "_neg_tag_idx", "_neg_tag_cum", "_space_lock",
             "_space_bias", "_tag_mask_cache", "_epoch", "_vectors_file_state", "_moving_vectors", "_w_workers",
             "_epochs_before", "_readout_sums", "_epochs_begun", "_image_rows_unwritten", "_training", "_lockf",
-            "_lockf_set_aside",
         })
         if not getattr(self, "_moving_vectors", False):
             return super()._save_specials(fname, separately, sep_limit, ignore, pickle_protocol, compress, subname)

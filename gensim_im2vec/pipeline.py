@@ -128,31 +128,31 @@ class DemoConfig:
     im2vec: dict = field(default_factory=lambda: dict(DEMO_IM2VEC))
 
     def __post_init__(self) -> None:
-        self._im2vec_given = dict(self.im2vec)  # before the mode's options are added (with_options)
-        self.im2vec = dict(self.im2vec)  # (the caller's dict stays as it was)
         if self.image_epochs is None:
             self.image_epochs = IMAGE_EPOCHS.get(self.mode, IMAGE_EPOCHS["two-stage"])
         if self.min_image_words is None:
             self.min_image_words = MIN_IMAGE_WORDS.get(self.mode, MIN_IMAGE_WORDS["two-stage"])
-        if "space_decoder" not in self.im2vec:
-            self.im2vec = {**self.im2vec, "space_decoder": SPACE_DECODER.get(self.mode, 0.0)}
-        if "space_tag_prior" not in self.im2vec:
-            self.im2vec = {**self.im2vec, "space_tag_prior": SPACE_TAG_PRIOR.get(self.mode, 0.0)}
-        if "space_readout" not in self.im2vec:
-            self.im2vec = {**self.im2vec, "space_readout": SPACE_READOUT.get(self.mode, 0.0)}
-        if "space_readout_directions" not in self.im2vec:
-            self.im2vec = {**self.im2vec,
-                           "space_readout_directions": SPACE_READOUT_DIRECTIONS.get(self.mode, 0)}
-        if self.mode == "two-stage":  # the calibration only where the new words are the images' alone
-            train_words = self.im2vec.setdefault("train_words", TWO_STAGE_NEW_WORDS["train_words"])
-            if train_words is False:
-                self.im2vec.setdefault("space_calibrate_new_words", TWO_STAGE_NEW_WORDS["space_calibrate_new_words"])
+        self.im2vec = {**self._mode_options(self.im2vec), **self.im2vec}  # a new dict: the caller's stays
+
+    def _mode_options(self, given: dict) -> dict:
+        """The Im2Vec options the mode adds to those `given` (these win): the space's settings by
+        mode, and in two-stage :data:`TWO_STAGE_NEW_WORDS` (the calibration only with the
+        ``train_words=False`` it needs)."""
+        added = {"space_decoder": SPACE_DECODER.get(self.mode, 0.0),
+                 "space_tag_prior": SPACE_TAG_PRIOR.get(self.mode, 0.0),
+                 "space_readout": SPACE_READOUT.get(self.mode, 0.0),
+                 "space_readout_directions": SPACE_READOUT_DIRECTIONS.get(self.mode, 0)}
+        if self.mode == "two-stage":
+            added["train_words"] = TWO_STAGE_NEW_WORDS["train_words"]
+            if given.get("train_words", added["train_words"]) is False:
+                added["space_calibrate_new_words"] = TWO_STAGE_NEW_WORDS["space_calibrate_new_words"]
+        return added
 
     def with_options(self, **options) -> DemoConfig:
-        """This configuration with Im2Vec `options` on top of the ones it was given, and the mode's
-        own added after them as at construction (a benchmark's ``--set``): an option given here
-        wins over the mode's, and the mode's follow it (``train_words="new"`` leaves out the
-        two-stage calibration, which needs ``False``).
+        """This configuration with Im2Vec `options` on top of its own (a benchmark's ``--set``):
+        they win, and the mode's options follow them as at construction (``train_words="new"``
+        leaves out the two-stage calibration, which needs ``False``); an option of the mode's that
+        is at the mode's value counts as the mode's.
 
         >>> cfg = DemoConfig(mode="two-stage").with_options(train_words="new")
         >>> cfg.im2vec["train_words"], "space_calibrate_new_words" in cfg.im2vec
@@ -160,7 +160,9 @@ class DemoConfig:
         >>> DemoConfig(mode="two-stage").with_options(space_calibrate_new_words=False).im2vec["train_words"]
         False
         """
-        return replace(self, im2vec={**self._im2vec_given, **options})
+        mode = self._mode_options(self.im2vec)
+        own = {k: v for k, v in self.im2vec.items() if not (k in mode and type(mode[k]) is type(v) and mode[k] == v)}
+        return replace(self, im2vec={**own, **options})
 
 
 #: The demo's passes over the image documents, by mode (:class:`DemoConfig`, `image_epochs`).

@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -186,6 +187,8 @@ def test_two_stages_new_words_options_yield_to_what_the_caller_gives():
     assert again.seed == 2 and again.im2vec["train_words"] == "new" and again.im2vec["space_decoder"] == 1.0
     assert "space_calibrate_new_words" not in again.im2vec and again.im2vec["image_batch"] == 64
     assert DemoConfig().with_options().im2vec == DemoConfig().im2vec
+    # a config made by dataclasses.replace() (as a benchmark may) follows the same rule
+    assert "space_calibrate_new_words" not in replace(DemoConfig(), seed=2).with_options(train_words="new").im2vec
 
 
 @pytest.mark.slow

@@ -60,8 +60,8 @@ def test_new_words_keep_learning_in_the_space_step_with_train_words_new(data):
 def test_train_words_new_leaves_the_users_lock_factors_as_they_were(data):
     """train_words="new" freezes the text's words through factors of its own: wv.vectors_lockf
     (gensim's, the user's) is not replaced, so a later train_words=True trains the text's words in
-    the pair loop again; a factor the user set still holds for the words that learn; a text-only
-    model trained by gensim's corpus_file kernel gets its factors back when train() returns."""
+    the pair loop again; a factor the user set still holds for the words that learn in the pair
+    loop (the space step, which does not read it, moves no word here)."""
     text = [d[1:] for d in data.docs]
     w2v = Word2Vec(text[:60], vector_size=16, min_count=1, sg=1, epochs=2, workers=1, seed=1)
     kw = dict(sample=0, window=3, image_batch=16, space_negatives=10, space_word_alpha=0.0)
@@ -114,24 +114,41 @@ def test_no_negatives_numpy_reference_agrees_with_the_kernel(candidates):
     np.testing.assert_allclose(out[False][2], out[True][2], rtol=1e-4, atol=1e-5)
 
 
-def test_train_words_new_on_a_text_only_model_in_gensims_corpus_file_kernel(tmp_path):
-    """A text-only from_word2vec model trained from a corpus_file goes through gensim's own kernel,
-    which reads wv.vectors_lockf: the text's words stay frozen, the new word learns, and the
-    user's factors are back when train() returns."""
+def test_train_words_new_on_a_text_only_model_from_a_corpus_file(tmp_path):
+    """A text-only from_word2vec model trained from a corpus_file: Im2Vec's reader and kernel, not
+    gensim's (which would read wv.vectors_lockf, the user's, and train the text's words); the text's
+    words stay frozen, the new word learns, and wv.vectors_lockf is the user's throughout, also in a
+    model saved from a callback and after a train() run from inside another."""
+    from gensim.models.callbacks import CallbackAny2Vec
     from gensim.test.utils import common_texts
 
     import gensim_im2vec.corpusfile as corpusfile
 
     w2v = Word2Vec(common_texts * 10, vector_size=8, min_count=1, sg=1, epochs=2, workers=1, seed=1)
-    m = Im2Vec.from_word2vec(w2v)
+    m = Im2Vec.from_word2vec(w2v, workers=1)
     docs = [t + ["fresh"] for t in common_texts] * 10
     path = tmp_path / "c.txt"
     path.write_text("".join(" ".join(d) + "\n" for d in docs))
     m.build_vocab(corpus_file=str(path), update=True)
-    assert corpusfile.uses_gensim_reader(m)
+    assert not corpusfile.uses_gensim_reader(m)
     before = m.wv.vectors.copy()
-    m.train(corpus_file=str(path), total_words=sum(len(d) for d in docs), epochs=2)
+    lockf = m.wv.vectors_lockf
+
+    class SaveAndTrainAgain(CallbackAny2Vec):
+        done = False
+
+        def on_epoch_end(self, model):
+            if not self.done:
+                self.done = True
+                model.save(str(tmp_path / "mid.model"))
+                model.train(docs, total_examples=len(docs), epochs=1)
+
+    m.train(corpus_file=str(path), total_words=sum(len(d) for d in docs), epochs=2, callbacks=[SaveAndTrainAgain()])
     n_text = m.n_pretrained_words
     assert np.array_equal(m.wv.vectors[:n_text], before[:n_text])
     assert not np.array_equal(m.wv["fresh"], before[m.wv.key_to_index["fresh"]])
-    assert np.array_equal(m.wv.vectors_lockf, np.ones(1, dtype=np.float32))
+    assert m.wv.vectors_lockf is lockf and np.array_equal(lockf, np.ones(1, dtype=np.float32))
+    assert np.array_equal(Im2Vec.load(str(tmp_path / "mid.model")).wv.vectors_lockf, np.ones(1, dtype=np.float32))
+    m.hs, m.negative = 1, 0
+    with pytest.raises(ValueError, match="train_words='new' trains with negative sampling"):
+        m.train(docs, total_examples=len(docs), epochs=1)
