@@ -139,6 +139,7 @@ from gensim_im2vec.space import (
     remove_directions,
     run_pairs,
     space_step,
+    unit,
 )
 from gensim_im2vec.store import FeatureStore, StoreMismatchError
 from gensim_im2vec.validation import (
@@ -1703,29 +1704,25 @@ class Im2Vec(Word2Vec):
         P = principal_directions(self.wv.vectors, outside, rows=images)  # D x outside, the top first
         top = P[:, :k]
 
-        def unit_rows(idx):
-            U = np.asarray(self.wv.vectors[idx], dtype=np.float64)
-            return U / np.maximum(np.linalg.norm(U, axis=1, keepdims=True), 1e-12)
+        def unit_rows(idx):  # (float64, its norms)
+            return unit(np.asarray(self.wv.vectors[idx], dtype=np.float64))
 
-        share_ref = sum(float(np.sum((unit_rows(reference[lo:lo + DIRECTIONS_BLOCK]) @ top) ** 2))
+        share_ref = sum(float(np.sum((unit_rows(reference[lo:lo + DIRECTIONS_BLOCK])[0] @ top) ** 2))
                         for lo in range(0, len(reference), DIRECTIONS_BLOCK)) / len(reference)
         rng = np.random.default_rng([int(self.seed), 0x6E6577])
         vectors = self._writable_vectors()
         n_moved, shares = 0, 0.0
         for lo in range(0, len(new), DIRECTIONS_BLOCK):  # a block at a time: no float64 copy of millions of tags
             part = new[lo:lo + DIRECTIONS_BLOCK]
-            raw = np.asarray(self.wv.vectors[part], dtype=np.float64)
-            norms = np.linalg.norm(raw, axis=1)
-            U = raw / np.maximum(norms, 1e-12)[:, None]
+            U, norms = unit_rows(part)
             share = np.sum((U @ top) ** 2, axis=1)
             shares += float(share.sum())
             s = np.sqrt(np.minimum(1.0, share_ref / np.maximum(share, 1e-12)))
             D = rng.standard_normal((len(part), dim))
             D -= (D @ P) @ P.T  # outside the images' directions, and orthogonal to the word itself: to its
-            rest = U - (U @ P) @ P.T  # part outside them (the rest of it is along them, which D already leaves)
-            rest /= np.maximum(np.linalg.norm(rest, axis=1, keepdims=True), 1e-12)
+            rest = unit(U - (U @ P) @ P.T)[0]  # part outside them (the rest is along them, which D already leaves)
             D -= np.sum(D * rest, axis=1, keepdims=True) * rest
-            D /= np.maximum(np.linalg.norm(D, axis=1, keepdims=True), 1e-12)
+            D = unit(D)[0]
             moved = s < 1.0 - 1e-6  # (one already at the pretrained tags' share, to float rounding, stays)
             out = (s[:, None] * U + np.sqrt(1.0 - s * s)[:, None] * D) * norms[:, None]
             vectors[part[moved]] = out[moved].astype(REAL)

@@ -160,9 +160,9 @@ def analogy_step(W: np.ndarray, X: np.ndarray, x_row: np.ndarray, y_row: np.ndar
     True
     """
     H = X @ W.T
-    H_hat, h_norm = _unit(H)
+    H_hat, h_norm = unit(H)
     P = H_hat[x_row] + shift
-    Q, p_norm = _unit(P)
+    Q, p_norm = unit(P)
     S = scale * (Q @ H_hat.T)
     n_q = len(x_row)
     rows = np.arange(n_q)
@@ -206,7 +206,8 @@ def run_pairs(tokens: np.ndarray, slots: np.ndarray, bounds: np.ndarray, n_slots
     return key // base, key % base
 
 
-def _unit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def unit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of `x` made unit (a zero row stays zero) and their norms (at least 1e-12), in `x`'s dtype."""
     norms = np.sqrt(np.einsum("ij,ij->i", x, x))
     norms = np.maximum(norms, 1e-12).astype(x.dtype, copy=False)
     return x / norms[:, None], norms
@@ -251,7 +252,7 @@ def mean_unit_words(syn0: np.ndarray, pair_word, pair_row, pair_w, n_rows: int, 
     """Each image row's mean unit word, (n_rows × D): the sum over its pairs of ``pair_w`` times
     the unit vector of the pair's word in `syn0` (``pair_w`` = 1 / the row's word count). The
     decoder term's ``C`` and the readout's targets (``Im2Vec(space_readout=...)``)."""
-    U, _ = _unit(np.asarray(syn0[np.asarray(pair_word)], dtype=dtype))
+    U, _ = unit(np.asarray(syn0[np.asarray(pair_word)], dtype=dtype))
     C = np.zeros((n_rows, syn0.shape[1]), dtype=dtype)
     np.add.at(C, np.asarray(pair_row), U * np.asarray(pair_w, dtype=dtype)[:, None])
     return C
@@ -427,7 +428,7 @@ def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.nd
     w = (1.0 / counts[prow]).astype(W.dtype)  # each image's positives share its target mass
     X = Vn if len(rows) == n_slots else np.ascontiguousarray(Vn[rows])
     H = X @ W.T
-    Z, hn = _unit(H)
+    Z, hn = unit(H)
     inv_t = 1.0 / float(temperature)
     negatives = np.unique(np.asarray(negatives, dtype=np.int64))
     if word_lock is not None and alpha_u > 0:  # nothing to move: skip the words' gradients
@@ -435,7 +436,7 @@ def space_step(W: np.ndarray, syn0: np.ndarray, Vn: np.ndarray, pair_slot: np.nd
     if candidates == "run":
         cand, inv = np.unique(np.concatenate([pair_word, negatives]), return_inverse=True)
         U = syn0[cand]
-        Uh, un = _unit(U)
+        Uh, un = unit(U)
         G, loss = _grad_logits_run(Z, Uh, prow, inv[: len(pair_word)], w, inv_t, symmetric, compute_loss,
                                    None if bias is None else bias[cand])
         dZ = G @ Uh
@@ -460,9 +461,9 @@ def _own_candidates(Z, syn0, pair_word, negatives, prow, start, w, inv_t, comput
     """Each image against its own words and the shared negatives (logits shifted by `bias`, per
     vocabulary word): dL/dZ, the loss and (when words move) a function giving the words' gradients."""
     Un = syn0[negatives]
-    Unh, unn = _unit(Un)
+    Unh, unn = unit(Un)
     Up = syn0[pair_word]
-    Uph, unp = _unit(Up)
+    Uph, unp = unit(Up)
     Sn = Z @ Unh.T
     Sn *= inv_t
     if bias is not None:
@@ -494,7 +495,7 @@ def _own_candidates(Z, syn0, pair_word, negatives, prow, start, w, inv_t, comput
     def word_grad():
         cand, inv = np.unique(np.concatenate([negatives, pair_word]), return_inverse=True)
         U = syn0[cand]
-        Uh, un = _unit(U)
+        Uh, un = unit(U)
 
         def grad_of(mov):
             # positives: dUh[c] += Σ_{pairs (r, c)} Gp · Z[r], as one sparse product
