@@ -62,14 +62,16 @@ def demo_tags_dropped(demo_dir: str, share: float) -> set:
     return tags_to_drop((w for doc in docs for w in doc[1:]), share)
 
 
-def demo_text_words(demo_dir: str, vector_size: int | None = None, without_tags: float = 0.0):
+def demo_text_words(demo_dir: str, vector_size: int | None = None, without_tags: float = 0.0,
+                    dropped: set | None = None):
     """The demo's text model (dictionary text, skip-gram, seed 1): its own ``words.w2v`` at the
     demo's size; at another `vector_size`, or with a share `without_tags` of the demo's training
     tags taken out of the text (every occurrence, so the model has no vector for them: a collection
     whose tags the text mostly never saw, the Flickr-against-Wikipedia case;
     :func:`demo_tags_dropped`), trained once into
     ``<demo_dir>/models/words-<size>d[-without<share>-<digest of the tags>].w2v`` and loaded from
-    there after (another demo's tags, another file)."""
+    there after (another demo's tags, another file). `dropped`: those tags, when the caller has
+    them already (:func:`demo_tags_dropped` reads the demo's documents)."""
     from gensim.models import Word2Vec
 
     from gensim_im2vec.fileio import atomic_save
@@ -78,7 +80,7 @@ def demo_text_words(demo_dir: str, vector_size: int | None = None, without_tags:
     size = vector_size or DemoConfig.vector_size
     if size == DemoConfig.vector_size and not without_tags:
         return Word2Vec.load(str(Path(demo_dir) / "models" / "words.w2v"))
-    drop = demo_tags_dropped(demo_dir, without_tags)
+    drop = dropped if dropped is not None else demo_tags_dropped(demo_dir, without_tags)
     digest = hashlib.sha1(" ".join(sorted(drop)).encode()).hexdigest()[:8]
     name = f"words-{size}d" + (f"-without{without_tags:g}-{digest}" if drop else "") + ".w2v"
     path = Path(demo_dir) / "models" / name

@@ -134,10 +134,10 @@ def main() -> None:
     data = evaluation_data(DemoConfig(out_dir=args.demo_dir), feats)
     X = feats.gather_normalized([feats.row(k) for k in data.test_keys])
     zero_shot = set(data.zero_shot)
-    words = demo_text_words(args.demo_dir, without_tags=args.text_without_tags)
+    taken_out = demo_tags_dropped(args.demo_dir, args.text_without_tags)
+    words = demo_text_words(args.demo_dir, without_tags=args.text_without_tags, dropped=taken_out)
     text_words = words.wv.key_to_index
     full = demo_text_words(args.demo_dir) if args.text_without_tags else None
-    taken_out = demo_tags_dropped(args.demo_dir, args.text_without_tags)
     for mode in args.modes:
         figures = defaultdict(list)
         for seed in args.seeds or [None]:

@@ -17,7 +17,10 @@ demo's text model at that size once, seed 1, into ``<demo-dir>/models/words-100d
 ``--text-without-tags SHARE`` (two-stage) starts from a text model trained on the demo's text with
 that share of the demo's tags taken out of it, so the text has no vector for them: the case of a
 photo collection whose tags the text model mostly never saw (cached as
-``<demo-dir>/models/words-200d-without<SHARE>-<digest>.w2v``).
+``<demo-dir>/models/words-200d-without<SHARE>-<digest>.w2v``). ``--vectors-only`` (two-stage)
+starts from the text model's word vectors alone, as a word2vec-format file gives them (no output
+weights: they start at zero; no counts: the file's order stands in), with the text model's ``sg``:
+pretrained vectors such as GoogleNews's, against the Word2Vec they came from.
 """
 
 import argparse
@@ -26,6 +29,7 @@ from collections import defaultdict
 
 import numpy as np
 from _common import demo_text_words, settings, tag_share
+from gensim.models import KeyedVectors
 
 from gensim_im2vec.pipeline import (
     DemoConfig,
@@ -47,6 +51,8 @@ def main() -> None:
     ap.add_argument("--text-without-tags", type=tag_share, default=0.0, metavar="SHARE",
                     help="word vectors of the demo's text with this share of the demo's tags taken out of it "
                          "(trained once, cached): a collection whose tags the text mostly never saw")
+    ap.add_argument("--vectors-only", action="store_true",
+                    help="two-stage from the text model's word vectors alone (no output weights, no counts)")
     args = ap.parse_args()
     opts = settings(args.set)
     fields = settings(args.demo_set)
@@ -61,6 +67,13 @@ def main() -> None:
     words = demo_text_words(args.demo_dir, size if args.text_words else None, args.text_without_tags)
     if words.vector_size != size:
         raise SystemExit(f"the word vectors have vector_size={words.vector_size}, the run asks for {size}.")
+    start = words
+    if args.vectors_only:
+        if "joint" in args.modes:
+            raise SystemExit("--vectors-only is how two-stage starts; give --modes two-stage.")
+        start = KeyedVectors(words.vector_size)  # as load_word2vec_format gives them: vectors, no counts
+        start.add_vectors(words.wv.index_to_key, words.wv.vectors)
+        opts.setdefault("sg", words.sg)
     for mode in args.modes:
         feats = open_features(DemoConfig(out_dir=args.demo_dir))
         values, refs = defaultdict(list), defaultdict(list)
@@ -68,7 +81,7 @@ def main() -> None:
             cfg = DemoConfig(out_dir=args.demo_dir, mode=mode, seed=seed, **fields)
             cfg = cfg.with_options(**opts)
             t = time.perf_counter()
-            model = train_model(cfg, feats, words)
+            model = train_model(cfg, feats, start)
             trained = time.perf_counter() - t
             report = evaluate_trained(cfg, model, words, baselines=("ridge", "knn"))  # the targets' references
             print(f"{mode} seed {seed}: trained in {trained:.0f}s; the space step took "

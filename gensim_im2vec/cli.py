@@ -828,7 +828,9 @@ IM2VEC = "gensim_im2vec.model:Im2Vec"  # the training options and their defaults
 @click.option("--pretrained", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A saved gensim Word2Vec (negative sampling) to start from: two-stage training, its words "
                    "frozen unless --train-words is given (the tags it lacks learn unless --freeze-words); the "
-                   "options below then default to its settings.")
+                   "options below then default to its settings. Or word vectors alone: a KeyedVectors saved by "
+                   "gensim, or word2vec's format by suffix (.bin binary, .txt / .vec text, also .gz): the output "
+                   "weights then start at zero, and the options default to Im2Vec's (e.g. --cbow, 5 epochs).")
 @click.option("--vector-size", type=click.IntRange(min=1), cls=LibraryOption, library=IM2VEC, help="Dimensionality of the space.")
 @click.option("--epochs", type=click.IntRange(min=1), cls=LibraryOption, library=IM2VEC, help="Passes over DOCUMENTS.")
 @click.option("--sg/--cbow", default=None, help="Skip-gram or CBOW.  [default: cbow, as gensim's]")
@@ -977,15 +979,14 @@ def _train_new(corpus, store, pretrained, params: dict, checkpoint: str | None, 
     """`im2vec train`'s model: from the --pretrained Word2Vec (two-stage) or from scratch, trained on
     `corpus`; with `checkpoint` (``--resumable``), saved there after each epoch with `inputs`
     (:mod:`gensim_im2vec.checkpoint`)."""
-    from gensim.models import Word2Vec
 
     from gensim_im2vec.checkpoint import EpochCheckpoint
-    from gensim_im2vec.model import Im2Vec, load_saved
+    from gensim_im2vec.model import Im2Vec
 
     if pretrained:
-        w2v = load_saved(pretrained, (Word2Vec,))
-        callbacks = [EpochCheckpoint(checkpoint, epochs=params.get("epochs") or w2v.epochs, inputs=inputs)] \
-            if checkpoint else ()
+        w2v = _load_pretrained(pretrained)
+        epochs = params.get("epochs") or getattr(w2v, "epochs", None) or _default("epochs")  # (vectors alone: Im2Vec's)
+        callbacks = [EpochCheckpoint(checkpoint, epochs=epochs, inputs=inputs)] if checkpoint else ()
         return Im2Vec.from_word2vec(w2v, image_features=store, sentences=corpus, callbacks=callbacks, **params)
     if checkpoint is None:
         return Im2Vec(corpus, image_features=store, **params)
@@ -994,6 +995,63 @@ def _train_new(corpus, store, pretrained, params: dict, checkpoint: str | None, 
     model.train(corpus, total_examples=model.corpus_count, epochs=model.epochs, compute_loss=model.compute_loss,
                 callbacks=[EpochCheckpoint(checkpoint, epochs=model.epochs, inputs=inputs)])
     return model
+
+
+def _default(name: str):
+    """An Im2Vec option's default."""
+    from gensim_im2vec.model import Im2Vec
+
+    return inspect.signature(Im2Vec).parameters[name].default
+
+
+#: ``--pretrained`` files in word2vec's own format, by suffix (before a .gz / .bz2): binary or not.
+WORD2VEC_SUFFIXES = {".bin": True, ".txt": False, ".vec": False}
+
+
+def _load_pretrained(path: str):
+    """``--pretrained``: a gensim Word2Vec or KeyedVectors saved by gensim, or word vectors in
+    word2vec's format (GoogleNews's ``.bin``, fastText's ``.vec``), by the file's suffix."""
+    import numpy as np
+    from gensim.models import KeyedVectors, Word2Vec
+
+    from gensim_im2vec.fileio import COMPRESSED_SUFFIXES
+    from gensim_im2vec.model import load_saved
+
+    name = path[: -len(s)] if (s := next((s for s in COMPRESSED_SUFFIXES if path.endswith(s)), "")) else path
+    binary = WORD2VEC_SUFFIXES.get(os.path.splitext(name)[1].lower())
+    if binary is None or _is_pickle(path):  # (a model saved by gensim under such a name: w2v.save("w2v.bin"))
+        return load_saved(path, (Word2Vec, KeyedVectors))
+    kind = "binary (.bin)" if binary else "text (.txt / .vec)"
+    fix = (f"Give a file written by save_word2vec_format(binary={binary}), or one in the other format under "
+           f"its suffix ({'.txt / .vec' if binary else '.bin'}).")
+    try:
+        kv = KeyedVectors.load_word2vec_format(path, binary=binary)
+    except (ValueError, EOFError, OSError, MemoryError) as e:  # (OSError: not gzip / bz2 data under such a suffix)
+        if isinstance(e, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            raise
+        why = ("its first line asks for more vectors than memory holds: is that line right?"
+               if isinstance(e, MemoryError) else f"{type(e).__name__}: {e}")
+        raise click.ClickException(f"--pretrained {path!r} is not a saved model, nor word vectors in word2vec's {kind} "
+                                   f"format as its suffix says ({why}). {fix}") from e
+    if not np.isfinite(kv.vectors).all() or np.abs(kv.vectors).max(initial=0.0) > 1e4:
+        # (text read as binary gives such numbers: its digits taken for float bits)
+        raise click.ClickException(f"--pretrained {path!r} read as word2vec's {kind} format gives vectors that are "
+                                   f"not finite or far too large (largest |value| "
+                                   f"{np.nanmax(np.abs(kv.vectors)):.3g}): the file is probably in the other "
+                                   f"format. {fix}")
+    return kv
+
+
+def _is_pickle(path: str) -> bool:
+    """Whether `path` (decompressed, as gensim opens it) starts as a pickle does, as gensim's save()
+    writes; word2vec's format starts with its header's digits."""
+    from gensim import utils
+
+    with utils.open(path, "rb") as f:
+        try:
+            return f.read(1) == b"\x80"
+        except (OSError, EOFError):  # (not the compressed data its suffix says: load_word2vec_format says so)
+            return False
 
 
 def _file_identity(path) -> list | None:

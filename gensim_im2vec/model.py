@@ -261,6 +261,15 @@ def _cum_table(weights: np.ndarray, domain: int = _CUM_DOMAIN) -> np.ndarray:
     return cum.astype(np.uint32)
 
 
+def _check_pretrained_size(kwargs: dict, size: int, what: str) -> None:
+    """``from_word2vec``'s `vector_size`, if given, must be the pretrained words' own."""
+    asked = kwargs.get("vector_size", size)
+    if asked != size:
+        raise ValueError(
+            f"vector_size={asked!r} contradicts the {what} vector_size={size}: from_word2vec keeps its {size}-d "
+            f"word vectors. Leave vector_size out, or train the word vectors with vector_size={asked!r} first.")
+
+
 class Im2Vec(Word2Vec):
     """Word2Vec whose vocabulary also holds images, each embedded as ``W · v̂_f``.
 
@@ -1177,6 +1186,12 @@ class Im2Vec(Word2Vec):
             )
         preresize_count = len(self.wv.vectors)
         self._resize_vectors()  # as gensim's update_weights
+        lockf = getattr(self.wv, "vectors_lockf", None)
+        if isinstance(lockf, np.ndarray) and lockf.ndim == 1 and len(lockf) == preresize_count > 1:
+            # the user's factor per row (e.g. intersect_word2vec_format's), kept; the new rows learn (1, as
+            # gensim's default), where gensim leaves the array a row short of every new word
+            self.wv.vectors_lockf = np.concatenate(
+                [lockf, np.ones(len(self.wv.vectors) - preresize_count, dtype=lockf.dtype)])
         if self.hs:
             gained = len(self.wv.vectors) - preresize_count
             self.syn1 = np.vstack([self.syn1, np.zeros((gained, self.layer1_size), dtype=REAL)])
@@ -1682,6 +1697,7 @@ class Im2Vec(Word2Vec):
         tags = self._tag_rows()
         reference = tags[tags < n_pre]
         new = tags[tags >= max(n_pre, int(moved_from))]
+        new = new[self._space_lock[new] > 0]  # (not a word the user locked: vectors_lockf)
         images = np.flatnonzero(self._vocab_image_rows >= 0)
         if not len(new):
             return
@@ -2050,7 +2066,11 @@ class Im2Vec(Word2Vec):
         words ``train_words`` lets learn; words without a pretrained vector always (two-stage
         leaves them at their random start otherwise); pretrained words too when ``space_pull``
         is set (each pulled back towards its text vector). With ``space_word_alpha=0`` none: no
-        word moves, so none is planned as movable."""
+        word moves, so none is planned as movable. Each factor is then multiplied by the word's
+        ``wv.vectors_lockf``, as gensim's pair loop multiplies its step: a word a user locked (e.g.
+        ``wv.intersect_word2vec_format(path, lockf=0.0)`` on pretrained vectors) stays where it is in
+        the space step too."""
+        self._check_lockf()
         lock = np.zeros(len(self.wv), dtype=REAL)
         if not self.space_word_alpha > 0:
             return lock
@@ -2062,6 +2082,7 @@ class Im2Vec(Word2Vec):
         else:  # frozen words stay; words added since the last training (random starts) learn
             lock[placed:] = 1.0
         lock[self._vocab_image_rows >= 0] = 0.0
+        lock *= self.wv.vectors_lockf  # (one factor for all, or one per row: _check_lockf)
         return lock
 
     def _space_run(self, W, tokens, slots, bounds, Vn, seed, alpha) -> float:
@@ -2334,39 +2355,59 @@ class Im2Vec(Word2Vec):
 
     # ------------------------------------------------------------------ two-stage
     @classmethod
-    def from_word2vec(cls, w2v: Word2Vec, image_features=None, sentences: Iterable | None = None,
+    def from_word2vec(cls, w2v: Word2Vec | KeyedVectors, image_features=None, sentences: Iterable | None = None,
                       *, epochs: int | None = None, **kwargs) -> Im2Vec:
-        """Start from a trained gensim Word2Vec (its vocabulary, vectors, ``syn1neg``, counts).
+        """Start from a trained gensim Word2Vec (its vocabulary, vectors, ``syn1neg``, counts), or
+        from pretrained word vectors alone (a KeyedVectors, e.g. GoogleNews's or fastText's file read
+        by ``KeyedVectors.load_word2vec_format``).
 
         Parameters
         ----------
-        w2v : gensim.models.Word2Vec
-            A model trained with negative sampling (it must have ``syn1neg``).
+        w2v : gensim.models.Word2Vec or gensim.models.KeyedVectors
+            A model trained with negative sampling (it must have ``syn1neg``), or its word vectors
+            alone: then the output weights start at zero, as gensim starts them, and learn on
+            `sentences`; the word counts are the vectors' ``count`` attribute (the file's rank when
+            it had no counts, as gensim's loader makes them up), and the text's words are not
+            downsampled (no real counts to do it by).
         image_features : mapping, (keys, array) pair or feature store
             The images' features.
         sentences : iterable of list of str, optional
             The image corpus. If given, its new tags and images are added
             (``build_vocab(update=True)``) and the model is trained on it for `epochs`.
         epochs : int, optional
-            Epochs over `sentences` (default: the Word2Vec's).
+            Epochs over `sentences` (default: the Word2Vec's; Im2Vec's default, 5, from vectors alone).
         **kwargs
             Im2Vec options; ``train_words`` defaults to "new" (two-stage training: the text's words
             stay frozen, the tags it never saw learn). Word2Vec hyperparameters default to the
-            source model's. ``callbacks`` run during the training on `sentences`, as gensim's
-            constructor runs them.
+            source model's (to Im2Vec's from vectors alone). ``callbacks`` run during the training
+            on `sentences`, as gensim's constructor runs them.
 
         Returns
         -------
         Im2Vec
+
+        Examples
+        --------
+        Pretrained vectors in word2vec's file format, and an image corpus whose tags they mostly have:
+
+        >>> from gensim.models import KeyedVectors
+        >>> from gensim_im2vec.synthetic import make_corpus
+        >>> data = make_corpus(n_classes=3, n_images=60, n_features=8, seed=0)
+        >>> words = sorted({w for doc in data.docs for w in doc[1:]})
+        >>> kv = KeyedVectors(16)  # (stands in for KeyedVectors.load_word2vec_format(path, binary=True))
+        >>> kv.add_vectors(words[:-5], np.random.default_rng(0).normal(size=(len(words) - 5, 16)))
+        >>> model = Im2Vec.from_word2vec(kv, image_features=data.features, sentences=data.docs, min_count=1,
+        ...                              workers=1, epochs=2)
+        >>> bool(np.array_equal(model.wv[words[0]], kv[words[0]]))  # the pretrained words stay frozen
+        True
+        >>> model.n_pretrained_words, words[-1] in model.wv  # the tags they lack learn
+        (52, True)
         """
         if isinstance(w2v, KeyedVectors):
-            raise TypeError(
-                "from_word2vec expects a trained gensim Word2Vec model, got KeyedVectors: word vectors alone "
-                "(e.g. from load_word2vec_format) lack the output weights (syn1neg) that the words new to them "
-                "learn against. Give the Word2Vec itself (Word2Vec.load of a file written by model.save(), "
-                "not by wv.save / save_word2vec_format), or train one on your text with negative sampling.")
+            return cls._from_vectors(w2v, image_features, sentences, epochs=epochs, **kwargs)
         if not isinstance(w2v, Word2Vec):
-            raise TypeError(f"from_word2vec expects a gensim Word2Vec model, got {type(w2v).__name__}.")
+            raise TypeError(f"from_word2vec expects a gensim Word2Vec model or KeyedVectors, got "
+                            f"{type(w2v).__name__}.")
         if isinstance(w2v, Im2Vec) and len(w2v.image_keys):
             raise TypeError(
                 f"from_word2vec expects a text-only gensim Word2Vec, got an Im2Vec model ({len(w2v.image_keys)} "
@@ -2377,15 +2418,9 @@ class Im2Vec(Word2Vec):
             raise ValueError(
                 "from_word2vec needs a Word2Vec trained with negative sampling (negative > 0, so it has "
                 f"syn1neg); this one has negative={getattr(w2v, 'negative', None)!r}. Retrain it with hs=0, "
-                "negative=5."
+                "negative=5, or give its word vectors alone (w2v.wv: the output weights then start at zero)."
             )
-        size = kwargs.get("vector_size", w2v.vector_size)
-        if size != w2v.vector_size:
-            raise ValueError(
-                f"vector_size={size!r} contradicts the Word2Vec's vector_size={w2v.vector_size}: from_word2vec "
-                f"keeps its {w2v.vector_size}-d word vectors. Leave vector_size out, or train the Word2Vec "
-                f"with vector_size={size!r} first."
-            )
+        _check_pretrained_size(kwargs, w2v.vector_size, "Word2Vec's")
         params = dict(
             vector_size=w2v.vector_size, alpha=w2v.alpha, window=w2v.window, min_count=w2v.min_count,
             max_vocab_size=w2v.max_vocab_size, sample=w2v.sample, seed=w2v.seed, workers=w2v.workers,
@@ -2395,20 +2430,61 @@ class Im2Vec(Word2Vec):
             max_final_vocab=w2v.max_final_vocab, shrink_windows=getattr(w2v, "shrink_windows", True),
             train_words="new",
         )
+        expandos = {k: np.array(v) for k, v in w2v.wv.expandos.items()}
+        return cls._started_from(w2v.wv, expandos, np.array(w2v.syn1neg, dtype=REAL, order="C"), params, kwargs,
+                                 image_features, sentences, epochs,
+                                 corpus=(w2v.corpus_count, w2v.corpus_total_words,
+                                         getattr(w2v, "effective_min_count", w2v.min_count)),
+                                 msg=f"started from {w2v} ({len(w2v.wv)} words)")
+
+    @classmethod
+    def _from_vectors(cls, kv: KeyedVectors, image_features, sentences, *, epochs, **kwargs) -> Im2Vec:
+        """:meth:`from_word2vec` from word vectors alone: output weights at zero, counts from `kv`."""
+        if not len(kv):
+            raise ValueError("from_word2vec: the KeyedVectors hold no word; give the pretrained vectors "
+                             "(e.g. KeyedVectors.load_word2vec_format(path, binary=True)).")
+        prefix = kwargs.get("image_prefix", IMAGE_PREFIX)  # (an Im2Vec's wv is a KeyedVectors with its images)
+        images = list(itertools.islice((k for k in kv.index_to_key if isinstance(k, str) and k.startswith(prefix)),
+                                       3)) if prefix else []  # (no prefix: images are known by their features)
+        if images:
+            raise TypeError(
+                f"from_word2vec: the KeyedVectors hold image keys ({images[:3]}...; prefix {prefix!r}): they would "
+                f"become frozen words. Give the text's word vectors (e.g. the demo's words.w2v), not an Im2Vec "
+                f"model's wv.")
+        _check_pretrained_size(kwargs, kv.vector_size, "KeyedVectors'")
+        n = len(kv)
+        counts = kv.expandos.get("count")
+        if counts is None or counts.dtype == object or len(counts) != n:  # none, or a vocabulary file with gaps
+            counts = np.arange(n, 0, -1, dtype=np.int64)  # the rank, as gensim's loader makes them up
+            logger.info("from_word2vec: the KeyedVectors have no word counts; their order stands in for them "
+                        "(the negatives' table), as gensim's load_word2vec_format makes them up")
+        expandos = {"count": np.array(counts, dtype=np.int64),  # a copy: build_vocab adds to it
+                    "sample_int": np.full(n, np.iinfo(np.uint32).max, dtype=np.uint32)}  # every occurrence kept
+        params = dict(vector_size=kv.vector_size, hs=0, train_words="new")
+        syn1neg = np.zeros((n, kv.vector_size), dtype=REAL)  # as gensim starts them
+        return cls._started_from(kv, expandos, syn1neg, params, kwargs, image_features, sentences, epochs,
+                                 corpus=(0, int(expandos["count"].sum()), None),
+                                 msg=f"started from {kv} ({n} words; output weights from zero)")
+
+    @classmethod
+    def _started_from(cls, source: KeyedVectors, expandos: dict, syn1neg: np.ndarray, params: dict, kwargs: dict,
+                      image_features, sentences, epochs, *, corpus: tuple, msg: str) -> Im2Vec:
+        """The model :meth:`from_word2vec` makes: `source`'s words (a copy) with their `expandos` and
+        output weights `syn1neg`, the Im2Vec options `params` updated by the caller's `kwargs`, then
+        trained on `sentences` when given."""
         callbacks = kwargs.pop("callbacks", ())  # run by the train() below, not by the constructor
         params.update(kwargs)
         model = cls(image_features=image_features, **params)
-        wv = KeyedVectors(w2v.wv.vector_size, count=0)
-        wv.index_to_key = list(w2v.wv.index_to_key)
-        wv.key_to_index = dict(w2v.wv.key_to_index)
-        wv.vectors = np.array(w2v.wv.vectors, dtype=REAL, order="C")
-        wv.expandos = {k: np.array(v) for k, v in w2v.wv.expandos.items()}
+        wv = KeyedVectors(source.vector_size, count=0)
+        wv.index_to_key = list(source.index_to_key)
+        wv.key_to_index = dict(source.key_to_index)
+        wv.vectors = np.array(source.vectors, dtype=REAL, order="C")
+        wv.expandos = expandos
         wv.vectors_lockf = np.ones(1, dtype=REAL)
         model.wv = wv
-        model.syn1neg = np.array(w2v.syn1neg, dtype=REAL, order="C")
-        model.corpus_count = w2v.corpus_count
-        model.corpus_total_words = w2v.corpus_total_words
-        model.effective_min_count = getattr(w2v, "effective_min_count", w2v.min_count)
+        model.syn1neg = syn1neg
+        model.corpus_count, model.corpus_total_words, min_count = corpus
+        model.effective_min_count = model.min_count if min_count is None else min_count
         model.raw_vocab = defaultdict(int)
         model.n_pretrained_words = model.n_trained_words = len(wv)
         if model.space_pull is not None:  # the words the space step moves are pulled back to these
@@ -2416,7 +2492,7 @@ class Im2Vec(Word2Vec):
         model._refresh_image_index()
         model._init_W()
         model.make_cum_table()
-        model.add_lifecycle_event("from_word2vec", msg=f"started from {w2v} ({len(wv)} words)")
+        model.add_lifecycle_event("from_word2vec", msg=msg)
         if sentences is not None:
             model._defer_image_rows = True  # the train() below writes every image row at its end
             try:

@@ -417,20 +417,21 @@ def zero_shot_tags(cfg: DemoConfig, splits: dict | None = None) -> set:
 
 def train_model(cfg: DemoConfig, features, w2v, splits: dict | None = None):
     """Train Im2Vec as the demo does, on the training documents of `splits` (default: the saved
-    ones): two-stage from the text model `w2v`, or joint on text + image documents; with
+    ones): two-stage from the text model `w2v` (a Word2Vec, or its vectors alone), or joint on text + image documents; with
     `cfg.space_analogies`, the analogy term on :func:`training_analogies`."""
     from gensim_im2vec.model import Im2Vec
 
     docs, splits = training_documents(cfg, features, tags_only=cfg.tags_only, splits=splits)
     opts = dict(cfg.im2vec)
     copies = max(1, cfg.image_epochs // cfg.text_epochs) if cfg.mode == "joint" else 1
-    min_count = w2v.min_count if cfg.mode == "two-stage" else 5  # joint: the Im2Vec below
+    # two-stage: the text model's (a Word2Vec's, or Im2Vec's default from its vectors alone); joint: the Im2Vec below
+    min_count = getattr(w2v, "min_count", opts.get("min_count", 5)) if cfg.mode == "two-stage" else 5
     if cfg.space_analogies and "space_analogies" not in opts:
         # the words the vocabulary will keep: gensim keeps a new word seen min_count times
         counts = Counter(w for doc in docs for w in doc[1:])
         known = {w for w, c in counts.items() if c * copies >= min_count}
         if cfg.mode == "two-stage":
-            known |= set(w2v.wv.key_to_index)
+            known |= set(getattr(w2v, "wv", w2v).key_to_index)  # (a Word2Vec, or its vectors alone)
         quads = training_analogies(cfg, splits, docs, known)
         if quads:
             logger.info("analogy term: %i questions about half of the training images", len(quads))

@@ -123,17 +123,6 @@ def test_from_word2vec_refuses_a_contradicting_vector_size(saved):
     assert model.wv.vector_size == 12
 
 
-def test_from_word2vec_given_keyed_vectors_says_what_it_needs(saved):
-    """Pretrained vectors are often a KeyedVectors file (load_word2vec_format); from_word2vec needs
-    the Word2Vec's output weights too, and says so, and how to get them."""
-    _, _, w2v = saved
-    with pytest.raises(TypeError, match=r"got KeyedVectors: .*syn1neg.*Word2Vec.load of a file written by "
-                                        r"model.save\(\)"):
-        Im2Vec.from_word2vec(w2v.wv, image_features=FEATS)
-    with pytest.raises(TypeError, match=r"expects a gensim Word2Vec model, got dict"):
-        Im2Vec.from_word2vec({}, image_features=FEATS)
-
-
 def test_a_token_that_is_not_a_str_is_named():
     docs = [["img:a", "cat", 5], ["img:b", "dog", 7.5]] * 3
     with pytest.raises(TypeError, match=r"lists of str tokens; 2 token\(s\) are not: 5 \(int\), 7.5 \(float\)"):

@@ -61,7 +61,7 @@ def test_train_words_new_leaves_the_users_lock_factors_as_they_were(data):
     """train_words="new" freezes the text's words through factors of its own: wv.vectors_lockf
     (gensim's, the user's) is not replaced, so a later train_words=True trains the text's words in
     the pair loop again; a factor the user set still holds for the words that learn in the pair
-    loop (the space step, which does not read it, moves no word here)."""
+    loop (and in the space step: test_a_word_the_user_locked_stays_in_the_space_step_too)."""
     text = [d[1:] for d in data.docs]
     w2v = Word2Vec(text[:60], vector_size=16, min_count=1, sg=1, epochs=2, workers=1, seed=1)
     kw = dict(sample=0, window=3, image_batch=16, space_negatives=10, space_word_alpha=0.0)
@@ -85,6 +85,70 @@ def test_train_words_new_leaves_the_users_lock_factors_as_they_were(data):
     assert np.array_equal(m2.wv["fresh0"], before["fresh0"]) and not np.array_equal(m2.wv["fresh1"], before["fresh1"])
     assert m2.wv.vectors_lockf is lockf
     assert np.array_equal(m2.wv.vectors[:n_text], w2v.wv.vectors[:n_text])
+
+
+@pytest.mark.parametrize("path", ["job kernel", "per-run NumPy"])
+def test_a_word_the_user_locked_stays_in_the_space_step_too(data, tmp_path, path):
+    """gensim's way to train beside pretrained vectors that stay fixed: a vocabulary from the corpus,
+    ``wv.intersect_word2vec_format(path, lockf=0.0)`` for the words the file has (one factor per row
+    of ``wv.vectors_lockf``). gensim's pair loop reads the factor; the space step, which also moves
+    words, read only its own lock until now, and moved those words (by up to 0.59 here). A factor
+    between 0 and 1 scales the space step's move as it scales the pair loop's."""
+    from gensim.models import KeyedVectors
+
+    extra = dict(space_symmetric=0.2) if path == "per-run NumPy" else {}
+    m = Im2Vec(image_features=data.features, **OPTS, **extra)
+    m.build_vocab(data.docs)
+    assert m._space_in_kernel() is (path == "job kernel")
+    words = [w for w in m.wv.index_to_key if not w.startswith("img:")]
+    pretrained, free = words[: len(words) // 2], words[len(words) // 2:]
+    kv = KeyedVectors(16)
+    kv.add_vectors(pretrained, np.random.default_rng(0).normal(size=(len(pretrained), 16)).astype(np.float32))
+    kv.add_vectors(["elsewhere"], np.ones((1, 16), np.float32))  # a word of the file the corpus lacks
+    kv.save_word2vec_format(str(tmp_path / "pretrained.txt"))
+    m.wv.vectors_lockf = np.ones(len(m.wv), dtype=np.float32)
+    m.wv.intersect_word2vec_format(str(tmp_path / "pretrained.txt"), lockf=0.0)
+    half = free[0]
+    m.wv.vectors_lockf[m.wv.key_to_index[half]] = 0.5
+    assert m._space_word_lock()[m.wv.key_to_index[half]] == 0.5
+    assert not m._space_word_lock()[[m.wv.key_to_index[w] for w in pretrained]].any()
+    before = m.wv.vectors.copy()
+    m.train(data.docs, total_examples=len(data.docs), epochs=2)
+    rows = [m.wv.key_to_index[w] for w in pretrained]
+    assert np.array_equal(m.wv.vectors[rows], kv[pretrained])
+    moved = ~np.all(m.wv.vectors[[m.wv.key_to_index[w] for w in free]] == before[[m.wv.key_to_index[w] for w in free]],
+                    axis=1)
+    assert moved.all()
+    cos = [float(m.wv.cosine_similarities(m.wv[f"img:{i}"], m.wv[[data.class_words[c]]])[0])
+           for i, c in ((k, data.labels[f"img:{k}"]) for k in range(20))]
+    assert np.mean(cos) > 0.3, cos  # the images still find their class words, frozen or not
+    # new words later (build_vocab(update=True)): the factors kept, a factor of 1 for each new row
+    docs = [d + ["later"] if d[0].startswith("img:") else d for d in data.docs]
+    m.build_vocab(docs, update=True)
+    assert len(m.wv.vectors_lockf) == len(m.wv) and m.wv.vectors_lockf[m.wv.key_to_index["later"]] == 1.0
+    later = m.wv["later"].copy()
+    m.train(docs, total_examples=len(docs), epochs=1)
+    assert np.array_equal(m.wv.vectors[rows], kv[pretrained]) and not np.array_equal(m.wv["later"], later)
+
+
+def test_the_calibration_leaves_a_word_the_user_locked(data, caplog):
+    """space_calibrate_new_words scales the tags the text lacks that the space step moved; one the
+    user locked (vectors_lockf 0) was not moved, and stays as it was."""
+    text = [d[1:] for d in data.docs]
+    w2v = Word2Vec([s for s in text if "class0" not in s][:80], vector_size=16, min_count=1, sg=1, epochs=2,
+                   workers=1, seed=1)
+    m = Im2Vec.from_word2vec(w2v, image_features=data.features, train_words=False, space_calibrate_new_words=True,
+                             **{k: v for k, v in OPTS.items() if k != "vector_size"})
+    m.build_vocab(data.docs, update=True)
+    new = [w for w in m.word_keys[m.n_pretrained_words:]]
+    assert len(new) >= 2
+    m.wv.vectors_lockf = np.ones(len(m.wv), dtype=np.float32)
+    m.wv.vectors_lockf[m.wv.key_to_index[new[0]]] = 0.0
+    before = m.wv[new[0]].copy()
+    with caplog.at_level(logging.INFO, logger="gensim_im2vec.model"):
+        m.train(data.docs, total_examples=len(data.docs), epochs=2)
+    assert np.array_equal(m.wv[new[0]], before)
+    assert f"of {len(new) - 1} word(s) without a pretrained vector" in caplog.text  # the others, calibrated
 
 
 def test_space_pull_without_text_vectors_says_it_does_nothing(data, caplog):
