@@ -2,10 +2,13 @@
 
     python examples/two_stage.py --text corpus.txt --documents image_docs.txt --features feats/ -o m.im2vec
     python examples/two_stage.py --word2vec words.model --documents image_docs.txt --features feats/ -o m.im2vec
+    python examples/two_stage.py --vectors GoogleNews-vectors-negative300.bin.gz --documents image_docs.txt ...
 
 Stage 1 learns word vectors (and their output vectors ``syn1neg``) with plain gensim Word2Vec on a
 clean text corpus (one document per line), or loads one you trained before (``--word2vec``; it
-must use negative sampling). Stage 2 (:meth:`Im2Vec.from_word2vec`) keeps those words frozen (the
+must use negative sampling), or reads pretrained word vectors alone in word2vec's format
+(``--vectors``: binary when the name has ``.bin``, text otherwise; their output vectors start at
+zero and learn on the image documents). Stage 2 (:meth:`Im2Vec.from_word2vec`) keeps those words frozen (the
 tags they lack learn, as gensim trains a new word) and learns ``W`` on the image documents — ``img:<key> tag tag …`` per line, as ``im2vec normalize``
 writes them — with the images' features from a FeatureStore (``im2vec extract``). The words'
 similarities are unchanged; images land among the words that describe them, in one space: at the
@@ -15,7 +18,7 @@ end, a word's nearest images and an image's nearest tags by cosine in ``model.wv
 import argparse
 import logging
 
-from gensim.models import Word2Vec
+from gensim.models import KeyedVectors, Word2Vec
 from gensim.models.word2vec import LineSentence
 
 from gensim_im2vec import Im2Vec
@@ -28,6 +31,7 @@ def main(argv=None):
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--text", help="clean text, one document per line (stage 1 trains on it)")
     src.add_argument("--word2vec", help="a saved gensim Word2Vec with negative sampling (skips stage 1)")
+    src.add_argument("--vectors", help="pretrained word vectors in word2vec's format, .bin or text (skips stage 1)")
     p.add_argument("--documents", required=True, help="image documents: 'img:<key> tag tag ...' per line")
     p.add_argument("--features", required=True, help="FeatureStore directory with the images' features")
     p.add_argument("-o", "--output", required=True, help="where to save the Im2Vec model")
@@ -44,6 +48,8 @@ def main(argv=None):
 
     if args.word2vec:
         w2v = Word2Vec.load(args.word2vec)
+    elif args.vectors:
+        w2v = KeyedVectors.load_word2vec_format(args.vectors, binary=".bin" in args.vectors)
     else:
         text = TextCorpus(args.text)  # normalised, restartable
         w2v = Word2Vec(text, vector_size=args.vector_size, sg=1, negative=5, min_count=1,
@@ -51,8 +57,9 @@ def main(argv=None):
     print(f"stage 1: {w2v}")
 
     store = FeatureStore.open(args.features)  # memory-mapped
+    options = {"sg": 1} if args.vectors else {}  # (vectors alone carry no settings: skip-gram, as stage 1's)
     model = Im2Vec.from_word2vec(w2v, image_features=store, sentences=LineSentence(args.documents),
-                                 epochs=args.epochs, train_outputs=args.train_outputs, sample=0)
+                                 epochs=args.epochs, train_outputs=args.train_outputs, sample=0, **options)
     print(f"stage 2: {model} ({len(model.image_keys)} images; the text's words frozen)")
     model.save(args.output)
     word = args.query or next((w for w in model.word_keys if w in model.image_tag_counts), model.word_keys[0])

@@ -73,11 +73,14 @@ def test_a_resumed_joint_run_is_the_uninterrupted_run(data, tmp_path, crash_afte
     assert not hasattr(resumed, "checkpoint") and not os.listdir(tmp_path)  # the checkpoint and its arrays went
 
 
-@pytest.mark.parametrize("train_words", ["new", False])
-def test_a_resumed_two_stage_run_is_the_uninterrupted_run(data, tmp_path, train_words):
+@pytest.mark.parametrize("train_words,start", [("new", "word2vec"), (False, "word2vec"), ("new", "vectors")])
+def test_a_resumed_two_stage_run_is_the_uninterrupted_run(data, tmp_path, train_words, start):
     """Two-stage, with a tag the text never saw (from_word2vec's default trains it as a word in every
-    epoch; False lets the space step alone place it): the resumed run is the uninterrupted one."""
+    epoch; False lets the space step alone place it), from a Word2Vec or its vectors alone (output
+    weights from zero): the resumed run is the uninterrupted one."""
     w2v = Word2Vec([d[1:] for d in data.docs], vector_size=16, sg=1, min_count=1, epochs=2, workers=1, seed=1)
+    if start == "vectors":
+        w2v = w2v.wv
     docs = [d + ["fresh"] if d[0].startswith("img:") and i % 3 == 0 else d for i, d in enumerate(data.docs)]
     kw = dict(image_features=data.features, sentences=docs, epochs=3, sample=0, image_batch=32,
               train_words=train_words)
@@ -88,7 +91,8 @@ def test_a_resumed_two_stage_run_is_the_uninterrupted_run(data, tmp_path, train_
     resumed = resume(path, docs)
     assert resumed.train_words == train_words and "fresh" in resumed.wv
     assert np.array_equal(resumed.W, full.W) and np.array_equal(resumed.wv.vectors, full.wv.vectors)
-    assert np.array_equal(resumed.wv["class1"], w2v.wv["class1"])  # the text's words stay frozen
+    assert np.array_equal(resumed.syn1neg, full.syn1neg)
+    assert np.array_equal(resumed.wv["class1"], getattr(w2v, "wv", w2v)["class1"])  # the text's words stay frozen
     assert np.array_equal(resumed.wv.vectors_lockf, np.ones(1, dtype=np.float32))  # the user's, as it was
 
 

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+from gensim.models import Word2Vec
 
 from gensim_im2vec import Im2Vec
 from gensim_im2vec.store import FeatureStore
@@ -86,18 +88,27 @@ def test_example_yfcc100m_on_the_fixture(tmp_path):
     assert "sunset" in model.wv and "%2c" not in " ".join(model.word_keys)  # normalised, not raw
 
 
-def test_example_two_stage(tmp_path):
+@pytest.mark.parametrize("source", ["text", "vectors"])
+def test_example_two_stage(tmp_path, source):
     data = make_corpus(n_classes=3, n_images=90, n_features=8, n_text_sentences=200, seed=0)
-    (tmp_path / "text.txt").write_text("".join(" ".join(d) + "\n" for d in data.docs if not d[0].startswith("img:")))
+    text = [d for d in data.docs if not d[0].startswith("img:")]
+    (tmp_path / "text.txt").write_text("".join(" ".join(d) + "\n" for d in text))
     (tmp_path / "docs.txt").write_text("".join(" ".join(d) + "\n" for d in data.docs if d[0].startswith("img:")))
     keys = list(data.features)
     FeatureStore.from_arrays(tmp_path / "store", keys, np.stack([data.features[k] for k in keys]))
-    out = _run_example("two_stage.py", "--text", tmp_path / "text.txt", "--documents", tmp_path / "docs.txt",
-                       "--features", tmp_path / "store", "-o", tmp_path / "m.model", "--vector-size", 8,
-                       "--text-epochs", 2, "--epochs", 2, "--query", "class1")
+    if source == "text":
+        first = ["--text", tmp_path / "text.txt", "--vector-size", 8, "--text-epochs", 2]
+    else:  # pretrained vectors alone, as GoogleNews's file
+        vectors = Word2Vec(text, vector_size=8, min_count=1, epochs=2, workers=1, seed=1).wv
+        vectors.save_word2vec_format(str(tmp_path / "vectors.bin.gz"), binary=True)
+        first = ["--vectors", tmp_path / "vectors.bin.gz"]
+    out = _run_example("two_stage.py", *first, "--documents", tmp_path / "docs.txt",
+                       "--features", tmp_path / "store", "-o", tmp_path / "m.model", "--epochs", 2, "--query", "class1")
     assert "stage 2:" in out and "nearest images of 'class1'" in out
     model = Im2Vec.load(str(tmp_path / "m.model"))
     assert len(model.image_keys) == 90
+    if source == "vectors":
+        assert np.array_equal(model.wv["class1"], vectors["class1"]) and model.sg == 1
     image = model.image_keys[0]
     block = out.split(f"nearest tags of {image!r} (the words of the image documents, not the whole text):\n",
                       1)[1].split("\n\n", 1)[0]
