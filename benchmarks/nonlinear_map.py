@@ -15,6 +15,9 @@ The demo model's own projection is printed first, by the same code, as the check
 are the evaluation's. Arms: ``linear`` (``W``), ``dropout-linear`` (dropout 0.3 on the features),
 ``mlp`` (1,280 → 1,024 ReLU → 200, dropout 0.3 on the features and the hidden layer). Needs a
 finished ``make demo`` (its two-stage model, features and split). About 2 minutes a seed.
+``--with-readout`` adds the demo model's own readout to every arm's vector as the model adds it to
+its map's (``unit(f(x)) + β · unit(R·(x − μ) + c)``, the model's β, R, c and μ), and prints the
+model's map alone beside: whether a hidden layer's gain stays once the readout is there.
 """
 
 import argparse
@@ -68,6 +71,7 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--arms", nargs="+", default=["linear", "dropout-linear", "mlp"])
+    ap.add_argument("--with-readout", action="store_true", help="each arm's vector mixed with the model's readout")
     args = ap.parse_args()
     torch.set_num_threads(1)
     cfg = DemoConfig(out_dir=args.demo_dir)
@@ -104,6 +108,14 @@ def main() -> None:
           f"{len(data.test_keys)} held-out images, {len(cands)} candidates")
     line = "{:<32s} image → word {:.3f}   seen tag → images {:.3f}   zero-shot {:.3f}"
     print(line.format("the demo model's projection", *figures(model.project(X_test))))
+    finish = lambda H: H  # noqa: E731
+    if args.with_readout:
+        if not model._readout_on():
+            raise SystemExit("--with-readout: the demo model has no readout (space_readout=0)")
+        Xc = np.asarray(X_test, np.float64) - np.asarray(model.feature_mean, np.float64)
+        P = Xc @ np.asarray(model.readout_W, np.float64).T + np.asarray(model.readout_offset, np.float64)
+        finish = lambda H: model._mix(np.asarray(H, np.float64), P, np.float64)  # noqa: E731
+        print(line.format("the model's map alone, no readout", *figures(Xc @ np.asarray(model.W, np.float64).T)))
     results = {arm: [] for arm in args.arms}
     for seed in args.seeds:
         for arm in args.arms:
@@ -112,7 +124,7 @@ def main() -> None:
             t = time.perf_counter()
             fit(net, X - mean, targets, U, args.epochs, seed)
             with torch.no_grad():
-                results[arm].append(figures(net(torch.from_numpy(X_test - mean)).numpy()))
+                results[arm].append(figures(finish(net(torch.from_numpy(X_test - mean)).numpy())))
             print(line.format(f"seed {seed} {arm} ({time.perf_counter() - t:.0f}s)", *results[arm][-1]), flush=True)
     print(f"\nmean [min, max] over seeds {args.seeds}, {args.epochs} epochs")
     for arm, rows in results.items():
