@@ -195,3 +195,24 @@ def test_a_word2vec_without_negative_sampling_starts_from_its_vectors(corpus):
     model = Im2Vec.from_word2vec(hs.wv, image_features=data.features, sentences=image_docs, epochs=1, min_count=1,
                                  **OPTS)
     assert model.hs == 0 and model.negative > 0 and np.array_equal(model.wv.vectors[: len(hs.wv)], hs.wv.vectors)
+
+
+def test_the_readmes_recipe_fixes_the_words_a_binary_file_has(corpus, tmp_path):
+    """README, "Pretrained vectors without their Word2Vec": a vocabulary of one's own corpus, the
+    words a binary word2vec file has copied in and locked (gensim's intersect_word2vec_format
+    cannot read a binary file under NumPy 2); they stay bit for bit, the corpus's other words learn."""
+    data, image_docs, w2v = corpus
+    w2v.wv.save_word2vec_format(str(tmp_path / "vectors.bin.gz"), binary=True)
+    model = Im2Vec(vector_size=16, image_features=data.features, min_count=1, **OPTS)
+    model.build_vocab(image_docs)
+    kv = KeyedVectors.load_word2vec_format(str(tmp_path / "vectors.bin.gz"), binary=True)
+    shared = [w for w in model.wv.index_to_key if w in kv.key_to_index]
+    rows = [model.wv.key_to_index[w] for w in shared]
+    model.wv.vectors[rows] = kv[shared]
+    model.wv.vectors_lockf = np.ones(len(model.wv), dtype=np.float32)
+    model.wv.vectors_lockf[rows] = 0.0
+    fresh = model.wv["fresh0"].copy()
+    model.train(image_docs, total_examples=model.corpus_count, epochs=6)
+    assert shared and np.array_equal(model.wv[shared], kv[shared])
+    assert "fresh0" not in kv and not np.array_equal(model.wv["fresh0"], fresh)
+    assert _class_margin(model, data) > 0.1  # (chance: 0) the images by their class words
