@@ -2,6 +2,8 @@
 or fastText's file read by ``KeyedVectors.load_word2vec_format``, which has no output weights), and
 ``im2vec train --pretrained`` given such a file."""
 
+from collections import Counter
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -48,8 +50,13 @@ def test_vectors_alone_start_the_output_weights_at_zero_and_keep_the_words(corpu
     assert not Im2Vec.from_word2vec(kv, image_features=data.features).syn1neg.any()
     tags = [model.wv.key_to_index[w] for d in image_docs for w in d[1:]]
     assert (np.abs(model.syn1neg[tags]).sum(axis=1) > 0).all()
-    # counts: the file's rank (gensim's loader makes them up), then the image documents' added
-    assert model.wv.get_vecattr(kv.index_to_key[0], "count") >= len(kv)
+    # counts: Zipf's law from the file's order in place of the rank gensim's loader makes up (the last
+    # word at min_count), then the image documents' added
+    assert np.array_equal(kv.expandos["count"], np.arange(len(kv), 0, -1))
+    on_images = Counter(w for d in image_docs for w in d[1:])
+    for r in (0, 1, 2, len(kv) - 1):
+        word = kv.index_to_key[r]
+        assert model.wv.get_vecattr(word, "count") == round(len(kv) / (r + 1)) + on_images[word], word
     for w in ("fresh0", "fresh1"):
         assert w in model.wv and not np.allclose(model.wv[w], 0)
     from_w2v = Im2Vec.from_word2vec(w2v, image_features=data.features, sentences=image_docs, epochs=6,
@@ -73,6 +80,9 @@ def test_vectors_alone_keep_every_text_word_and_train_again_after_a_save(corpus,
     assert (model.wv.expandos["sample_int"][: len(kv)][
         [model.wv.key_to_index[w] for w in kv.index_to_key if w not in {x for d in image_docs for x in d}]]
         == np.iinfo(np.uint32).max).all()
+    on_images = Counter(w for d in image_docs for w in d[1:])
+    assert all(model.wv.get_vecattr(w, "count") == kv.get_vecattr(w, "count") + on_images[w]
+               for w in kv.index_to_key)  # real counts (a Word2Vec's wv) are kept
     model.save(str(tmp_path / "m.model"))
     loaded = Im2Vec.load(str(tmp_path / "m.model"))
     loaded.train(image_docs, total_examples=len(image_docs), epochs=1)
