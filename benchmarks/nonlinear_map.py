@@ -20,21 +20,28 @@ its map's (``unit(f(x)) + β · unit(R·(x − μ) + c)``, the model's β, R, c 
 model's map alone beside: whether a hidden layer's gain stays once the readout is there.
 """
 
+from __future__ import annotations
+
 import argparse
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from gensim_im2vec import Im2Vec
 from gensim_im2vec.metrics import evaluate_scores
 from gensim_im2vec.pipeline import DemoConfig, evaluation_data, open_features, training_documents
+
+if TYPE_CHECKING:
+    import torch
 
 TEMPERATURE = 0.1
 BATCH = 64
 
 
 def make_arm(name: str, n_features: int, size: int) -> torch.nn.Module:
+    import torch
+
     if name == "linear":
         return torch.nn.Linear(n_features, size, bias=False)
     if name == "dropout-linear":
@@ -45,8 +52,11 @@ def make_arm(name: str, n_features: int, size: int) -> torch.nn.Module:
     raise SystemExit(f"unknown arm {name!r}: linear, dropout-linear or mlp")
 
 
-def fit(net: torch.nn.Module, X: np.ndarray, targets: np.ndarray, U: torch.Tensor, epochs: int, seed: int) -> None:
+def fit(net: torch.nn.Module, X: np.ndarray, targets: np.ndarray, U: torch.Tensor, epochs: int,
+        seed: int) -> None:
     """The space step's objective without its extras, by Adam: softmax over the tags of cos / τ."""
+    import torch
+
     torch.manual_seed(seed)
     X, T = torch.from_numpy(X), torch.from_numpy(targets)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -73,6 +83,8 @@ def main() -> None:
     ap.add_argument("--arms", nargs="+", default=["linear", "dropout-linear", "mlp"])
     ap.add_argument("--with-readout", action="store_true", help="each arm's vector mixed with the model's readout")
     args = ap.parse_args()
+    import torch  # (here: the package's tests import every benchmark, torch or not)
+
     torch.set_num_threads(1)
     cfg = DemoConfig(out_dir=args.demo_dir)
     feats = open_features(cfg)

@@ -17,6 +17,7 @@ end, a word's nearest images and an image's nearest tags by cosine in ``model.wv
 
 import argparse
 import logging
+from pathlib import Path
 
 from gensim.models import KeyedVectors, Word2Vec
 from gensim.models.word2vec import LineSentence
@@ -49,7 +50,7 @@ def main(argv=None):
     if args.word2vec:
         w2v = Word2Vec.load(args.word2vec)
     elif args.vectors:
-        w2v = KeyedVectors.load_word2vec_format(args.vectors, binary=".bin" in args.vectors)
+        w2v = KeyedVectors.load_word2vec_format(args.vectors, binary=".bin" in Path(args.vectors).suffixes)
     else:
         text = TextCorpus(args.text)  # normalised, restartable
         w2v = Word2Vec(text, vector_size=args.vector_size, sg=1, negative=5, min_count=1,

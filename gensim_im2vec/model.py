@@ -2472,7 +2472,7 @@ class Im2Vec(Word2Vec):
         counts = kv.expandos.get("count")
         if (counts is None or counts.dtype == object or len(counts) != n  # none, or a vocabulary file with gaps
                 or np.array_equal(counts, np.arange(n, 0, -1))):  # those load_word2vec_format makes up
-            counts = zipf_counts(n, max(int(kwargs.get("min_count", 5)), 1))
+            counts = zipf_counts(n, max(math.ceil(kwargs.get("min_count", 5)), 1))
             logger.info("from_word2vec: the KeyedVectors have no word counts; Zipf's law from their order stands "
                         "in for them (the negatives' table): %i for the first word, %i for the last", counts[0],
                         counts[-1])
