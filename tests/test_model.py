@@ -976,7 +976,8 @@ sys.exit(int(rc))
 
 # ---------------------------------------------------------------------------- the README
 def test_the_readmes_examples_run_and_show_what_they_say(tmp_path, monkeypatch):
-    """The README's Python blocks that need no torch (the tour, two-stage) run as written, and
+    """The README's Python blocks that need no torch (the tour, two-stage, pretrained words fixed in
+    one's own vocabulary, run after the two-stage block) run as written, and
     their comments are what they answer. (The block on your own images needs torch and a photo
     folder; examples/train_folder.py is that script, tested in test_examples.py.)"""
     import re
@@ -987,7 +988,7 @@ def test_the_readmes_examples_run_and_show_what_they_say(tmp_path, monkeypatch):
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
     runnable = [b for b in blocks if "gensim_im2vec.features" not in b]
-    assert len(blocks) == 3 and len(runnable) == 2
+    assert len(blocks) == 4 and len(runnable) == 3
     monkeypatch.chdir(tmp_path)
     tour = {}
     exec(compile(runnable[0], "README.md: the tour", "exec"), tour)
@@ -1005,6 +1006,10 @@ def test_the_readmes_examples_run_and_show_what_they_say(tmp_path, monkeypatch):
     exec(compile(runnable[1], "README.md: two-stage", "exec"), two)
     assert np.array_equal(two["model"].wv["class1"], two["w2v"].wv["class1"])
     assert two["model"].is_image("img:0") and two["model"].train_words == "new"
+    exec(compile(runnable[2], "README.md: pretrained words fixed in one's own vocabulary", "exec"), two)
+    own, kv = two["model"], two["kv"]
+    assert two["shared"] and np.array_equal(own.wv[two["shared"]], kv[two["shared"]])  # bit for bit after train()
+    assert own.n_pretrained_words == 0 and own.is_image("img:0") and len(own.image_keys) == len(two["image_docs"])
 
 
 def test_the_tags_filter_follows_new_tags(plain, tmp_path):
