@@ -2468,10 +2468,21 @@ class Im2Vec(Word2Vec):
                 f"become frozen words. Give the text's word vectors (e.g. the demo's words.w2v), not an Im2Vec "
                 f"model's wv.")
         _check_pretrained_size(kwargs, kv.vector_size, "KeyedVectors'")
-        n = len(kv)
         counts = kv.expandos.get("count")
+        if any(k is None for k in kv.index_to_key):  # a word twice in a word2vec file: gensim's loader keeps the
+            keep = [i for i, k in enumerate(kv.index_to_key) if k is not None]  # first, and leaves a keyless row
+            logger.warning("from_word2vec: %i of the KeyedVectors' %i rows have no word (gensim's "
+                           "load_word2vec_format leaves one per word listed twice in the file); left out",
+                           len(kv.index_to_key) - len(keep), len(kv.index_to_key))
+            trimmed = KeyedVectors(kv.vector_size, count=0)
+            trimmed.index_to_key = [kv.index_to_key[i] for i in keep]
+            trimmed.key_to_index = {k: j for j, k in enumerate(trimmed.index_to_key)}
+            trimmed.vectors = np.asarray(kv.vectors)[keep]
+            counts = None if counts is None or len(counts) != len(kv.index_to_key) else np.asarray(counts)[keep]
+            kv = trimmed
+        n = len(kv)
         if (counts is None or counts.dtype == object or len(counts) != n  # none, or a vocabulary file with gaps
-                or np.array_equal(counts, np.arange(n, 0, -1))):  # those load_word2vec_format makes up
+                or (n > 1 and np.all(np.diff(counts) == -1))):  # those load_word2vec_format makes up: n − rank
             counts = zipf_counts(n, max(math.ceil(kwargs.get("min_count", 5)), 1))
             logger.info("from_word2vec: the KeyedVectors have no word counts; Zipf's law from their order stands "
                         "in for them (the negatives' table): %i for the first word, %i for the last", counts[0],

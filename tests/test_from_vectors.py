@@ -226,3 +226,19 @@ def test_the_readmes_recipe_fixes_the_words_a_binary_file_has(corpus, tmp_path):
     assert shared and np.array_equal(model.wv[shared], kv[shared])
     assert "fresh0" not in kv and not np.array_equal(model.wv["fresh0"], fresh)
     assert _class_margin(model, data) > 0.1  # (chance: 0) the images by their class words
+
+
+def test_a_word_listed_twice_in_the_file_leaves_no_keyless_row(corpus, tmp_path):
+    """gensim's load_word2vec_format keeps the first of a word listed twice and leaves an empty row
+    without a key at the end (index_to_key holds None, its counts are made up and end at 0): the
+    model leaves that row out, and still takes the counts for made up."""
+    data, image_docs, w2v = corpus
+    words = w2v.wv.index_to_key[:6]
+    lines = [f"{w} " + " ".join(f"{x:.4f}" for x in w2v.wv[w]) for w in [*words, words[1]]]
+    (tmp_path / "dup.txt").write_text(f"{len(lines)} {w2v.vector_size}\n" + "\n".join(lines) + "\n")
+    kv = KeyedVectors.load_word2vec_format(str(tmp_path / "dup.txt"))
+    assert kv.index_to_key[-1] is None  # (gensim's doing)
+    model = Im2Vec.from_word2vec(kv, image_features=data.features, min_count=1, **OPTS)
+    assert model.wv.index_to_key == words and model.n_pretrained_words == 6 and len(model.wv.vectors) == 6
+    assert model.wv.expandos["count"].tolist() == [6, 3, 2, 2, 1, 1]  # Zipf's law, the last at min_count=1
+    assert np.array_equal(model.wv.vectors, kv.vectors[:6])
