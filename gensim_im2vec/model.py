@@ -2484,9 +2484,9 @@ class Im2Vec(Word2Vec):
         if (counts is None or counts.dtype == object or len(counts) != n  # none, or a vocabulary file with gaps
                 or (n > 1 and np.all(np.diff(counts) == -1))):  # those load_word2vec_format makes up: n − rank
             counts = zipf_counts(n, max(math.ceil(kwargs.get("min_count", 5)), 1))
-            logger.info("from_word2vec: the KeyedVectors have no word counts; Zipf's law from their order stands "
-                        "in for them (the negatives' table): %i for the first word, %i for the last", counts[0],
-                        counts[-1])
+            logger.info("from_word2vec: the KeyedVectors have no word counts (or those gensim's loader makes up "
+                        "from the order); Zipf's law from their order stands in for them (the negatives' table): "
+                        "%i for the first word, %i for the last", counts[0], counts[-1])
         expandos = {"count": np.array(counts, dtype=np.int64),  # a copy: build_vocab adds to it
                     "sample_int": np.full(n, np.iinfo(np.uint32).max, dtype=np.uint32)}  # every occurrence kept
         params = dict(vector_size=kv.vector_size, hs=0, train_words="new")
