@@ -94,6 +94,32 @@ def demo_text_words(demo_dir: str, vector_size: int | None = None, without_tags:
     return Word2Vec.load(str(path))
 
 
+def demo_text_fasttext(demo_dir: str, without_tags: float = 0.0):
+    """gensim's FastText on the demo's text, as :func:`demo_text_words` trains Word2Vec (the same
+    settings, the same share of the demo's tags taken out; character n-grams 3–6, 2M buckets, gensim's
+    defaults), trained once into ``<demo_dir>/models/fasttext-<size>d[-without<share>-<digest>].ft``."""
+    from gensim.models.fasttext import FastText
+
+    from gensim_im2vec.fileio import atomic_save
+    from gensim_im2vec.pipeline import DemoConfig, text_sentences
+
+    drop = demo_tags_dropped(demo_dir, without_tags)
+    digest = hashlib.sha1(" ".join(sorted(drop)).encode()).hexdigest()[:8]
+    size = DemoConfig.vector_size
+    path = Path(demo_dir) / "models" / (f"fasttext-{size}d" + (f"-without{without_tags:g}-{digest}" if drop else "")
+                                        + ".ft")
+    if not path.exists():
+        t = time.perf_counter()
+        cfg = DemoConfig(out_dir=demo_dir, seed=1)
+        sentences = [[w for w in s if w not in drop] for s in text_sentences(cfg)]
+        model = FastText(sentences, vector_size=size, sg=1, negative=5, window=5, min_count=5, epochs=cfg.text_epochs,
+                         workers=cfg.workers, seed=cfg.seed)
+        atomic_save(model, path)
+        print(f"trained the text's FastText ({size}-d, {len(drop)} tags taken out of its text) into {path} in "
+              f"{time.perf_counter() - t:.0f}s")
+    return FastText.load(str(path))
+
+
 def text_corpus_name() -> str:
     """Debian's WordNet dictionary text (package dict-wn) when installed, else gensim's head500."""
     return WORDNET if os.path.exists(WORDNET) else datapath("head500.noblanks.cor")

@@ -20,7 +20,12 @@ photo collection whose tags the text model mostly never saw (cached as
 ``<demo-dir>/models/words-200d-without<SHARE>-<digest>.w2v``). ``--vectors-only`` (two-stage)
 starts from the text model's word vectors alone, as a word2vec-format file gives them (no output
 weights: they start at zero; no counts: the file's order stands in), with the text model's ``sg``:
-pretrained vectors such as GoogleNews's, against the Word2Vec they came from.
+pretrained vectors such as GoogleNews's, against the Word2Vec they came from. ``--fasttext
+ngrams|vectors`` (two-stage) starts from gensim's FastText trained on the same text instead
+(:func:`_common.demo_text_fasttext`, cached): ``ngrams`` gives ``from_word2vec`` its KeyedVectors
+with their character n-grams (the tags the text lacks start from them), ``vectors`` the same
+vectors and counts as plain KeyedVectors (those tags start at random); word similarity is then
+measured against the FastText model.
 """
 
 import argparse
@@ -28,7 +33,7 @@ import time
 from collections import defaultdict
 
 import numpy as np
-from _common import demo_text_words, settings, tag_share
+from _common import demo_text_fasttext, demo_text_words, settings, tag_share
 from gensim.models import KeyedVectors
 
 from gensim_im2vec.pipeline import (
@@ -53,6 +58,8 @@ def main() -> None:
                          "(trained once, cached): a collection whose tags the text mostly never saw")
     ap.add_argument("--vectors-only", action="store_true",
                     help="two-stage from the text model's word vectors alone (no output weights, no counts)")
+    ap.add_argument("--fasttext", choices=["ngrams", "vectors"], default=None,
+                    help="two-stage from FastText on the demo's text: with its n-grams, or its vectors alone")
     args = ap.parse_args()
     opts = settings(args.set)
     fields = settings(args.demo_set)
@@ -68,6 +75,16 @@ def main() -> None:
     if words.vector_size != size:
         raise SystemExit(f"the word vectors have vector_size={words.vector_size}, the run asks for {size}.")
     start = words
+    if args.fasttext:
+        if "joint" in args.modes or args.vectors_only:
+            raise SystemExit("--fasttext is how two-stage starts: give --modes two-stage, without --vectors-only.")
+        words = demo_text_fasttext(args.demo_dir, args.text_without_tags)
+        start = words.wv
+        if args.fasttext == "vectors":
+            start = KeyedVectors(words.vector_size)
+            start.add_vectors(words.wv.index_to_key, words.wv.vectors)
+            start.expandos["count"] = np.array(words.wv.expandos["count"])
+        opts.setdefault("sg", words.sg)
     if args.vectors_only:
         if "joint" in args.modes:
             raise SystemExit("--vectors-only is how two-stage starts; give --modes two-stage.")

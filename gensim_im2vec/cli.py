@@ -829,8 +829,9 @@ IM2VEC = "gensim_im2vec.model:Im2Vec"  # the training options and their defaults
               help="A saved gensim Word2Vec (negative sampling) to start from: two-stage training, its words "
                    "frozen unless --train-words is given (the tags it lacks learn unless --freeze-words); the "
                    "options below then default to its settings. Or word vectors alone: a KeyedVectors saved by "
-                   "gensim, or word2vec's format by suffix (.bin binary, .txt / .vec text, also .gz): the output "
-                   "weights then start at zero, and the options default to Im2Vec's (e.g. --cbow, 5 epochs).")
+                   "gensim, word2vec's format by suffix (.bin binary, .txt / .vec text, also .gz) or fastText's own "
+                   ".bin (the tags it lacks start from their character n-grams): the output weights then start at "
+                   "zero, and the options default to Im2Vec's (e.g. --cbow, 5 epochs).")
 @click.option("--vector-size", type=click.IntRange(min=1), cls=LibraryOption, library=IM2VEC, help="Dimensionality of the space.")
 @click.option("--epochs", type=click.IntRange(min=1), cls=LibraryOption, library=IM2VEC, help="Passes over DOCUMENTS.")
 @click.option("--sg/--cbow", default=None, help="Skip-gram or CBOW.  [default: cbow, as gensim's]")
@@ -1019,8 +1020,13 @@ def _load_pretrained(path: str):
 
     name = path[: -len(s)] if (s := next((s for s in COMPRESSED_SUFFIXES if path.endswith(s)), "")) else path
     binary = WORD2VEC_SUFFIXES.get(os.path.splitext(name)[1].lower())
-    if binary is None or _is_pickle(path):  # (a model saved by gensim under such a name: w2v.save("w2v.bin"))
+    head = _first_bytes(path, 4)
+    if binary is None or head[:1] == b"\x80":  # a pickle: a model saved by gensim, also as w2v.save("w2v.bin")
         return load_saved(path, (Word2Vec, KeyedVectors))
+    if binary and head == FASTTEXT_MAGIC:  # fastText's own .bin: its vectors with their character n-grams
+        from gensim.models.fasttext import load_facebook_vectors
+
+        return load_facebook_vectors(path)
     kind = "binary (.bin)" if binary else "text (.txt / .vec)"
     fix = (f"Give a file written by save_word2vec_format(binary={binary}), or one in the other format under "
            f"its suffix ({'.txt / .vec' if binary else '.bin'}).")
@@ -1042,16 +1048,21 @@ def _load_pretrained(path: str):
     return kv
 
 
-def _is_pickle(path: str) -> bool:
-    """Whether `path` (decompressed, as gensim opens it) starts as a pickle does, as gensim's save()
-    writes; word2vec's format starts with its header's digits."""
+#: The first bytes of fastText's own binary model (``cc.en.300.bin``): its format's magic number.
+FASTTEXT_MAGIC = (793712314).to_bytes(4, "little")
+
+
+def _first_bytes(path: str, n: int) -> bytes:
+    """The first `n` bytes of `path`, decompressed as gensim opens it: a pickle (gensim's save())
+    starts with 0x80, fastText's binary with :data:`FASTTEXT_MAGIC`, word2vec's format with its
+    header's digits; b"" when the data is not what its compression suffix says (the loader says so)."""
     from gensim import utils
 
     with utils.open(path, "rb") as f:
         try:
-            return f.read(1) == b"\x80"
-        except (OSError, EOFError):  # (not the compressed data its suffix says: load_word2vec_format says so)
-            return False
+            return f.read(n)
+        except (OSError, EOFError):
+            return b""
 
 
 def _file_identity(path) -> list | None:

@@ -120,6 +120,7 @@ import numpy as np
 import scipy.linalg
 from gensim import utils
 from gensim.models.callbacks import CallbackAny2Vec
+from gensim.models.fasttext import FastTextKeyedVectors
 from gensim.models.keyedvectors import KeyedVectors
 from gensim.models.word2vec import Word2Vec
 from threadpoolctl import threadpool_limits
@@ -2384,7 +2385,8 @@ class Im2Vec(Word2Vec):
             `sentences`; the word counts are the vectors' ``count`` attribute, or, where the file
             had none (gensim's loader makes up the rank), Zipf's law from the words' order
             (:func:`zipf_counts`), and the text's words are not downsampled (no real counts to do
-            it by).
+            it by). fastText's vectors (``load_facebook_vectors``, or a FastText's ``wv``) start
+            the words `sentences` adds from their character n-grams instead of at random.
         image_features : mapping, (keys, array) pair or feature store
             The images' features.
         sentences : iterable of list of str, optional
@@ -2468,6 +2470,7 @@ class Im2Vec(Word2Vec):
                 f"become frozen words. Give the text's word vectors (e.g. the demo's words.w2v), not an Im2Vec "
                 f"model's wv.")
         _check_pretrained_size(kwargs, kv.vector_size, "KeyedVectors'")
+        subwords = kv if isinstance(kv, FastTextKeyedVectors) and kv.bucket else None  # n-grams for the new words
         counts = kv.expandos.get("count")
         if any(k is None for k in kv.index_to_key):  # a word twice in a word2vec file: gensim's loader keeps the
             keep = [i for i, k in enumerate(kv.index_to_key) if k is not None]  # first, and leaves a keyless row
@@ -2493,14 +2496,16 @@ class Im2Vec(Word2Vec):
         syn1neg = np.zeros((n, kv.vector_size), dtype=REAL)  # as gensim starts them
         return cls._started_from(kv, expandos, syn1neg, params, kwargs, image_features, sentences, epochs,
                                  corpus=(0, int(expandos["count"].sum()), None),
-                                 msg=f"started from {kv} ({n} words; output weights from zero)")
+                                 msg=f"started from {kv} ({n} words; output weights from zero)", subwords=subwords)
 
     @classmethod
     def _started_from(cls, source: KeyedVectors, expandos: dict, syn1neg: np.ndarray, params: dict, kwargs: dict,
-                      image_features, sentences, epochs, *, corpus: tuple, msg: str) -> Im2Vec:
+                      image_features, sentences, epochs, *, corpus: tuple, msg: str,
+                      subwords: FastTextKeyedVectors | None = None) -> Im2Vec:
         """The model :meth:`from_word2vec` makes: `source`'s words (a copy) with their `expandos` and
         output weights `syn1neg`, the Im2Vec options `params` updated by the caller's `kwargs`, then
-        trained on `sentences` when given."""
+        trained on `sentences` when given; the words `sentences` add start from their character
+        n-grams in `subwords` (fastText's vectors) instead of at random."""
         callbacks = kwargs.pop("callbacks", ())  # run by the train() below, not by the constructor
         params.update(kwargs)
         model = cls(image_features=image_features, **params)
@@ -2528,6 +2533,8 @@ class Im2Vec(Word2Vec):
                 model.build_vocab(sentences, update=True)
             finally:
                 del model._defer_image_rows  # back to the class's False
+            if subwords is not None:
+                model._start_from_ngrams(subwords)
             model.train(sentences, total_examples=model.corpus_count,
                         epochs=epochs if epochs is not None else model.epochs, compute_loss=model.compute_loss,
                         callbacks=callbacks)  # as gensim's constructor runs its callbacks
@@ -2535,6 +2542,23 @@ class Im2Vec(Word2Vec):
             logger.warning("from_word2vec: callbacks given without sentences are not run (nothing is trained); "
                            "give them to train() instead")
         return model
+
+    def _start_from_ngrams(self, subwords: FastTextKeyedVectors) -> None:
+        """The words added after the pretrained ones (not the images) start at fastText's vector of
+        their character n-grams (``subwords.get_vector``), where gensim starts a new word at random:
+        a tag the text never saw as a whole ("newyorkcity", a misspelling) starts from the n-grams it
+        shares with the words it is made of, then learns (``train_words="new"``)."""
+        rows = np.arange(int(self.n_pretrained_words), len(self.wv.index_to_key))
+        rows = rows[self._vocab_image_rows[rows] < 0]
+        if not len(rows):
+            return
+        vectors = self._writable_vectors()
+        for lo in range(0, len(rows), DIRECTIONS_BLOCK):
+            part = rows[lo:lo + DIRECTIONS_BLOCK]
+            vectors[part] = np.stack([subwords.get_vector(self.wv.index_to_key[i]) for i in part]).astype(REAL)
+        self.wv.norms = None
+        logger.info("from_word2vec: %i new word(s) start from their character n-grams (fastText), not at random",
+                    len(rows))
 
     # ------------------------------------------------------------------ placing and querying images
     def _as_feature_matrix(self, features, name="features") -> tuple[np.ndarray, bool]:

@@ -135,7 +135,7 @@ def test_vectors_alone_refuse_what_would_go_wrong(corpus):
 
 
 @pytest.mark.parametrize("name,binary", [("vectors.bin", True), ("vectors.vec", False), ("vectors.txt.gz", False),
-                                         ("vectors.kv", None), ("model.bin", "model")])
+                                         ("vectors.kv", None), ("model.bin", "model"), ("cc.bin", "fasttext")])
 def test_cli_pretrained_takes_word_vectors_alone(corpus, tmp_path, name, binary):
     """`im2vec train --pretrained` takes word2vec's file format by its suffix (.bin binary; .txt /
     .vec text) and a KeyedVectors saved by gensim, as well as a Word2Vec."""
@@ -148,6 +148,12 @@ def test_cli_pretrained_takes_word_vectors_alone(corpus, tmp_path, name, binary)
         w2v.wv.save(str(path))
     elif binary == "model":  # a Word2Vec saved by gensim under a word2vec suffix: read as what it is
         w2v.save(str(path))
+    elif binary == "fasttext":  # fastText's own binary (cc.en.300.bin): vectors and character n-grams
+        from gensim.models.fasttext import FastText, save_facebook_model
+
+        w2v = FastText([d for d in data.docs if not d[0].startswith("img:")], vector_size=16, sg=1, min_count=1,
+                       epochs=1, workers=1, seed=1)
+        save_facebook_model(w2v, str(path))
     else:
         w2v.wv.save_word2vec_format(str(path), binary=binary)
     docs = tmp_path / "docs.txt"
@@ -161,7 +167,15 @@ def test_cli_pretrained_takes_word_vectors_alone(corpus, tmp_path, name, binary)
     assert result.exit_code == 0, result.output
     model = Im2Vec.load(str(out))
     assert model.n_pretrained_words == len(w2v.wv) and "fresh0" in model.wv
-    assert np.array_equal(model.wv.vectors[: len(w2v.wv)], w2v.wv.vectors)
+    assert np.allclose(model.wv.vectors[: len(w2v.wv)], w2v.wv.vectors, atol=1e-6)
+    if binary == "fasttext":  # read by fastText's own reader: the n-grams the new tags start from came along
+        from gensim.models.fasttext import FastTextKeyedVectors
+
+        from gensim_im2vec.cli import _load_pretrained
+
+        loaded = _load_pretrained(str(path))
+        assert isinstance(loaded, FastTextKeyedVectors) and loaded.bucket > 0
+        assert np.allclose(loaded["fresh0"], w2v.wv["fresh0"], atol=1e-6)  # a word it never saw, composed
 
 
 @pytest.mark.parametrize("name,content", [("vectors.txt", b"not a header\n"), ("vectors.bin.gz", b"not gzip\n"),
@@ -242,3 +256,29 @@ def test_a_word_listed_twice_in_the_file_leaves_no_keyless_row(corpus, tmp_path)
     assert model.wv.index_to_key == words and model.n_pretrained_words == 6 and len(model.wv.vectors) == 6
     assert model.wv.expandos["count"].tolist() == [6, 3, 2, 2, 1, 1]  # Zipf's law, the last at min_count=1
     assert np.array_equal(model.wv.vectors, kv.vectors[:6])
+
+
+def test_fasttext_vectors_start_the_new_tags_from_their_ngrams(corpus):
+    """fastText's KeyedVectors (load_facebook_vectors, or a FastText model's wv) compose a vector for
+    a word they never saw from its character n-grams: the tags the text lacks start there, where
+    gensim starts a new word at random; the images and the text's words are not touched."""
+    from gensim.models.fasttext import FastText
+
+    data, image_docs, _ = corpus
+    text = [d for d in data.docs if not d[0].startswith("img:")]
+    ft = FastText(text, vector_size=16, sg=1, min_count=1, epochs=2, workers=1, seed=1, min_n=3, max_n=5)
+    docs = [d + [f"{d[1]}x"] for d in image_docs]  # "class0x": unseen, but made of class0's n-grams
+    still = dict(train_words=False, space_word_alpha=0.0)  # (nothing moves a new word: its start is kept)
+    model = Im2Vec.from_word2vec(ft.wv, image_features=data.features, sentences=docs, epochs=1, min_count=1,
+                                 **{**OPTS, **still})
+    new = [w for w in model.word_keys[model.n_pretrained_words:]]
+    assert "class0x" in new and "class0x" not in ft.wv.key_to_index
+    assert np.allclose(model.wv[new], ft.wv[new])
+    assert np.array_equal(model.wv.vectors[: len(ft.wv)], ft.wv.vectors)
+    assert ft.wv.similarity("class0x", "class0") > 0.5  # (n-grams shared: a start near its word)
+    assert model.is_image("img:0") and np.allclose(model.wv["img:0"], model.project(data.features["img:0"]), atol=1e-5)
+    plain = KeyedVectors(16)
+    plain.add_vectors(ft.wv.index_to_key, ft.wv.vectors)
+    random_start = Im2Vec.from_word2vec(plain, image_features=data.features, sentences=docs, epochs=1, min_count=1,
+                                        **{**OPTS, **still})
+    assert not np.allclose(random_start.wv["class0x"], ft.wv["class0x"])
