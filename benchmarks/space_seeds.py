@@ -71,14 +71,15 @@ def main() -> None:
         raise SystemExit(f"the demo's word vectors have vector_size={DemoConfig.vector_size}, the run asks for {size}: "
                          f"add --text-words to train the demo's text model at {size} (once, cached in the demo's "
                          f"models/).")
-    words = demo_text_words(args.demo_dir, size if args.text_words else None, args.text_without_tags)
+    if args.fasttext and (size != DemoConfig.vector_size or "joint" in args.modes or args.vectors_only):
+        raise SystemExit("--fasttext is how two-stage starts, at the demo's vector_size: give --modes two-stage, "
+                         "without --vectors-only or another vector_size.")
+    words = (demo_text_fasttext(args.demo_dir, args.text_without_tags) if args.fasttext else
+             demo_text_words(args.demo_dir, size if args.text_words else None, args.text_without_tags))
     if words.vector_size != size:
         raise SystemExit(f"the word vectors have vector_size={words.vector_size}, the run asks for {size}.")
     start = words
     if args.fasttext:
-        if "joint" in args.modes or args.vectors_only:
-            raise SystemExit("--fasttext is how two-stage starts: give --modes two-stage, without --vectors-only.")
-        words = demo_text_fasttext(args.demo_dir, args.text_without_tags)
         start = words.wv
         if args.fasttext == "vectors":
             start = KeyedVectors(words.vector_size)

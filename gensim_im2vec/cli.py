@@ -19,6 +19,7 @@ import os
 import re
 import signal
 import stat
+import struct
 import threading
 
 import click
@@ -1026,7 +1027,14 @@ def _load_pretrained(path: str):
     if binary and head == FASTTEXT_MAGIC:  # fastText's own .bin: its vectors with their character n-grams
         from gensim.models.fasttext import load_facebook_vectors
 
-        return load_facebook_vectors(path)
+        if name != path:  # (gensim's reader takes the compressed bytes for the matrix: a wrong size, or garbage)
+            raise click.ClickException(f"--pretrained {path!r} is fastText's own binary format, compressed: gensim "
+                                       f"reads it uncompressed only. Decompress it first (e.g. gunzip -k).")
+        try:
+            return load_facebook_vectors(path)
+        except (AssertionError, ValueError, EOFError, struct.error) as e:
+            raise click.ClickException(f"--pretrained {path!r} starts as fastText's own binary format but does not "
+                                       f"read as one ({type(e).__name__}: {e}): is it cut short?") from e
     kind = "binary (.bin)" if binary else "text (.txt / .vec)"
     fix = (f"Give a file written by save_word2vec_format(binary={binary}), or one in the other format under "
            f"its suffix ({'.txt / .vec' if binary else '.bin'}).")

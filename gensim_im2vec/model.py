@@ -2449,11 +2449,12 @@ class Im2Vec(Word2Vec):
             train_words="new",
         )
         expandos = {k: np.array(v) for k, v in w2v.wv.expandos.items()}
+        subwords = w2v.wv if isinstance(w2v.wv, FastTextKeyedVectors) and w2v.wv.bucket else None  # (a FastText)
         return cls._started_from(w2v.wv, expandos, np.array(w2v.syn1neg, dtype=REAL, order="C"), params, kwargs,
                                  image_features, sentences, epochs,
                                  corpus=(w2v.corpus_count, w2v.corpus_total_words,
                                          getattr(w2v, "effective_min_count", w2v.min_count)),
-                                 msg=f"started from {w2v} ({len(w2v.wv)} words)")
+                                 msg=f"started from {w2v} ({len(w2v.wv)} words)", subwords=subwords)
 
     @classmethod
     def _from_vectors(cls, kv: KeyedVectors, image_features, sentences, *, epochs, **kwargs) -> Im2Vec:

@@ -181,7 +181,8 @@ def test_cli_pretrained_takes_word_vectors_alone(corpus, tmp_path, name, binary)
 @pytest.mark.parametrize("name,content", [("vectors.txt", b"not a header\n"), ("vectors.bin.gz", b"not gzip\n"),
                                           ("vectors.bin", b"2 3\na 0.5 0.25 1\nb 1 2 3\n"),  # text, named binary
                                           ("vectors.bin", None),  # the same, long enough to read as numbers
-                                          ("vectors.vec", b"3000000000000 300\n")])  # a damaged header
+                                          ("vectors.vec", b"3000000000000 300\n"),  # a damaged header
+                                          ("cc.bin.gz", "fasttext-gz"), ("cc.bin", "fasttext-cut")])
 def test_cli_pretrained_names_a_file_it_cannot_read(tmp_path, corpus, name, content):
     from gensim_im2vec.cli import main
     from gensim_im2vec.store import FeatureStore
@@ -190,6 +191,15 @@ def test_cli_pretrained_names_a_file_it_cannot_read(tmp_path, corpus, name, cont
     bad = tmp_path / name
     if content is None:
         w2v.wv.save_word2vec_format(str(bad), binary=False)
+    elif isinstance(content, str):  # fastText's own binary, gzipped (gensim cannot read it so) or cut short
+        import gzip
+
+        from gensim.models.fasttext import FastText, save_facebook_model
+
+        ft = FastText([d[1:] for d in image_docs[:50]], vector_size=8, min_count=1, epochs=1, workers=1, bucket=1000)
+        save_facebook_model(ft, str(tmp_path / "whole.bin"))
+        raw = (tmp_path / "whole.bin").read_bytes()
+        bad.write_bytes(gzip.compress(raw) if content == "fasttext-gz" else raw[: len(raw) // 2])
     else:
         bad.write_bytes(content)
     docs = tmp_path / "docs.txt"
@@ -199,8 +209,10 @@ def test_cli_pretrained_names_a_file_it_cannot_read(tmp_path, corpus, name, cont
     result = CliRunner().invoke(main, ["train", str(docs), "-f", str(tmp_path / "store"), "-o", str(tmp_path / "m"),
                                        "--pretrained", str(bad)])
     assert result.exit_code != 0
-    assert f"{name}' is not a saved model, nor word vectors in word2vec's" in " ".join(result.output.split()) \
-        or (content is None and "word2vec's" in result.output), result.output
+    said = " ".join(result.output.split())
+    assert f"{name}' is not a saved model, nor word vectors in word2vec's" in said \
+        or (content is None and "word2vec's" in said) or (content == "fasttext-gz" and "Decompress it first" in said) \
+        or (content == "fasttext-cut" and "starts as fastText's own binary format but does not read" in said), said
     assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
     if content is None:
         assert "not finite or far too large" in result.output and "probably in the other format" in result.output
@@ -277,6 +289,9 @@ def test_fasttext_vectors_start_the_new_tags_from_their_ngrams(corpus):
     assert np.array_equal(model.wv.vectors[: len(ft.wv)], ft.wv.vectors)
     assert ft.wv.similarity("class0x", "class0") > 0.5  # (n-grams shared: a start near its word)
     assert model.is_image("img:0") and np.allclose(model.wv["img:0"], model.project(data.features["img:0"]), atol=1e-5)
+    whole = Im2Vec.from_word2vec(ft, image_features=data.features, sentences=docs, epochs=1, min_count=1,
+                                 **{**OPTS, **still})  # the FastText model itself (a Word2Vec): the same starts
+    assert np.allclose(whole.wv[new], ft.wv[new])
     plain = KeyedVectors(16)
     plain.add_vectors(ft.wv.index_to_key, ft.wv.vectors)
     random_start = Im2Vec.from_word2vec(plain, image_features=data.features, sentences=docs, epochs=1, min_count=1,
