@@ -74,24 +74,12 @@ def demo_text_words(demo_dir: str, vector_size: int | None = None, without_tags:
     them already (:func:`demo_tags_dropped` reads the demo's documents)."""
     from gensim.models import Word2Vec
 
-    from gensim_im2vec.fileio import atomic_save
-    from gensim_im2vec.pipeline import DemoConfig, text_sentences, text_word2vec
+    from gensim_im2vec.pipeline import DemoConfig
 
     size = vector_size or DemoConfig.vector_size
     if size == DemoConfig.vector_size and not without_tags:
         return Word2Vec.load(str(Path(demo_dir) / "models" / "words.w2v"))
-    drop = dropped if dropped is not None else demo_tags_dropped(demo_dir, without_tags)
-    digest = hashlib.sha1(" ".join(sorted(drop)).encode()).hexdigest()[:8]
-    name = f"words-{size}d" + (f"-without{without_tags:g}-{digest}" if drop else "") + ".w2v"
-    path = Path(demo_dir) / "models" / name
-    if not path.exists():
-        t = time.perf_counter()
-        cfg = DemoConfig(out_dir=demo_dir, vector_size=size, seed=1)
-        model = text_word2vec(cfg, [[w for w in s if w not in drop] for s in text_sentences(cfg)])
-        atomic_save(model, path)
-        print(f"trained the text model ({size}-d, {len(drop)} tags taken out of its text) into {path} in "
-              f"{time.perf_counter() - t:.0f}s")
-    return Word2Vec.load(str(path))
+    return _cached_text_model(demo_dir, Word2Vec, "words", ".w2v", size, without_tags, dropped)
 
 
 def demo_text_fasttext(demo_dir: str, without_tags: float = 0.0):
@@ -100,24 +88,31 @@ def demo_text_fasttext(demo_dir: str, without_tags: float = 0.0):
     defaults), trained once into ``<demo_dir>/models/fasttext-<size>d[-without<share>-<digest>].ft``."""
     from gensim.models.fasttext import FastText
 
-    from gensim_im2vec.fileio import atomic_save
-    from gensim_im2vec.pipeline import DemoConfig, text_sentences
+    from gensim_im2vec.pipeline import DemoConfig
 
-    drop = demo_tags_dropped(demo_dir, without_tags)
+    return _cached_text_model(demo_dir, FastText, "fasttext", ".ft", DemoConfig.vector_size, without_tags, None)
+
+
+def _cached_text_model(demo_dir: str, model_class, stem: str, ext: str, size: int, without_tags: float,
+                       dropped: set | None):
+    """`model_class` (Word2Vec or FastText) trained as the demo trains its text model
+    (:func:`gensim_im2vec.pipeline.text_word2vec`) on the demo's text without the tags
+    :func:`demo_tags_dropped` takes out at `without_tags` (or `dropped`), once, into
+    ``<demo_dir>/models/<stem>-<size>d[-without<share>-<digest of the tags>]<ext>``; loaded from there."""
+    from gensim_im2vec.fileio import atomic_save
+    from gensim_im2vec.pipeline import DemoConfig, text_sentences, text_word2vec
+
+    drop = dropped if dropped is not None else demo_tags_dropped(demo_dir, without_tags)
     digest = hashlib.sha1(" ".join(sorted(drop)).encode()).hexdigest()[:8]
-    size = DemoConfig.vector_size
-    path = Path(demo_dir) / "models" / (f"fasttext-{size}d" + (f"-without{without_tags:g}-{digest}" if drop else "")
-                                        + ".ft")
+    path = Path(demo_dir) / "models" / (f"{stem}-{size}d" + (f"-without{without_tags:g}-{digest}" if drop else "") + ext)
     if not path.exists():
         t = time.perf_counter()
-        cfg = DemoConfig(out_dir=demo_dir, seed=1)
-        sentences = [[w for w in s if w not in drop] for s in text_sentences(cfg)]
-        model = FastText(sentences, vector_size=size, sg=1, negative=5, window=5, min_count=5, epochs=cfg.text_epochs,
-                         workers=cfg.workers, seed=cfg.seed)
+        cfg = DemoConfig(out_dir=demo_dir, vector_size=size, seed=1)
+        model = text_word2vec(cfg, [[w for w in s if w not in drop] for s in text_sentences(cfg)], model_class)
         atomic_save(model, path)
-        print(f"trained the text's FastText ({size}-d, {len(drop)} tags taken out of its text) into {path} in "
-              f"{time.perf_counter() - t:.0f}s")
-    return FastText.load(str(path))
+        print(f"trained the text's {model_class.__name__} ({size}-d, {len(drop)} tags taken out of its text) into "
+              f"{path} in {time.perf_counter() - t:.0f}s")
+    return model_class.load(str(path))
 
 
 def text_corpus_name() -> str:

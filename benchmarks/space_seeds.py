@@ -44,6 +44,16 @@ from gensim_im2vec.pipeline import (
 )
 
 
+def plain_vectors(wv, counts: bool) -> KeyedVectors:
+    """`wv`'s words and vectors as plain KeyedVectors (no n-grams, no output weights), with its
+    counts or without them."""
+    plain = KeyedVectors(wv.vector_size)
+    plain.add_vectors(wv.index_to_key, wv.vectors)
+    if counts:
+        plain.expandos["count"] = np.array(wv.expandos["count"])
+    return plain
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--demo-dir", default="demo_output")
@@ -78,20 +88,15 @@ def main() -> None:
              demo_text_words(args.demo_dir, size if args.text_words else None, args.text_without_tags))
     if words.vector_size != size:
         raise SystemExit(f"the word vectors have vector_size={words.vector_size}, the run asks for {size}.")
+    if args.vectors_only and "joint" in args.modes:
+        raise SystemExit("--vectors-only is how two-stage starts; give --modes two-stage.")
     start = words
-    if args.fasttext:
+    if args.fasttext == "ngrams":
         start = words.wv
-        if args.fasttext == "vectors":
-            start = KeyedVectors(words.vector_size)
-            start.add_vectors(words.wv.index_to_key, words.wv.vectors)
-            start.expandos["count"] = np.array(words.wv.expandos["count"])
-        opts.setdefault("sg", words.sg)
-    if args.vectors_only:
-        if "joint" in args.modes:
-            raise SystemExit("--vectors-only is how two-stage starts; give --modes two-stage.")
-        start = KeyedVectors(words.vector_size)  # as load_word2vec_format gives them: vectors, no counts
-        start.add_vectors(words.wv.index_to_key, words.wv.vectors)
-        opts.setdefault("sg", words.sg)
+    elif args.fasttext == "vectors" or args.vectors_only:  # fastText's with their counts; --vectors-only without
+        start = plain_vectors(words.wv, counts=args.fasttext == "vectors")  # (as load_word2vec_format gives them)
+    if args.fasttext or args.vectors_only:
+        opts.setdefault("sg", words.sg)  # (vectors alone carry no settings: the text model's skip-gram)
     for mode in args.modes:
         feats = open_features(DemoConfig(out_dir=args.demo_dir))
         values, refs = defaultdict(list), defaultdict(list)

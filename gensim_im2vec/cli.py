@@ -1016,10 +1016,10 @@ def _load_pretrained(path: str):
     import numpy as np
     from gensim.models import KeyedVectors, Word2Vec
 
-    from gensim_im2vec.fileio import COMPRESSED_SUFFIXES
+    from gensim_im2vec.fileio import compression_suffix
     from gensim_im2vec.model import load_saved
 
-    name = path[: -len(s)] if (s := next((s for s in COMPRESSED_SUFFIXES if path.endswith(s)), "")) else path
+    name = path[: len(path) - len(compression_suffix(path))]
     binary = WORD2VEC_SUFFIXES.get(os.path.splitext(name)[1].lower())
     head = _first_bytes(path, 4)
     if binary is None or head[:1] == b"\x80":  # a pickle: a model saved by gensim, also as w2v.save("w2v.bin")

@@ -208,6 +208,15 @@ def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
 COMPRESSED_SUFFIXES = (".gz", ".bz2")
 
 
+def compression_suffix(path: str) -> str:
+    """The ending of `path` by which gensim (and smart_open) compress or decompress it, or "".
+
+    >>> compression_suffix("vectors.bin.gz"), compression_suffix("vectors.bin")
+    ('.gz', '')
+    """
+    return next((s for s in COMPRESSED_SUFFIXES if path.endswith(s)), "")
+
+
 def atomic_save(obj, fname: str | os.PathLike, *args, **kwargs) -> None:
     """Save `obj` through gensim's ``obj.save(name, *args, **kwargs)``, all or nothing, companion
     files included.
@@ -237,7 +246,7 @@ def atomic_save(obj, fname: str | os.PathLike, *args, **kwargs) -> None:
     """
     path = os.path.abspath(os.fspath(fname))
     # gensim compresses by the name it writes (".gz"/".bz2": the pickle, and ".npz" companions)
-    tmp = str(temp_name(path)) + next((s for s in COMPRESSED_SUFFIXES if path.endswith(s)), "")
+    tmp = str(temp_name(path)) + compression_suffix(path)
     try:
         obj.save(tmp, *args, **kwargs)
         written = sorted(glob.glob(glob.escape(tmp) + "?*"))

@@ -1515,14 +1515,14 @@ class Im2Vec(Word2Vec):
         the kernel reads as float32 (e.g. ``model.wv.vectors`` a user replaced with float64: its
         worker thread would die on it, and gensim's ``train()`` wait for it forever) as float32.
         ``wv.vectors`` goes where :meth:`_writable_vectors` says: with `vectors_file`, the model's own
-        memory map of it stays as it is, and any other array (read-only, foreign) is moved there."""
+        memory map of it stays as it is, and any other array (read-only, foreign) is moved there.
+        A ``wv.vectors_lockf`` the kernels cannot take is refused first (:meth:`_check_lockf`)."""
+        self._check_lockf()
         self._writable_vectors()  # in memory, or in vectors_file
         for owner, name in ((self, "syn1neg"), (self, "W"), (self.wv, "vectors_lockf"), (self, "feature_mean")):
             arr = getattr(owner, name, None)
             if arr is None:
                 continue
-            if name == "vectors_lockf" and not (isinstance(arr, np.ndarray) and arr.dtype == REAL):
-                continue  # refused with a message by _check_lockf
             arr_dtype = getattr(arr, "dtype", None)
             if (not isinstance(arr, np.ndarray) or arr_dtype != REAL or not arr.flags.writeable
                     or not arr.flags.c_contiguous or isinstance(arr, np.memmap)):
@@ -1608,8 +1608,7 @@ class Im2Vec(Word2Vec):
         schedule = self.alpha, self.min_alpha, self.epochs  # gensim sets them before it checks the arguments
         was_training, self._training = getattr(self, "_training", False), True  # build_vocab refuses meanwhile (not saved)
         try:
-            self._check_lockf()
-            self._lockf = self._training_lockf()  # the kernels' (gensim's own never train "new": corpusfile)
+            self._lockf = self._training_lockf()  # (wv.vectors_lockf checked by _ensure_writable)  # the kernels' (gensim's own never train "new": corpusfile)
             # one BLAS thread inside each worker; gensim's worker threads give the parallelism
             with threadpool_limits(limits=1, user_api="blas"):
                 result = super().train(
@@ -2085,8 +2084,7 @@ class Im2Vec(Word2Vec):
         word moves, so none is planned as movable. Each factor is then multiplied by the word's
         ``wv.vectors_lockf``, as gensim's pair loop multiplies its step: a word a user locked (e.g.
         ``wv.intersect_word2vec_format(path, lockf=0.0)`` on pretrained vectors) stays where it is in
-        the space step too."""
-        self._check_lockf()
+        the space step too (checked by :meth:`_check_lockf` before)."""
         lock = np.zeros(len(self.wv), dtype=REAL)
         if not self.space_word_alpha > 0:
             return lock
@@ -2449,12 +2447,11 @@ class Im2Vec(Word2Vec):
             train_words="new",
         )
         expandos = {k: np.array(v) for k, v in w2v.wv.expandos.items()}
-        subwords = w2v.wv if isinstance(w2v.wv, FastTextKeyedVectors) and w2v.wv.bucket else None  # (a FastText)
         return cls._started_from(w2v.wv, expandos, np.array(w2v.syn1neg, dtype=REAL, order="C"), params, kwargs,
                                  image_features, sentences, epochs,
                                  corpus=(w2v.corpus_count, w2v.corpus_total_words,
                                          getattr(w2v, "effective_min_count", w2v.min_count)),
-                                 msg=f"started from {w2v} ({len(w2v.wv)} words)", subwords=subwords)
+                                 msg=f"started from {w2v} ({len(w2v.wv)} words)", given=w2v.wv)
 
     @classmethod
     def _from_vectors(cls, kv: KeyedVectors, image_features, sentences, *, epochs, **kwargs) -> Im2Vec:
@@ -2471,8 +2468,7 @@ class Im2Vec(Word2Vec):
                 f"become frozen words. Give the text's word vectors (e.g. the demo's words.w2v), not an Im2Vec "
                 f"model's wv.")
         _check_pretrained_size(kwargs, kv.vector_size, "KeyedVectors'")
-        subwords = kv if isinstance(kv, FastTextKeyedVectors) and kv.bucket else None  # n-grams for the new words
-        counts = kv.expandos.get("count")
+        given, counts = kv, kv.expandos.get("count")
         if any(k is None for k in kv.index_to_key):  # a word twice in a word2vec file: gensim's loader keeps the
             keep = [i for i, k in enumerate(kv.index_to_key) if k is not None]  # first, and leaves a keyless row
             logger.warning("from_word2vec: %i of the KeyedVectors' %i rows have no word (gensim's "
@@ -2497,16 +2493,15 @@ class Im2Vec(Word2Vec):
         syn1neg = np.zeros((n, kv.vector_size), dtype=REAL)  # as gensim starts them
         return cls._started_from(kv, expandos, syn1neg, params, kwargs, image_features, sentences, epochs,
                                  corpus=(0, int(expandos["count"].sum()), None),
-                                 msg=f"started from {kv} ({n} words; output weights from zero)", subwords=subwords)
+                                 msg=f"started from {kv} ({n} words; output weights from zero)", given=given)
 
     @classmethod
     def _started_from(cls, source: KeyedVectors, expandos: dict, syn1neg: np.ndarray, params: dict, kwargs: dict,
-                      image_features, sentences, epochs, *, corpus: tuple, msg: str,
-                      subwords: FastTextKeyedVectors | None = None) -> Im2Vec:
+                      image_features, sentences, epochs, *, corpus: tuple, msg: str, given: KeyedVectors) -> Im2Vec:
         """The model :meth:`from_word2vec` makes: `source`'s words (a copy) with their `expandos` and
         output weights `syn1neg`, the Im2Vec options `params` updated by the caller's `kwargs`, then
         trained on `sentences` when given; the words `sentences` add start from their character
-        n-grams in `subwords` (fastText's vectors) instead of at random."""
+        n-grams when the vectors as `given` are fastText's (:meth:`_start_from_ngrams`)."""
         callbacks = kwargs.pop("callbacks", ())  # run by the train() below, not by the constructor
         params.update(kwargs)
         model = cls(image_features=image_features, **params)
@@ -2534,8 +2529,7 @@ class Im2Vec(Word2Vec):
                 model.build_vocab(sentences, update=True)
             finally:
                 del model._defer_image_rows  # back to the class's False
-            if subwords is not None:
-                model._start_from_ngrams(subwords)
+            model._start_from_ngrams(given)
             model.train(sentences, total_examples=model.corpus_count,
                         epochs=epochs if epochs is not None else model.epochs, compute_loss=model.compute_loss,
                         callbacks=callbacks)  # as gensim's constructor runs its callbacks
@@ -2544,11 +2538,14 @@ class Im2Vec(Word2Vec):
                            "give them to train() instead")
         return model
 
-    def _start_from_ngrams(self, subwords: FastTextKeyedVectors) -> None:
-        """The words added after the pretrained ones (not the images) start at fastText's vector of
-        their character n-grams (``subwords.get_vector``), where gensim starts a new word at random:
-        a tag the text never saw as a whole ("newyorkcity", a misspelling) starts from the n-grams it
-        shares with the words it is made of, then learns (``train_words="new"``)."""
+    def _start_from_ngrams(self, subwords: KeyedVectors) -> None:
+        """When `subwords` are fastText's vectors (with n-gram buckets), the words added after the
+        pretrained ones (not the images) start at their vector of the words' character n-grams
+        (``subwords.get_vector``), where gensim starts a new word at random: a tag the text never
+        saw as a whole ("newyorkcity", a misspelling) starts from the n-grams it shares with the
+        words it is made of, then learns (``train_words="new"``). Other vectors: nothing."""
+        if not (isinstance(subwords, FastTextKeyedVectors) and subwords.bucket):
+            return
         rows = np.arange(int(self.n_pretrained_words), len(self.wv.index_to_key))
         rows = rows[self._vocab_image_rows[rows] < 0]
         if not len(rows):

@@ -346,13 +346,15 @@ def text_sentences(cfg: DemoConfig):
     return TextCorpus(files, normalizer=Normalizer.for_text())
 
 
-def text_word2vec(cfg: DemoConfig, sentences=None):
+def text_word2vec(cfg: DemoConfig, sentences=None, model_class=None):
     """The demo's text-only word vectors: gensim's Word2Vec on ``dictionary-text`` (skip-gram), or
-    with the same settings on `sentences` (a benchmark's variant of that text)."""
+    with the same settings on `sentences` (a benchmark's variant of that text), or by `model_class`
+    (gensim's FastText, which takes the same settings)."""
     from gensim.models import Word2Vec
 
-    return Word2Vec(text_sentences(cfg) if sentences is None else sentences, vector_size=cfg.vector_size, sg=1,
-                    negative=5, window=5, min_count=5, epochs=cfg.text_epochs, workers=cfg.workers, seed=cfg.seed)
+    return (model_class or Word2Vec)(
+        text_sentences(cfg) if sentences is None else sentences, vector_size=cfg.vector_size, sg=1, negative=5,
+        window=5, min_count=5, epochs=cfg.text_epochs, workers=cfg.workers, seed=cfg.seed)
 
 
 def pretrain_words(cfg: DemoConfig, steps: Steps) -> Path:
