@@ -12,6 +12,7 @@ and ``demo`` continue where they stopped when run again; every output is written
 
 from __future__ import annotations
 
+import gc
 import importlib
 import inspect
 import logging
@@ -985,11 +986,15 @@ def _train_new(corpus, store, pretrained, params: dict, checkpoint: str | None, 
     from gensim_im2vec.checkpoint import EpochCheckpoint
     from gensim_im2vec.model import Im2Vec
 
-    if pretrained:
-        w2v = _load_pretrained(pretrained)
-        epochs = params.get("epochs") or getattr(w2v, "epochs", None) or _default("epochs")  # (vectors alone: Im2Vec's)
+    if pretrained:  # Im2Vec.from_word2vec in two steps, so that the loaded file (GoogleNews's: 3.6 GB) is not
+        params = dict(params)  # kept alive through training: the model holds copies of what it needs
+        epochs = params.pop("epochs", None)
+        model = Im2Vec._vocab_from_word2vec(_load_pretrained(pretrained), store, corpus, **params)
+        gc.collect()  # (gensim's loaded vectors sit in a reference cycle: freed now, not at some later collection)
+        epochs = epochs or model.epochs  # (the Word2Vec's; Im2Vec's default from vectors alone)
         callbacks = [EpochCheckpoint(checkpoint, epochs=epochs, inputs=inputs)] if checkpoint else ()
-        return Im2Vec.from_word2vec(w2v, image_features=store, sentences=corpus, callbacks=callbacks, **params)
+        model._train_started(corpus, epochs, callbacks)
+        return model
     if checkpoint is None:
         return Im2Vec(corpus, image_features=store, **params)
     model = Im2Vec(image_features=store, **params)  # vocabulary, then training with the checkpoint's callback
@@ -997,13 +1002,6 @@ def _train_new(corpus, store, pretrained, params: dict, checkpoint: str | None, 
     model.train(corpus, total_examples=model.corpus_count, epochs=model.epochs, compute_loss=model.compute_loss,
                 callbacks=[EpochCheckpoint(checkpoint, epochs=model.epochs, inputs=inputs)])
     return model
-
-
-def _default(name: str):
-    """An Im2Vec option's default."""
-    from gensim_im2vec.model import Im2Vec
-
-    return inspect.signature(Im2Vec).parameters[name].default
 
 
 #: ``--pretrained`` files in word2vec's own format, by suffix (before a .gz / .bz2): binary or not.

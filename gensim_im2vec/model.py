@@ -1214,7 +1214,9 @@ class Im2Vec(Word2Vec):
         if self.negative:
             need, have = self._output_rows(), len(self.syn1neg)
             if need > have:
-                self.syn1neg = np.vstack([self.syn1neg, np.zeros((need - have, self.layer1_size), dtype=REAL)])
+                grown = np.zeros((need, self.layer1_size), dtype=REAL)  # (the new rows' memory untouched until
+                grown[:have] = self.syn1neg  # training writes them: vstack would write 3.6 GB of zeros at GoogleNews)
+                self.syn1neg = grown
         feats = self.features
         if self.W is None or (feats is not None and self.W.shape[1] != feats.dim):
             self._init_W()
@@ -2419,8 +2421,18 @@ class Im2Vec(Word2Vec):
         >>> model.n_pretrained_words, words[-1] in model.wv  # the tags they lack learn
         (52, True)
         """
+        callbacks = kwargs.pop("callbacks", ())  # run by the train() below, as gensim's constructor runs them
+        model = cls._vocab_from_word2vec(w2v, image_features, sentences, **kwargs)
+        model._train_started(sentences, epochs, callbacks)
+        return model
+
+    @classmethod
+    def _vocab_from_word2vec(cls, w2v: Word2Vec | KeyedVectors, image_features, sentences, **kwargs) -> Im2Vec:
+        """:meth:`from_word2vec` up to its training: the model with `w2v`'s words (copies) and, when
+        `sentences` are given, their vocabulary added. It keeps no reference to `w2v`, so a caller
+        that loaded it for this (``im2vec train --pretrained``) frees it before training."""
         if isinstance(w2v, KeyedVectors):
-            return cls._from_vectors(w2v, image_features, sentences, epochs=epochs, **kwargs)
+            return cls._from_vectors(w2v, image_features, sentences, **kwargs)
         if not isinstance(w2v, Word2Vec):
             raise TypeError(f"from_word2vec expects a gensim Word2Vec model or KeyedVectors, got "
                             f"{type(w2v).__name__}.")
@@ -2447,14 +2459,14 @@ class Im2Vec(Word2Vec):
             train_words="new",
         )
         expandos = {k: np.array(v) for k, v in w2v.wv.expandos.items()}
-        return cls._started_from(w2v.wv, expandos, np.array(w2v.syn1neg, dtype=REAL, order="C"), params, kwargs,
-                                 image_features, sentences, epochs,
+        return cls._started_from(w2v.wv, expandos, w2v.syn1neg, params, kwargs,
+                                 image_features, sentences,
                                  corpus=(w2v.corpus_count, w2v.corpus_total_words,
                                          getattr(w2v, "effective_min_count", w2v.min_count)),
                                  msg=f"started from {w2v} ({len(w2v.wv)} words)", given=w2v.wv)
 
     @classmethod
-    def _from_vectors(cls, kv: KeyedVectors, image_features, sentences, *, epochs, **kwargs) -> Im2Vec:
+    def _from_vectors(cls, kv: KeyedVectors, image_features, sentences, **kwargs) -> Im2Vec:
         """:meth:`from_word2vec` from word vectors alone: output weights at zero, counts from `kv`."""
         if not len(kv):
             raise ValueError("from_word2vec: the KeyedVectors hold no word; give the pretrained vectors "
@@ -2490,29 +2502,32 @@ class Im2Vec(Word2Vec):
         expandos = {"count": np.array(counts, dtype=np.int64),  # a copy: build_vocab adds to it
                     "sample_int": np.full(n, np.iinfo(np.uint32).max, dtype=np.uint32)}  # every occurrence kept
         params = dict(vector_size=kv.vector_size, hs=0, train_words="new")
-        syn1neg = np.zeros((n, kv.vector_size), dtype=REAL)  # as gensim starts them
-        return cls._started_from(kv, expandos, syn1neg, params, kwargs, image_features, sentences, epochs,
+        # zero, as gensim starts them; with sentences, the vocabulary's growth makes all the rows
+        syn1neg = np.zeros((0 if sentences is not None else n, kv.vector_size), dtype=REAL)
+        return cls._started_from(kv, expandos, syn1neg, params, kwargs, image_features, sentences,
                                  corpus=(0, int(expandos["count"].sum()), None),
                                  msg=f"started from {kv} ({n} words; output weights from zero)", given=given)
 
     @classmethod
     def _started_from(cls, source: KeyedVectors, expandos: dict, syn1neg: np.ndarray, params: dict, kwargs: dict,
-                      image_features, sentences, epochs, *, corpus: tuple, msg: str, given: KeyedVectors) -> Im2Vec:
-        """The model :meth:`from_word2vec` makes: `source`'s words (a copy) with their `expandos` and
-        output weights `syn1neg`, the Im2Vec options `params` updated by the caller's `kwargs`, then
-        trained on `sentences` when given; the words `sentences` add start from their character
-        n-grams when the vectors as `given` are fastText's (:meth:`_start_from_ngrams`)."""
-        callbacks = kwargs.pop("callbacks", ())  # run by the train() below, not by the constructor
+                      image_features, sentences, *, corpus: tuple, msg: str, given: KeyedVectors) -> Im2Vec:
+        """The model :meth:`from_word2vec` makes, untrained: `source`'s words (a copy) with their
+        `expandos` and output weights `syn1neg`, the Im2Vec options `params` updated by the caller's
+        `kwargs`, and the vocabulary of `sentences` when given; the words `sentences` add start from
+        their character n-grams when the vectors as `given` are fastText's (:meth:`_start_from_ngrams`).
+        The source's arrays are copied once: with `sentences`, by the vocabulary's growth (a new array
+        with rows added; the copy of GoogleNews's vectors before it, 3.6 GB, was a third one alive)."""
         params.update(kwargs)
         model = cls(image_features=image_features, **params)
         wv = KeyedVectors(source.vector_size, count=0)
         wv.index_to_key = list(source.index_to_key)
         wv.key_to_index = dict(source.key_to_index)
-        wv.vectors = np.array(source.vectors, dtype=REAL, order="C")
-        wv.expandos = expandos
+        sources = (source.vectors, syn1neg)
+        wv.vectors = np.asarray(source.vectors, dtype=REAL, order="C")  # (copied below unless the vocabulary's
+        wv.expandos = expandos  # growth copies it)
         wv.vectors_lockf = np.ones(1, dtype=REAL)
         model.wv = wv
-        model.syn1neg = syn1neg
+        model.syn1neg = np.asarray(syn1neg, dtype=REAL, order="C")
         model.corpus_count, model.corpus_total_words, min_count = corpus
         model.effective_min_count = model.min_count if min_count is None else min_count
         model.raw_vocab = defaultdict(int)
@@ -2524,19 +2539,27 @@ class Im2Vec(Word2Vec):
         model.make_cum_table()
         model.add_lifecycle_event("from_word2vec", msg=msg)
         if sentences is not None:
-            model._defer_image_rows = True  # the train() below writes every image row at its end
+            model._defer_image_rows = True  # _train_started's train() writes every image row at its end
             try:
                 model.build_vocab(sentences, update=True)
             finally:
                 del model._defer_image_rows  # back to the class's False
             model._start_from_ngrams(given)
-            model.train(sentences, total_examples=model.corpus_count,
-                        epochs=epochs if epochs is not None else model.epochs, compute_loss=model.compute_loss,
-                        callbacks=callbacks)  # as gensim's constructor runs its callbacks
-        elif callbacks:
-            logger.warning("from_word2vec: callbacks given without sentences are not run (nothing is trained); "
-                           "give them to train() instead")
+        for name, owner in (("vectors", model.wv), ("syn1neg", model)):  # the caller's arrays are not the model's
+            if any(np.may_share_memory(getattr(owner, name), a) for a in sources):
+                setattr(owner, name, getattr(owner, name).copy())
         return model
+
+    def _train_started(self, sentences, epochs: int | None, callbacks=()) -> None:
+        """:meth:`from_word2vec`'s training on `sentences` (nothing without them) for `epochs`
+        (default: the model's), after :meth:`_vocab_from_word2vec`."""
+        if sentences is None:
+            if callbacks:
+                logger.warning("from_word2vec: callbacks given without sentences are not run (nothing is "
+                               "trained); give them to train() instead")
+            return
+        self.train(sentences, total_examples=self.corpus_count, epochs=epochs if epochs is not None else self.epochs,
+                   compute_loss=self.compute_loss, callbacks=callbacks)  # as gensim's constructor runs its callbacks
 
     def _start_from_ngrams(self, subwords: KeyedVectors) -> None:
         """When `subwords` are fastText's vectors (with n-gram buckets), the words added after the

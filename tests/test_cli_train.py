@@ -139,3 +139,46 @@ def test_train_takes_analogy_questions_from_a_file(tmp_path):
     res = runner.invoke(main, [*base, "-o", str(tmp_path / "b.model"), "--space-analogies", str(questions)])
     assert res.exit_code == 2 and "no question" in res.output
     assert not (tmp_path / "b.model").exists()
+
+
+def test_train_pretrained_frees_the_loaded_file_before_training(tmp_path, monkeypatch):
+    """--pretrained: the loaded Word2Vec or word vectors (GoogleNews's: 3.6 GB) are not kept alive
+    through training: the model holds copies of what it needs. The model is the one
+    Im2Vec.from_word2vec makes from the same file, bit for bit, for the epochs given or the Word2Vec's."""
+    import weakref
+
+    from gensim_im2vec import cli
+
+    data, docs = _inputs(tmp_path)
+    w2v = Word2Vec([d[1:] for d in data.docs], vector_size=16, sg=1, min_count=1, epochs=3, workers=1, seed=1)
+    w2v.save(str(tmp_path / "w2v.model"))
+    w2v.wv.save_word2vec_format(str(tmp_path / "w2v.bin"), binary=True)
+    loaded, alive_at_training = [], []
+    real_load, real_train = cli._load_pretrained, Im2Vec._train_started
+
+    def load(path):
+        obj = real_load(path)
+        loaded.append(weakref.ref(obj))
+        return obj
+
+    def train(self, *args, **kwargs):
+        alive_at_training.append(loaded[-1]() is not None)
+        return real_train(self, *args, **kwargs)
+
+    monkeypatch.setattr(cli, "_load_pretrained", load)
+    monkeypatch.setattr(Im2Vec, "_train_started", train)
+    runner = CliRunner()
+    for name, epochs in (("w2v.model", []), ("w2v.bin", ["--epochs", "2"])):
+        out = tmp_path / f"{name}.im2vec"
+        res = runner.invoke(main, ["train", str(docs), "-f", str(tmp_path / "store"), "-o", str(out),
+                                   "--pretrained", str(tmp_path / name), "--workers", "1", "--min-count", "1",
+                                   "--seed", "3", *epochs])
+        assert res.exit_code == 0, res.output
+        assert alive_at_training[-1] is False, name
+        got = Im2Vec.load(str(out))
+        store = FeatureStore.open(tmp_path / "store")
+        sentences = [line.split() for line in docs.read_text().splitlines()]
+        want = Im2Vec.from_word2vec(real_load(str(tmp_path / name)), image_features=store, sentences=sentences,
+                                    workers=1, min_count=1, seed=3, epochs=2 if epochs else None)
+        np.testing.assert_array_equal(got.wv.vectors, want.wv.vectors)
+        np.testing.assert_array_equal(got.W, want.W)

@@ -297,3 +297,24 @@ def test_fasttext_vectors_start_the_new_tags_from_their_ngrams(corpus):
     random_start = Im2Vec.from_word2vec(plain, image_features=data.features, sentences=docs, epochs=1, min_count=1,
                                         **{**OPTS, **still})
     assert not np.allclose(random_start.wv["class0x"], ft.wv["class0x"])
+
+
+@pytest.mark.parametrize("source", ["word2vec", "vectors"])
+def test_the_model_never_shares_the_callers_arrays(corpus, source):
+    """from_word2vec copies the caller's vectors and output weights once (with sentences, the
+    vocabulary's growth is that copy): whether or not sentences add rows, and when the words learn
+    (train_words=True), the caller's arrays stay as they were."""
+    data, image_docs, w2v = corpus
+    given = w2v if source == "word2vec" else w2v.wv
+    before = w2v.wv.vectors.copy(), w2v.syn1neg.copy()
+    text_only = [d for d in data.docs if not d[0].startswith("img:")][:50]  # known words only: no rows added
+    for sentences, images in ((None, data.features), (text_only, None), (image_docs, data.features)):
+        model = Im2Vec.from_word2vec(given, image_features=images, sentences=sentences, epochs=1, min_count=1,
+                                     train_words=True, **OPTS)
+        assert not np.may_share_memory(model.wv.vectors, w2v.wv.vectors)
+        assert not np.may_share_memory(model.syn1neg, w2v.wv.vectors)
+        assert not np.may_share_memory(model.syn1neg, w2v.syn1neg)
+        if sentences is not None:
+            assert not np.array_equal(model.wv.vectors[: len(w2v.wv)], before[0])  # the words learned
+    np.testing.assert_array_equal(w2v.wv.vectors, before[0])
+    np.testing.assert_array_equal(w2v.syn1neg, before[1])
