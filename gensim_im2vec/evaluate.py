@@ -1525,11 +1525,12 @@ class _BaselineCache:
         return row
 
     def save(self) -> list[str]:
-        """Write the rows used, then the most recent others up to :attr:`KEEP` rows (atomically);
-        returns the methods that came from the cache."""
+        """Write the rows used, then the most recent others up to :attr:`KEEP` rows (atomically),
+        when that changes what the file holds (an evaluation that only read rows writes nothing:
+        the file may sit in a folder it only reads); returns the methods that came from the cache."""
         rows = {**self.used, **{k: v for k, v in self.saved.items() if k not in self.used and _cached_row(v)}}
         rows = dict(list(rows.items())[: max(self.KEEP, len(self.used))])
-        if rows != self.saved or list(rows) != list(self.saved):
+        if rows != self.saved:  # (dict equality: the same rows, in whatever order)
             try:
                 atomic_write_json(self.path, {"version": self.VERSION, "rows": rows})
             except OSError as e:

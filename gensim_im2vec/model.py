@@ -118,7 +118,7 @@ from timeit import default_timer
 
 import numpy as np
 import scipy.linalg
-from gensim import utils
+from gensim import matutils, utils
 from gensim.models.callbacks import CallbackAny2Vec
 from gensim.models.fasttext import FastTextKeyedVectors
 from gensim.models.keyedvectors import KeyedVectors
@@ -737,6 +737,99 @@ class Im2Vec(Word2Vec):
         """The feature store the image features come from (None for a mapping or an array)."""
         return getattr(self, "_feature_store", None)
 
+    @property
+    def _vocab_image_rows(self) -> np.ndarray:
+        """Per vocabulary row: the image's row in the features, or -1 for a word."""
+        try:
+            return self.__dict__["_vocab_image_rows"]
+        except KeyError:
+            raise AttributeError("_vocab_image_rows") from None
+
+    @_vocab_image_rows.setter
+    def _vocab_image_rows(self, rows: np.ndarray) -> None:
+        self.__dict__["_vocab_image_rows"] = rows
+        wv = self.__dict__.get("wv")  # the key list these rows index (_follow_vocab)
+        self.__dict__["_indexed_keys"] = None if wv is None else wv.index_to_key
+
+    @_vocab_image_rows.deleter
+    def _vocab_image_rows(self) -> None:  # (gensim's save sets large arrays aside while it pickles the rest)
+        self.__dict__.pop("_vocab_image_rows", None)
+
+    def _follow_vocab(self) -> None:
+        """Follow what gensim's own KeyedVectors methods did to ``model.wv``'s keys since the model
+        indexed its images (nothing to do, the common case, costs a comparison):
+
+        - ``wv.add_vector(s)`` of new keys appends them: a new word is a word as ``build_vocab``
+          adds one (zero output weights, never a negative: its count is 0, a lock factor of 1);
+          a key the features hold is an image, its row ``W``'s (written now);
+        - ``wv.sort_by_descending_frequency()`` (or another ``wv``) reorders them: the images are
+          found again by their keys, so queries answer right, but the model's other per-row state
+          (output weights, the frozen pretrained words) is in the old order, so :meth:`train` and
+          :meth:`build_vocab` refuse it (:meth:`_refuse_reordered`); a new order equal to the old
+          one is no change."""
+        d = self.__dict__
+        wv, rows = d.get("wv"), d.get("_vocab_image_rows")
+        if wv is None or rows is None or d.get("_building_vocab"):
+            return
+        keys, indexed = wv.index_to_key, d.get("_indexed_keys")
+        if indexed is None and len(rows) == len(keys):  # (loaded or copied: the saved state is consistent)
+            d["_indexed_keys"] = indexed = keys
+        if keys is indexed and len(keys) == len(rows):
+            return
+        wv.norms = None  # (gensim's add_vectors and sort leave them as they were)
+        n_old = len(rows)
+        if keys is indexed and len(keys) > n_old:
+            self._follow_added_keys(n_old)
+        elif indexed is not None and len(keys) == len(indexed) and keys == indexed:
+            d["_indexed_keys"] = keys  # the same keys in the same order (e.g. sorted when already sorted)
+        elif not n_old:  # a wv given to a model without a vocabulary: nothing in an old order
+            self._refresh_image_index()
+        else:
+            logger.warning("model.wv's keys were reordered or replaced (e.g. by wv.sort_by_descending_frequency()) "
+                           "after the vocabulary was built: queries find the images by their keys again; "
+                           "training this model is refused (its output weights follow the old order)")
+            self._refresh_image_index()
+            self._vocab_reordered = True
+
+    def _follow_added_keys(self, n_old: int) -> None:
+        """:meth:`_follow_vocab` for keys ``wv.add_vector(s)`` appended after row `n_old`."""
+        keys = self.wv.index_to_key
+        self.wv.allocate_vecattrs()  # (gensim's add_vectors sizes them before it appends the keys: a count of 0)
+        feats = self.features
+        k2i = feats.key_to_index if feats is not None else {}
+        added = np.array([k2i.get(k, -1) if isinstance(k, str) else -1 for k in keys[n_old:]], dtype=np.int64)
+        if feats is not None and hasattr(feats, "check_rows") and (added >= 0).any():
+            feats.check_rows(added[added >= 0])
+        self.__dict__["_vocab_image_rows"] = np.concatenate([self.__dict__["_vocab_image_rows"], added])
+        lockf = getattr(self.wv, "vectors_lockf", None)
+        if isinstance(lockf, np.ndarray) and lockf.ndim == 1 and len(lockf) == n_old > 1:
+            self.wv.vectors_lockf = np.concatenate([lockf, np.ones(len(keys) - n_old, dtype=lockf.dtype)])
+        if self.negative and getattr(self, "syn1neg", None) is not None:
+            need, have = self._output_rows(), len(self.syn1neg)
+            if need > have:
+                grown = np.zeros((need, self.layer1_size), dtype=REAL)
+                grown[:have] = self.syn1neg
+                self.syn1neg = grown
+        if self.negative and "count" in self.wv.expandos:
+            self.make_cum_table()
+        images = n_old + np.flatnonzero(added >= 0)
+        if len(images) and self.W is not None:
+            logger.warning("wv.add_vector(s) gave %i image key(s) (e.g. %r): an image's vector is W's "
+                           "projection of its features, written now", len(images), keys[int(images[0])])
+            self._write_image_vectors(images)
+        self.__dict__["_indexed_keys"] = keys
+        logger.info("followed wv.add_vector(s): %i key(s) added (%i image(s))", len(added), len(images))
+
+    def _refuse_reordered(self, call: str) -> None:
+        if getattr(self, "_vocab_reordered", False):
+            raise RuntimeError(
+                f"{call}(): model.wv's keys were reordered after the vocabulary was built (e.g. by "
+                "wv.sort_by_descending_frequency()), and the model's output weights and frozen pretrained "
+                "words follow the old order. Query and save it as it is; to train, load the model saved "
+                "before the reorder, or sort a copy for export (kv = copy.deepcopy(model.wv); "
+                "kv.sort_by_descending_frequency())."
+            )
+
     def is_image(self, key) -> bool:
         """True when `key` is an image token: an image of the vocabulary (:attr:`image_keys`), or a
         key outside it that has features. A word of the vocabulary is never an image, also when
@@ -744,6 +837,7 @@ class Im2Vec(Word2Vec):
         feats = self.features
         if feats is None or not isinstance(key, str):
             return False
+        self._follow_vocab()
         i = self.wv.key_to_index.get(key)
         rows = self._vocab_image_rows
         if i is not None and i < len(rows):
@@ -753,17 +847,20 @@ class Im2Vec(Word2Vec):
     @property
     def image_mask(self) -> np.ndarray:
         """Boolean mask over the vocabulary (``wv.index_to_key``): True for the images."""
+        self._follow_vocab()
         return self._vocab_image_rows >= 0
 
     @property
     def image_keys(self) -> list[str]:
         """Image tokens in the vocabulary, in vocabulary order."""
+        self._follow_vocab()
         rows = self._vocab_image_rows
         return [self.wv.index_to_key[i] for i in np.flatnonzero(rows >= 0)]
 
     @property
     def word_keys(self) -> list[str]:
         """Word (non-image) tokens in the vocabulary, in vocabulary order."""
+        self._follow_vocab()
         rows = self._vocab_image_rows
         return [self.wv.index_to_key[i] for i in np.flatnonzero(rows < 0)]
 
@@ -796,8 +893,9 @@ class Im2Vec(Word2Vec):
 
         return rule
 
-    def _tap_tag_counts(self, sentences):
-        """Yield `sentences` unchanged, counting the non-image tokens of image documents."""
+    def _tap_tag_counts(self, sentences, images: Counter):
+        """Yield the words of `sentences` (a document without its image tokens), counting the image
+        tokens into `images` and the words of image documents into ``_scan_tag_counts``."""
         counts = Counter()
         self._scan_tag_counts = counts
         feats = self.features
@@ -806,10 +904,16 @@ class Im2Vec(Word2Vec):
             yield from sentences
             return
         for doc in sentences:
+            if isinstance(doc, str):  # (gensim's scan refuses it, naming the fix)
+                yield doc
+                continue
             words = [tok for tok in doc if tok not in k2i]
             if len(words) < len(doc):  # an image document
                 counts.update(words)  # counted in C
-            yield doc
+                images.update(tok for tok in doc if tok in k2i)
+                yield words
+            else:
+                yield doc
 
     def build_vocab(self, corpus_iterable=None, corpus_file=None, update=False, progress_per=10000,
                     keep_raw_vocab=False, trim_rule=None, image_features=None, **kwargs):
@@ -832,6 +936,11 @@ class Im2Vec(Word2Vec):
         first training fitted it, whatever the new features: ``W`` was trained against it.
         """
         self._refuse_during_training("build_vocab")
+        if update:
+            self._follow_vocab()
+            self._refuse_reordered("build_vocab")
+        else:  # a new vocabulary: the old order is gone
+            self.__dict__.pop("_vocab_reordered", None)
         if corpus_file is not None:  # gensim, too, scans a corpus_file as LineSentence(path)
             corpus_iterable, corpus_file = corpusfile.corpus_file_sentences(corpus_file, corpus_iterable), None
         previous = self.features
@@ -851,6 +960,7 @@ class Im2Vec(Word2Vec):
                 # the images already in the model may have other features now: update_weights writes
                 # every image's row, not only the new ones
                 self._image_rows_from_W = False
+        self._building_vocab = True  # (_follow_vocab waits: gensim appends the new words before we index them)
         try:
             return super().build_vocab(
                 corpus_iterable=corpus_iterable, corpus_file=None, update=update, progress_per=progress_per,
@@ -860,6 +970,45 @@ class Im2Vec(Word2Vec):
                 self._set_features(previous)
                 self._image_rows_from_W = held
             raise
+        finally:
+            del self._building_vocab
+
+    def reset_from(self, other_model):
+        """gensim's: take `other_model`'s vocabulary (keys, counts, corpus size; shared, not
+        copied, so neither model should extend it afterwards) and start this model's weights
+        afresh, e.g. to train several models on one corpus. The vocabulary's images are found in
+        this model's features, or in `other_model`'s when this model has none; an Im2Vec's tag
+        counts come along."""
+        self._refuse_during_training("reset_from")
+        if self.features is None and getattr(other_model, "features", None) is not None:
+            self._set_features(other_model.features)
+        super().reset_from(other_model)  # (its init_weights() indexes the images)
+        if isinstance(other_model, Im2Vec):
+            self.image_tag_counts = dict(other_model.image_tag_counts)
+        if self.negative:
+            self.make_cum_table()  # gensim shares the other's table; Im2Vec's negatives' tables are built here
+
+    def predict_output_word(self, context_words_list, topn=10):
+        """gensim's, over the words only: the probability distribution of the center word given
+        `context_words_list` (words or image keys; their input vectors summed, or averaged with
+        `cbow_mean`), by the output weights. Images have none, so none is ever an answer."""
+        if not self.negative or getattr(self, "syn1neg", None) is None:
+            return super().predict_output_word(context_words_list, topn=topn)  # (gensim's RuntimeError)
+        self._follow_vocab()
+        indices = [self.wv.get_index(w) for w in context_words_list if w in self.wv]
+        if not indices:
+            logger.warning("All the input context words are out-of-vocabulary for the current model.")
+            return None
+        l1 = np.sum(self.wv.vectors[indices], axis=0)
+        if self.cbow_mean:
+            l1 /= len(indices)
+        out = self._output_rows()
+        words = np.flatnonzero(self._vocab_image_rows[:out] < 0)
+        logits = np.asarray(self.syn1neg[words], dtype=np.float64) @ np.asarray(l1, dtype=np.float64)
+        prob = np.exp(logits - logits.max())
+        prob /= prob.sum()
+        top = matutils.argsort(prob, topn=topn, reverse=True)
+        return [(self.wv.index_to_key[words[i]], float(prob[i])) for i in top]
 
     def _refuse_during_training(self, call: str) -> None:
         """A vocabulary change from a callback during :meth:`train` is refused before anything changes."""
@@ -913,7 +1062,16 @@ class Im2Vec(Word2Vec):
             )
 
     def _scan_vocab(self, sentences, progress_per, trim_rule):
-        return super()._scan_vocab(self._tap_tag_counts(sentences), progress_per, self._keep_images_rule(trim_rule))
+        """gensim's scan of the words; the images are counted beside it (:meth:`_tap_tag_counts`), so
+        `max_vocab_size` caps the words, as it caps gensim's, and never prunes on the images'
+        account (at 100M images every document past the cap would prune the whole dictionary)."""
+        images = Counter()
+        total_words, corpus_count = super()._scan_vocab(self._tap_tag_counts(sentences, images), progress_per,
+                                                        trim_rule)
+        raw = self.raw_vocab
+        for key, count in images.items():
+            raw[key] += count
+        return total_words + sum(images.values()), corpus_count
 
     def _resolve_missing_images(self) -> None:
         feats = self.features
@@ -1177,6 +1335,12 @@ class Im2Vec(Word2Vec):
         """Reset word vectors, output vectors and W to an untrained state (with `vectors_file`, the
         word vectors in that file: the same random start as in memory, the images' rows zero until
         they are written from W)."""
+        rows = self.__dict__.get("_vocab_image_rows")
+        if rows is None or len(rows) != len(self.wv.index_to_key) or self.wv.index_to_key is not self.__dict__.get(
+                "_indexed_keys", self.wv.index_to_key):  # (reset_from's vocabulary, or a wv replaced)
+            self._refresh_image_index()
+        self.__dict__.pop("_vocab_reordered", None)  # every row starts afresh: no old order left
+        self.n_pretrained_words = self.n_trained_words = 0
         if getattr(self, "vectors_file", None) is None:
             super().init_weights()
         else:  # gensim's init_weights, without a random matrix of every row in memory first
@@ -1508,6 +1672,10 @@ class Im2Vec(Word2Vec):
                        "the documents hold images only; add their tags or caption words to them")
                 raise RuntimeError(f"the vocabulary holds no words to draw negatives from ({len(self.wv)} "
                                    f"image(s), no word): {why}.")
+            if getattr(self, "syn1neg", None) is None:
+                raise RuntimeError("model.syn1neg is missing (the model was saved with ignore=['syn1neg']?): it "
+                                   "answers queries, but training needs the output weights; train the model "
+                                   "saved with them, or start them again with build_vocab().")
             if len(self.syn1neg) < self._output_rows():  # the kernel indexes it by word without a check
                 raise RuntimeError(f"model.syn1neg has {len(self.syn1neg)} rows, the vocabulary's words need "
                                    f"{self._output_rows()}; rebuild the weights with build_vocab().")
@@ -1574,6 +1742,8 @@ class Im2Vec(Word2Vec):
         if corpus_file is not None:
             corpus_file = corpusfile.check_corpus_file(corpus_file, corpus_iterable)
             corpusfile.check_total_words(total_words)
+        self._follow_vocab()
+        self._refuse_reordered("train")
         self._ensure_writable()
         feats = self.features
         n_img = int(np.sum(self._vocab_image_rows >= 0))
@@ -2674,6 +2844,7 @@ class Im2Vec(Word2Vec):
     def _modality_mask(self, restrict: str | None) -> np.ndarray | None:
         if restrict is None:
             return None
+        self._follow_vocab()
         if restrict == "words":
             return self._vocab_image_rows < 0
         if restrict == "images":
@@ -2720,6 +2891,7 @@ class Im2Vec(Word2Vec):
 
     def _most_similar_restricted(self, positive, negative, topn, restrict):
         topn = check_topn(topn)
+        self._follow_vocab()
         positive, negative = query_items(positive), query_items(negative)
         check_query_vectors(self.wv, positive + negative)
         sims = self.wv.most_similar(positive=positive, negative=negative, topn=None)
@@ -2768,6 +2940,7 @@ class Im2Vec(Word2Vec):
         list of (key, cosine), or one such list per image for a 2-D `features`
         """
         topn = check_topn(topn)
+        self._follow_vocab()
         mask = self._modality_mask(restrict)
         arr, single = self._as_feature_matrix(features)
         H = l2_normalize(self._project_normalized(arr))
@@ -2812,8 +2985,12 @@ class Im2Vec(Word2Vec):
         feats = self.features
         if feats is not None:
             report["W"] = self.layer1_size * feats.dim * np.dtype(REAL).itemsize
-            report["image_vectors (memory-mapped when loaded with mmap)"] = int(feats.vectors.nbytes)
             report["total"] = report.get("total", 0) + report["W"]
+            if self.feature_store is not None:
+                report["image features (a FeatureStore: page cache, not private memory)"] = int(feats.vectors.nbytes)
+            else:  # a mapping or an array: in memory, saved with the model
+                report["image features"] = int(feats.vectors.nbytes)
+                report["total"] += report["image features"]
         if getattr(self, "vectors_file", None) is not None and "vectors" in report:
             size = report.pop("vectors")
             report["vectors (in vectors_file: page cache, not private memory)"] = size
@@ -2891,6 +3068,7 @@ class Im2Vec(Word2Vec):
         vectors file first; to a file handle (gensim's plain pickle, which ``pickle.load`` reads back
         with no load of ours after it) they are written from ``W`` into the pickled copy.
         """
+        self._follow_vocab()
         directory = None
         if isinstance(fname_or_handle, (str, os.PathLike)):
             fname_or_handle = _check_save_path(fname_or_handle)
@@ -2941,7 +3119,7 @@ class Im2Vec(Word2Vec):
 
     def __getstate__(self):
         wv = self.__dict__.get("wv")
-        state = self.__dict__
+        state = self.__dict__  # (_indexed_keys is wv.index_to_key's object: pickled once, shared again)
         if state.get("_training"):  # (a save to a handle, a deepcopy from a callback: the copy is not training)
             state = {**state, "_training": False}
         if _PICKLED_WITHOUT_KEY_INDEX.get() is not self or wv is None:

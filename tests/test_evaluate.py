@@ -609,6 +609,18 @@ def test_cached_baseline_rows_are_the_computed_ones(setup, tmp_path, monkeypatch
     assert second.to_dict()["targets"] == plain.to_dict()["targets"]
 
 
+def test_an_evaluation_that_only_reads_the_cache_writes_nothing(setup, tmp_path):
+    """Every row a hit, in another order than the file's: the file is left as it is (it may sit in
+    a folder the evaluation only reads, e.g. `im2vec evaluate MODEL --demo DIR`)."""
+    cache = tmp_path / "baselines.json"
+    _model_free(setup, cache=cache)
+    _model_free(setup, cache=cache, knn_k=5)  # the kNN row of k=5 first in the file now
+    before = cache.read_bytes()
+    again = _model_free(setup, cache=cache)  # k=20's rows, all hits, in another order
+    assert again.info["cached_baselines"] == ["tag prior", "kNN (k=20)", "logistic (one-vs-rest)"]
+    assert cache.read_bytes() == before
+
+
 def test_a_changed_input_computes_the_baselines_again(setup, tmp_path):
     cache = tmp_path / "baselines.json"
     _model_free(setup, cache=cache)
