@@ -22,8 +22,11 @@ import signal
 import stat
 import struct
 import threading
+from collections.abc import Callable
 
 import click
+
+from gensim_im2vec import __version__
 
 #: Commands that keep their finished work when interrupted, and continue from it when run again.
 RESUMABLE = {"extract", "extract-ray", "datasets build", "demo"}
@@ -70,9 +73,23 @@ def _raise_terminated(signum, frame) -> None:
     raise _Terminated()
 
 
+def _more_verbose(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    """A subcommand's ``-v``: counted with the group's (``im2vec -v train ... -v`` is ``-vv``), so that
+    ``-v`` works on either side of the command's name."""
+    if value:
+        total = value + (ctx.find_root().params.get("verbose") or 0)
+        logging.getLogger().setLevel(logging.WARNING - 10 * min(total, 2))
+
+
 class _Command(click.Command):
     """A command whose Ctrl-C ends with :class:`Interrupted` (exit 130, one line), not "Aborted!",
-    and whose SIGTERM ends the same way with exit 143 (128 + 15, as a shell reports it)."""
+    and whose SIGTERM ends the same way with exit 143 (128 + 15, as a shell reports it). It also
+    takes the group's ``-v`` / ``--verbose`` after its name."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.append(click.Option(["-v", "--verbose"], count=True, expose_value=False, callback=_more_verbose,
+                                        help="More log output (-v info, -vv debug), as `im2vec -v COMMAND`."))
 
     def invoke(self, ctx: click.Context):
         previous = None
@@ -96,6 +113,7 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group)
+@click.version_option(__version__, "--version", package_name="gensim-im2vec", prog_name="im2vec")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 def main(verbose: int) -> None:
     """gensim-im2vec: images and words in one vector space."""
@@ -198,6 +216,61 @@ def _check_not_input(path: str, option: str, inputs: dict) -> None:
         if other and os.path.isdir(other) and os.path.lexists(path) and _inside(path, other):
             raise click.BadParameter(f"{path!r} is a file in {what} {other!r}; writing it would destroy that file. "
                                      f"Choose a path outside {other!r}.", param_hint=option)
+
+
+def _check_replaceable(path: str, option: str, what: str, is_ours: Callable[[str], bool]) -> None:
+    """Refuse, before any work, an existing file at `path` that is not `what` (an earlier output of
+    this command, which a run again replaces, as `is_ours` recognises it cheaply): a photo, a table,
+    any file of the user's is never written over. An empty file holds nothing to lose."""
+    if not os.path.lexists(path) or os.path.isdir(path):
+        return  # (a folder: _check_output says so)
+    try:
+        if os.path.getsize(path) == 0 or is_ours(path):
+            return
+        why = ""
+    except OSError as e:
+        why = f" (it cannot be read: {e.strerror or e})"
+    raise click.BadParameter(f"{path!r} exists and is not {what}{why}; writing would destroy it. Choose another "
+                             f"path, or delete that file first if it is no longer needed.", param_hint=option)
+
+
+def _is_saved_model(path: str) -> bool:
+    """Whether `path` holds a model saved by gensim (a pickle of a gensim or gensim_im2vec class; an
+    ``.gz`` / ``.bz2`` one decompressed), as ``im2vec train -o`` writes: its first bytes say so."""
+    head = _first_bytes(path, 64)
+    return head[:1] == b"\x80" and b"gensim" in head
+
+
+def _is_text(path: str) -> bool:
+    """Whether `path` starts as UTF-8 text with no NUL byte (a documents file, as `im2vec normalize`
+    writes it), judged on its first 64 KiB."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    if b"\0" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return e.start >= len(head) - 3  # a character cut at the end of the sample
+    return True
+
+
+def _is_json_object_with(key: str) -> Callable[[str], bool]:
+    """A test of whether a file holds a JSON object with `key` (``image_tagging``: an evaluation as
+    ``im2vec evaluate --json`` writes it); a file over 64 MiB is not read, and is no such output."""
+    import json
+
+    def test(path: str) -> bool:
+        if os.path.getsize(path) > 1 << 26:
+            return False
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except ValueError:  # not JSON, not UTF-8
+            return False
+        return isinstance(data, dict) and key in data
+
+    return test
 
 
 def _load_model(path: str):
@@ -414,6 +487,7 @@ def fetch_weights_command(weights, torch_home, force):
 
 
 YFCC = "gensim_im2vec.corpora:YFCC100MCorpus"
+TABLE = "gensim_im2vec.corpora:TableCorpus"
 
 
 def _guess_format(path: str) -> str:
@@ -441,7 +515,12 @@ def _guess_format(path: str) -> str:
               help="YFCC100M: image key (must match the feature store); hash/line need 25 columns.")
 @click.option("--image-column", default=None, help="CSV/JSONL: the column with the image key or path.")
 @click.option("--text-column", multiple=True, help="CSV/JSONL: a free-text column (repeatable).")
-@click.option("--tag-column", multiple=True, help="CSV/JSONL: a tag column (repeatable).")
+@click.option("--tag-column", multiple=True,
+              help="CSV/JSONL: a tag column (repeatable); a text cell holds several tags separated by --tag-sep "
+                   "(a JSON list is a list of tags as it is), e.g. 'red;circle' is two tags with --tag-sep ';', "
+                   "one (red_circle) without.")
+@click.option("--tag-sep", cls=LibraryOption, library=TABLE,
+              help="CSV/JSONL: the separator of the tags in a --tag-column cell (e.g. ';' or '|').")
 @click.option("--delimiter", default=None,
               help="CSV: the column separator, one character (e.g. ';' or '|'; 'tab' or '\t' for a tab); "
                    "default ',' (--format tsv: a tab).")
@@ -452,8 +531,8 @@ def _guess_format(path: str) -> str:
 @click.option("--limit", type=click.IntRange(min=0), default=None, help="Stop after this many documents.")
 @click.option("--report", type=click.Path(dir_okay=False), default=None,
               help="Also write the reader's and normaliser's statistics here as JSON.")
-def normalize_command(source, output, fmt, fields, key, image_column, text_column, tag_column, delimiter, prefix,
-                      multiword, keep_stopwords, limit, report):
+def normalize_command(source, output, fmt, fields, key, image_column, text_column, tag_column, tag_sep, delimiter,
+                      prefix, multiword, keep_stopwords, limit, report):
     """Turn noisy metadata in SOURCE into clean training documents and report what was pruned."""
     from gensim_im2vec import corpora
     from gensim_im2vec.fileio import atomic_write_json
@@ -461,13 +540,22 @@ def normalize_command(source, output, fmt, fields, key, image_column, text_colum
 
     _check_output(output, "'-o' / '--output'")
     _check_not_input(output, "'-o' / '--output'", {"the SOURCE": source})
+    _check_replaceable(output, "'-o' / '--output'", "a documents file (UTF-8 text)", _is_text)
     if report:
         _check_output(report, "'--report'")
         _check_not_input(report, "'--report'", {"the SOURCE": source, "the -o / --output file": output})
+        _check_replaceable(report, "'--report'", "an earlier --report (a JSON object with \"reader\")",
+                           _is_json_object_with("reader"))
     fmt = _guess_format(source) if fmt == "auto" else fmt
     _check_format_options(source, fmt, {"--fields": fields, "--key": key}, {
         "--image-column": image_column, "--text-column": text_column, "--tag-column": tag_column,
-        "--delimiter": delimiter})
+        "--delimiter": delimiter, "--tag-sep": tag_sep})
+    if tag_sep is not None and not tag_column:
+        raise click.UsageError("--tag-sep separates the tags of a --tag-column cell: give --tag-column too, or leave "
+                               "--tag-sep out.")
+    if tag_sep == "":
+        raise click.BadParameter("expected the character(s) between two tags of a cell (e.g. ';'), got ''.",
+                                 param_hint="'--tag-sep'")
     if delimiter is not None and fmt == "jsonl":
         raise click.UsageError(f"--delimiter only applies to CSV/TSV tables, and {source} is read as --format jsonl.")
     if delimiter in ("tab", "\\t"):
@@ -487,8 +575,8 @@ def normalize_command(source, output, fmt, fields, key, image_column, text_colum
             if not image_column:
                 raise click.UsageError(f"--format {fmt} needs --image-column (and --text-column/--tag-column).")
             corpus = corpora.TableCorpus(source, image_column=image_column, text_columns=text_column,
-                                         tag_columns=tag_column, format=fmt, **given({"delimiter": delimiter}),
-                                         **common)
+                                         tag_columns=tag_column, format=fmt,
+                                         **given({"delimiter": delimiter, "tag_sep": tag_sep}), **common)
         else:
             corpus = corpora.TextCorpus(source, normalizer=norm, limit=limit)
         _write_documents(corpus, output, f"{source} (read as --format {fmt})", limit)
@@ -652,6 +740,8 @@ def evaluate_command(model_path, demo_dir, mode, test_path, features_path, train
             "the --train file": train_path, "the --train-features input": train_features,
             "the --candidates file": candidates_path, "the --zero-shot file": zero_shot_path,
             "the --text-model file": text_model, "the --demo run": demo_dir})
+        _check_replaceable(json_path, "'--json'", "an evaluation as --json writes it (a JSON object with "
+                           "\"image_tagging\")", _is_json_object_with("image_tagging"))
     if demo_dir is None and (test_path is None or features_path is None):
         raise click.UsageError("give --test and --features (held-out images and their features), or --demo DIR.")
     if demo_dir is not None and analogies_path:
@@ -904,6 +994,7 @@ def train_command(documents, features, output, pretrained, analogies_path, resum
     _check_output(output, "'-o' / '--output'")
     _check_not_input(output, "'-o' / '--output'", {"the DOCUMENTS": documents, "the --pretrained model": pretrained,
                                                         "the -f / --features store": features})
+    _check_replaceable(output, "'-o' / '--output'", "a saved model (gensim's pickle)", _is_saved_model)
     if options.pop("train_new_words"):  # --pretrained's default said out loud: the same options recorded
         if options.get("train_words") is not None:
             raise click.UsageError("--train-new-words and --train-words / --freeze-words each say which words learn: "
@@ -1196,7 +1287,9 @@ def index_command(model_path, output, backend, kind, with_tags, check_queries, *
     often it finds the exact 10 nearest keys (recall@10), word → words, word → images,
     image → words and image → images."""
     from gensim_im2vec.index import ModalityIndexer
+    from gensim_im2vec.keys import image_mask
 
+    _check_index_options(click.get_current_context(), backend, kind)
     _check_output(output or model_path + ".ann", "'-o' / '--output'")
     _check_not_input(output or model_path + ".ann", "'-o' / '--output'", {"the MODEL_PATH": model_path})
     model = _load_model(model_path)
@@ -1209,7 +1302,11 @@ def index_command(model_path, output, backend, kind, with_tags, check_queries, *
     click.echo(f"{output or model_path + '.ann'}: {idx!r}, built in {idx.build_seconds:.1f}s")
     if check_queries:
         recall = idx.recall(model, queries=check_queries)
-        click.echo("recall@10 against the exact search (" + f"{check_queries} queries each): "
+        n_images = int(image_mask(model, idx.image_prefix).sum())  # recall() draws at most --check of each
+        n_words, n_images = min(check_queries, len(model.wv) - n_images), min(check_queries, n_images)
+        asked = (f"{n_words} queries each" if n_words == n_images
+                 else f"{n_words} word and {n_images} image queries")
+        click.echo(f"recall@10 against the exact search ({asked}): "
                    + ", ".join(f"{k} {v:.3f}" for k, v in recall.items()))
         low = [k for k, v in recall.items() if v < 0.9]
         if low:
@@ -1218,6 +1315,45 @@ def index_command(model_path, output, backend, kind, with_tags, check_queries, *
                 kind, ["--search-k"])
             click.echo(f"below 0.9: {', '.join(low)}; a larger {' or '.join(knobs)} raises it (ModalityIndexer.load("
                        f"..., {', '.join(k[2:].replace('-', '_') + '=...' for k in knobs)}) at query time)", err=True)
+
+
+#: `im2vec index`'s options that only one backend (or one faiss --kind) takes: {option's name: what takes it}.
+INDEX_OPTION_OWNERS = {
+    "kind": ("faiss", None), "m": ("faiss", ("hnsw",)), "ef_construction": ("faiss", ("hnsw",)),
+    "ef_search": ("faiss", ("hnsw",)), "nlist": ("faiss", ("ivf", "ivfpq")), "nprobe": ("faiss", ("ivf", "ivfpq")),
+    "pq_m": ("faiss", ("ivfpq",)), "rerank": ("faiss", ("ivfpq",)), "num_trees": ("annoy", None),
+    "search_k": ("annoy", None),
+}
+
+
+def _check_index_options(ctx: click.Context, backend: str | None, kind: str | None) -> None:
+    """`im2vec index`: refuse an option the user gave (not a default) that the index built would
+    ignore: one of the other backend's (``--kind ivfpq`` with annoy), or of another faiss --kind
+    (``--nprobe`` with hnsw). ``--backend auto`` is what it resolves to here."""
+    from click.core import ParameterSource
+
+    from gensim_im2vec.index import _resolve_backend
+
+    given_here = [p for p in ctx.command.params if p.name in INDEX_OPTION_OWNERS
+                  and ctx.get_parameter_source(p.name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)]
+    if not given_here:
+        return
+    chosen = backend or library_default(INDEXER, "backend")
+    try:
+        resolved = _resolve_backend(chosen)
+    except (ImportError, ValueError):  # the indexer says what to install
+        return
+    how = f"--backend {resolved}" if chosen == resolved else f"--backend {chosen}, which picked {resolved}"
+    kind = kind or library_default(INDEXER, "kind")
+    for p in given_here:
+        owner, kinds = INDEX_OPTION_OWNERS[p.name]
+        option = p.opts[-1]
+        if owner != resolved:
+            raise click.UsageError(f"{option} applies to the {owner} backend, and this index is built with {how}; "
+                                   f"give --backend {owner}, or leave {option} out.")
+        if kinds and kind not in kinds:
+            raise click.UsageError(f"{option} applies to faiss --kind {' or '.join(kinds)}, and this index is built as "
+                                   f"--kind {kind}; give --kind {kinds[0]}, or leave {option} out.")
 
 
 # --- exploring a model: `im2vec query`, `im2vec report` (issue 5) ---
@@ -1384,6 +1520,14 @@ def report_command(model_path, output, dataset, features, evaluation, words, top
             k2i = source.key_to_index
             wanted = [prefix + k for k in split.test]
             test_keys = [k for k in wanted if k in k2i][:max_test_images]
+            if wanted and max_test_images and not test_keys:  # a report without its held-out part: nothing written
+                where = getattr(source, "path", None)
+                store = (f"the --features store {features}" if features
+                         else "the model's features" + (f" ({where})" if where else ""))
+                raise click.ClickException(
+                    f"none of the {len(wanted)} test images of {dataset} (split.json) has features in {store}, so the "
+                    f"report would show no held-out image; {output} was not written. Pass --features STORE, a feature "
+                    f"store that holds them (`im2vec extract {dataset} -o STORE`).")
             if len(test_keys) < min(len(wanted), max_test_images):
                 click.echo(f"warning: {len(wanted) - len(test_keys)} test images have no features in "
                            f"{features or 'the model'}; pass --features STORE", err=True)

@@ -1016,6 +1016,10 @@ def _header_problem(path: str, header: list[str], wanted: Sequence[str], delimit
             f"text_columns / tag_columns).")
 
 
+#: Separators of tags in a cell that :class:`TableCorpus` looks for when a cell lacks its `tag_sep`.
+_TAG_SEPARATORS = (";", "|", ",")
+
+
 class TableCorpus(_Corpus):
     """Documents from a CSV / TSV / JSONL table with an image column and text columns.
 
@@ -1040,7 +1044,10 @@ class TableCorpus(_Corpus):
         header that is one column which another separator splits into the columns asked for is an
         error naming that separator; not allowed with JSONL.
     tag_sep : str
-        Separator of tags within a string cell.
+        Separator of tags within a string cell. When most of a tag column's string cells hold
+        none of it but ``;``, ``|`` or ``,`` (``red;circle`` with the default ``","``: one tag,
+        ``red_circle``), a pass ends with a warning naming the column and the separator to pass;
+        :attr:`tag_sep_suspects` holds what it found.
     prefix, normalizer, keys, exclude, min_tokens, limit, max_line_bytes
         As in :class:`YFCC100MCorpus`. A CSV/TSV field may be as long as `max_line_bytes` (at least
         128 KiB; a quoted one across lines too, whatever :func:`csv.field_size_limit` says); a row
@@ -1124,6 +1131,9 @@ class TableCorpus(_Corpus):
         self.text_columns = tuple(text_columns)
         self.tag_columns = tuple(tag_columns)
         self.tag_sep = tag_sep
+        #: {tag column: (separator, cells holding it and not `tag_sep`, string cells, an example cell)}
+        #: after a pass: the columns whose cells look separated by another separator than `tag_sep`
+        self.tag_sep_suspects: dict[str, tuple[str, int, int, str]] = {}
         self.prefix = prefix
         self.normalizer = normalizer if normalizer is not None else Normalizer(track_vocab=False)
         self.keys = keys
@@ -1202,6 +1212,31 @@ class TableCorpus(_Corpus):
             yield where, dict(zip(header, row, strict=True))
 
     def _documents(self, stats: CorpusStats) -> Iterator[list[str]]:
+        cells: dict[str, Counter] = {c: Counter() for c in self.tag_columns}  # string cells; cells by other sep
+        examples: dict[tuple[str, str], str] = {}
+        try:
+            yield from self._table_documents(stats, cells, examples)
+        finally:
+            self._check_tag_sep(cells, examples)
+
+    def _check_tag_sep(self, cells: dict[str, Counter], examples: dict[tuple[str, str], str]) -> None:
+        """Name the tag columns whose string cells mostly hold another separator than `tag_sep` and not it."""
+        suspects = {}
+        for column, counts in cells.items():
+            total = counts.pop("", 0)
+            if counts:
+                sep, n = counts.most_common(1)[0]
+                if 2 * n >= total:
+                    suspects[column] = (sep, n, total, examples[column, sep])
+        if suspects and suspects != self.tag_sep_suspects:  # (not again on each pass of a training run)
+            for column, (sep, n, total, example) in suspects.items():
+                logger.warning("%s: %i of the %i cells of tag column %r hold %r and no %r (e.g. %r), so each became "
+                               "one tag; if %r separates their tags, pass tag_sep=%r (im2vec normalize --tag-sep %r).",
+                               self.name, n, total, column, sep, self.tag_sep, example, sep, sep, sep)
+        self.tag_sep_suspects = suspects
+
+    def _table_documents(self, stats: CorpusStats, cells: dict[str, Counter],
+                         examples: dict[tuple[str, str], str]) -> Iterator[list[str]]:
         norm, keys = self.normalizer, self.keys
         for where, rec in self._records(stats):
             raw = rec.get(self.image_column)
@@ -1222,7 +1257,14 @@ class TableCorpus(_Corpus):
                 if isinstance(v, list):
                     words.extend(norm.tags([str(t) for t in v if t is not None]))
                 elif v:
-                    words.extend(norm.tags(str(v), sep=self.tag_sep))
+                    v = str(v)
+                    cells[c][""] += 1
+                    if self.tag_sep not in v:
+                        for sep in _TAG_SEPARATORS:
+                            if sep in v:
+                                cells[c][sep] += 1
+                                examples.setdefault((c, sep), v)
+                    words.extend(norm.tags(v, sep=self.tag_sep))
             for c in self.text_columns:
                 v = rec.get(c)
                 if isinstance(v, list):  # several captions (JSONL): each is a text, not str(list)

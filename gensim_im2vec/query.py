@@ -18,7 +18,9 @@ their cosine in the one space of words and images (``model.wv``), each marked ``
   demo writes), an image's answer also ranks exactly those words by their cosine to the image
   (``1 - model.wv.distances(vector, words)``): "Given words ranked by cosine";
 * an unknown word gets one line (``Out of dictionary word: …``) and the prompt comes back, as
-  does a line that is not UTF-8 text (one line saying so); a path may be quoted or have
+  does an unknown image key (``Not an image key of the model: …``; one typed with its file's
+  extension or a space, which keys write as ``%20``, is answered with the key it stands for) and
+  a line that is not UTF-8 text (one line saying so); a path may be quoted or have
   backslash-escaped spaces, as a terminal writes a file dropped on it;
 * ``EXIT`` (or end of input, Ctrl-D, or Ctrl-C at the prompt) ends the session; Ctrl-C while an
   answer is computed (an image file's features) drops that answer and the prompt comes back.
@@ -72,7 +74,7 @@ from typing import TextIO
 
 import numpy as np
 
-from gensim_im2vec.keys import IMAGE_PREFIX
+from gensim_im2vec.keys import IMAGE_PREFIX, encode_key
 from gensim_im2vec.validation import is_int
 
 logger = logging.getLogger(__name__)
@@ -506,10 +508,28 @@ class QuerySession:
             # a path (spaces and all) that names no image file: not a sum of words
             if os.path.isdir(os.path.expanduser(text)):
                 return f"{text} is a folder; give an image file in it", False
-            return f"Not in the vocabulary and no such image file: {text}", False
+            return self._unknown(text, f"Not in the vocabulary and no such image file: {text}"), False
         if len(tokens) > 1 or (text.startswith("-") and len(text) > 1):  # "-cat": a subtraction alone
-            return self._answer_tokens(tokens)
-        return f"Out of dictionary word: {text}", False
+            answer, ok = self._answer_tokens(tokens)
+            return (answer, ok) if ok or not answer.startswith("Out of dictionary") else (self._unknown(text, answer),
+                                                                                          False)
+        return self._unknown(text, f"Out of dictionary word: {text}"), False
+
+    def _unknown(self, text: str, message: str) -> str:
+        """What to say of `text`, which names no key: the key it was probably meant as (an image key
+        typed with its file's extension, or with a space that keys write as ``%20``), or that it is
+        not an image key of the model (when it has the image prefix); else `message`."""
+        stem, ext = os.path.splitext(text)
+        for cand in (text, stem) if ext.lower() in _IMAGE_SUFFIXES else (text,):
+            key = None if encode_key(cand) == text else self.resolve(encode_key(cand))  # (text itself: no key)
+            if key is not None:
+                return (f"Not a key of the model: {text}; did you mean {key}? (An image key is the file's path "
+                        f"under the image folder without its extension, whitespace written as %20.)")
+        prefix = getattr(self.model, "image_prefix", IMAGE_PREFIX)
+        if text.startswith(prefix) and len(text.split()) == 1:
+            return (f"Not an image key of the model: {text}. An image key is {prefix!r} + the file's path under the "
+                    f"image folder without its extension; to place an image file by its features, type its path.")
+        return message
 
     @staticmethod
     def _file_path(text: str) -> str | None:

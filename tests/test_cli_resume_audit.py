@@ -56,7 +56,10 @@ def test_ctrl_c_during_training_exits_130_with_one_line_and_writes_nothing(tmp_p
     keys = list(data.features)
     FeatureStore.from_arrays(tmp_path / "store", keys, np.stack([data.features[k] for k in keys]))
     (tmp_path / "docs.txt").write_text("".join(" ".join(d) + "\n" for d in data.docs))
-    (tmp_path / "m.model").write_bytes(b"an earlier model")
+    from gensim.models import Word2Vec
+
+    Word2Vec([["an", "earlier", "model"]] * 3, vector_size=2, min_count=1, workers=1).save(str(tmp_path / "m.model"))
+    earlier = (tmp_path / "m.model").read_bytes()
     # -v: the log says when training has started; it could not end before the signal (10^6 epochs)
     proc = _cli("-v", "train", "docs.txt", "-f", "store", "-o", "m.model", "--epochs", "1000000", "--min-count", "1",
                 "--workers", "1", cwd=tmp_path)
@@ -74,7 +77,7 @@ def test_ctrl_c_during_training_exits_130_with_one_line_and_writes_nothing(tmp_p
         "Interrupted: `im2vec train` stopped before it finished; no output is left half-written. Run the same "
         "command again to redo it.")
     assert "Traceback" not in err and "Aborted!" not in err and out == ""
-    assert (tmp_path / "m.model").read_bytes() == b"an earlier model"
+    assert (tmp_path / "m.model").read_bytes() == earlier
     assert sorted(p.name for p in tmp_path.iterdir()) == ["docs.txt", "m.model", "store"]  # no temporary file
 
 
