@@ -1088,9 +1088,12 @@ class Im2Vec(Word2Vec):
             elif not found:  # not one image of the documents: most likely the wrong features
                 where = (f" {feats.name} holds none of the documents' images: its {len(feats)} keys look like "
                          f"{list(feats.keys[:3])}.")
+            how = ("model.build_vocab(..., update=True, image_features=...) with features" if len(self.wv)
+                   else "image_features")
             raise ValueError(
-                f"{len(missing)} image token(s) have no features, e.g. {missing[:5]}.{where} Pass image_features "
-                f"that contain them, or Im2Vec(..., missing_images='skip') to drop them with a warning."
+                f"{len(missing)} image token(s) have no features, e.g. {missing[:5]}.{where} Pass {how} "
+                f"that contain them, or set missing_images='skip' (Im2Vec(..., missing_images='skip'), or "
+                f"model.missing_images = 'skip') to drop them with a warning."
             )
         n_occ = sum(self.raw_vocab[w] for w in missing)
         for w in missing:
@@ -4025,8 +4028,23 @@ def _checked_load(load, expected: tuple, fname, *args, upgrade: bool = False, **
                          f"expected; {hint}.")
 
 
+def _looks_saved(path: str) -> bool:
+    """Whether `path` starts as a model gensim saved does (a pickle naming a gensim class)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return False
+    return head.startswith(b"\x80") and b"gensim" in head
+
+
 def _unloadable(path: str, err: Exception) -> str:
-    """Say why `path` could not be loaded: a damaged companion file, not a model at all, or damaged."""
+    """Say why `path` could not be loaded: a folder, a damaged companion file, not a model at all, or damaged."""
+    if os.path.isdir(path):
+        saved = sorted(p for p in glob.glob(os.path.join(glob.escape(path), "*"))
+                       if not p.endswith(".npy") and os.path.isfile(p) and _looks_saved(p))
+        return (f"{path!r} is a folder, not a saved model; give the model's main file (the one Im2Vec.save() was "
+                f"given)" + (f", e.g. {saved[0]!r}." if saved else "."))
     for companion in sorted(glob.glob(glob.escape(path) + ".*.npy")):
         why = npy_problem(companion)
         if why:

@@ -38,6 +38,15 @@ def test_a_file_that_is_not_a_model_says_so(saved):
         Im2Vec.load(str(d / "empty.model"))
     with pytest.raises(ValueError, match=r"cut.model' could not be loaded as a model.*damaged"):
         Im2Vec.load(str(d / "cut.model"))
+    # a folder: says so, and names a model file in it (was: "is not a saved model (it starts with b'')")
+    with pytest.raises(ValueError, match=r"is a folder, not a saved model; .*e\.g\. '.*\.model'"):
+        Im2Vec.load(str(d))
+
+
+def test_an_update_with_an_image_without_features_names_build_vocabs_argument(saved):
+    _, model, _ = saved
+    with pytest.raises(ValueError, match=r"img:nowhere.*build_vocab\(\.\.\., update=True, image_features=\.\.\.\)"):
+        model.build_vocab([["img:nowhere", "class0"]], update=True)
 
 
 @pytest.mark.parametrize("mmap", ["r", None])
