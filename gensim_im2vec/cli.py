@@ -77,8 +77,16 @@ def _more_verbose(ctx: click.Context, param: click.Parameter, value: int) -> Non
     """A subcommand's ``-v``: counted with the group's (``im2vec -v train ... -v`` is ``-vv``), so that
     ``-v`` works on either side of the command's name."""
     if value:
-        total = value + (ctx.find_root().params.get("verbose") or 0)
+        meta = ctx.find_root().meta  # (what the levels above counted: im2vec -v datasets -v list -v is -vvv)
+        total = meta["im2vec.verbose"] = value + meta.get("im2vec.verbose", ctx.find_root().params.get("verbose") or 0)
         logging.getLogger().setLevel(logging.WARNING - 10 * min(total, 2))
+
+
+def _with_verbose(params: list) -> None:
+    """Give a subcommand or subgroup the root's ``-v`` / ``--verbose`` (counted with it)."""
+    if not any(p.name == "verbose" for p in params):
+        params.append(click.Option(["-v", "--verbose"], count=True, expose_value=False, callback=_more_verbose,
+                                   help="More log output (-v info, -vv debug), as `im2vec -v COMMAND`."))
 
 
 class _Command(click.Command):
@@ -88,8 +96,7 @@ class _Command(click.Command):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.params.append(click.Option(["-v", "--verbose"], count=True, expose_value=False, callback=_more_verbose,
-                                        help="More log output (-v info, -vv debug), as `im2vec -v COMMAND`."))
+        _with_verbose(self.params)
 
     def invoke(self, ctx: click.Context):
         previous = None
@@ -110,6 +117,10 @@ class _Command(click.Command):
 class _Group(click.Group):
     command_class = _Command
     group_class = type  # subgroups (`datasets`) are _Group too, their commands _Command
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        _with_verbose(self.params)  # (the root has its own)
 
 
 @click.group(cls=_Group)
@@ -520,7 +531,8 @@ def _guess_format(path: str) -> str:
                    "(a JSON list is a list of tags as it is), e.g. 'red;circle' is two tags with --tag-sep ';', "
                    "one (red_circle) without.")
 @click.option("--tag-sep", cls=LibraryOption, library=TABLE,
-              help="CSV/JSONL: the separator of the tags in a --tag-column cell (e.g. ';' or '|').")
+              help="CSV/JSONL: the separator of the tags in a --tag-column cell (e.g. ';' or '|'; 'tab' or '\t' "
+                   "for a tab).")
 @click.option("--delimiter", default=None,
               help="CSV: the column separator, one character (e.g. ';' or '|'; 'tab' or '\t' for a tab); "
                    "default ',' (--format tsv: a tab).")
@@ -560,6 +572,8 @@ def normalize_command(source, output, fmt, fields, key, image_column, text_colum
         raise click.UsageError(f"--delimiter only applies to CSV/TSV tables, and {source} is read as --format jsonl.")
     if delimiter in ("tab", "\\t"):
         delimiter = "\t"
+    if tag_sep in ("tab", "\\t"):
+        tag_sep = "\t"
     extra = {"stopwords": None} if keep_stopwords else {}
     norm = (Normalizer.for_text(**given({"multiword": multiword}), track_vocab=True) if fmt == "text"
             else Normalizer(**given({"multiword": multiword}), **extra))
@@ -1496,11 +1510,12 @@ def report_command(model_path, output, dataset, features, evaluation, words, top
     from gensim_im2vec.report import write_report
 
     _check_output(output, "'-o' / '--output'", folder=True)
-    if prefix is None:
-        prefix = library_default("gensim_im2vec.corpora:FolderCorpus", "prefix")
     if max_test_images is None:
         max_test_images = library_default(WRITE_REPORT, "max_test_images")
     model = _load_model(model_path)
+    if prefix is None:  # the model's own image prefix (the dataset's keys carry it as the model's images do)
+        prefix = getattr(model, "image_prefix", None) or library_default("gensim_im2vec.corpora:FolderCorpus",
+                                                                         "prefix")
     try:
         test_keys, true_tags, paths, test_features = [], {}, {}, None
         if dataset:

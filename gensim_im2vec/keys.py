@@ -39,7 +39,7 @@ IMAGE_PREFIX = "img:"
 
 # whitespace, what str.split() splits on (as gensim's LineSentence does), and the bytes of a file
 # name that are not UTF-8, which os.walk / os.listdir give as lone surrogates (surrogateescape)
-_TO_ENCODE = re.compile("\\s|[\udc80-\udcff]")
+_TO_ENCODE = re.compile("\\s|[\x00-\x1f\x7f]|[\udc80-\udcff]")  # (and control characters: a NUL in a table's key)
 
 
 #: Keys joined per scan in :func:`check_image_keys` (a few MB of text, whatever the number of keys).
@@ -54,8 +54,8 @@ def _encode_char(m: re.Match) -> str:
 
 
 def encode_key(key: str) -> str:
-    """Write each whitespace character of an image key as ``%XX`` (its UTF-8 bytes), and each byte
-    of a file name that is not UTF-8 as ``%XX`` (that byte).
+    """Write each whitespace or control character of an image key as ``%XX`` (its UTF-8 bytes), and
+    each byte of a file name that is not UTF-8 as ``%XX`` (that byte).
 
     Documents are stored one per line with tokens separated by whitespace, so a key with a space
     would fall apart into several tokens; documents and feature stores are UTF-8, which cannot
@@ -71,6 +71,8 @@ def encode_key(key: str) -> str:
     'tab%09here'
     >>> encode_key(b"caf\\xe9".decode("utf-8", "surrogateescape"))
     'caf%E9'
+    >>> encode_key("a\\x00b")  # (a NUL in a table's key column)
+    'a%00b'
     """
     if not _TO_ENCODE.search(key):
         return key

@@ -759,9 +759,9 @@ class Im2Vec(Word2Vec):
         """Follow what gensim's own KeyedVectors methods did to ``model.wv``'s keys since the model
         indexed its images (nothing to do, the common case, costs a comparison):
 
-        - ``wv.add_vector(s)`` of new keys appends them: a new word is a word as ``build_vocab``
-          adds one (zero output weights, never a negative: its count is 0, a lock factor of 1);
-          a key the features hold is an image, its row ``W``'s (written now);
+        - ``wv.add_vector(s)`` of new keys appends them: a new word is a word with a count of 0
+          (zero output weights, never a negative, never downsampled, a lock factor of 1); a key
+          the features hold is an image, its row ``W``'s (written now);
         - ``wv.sort_by_descending_frequency()`` (or another ``wv``) reorders them: the images are
           found again by their keys, so queries answer right, but the model's other per-row state
           (output weights, the frozen pretrained words) is in the old order, so :meth:`train` and
@@ -794,6 +794,12 @@ class Im2Vec(Word2Vec):
     def _follow_added_keys(self, n_old: int) -> None:
         """:meth:`_follow_vocab` for keys ``wv.add_vector(s)`` appended after row `n_old`."""
         keys = self.wv.index_to_key
+        if len(self.wv.vectors) < len(keys):  # keys without vectors: not add_vectors, which adds both
+            raise RuntimeError(
+                f"model.wv has {len(keys)} keys but {len(self.wv.vectors)} vectors: its key list was extended "
+                f"elsewhere, e.g. by a model sharing it since reset_from() (gensim's reset_from shares the "
+                f"vocabulary; neither model may extend it afterwards). Build this model's own vocabulary "
+                f"(model.build_vocab(documents)).")
         self.wv.allocate_vecattrs()  # (gensim's add_vectors sizes them before it appends the keys: a count of 0)
         feats = self.features
         k2i = feats.key_to_index if feats is not None else {}
@@ -801,6 +807,9 @@ class Im2Vec(Word2Vec):
         if feats is not None and hasattr(feats, "check_rows") and (added >= 0).any():
             feats.check_rows(added[added >= 0])
         self.__dict__["_vocab_image_rows"] = np.concatenate([self.__dict__["_vocab_image_rows"], added])
+        sample_ints = self.wv.expandos.get("sample_int")
+        if sample_ints is not None:  # never downsampled: an image never is, and a count of 0 gives no rate
+            sample_ints[n_old:] = np.iinfo(np.uint32).max
         lockf = getattr(self.wv, "vectors_lockf", None)
         if isinstance(lockf, np.ndarray) and lockf.ndim == 1 and len(lockf) == n_old > 1:
             self.wv.vectors_lockf = np.concatenate([lockf, np.ones(len(keys) - n_old, dtype=lockf.dtype)])
@@ -893,9 +902,9 @@ class Im2Vec(Word2Vec):
 
         return rule
 
-    def _tap_tag_counts(self, sentences, images: Counter):
-        """Yield the words of `sentences` (a document without its image tokens), counting the image
-        tokens into `images` and the words of image documents into ``_scan_tag_counts``."""
+    def _tap_tag_counts(self, sentences, images: Counter | None):
+        """Yield `sentences`, counting the words of image documents into ``_scan_tag_counts``; with
+        `images`, each document without its image tokens, which are counted into `images`."""
         counts = Counter()
         self._scan_tag_counts = counts
         feats = self.features
@@ -910,10 +919,11 @@ class Im2Vec(Word2Vec):
             words = [tok for tok in doc if tok not in k2i]
             if len(words) < len(doc):  # an image document
                 counts.update(words)  # counted in C
-                images.update(tok for tok in doc if tok in k2i)
-                yield words
-            else:
-                yield doc
+                if images is not None:
+                    images.update(tok for tok in doc if tok in k2i)
+                    yield words
+                    continue
+            yield doc
 
     def build_vocab(self, corpus_iterable=None, corpus_file=None, update=False, progress_per=10000,
                     keep_raw_vocab=False, trim_rule=None, image_features=None, **kwargs):
@@ -938,9 +948,7 @@ class Im2Vec(Word2Vec):
         self._refuse_during_training("build_vocab")
         if update:
             self._follow_vocab()
-            self._refuse_reordered("build_vocab")
-        else:  # a new vocabulary: the old order is gone
-            self.__dict__.pop("_vocab_reordered", None)
+            self._refuse_reordered("build_vocab")  # (a new vocabulary clears it: init_weights)
         if corpus_file is not None:  # gensim, too, scans a corpus_file as LineSentence(path)
             corpus_iterable, corpus_file = corpusfile.corpus_file_sentences(corpus_file, corpus_iterable), None
         previous = self.features
@@ -1003,12 +1011,13 @@ class Im2Vec(Word2Vec):
         if self.cbow_mean:
             l1 /= len(indices)
         out = self._output_rows()
-        words = np.flatnonzero(self._vocab_image_rows[:out] < 0)
-        logits = np.asarray(self.syn1neg[words], dtype=np.float64) @ np.asarray(l1, dtype=np.float64)
+        logits = (self.syn1neg[:out] @ np.asarray(l1, dtype=self.syn1neg.dtype)).astype(np.float64)
+        logits[self._vocab_image_rows[:out] >= 0] = -np.inf  # (an image's output row: zeros, never an answer)
         prob = np.exp(logits - logits.max())
         prob /= prob.sum()
         top = matutils.argsort(prob, topn=topn, reverse=True)
-        return [(self.wv.index_to_key[words[i]], float(prob[i])) for i in top]
+        words = int(np.count_nonzero(self._vocab_image_rows[:out] < 0))
+        return [(self.wv.index_to_key[i], float(prob[i])) for i in top[:words]]
 
     def _refuse_during_training(self, call: str) -> None:
         """A vocabulary change from a callback during :meth:`train` is refused before anything changes."""
@@ -1065,12 +1074,13 @@ class Im2Vec(Word2Vec):
         """gensim's scan of the words; the images are counted beside it (:meth:`_tap_tag_counts`), so
         `max_vocab_size` caps the words, as it caps gensim's, and never prunes on the images'
         account (at 100M images every document past the cap would prune the whole dictionary)."""
+        if not self.max_vocab_size:  # (no cap: gensim counts the images too, in its one dictionary)
+            return super()._scan_vocab(self._tap_tag_counts(sentences, None), progress_per,
+                                       self._keep_images_rule(trim_rule))
         images = Counter()
         total_words, corpus_count = super()._scan_vocab(self._tap_tag_counts(sentences, images), progress_per,
                                                         trim_rule)
-        raw = self.raw_vocab
-        for key, count in images.items():
-            raw[key] += count
+        self.raw_vocab.update(images)  # (no image is a word: the tap took out the features' keys)
         return total_words + sum(images.values()), corpus_count
 
     def _resolve_missing_images(self) -> None:
@@ -1114,6 +1124,9 @@ class Im2Vec(Word2Vec):
         """
         if not dry_run:
             self._refuse_during_training("prepare_vocab")
+        if update and not dry_run:  # (build_vocab_from_freq and gensim's split calls come here, not by build_vocab)
+            self._follow_vocab()
+            self._refuse_reordered("build_vocab")
         self._check_rates()
         self._check_tokens()
         self._resolve_missing_images()
@@ -3473,11 +3486,23 @@ class Im2Vec(Word2Vec):
         if feats is None or not len(idx):
             return
         keys, index_to_key = feats.keys, self.wv.index_to_key
+        stale = 0
         for lo in range(0, len(idx), 1 << 20):  # a million at a time: few temporary int objects
             part = idx[lo:lo + (1 << 20)]
             for i, r in zip(part.tolist(), rows[part].tolist()):
                 if keys[r] == index_to_key[i]:
                     index_to_key[i] = keys[r]
+                else:
+                    stale += 1
+        if stale:  # saved after wv's keys were reordered by a version that did not follow it
+            logger.warning("%i of the saved model's image rows name another key than wv's (its keys were reordered, "
+                           "e.g. by wv.sort_by_descending_frequency(), before it was saved): the images are found by "
+                           "their keys again; training it is refused (its output weights follow the old order)", stale)
+            self._refresh_image_index()
+            self._vocab_reordered = True
+            self.wv.norms = None  # (gensim's sort kept the old ones, and they may have been saved)
+            self._share_feature_keys()
+            return
         self._build_key_index()  # the copies go now (a dict loaded with the model: rebuilt in place)
 
     def _build_key_index(self) -> None:

@@ -522,7 +522,7 @@ class QuerySession:
         stem, ext = os.path.splitext(text)
         for cand in (text, stem) if ext.lower() in _IMAGE_SUFFIXES else (text,):
             key = None if encode_key(cand) == text else self.resolve(encode_key(cand))  # (text itself: no key)
-            if key is not None:
+            if key is not None and self._is_image(key):  # (a word it resolves to is no image key it meant)
                 return (f"Not a key of the model: {text}; did you mean {key}? (An image key is the file's path "
                         f"under the image folder without its extension, whitespace written as %20.)")
         prefix = getattr(self.model, "image_prefix", IMAGE_PREFIX)

@@ -204,6 +204,45 @@ def test_report_without_features_of_any_test_image_is_an_error(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_report_takes_the_models_image_prefix(tmp_path):
+    """A model whose image keys carry another prefix ("photo:") reports its dataset's test images
+    without --prefix (the default was FolderCorpus's "img:": no test image found, then the error
+    above told to pass --features)."""
+    from gensim_im2vec.datasets import Split
+
+    ds = tmp_path / "ds"
+    (ds / "shapes").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    train, test = [f"shapes/{i}" for i in range(6)], [f"shapes/{i}" for i in range(6, 8)]
+    for key in train + test:
+        Image.new("RGB", (16, 16), (200, 30, 30)).save(ds / f"{key}.png")
+        (ds / f"{key}.json").write_text(json.dumps({"title": "a red thing", "tags": ["red", "thing"]}))
+    Split(train=train, test=test, zero_shot_tags=[], groups={k: k for k in train + test}).save(ds / "split.json")
+    keys = ["photo:" + k for k in train + test]
+    store = FeatureStore.from_arrays(tmp_path / "store", keys, rng.random((8, 8), np.float32) + 0.1)
+    Im2Vec([[k, "red", "thing"] for k in keys[:6]] * 3, image_features=store, image_prefix="photo:", vector_size=4,
+           min_count=1, epochs=1, workers=1).save(str(tmp_path / "m.model"))
+    res = _run("report", tmp_path / "m.model", "-o", tmp_path / "out", "--dataset", ds, "--map-method", "pca")
+    assert res.exit_code == 0, res.output
+    assert "2 held-out images" in _flat(res.output) and (tmp_path / "out" / "index.html").is_file()
+
+
+def test_normalize_runs_again_onto_its_output_when_a_key_holds_a_control_character(tmp_path):
+    """A NUL in a table's image column is written as %00 (it was written as it is, and the file
+    then looked binary: the second run refused its own output)."""
+    table = tmp_path / "t.csv"
+    table.write_bytes(b"path,tags\na\x00b.png,xyz\n")
+    for _ in range(2):
+        res = _run("normalize", table, "-o", tmp_path / "docs.txt", "--image-column", "path", "--tag-column", "tags")
+        assert res.exit_code == 0, res.output
+    assert (tmp_path / "docs.txt").read_text().split() == ["img:a%00b", "xyz"]
+
+
+def test_verbose_on_a_subgroup():
+    res = _run("datasets", "-v", "list")
+    assert res.exit_code == 0, res.output
+
+
 # --- 6. the query prompt on image keys ---
 
 
@@ -217,6 +256,7 @@ def test_query_prompt_says_what_an_unknown_image_key_is(files):
         assert session.answer(typed).startswith(f"Not a key of the model: {typed}; did you mean img:red/circle_00?")
     assert "did you mean img:my%20cat?" in session.answer("img:my cat")
     assert session.answer("nope") == "Out of dictionary word: nope"
+    assert "did you mean" not in session.answer("red.png")  # a word is no image key it meant
     assert session.answer("red circle").startswith("Sum: red + circle")  # words still sum
 
 
@@ -228,3 +268,13 @@ def test_index_prints_the_number_of_queries_it_asked(files, tmp_path):
     assert res.exit_code == 0, res.output
     assert "recall@10 against the exact search (9 word and 5 image queries)" in res.output
     assert "100 queries" not in res.output
+
+
+def test_tag_sep_takes_tab_by_name(tmp_path):
+    table = tmp_path / "t.csv"
+    table.write_text('path,tags\nx.png,"red\tcircle"\n')
+    for sep in ("tab", "\\t"):
+        res = _run("normalize", table, "-o", tmp_path / f"docs{len(sep)}.txt", "--image-column", "path",
+                   "--tag-column", "tags", "--tag-sep", sep)
+        assert res.exit_code == 0, res.output
+        assert (tmp_path / f"docs{len(sep)}.txt").read_text().split() == ["img:x", "red", "circle"]

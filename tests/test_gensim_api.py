@@ -60,6 +60,12 @@ def test_add_vectors_of_an_image_key_writes_its_row_from_w(data):
     model.wv.add_vectors(["img:7"], np.full((1, 16), 9.0, dtype=np.float32))
     assert model.is_image("img:7") and "img:7" in model.image_keys
     np.testing.assert_allclose(model.wv["img:7"], model.project(data.features["img:7"]), atol=1e-5)
+    # it trains (gensim's zero sample_int would drop every occurrence with sample > 0)
+    assert model.sample and model.wv.get_vecattr("img:7", "sample_int") == np.iinfo(np.uint32).max
+    W = model.W.copy()
+    doc = next(d for d in data.docs if d[0] == "img:7")
+    model.train([doc] * 20, total_examples=20, epochs=1)
+    assert not np.array_equal(W, model.W)
 
 
 def test_a_reordered_vocabulary_answers_right_and_refuses_training(model, data, tmp_path):
@@ -80,9 +86,29 @@ def test_a_reordered_vocabulary_answers_right_and_refuses_training(model, data, 
     assert loaded.most_similar_words("img:0", topn=3) == before
     with pytest.raises(RuntimeError, match="sort a copy"):
         _train(loaded, data)
+    with pytest.raises(ValueError, match="img:9999"):  # a new vocabulary that fails keeps the old one refused
+        loaded.build_vocab([["x", "img:9999"], ["x"]])
+    with pytest.raises(RuntimeError, match="reordered"):
+        _train(loaded, data)
+    with pytest.raises(RuntimeError, match="reordered"):  # gensim's other way to extend a vocabulary
+        loaded.build_vocab_from_freq({"brandnew": 3}, update=True)
     loaded.build_vocab(data.docs)
     _train(loaded, data)
     _rows_are_projections(loaded, data)
+
+
+def test_a_model_saved_reordered_by_an_older_version_is_found_out_at_load(model, data, tmp_path):
+    """Sorted, then saved by a version that did not follow it (its image rows stale, of the right
+    length): the load finds the images by their keys and refuses training."""
+    before = model.most_similar_words("img:0", topn=3)
+    model.wv.sort_by_descending_frequency()
+    model.__dict__["_indexed_keys"] = model.wv.index_to_key  # (as the older version: nothing noticed)
+    model.save(str(tmp_path / "old.model"))
+    loaded = Im2Vec.load(str(tmp_path / "old.model"))
+    assert loaded.most_similar_words("img:0", topn=3) == before
+    _rows_are_projections(loaded, data)
+    with pytest.raises(RuntimeError, match="reordered"):
+        _train(loaded, data)
 
 
 def test_a_sort_that_keeps_the_order_is_no_change(data):
@@ -102,6 +128,11 @@ def test_reset_from_takes_the_others_vocabulary_with_its_images(model, data, oth
         source = Im2Vec(data.docs[:100], image_features=data.features, **OPTS)
     model.reset_from(source)
     assert model.wv.key_to_index == source.wv.key_to_index
+    if other == "smaller im2vec":  # extending the shared vocabulary afterwards: an error that says so
+        grown = copy.deepcopy(model)
+        grown.wv.index_to_key.append("grown_elsewhere")
+        with pytest.raises(RuntimeError, match="reset_from"):
+            grown.most_similar_words("img:0", topn=1)
     assert sorted(model.image_keys) == sorted(k for k in source.wv.index_to_key if k in data.features)
     _train(model, data)
     _rows_are_projections(model, data)
