@@ -89,6 +89,7 @@ from gensim_im2vec.store import (
     STAMPS_FILE,
     FeatureStore,
     StoreMismatchError,
+    _read_json,
     _read_stamps,
     check_store_folder,
     images_digest,
@@ -581,14 +582,15 @@ def _mark_finished(parts_root: Path, index: _KeyIndex, done: np.ndarray) -> None
 
 
 def _mark_target(target: Path, index: _KeyIndex, done: np.ndarray, retry: np.ndarray | None,
-                 stamps: bool = False) -> _TargetStamps | None:
+                 stamps: bool = False) -> tuple[_TargetStamps | None, int]:
     """Mark in `done` the images the target store holds or lists as skipped (those in `retry` instead,
     when given: ``retry_skipped``). The store is opened as the run that continues it (an unfinished
     run in it, e.g. this command's own merge that was cut short, is said at INFO, not warned about).
 
     With `stamps`, also return what :func:`_changed_in_target` needs to compare the stored images given
     again with their files (None when the store has no stamps: said at INFO): the target's row of each
-    list position, found in the same pass over its keys (4 bytes per image, beside the index)."""
+    list position, found in the same pass over its keys (4 bytes per image, beside the index). Also
+    returns how many of the images given the store holds."""
     have = FeatureStore._open(target, continuing=True)
     found = have._stamp_range() if stamps else None
     row_of = None
@@ -604,13 +606,13 @@ def _mark_target(target: Path, index: _KeyIndex, done: np.ndarray, retry: np.nda
             row_of[pos[hit]] = hit + lo
     _mark(index, have.skipped, done if retry is None else retry)
     if not stamps or not given:
-        return None
+        return None, given
     if found is None:
         from gensim_im2vec.features import _unstamped_note
 
         _unstamped_note(target, given, given)
-        return None
-    return _TargetStamps(have.path / STAMPS_FILE, found, len(have), row_of, given)
+        return None, given
+    return _TargetStamps(have.path / STAMPS_FILE, found, len(have), row_of, given), given
 
 
 @dataclass
@@ -631,11 +633,11 @@ class _TargetStamps:
 _CHANGED_KEPT = 10_000
 
 
-def _changed_in_target(images: _Images, target: Path, ts: _TargetStamps) -> tuple[list[tuple[str, str]], int]:
+def _changed_in_target(images: _Images, target: Path, ts: _TargetStamps) -> tuple[list[tuple[str, str]], int, int]:
     """Compare the target's stored images given again with their files (one ``os.stat`` per stamped
     image, a chunk of the list at a time: their stamps are read from ``stamps.npy`` by row, no dict or
-    list of keys is built). Returns the first :data:`_CHANGED_KEPT` changed ``(key, path)`` and how many
-    changed; images without a stamp are not checked (said at INFO)."""
+    list of keys is built). Returns the first :data:`_CHANGED_KEPT` changed ``(key, path)``, how many
+    changed, and how many have no stamp (not checked, said at INFO)."""
     from gensim_im2vec.features import _stamp_changes, _unstamped_note
 
     changed: list[tuple[str, str]] = []
@@ -653,7 +655,7 @@ def _changed_in_target(images: _Images, target: Path, ts: _TargetStamps) -> tupl
         count += len(found)
         changed.extend(found[: _CHANGED_KEPT - len(changed)])
     _unstamped_note(target, unstamped, ts.given)
-    return changed, count
+    return changed, count, unstamped
 
 
 # ----------------------------------------------------------------------------- the Ray actor
@@ -1240,6 +1242,11 @@ def extract_ray(
         ``on_changed``: "raise" fails that part, kept as it was (the others run), and the call
         (ChangedFilesError naming the files and the part's folder: delete it to extract the part
         again from the current files); "ignore" stats none of its files.
+
+        A folder given as `images` is recorded in a store the run makes (``metadata["image_root"]``,
+        through its parts) and a later run from another folder is checked before Ray starts, as
+        :meth:`FeatureExtractor.extract <gensim_im2vec.features.FeatureExtractor.extract>` checks it
+        (Notes there): every stored image given again is compared with its file (also with "ignore").
     **options
         Options of :class:`~gensim_im2vec.features.FeatureExtractor` (``arch``, ``weights``,
         ``layer``, ``precision``, ``max_pixels``, ``seed``, ...) and of its ``extract`` (``dtype``,
@@ -1269,6 +1276,10 @@ def extract_ray(
         Another extract_ray is writing the same store.
     ValueError
         Before Ray starts: two images have one key (the message names the key and both items).
+    ImageRootError
+        Before Ray starts: the target's keys are relative to another folder, and files of this one have
+        keys it holds for other files, or this folder holds or lies inside that one (the message names
+        both folders and the fix; :class:`~gensim_im2vec.features.ImageRootError`).
     ChangedFilesError
         Before Ray starts: ``on_changed="raise"`` and images the target store holds changed on disk
         (the message names them; nothing was done). Or after the parts ran: images a part that an
@@ -1281,10 +1292,13 @@ def extract_ray(
         nothing is merged, and the same call continues from them.
     """
     t0 = time.perf_counter()
-    from gensim_im2vec.features import _check_on_changed
+    from gensim_im2vec.features import _check_on_changed, _image_root
 
     _check_on_changed(on_changed)
     fx_options, run_options, mode, prefix = _extractor_options(options)
+    root = _image_root(images, run_options.get("image_root"))  # what a folder's keys are relative to
+    if root is not None:  # the parts record it, and the store the merge makes takes it from them
+        run_options["image_root"] = root
     _check_counts(part_size=(part_size, 1), shard_size=(shard_size, 1), num_actors=(num_actors, 1),
                   gpus_per_actor=(gpus_per_actor, 0), cpus_per_actor=(cpus_per_actor, 1),
                   batch_size=(batch_size, 1), num_workers=(num_workers, 0))
@@ -1298,8 +1312,11 @@ def extract_ray(
         continue_create = True
     probe = _probe_extractor(fx_options)
     extend_target = (mode == "extend" or continue_create) and (target / METADATA_FILE).exists()
+    recorded = None  # the folder the target's keys are relative to, when it is not this run's
     if extend_target:
         _check_target_identity(target, probe, run_options)
+        recorded = (_read_json(target / METADATA_FILE) or {}).get("image_root") if root is not None else None
+        recorded = None if recorded == root else recorded
     want = _wanted_identity(probe, run_options)
     del probe
     images = _Images(images, prefix)  # a folder is listed here; an iterator is read once, under the lock
@@ -1347,15 +1364,23 @@ def extract_ray(
         total = images.n
         done = np.zeros(total, dtype=bool)
         retry = np.zeros(total, dtype=bool) if extend_target and _run_defaults(run_options)[2] else None
-        stamps = None
+        stamps, given = None, 0
         if extend_target:  # retry_skipped: its skipped images go to `retry`
-            stamps = _mark_target(target, index, done, retry, stamps=on_changed != "ignore")
+            stamps, given = _mark_target(target, index, done, retry,
+                                         stamps=on_changed != "ignore" or recorded is not None)
         _mark_finished(parts_root, index, done)
         del index
         changed, n_changed = [], 0
+        if recorded is not None:  # keys made relative to another folder: refused, or the same files
+            from gensim_im2vec.features import check_image_root
+
+            differ, n_differ, unstamped = _changed_in_target(images, target, stamps) if stamps else ([], given, 0)
+            check_image_root(target, recorded, root, (k for k, _ in images), prefix, given, given, differ,
+                             n_differ + unstamped)
+            stamps = None  # every stored image given again is the file it was extracted from
         if stamps is not None:  # before any part runs: on_changed="raise" stops here
             t_stat = time.perf_counter()
-            changed, n_changed = _changed_in_target(images, target, stamps)
+            changed, n_changed, _ = _changed_in_target(images, target, stamps)
             logger.info("extract_ray: %i stored images given again checked against their files in %.1fs (those "
                         "without a stamp are not compared)", stamps.given, time.perf_counter() - t_stat)
             del stamps

@@ -137,6 +137,7 @@ __all__ = [
     "ChangedFilesError",
     "ExtractionReport",
     "FeatureExtractor",
+    "ImageRootError",
     "ImageSkipped",
     "Progress",
     "extract",
@@ -704,6 +705,18 @@ class ChangedFilesError(ValueError):
         self.changed = list(changed)
 
 
+class ImageRootError(StoreMismatchError):
+    """A directory's images were about to be stored under keys that would not name them alone: the
+    feature store's keys are relative to another folder (``metadata["image_root"]``), and either files
+    of this folder have keys the store already holds for other files, or this folder holds (or lies
+    inside) that one, so the same images would get a second key. Raised before anything is extracted.
+    ``recorded``: the store's folder; ``root``: this run's; ``keys``: the first keys in question."""
+
+    def __init__(self, message: str, recorded: str, root: str, keys: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.recorded, self.root, self.keys = recorded, root, list(keys)
+
+
 class FeatureExtractor:
     """A torchvision classifier cut at a feature layer, ready to turn images into vectors.
 
@@ -958,6 +971,7 @@ class FeatureExtractor:
         shard_size: int = 4096,
         retry_skipped: bool = True,
         on_changed: str = "warn",
+        image_root=None,
     ) -> ExtractionReport:
         """Extract features of image files into a :class:`FeatureStore` (resumable).
 
@@ -1007,6 +1021,10 @@ class FeatureExtractor:
             into a new store to use the new files (or ``mode="overwrite"``). Images stored without
             stamps (a store written before they were recorded, rows from arrays) are not checked
             (said at INFO).
+        image_root : str, os.PathLike or None
+            With `images` as ``(key, path)`` pairs keyed relative to a folder (as :func:`list_images`
+            keys them), that folder: recorded and checked as a directory given as `images` is (see
+            Notes). None (default): a directory is its own root; pairs are not checked.
 
         Returns
         -------
@@ -1017,14 +1035,34 @@ class FeatureExtractor:
         ------
         ChangedFilesError
             ``on_changed="raise"`` and images already stored changed on disk (nothing was done).
+        ImageRootError
+            The store's keys are relative to another folder, and files of this one have keys the store
+            holds for other files, or this folder holds or lies inside that one (nothing was done).
+
+        Notes
+        -----
+        Keys are paths relative to the folder given, so a store records that folder (resolved, in
+        ``metadata["image_root"]``) when it is made, and a later run from another folder is checked
+        before any work: if files of it have keys the store already holds, they must be the files the
+        store extracted them from (same size and modification time: the folder was moved or mounted
+        elsewhere; said at INFO), else the run is refused (other images under the same keys); a folder
+        that holds the store's folder or lies inside it is refused (its keys would name the store's
+        images a second time, ``red/circle_00`` beside ``circle_00``); an unrelated folder adds its
+        images (said at INFO). The store keeps the folder it was made from. Stores made before the
+        folder was recorded, or from ``(key, path)`` pairs, are not checked. With
+        ``on_changed="ignore"`` the files compared are an evenly spaced sample of at most
+        :data:`ROOT_PROBE` of those the store holds.
         """
         t0 = time.perf_counter()
         if normalise not in ("none", "l2"):
             raise ValueError(f"normalise: expected 'none' or 'l2', got {normalise!r}.")
         _check_on_changed(on_changed)
         items = _as_items(images, prefix)
+        root = _image_root(images, image_root)
         path = Path(store)
         meta = dict(self.metadata, normalisation=normalise)
+        if root is not None:  # what the keys are relative to: recorded by the run that makes the store
+            meta["image_root"] = root
         inputs = images_digest(items) if mode in ("create", "overwrite") else True  # what a rerun must be given
         pca_obj = self._target_pca(path, items, mode, meta, dtype, pca, pca_sample, normalise, inputs)
         shard = max(1, math.ceil(shard_size / self.batch_size)) * self.batch_size
@@ -1039,7 +1077,15 @@ class FeatureExtractor:
                 if k not in done and (retry_skipped or k not in before)
             ]
             seen = [it for it in items if it[0] in done]  # stored before: checked against their files' stamps
-            changed = _changed_files(writer, seen) if on_changed != "ignore" else []
+            recorded = writer.metadata.get("image_root") if root is not None else None
+            if recorded is not None and recorded != root:  # keys made relative to another folder
+                probe = seen if on_changed != "ignore" else _spread(seen, ROOT_PROBE)
+                differ = _differing_files(writer, probe)
+                check_image_root(path, recorded, root, (k for k, _ in items), prefix, len(seen), len(probe),
+                                 differ, len(differ))
+                changed = []  # every file compared is the one stored: check_image_root refuses otherwise
+            else:
+                changed = _changed_files(writer, seen) if on_changed != "ignore" else []
             if changed and on_changed == "raise":
                 raise ChangedFilesError(_changed_message(path, changed, refused=True), changed)
             if changed:
@@ -1233,6 +1279,113 @@ def _changed_files(writer: FeatureStoreWriter, seen: list[tuple[str, str]]) -> l
         unstamped += n
     _unstamped_note(writer.path, unstamped, len(seen))
     return changed
+
+
+# ----------------------------------------------------------------------------- the folder keys are relative to
+
+#: Files of another folder compared with the store's stamps by :meth:`FeatureExtractor.extract` when
+#: ``on_changed="ignore"`` (no full stat pass): an evenly spaced sample of those whose keys the store
+#: holds (:func:`~gensim_im2vec.distributed.extract_ray` compares them all).
+ROOT_PROBE = 1000
+
+
+def _image_root(images, image_root) -> str | None:
+    """The folder the keys of `images` are relative to, resolved: a directory given as `images`, else
+    `image_root` (None: pairs keyed otherwise, not checked). Both given and different is refused."""
+    given = os.fspath(images) if isinstance(images, (str, os.PathLike)) else None
+    if image_root is None:
+        return None if given is None else str(Path(given).resolve())
+    if not isinstance(image_root, (str, os.PathLike)):
+        raise TypeError(f"image_root: expected a folder (str or os.PathLike) or None, got {image_root!r}.")
+    root = str(Path(image_root).resolve())
+    if given is not None and str(Path(given).resolve()) != root:
+        raise ValueError(f"image_root={os.fspath(image_root)!r} is not the folder given as images ({given!r}), "
+                         f"whose keys are relative to itself; leave image_root out.")
+    return root
+
+
+def _spread(items: Sequence, n: int) -> list:
+    """At most `n` of `items`, evenly spaced (all of them when there are no more)."""
+    if len(items) <= n:
+        return list(items)
+    return [items[i] for i in np.linspace(0, len(items) - 1, num=n).astype(int).tolist()]
+
+
+def _differing_files(writer: FeatureStoreWriter, seen: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The ``(key, path)`` of `seen` whose file is not shown to be the one the store extracted: its
+    stamp differs (or the file is gone), or the store has no stamp for it."""
+    out: list[tuple[str, str]] = []
+    for lo in range(0, len(seen), _STAT_CHUNK):
+        chunk = seen[lo : lo + _STAT_CHUNK]
+        stored = writer.stored_stamps([k for k, _ in chunk])
+        out.extend(it for it, stamp in zip(chunk, stored.tolist(), strict=True)
+                   if stamp[0] == NO_STAMP or file_stamp(it[1]) != tuple(stamp))
+    return out
+
+
+def _second_key(recorded: str, root: str, keys: Iterable[str], prefix: str) -> tuple[str, str] | None:
+    """An example for the refusal of a folder that holds, or lies inside, the store's: one of this run's
+    keys and the key the store gives the same image, or None (none found among the first keys)."""
+    inner = Path(root).is_relative_to(recorded)
+    rel = os.path.relpath(root, recorded) if inner else os.path.relpath(recorded, root)
+    head = prefix + encode_key(rel.replace(os.sep, "/")) + "/"
+    for i, k in enumerate(keys):
+        if i >= 100_000 or not k.startswith(prefix):
+            break
+        if inner:
+            return k, head + k[len(prefix):]
+        if k.startswith(head):
+            return k, prefix + k[len(head):]
+    return None
+
+
+def check_image_root(path, recorded: str, root: str, keys: Iterable[str], prefix: str, overlap: int, compared: int,
+                     differ: Sequence[tuple[str, str]], n_differ: int) -> None:
+    """Refuse, or say at INFO, a run from the folder `root` into the store `path` whose keys are relative
+    to `recorded` (before any work; shared by :meth:`FeatureExtractor.extract` and
+    :func:`~gensim_im2vec.distributed.extract_ray`). `keys`: this run's keys, in order; `overlap`: how
+    many of them the store holds; `compared`: how many of those were compared with their files;
+    `differ` (the first ``(key, path)``) and `n_differ`: those that are not the files the store extracted.
+
+    Raises
+    ------
+    ImageRootError
+        Files have keys the store holds for other files, or `root` holds or lies inside `recorded`."""
+    fix_same = (f"extract from the folder the store was made from ({recorded!r}; new files under it are added), or "
+                f"into a new store (another output directory) for {root!r}")
+    if n_differ:
+        shown = ", ".join(f"{k} ({p})" for k, p in differ[:5]) + (", ..." if n_differ > len(differ[:5]) else "")
+        shown = f": {shown}" if differ else " (none of them has a recorded size and modification time)"
+        sample = f" of the {compared} compared (a sample)" if compared < overlap else ""
+        raise ImageRootError(
+            f"feature store {str(path)!r} holds keys relative to the folder {recorded!r}, and this run reads "
+            f"{root!r}: {overlap} of its files have keys the store already holds from the other folder, and "
+            f"{n_differ} of them{sample} are not the files the store extracted them from (size or modification time "
+            f"differ, or were not recorded){shown}. So they are not the same images, and their features would "
+            f"be kept under keys that now mean other pictures. Nothing was extracted. To fix: {fix_same}.",
+            recorded, root, [k for k, _ in differ[:5]])
+    outer = Path(recorded).is_relative_to(root)
+    if outer or Path(root).is_relative_to(recorded):
+        pair = _second_key(recorded, root, keys, prefix)
+        example = f" (this run's {pair[0]!r} is the store's {pair[1]!r})" if pair else ""
+        where = "holds that folder" if outer else "lies inside that folder"
+        raise ImageRootError(
+            f"feature store {str(path)!r} holds keys relative to the folder {recorded!r}, and this run reads "
+            f"{root!r}, which {where}: keys are paths relative to the folder given, so the same images would be "
+            f"stored a second time under other keys{example}. Nothing was extracted. To fix: give the same folder "
+            f"as before ({recorded!r}; new files under it, in subfolders too, are added), or extract {root!r} into "
+            f"a new store (another output directory).",
+            recorded, root, [pair[0]] if pair else [])
+    if overlap:
+        logger.info("%s: the store's keys are relative to %s and this run reads %s, where the %i image(s) the store "
+                    "holds that were compared with their files (of %i it holds) are the files it extracted (same "
+                    "size and modification time): the folder was moved or mounted elsewhere; going on. The store "
+                    "keeps recording %s, the folder it was made from", path, recorded, root, compared, overlap,
+                    recorded)
+    else:
+        logger.info("%s: the store's keys are relative to %s and this run reads %s, an unrelated folder none of "
+                    "whose keys the store holds: its images are added beside the store's (keys relative to %s); the "
+                    "store keeps recording %s", path, recorded, root, root, recorded)
 
 
 def _stamp_changes(seen: Sequence[tuple[str, str]], stored: np.ndarray) -> tuple[list[tuple[str, str]], int]:
