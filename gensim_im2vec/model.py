@@ -2769,6 +2769,14 @@ class Im2Vec(Word2Vec):
 
     # ------------------------------------------------------------------ placing and querying images
     def _as_feature_matrix(self, features, name="features") -> tuple[np.ndarray, bool]:
+        if isinstance(features, (str, os.PathLike)) or (hasattr(features, "getbands") and hasattr(features, "size")):
+            what = "an image" if hasattr(features, "getbands") else f"{os.fspath(features)!r}"
+            raise TypeError(
+                f"{name}: expected CNN feature vectors, got {what}. Extract an image's features first with "
+                f"the model's extractor: gensim_im2vec.query.make_featurizer(model.image_features_metadata, "
+                f"store=model.feature_store)(path) for a file, or FeatureExtractor(...)([image])"
+                + ("; an image key the model's features hold is queried by its key: "
+                   "model.most_similar_words(key)." if isinstance(features, str) else "."))
         if self.W is None or self.features is None:
             raise RuntimeError(
                 "this model has no images (no map W from features to the space): it was built without "
@@ -2908,13 +2916,29 @@ class Im2Vec(Word2Vec):
     def _most_similar_restricted(self, positive, negative, topn, restrict):
         topn = check_topn(topn)
         self._follow_vocab()
-        positive, negative = query_items(positive), query_items(negative)
+        positive, negative = self._held_out_keys(query_items(positive)), self._held_out_keys(query_items(negative))
         check_query_vectors(self.wv, positive + negative)
         sims = self.wv.most_similar(positive=positive, negative=negative, topn=None)
         # the query's keys are left out, as gensim does: plain keys, indices and (key, weight) pairs
         wv = self.wv
         exclude = [wv.get_index(k) for k in query_keys(positive + negative) if wv.has_index_for(k)]
         return self._top(sims, topn, self._modality_mask(restrict), exclude)
+
+    def _held_out_keys(self, items: list) -> list:
+        """Query items with each image key the vocabulary lacks but the features hold (an image
+        held out of training, in the model's store) replaced by its :meth:`project` vector."""
+        feats, k2i = self.features, self.wv.key_to_index
+        if feats is None:
+            return items
+        out = []
+        for item in items:
+            pair = isinstance(item, (tuple, list)) and len(item) == 2
+            key = item[0] if pair else item
+            if isinstance(key, str) and key not in k2i and key in feats.key_to_index:
+                vector = self.project(feats.vectors[feats.key_to_index[key]])
+                item = (vector, item[1]) if pair else vector
+            out.append(item)
+        return out
 
     def most_similar_words(self, positive=None, negative=None, topn: int | None = 10) -> list[tuple[str, float]]:
         """Like ``wv.most_similar`` (keys, vectors or ``(key, weight)`` pairs, words or images),

@@ -499,6 +499,11 @@ class QuerySession:
         key = self.resolve(text)
         if key is not None:
             return self._answer_key(key), True
+        held_out = self._held_out_features(text)
+        if held_out is not None:
+            key, feats = held_out
+            return self._answer_features(feats, f"Image {key}: in the model's features, not its vocabulary (held "
+                                                f"out of training); placed by model.project(features)"), True
         path = self._file_path(text)
         if path is not None:
             return self._answer_file(path)
@@ -651,11 +656,31 @@ class QuerySession:
         if np.asarray(feats).shape != (dim,):
             return (f"Cannot place {path}: its features have shape {np.asarray(feats).shape}, the model "
                     f"expects ({dim},); the extractor does not match the model's features."), False
+        return self._answer_features(feats, f"Image file: {path}  (placed by model.project(features); not in the "
+                                            f"vocabulary)"), True
+
+    def _held_out_features(self, text: str):
+        """``(key, features)`` of an image the model's features hold but its vocabulary does not
+        (`text` the key, with or without the image prefix), else None."""
+        m = self.model
+        feats = getattr(m, "features", None)
+        if feats is None or m.W is None:
+            return None
+        prefix = getattr(m, "image_prefix", IMAGE_PREFIX)
+        for key in (text, prefix + text) if not text.startswith(prefix) else (text,):
+            row = feats.key_to_index.get(key)
+            if row is not None and key not in m.wv.key_to_index:
+                return key, np.asarray(feats.vectors[row], dtype=np.float32)
+        return None
+
+    def _answer_features(self, feats, title: str) -> str:
+        """The answer for an image given by its features: its nearest words and images."""
+        m = self.model
         n = self.topn
         vec = m.project(feats)
         # similar_by_image == wv.similar_by_vector(project(feats)) filtered by modality
         return "\n\n".join([
-            f"Image file: {path}  (placed by model.project(features); not in the vocabulary)",
+            title,
             format_neighbours("Nearest words and images", m.similar_by_image(feats, topn=n), self._is_image),
             _side_by_side(
                 _words_table(m._image_words(), m.similar_by_image(feats, topn=n, restrict=m._image_words()),
@@ -663,7 +688,7 @@ class QuerySession:
                 format_neighbours("Nearest images", m.similar_by_image(feats, topn=n, restrict="images"),
                                   self._is_image, key_name="Image")),
             *self._given_words(vec),
-        ]), True
+        ])
 
 
 def _words_table(restrict: str, hits, is_image) -> str:

@@ -102,6 +102,10 @@ ENGLISH_STOPWORDS: frozenset[str] = frozenset(
 )
 
 #: Tags that describe the upload, not the picture (seen in OpenClipArt and Flickr metadata).
+#: Stop words a multi-word tag keeps at its ends: they turn its meaning round (``no_smoking``,
+#: ``not_for_sale``, ``off_road``, ``out_of_order``), where ``the_beatles`` loses its ``the``.
+KEPT_AT_ENDS: frozenset[str] = frozenset({"no", "not", "nor", "never", "off", "out", "without", "against", "down"})
+
 DEFAULT_JUNK: frozenset[str] = frozenset(
     """
     unsorted openclipart clipart clip_art clipart_library openclipart_org public_domain
@@ -691,7 +695,9 @@ class Normalizer:
 
     def _joined_tag(self, pieces: list[str], reasons: list[str]) -> list[str]:
         """A multi-word tag as one token (``new_york``): its words without noise, stop words
-        stripped at both ends."""
+        stripped at both ends (``the_beatles`` → ``beatles``), but not the words that turn its
+        meaning round (``no_smoking``, ``not_for_sale``, ``off_road``: :data:`KEPT_AT_ENDS`); a
+        tag of stop words alone goes as one (reason "stopword")."""
         parts: list[str] = []
         for p in pieces:
             subs = [x for x in p.split("_") if x]
@@ -702,10 +708,13 @@ class Normalizer:
         parts = [p for p in parts if not self._noise_logged(p, reasons)]
         sw = self.stopwords or ()
         lo, hi = 0, len(parts)  # strip stop words at both ends (indices: pop(0) is quadratic)
-        while lo < hi and parts[lo] in sw:
+        while lo < hi and parts[lo] in sw and parts[lo] not in KEPT_AT_ENDS:
             lo += 1
-        while hi > lo and parts[hi - 1] in sw:
+        while hi > lo and parts[hi - 1] in sw and parts[hi - 1] not in KEPT_AT_ENDS:
             hi -= 1
+        if parts and (lo == hi or all(p in sw for p in parts[lo:hi])):
+            reasons.append("stopword")  # (the, not_a, out_of: nothing of its own)
+            return []
         parts = parts[lo:hi]
         if parts:
             tok = "_".join(parts)

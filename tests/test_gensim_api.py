@@ -190,3 +190,35 @@ def test_copies_follow_too(model, data):
     _train(clone, data)
     _rows_are_projections(clone, data)
     assert "zzz" not in model.wv
+
+
+def test_a_held_out_image_the_features_hold_is_queried_by_its_key(data):
+    """An image of the model's features that no training document names (one store for all
+    images, split by documents): most_similar_words(key) answers by its projection (KeyError
+    before); a file name or a PIL image given as features says how to extract them."""
+    from PIL import Image
+
+    docs = [d for d in data.docs if d[0] != "img:7"]
+    model = Im2Vec(docs, image_features=data.features, **OPTS)
+    assert "img:7" not in model.wv and model.is_image("img:7")
+    by_key = model.most_similar_words("img:7", topn=5)
+    by_features = model.similar_by_image(data.features["img:7"], topn=5, restrict="words")
+    assert [w for w, _ in by_key] == [w for w, _ in by_features]
+    np.testing.assert_allclose([c for _, c in by_key], [c for _, c in by_features], atol=1e-6)
+    assert model.most_similar_images(positive=["img:7", "class0"], topn=3)
+    for bad in ("photos/cat.jpg", Image.new("RGB", (8, 8))):
+        with pytest.raises(TypeError, match="make_featurizer"):
+            model.project(bad)
+
+
+def test_the_query_prompt_answers_a_held_out_image_by_its_key(data):
+    from gensim_im2vec.query import QuerySession
+
+    docs = [d for d in data.docs if d[0] != "img:7"]
+    model = Im2Vec(docs, image_features=data.features, **OPTS)
+    session = QuerySession(model, topn=3, featurizer_factory=lambda meta: None)
+    for typed in ("img:7", "7"):
+        answer, ok = session.answer_ok(typed)
+        assert ok and answer.startswith("Image img:7: in the model's features, not its vocabulary"), answer
+        best = model.similar_by_image(data.features["img:7"], topn=1)[0][0]
+        assert best in answer

@@ -287,3 +287,15 @@ def test_tags_name_a_value_that_is_not_text():
         norm.tags(["dog", b"x"])
     assert norm.tags(["dog", None, 2005, "new york"]) == ["dog", "new_york"]  # numbers are str()-ed
     assert norm.text(None) == [] and norm.text("") == []
+
+
+def test_a_multiword_tag_keeps_the_words_that_turn_its_meaning_round():
+    """YFCC100M's ``no+smoking`` was ``smoking`` (its stop words stripped at both ends), the
+    emoji's "no vacancy" button ``vacancy``, "thumbs down" ``thumbs``; ``the+beatles`` still loses
+    its article, and a tag of stop words alone is dropped as one, not as an empty tag."""
+    norm = Normalizer()
+    assert norm.tags("no+smoking,not+for+sale,out+of+order,off+road,thumbs+down,the+beatles,new+york") == [
+        "no_smoking", "not_for_sale", "out_of_order", "off_road", "thumbs_down", "beatles", "new_york"]
+    norm = Normalizer()
+    assert norm.tags("the,a,the+who") == []
+    assert norm.stats.reasons["stopword"] == 3 and norm.stats.reasons.get("empty", 0) == 0
