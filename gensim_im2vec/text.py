@@ -332,8 +332,9 @@ class NormalizationStats:
                 f", {len(self.removed_vocab)} of {len(self.raw_vocab)} distinct raw tokens "
                 f"({100 * self.removed_vocab_share:.1f}%) -> {len(self.output_vocab)} kept"
             )
-        if self.reasons:
-            s += "; dropped: " + ", ".join(f"{k} {v}" for k, v in self.reasons.most_common())
+        if self.reasons:  # (per piece: a unit keeps its other pieces, geo:lat=43.1 → geo_lat drops a number)
+            s += ("; pieces dropped (a token removed whole, or part of one kept): "
+                  + ", ".join(f"{k} {v}" for k, v in self.reasons.most_common()))
         return s
 
     def reset(self) -> None:

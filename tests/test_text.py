@@ -299,3 +299,15 @@ def test_a_multiword_tag_keeps_the_words_that_turn_its_meaning_round():
     norm = Normalizer()
     assert norm.tags("the,a,the+who") == []
     assert norm.stats.reasons["stopword"] == 3 and norm.stats.reasons.get("empty", 0) == 0
+
+
+def test_the_summary_says_reasons_count_pieces():
+    """The reasons count pieces (geo:lat=43.1 keeps geo_lat and drops a number), so they may add up
+    to more than the tokens removed whole: the summary says so (it read "removed 0 ...; dropped:
+    number 1236")."""
+    from gensim_im2vec.text import Normalizer as N
+
+    norm = N(machine_tags=False)
+    assert norm.tags(["geo:lat=43.1", "geo:lon=7.2"]) == ["geo_lat", "geo_lon"]
+    line = norm.stats.summary()
+    assert "removed 0 " in line and "pieces dropped (a token removed whole, or part of one kept): number 4" in line
