@@ -1244,9 +1244,10 @@ def extract_ray(
         again from the current files); "ignore" stats none of its files.
 
         A folder given as `images` is recorded in a store the run makes (``metadata["image_root"]``,
-        through its parts) and a later run from another folder is checked before Ray starts, as
-        :meth:`FeatureExtractor.extract <gensim_im2vec.features.FeatureExtractor.extract>` checks it
-        (Notes there): every stored image given again is compared with its file (also with "ignore").
+        through its parts), and a later run from another folder is said for what it is, as
+        :meth:`FeatureExtractor.extract <gensim_im2vec.features.FeatureExtractor.extract>` says it
+        (Notes there): the changed files above, in the same stat pass, with what they may mean there
+        ("raise": :class:`~gensim_im2vec.features.ImageRootError`); with "ignore" no file is compared.
     **options
         Options of :class:`~gensim_im2vec.features.FeatureExtractor` (``arch``, ``weights``,
         ``layer``, ``precision``, ``max_pixels``, ``seed``, ...) and of its ``extract`` (``dtype``,
@@ -1277,9 +1278,8 @@ def extract_ray(
     ValueError
         Before Ray starts: two images have one key (the message names the key and both items).
     ImageRootError
-        Before Ray starts: the target's keys are relative to another folder, and files of this one have
-        keys it holds for other files, or this folder holds or lies inside that one (the message names
-        both folders and the fix; :class:`~gensim_im2vec.features.ImageRootError`).
+        Before Ray starts: a ChangedFilesError (``on_changed="raise"``) in a run from another folder than
+        the target's (:class:`~gensim_im2vec.features.ImageRootError`: the message says what it may mean).
     ChangedFilesError
         Before Ray starts: ``on_changed="raise"`` and images the target store holds changed on disk
         (the message names them; nothing was done). Or after the parts ran: images a part that an
@@ -1366,18 +1366,11 @@ def extract_ray(
         retry = np.zeros(total, dtype=bool) if extend_target and _run_defaults(run_options)[2] else None
         stamps, given = None, 0
         if extend_target:  # retry_skipped: its skipped images go to `retry`
-            stamps, given = _mark_target(target, index, done, retry,
-                                         stamps=on_changed != "ignore" or recorded is not None)
+            stamps, given = _mark_target(target, index, done, retry, stamps=on_changed != "ignore")
         _mark_finished(parts_root, index, done)
         del index
         changed, n_changed = [], 0
-        if recorded is not None:  # keys made relative to another folder: refused, or the same files
-            from gensim_im2vec.features import check_image_root
-
-            differ, n_differ, unstamped = _changed_in_target(images, target, stamps) if stamps else ([], given, 0)
-            check_image_root(target, recorded, root, (k for k, _ in images), prefix, given, given, differ,
-                             n_differ + unstamped)
-            stamps = None  # every stored image given again is the file it was extracted from
+        roots = (recorded, root) if recorded is not None else None  # the target's keys are another folder's
         if stamps is not None:  # before any part runs: on_changed="raise" stops here
             t_stat = time.perf_counter()
             changed, n_changed, _ = _changed_in_target(images, target, stamps)
@@ -1385,11 +1378,20 @@ def extract_ray(
                         "without a stamp are not compared)", stamps.given, time.perf_counter() - t_stat)
             del stamps
             if n_changed:
-                from gensim_im2vec.features import ChangedFilesError, _changed_message
+                from gensim_im2vec.features import (
+                    ChangedFilesError,
+                    ImageRootError,
+                    _changed_message,
+                )
 
                 if on_changed == "raise":
-                    raise ChangedFilesError(_changed_message(target, changed, refused=True, count=n_changed))
-                logger.warning("%s", _changed_message(target, changed, refused=False, count=n_changed))
+                    message = _changed_message(target, changed, refused=True, count=n_changed, roots=roots)
+                    raise (ImageRootError(message, *roots, changed) if roots else ChangedFilesError(message, changed))
+                logger.warning("%s", _changed_message(target, changed, refused=False, count=n_changed, roots=roots))
+        if roots:  # what else a run from another folder is: moved, unrelated, or around the target's (paths only)
+            from gensim_im2vec.features import root_note
+
+            root_note(target, recorded, root, images, prefix, given, on_changed != "ignore", n_changed)
         left = total - int(done.sum())
         retried = int((retry & ~done).sum()) if retry is not None else 0
         del retry

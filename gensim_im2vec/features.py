@@ -705,16 +705,19 @@ class ChangedFilesError(ValueError):
         self.changed = list(changed)
 
 
-class ImageRootError(StoreMismatchError):
-    """A directory's images were about to be stored under keys that would not name them alone: the
-    feature store's keys are relative to another folder (``metadata["image_root"]``), and either files
-    of this folder have keys the store already holds for other files, or this folder holds (or lies
-    inside) that one, so the same images would get a second key. Raised before anything is extracted.
-    ``recorded``: the store's folder; ``root``: this run's; ``keys``: the first keys in question."""
+class ImageRootError(ChangedFilesError, StoreMismatchError):
+    """Images already in a feature store look changed on disk, in a run from another folder than the
+    one the store's keys are relative to (``metadata["image_root"]``), and the run was asked to stop
+    then (``on_changed="raise"``): files of this folder have keys the store holds, but not the size and
+    modification time it recorded, so they may be other pictures with the same names (or the folder was
+    copied without its modification times). A :class:`ChangedFilesError` whose message says which.
+    ``recorded``: the store's folder; ``root``: this run's; ``changed``: the ``(key, path)`` in question
+    (the first of them at least); ``keys``: their keys."""
 
-    def __init__(self, message: str, recorded: str, root: str, keys: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.recorded, self.root, self.keys = recorded, root, list(keys)
+    def __init__(self, message: str, recorded: str, root: str, changed: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message, changed)
+        self.recorded, self.root = recorded, root
+        self.keys = [k for k, _ in self.changed]
 
 
 class FeatureExtractor:
@@ -1036,22 +1039,24 @@ class FeatureExtractor:
         ChangedFilesError
             ``on_changed="raise"`` and images already stored changed on disk (nothing was done).
         ImageRootError
-            The store's keys are relative to another folder, and files of this one have keys the store
-            holds for other files, or this folder holds or lies inside that one (nothing was done).
+            A :class:`ChangedFilesError` (``on_changed="raise"``) in a run from another folder than the
+            store's (see Notes): its message says what that may mean.
 
         Notes
         -----
         Keys are paths relative to the folder given, so a store records that folder (resolved, in
-        ``metadata["image_root"]``) when it is made, and a later run from another folder is checked
-        before any work: if files of it have keys the store already holds, they must be the files the
-        store extracted them from (same size and modification time: the folder was moved or mounted
-        elsewhere; said at INFO), else the run is refused (other images under the same keys); a folder
-        that holds the store's folder or lies inside it is refused (its keys would name the store's
-        images a second time, ``red/circle_00`` beside ``circle_00``); an unrelated folder adds its
-        images (said at INFO). The store keeps the folder it was made from. Stores made before the
-        folder was recorded, or from ``(key, path)`` pairs, are not checked. With
-        ``on_changed="ignore"`` the files compared are an evenly spaced sample of at most
-        :data:`ROOT_PROBE` of those the store holds.
+        ``metadata["image_root"]``) when it is made and keeps it. A later run from another folder is
+        treated as any run, and said for what it is: stored images whose files changed (the check of
+        `on_changed`, the same single ``os.stat`` pass) are warned about with what it may mean there
+        (other pictures with the same file names: extract into a new store; a copy that did not keep
+        modification times: nothing to do), or, with "raise", stop the run (:class:`ImageRootError`); a
+        folder holding keys the store has, all of them the files it extracted, was moved or mounted
+        elsewhere (INFO); a folder none of whose keys the store holds is unrelated (INFO), unless it
+        holds or lies inside the store's folder: then its images may be stored a second time under
+        other keys (``red/circle_00`` beside ``circle_00``), said in a warning naming both folders and
+        an example. With ``on_changed="ignore"`` no file is compared (no ``os.stat``), only the folders'
+        paths. Stores made before the folder was recorded, or from ``(key, path)`` pairs, are not
+        checked.
         """
         t0 = time.perf_counter()
         if normalise not in ("none", "l2"):
@@ -1077,19 +1082,16 @@ class FeatureExtractor:
                 if k not in done and (retry_skipped or k not in before)
             ]
             seen = [it for it in items if it[0] in done]  # stored before: checked against their files' stamps
+            changed = _changed_files(writer, seen) if on_changed != "ignore" else []
             recorded = writer.metadata.get("image_root") if root is not None else None
-            if recorded is not None and recorded != root:  # keys made relative to another folder
-                probe = seen if on_changed != "ignore" else _spread(seen, ROOT_PROBE)
-                differ = _differing_files(writer, probe)
-                check_image_root(path, recorded, root, (k for k, _ in items), prefix, len(seen), len(probe),
-                                 differ, len(differ))
-                changed = []  # every file compared is the one stored: check_image_root refuses otherwise
-            else:
-                changed = _changed_files(writer, seen) if on_changed != "ignore" else []
+            roots = (recorded, root) if recorded is not None and recorded != root else None  # keys of another folder
             if changed and on_changed == "raise":
-                raise ChangedFilesError(_changed_message(path, changed, refused=True), changed)
+                message = _changed_message(path, changed, refused=True, roots=roots)
+                raise ImageRootError(message, *roots, changed) if roots else ChangedFilesError(message, changed)
             if changed:
-                logger.warning("%s", _changed_message(path, changed, refused=False))
+                logger.warning("%s", _changed_message(path, changed, refused=False, roots=roots))
+            if roots:  # what else a run from another folder is: moved, unrelated, or around the store's
+                root_note(path, recorded, root, items, prefix, len(seen), on_changed != "ignore", len(changed))
             logger.info(
                 "extracting %i of %i images into %s (%i already there; %i skipped before, %s)", len(todo), len(items),
                 path, len(seen), len(before), "tried again" if retry_skipped else "left skipped (retry_skipped=False)"
@@ -1283,12 +1285,6 @@ def _changed_files(writer: FeatureStoreWriter, seen: list[tuple[str, str]]) -> l
 
 # ----------------------------------------------------------------------------- the folder keys are relative to
 
-#: Files of another folder compared with the store's stamps by :meth:`FeatureExtractor.extract` when
-#: ``on_changed="ignore"`` (no full stat pass): an evenly spaced sample of those whose keys the store
-#: holds (:func:`~gensim_im2vec.distributed.extract_ray` compares them all).
-ROOT_PROBE = 1000
-
-
 def _image_root(images, image_root) -> str | None:
     """The folder the keys of `images` are relative to, resolved: a directory given as `images`, else
     `image_root` (None: pairs keyed otherwise, not checked). Both given and different is refused."""
@@ -1304,88 +1300,65 @@ def _image_root(images, image_root) -> str | None:
     return root
 
 
-def _spread(items: Sequence, n: int) -> list:
-    """At most `n` of `items`, evenly spaced (all of them when there are no more)."""
-    if len(items) <= n:
-        return list(items)
-    return [items[i] for i in np.linspace(0, len(items) - 1, num=n).astype(int).tolist()]
-
-
-def _differing_files(writer: FeatureStoreWriter, seen: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The ``(key, path)`` of `seen` whose file is not shown to be the one the store extracted: its
-    stamp differs (or the file is gone), or the store has no stamp for it."""
-    out: list[tuple[str, str]] = []
-    for lo in range(0, len(seen), _STAT_CHUNK):
-        chunk = seen[lo : lo + _STAT_CHUNK]
-        stored = writer.stored_stamps([k for k, _ in chunk])
-        out.extend(it for it, stamp in zip(chunk, stored.tolist(), strict=True)
-                   if stamp[0] == NO_STAMP or file_stamp(it[1]) != tuple(stamp))
-    return out
-
-
-def _second_key(recorded: str, root: str, keys: Iterable[str], prefix: str) -> tuple[str, str] | None:
-    """An example for the refusal of a folder that holds, or lies inside, the store's: one of this run's
-    keys and the key the store gives the same image, or None (none found among the first keys)."""
-    inner = Path(root).is_relative_to(recorded)
-    rel = os.path.relpath(root, recorded) if inner else os.path.relpath(recorded, root)
-    head = prefix + encode_key(rel.replace(os.sep, "/")) + "/"
-    for i, k in enumerate(keys):
-        if i >= 100_000 or not k.startswith(prefix):
+def _second_key(recorded: str, root: str, items: Iterable[tuple[str, str]], prefix: str) -> tuple[str, str] | None:
+    """An example for the warning about a folder that holds, or lies inside, the store's: one of this
+    run's keys and the key the store's folder gives the same file, or None (none found among the first
+    keys). Paths only, no ``os.stat``: the file's place is `root` joined with the key (its extension
+    from the path), taken only when keying that place from `root` gives the key back and its name is
+    the path's; the store's key is that place keyed from `recorded`, as :func:`list_images` keys it."""
+    rec, top = Path(recorded), Path(root)
+    inner = top.is_relative_to(rec)
+    head = "" if inner else prefix + encode_key(os.path.relpath(recorded, root).replace(os.sep, "/")) + "/"
+    for i, (k, p) in enumerate(items):
+        if i >= 100_000:
             break
-        if inner:
-            return k, head + k[len(prefix):]
-        if k.startswith(head):
-            return k, prefix + k[len(head):]
+        if not k.startswith(prefix) or not k.startswith(head):
+            continue
+        place = top / (k[len(prefix):] + os.path.splitext(os.fspath(p))[1])
+        if place.name == os.path.basename(os.fspath(p)) and image_key(place, root, prefix) == k \
+                and place.is_relative_to(rec):
+            return k, image_key(place, recorded, prefix)
     return None
 
 
-def check_image_root(path, recorded: str, root: str, keys: Iterable[str], prefix: str, overlap: int, compared: int,
-                     differ: Sequence[tuple[str, str]], n_differ: int) -> None:
-    """Refuse, or say at INFO, a run from the folder `root` into the store `path` whose keys are relative
-    to `recorded` (before any work; shared by :meth:`FeatureExtractor.extract` and
-    :func:`~gensim_im2vec.distributed.extract_ray`). `keys`: this run's keys, in order; `overlap`: how
-    many of them the store holds; `compared`: how many of those were compared with their files;
-    `differ` (the first ``(key, path)``) and `n_differ`: those that are not the files the store extracted.
-
-    Raises
-    ------
-    ImageRootError
-        Files have keys the store holds for other files, or `root` holds or lies inside `recorded`."""
-    fix_same = (f"extract from the folder the store was made from ({recorded!r}; new files under it are added), or "
-                f"into a new store (another output directory) for {root!r}")
-    if n_differ:
-        shown = ", ".join(f"{k} ({p})" for k, p in differ[:5]) + (", ..." if n_differ > len(differ[:5]) else "")
-        shown = f": {shown}" if differ else " (none of them has a recorded size and modification time)"
-        sample = f" of the {compared} compared (a sample)" if compared < overlap else ""
-        raise ImageRootError(
-            f"feature store {str(path)!r} holds keys relative to the folder {recorded!r}, and this run reads "
-            f"{root!r}: {overlap} of its files have keys the store already holds from the other folder, and "
-            f"{n_differ} of them{sample} are not the files the store extracted them from (size or modification time "
-            f"differ, or were not recorded){shown}. So they are not the same images, and their features would "
-            f"be kept under keys that now mean other pictures. Nothing was extracted. To fix: {fix_same}.",
-            recorded, root, [k for k, _ in differ[:5]])
+def root_note(path, recorded: str, root: str, items: Iterable[tuple[str, str]], prefix: str, overlap: int,
+              compared: bool, n_changed: int) -> None:
+    """Say what a run from the folder `root` into the store `path`, whose keys are relative to
+    `recorded`, is (shared by :meth:`FeatureExtractor.extract` and
+    :func:`~gensim_im2vec.distributed.extract_ray`; their changed-files warning or error says the rest):
+    a folder none of whose keys the store holds that holds or lies inside `recorded` (a warning: its
+    images may get a second key), else an unrelated one (INFO); or one with keys the store holds, whose
+    files are the ones it extracted (moved or mounted elsewhere, INFO) or were not compared
+    (``on_changed="ignore"``, INFO). `items`: this run's ``(key, path)``, in order; `overlap`: how many
+    of them the store holds; `compared`: whether those were compared with their files; `n_changed`: how
+    many of them differ. Paths only: no ``os.stat``."""
+    if overlap:
+        if not compared:
+            logger.info("%s: the store's keys are relative to %s and this run reads %s; %i of its images have keys the "
+                        "store holds, not compared with their files (on_changed='ignore'); going on. The store keeps "
+                        "recording %s", path, recorded, root, overlap, recorded)
+        elif not n_changed:
+            logger.info("%s: the store's keys are relative to %s and this run reads %s, where the %i image(s) the "
+                        "store holds are the files it extracted (same size and modification time, those with a "
+                        "recorded stamp): the folder was moved or mounted elsewhere (or its images were added to "
+                        "this store before); going on. The store keeps recording %s, the folder it was made from",
+                        path, recorded, root, overlap, recorded)
+        return
     outer = Path(recorded).is_relative_to(root)
     if outer or Path(root).is_relative_to(recorded):
-        pair = _second_key(recorded, root, keys, prefix)
+        pair = _second_key(recorded, root, items, prefix)
         example = f" (this run's {pair[0]!r} is the store's {pair[1]!r})" if pair else ""
         where = "holds that folder" if outer else "lies inside that folder"
-        raise ImageRootError(
-            f"feature store {str(path)!r} holds keys relative to the folder {recorded!r}, and this run reads "
-            f"{root!r}, which {where}: keys are paths relative to the folder given, so the same images would be "
-            f"stored a second time under other keys{example}. Nothing was extracted. To fix: give the same folder "
-            f"as before ({recorded!r}; new files under it, in subfolders too, are added), or extract {root!r} into "
-            f"a new store (another output directory).",
-            recorded, root, [pair[0]] if pair else [])
-    if overlap:
-        logger.info("%s: the store's keys are relative to %s and this run reads %s, where the %i image(s) the store "
-                    "holds that were compared with their files (of %i it holds) are the files it extracted (same "
-                    "size and modification time): the folder was moved or mounted elsewhere; going on. The store "
-                    "keeps recording %s, the folder it was made from", path, recorded, root, compared, overlap,
-                    recorded)
-    else:
-        logger.info("%s: the store's keys are relative to %s and this run reads %s, an unrelated folder none of "
-                    "whose keys the store holds: its images are added beside the store's (keys relative to %s); the "
-                    "store keeps recording %s", path, recorded, root, root, recorded)
+        logger.warning(
+            "feature store %r holds keys relative to the folder %r, and this run reads %r, which %s, and none of its "
+            "keys is in the store: keys are paths relative to the folder given, so images the store holds may be "
+            "stored a second time under other keys%s. Going on. To key them once, give the same folder as before "
+            "(%r; new files under it, in subfolders too, are added), or extract %r into a new store (another output "
+            "directory).", str(path), recorded, root, where, example, recorded, root)
+        return
+    logger.info("%s: the store's keys are relative to %s and this run reads %s, an unrelated folder none of whose keys "
+                "the store holds: its images are added beside the store's (keys relative to %s); the store keeps "
+                "recording %s", path, recorded, root, root, recorded)
 
 
 def _stamp_changes(seen: Sequence[tuple[str, str]], stored: np.ndarray) -> tuple[list[tuple[str, str]], int]:
@@ -1427,14 +1400,28 @@ def _changed_images(changed: Sequence[tuple[str, str]], whose: str, count: int |
             f"modification time differs, or the file is gone): {shown}")
 
 
-def _changed_message(path: Path, changed: list[tuple[str, str]], *, refused: bool, count: int | None = None) -> str:
+def _changed_message(path: Path, changed: list[tuple[str, str]], *, refused: bool, count: int | None = None,
+                     roots: tuple[str, str] | None = None) -> str:
     """What :meth:`FeatureExtractor.extract` (and :func:`~gensim_im2vec.distributed.extract_ray`) says of
     images whose files changed since their extraction: a warning (their old rows are kept) or, with
     ``on_changed="raise"``, the error that stops the run. `changed` are their ``(key, path)`` (the first
-    of them at least), `count` how many there are (default: ``len(changed)``)."""
+    of them at least), `count` how many there are (default: ``len(changed)``), `roots` the store's folder
+    and this run's when they differ (the files may then be other pictures with the same names)."""
     what = _changed_images(changed, f"already in feature store {str(path)!r}", count)
     new_store = ("extract into a new store (another output directory), or pass mode='overwrite' to extract this one "
                  "again from scratch")
+    if roots is not None:
+        recorded, root = roots
+        why = (f"The store's keys are relative to the folder {recorded!r}, and this run reads {root!r}: if these are "
+               f"other pictures than the store extracted (another folder whose files have the same names), their "
+               f"features are not these files': extract {root!r} into a new store (another output directory). If "
+               f"the folder was only copied without its modification times, nothing needs doing")
+        if refused:
+            return (f"on_changed='raise': {what}. {why} (run again with on_changed='warn'). If the files were edited "
+                    f"since, they cannot be re-extracted into this store (its rows are never rewritten): to use the "
+                    f"new files, {new_store}. Nothing was extracted.")
+        return (f"{what}. {why}. If the files were edited since, the store keeps their old rows (they are never "
+                f"rewritten): to use the new files, {new_store}.")
     if refused:
         return (f"on_changed='raise': {what}. They cannot be re-extracted into this store: a feature store's rows "
                 f"are never rewritten (models saved with the store, and readers that have it open, rely on that). To "
