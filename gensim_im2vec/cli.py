@@ -397,8 +397,11 @@ def extract_command(image_dir, store, key_rule, **options):
     _check_output(store, "'-o' / '--output'", folder=True)
     options = _max_pixels(_weights_none(given(options)))
     try:
-        images = image_dir if key_rule == "path" else _keyed_files(image_dir, key_rule, options.pop("prefix", None))
-        report = extract(images, store, **options)
+        if key_rule == "path":
+            report = extract(image_dir, store, key_rule="path", **options)
+        else:
+            report = extract(_keyed_files(image_dir, key_rule, options.pop("prefix", None)), store, key_rule=key_rule,
+                             **options)
     except (ValueError, TypeError, OSError, WeightsNotAvailableError) as e:
         raise click.ClickException(_in_cli_terms(str(e))) from e
     click.echo(report.summary().replace("retry_skipped=False", "--no-retry-skipped")
@@ -433,6 +436,19 @@ def _keyed_files(image_dir: str, rule: str, prefix: str | None) -> list[tuple[st
                                      f"--keys path.", param_hint="'--keys'")
         pairs[key] = str(path)
     return list(pairs.items())
+
+
+def _keyed_folders(folders, rule: str, prefix: str) -> dict[str, str]:
+    """`export --images DIR... --keys stem|flickr-id`: {key: path} of the images in `folders`, keyed
+    as :func:`_keyed_files` keys them for `extract`; a key in two folders is an error naming both."""
+    paths: dict[str, str] = {}
+    for folder in folders:
+        for key, path in _keyed_files(folder, rule, prefix):
+            if key in paths:
+                raise click.BadParameter(f"{paths[key]} and {path} both have the key {key!r}; give one folder, or "
+                                         f"key them by --keys path.", param_hint="'--keys'")
+            paths[key] = path
+    return paths
 
 
 def _in_cli_terms(message: str) -> str:
@@ -725,7 +741,9 @@ RUN_EVALUATION = "gensim_im2vec.evaluate:run_evaluation"
               help="Tags never seen with a training image: one per line, or a data set's split.json; "
                    "adds the seen / zero-shot columns.")
 @click.option("--text-model", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="The text-only Word2Vec the model started from: adds word similarity of both.")
+              help="The text-only Word2Vec the model started from: adds word similarity of both, on the "
+                   "word pairs both have. Any file train --pretrained takes (a saved Word2Vec / "
+                   "KeyedVectors, word2vec's .bin / .txt / .vec).")
 @click.option("--baselines", cls=LibraryOption, library=RUN_EVALUATION,
               help="Comma-separated baselines to compute in the same run, or 'none'.")
 @click.option("--word-similarity/--no-word-similarity", cls=LibraryOption, library=RUN_EVALUATION,
@@ -774,8 +792,10 @@ def evaluate_command(model_path, demo_dir, mode, test_path, features_path, train
                                    f"instead of --demo.")
     analogies = _read_analogies(analogies_path, "--analogies") if analogies_path else None
     model = _load_model(model_path)
+    text = None
     if text_model:
         _check_readable(text_model, "--text-model")
+        text = _load_pretrained(text_model, "--text-model")  # what `train --pretrained` takes
     if demo_dir is not None:
         words = os.path.join(demo_dir, "models", "words.w2v")
         if not os.path.exists(words):
@@ -795,10 +815,10 @@ def evaluate_command(model_path, demo_dir, mode, test_path, features_path, train
                     f"{model_path} was trained {trained} ({_MODE_SAYS[trained]}), not {mode}: the demo's baselines would see the documents as the other mode does. Pass "
                     f"--mode {trained}, or leave --mode out.", param_hint="'--mode'")
             report = evaluate_trained(DemoConfig(out_dir=demo_dir, mode=mode), model,
-                                      load_saved(text_model or words, (Word2Vec, KeyedVectors)))
+                                      text if text is not None else load_saved(words, (Word2Vec, KeyedVectors)))
         else:
             report = _evaluate_files(ev, model, test_path, features_path, train_path, train_features,
-                                     candidates_path, zero_shot_path, text_model, baselines, word_similarity,
+                                     candidates_path, zero_shot_path, text, baselines, word_similarity,
                                      analogies)
     except (ValueError, KeyError, OSError, TypeError) as e:
         raise click.ClickException(str(e)) from e
@@ -819,13 +839,13 @@ _MODE_SAYS = {"two-stage": "started from a text Word2Vec", "joint": "its words l
 
 def _evaluate_files(ev, model, test_path, features_path, train_path, train_features, candidates_path,
                     zero_shot_path, text_model, baselines, word_similarity, analogies=None):
-    """`im2vec evaluate` on held-out images given as files: read them, run the evaluation."""
-    from gensim.models import KeyedVectors, Word2Vec
-
-    from gensim_im2vec.model import load_saved
-
+    """`im2vec evaluate` on held-out images given as files: read them, run the evaluation
+    (`text_model`: the loaded --text-model, or None)."""
     keys, tags = _named("--test", test_path, ev.load_tagged_jsonl, test_path)
-    trained = [k for k in keys if model.is_image(k)] if hasattr(model, "is_image") else []
+    # images of the model's vocabulary: is_image alone is true of any key with features, and one
+    # store usually holds every image, the held-out ones too
+    vocab = model.wv.key_to_index
+    trained = [k for k in keys if k in vocab and model.is_image(k)] if hasattr(model, "is_image") else []
     if trained:  # their rows of wv were fitted to these very tags
         click.echo(f"warning: {len(trained)} of the {len(keys)} --test images are images MODEL trained on (e.g. "
                    f"{trained[:3]}): their figures are in-sample, not held-out. Give images outside its "
@@ -843,13 +863,12 @@ def _evaluate_files(ev, model, test_path, features_path, train_path, train_featu
         candidates = _named("--candidates", candidates_path, ev.read_tag_file, candidates_path)
     else:
         candidates = sorted({t for ts in tags + train.get("train_tags", []) for t in ts})
-    text = load_saved(text_model, (Word2Vec, KeyedVectors)) if text_model else None
     options = given({"word_similarity": word_similarity})
     if baselines is not None:
         options["baselines"] = ([] if baselines.strip().lower() == "none"
                                 else [b.strip() for b in baselines.split(",") if b.strip()])
-    return ev.run_evaluation(model, features, tags, candidates, zero_shot=zero_shot, text_model=text, **options,
-                             analogies=analogies, **train)
+    return ev.run_evaluation(model, features, tags, candidates, zero_shot=zero_shot, text_model=text_model,
+                             **options, analogies=analogies, **train)
 
 
 def _named(option: str, path: str, read, *args):
@@ -1113,30 +1132,35 @@ def _train_new(corpus, store, pretrained, params: dict, checkpoint: str | None, 
 WORD2VEC_SUFFIXES = {".bin": True, ".txt": False, ".vec": False}
 
 
-def _load_pretrained(path: str):
-    """``--pretrained``: a gensim Word2Vec or KeyedVectors saved by gensim, or word vectors in
-    word2vec's format (GoogleNews's ``.bin``, fastText's ``.vec``), by the file's suffix."""
+def _load_pretrained(path: str, option: str = "--pretrained"):
+    """``--pretrained`` (and ``evaluate --text-model``, named by `option` in messages): a gensim
+    Word2Vec or KeyedVectors saved by gensim, or word vectors in word2vec's format (GoogleNews's
+    ``.bin``, fastText's ``.vec``), by the file's suffix. A file of word2vec's format under another
+    suffix is refused with the name to give it."""
     import numpy as np
     from gensim.models import KeyedVectors, Word2Vec
 
     from gensim_im2vec.fileio import compression_suffix
     from gensim_im2vec.model import load_saved
 
-    name = path[: len(path) - len(compression_suffix(path))]
+    compressed = compression_suffix(path)
+    name = path[: len(path) - len(compressed)]
     binary = WORD2VEC_SUFFIXES.get(os.path.splitext(name)[1].lower())
     head = _first_bytes(path, 4)
+    if binary is None and head[:1] != b"\x80":
+        _refuse_unnamed_word2vec(path, name, compressed, option)
     if binary is None or head[:1] == b"\x80":  # a pickle: a model saved by gensim, also as w2v.save("w2v.bin")
         return load_saved(path, (Word2Vec, KeyedVectors))
     if binary and head == FASTTEXT_MAGIC:  # fastText's own .bin: its vectors with their character n-grams
         from gensim.models.fasttext import load_facebook_vectors
 
         if name != path:  # (gensim's reader takes the compressed bytes for the matrix: a wrong size, or garbage)
-            raise click.ClickException(f"--pretrained {path!r} is fastText's own binary format, compressed: gensim "
+            raise click.ClickException(f"{option} {path!r} is fastText's own binary format, compressed: gensim "
                                        f"reads it uncompressed only. Decompress it first (e.g. gunzip -k).")
         try:
             return load_facebook_vectors(path)
         except (AssertionError, ValueError, EOFError, struct.error) as e:
-            raise click.ClickException(f"--pretrained {path!r} starts as fastText's own binary format but does not "
+            raise click.ClickException(f"{option} {path!r} starts as fastText's own binary format but does not "
                                        f"read as one ({type(e).__name__}: {e}): is it cut short?") from e
     kind = "binary (.bin)" if binary else "text (.txt / .vec)"
     fix = (f"Give a file written by save_word2vec_format(binary={binary}), or one in the other format under "
@@ -1148,15 +1172,43 @@ def _load_pretrained(path: str):
             raise
         why = ("its first line asks for more vectors than memory holds: is that line right?"
                if isinstance(e, MemoryError) else f"{type(e).__name__}: {e}")
-        raise click.ClickException(f"--pretrained {path!r} is not a saved model, nor word vectors in word2vec's {kind} "
+        raise click.ClickException(f"{option} {path!r} is not a saved model, nor word vectors in word2vec's {kind} "
                                    f"format as its suffix says ({why}). {fix}") from e
     if not np.isfinite(kv.vectors).all() or np.abs(kv.vectors).max(initial=0.0) > 1e4:
         # (text read as binary gives such numbers: its digits taken for float bits)
-        raise click.ClickException(f"--pretrained {path!r} read as word2vec's {kind} format gives vectors that are "
+        raise click.ClickException(f"{option} {path!r} read as word2vec's {kind} format gives vectors that are "
                                    f"not finite or far too large (largest |value| "
                                    f"{np.nanmax(np.abs(kv.vectors)):.3g}): the file is probably in the other "
                                    f"format. {fix}")
     return kv
+
+
+def _refuse_unnamed_word2vec(path: str, name: str, compressed: str, option: str) -> None:
+    """Refuse `path` (`name` + `compressed`, e.g. ".gz") when it starts as word2vec's format does,
+    a header line "<count> <dim>", under a suffix that does not say which of its two formats it
+    is: the message names the file to rename it to (.txt for text, .bin for binary). Any other
+    file is left to :func:`~gensim_im2vec.model.load_saved` (whose message says what it is)."""
+    import re
+
+    head = _first_bytes(path, 4096)
+    header = re.match(rb"(\d+) (\d+) *\r?\n", head)
+    if header is None:
+        return
+    rest = head[header.end():]
+    try:  # text: words and decimal numbers; binary: each word followed by raw float32 bytes
+        rest[: len(rest) - 3].decode("utf-8")
+        binary = b"\0" in rest
+    except UnicodeDecodeError:
+        binary = True
+    suffix = ".bin" if binary else ".txt"
+    kind = "binary, as save_word2vec_format(binary=True) writes it" if binary else "text"
+    stem = os.path.splitext(name)[0] if os.path.splitext(name)[1] else name
+    raise click.BadParameter(
+        f"{path!r} starts like word vectors in word2vec's format (its first line, "
+        f"{head[:header.end()].decode().strip()!r}, is a word count and a vector size), but its suffix "
+        f"{os.path.splitext(name)[1] or '(none)'!r} does not say which of that format's two kinds it is; it looks "
+        f"like {kind}. Rename it to {stem + suffix + compressed!r} (.txt / .vec: text, .bin: binary), or give a "
+        f"model saved by gensim (Word2Vec.save / KeyedVectors.save).", param_hint=f"'{option}'")
 
 
 #: The first bytes of fastText's own binary model (``cc.en.300.bin``): its format's magic number.
@@ -1221,6 +1273,11 @@ def _read_analogies(path: str, option: str = "--space-analogies") -> list[tuple[
 @click.option("--images", type=click.Path(exists=True, file_okay=False), multiple=True,
               help="Folder the features were extracted from: its files become the sprite's thumbnails. Repeat it "
                    "for a model trained on several stores (e.g. the demo's data/emoji and data/openclipart).")
+@click.option("--keys", "key_rule", type=click.Choice(["path", "stem", "flickr-id"]), default="path", show_default=True,
+              help="How an --images file's key is made, as `im2vec extract --keys` made the store's: path: the "
+                   "model's image prefix + its path under the folder without extension; stem: prefix + its file "
+                   "name without extension (YFCC100M's hash-named files); flickr-id: prefix + the photo id that "
+                   "starts a Flickr file name.")
 @click.option("--restrict", type=click.Choice(["words", "images"]), default=None,
               help="Export only words or only images (default both).")
 @click.option("--tags-only", is_flag=True,
@@ -1232,7 +1289,7 @@ def _read_analogies(path: str, option: str = "--space-analogies") -> list[tuple[
 @click.option("--thumbnail", type=click.IntRange(min=1), cls=LibraryOption, library="gensim_im2vec.export:export_projector",
               help="Sprite tile size in pixels; the sprite must fit in 8192x8192.")
 @click.option("--normalize", is_flag=True, help="Write unit-length vectors.")
-def export_command(model_path, output, images, restrict, tags_only, limit, thumbnail, normalize):
+def export_command(model_path, output, images, key_rule, restrict, tags_only, limit, thumbnail, normalize):
     """Export a model's words and images to the TensorFlow Embedding Projector
     (open with `tensorboard --logdir OUTPUT`, or load the TSVs at projector.tensorflow.org)."""
     from gensim_im2vec.export import export_projector
@@ -1243,8 +1300,11 @@ def export_command(model_path, output, images, restrict, tags_only, limit, thumb
             raise click.BadParameter(f"{output!r} is inside the --images folder {folder!r}: a later `im2vec extract "
                                      f"{folder}` would take the export's sprite.png for an image. Export to a folder "
                                      f"outside {folder!r}, e.g. beside it.", param_hint="'-o' / '--output'")
-    images = list(images) if len(images) > 1 else (images[0] if images else None)
     model = _load_model(model_path)
+    if images and key_rule != "path":  # {key: file} as `extract --keys` keyed the store
+        images = _keyed_folders(images, key_rule, model.image_prefix)
+    else:
+        images = list(images) if len(images) > 1 else (images[0] if images else None)
     try:
         res = export_projector(model, output, images=images, restrict=restrict, tags_only=tags_only, limit=limit,
                                normalize=normalize, **given({"thumbnail": thumbnail}))

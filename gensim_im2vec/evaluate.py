@@ -621,8 +621,39 @@ def words_only(model_or_kv, word_space: bool = False) -> KeyedVectors:
     return out
 
 
+#: The word-pair sets :func:`word_similarity` scores: (key, gensim's bundled file).
+WORD_PAIR_SETS = (("wordsim353", "wordsim353.tsv"), ("simlex999", "simlex999.txt"))
+#: Fewer pairs than this (both models cover) and target 7 says "n/a": a Spearman ρ of a handful of
+#: pairs moves by tenths when one pair changes, far more than the target's −0.01.
+MIN_WORD_PAIRS = 30
+
+
+def _covered(kv: KeyedVectors, restrict_vocab: int) -> set[str]:
+    """The words of `kv` that gensim's ``evaluate_word_pairs(restrict_vocab=..., case_insensitive=True)``
+    finds: its most frequent `restrict_vocab`, upper-cased."""
+    return {k.upper() for k in kv.index_to_key[:restrict_vocab]}
+
+
+def _word_pairs(path: str) -> list[tuple[str, str, str]]:
+    """The pairs of a word-similarity file as gensim's ``evaluate_word_pairs`` reads them: (line,
+    word a, word b) upper-cased, comment lines and lines that are not ``a<TAB>b<TAB>score`` left out."""
+    pairs = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line or line.startswith("#"):
+                continue
+            fields = [w.upper() for w in line.split("\t")]
+            try:
+                a, b, score = fields
+                float(score)
+            except ValueError:
+                continue
+            pairs.append((line, a, b))
+    return pairs
+
+
 def word_similarity(model_or_kv, *, restrict_vocab: int = 300_000, analogy_vocab: int = 30_000,
-                    analogies: bool = True) -> dict:
+                    analogies: bool = True, same_pairs_as=None) -> dict:
     """WordSim353 and SimLex-999 Spearman ρ and Google analogy accuracy (gensim's bundled files).
 
     Parameters
@@ -636,27 +667,45 @@ def word_similarity(model_or_kv, *, restrict_vocab: int = 300_000, analogy_vocab
         in DESIGN §9); questions with a word outside are skipped.
     analogies : bool
         Whether to run the analogy test (tens of seconds on a large vocabulary).
+    same_pairs_as : Word2Vec, Im2Vec or KeyedVectors, optional
+        Score only the pairs whose words this model has too (its most frequent `restrict_vocab`),
+        so that two models' ρ are of the same pairs (:func:`compare_word_similarity`). None: every
+        pair of `model_or_kv`'s vocabulary.
 
     Returns
     -------
     dict
-        ``wordsim353`` / ``simlex999`` (Spearman ρ; NaN when every pair is out of vocabulary),
-        their ``*_pearson`` and ``*_oov`` (percent of pairs skipped), ``analogies`` (accuracy in
-        [0, 1]) and ``analogy_questions`` (answered questions).
+        ``wordsim353`` / ``simlex999`` (Spearman ρ; NaN when fewer than two pairs are scored),
+        their ``*_pearson``, ``*_pairs`` (pairs scored) and ``*_oov`` (percent of the file's pairs
+        not scored), ``analogies`` (accuracy in [0, 1]) and ``analogy_questions`` (answered questions).
     """
+    import tempfile
+
     from gensim.test.utils import datapath
 
     kv = words_only(model_or_kv)
     out: dict = {"vocab": len(kv)}
-    for name, fname in (("wordsim353", "wordsim353.tsv"), ("simlex999", "simlex999.txt")):
-        try:
-            pearson, spearman, oov = kv.evaluate_word_pairs(datapath(fname), restrict_vocab=restrict_vocab,
-                                                            case_insensitive=True)
-            out[name], out[f"{name}_pearson"], out[f"{name}_oov"] = (
-                float(spearman[0]), float(pearson[0]), float(oov))
-        except (ValueError, ZeroDivisionError):  # every pair out of vocabulary
-            out[name] = out[f"{name}_pearson"] = float("nan")
-            out[f"{name}_oov"] = 100.0
+    covered = _covered(kv, restrict_vocab)
+    other = None if same_pairs_as is None else _covered(words_only(same_pairs_as), restrict_vocab)
+    for name, fname in WORD_PAIR_SETS:
+        pairs = _word_pairs(datapath(fname))
+        own = [line for line, a, b in pairs if a in covered and b in covered]
+        scored = own if other is None else [line for line, a, b in pairs
+                                            if a in covered and b in covered and a in other and b in other]
+        out[f"{name}_pairs"] = len(scored)
+        out[f"{name}_oov"] = 100.0 * (len(pairs) - len(scored)) / len(pairs) if pairs else 100.0
+        with tempfile.TemporaryDirectory() as tmp:
+            path = datapath(fname)
+            if len(scored) < len(own):  # gensim scores what the file holds: a file of the shared pairs
+                path = os.path.join(tmp, fname)
+                with open(path, "w", encoding="utf-8") as f:
+                    f.writelines(scored)
+            try:
+                pearson, spearman, _ = kv.evaluate_word_pairs(path, restrict_vocab=restrict_vocab,
+                                                              case_insensitive=True)
+                out[name], out[f"{name}_pearson"] = float(spearman[0]), float(pearson[0])
+            except (ValueError, ZeroDivisionError):  # fewer than two pairs scored
+                out[name] = out[f"{name}_pearson"] = float("nan")
     if analogies:
         score, sections = kv.evaluate_word_analogies(datapath("questions-words.txt"),
                                                      restrict_vocab=analogy_vocab, case_insensitive=True)
@@ -701,16 +750,20 @@ def compare_word_similarity(model, text_model, **kwargs) -> list[dict]:
     Both are asked the same questions: Im2Vec's words are measured in the text model's vocabulary
     order (:func:`in_vocabulary_order`), so that ``analogy_vocab``, the most frequent words that
     analogies are asked about and answered from, is the same set of words for both (in joint
-    training the image documents' tags count too and would push other words out of it).
+    training the image documents' tags count too and would push other words out of it), and
+    both score the same word pairs, those whose words both have (``same_pairs_as``): a ρ of 5
+    pairs against one of 7 would differ by the two pairs, not by the models.
 
     Returns
     -------
     list of dict
-        Rows ``{"model": "text-only", …}``, ``{"model": "Im2Vec words", …}`` and ``{"model": "Δ"}``
-        with the differences (Im2Vec − text); keys as :func:`word_similarity`.
+        Rows ``{"model": "text-only", …}``, ``{"model": "Im2Vec words", …}`` (keys as
+        :func:`word_similarity`, ``*_pairs`` the same in both) and ``{"model": "Δ"}`` with the
+        differences (Im2Vec − text).
     """
-    a = {"model": "text-only Word2Vec", **word_similarity(text_model, **kwargs)}
-    b = {"model": "Im2Vec words", **word_similarity(in_vocabulary_order(model, text_model), **kwargs)}
+    words = in_vocabulary_order(model, text_model)
+    a = {"model": "text-only Word2Vec", **word_similarity(text_model, same_pairs_as=words, **kwargs)}
+    b = {"model": "Im2Vec words", **word_similarity(words, same_pairs_as=text_model, **kwargs)}
     delta = {"model": "Δ (Im2Vec − text)"}
     for k in ("wordsim353", "simlex999", "analogies"):
         if k in a and k in b:
@@ -866,7 +919,9 @@ class EvaluationReport:
         "reference", "bar", "ok"}``: `reference` is what the target compares with (kNN's mAP,
         ridge's, x's own nearest image ...), `bar` the least value that meets it (e.g. 0.9 × kNN's;
         for target 6 the larger of 0.8 and just above x's own nearest). A target whose inputs were
-        not measured is left out."""
+        not measured is left out. Target 7 counts only a pair set both models share at least
+        :data:`MIN_WORD_PAIRS` pairs of; with none, its ``ok`` is None (not decided) and ``pairs``
+        says how many pairs the larger set had."""
         out = []
 
         def add(target, value, reference, met, bar=None):
@@ -904,11 +959,21 @@ class EvaluationReport:
                 v = delta.get(key)
                 return None if v is None or math.isnan(v) else float(v)
 
-            rho = [v for v in (finite("wordsim353"), finite("simlex999")) if v is not None]
+            def pairs(key):  # the pairs both models were scored on (None: not recorded, an older report)
+                n = [w[f"{key}_pairs"] for w in self.word_similarity if w.get(f"{key}_pairs") is not None]
+                return min(n) if n else None
+
+            sets = {key: pairs(key) for key in ("wordsim353", "simlex999")}
+            rho = [finite(key) for key, n in sets.items() if finite(key) is not None
+                   and (n is None or n >= MIN_WORD_PAIRS)]
             analog = finite("analogies")
+            what = "7. word similarity: ΔWordSim, ΔSimLex ≥ −0.01 (worst shown), Δanalogies ≥ −2 points"
             if rho:
-                add("7. word similarity: ΔWordSim, ΔSimLex ≥ −0.01 (worst shown), Δanalogies ≥ −2 points",
-                    min(rho), -0.01, lambda v, r: v >= r and (analog is None or analog >= -0.02))
+                add(what, min(rho), -0.01, lambda v, r: v >= r and (analog is None or analog >= -0.02))
+            elif any(n is not None for n in sets.values()):  # too few pairs for a ρ to mean anything
+                few = [v for v in (finite("wordsim353"), finite("simlex999")) if v is not None]
+                out.append({"target": what, "value": min(few) if few else float("nan"), "reference": -0.01,
+                            "bar": -0.01, "ok": None, "pairs": max(n or 0 for n in sets.values())})
         return sorted(out, key=lambda t: int(t["target"].split(".")[0]))
 
     def save_json(self, path: str | os.PathLike) -> None:
@@ -1036,7 +1101,8 @@ class EvaluationReport:
             One dict per part with ``"name"`` (``"image_tagging"``, ``"in_sample"``, ``"space"``,
             ``"word_similarity"`` or ``"targets"``) and ``"title"`` (str; "" for none), and either
             ``"header"`` (list of str) and ``"rows"`` (one list of str per row, aligned with the
-            header) or ``"lines"`` (list of str). The targets part adds ``"met"``: one bool per row.
+            header) or ``"lines"`` (list of str). The targets part adds ``"met"``: one bool per row
+            (None: not decided, as target 7 on too few word pairs).
             A part with nothing to show is left out.
 
         Examples
@@ -1134,6 +1200,8 @@ class EvaluationReport:
             parts.append({"name": "space", "title": "The space itself (plain cosine in model.wv)", "lines": lines})
         if self.word_similarity:
             body = []
+            sets = ("wordsim353", "simlex999")
+            counted = any(w.get(f"{k}_pairs") is not None for w in self.word_similarity for k in sets)
             for w in self.word_similarity:
                 delta = w["model"].startswith("Δ")
                 f = (lambda v: "—" if v is None or math.isnan(v) else f"{v:+.3f}") if delta else _fmt
@@ -1141,15 +1209,21 @@ class EvaluationReport:
                              (f"{100 * w['analogies']:+.1f}%" if delta and w.get("analogies") is not None
                               and not math.isnan(w["analogies"]) else _fmt(w.get("analogies"), pct=not delta)),
                              str(w.get("vocab", ""))])
+                if counted:  # how many pairs each ρ is of, and the share of the file's pairs left out
+                    n = [w.get(f"{k}_pairs") for k in sets]
+                    body[-1].append("" if delta or None in n else " / ".join(map(str, n)) + " (" + " / ".join(
+                        _fmt(w.get(f"{k}_oov", 0.0) / 100, pct=True) for k in sets) + ")")
+            header = ["model", "WordSim353", "SimLex-999", "analogies", "vocab"]
             parts.append({"name": "word_similarity", "title": "Word similarity (Spearman ρ) and analogies "
                           f"(top {info.get('analogy_vocab', 30000)} words)",
-                          "header": ["model", "WordSim353", "SimLex-999", "analogies", "vocab"], "rows": body})
+                          "header": header + (["pairs WS / SL (missing)"] if counted else []), "rows": body})
         targets = self.targets()
         if targets:
             parts.append({"name": "targets", "title": "Targets",
                           "header": ["target", "value", "bar", "compared with", "met"],
-                          "rows": [[t["target"], f"{t['value']:.3f}", f"{t['bar']:.3f}", f"{t['reference']:.3f}",
-                                    "yes" if t["ok"] else "NO"] for t in targets],
+                          "rows": [[t["target"], _fmt(t["value"]), f"{t['bar']:.3f}", f"{t['reference']:.3f}",
+                                    f"n/a (only {t.get('pairs')} pairs)" if t["ok"] is None
+                                    else "yes" if t["ok"] else "NO"] for t in targets],
                           "met": [t["ok"] for t in targets]})
         return parts
 

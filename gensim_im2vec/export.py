@@ -497,8 +497,8 @@ def _write_sprite(path: Path, keys: list[str], flags: list[bool], paths: Mapping
     if missing:
         logger.warning(
             "sprite: %i of %i image(s) have no readable file (grey tiles), e.g. %s; pass images= as the "
-            "folder(s) the features were extracted from (`im2vec export --images DIR`, repeatable), or a "
-            "{key: path} mapping",
+            "folder(s) the features were extracted from (`im2vec export --images DIR`, repeatable; with "
+            "--keys stem / flickr-id when `im2vec extract --keys` keyed them so), or a {key: path} mapping",
             len(missing), sum(flags), missing[:3],
         )
     return missing

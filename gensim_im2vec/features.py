@@ -975,6 +975,7 @@ class FeatureExtractor:
         retry_skipped: bool = True,
         on_changed: str = "warn",
         image_root=None,
+        key_rule: str | None = None,
     ) -> ExtractionReport:
         """Extract features of image files into a :class:`FeatureStore` (resumable).
 
@@ -1028,6 +1029,11 @@ class FeatureExtractor:
             With `images` as ``(key, path)`` pairs keyed relative to a folder (as :func:`list_images`
             keys them), that folder: recorded and checked as a directory given as `images` is (see
             Notes). None (default): a directory is its own root; pairs are not checked.
+        key_rule : str, optional
+            How `images`' keys were made of their files (the name of ``im2vec extract --keys``:
+            "path", a directory's own, "stem", "flickr-id"), recorded when the store is made; a later
+            run whose keys are made otherwise is refused before any work (every image would be
+            stored a second time under another key). None with pairs: not recorded, not checked.
 
         Returns
         -------
@@ -1068,6 +1074,9 @@ class FeatureExtractor:
         meta = dict(self.metadata, normalisation=normalise)
         if root is not None:  # what the keys are relative to: recorded by the run that makes the store
             meta["image_root"] = root
+        rule = key_rule or ("path" if isinstance(images, (str, os.PathLike)) else None)
+        if rule:  # and how they were made of the files
+            meta["key_rule"] = rule
         inputs = images_digest(items) if mode in ("create", "overwrite") else True  # what a rerun must be given
         pca_obj = self._target_pca(path, items, mode, meta, dtype, pca, pca_sample, normalise, inputs)
         shard = max(1, math.ceil(shard_size / self.batch_size)) * self.batch_size
@@ -1081,6 +1090,13 @@ class FeatureExtractor:
                 for pos, (k, p) in enumerate(items)
                 if k not in done and (retry_skipped or k not in before)
             ]
+            stored_rule = writer.metadata.get("key_rule")
+            if rule and stored_rule and rule != stored_rule and len(done):
+                raise ValueError(
+                    f"feature store {str(path)!r} holds keys made by --keys {stored_rule} (key_rule={stored_rule!r}), "
+                    f"and this run makes them by --keys {rule}: every image would be stored a second time under "
+                    f"another key. Give --keys {stored_rule} (key_rule={stored_rule!r}) as the store was made, or "
+                    f"extract into a new store (another output directory). Nothing was extracted.")
             seen = [it for it in items if it[0] in done]  # stored before: checked against their files' stamps
             changed = _changed_files(writer, seen) if on_changed != "ignore" else []
             recorded = writer.metadata.get("image_root") if root is not None else None

@@ -348,3 +348,23 @@ def test_extract_ray_records_the_folder_and_says_what_another_one_is(tmp_path, m
     said = _said(caplog, logging.WARNING)
     assert len(said) == 1 and "which holds that folder" in said[0], said
     assert "this run's 'img:red/circle_00' is the store's 'img:circle_00'" in said[0], said
+
+
+def test_a_run_that_makes_the_keys_otherwise_is_refused(tmp_path):
+    """`extract --keys stem` then the same folder without --keys: every image was stored a second
+    time under its path key (the store doubled, exit 0); the store records how its keys were made."""
+    photos, store = _photos(tmp_path), tmp_path / "S"
+    code, out = _cli(_args(photos / "red", store, "--keys", "stem"))
+    assert code == 0, out
+    assert _metadata(store)["key_rule"] == "stem"
+    before = _snapshot(store)
+    code, out = _cli(_args(photos / "red", store))
+    assert code == 1 and "--keys stem" in out and "second time" in out and "Traceback" not in out, out
+    assert _snapshot(store) == before
+    code, out = _cli(_args(photos / "red", store, "--keys", "stem"))  # as it was made: goes on
+    assert code == 0, out
+    other = tmp_path / "P"
+    code, out = _cli(_args(photos / "red", other))
+    assert code == 0 and _metadata(other)["key_rule"] == "path"
+    code, out = _cli(_args(photos / "red", other, "--keys", "stem"))
+    assert code == 1 and "--keys path" in out, out
