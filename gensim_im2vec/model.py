@@ -810,15 +810,7 @@ class Im2Vec(Word2Vec):
         sample_ints = self.wv.expandos.get("sample_int")
         if sample_ints is not None:  # never downsampled: an image never is, and a count of 0 gives no rate
             sample_ints[n_old:] = np.iinfo(np.uint32).max
-        lockf = getattr(self.wv, "vectors_lockf", None)
-        if isinstance(lockf, np.ndarray) and lockf.ndim == 1 and len(lockf) == n_old > 1:
-            self.wv.vectors_lockf = np.concatenate([lockf, np.ones(len(keys) - n_old, dtype=lockf.dtype)])
-        if self.negative and getattr(self, "syn1neg", None) is not None:
-            need, have = self._output_rows(), len(self.syn1neg)
-            if need > have:
-                grown = np.zeros((need, self.layer1_size), dtype=REAL)
-                grown[:have] = self.syn1neg
-                self.syn1neg = grown
+        self._grow_row_state(n_old)
         if self.negative and "count" in self.wv.expandos:
             self.make_cum_table()
         images = n_old + np.flatnonzero(added >= 0)
@@ -828,6 +820,24 @@ class Im2Vec(Word2Vec):
             self._write_image_vectors(images)
         self.__dict__["_indexed_keys"] = keys
         logger.info("followed wv.add_vector(s): %i key(s) added (%i image(s))", len(added), len(images))
+
+    def _grow_row_state(self, n_old: int) -> None:
+        """The per-row state of the vocabulary rows after `n_old` (new words or images): a
+        ``wv.vectors_lockf`` given per row (the user's, e.g. ``intersect_word2vec_format``'s) kept
+        and extended with ones (the new rows learn, as gensim's default; gensim leaves it a row short
+        of every new word), and ``syn1neg`` grown to :meth:`_output_rows` with zero rows, their
+        memory untouched until training writes them (vstack would write 3.6 GB of zeros at
+        GoogleNews's size)."""
+        n = len(self.wv.index_to_key)
+        lockf = getattr(self.wv, "vectors_lockf", None)
+        if isinstance(lockf, np.ndarray) and lockf.ndim == 1 and len(lockf) == n_old > 1:
+            self.wv.vectors_lockf = np.concatenate([lockf, np.ones(n - n_old, dtype=lockf.dtype)])
+        if self.negative and getattr(self, "syn1neg", None) is not None:
+            need, have = self._output_rows(), len(self.syn1neg)
+            if need > have:
+                grown = np.zeros((need, self.layer1_size), dtype=REAL)
+                grown[:have] = self.syn1neg
+                self.syn1neg = grown
 
     def _refuse_reordered(self, call: str) -> None:
         if getattr(self, "_vocab_reordered", False):
@@ -1382,21 +1392,10 @@ class Im2Vec(Word2Vec):
             )
         preresize_count = len(self.wv.vectors)
         self._resize_vectors()  # as gensim's update_weights
-        lockf = getattr(self.wv, "vectors_lockf", None)
-        if isinstance(lockf, np.ndarray) and lockf.ndim == 1 and len(lockf) == preresize_count > 1:
-            # the user's factor per row (e.g. intersect_word2vec_format's), kept; the new rows learn (1, as
-            # gensim's default), where gensim leaves the array a row short of every new word
-            self.wv.vectors_lockf = np.concatenate(
-                [lockf, np.ones(len(self.wv.vectors) - preresize_count, dtype=lockf.dtype)])
         if self.hs:
             gained = len(self.wv.vectors) - preresize_count
             self.syn1 = np.vstack([self.syn1, np.zeros((gained, self.layer1_size), dtype=REAL)])
-        if self.negative:
-            need, have = self._output_rows(), len(self.syn1neg)
-            if need > have:
-                grown = np.zeros((need, self.layer1_size), dtype=REAL)  # (the new rows' memory untouched until
-                grown[:have] = self.syn1neg  # training writes them: vstack would write 3.6 GB of zeros at GoogleNews)
-                self.syn1neg = grown
+        self._grow_row_state(preresize_count)
         feats = self.features
         if self.W is None or (feats is not None and self.W.shape[1] != feats.dim):
             self._init_W()
