@@ -795,7 +795,10 @@ def evaluate_command(model_path, demo_dir, mode, test_path, features_path, train
     text = None
     if text_model:
         _check_readable(text_model, "--text-model")
-        text = _load_pretrained(text_model, "--text-model")  # what `train --pretrained` takes
+        try:
+            text = _load_pretrained(text_model, "--text-model")  # what `train --pretrained` takes
+        except (ValueError, TypeError) as e:  # (load_saved's: not a model, a damaged one)
+            raise click.ClickException(_in_cli_terms(str(e))) from e
     if demo_dir is not None:
         words = os.path.join(demo_dir, "models", "words.w2v")
         if not os.path.exists(words):

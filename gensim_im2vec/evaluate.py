@@ -973,7 +973,8 @@ class EvaluationReport:
             elif any(n is not None for n in sets.values()):  # too few pairs for a ρ to mean anything
                 few = [v for v in (finite("wordsim353"), finite("simlex999")) if v is not None]
                 out.append({"target": what, "value": min(few) if few else float("nan"), "reference": -0.01,
-                            "bar": -0.01, "ok": None, "pairs": max(n or 0 for n in sets.values())})
+                            "bar": -0.01, "ok": False if analog is not None and analog < -0.02 else None,
+                            "pairs": max(n or 0 for n in sets.values())})  # (the analogies decide alone)
         return sorted(out, key=lambda t: int(t["target"].split(".")[0]))
 
     def save_json(self, path: str | os.PathLike) -> None:

@@ -2933,8 +2933,8 @@ class Im2Vec(Word2Vec):
         for item in items:
             pair = isinstance(item, (tuple, list)) and len(item) == 2
             key = item[0] if pair else item
-            if isinstance(key, str) and key not in k2i and key in feats.key_to_index:
-                vector = self.project(feats.vectors[feats.key_to_index[key]])
+            if isinstance(key, str) and key not in k2i and key in feats.key_to_index:  # (unit, as gensim takes a key's)
+                vector = l2_normalize(self.project(feats.vectors[feats.key_to_index[key]])[None])[0]
                 item = (vector, item[1]) if pair else vector
             out.append(item)
         return out

@@ -124,7 +124,7 @@ img.thumb{max-width:%(thumb)dpx;max-height:%(thumb)dpx;border:1px solid #ccc;bac
   color:#999;text-align:center;font-size:.8em}
 img.map{max-width:100%%;border:1px solid #ccc}
 th.num{text-align:right}td.met{font-weight:bold;text-align:center}td.met.yes{background:#c8f0c8;color:#135c13}
-td.met.no{background:#f8cccc;color:#a00}
+td.met.no{background:#f8cccc;color:#a00}td.met.na{background:#eee;color:#555}
 tr.delta td{border-top:2px solid #999}
 ul.space li{margin:2px 0}
 """
@@ -630,7 +630,7 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]], css: str) 
         cells = []
         for h, is_num, text in zip(header, num, row):
             if h == "met":
-                cls = f"met {'yes' if text == 'yes' else 'no'}"
+                cls = f"met {'yes' if text == 'yes' else 'no' if text in ('no', 'NO') else 'na'}"
             else:
                 cls = "num" if is_num else ""
             cells.append(f'<td class="{cls}">{html.escape(text)}</td>' if cls else f"<td>{html.escape(text)}</td>")

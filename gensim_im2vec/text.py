@@ -101,11 +101,11 @@ ENGLISH_STOPWORDS: frozenset[str] = frozenset(
     """.split()
 )
 
-#: Tags that describe the upload, not the picture (seen in OpenClipArt and Flickr metadata).
 #: Stop words a multi-word tag keeps at its ends: they turn its meaning round (``no_smoking``,
 #: ``not_for_sale``, ``off_road``, ``out_of_order``), where ``the_beatles`` loses its ``the``.
-KEPT_AT_ENDS: frozenset[str] = frozenset({"no", "not", "nor", "never", "off", "out", "without", "against", "down"})
+KEPT_AT_ENDS: frozenset[str] = frozenset({"no", "not", "nor", "off", "out", "without", "against", "down"})
 
+#: Tags that describe the upload, not the picture (seen in OpenClipArt and Flickr metadata).
 DEFAULT_JUNK: frozenset[str] = frozenset(
     """
     unsorted openclipart clipart clip_art clipart_library openclipart_org public_domain

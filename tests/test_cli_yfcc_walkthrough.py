@@ -142,6 +142,11 @@ def test_both_models_are_scored_on_the_pairs_both_have_and_few_pairs_decide_noth
     printed = report.format_table()
     assert printed.splitlines()[-1].endswith("n/a (only 5 pairs)") and " NO" not in printed
     assert "pairs WS / SL (missing)" in printed and "0 / 5 (100.0% / 99.5%)" in printed
+    # the analogies do not depend on the pairs: a fall of more than 2 points still says NO
+    fell = dict(delta, analogies=-0.05)
+    assert ev.EvaluationReport(word_similarity=[a, b, fell]).targets()[0]["ok"] is False
+    from gensim_im2vec.report import _html_table  # the HTML report: n/a is neither green nor red
+    assert 'class="met na"' in _html_table(["target", "met"], [["7.", "n/a (only 5 pairs)"]], "t")
 
 
 def test_plenty_of_pairs_still_decide_target_7():
@@ -169,3 +174,13 @@ def test_export_finds_the_thumbnails_of_a_store_keyed_by_stem(slice_, tmp_path):
     result, said = _run(["export", d / "m.model", "-o", tmp_path / "ids", "--images", d / "images",
                          "--keys", "flickr-id"])
     assert result.exit_code == 2 and "is not named as Flickr names photos" in said, said
+
+
+def test_an_unreadable_text_model_is_an_error_line_not_a_traceback(slice_):
+    """(a review: moving --text-model's load before the evaluation let load_saved's ValueError out)"""
+    d = slice_
+    (d / "plain").write_text("just some text, not vectors\n")
+    result, said = _run(["evaluate", d / "m.model", "--test", d / "test.jsonl", "--features", d / "store",
+                         "--baselines", "none", "--text-model", d / "plain"])
+    assert result.exit_code == 1 and said.startswith("Error: ") and "is not a saved model" in said, said
+    assert not isinstance(result.exception, ValueError)

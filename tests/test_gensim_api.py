@@ -205,6 +205,13 @@ def test_a_held_out_image_the_features_hold_is_queried_by_its_key(data):
     by_features = model.similar_by_image(data.features["img:7"], topn=5, restrict="words")
     assert [w for w, _ in by_key] == [w for w, _ in by_features]
     np.testing.assert_allclose([c for _, c in by_key], [c for _, c in by_features], atol=1e-6)
+    # in a sum it weighs as a key does (unit length), not as its raw projection
+    unit = model.project(data.features["img:7"])
+    unit = unit / np.linalg.norm(unit)
+    summed, by_unit = model.most_similar_words(["img:7", "class0"], topn=5), model.most_similar_words([unit, "class0"],
+                                                                                                    topn=5)
+    assert [w for w, _ in summed] == [w for w, _ in by_unit]
+    np.testing.assert_allclose([c for _, c in summed], [c for _, c in by_unit], atol=1e-6)
     assert model.most_similar_images(positive=["img:7", "class0"], topn=3)
     for bad in ("photos/cat.jpg", Image.new("RGB", (8, 8))):
         with pytest.raises(TypeError, match="make_featurizer"):
