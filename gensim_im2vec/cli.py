@@ -1685,7 +1685,7 @@ def extract_ray_command(image_dir, store, key_rule, **options):
     options = _max_pixels(_weights_none(given(options)))
     try:
         images = image_dir if key_rule == "path" else _keyed_files(image_dir, key_rule, options.pop("prefix", None))
-        report = extract_ray(images, store, **options)
+        report = extract_ray(images, store, key_rule=key_rule, **options)
     except (ValueError, TypeError, OSError, WeightsNotAvailableError, PartsFailedError) as e:
         raise click.ClickException(_in_cli_terms(str(e))) from e
     click.echo(report.summary().replace("retry_skipped=False", "--no-retry-skipped")

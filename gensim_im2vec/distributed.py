@@ -1299,6 +1299,9 @@ def extract_ray(
     root = _image_root(images, run_options.get("image_root"))  # what a folder's keys are relative to
     if root is not None:  # the parts record it, and the store the merge makes takes it from them
         run_options["image_root"] = root
+    rule = run_options.get("key_rule") or ("path" if isinstance(images, (str, os.PathLike)) else None)
+    if rule:  # how the keys were made of the files: the parts record it too (FeatureExtractor.extract)
+        run_options["key_rule"] = rule
     _check_counts(part_size=(part_size, 1), shard_size=(shard_size, 1), num_actors=(num_actors, 1),
                   gpus_per_actor=(gpus_per_actor, 0), cpus_per_actor=(cpus_per_actor, 1),
                   batch_size=(batch_size, 1), num_workers=(num_workers, 0))
@@ -1315,6 +1318,13 @@ def extract_ray(
     recorded = None  # the folder the target's keys are relative to, when it is not this run's
     if extend_target:
         _check_target_identity(target, probe, run_options)
+        stored_rule = (_read_json(target / METADATA_FILE) or {}).get("key_rule")
+        if rule and stored_rule and rule != stored_rule:
+            raise ValueError(
+                f"feature store {str(target)!r} holds keys made by --keys {stored_rule} (key_rule={stored_rule!r}), "
+                f"and this run makes them by --keys {rule}: every image would be stored a second time under "
+                f"another key. Give --keys {stored_rule} (key_rule={stored_rule!r}) as the store was made, or "
+                f"extract into a new store (another output directory). Nothing was extracted.")
         recorded = (_read_json(target / METADATA_FILE) or {}).get("image_root") if root is not None else None
         recorded = None if recorded == root else recorded
     want = _wanted_identity(probe, run_options)

@@ -368,3 +368,33 @@ def test_a_run_that_makes_the_keys_otherwise_is_refused(tmp_path):
     assert code == 0 and _metadata(other)["key_rule"] == "path"
     code, out = _cli(_args(photos / "red", other, "--keys", "stem"))
     assert code == 1 and "--keys path" in out, out
+
+
+def test_extract_ray_records_how_the_keys_were_made_and_refuses_another_way(tmp_path, monkeypatch):
+    """(a review: extract_ray neither recorded nor checked key_rule; extract --keys stem then
+    extract_ray of the folder stored every image a second time)"""
+    ray = pytest.importorskip("ray", reason="extract_ray needs Ray Data: pip install 'ray[data]'")
+    pytest.importorskip("ray.data", reason="extract_ray needs Ray Data: pip install 'ray[data]'")
+    from conftest import parts_here
+
+    from gensim_im2vec import distributed
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda *a, **k: None)
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    monkeypatch.setattr(distributed, "_run_parts", parts_here(lambda item, row: None))
+    options = {"arch": "mobilenet_v3_small", "weights": None, "batch_size": 2, "dtype": "float32", "part_size": 2}
+    photos = _photos(tmp_path)
+    store = tmp_path / "S"
+    distributed.extract_ray(photos / "red", store, **options)
+    assert _metadata(store)["key_rule"] == "path"
+    before = _snapshot(store)
+    stems = [(f"img:{Path(p).stem}", p) for _, p in list_images(photos / "red")]
+    with pytest.raises(ValueError, match="--keys path"):
+        distributed.extract_ray(stems, store, key_rule="stem", **options)
+    assert _snapshot(store) == before
+    other = tmp_path / "T"
+    code, out = _cli(_args(photos / "red", other, "--keys", "stem"))
+    assert code == 0, out
+    with pytest.raises(ValueError, match="--keys stem"):
+        distributed.extract_ray(photos / "red", other, **options)
