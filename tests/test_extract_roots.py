@@ -299,8 +299,12 @@ def test_the_cli_summary_counts_a_moved_folders_new_files(tmp_path):
     assert _metadata(store)["image_root"] == str((photos / "red").resolve())
 
 
-def test_extract_ray_records_the_folder_and_says_what_another_one_is(tmp_path, monkeypatch, caplog):
-    """The Ray path: its parts run in this process (:func:`conftest.parts_here`), no Ray is started."""
+RAY_OPTIONS = {"arch": "mobilenet_v3_small", "weights": None, "batch_size": 2, "dtype": "float32", "part_size": 2}
+
+
+def _ray_in_process(monkeypatch):
+    """``(ray, distributed)`` with extract_ray's parts run in this process (:func:`conftest.parts_here`)
+    and no Ray started."""
     ray = pytest.importorskip("ray", reason="extract_ray needs Ray Data: pip install 'ray[data]'")
     pytest.importorskip("ray.data", reason="extract_ray needs Ray Data: pip install 'ray[data]'")
     from conftest import parts_here
@@ -311,7 +315,13 @@ def test_extract_ray_records_the_folder_and_says_what_another_one_is(tmp_path, m
     monkeypatch.setattr(ray, "init", lambda *a, **k: None)
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
     monkeypatch.setattr(distributed, "_run_parts", parts_here(lambda item, row: None))
-    options = {"arch": "mobilenet_v3_small", "weights": None, "batch_size": 2, "dtype": "float32", "part_size": 2}
+    return ray, distributed
+
+
+def test_extract_ray_records_the_folder_and_says_what_another_one_is(tmp_path, monkeypatch, caplog):
+    """The Ray path: its parts run in this process (:func:`conftest.parts_here`), no Ray is started."""
+    ray, distributed = _ray_in_process(monkeypatch)
+    options = RAY_OPTIONS
     photos, store = _photos(tmp_path), tmp_path / "S"
     first = distributed.extract_ray(photos / "red", store, **options)
     assert first.extracted == N and _metadata(store)["image_root"] == str((photos / "red").resolve())
@@ -334,10 +344,7 @@ def test_extract_ray_records_the_folder_and_says_what_another_one_is(tmp_path, m
     assert (report.extracted, report.already, report.changed) == (0, N, 0)
     assert calls == [] and not _said(caplog, logging.WARNING)
     monkeypatch.undo()  # the stat counter and the Ray stand-ins; set again below
-    monkeypatch.setattr(ray, "is_initialized", lambda: False)
-    monkeypatch.setattr(ray, "init", lambda *a, **k: None)
-    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
-    monkeypatch.setattr(distributed, "_run_parts", parts_here(lambda item, row: None))
+    _ray_in_process(monkeypatch)
     moved = tmp_path / "copy"
     shutil.copytree(photos / "red", moved, copy_function=shutil.copy2)
     report = distributed.extract_ray(moved, store, **options, on_changed="raise")
@@ -373,17 +380,8 @@ def test_a_run_that_makes_the_keys_otherwise_is_refused(tmp_path):
 def test_extract_ray_records_how_the_keys_were_made_and_refuses_another_way(tmp_path, monkeypatch):
     """(a review: extract_ray neither recorded nor checked key_rule; extract --keys stem then
     extract_ray of the folder stored every image a second time)"""
-    ray = pytest.importorskip("ray", reason="extract_ray needs Ray Data: pip install 'ray[data]'")
-    pytest.importorskip("ray.data", reason="extract_ray needs Ray Data: pip install 'ray[data]'")
-    from conftest import parts_here
-
-    from gensim_im2vec import distributed
-
-    monkeypatch.setattr(ray, "is_initialized", lambda: False)
-    monkeypatch.setattr(ray, "init", lambda *a, **k: None)
-    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
-    monkeypatch.setattr(distributed, "_run_parts", parts_here(lambda item, row: None))
-    options = {"arch": "mobilenet_v3_small", "weights": None, "batch_size": 2, "dtype": "float32", "part_size": 2}
+    ray, distributed = _ray_in_process(monkeypatch)
+    options = RAY_OPTIONS
     photos = _photos(tmp_path)
     store = tmp_path / "S"
     distributed.extract_ray(photos / "red", store, **options)
