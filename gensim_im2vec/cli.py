@@ -245,13 +245,6 @@ def _check_replaceable(path: str, option: str, what: str, is_ours: Callable[[str
                              f"path, or delete that file first if it is no longer needed.", param_hint=option)
 
 
-def _is_saved_model(path: str) -> bool:
-    """Whether `path` holds a model saved by gensim (a pickle of a gensim or gensim_im2vec class; an
-    ``.gz`` / ``.bz2`` one decompressed), as ``im2vec train -o`` writes: its first bytes say so."""
-    head = _first_bytes(path, 64)
-    return head[:1] == b"\x80" and b"gensim" in head
-
-
 def _is_text(path: str) -> bool:
     """Whether `path` starts as UTF-8 text with no NUL byte (a documents file, as `im2vec normalize`
     writes it), judged on its first 64 KiB."""
@@ -397,11 +390,8 @@ def extract_command(image_dir, store, key_rule, **options):
     _check_output(store, "'-o' / '--output'", folder=True)
     options = _max_pixels(_weights_none(given(options)))
     try:
-        if key_rule == "path":
-            report = extract(image_dir, store, key_rule="path", **options)
-        else:
-            report = extract(_keyed_files(image_dir, key_rule, options.pop("prefix", None)), store, key_rule=key_rule,
-                             **options)
+        images = image_dir if key_rule == "path" else _keyed_files(image_dir, key_rule, options.pop("prefix", None))
+        report = extract(images, store, key_rule=key_rule, **options)
     except (ValueError, TypeError, OSError, WeightsNotAvailableError) as e:
         raise click.ClickException(_in_cli_terms(str(e))) from e
     click.echo(report.summary().replace("retry_skipped=False", "--no-retry-skipped")
@@ -1025,12 +1015,13 @@ def train_command(documents, features, output, pretrained, analogies_path, resum
     written by `im2vec normalize`) with the images' features from a FeatureStore."""
 
     from gensim_im2vec.corpora import LineDocuments
+    from gensim_im2vec.model import _looks_saved
     from gensim_im2vec.store import FeatureStore
 
     _check_output(output, "'-o' / '--output'")
     _check_not_input(output, "'-o' / '--output'", {"the DOCUMENTS": documents, "the --pretrained model": pretrained,
                                                         "the -f / --features store": features})
-    _check_replaceable(output, "'-o' / '--output'", "a saved model (gensim's pickle)", _is_saved_model)
+    _check_replaceable(output, "'-o' / '--output'", "a saved model (gensim's pickle)", _looks_saved)
     if options.pop("train_new_words"):  # --pretrained's default said out loud: the same options recorded
         if options.get("train_words") is not None:
             raise click.UsageError("--train-new-words and --train-words / --freeze-words each say which words learn: "

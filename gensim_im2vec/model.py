@@ -1021,13 +1021,13 @@ class Im2Vec(Word2Vec):
         if self.cbow_mean:
             l1 /= len(indices)
         out = self._output_rows()
+        images = self._vocab_image_rows[:out] >= 0
         logits = (self.syn1neg[:out] @ np.asarray(l1, dtype=self.syn1neg.dtype)).astype(np.float64)
-        logits[self._vocab_image_rows[:out] >= 0] = -np.inf  # (an image's output row: zeros, never an answer)
+        logits[images] = -np.inf  # (an image's output row: zeros, never an answer)
         prob = np.exp(logits - logits.max())
         prob /= prob.sum()
         top = matutils.argsort(prob, topn=topn, reverse=True)
-        words = int(np.count_nonzero(self._vocab_image_rows[:out] < 0))
-        return [(self.wv.index_to_key[i], float(prob[i])) for i in top[:words]]
+        return [(self.wv.index_to_key[i], float(prob[i])) for i in top[: out - int(images.sum())]]
 
     def _refuse_during_training(self, call: str) -> None:
         """A vocabulary change from a callback during :meth:`train` is refused before anything changes."""
@@ -1795,7 +1795,9 @@ class Im2Vec(Word2Vec):
         schedule = self.alpha, self.min_alpha, self.epochs  # gensim sets them before it checks the arguments
         was_training, self._training = getattr(self, "_training", False), True  # build_vocab refuses meanwhile (not saved)
         try:
-            self._lockf = self._training_lockf()  # (wv.vectors_lockf checked by _ensure_writable)  # the kernels' (gensim's own never train "new": corpusfile)
+            # the kernels' lock factors (gensim's own never train "new": corpusfile); wv.vectors_lockf was
+            # checked by _ensure_writable
+            self._lockf = self._training_lockf()
             # one BLAS thread inside each worker; gensim's worker threads give the parallelism
             with threadpool_limits(limits=1, user_api="blas"):
                 result = super().train(
@@ -2923,18 +2925,27 @@ class Im2Vec(Word2Vec):
         exclude = [wv.get_index(k) for k in query_keys(positive + negative) if wv.has_index_for(k)]
         return self._top(sims, topn, self._modality_mask(restrict), exclude)
 
+    def _held_out_features(self, key) -> np.ndarray | None:
+        """The features of `key` when it is an image the model's features hold but its vocabulary
+        lacks (held out of training, in the model's store), else None."""
+        feats = self.features
+        if feats is None or not isinstance(key, str) or key in self.wv.key_to_index:
+            return None
+        row = feats.key_to_index.get(key)
+        return None if row is None else feats.vectors[row]
+
     def _held_out_keys(self, items: list) -> list:
-        """Query items with each image key the vocabulary lacks but the features hold (an image
-        held out of training, in the model's store) replaced by its :meth:`project` vector."""
-        feats, k2i = self.features, self.wv.key_to_index
-        if feats is None:
+        """Query items with each image key the vocabulary lacks but the features hold
+        (:meth:`_held_out_features`) replaced by its :meth:`project` vector, unit length as gensim
+        takes a key's."""
+        if self.features is None:
             return items
         out = []
         for item in items:
             pair = isinstance(item, (tuple, list)) and len(item) == 2
-            key = item[0] if pair else item
-            if isinstance(key, str) and key not in k2i and key in feats.key_to_index:  # (unit, as gensim takes a key's)
-                vector = l2_normalize(self.project(feats.vectors[feats.key_to_index[key]])[None])[0]
+            v = self._held_out_features(item[0] if pair else item)
+            if v is not None:
+                vector = l2_normalize(self.project(v)[None])[0]
                 item = (vector, item[1]) if pair else vector
             out.append(item)
         return out
@@ -4077,11 +4088,12 @@ def _checked_load(load, expected: tuple, fname, *args, upgrade: bool = False, **
 
 
 def _looks_saved(path: str) -> bool:
-    """Whether `path` starts as a model gensim saved does (a pickle naming a gensim class)."""
+    """Whether `path` starts as a model gensim saved does: a pickle naming a gensim or gensim_im2vec
+    class in its first bytes (an ``.gz`` / ``.bz2`` one decompressed, as gensim opens it)."""
     try:
-        with open(path, "rb") as f:
+        with utils.open(path, "rb") as f:
             head = f.read(64)
-    except OSError:
+    except (OSError, EOFError):  # (unreadable, or not the compressed data its suffix says)
         return False
     return head.startswith(b"\x80") and b"gensim" in head
 

@@ -663,14 +663,13 @@ class QuerySession:
         """``(key, features)`` of an image the model's features hold but its vocabulary does not
         (`text` the key, with or without the image prefix), else None."""
         m = self.model
-        feats = getattr(m, "features", None)
-        if feats is None or m.W is None:
+        if getattr(m, "W", None) is None or not hasattr(m, "_held_out_features"):
             return None
         prefix = getattr(m, "image_prefix", IMAGE_PREFIX)
         for key in (text, prefix + text) if not text.startswith(prefix) else (text,):
-            row = feats.key_to_index.get(key)
-            if row is not None and key not in m.wv.key_to_index:
-                return key, np.asarray(feats.vectors[row], dtype=np.float32)
+            v = m._held_out_features(key)
+            if v is not None:
+                return key, np.asarray(v, dtype=np.float32)
         return None
 
     def _answer_features(self, feats, title: str) -> str:
