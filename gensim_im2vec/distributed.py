@@ -1292,14 +1292,14 @@ def extract_ray(
         nothing is merged, and the same call continues from them.
     """
     t0 = time.perf_counter()
-    from gensim_im2vec.features import _check_on_changed, _image_root
+    from gensim_im2vec.features import _check_on_changed, _image_root, _key_rule, check_key_rule
 
     _check_on_changed(on_changed)
     fx_options, run_options, mode, prefix = _extractor_options(options)
     root = _image_root(images, run_options.get("image_root"))  # what a folder's keys are relative to
     if root is not None:  # the parts record it, and the store the merge makes takes it from them
         run_options["image_root"] = root
-    rule = run_options.get("key_rule") or ("path" if isinstance(images, (str, os.PathLike)) else None)
+    rule = _key_rule(images, run_options.get("key_rule"))
     if rule:  # how the keys were made of the files: the parts record it too (FeatureExtractor.extract)
         run_options["key_rule"] = rule
     _check_counts(part_size=(part_size, 1), shard_size=(shard_size, 1), num_actors=(num_actors, 1),
@@ -1318,14 +1318,9 @@ def extract_ray(
     recorded = None  # the folder the target's keys are relative to, when it is not this run's
     if extend_target:
         _check_target_identity(target, probe, run_options)
-        stored_rule = (_read_json(target / METADATA_FILE) or {}).get("key_rule")
-        if rule and stored_rule and rule != stored_rule:
-            raise ValueError(
-                f"feature store {str(target)!r} holds keys made by --keys {stored_rule} (key_rule={stored_rule!r}), "
-                f"and this run makes them by --keys {rule}: every image would be stored a second time under "
-                f"another key. Give --keys {stored_rule} (key_rule={stored_rule!r}) as the store was made, or "
-                f"extract into a new store (another output directory). Nothing was extracted.")
-        recorded = (_read_json(target / METADATA_FILE) or {}).get("image_root") if root is not None else None
+        target_meta = _read_json(target / METADATA_FILE) or {}
+        check_key_rule(target, target_meta.get("key_rule"), rule)
+        recorded = target_meta.get("image_root") if root is not None else None
         recorded = None if recorded == root else recorded
     want = _wanted_identity(probe, run_options)
     del probe
@@ -1388,15 +1383,10 @@ def extract_ray(
                         "without a stamp are not compared)", stamps.given, time.perf_counter() - t_stat)
             del stamps
             if n_changed:
-                from gensim_im2vec.features import (
-                    ChangedFilesError,
-                    ImageRootError,
-                    _changed_message,
-                )
+                from gensim_im2vec.features import _changed_error, _changed_message
 
                 if on_changed == "raise":
-                    message = _changed_message(target, changed, refused=True, count=n_changed, roots=roots)
-                    raise (ImageRootError(message, *roots, changed) if roots else ChangedFilesError(message, changed))
+                    raise _changed_error(target, changed, roots=roots, count=n_changed)
                 logger.warning("%s", _changed_message(target, changed, refused=False, count=n_changed, roots=roots))
         if roots:  # what else a run from another folder is: moved, unrelated, or around the target's (paths only)
             from gensim_im2vec.features import root_note

@@ -1074,7 +1074,7 @@ class FeatureExtractor:
         meta = dict(self.metadata, normalisation=normalise)
         if root is not None:  # what the keys are relative to: recorded by the run that makes the store
             meta["image_root"] = root
-        rule = key_rule or ("path" if isinstance(images, (str, os.PathLike)) else None)
+        rule = _key_rule(images, key_rule)
         if rule:  # and how they were made of the files
             meta["key_rule"] = rule
         inputs = images_digest(items) if mode in ("create", "overwrite") else True  # what a rerun must be given
@@ -1090,20 +1090,14 @@ class FeatureExtractor:
                 for pos, (k, p) in enumerate(items)
                 if k not in done and (retry_skipped or k not in before)
             ]
-            stored_rule = writer.metadata.get("key_rule")
-            if rule and stored_rule and rule != stored_rule and len(done):
-                raise ValueError(
-                    f"feature store {str(path)!r} holds keys made by --keys {stored_rule} (key_rule={stored_rule!r}), "
-                    f"and this run makes them by --keys {rule}: every image would be stored a second time under "
-                    f"another key. Give --keys {stored_rule} (key_rule={stored_rule!r}) as the store was made, or "
-                    f"extract into a new store (another output directory). Nothing was extracted.")
+            if len(done):
+                check_key_rule(path, writer.metadata.get("key_rule"), rule)
             seen = [it for it in items if it[0] in done]  # stored before: checked against their files' stamps
             changed = _changed_files(writer, seen) if on_changed != "ignore" else []
             recorded = writer.metadata.get("image_root") if root is not None else None
             roots = (recorded, root) if recorded is not None and recorded != root else None  # keys of another folder
             if changed and on_changed == "raise":
-                message = _changed_message(path, changed, refused=True, roots=roots)
-                raise ImageRootError(message, *roots, changed) if roots else ChangedFilesError(message, changed)
+                raise _changed_error(path, changed, roots=roots)
             if changed:
                 logger.warning("%s", _changed_message(path, changed, refused=False, roots=roots))
             if roots:  # what else a run from another folder is: moved, unrelated, or around the store's
@@ -1300,6 +1294,35 @@ def _changed_files(writer: FeatureStoreWriter, seen: list[tuple[str, str]]) -> l
 
 
 # ----------------------------------------------------------------------------- the folder keys are relative to
+
+def _key_rule(images, key_rule: str | None) -> str | None:
+    """How the keys of `images` were made: `key_rule` as given, "path" for a directory (its own
+    keys, :func:`list_images`), else None (pairs keyed some other way: not recorded, not checked)."""
+    return key_rule or ("path" if isinstance(images, (str, os.PathLike)) else None)
+
+
+def check_key_rule(path, stored: str | None, rule: str | None) -> None:
+    """Refuse a run whose keys are made by `rule` into the store `path`, whose keys were made by
+    `stored` (``metadata["key_rule"]``; shared by :meth:`FeatureExtractor.extract` and
+    :func:`~gensim_im2vec.distributed.extract_ray`): every image would be stored a second time under
+    another key. Either unknown (a store made before it was recorded, pairs): nothing to check."""
+    if rule and stored and rule != stored:
+        raise ValueError(
+            f"feature store {str(path)!r} holds keys made by --keys {stored} (key_rule={stored!r}), and this run "
+            f"makes them by --keys {rule}: every image would be stored a second time under another key. Give "
+            f"--keys {stored} (key_rule={stored!r}) as the store was made, or extract into a new store (another "
+            f"output directory). Nothing was extracted.")
+
+
+def _changed_error(path, changed: list[tuple[str, str]], *, roots: tuple[str, str] | None,
+                   count: int | None = None) -> ChangedFilesError:
+    """The error that stops a run (``on_changed="raise"``) whose `changed` files look changed: an
+    :class:`ImageRootError` in a run from another folder than the store's (`roots`), else a
+    :class:`ChangedFilesError` (shared by :meth:`FeatureExtractor.extract` and
+    :func:`~gensim_im2vec.distributed.extract_ray`)."""
+    message = _changed_message(path, changed, refused=True, count=count, roots=roots)
+    return ImageRootError(message, *roots, changed) if roots else ChangedFilesError(message, changed)
+
 
 def _image_root(images, image_root) -> str | None:
     """The folder the keys of `images` are relative to, resolved: a directory given as `images`, else
