@@ -634,6 +634,16 @@ def _covered(kv: KeyedVectors, restrict_vocab: int) -> set[str]:
     return {k.upper() for k in kv.index_to_key[:restrict_vocab]}
 
 
+def _pairs_rho(kv: KeyedVectors, path: str, restrict_vocab: int) -> tuple[float, float]:
+    """``(Spearman ρ, Pearson r)`` of `kv` on the word pairs of `path`, as gensim's
+    ``evaluate_word_pairs`` scores them; NaN for both when fewer than two pairs are scored."""
+    try:
+        pearson, spearman, _ = kv.evaluate_word_pairs(path, restrict_vocab=restrict_vocab, case_insensitive=True)
+    except (ValueError, ZeroDivisionError):
+        return float("nan"), float("nan")
+    return float(spearman[0]), float(pearson[0])
+
+
 def _word_pairs(path: str) -> list[tuple[str, str, str]]:
     """The pairs of a word-similarity file as gensim's ``evaluate_word_pairs`` reads them: (line,
     word a, word b) upper-cased, comment lines and lines that are not ``a<TAB>b<TAB>score`` left out."""
@@ -689,23 +699,18 @@ def word_similarity(model_or_kv, *, restrict_vocab: int = 300_000, analogy_vocab
     other = None if same_pairs_as is None else _covered(words_only(same_pairs_as), restrict_vocab)
     for name, fname in WORD_PAIR_SETS:
         pairs = _word_pairs(datapath(fname))
-        own = [line for line, a, b in pairs if a in covered and b in covered]
-        scored = own if other is None else [line for line, a, b in pairs
-                                            if a in covered and b in covered and a in other and b in other]
+        own = [(line, a, b) for line, a, b in pairs if a in covered and b in covered]
+        scored = [line for line, a, b in own if other is None or (a in other and b in other)]
         out[f"{name}_pairs"] = len(scored)
         out[f"{name}_oov"] = 100.0 * (len(pairs) - len(scored)) / len(pairs) if pairs else 100.0
-        with tempfile.TemporaryDirectory() as tmp:
-            path = datapath(fname)
-            if len(scored) < len(own):  # gensim scores what the file holds: a file of the shared pairs
+        if len(scored) < len(own):  # gensim scores what the file holds: a file of the shared pairs
+            with tempfile.TemporaryDirectory() as tmp:
                 path = os.path.join(tmp, fname)
                 with open(path, "w", encoding="utf-8") as f:
                     f.writelines(scored)
-            try:
-                pearson, spearman, _ = kv.evaluate_word_pairs(path, restrict_vocab=restrict_vocab,
-                                                              case_insensitive=True)
-                out[name], out[f"{name}_pearson"] = float(spearman[0]), float(pearson[0])
-            except (ValueError, ZeroDivisionError):  # fewer than two pairs scored
-                out[name] = out[f"{name}_pearson"] = float("nan")
+                out[name], out[f"{name}_pearson"] = _pairs_rho(kv, path, restrict_vocab)
+        else:
+            out[name], out[f"{name}_pearson"] = _pairs_rho(kv, datapath(fname), restrict_vocab)
     if analogies:
         score, sections = kv.evaluate_word_analogies(datapath("questions-words.txt"),
                                                      restrict_vocab=analogy_vocab, case_insensitive=True)
