@@ -81,6 +81,22 @@ def ray_not_reached(monkeypatch):
     monkeypatch.setattr(ray, "init", init)
 
 
+def ray_in_process(monkeypatch):
+    """``(ray, distributed)`` with Ray "started" on 2 CPUs and ``extract_ray``'s parts run in this
+    process (:func:`parts_here`); skipped without Ray Data."""
+    import pytest
+
+    ray = pytest.importorskip("ray", reason="extract_ray needs Ray Data: pip install 'ray[data]'")
+    pytest.importorskip("ray.data", reason="extract_ray needs Ray Data: pip install 'ray[data]'")
+    from gensim_im2vec import distributed
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda *a, **k: None)
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    monkeypatch.setattr(distributed, "_run_parts", parts_here(lambda item, row: None))
+    return ray, distributed
+
+
 def parts_here(on_part, stop_after=None):
     """A stand-in for ``distributed._run_parts`` (tests/test_ray_audit.py, tests/test_ray_plan.py): the
     actors' own class, run in this process part by part; ``on_part(item, row)`` is told each item

@@ -18,6 +18,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import ray_in_process
 from test_extract_resume import _args, _cli, _counts
 
 from gensim_im2vec import features
@@ -302,25 +303,9 @@ def test_the_cli_summary_counts_a_moved_folders_new_files(tmp_path):
 RAY_OPTIONS = {"arch": "mobilenet_v3_small", "weights": None, "batch_size": 2, "dtype": "float32", "part_size": 2}
 
 
-def _ray_in_process(monkeypatch):
-    """``(ray, distributed)`` with extract_ray's parts run in this process (:func:`conftest.parts_here`)
-    and no Ray started."""
-    ray = pytest.importorskip("ray", reason="extract_ray needs Ray Data: pip install 'ray[data]'")
-    pytest.importorskip("ray.data", reason="extract_ray needs Ray Data: pip install 'ray[data]'")
-    from conftest import parts_here
-
-    from gensim_im2vec import distributed
-
-    monkeypatch.setattr(ray, "is_initialized", lambda: False)
-    monkeypatch.setattr(ray, "init", lambda *a, **k: None)
-    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
-    monkeypatch.setattr(distributed, "_run_parts", parts_here(lambda item, row: None))
-    return ray, distributed
-
-
 def test_extract_ray_records_the_folder_and_says_what_another_one_is(tmp_path, monkeypatch, caplog):
     """The Ray path: its parts run in this process (:func:`conftest.parts_here`), no Ray is started."""
-    ray, distributed = _ray_in_process(monkeypatch)
+    ray, distributed = ray_in_process(monkeypatch)
     options = RAY_OPTIONS
     photos, store = _photos(tmp_path), tmp_path / "S"
     first = distributed.extract_ray(photos / "red", store, **options)
@@ -344,7 +329,7 @@ def test_extract_ray_records_the_folder_and_says_what_another_one_is(tmp_path, m
     assert (report.extracted, report.already, report.changed) == (0, N, 0)
     assert calls == [] and not _said(caplog, logging.WARNING)
     monkeypatch.undo()  # the stat counter and the Ray stand-ins; set again below
-    _ray_in_process(monkeypatch)
+    ray_in_process(monkeypatch)
     moved = tmp_path / "copy"
     shutil.copytree(photos / "red", moved, copy_function=shutil.copy2)
     report = distributed.extract_ray(moved, store, **options, on_changed="raise")
@@ -380,7 +365,7 @@ def test_a_run_that_makes_the_keys_otherwise_is_refused(tmp_path):
 def test_extract_ray_records_how_the_keys_were_made_and_refuses_another_way(tmp_path, monkeypatch):
     """(a review: extract_ray neither recorded nor checked key_rule; extract --keys stem then
     extract_ray of the folder stored every image a second time)"""
-    ray, distributed = _ray_in_process(monkeypatch)
+    ray, distributed = ray_in_process(monkeypatch)
     options = RAY_OPTIONS
     photos = _photos(tmp_path)
     store = tmp_path / "S"

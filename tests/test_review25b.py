@@ -53,18 +53,11 @@ def test_file_stamps_refuses_unsigned_rows_beyond_the_store(tmp_path):
 def test_extract_ray_extends_a_target_whose_stamp_count_is_negative(tmp_path, monkeypatch, caplog):
     """The driver's check of the target read its stamps with the negative count and stopped with NumPy's
     error before any work; now they are damaged stamps: said, not compared, removed by the merge."""
-    ray = pytest.importorskip("ray", reason="extract_ray needs Ray Data: pip install 'ray[data]'")
-    pytest.importorskip("ray.data", reason="extract_ray needs Ray Data: pip install 'ray[data]'")
-    from conftest import parts_here
+    from conftest import ray_in_process
     from PIL import Image
 
-    from gensim_im2vec import distributed
-    from gensim_im2vec.distributed import extract_ray
-
-    monkeypatch.setattr(ray, "is_initialized", lambda: False)
-    monkeypatch.setattr(ray, "init", lambda *a, **k: None)
-    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
-    monkeypatch.setattr(distributed, "_run_parts", parts_here(lambda item, row: None))
+    _, distributed = ray_in_process(monkeypatch)
+    extract_ray = distributed.extract_ray
     photos = tmp_path / "photos"
     photos.mkdir()
     for i in range(3):
