@@ -308,10 +308,27 @@ FEATURE_INPUTS = ("arch", "weights", "layer", "preprocessing", "precision", "dec
                   "torchvision_version")
 
 
+def _images_digest(folder: Path) -> str:
+    """A digest of the images under `folder` (their keys and bytes): what a feature store's rows
+    depend on of a data set. Its tags and texts are not in it, so a change of the normaliser
+    rebuilds the data set and keeps its features."""
+    from gensim_im2vec.features import list_images
+
+    h = hashlib.sha256()
+    for key, path in list_images(folder):
+        one = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                one.update(block)
+        h.update(key.encode("utf-8") + b"\0" + one.digest())
+    return h.hexdigest()[:16]
+
+
 def extract_features(cfg: DemoConfig, steps: Steps) -> None:
-    """One feature store per image set. The step's key is what the rows depend on (the extractor's
-    :data:`FEATURE_INPUTS`, not its source: a refactor that keeps the arithmetic keeps the store);
-    a store made with other inputs is rewritten, an interrupted one continued."""
+    """One feature store per image set. The step's key is what the rows depend on: the images'
+    keys and bytes (not the data set's tags, so a change of the normaliser keeps the features) and
+    the extractor's :data:`FEATURE_INPUTS` (not its source: a refactor that keeps the arithmetic
+    keeps the store); a store made with other inputs is rewritten, an interrupted one continued."""
     from gensim_im2vec.features import FeatureExtractor
     from gensim_im2vec.weights import install_offline_weights
 
@@ -333,8 +350,9 @@ def extract_features(cfg: DemoConfig, steps: Steps) -> None:
             report = fx.extract(p["data"] / name, store, mode=mode)
             return {"images": len(report.store), "skipped": len(report.skipped)}
 
+        steps.upstream(f"dataset-{name}")  # (built or reused in this run: its images are there)
         steps.run(f"features-{name}", {"name": name, "limit": cfg.limit, **inputs,
-                                       "upstream": steps.upstream(f"dataset-{name}")}, [store / "metadata.json"], run)
+                                       "images": _images_digest(p["data"] / name)}, [store / "metadata.json"], run)
 
 
 def text_sentences(cfg: DemoConfig):

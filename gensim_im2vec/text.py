@@ -45,6 +45,12 @@ Tags are units: a multi-word tag stays one token unless ``multiword="split"``:
 >>> Normalizer(multiword="split").tags(["New York", "hash(0x885c2bc)"])
 ['new', 'york']
 
+Stop words leave a tag's ends, but not the words that turn its meaning round, nor the particle
+that ends it (:data:`KEPT_AT_ENDS`, :data:`KEPT_AT_END`; such a tag also stays whole when split):
+
+>>> norm.tags("the+beatles,no+smoking,thumbs+up,in+the+park")
+['beatles', 'no_smoking', 'thumbs_up', 'park']
+
 What was removed, and why (the slides estimate ~15% of a raw tag vocabulary is noise):
 
 >>> norm = Normalizer()
@@ -78,6 +84,8 @@ from typing import Literal
 __all__ = [
     "ENGLISH_STOPWORDS",
     "DEFAULT_JUNK",
+    "KEPT_AT_END",
+    "KEPT_AT_ENDS",
     "Normalizer",
     "NormalizationStats",
     "url_decode",
@@ -104,6 +112,11 @@ ENGLISH_STOPWORDS: frozenset[str] = frozenset(
 #: Stop words a multi-word tag keeps at its ends: they turn its meaning round (``no_smoking``,
 #: ``not_for_sale``, ``off_road``, ``out_of_order``), where ``the_beatles`` loses its ``the``.
 KEPT_AT_ENDS: frozenset[str] = frozenset({"no", "not", "nor", "off", "out", "without", "against", "down"})
+
+#: Stop words a multi-word tag keeps at its end: the particles of ``thumbs_up``, ``check_in``,
+#: ``rock_on``, ``game_over`` (their opposites ``down``, ``out``, ``off`` are kept at both ends),
+#: where ``in_the_park`` still loses its leading ``in``.
+KEPT_AT_END: frozenset[str] = KEPT_AT_ENDS | {"up", "on", "in", "over"}
 
 #: Tags that describe the upload, not the picture (seen in OpenClipArt and Flickr metadata).
 DEFAULT_JUNK: frozenset[str] = frozenset(
@@ -688,6 +701,8 @@ class Normalizer:
         pieces = self._split(s)
         if is_tag and self.multiword == "join":
             out = self._joined_tag(pieces, reasons)
+        elif is_tag and (kept := self._kept_whole(pieces, reasons)) is not None:
+            out = kept
         else:
             out = [tok for p in pieces for tok in self._piece_tokens(p, is_tag, reasons)]
         if not out and not reasons:
@@ -697,8 +712,9 @@ class Normalizer:
     def _joined_tag(self, pieces: list[str], reasons: list[str]) -> list[str]:
         """A multi-word tag as one token (``new_york``): its words without noise, stop words
         stripped at both ends (``the_beatles`` → ``beatles``), but not the words that turn its
-        meaning round (``no_smoking``, ``not_for_sale``, ``off_road``: :data:`KEPT_AT_ENDS`); a
-        tag of stop words alone goes as one (reason "stopword")."""
+        meaning round (``no_smoking``, ``not_for_sale``, ``off_road``: :data:`KEPT_AT_ENDS`) nor
+        the particle that ends a phrase (``thumbs_up``, ``check_in``: :data:`KEPT_AT_END`); a tag
+        of stop words alone goes as one (reason "stopword")."""
         parts: list[str] = []
         for p in pieces:
             subs = [x for x in p.split("_") if x]
@@ -711,7 +727,7 @@ class Normalizer:
         lo, hi = 0, len(parts)  # strip stop words at both ends (indices: pop(0) is quadratic)
         while lo < hi and parts[lo] in sw and parts[lo] not in KEPT_AT_ENDS:
             lo += 1
-        while hi > lo and parts[hi - 1] in sw and parts[hi - 1] not in KEPT_AT_ENDS:
+        while hi > lo and parts[hi - 1] in sw and parts[hi - 1] not in KEPT_AT_END:
             hi -= 1
         if parts and (lo == hi or all(p in sw for p in parts[lo:hi])):
             reasons.append("stopword")  # (the, not_a, out_of: nothing of its own)
@@ -722,6 +738,24 @@ class Normalizer:
             if self._keep(tok, reasons, True):
                 return [tok]
         return []
+
+    def _kept_whole(self, pieces: list[str], reasons: list[str]) -> list[str] | None:
+        """With ``multiword="split"``: a tag whose end words would be dropped as stop words but
+        turn its meaning round stays one token (``no_smoking``, not ``smoking``; ``thumbs_up``,
+        not ``thumbs``); None for a tag that splits."""
+        if not self.stopwords:
+            return None
+        scratch: list[str] = []
+        joined = self._joined_tag(pieces, scratch)
+        if not joined:
+            return None
+        parts = joined[0].split("_")
+        first, last = parts[0], parts[-1]
+        if len(parts) > 1 and ((first in KEPT_AT_ENDS and first in self.stopwords)
+                               or (last in KEPT_AT_END and last in self.stopwords)):
+            reasons.extend(scratch)
+            return joined
+        return None
 
     def _piece_tokens(self, piece: str, is_tag: bool, reasons: list[str]) -> list[str]:
         """The tokens of one piece of a text word or of a tag split into several words."""

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -267,6 +268,40 @@ def test_features_made_with_other_inputs_are_rewritten_and_what_reads_them_rerun
     assert after["created"] != before["created"] and after["count"] == before["count"]  # rewritten, not extended
     np.testing.assert_array_equal(
         np.load(os.path.join(cfg.out_dir, "features", name, "features.npy"), mmap_mode="r"), rows)
+
+
+@pytest.mark.slow
+def test_a_new_normaliser_rebuilds_the_data_and_keeps_the_features(demo, monkeypatch):
+    """The feature step's key held the data set step's, whose key holds text.py's source: every
+    change of the normaliser re-extracted every image, though the features depend on the images'
+    bytes alone. Now a rebuilt data set with the same images keeps its stores; training reruns."""
+    import gensim_im2vec.pipeline as pipeline
+    from gensim_im2vec.features import list_images
+
+    cfg, _, _ = demo
+    name = cfg.image_sets[0]
+    run_demo(cfg, echo=lambda line: None)  # every step as this code makes it (a test before may have changed one)
+    before = _store_meta(cfg, name)
+    code = pipeline._code
+    monkeypatch.setattr(pipeline, "_code", lambda *m: code(*m) + ("-new-text" if "text" in m else ""))
+    lines = []
+    run_demo(cfg, echo=lines.append)
+    ran = {line.split("]")[0][1:] for line in lines if line.startswith("[") and "running" in line}
+    assert {f"dataset-{n}" for n in cfg.image_sets} | {f"train-{cfg.mode}"} <= ran
+    assert not {f"features-{n}" for n in cfg.image_sets} & ran
+    assert _store_meta(cfg, name)["created"] == before["created"]
+    # an image's bytes changed: its store's key changes with them
+    folder = Path(cfg.out_dir) / "data" / name
+    path = list_images(folder)[0][1]
+    digest = pipeline._images_digest(folder)
+    with open(path, "ab") as f:
+        f.write(b"\0")
+    try:
+        assert pipeline._images_digest(folder) != digest
+    finally:
+        with open(path, "r+b") as f:
+            f.truncate(os.path.getsize(path) - 1)
+    assert pipeline._images_digest(folder) == digest
 
 
 def test_a_model_trained_on_another_split_is_not_evaluated_on_this_one(demo):

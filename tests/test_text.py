@@ -301,6 +301,28 @@ def test_a_multiword_tag_keeps_the_words_that_turn_its_meaning_round():
     assert norm.stats.reasons["stopword"] == 3 and norm.stats.reasons.get("empty", 0) == 0
 
 
+def test_a_multiword_tag_keeps_the_particle_at_its_end():
+    """``thumbs+up`` was ``thumbs`` while ``thumbs+down`` was ``thumbs_down`` (down was kept, up
+    stripped), the emoji "index pointing up" lost its ``up`` and "pointing down" kept its ``down``;
+    a particle at the end stays, a preposition at the start still goes."""
+    norm = Normalizer()
+    assert norm.tags("thumbs+up,thumbs+down,check-in,rock-on,game+over,pick-up,in+the+park,up+up,upc-a") == [
+        "thumbs_up", "thumbs_down", "check_in", "rock_on", "game_over", "pick_up", "park", "upc"]
+    assert norm.tags(["thumbs_up"]) == ["thumbs_up"]  # idempotent
+
+
+def test_split_multiword_tags_keep_a_negation_whole():
+    """``multiword="split"`` turned ``no+smoking`` into ``smoking`` (``no`` a stop word dropped as a
+    token of its own) and ``thumbs+up`` into ``thumbs``: such a tag stays one token; other tags
+    split, and without stop words nothing is lost by splitting, so everything splits."""
+    split = Normalizer(multiword="split")
+    assert split.tags("no+smoking,thumbs+up,off+road,new+york,hands+on+deck,the+beatles") == [
+        "no_smoking", "thumbs_up", "off_road", "new", "york", "hands", "deck", "beatles"]
+    assert Normalizer(multiword="split", stopwords=None).tags("no+smoking") == ["no", "smoking"]
+    # a custom stop word list without "no": the negation is a token of its own
+    assert Normalizer(multiword="split", stopwords=frozenset({"the"})).tags("no+smoking") == ["no", "smoking"]
+
+
 def test_the_summary_says_reasons_count_pieces():
     """The reasons count pieces (geo:lat=43.1 keeps geo_lat and drops a number), so they may add up
     to more than the tokens removed whole: the summary says so (it read "removed 0 ...; dropped:
