@@ -107,6 +107,7 @@ __all__ = [
     "list_datasets",
     "load_split",
     "make_split",
+    "pick_test_groups",
     "split_groups",
     "training_documents",
 ]
@@ -454,9 +455,13 @@ def build_openclipart(
     recognised as saying nothing: the creator's own name, the folder names, tool and icon-set
     markers (:func:`drop_undescriptive`; the sidecar keeps them under ``raw``/``dropped``, the
     manifest counts them under ``dropped``). SVGs that are symlinks to
-    another SVG of the package are skipped (the same drawing twice); the PNG of the same
-    relative path is copied (PNG symlinks are resolved, and the file's SHA-1 is recorded so
-    :func:`make_split` keeps identical images on one side).
+    another SVG of the package are skipped (the same drawing twice), and a drawing filed under
+    several folders (PNGs of the same bytes: ``animals/2_dead_frogs…`` and
+    ``animals/amphibian/2_dead_frogs…``) becomes one image, at its first path in sorted order,
+    with the tags of every copy (the sidecar's ``copies``; counted as skipped
+    ``duplicate_image``): twins would be each other's nearest image at cosine 1 and held-out
+    twins scored twice. The PNG of the same relative path is copied (PNG symlinks are resolved,
+    and the file's SHA-1 is recorded so :func:`make_split` keeps identical images on one side).
 
     Parameters
     ----------
@@ -505,25 +510,17 @@ def build_openclipart(
         if drop_tags else []
     rules = _TAG_RULES_VERSION if drop_tags else 0
     tag_norm = Normalizer(track_vocab=False)
-    for svg in _walk_sorted(svg_root, ".svg"):
+    for svg, rel, png, copies in _clipart_drawings(svg_root, png_root, excl, skipped):
         if limit is not None and built + resumed >= limit:
             break
-        rel = svg.relative_to(svg_root)
-        if rel.parts[0] in excl:
-            skipped["excluded_folder"] += 1
-            continue
-        if svg.is_symlink():
-            skipped["svg_symlink_duplicate"] += 1
-            continue
-        png = png_root / rel.with_suffix(".png")
-        if not png.exists():
-            skipped["no_png"] += 1
-            continue
         key = rel.with_suffix("").as_posix()
         dst_png, dst_json = out / (key + ".png"), out / (key + ".json")
-        made = {"tag_rules": rules, "source": str(svg), "source_png": str(png.resolve())}
-        if _resumable(dst_png, dst_json, made, defaults={"tag_rules": 0}):  # rules, roots as this build's
+        copy_keys = [c.with_suffix("").as_posix() for _, c in copies]
+        made = {"tag_rules": rules, "source": str(svg), "source_png": str(png.resolve()), "copies": copy_keys}
+        if _resumable(dst_png, dst_json, made, defaults={"tag_rules": 0, "copies": []}):  # as this build's
             resumed += 1
+            if copies:
+                skipped["duplicate_image"] += len(copies)
             selected.add(key)
             continue
         try:
@@ -532,6 +529,15 @@ def build_openclipart(
             skipped["unreadable_svg"] += 1
             logger.warning("openclipart: cannot read %s (%s); skipped", svg, e)
             continue
+        for copy_svg, _ in copies:  # the same drawing filed under other folders: one image, every tag
+            try:
+                more = parse_svg_metadata(copy_svg)["tags"]
+            except OSError as e:
+                logger.warning("openclipart: cannot read %s (%s), a copy of %s; its tags left out", copy_svg, e, svg)
+                continue
+            meta["tags"] += [t for t in more if t not in meta["tags"]]
+        if copies:
+            skipped["duplicate_image"] += len(copies)
         with atomic_path(dst_png) as tmp:  # the drawing, once nothing of the user's is in its way
             shutil.copyfile(png, tmp)
             _check_item_names(out, "openclipart", dst_png, dst_json, tmp)
@@ -541,6 +547,7 @@ def build_openclipart(
             folder=rel.parts[0] if len(rel.parts) > 1 else "",
             sha1=file_digest(dst_png, "sha1"),
             tag_rules=rules,
+            copies=copy_keys,
         )
         if drop_tags:
             meta = drop_undescriptive(meta, folders=folders, normalizer=tag_norm)
@@ -556,6 +563,46 @@ def build_openclipart(
          "drop_tags": {"version": rules, "folders": folders, "tool_words": sorted(OPENCLIPART_TOOL_WORDS)}
          if drop_tags else False},
     )  # fmt: skip
+
+
+def _clipart_drawings(svg_root: Path, png_root: Path, excluded: Collection[str], skipped: Counter
+                      ) -> Iterator[tuple[Path, Path, Path, list[tuple[Path, Path]]]]:
+    """The drawings of the collection in sorted path order, each once: ``(svg, its relative path,
+    png, copies)``, where `copies` are the ``(svg, relative path)`` of the later drawings whose
+    PNG holds the same bytes (one drawing filed under several folders: ``animals/2_dead_frogs…``
+    and ``animals/amphibian/2_dead_frogs…``). Counts what it leaves out in `skipped` (the copies
+    are the caller's to count)."""
+    found: list[tuple[Path, Path, Path]] = []
+    for svg in _walk_sorted(svg_root, ".svg"):
+        rel = svg.relative_to(svg_root)
+        if rel.parts[0] in excluded:
+            skipped["excluded_folder"] += 1
+            continue
+        if svg.is_symlink():
+            skipped["svg_symlink_duplicate"] += 1
+            continue
+        png = png_root / rel.with_suffix(".png")
+        if not png.exists():
+            skipped["no_png"] += 1
+            continue
+        found.append((svg, rel, png))
+    # the bytes are read only where sizes collide (a few hundred of ~7,500 files)
+    by_size: dict[int, list[int]] = {}
+    for i, (_, _, png) in enumerate(found):
+        by_size.setdefault(png.stat().st_size, []).append(i)
+    first_of: dict[int, int] = {}  # index → the index of the first drawing with its bytes
+    for same_size in by_size.values():
+        if len(same_size) > 1:
+            seen: dict[str, int] = {}
+            for i in same_size:
+                first_of[i] = seen.setdefault(file_digest(found[i][2], "sha1"), i)
+    copies: dict[int, list[tuple[Path, Path]]] = {}
+    for i, first in first_of.items():
+        if first != i:
+            copies.setdefault(first, []).append(found[i][:2])
+    for i, (svg, rel, png) in enumerate(found):
+        if first_of.get(i, i) == i:
+            yield svg, rel, png, sorted(copies.get(i, []), key=lambda c: c[1].as_posix())
 
 
 def _read_sidecar(path: Path) -> dict | None:
@@ -1294,6 +1341,24 @@ def split_groups(items: Sequence[tuple[str, dict]]) -> dict[str, str]:
     return {k: names.get(find("key:" + k), "key:" + k) for k, _ in items}
 
 
+def pick_test_groups(sizes: Mapping[str, int], target: float, seed: str) -> set[str]:
+    """The groups held out for testing: visited in the order of ``sha256(seed, group name)``, each
+    taken when that brings the number of test images closer to `target` (`sizes`: ``{group: number
+    of images}``). Whole groups only, the same on every machine, and close to `target` even when a
+    few groups hold most images (a group larger than twice what is left to take is passed over).
+
+    >>> sorted(pick_test_groups({"a": 1, "b": 1, "c": 1, "d": 1, "big": 40}, target=2, seed="s"))
+    ['a', 'd']
+    """
+    test_groups: set[str] = set()
+    n_test = 0
+    for g in sorted(sizes, key=lambda g: (_unit_hash(seed, g), g)):
+        if abs(n_test + sizes[g] - target) < abs(n_test - target):  # brings test closer to target
+            test_groups.add(g)
+            n_test += sizes[g]
+    return test_groups
+
+
 def make_split(
     dataset_dir: str | os.PathLike,
     *,
@@ -1354,13 +1419,7 @@ def make_split(
         raise ValueError(f"no images in {str(root)!r}; is it a built image data set (not dictionary-text)?")
     groups = split_groups(items)
     sizes = Counter(groups.values())
-    target = test_share * len(groups)
-    test_groups: set[str] = set()
-    n_test = 0
-    for g in sorted(sizes, key=lambda g: (_unit_hash(seed, g), g)):
-        if abs(n_test + sizes[g] - target) < abs(n_test - target):  # brings test closer to target
-            test_groups.add(g)
-            n_test += sizes[g]
+    test_groups = pick_test_groups(sizes, test_share * len(groups), seed)
     train = sorted(k for k, g in groups.items() if g not in test_groups)
     test = sorted(k for k, g in groups.items() if g in test_groups)
     tag_images: Counter = Counter()

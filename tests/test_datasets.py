@@ -389,6 +389,30 @@ def test_drop_tags_off_keeps_every_keyword_and_rerun_applies_the_rules(tmp_path)
     assert build_openclipart(out, svg_root=svg_root, png_root=png_root)["resumed"] == len(_FAKE_CLIPART)
 
 
+def test_a_drawing_filed_under_several_folders_is_one_image_with_every_tag(tmp_path):
+    """The real collection files 371 drawings under two or three folders (PNGs of the same bytes:
+    ``animals/2_dead_frogs…`` and ``animals/amphibian/2_dead_frogs…``): the frog's nearest image was
+    its twin at cosine 1.000 and held-out twins were scored twice. One image now, the first path
+    in sorted order, with the tags of every copy."""
+    svg_root, png_root = _fake_clipart(tmp_path)
+    (svg_root / "animals/pets").mkdir()
+    (svg_root / "animals/pets/cat_copy.svg").write_text(_svg_text("Cat", ["cat", "pet", "animal"], "AFR", ""))
+    (png_root / "animals/pets").mkdir()
+    (png_root / "animals/pets/cat_copy.png").write_bytes(b"png other bytes")  # not yet the same drawing
+    out = tmp_path / "oc"
+    m = build_openclipart(out, svg_root=svg_root, png_root=png_root)
+    assert m["images"] == len(_FAKE_CLIPART) + 1 and "duplicate_image" not in m["skipped"]
+    (png_root / "animals/pets/cat_copy.png").write_bytes((png_root / "animals/cat_afr.png").read_bytes())
+    m = build_openclipart(out, svg_root=svg_root, png_root=png_root)
+    assert m["images"] == len(_FAKE_CLIPART) and m["skipped"]["duplicate_image"] == 1
+    assert m["removed"] == 1 and m["built"] == 1  # the copy's item of the earlier build went; the cat is redone
+    assert "animals/pets/cat_copy" not in _sidecar_keys(out) and not (out / "animals/pets/cat_copy.png").exists()
+    cat = json.loads((out / "animals/cat_afr.json").read_text())
+    assert cat["tags"] == ["cat", "animal", "Animals", "pet"] and cat["copies"] == ["animals/pets/cat_copy"]
+    assert build_openclipart(out, svg_root=svg_root, png_root=png_root)["resumed"] == len(_FAKE_CLIPART)
+    assert "pet" in _docs(out)["animals/cat_afr"]
+
+
 # ---------------------------------------------------------------- reruns with other parameters
 def _sidecar_keys(out: Path) -> set[str]:
     """The keys of the builder's items in a folder: its sidecars, less the manifest and split."""
