@@ -694,7 +694,64 @@ def datasets_split_command(directory, test_share, zero_shot_share, seed):
     click.echo(f"{directory}/split.json: {len(s.train)} train, {len(s.test)} test images in {s.n_groups} "
                f"groups; {len(s.zero_shot_tags)} zero-shot tags")
 
-# --- model: `im2vec train` (issue 2) ---
+
+SPLIT_DOCS = "gensim_im2vec.split:split_documents"
+
+
+@main.command("split")
+@click.argument("documents", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Folder to write train.txt, train.jsonl, test.jsonl, zero_shot.txt and split.json into: a new or "
+                   "empty folder, or an earlier split's (written again).")
+@click.option("--test-share", type=click.FloatRange(0, 1, min_open=True, max_open=True), cls=LibraryOption,
+              library=SPLIT_DOCS,
+              help="Share of the images held out for testing, in (0, 1); whole groups are held out, so it is met "
+                   "closely, not exactly.")
+@click.option("--zero-shot-share", type=click.FloatRange(0, 1, max_open=True), cls=LibraryOption, library=SPLIT_DOCS,
+              help="Share of the tags (on at least --min-tag-images images) held out as zero-shot tags, in [0, 1): "
+                   "removed from every training line with an image, kept in the test tags; 0: none.")
+@click.option("--seed", cls=LibraryOption, library=SPLIT_DOCS,
+              help="Changes which images and tags are held out; the same seed and file give the same files.")
+@click.option("--prefix", cls=LibraryOption, library=SPLIT_DOCS,
+              help="Tokens starting with it are images (the model's image prefix).")
+@click.option("--group-by", type=click.Choice(["words", "document"]), cls=LibraryOption, library=SPLIT_DOCS,
+              help="Images held out together: document: the images of one line; words: also the images whose lines "
+                   "have the same words (near-duplicates, photos tagged alike at upload).")
+@click.option("--min-tag-images", type=click.IntRange(min=1), cls=LibraryOption, library=SPLIT_DOCS,
+              help="A tag on fewer images is never zero-shot.")
+def split_command(documents, output, **options):
+    """Hold out images of DOCUMENTS (as `im2vec normalize` writes them) for `im2vec evaluate`.
+
+    A line's tokens that start with --prefix are images, the others their words (tags). A line
+    with several images gives each all its words, and its images are held out together; a line
+    without an image is text, copied to train.txt as it is (zero-shot tags included: they never
+    meet an image there). A held-out image's lines are left out of train.txt whole; a training
+    line left without a word is dropped; an image without words is never held out.
+
+    \b
+    Then:
+      im2vec train OUTPUT/train.txt -f STORE -o m.model ...
+      im2vec evaluate m.model --test OUTPUT/test.jsonl --train OUTPUT/train.jsonl --features STORE \\
+          [--zero-shot OUTPUT/zero_shot.txt]
+    """
+    from gensim_im2vec.split import split_documents
+
+    _check_output(output, "'-o' / '--output'", folder=True)
+    _check_readable(documents, "DOCUMENTS")
+    options = given(options)
+    try:
+        result = split_documents(documents, output, **options)
+    except (ValueError, OSError) as e:
+        raise click.ClickException(_split_in_cli_terms(str(e))) from e
+    click.echo(f"{output}: {result.summary()}")
+
+
+def _split_in_cli_terms(message: str) -> str:
+    """`split_documents`' message in the command line's terms: its ``test_share`` is ``--test-share`` here."""
+    message = message.replace("group_by='document'", "--group-by document").replace("as prefix=...", "as --prefix")
+    message = message.replace("another seed", "another --seed")
+    return re.sub(r"\b(test_share|zero_shot_share|min_tag_images)\b", lambda m: "--" + m.group(1).replace("_", "-"),
+                  message)
 
 
 # --- evaluation: `im2vec evaluate` (issue 5) ---
@@ -1539,8 +1596,15 @@ WRITE_REPORT = "gensim_im2vec.report:write_report"
 @click.option("--dataset", type=click.Path(exists=True, file_okay=False), default=None,
               help="Image folder (generic folder format with split.json): its test split is shown with true "
                    "tags from the sidecars, and its files give the thumbnails.")
-@click.option("--features", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Feature store holding the test images (default: the model's own features).")
+@click.option("--test", "test_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help='Instead of --dataset: held-out images as `im2vec evaluate --test` reads them, JSON lines '
+                   '{"key": "img:…", "tags": [...]} (`im2vec split` writes test.jsonl).')
+@click.option("--features", type=click.Path(exists=True), default=None,
+              help="Features of the test images: a feature store (looked up by key) or, with --test, a .npy with "
+                   "one row per --test line (default: the model's own features).")
+@click.option("--images", "image_dirs", type=click.Path(exists=True, file_okay=False), multiple=True,
+              help="Folder the features were extracted from (`im2vec extract DIR`, keys by path): its files become "
+                   "the thumbnails. Repeatable.")
 @click.option("--evaluation", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Evaluation results as JSON: `im2vec evaluate --json`'s file (shown as the tables im2vec "
                    "evaluate prints, and linked), or a list of row objects.")
@@ -1555,15 +1619,26 @@ WRITE_REPORT = "gensim_im2vec.report:write_report"
               help="2-D layout of the map (auto: UMAP if umap-learn is installed, else t-SNE).")
 @click.option("--prefix", cls=LibraryOption, library="gensim_im2vec.corpora:FolderCorpus",
               help="Image token prefix of the dataset's keys.")
-def report_command(model_path, output, dataset, features, evaluation, words, topn, max_test_images, map_method,
-                   prefix):
+def report_command(model_path, output, dataset, test_path, features, image_dirs, evaluation, words, topn,
+                   max_test_images, map_method, prefix):
     """Write a static HTML report of MODEL: held-out images with predicted and true tags, words with
-    their nearest images, the evaluation table and a 2-D map (open OUTPUT/index.html in a browser)."""
+    their nearest images, the evaluation table and a 2-D map (open OUTPUT/index.html in a browser).
+
+    The held-out images come from --dataset (a built-in data set's split) or --test (JSON lines, as
+    for `im2vec evaluate`)."""
     import numpy as np
 
     from gensim_im2vec.report import write_report
 
     _check_output(output, "'-o' / '--output'", folder=True)
+    if dataset and test_path:
+        raise click.UsageError("--dataset and --test each give the held-out images: give one of them.")
+    if features and not (dataset or test_path):
+        raise click.UsageError("--features gives the held-out images' features: give --test FILE.jsonl (or --dataset) "
+                               "too, or leave --features out.")
+    if features and dataset and not os.path.isdir(features):
+        raise click.BadParameter(f"{features!r} is a file; with --dataset give a feature store folder (a .npy goes "
+                                 f"with --test).", param_hint="'--features'")
     if max_test_images is None:
         max_test_images = library_default(WRITE_REPORT, "max_test_images")
     model = _load_model(model_path)
@@ -1606,6 +1681,13 @@ def report_command(model_path, output, dataset, features, evaluation, words, top
                 true_tags[k] = norm.tags(tags) or [w for t in texts for w in norm.text(t)]
             if test_keys:
                 test_features = np.stack([np.asarray(source.vectors[k2i[k]], dtype=np.float32) for k in test_keys])
+        elif test_path:
+            test_keys, true_tags, test_features = _report_test_images(model, test_path, features, output,
+                                                                      max_test_images)
+        for folder in image_dirs:
+            from gensim_im2vec.corpora import FolderCorpus
+
+            paths.update((prefix + key, p) for p, key in FolderCorpus(folder, prefix=prefix).iter_images())
         tables = _evaluation_tables(evaluation) if evaluation else None
         index = write_report(model, output, test_keys=test_keys, test_features=test_features,
                              true_tags=true_tags, image_paths=paths, evaluation=tables,
@@ -1614,10 +1696,58 @@ def report_command(model_path, output, dataset, features, evaluation, words, top
     except (ValueError, TypeError, OSError, ImportError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"{index} ({len(test_keys)} held-out images)")
-    if not dataset:
-        click.echo("no held-out images without --dataset: pass --dataset FOLDER (with its split.json) to show its "
-                   "test images' nearest words beside their true tags, and --features STORE if the model's "
-                   "features lack them", err=True)
+    if not dataset and not test_path:
+        click.echo("no held-out images without --dataset or --test: pass --test FILE.jsonl (`im2vec split` writes "
+                   "test.jsonl) or --dataset FOLDER (with its split.json) to show the test images' nearest words "
+                   "beside their true tags, and --features STORE if the model's features lack them", err=True)
+
+
+def _report_test_images(model, test_path: str, features: str | None, output: str, max_test_images: int):
+    """`im2vec report --test`: the first `max_test_images` held-out images of `test_path` that have
+    features, their tags and their features (from the --features store or .npy, else the model's)."""
+    import numpy as np
+
+    from gensim_im2vec import evaluate as ev
+
+    keys, tags = _named("--test", test_path, ev.load_tagged_jsonl, test_path)
+    vocab = model.wv.key_to_index
+    trained = [k for k in keys if k in vocab and model.is_image(k)]
+    if trained:
+        click.echo(f"warning: {len(trained)} of the {len(keys)} --test images are images MODEL trained on (e.g. "
+                   f"{trained[:3]}): the report shows them as held-out, which they are not.", err=True)
+    if features and features.endswith(".npy"):  # one row per --test line, as `im2vec evaluate` takes it
+        rows = _named("--features", features, _model_features, ev, model, features, keys)
+        n = min(len(keys), max_test_images)
+        return keys[:n], dict(zip(keys[:n], tags[:n])), np.asarray(rows[:n], dtype=np.float32)
+    if features:
+        from gensim_im2vec.store import FeatureStore
+
+        source = FeatureStore.open(features)
+        store = f"the --features store {features}"
+    else:
+        source = model.features
+        where = getattr(source, "path", None)
+        store = "the model's features" + (f" ({where})" if where else "")
+    k2i = source.key_to_index
+    have = [i for i, k in enumerate(keys) if k in k2i]
+    if max_test_images and not have:
+        raise click.ClickException(
+            f"none of the {len(keys)} --test images of {test_path} has features in {store}, so the report would show "
+            f"no held-out image; {output} was not written. Pass --features STORE, the feature store that holds them "
+            f"(`im2vec extract IMAGES -o STORE`).")
+    if len(have) < len(keys):
+        click.echo(f"warning: {len(keys) - len(have)} of the {len(keys)} --test images have no features in {store}, "
+                   f"e.g. {[k for k in keys if k not in k2i][:3]}; pass --features STORE", err=True)
+    have = have[:max_test_images]
+    chosen = [keys[i] for i in have]
+    if not chosen:
+        return [], {}, None
+    feats = np.stack([np.asarray(source.vectors[k2i[k]], dtype=np.float32) for k in chosen])
+    if feats.shape[1] != model.W.shape[1]:
+        raise click.ClickException(f"--features: features of dim {feats.shape[1]}, the model's are of dim "
+                                   f"{model.W.shape[1]}; give the features of the extractor the model was trained "
+                                   f"with.")
+    return chosen, {keys[i]: tags[i] for i in have}, feats
 
 
 RAY = "gensim_im2vec.distributed:extract_ray"

@@ -60,6 +60,7 @@ CASES = {
     "report": (["report", "{d}/m.model", "-o", "{d}/docs.txt"], "is a file"),
     "extract-ray": (["extract-ray", "{d}/imgs", "-o", "{d}/docs.txt"], "'{d}/docs.txt' is a file; give a folder"),
     "demo": (["demo", "--out", "{d}/docs.txt"], "is a file"),
+    "split": (["split", "{d}/empty.txt", "-o", "{d}/split-out"], "empty.txt: no documents in it"),
 }
 
 

@@ -1,0 +1,334 @@
+"""`im2vec split`: a held-out split of the user's own documents, and what evaluate and report make of it.
+
+normalize-like documents -> split -> train -> evaluate (and report) on the split's files; the same
+inputs give the same bytes; every bad input is refused with a message that names it and the fix,
+before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from gensim_im2vec import Im2Vec
+from gensim_im2vec.cli import main
+from gensim_im2vec.split import split_documents
+from gensim_im2vec.store import FeatureStore
+from gensim_im2vec.synthetic import make_corpus
+
+SPLIT_NAMES = ["split.json", "test.jsonl", "train.jsonl", "train.txt", "zero_shot.txt"]
+#: Extra lines: near-duplicates (the same words), two images in one line, plurals of tags, text.
+EXTRA = ["img:dup_a ginger cat sofa", "img:dup_b ginger cat sofa", "img:dup_c cat sofa ginger",
+         "img:pair_a img:pair_b beach sea waves", "img:alone"]
+
+
+def _run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _jsonl(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """docs.txt as `im2vec normalize` writes it (an image token, then its words; text lines with none)
+    and a feature store of every image in it."""
+    d = tmp_path_factory.mktemp("split")
+    data = make_corpus(n_classes=4, n_images=160, n_features=16, n_text_sentences=12, seed=3)
+    lines = []
+    for doc in data.docs:
+        if doc[0].startswith("img:") and int(doc[0][4:]) // 4 % 2:  # plurals beside their singulars: held out together
+            doc = [*doc, doc[1] + "s"]
+        lines.append(" ".join(doc))
+    lines[5:5] = EXTRA
+    (d / "docs.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    keys = list(data.features) + ["img:dup_a", "img:dup_b", "img:dup_c", "img:pair_a", "img:pair_b", "img:alone"]
+    rng = np.random.default_rng(0)
+    vectors = np.concatenate([np.stack([data.features[k] for k in data.features]),
+                              rng.normal(size=(6, 16)).astype(np.float32)])
+    FeatureStore.from_arrays(d / "store", keys, vectors)
+    return d
+
+
+def _side(split, key: str) -> str:
+    return "test" if key in split.test_keys else "train" if key in split.train_keys else "neither"
+
+
+def test_split_train_evaluate_end_to_end(corpus, tmp_path):
+    out = tmp_path / "split"
+    res = _run("split", corpus / "docs.txt", "-o", out, "--test-share", "0.2", "--zero-shot-share", "0.5",
+               "--seed", "4")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == SPLIT_NAMES
+    record = json.loads((out / "split.json").read_text())
+    test, train = _jsonl(out / "test.jsonl"), _jsonl(out / "train.jsonl")
+    zero = (out / "zero_shot.txt").read_text().split()
+    assert record["complete"] and record["counts"]["test_images"] == len(test) > 0
+    assert abs(len(test) / (len(test) + len(train)) - 0.2) < 0.05  # whole groups: close to the share
+    assert record["zero_shot_tags"] == zero and record["config"]["seed"] == "4"
+    assert f"{len(test)} test images" in _flat(res.output)
+
+    # the training documents: no held-out image, no zero-shot tag beside an image; text lines as they were
+    train_lines = (out / "train.txt").read_text().splitlines()
+    tokens = {t for line in train_lines for t in line.split()}
+    assert not tokens & {r["key"] for r in test}
+    image_lines = [line.split() for line in train_lines if line.startswith("img:")]
+    assert not {t for doc in image_lines for t in doc} & set(zero)
+    source = (corpus / "docs.txt").read_text().splitlines()
+    text = [line for line in source if not line.startswith("img:")]
+    assert [line for line in train_lines if not line.startswith("img:")] == text
+    assert any(set(line.split()) & set(zero) for line in text)  # a zero-shot tag keeps its text
+    assert not {t for r in train for t in r["tags"]} & set(zero)
+    assert {t for r in test for t in r["tags"]} & set(zero)  # scored on the test images
+    # a tag and its plural are held out together (datasets.zero_shot_groups)
+    assert any(t + "s" in zero for t in zero)
+    assert all(t + "s" in zero for t in zero if t in {"class0", "class1", "class2", "class3"})
+    # near-duplicates and the images of one line sit on one side; an image without words only trains
+    split = split_documents(corpus / "docs.txt", tmp_path / "again", test_share=0.2, zero_shot_share=0.5, seed="4")
+    assert len({_side(split, k) for k in ("img:dup_a", "img:dup_b", "img:dup_c")}) == 1
+    assert _side(split, "img:pair_a") == _side(split, "img:pair_b") != "neither"
+    assert "img:alone" not in split.test_keys and "img:alone" not in tokens  # a line without a word is dropped
+
+    model_path = tmp_path / "m.model"
+    res = _run("train", out / "train.txt", "-f", corpus / "store", "-o", model_path, "--vector-size", "8",
+               "--epochs", "2", "--sg", "--min-count", "1", "--workers", "1", "--seed", "1")
+    assert res.exit_code == 0, res.output
+    model = Im2Vec.load(str(model_path))
+    assert not [r["key"] for r in test if r["key"] in model.wv.key_to_index]
+    assert set(model.image_keys) == {r["key"] for r in train}
+
+    for zero_shot in ("zero_shot.txt", "split.json"):  # evaluate reads either
+        res = _run("evaluate", model_path, "--test", out / "test.jsonl", "--train", out / "train.jsonl",
+                   "--features", corpus / "store", "--zero-shot", out / zero_shot, "--baselines", "prior,knn",
+                   "--no-word-similarity", "--json", tmp_path / "eval.json")
+        assert res.exit_code == 0, res.output
+        assert "trained on" not in res.output  # no in-sample warning: the test images are held out
+        info = json.loads((tmp_path / "eval.json").read_text())["info"]
+        assert info["n_test_images"] == len(test) == record["counts"]["test_images"]
+        assert info["n_train_images"] == len(train) and info["n_zero_shot_tags"] == len(zero)
+
+
+def test_same_inputs_give_the_same_bytes_and_a_rerun_rewrites(corpus, tmp_path):
+    args = ["--test-share", "0.25", "--zero-shot-share", "0.3", "--seed", "s1"]
+    for name in ("a", "b"):
+        res = _run("split", corpus / "docs.txt", "-o", tmp_path / name, *args)
+        assert res.exit_code == 0, res.output
+    for name in SPLIT_NAMES:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    before = {n: (tmp_path / "a" / n).read_bytes() for n in SPLIT_NAMES}
+    res = _run("split", corpus / "docs.txt", "-o", tmp_path / "a", *args)  # again into its own output
+    assert res.exit_code == 0, res.output
+    assert {n: (tmp_path / "a" / n).read_bytes() for n in SPLIT_NAMES} == before
+    assert not [p.name for p in (tmp_path / "a").iterdir() if p.name.startswith(".")]  # no temporary file left
+    # another seed, another split; without zero-shot tags the earlier zero_shot.txt goes
+    res = _run("split", corpus / "docs.txt", "-o", tmp_path / "a", "--test-share", "0.25", "--seed", "s2")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "a" / "test.jsonl").read_bytes() != before["test.jsonl"]
+    assert not (tmp_path / "a" / "zero_shot.txt").exists()
+    assert json.loads((tmp_path / "a" / "split.json").read_text())["zero_shot_tags"] == []
+
+
+def test_the_split_records_its_source(corpus, tmp_path):
+    import hashlib
+
+    s = split_documents(corpus / "docs.txt", tmp_path / "out", test_share=0.1)
+    record = json.loads((tmp_path / "out" / "split.json").read_text())
+    assert record["documents"]["sha256"] == hashlib.sha256((corpus / "docs.txt").read_bytes()).hexdigest()
+    assert record["documents"]["path"] == str(corpus / "docs.txt")
+    assert record["config"]["test_share"] == 0.1 and record["config"]["group_by"] == "words"
+    assert record["counts"]["test_images"] == len(s.test_keys) and s.zero_shot_tags == []
+
+
+def test_group_by_document_lets_near_duplicates_apart(tmp_path):
+    docs = tmp_path / "docs.txt"
+    docs.write_text("".join(f"img:{i} same words here\n" for i in range(40)), encoding="utf-8")
+    res = _run("split", docs, "-o", tmp_path / "w")  # one group by words: nothing could be held out
+    assert res.exit_code == 1
+    assert "form one group" in _flat(res.output) and "--group-by document" in _flat(res.output)
+    assert not (tmp_path / "w").exists()
+    res = _run("split", docs, "-o", tmp_path / "d", "--group-by", "document", "--test-share", "0.25")
+    assert res.exit_code == 0, res.output
+    assert len(_jsonl(tmp_path / "d" / "test.jsonl")) == 10
+
+
+def test_another_image_prefix(tmp_path):
+    docs = tmp_path / "docs.txt"
+    docs.write_text("".join(f"photo:{i} w{i % 4} x{i % 3}\n" for i in range(30)), encoding="utf-8")
+    res = _run("split", docs, "-o", tmp_path / "a")
+    assert res.exit_code == 1 and "no token starts with 'img:'" in res.output and "--prefix" in res.output
+    res = _run("split", docs, "-o", tmp_path / "b", "--prefix", "photo:", "--group-by", "document")
+    assert res.exit_code == 0, res.output
+    assert all(r["key"].startswith("photo:") for r in _jsonl(tmp_path / "b" / "test.jsonl"))
+
+
+def _bad_documents(tmp_path, kind: str):
+    p = tmp_path / f"{kind}.txt"
+    if kind == "empty":
+        p.write_bytes(b"")
+    elif kind == "blank":
+        p.write_text("\n  \n\t\n")
+    elif kind == "no-images":
+        p.write_text("just some text\nand more text\n")
+    elif kind == "binary":
+        np.save(tmp_path / "x.npy", np.arange(50.0))
+        p.write_bytes((tmp_path / "x.npy").read_bytes())
+    elif kind == "latin-1":
+        p.write_bytes("img:1 café\nimg:2 crème\n".encode("latin-1"))
+    elif kind == "no-words":
+        p.write_text("img:1\nimg:2\n")
+    elif kind == "unique-tags":
+        p.write_text("".join(f"img:{i} w{i} v{i}\n" for i in range(30)))
+    elif kind == "too-few":
+        p.write_text("img:1 cat\nimg:2 dog\nimg:3 cow\n")
+    return p
+
+
+@pytest.mark.parametrize("kind, args, said", [
+    ("empty", [], ["no documents in it", "it is empty", "im2vec normalize"]),
+    ("blank", [], ["no documents in it", "all blank"]),
+    ("no-images", [], ["no image token", "'img:'", "--prefix"]),
+    ("binary", [], ["line 1 holds a NUL byte", "not a text file"]),
+    ("latin-1", [], ["line 1 is not UTF-8", "UTF-8 text"]),
+    ("no-words", [], ["none of its 2 images has a word"]),
+    ("too-few", ["--test-share", "0.1"], ["holds out no image", "raise --test-share"]),
+    ("too-few", ["--test-share", "0.9"], ["leaving none to train on", "lower --test-share"]),
+    ("unique-tags", ["--zero-shot-share", "0.5"], ["draws no tag", "at least 2 images", "--zero-shot-share"]),
+])
+def test_bad_documents_are_refused_naming_the_file_and_the_fix(tmp_path, kind, args, said):
+    docs = _bad_documents(tmp_path, kind)
+    res = _run("split", docs, "-o", tmp_path / "out", *args)
+    assert res.exit_code == 1, res.output
+    text = _flat(res.output)
+    assert str(docs) in text and all(s in text for s in said), text
+    assert "Traceback" not in text and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("option, value", [("--test-share", "0"), ("--test-share", "1"), ("--test-share", "1.5"),
+                                           ("--zero-shot-share", "1"), ("--zero-shot-share", "-0.1")])
+def test_shares_outside_their_range_are_refused(corpus, tmp_path, option, value):
+    res = _run("split", corpus / "docs.txt", "-o", tmp_path / "out", option, value)
+    assert res.exit_code == 2 and option in res.output and value in res.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_library_refuses_shares_outside_their_range(corpus, tmp_path):
+    with pytest.raises(ValueError, match=r"test_share must be in \(0, 1\), got 1.0"):
+        split_documents(corpus / "docs.txt", tmp_path / "o", test_share=1.0)
+    with pytest.raises(ValueError, match=r"zero_shot_share must be in \[0, 1\), got -0.5"):
+        split_documents(corpus / "docs.txt", tmp_path / "o", zero_shot_share=-0.5)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_folder_of_the_users_is_refused_and_left_alone(corpus, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "train.txt").write_text("my own notes\n")
+    res = _run("split", corpus / "docs.txt", "-o", out)
+    assert res.exit_code == 1
+    assert "is not an earlier output of im2vec split" in _flat(res.output) and "'train.txt'" in res.output
+    assert (out / "train.txt").read_text() == "my own notes\n" and sorted(p.name for p in out.iterdir()) == ["train.txt"]
+    res = _run("split", corpus / "docs.txt", "-o", corpus / "docs.txt")  # a file where the folder goes
+    assert res.exit_code == 2 and "is a file" in res.output
+
+
+def test_the_splits_own_training_file_is_not_split_onto_itself(corpus, tmp_path):
+    assert _run("split", corpus / "docs.txt", "-o", tmp_path / "s").exit_code == 0
+    before = (tmp_path / "s" / "train.txt").read_bytes()
+    res = _run("split", tmp_path / "s" / "train.txt", "-o", tmp_path / "s")
+    assert res.exit_code == 1 and "would destroy it" in _flat(res.output)
+    assert (tmp_path / "s" / "train.txt").read_bytes() == before
+
+
+def test_an_interrupted_split_is_written_again(corpus, tmp_path, monkeypatch):
+    """split.json is written first (incomplete) and last (complete): a run killed in between leaves a
+    folder the next run recognises as its own."""
+    from gensim_im2vec import split as split_module
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(split_module, "atomic_write_bytes", boom)
+    with pytest.raises(KeyboardInterrupt):
+        split_documents(corpus / "docs.txt", tmp_path / "s")
+    assert json.loads((tmp_path / "s" / "split.json").read_text())["complete"] is False
+    monkeypatch.undo()
+    res = _run("split", corpus / "docs.txt", "-o", tmp_path / "s")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "s" / "split.json").read_text())["complete"] is True
+
+
+# --- im2vec report --test ---
+
+
+@pytest.fixture(scope="module")
+def trained(corpus, tmp_path_factory):
+    d = tmp_path_factory.mktemp("report")
+    split_documents(corpus / "docs.txt", d / "split", test_share=0.2, seed="r")
+    res = _run("train", d / "split" / "train.txt", "-f", corpus / "store", "-o", d / "m.model", "--vector-size", "8",
+               "--epochs", "1", "--min-count", "1", "--workers", "1")
+    assert res.exit_code == 0, res.output
+    return d
+
+
+def test_report_takes_test_jsonl_and_features(corpus, trained, tmp_path):
+    pytest.importorskip("matplotlib", reason="im2vec report needs the [report] extra")
+    from PIL import Image
+
+    test = _jsonl(trained / "split" / "test.jsonl")
+    photos = tmp_path / "photos"  # the files the features came from, keyed by path as `im2vec extract` keys them
+    photos.mkdir()
+    for r in test[:2]:
+        Image.new("RGB", (20, 20), (30, 60, 220)).save(photos / f"{r['key'][4:]}.png")
+    res = _run("report", trained / "m.model", "-o", tmp_path / "rep", "--test", trained / "split" / "test.jsonl",
+               "--features", corpus / "store", "--images", photos, "--max-test-images", "5", "--map-method", "pca")
+    assert res.exit_code == 0, res.output
+    assert "(5 held-out images)" in res.output and "no held-out images" not in res.output
+    page = (tmp_path / "rep" / "index.html").read_text(encoding="utf-8")
+    held_out = page.split('<section id="heldout">')[1].split("</section>")[0]
+    assert test[0]["key"] in held_out and test[5]["key"] not in held_out
+    assert all(t in held_out for t in test[0]["tags"])  # the true tags beside the predicted ones
+    assert len(list((tmp_path / "rep" / "thumbs").iterdir())) == 2  # the two test images with a file
+
+
+def test_report_takes_test_features_as_npy_rows(corpus, trained, tmp_path):
+    pytest.importorskip("matplotlib", reason="im2vec report needs the [report] extra")
+    test = _jsonl(trained / "split" / "test.jsonl")
+    store = FeatureStore.open(corpus / "store")
+    rows = np.stack([store.vectors[store.key_to_index[r["key"]]] for r in test]).astype(np.float32)
+    np.save(tmp_path / "test.npy", rows)
+    res = _run("report", trained / "m.model", "-o", tmp_path / "rep", "--test", trained / "split" / "test.jsonl",
+               "--features", tmp_path / "test.npy", "--map-method", "pca")
+    assert res.exit_code == 0, res.output
+    assert f"({len(test)} held-out images)" in res.output
+    np.save(tmp_path / "short.npy", rows[:3])
+    res = _run("report", trained / "m.model", "-o", tmp_path / "rep2", "--test", trained / "split" / "test.jsonl",
+               "--features", tmp_path / "short.npy", "--map-method", "pca")
+    assert res.exit_code == 1 and "short.npy" in res.output
+    assert f"one feature row per key ({len(test)})" in _flat(res.output)
+    assert not (tmp_path / "rep2").exists()
+
+
+def test_report_test_without_features_of_its_images_is_an_error(trained, tmp_path):
+    other = tmp_path / "other"
+    FeatureStore.from_arrays(other, ["img:nothing"], np.ones((1, 16), np.float32))
+    res = _run("report", trained / "m.model", "-o", tmp_path / "rep", "--test", trained / "split" / "test.jsonl",
+               "--features", other, "--map-method", "pca")
+    assert res.exit_code == 1
+    assert "none of the" in _flat(res.output) and "--features STORE" in _flat(res.output)
+    assert not (tmp_path / "rep").exists()
+
+
+def test_report_refuses_dataset_and_test_together(trained, tmp_path):
+    res = _run("report", trained / "m.model", "-o", tmp_path / "rep", "--test", trained / "split" / "test.jsonl",
+               "--dataset", tmp_path)
+    assert res.exit_code == 2 and "give one of them" in res.output
+    res = _run("report", trained / "m.model", "-o", tmp_path / "rep", "--features", trained)
+    assert res.exit_code == 2 and "--test" in res.output
