@@ -510,9 +510,10 @@ def build_openclipart(
         if drop_tags else []
     rules = _TAG_RULES_VERSION if drop_tags else 0
     tag_norm = Normalizer(track_vocab=False)
-    for svg, rel, png, copies in _clipart_drawings(svg_root, png_root, excl, skipped):
-        if limit is not None and built + resumed >= limit:
-            break
+    def wanted() -> bool:
+        return limit is None or built + resumed < limit
+
+    for svg, rel, png, copies in _clipart_drawings(svg_root, png_root, excl, skipped, wanted):
         key = rel.with_suffix("").as_posix()
         dst_png, dst_json = out / (key + ".png"), out / (key + ".json")
         copy_keys = [c.with_suffix("").as_posix() for _, c in copies]
@@ -565,27 +566,29 @@ def build_openclipart(
     )  # fmt: skip
 
 
-def _clipart_drawings(svg_root: Path, png_root: Path, excluded: Collection[str], skipped: Counter
+def _clipart_drawings(svg_root: Path, png_root: Path, excluded: Collection[str], skipped: Counter,
+                      wanted: Callable[[], bool] = lambda: True,
                       ) -> Iterator[tuple[Path, Path, Path, list[tuple[Path, Path]]]]:
     """The drawings of the collection in sorted path order, each once: ``(svg, its relative path,
     png, copies)``, where `copies` are the ``(svg, relative path)`` of the later drawings whose
     PNG holds the same bytes (one drawing filed under several folders: ``animals/2_dead_frogs…``
-    and ``animals/amphibian/2_dead_frogs…``). Counts what it leaves out in `skipped` (the copies
-    are the caller's to count)."""
+    and ``animals/amphibian/2_dead_frogs…``). Counts what it leaves out in `skipped` as it yields
+    past it, and stops when `wanted()` is false (a build at its limit), so such a build counts what
+    came before it (the copies are the caller's to count)."""
     found: list[tuple[Path, Path, Path]] = []
+    walked: list[str | int] = []  # in walk order: why a file was left out, or its index in `found`
     for svg in _walk_sorted(svg_root, ".svg"):
         rel = svg.relative_to(svg_root)
-        if rel.parts[0] in excluded:
-            skipped["excluded_folder"] += 1
-            continue
-        if svg.is_symlink():
-            skipped["svg_symlink_duplicate"] += 1
-            continue
         png = png_root / rel.with_suffix(".png")
-        if not png.exists():
-            skipped["no_png"] += 1
-            continue
-        found.append((svg, rel, png))
+        if rel.parts[0] in excluded:
+            walked.append("excluded_folder")
+        elif svg.is_symlink():
+            walked.append("svg_symlink_duplicate")
+        elif not png.exists():
+            walked.append("no_png")
+        else:
+            walked.append(len(found))
+            found.append((svg, rel, png))
     # the bytes are read only where sizes collide (a few hundred of ~7,500 files)
     by_size: dict[int, list[int]] = {}
     for i, (_, _, png) in enumerate(found):
@@ -600,8 +603,13 @@ def _clipart_drawings(svg_root: Path, png_root: Path, excluded: Collection[str],
     for i, first in first_of.items():
         if first != i:
             copies.setdefault(first, []).append(found[i][:2])
-    for i, (svg, rel, png) in enumerate(found):
-        if first_of.get(i, i) == i:
+    for i in walked:
+        if not wanted():
+            return
+        if isinstance(i, str):
+            skipped[i] += 1
+        elif first_of.get(i, i) == i:
+            svg, rel, png = found[i]
             yield svg, rel, png, sorted(copies.get(i, []), key=lambda c: c[1].as_posix())
 
 
@@ -1296,7 +1304,8 @@ def split_groups(items: Sequence[tuple[str, dict]]) -> dict[str, str]:
     Each image gets one label: its ``split_group`` if given (emoji: the base sequence), else
     its ``creator`` (case-insensitive: one author's set shares style and keywords), else its
     series stem (:func:`_series_stem`: ``flower_01``/``flower_02``, for anonymous drawings).
-    Images with the same label, or with identical bytes (``sha1``), are linked; linked images
+    Images with the same label, or with identical bytes (``sha1``), are linked (an anonymous
+    drawing built from several copies, ``copies``, also to each copy's series); linked images
     form one group (union–find), named by its smallest label, so the result does not depend
     on the order of `items`. (Series stems are not used across creators: icon themes by
     different authors share names such as ``mouse`` or ``printer`` without being copies.)
@@ -1325,8 +1334,8 @@ def split_groups(items: Sequence[tuple[str, dict]]) -> dict[str, str]:
             labels.append("group:" + str(meta["split_group"]))
         elif creator:
             labels.append("creator:" + creator)
-        else:
-            labels.append("series:" + _series_stem(key))
+        else:  # (a drawing filed under several folders is a member of each copy's series too)
+            labels += ["series:" + _series_stem(k) for k in (key, *(meta.get("copies") or ()))]
         if meta.get("sha1"):
             labels.append("sha1:" + str(meta["sha1"]))
         for lab in labels:

@@ -256,6 +256,30 @@ def test_split_groups_links_creator_series_and_identical_bytes():
     assert split_groups(list(reversed(items))) == g  # order does not matter
 
 
+def test_split_groups_links_an_anonymous_drawing_to_its_copies_series():
+    """Before copies were merged, ``plants/flower_01`` and its byte-identical ``special/bloom_01``
+    were linked by their bytes, and ``bloom_01`` to ``bloom_02`` by its series: one group. The
+    merged drawing keeps both links through its ``copies``."""
+    items = [("plants/flower_01", {"sha1": "x", "copies": ["special/bloom_01"]}),
+             ("special/bloom_02", {"sha1": "y"}), ("plants/tree_01", {"sha1": "z"})]
+    g = split_groups(items)
+    assert g["plants/flower_01"] == g["special/bloom_02"] != g["plants/tree_01"]
+
+
+def test_a_limited_build_counts_the_skips_it_walked_past_only(tmp_path):
+    """The copies are found over the whole collection, but a build that stops at its limit counted
+    every skipped file of the collection (663 symlinks for ``limit=5``): only those before it."""
+    svg_root, png_root = _fake_clipart(tmp_path)
+    (png_root / "signs_and_symbols/star_8.png").unlink()  # the last drawing in sorted order has no PNG
+    (svg_root / "animals/cat_link.svg").symlink_to(svg_root / "animals/cat_afr.svg")  # the second in order
+    m = build_openclipart(tmp_path / "oc", svg_root=svg_root, png_root=png_root, limit=1)
+    assert m["images"] == 1 and m["skipped"] == {}
+    m = build_openclipart(tmp_path / "oc", svg_root=svg_root, png_root=png_root, limit=3)
+    assert m["skipped"] == {"svg_symlink_duplicate": 1}
+    m = build_openclipart(tmp_path / "oc", svg_root=svg_root, png_root=png_root)
+    assert m["skipped"] == {"svg_symlink_duplicate": 1, "no_png": 1}
+
+
 def test_cli_datasets(tmp_path):
     from click.testing import CliRunner
 
