@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 import importlib
 import inspect
+import itertools
 import logging
 import os
 import re
@@ -22,6 +23,7 @@ import signal
 import stat
 import struct
 import threading
+from collections import Counter
 from collections.abc import Callable
 
 import click
@@ -782,11 +784,12 @@ RUN_EVALUATION = "gensim_im2vec.evaluate:run_evaluation"
 @click.option("--train-features", type=click.Path(exists=True), default=None,
               help="Features of --train (store directory or .npy); default: the model's own features.")
 @click.option("--candidates", "candidates_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Candidate tags ranked for each image, one per line (default: every tag in --test "
-                   "and --train).")
+              help="Candidate tags ranked for each image, one per line ('# …' with a space is a comment, "
+                   "'#tag' a tag) (default: every tag in --test and --train).")
 @click.option("--zero-shot", "zero_shot_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Tags never seen with a training image: one per line, or a data set's split.json; "
-                   "adds the seen / zero-shot columns.")
+              help="Tags never seen with a training image: one per line ('# …' with a space is a comment, "
+                   "'#tag' a tag), or a split.json (a data set's, `im2vec split`'s); adds the seen / zero-shot "
+                   "columns.")
 @click.option("--text-model", type=click.Path(exists=True, dir_okay=False), default=None,
               help="The text-only Word2Vec the model started from: adds word similarity of both, on the "
                    "word pairs both have. Any file train --pretrained takes (a saved Word2Vec / "
@@ -1618,7 +1621,10 @@ WRITE_REPORT = "gensim_im2vec.report:write_report"
               library=WRITE_REPORT,
               help="2-D layout of the map (auto: UMAP if umap-learn is installed, else t-SNE).")
 @click.option("--prefix", cls=LibraryOption, library="gensim_im2vec.corpora:FolderCorpus",
-              help="Image token prefix of the dataset's keys.")
+              help="Image token prefix of the keys of --dataset's and --images' files (their path without "
+                   "extension, as `im2vec extract` keys them); it must be the prefix of MODEL's image keys, or no "
+                   "file gives a thumbnail (e.g. --prefix photo: for a model trained on `im2vec split --prefix "
+                   "photo:`'s files).")
 def report_command(model_path, output, dataset, test_path, features, image_dirs, evaluation, words, topn,
                    max_test_images, map_method, prefix):
     """Write a static HTML report of MODEL: held-out images with predicted and true tags, words with
@@ -1684,10 +1690,8 @@ def report_command(model_path, output, dataset, test_path, features, image_dirs,
         elif test_path:
             test_keys, true_tags, test_features = _report_test_images(model, test_path, features, output,
                                                                       max_test_images)
-        for folder in image_dirs:
-            from gensim_im2vec.corpora import FolderCorpus
-
-            paths.update((prefix + key, p) for p, key in FolderCorpus(folder, prefix=prefix).iter_images())
+        if image_dirs:
+            paths = _report_image_files(model, image_dirs, prefix, test_keys, output, paths)
         tables = _evaluation_tables(evaluation) if evaluation else None
         index = write_report(model, output, test_keys=test_keys, test_features=test_features,
                              true_tags=true_tags, image_paths=paths, evaluation=tables,
@@ -1700,6 +1704,59 @@ def report_command(model_path, output, dataset, test_path, features, image_dirs,
         click.echo("no held-out images without --dataset or --test: pass --test FILE.jsonl (`im2vec split` writes "
                    "test.jsonl) or --dataset FOLDER (with its split.json) to show the test images' nearest words "
                    "beside their true tags, and --features STORE if the model's features lack them", err=True)
+
+
+def _report_image_files(model, image_dirs, prefix: str, test_keys, output: str,
+                        paths: dict[str, str]) -> dict[str, str]:
+    """`im2vec report --images`: `paths` ({key: file}, --dataset's) and the image files under
+    `image_dirs`, keyed as `im2vec extract DIR` keys them (`prefix` + the path under DIR without its
+    extension).
+
+    A folder none of whose files is a held-out image or an image of MODEL would give no thumbnail
+    without a word: a warning naming it; an error (nothing written) when that is every folder and
+    `paths` gives no thumbnail either. Most often the keys differ in their prefix (MODEL's images are
+    photo:…, --prefix is img:): the message names the prefix that makes them match, when one does."""
+    from gensim_im2vec.corpora import FolderCorpus
+
+    held_out = set(test_keys)
+    vocab = model.wv.key_to_index
+
+    def shown(key: str) -> bool:
+        return key in held_out or (key in vocab and model.is_image(key))
+
+    paths = dict(paths)
+    elsewhere = any(shown(k) for k in paths)  # --dataset's files give thumbnails
+    unmatched: dict[str, list[str]] = {}  # folder -> its files' keys without the prefix, when none is shown
+    for folder in image_dirs:
+        bare = [(p, key) for p, key in FolderCorpus(folder, prefix=prefix).iter_images()]
+        paths.update((prefix + key, p) for p, key in bare)
+        if not any(shown(prefix + key) for _, key in bare):
+            unmatched[folder] = [key for _, key in bare]
+    if not unmatched:
+        return paths
+    # the keys of the images the report shows, and the prefix that would key the files as they are
+    images = list(itertools.islice(itertools.chain(test_keys, model.image_keys), 10_000))
+    files = {key for keys in unmatched.values() for key in keys}
+    matches = Counter(k[:i] for k in images for i in range(len(k)) if k[i:] in files)
+    # of the prefixes that make a file's key an image's, the one most images carry: the files 0..4 are
+    # photo:50..54 with the prefix photo:5 as they are photo:0..4 with photo:, which every image carries
+    carried = Counter(k[:i] for k in images for i in range(len(k)) if k[:i] in matches)
+    best = max(matches, key=lambda p: (carried[p], matches[p], -len(p)), default=None)
+    extract = "the folder the features were extracted from (`im2vec extract DIR`: keys by path under DIR)"
+    fix = (f"pass --prefix {best!r}, the prefix of the images' keys" if best is not None else
+           f"pass --prefix with the prefix of the images' keys (e.g. {images[:2]}), and {extract}")
+    said = {}
+    for folder, keys in unmatched.items():
+        n = f"{len(keys)} image file{'s' if len(keys) > 1 else ''}"
+        said[folder] = (f"none of its {n} is a held-out image or an image of MODEL (keyed with --prefix "
+                        f"{prefix!r}: e.g. {prefix + keys[0]!r}); {fix}" if keys else
+                        f"it holds no image file (.jpg, .png, …); give {extract}")
+    if elsewhere or len(unmatched) < len(image_dirs):  # other files give thumbnails
+        for folder, what in said.items():
+            click.echo(f"warning: --images {folder} gives no thumbnail: {what}.", err=True)
+        return paths
+    raise click.ClickException("; ".join(f"--images {folder}: {what}" for folder, what in said.items())
+                               + f". The report would show no thumbnail, so {output} was not written.")
 
 
 def _report_test_images(model, test_path: str, features: str | None, output: str, max_test_images: int):

@@ -418,8 +418,12 @@ class _Corpus:
         return head + words
 
 
-def _damaged(path: str, f, lineno: int, err: BaseException) -> ValueError:
-    """The error for a compressed file that ends early or is corrupt: the file, where, and the fix."""
+def compressed_data_error(path: str, f, lineno: int, err: BaseException) -> ValueError:
+    """The error for a compressed file that ends early or is corrupt: the file, where, and the fix.
+
+    `f` is the file :func:`open_text_source` opened for `path`, `lineno` the complete lines read
+    before `err` (the ``EOFError``, ``OSError`` or ``zlib.error`` its read raised). Shared by the
+    readers of compressed sources, so that each says the same."""
     raw = getattr(f, "fileobj", None) or getattr(f, "_fp", None)  # gzip / bz2: the compressed file
     try:
         where = f"at byte {raw.tell()} of {os.path.getsize(path)}"
@@ -451,7 +455,7 @@ def _iter_lines(path: str, stats: CorpusStats, max_line_bytes: int) -> Iterator[
             try:
                 return f.readline(limit)
             except (EOFError, OSError, zlib.error) as e:  # truncated or corrupt compressed data
-                raise _damaged(path, f, lineno, e) from None
+                raise compressed_data_error(path, f, lineno, e) from None
 
         while True:
             raw = readline(max_line_bytes + 1)

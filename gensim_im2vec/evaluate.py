@@ -1739,9 +1739,21 @@ def features_for_keys(source, keys: Sequence[str]) -> np.ndarray:
     return check_features(np.asarray(source.vectors)[rows], name="features", keys=list(keys))
 
 
+def _is_comment(line: str) -> bool:
+    """Whether a stripped line of a tag file is a comment: ``#`` alone, or ``#`` and words with spaces
+    (``# held-out tags``). A tag is one token, so ``#nofilter`` is a tag (a hashtag: ``im2vec split``
+    writes such zero-shot tags into ``zero_shot.txt``), never a comment."""
+    return line.startswith("#") and (line == "#" or len(line.split(None, 1)) > 1)
+
+
 def read_tag_file(path: str | os.PathLike) -> list[str]:
-    """Tags from a file: one per line (blank lines and ``#`` comments skipped), or a JSON list, or a
-    JSON object with ``"zero_shot_tags"`` (a data set's ``split.json``)."""
+    """Tags from a file: one per line, or a JSON list, or a JSON object with ``"zero_shot_tags"`` (a
+    data set's ``split.json``, or ``im2vec split``'s).
+
+    In the one-per-line form blank lines are skipped, and so are comments: a line of ``#`` alone or
+    starting with ``#`` and holding a space (``# seen in 2024``); a one-token line is a tag even when
+    it starts with ``#`` (``#nofilter``: a hashtag, as ``im2vec split`` writes it), so that a
+    ``zero_shot.txt`` gives the tags its ``split.json`` gives."""
     p = os.fspath(path)
     with open(p, encoding="utf-8") as f:
         text = f.read()
@@ -1754,4 +1766,4 @@ def read_tag_file(path: str | os.PathLike) -> list[str]:
         if not isinstance(obj, list) or not all(isinstance(t, str) for t in obj):
             raise ValueError(f"{p}: expected a JSON list of tags.")
         return obj
-    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    return [t for t in (ln.strip() for ln in text.splitlines()) if t and not _is_comment(t)]

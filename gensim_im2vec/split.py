@@ -13,7 +13,8 @@ writes into one folder:
 ``train.jsonl``    each training image and its tags, ``{"key": "img:…", "tags": [...]}`` a line
                    (``im2vec evaluate --train``: the baselines fit on them)
 ``test.jsonl``     each held-out image and its tags, zero-shot tags included (``--test``)
-``zero_shot.txt``  the zero-shot tags, one a line (``--zero-shot``); only with `zero_shot_share` > 0
+``zero_shot.txt``  the zero-shot tags, one a line (``--zero-shot``; a hashtag, ``#nofilter``, is a tag
+                   there, not a comment; a bare ``#`` is never drawn); only with `zero_shot_share` > 0
 ``split.json``     what made the split: seed, shares, counts, the source's path and SHA-256, and the
                    zero-shot tags (``--zero-shot`` reads this file too); written first as
                    ``"complete": false`` and last as ``true``
@@ -64,17 +65,17 @@ other files than an earlier split's is refused before anything is written.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import hashlib
 import json
 import logging
 import os
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gensim_im2vec.corpora import compressed_data_error, open_text_source
 from gensim_im2vec.datasets import pick_test_groups, zero_shot_groups
 from gensim_im2vec.fileio import (
     atomic_path,
@@ -142,14 +143,23 @@ def is_split_folder(folder: str | os.PathLike) -> bool:
 
 
 def _read_lines(path: str) -> Iterator[tuple[int, list[str]]]:
-    """``(line number, tokens)`` of each line of the documents file `path` (``.gz``/``.bz2`` by
-    name), split on whitespace as gensim's ``LineSentence`` splits it, a leading byte order mark
-    dropped (as :class:`~gensim_im2vec.corpora.LineDocuments`); a NUL byte or invalid UTF-8 is an
-    error naming the line."""
-    opener = gzip.open if path.endswith(".gz") else bz2.open if path.endswith(".bz2") else open
+    """``(line number, tokens)`` of each line of the documents file `path`, split on whitespace as
+    gensim's ``LineSentence`` splits it, a leading byte order mark dropped (as
+    :class:`~gensim_im2vec.corpora.LineDocuments`); opened as ``im2vec normalize`` opens its sources
+    (:func:`~gensim_im2vec.corpora.open_text_source`: ``.gz``/``.bz2`` by their content, not by the
+    name, so plain text named ``.gz`` is read as text). A NUL byte or invalid UTF-8 is an error naming
+    the line; compressed data that ends early or is damaged, one naming the file, the byte and the fix."""
     fix = "give a documents file: UTF-8 text, one document a line (`im2vec normalize` writes one)"
-    with opener(path, "rb") as f:
-        for n, raw in enumerate(f, 1):
+    with open_text_source(path) as f:
+        n = 0
+        while True:
+            try:
+                raw = f.readline()
+            except (EOFError, OSError, zlib.error) as e:  # a .gz / .bz2 cut short or corrupt
+                raise compressed_data_error(path, f, n, e) from None
+            if not raw:
+                return
+            n += 1
             if b"\0" in raw:
                 raise ValueError(f"{path}: line {n} holds a NUL byte: it is not a text file (a binary file, a "
                                  f"model, a feature store's .npy?); {fix}.")
@@ -212,7 +222,7 @@ def split_documents(
     Parameters
     ----------
     documents : path-like
-        One document a line (``.gz``/``.bz2`` by name), as ``im2vec normalize`` writes it.
+        One document a line (``.gz``/``.bz2`` by content), as ``im2vec normalize`` writes it.
     out_dir : path-like
         A new or empty folder, or an earlier output of this function (written again, its
         ``zero_shot.txt`` removed when no longer asked for). Any other folder is refused
@@ -240,7 +250,7 @@ def split_documents(
     ------
     ValueError
         A share out of range; a file that is not UTF-8 text, holds no document or no image token;
-        a split that would leave no test or no training image, or no zero-shot tag when asked for.
+        a ``.gz``/``.bz2`` file cut short or damaged, or one compressed otherwise (xz, zstd, zip); a split that would leave no test or no training image, or no zero-shot tag when asked for.
     FileExistsError
         `out_dir` holds files that are not an earlier split's.
     FileNotFoundError, IsADirectoryError
@@ -340,6 +350,7 @@ def split_documents(
         tag_images: Counter = Counter()
         for ws in words_of.values():
             tag_images.update(ws)
+        del tag_images["#"]  # a bare "#" is a comment in zero_shot.txt (evaluate.read_tag_file): never zero-shot
         zero = zero_shot_groups(tag_images, seed, zero_shot_share, int(min_tag_images))
         if not zero:
             eligible = sum(1 for n in tag_images.values() if n >= min_tag_images)

@@ -265,6 +265,60 @@ def test_an_interrupted_split_is_written_again(corpus, tmp_path, monkeypatch):
     assert json.loads((tmp_path / "s" / "split.json").read_text())["complete"] is True
 
 
+@pytest.mark.parametrize("name", ["docs.txt.gz", "docs.txt.bz2"])
+def test_a_compressed_file_cut_short_is_an_error_naming_it(corpus, tmp_path, name):
+    """A .gz / .bz2 that ends early (an interrupted download) said only "Aborted!" (the EOFError went to
+    click): the message names the file and says it is cut short, as train's and normalize's readers do."""
+    import bz2
+    import gzip
+
+    data = (corpus / "docs.txt").read_bytes()
+    packed = gzip.compress(data) if name.endswith(".gz") else bz2.compress(data)
+    docs = tmp_path / name
+    docs.write_bytes(packed[: len(packed) // 2])
+    res = _run("split", docs, "-o", tmp_path / "out")
+    assert res.exit_code == 1, res.output
+    text = _flat(res.output)
+    assert text.startswith(f"Error: {docs}: the {'gzip' if name.endswith('.gz') else 'bz2'} data ends early"), text
+    assert "cut short" in text and "fetch or compress it again" in text and "Aborted" not in text
+    assert not (tmp_path / "out").exists()
+
+
+def test_compression_is_read_from_the_content_not_the_name(corpus, tmp_path):
+    """Plain text named .gz was "Error: Not a gzipped file (b'im')", naming neither the file nor the fix;
+    read as `im2vec normalize` reads its sources (by magic bytes), it is the same split as the text's,
+    and so is the gzip of it under a plain name."""
+    import gzip
+
+    data = (corpus / "docs.txt").read_bytes()
+    (tmp_path / "plain.txt.gz").write_bytes(data)
+    (tmp_path / "packed.txt").write_bytes(gzip.compress(data))
+    want = split_documents(corpus / "docs.txt", tmp_path / "want", seed="c")
+    for name in ("plain.txt.gz", "packed.txt"):
+        res = _run("split", tmp_path / name, "-o", tmp_path / name.replace(".", "_"), "--seed", "c")
+        assert res.exit_code == 0, res.output
+        for out in ("train.txt", "test.jsonl", "train.jsonl"):
+            assert (tmp_path / name.replace(".", "_") / out).read_bytes() == (want.folder / out).read_bytes(), out
+
+
+def test_hashtag_zero_shot_tags_read_the_same_from_both_files(tmp_path):
+    """A zero-shot tag such as #nofilter was in zero_shot.txt but read as a comment by evaluate
+    --zero-shot (read_tag_file), so it was scored as a seen tag there and as zero-shot from split.json."""
+    from gensim_im2vec.evaluate import read_tag_file
+
+    docs = tmp_path / "docs.txt"
+    docs.write_text("".join(f"img:{i} #tag{i % 6} w{i % 4} # x{i % 3}\n" for i in range(60)), encoding="utf-8")
+    s = split_documents(docs, tmp_path / "s", test_share=0.2, zero_shot_share=0.6, seed="h", group_by="document")
+    assert [t for t in s.zero_shot_tags if t.startswith("#")], s.zero_shot_tags  # hashtags were drawn
+    assert "#" not in s.zero_shot_tags  # a bare '#' (a comment line in zero_shot.txt) never is
+    assert read_tag_file(tmp_path / "s" / "zero_shot.txt") == s.zero_shot_tags
+    assert read_tag_file(tmp_path / "s" / "split.json") == s.zero_shot_tags
+    # comments stay comments: '#' alone, or '#' and words with a space
+    tags = tmp_path / "tags.txt"
+    tags.write_text("# held-out tags\n#\n  #  indented\n#nofilter\ndog\n\n#commented out words\n", encoding="utf-8")
+    assert read_tag_file(tags) == ["#nofilter", "dog"]
+
+
 # --- im2vec report --test ---
 
 
@@ -332,3 +386,46 @@ def test_report_refuses_dataset_and_test_together(trained, tmp_path):
     assert res.exit_code == 2 and "give one of them" in res.output
     res = _run("report", trained / "m.model", "-o", tmp_path / "rep", "--features", trained)
     assert res.exit_code == 2 and "--test" in res.output
+
+
+@pytest.fixture(scope="module")
+def photo_model(corpus, tmp_path_factory):
+    """A model of photo:… images (`im2vec split --prefix photo:`), its split, and a folder of image
+    files named by their keys without the prefix (as `im2vec extract --prefix photo:` keys them)."""
+    from PIL import Image
+
+    d = tmp_path_factory.mktemp("photo")
+    (d / "docs.txt").write_text((corpus / "docs.txt").read_text(encoding="utf-8").replace("img:", "photo:"),
+                                encoding="utf-8")
+    store = FeatureStore.open(corpus / "store")
+    FeatureStore.from_arrays(d / "store", [k.replace("img:", "photo:") for k in store.keys], np.asarray(store.vectors))
+    assert _run("split", d / "docs.txt", "-o", d / "split", "--prefix", "photo:", "--seed", "p").exit_code == 0
+    res = _run("train", d / "split" / "train.txt", "-f", d / "store", "-o", d / "m.model", "--vector-size", "8",
+               "--epochs", "1", "--min-count", "1", "--workers", "1")
+    assert res.exit_code == 0, res.output
+    (d / "photos").mkdir()
+    for r in _jsonl(d / "split" / "test.jsonl")[:3]:
+        Image.new("RGB", (20, 20), (200, 60, 30)).save(d / "photos" / f"{r['key'].removeprefix('photo:')}.png")
+    (d / "other").mkdir()
+    Image.new("RGB", (20, 20), (0, 0, 0)).save(d / "other" / "stranger.png")
+    return d
+
+
+def test_report_images_that_match_no_key_are_an_error_that_names_the_prefix(photo_model, tmp_path):
+    """--images keyed with report's --prefix (img:) while the model's and the test's images are
+    photo:…: the report had no thumbnail and said nothing."""
+    pytest.importorskip("matplotlib", reason="im2vec report needs the [report] extra")
+    d = photo_model
+    args = ["report", d / "m.model", "--test", d / "split" / "test.jsonl", "--features", d / "store",
+            "--max-test-images", "5", "--map-method", "pca"]
+    res = _run(*args, "-o", tmp_path / "rep", "--images", d / "photos")
+    assert res.exit_code == 1, res.output
+    text = _flat(res.output)
+    assert f"--images {d / 'photos'}: none of its 3 image files is a held-out image or an image of MODEL" in text
+    assert "keyed with --prefix 'img:'" in text and "pass --prefix 'photo:', the prefix of the images' keys" in text, text
+    assert not (tmp_path / "rep").exists()
+    res = _run(*args, "-o", tmp_path / "ok", "--images", d / "photos", "--images", d / "other", "--prefix", "photo:")
+    assert res.exit_code == 0, res.output
+    assert len(list((tmp_path / "ok" / "thumbs").iterdir())) == 3
+    # one folder of two matches nothing: a warning names it (the other gives thumbnails)
+    assert f"warning: --images {d / 'other'} gives no thumbnail: none of its 1 image file is" in _flat(res.output)
