@@ -656,7 +656,12 @@ def datasets_list_command():
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Build only this many items (per source for dictionary-text): tests, quick demos.")
 def datasets_build_command(name, directory, limit):
-    """Build data set NAME (openclipart, emoji, dictionary-text) into DIRECTORY; reruns resume."""
+    """Build data set NAME (openclipart, emoji, dictionary-text) into DIRECTORY; reruns resume.
+
+    One build at a time per DIRECTORY (a second is refused). A split you made with `im2vec datasets
+    split` is kept while the images stay the same; otherwise the default split replaces it, and a
+    warning says how to make yours again.
+    """
     import json
 
     from gensim_im2vec.datasets import MissingPackageError, build_dataset
@@ -1505,17 +1510,29 @@ def _check_index_options(ctx: click.Context, backend: str | None, kind: str | No
               help="A file of words (one per line), e.g. the held-out tags the demo writes: every image "
                    "answer also ranks these words by cosine to the image (\"Given words ranked by cosine\"); "
                    "default: no such table.")
-def query_command(model_path, topn, store, device, arch, weights, layer, zero_shot_words):
+@click.option("--index", "index_path", type=click.Path(), default=None,
+              help="An approximate-neighbour index of MODEL (`im2vec index MODEL` writes MODEL.ann): every "
+                   "neighbour list is answered from it, milliseconds a query instead of a read of every vector "
+                   "(seconds at 100M images), with the exact cosines of what it finds; it may miss a true "
+                   "neighbour (`im2vec index` prints its recall). An index built from another model, or before "
+                   "MODEL was retrained, is refused. A list whose part the index lacks (an image's nearest tags, "
+                   "from an index built without --tags) is searched exactly over those keys alone, said once "
+                   "at the start: the tags are a small share of the keys, so this costs little, where refusing "
+                   "would mean rebuilding an index of every image. The --zero-shot-words ranking reads only "
+                   "the given words and stays exact. Default: exact search.")
+def query_command(model_path, topn, store, device, arch, weights, layer, zero_shot_words, index_path):
     """Explore MODEL at a prompt: type a word, an image key or an image file path (EXIT to end).
 
     Prints the nearest words and images by cosine in the model's one space (model.wv), for an
     image its nearest tags (the words of the image documents) beside its nearest images; an image
     file is placed in it from features extracted on the fly (model.project) and answered the same
-    way. With --zero-shot-words, an image's answer also ranks the given words by cosine.
+    way. With --zero-shot-words, an image's answer also ranks the given words by cosine. With
+    --index, the lists come from an approximate-neighbour index (`im2vec index MODEL`), and the
+    first line says so.
     """
     import sys
 
-    from gensim_im2vec.query import query_loop
+    from gensim_im2vec.query import open_index, query_loop
 
     model = _load_model(model_path)
     extractor_options = given({"device": device, "arch": arch, "weights": weights, "layer": layer})
@@ -1535,9 +1552,16 @@ def query_command(model_path, topn, store, device, arch, weights, layer, zero_sh
         if missing:
             raise click.ClickException(f"--zero-shot-words {zero_shot_words}: {len(missing)} of {len(words)} are not "
                                        f"words of the model, e.g. {missing[:5]}")
+    index = None
+    if index_path is not None:
+        try:
+            index = open_index(index_path, model, model_path=model_path)
+        except (ValueError, OSError, ImportError) as e:
+            raise click.ClickException(f"--index: {e}") from None
     stdin = None if sys.stdin.isatty() else sys.stdin
     query_loop(model, stdin, sys.stdout, store=store, zero_shot_words=words, **given({"topn": topn}),
-               extractor_options=extractor_options, extractor_options_checked=True)  # checked above
+               extractor_options=extractor_options, extractor_options_checked=True,  # checked above
+               index=index, index_checked=True)  # checked by open_index
 
 
 def _check_query_extractor(model, options: dict) -> None:

@@ -661,6 +661,10 @@ class FolderCorpus(_Corpus):
     every pass yields the same documents without listing the whole tree first. Hidden files
     and folders (``.name``) are skipped, as the feature extractor skips them.
 
+    A built-in data set whose build did not finish (killed: no ``dataset.json``, its
+    ``.unfinished-build`` marker still there) is read as it is, with one warning that names the
+    command that resumes the build (:func:`gensim_im2vec.datasets.warn_unfinished_build`).
+
     Parameters
     ----------
     root : path-like
@@ -717,6 +721,10 @@ class FolderCorpus(_Corpus):
         self.tag_fields = tuple(tag_fields)
         self.keys = keys
         self.follow_links = follow_links
+        # imported here: gensim_im2vec.datasets reads its folders with this class
+        from gensim_im2vec.datasets import warn_unfinished_build
+
+        warn_unfinished_build(self.root)  # a data set whose build was killed: only part of it is here
 
     def iter_images(self) -> Iterator[tuple[str, str]]:
         """Yield ``(image path, bare key)`` for every image under the root (files, then subfolders).

@@ -42,6 +42,20 @@ parameters in ``build.json`` and rebuilds the source files of other parameters. 
 a small subset (tests, quick demos). A missing package raises :class:`MissingPackageError`
 naming the ``apt-get`` line.
 
+A folder has one build at a time: a build holds the folder's lock (``.lock``, the feature stores'
+single-writer lock, released by the OS when the build ends, even by kill -9), so a second build
+into it is refused at once, naming the pid of the first. From before its first item until after its
+``dataset.json`` a build leaves the marker ``.unfinished-build`` (:data:`UNFINISHED_BUILD`): a
+folder a killed build left holds part of the data set, and the folder readers
+(:class:`~gensim_im2vec.corpora.FolderCorpus`, :func:`~gensim_im2vec.features.list_images`, so
+``im2vec normalize`` and ``im2vec extract``) read it with one warning naming the command that
+resumes the build (:func:`warn_unfinished_build`). A split the user made (``im2vec datasets split
+DIR --seed …``, or :func:`make_split` with other arguments than its defaults: ``split.json`` records
+them, ``config["args"]``) survives a rebuild of the same images; a rebuild that changes the images
+writes the default split, keeps the user's as ``split.json.replaced`` and says in a warning which
+command makes it again. The build's own default split is made again by every build (so a split
+made under older split rules is brought up to date).
+
 Examples
 --------
 >>> from gensim_im2vec.datasets import build_dataset, load_split, list_datasets
@@ -66,15 +80,18 @@ and assigns whole linked groups to train or test in an order fixed by a hash of 
 
 from __future__ import annotations
 
+import contextlib
 import filecmp
 import gzip
 import hashlib
 import html
+import inspect
 import itertools
 import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import time
@@ -86,7 +103,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gensim_im2vec.corpora import FolderCorpus
-from gensim_im2vec.fileio import atomic_path, atomic_write_json, check_output_folder
+from gensim_im2vec.fileio import (
+    atomic_path,
+    atomic_write_json,
+    check_output_folder,
+    fsync_dir,
+    pid_alive,
+)
 from gensim_im2vec.keys import IMAGE_PREFIX
 from gensim_im2vec.text import Normalizer
 from gensim_im2vec.weights import file_digest
@@ -110,6 +133,8 @@ __all__ = [
     "pick_test_groups",
     "split_groups",
     "training_documents",
+    "unfinished_build",
+    "warn_unfinished_build",
 ]
 
 logger = logging.getLogger(__name__)
@@ -475,7 +500,8 @@ def build_openclipart(
         Top-level folders to leave out (e.g. ``("computer", "shapes", "special")``: icon sets
         and geometric shapes with repetitive keywords).
     split : bool
-        Write ``split.json`` with :func:`make_split`'s defaults at the end.
+        Write ``split.json`` with :func:`make_split`'s defaults at the end; a split of the user's (other
+        arguments) that holds exactly the built images is kept (see the module notes).
     drop_tags : bool
         Apply :func:`drop_undescriptive` (folder names: the top-level directories of
         `svg_root`; tool words: :data:`OPENCLIPART_TOOL_WORDS`). False keeps every keyword.
@@ -498,72 +524,72 @@ def build_openclipart(
     svg_root = _require(svg_root, pkgs, "OpenClipArt SVG files", "svg_root")
     png_root = _require(png_root, pkgs, "OpenClipArt PNG files", "png_root")
     out = Path(out_dir)
-    _start_build(out, "openclipart")
-    t0 = time.perf_counter()
-    skipped: Counter = Counter()
-    built = resumed = 0
-    selected: set[str] = set()  # this build's items: built or resumed
-    excl = set(exclude_folders)
-    # folder names that name no object (``signs_and_symbols``, ``special``, ``unsorted``): a
-    # folder such as ``food`` or ``animals`` describes the drawings in it and stays a tag
-    folders = sorted(p.name for p in svg_root.iterdir() if p.is_dir() and _category_only(p.name)) \
-        if drop_tags else []
-    rules = _TAG_RULES_VERSION if drop_tags else 0
-    tag_norm = Normalizer(track_vocab=False)
-    def wanted() -> bool:
-        return limit is None or built + resumed < limit
+    with _start_build(out, "openclipart", limit):
+        t0 = time.perf_counter()
+        skipped: Counter = Counter()
+        built = resumed = 0
+        selected: set[str] = set()  # this build's items: built or resumed
+        excl = set(exclude_folders)
+        # folder names that name no object (``signs_and_symbols``, ``special``, ``unsorted``): a
+        # folder such as ``food`` or ``animals`` describes the drawings in it and stays a tag
+        folders = sorted(p.name for p in svg_root.iterdir() if p.is_dir() and _category_only(p.name)) \
+            if drop_tags else []
+        rules = _TAG_RULES_VERSION if drop_tags else 0
+        tag_norm = Normalizer(track_vocab=False)
+        def wanted() -> bool:
+            return limit is None or built + resumed < limit
 
-    for svg, rel, png, copies in _clipart_drawings(svg_root, png_root, excl, skipped, wanted):
-        key = rel.with_suffix("").as_posix()
-        dst_png, dst_json = out / (key + ".png"), out / (key + ".json")
-        copy_keys = [c.with_suffix("").as_posix() for _, c in copies]
-        made = {"tag_rules": rules, "source": str(svg), "source_png": str(png.resolve()), "copies": copy_keys}
-        if _resumable(dst_png, dst_json, made, defaults={"tag_rules": 0, "copies": []}):  # as this build's
-            resumed += 1
+        for svg, rel, png, copies in _clipart_drawings(svg_root, png_root, excl, skipped, wanted):
+            key = rel.with_suffix("").as_posix()
+            dst_png, dst_json = out / (key + ".png"), out / (key + ".json")
+            copy_keys = [c.with_suffix("").as_posix() for _, c in copies]
+            made = {"tag_rules": rules, "source": str(svg), "source_png": str(png.resolve()), "copies": copy_keys}
+            if _resumable(dst_png, dst_json, made, defaults={"tag_rules": 0, "copies": []}):  # as this build's
+                resumed += 1
+                if copies:
+                    skipped["duplicate_image"] += len(copies)
+                selected.add(key)
+                continue
+            try:
+                meta = parse_svg_metadata(svg)
+            except OSError as e:
+                skipped["unreadable_svg"] += 1
+                logger.warning("openclipart: cannot read %s (%s); skipped", svg, e)
+                continue
+            for copy_svg, _ in copies:  # the same drawing filed under other folders: one image, every tag
+                try:
+                    more = parse_svg_metadata(copy_svg)["tags"]
+                except OSError as e:
+                    logger.warning("openclipart: cannot read %s (%s), a copy of %s; its tags left out", copy_svg, e, svg)
+                    continue
+                meta["tags"] += [t for t in more if t not in meta["tags"]]
             if copies:
                 skipped["duplicate_image"] += len(copies)
+            with atomic_path(dst_png) as tmp:  # the drawing, once nothing of the user's is in its way
+                shutil.copyfile(png, tmp)
+                _check_item_names(out, "openclipart", dst_png, dst_json, tmp)
+            meta.update(
+                source=str(svg),
+                source_png=str(png.resolve()),
+                folder=rel.parts[0] if len(rel.parts) > 1 else "",
+                sha1=file_digest(dst_png, "sha1"),
+                tag_rules=rules,
+                copies=copy_keys,
+            )
+            if drop_tags:
+                meta = drop_undescriptive(meta, folders=folders, normalizer=tag_norm)
+            atomic_write_json(dst_json, meta)  # the item's completion marker
+            built += 1
             selected.add(key)
-            continue
-        try:
-            meta = parse_svg_metadata(svg)
-        except OSError as e:
-            skipped["unreadable_svg"] += 1
-            logger.warning("openclipart: cannot read %s (%s); skipped", svg, e)
-            continue
-        for copy_svg, _ in copies:  # the same drawing filed under other folders: one image, every tag
-            try:
-                more = parse_svg_metadata(copy_svg)["tags"]
-            except OSError as e:
-                logger.warning("openclipart: cannot read %s (%s), a copy of %s; its tags left out", copy_svg, e, svg)
-                continue
-            meta["tags"] += [t for t in more if t not in meta["tags"]]
-        if copies:
-            skipped["duplicate_image"] += len(copies)
-        with atomic_path(dst_png) as tmp:  # the drawing, once nothing of the user's is in its way
-            shutil.copyfile(png, tmp)
-            _check_item_names(out, "openclipart", dst_png, dst_json, tmp)
-        meta.update(
-            source=str(svg),
-            source_png=str(png.resolve()),
-            folder=rel.parts[0] if len(rel.parts) > 1 else "",
-            sha1=file_digest(dst_png, "sha1"),
-            tag_rules=rules,
-            copies=copy_keys,
-        )
-        if drop_tags:
-            meta = drop_undescriptive(meta, folders=folders, normalizer=tag_norm)
-        atomic_write_json(dst_json, meta)  # the item's completion marker
-        built += 1
-        selected.add(key)
-        if built % 1000 == 0:
-            logger.info("openclipart: %i drawings built (%.0f/s)", built, built / (time.perf_counter() - t0))
-    counts = {"built": built, "resumed": resumed, "removed": _remove_unselected(out, "openclipart", selected)}
-    return _finish_image_set(
-        out, "openclipart", ["openclipart-svg", "openclipart-png"], counts, skipped, t0, split,
-        {"limit": limit, "exclude_folders": sorted(excl), "svg_root": str(svg_root), "png_root": str(png_root),
-         "drop_tags": {"version": rules, "folders": folders, "tool_words": sorted(OPENCLIPART_TOOL_WORDS)}
-         if drop_tags else False},
-    )  # fmt: skip
+            if built % 1000 == 0:
+                logger.info("openclipart: %i drawings built (%.0f/s)", built, built / (time.perf_counter() - t0))
+        counts = {"built": built, "resumed": resumed, "removed": _remove_unselected(out, "openclipart", selected)}
+        return _finish_image_set(
+            out, "openclipart", ["openclipart-svg", "openclipart-png"], counts, skipped, t0, split,
+            {"limit": limit, "exclude_folders": sorted(excl), "svg_root": str(svg_root), "png_root": str(png_root),
+             "drop_tags": {"version": rules, "folders": folders, "tool_words": sorted(OPENCLIPART_TOOL_WORDS)}
+             if drop_tags else False},
+        )  # fmt: skip
 
 
 def _clipart_drawings(svg_root: Path, png_root: Path, excluded: Collection[str], skipped: Counter,
@@ -671,11 +697,14 @@ def _is_builders(meta: Mapping | None, name: str) -> bool:
 
 def _own_output(out: Path, name: str) -> bool:
     """Whether the non-empty folder `out` is an earlier build of builder `name`: finished (its
-    ``dataset.json`` names `name`) or interrupted (dictionary-text: its ``build.json`` record; an
-    image set: a sidecar with all of the builder's :data:`_BUILDER_FIELDS`)."""
+    ``dataset.json`` names `name`) or interrupted (its :data:`UNFINISHED_BUILD` marker; dictionary-text:
+    its ``build.json`` record; an image set: a sidecar with all of the builder's :data:`_BUILDER_FIELDS`)."""
     if os.path.lexists(out / "dataset.json"):  # a finished build's, or a file of the user's
         manifest = _read_sidecar(out / "dataset.json")
         return manifest is not None and manifest.get("name") == name
+    started = _read_sidecar(out / UNFINISHED_BUILD)  # written after this check passed: the folder is the build's
+    if started is not None and started.get("name") == name:
+        return True
     if name not in _BUILDER_FIELDS:
         record = _read_sidecar(out / "build.json")
         return record is not None and {"version", "limit", "sources"} <= record.keys()
@@ -683,16 +712,134 @@ def _own_output(out: Path, name: str) -> bool:
     return any((meta := _read_sidecar(p)) is not None and all(f in meta for f in fields) for p in out.rglob("*.json"))
 
 
-def _start_build(out: Path, name: str) -> None:
-    """Any builder's first step: refuse a folder of the user's (not empty and not an earlier build
-    of `name`: the build would replace same-named files); create the output folder; drop the
-    manifest, the finished build's marker, until this build writes its own (an interrupted rebuild
-    must not pass for the earlier, finished one)."""
+#: The marker of a data set build that has not finished: written into the folder (JSON: the builder's
+#: ``name``, ``limit``, ``pid``, ``started``) before the build's first item, removed after its
+#: ``dataset.json``. While it is there without a ``dataset.json``, the folder holds only part of the data
+#: set, and the folder readers (:class:`~gensim_im2vec.corpora.FolderCorpus`,
+#: :func:`~gensim_im2vec.features.list_images`) say so (:func:`warn_unfinished_build`). Hidden, like the
+#: build's lock (``.lock``, held while a build runs: a second build of the folder is refused).
+UNFINISHED_BUILD = ".unfinished-build"
+_BUILDING: set[str] = set()  # the folders (real paths) a build of this process is writing now
+_WARNED_UNFINISHED: set[tuple[str, str]] = set()  # (folder, marker) said once per process
+
+
+def unfinished_build(folder: str | os.PathLike) -> dict | None:
+    """The record of the data set build into `folder` that has not finished (killed, interrupted, failed,
+    or still running), or None when there is none (a finished build, or not a built data set).
+
+    Returns
+    -------
+    dict or None
+        The marker's record: ``name`` (the builder), ``limit``, ``pid`` (of the build), ``started``;
+        an empty dict when the marker cannot be read.
+    """
+    root = Path(folder)
+    marker = root / UNFINISHED_BUILD
+    if not marker.is_file() or (root / "dataset.json").exists():  # (both: killed just before its removal)
+        return None
+    record = _read_sidecar(marker)
+    return record if record is not None else {}
+
+
+def _resume_command(folder: str | os.PathLike, record: Mapping) -> str:
+    """The command that resumes the build `record` (:func:`unfinished_build`) describes."""
+    name = record.get("name") if isinstance(record.get("name"), str) else "NAME"
+    limit = record.get("limit")
+    return (f"im2vec datasets build {shlex.quote(name)} {shlex.quote(os.fspath(folder))}"
+            + (f" --limit {limit}" if isinstance(limit, int) else ""))
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` runs: :func:`~gensim_im2vec.fileio.pid_alive`, and not a zombie (a killed
+    build whose parent has not reaped it yet, Linux)."""
+    if not pid_alive(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rpartition(")")[2].split()[:1] != ["Z"]
+    except OSError:  # not Linux, or gone meanwhile
+        return pid_alive(pid)
+
+
+def warn_unfinished_build(folder: str | os.PathLike) -> None:
+    """Warn (once per folder and build, per process) when `folder` is a data set whose build did not
+    finish: it holds only the items built so far, and a reader of it would silently see part of the
+    data set. Silent for a finished build, a folder that is no built data set, and the build of this
+    process that is writing the folder (it reads its own items to finish)."""
+    record = unfinished_build(folder)
+    if record is None or os.path.realpath(folder) in _BUILDING:
+        return
+    said = (os.path.realpath(folder), json.dumps(record, sort_keys=True, default=str))
+    if said in _WARNED_UNFINISHED:
+        return
+    _WARNED_UNFINISHED.add(said)
+    pid = record.get("pid")
+    command = _resume_command(folder, record)
+    if isinstance(pid, int) and pid != os.getpid() and _running(pid):
+        logger.warning("%s: its data set build (pid %i) is still running: the folder holds only the images built so "
+                       "far, and only those are read. Wait for that build to finish (its dataset.json marks the end), "
+                       "then run this again; `%s` resumes it if it is stopped.", folder, pid, command)
+    else:
+        logger.warning("%s: the data set build into this folder did not finish (it has %s and no dataset.json): it "
+                       "holds only part of the data set, and only that part is read. Run `%s` to resume the build "
+                       "(it keeps what is built), then run this again.", folder, UNFINISHED_BUILD, command)
+
+
+def _lock_build(out: Path, name: str):
+    """One build at a time per folder: the single-writer lock feature stores use (``out/.lock``, released
+    by the OS when the build ends, also by kill -9). Two builds would each find the other's items
+    half-written and take them for files of the user's."""
+    from gensim_im2vec.store import LOCK_FILE, StoreLockedError, _StoreLock
+
+    try:
+        return _StoreLock(out)
+    except StoreLockedError:
+        try:
+            holder = (out / LOCK_FILE).read_text("ascii").strip() or "unknown"
+        except OSError:
+            holder = "unknown"
+        raise StoreLockedError(
+            f"data set folder {str(out)!r} is being written by another writer (pid {holder}): another build of "
+            f"the {name} data set (`im2vec datasets build`) runs into it, and a folder has one build at a time. "
+            f"Wait for that process to finish (or stop it) and run again (a rerun resumes), or build into another "
+            f"folder. The lock is {str(out / LOCK_FILE)!r}; the OS releases it when its holder exits."
+        ) from None
+
+
+@contextlib.contextmanager
+def _start_build(out: Path, name: str, limit: int | None = None) -> Iterator[None]:
+    """Any builder's first step, held for the whole build: refuse a folder of the user's (not empty and
+    not an earlier build of `name`: the build would replace same-named files); create the output
+    folder; take its lock (:func:`_lock_build`: a second build is refused at once); mark the build
+    unfinished (:data:`UNFINISHED_BUILD`, until :func:`_finish_build`); drop the manifest, the finished
+    build's marker, until this build writes its own (an interrupted rebuild must not pass for the
+    earlier, finished one). The lock is released when the block ends, however it ends."""
     marker = "dataset.json or build.json" if name not in _BUILDER_FIELDS else "dataset.json or item sidecar"
     check_output_folder(out, command=f"the {name} build", owned=lambda folder: _own_output(folder, name),
                         marker=f"{marker} of one", writes=("dataset.json", "split.json", "build.json"))
     out.mkdir(parents=True, exist_ok=True)
-    (out / "dataset.json").unlink(missing_ok=True)
+    lock = _lock_build(out, name)
+    real = os.path.realpath(out)
+    _BUILDING.add(real)
+    try:
+        earlier = unfinished_build(out)
+        if earlier is not None:
+            logger.info("%s: resuming the %s build started %s that did not finish", out, earlier.get("name"),
+                        earlier.get("started"))
+        atomic_write_json(out / UNFINISHED_BUILD, {"name": name, "limit": limit, "pid": os.getpid(),
+                                                   "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, durable=True)
+        (out / "dataset.json").unlink(missing_ok=True)
+        yield
+    finally:
+        _BUILDING.discard(real)
+        lock.release()
+
+
+def _finish_build(out: Path, manifest: Mapping) -> None:
+    """Any builder's last step: write the manifest (durable), then remove the unfinished-build marker."""
+    atomic_write_json(out / "dataset.json", manifest, durable=True)  # written last: the build's marker
+    (out / UNFINISHED_BUILD).unlink(missing_ok=True)
+    fsync_dir(out)
 
 
 def _remove_unselected(out: Path, name: str, selected: Collection[str]) -> int:
@@ -727,23 +874,106 @@ def _remove_unselected(out: Path, name: str, selected: Collection[str]) -> int:
     return removed
 
 
+def _old_split(out: Path) -> tuple[Split | None, dict, bool]:
+    """The split in ``out/split.json`` (None when missing or unreadable), the arguments it was made with
+    that differ from :func:`make_split`'s defaults (:func:`_split_arguments`), and whether it is the
+    user's: made with other arguments (``im2vec datasets split --seed …``), or not by :func:`make_split`
+    at all (no parameters in its config: a split the user wrote as a :class:`Split`). A default split,
+    such as the build writes, is the build's own."""
+    try:
+        old = Split.load(out / "split.json")
+    except (OSError, ValueError, TypeError):
+        return None, {}, False
+    config = old.config if isinstance(old.config, dict) else {}
+    if "args" not in config and "seed" not in config:
+        return old, {}, True
+    args = config.get("args")  # recorded since splits record it; older ones: their config against the defaults
+    args = dict(args) if isinstance(args, dict) else _split_arguments(config)
+    return old, args, bool(args)
+
+
+def _split_command(out: Path, args: Mapping, source: str = "split.json") -> str:
+    """How to make the split of `args` (:func:`_split_arguments`) again: the ``im2vec datasets split``
+    line, and the Python call when it has arguments the command has no option for (its normaliser is
+    read from the split's file, `source` in `out`)."""
+    options = {"seed": "--seed", "test_share": "--test-share", "zero_shot_share": "--zero-shot-share"}
+    line = " ".join(["im2vec datasets split", shlex.quote(str(out))]
+                    + [f"{options[k]} {shlex.quote(str(v))}" for k, v in args.items() if k in options])
+    if set(args) - set(options):
+        norm = f"Normalizer(**json.load(open({str(out / source)!r}))['config']['normalizer'])"
+        call = ", ".join([repr(str(out))] + [f"{k}={norm if k == 'normalizer' else repr(v)}" for k, v in args.items()])
+        return f"`{line}` (from Python, with every argument: `gensim_im2vec.datasets.make_split({call})`)"
+    return f"`{line}`"
+
+
+def _set_aside_split(out: Path) -> Path:
+    """Rename the user's ``split.json`` to ``split.json.replaced`` (not a name a reader takes for a split
+    or a sidecar), so that the split it held is not lost; returns the new path."""
+    kept = out / "split.json.replaced"
+    os.replace(out / "split.json", kept)
+    return kept
+
+
 def _drop_stale_split(out: Path) -> None:
     """Remove ``split.json`` when it does not hold exactly the folder's images (a build with
     ``split=False`` that added or removed items): a stale split would silently leave images out
-    of both sides or name missing ones."""
+    of both sides or name missing ones. A split the user made (other arguments than
+    :func:`make_split`'s defaults) is set aside as ``split.json.replaced``, and the warning gives the
+    command that makes it again."""
     path = out / "split.json"
     if not path.exists():
         return
-    try:
-        s = Split.load(path)
-        keys = set(s.train) | set(s.test)
-    except (OSError, ValueError, TypeError):
-        keys = None
+    old, args, users = _old_split(out)
+    keys = set(old.train) | set(old.test) if old is not None else None
     images = {key for _, key in FolderCorpus(out).iter_images()}
-    if keys != images:
-        path.unlink()
-        logger.warning("%s: removed split.json, which did not match the %i images now in the folder; "
-                       "run gensim_im2vec.datasets.make_split() on it", out, len(images))
+    if keys == images:
+        return
+    if old is not None and users:
+        kept = _set_aside_split(out)
+        logger.warning("%s: your split.json (%s) did not match the %i images now in the folder; moved it "
+                       "to %s. Run %s to make it again over these images.", out, _describe_args(args), len(images),
+                       kept.name, _split_command(out, args, kept.name))
+        return
+    path.unlink()
+    logger.warning("%s: removed split.json, which did not match the %i images now in the folder; run %s to make "
+                   "it again", out, len(images), _split_command(out, {}))
+
+
+def _describe_args(args: Mapping) -> str:
+    """`args` (:func:`_split_arguments`) for a message: ``made with seed='mine', …``."""
+    if not args:
+        return "made without make_split's parameters"
+    return "made with " + ", ".join(f"{k}={'<its own>' if k == 'normalizer' else repr(v)}" for k, v in args.items())
+
+
+def _write_build_split(out: Path) -> tuple[Split, dict]:
+    """The split a build with ``split=True`` leaves: the user's split (``im2vec datasets split`` with
+    other arguments than the defaults) when it still holds exactly the folder's images, else
+    :func:`make_split`'s default split (rewritten, so that a default split made under older split
+    rules is made again under the current ones). A user's split that no longer covers the images is
+    set aside (``split.json.replaced``) and replaced, in a warning that gives the command that makes it
+    again. Returns the split and the arguments it was made with (``{}``: the defaults)."""
+    old, args, users = _old_split(out)
+    if old is not None and users:
+        images = {key for _, key in FolderCorpus(out).iter_images()}
+        if set(old.train) | set(old.test) == images:
+            version = old.config.get("version") if isinstance(old.config, dict) else None
+            if args and version != _SPLIT_VERSION:  # (one without make_split's parameters has no rules' version)
+                logger.warning("%s: kept your split.json (%s), which holds the same images; it was made "
+                               "under older split rules (version %s, now %i): run %s to make it again under the "
+                               "current ones", out, _describe_args(args), version, _SPLIT_VERSION,
+                               _split_command(out, args))
+            else:
+                logger.info("%s: kept your split.json (%s): it holds the same images", out,
+                            _describe_args(args))
+            return old, args
+        kept = _set_aside_split(out)
+        held = set(old.train) | set(old.test)
+        logger.warning("%s: replaced your split.json (%s) by the default split: it held %i images, the "
+                       "folder now holds %i (%i in both). Yours is kept as %s; run %s to make it again over these "
+                       "images.", out, _describe_args(args), len(held), len(images), len(images & held), kept.name,
+                       _split_command(out, args, kept.name))
+    return make_split(out), {}
 
 
 def _finish_image_set(out: Path, name: str, packages, counts: Mapping[str, int], skipped, t0, split,
@@ -764,12 +994,12 @@ def _finish_image_set(out: Path, name: str, packages, counts: Mapping[str, int],
     }
     manifest.update(_image_summary(out))
     if split:
-        s = make_split(out)
+        s, args = _write_build_split(out)
         manifest["split"] = {"train": len(s.train), "test": len(s.test), "groups": s.n_groups,
-                             "zero_shot_tags": len(s.zero_shot_tags)}  # fmt: skip
+                             "zero_shot_tags": len(s.zero_shot_tags), "args": args}  # fmt: skip
     else:
         _drop_stale_split(out)
-    atomic_write_json(out / "dataset.json", manifest, durable=True)  # written last: the build's marker
+    _finish_build(out, manifest)
     logger.info(
         "%s: %i images (%i new, %i already built, %i of an earlier build removed), %i with >= 2 tags, "
         "%.2f tags/image; skipped %s; %.1fs",
@@ -881,7 +1111,8 @@ def build_emoji(
     canvas : int
         Output image size in pixels (>= 136).
     split : bool
-        Write ``split.json`` at the end.
+        Write ``split.json`` at the end (as `build_openclipart`: a split of the user's that holds
+        exactly the built images is kept).
 
     Returns
     -------
@@ -905,62 +1136,62 @@ def build_emoji(
     font = ImageFont.truetype(str(font_path), 109)  # the only size the bitmap font has
     keywords, names = _read_cldr_annotations(ann)
     out = Path(out_dir)
-    _start_build(out, "emoji")
-    t0 = time.perf_counter()
-    skipped: Counter = Counter()
-    built = resumed = 0
-    selected: set[str] = set()  # this build's items: built or resumed
-    render = {"canvas": canvas, "font": str(font_path)}  # recorded in each sidecar: what a resume must match
-    for e in _read_emoji_test(emoji_test):
-        if limit is not None and built + resumed >= limit:
-            break
-        if e["status"] != "fully-qualified":
-            skipped[e["status"]] += 1
-            continue
-        cps = e["codepoints"]
-        if not skin_tones and any(c in _SKIN_TONES for c in cps):
-            skipped["skin_tone_variant"] += 1
-            continue
-        key = "-".join(f"{c:x}" for c in cps if c != 0xFE0F)
-        dst_png, dst_json = out / f"{key}.png", out / f"{key}.json"
-        if _resumable(dst_png, dst_json, render):
-            resumed += 1
+    with _start_build(out, "emoji", limit):
+        t0 = time.perf_counter()
+        skipped: Counter = Counter()
+        built = resumed = 0
+        selected: set[str] = set()  # this build's items: built or resumed
+        render = {"canvas": canvas, "font": str(font_path)}  # recorded in each sidecar: what a resume must match
+        for e in _read_emoji_test(emoji_test):
+            if limit is not None and built + resumed >= limit:
+                break
+            if e["status"] != "fully-qualified":
+                skipped[e["status"]] += 1
+                continue
+            cps = e["codepoints"]
+            if not skin_tones and any(c in _SKIN_TONES for c in cps):
+                skipped["skin_tone_variant"] += 1
+                continue
+            key = "-".join(f"{c:x}" for c in cps if c != 0xFE0F)
+            dst_png, dst_json = out / f"{key}.png", out / f"{key}.json"
+            if _resumable(dst_png, dst_json, render):
+                resumed += 1
+                selected.add(key)
+                continue
+            ch = e["emoji"]
+            bare = ch.replace("\ufe0f", "")
+            tags = keywords.get(ch) or keywords.get(bare) or []
+            name = names.get(ch) or names.get(bare) or e["name"]
+            img = Image.new("RGBA", (canvas, canvas), (255, 255, 255, 0))
+            draw = ImageDraw.Draw(img)
+            x0, y0, x1, y1 = draw.textbbox((0, 0), ch, font=font, embedded_color=True)
+            draw.text(((canvas - (x1 - x0)) // 2 - x0, (canvas - (y1 - y0)) // 2 - y0), ch, font=font, embedded_color=True)
+            if img.getbbox() is None:
+                skipped["not_in_font"] += 1
+                continue
+            with atomic_path(dst_png) as tmp:
+                img.save(tmp, format="PNG")
+                _check_item_names(out, "emoji", dst_png, dst_json, tmp)
+            meta = {
+                "title": name,
+                "description": "",
+                "tags": tags,
+                "emoji": ch,
+                "codepoints": [f"{c:04x}" for c in cps],
+                "group": e["group"],
+                "subgroup": e["subgroup"],
+                "split_group": "emoji:" + emoji_base(cps),
+                "sha1": file_digest(dst_png, "sha1"),
+                **render,
+            }
+            atomic_write_json(dst_json, meta)
+            built += 1
             selected.add(key)
-            continue
-        ch = e["emoji"]
-        bare = ch.replace("\ufe0f", "")
-        tags = keywords.get(ch) or keywords.get(bare) or []
-        name = names.get(ch) or names.get(bare) or e["name"]
-        img = Image.new("RGBA", (canvas, canvas), (255, 255, 255, 0))
-        draw = ImageDraw.Draw(img)
-        x0, y0, x1, y1 = draw.textbbox((0, 0), ch, font=font, embedded_color=True)
-        draw.text(((canvas - (x1 - x0)) // 2 - x0, (canvas - (y1 - y0)) // 2 - y0), ch, font=font, embedded_color=True)
-        if img.getbbox() is None:
-            skipped["not_in_font"] += 1
-            continue
-        with atomic_path(dst_png) as tmp:
-            img.save(tmp, format="PNG")
-            _check_item_names(out, "emoji", dst_png, dst_json, tmp)
-        meta = {
-            "title": name,
-            "description": "",
-            "tags": tags,
-            "emoji": ch,
-            "codepoints": [f"{c:04x}" for c in cps],
-            "group": e["group"],
-            "subgroup": e["subgroup"],
-            "split_group": "emoji:" + emoji_base(cps),
-            "sha1": file_digest(dst_png, "sha1"),
-            **render,
-        }
-        atomic_write_json(dst_json, meta)
-        built += 1
-        selected.add(key)
-    counts = {"built": built, "resumed": resumed, "removed": _remove_unselected(out, "emoji", selected)}
-    return _finish_image_set(
-        out, "emoji", ["fonts-noto-color-emoji", "unicode-cldr-core", "unicode-data"], counts, skipped, t0,
-        split, {"limit": limit, "skin_tones": skin_tones, "canvas": canvas, "font": str(font_path)},
-    )  # fmt: skip
+        counts = {"built": built, "resumed": resumed, "removed": _remove_unselected(out, "emoji", selected)}
+        return _finish_image_set(
+            out, "emoji", ["fonts-noto-color-emoji", "unicode-cldr-core", "unicode-data"], counts, skipped, t0,
+            split, {"limit": limit, "skin_tones": skin_tones, "canvas": canvas, "font": str(font_path)},
+        )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- dictionary text
@@ -1042,9 +1273,8 @@ def _start_text_build(out: Path, params: dict) -> set[str]:
     that another build made (or an unknown one: no record) are removed before the new record is
     written (atomically, durable), so a file beside a record is always that record's, even when a
     build is interrupted; files of sources the earlier build had and this one has not are removed
-    too. Files of the user's are left alone.
+    too. Files of the user's are left alone. Called inside :func:`_start_build`.
     """
-    _start_build(out, "dictionary-text")
     record = out / "build.json"
     old = _read_sidecar(record)
     same = old is not None and all(old.get(k) == params[k] for k in ("version", "limit"))
@@ -1122,42 +1352,43 @@ def build_dictionary_text(
             dat = _require(Path(dictd_root) / f"{s}.dict.dz", pkg, f"the {s} dictionary", "dictd_root")
             readers[s] = lambda idx=idx, dat=dat: _dictd_entries(idx, dat)
     out = Path(out_dir)
-    t0 = time.perf_counter()
-    resumable = _start_text_build(out, {"version": _TEXT_VERSION, "limit": limit, "sources": list(readers)})
-    per_source = {}
-    for s, read in readers.items():
-        dst = out / f"{s}.txt"
-        if s in resumable and dst.exists():
+    with _start_build(out, "dictionary-text", limit):
+        t0 = time.perf_counter()
+        resumable = _start_text_build(out, {"version": _TEXT_VERSION, "limit": limit, "sources": list(readers)})
+        per_source = {}
+        for s, read in readers.items():
+            dst = out / f"{s}.txt"
+            if s in resumable and dst.exists():
+                docs = words = 0
+                with open(dst, encoding="utf-8") as f:
+                    for line in f:
+                        docs += 1
+                        words += len(line.split())
+                per_source[s] = {"documents": docs, "words": words, "resumed": True}
+                continue
             docs = words = 0
-            with open(dst, encoding="utf-8") as f:
-                for line in f:
+            with atomic_path(dst) as tmp, open(tmp, "w", encoding="utf-8") as f:
+                for text in itertools.islice(read(), limit):  # stops after `limit`: never reads one more
+                    f.write(text + "\n")
                     docs += 1
-                    words += len(line.split())
-            per_source[s] = {"documents": docs, "words": words, "resumed": True}
-            continue
-        docs = words = 0
-        with atomic_path(dst) as tmp, open(tmp, "w", encoding="utf-8") as f:
-            for text in itertools.islice(read(), limit):  # stops after `limit`: never reads one more
-                f.write(text + "\n")
-                docs += 1
-                words += len(text.split())
-        per_source[s] = {"documents": docs, "words": words, "resumed": False}
-        logger.info("dictionary-text: %s: %i documents, %i words", s, docs, words)
-    packages = [("fortunes" if s == "fortunes" else f"dict-{s}") for s in readers]
-    manifest = {
-        "name": "dictionary-text",
-        "format": "text: <source>.txt, one document per line",
-        "source_packages": packages,
-        "package_versions": _package_versions(packages),
-        "sources": per_source,
-        "documents": sum(v["documents"] for v in per_source.values()),
-        "words": sum(v["words"] for v in per_source.values()),
-        "params": {"limit": limit, "sources": list(readers)},
-        "seconds": round(time.perf_counter() - t0, 1),
-    }
-    atomic_write_json(out / "dataset.json", manifest, durable=True)  # written last: the build's marker
-    logger.info("dictionary-text: %i documents, %i words in %.1fs", manifest["documents"], manifest["words"], manifest["seconds"])
-    return manifest
+                    words += len(text.split())
+            per_source[s] = {"documents": docs, "words": words, "resumed": False}
+            logger.info("dictionary-text: %s: %i documents, %i words", s, docs, words)
+        packages = [("fortunes" if s == "fortunes" else f"dict-{s}") for s in readers]
+        manifest = {
+            "name": "dictionary-text",
+            "format": "text: <source>.txt, one document per line",
+            "source_packages": packages,
+            "package_versions": _package_versions(packages),
+            "sources": per_source,
+            "documents": sum(v["documents"] for v in per_source.values()),
+            "words": sum(v["words"] for v in per_source.values()),
+            "params": {"limit": limit, "sources": list(readers)},
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+        _finish_build(out, manifest)
+        logger.info("dictionary-text: %i documents, %i words in %.1fs", manifest["documents"], manifest["words"], manifest["seconds"])
+        return manifest
 
 
 # ---------------------------------------------------------------------------- registry
@@ -1409,7 +1640,9 @@ def make_split(
     normalizer : Normalizer, optional
         How tags are normalised (must match training; default ``Normalizer()``).
     write : bool
-        Save the split as ``dataset_dir/split.json``.
+        Save the split as ``dataset_dir/split.json``. Its ``config`` records the parameters, and under
+        ``args`` those that differ from the defaults: a split with any is the user's, which a rebuild
+        of the same images keeps (a default one the build makes again).
 
     Returns
     -------
@@ -1441,6 +1674,7 @@ def make_split(
                 "zero_shot_share": zero_shot_share, "min_tag_images": min_tag_images,
                 "normalizer": norm.config()},
     )  # fmt: skip
+    split.config["args"] = _split_arguments(split.config)  # how a build tells its own split from the user's
     if write:
         split.save(root / "split.json")
     logger.info(
@@ -1449,6 +1683,27 @@ def make_split(
         sum(1 for n in tag_images.values() if n >= min_tag_images),
     )  # fmt: skip
     return split
+
+
+#: Normaliser settings that change no tag (how much it caches, whether it counts), left out when a
+#: split's normaliser is compared with the default one.
+_NORMALIZER_BOOKKEEPING = ("track_vocab", "cache_size")
+
+
+def _split_arguments(config: Mapping) -> dict:
+    """The arguments of the split whose ``config`` is `config` that differ from :func:`make_split`'s
+    defaults (``normalizer``: its config, when its tag rules differ from the default normaliser's);
+    ``{}`` for a default split, such as a build writes."""
+    defaults = {k: p.default for k, p in inspect.signature(make_split).parameters.items()
+                if k in ("seed", "test_share", "zero_shot_share", "min_tag_images")}
+    args = {k: config[k] for k, v in defaults.items() if k in config and config[k] != v}
+
+    def rules(norm_config) -> dict:
+        return {k: v for k, v in (norm_config or {}).items() if k not in _NORMALIZER_BOOKKEEPING}
+
+    if "normalizer" in config and rules(config["normalizer"]) != rules(Normalizer(track_vocab=False).config()):
+        args["normalizer"] = config.get("normalizer")
+    return args
 
 
 def load_split(dataset_dir: str | os.PathLike) -> Split:
@@ -1461,7 +1716,9 @@ def load_split(dataset_dir: str | os.PathLike) -> Split:
     """
     p = Path(dataset_dir) / "split.json"
     if not p.exists():
-        raise FileNotFoundError(f"no split.json in {str(dataset_dir)!r}; run gensim_im2vec.datasets.make_split() on it.")
+        raise FileNotFoundError(f"no split.json in {str(dataset_dir)!r}; make one with `im2vec datasets split "
+                                f"{shlex.quote(str(dataset_dir))}` (from Python: "
+                                f"gensim_im2vec.datasets.make_split({str(dataset_dir)!r})).")
     return Split.load(p)
 
 

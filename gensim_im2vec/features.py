@@ -202,6 +202,9 @@ def list_images(
     root = Path(root)
     if not root.is_dir():
         raise NotADirectoryError(f"image root {str(root)!r} is not a directory.")
+    from gensim_im2vec.datasets import warn_unfinished_build
+
+    warn_unfinished_build(root)  # a data set whose build was killed: only part of its images are here
     exts = None if extensions is None else {e.lower() for e in extensions}
     found: dict[str, Path] = {}
     clashes: list[tuple[str, Path, Path]] = []

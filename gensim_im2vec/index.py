@@ -638,6 +638,8 @@ class ModalityIndexer:
     backend : str
     fingerprint : str
         Hash of the indexed keys and vectors (checked by :meth:`load`).
+    path : str or None
+        The manifest :meth:`load` read it from (None: built here).
     build_seconds : float
     """
 
@@ -696,6 +698,7 @@ class ModalityIndexer:
         self._parts: dict[str, object] = {}
         self._active: tuple[str, ...] = _default_view(modalities)
         self.fingerprint: str | None = None
+        self.path: str | None = None
         self.build_seconds = 0.0
         if model is not None:
             self._build(model, modalities)
@@ -983,6 +986,7 @@ class ModalityIndexer:
                 f"ModalityIndexer(model).save({fname!r}) (or pass check=False)."
             )
         self.fingerprint = man["fingerprint"]
+        self.path = fname
         is_img = image_mask(model, self.image_prefix)
         folder = Path(fname).parent
         part_cls = _FaissPart if self.backend == "faiss" else _annoy_class()

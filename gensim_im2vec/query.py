@@ -23,13 +23,21 @@ their cosine in the one space of words and images (``model.wv``), each marked ``
   a line that is not UTF-8 text (one line saying so); a path may be quoted or have
   backslash-escaped spaces, as a terminal writes a file dropped on it;
 * ``EXIT`` (or end of input, Ctrl-D, or Ctrl-C at the prompt) ends the session; Ctrl-C while an
-  answer is computed (an image file's features) drops that answer and the prompt comes back.
+  answer is computed (an image file's features) drops that answer and the prompt comes back;
+* with ``index`` (``im2vec query MODEL --index MODEL.ann``, the file ``im2vec index MODEL``
+  writes), every neighbour list comes from the approximate index's modality views
+  (:func:`~gensim_im2vec.index.ann_most_similar`: milliseconds instead of a read of every vector,
+  seconds at 100M images), with exact cosines; a header before the first prompt says so (backend,
+  kind, knobs). An index built from another model, or before the model was retrained, is refused
+  (:func:`open_index`); a list whose modality the index lacks (an image's tags, from an index built
+  without ``--tags``) is searched exactly over that modality's keys alone, and the header says so.
 
 From the shell::
 
     im2vec query model.im2vec                       # interactive
     printf 'red\\nphotos/x.jpg\\nEXIT\\n' | im2vec query model.im2vec
     im2vec query model.im2vec --zero-shot-words heldout_tags.txt
+    im2vec index model.im2vec --tags && im2vec query model.im2vec --index model.im2vec.ann
 
 From Python, with any text streams (the loop returns the number of queries answered):
 
@@ -65,17 +73,21 @@ The answers as data, without a prompt: :meth:`QuerySession.answer` returns the t
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
 from gensim_im2vec.keys import IMAGE_PREFIX, encode_key
 from gensim_im2vec.validation import is_int
+
+if TYPE_CHECKING:
+    from gensim_im2vec.index import ModalityIndexer
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +100,7 @@ __all__ = [
     "extractor_settings",
     "format_neighbours",
     "make_featurizer",
+    "open_index",
     "query_loop",
 ]
 
@@ -389,6 +402,185 @@ def check_extractor_options(metadata: dict | None, *, device: str | None = None,
         _resolve_weights(arch, _weights_none(given["weights"]))
 
 
+# ----------------------------------------------------------------------------- an ANN index
+def _rebuild_hint(path: str, model_path: str | None) -> str:
+    """The command that builds the index at `path` again, for the model at `model_path`."""
+    model = model_path or "MODEL"
+    out = "" if model_path is not None and os.path.abspath(path) == os.path.abspath(model_path + ".ann") else \
+        f" -o {shlex.quote(path)}"
+    return f"`im2vec index {shlex.quote(model) if model_path else model}{out}` (from Python: " \
+           f"ModalityIndexer(model).save({path!r}))"
+
+
+def open_index(index: str | os.PathLike | ModalityIndexer, model, *, model_path: str | None = None) -> ModalityIndexer:
+    """The :class:`~gensim_im2vec.index.ModalityIndexer` a query session answers from, checked against `model`.
+
+    Parameters
+    ----------
+    index : str, os.PathLike or ModalityIndexer
+        The manifest ``im2vec index MODEL`` wrote (``MODEL.ann``, or where its ``-o`` said), or an
+        indexer built or loaded in Python.
+    model : Im2Vec
+        The model the queries are about; the index must have been built from it as it is now.
+    model_path : str, optional
+        Where `model` was loaded from: named in the command that rebuilds a stale index.
+
+    Returns
+    -------
+    ModalityIndexer
+
+    Raises
+    ------
+    FileNotFoundError, IsADirectoryError, OSError
+        No file at `index`, a folder, or a file that cannot be read.
+    ValueError
+        A file that is not an index manifest, or an index built from other keys or vectors than
+        `model`'s (the model was retrained since, or it is another model's): a stale index would
+        answer with wrong neighbours. The message names the command that builds it again.
+    ImportError
+        The index's backend (faiss or annoy) is not installed; the message names the pip install.
+    """
+    from gensim_im2vec import index as ann
+
+    kv = model.wv
+    if isinstance(index, ann.ModalityIndexer):
+        name, man, path = repr(index), {"fingerprint": index.fingerprint}, None
+    else:
+        path = os.fspath(index)
+        name = repr(path)
+        try:
+            with open(path, "rb") as f:
+                raw = f.read(ann._MAX_MANIFEST_BYTES + 1)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"index {name}: no such file. Build one for this model with "
+                                    f"{_rebuild_hint(path, model_path)}; `im2vec index MODEL` writes MODEL.ann beside "
+                                    f"the model.") from None
+        except IsADirectoryError:
+            raise IsADirectoryError(f"index {name} is a folder; give the index's manifest file (`im2vec index MODEL` "
+                                    f"writes MODEL.ann beside the model).") from None
+        except OSError as e:
+            raise OSError(f"index {name} cannot be read ({e.strerror or e}); make it readable, or build it again: "
+                          f"{_rebuild_hint(path, model_path)}.") from None
+        try:
+            man = json.loads(raw.decode("utf-8")) if len(raw) <= ann._MAX_MANIFEST_BYTES else None
+        except ValueError:  # not JSON, not UTF-8: the model itself, a part file, ...
+            man = None
+        if not isinstance(man, dict) or man.get("format") != ann._FORMAT:
+            beside = model_path + ".ann" if model_path else "MODEL.ann"  # (writing over this file is refused)
+            raise ValueError(f"index {name} is not an index manifest (the small JSON file `im2vec index` writes, "
+                             f"MODEL.ann; not the model or one of the index's .faiss/.annoy parts). Give that file, or "
+                             f"build it: {_rebuild_hint(beside, model_path)}.")
+        backend = man.get("backend")
+        if backend in ann.BACKENDS and not ann._installed(backend):
+            raise ImportError(f"index {name} was built with {backend}, which is not installed here: "
+                              f"`{ann._PIP[backend]}` (both backends: the [scale] extra), or query without the index "
+                              f"(an exact search).")
+    fingerprint = ann._fingerprint(kv.index_to_key, ann._UnitRows(kv))
+    if man.get("fingerprint") != fingerprint:
+        built = f"{sum(p.get('count', 0) for p in man['parts'].values())} keys" if isinstance(man.get("parts"), dict) \
+            else "other keys"
+        if path is None:
+            fix = "ModalityIndexer(model) again"
+        else:
+            fix = _rebuild_hint(path, model_path)
+        raise ValueError(
+            f"index {name} was built from other keys or vectors ({built}) than this model's ({len(kv)} keys, dim "
+            f"{kv.vector_size}): the model was retrained after the index was built, or the index is another model's. "
+            f"Its answers would be wrong neighbours, so it is not used. Build it again for this model: {fix}."
+        )
+    if path is None:
+        return index
+    try:
+        return ann.ModalityIndexer.load(path, model, check=False)  # checked above: the keys are hashed once
+    except (ValueError, KeyError, TypeError) as e:  # a damaged manifest or part file
+        what = str(e) if isinstance(e, ValueError) else f"a damaged manifest ({type(e).__name__}: {e})"
+        raise ValueError(f"index {name}: {what} On the command line: {_rebuild_hint(path, model_path)}.") from None
+
+
+def _index_settings(indexer) -> str:
+    """``faiss hnsw, ef_search 512``: the backend, its kind and the query-time knobs."""
+    p = indexer.params
+    if indexer.backend == "annoy":
+        return f"annoy, {p.get('num_trees')} trees, search_k {p.get('search_k') or 'default'}"
+    kind = p.get("kind", "hnsw")
+    knobs = {"hnsw": f"ef_search {p.get('ef_search')}", "ivf": f"nprobe {p.get('nprobe')}",
+             "ivfpq": f"pq_m {p.get('pq_m')}, nprobe {p.get('nprobe')}, rerank {p.get('rerank')}"}[kind]
+    return f"faiss {kind}, {knobs}"
+
+
+def _index_cosines_exact(indexer) -> bool:
+    """Whether the index returns exact cosines: faiss HNSW and IVF (inner products of the unit
+    vectors), IVF-PQ with a re-rank (the model's rows), annoy (1 - d²/2 of its angular distance);
+    not IVF-PQ with ``rerank`` 1 (product-quantised estimates)."""
+    p = indexer.params
+    return not (indexer.backend == "faiss" and p.get("kind") == "ivfpq" and int(p.get("rerank") or 1) <= 1)
+
+
+class _ExactRows:
+    """The gensim indexer protocol over one modality's rows of the model, searched exactly: what a
+    list whose modality the index lacks is answered from. Reads only those rows."""
+
+    def __init__(self, model, modality: str, image_prefix: str) -> None:
+        from gensim_im2vec.index import _selection, _UnitRows
+        from gensim_im2vec.keys import image_mask
+
+        self.kv = model.wv
+        self.rows = _selection(model, modality, image_mask(model, image_prefix))
+        self.unit = _UnitRows(self.kv, self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def most_similar(self, vector, num_neighbors: int) -> list[tuple[str, float]]:
+        from gensim_im2vec.validation import l2_normalize
+
+        q = l2_normalize(np.asarray(vector, dtype=np.float32)[None, :])[0]
+        k = min(int(num_neighbors), len(self.rows))
+        if k <= 0:
+            return []
+        pos, sims = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        lo = 0
+        for block in self.unit.blocks():
+            s = block @ q
+            top = np.argpartition(-s, k - 1)[:k] if len(s) > k else np.arange(len(s))
+            pos, sims = np.concatenate([pos, top + lo]), np.concatenate([sims, s[top]])
+            lo += len(block)
+        best = np.argsort(-sims, kind="stable")[:k]
+        return [(self.kv.index_to_key[int(self.rows[pos[i]])], float(sims[i])) for i in best]
+
+
+class _ExactCosines:
+    """An index view whose hits get their exact cosines (the model's rows, as gensim computes them),
+    best first: for an index that returns estimates (IVF-PQ without a re-rank)."""
+
+    def __init__(self, view, kv) -> None:
+        from gensim_im2vec.index import _UnitRows
+
+        self.view, self.kv, self.unit = view, kv, _UnitRows(kv)
+
+    def most_similar(self, vector, num_neighbors: int) -> list[tuple[str, float]]:
+        from gensim_im2vec.validation import l2_normalize
+
+        hits = self.view.most_similar(vector, num_neighbors)
+        if not hits:
+            return hits
+        q = l2_normalize(np.asarray(vector, dtype=np.float32)[None, :])[0]
+        rows = np.array([self.kv.key_to_index[k] for k, _ in hits], dtype=np.int64)
+        cos = self.unit.cosines(rows, q)
+        return [(hits[i][0], float(cos[i])) for i in np.argsort(-cos, kind="stable")]
+
+
+class _Merged:
+    """Several searchers (one per modality) as one: their hits merged by cosine."""
+
+    def __init__(self, parts: Sequence) -> None:
+        self.parts = list(parts)
+
+    def most_similar(self, vector, num_neighbors: int) -> list[tuple[str, float]]:
+        hits = [hit for part in self.parts for hit in part.most_similar(vector, num_neighbors)]
+        return sorted(hits, key=lambda t: -t[1])[:num_neighbors]
+
+
 # ----------------------------------------------------------------------------- the session
 class QuerySession:
     """Answers queries about one model; :func:`query_loop` wraps it in a prompt.
@@ -420,18 +612,43 @@ class QuerySession:
         ranked by cosine (k of n)". None or empty: no such table. Duplicates count once. A word
         the model does not have (or an image key) raises ``KeyError`` naming it; a model word
         without a trained input vector (:attr:`Im2Vec.word_space_keys`) is named under the table,
-        not ranked.
+        not ranked. This ranking reads only the given words' vectors: it stays exact with an `index`.
+    index : str, os.PathLike or ModalityIndexer, optional
+        An approximate-neighbour index of `model` (the ``MODEL.ann`` that ``im2vec index MODEL``
+        writes, or a :class:`~gensim_im2vec.index.ModalityIndexer`): every neighbour list (mixed,
+        words or tags, images; of a key, a sum, an image file, a held-out image) is answered from
+        its modality views (:func:`~gensim_im2vec.index.ann_most_similar`, gensim's semantics)
+        instead of a read of every vector, and :attr:`header` says so. The cosines printed are the
+        exact ones (an IVF-PQ index without a re-rank gives estimates: its hits' cosines are
+        recomputed from the model's rows). A list whose modality the index lacks (an image's
+        nearest tags from an index built without ``--tags``) is searched exactly over that
+        modality's rows alone, and the header says which. None: exact search throughout.
+    index_checked : bool
+        True when `index` is a ModalityIndexer that :func:`open_index` already checked against
+        `model` (``im2vec query`` does): not hashed again. Default False: checked here.
+
+    Attributes
+    ----------
+    indexer : ModalityIndexer or None
+        The index the lists come from.
+    header : str
+        What the session answers from (the index, its backend, kind and knobs, any list searched
+        exactly); "" without an index. :func:`query_loop` prints it before the first prompt.
 
     Raises
     ------
     ValueError, FileNotFoundError
         `extractor_options` that the feature extractor would refuse (see
-        :func:`check_extractor_options`).
+        :func:`check_extractor_options`); an `index` that :func:`open_index` refuses (missing,
+        not an index, built from another model or before the model was retrained).
+    ImportError
+        The `index`'s backend is not installed.
     """
 
     def __init__(self, model, *, topn: int = 10, featurizer_factory: FeaturizerFactory | None = None,
                  store=None, extractor_options: dict | None = None,
-                 zero_shot_words: Sequence[str] | None = None, extractor_options_checked: bool = False) -> None:
+                 zero_shot_words: Sequence[str] | None = None, extractor_options_checked: bool = False,
+                 index: str | os.PathLike | ModalityIndexer | None = None, index_checked: bool = False) -> None:
         if not is_int(topn) or topn < 1:
             raise ValueError(f"topn must be a positive int, got {topn!r}.")
         if featurizer_factory is None and not extractor_options_checked:
@@ -457,6 +674,53 @@ class QuerySession:
         self.extractor_options = dict(extractor_options or {})
         self.featurizer_factory = featurizer_factory
         self._featurizer = None
+        self.indexer = None
+        self.header = ""
+        self._searchers: dict[str, object] = {}
+        if index is not None:
+            self._use_index(index, checked=index_checked)
+
+    def _use_index(self, index, *, checked: bool) -> None:
+        """Answer every neighbour list from `index`: one searcher per list ("all", "words",
+        "tags", "images"), each an index view, or the exact search of that modality's rows when the
+        index has none; and the header that says so."""
+        from gensim_im2vec.index import ModalityIndexer
+
+        m = self.model
+        if not (checked and isinstance(index, ModalityIndexer)):
+            index = open_index(index, m)
+        self.indexer = index
+        has_images = getattr(m, "W", None) is not None
+        needed = ["words", "images"] if has_images else ["words"]
+        if has_images and m._image_words() == "tags":
+            needed.insert(1, "tags")
+        exact_cosines = _index_cosines_exact(index)
+        sizes, notes = [], []
+        for modality in needed:
+            try:
+                view = index.restrict(modality)
+            except ValueError:  # not built: this list is searched exactly
+                searcher = _ExactRows(m, modality, index.image_prefix)
+                what = {"words": "nearest words", "tags": "an image's nearest tags",
+                        "images": "nearest images"}[modality]
+                flag = " --tags" if modality == "tags" else ""
+                notes.append(f"No {modality} in the index: {what} by exact search over the model's {len(searcher)} "
+                             f"{modality} alone (`im2vec index MODEL{flag}` builds an index that has them).")
+            else:
+                sizes.append(f"{modality} {len(view)}")
+                searcher = view if exact_cosines else _ExactCosines(view, m.wv)
+            self._searchers[modality] = searcher
+        self._searchers["all"] = _Merged([self._searchers[x] for x in needed if x != "tags"])
+        cosines = ("exact" if exact_cosines else
+                   "exact, recomputed from the model's rows (the index ranks by product-quantised estimates)")
+        lines = [f"Neighbours from the approximate index {index.path or repr(index)} ({_index_settings(index)}; "
+                 f"{', '.join(sizes) or 'none of the lists'} keys),",
+                 f"not an exact search: it may miss a true neighbour (`im2vec index` prints its recall); cosines "
+                 f"{cosines}."]
+        lines += notes
+        if self.zero_shot_words:
+            lines.append("Given words ranked by cosine: exact (only their own vectors are read).")
+        self.header = "\n".join(lines)
 
     # -- lookup -------------------------------------------------------------------------------
     def resolve(self, token: str) -> str | None:
@@ -567,18 +831,30 @@ class QuerySession:
                 total += sign * v / norm
         return bool(np.linalg.norm(total) < 1e-6 * max(1, len(positive) + len(negative)))
 
+    def _from_index(self, positive, negative, which: str) -> list[tuple[str, float]]:
+        """:func:`~gensim_im2vec.index.ann_most_similar` (gensim's semantics: the query's keys left
+        out) through the searcher of list `which` ("all", "words", "tags", "images")."""
+        from gensim_im2vec.index import ann_most_similar
+
+        return ann_most_similar(self.model, positive, negative, self.topn, indexer=self._searchers[which])
+
     def _tables(self, positive, negative, tags: bool = False) -> list[str]:
         """The neighbours by ``wv.most_similar``: words and images together, then words (with
         `tags`, an image's query: only the words of the image documents, :meth:`Im2Vec.most_similar_tags`)
-        beside images."""
+        beside images. With an index, the same lists from its modality views."""
         m, n = self.model, self.topn
+        indexed = self.indexer is not None
         if m.W is None:  # a model without images: plain neighbours
-            return [format_neighbours("Nearest words", m.wv.most_similar(positive=positive, negative=negative,
-                                                                         topn=n), self._is_image)]
-        mixed = m.wv.most_similar(positive=positive, negative=negative, topn=n)
+            hits = (self._from_index(positive, negative, "all") if indexed
+                    else m.wv.most_similar(positive=positive, negative=negative, topn=n))
+            return [format_neighbours("Nearest words", hits, self._is_image)]
         restrict = m._image_words() if tags else "words"
-        words = m._most_similar_restricted(positive, negative, n, restrict)
-        images = m.most_similar_images(positive=positive, negative=negative, topn=n)
+        if indexed:
+            mixed, words, images = (self._from_index(positive, negative, which) for which in ("all", restrict, "images"))
+        else:
+            mixed = m.wv.most_similar(positive=positive, negative=negative, topn=n)
+            words = m._most_similar_restricted(positive, negative, n, restrict)
+            images = m.most_similar_images(positive=positive, negative=negative, topn=n)
         return [
             format_neighbours("Nearest words and images", mixed, self._is_image),
             _side_by_side(_words_table(restrict, words, self._is_image),
@@ -677,15 +953,21 @@ class QuerySession:
         m = self.model
         n = self.topn
         vec = m.project(feats)
-        # similar_by_image == wv.similar_by_vector(project(feats)) filtered by modality
+        restrict = m._image_words()
+        if self.indexer is not None:
+            if not (np.all(np.isfinite(vec)) and np.any(vec)):
+                return title + "\n\nIts vector is zero (or not finite): it has no direction, so no neighbours by cosine."
+            mixed, words, images = (self._from_index(vec, None, which) for which in ("all", restrict, "images"))
+        else:
+            # similar_by_image == wv.similar_by_vector(project(feats)) filtered by modality
+            mixed = m.similar_by_image(feats, topn=n)
+            words = m.similar_by_image(feats, topn=n, restrict=restrict)
+            images = m.similar_by_image(feats, topn=n, restrict="images")
         return "\n\n".join([
             title,
-            format_neighbours("Nearest words and images", m.similar_by_image(feats, topn=n), self._is_image),
-            _side_by_side(
-                _words_table(m._image_words(), m.similar_by_image(feats, topn=n, restrict=m._image_words()),
-                             self._is_image),
-                format_neighbours("Nearest images", m.similar_by_image(feats, topn=n, restrict="images"),
-                                  self._is_image, key_name="Image")),
+            format_neighbours("Nearest words and images", mixed, self._is_image),
+            _side_by_side(_words_table(restrict, words, self._is_image),
+                          format_neighbours("Nearest images", images, self._is_image, key_name="Image")),
             *self._given_words(vec),
         ])
 
@@ -747,7 +1029,8 @@ def _read_line(stdin: TextIO | None, stdout: TextIO, prompt: str) -> str | None:
 def query_loop(model, stdin: TextIO | None = None, stdout: TextIO | None = None, *, topn: int = 10,
                featurizer_factory: FeaturizerFactory | None = None, store=None,
                extractor_options: dict | None = None, prompt: str = PROMPT,
-               zero_shot_words: Sequence[str] | None = None, extractor_options_checked: bool = False) -> int:
+               zero_shot_words: Sequence[str] | None = None, extractor_options_checked: bool = False,
+               index: str | os.PathLike | ModalityIndexer | None = None, index_checked: bool = False) -> int:
     """Prompt for queries until ``EXIT``, end of input or Ctrl-C at the prompt; print each answer.
 
     A blank line is skipped; a line that is not text in the input's encoding is answered with one
@@ -764,8 +1047,9 @@ def query_loop(model, stdin: TextIO | None = None, stdout: TextIO | None = None,
         Where answers go (default ``sys.stdout``).
     topn : int
         Neighbours per table.
-    featurizer_factory, store, extractor_options, zero_shot_words, extractor_options_checked
-        See :class:`QuerySession`.
+    featurizer_factory, store, extractor_options, zero_shot_words, extractor_options_checked, index, index_checked
+        See :class:`QuerySession`. With an `index`, the session's header (the index, its
+        backend and kind) is printed before the first prompt.
     prompt : str
         The prompt.
 
@@ -782,7 +1066,10 @@ def query_loop(model, stdin: TextIO | None = None, stdout: TextIO | None = None,
             pass
     session = QuerySession(model, topn=topn, featurizer_factory=featurizer_factory, store=store,
                            extractor_options=extractor_options, zero_shot_words=zero_shot_words,
-                           extractor_options_checked=extractor_options_checked)
+                           extractor_options_checked=extractor_options_checked, index=index,
+                           index_checked=index_checked)
+    if session.header:
+        stdout.write(session.header + "\n\n")
     answered = 0
     while True:
         try:

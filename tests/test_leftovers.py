@@ -156,7 +156,8 @@ def test_build_does_not_replace_a_users_image_at_an_items_name_in_its_own_folder
     assert "Move 'dog.png' out of" in message and "rerun" in message
     assert (out / "animals" / "dog.png").read_bytes() == b"my own dog"
     assert json.loads((out / "animals" / "dog.json").read_text()) == {"title": "my dog", "tags": ["dog"]}
-    assert not any(p.name.startswith(".") for p in out.rglob("*"))  # no temporary file left
+    # no temporary file left; the build's lock and the marker of its unfinished build are there
+    assert {p.name for p in out.rglob("*") if p.name.startswith(".")} == {".lock", ds.UNFINISHED_BUILD}
     (out / "animals" / "dog.png").rename(tmp_path / "dog.png")
     (out / "animals" / "dog.json").rename(tmp_path / "dog.json")
     m = ds.build_openclipart(out, svg_root=svg_root, png_root=png_root)  # the build resumes

@@ -176,7 +176,8 @@ def test_report_without_a_dataset_says_how_to_show_held_out_images(data, tmp_pat
     res = CliRunner().invoke(main, ["report", str(tmp_path / "m.model"), "-o", str(tmp_path / "rep"),
                                     "--map-method", "pca"])
     assert res.exit_code == 0, res.output
-    assert "(0 held-out images)" in res.output and "pass --dataset FOLDER" in " ".join(res.output.split())
+    said = " ".join(res.output.split())
+    assert "(0 held-out images)" in said and "pass --test FILE.jsonl" in said and "or --dataset FOLDER" in said
 
 
 def test_query_methods_name_a_bad_query_vector(data):
