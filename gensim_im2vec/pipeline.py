@@ -1,6 +1,8 @@
 """The main job end to end: real images and tags → a joint space → numbers and a report.
 
-Steps (each cached by its inputs under ``OUT/.steps/``, so a second run reuses them):
+Steps (each cached by its inputs under ``OUT/.steps/``, so a second run reuses them; the features
+and the word vectors by the bytes of the images and texts they read, so a rebuilt data set that
+holds the same images or text keeps them):
 
 1. build the built-in data sets (``openclipart``, ``emoji``, ``dictionary-text``) from Debian packages;
 2. extract ImageNet MobileNetV2 features (offline weights) into one FeatureStore per image set;
@@ -308,20 +310,32 @@ FEATURE_INPUTS = ("arch", "weights", "layer", "preprocessing", "precision", "dec
                   "torchvision_version")
 
 
+def _files_digest(files) -> str:
+    """A digest of ``(name, path)`` pairs' names and bytes."""
+    h = hashlib.sha256()
+    for name, path in files:
+        one = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                one.update(block)
+        h.update(name.encode("utf-8") + b"\0" + one.digest())
+    return h.hexdigest()[:16]
+
+
 def _images_digest(folder: Path) -> str:
     """A digest of the images under `folder` (their keys and bytes): what a feature store's rows
     depend on of a data set. Its tags and texts are not in it, so a change of the normaliser
     rebuilds the data set and keeps its features."""
     from gensim_im2vec.features import list_images
 
-    h = hashlib.sha256()
-    for key, path in list_images(folder):
-        one = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                one.update(block)
-        h.update(key.encode("utf-8") + b"\0" + one.digest())
-    return h.hexdigest()[:16]
+    return _files_digest(list_images(folder))
+
+
+def _text_digest(cfg: DemoConfig) -> str:
+    """A digest of the text files the word vectors are trained on (:func:`text_sentences`): a
+    rebuild of the text data set that writes the same text keeps the word vectors."""
+    files = sorted(_paths(cfg)["data"].joinpath("dictionary-text").glob("*.txt"))
+    return _files_digest((f.name, f) for f in files)
 
 
 def extract_features(cfg: DemoConfig, steps: Steps) -> None:
@@ -384,9 +398,10 @@ def pretrain_words(cfg: DemoConfig, steps: Steps) -> Path:
         atomic_save(model, path)  # with gensim's companion .npy files, the main file last
         return {"words": len(model.wv), "corpus_words": model.corpus_total_words}
 
+    steps.upstream("dataset-dictionary-text")  # (built or reused in this run: its text is there)
     steps.run("pretrain-words", {"vector_size": cfg.vector_size, "epochs": cfg.text_epochs,
                                  "text_limit": cfg.text_limit, "seed": cfg.seed, "code": _code("text", "corpora"),
-                                 "upstream": steps.upstream("dataset-dictionary-text")}, [path], run)
+                                 "text": _text_digest(cfg)}, [path], run)
     return path
 
 

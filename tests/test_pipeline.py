@@ -289,6 +289,14 @@ def test_a_new_normaliser_rebuilds_the_data_and_keeps_the_features(demo, monkeyp
     ran = {line.split("]")[0][1:] for line in lines if line.startswith("[") and "running" in line}
     assert {f"dataset-{n}" for n in cfg.image_sets} | {f"train-{cfg.mode}"} <= ran
     assert not {f"features-{n}" for n in cfg.image_sets} & ran
+    assert "dataset-dictionary-text" in ran and "pretrain-words" in ran  # text.py is its code: it reruns
+    # a rebuilt text data set with the same text keeps the word vectors (its key: the text's bytes)
+    patched = pipeline._code
+    monkeypatch.setattr(pipeline, "_code", lambda *m: patched(*m) + ("-new-builder" if "datasets" in m else ""))
+    lines = []
+    run_demo(cfg, echo=lines.append)
+    ran = {line.split("]")[0][1:] for line in lines if line.startswith("[") and "running" in line}
+    assert "dataset-dictionary-text" in ran and "pretrain-words" not in ran
     assert _store_meta(cfg, name)["created"] == before["created"]
     # an image's bytes changed: its store's key changes with them
     folder = Path(cfg.out_dir) / "data" / name
