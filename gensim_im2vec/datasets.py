@@ -789,21 +789,13 @@ def _lock_build(out: Path, name: str):
     """One build at a time per folder: the single-writer lock feature stores use (``out/.lock``, released
     by the OS when the build ends, also by kill -9). Two builds would each find the other's items
     half-written and take them for files of the user's."""
-    from gensim_im2vec.store import LOCK_FILE, StoreLockedError, _StoreLock
+    from gensim_im2vec.store import LOCK_FILE, lock_folder
 
-    try:
-        return _StoreLock(out)
-    except StoreLockedError:
-        try:
-            holder = (out / LOCK_FILE).read_text("ascii").strip() or "unknown"
-        except OSError:
-            holder = "unknown"
-        raise StoreLockedError(
-            f"data set folder {str(out)!r} is being written by another writer (pid {holder}): another build of "
-            f"the {name} data set (`im2vec datasets build`) runs into it, and a folder has one build at a time. "
-            f"Wait for that process to finish (or stop it) and run again (a rerun resumes), or build into another "
-            f"folder. The lock is {str(out / LOCK_FILE)!r}; the OS releases it when its holder exits."
-        ) from None
+    return lock_folder(out, lambda holder: (
+        f"data set folder {str(out)!r} is being written by another writer (pid {holder}): another build of "
+        f"the {name} data set (`im2vec datasets build`) runs into it, and a folder has one build at a time. "
+        f"Wait for that process to finish (or stop it) and run again (a rerun resumes), or build into another "
+        f"folder. The lock is {str(out / LOCK_FILE)!r}; the OS releases it when its holder exits."))
 
 
 @contextlib.contextmanager

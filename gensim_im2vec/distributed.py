@@ -958,21 +958,13 @@ def _run_inputs(parts_root: Path) -> str | None:
 def _lock_parts(parts_root: Path, target: Path):
     """One extract_ray at a time per store: the lock of ``STORE.ray-parts/`` (released by the OS when
     the driver ends, also by kill -9). Two drivers would run the same parts twice and collide."""
-    from gensim_im2vec.store import LOCK_FILE, StoreLockedError, _StoreLock
+    from gensim_im2vec.store import LOCK_FILE, lock_folder
 
     parts_root.mkdir(parents=True, exist_ok=True)
-    try:
-        return _StoreLock(parts_root)
-    except StoreLockedError:
-        try:
-            holder = (parts_root / LOCK_FILE).read_text("ascii").strip() or "unknown"
-        except OSError:
-            holder = "unknown"
-        raise StoreLockedError(
-            f"another extract_ray (pid {holder}) is extracting into {str(target)!r}: it holds "
-            f"{str(parts_root / LOCK_FILE)!r}. Wait for it to finish (or stop it), then run again; two runs on "
-            f"one store would extract the same parts twice."
-        ) from None
+    return lock_folder(parts_root, lambda holder: (
+        f"another extract_ray (pid {holder}) is extracting into {str(target)!r}: it holds "
+        f"{str(parts_root / LOCK_FILE)!r}. Wait for it to finish (or stop it), then run again; two runs on "
+        f"one store would extract the same parts twice."))
 
 
 def _clear_parts(parts_root: Path, keep_plan: bool = False) -> None:

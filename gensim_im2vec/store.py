@@ -94,7 +94,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +167,20 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: no OS lock, one writer is the user's duty
     fcntl = None
+
+
+def lock_folder(path: Path, busy: Callable[[str], str]) -> _StoreLock:
+    """The single-writer lock (:class:`_StoreLock`) of a folder that is not a feature store (a data
+    set being built, the parts of a Ray extraction), refused at once when another process holds
+    it, with ``busy(pid of the holder)`` as the message."""
+    try:
+        return _StoreLock(path)
+    except StoreLockedError:
+        try:
+            holder = (path / LOCK_FILE).read_text("ascii").strip() or "unknown"
+        except OSError:
+            holder = "unknown"
+        raise StoreLockedError(busy(holder)) from None
 
 
 class _StoreLock:
