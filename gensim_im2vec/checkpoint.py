@@ -44,21 +44,40 @@ the run's own ``vectors_file``, written over in place, when the run has one.
 ``im2vec train ... --resumable`` does this from the shell: the same command run again continues
 from ``OUTPUT.checkpoint``. A checkpoint records what its run was given (``inputs``: the
 command's documents, store and options); :func:`resume` refuses one made with other inputs,
-naming what differs, rather than mixing two runs.
+naming what differs, rather than mixing two runs. A file is known by its content
+(:func:`file_identity`: its size and a digest of its first, middle and last MiB), a store by its
+``store_id`` and rows, so the same data resumes wherever it lies (touched, copied, moved):
+
+>>> from gensim_im2vec.checkpoint import file_identity, check_inputs
+>>> a = os.path.join(tempfile.mkdtemp(), "docs.txt")
+>>> with open(a, "w") as f: _ = f.write("img:1 cat\\n")
+>>> b = os.path.join(tempfile.mkdtemp(), "docs.txt")
+>>> with open(b, "w") as f: _ = f.write("img:1 cat\\n")
+>>> check_inputs("run.checkpoint", {"inputs": {"documents": file_identity(a)}}, {"documents": file_identity(b)})
+>>> with open(b, "a") as f: _ = f.write("img:2 dog\\n")
+>>> check_inputs("run.checkpoint", {"inputs": {"documents": file_identity(a)}},
+...              {"documents": file_identity(b)})  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+ValueError: documents ...docs.txt' changed since the checkpoint run.checkpoint was made: size 10 -> 20 bytes. ...
 """
 
 from __future__ import annotations
 
+import errno
 import glob
+import hashlib
+import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from gensim.models.callbacks import CallbackAny2Vec
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EpochCheckpoint", "resume", "read_checkpoint", "remove_checkpoint"]
+__all__ = ["EpochCheckpoint", "resume", "read_checkpoint", "remove_checkpoint", "file_identity", "store_identity",
+           "check_inputs", "saved_bytes", "SpaceCheck", "NotEnoughSpace"]
 
 RECORD = "checkpoint"  # the model attribute that holds the record while it is a checkpoint
 
@@ -136,7 +155,8 @@ def read_checkpoint(path, **load_kwargs):
     return model, record
 
 
-def resume(path, corpus_iterable: Iterable, *, inputs: Mapping | None = None, callbacks=(), **load_kwargs):
+def resume(path, corpus_iterable: Iterable, *, inputs: Mapping | None = None, callbacks=(),
+           on_resume: Callable[[Mapping], object] | None = None, **load_kwargs):
     """Continue the training saved at `path` by :class:`EpochCheckpoint`: load it, train the
     remaining epochs on `corpus_iterable` (the same documents), remove the checkpoint, and return
     the trained model (not saved: save it where the run's output goes).
@@ -144,7 +164,10 @@ def resume(path, corpus_iterable: Iterable, *, inputs: Mapping | None = None, ca
     The remaining epochs take their part of the run's schedule, alpha falling from where the
     finished epochs left it to ``min_alpha``, so the run trains as many epochs at the same rates
     as without the interruption; ``model.epochs`` and ``model.alpha`` are the run's afterwards.
-    The checkpoint goes on saving after each remaining epoch but the last. The images' rows of
+    The checkpoint goes on saving after each remaining epoch but the last, with `inputs` when given
+    (a checkpoint of an earlier version's file identities is written in the current form). `on_resume`,
+    when given, is called with the checkpoint's record once its inputs are checked, before training
+    (e.g. to say that the run resumes only when it does). The images' rows of
     ``wv.vectors`` are not written on load (no pass over the features): training writes them
     all from ``W`` when it ends, or when it is interrupted, as any ``train()`` does.
 
@@ -173,9 +196,11 @@ def resume(path, corpus_iterable: Iterable, *, inputs: Mapping | None = None, ca
     epochs, done = record["epochs"], record["epochs_done"]
     alpha, min_alpha = record["alpha"], record["min_alpha"]
     start = alpha - (alpha - min_alpha) * done / epochs
+    if on_resume is not None:
+        on_resume(record)
     logger.info("resuming %s: epochs %i-%i of %i, alpha %.6f -> %.6f", path, done + 1, epochs, epochs, start,
                 min_alpha)
-    saver = EpochCheckpoint(path, epochs=epochs, done=done, inputs=record["inputs"])
+    saver = EpochCheckpoint(path, epochs=epochs, done=done, inputs=record["inputs"] if inputs is None else inputs)
     model._epochs_before = done  # the run's epochs so far (the analogy step's draws go on from them)
     model.train(corpus_iterable, total_examples=model.corpus_count, epochs=epochs - done, start_alpha=start,
                 end_alpha=min_alpha, compute_loss=model.compute_loss, callbacks=[saver, *callbacks])
@@ -186,14 +211,295 @@ def resume(path, corpus_iterable: Iterable, *, inputs: Mapping | None = None, ca
 
 
 def check_inputs(path, record: Mapping, inputs: Mapping) -> None:
-    """Refuse a checkpoint whose run was given other `inputs`, naming the first that differs."""
+    """Refuse a checkpoint whose run was given other `inputs`, naming the first that differs.
+
+    Files (:func:`file_identity`) compare by content, stores (:func:`store_identity`) by id and
+    rows, wherever they lie; the identities an earlier version wrote (``[path, size, mtime_ns]``,
+    ``[store path, rows]``) still match the same file, untouched, at the same place."""
     saved = record.get("inputs") or {}
     for key in sorted(set(saved) | set(inputs)):
-        if saved.get(key) != inputs.get(key):
-            raise ValueError(
-                f"{os.fspath(path)} is the checkpoint of a run with other inputs: {key} was {saved.get(key)!r}, now "
-                f"{inputs.get(key)!r}. Run the command that made it again to finish it, or remove the checkpoint "
-                f"(and its .npy files) to start over.")
+        was, now = saved.get(key), inputs.get(key)
+        if _same_input(was, now):
+            continue
+        changed = _file_change(key, was, now, path)
+        if changed:
+            raise ValueError(changed)
+        raise ValueError(
+            f"{os.fspath(path)} is the checkpoint of a run with other inputs: {key} was {was!r}, now {now!r}. Run "
+            f"the command that made it again to finish it, or remove the checkpoint (and its .npy files) to start "
+            f"over.")
+
+
+#: Bytes of a file read at its start, middle and end for :func:`file_identity` (all of a file up to 3 of them).
+IDENTITY_BLOCK = 1 << 20
+
+
+def file_identity(path) -> dict | None:
+    """What a checkpoint knows an input file by: its content, wherever it lies.
+
+    ``{"path", "size", "sample"}``: the absolute path (for messages only), the size in bytes and a
+    BLAKE2b digest of its first, middle and last :data:`IDENTITY_BLOCK` bytes (the whole file up to
+    three blocks): 3 MiB read whatever the size, so cheap at 100 GB; the same after ``touch``, a
+    copy or a move; another after a change of size or of a sampled block (a change of equal size
+    between the sampled blocks goes unseen: the price of not reading 100 GB). None for no file."""
+    if not path:
+        return None
+    path = os.path.abspath(os.fspath(path))
+    size = os.stat(path).st_size
+    digest = hashlib.blake2b(digest_size=16)
+    block = IDENTITY_BLOCK
+    spans = [(0, size)] if size <= 3 * block else [(0, block), ((size - block) // 2, block), (size - block, block)]
+    with open(path, "rb") as f:
+        for start, n in spans:
+            f.seek(start)
+            digest.update(f.read(n))
+    return {"path": path, "size": size, "sample": digest.hexdigest()}
+
+
+def store_identity(store) -> dict:
+    """What a checkpoint knows a FeatureStore by: ``{"path", "store_id", "rows"}`` (its random id,
+    which a copy keeps, and its row count; the path for messages, and to tell stores without an id
+    apart)."""
+    meta = getattr(store, "metadata", None) or {}
+    return {"path": os.path.abspath(os.fspath(store.path)), "store_id": meta.get("store_id"), "rows": len(store)}
+
+
+def _is_file_identity(value) -> bool:
+    return isinstance(value, dict) and "sample" in value and "size" in value
+
+
+def _is_old_file_identity(value) -> bool:  # an earlier version's: [absolute path, size, mtime_ns]
+    return (isinstance(value, (list, tuple)) and len(value) == 3 and isinstance(value[0], str)
+            and all(isinstance(v, int) for v in value[1:]))
+
+
+def _is_store_identity(value) -> bool:
+    return isinstance(value, dict) and "store_id" in value and "rows" in value
+
+
+def _is_old_store_identity(value) -> bool:  # an earlier version's: [absolute path, rows]
+    return isinstance(value, (list, tuple)) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
+
+
+def _old_identity_now(path: str) -> list | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [path, st.st_size, st.st_mtime_ns]
+
+
+def _same_input(was, now) -> bool:
+    if was == now:
+        return True
+    if _is_file_identity(was) and _is_file_identity(now):
+        return (was["size"], was["sample"]) == (now["size"], now["sample"])
+    if _is_old_file_identity(was) and _is_file_identity(now):
+        return _old_identity_now(now["path"]) == list(was)
+    if _is_store_identity(was) and _is_store_identity(now):
+        if was["store_id"] and now["store_id"]:
+            return (was["store_id"], was["rows"]) == (now["store_id"], now["rows"])
+        return (was["path"], was["rows"]) == (now["path"], now["rows"])
+    if _is_old_store_identity(was) and _is_store_identity(now):
+        return [now["path"], now["rows"]] == list(was)
+    return False
+
+
+def _file_change(key: str, was, now, checkpoint) -> str | None:
+    """The refusal for an input file or store that is not the checkpoint's: what changed, and the fixes."""
+    checkpoint = os.fspath(checkpoint)
+    fix = (f"Give the {key} the interrupted run was given to finish it (the checkpoint keeps its epochs), or "
+           f"remove the checkpoint {checkpoint} (and its .npy files) to train on the new one from the start.")
+    if _is_file_identity(now) and (_is_file_identity(was) or _is_old_file_identity(was)):
+        name = now["path"]
+        if _is_file_identity(was):
+            what = (f"size {was['size']:,} -> {now['size']:,} bytes" if was["size"] != now["size"] else
+                    f"the same size ({now['size']:,} bytes), other content (its first, middle or last MiB)")
+            return f"{key} {name!r} changed since the checkpoint {checkpoint} was made: {what}. {fix}"
+        old_path, old_size, _ = was
+        if old_path != name:
+            what = (f"the checkpoint was made by an earlier im2vec, which knew the file by its place, "
+                    f"{old_path!r}, and its modification time; it is now given as {name!r}")
+            fix = (f"Give it at {old_path!r} (move it back) to finish the run, or remove the checkpoint {checkpoint} "
+                   f"(and its .npy files) to start over.")
+        elif old_size != now["size"]:
+            what = f"size {old_size:,} -> {now['size']:,} bytes"
+        else:
+            what = ("modified since (the checkpoint was made by an earlier im2vec, which knew a file by its "
+                    "modification time)")
+        return f"{key} {name!r} changed since the checkpoint {checkpoint} was made: {what}. {fix}"
+    if _is_store_identity(now) and (_is_store_identity(was) or _is_old_store_identity(was)):
+        name = now["path"]
+        if _is_old_store_identity(was):
+            old_path, old_rows = was
+            what = (f"{old_rows:,} -> {now['rows']:,} rows" if old_path == name else
+                    f"the checkpoint was made by an earlier im2vec, which knew the store by its place, {old_path!r}")
+        elif was["store_id"] != now["store_id"]:
+            what = f"it is another store (store_id {was['store_id']} -> {now['store_id']})"
+        else:
+            what = f"{was['rows']:,} -> {now['rows']:,} rows"
+        return f"{key} {name!r} changed since the checkpoint {checkpoint} was made: {what}. {fix}"
+    if (now is None) != (was is None) and any(_is_file_identity(v) or _is_old_file_identity(v) for v in (was, now)):
+        given = now if now is not None else was
+        name = given["path"] if isinstance(given, dict) else given[0]
+        what = f"this run is given {name!r}, the checkpoint's run none" if was is None else \
+            f"the checkpoint's run was given {name!r}, this run none"
+        return f"{checkpoint} is the checkpoint of a run with other inputs: {key}: {what}. {fix}"
+    return None
+
+
+def saved_bytes(model, *, checkpoint: bool = False, vectors: bool = True) -> dict[str, int]:
+    """The bytes of the arrays that :meth:`Im2Vec.save` writes for `model`, by name: ``wv.vectors``
+    (`checkpoint`: the words' rows only, as :class:`EpochCheckpoint` saves it; `vectors` False: none,
+    e.g. a vectors file moved into place), ``syn1neg`` and ``W``. A lower bound of what the save
+    needs on its disk (the pickle of the vocabulary and settings comes on top)."""
+    sizes = {}
+    wv = getattr(model, "wv", None)
+    vec = getattr(wv, "vectors", None)
+    if vectors and vec is not None and getattr(vec, "ndim", 0) == 2:
+        rows = len(vec)
+        if checkpoint:
+            image_rows = getattr(model, "_vocab_image_rows", None)
+            if image_rows is not None and len(image_rows) == rows:
+                rows = int((image_rows < 0).sum())
+        sizes["vectors"] = int(rows * vec.shape[1] * vec.itemsize)
+    for name in ("syn1neg", "W"):
+        arr = getattr(model, name, None)
+        if arr is not None and hasattr(arr, "nbytes"):
+            sizes[name] = int(arr.nbytes)
+    return sizes
+
+
+class NotEnoughSpace(OSError):
+    """The disk a model is to be saved on has less free space than the save needs (:class:`SpaceCheck`):
+    ``folder``, ``free``, ``need`` (bytes) and ``parts`` (the arrays' bytes by name)."""
+
+    def __init__(self, folder: str, free: int, need: int, parts: Mapping[str, int]) -> None:
+        from gensim_im2vec.fileio import format_bytes
+
+        super().__init__(errno.ENOSPC, f"not enough space in {folder!r} to save the model: {format_bytes(free)} free, "
+                                       f"the save needs at least {format_bytes(need)}", folder)
+        self.folder, self.free, self.need, self.parts = folder, free, need, dict(parts)
+
+
+class SpaceCheck(CallbackAny2Vec):
+    """Refuse to train a model whose save at the end cannot fit on its disk: at ``on_train_begin``
+    (the vocabulary built, the arrays allocated, no epoch trained), the free space of `output`'s folder
+    is compared with what the save needs, :func:`saved_bytes` (a lower bound: the arrays, not the pickle
+    of the vocabulary), and :class:`NotEnoughSpace` raised when it is less, rather than failing after
+    hours of training.
+
+    Parameters
+    ----------
+    output : str or os.PathLike
+        Where the trained model will be saved.
+    checkpoint : str or os.PathLike, optional
+        The run's checkpoint (:class:`EpochCheckpoint`): when none is there yet, it needs its own
+        room beside the model (it stays until the model is saved).
+    vectors_moved : bool
+        The model's vectors file becomes the saved vectors (moved on one file system: no bytes).
+
+    ``need`` and ``checkpoint_need`` (bytes) are what it found, for the message of a save that fails
+    all the same (e.g. another process filled the disk).
+    """
+
+    reads_image_rows = False  # Im2Vec.train: no need to write the images' rows at each epoch's end for it
+
+    def __init__(self, output, *, checkpoint=None, vectors_moved: bool = False) -> None:
+        self.output = os.path.abspath(os.fspath(output))
+        self.checkpoint = os.fspath(checkpoint) if checkpoint is not None else None
+        self.vectors_moved = bool(vectors_moved)
+        self.need = self.checkpoint_need = None
+
+    def on_train_begin(self, model) -> None:
+        import shutil
+
+        parts = saved_bytes(model, vectors=not self.vectors_moved)
+        self.need = need = sum(parts.values())
+        if self.checkpoint is not None:
+            self.checkpoint_need = sum(saved_bytes(model, checkpoint=True).values())
+            if not os.path.exists(self.checkpoint):  # it stays beside the model until the model is saved
+                parts["checkpoint"] = self.checkpoint_need
+                need += self.checkpoint_need
+        folder = os.path.dirname(self.output)
+        try:
+            free = shutil.disk_usage(folder).free
+        except OSError:  # (the save will say what is wrong with the folder)
+            return
+        logger.info("space: saving the model to %s needs at least %i bytes, %i free in %s", self.output, need, free,
+                    folder)
+        if free < need:
+            raise NotEnoughSpace(folder, free, need, parts)
+
+
+def vectors_file_marker(path) -> str:
+    """The marker of the vectors file `path`: ``.NAME.im2vec-run.json`` beside it."""
+    path = os.path.abspath(os.fspath(path))
+    return os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.im2vec-run.json")
+
+
+def mark_vectors_file(path, dev: int, ino: int, shape, *, output, resumable: bool) -> None:
+    """Record (atomically, in :func:`vectors_file_marker`) that this process made the vectors file
+    `path`: its device and inode (which file it is), its shape, the run's pid, output and
+    ``--resumable``; written before the file has its name, so a file a killed run left is always
+    known by the marker."""
+    from gensim_im2vec.fileio import atomic_write_json
+
+    atomic_write_json(vectors_file_marker(path), {
+        "pid": os.getpid(), "dev": int(dev), "ino": int(ino), "shape": [int(n) for n in shape],
+        "output": os.path.abspath(os.fspath(output)), "resumable": bool(resumable)})
+
+
+def vectors_file_made_by(path) -> dict | None:
+    """The marker's record of the run that made the vectors file at `path`, when the marker describes
+    the very file there (its device, inode, and a float32 ``.npy`` header of the recorded shape); None
+    when there is no such marker (the file is then not known to be a run's)."""
+    try:
+        with open(vectors_file_marker(path), encoding="utf-8") as f:
+            record = json.load(f)
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or (record.get("dev"), record.get("ino")) != (st.st_dev, st.st_ino):
+        return None
+    try:
+        import numpy as np
+
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f)
+    except (OSError, ValueError):
+        return None
+    if dtype != np.float32 or list(shape) != record.get("shape"):
+        return None
+    return record
+
+
+def remove_vectors_file_marker(path, *, pid: int | None = None) -> None:
+    """Remove the marker of the vectors file `path` (only one written by process `pid`, when given)."""
+    marker = vectors_file_marker(path)
+    if not os.path.lexists(marker):
+        return
+    if pid is not None:
+        try:
+            with open(marker, encoding="utf-8") as f:
+                if json.load(f).get("pid") != pid:
+                    return
+        except (OSError, ValueError, AttributeError):
+            return
+    try:
+        os.remove(marker)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        logger.warning("could not remove %s (the record of which run made %s): %s", vectors_file_marker(path),
+                       path, e)
+
+
+def is_enospc(error: BaseException) -> bool:
+    """Whether `error` is a full disk (or quota)."""
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 
 
 def remove_checkpoint(path) -> None:

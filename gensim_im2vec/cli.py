@@ -53,9 +53,17 @@ def _interrupted_message(ctx: click.Context) -> str:
         names.append(ctx.info_name)
         ctx = ctx.parent
     name = " ".join(reversed(names))
-    if name == "train" and params.get("resumable") and params.get("output"):
-        return (f"`im2vec train` stopped; the epochs it finished are kept in {params['output']}.checkpoint (when "
-                f"it had finished one). Run the same command again (with --resumable) to continue from there.")
+    if name == "train" and params.get("output"):
+        checkpoint = f"{params['output']}.checkpoint"
+        if params.get("resumable") and os.path.exists(checkpoint):
+            return (f"`im2vec train` stopped; the epochs it finished are kept in {checkpoint}. Run the same "
+                    f"command again (with --resumable) to continue from there.")
+        if params.get("resumable"):
+            return (f"`im2vec train` stopped before it finished its first epoch: no checkpoint ({checkpoint}) was "
+                    f"written yet, so nothing is kept. Run the same command again (with --resumable) to start over.")
+        return ("`im2vec train` stopped before it finished; no output is left half-written. Run the same command "
+                "again to redo it. Add --resumable to keep the epochs it finishes (in OUTPUT.checkpoint) should it "
+                "stop again.")
     if name in RESUMABLE:
         return (f"`im2vec {name}` stopped; the work it finished is kept. Run the same command again to continue "
                 f"where it stopped.")
@@ -1068,7 +1076,8 @@ IM2VEC = "gensim_im2vec.model:Im2Vec"  # the training options and their defaults
 @click.option("--vectors-file", type=click.Path(dir_okay=False), cls=LibraryOption, library=IM2VEC,
               help="Keep the model's vectors in this .npy file, memory-mapped, instead of in RAM (for 10-100M "
                    "images: page cache rather than private memory; the same model, bit for bit). An existing file "
-                   "is refused unless it is this run's own (a --resumable run continues in it). At the end it "
+                   "is refused unless a run of `im2vec train` made it (one left by an unfinished run is made again; "
+                   "a --resumable run continues in its checkpoint's). At the end it "
                    "becomes OUTPUT.wv.vectors.npy (moved, not copied: on the same file system nothing is written "
                    "twice).")
 @click.option("--resumable", is_flag=True,
@@ -1079,9 +1088,7 @@ def train_command(documents, features, output, pretrained, analogies_path, resum
     """Train an Im2Vec model on DOCUMENTS (one document per line, tokens separated by spaces, as
     written by `im2vec normalize`) with the images' features from a FeatureStore."""
 
-    from gensim_im2vec.corpora import LineDocuments
     from gensim_im2vec.model import _looks_saved
-    from gensim_im2vec.store import FeatureStore
 
     _check_output(output, "'-o' / '--output'")
     _check_not_input(output, "'-o' / '--output'", {"the DOCUMENTS": documents, "the --pretrained model": pretrained,
@@ -1107,29 +1114,69 @@ def train_command(documents, features, output, pretrained, analogies_path, resum
     if not resumable and os.path.exists(checkpoint):
         click.echo(f"note: {checkpoint} holds an interrupted run; this one starts over (add --resumable to continue "
                    f"that run instead)", err=True)
+    vectors_file = params.get("vectors_file")
+    if vectors_file:
+        _vectors_file_left(vectors_file, output, resumable)
+    try:
+        model = _train_and_save(documents, features, output, pretrained, analogies_path, resumable, params,
+                                checkpoint)
+    except BaseException:
+        if vectors_file:  # the file this run made is scratch without a checkpoint that continues in it
+            _drop_unfinished_vectors_file(vectors_file, resumable, checkpoint)
+        raise
+    if vectors_file:
+        from gensim_im2vec.checkpoint import remove_vectors_file_marker
+
+        remove_vectors_file_marker(vectors_file)  # the file is OUTPUT's now, or removed
+    click.echo(f"{output}: {model} ({len(model.image_keys)} images, {len(model.word_keys)} words)")
+
+
+def _train_and_save(documents, features, output, pretrained, analogies_path, resumable, params, checkpoint):
+    """`im2vec train`'s work once its arguments are checked: train (from the start, or from the checkpoint
+    with --resumable), save OUTPUT, and tidy the checkpoint and the vectors file; errors in its terms."""
+    from gensim_im2vec.checkpoint import (
+        SpaceCheck,
+        file_identity,
+        mark_vectors_file,
+        store_identity,
+    )
+    from gensim_im2vec.corpora import LineDocuments
+    from gensim_im2vec.model import _VECTORS_FILE_MADE
+    from gensim_im2vec.store import FeatureStore
+
+    vectors_file = params.get("vectors_file")
+    space, model, token = None, None, None
+    if vectors_file:  # which file this run makes, recorded before it has its name (a rerun after a kill knows it)
+        token = _VECTORS_FILE_MADE.set(lambda path, dev, ino, shape: mark_vectors_file(
+            path, dev, ino, shape, output=output, resumable=resumable))
     try:
         store = FeatureStore.open(features, mmap=True)
         corpus = LineDocuments(documents)
         inputs = None
         if resumable:  # what the run was given: a checkpoint of another run is not continued
-            inputs = {"documents": _file_identity(documents), "pretrained": _file_identity(pretrained),
-                      "space_analogies": _file_identity(analogies_path),
-                      "features": [os.path.abspath(store.path), len(store)],
+            inputs = {"documents": file_identity(documents), "pretrained": file_identity(pretrained),
+                      "space_analogies": file_identity(analogies_path), "features": store_identity(store),
                       "options": {k: v for k, v in sorted(params.items()) if k != "space_analogies"}}
+        # before the first epoch: the save at the end must fit on OUTPUT's disk
+        space = SpaceCheck(output, checkpoint=checkpoint if resumable else None,
+                           vectors_moved=bool(vectors_file) and _same_disk(vectors_file, output))
         if resumable and os.path.exists(checkpoint):
             from gensim_im2vec.checkpoint import resume
 
-            click.echo(f"resuming the interrupted run saved in {checkpoint}", err=True)
-            model = resume(checkpoint, corpus, inputs=inputs)
+            def resuming(record):  # said once the checkpoint is known to be this run's
+                click.echo(f"resuming the interrupted run saved in {checkpoint}: epochs {record['epochs_done'] + 1}-"
+                           f"{record['epochs']} of {record['epochs']}", err=True)
+
+            model = resume(checkpoint, corpus, inputs=inputs, callbacks=[space], on_resume=resuming)
         else:
-            model = _train_new(corpus, store, pretrained, params, checkpoint if resumable else None, inputs)
+            model = _train_new(corpus, store, pretrained, params, checkpoint if resumable else None, inputs,
+                               callbacks=[space])
         # --vectors-file: the run's file becomes OUTPUT's vectors (moved, not written a second time)
-        model.save(output, move_vectors_file=bool(params.get("vectors_file")))
+        model.save(output, move_vectors_file=bool(vectors_file))
         if resumable:
             from gensim_im2vec.checkpoint import remove_checkpoint
 
             remove_checkpoint(checkpoint)  # after the model is saved: until then, a rerun continues from it
-        vectors_file = params.get("vectors_file")
         if vectors_file and os.path.exists(vectors_file):
             # not moved (the run trained nothing since its checkpoint): the run's scratch (the model made it; any
             # other file was refused), and OUTPUT holds the vectors; the same command can run again
@@ -1138,11 +1185,167 @@ def train_command(documents, features, output, pretrained, analogies_path, resum
         elif vectors_file:
             click.echo(f"moved {vectors_file} (this run's vectors file) to {output}.wv.vectors.npy", err=True)
     except (ValueError, TypeError, OSError) as e:
-        raise click.ClickException(_train_in_cli_terms(str(e))) from e
+        raise click.ClickException(_train_error(e, output, resumable, checkpoint, vectors_file, space, model)) from e
     except RuntimeError as e:  # gensim: nothing to train on (every word below --min-count)
         raise click.ClickException(f"training on {documents} failed: {str(e).rstrip('.')}. Check that its words "
                                    f"occur at least --min-count times.") from e
-    click.echo(f"{output}: {model} ({len(model.image_keys)} images, {len(model.word_keys)} words)")
+    finally:
+        if token is not None:
+            _VECTORS_FILE_MADE.reset(token)
+    return model
+
+
+def _same_disk(path: str, other: str) -> bool:
+    """Whether `path` and `other` (files that may not exist yet) are on one file system (their folders')."""
+    try:
+        return (os.stat(os.path.dirname(os.path.abspath(path))).st_dev
+                == os.stat(os.path.dirname(os.path.abspath(other))).st_dev)
+    except OSError:
+        return False
+
+
+def _train_error(e: OSError | ValueError | TypeError, output: str, resumable: bool, checkpoint: str,
+                 vectors_file: str | None, space, model) -> str:
+    """The message of an error of `im2vec train`'s work: a full disk names the file or folder, what the
+    model needs and what was kept; a temporary file of the run is named by what the user gave."""
+    from gensim_im2vec.checkpoint import NotEnoughSpace, is_enospc
+    from gensim_im2vec.fileio import format_bytes
+
+    if isinstance(e, NotEnoughSpace):  # before the first epoch
+        parts = ", ".join(f"{k} {format_bytes(v)}" for k, v in e.parts.items())
+        return (f"not enough space to save the model: {e.folder!r} (-o {output!r}) has {format_bytes(e.free)} free, "
+                f"and the save at the end of training needs at least {format_bytes(e.need)} ({parts}; the vocabulary "
+                f"comes on top). Training would fail at its end; it is not started. Free space there, or give -o a "
+                f"path on a disk with room.")
+    filename = getattr(e, "filename", None)
+    target = _temp_target(filename) if isinstance(filename, str) else None
+    named = os.path.abspath(target or filename) if isinstance(filename, str) else None
+    if is_enospc(e):
+        kept = (f"The epochs finished up to the last checkpoint are kept in {checkpoint}: free space there and run "
+                f"the same command again (with --resumable) to continue from it."
+                if resumable and os.path.exists(checkpoint) else
+                "No epoch is kept" + (" (no checkpoint was written yet)" if resumable else "") +
+                ": free space there, or give -o a path on a disk with room, and run the command again" +
+                ("." if resumable else " with --resumable, whose checkpoint keeps the finished epochs should the "
+                                       "disk fill up again."))
+        free = _free_space(named or output)
+        if named is not None and named.startswith(os.path.abspath(checkpoint)):
+            need = (f" (at least {format_bytes(space.checkpoint_need)}: its arrays, the vocabulary on top)"
+                    if space and space.checkpoint_need else "")
+            return f"the disk is full: the checkpoint {checkpoint}{need} did not fit in the {free}. {kept}"
+        if named is not None and named.startswith(os.path.abspath(output)) or (named is None and model is not None):
+            need = (f" (at least {format_bytes(space.need)}: its arrays, the vocabulary on top)"
+                    if space and space.need else "")
+            epochs = getattr(model, "epochs", None)
+            lost = "" if resumable else f"The {epochs} epochs trained are lost. " if epochs else "The training is lost. "
+            return f"the disk is full: the trained model {output!r}{need} did not fit in the {free}. {lost}{kept}"
+        if vectors_file and (named is None or named == os.path.abspath(vectors_file)) and "vectors_file" in str(e):
+            # the model's own message: what the file needs, the fixes
+            return _train_in_cli_terms(getattr(e, "strerror", None) or str(e))
+        where = f"writing {named!r}" if named else f"writing the model (-o {output!r})"
+        return f"the disk is full {where}, {free}. {kept}"
+    if target is not None and vectors_file and os.path.abspath(target) == os.path.abspath(vectors_file):
+        why = getattr(e, "strerror", None) or str(e)
+        return (f"--vectors-file {vectors_file!r} cannot be written ({why}) in "
+                f"{os.path.dirname(os.path.abspath(vectors_file))!r}. Give --vectors-file a path in a folder you can "
+                f"write, or leave it out to keep the vectors in memory.")
+    if target is not None:
+        why = getattr(e, "strerror", None) or str(e)
+        return f"{target!r} cannot be written ({why}). Give -o a path in a folder you can write."
+    return _train_in_cli_terms(str(e))
+
+
+def _temp_target(filename: str) -> str | None:
+    """The file that `filename`, a temporary name of the package's atomic writes (``.NAME.tmp-PID-TID...``),
+    is written for; None for another name."""
+    m = re.match(r"\.(.+?)\.tmp-\d+-\d+", os.path.basename(filename))
+    return os.path.join(os.path.dirname(filename), m.group(1)) if m else None
+
+
+def _free_space(path: str) -> str:
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        import shutil
+
+        from gensim_im2vec.fileio import format_bytes
+
+        return f"{format_bytes(shutil.disk_usage(folder).free)} free in {folder!r}"
+    except OSError:
+        return f"no space in {folder!r}"
+
+
+def _vectors_file_left(path: str, output: str, resumable: bool) -> None:
+    """`--vectors-file PATH` already there before the run: removed when an unfinished run of `im2vec train`
+    made it (its marker, :func:`~gensim_im2vec.checkpoint.mark_vectors_file`, names this very file), no live
+    model maps it and no checkpoint continues in it; kept for a --resumable run whose checkpoint continues
+    in it (the model checks it is the checkpoint's own); any other file is refused, naming the fixes."""
+    from gensim_im2vec.checkpoint import remove_vectors_file_marker, vectors_file_made_by
+
+    if not os.path.lexists(path):
+        remove_vectors_file_marker(path)  # (a marker of a file removed since)
+        return
+    made = vectors_file_made_by(path)
+    checkpoint = output + ".checkpoint"
+    if resumable and os.path.exists(checkpoint) and (made is None or made.get("resumable")):
+        return  # the checkpoint's run continues in its own file (the model refuses any other, in its terms)
+    if made is None:
+        raise click.BadParameter(
+            f"{path!r} exists and no unfinished `im2vec train` run is known to have made it (a run records the "
+            f"vectors file it makes); it is left as it is: a vectors file is never written over another file. Delete "
+            f"it if it is an old vectors file that no model uses, or give --vectors-file another path (or leave it "
+            f"out to keep the vectors in memory).", param_hint="'--vectors-file'")
+    run = f"the `im2vec train -o {made.get('output')}` run of process {made.get('pid')}"
+    if _locked(path):
+        raise click.BadParameter(
+            f"{path!r} is in use: {run} maps it as its vectors now. Wait for that run to end, or give --vectors-file "
+            f"another path.", param_hint="'--vectors-file'")
+    theirs = f"{made.get('output')}.checkpoint"
+    if made.get("resumable") and os.path.exists(theirs):
+        raise click.BadParameter(
+            f"{path!r} holds the vectors of the interrupted --resumable run saved in {theirs}, which continues in it. "
+            f"Run that command again (with --resumable) to finish it, give --vectors-file another path, or remove "
+            f"{theirs} (and its .npy files) and this file to start over.", param_hint="'--vectors-file'")
+    os.remove(path)
+    remove_vectors_file_marker(path)
+    click.echo(f"removed {path}, the vectors file left by an unfinished run ({run}); this run makes it again",
+               err=True)
+
+
+def _locked(path: str) -> bool:
+    """Whether a live model holds the lock of the vectors file `path` (it maps it)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock to ask
+        return False
+    try:
+        with open(path, "rb") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def _drop_unfinished_vectors_file(path: str, resumable: bool, checkpoint: str) -> None:
+    """A train that stopped (Ctrl-C, an error): remove the vectors file this process made, unless a checkpoint
+    of this run continues in it (a file it did not make, e.g. one a resumed run continues in, stays)."""
+    from gensim_im2vec.checkpoint import remove_vectors_file_marker, vectors_file_made_by
+
+    if not os.path.lexists(path):  # (stopped before the file had its name: its marker alone is left)
+        remove_vectors_file_marker(path, pid=os.getpid())
+        return
+    made = vectors_file_made_by(path)
+    if made is None or made.get("pid") != os.getpid() or (resumable and os.path.exists(checkpoint)):
+        return
+    try:
+        os.remove(path)
+    except OSError as e:
+        click.echo(f"could not remove {path}, this run's unfinished vectors file ({e}); delete it", err=True)
+        return
+    remove_vectors_file_marker(path)
+    click.echo(f"removed {path} (this run's unfinished vectors file)", err=True)
 
 
 def _check_vectors_file_option(path: str, output: str, documents: str, pretrained, features: str,
@@ -1161,10 +1364,11 @@ def _check_vectors_file_option(path: str, output: str, documents: str, pretraine
             f"e.g. {os.path.join(os.path.dirname(output) or '.', 'vectors.npy')!r}.", param_hint="'--vectors-file'")
 
 
-def _train_new(corpus, store, pretrained, params: dict, checkpoint: str | None, inputs: dict | None):
+def _train_new(corpus, store, pretrained, params: dict, checkpoint: str | None, inputs: dict | None,
+               callbacks=()):
     """`im2vec train`'s model: from the --pretrained Word2Vec (two-stage) or from scratch, trained on
-    `corpus`; with `checkpoint` (``--resumable``), saved there after each epoch with `inputs`
-    (:mod:`gensim_im2vec.checkpoint`)."""
+    `corpus` (with `callbacks`); with `checkpoint` (``--resumable``), saved there after each epoch with
+    `inputs` (:mod:`gensim_im2vec.checkpoint`)."""
 
     from gensim_im2vec.checkpoint import EpochCheckpoint
     from gensim_im2vec.model import Im2Vec
@@ -1175,15 +1379,15 @@ def _train_new(corpus, store, pretrained, params: dict, checkpoint: str | None, 
         model = Im2Vec._vocab_from_word2vec(_load_pretrained(pretrained), store, corpus, **params)
         gc.collect()  # (gensim's loaded vectors sit in a reference cycle: freed now, not at some later collection)
         epochs = epochs or model.epochs  # (the Word2Vec's; Im2Vec's default from vectors alone)
-        callbacks = [EpochCheckpoint(checkpoint, epochs=epochs, inputs=inputs)] if checkpoint else ()
-        model._train_started(corpus, epochs, callbacks)
+        saver = [EpochCheckpoint(checkpoint, epochs=epochs, inputs=inputs)] if checkpoint else []
+        model._train_started(corpus, epochs, [*callbacks, *saver])
         return model
     if checkpoint is None:
-        return Im2Vec(corpus, image_features=store, **params)
+        return Im2Vec(corpus, image_features=store, callbacks=tuple(callbacks), **params)
     model = Im2Vec(image_features=store, **params)  # vocabulary, then training with the checkpoint's callback
     model.build_vocab(corpus)
     model.train(corpus, total_examples=model.corpus_count, epochs=model.epochs, compute_loss=model.compute_loss,
-                callbacks=[EpochCheckpoint(checkpoint, epochs=model.epochs, inputs=inputs)])
+                callbacks=[*callbacks, EpochCheckpoint(checkpoint, epochs=model.epochs, inputs=inputs)])
     return model
 
 
@@ -1287,18 +1491,34 @@ def _first_bytes(path: str, n: int) -> bytes:
             return b""
 
 
-def _file_identity(path) -> list | None:
-    """What tells a file's content apart cheaply: its absolute path, size and modification time."""
-    if not path:
-        return None
-    st = os.stat(path)
-    return [os.path.abspath(path), st.st_size, st.st_mtime_ns]
+def _file_identity(path) -> dict | None:
+    """What a --resumable run knows an input file by: its content (size and a digest of sampled blocks),
+    wherever it lies (:func:`gensim_im2vec.checkpoint.file_identity`)."""
+    from gensim_im2vec.checkpoint import file_identity
+
+    return file_identity(path)
+
+
+#: The model's words for its vectors file, and `im2vec train`'s.
+_VECTORS_FILE_TERMS = (
+    ("(vectors_file='OTHER.npy'; None keeps the vectors in memory)",
+     "(--vectors-file OTHER.npy, or leave --vectors-file out to keep the vectors in memory)"),
+    ("(model.vectors_file = 'OTHER.npy'), or vectors_file=None to keep its vectors in memory",
+     "(--vectors-file OTHER.npy), or leave --vectors-file out to keep the vectors in memory"),
+    ("set vectors_file to a path on a larger disk, or vectors_file=None to keep the vectors in memory",
+     "give --vectors-file a path on a larger disk, or leave --vectors-file out to keep the vectors in memory"),
+    ("Give this model another vectors_file.", "Give --vectors-file another path."),
+    ("vectors_file '", "--vectors-file '"),
+)
 
 
 def _train_in_cli_terms(message: str) -> str:
     """A library message in `im2vec train`'s terms: its ``Im2Vec(..., missing_images='skip')`` is
-    ``--missing-images skip`` here, its features are the ``-f`` store."""
+    ``--missing-images skip`` here, its features are the ``-f`` store, its ``vectors_file`` is
+    ``--vectors-file``."""
     message = message.replace("Im2Vec(..., missing_images='skip')", "--missing-images skip")
+    for library, cli in _VECTORS_FILE_TERMS:
+        message = message.replace(library, cli)
     return message.replace("Pass image_features that contain them", "Pass a -f / --features store that holds them")
 
 

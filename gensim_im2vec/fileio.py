@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import errno
 import glob
 import gzip
 import json
@@ -67,7 +68,7 @@ from typing import IO
 logger = logging.getLogger(__name__)
 
 __all__ = ["atomic_copy", "atomic_path", "atomic_save", "atomic_write", "atomic_write_bytes",
-           "atomic_write_json", "check_output_folder", "fsync_dir", "temp_name"]
+           "atomic_write_json", "check_output_folder", "format_bytes", "fsync_dir", "no_space_error", "temp_name"]
 
 
 def temp_name(path: str | os.PathLike) -> Path:
@@ -128,6 +129,38 @@ def pid_alive(pid) -> bool:
     return True
 
 
+def no_space_error(error: OSError, path: str | os.PathLike) -> OSError:
+    """`error` itself, or for a full disk (ENOSPC, EDQUOT) while writing `path` (through a temporary
+    name, or with no file named: a ``write`` says none) an OSError of the same errno that names
+    `path` and the free space of its folder (``error.filename`` is `path`).
+
+    >>> import errno
+    >>> e = no_space_error(OSError(errno.ENOSPC, "No space left on device"), "/tmp/m.model")
+    >>> e.errno == errno.ENOSPC, e.filename
+    (True, '/tmp/m.model')
+    >>> str(e)  # doctest: +ELLIPSIS
+    "[Errno 28] No space left on device writing /tmp/m.model (... free in /tmp): '/tmp/m.model'"
+    """
+    if not isinstance(error, OSError) or error.errno not in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return error
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        free = f"{format_bytes(shutil.disk_usage(folder).free)} free in {folder}"
+    except OSError:
+        free = f"in {folder}"
+    return OSError(error.errno, f"{os.strerror(error.errno)} writing {path} ({free})", path)
+
+
+def format_bytes(n: float) -> str:
+    """`n` bytes for a person: ``"512 B"``, ``"1.5 KiB"``, ``"3.2 GiB"``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover
+
+
 def fsync_dir(directory: str | os.PathLike) -> None:
     """fsync a directory, so that a rename into it survives a power cut (a no-op where the
     platform cannot open directories)."""
@@ -160,6 +193,11 @@ def atomic_path(path: str | os.PathLike, *, durable: bool = False) -> Iterator[P
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        no_space = no_space_error(e, path)
+        if no_space is e:
+            raise
+        raise no_space from e
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -256,6 +294,11 @@ def atomic_save(obj, fname: str | os.PathLike, *args, **kwargs) -> None:
         for w in written:  # the companions first
             os.replace(w, path + w[len(tmp):])
         os.replace(tmp, path)  # the main file (the commit marker) last
+    except OSError as e:
+        no_space = no_space_error(e, path)
+        if no_space is e:
+            raise
+        raise no_space from e
     finally:
         for left in glob.glob(glob.escape(tmp) + "*"):
             os.unlink(left)

@@ -75,7 +75,8 @@ def test_ctrl_c_during_training_exits_130_with_one_line_and_writes_nothing(tmp_p
     assert proc.returncode == status, (proc.returncode, err[-2000:])
     assert err.rstrip().splitlines()[-1] == (
         "Interrupted: `im2vec train` stopped before it finished; no output is left half-written. Run the same "
-        "command again to redo it.")
+        "command again to redo it. Add --resumable to keep the epochs it finishes (in OUTPUT.checkpoint) should it "
+        "stop again.")
     assert "Traceback" not in err and "Aborted!" not in err and out == ""
     assert (tmp_path / "m.model").read_bytes() == earlier
     assert sorted(p.name for p in tmp_path.iterdir()) == ["docs.txt", "m.model", "store"]  # no temporary file

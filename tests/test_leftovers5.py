@@ -46,7 +46,8 @@ def test_an_interrupted_resumable_train_says_its_checkpoint_is_kept(tmp_path, mo
     FeatureStore.from_arrays(tmp_path / "store", keys, np.random.default_rng(0).random((6, 8), np.float32) + 0.1)
     (tmp_path / "docs.txt").write_text("".join(f"{k} cat dog\n" for k in keys))
 
-    def interrupted(*a, **k):
+    def interrupted(*a, **k):  # once a checkpoint is saved (before one, nothing is kept: test_train_interrupts)
+        (tmp_path / "m.model.checkpoint").write_bytes(b"a checkpoint")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli, "_train_new", interrupted)

@@ -335,7 +335,7 @@ def test_cli_train_vectors_file(tmp_path, data):
     # a file that is not the run's own is refused and left as it is
     (tmp_path / "user.npy").write_bytes(b"the user's")
     mine = train("--vectors-file", str(tmp_path / "user.npy"))
-    assert mine.exit_code != 0 and "user.npy" in mine.output and "not this model's" in mine.output
+    assert mine.exit_code != 0 and "user.npy" in mine.output and "no unfinished `im2vec train` run" in mine.output
     assert (tmp_path / "user.npy").read_bytes() == b"the user's"
 
 
