@@ -64,6 +64,10 @@ def _interrupted_message(ctx: click.Context) -> str:
         return ("`im2vec train` stopped before it finished; no output is left half-written. Run the same command "
                 "again to redo it. Add --resumable to keep the epochs it finishes (in OUTPUT.checkpoint) should it "
                 "stop again.")
+    if name in ("extract", "extract-ray") and params.get("mode") == "overwrite":
+        return (f"`im2vec {name}` stopped; the rows it extracted are kept, and the store's earlier rows are gone "
+                f"once extraction began (--mode overwrite replaces them as it starts, not when it ends). Run the "
+                f"same command again to finish the new store.")
     if name in RESUMABLE:
         return (f"`im2vec {name}` stopped; the work it finished is kept. Run the same command again to continue "
                 f"where it stopped.")

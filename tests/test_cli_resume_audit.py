@@ -86,6 +86,9 @@ def test_ctrl_c_during_training_exits_130_with_one_line_and_writes_nothing(tmp_p
     ("gensim_im2vec.features:extract", ["extract", "{d}", "-o", "{d}/never"],
      "`im2vec extract` stopped; the work it finished is kept. Run the same command again to continue where it "
      "stopped."),
+    ("gensim_im2vec.features:extract", ["extract", "{d}", "-o", "{d}/never", "--mode", "overwrite"],
+     "the store's earlier rows are gone once extraction began (--mode overwrite replaces them as it starts, not "
+     "when it ends)"),
     ("gensim_im2vec.datasets:build_dataset", ["datasets", "build", "emoji", "{d}/ds"],
      "`im2vec datasets build` stopped; the work it finished is kept."),
     ("gensim_im2vec.pipeline:run_demo", ["demo", "--out", "{d}/demo"], "`im2vec demo` stopped; the work it "
