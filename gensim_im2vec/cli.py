@@ -119,6 +119,10 @@ class _Command(click.Command):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt as e:
+            if hasattr(signal, "SIGCHLD"):
+                # the process ends here: torch's DataLoader handler would report its decode workers, stopped
+                # by the same signal, with a traceback after the line below
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             err = Interrupted(_interrupted_message(ctx))
             if isinstance(e, _Terminated):
                 err.exit_code = 128 + signal.SIGTERM

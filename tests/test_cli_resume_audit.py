@@ -140,6 +140,28 @@ def test_an_interrupted_extract_continues_where_it_stopped(tmp_path, sig):
     assert sorted(store.keys) == [f"img:{i:03d}" for i in range(400)]
 
 
+def test_sigterm_to_extract_with_decode_workers_ends_in_one_line(tmp_path):
+    """SIGTERM (a scheduler's preemption) to ``extract --num-workers 2`` printed the Interrupted line
+    and then a traceback from torch's DataLoader ("worker (pid N) is killed by signal: Terminated")
+    as the process exited."""
+    pytest.importorskip("torchvision")
+    from PIL import Image
+
+    (tmp_path / "imgs").mkdir()
+    for i in range(400):
+        Image.new("RGB", (16, 16), (i % 256, (7 * i) % 256, 40)).save(tmp_path / "imgs" / f"{i:03d}.png")
+    proc = _cli("extract", "imgs", "-o", "store", "--weights", "none", "--arch", "mobilenet_v3_small", "--device",
+                "cpu", "--num-workers", "2", "--batch-size", "1", "--shard-size", "20", "--dtype", "float32",
+                "--no-progress", cwd=tmp_path)
+    shards = tmp_path / "store" / "shards"
+    while proc.poll() is None and not (shards.is_dir() and any(shards.glob("shard-*.json"))):
+        time.sleep(0.01)  # until the workers run and a shard is committed
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert "Traceback" not in err and err.rstrip().splitlines()[-1].startswith("Interrupted: `im2vec extract`")
+
+
 # --- inputs that cannot be read: one line, not a traceback ---
 
 
