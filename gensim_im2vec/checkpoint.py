@@ -156,7 +156,8 @@ def read_checkpoint(path, **load_kwargs):
 
 
 def resume(path, corpus_iterable: Iterable, *, inputs: Mapping | None = None, callbacks=(),
-           on_resume: Callable[[Mapping], object] | None = None, **load_kwargs):
+           on_resume: Callable[[Mapping], object] | None = None, before_train: Callable | None = None,
+           **load_kwargs):
     """Continue the training saved at `path` by :class:`EpochCheckpoint`: load it, train the
     remaining epochs on `corpus_iterable` (the same documents), remove the checkpoint, and return
     the trained model (not saved: save it where the run's output goes).
@@ -167,7 +168,8 @@ def resume(path, corpus_iterable: Iterable, *, inputs: Mapping | None = None, ca
     The checkpoint goes on saving after each remaining epoch but the last, with `inputs` when given
     (a checkpoint of an earlier version's file identities is written in the current form). `on_resume`,
     when given, is called with the checkpoint's record once its inputs are checked, before training
-    (e.g. to say that the run resumes only when it does). The images' rows of
+    (e.g. to say that the run resumes only when it does); `before_train`, when given, with the loaded model
+    right before ``train()`` (e.g. :meth:`SpaceCheck.check`). The images' rows of
     ``wv.vectors`` are not written on load (no pass over the features): training writes them
     all from ``W`` when it ends, or when it is interrupted, as any ``train()`` does.
 
@@ -198,6 +200,8 @@ def resume(path, corpus_iterable: Iterable, *, inputs: Mapping | None = None, ca
     start = alpha - (alpha - min_alpha) * done / epochs
     if on_resume is not None:
         on_resume(record)
+    if before_train is not None:  # e.g. a check that refuses the run before train() writes anything
+        before_train(model)
     logger.info("resuming %s: epochs %i-%i of %i, alpha %.6f -> %.6f", path, done + 1, epochs, epochs, start,
                 min_alpha)
     saver = EpochCheckpoint(path, epochs=epochs, done=done, inputs=record["inputs"] if inputs is None else inputs)
@@ -334,6 +338,12 @@ def _file_change(key: str, was, now, checkpoint) -> str | None:
             old_path, old_rows = was
             what = (f"{old_rows:,} -> {now['rows']:,} rows" if old_path == name else
                     f"the checkpoint was made by an earlier im2vec, which knew the store by its place, {old_path!r}")
+        elif not (was["store_id"] and now["store_id"]) and was["rows"] == now["rows"] and was["path"] != name:
+            # a store made before store ids (no store_id in its metadata.json) is known by its place alone
+            what = (f"the store has no store_id (made by an earlier im2vec), so the checkpoint knows it only by its "
+                    f"place, {was['path']!r}, and its {was['rows']:,} rows; it is now given as {name!r}")
+            fix = (f"Give it at {was['path']!r} (move it back) to finish the run, or remove the checkpoint "
+                   f"{checkpoint} (and its .npy files) to start over.")
         elif was["store_id"] != now["store_id"]:
             what = f"it is another store (store_id {was['store_id']} -> {now['store_id']})"
         else:
@@ -370,15 +380,21 @@ def saved_bytes(model, *, checkpoint: bool = False, vectors: bool = True) -> dic
     return sizes
 
 
+#: The environment variable that turns :class:`SpaceCheck` off (``IM2VEC_NO_SPACE_CHECK=1``), for a file system
+#: whose free space is reported wrong.
+NO_SPACE_CHECK = "IM2VEC_NO_SPACE_CHECK"
+
+
 class NotEnoughSpace(OSError):
     """The disk a model is to be saved on has less free space than the save needs (:class:`SpaceCheck`):
     ``folder``, ``free``, ``need`` (bytes) and ``parts`` (the arrays' bytes by name)."""
 
     def __init__(self, folder: str, free: int, need: int, parts: Mapping[str, int]) -> None:
-        from gensim_im2vec.fileio import format_bytes
+        from gensim_im2vec.fileio import format_bytes_pair
 
-        super().__init__(errno.ENOSPC, f"not enough space in {folder!r} to save the model: {format_bytes(free)} free, "
-                                       f"the save needs at least {format_bytes(need)}", folder)
+        shown = format_bytes_pair(free, need)
+        super().__init__(errno.ENOSPC, f"not enough space in {folder!r} to save the model: {shown[0]} free, "
+                                       f"the save needs at least {shown[1]}", folder)
         self.folder, self.free, self.need, self.parts = folder, free, need, dict(parts)
 
 
@@ -410,9 +426,20 @@ class SpaceCheck(CallbackAny2Vec):
         self.checkpoint = os.fspath(checkpoint) if checkpoint is not None else None
         self.vectors_moved = bool(vectors_moved)
         self.need = self.checkpoint_need = None
+        self.short = None  # (free, need) when a compressed output may not fit (warned, not refused)
 
     def on_train_begin(self, model) -> None:
+        if self.need is None:  # (not checked before train() was called, as `im2vec train` does)
+            self.check(model)
+
+    def check(self, model) -> None:
+        """Raise :class:`NotEnoughSpace` when the save of `model` (its vocabulary built) cannot fit: called
+        before ``train()`` writes anything, or by ``on_train_begin``. Skipped when the free space cannot be
+        told (the folder's disk_usage fails, or its file system reports no size, e.g. ramfs, some FUSE or
+        network file systems), or when the environment variable :data:`NO_SPACE_CHECK` is set (to 1)."""
         import shutil
+
+        from gensim_im2vec.fileio import compression_suffix
 
         parts = saved_bytes(model, vectors=not self.vectors_moved)
         self.need = need = sum(parts.values())
@@ -422,13 +449,25 @@ class SpaceCheck(CallbackAny2Vec):
                 parts["checkpoint"] = self.checkpoint_need
                 need += self.checkpoint_need
         folder = os.path.dirname(self.output)
+        if os.environ.get(NO_SPACE_CHECK, "") not in ("", "0"):
+            logger.info("space: not checked (%s is set)", NO_SPACE_CHECK)
+            return
         try:
-            free = shutil.disk_usage(folder).free
+            usage = shutil.disk_usage(folder)
         except OSError:  # (the save will say what is wrong with the folder)
             return
+        if usage.total == 0:  # a file system that reports no size (ramfs, some FUSE / network ones): unknown
+            logger.info("space: not checked (the file system of %s reports no size)", folder)
+            return
+        free = usage.free
         logger.info("space: saving the model to %s needs at least %i bytes, %i free in %s", self.output, need, free,
                     folder)
         if free < need:
+            if compression_suffix(self.output):  # compressed: the arrays may well fit; said, not refused
+                self.short = (free, need)
+                logger.warning("space: %s is compressed; its arrays take %i bytes uncompressed, %i free in %s: the "
+                               "save may not fit", self.output, need, free, folder)
+                return
             raise NotEnoughSpace(folder, free, need, parts)
 
 
@@ -438,22 +477,70 @@ def vectors_file_marker(path) -> str:
     return os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.im2vec-run.json")
 
 
-def mark_vectors_file(path, dev: int, ino: int, shape, *, output, resumable: bool) -> None:
+#: What a run writes into its vectors file's ``.npy`` header (in the padding NumPy leaves after the header's
+#: dict, as a comment NumPy's parser skips) before a random token of its own.
+RUN_TOKEN_PREFIX = b"# im2vec-run "
+
+
+def _header_with_token(header: bytes, token: str) -> bytes | None:
+    """`header` (a whole ``.npy`` header, ending in a newline) with ``# im2vec-run TOKEN`` written into its
+    padding, the same length; None when the padding has no room."""
+    body = header[:-1].rstrip(b" ")
+    at = body.find(RUN_TOKEN_PREFIX)
+    if at >= 0:  # (a token of before: replaced)
+        body = body[:at].rstrip(b" ")
+    body += b" " + RUN_TOKEN_PREFIX + token.encode("ascii")
+    if len(body) + 1 > len(header):
+        return None
+    return body + b" " * (len(header) - 1 - len(body)) + b"\n"
+
+
+def _npy_header(f) -> tuple[bytes, tuple, object]:
+    """The whole header of the ``.npy`` file open as `f` (its bytes), its shape and its dtype."""
+    import numpy as np
+
+    f.seek(0)
+    version = np.lib.format.read_magic(f)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read(f)
+    size = f.tell()
+    f.seek(0)
+    return f.read(size), tuple(shape), dtype
+
+
+def mark_vectors_file(path, file, shape, *, output, resumable: bool) -> None:
     """Record (atomically, in :func:`vectors_file_marker`) that this process made the vectors file
-    `path`: its device and inode (which file it is), its shape, the run's pid, output and
-    ``--resumable``; written before the file has its name, so a file a killed run left is always
-    known by the marker."""
+    `path`, now named `file` (its temporary name before it has its name): a random token written into
+    the file's ``.npy`` header (in its padding: NumPy reads the file as before), its device and inode,
+    its shape, the run's pid, output and ``--resumable``; written before the file has its name, so a
+    file a killed run left is always known by the marker. A file whose header has no room for the
+    token gets a marker without one, which :func:`vectors_file_made_by` never matches (the file is
+    then refused, never removed)."""
+    import secrets
+
     from gensim_im2vec.fileio import atomic_write_json
 
+    token = secrets.token_hex(16)
+    with open(file, "r+b") as f:
+        header, _, _ = _npy_header(f)
+        marked = _header_with_token(header, token)
+        if marked is not None:
+            os.pwrite(f.fileno(), marked, 0)
+        st = os.fstat(f.fileno())
     atomic_write_json(vectors_file_marker(path), {
-        "pid": os.getpid(), "dev": int(dev), "ino": int(ino), "shape": [int(n) for n in shape],
-        "output": os.path.abspath(os.fspath(output)), "resumable": bool(resumable)})
+        "pid": os.getpid(), "dev": int(st.st_dev), "ino": int(st.st_ino), "shape": [int(n) for n in shape],
+        "token": token if marked is not None else None, "output": os.path.abspath(os.fspath(output)),
+        "resumable": bool(resumable)})
 
 
 def vectors_file_made_by(path) -> dict | None:
     """The marker's record of the run that made the vectors file at `path`, when the marker describes
-    the very file there (its device, inode, and a float32 ``.npy`` header of the recorded shape); None
-    when there is no such marker (the file is then not known to be a run's)."""
+    the very file there: its device, inode, a float32 ``.npy`` header of the recorded shape AND the
+    run's random token in that header (an inode number reused for another file, e.g. a copy put in the
+    place of a removed vectors file, has no such token); None otherwise (the file is then not known to
+    be a run's, and is never removed)."""
+    import numpy as np
+
     try:
         with open(vectors_file_marker(path), encoding="utf-8") as f:
             record = json.load(f)
@@ -462,16 +549,17 @@ def vectors_file_made_by(path) -> dict | None:
         return None
     if not isinstance(record, dict) or (record.get("dev"), record.get("ino")) != (st.st_dev, st.st_ino):
         return None
+    token = record.get("token")
+    if not isinstance(token, str) or not token:
+        return None
     try:
-        import numpy as np
-
         with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, _, dtype = read(f)
+            header, shape, dtype = _npy_header(f)
     except (OSError, ValueError):
         return None
     if dtype != np.float32 or list(shape) != record.get("shape"):
+        return None
+    if RUN_TOKEN_PREFIX + token.encode("ascii", "replace") not in header:
         return None
     return record
 
@@ -498,8 +586,10 @@ def remove_vectors_file_marker(path, *, pid: int | None = None) -> None:
 
 
 def is_enospc(error: BaseException) -> bool:
-    """Whether `error` is a full disk (or quota)."""
-    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+    """Whether `error` is a full disk (or quota), also as NumPy says it (:func:`gensim_im2vec.fileio.is_no_space`)."""
+    from gensim_im2vec.fileio import is_no_space
+
+    return is_no_space(error)
 
 
 def remove_checkpoint(path) -> None:

@@ -12,6 +12,7 @@ and ``demo`` continue where they stopped when run again; every output is written
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import inspect
@@ -1155,8 +1156,8 @@ def _train_and_save(documents, features, output, pretrained, analogies_path, res
     vectors_file = params.get("vectors_file")
     space, model, token = None, None, None
     if vectors_file:  # which file this run makes, recorded before it has its name (a rerun after a kill knows it)
-        token = _VECTORS_FILE_MADE.set(lambda path, dev, ino, shape: mark_vectors_file(
-            path, dev, ino, shape, output=output, resumable=resumable))
+        token = _VECTORS_FILE_MADE.set(lambda path, file, shape: mark_vectors_file(
+            path, file, shape, output=output, resumable=resumable))
     try:
         store = FeatureStore.open(features, mmap=True)
         corpus = LineDocuments(documents)
@@ -1168,6 +1169,18 @@ def _train_and_save(documents, features, output, pretrained, analogies_path, res
         # before the first epoch: the save at the end must fit on OUTPUT's disk
         space = SpaceCheck(output, checkpoint=checkpoint if resumable else None,
                            vectors_moved=bool(vectors_file) and _same_disk(vectors_file, output))
+
+        def check_space(model):  # before train() writes anything
+            space.check(model)
+            if space.short is not None:  # a compressed -o: it may fit all the same
+                from gensim_im2vec.fileio import format_bytes_pair
+
+                free, need = format_bytes_pair(*space.short)
+                click.echo(f"warning: {os.path.dirname(os.path.abspath(output))!r} has {free} free and the model's "
+                           f"arrays take {need} uncompressed; -o {output!r} is compressed and may fit, but if it does "
+                           f"not, the save at the end fails (free space there, or give -o a path on a disk with room, "
+                           f"to be sure)", err=True)
+
         if resumable and os.path.exists(checkpoint):
             from gensim_im2vec.checkpoint import resume
 
@@ -1175,10 +1188,12 @@ def _train_and_save(documents, features, output, pretrained, analogies_path, res
                 click.echo(f"resuming the interrupted run saved in {checkpoint}: epochs {record['epochs_done'] + 1}-"
                            f"{record['epochs']} of {record['epochs']}", err=True)
 
-            model = resume(checkpoint, corpus, inputs=inputs, callbacks=[space], on_resume=resuming)
+            # the store given (-f), which the checks found to be the checkpoint's (wherever it lies now)
+            model = resume(checkpoint, corpus, inputs=inputs, callbacks=[space], on_resume=resuming,
+                           before_train=check_space, image_features=store)
         else:
             model = _train_new(corpus, store, pretrained, params, checkpoint if resumable else None, inputs,
-                               callbacks=[space])
+                               callbacks=[space], before_train=check_space)
         # --vectors-file: the run's file becomes OUTPUT's vectors (moved, not written a second time)
         model.save(output, move_vectors_file=bool(vectors_file))
         if resumable:
@@ -1204,27 +1219,49 @@ def _train_and_save(documents, features, output, pretrained, analogies_path, res
 
 
 def _same_disk(path: str, other: str) -> bool:
-    """Whether `path` and `other` (files that may not exist yet) are on one file system (their folders')."""
+    """Whether a file in `path`'s folder can be hard-linked into `other`'s folder (files that may not exist yet),
+    as the save moves a vectors file into place: tried with a small temporary file, removed at once (a device
+    number alone is not enough: two mounts of one device, e.g. a bind mount, share it and refuse a link)."""
+    import tempfile
+
+    here = os.path.dirname(os.path.abspath(path))
+    there = os.path.dirname(os.path.abspath(other))
     try:
-        return (os.stat(os.path.dirname(os.path.abspath(path))).st_dev
-                == os.stat(os.path.dirname(os.path.abspath(other))).st_dev)
+        if os.stat(here).st_dev != os.stat(there).st_dev:
+            return False
+        fd, probe = tempfile.mkstemp(prefix=".im2vec-link-probe-", dir=here)
     except OSError:
         return False
+    os.close(fd)
+    link = os.path.join(there, os.path.basename(probe) + ".link")
+    try:
+        os.link(probe, link)
+    except OSError:
+        return False
+    else:
+        with contextlib.suppress(OSError):
+            os.unlink(link)
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
 
 
 def _train_error(e: OSError | ValueError | TypeError, output: str, resumable: bool, checkpoint: str,
                  vectors_file: str | None, space, model) -> str:
     """The message of an error of `im2vec train`'s work: a full disk names the file or folder, what the
     model needs and what was kept; a temporary file of the run is named by what the user gave."""
-    from gensim_im2vec.checkpoint import NotEnoughSpace, is_enospc
-    from gensim_im2vec.fileio import format_bytes
+    from gensim_im2vec.checkpoint import NO_SPACE_CHECK, NotEnoughSpace, is_enospc
+    from gensim_im2vec.fileio import format_bytes, format_bytes_pair
 
     if isinstance(e, NotEnoughSpace):  # before the first epoch
         parts = ", ".join(f"{k} {format_bytes(v)}" for k, v in e.parts.items())
-        return (f"not enough space to save the model: {e.folder!r} (-o {output!r}) has {format_bytes(e.free)} free, "
-                f"and the save at the end of training needs at least {format_bytes(e.need)} ({parts}; the vocabulary "
+        free, need = format_bytes_pair(e.free, e.need)
+        return (f"not enough space to save the model: {e.folder!r} (-o {output!r}) has {free} free, "
+                f"and the save at the end of training needs at least {need} ({parts}; the vocabulary "
                 f"comes on top). Training would fail at its end; it is not started. Free space there, or give -o a "
-                f"path on a disk with room.")
+                f"path on a disk with room (or set {NO_SPACE_CHECK}=1 to train all the same, should the free space "
+                f"shown be wrong).")
     filename = getattr(e, "filename", None)
     target = _temp_target(filename) if isinstance(filename, str) else None
     named = os.path.abspath(target or filename) if isinstance(filename, str) else None
@@ -1238,15 +1275,17 @@ def _train_error(e: OSError | ValueError | TypeError, output: str, resumable: bo
                                        "disk fill up again."))
         free = _free_space(named or output)
         if named is not None and named.startswith(os.path.abspath(checkpoint)):
-            need = (f" (at least {format_bytes(space.checkpoint_need)}: its arrays, the vocabulary on top)"
-                    if space and space.checkpoint_need else "")
-            return f"the disk is full: the checkpoint {checkpoint}{need} did not fit in the {free}. {kept}"
+            need = (f" (at least {format_bytes(space.checkpoint_need)} for its arrays alone; the vocabulary's "
+                    f"pickle on top)" if space and space.checkpoint_need else "")
+            return (f"the disk is full: the checkpoint {checkpoint}{need} did not fit ({free} now, once its partly "
+                    f"written files were removed). {kept}")
         if named is not None and named.startswith(os.path.abspath(output)) or (named is None and model is not None):
-            need = (f" (at least {format_bytes(space.need)}: its arrays, the vocabulary on top)"
+            need = (f" (at least {format_bytes(space.need)} for its arrays alone; the vocabulary's pickle on top)"
                     if space and space.need else "")
             epochs = getattr(model, "epochs", None)
             lost = "" if resumable else f"The {epochs} epochs trained are lost. " if epochs else "The training is lost. "
-            return f"the disk is full: the trained model {output!r}{need} did not fit in the {free}. {lost}{kept}"
+            return (f"the disk is full: the trained model {output!r}{need} did not fit ({free} now, once its partly "
+                    f"written files were removed). {lost}{kept}")
         if vectors_file and (named is None or named == os.path.abspath(vectors_file)) and "vectors_file" in str(e):
             # the model's own message: what the file needs, the fixes
             return _train_in_cli_terms(getattr(e, "strerror", None) or str(e))
@@ -1287,7 +1326,11 @@ def _vectors_file_left(path: str, output: str, resumable: bool) -> None:
     made it (its marker, :func:`~gensim_im2vec.checkpoint.mark_vectors_file`, names this very file), no live
     model maps it and no checkpoint continues in it; kept for a --resumable run whose checkpoint continues
     in it (the model checks it is the checkpoint's own); any other file is refused, naming the fixes."""
-    from gensim_im2vec.checkpoint import remove_vectors_file_marker, vectors_file_made_by
+    from gensim_im2vec.checkpoint import (
+        remove_vectors_file_marker,
+        vectors_file_made_by,
+        vectors_file_marker,
+    )
 
     if not os.path.lexists(path):
         remove_vectors_file_marker(path)  # (a marker of a file removed since)
@@ -1297,11 +1340,15 @@ def _vectors_file_left(path: str, output: str, resumable: bool) -> None:
     if resumable and os.path.exists(checkpoint) and (made is None or made.get("resumable")):
         return  # the checkpoint's run continues in its own file (the model refuses any other, in its terms)
     if made is None:
+        marker = vectors_file_marker(path)
+        record = (f" (the record {marker} of a run's vectors file does not describe this very file: another file "
+                  f"may have taken its place; delete that record with the file if the file is yours to delete)"
+                  if os.path.lexists(marker) else "")
         raise click.BadParameter(
             f"{path!r} exists and no unfinished `im2vec train` run is known to have made it (a run records the "
-            f"vectors file it makes); it is left as it is: a vectors file is never written over another file. Delete "
-            f"it if it is an old vectors file that no model uses, or give --vectors-file another path (or leave it "
-            f"out to keep the vectors in memory).", param_hint="'--vectors-file'")
+            f"vectors file it makes){record}; it is left as it is: a vectors file is never written over another "
+            f"file. Delete it yourself if it is an old vectors file that no model uses, or give --vectors-file "
+            f"another path (or leave it out to keep the vectors in memory).", param_hint="'--vectors-file'")
     run = f"the `im2vec train -o {made.get('output')}` run of process {made.get('pid')}"
     if _locked(path):
         raise click.BadParameter(
@@ -1364,6 +1411,15 @@ def _check_vectors_file_option(path: str, output: str, documents: str, pretraine
     _check_not_input(path, "'--vectors-file'", {
         "the DOCUMENTS": documents, "the --pretrained model": pretrained, "the -f / --features store": features,
         "the --space-analogies file": analogies_path, "the -o / --output model": output})
+    from gensim_im2vec.fileio import compression_suffix
+
+    if compression_suffix(output):
+        raise click.UsageError(
+            f"--vectors-file {path!r} and a compressed -o {output!r} cannot go together: at the end the vectors file "
+            f"becomes the model's uncompressed OUTPUT.wv.vectors.npy (moved into place), while a model saved as "
+            f"{compression_suffix(output)} keeps its arrays compressed. Give -o a name without "
+            f"{compression_suffix(output)} (compress the saved files afterwards if need be), or leave --vectors-file "
+            f"out.")
     saved = os.path.realpath(output)
     if os.path.realpath(path).startswith(saved + "."):
         raise click.BadParameter(
@@ -1373,10 +1429,11 @@ def _check_vectors_file_option(path: str, output: str, documents: str, pretraine
 
 
 def _train_new(corpus, store, pretrained, params: dict, checkpoint: str | None, inputs: dict | None,
-               callbacks=()):
+               callbacks=(), before_train=None):
     """`im2vec train`'s model: from the --pretrained Word2Vec (two-stage) or from scratch, trained on
     `corpus` (with `callbacks`); with `checkpoint` (``--resumable``), saved there after each epoch with
-    `inputs` (:mod:`gensim_im2vec.checkpoint`)."""
+    `inputs` (:mod:`gensim_im2vec.checkpoint`). `before_train(model)`, when given, runs once the vocabulary
+    is built, before ``train()`` (which writes the images' rows should it stop): e.g. the space check."""
 
     from gensim_im2vec.checkpoint import EpochCheckpoint
     from gensim_im2vec.model import Im2Vec
@@ -1388,14 +1445,17 @@ def _train_new(corpus, store, pretrained, params: dict, checkpoint: str | None, 
         gc.collect()  # (gensim's loaded vectors sit in a reference cycle: freed now, not at some later collection)
         epochs = epochs or model.epochs  # (the Word2Vec's; Im2Vec's default from vectors alone)
         saver = [EpochCheckpoint(checkpoint, epochs=epochs, inputs=inputs)] if checkpoint else []
+        if before_train is not None:
+            before_train(model)
         model._train_started(corpus, epochs, [*callbacks, *saver])
         return model
-    if checkpoint is None:
-        return Im2Vec(corpus, image_features=store, callbacks=tuple(callbacks), **params)
-    model = Im2Vec(image_features=store, **params)  # vocabulary, then training with the checkpoint's callback
+    model = Im2Vec(image_features=store, **params)  # vocabulary, then training (with the checkpoint's callback)
     model.build_vocab(corpus)
+    if before_train is not None:
+        before_train(model)
+    saver = [EpochCheckpoint(checkpoint, epochs=model.epochs, inputs=inputs)] if checkpoint else []
     model.train(corpus, total_examples=model.corpus_count, epochs=model.epochs, compute_loss=model.compute_loss,
-                callbacks=[*callbacks, EpochCheckpoint(checkpoint, epochs=model.epochs, inputs=inputs)])
+                callbacks=[*callbacks, *saver])
     return model
 
 

@@ -59,6 +59,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import shutil
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -68,7 +69,8 @@ from typing import IO
 logger = logging.getLogger(__name__)
 
 __all__ = ["atomic_copy", "atomic_path", "atomic_save", "atomic_write", "atomic_write_bytes",
-           "atomic_write_json", "check_output_folder", "format_bytes", "fsync_dir", "no_space_error", "temp_name"]
+           "atomic_write_json", "check_output_folder", "format_bytes", "format_bytes_pair", "fsync_dir", "is_no_space", "no_space_error",
+           "temp_name"]
 
 
 def temp_name(path: str | os.PathLike) -> Path:
@@ -141,15 +143,38 @@ def no_space_error(error: OSError, path: str | os.PathLike) -> OSError:
     >>> str(e)  # doctest: +ELLIPSIS
     "[Errno 28] No space left on device writing /tmp/m.model (... free in /tmp): '/tmp/m.model'"
     """
-    if not isinstance(error, OSError) or error.errno not in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+    if not is_no_space(error):
         return error
+    code = error.errno if error.errno is not None else errno.ENOSPC
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     try:
         free = f"{format_bytes(shutil.disk_usage(folder).free)} free in {folder}"
     except OSError:
         free = f"in {folder}"
-    return OSError(error.errno, f"{os.strerror(error.errno)} writing {path} ({free})", path)
+    return OSError(code, f"{os.strerror(code)} writing {path} ({free})", path)
+
+
+#: How NumPy says a full disk while it writes an array (``ndarray.tofile``, as ``np.save`` of a large array):
+#: an OSError without errno.
+_NUMPY_NO_SPACE = re.compile(r"Not enough free space to write \d+ bytes after offset \d+|\d+ requested and \d+ written")
+
+
+def is_no_space(error: BaseException) -> bool:
+    """Whether `error` is a full disk (ENOSPC) or quota (EDQUOT), also as NumPy says it while it writes an array
+    (an OSError without errno: "Not enough free space to write N bytes after offset M", "N requested and M
+    written").
+
+    >>> is_no_space(OSError(errno.ENOSPC, "No space left on device")), is_no_space(OSError("123 requested and 0 written"))
+    (True, True)
+    >>> is_no_space(OSError(errno.EACCES, "Permission denied")), is_no_space(OSError("requested and written"))
+    (False, False)
+    """
+    if not isinstance(error, OSError):
+        return False
+    if error.errno is not None:
+        return error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+    return len(error.args) == 1 and isinstance(error.args[0], str) and bool(_NUMPY_NO_SPACE.fullmatch(error.args[0]))
 
 
 def format_bytes(n: float) -> str:
@@ -159,6 +184,32 @@ def format_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TiB"  # pragma: no cover
+
+
+def format_bytes_pair(a: float, b: float) -> tuple[str, str]:
+    """`a` and `b` bytes for a person, with as many decimals as it takes for two different numbers not to read
+    alike (exact bytes at worst).
+
+    >>> format_bytes_pair(1_700_000, 1_690_000)
+    ('1.62 MiB', '1.61 MiB')
+    >>> format_bytes_pair(1_700_000, 1_700_001)
+    ('1,700,000 B', '1,700,001 B')
+    """
+    if a == b:
+        return format_bytes(a), format_bytes(b)
+    for digits in (1, 2, 3):
+        pair = _format_bytes(a, digits), _format_bytes(b, digits)
+        if pair[0] != pair[1]:
+            return pair
+    return f"{a:,.0f} B", f"{b:,.0f} B"
+
+
+def _format_bytes(n: float, digits: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.{digits}f} {unit}"
+        n /= 1024
+    return f"{n:.{digits}f} TiB"  # pragma: no cover
 
 
 def fsync_dir(directory: str | os.PathLike) -> None:

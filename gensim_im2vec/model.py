@@ -185,9 +185,10 @@ _LOAD_FEATURES: contextvars.ContextVar = contextvars.ContextVar("im2vec_load_fea
 #: model's vectors_file, when it has one, instead of into memory, and the images' rows it left out are not
 #: written on load (train() writes them all from W when it ends or is interrupted).
 _RESUMING: contextvars.ContextVar = contextvars.ContextVar("im2vec_resuming", default=False)
-#: Called as ``hook(path, st_dev, st_ino, shape)`` when a model makes its vectors file (before the file has its
-#: name) or grows it: ``im2vec train`` records which file its run made, so that a rerun after a kill -9 can tell
-#: the file it left from any other (gensim_im2vec.checkpoint.mark_vectors_file).
+#: Called as ``hook(path, file, shape)`` when a model makes its vectors file `path` (`file`: its temporary name,
+#: before the file has its name) or grows it (`file` is `path`): ``im2vec train`` records which file its run made,
+#: so that a rerun after a kill -9 can tell the file it left from any other
+#: (gensim_im2vec.checkpoint.mark_vectors_file, which writes a token into the file's header padding).
 _VECTORS_FILE_MADE: contextvars.ContextVar = contextvars.ContextVar("im2vec_vectors_file_made", default=None)
 #: The model whose save() is pickling it without ``wv.key_to_index`` (Im2Vec._saved_without_key_index).
 _PICKLED_WITHOUT_KEY_INDEX: contextvars.ContextVar = contextvars.ContextVar("im2vec_no_key_index", default=None)
@@ -1542,8 +1543,7 @@ class Im2Vec(Word2Vec):
             handle = _VectorsFile.lock(tmp)  # the same file once it has its name
             made = _VECTORS_FILE_MADE.get()
             if made is not None:  # (before the name: a process killed from here on leaves a file it is known by)
-                st = os.fstat(handle.fileno())
-                made(path, st.st_dev, st.st_ino, shape)
+                made(path, tmp, shape)
             with open(tmp, "r+b") as f:
                 _reserve(f, out.offset, out.offset + out.nbytes, path, shape)
             keep = min(len(prior), shape[0]) if prior is not None and np.ndim(prior) == 2 else 0
@@ -1588,10 +1588,10 @@ class Im2Vec(Word2Vec):
                 os.ftruncate(f.fileno(), size)
                 raise
             f.write(header)
+            f.flush()
             made = _VECTORS_FILE_MADE.get()
-            if made is not None:
-                st = os.fstat(f.fileno())
-                made(vf.path, st.st_dev, st.st_ino, shape)
+            if made is not None:  # (the header rewritten: the run's token written again)
+                made(vf.path, vf.path, shape)
         vf.array = array = np.lib.format.open_memmap(vf.path, mode="r+")
         self._init_word_rows(array, len(old), shape[0])
         self.wv.vectors = array
@@ -3971,7 +3971,8 @@ def _reserve(handle, start: int, end: int, path: str, shape: tuple[int, int]) ->
                 raise _no_space(path, end - start, shape) from None
             if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS):
                 raise
-    if shutil.disk_usage(os.path.dirname(path)).free < end - start:
+    usage = shutil.disk_usage(os.path.dirname(path))
+    if usage.total and usage.free < end - start:  # (a file system that reports no size, e.g. ramfs: unknown)
         raise _no_space(path, end - start, shape)
     logger.warning("the file system of %s cannot allocate its %.2f GiB ahead: if its disk fills up during "
                    "training, the process ends with SIGBUS", path, (end - start) / _GiB)

@@ -354,3 +354,179 @@ def test_an_unwritable_vectors_file_names_the_option_and_the_path_given(tmp_path
     assert res.exit_code == 1, res.output
     assert f"--vectors-file {str(tmp_path / 'vf.npy')!r} cannot be written (Permission denied)" in text, text
     assert ".tmp-" not in text
+
+
+def test_a_users_file_at_the_inode_of_a_killed_runs_vectors_file_is_refused_never_removed(tmp_path):
+    # the user's own array, at the very inode of the file the killed run left (as when ext4 reuses a removed
+    # file's inode number for a copy put in its place): the run's token is not in its header
+    _inputs(tmp_path)
+    _killed_with_vectors_file(tmp_path)
+    vf = tmp_path / "vf.npy"
+    ino = vf.stat().st_ino
+    with open(vf, "rb") as f:
+        shape = np.lib.format.read_array_header_1_0(f)[0] if np.lib.format.read_magic(f) == (1, 0) else None
+    with open(vf, "r+b") as f:  # written over in place: the same inode
+        f.truncate(0)
+        np.save(f, np.full(shape, 7, dtype=np.float32))
+    assert vf.stat().st_ino == ino
+    mine = vf.read_bytes()
+    res = CliRunner().invoke(main, _args(tmp_path, "--vectors-file", str(vf)))
+    text = _text(res)
+    assert res.exit_code == 2, res.output
+    assert "left by an unfinished run" not in text and ".vf.npy.im2vec-run.json" in text, text
+    assert vf.read_bytes() == mine
+
+
+def test_the_runs_token_leaves_its_vectors_file_a_plain_npy(tmp_path):
+    from gensim_im2vec.checkpoint import (
+        mark_vectors_file,
+        vectors_file_made_by,
+        vectors_file_marker,
+    )
+
+    path = tmp_path / "vf.npy"
+    np.save(path, np.arange(12, dtype=np.float32).reshape(3, 4))
+    mark_vectors_file(path, path, (3, 4), output=tmp_path / "m.model", resumable=False)
+    assert b"# im2vec-run " in path.read_bytes()[:128]
+    assert np.array_equal(np.load(path, mmap_mode="r"), np.arange(12, dtype=np.float32).reshape(3, 4))
+    assert vectors_file_made_by(path)["token"]
+    record = json.loads(open(vectors_file_marker(path)).read())
+    record["token"] = "0" * 32  # another run's token: not this file's run
+    with open(vectors_file_marker(path), "w") as f:
+        json.dump(record, f)
+    assert vectors_file_made_by(path) is None
+
+
+# ---------------------------------------------------------------- the space check
+
+
+def test_a_file_system_without_a_size_is_not_refused(tmp_path, monkeypatch):
+    # ramfs, some FUSE and network file systems report 0 total and 0 free blocks: nothing is known
+    _inputs(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(0, 0, 0))
+    res = CliRunner().invoke(main, _args(tmp_path, epochs=1))
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "m.model").exists()
+
+
+def test_the_space_check_can_be_turned_off_and_its_refusal_says_how(tmp_path, monkeypatch):
+    _inputs(tmp_path)
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=1000))
+    res = CliRunner().invoke(main, _args(tmp_path, epochs=1))
+    assert res.exit_code == 1 and "IM2VEC_NO_SPACE_CHECK=1" in _text(res), res.output
+    monkeypatch.setenv("IM2VEC_NO_SPACE_CHECK", "1")
+    res = CliRunner().invoke(main, _args(tmp_path, epochs=1))
+    assert res.exit_code == 0, res.output
+
+
+@pytest.mark.parametrize("resumed", [False, True])
+def test_a_refusal_for_space_writes_no_image_rows(tmp_path, monkeypatch, resumed):
+    # the check runs before train(): its error path (which writes every image's row from W) is not reached
+    _inputs(tmp_path)
+    if resumed:
+        _interrupted_resumable(tmp_path)
+    written = []
+    original = Im2Vec._write_image_vectors
+    monkeypatch.setattr(Im2Vec, "_write_image_vectors", lambda self, *a, **k: written.append(1) or original(self, *a, **k))
+    began = []
+    monkeypatch.setattr(Im2Vec, "_begin_training", lambda self, *a, **k: began.append(1))
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=1000))
+    res = CliRunner().invoke(main, _args(tmp_path, *(["--resumable"] if resumed else [])))
+    assert res.exit_code == 1 and "it is not started" in _text(res), res.output
+    assert not written and not began
+
+
+@pytest.mark.parametrize("message", ["Not enough free space to write 8000 bytes after offset 128",
+                                     "8000 requested and 4096 written"])
+def test_a_full_disk_as_numpy_says_it_names_the_model(tmp_path, monkeypatch, message):
+    # numpy's tofile (np.save of an array of 10M elements and more) says a full disk without errno
+    _inputs(tmp_path)
+    original = np.save
+
+    def save(file, arr, *args, **kwargs):
+        if ".m.model.tmp-" in str(file):
+            raise OSError(message)
+        return original(file, arr, *args, **kwargs)
+
+    monkeypatch.setattr(np, "save", save)
+    res = CliRunner().invoke(main, _args(tmp_path, "--resumable", epochs=2))
+    text = _text(res)
+    assert res.exit_code == 1, res.output
+    assert "the disk is full" in text and repr(str(tmp_path / "m.model")) in text, text
+    assert "kept in" in text and "m.model.checkpoint" in text
+
+
+def test_a_store_moved_alone_resumes_from_the_store_given(tmp_path, reference):
+    # the store moved elsewhere, -o in its folder: the store given with -f is used, not the checkpoint's path
+    _inputs(tmp_path)
+    _interrupted_resumable(tmp_path)
+    os.rename(tmp_path / "store", tmp_path / "moved-store")
+    args = _args(tmp_path, "--resumable")
+    args[args.index("-f") + 1] = str(tmp_path / "moved-store")
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0 and "resuming" in res.output, res.output
+    _assert_same(tmp_path / "m.model", reference)
+
+
+def test_a_compressed_output_with_a_vectors_file_is_refused_before_training(tmp_path, monkeypatch):
+    _inputs(tmp_path)
+    trained = []
+    original = Im2Vec._do_train_job
+    monkeypatch.setattr(Im2Vec, "_do_train_job", lambda self, *a, **k: trained.append(1) or original(self, *a, **k))
+    args = _args(tmp_path, "--vectors-file", str(tmp_path / "vf.npy"))
+    args[args.index("-o") + 1] = str(tmp_path / "m.model.gz")
+    res = CliRunner().invoke(main, args)
+    text = _text(res)
+    assert res.exit_code == 2 and "--vectors-file" in text and "m.model.gz" in text and "-o" in text, text
+    assert not trained and not list(tmp_path.glob("*vf.npy*"))
+
+
+def test_a_compressed_output_is_warned_not_refused_and_close_sizes_read_apart(tmp_path, monkeypatch):
+    from gensim_im2vec.fileio import format_bytes_pair
+
+    _inputs(tmp_path)
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=1000))
+    args = _args(tmp_path, epochs=1)
+    args[args.index("-o") + 1] = str(tmp_path / "m.model.gz")
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0 and "warning" in res.output and "compressed" in res.output, res.output
+    assert (tmp_path / "m.model.gz").exists()
+    free, need = format_bytes_pair(1_700_000, 1_704_000)
+    assert free != need
+
+
+def test_vectors_that_cannot_be_hard_linked_into_place_are_counted(tmp_path, monkeypatch):
+    # a bind mount: one device number, but a hard link across the mounts fails (EXDEV); the vectors are then
+    # written at the save, and must be counted
+    from gensim_im2vec import cli
+
+    (tmp_path / "o").mkdir()
+    assert cli._same_disk(str(tmp_path / "vf.npy"), str(tmp_path / "o" / "m.model"))
+
+    def link(src, dst, *a, **k):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", link)
+    assert not cli._same_disk(str(tmp_path / "vf.npy"), str(tmp_path / "o" / "m.model"))
+    assert [p.name for p in tmp_path.iterdir()] == ["o"] and not list((tmp_path / "o").iterdir())  # probe removed
+
+
+def test_a_full_disk_message_says_when_the_free_space_was_measured(tmp_path, monkeypatch):
+    _inputs(tmp_path)
+    _full_disk_when(monkeypatch, "m.model.tmp-")
+    res = CliRunner().invoke(main, _args(tmp_path, epochs=1))
+    text = _text(res)
+    assert res.exit_code == 1 and "once its partly written files were removed" in text, text
+    assert "for its arrays alone" in text and "pickle on top" in text
+
+
+def test_a_moved_store_without_a_store_id_is_refused_saying_it_is_known_by_its_place():
+    was = {"path": "/a/store", "store_id": None, "rows": 300}
+    now = {"path": "/b/store", "store_id": None, "rows": 300}
+    with pytest.raises(ValueError) as e:
+        checkpoint.check_inputs("m.model.checkpoint", {"inputs": {"features": was}}, {"features": now})
+    text = str(e.value)
+    assert "300 -> 300" not in text and "no store_id" in text and "'/a/store'" in text and "move it back" in text
