@@ -34,9 +34,16 @@ def files(tmp_path_factory):
     return d
 
 
+def _default_sigint() -> None:
+    # a test run started in the background of a script (`pytest &`) has SIGINT ignored, and a child
+    # inherits that: Python then installs no KeyboardInterrupt handler and the child trains on forever
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _cli(*args: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "gensim_im2vec.cli", *args], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint,
+                            **kwargs)
 
 
 def _said(result) -> str:
