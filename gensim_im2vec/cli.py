@@ -48,12 +48,31 @@ class Interrupted(click.ClickException):
         click.echo(f"Interrupted: {self.format_message()}", err=True)
 
 
-def _interrupted_message(ctx: click.Context) -> str:
-    names, params = [], dict(ctx.params)
+def _command_name(ctx: click.Context) -> str:
+    """``"train"``, ``"datasets build"``: the command as typed after ``im2vec``."""
+    names = []
     while ctx.parent is not None:
         names.append(ctx.info_name)
         ctx = ctx.parent
-    name = " ".join(reversed(names))
+    return " ".join(reversed(names))
+
+
+def _no_space_message(ctx: click.Context, error: OSError) -> str:
+    """A full disk while a command wrote its output: which output, the free space left there, what of
+    the work is kept (as after Ctrl-C) and the fix. The commands' own messages said "[Errno 28] No
+    space left on device", or NumPy's "66560 requested and 32704 written", and named no file."""
+    from gensim_im2vec.fileio import no_space_error
+
+    params = ctx.params
+    out = next((params[k] for k in ("output", "store", "out_dir", "directory") if params.get(k)), None)
+    where = no_space_error(error, out).strerror if out else "No space left on device"
+    return (f"{where}. {_interrupted_message(ctx)} Free some space on that disk first, or write the output "
+            f"elsewhere.")
+
+
+def _interrupted_message(ctx: click.Context) -> str:
+    params = dict(ctx.params)
+    name = _command_name(ctx)
     if name == "train" and params.get("output"):
         checkpoint = f"{params['output']}.checkpoint"
         if params.get("resumable") and os.path.exists(checkpoint):
@@ -119,6 +138,14 @@ class _Command(click.Command):
             previous = signal.signal(signal.SIGTERM, _raise_terminated)
         try:
             return super().invoke(ctx)
+        except click.ClickException as e:
+            cause = e.__cause__
+            if _command_name(ctx) != "train" and isinstance(cause, OSError):  # (train says it its own way)
+                from gensim_im2vec.fileio import is_no_space
+
+                if is_no_space(cause):
+                    raise click.ClickException(_no_space_message(ctx, cause)) from cause
+            raise
         except KeyboardInterrupt as e:
             if hasattr(signal, "SIGCHLD"):
                 # the process ends here: torch's DataLoader handler would report its decode workers, stopped

@@ -5,6 +5,7 @@ step record of the demo makes that step run again (issue: CLI resume audit)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
@@ -115,6 +116,33 @@ def test_ctrl_c_in_any_command_says_what_was_kept(files, monkeypatch, patch, arg
     result = CliRunner().invoke(main, [a.format(d=files) for a in args])
     assert result.exit_code == 130 and isinstance(result.exception, SystemExit), result.output
     assert message in _said(result) and "Aborted!" not in result.output, result.output
+
+
+@pytest.mark.parametrize("patch,args,error,said", [
+    ("gensim_im2vec.features:extract", ["extract", "{d}", "-o", "{d}/never"], OSError("66560 requested and 32704 written"),
+     ["No space left on device writing {d}/never (", "`im2vec extract` stopped; the work it finished is kept"]),
+    ("gensim_im2vec.datasets:build_dataset", ["datasets", "build", "emoji", "{d}/ds"],
+     OSError(errno.ENOSPC, "No space left on device"),
+     ["No space left on device writing {d}/ds (", "`im2vec datasets build` stopped; the work it finished is kept"]),
+    ("gensim_im2vec.cli:_write_documents", ["normalize", "{d}/docs.txt", "-o", "{d}/out.txt"],
+     OSError(errno.ENOSPC, "No space left on device"),
+     ["No space left on device writing {d}/out.txt (", "no output is left half-written"]),
+])
+def test_a_full_disk_names_the_output_and_what_was_kept(files, monkeypatch, patch, args, error, said):
+    """A full disk said "Error: [Errno 28] No space left on device", or NumPy's "66560 requested and
+    32704 written" (extract), naming no file and not what was kept."""
+    import importlib
+
+    def full(*a, **k):
+        raise error
+
+    module, _, name = patch.partition(":")
+    monkeypatch.setattr(importlib.import_module(module), name, full)
+    result = CliRunner().invoke(main, [a.format(d=files) for a in args])
+    assert result.exit_code == 1, result.output
+    for part in said:
+        assert part.format(d=files) in _said(result), result.output
+    assert "Free some space on that disk first" in _said(result)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
