@@ -65,7 +65,18 @@ def _no_space_message(ctx: click.Context, error: OSError) -> str:
 
     params = ctx.params
     out = next((params[k] for k in ("output", "store", "out_dir", "directory") if params.get(k)), None)
-    where = no_space_error(error, out).strerror if out else "No space left on device"
+    if out and os.path.isdir(out):  # a folder (a store, a data set): the free space of its own disk
+        import shutil
+
+        from gensim_im2vec.fileio import format_bytes
+
+        try:
+            free = f"{format_bytes(shutil.disk_usage(out).free)} free there"
+        except OSError:
+            free = "its free space unknown"
+        where = f"No space left on device writing into {out} ({free})"
+    else:
+        where = no_space_error(error, out).strerror if out else "No space left on device"
     return (f"{where}. {_interrupted_message(ctx)} Free some space on that disk first, or write the output "
             f"elsewhere.")
 

@@ -124,6 +124,8 @@ def test_ctrl_c_in_any_command_says_what_was_kept(files, monkeypatch, patch, arg
     ("gensim_im2vec.datasets:build_dataset", ["datasets", "build", "emoji", "{d}/ds"],
      OSError(errno.ENOSPC, "No space left on device"),
      ["No space left on device writing {d}/ds (", "`im2vec datasets build` stopped; the work it finished is kept"]),
+    ("gensim_im2vec.datasets:make_split", ["datasets", "split", "{d}"], OSError(errno.ENOSPC, "No space left on device"),
+     ["No space left on device writing into {d} (", "free there)"]),  # a folder: the free space of its own disk
     ("gensim_im2vec.cli:_write_documents", ["normalize", "{d}/docs.txt", "-o", "{d}/out.txt"],
      OSError(errno.ENOSPC, "No space left on device"),
      ["No space left on device writing {d}/out.txt (", "no output is left half-written"]),

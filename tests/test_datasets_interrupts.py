@@ -81,6 +81,36 @@ def test_old_split_files_without_the_record(clipart, caplog):
     assert "older split rules (version 1, now 2)" in said and f"im2vec datasets split {out} --seed theirs" in said
 
 
+def test_a_builds_split_from_code_whose_normaliser_had_fewer_settings_is_the_builds(clipart, caplog):
+    """Builds before the normaliser's ``file_stems`` wrote its config without that key: the build's own
+    default split then counted as the user's ("kept your split.json (made with normalizer=<its own>)")
+    and stayed under the version-1 rules."""
+    out, roots = clipart
+    build_openclipart(out, **roots)
+    default = load_split(out)
+    old = json.loads((out / "split.json").read_text())
+    old["config"].pop("args", None)
+    old["config"]["version"] = 1
+    old["config"]["normalizer"].pop("file_stems")
+    old["train"], old["test"] = old["test"], old["train"]
+    (out / "split.json").write_text(json.dumps(old))
+    build_openclipart(out, **roots)
+    assert load_split(out) == default and not _warnings(caplog, "kept your split.json")
+
+
+def test_a_users_own_file_named_like_the_marker_is_no_unfinished_build(tmp_path, caplog):
+    """Any ``.unfinished-build`` file made readers warn "the data set build into this folder did not
+    finish ... Run `im2vec datasets build NAME u`", a command that cannot run."""
+    from gensim_im2vec.datasets import UNFINISHED_BUILD, unfinished_build
+
+    (tmp_path / "u").mkdir()
+    for text in ("", "not json", json.dumps({"name": "mine"})):
+        (tmp_path / "u" / UNFINISHED_BUILD).write_text(text)
+        assert unfinished_build(tmp_path / "u") is None
+    (tmp_path / "u" / UNFINISHED_BUILD).write_text(json.dumps({"name": "emoji", "pid": 1}))
+    assert unfinished_build(tmp_path / "u")["name"] == "emoji"
+
+
 def test_a_split_with_its_own_normalizer_names_the_python_call(clipart, caplog):
     from gensim_im2vec.text import Normalizer
 
