@@ -65,6 +65,9 @@ def _no_space_message(ctx: click.Context, error: OSError) -> str:
 
     params = ctx.params
     out = next((params[k] for k in ("output", "store", "out_dir", "directory") if params.get(k)), None)
+    named = error.filename if isinstance(error.filename, str) and ".tmp-" not in os.path.basename(error.filename) \
+        else None
+    out = named or out  # the file the error names (a --report, a --json beside the output) before the output
     if out and os.path.isdir(out):  # a folder (a store, a data set): the free space of its own disk
         import shutil
 
@@ -662,8 +665,11 @@ def normalize_command(source, output, fmt, fields, key, image_column, text_colum
     click.echo(f"{output}: {corpus.stats.summary()}")
     click.echo(norm.stats.summary())
     if report:
-        atomic_write_json(report, {"reader": corpus.stats.as_dict(), "normalizer": norm.stats.as_dict(),
-                                   "normalizer_config": norm.config()})
+        try:
+            atomic_write_json(report, {"reader": corpus.stats.as_dict(), "normalizer": norm.stats.as_dict(),
+                                       "normalizer_config": norm.config()})
+        except OSError as e:  # (a full disk: said by _Command with the file and what is kept)
+            raise click.ClickException(f"--report {report}: {e}") from e
 
 
 def _check_format_options(source: str, fmt: str, yfcc: dict, table: dict) -> None:
@@ -937,7 +943,10 @@ def evaluate_command(model_path, demo_dir, mode, test_path, features_path, train
         raise click.ClickException(str(e)) from e
     click.echo(report.format_table())
     if json_path:
-        report.save_json(json_path)
+        try:
+            report.save_json(json_path)
+        except OSError as e:  # (a full disk: said by _Command with the file and what is kept)
+            raise click.ClickException(f"--json {json_path}: {e}") from e
         click.echo(f"numbers written to {json_path}")
 
 

@@ -147,6 +147,30 @@ def test_a_full_disk_names_the_output_and_what_was_kept(files, monkeypatch, patc
     assert "Free some space on that disk first" in _said(result)
 
 
+@pytest.mark.parametrize("args,name", [
+    (["normalize", "{d}/docs.txt", "-o", "{d}/out2.txt", "--report", "{d}/rep.json"], "rep.json"),
+    (["evaluate", "{d}/m.model", "--test", "{d}/test.jsonl", "--features", "{d}/store", "--baselines", "none",
+      "--no-word-similarity", "--json", "{d}/ev.json"], "ev.json"),
+])
+def test_a_full_disk_at_a_side_file_names_that_file(files, monkeypatch, args, name):
+    """``normalize --report`` and ``evaluate --json`` wrote their JSON outside the commands' error
+    handling: a full disk there ended in a traceback; it names that file now, not the main output."""
+    import gensim_im2vec.fileio as fileio
+
+    real = fileio.atomic_write_json
+
+    def full(path, *a, **k):
+        if os.path.basename(path) == name:
+            raise fileio.no_space_error(OSError(errno.ENOSPC, "No space left on device"), path)
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(fileio, "atomic_write_json", full)
+    monkeypatch.setattr("gensim_im2vec.evaluate.atomic_write_json", full, raising=False)
+    result = CliRunner().invoke(main, [a.format(d=files) for a in args])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert f"No space left on device writing {files}/{name} (" in _said(result), result.output
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_an_interrupted_extract_continues_where_it_stopped(tmp_path, sig):
     pytest.importorskip("torchvision")
