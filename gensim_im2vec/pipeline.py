@@ -312,13 +312,11 @@ FEATURE_INPUTS = ("arch", "weights", "layer", "preprocessing", "precision", "dec
 
 def _files_digest(files) -> str:
     """A digest of ``(name, path)`` pairs' names and bytes."""
+    from gensim_im2vec.weights import file_digest
+
     h = hashlib.sha256()
     for name, path in files:
-        one = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                one.update(block)
-        h.update(name.encode("utf-8") + b"\0" + one.digest())
+        h.update(name.encode("utf-8") + b"\0" + bytes.fromhex(file_digest(path, "sha256")))
     return h.hexdigest()[:16]
 
 
