@@ -977,8 +977,8 @@ class ModalityIndexer:
                    **{k: v for k, v in man["params"].items() if v is not None})
         self.params = dict(man["params"])
         self.dim = int(man["dim"])
-        fp = _fingerprint(kv.index_to_key, _UnitRows(kv))
-        if check and fp != man["fingerprint"]:
+        # (the fingerprint reads every key and vector: only when asked; query.open_index checks it itself)
+        if check and _fingerprint(kv.index_to_key, _UnitRows(kv)) != man["fingerprint"]:
             raise ValueError(
                 f"ANN index {fname!r} was built from other keys or vectors than this model's "
                 f"({len(kv.index_to_key)} keys, dim {kv.vector_size}): the model was retrained, is another one, "
