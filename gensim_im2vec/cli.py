@@ -68,18 +68,8 @@ def _no_space_message(ctx: click.Context, error: OSError) -> str:
     named = error.filename if isinstance(error.filename, str) and ".tmp-" not in os.path.basename(error.filename) \
         else None
     out = named or out  # the file the error names (a --report, a --json beside the output) before the output
-    if out and os.path.isdir(out):  # a folder (a store, a data set): the free space of its own disk
-        import shutil
-
-        from gensim_im2vec.fileio import format_bytes
-
-        try:
-            free = f"{format_bytes(shutil.disk_usage(out).free)} free there"
-        except OSError:
-            free = "its free space unknown"
-        where = f"No space left on device writing into {out} ({free})"
-    else:
-        where = no_space_error(error, out).strerror if out else "No space left on device"
+    # (a folder output, a store or a data set: "writing into FOLDER (... free there)", the free space of its own disk)
+    where = no_space_error(error, out).strerror if out else "No space left on device"
     return (f"{where}. {_interrupted_message(ctx)} Free some space on that disk first, or write the output "
             f"elsewhere.")
 
@@ -1357,15 +1347,11 @@ def _temp_target(filename: str) -> str | None:
 
 
 def _free_space(path: str) -> str:
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        import shutil
+    """``"1.2 GiB free in '/data'"``: the free space where `path` is written, its folder quoted as train's
+    messages quote their paths (:func:`gensim_im2vec.fileio.free_space`)."""
+    from gensim_im2vec.fileio import free_space
 
-        from gensim_im2vec.fileio import format_bytes
-
-        return f"{format_bytes(shutil.disk_usage(folder).free)} free in {folder!r}"
-    except OSError:
-        return f"no space in {folder!r}"
+    return free_space(path, quote=True)
 
 
 def _vectors_file_left(path: str, output: str, resumable: bool) -> None:

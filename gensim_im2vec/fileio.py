@@ -69,8 +69,8 @@ from typing import IO
 logger = logging.getLogger(__name__)
 
 __all__ = ["atomic_copy", "atomic_path", "atomic_save", "atomic_write", "atomic_write_bytes",
-           "atomic_write_json", "check_output_folder", "format_bytes", "format_bytes_pair", "fsync_dir", "is_no_space", "no_space_error",
-           "temp_name"]
+           "atomic_write_json", "check_output_folder", "format_bytes", "format_bytes_pair", "free_space", "fsync_dir",
+           "is_no_space", "no_space_error", "temp_name"]
 
 
 def temp_name(path: str | os.PathLike) -> Path:
@@ -142,17 +142,46 @@ def no_space_error(error: OSError, path: str | os.PathLike) -> OSError:
     (True, '/tmp/m.model')
     >>> str(e)  # doctest: +ELLIPSIS
     "[Errno 28] No space left on device writing /tmp/m.model (... free in /tmp): '/tmp/m.model'"
+
+    A folder output (a feature store, a data set) is measured itself, not its parent: it may be a mount of another
+    disk.
+
+    >>> str(no_space_error(OSError(errno.ENOSPC, "No space left on device"), "/tmp"))  # doctest: +ELLIPSIS
+    "[Errno 28] No space left on device writing into /tmp (... free there): '/tmp'"
     """
     if not is_no_space(error):
         return error
     code = error.errno if error.errno is not None else errno.ENOSPC
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        free = _free_bytes(path)
+        where = f"writing into {path} ({'its free space unknown' if free is None else format_bytes(free) + ' free there'})"
+    else:
+        where = f"writing {path} ({free_space(path)})"
+    return OSError(code, f"{os.strerror(code)} {where}", path)
+
+
+def free_space(path: str | os.PathLike, *, quote: bool = False) -> str:
+    """The free space of the disk `path` is written on, for a message: ``"1.2 GiB free in /data"``, measured in the
+    folder of `path` (in `path` itself when it is a folder), or ``"free space in /data unknown"``. `quote`: the
+    folder as ``repr`` writes it (``'/data'``), for messages that quote their paths.
+
+    >>> free_space("/tmp/m.model"), free_space("/tmp", quote=True)  # doctest: +ELLIPSIS
+    ('... free in /tmp', "... free in '/tmp'")
+    """
+    path = os.fspath(path)
+    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    name = repr(folder) if quote else folder
+    free = _free_bytes(folder)
+    return f"free space in {name} unknown" if free is None else f"{format_bytes(free)} free in {name}"
+
+
+def _free_bytes(folder: str) -> int | None:
+    """The bytes free on the disk of `folder`; None when that cannot be told (it is gone, not readable)."""
     try:
-        free = f"{format_bytes(shutil.disk_usage(folder).free)} free in {folder}"
+        return shutil.disk_usage(folder).free
     except OSError:
-        free = f"in {folder}"
-    return OSError(code, f"{os.strerror(code)} writing {path} ({free})", path)
+        return None
 
 
 #: How NumPy says a full disk while it writes an array (``ndarray.tofile``, as ``np.save`` of a large array):

@@ -101,6 +101,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -108,7 +109,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gensim_im2vec.fileio import atomic_write_json, temp_name
+from gensim_im2vec.fileio import atomic_path, is_no_space, no_space_error, temp_name
 from gensim_im2vec.image_features import release, scattered_reads
 from gensim_im2vec.keys import IMAGE_PREFIX, image_mask
 from gensim_im2vec.validation import (
@@ -499,13 +500,23 @@ class _FaissPart:
     def save(self, fname: str) -> None:
         import faiss
 
-        faiss.write_index(self.index, fname)
+        # through a Python file, not faiss's own: faiss's writer says a failed last flush (a full disk at fclose)
+        # only on stderr ("file ... close error") and returns, leaving a truncated file that reads as written; a
+        # failed write it raises as a RuntimeError with the C++ message. Python raises both as an OSError with errno
+        # (faiss passes on the callback's exception).
+        with open(fname, "wb") as f:
+            faiss.write_index(self.index, faiss.PyCallbackIOWriter(f.write))
 
     @classmethod
     def load(cls, fname: str, labels: list[str], params: dict, rows: _UnitRows | None = None) -> _FaissPart:
         import faiss
 
         return cls(faiss.read_index(fname), labels, params, rows)
+
+
+#: How Annoy says a failed write of its index file (``AnnoyIndex.save``): an OSError without errno, with C's
+#: errno in its text ("Unable to write: No space left on device (28)"; annoylib's ``set_error_from_errno``).
+_ANNOY_ERROR = re.compile(r"Unable to (open|write|close): .* \((\d+)\)")
 
 
 def _annoy_class():
@@ -547,6 +558,21 @@ def _annoy_class():
             ids, dist = self.index.get_nns_by_vector(vector, k, search_k=search_k, include_distances=True)
             # angular distance d = sqrt(2 - 2 cos)  →  cos = 1 - d² / 2 (as gensim's AnnoyIndexer)
             return [(self.labels[i], 1.0 - d * d / 2.0) for i, d in zip(ids, dist)]
+
+        def save(self, fname, *args, **kwargs) -> None:
+            """gensim's save (the index at `fname`, its labels at ``fname + ".dict"``), its errors as OSErrors with
+            errno that name the file: Annoy says them as an OSError without errno ("Unable to write: No space left
+            on device (28)"), the labels' write names no file."""
+            try:
+                super().save(fname, *args, **kwargs)
+            except OSError as e:
+                m = _ANNOY_ERROR.fullmatch(e.args[0]) if e.errno is None and len(e.args) == 1 and isinstance(
+                    e.args[0], str) else None
+                if m is not None:  # Annoy's, of the index file
+                    raise OSError(int(m[2]), os.strerror(int(m[2])), fname) from e
+                if e.errno is not None and e.filename is None:  # Python's, of the labels
+                    raise OSError(e.errno, e.strerror, fname + ".dict") from e
+                raise
 
         @classmethod
         def load(cls, fname, labels, params):
@@ -919,21 +945,30 @@ class ModalityIndexer:
             for modality, part in self._parts.items():
                 pf = f"{fname}.{modality}.{part.ext}"
                 temps[pf] = tmp = str(temp_name(pf))
-                part.save(tmp)  # annoy writes tmp and tmp + ".d"
+                try:
+                    part.save(tmp)  # annoy writes tmp and tmp + ".dict"
+                except OSError as e:
+                    named = _named_at(e, tmp, pf)  # the part's own name (a full disk: with the free space there)
+                    if named is e:
+                        raise
+                    raise named from e
                 parts[modality] = {"file": os.path.basename(pf), "count": len(part.labels)}
-            for pf, tmp in temps.items():
-                for written in sorted(glob.glob(glob.escape(tmp) + "*")):
-                    os.replace(written, pf + written[len(tmp):])
+            manifest = {
+                "format": _FORMAT, "format_version": _FORMAT_VERSION, "backend": self.backend,
+                "dim": self.dim, "image_prefix": self.image_prefix, "params": self.params, "parts": parts,
+                "fingerprint": self.fingerprint,
+            }
+            # the manifest (it marks a complete save) is written whole before any part replaces the earlier save's,
+            # so a full disk at it too leaves the earlier index as it was; it replaces the earlier manifest last
+            with atomic_path(fname) as new_manifest:
+                new_manifest.write_text(json.dumps(manifest, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+                for pf, tmp in temps.items():
+                    for written in sorted(glob.glob(glob.escape(tmp) + "*")):
+                        os.replace(written, pf + written[len(tmp):])
         finally:
             for tmp in temps.values():
                 for left in glob.glob(glob.escape(tmp) + "*"):
                     os.unlink(left)
-        manifest = {
-            "format": _FORMAT, "format_version": _FORMAT_VERSION, "backend": self.backend,
-            "dim": self.dim, "image_prefix": self.image_prefix, "params": self.params, "parts": parts,
-            "fingerprint": self.fingerprint,
-        }
-        atomic_write_json(fname, manifest)  # the manifest last: it marks a complete save
         # then the earlier save's parts the new manifest does not list (another backend or modalities)
         _remove_stale_parts(fname, earlier - _part_files(fname, manifest))
         logger.info("saved %r to %s", self, fname)
@@ -1010,6 +1045,20 @@ class ModalityIndexer:
                                  f"rebuild the index: ModalityIndexer(model).save({fname!r}).") from e
         self._active = _default_view(tuple(self._parts))
         return self.set_search(ef_search=ef_search, nprobe=nprobe, search_k=search_k, rerank=rerank)
+
+
+def _named_at(error: OSError, tmp: str, target: str) -> OSError:
+    """`error` of a write to the temporary name `tmp` (or a companion file, `tmp` + suffix; or no file named: a
+    ``write``) as naming `target` (+ the suffix), the file it was written for; a full disk with the free space there
+    (:func:`~gensim_im2vec.fileio.no_space_error`). An error naming another file, or without errno, is `error`."""
+    name = error.filename
+    if isinstance(name, str) and name.startswith(tmp):
+        target += name[len(tmp):]
+    elif name is not None:
+        return error
+    if is_no_space(error):
+        return no_space_error(error, target)
+    return error if error.errno is None else OSError(error.errno, error.strerror, target)
 
 
 def _exact_top(Q: np.ndarray, base: _UnitRows, q_rows: np.ndarray, pool: np.ndarray, k: int) -> list[set]:
