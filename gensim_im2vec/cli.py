@@ -777,6 +777,11 @@ SPLIT_DOCS = "gensim_im2vec.split:split_documents"
                    "have the same words (near-duplicates, photos tagged alike at upload).")
 @click.option("--min-tag-images", type=click.IntRange(min=1), cls=LibraryOption, library=SPLIT_DOCS,
               help="A tag on fewer images is never zero-shot.")
+@click.option("-f", "--features", type=click.Path(exists=True, file_okay=False), default=None,
+              help="The FeatureStore directory (im2vec extract) the model will train with: an image it lacks (not "
+                   "extracted, or skipped by the extraction) is never held out and is taken out of train.jsonl and "
+                   "train.txt (its line's words stay), so train and evaluate take the split as it is; counted in "
+                   "split.json. Without it the store is not looked at.")
 def split_command(documents, output, **options):
     """Hold out images of DOCUMENTS (as `im2vec normalize` writes them) for `im2vec evaluate`.
 
@@ -784,7 +789,8 @@ def split_command(documents, output, **options):
     with several images gives each all its words, and its images are held out together; a line
     without an image is text, copied to train.txt as it is (zero-shot tags included: they never
     meet an image there). A held-out image's lines are left out of train.txt whole; a training
-    line left without a word is dropped; an image without words is never held out.
+    line left without a word is dropped; an image without words is never held out, nor, with
+    --features, one the store lacks.
 
     \b
     Then:
@@ -802,6 +808,11 @@ def split_command(documents, output, **options):
     except (ValueError, OSError) as e:
         raise click.ClickException(_split_in_cli_terms(str(e))) from e
     click.echo(f"{output}: {result.summary()}")
+    if options.get("features") is None:
+        click.echo("note: without --features STORE the feature store was not looked at: an image it lacks (not "
+                   "extracted, or skipped by `im2vec extract`) may be a test image, which `im2vec evaluate` cannot "
+                   "score, or in train.txt, which `im2vec train` refuses; run again with -f STORE (the store you "
+                   "train with) to leave such images out.", err=True)
 
 
 def _split_in_cli_terms(message: str) -> str:

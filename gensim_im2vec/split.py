@@ -59,6 +59,27 @@ dropped (an image alone in a line has nothing to learn from).
 >>> lines[:3], lines[-1]   # no img:0 or img:2 (held out), no "red" beside an image, but in the text
 (['img:1 green circle n1', 'img:3 circle n3', 'img:4 green circle n4'], 'a red sky at night')
 
+Images without features: the split reads the documents only, so an image the feature store lacks
+(never extracted, or skipped by ``im2vec extract``: too large, not an image) could be held out,
+and ``im2vec evaluate`` cannot score it, or stay in ``train.txt``, which ``im2vec train`` refuses.
+Given the store the model will train with (``features=``, ``im2vec split --features STORE``), such
+an image is never held out (nor the images of its group: they go to training), and its token is
+taken out of ``train.txt`` and ``train.jsonl``; its line's words stay in ``train.txt`` as text
+(the zero-shot tags taken out, as from any line with an image), as ``im2vec train
+--missing-images skip`` would have used them. ``split.json`` counts them
+(``images_without_features``, ``images_skipped_by_extraction``) and names a few, with the
+extraction's reason where it skipped them (``features.without_features``):
+
+>>> import numpy as np
+>>> from gensim_im2vec.store import FeatureStore
+>>> store = FeatureStore.from_arrays(os.path.join(tmp, "feats"), [f"img:{i}" for i in range(1, 20)],
+...                                  np.ones((19, 4), dtype=np.float32))   # no img:0
+>>> s = split_documents(docs, os.path.join(tmp, "split2"), test_share=0.2, features=store.path)
+>>> s.counts["images_without_features"], "img:0" in s.test_keys + s.train_keys
+(1, False)
+>>> open(os.path.join(tmp, "split2", "train.txt")).readline()   # its words stay, as text
+'red circle n0\\n'
+
 Run again with the same arguments, the folder is written again byte for byte; a folder that holds
 other files than an earlier split's is refused before anything is written.
 """
@@ -73,7 +94,9 @@ import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gensim_im2vec.corpora import compressed_data_error, open_text_source
 from gensim_im2vec.datasets import pick_test_groups, zero_shot_groups
@@ -84,6 +107,9 @@ from gensim_im2vec.fileio import (
     check_output_folder,
 )
 from gensim_im2vec.keys import IMAGE_PREFIX
+
+if TYPE_CHECKING:
+    from gensim_im2vec.store import FeatureStore
 
 __all__ = ["DocumentSplit", "SPLIT_FILES", "is_split_folder", "split_documents"]
 
@@ -129,7 +155,20 @@ class DocumentSplit:
               if self.zero_shot_tags else "")
         return (f"{c['test_images']} test images in {c['test_groups']} groups, {c['train_images']} training images; "
                 f"{c['train_lines']} of {c['lines']} lines in {SPLIT_FILES['train_documents']} "
-                f"({c['test_lines']} held out, {c['dropped_lines']} left without a word){zs}")
+                f"({c['test_lines']} held out, {c['dropped_lines']} left without a word){zs}{self._features_summary()}")
+
+    def _features_summary(self) -> str:
+        """What the feature store left out (empty when the split was made without one)."""
+        features = self.record.get("features")
+        if not features:
+            return ""
+        n = self.counts["images_without_features"]
+        if not n:
+            return f"; every image has features in {features['path']}"
+        shown = features["without_features"]
+        return (f"; {n} images lack features in {features['path']}: never held out, and taken out of "
+                f"{SPLIT_FILES['train']} and {SPLIT_FILES['train_documents']} (their lines' words stay), "
+                f"{_examples(shown, shown, self.counts['images_skipped_by_extraction'])}")
 
 
 def is_split_folder(folder: str | os.PathLike) -> bool:
@@ -197,6 +236,53 @@ class _Groups:
             self.parent[rb] = ra
 
 
+class _StoreKeys:
+    """What the split needs of a feature store: its keys as a set (read once; dropped once the images
+    without features are known), and what ``split.json`` records of it."""
+
+    def __init__(self, store) -> None:
+        self.path = str(store.path)
+        self.keys: frozenset[str] | set[str] = frozenset(store.keys)
+        self.count = len(store)
+        self.examples = list(store.keys[:3])
+        self.skipped = dict(store.skipped)  # {key: reason} of the images the extraction could not use
+        self.store_id = (store.metadata or {}).get("store_id")
+        self.keys_sha256 = store.keys_sha256
+
+    @classmethod
+    def read(cls, features) -> _StoreKeys:
+        if hasattr(features, "key_to_index") and hasattr(features, "keys"):  # an open FeatureStore
+            return cls(features)
+        from gensim_im2vec.store import FeatureStore
+
+        path = os.fspath(features)
+        if os.path.isfile(path):
+            raise NotADirectoryError(f"{path!r} is a file; give the feature store's folder (`im2vec extract IMAGES "
+                                     f"-o STORE` writes one; the folder `im2vec train -f` takes).")
+        return cls(FeatureStore.open(path, mmap=True))
+
+    def record(self, missing: dict[str, None]) -> dict:
+        """``split.json``'s ``features``: the store, and a few of the images it lacks (with the
+        extraction's reason where it skipped them)."""
+        return {"path": os.path.abspath(self.path), "store_id": self.store_id, "images": self.count,
+                "keys_sha256": self.keys_sha256,
+                "without_features": {k: self.skipped.get(k) for k in islice(missing, _EXAMPLES)}}
+
+
+_EXAMPLES = 5  # images without features named in split.json
+
+
+def _examples(missing, skipped: dict[str, str | None], n_skipped: int, n: int = 3) -> str:
+    """``e.g. img:a, img:b, img:c; 2 of them skipped by the extraction (...)`` for a message: a few of
+    the images without features, and how many the extraction skipped, with one's reason."""
+    text = "e.g. " + ", ".join(islice(missing, n))
+    if n_skipped:
+        key = next((k for k in missing if skipped.get(k)), None)
+        text += (f"; {n_skipped} of them skipped by the extraction (the store's skipped.json says why"
+                 + (f", e.g. {key}: {skipped[key]})" if key else ")"))
+    return text
+
+
 def _check_share(name: str, value: float, low_open: bool) -> None:
     ok = (0.0 < value < 1.0) if low_open else (0.0 <= value < 1.0)
     if not ok:
@@ -215,6 +301,7 @@ def split_documents(
     prefix: str = IMAGE_PREFIX,
     group_by: str = "words",
     min_tag_images: int = 2,
+    features: str | os.PathLike | FeatureStore | None = None,
 ) -> DocumentSplit:
     """Hold out a share of the images of a documents file (and optionally of its tags), and write
     the training documents and the evaluation's files into `out_dir` (see the module).
@@ -241,6 +328,14 @@ def split_documents(
         carry the same set of words (near-duplicates, batch-tagged uploads).
     min_tag_images : int
         A tag on fewer images (≥ 1) is never zero-shot (it could hardly be scored).
+    features : path-like or FeatureStore, optional
+        The feature store the model will train with (``im2vec extract``'s folder). An image it lacks
+        (not extracted, or skipped by the extraction: ``skipped.json``) is never held out, and its
+        token is taken out of ``train.txt`` (its line's words stay, as text) and ``train.jsonl``:
+        so ``im2vec train`` (which refuses an image without features) and ``im2vec evaluate`` (which
+        scores only images with features) take the split as it is. Counted in ``split.json``
+        (``counts.images_without_features``, examples under ``features``). Without it the store is
+        not looked at, and an image without features may be held out.
 
     Returns
     -------
@@ -250,11 +345,13 @@ def split_documents(
     ------
     ValueError
         A share out of range; a file that is not UTF-8 text, holds no document or no image token;
-        a ``.gz``/``.bz2`` file cut short or damaged, or one compressed otherwise (xz, zstd, zip); a split that would leave no test or no training image, or no zero-shot tag when asked for.
+        a ``.gz``/``.bz2`` file cut short or damaged, or one compressed otherwise (xz, zstd, zip); a
+        split that would leave no test or no training image, or no zero-shot tag when asked for;
+        `features` holds none of the images with words.
     FileExistsError
         `out_dir` holds files that are not an earlier split's.
     FileNotFoundError, IsADirectoryError
-        `documents` is missing or a folder.
+        `documents` is missing or a folder; `features` is not a feature store.
     """
     _check_share("test_share", test_share, low_open=True)
     _check_share("zero_shot_share", zero_shot_share, low_open=False)
@@ -285,6 +382,7 @@ def split_documents(
                              f"destroy it. Split the original documents file, or write the split to another folder.")
     check_output_folder(folder, command="im2vec split", owned=is_split_folder, marker=SPLIT_FILES["record"],
                         writes=tuple(SPLIT_FILES.values()))
+    store = _StoreKeys.read(features) if features is not None else None  # before the long read: a bad store fails now
 
     # pass 1: each image's words, and the groups
     words_of: dict[str, list[str]] = {}  # image token -> its words, in order, once each
@@ -320,36 +418,58 @@ def split_documents(
                          f"give documents with image tokens (`im2vec normalize` writes {IMAGE_PREFIX}<key> first in "
                          f"each line), or pass the prefix your image tokens start with as prefix=...")
 
-    # which groups are held out: only groups whose every image has words (a test image needs tags)
+    # the images the store lacks (in the source's order); the store's keys are let go of here
+    no_features: dict[str, None] = {}
+    if store is not None:
+        no_features = dict.fromkeys(img for img in words_of if img not in store.keys)
+        store.keys = frozenset()
+        if len(no_features) == len(words_of):
+            raise ValueError(f"{source}: none of its {len(words_of)} images is in the feature store "
+                             f"{store.path!r}: its {store.count} keys look like {store.examples}, the documents' "
+                             f"image tokens like {list(islice(words_of, 3))}; give the store `im2vec extract` wrote "
+                             f"for these images (a key must be the image token exactly, prefix included).")
+    has_features = (lambda img: img not in no_features) if no_features else (lambda img: True)
+    usable = "with words and features" if store is not None else "with words"
+
+    # which groups are held out: only groups whose every image has words (a test image needs tags) and,
+    # with a store, features (evaluate scores an image by its features)
     members: dict[str, list[str]] = {}
     for img in words_of:
         members.setdefault(groups.find(img), []).append(img)
-    sizes = {g: len(imgs) for g, imgs in members.items() if all(words_of[i] for i in imgs)}
+    sizes = {g: len(imgs) for g, imgs in members.items() if all(words_of[i] and has_features(i) for i in imgs)}
     n_scorable = sum(sizes.values())
     if not n_scorable:
+        if store is not None and any(words_of.values()):  # images with words, but none with features
+            raise ValueError(f"{source}: none of its images with words is in the feature store {store.path!r} "
+                             f"({len(no_features)} of its {len(words_of)} images lack features, "
+                             f"{_examples(no_features, store.skipped, sum(k in store.skipped for k in no_features))}; "
+                             f"those it holds have no words), so none "
+                             f"could be scored; extract the missing images' features into the store (`im2vec "
+                             f"extract`), or give the store made from these documents' images.")
         raise ValueError(f"{source}: none of its {len(words_of)} images has a word beside it, so none could be "
                          f"scored; give documents with each image's tags or caption words.")
     if len(sizes) == 1:
-        raise ValueError(f"{source}: its {n_scorable} images with words form one group (images of one line, or with "
+        raise ValueError(f"{source}: its {n_scorable} images {usable} form one group (images of one line, or with "
                          f"the same words, go together), so holding any out would leave none to train on; give more "
                          f"images" + (", or group_by='document' if they only share their words" if
                                       group_by == "words" else "") + ".")
     test_groups = pick_test_groups(sizes, test_share * n_scorable, seed)
     n_test = sum(sizes[g] for g in test_groups)
     if not n_test:
-        raise ValueError(f"{source}: a test share of {test_share} holds out no image: the {n_scorable} images with "
-                         f"words form {len(sizes)} groups (images of one line, or with the same words, go together), "
+        raise ValueError(f"{source}: a test share of {test_share} holds out no image: the {n_scorable} images "
+                         f"{usable} form {len(sizes)} groups (images of one line, or with the same words, go together), "
                          f"the smallest of {min(sizes.values())} images; raise test_share.")
     if n_test >= n_scorable:
-        raise ValueError(f"{source}: a test share of {test_share} holds out every image with words ({n_scorable} in "
-                         f"{len(sizes)} groups), leaving none to train on; lower test_share, or give more images.")
+        raise ValueError(f"{source}: a test share of {test_share} holds out every image {usable} ({n_scorable} "
+                         f"in {len(sizes)} groups), leaving none to train on; lower test_share, or give more images.")
     is_test = {img for g in test_groups for img in members[g]}
 
     zero: list[str] = []
     if zero_shot_share > 0:
         tag_images: Counter = Counter()
-        for ws in words_of.values():
-            tag_images.update(ws)
+        for img, ws in words_of.items():
+            if has_features(img):  # (an image without features is on neither side)
+                tag_images.update(ws)
         del tag_images["#"]  # a bare "#" is a comment in zero_shot.txt (evaluate.read_tag_file): never zero-shot
         zero = zero_shot_groups(tag_images, seed, zero_shot_share, int(min_tag_images))
         if not zero:
@@ -359,29 +479,34 @@ def split_documents(
                              f"zero_shot_share or try another seed, or leave zero_shot_share at 0 for no zero-shot "
                              f"tags.")
     zero_set = set(zero)
-    train_tags = {img: [w for w in ws if w not in zero_set] for img, ws in words_of.items() if img not in is_test}
+    train_tags = {img: [w for w in ws if w not in zero_set] for img, ws in words_of.items()
+                  if img not in is_test and has_features(img)}
     # a training image keeps a line only if a word is left beside it
-    if not any(train_tags.get(img) for img in words_of if img not in is_test):
+    if not any(train_tags.values()):
         raise ValueError(f"{source}: the zero-shot tags {zero[:5]} take every word of the training images; lower "
                          f"zero_shot_share.")
 
     # pass 2: the training documents; the images that keep a line with words are the training images
     folder.mkdir(parents=True, exist_ok=True)
     counts = {"lines": n_lines, "documents": n_docs, "image_lines": n_image_lines, "text_lines": n_docs - n_image_lines,
-              "images": len(words_of), "images_without_words": len(words_of) - n_scorable,
+              "images": len(words_of), "images_without_words": sum(1 for ws in words_of.values() if not ws),
               "groups": len(members), "test_groups": len(test_groups), "test_images": n_test}
+    if store is not None:
+        counts["images_without_features"] = len(no_features)
+        counts["images_skipped_by_extraction"] = sum(1 for img in no_features if img in store.skipped)
     config = {"seed": seed, "test_share": test_share, "zero_shot_share": zero_shot_share, "prefix": prefix,
               "group_by": group_by, "min_tag_images": int(min_tag_images)}
     record = {"format": FORMAT, "version": _VERSION, "complete": False,
               "documents": {"path": os.path.abspath(source), "sha256": None, "bytes": os.path.getsize(source)},
-              "config": config, "counts": counts, "files": {}, "zero_shot_tags": zero}
+              "config": config, "counts": counts, "files": {}, "zero_shot_tags": zero,
+              "features": None if store is None else store.record(no_features)}
     atomic_write_json(folder / SPLIT_FILES["record"], record)  # first: the folder is this function's from now on
     digest = hashlib.sha256()
     with open(source, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     trained: dict[str, None] = {}
-    n_train_lines = n_test_lines = n_dropped = 0
+    n_train_lines = n_test_lines = n_dropped = n_made_text = 0
     with atomic_path(folder / SPLIT_FILES["train_documents"]) as tmp, open(tmp, "w", encoding="utf-8") as out:
         for _, tokens in _read_lines(source):
             if not tokens:
@@ -395,6 +520,10 @@ def split_documents(
                 if len(tokens) == len(images):  # no word left beside the images
                     n_dropped += 1
                     continue
+                if no_features and any(img in no_features for img in images):  # train would refuse them
+                    tokens = [t for t in tokens if t not in no_features]
+                    images = [img for img in images if img not in no_features]
+                    n_made_text += not images  # its words stay, as a text line
                 trained.update(dict.fromkeys(images))
             n_train_lines += 1
             out.write(" ".join(tokens) + "\n")
@@ -414,6 +543,8 @@ def split_documents(
     elif zs_path.is_file():  # an earlier split's, in this function's own folder: no longer true
         zs_path.unlink()
     test_tags = {t for img in test_keys for t in words_of[img]}
+    if store is not None:
+        counts["lines_without_featured_images"] = n_made_text
     counts.update({"train_images": len(train_keys), "train_lines": n_train_lines, "test_lines": n_test_lines,
                    "dropped_lines": n_dropped, "zero_shot_tags": len(zero),
                    "zero_shot_tags_in_test": sum(1 for t in zero if t in test_tags)})

@@ -51,6 +51,12 @@ that ends it (:data:`KEPT_AT_ENDS`, :data:`KEPT_AT_END`; such a tag also stays w
 >>> norm.tags("the+beatles,no+smoking,thumbs+up,in+the+park")
 ['beatles', 'no_smoking', 'thumbs_up', 'park']
 
+Such a tag is one token, so ``max_len`` judges it whole: one too long goes whole (reason ``long``),
+it is not split into words that would say the opposite (``smoking``, ``area``):
+
+>>> Normalizer(multiword="split", max_len=12).tags("no+smoking+area,no+smoking")
+['no_smoking']
+
 What was removed, and why (the slides estimate ~15% of a raw tag vocabulary is noise):
 
 >>> norm = Normalizer()
@@ -412,7 +418,10 @@ class Normalizer:
     junk : frozenset of str or None
         Whole tokens that describe the upload rather than the picture (``unsorted``).
     min_len, max_len : int
-        Drop tokens shorter / longer than this many characters (0 disables ``max_len``).
+        Drop tokens shorter / longer than this many characters (0 disables ``max_len``). A tag
+        that is one token (``multiword="join"``, or a tag kept whole with ``"split"``: a negation,
+        :data:`KEPT_AT_ENDS`) is judged whole: one too long is dropped whole (reason ``long``),
+        not cut into its words, so ``no_…`` never loses its ``no``.
     track_vocab : bool
         Keep the sets of distinct raw/removed/output tokens in :attr:`stats` (memory grows
         with the vocabulary); counts are always kept.
@@ -714,7 +723,18 @@ class Normalizer:
         stripped at both ends (``the_beatles`` → ``beatles``), but not the words that turn its
         meaning round (``no_smoking``, ``not_for_sale``, ``off_road``: :data:`KEPT_AT_ENDS`) nor
         the particle that ends a phrase (``thumbs_up``, ``check_in``: :data:`KEPT_AT_END`); a tag
-        of stop words alone goes as one (reason "stopword")."""
+        of stop words alone goes as one (reason "stopword"), and so does a token outside
+        ``min_len``/``max_len`` ("short", "long") or a junk one."""
+        parts = self._joined_parts(pieces, reasons)
+        if parts:
+            tok = "_".join(parts)
+            if self._keep(tok, reasons, True):
+                return [tok]
+        return []
+
+    def _joined_parts(self, pieces: list[str], reasons: list[str]) -> list[str]:
+        """The words of :meth:`_joined_tag`'s token, before ``_keep`` judges it ([] when nothing is
+        left: noise or stop words alone)."""
         parts: list[str] = []
         for p in pieces:
             subs = [x for x in p.split("_") if x]
@@ -732,30 +752,30 @@ class Normalizer:
         if parts and (lo == hi or all(p in sw for p in parts[lo:hi])):
             reasons.append("stopword")  # (the, not_a, out_of: nothing of its own)
             return []
-        parts = parts[lo:hi]
-        if parts:
-            tok = "_".join(parts)
-            if self._keep(tok, reasons, True):
-                return [tok]
-        return []
+        return parts[lo:hi]
 
     def _kept_whole(self, pieces: list[str], reasons: list[str]) -> list[str] | None:
         """With ``multiword="split"``: a tag whose end words would be dropped as stop words but
         turn its meaning round stays one token (``no_smoking``, not ``smoking``; ``thumbs_up``,
-        not ``thumbs``); None for a tag that splits."""
+        not ``thumbs``); None for a tag that splits.
+
+        Such a tag is one token, so ``max_len`` (and ``min_len``, ``junk``) judge it whole, as
+        ``multiword="join"`` does: one too long is dropped whole (``[]``, reason "long"), never
+        split into its other words (``no_parking_on_either_side_of_the_road`` is not ``parking``,
+        ``side``, ``road``: the negation would be lost and the meaning turned round)."""
         if not self.stopwords:
             return None
         scratch: list[str] = []
-        joined = self._joined_tag(pieces, scratch)
-        if not joined:
+        parts = self._joined_parts(pieces, scratch)
+        if len(parts) < 2:
             return None
-        parts = joined[0].split("_")
         first, last = parts[0], parts[-1]
-        if len(parts) > 1 and ((first in KEPT_AT_ENDS and first in self.stopwords)
-                               or (last in KEPT_AT_END and last in self.stopwords)):
-            reasons.extend(scratch)
-            return joined
-        return None
+        if not ((first in KEPT_AT_ENDS and first in self.stopwords)
+                or (last in KEPT_AT_END and last in self.stopwords)):
+            return None
+        reasons.extend(scratch)
+        tok = "_".join(parts)
+        return [tok] if self._keep(tok, reasons, True) else []
 
     def _piece_tokens(self, piece: str, is_tag: bool, reasons: list[str]) -> list[str]:
         """The tokens of one piece of a text word or of a tag split into several words."""

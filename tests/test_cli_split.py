@@ -319,6 +319,150 @@ def test_hashtag_zero_shot_tags_read_the_same_from_both_files(tmp_path):
     assert read_tag_file(tags) == ["#nofilter", "dog"]
 
 
+# --- --features: images the store lacks ---
+
+#: Not in the partial store: never extracted, or skipped by the extraction (with its reason).
+NOT_EXTRACTED = [f"img:{i}" for i in range(0, 40, 4)] + ["img:pair_b", "img:dup_b"]
+SKIPPED = {"img:1": "not an image: cannot identify image file", "img:5": "too large: 16000x14464 pixels"}
+
+
+@pytest.fixture(scope="module")
+def partial_store(corpus):
+    """The corpus' store without the images of NOT_EXTRACTED and SKIPPED (the latter in skipped.json)."""
+    full = FeatureStore.open(corpus / "store")
+    lacking = set(NOT_EXTRACTED) | set(SKIPPED)
+    keys = [k for k in full.keys if k not in lacking]
+    path = corpus / "partial"
+    with FeatureStore.create(path, dim=full.dim, dtype="float32") as w:
+        w.write(keys, np.asarray(full.vectors)[[full.key_to_index[k] for k in keys]])
+        for key, reason in SKIPPED.items():
+            w.skip(key, reason)
+    return path
+
+
+def test_without_features_an_image_the_store_lacks_breaks_train_and_a_note_says_so(corpus, partial_store, tmp_path):
+    """The leftover: without the store, images without features end up in train.txt (train refuses them)
+    and in test.jsonl (evaluate cannot score them); the command says how to avoid it."""
+    res = _run("split", corpus / "docs.txt", "-o", tmp_path / "s", "--test-share", "0.3", "--seed", "f")
+    assert res.exit_code == 0, res.output
+    assert "note: without --features STORE" in _flat(res.output) and "-f STORE" in res.output
+    lacking = set(NOT_EXTRACTED) | set(SKIPPED)
+    tokens = {t for line in (tmp_path / "s" / "train.txt").read_text().splitlines() for t in line.split()}
+    assert tokens & lacking and {r["key"] for r in _jsonl(tmp_path / "s" / "test.jsonl")} & lacking
+    assert json.loads((tmp_path / "s" / "split.json").read_text())["features"] is None
+    res = _run("train", tmp_path / "s" / "train.txt", "-f", partial_store, "-o", tmp_path / "m.model",
+               "--vector-size", "8", "--epochs", "1", "--min-count", "1", "--workers", "1")
+    assert res.exit_code == 1 and "have no features" in res.output
+
+
+def test_features_leave_images_without_features_out_and_train_then_evaluate_run(corpus, partial_store, tmp_path):
+    out = tmp_path / "split"
+    res = _run("split", corpus / "docs.txt", "-o", out, "--test-share", "0.3", "--zero-shot-share", "0.3",
+               "--seed", "f", "--features", partial_store)
+    assert res.exit_code == 0, res.output
+    text = _flat(res.output)
+    assert "note:" not in text
+    lacking = set(NOT_EXTRACTED) | set(SKIPPED)
+    store_keys = set(FeatureStore.open(partial_store).keys)
+    test, train = _jsonl(out / "test.jsonl"), _jsonl(out / "train.jsonl")
+    assert test and {r["key"] for r in test} <= store_keys  # exactly the images evaluate can score
+    assert {r["key"] for r in train} <= store_keys
+    # their tokens leave train.txt, their lines' words stay (as text); the other images' lines are as they were
+    lines = (out / "train.txt").read_text().splitlines()
+    assert not {t for line in lines for t in line.split()} & lacking
+    source = {line.split()[0]: line.split()[1:] for line in (corpus / "docs.txt").read_text().splitlines()
+              if line.startswith("img:")}
+    zero = set((out / "zero_shot.txt").read_text().split())
+    assert " ".join(w for w in source["img:0"] if w not in zero) in lines  # img:0 was never extracted
+    assert "beach sea waves" not in lines and "img:pair_a beach sea waves" in lines  # its pair_b goes, pair_a trains
+    record = json.loads((out / "split.json").read_text())
+    c = record["counts"]
+    assert c["images_without_features"] == len(lacking) and c["images_skipped_by_extraction"] == len(SKIPPED)
+    assert c["test_images"] == len(test) and c["train_images"] == len(train)
+    assert c["images"] == c["train_images"] + c["test_images"] + len(lacking) + 1  # + img:alone (no word)
+    assert c["lines_without_featured_images"] == len(lacking) - 1  # all but pair_b's line (pair_a stays)
+    feats = record["features"]
+    assert feats["path"] == str(partial_store) and feats["images"] == len(store_keys)
+    assert list(feats["without_features"]) == ["img:0", "img:1", "img:4", "img:dup_b", "img:pair_b"]  # source order
+    assert feats["without_features"]["img:1"] == SKIPPED["img:1"] and feats["without_features"]["img:0"] is None
+    # the summary: how many, why, which
+    assert f"{len(lacking)} images lack features in {partial_store}: never held out" in text
+    assert ("e.g. img:0, img:1, img:4; 2 of them skipped by the extraction (the store's skipped.json says why, "
+            "e.g. img:1: not an image: cannot identify image file)") in text
+
+    model_path = tmp_path / "m.model"  # train's default refuses an image without features: none is left
+    res = _run("train", out / "train.txt", "-f", partial_store, "-o", model_path, "--vector-size", "8",
+               "--epochs", "2", "--min-count", "1", "--workers", "1", "--seed", "1")
+    assert res.exit_code == 0, res.output
+    model = Im2Vec.load(str(model_path))
+    assert set(model.image_keys) == {r["key"] for r in train}
+    res = _run("evaluate", model_path, "--test", out / "test.jsonl", "--train", out / "train.jsonl",
+               "--features", partial_store, "--zero-shot", out / "split.json", "--baselines", "prior,knn",
+               "--no-word-similarity", "--json", tmp_path / "eval.json")
+    assert res.exit_code == 0, res.output
+    info = json.loads((tmp_path / "eval.json").read_text())["info"]
+    assert info["n_test_images"] == len(test) and info["n_train_images"] == len(train)
+
+
+def test_a_group_with_an_image_without_features_is_never_held_out(corpus, partial_store, tmp_path):
+    """img:pair_b (no features) shares its line with img:pair_a, img:dup_b its words with img:dup_a and
+    img:dup_c: over many seeds their partners train, never test, and the store's other images do test."""
+    tested: set[str] = set()
+    for seed in range(12):
+        s = split_documents(corpus / "docs.txt", tmp_path / str(seed), test_share=0.4, seed=str(seed),
+                            features=partial_store)
+        tested |= set(s.test_keys)
+        assert "img:pair_a" in s.train_keys and {"img:dup_a", "img:dup_c"} <= set(s.train_keys)
+    assert not tested & (set(NOT_EXTRACTED) | set(SKIPPED) | {"img:pair_a", "img:dup_a", "img:dup_c"})
+    assert len(tested) > 100  # (the others are drawn)
+
+
+def test_features_as_an_open_store_give_the_same_split_again_byte_for_byte(corpus, partial_store, tmp_path):
+    a = split_documents(corpus / "docs.txt", tmp_path / "a", zero_shot_share=0.2, seed="b", features=partial_store)
+    b = split_documents(corpus / "docs.txt", tmp_path / "b", zero_shot_share=0.2, seed="b",
+                        features=FeatureStore.open(partial_store))
+    assert a.test_keys == b.test_keys and a.zero_shot_tags == b.zero_shot_tags
+    for name in ("train.txt", "train.jsonl", "test.jsonl", "split.json", "zero_shot.txt"):
+        assert (a.folder / name).read_bytes() == (b.folder / name).read_bytes(), name
+    # a store holding every image: nothing left out, and the summary says so
+    full = split_documents(corpus / "docs.txt", tmp_path / "c", seed="b", features=corpus / "store")
+    assert full.counts["images_without_features"] == 0 and "every image has features in" in full.summary()
+    plain = split_documents(corpus / "docs.txt", tmp_path / "d", seed="b")
+    assert full.test_keys == plain.test_keys and "features" not in plain.summary()
+
+
+def test_a_store_that_is_not_these_images_or_not_a_store_is_refused_naming_it(corpus, tmp_path):
+    other = tmp_path / "other"
+    FeatureStore.from_arrays(other, ["photo:a", "photo:b"], np.ones((2, 4), dtype=np.float32))
+    res = _run("split", corpus / "docs.txt", "-o", tmp_path / "o1", "--features", other)
+    assert res.exit_code == 1, res.output
+    text = _flat(res.output)
+    assert f"none of its {6 + 160} images is in the feature store {str(other)!r}" in text
+    assert "['photo:a', 'photo:b']" in text and "prefix included" in text
+    assert not (tmp_path / "o1").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = _run("split", corpus / "docs.txt", "-o", tmp_path / "o2", "--features", empty)
+    assert res.exit_code == 1 and "no feature store at" in res.output and "im2vec extract" in res.output
+    assert not (tmp_path / "o2").exists()
+    res = _run("split", corpus / "docs.txt", "-o", tmp_path / "o3", "--features", corpus / "docs.txt")
+    assert res.exit_code == 2 and "'-f' / '--features'" in res.output
+    with pytest.raises(NotADirectoryError, match="give the feature store's folder"):
+        split_documents(corpus / "docs.txt", tmp_path / "o4", features=corpus / "docs.txt")
+
+
+def test_a_store_with_only_images_without_words_is_refused(tmp_path):
+    docs = tmp_path / "docs.txt"
+    docs.write_text("".join(f"img:{i} w{i % 3}\n" for i in range(10)) + "img:x\nimg:y\n", encoding="utf-8")
+    store = tmp_path / "store"
+    FeatureStore.from_arrays(store, ["img:x", "img:y"], np.ones((2, 4), dtype=np.float32))
+    res = _run("split", docs, "-o", tmp_path / "o", "-f", store)
+    assert res.exit_code == 1, res.output
+    text = _flat(res.output)
+    assert "none of its images with words is in the feature store" in text and "10 of its 12 images" in text
+    assert "`im2vec extract`" in text and not (tmp_path / "o").exists()
+
+
 # --- im2vec report --test ---
 
 

@@ -323,6 +323,29 @@ def test_split_multiword_tags_keep_a_negation_whole():
     assert Normalizer(multiword="split", stopwords=frozenset({"the"})).tags("no+smoking") == ["no", "smoking"]
 
 
+def test_split_negation_tag_over_max_len_is_dropped_whole_not_cut_into_its_other_words():
+    """With ``multiword="split"`` a negation tag longer than ``max_len`` fell through to splitting:
+    ``no+smoking+area`` with max_len=10 gave ``smoking``, ``area`` (the ``no`` dropped as a stop
+    word, the meaning turned round) and a long YFCC100M ``no+parking+...`` tag ``parking``, ``side``,
+    ``road``. Kept whole it is one token, judged whole as ``multiword="join"`` judges it: dropped,
+    counted as "long", with its raw tag as the example."""
+    long_tag = "no parking on either side of the road at any time"  # 49 characters joined
+    for multiword in ("split", "join"):
+        norm = Normalizer(multiword=multiword)  # max_len=40
+        assert norm.tags([long_tag, "no smoking", "dog"]) == ["no_smoking", "dog"], multiword
+        assert norm.stats.reasons["long"] == 1 and norm.stats.examples["long"] == [long_tag]
+        assert norm.stats.removed_tokens == 1 and long_tag in norm.stats.removed_vocab
+        assert "parking" not in norm.stats.output_vocab
+    # the limit is on the joined token: at max_len it is kept, one character over it goes whole
+    assert Normalizer(multiword="split", max_len=15).tags("no+smoking+area") == ["no_smoking_area"]
+    norm = Normalizer(multiword="split", max_len=14)
+    assert norm.tags("no+smoking+area,out+of+order,thumbs+up+from+everyone+up") == ["out_of_order"]
+    assert norm.stats.reasons["long"] == 2 and norm.stats.reasons.get("stopword", 0) == 0
+    # a tag that is not kept whole still splits, each word judged by max_len on its own
+    assert Normalizer(multiword="split", max_len=14).tags("the+extraordinarily+big+parade") == ["big", "parade"]
+    assert Normalizer(multiword="split", max_len=10).tags("the+quite+big+parade") == ["quite", "big", "parade"]
+
+
 def test_the_summary_says_reasons_count_pieces():
     """The reasons count pieces (geo:lat=43.1 keeps geo_lat and drops a number), so they may add up
     to more than the tokens removed whole: the summary says so (it read "removed 0 ...; dropped:
