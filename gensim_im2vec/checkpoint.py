@@ -39,7 +39,8 @@ at 100M images the vocabulary and the words' rows, a few GB, not the images' 40-
 memory, also with ``mmap="r"`` (the rows a checkpoint left out are computed, not mapped).
 :func:`resume` does not: the training it continues never reads them and writes every one from
 ``W`` when it ends (or is interrupted), so its load reads no feature row; the words' rows go into
-the run's own ``vectors_file``, written over in place, when the run has one.
+the run's own ``vectors_file``, written over in place, when the run has one (or into the one
+:func:`resume` is given, below).
 
 ``im2vec train ... --resumable`` does this from the shell: the same command run again continues
 from ``OUTPUT.checkpoint``. A checkpoint records what its run was given (``inputs``: the
@@ -60,6 +61,20 @@ naming what differs, rather than mixing two runs. A file is known by its content
 Traceback (most recent call last):
 ...
 ValueError: documents ...docs.txt' changed since the checkpoint run.checkpoint was made: size 10 -> 20 bytes. ...
+
+A run's vectors file (``vectors_file``, ``--vectors-file``) is where it keeps ``wv.vectors``, not one of
+its inputs (:data:`PLACE_OPTIONS` are not compared): a resume continues in the vectors file it is
+given (``resume(..., vectors_file=PATH)``; ``im2vec train`` always gives its own ``--vectors-file``, or
+None without it), never in a file it is not given. After the run's folder was moved, the file there is
+the run's own (the same device and inode, its only name, the run's token in its header) and is written
+over in place; after it was copied (or moved to another disk), the copy is another file, and a file
+that another path also names (the folder copied with hard links, ``cp -al``) is everyone's: ``im2vec
+train`` removes it (that name only), known as a copy of a run's vectors file by the marker copied
+beside it (:func:`vectors_file_made_by` with ``copies=True``), once the checkpoint's inputs are found
+to be the command's, and the resume makes the file again from the checkpoint, which holds the words'
+rows (the images' are ``W``'s); the original folder is left as it is, and can be resumed too. A saved
+model's vectors file (a run's, moved into its model) is never taken: the save takes the run's token
+out of it.
 """
 
 from __future__ import annotations
@@ -166,12 +181,28 @@ def resume(path, corpus_iterable: Iterable, *, inputs: Mapping | None = None, ca
     finished epochs left it to ``min_alpha``, so the run trains as many epochs at the same rates
     as without the interruption; ``model.epochs`` and ``model.alpha`` are the run's afterwards.
     The checkpoint goes on saving after each remaining epoch but the last, with `inputs` when given
-    (a checkpoint of an earlier version's file identities is written in the current form). `on_resume`,
-    when given, is called with the checkpoint's record once its inputs are checked, before training
-    (e.g. to say that the run resumes only when it does); `before_train`, when given, with the loaded model
+    (a checkpoint of an earlier version's file identities is written in the current form). The
+    inputs are checked as the checkpoint is loaded, before its vectors file is opened or made (a
+    refused checkpoint leaves every file as it is). `on_resume`, when given, is called with the
+    checkpoint's record once its inputs are checked, before the vectors file is opened or made and
+    before training (e.g. to say that the run resumes only when it does, or to clear the way for the
+    vectors file); `before_train`, when given, with the loaded model
     right before ``train()`` (e.g. :meth:`SpaceCheck.check`). The images' rows of
     ``wv.vectors`` are not written on load (no pass over the features): training writes them
     all from ``W`` when it ends, or when it is interrupted, as any ``train()`` does.
+
+    The words' rows go into the run's ``vectors_file`` (the checkpoint's record), or with
+    ``vectors_file=PATH`` (a `load_kwargs`, :meth:`Im2Vec.load`) into PATH instead, e.g. after the
+    run's folder was moved or copied: the file at PATH is written over in place when it is the very
+    file the run made (moved there: the same device and inode), else a new file is made there from the
+    checkpoint (the run's rows are all in the checkpoint and ``W``; a file already at PATH that is not
+    the run's, a copy of it included, is refused, as any ``vectors_file``); ``vectors_file=None`` keeps
+    them in memory. The checkpoint's recorded file is then never opened. The very file the run made
+    is known by its device and inode, a single name (a file that another path also names, e.g. in a
+    folder copied with hard links, ``cp -al``, is never written in: another file is made) and the run's
+    random token in its ``.npy`` header (a saved model's file, once the run's, has none): at another
+    path than the recorded one, all three; a checkpoint of an earlier version, which records no token,
+    continues in place only at its recorded path.
 
     Raises
     ------
@@ -183,9 +214,23 @@ def resume(path, corpus_iterable: Iterable, *, inputs: Mapping | None = None, ca
     """
     from gensim_im2vec.model import _RESUMING
 
+    checked = []
+
+    def ready(model):  # loaded, before its vectors file is opened or made: a checkpoint of other inputs touches none
+        if checked:
+            return
+        checked.append(True)
+        record = getattr(model, RECORD, None)
+        if not isinstance(record, dict) or "epochs_done" not in record:
+            return  # (read_checkpoint refuses it)
+        if inputs is not None:
+            check_inputs(path, record, inputs)
+        if on_resume is not None:
+            on_resume(record)
+
     # the words' rows go where training will write them (the run's vectors_file), and the images' rows
     # are left for training to write from W when it ends: no pass over the features on load
-    token = _RESUMING.set(True)
+    token = _RESUMING.set(ready)
     try:
         got = read_checkpoint(path, **load_kwargs)
     finally:
@@ -193,13 +238,10 @@ def resume(path, corpus_iterable: Iterable, *, inputs: Mapping | None = None, ca
     if got is None:
         raise FileNotFoundError(f"no checkpoint at {os.fspath(path)!r}: nothing to resume; train from the start.")
     model, record = got
-    if inputs is not None:
-        check_inputs(path, record, inputs)
+    ready(model)  # (a checkpoint whose vectors were all saved: its load opened no vectors file)
     epochs, done = record["epochs"], record["epochs_done"]
     alpha, min_alpha = record["alpha"], record["min_alpha"]
     start = alpha - (alpha - min_alpha) * done / epochs
-    if on_resume is not None:
-        on_resume(record)
     if before_train is not None:  # e.g. a check that refuses the run before train() writes anything
         before_train(model)
     logger.info("resuming %s: epochs %i-%i of %i, alpha %.6f -> %.6f", path, done + 1, epochs, epochs, start,
@@ -219,8 +261,10 @@ def check_inputs(path, record: Mapping, inputs: Mapping) -> None:
 
     Files (:func:`file_identity`) compare by content, stores (:func:`store_identity`) by id and
     rows, wherever they lie; the identities an earlier version wrote (``[path, size, mtime_ns]``,
-    ``[store path, rows]``) still match the same file, untouched, at the same place."""
-    saved = record.get("inputs") or {}
+    ``[store path, rows]``) still match the same file, untouched, at the same place. The options that
+    say where a run keeps its arrays, not what it trains (:data:`PLACE_OPTIONS`), are not compared."""
+    saved = _without_places(record.get("inputs") or {})
+    inputs = _without_places(inputs)
     for key in sorted(set(saved) | set(inputs)):
         was, now = saved.get(key), inputs.get(key)
         if _same_input(was, now):
@@ -232,6 +276,18 @@ def check_inputs(path, record: Mapping, inputs: Mapping) -> None:
             f"{os.fspath(path)} is the checkpoint of a run with other inputs: {key} was {was!r}, now {now!r}. Run "
             f"the command that made it again to finish it, or remove the checkpoint (and its .npy files) to start "
             f"over.")
+
+
+#: The options (of an ``"options"`` input) that say where a run keeps its arrays, not what it trains: a
+#: resume may give others (``im2vec train --vectors-file``: the run's folder moved or copied, another disk).
+PLACE_OPTIONS = ("vectors_file",)
+
+
+def _without_places(inputs: Mapping) -> Mapping:
+    options = inputs.get("options")
+    if not isinstance(options, Mapping) or not any(k in options for k in PLACE_OPTIONS):
+        return inputs
+    return {**inputs, "options": {k: v for k, v in options.items() if k not in PLACE_OPTIONS}}
 
 
 #: Bytes of a file read at its start, middle and end for :func:`file_identity` (all of a file up to 3 of them).
@@ -508,37 +564,70 @@ def _npy_header(f) -> tuple[bytes, tuple, object]:
     return f.read(size), tuple(shape), dtype
 
 
-def mark_vectors_file(path, file, shape, *, output, resumable: bool) -> None:
+def write_run_token(file, token: str) -> bool:
+    """Write ``# im2vec-run TOKEN`` into the padding of the ``.npy`` header of `file` (NumPy reads the file as
+    before; the same length); False, nothing written, when the padding has no room."""
+    with open(file, "r+b") as f:
+        header, _, _ = _npy_header(f)
+        marked = _header_with_token(header, token)
+        if marked is None:
+            return False
+        if marked != header:
+            os.pwrite(f.fileno(), marked, 0)
+    return True
+
+
+def has_run_token(file, token: str) -> bool:
+    """Whether the ``.npy`` header of `file` holds the run token `token` (:func:`write_run_token`)."""
+    try:
+        with open(file, "rb") as f:
+            header, _, _ = _npy_header(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(token, str) and bool(token) and RUN_TOKEN_PREFIX + token.encode("ascii", "replace") in header
+
+
+def clear_run_token(file) -> None:
+    """Take the run token out of the ``.npy`` header of `file` (a run's vectors file become a saved model's:
+    no checkpoint knows it as its run's any more); nothing when it has none."""
+    with open(file, "r+b") as f:
+        header, _, _ = _npy_header(f)
+        at = header.find(RUN_TOKEN_PREFIX)
+        if at < 0:
+            return
+        body = header[:at].rstrip(b" ")
+        os.pwrite(f.fileno(), body + b" " * (len(header) - 1 - len(body)) + b"\n", 0)
+
+
+def mark_vectors_file(path, file, shape, *, output, resumable: bool, token: str | None = None) -> None:
     """Record (atomically, in :func:`vectors_file_marker`) that this process made the vectors file
     `path`, now named `file` (its temporary name before it has its name): a random token written into
     the file's ``.npy`` header (in its padding: NumPy reads the file as before), its device and inode,
     its shape, the run's pid, output and ``--resumable``; written before the file has its name, so a
     file a killed run left is always known by the marker. A file whose header has no room for the
     token gets a marker without one, which :func:`vectors_file_made_by` never matches (the file is
-    then refused, never removed)."""
+    then refused, never removed). `token`: the one the model wrote there (its own, which its checkpoints
+    record), written again; a new one when None."""
     import secrets
 
     from gensim_im2vec.fileio import atomic_write_json
 
-    token = secrets.token_hex(16)
-    with open(file, "r+b") as f:
-        header, _, _ = _npy_header(f)
-        marked = _header_with_token(header, token)
-        if marked is not None:
-            os.pwrite(f.fileno(), marked, 0)
-        st = os.fstat(f.fileno())
+    token = token or secrets.token_hex(16)
+    marked = write_run_token(file, token)
+    st = os.stat(file)
     atomic_write_json(vectors_file_marker(path), {
         "pid": os.getpid(), "dev": int(st.st_dev), "ino": int(st.st_ino), "shape": [int(n) for n in shape],
-        "token": token if marked is not None else None, "output": os.path.abspath(os.fspath(output)),
+        "token": token if marked else None, "output": os.path.abspath(os.fspath(output)),
         "resumable": bool(resumable)})
 
 
-def vectors_file_made_by(path) -> dict | None:
+def vectors_file_made_by(path, *, copies: bool = False) -> dict | None:
     """The marker's record of the run that made the vectors file at `path`, when the marker describes
     the very file there: its device, inode, a float32 ``.npy`` header of the recorded shape AND the
     run's random token in that header (an inode number reused for another file, e.g. a copy put in the
     place of a removed vectors file, has no such token); None otherwise (the file is then not known to
-    be a run's, and is never removed)."""
+    be a run's, and is never removed). `copies`: also a copy of such a file, with its marker copied
+    beside it (a run's folder copied, or moved to another disk): the token alone, whatever the inode."""
     import numpy as np
 
     try:
@@ -547,7 +636,9 @@ def vectors_file_made_by(path) -> dict | None:
         st = os.stat(path)
     except (OSError, ValueError):
         return None
-    if not isinstance(record, dict) or (record.get("dev"), record.get("ino")) != (st.st_dev, st.st_ino):
+    if not isinstance(record, dict):
+        return None
+    if not copies and (record.get("dev"), record.get("ino")) != (st.st_dev, st.st_ino):
         return None
     token = record.get("token")
     if not isinstance(token, str) or not token:

@@ -327,19 +327,43 @@ def _is_json_object_with(key: str) -> Callable[[str], bool]:
     return test
 
 
-def _load_model(path: str):
+#: The options of the commands that open a model which give a feature store, and how each command's
+#: error names them as the fix for a model whose own store moved (`_load_model`).
+_STORE_OPTIONS = {
+    "query": "`im2vec query {model} --store NEW/STORE/PATH`",
+    "evaluate": "`im2vec evaluate {model} --test ... --features NEW/STORE/PATH` (the store that holds the --test "
+                "images too), or --train-features NEW/STORE/PATH",
+    "report": "`im2vec report {model} -o OUTPUT --test ... --features NEW/STORE/PATH` (or with --dataset)",
+    "export": "`im2vec export {model} -o OUTPUT --store NEW/STORE/PATH`",
+    "index": "`im2vec index {model} --store NEW/STORE/PATH`",
+}
+
+
+def _load_model(path: str, stores: dict[str, str | None] | None = None):
     """An Im2Vec model with images, memory-mapped; a file that is not one, or a text-only model (a
-    plain gensim Word2Vec, which ``Im2Vec.load`` takes), ends with a message saying what it is."""
+    plain gensim Word2Vec, which ``Im2Vec.load`` takes), ends with a message saying what it is.
+
+    `stores`: the feature stores the command was given, ``{option: path}`` (None: not given; a
+    .npy is not looked at). Where the model's own store is not at its recorded place (it moved) or
+    is not that store any more, the model is loaded with the first of them that holds its images
+    (``Im2Vec.load(..., image_features=STORE)``), said on stderr; none given, the error names the
+    command's own option (:data:`_STORE_OPTIONS`). Each is checked to come from the model's extractor
+    (:func:`_check_store_extractor`): another's is refused, one that records none is warned of."""
     from gensim_im2vec.model import Im2Vec
 
     ctx = click.get_current_context(silent=True)
     arg = next((p.human_readable_name for p in (ctx.command.params if ctx is not None else [])
                 if p.name == "model_path"), "MODEL")
     _check_readable(path, arg)
+    stores = {option: store for option, store in (stores or {}).items() if store is not None and os.path.isdir(store)}
+    used = None
     try:
         model = Im2Vec.load(path, mmap="r")
     except (ValueError, TypeError, OSError) as e:
-        raise click.ClickException(str(e)) from e
+        recorded = getattr(e, "_im2vec_recorded_store", None)
+        if recorded is None:
+            raise click.ClickException(str(e)) from e
+        model, used = _load_with_given_store(path, recorded, stores, e)
     if model.features is None or model.W is None:
         last = (model.lifecycle_events or [{}])[-1]  # "upgraded": this file holds a plain Word2Vec
         what = "a plain gensim Word2Vec" if last.get("event") == "upgraded" else "an Im2Vec without image features"
@@ -351,7 +375,123 @@ def _load_model(path: str):
             f"DOCUMENTS -f STORE -o MODEL --pretrained {path}` (or Im2Vec.from_word2vec(Im2Vec.load(path), "
             f"image_features=..., sentences=...))."
         )
+    if stores:
+        from gensim_im2vec.model import _extractor_record
+
+        for option, store in stores.items():
+            if option != used:  # (that one was checked before the model was loaded with it)
+                _check_store_extractor(_extractor_record(model), option, store, path)
     return model
+
+
+def _load_with_given_store(path: str, recorded: tuple, stores: dict[str, str], error: Exception):
+    """`im2vec COMMAND MODEL` whose model's own store is missing or changed (`recorded`: the saved
+    reference and what is wrong with it, as ``Im2Vec.load`` found it, `error` its exception): the
+    model loaded with the first of `stores` (the command's store options) that is of the model's
+    extractor and holds its images, and that option; none, the error with the command's option."""
+    from types import SimpleNamespace
+
+    from gensim_im2vec.model import Im2Vec, _extractor_record
+
+    ref, problem = recorded
+    ctx = click.get_current_context(silent=True)
+    fix = _STORE_OPTIONS.get(ctx.info_name if ctx is not None else None)
+    if fix is None:  # (a command without a store option: the library's own fix)
+        raise click.ClickException(str(error)) from error
+    fix = fix.format(model=path)
+    record = _extractor_record(SimpleNamespace(image_store=ref))  # the model's, as saved
+    why = []
+    for option, store in stores.items():
+        _check_store_extractor(record, option, store, path)  # another CNN's: refused, naming it
+        logger = logging.getLogger("gensim_im2vec.model")
+        quiet = _WithoutExtractorWarning()  # (said by the check above, in the CLI's words)
+        logger.addFilter(quiet)
+        try:
+            model = Im2Vec.load(path, mmap="r", image_features=store)
+        except (ValueError, TypeError, OSError) as e:
+            said = re.sub(r"^image_features(?: \(.*?\))?: ", "", str(e)).split("; give features", 1)[0]
+            why.append("T" + _given_store(option, store)[1:] + " cannot stand in for it: "
+                       + said.replace("the features lack ", "it lacks ", 1))
+            continue
+        finally:
+            logger.removeFilter(quiet)
+        n = int((model._vocab_image_rows >= 0).sum())
+        click.echo(f"note: {problem}; using {_given_store(option, store)}, which holds its {n} images (give it each "
+                   f"time, put the store back, or record its new place in the model once: Im2Vec.load({path!r}, "
+                   f"image_features={store!r}).save({path!r})).", err=True)
+        return model, option
+    raise click.ClickException(f"{problem}. " + "".join(w + ". " for w in why) + "Put the store back, or give its "
+                               f"new place (a store that holds the model's images, extracted as they were): {fix}.") from None
+
+
+def _given_store(option: str, store: str) -> str:
+    """How a message names the store given as `option`: "the --store 'X'", "the --features store 'X'"."""
+    return f"the {option} {store!r}" if option == "--store" else f"the {option} store {store!r}"
+
+
+class _WithoutExtractorWarning(logging.Filter):
+    """Drops the library's warning of a store that records no extractor (the CLI says it itself)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "records no extractor" not in str(record.msg)
+
+
+def _check_store_extractor(record: dict, option: str, store: str, model_path: str) -> None:
+    """A feature store given to a command (`option`) whose metadata.json says another extractor than
+    the model's `record` (:func:`~gensim_im2vec.model._extractor_record`: arch, weights, layer,
+    preprocessing, normalisation) is refused, naming both and the fix (extract with the model's
+    extractor, or train on this store); one that records none (FeatureStore.from_arrays without that
+    metadata) is taken with a warning: its rows are the user's word. The same extractor's store
+    extracted again (another store id, the same images) is taken."""
+    from pathlib import Path
+
+    from gensim_im2vec.model import _extractor_differences
+    from gensim_im2vec.store import METADATA_FILE, _read_metadata
+
+    if not record or not os.path.isfile(os.path.join(store, METADATA_FILE)):
+        return  # (not a store, or one half written: opening it says what it is)
+    try:
+        meta = _read_metadata(Path(store))
+    except (ValueError, OSError):
+        return  # (damaged: opening it says so)
+    diff = _extractor_differences(record, meta)
+    model = ", ".join(f"{f} {record[f]!r}" for f in ("arch", "weights") if f in record)
+    if diff is None:
+        click.echo(f"warning: {_given_store(option, store)} records no extractor (no arch or weights in its "
+                   f"metadata.json: made by FeatureStore.from_arrays without them?), while {model_path} was trained "
+                   f"on features of {model}; its rows are taken as that extractor's. Features of another CNN would "
+                   f"place the images wrongly without an error.", err=True)
+        return
+    if diff:
+        lines = "".join(f"\n  {f}: the store's {have!r}, the model's {want!r}" for f, have, want in diff)
+        raise click.ClickException(
+            f"{_given_store(option, store)} was made by another extractor than the features {model_path} was trained "
+            f"on:{lines}\nthe model's W maps only its own extractor's features: it would place these images wrongly. "
+            f"Extract the images as the model's were, `{_extract_command(record)}`, and give that store; or train "
+            f"a model on this store: `im2vec train DOCUMENTS -f {store} -o MODEL`.")
+
+
+def _extract_command(record: dict) -> str:
+    """The `im2vec extract` that makes features of the extractor `record` says (arch, weights, layer)."""
+    parts = ["im2vec extract IMAGES -o STORE"]
+    if "arch" in record:
+        parts.append(f"--arch {record['arch']}")
+    weights = str(record.get("weights") or "")
+    if weights.startswith("none"):
+        parts.append("--weights none")
+        if "seed=" in weights and not weights.rstrip(")").endswith("seed=0"):
+            parts.append(f"(FeatureExtractor(..., seed={weights.rsplit('seed=', 1)[1].rstrip(')')}))")
+    elif weights.startswith("file:"):
+        parts.append(f"--weights PATH/TO/{weights[5:].split('#', 1)[0]}")
+    elif weights:
+        parts.append(f"--weights {weights}")
+    layer = str(record.get("layer") or "").split(" (", 1)[0]
+    if layer and layer != "penultimate":
+        parts.append(f"--layer {layer}")
+    if record.get("normalisation") not in (None, "none"):
+        parts.append(f"(normalised {record['normalisation']!r}: FeatureExtractor.extract(..., "
+                     f"normalise={record['normalisation']!r}))")
+    return " ".join(parts)
 
 
 # --- features: `im2vec extract` (issue 3) ---
@@ -804,7 +944,8 @@ def split_command(documents, output, **options):
     _check_readable(documents, "DOCUMENTS")
     options = given(options)
     try:
-        result = split_documents(documents, output, **options)
+        with _library_warnings("gensim_im2vec.split", _split_in_cli_terms):
+            result = split_documents(documents, output, **options)
     except (ValueError, OSError) as e:
         raise click.ClickException(_split_in_cli_terms(str(e))) from e
     click.echo(f"{output}: {result.summary()}")
@@ -813,6 +954,24 @@ def split_command(documents, output, **options):
                    "extracted, or skipped by `im2vec extract`) may be a test image, which `im2vec evaluate` cannot "
                    "score, or in train.txt, which `im2vec train` refuses; run again with -f STORE (the store you "
                    "train with) to leave such images out.", err=True)
+
+
+@contextlib.contextmanager
+def _library_warnings(name: str, terms: Callable[[str], str] = lambda message: message):
+    """The warnings the library module `name` marks for the user (``extra={"im2vec_warning": True}``)
+    said as ``warning: ...`` lines on stderr, in the command line's `terms`, not as log records."""
+    def say(record: logging.LogRecord) -> bool:
+        if getattr(record, "im2vec_warning", False):
+            click.echo(f"warning: {terms(record.getMessage())}", err=True)
+            return False
+        return True
+
+    logger = logging.getLogger(name)
+    logger.addFilter(say)
+    try:
+        yield
+    finally:
+        logger.removeFilter(say)
 
 
 def _split_in_cli_terms(message: str) -> str:
@@ -908,7 +1067,7 @@ def evaluate_command(model_path, demo_dir, mode, test_path, features_path, train
                                    f"similarity; leave {', '.join(ignored)} out, or give --test and --features "
                                    f"instead of --demo.")
     analogies = _read_analogies(analogies_path, "--analogies") if analogies_path else None
-    model = _load_model(model_path)
+    model = _load_model(model_path, {"--features": features_path, "--train-features": train_features})
     text = None
     if text_model:
         _check_readable(text_model, "--text-model")
@@ -924,22 +1083,24 @@ def evaluate_command(model_path, demo_dir, mode, test_path, features_path, train
         if not text_model:
             _check_readable(words, "--demo")
     try:
-        if demo_dir is not None:
-            from gensim_im2vec.pipeline import DemoConfig, evaluate_trained
+        with _library_warnings("gensim_im2vec.evaluate",  # (zero-shot tags without a vector)
+                               lambda message: message.replace("zero_shot (--zero-shot)", "--zero-shot")):
+            if demo_dir is not None:
+                from gensim_im2vec.pipeline import DemoConfig, evaluate_trained
 
-            trained = _training_mode(model)
-            if mode is None:
-                mode = trained
-            elif mode != trained:
-                raise click.BadParameter(
-                    f"{model_path} was trained {trained} ({_MODE_SAYS[trained]}), not {mode}: the demo's baselines would see the documents as the other mode does. Pass "
-                    f"--mode {trained}, or leave --mode out.", param_hint="'--mode'")
-            report = evaluate_trained(DemoConfig(out_dir=demo_dir, mode=mode), model,
-                                      text if text is not None else load_saved(words, (Word2Vec, KeyedVectors)))
-        else:
-            report = _evaluate_files(ev, model, test_path, features_path, train_path, train_features,
-                                     candidates_path, zero_shot_path, text, baselines, word_similarity,
-                                     analogies)
+                trained = _training_mode(model)
+                if mode is None:
+                    mode = trained
+                elif mode != trained:
+                    raise click.BadParameter(
+                        f"{model_path} was trained {trained} ({_MODE_SAYS[trained]}), not {mode}: the demo's baselines would see the documents as the other mode does. Pass "
+                        f"--mode {trained}, or leave --mode out.", param_hint="'--mode'")
+                report = evaluate_trained(DemoConfig(out_dir=demo_dir, mode=mode), model,
+                                          text if text is not None else load_saved(words, (Word2Vec, KeyedVectors)))
+            else:
+                report = _evaluate_files(ev, model, test_path, features_path, train_path, train_features,
+                                         candidates_path, zero_shot_path, text, baselines, word_similarity,
+                                         analogies)
     except (ValueError, KeyError, OSError, TypeError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(report.format_table())
@@ -991,7 +1152,7 @@ def _evaluate_files(ev, model, test_path, features_path, train_path, train_featu
         options["baselines"] = ([] if baselines.strip().lower() == "none"
                                 else [b.strip() for b in baselines.split(",") if b.strip()])
     return ev.run_evaluation(model, features, tags, candidates, zero_shot=zero_shot, text_model=text_model,
-                             **options, analogies=analogies, **train)
+                             **options, analogies=analogies, test_keys=keys, **train)
 
 
 def _named(option: str, path: str, read, *args):
@@ -1134,7 +1295,9 @@ IM2VEC = "gensim_im2vec.model:Im2Vec"  # the training options and their defaults
               help="Keep the model's vectors in this .npy file, memory-mapped, instead of in RAM (for 10-100M "
                    "images: page cache rather than private memory; the same model, bit for bit). An existing file "
                    "is refused unless a run of `im2vec train` made it (one left by an unfinished run is made again; "
-                   "a --resumable run continues in its checkpoint's). At the end it "
+                   "a --resumable run continues in the one it is given: its checkpoint's own file, also moved with "
+                   "the project's folder, or a new one made from the checkpoint, e.g. in a copy of the folder; "
+                   "without --vectors-file it keeps the vectors in memory). At the end it "
                    "becomes OUTPUT.wv.vectors.npy (moved, not copied: on the same file system nothing is written "
                    "twice).")
 @click.option("--resumable", is_flag=True,
@@ -1204,16 +1367,18 @@ def _train_and_save(documents, features, output, pretrained, analogies_path, res
     vectors_file = params.get("vectors_file")
     space, model, token = None, None, None
     if vectors_file:  # which file this run makes, recorded before it has its name (a rerun after a kill knows it)
-        token = _VECTORS_FILE_MADE.set(lambda path, file, shape: mark_vectors_file(
-            path, file, shape, output=output, resumable=resumable))
+        token = _VECTORS_FILE_MADE.set(lambda path, file, shape, run_token: mark_vectors_file(
+            path, file, shape, output=output, resumable=resumable, token=run_token))
     try:
         store = FeatureStore.open(features, mmap=True)
         corpus = LineDocuments(documents)
         inputs = None
         if resumable:  # what the run was given: a checkpoint of another run is not continued
+            # (not --vectors-file: where the run keeps its vectors, not what it trains; a resume may give another)
             inputs = {"documents": file_identity(documents), "pretrained": file_identity(pretrained),
                       "space_analogies": file_identity(analogies_path), "features": store_identity(store),
-                      "options": {k: v for k, v in sorted(params.items()) if k != "space_analogies"}}
+                      "options": {k: v for k, v in sorted(params.items())
+                                  if k not in ("space_analogies", "vectors_file")}}
         # before the first epoch: the save at the end must fit on OUTPUT's disk
         space = SpaceCheck(output, checkpoint=checkpoint if resumable else None,
                            vectors_moved=bool(vectors_file) and _same_disk(vectors_file, output))
@@ -1232,13 +1397,20 @@ def _train_and_save(documents, features, output, pretrained, analogies_path, res
         if resumable and os.path.exists(checkpoint):
             from gensim_im2vec.checkpoint import resume
 
-            def resuming(record):  # said once the checkpoint is known to be this run's
+            def resuming(record):  # once the checkpoint is known to be this run's, before its vectors file is opened
                 click.echo(f"resuming the interrupted run saved in {checkpoint}: epochs {record['epochs_done'] + 1}-"
                            f"{record['epochs']} of {record['epochs']}", err=True)
+                if vectors_file:
+                    _drop_copied_vectors_file(vectors_file, checkpoint)
 
-            # the store given (-f), which the checks found to be the checkpoint's (wherever it lies now)
+            def before_train(model):
+                check_space(model)
+                _resumed_vectors_file(model, vectors_file, output, resumable)
+
+            # the store given (-f), which the checks found to be the checkpoint's (wherever it lies now), and the
+            # vectors file given (--vectors-file; none: in memory), never the checkpoint's record of its run's
             model = resume(checkpoint, corpus, inputs=inputs, callbacks=[space], on_resume=resuming,
-                           before_train=check_space, image_features=store)
+                           before_train=before_train, image_features=store, vectors_file=vectors_file or None)
         else:
             model = _train_new(corpus, store, pretrained, params, checkpoint if resumable else None, inputs,
                                callbacks=[space], before_train=check_space)
@@ -1264,6 +1436,34 @@ def _train_and_save(documents, features, output, pretrained, analogies_path, res
         if token is not None:
             _VECTORS_FILE_MADE.reset(token)
     return model
+
+
+def _resumed_vectors_file(model, vectors_file: str | None, output: str, resumable: bool) -> None:
+    """A resume, loaded: the interrupted run's vectors file, when this run keeps its vectors elsewhere, named
+    (it is left as it is); the run's own file, when it moved here with the project, recorded again as this
+    run's (its marker named the output of before)."""
+    from gensim_im2vec.checkpoint import mark_vectors_file, vectors_file_made_by
+
+    if vectors_file:
+        made = vectors_file_made_by(vectors_file)
+        vf = getattr(model, "_vectors_file_state", None)
+        if made is not None and made.get("output") != os.path.abspath(output) and vf is not None \
+                and vf.path == os.path.abspath(vectors_file):  # (its own token again: the header as it is)
+            mark_vectors_file(vectors_file, vectors_file, made["shape"], output=output, resumable=resumable,
+                              token=made["token"])
+        return
+    recorded = getattr(model, "_vectors_file_id", None)  # (path, device, inode) of the file the run made
+    if recorded is None:
+        return
+    old = tuple(recorded)[0]
+    try:
+        st = os.stat(old)
+    except OSError:
+        return
+    if (st.st_dev, st.st_ino) == tuple(recorded)[1:]:
+        click.echo(f"note: the interrupted run kept its vectors in {old}; this run, without --vectors-file, keeps "
+                   f"them in memory and leaves that file as it is (delete it if no other run continues in it)",
+                   err=True)
 
 
 def _same_disk(path: str, other: str) -> bool:
@@ -1347,6 +1547,8 @@ def _train_error(e: OSError | ValueError | TypeError, output: str, resumable: bo
     if target is not None:
         why = getattr(e, "strerror", None) or str(e)
         return f"{target!r} cannot be written ({why}). Give -o a path in a folder you can write."
+    if isinstance(e, OSError) and e.filename is None and e.strerror:  # the model's own message, without "[Errno N]"
+        return _train_in_cli_terms(e.strerror)
     return _train_in_cli_terms(str(e))
 
 
@@ -1369,7 +1571,13 @@ def _vectors_file_left(path: str, output: str, resumable: bool) -> None:
     """`--vectors-file PATH` already there before the run: removed when an unfinished run of `im2vec train`
     made it (its marker, :func:`~gensim_im2vec.checkpoint.mark_vectors_file`, names this very file), no live
     model maps it and no checkpoint continues in it; kept for a --resumable run whose checkpoint continues
-    in it (the model checks it is the checkpoint's own); any other file is refused, naming the fixes."""
+    in it (the model checks it is the checkpoint's own, also moved here with its folder); for a --resumable
+    run with a checkpoint, a copy of a run's vectors file (:func:`_copied_vectors_file`) is left to the
+    resume, which removes it once the checkpoint's inputs are found to be this command's
+    (:func:`_drop_copied_vectors_file`) and makes it again from the checkpoint; a file no run is known to
+    have made is left to the model, which continues in it only when it is the checkpoint's own and refuses
+    it otherwise; any other file is refused, naming the fixes (a run's file whose own checkpoint is
+    elsewhere, e.g. the original project's given to the resume of its copy, too)."""
     from gensim_im2vec.checkpoint import (
         remove_vectors_file_marker,
         vectors_file_made_by,
@@ -1381,8 +1589,12 @@ def _vectors_file_left(path: str, output: str, resumable: bool) -> None:
         return
     made = vectors_file_made_by(path)
     checkpoint = output + ".checkpoint"
-    if resumable and os.path.exists(checkpoint) and (made is None or made.get("resumable")):
-        return  # the checkpoint's run continues in its own file (the model refuses any other, in its terms)
+    if resumable and os.path.exists(checkpoint) and (made is None or _copied_vectors_file(path) is not None):
+        # a copy of a run's file: removed by the resume once the checkpoint is found to be this command's; any other
+        # file that no run is known to have made: the model continues in it only if it is the checkpoint's own
+        return
+    if resumable and os.path.exists(checkpoint) and made.get("resumable") and not _another_runs(made, checkpoint):
+        return  # the checkpoint's run continues in its own file (also moved: the model knows it by its inode)
     if made is None:
         marker = vectors_file_marker(path)
         record = (f" (the record {marker} of a run's vectors file does not describe this very file: another file "
@@ -1408,6 +1620,48 @@ def _vectors_file_left(path: str, output: str, resumable: bool) -> None:
     remove_vectors_file_marker(path)
     click.echo(f"removed {path}, the vectors file left by an unfinished run ({run}); this run makes it again",
                err=True)
+
+
+def _copied_vectors_file(path: str) -> dict | None:
+    """The marker's record when the file at `path` is a copy of an interrupted --resumable run's vectors file, or
+    another name of it: the marker beside it names the run's token in its header (copied with it: the run's folder
+    copied, or moved to another disk), and it is another file than the marker's (its device and inode), or a file
+    that another path also names (a hard link: the folder copied with ``cp -al``), which no run writes in; no live
+    model maps it. None otherwise."""
+    from gensim_im2vec.checkpoint import vectors_file_made_by
+
+    copied = vectors_file_made_by(path, copies=True)
+    if copied is None or not copied.get("resumable"):
+        return None
+    try:
+        links = os.stat(path).st_nlink
+    except OSError:
+        return None
+    if vectors_file_made_by(path) is not None and links == 1:
+        return None  # the run's own file (also moved here with its folder)
+    return None if _locked(path) else copied
+
+
+def _drop_copied_vectors_file(path: str, checkpoint: str) -> None:
+    """A resume whose checkpoint is this command's, before the model opens its vectors file: a copy of the run's
+    vectors file at `path` (:func:`_copied_vectors_file`) removed, that name only (the file another path names
+    stays as it is there), the resume making it again from the checkpoint, which holds its rows (the images' are
+    W's)."""
+    from gensim_im2vec.checkpoint import remove_vectors_file_marker
+
+    if not os.path.lexists(path) or _copied_vectors_file(path) is None:
+        return
+    os.remove(path)
+    remove_vectors_file_marker(path)
+    click.echo(f"removed {path}, a copy of the vectors file of an interrupted run (its folder copied, also with hard "
+               f"links, or moved to another disk); the resume makes it again from {checkpoint}", err=True)
+
+
+def _another_runs(made: dict, checkpoint: str) -> bool:
+    """Whether the vectors file whose marker says `made` belongs to the interrupted run of another checkpoint
+    than `checkpoint`, still there (e.g. the original project's file, given to the resume of its copy)."""
+    theirs = f"{made.get('output')}.checkpoint"
+    return bool(made.get("output")) and os.path.exists(theirs) and not _same_file(theirs, checkpoint)
 
 
 def _locked(path: str) -> bool:
@@ -1680,7 +1934,10 @@ def _read_analogies(path: str, option: str = "--space-analogies") -> list[tuple[
 @click.option("--thumbnail", type=click.IntRange(min=1), cls=LibraryOption, library="gensim_im2vec.export:export_projector",
               help="Sprite tile size in pixels; the sprite must fit in 8192x8192.")
 @click.option("--normalize", is_flag=True, help="Write unit-length vectors.")
-def export_command(model_path, output, images, key_rule, restrict, tags_only, limit, thumbnail, normalize):
+@click.option("--store", type=click.Path(exists=True, file_okay=False), default=None,
+              help="The model's feature store, where it no longer is where the model was trained (it moved): the "
+                   "model is loaded with it (it must hold the model's images, extracted as they were).")
+def export_command(model_path, output, images, key_rule, restrict, tags_only, limit, thumbnail, normalize, store):
     """Export a model's words and images to the TensorFlow Embedding Projector
     (open with `tensorboard --logdir OUTPUT`, or load the TSVs at projector.tensorflow.org)."""
     from gensim_im2vec.export import export_projector
@@ -1691,7 +1948,7 @@ def export_command(model_path, output, images, key_rule, restrict, tags_only, li
             raise click.BadParameter(f"{output!r} is inside the --images folder {folder!r}: a later `im2vec extract "
                                      f"{folder}` would take the export's sprite.png for an image. Export to a folder "
                                      f"outside {folder!r}, e.g. beside it.", param_hint="'-o' / '--output'")
-    model = _load_model(model_path)
+    model = _load_model(model_path, {"--store": store})
     if images and key_rule != "path":  # {key: file} as `extract --keys` keyed the store
         images = _keyed_folders(images, key_rule, model.image_prefix)
     else:
@@ -1747,7 +2004,10 @@ INDEXER = "gensim_im2vec.index:ModalityIndexer"
 @click.option("--check", "check_queries", type=click.IntRange(min=0), default=100, show_default=True,
               help="Measure recall@10 against the exact search on this many words and as many images, each "
                    "direction (0: skip).")
-def index_command(model_path, output, backend, kind, with_tags, check_queries, **knobs):
+@click.option("--store", type=click.Path(exists=True, file_okay=False), default=None,
+              help="The model's feature store, where it no longer is where the model was trained (it moved): the "
+                   "model is loaded with it (it must hold the model's images, extracted as they were).")
+def index_command(model_path, output, backend, kind, with_tags, check_queries, store, **knobs):
     """Build an approximate-neighbour index (words and images) for a saved model, and say how
     often it finds the exact 10 nearest keys (recall@10), word → words, word → images,
     image → words and image → images."""
@@ -1757,7 +2017,7 @@ def index_command(model_path, output, backend, kind, with_tags, check_queries, *
     _check_index_options(click.get_current_context(), backend, kind)
     _check_output(output or model_path + ".ann", "'-o' / '--output'")
     _check_not_input(output or model_path + ".ann", "'-o' / '--output'", {"the MODEL_PATH": model_path})
-    model = _load_model(model_path)
+    model = _load_model(model_path, {"--store": store})
     try:
         modalities = ("words", "tags", "images") if with_tags else ("words", "images")
         idx = ModalityIndexer(model, modalities=modalities, **given({"backend": backend, "kind": kind, **knobs}))
@@ -1829,8 +2089,9 @@ def _check_index_options(ctx: click.Context, backend: str | None, kind: str | No
 @click.option("--topn", type=click.IntRange(min=1), cls=LibraryOption, library="gensim_im2vec.query:query_loop",
               help="Neighbours per table.")
 @click.option("--store", type=click.Path(exists=True, file_okay=False), default=None,
-              help="The feature store the model was trained on; needed for image files only when its "
-                   "features were PCA-reduced.")
+              help="The feature store the model was trained on; needed where it moved since the model was saved "
+                   "(the model is loaded with it: it must hold the model's images, extracted as they were), and for "
+                   "image files when its features were PCA-reduced.")
 @click.option("--device", cls=LibraryOption, library="gensim_im2vec.query:make_featurizer",
               help="Where the CNN runs for image files: auto, cpu, cuda or cuda:N.")
 @click.option("--arch", default=None, help="Override the model's recorded torchvision arch (for image files).")
@@ -1866,7 +2127,7 @@ def query_command(model_path, topn, store, device, arch, weights, layer, zero_sh
 
     from gensim_im2vec.query import open_index, query_loop
 
-    model = _load_model(model_path)
+    model = _load_model(model_path, {"--store": store})
     extractor_options = given({"device": device, "arch": arch, "weights": weights, "layer": layer})
     _check_query_extractor(model, extractor_options)
     words = None
@@ -2003,7 +2264,7 @@ def report_command(model_path, output, dataset, test_path, features, image_dirs,
                                  f"with --test).", param_hint="'--features'")
     if max_test_images is None:
         max_test_images = library_default(WRITE_REPORT, "max_test_images")
-    model = _load_model(model_path)
+    model = _load_model(model_path, {"--features": features})
     if prefix is None:  # the model's own image prefix (the dataset's keys carry it as the model's images do)
         prefix = getattr(model, "image_prefix", None) or library_default("gensim_im2vec.corpora:FolderCorpus",
                                                                          "prefix")

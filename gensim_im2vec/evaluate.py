@@ -924,7 +924,10 @@ class EvaluationReport:
         "reference", "bar", "ok"}``: `reference` is what the target compares with (kNN's mAP,
         ridge's, x's own nearest image ...), `bar` the least value that meets it (e.g. 0.9 × kNN's;
         for target 6 the larger of 0.8 and just above x's own nearest). A target whose inputs were
-        not measured is left out. Target 7 counts only a pair set both models share at least
+        not measured is left out, but for target 3 when zero-shot tags were given and gave no figure
+        (none has a vector: :func:`run_evaluation`'s `zero_shot`; or no test image carries one):
+        then its ``value``, ``reference`` and ``bar`` are NaN (JSON null), ``ok`` is None and
+        ``not_measured`` says why. Target 7 counts only a pair set both models share at least
         :data:`MIN_WORD_PAIRS` pairs of; with none, its ``ok`` is None (not decided) and ``pairs``
         says how many pairs the larger set had."""
         out = []
@@ -948,6 +951,10 @@ class EvaluationReport:
         if im and ridge:
             add("3. zero-shot tags mAP ≥ ridge", im.get("zero_shot", "map"), ridge.get("zero_shot", "map"),
                 lambda v, r: v >= r)
+            why = self._zero_shot_not_measured(im)
+            if why:  # zero-shot tags were given, but gave no figure: say so, never leave it out unseen
+                out.append({"target": "3. zero-shot tags mAP ≥ ridge", "value": float("nan"),
+                            "reference": float("nan"), "bar": float("nan"), "ok": None, "not_measured": why})
         i2i = self.space.get("image_to_image")
         if i2i:
             add(f"5. held-out image's {i2i.get('k', 10)} nearest training images share a tag ≥ raw CNN cosine",
@@ -981,6 +988,19 @@ class EvaluationReport:
                             "bar": -0.01, "ok": False if analog is not None and analog < -0.02 else None,
                             "pairs": max(n or 0 for n in sets.values())})  # (the analogies decide alone)
         return sorted(out, key=lambda t: int(t["target"].split(".")[0]))
+
+    def _zero_shot_not_measured(self, im: TaggingResult) -> str | None:
+        """Why target 3 has no value although zero-shot tags were given (None: it has one, or none
+        were given): no zero-shot tag has a vector, or no test image carries one that has."""
+        zs = self.info.get("n_zero_shot_tags")
+        value = im.get("zero_shot", "map")
+        if not zs or (value is not None and not math.isnan(value)):
+            return None
+        with_vector = _zero_shot_scored(self.info)
+        if with_vector == 0:
+            return f"0 of {zs} zero-shot tags are words of the model"
+        return "no test image has a zero-shot tag" + (" that is a word of the model" if with_vector is not None
+                                                      and with_vector < zs else "")
 
     def save_json(self, path: str | os.PathLike) -> None:
         """Write :meth:`to_dict` as JSON (atomically)."""
@@ -1108,7 +1128,7 @@ class EvaluationReport:
             ``"word_similarity"`` or ``"targets"``) and ``"title"`` (str; "" for none), and either
             ``"header"`` (list of str) and ``"rows"`` (one list of str per row, aligned with the
             header) or ``"lines"`` (list of str). The targets part adds ``"met"``: one bool per row
-            (None: not decided, as target 7 on too few word pairs).
+            (None: not decided, as target 7 on too few word pairs, or target 3 not measured).
             A part with nothing to show is left out.
 
         Examples
@@ -1123,23 +1143,44 @@ class EvaluationReport:
         held, split = info.get("n_test_images", "?"), info.get("n_test_images_in_split")
         scored = next((r.metrics["all"].get("n_images", held) for r in self.rows
                        if r.applicable and "all" in r.metrics), held)
+        trained = info.get("n_test_images_trained") or 0  # test images the model trained on: not held-out
+        held_out = "test" if trained else "held-out"
         if split is not None and split != held:
-            where = f"held-out images of {info['eval_set']}'s split" if info.get("eval_set") else "held-out images"
+            where = (f"{held_out} images of {info['eval_set']}'s split" if info.get("eval_set")
+                     else f"{held_out} images")
             images = f"{held} of the {split} {where} (those with features and a candidate tag)"
         elif isinstance(held, int) and scored < held:
-            images = f"{scored} of the {held} held-out images, those with a candidate tag (tag → image ranks all {held})"
+            images = (f"{scored} of the {held} {held_out} images, those with a candidate tag (tag → image ranks all "
+                      f"{held})")
         else:
-            images = f"{held} held-out images"
+            images = f"{held} {held_out} images"
+        if trained:
+            images += f" ({trained} of them trained on: in-sample figures)"
         head = f"Image → tag on {images}, {info.get('n_candidates', '?')} candidate tags"
         if zs is not None:
             per = {s: next((r.metrics[s].get("n_images") for r in self.rows if r.applicable and s in r.metrics), None)
                    for s in ("seen", "zero_shot")}
             head += f" ({zs} zero-shot: never seen with a training image"
+            with_vector, seen_sep = _zero_shot_scored(info), ", "
+            if with_vector is not None and with_vector < zs:  # the others tie at the bottom of every row
+                words = info.get("n_zero_shot_words", with_vector)
+                which = "of the model" + ("" if words == with_vector else
+                                          f" with a trained vector ({words} are words of the model)")
+                if with_vector:
+                    head += (f"; {with_vector} of them " + (f"is a word {which}" if with_vector == 1 else
+                                                           f"are words {which}")
+                             + f", the other {zs - with_vector} rank last in every row")
+                else:
+                    head += ("; none of them is a word of the model" if not words else
+                             f"; none of the {words} that are words of the model has a trained vector")
+                    head += (" — a zero-shot tag's vector comes from text lines or pretrained word vectors — so no "
+                             "ZS columns")
+                    seen_sep = "; "
             if per["zero_shot"] is not None and per["zero_shot"] != scored:
                 head += (f"; the ZS columns average over the {per['zero_shot']} "
                          + ("image that has one" if per["zero_shot"] == 1 else "images that have one"))
             if per["seen"] is not None and per["seen"] != scored:
-                head += f", seen mAP over the {per['seen']} that have a seen one"
+                head += f"{seen_sep}seen mAP over the {per['seen']} that have a seen one"
             head += ")"
         cols = [c for c in _COLUMNS if any(r.get(c[0], c[1]) is not None for r in self.rows)]
         body = []
@@ -1187,7 +1228,7 @@ class EvaluationReport:
                 near = (f"{i2i['k']} nearest training images" if base is None else
                         f"{i2i['k']} nearest of the {base} training images of the model" if i2i["k"] < base else
                         f"{i2i['k']} nearest training images (all {base} of the model)")
-                lines.append(f"image → image: a held-out image's {near} share a tag "
+                lines.append(f"image → image: a {held_out} image's {near} share a tag "
                              f"{_na(i2i['model'], pct=True)} (raw CNN cosine: {_na(i2i['raw_features'], pct=True)})")
             an = sp.get("analogies")
             if an and an.get("n"):
@@ -1227,8 +1268,9 @@ class EvaluationReport:
         if targets:
             parts.append({"name": "targets", "title": "Targets",
                           "header": ["target", "value", "bar", "compared with", "met"],
-                          "rows": [[t["target"], _fmt(t["value"]), f"{t['bar']:.3f}", f"{t['reference']:.3f}",
-                                    f"n/a (only {t.get('pairs')} pairs)" if t["ok"] is None
+                          "rows": [[t["target"], _fmt(t["value"]), _fmt(t["bar"]), _fmt(t["reference"]),
+                                    "not measured" if t.get("not_measured")
+                                    else f"n/a (only {t.get('pairs')} pairs)" if t["ok"] is None
                                     else "yes" if t["ok"] else "NO"] for t in targets],
                           "met": [t["ok"] for t in targets]})
         return parts
@@ -1318,7 +1360,8 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
                    analogy_vocab: int = 30_000, knn_k: int = 20, ridge_alpha: float = 1.0,
                    logistic_C: float = 1.0, n_in_sample: int = 500, seed: int = 0,
                    analogies: Sequence[tuple[str, str, str, str]] | None = None,
-                   baseline_cache: str | os.PathLike | None = None) -> EvaluationReport:
+                   baseline_cache: str | os.PathLike | None = None,
+                   test_keys: Sequence[str] | None = None) -> EvaluationReport:
     """Evaluate an Im2Vec model and the baselines on the same held-out images, plus word similarity.
 
     Parameters
@@ -1334,7 +1377,14 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
         The tag vocabulary ranked for every image (zero-shot tags are appended if missing).
     zero_shot : iterable of str, optional
         Tags never shown with a training image; adds "seen" and "zero_shot" scopes. They are
-        also removed from `train_tags` before any baseline is fitted.
+        also removed from `train_tags` before any baseline is fitted. A zero-shot tag is scored
+        through its word vector, which comes from text (documents without an image) or pretrained
+        word vectors: ``info["n_zero_shot_words"]`` counts those that are words of the model (and
+        ``info["n_zero_shot_word_space"]`` those with a trained vector, the word space random W and
+        ridge map into, when they are asked for). A tag without one ranks last, tied, in every
+        row (every row is scored over the same tags); when no zero-shot tag has a vector, every
+        row's "zero_shot" scope is left out (every method would tie on them: the figures would be
+        chance, the same in every row), a warning says so and target 3 is "not measured".
     train_features, train_tags : optional
         The training split (features aligned with tag lists), needed by the ridge, prior, kNN and
         logistic baselines; baselines that lack them are skipped with a warning.
@@ -1377,6 +1427,10 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
         JSON file (written atomically) that keeps the rows of :data:`MODEL_FREE_BASELINES`, keyed
         by a digest of everything they depend on: a later evaluation on the same data reuses them
         (``info["cached_baselines"]``), one with any input changed computes them again. None: none.
+    test_keys : sequence of str, optional
+        The image tokens of the test rows: those that are images of the model (it trained on them:
+        their figures are in-sample) are counted, ``info["n_test_images_trained"]``, and the
+        table's header says so instead of calling them held-out.
 
     Returns
     -------
@@ -1393,6 +1447,11 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
                    "n_zero_shot_tags": len(scoring.zero_shot) if scoring.zero_shot is not None else None,
                    "n_train_images": len(X_train) if X_train is not None else None,
                    "baselines": list(baselines), "analogy_vocab": analogy_vocab, "model": str(model)}
+    if test_keys is not None:
+        report.info["n_test_images_trained"] = _trained_test_images(model, test_keys, len(scoring.X))
+    zs_words = _zero_shot_vocabulary(model, scoring.zero_shot, baselines) if scoring.zero_shot else None
+    if zs_words is not None:
+        report.info.update(zs_words)
     im2vec_row = scoring.row("Im2Vec (cosine in model.wv)", lambda: Im2VecScorer(model))
     report.rows.append(im2vec_row)
     report.rows.extend(scoring.row(name, lambda sc=sc: sc) for name, sc in (scorers or {}).items())
@@ -1402,6 +1461,9 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
         ridge_alpha=ridge_alpha, logistic_C=logistic_C, n_in_sample=n_in_sample, seed=seed, cache=cache))
     if cache is not None:
         report.info["cached_baselines"] = cache.save()
+    if zs_words is not None and not _zero_shot_scored(report.info):
+        for row in report.rows:  # every method ties on tags without a vector: no figure to give
+            row.metrics.pop("zero_shot", None)
     _space_checks(report, model, im2vec_row, scoring.X, scoring.tags, scoring.candidates, X_train, train_tags,
                   train_keys, n_in_sample, analogies, train_docs)
     if word_similarity:
@@ -1410,6 +1472,67 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
     logger.info("evaluation of %i methods on %i images took %.1fs", len(report.rows), len(scoring.X),
                 report.info["seconds"])
     return report
+
+
+#: Where a zero-shot tag's vector comes from (it never met an image): said wherever one is missing.
+_ZERO_SHOT_VECTORS = ("a zero-shot tag's vector comes from text lines (documents without an image: `im2vec split` "
+                      "keeps them in train.txt, zero-shot tags included) or pretrained word vectors "
+                      "(`im2vec train --pretrained`)")
+
+
+def _trained_test_images(model, test_keys: Sequence[str], n_rows: int) -> int:
+    """How many of the test rows' image tokens are images of the model (their rows of ``model.wv``
+    were fitted to these very tags: in-sample, not held-out)."""
+    keys = list(test_keys)
+    if len(keys) != n_rows:
+        raise ValueError(f"test_keys has {len(keys)} keys for {n_rows} test images; give one key per test row.")
+    k2i, is_image = model.wv.key_to_index, getattr(model, "is_image", None)
+    return sum(1 for k in keys if k in k2i and (is_image is None or is_image(k)))
+
+
+def _zero_shot_vocabulary(model, zero_shot: Sequence[str], baselines: Sequence[str]) -> dict:
+    """How many zero-shot tags have a vector to be scored by, for ``report.info``:
+    ``n_zero_shot_words`` (words of the model: what :class:`Im2VecScorer` ranks; it gives any other
+    candidate ``-inf``), with random W or ridge asked for ``n_zero_shot_word_space`` (those with a
+    trained vector: the word space both map into, :func:`words_only` with ``word_space=True``), and
+    ``zero_shot_without_vector`` (the others, sorted). Logged: a warning when none has one (then no
+    zero-shot figure is given: :func:`_zero_shot_scored`), the count otherwise when some lack one."""
+    unknown = getattr(model, "unknown_words", None)
+    k2i = model.wv.key_to_index
+    missing = set(unknown(zero_shot)) if unknown is not None else {t for t in zero_shot if t not in k2i}
+    out: dict = {"n_zero_shot_words": len(zero_shot) - len(missing)}
+    untrained: set = set()
+    space_keys = getattr(model, "word_space_keys", None) if {"random", "ridge"} & set(baselines) else None
+    if space_keys is not None:
+        space = set(space_keys)
+        untrained = {t for t in zero_shot if t not in missing and t not in space}
+        out["n_zero_shot_word_space"] = out["n_zero_shot_words"] - len(untrained)
+    out["zero_shot_without_vector"] = sorted(missing | untrained)
+    n, scored = len(zero_shot), _zero_shot_scored(out)
+    if scored == n:
+        return out
+    words = f"{out['n_zero_shot_words']} of the {n} zero-shot tags are words of the model"
+    if untrained:
+        words += (f", {out['n_zero_shot_word_space']} of them with a trained vector (the word space random W and "
+                  f"ridge map into; a word a vocabulary update added keeps its random start until train() "
+                  f"trains it, e.g. {sorted(untrained)[:3]})")
+    example = f"e.g. {', '.join(out['zero_shot_without_vector'][:5])}"
+    if not scored:
+        logger.warning("%s (%s): %s. Every method would tie on them, so no zero-shot figure is given and target 3 "
+                       "is not measured. Train the model with text lines or pretrained word vectors that have "
+                       "these tags, or leave zero_shot (--zero-shot) out.",
+                       words, example, _ZERO_SHOT_VECTORS, extra={"im2vec_warning": True})  # (the CLI: `warning: ...`)
+    else:
+        logger.info("%s; the other %i (%s) have no vector and rank last, tied, in every row (%s)",
+                    words, n - scored, example, _ZERO_SHOT_VECTORS)
+    return out
+
+
+def _zero_shot_scored(info: Mapping) -> int | None:
+    """The zero-shot tags every row can score (each has a vector in the model and, where random W or
+    ridge was asked for, in their word space), from ``report.info``; None when not recorded (no
+    zero-shot tags, or an older report)."""
+    return info.get("n_zero_shot_word_space", info.get("n_zero_shot_words"))
 
 
 @dataclass

@@ -144,6 +144,8 @@ from gensim_im2vec.space import (
 )
 from gensim_im2vec.store import FeatureStore, StoreMismatchError
 from gensim_im2vec.validation import (
+    check_corpus,
+    check_document,
     check_features,
     check_query_vectors,
     check_topn,
@@ -183,13 +185,19 @@ _SETTLE_GRACE = 2.0  # seconds an interrupted epoch waits for its idle threads t
 _LOAD_FEATURES: contextvars.ContextVar = contextvars.ContextVar("im2vec_load_features", default=None)
 #: Set while a checkpoint is loaded to be trained on (checkpoint.resume): the words' rows it kept go into the
 #: model's vectors_file, when it has one, instead of into memory, and the images' rows it left out are not
-#: written on load (train() writes them all from W when it ends or is interrupted).
+#: written on load (train() writes them all from W when it ends or is interrupted). A callable: called with the
+#: model before its vectors file is opened or made (resume checks the checkpoint's inputs there).
 _RESUMING: contextvars.ContextVar = contextvars.ContextVar("im2vec_resuming", default=False)
-#: Called as ``hook(path, file, shape)`` when a model makes its vectors file `path` (`file`: its temporary name,
-#: before the file has its name) or grows it (`file` is `path`): ``im2vec train`` records which file its run made,
+#: Called as ``hook(path, file, shape, token)`` when a model makes its vectors file `path` (`file`: its temporary
+#: name, before the file has its name) or grows it (`file` is `path`); `token`: the random token the model wrote
+#: into the file's header (None: no room): ``im2vec train`` records which file its run made,
 #: so that a rerun after a kill -9 can tell the file it left from any other
 #: (gensim_im2vec.checkpoint.mark_vectors_file, which writes a token into the file's header padding).
 _VECTORS_FILE_MADE: contextvars.ContextVar = contextvars.ContextVar("im2vec_vectors_file_made", default=None)
+#: The ``vectors_file`` given to :meth:`Im2Vec.load` (``vectors_file=``), seen by ``_load_specials``; the
+#: default, :data:`_RECORDED`, keeps the one the model was saved with.
+_RECORDED = type("_Recorded", (), {"__repr__": lambda self: "<the one it was saved with>"})()
+_LOAD_VECTORS_FILE: contextvars.ContextVar = contextvars.ContextVar("im2vec_load_vectors_file", default=_RECORDED)
 #: The model whose save() is pickling it without ``wv.key_to_index`` (Im2Vec._saved_without_key_index).
 _PICKLED_WITHOUT_KEY_INDEX: contextvars.ContextVar = contextvars.ContextVar("im2vec_no_key_index", default=None)
 
@@ -550,6 +558,7 @@ class Im2Vec(Word2Vec):
     ):
         if corpus_file is not None:
             corpus_file = corpusfile.check_corpus_file(corpus_file, sentences)
+        check_corpus(sentences, "sentences")
         self._check_batch_words(batch_words)
         self._init_image_state(
             image_prefix=image_prefix, missing_images=missing_images, train_words=train_words,
@@ -687,6 +696,7 @@ class Im2Vec(Word2Vec):
         self._image_occurrences = 0
         self._vectors_file_state = None  # the file wv.vectors is mapped from (vectors_file), while it is
         self._vectors_file_id = None  # (path, device, inode) of the last vectors file this model made (saved)
+        self._vectors_file_token = None  # the random token in that file's .npy header (saved; None: none)
         self.vectors_file = _check_vectors_file(vectors_file)
         if self.vectors_file is not None:
             self._claim_vectors_path(self.vectors_file)  # a new model owns no file: refused before any work
@@ -924,13 +934,14 @@ class Im2Vec(Word2Vec):
         self._scan_tag_counts = counts
         feats = self.features
         k2i = feats.key_to_index if feats is not None else {}
-        if not k2i:
+        if not k2i:  # text only: a document given as one str gets gensim's warning, as in gensim
             yield from sentences
             return
-        for doc in sentences:
-            if isinstance(doc, str):  # (gensim's scan refuses it, naming the fix)
-                yield doc
-                continue
+        # with images, a document given as one str (read as its characters: no image token could match)
+        # is refused, naming it (check_document); gensim only warns about the first document
+        for i, doc in enumerate(sentences):
+            if isinstance(doc, (str, bytes)):
+                check_document(doc, i)
             words = [tok for tok in doc if tok not in k2i]
             if len(words) < len(doc):  # an image document
                 counts.update(words)  # counted in C
@@ -961,6 +972,7 @@ class Im2Vec(Word2Vec):
         first training fitted it, whatever the new features: ``W`` was trained against it.
         """
         self._refuse_during_training("build_vocab")
+        check_corpus(corpus_iterable)
         if update:
             self._follow_vocab()
             self._refuse_reordered("build_vocab")  # (a new vocabulary clears it: init_weights)
@@ -1469,9 +1481,10 @@ class Im2Vec(Word2Vec):
     def _claim_vectors_path(self, path: str) -> None:
         """Refuse to put a new vectors file at `path` (nothing is written) unless no file is there or
         it is this model's own: the file it maps now, or the file it made before it was saved (its
-        recorded device and inode) that no live model maps (its lock is free: e.g. the file of an
-        interrupted run, continued from a checkpoint). Any other file is the user's or another
-        model's, and stays as it is."""
+        recorded path, device and inode, and its random token in the header when it recorded one) that no
+        live model maps (its lock is free: e.g. the file of an interrupted run, continued from a
+        checkpoint): replaced (a new file given the name: another name of the old one, a hard link, keeps
+        it as it is). Any other file is the user's or another model's, and stays as it is."""
         if not os.path.lexists(path):
             return
         fid = _file_id(path)
@@ -1479,7 +1492,8 @@ class Im2Vec(Word2Vec):
         if fid is not None and vf is not None and fid == vf.id:
             return
         record = getattr(self, "_vectors_file_id", None)
-        if fid is not None and record is not None and tuple(record) == fid and fcntl is not None:
+        if fid is not None and record is not None and tuple(record) == fid and fcntl is not None \
+                and self._has_own_token(path):
             try:
                 _VectorsFile.lock(path).close()
             except BlockingIOError:
@@ -1498,17 +1512,34 @@ class Im2Vec(Word2Vec):
 
     def _reopen_own_vectors_file(self, path: str, n_rows: int) -> bool:
         """Map the file at `path` as ``wv.vectors`` in place (written over, the same file) when it is
-        the vectors file this model made (its recorded device and inode), no live model maps it, and
-        it holds `n_rows` rows of this model's width: a checkpoint resumed into its run's file keeps
-        that file, so a resume interrupted before its next checkpoint can be resumed again (a new
-        file would not be the one the checkpoint records). False: it is not, nothing done."""
+        the vectors file this model made, no live model maps it, and it holds `n_rows` rows of this
+        model's width: a checkpoint resumed into its run's file keeps that file, so a resume
+        interrupted before its next checkpoint can be resumed again (a new file would not be the one
+        the checkpoint records). The file this model made is known by its recorded device and inode,
+        its only name (a file that another path also names, e.g. a folder copied with hard links, is
+        never written in: it is that path's too), and the random token the model wrote into its
+        header (a saved model's file, once a run's, has none: :meth:`save` takes it out), wherever it
+        lies now (the folder of an interrupted run moved: ``load(vectors_file=...)``); a model that
+        recorded no token (saved by an earlier version) knows it only at its recorded path. A copy is
+        another file. False: it is not, nothing done."""
         record, fid = getattr(self, "_vectors_file_id", None), _file_id(path)
-        if fid is None or record is None or tuple(record) != fid or fcntl is None:
+        if fid is None or record is None or tuple(record)[1:] != fid[1:] or fcntl is None:
+            return False
+        if getattr(self, "_vectors_file_token", None) is None and tuple(record)[0] != path:
+            logger.info("%s is not taken as the vectors file this model made as %s: the model records no token of "
+                        "it (saved by an earlier version) and it is not at its recorded path", path, tuple(record)[0])
             return False
         try:
             handle = _VectorsFile.lock(path)
         except BlockingIOError:
             return False  # in use: _new_vectors_file refuses it, naming the fix
+        links = os.fstat(handle.fileno()).st_nlink
+        if links != 1 or not self._has_own_token(path):
+            handle.close()
+            logger.info("%s is not written in place: %s", path,
+                        f"{links} paths name that file (hard links: a folder copied with cp -al?); a new file is made"
+                        if links != 1 else "its header lacks the token this model wrote into its vectors file")
+            return False
         try:
             array = np.lib.format.open_memmap(path, mode="r+")
         except (OSError, ValueError):
@@ -1524,8 +1555,21 @@ class Im2Vec(Word2Vec):
             vf.close()
             return False
         self.wv.vectors, self._vectors_file_state = array, vf
+        if tuple(record)[0] != path:
+            logger.info("%s is the vectors file this model made as %s (moved since)", path, tuple(record)[0])
+        self._vectors_file_id = vf.id  # (where it lies now)
         logger.info("wv.vectors in %s again (the run's own vectors file, written over in place)", path)
         return True
+
+    def _has_own_token(self, path: str) -> bool:
+        """Whether the file at `path` holds in its header the token this model wrote into the vectors file
+        it made (True when it recorded none: a model saved by an earlier version, or a header without room)."""
+        token = getattr(self, "_vectors_file_token", None)
+        if token is None:
+            return True
+        from gensim_im2vec.checkpoint import has_run_token
+
+        return has_run_token(path, token)
 
     def _new_vectors_file(self, path: str, n_rows: int, prior) -> None:
         """Write a new vectors file of `n_rows` rows at `path` (refused by :meth:`_claim_vectors_path`
@@ -1541,9 +1585,10 @@ class Im2Vec(Word2Vec):
         try:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=REAL, shape=shape)
             handle = _VectorsFile.lock(tmp)  # the same file once it has its name
+            token = _new_run_token(tmp)
             made = _VECTORS_FILE_MADE.get()
             if made is not None:  # (before the name: a process killed from here on leaves a file it is known by)
-                made(path, tmp, shape)
+                made(path, tmp, shape, token)
             with open(tmp, "r+b") as f:
                 _reserve(f, out.offset, out.offset + out.nbytes, path, shape)
             keep = min(len(prior), shape[0]) if prior is not None and np.ndim(prior) == 2 else 0
@@ -1565,6 +1610,7 @@ class Im2Vec(Word2Vec):
         self.wv.vectors = vf.array
         self._vectors_file_state = vf
         self._vectors_file_id = vf.id
+        self._vectors_file_token = token
         if old is not None:
             old.close()
 
@@ -1579,6 +1625,15 @@ class Im2Vec(Word2Vec):
         if len(header) != old.offset:
             self._new_vectors_file(vf.path, n_rows, old)
             return
+        token = getattr(self, "_vectors_file_token", None)
+        if token is not None:  # (the token kept in the header written: one write, the file always known by it)
+            from gensim_im2vec.checkpoint import _header_with_token
+
+            marked = _header_with_token(header, token)
+            if marked is None:  # no room left for it: the file is known at its recorded path alone from now on
+                self._vectors_file_token = token = None
+            else:
+                header = marked
         start, end = old.offset + old.nbytes, old.offset + shape[0] * shape[1] * np.dtype(REAL).itemsize
         with open(vf.path, "r+b") as f:
             size = os.fstat(f.fileno()).st_size
@@ -1590,8 +1645,8 @@ class Im2Vec(Word2Vec):
             f.write(header)
             f.flush()
             made = _VECTORS_FILE_MADE.get()
-            if made is not None:  # (the header rewritten: the run's token written again)
-                made(vf.path, vf.path, shape)
+            if made is not None:  # (the header rewritten: the record of the file's shape written again)
+                made(vf.path, vf.path, shape, token)
         vf.array = array = np.lib.format.open_memmap(vf.path, mode="r+")
         self._init_word_rows(array, len(old), shape[0])
         self.wv.vectors = array
@@ -1769,6 +1824,7 @@ class Im2Vec(Word2Vec):
         if corpus_file is not None:
             corpus_file = corpusfile.check_corpus_file(corpus_file, corpus_iterable)
             corpusfile.check_total_words(total_words)
+        check_corpus(corpus_iterable)
         self._follow_vocab()
         self._refuse_reordered("train")
         self._ensure_writable()
@@ -2016,7 +2072,8 @@ class Im2Vec(Word2Vec):
         W once ``train()`` has raised, so the rows its end writes are W's (:class:`_Epoch`)."""
         epoch = self._epoch = _Epoch(int(self.workers))  # None between epochs (not saved)
         try:
-            result = super()._train_epoch(_epoch_corpus(data_iterable, epoch), *args, **kwargs)
+            result = super()._train_epoch(_epoch_corpus(data_iterable, epoch, self.features is not None), *args,
+                                          **kwargs)
         except BaseException:
             epoch.halt()
             epoch.settle()
@@ -2788,8 +2845,7 @@ class Im2Vec(Word2Vec):
                 f"{name}: expected CNN feature vectors, got {what}. Extract an image's features first with "
                 f"the model's extractor: gensim_im2vec.query.make_featurizer(model.image_features_metadata, "
                 f"store=model.feature_store)(path) for a file, or FeatureExtractor(...)([image])"
-                + ("; an image key the model's features hold is queried by its key: "
-                   "model.most_similar_words(key)." if isinstance(features, str) else "."))
+                + (self._key_not_features(features) if isinstance(features, str) else "."))
         if self.W is None or self.features is None:
             raise RuntimeError(
                 "this model has no images (no map W from features to the space): it was built without "
@@ -2802,6 +2858,16 @@ class Im2Vec(Word2Vec):
             arr = arr.reshape(1, -1)
         arr = check_features(arr, dim=self.W.shape[1], name=name)
         return arr, single
+
+    def _key_not_features(self, text: str) -> str:
+        """The end of :meth:`_as_feature_matrix`'s refusal of a str: how to query the image it names."""
+        key = text if self._held_out_features(text) is not None or self.is_image(text) else \
+            self._prefixed_image_key(text)
+        if key is None:
+            return ("; an image key the model's features hold is queried by its key: "
+                    "model.most_similar_words(key).")
+        return (f"; {text!r} names the model's image {key!r}: query it by its key, "
+                f"model.most_similar_words({key!r}) (or most_similar_images, most_similar_tags).")
 
     def _project_normalized(self, arr: np.ndarray, dtype=REAL) -> np.ndarray:
         if self.normalize_features:
@@ -2926,16 +2992,63 @@ class Im2Vec(Word2Vec):
         best = best[np.argsort(-sims[best], kind="stable")]
         return [(self.wv.index_to_key[i], float(sims[i])) for i in best]
 
-    def _most_similar_restricted(self, positive, negative, topn, restrict):
+    def _most_similar_restricted(self, positive, negative, topn, restrict, indexer=None):
         topn = check_topn(topn)
         self._follow_vocab()
         positive, negative = self._held_out_keys(query_items(positive)), self._held_out_keys(query_items(negative))
         check_query_vectors(self.wv, positive + negative)
+        self._check_query_keys(positive + negative)
+        if indexer is not None and topn is not None:  # (gensim, too, answers topn=None exactly, indexer or not)
+            return self._most_similar_indexed(positive, negative, topn, restrict, indexer)
         sims = self.wv.most_similar(positive=positive, negative=negative, topn=None)
         # the query's keys are left out, as gensim does: plain keys, indices and (key, weight) pairs
         wv = self.wv
         exclude = [wv.get_index(k) for k in query_keys(positive + negative) if wv.has_index_for(k)]
         return self._top(sims, topn, self._modality_mask(restrict), exclude)
+
+    def _most_similar_indexed(self, positive, negative, topn: int, restrict: str, indexer):
+        """:meth:`_most_similar_restricted` answered by `indexer`'s sub-index of `restrict` (a
+        :class:`~gensim_im2vec.index.ModalityIndexer` or one of its views, whatever modality the view
+        answers): :func:`~gensim_im2vec.index.ann_most_similar`, the query's keys left out."""
+        from gensim_im2vec.index import ann_most_similar
+
+        if not callable(getattr(indexer, "restrict", None)):
+            raise TypeError(
+                f"indexer: answering only {restrict} takes an index with one part per modality, a "
+                f"gensim_im2vec.index.ModalityIndexer(model) with {restrict!r} among its modalities; got "
+                f"{type(indexer).__name__}, which answers words and images mixed: ask it through "
+                f"model.wv.most_similar(..., indexer=indexer) and keep the {restrict} yourself.")
+        return ann_most_similar(self, positive, negative, topn, indexer=indexer, restrict=restrict)
+
+    def _check_query_keys(self, items: list) -> None:
+        """Refuse a key of a query that the vocabulary lacks (after :meth:`_held_out_keys`) with
+        gensim's KeyError, which also names the image key it may stand for: a bare key ("0"),
+        as the CLI's query prompt takes it, for the vocabulary's or the features' "img:0"."""
+        k2i = self.wv.key_to_index
+        for key in query_keys(items):
+            if isinstance(key, str) and key not in k2i:
+                raise KeyError(self._unknown_key_message(key))
+
+    def _unknown_key_message(self, key: str) -> str:
+        """gensim's "Key ... not present in vocabulary", with the image key `key` may stand for."""
+        said = f"Key {key!r} not present in vocabulary"
+        full = self._prefixed_image_key(key)
+        if full is not None:
+            return (f"{said}; did you mean the image {full!r}? Image keys carry the prefix "
+                    f"{self.image_prefix!r}.")
+        return said
+
+    def _prefixed_image_key(self, key) -> str | None:
+        """The model's image key `key` stands for without its prefix ("0" for "img:0", in the
+        vocabulary or the features), else None."""
+        prefix = self.image_prefix
+        if not isinstance(key, str) or not prefix or key.startswith(prefix):
+            return None
+        full = prefix + key
+        feats = self.features
+        if (full in self.wv.key_to_index and self.is_image(full)) or (feats is not None and full in feats.key_to_index):
+            return full
+        return None
 
     def _held_out_features(self, key) -> np.ndarray | None:
         """The features of `key` when it is an image the model's features hold but its vocabulary
@@ -2962,23 +3075,45 @@ class Im2Vec(Word2Vec):
             out.append(item)
         return out
 
-    def most_similar_words(self, positive=None, negative=None, topn: int | None = 10) -> list[tuple[str, float]]:
+    def most_similar_words(self, positive=None, negative=None, topn: int | None = 10,
+                           indexer=None) -> list[tuple[str, float]]:
         """Like ``wv.most_similar`` (keys, vectors or ``(key, weight)`` pairs, words or images),
-        returning only words; the query's own keys are left out. ``topn=None``: every word, best first."""
-        return self._most_similar_restricted(positive, negative, topn, "words")
+        returning only words (an image's describing words: ``most_similar_words("img:0")``); the
+        query's own keys are left out. ``topn=None``: every word, best first.
 
-    def most_similar_tags(self, positive=None, negative=None, topn: int | None = 10) -> list[tuple[str, float]]:
+        `indexer`: as gensim's ``most_similar(..., indexer=)``, an approximate index answers
+        instead of the exact scan of every vector, when `topn` is an int (``topn=None`` is
+        answered exactly, as gensim does). It must be able to answer words alone: a
+        :class:`~gensim_im2vec.index.ModalityIndexer` (or any of its views, e.g.
+        ``indexer.images``: its words part answers) built with "words"; the answer is
+        :func:`~gensim_im2vec.index.ann_most_similar` ``(model, ..., indexer=indexer,
+        restrict="words")``. Another indexer is refused (it mixes words and images).
+
+        Raises
+        ------
+        KeyError
+            A key in neither the vocabulary nor the features (held-out images are projected); a
+            bare image key ("0" for "img:0") is named with the key it may stand for.
+        """
+        return self._most_similar_restricted(positive, negative, topn, "words", indexer)
+
+    def most_similar_tags(self, positive=None, negative=None, topn: int | None = 10,
+                          indexer=None) -> list[tuple[str, float]]:
         """Like :meth:`most_similar_words`, returning only the words of the image documents (the
         tags the images trained with, ``image_tag_counts``): an image's describing words without
         the rest of the text's vocabulary. The same cosine as ``wv.most_similar``; a word no
         training image carries (a zero-shot tag) is not among them, so rank those by
-        ``wv.distances`` or :meth:`most_similar_words`."""
-        return self._most_similar_restricted(positive, negative, topn, "tags")
+        ``wv.distances`` or :meth:`most_similar_words`. `indexer`: as in :meth:`most_similar_words`,
+        a :class:`~gensim_im2vec.index.ModalityIndexer` built with "tags" among its modalities."""
+        return self._most_similar_restricted(positive, negative, topn, "tags", indexer)
 
-    def most_similar_images(self, positive=None, negative=None, topn: int | None = 10) -> list[tuple[str, float]]:
+    def most_similar_images(self, positive=None, negative=None, topn: int | None = 10,
+                            indexer=None) -> list[tuple[str, float]]:
         """Like ``wv.most_similar`` (keys, vectors or ``(key, weight)`` pairs, words or images),
-        returning only images; the query's own keys are left out. ``topn=None``: every image, best first."""
-        return self._most_similar_restricted(positive, negative, topn, "images")
+        returning only images; the query's own keys are left out. ``topn=None``: every image, best
+        first. `indexer`: as in :meth:`most_similar_words`, a
+        :class:`~gensim_im2vec.index.ModalityIndexer` built with "images"."""
+        return self._most_similar_restricted(positive, negative, topn, "images", indexer)
 
     def similar_by_image(self, features, topn: int | None = 10, restrict: str | None = None):
         """Nearest words and/or images (cosine in ``model.wv``) to images given by their features.
@@ -3247,9 +3382,14 @@ class Im2Vec(Word2Vec):
         return True
 
     def _let_go_of_vectors_file(self, saved: str) -> None:
-        """After a save that took the vectors file as its own: the file's first name removed, its lock
+        """After a save that took the vectors file as its own: the run's token taken out of its header (no
+        checkpoint of the run continues in a saved model's file), the file's first name removed, its lock
         released, and ``wv.vectors`` the saved vectors, read-only (as ``load(mmap="r")`` gives them)."""
         vf = self._vectors_file_state
+        if _file_id(saved)[1:] == vf.id[1:]:  # (moved, not copied) the saved model's now: no run's token in it
+            from gensim_im2vec.checkpoint import clear_run_token
+
+            clear_run_token(saved)
         self.wv.vectors = np.load(saved, mmap_mode="r")
         self._vectors_file_state = None
         vf.close()
@@ -3304,7 +3444,7 @@ class Im2Vec(Word2Vec):
                 setattr(self, name, value)
 
     @classmethod
-    def load(cls, fname, *args, image_features=None, **kwargs) -> Im2Vec:
+    def load(cls, fname, *args, image_features=None, vectors_file=_RECORDED, **kwargs) -> Im2Vec:
         """Load a model written by :meth:`save` (``mmap="r"``: W, the vectors and features saved with
         the model are memory-mapped read-only).
 
@@ -3320,7 +3460,19 @@ class Im2Vec(Word2Vec):
             The saved model (its companion ``.npy`` files beside it).
         image_features : str, os.PathLike, feature store, mapping or (keys, array) pair, optional
             Features to use instead of the recorded ones, e.g. the store's new path after it moved.
-            They must hold every image of the vocabulary, with the model's feature dim.
+            They must hold every image of the vocabulary, with the model's feature dim; a store must
+            come from the model's extractor (arch, weights, layer, preprocessing, normalisation:
+            each its metadata and the model's record both hold must agree; the same extractor's store
+            extracted again is taken). A store that records no extractor (``FeatureStore.from_arrays``
+            without that metadata) is taken with a warning; a mapping or pair is not checked.
+        vectors_file : str, os.PathLike or None, optional
+            The model's ``vectors_file`` from now on instead of the one it was saved with (left out:
+            that one), e.g. its new place after the folder of an interrupted run moved or was copied;
+            None keeps its vectors in memory. A plain load only records it (the next ``train()``
+            moves ``wv.vectors`` there); a checkpoint loaded to be trained on
+            (:func:`~gensim_im2vec.checkpoint.resume`) continues in it: the file there written over
+            in place when it is the very file the run made (moved there), else a new file, made
+            from the checkpoint (any other file already there is refused, as always).
         **kwargs
             As gensim's ``load``, e.g. ``mmap="r"``.
 
@@ -3334,7 +3486,8 @@ class Im2Vec(Word2Vec):
             `fname`, or a companion file saved beside it (named), or the model's feature store is
             missing (the message names the path and how to give the new one).
         StoreMismatchError
-            The feature store at the recorded path is another store, or changed (named).
+            The feature store at the recorded path is another store, or changed (named); or the store
+            given as `image_features` was made by another extractor than the model's (both named).
         NotAModelError
             `fname` holds another kind of object (KeyedVectors, a Doc2Vec, a FastText ...): both a
             TypeError and the AttributeError gensim's ``Word2Vec.load`` raises there.
@@ -3348,15 +3501,21 @@ class Im2Vec(Word2Vec):
         like any Im2Vec; :meth:`from_word2vec` adds images to it.
         """
         kwargs.pop("rethrow", None)  # gensim's Word2Vec.load option (log, then raise): errors here always raise
+        if vectors_file is not _RECORDED:  # the argument's fault, before the file is read
+            vectors_file = _check_vectors_file(vectors_file)
         token = _LOAD_FEATURES.set(image_features)
+        vf_token = _LOAD_VECTORS_FILE.set(vectors_file)
         try:
             # gensim's SaveLoad.load, under Word2Vec.load: that one's own type check raises a bare
             # AttributeError for e.g. a KeyedVectors file (reported as a damaged file then)
             model = _checked_load(super(Word2Vec, cls).load, (cls,), fname, *args, upgrade=True, **kwargs)
         finally:
+            _LOAD_VECTORS_FILE.reset(vf_token)
             _LOAD_FEATURES.reset(token)
         if not isinstance(model, cls):
             model = cls._from_plain_word2vec(model, os.fspath(fname), image_features)
+            if vectors_file is not _RECORDED:
+                model.vectors_file = vectors_file
         return model
 
     @contextlib.contextmanager
@@ -3408,10 +3567,26 @@ class Im2Vec(Word2Vec):
                              f"{len(self._vocab_image_rows)} keys, {len(at)} of them words: its files do not "
                              f"belong together; remove the checkpoint to start over.")
         resuming = _RESUMING.get()
+        if callable(resuming):  # (resume: the checkpoint's inputs checked before any file is opened or made)
+            try:
+                resuming(self)
+            except Exception as e:  # (the resume's refusal, as it is: not a damaged file)
+                e._im2vec_as_is = True
+                raise
         if resuming and getattr(self, "vectors_file", None) is not None:
-            path = _check_vectors_file(self.vectors_file)
-            if not self._reopen_own_vectors_file(path, n):
-                self._new_vectors_file(path, n, None)
+            try:
+                try:
+                    path = _check_vectors_file(self.vectors_file)
+                except FileNotFoundError as e:  # the run's folder moved: say how to give its new place
+                    raise FileNotFoundError(
+                        f"{e} The checkpoint's run kept its vectors there: give its new place, "
+                        f"resume(..., vectors_file=PATH) (e.g. its folder moved), or vectors_file=None to keep them "
+                        f"in memory.") from None
+                if not self._reopen_own_vectors_file(path, n):
+                    self._new_vectors_file(path, n, None)
+            except OSError as e:  # (a file in the way, a full disk: the load raises it as it is, not as a damaged file)
+                e._im2vec_as_is = True
+                raise
             whole = self.wv.vectors
         else:
             whole = self.wv.vectors = np.zeros((n, self.wv.vector_size), dtype=REAL)
@@ -3475,6 +3650,7 @@ class Im2Vec(Word2Vec):
                               ("space_analogy_alpha", 0.05), ("space_analogy_negatives", 4096),
                               ("space_analogy_seconds", 0.0), ("space_analogy_loss", float("nan")),
                               ("_analogy_plan", None), ("vectors_file", None), ("_vectors_file_id", None),
+                              ("_vectors_file_token", None),
                               ("_space_readout", 0.0), ("readout_W", None), ("readout_offset", None),
                               ("space_readout_directions", 0), ("space_calibrate_new_words", False),
                               ("_readout_sums", None)):
@@ -3486,6 +3662,10 @@ class Im2Vec(Word2Vec):
         self._features_cache = None
         self._feature_store = None
         self._vectors_file_state = None  # the saved vectors are the model's own, never its vectors_file
+        vectors_file = _LOAD_VECTORS_FILE.get()
+        if vectors_file is not _RECORDED:  # Im2Vec.load(vectors_file=...): for this model only
+            _LOAD_VECTORS_FILE.set(_RECORDED)
+            self.vectors_file = vectors_file
         wv = self.__dict__.get("wv")
         # saved without its key dict (_saved_without_key_index): built once below, after the vocabulary's
         # image keys share the features' strings; gensim's own load would build the tables with it first
@@ -3558,10 +3738,11 @@ class Im2Vec(Word2Vec):
         k2i.update(zip(index_to_key, range(len(index_to_key))))
 
     def _use_given_features(self, given, fname) -> None:
-        """Take the features passed to :meth:`load` instead of the recorded ones (checked: dim, and
-        every image of the vocabulary)."""
+        """Take the features passed to :meth:`load` instead of the recorded ones (checked: a store's
+        extractor against the model's record, dim, and every image of the vocabulary)."""
         src = FeatureStore.open(given) if isinstance(given, (str, os.PathLike)) else given
         feats = ImageFeatures.from_any(src, name="image_features")
+        _check_given_extractor(self, feats, fname)
         saved = getattr(self, "_vocab_image_rows", None)
         if saved is None or len(saved) != len(self.wv.index_to_key):
             self._refresh_image_index()
@@ -3770,20 +3951,26 @@ class _Epoch:
                 pass
 
 
-def _epoch_corpus(data_iterable, epoch: _Epoch):
+def _epoch_corpus(data_iterable, epoch: _Epoch, check_documents: bool = False):
     """`data_iterable`, read for gensim's producer thread until `epoch` halts (a job's error, an
     interrupt): a failed epoch reads no more of the corpus. An exception of the iterator itself
     (e.g. an OSError reading a file) is kept for the epoch to raise, and the reading stops: in
     gensim it ends the producer's thread, and ``train()`` waits for it forever. Any exception is
-    kept (it would kill the thread as surely); it is raised by ``train()`` with its traceback."""
+    kept (it would kill the thread as surely); it is raised by ``train()`` with its traceback. With
+    `check_documents` (a model with images), a document given as one str (read as its characters) is
+    such an error (:func:`check_document`)."""
     try:
         docs = iter(data_iterable)
     except BaseException as err:  # whatever it is: a dead producer would hang train()
         epoch.fail(err)
         return
+    i = -1
     while not epoch.halted:
         try:
             doc = next(docs)
+            i += 1
+            if check_documents and isinstance(doc, (str, bytes)):
+                check_document(doc, i)
         except StopIteration:
             return
         except BaseException as err:
@@ -3859,6 +4046,18 @@ def _check_vectors_file(value) -> str | None:
         raise TypeError(f"vectors_file must be a file path (str or os.PathLike) or None (the vectors in memory), "
                         f"got {type(value).__name__} {value!r}.")
     return _file_path(value, f"vectors_file {os.fspath(value)!r}", "vectors.npy", " or choose another path")
+
+
+def _new_run_token(file: str) -> str | None:
+    """A new random token, written into the ``.npy`` header of the vectors file `file` this model makes (None
+    when the header has no room): the file is known by it as the one the model made, whatever its path
+    (:meth:`Im2Vec._reopen_own_vectors_file`)."""
+    import secrets
+
+    from gensim_im2vec.checkpoint import write_run_token
+
+    token = secrets.token_hex(16)
+    return token if write_run_token(file, token) else None
 
 
 def _file_id(path: str) -> tuple[str, int, int] | None:
@@ -4014,6 +4213,78 @@ def _gensim_stream(seed, offset: int) -> np.random.Generator:
 # ---------------------------------------------------------------------------------- loading
 
 
+#: The fields of a feature store's metadata that say which extractor made its rows: another CNN, other
+#: weights, another layer, preprocessing or normalisation give features that a model's W does not map,
+#: even at the same dim (which is checked apart, as are dtype and PCA: a store extracted again in
+#: float32 holds the same extractor's features).
+_EXTRACTOR_FIELDS = ("arch", "weights", "layer", "preprocessing", "normalisation")
+
+
+def _extractor_record(model) -> dict:
+    """Which extractor made the features `model` was trained on, as far as it recorded it: the identity
+    of the store it refers to (``image_store``, as saved; a load with other features leaves it until the
+    next save), else its features' metadata. {} where nothing is recorded (features from arrays)."""
+    ref = getattr(model, "image_store", None) or {}
+    meta = ref.get("identity") or getattr(model, "image_features_metadata", None) or {}
+    return {f: meta[f] for f in _EXTRACTOR_FIELDS if meta.get(f) is not None}
+
+
+def _extractor_differences(record: dict, metadata) -> list[tuple[str, object, object]] | None:
+    """How the extractor that a store's `metadata` records differs from the model's `record`
+    (:func:`_extractor_record`): ``(field, the store's, the model's)`` for each field both record and
+    differ in. None where the store records no extractor (neither arch nor weights: a
+    ``FeatureStore.from_arrays`` store made without that metadata) while the model does: unknown,
+    not refused (its rows are taken on the caller's word), warned of."""
+    if not record or not metadata:
+        return []
+    if metadata.get("arch") is None and metadata.get("weights") is None:
+        return None if ("arch" in record or "weights" in record) else []
+    return [(f, metadata.get(f), v) for f, v in record.items()
+            if metadata.get(f) is not None and _as_compared(f, metadata.get(f)) != _as_compared(f, v)]
+
+
+def _as_compared(field: str, value):
+    """An extractor field's value as two stores are compared: a layer by the node it resolved to
+    (``"fc7 (classifier.5)"`` is ``"classifier.5"``), the preprocessing without how JPEGs were
+    decoded (PIL's draft mode or ``decode_jpeg``: the same features to cosine >= 0.999, see
+    ``FeatureExtractor(jpeg_device=)``)."""
+    text = str(value)
+    if field == "layer" and text.endswith(")") and " (" in text:
+        return text[text.index(" (") + 2:-1]
+    if field == "preprocessing":
+        return text.split(" + JPEG draft decode", 1)[0]
+    return value
+
+
+def _extractor_words(record: dict) -> str:
+    """The model's extractor as ``arch='…', weights='…', layer='…'`` (the fields it records)."""
+    return ", ".join(f"{f}={record[f]!r}" for f in ("arch", "weights", "layer") if f in record) or "unrecorded"
+
+
+def _check_given_extractor(model, feats: ImageFeatures, fname) -> None:
+    """Features given to :meth:`Im2Vec.load` (``image_features=``) from a store whose metadata says
+    another extractor than the model's record: refused (StoreMismatchError), naming both and the fix;
+    a store that records none: a warning. Features without metadata (a mapping, a pair) are not checked."""
+    record = _extractor_record(model)
+    diff = _extractor_differences(record, feats.metadata)
+    source = getattr(feats, "source", None)
+    where = repr(str(source.path)) if getattr(source, "path", None) is not None else feats.name
+    if diff is None:
+        logger.warning("image_features: the feature store %s records no extractor (no arch or weights in its "
+                       "metadata, as FeatureStore.from_arrays writes it without them), while the model %r was trained "
+                       "on features of %s: taken on your word that its rows come from that extractor (another's would "
+                       "place the images wrongly without an error)", where, os.fspath(fname), _extractor_words(record))
+        return
+    if diff:
+        said = "; ".join(f"{f}: the store's {have!r}, the model's {want!r}" for f, have, want in diff)
+        raise StoreMismatchError(
+            f"image_features: the feature store {where} was made by another extractor than the features the model "
+            f"{os.fspath(fname)!r} was trained on ({said}): its W maps only its own extractor's features, so these "
+            f"would place the images wrongly. Give a store extracted as the model's was ({_extractor_words(record)}: "
+            f"FeatureExtractor with them, or `im2vec extract IMAGES -o STORE --arch ... --weights ...`), or train a "
+            f"model on this store.")
+
+
 def _open_referenced_store(ref: dict, fname, model) -> FeatureStore:
     """Open the feature store a saved model refers to (:meth:`Im2Vec.save`): at its recorded path,
     else at the same place relative to the model file; it must be that store, possibly grown."""
@@ -4044,8 +4315,13 @@ def _open_referenced_store(ref: dict, fname, model) -> FeatureStore:
            f"again to record that place.")
     if not found:
         where = " or ".join(repr(p) for p in places)
-        raise FileNotFoundError(f"{what}, and there is no feature store at {where}. {fix}")
-    raise StoreMismatchError(f"{what}, which changed: " + "; ".join(found) + f". {fix}")
+        problem = f"{what}, and there is no feature store at {where}"
+        err = FileNotFoundError(f"{problem}. {fix}")
+    else:
+        problem = f"{what}, which changed: " + "; ".join(found)
+        err = StoreMismatchError(f"{problem}. {fix}")
+    err._im2vec_recorded_store = (ref, problem)  # for a caller that has the store's new place (the CLI's options)
+    raise err
 
 
 def load_saved(fname, expected=(Word2Vec,), **kwargs):
@@ -4076,7 +4352,8 @@ def _checked_load(load, expected: tuple, fname, *args, upgrade: bool = False, **
     try:
         obj = load(path, *args, **kwargs)  # gensim wants a str
     except FileNotFoundError as e:
-        if e.filename and os.path.abspath(os.fspath(e.filename)) != os.path.abspath(path):
+        if (e.filename and os.path.abspath(os.fspath(e.filename)) != os.path.abspath(path)
+                and not getattr(e, "_im2vec_as_is", False)):
             raise FileNotFoundError(
                 f"{os.fspath(e.filename)!r} is missing: the model {path!r} keeps arrays in companion files saved "
                 f"beside it ({os.path.basename(path)}.*.npy); copy them together with it."
@@ -4085,6 +4362,8 @@ def _checked_load(load, expected: tuple, fname, *args, upgrade: bool = False, **
     except (StoreMismatchError, _GivenFeaturesError):
         raise
     except Exception as e:  # not a pickle, a damaged pickle, a damaged companion file
+        if getattr(e, "_im2vec_as_is", False):  # (a resumed checkpoint's vectors file: not the model file's fault)
+            raise
         raise ValueError(_unloadable(path, e)) from e
     if isinstance(obj, expected) or (upgrade and type(obj) is Word2Vec):
         return obj

@@ -30,6 +30,12 @@ What a line means:
   image there);
 * an image in several lines carries the words of all of them, and those lines go together.
 
+A zero-shot tag gets its vector from text only (or from pretrained word vectors, ``im2vec train
+--pretrained``): ``split.json`` counts the zero-shot tags some text line carries
+(``counts.zero_shot_tags_in_text``), and when a zero-shot tag is in none (documents without text
+lines: none is) a warning says so at split time (:attr:`DocumentSplit.warnings`): a model trained
+on ``train.txt`` alone would have no vector for it, and the evaluation could not score it.
+
 Images are held out in whole groups, so that near-duplicates do not straddle the split (a model
 that saw one of them would find the other's tags by its features, not by what it learned): the
 images of one line, and with ``group_by="words"`` (the default) also the images whose lines carry
@@ -140,6 +146,10 @@ class DocumentSplit:
         Lines read, written and dropped, images, groups, ... (as in ``split.json``).
     record : dict
         The whole ``split.json``.
+    warnings : list of str
+        What the split found that the model or the evaluation will miss (also logged as warnings):
+        zero-shot tags that no text line carries (a model trained on ``train.txt`` alone has no
+        vector for them, and ``im2vec evaluate`` cannot score them).
     """
 
     folder: Path
@@ -148,10 +158,13 @@ class DocumentSplit:
     zero_shot_tags: list[str]
     counts: dict = field(default_factory=dict)
     record: dict = field(default_factory=dict, repr=False)
+    warnings: list = field(default_factory=list)
 
     def summary(self) -> str:
         c = self.counts
-        zs = (f"; {len(self.zero_shot_tags)} zero-shot tags ({c['zero_shot_tags_in_test']} on a test image)"
+        in_text = c.get("zero_shot_tags_in_text")
+        zs = (f"; {len(self.zero_shot_tags)} zero-shot tags ({c['zero_shot_tags_in_test']} on a test image"
+              + (f", {in_text} in a text line" if in_text is not None else "") + ")"
               if self.zero_shot_tags else "")
         return (f"{c['test_images']} test images in {c['test_groups']} groups, {c['train_images']} training images; "
                 f"{c['train_lines']} of {c['lines']} lines in {SPLIT_FILES['train_documents']} "
@@ -506,6 +519,7 @@ def split_documents(
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     trained: dict[str, None] = {}
+    zero_in_text: set[str] = set()  # the zero-shot tags a text line carries: where their vectors come from
     n_train_lines = n_test_lines = n_dropped = n_made_text = 0
     with atomic_path(folder / SPLIT_FILES["train_documents"]) as tmp, open(tmp, "w", encoding="utf-8") as out:
         for _, tokens in _read_lines(source):
@@ -525,6 +539,8 @@ def split_documents(
                     images = [img for img in images if img not in no_features]
                     n_made_text += not images  # its words stay, as a text line
                 trained.update(dict.fromkeys(images))
+            elif zero_set:
+                zero_in_text.update(t for t in tokens if t in zero_set)
             n_train_lines += 1
             out.write(" ".join(tokens) + "\n")
     train_keys = list(trained)
@@ -547,10 +563,36 @@ def split_documents(
         counts["lines_without_featured_images"] = n_made_text
     counts.update({"train_images": len(train_keys), "train_lines": n_train_lines, "test_lines": n_test_lines,
                    "dropped_lines": n_dropped, "zero_shot_tags": len(zero),
-                   "zero_shot_tags_in_test": sum(1 for t in zero if t in test_tags)})
+                   "zero_shot_tags_in_test": sum(1 for t in zero if t in test_tags),
+                   "zero_shot_tags_in_text": len(zero_in_text)})
     record.update({"complete": True, "files": files})
     record["documents"]["sha256"] = digest.hexdigest()
     atomic_write_json(folder / SPLIT_FILES["record"], record)  # last: the split is whole
     result = DocumentSplit(folder, train_keys, test_keys, zero, counts, record)
+    if len(zero_in_text) < len(zero):
+        result.warnings.append(_zero_shot_without_text(source, zero, zero_in_text, counts["text_lines"]))
+    for message in result.warnings:
+        logger.warning(message, extra={"im2vec_warning": True})  # (im2vec split says it as `warning: ...`)
     logger.info("split of %s into %s: %s", source, folder, result.summary())
     return result
+
+
+def _zero_shot_without_text(source: str, zero: list[str], in_text: set[str], n_text_lines: int) -> str:
+    """The warning for zero-shot tags that no text line carries: a model trained on train.txt has
+    no vector for them (they are taken out of every line with an image), so the evaluation cannot
+    score them; what gives them one."""
+    missing = [t for t in zero if t not in in_text]
+    example = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+    if not n_text_lines:
+        where = (f"{source} has no text lines (lines without an image token), so none of the {len(zero)} zero-shot "
+                 f"tags ({example}) occurs in one")
+    elif not in_text:
+        where = f"none of the {len(zero)} zero-shot tags ({example}) occurs in a text line of {source}"
+    else:
+        where = (f"{len(missing)} of the {len(zero)} zero-shot tags ({example}) occur in no text line of {source} "
+                 f"({len(in_text)} do)")
+    return (f"{where}: they are taken out of every line with an image, so a model trained on "
+            f"{SPLIT_FILES['train_documents']} alone has no vector for them, and `im2vec evaluate --zero-shot` "
+            f"cannot score them (a zero-shot tag's vector comes from text). Add text lines that use them (captions, a "
+            f"text corpus: lines without an image token, at least --min-count times) to the documents and split "
+            f"again, or train with --pretrained word vectors that have them; or leave zero_shot_share at 0.")

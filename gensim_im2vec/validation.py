@@ -20,8 +20,8 @@ from collections.abc import Container, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["check_features", "check_tag_lists", "check_tagged_features", "check_topn", "is_int", "l2_normalize", "npy_header",
-           "npy_problem", "query_items", "query_keys"]
+__all__ = ["check_corpus", "check_document", "check_features", "check_tag_lists", "check_tagged_features", "check_topn",
+           "is_int", "l2_normalize", "npy_header", "npy_problem", "query_items", "query_keys"]
 
 
 def _row_names(keys: Sequence[str] | None, rows: np.ndarray, limit: int = 5) -> str:
@@ -184,6 +184,57 @@ def l2_normalize(arr: np.ndarray, out_dtype=np.float32) -> np.ndarray:
     norms = np.linalg.norm(a, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return (a / norms).astype(out_dtype, copy=False)
+
+
+def _shown_text(text, limit: int = 60) -> str:
+    """`text` (a str or bytes) for a message: its repr, cut to about `limit` characters with "…"."""
+    shown = repr(text[:limit])
+    return shown[:-1] + "…" + shown[-1] if len(text) > limit else shown
+
+
+def check_corpus(corpus_iterable, name: str = "corpus_iterable") -> None:
+    """Refuse a corpus given as one str or bytes (a file's path, or one document): gensim would
+    read its characters as documents.
+
+    >>> check_corpus([["img:0", "dog"]])
+    >>> check_corpus("docs.txt")
+    Traceback (most recent call last):
+    ...
+    TypeError: corpus_iterable must be an iterable of documents (each a list of tokens), got a str: 'docs.txt'. For a text file of one document a line, pass corpus_file='docs.txt' or gensim_im2vec.corpora.LineDocuments('docs.txt'); for one document, [text.split()].
+    """
+    if isinstance(corpus_iterable, (str, bytes)):
+        what = "a str" if isinstance(corpus_iterable, str) else "bytes"
+        text = corpus_iterable if isinstance(corpus_iterable, str) else corpus_iterable.decode("utf-8", "replace")
+        raise TypeError(
+            f"{name} must be an iterable of documents (each a list of tokens), got {what}: "
+            f"{_shown_text(corpus_iterable)}. For a text file of one document a line, pass corpus_file={text!r} "
+            f"or gensim_im2vec.corpora.LineDocuments({text!r}); for one document, [text.split()].")
+
+
+def check_document(doc, index: int) -> None:
+    """Refuse document `index` of a corpus when it is one str (or bytes) instead of a list of
+    tokens. gensim reads such a document as its characters ('i', 'm', 'g', ':', '0') and only logs
+    a warning for the first document (so does a text-only Im2Vec); with images it can never be
+    right (no image token would match a feature key), so an Im2Vec with image features raises,
+    naming the document and the fix.
+
+    >>> check_document(["img:0", "dog"], 0)
+    >>> check_document("img:0 class0 tag3", 2)
+    Traceback (most recent call last):
+    ...
+    TypeError: each document must be a list of tokens (str.split() it), got a str: document 2 of the corpus is 'img:0 class0 tag3'. Pass [doc.split() for doc in documents], or read a text file of one document a line with corpus_file= or gensim_im2vec.corpora.LineDocuments(path).
+    """
+    if isinstance(doc, (str, bytes)):
+        if isinstance(doc, str):
+            what, fix = "a str", "str.split() it"
+            how = "[doc.split() for doc in documents]"
+        else:
+            what, fix = "bytes", "decode and split it"
+            how = "[doc.decode('utf-8').split() for doc in documents]"
+        raise TypeError(
+            f"each document must be a list of tokens ({fix}), got {what}: document {index} of the corpus is "
+            f"{_shown_text(doc)}. Pass {how}, or read a text file of one document a line with corpus_file= or "
+            f"gensim_im2vec.corpora.LineDocuments(path).")
 
 
 def check_tag_lists(tags: Sequence[Iterable[str]], name: str = "tags",
