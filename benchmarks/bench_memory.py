@@ -17,8 +17,16 @@ over the whole store. A sampling thread records, every 20 ms:
 Each configuration runs twice, with the full store and with a store of only ``--small`` rows,
 so the table shows which figures grow with the store and which do not.
 
+Then the first exact search of the big store's model, saved and loaded again with ``mmap="r"``
+(a fresh process per search): the peak ``RssAnon`` over the search above the loaded model's,
+sampled every 2 ms, against the size of ``wv.vectors``. Each search runs as it does now and as it
+did before (gensim's ``KeyedVectors.fill_norms`` first: it squares a private copy of every vector
+at once; Im2Vec's searches fill ``wv.norms`` a block of rows at a time,
+:func:`gensim_im2vec.index.fill_norms`). ``--model PATH`` measures only that, on a saved model.
+
     python benchmarks/bench_memory.py                       # 1M x 1280 fp16, 100k touched
     python benchmarks/bench_memory.py --n-images 200000     # smaller disk footprint
+    python benchmarks/bench_memory.py --model m.model       # the searches of a saved model only
 """
 
 from __future__ import annotations
@@ -146,6 +154,8 @@ def child(args) -> None:
     sampler.stop()
     end = proc_status(io=True)
     mem = model.estimate_memory()
+    if args.save_model:
+        model.save(args.save_model, sep_limit=0)  # wv.vectors in a .npy of its own: load(mmap="r") maps it
     out = {
         "store_rows": n,
         "store_bytes": os.path.getsize(feat_file),
@@ -163,14 +173,96 @@ def child(args) -> None:
     print("RESULT " + json.dumps(out))
 
 
-def run_child(args, store: str) -> dict:
-    cmd = [sys.executable, __file__, "--child", "--store", store, "--touched", str(args.touched),
-           "--vector-size", str(args.vector_size), "--epochs", str(args.epochs), "--vocab", str(args.vocab), "--order", args.order]
+#: The first searches measured: Im2Vec's exact searches, the ``im2vec query`` prompt without an index,
+#: and gensim's own ``model.wv.most_similar`` called directly (gensim's fill_norms either way).
+SEARCHES = ("most_similar_words", "most_similar_images", "similar_by_image", "query (no index)", "wv.most_similar")
+
+
+def search_child(args) -> None:
+    """One first search (`args.search`) of the model `args.model` loaded with ``mmap="r"`` (fresh
+    process): the peak private memory over it. `args.norms` "gensim": gensim's own
+    ``KeyedVectors.fill_norms`` first, as every one of these searches did before."""
+    import gc
+
+    from gensim.models.keyedvectors import KeyedVectors
+
+    from gensim_im2vec import Im2Vec
+    from gensim_im2vec.query import QuerySession
+
+    model = Im2Vec.load(args.model, mmap="r")
+    wv = model.wv
+    image = next((k for k in wv.index_to_key if model.is_image(k)), None)
+    key = image or wv.index_to_key[0]
+    features = np.random.default_rng(1).standard_normal(model.W.shape[1]).astype(np.float32) \
+        if model.W is not None else None
+    session = QuerySession(model, topn=10, featurizer_factory=lambda metadata: None)
+    searches = {
+        "most_similar_words": lambda: model.most_similar_words(key, topn=10),
+        "most_similar_images": lambda: model.most_similar_images(key, topn=10),
+        "similar_by_image": lambda: model.similar_by_image(features, topn=10),
+        "query (no index)": lambda: session.answer(key),
+        "wv.most_similar": lambda: wv.most_similar(key, topn=10),
+    }
+    gc.collect()
+    time.sleep(0.05)
+    sampler = Sampler(interval=0.002)
+    sampler.start()
+    sampler.set_phase("search")
+    base = proc_status()["RssAnon"]
+    t0 = time.perf_counter()
+    if args.norms == "gensim":
+        KeyedVectors.fill_norms(wv)
+    searches[args.search]()
+    seconds = time.perf_counter() - t0
+    time.sleep(0.02)
+    sampler.stop()
+    out = {"search": args.search, "norms": args.norms, "rows": len(wv), "wv_bytes": int(wv.vectors.nbytes),
+           "base_anon": base, "peak_anon": sampler.peaks["search"]["RssAnon"],
+           "end_anon": proc_status()["RssAnon"], "seconds": seconds, "mmap": isinstance(wv.vectors, np.memmap)}
+    print("RESULT " + json.dumps(out))
+
+
+def _result(cmd: list) -> dict:
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     for line in res.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
     raise SystemExit(f"child failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+
+
+def measure_searches(model_path: str) -> None:
+    """Each of :data:`SEARCHES`, before (gensim's fill_norms first) and now, in a fresh process each."""
+    rows = []
+    for search in SEARCHES:
+        r = {norms: _result([sys.executable, __file__, "--search-child", "--model", model_path, "--search", search,
+                             "--norms", norms]) for norms in ("gensim", "im2vec")}
+        rows.append(r)
+    first = rows[0]["im2vec"]
+    print(f"\nfirst exact search of {model_path} loaded with mmap=\"r\" (wv.vectors "
+          f"{'memory-mapped' if first['mmap'] else 'in memory'}: {first['rows']:,} rows, "
+          f"{first['wv_bytes'] / MiB:,.1f} MiB); transient private memory = peak RssAnon over the search "
+          f"- RssAnon before it (sampled every 2 ms)\n")
+    print("| search | before: gensim's fill_norms | / wv.vectors | now | / wv.vectors | before / now | seconds before / now |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        b, a = r["gensim"], r["im2vec"]
+        tb, ta = b["peak_anon"] - b["base_anon"], a["peak_anon"] - a["base_anon"]
+        wvb = a["wv_bytes"]
+        print(f"| {a['search']} | {tb / MiB:,.1f} MiB | {tb / wvb:.2f} | {ta / MiB:,.1f} MiB | {ta / wvb:.2f} "
+              f"| {tb / max(ta, 1):.1f}x | {b['seconds']:.2f} / {a['seconds']:.2f} |")
+    from gensim_im2vec.index import NORM_BLOCK_BYTES
+
+    print(f"\n(now: the norms' blocks of {NORM_BLOCK_BYTES / MiB:g} MiB live a few ms each and may fall between "
+          "two samples. wv.most_similar called directly is gensim's own: its first call still squares a copy of "
+          "every vector unless an Im2Vec search filled wv.norms first; nothing changed there.)")
+
+
+def run_child(args, store: str, save_model: str | None = None) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--store", store, "--touched", str(args.touched),
+           "--vector-size", str(args.vector_size), "--epochs", str(args.epochs), "--vocab", str(args.vocab), "--order", args.order]
+    if save_model:
+        cmd += ["--save-model", save_model]
+    return _result(cmd)
 
 
 def main(argv=None) -> None:
@@ -186,17 +278,33 @@ def main(argv=None) -> None:
     ap.add_argument("--vocab", type=int, default=2000, help="distinct tags")
     ap.add_argument("--store-dir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "im2vec-bench-memory"))
     ap.add_argument("--keep", action="store_true", help="keep the stores for the next run")
+    ap.add_argument("--model", help="measure only the first searches of this saved model (no store, no training)")
+    ap.add_argument("--no-search", action="store_true", help="leave out the first-search measurement")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--store", help=argparse.SUPPRESS)
+    ap.add_argument("--save-model", help=argparse.SUPPRESS)
+    ap.add_argument("--search-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--search", choices=SEARCHES, help=argparse.SUPPRESS)
+    ap.add_argument("--norms", choices=("gensim", "im2vec"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         child(args)
+        return
+    if args.search_child:
+        search_child(args)
+        return
+    if args.model:
+        measure_searches(args.model)
         return
     big = os.path.join(args.store_dir, f"store-{args.n_images}x{args.dim}")
     small = os.path.join(args.store_dir, f"store-{args.small}x{args.dim}")
     build_store(big, args.n_images, args.dim, seed=0)
     build_store(small, args.small, args.dim, seed=0)
-    results = {name: run_child(args, path) for name, path in (("small", small), ("big", big))}
+    big_model = None if args.no_search else os.path.join(args.store_dir, "model-big", "m.model")
+    if big_model:
+        os.makedirs(os.path.dirname(big_model), exist_ok=True)
+    results = {name: run_child(args, path, model) for name, path, model in (("small", small, None),
+                                                                            ("big", big, big_model))}
     print(f"\ncorpus: {args.touched:,} images (+ tags), vector_size {args.vector_size}, {args.epochs} epoch(s), "
           f"documents in {args.order} order, 2 workers; store file evicted from the page cache before each run\n")
     print("| store | on disk | peak RssAnon train (private) | peak RssFile train (mapped page cache) "
@@ -220,6 +328,8 @@ def main(argv=None) -> None:
     ratio = b["peaks"]["train (cold)"]["RssAnon"] / s["peaks"]["train (cold)"]["RssAnon"]
     print(f"\nstore x{b['store_rows'] / s['store_rows']:.1f} larger -> private memory in training x{ratio:.2f}; "
           f"store / peak private memory = {b['store_bytes'] / b['peaks']['train (cold)']['RssAnon']:.1f}")
+    if big_model:
+        measure_searches(big_model)
     if not args.keep:
         import shutil
 

@@ -420,7 +420,7 @@ def _load_with_given_store(path: str, recorded: tuple, stores: dict[str, str], e
                    f"time, put the store back, or record its new place in the model once: Im2Vec.load({path!r}, "
                    f"image_features={store!r}).save({path!r})).", err=True)
         return model, option
-    raise click.ClickException(f"{problem}. " + "".join(w + ". " for w in why) + "Put the store back, or give its "
+    raise click.ClickException(f"{problem}. " + "".join(w.removesuffix(".") + ". " for w in why) + "Put the store back, or give its "
                                f"new place (a store that holds the model's images, extracted as they were): {fix}.") from None
 
 
@@ -430,23 +430,32 @@ def _given_store(option: str, store: str) -> str:
 
 
 class _WithoutExtractorWarning(logging.Filter):
-    """Drops the library's warning of a store that records no extractor (the CLI says it itself)."""
+    """Drops the library's warnings of a store that records no extractor or whose PCA cannot be told
+    from the model's (the CLI says them itself)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "records no extractor" not in str(record.msg)
+        said = record.getMessage()
+        return "records no extractor" not in said and "cannot tell whether the PCA" not in said
 
 
 def _check_store_extractor(record: dict, option: str, store: str, model_path: str) -> None:
     """A feature store given to a command (`option`) whose metadata.json says another extractor than
     the model's `record` (:func:`~gensim_im2vec.model._extractor_record`: arch, weights, layer,
     preprocessing, normalisation) is refused, naming both and the fix (extract with the model's
-    extractor, or train on this store); one that records none (FeatureStore.from_arrays without that
-    metadata) is taken with a warning: its rows are the user's word. The same extractor's store
+    extractor, or train on this store), as is one of another PCA (:func:`~gensim_im2vec.model._pca_comparison`);
+    one that records none (FeatureStore.from_arrays without that metadata), or whose PCA cannot be told
+    from the model's, is taken with a warning: its rows are the user's word. The same extractor's store
     extracted again (another store id, the same images) is taken."""
     from pathlib import Path
 
-    from gensim_im2vec.model import _extractor_differences
-    from gensim_im2vec.store import METADATA_FILE, _read_metadata
+    from gensim_im2vec.model import (
+        _difference_words,
+        _extractor_differences,
+        _pca_comparison,
+        _pca_fix,
+        _pca_unknown_words,
+    )
+    from gensim_im2vec.store import METADATA_FILE, PCA_FILE, _read_metadata
 
     if not record or not os.path.isfile(os.path.join(store, METADATA_FILE)):
         return  # (not a store, or one half written: opening it says what it is)
@@ -454,7 +463,8 @@ def _check_store_extractor(record: dict, option: str, store: str, model_path: st
         meta = _read_metadata(Path(store))
     except (ValueError, OSError):
         return  # (damaged: opening it says so)
-    diff = _extractor_differences(record, meta)
+    pca = os.path.join(store, PCA_FILE)  # (read only for its digest, where the metadata has none)
+    diff = _extractor_differences(record, meta, pca)
     model = ", ".join(f"{f} {record[f]!r}" for f in ("arch", "weights") if f in record)
     if diff is None:
         click.echo(f"warning: {_given_store(option, store)} records no extractor (no arch or weights in its "
@@ -463,12 +473,15 @@ def _check_store_extractor(record: dict, option: str, store: str, model_path: st
                    f"place the images wrongly without an error.", err=True)
         return
     if diff:
-        lines = "".join(f"\n  {f}: the store's {have!r}, the model's {want!r}" for f, have, want in diff)
+        lines = "".join(f"\n  {said}" for said in _difference_words(diff))
+        pca_fix = f"\nFor the PCA: {_pca_fix(record)}." if any(f == "pca" for f, _, _ in diff) else ""
         raise click.ClickException(
             f"{_given_store(option, store)} was made by another extractor than the features {model_path} was trained "
             f"on:{lines}\nthe model's W maps only its own extractor's features: it would place these images wrongly. "
             f"Extract the images as the model's were, `{_extract_command(record)}`, and give that store; or train "
-            f"a model on this store: `im2vec train DOCUMENTS -f {store} -o MODEL`.")
+            f"a model on this store: `im2vec train DOCUMENTS -f {store} -o MODEL`.{pca_fix}")
+    if _pca_comparison(record, meta, pca) == "unknown":
+        click.echo(f"warning: {_pca_unknown_words(_given_store(option, store), record, meta, model_path)}.", err=True)
 
 
 def _extract_command(record: dict) -> str:
@@ -596,26 +609,16 @@ def extract_command(image_dir, store, key_rule, **options):
 
 def _keyed_files(image_dir: str, rule: str, prefix: str | None) -> list[tuple[str, str]]:
     """`extract --keys stem|flickr-id`: the (key, path) pairs of the images under `image_dir`,
-    keyed by file name instead of by path; two files of one key are an error naming both."""
+    keyed by file name instead of by path (``list_images(key_rule=rule)``: the rule first, then its keys'
+    clashes); files the rule cannot name and two files of one key are an error naming them."""
     from gensim_im2vec.features import list_images
 
     if prefix is None:
         prefix = library_default(FX_RUN, "prefix")
-    pairs: dict[str, str] = {}
-    for _, path in list_images(image_dir, prefix=""):
-        stem = os.path.splitext(os.path.basename(path))[0]
-        if rule == "flickr-id":
-            head = stem.split("_", 1)[0]
-            if not head.isdigit():
-                raise click.BadParameter(f"{path} is not named as Flickr names photos (<id>_<secret>[_o].jpg, the id "
-                                         f"digits only); key it by --keys path or stem.", param_hint="'--keys'")
-            stem = head
-        key = prefix + stem
-        if key in pairs:
-            raise click.BadParameter(f"{pairs[key]} and {path} both have the key {key!r}; rename one, or key them by "
-                                     f"--keys path.", param_hint="'--keys'")
-        pairs[key] = str(path)
-    return list(pairs.items())
+    try:
+        return [(key, str(path)) for key, path in list_images(image_dir, prefix=prefix, key_rule=rule)]
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="'--keys'") from None
 
 
 def _keyed_folders(folders, rule: str, prefix: str) -> dict[str, str]:
@@ -789,15 +792,20 @@ def normalize_command(source, output, fmt, fields, key, image_column, text_colum
                                          **given({"delimiter": delimiter, "tag_sep": tag_sep}), **common)
         else:
             corpus = corpora.TextCorpus(source, normalizer=norm, limit=limit)
-        _write_documents(corpus, output, f"{source} (read as --format {fmt})", limit)
+        keys = corpora.KeyRepeats(prefix=corpus.prefix) if fmt != "text" else None  # (8 bytes a document)
+        _write_documents(corpus, output, f"{source} (read as --format {fmt})", limit, keys)
+        repeats = _repeated_keys(keys, output) if keys is not None else None
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"{output}: {corpus.stats.summary()}")
     click.echo(norm.stats.summary())
+    if repeats and repeats["duplicate_key"]:
+        click.echo(f"warning: {_repeats_line(repeats, fmt)}", err=True)
     if report:
         try:
             atomic_write_json(report, {"reader": corpus.stats.as_dict(), "normalizer": norm.stats.as_dict(),
-                                       "normalizer_config": norm.config()})
+                                       "normalizer_config": norm.config(),
+                                       **({"image_keys": repeats} if repeats is not None else {})})
         except OSError as e:  # (a full disk: said by _Command with the file and what is kept)
             raise click.ClickException(f"--report {report}: {e}") from e
 
@@ -813,15 +821,48 @@ def _check_format_options(source: str, fmt: str, yfcc: dict, table: dict) -> Non
                                    f"{fmt}; give its --format, or leave {', '.join(wrong)} out.")
 
 
-def _write_documents(corpus, output: str, source: str, limit: int | None) -> None:
+_MERGED_NOTE = ("written as they are: `im2vec split` and `im2vec train` merge the words of all the lines of one "
+                "image onto it (split keeps its lines together)")
+
+
+def _repeated_keys(keys, output: str) -> dict:
+    """`keys`' :meth:`~gensim_im2vec.corpora.KeyRepeats.result` for `normalize`'s report, the image
+    tokens read back from `output` only if a non-numeric key's digest repeats (to count them exactly)."""
+
+    def again():
+        with open(output, encoding="utf-8") as f:
+            for line in f:
+                yield line.split(" ", 1)[0].rstrip("\n")
+
+    out = keys.result(again=again)
+    if out["duplicate_key"]:
+        out["note"] = f"documents repeating an earlier document's image key were {_MERGED_NOTE}."
+    return out
+
+
+def _repeats_line(r: dict, fmt: str) -> str:
+    """The warning for repeated image keys (``r``: :func:`_repeated_keys`)."""
+    eg = ", ".join(f"{k} on {n} lines" for k, n in r["examples"].items())
+    probable = "" if r["exact"] else " (probable: counted by 64-bit digests of the keys)"
+    unique = ("A photo id is unique in YFCC100M, so a repeated one is a data error (a file read twice?)"
+              if fmt == "yfcc" else "If these are different images, give them different keys")
+    return (f"{r['duplicate_key']} document(s) repeat the image key of an earlier one{probable}: "
+            f"{r['repeated_keys']} key(s) on several lines{', e.g. ' + eg if eg else ''}. They were {_MERGED_NOTE}. "
+            f"{unique}; drop or merge the extra lines.")
+
+
+def _write_documents(corpus, output: str, source: str, limit: int | None, keys=None) -> None:
     """Write `corpus` to `output`, one document a line, all or nothing: a failed or interrupted run
     leaves neither a half-written output nor a temp file, and a source that gives no document
-    (an empty file, the wrong --format) is an error, not an empty output."""
+    (an empty file, the wrong --format) is an error, not an empty output. `keys`
+    (:class:`~gensim_im2vec.corpora.KeyRepeats`) counts each document's image token (its first)."""
     from gensim_im2vec.fileio import atomic_path
 
     with atomic_path(output) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for doc in corpus:
             f.write(" ".join(doc) + "\n")
+            if keys is not None:
+                keys.add(doc[0])
         if not corpus.stats.documents and limit != 0:
             raise click.ClickException(f"{source}: no documents in it ({corpus.stats.summary()}); {output} was not "
                                        f"written. Check the path and --format.")
@@ -1003,7 +1044,9 @@ RUN_EVALUATION = "gensim_im2vec.evaluate:run_evaluation"
                    "as in training).")
 @click.option("--features", "features_path", type=click.Path(exists=True), default=None,
               help="Features of the --test images: a feature store directory (looked up by key) or a "
-                   ".npy with one row per --test line.")
+                   ".npy with one row per --test line. A store also stands in for the model's own where that one "
+                   "moved since the model was saved (the model is loaded with it: it must hold the model's images, "
+                   "extracted as they were); a store of another extractor is refused.")
 @click.option("--train", "train_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Training images in the same format: enables the ridge, prior, kNN, logistic and "
                    "id-token baselines (the id-token Word2Vec trains on [key, *tags] documents).")
@@ -1596,15 +1639,20 @@ def _vectors_file_left(path: str, output: str, resumable: bool) -> None:
     if resumable and os.path.exists(checkpoint) and made.get("resumable") and not _another_runs(made, checkpoint):
         return  # the checkpoint's run continues in its own file (also moved: the model knows it by its inode)
     if made is None:
+        from gensim_im2vec.model import _saved_model_of
+
         marker = vectors_file_marker(path)
+        owner = _saved_model_of(path)
         record = (f" (the record {marker} of a run's vectors file does not describe this very file: another file "
-                  f"may have taken its place; delete that record with the file if the file is yours to delete)"
-                  if os.path.lexists(marker) else "")
+                  f"may have taken its place)" if os.path.lexists(marker) else "")
         raise click.BadParameter(
             f"{path!r} exists and no unfinished `im2vec train` run is known to have made it (a run records the "
             f"vectors file it makes){record}; it is left as it is: a vectors file is never written over another "
-            f"file. Delete it yourself if it is an old vectors file that no model uses, or give --vectors-file "
-            f"another path (or leave it out to keep the vectors in memory).", param_hint="'--vectors-file'")
+            f"file. Give --vectors-file another path (or leave it out to keep the vectors in memory)." + (
+                f" It is an array of the saved model {owner!r} (a model keeps its arrays beside it, as "
+                f"{os.path.basename(owner)}.ATTR.npy): keep it." if owner else
+                " Delete it yourself" + (" and that record" if record else "") + " only if it is an old vectors "
+                "file that no model uses."), param_hint="'--vectors-file'")
     run = f"the `im2vec train -o {made.get('output')}` run of process {made.get('pid')}"
     if _locked(path):
         raise click.BadParameter(
@@ -1612,10 +1660,16 @@ def _vectors_file_left(path: str, output: str, resumable: bool) -> None:
             f"another path.", param_hint="'--vectors-file'")
     theirs = f"{made.get('output')}.checkpoint"
     if made.get("resumable") and os.path.exists(theirs):
+        if _same_file(theirs, checkpoint):  # this command's own run, without --resumable: starting over is its call
+            fixes = (f"add --resumable to continue it, give --vectors-file another path, or remove {theirs} (and its "
+                     f".npy files) and this file to start over")
+        else:  # another run's: its files are never this command's to remove
+            fixes = ("give --vectors-file another path (a resume makes its vectors file again from its own "
+                     "checkpoint), or finish that run first (run its command again, with --resumable); its files "
+                     "are left as they are")
         raise click.BadParameter(
-            f"{path!r} holds the vectors of the interrupted --resumable run saved in {theirs}, which continues in it. "
-            f"Run that command again (with --resumable) to finish it, give --vectors-file another path, or remove "
-            f"{theirs} (and its .npy files) and this file to start over.", param_hint="'--vectors-file'")
+            f"{path!r} holds the vectors of the interrupted --resumable run saved in {theirs}, which continues in it: "
+            f"{fixes}.", param_hint="'--vectors-file'")
     os.remove(path)
     remove_vectors_file_marker(path)
     click.echo(f"removed {path}, the vectors file left by an unfinished run ({run}); this run makes it again",
@@ -2221,7 +2275,9 @@ WRITE_REPORT = "gensim_im2vec.report:write_report"
                    '{"key": "img:…", "tags": [...]} (`im2vec split` writes test.jsonl).')
 @click.option("--features", type=click.Path(exists=True), default=None,
               help="Features of the test images: a feature store (looked up by key) or, with --test, a .npy with "
-                   "one row per --test line (default: the model's own features).")
+                   "one row per --test line (default: the model's own features). A store also stands in for the "
+                   "model's own where that one moved since the model was saved (the model is loaded with it: it must "
+                   "hold the model's images, extracted as they were); a store of another extractor is refused.")
 @click.option("--images", "image_dirs", type=click.Path(exists=True, file_okay=False), multiple=True,
               help="Folder the features were extracted from (`im2vec extract DIR`, keys by path): its files become "
                    "the thumbnails. Repeatable.")

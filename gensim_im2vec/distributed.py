@@ -315,11 +315,11 @@ class _Images:
     over a YFCC metadata file), the spool it was copied to as it was read (``marshal`` chunks in
     ``STORE.ray-parts/.plan/``, read back only by this process)."""
 
-    def __init__(self, images, prefix: str) -> None:
+    def __init__(self, images, prefix: str, key_rule: str | None = None) -> None:
         if isinstance(images, (str, os.PathLike)):
             from gensim_im2vec.features import images_under
 
-            images = images_under(images, prefix)
+            images = images_under(images, prefix, key_rule or "path")  # keyed by the run's rule
         self._seq = images if isinstance(images, Sequence) else None
         self._iter = None if self._seq is not None else images
         self._spool: Path | None = None
@@ -745,7 +745,7 @@ class _PartExtractor:
         from gensim_im2vec.features import STAGES, ChangedFilesError
 
         out = {"part": [], "extracted": [], "already": [], "skipped": [], "seconds": [], "error": [],
-               "changed_files": [], **{f"stage_{k}": [] for k in STAGES}}
+               "changed_files": [], "underflow": [], "underflow_keys": [], **{f"stage_{k}": [] for k in STAGES}}
         for part, items in zip(batch["part"], batch["items"]):
             part = int(part)
             t0 = time.perf_counter()
@@ -773,6 +773,8 @@ class _PartExtractor:
             out["seconds"].append(time.perf_counter() - t0)
             out["error"].append(error)
             out["changed_files"].append(changed_files)
+            out["underflow"].append(rep.underflow if rep else 0)  # rows float16 cannot hold, some of their keys
+            out["underflow_keys"].append(json.dumps(rep.underflow_keys if rep else []))  # (one str a row)
             for k in STAGES:
                 out[f"stage_{k}"].append(rep.stage_seconds.get(k, 0.0) if rep else 0.0)
         return {k: np.asarray(v) for k, v in out.items()}
@@ -833,6 +835,13 @@ class RayExtractionReport:
     changed_keys : list of str
         Their keys: all of them up to 10,000, the first 10,000 in list order beyond (the driver
         keeps no list of every image).
+    underflow : int
+        Rows the actors wrote that a float16 store cannot hold, summed over the parts run
+        (:attr:`ExtractionReport.underflow <gensim_im2vec.features.ExtractionReport>`): all zeros or
+        nearly. :meth:`summary` ends with them and the fix (extract into a new store with
+        ``dtype="float32"``).
+    underflow_keys : list of str
+        The first :data:`~gensim_im2vec.features.UNDERFLOW_KEYS_KEPT` of them.
     """
 
     store: FeatureStore
@@ -852,6 +861,8 @@ class RayExtractionReport:
     stage_seconds: dict = field(default_factory=dict)
     changed: int = 0
     changed_keys: list = field(default_factory=list)
+    underflow: int = 0
+    underflow_keys: list = field(default_factory=list)
 
     def summary(self) -> str:
         from gensim_im2vec.features import retry_note, stage_shares
@@ -870,8 +881,21 @@ class RayExtractionReport:
         return (
             f"{self.total} images: {self.extracted} extracted by {self.actors} {self.device} actor(s) in "
             f"{self.seconds:.1f}s ({self.images_per_second:.1f} images/s), {self.parts_run}/{self.parts} parts "
-            f"run, {counts}{tail}" + (f"; actors' time: {shares}" if shares else "")
+            f"run, {counts}{tail}{self._underflow()}" + (f"; actors' time: {shares}" if shares else "")
         )
+
+    def _underflow(self) -> str:
+        return f"; WARNING: {self._underflow_message()}" if self.underflow else ""
+
+    def _underflow_message(self) -> str:
+        """What :meth:`summary` says of the rows that underflow float16, as :meth:`ExtractionReport.summary
+        <gensim_im2vec.features.ExtractionReport.summary>` says it (this command's name in the fix); "" when none."""
+        from gensim_im2vec.features import underflow_message
+
+        if not self.underflow:
+            return ""
+        return underflow_message(self.underflow, self.extracted, self.underflow_keys).replace(
+            "im2vec extract ", "im2vec extract-ray ")
 
 
 def _extractor_options(options: dict) -> tuple[dict, dict, str, str]:
@@ -1101,17 +1125,46 @@ def _failures_message(failed: list[tuple[int, str]], n_run: int, parts_root: Pat
             f"(nothing was merged into {str(target)!r} yet):\n" + "\n".join(lines) + "\n" + fix)
 
 
+@dataclass
+class _PartTotals:
+    """The rows of the parts that finished (:class:`_PartExtractor`'s, one a part), added up: images
+    extracted, skipped and found already done, seconds per part, the actors' seconds per stage, and
+    the rows that underflow float16 (:attr:`ExtractionReport.underflow
+    <gensim_im2vec.features.ExtractionReport>`) with the first :data:`~gensim_im2vec.features.UNDERFLOW_KEYS_KEPT`
+    of their keys, as one extraction keeps them."""
+
+    extracted: int = 0
+    skipped: int = 0
+    already: int = 0
+    part_seconds: list = field(default_factory=list)
+    stages: dict = field(default_factory=dict)
+    underflow: int = 0
+    underflow_keys: list = field(default_factory=list)
+
+    def add(self, row) -> None:
+        """Add the row of a part that finished (a failed part's row is the caller's)."""
+        from gensim_im2vec.features import STAGES, UNDERFLOW_KEYS_KEPT
+
+        for k in STAGES:
+            self.stages[k] = self.stages.get(k, 0.0) + float(row[f"stage_{k}"])
+        self.extracted += int(row["extracted"])
+        self.already += int(row["already"])
+        self.skipped += int(row["skipped"])
+        self.part_seconds.append(float(row["seconds"]))
+        self.underflow += int(row["underflow"])
+        room = UNDERFLOW_KEYS_KEPT - len(self.underflow_keys)
+        if room > 0 and int(row["underflow"]):
+            self.underflow_keys.extend(json.loads(str(row["underflow_keys"]))[:room])
+
+
 def _run_parts(todo: list[dict], plan: _ClusterPlan, fx_kwargs: dict, extract_kwargs: dict,
-               parts_root: Path, target: Path) -> tuple[int, int, list[float], int, dict[str, float]]:
-    """Extract the parts on a pool of actors; returns images extracted, skipped, seconds per part,
-    images the actors found already done and the actors' seconds per stage, summed. Raises
+               parts_root: Path, target: Path) -> _PartTotals:
+    """Extract the parts on a pool of actors; returns their rows added up (:class:`_PartTotals`). Raises
     :class:`PartsFailedError` when a part failed (after the others have run); ChangedFilesError when
     every failed part failed because images it held changed on disk (``on_changed="raise"``: what the
     caller asked to stop on, as the driver's own check of the target raises it)."""
     import ray.data
     import ray.exceptions
-
-    from gensim_im2vec.features import STAGES
 
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
@@ -1125,11 +1178,9 @@ def _run_parts(todo: list[dict], plan: _ClusterPlan, fx_kwargs: dict, extract_kw
         compute=ray.data.ActorPoolStrategy(size=min(plan.num_actors, len(todo))),
         **remote,
     )
-    extracted = skipped = already = 0
-    part_seconds = []
+    totals = _PartTotals()
     failed: list[tuple[int, str]] = []
     changed: list[int] = []  # the failed parts that hold images changed on disk (on_changed="raise")
-    stages = dict.fromkeys(STAGES, 0.0)
     try:
         for row in results.iter_rows():
             if row["error"]:
@@ -1138,12 +1189,7 @@ def _run_parts(todo: list[dict], plan: _ClusterPlan, fx_kwargs: dict, extract_kw
                     changed.append(int(row["part"]))
                 logger.warning("part %i failed: %s", row["part"], row["error"])
                 continue
-            for k in STAGES:
-                stages[k] += float(row[f"stage_{k}"])
-            extracted += int(row["extracted"])
-            already += int(row["already"])
-            skipped += int(row["skipped"])
-            part_seconds.append(float(row["seconds"]))
+            totals.add(row)
             logger.info("part %i: %i extracted, %i skipped in %.1fs", row["part"], row["extracted"],
                         row["skipped"], row["seconds"])
     except ray.exceptions.RayError as e:  # an actor or node lost (killed, out of memory): not a part's error
@@ -1159,7 +1205,7 @@ def _run_parts(todo: list[dict], plan: _ClusterPlan, fx_kwargs: dict, extract_kw
 
             raise ChangedFilesError(message)
         raise PartsFailedError(message)
-    return extracted, skipped, part_seconds, already, stages
+    return totals
 
 
 def extract_ray(
@@ -1316,7 +1362,7 @@ def extract_ray(
         recorded = None if recorded == root else recorded
     want = _wanted_identity(probe, run_options)
     del probe
-    images = _Images(images, prefix)  # a folder is listed here; an iterator is read once, under the lock
+    images = _Images(images, prefix, rule)  # a folder is listed here; an iterator is read once, under the lock
     import ray
 
     if not ray.is_initialized():
@@ -1391,7 +1437,7 @@ def extract_ray(
                     "stored or finished before; planned in %.1fs", total, left, retried, total - left,
                     time.perf_counter() - t_plan)
         plan, n_parts, todo = None, 0, []
-        extracted, part_seconds, stages = 0, [], {}
+        totals = _PartTotals()
         if left:
             if not ray.is_initialized():
                 ray.init(address=address, **(ray_init or {}))
@@ -1418,8 +1464,7 @@ def extract_ray(
             }
             # on_changed: an unfinished part that an actor continues holds images given again
             extract_kwargs = {**run_options, "shard_size": min(shard_size, size), "on_changed": on_changed}
-            extracted, _, part_seconds, _, stages = _run_parts(todo, plan, fx_kwargs, extract_kwargs, parts_root,
-                                                               target)
+            totals = _run_parts(todo, plan, fx_kwargs, extract_kwargs, parts_root, target)
         else:
             del done
         sources = sorted(d for d in parts_root.iterdir()
@@ -1446,15 +1491,19 @@ def extract_ray(
     if stored + skipped < total:
         logger.warning("extract_ray: %i of the %i images are neither in %s nor listed as skipped; run the same "
                        "command again to extract them", total - stored - skipped, total, target)
+    extracted = totals.extracted
     report = RayExtractionReport(
         store=merged, total=total, extracted=extracted, already=max(0, stored - extracted),
         parts=n_parts, parts_run=len(todo), actors=min(plan.num_actors, len(todo)) if todo else 0,
         device=plan.device if plan else "none", skipped=skipped,
         skip_reasons=dict(sorted(reasons.items(), key=lambda kv: -kv[1])), retried=retried, seconds=secs,
-        images_per_second=extracted / secs if secs > 0 else 0.0, part_seconds=part_seconds, stage_seconds=stages,
-        changed=n_changed, changed_keys=[k for k, _ in changed],
+        images_per_second=extracted / secs if secs > 0 else 0.0, part_seconds=totals.part_seconds,
+        stage_seconds=totals.stages, changed=n_changed, changed_keys=[k for k, _ in changed],
+        underflow=totals.underflow, underflow_keys=totals.underflow_keys,
     )
     logger.info("extract_ray: %s", report.summary())
+    if totals.underflow:
+        logger.warning("%s: %s.", target, report._underflow_message())
     if skipped:
         logger.warning("%i image(s) were skipped (reasons in %s); fix them and rerun to add them", skipped,
                        target / "skipped.json")

@@ -110,7 +110,7 @@ from gensim_im2vec.baselines import (
     fill_scores,
 )
 from gensim_im2vec.fileio import atomic_write_json
-from gensim_im2vec.index import cosine_neighbours
+from gensim_im2vec.index import cosine_neighbours, fill_norms
 from gensim_im2vec.keys import image_mask
 from gensim_im2vec.metrics import (
     average_precision,
@@ -579,7 +579,7 @@ def one_space_check(model, keys: Sequence[str], tags: Sequence[Iterable[str]], n
     is_word = ~image_mask(model)
     words = np.flatnonzero(is_word)
     rng = np.random.default_rng(seed)
-    wv.fill_norms()  # cosines from cached norms: never a normalised copy of wv (100M image rows at scale)
+    fill_norms(wv)  # cosines from cached norms (filled a block at a time): never a normalised copy of wv
     inv = 1.0 / np.maximum(wv.norms, 1e-12)
     out = {"nearest_image": [], "nearest_word": [], "own_tags": [], "random_words": []}
     for key, t in zip(keys, tags):

@@ -108,7 +108,14 @@ from gensim_im2vec.decode import (
     load_image,
     to_rgb,
 )
-from gensim_im2vec.keys import IMAGE_PREFIX, encode_key, image_key
+from gensim_im2vec.keys import (
+    IMAGE_PREFIX,
+    KEY_RULES,
+    describe_key_rule,
+    encode_key,
+    image_key,
+    rule_key,
+)
 from gensim_im2vec.store import (
     METADATA_FILE,
     NO_STAMP,
@@ -169,10 +176,11 @@ _PENULTIMATE = "penultimate"
 
 
 def list_images(
-    root, *, prefix: str = IMAGE_PREFIX, extensions: Iterable[str] | None = IMAGE_EXTENSIONS
+    root, *, prefix: str = IMAGE_PREFIX, extensions: Iterable[str] | None = IMAGE_EXTENSIONS,
+    key_rule: str = "path",
 ) -> list[tuple[str, Path]]:
     """Find image files under `root` and key them by relative path without extension
-    (:func:`gensim_im2vec.keys.image_key`: whitespace is written as ``%XX``).
+    (:func:`gensim_im2vec.keys.image_key`: whitespace is written as ``%XX``), or by another key rule.
 
     Parameters
     ----------
@@ -184,30 +192,40 @@ def list_images(
     extensions : iterable of str or None
         File endings to take (lower case, with dot); None takes every file (non-images are
         then skipped with a reason).
+    key_rule : str
+        How a file's key is made (:data:`gensim_im2vec.keys.KEY_RULES`, ``im2vec extract --keys``):
+        "path" (default), "stem" or "flickr-id" (:func:`gensim_im2vec.keys.rule_key`). The rule is
+        applied first; two files are a clash when the rule gives them one key.
 
     Returns
     -------
     list of (key, path)
-        Sorted by key, e.g. ``("img:cats/001", Path(".../cats/001.jpg"))``,
-        ``("img:my%20cat", Path(".../my cat.png"))``.
+        Sorted by path, e.g. ``("img:cats/001", Path(".../cats/001.jpg"))``,
+        ``("img:my%20cat", Path(".../my cat.png"))`` (by "path", the order of the keys).
 
     Raises
     ------
     NotADirectoryError
         `root` is not a directory.
     ValueError
-        Two files map to one key (``a.jpg`` and ``a.png``): rename or move one, or key the files
+        Files the rule cannot name (by "flickr-id": a name that does not start with the photo id),
+        or two files of one key (``a.jpg`` and ``a.png``; by "stem" also ``a/x.jpg`` and
+        ``b/x.jpg``), named in one message with the rule: rename or move them, or key the files
         yourself and pass ``(key, path)`` pairs instead of the folder.
     """
     root = Path(root)
     if not root.is_dir():
         raise NotADirectoryError(f"image root {str(root)!r} is not a directory.")
+    if key_rule not in KEY_RULES:
+        raise ValueError(f"key_rule: expected one of {', '.join(map(repr, KEY_RULES))}, got {key_rule!r}.")
     from gensim_im2vec.datasets import warn_unfinished_build
 
     warn_unfinished_build(root)  # a data set whose build was killed: only part of its images are here
     exts = None if extensions is None else {e.lower() for e in extensions}
     found: dict[str, Path] = {}
+    order: dict[str, str] = {}  # key -> the file's path key (the order the files are returned in)
     clashes: list[tuple[str, Path, Path]] = []
+    unnamed: list[Path] = []  # files the rule gives no key (by flickr-id: not a Flickr name)
     ignored: Counter = Counter()
     for dirpath, dirnames, filenames in walk_dirs(root, follow_links=True):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -219,21 +237,16 @@ def list_images(
                 ignored[ext or "(no extension)"] += 1
                 continue
             p = Path(dirpath) / fn
-            key = image_key(p, root, prefix)
-            if key in found:
+            key = image_key(p, root, prefix) if key_rule == "path" else rule_key(p, root, key_rule, prefix)
+            if key is None:
+                unnamed.append(p)
+            elif key in found:
                 clashes.append((key, found[key], p))
             else:
                 found[key] = p
-    if clashes:
-        shown = "; ".join(f"{k!r}: {a} and {b}" for k, a, b in clashes[:5])
-        raise ValueError(
-            f"{len(clashes)} key(s) under {str(root)!r} belong to more than one file ({shown}): a key is the "
-            f"file's path without its extension, so these files cannot be told apart. From the shell, rename or "
-            f"move one file of each pair (every `im2vec extract --keys` rule drops the extension, --keys path "
-            f"included). From Python, pass the images as explicit (key, path) pairs instead of the folder "
-            f"(`images=[(key, path), ...]`), with keys of your own, e.g. with the extension ('img:x.jpg'); "
-            f"documents must name the images by those keys."
-        )
+                order[key] = key if key_rule == "path" else image_key(p, root, "")
+    if unnamed or clashes:
+        raise ValueError(_key_rule_problems(root, key_rule, prefix, sorted(unnamed), clashes))
     if ignored:
         logger.info(
             "%s: ignored %i file(s) with other extensions (%s); pass extensions=None to try them",
@@ -241,7 +254,44 @@ def list_images(
             sum(ignored.values()),
             ", ".join(f"{e}: {n}" for e, n in ignored.most_common(5)),
         )
-    return sorted(found.items())
+    return sorted(found.items(), key=lambda kp: order[kp[0]])
+
+
+def _key_rule_problems(root: Path, rule: str, prefix: str, unnamed: list[Path],
+                       clashes: list[tuple[str, Path, Path]]) -> str:
+    """The message of :func:`list_images` for files the key rule cannot name and keys of more than
+    one file, each said in the terms of `rule`."""
+    parts = []
+    if unnamed:
+        shown = ", ".join(str(p) for p in unnamed[:5]) + (", ..." if len(unnamed) > 5 else "")
+        n = len(unnamed)
+        parts.append(
+            f"{n} file{'' if n == 1 else 's'} under {str(root)!r} {'has' if n == 1 else 'have'} no key by --keys "
+            f"flickr-id: {'it' if n == 1 else 'each'} is not named as Flickr names photos ({shown}), and an image key "
+            f"is {prefix!r} + the photo id that starts the file's name (<id>_<secret>_o.jpg, the id digits only). "
+            f"Give {'it a Flickr name' if n == 1 else 'them Flickr names'}, move {'it' if n == 1 else 'them'} out of "
+            f"the folder, or key the folder by --keys path or stem."
+            if rule == "flickr-id" else
+            f"{n} file(s) under {str(root)!r} have no key by --keys {rule} ({shown})."
+        )
+    if clashes:
+        shown = "; ".join(f"{k!r}: {a} and {b}" for k, a, b in clashes[:5])
+        if len(clashes) > 5:
+            shown += "; ..."
+        same_stem = [(a, b) for _, a, b in clashes if a.with_suffix("") == b.with_suffix("")]
+        how = ("From the shell, rename or move one file of each pair" +
+               (" (every `im2vec extract --keys` rule drops the extension, --keys path included)"
+                if rule == "path" or same_stem else "") +
+               (", or key the folder by --keys path (a file's whole path without its extension)"
+                if rule != "path" and len(same_stem) < len(clashes) else "") + ".")
+        parts.append(
+            f"{len(clashes)} key(s) under {str(root)!r} belong to more than one file ({shown}): by --keys {rule} an "
+            f"image key is {describe_key_rule(rule, prefix)}, so these files cannot be told apart. {how} From Python, pass the "
+            f"images as explicit (key, path) pairs instead of the folder (`images=[(key, path), ...]`), with keys "
+            f"of your own, e.g. with the extension ({prefix + 'x.jpg'!r}); documents must name the images by those "
+            f"keys."
+        )
+    return " ".join(parts)
 
 
 def _is_utf8(key: str) -> bool:
@@ -252,10 +302,10 @@ def _is_utf8(key: str) -> bool:
     return True
 
 
-def images_under(root, prefix: str) -> list[tuple[str, str]]:
-    """:func:`list_images` of the folder `root` to extract, as ``(key, path str)``; a folder without
-    image files is refused (naming it), rather than making an empty feature store."""
-    found = [(k, str(p)) for k, p in list_images(root, prefix=prefix)]
+def images_under(root, prefix: str, key_rule: str = "path") -> list[tuple[str, str]]:
+    """:func:`list_images` of the folder `root` to extract, keyed by `key_rule`, as ``(key, path str)``; a
+    folder without image files is refused (naming it), rather than making an empty feature store."""
+    found = [(k, str(p)) for k, p in list_images(root, prefix=prefix, key_rule=key_rule)]
     if not found:
         endings = " ".join(sorted(IMAGE_EXTENSIONS))
         raise ValueError(f"no image files under {os.fspath(root)!r} (file endings {endings}); give the folder that "
@@ -263,9 +313,9 @@ def images_under(root, prefix: str) -> list[tuple[str, str]]:
     return found
 
 
-def _as_items(images, prefix: str) -> list[tuple[str, str]]:
+def _as_items(images, prefix: str, key_rule: str | None = None) -> list[tuple[str, str]]:
     if isinstance(images, (str, os.PathLike)):
-        return images_under(images, prefix)
+        return images_under(images, prefix, key_rule or "path")
     items = []
     for it in images:
         if isinstance(it, (str, os.PathLike)) or not isinstance(it, (tuple, list)) or len(it) != 2:
@@ -1094,8 +1144,9 @@ class FeatureExtractor:
             keys them), that folder: recorded and checked as a directory given as `images` is (see
             Notes). None (default): a directory is its own root; pairs are not checked.
         key_rule : str, optional
-            How `images`' keys were made of their files (the name of ``im2vec extract --keys``:
-            "path", a directory's own, "stem", "flickr-id"), recorded when the store is made; a later
+            How `images`' keys are made of their files (the name of ``im2vec extract --keys``:
+            "path", a directory's default, "stem", "flickr-id"): a directory is keyed by it (as
+            :func:`list_images` with ``key_rule``), pairs were keyed by it; recorded when the store is made; a later
             run whose keys are made otherwise is refused before any work (every image would be
             stored a second time under another key). None with pairs: not recorded, not checked.
 
@@ -1132,7 +1183,7 @@ class FeatureExtractor:
         if normalise not in ("none", "l2"):
             raise ValueError(f"normalise: expected 'none' or 'l2', got {normalise!r}.")
         _check_on_changed(on_changed)
-        items = _as_items(images, prefix)
+        items = _as_items(images, prefix, key_rule)  # a directory keyed by `key_rule`, as `im2vec extract --keys`
         root = _image_root(images, image_root)
         path = Path(store)
         meta = dict(self.metadata, normalisation=normalise)
@@ -1146,6 +1197,7 @@ class FeatureExtractor:
         shard = max(1, math.ceil(shard_size / self.batch_size)) * self.batch_size
         writer = FeatureStoreWriter(path, dim=int(pca) if pca else self.dim, dtype=dtype, metadata=meta, mode=mode,
                                     shard_size=shard, pca=pca_obj, resume=inputs)
+        writer.warn_zeroed = False  # (float16_losses counts them, a superset: reported once, below and in the summary)
         try:
             done = writer.done_keys
             before = {k for k, _ in items if k not in done and k in writer.skipped}  # skipped by an earlier run

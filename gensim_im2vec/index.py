@@ -123,7 +123,8 @@ from gensim_im2vec.validation import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ModalityIndexer", "ann_most_similar", "cosine_neighbours", "BACKENDS", "MODALITIES", "ALL_MODALITIES"]
+__all__ = ["ModalityIndexer", "ann_most_similar", "cosine_neighbours", "fill_norms", "BACKENDS", "MODALITIES",
+           "ALL_MODALITIES"]
 
 #: Index engines ModalityIndexer can use.
 BACKENDS = ("faiss", "annoy")
@@ -162,16 +163,45 @@ _READ_ROWS = 4096  # rows of a memory-mapped model read between two releases of 
 _RERANK_READS = "prefetch"
 
 
-def _fill_norms(kv) -> None:
-    """``kv.fill_norms()`` a block of rows at a time: gensim's squares a copy of every vector at
-    once (4 GB at 10M × 100) and leaves a memory-mapped model's pages mapped. Same values."""
-    n = len(kv.vectors)
-    if kv.norms is not None and len(kv.norms) == n:
+#: Bytes of rows whose norms :func:`fill_norms` computes at once: its one temporary, their squares
+#: (gensim's ``KeyedVectors.fill_norms`` squares all of ``kv.vectors`` at once).
+NORM_BLOCK_BYTES = 8 << 20
+
+
+def fill_norms(kv, force: bool = False) -> None:
+    """``kv.fill_norms(force)``, a block of :data:`NORM_BLOCK_BYTES` of rows at a time, and the
+    pages of a memory-mapped ``kv.vectors`` released after each block
+    (:func:`~gensim_im2vec.image_features.release`).
+
+    gensim's own, which ``kv.most_similar``, ``similar_by_vector`` and ``get_vector(key, norm=True)``
+    call when ``kv.norms`` is None, squares a private copy of every vector at once: as much memory
+    again as ``kv.vectors`` on the first search (40 GB at 100M × 100), even of a model loaded with
+    ``mmap="r"``. The same values (each row is reduced on its own, by the same ``np.linalg.norm``),
+    so gensim finds them filled and uses them. Nothing to do when ``kv.norms`` holds one norm per
+    row, unless `force`.
+
+    >>> from gensim.models import KeyedVectors
+    >>> kv = KeyedVectors(2); kv.add_vectors(["a", "b"], [[3.0, 4.0], [0.0, 1.0]])
+    >>> fill_norms(kv); kv.norms.tolist()
+    [5.0, 1.0]
+    """
+    vectors = kv.vectors
+    n = len(vectors)
+    if not force and kv.norms is not None and len(kv.norms) == n:
         return
-    norms = np.empty(n, dtype=kv.vectors.dtype)
-    for lo in range(0, n, 65536):
-        norms[lo : lo + 65536] = np.linalg.norm(kv.vectors[lo : lo + 65536], axis=1)
-        release(kv.vectors)
+    row_bytes = vectors.itemsize * int(np.prod(vectors.shape[1:], dtype=np.int64))
+    step = max(1, NORM_BLOCK_BYTES // max(1, row_bytes))
+    if n <= step:
+        kv.norms = np.linalg.norm(vectors, axis=1)
+        release(vectors)
+        return
+    norms = None
+    for lo in range(0, n, step):
+        part = np.linalg.norm(vectors[lo : lo + step], axis=1)
+        if norms is None:
+            norms = np.empty(n, dtype=part.dtype)  # (np.linalg.norm's dtype, as gensim's)
+        norms[lo : lo + len(part)] = part
+        release(vectors)
     kv.norms = norms
 
 
@@ -195,7 +225,7 @@ class _UnitRows:
     ndim = 2
 
     def __init__(self, kv, rows: np.ndarray | None = None) -> None:
-        _fill_norms(kv)
+        fill_norms(kv)
         self.kv = kv
         self.shape = (len(kv.index_to_key) if rows is None else len(rows), int(kv.vector_size))
         self.start = 0
@@ -243,7 +273,7 @@ class _UnitRows:
         a memory-mapped model leave the resident set once every :data:`_READ_ROWS` rows read, not
         at each query (``madvise`` over a 40 GB map costs more than the read)."""
         rows = self._model_rows(positions)
-        _fill_norms(self.kv)  # gensim's train() and a vocabulary update drop them (kv.norms = None)
+        fill_norms(self.kv)  # gensim's train() and a vocabulary update drop them (kv.norms = None)
         order = np.argsort(rows, kind="stable")
         r = rows[order]
         norms = self.kv.norms[r]
@@ -279,7 +309,7 @@ def _scattered_reads(vectors, rows: np.ndarray):
 
 
 def _check_finite_rows(kv) -> None:
-    """Refuse a model with NaN or infinite vectors (by their norms, filled by :func:`_fill_norms`): an
+    """Refuse a model with NaN or infinite vectors (by their norms, filled by :func:`fill_norms`): an
     index cannot place them, and faiss dropped or refused them with no key named."""
     bad = np.flatnonzero(~np.isfinite(kv.norms))
     if len(bad):
@@ -1014,9 +1044,10 @@ class ModalityIndexer:
         self.dim = int(man["dim"])
         # (the fingerprint reads every key and vector: only when asked; query.open_index checks it itself)
         if check and _fingerprint(kv.index_to_key, _UnitRows(kv)) != man["fingerprint"]:
+            built, have = _mismatch_counts(man, model)
             raise ValueError(
-                f"ANN index {fname!r} was built from other keys or vectors than this model's "
-                f"({len(kv.index_to_key)} keys, dim {kv.vector_size}): the model was retrained, is another one, "
+                f"ANN index {fname!r} was built from other keys or vectors ({built}) than this model's "
+                f"({have}): the model was retrained, is another one, "
                 f"or holds its keys in another order (save_word2vec_format writes them by count). Rebuild it: "
                 f"ModalityIndexer(model).save({fname!r}) (or pass check=False)."
             )
@@ -1097,6 +1128,33 @@ def _selection(model, modality: str, is_img: np.ndarray) -> np.ndarray:
         raise ValueError("modalities: a 'tags' index needs an Im2Vec model whose images have documents (its "
                          "image_tag_counts: the words of the image documents); this model has none. Leave 'tags' out.")
     return np.flatnonzero(model._tag_mask())
+
+
+def _count_keys(counts: dict[str, int], dim) -> str:
+    """``words 251, tags 251 of them, images 1350: 1601 keys, dim 8``: the keys of each part, and
+    the distinct keys of all (a tag is a word: the tags part is not added to the words part)."""
+    among = "tags" in counts and "words" in counts
+    shown = [f"{m} {counts[m]}{' of them' if m == 'tags' and among else ''}" for m in ALL_MODALITIES if m in counts]
+    distinct = sum(n for m, n in counts.items() if not (m == "tags" and among))
+    return f"{', '.join(shown)}: {distinct} keys" + (f", dim {dim}" if dim is not None else "")
+
+
+def _mismatch_counts(man: dict, model, image_prefix: str | None = None) -> tuple[str, str]:
+    """What a stale index was built from and what `model` has, part by part (the parts the index
+    has, words and images when it says none), for the message that refuses it: like with like."""
+    parts = man.get("parts") if isinstance(man.get("parts"), dict) else {}
+    built = {m: int(info["count"]) for m, info in parts.items()
+             if m in ALL_MODALITIES and isinstance(info, dict) and is_int(info.get("count"))}
+    kv = _keyed_vectors(model)
+    is_img = image_mask(model, image_prefix if image_prefix is not None else man.get("image_prefix"))
+    have: dict[str, int] = {}
+    for m in [m for m in ALL_MODALITIES if m in built] or ["words", "images"]:
+        try:
+            have[m] = len(_selection(model, m, is_img))
+        except ValueError:  # no tags in this model
+            have[m] = 0
+    index_side = _count_keys(built, man.get("dim")) if built else "other keys"
+    return index_side, _count_keys(have, kv.vector_size)
 
 
 _MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few hundred bytes; a model file is not read whole to find out
@@ -1210,7 +1268,7 @@ def ann_most_similar(
     rows = sorted({kv.get_index(k) for k in query_keys(positive + negative) if kv.has_index_for(k)})
     left_out = {kv.index_to_key[i] for i in rows}
     view = indexer if restrict is None else indexer.restrict(restrict)  # None kept a view's modality out
-    _fill_norms(kv)  # (gensim would scan every row for them inside the window below)
+    fill_norms(kv)  # (gensim would scan every row for them inside the window below)
     with _scattered_reads(kv.vectors, np.asarray(rows, dtype=np.int64)):  # gensim reads the query's rows
         hits = kv.most_similar(positive=positive, negative=negative, topn=topn + len(left_out), indexer=view)
     return [(k, s) for k, s in hits if k not in left_out][:topn]

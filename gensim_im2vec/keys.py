@@ -3,7 +3,10 @@
 An image enters a document as a token: the prefix :data:`IMAGE_PREFIX` followed by its key, the
 path of its file relative to the image folder, without extension, with ``/`` separators and
 whitespace written as ``%XX`` (:func:`image_key`, :func:`encode_key`). The feature extractor keys
-its store by the same rule, so tokens and feature rows meet.
+its store by the same rule, so tokens and feature rows meet. ``im2vec extract --keys`` has two other
+rules (:data:`KEY_RULES`, :func:`rule_key`): ``stem``, the file's name without extension, and
+``flickr-id``, the photo id a Flickr file name starts with; :func:`describe_key_rule` says a rule in
+words, for messages.
 
 Which tokens of a model are images is answered in one place, :func:`image_test` (one key) and
 :func:`image_mask` (the whole vocabulary): an Im2Vec model knows its images (the tokens with
@@ -32,7 +35,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["IMAGE_PREFIX", "check_image_keys", "encode_key", "image_key", "image_mask", "image_test"]
+__all__ = ["IMAGE_PREFIX", "KEY_RULES", "check_image_keys", "describe_key_rule", "encode_key", "image_key",
+           "image_mask", "image_test", "rule_key"]
 
 #: Marks a token as an image in documents, feature stores and models (``"img:cats/001"``).
 IMAGE_PREFIX = "img:"
@@ -155,6 +159,65 @@ def image_key(path: str | os.PathLike, root: str | os.PathLike, prefix: str = IM
     rel = os.path.relpath(os.fspath(path), os.fspath(root))
     stem, _ext = os.path.splitext(rel)
     return prefix + encode_key(stem.replace(os.sep, "/"))
+
+
+#: How a file's key can be made (``im2vec extract --keys``, a store's ``metadata["key_rule"]``): "path",
+#: its path under the image folder without extension (:func:`image_key`); "stem", its file name
+#: without extension (YFCC100M's hash-sharded files); "flickr-id", the photo id that starts a Flickr
+#: file name (``<id>_<secret>_o.jpg``).
+KEY_RULES = ("path", "stem", "flickr-id")
+
+
+def rule_key(path: str | os.PathLike, root: str | os.PathLike, rule: str = "path",
+             prefix: str = IMAGE_PREFIX) -> str | None:
+    """The key of the image file `path` under `root` by the key rule `rule` (:data:`KEY_RULES`), or
+    None when the rule cannot name the file.
+
+    "path" is :func:`image_key`; "stem" is `prefix` + the file name without its extension; "flickr-id"
+    is `prefix` + the digits before the first ``_`` of the file name, and None for a file not named as
+    Flickr names photos (``<id>_<secret>[_o].jpg``, the id digits only): such a file has no key by
+    that rule, and a folder holding one is refused by
+    :func:`gensim_im2vec.features.list_images` (``im2vec extract --keys flickr-id``), naming it,
+    rather than skipped. Whitespace and bytes that are not UTF-8 are written as ``%XX``
+    (:func:`encode_key`) by every rule.
+
+    Examples
+    --------
+    >>> rule_key("/data/imgs/a/6985418911_4e2f7a26a1_o.jpg", "/data/imgs", "flickr-id")
+    'img:6985418911'
+    >>> rule_key("/data/imgs/d29/e7c/d29e7c6a30.jpg", "/data/imgs", "stem")
+    'img:d29e7c6a30'
+    >>> rule_key("/data/imgs/a/x.jpg", "/data/imgs", "flickr-id") is None
+    True
+    """
+    if rule == "path":
+        return image_key(path, root, prefix)
+    if rule not in KEY_RULES:
+        raise ValueError(f"key rule: expected one of {', '.join(map(repr, KEY_RULES))}, got {rule!r}.")
+    stem = os.path.splitext(os.path.basename(os.fspath(path)))[0]
+    if rule == "flickr-id":
+        stem = stem.split("_", 1)[0]
+        if not (stem.isascii() and stem.isdigit()):
+            return None
+    return prefix + encode_key(stem)
+
+
+def describe_key_rule(rule: str | None, prefix: str = IMAGE_PREFIX) -> str:
+    """What an image key is by the key rule `rule` (:data:`KEY_RULES`), in words for a message
+    ("An image key is ..."); None (a store of keys its caller made) says so.
+
+    Examples
+    --------
+    >>> describe_key_rule("flickr-id")
+    "'img:' + the photo id that starts the file's Flickr name (<id>_<secret>_o.jpg)"
+    """
+    if rule == "path":
+        return f"{prefix!r} + the file's path under the image folder without its extension"
+    if rule == "stem":
+        return f"{prefix!r} + the file's name without its extension (its folders left out)"
+    if rule == "flickr-id":
+        return f"{prefix!r} + the photo id that starts the file's Flickr name (<id>_<secret>_o.jpg)"
+    return f"{prefix!r} + the key its feature store was given with the image (keys made by its caller)"
 
 
 def image_test(model, prefix: str | None = None) -> Callable[[str], bool]:

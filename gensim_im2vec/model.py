@@ -1504,11 +1504,14 @@ class Im2Vec(Word2Vec):
                                   f"vectors_file=None to keep its vectors in memory.") from None
             logger.info("replacing %s, the vectors file this model was made with (no live model maps it)", path)
             return
+        owner = _saved_model_of(path)
         raise FileExistsError(
             errno.EEXIST, f"vectors_file {path!r} exists and is not this model's vectors file; it is left as it is "
-                          f"(a vectors file is never written over another file). Delete it if it is an old vectors "
-                          f"file that no model uses, or give another path (vectors_file='OTHER.npy'; None keeps the "
-                          f"vectors in memory).")
+                          f"(a vectors file is never written over another file). Give another path "
+                          f"(vectors_file='OTHER.npy'; None keeps the vectors in memory)." + (
+                              f" It is an array of the saved model {owner!r} (a model keeps its arrays beside it, "
+                              f"as {os.path.basename(owner)}.ATTR.npy): keep it." if owner else
+                              " Delete it yourself only if it is an old vectors file that no model uses."))
 
     def _reopen_own_vectors_file(self, path: str, n_rows: int) -> bool:
         """Map the file at `path` as ``wv.vectors`` in place (written over, the same file) when it is
@@ -3000,11 +3003,21 @@ class Im2Vec(Word2Vec):
         self._check_query_keys(positive + negative)
         if indexer is not None and topn is not None:  # (gensim, too, answers topn=None exactly, indexer or not)
             return self._most_similar_indexed(positive, negative, topn, restrict, indexer)
+        self._ensure_norms()
         sims = self.wv.most_similar(positive=positive, negative=negative, topn=None)
         # the query's keys are left out, as gensim does: plain keys, indices and (key, weight) pairs
         wv = self.wv
         exclude = [wv.get_index(k) for k in query_keys(positive + negative) if wv.has_index_for(k)]
         return self._top(sims, topn, self._modality_mask(restrict), exclude)
+
+    def _ensure_norms(self) -> None:
+        """``wv.norms`` filled a block of rows at a time (:func:`gensim_im2vec.index.fill_norms`)
+        before a search reads them: gensim's own ``wv.fill_norms()``, which ``wv.most_similar``
+        calls when they are missing (after a load, a ``train``), squares a private copy of all of
+        ``wv.vectors`` at once, even of a model loaded with ``mmap="r"``. The same values."""
+        from gensim_im2vec.index import fill_norms
+
+        fill_norms(self.wv)
 
     def _most_similar_indexed(self, positive, negative, topn: int, restrict: str, indexer):
         """:meth:`_most_similar_restricted` answered by `indexer`'s sub-index of `restrict` (a
@@ -3141,12 +3154,17 @@ class Im2Vec(Word2Vec):
         mask = self._modality_mask(restrict)
         arr, single = self._as_feature_matrix(features)
         H = l2_normalize(self._project_normalized(arr))
-        self.wv.fill_norms()  # as gensim's most_similar: cached norms, never a normalised copy of wv
+        self._ensure_norms()  # as gensim's most_similar: cached norms, never a normalised copy of wv
         inv = 1.0 / np.maximum(self.wv.norms, 1e-12)
+        # images per sgemm: up to 1024, their cosines to every row at most 2^24 floats (64 MiB; one image's
+        # at least), not 1024 × len(wv) (4 GB at 1M rows)
+        step = max(1, min(1024, (1 << 24) // max(1, len(inv))))
         out = []
-        for lo in range(0, len(H), 1024):
-            S = (H[lo:lo + 1024] @ self.wv.vectors.T) * inv
+        for lo in range(0, len(H), step):
+            S = H[lo:lo + step] @ self.wv.vectors.T
+            S *= inv
             out.extend(self._top(row, topn, mask) for row in S)
+            del S  # (before the next block's)
         return out[0] if single else out
 
     def _word_space_index(self) -> np.ndarray:
@@ -4070,6 +4088,25 @@ def _file_id(path: str) -> tuple[str, int, int] | None:
     return path, st.st_dev, st.st_ino
 
 
+def _saved_model_of(path) -> str | None:
+    """The saved model (or checkpoint) whose array the ``.npy`` file at `path` is, by its name: gensim saves a
+    model ``FNAME``'s large arrays beside it as ``FNAME.ATTR.npy`` (``FNAME.wv.vectors.npy``, ``FNAME.W.npy``;
+    ``save(move_vectors_file=True)`` makes a run's vectors file the first), so a file ``FNAME.ATTR.npy`` beside a
+    saved model ``FNAME`` (:func:`_looks_saved`) is that model's. None otherwise. For messages: such a file is
+    never to be deleted."""
+    path = os.path.abspath(os.fspath(path))
+    if not path.endswith(".npy"):
+        return None
+    stem = path[: -len(".npy")]
+    for _ in range(3):  # ATTR: up to three dotted parts ("wv.vectors")
+        if "." not in os.path.basename(stem):
+            return None
+        stem = stem.rsplit(".", 1)[0]
+        if os.path.isfile(stem) and _looks_saved(stem):
+            return stem
+    return None
+
+
 def _link_or_copy(source: tuple[str, int, int], target: str, vectors: np.ndarray) -> None:
     """Give the file `source` (``(path, device, inode)``, the file `vectors` maps) the second name
     `target` (nothing written); where the file system cannot (another device, no hard links), or the
@@ -4215,45 +4252,205 @@ def _gensim_stream(seed, offset: int) -> np.random.Generator:
 
 #: The fields of a feature store's metadata that say which extractor made its rows: another CNN, other
 #: weights, another layer, preprocessing or normalisation give features that a model's W does not map,
-#: even at the same dim (which is checked apart, as are dtype and PCA: a store extracted again in
-#: float32 holds the same extractor's features).
+#: even at the same dim (which is checked apart, as is dtype: a store extracted again in float32 holds
+#: the same extractor's features). A PCA store's projection is compared too (:func:`_pca_comparison`).
 _EXTRACTOR_FIELDS = ("arch", "weights", "layer", "preprocessing", "normalisation")
 
 
 def _extractor_record(model) -> dict:
     """Which extractor made the features `model` was trained on, as far as it recorded it: the identity
     of the store it refers to (``image_store``, as saved; a load with other features leaves it until the
-    next save), else its features' metadata. {} where nothing is recorded (features from arrays)."""
+    next save), else its features' metadata; with that store's ``pca`` (its description, None for none)
+    and ``store_id`` where recorded. {} where no extractor is recorded (features from arrays)."""
     ref = getattr(model, "image_store", None) or {}
-    meta = ref.get("identity") or getattr(model, "image_features_metadata", None) or {}
-    return {f: meta[f] for f in _EXTRACTOR_FIELDS if meta.get(f) is not None}
+    source = ref if ref.get("identity") else (getattr(model, "image_features_metadata", None) or {})
+    meta = ref.get("identity") or source
+    record = {f: meta[f] for f in _EXTRACTOR_FIELDS if meta.get(f) is not None}
+    if record and "pca" in source:
+        record["pca"] = source["pca"]
+        if source.get("store_id"):
+            record["store_id"] = source["store_id"]
+    return record
 
 
-def _extractor_differences(record: dict, metadata) -> list[tuple[str, object, object]] | None:
+def _extractor_differences(record: dict, metadata, pca=None) -> list[tuple[str, object, object]] | None:
     """How the extractor that a store's `metadata` records differs from the model's `record`
     (:func:`_extractor_record`): ``(field, the store's, the model's)`` for each field both record and
-    differ in. None where the store records no extractor (neither arch nor weights: a
+    differ in (:func:`_same_field`: a layer by its node, weights files by their digest), and
+    ``("pca", …)`` (described in words, :func:`_pca_words`) where its PCA is another
+    (:func:`_pca_comparison`; `pca`: the store's PCA or the path of its pca.npz, for its digest where its
+    metadata has none). None where the store records no extractor (neither arch nor weights: a
     ``FeatureStore.from_arrays`` store made without that metadata) while the model does: unknown,
     not refused (its rows are taken on the caller's word), warned of."""
     if not record or not metadata:
         return []
     if metadata.get("arch") is None and metadata.get("weights") is None:
         return None if ("arch" in record or "weights" in record) else []
-    return [(f, metadata.get(f), v) for f, v in record.items()
-            if metadata.get(f) is not None and _as_compared(f, metadata.get(f)) != _as_compared(f, v)]
+    arch = metadata.get("arch") if metadata.get("arch") == record.get("arch") else None
+    diff = [(f, metadata[f], record[f]) for f in _EXTRACTOR_FIELDS
+            if f in record and metadata.get(f) is not None and not _same_field(f, metadata[f], record[f], arch)]
+    if _pca_comparison(record, metadata, pca) == "differs":
+        diff.append(("pca", _pca_words(metadata.get("pca")), _pca_words(record.get("pca"))))
+    return diff
 
 
 def _as_compared(field: str, value):
     """An extractor field's value as two stores are compared: a layer by the node it resolved to
     (``"fc7 (classifier.5)"`` is ``"classifier.5"``), the preprocessing without how JPEGs were
     decoded (PIL's draft mode or ``decode_jpeg``: the same features to cosine >= 0.999, see
-    ``FeatureExtractor(jpeg_device=)``)."""
+    ``FeatureExtractor(jpeg_device=)``), a weights file by its digest (``file:NAME#sha256:HEX``: the
+    same file under another name is the same weights)."""
     text = str(value)
     if field == "layer" and text.endswith(")") and " (" in text:
         return text[text.index(" (") + 2:-1]
     if field == "preprocessing":
         return text.split(" + JPEG draft decode", 1)[0]
+    if field == "weights" and text.startswith("file:") and "#sha256:" in text:
+        return "sha256:" + text.rsplit("#sha256:", 1)[1].lower()
     return value
+
+
+def _same_field(field: str, have, want, arch: str | None) -> bool:
+    """Whether a store's value of an extractor field is the model's: as compared (:func:`_as_compared`),
+    else, for the same `arch`, a layer resolved to its graph node (:func:`_layer_node`) and torchvision's
+    weights against their file under another name (:func:`_official_weights_prefix`)."""
+    if _as_compared(field, have) == _as_compared(field, want):
+        return True
+    if arch is None or field not in ("layer", "weights"):
+        return False
+    if field == "layer":
+        return _layer_node(arch, have) == _layer_node(arch, want)
+    files = [str(_as_compared(field, v))[7:] for v in (have, want) if str(v).startswith("file:") and "#sha256:" in str(v)]
+    enums = [str(v) for v in (have, want) if not str(v).startswith(("file:", "none"))]
+    if len(files) != 1 or len(enums) != 1:
+        return False
+    prefix = _official_weights_prefix(arch, enums[0])
+    return prefix is not None and files[0].startswith(prefix)
+
+
+def _official_weights_prefix(arch: str, weights: str) -> str | None:
+    """The SHA-256 prefix in the file name of torchvision's `weights` of `arch`
+    (``MobileNet_V2_Weights.IMAGENET1K_V1``: mobilenet_v2-b0353104.pth, ``"b0353104"``; the rule
+    ``FeatureExtractor`` takes a local file by), None where they are not torchvision's or it is absent."""
+    try:
+        import torchvision.models as tvm
+
+        enum_cls = tvm.get_model_weights(arch)
+        if not weights.startswith(enum_cls.__name__ + "."):
+            return None
+        url = enum_cls[weights.split(".", 1)[1]].url
+    except Exception:  # no torchvision (or a broken one), an arch or weights it does not know
+        return None
+    prefix = os.path.basename(url).rsplit("-", 1)[-1].split(".")[0].lower()
+    return prefix if len(prefix) >= 6 and all(c in "0123456789abcdef" for c in prefix) else None
+
+
+#: (arch, layer as recorded) -> its graph node (:func:`_layer_node`), traced once per process.
+_LAYER_NODES: dict[tuple[str, str], str] = {}
+
+
+def _layer_node(arch: str, layer) -> str:
+    """The graph node of `arch` whose output the features of a store's recorded `layer` are, followed
+    back through the nodes that pass their input on unchanged in eval mode (Dropout, Identity): for
+    mobilenet_v2, ``"penultimate"`` (the last Linear's input: classifier.0, a Dropout of flatten),
+    ``"classifier.0"`` and ``"flatten"`` are ``"flatten"``; for VGG16 ``"penultimate"`` and
+    ``"fc7"`` are ``"classifier.4"``. Traced without weights (the meta device, ~0.05 s); without
+    torchvision, or for a name the graph lacks, the name as recorded (:func:`_as_compared`)."""
+    text = str(_as_compared("layer", layer))
+    key = (arch, text)
+    if key not in _LAYER_NODES:
+        _LAYER_NODES[key] = _traced_layer_node(arch, text) or text
+    return _LAYER_NODES[key]
+
+
+def _traced_layer_node(arch: str, layer: str) -> str | None:
+    """:func:`_layer_node` by torch.fx (None where it cannot say)."""
+    try:
+        import warnings
+
+        import torch
+        import torchvision.models as tvm
+        import torchvision.models.feature_extraction as tvfx
+
+        from gensim_im2vec.features import _PENULTIMATE, LAYER_ALIASES, _last_linear
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (inception_v3's init_weights notice)
+            with torch.device("meta"):
+                model = tvm.get_model(arch, weights=None).eval()
+            tracer = tvfx.NodePathTracer(**getattr(tvfx, "_set_default_tracer_kwargs", lambda kwargs: {})(None))
+            graph = tracer.trace(model)
+    except Exception:  # no torchvision (or a broken one), an arch it does not know, a graph fx cannot trace
+        return None
+    names, modules = tracer.node_to_qualname, dict(model.named_modules())
+    if layer == _PENULTIMATE:
+        last = _last_linear(model)
+        calls = [n for n in graph.nodes if n.op == "call_module" and n.target == last]
+        node = calls[-1].args[0] if calls and calls[-1].args else None
+    else:
+        want = LAYER_ALIASES.get(arch, {}).get(layer, layer)
+        node = next((n for n in graph.nodes if names.get(n) == want), None)
+    passing = (torch.nn.Dropout, torch.nn.Dropout1d, torch.nn.Dropout2d, torch.nn.Dropout3d, torch.nn.AlphaDropout,
+               torch.nn.FeatureAlphaDropout, torch.nn.Identity)
+    while (isinstance(node, torch.fx.Node) and node.op == "call_module"
+           and isinstance(modules.get(node.target), passing) and node.args):
+        node = node.args[0]
+    return names.get(node) if isinstance(node, torch.fx.Node) else None
+
+
+def _pca_comparison(record: dict, metadata, pca=None) -> str:
+    """Whether the PCA a store's `metadata` records is the one the features of the model's `record`
+    (:func:`_extractor_record`) were projected with: ``"same"``, ``"differs"`` or ``"unknown"``.
+
+    No PCA on either side is the same; a PCA and none, or other sizes, differ. The model's own store
+    (its ``store_id``: moved, copied or grown) holds its PCA. Otherwise the fits' digests say it
+    (``sha256``, :meth:`~gensim_im2vec.store.PCA.digest`, recorded at extraction; the store's computed
+    from `pca`, its PCA or the path of its pca.npz, where its metadata has none). Without the model's,
+    another sample size or explained variance tell another fit apart (a store re-extracted with another
+    ``--pca-sample``), while their agreement proves nothing: unknown (warned of, not refused)."""
+    if "pca" not in record or "pca" not in metadata:
+        return "same"  # (not recorded: nothing to compare)
+    want, have = record["pca"], metadata["pca"]
+    if not want or not have:
+        return "same" if not want and not have else "differs"
+    if record.get("store_id") and record["store_id"] == metadata.get("store_id"):
+        return "same"
+    if any(want.get(f) != have.get(f) for f in ("n_components", "n_features")):
+        return "differs"
+    theirs = have.get("sha256")
+    if want.get("sha256") and not theirs and pca is not None:
+        theirs = _pca_digest(pca)
+    if want.get("sha256") and theirs:
+        return "same" if want["sha256"] == theirs else "differs"
+    if any(want.get(f) is not None and have.get(f) is not None and want[f] != have[f]
+           for f in ("fitted_on", "explained_variance")):
+        return "differs"
+    return "unknown"
+
+
+def _pca_digest(pca) -> str | None:
+    """:meth:`~gensim_im2vec.store.PCA.digest` of a store's PCA, given as one or as the path of its
+    pca.npz (None where it cannot be read)."""
+    if isinstance(pca, (str, os.PathLike)):
+        from gensim_im2vec.store import PCA
+
+        try:
+            pca = PCA.load(pca)
+        except (OSError, ValueError, KeyError):
+            return None
+    return pca.digest()
+
+
+def _pca_words(pca) -> str:
+    """A store's PCA (its metadata's ``pca``) in words: ``"8 of 1280 dims fitted on 40 images
+    (explained variance 0.991056, sha256 …)"``, ``"none"``."""
+    if not pca:
+        return "none"
+    ev = pca.get("explained_variance")
+    said = [f"explained variance {ev:.6g}" if isinstance(ev, (int, float)) else None,
+            f"sha256 {pca['sha256']}" if pca.get("sha256") else None]
+    return (f"{pca.get('n_components')} of {pca.get('n_features')} dims fitted on {pca.get('fitted_on')} images"
+            + (f" ({', '.join(s for s in said if s)})" if any(said) else ""))
 
 
 def _extractor_words(record: dict) -> str:
@@ -4261,13 +4458,32 @@ def _extractor_words(record: dict) -> str:
     return ", ".join(f"{f}={record[f]!r}" for f in ("arch", "weights", "layer") if f in record) or "unrecorded"
 
 
+def _difference_words(diff) -> list[str]:
+    """Each ``(field, the store's, the model's)`` of :func:`_extractor_differences` as
+    ``"field: the store's …, the model's …"`` (values quoted, a PCA's words not)."""
+    return [f"{f}: the store's {have if f == 'pca' else repr(have)}, the model's {want if f == 'pca' else repr(want)}"
+            for f, have, want in diff]
+
+
+def _pca_fix(record: dict) -> str:
+    """How to get features of the model's PCA (:func:`_extractor_differences` found another)."""
+    n = (record.get("pca") or {}).get("n_components")
+    more = f" --pca {n}" if n else ""
+    return (f"the model's W maps only features projected with the PCA its store was extracted with (another fit "
+            f"has another basis): give that store, or extract more images into it "
+            f"(`im2vec extract IMAGES -o MODEL_STORE --mode extend{more}` with the model's extractor options "
+            f"applies its PCA)")
+
+
 def _check_given_extractor(model, feats: ImageFeatures, fname) -> None:
     """Features given to :meth:`Im2Vec.load` (``image_features=``) from a store whose metadata says
-    another extractor than the model's record: refused (StoreMismatchError), naming both and the fix;
-    a store that records none: a warning. Features without metadata (a mapping, a pair) are not checked."""
+    another extractor than the model's record, or another PCA, are refused (StoreMismatchError), naming
+    both and the fix; a store that records no extractor, or a PCA that cannot be told from the model's
+    (:func:`_pca_comparison`), is warned of. Features without metadata (a mapping, a pair) are not checked."""
     record = _extractor_record(model)
-    diff = _extractor_differences(record, feats.metadata)
     source = getattr(feats, "source", None)
+    pca = getattr(source, "pca", None)
+    diff = _extractor_differences(record, feats.metadata, pca)
     where = repr(str(source.path)) if getattr(source, "path", None) is not None else feats.name
     if diff is None:
         logger.warning("image_features: the feature store %s records no extractor (no arch or weights in its "
@@ -4276,13 +4492,25 @@ def _check_given_extractor(model, feats: ImageFeatures, fname) -> None:
                        "place the images wrongly without an error)", where, os.fspath(fname), _extractor_words(record))
         return
     if diff:
-        said = "; ".join(f"{f}: the store's {have!r}, the model's {want!r}" for f, have, want in diff)
+        said = "; ".join(_difference_words(diff))
+        pca_fix = f" For the PCA: {_pca_fix(record)}." if any(f == "pca" for f, _, _ in diff) else ""
         raise StoreMismatchError(
             f"image_features: the feature store {where} was made by another extractor than the features the model "
             f"{os.fspath(fname)!r} was trained on ({said}): its W maps only its own extractor's features, so these "
             f"would place the images wrongly. Give a store extracted as the model's was ({_extractor_words(record)}: "
             f"FeatureExtractor with them, or `im2vec extract IMAGES -o STORE --arch ... --weights ...`), or train a "
-            f"model on this store.")
+            f"model on this store.{pca_fix}")
+    if _pca_comparison(record, feats.metadata or {}, pca) == "unknown":
+        logger.warning("image_features: %s", _pca_unknown_words(f"the feature store {where}", record,
+                                                                 feats.metadata, os.fspath(fname)))
+
+
+def _pca_unknown_words(store: str, record: dict, metadata, model: str) -> str:
+    """The warning of a store whose PCA cannot be told from the model's (:func:`_pca_comparison`)."""
+    return (f"cannot tell whether the PCA of {store} ({_pca_words(metadata.get('pca'))}) is the one the model "
+            f"{model!r} was trained on ({_pca_words(record.get('pca'))}): there are no two digests of them to compare "
+            f"(a store extracted before they were recorded) and their sample sizes and explained variances agree; taken on your "
+            f"word that it is (another fit of the same size would place the images wrongly without an error)")
 
 
 def _open_referenced_store(ref: dict, fname, model) -> FeatureStore:

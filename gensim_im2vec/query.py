@@ -79,11 +79,12 @@ import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
-from gensim_im2vec.keys import IMAGE_PREFIX, encode_key
+from gensim_im2vec.keys import IMAGE_PREFIX, describe_key_rule, encode_key, rule_key
 from gensim_im2vec.validation import is_int
 
 if TYPE_CHECKING:
@@ -477,15 +478,17 @@ def open_index(index: str | os.PathLike | ModalityIndexer, model, *, model_path:
                               f"(an exact search).")
     fingerprint = ann._fingerprint(kv.index_to_key, ann._UnitRows(kv))
     if man.get("fingerprint") != fingerprint:
-        built = f"{sum(p.get('count', 0) for p in man['parts'].values())} keys" if isinstance(man.get("parts"), dict) \
-            else "other keys"
+        if isinstance(index, ann.ModalityIndexer):  # its parts as a manifest lists them
+            man = {"parts": {m: {"count": len(p.labels)} for m, p in index._parts.items()}, "dim": index.dim,
+                   "image_prefix": index.image_prefix}
+        built, have = ann._mismatch_counts(man, model)
         if path is None:
             fix = "ModalityIndexer(model) again"
         else:
             fix = _rebuild_hint(path, model_path)
         raise ValueError(
-            f"index {name} was built from other keys or vectors ({built}) than this model's ({len(kv)} keys, dim "
-            f"{kv.vector_size}): the model was retrained after the index was built, or the index is another model's. "
+            f"index {name} was built from other keys or vectors ({built}) than this model's ({have}): the model "
+            f"was retrained after the index was built, or the index is another model's. "
             f"Its answers would be wrong neighbours, so it is not used. Build it again for this model: {fix}."
         )
     if path is None:
@@ -506,6 +509,11 @@ def _index_settings(indexer) -> str:
     knobs = {"hnsw": f"ef_search {p.get('ef_search')}", "ivf": f"nprobe {p.get('nprobe')}",
              "ivfpq": f"pq_m {p.get('pq_m')}, nprobe {p.get('nprobe')}, rerank {p.get('rerank')}"}[kind]
     return f"faiss {kind}, {knobs}"
+
+
+def _by_rule(rule: str | None) -> str:
+    """``; this model's feature store keys its files by --keys stem`` when it keys otherwise than by path."""
+    return f"; this model's feature store keys its files by --keys {rule}" if rule in ("stem", "flickr-id") else ""
 
 
 def _index_cosines_exact(indexer) -> bool:
@@ -786,19 +794,66 @@ class QuerySession:
 
     def _unknown(self, text: str, message: str) -> str:
         """What to say of `text`, which names no key: the key it was probably meant as (an image key
-        typed with its file's extension, or with a space that keys write as ``%20``), or that it is
-        not an image key of the model (when it has the image prefix); else `message`."""
+        typed with its file's extension, or with a space that keys write as ``%20``; by the store's
+        key rule, the file name it was made of), that its feature store skipped it (with the reason
+        recorded), or that it is not an image key of the model (when it has the image prefix), each
+        in the terms of the store's key rule; else `message`."""
+        prefix = getattr(self.model, "image_prefix", IMAGE_PREFIX)
+        rule = self._key_rule()
         stem, ext = os.path.splitext(text)
         for cand in (text, stem) if ext.lower() in _IMAGE_SUFFIXES else (text,):
             key = None if encode_key(cand) == text else self.resolve(encode_key(cand))  # (text itself: no key)
+            if rule in ("stem", "flickr-id") and key is None and ext.lower() in _IMAGE_SUFFIXES:
+                named = rule_key(text.removeprefix(prefix), "", rule, prefix)  # the key the rule makes of the file
+                key = named if named is not None and named in self.model.wv.key_to_index else None
             if key is not None and self._is_image(key):  # (a word it resolves to is no image key it meant)
-                return (f"Not a key of the model: {text}; did you mean {key}? (An image key is the file's path "
-                        f"under the image folder without its extension, whitespace written as %20.)")
-        prefix = getattr(self.model, "image_prefix", IMAGE_PREFIX)
+                whitespace = ", whitespace written as %20" if rule in ("path", "stem") else ""
+                return (f"Not a key of the model: {text}; did you mean {key}? (An image key is "
+                        f"{describe_key_rule(rule, prefix)}{whitespace}{_by_rule(rule)}.)")
+        skipped = self._skipped_reason(text, prefix)
+        if skipped is not None:
+            key, reason, store = skipped
+            return (f"Not an image key of the model: {text}. {key} was skipped by `im2vec extract`, which could not "
+                    f"use its file: {reason} (the feature store {store!r} lists it in skipped.json). Once the file is "
+                    f"fixed, the same extract run again tries it again; train again to place it.")
         if text.startswith(prefix) and len(text.split()) == 1:
-            return (f"Not an image key of the model: {text}. An image key is {prefix!r} + the file's path under the "
-                    f"image folder without its extension; to place an image file by its features, type its path.")
+            return (f"Not an image key of the model: {text}. An image key is {describe_key_rule(rule, prefix)}"
+                    f"{_by_rule(rule)}. To place an image file by its features, type its path.")
         return message
+
+    def _key_rule(self) -> str | None:
+        """How the model's image keys were made of their files: its feature store's ``key_rule``
+        (``im2vec extract --keys``); "path" for a store of a folder that predates the record; None
+        for keys a caller made (pairs, arrays)."""
+        meta = getattr(self.model, "image_features_metadata", None) or {}
+        rule = meta.get("key_rule")
+        if rule is None and (meta.get("image_root") or not meta):  # (no metadata: features from Python,
+            rule = "path"  # keyed most likely by image_key, as the prompt's hint always said)
+        return rule
+
+    def _skipped_reason(self, text: str, prefix: str) -> tuple[str, str, str] | None:
+        """``(key, reason, store path)`` when the feature store (``store=``, else the model's) lists
+        `text` (with or without the image prefix) as skipped by the extraction; else None. A store
+        that cannot be read gives no hint (never an error: this only words a message)."""
+        if not hasattr(self, "_skipped"):
+            self._skipped = None
+            try:
+                from gensim_im2vec.store import FeatureStore, _read_skipped
+
+                st = self.store if self.store is not None else getattr(self.model, "feature_store", None)
+                if isinstance(st, FeatureStore):
+                    self._skipped = (dict(st.skipped), str(st.path))
+                elif st is not None:
+                    self._skipped = (_read_skipped(Path(st)), os.fspath(st))
+            except (OSError, ValueError, TypeError):
+                self._skipped = None
+        if not self._skipped:
+            return None
+        skipped, where = self._skipped
+        for key in (text, prefix + text) if not text.startswith(prefix) else (text,):
+            if key in skipped:
+                return key, skipped[key], where
+        return None
 
     @staticmethod
     def _file_path(text: str) -> str | None:
@@ -844,6 +899,10 @@ class QuerySession:
         beside images. With an index, the same lists from its modality views."""
         m, n = self.model, self.topn
         indexed = self.indexer is not None
+        if not indexed:  # (else wv.most_similar's gensim fill_norms: a private copy of all of wv, at once)
+            from gensim_im2vec.index import fill_norms
+
+            fill_norms(m.wv)
         if m.W is None:  # a model without images: plain neighbours
             hits = (self._from_index(positive, negative, "all") if indexed
                     else m.wv.most_similar(positive=positive, negative=negative, topn=n))

@@ -825,6 +825,15 @@ class PCA:
         with np.load(path) as z:
             return cls(z["mean"], z["components"], z["explained_variance_ratio"])
 
+    def digest(self) -> str:
+        """What identifies the projection: the first 16 hex digits of the SHA-256 of its ``mean`` and
+        ``components`` (little-endian float32). Another fit (another sample, other images) has another;
+        a model trained on a PCA store maps only features of that digest's projection."""
+        h = hashlib.sha256()
+        for a in (self.mean, self.components):
+            h.update(np.ascontiguousarray(a, dtype="<f4").tobytes())
+        return h.hexdigest()[:16]
+
     def describe(self, applied: str, fitted_on: int) -> dict:
         return {
             "n_components": self.n_components,
@@ -833,6 +842,7 @@ class PCA:
             "fitted_on": int(fitted_on),
             "explained_variance": float(np.nansum(self.explained_variance_ratio)),
             "file": PCA_FILE,
+            "sha256": self.digest(),
         }
 
 
@@ -1595,6 +1605,7 @@ class FeatureStoreWriter:
         self.dim = int(dim)
         self.dtype = _resolve_dtype(dtype)
         self.zeroed_rows = 0  # rows float16 turned to all zeros (warned once, summed at close)
+        self.warn_zeroed = True  # False: the caller reports them (FeatureExtractor.extract counts its own)
         self.shard_size = int(shard_size)
         self.mode = mode
         meta = dict(metadata or {})
@@ -2018,7 +2029,7 @@ class FeatureStoreWriter:
         if self.dtype == "float16":
             lost = ~np.any(stored != 0, axis=1) & np.any(arr != 0, axis=1)
             if lost.any():
-                if not self.zeroed_rows:  # once per writer; close() sums them up
+                if not self.zeroed_rows and self.warn_zeroed:  # once per writer; close() sums them up
                     logger.warning(
                         "%s: %i row(s) became all zeros in float16 (values below 6e-8), e.g. %r; store "
                         "float32 (dtype='float32', `im2vec extract --dtype float32`) or L2-normalise them "
@@ -2103,7 +2114,7 @@ class FeatureStoreWriter:
             self._closed = True
             self._found_stamps = _NO_FOUND_STAMPS
             self._release()
-        if getattr(self, "zeroed_rows", 0):
+        if getattr(self, "zeroed_rows", 0) and getattr(self, "warn_zeroed", True):
             logger.warning("%s: %i row(s) written by this writer are all zeros (float16 could not hold them); "
                            "rewrite them in float32", self.path, self.zeroed_rows)
 

@@ -66,6 +66,16 @@ What was removed, and why (the slides estimate ~15% of a raw tag vocabulary is n
 >>> sorted(norm.stats.reasons)
 ['camera', 'junk', 'number']
 
+Each token removed counts under one reason, the first rule that dropped it (``IMG_1234.JPG`` is a
+camera name, not also the junk word ``jpg``); pieces dropped from a token that is kept (the number
+of ``geo:lat=43.1`` → ``geo_lat``, the ``1`` of ``head1``) are counted apart, in ``trimmed``:
+
+>>> norm = Normalizer()
+>>> norm.text("IMG_1234.JPG head1")
+['head']
+>>> norm.stats.removed_tokens, dict(norm.stats.reasons), dict(norm.stats.trimmed)
+(1, {'camera': 1}, {'file_stem': 1})
+
 An event or a place with its year is a tag, a camera's prefix with a number is a file name:
 
 >>> norm.tags(["sxsw2009", "nyc_2010", "DSCN2010.JPG", "img2009", "sdc10001"])
@@ -89,6 +99,7 @@ from typing import Literal
 
 __all__ = [
     "ENGLISH_STOPWORDS",
+    "VOCAB_TRACK_LIMIT",
     "DEFAULT_JUNK",
     "KEPT_AT_END",
     "KEPT_AT_ENDS",
@@ -194,6 +205,15 @@ _INVISIBLE: dict[int, None] = dict.fromkeys(
 
 _SEP_TABLE: dict[int, str] | None = None
 
+#: ``track_vocab`` counts distinct tokens exactly up to this many distinct raw tokens (and as many
+#: distinct output tokens), then stops counting: each costs ~160 bytes (the string and its set entry,
+#: raw and output), so a corpus of tens of millions of distinct tags (YFCC100M) would hold gigabytes
+#: for a count. At the limit the sets take ~160 MB, and the report says "at least" that many.
+VOCAB_TRACK_LIMIT = 1_000_000
+
+#: Reasons that cut a piece off a token without dropping it (the number of ``head1``).
+_TRIM_ONLY = frozenset({"file_stem"})
+
 
 def _separator_table() -> dict[int, str]:
     """Map every punctuation, symbol, separator and control code point to a space (built once)."""
@@ -290,14 +310,28 @@ class NormalizationStats:
     output_tokens : int
         Tokens produced.
     reasons : collections.Counter
-        Why candidate tokens were dropped (``number``, ``camera``, ``hash``, ``machine_tag``,
-        ``url``, ``stopword``, ``junk``, ``short``, ``long``, ``empty``), and ``file_stem``:
-        numbers cut off numbered file names (the word itself is kept).
+        Why raw tokens were removed, each under one reason: the first rule that dropped it
+        (``number``, ``camera``, ``hash``, ``machine_tag``, ``url``, ``stopword``, ``junk``,
+        ``short``, ``long``, ``empty``), so the counts add up to :attr:`removed_tokens`.
     examples : dict of str to list of str
-        Up to five raw examples per reason.
+        Up to five raw examples per reason of :attr:`reasons`.
+    trimmed : collections.Counter
+        Pieces dropped from raw tokens that were kept, per piece and by the same reasons
+        (``geo:lat=43.1`` with ``machine_tags=False`` keeps ``geo_lat`` and drops a ``number``),
+        and ``file_stem``: numbers cut off numbered file names (``head1`` → ``head``).
+    trimmed_examples : dict of str to list of str
+        Up to five raw examples per reason of :attr:`trimmed`.
     raw_vocab, removed_vocab, output_vocab : set of str or None
         Distinct raw units, those removed, and distinct output tokens; None when the normaliser
-        was built with ``track_vocab=False`` (saves memory on huge corpora).
+        was built with ``track_vocab=False`` (saves memory on huge corpora). Counted up to
+        :data:`VOCAB_TRACK_LIMIT` distinct raw (or output) tokens, then no more (see
+        :attr:`vocab_complete`): memory stays bounded on any corpus.
+    vocab_complete : bool
+        False when the sets stopped growing at :data:`VOCAB_TRACK_LIMIT`: they then hold the
+        distinct tokens of the first :attr:`vocab_raw_tokens` raw tokens only, and the corpus has
+        at least that many.
+    vocab_raw_tokens : int
+        Raw tokens counted into the sets (all of :attr:`raw_tokens` while :attr:`vocab_complete`).
     """
 
     raw_tokens: int = 0
@@ -308,6 +342,10 @@ class NormalizationStats:
     raw_vocab: set[str] | None = field(default_factory=set)
     removed_vocab: set[str] | None = field(default_factory=set)
     output_vocab: set[str] | None = field(default_factory=set)
+    trimmed: Counter = field(default_factory=Counter)
+    trimmed_examples: dict[str, list[str]] = field(default_factory=dict)
+    vocab_complete: bool = True
+    vocab_raw_tokens: int = 0
 
     @property
     def removed_token_share(self) -> float:
@@ -316,7 +354,8 @@ class NormalizationStats:
 
     @property
     def removed_vocab_share(self) -> float:
-        """Share of the distinct raw tokens that were removed (needs ``track_vocab``)."""
+        """Share of the distinct raw tokens that were removed (needs ``track_vocab``; of those
+        counted, when :attr:`vocab_complete` is False)."""
         if not self.raw_vocab:
             return 0.0
         return len(self.removed_vocab) / len(self.raw_vocab)
@@ -330,6 +369,8 @@ class NormalizationStats:
             "output_tokens": self.output_tokens,
             "reasons": dict(self.reasons.most_common()),
             "examples": {k: list(v) for k, v in self.examples.items()},
+            "trimmed": dict(self.trimmed.most_common()),
+            "trimmed_examples": {k: list(v) for k, v in self.trimmed_examples.items()},
         }
         if self.raw_vocab is not None:
             out.update(
@@ -337,6 +378,8 @@ class NormalizationStats:
                 removed_vocab=len(self.removed_vocab),
                 removed_vocab_share=round(self.removed_vocab_share, 4),
                 output_vocab=len(self.output_vocab),
+                vocab_complete=self.vocab_complete,
+                vocab_raw_tokens=self.vocab_raw_tokens,
             )
         return out
 
@@ -346,14 +389,24 @@ class NormalizationStats:
             f"normalised {self.raw_tokens} raw tokens into {self.output_tokens}; removed "
             f"{self.removed_tokens} ({100 * self.removed_token_share:.1f}%)"
         )
-        if self.raw_vocab is not None:
+        if self.raw_vocab is not None and self.vocab_complete:
             s += (
                 f", {len(self.removed_vocab)} of {len(self.raw_vocab)} distinct raw tokens "
                 f"({100 * self.removed_vocab_share:.1f}%) -> {len(self.output_vocab)} kept"
             )
-        if self.reasons:  # (per piece: a unit keeps its other pieces, geo:lat=43.1 → geo_lat drops a number)
-            s += ("; pieces dropped (a token removed whole, or part of one kept): "
+        elif self.raw_vocab is not None:
+            s += (
+                f"; at least {len(self.raw_vocab)} distinct raw tokens (stopped counting at {len(self.raw_vocab)} "
+                f"to bound memory, after {self.vocab_raw_tokens} raw tokens; of those {len(self.raw_vocab)}: "
+                f"{len(self.removed_vocab)} removed ({100 * self.removed_vocab_share:.1f}%) -> "
+                f"{len(self.output_vocab)} distinct kept)"
+            )
+        if self.reasons:
+            s += ("; removed by reason (the first rule that dropped each): "
                   + ", ".join(f"{k} {v}" for k, v in self.reasons.most_common()))
+        if self.trimmed:  # a kept unit loses pieces: geo:lat=43.1 → geo_lat drops a number
+            s += ("; pieces dropped from kept tokens: "
+                  + ", ".join(f"{k} {v}" for k, v in self.trimmed.most_common()))
         return s
 
     def reset(self) -> None:
@@ -423,8 +476,9 @@ class Normalizer:
         :data:`KEPT_AT_ENDS`) is judged whole: one too long is dropped whole (reason ``long``),
         not cut into its words, so ``no_…`` never loses its ``no``.
     track_vocab : bool
-        Keep the sets of distinct raw/removed/output tokens in :attr:`stats` (memory grows
-        with the vocabulary); counts are always kept.
+        Keep the sets of distinct raw/removed/output tokens in :attr:`stats`, up to
+        :data:`VOCAB_TRACK_LIMIT` distinct tokens (~160 bytes each), then stop counting
+        (:attr:`NormalizationStats.vocab_complete`); the other counts are always kept.
     cache_size : int
         Up to this many distinct tags and words keep their result in a cache (the first ones
         seen; tag vocabularies are Zipf-distributed, so most work becomes a dictionary
@@ -476,6 +530,9 @@ class Normalizer:
 
     def __setstate__(self, state: dict) -> None:
         state.setdefault("file_stems", False)  # pickled before the step existed: keep its behaviour
+        st = state.get("stats")
+        if st is not None and not hasattr(st, "trimmed"):  # stats pickled before `trimmed` existed
+            st.trimmed, st.trimmed_examples = Counter(), {}
         self.__dict__.update(state)
         self._caches: tuple[dict, dict] = ({}, {})  # words of text, tags
 
@@ -575,7 +632,9 @@ class Normalizer:
         cache = self._caches[is_tag]
         room = len(cache) < self.cache_size
         st = self.stats
-        vocab = st.raw_vocab is not None
+        vocab = counting = st.raw_vocab is not None and st.vocab_complete
+        raw_vocab, output_vocab, limit = st.raw_vocab, st.output_vocab, VOCAB_TRACK_LIMIT
+        counted = 0
         out: list[str] = []
         removed = 0
         for u in units:
@@ -591,25 +650,34 @@ class Normalizer:
             else:
                 removed += 1
             if reasons:
-                self._note(u, reasons)
+                self._note(u, reasons, not toks)
             if vocab:
-                st.raw_vocab.add(u)
+                if len(raw_vocab) >= limit or len(output_vocab) >= limit:  # stop counting: bounded memory
+                    vocab = st.vocab_complete = False
+                    continue
+                counted += 1
+                raw_vocab.add(u)
                 if toks:
-                    st.output_vocab.update(toks)
+                    output_vocab.update(toks)
                 else:
                     st.removed_vocab.add(u)
+        if counting:
+            st.vocab_raw_tokens += counted
         st.raw_tokens += len(units)
         st.removed_tokens += removed
         st.output_tokens += len(out)
         return out
 
-    def _note(self, raw: str, reasons: tuple[str, ...]) -> None:
+    def _note(self, raw: str, reasons: tuple[str, ...], removed: bool) -> None:
+        """Count a removed unit under its one reason (:meth:`_unit_uncached` gives a removed unit
+        one), and the pieces dropped from a kept one each."""
         st = self.stats
+        counts, examples = (st.reasons, st.examples) if removed else (st.trimmed, st.trimmed_examples)
         for r in reasons:
-            st.reasons[r] += 1
-            ex = st.examples.get(r)
+            counts[r] += 1
+            ex = examples.get(r)
             if ex is None:
-                ex = st.examples[r] = []
+                ex = examples[r] = []
             if len(ex) < 5 and raw not in ex:
                 ex.append(raw)
 
@@ -714,8 +782,9 @@ class Normalizer:
             out = kept
         else:
             out = [tok for p in pieces for tok in self._piece_tokens(p, is_tag, reasons)]
-        if not out and not reasons:
-            reasons.append("empty")
+        if not out:  # removed: counted under the first rule that dropped it (not a trim, head1's file_stem)
+            first = next((r for r in reasons if r not in _TRIM_ONLY), "empty")
+            return (), (first,)
         return tuple(out), tuple(reasons)
 
     def _joined_tag(self, pieces: list[str], reasons: list[str]) -> list[str]:

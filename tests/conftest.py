@@ -108,7 +108,7 @@ def parts_here(on_part, stop_after=None):
 
     def run(todo, plan, fx_kwargs, extract_kwargs, parts_root, *rest):
         actor = distributed._PartExtractor(fx_kwargs, extract_kwargs, str(parts_root))
-        extracted = skipped = already = 0
+        totals = distributed._PartTotals()
         try:
             for n, item in enumerate(todo):
                 if stop_after is not None and n == stop_after:
@@ -117,11 +117,9 @@ def parts_here(on_part, stop_after=None):
                 if row["error"][0]:
                     raise RuntimeError(str(row["error"][0]))
                 on_part(item, row)
-                extracted += int(row["extracted"][0])
-                skipped += int(row["skipped"][0])
-                already += int(row["already"][0])
+                totals.add({k: v[0] for k, v in row.items()})  # (the driver's own sum of the parts' rows)
         finally:  # the actors' log filter belongs in actor processes only
             logging.getLogger("gensim_im2vec.features").removeFilter(distributed._not_part_skip_warning)
-        return extracted, skipped, [], already, {}
+        return totals
 
     return run

@@ -269,8 +269,11 @@ def test_two_files_of_one_key_name_the_ways_out(tmp_path):
     assert "From Python, pass the images as explicit (key, path) pairs instead of the folder" in msg, msg
     for rule in ("path", "stem", "flickr-id"):
         result = CliRunner().invoke(main, _args(d, tmp_path / "s", "--keys", rule))
-        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output  # no traceback
-        assert "Error: " in result.output and "rename or move one file" in result.output, result.output
+        # no traceback; --keys stem|flickr-id: an error of '--keys' (exit 2), by flickr-id x.jpg / x.png have no key
+        assert result.exit_code == (1 if rule == "path" else 2), result.output
+        assert isinstance(result.exception, SystemExit), result.output
+        said = "not named as Flickr names photos" if rule == "flickr-id" else "rename or move one file"
+        assert "Error: " in result.output and said in " ".join(result.output.split()), result.output
     assert not (tmp_path / "s").exists()
 
 
@@ -285,5 +288,7 @@ def test_extract_ray_names_two_files_of_one_key_without_a_traceback(tmp_path):
     Image.new("RGB", (16, 16), "blue").save(d / "x.jpg")
     for rule in ("path", "stem", "flickr-id"):
         result = CliRunner().invoke(main, ["extract-ray", str(d), "-o", str(tmp_path / "s"), "--keys", rule])
-        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
-        assert "Error: " in result.output and "rename or move one file" in result.output, result.output
+        assert result.exit_code == (1 if rule == "path" else 2), result.output
+        assert isinstance(result.exception, SystemExit), result.output
+        said = "not named as Flickr names photos" if rule == "flickr-id" else "rename or move one file"
+        assert "Error: " in result.output and said in " ".join(result.output.split()), result.output

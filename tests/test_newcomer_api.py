@@ -189,6 +189,23 @@ def test_an_extraction_whose_rows_underflow_float16_says_so_at_the_end(tiny_imag
     assert report.underflow == 0 and "underflow" not in report.summary() and report.store.vectors.any()
 
 
+def test_an_underflow_is_warned_of_once(tiny_images, tmp_path, caplog):
+    """Review 3: one underflow was reported four times at extract (the store writer's "N row(s) became
+    all zeros" and "… are all zeros", the extractor's warning and the summary): now the summary and one
+    warning. The writer used directly (FeatureStore.create/from_arrays) still warns (test_store.py)."""
+    pytest.importorskip("torchvision")
+    from gensim_im2vec.features import FeatureExtractor
+
+    fx = FeatureExtractor("mobilenet_v3_small", weights=None, device="cpu", num_workers=0, batch_size=1,
+                          progress=False)  # two batches: the writer warned at the first and at close
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec"):
+        report = fx.extract(tiny_images, tmp_path / "f16")
+    assert report.underflow == 2
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(said) == 1, said
+    assert "2 of the 2 rows written underflow float16" in said[0] and "--dtype float32" in said[0]
+
+
 def test_im2vec_extract_prints_the_underflow_and_the_fix(tiny_images, tmp_path):
     pytest.importorskip("torchvision")
     from click.testing import CliRunner

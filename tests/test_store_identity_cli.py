@@ -11,6 +11,9 @@ accepted silently").
    image_features=)``, naming both and the fix; a store that records no extractor (made by
    ``FeatureStore.from_arrays`` without it) is taken with a warning; the same extractor's store
    extracted again (another store id, the same images) is taken.
+3. A PCA store of another fit is refused (by the fits' digests, else sample size and explained
+   variance; unknown: warned of); the same weights file under another name, and a layer named by the
+   node it is (``flatten`` for mobilenet_v2's penultimate), are the model's extractor.
 """
 
 from __future__ import annotations
@@ -251,3 +254,180 @@ def test_a_layer_named_by_its_alias_or_its_node_is_one_layer():
         ("layer", "classifier.4", "fc7 (classifier.5)")]
     assert _extractor_differences(model, {"dim": 4096, "normalisation": "none"}) is None  # records none: unknown
     assert _extractor_differences({}, {**model, "arch": "vgg16"}) == []  # the model records none: nothing to check
+
+
+# --- 3. a PCA store of another fit; the same weights, layer or store named otherwise -----------------
+#
+# Review 3: a store re-extracted with another PCA fit (`--pca 8 --pca-sample 20` for a model trained
+# on `--pca 8 --pca-sample 40`: other rows, projected cosines median 0.876) was taken silently; the
+# same weights file under another name and `--layer flatten` (mobilenet_v2's penultimate node) were
+# refused; a store that could not stand in got "…was trained with.. Put the store back".
+
+K = 4  # PCA components
+
+
+def _pca(seed=0, n=40):
+    from gensim_im2vec.store import PCA
+
+    return PCA.fit(np.random.default_rng(seed).normal(size=(n, DIM)).astype(np.float32), K)
+
+
+def _pca_store(path, pca, fitted_on=40, keys=TRAIN + TEST, digest=True, metadata=MOBILENET):
+    """A store as `im2vec extract --pca K --pca-sample N` writes one (`digest=False`: as it did
+    before the PCA's digest was recorded)."""
+    pca_meta = pca.describe("on_write", fitted_on)
+    if not digest:
+        pca_meta.pop("sha256", None)
+    with FeatureStore.create(path, dim=K, metadata={**metadata, "pca": pca_meta}, pca=pca) as w:
+        w.write(keys, pca.transform(_vectors(keys)))
+    return FeatureStore.open(path)
+
+
+@pytest.fixture(params=[True, False], ids=["digest", "no-digest"])
+def pca_project(tmp_path, request):
+    """A model trained on a PCA store (fitted on 40 images), with or without the PCA's digest:
+    (its folder, whether the stores record digests)."""
+    store = _pca_store(tmp_path / "feats", _pca(0), digest=request.param)
+    docs = [[k, TAGS[int(k[5:]) % 3], "photo"] for k in TRAIN] * 3
+    model = Im2Vec(docs, image_features=store, vector_size=8, sg=1, min_count=1, epochs=2, workers=1, seed=1,
+                   sample=0)
+    model.save(str(tmp_path / "m.im2vec"))
+    with open(tmp_path / "test.jsonl", "w", encoding="utf-8") as f:
+        for k in TEST:
+            f.write(json.dumps({"key": k, "tags": [TAGS[int(k[5:]) % 3]]}) + "\n")
+    return tmp_path, request.param
+
+
+def test_the_extraction_records_a_digest_of_its_pca():
+    pca = _pca(0)
+    said = pca.describe("on_write", 40)
+    assert said["sha256"] == pca.digest() and len(said["sha256"]) == 16
+    assert _pca(1).digest() != said["sha256"]  # another fit, another digest
+    from gensim_im2vec.store import PCA
+
+    assert PCA(pca.mean, pca.components).digest() == said["sha256"]  # the projection, not its variances
+
+
+def test_a_store_of_another_pca_fit_is_refused(pca_project):
+    p, digest = pca_project
+    other = _pca_store(p / "refit", _pca(5, n=20), fitted_on=20, digest=digest)  # --pca-sample 20
+    with pytest.raises(StoreMismatchError, match=r"pca: the store's 4 of 6 dims fitted on 20 images.*the "
+                                                 r"model's 4 of 6 dims fitted on 40 images") as err:
+        Im2Vec.load(str(p / "m.im2vec"), image_features=other)
+    assert "im2vec extract IMAGES -o MODEL_STORE --mode extend" in str(err.value)
+    res = _evaluate(p, other.path)
+    assert res.exit_code == 1, res.output
+    assert "pca: the store's 4 of 6 dims fitted on 20 images" in res.output, res.output
+    assert "P@1" not in res.stdout
+    _moved(p)  # standing in for the moved store: refused too
+    res = _run("query", p / "m.im2vec", "--store", other.path, input="EXIT\n")
+    assert res.exit_code == 1 and "fitted on 20 images" in res.output, res.output
+
+
+def test_a_store_of_the_same_size_of_sample_but_another_fit_is_refused_by_its_digest(pca_project):
+    p, digest = pca_project
+    if not digest:
+        pytest.skip("without digests, the same sample size and variance cannot be told apart (warned of below)")
+    other = _pca_store(p / "refit", _pca(7))  # fitted on 40 other images
+    with pytest.raises(StoreMismatchError, match="pca: "):
+        Im2Vec.load(str(p / "m.im2vec"), image_features=other)
+
+
+def test_a_raw_store_for_a_pca_model_is_refused(pca_project):
+    p, _ = pca_project
+    raw = _store(p / "raw", {**MOBILENET})
+    res = _evaluate(p, raw.path)
+    assert res.exit_code == 1, res.output
+    assert "pca: the store's none, the model's 4 of 6 dims fitted on 40 images" in res.output, res.output
+
+
+def test_the_models_pca_store_moved_or_extracted_again_the_same_is_taken(pca_project, caplog):
+    p, digest = pca_project
+    same = _pca_store(p / "again", _pca(0), digest=digest)  # another store id, the same fit
+    moved = _moved(p)
+    for store in (moved, same.path):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="gensim_im2vec.model"):
+            Im2Vec.load(str(p / "m.im2vec"), image_features=str(store))
+        warned = [r.getMessage() for r in caplog.records if "PCA" in r.getMessage()]
+        if store == moved or digest:  # its own store (store id), or the same digest: no doubt
+            assert not warned, warned
+        else:  # two stores without digests, fitted on as many images with the same variance: unknown
+            assert len(warned) == 1 and "cannot tell whether" in warned[0] and str(store) in warned[0]
+        res = _run("query", p / "m.im2vec", "--store", store, input="img:t1\nEXIT\n")
+        assert res.exit_code == 0, res.output
+        assert ("PCA" in res.stderr) == (store != moved and not digest), res.stderr
+        assert res.stderr.count("cannot tell whether") <= 1
+
+
+def test_a_store_whose_metadata_lacks_the_digest_is_compared_by_its_pca_file(pca_project):
+    p, digest = pca_project
+    if not digest:
+        pytest.skip("the model records no digest")
+    old = _pca_store(p / "old", _pca(0), digest=False)  # the same fit, written before digests
+    assert Im2Vec.load(str(p / "m.im2vec"), image_features=old).feature_store.path == old.path
+    assert _evaluate(p, old.path).exit_code == 0
+    refit = _pca_store(p / "refit", _pca(3), digest=False)
+    with pytest.raises(StoreMismatchError, match="pca: "):
+        Im2Vec.load(str(p / "m.im2vec"), image_features=refit)
+    assert _evaluate(p, refit.path).exit_code == 1
+
+
+def test_the_same_weights_file_under_another_name_is_one_extractor(project):
+    from gensim_im2vec.model import _extractor_differences
+
+    model = {**MOBILENET, "weights": "file:ckA.pth#sha256:b03531047ffacf1e"}
+    assert _extractor_differences(model, {**model, "weights": "file:finetuned.pth#sha256:b03531047ffacf1e"}) == []
+    assert _extractor_differences(model, {**model, "weights": "file:ckA.pth#sha256:0123456789abcdef"}) == [
+        ("weights", "file:ckA.pth#sha256:0123456789abcdef", "file:ckA.pth#sha256:b03531047ffacf1e")]
+    renamed = _store(project / "renamed", {**MOBILENET, "weights": "file:finetuned.pth#sha256:b03531047ffacf1e"})
+    trained = Im2Vec.load(str(project / "m.im2vec"))
+    trained.image_store["identity"]["weights"] = "file:ckA.pth#sha256:b03531047ffacf1e"
+    trained.save(str(project / "m.im2vec"))
+    res = _evaluate(project, renamed.path)
+    assert res.exit_code == 0, res.output
+
+
+def test_torchvisions_weights_and_their_file_renamed_are_one_extractor():
+    pytest.importorskip("torchvision")
+    from gensim_im2vec.model import _extractor_differences
+
+    # mobilenet_v2-b0353104.pth (IMAGENET1K_V1) saved as ckA.pth: its sha256 begins with the name's b0353104
+    renamed = {**MOBILENET, "weights": "file:ckA.pth#sha256:b03531047ffacf1e"}
+    assert _extractor_differences(MOBILENET, renamed) == []
+    assert _extractor_differences(renamed, MOBILENET) == []
+    other = {**MOBILENET, "weights": "file:ckB.pth#sha256:77777777deadbeef"}
+    assert [f for f, _, _ in _extractor_differences(MOBILENET, other)] == ["weights"]
+
+
+def test_a_layer_named_by_its_node_is_the_penultimate_it_is():
+    pytest.importorskip("torchvision")
+    from gensim_im2vec.model import _extractor_differences
+
+    # mobilenet_v2: the last Linear (classifier.1) takes classifier.0 (Dropout) of flatten
+    assert _extractor_differences(MOBILENET, {**MOBILENET, "layer": "flatten"}) == []
+    assert _extractor_differences({**MOBILENET, "layer": "flatten"}, MOBILENET) == []
+    assert _extractor_differences(MOBILENET, {**MOBILENET, "layer": "classifier.0"}) == []
+    assert _extractor_differences(MOBILENET, {**MOBILENET, "layer": "features.18"}) == [
+        ("layer", "features.18", "penultimate")]
+    vgg = {"arch": "vgg16", "weights": "VGG16_Weights.IMAGENET1K_V1", "layer": "penultimate"}
+    assert _extractor_differences(vgg, {**vgg, "layer": "fc7 (classifier.4)"}) == []  # ReLU, then Dropout
+    assert _extractor_differences(vgg, {**vgg, "layer": "classifier.3"}) != []  # fc7 before its ReLU
+
+
+def test_evaluate_takes_a_store_extracted_with_layer_flatten(project):
+    pytest.importorskip("torchvision")
+    flat = _store(project / "flat", {**MOBILENET, "layer": "flatten"}).path
+    res = _evaluate(project, flat)
+    assert res.exit_code == 0, res.output
+    assert "extractor" not in res.stderr
+
+
+def test_a_store_that_cannot_stand_in_is_said_with_one_full_stop(project):
+    _moved(project)
+    wide = FeatureStore.from_arrays(project / "wide", TRAIN + TEST, np.ones((15, DIM + 2), np.float32),
+                                    metadata=MOBILENET).path  # the same extractor's metadata, another dim
+    res = _evaluate(project, wide)
+    assert res.exit_code == 1, res.output
+    assert "cannot stand in for it: expected features of dim 6" in res.output, res.output
+    assert "trained with.." not in res.output and "trained with. Put the store back" in res.output

@@ -205,7 +205,7 @@ def test_bare_hash_tag_is_dropped_but_hash_in_text_and_longer_tags_stays():
 def test_numbered_file_stems_in_text_lose_their_number():
     norm = Normalizer()
     assert norm.text("head1 smiley111 arrow08_4 tigre01 summer2005") == ["head", "smiley", "arrow", "tigre", "summer"]
-    assert norm.stats.reasons["file_stem"] == 5 and norm.stats.removed_tokens == 0
+    assert norm.stats.trimmed["file_stem"] == 5 and norm.stats.removed_tokens == 0 and not norm.stats.reasons
     assert norm.text("mp3 a4 f16 md5 r2d2 dog") == ["mp3", "a4", "f16", "md5", "r2d2", "dog"]  # codes
     assert norm.text("Clipart by Nicu Buculei - head1") == ["nicu", "buculei", "head"]
     assert norm.text("unsorted2") == []  # what is left is noise: idempotent
@@ -347,12 +347,12 @@ def test_split_negation_tag_over_max_len_is_dropped_whole_not_cut_into_its_other
 
 
 def test_the_summary_says_reasons_count_pieces():
-    """The reasons count pieces (geo:lat=43.1 keeps geo_lat and drops a number), so they may add up
-    to more than the tokens removed whole: the summary says so (it read "removed 0 ...; dropped:
+    """Pieces dropped from kept tokens (geo:lat=43.1 keeps geo_lat and drops a number) are counted
+    apart from the tokens removed, and the summary says so (it read "removed 0 ...; dropped:
     number 1236")."""
     from gensim_im2vec.text import Normalizer as N
 
     norm = N(machine_tags=False)
     assert norm.tags(["geo:lat=43.1", "geo:lon=7.2"]) == ["geo_lat", "geo_lon"]
     line = norm.stats.summary()
-    assert "removed 0 " in line and "pieces dropped (a token removed whole, or part of one kept): number 4" in line
+    assert "removed 0 " in line and "pieces dropped from kept tokens: number 4" in line and "by reason" not in line
