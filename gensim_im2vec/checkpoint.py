@@ -599,7 +599,8 @@ def clear_run_token(file) -> None:
         os.pwrite(f.fileno(), body + b" " * (len(header) - 1 - len(body)) + b"\n", 0)
 
 
-def mark_vectors_file(path, file, shape, *, output, resumable: bool, token: str | None = None) -> None:
+def mark_vectors_file(path, file, shape, *, output, resumable: bool, token: str | None = None,
+                      made_from: dict | None = None) -> None:
     """Record (atomically, in :func:`vectors_file_marker`) that this process made the vectors file
     `path`, now named `file` (its temporary name before it has its name): a random token written into
     the file's ``.npy`` header (in its padding: NumPy reads the file as before), its device and inode,
@@ -607,7 +608,9 @@ def mark_vectors_file(path, file, shape, *, output, resumable: bool, token: str 
     file a killed run left is always known by the marker. A file whose header has no room for the
     token gets a marker without one, which :func:`vectors_file_made_by` never matches (the file is
     then refused, never removed). `token`: the one the model wrote there (its own, which its checkpoints
-    record), written again; a new one when None."""
+    record), written again; a new one when None. `made_from`: for a file a resume made, what the checkpoint
+    it resumed was (recorded as it is: ``im2vec train`` gives its device, inode, size and digest), so that a
+    resume of that same checkpoint, not written since, knows the file as made from it."""
     import secrets
 
     from gensim_im2vec.fileio import atomic_write_json
@@ -618,7 +621,7 @@ def mark_vectors_file(path, file, shape, *, output, resumable: bool, token: str 
     atomic_write_json(vectors_file_marker(path), {
         "pid": os.getpid(), "dev": int(st.st_dev), "ino": int(st.st_ino), "shape": [int(n) for n in shape],
         "token": token if marked else None, "output": os.path.abspath(os.fspath(output)),
-        "resumable": bool(resumable)})
+        "resumable": bool(resumable), **({"made_from": made_from} if made_from is not None else {})})
 
 
 def vectors_file_made_by(path, *, copies: bool = False) -> dict | None:

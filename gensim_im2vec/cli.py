@@ -1051,7 +1051,10 @@ RUN_EVALUATION = "gensim_im2vec.evaluate:run_evaluation"
               help="Training images in the same format: enables the ridge, prior, kNN, logistic and "
                    "id-token baselines (the id-token Word2Vec trains on [key, *tags] documents).")
 @click.option("--train-features", type=click.Path(exists=True), default=None,
-              help="Features of --train (store directory or .npy); default: the model's own features.")
+              help="Features of --train (store directory or .npy); default: the model's own features. A store "
+                   "also stands in for the model's own where that one moved since the model was saved (the model "
+                   "is loaded with it, --features's store tried first: it must hold the model's images, extracted "
+                   "as they were); a store of another extractor is refused.")
 @click.option("--candidates", "candidates_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Candidate tags ranked for each image, one per line ('# …' with a space is a comment, "
                    "'#tag' a tag) (default: every tag in --test and --train).")
@@ -1409,9 +1412,11 @@ def _train_and_save(documents, features, output, pretrained, analogies_path, res
 
     vectors_file = params.get("vectors_file")
     space, model, token = None, None, None
+    resumed = {}  # a resume: the checkpoint it resumes (_checkpoint_id), recorded in the marker of a file it makes
     if vectors_file:  # which file this run makes, recorded before it has its name (a rerun after a kill knows it)
         token = _VECTORS_FILE_MADE.set(lambda path, file, shape, run_token: mark_vectors_file(
-            path, file, shape, output=output, resumable=resumable, token=run_token))
+            path, file, shape, output=output, resumable=resumable, token=run_token,
+            made_from=resumed.get("checkpoint")))
     try:
         store = FeatureStore.open(features, mmap=True)
         corpus = LineDocuments(documents)
@@ -1444,7 +1449,8 @@ def _train_and_save(documents, features, output, pretrained, analogies_path, res
                 click.echo(f"resuming the interrupted run saved in {checkpoint}: epochs {record['epochs_done'] + 1}-"
                            f"{record['epochs']} of {record['epochs']}", err=True)
                 if vectors_file:
-                    _drop_copied_vectors_file(vectors_file, checkpoint)
+                    resumed["checkpoint"] = _checkpoint_id(checkpoint)
+                    _drop_copied_vectors_file(vectors_file, checkpoint, output, resumed["checkpoint"])
 
             def before_train(model):
                 check_space(model)
@@ -1505,8 +1511,7 @@ def _resumed_vectors_file(model, vectors_file: str | None, output: str, resumabl
         return
     if (st.st_dev, st.st_ino) == tuple(recorded)[1:]:
         click.echo(f"note: the interrupted run kept its vectors in {old}; this run, without --vectors-file, keeps "
-                   f"them in memory and leaves that file as it is (delete it if no other run continues in it)",
-                   err=True)
+                   f"them in memory, and that file is left as it is", err=True)
 
 
 def _same_disk(path: str, other: str) -> bool:
@@ -1614,7 +1619,8 @@ def _vectors_file_left(path: str, output: str, resumable: bool) -> None:
     """`--vectors-file PATH` already there before the run: removed when an unfinished run of `im2vec train`
     made it (its marker, :func:`~gensim_im2vec.checkpoint.mark_vectors_file`, names this very file), no live
     model maps it and no checkpoint continues in it; kept for a --resumable run whose checkpoint continues
-    in it (the model checks it is the checkpoint's own, also moved here with its folder); for a --resumable
+    in it (the model checks it is the checkpoint's own, also moved here with its folder), or that an earlier
+    resume of this checkpoint made and left (removed by the resume: :func:`_remade_vectors_file`); for a --resumable
     run with a checkpoint, a copy of a run's vectors file (:func:`_copied_vectors_file`) is left to the
     resume, which removes it once the checkpoint's inputs are found to be this command's
     (:func:`_drop_copied_vectors_file`) and makes it again from the checkpoint; a file no run is known to
@@ -1696,19 +1702,62 @@ def _copied_vectors_file(path: str) -> dict | None:
     return None if _locked(path) else copied
 
 
-def _drop_copied_vectors_file(path: str, checkpoint: str) -> None:
+def _drop_copied_vectors_file(path: str, checkpoint: str, output: str | None = None,
+                              checkpoint_id: dict | None = None) -> None:
     """A resume whose checkpoint is this command's, before the model opens its vectors file: a copy of the run's
     vectors file at `path` (:func:`_copied_vectors_file`) removed, that name only (the file another path names
     stays as it is there), the resume making it again from the checkpoint, which holds its rows (the images' are
-    W's)."""
+    W's); so is the file an earlier resume of this very checkpoint made and left (:func:`_remade_vectors_file`:
+    killed before its first checkpoint, which alone would record it)."""
     from gensim_im2vec.checkpoint import remove_vectors_file_marker
 
-    if not os.path.lexists(path) or _copied_vectors_file(path) is None:
+    if not os.path.lexists(path):
+        return
+    if _copied_vectors_file(path) is not None:
+        why = ("a copy of the vectors file of an interrupted run (its folder copied, also with hard links, or moved "
+               "to another disk)")
+    elif output is not None and _remade_vectors_file(path, output, checkpoint_id):
+        why = (f"the vectors file an earlier resume of {checkpoint} made and left before its first checkpoint (the "
+               f"checkpoint does not record it)")
+    else:
         return
     os.remove(path)
     remove_vectors_file_marker(path)
-    click.echo(f"removed {path}, a copy of the vectors file of an interrupted run (its folder copied, also with hard "
-               f"links, or moved to another disk); the resume makes it again from {checkpoint}", err=True)
+    click.echo(f"removed {path}, {why}; the resume makes it again from {checkpoint}", err=True)
+
+
+def _checkpoint_id(checkpoint: str) -> dict | None:
+    """The checkpoint file itself: its device and inode (an atomic write of a new checkpoint is another file)
+    with its size and digest (:func:`~gensim_im2vec.checkpoint.file_identity`, its path left out); None when it
+    cannot be read."""
+    from gensim_im2vec.checkpoint import file_identity
+
+    try:
+        st = os.stat(checkpoint)
+        identity = file_identity(checkpoint)
+    except OSError:
+        return None
+    return {"dev": int(st.st_dev), "ino": int(st.st_ino), "size": identity["size"], "sample": identity["sample"]}
+
+
+def _remade_vectors_file(path: str, output: str, checkpoint_id: dict | None) -> bool:
+    """Whether the file at `path` is one that an earlier resume of this very checkpoint made (the run's own file,
+    as its marker describes it: its only name, its token; made for this OUTPUT by a --resumable run, from the
+    checkpoint `checkpoint_id`, the same file, not written since) and left, no live model mapping it: no checkpoint
+    records it (that run wrote none), and the resume makes it again from the checkpoint."""
+    from gensim_im2vec.checkpoint import vectors_file_made_by
+
+    made = vectors_file_made_by(path)
+    if checkpoint_id is None or made is None or not made.get("resumable") or made.get("made_from") != checkpoint_id:
+        return False
+    if made.get("output") != os.path.abspath(output):
+        return False
+    try:
+        if os.stat(path).st_nlink != 1:
+            return False
+    except OSError:
+        return False
+    return not _locked(path)
 
 
 def _another_runs(made: dict, checkpoint: str) -> bool:

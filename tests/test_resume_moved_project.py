@@ -262,6 +262,47 @@ def test_a_copys_resume_refused_for_other_documents_removes_nothing(tmp_path, mo
     assert _files(copy) == before and os.stat(copy / "vf.npy").st_ino == inode
 
 
+# `im2vec train` in a process of its own, killed (SIGKILL) as its training begins: after the resume made its
+# vectors file again from the checkpoint, before any new checkpoint
+KILLED_AS_TRAINING_BEGINS = """
+import os, signal, sys
+from gensim_im2vec import checkpoint
+from gensim_im2vec.cli import main
+def on_train_begin(self, model):
+    os.kill(os.getpid(), signal.SIGKILL)
+checkpoint.EpochCheckpoint.on_train_begin = on_train_begin
+main(sys.argv[1:], prog_name="im2vec")
+"""
+
+
+@pytest.mark.parametrize("how", ["copied", "file-removed"])
+def test_a_resume_killed_before_its_first_checkpoint_resumes_again(tmp_path, monkeypatch, uninterrupted, how):
+    """The copy's resume made its vf.npy again from the checkpoint (a new file, its own marker) and was killed
+    before its first checkpoint: the checkpoint still records the file of before. Was: the next resume refused
+    that file ("not this model's vectors file"). Now the file made from this very checkpoint (its marker says
+    which) is removed and made again; the original is left as it is (also: the run's own file removed by hand)."""
+    original = _project(tmp_path / "original")
+    _interrupt(original)
+    if how == "copied":
+        project = tmp_path / "copy"
+        shutil.copytree(original, project)
+    else:
+        project = original
+        os.remove(project / "vf.npy")
+    before = _files(original) if how == "copied" else None
+    proc = subprocess.run([sys.executable, "-c", KILLED_AS_TRAINING_BEGINS, *_args(project)],
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert (project / "vf.npy").exists() and (project / "model.im2vec.checkpoint").exists()
+    said = _resume(project, monkeypatch)
+    assert "made and left before its first checkpoint" in " ".join(said.split()), said
+    _assert_the_run(project, uninterrupted)
+    if how == "copied":
+        assert _files(original) == before
+        _resume(original, monkeypatch)
+        _assert_the_run(original, uninterrupted)
+
+
 # --- the library: resume(..., vectors_file=...), Im2Vec.load(..., vectors_file=...) ---
 
 
