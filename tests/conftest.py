@@ -123,3 +123,31 @@ def parts_here(on_part, stop_after=None):
         return totals
 
     return run
+
+
+class DatasetHere:
+    """What ``distributed._run_parts`` uses of a Ray Dataset (``map_batches``, then ``iter_rows``), run in
+    this process on the actors' own class (tests/test_ray_stamps.py with Ray, tests/test_leftovers6.py with a
+    stand-in ``ray``): the driver's own handling of the parts' rows and errors is what the tests see. `made`,
+    when given, is told the actor's constructor arguments."""
+
+    def __init__(self, items: list[dict], made: list[dict] | None = None) -> None:
+        self.items, self.made, self.actor = items, made, None
+
+    def map_batches(self, fn, *, fn_constructor_kwargs: dict, **_):
+        if self.made is not None:
+            self.made.append(fn_constructor_kwargs)
+        self.actor = fn(**fn_constructor_kwargs)
+        return self
+
+    def iter_rows(self):
+        import logging
+
+        from gensim_im2vec import distributed
+
+        try:
+            for item in self.items:
+                batch = self.actor({"part": [item["part"]], "items": [item["items"]]})
+                yield {k: v[0] for k, v in batch.items()}
+        finally:  # the actors' log filter belongs in actor processes only
+            logging.getLogger("gensim_im2vec.features").removeFilter(distributed._not_part_skip_warning)

@@ -28,6 +28,7 @@ import types
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import DatasetHere
 from test_resume_moved_project import _args, _files, _interrupt, _project, _resume
 
 from gensim_im2vec import Im2Vec, distributed
@@ -57,25 +58,6 @@ def test_the_parts_rows_add_up_their_underflow_and_keep_the_first_keys():
     assert totals.stages == {"input": 0.75, "model": 0.75, "write": 0.75, "other": 0.75}
 
 
-class _DatasetHere:
-    """What ``_run_parts`` uses of a Ray Dataset (``map_batches``, ``iter_rows``), run here on the actors' class."""
-
-    def __init__(self, items) -> None:
-        self.items, self.actor = items, None
-
-    def map_batches(self, fn, *, fn_constructor_kwargs, **_):
-        self.actor = fn(**fn_constructor_kwargs)
-        return self
-
-    def iter_rows(self):
-        try:
-            for item in self.items:
-                batch = self.actor({"part": [item["part"]], "items": [item["items"]]})
-                yield {k: v[0] for k, v in batch.items()}
-        finally:  # the actors' log filter belongs in actor processes only
-            logging.getLogger("gensim_im2vec.features").removeFilter(distributed._not_part_skip_warning)
-
-
 @pytest.fixture
 def ray_here(monkeypatch):
     """A stand-in ``ray`` package (``ray``, ``ray.data``, ``ray.exceptions``): a local "cluster" of 2 CPUs
@@ -85,7 +67,7 @@ def ray_here(monkeypatch):
     exceptions = types.ModuleType("ray.exceptions")
     context = types.SimpleNamespace(enable_progress_bars=True)
     data.DataContext = types.SimpleNamespace(get_current=lambda: context)
-    data.from_items = lambda items, **_: _DatasetHere(items)
+    data.from_items = lambda items, **_: DatasetHere(items)
     data.ActorPoolStrategy = lambda **_: None
     exceptions.RayError = type("RayError", (Exception,), {})
     ray.data, ray.exceptions = data, exceptions
@@ -234,34 +216,6 @@ def test_a_resume_given_a_finished_models_vectors_file_says_keep_it(tmp_path, mo
     assert "is not this model's vectors file" in said and "elete" not in said, said
     assert f"It is an array of the saved model '{original / 'model.im2vec'}'" in said and "keep it" in said, said
     assert said.index("Give another path (--vectors-file OTHER.npy") < said.index("keep it"), said
-    assert _files(original) == before
-
-
-def test_another_runs_file_is_never_advised_removed(tmp_path):
-    """The copy's resume given the original's vectors file, which the original's checkpoint continues in: the
-    fixes remove nothing of the original's (was: "or remove ORIGINAL.checkpoint (and its .npy files) and this file
-    to start over")."""
-    original = _project(tmp_path / "original")
-    _interrupt(original)
-    copy = tmp_path / "copy"
-    shutil.copytree(original, copy)
-    before = _files(original)
-    args = _args(copy)
-    args[args.index("--vectors-file") + 1] = str(original / "vf.npy")
-    result = CliRunner().invoke(main, args)
-    said = " ".join(result.output.split())
-    assert result.exit_code == 2, said
-    assert f"holds the vectors of the interrupted --resumable run saved in {original / 'model.im2vec.checkpoint'}, " \
-           f"which continues in it: give --vectors-file another path" in said, said
-    assert "remove" not in said and "start over" not in said, said
-    assert _files(original) == before
-    # this command's own interrupted run, run again without --resumable: starting over is its own call
-    args = [a for a in _args(original) if a != "--resumable"]
-    result = CliRunner().invoke(main, args)
-    said = " ".join(result.output.split())
-    assert result.exit_code == 2, said
-    assert "which continues in it: add --resumable to continue it, give --vectors-file another path, or remove " \
-           f"{original / 'model.im2vec.checkpoint'} (and its .npy files) and this file to start over" in said, said
     assert _files(original) == before
 
 

@@ -21,7 +21,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="extract_ray needs Ray Data: pip install 'ray[data]'")
 pytest.importorskip("ray.data", reason="extract_ray needs Ray Data: pip install 'ray[data]'")
 
-from conftest import parts_here  # noqa: E402
+from conftest import DatasetHere, parts_here  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from gensim_im2vec import distributed, features  # noqa: E402
@@ -230,39 +230,17 @@ def test_the_extract_ray_command_takes_on_changed():
 # ----------------------------------------------------------------------------- a part an interrupted run left
 
 
-class _DatasetHere:
-    """What ``distributed._run_parts`` uses of Ray Data (``map_batches``, then ``iter_rows``), run in
-    this process on the actors' own class: the driver's own handling of the parts' rows and errors is
-    what the tests see. `made` is told the actor's constructor arguments."""
-
-    def __init__(self, items: list[dict], made: list[dict]) -> None:
-        self.items, self.made, self.actor = items, made, None
-
-    def map_batches(self, fn, *, fn_constructor_kwargs: dict, **_):
-        self.made.append(fn_constructor_kwargs)
-        self.actor = fn(**fn_constructor_kwargs)
-        return self
-
-    def iter_rows(self):
-        try:
-            for item in self.items:
-                batch = self.actor({"part": [item["part"]], "items": [item["items"]]})
-                yield {k: v[0] for k, v in batch.items()}
-        finally:  # the actors' log filter belongs in actor processes only
-            logging.getLogger("gensim_im2vec.features").removeFilter(distributed._not_part_skip_warning)
-
-
 @pytest.fixture
 def ray_data_here(monkeypatch):
     """Ray "started" with 2 CPUs; the real ``_run_parts`` runs its parts in this process
-    (:class:`_DatasetHere`). Returns the constructor arguments of each run's actor."""
+    (:class:`conftest.DatasetHere`). Returns the constructor arguments of each run's actor."""
     import ray.data
 
     made: list[dict] = []
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", lambda *a, **k: None)
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
-    monkeypatch.setattr(ray.data, "from_items", lambda items, **k: _DatasetHere(items, made))
+    monkeypatch.setattr(ray.data, "from_items", lambda items, **k: DatasetHere(items, made))
     ctx = ray.data.DataContext.get_current()
     monkeypatch.setattr(ctx, "enable_progress_bars", ctx.enable_progress_bars)  # _run_parts sets it
     return made

@@ -197,7 +197,20 @@ def test_the_copys_resume_given_the_originals_vectors_file_is_refused(tmp_path):
     said = " ".join(result.output.split())
     assert f"'{original / 'vf.npy'}' holds the vectors of the interrupted --resumable run saved in " \
            f"{original / 'model.im2vec.checkpoint'}" in said and "give --vectors-file another path" in said, said
+    # the fixes remove nothing of the original's (was: "or remove ORIGINAL.checkpoint (and its .npy files) and this
+    # file to start over")
+    assert f"holds the vectors of the interrupted --resumable run saved in {original / 'model.im2vec.checkpoint'}, " \
+           f"which continues in it: give --vectors-file another path" in said, said
+    assert "remove" not in said and "start over" not in said, said
     assert _files(original) == before and (copy / "model.im2vec.checkpoint").exists()
+    # this command's own interrupted run, run again without --resumable: starting over is its own call
+    args = [a for a in _args(original) if a != "--resumable"]
+    result = CliRunner().invoke(main, args)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, said
+    assert "which continues in it: add --resumable to continue it, give --vectors-file another path, or remove " \
+           f"{original / 'model.im2vec.checkpoint'} (and its .npy files) and this file to start over" in said, said
+    assert _files(original) == before
 
 
 @pytest.mark.parametrize("first", ["copy", "original"])
