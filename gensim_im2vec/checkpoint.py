@@ -679,13 +679,6 @@ def remove_vectors_file_marker(path, *, pid: int | None = None) -> None:
                        path, e)
 
 
-def is_enospc(error: BaseException) -> bool:
-    """Whether `error` is a full disk (or quota), also as NumPy says it (:func:`gensim_im2vec.fileio.is_no_space`)."""
-    from gensim_im2vec.fileio import is_no_space
-
-    return is_no_space(error)
-
-
 def remove_checkpoint(path) -> None:
     """Remove the checkpoint's main file, then its companion ``.npy`` files (the main file is the
     commit marker: without it the arrays are never read)."""

@@ -1547,8 +1547,8 @@ def _train_error(e: OSError | ValueError | TypeError, output: str, resumable: bo
                  vectors_file: str | None, space, model) -> str:
     """The message of an error of `im2vec train`'s work: a full disk names the file or folder, what the
     model needs and what was kept; a temporary file of the run is named by what the user gave."""
-    from gensim_im2vec.checkpoint import NO_SPACE_CHECK, NotEnoughSpace, is_enospc
-    from gensim_im2vec.fileio import format_bytes, format_bytes_pair
+    from gensim_im2vec.checkpoint import NO_SPACE_CHECK, NotEnoughSpace
+    from gensim_im2vec.fileio import format_bytes, format_bytes_pair, is_no_space
 
     if isinstance(e, NotEnoughSpace):  # before the first epoch
         parts = ", ".join(f"{k} {format_bytes(v)}" for k, v in e.parts.items())
@@ -1561,7 +1561,7 @@ def _train_error(e: OSError | ValueError | TypeError, output: str, resumable: bo
     filename = getattr(e, "filename", None)
     target = _temp_target(filename) if isinstance(filename, str) else None
     named = os.path.abspath(target or filename) if isinstance(filename, str) else None
-    if is_enospc(e):
+    if is_no_space(e):
         kept = (f"The epochs finished up to the last checkpoint are kept in {checkpoint}: free space there and run "
                 f"the same command again (with --resumable) to continue from it."
                 if resumable and os.path.exists(checkpoint) else
@@ -1694,11 +1694,11 @@ def _copied_vectors_file(path: str) -> dict | None:
     if copied is None or not copied.get("resumable"):
         return None
     try:
-        links = os.stat(path).st_nlink
+        st = os.stat(path)
     except OSError:
         return None
-    if vectors_file_made_by(path) is not None and links == 1:
-        return None  # the run's own file (also moved here with its folder)
+    if (copied.get("dev"), copied.get("ino")) == (st.st_dev, st.st_ino) and st.st_nlink == 1:
+        return None  # the run's own file (also moved here with its folder): vectors_file_made_by(path) matches it
     return None if _locked(path) else copied
 
 

@@ -237,7 +237,7 @@ def list_images(
                 ignored[ext or "(no extension)"] += 1
                 continue
             p = Path(dirpath) / fn
-            key = image_key(p, root, prefix) if key_rule == "path" else rule_key(p, root, key_rule, prefix)
+            key = rule_key(p, root, key_rule, prefix)
             if key is None:
                 unnamed.append(p)
             elif key in found:

@@ -206,13 +206,13 @@ def is_no_space(error: BaseException) -> bool:
     return len(error.args) == 1 and isinstance(error.args[0], str) and bool(_NUMPY_NO_SPACE.fullmatch(error.args[0]))
 
 
-def format_bytes(n: float) -> str:
-    """`n` bytes for a person: ``"512 B"``, ``"1.5 KiB"``, ``"3.2 GiB"``."""
+def format_bytes(n: float, digits: int = 1) -> str:
+    """`n` bytes for a person: ``"512 B"``, ``"1.5 KiB"``, ``"3.2 GiB"`` (`digits` decimals past bytes)."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.{digits}f} {unit}"
         n /= 1024
-    return f"{n:.1f} TiB"  # pragma: no cover
+    return f"{n:.{digits}f} TiB"  # pragma: no cover
 
 
 def format_bytes_pair(a: float, b: float) -> tuple[str, str]:
@@ -227,18 +227,10 @@ def format_bytes_pair(a: float, b: float) -> tuple[str, str]:
     if a == b:
         return format_bytes(a), format_bytes(b)
     for digits in (1, 2, 3):
-        pair = _format_bytes(a, digits), _format_bytes(b, digits)
+        pair = format_bytes(a, digits), format_bytes(b, digits)
         if pair[0] != pair[1]:
             return pair
     return f"{a:,.0f} B", f"{b:,.0f} B"
-
-
-def _format_bytes(n: float, digits: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.{digits}f} {unit}"
-        n /= 1024
-    return f"{n:.{digits}f} TiB"  # pragma: no cover
 
 
 def fsync_dir(directory: str | os.PathLike) -> None:

@@ -1139,14 +1139,14 @@ def _count_keys(counts: dict[str, int], dim) -> str:
     return f"{', '.join(shown)}: {distinct} keys" + (f", dim {dim}" if dim is not None else "")
 
 
-def _mismatch_counts(man: dict, model, image_prefix: str | None = None) -> tuple[str, str]:
+def _mismatch_counts(man: dict, model) -> tuple[str, str]:
     """What a stale index was built from and what `model` has, part by part (the parts the index
     has, words and images when it says none), for the message that refuses it: like with like."""
     parts = man.get("parts") if isinstance(man.get("parts"), dict) else {}
     built = {m: int(info["count"]) for m, info in parts.items()
              if m in ALL_MODALITIES and isinstance(info, dict) and is_int(info.get("count"))}
     kv = _keyed_vectors(model)
-    is_img = image_mask(model, image_prefix if image_prefix is not None else man.get("image_prefix"))
+    is_img = image_mask(model, man.get("image_prefix"))
     have: dict[str, int] = {}
     for m in [m for m in ALL_MODALITIES if m in built] or ["words", "images"]:
         try:

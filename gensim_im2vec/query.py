@@ -900,9 +900,7 @@ class QuerySession:
         m, n = self.model, self.topn
         indexed = self.indexer is not None
         if not indexed:  # (else wv.most_similar's gensim fill_norms: a private copy of all of wv, at once)
-            from gensim_im2vec.index import fill_norms
-
-            fill_norms(m.wv)
+            m._ensure_norms()
         if m.W is None:  # a model without images: plain neighbours
             hits = (self._from_index(positive, negative, "all") if indexed
                     else m.wv.most_similar(positive=positive, negative=negative, topn=n))
