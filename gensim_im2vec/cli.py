@@ -389,9 +389,7 @@ def _load_with_given_store(path: str, recorded: tuple, stores: dict[str, str], e
     reference and what is wrong with it, as ``Im2Vec.load`` found it, `error` its exception): the
     model loaded with the first of `stores` (the command's store options) that is of the model's
     extractor and holds its images, and that option; none, the error with the command's option."""
-    from types import SimpleNamespace
-
-    from gensim_im2vec.model import Im2Vec, _extractor_record
+    from gensim_im2vec.model import Im2Vec
 
     ref, problem = recorded
     ctx = click.get_current_context(silent=True)
@@ -399,16 +397,16 @@ def _load_with_given_store(path: str, recorded: tuple, stores: dict[str, str], e
     if fix is None:  # (a command without a store option: the library's own fix)
         raise click.ClickException(str(error)) from error
     fix = fix.format(model=path)
-    record = _extractor_record(SimpleNamespace(image_store=ref))  # the model's, as saved
     why = []
     for option, store in stores.items():
-        _check_store_extractor(record, option, store, path)  # another CNN's: refused, naming it
         logger = logging.getLogger("gensim_im2vec.model")
-        quiet = _WithoutExtractorWarning()  # (said by the check above, in the CLI's words)
+        quiet = _StoreExtractorWarnings(option, store, path)  # (the load's check of the store, in the CLI's words)
         logger.addFilter(quiet)
         try:
             model = Im2Vec.load(path, mmap="r", image_features=store)
         except (ValueError, TypeError, OSError) as e:
+            if getattr(e, "_im2vec_extractor", None) is not None:  # another CNN's: refused, naming it
+                _say_store_extractor(e._im2vec_extractor, option, store, path)
             said = re.sub(r"^image_features(?: \(.*?\))?: ", "", str(e)).split("; give features", 1)[0]
             why.append("T" + _given_store(option, store)[1:] + " cannot stand in for it: "
                        + said.replace("the features lack ", "it lacks ", 1))
@@ -429,32 +427,31 @@ def _given_store(option: str, store: str) -> str:
     return f"the {option} {store!r}" if option == "--store" else f"the {option} store {store!r}"
 
 
-class _WithoutExtractorWarning(logging.Filter):
-    """Drops the library's warnings of a store that records no extractor or whose PCA cannot be told
-    from the model's (the CLI says them itself)."""
+class _StoreExtractorWarnings(logging.Filter):
+    """Says the library's warnings of the store given as `option` (those ``Im2Vec.load(...,
+    image_features=STORE)`` tags with its finding, ``im2vec_extractor``) in the CLI's words
+    (:func:`_say_store_extractor`) instead of logging them."""
+
+    def __init__(self, option: str, store: str, model_path: str) -> None:
+        super().__init__()
+        self.given = (option, store, model_path)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        said = record.getMessage()
-        return "records no extractor" not in said and "cannot tell whether the PCA" not in said
+        found = getattr(record, "im2vec_extractor", None)
+        if found is not None:
+            _say_store_extractor(found, *self.given)
+        return found is None
 
 
 def _check_store_extractor(record: dict, option: str, store: str, model_path: str) -> None:
-    """A feature store given to a command (`option`) whose metadata.json says another extractor than
-    the model's `record` (:func:`~gensim_im2vec.model._extractor_record`: arch, weights, layer,
-    preprocessing, normalisation) is refused, naming both and the fix (extract with the model's
-    extractor, or train on this store), as is one of another PCA (:func:`~gensim_im2vec.model._pca_comparison`);
-    one that records none (FeatureStore.from_arrays without that metadata), or whose PCA cannot be told
-    from the model's, is taken with a warning: its rows are the user's word. The same extractor's store
-    extracted again (another store id, the same images) is taken."""
+    """A feature store given to a command (`option`) checked against the model's extractor `record`
+    (:func:`~gensim_im2vec.model._extractor_record`: arch, weights, layer, preprocessing,
+    normalisation, PCA) by :func:`~gensim_im2vec.model._extractor_finding`, and what it finds said
+    (:func:`_say_store_extractor`). The same extractor's store extracted again (another store id, the
+    same images) is taken."""
     from pathlib import Path
 
-    from gensim_im2vec.model import (
-        _difference_words,
-        _extractor_differences,
-        _pca_comparison,
-        _pca_fix,
-        _pca_unknown_words,
-    )
+    from gensim_im2vec.model import _extractor_finding
     from gensim_im2vec.store import METADATA_FILE, PCA_FILE, _read_metadata
 
     if not record or not os.path.isfile(os.path.join(store, METADATA_FILE)):
@@ -464,24 +461,37 @@ def _check_store_extractor(record: dict, option: str, store: str, model_path: st
     except (ValueError, OSError):
         return  # (damaged: opening it says so)
     pca = os.path.join(store, PCA_FILE)  # (read only for its digest, where the metadata has none)
-    diff = _extractor_differences(record, meta, pca)
-    model = ", ".join(f"{f} {record[f]!r}" for f in ("arch", "weights") if f in record)
-    if diff is None:
+    found = _extractor_finding(record, meta, pca)
+    if found is not None:
+        _say_store_extractor(found, option, store, model_path)
+
+
+def _say_store_extractor(found, option: str, store: str, model_path: str) -> None:
+    """What :func:`~gensim_im2vec.model._extractor_finding` `found` of the store given as `option`, in
+    the CLI's words: another extractor, or another PCA, is refused, naming both and the fix (extract
+    with the model's extractor, or train on this store); a store that records none
+    (FeatureStore.from_arrays without that metadata), or whose PCA cannot be told from the model's,
+    is taken with a warning: its rows are the user's word."""
+    from gensim_im2vec.model import _difference_words, _pca_fix, _pca_unknown_words
+
+    record = found.record
+    if found.kind == "unrecorded":
+        model = ", ".join(f"{f} {record[f]!r}" for f in ("arch", "weights") if f in record)
         click.echo(f"warning: {_given_store(option, store)} records no extractor (no arch or weights in its "
                    f"metadata.json: made by FeatureStore.from_arrays without them?), while {model_path} was trained "
                    f"on features of {model}; its rows are taken as that extractor's. Features of another CNN would "
                    f"place the images wrongly without an error.", err=True)
-        return
-    if diff:
-        lines = "".join(f"\n  {said}" for said in _difference_words(diff))
-        pca_fix = f"\nFor the PCA: {_pca_fix(record)}." if any(f == "pca" for f, _, _ in diff) else ""
+    elif found.kind == "differs":
+        lines = "".join(f"\n  {said}" for said in _difference_words(found.diff))
+        pca_fix = f"\nFor the PCA: {_pca_fix(record)}." if any(f == "pca" for f, _, _ in found.diff) else ""
         raise click.ClickException(
             f"{_given_store(option, store)} was made by another extractor than the features {model_path} was trained "
             f"on:{lines}\nthe model's W maps only its own extractor's features: it would place these images wrongly. "
             f"Extract the images as the model's were, `{_extract_command(record)}`, and give that store; or train "
             f"a model on this store: `im2vec train DOCUMENTS -f {store} -o MODEL`.{pca_fix}")
-    if _pca_comparison(record, meta, pca) == "unknown":
-        click.echo(f"warning: {_pca_unknown_words(_given_store(option, store), record, meta, model_path)}.", err=True)
+    else:
+        click.echo(f"warning: {_pca_unknown_words(_given_store(option, store), record, found.metadata, model_path)}.",
+                   err=True)
 
 
 def _extract_command(record: dict) -> str:

@@ -91,6 +91,7 @@ from gensim_im2vec.store import (
     StoreMismatchError,
     _read_json,
     _read_stamps,
+    _Underflow,
     check_store_folder,
     images_digest,
     is_store,
@@ -841,7 +842,7 @@ class RayExtractionReport:
         nearly. :meth:`summary` ends with them and the fix (extract into a new store with
         ``dtype="float32"``).
     underflow_keys : list of str
-        The first :data:`~gensim_im2vec.features.UNDERFLOW_KEYS_KEPT` of them.
+        The first :data:`~gensim_im2vec.store.UNDERFLOW_KEYS_KEPT` of them.
     """
 
     store: FeatureStore
@@ -1130,20 +1131,19 @@ class _PartTotals:
     """The rows of the parts that finished (:class:`_PartExtractor`'s, one a part), added up: images
     extracted, skipped and found already done, seconds per part, the actors' seconds per stage, and
     the rows that underflow float16 (:attr:`ExtractionReport.underflow
-    <gensim_im2vec.features.ExtractionReport>`) with the first :data:`~gensim_im2vec.features.UNDERFLOW_KEYS_KEPT`
-    of their keys, as one extraction keeps them."""
+    <gensim_im2vec.features.ExtractionReport>`) with the first of their keys, as one extraction's writer
+    keeps them (:class:`~gensim_im2vec.store._Underflow`)."""
 
     extracted: int = 0
     skipped: int = 0
     already: int = 0
     part_seconds: list = field(default_factory=list)
     stages: dict = field(default_factory=dict)
-    underflow: int = 0
-    underflow_keys: list = field(default_factory=list)
+    underflow: _Underflow = field(default_factory=_Underflow)
 
     def add(self, row) -> None:
         """Add the row of a part that finished (a failed part's row is the caller's)."""
-        from gensim_im2vec.features import STAGES, UNDERFLOW_KEYS_KEPT
+        from gensim_im2vec.features import STAGES
 
         for k in STAGES:
             self.stages[k] = self.stages.get(k, 0.0) + float(row[f"stage_{k}"])
@@ -1151,10 +1151,8 @@ class _PartTotals:
         self.already += int(row["already"])
         self.skipped += int(row["skipped"])
         self.part_seconds.append(float(row["seconds"]))
-        self.underflow += int(row["underflow"])
-        room = UNDERFLOW_KEYS_KEPT - len(self.underflow_keys)
-        if room > 0 and int(row["underflow"]):
-            self.underflow_keys.extend(json.loads(str(row["underflow_keys"]))[:room])
+        if int(row["underflow"]):
+            self.underflow.add(json.loads(str(row["underflow_keys"])), int(row["underflow"]))
 
 
 def _run_parts(todo: list[dict], plan: _ClusterPlan, fx_kwargs: dict, extract_kwargs: dict,
@@ -1499,10 +1497,10 @@ def extract_ray(
         skip_reasons=dict(sorted(reasons.items(), key=lambda kv: -kv[1])), retried=retried, seconds=secs,
         images_per_second=extracted / secs if secs > 0 else 0.0, part_seconds=totals.part_seconds,
         stage_seconds=totals.stages, changed=n_changed, changed_keys=[k for k, _ in changed],
-        underflow=totals.underflow, underflow_keys=totals.underflow_keys,
+        underflow=totals.underflow.count, underflow_keys=totals.underflow.keys,
     )
     logger.info("extract_ray: %s", report.summary())
-    if totals.underflow:
+    if totals.underflow.count:
         logger.warning("%s: %s.", target, report._underflow_message())
     if skipped:
         logger.warning("%i image(s) were skipped (reasons in %s); fix them and rerun to add them", skipped,

@@ -1502,10 +1502,9 @@ def _zero_shot_vocabulary(model, zero_shot: Sequence[str], baselines: Sequence[s
     missing = set(unknown(zero_shot)) if unknown is not None else {t for t in zero_shot if t not in k2i}
     out: dict = {"n_zero_shot_words": len(zero_shot) - len(missing)}
     untrained: set = set()
-    space_keys = getattr(model, "word_space_keys", None) if {"random", "ridge"} & set(baselines) else None
-    if space_keys is not None:
-        space = set(space_keys)
-        untrained = {t for t in zero_shot if t not in missing and t not in space}
+    untrained_words = getattr(model, "_untrained_words", None) if {"random", "ridge"} & set(baselines) else None
+    if untrained_words is not None:  # (an Im2Vec: looked up tag by tag, not in a set of every word)
+        untrained = set(untrained_words([t for t in zero_shot if t not in missing]))
         out["n_zero_shot_word_space"] = out["n_zero_shot_words"] - len(untrained)
     out["zero_shot_without_vector"] = sorted(missing | untrained)
     n, scored = len(zero_shot), _zero_shot_scored(out)

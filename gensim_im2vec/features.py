@@ -117,6 +117,7 @@ from gensim_im2vec.keys import (
     rule_key,
 )
 from gensim_im2vec.store import (
+    FLOAT16_TINY,
     METADATA_FILE,
     NO_STAMP,
     PCA,
@@ -710,13 +711,13 @@ class ExtractionReport:
     changed_keys : list of str
         Their keys.
     underflow : int
-        Rows this call wrote that a float16 store cannot hold (:func:`float16_losses`): the
+        Rows this call wrote that a float16 store cannot hold (:func:`~gensim_im2vec.store.float16_losses`): the
         model's values are below float16's range (random weights give ~1e-8), so the stored row
         is all zeros or nearly. They are written (the run goes on), and :meth:`summary` ends
         with the fix: extract into a new store with ``dtype="float32"``. Im2Vec refuses an
         all-zero row and learns nothing true from a damaged one.
     underflow_keys : list of str
-        The first :data:`UNDERFLOW_KEYS_KEPT` of them.
+        The first :data:`~gensim_im2vec.store.UNDERFLOW_KEYS_KEPT` of them.
     """
 
     store: FeatureStore
@@ -763,45 +764,9 @@ class ExtractionReport:
         return f"; time: {shares}" if shares else ""
 
 
-#: float16's smallest normal number (6.1e-05): a row whose values all lie below it keeps few bits in
-#: a float16 store, and its values below half the smallest subnormal (3e-08) become 0.
-FLOAT16_TINY = float(np.finfo(np.float16).tiny)
-#: A row whose float16 copy has a lower cosine than this to the model's row is said to underflow.
-FLOAT16_MIN_COSINE = 0.99
-#: Keys of underflowing rows an :class:`ExtractionReport` keeps as examples.
-UNDERFLOW_KEYS_KEPT = 10
-
-
-def float16_losses(feats: np.ndarray) -> np.ndarray:
-    """Which rows of `feats` (one batch, before the store's cast) float16 cannot hold: non-zero rows
-    whose values all lie below float16's smallest normal (:data:`FLOAT16_TINY`) and whose float16
-    copy is all zeros or points elsewhere (cosine below :data:`FLOAT16_MIN_COSINE` to the row).
-    Randomly initialised MobileNets give such features (values ~1e-8: every row all zeros).
-
-    One max-abs pass over the batch; only rows that small are compared with their float16 copy,
-    computed, not cast (NumPy's cast of such values to float16 takes ~70 ns each): below
-    :data:`FLOAT16_TINY` float16 holds exactly the multiples of 2**-24, rounded to the nearest even.
-
-    >>> float16_losses(np.array([[1e-8, 2e-8], [0.5, 1e-9], [0.0, 0.0], [3e-5, 1e-5]], dtype=np.float32)).tolist()
-    [True, False, False, False]
-    """
-    with np.errstate(invalid="ignore"):
-        amax = np.abs(feats).max(axis=1)
-        small = np.flatnonzero((amax > 0) & (amax < FLOAT16_TINY))  # (NaN rows: neither)
-    lost = np.zeros(len(feats), dtype=bool)
-    if len(small):
-        rows = np.asarray(feats[small], dtype=np.float64) * 2.0**24  # (exact: a power of two)
-        cast = np.rint(rows)  # the float16 copy, in units of 2**-24
-        dot = np.einsum("ij,ij->i", rows, cast)
-        norms = np.linalg.norm(rows, axis=1) * np.linalg.norm(cast, axis=1)
-        cos = np.divide(dot, norms, out=np.zeros_like(dot), where=norms > 0)
-        lost[small] = cos < FLOAT16_MIN_COSINE
-    return lost
-
-
 def underflow_message(count: int, written: int, keys: Sequence[str]) -> str:
     """What :class:`ExtractionReport` says of `count` of the `written` rows that underflow float16
-    (:func:`float16_losses`), `keys` some of them, with the fix."""
+    (:func:`~gensim_im2vec.store.float16_losses`), `keys` some of them, with the fix."""
     shown = ", ".join(repr(k) for k in keys[:3]) + (", ..." if count > 3 else "")
     return (f"{count} of the {written} rows written underflow float16 (the model's values are below "
             f"{FLOAT16_TINY:.2g}: the stored rows are all zeros or nearly, e.g. {shown}); Im2Vec cannot use them. "
@@ -1197,7 +1162,7 @@ class FeatureExtractor:
         shard = max(1, math.ceil(shard_size / self.batch_size)) * self.batch_size
         writer = FeatureStoreWriter(path, dim=int(pca) if pca else self.dim, dtype=dtype, metadata=meta, mode=mode,
                                     shard_size=shard, pca=pca_obj, resume=inputs)
-        writer.warn_zeroed = False  # (float16_losses counts them, a superset: reported once, below and in the summary)
+        writer.warn_zeroed = False  # (its `underflow` is reported once, below and in the summary)
         try:
             done = writer.done_keys
             before = {k for k, _ in items if k not in done and k in writer.skipped}  # skipped by an earlier run
@@ -1227,10 +1192,9 @@ class FeatureExtractor:
             writer.abort()
             raise
         stages = dict.fromkeys(STAGES[:-1], 0.0)
-        underflow = _Underflow()
-        extracted, skipped, fallbacks = self._extract_into(writer, todo, normalise, pca_obj, stages, stamps,
-                                                           underflow)
+        extracted, skipped, fallbacks = self._extract_into(writer, todo, normalise, pca_obj, stages, stamps)
         writer.close()
+        underflow = writer.underflow
         secs = time.perf_counter() - t0
         stages["other"] = max(0.0, secs - sum(stages.values()))
         n_done = extracted + len(skipped)
@@ -1313,13 +1277,12 @@ class FeatureExtractor:
 
     def _extract_into(self, writer: FeatureStoreWriter, todo: list, normalise: str,
                       pca_obj: PCA | None, stages: dict[str, float],
-                      stamps: np.ndarray | None = None,
-                      underflow: _Underflow | None = None) -> tuple[int, dict[str, str], Counter]:
+                      stamps: np.ndarray | None = None) -> tuple[int, dict[str, str], Counter]:
         """Decode, run and write every image of `todo` (``(position, key, path)``, with its file's
         stamp in `stamps`, one row each); returns the rows written, the skipped keys with their
         reasons, and the decoding fallbacks by reason, and adds the seconds of each stage to
-        `stages` (:attr:`ExtractionReport.stage_seconds`) and the rows that underflow a float16
-        store to `underflow`. An interruption leaves every finished shard committed."""
+        `stages` (:attr:`ExtractionReport.stage_seconds`). An interruption leaves every finished
+        shard committed."""
         skipped: dict[str, str] = {}
         fallbacks: Counter = Counter()
         extracted = 0
@@ -1349,7 +1312,7 @@ class FeatureExtractor:
                         feats = self._forward(x)
                         t1 = time.perf_counter()
                         extracted += self._write_batch(writer, [todo[i][1] for i in idx], feats, normalise, pca_obj,
-                                                       skipped, None if stamps is None else stamps[idx], underflow)
+                                                       skipped, None if stamps is None else stamps[idx])
                         stages["model"] += t1 - t
                         stages["write"] += time.perf_counter() - t1
                     bar.update(len(idx) + len(bad))
@@ -1368,11 +1331,10 @@ class FeatureExtractor:
         return extracted, skipped, fallbacks
 
     def _write_batch(self, writer: FeatureStoreWriter, keys: list[str], feats: np.ndarray, normalise: str,
-                     pca_obj: PCA | None, skipped: dict[str, str], stamps: np.ndarray | None = None,
-                     underflow: _Underflow | None = None) -> int:
+                     pca_obj: PCA | None, skipped: dict[str, str], stamps: np.ndarray | None = None) -> int:
         """One batch's features (and their files' stamps) into the store (rows the model made
-        non-finite are skipped with the reason; rows a float16 store cannot hold are counted in
-        `underflow`); returns the rows written."""
+        non-finite are skipped with the reason; rows a float16 store cannot hold are counted by the
+        writer: :attr:`FeatureStoreWriter.underflow`); returns the rows written."""
         ok = np.isfinite(feats).all(axis=1)
         if normalise == "l2":
             feats = l2_normalize(feats)
@@ -1384,25 +1346,8 @@ class FeatureExtractor:
             stamps = None if stamps is None else stamps[ok]
         if pca_obj is not None and len(keys):
             feats = pca_obj.transform(feats)
-        if underflow is not None and writer.dtype == "float16" and len(keys):
-            lost = float16_losses(feats)
-            if lost.any():
-                underflow.add([keys[i] for i in np.flatnonzero(lost)])
         writer.write(keys, feats, stamps=stamps)
         return len(keys)
-
-
-@dataclass
-class _Underflow:
-    """The rows of one extraction that underflow float16 (:func:`float16_losses`): how many, and
-    the first :data:`UNDERFLOW_KEYS_KEPT` keys."""
-
-    count: int = 0
-    keys: list[str] = field(default_factory=list)
-
-    def add(self, keys: list[str]) -> None:
-        self.count += len(keys)
-        self.keys.extend(keys[: max(0, UNDERFLOW_KEYS_KEPT - len(self.keys))])
 
 
 STAGES = ("input", "model", "write", "other")

@@ -115,6 +115,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from timeit import default_timer
+from typing import NamedTuple
 
 import numpy as np
 import scipy.linalg
@@ -3174,15 +3175,29 @@ class Im2Vec(Word2Vec):
         space step. Words a vocabulary update added that no ``train()`` has trained yet keep their
         random start and have no place among the words."""
         idx = np.flatnonzero(self._vocab_image_rows < 0)
-        trained = self.n_trained_words
-        if trained is None:  # a model saved before n_trained_words was kept
-            trained = self.n_pretrained_words if self.train_words is False else len(self.wv)
-        idx = idx[idx < trained]
+        idx = idx[idx < self._word_space_end()]
         if not len(idx):
             raise ValueError("no word of this model has a trained input vector (train_words=False and no "
                              "pretrained words): build it with Im2Vec.from_word2vec(w2v, ...) or train the "
                              "words (train_words=True or 'new').")
         return idx
+
+    def _word_space_end(self) -> int:
+        """The vocabulary index below which input vectors were trained (:meth:`_word_space_index`)."""
+        trained = self.n_trained_words
+        if trained is None:  # a model saved before n_trained_words was kept
+            trained = self.n_pretrained_words if self.train_words is False else len(self.wv)
+        return trained
+
+    def _untrained_words(self, words: Sequence[str]) -> list[str]:
+        """The entries of `words` (words of this model) without a trained input vector: those not among
+        :attr:`word_space_keys`, found by their own index (no list of every word is made). Raises the
+        ValueError of :attr:`word_space_keys` where no word of the model has one."""
+        end, k2i = self._word_space_end(), self.wv.key_to_index
+        untrained = [w for w in words if k2i[w] >= end]
+        if len(untrained) == len(words):  # none of them: has any word one? (a scan, as word_space_keys)
+            self._word_space_index()
+        return untrained
 
     @property
     def word_space_keys(self) -> list[str]:
@@ -4475,34 +4490,68 @@ def _pca_fix(record: dict) -> str:
             f"applies its PCA)")
 
 
+class _ExtractorFinding(NamedTuple):
+    """What :func:`_extractor_finding` found of a store given for a model, for the caller to say in its
+    own words: `kind` ``"differs"`` (refused; `diff` as :func:`_extractor_differences` gives it),
+    ``"unrecorded"`` (the store records no extractor) or ``"pca unknown"`` (its PCA cannot be told
+    from the model's, :func:`_pca_comparison`), both warned of; with the model's `record`
+    (:func:`_extractor_record`) and the store's `metadata`."""
+
+    kind: str
+    diff: list | None
+    record: dict
+    metadata: dict
+
+
+def _extractor_finding(record: dict, metadata, pca=None) -> _ExtractorFinding | None:
+    """The one check of a feature store given for a model (:meth:`Im2Vec.load` with ``image_features=``,
+    and the command line's store options): None where its `metadata` (and `pca`: its PCA or the path
+    of its pca.npz) say the extractor of the model's `record`, or say nothing to compare (no metadata:
+    a mapping, a pair), else what differs or is unknown."""
+    metadata = metadata or {}
+    diff = _extractor_differences(record, metadata, pca)
+    if diff is None:
+        return _ExtractorFinding("unrecorded", None, record, metadata)
+    if diff:
+        return _ExtractorFinding("differs", diff, record, metadata)
+    if _pca_comparison(record, metadata, pca) == "unknown":
+        return _ExtractorFinding("pca unknown", [], record, metadata)
+    return None
+
+
 def _check_given_extractor(model, feats: ImageFeatures, fname) -> None:
     """Features given to :meth:`Im2Vec.load` (``image_features=``) from a store whose metadata says
     another extractor than the model's record, or another PCA, are refused (StoreMismatchError), naming
     both and the fix; a store that records no extractor, or a PCA that cannot be told from the model's
-    (:func:`_pca_comparison`), is warned of. Features without metadata (a mapping, a pair) are not checked."""
-    record = _extractor_record(model)
+    (:func:`_pca_comparison`), is warned of. Features without metadata (a mapping, a pair) are not checked.
+    The finding (:func:`_extractor_finding`) goes with the error (``_im2vec_extractor``) and the warning
+    (its log record's ``im2vec_extractor``), for a caller that says it in its own words (the CLI)."""
     source = getattr(feats, "source", None)
-    pca = getattr(source, "pca", None)
-    diff = _extractor_differences(record, feats.metadata, pca)
+    found = _extractor_finding(_extractor_record(model), feats.metadata, getattr(source, "pca", None))
+    if found is None:
+        return
+    record, tag = found.record, {"im2vec_extractor": found}
     where = repr(str(source.path)) if getattr(source, "path", None) is not None else feats.name
-    if diff is None:
+    if found.kind == "unrecorded":
         logger.warning("image_features: the feature store %s records no extractor (no arch or weights in its "
                        "metadata, as FeatureStore.from_arrays writes it without them), while the model %r was trained "
                        "on features of %s: taken on your word that its rows come from that extractor (another's would "
-                       "place the images wrongly without an error)", where, os.fspath(fname), _extractor_words(record))
-        return
-    if diff:
-        said = "; ".join(_difference_words(diff))
-        pca_fix = f" For the PCA: {_pca_fix(record)}." if any(f == "pca" for f, _, _ in diff) else ""
-        raise StoreMismatchError(
+                       "place the images wrongly without an error)", where, os.fspath(fname), _extractor_words(record),
+                       extra=tag)
+    elif found.kind == "differs":
+        said = "; ".join(_difference_words(found.diff))
+        pca_fix = f" For the PCA: {_pca_fix(record)}." if any(f == "pca" for f, _, _ in found.diff) else ""
+        err = StoreMismatchError(
             f"image_features: the feature store {where} was made by another extractor than the features the model "
             f"{os.fspath(fname)!r} was trained on ({said}): its W maps only its own extractor's features, so these "
             f"would place the images wrongly. Give a store extracted as the model's was ({_extractor_words(record)}: "
             f"FeatureExtractor with them, or `im2vec extract IMAGES -o STORE --arch ... --weights ...`), or train a "
             f"model on this store.{pca_fix}")
-    if _pca_comparison(record, feats.metadata or {}, pca) == "unknown":
+        err._im2vec_extractor = found  # (the CLI says it in its own words, naming its option)
+        raise err
+    else:
         logger.warning("image_features: %s", _pca_unknown_words(f"the feature store {where}", record,
-                                                                 feats.metadata, os.fspath(fname)))
+                                                                 found.metadata, os.fspath(fname)), extra=tag)
 
 
 def _pca_unknown_words(store: str, record: dict, metadata, model: str) -> str:

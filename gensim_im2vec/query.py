@@ -671,11 +671,11 @@ class QuerySession:
         self._unplaced: list[str] = []  # given words without a trained input vector: named, not ranked
         if zero_shot_words:
             try:
-                placed = set(model.word_space_keys)
+                self._unplaced = model._untrained_words(zero_shot_words)
             except ValueError:  # no word of the model has a trained input vector
-                placed = set()
-            self._unplaced = [w for w in zero_shot_words if w not in placed]
-            self.zero_shot_words = [w for w in zero_shot_words if w in placed]
+                self._unplaced = list(zero_shot_words)
+            unplaced = set(self._unplaced)
+            self.zero_shot_words = [w for w in zero_shot_words if w not in unplaced]
         self.model = model
         self.topn = int(topn)
         self.store = store

@@ -1522,6 +1522,57 @@ class FeatureStore:
 # ----------------------------------------------------------------------------- writer
 
 
+#: float16's smallest normal number (6.1e-05): a row whose values all lie below it keeps few bits in
+#: a float16 store, and its values below half the smallest subnormal (3e-08) become 0.
+FLOAT16_TINY = float(np.finfo(np.float16).tiny)
+#: A row whose float16 copy has a lower cosine than this to the model's row is said to underflow.
+FLOAT16_MIN_COSINE = 0.99
+#: Keys of underflowing rows an :class:`_Underflow` (an extraction's report) keeps as examples.
+UNDERFLOW_KEYS_KEPT = 10
+
+
+def float16_losses(feats: np.ndarray) -> np.ndarray:
+    """Which rows of `feats` (one batch, before the store's cast) float16 cannot hold: non-zero rows
+    whose values all lie below float16's smallest normal (:data:`FLOAT16_TINY`) and whose float16
+    copy is all zeros or points elsewhere (cosine below :data:`FLOAT16_MIN_COSINE` to the row).
+    Randomly initialised MobileNets give such features (values ~1e-8: every row all zeros).
+
+    One max-abs pass over the batch; only rows that small are compared with their float16 copy,
+    computed, not cast (NumPy's cast of such values to float16 takes ~70 ns each): below
+    :data:`FLOAT16_TINY` float16 holds exactly the multiples of 2**-24, rounded to the nearest even.
+
+    >>> float16_losses(np.array([[1e-8, 2e-8], [0.5, 1e-9], [0.0, 0.0], [3e-5, 1e-5]], dtype=np.float32)).tolist()
+    [True, False, False, False]
+    """
+    with np.errstate(invalid="ignore"):
+        amax = np.abs(feats).max(axis=1)
+        small = np.flatnonzero((amax > 0) & (amax < FLOAT16_TINY))  # (NaN rows: neither)
+    lost = np.zeros(len(feats), dtype=bool)
+    if len(small):
+        rows = np.asarray(feats[small], dtype=np.float64) * 2.0**24  # (exact: a power of two)
+        cast = np.rint(rows)  # the float16 copy, in units of 2**-24
+        dot = np.einsum("ij,ij->i", rows, cast)
+        norms = np.linalg.norm(rows, axis=1) * np.linalg.norm(cast, axis=1)
+        cos = np.divide(dot, norms, out=np.zeros_like(dot), where=norms > 0)
+        lost[small] = cos < FLOAT16_MIN_COSINE
+    return lost
+
+
+class _Underflow:
+    """Rows that underflow float16 (:func:`float16_losses`): how many (`count`), and the first
+    :data:`UNDERFLOW_KEYS_KEPT` of their keys (`keys`). A :class:`FeatureStoreWriter`'s own
+    (:attr:`FeatureStoreWriter.underflow`), or the parts of a distributed extraction added up."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.keys: list[str] = []
+
+    def add(self, keys: Sequence[str], count: int | None = None) -> None:
+        """Count `count` rows (default: one a key of `keys`), `keys` some or all of theirs."""
+        self.count += len(keys) if count is None else int(count)
+        self.keys.extend(keys[: max(0, UNDERFLOW_KEYS_KEPT - len(self.keys))])
+
+
 class FeatureStoreWriter:
     """Append rows to a store in committed shards; :meth:`close` appends them to the store.
 
@@ -1555,6 +1606,13 @@ class FeatureStoreWriter:
         :meth:`FeatureExtractor.extract <gensim_im2vec.features.FeatureExtractor.extract>` does, so
         that running the same extraction again continues it. A store with other settings is refused
         with ``"create"`` and started afresh with ``"overwrite"``.
+
+    Attributes
+    ----------
+    underflow : _Underflow
+        The rows written in float16 that it cannot hold (:func:`float16_losses`: all zeros or
+        nearly), counted with some of their keys; warned of at the first and summed at :meth:`close`
+        unless ``warn_zeroed`` is False (a caller that reports them itself).
 
     Notes
     -----
@@ -1604,8 +1662,8 @@ class FeatureStoreWriter:
         self.path = Path(path)
         self.dim = int(dim)
         self.dtype = _resolve_dtype(dtype)
-        self.zeroed_rows = 0  # rows float16 turned to all zeros (warned once, summed at close)
-        self.warn_zeroed = True  # False: the caller reports them (FeatureExtractor.extract counts its own)
+        self.underflow = _Underflow()  # rows float16 cannot hold (warned once, summed at close)
+        self.warn_zeroed = True  # False: the caller reports them (FeatureExtractor.extract, from `underflow`)
         self.shard_size = int(shard_size)
         self.mode = mode
         meta = dict(metadata or {})
@@ -2027,18 +2085,19 @@ class FeatureStoreWriter:
                 f"(dtype='float32') or L2-normalise them."
             )
         if self.dtype == "float16":
-            lost = ~np.any(stored != 0, axis=1) & np.any(arr != 0, axis=1)
-            if lost.any():
-                if not self.zeroed_rows and self.warn_zeroed:  # once per writer; close() sums them up
+            lost = np.flatnonzero(float16_losses(arr))
+            if len(lost):
+                if not self.underflow.count and self.warn_zeroed:  # once per writer; close() sums them up
                     logger.warning(
-                        "%s: %i row(s) became all zeros in float16 (values below 6e-8), e.g. %r; store "
+                        "%s: %i row(s) became all zeros in float16 or nearly (values below %.2g), e.g. %r; store "
                         "float32 (dtype='float32', `im2vec extract --dtype float32`) or L2-normalise them "
                         "(random weights give such features)",
                         self.path,
-                        int(lost.sum()),
-                        keys[int(np.flatnonzero(lost)[0])],
+                        len(lost),
+                        FLOAT16_TINY,
+                        keys[int(lost[0])],
                     )
-                self.zeroed_rows += int(lost.sum())
+                self.underflow.add([keys[i] for i in lost[:UNDERFLOW_KEYS_KEPT]], len(lost))
         self._buf_keys.extend(keys)
         self._buf_keyset.update(keys)
         self._buf_rows.append(stored)
@@ -2114,9 +2173,10 @@ class FeatureStoreWriter:
             self._closed = True
             self._found_stamps = _NO_FOUND_STAMPS
             self._release()
-        if getattr(self, "zeroed_rows", 0) and getattr(self, "warn_zeroed", True):
-            logger.warning("%s: %i row(s) written by this writer are all zeros (float16 could not hold them); "
-                           "rewrite them in float32", self.path, self.zeroed_rows)
+        underflow = getattr(self, "underflow", None)
+        if underflow is not None and underflow.count and getattr(self, "warn_zeroed", True):
+            logger.warning("%s: %i row(s) written by this writer are all zeros or nearly (float16 could not hold "
+                           "them); rewrite them in float32", self.path, underflow.count)
 
     def abort(self) -> None:
         """Commit what is buffered (complete rows only) as shards, stop without appending them to the

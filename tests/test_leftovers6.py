@@ -33,7 +33,8 @@ from test_resume_moved_project import _args, _files, _interrupt, _project, _resu
 
 from gensim_im2vec import Im2Vec, distributed
 from gensim_im2vec.cli import main
-from gensim_im2vec.features import UNDERFLOW_KEYS_KEPT, FeatureExtractor
+from gensim_im2vec.features import FeatureExtractor
+from gensim_im2vec.store import UNDERFLOW_KEYS_KEPT
 from gensim_im2vec.synthetic import make_corpus
 
 # ----------------------------------------------------------------------------- 1. extract_ray's underflow
@@ -51,10 +52,10 @@ def test_the_parts_rows_add_up_their_underflow_and_keep_the_first_keys():
     totals.add(_row(6, [f"img:a{i}" for i in range(6)], extracted=6))
     totals.add(_row(0, [], extracted=3))
     totals.add(_row(7, [f"img:b{i}" for i in range(7)], extracted=7))
-    assert (totals.extracted, totals.underflow, len(totals.part_seconds)) == (16, 13, 3)
-    # as one extraction keeps them (features._Underflow): the first UNDERFLOW_KEYS_KEPT, in order
-    assert totals.underflow_keys == [f"img:a{i}" for i in range(6)] + [f"img:b{i}" for i in range(4)]
-    assert len(totals.underflow_keys) == UNDERFLOW_KEYS_KEPT
+    assert (totals.extracted, totals.underflow.count, len(totals.part_seconds)) == (16, 13, 3)
+    # as one extraction keeps them (store._Underflow): the first UNDERFLOW_KEYS_KEPT, in order
+    assert totals.underflow.keys == [f"img:a{i}" for i in range(6)] + [f"img:b{i}" for i in range(4)]
+    assert len(totals.underflow.keys) == UNDERFLOW_KEYS_KEPT
     assert totals.stages == {"input": 0.75, "model": 0.75, "write": 0.75, "other": 0.75}
 
 

@@ -148,7 +148,7 @@ def test_an_indexer_that_mixes_words_and_images_is_refused(model):
 
 
 def test_float16_losses_finds_rows_float16_cannot_hold():
-    from gensim_im2vec.features import float16_losses
+    from gensim_im2vec.store import float16_losses
 
     rng = np.random.default_rng(0)
     normal = rng.random((3, 64), dtype=np.float32) * 10

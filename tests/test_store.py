@@ -435,7 +435,7 @@ def test_float16_underflow_warns(tmp_path, caplog):
         with FeatureStore.create(tmp_path / "t", dim=4, dtype="float16", shard_size=2) as w:
             for i in range(5):
                 w.write([f"img:{i}a", f"img:{i}b"], np.full((2, 4), 1e-9, np.float32))
-            assert w.zeroed_rows == 10
+            assert w.underflow.count == 10
     assert caplog.text.count("became all zeros in float16") == 1
     assert "10 row(s) written by this writer are all zeros" in caplog.text
 
