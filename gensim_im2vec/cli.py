@@ -2073,6 +2073,10 @@ def export_command(model_path, output, images, key_rule, restrict, tags_only, li
         raise click.ClickException(str(e)) from e
     sprite = f", sprite {res.grid}x{res.grid} ({len(res.missing)} images without a file)" if res.sprite else ""
     click.echo(f"{output}: {res.count} rows ({res.n_images} images){sprite}")
+    click.echo(f"open it: `tensorboard --logdir {output}` (its PROJECTOR tab reads projector_config.pbtxt"
+               f"{', thumbnails included' if res.sprite else ''}), or at https://projector.tensorflow.org: "
+               f"\"Load\", then {res.vectors} and {res.metadata}"
+               f"{' (that page does not take the sprite)' if res.sprite else ''}.")
 
 
 INDEXER = "gensim_im2vec.index:ModalityIndexer"
@@ -2377,6 +2381,12 @@ def report_command(model_path, output, dataset, test_path, features, image_dirs,
     if features and dataset and not os.path.isdir(features):
         raise click.BadParameter(f"{features!r} is a file; with --dataset give a feature store folder (a .npy goes "
                                  f"with --test).", param_hint="'--features'")
+    for option, folder in [("--dataset", dataset), *(("--images", d) for d in image_dirs)]:
+        if folder and (_same_file(output, folder) or _inside(output, folder)):
+            raise click.BadParameter(f"{output!r} is inside the {option} folder {folder!r}: a later `im2vec extract "
+                                     f"{folder}` would take the report's thumbnails (thumbs/*.jpg) for images. Write "
+                                     f"the report to a folder outside {folder!r}, e.g. beside it.",
+                                     param_hint="'-o' / '--output'")
     if max_test_images is None:
         max_test_images = library_default(WRITE_REPORT, "max_test_images")
     model = _load_model(model_path, {"--features": features})

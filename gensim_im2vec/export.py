@@ -199,8 +199,10 @@ def export_projector(
     limit : int, optional
         At most this many rows (None: all). Without `keys` and `restrict`, words and images each
         keep their most frequent rows in their share of the vocabulary (the vocabulary's own order
-        would fill the limit with words, which occur far more often than images); with `keys`,
-        the first `limit` of them.
+        would fill the limit with words, which occur far more often than images); images that
+        occur equally often are taken evenly over the vocabulary's order (most images occur once,
+        and the first ones would all come from the corpus's first folder); with `keys`, the first
+        `limit` of them.
     images : str, os.PathLike, list of them, or mapping of str to path, optional
         Image files for the sprite: a folder keyed as the extractor keys it (prefix + relative
         path without extension), several such folders (a model trained on several stores), or
@@ -257,11 +259,13 @@ def export_projector(
         raise ValueError(f"limit: expected a positive int or None, got {limit!r}.")
     size = _thumbnail_size(thumbnail)
     is_image = image_test(model, image_prefix)
+    asked = keys
     keys = _export_keys(kv, keys, is_image, restrict, limit, is_tag)
     _check_outside_images(Path(directory), images)
     paths = _image_paths(images, getattr(model, "image_prefix", image_prefix))
     grid = math.ceil(math.sqrt(len(keys))) if images is not None else 0
-    _check_sprite_size(len(keys), grid, size)
+    _check_sprite_size(len(keys), grid, size, tags_rows=None if tags_only else (
+        lambda: _tags_only_rows(model, kv, asked, is_image, restrict, limit)))
 
     if images is not None and importlib.util.find_spec("PIL") is None:  # before any file is written
         raise ImportError("a sprite (images=...) needs Pillow, which is not installed: pip install pillow (or the "
@@ -409,26 +413,29 @@ def _export_keys(kv, keys, is_image, restrict: str | None, limit: int | None, is
     if is_tag is not None:
         keys = [k for k in keys if is_image(k) or is_tag(k)]
     if limit is not None and len(keys) > limit:
-        keys = _limit_rows(keys, int(limit), is_image) if cut_by_modality else keys[: int(limit)]
+        keys = _limit_rows(keys, int(limit), is_image, _vocab_count(kv)) if cut_by_modality else keys[: int(limit)]
     if not keys:
         raise ValueError("nothing to export: no keys left after restrict/tags_only/limit.")
     return keys
 
 
-def _limit_rows(keys: list[str], limit: int, is_image) -> list[str]:
+def _limit_rows(keys: list[str], limit: int, is_image, count=None) -> list[str]:
     """The first `limit` of the vocabulary's `keys`, words and images each in their share of it.
 
     The vocabulary is sorted by count, and an image occurs once or a few times, so its first
-    `limit` rows would be words alone; each modality keeps its own most frequent rows instead."""
+    `limit` rows would be words alone; each modality keeps its own most frequent rows instead.
+    Images of one count (`count`: key -> count; None: all alike) are taken evenly over their
+    order: most images occur once, in the corpus's order, and its first ones are one folder's."""
     flags = [bool(is_image(k)) for k in keys]
     n_images = sum(flags)
     take_images = min(n_images, round(limit * n_images / len(keys)))
     if n_images and not take_images:
         take_images = 1
     take_words = limit - take_images
+    chosen = _spread_images([k for k, img in zip(keys, flags) if img], take_images, count)
     kept, words, images = [], 0, 0
     for k, img in zip(keys, flags):
-        if img and images < take_images:
+        if img and k in chosen:
             images += 1
             kept.append(k)
         elif not img and words < take_words:
@@ -440,13 +447,54 @@ def _limit_rows(keys: list[str], limit: int, is_image) -> list[str]:
     return kept
 
 
-def _check_sprite_size(n: int, grid: int, size: tuple[int, int]) -> None:
+def _spread_images(images: list[str], take: int, count=None) -> set[str]:
+    """`take` of `images` (the vocabulary's order): the most frequent first, and of those that
+    occur equally often at the cut, `take`'s remainder evenly spread over their order."""
+    if take >= len(images):
+        return set(images)
+    counts = np.array([count(k) for k in images] if count else np.zeros(len(images)), dtype=np.float64)
+    order = np.argsort(-counts, kind="stable")
+    cut = counts[order[take - 1]]
+    above = [images[i] for i in order if counts[i] > cut]
+    tied = [images[i] for i in order if counts[i] == cut]
+    need = take - len(above)
+    return set(above) | {tied[j * len(tied) // need] for j in range(need)}
+
+
+def _vocab_count(kv):
+    """key -> its count in `kv` (gensim's "count" attribute), or None where `kv` has no counts."""
+    try:
+        kv.get_vecattr(kv.index_to_key[0], "count")
+    except (KeyError, AttributeError, ValueError, IndexError):
+        return None
+    return lambda key: int(kv.get_vecattr(key, "count"))
+
+
+def _tags_only_rows(model, kv, keys, is_image, restrict, limit) -> int | None:
+    """The rows ``tags_only=True`` would export with the same other arguments (None: the model
+    has no tags, or only images are exported)."""
+    mask = model._tag_mask() if hasattr(model, "_tag_mask") else None
+    if mask is None or not mask.any() or restrict == "images":
+        return None
+    try:
+        n = len(_export_keys(kv, keys, is_image, restrict, limit, lambda k: bool(mask[kv.key_to_index[k]])))
+    except (ValueError, TypeError):
+        return None
+    return n
+
+
+def _check_sprite_size(n: int, grid: int, size: tuple[int, int], tags_rows=None) -> None:
+    """Refuse a sprite over the projector's size; `tags_rows`: a callable giving the rows of the same
+    export with ``tags_only`` (None: not a way out), named when their sprite would fit."""
     if grid and (grid * size[0] > MAX_SPRITE_SIDE or grid * size[1] > MAX_SPRITE_SIDE):
         most = (MAX_SPRITE_SIDE // max(size)) ** 2
+        n_tags = tags_rows() if tags_rows is not None else None
+        tags = (f"tags_only=True (`--tags-only`: of the words only the tags, the words of the image documents: "
+                f"{n_tags} rows), " if n_tags is not None and n_tags < n and n_tags <= most else "")
         raise ValueError(
             f"a sprite of {n} tiles of {size[0]}x{size[1]} px would be {grid * size[0]}x{grid * size[1]} px; "
             f"the projector accepts at most {MAX_SPRITE_SIDE} px per side ({most} tiles at this size). Pass "
-            f"limit={most} (`im2vec export --limit {most}`), a smaller thumbnail (`--thumbnail`), or "
+            f"{tags}limit={most} (`im2vec export --limit {most}`), a smaller thumbnail (`--thumbnail`), or "
             f"images=None (no `--images`: no sprite)."
         )
 

@@ -408,7 +408,8 @@ def write_report(
         The held-out images' own (normalised) tags.
     image_paths : mapping key → file, optional
         Image files for thumbnails, for model images and held-out images alike (keys with the
-        image prefix, ``img:…``). Images without a file are shown as a grey box.
+        image prefix, ``img:…``). Images without a file are shown as a grey box (the page counts
+        them, names a few and says how to give their files; a warning says it too).
     evaluation : EvaluationReport, path, list of dict, or mapping title → list of dict, optional
         An :class:`~gensim_im2vec.evaluate.EvaluationReport`, or the path of its JSON (its
         ``save_json``; the page links the file): shown as the tables its ``format_table`` prints.
@@ -467,7 +468,7 @@ def write_report(
         _map_section(model, thumbs, known, test_keys, feats, shown, map_words=map_words, map_images=map_images,
                      map_method=map_method, seed=seed) if map_words or map_images else None,
     ]
-    sections = [x for x in sections if x]
+    sections = [x for x in [thumbs.missing_note(), *sections] if x]
     index = out / "index.html"
     atomic_write_bytes(index, _page(model, title, notes, sections, thumb_size).encode("utf-8"))
     thumbs.remove_unused()  # an earlier report's thumbnails of images this page does not show
@@ -527,6 +528,22 @@ class _Thumbnails:
     def count(self) -> int:
         return sum(1 for v in self.made.values() if v)
 
+    def missing_note(self) -> str | None:
+        """A paragraph saying which images shown have no thumbnail (no file given, or an unreadable
+        one) and how to give their files; None when every one has its thumbnail."""
+        none = [k for k, v in self.made.items() if v is None]
+        if not none:
+            return None
+        unread = [k for k in none if k in self.paths]
+        given = [k for k in none if k not in self.paths]
+        parts = [f"{len(keys)} {what} (e.g. {', '.join(keys[:3])})"
+                 for keys, what in ((given, "without a file"), (unread, "whose file could not be read")) if keys]
+        said = (f"{len(none)} of the {len(self.made)} images shown have no thumbnail (a grey box; on the map a dot): "
+                f"{'; '.join(parts)}. Give the folders their features were extracted from: `im2vec report --images "
+                f"DIR` (repeatable), or write_report(image_paths={{key: file}}).")
+        logger.warning("report: %s", said)
+        return f'<p class="meta noimg-note">{html.escape(said)}</p>'
+
     def remove_unused(self) -> int:
         """Remove the files of ``thumbs/`` this report does not show (an earlier report's, in the
         report's own folder); returns how many."""
@@ -566,7 +583,8 @@ def _heldout_section(model, thumbs: _Thumbnails, test_keys, feats, tags_true, sh
                   f"({shown - len(hits_at)} without any left out). ")
     return (
         f'<section id="heldout"><h2>Held-out images: nearest {restrict} vs. true tags</h2>'
-        f'<p class="meta">{shown} of {len(test_keys)} images never seen in training, placed in the space from '
+        f'<p class="meta">{shown if shown == len(test_keys) else f"{shown} of {len(test_keys)}"} held-out images '
+        f"(never seen in training), placed in the space from "
         f"their features alone (model.project); their nearest {restrict} by cosine in the space (cosine shown"
         f"{'; the tags are the words of the image documents' if restrict == 'tags' else ''}). "
         f"A green word is a true tag. {mean_p}</p>"
@@ -601,7 +619,8 @@ def _words_section(model, thumbs: _Thumbnails, words, known, test_keys, feats, t
     scope = "the model's images and the held-out images" if test_kv is not None else "the model's images"
     return (
         f'<section id="words"><h2>Words and their nearest images</h2><p class="meta">Cosine between the '
-        f"word's vector and the images' vectors W·v̂<sub>f</sub>, over {scope} (held-out ones in orange).</p>"
+        f"word's vector and the images' vectors (their rows of model.wv; held-out images placed by model.project), "
+        f"over {scope} (held-out ones in orange).</p>"
         + miss + ('<table class="words"><tbody>\n' + "\n".join(rows) + "\n</tbody></table>" if rows else "")
         + "</section>")
 
