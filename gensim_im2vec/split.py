@@ -97,17 +97,20 @@ import json
 import logging
 import os
 import zlib
-from collections import Counter
-from collections.abc import Iterator
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from gensim_im2vec.corpora import compressed_data_error, open_text_source
-from gensim_im2vec.datasets import pick_test_groups, zero_shot_groups
+from gensim_im2vec.datasets import _unit_hash, zero_shot_groups
 from gensim_im2vec.fileio import (
     atomic_path,
+    atomic_write,
     atomic_write_bytes,
     atomic_write_json,
     check_output_folder,
@@ -224,38 +227,316 @@ def _read_lines(path: str) -> Iterator[tuple[int, list[str]]]:
             yield n, text.split()
 
 
-class _Groups:
-    """Union-find over image tokens; a group is named by its smallest token (so the split does not
-    depend on the order of the lines)."""
+def _index_dtype(n: int) -> type:
+    """The smallest of int32 / int64 that holds indexes below `n`."""
+    return np.int32 if n < 2**31 else np.int64
 
-    def __init__(self) -> None:
-        self.parent: dict[str, str] = {}
 
-    def add(self, x: str) -> None:
-        self.parent.setdefault(x, x)
+def _as_numpy(values: array, dtype) -> np.ndarray:
+    """`values` (an ``array.array``) as a NumPy array sharing its memory."""
+    return np.frombuffer(values, dtype=dtype) if len(values) else np.zeros(0, dtype=dtype)
 
-    def find(self, x: str) -> str:
-        parent = self.parent
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
 
-    def union(self, a: str, b: str) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            if rb < ra:
-                ra, rb = rb, ra
-            self.parent[rb] = ra
+def _first_equal(hashes: np.ndarray, key: Callable[[int], object]) -> np.ndarray:
+    """For each item ``i``, the first item whose ``key`` equals ``key(i)`` (``i`` itself when none
+    comes before it), as int64. Items are bucketed by `hashes` (equal keys have equal hashes) and
+    ``key`` is called only for items that share their hash with another, so a collision of hashes
+    costs a comparison, never a wrong answer.
+
+    >>> _first_equal(np.array([7, 3, 7, 7, 3]), key=lambda i: "abcab"[i]).tolist()
+    [0, 1, 2, 0, 1]
+    """
+    n = len(hashes)
+    first = np.arange(n, dtype=np.int64)
+    if n < 2:
+        return first
+    order = np.argsort(hashes, kind="stable")  # equal hashes: in the items' order
+    for a, b in _runs(hashes[order]):
+        bucket: dict = {}
+        for i in order[a:b].tolist():
+            first[i] = bucket.setdefault(key(i), i)
+    return first
+
+
+def _runs(ordered: np.ndarray, block: int = 1 << 16) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of each run of two or more equal values in the sorted array `ordered`.
+
+    >>> list(_runs(np.array([1, 2, 2, 3, 4, 4, 4])))
+    [(1, 3), (4, 7)]
+    """
+    same = np.flatnonzero(ordered[1:] == ordered[:-1])  # position p holds the value of p + 1
+    if not same.size:
+        return
+    cut = np.flatnonzero(np.diff(same) != 1)
+    starts = same[np.concatenate(([0], cut + 1))]
+    ends = same[np.concatenate((cut, [len(same) - 1]))] + 2
+    del same, cut
+    for i in range(0, len(starts), block):  # (a block at a time: a list of every run would cost more than them)
+        yield from zip(starts[i:i + block].tolist(), ends[i:i + block].tolist())
+
+
+class _Images:
+    """The images of a documents file, read once (pass 1) into flat arrays: each image token once
+    (its UTF-8 bytes), each image line's words as ids into the vocabulary, and per image token read
+    (an *occurrence*) the image's number, so that the second read needs no lookup by token. About
+    40 bytes an image beside its token and its words' ids (a dict of lists of words and a
+    union-find of tokens took ≈ 2 KB an image; docs/scale.md §5.2).
+
+    Images are numbered in the order of their first occurrence (the order of ``test.jsonl``), words
+    in the order of their first occurrence in a line with an image. A *words line* is an image
+    line's words, in order, once each; an image in several lines gets one more, its lines' words
+    merged (in the order of first appearance over its lines).
+    """
+
+    def __init__(self, source: str, prefix: str, group_by: str) -> None:
+        vocab: dict[str, int] = {}  # word -> id; only the words of lines with an image
+        line_words, line_ends = array("i"), array("q")  # per image line: its words' ids (in order, once each)
+        line_images = array("i")  # per image line: its number of image tokens
+        line_sets = array("q")  # per image line: hash of its set of words (group_by="words")
+        occ_hash = array("q")  # per occurrence: hash of the token (equal tokens, equal hashes)
+        tokens = bytearray()  # the occurrences' tokens, each followed by "\n" (never in a token)
+        by_words = group_by == "words"
+        n_lines = n_docs = 0
+        for _, toks in _read_lines(source):
+            n_lines += 1
+            if not toks:
+                continue
+            n_docs += 1
+            images = [t for t in toks if t.startswith(prefix)]
+            if not images:
+                continue
+            ids = [vocab.setdefault(w, len(vocab)) for w in dict.fromkeys(t for t in toks if not t.startswith(prefix))]
+            line_words.extend(ids)
+            line_ends.append(len(line_words))
+            line_images.append(len(images))
+            if by_words:
+                line_sets.append(hash(frozenset(ids)))
+            occ_hash.extend(map(hash, images))
+            tokens += ("\n".join(images) + "\n").encode()
+        self.n_lines, self.n_docs, self.n_image_lines = n_lines, n_docs, len(line_images)
+        self.words = list(vocab)  # id -> word
+        del vocab
+        self.tokens = tokens
+        self._lengths: np.ndarray | None = None
+        self.n_occurrences = len(occ_hash)
+        if not self.n_occurrences:
+            self.n = 0
+            return
+        occ_start = np.empty(self.n_occurrences, dtype=np.int64)  # occurrence -> its token's first byte
+        occ_start[0], done, block = 0, 1, 1 << 24
+        view = np.frombuffer(self.tokens, dtype=np.uint8)
+        for a in range(0, len(view), block):  # (a block at a time: a mask of every byte would cost more)
+            ends = np.flatnonzero(view[a:a + block] == 10) + (a + 1)
+            occ_start[done:done + len(ends)] = ends[:len(occ_start) - done]
+            done += len(ends)
+        del view, ends
+        # images: occurrences of one token are one image, numbered by its first occurrence
+        first = _first_equal(_as_numpy(occ_hash, np.int64), key=lambda o, starts=occ_start: self._token_at(int(starts[o])))
+        del occ_hash
+        is_new = first == np.arange(len(first))
+        self.n = n = int(is_new.sum())
+        idx = _index_dtype(max(n, len(line_images) + n))
+        self.occurrence_image = (np.cumsum(is_new, dtype=np.int64) - 1).astype(idx)[first]  # occurrence -> image
+        del first
+        self.start = occ_start[is_new]  # image -> its token's first byte in self.tokens
+        del occ_start
+        lines = np.arange(len(line_images), dtype=idx)
+        occ_line = np.repeat(lines, _as_numpy(line_images, np.int32))  # occurrence -> its image line
+        self.line = occ_line[is_new]  # image -> its words line
+        del is_new
+        self.word_ids = _as_numpy(line_words, np.int32)
+        self.word_ends = _as_numpy(line_ends, np.int64)
+        self._merge_lines(occ_line)
+        # groups: the images of a line, and with group_by="words" the lines with the same set of words
+        line_first = self.occurrence_image[np.cumsum(_as_numpy(line_images, np.int32), dtype=np.int64)
+                                           - _as_numpy(line_images, np.int32)]  # image line -> its first image
+        a, b = self.occurrence_image, line_first[occ_line]
+        keep = a != b
+        pairs = [(a[keep], b[keep])]
+        del occ_line, a, b, keep
+        if by_words:
+            with_words = np.flatnonzero(self.line_lengths(lines) > 0)
+            same = _first_equal(_as_numpy(line_sets, np.int64)[with_words],
+                                key=lambda j: frozenset(self.line_word_ids(int(with_words[j]))))
+            other = same != np.arange(len(same))
+            pairs.append((line_first[with_words[other]], line_first[with_words[same[other]]]))
+            del with_words, same, other
+        del line_sets, line_images, line_first, lines
+        self.group, self.n_groups = _components(n, pairs)
+
+    def _token_at(self, start: int) -> bytes:
+        return bytes(self.tokens[start:self.tokens.index(b"\n", start)])
+
+    def token(self, image: int) -> str:
+        """The image token of image number `image`."""
+        return self._token_at(int(self.start[image])).decode("utf-8")
+
+    def tokens_of(self, images: np.ndarray) -> Iterator[str]:
+        for i in images.tolist():
+            yield self.token(i)
+
+    def line_lengths(self, lines: np.ndarray) -> np.ndarray:
+        """Number of words of each words line of `lines` (int32)."""
+        if self._lengths is None or len(self._lengths) != len(self.word_ends):
+            self._lengths = np.diff(self.word_ends, prepend=0).astype(np.int32)
+        return self._lengths[lines]
+
+    def line_word_ids(self, line: int) -> list[int]:
+        start = int(self.word_ends[line - 1]) if line else 0
+        return self.word_ids[start:int(self.word_ends[line])].tolist()
+
+    def image_words(self, image: int) -> list[str]:
+        """The words of image number `image`, in order, once each."""
+        words = self.words
+        return [words[w] for w in self.line_word_ids(int(self.line[image]))]
+
+    def _merge_lines(self, occ_line: np.ndarray) -> None:
+        """Give each image in several lines a words line of its own: its lines' words merged."""
+        counts = np.bincount(self.occurrence_image, minlength=self.n)
+        repeated = np.flatnonzero(counts[self.occurrence_image] > 1)  # occurrences of such images, in order
+        del counts
+        if not repeated.size:
+            return
+        repeated = repeated[np.argsort(self.occurrence_image[repeated], kind="stable")]  # by image, in line order
+        extra_ids, extra_ends = array("i"), array("q")
+        end, n_lines = len(self.word_ids), len(self.word_ends)
+
+        def merge(img: int, lines: list[int]) -> None:
+            nonlocal end
+            merged = dict.fromkeys(w for line in dict.fromkeys(lines) for w in self.line_word_ids(line))
+            if len(merged) > len(self.line_word_ids(lines[0])):  # (else its first line has them all)
+                extra_ids.extend(merged)
+                end += len(merged)
+                extra_ends.append(end)
+                self.line[img] = n_lines + len(extra_ends) - 1
+
+        image, lines = -1, []
+        block = 1 << 16
+        for a in range(0, len(repeated), block):
+            part = repeated[a:a + block]
+            for img, line in zip(self.occurrence_image[part].tolist(), occ_line[part].tolist()):
+                if img != image:
+                    if lines:
+                        merge(image, lines)
+                    image, lines = img, []
+                lines.append(line)
+        merge(image, lines)
+        if extra_ends:
+            self.word_ids = np.concatenate((self.word_ids, _as_numpy(extra_ids, np.int32)))
+            self.word_ends = np.concatenate((self.word_ends, _as_numpy(extra_ends, np.int64)))
+
+    def word_counts(self, images: np.ndarray) -> np.ndarray:
+        """For each word id, the number of images of the boolean mask `images` that carry it (int64)."""
+        per_line = np.bincount(self.line[images], minlength=len(self.word_ends))
+        counts = np.zeros(len(self.words), dtype=np.int64)
+        block = 1 << 16
+        for a in range(0, len(per_line), block):
+            lines = np.arange(a, min(a + block, len(per_line)))
+            start = int(self.word_ends[a - 1]) if a else 0
+            weights = np.repeat(per_line[lines], self.line_lengths(lines))
+            counts += np.bincount(self.word_ids[start:int(self.word_ends[lines[-1]])], weights=weights,
+                                  minlength=len(self.words)).astype(np.int64)
+        return counts
+
+    def kept_words(self, dropped: np.ndarray) -> np.ndarray:
+        """For each words line, its number of words not in the boolean mask over word ids `dropped`."""
+        lengths = self.line_lengths(np.arange(len(self.word_ends)))
+        if not dropped.any():
+            return lengths
+        kept = np.zeros(len(lengths), dtype=np.int64)
+        some = lengths > 0
+        if some.any():
+            starts = (self.word_ends - lengths)[some]
+            kept[some] = np.add.reduceat(~dropped[self.word_ids], starts, dtype=np.int64)
+        return kept
+
+
+def _components(n: int, pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, int]:
+    """The connected components of `n` nodes joined by the edges `pairs` (arrays of node numbers):
+    each node's component number, and the number of components."""
+    a = np.concatenate([p[0] for p in pairs])
+    if not a.size:
+        return np.arange(n, dtype=_index_dtype(n)), n
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    b = np.concatenate([p[1] for p in pairs])
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
+    del a, b
+    n_groups, labels = connected_components(graph, directed=False)
+    return labels, int(n_groups)
+
+
+def _group_names(images: _Images, members: np.ndarray) -> np.ndarray:
+    """Per group, the image that names it: its smallest token (by code point, as ``min`` of the
+    tokens would; UTF-8 bytes sort as their code points). `members`: the group of each image."""
+    sizes = np.bincount(members, minlength=images.n_groups)
+    root = np.empty(images.n_groups, dtype=np.int64)
+    root[members] = np.arange(images.n)
+    shared = np.flatnonzero(sizes[members] > 1)  # images in a group of several, by group
+    del sizes
+    shared = shared[np.argsort(members[shared], kind="stable")]
+    token = images._token_at
+    group, best, best_token = -1, -1, b""
+    block = 1 << 16
+    for a in range(0, len(shared), block):
+        part = shared[a:a + block]
+        for i, g, start in zip(part.tolist(), members[part].tolist(), images.start[part].tolist()):
+            t = token(start)
+            if g != group:
+                if group >= 0:
+                    root[group] = best
+                group, best, best_token = g, i, t
+            elif t < best_token:
+                best, best_token = i, t
+    if group >= 0:
+        root[group] = best
+    return root
+
+
+def _pick_groups(keys: np.ndarray, sizes: np.ndarray, name: Callable[[int], str], target: float
+                 ) -> tuple[np.ndarray, int]:
+    """:func:`~gensim_im2vec.datasets.pick_test_groups` over arrays: group ``i`` has the draw key
+    ``keys[i]`` (its ``_unit_hash(seed, name)``), ``sizes[i]`` images and the name ``name(i)``
+    (asked only of groups whose keys tie). The groups taken (a boolean mask), and their images.
+    Visits the groups in the same order, ``(key, name)``, and takes each by the same test; a block
+    of groups none of which would bring the count closer to `target` is passed over at once."""
+    order = np.argsort(keys, kind="stable")
+    for a, b in list(_runs(keys[order])):  # equal keys: by name
+        order[a:b] = sorted(order[a:b].tolist(), key=name)
+    taken = np.zeros(len(keys), dtype=bool)
+    n_test = 0
+    block = 4096
+    for a in range(0, len(order), block):
+        part = sizes[order[a:a + block]]
+        if not (np.abs(n_test + part - target) < abs(n_test - target)).any():
+            continue
+        for g, size in zip(order[a:a + block].tolist(), part.tolist()):
+            if abs(n_test + size - target) < abs(n_test - target):  # brings test closer to target
+                taken[g] = True
+                n_test += size
+    return taken, n_test
+
+
+def _digests(keys: Iterable[str], ordered: bool = True) -> np.ndarray:
+    """The 128-bit BLAKE2b digests of `keys`, sorted unless not `ordered` ("S16"): a set of keys at 16 bytes a key.
+    Two different keys share a digest with probability ≈ 2⁻¹²⁸ a pair (≈ 10⁻²⁰ for 10⁸ images
+    against 10⁸ keys)."""
+    out = bytearray()
+    for k in keys:
+        out += hashlib.blake2b(k.encode("utf-8"), digest_size=16).digest()
+    digests = np.frombuffer(bytes(out), dtype="S16") if out else np.zeros(0, dtype="S16")
+    return np.sort(digests) if ordered else digests
 
 
 class _StoreKeys:
-    """What the split needs of a feature store: its keys as a set (read once; dropped once the images
-    without features are known), and what ``split.json`` records of it."""
+    """What the split needs of a feature store: its keys as a set of 128-bit digests (read once, 16
+    bytes a key: :func:`_digests`; dropped once the images without features are known), and what
+    ``split.json`` records of it."""
 
     def __init__(self, store) -> None:
         self.path = str(store.path)
-        self.keys: frozenset[str] | set[str] = frozenset(store.keys)
+        self.digests: np.ndarray | None = _digests(store.keys)
         self.count = len(store)
         self.examples = list(store.keys[:3])
         self.skipped = dict(store.skipped)  # {key: reason} of the images the extraction could not use
@@ -274,7 +555,19 @@ class _StoreKeys:
                                      f"-o STORE` writes one; the folder `im2vec train -f` takes).")
         return cls(FeatureStore.open(path, mmap=True))
 
-    def record(self, missing: dict[str, None]) -> dict:
+    def holds(self, tokens: Iterable[str], n: int) -> np.ndarray:
+        """Whether each of the `n` `tokens` is a key of the store (a boolean array)."""
+        found = np.zeros(0, dtype=bool)
+        block = 1 << 20
+        tokens = iter(tokens)
+        while len(found) < n:
+            part = _digests(islice(tokens, block), ordered=False)
+            at = np.minimum(np.searchsorted(self.digests, part), max(len(self.digests) - 1, 0))
+            found = np.concatenate((found, self.digests[at] == part if len(self.digests) else
+                                    np.zeros(len(part), dtype=bool)))
+        return found
+
+    def record(self, missing: Iterable[str]) -> dict:
         """``split.json``'s ``features``: the store, and a few of the images it lacks (with the
         extraction's reason where it skipped them)."""
         return {"path": os.path.abspath(self.path), "store_id": self.store_id, "images": self.count,
@@ -283,6 +576,28 @@ class _StoreKeys:
 
 
 _EXAMPLES = 5  # images without features named in split.json
+
+
+def _token_list(tokens: bytearray, starts: np.ndarray) -> list[str]:
+    """The tokens of `tokens` (each followed by "\\n") that begin at `starts`, as a list."""
+    find = tokens.index
+    return [tokens[a:find(b"\n", a)].decode("utf-8") for a in starts.tolist()]
+
+
+class _Missing:
+    """The tokens of the images without features, in the source's order, as often as they are
+    iterated (a list of them would cost what :class:`_Images` saves)."""
+
+    def __init__(self, images: _Images, ids: np.ndarray) -> None:
+        self.images, self.ids = images, ids
+
+    def __iter__(self) -> Iterator[str]:
+        return self.images.tokens_of(self.ids)
+
+
+def _changed(source: str) -> ValueError:
+    return ValueError(f"{source}: its image tokens differ between the split's two reads of it: the file changed "
+                      f"while it was split; split it again once nothing writes to it.")
 
 
 def _examples(missing, skipped: dict[str, str | None], n_skipped: int, n: int = 3) -> str:
@@ -360,7 +675,8 @@ def split_documents(
         A share out of range; a file that is not UTF-8 text, holds no document or no image token;
         a ``.gz``/``.bz2`` file cut short or damaged, or one compressed otherwise (xz, zstd, zip); a
         split that would leave no test or no training image, or no zero-shot tag when asked for;
-        `features` holds none of the images with words.
+        `features` holds none of the images with words; `documents` changed between the split's two
+        reads of it.
     FileExistsError
         `out_dir` holds files that are not an earlier split's.
     FileNotFoundError, IsADirectoryError
@@ -397,93 +713,87 @@ def split_documents(
                         writes=tuple(SPLIT_FILES.values()))
     store = _StoreKeys.read(features) if features is not None else None  # before the long read: a bad store fails now
 
-    # pass 1: each image's words, and the groups
-    words_of: dict[str, list[str]] = {}  # image token -> its words, in order, once each
-    groups = _Groups()
-    by_words: dict[frozenset, str] = {}
-    n_lines = n_docs = n_image_lines = 0
-    for _, tokens in _read_lines(source):
-        n_lines += 1
-        if not tokens:
-            continue
-        n_docs += 1
-        images = [t for t in tokens if t.startswith(prefix)]
-        if not images:
-            continue
-        n_image_lines += 1
-        words = [t for t in tokens if not t.startswith(prefix)]
-        for img in images:
-            groups.add(img)
-            own = words_of.setdefault(img, [])
-            seen = set(own)
-            own.extend(w for w in dict.fromkeys(words) if w not in seen)
-            groups.union(images[0], img)
-        if group_by == "words" and words:
-            signature = frozenset(words)
-            other = by_words.setdefault(signature, images[0])
-            groups.union(other, images[0])
+    # pass 1: each image's words, and the groups (flat arrays, not a dict of lists: _Images)
+    images = _Images(source, prefix, group_by)
+    n_lines, n_docs, n_image_lines, n_images = images.n_lines, images.n_docs, images.n_image_lines, images.n
     if not n_docs:
         what = f"{n_lines} lines, all blank" if n_lines else "it is empty"
         raise ValueError(f"{source}: no documents in it ({what}); give one document a line, tokens separated by "
                          f"spaces (`im2vec normalize SOURCE -o {os.path.basename(source)}` writes them).")
-    if not words_of:
+    if not n_images:
         raise ValueError(f"{source}: no image token in its {n_docs} documents (no token starts with {prefix!r}); "
                          f"give documents with image tokens (`im2vec normalize` writes {IMAGE_PREFIX}<key> first in "
                          f"each line), or pass the prefix your image tokens start with as prefix=...")
+    everyone = np.arange(n_images)
 
     # the images the store lacks (in the source's order); the store's keys are let go of here
-    no_features: dict[str, None] = {}
+    no_features = np.zeros(n_images, dtype=bool)
     if store is not None:
-        no_features = dict.fromkeys(img for img in words_of if img not in store.keys)
-        store.keys = frozenset()
-        if len(no_features) == len(words_of):
-            raise ValueError(f"{source}: none of its {len(words_of)} images is in the feature store "
-                             f"{store.path!r}: its {store.count} keys look like {store.examples}, the documents' "
-                             f"image tokens like {list(islice(words_of, 3))}; give the store `im2vec extract` wrote "
-                             f"for these images (a key must be the image token exactly, prefix included).")
-    has_features = (lambda img: img not in no_features) if no_features else (lambda img: True)
+        no_features = ~store.holds(images.tokens_of(everyone), n_images)
+        store.digests = None
+    missing = _Missing(images, np.flatnonzero(no_features))
+    n_missing = len(missing.ids)
+    if n_missing and n_missing == n_images:
+        raise ValueError(f"{source}: none of its {n_images} images is in the feature store "
+                         f"{store.path!r}: its {store.count} keys look like {store.examples}, the documents' "
+                         f"image tokens like {[images.token(i) for i in range(min(3, n_images))]}; give the store "
+                         f"`im2vec extract` wrote for these images (a key must be the image token exactly, prefix "
+                         f"included).")
     usable = "with words and features" if store is not None else "with words"
 
     # which groups are held out: only groups whose every image has words (a test image needs tags) and,
     # with a store, features (evaluate scores an image by its features)
-    members: dict[str, list[str]] = {}
-    for img in words_of:
-        members.setdefault(groups.find(img), []).append(img)
-    sizes = {g: len(imgs) for g, imgs in members.items() if all(words_of[i] and has_features(i) for i in imgs)}
-    n_scorable = sum(sizes.values())
+    n_words = images.line_lengths(images.line)
+    group = images.group
+    unusable = np.zeros(images.n_groups, dtype=bool)
+    unusable[group[(n_words == 0) | no_features]] = True
+    scorable = np.flatnonzero(~unusable)  # the groups that may be held out
+    del unusable
+    sizes = np.bincount(group, minlength=images.n_groups)[scorable]
+    n_scorable = int(sizes.sum())
     if not n_scorable:
-        if store is not None and any(words_of.values()):  # images with words, but none with features
+        if store is not None and (n_words > 0).any():  # images with words, but none with features
+            n_skipped = sum(k in store.skipped for k in missing)
             raise ValueError(f"{source}: none of its images with words is in the feature store {store.path!r} "
-                             f"({len(no_features)} of its {len(words_of)} images lack features, "
-                             f"{_examples(no_features, store.skipped, sum(k in store.skipped for k in no_features))}; "
+                             f"({n_missing} of its {n_images} images lack features, "
+                             f"{_examples(missing, store.skipped, n_skipped)}; "
                              f"those it holds have no words), so none "
                              f"could be scored; extract the missing images' features into the store (`im2vec "
                              f"extract`), or give the store made from these documents' images.")
-        raise ValueError(f"{source}: none of its {len(words_of)} images has a word beside it, so none could be "
+        raise ValueError(f"{source}: none of its {n_images} images has a word beside it, so none could be "
                          f"scored; give documents with each image's tags or caption words.")
     if len(sizes) == 1:
         raise ValueError(f"{source}: its {n_scorable} images {usable} form one group (images of one line, or with "
                          f"the same words, go together), so holding any out would leave none to train on; give more "
                          f"images" + (", or group_by='document' if they only share their words" if
                                       group_by == "words" else "") + ".")
-    test_groups = pick_test_groups(sizes, test_share * n_scorable, seed)
-    n_test = sum(sizes[g] for g in test_groups)
+    # drawn as pick_test_groups draws: a group is named by its smallest image token
+    root = _group_names(images, group)[scorable]
+    keys = np.fromiter((_unit_hash(seed, images.token(i)) for i in root.tolist()), dtype=np.float64,
+                       count=len(root))
+    taken, n_test = _pick_groups(keys, sizes, lambda g, root=root: images.token(int(root[g])), test_share * n_scorable)
+    del keys, root
     if not n_test:
         raise ValueError(f"{source}: a test share of {test_share} holds out no image: the {n_scorable} images "
                          f"{usable} form {len(sizes)} groups (images of one line, or with the same words, go together), "
-                         f"the smallest of {min(sizes.values())} images; raise test_share.")
+                         f"the smallest of {int(sizes.min())} images; raise test_share.")
     if n_test >= n_scorable:
         raise ValueError(f"{source}: a test share of {test_share} holds out every image {usable} ({n_scorable} "
                          f"in {len(sizes)} groups), leaving none to train on; lower test_share, or give more images.")
-    is_test = {img for g in test_groups for img in members[g]}
+    n_test_groups = int(taken.sum())
+    is_test_group = np.zeros(images.n_groups, dtype=bool)
+    is_test_group[scorable[taken]] = True
+    is_test = is_test_group[group]
+    del is_test_group, scorable, taken, sizes
+    featured = ~no_features
 
     zero: list[str] = []
+    dropped = np.zeros(len(images.words), dtype=bool)  # the zero-shot tags, by word id
     if zero_shot_share > 0:
-        tag_images: Counter = Counter()
-        for img, ws in words_of.items():
-            if has_features(img):  # (an image without features is on neither side)
-                tag_images.update(ws)
-        del tag_images["#"]  # a bare "#" is a comment in zero_shot.txt (evaluate.read_tag_file): never zero-shot
+        counts_of = images.word_counts(featured)  # (an image without features is on neither side)
+        tag_images = {images.words[w]: int(counts_of[w]) for w in np.flatnonzero(counts_of).tolist()}
+        del counts_of
+        tag_images.pop("#", None)  # a bare "#" is a comment in zero_shot.txt (evaluate.read_tag_file): never zero-shot
         zero = zero_shot_groups(tag_images, seed, zero_shot_share, int(min_tag_images))
         if not zero:
             eligible = sum(1 for n in tag_images.values() if n >= min_tag_images)
@@ -491,66 +801,95 @@ def split_documents(
                              f"least {min_tag_images} images (of {len(tag_images)} tags); raise "
                              f"zero_shot_share or try another seed, or leave zero_shot_share at 0 for no zero-shot "
                              f"tags.")
+        del tag_images
+        zero_ids = {w: i for i, w in enumerate(images.words)}
+        dropped[[zero_ids[t] for t in zero]] = True
+        del zero_ids
     zero_set = set(zero)
-    train_tags = {img: [w for w in ws if w not in zero_set] for img, ws in words_of.items()
-                  if img not in is_test and has_features(img)}
     # a training image keeps a line only if a word is left beside it
-    if not any(train_tags.values()):
+    if not (~is_test & featured & (images.kept_words(dropped)[images.line] > 0)).any():
         raise ValueError(f"{source}: the zero-shot tags {zero[:5]} take every word of the training images; lower "
                          f"zero_shot_share.")
 
     # pass 2: the training documents; the images that keep a line with words are the training images
     folder.mkdir(parents=True, exist_ok=True)
     counts = {"lines": n_lines, "documents": n_docs, "image_lines": n_image_lines, "text_lines": n_docs - n_image_lines,
-              "images": len(words_of), "images_without_words": sum(1 for ws in words_of.values() if not ws),
-              "groups": len(members), "test_groups": len(test_groups), "test_images": n_test}
+              "images": n_images, "images_without_words": int((n_words == 0).sum()),
+              "groups": images.n_groups, "test_groups": n_test_groups, "test_images": n_test}
+    del n_words
     if store is not None:
-        counts["images_without_features"] = len(no_features)
-        counts["images_skipped_by_extraction"] = sum(1 for img in no_features if img in store.skipped)
+        counts["images_without_features"] = n_missing
+        counts["images_skipped_by_extraction"] = sum(1 for img in missing if img in store.skipped)
     config = {"seed": seed, "test_share": test_share, "zero_shot_share": zero_shot_share, "prefix": prefix,
               "group_by": group_by, "min_tag_images": int(min_tag_images)}
     record = {"format": FORMAT, "version": _VERSION, "complete": False,
               "documents": {"path": os.path.abspath(source), "sha256": None, "bytes": os.path.getsize(source)},
               "config": config, "counts": counts, "files": {}, "zero_shot_tags": zero,
-              "features": None if store is None else store.record(no_features)}
+              "features": None if store is None else store.record(missing)}
     atomic_write_json(folder / SPLIT_FILES["record"], record)  # first: the folder is this function's from now on
     digest = hashlib.sha256()
     with open(source, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
-    trained: dict[str, None] = {}
+    # each image: 0 training (if a line keeps it), 1 held out, 2 without features; read by occurrence
+    state = (is_test.astype(np.uint8) + 2 * no_features.astype(np.uint8)).tobytes()
+    occurrence_image = memoryview(images.occurrence_image)
+    n_occurrences = images.n_occurrences
+    trained = bytearray(n_images)
+    train_ids = array("q")  # in the order of their first training line
     zero_in_text: set[str] = set()  # the zero-shot tags a text line carries: where their vectors come from
-    n_train_lines = n_test_lines = n_dropped = n_made_text = 0
+    n_train_lines = n_test_lines = n_dropped = n_made_text = k = 0
     with atomic_path(folder / SPLIT_FILES["train_documents"]) as tmp, open(tmp, "w", encoding="utf-8") as out:
         for _, tokens in _read_lines(source):
             if not tokens:
                 continue
-            images = [t for t in tokens if t.startswith(prefix)]
-            if images:
-                if any(img in is_test for img in images):  # (all of them: one line is one group)
+            line_images = [t for t in tokens if t.startswith(prefix)]
+            if line_images:
+                m = len(line_images)
+                if k + m > n_occurrences:
+                    raise _changed(source)
+                ids = occurrence_image[k:k + m].tolist()
+                k += m
+                states = [state[i] for i in ids]
+                if 1 in states:  # (all of them: one line is one group)
                     n_test_lines += 1
                     continue
                 tokens = [t for t in tokens if t not in zero_set]
-                if len(tokens) == len(images):  # no word left beside the images
+                if len(tokens) == m:  # no word left beside the images
                     n_dropped += 1
                     continue
-                if no_features and any(img in no_features for img in images):  # train would refuse them
-                    tokens = [t for t in tokens if t not in no_features]
-                    images = [img for img in images if img not in no_features]
-                    n_made_text += not images  # its words stay, as a text line
-                trained.update(dict.fromkeys(images))
+                if 2 in states:  # train would refuse them
+                    lacking = {img for img, s in zip(line_images, states) if s == 2}
+                    tokens = [t for t in tokens if t not in lacking]
+                    ids = [i for i, s in zip(ids, states) if s != 2]
+                    n_made_text += not ids  # its words stay, as a text line
+                for i in ids:
+                    if not trained[i]:
+                        trained[i] = 1
+                        train_ids.append(i)
             elif zero_set:
                 zero_in_text.update(t for t in tokens if t in zero_set)
             n_train_lines += 1
             out.write(" ".join(tokens) + "\n")
-    train_keys = list(trained)
-    test_keys = [img for img in words_of if img in is_test]
+        if k != n_occurrences:
+            raise _changed(source)
+    del trained, state, occurrence_image
+    train_order = _as_numpy(train_ids, np.int64)
+    test_order = np.flatnonzero(is_test)
+    words = images.words
 
-    def jsonl(keys: list[str], tags: dict[str, list[str]]) -> bytes:
-        return "".join(json.dumps({"key": k, "tags": tags[k]}, ensure_ascii=False) + "\n" for k in keys).encode()
+    def jsonl(order: np.ndarray, keep: Callable[[int], bool]) -> Iterator[bytes]:
+        """The lines of train.jsonl / test.jsonl for the images `order`, a block at a time."""
+        block = 1 << 14
+        for a in range(0, len(order), block):
+            part = order[a:a + block]
+            yield "".join(json.dumps({"key": images.token(i), "tags": [words[w] for w in images.line_word_ids(line)
+                                                                     if keep(w)]}, ensure_ascii=False) + "\n"
+                          for i, line in zip(part.tolist(), images.line[part].tolist())).encode()
 
-    atomic_write_bytes(folder / SPLIT_FILES["train"], jsonl(train_keys, train_tags))
-    atomic_write_bytes(folder / SPLIT_FILES["test"], jsonl(test_keys, words_of))
+    atomic_write(folder / SPLIT_FILES["train"], lambda f: f.writelines(jsonl(train_order, lambda w: not dropped[w])))
+    # (the held-out share, at once)
+    atomic_write_bytes(folder / SPLIT_FILES["test"], b"".join(jsonl(test_order, lambda w: True)))
     files = {k: SPLIT_FILES[k] for k in ("train_documents", "train", "test")}
     zs_path = folder / SPLIT_FILES["zero_shot"]
     if zero:
@@ -558,17 +897,20 @@ def split_documents(
         files["zero_shot"] = SPLIT_FILES["zero_shot"]
     elif zs_path.is_file():  # an earlier split's, in this function's own folder: no longer true
         zs_path.unlink()
-    test_tags = {t for img in test_keys for t in words_of[img]}
+    n_zero_in_test = int((images.word_counts(is_test)[dropped] > 0).sum()) if zero else 0
     if store is not None:
         counts["lines_without_featured_images"] = n_made_text
-    counts.update({"train_images": len(train_keys), "train_lines": n_train_lines, "test_lines": n_test_lines,
+    counts.update({"train_images": len(train_order), "train_lines": n_train_lines, "test_lines": n_test_lines,
                    "dropped_lines": n_dropped, "zero_shot_tags": len(zero),
-                   "zero_shot_tags_in_test": sum(1 for t in zero if t in test_tags),
+                   "zero_shot_tags_in_test": n_zero_in_test,
                    "zero_shot_tags_in_text": len(zero_in_text)})
     record.update({"complete": True, "files": files})
     record["documents"]["sha256"] = digest.hexdigest()
     atomic_write_json(folder / SPLIT_FILES["record"], record)  # last: the split is whole
-    result = DocumentSplit(folder, train_keys, test_keys, zero, counts, record)
+    tokens, starts = images.tokens, images.start
+    images = is_test = no_features = featured = group = dropped = missing = None  # let go before the lists of keys
+    result = DocumentSplit(folder, _token_list(tokens, starts[train_order]), _token_list(tokens, starts[test_order]),
+                           zero, counts, record)
     if len(zero_in_text) < len(zero):
         result.warnings.append(_zero_shot_without_text(source, zero, zero_in_text, counts["text_lines"]))
     for message in result.warnings:

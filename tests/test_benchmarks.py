@@ -272,3 +272,17 @@ def test_text_neighbourhoods_compares_a_tag_with_the_full_text(monkeypatch):
     assert abs(r) < 0.5 and shared < 0.5
     r, shared = module.text_neighbourhoods(same, SimpleNamespace(wv=full), {"tagC"})
     assert np.isnan(r) and np.isnan(shared)
+
+
+def test_bench_split_documents_and_a_tiny_run(monkeypatch, tmp_path, capsys):
+    """bench_split.py's documents hold what the split must handle (two images in a line, an image on
+    a second line, text lines), and a tiny run of today's split measures and prints a row."""
+    module = _load("bench_split", monkeypatch)
+    keys = module.write_documents(str(tmp_path / "docs.txt"), 300)
+    lines = (tmp_path / "docs.txt").read_text(encoding="utf-8").splitlines()
+    images = [[t for t in line.split() if t.startswith("img:")] for line in lines]
+    assert len(keys) == len(set(keys)) == 300 and {t for i in images for t in i} == set(keys)
+    assert any(len(i) == 2 for i in images) and any(not i for i in images)
+    assert sum(len(i) for i in images) > 300  # some image on a second line
+    results = module.main(["--images", "300", "--only", "new", "--dir", str(tmp_path / "b")])
+    assert results[300]["new"]["peak"] > 0 and "B per image" in capsys.readouterr().out
