@@ -3,6 +3,7 @@
     python benchmarks/bench_split.py --images 50000 200000        # docs/scale.md §5.2's row
     python benchmarks/bench_split.py --images 1000000 --only new   # the new one alone, larger
     python benchmarks/bench_split.py --images 200000 --features    # with a feature store (--features STORE)
+    python benchmarks/bench_split.py --images 200000 --zero-shot-share 0.1   # zero-shot tags too
 
 Writes (once, kept in ``--dir``) a documents file of N images as ``im2vec normalize`` writes them:
 an image token (16 hex digits) and 3-12 tags drawn from 50,000 (Zipf-like) a line, with what the
@@ -36,7 +37,7 @@ OLD_REF = "af3fe513eae6670f00e6cfc43ab1356823244352"  # the last commit with the
 
 _CHILD = r"""
 import importlib.util, json, resource, sys, time
-which, docs, out, old, features = sys.argv[1:6]
+which, docs, out, old, features, zero_shot_share = sys.argv[1:7]
 if which == "old":
     spec = importlib.util.spec_from_file_location("_old_split", old)
     module = importlib.util.module_from_spec(spec)
@@ -48,7 +49,8 @@ def status(field):
     with open("/proc/self/status") as f:
         return next(int(l.split()[1]) * 1024 for l in f if l.startswith(field + ":"))
 before = status("VmRSS"); t = time.perf_counter()
-s = module.split_documents(docs, out, seed="bench", features=features or None)
+s = module.split_documents(docs, out, seed="bench", features=features or None,
+                           zero_shot_share=float(zero_shot_share))
 seconds = time.perf_counter() - t
 # this process's peak: ru_maxrss, unless the parent's was larger (Linux carries it over the fork and exec)
 peak = min(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, status("VmHWM"))
@@ -113,10 +115,12 @@ def old_module(ref: str, directory: str) -> str | None:
     return path
 
 
-def measure(which: str, docs: str, out: str, old: str | None, features: str | None) -> dict:
+def measure(which: str, docs: str, out: str, old: str | None, features: str | None,
+            zero_shot_share: float = 0.0) -> dict:
     """Split `docs` into `out` with implementation `which` ("old" / "new") in a fresh process."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO}
-    res = subprocess.run([sys.executable, "-c", _CHILD, which, docs, out, old or "", features or ""], env=env,
+    res = subprocess.run([sys.executable, "-c", _CHILD, which, docs, out, old or "", features or "",
+                          str(zero_shot_share)], env=env,
                          capture_output=True, text=True)
     if res.returncode:
         raise RuntimeError(f"{which} split failed:\n{res.stderr[-3000:]}")
@@ -136,6 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
                     help="the documents files (kept between runs) and the splits")
     ap.add_argument("--only", choices=("old", "new"), help="measure one implementation")
     ap.add_argument("--features", action="store_true", help="split with a feature store lacking 5%% of the images")
+    ap.add_argument("--zero-shot-share", type=float, default=0.0, help="hold out this share of the tags too")
     ap.add_argument("--old-ref", default=OLD_REF, help="the commit whose split.py is the old implementation")
     args = ap.parse_args(argv)
     os.makedirs(args.dir, exist_ok=True)
@@ -155,7 +160,7 @@ def main(argv: list[str] | None = None) -> dict:
         results[n] = {}
         for w in which:
             out = os.path.join(args.dir, f"split{n}-{w}{'-features' if store else ''}")
-            r = measure(w, docs, out, old, store)
+            r = measure(w, docs, out, old, store, args.zero_shot_share)
             r["per_image"] = (r["peak"] - r["before"]) / n
             results[n][w] = r
             print(f"{w:>3s} {n:>10,} images: peak {r['peak'] / 1e6:8.1f} MB ({(r['peak'] - r['before']) / 1e6:8.1f} MB "
@@ -163,7 +168,9 @@ def main(argv: list[str] | None = None) -> dict:
                   f"({r['test_images']:,} test, {r['train_images']:,} training images)", flush=True)
         if len(which) == 2:
             a, b = (os.path.join(args.dir, f"split{n}-{w}{'-features' if store else ''}") for w in which)
-            print(f"    old / new per image: {results[n]['old']['per_image'] / results[n]['new']['per_image']:.1f}x; "
+            r_old, r_new = results[n]["old"], results[n]["new"]
+            print(f"    old / new per image: {r_old['per_image'] / r_new['per_image']:.1f}x, time: "
+                  f"{r_old['seconds'] / r_new['seconds']:.2f}x; "
                   f"outputs byte for byte the same: {'yes' if same_files(a, b) else 'NO'}", flush=True)
     if len(args.images) > 1:
         lo, hi = min(args.images), max(args.images)

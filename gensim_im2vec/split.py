@@ -285,7 +285,8 @@ class _Images:
     Images are numbered in the order of their first occurrence (the order of ``test.jsonl``), words
     in the order of their first occurrence in a line with an image. A *words line* is an image
     line's words, in order, once each; an image in several lines gets one more, its lines' words
-    merged (in the order of first appearance over its lines).
+    merged (in the order of first appearance over its lines), unless its first line has them all.
+    ``line`` maps each image to its words line, ``lengths`` each words line to its number of words.
     """
 
     def __init__(self, source: str, prefix: str, group_by: str) -> None:
@@ -317,7 +318,6 @@ class _Images:
         self.words = list(vocab)  # id -> word
         del vocab
         self.tokens = tokens
-        self._lengths: np.ndarray | None = None
         self.n_occurrences = len(occ_hash)
         if not self.n_occurrences:
             self.n = 0
@@ -347,6 +347,7 @@ class _Images:
         self.word_ids = _as_numpy(line_words, np.int32)
         self.word_ends = _as_numpy(line_ends, np.int64)
         self._merge_lines(occ_line)
+        self.lengths = np.diff(self.word_ends, prepend=0).astype(np.int32)  # words line -> its number of words
         # groups: the images of a line, and with group_by="words" the lines with the same set of words
         line_first = self.occurrence_image[np.cumsum(_as_numpy(line_images, np.int32), dtype=np.int64)
                                            - _as_numpy(line_images, np.int32)]  # image line -> its first image
@@ -355,7 +356,7 @@ class _Images:
         pairs = [(a[keep], b[keep])]
         del occ_line, a, b, keep
         if by_words:
-            with_words = np.flatnonzero(self.line_lengths(lines) > 0)
+            with_words = np.flatnonzero(self.lengths[lines] > 0)
             same = _first_equal(_as_numpy(line_sets, np.int64)[with_words],
                                 key=lambda j: frozenset(self.line_word_ids(int(with_words[j]))))
             other = same != np.arange(len(same))
@@ -375,20 +376,9 @@ class _Images:
         for i in images.tolist():
             yield self.token(i)
 
-    def line_lengths(self, lines: np.ndarray) -> np.ndarray:
-        """Number of words of each words line of `lines` (int32)."""
-        if self._lengths is None or len(self._lengths) != len(self.word_ends):
-            self._lengths = np.diff(self.word_ends, prepend=0).astype(np.int32)
-        return self._lengths[lines]
-
     def line_word_ids(self, line: int) -> list[int]:
         start = int(self.word_ends[line - 1]) if line else 0
         return self.word_ids[start:int(self.word_ends[line])].tolist()
-
-    def image_words(self, image: int) -> list[str]:
-        """The words of image number `image`, in order, once each."""
-        words = self.words
-        return [words[w] for w in self.line_word_ids(int(self.line[image]))]
 
     def _merge_lines(self, occ_line: np.ndarray) -> None:
         """Give each image in several lines a words line of its own: its lines' words merged."""
@@ -429,18 +419,18 @@ class _Images:
         """For each word id, the number of images of the boolean mask `images` that carry it (int64)."""
         per_line = np.bincount(self.line[images], minlength=len(self.word_ends))
         counts = np.zeros(len(self.words), dtype=np.int64)
-        block = 1 << 16
+        block = max(1 << 16, len(self.words) // 4)  # (each block's bincount costs the vocabulary's length)
         for a in range(0, len(per_line), block):
             lines = np.arange(a, min(a + block, len(per_line)))
             start = int(self.word_ends[a - 1]) if a else 0
-            weights = np.repeat(per_line[lines], self.line_lengths(lines))
+            weights = np.repeat(per_line[lines], self.lengths[lines])
             counts += np.bincount(self.word_ids[start:int(self.word_ends[lines[-1]])], weights=weights,
                                   minlength=len(self.words)).astype(np.int64)
         return counts
 
     def kept_words(self, dropped: np.ndarray) -> np.ndarray:
         """For each words line, its number of words not in the boolean mask over word ids `dropped`."""
-        lengths = self.line_lengths(np.arange(len(self.word_ends)))
+        lengths = self.lengths
         if not dropped.any():
             return lengths
         kept = np.zeros(len(lengths), dtype=np.int64)
@@ -557,14 +547,15 @@ class _StoreKeys:
 
     def holds(self, tokens: Iterable[str], n: int) -> np.ndarray:
         """Whether each of the `n` `tokens` is a key of the store (a boolean array)."""
-        found = np.zeros(0, dtype=bool)
+        found = np.zeros(n, dtype=bool)
+        if not len(self.digests):
+            return found
         block = 1 << 20
         tokens = iter(tokens)
-        while len(found) < n:
+        for a in range(0, n, block):
             part = _digests(islice(tokens, block), ordered=False)
-            at = np.minimum(np.searchsorted(self.digests, part), max(len(self.digests) - 1, 0))
-            found = np.concatenate((found, self.digests[at] == part if len(self.digests) else
-                                    np.zeros(len(part), dtype=bool)))
+            at = np.minimum(np.searchsorted(self.digests, part), len(self.digests) - 1)
+            found[a:a + len(part)] = self.digests[at] == part
         return found
 
     def record(self, missing: Iterable[str]) -> dict:
@@ -595,9 +586,15 @@ class _Missing:
         return self.images.tokens_of(self.ids)
 
 
+def _stamp(source: str) -> tuple[int, int, int]:
+    """What changes when a file is written to or replaced: its inode, size and modification time."""
+    st = os.stat(source)
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def _changed(source: str) -> ValueError:
-    return ValueError(f"{source}: its image tokens differ between the split's two reads of it: the file changed "
-                      f"while it was split; split it again once nothing writes to it.")
+    return ValueError(f"{source}: the file changed between the split's two reads of it (the second finds each "
+                      f"image by its place in the first); split it again once nothing writes to it.")
 
 
 def _examples(missing, skipped: dict[str, str | None], n_skipped: int, n: int = 3) -> str:
@@ -714,6 +711,7 @@ def split_documents(
     store = _StoreKeys.read(features) if features is not None else None  # before the long read: a bad store fails now
 
     # pass 1: each image's words, and the groups (flat arrays, not a dict of lists: _Images)
+    stamp = _stamp(source)  # pass 2 finds its images by position: a file changed in between is refused
     images = _Images(source, prefix, group_by)
     n_lines, n_docs, n_image_lines, n_images = images.n_lines, images.n_docs, images.n_image_lines, images.n
     if not n_docs:
@@ -743,7 +741,7 @@ def split_documents(
 
     # which groups are held out: only groups whose every image has words (a test image needs tags) and,
     # with a store, features (evaluate scores an image by its features)
-    n_words = images.line_lengths(images.line)
+    n_words = images.lengths[images.line]
     group = images.group
     unusable = np.zeros(images.n_groups, dtype=bool)
     unusable[group[(n_words == 0) | no_features]] = True
@@ -871,7 +869,7 @@ def split_documents(
                 zero_in_text.update(t for t in tokens if t in zero_set)
             n_train_lines += 1
             out.write(" ".join(tokens) + "\n")
-        if k != n_occurrences:
+        if k != n_occurrences or _stamp(source) != stamp:
             raise _changed(source)
     del trained, state, occurrence_image
     train_order = _as_numpy(train_ids, np.int64)

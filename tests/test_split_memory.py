@@ -9,6 +9,7 @@ tags, a store lacking two images (one skipped by the extraction), and both group
 from __future__ import annotations
 
 import json
+import os
 import random
 
 import numpy as np
@@ -428,3 +429,27 @@ def test_store_membership_by_digest(messy):
     tokens = ["img:a1", "img:e3", "img:g1", "img:é1", "img:zz", "img:h5"]
     assert store.holds(iter(tokens), len(tokens)).tolist() == [True, False, False, True, False, True]
     assert split_module._digests([]).shape == (0,)
+
+
+def test_a_file_rewritten_between_the_two_reads_is_refused(tmp_path, monkeypatch):
+    """The second read finds each image by its place in the first. Rewritten in between with the
+    same number of image tokens (here the same bytes, lines reversed), the file was split without a
+    word at 875e045, and held-out img:6's line went to train.txt (test keys img:1, img:6, img:8 with
+    seed "x"): now it is refused, and train.txt is not written."""
+    docs = tmp_path / "docs.txt"
+    lines = [f"img:{i} w{i}\n" for i in range(10)]
+    docs.write_text("".join(lines), encoding="utf-8")
+    s = split_documents(docs, tmp_path / "before", test_share=0.3, seed="x")
+    assert s.test_keys == ["img:1", "img:6", "img:8"]  # (the old code's split of the unchanged file)
+
+    class Rewritten(split_module._Images):
+        def __init__(self, *args):
+            super().__init__(*args)
+            stat = docs.stat()
+            docs.write_text("".join(reversed(lines)), encoding="utf-8")
+            os.utime(docs, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # (a clock's tick may not show it)
+
+    monkeypatch.setattr(split_module, "_Images", Rewritten)
+    with pytest.raises(ValueError, match="changed between the split's two reads"):
+        split_documents(docs, tmp_path / "after", test_share=0.3, seed="x")
+    assert not (tmp_path / "after" / "train.txt").exists()
