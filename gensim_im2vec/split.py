@@ -750,6 +750,15 @@ def split_documents(
     sizes = np.bincount(group, minlength=images.n_groups)[scorable]
     n_scorable = int(sizes.sum())
     if not n_scorable:
+        if store is not None and ((n_words > 0) & ~no_features).any():  # usable images, each grouped with another
+            raise ValueError(f"{source}: each of its images with words and features shares a group (the images of "
+                             f"one line" + (", or with the same words" if group_by == "words" else "") + ") with an "
+                             f"image without words or without features in the feature store {store.path!r} "
+                             f"({n_missing} of its {n_images} images lack features, "
+                             f"{_examples(missing, store.skipped, sum(k in store.skipped for k in missing))}), "
+                             f"and a group is held out whole, so none could be scored; extract the missing images' "
+                             f"features into the store (`im2vec extract`)"
+                             + (", or split with group_by='document'" if group_by == "words" else "") + ".")
         if store is not None and (n_words > 0).any():  # images with words, but none with features
             n_skipped = sum(k in store.skipped for k in missing)
             raise ValueError(f"{source}: none of its images with words is in the feature store {store.path!r} "

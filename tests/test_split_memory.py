@@ -453,3 +453,20 @@ def test_a_file_rewritten_between_the_two_reads_is_refused(tmp_path, monkeypatch
     with pytest.raises(ValueError, match="changed between the split's two reads"):
         split_documents(docs, tmp_path / "after", test_share=0.3, seed="x")
     assert not (tmp_path / "after" / "train.txt").exists()
+
+
+@pytest.mark.parametrize("group_by", ["words", "document"])
+def test_images_with_features_grouped_with_images_without_are_explained(tmp_path, group_by):
+    """Every image with words and features shares its line with one the store lacks: no group can be
+    held out whole. The error said 'none of its images with words is in the feature store', which is
+    not so; it says what is."""
+    docs = tmp_path / "docs.txt"
+    docs.write_text("".join(f"img:a{i} img:b{i} tag{i % 3} word\n" for i in range(6)), encoding="utf-8")
+    store = FeatureStore.from_arrays(str(tmp_path / "store"), [f"img:a{i}" for i in range(6)],
+                                     np.ones((6, 4), dtype=np.float32))
+    with pytest.raises(ValueError) as e:
+        split_documents(docs, tmp_path / "split", features=store.path, group_by=group_by)
+    said = str(e.value)
+    assert "shares a group" in said and "6 of its 12 images lack features" in said and "img:b0" in said
+    assert "none of its images with words is in the feature store" not in said
+    assert ("group_by='document'" in said) == (group_by == "words")
