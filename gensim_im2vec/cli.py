@@ -2394,7 +2394,7 @@ def report_command(model_path, output, dataset, test_path, features, image_dirs,
         prefix = getattr(model, "image_prefix", None) or library_default("gensim_im2vec.corpora:FolderCorpus",
                                                                          "prefix")
     try:
-        test_keys, true_tags, paths, test_features = [], {}, {}, None
+        test_keys, true_tags, paths, test_features, n_held_out = [], {}, {}, None, 0
         if dataset:
             from gensim_im2vec.corpora import FolderCorpus
             from gensim_im2vec.datasets import load_split
@@ -2411,7 +2411,8 @@ def report_command(model_path, output, dataset, test_path, features, image_dirs,
                 source = FeatureStore.open(features)
             k2i = source.key_to_index
             wanted = [prefix + k for k in split.test]
-            test_keys = [k for k in wanted if k in k2i][:max_test_images]
+            have = [k for k in wanted if k in k2i]
+            test_keys, n_held_out = have[:max_test_images], len(have)
             if wanted and max_test_images and not test_keys:  # a report without its held-out part: nothing written
                 where = getattr(source, "path", None)
                 store = (f"the --features store {features}" if features
@@ -2430,8 +2431,8 @@ def report_command(model_path, output, dataset, test_path, features, image_dirs,
             if test_keys:
                 test_features = np.stack([np.asarray(source.vectors[k2i[k]], dtype=np.float32) for k in test_keys])
         elif test_path:
-            test_keys, true_tags, test_features = _report_test_images(model, test_path, features, output,
-                                                                      max_test_images)
+            test_keys, true_tags, test_features, n_held_out = _report_test_images(model, test_path, features, output,
+                                                                                  max_test_images)
         if image_dirs:
             paths = _report_image_files(model, image_dirs, prefix, test_keys, output, paths)
         tables = _evaluation_tables(evaluation) if evaluation else None
@@ -2441,7 +2442,9 @@ def report_command(model_path, output, dataset, test_path, features, image_dirs,
                              max_test_images=max_test_images, **given({"topn": topn, "map_method": map_method}))
     except (ValueError, TypeError, OSError, ImportError) as e:
         raise click.ClickException(str(e)) from e
-    click.echo(f"{index} ({len(test_keys)} held-out images)")
+    more = (f" of the {n_held_out} with features (--max-test-images shows more)" if n_held_out > len(test_keys)
+            else "")
+    click.echo(f"{index} ({len(test_keys)} held-out images{more})")
     if not dataset and not test_path:
         click.echo("no held-out images without --dataset or --test: pass --test FILE.jsonl (`im2vec split` writes "
                    "test.jsonl) or --dataset FOLDER (with its split.json) to show the test images' nearest words "
@@ -2503,7 +2506,8 @@ def _report_image_files(model, image_dirs, prefix: str, test_keys, output: str,
 
 def _report_test_images(model, test_path: str, features: str | None, output: str, max_test_images: int):
     """`im2vec report --test`: the first `max_test_images` held-out images of `test_path` that have
-    features, their tags and their features (from the --features store or .npy, else the model's)."""
+    features, their tags and their features (from the --features store or .npy, else the model's), and
+    how many of its images have features."""
     import numpy as np
 
     from gensim_im2vec import evaluate as ev
@@ -2517,7 +2521,7 @@ def _report_test_images(model, test_path: str, features: str | None, output: str
     if features and features.endswith(".npy"):  # one row per --test line, as `im2vec evaluate` takes it
         rows = _named("--features", features, _model_features, ev, model, features, keys)
         n = min(len(keys), max_test_images)
-        return keys[:n], dict(zip(keys[:n], tags[:n])), np.asarray(rows[:n], dtype=np.float32)
+        return keys[:n], dict(zip(keys[:n], tags[:n])), np.asarray(rows[:n], dtype=np.float32), len(keys)
     if features:
         from gensim_im2vec.store import FeatureStore
 
@@ -2537,16 +2541,17 @@ def _report_test_images(model, test_path: str, features: str | None, output: str
     if len(have) < len(keys):
         click.echo(f"warning: {len(keys) - len(have)} of the {len(keys)} --test images have no features in {store}, "
                    f"e.g. {[k for k in keys if k not in k2i][:3]}; pass --features STORE", err=True)
+    n_have = len(have)
     have = have[:max_test_images]
     chosen = [keys[i] for i in have]
     if not chosen:
-        return [], {}, None
+        return [], {}, None, n_have
     feats = np.stack([np.asarray(source.vectors[k2i[k]], dtype=np.float32) for k in chosen])
     if feats.shape[1] != model.W.shape[1]:
         raise click.ClickException(f"--features: features of dim {feats.shape[1]}, the model's are of dim "
                                    f"{model.W.shape[1]}; give the features of the extractor the model was trained "
                                    f"with.")
-    return chosen, {keys[i]: tags[i] for i in have}, feats
+    return chosen, {keys[i]: tags[i] for i in have}, feats, n_have
 
 
 RAY = "gensim_im2vec.distributed:extract_ray"

@@ -488,7 +488,9 @@ def test_report_takes_test_jsonl_and_features(corpus, trained, tmp_path):
     res = _run("report", trained / "m.model", "-o", tmp_path / "rep", "--test", trained / "split" / "test.jsonl",
                "--features", corpus / "store", "--images", photos, "--max-test-images", "5", "--map-method", "pca")
     assert res.exit_code == 0, res.output
-    assert "(5 held-out images)" in res.output and "no held-out images" not in res.output
+    # (the first 5 of them: the count says of how many, and how to see more)
+    assert f"(5 held-out images of the {len(test)} with features (--max-test-images shows more))" in res.output
+    assert "no held-out images" not in res.output
     page = (tmp_path / "rep" / "index.html").read_text(encoding="utf-8")
     held_out = page.split('<section id="heldout">')[1].split("</section>")[0]
     assert test[0]["key"] in held_out and test[5]["key"] not in held_out

@@ -243,6 +243,10 @@ def test_cli_report_on_a_dataset_folder(tmp_path):
                                     "--map-method", "pca", "--words", "red,sky", "--topn", "3"])
     assert res.exit_code == 0, res.output
     assert "(6 held-out images)" in res.output
+    fewer = CliRunner().invoke(main, ["report", str(tmp_path / "m.model"), "-o", str(tmp_path / "out2"),
+                                      "--dataset", str(ds), "--map-method", "pca", "--max-test-images", "2"])
+    assert fewer.exit_code == 0, fewer.output
+    assert "(2 held-out images of the 6 with features (--max-test-images shows more))" in fewer.output
     page = _Page()
     text = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
     page.feed(text)
