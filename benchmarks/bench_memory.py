@@ -19,14 +19,19 @@ so the table shows which figures grow with the store and which do not.
 
 Then the first exact search of the big store's model, saved and loaded again with ``mmap="r"``
 (a fresh process per search): the peak ``RssAnon`` over the search above the loaded model's,
-sampled every 2 ms, against the size of ``wv.vectors``. Each search runs as it does now and as it
-did before (gensim's ``KeyedVectors.fill_norms`` first: it squares a private copy of every vector
-at once; Im2Vec's searches fill ``wv.norms`` a block of rows at a time,
-:func:`gensim_im2vec.index.fill_norms`). ``--model PATH`` measures only that, on a saved model.
+sampled every 2 ms, against the size of ``wv.vectors``. Each search runs three ways, in the same run:
+with gensim's ``KeyedVectors.fill_norms`` first (it squares a private copy of every vector at once),
+with the loaded ``wv.norms`` dropped (a model saved without norms, as before ``Im2Vec.save`` saved them:
+Im2Vec's searches fill them a block of rows at a time, :func:`gensim_im2vec.index.fill_norms`, and
+gensim's own ``wv.most_similar`` squares every vector), and with the norms the model was saved with.
+``--model PATH`` measures only that, on a saved model; ``--rows N`` on a model of N images
+(``--vector-size``; built once in ``--store-dir`` over a small store, one epoch, and kept), and prints
+what the norms cost the save.
 
     python benchmarks/bench_memory.py                       # 1M x 1280 fp16, 100k touched
     python benchmarks/bench_memory.py --n-images 200000     # smaller disk footprint
     python benchmarks/bench_memory.py --model m.model       # the searches of a saved model only
+    python benchmarks/bench_memory.py --rows 1000000 --vector-size 100 --repeats 3   # a model of 1M rows x 100
 """
 
 from __future__ import annotations
@@ -178,10 +183,16 @@ def child(args) -> None:
 SEARCHES = ("most_similar_words", "most_similar_images", "similar_by_image", "query (no index)", "wv.most_similar")
 
 
+#: How a search child treats the loaded model's norms: "gensim": dropped, then gensim's own
+#: ``KeyedVectors.fill_norms`` (every vector squared at once), as every search did before Im2Vec's searches
+#: filled them in blocks; "unsaved": dropped (a model saved without norms, as before the save saved them);
+#: "saved": as the model was saved with them.
+NORMS = ("gensim", "unsaved", "saved")
+
+
 def search_child(args) -> None:
     """One first search (`args.search`) of the model `args.model` loaded with ``mmap="r"`` (fresh
-    process): the peak private memory over it. `args.norms` "gensim": gensim's own
-    ``KeyedVectors.fill_norms`` first, as every one of these searches did before."""
+    process): the peak private memory over it, its norms as `args.norms` says (:data:`NORMS`)."""
     import gc
 
     from gensim.models.keyedvectors import KeyedVectors
@@ -191,6 +202,9 @@ def search_child(args) -> None:
 
     model = Im2Vec.load(args.model, mmap="r")
     wv = model.wv
+    saved_norms = None if wv.norms is None else type(wv.norms).__name__
+    if args.norms != "saved":
+        wv.norms = None
     image = next((k for k in wv.index_to_key if model.is_image(k)), None)
     key = image or wv.index_to_key[0]
     features = np.random.default_rng(1).standard_normal(model.W.shape[1]).astype(np.float32) \
@@ -218,7 +232,8 @@ def search_child(args) -> None:
     sampler.stop()
     out = {"search": args.search, "norms": args.norms, "rows": len(wv), "wv_bytes": int(wv.vectors.nbytes),
            "base_anon": base, "peak_anon": sampler.peaks["search"]["RssAnon"],
-           "end_anon": proc_status()["RssAnon"], "seconds": seconds, "mmap": isinstance(wv.vectors, np.memmap)}
+           "end_anon": proc_status()["RssAnon"], "seconds": seconds, "mmap": isinstance(wv.vectors, np.memmap),
+           "saved_norms": saved_norms}
     print("RESULT " + json.dumps(out))
 
 
@@ -230,31 +245,82 @@ def _result(cmd: list) -> dict:
     raise SystemExit(f"child failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
 
 
-def measure_searches(model_path: str) -> None:
-    """Each of :data:`SEARCHES`, before (gensim's fill_norms first) and now, in a fresh process each."""
+def measure_searches(model_path: str, repeats: int = 1) -> None:
+    """Each of :data:`SEARCHES`, each way of :data:`NORMS`, in a fresh process each, interleaved (the order
+    of the ways turned by one each repeat); the least memory and time of `repeats`."""
     rows = []
     for search in SEARCHES:
-        r = {norms: _result([sys.executable, __file__, "--search-child", "--model", model_path, "--search", search,
-                             "--norms", norms]) for norms in ("gensim", "im2vec")}
+        runs = {norms: [] for norms in NORMS}
+        for k in range(repeats):
+            for norms in NORMS[k % len(NORMS):] + NORMS[:k % len(NORMS)]:
+                runs[norms].append(_result([sys.executable, __file__, "--search-child", "--model", model_path,
+                                            "--search", search, "--norms", norms]))
+        r = {}
+        for norms, results in runs.items():
+            best = min(results, key=lambda x: x["peak_anon"] - x["base_anon"])
+            r[norms] = {**best, "seconds": min(x["seconds"] for x in results)}
         rows.append(r)
-    first = rows[0]["im2vec"]
+    first = rows[0]["saved"]
     print(f"\nfirst exact search of {model_path} loaded with mmap=\"r\" (wv.vectors "
           f"{'memory-mapped' if first['mmap'] else 'in memory'}: {first['rows']:,} rows, "
-          f"{first['wv_bytes'] / MiB:,.1f} MiB); transient private memory = peak RssAnon over the search "
-          f"- RssAnon before it (sampled every 2 ms)\n")
-    print("| search | before: gensim's fill_norms | / wv.vectors | now | / wv.vectors | before / now | seconds before / now |")
+          f"{first['wv_bytes'] / MiB:,.1f} MiB; the norms it was saved with: {first['saved_norms'] or 'none'}); "
+          f"transient private memory = peak RssAnon over the search - RssAnon before it (sampled every 2 ms); "
+          f"best of {repeats}\n")
+    print("| search | gensim's fill_norms first | no saved norms (saved before) | saved norms (now) "
+          "| / wv.vectors (each) | saved / no saved | seconds (each) |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        b, a = r["gensim"], r["im2vec"]
-        tb, ta = b["peak_anon"] - b["base_anon"], a["peak_anon"] - a["base_anon"]
-        wvb = a["wv_bytes"]
-        print(f"| {a['search']} | {tb / MiB:,.1f} MiB | {tb / wvb:.2f} | {ta / MiB:,.1f} MiB | {ta / wvb:.2f} "
-              f"| {tb / max(ta, 1):.1f}x | {b['seconds']:.2f} / {a['seconds']:.2f} |")
+        t = {how: max(0, r[how]["peak_anon"] - r[how]["base_anon"]) for how in NORMS}
+        wvb = r["saved"]["wv_bytes"]
+        print(f"| {r['saved']['search']} | " + " | ".join(f"{t[how] / MiB:,.1f} MiB" for how in NORMS)
+              + " | " + " / ".join(f"{t[how] / wvb:.2f}" for how in NORMS)
+              + f" | {t['saved'] / max(t['unsaved'], 1):.2f} | "
+              + " / ".join(f"{r[how]['seconds']:.3f}" for how in NORMS) + " |")
     from gensim_im2vec.index import NORM_BLOCK_BYTES
 
-    print(f"\n(now: the norms' blocks of {NORM_BLOCK_BYTES / MiB:g} MiB live a few ms each and may fall between "
-          "two samples. wv.most_similar called directly is gensim's own: its first call still squares a copy of "
-          "every vector unless an Im2Vec search filled wv.norms first; nothing changed there.)")
+    print(f"\n(no saved norms: Im2Vec's searches fill them in blocks of {NORM_BLOCK_BYTES / MiB:g} MiB, which live "
+          "a few ms each and may fall between two samples; gensim's own wv.most_similar squares a copy of every "
+          "vector. Saved norms: every search finds them filled.)")
+
+
+def build_rows_model(args) -> str:
+    """A model of `args.rows` images (`args.vector_size`), kept in `args.store_dir`: a float16 store of 32
+    features, documents ``[image, two of 500 tags]``, one epoch on two workers; saved as ``save()`` saves it.
+    Prints the save's time and the time of its norms' pass alone (:func:`gensim_im2vec.index.fill_norms`)."""
+    from gensim_im2vec import Im2Vec
+    from gensim_im2vec.index import fill_norms
+    from gensim_im2vec.store import FeatureStore
+
+    n, d = args.rows, args.vector_size
+    folder = os.path.join(args.store_dir, f"model-{n}x{d}")
+    path = os.path.join(folder, "m.model")
+    if os.path.exists(path):
+        print(f"reusing {path}")
+        return path
+    os.makedirs(folder, exist_ok=True)
+    store = os.path.join(folder, "store")
+    rng = np.random.default_rng(0)
+    with FeatureStore.create(store, dim=32, dtype="float16", mode="overwrite",
+                             metadata={"arch": "random", "weights": "bench_memory"}) as w:
+        for lo in range(0, n, 100_000):
+            w.write([f"img:{i}" for i in range(lo, min(n, lo + 100_000))],
+                    rng.random((min(100_000, n - lo), 32), dtype=np.float32) + 0.1)
+    docs = [[f"img:{i}", f"t{i % 500}", f"t{(i * 7) % 500}"] for i in range(n)]
+    t0 = time.perf_counter()
+    model = Im2Vec(docs, image_features=FeatureStore.open(store), vector_size=d, min_count=1, epochs=1, workers=2,
+                   sample=0, seed=1)
+    print(f"built and trained {n:,} images x {d} in {time.perf_counter() - t0:.1f}s")
+    model.wv.norms = None
+    t0 = time.perf_counter()
+    model.save(path)
+    saved = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fill_norms(model.wv, force=True)  # the pass the save made
+    norms = time.perf_counter() - t0
+    print(f"save: {saved:.2f}s, of which the norms' pass ≈ {norms:.2f}s ({norms / saved:.2f}); the norms "
+          f"{model.wv.norms.nbytes / MiB:,.1f} MiB beside {model.wv.vectors.nbytes / MiB:,.1f} MiB of vectors "
+          f"({model.wv.norms.nbytes / model.wv.vectors.nbytes:.3f})")
+    return path
 
 
 def run_child(args, store: str, save_model: str | None = None) -> dict:
@@ -280,12 +346,15 @@ def main(argv=None) -> None:
     ap.add_argument("--keep", action="store_true", help="keep the stores for the next run")
     ap.add_argument("--model", help="measure only the first searches of this saved model (no store, no training)")
     ap.add_argument("--no-search", action="store_true", help="leave out the first-search measurement")
+    ap.add_argument("--repeats", type=int, default=1, help="runs of each first search (the best is shown)")
+    ap.add_argument("--rows", type=int, help="measure only the first searches of a model of ROWS images "
+                                              "(--vector-size; built once in --store-dir and kept)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--store", help=argparse.SUPPRESS)
     ap.add_argument("--save-model", help=argparse.SUPPRESS)
     ap.add_argument("--search-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--search", choices=SEARCHES, help=argparse.SUPPRESS)
-    ap.add_argument("--norms", choices=("gensim", "im2vec"), help=argparse.SUPPRESS)
+    ap.add_argument("--norms", choices=NORMS, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         child(args)
@@ -294,7 +363,10 @@ def main(argv=None) -> None:
         search_child(args)
         return
     if args.model:
-        measure_searches(args.model)
+        measure_searches(args.model, args.repeats)
+        return
+    if args.rows:
+        measure_searches(build_rows_model(args), args.repeats)
         return
     big = os.path.join(args.store_dir, f"store-{args.n_images}x{args.dim}")
     small = os.path.join(args.store_dir, f"store-{args.small}x{args.dim}")
@@ -329,7 +401,7 @@ def main(argv=None) -> None:
     print(f"\nstore x{b['store_rows'] / s['store_rows']:.1f} larger -> private memory in training x{ratio:.2f}; "
           f"store / peak private memory = {b['store_bytes'] / b['peaks']['train (cold)']['RssAnon']:.1f}")
     if big_model:
-        measure_searches(big_model)
+        measure_searches(big_model, args.repeats)
     if not args.keep:
         import shutil
 

@@ -417,8 +417,9 @@ def _file_change(key: str, was, now, checkpoint) -> str | None:
 def saved_bytes(model, *, checkpoint: bool = False, vectors: bool = True) -> dict[str, int]:
     """The bytes of the arrays that :meth:`Im2Vec.save` writes for `model`, by name: ``wv.vectors``
     (`checkpoint`: the words' rows only, as :class:`EpochCheckpoint` saves it; `vectors` False: none,
-    e.g. a vectors file moved into place), ``syn1neg`` and ``W``. A lower bound of what the save
-    needs on its disk (the pickle of the vocabulary and settings comes on top)."""
+    e.g. a vectors file moved into place), ``wv.norms`` (one float per row; none in a checkpoint),
+    ``syn1neg`` and ``W``. A lower bound of what the save needs on its disk (the pickle of the
+    vocabulary and settings comes on top)."""
     sizes = {}
     wv = getattr(model, "wv", None)
     vec = getattr(wv, "vectors", None)
@@ -429,6 +430,8 @@ def saved_bytes(model, *, checkpoint: bool = False, vectors: bool = True) -> dic
             if image_rows is not None and len(image_rows) == rows:
                 rows = int((image_rows < 0).sum())
         sizes["vectors"] = int(rows * vec.shape[1] * vec.itemsize)
+    if not checkpoint and vec is not None and getattr(vec, "ndim", 0) == 2:
+        sizes["norms"] = int(len(vec) * vec.itemsize)  # (np.linalg.norm's float type is the vectors')
     for name in ("syn1neg", "W"):
         arr = getattr(model, name, None)
         if arr is not None and hasattr(arr, "nbytes"):

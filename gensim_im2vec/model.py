@@ -3297,6 +3297,18 @@ class Im2Vec(Word2Vec):
         from the saved ``W``; with ``move_vectors_file=True`` they are written from ``W`` into the
         vectors file first; to a file handle (gensim's plain pickle, which ``pickle.load`` reads back
         with no load of ours after it) they are written from ``W`` into the pickled copy.
+
+        ``wv.norms`` are saved with the rows they are the norms of, computed here from the rows saved
+        (:func:`~gensim_im2vec.index.fill_norms`: a block of rows at a time, one pass over the vectors;
+        4 bytes a row, float32), so that gensim's own ``model.wv.most_similar``, ``similar_by_vector``
+        and ``get_vector(key, norm=True)`` of the loaded model find them filled: else gensim's
+        ``fill_norms`` squares a private copy of every vector on the first search (40 GB at 100M × 100).
+        They are a ``.npy`` of their own when gensim saves them so (10M rows or more with the default
+        ``sep_limit``; any number with ``sep_limit=0``), memory-mapped by ``load(mmap="r")``, else in the
+        pickle. A save whose rows are not final saves none (the loaded model computes them at its first
+        search, as before): one from a callback during :meth:`train`, an
+        :class:`~gensim_im2vec.checkpoint.EpochCheckpoint`, or one whose images' rows are left out or
+        written into the pickled copy (above).
         """
         self._follow_vocab()
         directory = None
@@ -3318,16 +3330,53 @@ class Im2Vec(Word2Vec):
             logger.info("save: the images' %i rows of wv are not W's (saved during train(), or not written since W "
                         "or the features changed); %s (%.2fs)", int(np.sum(self._vocab_image_rows >= 0)), how,
                         default_timer() - start)
+        final = self._saved_rows_final(stale and not moving)
+        if final:  # gensim's own wv.most_similar of the loaded model finds them filled (see _saved_norms)
+            from gensim_im2vec.index import fill_norms
+
+            start = default_timer()
+            fill_norms(self.wv, force=True)
+            logger.info("save: wv.norms of %i rows filled (%.2fs), saved with the vectors", len(self.wv.norms),
+                        default_timer() - start)
         written = self._saved_with_image_rows() if stale and directory is None else contextlib.nullcontext()
         left_out = (self._saved_without_image_rows() if stale and not moving and directory is not None
                     else contextlib.nullcontext())
         no_index = self._saved_without_key_index() if directory is not None else contextlib.nullcontext()
-        with written, self._saved_features(directory), self._saved_vectors(moving), left_out, no_index:
+        with self._saved_norms(final), written, self._saved_features(directory), self._saved_vectors(moving), \
+                left_out, no_index:
             if directory is None:
                 return super().save(fname_or_handle, *args, **kwargs)
             atomic_save(super(), fname_or_handle, *args, **kwargs)  # super(): gensim's save, not this one
         if moving:
             self._let_go_of_vectors_file(fname_or_handle + ".wv.vectors.npy")
+
+    def _saved_rows_final(self, left_out: bool) -> bool:
+        """Whether :meth:`save` saves ``wv.norms`` (filled there): the rows it saves are the model's as they
+        stay, one per key. Not when the images' rows are `left_out` (a save during training or of a
+        checkpoint just resumed, which the load writes from ``W``) or written into a copy (to a file handle),
+        nor in :class:`~gensim_im2vec.checkpoint.EpochCheckpoint`'s save or any other from a callback of
+        :meth:`train`: the rows move on, and a checkpoint's load or resume writes them again."""
+        wv = self.wv
+        vectors = getattr(wv, "vectors", None)
+        return (not left_out and "_image_rows_left_out" not in self.__dict__ and not self.__dict__.get("_training")
+                and vectors is not None and vectors.ndim == 2 and len(vectors) == len(wv.index_to_key))
+
+    @contextlib.contextmanager
+    def _saved_norms(self, final: bool):
+        """While saving: ``wv.norms`` as :meth:`save` filled them from the rows it saves when they are
+        `final` (:meth:`_saved_rows_final`), else None, whatever the live model holds (norms a search
+        filled before training moved the rows on; the live ones are left as they are). A saved model's
+        norms are the norms of its saved rows, or there are none: gensim computes them again then."""
+        wv = self.wv
+        if final:
+            yield
+            return
+        norms = wv.__dict__.get("norms")
+        wv.norms = None
+        try:
+            yield
+        finally:
+            wv.norms = norms
 
     @contextlib.contextmanager
     def _saved_without_key_index(self):
@@ -3532,6 +3581,12 @@ class Im2Vec(Word2Vec):
         ``syn1neg`` and settings, no image features, Im2Vec's own options at their defaults
         (logged at INFO and recorded as the lifecycle event "upgraded"). It trains, saves and loads
         like any Im2Vec; :meth:`from_word2vec` adds images to it.
+
+        The ``wv.norms`` saved with the model (:meth:`save`) come with it, memory-mapped with
+        ``mmap="r"`` when saved in their own file; they are checked against the vectors on 64 rows
+        spread over them and dropped, with a warning, when they do not match (files changed since the
+        save). A model saved without them (by an earlier version, or during training) has none until
+        its first search computes them.
         """
         kwargs.pop("rethrow", None)  # gensim's Word2Vec.load option (log, then raise): errors here always raise
         if vectors_file is not _RECORDED:  # the argument's fault, before the file is read
@@ -3736,6 +3791,41 @@ class Im2Vec(Word2Vec):
             self.make_cum_table()  # the one gensim's load skipped, with the key index now
         if "_image_rows_left_out" in self.__dict__:  # a checkpoint (_saved_without_image_rows), by any loader
             self._restore_image_rows()
+        self._check_saved_norms(fname)
+
+    #: Rows of a loaded model whose saved norm :meth:`_check_saved_norms` computes again (evenly spaced).
+    _NORMS_CHECKED = 64
+
+    def _check_saved_norms(self, fname) -> None:
+        """The ``wv.norms`` a model was saved with (:meth:`save` fills them from the rows it saves), kept
+        only when they are one per row, of the vectors' float type, and the norms of
+        :attr:`_NORMS_CHECKED` rows spread over ``wv.vectors`` (a few pages of a memory-mapped file)
+        match: else None (gensim's ``fill_norms`` or :meth:`_ensure_norms` computes them again), with a
+        warning. A load that writes rows (a checkpoint's) sets them to None itself."""
+        wv = self.__dict__.get("wv")
+        norms = None if wv is None else wv.__dict__.get("norms")
+        if norms is None:
+            return
+        vectors = wv.vectors
+        n = len(vectors)
+        why = None
+        if not isinstance(norms, np.ndarray) or norms.shape != (n,) or norms.dtype != vectors.dtype:
+            why = (f"{getattr(norms, 'shape', None)} {getattr(norms, 'dtype', type(norms).__name__)} for "
+                   f"{vectors.shape} {vectors.dtype} vectors")
+        elif n:
+            at = np.unique(np.linspace(0, n - 1, min(n, self._NORMS_CHECKED)).astype(np.int64))
+            expected = np.linalg.norm(np.asarray(vectors[at]), axis=1)
+            wrong = np.flatnonzero(~np.isclose(np.asarray(norms[at]), expected, rtol=1e-5, atol=1e-6, equal_nan=True))
+            if len(wrong):
+                i = int(at[wrong[0]])
+                why = (f"row {i} ({wv.index_to_key[i]!r}): saved norm {float(norms[i]):.6g}, its vector's "
+                       f"{float(expected[wrong[0]]):.6g}")
+        if why is None:
+            return
+        wv.norms = None
+        logger.warning("%s: the saved wv.norms do not belong to its vectors (%s; its files changed since it was saved?), "
+                       "so they are dropped and computed again at the first search; save the model again to store "
+                       "right ones", fname, why)
 
     def _share_feature_keys(self) -> None:
         """Point the vocabulary's image keys at the features' own key strings: unpickling made a
