@@ -3582,11 +3582,15 @@ class Im2Vec(Word2Vec):
         (logged at INFO and recorded as the lifecycle event "upgraded"). It trains, saves and loads
         like any Im2Vec; :meth:`from_word2vec` adds images to it.
 
-        The ``wv.norms`` saved with the model (:meth:`save`) come with it, memory-mapped with
-        ``mmap="r"`` when saved in their own file; they are checked against the vectors on 64 rows
-        spread over them and dropped, with a warning, when they do not match (files changed since the
-        save). A model saved without them (by an earlier version, or during training) has none until
-        its first search computes them.
+        The ``wv.norms`` saved with the model (:meth:`save`) come with it where its vectors are
+        memory-mapped (``mmap="r"``, or a `vectors_file`), themselves memory-mapped when saved in their
+        own file; they are checked against the vectors on 64 rows spread over them and dropped, with a
+        warning, when they do not match (files changed since the save). A load into memory (no `mmap`)
+        leaves them out, as gensim's own load of a model never searched: gensim's ``wv.add_vector(s)``
+        (``wv[key] = vector``) keeps filled norms as they were, one per old row, and its next
+        ``most_similar`` then fails; after adding vectors to a memory-mapped model, call
+        ``model.wv.fill_norms(force=True)``. A model saved without them (by an earlier version, or
+        during training) has none until its first search computes them.
         """
         kwargs.pop("rethrow", None)  # gensim's Word2Vec.load option (log, then raise): errors here always raise
         if vectors_file is not _RECORDED:  # the argument's fault, before the file is read
@@ -3791,22 +3795,29 @@ class Im2Vec(Word2Vec):
             self.make_cum_table()  # the one gensim's load skipped, with the key index now
         if "_image_rows_left_out" in self.__dict__:  # a checkpoint (_saved_without_image_rows), by any loader
             self._restore_image_rows()
-        self._check_saved_norms(fname)
+        mmap = args[1] if len(args) > 1 else kwargs.get("mmap")
+        self._check_saved_norms(fname, mmap)
 
     #: Rows of a loaded model whose saved norm :meth:`_check_saved_norms` computes again (evenly spaced).
     _NORMS_CHECKED = 64
 
-    def _check_saved_norms(self, fname) -> None:
+    def _check_saved_norms(self, fname, mmap=None) -> None:
         """The ``wv.norms`` a model was saved with (:meth:`save` fills them from the rows it saves), kept
         only when they are one per row, of the vectors' float type, and the norms of
         :attr:`_NORMS_CHECKED` rows spread over ``wv.vectors`` (a few pages of a memory-mapped file)
         match: else None (gensim's ``fill_norms`` or :meth:`_ensure_norms` computes them again), with a
-        warning. A load that writes rows (a checkpoint's) sets them to None itself."""
+        warning. A load that writes rows (a checkpoint's) sets them to None itself. Kept only where the
+        vectors are memory-mapped (`mmap` given, or a vectors file), the loads at scale: one into memory
+        leaves them out (None), as gensim's own load of a model never searched, because gensim's
+        ``add_vectors`` keeps filled norms as they were and its next search then fails (:meth:`load`)."""
         wv = self.__dict__.get("wv")
         norms = None if wv is None else wv.__dict__.get("norms")
         if norms is None:
             return
         vectors = wv.vectors
+        if mmap is None and not isinstance(vectors, np.memmap):
+            wv.norms = None
+            return
         n = len(vectors)
         why = None
         if not isinstance(norms, np.ndarray) or norms.shape != (n,) or norms.dtype != vectors.dtype:
