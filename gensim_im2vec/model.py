@@ -3587,9 +3587,9 @@ class Im2Vec(Word2Vec):
         own file; they are checked against the vectors on 64 rows spread over them and dropped, with a
         warning, when they do not match (files changed since the save). A load into memory (no `mmap`)
         leaves them out, as gensim's own load of a model never searched: gensim's ``wv.add_vector(s)``
-        (``wv[key] = vector``) keeps filled norms as they were, one per old row, and its next
-        ``most_similar`` then fails; after adding vectors to a memory-mapped model, call
-        ``model.wv.fill_norms(force=True)``. A model saved without them (by an earlier version, or
+        (``wv[key] = vector``) and ``wv.sort_by_descending_frequency()`` keep filled norms as they were
+        (its next ``most_similar`` then fails, or ranks by the old order's norms); after either on a
+        memory-mapped model, call ``model.wv.fill_norms(force=True)``. A model saved without them (by an earlier version, or
         during training) has none until its first search computes them.
         """
         kwargs.pop("rethrow", None)  # gensim's Word2Vec.load option (log, then raise): errors here always raise
