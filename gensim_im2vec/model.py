@@ -1887,6 +1887,7 @@ class Im2Vec(Word2Vec):
             self._w_workers = None  # not saved with the model
             self._readout_sums = None  # a train() stopped in its last epoch: its sums go (they hold a lock)
             if sync.started and not sync.finished:  # interrupted (Ctrl-C, a callback's error): W as it is
+                self.wv.norms = None  # the rows moved; gensim clears them only when train() ends (_clear_post_train)
                 self._write_image_vectors()
             self._flush_vectors()  # vectors_file: on its disk when train() returns
         return result
@@ -3582,15 +3583,19 @@ class Im2Vec(Word2Vec):
         (logged at INFO and recorded as the lifecycle event "upgraded"). It trains, saves and loads
         like any Im2Vec; :meth:`from_word2vec` adds images to it.
 
-        The ``wv.norms`` saved with the model (:meth:`save`) come with it where its vectors are
-        memory-mapped (``mmap="r"``, or a `vectors_file`), themselves memory-mapped when saved in their
-        own file; they are checked against the vectors on 64 rows spread over them and dropped, with a
-        warning, when they do not match (files changed since the save). A load into memory (no `mmap`)
-        leaves them out, as gensim's own load of a model never searched: gensim's ``wv.add_vector(s)``
-        (``wv[key] = vector``) and ``wv.sort_by_descending_frequency()`` keep filled norms as they were
-        (its next ``most_similar`` then fails, or ranks by the old order's norms); after either on a
-        memory-mapped model, call ``model.wv.fill_norms(force=True)``. A model saved without them (by an earlier version, or
-        during training) has none until its first search computes them.
+        The ``wv.norms`` saved with the model (:meth:`save`; a plain gensim Word2Vec's too) come with it
+        where its vectors are memory-mapped (``mmap="r"``, or a `vectors_file`), themselves memory-mapped
+        when saved in their own file; they are checked against the vectors on 64 rows spread over them
+        and dropped, with a warning, when they do not match (files changed since the save). A load into
+        memory (no `mmap`) leaves them out, as gensim's own load of a model never searched: gensim's
+        ``wv.add_vector(s)`` (``wv[key] = vector``) and ``wv.sort_by_descending_frequency()`` keep
+        filled norms as they were (its next ``most_similar`` then fails, or ranks by the old order's
+        norms), as does a ``wv.vectors`` you replace or write yourself; after any of these on a
+        memory-mapped model, call ``model.wv.fill_norms(force=True)``. Rows written through
+        ``mmap="r+"`` change the saved file, not the saved norms, and only 64 rows are checked: save
+        the model again after. :meth:`train` drops them (at each epoch's end, for its callbacks). A
+        model saved without them (by an earlier version, or during training) has none until its first
+        search computes them.
         """
         kwargs.pop("rethrow", None)  # gensim's Word2Vec.load option (log, then raise): errors here always raise
         if vectors_file is not _RECORDED:  # the argument's fault, before the file is read
@@ -3608,6 +3613,9 @@ class Im2Vec(Word2Vec):
             model = cls._from_plain_word2vec(model, os.fspath(fname), image_features)
             if vectors_file is not _RECORDED:
                 model.vectors_file = vectors_file
+            # gensim saves wv.norms as a search left them, stale when the rows changed after it: the same check
+            model._check_saved_norms(fname, args[0] if args else kwargs.get("mmap"),
+                                     "gensim saved the norms a search filled before its rows changed?")
         return model
 
     @contextlib.contextmanager
@@ -3801,7 +3809,7 @@ class Im2Vec(Word2Vec):
     #: Rows of a loaded model whose saved norm :meth:`_check_saved_norms` computes again (evenly spaced).
     _NORMS_CHECKED = 64
 
-    def _check_saved_norms(self, fname, mmap=None) -> None:
+    def _check_saved_norms(self, fname, mmap=None, cause: str = "its files changed since it was saved?") -> None:
         """The ``wv.norms`` a model was saved with (:meth:`save` fills them from the rows it saves), kept
         only when they are one per row, of the vectors' float type, and the norms of
         :attr:`_NORMS_CHECKED` rows spread over ``wv.vectors`` (a few pages of a memory-mapped file)
@@ -3834,9 +3842,8 @@ class Im2Vec(Word2Vec):
         if why is None:
             return
         wv.norms = None
-        logger.warning("%s: the saved wv.norms do not belong to its vectors (%s; its files changed since it was saved?), "
-                       "so they are dropped and computed again at the first search; save the model again to store "
-                       "right ones", fname, why)
+        logger.warning("%s: the saved wv.norms do not belong to its vectors (%s; %s), so they are dropped and "
+                       "computed again at the first search; save the model again to store right ones", fname, why, cause)
 
     def _share_feature_keys(self) -> None:
         """Point the vocabulary's image keys at the features' own key strings: unpickling made a
@@ -3977,7 +3984,10 @@ class _ImageSync(CallbackAny2Vec):
     (only when the user gave callbacks that may read them, e.g. one that evaluates; not for
     :class:`~gensim_im2vec.checkpoint.EpochCheckpoint`) the images' rows of ``wv`` are written from
     W; at the end of training `finish` runs
-    (:meth:`Im2Vec._finish_training`) before any user's ``on_train_end``."""
+    (:meth:`Im2Vec._finish_training`) before any user's ``on_train_end``. At each epoch's end
+    ``wv.norms`` go (None: a search computes them again), as gensim drops them only when
+    ``train()`` ends: a callback's search would rank by the rows as they were (a model loaded
+    with ``mmap="r"`` brings the saved ones, :meth:`Im2Vec.load`)."""
 
     def __init__(self, begin, finish, each_epoch: bool) -> None:
         self.begin = begin
@@ -3995,6 +4005,7 @@ class _ImageSync(CallbackAny2Vec):
         model._epoch_begins()
 
     def on_epoch_end(self, model) -> None:
+        model.wv.norms = None  # the epoch moved the rows: the user's callbacks' searches compute them again
         model._space_analogy_epoch()
         if self.each_epoch:
             model._write_image_vectors()

@@ -370,3 +370,87 @@ def test_a_model_loaded_into_memory_takes_new_vectors_as_gensim_does(trained, da
         mapped.wv.most_similar("img:new")  # gensim's own behaviour with filled norms (no norm for the new row)
     mapped.wv.fill_norms(force=True)
     assert mapped.wv.most_similar("img:new", topn=1)[0][0] == "img:3"
+
+
+# ----------------------------------------------------------------------------- a loaded model trained again
+
+
+def _text_docs(data):
+    return [d for d in data.docs if not d[0].startswith("img:")]
+
+
+class SearchAt(CallbackAny2Vec):
+    """Searches at each epoch's end, as a callback that evaluates does; keeps whether ``wv.norms`` were
+    right or None before it, and its answer beside the one from norms computed again."""
+
+    def __init__(self, reads=True):
+        self.reads_image_rows, self.seen = reads, []
+
+    def on_epoch_end(self, model):
+        wv = model.wv
+        norms = wv.norms
+        right = norms is None or np.array_equal(np.asarray(norms), _norms_of(model))
+        key = wv.index_to_key[0]
+        got = wv.most_similar(key, topn=5)
+        wv.norms = None
+        self.seen.append((right, got == wv.most_similar(key, topn=5)))
+
+
+@pytest.mark.parametrize("images,reads", [(True, True), (True, False), (False, True)],
+                         ids=["images", "images-rows-not-read", "text-only"])
+def test_a_model_loaded_memory_mapped_and_trained_gives_its_callbacks_no_stale_norms(data, tmp_path, images, reads):
+    """gensim drops wv.norms only when train() ends: a callback's search at an epoch's end ranked by the
+    norms the load(mmap="r") brought, the rows' before the epoch moved them (a text-only model, or a
+    callback that says it reads no image rows, as EpochCheckpoint)."""
+    docs = data.docs if images else _text_docs(data)
+    path = str(tmp_path / "m.model")
+    _trained(data, docs, images=images).save(path, sep_limit=0)
+    model = Im2Vec.load(path, mmap="r")
+    _assert_norms_right(model)
+    probe = SearchAt(reads)
+    model.train(docs, total_examples=model.corpus_count, epochs=2, callbacks=[probe])
+    assert probe.seen == [(True, True), (True, True)]
+    _assert_norms_right_or_none(model)
+
+
+def test_an_interrupted_train_of_a_model_loaded_memory_mapped_leaves_no_stale_norms(data, tmp_path):
+    """A train() stopped inside an epoch (its corpus failed; Ctrl-C) never reaches gensim's end, which
+    drops the norms: the rows it moved kept the loaded ones (a text-only model: no image rows written)."""
+    docs = _text_docs(data)
+    path = str(tmp_path / "m.model")
+    _trained(data, docs, images=False).save(path, sep_limit=0)
+    model = Im2Vec.load(path, mmap="r")
+    model.batch_words = 20  # several jobs: some trained before the corpus fails
+
+    def failing():
+        yield from docs[:-5]
+        raise OSError("the corpus's disk went away")
+
+    class Corpus:
+        def __iter__(self):
+            return failing()
+
+    with pytest.raises(OSError, match="went away"):
+        model.train(Corpus(), total_examples=model.corpus_count, epochs=1)
+    assert not np.allclose(_norms_of(model), np.asarray(Im2Vec.load(path, mmap="r").wv.norms))  # the rows moved
+    _assert_norms_right_or_none(model)
+
+
+def test_a_plain_gensim_word2vec_saved_with_stale_norms_loads_without_them(data, tmp_path, caplog):
+    """gensim's save keeps wv.norms as a search filled them, also when the rows changed after it; the
+    load of a plain Word2Vec checks them as it checks its own."""
+    from gensim.models import Word2Vec
+
+    w2v = Word2Vec(_text_docs(data), vector_size=12, min_count=1, workers=1, seed=1, epochs=2)
+    w2v.wv.most_similar("class1")
+    w2v.wv.vectors[::2] *= 3.0  # after the search: the norms it filled are stale
+    path = str(tmp_path / "w2v.model")
+    w2v.save(path, sep_limit=0)
+    for kwargs in ({}, {"mmap": "r"}):
+        with caplog.at_level("WARNING", logger="gensim_im2vec.model"):
+            model = Im2Vec.load(path, **kwargs)
+        _assert_norms_right_or_none(model)
+    assert "do not belong to its vectors" in caplog.text
+    w2v.wv.fill_norms(force=True)
+    w2v.save(path, sep_limit=0)
+    _assert_norms_right(Im2Vec.load(path, mmap="r"))  # right ones are kept
