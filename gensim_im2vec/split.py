@@ -857,6 +857,8 @@ def split_documents(
                     raise _changed(source)
                 ids = occurrence_image[k:k + m].tolist()
                 k += m
+                if images.token(ids[0]) != line_images[0]:  # (a rewrite that kept the size and the time stamp)
+                    raise _changed(source)
                 states = [state[i] for i in ids]
                 if 1 in states:  # (all of them: one line is one group)
                     n_test_lines += 1

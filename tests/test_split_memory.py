@@ -442,7 +442,9 @@ def test_a_file_rewritten_between_the_two_reads_is_refused(tmp_path, monkeypatch
     s = split_documents(docs, tmp_path / "before", test_share=0.3, seed="x")
     assert s.test_keys == ["img:1", "img:6", "img:8"]  # (the old code's split of the unchanged file)
 
-    class Rewritten(split_module._Images):
+    images = split_module._Images  # (each stand-in below reads as the module's own, then rewrites the file)
+
+    class Rewritten(images):
         def __init__(self, *args):
             super().__init__(*args)
             stat = docs.stat()
@@ -453,6 +455,18 @@ def test_a_file_rewritten_between_the_two_reads_is_refused(tmp_path, monkeypatch
     with pytest.raises(ValueError, match="changed between the split's two reads"):
         split_documents(docs, tmp_path / "after", test_share=0.3, seed="x")
     assert not (tmp_path / "after" / "train.txt").exists()
+
+    class Unseen(images):  # the same size and time stamp (a coarse clock, a file system without ns)
+        def __init__(self, *args):
+            super().__init__(*args)
+            stat = docs.stat()
+            docs.write_text("".join(lines), encoding="utf-8")
+            os.utime(docs, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    monkeypatch.setattr(split_module, "_Images", Unseen)
+    with pytest.raises(ValueError, match="changed between the split's two reads"):  # each line's first image, read again
+        split_documents(docs, tmp_path / "again", test_share=0.3, seed="x")
+    assert not (tmp_path / "again" / "train.txt").exists()
 
 
 @pytest.mark.parametrize("group_by", ["words", "document"])
