@@ -361,11 +361,11 @@ def test_a_model_loaded_into_memory_takes_new_vectors_as_gensim_does(trained, da
     model = Im2Vec.load(path)
     assert model.wv.norms is None
     new = model.project(np.asarray(data.features["img:3"], dtype=np.float32)[None, :])[0]
-    model.wv.add_vector("img:new", new)
+    model.wv.add_vectors(["img:new"], new[None, :])
     near = model.wv.most_similar("img:new", topn=3)
     assert near[0][0] == "img:3" and near[0][1] > 0.999
     mapped = Im2Vec.load(path, mmap="r")  # the load at scale keeps them: after adding, fill them again
-    mapped.wv.add_vector("img:new", new)
+    mapped.wv.add_vectors(["img:new"], new[None, :])
     with pytest.raises((ValueError, IndexError)):
         mapped.wv.most_similar("img:new")  # gensim's own behaviour with filled norms (no norm for the new row)
     mapped.wv.fill_norms(force=True)
