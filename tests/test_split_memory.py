@@ -484,3 +484,16 @@ def test_images_with_features_grouped_with_images_without_are_explained(tmp_path
     assert "shares a group" in said and "6 of its 12 images lack features" in said and "img:b0" in said
     assert "none of its images with words is in the feature store" not in said
     assert ("group_by='document'" in said) == (group_by == "words")
+
+
+def test_the_lists_of_keys_are_made_at_their_first_use(tmp_path):
+    """im2vec split never reads DocumentSplit.train_keys/test_keys: they are made from the kept tokens
+    when asked (≈ 80 B an image saved at the split's peak), equal to the keys of the files written."""
+    docs = tmp_path / "docs.txt"
+    docs.write_text("".join(f"img:{i} w{i % 4} x{i}\nimg:{i} again{i}\n" for i in range(12)), encoding="utf-8")
+    s = split_documents(docs, tmp_path / "split", test_share=0.3, seed="lazy")
+    assert "train_keys" not in vars(s) and "test_keys" not in vars(s)
+    for name, keys in (("train.jsonl", s.train_keys), ("test.jsonl", s.test_keys)):
+        lines = (tmp_path / "split" / name).read_text(encoding="utf-8").splitlines()
+        assert keys == [json.loads(line)["key"] for line in lines] and keys
+    assert len(s.train_keys) + len(s.test_keys) == 12 and s.train_keys is s.train_keys
