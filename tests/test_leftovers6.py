@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import types
@@ -197,27 +196,6 @@ def test_train_given_a_saved_models_array_says_keep_it(data, tmp_path):
     assert "Give --vectors-file another path" in said and "keep it" in said and "elete" not in said, said
     assert f"saved model '{tmp_path / 'm.model'}'" in said, said
     assert saved.read_bytes() == before and not (tmp_path / "other.model").exists()
-
-
-def test_a_resume_given_a_finished_models_vectors_file_says_keep_it(tmp_path, monkeypatch):
-    """The resume review's case (test_resume_moved_project): the copy's resume given the original's finished
-    model's vectors file, refused by the model; was "Delete it if it is an old vectors file that no model uses"."""
-    original = _project(tmp_path / "original")
-    _interrupt(original)
-    copy = tmp_path / "copy"
-    shutil.copytree(original, copy)
-    _resume(original, monkeypatch)
-    finished = original / "model.im2vec.wv.vectors.npy"
-    before = _files(original)
-    args = _args(copy)
-    args[args.index("--vectors-file") + 1] = str(finished)
-    result = CliRunner().invoke(main, args)
-    said = " ".join(result.output.split())
-    assert result.exit_code == 1, said
-    assert "is not this model's vectors file" in said and "elete" not in said, said
-    assert f"It is an array of the saved model '{original / 'model.im2vec'}'" in said and "keep it" in said, said
-    assert said.index("Give another path (--vectors-file OTHER.npy") < said.index("keep it"), said
-    assert _files(original) == before
 
 
 # ----------------------------------------------------------------------------- 3. a copy, the original resumed again

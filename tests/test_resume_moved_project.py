@@ -80,6 +80,15 @@ def _files(folder) -> dict[str, bytes]:
             for d, _, names in os.walk(folder) for f in names}
 
 
+def _interrupted_copy(tmp_path, **copy_options):
+    """A project whose run was interrupted (tmp_path/original), and a copy of its folder (tmp_path/copy)."""
+    original = _project(tmp_path / "original")
+    _interrupt(original)
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy, **copy_options)
+    return original, copy
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     """The run, not interrupted: what every resume must end with."""
@@ -168,10 +177,7 @@ def test_a_resume_given_a_vectors_file_the_run_had_not_continues_in_it(tmp_path,
 
 
 def test_a_file_in_the_copy_that_no_run_made_is_refused_and_left_as_it_is(tmp_path, monkeypatch):
-    original = _project(tmp_path / "original")
-    _interrupt(original)
-    copy = tmp_path / "copy"
-    shutil.copytree(original, copy)
+    original, copy = _interrupted_copy(tmp_path)
     os.remove(vectors_file_marker(copy / "vf.npy"))  # the copy's vf.npy: not known as a run's any more
     np.save(copy / "vf.npy", np.ones((3, 2), np.float32))
     mine = (copy / "vf.npy").read_bytes()
@@ -185,10 +191,7 @@ def test_a_file_in_the_copy_that_no_run_made_is_refused_and_left_as_it_is(tmp_pa
 def test_the_copys_resume_given_the_originals_vectors_file_is_refused(tmp_path):
     """The original project's file is its interrupted run's (its checkpoint is there): the copy's resume does
     not continue in it (the copy's checkpoint records that very file), naming it, its run and the fixes."""
-    original = _project(tmp_path / "original")
-    _interrupt(original)
-    copy = tmp_path / "copy"
-    shutil.copytree(original, copy)
+    original, copy = _interrupted_copy(tmp_path)
     before = _files(original)
     args = _args(copy)
     args[args.index("--vectors-file") + 1] = str(original / "vf.npy")
@@ -219,10 +222,7 @@ def test_a_project_copied_with_hard_links_never_shares_its_vectors_file(tmp_path
     Was: the first resume trained in that file and moved it into its model, and the other's resume then wrote into
     that finished model's vectors. Now the file is everyone's: each resume makes its own from the checkpoint, the
     other folder is left as it is and resumes as well (review: resume of a project copied with hard links)."""
-    original = _project(tmp_path / "original")
-    _interrupt(original)
-    copy = tmp_path / "copy"
-    shutil.copytree(original, copy, copy_function=os.link)
+    original, copy = _interrupted_copy(tmp_path, copy_function=os.link)
     assert os.stat(copy / "vf.npy").st_ino == os.stat(original / "vf.npy").st_ino
     one, other = (copy, original) if first == "copy" else (original, copy)
     before = _files(other)
@@ -240,10 +240,7 @@ def test_a_resume_never_takes_a_finished_models_vectors_file(tmp_path, monkeypat
     """The original finished (its vf.npy became model.im2vec.wv.vectors.npy: the file the copy's checkpoint
     records, by device and inode); the copy's resume given that file. Was: trained in it and moved it into the
     copy, the original's model left without its vectors. Now refused, naming it, every file as it was."""
-    original = _project(tmp_path / "original")
-    _interrupt(original)
-    copy = tmp_path / "copy"
-    shutil.copytree(original, copy)
+    original, copy = _interrupted_copy(tmp_path)
     _resume(original, monkeypatch)
     finished = original / "model.im2vec.wv.vectors.npy"
     before, copied, inode = _files(original), _files(copy), os.stat(finished).st_ino
@@ -253,6 +250,10 @@ def test_a_resume_never_takes_a_finished_models_vectors_file(tmp_path, monkeypat
     assert result.exit_code == 1, result.output
     said = " ".join(result.output.split())
     assert str(finished) in said and "--vectors-file" in said and "is not this model's vectors file" in said, said
+    # it is a saved model's array: to keep, not "Delete it if it is an old vectors file that no model uses"
+    assert "elete" not in said, said
+    assert f"It is an array of the saved model '{original / 'model.im2vec'}'" in said and "keep it" in said, said
+    assert said.index("Give another path (--vectors-file OTHER.npy") < said.index("keep it"), said
     assert _files(original) == before and _files(copy) == copied and os.stat(finished).st_ino == inode
     _assert_the_run(original, uninterrupted)
     _resume(copy, monkeypatch)  # in its own vectors file: the run
@@ -261,10 +262,7 @@ def test_a_resume_never_takes_a_finished_models_vectors_file(tmp_path, monkeypat
 
 def test_a_copys_resume_refused_for_other_documents_removes_nothing(tmp_path, monkeypatch):
     """Was: the copy's vf.npy removed (and a new one made) before the checkpoint's inputs were checked."""
-    original = _project(tmp_path / "original")
-    _interrupt(original)
-    copy = tmp_path / "copy"
-    shutil.copytree(original, copy)
+    original, copy = _interrupted_copy(tmp_path)
     with open(copy / "docs.txt", "a", encoding="utf-8") as f:
         f.write("extra words here\n")
     before, inode = _files(copy), os.stat(copy / "vf.npy").st_ino

@@ -56,15 +56,19 @@ def _store(path, metadata=MOBILENET, keys=TRAIN + TEST, seed=0):
 @pytest.fixture
 def project(tmp_path):
     """A tiny model trained on the store feats/ (vector_size 8), held-out images in test.jsonl."""
-    store = _store(tmp_path / "feats")
+    return _trained_beside(tmp_path, _store(tmp_path / "feats"), epochs=3)
+
+
+def _trained_beside(folder, store, epochs):
+    """`folder` with m.im2vec, a model trained on `store` (vector_size 8), and its held-out images in test.jsonl."""
     docs = [[k, TAGS[int(k[5:]) % 3], "photo"] for k in TRAIN] * 3
-    model = Im2Vec(docs, image_features=store, vector_size=8, sg=1, min_count=1, epochs=3, workers=1, seed=1,
+    model = Im2Vec(docs, image_features=store, vector_size=8, sg=1, min_count=1, epochs=epochs, workers=1, seed=1,
                    sample=0)
-    model.save(str(tmp_path / "m.im2vec"))
-    with open(tmp_path / "test.jsonl", "w", encoding="utf-8") as f:
+    model.save(str(folder / "m.im2vec"))
+    with open(folder / "test.jsonl", "w", encoding="utf-8") as f:
         for k in TEST:
             f.write(json.dumps({"key": k, "tags": [TAGS[int(k[5:]) % 3]]}) + "\n")
-    return tmp_path
+    return folder
 
 
 def _run(*args, **kwargs):
@@ -288,14 +292,7 @@ def pca_project(tmp_path, request):
     """A model trained on a PCA store (fitted on 40 images), with or without the PCA's digest:
     (its folder, whether the stores record digests)."""
     store = _pca_store(tmp_path / "feats", _pca(0), digest=request.param)
-    docs = [[k, TAGS[int(k[5:]) % 3], "photo"] for k in TRAIN] * 3
-    model = Im2Vec(docs, image_features=store, vector_size=8, sg=1, min_count=1, epochs=2, workers=1, seed=1,
-                   sample=0)
-    model.save(str(tmp_path / "m.im2vec"))
-    with open(tmp_path / "test.jsonl", "w", encoding="utf-8") as f:
-        for k in TEST:
-            f.write(json.dumps({"key": k, "tags": [TAGS[int(k[5:]) % 3]]}) + "\n")
-    return tmp_path, request.param
+    return _trained_beside(tmp_path, store, epochs=2), request.param
 
 
 def test_the_extraction_records_a_digest_of_its_pca():
