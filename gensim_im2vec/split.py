@@ -744,6 +744,7 @@ def split_documents(
         store.digests = None
     missing = _Missing(images, np.flatnonzero(no_features))
     n_missing = len(missing.ids)
+    n_skipped = sum(1 for img in missing if img in store.skipped) if n_missing else 0  # (of them, by the extraction)
     if n_missing and n_missing == n_images:
         raise ValueError(f"{source}: none of its {n_images} images is in the feature store "
                          f"{store.path!r}: its {store.count} keys look like {store.examples}, the documents' "
@@ -768,12 +769,11 @@ def split_documents(
                              f"one line" + (", or with the same words" if group_by == "words" else "") + ") with an "
                              f"image without words or without features in the feature store {store.path!r} "
                              f"({n_missing} of its {n_images} images lack features, "
-                             f"{_examples(missing, store.skipped, sum(k in store.skipped for k in missing))}), "
+                             f"{_examples(missing, store.skipped, n_skipped)}), "
                              f"and a group is held out whole, so none could be scored; extract the missing images' "
                              f"features into the store (`im2vec extract`)"
                              + (", or split with group_by='document'" if group_by == "words" else "") + ".")
         if store is not None and (n_words > 0).any():  # images with words, but none with features
-            n_skipped = sum(k in store.skipped for k in missing)
             raise ValueError(f"{source}: none of its images with words is in the feature store {store.path!r} "
                              f"({n_missing} of its {n_images} images lack features, "
                              f"{_examples(missing, store.skipped, n_skipped)}; "
@@ -839,7 +839,7 @@ def split_documents(
     del n_words
     if store is not None:
         counts["images_without_features"] = n_missing
-        counts["images_skipped_by_extraction"] = sum(1 for img in missing if img in store.skipped)
+        counts["images_skipped_by_extraction"] = n_skipped
     config = {"seed": seed, "test_share": test_share, "zero_shot_share": zero_shot_share, "prefix": prefix,
               "group_by": group_by, "min_tag_images": int(min_tag_images)}
     record = {"format": FORMAT, "version": _VERSION, "complete": False,
