@@ -514,14 +514,11 @@ def _write_vectors(path: Path, kv, keys: list[str], normalize: bool) -> None:
 
 
 def _write_metadata(path: Path, kv, keys: list[str], flags: list[bool]) -> None:
+    count = _vocab_count(kv)
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.write("key\tmodality\tcount\n")
         for k, img in zip(keys, flags):
-            try:
-                count = int(kv.get_vecattr(k, "count"))
-            except (KeyError, AttributeError, ValueError):
-                count = ""
-            f.write(f"{_tsv_field(k)}\t{'image' if img else 'word'}\t{count}\n")
+            f.write(f"{_tsv_field(k)}\t{'image' if img else 'word'}\t{count(k) if count is not None else ''}\n")
 
 
 def _write_sprite(path: Path, keys: list[str], flags: list[bool], paths: Mapping[str, str], grid: int,
