@@ -597,7 +597,7 @@ def _extractor_options(fx: str):
                    "store (-o NEW) to use the new files.")
 def extract_command(image_dir, store, key_rule, **options):
     """Extract CNN features of the images under IMAGE_DIR into a feature store (resumable)."""
-    from gensim_im2vec.features import extract
+    from gensim_im2vec.features import KeyRuleError, extract
     from gensim_im2vec.weights import WeightsNotAvailableError
 
     _check_output(store, "'-o' / '--output'", folder=True)
@@ -605,6 +605,8 @@ def extract_command(image_dir, store, key_rule, **options):
     try:
         images = image_dir if key_rule == "path" else _keyed_files(image_dir, key_rule, options.pop("prefix", None))
         report = extract(images, store, key_rule=key_rule, **options)
+    except KeyRuleError as e:
+        raise _keys_error(e) from None
     except (ValueError, TypeError, OSError, WeightsNotAvailableError) as e:
         raise click.ClickException(_in_cli_terms(str(e))) from e
     click.echo(report.summary().replace("retry_skipped=False", "--no-retry-skipped")
@@ -617,30 +619,39 @@ def extract_command(image_dir, store, key_rule, **options):
                    f"(-o NEW_STORE) or again with --mode overwrite")
 
 
-def _keyed_files(image_dir: str, rule: str, prefix: str | None) -> list[tuple[str, str]]:
-    """`extract --keys stem|flickr-id`: the (key, path) pairs of the images under `image_dir`,
-    keyed by file name instead of by path (``list_images(key_rule=rule)``: the rule first, then its keys'
-    clashes); files the rule cannot name and two files of one key are an error naming them."""
-    from gensim_im2vec.features import list_images
+def _keyed_files(image_dir: str, rule: str, prefix: str | None):
+    """`extract --keys stem|flickr-id`: the (key, path) pairs of the images under `image_dir`, keyed
+    by file name instead of by path (``iter_images(key_rule=rule)``, a folder at a time: the rule
+    first, then its keys' clashes); files the rule cannot name and two files of one key are a
+    :class:`~gensim_im2vec.features.KeyRuleError` naming them, raised when the last pair is read
+    (:func:`_keys_error` words it as an error of ``--keys``)."""
+    from gensim_im2vec.features import iter_images
 
     if prefix is None:
         prefix = library_default(FX_RUN, "prefix")
-    try:
-        return [(key, str(path)) for key, path in list_images(image_dir, prefix=prefix, key_rule=rule)]
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="'--keys'") from None
+    return iter_images(image_dir, prefix=prefix, key_rule=rule)
+
+
+def _keys_error(e: ValueError) -> click.BadParameter:
+    """A :class:`~gensim_im2vec.features.KeyRuleError` as the error of ``--keys`` it is (exit 2)."""
+    return click.BadParameter(str(e), param_hint="'--keys'")
 
 
 def _keyed_folders(folders, rule: str, prefix: str) -> dict[str, str]:
     """`export --images DIR... --keys stem|flickr-id`: {key: path} of the images in `folders`, keyed
     as :func:`_keyed_files` keys them for `extract`; a key in two folders is an error naming both."""
+    from gensim_im2vec.features import KeyRuleError
+
     paths: dict[str, str] = {}
-    for folder in folders:
-        for key, path in _keyed_files(folder, rule, prefix):
-            if key in paths:
-                raise click.BadParameter(f"{paths[key]} and {path} both have the key {key!r}; give one folder, or "
-                                         f"key them by --keys path.", param_hint="'--keys'")
-            paths[key] = path
+    try:
+        for folder in folders:
+            for key, path in _keyed_files(folder, rule, prefix):
+                if key in paths:
+                    raise click.BadParameter(f"{paths[key]} and {path} both have the key {key!r}; give one folder, "
+                                             f"or key them by --keys path.", param_hint="'--keys'")
+                paths[key] = path
+    except KeyRuleError as e:
+        raise _keys_error(e) from None
     return paths
 
 
@@ -2604,6 +2615,7 @@ def extract_ray_command(image_dir, store, key_rule, **options):
     """Extract CNN features of the images under IMAGE_DIR on a Ray cluster (one actor per GPU),
     resumably, into one feature store."""
     from gensim_im2vec.distributed import PartsFailedError, extract_ray
+    from gensim_im2vec.features import KeyRuleError
     from gensim_im2vec.weights import WeightsNotAvailableError
 
     _check_output(store, "'-o' / '--output'", folder=True)
@@ -2611,6 +2623,8 @@ def extract_ray_command(image_dir, store, key_rule, **options):
     try:
         images = image_dir if key_rule == "path" else _keyed_files(image_dir, key_rule, options.pop("prefix", None))
         report = extract_ray(images, store, key_rule=key_rule, **options)
+    except KeyRuleError as e:
+        raise _keys_error(e) from None
     except (ValueError, TypeError, OSError, WeightsNotAvailableError, PartsFailedError) as e:
         raise click.ClickException(_in_cli_terms(str(e))) from e
     click.echo(report.summary().replace("retry_skipped=False", "--no-retry-skipped")

@@ -19,8 +19,8 @@ redoes only that part's unfinished rows. The rerun of an interrupted ``mode="ove
 the parts that run made.
 
 The driver plans 100M images without a Python object per image: it reads the image list once (an
-iterator, e.g. a generator over the YFCC metadata, is copied to ``STORE.ray-parts/.plan/`` as it
-is read; a list is read again), keeps 128-bit hashes of the keys (duplicates found on them and
+iterator, e.g. a generator over the YFCC metadata, or a folder, walked a folder at a time, is copied
+to ``STORE.ray-parts/.plan/`` as it is read; a list is read again), keeps 128-bit hashes of the keys (duplicates found on them and
 confirmed by the strings, so the error names the key), marks finished images in a byte per image,
 one marker at a time, and writes each part's images still to do to a plan file: Ray is handed
 part numbers and plan paths. ≈ 35-50 bytes per image at the peak of the planning, against ≈ 155
@@ -312,15 +312,15 @@ class _KeyIndex:
 
 class _Images:
     """The run's ``(key, path str)`` pairs, read as often as the driver needs them, without a list of
-    its own: the caller's sequence (or the folder's listing) again, or, for an iterator (a generator
-    over a YFCC metadata file), the spool it was copied to as it was read (``marshal`` chunks in
-    ``STORE.ray-parts/.plan/``, read back only by this process)."""
+    its own: the caller's sequence again, or, for an iterator (a generator over a YFCC metadata file)
+    or a folder (walked once, :func:`~gensim_im2vec.features.iter_images`), the spool it was copied to
+    as it was read (``marshal`` chunks in ``STORE.ray-parts/.plan/``, read back only by this process)."""
 
     def __init__(self, images, prefix: str, key_rule: str | None = None) -> None:
-        if isinstance(images, (str, os.PathLike)):
-            from gensim_im2vec.features import images_under
+        if isinstance(images, (str, os.PathLike)):  # walked a folder at a time and spooled, as a generator is
+            from gensim_im2vec.features import images_in
 
-            images = images_under(images, prefix, key_rule or "path")  # keyed by the run's rule
+            images = images_in(images, prefix, key_rule or "path")  # keyed by the run's rule
         self._seq = images if isinstance(images, Sequence) else None
         self._iter = None if self._seq is not None else images
         self._spool: Path | None = None
@@ -1231,8 +1231,10 @@ def extract_ray(
         A directory (keys as :func:`gensim_im2vec.features.list_images`) or explicit pairs, e.g.
         from a YFCC metadata file mapped to local paths. Paths must be readable on every node. A
         list (any sequence) is read as often as needed; any other iterable, e.g. a generator over a
-        metadata file, is read once and copied to ``STORE.ray-parts/.plan/`` as it is read, so 100M
-        images need no list of pairs on the driver.
+        metadata file, and a directory (walked a folder at a time,
+        :func:`gensim_im2vec.features.iter_images`) are read once and copied to
+        ``STORE.ray-parts/.plan/`` as they are read, so 100M images need no list of pairs on the
+        driver.
     store : str or os.PathLike
         Target store. Parts are written beside it, in ``STORE.ray-parts/``.
     address : str, optional
@@ -1360,7 +1362,7 @@ def extract_ray(
         recorded = None if recorded == root else recorded
     want = _wanted_identity(probe, run_options)
     del probe
-    images = _Images(images, prefix, rule)  # a folder is listed here; an iterator is read once, under the lock
+    images = _Images(images, prefix, rule)  # a folder or an iterator is read once, under the lock
     import ray
 
     if not ray.is_initialized():

@@ -88,7 +88,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,7 +97,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from gensim_im2vec.corpora import walk_dirs
+from gensim_im2vec.corpora import _digest64, _repeats, _warn_unreadable
 from gensim_im2vec.decode import (
     DEFAULT_MAX_PIXELS,
     ImageSkipped,
@@ -146,11 +146,13 @@ __all__ = [
     "ExtractionReport",
     "FeatureExtractor",
     "ImageRootError",
+    "KeyRuleError",
     "ImageSkipped",
     "Progress",
     "extract",
     "split_extractor_options",
     "layer_names",
+    "iter_images",
     "list_images",
     "load_image",
     "to_rgb",
@@ -174,6 +176,12 @@ _PENULTIMATE = "penultimate"
 
 
 # ----------------------------------------------------------------------------- files and keys
+
+
+class KeyRuleError(ValueError):
+    """Files under an image folder that its key rule cannot name (by "flickr-id", a name Flickr does
+    not give), or two files of one key: raised by :func:`list_images` and :func:`iter_images` (the
+    command line's error of ``--keys``). Its message names the files and the fix."""
 
 
 def list_images(
@@ -203,17 +211,54 @@ def list_images(
     list of (key, path)
         Sorted by path, e.g. ``("img:cats/001", Path(".../cats/001.jpg"))``,
         ``("img:my%20cat", Path(".../my cat.png"))`` (by "path", the order of the keys).
+        :func:`iter_images` gives the same pairs one folder at a time, without the list.
 
     Raises
     ------
     NotADirectoryError
         `root` is not a directory.
-    ValueError
-        Files the rule cannot name (by "flickr-id": a name that does not start with the photo id),
+    KeyRuleError
+        A ValueError: files the rule cannot name (by "flickr-id": a name that does not start with the photo id),
         or two files of one key (``a.jpg`` and ``a.png``; by "stem" also ``a/x.jpg`` and
         ``b/x.jpg``), named in one message with the rule: rename or move them, or key the files
         yourself and pass ``(key, path)`` pairs instead of the folder.
     """
+    root, exts = _image_root_checked(root, key_rule, extensions)
+    return list(_keyed_images(root, prefix, exts, key_rule, paths=True))
+
+
+def iter_images(
+    root, *, prefix: str = IMAGE_PREFIX, extensions: Iterable[str] | None = IMAGE_EXTENSIONS,
+    key_rule: str = "path",
+) -> Iterator[tuple[str, str]]:
+    """:func:`list_images` one folder at a time: the same ``(key, path str)`` pairs in the same order,
+    without a list of them (a folder of 100M images listed costs ≈ 22 GB; this holds one folder's
+    names). What :func:`gensim_im2vec.distributed.extract_ray` reads a folder with.
+
+    The checks of `root` and `key_rule` are made when it is called; the files the rule cannot name
+    and the keys of more than one file are refused (the ValueError of :func:`list_images`) when the
+    last pair has been read, so a reader that must not act on a refused folder reads it to the end
+    first, as ``extract_ray``'s planning does (:class:`KeyRuleError`). By "stem" and "flickr-id" a key can be any other
+    folder's too: those keys' 8-byte digests are kept (8 bytes a file), and a folder with a repeated
+    digest is walked a second time to find the files.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> for name in ("b.png", "a/x.jpg", "a b/y.jpg", "notes.txt"):
+    ...     os.makedirs(os.path.dirname(os.path.join(root, name)), exist_ok=True)
+    ...     open(os.path.join(root, name), "wb").close()
+    >>> [key for key, path in iter_images(root)]   # the order of the keys: '%' sorts before '/'
+    ['img:a%20b/y', 'img:a/x', 'img:b']
+    """
+    root, exts = _image_root_checked(root, key_rule, extensions)
+    return _keyed_images(root, prefix, exts, key_rule)
+
+
+def _image_root_checked(root, key_rule: str, extensions: Iterable[str] | None) -> tuple[Path, set[str] | None]:
+    """The checks :func:`list_images` and :func:`iter_images` make when called: `root` a folder, a known
+    key rule (and a warning when `root` is a data set whose build was killed); the root and endings."""
     root = Path(root)
     if not root.is_dir():
         raise NotADirectoryError(f"image root {str(root)!r} is not a directory.")
@@ -222,32 +267,62 @@ def list_images(
     from gensim_im2vec.datasets import warn_unfinished_build
 
     warn_unfinished_build(root)  # a data set whose build was killed: only part of its images are here
-    exts = None if extensions is None else {e.lower() for e in extensions}
-    found: dict[str, Path] = {}
-    order: dict[str, str] = {}  # key -> the file's path key (the order the files are returned in)
-    clashes: list[tuple[str, Path, Path]] = []
-    unnamed: list[Path] = []  # files the rule gives no key (by flickr-id: not a Flickr name)
+    return root, None if extensions is None else {e.lower() for e in extensions}
+
+
+def _keyed_images(root: Path, prefix: str, exts: set[str] | None, rule: str,
+                  paths: bool = False) -> Iterator[tuple[str, str | Path]]:
+    """The pairs of :func:`iter_images` (its arguments checked), and at the end its refusal; with
+    `paths` each path a :class:`~pathlib.Path`, its folder's shared as ``Path(folder) / name`` shares
+    them (:func:`list_images`)."""
     ignored: Counter = Counter()
-    for dirpath, dirnames, filenames in walk_dirs(root, follow_links=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for fn in filenames:
-            if fn.startswith("."):
-                continue
-            ext = os.path.splitext(fn)[1].lower()
-            if exts is not None and ext not in exts:
-                ignored[ext or "(no extension)"] += 1
-                continue
-            p = Path(dirpath) / fn
-            key = rule_key(p, root, key_rule, prefix)
-            if key is None:
-                unnamed.append(p)
-            elif key in found:
-                clashes.append((key, found[key], p))
-            else:
-                found[key] = p
-                order[key] = key if key_rule == "path" else image_key(p, root, "")
+    unnamed: list[Path] = []  # files the rule gives no key (by flickr-id: not a Flickr name)
+    clashes: list[tuple[str, Path, Path]] = []
+    digests = bytearray()  # by "stem" and "flickr-id": each key's 8-byte digest, for the clashes across folders
+    last, last_path = None, ""
+    in_folder, base, folder_path = None, "", None
+    for path_key, folder, name in _image_files(root, exts, ignored):
+        if folder is not in_folder:  # (one str object a folder)
+            in_folder, base = folder, "" if folder == "." else os.path.join(folder, "")
+            folder_path = Path(folder) if paths else None
+        path = base + name
+        if path_key == last:  # one path key, two files (a.jpg, a.png): by any rule one key too
+            if rule == "path":
+                clashes.append((prefix + path_key, Path(last_path), Path(path)))
+            elif (key := rule_key(name, "", rule, prefix)) is None:
+                unnamed.append(Path(path))
+            else:  # (found by the digests below)
+                digests += _digest64(key).to_bytes(8, "little", signed=True)
+            continue
+        last, last_path = path_key, path
+        if paths:
+            path = folder_path / name
+        if rule == "path":
+            yield prefix + path_key, path
+            continue
+        key = rule_key(name, "", rule, prefix)
+        if key is None:
+            unnamed.append(Path(path))
+            continue
+        digests += _digest64(key).to_bytes(8, "little", signed=True)
+        yield key, path
+    if digests:
+        repeated, _ = _repeats(np.frombuffer(digests, dtype=np.int64).copy())
+        del digests
+        if repeated.size:  # a second walk finds the files of those keys (digests can collide: the keys decide)
+            wanted = set(repeated.tolist())
+            first: dict[str, Path] = {}
+            for _, folder, name in _image_files(root, exts, None):
+                key = rule_key(name, "", rule, prefix)
+                path = name if folder == "." else os.path.join(folder, name)
+                if key is None or _digest64(key) not in wanted:
+                    continue
+                if key in first:
+                    clashes.append((key, first[key], Path(path)))
+                else:
+                    first[key] = Path(path)
     if unnamed or clashes:
-        raise ValueError(_key_rule_problems(root, key_rule, prefix, sorted(unnamed), clashes))
+        raise KeyRuleError(_key_rule_problems(root, rule, prefix, sorted(unnamed), clashes))
     if ignored:
         logger.info(
             "%s: ignored %i file(s) with other extensions (%s); pass extensions=None to try them",
@@ -255,7 +330,73 @@ def list_images(
             sum(ignored.values()),
             ", ".join(f"{e}: {n}" for e, n in ignored.most_common(5)),
         )
-    return sorted(found.items(), key=lambda kp: order[kp[0]])
+
+
+def _image_files(root: Path, exts: set[str] | None,
+                 ignored: Counter | None) -> Iterator[tuple[str, str, str]]:
+    """Every file under `root` with one of `exts` (None: any), not hidden, as ``(path key, folder,
+    file name)``: the path key is the relative path without extension, encoded (``image_key`` without a
+    prefix), the folder ``str(Path(folder))`` as ``os.walk`` names it (one str object for its files). In the order of the
+    path keys, a folder at a time: its files and subfolders sorted together, a file by its key's last
+    part and a subfolder by its encoded name and ``/`` (all its keys start with that), so each subfolder
+    is walked where its keys fall. Subfolders whose names encode alike (``a b`` and ``a%20b``) hold
+    keys of one prefix and are walked as one. Symlinks are followed, each real folder entered once (a
+    second link, a loop: info log); a folder that cannot be read is left out with a warning (as
+    :func:`~gensim_im2vec.corpora.walk_dirs`). Files of other endings are counted in `ignored`."""
+    seen: dict[tuple[int, int], str] = {}
+
+    def entries(key: str, folders: list[str]) -> list[tuple]:
+        files, subs = [], {}
+        for raw in folders:
+            try:
+                st = os.stat(raw)
+            except OSError:
+                continue
+            ident = (st.st_dev, st.st_ino)
+            if ident in seen:
+                logger.info("%s: not entered, it is the folder %s again (a symlink loop or a second link)",
+                            raw, seen[ident])
+                continue
+            seen[ident] = raw
+            clean = os.fspath(Path(raw))
+            try:
+                with os.scandir(raw) as it:
+                    listing = []
+                    for e in it:
+                        try:
+                            is_dir = e.is_dir()
+                        except OSError:
+                            is_dir = False
+                        listing.append((e.name, is_dir))
+            except OSError as err:
+                _warn_unreadable(err)
+                continue
+            for name, is_dir in listing:
+                if name.startswith("."):
+                    continue
+                if is_dir:
+                    subs.setdefault(encode_key(name) + "/", []).append((name, os.path.join(raw, name)))
+                    continue
+                stem, ext = os.path.splitext(name)
+                if exts is not None and ext.lower() not in exts:
+                    if ignored is not None:
+                        ignored[ext.lower() or "(no extension)"] += 1
+                    continue
+                files.append((encode_key(stem), name, clean))
+        out = [(k, name, None, key + k, clean) for k, name, clean in files]
+        out += [(k, "", [p for _, p in sorted(group)], key + k, None) for k, group in subs.items()]
+        out.sort(key=lambda e: (e[0], e[1]))
+        return out
+
+    stack = [iter(entries("", [os.fspath(root)]))]
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+        elif entry[2] is not None:  # a subfolder (or several whose names encode alike)
+            stack.append(iter(entries(entry[3], entry[2])))
+        else:
+            yield entry[3], entry[4], entry[1]
 
 
 def _key_rule_problems(root: Path, rule: str, prefix: str, unnamed: list[Path],
@@ -306,12 +447,25 @@ def _is_utf8(key: str) -> bool:
 def images_under(root, prefix: str, key_rule: str = "path") -> list[tuple[str, str]]:
     """:func:`list_images` of the folder `root` to extract, keyed by `key_rule`, as ``(key, path str)``; a
     folder without image files is refused (naming it), rather than making an empty feature store."""
-    found = [(k, str(p)) for k, p in list_images(root, prefix=prefix, key_rule=key_rule)]
-    if not found:
-        endings = " ".join(sorted(IMAGE_EXTENSIONS))
-        raise ValueError(f"no image files under {os.fspath(root)!r} (file endings {endings}); give the folder that "
-                         f"holds the images.")
-    return found
+    return list(images_in(root, prefix, key_rule))
+
+
+def images_in(root, prefix: str, key_rule: str = "path") -> Iterator[tuple[str, str]]:
+    """:func:`images_under` one folder at a time (:func:`iter_images`): a folder without image files is
+    refused when it has been read to the end."""
+    pairs = iter_images(root, prefix=prefix, key_rule=key_rule)
+
+    def read() -> Iterator[tuple[str, str]]:
+        n = 0
+        for pair in pairs:
+            n += 1
+            yield pair
+        if not n:
+            endings = " ".join(sorted(IMAGE_EXTENSIONS))
+            raise ValueError(f"no image files under {os.fspath(root)!r} (file endings {endings}); give the folder "
+                             f"that holds the images.")
+
+    return read()
 
 
 def _as_items(images, prefix: str, key_rule: str | None = None) -> list[tuple[str, str]]:

@@ -3,6 +3,7 @@ space_variants.py importing helpers evaluate.py no longer had, and nothing notic
 it is run."""
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -286,3 +287,15 @@ def test_bench_split_documents_and_a_tiny_run(monkeypatch, tmp_path, capsys):
     assert sum(len(i) for i in images) > 300  # some image on a second line
     results = module.main(["--images", "300", "--only", "new", "--dir", str(tmp_path / "b")])
     assert results[300]["new"]["peak"] > 0 and "B per image" in capsys.readouterr().out
+
+
+def test_bench_list_images_a_tiny_run_compares_the_old_listing(monkeypatch, tmp_path, capsys):
+    """bench_list_images.py makes its folders, measures every way in a fresh process, and finds the
+    listing before this change (from git, where the checkout has the commit) equal to today's."""
+    module = _load("bench_list_images", monkeypatch)
+    best = module.main(["--files", "250", "--per-folder", "100", "--dir", str(tmp_path)])
+    assert sorted(os.listdir(tmp_path / "images")) == [".made", "00000", "00001", "00002"]
+    assert {"new list", "new walk", "new plan"} <= set(best) and all(r["n"] == 250 for r in best.values())
+    out = capsys.readouterr().out
+    if "old list" in best:  # the lists' equality is asserted by main
+        assert best["old list"]["check"] == best["new list"]["check"] and "the same pairs in the same order" in out
