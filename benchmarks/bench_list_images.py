@@ -48,12 +48,11 @@ if old_path:
 base = proc_status()["VmRSS"]
 t = time.perf_counter()
 n, check = 0, None
+pairs = None
 if which == "old list":
     pairs = old.list_images(root)
-    n, check = len(pairs), hashlib.sha256("\n".join(f"{k}\t{p}" for k, p in pairs).encode("utf-8", "surrogateescape")).hexdigest()
 elif which == "new list":
     pairs = features.list_images(root)
-    n, check = len(pairs), hashlib.sha256("\n".join(f"{k}\t{p}" for k, p in pairs).encode("utf-8", "surrogateescape")).hexdigest()
 elif which == "new walk":
     for _ in features.iter_images(root):
         n += 1
@@ -67,7 +66,11 @@ elif which in ("old plan", "new plan"):
         images.scan(pathlib.Path(d) / "plan")
         n = images.n
 secs = time.perf_counter() - t
-print(json.dumps({"n": n, "seconds": secs, "peak": proc_status()["VmHWM"] - base, "check": check}))
+peak = proc_status()["VmHWM"] - base
+if pairs is not None:  # (after the peak is read: str(path) caches a string in each Path)
+    n = len(pairs)
+    check = hashlib.sha256("\n".join(f"{k}\t{p}" for k, p in pairs).encode("utf-8", "surrogateescape")).hexdigest()
+print(json.dumps({"n": n, "seconds": secs, "peak": peak, "check": check}))
 """
 
 WAYS = ("old list", "new list", "new walk", "old plan", "new plan")

@@ -606,6 +606,8 @@ def extract_command(image_dir, store, key_rule, **options):
         images = image_dir if key_rule == "path" else _keyed_files(image_dir, key_rule, options.pop("prefix", None))
         report = extract(images, store, key_rule=key_rule, **options)
     except KeyRuleError as e:
+        if key_rule == "path":  # the default rule: an error of the folder (exit 1), not of an option given
+            raise click.ClickException(_in_cli_terms(str(e))) from e
         raise _keys_error(e) from None
     except (ValueError, TypeError, OSError, WeightsNotAvailableError) as e:
         raise click.ClickException(_in_cli_terms(str(e))) from e
@@ -2624,6 +2626,8 @@ def extract_ray_command(image_dir, store, key_rule, **options):
         images = image_dir if key_rule == "path" else _keyed_files(image_dir, key_rule, options.pop("prefix", None))
         report = extract_ray(images, store, key_rule=key_rule, **options)
     except KeyRuleError as e:
+        if key_rule == "path":  # the default rule: an error of the folder (exit 1), not of an option given
+            raise click.ClickException(_in_cli_terms(str(e))) from e
         raise _keys_error(e) from None
     except (ValueError, TypeError, OSError, WeightsNotAvailableError, PartsFailedError) as e:
         raise click.ClickException(_in_cli_terms(str(e))) from e

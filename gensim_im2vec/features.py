@@ -285,18 +285,16 @@ def _keyed_images(root: Path, prefix: str, exts: set[str] | None, rule: str,
         if folder is not in_folder:  # (one str object a folder)
             in_folder, base = folder, "" if folder == "." else os.path.join(folder, "")
             folder_path = Path(folder) if paths else None
-        path = base + name
         if path_key == last:  # one path key, two files (a.jpg, a.png): by any rule one key too
             if rule == "path":
-                clashes.append((prefix + path_key, Path(last_path), Path(path)))
+                clashes.append((prefix + path_key, Path(last_path), Path(base + name)))
             elif (key := rule_key(name, "", rule, prefix)) is None:
-                unnamed.append(Path(path))
+                unnamed.append(Path(base + name))
             else:  # (found by the digests below)
                 digests += _digest64(key).to_bytes(8, "little", signed=True)
             continue
+        path = folder_path / name if paths else base + name
         last, last_path = path_key, path
-        if paths:
-            path = folder_path / name
         if rule == "path":
             yield prefix + path_key, path
             continue
@@ -336,67 +334,99 @@ def _image_files(root: Path, exts: set[str] | None,
                  ignored: Counter | None) -> Iterator[tuple[str, str, str]]:
     """Every file under `root` with one of `exts` (None: any), not hidden, as ``(path key, folder,
     file name)``: the path key is the relative path without extension, encoded (``image_key`` without a
-    prefix), the folder ``str(Path(folder))`` as ``os.walk`` names it (one str object for its files). In the order of the
-    path keys, a folder at a time: its files and subfolders sorted together, a file by its key's last
-    part and a subfolder by its encoded name and ``/`` (all its keys start with that), so each subfolder
-    is walked where its keys fall. Subfolders whose names encode alike (``a b`` and ``a%20b``) hold
-    keys of one prefix and are walked as one. Symlinks are followed, each real folder entered once (a
+    prefix), the folder ``str(Path(folder))`` as ``os.walk`` names it (one str object for its files).
+
+    In the order of the path keys, a folder at a time: its files and subfolders sorted together, a
+    file by its key's last part and a subfolder by its encoded name and ``/`` (all its keys start with
+    that), so each subfolder is walked where its keys fall. Subfolders whose names encode alike (``a
+    b`` and ``a%20b``) hold keys of one prefix and are walked as one. Symlinks are followed and each
+    real folder is entered once, under the name a walk in the order of the raw names meets it by first
+    (:func:`_folder_owners`: the name ``list_images`` keyed it by when it sorted a whole listing; a
     second link, a loop: info log); a folder that cannot be read is left out with a warning (as
-    :func:`~gensim_im2vec.corpora.walk_dirs`). Files of other endings are counted in `ignored`."""
+    :func:`~gensim_im2vec.corpora.walk_dirs`). Files of other endings are counted in `ignored`. Held
+    at once: the folders' owners and the entries of the folders on the way down (≈ 200 bytes a file
+    of the largest folder)."""
+    owners = _folder_owners(root)
     seen: dict[tuple[int, int], str] = {}
 
-    def entries(key: str, folders: list[str]) -> list[tuple]:
-        files, subs = [], {}
+    def entries(folders: list[str]) -> list[tuple]:
+        """The entries of the folders `folders` (one key, one or more names), sorted:
+        ``(key part, name, None, folder)`` a file, ``(key part, "", [paths], None)`` subfolders."""
+        out, subs = [], {}
         for raw in folders:
             try:
                 st = os.stat(raw)
-            except OSError:
+            except OSError as err:
+                _warn_unreadable(err)
                 continue
             ident = (st.st_dev, st.st_ino)
-            if ident in seen:
+            first = owners.get(ident, seen.get(ident, raw))
+            if ident in seen or first != raw:
                 logger.info("%s: not entered, it is the folder %s again (a symlink loop or a second link)",
-                            raw, seen[ident])
+                            raw, seen.get(ident, first))
                 continue
             seen[ident] = raw
             clean = os.fspath(Path(raw))
+            here = []
             try:
                 with os.scandir(raw) as it:
-                    listing = []
                     for e in it:
+                        name = e.name
+                        if name.startswith("."):
+                            continue
                         try:
                             is_dir = e.is_dir()
                         except OSError:
                             is_dir = False
-                        listing.append((e.name, is_dir))
-            except OSError as err:
+                        if is_dir:
+                            subs.setdefault(encode_key(name) + "/", []).append((name, os.path.join(raw, name)))
+                            continue
+                        stem, ext = os.path.splitext(name)
+                        if exts is not None and ext.lower() not in exts:
+                            if ignored is not None:
+                                ignored[ext.lower() or "(no extension)"] += 1
+                            continue
+                        here.append((encode_key(stem), name, None, clean))
+            except OSError as err:  # (as os.walk: a folder whose listing fails is left out whole)
                 _warn_unreadable(err)
                 continue
-            for name, is_dir in listing:
-                if name.startswith("."):
-                    continue
-                if is_dir:
-                    subs.setdefault(encode_key(name) + "/", []).append((name, os.path.join(raw, name)))
-                    continue
-                stem, ext = os.path.splitext(name)
-                if exts is not None and ext.lower() not in exts:
-                    if ignored is not None:
-                        ignored[ext.lower() or "(no extension)"] += 1
-                    continue
-                files.append((encode_key(stem), name, clean))
-        out = [(k, name, None, key + k, clean) for k, name, clean in files]
-        out += [(k, "", [p for _, p in sorted(group)], key + k, None) for k, group in subs.items()]
-        out.sort(key=lambda e: (e[0], e[1]))
+            out += here
+            del here
+        out += [(k, "", [p for _, p in sorted(group)], None) for k, group in subs.items()]
+        out.sort()  # (two entries never tie: a key part once per subfolder key, a file's name once per folder)
         return out
 
-    stack = [iter(entries("", [os.fspath(root)]))]
+    stack = [("", iter(entries([os.fspath(root)])))]
     while stack:
-        entry = next(stack[-1], None)
+        key, it = stack[-1]
+        entry = next(it, None)
         if entry is None:
             stack.pop()
         elif entry[2] is not None:  # a subfolder (or several whose names encode alike)
-            stack.append(iter(entries(entry[3], entry[2])))
+            stack.append((key + entry[0], iter(entries(entry[2]))))
         else:
-            yield entry[3], entry[4], entry[1]
+            yield key + entry[0], entry[3], entry[1]
+
+
+def _folder_owners(root: Path) -> dict[tuple[int, int], str]:
+    """``{(device, inode): path}`` of every folder under `root` (hidden ones left out), each under the
+    name a top-down walk following symlinks, subfolders in the order of their raw names, enters it by
+    first: which of two links to one folder keys its files (what :func:`list_images` did before it
+    walked in the order of the keys). Folders only: a few hundred bytes a folder, no file kept."""
+    owners: dict[tuple[int, int], str] = {}
+    for dirpath, dirnames, _ in os.walk(root, followlinks=True):
+        try:
+            st = os.stat(dirpath)
+        except OSError:
+            dirnames[:] = []
+            continue
+        ident = (st.st_dev, st.st_ino)
+        if ident in owners:
+            dirnames[:] = []
+            continue
+        owners[ident] = dirpath
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    return owners
 
 
 def _key_rule_problems(root: Path, rule: str, prefix: str, unnamed: list[Path],

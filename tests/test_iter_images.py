@@ -103,7 +103,8 @@ def test_files_of_other_folders_are_keyed_by_stem_and_flickr_id_in_path_order(tm
 
 
 def test_one_folder_is_read_at_a_time(tmp_path, monkeypatch):
-    """The first pair comes after the folders on the way to it were read, not the whole tree."""
+    """After one pass over the folders (which name owns each: `_folder_owners`), the first pair comes
+    when the folders on the way to it were listed, not the whole tree."""
     root = tmp_path / "shards"
     for shard in range(20):
         _touch(os.path.join(root, f"{shard:05d}", "000.jpg"))
@@ -111,9 +112,49 @@ def test_one_folder_is_read_at_a_time(tmp_path, monkeypatch):
     scandir = os.scandir
     monkeypatch.setattr(features.os, "scandir", lambda p: read.append(os.fspath(p)) or scandir(p))
     pairs = iter_images(root)
+    assert not read  # nothing is read until the first pair is asked for
     assert next(pairs) == ("img:00000/000", os.path.join(root, "00000", "000.jpg"))
-    assert len(read) == 2  # the root and its first shard
-    assert len(list(pairs)) == 19 and len(read) == 21
+    assert len(read) == 21 + 2  # the pass over the folders, then the root and its first shard
+    assert len(list(pairs)) == 19 and len(read) == 21 + 21
+
+
+@pytest.mark.parametrize("case", ["alias after", "alias inside"])
+def test_a_folder_of_two_names_is_keyed_by_the_name_a_walk_in_name_order_meets_first(tmp_path, case):
+    """A link sorts otherwise among the keys ("photos-old/" before "photos/") than among the names
+    ("photos" before "photos-old"): the files keep the keys list_images gave them before it walked
+    in key order (the name met first in the order of the names), and the plan's digest with them."""
+    root = tmp_path / "imgs"
+    if case == "alias after":
+        _touch(os.path.join(root, "photos", "x.jpg"))
+        os.symlink(os.path.join(root, "photos"), os.path.join(root, "photos-old"))
+        want = ["img:photos/x"]
+    else:  # "a b" is walked before "a%20b" by name; its link "sub" reaches "a%20b" first
+        _touch(os.path.join(root, "a b", "y.jpg"))
+        _touch(os.path.join(root, "a%20b", "x.jpg"))
+        os.symlink(os.path.join("..", "a%20b"), os.path.join(root, "a b", "sub"))
+        want = ["img:a%20b/sub/x", "img:a%20b/y"]
+    assert [k for k, _ in iter_images(root)] == [k for k, _ in _reference(root, "path")] == want
+    folder = distributed._Images(root, "img:")
+    listed = distributed._Images(_reference(root, "path"), "img:")
+    assert folder.scan(tmp_path / "p1")[0] == listed.scan(tmp_path / "p2")[0]
+
+
+def test_a_folder_that_cannot_be_entered_is_left_out_with_a_warning(tmp_path, monkeypatch, caplog):
+    root = tmp_path / "imgs"
+    for name in ("a/x.jpg", "b/sub/y.jpg", "c/z.jpg"):
+        _touch(os.path.join(root, name))
+    locked = os.path.join(root, "b", "sub")
+    stat = os.stat
+
+    def no_entry(path, *args, **kwargs):
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", locked)
+        return stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(features.os, "stat", no_entry)
+    with caplog.at_level("WARNING"):
+        assert [k for k, _ in iter_images(root)] == ["img:a/x", "img:c/z"]
+    assert f"{locked}: folder not read (Permission denied)" in caplog.text
 
 
 def test_keys_of_two_files_are_refused_after_the_last_pair_naming_both(tmp_path):
