@@ -1,4 +1,5 @@
-"""Issue 11's targets with each image vector carrying its nearest training images' whitened tag bags.
+"""Issue 11's targets with each image vector carrying its nearest training images' whitened tag bags
+(:meth:`gensim_im2vec.Im2Vec.fit_neighbours`).
 
 Every image vector (a training image's row of ``wv`` and ``model.project(f)`` of a held-out image,
 one function of the features) becomes
@@ -10,29 +11,29 @@ the cosine of the features (a training image finds itself, at cosine 1), ``s_j``
 (clipped at 0) and ``b̃_j`` is image j's tag bag, whitened: the sum of its tags' unit vectors times
 ``(G + λI)⁻¹``, ``G`` the mean outer product of the unit vectors of the words of the image
 documents, then unit length. Whitening is what makes the bag decodable by cosine: a plain sum of
-unit word vectors is nearest the general words every bag shares. Nothing is trained: the model's
-``W``, readout and words stay as trained; the term is added to the rows and to ``project`` (a
-scratch patch of the model, not the package's code), and the model is evaluated as the demo
-evaluates it (:func:`gensim_im2vec.pipeline.evaluate_trained`, baselines ridge and kNN).
+unit word vectors is nearest the general words every bag shares. Each seed's model is trained as
+the demo trains it (``pipeline.train_model``), evaluated as the demo evaluates it
+(:func:`gensim_im2vec.pipeline.evaluate_trained`, baselines ridge and kNN), then given the term by
+``model.fit_neighbours(documents, k=K, weight=γ)`` for each γ > 0 and evaluated again.
 
-    OMP_NUM_THREADS=1 python benchmarks/neighbour_bags.py --modes two-stage joint --seeds 1 2 3 --gammas 0 0.5 1 2
+    OMP_NUM_THREADS=1 python benchmarks/neighbour_bags.py --modes two-stage joint --seeds 1 2 3 --gammas 0 1 2
 
 Needs a finished ``make demo`` in ``--demo-dir``. ``--saved`` evaluates the demo's saved models
-(seed 1) instead of training one per seed as the demo trains them (``pipeline.train_model``).
-Prints each setting's targets, then per γ the mean and the range over the seeds.
+(seed 1) instead of training one per seed. ``--power`` and ``--whiten`` set the package's
+``NEIGHBOUR_POWER`` and ``NEIGHBOUR_WHITEN`` for the run. Prints each setting's targets, then per γ
+the mean and the range over the seeds.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-import types
 from collections import defaultdict
 
 import numpy as np
 from _common import demo_text_words
 
-from gensim_im2vec.evaluate import bag_of_words_vectors
+import gensim_im2vec.model as model_module
 from gensim_im2vec.model import Im2Vec
 from gensim_im2vec.pipeline import (
     DemoConfig,
@@ -41,52 +42,6 @@ from gensim_im2vec.pipeline import (
     train_model,
     training_documents,
 )
-from gensim_im2vec.validation import l2_normalize
-
-
-class NeighbourBags:
-    """The training images' normalised features and whitened bags, and the term of any features."""
-
-    def __init__(self, model, feats, docs, k: int, power: float, whiten: float) -> None:
-        keys, bags = bag_of_words_vectors(model.wv, docs)
-        kept = [i for i, key in enumerate(keys) if key in feats]
-        bags = np.asarray(bags, dtype=np.float64)[kept]
-        tags = sorted({w for d in docs for w in d[1:] if w in model.wv.key_to_index})
-        U = l2_normalize(np.asarray(model.wv[tags], dtype=np.float64))
-        G = U.T @ U / len(U)
-        self.bags = l2_normalize(bags @ np.linalg.inv(G + whiten * np.eye(len(G))))
-        rows = [feats.row(keys[i]) for i in kept]
-        self.T = l2_normalize(np.asarray(feats.vectors[rows], dtype=np.float64))
-        self.k, self.power, self.n_tags = min(k, len(rows)), power, len(tags)
-
-    def term(self, V: np.ndarray) -> np.ndarray:
-        Q = l2_normalize(np.asarray(V, dtype=np.float64))
-        out = np.empty((len(Q), self.bags.shape[1]))
-        for lo in range(0, len(Q), 2048):
-            S = Q[lo:lo + 2048] @ self.T.T
-            idx = np.argpartition(-S, self.k - 1, axis=1)[:, :self.k]
-            w = np.take_along_axis(S, idx, 1).clip(0) ** self.power
-            out[lo:lo + 2048] = np.einsum("nk,nkd->nd", w, self.bags[idx])
-        return l2_normalize(out)
-
-
-def with_term(model, nb: NeighbourBags, gamma: list[float]) -> None:
-    """Patch `model`'s map (project) and its rows' projection with the term at ``gamma[0]``."""
-    plain = model._map
-
-    def mapped(self, V, dtype=np.float32):
-        base = plain(V, dtype)
-        if not gamma[0]:
-            return base
-        return (l2_normalize(np.asarray(base, dtype=np.float64)) + gamma[0] * nb.term(V)).astype(dtype)
-
-    def rows(self, idx):
-        V, inv = self.features.gather(idx)
-        V = np.asarray(V, dtype=np.float64) * inv[:, None] if self.normalize_features else V
-        return mapped(self, V, np.float32)
-
-    model._map = types.MethodType(mapped, model)
-    model.project_rows = types.MethodType(rows, model)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -97,9 +52,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--saved", action="store_true", help="the demo's saved models (seed 1), not one trained per seed")
     ap.add_argument("--gammas", nargs="+", type=float, default=[0.0, 0.5, 1.0, 2.0])
     ap.add_argument("--k", type=int, default=20, help="nearest training images")
-    ap.add_argument("--power", type=float, default=20.0, help="p: a neighbour weighs its cosine to the p")
-    ap.add_argument("--whiten", type=float, default=0.005, help="λ of (G + λI)⁻¹ (G's trace is 1)")
+    ap.add_argument("--power", type=float, default=model_module.NEIGHBOUR_POWER,
+                    help="p: a neighbour weighs its cosine to the p")
+    ap.add_argument("--whiten", type=float, default=model_module.NEIGHBOUR_WHITEN,
+                    help="λ of (G + λI)⁻¹ (G's trace is 1)")
     args = ap.parse_args(argv)
+    model_module.NEIGHBOUR_POWER, model_module.NEIGHBOUR_WHITEN = args.power, args.whiten
     words = demo_text_words(args.demo_dir, None, 0.0)
     feats = open_features(DemoConfig(out_dir=args.demo_dir))
     results: dict = {}
@@ -114,17 +72,19 @@ def main(argv: list[str] | None = None) -> dict:
             else:
                 model = train_model(cfg, feats, words)
             docs = training_documents(cfg, feats, tags_only=cfg.tags_only)[0]
-            nb = NeighbourBags(model, feats, docs, args.k, args.power, args.whiten)
-            print(f"{mode} seed {seed}: model in {time.perf_counter() - t:.0f}s; {len(nb.T)} training images with a "
-                  f"bag, {nb.n_tags} tags; k={nb.k} p={args.power:g} λ={args.whiten:g}", flush=True)
-            gamma = [0.0]
-            with_term(model, nb, gamma)
+            print(f"{mode} seed {seed}: model in {time.perf_counter() - t:.0f}s; k={args.k} p={args.power:g} "
+                  f"λ={args.whiten:g}", flush=True)
             for g in args.gammas:
-                gamma[0] = g
                 t = time.perf_counter()
-                model._write_image_vectors()
+                if g:
+                    model.fit_neighbours(docs, k=args.k, weight=g)
+                    fitted = time.perf_counter() - t
+                else:  # the model's own vectors
+                    model._drop_neighbours("γ = 0")
+                    model._write_image_vectors()
+                    fitted = 0.0
                 report = evaluate_trained(cfg, model, words, baselines=("ridge", "knn"))
-                print(f"  γ = {g:g} ({time.perf_counter() - t:.0f}s)")
+                print(f"  γ = {g:g} (fit {fitted:.1f}s, evaluated in {time.perf_counter() - t - fitted:.0f}s)")
                 for row in report.targets():
                     values[g][row["target"]].append(row["value"])
                     if g == args.gammas[0]:  # (the references do not depend on γ)

@@ -119,6 +119,7 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse
 from gensim import matutils, utils
 from gensim.models.callbacks import CallbackAny2Vec
 from gensim.models.fasttext import FastTextKeyedVectors
@@ -676,6 +677,9 @@ class Im2Vec(Word2Vec):
         self.readout_W = None
         self.space_readout = space_readout  # (checked by the property's setter)
         self.readout_offset = None
+        self.neighbour_rows = self.neighbour_bags = None  # fit_neighbours
+        self.neighbour_k, self.neighbour_weight = 0, 0.0
+        self._neighbour_T = None
         self._readout_sums = None
         self.space_analogy_seconds = 0.0
         self.space_analogy_loss = float("nan")
@@ -1320,6 +1324,7 @@ class Im2Vec(Word2Vec):
     def _init_W(self) -> None:
         self._image_rows_from_W = False  # the image rows are not this W's until written
         self.readout_W = self.readout_offset = None  # fitted for the W and the words being reset
+        self._drop_neighbours("a new W")
         feats = self.features
         if feats is None:
             self.W = None
@@ -1913,6 +1918,7 @@ class Im2Vec(Word2Vec):
         self._analogy_epochs = int(self.__dict__.pop("_epochs_before", 0))
         self._epochs_begun = 0
         self._readout_sums = None
+        self._drop_neighbours("train()")
         self.space_setup_seconds = plan_seconds + (default_timer() - start)
         if self.train_images and n_img:
             self.space_directions = None
@@ -2539,6 +2545,143 @@ class Im2Vec(Word2Vec):
     def _readout_on(self) -> bool:
         return self.space_readout > 0 and self.readout_W is not None
 
+    # ------------------------------------------------------------------ the neighbours' tags
+    def fit_neighbours(self, documents: Iterable[Sequence[str]], *, k: int = 20, weight: float = 1.0) -> Im2Vec:
+        """Write into every image vector the tags of its nearest training images: kNN tag transfer,
+        in the space, where gensim's cosine reads it (an experiment of issue 11; off unless called).
+
+        Each image's vector, a row of ``model.wv`` and :meth:`project` of any features alike, becomes
+
+            unit(v) + weight · unit( Σ_j s_j^p · b̃_j )
+
+        with ``v`` the vector it had, ``j`` the `k` images of `documents` nearest by the cosine of
+        the features (a training image finds itself, at cosine 1), ``s_j`` that cosine, ``p`` =
+        :data:`NEIGHBOUR_POWER` (20: a neighbour at cosine 0.9 weighs 0.12, one at 0.8 0.01), and
+        ``b̃_j`` image j's words *whitened*: the sum of their unit vectors times ``(G + λI)⁻¹``, ``G``
+        the mean outer product of the unit vectors of every word of the images' documents, λ =
+        :data:`NEIGHBOUR_WHITEN`, then unit length (a plain sum lies nearest the general words every
+        image shares; whitened, its nearest words by cosine are its own). On the demo, seeds 1-3
+        (``benchmarks/neighbour_bags.py``, docs/joint-space.md): two-stage word → held-out images
+        0.113 → 0.154 (kNN 0.150), analogies 0.23 → 0.59; joint word → image 0.149 → 0.182.
+
+        One pass over `documents` (an image's words are the other words of the documents it is in
+        that have a vector); the words' and the images' vectors are read as they are now, so call it
+        after :meth:`train`, which drops what it fitted (``W`` and the words move). Kept with the model
+        (:meth:`save`): the images' feature rows (8 bytes each) and their whitened words (``vector_size``
+        floats each); :meth:`project` compares new features with every one of those images (exact, in
+        blocks: ``n × n_features`` per image; no ANN index yet, so not for 100M images).
+
+        Parameters
+        ----------
+        documents : iterable of list of str
+            The training documents (the images' tags); images the model does not hold are skipped.
+        k : int
+            Nearest images each vector takes the words of (1 or more).
+        weight : float
+            Its weight against the image's own vector (> 0).
+
+        Returns
+        -------
+        Im2Vec
+            The model itself (its images' rows of ``wv`` written again).
+
+        Examples
+        --------
+        >>> from gensim_im2vec import Im2Vec
+        >>> from gensim_im2vec.synthetic import make_corpus
+        >>> data = make_corpus(n_classes=3, n_images=60, n_features=16, n_text_sentences=60, seed=0)
+        >>> model = Im2Vec(data.docs, image_features=data.features, vector_size=16, min_count=1, epochs=2, workers=1)
+        >>> model = model.fit_neighbours(data.docs, k=5)
+        >>> key = next(d[0] for d in data.docs if d[0].startswith("img:"))
+        >>> bool(abs(model.wv[key] - model.project(data.features[key])).max() < 1e-4)
+        True
+        """
+        start = default_timer()
+        if not is_int(k) or k < 1:
+            raise ValueError(f"fit_neighbours: k must be a positive int, got {k!r}.")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
+            raise ValueError(f"fit_neighbours: weight must be a positive number, got {weight!r}.")
+        if self.W is None or self.feature_mean is None or self.image_heads != "space" or self.features is None:
+            raise ValueError("fit_neighbours needs a trained space (image_heads='space') with its image features: "
+                             "train the model first (Im2Vec(documents, image_features=...) or model.train).")
+        if isinstance(documents, (str, bytes)):
+            raise TypeError("fit_neighbours: documents must be an iterable of token lists, got a str.")
+        index, rows_of = self.wv.key_to_index, self._vocab_image_rows
+        words: dict[int, dict[int, None]] = {}  # image's feature row -> its words' vocabulary indices
+        for doc in documents:
+            if isinstance(doc, str):
+                raise TypeError(f"fit_neighbours: each document must be a list of tokens, got the str {doc[:50]!r}.")
+            ids = [index.get(t, -1) for t in doc]
+            images = [rows_of[i] for i in ids if i >= 0 and rows_of[i] >= 0]
+            tags = [i for i in ids if i >= 0 and rows_of[i] < 0]
+            for r in images:
+                words.setdefault(int(r), {}).update(dict.fromkeys(tags))
+        words = {r: ws for r, ws in words.items() if ws}
+        if not words:
+            raise ValueError("fit_neighbours: no document holds an image of this model with a word of it; give the "
+                             "documents the model was trained on.")
+        tag_ids = np.array(sorted({i for ws in words.values() for i in ws}), dtype=np.int64)
+        U = l2_normalize(np.asarray(self.wv.vectors[tag_ids], dtype=np.float64), out_dtype=np.float64)
+        G = U.T @ U / len(U)
+        M = np.linalg.inv(G + NEIGHBOUR_WHITEN * np.eye(len(G)))
+        pos = {int(t): j for j, t in enumerate(tag_ids)}
+        rows = np.fromiter(words, dtype=np.int64, count=len(words))
+        bags = np.empty((len(rows), self.layer1_size), dtype=REAL)
+        UM = U @ M
+        for lo in range(0, len(rows), _WRITE_CHUNK):
+            chunk = rows[lo:lo + _WRITE_CHUNK].tolist()
+            cols = [[pos[t] for t in words[r]] for r in chunk]
+            B = scipy.sparse.csr_matrix((np.ones(sum(map(len, cols))), np.concatenate(cols),
+                                         np.cumsum([0, *map(len, cols)])), shape=(len(chunk), len(tag_ids)))
+            bags[lo:lo + len(chunk)] = l2_normalize(B @ UM, out_dtype=REAL)
+        self.neighbour_rows, self.neighbour_bags = rows, bags
+        self.neighbour_k, self.neighbour_weight = int(k), float(weight)
+        self._neighbour_T = None
+        self._write_image_vectors()
+        logger.info("fit_neighbours: %i images' words (%i distinct words) in every image vector, k=%i, weight %g "
+                    "(%.2fs)", len(rows), len(tag_ids), self.neighbour_k, self.neighbour_weight,
+                    default_timer() - start)
+        return self
+
+    def _neighbours_on(self) -> bool:
+        return self.neighbour_bags is not None and self.neighbour_weight > 0
+
+    def _drop_neighbours(self, why: str) -> None:
+        """Forget what :meth:`fit_neighbours` fitted (`why`: what moved the vectors it was read from)."""
+        if self.__dict__.get("neighbour_bags") is not None:
+            logger.info("%s: the neighbours' words leave the image vectors (fit_neighbours read the vectors this "
+                        "changes); call model.fit_neighbours(documents) again after it", why)
+        self.neighbour_rows = self.neighbour_bags = None
+        self.neighbour_k, self.neighbour_weight = 0, 0.0
+        self._neighbour_T = None
+
+    def _neighbour_features(self) -> np.ndarray:
+        """The unit feature rows of :meth:`fit_neighbours`' images (read from the store once, kept until
+        the model is saved or refitted)."""
+        if self._neighbour_T is None:
+            T = np.empty((len(self.neighbour_rows), self.features.dim), dtype=REAL)
+            for lo in range(0, len(T), _WRITE_CHUNK):
+                V, inv = self.features.gather(self.neighbour_rows[lo:lo + _WRITE_CHUNK])
+                T[lo:lo + len(V)] = l2_normalize(np.asarray(V, dtype=REAL) * inv[:, None], out_dtype=REAL)
+            self._neighbour_T = T
+        return self._neighbour_T
+
+    def _with_neighbours(self, H: np.ndarray, V: np.ndarray, dtype=REAL) -> np.ndarray:
+        """``unit(H) + weight · unit(Σ_j s_j^p · b̃_j)`` for image vectors `H` of the feature rows `V`."""
+        T, bags, k = self._neighbour_features(), self.neighbour_bags, min(self.neighbour_k, len(self.neighbour_rows))
+        Q = l2_normalize(np.asarray(V, dtype=REAL), out_dtype=REAL)
+        term = np.empty((len(Q), bags.shape[1]), dtype=np.float64)
+        block = max(1, min(1024, (1 << 24) // max(len(T), 1)))  # ≤ 16M cosines (64 MB) at a time
+        for lo in range(0, len(Q), block):
+            S = Q[lo:lo + block] @ T.T
+            idx = np.argpartition(-S, k - 1, axis=1)[:, :k] if k < S.shape[1] else np.broadcast_to(
+                np.arange(S.shape[1]), S.shape)
+            w = np.take_along_axis(S, idx, 1).clip(0).astype(np.float64) ** NEIGHBOUR_POWER
+            term[lo:lo + len(w)] = np.einsum("nk,nkd->nd", w, bags[idx])
+        out = l2_normalize(np.asarray(H, dtype=np.float64), out_dtype=np.float64)
+        out += self.neighbour_weight * l2_normalize(term, out_dtype=np.float64)
+        return out.astype(dtype, copy=False)
+
     def _plan_analogies(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """`space_analogies` as arrays: x's and y's feature rows, a's and b's vocabulary rows. A
         question whose images are not images of the vocabulary, or whose words are not its words
@@ -2893,7 +3036,9 @@ class Im2Vec(Word2Vec):
         H = Vc @ W.T
         if self._readout_on():
             P = Vc @ np.asarray(self.readout_W, dtype=dtype).T + np.asarray(self.readout_offset, dtype=dtype)
-            return self._mix(H, P, dtype)
+            H = self._mix(H, P, dtype)
+        if self._neighbours_on():
+            return self._with_neighbours(H, V, dtype)
         return H.astype(dtype, copy=False)
 
     def _mix(self, H: np.ndarray, P: np.ndarray, dtype=REAL) -> np.ndarray:
@@ -2918,7 +3063,9 @@ class Im2Vec(Word2Vec):
             H -= maps @ mean
         if readout:
             size = self.layer1_size
-            return self._mix(H[:, :size], H[:, size:] + self.readout_offset)
+            H = self._mix(H[:, :size], H[:, size:] + self.readout_offset)
+        if self._neighbours_on() and mean is not None:
+            return self._with_neighbours(H, V * inv[:, None] if self.normalize_features else V)
         return H.astype(REAL, copy=False)
 
     def project(self, features) -> np.ndarray:
@@ -3402,6 +3549,8 @@ class Im2Vec(Word2Vec):
         state = self.__dict__  # (_indexed_keys is wv.index_to_key's object: pickled once, shared again)
         if state.get("_training"):  # (a save to a handle, a deepcopy from a callback: the copy is not training)
             state = {**state, "_training": False}
+        if state.get("_neighbour_T") is not None:  # (the neighbours' features: read from the store again)
+            state = {**state, "_neighbour_T": None}
         if _PICKLED_WITHOUT_KEY_INDEX.get() is not self or wv is None:
             return state
         shallow = copy.copy(wv)  # save() to a path (see there): the live wv keeps its dict
@@ -3753,7 +3902,8 @@ class Im2Vec(Word2Vec):
                               ("_vectors_file_token", None),
                               ("_space_readout", 0.0), ("readout_W", None), ("readout_offset", None),
                               ("space_readout_directions", 0), ("space_calibrate_new_words", False),
-                              ("_readout_sums", None)):
+                              ("_readout_sums", None), ("neighbour_rows", None), ("neighbour_bags", None),
+                              ("neighbour_k", 0), ("neighbour_weight", 0.0)):
             self.__dict__.setdefault(name, default)
         # a model saved before the flag was kept: its image rows are W's if it has trained
         self.__dict__.setdefault("_image_rows_from_W", bool(getattr(self, "train_count", 0)))
@@ -3761,6 +3911,7 @@ class Im2Vec(Word2Vec):
             self.__dict__["_space_readout"] = float(self.__dict__.pop("space_readout"))
         self._features_cache = None
         self._feature_store = None
+        self._neighbour_T = None
         self._vectors_file_state = None  # the saved vectors are the model's own, never its vectors_file
         vectors_file = _LOAD_VECTORS_FILE.get()
         if vectors_file is not _RECORDED:  # Im2Vec.load(vectors_file=...): for this model only
@@ -3916,6 +4067,12 @@ class Im2Vec(Word2Vec):
 READOUT_PENALTY = 1.0
 #: The most image occurrences whose sums the readout gathers in a ``train()``'s last epoch (an F × D
 #: product each): at 100M images a sample, the first to train.
+#: :meth:`Im2Vec.fit_neighbours`: a neighbour weighs its feature cosine to this power (20: a training
+#: image's own words outweigh its neighbours', a new image takes mostly its nearest images').
+NEIGHBOUR_POWER = 20.0
+#: :meth:`Im2Vec.fit_neighbours`: λ of the whitening ``(G + λI)⁻¹`` (``G``'s trace is 1).
+NEIGHBOUR_WHITEN = 0.005
+
 READOUT_MAX_IMAGES = 1_000_000
 #: About how many of those images' feature rows make the readout's F × F Gram ``XᵀX`` (2·F² flops a row:
 #: 3.3 Mflop at F = 1,280, three times the rest of the readout and of the map's step on that row). The

@@ -299,36 +299,3 @@ def test_bench_list_images_a_tiny_run_compares_the_old_listing(monkeypatch, tmp_
     out = capsys.readouterr().out
     if "old list" in best:  # the lists' equality is asserted by main
         assert best["old list"]["check"] == best["new list"]["check"] and "the same pairs in the same order" in out
-
-
-def test_neighbour_bags_term_is_a_training_images_own_whitened_bag_and_decodes_its_tags(monkeypatch):
-    """neighbour_bags.py's term: a training image's features find itself first (cosine 1), so with a
-    sharp power its term is its own whitened bag, whose nearest words by cosine are its tags; a new
-    image's features take the bag of the training image they are nearest to."""
-    import types
-
-    import numpy as np
-    from gensim.models import KeyedVectors
-
-    from gensim_im2vec.image_features import ImageFeatures
-
-    module = _load("neighbour_bags", monkeypatch)
-    rng = np.random.default_rng(0)
-    tags = [f"t{i}" for i in range(40)]
-    wv = KeyedVectors(32)
-    wv.add_vectors(tags, rng.normal(size=(40, 32)) + 2.0)  # a shared direction: plain bags all lean on it
-    docs = [[f"img:{j}", *rng.choice(tags, 3, replace=False).tolist()] for j in range(30)]
-    feats = ImageFeatures([d[0] for d in docs], rng.normal(size=(30, 64)).astype(np.float32))
-    nb = module.NeighbourBags(types.SimpleNamespace(wv=wv), feats, docs, k=5, power=50.0, whiten=0.005)
-    assert nb.bags.shape == (30, 32) and nb.n_tags == len({t for d in docs for t in d[1:]})
-    term = nb.term(feats.vectors)
-    assert np.allclose(term, nb.bags, atol=1e-4)
-    U = wv[tags] / np.linalg.norm(wv[tags], axis=1, keepdims=True)
-
-    def found(rows):  # of each image's 3 tags, how many its 3 nearest words by cosine hold, on average
-        return np.mean([len(set(np.array(tags)[np.argsort(-(U @ r))[:3]]) & set(d[1:])) for d, r in zip(docs, rows)])
-
-    plain = np.array([U[[tags.index(t) for t in d[1:]]].sum(0) for d in docs])
-    assert found(term) >= 2.7 and found(term) > found(plain) + 0.5, (found(term), found(plain))
-    near = feats.vectors[7] + 0.01 * rng.normal(size=64)
-    assert np.allclose(nb.term(near[None]), nb.bags[7], atol=1e-3)
