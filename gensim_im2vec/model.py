@@ -107,6 +107,7 @@ import io
 import itertools
 import logging
 import math
+import numbers
 import os
 import queue
 import shutil
@@ -677,7 +678,7 @@ class Im2Vec(Word2Vec):
         self.readout_W = None
         self.space_readout = space_readout  # (checked by the property's setter)
         self.readout_offset = None
-        self.neighbour_rows = self.neighbour_bags = None  # fit_neighbours
+        self.neighbour_keys = self.neighbour_bags = None  # fit_neighbours
         self.neighbour_k, self.neighbour_weight = 0, 0.0
         self._neighbour_T = None
         self._readout_sums = None
@@ -749,6 +750,7 @@ class Im2Vec(Word2Vec):
         self.image_feature_keys = feats.keys
         self.image_features_metadata = feats.metadata
         self._features_cache = feats
+        self._neighbour_T = None  # (fit_neighbours' images' features: read from these by key)
         source = getattr(feats, "source", None)
         self._feature_store = source if isinstance(source, FeatureStore) else None
 
@@ -2567,9 +2569,9 @@ class Im2Vec(Word2Vec):
         One pass over `documents` (an image's words are the other words of the documents it is in
         that have a vector); the words' and the images' vectors are read as they are now, so call it
         after :meth:`train`, which drops what it fitted (``W`` and the words move). Kept with the model
-        (:meth:`save`): the images' feature rows (8 bytes each) and their whitened words (``vector_size``
-        floats each); :meth:`project` compares new features with every one of those images (exact, in
-        blocks: ``n × n_features`` per image; no ANN index yet, so not for 100M images).
+        (:meth:`save`): the images' keys and their whitened words (``vector_size`` floats each), their
+        features found by key when first needed (from the features the model holds then); :meth:`project` compares new features with every one of those images
+        (exact, in blocks: ``n × n_features`` per image; no ANN index yet, so not for 100M images).
 
         Parameters
         ----------
@@ -2597,13 +2599,20 @@ class Im2Vec(Word2Vec):
         True
         """
         start = default_timer()
+        self._refuse_during_training("fit_neighbours")
         if not is_int(k) or k < 1:
             raise ValueError(f"fit_neighbours: k must be a positive int, got {k!r}.")
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
-            raise ValueError(f"fit_neighbours: weight must be a positive number, got {weight!r}.")
-        if self.W is None or self.feature_mean is None or self.image_heads != "space" or self.features is None:
-            raise ValueError("fit_neighbours needs a trained space (image_heads='space') with its image features: "
-                             "train the model first (Im2Vec(documents, image_features=...) or model.train).")
+        if (isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight)
+                or not weight > 0):
+            raise ValueError(f"fit_neighbours: weight must be a positive finite number, got {weight!r}.")
+        if self.image_heads != "space":
+            raise ValueError(f"fit_neighbours adds to the space head's image vectors; this model has "
+                             f"image_heads={self.image_heads!r}. Train one with image_heads='space' (the default).")
+        if self.features is None or not (self._vocab_image_rows >= 0).any():
+            raise ValueError("fit_neighbours: this model holds no image (no image_features, or none of its keys in "
+                             "the vocabulary); build it with Im2Vec(documents, image_features=...).")
+        if self.W is None or self.feature_mean is None:
+            raise ValueError("fit_neighbours needs a trained space: train the model first (model.train(...)).")
         if isinstance(documents, (str, bytes)):
             raise TypeError("fit_neighbours: documents must be an iterable of token lists, got a str.")
         index, rows_of = self.wv.key_to_index, self._vocab_image_rows
@@ -2634,9 +2643,13 @@ class Im2Vec(Word2Vec):
             B = scipy.sparse.csr_matrix((np.ones(sum(map(len, cols))), np.concatenate(cols),
                                          np.cumsum([0, *map(len, cols)])), shape=(len(chunk), len(tag_ids)))
             bags[lo:lo + len(chunk)] = l2_normalize(B @ UM, out_dtype=REAL)
-        self.neighbour_rows, self.neighbour_bags = rows, bags
+        vocab_of = {int(r): i for i, r in enumerate(rows_of.tolist()) if r >= 0}
+        keys = self.wv.index_to_key
+        self.neighbour_keys = [keys[vocab_of[r]] for r in rows.tolist()]
+        self.neighbour_bags = bags
         self.neighbour_k, self.neighbour_weight = int(k), float(weight)
         self._neighbour_T = None
+        self._neighbour_features()  # once, before the rows are written on several threads
         self._write_image_vectors()
         logger.info("fit_neighbours: %i images' words (%i distinct words) in every image vector, k=%i, weight %g "
                     "(%.2fs)", len(rows), len(tag_ids), self.neighbour_k, self.neighbour_weight,
@@ -2651,27 +2664,34 @@ class Im2Vec(Word2Vec):
         if self.__dict__.get("neighbour_bags") is not None:
             logger.info("%s: the neighbours' words leave the image vectors (fit_neighbours read the vectors this "
                         "changes); call model.fit_neighbours(documents) again after it", why)
-        self.neighbour_rows = self.neighbour_bags = None
+        self.neighbour_keys = self.neighbour_bags = None
         self.neighbour_k, self.neighbour_weight = 0, 0.0
         self._neighbour_T = None
 
     def _neighbour_features(self) -> np.ndarray:
-        """The unit feature rows of :meth:`fit_neighbours`' images (read from the store once, kept until
-        the model is saved or refitted)."""
-        if self._neighbour_T is None:
-            T = np.empty((len(self.neighbour_rows), self.features.dim), dtype=REAL)
+        """The unit feature rows of :meth:`fit_neighbours`' images, found by key in the model's features
+        (read once, kept until the features change or the model is saved)."""
+        T = self._neighbour_T
+        if T is None:
+            index, rows_of = self.wv.key_to_index, self._vocab_image_rows
+            rows = np.array([rows_of[index[k]] if k in index else -1 for k in self.neighbour_keys], dtype=np.int64)
+            if (rows < 0).any():
+                gone = [k for k, r in zip(self.neighbour_keys, rows.tolist()) if r < 0]
+                raise ValueError(f"fit_neighbours' images {gone[:3]} are no longer images of this model (its "
+                                 f"vocabulary or features changed): call model.fit_neighbours(documents) again.")
+            T = np.empty((len(rows), self.features.dim), dtype=REAL)
             for lo in range(0, len(T), _WRITE_CHUNK):
-                V, inv = self.features.gather(self.neighbour_rows[lo:lo + _WRITE_CHUNK])
+                V, inv = self.features.gather(rows[lo:lo + _WRITE_CHUNK])
                 T[lo:lo + len(V)] = l2_normalize(np.asarray(V, dtype=REAL) * inv[:, None], out_dtype=REAL)
             self._neighbour_T = T
-        return self._neighbour_T
+        return T
 
     def _with_neighbours(self, H: np.ndarray, V: np.ndarray, dtype=REAL) -> np.ndarray:
         """``unit(H) + weight · unit(Σ_j s_j^p · b̃_j)`` for image vectors `H` of the feature rows `V`."""
-        T, bags, k = self._neighbour_features(), self.neighbour_bags, min(self.neighbour_k, len(self.neighbour_rows))
+        T, bags, k = self._neighbour_features(), self.neighbour_bags, min(self.neighbour_k, len(self.neighbour_keys))
         Q = l2_normalize(np.asarray(V, dtype=REAL), out_dtype=REAL)
         term = np.empty((len(Q), bags.shape[1]), dtype=np.float64)
-        block = max(1, min(1024, (1 << 24) // max(len(T), 1)))  # ≤ 16M cosines (64 MB) at a time
+        block = max(1, min(1024, (1 << 22) // max(len(T), 1)))  # 4M cosines at a time: ≈ 64 MB with argpartition's
         for lo in range(0, len(Q), block):
             S = Q[lo:lo + block] @ T.T
             idx = np.argpartition(-S, k - 1, axis=1)[:, :k] if k < S.shape[1] else np.broadcast_to(
@@ -3902,7 +3922,7 @@ class Im2Vec(Word2Vec):
                               ("_vectors_file_token", None),
                               ("_space_readout", 0.0), ("readout_W", None), ("readout_offset", None),
                               ("space_readout_directions", 0), ("space_calibrate_new_words", False),
-                              ("_readout_sums", None), ("neighbour_rows", None), ("neighbour_bags", None),
+                              ("_readout_sums", None), ("neighbour_keys", None), ("neighbour_bags", None),
                               ("neighbour_k", 0), ("neighbour_weight", 0.0)):
             self.__dict__.setdefault(name, default)
         # a model saved before the flag was kept: its image rows are W's if it has trained

@@ -138,7 +138,7 @@ def test_training_drops_them_and_says_so(model, data, caplog):
 
 @pytest.mark.parametrize("bad, match", [
     (dict(k=0), "k must be a positive int"), (dict(k=2.5), "k must be a positive int"),
-    (dict(weight=0), "weight must be a positive number"), (dict(weight=True), "weight must be a positive number"),
+    (dict(weight=0), "weight must be a positive finite number"), (dict(weight=True), "weight must be a positive finite"),
 ])
 def test_bad_settings_are_refused_naming_them(model, data, bad, match):
     with pytest.raises(ValueError, match=match):
@@ -157,5 +157,52 @@ def test_documents_without_the_models_images_are_refused(model, data):
 
 def test_a_model_without_a_trained_space_is_refused(data):
     untrained = Im2Vec(image_features=data.features, **OPTS)
-    with pytest.raises(ValueError, match="needs a trained space"):
+    with pytest.raises(ValueError, match="needs a trained space|holds no image"):
         untrained.fit_neighbours(data.docs)
+
+
+def test_features_renumbered_or_reordered_are_found_by_key(data, tmp_path):
+    """A save drops the features the vocabulary does not use (the rows renumbered), a load may be given
+    them in another order: the neighbours are the same images, found by key."""
+    feats = {f"extra:{i}": v for i, v in enumerate(data.test_features[:40])}
+    feats.update(data.features)
+    m = Im2Vec(data.docs, image_features=feats, **OPTS)
+    half = [d for d in image_docs(data) if int(d[0][4:]) < 200]
+    m.fit_neighbours(half, k=5)
+    probe = m.project(data.test_features[:8])
+    m.save(str(tmp_path / "m.model"))
+    again = Im2Vec.load(str(tmp_path / "m.model"))
+    np.testing.assert_allclose(again.project(data.test_features[:8]), probe, rtol=1e-5, atol=1e-6)
+    keys = [d[0] for d in image_docs(data)]
+    np.testing.assert_allclose(again.wv[keys], again.project(np.array([data.features[k] for k in keys])),
+                               rtol=1e-4, atol=1e-5)
+    reordered = dict(reversed(list(data.features.items())))
+    other = Im2Vec.load(str(tmp_path / "m.model"), image_features=reordered)
+    np.testing.assert_allclose(other.project(data.test_features[:8]), probe, rtol=1e-5, atol=1e-6)
+
+
+def test_refused_from_a_callback_during_training(model, data):
+    from gensim.models.callbacks import CallbackAny2Vec
+
+    class Fit(CallbackAny2Vec):
+        def on_epoch_end(self, m):
+            m.fit_neighbours(data.docs)
+
+    with pytest.raises(RuntimeError, match="fit_neighbours"):
+        model.train(data.docs, total_examples=len(data.docs), epochs=1, callbacks=[Fit()])
+    assert model.neighbour_bags is None
+
+
+def test_weights_numpy_scalars_and_infinity(model, data):
+    model.fit_neighbours(data.docs, k=np.int64(4), weight=np.float32(0.5))
+    assert model.neighbour_k == 4 and model.neighbour_weight == 0.5
+    with pytest.raises(ValueError, match="positive finite number"):
+        model.fit_neighbours(data.docs, weight=float("inf"))
+    with pytest.raises(ValueError, match="positive finite number"):
+        model.fit_neighbours(data.docs, weight=float("nan"))
+
+
+def test_the_output_head_is_refused_naming_it(data):
+    m = Im2Vec(data.docs, image_features=data.features, image_heads="output", **OPTS)
+    with pytest.raises(ValueError, match="image_heads='output'"):
+        m.fit_neighbours(data.docs)
