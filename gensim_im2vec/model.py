@@ -3509,7 +3509,7 @@ class Im2Vec(Word2Vec):
         written = self._saved_with_image_rows() if stale and directory is None else contextlib.nullcontext()
         left_out = (self._saved_without_image_rows() if stale and not moving and directory is not None
                     else contextlib.nullcontext())
-        no_index = self._saved_without_key_index() if directory is not None else contextlib.nullcontext()
+        no_index = self._saved_without_key_index() if directory is not None else self._saved_as_one_pickle()
         with self._saved_norms(final), written, self._saved_features(directory), self._saved_vectors(moving), \
                 left_out, no_index:
             if directory is None:
@@ -3545,6 +3545,18 @@ class Im2Vec(Word2Vec):
             yield
         finally:
             wv.norms = norms
+
+    @contextlib.contextmanager
+    def _saved_as_one_pickle(self):
+        """While saving to a file handle: the model without the list of companion files an earlier save
+        to a path left in it (gensim's ``_save_specials`` keeps ``__numpys`` and the like in the
+        object's ``__dict__``): pickled with it, the load looked for ``FILE.W.npy`` beside the handle's
+        file and failed. Put back afterwards, as gensim left it."""
+        stale = {k: self.__dict__.pop(k) for k in _GENSIM_SAVE_RECORDS if k in self.__dict__}
+        try:
+            yield
+        finally:
+            self.__dict__.update(stale)
 
     @contextlib.contextmanager
     def _saved_without_key_index(self):
@@ -4087,6 +4099,10 @@ class Im2Vec(Word2Vec):
 READOUT_PENALTY = 1.0
 #: The most image occurrences whose sums the readout gathers in a ``train()``'s last epoch (an F × D
 #: product each): at 100M images a sample, the first to train.
+#: What gensim's ``SaveLoad._save_specials`` writes into an object's ``__dict__`` (and leaves there): the
+#: attributes saved as companion files, and the objects saved recursively.
+_GENSIM_SAVE_RECORDS = ("__numpys", "__scipys", "__ignoreds", "__recursive_saveloads")
+
 #: :meth:`Im2Vec.fit_neighbours`: a neighbour weighs its feature cosine to this power (20: a training
 #: image's own words outweigh its neighbours', a new image takes mostly its nearest images').
 NEIGHBOUR_POWER = 20.0

@@ -607,3 +607,21 @@ def test_a_bad_readout_directions_set_after_construction_is_refused_before_train
     np.testing.assert_array_equal(m.W, W)  # refused before the first epoch: nothing moved
     np.testing.assert_array_equal(m.readout_W, readout)
     assert_one_function(m, data.features, "refused")
+
+
+def test_a_save_to_a_handle_after_a_save_to_a_path_loads(data, docs, tmp_path):
+    """gensim's save to a path leaves its list of companion files in the object; a save to a file
+    handle after it pickled that list, and the load looked for FILE.W.npy beside the handle's file.
+    Also with fit_neighbours' arrays in the model."""
+    model = Im2Vec(docs, image_features=data.features, workers=1, **KW)
+    for fitted in (False, True):
+        if fitted:
+            model.fit_neighbours(docs, k=5)
+        model.save(str(tmp_path / f"m{fitted}.model"))
+        with open(tmp_path / f"h{fitted}.pkl", "wb") as f:
+            model.save(f)
+        again = Im2Vec.load(str(tmp_path / f"h{fitted}.pkl"))
+        assert not list(tmp_path.glob(f"h{fitted}.pkl.*"))  # one file
+        np.testing.assert_allclose(again.wv.vectors, model.wv.vectors, rtol=1e-6)
+        assert_one_function(again, data.features, f"handle after path, fitted={fitted}")
+        assert "__numpys" in model.__dict__  # (the live model as gensim left it)
