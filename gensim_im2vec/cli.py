@@ -111,6 +111,31 @@ def _raise_terminated(signum, frame) -> None:
     raise _Terminated()
 
 
+def _quiet_resource_sharer() -> None:
+    """From an interruption on: an error of multiprocessing's resource-sharer thread (it hands file
+    descriptors to torch's decode workers, which the interruption stops; one gone mid-handshake is a
+    ``ConnectionResetError`` there) is not printed as a traceback after the ``Interrupted:`` line.
+    Any other thread's error is printed as before."""
+    import sys
+    import traceback
+
+    def sharer_reset(value, tb) -> bool:
+        frames = traceback.extract_tb(tb) if tb is not None else []
+        return isinstance(value, OSError) and any(f.filename.endswith("resource_sharer.py") for f in frames)
+
+    previous_thread, previous_sys = threading.excepthook, sys.excepthook
+
+    def thread_hook(args) -> None:
+        if not sharer_reset(args.exc_value, args.exc_traceback):
+            previous_thread(args)
+
+    def sys_hook(kind, value, tb) -> None:  # (the sharer's loop catches its error and calls sys.excepthook)
+        if not sharer_reset(value, tb):
+            previous_sys(kind, value, tb)
+
+    threading.excepthook, sys.excepthook = thread_hook, sys_hook
+
+
 def _more_verbose(ctx: click.Context, param: click.Parameter, value: int) -> None:
     """A subcommand's ``-v``: counted with the group's (``im2vec -v train ... -v`` is ``-vv``), so that
     ``-v`` works on either side of the command's name."""
@@ -155,6 +180,7 @@ class _Command(click.Command):
                 # the process ends here: torch's DataLoader handler would report its decode workers, stopped
                 # by the same signal, with a traceback after the line below
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            _quiet_resource_sharer()  # (and multiprocessing's thread that served them, one of them gone)
             err = Interrupted(_interrupted_message(ctx))
             if isinstance(e, _Terminated):
                 err.exit_code = 128 + signal.SIGTERM
