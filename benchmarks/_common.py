@@ -185,3 +185,19 @@ def evict(path: str) -> None:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)
+
+
+def module_at(ref: str, path: str, directory: str) -> str | None:
+    """The package file `path` (``gensim_im2vec/split.py``) as it was at commit `ref`, written to
+    `directory` as ``old_<name>``: what a benchmark measures the code before a change by. None when
+    this checkout lacks the commit (a shallow clone)."""
+    import subprocess
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run(["git", "-C", repo, "show", f"{ref}:{path}"], capture_output=True)
+    if out.returncode:
+        return None
+    written = os.path.join(directory, "old_" + os.path.basename(path))
+    with open(written, "wb") as f:
+        f.write(out.stdout)
+    return written

@@ -31,6 +31,8 @@ import sys
 import tempfile
 import time
 
+from _common import module_at
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _CHILD = r"""
@@ -93,17 +95,6 @@ def make_files(root: str, n: int, per_folder: int) -> None:
     print(f"made {n:,} files in {time.perf_counter() - t:.1f} s", flush=True)
 
 
-def old_module(ref: str, directory: str) -> str | None:
-    """features.py at commit `ref`, written to `directory`, or None when this checkout lacks it."""
-    out = subprocess.run(["git", "-C", REPO, "show", f"{ref}:gensim_im2vec/features.py"], capture_output=True)
-    if out.returncode:
-        return None
-    path = os.path.join(directory, "old_features.py")
-    with open(path, "wb") as f:
-        f.write(out.stdout)
-    return path
-
-
 def measure(which: str, root: str, old: str | None) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO}
     res = subprocess.run([sys.executable, "-c", _CHILD, which, root, old or "", REPO], env=env,
@@ -126,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
     root = os.path.join(args.dir, "images")
     make_files(root, args.files, args.per_folder)
     with tempfile.TemporaryDirectory() as tmp:
-        old = old_module(args.ref, tmp)
+        old = module_at(args.ref, "gensim_im2vec/features.py", tmp)
         ways = WAYS if old else tuple(w for w in WAYS if not w.startswith("old"))
         if not old:
             print(f"(commit {args.ref} is not in this checkout: the new ways alone)")

@@ -31,6 +31,7 @@ import sys
 import tempfile
 
 import numpy as np
+from _common import module_at
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OLD_REF = "af3fe513eae6670f00e6cfc43ab1356823244352"  # the last commit with the dict-and-list split
@@ -104,17 +105,6 @@ def write_store(path: str, keys: list[str]) -> None:
     FeatureStore.from_arrays(path, kept, np.ones((len(kept), 1), dtype=np.float16), mode="overwrite")
 
 
-def old_module(ref: str, directory: str) -> str | None:
-    """The file of split.py at commit `ref`, or None when this checkout lacks that commit."""
-    out = subprocess.run(["git", "-C", REPO, "show", f"{ref}:gensim_im2vec/split.py"], capture_output=True)
-    if out.returncode:
-        return None
-    path = os.path.join(directory, "old_split.py")
-    with open(path, "wb") as f:
-        f.write(out.stdout)
-    return path
-
-
 def measure(which: str, docs: str, out: str, old: str | None, features: str | None,
             zero_shot_share: float = 0.0) -> dict:
     """Split `docs` into `out` with implementation `which` ("old" / "new") in a fresh process."""
@@ -145,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     os.makedirs(args.dir, exist_ok=True)
     which = [args.only] if args.only else ["old", "new"]
-    old = old_module(args.old_ref, args.dir) if "old" in which else None
+    old = module_at(args.old_ref, "gensim_im2vec/split.py", args.dir) if "old" in which else None
     if "old" in which and old is None:
         print(f"commit {args.old_ref} is not in this checkout: measuring the new implementation only")
         which = ["new"]

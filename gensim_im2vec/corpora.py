@@ -174,17 +174,20 @@ def _check_input_file(path: str, what: str) -> None:
     )
 
 
-def walk_dirs(root: str | os.PathLike, *, follow_links: bool = True) -> Iterator[tuple[str, list[str], list[str]]]:
+def walk_dirs(root: str | os.PathLike, *, follow_links: bool = True, quiet: bool = False,
+              seen: dict[tuple[int, int], str] | None = None) -> Iterator[tuple[str, list[str], list[str]]]:
     """:func:`os.walk` (top-down) that enters every real directory once.
 
     Following symlinks, a loop (``ln -s . d/a``) would be walked forever and a folder linked
     twice would be listed twice; here a directory already entered (same device and inode) is
     skipped with an info log. A folder that cannot be read (permissions, removed while walked) is
-    skipped with a warning that names it, rather than silently. Pruning ``dirnames`` in place works
-    as with :func:`os.walk`.
+    skipped with a warning that names it, rather than silently (`quiet`: neither said). Pruning
+    ``dirnames`` in place works as with :func:`os.walk`. `seen`, a dict, is filled with ``{(device,
+    inode): path}`` of each folder entered, under the path it was entered by.
     """
-    seen: dict[tuple[int, int], str] = {}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=follow_links, onerror=_warn_unreadable):
+    seen = {} if seen is None else seen
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=follow_links,
+                                                onerror=None if quiet else _warn_unreadable):
         try:
             st = os.stat(dirpath)
         except OSError:
@@ -192,8 +195,9 @@ def walk_dirs(root: str | os.PathLike, *, follow_links: bool = True) -> Iterator
             continue
         ident = (st.st_dev, st.st_ino)
         if ident in seen:
-            logger.info("%s: not entered, it is the folder %s again (a symlink loop or a second link)",
-                        dirpath, seen[ident])
+            if not quiet:
+                logger.info("%s: not entered, it is the folder %s again (a symlink loop or a second link)",
+                            dirpath, seen[ident])
             dirnames[:] = []
             continue
         seen[ident] = dirpath

@@ -97,7 +97,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from gensim_im2vec.corpora import _digest64, _repeats, _warn_unreadable
+from gensim_im2vec.corpora import _digest64, _repeats, _warn_unreadable, walk_dirs
 from gensim_im2vec.decode import (
     DEFAULT_MAX_PIXELS,
     ImageSkipped,
@@ -414,17 +414,7 @@ def _folder_owners(root: Path) -> dict[tuple[int, int], str]:
     first: which of two links to one folder keys its files (what :func:`list_images` did before it
     walked in the order of the keys). Folders only: a few hundred bytes a folder, no file kept."""
     owners: dict[tuple[int, int], str] = {}
-    for dirpath, dirnames, _ in os.walk(root, followlinks=True):
-        try:
-            st = os.stat(dirpath)
-        except OSError:
-            dirnames[:] = []
-            continue
-        ident = (st.st_dev, st.st_ino)
-        if ident in owners:
-            dirnames[:] = []
-            continue
-        owners[ident] = dirpath
+    for _, dirnames, _ in walk_dirs(root, quiet=True, seen=owners):  # (the main walk says what it skips)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
     return owners
 
