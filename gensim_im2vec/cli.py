@@ -632,9 +632,7 @@ def extract_command(image_dir, store, key_rule, **options):
         images = image_dir if key_rule == "path" else _keyed_files(image_dir, key_rule, options.pop("prefix", None))
         report = extract(images, store, key_rule=key_rule, **options)
     except KeyRuleError as e:
-        if key_rule == "path":  # the default rule: an error of the folder (exit 1), not of an option given
-            raise click.ClickException(_in_cli_terms(str(e))) from e
-        raise _keys_error(e) from None
+        raise _keys_error(e, key_rule) from None
     except (ValueError, TypeError, OSError, WeightsNotAvailableError) as e:
         raise click.ClickException(_in_cli_terms(str(e))) from e
     click.echo(report.summary().replace("retry_skipped=False", "--no-retry-skipped")
@@ -660,8 +658,11 @@ def _keyed_files(image_dir: str, rule: str, prefix: str | None):
     return iter_images(image_dir, prefix=prefix, key_rule=rule)
 
 
-def _keys_error(e: ValueError) -> click.BadParameter:
-    """A :class:`~gensim_im2vec.features.KeyRuleError` as the error of ``--keys`` it is (exit 2)."""
+def _keys_error(e: ValueError, rule: str) -> click.ClickException:
+    """A :class:`~gensim_im2vec.features.KeyRuleError` as the error of ``--keys`` it is (exit 2); by the
+    default rule, "path", an error of the folder (exit 1), not of an option the user gave."""
+    if rule == "path":
+        return click.ClickException(_in_cli_terms(str(e)))
     return click.BadParameter(str(e), param_hint="'--keys'")
 
 
@@ -679,7 +680,7 @@ def _keyed_folders(folders, rule: str, prefix: str) -> dict[str, str]:
                                              f"or key them by --keys path.", param_hint="'--keys'")
                 paths[key] = path
     except KeyRuleError as e:
-        raise _keys_error(e) from None
+        raise _keys_error(e, rule) from None
     return paths
 
 
@@ -2652,9 +2653,7 @@ def extract_ray_command(image_dir, store, key_rule, **options):
         images = image_dir if key_rule == "path" else _keyed_files(image_dir, key_rule, options.pop("prefix", None))
         report = extract_ray(images, store, key_rule=key_rule, **options)
     except KeyRuleError as e:
-        if key_rule == "path":  # the default rule: an error of the folder (exit 1), not of an option given
-            raise click.ClickException(_in_cli_terms(str(e))) from e
-        raise _keys_error(e) from None
+        raise _keys_error(e, key_rule) from None
     except (ValueError, TypeError, OSError, WeightsNotAvailableError, PartsFailedError) as e:
         raise click.ClickException(_in_cli_terms(str(e))) from e
     click.echo(report.summary().replace("retry_skipped=False", "--no-retry-skipped")

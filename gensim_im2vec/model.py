@@ -678,9 +678,7 @@ class Im2Vec(Word2Vec):
         self.readout_W = None
         self.space_readout = space_readout  # (checked by the property's setter)
         self.readout_offset = None
-        self.neighbour_keys = self.neighbour_bags = None  # fit_neighbours
-        self.neighbour_k, self.neighbour_weight = 0, 0.0
-        self._neighbour_T = None
+        self._drop_neighbours("Im2Vec()")  # (nothing fitted yet: fit_neighbours' state, empty)
         self._readout_sums = None
         self.space_analogy_seconds = 0.0
         self.space_analogy_loss = float("nan")
@@ -2616,15 +2614,15 @@ class Im2Vec(Word2Vec):
         if isinstance(documents, (str, bytes)):
             raise TypeError("fit_neighbours: documents must be an iterable of token lists, got a str.")
         index, rows_of = self.wv.key_to_index, self._vocab_image_rows
-        words: dict[int, dict[int, None]] = {}  # image's feature row -> its words' vocabulary indices
+        words: dict[int, dict[int, None]] = {}  # image's vocabulary index -> its words' vocabulary indices
         for doc in documents:
             if isinstance(doc, str):
                 raise TypeError(f"fit_neighbours: each document must be a list of tokens, got the str {doc[:50]!r}.")
             ids = [index.get(t, -1) for t in doc]
-            images = [rows_of[i] for i in ids if i >= 0 and rows_of[i] >= 0]
+            images = [i for i in ids if i >= 0 and rows_of[i] >= 0]
             tags = [i for i in ids if i >= 0 and rows_of[i] < 0]
-            for r in images:
-                words.setdefault(int(r), {}).update(dict.fromkeys(tags))
+            for i in images:
+                words.setdefault(i, {}).update(dict.fromkeys(tags))
         words = {r: ws for r, ws in words.items() if ws}
         if not words:
             raise ValueError("fit_neighbours: no document holds an image of this model with a word of it; give the "
@@ -2634,25 +2632,24 @@ class Im2Vec(Word2Vec):
         G = U.T @ U / len(U)
         M = np.linalg.inv(G + NEIGHBOUR_WHITEN * np.eye(len(G)))
         pos = {int(t): j for j, t in enumerate(tag_ids)}
-        rows = np.fromiter(words, dtype=np.int64, count=len(words))
-        bags = np.empty((len(rows), self.layer1_size), dtype=REAL)
+        images = list(words)
+        bags = np.empty((len(images), self.layer1_size), dtype=REAL)
         UM = U @ M
-        for lo in range(0, len(rows), _WRITE_CHUNK):
-            chunk = rows[lo:lo + _WRITE_CHUNK].tolist()
-            cols = [[pos[t] for t in words[r]] for r in chunk]
+        for lo in range(0, len(images), _WRITE_CHUNK):
+            chunk = images[lo:lo + _WRITE_CHUNK]
+            cols = [[pos[t] for t in words[i]] for i in chunk]
             B = scipy.sparse.csr_matrix((np.ones(sum(map(len, cols))), np.concatenate(cols),
                                          np.cumsum([0, *map(len, cols)])), shape=(len(chunk), len(tag_ids)))
             bags[lo:lo + len(chunk)] = l2_normalize(B @ UM, out_dtype=REAL)
-        vocab_of = {int(r): i for i, r in enumerate(rows_of.tolist()) if r >= 0}
         keys = self.wv.index_to_key
-        self.neighbour_keys = [keys[vocab_of[r]] for r in rows.tolist()]
+        self.neighbour_keys = [keys[i] for i in images]
         self.neighbour_bags = bags
         self.neighbour_k, self.neighbour_weight = int(k), float(weight)
         self._neighbour_T = None
         self._neighbour_features()  # once, before the rows are written on several threads
         self._write_image_vectors()
         logger.info("fit_neighbours: %i images' words (%i distinct words) in every image vector, k=%i, weight %g "
-                    "(%.2fs)", len(rows), len(tag_ids), self.neighbour_k, self.neighbour_weight,
+                    "(%.2fs)", len(images), len(tag_ids), self.neighbour_k, self.neighbour_weight,
                     default_timer() - start)
         return self
 

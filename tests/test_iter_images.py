@@ -265,4 +265,5 @@ def test_the_command_line_keys_a_folder_by_stem_a_folder_at_a_time(tmp_path):
     _touch(os.path.join(root, "c", "x.png"))
     with pytest.raises(features.KeyRuleError) as e:
         list(cli._keyed_files(str(root), "stem", "img:"))
-    assert cli._keys_error(e.value).param_hint == "'--keys'"
+    assert cli._keys_error(e.value, "stem").param_hint == "'--keys'"
+    assert cli._keys_error(e.value, "path").exit_code == 1  # the default rule: an error of the folder
