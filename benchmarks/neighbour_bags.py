@@ -1,5 +1,5 @@
-"""Issue 11's targets with each image vector carrying its nearest training images' whitened tag bags
-(:meth:`gensim_im2vec.Im2Vec.fit_neighbours`).
+"""Issue 11's targets with and without each image vector carrying its nearest training images'
+whitened tag bags (``Im2Vec(space_neighbours=K)``, :meth:`gensim_im2vec.Im2Vec.fit_neighbours`).
 
 Every image vector (a training image's row of ``wv`` and ``model.project(f)`` of a held-out image,
 one function of the features) becomes
@@ -12,16 +12,17 @@ the cosine of the features (a training image finds itself, at cosine 1), ``s_j``
 ``(G + λI)⁻¹``, ``G`` the mean outer product of the unit vectors of the words of the image
 documents, then unit length. Whitening is what makes the bag decodable by cosine: a plain sum of
 unit word vectors is nearest the general words every bag shares. Each seed's model is trained as
-the demo trains it (``pipeline.train_model``), evaluated as the demo evaluates it
-(:func:`gensim_im2vec.pipeline.evaluate_trained`, baselines ridge and kNN), then given the term by
-``model.fit_neighbours(documents, k=K, weight=γ)`` for each γ > 0 and evaluated again.
+the demo trains it (``pipeline.train_model``, with ``space_neighbours=K``: the bags gathered in
+its last epoch), then evaluated as the demo evaluates it
+(:func:`gensim_im2vec.pipeline.evaluate_trained`, baselines ridge and kNN) at each γ
+(``model.space_neighbour_weight = γ``; γ = 0: the model's vectors without them).
 
     OMP_NUM_THREADS=1 python benchmarks/neighbour_bags.py --modes two-stage joint --seeds 1 2 3 --gammas 0 1 2
 
 Needs a finished ``make demo`` in ``--demo-dir``. ``--saved`` evaluates the demo's saved models
-(seed 1) instead of training one per seed. ``--power`` and ``--whiten`` set the package's
-``NEIGHBOUR_POWER`` and ``NEIGHBOUR_WHITEN`` for the run. Prints each setting's targets, then per γ
-the mean and the range over the seeds.
+(seed 1) instead of training one per seed (refitted at ``--k`` when it is not theirs). ``--power``
+and ``--whiten`` set the package's ``NEIGHBOUR_POWER`` and ``NEIGHBOUR_WHITEN`` for the run. Prints
+each setting's targets, then per γ the mean and the range over the seeds.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seeds", nargs="+", type=int, default=[1])
     ap.add_argument("--saved", action="store_true", help="the demo's saved models (seed 1), not one trained per seed")
     ap.add_argument("--gammas", nargs="+", type=float, default=[0.0, 0.5, 1.0, 2.0])
-    ap.add_argument("--k", type=int, default=20, help="nearest training images")
+    ap.add_argument("--k", type=int, default=model_module.NEIGHBOURS, help="nearest training images")
     ap.add_argument("--power", type=float, default=model_module.NEIGHBOUR_POWER,
                     help="p: a neighbour weighs its cosine to the p")
     ap.add_argument("--whiten", type=float, default=model_module.NEIGHBOUR_WHITEN,
@@ -69,22 +70,18 @@ def main(argv: list[str] | None = None) -> dict:
             t = time.perf_counter()
             if args.saved:
                 model = Im2Vec.load(f"{args.demo_dir}/models/im2vec-{mode}.model")
+                if model.neighbour_k != args.k:
+                    model.fit_neighbours(training_documents(cfg, feats, tags_only=cfg.tags_only)[0], k=args.k)
             else:
-                model = train_model(cfg, feats, words)
-            docs = training_documents(cfg, feats, tags_only=cfg.tags_only)[0]
+                model = train_model(cfg.with_options(space_neighbours=args.k), feats, words)
             print(f"{mode} seed {seed}: model in {time.perf_counter() - t:.0f}s; k={args.k} p={args.power:g} "
                   f"λ={args.whiten:g}", flush=True)
             for g in args.gammas:
                 t = time.perf_counter()
-                if g:
-                    model.fit_neighbours(docs, k=args.k, weight=g)
-                    fitted = time.perf_counter() - t
-                else:  # the model's own vectors
-                    model._drop_neighbours("γ = 0")
-                    model._write_image_vectors()
-                    fitted = 0.0
+                model.space_neighbour_weight = g  # (0: the model's vectors without the neighbours' words)
+                fitted = time.perf_counter() - t
                 report = evaluate_trained(cfg, model, words, baselines=("ridge", "knn"))
-                print(f"  γ = {g:g} (fit {fitted:.1f}s, evaluated in {time.perf_counter() - t - fitted:.0f}s)")
+                print(f"  γ = {g:g} (rows written in {fitted:.1f}s, evaluated in {time.perf_counter() - t - fitted:.0f}s)")
                 for row in report.targets():
                     values[g][row["target"]].append(row["value"])
                     if g == args.gammas[0]:  # (the references do not depend on γ)

@@ -109,7 +109,9 @@ def main() -> None:
             report = evaluate_trained(cfg, model, words, baselines=("ridge", "knn"))  # the targets' references
             print(f"{mode} seed {seed}: trained in {trained:.0f}s; the space step took "
                   f"{100 * model.space_step_share:.0f}% of the workers' time, the feature mean "
-                  f"{model.space_setup_seconds:.2f}s ({100 * model.space_setup_seconds / trained:.1f}% of training)")
+                  f"{model.space_setup_seconds:.2f}s ({100 * model.space_setup_seconds / trained:.1f}% of training), the "
+                  f"neighbours' words {model.space_neighbour_seconds:.2f}s "
+                  f"({100 * model.space_neighbour_seconds / trained:.1f}%)")
             for row in report.targets():
                 values[row["target"]].append(row["value"])
                 refs[row["target"]].append(row["reference"])

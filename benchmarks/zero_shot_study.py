@@ -2,7 +2,6 @@
 
     python benchmarks/zero_shot_study.py [--demo-dir demo_output] [--seeds a b c] [--share 0.3] \
         [--mode two-stage|joint] [--per-tag 5] [--set space_negatives=256 ...] [--demo-set image_epochs=50 ...] [--prior 0.5] \
-        [--neighbours 20 [--neighbour-weight 1]]
 
 The demo's split holds out 47 zero-shot tags that appear on test images, and one of them ("flag")
 is on half of those images, so methods within ±0.03 of each other cannot be told apart there. This
@@ -55,19 +54,7 @@ from gensim_im2vec.pipeline import (
     load_splits,
     open_features,
     train_model,
-    training_documents,
 )
-
-
-def trained_with_neighbours(k: int, weight: float):
-    """:func:`train_model`, then ``model.fit_neighbours`` on the split's training documents."""
-
-    def train(cfg, feats, words, splits=None):
-        model = train_model(cfg, feats, words, splits=splits)
-        docs = training_documents(cfg, feats, tags_only=cfg.tags_only, splits=splits)[0]
-        return model.fit_neighbours(docs, k=k, weight=weight)
-
-    return train
 
 
 class PriorDiagnostic:
@@ -159,11 +146,7 @@ def main():
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="an Im2Vec option")
     ap.add_argument("--demo-set", action="append", default=[], metavar="NAME=VALUE",
                     help="a DemoConfig field (e.g. image_epochs=50: the joint demo's 16 copies before 2026-12-03)")
-    ap.add_argument("--neighbours", type=int, default=0, metavar="K",
-                    help="after training, model.fit_neighbours(the split's documents, k=K) (docs/joint-space.md)")
-    ap.add_argument("--neighbour-weight", type=float, default=1.0, metavar="W", help="its weight (with --neighbours)")
     args = ap.parse_args()
-    train = trained_with_neighbours(args.neighbours, args.neighbour_weight) if args.neighbours else train_model
     fields = settings(args.demo_set)
     cfg = DemoConfig(out_dir=args.demo_dir, mode=args.mode, **fields)
     cfg = cfg.with_options(**settings(args.set))
@@ -174,12 +157,11 @@ def main():
     keys = ("p@5", "map", "tag_map")
     sums = {m: np.zeros(3) for m in ("Im2Vec (cosine)", "ridge")}
     seen = {}
-    print(f"zero_shot_share={args.share}; {cfg.mode}, {cfg.image_epochs} epochs, {cfg.im2vec}"
-          + (f"; fit_neighbours k={args.neighbours} weight={args.neighbour_weight:g}" if args.neighbours else ""))
+    print(f"zero_shot_share={args.share}; {cfg.mode}, {cfg.image_epochs} epochs, {cfg.im2vec}")
     for seed in args.seeds:
         t = time.perf_counter()
         res, n_zero, n_images, top, gap = one_split(cfg, feats, words_path, seed, args.share, args.prior,
-                                                        train=train, per_tag=args.per_tag > 0)
+                                                        per_tag=args.per_tag > 0)
         print(f"split {seed!r}: {n_zero} zero-shot tags on {n_images} test images (most frequent: {top[0]!r} "
               f"on {top[1]}) [{time.perf_counter() - t:.0f}s]")
         for m, r in res.items():

@@ -18,6 +18,7 @@ import importlib
 import inspect
 import itertools
 import logging
+import math
 import os
 import re
 import signal
@@ -206,6 +207,19 @@ def main(verbose: int) -> None:
     """gensim-im2vec: images and words in one vector space."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=level)
+
+
+class NonNegative(click.FloatRange):
+    """A finite number >= 0 (click's ``FloatRange(min=0)`` lets "nan" and "inf" through)."""
+
+    def __init__(self) -> None:
+        super().__init__(min=0)
+
+    def convert(self, value, param, ctx):
+        out = super().convert(value, param, ctx)
+        if not math.isfinite(out):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return out
 
 
 class LibraryOption(click.Option):
@@ -1344,7 +1358,7 @@ IM2VEC = "gensim_im2vec.model:Im2Vec"  # the training options and their defaults
 @click.option("--negative", type=click.IntRange(min=1), cls=LibraryOption, library=IM2VEC, help="Negative samples per pair.")
 @click.option("--min-count", type=click.IntRange(min=1), cls=LibraryOption, library=IM2VEC,
               help="Ignore words rarer than this (images are always kept).")
-@click.option("--sample", type=click.FloatRange(min=0), cls=LibraryOption, library=IM2VEC,
+@click.option("--sample", type=NonNegative(), cls=LibraryOption, library=IM2VEC,
               help="Downsampling threshold for frequent words (0: none).")
 @click.option("--alpha", type=click.FloatRange(min=0, min_open=True), cls=LibraryOption, library=IM2VEC, help="Initial learning rate.")
 @click.option("--workers", type=click.IntRange(min=1), cls=LibraryOption, library=IM2VEC, help="Worker threads.")
@@ -1363,19 +1377,27 @@ IM2VEC = "gensim_im2vec.model:Im2Vec"  # the training options and their defaults
                    "--freeze-words freezes them too after their first training, where only the images place them.")
 @click.option("--missing-images", type=click.Choice(["raise", "skip"]), cls=LibraryOption, library=IM2VEC,
               help="An image token without features: stop with an error, or drop it with a warning.")
-@click.option("--space-decoder", type=click.FloatRange(min=0), cls=LibraryOption, library=IM2VEC,
+@click.option("--space-decoder", type=NonNegative(), cls=LibraryOption, library=IM2VEC,
               help="Weight of the decoder term: W's transpose also maps an image's words back to its features "
                    "(0: off; the two-stage demo trains with 5).")
-@click.option("--space-tag-prior", type=click.FloatRange(min=0), cls=LibraryOption, library=IM2VEC,
+@click.option("--space-tag-prior", type=NonNegative(), cls=LibraryOption, library=IM2VEC,
               help="γ: each tag's logit in the space step's softmax is lowered by γ·log(its count), so that "
                    "cosine alone ranks frequent tags as often as they are true (0: off).")
-@click.option("--space-readout", type=click.FloatRange(min=0), cls=LibraryOption, library=IM2VEC,
+@click.option("--space-readout", type=NonNegative(), cls=LibraryOption, library=IM2VEC,
               help="β: an image's vector also carries a ridge readout of its features onto its words' mean, "
                    "unit(W(v-mu)) + β·unit(R(v-mu) + c), fitted in the last epoch (0: off; the demo trains "
                    "with 0.5).")
 @click.option("--space-readout-directions", type=click.IntRange(min=0), cls=LibraryOption, library=IM2VEC,
               help="K: the readout leaves the tags' top K principal directions to W and carries the others "
                    "(0: every direction; the demo uses 50).")
+@click.option("--space-neighbours", type=click.IntRange(min=0), cls=LibraryOption, library=IM2VEC,
+              help="K: every image vector also carries the words of its K nearest training images by feature "
+                   "cosine (their tags whitened, each weighed by its cosine to the 20th power), gathered as the "
+                   "last epoch trains and fitted as training ends: kNN tag transfer in the space, read by "
+                   "gensim's cosine (0: off; the demo uses 20). Exact: every image is compared with every "
+                   "training image, not for 100M images yet.")
+@click.option("--space-neighbour-weight", type=NonNegative(), cls=LibraryOption, library=IM2VEC,
+              help="γ: the neighbours' words' weight against the image's own vector (--space-neighbours).")
 @click.option("--space-calibrate-new-words/--no-space-calibrate-new-words", cls=LibraryOption, library=IM2VEC,
               help="--pretrained --freeze-words: after training, tags the pretrained model had no vector for get "
                    "the pretrained tags' share of their norm in the images' main directions, so they stop coming "
@@ -1417,6 +1439,9 @@ def train_command(documents, features, output, pretrained, analogies_path, resum
         if not pretrained:
             raise click.UsageError("--train-new-words needs --pretrained: without it every word is new (the "
                                    "words learn by default).")
+    if options.get("space_neighbour_weight") is not None and not options.get("space_neighbours"):
+        raise click.UsageError("--space-neighbour-weight weighs the words of the nearest training images that "
+                               "--space-neighbours K adds: give it with --space-neighbours K (K > 0).")
     if options.get("space_calibrate_new_words") and not (pretrained and options.get("train_words") is False):
         raise click.UsageError("--space-calibrate-new-words calibrates the tags a --pretrained model lacks when only "
                                "the images placed them: give it with --pretrained W2V --freeze-words.")
@@ -2607,7 +2632,7 @@ RAY = "gensim_im2vec.distributed:extract_ray"
 @_extractor_options(FX)
 @click.option("--num-actors", type=click.IntRange(min=1), cls=LibraryOption, library=RAY,
               help="Extractor actors (default: one per GPU; without GPUs, CPUs / --cpus-per-actor).")
-@click.option("--gpus-per-actor", type=click.FloatRange(min=0), cls=LibraryOption, library=RAY,
+@click.option("--gpus-per-actor", type=NonNegative(), cls=LibraryOption, library=RAY,
               help="GPUs per actor (0.5 packs two actors on one GPU; 0: CPU actors).")
 @click.option("--cpus-per-actor", type=click.IntRange(min=1), cls=LibraryOption, library=RAY,
               help="Decoding cores per GPU actor or torch threads per CPU actor (default: chosen for the "

@@ -214,6 +214,22 @@ def _check_readout_directions(k) -> int:
     return int(k)
 
 
+def _check_neighbours(k, image_heads: str) -> None:
+    """`space_neighbours`, checked: an int >= 0, and 0 unless the image head is the space's."""
+    if not is_int(k) or k < 0:
+        raise ValueError("space_neighbours must be an int >= 0 (how many nearest training images' words each "
+                         f"image vector takes; 0: none), got {k!r}.")
+    if k and image_heads != "space":
+        raise ValueError(f"space_neighbours adds to the space head's image vectors; image_heads={image_heads!r} "
+                         f"has none. Use image_heads='space', or space_neighbours=0.")
+
+
+def _check_neighbour_weight(weight) -> None:
+    """`space_neighbour_weight`, checked: a finite real number >= 0 (not a bool)."""
+    if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight) or weight < 0:
+        raise ValueError(f"space_neighbour_weight must be a finite number >= 0, got {weight!r}.")
+
+
 class _GivenFeaturesError(ValueError):
     """The features given to :meth:`Im2Vec.load` (``image_features=``) were refused: raised by the
     load as it is, not as a damaged model file (the file is fine, the argument is not)."""
@@ -491,6 +507,24 @@ class Im2Vec(Word2Vec):
         tags lacking one, held-out image → word 0.246 → 0.227 / 0.258 → 0.200 (seeds 1–3;
         docs/joint-space.md), and above :data:`CALIBRATION_MAX_SHARE` of them it warns;
         ``train_words="new"`` is the setting for that case. Nothing changes for pretrained words.
+    space_neighbours : int
+        k > 0: every image vector, its row of ``wv`` and :meth:`project` alike, also carries the
+        words of its k nearest training images by the cosine of the features: it becomes
+        ``unit(v) + γ · unit(Σ_j s_j^p · b̃_j)`` (γ = `space_neighbour_weight`; see
+        :meth:`fit_neighbours` for the terms), kNN tag transfer written into the space, where
+        gensim's cosine, a saved KeyedVectors file, the ANN index and the projector read it. The
+        images' words are gathered while the last epoch of each ``train()`` trains them (no pass of
+        its own over the corpus; with `corpus_file`, a line's first 10,000 tokens, as gensim reads
+        it) and fitted as it ends, from the words as trained; images a ``train()`` does not see
+        (``build_vocab(update=True)`` then a ``train()`` on the new documents) keep the words of the
+        one before. Each ``train()`` refits every image's k nearest (exact: O(n² F), 2 s on the
+        demo's 5,911 images; refused above :data:`NEIGHBOUR_EXACT_MAX`). Both demos set 20 (seeds
+        1–3 on the demo's split: two-stage word → held-out images 0.113 → 0.154, above kNN's 0.150
+        at every seed, analogies 0.23 → 0.59, zero-shot 0.366 → 0.407; joint word → image
+        0.149 → 0.182; nothing fell; docs/joint-space.md). 0 (the default): off.
+    space_neighbour_weight : float
+        γ, the neighbours' words' weight against the image's own vector (>= 0). Set after training,
+        the images' rows of ``wv`` are written again with the new γ (0: the vectors without them).
     space_analogy_alpha : float
         The analogy steps' learning rate (constant over training).
     space_analogy_negatives : int
@@ -527,6 +561,9 @@ class Im2Vec(Word2Vec):
         image's ``v̂ − μ`` would be zero. None before the first ``train()``.
     space_analogy_seconds : float
         Time the last ``train()`` spent in the analogy steps (``space_analogies``).
+    space_neighbour_seconds : float
+        Time the last ``train()`` spent on `space_neighbours`: the workers' time gathering the last
+        epoch's images' words, and the fit after the epochs.
     readout_W, readout_offset : ndarray of shape (vector_size, n_features) and (vector_size,), or None
         ``R`` and ``c`` of `space_readout`, refitted by each ``train()`` that ran with it; None before.
     space_directions : ndarray of shape (vector_size, k + 1), float32, or None
@@ -557,6 +594,7 @@ class Im2Vec(Word2Vec):
         space_tag_prior: float = 0.0, space_analogies: Iterable[Sequence[str]] | None = None,
         space_analogy_alpha: float = 0.05, space_analogy_negatives: int = 4096, space_readout: float = 0.0,
         space_readout_directions: int = 0, space_calibrate_new_words: bool = False,
+        space_neighbours: int = 0, space_neighbour_weight: float = 1.0,
         vectors_file: str | os.PathLike | None = None,
     ):
         if corpus_file is not None:
@@ -574,7 +612,8 @@ class Im2Vec(Word2Vec):
             space_decoder=space_decoder, space_tag_prior=space_tag_prior, space_analogies=space_analogies,
             space_analogy_alpha=space_analogy_alpha, space_analogy_negatives=space_analogy_negatives,
             space_readout=space_readout, space_readout_directions=space_readout_directions,
-            space_calibrate_new_words=space_calibrate_new_words, vectors_file=vectors_file,
+            space_calibrate_new_words=space_calibrate_new_words, space_neighbours=space_neighbours,
+            space_neighbour_weight=space_neighbour_weight, vectors_file=vectors_file,
         )
         if image_features is not None:
             self._set_features(_image_features(image_features))
@@ -597,7 +636,7 @@ class Im2Vec(Word2Vec):
                           space_common_directions, space_decoder, space_tag_prior, space_analogies=None,
                           space_analogy_alpha=0.05, space_analogy_negatives=4096, space_readout=0.0,
                           space_readout_directions=0, space_calibrate_new_words=False,
-                          vectors_file=None) -> None:
+                          space_neighbours=0, space_neighbour_weight=1.0, vectors_file=None) -> None:
         """Check and set Im2Vec's own options (:meth:`__init__`'s keyword-only arguments, whose
         signature holds their defaults) and its empty image state: no features, no W, no images."""
         if missing_images not in ("raise", "skip"):
@@ -678,7 +717,12 @@ class Im2Vec(Word2Vec):
         self.readout_W = None
         self.space_readout = space_readout  # (checked by the property's setter)
         self.readout_offset = None
-        self._drop_neighbours("Im2Vec()")  # (nothing fitted yet: fit_neighbours' state, empty)
+        _check_neighbours(space_neighbours, image_heads)
+        self.space_neighbours = int(space_neighbours)
+        self.space_neighbour_weight = space_neighbour_weight  # (checked by the property's setter)
+        self._drop_neighbours("Im2Vec()")  # (nothing fitted yet: the neighbours' state, empty)
+        self._gathered_words = self._previous_pool = None
+        self.space_neighbour_seconds = 0.0
         self._readout_sums = None
         self.space_analogy_seconds = 0.0
         self.space_analogy_loss = float("nan")
@@ -1848,7 +1892,10 @@ class Im2Vec(Word2Vec):
             self.train_outputs, self.train_images,
         )
         start = default_timer()
-        _check_readout_directions(self.space_readout_directions)  # (an attribute a user may have set)
+        _check_readout_directions(self.space_readout_directions)  # (attributes a user may have set)
+        _check_neighbours(self.space_neighbours, self.image_heads)
+        if self.space_neighbours and n_img > NEIGHBOUR_EXACT_MAX:
+            raise ValueError(self._too_many_for_neighbours(n_img, "space_neighbours"))
         k = self.space_common_directions
         if self.image_heads == "space" and n_img and k is not None and k + 1 >= self.layer1_size:
             raise ValueError(f"space_common_directions={k} would take {k + 1} of the {self.layer1_size} "
@@ -1891,6 +1938,7 @@ class Im2Vec(Word2Vec):
             self._training = was_training  # (a train() from a callback of another leaves that one's flag)
             self._w_workers = None  # not saved with the model
             self._readout_sums = None  # a train() stopped in its last epoch: its sums go (they hold a lock)
+            self._gathered_words = None  # (and the images' words it gathered)
             if sync.started and not sync.finished:  # interrupted (Ctrl-C, a callback's error): W as it is
                 self.wv.norms = None  # the rows moved; gensim clears them only when train() ends (_clear_post_train)
                 self._write_image_vectors()
@@ -1918,6 +1966,12 @@ class Im2Vec(Word2Vec):
         self._analogy_epochs = int(self.__dict__.pop("_epochs_before", 0))
         self._epochs_begun = 0
         self._readout_sums = None
+        self._gathered_words = None
+        self.space_neighbour_seconds = 0.0
+        if self.neighbour_keys is not None:  # what this train() adds its last epoch's images to
+            self._previous_pool = self._pool_words() if self.space_neighbours else None
+        elif not self._analogy_epochs:  # (a resumed run keeps the pool its first part began with)
+            self._previous_pool = None
         self._drop_neighbours("train()")
         self.space_setup_seconds = plan_seconds + (default_timer() - start)
         if self.train_images and n_img:
@@ -1951,9 +2005,34 @@ class Im2Vec(Word2Vec):
         if self.image_heads == "space" and n_img:
             self._remove_common_directions()
             self._fit_readout()
-        self._write_image_vectors()
-        if self.image_heads == "space" and n_img:
+        words, self._gathered_words = self._gathered_words, None
+        if words is not None and self._previous_pool:  # the images this train() did not see keep their words
+            words, kept = {**self._previous_pool, **words}, len(set(self._previous_pool) - set(words))
+            if kept:
+                logger.info("space_neighbours: %i images fitted before and not in this train()'s last epoch keep "
+                            "their words (model.fit_neighbours(documents) fits the given documents' alone)", kept)
+        self._previous_pool = None
+        space = self.image_heads == "space" and n_img
+        fit = words is not None and any(words.values())
+        calibrating = space and self._calibrates()  # (it reads the images' rows)
+        if not fit or calibrating:
+            self._write_image_vectors()  # (else the neighbours' fit below writes them, once)
+        if space:
             self._calibrate_new_words(moved_from)
+        if fit:  # space_neighbours: from the words as calibrated
+            start_fit = default_timer()
+            self._fit_neighbour_words(words, start_fit)
+            fitted = default_timer() - start_fit
+            self.space_neighbour_seconds = self._neighbour_seconds + fitted
+            logger.info("space_neighbours: the last epoch's images' words gathered in %.2fs of worker time, fitted "
+                        "in %.2fs (train() took %.1fs before it)", self._neighbour_seconds, fitted, elapsed)
+        elif words is not None:
+            logger.warning("space_neighbours=%i: no image of the last epoch had a word of the vocabulary in its "
+                           "documents; the image vectors are left without neighbours", self.space_neighbours)
+
+    def _calibrates(self) -> bool:
+        """Whether :meth:`_calibrate_new_words` has words to move (then it reads the images' rows)."""
+        return bool(self.space_calibrate_new_words and self.train_words is False and self.space_word_alpha > 0)
 
     def _calibrate_new_words(self, moved_from: int) -> None:
         """Two-stage (``train_words=False``), `space_calibrate_new_words`: each word without a
@@ -1972,7 +2051,7 @@ class Im2Vec(Word2Vec):
         them as they are. None when the space step moves no word (``space_word_alpha=0``). The
         images' directions come from at most :data:`CALIBRATION_IMAGES` of their rows; the random
         directions from the model's seed."""
-        if not self.space_calibrate_new_words or self.train_words is not False or not self.space_word_alpha > 0:
+        if not self._calibrates():
             return
         dim = self.layer1_size
         k, outside = dim // 4, dim // 2
@@ -2160,6 +2239,8 @@ class Im2Vec(Word2Vec):
             bool(self.sample), int(self.window), bool(self.shrink_windows), self._next_seed(),
             max_images=max(limit, 0),
         )
+        if self._gathered_words is not None and len(rows):  # (a job of text alone has no image to gather)
+            self._gather_neighbour_words(sentences)
         seeds = self._job_seeds(len(runs) - 1)
         shared = self._w_workers if len(rows) else None
         W = shared.begin() if shared is not None else self.W
@@ -2183,6 +2264,20 @@ class Im2Vec(Word2Vec):
             if shared is not None:
                 shared.end()
         return len(tokens), self._raw_word_count(sentences)
+
+    def _gather_neighbour_words(self, sentences) -> None:
+        """Add a job's images and their words to the last epoch's (`space_neighbours`; the GIL held,
+        as gensim's workers hold it to read their jobs)."""
+        start = default_timer()
+        words: dict[int, dict[int, None]] = {}
+        self._add_image_words(sentences, words)
+        with _STATS_LOCK:
+            gathered = self._gathered_words
+            if gathered is None:  # (training ended meanwhile)
+                return
+            for i, ws in words.items():
+                gathered.setdefault(i, {}).update(ws)
+            self._neighbour_seconds += default_timer() - start
 
     def _space_in_kernel(self) -> bool:
         """The space head's jobs run whole in the kernel (:func:`im2vec_inner.train_space_job`)
@@ -2431,6 +2526,10 @@ class Im2Vec(Word2Vec):
             rate = 1.0 if expected <= READOUT_GRAM_IMAGES else READOUT_GRAM_IMAGES / expected
             self._readout_sums = _ReadoutSums(self.features.dim, self.layer1_size, READOUT_MAX_IMAGES,
                                               gram_rate=rate, seed=self.seed)
+        if (self.space_neighbours and self.image_heads == "space" and self.features is not None
+                and self._epochs_begun == self.epochs):
+            self._gathered_words = {}  # the last epoch's images and their words (_gather_neighbour_words)
+            self._neighbour_seconds = 0.0
 
     def _readout_add(self, X: np.ndarray, plan) -> None:
         """Add a job's images to the readout's sums: `X` their rows as the space step trains on
@@ -2546,13 +2645,40 @@ class Im2Vec(Word2Vec):
         return self.space_readout > 0 and self.readout_W is not None
 
     # ------------------------------------------------------------------ the neighbours' tags
-    def fit_neighbours(self, documents: Iterable[Sequence[str]], *, k: int = 20, weight: float = 1.0) -> Im2Vec:
-        """Write into every image vector the tags of its nearest training images: kNN tag transfer,
-        in the space, where gensim's cosine reads it (an experiment of issue 11; off unless called).
+    @property
+    def space_neighbour_weight(self) -> float:
+        """γ, the weight of the nearest training images' words in every image vector
+        (`space_neighbours`, :meth:`fit_neighbours`). Set on a model whose neighbours are fitted, the
+        images' rows of ``wv`` are written again with the new γ (0: the vectors as they are without
+        them), so that ``wv`` and :meth:`project` stay one function, as `space_readout`'s setter does;
+        a write that fails leaves the old γ, and the rows written so far until γ is set again (or a
+        save, which leaves them out to be written at load)."""
+        return self.__dict__.get("_space_neighbour_weight", 1.0)
+
+    @space_neighbour_weight.setter
+    def space_neighbour_weight(self, weight: float) -> None:
+        _check_neighbour_weight(weight)
+        old, self.__dict__["_space_neighbour_weight"] = self.__dict__.get("_space_neighbour_weight"), float(weight)
+        if old is not None and float(weight) != old and self.__dict__.get("neighbour_keys") is not None:
+            start = default_timer()
+            self._image_rows_from_W = False  # until every row is written with the new γ
+            try:
+                self._write_image_vectors()
+            except BaseException:  # the old γ back: setting the new one again writes the rows again
+                self.__dict__["_space_neighbour_weight"] = old
+                raise
+            logger.info("space_neighbour_weight %g -> %g: the images' rows of wv written again (%.2fs)", old,
+                        float(weight), default_timer() - start)
+
+    def fit_neighbours(self, documents: Iterable[Sequence[str]], *, k: int | None = None,
+                       weight: float | None = None) -> Im2Vec:
+        """Write into every image vector the words of its nearest training images, as a ``train()``
+        with `space_neighbours` does as it ends, for a model trained without it (or to fit again
+        with another `k`): kNN tag transfer, in the space, where gensim's cosine reads it.
 
         Each image's vector, a row of ``model.wv`` and :meth:`project` of any features alike, becomes
 
-            unit(v) + weight · unit( Σ_j s_j^p · b̃_j )
+            unit(v) + γ · unit( Σ_j s_j^p · b̃_j )
 
         with ``v`` the vector it had, ``j`` the `k` images of `documents` nearest by the cosine of
         the features (a training image finds itself, at cosine 1), ``s_j`` that cosine, ``p`` =
@@ -2560,25 +2686,34 @@ class Im2Vec(Word2Vec):
         ``b̃_j`` image j's words *whitened*: the sum of their unit vectors times ``(G + λI)⁻¹``, ``G``
         the mean outer product of the unit vectors of every word of the images' documents, λ =
         :data:`NEIGHBOUR_WHITEN`, then unit length (a plain sum lies nearest the general words every
-        image shares; whitened, its nearest words by cosine are its own). On the demo, seeds 1-3
-        (``benchmarks/neighbour_bags.py``, docs/joint-space.md): two-stage word → held-out images
-        0.113 → 0.154 (kNN 0.150), analogies 0.23 → 0.59; joint word → image 0.149 → 0.182.
+        image shares; whitened, its nearest words by cosine are its own). γ is
+        `space_neighbour_weight`. On the demo, seeds 1-3 (``benchmarks/neighbour_bags.py``,
+        docs/joint-space.md): two-stage word → held-out images 0.113 → 0.154 (kNN 0.150),
+        analogies 0.23 → 0.59; joint word → image 0.149 → 0.182.
 
         One pass over `documents` (an image's words are the other words of the documents it is in
-        that have a vector); the words' and the images' vectors are read as they are now, so call it
-        after :meth:`train`, which drops what it fitted (``W`` and the words move). Kept with the model
-        (:meth:`save`): the images' keys and their whitened words (``vector_size`` floats each), their
-        features found by key when first needed (from the features the model holds then); :meth:`project` compares new features with every one of those images
-        (exact, in blocks: ``n × n_features`` per image; no ANN index yet, so not for 100M images).
+        that have a vector): the images of `documents`, and those alone, become the neighbours; the
+        words' and the images' vectors are read as they are now. `k` and `weight` become the
+        model's `space_neighbours` and `space_neighbour_weight`, so each later ``train()`` fits
+        them again as it ends, from its own last epoch (training moves the vectors they were read
+        from). Kept with the model (:meth:`save`): the images' keys and their words (a 4-byte
+        position each, into the whitened vectors of the words they use), their features found by
+        key when first needed (from the features the model holds then); :meth:`project` compares
+        new features with every one of those images (exact, in blocks: ``n × n_features`` floats in
+        memory; no ANN index yet, so not for 100M images: above :data:`NEIGHBOUR_EXACT_MAX` it is
+        refused). Interrupted while the rows are written (Ctrl-C), the model's settings and fit are
+        those before the call, and the rows written so far stay until the next write (a save leaves
+        them out, to be written at load).
 
         Parameters
         ----------
         documents : iterable of list of str
             The training documents (the images' tags); images the model does not hold are skipped.
-        k : int
-            Nearest images each vector takes the words of (1 or more).
-        weight : float
-            Its weight against the image's own vector (> 0).
+        k : int, optional
+            Nearest images each vector takes the words of (default: `space_neighbours`, or
+            :data:`NEIGHBOURS` when that is 0).
+        weight : float, optional
+            γ, their weight against the image's own vector (default: `space_neighbour_weight`).
 
         Returns
         -------
@@ -2595,14 +2730,20 @@ class Im2Vec(Word2Vec):
         >>> key = next(d[0] for d in data.docs if d[0].startswith("img:"))
         >>> bool(abs(model.wv[key] - model.project(data.features[key])).max() < 1e-4)
         True
+        >>> model.space_neighbours  # the next train() fits them again as it ends
+        5
         """
         start = default_timer()
         self._refuse_during_training("fit_neighbours")
+        k = (self.space_neighbours or NEIGHBOURS) if k is None else k
         if not is_int(k) or k < 1:
             raise ValueError(f"fit_neighbours: k must be a positive int, got {k!r}.")
-        if (isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight)
-                or not weight > 0):
-            raise ValueError(f"fit_neighbours: weight must be a positive finite number, got {weight!r}.")
+        weight = self.space_neighbour_weight if weight is None else weight
+        try:
+            _check_neighbour_weight(weight)
+        except ValueError:
+            raise ValueError(f"fit_neighbours: weight (the model's space_neighbour_weight) must be a finite number "
+                             f">= 0, got {weight!r}.") from None
         if self.image_heads != "space":
             raise ValueError(f"fit_neighbours adds to the space head's image vectors; this model has "
                              f"image_heads={self.image_heads!r}. Train one with image_heads='space' (the default).")
@@ -2613,56 +2754,112 @@ class Im2Vec(Word2Vec):
             raise ValueError("fit_neighbours needs a trained space: train the model first (model.train(...)).")
         if isinstance(documents, (str, bytes)):
             raise TypeError("fit_neighbours: documents must be an iterable of token lists, got a str.")
-        index, rows_of = self.wv.key_to_index, self._vocab_image_rows
-        words: dict[int, dict[int, None]] = {}  # image's vocabulary index -> its words' vocabulary indices
-        for doc in documents:
-            if isinstance(doc, str):
-                raise TypeError(f"fit_neighbours: each document must be a list of tokens, got the str {doc[:50]!r}.")
-            ids = [index.get(t, -1) for t in doc]
-            images = [i for i in ids if i >= 0 and rows_of[i] >= 0]
-            tags = [i for i in ids if i >= 0 and rows_of[i] < 0]
-            for i in images:
-                words.setdefault(i, {}).update(dict.fromkeys(tags))
-        words = {r: ws for r, ws in words.items() if ws}
-        if not words:
+        words: dict[int, dict[int, None]] = {}
+        self._add_image_words(documents, words)
+        if not any(words.values()):
             raise ValueError("fit_neighbours: no document holds an image of this model with a word of it; give the "
                              "documents the model was trained on.")
-        tag_ids = np.array(sorted({i for ws in words.values() for i in ws}), dtype=np.int64)
-        U = l2_normalize(np.asarray(self.wv.vectors[tag_ids], dtype=np.float64), out_dtype=np.float64)
-        G = U.T @ U / len(U)
-        M = np.linalg.inv(G + NEIGHBOUR_WHITEN * np.eye(len(G)))
-        pos = {int(t): j for j, t in enumerate(tag_ids)}
-        images = list(words)
-        bags = np.empty((len(images), self.layer1_size), dtype=REAL)
-        UM = U @ M
-        for lo in range(0, len(images), _WRITE_CHUNK):
-            chunk = images[lo:lo + _WRITE_CHUNK]
-            cols = [[pos[t] for t in words[i]] for i in chunk]
-            B = scipy.sparse.csr_matrix((np.ones(sum(map(len, cols))), np.concatenate(cols),
-                                         np.cumsum([0, *map(len, cols)])), shape=(len(chunk), len(tag_ids)))
-            bags[lo:lo + len(chunk)] = l2_normalize(B @ UM, out_dtype=REAL)
-        keys = self.wv.index_to_key
-        self.neighbour_keys = [keys[i] for i in images]
-        self.neighbour_bags = bags
-        self.neighbour_k, self.neighbour_weight = int(k), float(weight)
-        self._neighbour_T = None
-        self._neighbour_features()  # once, before the rows are written on several threads
-        self._write_image_vectors()
-        logger.info("fit_neighbours: %i images' words (%i distinct words) in every image vector, k=%i, weight %g "
-                    "(%.2fs)", len(images), len(tag_ids), self.neighbour_k, self.neighbour_weight,
-                    default_timer() - start)
+        n_img = sum(1 for ws in words.values() if ws)
+        if n_img > NEIGHBOUR_EXACT_MAX:
+            raise ValueError(self._too_many_for_neighbours(n_img, "fit_neighbours"))
+        before = {name: self.__dict__.get(name) for name in _NEIGHBOUR_STATE}
+        self.space_neighbours, self._previous_pool = int(k), None
+        self.__dict__["_space_neighbour_weight"] = float(weight)
+        try:
+            self._fit_neighbour_words(words, start)
+        except BaseException:  # (e.g. Ctrl-C while the rows are written) the settings and the fit as they were;
+            self.__dict__.update(before)  # rows already written stay until the next write (a save leaves them
+            self._image_rows_from_W = False  # out, to be written at load)
+            raise
         return self
 
+    def _pool_words(self) -> dict[int, dict[int, None]] | None:
+        """The fitted images and their words as :meth:`_add_image_words` gathers them (by vocabulary
+        index), those that are still an image and words of the model; None for bags saved without
+        their words (by fit_neighbours before 2026-12-07)."""
+        if self.neighbour_tag_ids is None:
+            return None
+        index, rows_of, n = self.wv.key_to_index, self._vocab_image_rows, len(self.wv)
+        tags, ptr, bag_words = self.neighbour_tag_ids, self.neighbour_bag_ptr, self.neighbour_bag_words
+        pool = {}
+        for j, key in enumerate(self.neighbour_keys):
+            i = index.get(key, -1)
+            ws = [int(t) for t in tags[bag_words[ptr[j]:ptr[j + 1]]] if t < n and rows_of[t] < 0]
+            if i >= 0 and rows_of[i] >= 0 and ws:
+                pool[i] = dict.fromkeys(ws)
+        return pool
+
+    def _too_many_for_neighbours(self, n: int, what: str) -> str:
+        gb = n * self.features.dim * 4 / 1e9
+        return (f"{what}: space_neighbours compares every image with each of the {n:,} training images, exactly "
+                f"(their features in memory, {gb:.1f} GB, and {n:,}² comparisons to fit: about 9 minutes at 200,000 "
+                f"images on 2 cores, 25 times that at 1M), and takes at most NEIGHBOUR_EXACT_MAX = "
+                f"{NEIGHBOUR_EXACT_MAX:,} of them; an approximate index over the features is not built yet. Train "
+                f"with space_neighbours=0, or raise gensim_im2vec.model.NEIGHBOUR_EXACT_MAX to run it anyway.")
+
+    def _add_image_words(self, documents: Iterable[Sequence[str]], words: dict[int, dict[int, None]]) -> None:
+        """Add the images of `documents` to `words` (an image's vocabulary index -> its words'
+        indices, as the keys of a dict): each one with the other words of the documents it is in
+        that the vocabulary has."""
+        index, rows_of = self.wv.key_to_index, self._vocab_image_rows
+        for doc in documents:
+            if isinstance(doc, str):
+                raise TypeError(f"each document must be a list of tokens, got the str {doc[:50]!r}.")
+            ids = [index.get(t, -1) for t in doc]
+            images = [i for i in ids if i >= 0 and rows_of[i] >= 0]
+            if images:
+                tags = dict.fromkeys(i for i in ids if i >= 0 and rows_of[i] < 0)
+                for i in images:
+                    words.setdefault(i, {}).update(tags)
+
+    def _fit_neighbour_words(self, words: dict[int, dict[int, None]], start: float) -> None:
+        """The neighbours' state from `words` (:meth:`_add_image_words`) at `space_neighbours` and
+        `space_neighbour_weight`, and the images' rows of ``wv`` written with it. The images in
+        vocabulary order, each one's words in vocabulary order: the same state whatever order the
+        documents came in (a train()'s workers, or fit_neighbours' documents)."""
+        images = sorted(i for i, ws in words.items() if ws)
+        tag_ids = np.array(sorted({i for r in images for i in words[r]}), dtype=np.int64)
+        U = l2_normalize(np.asarray(self.wv.vectors[tag_ids], dtype=np.float64), out_dtype=np.float64)
+        M = np.linalg.inv(U.T @ U / len(U) + NEIGHBOUR_WHITEN * np.eye(U.shape[1]))
+        vectors = (U @ M).astype(REAL)  # each tag's unit vector, whitened
+        ptr = np.zeros(len(images) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter((len(words[i]) for i in images), dtype=np.int64, count=len(images)), out=ptr[1:])
+        bag_words = np.searchsorted(tag_ids, np.fromiter(itertools.chain.from_iterable(
+            sorted(words[i]) for i in images), dtype=np.int64, count=int(ptr[-1]))).astype(np.int32)
+        scale = np.empty(len(images), dtype=REAL)
+        for lo in range(0, len(images), _WRITE_CHUNK):
+            hi = min(lo + _WRITE_CHUNK, len(images))
+            B = scipy.sparse.csr_matrix((np.ones(ptr[hi] - ptr[lo], dtype=REAL), bag_words[ptr[lo]:ptr[hi]],
+                                         ptr[lo:hi + 1] - ptr[lo]), shape=(hi - lo, len(vectors)))
+            scale[lo:hi] = 1.0 / np.maximum(np.linalg.norm(B @ vectors, axis=1), 1e-12)
+        keys = self.wv.index_to_key
+        self.neighbour_keys = [keys[i] for i in images]
+        self.neighbour_bag_ptr, self.neighbour_bag_words, self.neighbour_bag_scale = ptr, bag_words, scale
+        self.neighbour_word_vectors, self.neighbour_tag_ids = vectors, tag_ids
+        self.neighbour_k = int(self.space_neighbours)
+        self._neighbour_T = None
+        self._neighbour_features()  # once, before the rows are written on several threads
+        self._image_rows_from_W = False
+        self._write_image_vectors()
+        logger.info("neighbours: %i images' words (%i distinct words) in every image vector, k=%i, weight %g "
+                    "(%.2fs)", len(images), len(tag_ids), self.neighbour_k, self.space_neighbour_weight,
+                    default_timer() - start)
+
     def _neighbours_on(self) -> bool:
-        return self.neighbour_bags is not None and self.neighbour_weight > 0
+        return self.neighbour_keys is not None and self.space_neighbour_weight > 0
 
     def _drop_neighbours(self, why: str) -> None:
-        """Forget what :meth:`fit_neighbours` fitted (`why`: what moved the vectors it was read from)."""
-        if self.__dict__.get("neighbour_bags") is not None:
-            logger.info("%s: the neighbours' words leave the image vectors (fit_neighbours read the vectors this "
-                        "changes); call model.fit_neighbours(documents) again after it", why)
-        self.neighbour_keys = self.neighbour_bags = None
-        self.neighbour_k, self.neighbour_weight = 0, 0.0
+        """Forget the neighbours' fitted state (`why`: what moved the vectors it was read from)."""
+        if self.__dict__.get("neighbour_keys") is not None:
+            if self.space_neighbours and why == "train()":
+                logger.info("train(): the neighbours' words leave the image vectors until it ends "
+                            "(space_neighbours=%i: fitted again from its last epoch)", self.space_neighbours)
+            else:
+                logger.info("%s: the neighbours' words leave the image vectors (they were read from the vectors "
+                            "this changes); call model.fit_neighbours(documents) again after it", why)
+        self.neighbour_keys = self.neighbour_bag_ptr = self.neighbour_bag_words = self.neighbour_bag_scale = None
+        self.neighbour_word_vectors = self.neighbour_tag_ids = None
+        self.neighbour_k = 0
         self._neighbour_T = None
 
     def _neighbour_features(self) -> np.ndarray:
@@ -2684,19 +2881,30 @@ class Im2Vec(Word2Vec):
         return T
 
     def _with_neighbours(self, H: np.ndarray, V: np.ndarray, dtype=REAL) -> np.ndarray:
-        """``unit(H) + weight · unit(Σ_j s_j^p · b̃_j)`` for image vectors `H` of the feature rows `V`."""
-        T, bags, k = self._neighbour_features(), self.neighbour_bags, min(self.neighbour_k, len(self.neighbour_keys))
+        """``unit(H) + weight · unit(Σ_j s_j^p · b̃_j)`` for image vectors `H` of the feature rows `V`;
+        ``b̃_j`` = image j's whitened tag vectors summed, times its scale (kept as word lists)."""
+        T, k = self._neighbour_features(), min(self.neighbour_k, len(self.neighbour_keys))
+        ptr, bag_words, scale = self.neighbour_bag_ptr, self.neighbour_bag_words, self.neighbour_bag_scale
+        vectors = self.neighbour_word_vectors
         Q = l2_normalize(np.asarray(V, dtype=REAL), out_dtype=REAL)
-        term = np.empty((len(Q), bags.shape[1]), dtype=np.float64)
+        term = np.empty((len(Q), vectors.shape[1]), dtype=np.float64)
         block = max(1, min(1024, (1 << 22) // max(len(T), 1)))  # 4M cosines at a time: ≈ 64 MB with argpartition's
         for lo in range(0, len(Q), block):
             S = Q[lo:lo + block] @ T.T
             idx = np.argpartition(-S, k - 1, axis=1)[:, :k] if k < S.shape[1] else np.broadcast_to(
                 np.arange(S.shape[1]), S.shape)
-            w = np.take_along_axis(S, idx, 1).clip(0).astype(np.float64) ** NEIGHBOUR_POWER
-            term[lo:lo + len(w)] = np.einsum("nk,nkd->nd", w, bags[idx])
+            w = np.take_along_axis(S, idx, 1).clip(0).astype(np.float64) ** NEIGHBOUR_POWER * scale[idx]
+            # the neighbours' bags as one sparse matrix over the whitened tags: a row per image
+            flat = idx.ravel()
+            starts = ptr[flat]
+            lens = ptr[flat + 1] - starts
+            ends = np.cumsum(lens)
+            pos = np.repeat(starts - (ends - lens), lens) + np.arange(int(ends[-1]) if len(ends) else 0)
+            A = scipy.sparse.csr_matrix((np.repeat(w.ravel(), lens), (np.repeat(np.arange(len(flat)) // k, lens),
+                                                                    bag_words[pos])), shape=(len(idx), len(vectors)))
+            term[lo:lo + len(idx)] = A @ vectors
         out = l2_normalize(np.asarray(H, dtype=np.float64), out_dtype=np.float64)
-        out += self.neighbour_weight * l2_normalize(term, out_dtype=np.float64)
+        out += self.space_neighbour_weight * l2_normalize(term, out_dtype=np.float64)
         return out.astype(dtype, copy=False)
 
     def _plan_analogies(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -3405,6 +3613,7 @@ class Im2Vec(Word2Vec):
             "_scan_tag_counts", "_neg_word_idx", "_neg_word_cum", "_neg_tag_idx", "_neg_tag_cum", "_space_lock",
             "_space_bias", "_tag_mask_cache", "_epoch", "_vectors_file_state", "_moving_vectors", "_w_workers",
             "_epochs_before", "_readout_sums", "_epochs_begun", "_image_rows_unwritten", "_training", "_lockf",
+            "_gathered_words",
         })
         if not getattr(self, "_moving_vectors", False):
             return super()._save_specials(fname, separately, sep_limit, ignore, pickle_protocol, compress, subname)
@@ -3931,9 +4140,21 @@ class Im2Vec(Word2Vec):
                               ("_vectors_file_token", None),
                               ("_space_readout", 0.0), ("readout_W", None), ("readout_offset", None),
                               ("space_readout_directions", 0), ("space_calibrate_new_words", False),
-                              ("_readout_sums", None), ("neighbour_keys", None), ("neighbour_bags", None),
-                              ("neighbour_k", 0), ("neighbour_weight", 0.0)):
+                              ("_readout_sums", None), ("neighbour_keys", None), ("neighbour_bag_ptr", None),
+                              ("neighbour_bag_words", None), ("neighbour_bag_scale", None),
+                              ("neighbour_word_vectors", None), ("neighbour_tag_ids", None),
+                              ("_previous_pool", None), ("space_neighbour_seconds", 0.0),
+                              ("neighbour_k", 0), ("_gathered_words", None)):
             self.__dict__.setdefault(name, default)
+        bags, old_weight = self.__dict__.pop("neighbour_bags", None), self.__dict__.pop("neighbour_weight", None)
+        if bags is not None:  # fitted by fit_neighbours before space_neighbours: a bag of one "word" an image
+            n = len(bags)
+            self.neighbour_bag_ptr, self.neighbour_bag_words = np.arange(n + 1), np.arange(n, dtype=np.int32)
+            self.neighbour_bag_scale, self.neighbour_word_vectors = np.ones(n, dtype=REAL), np.asarray(bags)
+            self.__dict__.setdefault("space_neighbours", int(self.__dict__["neighbour_k"]))  # its k and weight
+            self.__dict__.setdefault("_space_neighbour_weight", float(old_weight if old_weight is not None else 1.0))
+        self.__dict__.setdefault("space_neighbours", 0)
+        self.__dict__.setdefault("_space_neighbour_weight", 1.0)
         # a model saved before the flag was kept: its image rows are W's if it has trained
         self.__dict__.setdefault("_image_rows_from_W", bool(getattr(self, "train_count", 0)))
         if "space_readout" in self.__dict__:  # saved before space_readout was a property (its rows as they are)
@@ -4094,18 +4315,28 @@ class Im2Vec(Word2Vec):
 
 #: The readout's ridge penalty λ (`space_readout`; the ridge baseline's own, on unit-norm features).
 READOUT_PENALTY = 1.0
-#: The most image occurrences whose sums the readout gathers in a ``train()``'s last epoch (an F × D
-#: product each): at 100M images a sample, the first to train.
 #: What gensim's ``SaveLoad._save_specials`` writes into an object's ``__dict__`` (and leaves there): the
 #: attributes saved as companion files, and the objects saved recursively.
 _GENSIM_SAVE_RECORDS = ("__numpys", "__scipys", "__ignoreds", "__recursive_saveloads")
 
-#: :meth:`Im2Vec.fit_neighbours`: a neighbour weighs its feature cosine to this power (20: a training
-#: image's own words outweigh its neighbours', a new image takes mostly its nearest images').
+#: The neighbours' words (`space_neighbours`, :meth:`Im2Vec.fit_neighbours`): a neighbour weighs its
+#: feature cosine to this power (20: a training image's own words outweigh its neighbours', a new
+#: image takes mostly its nearest images').
 NEIGHBOUR_POWER = 20.0
-#: :meth:`Im2Vec.fit_neighbours`: λ of the whitening ``(G + λI)⁻¹`` (``G``'s trace is 1).
+#: The neighbours' words: λ of the whitening ``(G + λI)⁻¹`` (``G``'s trace is 1).
 NEIGHBOUR_WHITEN = 0.005
+#: What :meth:`Im2Vec.fit_neighbours` sets: the settings and the fitted state.
+_NEIGHBOUR_STATE = ("space_neighbours", "_space_neighbour_weight", "neighbour_keys", "neighbour_bag_ptr",
+                    "neighbour_bag_words", "neighbour_bag_scale", "neighbour_word_vectors", "neighbour_tag_ids",
+                    "neighbour_k", "_neighbour_T", "_previous_pool")
+#: :meth:`Im2Vec.fit_neighbours`' `k` on a model whose `space_neighbours` is 0 (the demo's k).
+NEIGHBOURS = 20
+#: The most training images the neighbours' exact search takes (their features kept in memory, every
+#: pair compared to fit: hours at 1M images); more is refused before training, naming this constant.
+NEIGHBOUR_EXACT_MAX = 1_000_000
 
+#: The most image occurrences whose sums the readout gathers in a ``train()``'s last epoch (an F × D
+#: product each): at 100M images a sample, the first to train.
 READOUT_MAX_IMAGES = 1_000_000
 #: About how many of those images' feature rows make the readout's F × F Gram ``XᵀX`` (2·F² flops a row:
 #: 3.3 Mflop at F = 1,280, three times the rest of the readout and of the map's step on that row). The

@@ -113,6 +113,7 @@ def _assert_rows_are_W(model, data):
 CONFIGS = {
     "space head": {},
     "space head, readout and common directions": dict(space_readout=0.5, space_common_directions=1),
+    "space head and the neighbours' words": dict(space_readout=0.5, space_neighbours=5),
     "output head": dict(image_heads="output"),
 }
 

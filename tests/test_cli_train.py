@@ -79,6 +79,33 @@ def test_train_passes_the_space_options_to_the_model(tmp_path):
     assert res.exit_code == 2 and "--space-readout" in res.output
 
 
+def test_train_space_neighbours_fits_them_as_training_ends(tmp_path):
+    _, docs = _inputs(tmp_path)
+    runner = CliRunner()
+    base = ["train", str(docs), "-f", str(tmp_path / "store"), "--vector-size", "8", "--epochs", "1", "--sg",
+            "--min-count", "1", "--workers", "1", "--seed", "1"]
+    res = runner.invoke(main, [*base, "-o", str(tmp_path / "n.model"), "--space-neighbours", "3",
+                               "--space-neighbour-weight", "0.5"])
+    assert res.exit_code == 0, res.output
+    model = Im2Vec.load(str(tmp_path / "n.model"))
+    assert (model.space_neighbours, model.space_neighbour_weight, model.neighbour_k) == (3, 0.5, 3)
+    assert model.neighbour_keys is not None and model._neighbours_on()
+    key = model.image_keys[0]
+    np.testing.assert_allclose(model.wv[key], model.project(model.features.vectors[model.features.row(key)]),
+                               rtol=1e-4, atol=1e-5)
+    res = runner.invoke(main, [*base, "-o", str(tmp_path / "p.model")])
+    plain = Im2Vec.load(str(tmp_path / "p.model"))
+    assert plain.space_neighbours == 0 and plain.neighbour_keys is None  # the library's default
+    for opt, bad in (("--space-neighbours", "-1"), ("--space-neighbours", "2.5"), ("--space-neighbour-weight", "-1"),
+                     ("--space-neighbour-weight", "nan"), ("--space-neighbour-weight", "inf"),
+                     ("--space-readout", "nan")):
+        res = runner.invoke(main, [*base, "-o", str(tmp_path / "x.model"), "--space-neighbours", "3", opt, bad])
+        assert res.exit_code == 2 and opt in res.output, (opt, bad, res.output)
+    res = runner.invoke(main, [*base, "-o", str(tmp_path / "x.model"), "--space-neighbour-weight", "0.5"])
+    assert res.exit_code == 2 and "give it with --space-neighbours K" in res.output
+    assert not (tmp_path / "x.model").exists()
+
+
 def test_train_pretrained_new_words_learn_unless_frozen(tmp_path):
     """--pretrained: the text's words stay frozen and a tag it never saw learns (train_words="new",
     from_word2vec's default; --train-new-words says it); --freeze-words keeps the space step alone

@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 import pytest
+import scipy.sparse
 from gensim.models import KeyedVectors
 
 from gensim_im2vec import Im2Vec
@@ -23,6 +24,13 @@ def data():
 @pytest.fixture()
 def model(data):
     return Im2Vec(data.docs, image_features=data.features, **OPTS)
+
+
+def dense_bags(m) -> np.ndarray:
+    """The fitted images' whitened words summed, each at its scale: a dense row per image."""
+    A = scipy.sparse.csr_matrix((np.ones(len(m.neighbour_bag_words)), m.neighbour_bag_words, m.neighbour_bag_ptr),
+                                shape=(len(m.neighbour_keys), len(m.neighbour_word_vectors)))
+    return (A @ m.neighbour_word_vectors) * m.neighbour_bag_scale[:, None]
 
 
 def image_docs(data):
@@ -117,33 +125,51 @@ def test_saved_and_loaded_with_the_model(model, data, tmp_path):
     model.save(str(tmp_path / "m.model"))
     for mmap in (None, "r"):
         again = Im2Vec.load(str(tmp_path / "m.model"), mmap=mmap)
-        assert again.neighbour_k == 7 and again.neighbour_weight == 0.5
+        assert again.neighbour_k == again.space_neighbours == 7 and again.space_neighbour_weight == 0.5
         assert again._neighbour_T is None  # read from the store again, not saved
         np.testing.assert_allclose(again.wv[key], model.wv[key], rtol=1e-6)
         np.testing.assert_allclose(again.project(data.test_features[:4]), model.project(data.test_features[:4]),
                                    rtol=1e-5, atol=1e-6)
 
 
-def test_training_drops_them_and_says_so(model, data, caplog):
+def test_a_later_train_fits_them_again_from_its_last_epoch(model, data, caplog):
+    """fit_neighbours sets space_neighbours: train() moves the vectors the bags were read from, drops
+    them as it begins and fits them again as it ends, from the documents of its last epoch."""
     plain_row = model.wv[image_docs(data)[0][0]].copy()
+    model.fit_neighbours(data.docs, k=6, weight=0.8)
+    assert (model.space_neighbours, model.space_neighbour_weight) == (6, 0.8)
+    with caplog.at_level(logging.INFO, logger="gensim_im2vec.model"):
+        model.train(data.docs, total_examples=len(data.docs), epochs=1)
+    assert "fitted again from its last epoch" in caplog.text and "space_neighbours:" in caplog.text
+    assert model.neighbour_k == 6 and model._neighbours_on()
+    bags = dense_bags(model)
+    key = image_docs(data)[0][0]
+    np.testing.assert_allclose(model.wv[key], model.project(data.features[key]), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(model.wv[key], plain_row)
+    model.fit_neighbours(data.docs)  # (the model's k and γ): the bags the train() gathered, to float rounding
+    np.testing.assert_allclose(dense_bags(model), bags, rtol=1e-5, atol=1e-6)
+
+
+def test_a_train_without_them_drops_them_and_says_so(model, data, caplog):
     model.fit_neighbours(data.docs)
+    model.space_neighbours = 0
     with caplog.at_level(logging.INFO, logger="gensim_im2vec.model"):
         model.train(data.docs, total_examples=len(data.docs), epochs=1)
     assert "call model.fit_neighbours(documents) again" in caplog.text
-    assert model.neighbour_bags is None and not model._neighbours_on()
+    assert model.neighbour_keys is None and not model._neighbours_on()
     key = image_docs(data)[0][0]
     np.testing.assert_allclose(model.wv[key], model.project(data.features[key]), rtol=1e-4, atol=1e-5)
-    assert not np.allclose(model.wv[key], plain_row)  # (trained one more epoch: W's rows, no words added)
 
 
 @pytest.mark.parametrize("bad, match", [
     (dict(k=0), "k must be a positive int"), (dict(k=2.5), "k must be a positive int"),
-    (dict(weight=0), "weight must be a positive finite number"), (dict(weight=True), "weight must be a positive finite"),
+    (dict(weight=-1), "weight .*must be a finite number >= 0"),
+    (dict(weight=True), "weight .*must be a finite number >= 0"),
 ])
 def test_bad_settings_are_refused_naming_them(model, data, bad, match):
     with pytest.raises(ValueError, match=match):
         model.fit_neighbours(data.docs, **bad)
-    assert model.neighbour_bags is None
+    assert model.neighbour_keys is None
 
 
 def test_documents_without_the_models_images_are_refused(model, data):
@@ -190,15 +216,15 @@ def test_refused_from_a_callback_during_training(model, data):
 
     with pytest.raises(RuntimeError, match="fit_neighbours"):
         model.train(data.docs, total_examples=len(data.docs), epochs=1, callbacks=[Fit()])
-    assert model.neighbour_bags is None
+    assert model.neighbour_keys is None
 
 
 def test_weights_numpy_scalars_and_infinity(model, data):
     model.fit_neighbours(data.docs, k=np.int64(4), weight=np.float32(0.5))
-    assert model.neighbour_k == 4 and model.neighbour_weight == 0.5
-    with pytest.raises(ValueError, match="positive finite number"):
+    assert model.neighbour_k == 4 and model.space_neighbour_weight == 0.5
+    with pytest.raises(ValueError, match="finite number >= 0"):
         model.fit_neighbours(data.docs, weight=float("inf"))
-    with pytest.raises(ValueError, match="positive finite number"):
+    with pytest.raises(ValueError, match="finite number >= 0"):
         model.fit_neighbours(data.docs, weight=float("nan"))
 
 
@@ -206,3 +232,219 @@ def test_the_output_head_is_refused_naming_it(data):
     m = Im2Vec(data.docs, image_features=data.features, image_heads="output", **OPTS)
     with pytest.raises(ValueError, match="image_heads='output'"):
         m.fit_neighbours(data.docs)
+
+
+# ---------------------------------------------------------------- space_neighbours: fitted by train()
+class Counted:
+    """The documents, counting the passes over them."""
+
+    def __init__(self, docs):
+        self.docs, self.passes = docs, 0
+
+    def __iter__(self):
+        self.passes += 1
+        return iter(self.docs)
+
+
+def test_train_with_space_neighbours_is_fit_neighbours_after_it_without_a_pass_of_its_own(data):
+    """Im2Vec(..., space_neighbours=k) gathers the images' words while its last epoch trains them:
+    the same state as fit_neighbours(documents) after a training without it, and no pass over the
+    corpus of its own."""
+    with_them, without = Counted(data.docs), Counted(data.docs)
+    m = Im2Vec(with_them, image_features=data.features, space_neighbours=10, space_neighbour_weight=0.7, **OPTS)
+    ref = Im2Vec(without, image_features=data.features, **OPTS)
+    assert with_them.passes == without.passes == 1 + OPTS["epochs"]  # (the vocabulary's, then the epochs')
+    assert m.neighbour_keys is not None and m.neighbour_k == 10
+    assert m.space_neighbour_seconds > 0 and ref.space_neighbour_seconds == 0.0  # (target 8 counts it)
+    ref.fit_neighbours(data.docs, k=10, weight=0.7)
+    assert m.neighbour_keys == ref.neighbour_keys
+    np.testing.assert_allclose(dense_bags(m), dense_bags(ref), rtol=1e-6, atol=1e-7)
+    keys = [d[0] for d in image_docs(data)]
+    np.testing.assert_allclose(m.wv[keys], ref.wv[keys], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m.wv[keys], m.project(np.array([data.features[k] for k in keys])),
+                               rtol=1e-4, atol=1e-5)
+    assert own_tag_ap(m, image_docs(data)) > own_tag_ap(Im2Vec(data.docs, image_features=data.features, **OPTS),
+                                                       image_docs(data)) + 0.05
+
+
+def test_in_the_documents_order_with_several_workers_and_from_a_corpus_file(data, tmp_path):
+    """The images and their words are kept in vocabulary order, so the bags do not depend on the
+    order the jobs came in: two workers, or a corpus_file's (whose workers read ranges of the file)."""
+    path = tmp_path / "corpus.txt"
+    path.write_text("".join(" ".join(d) + "\n" for d in data.docs))
+    for kwargs in (dict(sentences=data.docs, **{**OPTS, "workers": 2}),
+                   dict(corpus_file=str(path), **{**OPTS, "workers": 2})):
+        m = Im2Vec(image_features=data.features, space_neighbours=5, **kwargs)
+        assert m.neighbour_keys is not None
+        bags, keys = dense_bags(m), list(m.neighbour_keys)
+        assert keys == sorted(keys, key=m.wv.key_to_index.__getitem__)
+        m.fit_neighbours(reversed(data.docs))
+        assert m.neighbour_keys == keys
+        np.testing.assert_allclose(dense_bags(m), bags, rtol=1e-5, atol=1e-6)
+
+
+def test_the_weight_set_after_writes_the_rows_again(model, data):
+    key = image_docs(data)[2][0]
+    plain = model.wv[key].copy()
+    model.space_neighbour_weight = 2.0  # nothing fitted: the rows stay
+    np.testing.assert_array_equal(model.wv[key], plain)
+    model.fit_neighbours(data.docs, k=5, weight=1.0)
+    fitted = model.wv[key].copy()
+    model.space_neighbour_weight = 0
+    assert not model._neighbours_on()
+    np.testing.assert_allclose(model.wv[key], plain, rtol=1e-5, atol=1e-6)  # the vectors without them
+    model.space_neighbour_weight = 1.0
+    np.testing.assert_allclose(model.wv[key], fitted, rtol=1e-6, atol=1e-7)
+    model.space_neighbour_weight = 3.0
+    np.testing.assert_allclose(model.wv[key], model.project(data.features[key]), rtol=1e-4, atol=1e-5)
+    for bad in (-0.5, float("nan"), True, "1"):
+        with pytest.raises(ValueError, match="space_neighbour_weight must be a finite number >= 0"):
+            model.space_neighbour_weight = bad
+    assert model.space_neighbour_weight == 3.0
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, True, "20"])
+def test_bad_space_neighbours_are_refused_naming_it(data, bad):
+    with pytest.raises(ValueError, match="space_neighbours must be an int >= 0"):
+        Im2Vec(image_features=data.features, space_neighbours=bad, **OPTS)
+
+
+def test_space_neighbours_with_another_head_is_refused(data):
+    with pytest.raises(ValueError, match="space_neighbours adds to the space head's image vectors"):
+        Im2Vec(image_features=data.features, image_heads="output", space_neighbours=5, **OPTS)
+    m = Im2Vec(data.docs, image_features=data.features, image_heads="output", **OPTS)
+    m.space_neighbours = 5
+    with pytest.raises(ValueError, match="image_heads='output' has none"):
+        m.train(data.docs, total_examples=len(data.docs), epochs=1)
+
+
+def test_a_model_saved_when_fit_neighbours_kept_its_own_weight_loads(model, data, tmp_path):
+    """Saved before space_neighbours (fit_neighbours' k and weight as neighbour_k, neighbour_weight, its
+    bags dense): loaded with them as the model's settings, its rows and projections as they were; a
+    later train() fits them again, from its own documents (the dense bags kept no words)."""
+    model.fit_neighbours(data.docs, k=4, weight=0.6)
+    key = image_docs(data)[1][0]
+    row = model.wv[key].copy()
+    state = model.__dict__
+    state["neighbour_bags"] = dense_bags(model).astype(np.float32)  # (as fit_neighbours kept them then)
+    for name in ("neighbour_bag_ptr", "neighbour_bag_words", "neighbour_bag_scale", "neighbour_word_vectors",
+                 "neighbour_tag_ids", "_previous_pool", "space_neighbours"):
+        del state[name]
+    state["neighbour_weight"] = state.pop("_space_neighbour_weight")
+    model.save(str(tmp_path / "old.model"))
+    again = Im2Vec.load(str(tmp_path / "old.model"))
+    assert (again.space_neighbours, again.space_neighbour_weight, again.neighbour_k) == (4, 0.6, 4)
+    assert "neighbour_weight" not in again.__dict__
+    np.testing.assert_allclose(again.wv[key], row, rtol=1e-6)
+    np.testing.assert_allclose(again.project(data.features[key]), row, rtol=1e-4, atol=1e-5)
+    again.train(data.docs, total_examples=len(data.docs), epochs=1)
+    assert again.neighbour_k == 4 and again.neighbour_tag_ids is not None
+
+
+def test_resumed_from_a_checkpoint_fits_them_as_the_run_ends(data, tmp_path):
+    from gensim.models.callbacks import CallbackAny2Vec
+
+    from gensim_im2vec.checkpoint import EpochCheckpoint, resume
+
+    class Crash(CallbackAny2Vec):
+        def on_epoch_end(self, m):
+            raise KeyboardInterrupt
+
+    path = tmp_path / "run.ckpt"
+    m = Im2Vec(image_features=data.features, space_neighbours=5, **OPTS)
+    m.build_vocab(data.docs)
+    with pytest.raises(KeyboardInterrupt):
+        m.train(data.docs, total_examples=m.corpus_count, epochs=m.epochs,
+                callbacks=[EpochCheckpoint(path, epochs=m.epochs), Crash()])
+    done = resume(path, data.docs)
+    assert done.space_neighbours == 5 and done.neighbour_keys is not None
+    ref = Im2Vec(data.docs, image_features=data.features, space_neighbours=5, **OPTS)
+    assert done.neighbour_keys == ref.neighbour_keys
+    key = image_docs(data)[0][0]
+    np.testing.assert_allclose(done.wv[key], done.project(data.features[key]), rtol=1e-4, atol=1e-5)
+
+
+def test_the_bags_are_kept_as_word_lists_and_a_model_saved_with_dense_bags_loads(model, data, tmp_path):
+    """The bags are each image's word positions (4 bytes a word) over one matrix of the whitened tags,
+    not vector_size floats an image; a model saved with the dense bags (before) loads with the same
+    vectors and projections."""
+    model.fit_neighbours(data.docs, k=5)
+    docs = image_docs(data)
+    known = {}
+    for d in docs:
+        known.setdefault(d[0], set()).update(w for w in d[1:] if w in model.wv.key_to_index)
+    assert len(model.neighbour_bag_words) == sum(len(known[k]) for k in model.neighbour_keys)
+    assert len(model.neighbour_word_vectors) == len(set().union(*known.values()))
+    np.testing.assert_allclose(np.linalg.norm(dense_bags(model), axis=1), 1.0, rtol=1e-5)
+    probe, key = model.project(data.test_features[:5]), docs[4][0]
+    row = model.wv[key].copy()
+    state = model.__dict__
+    state["neighbour_bags"] = dense_bags(model).astype(np.float32)
+    for name in ("neighbour_bag_ptr", "neighbour_bag_words", "neighbour_bag_scale", "neighbour_word_vectors"):
+        del state[name]
+    model.save(str(tmp_path / "dense.model"))
+    again = Im2Vec.load(str(tmp_path / "dense.model"))
+    assert "neighbour_bags" not in again.__dict__ and len(again.neighbour_bag_ptr) == len(again.neighbour_keys) + 1
+    np.testing.assert_allclose(again.project(data.test_features[:5]), probe, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(again.wv[key], row, rtol=1e-6)
+
+
+def test_more_training_images_than_the_exact_search_takes_are_refused_before_training(data, monkeypatch):
+    import gensim_im2vec.model as model_module
+
+    monkeypatch.setattr(model_module, "NEIGHBOUR_EXACT_MAX", 100)
+    with pytest.raises(ValueError, match="space_neighbours compares every image with each of the 300"):
+        Im2Vec(data.docs, image_features=data.features, space_neighbours=5, **OPTS)
+    m = Im2Vec(data.docs, image_features=data.features, **OPTS)
+    with pytest.raises(ValueError, match="NEIGHBOUR_EXACT_MAX"):
+        m.fit_neighbours(data.docs)
+    assert m.neighbour_keys is None and m.space_neighbours == 0
+
+
+def test_an_older_model_never_fitted_loads_with_the_default_weight(model, data, tmp_path):
+    """Models saved before space_neighbours held neighbour_weight 0.0 for "nothing fitted": that is
+    not their γ (fit_neighbours, or a train() with space_neighbours, must then change the vectors)."""
+    state = model.__dict__
+    for name in ("space_neighbours", "_space_neighbour_weight", "neighbour_bag_ptr", "neighbour_bag_words",
+                 "neighbour_bag_scale", "neighbour_word_vectors", "neighbour_tag_ids", "_previous_pool"):
+        state.pop(name, None)
+    state.update(neighbour_bags=None, neighbour_weight=0.0, neighbour_k=0)
+    model.save(str(tmp_path / "old.model"))
+    again = Im2Vec.load(str(tmp_path / "old.model"))
+    assert (again.space_neighbours, again.space_neighbour_weight, again.neighbour_keys) == (0, 1.0, None)
+    key = image_docs(data)[0][0]
+    plain = again.wv[key].copy()
+    again.fit_neighbours(data.docs, k=5)
+    assert again._neighbours_on() and not np.allclose(again.wv[key], plain)
+
+
+def test_a_train_on_some_of_the_images_keeps_the_others_words(data):
+    """build_vocab(update=True) and a train() on the new documents, or a train() on some of them: the
+    images its last epoch did not see keep their words; fit_neighbours(documents) takes the given ones alone."""
+    docs = image_docs(data)
+    m = Im2Vec(data.docs, image_features=data.features, space_neighbours=5, **OPTS)
+    pool = list(m.neighbour_keys)
+    some = docs[:40]
+    m.train(some, total_examples=len(some), epochs=1)
+    assert m.neighbour_keys == pool and m._previous_pool is None
+    key = docs[100][0]  # (not among them)
+    np.testing.assert_allclose(m.wv[key], m.project(data.features[key]), rtol=1e-4, atol=1e-5)
+    assert own_tag_ap(m, docs[100:160]) > 0.8 * own_tag_ap(m, docs[:40])
+    m.fit_neighbours(some)
+    assert m.neighbour_keys == sorted({d[0] for d in some}, key=m.wv.key_to_index.__getitem__)
+
+
+def test_fit_neighbours_interrupted_leaves_the_settings_and_the_fit_as_they_were(model, data, monkeypatch):
+    model.fit_neighbours(data.docs, k=5, weight=0.5)
+    keys = list(model.neighbour_keys)
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model, "_write_image_vectors", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit_neighbours(image_docs(data)[:50], k=9, weight=2.0)
+    assert (model.space_neighbours, model.space_neighbour_weight, model.neighbour_k) == (5, 0.5, 5)
+    assert model.neighbour_keys == keys and not model._image_rows_from_W
+    with pytest.raises(ValueError, match="fit_neighbours: weight"):
+        model.fit_neighbours(data.docs, weight=-1)
