@@ -1398,6 +1398,12 @@ IM2VEC = "gensim_im2vec.model:Im2Vec"  # the training options and their defaults
                    "training image, not for 100M images yet.")
 @click.option("--space-neighbour-weight", type=NonNegative(), cls=LibraryOption, library=IM2VEC,
               help="γ: the neighbours' words' weight against the image's own vector (--space-neighbours).")
+@click.option("--space-neighbour-index", cls=LibraryOption, library=IM2VEC,
+              help="How --space-neighbours finds the nearest training images: 'exact' (every one compared; up to "
+                   "1M images), or a faiss index factory string over the features, e.g. 'IVF4096,PQ64' (codes "
+                   "re-ranked by the exact cosines) or 'IVF1024,Flat'.")
+@click.option("--space-neighbour-nprobe", type=click.IntRange(min=1), cls=LibraryOption, library=IM2VEC,
+              help="The IVF lists a faiss --space-neighbour-index searches per image.")
 @click.option("--space-calibrate-new-words/--no-space-calibrate-new-words", cls=LibraryOption, library=IM2VEC,
               help="--pretrained --freeze-words: after training, tags the pretrained model had no vector for get "
                    "the pretrained tags' share of their norm in the images' main directions, so they stop coming "
@@ -1439,9 +1445,11 @@ def train_command(documents, features, output, pretrained, analogies_path, resum
         if not pretrained:
             raise click.UsageError("--train-new-words needs --pretrained: without it every word is new (the "
                                    "words learn by default).")
-    if options.get("space_neighbour_weight") is not None and not options.get("space_neighbours"):
-        raise click.UsageError("--space-neighbour-weight weighs the words of the nearest training images that "
-                               "--space-neighbours K adds: give it with --space-neighbours K (K > 0).")
+    for name in ("space_neighbour_weight", "space_neighbour_index", "space_neighbour_nprobe"):
+        if options.get(name) is not None and not options.get("space_neighbours"):
+            flag = "--" + name.replace("_", "-")
+            raise click.UsageError(f"{flag} is a setting of the nearest training images' words that "
+                                   f"--space-neighbours K adds: give it with --space-neighbours K (K > 0).")
     if options.get("space_calibrate_new_words") and not (pretrained and options.get("train_words") is False):
         raise click.UsageError("--space-calibrate-new-words calibrates the tags a --pretrained model lacks when only "
                                "the images placed them: give it with --pretrained W2V --freeze-words.")

@@ -224,6 +224,27 @@ def _check_neighbours(k, image_heads: str) -> None:
                          f"has none. Use image_heads='space', or space_neighbours=0.")
 
 
+def _check_neighbour_index(spec, dim: int | None = None) -> str:
+    """`space_neighbour_index`, checked: "exact", or a faiss index factory string with faiss installed
+    (that faiss can build over `dim`-d features, when given)."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"space_neighbour_index must be 'exact' or a faiss index factory string (e.g. 'IVF1024,Flat' "
+                         f"or 'IVF4096,PQ64'), got {spec!r}.")
+    if spec != "exact":
+        try:
+            import faiss  # noqa: F401
+        except ImportError:
+            raise ImportError(f"space_neighbour_index={spec!r} is a faiss index: pip install faiss-cpu (or "
+                              f"'gensim-im2vec[scale]'), or use space_neighbour_index='exact'.") from None
+        if dim is not None:
+            try:
+                faiss.index_factory(int(dim), spec, faiss.METRIC_INNER_PRODUCT)
+            except RuntimeError as err:
+                raise ValueError(f"space_neighbour_index={spec!r}: faiss cannot build it over {dim}-d features: "
+                                 f"{str(err).strip().splitlines()[-1]}") from None
+    return spec
+
+
 def _check_neighbour_weight(weight) -> None:
     """`space_neighbour_weight`, checked: a finite real number >= 0 (not a bool)."""
     if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight) or weight < 0:
@@ -525,6 +546,17 @@ class Im2Vec(Word2Vec):
     space_neighbour_weight : float
         γ, the neighbours' words' weight against the image's own vector (>= 0). Set after training,
         the images' rows of ``wv`` are written again with the new γ (0: the vectors without them).
+    space_neighbour_index : str
+        How the nearest training images are found: ``"exact"`` (the default: every fitted image's
+        unit features in memory, ``n × F`` floats, each image compared with all of them; refused
+        above :data:`NEIGHBOUR_EXACT_MAX` images), or a faiss index factory string over the
+        features with inner product, e.g. ``"IVF1024,Flat"`` (the vectors in IVF lists) or
+        ``"IVF4096,PQ64"`` (64 bytes of code an image; its candidates re-ranked by their exact
+        cosines, read from the features, so a training image still finds itself). Built from the
+        feature rows a chunk at a time when first needed (after a load, again: not saved).
+        ``benchmarks/bench_neighbour_search.py`` measures each against the exact search.
+    space_neighbour_nprobe : int
+        The IVF lists a faiss `space_neighbour_index` searches per image (32).
     space_analogy_alpha : float
         The analogy steps' learning rate (constant over training).
     space_analogy_negatives : int
@@ -594,8 +626,8 @@ class Im2Vec(Word2Vec):
         space_tag_prior: float = 0.0, space_analogies: Iterable[Sequence[str]] | None = None,
         space_analogy_alpha: float = 0.05, space_analogy_negatives: int = 4096, space_readout: float = 0.0,
         space_readout_directions: int = 0, space_calibrate_new_words: bool = False,
-        space_neighbours: int = 0, space_neighbour_weight: float = 1.0,
-        vectors_file: str | os.PathLike | None = None,
+        space_neighbours: int = 0, space_neighbour_weight: float = 1.0, space_neighbour_index: str = "exact",
+        space_neighbour_nprobe: int = 32, vectors_file: str | os.PathLike | None = None,
     ):
         if corpus_file is not None:
             corpus_file = corpusfile.check_corpus_file(corpus_file, sentences)
@@ -613,7 +645,8 @@ class Im2Vec(Word2Vec):
             space_analogy_alpha=space_analogy_alpha, space_analogy_negatives=space_analogy_negatives,
             space_readout=space_readout, space_readout_directions=space_readout_directions,
             space_calibrate_new_words=space_calibrate_new_words, space_neighbours=space_neighbours,
-            space_neighbour_weight=space_neighbour_weight, vectors_file=vectors_file,
+            space_neighbour_weight=space_neighbour_weight, space_neighbour_index=space_neighbour_index,
+            space_neighbour_nprobe=space_neighbour_nprobe, vectors_file=vectors_file,
         )
         if image_features is not None:
             self._set_features(_image_features(image_features))
@@ -636,7 +669,8 @@ class Im2Vec(Word2Vec):
                           space_common_directions, space_decoder, space_tag_prior, space_analogies=None,
                           space_analogy_alpha=0.05, space_analogy_negatives=4096, space_readout=0.0,
                           space_readout_directions=0, space_calibrate_new_words=False,
-                          space_neighbours=0, space_neighbour_weight=1.0, vectors_file=None) -> None:
+                          space_neighbours=0, space_neighbour_weight=1.0, space_neighbour_index="exact",
+                          space_neighbour_nprobe=32, vectors_file=None) -> None:
         """Check and set Im2Vec's own options (:meth:`__init__`'s keyword-only arguments, whose
         signature holds their defaults) and its empty image state: no features, no W, no images."""
         if missing_images not in ("raise", "skip"):
@@ -719,6 +753,11 @@ class Im2Vec(Word2Vec):
         self.readout_offset = None
         _check_neighbours(space_neighbours, image_heads)
         self.space_neighbours = int(space_neighbours)
+        self.space_neighbour_index = _check_neighbour_index(space_neighbour_index)
+        if not is_int(space_neighbour_nprobe) or space_neighbour_nprobe < 1:
+            raise ValueError(f"space_neighbour_nprobe must be an int >= 1 (the IVF lists a faiss "
+                             f"space_neighbour_index searches), got {space_neighbour_nprobe!r}.")
+        self.space_neighbour_nprobe = int(space_neighbour_nprobe)
         self.space_neighbour_weight = space_neighbour_weight  # (checked by the property's setter)
         self._drop_neighbours("Im2Vec()")  # (nothing fitted yet: the neighbours' state, empty)
         self._gathered_words = self._previous_pool = None
@@ -792,7 +831,7 @@ class Im2Vec(Word2Vec):
         self.image_feature_keys = feats.keys
         self.image_features_metadata = feats.metadata
         self._features_cache = feats
-        self._neighbour_T = None  # (fit_neighbours' images' features: read from these by key)
+        self._neighbour_search = None  # (fit_neighbours' images' features: read from these by key)
         source = getattr(feats, "source", None)
         self._feature_store = source if isinstance(source, FeatureStore) else None
 
@@ -1894,7 +1933,9 @@ class Im2Vec(Word2Vec):
         start = default_timer()
         _check_readout_directions(self.space_readout_directions)  # (attributes a user may have set)
         _check_neighbours(self.space_neighbours, self.image_heads)
-        if self.space_neighbours and n_img > NEIGHBOUR_EXACT_MAX:
+        if self.space_neighbours and n_img:  # (a faiss index that cannot be built: refused before training)
+            _check_neighbour_index(self.space_neighbour_index, feats.dim)
+        if self.space_neighbours and self.space_neighbour_index == "exact" and n_img > NEIGHBOUR_EXACT_MAX:
             raise ValueError(self._too_many_for_neighbours(n_img, "space_neighbours"))
         k = self.space_common_directions
         if self.image_heads == "space" and n_img and k is not None and k + 1 >= self.layer1_size:
@@ -1968,10 +2009,15 @@ class Im2Vec(Word2Vec):
         self._readout_sums = None
         self._gathered_words = None
         self.space_neighbour_seconds = 0.0
+        start_pool = default_timer()
         if self.neighbour_keys is not None:  # what this train() adds its last epoch's images to
             self._previous_pool = self._pool_words() if self.space_neighbours else None
-        elif not self._analogy_epochs:  # (a resumed run keeps the pool its first part began with)
+            if self.space_neighbours and self._previous_pool is None:
+                logger.info("space_neighbours: the neighbours fitted before were saved without their words (by "
+                            "fit_neighbours before 2026-12-07); this train()'s last epoch's images alone are fitted")
+        elif not self.space_neighbours:  # (else the pool of an interrupted or resumed train(), if any, stays)
             self._previous_pool = None
+        self.space_neighbour_seconds = default_timer() - start_pool if self.space_neighbours else 0.0
         self._drop_neighbours("train()")
         self.space_setup_seconds = plan_seconds + (default_timer() - start)
         if self.train_images and n_img:
@@ -2023,7 +2069,7 @@ class Im2Vec(Word2Vec):
             start_fit = default_timer()
             self._fit_neighbour_words(words, start_fit)
             fitted = default_timer() - start_fit
-            self.space_neighbour_seconds = self._neighbour_seconds + fitted
+            self.space_neighbour_seconds += self._neighbour_seconds + fitted
             logger.info("space_neighbours: the last epoch's images' words gathered in %.2fs of worker time, fitted "
                         "in %.2fs (train() took %.1fs before it)", self._neighbour_seconds, fitted, elapsed)
         elif words is not None:
@@ -2651,15 +2697,16 @@ class Im2Vec(Word2Vec):
         (`space_neighbours`, :meth:`fit_neighbours`). Set on a model whose neighbours are fitted, the
         images' rows of ``wv`` are written again with the new γ (0: the vectors as they are without
         them), so that ``wv`` and :meth:`project` stay one function, as `space_readout`'s setter does;
-        a write that fails leaves the old γ, and the rows written so far until γ is set again (or a
-        save, which leaves them out to be written at load)."""
+        a write that fails (Ctrl-C) leaves the old γ, and the rows written so far until it is set
+        again, to any value (or a save, which leaves them out to be written at load)."""
         return self.__dict__.get("_space_neighbour_weight", 1.0)
 
     @space_neighbour_weight.setter
     def space_neighbour_weight(self, weight: float) -> None:
         _check_neighbour_weight(weight)
         old, self.__dict__["_space_neighbour_weight"] = self.__dict__.get("_space_neighbour_weight"), float(weight)
-        if old is not None and float(weight) != old and self.__dict__.get("neighbour_keys") is not None:
+        if (old is not None and (float(weight) != old or not self._image_rows_from_W)
+                and self.__dict__.get("neighbour_keys") is not None):
             start = default_timer()
             self._image_rows_from_W = False  # until every row is written with the new γ
             try:
@@ -2702,8 +2749,9 @@ class Im2Vec(Word2Vec):
         new features with every one of those images (exact, in blocks: ``n × n_features`` floats in
         memory; no ANN index yet, so not for 100M images: above :data:`NEIGHBOUR_EXACT_MAX` it is
         refused). Interrupted while the rows are written (Ctrl-C), the model's settings and fit are
-        those before the call, and the rows written so far stay until the next write (a save leaves
-        them out, to be written at load).
+        those before the call, and the rows written so far stay until the next write: setting
+        `space_neighbour_weight`, to any value, writes them (a save leaves them out, to be written
+        at load).
 
         Parameters
         ----------
@@ -2760,7 +2808,8 @@ class Im2Vec(Word2Vec):
             raise ValueError("fit_neighbours: no document holds an image of this model with a word of it; give the "
                              "documents the model was trained on.")
         n_img = sum(1 for ws in words.values() if ws)
-        if n_img > NEIGHBOUR_EXACT_MAX:
+        _check_neighbour_index(self.space_neighbour_index, self.features.dim)
+        if self.space_neighbour_index == "exact" and n_img > NEIGHBOUR_EXACT_MAX:
             raise ValueError(self._too_many_for_neighbours(n_img, "fit_neighbours"))
         before = {name: self.__dict__.get(name) for name in _NEIGHBOUR_STATE}
         self.space_neighbours, self._previous_pool = int(k), None
@@ -2794,8 +2843,9 @@ class Im2Vec(Word2Vec):
         return (f"{what}: space_neighbours compares every image with each of the {n:,} training images, exactly "
                 f"(their features in memory, {gb:.1f} GB, and {n:,}² comparisons to fit: about 9 minutes at 200,000 "
                 f"images on 2 cores, 25 times that at 1M), and takes at most NEIGHBOUR_EXACT_MAX = "
-                f"{NEIGHBOUR_EXACT_MAX:,} of them; an approximate index over the features is not built yet. Train "
-                f"with space_neighbours=0, or raise gensim_im2vec.model.NEIGHBOUR_EXACT_MAX to run it anyway.")
+                f"{NEIGHBOUR_EXACT_MAX:,} of them. Give it a faiss index over the features instead "
+                f"(space_neighbour_index='IVF4096,PQ64', say), train with space_neighbours=0, or raise "
+                f"gensim_im2vec.model.NEIGHBOUR_EXACT_MAX to run it exactly anyway.")
 
     def _add_image_words(self, documents: Iterable[Sequence[str]], words: dict[int, dict[int, None]]) -> None:
         """Add the images of `documents` to `words` (an image's vocabulary index -> its words'
@@ -2836,9 +2886,14 @@ class Im2Vec(Word2Vec):
         self.neighbour_keys = [keys[i] for i in images]
         self.neighbour_bag_ptr, self.neighbour_bag_words, self.neighbour_bag_scale = ptr, bag_words, scale
         self.neighbour_word_vectors, self.neighbour_tag_ids = vectors, tag_ids
-        self.neighbour_k = int(self.space_neighbours)
-        self._neighbour_T = None
-        self._neighbour_features()  # once, before the rows are written on several threads
+        self.neighbour_k, self.neighbour_index = int(self.space_neighbours), self.space_neighbour_index
+        self._neighbour_search = None
+        try:
+            self._neighbour_features()  # once, before the rows are written on several threads
+        except BaseException:  # (e.g. faiss out of memory): no half-fitted state for the rows' next write
+            self.neighbour_keys = None
+            self._drop_neighbours("a failed fit")
+            raise
         self._image_rows_from_W = False
         self._write_image_vectors()
         logger.info("neighbours: %i images' words (%i distinct words) in every image vector, k=%i, weight %g "
@@ -2859,41 +2914,40 @@ class Im2Vec(Word2Vec):
                             "this changes); call model.fit_neighbours(documents) again after it", why)
         self.neighbour_keys = self.neighbour_bag_ptr = self.neighbour_bag_words = self.neighbour_bag_scale = None
         self.neighbour_word_vectors = self.neighbour_tag_ids = None
-        self.neighbour_k = 0
-        self._neighbour_T = None
+        self.neighbour_k, self.neighbour_index = 0, "exact"
+        self._neighbour_search = None
 
-    def _neighbour_features(self) -> np.ndarray:
-        """The unit feature rows of :meth:`fit_neighbours`' images, found by key in the model's features
-        (read once, kept until the features change or the model is saved)."""
-        T = self._neighbour_T
-        if T is None:
+    def _neighbour_features(self):
+        """The search over the unit feature rows of the fitted images, found by key in the model's
+        features (:class:`_ExactNeighbours`, or :class:`_FaissNeighbours` for a faiss
+        `space_neighbour_index`): built once, kept until the features change or the model is saved."""
+        search = self._neighbour_search
+        if search is None:
             index, rows_of = self.wv.key_to_index, self._vocab_image_rows
             rows = np.array([rows_of[index[k]] if k in index else -1 for k in self.neighbour_keys], dtype=np.int64)
             if (rows < 0).any():
                 gone = [k for k, r in zip(self.neighbour_keys, rows.tolist()) if r < 0]
                 raise ValueError(f"fit_neighbours' images {gone[:3]} are no longer images of this model (its "
                                  f"vocabulary or features changed): call model.fit_neighbours(documents) again.")
-            T = np.empty((len(rows), self.features.dim), dtype=REAL)
-            for lo in range(0, len(T), _WRITE_CHUNK):
-                V, inv = self.features.gather(rows[lo:lo + _WRITE_CHUNK])
-                T[lo:lo + len(V)] = l2_normalize(np.asarray(V, dtype=REAL) * inv[:, None], out_dtype=REAL)
-            self._neighbour_T = T
-        return T
+            if self.neighbour_index == "exact":
+                search = _ExactNeighbours(self.features, rows)
+            else:
+                search = _FaissNeighbours(self.features, rows, self.neighbour_index, self.space_neighbour_nprobe,
+                                          seed=int(self.seed))
+            self._neighbour_search = search
+        return search
 
     def _with_neighbours(self, H: np.ndarray, V: np.ndarray, dtype=REAL) -> np.ndarray:
         """``unit(H) + weight · unit(Σ_j s_j^p · b̃_j)`` for image vectors `H` of the feature rows `V`;
         ``b̃_j`` = image j's whitened tag vectors summed, times its scale (kept as word lists)."""
-        T, k = self._neighbour_features(), min(self.neighbour_k, len(self.neighbour_keys))
+        search, k = self._neighbour_features(), min(self.neighbour_k, len(self.neighbour_keys))
         ptr, bag_words, scale = self.neighbour_bag_ptr, self.neighbour_bag_words, self.neighbour_bag_scale
         vectors = self.neighbour_word_vectors
         Q = l2_normalize(np.asarray(V, dtype=REAL), out_dtype=REAL)
         term = np.empty((len(Q), vectors.shape[1]), dtype=np.float64)
-        block = max(1, min(1024, (1 << 22) // max(len(T), 1)))  # 4M cosines at a time: ≈ 64 MB with argpartition's
-        for lo in range(0, len(Q), block):
-            S = Q[lo:lo + block] @ T.T
-            idx = np.argpartition(-S, k - 1, axis=1)[:, :k] if k < S.shape[1] else np.broadcast_to(
-                np.arange(S.shape[1]), S.shape)
-            w = np.take_along_axis(S, idx, 1).clip(0).astype(np.float64) ** NEIGHBOUR_POWER * scale[idx]
+        for lo in range(0, len(Q), search.block):
+            S, idx = search.search(Q[lo:lo + search.block], k)
+            w = S.clip(0).astype(np.float64) ** NEIGHBOUR_POWER * scale[idx]
             # the neighbours' bags as one sparse matrix over the whitened tags: a row per image
             flat = idx.ravel()
             starts = ptr[flat]
@@ -3787,8 +3841,8 @@ class Im2Vec(Word2Vec):
         state = self.__dict__  # (_indexed_keys is wv.index_to_key's object: pickled once, shared again)
         if state.get("_training"):  # (a save to a handle, a deepcopy from a callback: the copy is not training)
             state = {**state, "_training": False}
-        if state.get("_neighbour_T") is not None:  # (the neighbours' features: read from the store again)
-            state = {**state, "_neighbour_T": None}
+        if state.get("_neighbour_search") is not None:  # (the neighbours' features: read from the store again)
+            state = {**state, "_neighbour_search": None}
         if _PICKLED_WITHOUT_KEY_INDEX.get() is not self or wv is None:
             return state
         shallow = copy.copy(wv)  # save() to a path (see there): the live wv keeps its dict
@@ -4144,24 +4198,17 @@ class Im2Vec(Word2Vec):
                               ("neighbour_bag_words", None), ("neighbour_bag_scale", None),
                               ("neighbour_word_vectors", None), ("neighbour_tag_ids", None),
                               ("_previous_pool", None), ("space_neighbour_seconds", 0.0),
+                              ("neighbour_index", "exact"), ("space_neighbour_index", "exact"),
+                              ("space_neighbour_nprobe", 32),
                               ("neighbour_k", 0), ("_gathered_words", None)):
             self.__dict__.setdefault(name, default)
-        bags, old_weight = self.__dict__.pop("neighbour_bags", None), self.__dict__.pop("neighbour_weight", None)
-        if bags is not None:  # fitted by fit_neighbours before space_neighbours: a bag of one "word" an image
-            n = len(bags)
-            self.neighbour_bag_ptr, self.neighbour_bag_words = np.arange(n + 1), np.arange(n, dtype=np.int32)
-            self.neighbour_bag_scale, self.neighbour_word_vectors = np.ones(n, dtype=REAL), np.asarray(bags)
-            self.__dict__.setdefault("space_neighbours", int(self.__dict__["neighbour_k"]))  # its k and weight
-            self.__dict__.setdefault("_space_neighbour_weight", float(old_weight if old_weight is not None else 1.0))
-        self.__dict__.setdefault("space_neighbours", 0)
-        self.__dict__.setdefault("_space_neighbour_weight", 1.0)
         # a model saved before the flag was kept: its image rows are W's if it has trained
         self.__dict__.setdefault("_image_rows_from_W", bool(getattr(self, "train_count", 0)))
         if "space_readout" in self.__dict__:  # saved before space_readout was a property (its rows as they are)
             self.__dict__["_space_readout"] = float(self.__dict__.pop("space_readout"))
         self._features_cache = None
         self._feature_store = None
-        self._neighbour_T = None
+        self._neighbour_search = None
         self._vectors_file_state = None  # the saved vectors are the model's own, never its vectors_file
         vectors_file = _LOAD_VECTORS_FILE.get()
         if vectors_file is not _RECORDED:  # Im2Vec.load(vectors_file=...): for this model only
@@ -4185,6 +4232,7 @@ class Im2Vec(Word2Vec):
             self.__dict__.pop("_key_index_pending", None)
         self._scan_tag_counts = None
         self._image_occurrences = 0
+        self._old_neighbour_state()  # (after gensim's load: it reads arrays saved in files of their own)
         rows = getattr(self, "_vocab_image_rows", None)
         if given is not None:
             try:
@@ -4206,6 +4254,23 @@ class Im2Vec(Word2Vec):
             self._restore_image_rows()
         mmap = args[1] if len(args) > 1 else kwargs.get("mmap")
         self._check_saved_norms(fname, mmap)
+
+    def _old_neighbour_state(self) -> None:
+        """The neighbours' state of a model saved by fit_neighbours before `space_neighbours`
+        (2026-12-06): its dense bags (an image's whitened words summed) become bags of one "word"
+        each, its k and weight the model's settings; a model never fitted then held weight 0.0 for
+        "nothing fitted", which is not its γ."""
+        state = self.__dict__
+        bags, old_weight = state.pop("neighbour_bags", None), state.pop("neighbour_weight", None)
+        state.pop("_neighbour_T", None)  # (the old name of the search's features: saved when large)
+        if bags is not None:
+            n = len(bags)
+            self.neighbour_bag_ptr, self.neighbour_bag_words = np.arange(n + 1), np.arange(n, dtype=np.int32)
+            self.neighbour_bag_scale, self.neighbour_word_vectors = np.ones(n, dtype=REAL), np.asarray(bags)
+            state.setdefault("space_neighbours", int(state["neighbour_k"]))
+            state.setdefault("_space_neighbour_weight", float(old_weight if old_weight is not None else 1.0))
+        state.setdefault("space_neighbours", 0)
+        state.setdefault("_space_neighbour_weight", 1.0)
 
     #: Rows of a loaded model whose saved norm :meth:`_check_saved_norms` computes again (evenly spaced).
     _NORMS_CHECKED = 64
@@ -4310,6 +4375,83 @@ class Im2Vec(Word2Vec):
                 f"vector_size={self.wv.vector_size}, features={dim}, alpha={self.alpha}>")
 
 
+# ---------------------------------------------------------------------------------- the neighbours' search
+
+
+def _unit_feature_rows(features: ImageFeatures, rows: np.ndarray) -> np.ndarray:
+    """Rows of `features` as unit float32 vectors (the raw rows, normalised: the cosine of the features)."""
+    V, inv = features.gather(rows)
+    return l2_normalize(np.asarray(V, dtype=REAL) * inv[:, None], out_dtype=REAL)
+
+
+class _ExactNeighbours:
+    """Every fitted image's unit features in memory (``n × F`` floats); a query block is compared
+    with each of them (:data:`NEIGHBOUR_EXACT_MAX` bounds n)."""
+
+    def __init__(self, features: ImageFeatures, rows: np.ndarray) -> None:
+        self.T = np.empty((len(rows), features.dim), dtype=REAL)
+        for lo in range(0, len(rows), _WRITE_CHUNK):
+            self.T[lo:lo + _WRITE_CHUNK] = _unit_feature_rows(features, rows[lo:lo + _WRITE_CHUNK])
+        self.block = max(1, min(1024, (1 << 22) // max(len(rows), 1)))  # 4M cosines at a time: ≈ 64 MB
+
+    def search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The cosines and positions of the `k` nearest fitted images of each unit query (any order)."""
+        S = Q @ self.T.T
+        if k >= S.shape[1]:
+            return S, np.broadcast_to(np.arange(S.shape[1]), S.shape)
+        idx = np.argpartition(-S, k - 1, axis=1)[:, :k]
+        return np.take_along_axis(S, idx, 1), idx
+
+
+class _FaissNeighbours:
+    """A faiss index over the fitted images' unit features (inner product = cosine), built from the
+    feature rows a chunk at a time (no ``n × F`` copy: an IVF-PQ index keeps its codes alone), its
+    coarse quantiser trained on evenly spaced rows. The candidates of an index that does not keep
+    the vectors (PQ, SQ) are re-ranked by their exact cosines, read from the features; so a
+    training image still finds itself at cosine 1. Not saved with the model: built again when first
+    needed after a load (its time is logged)."""
+
+    def __init__(self, features: ImageFeatures, rows: np.ndarray, spec: str, nprobe: int, seed: int) -> None:
+        import faiss
+
+        start = default_timer()
+        self.features, self.rows = features, rows
+        self.index = faiss.index_factory(features.dim, spec, faiss.METRIC_INNER_PRODUCT)
+        self.exact = spec.replace(" ", "").endswith(",Flat") or spec == "Flat"
+        self.rerank = 1 if self.exact else NEIGHBOUR_RERANK
+        if not self.index.is_trained:
+            ivf = faiss.try_extract_index_ivf(self.index)
+            n_train = min(len(rows), max(256 * (ivf.nlist if ivf is not None else 1), 100_000))
+            take = np.unique(np.linspace(0, len(rows) - 1, n_train).astype(np.int64))
+            self.index.train(_unit_feature_rows(features, rows[take]))
+        for lo in range(0, len(rows), _WRITE_CHUNK):
+            self.index.add(_unit_feature_rows(features, rows[lo:lo + _WRITE_CHUNK]))
+        ivf = faiss.try_extract_index_ivf(self.index)
+        if ivf is not None:
+            ivf.nprobe = int(nprobe)
+        self.block = 256
+        logger.info("space_neighbours: faiss %r over %i images' features built in %.1fs (%s)", spec, len(rows),
+                    default_timer() - start, "exact scores" if self.exact else f"re-ranked x{self.rerank}")
+
+    def search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`_ExactNeighbours.search`; a position faiss could not fill (fewer candidates than
+        `k` in the probed lists) gets cosine 0, which weighs nothing."""
+        want = min(len(self.rows), k * self.rerank)
+        S, idx = self.index.search(np.ascontiguousarray(Q, dtype=REAL), want)
+        missing = idx < 0
+        idx = np.where(missing, 0, idx)
+        if self.rerank > 1:  # the candidates' exact cosines, from the features
+            flat = idx.ravel()
+            uniq, inverse = np.unique(flat, return_inverse=True)
+            U = _unit_feature_rows(self.features, self.rows[uniq])
+            S = np.einsum("qcf,qf->qc", U[inverse].reshape(*idx.shape, -1), Q)
+        S = np.where(missing, 0.0, S).astype(REAL)
+        if k < S.shape[1]:
+            best = np.argpartition(-S, k - 1, axis=1)[:, :k]
+            S, idx = np.take_along_axis(S, best, 1), np.take_along_axis(idx, best, 1)
+        return S, idx
+
+
 # ---------------------------------------------------------------------------------- training
 
 
@@ -4328,12 +4470,15 @@ NEIGHBOUR_WHITEN = 0.005
 #: What :meth:`Im2Vec.fit_neighbours` sets: the settings and the fitted state.
 _NEIGHBOUR_STATE = ("space_neighbours", "_space_neighbour_weight", "neighbour_keys", "neighbour_bag_ptr",
                     "neighbour_bag_words", "neighbour_bag_scale", "neighbour_word_vectors", "neighbour_tag_ids",
-                    "neighbour_k", "_neighbour_T", "_previous_pool")
+                    "neighbour_k", "neighbour_index", "_neighbour_search", "_previous_pool")
 #: :meth:`Im2Vec.fit_neighbours`' `k` on a model whose `space_neighbours` is 0 (the demo's k).
 NEIGHBOURS = 20
 #: The most training images the neighbours' exact search takes (their features kept in memory, every
 #: pair compared to fit: hours at 1M images); more is refused before training, naming this constant.
 NEIGHBOUR_EXACT_MAX = 1_000_000
+#: A faiss `space_neighbour_index` that does not keep the vectors (PQ, SQ) re-ranks this many times k
+#: candidates by their exact cosines.
+NEIGHBOUR_RERANK = 4
 
 #: The most image occurrences whose sums the readout gathers in a ``train()``'s last epoch (an F × D
 #: product each): at 100M images a sample, the first to train.

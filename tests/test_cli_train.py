@@ -1,6 +1,7 @@
 """`im2vec train`: documents file + FeatureStore -> saved model, joint and two-stage."""
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from gensim.models import Word2Vec
 
@@ -104,6 +105,14 @@ def test_train_space_neighbours_fits_them_as_training_ends(tmp_path):
     res = runner.invoke(main, [*base, "-o", str(tmp_path / "x.model"), "--space-neighbour-weight", "0.5"])
     assert res.exit_code == 2 and "give it with --space-neighbours K" in res.output
     assert not (tmp_path / "x.model").exists()
+    pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
+    res = runner.invoke(main, [*base, "-o", str(tmp_path / "f.model"), "--space-neighbours", "3",
+                               "--space-neighbour-index", "IVF2,Flat", "--space-neighbour-nprobe", "2"])
+    assert res.exit_code == 0, res.output
+    model = Im2Vec.load(str(tmp_path / "f.model"))
+    assert (model.neighbour_index, model.space_neighbour_nprobe) == ("IVF2,Flat", 2)
+    res = runner.invoke(main, [*base, "-o", str(tmp_path / "x.model"), "--space-neighbour-nprobe", "2"])
+    assert res.exit_code == 2 and "--space-neighbour-nprobe is a setting" in res.output
 
 
 def test_train_pretrained_new_words_learn_unless_frozen(tmp_path):

@@ -126,7 +126,7 @@ def test_saved_and_loaded_with_the_model(model, data, tmp_path):
     for mmap in (None, "r"):
         again = Im2Vec.load(str(tmp_path / "m.model"), mmap=mmap)
         assert again.neighbour_k == again.space_neighbours == 7 and again.space_neighbour_weight == 0.5
-        assert again._neighbour_T is None  # read from the store again, not saved
+        assert again._neighbour_search is None  # read from the store again, not saved
         np.testing.assert_allclose(again.wv[key], model.wv[key], rtol=1e-6)
         np.testing.assert_allclose(again.project(data.test_features[:4]), model.project(data.test_features[:4]),
                                    rtol=1e-5, atol=1e-6)
@@ -318,7 +318,8 @@ def test_space_neighbours_with_another_head_is_refused(data):
         m.train(data.docs, total_examples=len(data.docs), epochs=1)
 
 
-def test_a_model_saved_when_fit_neighbours_kept_its_own_weight_loads(model, data, tmp_path):
+@pytest.mark.parametrize("sep_limit", [10 * 1024 ** 2, 0], ids=["in the pickle", "in files of their own"])
+def test_a_model_saved_when_fit_neighbours_kept_its_own_weight_loads(model, data, tmp_path, sep_limit):
     """Saved before space_neighbours (fit_neighbours' k and weight as neighbour_k, neighbour_weight, its
     bags dense): loaded with them as the model's settings, its rows and projections as they were; a
     later train() fits them again, from its own documents (the dense bags kept no words)."""
@@ -331,9 +332,11 @@ def test_a_model_saved_when_fit_neighbours_kept_its_own_weight_loads(model, data
                  "neighbour_tag_ids", "_previous_pool", "space_neighbours"):
         del state[name]
     state["neighbour_weight"] = state.pop("_space_neighbour_weight")
-    model.save(str(tmp_path / "old.model"))
+    state["_neighbour_T"] = np.ones((300, 32), dtype=np.float32)  # (the search's features, saved when large)
+    model.save(str(tmp_path / "old.model"), sep_limit=sep_limit)
     again = Im2Vec.load(str(tmp_path / "old.model"))
     assert (again.space_neighbours, again.space_neighbour_weight, again.neighbour_k) == (4, 0.6, 4)
+    assert "_neighbour_T" not in again.__dict__ and "neighbour_bags" not in again.__dict__
     assert "neighbour_weight" not in again.__dict__
     np.testing.assert_allclose(again.wv[key], row, rtol=1e-6)
     np.testing.assert_allclose(again.project(data.features[key]), row, rtol=1e-4, atol=1e-5)
@@ -434,6 +437,23 @@ def test_a_train_on_some_of_the_images_keeps_the_others_words(data):
     assert m.neighbour_keys == sorted({d[0] for d in some}, key=m.wv.key_to_index.__getitem__)
 
 
+def test_an_interrupted_train_keeps_the_pool_for_the_next(data):
+    from gensim.models.callbacks import CallbackAny2Vec
+
+    class Stop(CallbackAny2Vec):
+        def on_epoch_end(self, m):
+            raise RuntimeError("stopped")
+
+    m = Im2Vec(data.docs, image_features=data.features, space_neighbours=5, **OPTS)
+    pool = list(m.neighbour_keys)
+    with pytest.raises(RuntimeError, match="stopped"):
+        m.train(data.docs, total_examples=len(data.docs), epochs=2, callbacks=[Stop()])
+    assert m.neighbour_keys is None
+    some = image_docs(data)[:30]
+    m.train(some, total_examples=len(some), epochs=1)
+    assert m.neighbour_keys == pool
+
+
 def test_fit_neighbours_interrupted_leaves_the_settings_and_the_fit_as_they_were(model, data, monkeypatch):
     model.fit_neighbours(data.docs, k=5, weight=0.5)
     keys = list(model.neighbour_keys)
@@ -446,5 +466,73 @@ def test_fit_neighbours_interrupted_leaves_the_settings_and_the_fit_as_they_were
         model.fit_neighbours(image_docs(data)[:50], k=9, weight=2.0)
     assert (model.space_neighbours, model.space_neighbour_weight, model.neighbour_k) == (5, 0.5, 5)
     assert model.neighbour_keys == keys and not model._image_rows_from_W
+    monkeypatch.undo()  # setting γ again, to the same value, writes the rows the interruption left
+    model.space_neighbour_weight = 0.5
+    key = image_docs(data)[7][0]
+    np.testing.assert_allclose(model.wv[key], model.project(data.features[key]), rtol=1e-4, atol=1e-5)
+    assert model._image_rows_from_W
     with pytest.raises(ValueError, match="fit_neighbours: weight"):
         model.fit_neighbours(data.docs, weight=-1)
+
+
+# ---------------------------------------------------------------- a faiss index over the features
+@pytest.mark.parametrize("spec", ["IVF4,Flat", "IVF4,SQ8"])
+def test_a_faiss_index_over_the_features_gives_the_exact_search_vectors_when_it_probes_every_list(data, spec):
+    """space_neighbour_index: the nearest images found by faiss (IVF lists of the vectors, or of PQ
+    codes re-ranked by the exact cosines read from the features), probing every list: the same
+    neighbours, so the same vectors as the exact search; wv and project stay one function."""
+    pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
+    exact = Im2Vec(data.docs, image_features=data.features, space_neighbours=5, **OPTS)
+    m = Im2Vec(data.docs, image_features=data.features, space_neighbours=5, space_neighbour_index=spec,
+               space_neighbour_nprobe=4, **OPTS)
+    assert m.neighbour_index == spec and type(m._neighbour_search).__name__ == "_FaissNeighbours"
+    keys = list(exact.neighbour_keys)
+    np.testing.assert_allclose(m.wv[keys], exact.wv[keys], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m.project(data.test_features[:40]), exact.project(data.test_features[:40]),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m.wv[keys], m.project(np.array([data.features[k] for k in keys])),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_a_faiss_index_is_built_again_after_a_load_and_one_list_probed_is_approximate(data, tmp_path, caplog):
+    pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
+    m = Im2Vec(data.docs, image_features=data.features, space_neighbours=5, space_neighbour_index="IVF8,Flat",
+               space_neighbour_nprobe=1, **OPTS)
+    probe = m.project(data.test_features[:20])
+    m.save(str(tmp_path / "m.model"))
+    with caplog.at_level(logging.INFO, logger="gensim_im2vec.model"):
+        again = Im2Vec.load(str(tmp_path / "m.model"))
+        assert again._neighbour_search is None
+        np.testing.assert_allclose(again.project(data.test_features[:20]), probe, rtol=1e-5, atol=1e-6)
+    assert "faiss 'IVF8,Flat' over 300 images' features built" in caplog.text
+    assert (again.space_neighbour_index, again.space_neighbour_nprobe) == ("IVF8,Flat", 1)
+    exact = Im2Vec(data.docs, image_features=data.features, space_neighbours=5, **OPTS)
+    differ = np.abs(again.project(data.test_features) - exact.project(data.test_features)).max(1) > 1e-4
+    assert 0 < differ.mean() < 0.5  # (one list of eight: some queries' nearest lie in another)
+
+
+def test_bad_index_settings_are_refused_naming_them(data):
+    pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
+    for bad in ("", 5, None):
+        with pytest.raises(ValueError, match="space_neighbour_index must be 'exact' or a faiss index factory"):
+            Im2Vec(image_features=data.features, space_neighbour_index=bad, **OPTS)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="space_neighbour_nprobe must be an int >= 1"):
+            Im2Vec(image_features=data.features, space_neighbour_nprobe=bad, **OPTS)
+    m = Im2Vec(image_features=data.features, space_neighbours=5, space_neighbour_index="IVF4,PQ7", **OPTS)
+    m.build_vocab(data.docs)
+    with pytest.raises(ValueError, match="space_neighbour_index='IVF4,PQ7': faiss cannot build it over 32-d"):
+        m.train(data.docs, total_examples=len(data.docs), epochs=1)
+    assert m.W is None or not m.train_count  # refused before training
+
+
+def test_a_faiss_index_is_not_bound_by_the_exact_searchs_limit(data, monkeypatch):
+    pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
+    import gensim_im2vec.model as model_module
+
+    monkeypatch.setattr(model_module, "NEIGHBOUR_EXACT_MAX", 100)
+    m = Im2Vec(data.docs, image_features=data.features, space_neighbours=5, space_neighbour_index="IVF4,Flat",
+               **OPTS)
+    assert len(m.neighbour_keys) == 300
+    with pytest.raises(ValueError, match="space_neighbour_index='IVF4096,PQ64'"):
+        Im2Vec(data.docs, image_features=data.features, space_neighbours=5, **OPTS)

@@ -1,0 +1,93 @@
+"""What `space_neighbours`' search costs, exact against a faiss index over the features
+(``Im2Vec(space_neighbour_index=...)``), on synthetic CNN-like features.
+
+The fit after training finds the k nearest of every training image among all of them: with the
+exact search that is ``n²·F`` multiply-adds and the ``n × F`` unit features in memory; an IVF index
+probes ``nprobe`` of its lists per image, and an IVF-PQ index keeps ``m`` bytes of code per image
+and re-ranks ``4k`` candidates by their exact cosines, read from the features. For each search this
+prints the seconds to find every image's k nearest (the fit's search; the same searches ``project``
+runs for new images), the bytes it holds per image, and how close its neighbours are to the exact
+ones, measured in the same run: recall@k of the exact neighbour sets, and the largest difference of
+the neighbours' weight ``Σ s_j^20`` (a training image finds itself at cosine 1, the term's largest
+weight, unless the index misses it).
+
+The features: ``--images`` non-negative vectors (as a ReLU network's are) around ``--clusters``
+centres of ``--features`` dimensions, the nearest image at cosine 0.8-0.95 as on the demo's
+OpenClipArt features.
+
+    OMP_NUM_THREADS=2 python benchmarks/bench_neighbour_search.py --images 50000 --features 1280 \
+        --specs IVF256,Flat IVF256,PQ64     # ≈ 3 min on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import gensim_im2vec.model as model_module
+from gensim_im2vec.image_features import ImageFeatures
+
+
+def features(n: int, dim: int, clusters: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = np.abs(rng.normal(size=(clusters, dim))) * (rng.random((clusters, dim)) < 0.3)
+    X = centres[rng.integers(0, clusters, n)] + 0.35 * np.abs(rng.normal(size=(n, dim)))
+    return X.astype(np.float32)
+
+
+def run(search, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, float]:
+    start = time.perf_counter()
+    S, idx = np.empty((len(Q), k), np.float32), np.empty((len(Q), k), np.int64)
+    for lo in range(0, len(Q), search.block):
+        s, i = search.search(Q[lo:lo + search.block], k)
+        S[lo:lo + len(s)], idx[lo:lo + len(s)] = s, i
+    return S, idx, time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=50_000)
+    ap.add_argument("--features", type=int, default=1280)
+    ap.add_argument("--clusters", type=int, default=2000)
+    ap.add_argument("--k", type=int, default=model_module.NEIGHBOURS)
+    ap.add_argument("--specs", nargs="+", default=["IVF256,Flat", "IVF256,PQ64"])
+    ap.add_argument("--nprobe", type=int, default=32)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    import faiss
+
+    X = features(args.images, args.features, args.clusters, args.seed)
+    feats = ImageFeatures([f"img:{i}" for i in range(len(X))], X)
+    rows = np.arange(len(X))
+    Q = model_module._unit_feature_rows(feats, rows)
+    print(f"{args.images:,} images x {args.features} features, k={args.k}; every image's k nearest among them")
+    start = time.perf_counter()
+    exact = model_module._ExactNeighbours(feats, rows)
+    built = time.perf_counter() - start
+    S0, I0, t0 = run(exact, Q, args.k)
+    w0 = (S0.clip(0).astype(np.float64) ** model_module.NEIGHBOUR_POWER).sum(1)
+    second = np.sort(S0, axis=1)[:, -2]
+    print(f"  nearest other image: cosine median {np.median(second):.3f} [10%: {np.quantile(second, 0.1):.3f}, "
+          f"90%: {np.quantile(second, 0.9):.3f}]")
+    print(f"  {'search':<16s} {'build s':>8s} {'search s':>9s} {'x exact':>8s} {'B/image':>8s} {'recall@k':>9s} "
+          f"{'self found':>10s} {'max |Δw|/w':>10s}")
+    print(f"  {'exact':<16s} {built:8.1f} {t0:9.1f} {1.0:8.2f} {exact.T.nbytes / len(X):8.0f} {1.0:9.3f} "
+          f"{1.0:10.3f} {0.0:10.4f}")
+    sets = [set(r) for r in I0.tolist()]
+    for spec in args.specs:
+        start = time.perf_counter()
+        search = model_module._FaissNeighbours(feats, rows, spec, args.nprobe, seed=args.seed)
+        built = time.perf_counter() - start
+        S, idx, t = run(search, Q, args.k)
+        recall = np.mean([len(sets[q] & set(r)) / len(sets[q]) for q, r in enumerate(idx.tolist())])
+        found = np.mean([q in r for q, r in enumerate(idx.tolist())])
+        w = (S.clip(0).astype(np.float64) ** model_module.NEIGHBOUR_POWER).sum(1)
+        size = len(faiss.serialize_index(search.index)) / len(X)
+        print(f"  {spec:<16s} {built:8.1f} {t:9.1f} {t / t0:8.2f} {size:8.0f} {recall:9.3f} {found:10.3f} "
+              f"{np.max(np.abs(w - w0) / w0):10.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
