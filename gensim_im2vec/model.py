@@ -110,6 +110,7 @@ import math
 import numbers
 import os
 import queue
+import re
 import shutil
 import threading
 from collections import Counter, defaultdict
@@ -224,25 +225,37 @@ def _check_neighbours(k, image_heads: str) -> None:
                          f"has none. Use image_heads='space', or space_neighbours=0.")
 
 
-def _check_neighbour_index(spec, dim: int | None = None) -> str:
+def _check_neighbour_index(spec, dim: int | None = None, n: int | None = None, faiss_needed: bool = True) -> str:
     """`space_neighbour_index`, checked: "exact", or a faiss index factory string with faiss installed
-    (that faiss can build over `dim`-d features, when given)."""
+    (when needed) that faiss can build over `dim`-d features with no more IVF lists than the `n`
+    images it will hold (when given)."""
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"space_neighbour_index must be 'exact' or a faiss index factory string (e.g. 'IVF1024,Flat' "
                          f"or 'IVF4096,PQ64'), got {spec!r}.")
-    if spec != "exact":
+    if spec != "exact" and faiss_needed:
         try:
-            import faiss  # noqa: F401
+            import faiss
         except ImportError:
             raise ImportError(f"space_neighbour_index={spec!r} is a faiss index: pip install faiss-cpu (or "
                               f"'gensim-im2vec[scale]'), or use space_neighbour_index='exact'.") from None
         if dim is not None:
             try:
-                faiss.index_factory(int(dim), spec, faiss.METRIC_INNER_PRODUCT)
+                index = faiss.index_factory(int(dim), spec, faiss.METRIC_INNER_PRODUCT)
             except RuntimeError as err:
                 raise ValueError(f"space_neighbour_index={spec!r}: faiss cannot build it over {dim}-d features: "
-                                 f"{str(err).strip().splitlines()[-1]}") from None
+                                 f"{_faiss_reason(err)}") from None
+            ivf = faiss.try_extract_index_ivf(index)
+            if ivf is not None and n is not None and ivf.nlist > n:
+                raise ValueError(f"space_neighbour_index={spec!r} has {ivf.nlist:,} IVF lists for {n:,} images: "
+                                 f"give it fewer lists than images (faiss trains them on 39 or more images each), "
+                                 f"e.g. 'IVF{max(1, n // 39)},Flat', or use 'exact'.")
     return spec
+
+
+def _faiss_reason(err: BaseException) -> str:
+    """A faiss RuntimeError's message without the C++ function and file it came from."""
+    text = str(err).strip().splitlines()[-1]
+    return re.sub(r"^Error in .*? at \S+:\d+: (Error: )?", "", text)
 
 
 def _check_neighbour_weight(weight) -> None:
@@ -753,7 +766,7 @@ class Im2Vec(Word2Vec):
         self.readout_offset = None
         _check_neighbours(space_neighbours, image_heads)
         self.space_neighbours = int(space_neighbours)
-        self.space_neighbour_index = _check_neighbour_index(space_neighbour_index)
+        self.space_neighbour_index = _check_neighbour_index(space_neighbour_index, faiss_needed=bool(space_neighbours))
         if not is_int(space_neighbour_nprobe) or space_neighbour_nprobe < 1:
             raise ValueError(f"space_neighbour_nprobe must be an int >= 1 (the IVF lists a faiss "
                              f"space_neighbour_index searches), got {space_neighbour_nprobe!r}.")
@@ -1934,7 +1947,7 @@ class Im2Vec(Word2Vec):
         _check_readout_directions(self.space_readout_directions)  # (attributes a user may have set)
         _check_neighbours(self.space_neighbours, self.image_heads)
         if self.space_neighbours and n_img:  # (a faiss index that cannot be built: refused before training)
-            _check_neighbour_index(self.space_neighbour_index, feats.dim)
+            _check_neighbour_index(self.space_neighbour_index, feats.dim, n_img)
         if self.space_neighbours and self.space_neighbour_index == "exact" and n_img > NEIGHBOUR_EXACT_MAX:
             raise ValueError(self._too_many_for_neighbours(n_img, "space_neighbours"))
         k = self.space_common_directions
@@ -2053,7 +2066,8 @@ class Im2Vec(Word2Vec):
             self._fit_readout()
         words, self._gathered_words = self._gathered_words, None
         if words is not None and self._previous_pool:  # the images this train() did not see keep their words
-            words, kept = {**self._previous_pool, **words}, len(set(self._previous_pool) - set(words))
+            previous = self._pool_ids(self._previous_pool)
+            words, kept = {**previous, **words}, len(set(previous) - set(words))
             if kept:
                 logger.info("space_neighbours: %i images fitted before and not in this train()'s last epoch keep "
                             "their words (model.fit_neighbours(documents) fits the given documents' alone)", kept)
@@ -2067,7 +2081,11 @@ class Im2Vec(Word2Vec):
             self._calibrate_new_words(moved_from)
         if fit:  # space_neighbours: from the words as calibrated
             start_fit = default_timer()
-            self._fit_neighbour_words(words, start_fit)
+            try:
+                self._fit_neighbour_words(words, start_fit)
+            except ValueError as err:
+                raise ValueError(f"{err} train() has trained the model; its image vectors are left without the "
+                                 f"neighbours' words until model.fit_neighbours(documents).") from None
             fitted = default_timer() - start_fit
             self.space_neighbour_seconds += self._neighbour_seconds + fitted
             logger.info("space_neighbours: the last epoch's images' words gathered in %.2fs of worker time, fitted "
@@ -2808,7 +2826,7 @@ class Im2Vec(Word2Vec):
             raise ValueError("fit_neighbours: no document holds an image of this model with a word of it; give the "
                              "documents the model was trained on.")
         n_img = sum(1 for ws in words.values() if ws)
-        _check_neighbour_index(self.space_neighbour_index, self.features.dim)
+        _check_neighbour_index(self.space_neighbour_index, self.features.dim, n_img)
         if self.space_neighbour_index == "exact" and n_img > NEIGHBOUR_EXACT_MAX:
             raise ValueError(self._too_many_for_neighbours(n_img, "fit_neighbours"))
         before = {name: self.__dict__.get(name) for name in _NEIGHBOUR_STATE}
@@ -2822,21 +2840,26 @@ class Im2Vec(Word2Vec):
             raise
         return self
 
-    def _pool_words(self) -> dict[int, dict[int, None]] | None:
-        """The fitted images and their words as :meth:`_add_image_words` gathers them (by vocabulary
-        index), those that are still an image and words of the model; None for bags saved without
-        their words (by fit_neighbours before 2026-12-07)."""
-        if self.neighbour_tag_ids is None:
+    def _pool_words(self) -> dict[str, list[str]] | None:
+        """The fitted images and their words, by key (a vocabulary rebuilt meanwhile renumbers them);
+        None for bags saved without their words (by fit_neighbours before 2026-12-07)."""
+        if self.neighbour_tag_keys is None:
             return None
-        index, rows_of, n = self.wv.key_to_index, self._vocab_image_rows, len(self.wv)
-        tags, ptr, bag_words = self.neighbour_tag_ids, self.neighbour_bag_ptr, self.neighbour_bag_words
-        pool = {}
-        for j, key in enumerate(self.neighbour_keys):
+        tags, ptr, bag_words = self.neighbour_tag_keys, self.neighbour_bag_ptr, self.neighbour_bag_words
+        return {key: [tags[t] for t in bag_words[ptr[j]:ptr[j + 1]].tolist()]
+                for j, key in enumerate(self.neighbour_keys)}
+
+    def _pool_ids(self, pool: dict[str, list[str]]) -> dict[int, dict[int, None]]:
+        """`pool` (:meth:`_pool_words`) as :meth:`_add_image_words` gathers words: by vocabulary index,
+        the images that are still images of the model with their words that are still its words."""
+        index, rows_of = self.wv.key_to_index, self._vocab_image_rows
+        out = {}
+        for key, words in pool.items():
             i = index.get(key, -1)
-            ws = [int(t) for t in tags[bag_words[ptr[j]:ptr[j + 1]]] if t < n and rows_of[t] < 0]
-            if i >= 0 and rows_of[i] >= 0 and ws:
-                pool[i] = dict.fromkeys(ws)
-        return pool
+            ids = [t for t in (index.get(w, -1) for w in words) if t >= 0 and rows_of[t] < 0]
+            if i >= 0 and rows_of[i] >= 0 and ids:
+                out[i] = dict.fromkeys(ids)
+        return out
 
     def _too_many_for_neighbours(self, n: int, what: str) -> str:
         gb = n * self.features.dim * 4 / 1e9
@@ -2885,14 +2908,19 @@ class Im2Vec(Word2Vec):
         keys = self.wv.index_to_key
         self.neighbour_keys = [keys[i] for i in images]
         self.neighbour_bag_ptr, self.neighbour_bag_words, self.neighbour_bag_scale = ptr, bag_words, scale
-        self.neighbour_word_vectors, self.neighbour_tag_ids = vectors, tag_ids
+        self.neighbour_word_vectors, self.neighbour_tag_keys = vectors, [keys[t] for t in tag_ids.tolist()]
         self.neighbour_k, self.neighbour_index = int(self.space_neighbours), self.space_neighbour_index
+        self.neighbour_nprobe = int(self.space_neighbour_nprobe)
         self._neighbour_search = None
         try:
             self._neighbour_features()  # once, before the rows are written on several threads
-        except BaseException:  # (e.g. faiss out of memory): no half-fitted state for the rows' next write
+        except BaseException as err:  # (e.g. faiss out of memory): no half-fitted state for the rows' next write
             self.neighbour_keys = None
             self._drop_neighbours("a failed fit")
+            if isinstance(err, RuntimeError):  # faiss's, building the index over these features
+                raise ValueError(f"space_neighbour_index={self.space_neighbour_index!r}: faiss could not build it "
+                                 f"over these {len(images):,} images' features: {_faiss_reason(err)}. Set another "
+                                 f"space_neighbour_index (or 'exact').") from None
             raise
         self._image_rows_from_W = False
         self._write_image_vectors()
@@ -2913,8 +2941,8 @@ class Im2Vec(Word2Vec):
                 logger.info("%s: the neighbours' words leave the image vectors (they were read from the vectors "
                             "this changes); call model.fit_neighbours(documents) again after it", why)
         self.neighbour_keys = self.neighbour_bag_ptr = self.neighbour_bag_words = self.neighbour_bag_scale = None
-        self.neighbour_word_vectors = self.neighbour_tag_ids = None
-        self.neighbour_k, self.neighbour_index = 0, "exact"
+        self.neighbour_word_vectors = self.neighbour_tag_keys = None
+        self.neighbour_k, self.neighbour_index, self.neighbour_nprobe = 0, "exact", 0
         self._neighbour_search = None
 
     def _neighbour_features(self):
@@ -2932,8 +2960,8 @@ class Im2Vec(Word2Vec):
             if self.neighbour_index == "exact":
                 search = _ExactNeighbours(self.features, rows)
             else:
-                search = _FaissNeighbours(self.features, rows, self.neighbour_index, self.space_neighbour_nprobe,
-                                          seed=int(self.seed))
+                search = _FaissNeighbours(self.features, rows, self.neighbour_index,
+                                          self.neighbour_nprobe or self.space_neighbour_nprobe, self.neighbour_k)
             self._neighbour_search = search
         return search
 
@@ -4196,9 +4224,10 @@ class Im2Vec(Word2Vec):
                               ("space_readout_directions", 0), ("space_calibrate_new_words", False),
                               ("_readout_sums", None), ("neighbour_keys", None), ("neighbour_bag_ptr", None),
                               ("neighbour_bag_words", None), ("neighbour_bag_scale", None),
-                              ("neighbour_word_vectors", None), ("neighbour_tag_ids", None),
+                              ("neighbour_word_vectors", None), ("neighbour_tag_keys", None),
                               ("_previous_pool", None), ("space_neighbour_seconds", 0.0),
                               ("neighbour_index", "exact"), ("space_neighbour_index", "exact"),
+                              ("neighbour_nprobe", 0),
                               ("space_neighbour_nprobe", 32),
                               ("neighbour_k", 0), ("_gathered_words", None)):
             self.__dict__.setdefault(name, default)
@@ -4263,6 +4292,9 @@ class Im2Vec(Word2Vec):
         state = self.__dict__
         bags, old_weight = state.pop("neighbour_bags", None), state.pop("neighbour_weight", None)
         state.pop("_neighbour_T", None)  # (the old name of the search's features: saved when large)
+        ids = state.pop("neighbour_tag_ids", None)  # (a day's name: vocabulary indices, as keys now)
+        if ids is not None and state.get("neighbour_tag_keys") is None:
+            self.neighbour_tag_keys = [self.wv.index_to_key[t] for t in np.asarray(ids).tolist()]
         if bags is not None:
             n = len(bags)
             self.neighbour_bag_ptr, self.neighbour_bag_words = np.arange(n + 1), np.arange(n, dtype=np.int32)
@@ -4404,24 +4436,32 @@ class _ExactNeighbours:
 
 
 class _FaissNeighbours:
-    """A faiss index over the fitted images' unit features (inner product = cosine), built from the
-    feature rows a chunk at a time (no ``n × F`` copy: an IVF-PQ index keeps its codes alone), its
-    coarse quantiser trained on evenly spaced rows. The candidates of an index that does not keep
-    the vectors (PQ, SQ) are re-ranked by their exact cosines, read from the features; so a
-    training image still finds itself at cosine 1. Not saved with the model: built again when first
+    """A faiss index over the fitted images' unit features (inner product = cosine), its rows
+    added a chunk at a time (an IVF-PQ index keeps its codes alone: no ``n × F`` copy), trained on
+    at most :data:`NEIGHBOUR_TRAIN_ROWS` evenly spaced rows. Where the index's scores are not the
+    features' cosines (codes: PQ, SQ; a transform first: PCA, OPQ) the ``4k`` best candidates are
+    re-ranked by their exact cosines, read from the features: a training image finds itself,
+    at cosine 1, whenever it is among them. Not saved with the model: built again when first
     needed after a load (its time is logged)."""
 
-    def __init__(self, features: ImageFeatures, rows: np.ndarray, spec: str, nprobe: int, seed: int) -> None:
-        import faiss
-
+    def __init__(self, features: ImageFeatures, rows: np.ndarray, spec: str, nprobe: int, k: int) -> None:
+        try:
+            import faiss
+        except ImportError:
+            raise ImportError(f"this model's neighbours were fitted with the faiss index {spec!r}: pip install "
+                              f"faiss-cpu, or fit them exactly: model.space_neighbour_index = 'exact'; "
+                              f"model.fit_neighbours(documents).") from None
         start = default_timer()
         self.features, self.rows = features, rows
         self.index = faiss.index_factory(features.dim, spec, faiss.METRIC_INNER_PRODUCT)
-        self.exact = spec.replace(" ", "").endswith(",Flat") or spec == "Flat"
+        top = faiss.downcast_index(self.index)
+        # (an index whose scores are the inner products of the vectors as given: the cosines)
+        self.exact = isinstance(top, (faiss.IndexFlat, faiss.IndexIVFFlat, faiss.IndexHNSWFlat))
         self.rerank = 1 if self.exact else NEIGHBOUR_RERANK
+        if isinstance(top, faiss.IndexHNSW):
+            top.hnsw.efSearch = max(128, 4 * k * self.rerank)  # (HNSW returns fewer than asked below it)
         if not self.index.is_trained:
-            ivf = faiss.try_extract_index_ivf(self.index)
-            n_train = min(len(rows), max(256 * (ivf.nlist if ivf is not None else 1), 100_000))
+            n_train = min(len(rows), NEIGHBOUR_TRAIN_ROWS)
             take = np.unique(np.linspace(0, len(rows) - 1, n_train).astype(np.int64))
             self.index.train(_unit_feature_rows(features, rows[take]))
         for lo in range(0, len(rows), _WRITE_CHUNK):
@@ -4437,14 +4477,18 @@ class _FaissNeighbours:
         """As :meth:`_ExactNeighbours.search`; a position faiss could not fill (fewer candidates than
         `k` in the probed lists) gets cosine 0, which weighs nothing."""
         want = min(len(self.rows), k * self.rerank)
-        S, idx = self.index.search(np.ascontiguousarray(Q, dtype=REAL), want)
+        Q = np.ascontiguousarray(Q, dtype=REAL)
+        S, idx = self.index.search(Q, want)
         missing = idx < 0
         idx = np.where(missing, 0, idx)
-        if self.rerank > 1:  # the candidates' exact cosines, from the features
-            flat = idx.ravel()
-            uniq, inverse = np.unique(flat, return_inverse=True)
-            U = _unit_feature_rows(self.features, self.rows[uniq])
-            S = np.einsum("qcf,qf->qc", U[inverse].reshape(*idx.shape, -1), Q)
+        if self.rerank > 1:  # the candidates' exact cosines, from the features (≈ 64 MB of rows at a time)
+            S = np.empty(idx.shape, dtype=REAL)
+            step = max(1, (1 << 24) // max(want * self.features.dim, 1))
+            for lo in range(0, len(Q), step):
+                part = idx[lo:lo + step]
+                uniq, inverse = np.unique(part.ravel(), return_inverse=True)
+                U = _unit_feature_rows(self.features, self.rows[uniq])
+                S[lo:lo + step] = np.einsum("qcf,qf->qc", U[inverse].reshape(*part.shape, -1), Q[lo:lo + step])
         S = np.where(missing, 0.0, S).astype(REAL)
         if k < S.shape[1]:
             best = np.argpartition(-S, k - 1, axis=1)[:, :k]
@@ -4469,8 +4513,8 @@ NEIGHBOUR_POWER = 20.0
 NEIGHBOUR_WHITEN = 0.005
 #: What :meth:`Im2Vec.fit_neighbours` sets: the settings and the fitted state.
 _NEIGHBOUR_STATE = ("space_neighbours", "_space_neighbour_weight", "neighbour_keys", "neighbour_bag_ptr",
-                    "neighbour_bag_words", "neighbour_bag_scale", "neighbour_word_vectors", "neighbour_tag_ids",
-                    "neighbour_k", "neighbour_index", "_neighbour_search", "_previous_pool")
+                    "neighbour_bag_words", "neighbour_bag_scale", "neighbour_word_vectors", "neighbour_tag_keys",
+                    "neighbour_k", "neighbour_index", "neighbour_nprobe", "_neighbour_search", "_previous_pool")
 #: :meth:`Im2Vec.fit_neighbours`' `k` on a model whose `space_neighbours` is 0 (the demo's k).
 NEIGHBOURS = 20
 #: The most training images the neighbours' exact search takes (their features kept in memory, every
@@ -4479,6 +4523,9 @@ NEIGHBOUR_EXACT_MAX = 1_000_000
 #: A faiss `space_neighbour_index` that does not keep the vectors (PQ, SQ) re-ranks this many times k
 #: candidates by their exact cosines.
 NEIGHBOUR_RERANK = 4
+#: The most feature rows a faiss `space_neighbour_index` trains on (evenly spaced; faiss asks for 39 to
+#: 256 a list: enough for 1,024-6,700 lists; 1 GB of float32 rows at 1,024 features).
+NEIGHBOUR_TRAIN_ROWS = 262_144
 
 #: The most image occurrences whose sums the readout gathers in a ``train()``'s last epoch (an F × D
 #: product each): at 100M images a sample, the first to train.

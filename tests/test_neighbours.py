@@ -329,7 +329,7 @@ def test_a_model_saved_when_fit_neighbours_kept_its_own_weight_loads(model, data
     state = model.__dict__
     state["neighbour_bags"] = dense_bags(model).astype(np.float32)  # (as fit_neighbours kept them then)
     for name in ("neighbour_bag_ptr", "neighbour_bag_words", "neighbour_bag_scale", "neighbour_word_vectors",
-                 "neighbour_tag_ids", "_previous_pool", "space_neighbours"):
+                 "neighbour_tag_keys", "_previous_pool", "space_neighbours"):
         del state[name]
     state["neighbour_weight"] = state.pop("_space_neighbour_weight")
     state["_neighbour_T"] = np.ones((300, 32), dtype=np.float32)  # (the search's features, saved when large)
@@ -341,7 +341,7 @@ def test_a_model_saved_when_fit_neighbours_kept_its_own_weight_loads(model, data
     np.testing.assert_allclose(again.wv[key], row, rtol=1e-6)
     np.testing.assert_allclose(again.project(data.features[key]), row, rtol=1e-4, atol=1e-5)
     again.train(data.docs, total_examples=len(data.docs), epochs=1)
-    assert again.neighbour_k == 4 and again.neighbour_tag_ids is not None
+    assert again.neighbour_k == 4 and again.neighbour_tag_keys is not None
 
 
 def test_resumed_from_a_checkpoint_fits_them_as_the_run_ends(data, tmp_path):
@@ -409,7 +409,7 @@ def test_an_older_model_never_fitted_loads_with_the_default_weight(model, data, 
     not their γ (fit_neighbours, or a train() with space_neighbours, must then change the vectors)."""
     state = model.__dict__
     for name in ("space_neighbours", "_space_neighbour_weight", "neighbour_bag_ptr", "neighbour_bag_words",
-                 "neighbour_bag_scale", "neighbour_word_vectors", "neighbour_tag_ids", "_previous_pool"):
+                 "neighbour_bag_scale", "neighbour_word_vectors", "neighbour_tag_keys", "_previous_pool"):
         state.pop(name, None)
     state.update(neighbour_bags=None, neighbour_weight=0.0, neighbour_k=0)
     model.save(str(tmp_path / "old.model"))
@@ -536,3 +536,75 @@ def test_a_faiss_index_is_not_bound_by_the_exact_searchs_limit(data, monkeypatch
     assert len(m.neighbour_keys) == 300
     with pytest.raises(ValueError, match="space_neighbour_index='IVF4096,PQ64'"):
         Im2Vec(data.docs, image_features=data.features, space_neighbours=5, **OPTS)
+
+
+def test_the_pool_is_kept_by_key_across_a_vocabulary_built_again(data):
+    """An interrupted train() leaves the pool for the next; a vocabulary built again meanwhile
+    renumbers the words and images: each image keeps its own words."""
+    from gensim.models.callbacks import CallbackAny2Vec
+
+    class Stop(CallbackAny2Vec):
+        def on_epoch_end(self, m):
+            raise RuntimeError("stopped")
+
+    m = Im2Vec(data.docs, image_features=data.features, space_neighbours=5, **OPTS)
+    with pytest.raises(RuntimeError, match="stopped"):
+        m.train(data.docs, total_examples=len(data.docs), epochs=1, callbacks=[Stop()])
+    m.build_vocab(list(reversed(data.docs)))
+    some = image_docs(data)[:30]
+    m.train(some, total_examples=len(some), epochs=1)
+    bags = dense_bags(m)
+    keys = list(m.neighbour_keys)
+    m.fit_neighbours(data.docs)
+    assert m.neighbour_keys == keys
+    np.testing.assert_allclose(bags, dense_bags(m), rtol=1e-5, atol=1e-6)
+
+
+def test_the_faiss_search_is_that_of_the_fit_and_its_scores_are_cosines(data):
+    pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
+    import copy
+
+    m = Im2Vec(data.docs, image_features=data.features, space_neighbours=5, space_neighbour_index="IVF8,Flat",
+               space_neighbour_nprobe=1, **OPTS)
+    m.space_neighbour_nprobe = 8  # (for the next fit: this one's search keeps its nprobe)
+    for other in (copy.deepcopy(m), m):
+        keys = list(m.neighbour_keys)
+        np.testing.assert_allclose(other.wv[keys], other.project(np.array([data.features[k] for k in keys])),
+                                   rtol=1e-4, atol=1e-5)
+    for spec, exact in (("PCA16,IVF4,Flat", False), ("HNSW16", True), ("IVF4,SQ8", False), ("Flat", True)):
+        m.space_neighbour_index = spec
+        m.fit_neighbours(data.docs)
+        assert m._neighbour_search.exact is exact, spec
+
+
+def test_an_index_faiss_cannot_build_for_these_images_is_refused_naming_it(data):
+    pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
+    with pytest.raises(ValueError, match="has 512 IVF lists for 300 images: give it fewer lists"):
+        Im2Vec(data.docs, image_features=data.features, space_neighbours=5, space_neighbour_index="IVF512,Flat",
+               **OPTS)
+    m = Im2Vec(data.docs, image_features=data.features, space_neighbours=5, **OPTS)
+    m.space_neighbour_index = "PCA64,IVF4,Flat"  # (built over 32-d features, it fails as the index trains)
+    keys = list(m.neighbour_keys)
+    with pytest.raises(ValueError, match="faiss could not build it over these 300 images' features"):
+        m.fit_neighbours(data.docs)
+    assert m.neighbour_keys == keys and m.neighbour_index == "exact"  # (the fit as it was)
+    with pytest.raises(ValueError, match="train.. has trained the model; its image vectors are left without"):
+        m.train(data.docs, total_examples=len(data.docs), epochs=1)
+    assert m.neighbour_keys is None and m.train_count == 2
+    key = image_docs(data)[0][0]
+    np.testing.assert_allclose(m.wv[key], m.project(data.features[key]), rtol=1e-4, atol=1e-5)
+
+
+def test_without_faiss_a_faiss_index_says_what_to_install(data, monkeypatch):
+    pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
+    import sys
+
+    m = Im2Vec(data.docs, image_features=data.features, space_neighbours=5, space_neighbour_index="IVF4,Flat",
+               **OPTS)
+    m._neighbour_search = None  # (as after a load)
+    monkeypatch.setitem(sys.modules, "faiss", None)
+    with pytest.raises(ImportError, match="pip install faiss-cpu, or fit them exactly"):
+        m.project(data.test_features[:2])
+    Im2Vec(image_features=data.features, space_neighbour_index="IVF4,Flat", **OPTS)  # (not used: no faiss needed)
+    with pytest.raises(ImportError, match="is a faiss index: pip install faiss-cpu"):
+        Im2Vec(image_features=data.features, space_neighbours=5, space_neighbour_index="IVF4,Flat", **OPTS)
