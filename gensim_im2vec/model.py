@@ -2695,15 +2695,20 @@ class Im2Vec(Word2Vec):
         old, self.__dict__["_space_readout"] = self.__dict__.get("_space_readout"), float(beta)
         if (old is not None and float(beta) != old and self.__dict__.get("readout_W") is not None
                 and self.W is not None and self.features is not None):  # a fitted readout: a trained model
-            start = default_timer()
-            self._image_rows_from_W = False  # until every row is written with the new β
-            try:
-                self._write_image_vectors()
-            except BaseException:  # the old β back: setting the new one again writes the rows again
-                self.__dict__["_space_readout"] = old
-                raise
-            logger.info("space_readout %g -> %g: the images' rows of wv written again (%.2fs)", old, float(beta),
-                        default_timer() - start)
+            self._rows_after_setting("space_readout", "_space_readout", old)
+
+    def _rows_after_setting(self, name: str, attr: str, old: float) -> None:
+        """The images' rows of ``wv`` written again after the setting `name` (kept in `attr`) changed
+        from `old`; a write that fails puts `old` back (setting the new value again writes them)."""
+        start = default_timer()
+        self._image_rows_from_W = False  # until every row is written with the new value
+        try:
+            self._write_image_vectors()
+        except BaseException:
+            self.__dict__[attr] = old
+            raise
+        logger.info("%s %g -> %g: the images' rows of wv written again (%.2fs)", name, old, self.__dict__[attr],
+                    default_timer() - start)
 
     def _readout_on(self) -> bool:
         return self.space_readout > 0 and self.readout_W is not None
@@ -2725,15 +2730,7 @@ class Im2Vec(Word2Vec):
         old, self.__dict__["_space_neighbour_weight"] = self.__dict__.get("_space_neighbour_weight"), float(weight)
         if (old is not None and (float(weight) != old or not self._image_rows_from_W)
                 and self.__dict__.get("neighbour_keys") is not None):
-            start = default_timer()
-            self._image_rows_from_W = False  # until every row is written with the new γ
-            try:
-                self._write_image_vectors()
-            except BaseException:  # the old γ back: setting the new one again writes the rows again
-                self.__dict__["_space_neighbour_weight"] = old
-                raise
-            logger.info("space_neighbour_weight %g -> %g: the images' rows of wv written again (%.2fs)", old,
-                        float(weight), default_timer() - start)
+            self._rows_after_setting("space_neighbour_weight", "_space_neighbour_weight", old)
 
     def fit_neighbours(self, documents: Iterable[Sequence[str]], *, k: int | None = None,
                        weight: float | None = None) -> Im2Vec:

@@ -54,11 +54,15 @@ def test_train_reports_missing_images_clearly(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def test_train_passes_the_space_options_to_the_model(tmp_path):
+def _small_train(tmp_path) -> list[str]:
+    """`im2vec train` of the small inputs, one epoch of 8 dimensions on one thread (-o to add)."""
     _, docs = _inputs(tmp_path)
-    runner = CliRunner()
-    base = ["train", str(docs), "-f", str(tmp_path / "store"), "--vector-size", "8", "--epochs", "1", "--sg",
+    return ["train", str(docs), "-f", str(tmp_path / "store"), "--vector-size", "8", "--epochs", "1", "--sg",
             "--min-count", "1", "--workers", "1", "--seed", "1"]
+
+
+def test_train_passes_the_space_options_to_the_model(tmp_path):
+    runner, base = CliRunner(), _small_train(tmp_path)
     res = runner.invoke(main, [*base, "-o", str(tmp_path / "d.model"), "--space-decoder", "5",
                                "--space-common-directions", "0", "--space-tag-prior", "0.5", "--space-readout", "0.5"])
     assert res.exit_code == 0, res.output
@@ -81,10 +85,7 @@ def test_train_passes_the_space_options_to_the_model(tmp_path):
 
 
 def test_train_space_neighbours_fits_them_as_training_ends(tmp_path):
-    _, docs = _inputs(tmp_path)
-    runner = CliRunner()
-    base = ["train", str(docs), "-f", str(tmp_path / "store"), "--vector-size", "8", "--epochs", "1", "--sg",
-            "--min-count", "1", "--workers", "1", "--seed", "1"]
+    runner, base = CliRunner(), _small_train(tmp_path)
     res = runner.invoke(main, [*base, "-o", str(tmp_path / "n.model"), "--space-neighbours", "3",
                                "--space-neighbour-weight", "0.5"])
     assert res.exit_code == 0, res.output
