@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     sets = [set(r) for r in I0.tolist()]
     for spec in args.specs:
         start = time.perf_counter()
-        search = model_module._FaissNeighbours(feats, rows, spec, args.nprobe, seed=args.seed)
+        search = model_module._FaissNeighbours(feats, rows, spec, args.nprobe, args.k)
         built = time.perf_counter() - start
         S, idx, t = run(search, Q, args.k)
         recall = np.mean([len(sets[q] & set(r)) / len(sets[q]) for q, r in enumerate(idx.tolist())])
