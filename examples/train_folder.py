@@ -46,8 +46,9 @@ def main(argv=None):
     store = report.store
 
     corpus = FolderCorpus(args.images, keys=store)  # restartable: gensim iterates it once per epoch
+    # space_neighbours: each image vector also carries its 20 nearest images' words (the demos' setting)
     model = Im2Vec(corpus, image_features=store, vector_size=args.vector_size, sg=1, window=10,
-                   min_count=args.min_count, epochs=args.epochs, sample=0, workers=2, seed=1)
+                   min_count=args.min_count, epochs=args.epochs, sample=0, workers=2, seed=1, space_neighbours=20)
     print(corpus.stats.summary())
     model.save(args.output)
     print(f"saved {model} to {args.output}")

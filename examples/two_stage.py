@@ -60,7 +60,8 @@ def main(argv=None):
     store = FeatureStore.open(args.features)  # memory-mapped
     options = {"sg": 1} if args.vectors else {}  # (vectors alone carry no settings: skip-gram, as stage 1's)
     model = Im2Vec.from_word2vec(w2v, image_features=store, sentences=LineSentence(args.documents),
-                                 epochs=args.epochs, train_outputs=args.train_outputs, sample=0, **options)
+                                 epochs=args.epochs, train_outputs=args.train_outputs, sample=0,
+                                 space_neighbours=20, **options)  # (each image also carries its 20 nearest' words)
     print(f"stage 2: {model} ({len(model.image_keys)} images; the text's words frozen)")
     model.save(args.output)
     word = args.query or next((w for w in model.word_keys if w in model.image_tag_counts), model.word_keys[0])

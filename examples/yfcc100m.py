@@ -90,6 +90,9 @@ def main(argv=None):
     p.add_argument("--vector-size", type=int, default=200)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--min-count", type=int, default=1)
+    p.add_argument("--neighbour-index", default="exact",
+                   help="how each image's 20 nearest training images are found: 'exact' (up to 1M images) or a "
+                        "faiss index factory string over the features, e.g. IVF65536,PQ64")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress")
     args = p.parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s",
@@ -123,9 +126,11 @@ def main(argv=None):
         print(report.summary())
         store = report.store
 
+    # each image vector also carries its 20 nearest images' words; past 1M images they are found by a
+    # faiss index over the features (--neighbour-index IVF65536,PQ64), not by comparing every pair
     model = Im2Vec(docs, image_features=store, vector_size=args.vector_size, sg=1, window=10,
                    min_count=args.min_count, epochs=args.epochs, sample=0, workers=2, seed=1,
-                   missing_images="skip")
+                   missing_images="skip", space_neighbours=20, space_neighbour_index=args.neighbour_index)
     model.save(args.output)
     print(f"saved {model} to {args.output}")
     for word in sorted(model.image_tag_counts, key=lambda w: -model.image_tag_counts[w])[:3]:
