@@ -1502,6 +1502,13 @@ def _train_and_save(documents, features, output, pretrained, analogies_path, res
             made_from=resumed.get("checkpoint")))
     try:
         store = FeatureStore.open(features, mmap=True)
+        if params.get("space_neighbour_index") not in (None, "exact"):  # (a string faiss cannot build: now, not
+            from gensim_im2vec.model import _check_neighbour_index  # after the epochs)
+
+            try:
+                _check_neighbour_index(params["space_neighbour_index"], store.dim)
+            except (ValueError, ImportError) as e:
+                raise click.BadParameter(str(e), param_hint="'--space-neighbour-index'") from None
         corpus = LineDocuments(documents)
         inputs = None
         if resumable:  # what the run was given: a checkpoint of another run is not continued

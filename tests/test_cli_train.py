@@ -114,6 +114,10 @@ def test_train_space_neighbours_fits_them_as_training_ends(tmp_path):
     assert (model.neighbour_index, model.space_neighbour_nprobe) == ("IVF2,Flat", 2)
     res = runner.invoke(main, [*base, "-o", str(tmp_path / "x.model"), "--space-neighbour-nprobe", "2"])
     assert res.exit_code == 2 and "--space-neighbour-nprobe is a setting" in res.output
+    res = runner.invoke(main, [*base, "-o", str(tmp_path / "x.model"), "--space-neighbours", "3",
+                               "--space-neighbour-index", "IVF2,PQ7"])
+    assert res.exit_code == 2 and "--space-neighbour-index" in res.output and "faiss cannot build it" in res.output
+    assert not (tmp_path / "x.model").exists()
 
 
 def test_train_pretrained_new_words_learn_unless_frozen(tmp_path):
