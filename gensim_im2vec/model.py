@@ -551,8 +551,10 @@ class Im2Vec(Word2Vec):
         its own over the corpus; with `corpus_file`, a line's first 10,000 tokens, as gensim reads
         it) and fitted as it ends, from the words as trained; images a ``train()`` does not see
         (``build_vocab(update=True)`` then a ``train()`` on the new documents) keep the words of the
-        one before. Each ``train()`` refits every image's k nearest (exact: O(n² F), 2 s on the
-        demo's 5,911 images; refused above :data:`NEIGHBOUR_EXACT_MAX`). Both demos set 20 (seeds
+        one before, also after an interrupted ``train()``. Each ``train()`` refits every image's k
+        nearest (exact: O(n² F), 2 s on the demo's 5,911 images; refused above
+        :data:`NEIGHBOUR_EXACT_MAX`, see `space_neighbour_index`); k set after a fit takes effect
+        at the next one. Both demos set 20 (seeds
         1–3 on the demo's split: two-stage word → held-out images 0.113 → 0.154, above kNN's 0.150
         at every seed, analogies 0.23 → 0.59, zero-shot 0.366 → 0.407; joint word → image
         0.149 → 0.182; nothing fell; docs/joint-space.md). 0 (the default): off.
@@ -564,12 +566,15 @@ class Im2Vec(Word2Vec):
         unit features in memory, ``n × F`` floats, each image compared with all of them; refused
         above :data:`NEIGHBOUR_EXACT_MAX` images), or a faiss index factory string over the
         features with inner product, e.g. ``"IVF1024,Flat"`` (the vectors in IVF lists) or
-        ``"IVF4096,PQ64"`` (64 bytes of code an image; its candidates re-ranked by their exact
-        cosines, read from the features, so a training image still finds itself). Built from the
-        feature rows a chunk at a time when first needed (after a load, again: not saved).
-        ``benchmarks/bench_neighbour_search.py`` measures each against the exact search.
+        ``"IVF4096,PQ64"`` (64 bytes of code an image; its 4k best candidates re-ranked by their
+        exact cosines, read from the features: a training image finds itself whenever it is among
+        them). Built from the feature rows a chunk at a time when first needed (after a load,
+        again: not saved). ``benchmarks/bench_neighbour_search.py`` measures each against the exact
+        search (docs/scale.md: at 50,000 images ``IVF1024`` with nprobe 16 took 0.28-0.35 × its
+        time at recall@20 0.99; an IVF that scans an eighth of the lists is slower than it).
     space_neighbour_nprobe : int
-        The IVF lists a faiss `space_neighbour_index` searches per image (32).
+        The IVF lists a faiss `space_neighbour_index` searches per image (32); the fit keeps the
+        value it was made with (a later setting takes effect at the next fit).
     space_analogy_alpha : float
         The analogy steps' learning rate (constant over training).
     space_analogy_negatives : int
