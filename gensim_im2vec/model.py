@@ -1951,10 +1951,8 @@ class Im2Vec(Word2Vec):
         start = default_timer()
         _check_readout_directions(self.space_readout_directions)  # (attributes a user may have set)
         _check_neighbours(self.space_neighbours, self.image_heads)
-        if self.space_neighbours and n_img:  # (a faiss index that cannot be built: refused before training)
-            _check_neighbour_index(self.space_neighbour_index, feats.dim, n_img)
-        if self.space_neighbours and self.space_neighbour_index == "exact" and n_img > NEIGHBOUR_EXACT_MAX:
-            raise ValueError(self._too_many_for_neighbours(n_img, "space_neighbours"))
+        if self.space_neighbours and n_img:  # (a search that cannot be built: refused before training)
+            self._check_neighbour_search(n_img, "space_neighbours")
         k = self.space_common_directions
         if self.image_heads == "space" and n_img and k is not None and k + 1 >= self.layer1_size:
             raise ValueError(f"space_common_directions={k} would take {k + 1} of the {self.layer1_size} "
@@ -2026,7 +2024,6 @@ class Im2Vec(Word2Vec):
         self._epochs_begun = 0
         self._readout_sums = None
         self._gathered_words = None
-        self.space_neighbour_seconds = 0.0
         start_pool = default_timer()
         if self.neighbour_keys is not None:  # what this train() adds its last epoch's images to
             self._previous_pool = self._pool_words() if self.space_neighbours else None
@@ -2824,13 +2821,11 @@ class Im2Vec(Word2Vec):
             raise TypeError("fit_neighbours: documents must be an iterable of token lists, got a str.")
         words: dict[int, dict[int, None]] = {}
         self._add_image_words(documents, words)
-        if not any(words.values()):
+        n_img = sum(1 for ws in words.values() if ws)
+        if not n_img:
             raise ValueError("fit_neighbours: no document holds an image of this model with a word of it; give the "
                              "documents the model was trained on.")
-        n_img = sum(1 for ws in words.values() if ws)
-        _check_neighbour_index(self.space_neighbour_index, self.features.dim, n_img)
-        if self.space_neighbour_index == "exact" and n_img > NEIGHBOUR_EXACT_MAX:
-            raise ValueError(self._too_many_for_neighbours(n_img, "fit_neighbours"))
+        self._check_neighbour_search(n_img, "fit_neighbours")
         before = {name: self.__dict__.get(name) for name in _NEIGHBOUR_STATE}
         self.space_neighbours, self._previous_pool = int(k), None
         self.__dict__["_space_neighbour_weight"] = float(weight)
@@ -2862,6 +2857,14 @@ class Im2Vec(Word2Vec):
             if i >= 0 and rows_of[i] >= 0 and ids:
                 out[i] = dict.fromkeys(ids)
         return out
+
+    def _check_neighbour_search(self, n: int, what: str) -> None:
+        """The search `space_neighbour_index` names, checked for `n` fitted images before `what` fits:
+        a faiss index faiss can build with no more lists than images, or the exact search up to
+        :data:`NEIGHBOUR_EXACT_MAX` images."""
+        _check_neighbour_index(self.space_neighbour_index, self.features.dim, n)
+        if self.space_neighbour_index == "exact" and n > NEIGHBOUR_EXACT_MAX:
+            raise ValueError(self._too_many_for_neighbours(n, what))
 
     def _too_many_for_neighbours(self, n: int, what: str) -> str:
         gb = n * self.features.dim * 4 / 1e9
