@@ -1394,8 +1394,8 @@ IM2VEC = "gensim_im2vec.model:Im2Vec"  # the training options and their defaults
               help="K: every image vector also carries the words of its K nearest training images by feature "
                    "cosine (their tags whitened, each weighed by its cosine to the 20th power), gathered as the "
                    "last epoch trains and fitted as training ends: kNN tag transfer in the space, read by "
-                   "gensim's cosine (0: off; the demo uses 20). Exact: every image is compared with every "
-                   "training image, not for 100M images yet.")
+                   "gensim's cosine (0: off; the demo uses 20). Exact, every image compared with every training "
+                   "image, unless --space-neighbour-index names a faiss index.")
 @click.option("--space-neighbour-weight", type=NonNegative(), cls=LibraryOption, library=IM2VEC,
               help="γ: the neighbours' words' weight against the image's own vector (--space-neighbours).")
 @click.option("--space-neighbour-index", cls=LibraryOption, library=IM2VEC,
