@@ -4415,10 +4415,6 @@ class Im2Vec(Word2Vec):
 # ---------------------------------------------------------------------------------- the neighbours' search
 
 
-def _unit_feature_rows(features: ImageFeatures, rows: np.ndarray) -> np.ndarray:
-    """Rows of `features` as unit float32 vectors (the raw rows, normalised: the cosine of the features)."""
-    V, inv = features.gather(rows)
-    return l2_normalize(np.asarray(V, dtype=REAL) * inv[:, None], out_dtype=REAL)
 
 
 class _ExactNeighbours:
@@ -4428,7 +4424,7 @@ class _ExactNeighbours:
     def __init__(self, features: ImageFeatures, rows: np.ndarray) -> None:
         self.T = np.empty((len(rows), features.dim), dtype=REAL)
         for lo in range(0, len(rows), _WRITE_CHUNK):
-            self.T[lo:lo + _WRITE_CHUNK] = _unit_feature_rows(features, rows[lo:lo + _WRITE_CHUNK])
+            self.T[lo:lo + _WRITE_CHUNK] = features.gather_normalized(rows[lo:lo + _WRITE_CHUNK])
         self.block = max(1, min(1024, (1 << 22) // max(len(rows), 1)))  # 4M cosines at a time: ≈ 64 MB
 
     def search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -4468,9 +4464,9 @@ class _FaissNeighbours:
         if not self.index.is_trained:
             n_train = min(len(rows), NEIGHBOUR_TRAIN_ROWS)
             take = np.unique(np.linspace(0, len(rows) - 1, n_train).astype(np.int64))
-            self.index.train(_unit_feature_rows(features, rows[take]))
+            self.index.train(features.gather_normalized(rows[take]))
         for lo in range(0, len(rows), _WRITE_CHUNK):
-            self.index.add(_unit_feature_rows(features, rows[lo:lo + _WRITE_CHUNK]))
+            self.index.add(features.gather_normalized(rows[lo:lo + _WRITE_CHUNK]))
         ivf = faiss.try_extract_index_ivf(self.index)
         if ivf is not None:
             ivf.nprobe = int(nprobe)
@@ -4492,7 +4488,7 @@ class _FaissNeighbours:
             for lo in range(0, len(Q), step):
                 part = idx[lo:lo + step]
                 uniq, inverse = np.unique(part.ravel(), return_inverse=True)
-                U = _unit_feature_rows(self.features, self.rows[uniq])
+                U = self.features.gather_normalized(self.rows[uniq])
                 S[lo:lo + step] = np.einsum("qcf,qf->qc", U[inverse].reshape(*part.shape, -1), Q[lo:lo + step])
         S = np.where(missing, 0.0, S).astype(REAL)
         if k < S.shape[1]:

@@ -173,11 +173,13 @@ IMAGE_EPOCHS = {"two-stage": 50, "joint": 36}
 #: `min_image_words`); the baselines learn from every training image with a tag.
 MIN_IMAGE_WORDS = {"two-stage": 2, "joint": 2}
 #: The decoder term's λ by mode (``Wᵀ`` also maps an image's words back to its features;
-#: docs/joint-space.md). Two-stage: on the demo's split held-out image → word +0.03 and word →
-#: image +0.02 at every seed; on five other splits word → image +0.01 at every split, image → word
-#: unchanged on average. Joint: on the demo's split +0.02 and +0.01, but on the five other splits
-#: image → word −0.04 on average (−0.10 on two of them), so the joint demo trains without it.
-SPACE_DECODER = {"two-stage": 5.0, "joint": 0.0}
+#: docs/joint-space.md). Off in both demos since the neighbours' words (``space_neighbours``) carry
+#: what it added: two-stage without it, seeds 1–3 on the demo's split, held-out image → word 0.287
+#: against 0.289, word → image 0.153 against 0.154, zero-shot 0.403 against 0.407 (all within the
+#: seeds' spread), analogies 0.589 → 0.606 and image → image 0.406 → 0.414 (beyond it), train()
+#: shorter; on five other splits zero-shot 1.20 × ridge either way (docs/experiments.md). Joint:
+#: image → word −0.04 with it on five other splits, off since 2026-12-03.
+SPACE_DECODER = {"two-stage": 0.0, "joint": 0.0}
 #: The tags' prior γ by mode (each tag's logit in the space step − γ·log its count; docs/joint-space.md).
 #: Joint: on five splits other than the demo's, held-out image → word on seen tags 0.236 → 0.263
 #: (0.83 → 0.92 × kNN), word → image and zero-shot unchanged; on the demo's split (seeds 1–3)

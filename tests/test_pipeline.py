@@ -155,7 +155,7 @@ def test_the_demo_sets_the_decoder_the_tag_prior_and_the_readout_by_mode_unless_
         SPACE_TAG_PRIOR,
     )
 
-    assert DemoConfig().im2vec["space_decoder"] == SPACE_DECODER["two-stage"] == 5.0
+    assert DemoConfig().im2vec["space_decoder"] == SPACE_DECODER["two-stage"] == 0.0
     assert DemoConfig(mode="joint").im2vec["space_decoder"] == SPACE_DECODER["joint"] == 0.0
     assert DemoConfig().im2vec["space_tag_prior"] == SPACE_TAG_PRIOR["two-stage"] == 0.0
     assert DemoConfig(mode="joint").im2vec["space_tag_prior"] == SPACE_TAG_PRIOR["joint"] == 0.25
