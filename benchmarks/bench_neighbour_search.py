@@ -6,7 +6,8 @@ exact search that is ``n²·F`` multiply-adds and the ``n × F`` unit features i
 probes ``nprobe`` of its lists per image, and an IVF-PQ index keeps ``m`` bytes of code per image
 and re-ranks ``4k`` candidates by their exact cosines, read from the features. For each search this
 prints the seconds to find every image's k nearest (the fit's search; the same searches ``project``
-runs for new images), the bytes it holds per image, and how close its neighbours are to the exact
+runs for new images), the bytes it holds per image, the seconds to write it beside a saved model and
+to read it back at a load against those to build it (``Im2Vec.save`` keeps it: no k-means again), and how close its neighbours are to the exact
 ones, measured in the same run: recall@k of the exact neighbour sets, and the largest difference of
 the neighbours' weight ``Σ s_j^20`` (a training image finds itself at cosine 1, the term's largest
 weight, unless the index misses it).
@@ -22,6 +23,8 @@ OpenClipArt features.
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 import time
 
 import numpy as np
@@ -61,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     X = features(args.images, args.features, args.clusters, args.seed)
     feats = ImageFeatures([f"img:{i}" for i in range(len(X))], X)
     rows = np.arange(len(X))
-    Q = model_module._unit_feature_rows(feats, rows)
+    Q = feats.gather_normalized(rows)
     print(f"{args.images:,} images x {args.features} features, k={args.k}; every image's k nearest among them")
     start = time.perf_counter()
     exact = model_module._ExactNeighbours(feats, rows)
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  nearest other image: cosine median {np.median(second):.3f} [10%: {np.quantile(second, 0.1):.3f}, "
           f"90%: {np.quantile(second, 0.9):.3f}]")
     print(f"  {'search':<16s} {'build s':>8s} {'search s':>9s} {'x exact':>8s} {'B/image':>8s} {'recall@k':>9s} "
-          f"{'self found':>10s} {'max |Δw|/w':>10s}")
+          f"{'self found':>10s} {'max |Δw|/w':>10s} {'save s':>7s} {'load s':>7s} {'load/build':>10s}")
     print(f"  {'exact':<16s} {built:8.1f} {t0:9.1f} {1.0:8.2f} {exact.T.nbytes / len(X):8.0f} {1.0:9.3f} "
           f"{1.0:10.3f} {0.0:10.4f}")
     sets = [set(r) for r in I0.tolist()]
@@ -85,8 +88,17 @@ def main(argv: list[str] | None = None) -> None:
         found = np.mean([q in r for q, r in enumerate(idx.tolist())])
         w = (S.clip(0).astype(np.float64) ** model_module.NEIGHBOUR_POWER).sum(1)
         size = len(faiss.serialize_index(search.index)) / len(X)
+        with tempfile.TemporaryDirectory() as tmp:  # as Im2Vec.save writes it and a loaded model reads it
+            path, token = os.path.join(tmp, "m.model.neighbours.faiss"), "0" * 32
+            start = time.perf_counter()
+            search.write(path, token)
+            saved = time.perf_counter() - start
+            start = time.perf_counter()
+            again = model_module._FaissNeighbours.read(path, token, feats, rows, spec, args.nprobe, args.k)
+            loaded = time.perf_counter() - start
+        assert again is not None and again.index.ntotal == len(X)
         print(f"  {spec:<16s} {built:8.1f} {t:9.1f} {t / t0:8.2f} {size:8.0f} {recall:9.3f} {found:10.3f} "
-              f"{np.max(np.abs(w - w0) / w0):10.4f}", flush=True)
+              f"{np.max(np.abs(w - w0) / w0):10.4f} {saved:7.2f} {loaded:7.2f} {loaded / built:10.4f}", flush=True)
 
 
 if __name__ == "__main__":

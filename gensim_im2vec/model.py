@@ -113,6 +113,7 @@ import queue
 import re
 import shutil
 import threading
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -130,7 +131,13 @@ from gensim.models.word2vec import Word2Vec
 from threadpoolctl import threadpool_limits
 
 from gensim_im2vec import corpusfile
-from gensim_im2vec.fileio import COMPRESSED_SUFFIXES, atomic_save, temp_name
+from gensim_im2vec.fileio import (
+    COMPRESSED_SUFFIXES,
+    atomic_copy,
+    atomic_save,
+    atomic_write,
+    temp_name,
+)
 from gensim_im2vec.image_features import ImageFeatures, scattered_reads
 from gensim_im2vec.keys import IMAGE_PREFIX, check_image_keys
 from gensim_im2vec.space import (
@@ -568,8 +575,10 @@ class Im2Vec(Word2Vec):
         features with inner product, e.g. ``"IVF1024,Flat"`` (the vectors in IVF lists) or
         ``"IVF4096,PQ64"`` (64 bytes of code an image; its 4k best candidates re-ranked by their
         exact cosines, read from the features: a training image finds itself whenever it is among
-        them). Built from the feature rows a chunk at a time when first needed (after a load,
-        again: not saved). ``benchmarks/bench_neighbour_search.py`` measures each against the exact
+        them). Built from the feature rows a chunk at a time as the fit needs it, and saved with the
+        model (``FNAME.neighbours.faiss``, read back when a loaded model first writes or projects an
+        image: no k-means again; built again, logged, where that file is missing or of another fit).
+        ``benchmarks/bench_neighbour_search.py`` measures each against the exact
         search (docs/scale.md: at 50,000 images ``IVF1024`` with nprobe 16 took 0.28-0.35 × its
         time at recall@20 0.99; an IVF that scans an eighth of the lists is slower than it).
     space_neighbour_nprobe : int
@@ -2916,6 +2925,8 @@ class Im2Vec(Word2Vec):
         self.neighbour_word_vectors, self.neighbour_tag_keys = vectors, [keys[t] for t in tag_ids.tolist()]
         self.neighbour_k, self.neighbour_index = int(self.space_neighbours), self.space_neighbour_index
         self.neighbour_nprobe = int(self.space_neighbour_nprobe)
+        # (names this fit's faiss index in the file saved beside the model: a file of another fit is not read)
+        self.neighbour_index_token = None if self.neighbour_index == "exact" else uuid.uuid4().hex
         self._neighbour_search = None
         try:
             self._neighbour_features()  # once, before the rows are written on several threads
@@ -2948,6 +2959,7 @@ class Im2Vec(Word2Vec):
         self.neighbour_keys = self.neighbour_bag_ptr = self.neighbour_bag_words = self.neighbour_bag_scale = None
         self.neighbour_word_vectors = self.neighbour_tag_keys = None
         self.neighbour_k, self.neighbour_index, self.neighbour_nprobe = 0, "exact", 0
+        self.neighbour_index_token = None
         self._neighbour_search = None
 
     def _neighbour_features(self):
@@ -2965,8 +2977,12 @@ class Im2Vec(Word2Vec):
             if self.neighbour_index == "exact":
                 search = _ExactNeighbours(self.features, rows)
             else:
-                search = _FaissNeighbours(self.features, rows, self.neighbour_index,
-                                          self.neighbour_nprobe or self.space_neighbour_nprobe, self.neighbour_k)
+                nprobe = self.neighbour_nprobe or self.space_neighbour_nprobe
+                saved = self.__dict__.get("_neighbour_index_file")
+                search = _FaissNeighbours.read(saved, self.neighbour_index_token, self.features, rows,
+                                               self.neighbour_index, nprobe, self.neighbour_k) if saved else None
+                if search is None:
+                    search = _FaissNeighbours(self.features, rows, self.neighbour_index, nprobe, self.neighbour_k)
             self._neighbour_search = search
         return search
 
@@ -3700,7 +3716,7 @@ class Im2Vec(Word2Vec):
             "_scan_tag_counts", "_neg_word_idx", "_neg_word_cum", "_neg_tag_idx", "_neg_tag_cum", "_space_lock",
             "_space_bias", "_tag_mask_cache", "_epoch", "_vectors_file_state", "_moving_vectors", "_w_workers",
             "_epochs_before", "_readout_sums", "_epochs_begun", "_image_rows_unwritten", "_training", "_lockf",
-            "_gathered_words",
+            "_gathered_words", "_neighbour_index_file",
         })
         if not getattr(self, "_moving_vectors", False):
             return super()._save_specials(fname, separately, sep_limit, ignore, pickle_protocol, compress, subname)
@@ -3745,6 +3761,13 @@ class Im2Vec(Word2Vec):
         the store (``image_store``: its path, also relative to the model file, its row count, key
         digest, dim and weights) and :meth:`load` opens it again. Features given as a mapping or an
         array are saved with the model, only the rows of the vocabulary's images.
+
+        Neighbours fitted with a faiss `space_neighbour_index` save that index too, as
+        ``FNAME.neighbours.faiss`` (the index this process built, or the file the model was loaded
+        from, copied), so that the loaded model reads it when it first writes or projects an image
+        instead of training its quantisers and adding every image again; the file holds the fit's
+        token, and one of another fit (or damaged, or missing) is built again, with a warning. A
+        model without one removes such a file an earlier model left under `fname`.
 
         With a path, all files are first written under a temporary name and then renamed, the main
         file last, so an interrupted save never leaves a half-written model under `fname`. A path
@@ -3803,13 +3826,40 @@ class Im2Vec(Word2Vec):
         left_out = (self._saved_without_image_rows() if stale and not moving and directory is not None
                     else contextlib.nullcontext())
         no_index = self._saved_without_key_index() if directory is not None else self._saved_as_one_pickle()
+        index_saved = directory is not None and self._save_neighbour_index(fname_or_handle)
         with self._saved_norms(final), written, self._saved_features(directory), self._saved_vectors(moving), \
                 left_out, no_index:
             if directory is None:
                 return super().save(fname_or_handle, *args, **kwargs)
             atomic_save(super(), fname_or_handle, *args, **kwargs)  # super(): gensim's save, not this one
+        stale = fname_or_handle + NEIGHBOUR_INDEX_SUFFIX
+        if not index_saved and _FaissNeighbours.token_of(stale) is not None:  # (an earlier model's under this name)
+            os.remove(stale)
         if moving:
             self._let_go_of_vectors_file(fname_or_handle + ".wv.vectors.npy")
+
+    def _save_neighbour_index(self, fname: str) -> bool:
+        """Write the neighbours' faiss index beside the model being saved to `fname` (``fname +``
+        :data:`NEIGHBOUR_INDEX_SUFFIX`) when they were fitted with one: the index built in memory, else
+        the file it was saved in before (copied; the same file: left as it is). Whether one is there now
+        (an index neither built nor saved before is built by the loaded model when first needed)."""
+        token = self.__dict__.get("neighbour_index_token")
+        if token is None or self.neighbour_keys is None:
+            return False
+        path = fname + NEIGHBOUR_INDEX_SUFFIX
+        search = self._neighbour_search
+        if isinstance(search, _FaissNeighbours):
+            search.write(path, token)
+            return True
+        saved = self.__dict__.get("_neighbour_index_file")
+        if saved and _FaissNeighbours.token_of(saved) == token:
+            if not (os.path.exists(path) and os.path.samefile(saved, path)):
+                atomic_copy(saved, path)
+                logger.info("save: the neighbours' faiss index copied from %s to %s", saved, path)
+            return True
+        logger.info("save: the neighbours' faiss index %r was not built since the load (and no saved one was "
+                    "found): the loaded model builds it when first needed", self.neighbour_index)
+        return False
 
     def _saved_rows_final(self, left_out: bool) -> bool:
         """Whether :meth:`save` saves ``wv.norms`` (filled there): the rows it saves are the model's as they
@@ -4234,7 +4284,7 @@ class Im2Vec(Word2Vec):
                               ("neighbour_index", "exact"), ("space_neighbour_index", "exact"),
                               ("neighbour_nprobe", 0),
                               ("space_neighbour_nprobe", 32),
-                              ("neighbour_k", 0), ("_gathered_words", None)):
+                              ("neighbour_k", 0), ("_gathered_words", None), ("neighbour_index_token", None)):
             self.__dict__.setdefault(name, default)
         # a model saved before the flag was kept: its image rows are W's if it has trained
         self.__dict__.setdefault("_image_rows_from_W", bool(getattr(self, "train_count", 0)))
@@ -4288,6 +4338,9 @@ class Im2Vec(Word2Vec):
             self._restore_image_rows()
         mmap = args[1] if len(args) > 1 else kwargs.get("mmap")
         self._check_saved_norms(fname, mmap)
+        # (the neighbours' faiss index saved beside it: read when first needed, _neighbour_features)
+        self._neighbour_index_file = (os.fspath(fname) + NEIGHBOUR_INDEX_SUFFIX
+                                      if isinstance(fname, (str, os.PathLike)) else None)
 
     def _old_neighbour_state(self) -> None:
         """The neighbours' state of a model saved by fit_neighbours before `space_neighbours`
@@ -4436,43 +4489,121 @@ class _ExactNeighbours:
         return np.take_along_axis(S, idx, 1), idx
 
 
+def _import_faiss(spec: str):
+    try:
+        import faiss
+    except ImportError:
+        raise ImportError(f"this model's neighbours were fitted with the faiss index {spec!r}: pip install "
+                          f"faiss-cpu, or fit them exactly: model.space_neighbour_index = 'exact'; "
+                          f"model.fit_neighbours(documents).") from None
+    return faiss
+
+
+#: The first bytes of a saved neighbours' index (``FNAME.neighbours.faiss``), before the fit's token
+#: (32 hex digits and a newline) and faiss's own bytes.
+_NEIGHBOUR_INDEX_MAGIC = b"gensim-im2vec neighbours faiss index v1\n"
+#: The name ending of the file :meth:`Im2Vec.save` writes a faiss `space_neighbour_index` into.
+NEIGHBOUR_INDEX_SUFFIX = ".neighbours.faiss"
+
+
 class _FaissNeighbours:
     """A faiss index over the fitted images' unit features (inner product = cosine), its rows
     added a chunk at a time (an IVF-PQ index keeps its codes alone: no ``n × F`` copy), trained on
     at most :data:`NEIGHBOUR_TRAIN_ROWS` evenly spaced rows. Where the index's scores are not the
     features' cosines (codes: PQ, SQ; a transform first: PCA, OPQ) the ``4k`` best candidates are
     re-ranked by their exact cosines, read from the features: a training image finds itself,
-    at cosine 1, whenever it is among them. Not saved with the model: built again when first
-    needed after a load (its time is logged)."""
+    at cosine 1, whenever it is among them. Saved beside the model (:meth:`write`: a header with the
+    fit's token, then faiss's bytes) and read back after a load (:meth:`read`) instead of built again."""
 
-    def __init__(self, features: ImageFeatures, rows: np.ndarray, spec: str, nprobe: int, k: int) -> None:
-        try:
-            import faiss
-        except ImportError:
-            raise ImportError(f"this model's neighbours were fitted with the faiss index {spec!r}: pip install "
-                              f"faiss-cpu, or fit them exactly: model.space_neighbour_index = 'exact'; "
-                              f"model.fit_neighbours(documents).") from None
+    def __init__(self, features: ImageFeatures, rows: np.ndarray, spec: str, nprobe: int, k: int,
+                 index=None) -> None:
+        faiss = _import_faiss(spec)
         start = default_timer()
         self.features, self.rows = features, rows
-        self.index = faiss.index_factory(features.dim, spec, faiss.METRIC_INNER_PRODUCT)
-        top = faiss.downcast_index(self.index)
+        built = index is None
+        if built:
+            index = faiss.index_factory(features.dim, spec, faiss.METRIC_INNER_PRODUCT)
+        self.index = index
+        top = faiss.downcast_index(index)
         # (an index whose scores are the inner products of the vectors as given: the cosines)
         self.exact = isinstance(top, (faiss.IndexFlat, faiss.IndexIVFFlat, faiss.IndexHNSWFlat))
         self.rerank = 1 if self.exact else NEIGHBOUR_RERANK
         if isinstance(top, faiss.IndexHNSW):
             top.hnsw.efSearch = max(128, 4 * k * self.rerank)  # (HNSW returns fewer than asked below it)
-        if not self.index.is_trained:
+        if built and not index.is_trained:
             n_train = min(len(rows), NEIGHBOUR_TRAIN_ROWS)
             take = np.unique(np.linspace(0, len(rows) - 1, n_train).astype(np.int64))
-            self.index.train(features.gather_normalized(rows[take]))
-        for lo in range(0, len(rows), _WRITE_CHUNK):
-            self.index.add(features.gather_normalized(rows[lo:lo + _WRITE_CHUNK]))
-        ivf = faiss.try_extract_index_ivf(self.index)
+            index.train(features.gather_normalized(rows[take]))
+        if built:
+            for lo in range(0, len(rows), _WRITE_CHUNK):
+                index.add(features.gather_normalized(rows[lo:lo + _WRITE_CHUNK]))
+        ivf = faiss.try_extract_index_ivf(index)
         if ivf is not None:
             ivf.nprobe = int(nprobe)
         self.block = 256
-        logger.info("space_neighbours: faiss %r over %i images' features built in %.1fs (%s)", spec, len(rows),
-                    default_timer() - start, "exact scores" if self.exact else f"re-ranked x{self.rerank}")
+        if built:
+            logger.info("space_neighbours: faiss %r over %i images' features built in %.1fs (%s)", spec, len(rows),
+                        default_timer() - start, "exact scores" if self.exact else f"re-ranked x{self.rerank}")
+
+    def write(self, path: str, token: str) -> None:
+        """Write the index to `path` (all or nothing): :data:`_NEIGHBOUR_INDEX_MAGIC`, `token`, faiss's bytes."""
+        faiss = _import_faiss("")
+        start = default_timer()
+
+        def writer(f):
+            f.write(_NEIGHBOUR_INDEX_MAGIC + token.encode("ascii") + b"\n")
+            out = faiss.PyCallbackIOWriter(f.write)
+            faiss.write_index(self.index, out)
+            del out  # (flushes faiss's buffer into f)
+
+        atomic_write(path, writer)
+        logger.info("save: the neighbours' faiss index (%i images) written to %s in %.1fs", self.index.ntotal, path,
+                    default_timer() - start)
+
+    @staticmethod
+    def token_of(path: str) -> str | None:
+        """The fit's token a saved index at `path` holds, or None (no such file, or not one)."""
+        try:
+            with open(path, "rb") as f:
+                head = f.read(len(_NEIGHBOUR_INDEX_MAGIC) + 33)
+        except OSError:
+            return None
+        if not head.startswith(_NEIGHBOUR_INDEX_MAGIC) or not head.endswith(b"\n"):
+            return None
+        return head[len(_NEIGHBOUR_INDEX_MAGIC):-1].decode("ascii", "replace")
+
+    @classmethod
+    def read(cls, path: str, token: str | None, features: ImageFeatures, rows: np.ndarray, spec: str, nprobe: int,
+             k: int) -> _FaissNeighbours | None:
+        """The index :meth:`write` saved at `path` for the fit `token` over these `rows`, or None
+        (logged) where there is none to read: no such file, another fit's, or not whole."""
+        if token is None or not os.path.exists(path):
+            if token is not None:
+                logger.info("space_neighbours: no saved faiss index at %s; building it again", path)
+            return None
+        found = cls.token_of(path)
+        if found != token:
+            logger.warning("space_neighbours: %s is not this model's faiss index (%s); building it again", path,
+                           "another fit's" if found else "not an index saved by Im2Vec.save")
+            return None
+        faiss = _import_faiss(spec)
+        start = default_timer()
+        try:
+            with open(path, "rb") as f:
+                f.seek(len(_NEIGHBOUR_INDEX_MAGIC) + 33)
+                source = faiss.PyCallbackIOReader(f.read)
+                index = faiss.read_index(source)
+                del source
+        except RuntimeError as err:
+            logger.warning("space_neighbours: %s could not be read (%s); building it again", path, _faiss_reason(err))
+            return None
+        if index.ntotal != len(rows) or index.d != features.dim:
+            logger.warning("space_neighbours: %s holds %i vectors of dim %i, not the fit's %i of dim %i; building it "
+                           "again", path, index.ntotal, index.d, len(rows), features.dim)
+            return None
+        logger.info("space_neighbours: faiss %r over %i images read from %s in %.1fs", spec, len(rows), path,
+                    default_timer() - start)
+        return cls(features, rows, spec, nprobe, k, index=index)
 
     def search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """As :meth:`_ExactNeighbours.search`; a position faiss could not fill (fewer candidates than
@@ -4515,7 +4646,8 @@ NEIGHBOUR_WHITEN = 0.005
 #: What :meth:`Im2Vec.fit_neighbours` sets: the settings and the fitted state.
 _NEIGHBOUR_STATE = ("space_neighbours", "_space_neighbour_weight", "neighbour_keys", "neighbour_bag_ptr",
                     "neighbour_bag_words", "neighbour_bag_scale", "neighbour_word_vectors", "neighbour_tag_keys",
-                    "neighbour_k", "neighbour_index", "neighbour_nprobe", "_neighbour_search", "_previous_pool")
+                    "neighbour_k", "neighbour_index", "neighbour_nprobe", "neighbour_index_token",
+                    "_neighbour_search", "_previous_pool")
 #: :meth:`Im2Vec.fit_neighbours`' `k` on a model whose `space_neighbours` is 0 (the demo's k).
 NEIGHBOURS = 20
 #: The most training images the neighbours' exact search takes (their features kept in memory, every

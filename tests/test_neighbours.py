@@ -494,21 +494,82 @@ def test_a_faiss_index_over_the_features_gives_the_exact_search_vectors_when_it_
                                rtol=1e-4, atol=1e-5)
 
 
-def test_a_faiss_index_is_built_again_after_a_load_and_one_list_probed_is_approximate(data, tmp_path, caplog):
-    pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
+def test_a_faiss_index_is_saved_beside_the_model_and_read_back_not_built_again(data, tmp_path, caplog,
+                                                                              monkeypatch):
+    """save() writes the fit's faiss index to FNAME.neighbours.faiss; the loaded model reads it when
+    it first needs it (no k-means, no pass over the features: index_factory is never called) and
+    projects as before the save; one list probed of eight is approximate."""
+    faiss = pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
     m = Im2Vec(data.docs, image_features=data.features, space_neighbours=5, space_neighbour_index="IVF8,Flat",
                space_neighbour_nprobe=1, **OPTS)
     probe = m.project(data.test_features[:20])
     m.save(str(tmp_path / "m.model"))
+    assert (tmp_path / "m.model.neighbours.faiss").read_bytes().startswith(b"gensim-im2vec neighbours faiss index")
+    monkeypatch.setattr(faiss, "index_factory", lambda *a: pytest.fail("the saved index was built again"))
     with caplog.at_level(logging.INFO, logger="gensim_im2vec.model"):
         again = Im2Vec.load(str(tmp_path / "m.model"))
         assert again._neighbour_search is None
         np.testing.assert_allclose(again.project(data.test_features[:20]), probe, rtol=1e-5, atol=1e-6)
-    assert "faiss 'IVF8,Flat' over 300 images' features built" in caplog.text
+    assert f"faiss 'IVF8,Flat' over 300 images read from {tmp_path / 'm.model.neighbours.faiss'}" in caplog.text
     assert (again.space_neighbour_index, again.space_neighbour_nprobe) == ("IVF8,Flat", 1)
+    assert faiss.extract_index_ivf(again._neighbour_search.index).nprobe == 1
+    monkeypatch.undo()
     exact = Im2Vec(data.docs, image_features=data.features, space_neighbours=5, **OPTS)
     differ = np.abs(again.project(data.test_features) - exact.project(data.test_features)).max(1) > 1e-4
     assert 0 < differ.mean() < 0.5  # (one list of eight: some queries' nearest lie in another)
+
+
+def test_a_saved_index_of_another_fit_or_damaged_is_built_again_and_said(data, tmp_path, caplog):
+    """The file beside the model is read only when it holds this fit's index (a token both keep):
+    one left by another fit, a truncated one, or one of other images is built again, with a warning,
+    and the model answers as the fit did."""
+    pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
+    opts = dict(space_neighbours=5, space_neighbour_index="IVF4,Flat", space_neighbour_nprobe=4, **OPTS)
+    m = Im2Vec(data.docs, image_features=data.features, **opts)
+    probe = m.project(data.test_features[:20])
+    path = str(tmp_path / "m.model")
+    m.save(path)
+    index_file = tmp_path / "m.model.neighbours.faiss"
+    whole = index_file.read_bytes()
+    other = Im2Vec(data.docs[: len(data.docs) // 2], image_features=data.features, **opts)
+    other.save(str(tmp_path / "other.model"))
+    for damage, said in [(lambda: index_file.write_bytes((tmp_path / "other.model.neighbours.faiss").read_bytes()),
+                          "is not this model's faiss index (another fit's)"),
+                         (lambda: index_file.write_bytes(whole[: len(whole) // 2]), "could not be read"),
+                         (lambda: index_file.write_bytes(b"not an index"), "not an index saved by Im2Vec.save"),
+                         (lambda: index_file.unlink(), "no saved faiss index at")]:
+        damage()
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="gensim_im2vec.model"):
+            again = Im2Vec.load(path)
+            np.testing.assert_allclose(again.project(data.test_features[:20]), probe, rtol=1e-5, atol=1e-6)
+        assert said in caplog.text and "faiss 'IVF4,Flat' over 300 images' features built" in caplog.text
+
+
+def test_a_loaded_model_saved_elsewhere_takes_its_index_along_and_a_plain_one_removes_a_stale_one(data, tmp_path,
+                                                                                                  caplog):
+    """A model loaded and saved again without a search (its index not built since the load) copies the
+    saved index to its new name, and leaves it where it was when saved over itself; a model without a
+    faiss index saved over a name that held one removes that file (the next load would not read it, a
+    stale 40 GB at scale)."""
+    pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
+    m = Im2Vec(data.docs, image_features=data.features, space_neighbours=5, space_neighbour_index="IVF4,Flat",
+               space_neighbour_nprobe=4, **OPTS)
+    probe = m.project(data.test_features[:10])
+    m.save(str(tmp_path / "a.model"))
+    loaded = Im2Vec.load(str(tmp_path / "a.model"))
+    loaded.save(str(tmp_path / "a.model"))  # over itself: the index file stays
+    loaded.save(str(tmp_path / "b.model"))
+    assert (tmp_path / "a.model.neighbours.faiss").read_bytes() == (tmp_path / "b.model.neighbours.faiss").read_bytes()
+    with caplog.at_level(logging.INFO, logger="gensim_im2vec.model"):
+        b = Im2Vec.load(str(tmp_path / "b.model"))
+        np.testing.assert_allclose(b.project(data.test_features[:10]), probe, rtol=1e-5, atol=1e-6)
+    assert "read from" in caplog.text and "built in" not in caplog.text
+    Im2Vec(data.docs, image_features=data.features, space_neighbours=5, **OPTS).save(str(tmp_path / "b.model"))
+    assert not (tmp_path / "b.model.neighbours.faiss").exists()
+    (tmp_path / "c.model.neighbours.faiss").write_bytes(b"a user's own file")  # not ours: left alone
+    Im2Vec(data.docs, image_features=data.features, **OPTS).save(str(tmp_path / "c.model"))
+    assert (tmp_path / "c.model.neighbours.faiss").read_bytes() == b"a user's own file"
 
 
 def test_bad_index_settings_are_refused_naming_them(data):
