@@ -77,8 +77,9 @@ def real_subset(out_dir, limit: int = 1000, epochs: int = 50, text_limit: int = 
     source for ``text_epochs`` epochs of ``vector_size``-d word vectors, ``epochs`` image epochs.
     ``tests/test_workers.py`` trains on the default subset. Its word vectors are trained on one
     thread, so every build draws the same ones (with two, each build drew its own, and the
-    comparison of workers moved with the draw). Im2Vec's options are the demo's (``space_decoder=5``
-    since 2026-12-03: 1 worker 0.2107 against 0.2076 without it, 12 seeds), but
+    comparison of workers moved with the draw). Im2Vec's options are the demo's (from 2026-12-03 to
+    2026-12-07 with ``space_decoder=5``: 1 worker 0.2107 against 0.2076 without it, 12 seeds; since
+    then without it and with ``space_neighbours=20``), but
     ``W`` is kept as trained (``space_common_directions=None``): what the workers change is the
     training; taking the tags' mean direction out afterwards costs this subset's held-out
     image → word 0.021 at 1 worker and 0.032 at 4 (30 seeds, docs/joint-space.md)."""

@@ -1379,7 +1379,7 @@ IM2VEC = "gensim_im2vec.model:Im2Vec"  # the training options and their defaults
               help="An image token without features: stop with an error, or drop it with a warning.")
 @click.option("--space-decoder", type=NonNegative(), cls=LibraryOption, library=IM2VEC,
               help="Weight of the decoder term: W's transpose also maps an image's words back to its features "
-                   "(0: off; the two-stage demo trains with 5).")
+                   "(0: off; the demos leave it off: with --space-neighbours it adds nothing beyond the seeds' spread).")
 @click.option("--space-tag-prior", type=NonNegative(), cls=LibraryOption, library=IM2VEC,
               help="γ: each tag's logit in the space step's softmax is lowered by γ·log(its count), so that "
                    "cosine alone ranks frequent tags as often as they are true (0: off).")
