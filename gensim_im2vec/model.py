@@ -140,6 +140,15 @@ from gensim_im2vec.fileio import (
 )
 from gensim_im2vec.image_features import ImageFeatures, scattered_reads
 from gensim_im2vec.keys import IMAGE_PREFIX, check_image_keys
+from gensim_im2vec.neighbour_words import (
+    ImageWords,
+    NeighbourPool,
+    add_documents,
+    bags_from_pairs,
+    count_images,
+    pool_from_words,
+    pool_keys,
+)
 from gensim_im2vec.space import (
     DIRECTIONS_BLOCK,
     JobPlan,
@@ -558,7 +567,10 @@ class Im2Vec(Word2Vec):
         its own over the corpus; with `corpus_file`, a line's first 10,000 tokens, as gensim reads
         it) and fitted as it ends, from the words as trained; images a ``train()`` does not see
         (``build_vocab(update=True)`` then a ``train()`` on the new documents) keep the words of the
-        one before, also after an interrupted ``train()``. Each ``train()`` refits every image's k
+        one before, also after an interrupted ``train()``. The words gathered are NumPy arrays of
+        (image, word) pairs, 8-12 bytes a distinct pair while the epoch runs (172 bytes an image of
+        14 words, against 666 for the dict per image they replace; gensim_im2vec.neighbour_words).
+        Each ``train()`` refits every image's k
         nearest (exact: O(n² F), 2 s on the demo's 5,911 images; refused above
         :data:`NEIGHBOUR_EXACT_MAX`, see `space_neighbour_index`); k set after a fit takes effect
         at the next one. Both demos set 20 (seeds
@@ -2075,16 +2087,21 @@ class Im2Vec(Word2Vec):
         if self.image_heads == "space" and n_img:
             self._remove_common_directions()
             self._fit_readout()
-        words, self._gathered_words = self._gathered_words, None
-        if words is not None and self._previous_pool:  # the images this train() did not see keep their words
-            previous = self._pool_ids(self._previous_pool)
-            words, kept = {**previous, **words}, len(set(previous) - set(words))
+        gathered, self._gathered_words = self._gathered_words, None
+        words = None if gathered is None else gathered.pairs.result()
+        if gathered is not None and self._previous_pool is not None:  # the images this train() did not see
+            previous = self._pool_keys(self._previous_pool, gathered.base)  # keep their words (by key: the
+            previous = previous[~gathered.seen(previous // gathered.base)]  # vocabulary may have been rebuilt)
+            kept = count_images(previous, gathered.base)
             if kept:
+                words = np.concatenate([words, previous])
+                words.sort()  # (no pair twice: no image is in both)
                 logger.info("space_neighbours: %i images fitted before and not in this train()'s last epoch keep "
                             "their words (model.fit_neighbours(documents) fits the given documents' alone)", kept)
+            del previous
         self._previous_pool = None
         space = self.image_heads == "space" and n_img
-        fit = words is not None and any(words.values())
+        fit = words is not None and len(words) > 0
         calibrating = space and self._calibrates()  # (it reads the images' rows)
         if not fit or calibrating:
             self._write_image_vectors()  # (else the neighbours' fit below writes them, once)
@@ -2093,7 +2110,7 @@ class Im2Vec(Word2Vec):
         if fit:  # space_neighbours: from the words as calibrated
             start_fit = default_timer()
             try:
-                self._fit_neighbour_words(words, start_fit)
+                self._fit_neighbour_words(words, gathered.base, start_fit)
             except ValueError as err:
                 raise ValueError(f"{err} train() has trained the model; its image vectors are left without the "
                                  f"neighbours' words until model.fit_neighbours(documents).") from None
@@ -2341,17 +2358,16 @@ class Im2Vec(Word2Vec):
         return len(tokens), self._raw_word_count(sentences)
 
     def _gather_neighbour_words(self, sentences) -> None:
-        """Add a job's images and their words to the last epoch's (`space_neighbours`; the GIL held,
-        as gensim's workers hold it to read their jobs)."""
+        """Add a job's images and their words to the last epoch's (`space_neighbours`): the job's
+        tokens looked up with the GIL held, as gensim's workers hold it to read their jobs, then their
+        (image, word) pairs as one int64 array appended to the epoch's
+        (:class:`~gensim_im2vec.neighbour_words.ImageWords`, de-duplicated as it grows)."""
         start = default_timer()
-        words: dict[int, dict[int, None]] = {}
-        self._add_image_words(sentences, words)
+        gathered = self._gathered_words
+        if gathered is None:  # (training ended meanwhile: an interrupted train() let it go)
+            return
+        self._add_image_words(sentences, gathered)
         with _STATS_LOCK:
-            gathered = self._gathered_words
-            if gathered is None:  # (training ended meanwhile)
-                return
-            for i, ws in words.items():
-                gathered.setdefault(i, {}).update(ws)
             self._neighbour_seconds += default_timer() - start
 
     def _space_in_kernel(self) -> bool:
@@ -2603,7 +2619,8 @@ class Im2Vec(Word2Vec):
                                               gram_rate=rate, seed=self.seed)
         if (self.space_neighbours and self.image_heads == "space" and self.features is not None
                 and self._epochs_begun == self.epochs):
-            self._gathered_words = {}  # the last epoch's images and their words (_gather_neighbour_words)
+            # the last epoch's images and their words (_gather_neighbour_words)
+            self._gathered_words = ImageWords(len(self.wv.index_to_key))
             self._neighbour_seconds = 0.0
 
     def _readout_add(self, X: np.ndarray, plan) -> None:
@@ -2828,9 +2845,10 @@ class Im2Vec(Word2Vec):
             raise ValueError("fit_neighbours needs a trained space: train the model first (model.train(...)).")
         if isinstance(documents, (str, bytes)):
             raise TypeError("fit_neighbours: documents must be an iterable of token lists, got a str.")
-        words: dict[int, dict[int, None]] = {}
-        self._add_image_words(documents, words)
-        n_img = sum(1 for ws in words.values() if ws)
+        gathered = ImageWords(len(self.wv.index_to_key))
+        self._add_image_words(documents, gathered)
+        words = gathered.pairs.result()
+        n_img = count_images(words, gathered.base)
         if not n_img:
             raise ValueError("fit_neighbours: no document holds an image of this model with a word of it; give the "
                              "documents the model was trained on.")
@@ -2839,33 +2857,28 @@ class Im2Vec(Word2Vec):
         self.space_neighbours, self._previous_pool = int(k), None
         self.__dict__["_space_neighbour_weight"] = float(weight)
         try:
-            self._fit_neighbour_words(words, start)
+            self._fit_neighbour_words(words, gathered.base, start)
         except BaseException:  # (e.g. Ctrl-C while the rows are written) the settings and the fit as they were;
             self.__dict__.update(before)  # rows already written stay until the next write (a save leaves them
             self._image_rows_from_W = False  # out, to be written at load)
             raise
         return self
 
-    def _pool_words(self) -> dict[str, list[str]] | None:
-        """The fitted images and their words, by key (a vocabulary rebuilt meanwhile renumbers them);
-        None for bags saved without their words (by fit_neighbours before 2026-12-07)."""
+    def _pool_words(self) -> NeighbourPool | None:
+        """The fitted images and their words, by key (a vocabulary rebuilt meanwhile renumbers them):
+        the fit's own arrays and key lists, which :meth:`_drop_neighbours` then lets go of (no copy,
+        nothing per image in Python beyond the key list the fit held); None for bags saved without
+        their words (by fit_neighbours before 2026-12-07)."""
         if self.neighbour_tag_keys is None:
             return None
-        tags, ptr, bag_words = self.neighbour_tag_keys, self.neighbour_bag_ptr, self.neighbour_bag_words
-        return {key: [tags[t] for t in bag_words[ptr[j]:ptr[j + 1]].tolist()]
-                for j, key in enumerate(self.neighbour_keys)}
+        return NeighbourPool(self.neighbour_keys, self.neighbour_bag_ptr, self.neighbour_bag_words,
+                             self.neighbour_tag_keys)
 
-    def _pool_ids(self, pool: dict[str, list[str]]) -> dict[int, dict[int, None]]:
-        """`pool` (:meth:`_pool_words`) as :meth:`_add_image_words` gathers words: by vocabulary index,
-        the images that are still images of the model with their words that are still its words."""
-        index, rows_of = self.wv.key_to_index, self._vocab_image_rows
-        out = {}
-        for key, words in pool.items():
-            i = index.get(key, -1)
-            ids = [t for t in (index.get(w, -1) for w in words) if t >= 0 and rows_of[t] < 0]
-            if i >= 0 and rows_of[i] >= 0 and ids:
-                out[i] = dict.fromkeys(ids)
-        return out
+    def _pool_keys(self, pool: NeighbourPool, base: int) -> np.ndarray:
+        """`pool` (:meth:`_pool_words`) as :meth:`_add_image_words` gathers words: sorted (image, word)
+        keys ``image · base + word`` by vocabulary index, the images that are still images of the
+        model with their words that are still its words (:func:`~gensim_im2vec.neighbour_words.pool_keys`)."""
+        return pool_keys(pool, self.wv.key_to_index, self._vocab_image_rows, base)
 
     def _check_neighbour_search(self, n: int, what: str) -> None:
         """The search `space_neighbour_index` names, checked for `n` fitted images before `what` fits:
@@ -2884,35 +2897,23 @@ class Im2Vec(Word2Vec):
                 f"(space_neighbour_index='IVF4096,PQ64', say), train with space_neighbours=0, or raise "
                 f"gensim_im2vec.model.NEIGHBOUR_EXACT_MAX to run it exactly anyway.")
 
-    def _add_image_words(self, documents: Iterable[Sequence[str]], words: dict[int, dict[int, None]]) -> None:
-        """Add the images of `documents` to `words` (an image's vocabulary index -> its words'
-        indices, as the keys of a dict): each one with the other words of the documents it is in
-        that the vocabulary has."""
-        index, rows_of = self.wv.key_to_index, self._vocab_image_rows
-        for doc in documents:
-            if isinstance(doc, str):
-                raise TypeError(f"each document must be a list of tokens, got the str {doc[:50]!r}.")
-            ids = [index.get(t, -1) for t in doc]
-            images = [i for i in ids if i >= 0 and rows_of[i] >= 0]
-            if images:
-                tags = dict.fromkeys(i for i in ids if i >= 0 and rows_of[i] < 0)
-                for i in images:
-                    words.setdefault(i, {}).update(tags)
+    def _add_image_words(self, documents: Iterable[Sequence[str]], gathered: ImageWords) -> None:
+        """Add the images of `documents` to `gathered`: each one with the other words of the documents
+        it is in that the vocabulary has, as (image, word) pairs of vocabulary indices in NumPy arrays
+        (:func:`~gensim_im2vec.neighbour_words.add_documents`; a dict per image cost about 700 bytes
+        an image, the distinct pairs cost 8 bytes each)."""
+        add_documents(documents, self.wv.key_to_index, self._vocab_image_rows, gathered)
 
-    def _fit_neighbour_words(self, words: dict[int, dict[int, None]], start: float) -> None:
-        """The neighbours' state from `words` (:meth:`_add_image_words`) at `space_neighbours` and
-        `space_neighbour_weight`, and the images' rows of ``wv`` written with it. The images in
-        vocabulary order, each one's words in vocabulary order: the same state whatever order the
-        documents came in (a train()'s workers, or fit_neighbours' documents)."""
-        images = sorted(i for i, ws in words.items() if ws)
-        tag_ids = np.array(sorted({i for r in images for i in words[r]}), dtype=np.int64)
+    def _fit_neighbour_words(self, words: np.ndarray, base: int, start: float) -> None:
+        """The neighbours' state from `words`, sorted distinct (image, word) keys ``image · base +
+        word`` (:meth:`_add_image_words`), at `space_neighbours` and `space_neighbour_weight`, and the
+        images' rows of ``wv`` written with it. The images in vocabulary order, each one's words in
+        vocabulary order (the keys' order): the same state whatever order the documents came in (a
+        train()'s workers, or fit_neighbours' documents)."""
+        images, ptr, tag_ids, bag_words = bags_from_pairs(words, base)
         U = l2_normalize(np.asarray(self.wv.vectors[tag_ids], dtype=np.float64), out_dtype=np.float64)
         M = np.linalg.inv(U.T @ U / len(U) + NEIGHBOUR_WHITEN * np.eye(U.shape[1]))
         vectors = (U @ M).astype(REAL)  # each tag's unit vector, whitened
-        ptr = np.zeros(len(images) + 1, dtype=np.int64)
-        np.cumsum(np.fromiter((len(words[i]) for i in images), dtype=np.int64, count=len(images)), out=ptr[1:])
-        bag_words = np.searchsorted(tag_ids, np.fromiter(itertools.chain.from_iterable(
-            sorted(words[i]) for i in images), dtype=np.int64, count=int(ptr[-1]))).astype(np.int32)
         scale = np.empty(len(images), dtype=REAL)
         for lo in range(0, len(images), _WRITE_CHUNK):
             hi = min(lo + _WRITE_CHUNK, len(images))
@@ -2920,7 +2921,7 @@ class Im2Vec(Word2Vec):
                                          ptr[lo:hi + 1] - ptr[lo]), shape=(hi - lo, len(vectors)))
             scale[lo:hi] = 1.0 / np.maximum(np.linalg.norm(B @ vectors, axis=1), 1e-12)
         keys = self.wv.index_to_key
-        self.neighbour_keys = [keys[i] for i in images]
+        self.neighbour_keys = [keys[i] for i in images.tolist()]
         self.neighbour_bag_ptr, self.neighbour_bag_words, self.neighbour_bag_scale = ptr, bag_words, scale
         self.neighbour_word_vectors, self.neighbour_tag_keys = vectors, [keys[t] for t in tag_ids.tolist()]
         self.neighbour_k, self.neighbour_index = int(self.space_neighbours), self.space_neighbour_index
@@ -3926,6 +3927,8 @@ class Im2Vec(Word2Vec):
             state = {**state, "_training": False}
         if state.get("_neighbour_search") is not None:  # (the neighbours' features: read from the store again)
             state = {**state, "_neighbour_search": None}
+        if state.get("_gathered_words") is not None:  # (the last epoch's words, and their lock: the live
+            state = {**state, "_gathered_words": None}  # model's train() fits them; the copy does not train)
         if _PICKLED_WITHOUT_KEY_INDEX.get() is not self or wv is None:
             return state
         shallow = copy.copy(wv)  # save() to a path (see there): the live wv keeps its dict
@@ -4350,6 +4353,8 @@ class Im2Vec(Word2Vec):
         state = self.__dict__
         bags, old_weight = state.pop("neighbour_bags", None), state.pop("neighbour_weight", None)
         state.pop("_neighbour_T", None)  # (the old name of the search's features: saved when large)
+        if isinstance(state.get("_previous_pool"), dict):  # an interrupted train()'s pool, saved as word lists
+            self._previous_pool = pool_from_words(state["_previous_pool"])
         ids = state.pop("neighbour_tag_ids", None)  # (a day's name: vocabulary indices, as keys now)
         if ids is not None and state.get("neighbour_tag_keys") is None:
             self.neighbour_tag_keys = [self.wv.index_to_key[t] for t in np.asarray(ids).tolist()]

@@ -299,3 +299,14 @@ def test_bench_list_images_a_tiny_run_compares_the_old_listing(monkeypatch, tmp_
     out = capsys.readouterr().out
     if "old list" in best:  # the lists' equality is asserted by main
         assert best["old list"]["check"] == best["new list"]["check"] and "the same pairs in the same order" in out
+
+
+def test_bench_neighbour_words_a_tiny_run_gives_the_dicts_bags(monkeypatch, capsys):
+    """bench_neighbour_words.py builds the dict per image itself, checks the pairs give its bags, and
+    prints both ways' bytes an image, their ratio and a train()'s space_neighbour_seconds."""
+    module = _load("bench_neighbour_words", monkeypatch)
+    results = module.main(["--images", "400", "--words", "50", "--trains", "1"])
+    old, new = results["dict per image"], results["NumPy pairs"]
+    assert new["held"] < old["held"] and new["gather_peak"] > 0 and old["fit"] > 0
+    out = capsys.readouterr().out
+    assert "the same bags both ways" in out and "gathered state, B/image" in out and "space_neighbour_seconds" in out
