@@ -3927,8 +3927,9 @@ class Im2Vec(Word2Vec):
             state = {**state, "_training": False}
         if state.get("_neighbour_search") is not None:  # (the neighbours' features: read from the store again)
             state = {**state, "_neighbour_search": None}
-        if state.get("_gathered_words") is not None:  # (the last epoch's words, and their lock: the live
-            state = {**state, "_gathered_words": None}  # model's train() fits them; the copy does not train)
+        for name in ("_gathered_words", "_readout_sums"):  # (the last epoch's words and readout sums, and their
+            if state.get(name) is not None:  # locks: the live model's train() fits them; the copy does not train)
+                state = {**state, name: None}
         if _PICKLED_WITHOUT_KEY_INDEX.get() is not self or wv is None:
             return state
         shallow = copy.copy(wv)  # save() to a path (see there): the live wv keeps its dict

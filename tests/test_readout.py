@@ -307,3 +307,25 @@ def test_the_gram_stops_at_twice_readout_gram_images(monkeypatch):
     drawn = int((np.random.default_rng(1).random(100) < 0.5).sum())
     assert drawn > 20 and sums.g == 20 and sums.n == 100
     np.testing.assert_allclose(sums.sxx, 20 * np.ones((4, 4)))
+
+
+def test_a_copy_or_pickle_from_a_callback_of_the_last_epoch_leaves_the_readouts_sums(data):
+    """The readout's sums hold a lock while the last epoch gathers them: a deepcopy or pickle of the
+    model from a callback then (a user's snapshot) has none, it does not train; the live model's
+    train() fits the readout from its own, as without the copy."""
+    import copy
+    import pickle
+
+    class Copies(CallbackAny2Vec):
+        def __init__(self):
+            self.copies = []
+
+        def on_epoch_end(self, m):
+            if m._readout_sums is not None:
+                self.copies += [copy.deepcopy(m), pickle.loads(pickle.dumps(m))]
+
+    seen = Copies()
+    m = Im2Vec(data.docs, image_features=data.features, space_readout=0.5, callbacks=[seen], **OPTS)
+    assert len(seen.copies) == 2 and all(c._readout_sums is None for c in seen.copies)
+    ref = Im2Vec(data.docs, image_features=data.features, space_readout=0.5, **OPTS)
+    np.testing.assert_allclose(m.readout_W, ref.readout_W, rtol=1e-6, atol=1e-7)
