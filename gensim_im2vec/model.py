@@ -2090,12 +2090,14 @@ class Im2Vec(Word2Vec):
         gathered, self._gathered_words = self._gathered_words, None
         words = None if gathered is None else gathered.pairs.result()
         if gathered is not None and self._previous_pool is not None:  # the images this train() did not see
-            previous = self._pool_keys(self._previous_pool, gathered.base)  # keep their words (by key: the
-            previous = previous[~gathered.seen(previous // gathered.base)]  # vocabulary may have been rebuilt)
+            # keep their words (by key: the vocabulary may have been rebuilt)
+            previous = self._pool_keys(self._previous_pool, gathered.base, keep=lambda i: ~gathered.seen(i))
             kept = count_images(previous, gathered.base)
-            if kept:
-                words = np.concatenate([words, previous])
-                words.sort()  # (no pair twice: no image is in both)
+            if kept:  # appended to the gathered buffer itself (its own array: no view of it is held), then
+                n = len(words)  # sorted in place (no pair twice: no image is in both)
+                words.resize(n + len(previous), refcheck=False)
+                words[n:] = previous
+                words.sort()
                 logger.info("space_neighbours: %i images fitted before and not in this train()'s last epoch keep "
                             "their words (model.fit_neighbours(documents) fits the given documents' alone)", kept)
             del previous
@@ -2874,11 +2876,11 @@ class Im2Vec(Word2Vec):
         return NeighbourPool(self.neighbour_keys, self.neighbour_bag_ptr, self.neighbour_bag_words,
                              self.neighbour_tag_keys)
 
-    def _pool_keys(self, pool: NeighbourPool, base: int) -> np.ndarray:
+    def _pool_keys(self, pool: NeighbourPool, base: int, keep=None) -> np.ndarray:
         """`pool` (:meth:`_pool_words`) as :meth:`_add_image_words` gathers words: sorted (image, word)
         keys ``image · base + word`` by vocabulary index, the images that are still images of the
         model with their words that are still its words (:func:`~gensim_im2vec.neighbour_words.pool_keys`)."""
-        return pool_keys(pool, self.wv.key_to_index, self._vocab_image_rows, base)
+        return pool_keys(pool, self.wv.key_to_index, self._vocab_image_rows, base, keep)
 
     def _check_neighbour_search(self, n: int, what: str) -> None:
         """The search `space_neighbour_index` names, checked for `n` fitted images before `what` fits:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -89,11 +89,16 @@ class DistinctKeys:
         self._aside: list[np.ndarray] = []  # added while the buffer was being sorted
         self._making_room = False
         self._clean = True  # _buf[:_n] sorted and distinct
+        self._closed = False  # result() was called: no more adds (the buffer it returned is the caller's)
 
     def add(self, keys: np.ndarray) -> None:
+        """Add `keys`; once :meth:`result` has been called, nothing (a job of an interrupted
+        ``train()`` that a worker still reads after it ended: its buffer is the fit's by then)."""
         if not len(keys):
             return
         with self.lock:
+            if self._closed:
+                return
             self._clean = False
             if not self._making_room and self._n + len(keys) <= len(self._buf):
                 self._buf[self._n:self._n + len(keys)] = keys
@@ -134,10 +139,11 @@ class DistinctKeys:
         """Every key added, sorted and distinct: the buffer itself, trimmed to them. (Once every
         thread's add has returned: the training's jobs have ended.)"""
         with self.lock:
+            self._closed = True
             if self._clean and not self._aside:
                 return self._buf
             self._making_room = True
-        self._make_room()
+        self._make_room()  # (the adds that were set aside; no add comes after it: closed)
         self._n = _sort_distinct(self._buf[:self._n])
         self._buf.resize(self._n, refcheck=False)
         self._clean = True
@@ -180,7 +186,11 @@ def document_keys(ids: list[int], lengths: list[int], rows_of: np.ndarray, base:
     ids = np.asarray(ids, dtype=np.int64)
     doc = np.repeat(np.arange(len(lengths), dtype=np.int64), np.asarray(lengths, dtype=np.int64))
     known = ids >= 0
-    ids, doc = ids[known], doc[known]
+    # each document's distinct tokens (a document that repeats an image or a word pairs them once: its
+    # pairs follow its distinct tokens, not their occurrences), in document order, each sorted
+    tokens = np.unique(doc[known] * base + ids[known])
+    doc = tokens // base
+    ids = tokens - doc * base
     image = rows_of[ids] >= 0
     if not image.any():
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
@@ -284,10 +294,14 @@ def pool_from_words(words: Mapping[str, Sequence[str]]) -> NeighbourPool:
     return NeighbourPool(list(words), ptr, bag, tags)
 
 
-def pool_keys(pool: NeighbourPool, key_to_index: Mapping[str, int], rows_of: np.ndarray, base: int) -> np.ndarray:
+def pool_keys(pool: NeighbourPool, key_to_index: Mapping[str, int], rows_of: np.ndarray, base: int,
+              keep: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """`pool`'s (image, word) keys in the vocabulary as it is now, sorted: the images that are still
-    images of it with their words that are still its words (an image left without one drops out).
-    One lookup a key (its images, then its distinct words), the pairs a chunk at a time."""
+    images of it with their words that are still its words (an image left without one drops out),
+    and with `keep` (a mask of vocabulary image indices: :meth:`ImageWords.seen` negated) only the
+    images it keeps, decided once an image before its pairs are made. One lookup a key (its images,
+    then its distinct words); the pairs written a chunk at a time into one array of at most the
+    pool's pairs (8 bytes each), then trimmed and sorted in place."""
     get = key_to_index.get
 
     def indices(keys, image: bool) -> np.ndarray:
@@ -298,14 +312,21 @@ def pool_keys(pool: NeighbourPool, key_to_index: Mapping[str, int], rows_of: np.
         return ids
 
     img, tag = indices(pool.keys, True), indices(pool.tags, False)
+    if keep is not None and len(img):
+        kept = img >= 0
+        kept[kept] = keep(img[kept])
+        img[~kept] = -1
     ptr = np.asarray(pool.ptr, dtype=np.int64)
-    out = []
-    for lo in range(0, int(ptr[-1]) if len(ptr) else 0, PAIRS_CHUNK):
-        at = np.arange(lo, min(lo + PAIRS_CHUNK, int(ptr[-1])), dtype=np.int64)
+    total = int(ptr[-1]) if len(ptr) else 0
+    keys, n = np.empty(total, dtype=np.int64), 0
+    for lo in range(0, total, PAIRS_CHUNK):
+        at = np.arange(lo, min(lo + PAIRS_CHUNK, total), dtype=np.int64)
         i = img[np.searchsorted(ptr, at, "right") - 1]
         t = tag[np.asarray(pool.words[lo:lo + len(at)], dtype=np.int64)]
         ok = (i >= 0) & (t >= 0)
-        out.append(i[ok] * base + t[ok])
-    keys = np.concatenate(out) if out else np.empty(0, dtype=np.int64)
+        got = int(np.count_nonzero(ok))
+        keys[n:n + got] = i[ok] * base + t[ok]
+        n += got
+    keys.resize(n, refcheck=False)  # (no view of it is held)
     keys.sort()
     return keys

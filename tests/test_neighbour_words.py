@@ -154,6 +154,28 @@ def test_the_pool_is_found_by_key_in_a_renumbered_vocabulary(tiny):
     want = {k: sorted((w for w in ws if w != gone_word), key=new_index.__getitem__) for k, ws in words.items()}
     assert by_key == {k: ws for k, ws in want.items() if k != gone_image and ws}
     np.testing.assert_array_equal(nw.pool_keys(nw.pool_from_words(words), new_index, new_rows, base), got)
+    # keep: decided an image at a time, before its pairs are made; the same keys as filtering after
+    drop = {new_index[k] for k in list(by_key)[::2]}
+    kept = nw.pool_keys(pool, new_index, new_rows, base, keep=lambda i: ~np.isin(i, list(drop)))
+    np.testing.assert_array_equal(kept, got[~np.isin(got // base, list(drop))])
+
+
+def test_no_key_is_added_after_the_result_is_taken():
+    """result() hands its buffer to the fit: a later add (a job an interrupted train() still had in
+    a worker's hands) adds nothing, and the result and views of it stay as they were."""
+    d = nw.DistinctKeys()
+    d.add(np.arange(100_000, dtype=np.int64))
+    r = d.result()
+    view = r[10:20]
+    d.add(np.arange(100_000, 3_000_000, dtype=np.int64))
+    assert d.result() is r and len(r) == 100_000 and view.tolist() == list(range(10, 20))
+
+
+def test_a_document_repeating_its_tokens_makes_its_pairs_once():
+    """A document's pairs follow its distinct tokens, not their occurrences: 3,000 copies of an image
+    and of a word make one key (before: 9M keys, 72 MB, at once)."""
+    keys, wordless = nw.document_keys([0] * 3000 + [1] * 3000 + [0, 2], [6002], np.array([5, -1, -1]), 4)
+    assert sorted(keys.tolist()) == [1, 2] and len(wordless) == 0
 
 
 class Gathered(CallbackAny2Vec):
