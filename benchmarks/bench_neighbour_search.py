@@ -89,12 +89,12 @@ def main(argv: list[str] | None = None) -> None:
         w = (S.clip(0).astype(np.float64) ** model_module.NEIGHBOUR_POWER).sum(1)
         size = len(faiss.serialize_index(search.index)) / len(X)
         with tempfile.TemporaryDirectory() as tmp:  # as Im2Vec.save writes it and a loaded model reads it
-            path, token = os.path.join(tmp, "m.model.neighbours.faiss"), "0" * 32
+            path, token, digest = os.path.join(tmp, "m.model.neighbours.faiss"), "0" * 32, "0" * 40
             start = time.perf_counter()
-            search.write(path, token)
+            search.write(path, token, digest)
             saved = time.perf_counter() - start
             start = time.perf_counter()
-            again = model_module._FaissNeighbours.read(path, token, feats, rows, spec, args.nprobe, args.k)
+            again = model_module._FaissNeighbours.read(path, token, digest, feats, rows, spec, args.nprobe, args.k)
             loaded = time.perf_counter() - start
         assert again is not None and again.index.ntotal == len(X)
         print(f"  {spec:<16s} {built:8.1f} {t:9.1f} {t / t0:8.2f} {size:8.0f} {recall:9.3f} {found:10.3f} "

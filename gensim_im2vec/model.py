@@ -102,6 +102,7 @@ import contextvars
 import copy
 import errno
 import glob
+import hashlib
 import inspect
 import io
 import itertools
@@ -114,6 +115,7 @@ import re
 import shutil
 import threading
 import uuid
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -2930,6 +2932,7 @@ class Im2Vec(Word2Vec):
         self.neighbour_nprobe = int(self.space_neighbour_nprobe)
         # (names this fit's faiss index in the file saved beside the model: a file of another fit is not read)
         self.neighbour_index_token = None if self.neighbour_index == "exact" else uuid.uuid4().hex
+        self.__dict__.pop("_neighbour_index_file", None)  # (the index saved of the fit before: not this one's)
         self._neighbour_search = None
         try:
             self._neighbour_features()  # once, before the rows are written on several threads
@@ -2982,8 +2985,11 @@ class Im2Vec(Word2Vec):
             else:
                 nprobe = self.neighbour_nprobe or self.space_neighbour_nprobe
                 saved = self.__dict__.get("_neighbour_index_file")
-                search = _FaissNeighbours.read(saved, self.neighbour_index_token, self.features, rows,
-                                               self.neighbour_index, nprobe, self.neighbour_k) if saved else None
+                if self.__dict__.get("neighbour_index_token") is None:  # (fitted before indexes were saved)
+                    self.neighbour_index_token, saved = uuid.uuid4().hex, None
+                search = None if saved is None else _FaissNeighbours.read(
+                    saved, self.neighbour_index_token, self._neighbour_digest(), self.features, rows,
+                    self.neighbour_index, nprobe, self.neighbour_k)
                 if search is None:
                     search = _FaissNeighbours(self.features, rows, self.neighbour_index, nprobe, self.neighbour_k)
             self._neighbour_search = search
@@ -3767,10 +3773,14 @@ class Im2Vec(Word2Vec):
 
         Neighbours fitted with a faiss `space_neighbour_index` save that index too, as
         ``FNAME.neighbours.faiss`` (the index this process built, or the file the model was loaded
-        from, copied), so that the loaded model reads it when it first writes or projects an image
-        instead of training its quantisers and adding every image again; the file holds the fit's
-        token, and one of another fit (or damaged, or missing) is built again, with a warning. A
-        model without one removes such a file an earlier model left under `fname`.
+        from, copied; renamed into place once the model is saved, so a save that fails leaves the
+        index saved before), so that the loaded model reads it when it first writes or projects an
+        image instead of training its quantisers and adding every image again. The file holds the
+        fit's token, a digest of the features it was built over and a CRC-32 of its bytes: one of
+        another fit, over other features (``load(image_features=...)`` with other values), damaged or
+        missing is built again, with a warning. An index that cannot be written (no space left) is
+        left out, with a warning: the model is saved. A model without one removes such a file another
+        fit left under `fname`.
 
         With a path, all files are first written under a temporary name and then renamed, the main
         file last, so an interrupted save never leaves a half-written model under `fname`. A path
@@ -3829,40 +3839,88 @@ class Im2Vec(Word2Vec):
         left_out = (self._saved_without_image_rows() if stale and not moving and directory is not None
                     else contextlib.nullcontext())
         no_index = self._saved_without_key_index() if directory is not None else self._saved_as_one_pickle()
-        index_saved = directory is not None and self._save_neighbour_index(fname_or_handle)
-        with self._saved_norms(final), written, self._saved_features(directory), self._saved_vectors(moving), \
-                left_out, no_index:
-            if directory is None:
-                return super().save(fname_or_handle, *args, **kwargs)
-            atomic_save(super(), fname_or_handle, *args, **kwargs)  # super(): gensim's save, not this one
-        stale = fname_or_handle + NEIGHBOUR_INDEX_SUFFIX
-        if not index_saved and _FaissNeighbours.token_of(stale) is not None:  # (an earlier model's under this name)
-            os.remove(stale)
+        index_file = self._prepare_neighbour_index(fname_or_handle) if directory is not None else None
+        try:
+            with self._saved_norms(final), written, self._saved_features(directory), self._saved_vectors(moving), \
+                    left_out, no_index:
+                if directory is None:
+                    return super().save(fname_or_handle, *args, **kwargs)
+                atomic_save(super(), fname_or_handle, *args, **kwargs)  # super(): gensim's save, not this one
+        except BaseException:
+            if index_file not in (None, _INDEX_IN_PLACE):  # (the index of a model not saved: the one before stays)
+                os.remove(index_file)
+            raise
+        if directory is not None:
+            self._place_neighbour_index(fname_or_handle + NEIGHBOUR_INDEX_SUFFIX, index_file)
         if moving:
             self._let_go_of_vectors_file(fname_or_handle + ".wv.vectors.npy")
 
-    def _save_neighbour_index(self, fname: str) -> bool:
-        """Write the neighbours' faiss index beside the model being saved to `fname` (``fname +``
-        :data:`NEIGHBOUR_INDEX_SUFFIX`) when they were fitted with one: the index built in memory, else
-        the file it was saved in before (copied; the same file: left as it is). Whether one is there now
-        (an index neither built nor saved before is built by the loaded model when first needed)."""
+    def _neighbour_digest(self) -> str:
+        """What the neighbours' faiss index was built over, in 40 hex digits: its spec, the fitted images'
+        count and the unit features of 64 of them, evenly spaced (read from the model's features now; a
+        saved index whose digest differs was built over other features, :meth:`_neighbour_features`)."""
+        keys, index, rows_of = self.neighbour_keys, self.wv.key_to_index, self._vocab_image_rows
+        at = np.unique(np.linspace(0, len(keys) - 1, min(len(keys), 64)).astype(np.int64))
+        rows = np.array([rows_of[index[keys[j]]] if keys[j] in index else -1 for j in at.tolist()], dtype=np.int64)
+        h = hashlib.sha1(f"{self.neighbour_index}|{len(keys)}|{self.features.dim}|".encode())
+        if (rows >= 0).all():
+            h.update(np.ascontiguousarray(self.features.gather_normalized(rows), dtype="<f4").tobytes())
+        else:
+            h.update(b"images gone")
+        return h.hexdigest()
+
+    def _prepare_neighbour_index(self, fname: str) -> str | None:
+        """Before :meth:`save` writes the model to `fname`: the neighbours' faiss index, when they were
+        fitted with one, written under a temporary name (:meth:`_place_neighbour_index` renames it once
+        the model is saved): the index built in memory, else the file it was saved in before, copied.
+        :data:`_INDEX_IN_PLACE` when ``fname +`` :data:`NEIGHBOUR_INDEX_SUFFIX` already holds it (the
+        model saved over itself, or a copy of it saved there), None when there is none to save: not
+        built since the load and none saved (the loaded model builds it when first needed), or a write
+        that failed (warned: the model is saved without it)."""
         token = self.__dict__.get("neighbour_index_token")
         if token is None or self.neighbour_keys is None:
-            return False
+            return None
         path = fname + NEIGHBOUR_INDEX_SUFFIX
-        search = self._neighbour_search
-        if isinstance(search, _FaissNeighbours):
-            search.write(path, token)
-            return True
-        saved = self.__dict__.get("_neighbour_index_file")
-        if saved and _FaissNeighbours.token_of(saved) == token:
-            if not (os.path.exists(path) and os.path.samefile(saved, path)):
-                atomic_copy(saved, path)
-                logger.info("save: the neighbours' faiss index copied from %s to %s", saved, path)
-            return True
-        logger.info("save: the neighbours' faiss index %r was not built since the load (and no saved one was "
-                    "found): the loaded model builds it when first needed", self.neighbour_index)
-        return False
+        digest = self._neighbour_digest()
+        if _FaissNeighbours.header_of(path) == (token, digest):
+            return _INDEX_IN_PLACE
+        search, saved = self._neighbour_search, self.__dict__.get("_neighbour_index_file")
+        from_file = saved is not None and _FaissNeighbours.header_of(saved) == (token, digest)
+        if not isinstance(search, _FaissNeighbours) and not from_file:
+            logger.info("save: the neighbours' faiss index %r is not saved with %s: neither built since the load nor "
+                        "found where it was saved; the loaded model builds it when first needed",
+                        self.neighbour_index, fname)
+            return None
+        tmp = str(temp_name(path))
+        try:
+            if isinstance(search, _FaissNeighbours):
+                search.write(tmp, token, digest)
+            else:
+                atomic_copy(saved, tmp)
+                logger.info("save: the neighbours' faiss index copied from %s", saved)
+        except OSError as err:  # (e.g. no space left): the model matters more than its index
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            logger.warning("save: the neighbours' faiss index could not be written beside %s (%s): the model is "
+                           "saved without it, and the loaded model builds it when first needed", fname, err)
+            return None
+        return tmp
+
+    def _place_neighbour_index(self, path: str, written: str | None) -> None:
+        """After :meth:`save`: the index :meth:`_prepare_neighbour_index` `written` renamed to `path`; with
+        none, a file of ours another fit left at `path` removed (never read for this model: a stale
+        copy of many GB at scale; a file not ours is left alone)."""
+        if written is _INDEX_IN_PLACE:
+            return
+        if written is not None:
+            os.replace(written, path)
+            return
+        head = _FaissNeighbours.header_of(path)
+        if head is not None and head[0] != self.__dict__.get("neighbour_index_token"):
+            try:
+                os.remove(path)
+            except OSError as err:
+                logger.warning("save: %s, another fit's neighbours' faiss index, could not be removed (%s)", path, err)
 
     def _saved_rows_final(self, left_out: bool) -> bool:
         """Whether :meth:`save` saves ``wv.norms`` (filled there): the rows it saves are the model's as they
@@ -4345,7 +4403,7 @@ class Im2Vec(Word2Vec):
         mmap = args[1] if len(args) > 1 else kwargs.get("mmap")
         self._check_saved_norms(fname, mmap)
         # (the neighbours' faiss index saved beside it: read when first needed, _neighbour_features)
-        self._neighbour_index_file = (os.fspath(fname) + NEIGHBOUR_INDEX_SUFFIX
+        self._neighbour_index_file = (os.path.abspath(os.fspath(fname)) + NEIGHBOUR_INDEX_SUFFIX
                                       if isinstance(fname, (str, os.PathLike)) else None)
 
     def _old_neighbour_state(self) -> None:
@@ -4508,10 +4566,15 @@ def _import_faiss(spec: str):
 
 
 #: The first bytes of a saved neighbours' index (``FNAME.neighbours.faiss``), before the fit's token
-#: (32 hex digits and a newline) and faiss's own bytes.
+#: and the features' digest (a line each: :data:`_NEIGHBOUR_INDEX_HEAD` bytes), faiss's own bytes and
+#: their CRC-32 (4 bytes).
 _NEIGHBOUR_INDEX_MAGIC = b"gensim-im2vec neighbours faiss index v1\n"
+#: The token's and the digest's lines: 32 and 40 hex digits.
+_NEIGHBOUR_INDEX_HEAD = 33 + 41
 #: The name ending of the file :meth:`Im2Vec.save` writes a faiss `space_neighbour_index` into.
 NEIGHBOUR_INDEX_SUFFIX = ".neighbours.faiss"
+#: :meth:`Im2Vec._prepare_neighbour_index`: the file beside the model already holds its index.
+_INDEX_IN_PLACE = "(in place)"
 
 
 class _FaissNeighbours:
@@ -4553,61 +4616,84 @@ class _FaissNeighbours:
             logger.info("space_neighbours: faiss %r over %i images' features built in %.1fs (%s)", spec, len(rows),
                         default_timer() - start, "exact scores" if self.exact else f"re-ranked x{self.rerank}")
 
-    def write(self, path: str, token: str) -> None:
-        """Write the index to `path` (all or nothing): :data:`_NEIGHBOUR_INDEX_MAGIC`, `token`, faiss's bytes."""
+    def write(self, path: str, token: str, digest: str) -> None:
+        """Write the index to `path` (all or nothing): :data:`_NEIGHBOUR_INDEX_MAGIC`, the fit's `token`
+        and the `digest` of the features it was built over (a line each), faiss's bytes, their CRC-32."""
         faiss = _import_faiss("")
         start = default_timer()
 
         def writer(f):
-            f.write(_NEIGHBOUR_INDEX_MAGIC + token.encode("ascii") + b"\n")
-            out = faiss.PyCallbackIOWriter(f.write)
+            f.write(_NEIGHBOUR_INDEX_MAGIC + f"{token}\n{digest}\n".encode("ascii"))
+            crc = 0
+
+            def put(data):
+                nonlocal crc
+                crc = zlib.crc32(data, crc)
+                return f.write(data)
+
+            out = faiss.PyCallbackIOWriter(put)
             faiss.write_index(self.index, out)
             del out  # (flushes faiss's buffer into f)
+            f.write(crc.to_bytes(4, "big"))
 
         atomic_write(path, writer)
-        logger.info("save: the neighbours' faiss index (%i images) written to %s in %.1fs", self.index.ntotal, path,
+        logger.info("save: the neighbours' faiss index (%i images) written in %.1fs", self.index.ntotal,
                     default_timer() - start)
 
     @staticmethod
-    def token_of(path: str) -> str | None:
-        """The fit's token a saved index at `path` holds, or None (no such file, or not one)."""
+    def header_of(path: str) -> tuple[str, str] | None:
+        """The fit's token and the features' digest a saved index at `path` holds, or None (no such
+        file, or not one of ours)."""
         try:
             with open(path, "rb") as f:
-                head = f.read(len(_NEIGHBOUR_INDEX_MAGIC) + 33)
+                head = f.read(len(_NEIGHBOUR_INDEX_MAGIC) + _NEIGHBOUR_INDEX_HEAD)
         except OSError:
             return None
-        if not head.startswith(_NEIGHBOUR_INDEX_MAGIC) or not head.endswith(b"\n"):
+        lines = head[len(_NEIGHBOUR_INDEX_MAGIC):].split(b"\n")
+        if not head.startswith(_NEIGHBOUR_INDEX_MAGIC) or len(lines) != 3 or lines[2]:
             return None
-        return head[len(_NEIGHBOUR_INDEX_MAGIC):-1].decode("ascii", "replace")
+        return lines[0].decode("ascii", "replace"), lines[1].decode("ascii", "replace")
 
     @classmethod
-    def read(cls, path: str, token: str | None, features: ImageFeatures, rows: np.ndarray, spec: str, nprobe: int,
-             k: int) -> _FaissNeighbours | None:
-        """The index :meth:`write` saved at `path` for the fit `token` over these `rows`, or None
-        (logged) where there is none to read: no such file, another fit's, or not whole."""
-        if token is None or not os.path.exists(path):
-            if token is not None:
-                logger.info("space_neighbours: no saved faiss index at %s; building it again", path)
-            return None
-        found = cls.token_of(path)
-        if found != token:
-            logger.warning("space_neighbours: %s is not this model's faiss index (%s); building it again", path,
-                           "another fit's" if found else "not an index saved by Im2Vec.save")
-            return None
+    def read(cls, path: str, token: str, digest: str, features: ImageFeatures, rows: np.ndarray, spec: str,
+             nprobe: int, k: int) -> _FaissNeighbours | None:
+        """The index :meth:`write` saved at `path` for the fit `token` over features of this `digest`,
+        or None, with a warning, where there is none to read: no such file, another fit's, built over
+        other features, or not whole (its CRC, its end, a faiss error)."""
+        head = cls.header_of(path)
+        why = ("there is no such file" if not os.path.exists(path) else
+               "it is not an index saved by Im2Vec.save" if head is None else
+               "it is another fit's" if head[0] != token else
+               "it was built over other features (the model's features changed since)" if head[1] != digest else None)
         faiss = _import_faiss(spec)
         start = default_timer()
-        try:
-            with open(path, "rb") as f:
-                f.seek(len(_NEIGHBOUR_INDEX_MAGIC) + 33)
-                source = faiss.PyCallbackIOReader(f.read)
-                index = faiss.read_index(source)
-                del source
-        except RuntimeError as err:
-            logger.warning("space_neighbours: %s could not be read (%s); building it again", path, _faiss_reason(err))
-            return None
-        if index.ntotal != len(rows) or index.d != features.dim:
-            logger.warning("space_neighbours: %s holds %i vectors of dim %i, not the fit's %i of dim %i; building it "
-                           "again", path, index.ntotal, index.d, len(rows), features.dim)
+        index = None
+        if why is None:
+            try:
+                with open(path, "rb") as f:
+                    f.seek(len(_NEIGHBOUR_INDEX_MAGIC) + _NEIGHBOUR_INDEX_HEAD)
+                    crc = 0
+
+                    def get(n):
+                        nonlocal crc
+                        data = f.read(n)
+                        crc = zlib.crc32(data, crc)
+                        return data
+
+                    source = faiss.PyCallbackIOReader(get)
+                    index = faiss.read_index(source)
+                    del source
+                    if f.read() != crc.to_bytes(4, "big"):
+                        why = "its bytes are damaged (their CRC-32 or its end)"
+            except Exception as err:  # (faiss: RuntimeError; a damaged size: MemoryError)
+                why = f"faiss could not read it: {_faiss_reason(err) if isinstance(err, RuntimeError) else repr(err)}"
+        if why is None and (not index.is_trained or index.metric_type != faiss.METRIC_INNER_PRODUCT
+                            or index.ntotal != len(rows) or index.d != features.dim):
+            why = (f"it holds {index.ntotal} vectors of dim {index.d} (trained: {index.is_trained}), not the fit's "
+                   f"{len(rows)} of dim {features.dim} by inner product")
+        if why is not None:
+            logger.warning("space_neighbours: the saved faiss index %s is not read (%s); building it again", path,
+                           why)
             return None
         logger.info("space_neighbours: faiss %r over %i images read from %s in %.1fs", spec, len(rows), path,
                     default_timer() - start)
@@ -4655,7 +4741,7 @@ NEIGHBOUR_WHITEN = 0.005
 _NEIGHBOUR_STATE = ("space_neighbours", "_space_neighbour_weight", "neighbour_keys", "neighbour_bag_ptr",
                     "neighbour_bag_words", "neighbour_bag_scale", "neighbour_word_vectors", "neighbour_tag_keys",
                     "neighbour_k", "neighbour_index", "neighbour_nprobe", "neighbour_index_token",
-                    "_neighbour_search", "_previous_pool")
+                    "_neighbour_index_file", "_neighbour_search", "_previous_pool")
 #: :meth:`Im2Vec.fit_neighbours`' `k` on a model whose `space_neighbours` is 0 (the demo's k).
 NEIGHBOURS = 20
 #: The most training images the neighbours' exact search takes (their features kept in memory, every

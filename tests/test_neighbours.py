@@ -534,10 +534,10 @@ def test_a_saved_index_of_another_fit_or_damaged_is_built_again_and_said(data, t
     other = Im2Vec(data.docs[: len(data.docs) // 2], image_features=data.features, **opts)
     other.save(str(tmp_path / "other.model"))
     for damage, said in [(lambda: index_file.write_bytes((tmp_path / "other.model.neighbours.faiss").read_bytes()),
-                          "is not this model's faiss index (another fit's)"),
-                         (lambda: index_file.write_bytes(whole[: len(whole) // 2]), "could not be read"),
-                         (lambda: index_file.write_bytes(b"not an index"), "not an index saved by Im2Vec.save"),
-                         (lambda: index_file.unlink(), "no saved faiss index at")]:
+                          "is not read (it is another fit's)"),
+                         (lambda: index_file.write_bytes(whole[: len(whole) // 2]), "faiss could not read it"),
+                         (lambda: index_file.write_bytes(b"not an index"), "it is not an index saved by Im2Vec.save"),
+                         (lambda: index_file.unlink(), "(there is no such file)")]:
         damage()
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="gensim_im2vec.model"):
@@ -669,3 +669,133 @@ def test_without_faiss_a_faiss_index_says_what_to_install(data, monkeypatch):
     Im2Vec(image_features=data.features, space_neighbour_index="IVF4,Flat", **OPTS)  # (not used: no faiss needed)
     with pytest.raises(ImportError, match="is a faiss index: pip install faiss-cpu"):
         Im2Vec(image_features=data.features, space_neighbours=5, space_neighbour_index="IVF4,Flat", **OPTS)
+
+
+def _faiss_model(data, **more):
+    return Im2Vec(data.docs, image_features=data.features, space_neighbours=5, space_neighbour_index="IVF4,Flat",
+                  space_neighbour_nprobe=4, **{**OPTS, **more})
+
+
+def test_a_save_that_fails_keeps_the_index_saved_before_and_leaves_no_stray_file(data, tmp_path, monkeypatch):
+    """The index is written under a temporary name and renamed only once the model is saved: a save
+    that fails (no space left, say) leaves the model and the index saved before as they were, and
+    no index beside a model that was never written."""
+    pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
+    import errno
+
+    import gensim_im2vec.model as model_module
+
+    m = _faiss_model(data)
+    m.save(str(tmp_path / "m.model"))
+    before = (tmp_path / "m.model.neighbours.faiss").read_bytes()
+    other = _faiss_model(data, seed=2)  # another fit: another token
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(model_module, "atomic_save", full)
+    for name in ("m.model", "new.model"):
+        with pytest.raises(OSError, match="No space left"):
+            other.save(str(tmp_path / name))
+    monkeypatch.undo()
+    assert (tmp_path / "m.model.neighbours.faiss").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if "faiss" in p.name) == ["m.model.neighbours.faiss"]
+
+
+def test_an_index_that_cannot_be_written_leaves_the_model_saved_without_it(data, tmp_path, monkeypatch, caplog):
+    pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
+    import errno
+
+    import gensim_im2vec.model as model_module
+
+    m = _faiss_model(data)
+    probe = m.project(data.test_features[:5])
+
+    def full(self, *args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(model_module._FaissNeighbours, "write", full)
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.model"):
+        m.save(str(tmp_path / "m.model"))
+    assert "could not be written beside" in caplog.text and "No space left" in caplog.text
+    assert not (tmp_path / "m.model.neighbours.faiss").exists()
+    monkeypatch.undo()
+    np.testing.assert_allclose(Im2Vec.load(str(tmp_path / "m.model")).project(data.test_features[:5]), probe,
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_a_copy_saved_over_its_own_index_keeps_it_and_a_refit_after_a_load_says_nothing(data, tmp_path, caplog):
+    """A deepcopy or pickle of a model (no search built, no file known) saved where its own index
+    already is keeps that file; fit_neighbours on a loaded model builds its own index with no
+    warning about the one saved for the fit before."""
+    pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
+    import copy
+    import pickle
+
+    m = _faiss_model(data)
+    path = str(tmp_path / "m.model")
+    m.save(path)
+    before = (tmp_path / "m.model.neighbours.faiss").read_bytes()
+    copy.deepcopy(m).save(path)
+    pickle.loads(pickle.dumps(m)).save(path)
+    assert (tmp_path / "m.model.neighbours.faiss").read_bytes() == before
+    with caplog.at_level(logging.INFO, logger="gensim_im2vec.model"):
+        Im2Vec.load(path).project(data.test_features[:2])
+        assert "read from" in caplog.text
+        caplog.clear()
+        Im2Vec.load(path).fit_neighbours(data.docs)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+def test_a_saved_index_over_other_features_is_not_read(data, tmp_path, caplog):
+    """The file records a digest of the features it was built over: a model loaded with other
+    features for the same images (image_features=...) builds its index over those, as a model kept
+    in memory does, instead of searching the old ones."""
+    pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
+    m = _faiss_model(data)
+    path = str(tmp_path / "m.model")
+    m.save(path)
+    rng = np.random.default_rng(5)
+    other = {k: np.abs(v + rng.normal(scale=0.5, size=v.shape)).astype(np.float32) for k, v in data.features.items()}
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.model"):
+        loaded = Im2Vec.load(path, image_features=other)
+        got = loaded.project(data.test_features[:20])
+    assert "built over other features" in caplog.text
+    m._attach_features(type(m.features).from_any(other))
+    m._neighbour_search = None
+    np.testing.assert_allclose(got, m.project(data.test_features[:20]), rtol=1e-5, atol=1e-6)
+
+
+def test_a_damaged_byte_is_found_by_the_crc_and_a_relative_path_outlives_a_chdir(data, tmp_path, caplog,
+                                                                               monkeypatch):
+    pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
+    m = _faiss_model(data)
+    probe = m.project(data.test_features[:10])
+    monkeypatch.chdir(tmp_path)
+    m.save("m.model")
+    loaded = Im2Vec.load("m.model")
+    monkeypatch.chdir(tmp_path.parent)  # (the loaded model finds its index by its absolute path)
+    loaded.save(str(tmp_path / "b.model"))
+    assert (tmp_path / "b.model.neighbours.faiss").read_bytes() == (tmp_path / "m.model.neighbours.faiss").read_bytes()
+    data_bytes = bytearray((tmp_path / "m.model.neighbours.faiss").read_bytes())
+    data_bytes[len(data_bytes) // 2] ^= 0xFF  # one vector's byte: faiss reads it, the CRC does not match
+    (tmp_path / "m.model.neighbours.faiss").write_bytes(bytes(data_bytes))
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.model"):
+        again = Im2Vec.load(str(tmp_path / "m.model"))
+        np.testing.assert_allclose(again.project(data.test_features[:10]), probe, rtol=1e-5, atol=1e-6)
+    assert "its bytes are damaged" in caplog.text
+
+
+def test_a_model_fitted_before_indexes_were_saved_saves_its_index_once_built(data, tmp_path, caplog):
+    pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
+    m = _faiss_model(data)
+    m.neighbour_index_token = None  # (as a model of the version before loads)
+    m._neighbour_search = None
+    m.save(str(tmp_path / "old.model"))
+    assert not (tmp_path / "old.model.neighbours.faiss").exists()
+    old = Im2Vec.load(str(tmp_path / "old.model"))
+    old.project(data.test_features[:2])  # builds it (no file: nothing to read, nothing said)
+    old.save(str(tmp_path / "new.model"))
+    with caplog.at_level(logging.INFO, logger="gensim_im2vec.model"):
+        Im2Vec.load(str(tmp_path / "new.model")).project(data.test_features[:2])
+    assert "read from" in caplog.text
