@@ -20,8 +20,8 @@ its last epoch), then evaluated as the demo evaluates it
     OMP_NUM_THREADS=1 python benchmarks/neighbour_bags.py --modes two-stage joint --seeds 1 2 3 --gammas 0 1 2
 
 Needs a finished ``make demo`` in ``--demo-dir``. ``--saved`` evaluates the demo's saved models
-(seed 1) instead of training one per seed (refitted at ``--k`` when it is not theirs). ``--power``
-and ``--whiten`` set the package's ``NEIGHBOUR_POWER`` and ``NEIGHBOUR_WHITEN`` for the run. Prints
+(seed 1) instead of training one per seed (refitted at ``--k``, ``--power`` and ``--whiten`` when they
+are not theirs). ``--power`` and ``--whiten`` set the package's ``NEIGHBOUR_POWER`` and ``NEIGHBOUR_WHITEN`` for the run. Prints
 each setting's targets, then per γ the mean and the range over the seeds.
 """
 
@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--whiten", type=float, default=model_module.NEIGHBOUR_WHITEN,
                     help="λ of (G + λI)⁻¹ (G's trace is 1)")
     args = ap.parse_args(argv)
+    # (the saved models were fitted at the package's p and λ: another --power or --whiten fits them again)
+    refit = (args.power, args.whiten) != (model_module.NEIGHBOUR_POWER, model_module.NEIGHBOUR_WHITEN)
     model_module.NEIGHBOUR_POWER, model_module.NEIGHBOUR_WHITEN = args.power, args.whiten
     words = demo_text_words(args.demo_dir, None, 0.0)
     feats = open_features(DemoConfig(out_dir=args.demo_dir))
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
             t = time.perf_counter()
             if args.saved:
                 model = Im2Vec.load(f"{args.demo_dir}/models/im2vec-{mode}.model")
-                if model.neighbour_k != args.k:
+                if model.neighbour_k != args.k or refit:
                     model.fit_neighbours(training_documents(cfg, feats, tags_only=cfg.tags_only)[0], k=args.k)
             else:
                 model = train_model(cfg.with_options(space_neighbours=args.k), feats, words)
