@@ -3773,7 +3773,7 @@ class Im2Vec(Word2Vec):
 
         Neighbours fitted with a faiss `space_neighbour_index` save that index too, as
         ``FNAME.neighbours.faiss`` (the index this process built, or the file the model was loaded
-        from, copied; renamed into place once the model is saved, so a save that fails leaves the
+        from, linked or copied; renamed into place once the model is saved, so a save that fails leaves the
         index saved before), so that the loaded model reads it when it first writes or projects an
         image instead of training its quantisers and adding every image again. The file holds the
         fit's token, a digest of the features it was built over and a CRC-32 of its bytes: one of
@@ -3872,7 +3872,8 @@ class Im2Vec(Word2Vec):
     def _prepare_neighbour_index(self, fname: str) -> str | None:
         """Before :meth:`save` writes the model to `fname`: the neighbours' faiss index, when they were
         fitted with one, written under a temporary name (:meth:`_place_neighbour_index` renames it once
-        the model is saved): the index built in memory, else the file it was saved in before, copied.
+        the model is saved): the index built in memory, else the file it was saved in before (a hard
+        link to it where the file system allows, else a copy).
         :data:`_INDEX_IN_PLACE` when ``fname +`` :data:`NEIGHBOUR_INDEX_SUFFIX` already holds it (the
         model saved over itself, or a copy of it saved there), None when there is none to save: not
         built since the load and none saved (the loaded model builds it when first needed), or a write
@@ -3895,9 +3896,14 @@ class Im2Vec(Word2Vec):
         try:
             if isinstance(search, _FaissNeighbours):
                 search.write(tmp, token, digest)
-            else:
-                atomic_copy(saved, tmp)
-                logger.info("save: the neighbours' faiss index copied from %s", saved)
+            else:  # (a saved index is never written in place, only replaced: a second name is safe)
+                try:
+                    os.link(saved, tmp)
+                    how = "given a second name"
+                except OSError:  # (another file system, no hard links)
+                    atomic_copy(saved, tmp)
+                    how = "copied"
+                logger.info("save: the neighbours' faiss index %s from %s", how, saved)
         except OSError as err:  # (e.g. no space left): the model matters more than its index
             with contextlib.suppress(OSError):
                 os.remove(tmp)
