@@ -58,14 +58,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--specs", nargs="+", default=["IVF256,Flat", "IVF256,PQ64"])
     ap.add_argument("--nprobe", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rerank", type=int, default=model_module.NEIGHBOUR_RERANK,
+                    help="candidates re-ranked by their exact cosines, times k, for code indexes (1: none)")
     args = ap.parse_args(argv)
+    model_module.NEIGHBOUR_RERANK = args.rerank
     import faiss
 
     X = features(args.images, args.features, args.clusters, args.seed)
     feats = ImageFeatures([f"img:{i}" for i in range(len(X))], X)
     rows = np.arange(len(X))
     Q = feats.gather_normalized(rows)
-    print(f"{args.images:,} images x {args.features} features, k={args.k}; every image's k nearest among them")
+    print(f"{args.images:,} images x {args.features} features, k={args.k}; every image's k nearest among them "
+          f"(code indexes re-rank {args.rerank} x k)")
     start = time.perf_counter()
     exact = model_module._ExactNeighbours(feats, rows)
     built = time.perf_counter() - start
