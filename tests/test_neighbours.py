@@ -563,6 +563,7 @@ def test_a_loaded_model_saved_elsewhere_takes_its_index_along_and_a_plain_one_re
     assert (tmp_path / "a.model.neighbours.faiss").read_bytes() == (tmp_path / "b.model.neighbours.faiss").read_bytes()
     # (a second name of the same file, not a copy: GBs at scale; the first is never written in place)
     assert (tmp_path / "a.model.neighbours.faiss").stat().st_ino == (tmp_path / "b.model.neighbours.faiss").stat().st_ino
+    caplog.clear()  # (the fit's own "built in" above, where another test left the loggers at INFO)
     with caplog.at_level(logging.INFO, logger="gensim_im2vec.model"):
         b = Im2Vec.load(str(tmp_path / "b.model"))
         np.testing.assert_allclose(b.project(data.test_features[:10]), probe, rtol=1e-5, atol=1e-6)
