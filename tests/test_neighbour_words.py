@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 from gensim.models.callbacks import CallbackAny2Vec
-from test_neighbours import OPTS, dense_bags, image_docs
+from test_neighbours import OPTS, dense_bags, image_docs, interrupted
 
 import gensim_im2vec.neighbour_words as nw
 from gensim_im2vec import Im2Vec
@@ -275,14 +275,7 @@ def test_an_interrupted_trains_pool_is_saved_and_kept_by_the_next(data, tmp_path
     """A model saved with an interrupted train()'s pool (a checkpoint's, say), as arrays or as the word
     lists by key saved before the pools were arrays, loads with it as arrays, and the next train()
     keeps those images' words."""
-
-    class Stop(CallbackAny2Vec):
-        def on_epoch_end(self, m):
-            raise RuntimeError("stopped")
-
-    m = Im2Vec(data.docs, image_features=data.features, space_neighbours=5, **OPTS)
-    with pytest.raises(RuntimeError, match="stopped"):
-        m.train(data.docs, total_examples=len(data.docs), epochs=1, callbacks=[Stop()])
+    m = interrupted(data)
     pool = m._previous_pool
     assert isinstance(pool, nw.NeighbourPool) and m.neighbour_keys is None
     if as_lists:

@@ -602,9 +602,9 @@ def test_a_faiss_index_is_not_bound_by_the_exact_searchs_limit(data, monkeypatch
         Im2Vec(data.docs, image_features=data.features, space_neighbours=5, **OPTS)
 
 
-def test_the_pool_is_kept_by_key_across_a_vocabulary_built_again(data):
-    """An interrupted train() leaves the pool for the next; a vocabulary built again meanwhile
-    renumbers the words and images: each image keeps its own words."""
+def interrupted(data) -> Im2Vec:
+    """A model with the neighbours fitted, then a train() stopped by an error as its first epoch ends:
+    the neighbours dropped from its vectors, their pool kept for the next train()."""
     from gensim.models.callbacks import CallbackAny2Vec
 
     class Stop(CallbackAny2Vec):
@@ -614,6 +614,13 @@ def test_the_pool_is_kept_by_key_across_a_vocabulary_built_again(data):
     m = Im2Vec(data.docs, image_features=data.features, space_neighbours=5, **OPTS)
     with pytest.raises(RuntimeError, match="stopped"):
         m.train(data.docs, total_examples=len(data.docs), epochs=1, callbacks=[Stop()])
+    return m
+
+
+def test_the_pool_is_kept_by_key_across_a_vocabulary_built_again(data):
+    """An interrupted train() leaves the pool for the next; a vocabulary built again meanwhile
+    renumbers the words and images: each image keeps its own words."""
+    m = interrupted(data)
     m.build_vocab(list(reversed(data.docs)))
     some = image_docs(data)[:30]
     m.train(some, total_examples=len(some), epochs=1)
