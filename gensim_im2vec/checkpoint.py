@@ -418,8 +418,9 @@ def saved_bytes(model, *, checkpoint: bool = False, vectors: bool = True) -> dic
     """The bytes of the arrays that :meth:`Im2Vec.save` writes for `model`, by name: ``wv.vectors``
     (`checkpoint`: the words' rows only, as :class:`EpochCheckpoint` saves it; `vectors` False: none,
     e.g. a vectors file moved into place), ``wv.norms`` (one float per row; none in a checkpoint),
-    ``syn1neg`` and ``W``. A lower bound of what the save needs on its disk (the pickle of the
-    vocabulary and settings comes on top)."""
+    ``syn1neg``, ``W`` and, with a faiss ``space_neighbour_index``, the neighbours' index (its codes:
+    :func:`_neighbour_index_bytes`). A lower bound of what the save needs on its disk (the pickle of
+    the vocabulary and settings, and the neighbours' word lists, come on top)."""
     sizes = {}
     wv = getattr(model, "wv", None)
     vec = getattr(wv, "vectors", None)
@@ -436,7 +437,36 @@ def saved_bytes(model, *, checkpoint: bool = False, vectors: bool = True) -> dic
         arr = getattr(model, name, None)
         if arr is not None and hasattr(arr, "nbytes"):
             sizes[name] = int(arr.nbytes)
+    index = 0 if checkpoint else _neighbour_index_bytes(model)
+    if index:
+        sizes["neighbours' faiss index"] = index
     return sizes
+
+
+def _neighbour_index_bytes(model) -> int:
+    """A lower bound of the neighbours' faiss index :meth:`Im2Vec.save` writes beside the model
+    (``space_neighbours`` with a faiss ``space_neighbour_index``, ``FNAME.neighbours.faiss``): a code
+    per image of the vocabulary, and an 8-byte id in an IVF list (the quantisers' own bytes on top).
+    0 without one, or without faiss (the training refuses it then)."""
+    spec = getattr(model, "space_neighbour_index", "exact")
+    features, rows = getattr(model, "features", None), getattr(model, "_vocab_image_rows", None)
+    if not getattr(model, "space_neighbours", 0) or spec == "exact" or features is None or rows is None:
+        return 0
+    try:
+        import faiss
+
+        index = faiss.index_factory(features.dim, spec, faiss.METRIC_INNER_PRODUCT)  # (empty: no memory to speak of)
+    except (ImportError, RuntimeError):
+        return 0
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        per_image = ivf.code_size + 8
+    else:
+        try:
+            per_image = index.sa_code_size()
+        except RuntimeError:  # (HNSW: the vectors, and its links on top)
+            per_image = 4 * features.dim
+    return int((rows >= 0).sum()) * int(per_image)
 
 
 #: The environment variable that turns :class:`SpaceCheck` off (``IM2VEC_NO_SPACE_CHECK=1``), for a file system

@@ -809,3 +809,20 @@ def test_a_model_fitted_before_indexes_were_saved_saves_its_index_once_built(dat
     with caplog.at_level(logging.INFO, logger="gensim_im2vec.model"):
         Im2Vec.load(str(tmp_path / "new.model")).project(data.test_features[:2])
     assert "read from" in caplog.text
+
+
+def test_the_space_check_counts_the_neighbours_saved_index(data, tmp_path):
+    """checkpoint.saved_bytes (what SpaceCheck compares with the free space before training) counts
+    the faiss index save() writes beside the model: a lower bound of its file; none for the exact
+    search, nor in a checkpoint (which holds no neighbours)."""
+    pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
+    from gensim_im2vec.checkpoint import saved_bytes
+
+    m = _faiss_model(data)
+    counted = saved_bytes(m)["neighbours' faiss index"]
+    assert counted == 300 * (4 * 32 + 8)  # IVF4,Flat: the 32 floats and an id an image
+    m.save(str(tmp_path / "m.model"))
+    assert counted <= (tmp_path / "m.model.neighbours.faiss").stat().st_size < 2 * counted
+    assert "neighbours' faiss index" not in saved_bytes(m, checkpoint=True)
+    assert "neighbours' faiss index" not in saved_bytes(Im2Vec(data.docs, image_features=data.features,
+                                                               space_neighbours=5, **OPTS))
