@@ -27,7 +27,7 @@ corpus holds each image document about 12 times), shuffled.
 
 Measured 2026-12-07 (80,000 images, 14.3 distinct words each; docs/scale.md, the neighbours'
 section): 172 bytes an image gathered against the dicts' 666 (× 0.26), the gather's peak 212
-against 672, the bags' build's peak 290 against 977; the gather × 0.33-0.43 the time.
+against 672, the bags' build's peak 290 against 977; the gather × 0.33-0.49 the time.
 """
 
 from __future__ import annotations

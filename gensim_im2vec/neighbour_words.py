@@ -12,7 +12,7 @@ are copied into one buffer, sorted in place to its distinct pairs whenever it is
 hold half as many again (:class:`DistinctKeys`), so the memory follows the distinct pairs (12 bytes
 each at most), not the occurrences (joint mode repeats each image document about 12 times in an
 epoch). Measured by ``benchmarks/bench_neighbour_words.py`` on 80,000 images of 14.3 distinct words
-each: 172 bytes an image gathered (peak 212) against the dicts' 666, the gather 2.3-3 times as fast
+each: 172 bytes an image gathered (peak 212) against the dicts' 666, the gather 2-3 times as fast
 (docs/scale.md, the neighbours' section).
 
 The fitted bags are kept by key (``Im2Vec.neighbour_keys``, ``neighbour_tag_keys``), so the images
