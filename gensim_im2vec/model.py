@@ -4540,8 +4540,6 @@ class Im2Vec(Word2Vec):
 # ---------------------------------------------------------------------------------- the neighbours' search
 
 
-
-
 class _ExactNeighbours:
     """Every fitted image's unit features in memory (``n × F`` floats); a query block is compared
     with each of them (:data:`NEIGHBOUR_EXACT_MAX` bounds n)."""
@@ -4589,8 +4587,9 @@ class _FaissNeighbours:
     at most :data:`NEIGHBOUR_TRAIN_ROWS` evenly spaced rows. Where the index's scores are not the
     features' cosines (codes: PQ, SQ; a transform first: PCA, OPQ) the ``4k`` best candidates are
     re-ranked by their exact cosines, read from the features: a training image finds itself,
-    at cosine 1, whenever it is among them. Saved beside the model (:meth:`write`: a header with the
-    fit's token, then faiss's bytes) and read back after a load (:meth:`read`) instead of built again."""
+    at cosine 1, whenever it is among them. Saved beside the model (:meth:`write`: the fit's token
+    and the features' digest, faiss's bytes, their CRC-32) and read back after a load (:meth:`read`)
+    instead of built again."""
 
     def __init__(self, features: ImageFeatures, rows: np.ndarray, spec: str, nprobe: int, k: int,
                  index=None) -> None:
