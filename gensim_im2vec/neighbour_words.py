@@ -181,7 +181,8 @@ def document_keys(ids: list[int], lengths: list[int], rows_of: np.ndarray, base:
 
     `ids` are the documents' tokens' vocabulary indices one after the other (-1: not in it), `lengths`
     each document's count of them, `rows_of` the vocabulary's image rows (an index is an image where
-    it is >= 0). Each image token of a document pairs with each word token of it (repeats are left to
+    it is >= 0). Each distinct image of a document pairs with each distinct word of it (a token
+    repeated in one document counts once; the same pair from two documents is left to
     :class:`DistinctKeys`): a few NumPy calls a batch, not a Python loop over the documents."""
     ids = np.asarray(ids, dtype=np.int64)
     doc = np.repeat(np.arange(len(lengths), dtype=np.int64), np.asarray(lengths, dtype=np.int64))
