@@ -418,9 +418,10 @@ def saved_bytes(model, *, checkpoint: bool = False, vectors: bool = True) -> dic
     """The bytes of the arrays that :meth:`Im2Vec.save` writes for `model`, by name: ``wv.vectors``
     (`checkpoint`: the words' rows only, as :class:`EpochCheckpoint` saves it; `vectors` False: none,
     e.g. a vectors file moved into place), ``wv.norms`` (one float per row; none in a checkpoint),
-    ``syn1neg``, ``W`` and, with a faiss ``space_neighbour_index``, the neighbours' index (its codes:
+    ``syn1neg``, ``W``, with ``space_neighbours`` the neighbours' word lists (:func:`_neighbour_lists_bytes`)
+    and, with a faiss ``space_neighbour_index``, the neighbours' index (its codes:
     :func:`_neighbour_index_bytes`). A lower bound of what the save needs on its disk (the pickle of
-    the vocabulary and settings, and the neighbours' word lists, come on top)."""
+    the vocabulary and settings comes on top)."""
     sizes = {}
     wv = getattr(model, "wv", None)
     vec = getattr(wv, "vectors", None)
@@ -437,10 +438,25 @@ def saved_bytes(model, *, checkpoint: bool = False, vectors: bool = True) -> dic
         arr = getattr(model, name, None)
         if arr is not None and hasattr(arr, "nbytes"):
             sizes[name] = int(arr.nbytes)
+    lists = 0 if checkpoint else _neighbour_lists_bytes(model)
+    if lists:
+        sizes["neighbours' word lists"] = lists
     index = 0 if checkpoint else _neighbour_index_bytes(model)
     if index:
         sizes["neighbours' faiss index"] = index
     return sizes
+
+
+def _neighbour_lists_bytes(model) -> int:
+    """A lower bound of the neighbours' word lists a model trained with ``space_neighbours`` saves, known
+    before training (the words each image is gathered with are not): for each image of the vocabulary
+    its bag's offset (8 bytes), scale (4) and at least one word's position (4); the whitened vectors of
+    the words the bags use, at least one row. 0 without ``space_neighbours``."""
+    rows, wv = getattr(model, "_vocab_image_rows", None), getattr(model, "wv", None)
+    if not getattr(model, "space_neighbours", 0) or rows is None or wv is None:
+        return 0
+    images = int((rows >= 0).sum())
+    return images * (8 + 4 + 4) + (4 * int(wv.vector_size) if images else 0)
 
 
 def _neighbour_index_bytes(model) -> int:

@@ -826,3 +826,23 @@ def test_the_space_check_counts_the_neighbours_saved_index(data, tmp_path):
     assert "neighbours' faiss index" not in saved_bytes(m, checkpoint=True)
     assert "neighbours' faiss index" not in saved_bytes(Im2Vec(data.docs, image_features=data.features,
                                                                space_neighbours=5, **OPTS))
+
+
+def test_the_space_check_counts_the_neighbours_word_lists_before_training(data):
+    """saved_bytes counts the neighbours' word lists from the vocabulary alone (SpaceCheck runs
+    before training, when the words of each image are not gathered yet): at most what the trained
+    model holds in those arrays, and none without space_neighbours or in a checkpoint."""
+    from gensim_im2vec.checkpoint import saved_bytes
+
+    m = Im2Vec(image_features=data.features, space_neighbours=5, **OPTS)
+    m.build_vocab(data.docs)
+    before = saved_bytes(m)["neighbours' word lists"]
+    assert before == 300 * 16 + 4 * 16  # 300 images: offset, scale, one word each; one word vector
+    m.train(data.docs, total_examples=m.corpus_count, epochs=m.epochs)
+    held = sum(a.nbytes for a in (m.neighbour_bag_ptr, m.neighbour_bag_words, m.neighbour_bag_scale,
+                                  m.neighbour_word_vectors))
+    assert before <= held
+    assert "neighbours' word lists" not in saved_bytes(m, checkpoint=True)
+    plain = Im2Vec(image_features=data.features, **OPTS)
+    plain.build_vocab(data.docs)
+    assert "neighbours' word lists" not in saved_bytes(plain)
