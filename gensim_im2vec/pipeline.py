@@ -202,20 +202,19 @@ TWO_STAGE_NEW_WORDS = {"train_words": False, "space_calibrate_new_words": True}
 #: The readout's β by mode (an image's vector also carries a ridge readout of its features onto its
 #: words' mean: ``space_readout``; docs/joint-space.md). Joint (every direction), seeds 1–3 on the demo's split:
 #: zero-shot 0.261 → 0.278 and analogies 0.310 → 0.326, the other targets unchanged; on five other
-#: splits zero-shot 0.97 → 1.00 × ridge and seen tag → image 0.131 → 0.138. Two-stage, with the
-#: neighbours' words: β = 1 over every direction (:data:`SPACE_READOUT_DIRECTIONS`) against β = 0.5 without
-#: the tags' top 50, on five other splits at model seeds 1–3, zero-shot per split never below ridge
-#: (1.01–1.16 × on the two splits of generic tags, 0.87–1.10 × before), seen image → word 0.241 → 0.225;
-#: on the demo's split zero-shot 0.403 → 0.415 (ridge 0.418), image → word 0.287 → 0.269 (kNN 0.255).
-SPACE_READOUT = {"two-stage": 1.0, "joint": 0.5}
+#: splits zero-shot 0.97 → 1.00 × ridge and seen tag → image 0.131 → 0.138. Two-stage: with the
+#: tags' top 50 principal directions left to ``W`` (:data:`SPACE_READOUT_DIRECTIONS`), seeds 1–3
+#: on the demo's split held-out image → word 0.231 → 0.243, zero-shot 0.303 → 0.342, analogies
+#: 0.250 → 0.237; on five other splits seen image → word 0.172 → 0.198, zero-shot 1.05 → 1.10 × ridge.
+#: (The whole readout in two-stage trades image → word for zero-shot: below its bar at β = 0.5.)
+SPACE_READOUT = {"two-stage": 0.5, "joint": 0.5}
 #: How many of the tags' top principal directions the readout leaves to ``W``, by mode
 #: (``space_readout_directions``; docs/joint-space.md, "The readout without the tags' main
 #: directions"). Joint, seeds 1–3 against the readout over every direction: seen tag → held-out
 #: images 0.130 → 0.134 (above kNN's 0.132 at every seed, by less than k moves it: 0.128–0.133 at
 #: k = 50–100, seed 1), analogies 0.326 → 0.348, zero-shot 0.278 → 0.261 (the space's own level);
-#: on five other splits seen image → word 0.260 → 0.272, zero-shot 1.00 → 1.01 × ridge. Two-stage
-#: had 50 until the neighbours' words ranked the seen tags (0 since 2026-12-07; :data:`SPACE_READOUT`).
-SPACE_READOUT_DIRECTIONS = {"two-stage": 0, "joint": 50}
+#: on five other splits seen image → word 0.260 → 0.272, zero-shot 1.00 → 1.01 × ridge.
+SPACE_READOUT_DIRECTIONS = {"two-stage": 50, "joint": 50}
 
 
 class Steps:

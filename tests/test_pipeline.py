@@ -159,9 +159,9 @@ def test_the_demo_sets_the_decoder_the_tag_prior_and_the_readout_by_mode_unless_
     assert DemoConfig(mode="joint").im2vec["space_decoder"] == SPACE_DECODER["joint"] == 0.0
     assert DemoConfig().im2vec["space_tag_prior"] == SPACE_TAG_PRIOR["two-stage"] == 0.0
     assert DemoConfig(mode="joint").im2vec["space_tag_prior"] == SPACE_TAG_PRIOR["joint"] == 0.25
-    assert DemoConfig().im2vec["space_readout"] == SPACE_READOUT["two-stage"] == 1.0
+    assert DemoConfig().im2vec["space_readout"] == SPACE_READOUT["two-stage"] == 0.5
     assert DemoConfig(mode="joint").im2vec["space_readout"] == SPACE_READOUT["joint"] == 0.5
-    assert DemoConfig().im2vec["space_readout_directions"] == SPACE_READOUT_DIRECTIONS["two-stage"] == 0
+    assert DemoConfig().im2vec["space_readout_directions"] == SPACE_READOUT_DIRECTIONS["two-stage"] == 50
     assert DemoConfig(mode="joint").im2vec["space_readout_directions"] == SPACE_READOUT_DIRECTIONS["joint"] == 50
     given = {"sample": 0, "space_decoder": 2.0, "space_tag_prior": 1.0, "space_readout": 0.25,
              "space_readout_directions": 3}
