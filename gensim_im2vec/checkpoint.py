@@ -462,7 +462,8 @@ def _neighbour_lists_bytes(model) -> int:
 def _neighbour_index_bytes(model) -> int:
     """A lower bound of the neighbours' faiss index :meth:`Im2Vec.save` writes beside the model
     (``space_neighbours`` with a faiss ``space_neighbour_index``, ``FNAME.neighbours.faiss``): a code
-    per image of the vocabulary, and an 8-byte id in an IVF list (the quantisers' own bytes on top).
+    per image of the vocabulary, and an 8-byte id in an IVF list, and a refine stage's code (the
+    quantisers' own bytes on top).
     0 without one, or without faiss (the training refuses it then)."""
     spec = getattr(model, "space_neighbour_index", "exact")
     features, rows = getattr(model, "features", None), getattr(model, "_vocab_image_rows", None)
@@ -474,15 +475,24 @@ def _neighbour_index_bytes(model) -> int:
         index = faiss.index_factory(features.dim, spec, faiss.METRIC_INNER_PRODUCT)  # (empty: no memory to speak of)
     except (ImportError, RuntimeError):
         return 0
+    top = faiss.downcast_index(index)
+    refine = 0
+    if isinstance(top, faiss.IndexRefine):  # (",Refine(SQ8)", ",RFlat": a second copy of each image, in its codes)
+        refine = _code_bytes(faiss, faiss.downcast_index(top.refine_index), features.dim)
+        top = faiss.downcast_index(top.base_index)
+    return int((rows >= 0).sum()) * (_code_bytes(faiss, top, features.dim) + refine)
+
+
+def _code_bytes(faiss, index, dim: int) -> int:
+    """The bytes a faiss index (empty, from its factory string) keeps per vector: an IVF index's code and
+    8-byte id; another's code; HNSW's vectors (its links on top)."""
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is not None:
-        per_image = ivf.code_size + 8
-    else:
-        try:
-            per_image = index.sa_code_size()
-        except RuntimeError:  # (HNSW: the vectors, and its links on top)
-            per_image = 4 * features.dim
-    return int((rows >= 0).sum()) * int(per_image)
+        return int(ivf.code_size) + 8
+    try:
+        return int(index.sa_code_size())
+    except RuntimeError:
+        return 4 * dim
 
 
 #: The environment variable that turns :class:`SpaceCheck` off (``IM2VEC_NO_SPACE_CHECK=1``), for a file system

@@ -589,7 +589,10 @@ class Im2Vec(Word2Vec):
         features with inner product, e.g. ``"IVF1024,Flat"`` (the vectors in IVF lists) or
         ``"IVF4096,PQ64"`` (64 bytes of code an image; its 4k best candidates re-ranked by their
         exact cosines, read from the features: a training image finds itself whenever it is among
-        them). Built from the feature rows a chunk at a time as the fit needs it, and saved with the
+        them), or with a faiss refine stage, ``"IVF4096,PQ64,Refine(SQ8)"`` (the 4k candidates
+        re-ranked in memory by a copy of the features in F bytes an image, ``SQfp16`` 2F, ``RFlat``
+        4F, exact: no feature row read from the store, which at 100M images is the fit's largest
+        cost, docs/scale.md). Built from the feature rows a chunk at a time as the fit needs it, and saved with the
         model (``FNAME.neighbours.faiss``, read back when a loaded model first writes or projects an
         image: no k-means again; built again, logged, where that file is missing or of another fit).
         ``benchmarks/bench_neighbour_search.py`` measures each against the exact
@@ -4603,7 +4606,12 @@ class _FaissNeighbours:
         top = faiss.downcast_index(index)
         # (an index whose scores are the inner products of the vectors as given: the cosines)
         self.exact = isinstance(top, (faiss.IndexFlat, faiss.IndexIVFFlat, faiss.IndexHNSWFlat))
-        self.rerank = 1 if self.exact else NEIGHBOUR_RERANK
+        # a refine stage (",Refine(SQ8)", ",RFlat"): faiss re-ranks the base's candidates by the refine
+        # index's own copy of the vectors, in memory: no feature row read from the store
+        self.refine = isinstance(top, faiss.IndexRefine)
+        if self.refine:
+            top.k_factor = float(NEIGHBOUR_RERANK)
+        self.rerank = 1 if self.exact or self.refine else NEIGHBOUR_RERANK
         if isinstance(top, faiss.IndexHNSW):
             top.hnsw.efSearch = max(128, 4 * k * self.rerank)  # (HNSW returns fewer than asked below it)
         if built and not index.is_trained:
@@ -4619,7 +4627,9 @@ class _FaissNeighbours:
         self.block = 256
         if built:
             logger.info("space_neighbours: faiss %r over %i images' features built in %.1fs (%s)", spec, len(rows),
-                        default_timer() - start, "exact scores" if self.exact else f"re-ranked x{self.rerank}")
+                        default_timer() - start, "exact scores" if self.exact else
+                        f"re-ranked x{NEIGHBOUR_RERANK} by its refine index" if self.refine else
+                        f"re-ranked x{self.rerank} by the features")
 
     def write(self, path: str, token: str, digest: str) -> None:
         """Write the index to `path` (all or nothing): :data:`_NEIGHBOUR_INDEX_MAGIC`, the fit's `token`

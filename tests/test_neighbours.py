@@ -476,10 +476,11 @@ def test_fit_neighbours_interrupted_leaves_the_settings_and_the_fit_as_they_were
 
 
 # ---------------------------------------------------------------- a faiss index over the features
-@pytest.mark.parametrize("spec", ["IVF4,Flat", "IVF4,SQ8"])
+@pytest.mark.parametrize("spec", ["IVF4,Flat", "IVF4,SQ8", "IVF4,SQ8,RFlat"])
 def test_a_faiss_index_over_the_features_gives_the_exact_search_vectors_when_it_probes_every_list(data, spec):
-    """space_neighbour_index: the nearest images found by faiss (IVF lists of the vectors, or of PQ
-    codes re-ranked by the exact cosines read from the features), probing every list: the same
+    """space_neighbour_index: the nearest images found by faiss (IVF lists of the vectors, or of
+    codes re-ranked by the exact cosines read from the features, or by faiss's exact refine stage),
+    probing every list: the same
     neighbours, so the same vectors as the exact search; wv and project stay one function."""
     pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
     exact = Im2Vec(data.docs, image_features=data.features, space_neighbours=5, **OPTS)
@@ -682,8 +683,8 @@ def test_without_faiss_a_faiss_index_says_what_to_install(data, monkeypatch):
 
 
 def _faiss_model(data, **more):
-    return Im2Vec(data.docs, image_features=data.features, space_neighbours=5, space_neighbour_index="IVF4,Flat",
-                  space_neighbour_nprobe=4, **{**OPTS, **more})
+    return Im2Vec(data.docs, image_features=data.features, **{
+        **OPTS, "space_neighbours": 5, "space_neighbour_index": "IVF4,Flat", "space_neighbour_nprobe": 4, **more})
 
 
 def test_a_save_that_fails_keeps_the_index_saved_before_and_leaves_no_stray_file(data, tmp_path, monkeypatch):
@@ -846,3 +847,42 @@ def test_the_space_check_counts_the_neighbours_word_lists_before_training(data):
     plain = Im2Vec(image_features=data.features, **OPTS)
     plain.build_vocab(data.docs)
     assert "neighbours' word lists" not in saved_bytes(plain)
+
+
+def test_a_refine_stage_re_ranks_in_memory_without_reading_the_features(data, tmp_path, monkeypatch):
+    """With a faiss refine stage (",RFlat", ",Refine(SQ8)") the candidates are re-ranked by faiss's
+    own copy of the vectors: a new image's projection reads no fitted image's features (a code index
+    without one reads its 4k candidates' rows), before a save and after a load alike; RFlat's are the
+    exact cosines, float16's within about 1e-4 of them, so the vectors nearly the exact search's."""
+    pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
+    from gensim_im2vec.image_features import ImageFeatures
+
+    reads = []
+    gather = ImageFeatures.gather_normalized
+    monkeypatch.setattr(ImageFeatures, "gather_normalized", lambda self, rows, **kw: reads.append(len(rows)) or
+                        gather(self, rows, **kw))
+    exact = Im2Vec(data.docs, image_features=data.features, space_neighbours=5, **OPTS)
+    new = data.test_features[:40]
+    for spec, reread in (("IVF4,SQ8", True), ("IVF4,SQ8,RFlat", False), ("IVF4,SQ8,Refine(SQfp16)", False)):
+        m = _faiss_model(data, space_neighbour_index=spec)
+        assert m._neighbour_search.refine is not reread, spec
+        reads.clear()
+        projected = m.project(new)
+        assert bool(reads) is reread, spec
+        np.testing.assert_allclose(projected, exact.project(new), atol=1e-5 if "fp16" not in spec else 5e-3)
+        m.save(str(tmp_path / "m.model"))
+        again = Im2Vec.load(str(tmp_path / "m.model"))
+        again.project(new[:1])  # (reads the saved index: the features' rows of its digest, once)
+        reads.clear()
+        np.testing.assert_allclose(again.project(new), projected, rtol=1e-5, atol=1e-6)
+        assert bool(reads) is reread, spec
+
+
+def test_the_space_check_counts_a_refine_stages_codes(data):
+    pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
+    from gensim_im2vec.checkpoint import saved_bytes
+
+    m = Im2Vec(image_features=data.features, space_neighbours=5, space_neighbour_index="IVF4,SQ8,RFlat",
+               space_neighbour_nprobe=4, **OPTS)
+    m.build_vocab(data.docs)
+    assert saved_bytes(m)["neighbours' faiss index"] == 300 * (32 + 8 + 4 * 32)  # SQ8 code, id, the float copy
