@@ -421,7 +421,9 @@ def saved_bytes(model, *, checkpoint: bool = False, vectors: bool = True) -> dic
     ``syn1neg``, ``W``, with ``space_neighbours`` the neighbours' word lists (:func:`_neighbour_lists_bytes`)
     and, with a faiss ``space_neighbour_index``, the neighbours' index (its codes:
     :func:`_neighbour_index_bytes`). A lower bound of what the save needs on its disk (the pickle of
-    the vocabulary and settings comes on top)."""
+    the vocabulary and settings comes on top), except that the neighbours' two parts count every
+    image of the vocabulary (:data:`PER_FITTED_IMAGE`): an image whose documents hold no word is
+    not fitted."""
     sizes = {}
     wv = getattr(model, "wv", None)
     vec = getattr(wv, "vectors", None)
@@ -445,6 +447,12 @@ def saved_bytes(model, *, checkpoint: bool = False, vectors: bool = True) -> dic
     if index:
         sizes["neighbours' faiss index"] = index
     return sizes
+
+
+#: The parts of :func:`saved_bytes` counted for every image of the vocabulary, though only the images whose
+#: documents hold a word of it are fitted (unknown before training): :class:`SpaceCheck` warns on them and
+#: refuses on the rest.
+PER_FITTED_IMAGE = ("neighbours' word lists", "neighbours' faiss index")
 
 
 def _neighbour_lists_bytes(model) -> int:
@@ -485,10 +493,12 @@ def _neighbour_index_bytes(model) -> int:
 
 def _code_bytes(faiss, index, dim: int) -> int:
     """The bytes a faiss index (empty, from its factory string) keeps per vector: an IVF index's code and
-    8-byte id; another's code; HNSW's vectors (its links on top)."""
+    8-byte id; HNSW's storage's (its links on top); another's code."""
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is not None:
         return int(ivf.code_size) + 8
+    if isinstance(index, faiss.IndexHNSW) and index.storage is not None:
+        return _code_bytes(faiss, faiss.downcast_index(index.storage), dim)
     try:
         return int(index.sa_code_size())
     except RuntimeError:
@@ -577,13 +587,21 @@ class SpaceCheck(CallbackAny2Vec):
         free = usage.free
         logger.info("space: saving the model to %s needs at least %i bytes, %i free in %s", self.output, need, free,
                     folder)
+        # (the neighbours' parts count every image of the vocabulary; an image whose documents hold none of its
+        # words is not fitted: what they need is not known before training, so it is said, not refused)
+        unsure = sum(parts.get(name, 0) for name in PER_FITTED_IMAGE)
+        if free < need - unsure and not compression_suffix(self.output):
+            raise NotEnoughSpace(folder, free, need - unsure, {k: v for k, v in parts.items()
+                                                               if k not in PER_FITTED_IMAGE})
         if free < need:
+            self.short = (free, need)
             if compression_suffix(self.output):  # compressed: the arrays may well fit; said, not refused
-                self.short = (free, need)
                 logger.warning("space: %s is compressed; its arrays take %i bytes uncompressed, %i free in %s: the "
                                "save may not fit", self.output, need, free, folder)
-                return
-            raise NotEnoughSpace(folder, free, need, parts)
+            else:
+                logger.warning("space: saving the model to %s needs %i bytes and up to %i more for the neighbours' "
+                               "index and word lists (if every image of the vocabulary has words), %i free in %s: "
+                               "the save may not fit", self.output, need - unsure, unsure, free, folder)
 
 
 def vectors_file_marker(path) -> str:

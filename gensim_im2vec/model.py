@@ -262,12 +262,22 @@ def _check_neighbour_index(spec, dim: int | None = None, n: int | None = None, f
             except RuntimeError as err:
                 raise ValueError(f"space_neighbour_index={spec!r}: faiss cannot build it over {dim}-d features: "
                                  f"{_faiss_reason(err)}") from None
+            if index.metric_type not in _neighbour_metrics(faiss):
+                raise ValueError(f"space_neighbour_index={spec!r}: faiss builds it with metric {index.metric_type}, "
+                                 f"neither inner product nor L2, which the features' cosines need; use another "
+                                 f"index, e.g. 'IVF1024,PQ64'.")
             ivf = faiss.try_extract_index_ivf(index)
             if ivf is not None and n is not None and ivf.nlist > n:
                 raise ValueError(f"space_neighbour_index={spec!r} has {ivf.nlist:,} IVF lists for {n:,} images: "
                                  f"give it fewer lists than images (faiss trains them on 39 or more images each), "
                                  f"e.g. 'IVF{max(1, n // 39)},Flat', or use 'exact'.")
     return spec
+
+
+def _neighbour_metrics(faiss) -> tuple[int, int]:
+    """The faiss metrics a neighbours' index may have: inner product (asked for), or L2 (which faiss's
+    factory gives some indexes whatever is asked; on unit vectors the same order, the cosine 1 - d/2)."""
+    return (faiss.METRIC_INNER_PRODUCT, faiss.METRIC_L2)
 
 
 def _faiss_reason(err: BaseException) -> str:
@@ -4606,14 +4616,20 @@ class _FaissNeighbours:
         top = faiss.downcast_index(index)
         # (an index whose scores are the inner products of the vectors as given: the cosines)
         self.exact = isinstance(top, (faiss.IndexFlat, faiss.IndexIVFFlat, faiss.IndexHNSWFlat))
+        # faiss builds some indexes by L2 whatever the metric asked ("HNSW16_PQ8"): on unit vectors the same
+        # order, and a squared distance d is the cosine 1 - d/2
+        self.l2 = index.metric_type == faiss.METRIC_L2
         # a refine stage (",Refine(SQ8)", ",RFlat"): faiss re-ranks the base's candidates by the refine
         # index's own copy of the vectors, in memory: no feature row read from the store
         self.refine = isinstance(top, faiss.IndexRefine)
         if self.refine:
             top.k_factor = float(NEIGHBOUR_RERANK)
         self.rerank = 1 if self.exact or self.refine else NEIGHBOUR_RERANK
-        if isinstance(top, faiss.IndexHNSW):
-            top.hnsw.efSearch = max(128, 4 * k * self.rerank)  # (HNSW returns fewer than asked below it)
+        base = top
+        while isinstance(base, (faiss.IndexRefine, faiss.IndexPreTransform)):  # (the HNSW under them, if any)
+            base = faiss.downcast_index(base.base_index if isinstance(base, faiss.IndexRefine) else base.index)
+        if isinstance(base, faiss.IndexHNSW):  # (HNSW returns fewer than asked below it)
+            base.hnsw.efSearch = max(128, 4 * k * NEIGHBOUR_RERANK)
         if built and not index.is_trained:
             n_train = min(len(rows), NEIGHBOUR_TRAIN_ROWS)
             take = np.unique(np.linspace(0, len(rows) - 1, n_train).astype(np.int64))
@@ -4702,10 +4718,10 @@ class _FaissNeighbours:
                         why = "its bytes are damaged (their CRC-32 or its end)"
             except Exception as err:  # (faiss: RuntimeError; a damaged size: MemoryError)
                 why = f"faiss could not read it: {_faiss_reason(err) if isinstance(err, RuntimeError) else repr(err)}"
-        if why is None and (not index.is_trained or index.metric_type != faiss.METRIC_INNER_PRODUCT
+        if why is None and (not index.is_trained or index.metric_type not in _neighbour_metrics(faiss)
                             or index.ntotal != len(rows) or index.d != features.dim):
             why = (f"it holds {index.ntotal} vectors of dim {index.d} (trained: {index.is_trained}), not the fit's "
-                   f"{len(rows)} of dim {features.dim} by inner product")
+                   f"{len(rows)} of dim {features.dim} by inner product or L2")
         if why is not None:
             logger.warning("space_neighbours: the saved faiss index %s is not read (%s); building it again", path,
                            why)
@@ -4720,6 +4736,8 @@ class _FaissNeighbours:
         want = min(len(self.rows), k * self.rerank)
         Q = np.ascontiguousarray(Q, dtype=REAL)
         S, idx = self.index.search(Q, want)
+        if self.l2:
+            S = 1.0 - 0.5 * S
         missing = idx < 0
         idx = np.where(missing, 0, idx)
         if self.rerank > 1:  # the candidates' exact cosines, from the features (≈ 64 MB of rows at a time)

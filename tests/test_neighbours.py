@@ -854,7 +854,7 @@ def test_a_refine_stage_re_ranks_in_memory_without_reading_the_features(data, tm
     own copy of the vectors: a new image's projection reads no fitted image's features (a code index
     without one reads its 4k candidates' rows), before a save and after a load alike; RFlat's are the
     exact cosines, float16's within about 1e-4 of them, so the vectors nearly the exact search's."""
-    pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
+    faiss = pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
     from gensim_im2vec.image_features import ImageFeatures
 
     reads = []
@@ -866,6 +866,7 @@ def test_a_refine_stage_re_ranks_in_memory_without_reading_the_features(data, tm
     for spec, reread in (("IVF4,SQ8", True), ("IVF4,SQ8,RFlat", False), ("IVF4,SQ8,Refine(SQfp16)", False)):
         m = _faiss_model(data, space_neighbour_index=spec)
         assert m._neighbour_search.refine is not reread, spec
+        assert faiss.extract_index_ivf(m._neighbour_search.index).nprobe == 4  # (inside the refine stage too)
         reads.clear()
         projected = m.project(new)
         assert bool(reads) is reread, spec
@@ -876,6 +877,7 @@ def test_a_refine_stage_re_ranks_in_memory_without_reading_the_features(data, tm
         reads.clear()
         np.testing.assert_allclose(again.project(new), projected, rtol=1e-5, atol=1e-6)
         assert bool(reads) is reread, spec
+        assert faiss.extract_index_ivf(again._neighbour_search.index).nprobe == 4
 
 
 def test_the_space_check_counts_a_refine_stages_codes(data):
@@ -886,3 +888,65 @@ def test_the_space_check_counts_a_refine_stages_codes(data):
                space_neighbour_nprobe=4, **OPTS)
     m.build_vocab(data.docs)
     assert saved_bytes(m)["neighbours' faiss index"] == 300 * (32 + 8 + 4 * 32)  # SQ8 code, id, the float copy
+
+
+def test_an_hnsw_under_a_refine_stage_searches_as_widely_as_without_one(data):
+    """HNSW returns fewer good candidates than asked below its efSearch: under a refine stage (or a
+    transform) it gets the same efSearch as alone, for the 4k candidates the refine re-ranks."""
+    faiss = pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
+    for spec in ("HNSW16,SQ8", "HNSW16,Refine(SQfp16)", "PCA16,HNSW16"):
+        m = _faiss_model(data, space_neighbour_index=spec)
+        base = faiss.downcast_index(m._neighbour_search.index)
+        while not isinstance(base, faiss.IndexHNSW):
+            base = faiss.downcast_index(base.base_index if isinstance(base, faiss.IndexRefine) else base.index)
+        assert base.hnsw.efSearch == 128, spec
+
+
+def test_the_space_check_warns_but_does_not_refuse_on_the_neighbours_parts(data, tmp_path, monkeypatch, caplog):
+    """The neighbours' index and word lists are counted for every image of the vocabulary, though an
+    image whose documents hold no word is not fitted: a disk with room for the rest but not for them
+    is warned about, not refused; one without room for the rest is refused, naming what it needs."""
+    pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
+    import shutil
+
+    from gensim_im2vec.checkpoint import PER_FITTED_IMAGE, NotEnoughSpace, SpaceCheck, saved_bytes
+
+    m = Im2Vec(image_features=data.features, space_neighbours=5, space_neighbour_index="IVF4,SQ8,RFlat",
+               space_neighbour_nprobe=4, **OPTS)
+    m.build_vocab(data.docs)
+    parts = saved_bytes(m)
+    unsure = sum(parts[name] for name in PER_FITTED_IMAGE)
+    rest = sum(parts.values()) - unsure
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=rest + unsure // 2))
+    check = SpaceCheck(tmp_path / "m.model")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.checkpoint"):
+        check.check(m)
+    assert check.short == (rest + unsure // 2, rest + unsure) and "may not fit" in caplog.text
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=rest - 1))
+    with pytest.raises(NotEnoughSpace) as err:
+        SpaceCheck(tmp_path / "m.model").check(m)
+    assert err.value.need == rest and not set(PER_FITTED_IMAGE) & set(err.value.parts)
+
+
+def test_an_index_faiss_builds_by_l2_gives_cosines_through_a_refine_stage(data, tmp_path, caplog):
+    """faiss's factory builds some indexes by L2 whatever metric is asked ("HNSW16_PQ8x4"): on unit
+    vectors the same order, and its squared distances d become the cosines 1 - d/2. Through an exact
+    refine stage (no re-rank from the features) the vectors are those of the same base re-ranked by
+    the features' exact cosines."""
+    faiss = pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
+    store = _faiss_model(data, space_neighbour_index="HNSW16_PQ8x4")
+    refine = _faiss_model(data, space_neighbour_index="HNSW16_PQ8x4,RFlat")
+    assert refine._neighbour_search.index.metric_type == faiss.METRIC_L2 and refine._neighbour_search.refine
+    np.testing.assert_allclose(refine.project(data.test_features[:40]), store.project(data.test_features[:40]),
+                               rtol=1e-5, atol=1e-6)
+    S, _ = refine._neighbour_search.search(np.asarray(data.test_features[:5], dtype=np.float32)
+                                           / np.linalg.norm(data.test_features[:5], axis=1, keepdims=True), 5)
+    assert (S <= 1 + 1e-5).all() and (S[:, 0] > 0.5).all()  # (cosines, the nearest first)
+    refine.save(str(tmp_path / "m.model"))  # (an L2 index is read back too, not built again)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="gensim_im2vec.model"):
+        np.testing.assert_allclose(Im2Vec.load(str(tmp_path / "m.model")).project(data.test_features[:40]),
+                                   store.project(data.test_features[:40]), rtol=1e-5, atol=1e-6)
+    assert "read from" in caplog.text and "not read" not in caplog.text
