@@ -4628,8 +4628,8 @@ class _FaissNeighbours:
         base = top
         while isinstance(base, (faiss.IndexRefine, faiss.IndexPreTransform)):  # (the HNSW under them, if any)
             base = faiss.downcast_index(base.base_index if isinstance(base, faiss.IndexRefine) else base.index)
-        if isinstance(base, faiss.IndexHNSW):  # (HNSW returns fewer than asked below it)
-            base.hnsw.efSearch = max(128, 4 * k * NEIGHBOUR_RERANK)
+        if isinstance(base, faiss.IndexHNSW):  # (HNSW returns fewer than asked below it: k, or the 4k re-ranked)
+            base.hnsw.efSearch = max(128, 4 * k * (1 if self.exact else NEIGHBOUR_RERANK))
         if built and not index.is_trained:
             n_train = min(len(rows), NEIGHBOUR_TRAIN_ROWS)
             take = np.unique(np.linspace(0, len(rows) - 1, n_train).astype(np.int64))
