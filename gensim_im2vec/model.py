@@ -3005,8 +3005,30 @@ class Im2Vec(Word2Vec):
                     self.neighbour_index, nprobe, self.neighbour_k)
                 if search is None:
                     search = _FaissNeighbours(self.features, rows, self.neighbour_index, nprobe, self.neighbour_k)
+                search.vocab = np.array([index[k] for k in self.neighbour_keys], dtype=np.int64)
             self._neighbour_search = search
         return search
+
+    def _neighbour_order(self, idx: np.ndarray) -> np.ndarray:
+        """The images at vocabulary indices `idx` in the order their rows are best written in: as given,
+        unless the neighbours' search re-ranks an IVF index's candidates from the features; then grouped
+        by the IVF list each fitted image is in (the images not fitted first), so that a block of
+        queries shares its candidates and each of their feature rows is read once a block, not once a
+        query (docs/scale.md: the fit's reads at 100M images). The rows written are the same (to float
+        rounding: the chunks differ)."""
+        search = self._neighbour_features()
+        lists = search.lists() if isinstance(search, _FaissNeighbours) and search.rerank > 1 else None
+        if lists is None or len(idx) < 2:
+            return idx
+        fitted = search.vocab
+        if fitted is None:
+            return idx
+        order = np.argsort(fitted, kind="stable")
+        at = np.searchsorted(fitted, idx, sorter=order).clip(0, len(fitted) - 1)
+        pos = order[at]
+        found = fitted[pos] == idx
+        key = np.where(found, lists[pos], -1)
+        return idx[np.argsort(key, kind="stable")]
 
     def _with_neighbours(self, H: np.ndarray, V: np.ndarray, dtype=REAL) -> np.ndarray:
         """``unit(H) + weight · unit(Σ_j s_j^p · b̃_j)`` for image vectors `H` of the feature rows `V`;
@@ -3109,6 +3131,8 @@ class Im2Vec(Word2Vec):
         (default: ``wv.vectors`` as training writes it, :meth:`_writable_vectors`)."""
         vectors = self._writable_vectors() if vectors is None else vectors
         workers = max(int(self.workers), 1)
+        if self._neighbours_on() and self.feature_mean is not None:
+            idx = self._neighbour_order(idx)
         size = max(256, min(_WRITE_CHUNK, -(-len(idx) // (4 * workers))))  # a few chunks per thread
         chunks = [idx[lo:lo + size] for lo in range(0, len(idx), size)]
 
@@ -4641,11 +4665,29 @@ class _FaissNeighbours:
         if ivf is not None:
             ivf.nprobe = int(nprobe)
         self.block = 256
+        self.vocab = None  # (the fitted images' vocabulary indices, by position: set by the model)
+        self._lists = None
         if built:
             logger.info("space_neighbours: faiss %r over %i images' features built in %.1fs (%s)", spec, len(rows),
                         default_timer() - start, "exact scores" if self.exact else
                         f"re-ranked x{NEIGHBOUR_RERANK} by its refine index" if self.refine else
                         f"re-ranked x{self.rerank} by the features")
+
+    def lists(self) -> np.ndarray | None:
+        """The IVF list each fitted image (by position) is in, or None for an index without lists."""
+        if self._lists is None:
+            faiss = _import_faiss("")
+            ivf = faiss.try_extract_index_ivf(self.index)
+            if ivf is None:
+                return None
+            lists = np.full(len(self.rows), -1, dtype=np.int64)
+            invlists = ivf.invlists
+            for number in range(ivf.nlist):
+                size = invlists.list_size(number)
+                if size:
+                    lists[faiss.rev_swig_ptr(invlists.get_ids(number), size)] = number
+            self._lists = lists
+        return self._lists
 
     def write(self, path: str, token: str, digest: str) -> None:
         """Write the index to `path` (all or nothing): :data:`_NEIGHBOUR_INDEX_MAGIC`, the fit's `token`

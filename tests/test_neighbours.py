@@ -950,3 +950,39 @@ def test_an_index_faiss_builds_by_l2_gives_cosines_through_a_refine_stage(data, 
         np.testing.assert_allclose(Im2Vec.load(str(tmp_path / "m.model")).project(data.test_features[:40]),
                                    store.project(data.test_features[:40]), rtol=1e-5, atol=1e-6)
     assert "read from" in caplog.text and "not read" not in caplog.text
+
+
+def test_rows_are_written_grouped_by_ivf_list_so_a_block_reads_its_candidates_once(monkeypatch):
+    """With a code index re-ranked from the features, the images' rows are written in the order of
+    their IVF lists: a block of queries from a few lists shares its candidates, whose feature rows
+    are read once a block (at 100M images the fit's largest cost). The rows are those written in
+    vocabulary order (to float rounding: other chunks), with several times fewer feature rows read."""
+    pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
+    from gensim_im2vec.image_features import ImageFeatures
+
+    big = make_corpus(n_classes=20, n_images=3000, n_features=32, n_text_sentences=200, seed=0)
+    m = Im2Vec(big.docs, image_features=big.features, **{**OPTS, "epochs": 1, "space_neighbours": 5,
+                                                          "space_neighbour_index": "IVF16,SQ8",
+                                                          "space_neighbour_nprobe": 2})
+    keys = [k for k in m.wv.index_to_key if m.is_image(k)]
+    lists = m._neighbour_search.lists()
+    assert lists is not None and (lists >= 0).all() and len(set(lists.tolist())) == 16
+    reads = []
+    gather = ImageFeatures.gather_normalized
+
+    def counting(self, rows, **kw):
+        reads.append(len(rows))
+        return gather(self, rows, **kw)
+
+    monkeypatch.setattr(ImageFeatures, "gather_normalized", counting)
+    grouped = m.wv[keys].copy()
+    m.space_neighbour_weight = 0.5
+    m.space_neighbour_weight = 1.0  # (the rows written again, twice: grouped by list)
+    by_list = sum(reads)
+    np.testing.assert_array_equal(m.wv[keys], grouped)
+    monkeypatch.setattr(Im2Vec, "_neighbour_order", lambda self, idx: idx)
+    reads.clear()
+    m.space_neighbour_weight = 0.5
+    m.space_neighbour_weight = 1.0  # (in vocabulary order)
+    np.testing.assert_allclose(m.wv[keys], grouped, rtol=1e-5, atol=1e-6)  # (the chunks' float rounding)
+    assert 0 < by_list * 2 < sum(reads), (by_list, sum(reads))
