@@ -2746,6 +2746,7 @@ class Im2Vec(Word2Vec):
         """The images' rows of ``wv`` written again after the setting `name` (kept in `attr`) changed
         from `old`; a write that fails puts `old` back (setting the new value again writes them)."""
         start = default_timer()
+        self._follow_vocab()  # (wv's keys reordered or added since: the rows are written where they are now)
         self._image_rows_from_W = False  # until every row is written with the new value
         try:
             self._write_image_vectors()
@@ -3005,7 +3006,6 @@ class Im2Vec(Word2Vec):
                     self.neighbour_index, nprobe, self.neighbour_k)
                 if search is None:
                     search = _FaissNeighbours(self.features, rows, self.neighbour_index, nprobe, self.neighbour_k)
-                search.vocab = np.array([index[k] for k in self.neighbour_keys], dtype=np.int64)
             self._neighbour_search = search
         return search
 
@@ -3020,14 +3020,11 @@ class Im2Vec(Word2Vec):
         lists = search.lists() if isinstance(search, _FaissNeighbours) and search.rerank > 1 else None
         if lists is None or len(idx) < 2:
             return idx
-        fitted = search.vocab
-        if fitted is None:
-            return idx
-        order = np.argsort(fitted, kind="stable")
-        at = np.searchsorted(fitted, idx, sorter=order).clip(0, len(fitted) - 1)
-        pos = order[at]
-        found = fitted[pos] == idx
-        key = np.where(found, lists[pos], -1)
+        # (by feature row, not vocabulary index: the search's rows stay right when wv's keys are reordered)
+        fitted, order = search.rows, search.rows_order()
+        want = self._vocab_image_rows[idx]
+        pos = order[np.searchsorted(fitted, want, sorter=order).clip(0, len(fitted) - 1)]
+        key = np.where(fitted[pos] == want, lists[pos], -1)
         return idx[np.argsort(key, kind="stable")]
 
     def _with_neighbours(self, H: np.ndarray, V: np.ndarray, dtype=REAL) -> np.ndarray:
@@ -4665,13 +4662,18 @@ class _FaissNeighbours:
         if ivf is not None:
             ivf.nprobe = int(nprobe)
         self.block = 256
-        self.vocab = None  # (the fitted images' vocabulary indices, by position: set by the model)
-        self._lists = None
+        self._lists = self._rows_order = None
         if built:
             logger.info("space_neighbours: faiss %r over %i images' features built in %.1fs (%s)", spec, len(rows),
                         default_timer() - start, "exact scores" if self.exact else
                         f"re-ranked x{NEIGHBOUR_RERANK} by its refine index" if self.refine else
                         f"re-ranked x{self.rerank} by the features")
+
+    def rows_order(self) -> np.ndarray:
+        """The positions of :attr:`rows` in increasing order (their feature rows), once."""
+        if self._rows_order is None:
+            self._rows_order = np.argsort(self.rows, kind="stable")
+        return self._rows_order
 
     def lists(self) -> np.ndarray | None:
         """The IVF list each fitted image (by position) is in, or None for an index without lists."""
