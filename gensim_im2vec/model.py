@@ -598,7 +598,8 @@ class Im2Vec(Word2Vec):
         above :data:`NEIGHBOUR_EXACT_MAX` images), or a faiss index factory string over the
         features with inner product, e.g. ``"IVF1024,Flat"`` (the vectors in IVF lists) or
         ``"IVF4096,PQ64"`` (64 bytes of code an image; its 4k best candidates re-ranked by their
-        exact cosines, read from the features: a training image finds itself whenever it is among
+        exact cosines, read from the features, the fit's queries grouped by IVF list so that a block
+        of them reads its shared candidates once: a training image finds itself whenever it is among
         them), or with a faiss refine stage, ``"IVF4096,PQ64,Refine(SQ8)"`` (the 4k candidates
         re-ranked in memory by a copy of the features in F bytes an image, ``SQfp16`` 2F, ``RFlat``
         4F, exact: no feature row read from the store, which at 100M images is the fit's largest
