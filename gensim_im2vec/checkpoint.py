@@ -585,17 +585,18 @@ class SpaceCheck(CallbackAny2Vec):
             logger.info("space: not checked (the file system of %s reports no size)", folder)
             return
         free = usage.free
-        logger.info("space: saving the model to %s needs at least %i bytes, %i free in %s", self.output, need, free,
-                    folder)
         # (the neighbours' parts count every image of the vocabulary; an image whose documents hold none of its
         # words is not fitted: what they need is not known before training, so it is said, not refused)
         unsure = sum(parts.get(name, 0) for name in PER_FITTED_IMAGE)
-        if free < need - unsure and not compression_suffix(self.output):
+        compressed = compression_suffix(self.output)
+        logger.info("space: saving the model to %s needs at least %i bytes (and up to %i more for the neighbours), "
+                    "%i free in %s", self.output, need - unsure, unsure, free, folder)
+        if free < need - unsure and not compressed:
             raise NotEnoughSpace(folder, free, need - unsure, {k: v for k, v in parts.items()
                                                                if k not in PER_FITTED_IMAGE})
         if free < need:
             self.short = (free, need)
-            if compression_suffix(self.output):  # compressed: the arrays may well fit; said, not refused
+            if compressed:  # compressed: the arrays may well fit; said, not refused
                 logger.warning("space: %s is compressed; its arrays take %i bytes uncompressed, %i free in %s: the "
                                "save may not fit", self.output, need, free, folder)
             else:
