@@ -3036,8 +3036,14 @@ class Im2Vec(Word2Vec):
         vectors = self.neighbour_word_vectors
         Q = l2_normalize(np.asarray(V, dtype=REAL), out_dtype=REAL)
         term = np.empty((len(Q), vectors.shape[1]), dtype=np.float64)
+        plan = search.plan(Q)  # (a batch whose candidates are read from the features: grouped by IVF list)
         for lo in range(0, len(Q), search.block):
-            S, idx = search.search(Q[lo:lo + search.block], k)
+            if plan is None:
+                at, probes = slice(lo, lo + search.block), None
+            else:
+                at = plan[0][lo:lo + search.block]
+                probes = plan[1][at], plan[2][at]
+            S, idx = search.search(Q[at], k, probes)
             w = S.clip(0).astype(np.float64) ** NEIGHBOUR_POWER * scale[idx]
             # the neighbours' bags as one sparse matrix over the whitened tags: a row per image
             flat = idx.ravel()
@@ -3047,7 +3053,7 @@ class Im2Vec(Word2Vec):
             pos = np.repeat(starts - (ends - lens), lens) + np.arange(int(ends[-1]) if len(ends) else 0)
             A = scipy.sparse.csr_matrix((np.repeat(w.ravel(), lens), (np.repeat(np.arange(len(flat)) // k, lens),
                                                                     bag_words[pos])), shape=(len(idx), len(vectors)))
-            term[lo:lo + len(idx)] = A @ vectors
+            term[at] = A @ vectors
         out = l2_normalize(np.asarray(H, dtype=np.float64), out_dtype=np.float64)
         out += self.space_neighbour_weight * l2_normalize(term, out_dtype=np.float64)
         return out.astype(dtype, copy=False)
@@ -4585,7 +4591,11 @@ class _ExactNeighbours:
             self.T[lo:lo + _WRITE_CHUNK] = features.gather_normalized(rows[lo:lo + _WRITE_CHUNK])
         self.block = max(1, min(1024, (1 << 22) // max(len(rows), 1)))  # 4M cosines at a time: ≈ 64 MB
 
-    def search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def plan(self, Q: np.ndarray) -> None:
+        """Nothing to group: every query reads the same memory (:meth:`_FaissNeighbours.plan`)."""
+        return None
+
+    def search(self, Q: np.ndarray, k: int, probes=None) -> tuple[np.ndarray, np.ndarray]:
         """The cosines and positions of the `k` nearest fitted images of each unit query (any order)."""
         S = Q @ self.T.T
         if k >= S.shape[1]:
@@ -4661,7 +4671,14 @@ class _FaissNeighbours:
                 index.add(features.gather_normalized(rows[lo:lo + _WRITE_CHUNK]))
         ivf = faiss.try_extract_index_ivf(index)
         if ivf is not None:
-            ivf.nprobe = int(nprobe)
+            ivf.nprobe = min(int(nprobe), ivf.nlist)  # (faiss's own search probes at most every list)
+        # the IVF index at the top or under transforms alone (PCA, OPQ): a batch of queries can be
+        # searched grouped by the list each is nearest (:meth:`plan`); under a refine stage nothing is read
+        self._chain, node = [], top
+        while isinstance(node, faiss.IndexPreTransform):
+            self._chain += [node.chain.at(i) for i in range(node.chain.size())]
+            node = faiss.downcast_index(node.index)
+        self._ivf = node if isinstance(node, faiss.IndexIVF) and self.rerank > 1 else None
         self.block = 256
         self._lists = self._rows_order = None
         if built:
@@ -4775,12 +4792,39 @@ class _FaissNeighbours:
                     default_timer() - start)
         return cls(features, rows, spec, nprobe, k, index=index)
 
-    def search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def plan(self, Q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """For a batch of unit queries `Q` whose candidates are re-ranked from the features: an order
+        of the queries grouped by the IVF list each is nearest, and the lists each probes with their
+        distances (faiss's coarse search, done here once instead of inside :meth:`search`). Searched
+        in that order, a block of queries from a few lists shares its candidates, whose feature rows
+        are read once a block (docs/scale.md); the neighbours are those of the queries' own order.
+        None where there is nothing to group: an exact or refined index, no lists, a single block."""
+        if self._ivf is None or len(Q) <= self.block:
+            return None
+        nprobe, step = self._ivf.nprobe, 1 << 14
+        dist, lists = np.empty((len(Q), nprobe), dtype=REAL), np.empty((len(Q), nprobe), dtype=np.int64)
+        for lo in range(0, len(Q), step):
+            dist[lo:lo + step], lists[lo:lo + step] = self._ivf.quantizer.search(self._transform(Q[lo:lo + step]), nprobe)
+        return np.argsort(lists[:, 0], kind="stable"), dist, lists
+
+    def _transform(self, Q: np.ndarray) -> np.ndarray:
+        """The queries as the IVF index under the transforms (PCA, OPQ) sees them."""
+        Q = np.ascontiguousarray(Q, dtype=REAL)
+        for transform in self._chain:
+            Q = transform.apply(Q)
+        return Q
+
+    def search(self, Q: np.ndarray, k: int, probes: tuple[np.ndarray, np.ndarray] | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
         """As :meth:`_ExactNeighbours.search`; a position faiss could not fill (fewer candidates than
-        `k` in the probed lists) gets cosine 0, which weighs nothing."""
+        `k` in the probed lists) gets cosine 0, which weighs nothing. `probes`: these queries' rows
+        of :meth:`plan`'s distances and lists (the coarse search already done)."""
         want = min(len(self.rows), k * self.rerank)
         Q = np.ascontiguousarray(Q, dtype=REAL)
-        S, idx = self.index.search(Q, want)
+        if probes is None:
+            S, idx = self.index.search(Q, want)
+        else:
+            S, idx = self._ivf.search_preassigned(self._transform(Q), want, probes[1], probes[0])
         if self.l2:
             S = 1.0 - 0.5 * S
         missing = idx < 0

@@ -959,6 +959,7 @@ def test_rows_are_written_grouped_by_ivf_list_so_a_block_reads_its_candidates_on
     vocabulary order (to float rounding: other chunks), with several times fewer feature rows read."""
     pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
     from gensim_im2vec.image_features import ImageFeatures
+    from gensim_im2vec.model import _FaissNeighbours
 
     big = make_corpus(n_classes=20, n_images=3000, n_features=32, n_text_sentences=200, seed=0)
     # (and 200 images whose documents hold no word: in the vocabulary, not fitted, written first)
@@ -984,6 +985,7 @@ def test_rows_are_written_grouped_by_ivf_list_so_a_block_reads_its_candidates_on
     by_list = sum(reads)
     np.testing.assert_array_equal(m.wv[keys], grouped)
     monkeypatch.setattr(Im2Vec, "_neighbour_order", lambda self, idx: idx)
+    monkeypatch.setattr(_FaissNeighbours, "plan", lambda self, Q: None)  # (nor a chunk grouped: project's own)
     reads.clear()
     m.space_neighbour_weight = 0.5
     m.space_neighbour_weight = 1.0  # (in vocabulary order)
@@ -1005,3 +1007,45 @@ def test_rows_are_written_grouped_by_ivf_list_so_a_block_reads_its_candidates_on
     monkeypatch.undo()
     features = np.array([{**big.features, **alone}[k] for k in keys])
     np.testing.assert_allclose(m.wv[keys], m.project(features), rtol=1e-4, atol=1e-5)
+
+
+def test_project_searches_a_batch_grouped_by_ivf_list_with_the_same_vectors(monkeypatch):
+    """`project` of a batch of new images with a code index re-ranked from the features searches them
+    grouped by the IVF list each is nearest (faiss's coarse search once, then ``search_preassigned``):
+    the vectors are those of the batch searched in its own order, with fewer feature rows read. Also
+    under a transform (PCA) and with nprobe above the lists (faiss probes them all either way)."""
+    faiss = pytest.importorskip("faiss", reason="faiss-cpu is a test extra (pip install -e .[test])")
+    from gensim_im2vec.image_features import ImageFeatures
+    from gensim_im2vec.model import _FaissNeighbours
+
+    big = make_corpus(n_classes=20, n_images=3000, n_features=32, n_text_sentences=200, seed=0)
+    rng = np.random.default_rng(1)
+    trained = np.array([big.features[f"img:{i}"] for i in range(3000)])
+    new = trained[rng.integers(0, 3000, 2000)] + 0.05 * np.abs(rng.normal(size=(2000, 32)))
+    reads = []
+    gather = ImageFeatures.gather_normalized
+
+    def counting(self, rows, **kw):
+        reads.append(len(rows))
+        return gather(self, rows, **kw)
+
+    for spec, nprobe in (("IVF16,SQ8", 2), ("PCA16,IVF16,SQ8", 2), ("IVF8,SQ8", 40)):
+        m = Im2Vec(big.docs, image_features=big.features,
+                   **{**OPTS, "epochs": 1, "space_neighbours": 5, "space_neighbour_index": spec,
+                      "space_neighbour_nprobe": nprobe})
+        search = m._neighbour_search
+        assert search.plan(l2_normalize(new[:100], out_dtype=np.float32)) is None  # (one block: nothing to group)
+        plan = search.plan(l2_normalize(new, out_dtype=np.float32))
+        assert plan is not None and sorted(plan[0].tolist()) == list(range(len(new)))
+        assert plan[2].shape == (len(new), min(nprobe, faiss.extract_index_ivf(search.index).nlist))
+        assert (np.diff(plan[2][plan[0], 0]) >= 0).all()  # (in the order of each one's nearest list)
+        reads.clear()
+        monkeypatch.setattr(ImageFeatures, "gather_normalized", counting)
+        grouped = m.project(new)
+        by_list = sum(reads)
+        monkeypatch.setattr(_FaissNeighbours, "plan", lambda self, Q: None)
+        reads.clear()
+        in_order = m.project(new)
+        monkeypatch.undo()
+        np.testing.assert_allclose(grouped, in_order, rtol=1e-5, atol=1e-6, err_msg=spec)
+        assert 0 < by_list * 1.5 < sum(reads), (spec, by_list, sum(reads))
