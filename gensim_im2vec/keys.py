@@ -35,11 +35,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["IMAGE_PREFIX", "KEY_RULES", "check_image_keys", "describe_key_rule", "encode_key", "image_key",
-           "image_mask", "image_test", "rule_key"]
+__all__ = ["IMAGE_PREFIX", "IMAGE_SUFFIXES", "KEY_RULES", "check_image_keys", "describe_key_rule", "encode_key",
+           "image_key", "image_mask", "image_test", "key_spellings", "rule_key"]
 
 #: Marks a token as an image in documents, feature stores and models (``"img:cats/001"``).
 IMAGE_PREFIX = "img:"
+
+#: The extensions of an image file whose name is typed where its key goes (a key has none).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 # whitespace, what str.split() splits on (as gensim's LineSentence does), and the bytes of a file
 # name that are not UTF-8, which os.walk / os.listdir give as lone surrogates (surrogateescape)
@@ -81,6 +84,31 @@ def encode_key(key: str) -> str:
     if not _TO_ENCODE.search(key):
         return key
     return _TO_ENCODE.sub(_encode_char, key)
+
+
+def key_spellings(text: str, prefix: str = IMAGE_PREFIX) -> list[str]:
+    """The image keys `text` may have been meant as, when it names no key: the key written without
+    its prefix ("cats/001"), as its file ("img:cats/001.jpg", "cats/001.jpg"), with another prefix or
+    in capitals ("image:cats/001", "IMG:cats/001"), with whitespace that keys write as ``%20``. The
+    likeliest first; `text` itself is not among them. A caller keeps the first that is an image.
+
+    Examples
+    --------
+    >>> key_spellings("cats/001.jpg")
+    ['img:cats/001.jpg', 'img:cats/001']
+    >>> key_spellings("IMG:cats/001")
+    ['img:IMG:cats/001', 'img:cats/001']
+    """
+    encoded = encode_key(text.strip())
+    stem, ext = os.path.splitext(encoded)
+    out: list[str] = []
+    for form in (encoded, stem) if ext.lower() in IMAGE_SUFFIXES else (encoded,):
+        rest = form[len(prefix):] if prefix and form.startswith(prefix) else form
+        other = rest.partition(":")[2]  # after another prefix (image:, photo:, IMG:)
+        for key in (prefix + rest, prefix + other if other else None):
+            if key is not None and key != text and key not in out:
+                out.append(key)
+    return out
 
 
 def check_image_keys(keys, *, name: str = "image_features") -> None:

@@ -141,7 +141,7 @@ from gensim_im2vec.fileio import (
     temp_name,
 )
 from gensim_im2vec.image_features import ImageFeatures, scattered_reads
-from gensim_im2vec.keys import IMAGE_PREFIX, check_image_keys
+from gensim_im2vec.keys import IMAGE_PREFIX, IMAGE_SUFFIXES, check_image_keys, key_spellings
 from gensim_im2vec.neighbour_words import (
     ImageWords,
     NeighbourPool,
@@ -3570,24 +3570,31 @@ class Im2Vec(Word2Vec):
                 raise KeyError(self._unknown_key_message(key))
 
     def _unknown_key_message(self, key: str) -> str:
-        """gensim's "Key ... not present in vocabulary", with the image key `key` may stand for."""
+        """gensim's "Key ... not present in vocabulary", with the image key `key` may stand for (as
+        the `im2vec query` prompt answers "did you mean ...?")."""
         said = f"Key {key!r} not present in vocabulary"
         full = self._prefixed_image_key(key)
         if full is not None:
+            ext = os.path.splitext(key)[1]
+            file = (" and name no file extension" if ext.lower() in IMAGE_SUFFIXES and not full.endswith(ext)
+                    else "")
             return (f"{said}; did you mean the image {full!r}? Image keys carry the prefix "
-                    f"{self.image_prefix!r}.")
+                    f"{self.image_prefix!r}{file}.")
         return said
 
     def _prefixed_image_key(self, key) -> str | None:
-        """The model's image key `key` stands for without its prefix ("0" for "img:0", in the
-        vocabulary or the features), else None."""
+        """The model's image key (in the vocabulary or the features) that `key` stands for when it
+        misses by how it is written (:func:`~gensim_im2vec.keys.key_spellings`): without the prefix
+        ("0" for "img:0"), as a file ("img:0.jpg"), with another prefix ("image:0", "IMG:0");
+        else None."""
         prefix = self.image_prefix
-        if not isinstance(key, str) or not prefix or key.startswith(prefix):
+        if not isinstance(key, str) or not prefix:
             return None
-        full = prefix + key
         feats = self.features
-        if (full in self.wv.key_to_index and self.is_image(full)) or (feats is not None and full in feats.key_to_index):
-            return full
+        for full in key_spellings(key, prefix):
+            if (full in self.wv.key_to_index and self.is_image(full)) or (feats is not None and
+                                                                          full in feats.key_to_index):
+                return full
         return None
 
     def _held_out_features(self, key) -> np.ndarray | None:

@@ -84,7 +84,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
-from gensim_im2vec.keys import IMAGE_PREFIX, describe_key_rule, encode_key, rule_key
+from gensim_im2vec.keys import IMAGE_PREFIX, IMAGE_SUFFIXES, describe_key_rule, encode_key, rule_key
 from gensim_im2vec.validation import is_int
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ PROMPT = "Enter word, image key or image path (EXIT to break): "
 EXIT = "EXIT"
 _RULE_CHAR = "-"
 _MAX_KEY_WIDTH = 48
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+_IMAGE_SUFFIXES = IMAGE_SUFFIXES  # (an image file typed at the prompt)
 
 #: ``(metadata) -> featurizer``: builds what turns an image file into the model's features.
 FeaturizerFactory = Callable[[dict], Callable[[str], np.ndarray]]

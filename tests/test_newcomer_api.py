@@ -94,6 +94,20 @@ def test_a_bare_image_key_names_the_image_it_may_mean(model, method):
     assert str(e.value) == "\"Key 'nosuchword' not present in vocabulary\""  # gensim's words, nothing to suggest
 
 
+@pytest.mark.parametrize("written", ["img:{}.jpg", "{}.png", "image:{}", "IMG:{}", "photo:{}.JPG"])
+def test_an_image_key_written_as_a_file_or_with_another_prefix_names_the_image(model, written):
+    typed = written.format("a")
+    # was: gensim's bare KeyError "Key 'img:a.jpg' not present in vocabulary" (the query prompt said which)
+    with pytest.raises(KeyError, match=rf"Key '{typed}' not present in vocabulary; did you mean the image 'img:a'\? "
+                                       r"Image keys carry the prefix 'img:'"):
+        model.most_similar_words(typed, topn=2)
+    with pytest.raises(KeyError, match=r"did you mean the image 'img:c'"):  # held out: in the features
+        model.most_similar_images(written.format("c"), topn=2)
+    with pytest.raises(KeyError) as e:  # no image of that name: gensim's words alone
+        model.most_similar_words("img:zebra.jpg", topn=2)
+    assert str(e.value) == "\"Key 'img:zebra.jpg' not present in vocabulary\""
+
+
 def test_similar_by_image_given_a_bare_key_names_the_image_and_the_call(model):
     with pytest.raises(TypeError, match=r"got 'a'\..*; 'a' names the model's image 'img:a': query it by its key, "
                                         r"model\.most_similar_words\('img:a'\)"):
