@@ -2075,9 +2075,19 @@ def _train_in_cli_terms(message: str) -> str:
     """A library message in `im2vec train`'s terms: its ``Im2Vec(..., missing_images='skip')`` is
     ``--missing-images skip`` here, its features are the ``-f`` store, its ``vectors_file`` is
     ``--vectors-file``."""
+    message = message.replace("set missing_images='skip' (Im2Vec(..., missing_images='skip'), or "
+                              "model.missing_images = 'skip')", "pass --missing-images skip")
     message = message.replace("Im2Vec(..., missing_images='skip')", "--missing-images skip")
     for library, cli in _VECTORS_FILE_TERMS:
         message = message.replace(library, cli)
+    # documents without images: -f is required here, and the documents are a file
+    message = re.sub(r"^image_features \((.*?)\): none of its", r"the -f store \1: none of its", message)
+    message = message.replace(
+        "(e.g. corpora's prefix= option)", "(`im2vec normalize --prefix` writes them so)").replace(
+        ", or leave image_features out to train words alone.",
+        ". `im2vec train` trains images with their words; to train words alone, train a gensim Word2Vec on the "
+        "documents (Word2Vec(LineSentence(DOCUMENTS), ...)), which `im2vec train --pretrained` takes to add the "
+        "images later.")
     return message.replace("Pass image_features that contain them", "Pass a -f / --features store that holds them")
 
 

@@ -1270,8 +1270,14 @@ class Im2Vec(Word2Vec):
                          f"{list(feats.keys[:3])}.")
             how = ("model.build_vocab(..., update=True, image_features=...) with features" if len(self.wv)
                    else "image_features")
+            from gensim_im2vec.split import _examples
+
+            # those the extraction could not use (its skipped.json), with a reason: as `im2vec split -f` says it
+            skipped = getattr(feats.source, "skipped", None) if feats is not None else None
+            n_skipped = sum(1 for w in missing if w in skipped) if skipped else 0
             raise ValueError(
-                f"{len(missing)} image token(s) have no features, e.g. {missing[:5]}.{where} Pass {how} "
+                f"{len(missing)} image token(s) have no features, {_examples(missing, skipped or {}, n_skipped, 5)}."
+                f"{where} Pass {how} "
                 f"that contain them, or set missing_images='skip' (Im2Vec(..., missing_images='skip'), or "
                 f"model.missing_images = 'skip') to drop them with a warning."
             )

@@ -81,6 +81,36 @@ def test_train_cli_says_a_store_holds_none_of_the_images(data, tmp_path):
     assert "--missing-images skip" in said and "-f / --features store" in said and "Im2Vec(" not in said
 
 
+def test_train_cli_on_documents_without_images_gives_advice_for_the_command_line(tmp_path):
+    FeatureStore.from_arrays(tmp_path / "store", ["img:a", "img:b"], np.ones((2, 8), "f"))
+    docs = tmp_path / "textonly.txt"
+    docs.write_text("the cat sat on the mat\nthe dog ran\n")
+    res = CliRunner().invoke(main, ["train", str(docs), "-f", str(tmp_path / "store"), "-o", str(tmp_path / "t"),
+                                    "--min-count", "1"])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 1 and "none of its 2 keys occurs in the documents" in said
+    # was: "or leave image_features out to train words alone", which -f (required) does not allow
+    assert "image_features" not in said and "leave" not in said
+    assert "`im2vec train` trains images with their words" in said
+    assert "Word2Vec(LineSentence(" in said and "--pretrained" in said
+
+
+def test_train_cli_says_which_images_without_features_the_extraction_skipped(data, tmp_path):
+    keys = list(data.features)
+    store = FeatureStore.from_arrays(tmp_path / "store", keys[2:], np.stack([data.features[k] for k in keys[2:]]))
+    (store.path / "skipped.json").write_text(json.dumps({keys[0]: "cannot identify image file (truncated?)"}))
+    docs = tmp_path / "docs.txt"
+    docs.write_text("".join(" ".join(d) + "\n" for d in data.docs))
+    res = CliRunner().invoke(main, ["train", str(docs), "-f", str(tmp_path / "store"), "-o", str(tmp_path / "m"),
+                                    "--min-count", "1"])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 1 and "2 image token(s) have no features" in said
+    # as `im2vec split -f` says it: how many the extraction skipped, one with its reason
+    assert (f"1 of them skipped by the extraction (the store's skipped.json says why, e.g. {keys[0]}: cannot "
+            f"identify image file (truncated?))") in said
+    assert "--missing-images skip" in said
+
+
 def test_train_help_shows_the_defaults_it_trains_with():
     res = CliRunner().invoke(main, ["train", "--help"], terminal_width=200)
     said = " ".join(res.output.split())
