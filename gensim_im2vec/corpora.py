@@ -732,6 +732,23 @@ class FolderCorpus(_Corpus):
 
         warn_unfinished_build(self.root)  # a data set whose build was killed: only part of it is here
 
+    def __iter__(self) -> Iterator[list[str]]:
+        """The documents; a pass that yields none (an empty folder, images without sidecars) says why
+        in a warning, once: training on nothing would fail far from the cause."""
+        yield from super().__iter__()
+        stats = self.stats
+        if not stats.documents and self.limit != 0 and not getattr(self, "_said_empty", False):
+            self._said_empty = True
+            if not stats.lines:
+                why = (f"it holds no image file ({', '.join(IMAGE_EXTENSIONS)}; hidden files and folders are left "
+                       f"out); give the folder of the images")
+            elif self.keys is not None and stats.skipped.get("not_in_keys") == stats.lines:
+                why = f"none of its {stats.lines} image files is in keys=; give the keys of these images"
+            else:
+                why = (f"none of its {stats.lines} image files has a sidecar with words (x.json or x.txt beside "
+                       f"x.jpg; see its .stats); give each image its caption or tags")
+            logger.warning("FolderCorpus %r: no documents in it (%s): %s.", self.root, stats.summary(), why)
+
     def iter_images(self) -> Iterator[tuple[str, str]]:
         """Yield ``(image path, bare key)`` for every image under the root (files, then subfolders).
 

@@ -1324,7 +1324,7 @@ class Im2Vec(Word2Vec):
                 img_counts.append(c)
                 img_rows.append(r)
         if not update and not dry_run and not img_keys and feats is not None and len(feature_keys):
-            raise ValueError(_no_image_tokens_message(feats, raw, self.image_prefix))
+            raise ValueError(_no_image_tokens_message(feats, raw, self.image_prefix, self.corpus_count))
         if self.hs and img_keys:
             raise ValueError(_HS_WITH_IMAGES)
         if img_keys:  # what enters model.wv: e.g. a store written before stores refused such keys
@@ -5102,8 +5102,15 @@ def _epoch_corpus(data_iterable, epoch: _Epoch, check_documents: bool = False):
 # ---------------------------------------------------------------------------------- features
 
 
-def _no_image_tokens_message(feats: ImageFeatures, raw_vocab, prefix: str) -> str:
-    """Why a corpus given with features trained no image: no token of it is a feature key."""
+def _no_image_tokens_message(feats: ImageFeatures, raw_vocab, prefix: str, n_documents: int | None = None) -> str:
+    """Why a corpus given with features trained no image: no token of it is a feature key, or it
+    yielded no document at all (an empty folder or file: said as such, not as keys that differ)."""
+    if not raw_vocab:
+        docs = "no document" if not n_documents else f"{n_documents} empty documents"
+        return (f"the corpus yielded {docs}, so there is nothing to train on (and {feats.name}'s {len(feats)} "
+                f"images would have no words). Check the corpus: an empty folder or file yields no document, and so "
+                f"does a FolderCorpus whose images have no sidecar (x.json or x.txt beside x.jpg; its .stats say "
+                f"what it skipped).")
     corpus = list(itertools.islice(raw_vocab, 5))
     keys = list(feats.keys[:5])
     hint = ""

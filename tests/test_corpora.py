@@ -234,6 +234,30 @@ def test_streams_are_restartable_and_constant_memory(tmp_path):
     assert first == list(c) and len(first) == 4_000
 
 
+def test_a_folder_corpus_that_yields_no_document_says_why(tmp_path, caplog):
+    """An empty folder (or one whose images have no sidecar) was read as no documents without a
+    word, and training on it failed far from the cause ("none of its keys occurs in the documents …
+    document tokens like []")."""
+    import numpy as np
+
+    from gensim_im2vec import Im2Vec
+
+    (tmp_path / "empty").mkdir()
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.corpora"):
+        assert list(FolderCorpus(tmp_path / "empty")) == []
+    assert f"FolderCorpus {str(tmp_path / 'empty')!r}: no documents in it" in caplog.text
+    assert "it holds no image file (.png, .jpg" in caplog.text
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "bare" / "a.png").write_bytes(b"")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.corpora"):
+        assert list(FolderCorpus(tmp_path / "bare")) == []
+    assert "none of its 1 image files has a sidecar with words" in caplog.text
+    feats = {"img:a": np.ones(4, dtype=np.float32)}
+    with pytest.raises(ValueError, match=r"the corpus yielded no document, so there is nothing to train on"):
+        Im2Vec(FolderCorpus(tmp_path / "empty"), image_features=feats, min_count=1, workers=1)
+
+
 def test_folder_corpus_reads_a_copied_tree(tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(DATA / "folder", root)
