@@ -483,13 +483,17 @@ def open_index(index: str | os.PathLike | ModalityIndexer, model, *, model_path:
                    "image_prefix": index.image_prefix}
         built, have = ann._mismatch_counts(man, model)
         if path is None:
-            fix = "ModalityIndexer(model) again"
-        else:
-            fix = _rebuild_hint(path, model_path)
+            fix = "Build it again for this model: ModalityIndexer(model) again"
+        elif model_path is not None and os.path.abspath(path) == os.path.abspath(model_path + ".ann"):
+            fix = f"Build it again for this model: {_rebuild_hint(path, model_path)}"  # the model's own: in place
+        else:  # perhaps another model's index: building over it would lose that one
+            own = model_path + ".ann" if model_path is not None else "MODEL.ann"
+            fix = (f"Build one for this model at a path of its own: {_rebuild_hint(own, model_path)}, then give "
+                   f"that index ({own}), not {name}, which may be another model's")
         raise ValueError(
             f"index {name} was built from other keys or vectors ({built}) than this model's ({have}): the model "
             f"was retrained after the index was built, or the index is another model's. "
-            f"Its answers would be wrong neighbours, so it is not used. Build it again for this model: {fix}."
+            f"Its answers would be wrong neighbours, so it is not used. {fix}."
         )
     if path is None:
         return index

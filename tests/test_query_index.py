@@ -195,9 +195,13 @@ def test_a_stale_index_is_refused_naming_it_and_the_fix(small, saved, tmp_path):
     assert f"index {path + '.ann'!r} was built from other keys or vectors" in res.output
     assert "the model was retrained after the index was built, or the index is another model's" in res.output
     assert f"Build it again for this model: `im2vec index {path}`" in res.output  # MODEL.ann: no -o
-    # another model's index, elsewhere: the fix names both
+    # another model's index, elsewhere: the fix builds this model's own, never over the other's (was: `-o` it)
     res = CliRunner().invoke(main, ["query", path, "--index", saved + ".ann"], input="EXIT\n")
-    assert res.exit_code == 1 and f"`im2vec index {path} -o {saved}.ann`" in res.output
+    said = " ".join(res.output.split())
+    assert res.exit_code == 1 and f"-o {saved}.ann" not in said
+    assert (f"Build one for this model at a path of its own: `im2vec index {path}` (from Python: "
+            f"ModalityIndexer(model).save({path + '.ann'!r})), then give that index ({path}.ann), not "
+            f"{saved + '.ann'!r}, which may be another model's") in said
     with pytest.raises(ValueError, match="was built from other keys or vectors"):
         QuerySession(retrained, index=saved + ".ann")
     model, _ = small
