@@ -2502,15 +2502,24 @@ def report_command(model_path, output, dataset, test_path, features, image_dirs,
             k2i = source.key_to_index
             wanted = [prefix + k for k in split.test]
             have = [k for k in wanted if k in k2i]
+            beside = _dataset_store(model, dataset, wanted, features) if wanted and not have else None
+            if beside is not None and not features:  # (a demo's model holds its training images only)
+                source, n_beside = beside
+                k2i, features = source.key_to_index, str(source.path)
+                have = [k for k in wanted if k in k2i]
+                click.echo(f"the held-out images' features from {features}, which holds {n_beside} of the "
+                           f"{len(wanted)} test images of {dataset} and comes from the model's extractor (the model's "
+                           f"own features lack them); --features STORE gives another", err=True)
             test_keys, n_held_out = have[:max_test_images], len(have)
             if wanted and max_test_images and not test_keys:  # a report without its held-out part: nothing written
                 where = getattr(source, "path", None)
                 store = (f"the --features store {features}" if features
                          else "the model's features" + (f" ({where})" if where else ""))
+                fix = (f"Pass --features {beside[0].path}, which holds {beside[1]} of them" if beside is not None else
+                       f"Pass --features STORE, a feature store that holds them (`im2vec extract {dataset} -o STORE`)")
                 raise click.ClickException(
                     f"none of the {len(wanted)} test images of {dataset} (split.json) has features in {store}, so the "
-                    f"report would show no held-out image; {output} was not written. Pass --features STORE, a feature "
-                    f"store that holds them (`im2vec extract {dataset} -o STORE`).")
+                    f"report would show no held-out image; {output} was not written. {fix}.")
             if len(test_keys) < min(len(wanted), max_test_images):
                 click.echo(f"warning: {len(wanted) - len(test_keys)} test images have no features in "
                            f"{features or 'the model'}; pass --features STORE", err=True)
@@ -2539,6 +2548,36 @@ def report_command(model_path, output, dataset, test_path, features, image_dirs,
         click.echo("no held-out images without --dataset or --test: pass --test FILE.jsonl (`im2vec split` writes "
                    "test.jsonl) or --dataset FOLDER (with its split.json) to show the test images' nearest words "
                    "beside their true tags, and --features STORE if the model's features lack them", err=True)
+
+
+def _dataset_store(model, dataset: str, keys: list[str], given: str | None = None):
+    """``(store, n)``: the feature store beside the data set folder `dataset` that holds most (`n`)
+    of its images `keys` and comes from MODEL's extractor, or None. Looked for where a demo run keeps
+    it, as `im2vec evaluate --demo` reads it (OUT/features/NAME for OUT/data/NAME), and in
+    features/NAME beside the folder; `given` (the --features store) is not among them. A demo's model
+    holds its training images' features only, so its held-out images are found there."""
+    from gensim_im2vec.model import _extractor_finding, _extractor_record
+    from gensim_im2vec.store import FeatureStore
+
+    folder = os.path.abspath(dataset)
+    name, parent = os.path.basename(folder), os.path.dirname(folder)
+    best = None
+    for path in dict.fromkeys([os.path.join(os.path.dirname(parent), "features", name),
+                               os.path.join(parent, "features", name)]):
+        if not os.path.isdir(path) or (given and _same_file(path, given)):
+            continue
+        try:
+            store = FeatureStore.open(path, mmap=True)
+        except (ValueError, OSError):  # not a store, a damaged one: not offered
+            continue
+        if store.dim != model.W.shape[1] or _extractor_finding(_extractor_record(model), store.metadata,
+                                                               getattr(store, "pca", None)) is not None:
+            continue  # another extractor's rows would place the images wrongly
+        k2i = store.key_to_index
+        n = sum(1 for k in keys if k in k2i)
+        if n and (best is None or n > best[1]):
+            best = (store, n)
+    return best
 
 
 def _report_image_files(model, image_dirs, prefix: str, test_keys, output: str,

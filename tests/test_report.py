@@ -262,6 +262,59 @@ def test_cli_report_on_a_dataset_folder(tmp_path):
     assert sum(src.startswith("thumbs/") for src in page.imgs) >= 6
 
 
+def test_cli_report_on_a_demo_dataset_finds_its_feature_store(tmp_path):
+    """`im2vec report MODEL --dataset OUT/data/NAME` of a demo run: the model's features hold its
+    training images only, the held-out ones are in OUT/features/NAME (where `im2vec evaluate --demo`
+    reads them). The report used to stop, advising `im2vec extract` of features that were there."""
+    from click.testing import CliRunner
+
+    from gensim_im2vec.cli import main
+    from gensim_im2vec.datasets import Split
+    from gensim_im2vec.store import FeatureStore
+
+    rng = np.random.default_rng(0)
+    meta = {"arch": "mobilenet_v2", "weights": "MobileNet_V2_Weights.IMAGENET1K_V1", "layer": "penultimate"}
+    ds = tmp_path / "out" / "data" / "shapes"
+    ds.mkdir(parents=True)
+    keys, vecs, docs, train, test = [], [], [], [], []
+    for ci, colour in enumerate(["red", "green", "blue"]):
+        proto = rng.normal(size=16)
+        for i in range(6):
+            key = f"{colour}{i}"
+            Image.new("RGB", (20, 20), COLOURS[ci]).save(ds / f"{key}.png")
+            (ds / f"{key}.json").write_text(json.dumps({"tags": [colour]}))
+            keys.append("img:" + key)
+            vecs.append(proto + 0.2 * rng.normal(size=16))
+            (test if i >= 4 else train).append(key)
+            if i < 4:
+                docs.append(["img:" + key, colour, "thing"])
+    Split(train=train, test=test, zero_shot_tags=[], groups={k: k for k in train + test}).save(ds / "split.json")
+    vecs = np.array(vecs, dtype=np.float32)
+    FeatureStore.from_arrays(tmp_path / "out" / "features" / "shapes", keys, vecs, metadata=meta)  # every image
+    trained = [i for i, k in enumerate(keys) if k[4:] in train]
+    own = FeatureStore.from_arrays(tmp_path / "own", [keys[i] for i in trained], vecs[trained], metadata=meta)
+    Im2Vec(docs * 5, image_features=own, vector_size=8, min_count=1, epochs=2, workers=1,
+           seed=1).save(str(tmp_path / "m.model"))
+    res = CliRunner().invoke(main, ["report", str(tmp_path / "m.model"), "-o", str(tmp_path / "r"), "--dataset",
+                                    str(ds), "--map-method", "pca"])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert "(6 held-out images)" in said
+    assert (f"the held-out images' features from {tmp_path / 'out' / 'features' / 'shapes'}, which holds 6 of the 6 "
+            f"test images of {ds} and comes from the model's extractor") in said
+    # given a store that lacks them, the error names the one that holds them, not `im2vec extract`
+    res = CliRunner().invoke(main, ["report", str(tmp_path / "m.model"), "-o", str(tmp_path / "r2"), "--dataset",
+                                    str(ds), "--features", str(tmp_path / "own")])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 1 and "none of the 6 test images" in said and "im2vec extract" not in said
+    assert f"Pass --features {tmp_path / 'out' / 'features' / 'shapes'}, which holds 6 of them." in said
+    # no such store: extracting them is the fix
+    shutil.rmtree(tmp_path / "out" / "features")
+    res = CliRunner().invoke(main, ["report", str(tmp_path / "m.model"), "-o", str(tmp_path / "r3"), "--dataset",
+                                    str(ds)])
+    assert res.exit_code == 1 and f"(`im2vec extract {ds} -o STORE`)" in " ".join(res.output.split())
+
+
 def test_mathtext_like_words_are_drawn_as_plain_text(tmp_path):
     # '$\frac{$' used to abort the whole report (matplotlib parsed it as mathtext)
     data = make_corpus(n_classes=2, n_images=40, n_features=8, n_test=2, seed=0)
