@@ -3,6 +3,7 @@ word similarity, the report and the `im2vec evaluate` command (metrics: test_met
 hand-made data: test_baselines.py)."""
 
 import json
+import logging
 import math
 
 import numpy as np
@@ -67,6 +68,28 @@ def report(setup):
                              train_features=s["train_features"], train_tags=s["train_tags"],
                              train_keys=s["train_keys"], train_docs=s["train_docs"] + s["text"],
                              word_similarity=False, n_in_sample=200)
+
+
+def test_a_model_unrelated_to_the_evaluation_data_is_warned_of(setup, caplog):
+    """A model of other data (none of the candidate tags a word of it, none of the training images an
+    image of it) scored near chance without a word but "0 of them are images of the model"."""
+    s = setup
+    other = make_corpus(n_classes=3, n_images=60, n_features=32, seed=9)
+    docs = [["img:u" + d[0][4:], *("x" + w for w in d[1:])] for d in other.docs if d[0].startswith("img:")]
+    unrelated = Im2Vec(docs, image_features={"img:u" + k[4:]: v for k, v in other.features.items()},
+                       vector_size=8, min_count=1, epochs=1, workers=1, seed=1)
+    args = (s["data"].test_features[:20], s["test_tags"][:20], s["cands"])
+    train = dict(train_features=s["train_features"], train_tags=s["train_tags"], train_keys=s["train_keys"])
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.evaluate"):
+        ev.run_evaluation(unrelated, *args, **train, baselines=(), word_similarity=False, n_in_sample=20)
+    said = " ".join(caplog.text.split())
+    assert f"0 of the {len(s['cands'])} candidate tags are words of the model" in said
+    assert f"0 of the {len(s['train_keys'])} training images are images of the model" in said
+    assert "its figures are near chance" in said
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.evaluate"):  # the model of this data: no warning
+        ev.run_evaluation(s["model"], *args, **train, baselines=(), word_similarity=False, n_in_sample=20)
+    assert "near chance" not in caplog.text
 
 
 def _chance_map(setup, scope):
@@ -514,6 +537,29 @@ def test_word_similarity_comparison_asks_both_models_the_same_analogies():
     a, b, delta = ev.compare_word_similarity(joint, text, analogy_vocab=len(words))
     assert a["analogy_questions"] == b["analogy_questions"] > 0
     assert delta["analogies"] == 0.0
+
+
+def test_word_similarity_comparison_asks_a_small_model_only_the_analogies_both_answer():
+    """A model with few of the text model's words answered its few questions while the text model
+    answered all of its own: Δanalogies compared different questions (−18.5 points in the audit,
+    while the WordSim pairs were already restricted to the words both have)."""
+    from gensim.models import KeyedVectors
+
+    rng = np.random.default_rng(0)
+    words = ["athens", "greece", "baghdad", "iraq", "berlin", "germany", "paris", "france"]
+    vectors = rng.normal(size=(len(words), 8)).astype(np.float32)
+    text = KeyedVectors(8)
+    text.add_vectors(words, vectors)
+    small = KeyedVectors(8)
+    small.add_vectors(words[:4], vectors[:4])
+    alone = ev.word_similarity(text, analogy_vocab=len(words))["analogy_questions"]
+    a, b, delta = ev.compare_word_similarity(small, text, analogy_vocab=len(words))
+    assert 0 < a["analogy_questions"] == b["analogy_questions"] < alone  # was: 15 questions against 3
+    assert math.isfinite(delta["analogies"])
+    tiny = KeyedVectors(8)
+    tiny.add_vectors(words[:2], vectors[:2])  # no question of both: none asked (gensim would divide by 0)
+    a, b, _ = ev.compare_word_similarity(tiny, text, analogy_vocab=len(words))
+    assert a["analogy_questions"] == b["analogy_questions"] == 0 and math.isnan(a["analogies"])
 
 
 # ---------------------------------------------------------------------------- files and CLI
