@@ -3038,11 +3038,20 @@ class Im2Vec(Word2Vec):
         """``unit(H) + weight · unit(Σ_j s_j^p · b̃_j)`` for image vectors `H` of the feature rows `V`;
         ``b̃_j`` = image j's whitened tag vectors summed, times its scale (kept as word lists)."""
         search, k = self._neighbour_features(), min(self.neighbour_k, len(self.neighbour_keys))
+        Q = l2_normalize(np.asarray(V, dtype=REAL), out_dtype=REAL)
+        term = np.empty((len(Q), self.neighbour_word_vectors.shape[1]), dtype=np.float64)
+        for top in range(0, len(Q), search.span):
+            self._neighbour_terms(search, k, Q[top:top + search.span], term[top:top + search.span])
+        out = l2_normalize(np.asarray(H, dtype=np.float64), out_dtype=np.float64)
+        out += self.space_neighbour_weight * l2_normalize(term, out_dtype=np.float64)
+        return out.astype(dtype, copy=False)
+
+    def _neighbour_terms(self, search, k: int, Q: np.ndarray, term: np.ndarray) -> None:
+        """``Σ_j s_j^p · b̃_j`` of the unit queries `Q` into `term`, a block at a time; a batch whose
+        candidates are read from the features is searched grouped by IVF list (:meth:`_FaissNeighbours.plan`)."""
         ptr, bag_words, scale = self.neighbour_bag_ptr, self.neighbour_bag_words, self.neighbour_bag_scale
         vectors = self.neighbour_word_vectors
-        Q = l2_normalize(np.asarray(V, dtype=REAL), out_dtype=REAL)
-        term = np.empty((len(Q), vectors.shape[1]), dtype=np.float64)
-        plan = search.plan(Q)  # (a batch whose candidates are read from the features: grouped by IVF list)
+        plan = search.plan(Q)
         for lo in range(0, len(Q), search.block):
             if plan is None:
                 at, probes = slice(lo, lo + search.block), None
@@ -3060,9 +3069,6 @@ class Im2Vec(Word2Vec):
             A = scipy.sparse.csr_matrix((np.repeat(w.ravel(), lens), (np.repeat(np.arange(len(flat)) // k, lens),
                                                                     bag_words[pos])), shape=(len(idx), len(vectors)))
             term[at] = A @ vectors
-        out = l2_normalize(np.asarray(H, dtype=np.float64), out_dtype=np.float64)
-        out += self.space_neighbour_weight * l2_normalize(term, out_dtype=np.float64)
-        return out.astype(dtype, copy=False)
 
     def _plan_analogies(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """`space_analogies` as arrays: x's and y's feature rows, a's and b's vocabulary rows. A
@@ -4604,6 +4610,9 @@ class _ExactNeighbours:
             self.T[lo:lo + _WRITE_CHUNK] = features.gather_normalized(rows[lo:lo + _WRITE_CHUNK])
         self.block = max(1, min(1024, (1 << 22) // max(len(rows), 1)))  # 4M cosines at a time: ≈ 64 MB
 
+    #: Queries a :meth:`plan` covers (:attr:`_FaissNeighbours.span`): all of them.
+    span = 1 << 62
+
     def plan(self, Q: np.ndarray) -> None:
         """Nothing to group: every query reads the same memory (:meth:`_FaissNeighbours.plan`)."""
         return None
@@ -4810,15 +4819,25 @@ class _FaissNeighbours:
         of the queries grouped by the IVF list each is nearest, and the lists each probes with their
         distances (faiss's coarse search, done here once instead of inside :meth:`search`). Searched
         in that order, a block of queries from a few lists shares its candidates, whose feature rows
-        are read once a block (docs/scale.md); the neighbours are those of the queries' own order.
-        None where there is nothing to group: an exact or refined index, no lists, a single block."""
+        are read once a block (docs/scale.md); the neighbours are those of the queries' own order (to
+        float rounding: a near tie may fall the other way, as with other blocks). None where there is
+        nothing to group: an exact or refined index, no lists, a single block. :attr:`span` queries at
+        most (the lists and distances: 12 bytes a query and probe)."""
         if self._ivf is None or len(Q) <= self.block:
             return None
+        if self._ivf.nprobe > self._ivf.nlist:  # (set after the build: faiss's preassigned search reads the
+            self._ivf.nprobe = self._ivf.nlist  # lists at the width it probes, every list; its search does the same)
         nprobe, step = self._ivf.nprobe, 1 << 14
         dist, lists = np.empty((len(Q), nprobe), dtype=REAL), np.empty((len(Q), nprobe), dtype=np.int64)
         for lo in range(0, len(Q), step):
             dist[lo:lo + step], lists[lo:lo + step] = self._ivf.quantizer.search(self._transform(Q[lo:lo + step]), nprobe)
         return np.argsort(lists[:, 0], kind="stable"), dist, lists
+
+    @property
+    def span(self) -> int:
+        """How many queries one :meth:`plan` covers: its lists and distances within about 256 MB."""
+        nprobe = 1 if self._ivf is None else min(self._ivf.nprobe, self._ivf.nlist)
+        return max(self.block, (1 << 28) // (12 * max(nprobe, 1)))
 
     def _transform(self, Q: np.ndarray) -> np.ndarray:
         """The queries as the IVF index under the transforms (PCA, OPQ) sees them."""

@@ -1049,3 +1049,14 @@ def test_project_searches_a_batch_grouped_by_ivf_list_with_the_same_vectors(monk
         monkeypatch.undo()
         np.testing.assert_allclose(grouped, in_order, rtol=1e-5, atol=1e-6, err_msg=spec)
         assert 0 < by_list * 1.5 < sum(reads), (spec, by_list, sum(reads))
+        # a batch larger than one plan's span: planned a span at a time, the same vectors
+        monkeypatch.setattr(_FaissNeighbours, "span", 700)
+        np.testing.assert_allclose(m.project(new), grouped, rtol=1e-5, atol=1e-6, err_msg=spec)
+        monkeypatch.undo()
+    # nprobe set above the lists after the build (faiss's own tuning call): every list probed, as faiss's
+    # search does, not lists read at the wrong width
+    ivf = faiss.extract_index_ivf(search.index)
+    every = m.project(new)
+    faiss.ParameterSpace().set_index_parameter(search.index, "nprobe", 40)
+    assert ivf.nprobe == 40 and ivf.nlist == 8
+    np.testing.assert_allclose(m.project(new), every, rtol=1e-5, atol=1e-6)
