@@ -84,7 +84,14 @@ from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
-from gensim_im2vec.keys import IMAGE_PREFIX, IMAGE_SUFFIXES, describe_key_rule, encode_key, rule_key
+from gensim_im2vec.keys import (
+    IMAGE_PREFIX,
+    IMAGE_SUFFIXES,
+    describe_key_rule,
+    encode_key,
+    key_spellings,
+    rule_key,
+)
 from gensim_im2vec.validation import is_int
 
 if TYPE_CHECKING:
@@ -811,9 +818,14 @@ class QuerySession:
                 named = rule_key(text.removeprefix(prefix), "", rule, prefix)  # the key the rule makes of the file
                 key = named if named is not None and named in self.model.wv.key_to_index else None
             if key is not None and self._is_image(key):  # (a word it resolves to is no image key it meant)
-                whitespace = ", whitespace written as %20" if rule in ("path", "stem") else ""
-                return (f"Not a key of the model: {text}; did you mean {key}? (An image key is "
-                        f"{describe_key_rule(rule, prefix)}{whitespace}{_by_rule(rule)}.)")
+                break
+        else:  # with another prefix or in capitals (image:x, IMG:x), as the API's KeyError says it
+            k2i = self.model.wv.key_to_index
+            key = next((k for k in key_spellings(text, prefix) if k in k2i and self._is_image(k)), None)
+        if key is not None:
+            whitespace = ", whitespace written as %20" if rule in ("path", "stem") else ""
+            return (f"Not a key of the model: {text}; did you mean {key}? (An image key is "
+                    f"{describe_key_rule(rule, prefix)}{whitespace}{_by_rule(rule)}.)")
         skipped = self._skipped_reason(text, prefix)
         if skipped is not None:
             key, reason, store = skipped

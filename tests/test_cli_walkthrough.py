@@ -255,6 +255,8 @@ def test_query_prompt_says_what_an_unknown_image_key_is(files):
     for typed in ("img:red/circle_00.png", "red/circle_00.png"):
         assert session.answer(typed).startswith(f"Not a key of the model: {typed}; did you mean img:red/circle_00?")
     assert "did you mean img:my%20cat?" in session.answer("img:my cat")
+    for typed in ("image:red/circle_00", "IMG:red/circle_00.png"):  # (another prefix: as the API's KeyError)
+        assert session.answer(typed).startswith(f"Not a key of the model: {typed}; did you mean img:red/circle_00?")
     assert session.answer("nope") == "Out of dictionary word: nope"
     assert "did you mean" not in session.answer("red.png")  # a word is no image key it meant
     assert session.answer("red circle").startswith("Sum: red + circle")  # words still sum
