@@ -2503,8 +2503,8 @@ def report_command(model_path, output, dataset, test_path, features, image_dirs,
             wanted = [prefix + k for k in split.test]
             have = [k for k in wanted if k in k2i]
             beside = _dataset_store(model, dataset, wanted, features) if wanted and not have else None
-            if beside is not None and not features:  # (a demo's model holds its training images only)
-                source, n_beside = beside
+            if beside is not None and beside[2] and not features:  # (a demo's model holds its training images only)
+                source, n_beside = beside[:2]
                 k2i, features = source.key_to_index, str(source.path)
                 have = [k for k in wanted if k in k2i]
                 click.echo(f"the held-out images' features from {features}, which holds {n_beside} of the "
@@ -2515,7 +2515,9 @@ def report_command(model_path, output, dataset, test_path, features, image_dirs,
                 where = getattr(source, "path", None)
                 store = (f"the --features store {features}" if features
                          else "the model's features" + (f" ({where})" if where else ""))
-                fix = (f"Pass --features {beside[0].path}, which holds {beside[1]} of them" if beside is not None else
+                unsure = ("" if beside is None or beside[2] else " (the model records no extractor: check its "
+                          "features came from the one that made that store)")
+                fix = (f"Pass --features {beside[0].path}, which holds {beside[1]} of them{unsure}" if beside is not None else
                        f"Pass --features STORE, a feature store that holds them (`im2vec extract {dataset} -o STORE`)")
                 raise click.ClickException(
                     f"none of the {len(wanted)} test images of {dataset} (split.json) has features in {store}, so the "
@@ -2551,32 +2553,34 @@ def report_command(model_path, output, dataset, test_path, features, image_dirs,
 
 
 def _dataset_store(model, dataset: str, keys: list[str], given: str | None = None):
-    """``(store, n)``: the feature store beside the data set folder `dataset` that holds most (`n`)
-    of its images `keys` and comes from MODEL's extractor, or None. Looked for where a demo run keeps
-    it, as `im2vec evaluate --demo` reads it (OUT/features/NAME for OUT/data/NAME), and in
-    features/NAME beside the folder; `given` (the --features store) is not among them. A demo's model
-    holds its training images' features only, so its held-out images are found there."""
+    """``(store, n, verified)``: the feature store beside the data set folder `dataset` that holds
+    most (`n`) of its images `keys` and does not come from another extractor than MODEL's, or None.
+    Looked for where a demo run keeps it, as `im2vec evaluate --demo` reads it (OUT/features/NAME for
+    OUT/data/NAME), and in features/NAME beside the folder; `given` (the --features store) is not
+    among them. `verified`: the model records its extractor and the store's is that one (a model
+    trained from arrays records none: such a store is only named, not used). A demo's model holds its
+    training images' features only, so its held-out images are found there."""
     from gensim_im2vec.model import _extractor_finding, _extractor_record
     from gensim_im2vec.store import FeatureStore
 
     folder = os.path.abspath(dataset)
     name, parent = os.path.basename(folder), os.path.dirname(folder)
-    best = None
+    best, record = None, _extractor_record(model)
     for path in dict.fromkeys([os.path.join(os.path.dirname(parent), "features", name),
                                os.path.join(parent, "features", name)]):
         if not os.path.isdir(path) or (given and _same_file(path, given)):
             continue
         try:
             store = FeatureStore.open(path, mmap=True)
-        except (ValueError, OSError):  # not a store, a damaged one: not offered
+            if store.dim != model.W.shape[1] or _extractor_finding(record, store.metadata,
+                                                                   getattr(store, "pca", None)) is not None:
+                continue  # another extractor's rows would place the images wrongly
+            k2i = store.key_to_index
+        except Exception:  # (not a store, a damaged one, e.g. its pca.npz: only looked for, never a failure)
             continue
-        if store.dim != model.W.shape[1] or _extractor_finding(_extractor_record(model), store.metadata,
-                                                               getattr(store, "pca", None)) is not None:
-            continue  # another extractor's rows would place the images wrongly
-        k2i = store.key_to_index
         n = sum(1 for k in keys if k in k2i)
         if n and (best is None or n > best[1]):
-            best = (store, n)
+            best = (store, n, bool(record))
     return best
 
 

@@ -650,6 +650,16 @@ def _sidecar_of(image_path: str) -> str:
     return jpath or tpath or os.path.splitext(image_path)[0] + ".txt"
 
 
+#: What FolderCorpus's skip reasons mean, in the warning of a pass that yields no document.
+_EMPTY_REASONS = {
+    "no_sidecar": "without a sidecar with words (x.json or x.txt beside x.jpg: give each image its caption or tags)",
+    "no_text": "with fewer words than min_tokens after the filters (exclude=, the normaliser)",
+    "not_in_keys": "not in keys= (give the keys of these images)",
+    "bad_json": "with a sidecar that is not valid JSON",
+    "bad_encoding": "with a sidecar that is not UTF-8",
+}
+
+
 class FolderCorpus(_Corpus):
     """Documents from a folder of images with sidecar text: the generic folder format.
 
@@ -737,16 +747,16 @@ class FolderCorpus(_Corpus):
         in a warning, once: training on nothing would fail far from the cause."""
         yield from super().__iter__()
         stats = self.stats
-        if not stats.documents and self.limit != 0 and not getattr(self, "_said_empty", False):
+        chosen_none = self.keys is not None and not len(self.keys)  # (an empty keys= filter: asked for nothing)
+        if not stats.documents and self.limit != 0 and not chosen_none and not getattr(self, "_said_empty", False):
             self._said_empty = True
             if not stats.lines:
                 why = (f"it holds no image file ({', '.join(IMAGE_EXTENSIONS)}; hidden files and folders are left "
                        f"out); give the folder of the images")
-            elif self.keys is not None and stats.skipped.get("not_in_keys") == stats.lines:
-                why = f"none of its {stats.lines} image files is in keys=; give the keys of these images"
             else:
-                why = (f"none of its {stats.lines} image files has a sidecar with words (x.json or x.txt beside "
-                       f"x.jpg; see its .stats); give each image its caption or tags")
+                reasons = [f"{n} {_EMPTY_REASONS.get(reason, reason)}" for reason, n in stats.skipped.most_common()]
+                why = (f"each of its {stats.lines} image files was skipped: {'; '.join(reasons)} (its .stats.examples "
+                       f"name them)")
             logger.warning("FolderCorpus %r: no documents in it (%s): %s.", self.root, stats.summary(), why)
 
     def iter_images(self) -> Iterator[tuple[str, str]]:

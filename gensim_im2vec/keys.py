@@ -98,13 +98,16 @@ def key_spellings(text: str, prefix: str = IMAGE_PREFIX) -> list[str]:
     ['img:cats/001.jpg', 'img:cats/001']
     >>> key_spellings("IMG:cats/001")
     ['img:IMG:cats/001', 'img:cats/001']
+    >>> key_spellings("10:30")
+    ['img:10:30']
     """
     encoded = encode_key(text.strip())
     stem, ext = os.path.splitext(encoded)
     out: list[str] = []
     for form in (encoded, stem) if ext.lower() in IMAGE_SUFFIXES else (encoded,):
         rest = form[len(prefix):] if prefix and form.startswith(prefix) else form
-        other = rest.partition(":")[2]  # after another prefix (image:, photo:, IMG:)
+        head, colon, other = rest.partition(":")  # after another prefix (image:, photo:, IMG:): letters alone,
+        other = other if colon and head.isalpha() and len(head) <= 12 else ""  # not "10:30" nor a key's own colon
         for key in (prefix + rest, prefix + other if other else None):
             if key is not None and key != text and key not in out:
                 out.append(key)

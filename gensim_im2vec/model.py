@@ -3588,8 +3588,8 @@ class Im2Vec(Word2Vec):
         full = self._prefixed_image_key(key)
         if full is not None:
             ext = os.path.splitext(key)[1]
-            file = (" and name no file extension" if ext.lower() in IMAGE_SUFFIXES and not full.endswith(ext)
-                    else "")
+            file = (" and name no file extension" if ext.lower() in IMAGE_SUFFIXES
+                    and os.path.splitext(full)[1].lower() not in IMAGE_SUFFIXES else "")
             return (f"{said}; did you mean the image {full!r}? Image keys carry the prefix "
                     f"{self.image_prefix!r}{file}.")
         return said

@@ -493,10 +493,16 @@ def open_index(index: str | os.PathLike | ModalityIndexer, model, *, model_path:
             fix = "Build it again for this model: ModalityIndexer(model) again"
         elif model_path is not None and os.path.abspath(path) == os.path.abspath(model_path + ".ann"):
             fix = f"Build it again for this model: {_rebuild_hint(path, model_path)}"  # the model's own: in place
-        else:  # perhaps another model's index: building over it would lose that one
-            own = model_path + ".ann" if model_path is not None else "MODEL.ann"
-            fix = (f"Build one for this model at a path of its own: {_rebuild_hint(own, model_path)}, then give "
-                   f"that index ({own}), not {name}, which may be another model's")
+        elif model_path is None:  # perhaps another model's index: building over it would lose that one
+            fix = (f"Build one for this model at a path of its own (ModalityIndexer(model).save(PATH); on the command "
+                   f"line `im2vec index MODEL` writes MODEL.ann), then give that index, not {name}, which may be "
+                   f"another model's")
+        else:
+            own = model_path + ".ann"
+            how = (f"give {own}, beside it, if it was built for this model, else build it: "
+                   if os.path.exists(own) else "build one at a path of its own: ")
+            fix = (f"For this model, {how}{_rebuild_hint(own, model_path)}, then give that index, not {name}, which "
+                   f"may be another model's")
         raise ValueError(
             f"index {name} was built from other keys or vectors ({built}) than this model's ({have}): the model "
             f"was retrained after the index was built, or the index is another model's. "

@@ -2,6 +2,7 @@
 
 import bz2
 import gzip
+import json
 import logging
 import os
 import random
@@ -252,7 +253,21 @@ def test_a_folder_corpus_that_yields_no_document_says_why(tmp_path, caplog):
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="gensim_im2vec.corpora"):
         assert list(FolderCorpus(tmp_path / "bare")) == []
-    assert "none of its 1 image files has a sidecar with words" in caplog.text
+    assert "each of its 1 image files was skipped: 1 without a sidecar with words" in caplog.text
+    # each reason said as it is: a sidecar that is not JSON, words filtered out; an empty keys= is no mistake
+    (tmp_path / "bare" / "a.json").write_text("{not json")
+    (tmp_path / "bare" / "b.png").write_bytes(b"")
+    (tmp_path / "bare" / "b.json").write_text(json.dumps({"tags": ["cat"]}))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.corpora"):
+        assert list(FolderCorpus(tmp_path / "bare", exclude={"cat"})) == []
+    assert "was skipped: 1 with a sidecar that is not valid JSON; 1 with fewer words" in caplog.text or \
+        "was skipped: 1 with fewer words than min_tokens after the filters (exclude=, the normaliser); 1 with a " \
+        "sidecar that is not valid JSON" in caplog.text, caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.corpora"):
+        assert list(FolderCorpus(tmp_path / "bare", keys=set())) == []
+    assert "no documents in it" not in caplog.text
     feats = {"img:a": np.ones(4, dtype=np.float32)}
     with pytest.raises(ValueError, match=r"the corpus yielded no document, so there is nothing to train on"):
         Im2Vec(FolderCorpus(tmp_path / "empty"), image_features=feats, min_count=1, workers=1)

@@ -106,6 +106,9 @@ def test_an_image_key_written_as_a_file_or_with_another_prefix_names_the_image(m
     with pytest.raises(KeyError) as e:  # no image of that name: gensim's words alone
         model.most_similar_words("img:zebra.jpg", topn=2)
     assert str(e.value) == "\"Key 'img:zebra.jpg' not present in vocabulary\""
+    with pytest.raises(KeyError) as e:  # a colon after digits is no prefix ("10:30"): no image meant
+        model.most_similar_words("10:a", topn=2)
+    assert "did you mean" not in str(e.value)
 
 
 def test_similar_by_image_given_a_bare_key_names_the_image_and_the_call(model):

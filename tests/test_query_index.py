@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import sys
 
@@ -199,9 +200,15 @@ def test_a_stale_index_is_refused_naming_it_and_the_fix(small, saved, tmp_path):
     res = CliRunner().invoke(main, ["query", path, "--index", saved + ".ann"], input="EXIT\n")
     said = " ".join(res.output.split())
     assert res.exit_code == 1 and f"-o {saved}.ann" not in said
-    assert (f"Build one for this model at a path of its own: `im2vec index {path}` (from Python: "
-            f"ModalityIndexer(model).save({path + '.ann'!r})), then give that index ({path}.ann), not "
-            f"{saved + '.ann'!r}, which may be another model's") in said
+    assert (f"For this model, give {path}.ann, beside it, if it was built for this model, else build it: "
+            f"`im2vec index {path}` (from Python: ModalityIndexer(model).save({path + '.ann'!r})), then give that "
+            f"index, not {saved + '.ann'!r}, which may be another model's") in said
+    os.remove(path + ".ann")  # none beside it: build one
+    said = " ".join(CliRunner().invoke(main, ["query", path, "--index", saved + ".ann"], input="EXIT\n").output.split())
+    assert f"For this model, build one at a path of its own: `im2vec index {path}` (from Python" in said
+    with pytest.raises(ValueError, match=r"\(ModalityIndexer\(model\)\.save\(PATH\); on the command line `im2vec "
+                                         r"index MODEL` writes MODEL\.ann\)"):
+        QuerySession(retrained, index=saved + ".ann")
     with pytest.raises(ValueError, match="was built from other keys or vectors"):
         QuerySession(retrained, index=saved + ".ann")
     model, _ = small

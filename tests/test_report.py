@@ -308,6 +308,24 @@ def test_cli_report_on_a_demo_dataset_finds_its_feature_store(tmp_path):
     said = " ".join(res.output.split())
     assert res.exit_code == 1 and "none of the 6 test images" in said and "im2vec extract" not in said
     assert f"Pass --features {tmp_path / 'out' / 'features' / 'shapes'}, which holds 6 of them." in said
+    # a damaged store where one is looked for (its pca.npz) is passed over, not a traceback
+    damaged = tmp_path / "out" / "data" / "features" / "shapes"
+    shutil.copytree(tmp_path / "out" / "features" / "shapes", damaged)
+    record = json.loads((damaged / "metadata.json").read_text())
+    (damaged / "metadata.json").write_text(json.dumps({**record, "pca": {"n_components": 16, "applied": "on_read"}}))
+    (damaged / "pca.npz").write_bytes(b"PK\x03\x04garbage")
+    res = CliRunner().invoke(main, ["report", str(tmp_path / "m.model"), "-o", str(tmp_path / "r4"), "--dataset",
+                                    str(ds), "--map-method", "pca"])
+    assert res.exit_code == 0 and "(6 held-out images)" in " ".join(res.output.split()), res.output
+    # a model trained from arrays records no extractor: the store is named, not used (it may be another's)
+    Im2Vec(docs * 5, image_features={keys[i]: vecs[i] for i in trained}, vector_size=8, min_count=1, epochs=2,
+           workers=1, seed=1).save(str(tmp_path / "arrays.model"))
+    res = CliRunner().invoke(main, ["report", str(tmp_path / "arrays.model"), "-o", str(tmp_path / "r5"),
+                                    "--dataset", str(ds)])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 1 and "the held-out images' features from" not in said, res.output
+    assert (f"Pass --features {tmp_path / 'out' / 'features' / 'shapes'}, which holds 6 of them (the model records "
+            f"no extractor") in said
     # no such store: extracting them is the fix
     shutil.rmtree(tmp_path / "out" / "features")
     res = CliRunner().invoke(main, ["report", str(tmp_path / "m.model"), "-o", str(tmp_path / "r3"), "--dataset",
