@@ -2088,6 +2088,8 @@ def _train_in_cli_terms(message: str) -> str:
         ". `im2vec train` trains images with their words; to train words alone, train a gensim Word2Vec on the "
         "documents (Word2Vec(LineSentence(DOCUMENTS), ...)), which `im2vec train --pretrained` takes to add the "
         "images later.")
+    message = message.replace("Pass model.build_vocab(..., update=True, image_features=...) with features that contain "
+                              "them", "Pass image_features that contain them")  # (--pretrained: the library's update)
     return message.replace("Pass image_features that contain them", "Pass a -f / --features store that holds them")
 
 

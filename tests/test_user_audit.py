@@ -109,6 +109,12 @@ def test_train_cli_says_which_images_without_features_the_extraction_skipped(dat
     assert (f"1 of them skipped by the extraction (the store's skipped.json says why, e.g. {keys[0]}: cannot "
             f"identify image file (truncated?))") in said
     assert "--missing-images skip" in said
+    # from pretrained word vectors (the library adds the images by build_vocab(update=True)): the same advice
+    Word2Vec([d for d in data.docs], vector_size=8, min_count=1, workers=1).save(str(tmp_path / "w.model"))
+    res = CliRunner().invoke(main, ["train", str(docs), "-f", str(tmp_path / "store"), "-o", str(tmp_path / "m2"),
+                                    "--min-count", "1", "--pretrained", str(tmp_path / "w.model")])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 1 and "Pass a -f / --features store that holds them" in said and "build_vocab" not in said
 
 
 def test_train_help_shows_the_defaults_it_trains_with():
