@@ -3024,7 +3024,7 @@ class Im2Vec(Word2Vec):
         query (docs/scale.md: the fit's reads at 100M images). The rows written are the same (to float
         rounding: the chunks differ)."""
         search = self._neighbour_features()
-        lists = search.lists() if isinstance(search, _FaissNeighbours) and search.rerank > 1 else None
+        lists = search.lists() if isinstance(search, _FaissNeighbours) else None
         if lists is None or len(idx) < 2:
             return idx
         # (by feature row, not vocabulary index: the search's rows stay right when wv's keys are reordered)
@@ -4679,11 +4679,17 @@ class _FaissNeighbours:
         if self.refine:
             top.k_factor = float(NEIGHBOUR_RERANK)
         self.rerank = 1 if self.exact or self.refine else NEIGHBOUR_RERANK
-        base = top
-        while isinstance(base, (faiss.IndexRefine, faiss.IndexPreTransform)):  # (the HNSW under them, if any)
+        # the index under a refine stage and transforms (PCA, OPQ), and the transforms on the way to it
+        self._chain, base = [], top
+        while isinstance(base, (faiss.IndexRefine, faiss.IndexPreTransform)):
+            if isinstance(base, faiss.IndexPreTransform):
+                self._chain += [base.chain.at(i) for i in range(base.chain.size())]
             base = faiss.downcast_index(base.base_index if isinstance(base, faiss.IndexRefine) else base.index)
         if isinstance(base, faiss.IndexHNSW):  # (HNSW returns fewer than asked below it: k, or the 4k re-ranked)
             base.hnsw.efSearch = max(128, 4 * k * (1 if self.exact else NEIGHBOUR_RERANK))
+        # an IVF index whose candidates are re-ranked from the features (no refine stage: nothing is read then):
+        # a batch of queries can be searched grouped by the list each is nearest (:meth:`plan`)
+        self._ivf = base if isinstance(base, faiss.IndexIVF) and self.rerank > 1 else None
         if built and not index.is_trained:
             n_train = min(len(rows), NEIGHBOUR_TRAIN_ROWS)
             take = np.unique(np.linspace(0, len(rows) - 1, n_train).astype(np.int64))
@@ -4694,13 +4700,6 @@ class _FaissNeighbours:
         ivf = faiss.try_extract_index_ivf(index)
         if ivf is not None:
             ivf.nprobe = min(int(nprobe), ivf.nlist)  # (faiss's own search probes at most every list)
-        # the IVF index at the top or under transforms alone (PCA, OPQ): a batch of queries can be
-        # searched grouped by the list each is nearest (:meth:`plan`); under a refine stage nothing is read
-        self._chain, node = [], top
-        while isinstance(node, faiss.IndexPreTransform):
-            self._chain += [node.chain.at(i) for i in range(node.chain.size())]
-            node = faiss.downcast_index(node.index)
-        self._ivf = node if isinstance(node, faiss.IndexIVF) and self.rerank > 1 else None
         self.block = 256
         self._lists = self._rows_order = None
         if built:
@@ -4716,10 +4715,10 @@ class _FaissNeighbours:
         return self._rows_order
 
     def lists(self) -> np.ndarray | None:
-        """The IVF list each fitted image (by position) is in, or None for an index without lists."""
+        """The IVF list each fitted image (by position) is in, or None where nothing is grouped by list
+        (:meth:`plan`: no lists, or no feature row read)."""
         if self._lists is None:
-            faiss = _import_faiss("")
-            ivf = faiss.try_extract_index_ivf(self.index)
+            faiss, ivf = _import_faiss(""), self._ivf
             if ivf is None:
                 return None
             lists = np.full(len(self.rows), -1, dtype=np.int32)  # (400 MB at 100M images)

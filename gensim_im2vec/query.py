@@ -116,7 +116,6 @@ PROMPT = "Enter word, image key or image path (EXIT to break): "
 EXIT = "EXIT"
 _RULE_CHAR = "-"
 _MAX_KEY_WIDTH = 48
-_IMAGE_SUFFIXES = IMAGE_SUFFIXES  # (an image file typed at the prompt)
 
 #: ``(metadata) -> featurizer``: builds what turns an image file into the model's features.
 FeaturizerFactory = Callable[[dict], Callable[[str], np.ndarray]]
@@ -797,7 +796,7 @@ class QuerySession:
         if path is not None:
             return self._answer_file(path)
         tokens = text.split()
-        looks_like_path = os.sep in text or text.lower().endswith(_IMAGE_SUFFIXES)
+        looks_like_path = os.sep in text or text.lower().endswith(IMAGE_SUFFIXES)
         if looks_like_path and any(self.resolve(t.lstrip("-")) is None for t in tokens):
             # a path (spaces and all) that names no image file: not a sum of words
             if os.path.isdir(os.path.expanduser(text)):
@@ -818,9 +817,9 @@ class QuerySession:
         prefix = getattr(self.model, "image_prefix", IMAGE_PREFIX)
         rule = self._key_rule()
         stem, ext = os.path.splitext(text)
-        for cand in (text, stem) if ext.lower() in _IMAGE_SUFFIXES else (text,):
+        for cand in (text, stem) if ext.lower() in IMAGE_SUFFIXES else (text,):
             key = None if encode_key(cand) == text else self.resolve(encode_key(cand))  # (text itself: no key)
-            if rule in ("stem", "flickr-id") and key is None and ext.lower() in _IMAGE_SUFFIXES:
+            if rule in ("stem", "flickr-id") and key is None and ext.lower() in IMAGE_SUFFIXES:
                 named = rule_key(text.removeprefix(prefix), "", rule, prefix)  # the key the rule makes of the file
                 key = named if named is not None and named in self.model.wv.key_to_index else None
             if key is not None and self._is_image(key):  # (a word it resolves to is no image key it meant)

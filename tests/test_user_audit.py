@@ -57,14 +57,19 @@ def test_from_word2vec_refuses_a_model_with_images(data):
     assert not any(k.startswith("img:") for k in two.word_keys) and len(two.image_keys) == 50
 
 
+def _train_cli(tmp_path, docs, store: str, out: str, *more: str):
+    """`im2vec train DOCS -f tmp_path/STORE -o tmp_path/OUT ...`, its result and its output on one line."""
+    res = CliRunner().invoke(main, ["train", str(docs), "-f", str(tmp_path / store), "-o", str(tmp_path / out), *more])
+    return res, " ".join(res.output.split())
+
+
 def test_train_cli_refuses_an_im2vec_model_as_pretrained(data, tmp_path):
     keys = list(data.features)
     FeatureStore.from_arrays(tmp_path / "store", keys, np.stack([data.features[k] for k in keys]))
     docs = tmp_path / "docs.txt"
     docs.write_text("".join(" ".join(d) + "\n" for d in data.docs))
     Im2Vec(data.docs, image_features=data.features, **OPTS).save(str(tmp_path / "first.model"))
-    res = CliRunner().invoke(main, ["train", str(docs), "-f", str(tmp_path / "store"), "-o", str(tmp_path / "m"),
-                                    "--pretrained", str(tmp_path / "first.model")])
+    res, _ = _train_cli(tmp_path, docs, "store", "m", "--pretrained", str(tmp_path / "first.model"))
     assert res.exit_code == 1 and "its images would become frozen words" in res.output
     assert not (tmp_path / "m").exists()
 
@@ -73,9 +78,7 @@ def test_train_cli_says_a_store_holds_none_of_the_images(data, tmp_path):
     FeatureStore.from_arrays(tmp_path / "other", ["img:a", "img:b"], np.ones((2, 8), "f"))
     docs = tmp_path / "docs.txt"
     docs.write_text("".join(" ".join(d) + "\n" for d in data.docs))
-    res = CliRunner().invoke(main, ["train", str(docs), "-f", str(tmp_path / "other"), "-o", str(tmp_path / "m"),
-                                    "--min-count", "1"])
-    said = " ".join(res.output.split())
+    res, said = _train_cli(tmp_path, docs, "other", "m", "--min-count", "1")
     assert res.exit_code == 1 and "200 image token(s) have no features" in said
     assert "holds none of the documents' images: its 2 keys look like ['img:a', 'img:b']" in said
     assert "--missing-images skip" in said and "-f / --features store" in said and "Im2Vec(" not in said
@@ -85,9 +88,7 @@ def test_train_cli_on_documents_without_images_gives_advice_for_the_command_line
     FeatureStore.from_arrays(tmp_path / "store", ["img:a", "img:b"], np.ones((2, 8), "f"))
     docs = tmp_path / "textonly.txt"
     docs.write_text("the cat sat on the mat\nthe dog ran\n")
-    res = CliRunner().invoke(main, ["train", str(docs), "-f", str(tmp_path / "store"), "-o", str(tmp_path / "t"),
-                                    "--min-count", "1"])
-    said = " ".join(res.output.split())
+    res, said = _train_cli(tmp_path, docs, "store", "t", "--min-count", "1")
     assert res.exit_code == 1 and "none of its 2 keys occurs in the documents" in said
     # was: "or leave image_features out to train words alone", which -f (required) does not allow
     assert "image_features" not in said and "leave" not in said
@@ -101,9 +102,7 @@ def test_train_cli_says_which_images_without_features_the_extraction_skipped(dat
     (store.path / "skipped.json").write_text(json.dumps({keys[0]: "cannot identify image file (truncated?)"}))
     docs = tmp_path / "docs.txt"
     docs.write_text("".join(" ".join(d) + "\n" for d in data.docs))
-    res = CliRunner().invoke(main, ["train", str(docs), "-f", str(tmp_path / "store"), "-o", str(tmp_path / "m"),
-                                    "--min-count", "1"])
-    said = " ".join(res.output.split())
+    res, said = _train_cli(tmp_path, docs, "store", "m", "--min-count", "1")
     assert res.exit_code == 1 and "2 image token(s) have no features" in said
     # as `im2vec split -f` says it: how many the extraction skipped, one with its reason
     assert (f"1 of them skipped by the extraction (the store's skipped.json says why, e.g. {keys[0]}: cannot "
@@ -111,9 +110,7 @@ def test_train_cli_says_which_images_without_features_the_extraction_skipped(dat
     assert "--missing-images skip" in said
     # from pretrained word vectors (the library adds the images by build_vocab(update=True)): the same advice
     Word2Vec([d for d in data.docs], vector_size=8, min_count=1, workers=1).save(str(tmp_path / "w.model"))
-    res = CliRunner().invoke(main, ["train", str(docs), "-f", str(tmp_path / "store"), "-o", str(tmp_path / "m2"),
-                                    "--min-count", "1", "--pretrained", str(tmp_path / "w.model")])
-    said = " ".join(res.output.split())
+    res, said = _train_cli(tmp_path, docs, "store", "m2", "--min-count", "1", "--pretrained", str(tmp_path / "w.model"))
     assert res.exit_code == 1 and "Pass a -f / --features store that holds them" in said and "build_vocab" not in said
 
 
