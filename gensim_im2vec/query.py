@@ -824,9 +824,10 @@ class QuerySession:
                 key = named if named is not None and named in self.model.wv.key_to_index else None
             if key is not None and self._is_image(key):  # (a word it resolves to is no image key it meant)
                 break
-        else:  # with another prefix or in capitals (image:x, IMG:x), as the API's KeyError says it
-            k2i = self.model.wv.key_to_index
-            key = next((k for k in key_spellings(text, prefix) if k in k2i and self._is_image(k)), None)
+        else:  # with another prefix or in capitals (image:x, IMG:x), as the API's KeyError says it; an image
+            k2i = self.model.wv.key_to_index  # held out of training (in the features only) too, as the API names it
+            key = next((k for k in key_spellings(text, prefix) if (k in k2i and self._is_image(k))
+                        or (k not in k2i and self._held_out_features(k) is not None)), None)
         if key is not None:
             whitespace = ", whitespace written as %20" if rule in ("path", "stem") else ""
             return (f"Not a key of the model: {text}; did you mean {key}? (An image key is "

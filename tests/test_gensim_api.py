@@ -229,3 +229,8 @@ def test_the_query_prompt_answers_a_held_out_image_by_its_key(data):
         assert ok and answer.startswith("Image img:7: in the model's features, not its vocabulary"), answer
         best = model.similar_by_image(data.features["img:7"], topn=1)[0][0]
         assert best in answer
+    # typed as its file or with another prefix: the key is named, as the API's KeyError names it
+    for typed in ("7.jpg", "img:7.png", "IMG:7", "image:7"):
+        with pytest.raises(KeyError, match="did you mean the image 'img:7'"):
+            model.most_similar_words(typed)
+        assert session.answer(typed).startswith(f"Not a key of the model: {typed}; did you mean img:7?"), typed
