@@ -1934,6 +1934,15 @@ def _train_new(corpus, store, pretrained, params: dict, checkpoint: str | None, 
         epochs = params.pop("epochs", None)
         model = Im2Vec._vocab_from_word2vec(_load_pretrained(pretrained), store, corpus, **params)
         gc.collect()  # (gensim's loaded vectors sit in a reference cycle: freed now, not at some later collection)
+        if not len(model.image_keys) and model.features is not None and len(model.features):
+            # (the library adds images to a model by build_vocab(update=True), which takes documents without
+            # any: here nothing else would say that the model written holds the pretrained words alone)
+            feats = model.features
+            raise ValueError(
+                f"{feats.name}: none of its {len(feats)} keys occurs in the documents, so the model "
+                f"would be the pretrained words with no images. Feature keys look like {list(feats.keys[:3])}. "
+                f"`im2vec train --pretrained` adds images to the pretrained words: give the documents that name "
+                f"each image by its feature key beside its words (one line per image: KEY word word ...).")
         epochs = epochs or model.epochs  # (the Word2Vec's; Im2Vec's default from vectors alone)
         saver = [EpochCheckpoint(checkpoint, epochs=epochs, inputs=inputs)] if checkpoint else []
         if before_train is not None:

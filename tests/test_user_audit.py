@@ -96,6 +96,21 @@ def test_train_cli_on_documents_without_images_gives_advice_for_the_command_line
     assert "Word2Vec(LineSentence(" in said and "--pretrained" in said
 
 
+def test_train_cli_pretrained_refuses_documents_that_name_no_image(tmp_path):
+    """--pretrained with documents that name none of the store's images used to write, with exit 0, a
+    model of the pretrained words alone (0 images): refused, as without --pretrained, and nothing written."""
+    FeatureStore.from_arrays(tmp_path / "store", ["img:a", "img:b"], np.ones((2, 8), "f"))
+    docs = tmp_path / "textonly.txt"
+    docs.write_text("the cat sat on the mat\nthe dog ran\n")
+    Word2Vec([line.split() for line in docs.read_text().splitlines()], vector_size=8, min_count=1,
+             workers=1).save(str(tmp_path / "w.model"))
+    res, said = _train_cli(tmp_path, docs, "store", "t", "--min-count", "1", "--pretrained", str(tmp_path / "w.model"))
+    assert res.exit_code == 1, res.output
+    assert f"the -f store {tmp_path / 'store'}: none of its 2 keys occurs in the documents" in said
+    assert "no images" in said and "image_features" not in said
+    assert not (tmp_path / "t").exists()
+
+
 def test_train_cli_says_which_images_without_features_the_extraction_skipped(data, tmp_path):
     keys = list(data.features)
     store = FeatureStore.from_arrays(tmp_path / "store", keys[2:], np.stack([data.features[k] for k in keys[2:]]))
