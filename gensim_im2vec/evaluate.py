@@ -1525,9 +1525,9 @@ def _warn_unrelated(model, candidates: Sequence[str], info: Mapping, share: floa
     n_train, in_model = info.get("n_train_images"), info.get("n_train_images_in_model")
     said = []
     if candidates and words < share * len(candidates):
-        missing = [t for t in candidates if t not in k2i][:5]
-        said.append(f"{words} of the {len(candidates)} candidate tags are words of the model (e.g. not "
-                    f"{', '.join(missing)})")
+        missing = [t for t in candidates if t not in k2i][:5]  # (none when every candidate is an image key)
+        said.append(f"{words} of the {len(candidates)} candidate tags are words of the model"
+                    + (f" (e.g. not {', '.join(missing)})" if missing else ""))
     if n_train and in_model is not None and in_model < share * n_train:
         said.append(f"{in_model} of the {n_train} training images are images of the model")
     if said:

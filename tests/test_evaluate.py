@@ -92,6 +92,19 @@ def test_a_model_unrelated_to_the_evaluation_data_is_warned_of(setup, caplog):
     assert "near chance" not in caplog.text
 
 
+def test_the_unrelated_warning_when_every_candidate_is_an_image_key(caplog):
+    """Candidates that are all image keys of the model are in its vocabulary but no word of it: the
+    warning says the count without an empty "(e.g. not )"."""
+    from types import SimpleNamespace
+    model = SimpleNamespace(wv=SimpleNamespace(key_to_index={"img:a": 0, "img:b": 1, "cat": 2}),
+                            is_image=lambda k: k.startswith("img:"))
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.evaluate"):
+        ev._warn_unrelated(model, ["img:a", "img:b"], {})
+    said = " ".join(caplog.text.split())
+    assert "only 0 of the 2 candidate tags are words of the model: the model" in said
+    assert "e.g. not" not in said
+
+
 def _chance_map(setup, scope):
     """mAP of a scorer that ties everything (the expectation of a random ranking)."""
     s = setup
