@@ -796,8 +796,13 @@ class QuerySession:
         if path is not None:
             return self._answer_file(path)
         tokens = text.split()
-        looks_like_path = os.sep in text or text.lower().endswith(IMAGE_SUFFIXES)
-        if looks_like_path and any(self.resolve(t.lstrip("-")) is None for t in tokens):
+        prefix = getattr(self.model, "image_prefix", IMAGE_PREFIX)
+        unknown = [t.lstrip("-") for t in tokens if self.resolve(t.lstrip("-")) is None]
+        # a path (spaces and all) has an unknown part with a folder or a suffix; an image key is no path,
+        # so "img:cats/1 -cat dog" with an unknown word is a sum that names the word
+        looks_like_path = any((os.sep in t or t.lower().endswith(IMAGE_SUFFIXES)) and not t.startswith(prefix)
+                              for t in unknown)
+        if looks_like_path:
             # a path (spaces and all) that names no image file: not a sum of words
             if os.path.isdir(os.path.expanduser(text)):
                 return f"{text} is a folder; give an image file in it", False
@@ -839,9 +844,29 @@ class QuerySession:
                     f"use its file: {reason} (the feature store {store!r} lists it in skipped.json). Once the file is "
                     f"fixed, the same extract run again tries it again; train again to place it.")
         if text.startswith(prefix) and len(text.split()) == 1:
-            return (f"Not an image key of the model: {text}. An image key is {describe_key_rule(rule, prefix)}"
-                    f"{_by_rule(rule)}. To place an image file by its features, type its path.")
+            close = self._close_image_key(text, prefix) if rule == "path" else None  # (not ids: 1000099 ≠ 1000004)
+            return (f"Not an image key of the model: {text}.{f' Did you mean {close}?' if close else ''} An image "
+                    f"key is {describe_key_rule(rule, prefix)}{_by_rule(rule)}. To place an image file by its "
+                    f"features, type its path.")
         return message
+
+    #: Above this many keys in the vocabulary, a mistyped image key gets no close-match suggestion
+    #: (difflib over every key would hold the prompt for seconds).
+    CLOSE_MATCH_MAX_KEYS = 200_000
+
+    def _close_image_key(self, text: str, prefix: str) -> str | None:
+        """The model's image key closest to `text` (a typo: ``img:cats/blak_cat`` for
+        ``img:cats/black_cat``), by :func:`difflib.get_close_matches`; None when none is close or
+        the vocabulary is too large to compare with (:data:`CLOSE_MATCH_MAX_KEYS`), or `text` is a
+        number (an id one digit from another is no typo of it)."""
+        import difflib
+
+        keys = self.model.wv.index_to_key
+        if len(keys) > self.CLOSE_MATCH_MAX_KEYS or not any(c.isalpha() for c in text[len(prefix):]):
+            return None
+        images = [k for k in keys if k.startswith(prefix) and self._is_image(k)]
+        close = difflib.get_close_matches(text, images, n=1, cutoff=0.8)
+        return close[0] if close else None
 
     def _key_rule(self) -> str | None:
         """How the model's image keys were made of their files: its feature store's ``key_rule``
@@ -979,7 +1004,14 @@ class QuerySession:
             else:
                 (negative if sign else positive).append(key)
         if missing:
-            return f"Out of dictionary word: {' '.join(missing)}", False
+            hints = []  # what a missing image key was meant as (a typo, its file's extension, held out)
+            for tok in missing:
+                tok = tok.lstrip("-")
+                held_out = self._held_out_features(tok)
+                hints.append(self._unknown(tok, "") if held_out is None else (
+                    f"{held_out[0]} is held out of training (in the model's features, not its vocabulary): type it "
+                    f"alone to place it by its features; a sum takes the model's words and images only."))
+            return "\n".join([f"Out of dictionary word: {' '.join(missing)}", *filter(None, hints)]), False
         if not positive:
             return "Give at least one word or image to add (a leading '-' subtracts).", False
         expr = " + ".join(positive) + "".join(f" - {k}" for k in negative)
