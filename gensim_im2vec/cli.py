@@ -222,6 +222,31 @@ class NonNegative(click.FloatRange):
         return out
 
 
+class InputPath(click.Path):
+    """A ``click.Path`` whose refusal (no such file, a folder for a file, a file for a folder) also
+    says what to give and which command writes it (`hint`): a newcomer's slip (the image folder for
+    the documents file, a store not extracted yet) is answered with the step it skipped."""
+
+    def __init__(self, hint: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.hint = hint
+
+    def convert(self, value, param, ctx):
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as e:
+            self.fail(f"{e.message} {self.hint}", param, ctx)
+
+
+DOCUMENTS_HINT = ("It takes a documents file, one document per line (`im2vec normalize IMAGE_DIR -o docs.txt` writes "
+                  "one from a folder of images with caption or tag files beside them).")
+STORE_HINT = "It takes the feature store that `im2vec extract IMAGE_DIR -o STORE` writes: extract the images first."
+TEST_HINT = "It takes a JSON-lines file of held-out images and their tags, such as `im2vec split`'s test.jsonl."
+FEATURES_HINT = ("It takes the feature store that `im2vec extract IMAGE_DIR -o STORE` writes (or a .npy of the --test "
+                 "rows): extract the images first.")
+TRAIN_HINT = "It takes a JSON-lines file of training images and their tags, such as `im2vec split`'s train.jsonl."
+
+
 class LibraryOption(click.Option):
     """An option whose default is the library's.
 
@@ -1002,7 +1027,7 @@ SPLIT_DOCS = "gensim_im2vec.split:split_documents"
 
 
 @main.command("split")
-@click.argument("documents", type=click.Path(exists=True, dir_okay=False))
+@click.argument("documents", type=InputPath(DOCUMENTS_HINT, exists=True, dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
               help="Folder to write train.txt, train.jsonl, test.jsonl, zero_shot.txt and split.json into: a new or "
                    "empty folder, or an earlier split's (written again).")
@@ -1022,7 +1047,7 @@ SPLIT_DOCS = "gensim_im2vec.split:split_documents"
                    "have the same words (near-duplicates, photos tagged alike at upload).")
 @click.option("--min-tag-images", type=click.IntRange(min=1), cls=LibraryOption, library=SPLIT_DOCS,
               help="A tag on fewer images is never zero-shot.")
-@click.option("-f", "--features", type=click.Path(exists=True, file_okay=False), default=None,
+@click.option("-f", "--features", type=InputPath(STORE_HINT, exists=True, file_okay=False), default=None,
               help="The FeatureStore directory (im2vec extract) the model will train with: an image it lacks (not "
                    "extracted, or skipped by the extraction) is never held out and is taken out of train.jsonl and "
                    "train.txt (its line's words stay), so train and evaluate take the split as it is; counted in "
@@ -1103,15 +1128,15 @@ RUN_EVALUATION = "gensim_im2vec.evaluate:run_evaluation"
 @click.option("--mode", type=click.Choice(["two-stage", "joint"]), default=None,
               help="With --demo: how MODEL was trained (the id-token baseline sees the documents as often); "
                    "default: read from MODEL.")
-@click.option("--test", "test_path", type=click.Path(exists=True, dir_okay=False), default=None,
+@click.option("--test", "test_path", type=InputPath(TEST_HINT, exists=True, dir_okay=False), default=None,
               help='Held-out images, JSON lines {"key": "img:…", "tags": ["dog", …]} (tags normalised '
                    "as in training).")
-@click.option("--features", "features_path", type=click.Path(exists=True), default=None,
+@click.option("--features", "features_path", type=InputPath(FEATURES_HINT, exists=True), default=None,
               help="Features of the --test images: a feature store directory (looked up by key) or a "
                    ".npy with one row per --test line. A store also stands in for the model's own where that one "
                    "moved since the model was saved (the model is loaded with it: it must hold the model's images, "
                    "extracted as they were); a store of another extractor is refused.")
-@click.option("--train", "train_path", type=click.Path(exists=True, dir_okay=False), default=None,
+@click.option("--train", "train_path", type=InputPath(TRAIN_HINT, exists=True, dir_okay=False), default=None,
               help="Training images in the same format: enables the ridge, prior, kNN, logistic and "
                    "id-token baselines (the id-token Word2Vec trains on [key, *tags] documents).")
 @click.option("--train-features", type=click.Path(exists=True), default=None,
@@ -1340,8 +1365,9 @@ IM2VEC = "gensim_im2vec.model:Im2Vec"  # the training options and their defaults
 
 
 @main.command("train")
-@click.argument("documents", type=click.Path(exists=True, dir_okay=False))
-@click.option("-f", "--features", "features", required=True, type=click.Path(exists=True, file_okay=False),
+@click.argument("documents", type=InputPath(DOCUMENTS_HINT, exists=True, dir_okay=False))
+@click.option("-f", "--features", "features", required=True,
+              type=InputPath(STORE_HINT, exists=True, file_okay=False),
               help="FeatureStore directory (im2vec extract) with the images' features; opened memory-mapped.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Where to save the model.")
 @click.option("--pretrained", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -2434,10 +2460,10 @@ WRITE_REPORT = "gensim_im2vec.report:write_report"
 @click.option("--dataset", type=click.Path(exists=True, file_okay=False), default=None,
               help="Image folder (generic folder format with split.json): its test split is shown with true "
                    "tags from the sidecars, and its files give the thumbnails.")
-@click.option("--test", "test_path", type=click.Path(exists=True, dir_okay=False), default=None,
+@click.option("--test", "test_path", type=InputPath(TEST_HINT, exists=True, dir_okay=False), default=None,
               help='Instead of --dataset: held-out images as `im2vec evaluate --test` reads them, JSON lines '
                    '{"key": "img:…", "tags": [...]} (`im2vec split` writes test.jsonl).')
-@click.option("--features", type=click.Path(exists=True), default=None,
+@click.option("--features", type=InputPath(FEATURES_HINT, exists=True), default=None,
               help="Features of the test images: a feature store (looked up by key) or, with --test, a .npy with "
                    "one row per --test line (default: the model's own features). A store also stands in for the "
                    "model's own where that one moved since the model was saved (the model is loaded with it: it must "

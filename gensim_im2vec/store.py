@@ -101,7 +101,7 @@ import numpy as np
 
 from gensim_im2vec import __version__
 from gensim_im2vec.fileio import atomic_write, atomic_write_bytes, fsync_dir, pid_alive, temp_name
-from gensim_im2vec.keys import encode_key
+from gensim_im2vec.keys import IMAGE_SUFFIXES, encode_key
 from gensim_im2vec.validation import check_features, is_int, npy_header
 
 logger = logging.getLogger(__name__)
@@ -1011,10 +1011,48 @@ def _no_store(path: Path) -> None:
     if d.is_dir() and any(_SHARD_RE.match(n) and n.endswith(".json") for n in os.listdir(d)):
         hint = (" It holds committed shards of an extraction that stopped before its first append: rerun "
                 "it with the same arguments (mode='extend') to continue from them.")
+    if not hint and (path.parent / METADATA_FILE).is_file():  # (its shards/ folder, say)
+        raise FileNotFoundError(f"no feature store at {str(path)!r} (no {METADATA_FILE}): it lies inside the "
+                                f"feature store {str(path.parent)!r}; give that folder.")
+    image = None if hint else _an_image_in(path)
+    if image is not None:  # the image folder given for the store (im2vec train docs.txt -f photos/)
+        raise FileNotFoundError(
+            f"no feature store at {str(path)!r} (no {METADATA_FILE}): it is a folder of images ({image}), not the "
+            f"features extracted from them. Extract them into a store of their own with `im2vec extract {path} -o "
+            f"STORE` (or FeatureExtractor().extract) and give STORE."
+        )
+    try:
+        other = not hint and any(True for _ in os.scandir(path))  # another command's output: not the store to make
+    except OSError:
+        other = False
     raise FileNotFoundError(
         f"no feature store at {str(path)!r} (no {METADATA_FILE}).{hint} Create one with "
-        f"`im2vec extract IMAGE_DIR -o {path}` or FeatureStore.from_arrays()."
+        f"`im2vec extract IMAGE_DIR -o {'STORE' if other else path}`{' (a new folder)' if other else ''} or "
+        f"FeatureStore.from_arrays()."
     )
+
+
+def _an_image_in(path: Path, *, limit: int = 200) -> str | None:
+    """An image file in folder `path` or one of its subfolders (a path relative to it), looking at
+    no more than `limit` entries at each of the two levels; None if none is seen."""
+    try:
+        with os.scandir(path) as it:
+            entries = [e for _, e in zip(range(limit), it)]
+    except OSError:
+        return None
+    for e in entries:
+        if e.name.lower().endswith(IMAGE_SUFFIXES) and e.is_file():
+            return e.name
+    for e in entries:
+        if e.is_dir() and not e.name.startswith("."):
+            try:
+                with os.scandir(e.path) as it:
+                    for _, sub in zip(range(limit), it):
+                        if sub.name.lower().endswith(IMAGE_SUFFIXES) and sub.is_file():
+                            return f"{e.name}/{sub.name}"
+            except OSError:
+                continue
+    return None
 
 
 def _settled_metadata(path: Path) -> dict:

@@ -3,9 +3,12 @@ folder of clip art: the slips a newcomer made and what each now answers. Synthet
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from gensim_im2vec import Im2Vec
+from gensim_im2vec.cli import main
 from gensim_im2vec.query import QuerySession
+from gensim_im2vec.store import FeatureStore
 
 OPTS = dict(vector_size=16, sg=1, min_count=1, sample=0, epochs=2, workers=1, seed=1)
 
@@ -54,3 +57,53 @@ def test_query_suggests_the_image_key_a_typo_meant(folder_model):
     # nothing close: no suggestion
     answer, _ = session.answer_ok("img:zzzz")
     assert "Did you mean" not in answer
+
+
+def test_train_with_the_image_folder_for_the_store_says_to_extract_it(tmp_path):
+    # before: "Create one with `im2vec extract IMAGE_DIR -o photos`", i.e. extract into the image folder
+    (tmp_path / "photos" / "cats").mkdir(parents=True)
+    (tmp_path / "photos" / "cats" / "001.png").write_bytes(b"\x89PNG")
+    docs = tmp_path / "docs.txt"
+    docs.write_text("img:cats/001 cat\n")
+    res = CliRunner().invoke(main, ["train", str(docs), "-f", str(tmp_path / "photos"), "-o", str(tmp_path / "m")])
+    out = _one_line(res.output)
+    assert res.exit_code == 1, res.output
+    assert "it is a folder of images (cats/001.png), not the features extracted from them" in out
+    assert f"`im2vec extract {tmp_path / 'photos'} -o STORE`" in out and "-o " + str(tmp_path / "photos") + "`" not in out
+    # a store's own subfolder: the store is named
+    FeatureStore.from_arrays(tmp_path / "feats", ["img:cats/001"], np.ones((1, 4), "f"))
+    (tmp_path / "feats" / "shards").mkdir(exist_ok=True)
+    res = CliRunner().invoke(main, ["train", str(docs), "-f", str(tmp_path / "feats" / "shards"), "-o",
+                                    str(tmp_path / "m")])
+    assert res.exit_code == 1 and f"it lies inside the feature store {str(tmp_path / 'feats')!r}; give that folder" \
+        in _one_line(res.output), res.output
+    # another command's output folder: not offered as the store to extract into
+    (tmp_path / "split").mkdir()
+    (tmp_path / "split" / "split.json").write_text("{}")
+    res = CliRunner().invoke(main, ["train", str(docs), "-f", str(tmp_path / "split"), "-o", str(tmp_path / "m")])
+    out = _one_line(res.output)
+    assert res.exit_code == 1 and "`im2vec extract IMAGE_DIR -o STORE` (a new folder)" in out, res.output
+    assert not (tmp_path / "m").exists()
+
+
+def test_documents_and_store_arguments_say_which_command_makes_them(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    docs = tmp_path / "docs.txt"
+    docs.write_text("img:cats/001 cat\n")
+    for args in (["train", str(photos), "-f", str(tmp_path), "-o", str(tmp_path / "m")],
+                 ["split", str(photos), "-o", str(tmp_path / "split")]):
+        res = CliRunner().invoke(main, args)
+        out = _one_line(res.output)
+        assert res.exit_code == 2 and "is a directory. It takes a documents file" in out, res.output
+        assert "`im2vec normalize IMAGE_DIR -o docs.txt`" in out
+    # train before extract
+    res = CliRunner().invoke(main, ["train", str(docs), "-f", str(tmp_path / "feats"), "-o", str(tmp_path / "m")])
+    out = _one_line(res.output)
+    assert res.exit_code == 2 and "does not exist. It takes the feature store that `im2vec extract IMAGE_DIR -o " \
+        "STORE` writes: extract the images first." in out, res.output
+    # evaluate given split's folder for --test
+    model = tmp_path / "m.model"
+    model.write_bytes(b"")
+    res = CliRunner().invoke(main, ["evaluate", str(model), "--test", str(tmp_path)])
+    assert res.exit_code == 2 and "`im2vec split`'s test.jsonl" in _one_line(res.output), res.output
