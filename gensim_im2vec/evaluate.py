@@ -953,7 +953,10 @@ class EvaluationReport:
         then its ``value``, ``reference`` and ``bar`` are NaN (JSON null), ``ok`` is None and
         ``not_measured`` says why. Target 7 counts only a pair set both models share at least
         :data:`MIN_WORD_PAIRS` pairs of; with none, its ``ok`` is None (not decided) and ``pairs``
-        says how many pairs the larger set had."""
+        says how many pairs the larger set had. When test images are images the model trained on
+        (``info["n_test_images_trained"]``: another split's files), targets 1, 3, 4 and 5, which are
+        about held-out images, keep their figures but are not decided: ``ok`` is None and
+        ``in_sample`` counts those images."""
         out = []
 
         def add(target, value, reference, met, bar=None):
@@ -1011,6 +1014,11 @@ class EvaluationReport:
                 out.append({"target": what, "value": min(few) if few else float("nan"), "reference": -0.01,
                             "bar": -0.01, "ok": False if analog is not None and analog < -0.02 else None,
                             "pairs": max(n or 0 for n in sets.values())})  # (the analogies decide alone)
+        trained = self.info.get("n_test_images_trained") or 0
+        if trained:  # test images the model trained on: a held-out target's figures are in-sample, nothing met
+            for t in out:
+                if t["target"].split(".")[0] in ("1", "3", "4", "5") and not t.get("not_measured"):
+                    t.update(ok=None, in_sample=trained)
         return sorted(out, key=lambda t: int(t["target"].split(".")[0]))
 
     def _zero_shot_not_measured(self, im: TaggingResult) -> str | None:
@@ -1294,6 +1302,7 @@ class EvaluationReport:
                           "header": ["target", "value", "bar", "compared with", "met"],
                           "rows": [[t["target"], _fmt(t["value"]), _fmt(t["bar"]), _fmt(t["reference"]),
                                     "not measured" if t.get("not_measured")
+                                    else f"n/a ({t['in_sample']} test images trained on)" if t.get("in_sample")
                                     else f"n/a (only {t.get('pairs')} pairs)" if t["ok"] is None
                                     else "yes" if t["ok"] else "NO"] for t in targets],
                           "met": [t["ok"] for t in targets]})

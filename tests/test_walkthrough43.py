@@ -1,12 +1,15 @@
 """Session 43's walk through README's "Your own images" and "Evaluate on your own data" on a small
 folder of clip art: the slips a newcomer made and what each now answers. Synthetic data only."""
 
+import json
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from gensim_im2vec import Im2Vec
 from gensim_im2vec.cli import main
+from gensim_im2vec.evaluate import EvaluationReport, TaggingResult
 from gensim_im2vec.query import QuerySession
 from gensim_im2vec.store import FeatureStore
 
@@ -107,3 +110,21 @@ def test_documents_and_store_arguments_say_which_command_makes_them(tmp_path):
     model.write_bytes(b"")
     res = CliRunner().invoke(main, ["evaluate", str(model), "--test", str(tmp_path)])
     assert res.exit_code == 2 and "`im2vec split`'s test.jsonl" in _one_line(res.output), res.output
+
+
+def test_targets_about_held_out_images_are_not_met_by_trained_images():
+    # evaluating a model with another split's files: its test images were trained on, and the
+    # targets said "yes" to in-sample figures under a "held-out" title
+    rows = [TaggingResult("Im2Vec (cosine in model.wv)", "", metrics={"all": {"map": 0.8}, "seen": {"tag_map": 0.7},
+                                                                      "in_sample": {"map": 0.9}}),
+            TaggingResult("kNN (k=20)", "", metrics={"all": {"map": 0.4}, "seen": {"tag_map": 0.5}})]
+    clean = EvaluationReport(rows=rows, info={"n_test_images": 10})
+    assert [t["ok"] for t in clean.targets()] == [True, True, True]
+    mixed = EvaluationReport(rows=rows, info={"n_test_images": 10, "n_test_images_trained": 7})
+    targets = mixed.targets()
+    assert [(t["target"][0], t["ok"], t.get("in_sample")) for t in targets] == [("1", None, 7), ("2", True, None),
+                                                                                ("4", None, 7)]
+    assert targets[0]["value"] == 0.8  # the figure is kept
+    table = mixed.format_table()
+    assert "n/a (7 test images trained on)" in table and "yes" in table
+    assert json.loads(json.dumps(mixed.to_dict()))["targets"][0]["in_sample"] == 7
