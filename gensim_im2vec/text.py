@@ -593,6 +593,29 @@ class Normalizer:
         text = self._remove_patterns(text, "text")
         return self._run(text.split(), False)
 
+    def _count_removed(self, reason: str):
+        """A ``re.sub`` replacement that counts each match as a removed raw token of text under
+        `reason` (a URL in a caption is a word that produced nothing, as a URL tag is), keeping the
+        groups that :data:`_URL` puts back."""
+        st = self.stats
+
+        def repl(m: re.Match) -> str:
+            keep = (m.groupdict().get("keep_scheme") or m.groupdict().get("keep_mail") or "")
+            raw = m.group(0)[len(keep):]
+            st.raw_tokens += 1
+            st.removed_tokens += 1
+            self._note(raw, (reason,), True)
+            if st.raw_vocab is not None and st.vocab_complete:  # as _run counts a removed word
+                if len(st.raw_vocab) >= VOCAB_TRACK_LIMIT:
+                    st.vocab_complete = False
+                else:
+                    st.vocab_raw_tokens += 1
+                    st.raw_vocab.add(raw)
+                    st.removed_vocab.add(raw)
+            return keep + " "
+
+        return repl
+
     def tags(self, tags: Iterable[str] | str | None, sep: str = ",") -> list[str]:
         """Normalise a list of tags; each tag is one unit (see ``multiword``).
 
@@ -702,13 +725,17 @@ class Normalizer:
                 break
         return s
 
-    def _remove_patterns(self, s: str, _mode: str) -> str:
+    def _remove_patterns(self, s: str, mode: str) -> str:
+        """URLs, machine tags and ``hash(…)`` calls out of `s`; in text (`mode` "text") each one is
+        counted as a removed raw token under its reason (a tag's are counted by its caller, which
+        tells a tag that was nothing else from one that kept words)."""
+        text = mode == "text"
         if self.strip_urls and (":" in s or "www" in s or "@" in s):
-            s = _strip_urls(s)
+            s = _URL.sub(self._count_removed("url"), s) if text else _strip_urls(s)
         if self.machine_tags and ":" in s and "=" in s:
-            s = _MACHINE_TAG.sub(" ", s)
+            s = _MACHINE_TAG.sub(self._count_removed("machine_tag") if text else " ", s)
         if self.hashes and "hash" in s:
-            s = _HASH_CALL.sub(" ", s)
+            s = _HASH_CALL.sub(self._count_removed("hash") if text else " ", s)
         return s
 
     def _split(self, s: str) -> list[str]:

@@ -120,6 +120,23 @@ def test_stats_report_what_was_removed():
     assert st_.raw_tokens == 0 and st_.raw_vocab == set()
 
 
+def test_a_url_in_text_is_counted_as_a_removed_word():
+    """A URL, an e-mail address, a machine tag and hash(...) inside a caption are removed and counted
+    as removed words under their reason, as they are when they are a whole tag (they were removed
+    without a count: ``im2vec normalize``'s report said nothing of them)."""
+    norm = Normalizer()
+    out = norm.text("My cat http://example.com/x.jpg sleeps, mail me@x.org geo:lat=43.1 hash(0xabc) www.foo.com")
+    assert out == ["cat", "sleeps", "mail"]
+    st_ = norm.stats
+    assert st_.raw_tokens == 9 and st_.removed_tokens == 6 and st_.output_tokens == 3
+    assert st_.reasons == {"url": 3, "machine_tag": 1, "hash": 1, "stopword": 1}
+    assert st_.examples["url"] == ["http://example.com/x.jpg", "me@x.org", "www.foo.com"]
+    assert "http://example.com/x.jpg" in st_.removed_vocab and st_.removed_vocab_share == pytest.approx(6 / 9)
+    tag = Normalizer()
+    assert tag.tags(["http://example.com/x.jpg"]) == [] and tag.stats.reasons == {"url": 1}
+    assert Normalizer(strip_urls=False).text("see www.foo.com") == ["see", "www", "foo", "com"]
+
+
 def test_stats_without_vocab():
     norm = Normalizer(track_vocab=False)
     norm.text("a dog 2005")
