@@ -537,6 +537,28 @@ def test_more_common_directions_than_dimensions_is_an_error_before_training(plai
     assert m.feature_mean is None  # refused before anything trained
 
 
+def test_train_logs_what_the_space_cost_in_all_as_a_share_of_train(plain, caplog):
+    """Issue 11's target 8 (the space costs at most 25% of train()): each train() logs the space's whole
+    cost, the feature mean, the space step's share of the epochs and the steps after them (readout,
+    neighbours, the image rows), as seconds and as a share of that train()."""
+    import re
+
+    docs = plain.docs[:300]
+    with caplog.at_level(logging.INFO, logger="gensim_im2vec.model"):
+        m = Im2Vec(docs, image_features=plain.features, epochs=2, space_readout=0.5, space_neighbours=5, **SMALL)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("space: about ")]
+    assert len(lines) == 1, caplog.text
+    got = re.match(r"space: about ([0-9.]+)s of train\(\)'s ([0-9.]+)s in all \(([0-9]+)%\)", lines[0])
+    assert got, lines[0]
+    cost, total, share = float(got[1]), float(got[2]), int(got[3])
+    assert 0 <= cost <= total and 0 <= share <= 100, lines[0]
+    assert "after the epochs" in lines[0] and m.space_step_share > 0
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="gensim_im2vec.model"):  # a text-only model has no space to cost
+        Im2Vec([d[1:] for d in docs], epochs=1, **SMALL)
+    assert "space: about " not in caplog.text
+
+
 def test_too_few_tags_for_the_common_directions_keeps_W_and_says_so(caplog):
     rng = np.random.default_rng(0)
     feats = {f"img:{i}": rng.normal(size=8).astype(np.float32) for i in range(6)}
