@@ -240,9 +240,18 @@ def _not_text(who: str, value, expected: str = "a str") -> str:
     return f"{who}: expected {expected}, got {type(value).__name__} {shown}; convert it with str() if it is text."
 
 
+def _url_kept(m: re.Match) -> str:
+    """What is left of a match of :data:`_URL`: the run's leading characters it keeps, and a space."""
+    return (m.group("keep_scheme") or m.group("keep_mail") or "") + " "
+
+
 def _strip_urls(s: str) -> str:
     """Replace URLs and e-mail addresses by a space (see :data:`_URL`)."""
-    return _URL.sub(lambda m: (m.group("keep_scheme") or m.group("keep_mail") or "") + " ", s)
+    return _URL.sub(_url_kept, s)
+
+
+def _without_whitespace(m: re.Match) -> str:
+    return "".join(m.group(0).split())
 
 
 _ESCAPED_BYTE = re.compile(r"[\udc80-\udcff]")  # a byte that is not UTF-8, as surrogateescape keeps it
@@ -590,31 +599,11 @@ class Normalizer:
         if not text:
             return []
         text = self._clean(text)
-        text = self._remove_patterns(text, "text")
+        if self.hashes and "hash" in text and "(" in text:  # hash( 0x1f ) written with spaces: one word
+            text = _HASH_CALL.sub(_without_whitespace, text)
+        # URLs, machine tags and hash(...) are removed word by word (_unit_uncached), so that a word
+        # that was one, punctuation and all ("(http://x.com)", "me@x.org,"), is one removed raw token
         return self._run(text.split(), False)
-
-    def _count_removed(self, reason: str):
-        """A ``re.sub`` replacement that counts each match as a removed raw token of text under
-        `reason` (a URL in a caption is a word that produced nothing, as a URL tag is), keeping the
-        groups that :data:`_URL` puts back."""
-        st = self.stats
-
-        def repl(m: re.Match) -> str:
-            keep = (m.groupdict().get("keep_scheme") or m.groupdict().get("keep_mail") or "")
-            raw = m.group(0)[len(keep):]
-            st.raw_tokens += 1
-            st.removed_tokens += 1
-            self._note(raw, (reason,), True)
-            if st.raw_vocab is not None and st.vocab_complete:  # as _run counts a removed word
-                if len(st.raw_vocab) >= VOCAB_TRACK_LIMIT:
-                    st.vocab_complete = False
-                else:
-                    st.vocab_raw_tokens += 1
-                    st.raw_vocab.add(raw)
-                    st.removed_vocab.add(raw)
-            return keep + " "
-
-        return repl
 
     def tags(self, tags: Iterable[str] | str | None, sep: str = ",") -> list[str]:
         """Normalise a list of tags; each tag is one unit (see ``multiword``).
@@ -725,18 +714,43 @@ class Normalizer:
                 break
         return s
 
-    def _remove_patterns(self, s: str, mode: str) -> str:
-        """URLs, machine tags and ``hash(…)`` calls out of `s`; in text (`mode` "text") each one is
-        counted as a removed raw token under its reason (a tag's are counted by its caller, which
-        tells a tag that was nothing else from one that kept words)."""
-        text = mode == "text"
+    def _remove_patterns(self, s: str, found: list[str] | None = None) -> str:
+        """URLs, machine tags and ``hash(…)`` calls out of `s`, each replaced by a space; the reason of
+        each one removed is appended to `found` (when given), in the order of the passes."""
+        def sub(pattern: re.Pattern, reason: str, s: str, keep: bool = False) -> str:
+            if found is None:
+                return pattern.sub(_url_kept if keep else " ", s)
+
+            def repl(m: re.Match) -> str:
+                found.append(reason)
+                return _url_kept(m) if keep else " "
+            return pattern.sub(repl, s)
+
         if self.strip_urls and (":" in s or "www" in s or "@" in s):
-            s = _URL.sub(self._count_removed("url"), s) if text else _strip_urls(s)
+            s = sub(_URL, "url", s, keep=True)
         if self.machine_tags and ":" in s and "=" in s:
-            s = _MACHINE_TAG.sub(self._count_removed("machine_tag") if text else " ", s)
+            s = sub(_MACHINE_TAG, "machine_tag", s)
         if self.hashes and "hash" in s:
-            s = _HASH_CALL.sub(self._count_removed("hash") if text else " ", s)
+            s = sub(_HASH_CALL, "hash", s)
         return s
+
+    def _text_word_patterns(self, word: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """A word of text that holds a URL, e-mail address, machine tag or ``hash(…)``: what is left
+        of it normalised, piece by piece, as one raw token (removed under the pattern's reason when
+        nothing is left; else the patterns are pieces trimmed off it); None if it holds none."""
+        found: list[str] = []
+        s = self._remove_patterns(word, found)
+        if not found:
+            return None
+        toks: list[str] = []
+        reasons = list(found)
+        for piece in s.split():
+            t, r = self._unit_uncached(piece, False, patterns=False)
+            toks.extend(t)
+            reasons.extend(x for x in r if x != "empty")  # (the "(" left of "(http://x.com)": no word)
+        if not toks:
+            return (), (found[0],)
+        return tuple(toks), tuple(reasons)
 
     def _split(self, s: str) -> list[str]:
         if not self.punctuation:
@@ -782,19 +796,25 @@ class Normalizer:
                 return m.group(1)
         return tok
 
-    def _unit_uncached(self, unit: str, is_tag: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """Normalise one tag (``is_tag``) or one whitespace-separated word of text."""
+    def _unit_uncached(self, unit: str, is_tag: bool,
+                       patterns: bool = True) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Normalise one tag (``is_tag``) or one whitespace-separated word of text (`patterns`:
+        URLs, machine tags and ``hash(…)`` not removed from it yet)."""
         reasons: list[str] = []
         if is_tag:
             cleaned = self._clean(unit)
             if self.machine_tags and _MACHINE_TAG_UNIT.fullmatch(cleaned.strip()):
                 return (), ("machine_tag",)  # the whole tag, also a value with spaces
-            s = self._remove_patterns(cleaned, "tag")
+            s = self._remove_patterns(cleaned)
             removed = _removed_whole(cleaned, s)
             if removed:
                 return (), (removed,)
         else:
             s = unit  # already cleaned by text()
+            if patterns and (":" in s or "www" in s or "@" in s or "hash" in s):
+                word = self._text_word_patterns(s)
+                if word is not None:
+                    return word
         if not s.strip():
             return (), ("empty",)
         # Whole-unit noise before splitting: camera names and hashes contain separators' parts.

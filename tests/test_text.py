@@ -137,6 +137,42 @@ def test_a_url_in_text_is_counted_as_a_removed_word():
     assert Normalizer(strip_urls=False).text("see www.foo.com") == ["see", "www", "foo", "com"]
 
 
+def test_a_url_glued_to_punctuation_is_one_removed_word():
+    """A caption word that is a URL or an e-mail address with punctuation around it ("(http://x.com)",
+    "me@x.org,") is one raw token, removed as a url; a word that keeps letters beside a URL is kept,
+    the URL a piece trimmed off it. The leftover punctuation was counted as further raw tokens removed
+    as 'empty' (a caption of 2 words reported 4 raw tokens, 3 removed)."""
+    for kw in ({}, {"lowercase": False}, {"punctuation": False}):
+        norm = Normalizer(**kw)
+        assert norm.text('(me@x.org) "http://x.com/a" dog') == ["dog"]
+        st_ = norm.stats
+        assert (st_.raw_tokens, st_.removed_tokens, st_.output_tokens) == (3, 2, 1), kw
+        assert st_.reasons == {"url": 2} and st_.examples["url"] == ["(me@x.org)", '"http://x.com/a"'], kw
+        assert st_.removed_vocab_share == pytest.approx(2 / 3)
+        kept = Normalizer(**kw)
+        assert kept.text("see:http://x.com/a sleeps") == (["see", "sleeps"] if kw.get("punctuation", True)
+                                                      else ["see:", "sleeps"])
+        assert (kept.stats.raw_tokens, kept.stats.removed_tokens) == (2, 0) and not kept.stats.reasons, kw
+        assert kept.stats.trimmed == {"url": 1}, kw
+    # hash(...) written with spaces is one word of the caption, removed as a hash
+    norm = Normalizer()
+    assert norm.text("hash( 0x1f ) cat") == ["cat"]
+    assert (norm.stats.raw_tokens, norm.stats.removed_tokens, dict(norm.stats.reasons)) == (2, 1, {"hash": 1})
+
+
+def test_cache_does_not_change_the_stats_of_captions_with_urls():
+    captions = ["My cat http://example.com/x.jpg sleeps", "(me@x.org) dog, geo:lat=43.1", "see:http://x.com now",
+                "hash(0xabc) cat (http://x.com)", "My cat http://example.com/x.jpg sleeps", "www.foo.com, mail me@x.org."]
+    for kw in ({}, {"lowercase": False}, {"punctuation": False}):
+        cached, uncached = Normalizer(**kw), Normalizer(cache_size=0, **kw)
+        for c in captions * 2:
+            assert cached.text(c) == uncached.text(c)
+        assert cached.stats.as_dict() == uncached.stats.as_dict(), kw
+        st_ = cached.stats
+        assert sum(st_.reasons.values()) == st_.removed_tokens
+        assert st_.raw_tokens == 2 * sum(len(c.split()) for c in captions)
+
+
 def test_stats_without_vocab():
     norm = Normalizer(track_vocab=False)
     norm.text("a dog 2005")
@@ -255,7 +291,7 @@ _MB_INPUTS = {
 def test_patterns_are_linear_on_pathological_megabytes(name):
     # each step completes on 1 MB (with the quadratic patterns this would run for minutes to hours)
     s = _MB_INPUTS[name]
-    assert len(Normalizer()._remove_patterns(s, "text")) <= len(s)  # URLs, e-mail, machine tags, hash()
+    assert len(Normalizer()._remove_patterns(s)) <= len(s)  # URLs, e-mail, machine tags, hash()
     assert len(url_decode(s)) <= len(s)
 
 
