@@ -800,8 +800,10 @@ class QuerySession:
         unknown = [t.lstrip("-") for t in tokens if self.resolve(t.lstrip("-")) is None]
         # a path (spaces and all) has an unknown part with a folder or a suffix; an image key is no path,
         # so "img:cats/1 -cat dog" with an unknown word is a sum that names the word
-        looks_like_path = any((os.sep in t or t.lower().endswith(IMAGE_SUFFIXES)) and not t.startswith(prefix)
-                              for t in unknown)
+        # (an image suffix makes a path of the line's end only: "7.jpg -dog cat" is a sum that names 7.jpg)
+        last = tokens[-1].lstrip("-")
+        looks_like_path = any((os.sep in t or (t == last and t.lower().endswith(IMAGE_SUFFIXES)))
+                              and not t.startswith(prefix) for t in unknown)
         if looks_like_path:
             # a path (spaces and all) that names no image file: not a sum of words
             if os.path.isdir(os.path.expanduser(text)):
@@ -1005,9 +1007,13 @@ class QuerySession:
                 (negative if sign else positive).append(key)
         if missing:
             hints = []  # what a missing image key was meant as (a typo, its file's extension, held out)
+            prefix = getattr(self.model, "image_prefix", IMAGE_PREFIX)
             for tok in missing:
                 tok = tok.lstrip("-")
-                held_out = self._held_out_features(tok)
+                # (also typed as its file or with another prefix: 7.jpg, IMG:7 for a held-out img:7, which
+                # _unknown would offer as the key to type, though a sum cannot take it)
+                held_out = next((h for k in (tok, *key_spellings(tok, prefix))
+                                 if (h := self._held_out_features(k)) is not None), None)
                 hints.append(self._unknown(tok, "") if held_out is None else (
                     f"{held_out[0]} is held out of training (in the model's features, not its vocabulary): type it "
                     f"alone to place it by its features; a sum takes the model's words and images only."))

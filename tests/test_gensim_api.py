@@ -234,3 +234,9 @@ def test_the_query_prompt_answers_a_held_out_image_by_its_key(data):
         with pytest.raises(KeyError, match="did you mean the image 'img:7'"):
             model.most_similar_words(typed)
         assert session.answer(typed).startswith(f"Not a key of the model: {typed}; did you mean img:7?"), typed
+    # in a sum: a held-out image cannot be added, so it is said to be held out, not offered as the key to
+    # type (the prompt said "did you mean img:7?" for IMG:7, and "7.jpg class0" was answered as a missing file)
+    for typed in ("img:7", "7.jpg", "IMG:7", "image:7"):
+        answer, ok = session.answer_ok(f"{typed} class0")
+        assert not ok and answer.startswith(f"Out of dictionary word: {typed}\n"), answer
+        assert "img:7 is held out of training" in answer and "did you mean" not in answer, answer
