@@ -128,3 +128,21 @@ def test_targets_about_held_out_images_are_not_met_by_trained_images():
     table = mixed.format_table()
     assert "n/a (7 test images trained on)" in table and "yes" in table
     assert json.loads(json.dumps(mixed.to_dict()))["targets"][0]["in_sample"] == 7
+
+
+def test_a_mistyped_key_is_compared_with_a_bounded_number_of_keys(folder_model, monkeypatch):
+    # difflib over up to 200,000 image keys held the prompt ~4.5 s per mistyped key (more in a sum); now the
+    # keys of the typed folder (all keys when the folder is none of the model's), and none above a bound
+    import difflib
+
+    compared = []
+    real = difflib.get_close_matches
+    monkeypatch.setattr(difflib, "get_close_matches",
+                        lambda word, keys, **kw: compared.append(len(keys)) or real(word, keys, **kw))
+    session = QuerySession(folder_model)
+    monkeypatch.setattr(QuerySession, "CLOSE_MATCH_MAX_COMPARED", 39)  # the folder holds 40 keys
+    assert "Did you mean" not in session.answer("img:animals/dogs_blak_lab_01") and compared == []
+    monkeypatch.setattr(QuerySession, "CLOSE_MATCH_MAX_COMPARED", 40)
+    assert "Did you mean img:animals/dogs_black_lab_01?" in _one_line(session.answer("img:animals/dogs_blak_lab_01"))
+    assert "Did you mean img:animals/dogs_black_lab_01?" in _one_line(session.answer("img:animls/dogs_black_lab_01"))
+    assert compared == [40, 40]
