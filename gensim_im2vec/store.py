@@ -1014,6 +1014,10 @@ def _no_store(path: Path) -> None:
     if not hint and (path.parent / METADATA_FILE).is_file():  # (its shards/ folder, say)
         raise FileNotFoundError(f"no feature store at {str(path)!r} (no {METADATA_FILE}): it lies inside the "
                                 f"feature store {str(path.parent)!r}; give that folder.")
+    if path.is_file():  # (FeatureStore.open("photo.jpg"): no extract writes into a file)
+        raise FileNotFoundError(
+            f"no feature store at {str(path)!r}: it is a file, not a folder. A feature store is the folder that "
+            f"`im2vec extract IMAGE_DIR -o STORE` (or FeatureExtractor().extract) writes; give that folder.")
     image = None if hint else _an_image_in(path)
     if image is not None:  # the image folder given for the store (im2vec train docs.txt -f photos/)
         raise FileNotFoundError(
@@ -1034,24 +1038,34 @@ def _no_store(path: Path) -> None:
 
 def _an_image_in(path: Path, *, limit: int = 200) -> str | None:
     """An image file in folder `path` or one of its subfolders (a path relative to it), looking at
-    no more than `limit` entries at each of the two levels; None if none is seen."""
+    no more than `limit` entries at each of the two levels; None if none is seen in a folder whose
+    files are mostly something else (a project folder with its logo.png beside many other files is
+    no folder of images): its images must be all its files, or two or more and a quarter of them
+    (an image with caption files beside it)."""
+    def image_of(entries, where: str = "") -> str | None:
+        files = [e for e in entries if not e.name.startswith(".") and e.is_file()]
+        images = [e.name for e in files if e.name.lower().endswith(IMAGE_SUFFIXES)]
+        if images and (len(images) == len(files) or (len(images) >= 2 and 4 * len(images) >= len(files))):
+            return where + images[0]
+        return None
+
     try:
         with os.scandir(path) as it:
             entries = [e for _, e in zip(range(limit), it)]
     except OSError:
         return None
-    for e in entries:
-        if e.name.lower().endswith(IMAGE_SUFFIXES) and e.is_file():
-            return e.name
+    found = image_of(entries)
+    if found is not None:
+        return found
     for e in entries:
         if e.is_dir() and not e.name.startswith("."):
             try:
                 with os.scandir(e.path) as it:
-                    for _, sub in zip(range(limit), it):
-                        if sub.name.lower().endswith(IMAGE_SUFFIXES) and sub.is_file():
-                            return f"{e.name}/{sub.name}"
+                    found = image_of([sub for _, sub in zip(range(limit), it)], f"{e.name}/")
             except OSError:
                 continue
+            if found is not None:
+                return found
     return None
 
 

@@ -146,3 +146,27 @@ def test_a_mistyped_key_is_compared_with_a_bounded_number_of_keys(folder_model, 
     assert "Did you mean img:animals/dogs_black_lab_01?" in _one_line(session.answer("img:animals/dogs_blak_lab_01"))
     assert "Did you mean img:animals/dogs_black_lab_01?" in _one_line(session.answer("img:animls/dogs_black_lab_01"))
     assert compared == [40, 40]
+
+
+def test_a_project_folder_or_a_file_given_as_the_store_is_not_called_a_folder_of_images(tmp_path):
+    # a folder with one logo.png among its other files was "a folder of images (logo.png)", to extract; a file
+    # given as the store was offered as the store to write: `im2vec extract IMAGE_DIR -o photo.jpg`
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    for i in range(20):
+        (proj / f"notes{i}.txt").write_text("x")
+    (proj / "logo.png").write_bytes(b"\x89PNG")
+    with pytest.raises(FileNotFoundError) as e:
+        FeatureStore.open(proj)
+    assert "folder of images" not in str(e.value) and "`im2vec extract IMAGE_DIR -o STORE` (a new folder)" in str(e.value)
+    # images with their caption files beside them are a folder of images
+    (tmp_path / "photos").mkdir()
+    for name in ("a.jpg", "a.txt", "b.jpg", "b.json", "b.txt"):
+        (tmp_path / "photos" / name).write_bytes(b"x")
+    with pytest.raises(FileNotFoundError, match=r"it is a folder of images \((a|b)\.jpg\)"):
+        FeatureStore.open(tmp_path / "photos")
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"x")
+    with pytest.raises(FileNotFoundError) as e:
+        FeatureStore.open(photo)
+    assert "it is a file, not a folder" in str(e.value) and f"-o {photo}" not in str(e.value)
