@@ -1025,10 +1025,13 @@ def _no_store(path: Path) -> None:
             f"features extracted from them. Extract them into a store of their own with `im2vec extract {path} -o "
             f"STORE` (or FeatureExtractor().extract) and give STORE."
         )
-    try:
-        other = not hint and any(True for _ in os.scandir(path))  # another command's output: not the store to make
-    except OSError:
-        other = False
+    other = False  # another command's output (a folder that holds anything): not the store to make
+    if not hint:
+        try:
+            with os.scandir(path) as it:
+                other = next(it, None) is not None
+        except OSError:
+            pass
     raise FileNotFoundError(
         f"no feature store at {str(path)!r} (no {METADATA_FILE}).{hint} Create one with "
         f"`im2vec extract IMAGE_DIR -o {'STORE' if other else path}`{' (a new folder)' if other else ''} or "
