@@ -1074,7 +1074,9 @@ def split_command(documents, output, **options):
     _check_readable(documents, "DOCUMENTS")
     options = given(options)
     try:
-        with _library_warnings("gensim_im2vec.split", _split_in_cli_terms):
+        # (one split at a time: two at once into one folder leave one's train.txt beside the other's test.jsonl)
+        with _one_writer(output, "split", "a split folder"), _library_warnings("gensim_im2vec.split",
+                                                                               _split_in_cli_terms):
             result = split_documents(documents, output, **options)
     except (ValueError, OSError) as e:
         raise click.ClickException(_split_in_cli_terms(str(e))) from e
@@ -1485,25 +1487,45 @@ def train_command(documents, features, output, pretrained, analogies_path, resum
     _check_documents(documents)
     if analogies_path:
         params["space_analogies"] = _read_analogies(analogies_path)
-    checkpoint = output + ".checkpoint"
-    if not resumable and os.path.exists(checkpoint):
-        click.echo(f"note: {checkpoint} holds an interrupted run; this one starts over (add --resumable to continue "
-                   f"that run instead)", err=True)
-    vectors_file = params.get("vectors_file")
-    if vectors_file:
-        _vectors_file_left(vectors_file, output, resumable)
-    try:
-        model = _train_and_save(documents, features, output, pretrained, analogies_path, resumable, params,
-                                checkpoint)
-    except BaseException:
-        if vectors_file:  # the file this run made is scratch without a checkpoint that continues in it
-            _drop_unfinished_vectors_file(vectors_file, resumable, checkpoint)
-        raise
-    if vectors_file:
-        from gensim_im2vec.checkpoint import remove_vectors_file_marker
+    with _one_writer(output, "train", "a model"):  # a second run now would take this one's checkpoint as its own
+        checkpoint = output + ".checkpoint"
+        if not resumable and os.path.exists(checkpoint):
+            click.echo(f"note: {checkpoint} holds an interrupted run; this one starts over (add --resumable to "
+                       f"continue that run instead)", err=True)
+        vectors_file = params.get("vectors_file")
+        if vectors_file:
+            _vectors_file_left(vectors_file, output, resumable)
+        try:
+            model = _train_and_save(documents, features, output, pretrained, analogies_path, resumable, params,
+                                    checkpoint)
+        except BaseException:
+            if vectors_file:  # the file this run made is scratch without a checkpoint that continues in it
+                _drop_unfinished_vectors_file(vectors_file, resumable, checkpoint)
+            raise
+        if vectors_file:
+            from gensim_im2vec.checkpoint import remove_vectors_file_marker
 
-        remove_vectors_file_marker(vectors_file)  # the file is OUTPUT's now, or removed
-    click.echo(f"{output}: {model} ({len(model.image_keys)} images, {len(model.word_keys)} words)")
+            remove_vectors_file_marker(vectors_file)  # the file is OUTPUT's now, or removed
+        click.echo(f"{output}: {model} ({len(model.image_keys)} images, {len(model.word_keys)} words)")
+
+
+def _one_writer(output: str, command: str, what: str):
+    """The lock of `output` while `im2vec COMMAND` writes it: a second command that would write the same output
+    at the same time is refused, naming the first."""
+    from gensim_im2vec.fileio import OutputBusyError, output_lock
+
+    def busy(pid: str) -> str:
+        return (f"{output!r} is being written by another `im2vec {command}` (pid {pid}): {what} has one writer at "
+                f"a time. Wait for that process to finish (or stop it) and run again, or write to another path.")
+
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(output_lock(output, busy))
+    except OutputBusyError as e:
+        raise click.ClickException(str(e)) from None
+    except OSError:  # a folder where no lock file can be made (read-only): the save says what is wrong there
+        pass
+    return stack
 
 
 def _train_and_save(documents, features, output, pretrained, analogies_path, resumable, params, checkpoint):

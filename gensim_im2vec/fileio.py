@@ -70,7 +70,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["atomic_copy", "atomic_path", "atomic_save", "atomic_write", "atomic_write_bytes",
            "atomic_write_json", "check_output_folder", "format_bytes", "format_bytes_pair", "free_space", "fsync_dir",
-           "is_no_space", "no_space_error", "temp_name"]
+           "is_no_space", "no_space_error", "OutputBusyError", "output_lock", "temp_name"]
 
 
 def temp_name(path: str | os.PathLike) -> Path:
@@ -111,6 +111,59 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
         logger.info("removed %i temporary file(s) of %s left by a killed process, e.g. %s", len(removed), path,
                     removed[0].name)
     return removed
+
+
+class OutputBusyError(OSError):
+    """Another process writes the same output now (:func:`output_lock`)."""
+
+
+@contextlib.contextmanager
+def output_lock(path: str | os.PathLike, busy: Callable[[str], str]) -> Iterator[None]:
+    """Hold the single-writer lock of the output `path` (a file or a folder) while the block runs:
+    ``flock`` on a hidden ``.NAME.lock`` beside it, holding this process's pid, removed at the end.
+    Another process that holds it is refused at once with ``OutputBusyError(busy(its pid))``.
+
+    The OS releases the lock when its holder ends (also by kill -9): the file such a holder leaves
+    is taken over by the next writer. Without ``fcntl`` (not POSIX) nothing is locked.
+
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "m.model"
+    >>> with output_lock(target, lambda pid: f"busy ({pid})"):
+    ...     sorted(p.name for p in target.parent.iterdir())
+    ['.m.model.lock']
+    >>> sorted(p.name for p in target.parent.iterdir())
+    []
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: one writer is the user's duty
+        yield
+        return
+    path = Path(os.path.abspath(path))
+    lock = path.with_name(f".{path.name}.lock")
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise OutputBusyError(busy(holder)) from None
+        try:  # the holder before removed the file as this one opened it: lock the one now there
+            current = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)  # (while held: a writer waiting on this file sees it gone and takes a new one)
+        os.close(fd)
 
 
 def pid_alive(pid) -> bool:

@@ -76,8 +76,9 @@ def _resume(project, monkeypatch, **how):
 
 
 def _files(folder) -> dict[str, bytes]:
+    # (not the output's lock file, which the killed run left and the next `im2vec train -o` of it takes over and removes)
     return {os.path.relpath(os.path.join(d, f), folder): open(os.path.join(d, f), "rb").read()
-            for d, _, names in os.walk(folder) for f in names}
+            for d, _, names in os.walk(folder) for f in names if f != ".model.im2vec.lock"}
 
 
 def _interrupted_copy(tmp_path, **copy_options):
