@@ -554,7 +554,7 @@ def test_train_logs_what_the_space_adds_as_a_share_of_train(plain, caplog):
                    r"the space step \(([0-9]+)% of the epochs", lines[0])
     assert got, lines[0]
     added, total, share, step = float(got[1]), float(got[2]), int(got[3]), int(got[4])
-    assert 0 < added <= total and 0 <= share <= 100 and 0 < step <= 100, lines[0]
+    assert 0 <= added <= total and 0 <= share <= 100 and 0 <= step <= 100, lines[0]  # (0.00s on a fast CPU)
     assert "after the epochs" in lines[0] and m.space_step_share > 0
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="gensim_im2vec.model"):  # a text-only model has no space to cost
