@@ -124,7 +124,9 @@ def output_lock(path: str | os.PathLike, busy: Callable[[str], str]) -> Iterator
     Another process that holds it is refused at once with ``OutputBusyError(busy(its pid))``.
 
     The OS releases the lock when its holder ends (also by kill -9): the file such a holder leaves
-    is taken over by the next writer. Without ``fcntl`` (not POSIX) nothing is locked.
+    is taken over by the next writer. Without ``fcntl`` (not POSIX) nothing is locked; where the
+    folder takes no lock (read-only, a mount without ``flock``) the ``OSError`` is raised, and no
+    lock file is left.
 
     >>> import tempfile
     >>> target = Path(tempfile.mkdtemp()) / "m.model"
@@ -149,6 +151,12 @@ def output_lock(path: str | os.PathLike, busy: Callable[[str], str]) -> Iterator
             holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
             os.close(fd)
             raise OutputBusyError(busy(holder)) from None
+        except OSError:  # no flock here (ENOLCK, EOPNOTSUPP: some NFS, FUSE, SMB mounts): no lock file is left
+            with contextlib.suppress(OSError):
+                if not os.fstat(fd).st_size:  # (none that a holder wrote its pid into)
+                    os.unlink(lock)
+            os.close(fd)
+            raise
         try:  # the holder before removed the file as this one opened it: lock the one now there
             current = os.stat(lock).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:

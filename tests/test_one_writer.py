@@ -96,3 +96,24 @@ def test_a_second_split_into_the_same_folder_is_refused(data, holder, monkeypatc
     assert sorted(p.name for p in (data / "split").iterdir()) == ["split.json", "test.jsonl", "train.jsonl",
                                                                     "train.txt"]
     assert not (data / ".split.lock").exists()
+
+
+def test_a_folder_without_flock_leaves_no_lock_file_and_no_open_descriptor(data, monkeypatch):
+    """A mount that takes no ``flock`` (ENOLCK on some NFS, FUSE, SMB): the train runs unlocked, as in a
+    read-only folder, without an empty ``.m.model.lock`` left beside its output or its descriptor left open."""
+    import errno
+    import fcntl
+
+    def no_flock(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.chdir(data)
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    fds = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    result = CliRunner().invoke(main, ["train", "docs.txt", "-f", "store", "-o", "m.model", "--min-count", "1",
+                                       "--workers", "1", "--epochs", "1", "--vector-size", "4"])
+    assert result.exit_code == 0, result.output
+    assert (data / "m.model").is_file()
+    assert not (data / ".m.model.lock").exists()
+    if fds is not None:
+        assert len(os.listdir("/proc/self/fd")) == fds
