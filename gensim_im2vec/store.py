@@ -1026,10 +1026,10 @@ def _no_store(path: Path) -> None:
             f"STORE` (or FeatureExtractor().extract) and give STORE."
         )
     other = False  # another command's output (a folder that holds anything): not the store to make
-    if not hint:
+    if not hint:  # (hidden names aside, as extract's check_store_folder: .DS_Store, another output's lock file)
         try:
             with os.scandir(path) as it:
-                other = next(it, None) is not None
+                other = any(not e.name.startswith(".") for e in it)
         except OSError:
             pass
     raise FileNotFoundError(

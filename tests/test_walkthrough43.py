@@ -170,3 +170,17 @@ def test_a_project_folder_or_a_file_given_as_the_store_is_not_called_a_folder_of
     with pytest.raises(FileNotFoundError) as e:
         FeatureStore.open(photo)
     assert "it is a file, not a folder" in str(e.value) and f"-o {photo}" not in str(e.value)
+
+
+def test_a_folder_with_hidden_files_only_is_offered_as_the_store_to_extract_into(tmp_path):
+    # a new folder that holds only hidden files (.DS_Store; the lock file a killed `im2vec train -o feats/m.model`
+    # left) was called another command's output ("-o STORE (a new folder)"), though extract writes into it
+    feats = tmp_path / "feats"
+    feats.mkdir()
+    (feats / ".DS_Store").write_bytes(b"x")
+    (feats / ".m.model.lock").write_text("99999\n")
+    with pytest.raises(FileNotFoundError) as e:
+        FeatureStore.open(feats)
+    assert f"`im2vec extract IMAGE_DIR -o {feats}`" in str(e.value) and "(a new folder)" not in str(e.value)
+    FeatureStore.from_arrays(feats, ["img:a"], np.ones((1, 4), "f"))  # (what extract -o feats does: accepted)
+    assert FeatureStore.open(feats).keys == ["img:a"]
