@@ -156,7 +156,7 @@ _HTML_TAG = re.compile(r"<[A-Za-z/!?][^<>]{0,2000}>")
 # quadratic on ``"a." * n``. Here each alternative starts only where its run starts (the
 # lookbehinds), reads the run once with possessive quantifiers (no backtracking into it) and
 # keeps the run's leading characters that the old ``\b`` start skipped (group ``keep_*``, put
-# back by :func:`_strip_urls`), so the same text is removed:
+# back by :func:`_url_kept`), so the same text is removed:
 # - scheme URL: the first letter of the run before ``://`` that starts a word (``\b[a-z]``);
 # - ``www.`` at a word start (a fixed prefix: no rescan);
 # - e-mail: from the run's first word character to ``@``, then ``domain.tld`` (a ``www.`` there is
@@ -243,11 +243,6 @@ def _not_text(who: str, value, expected: str = "a str") -> str:
 def _url_kept(m: re.Match) -> str:
     """What is left of a match of :data:`_URL`: the run's leading characters it keeps, and a space."""
     return (m.group("keep_scheme") or m.group("keep_mail") or "") + " "
-
-
-def _strip_urls(s: str) -> str:
-    """Replace URLs and e-mail addresses by a space (see :data:`_URL`)."""
-    return _URL.sub(_url_kept, s)
 
 
 def _without_whitespace(m: re.Match) -> str:
