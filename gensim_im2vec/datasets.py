@@ -750,18 +750,6 @@ def _resume_command(folder: str | os.PathLike, record: Mapping) -> str:
             + (f" --limit {limit}" if isinstance(limit, int) else ""))
 
 
-def _running(pid: int) -> bool:
-    """Whether process `pid` runs: :func:`~gensim_im2vec.fileio.pid_alive`, and not a zombie (a killed
-    build whose parent has not reaped it yet, Linux)."""
-    if not pid_alive(pid):
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            return f.read().rpartition(")")[2].split()[:1] != ["Z"]
-    except OSError:  # not Linux, or gone meanwhile
-        return pid_alive(pid)
-
-
 def warn_unfinished_build(folder: str | os.PathLike) -> None:
     """Warn (once per folder and build, per process) when `folder` is a data set whose build did not
     finish: it holds only the items built so far, and a reader of it would silently see part of the
@@ -776,7 +764,7 @@ def warn_unfinished_build(folder: str | os.PathLike) -> None:
     _WARNED_UNFINISHED.add(said)
     pid = record.get("pid")
     command = _resume_command(folder, record)
-    if isinstance(pid, int) and pid != os.getpid() and _running(pid):
+    if isinstance(pid, int) and pid != os.getpid() and pid_alive(pid):
         logger.warning("%s: its data set build (pid %i) is still running: the folder holds only the images built so "
                        "far, and only those are read. Wait for that build to finish (its dataset.json marks the end), "
                        "then run this again; `%s` resumes it if it is stopped.", folder, pid, command)

@@ -176,7 +176,9 @@ def output_lock(path: str | os.PathLike, busy: Callable[[str], str]) -> Iterator
 
 def pid_alive(pid) -> bool:
     """Whether process `pid` (an int, or a lock file's text) runs; True when that cannot be told
-    (not a pid, another user's process) or it is this process."""
+    (not a pid, another user's process) or it is this process. A zombie (a killed process its
+    parent has not reaped yet, Linux) does not run: it writes nothing more, and its files are
+    the next writer's to remove."""
     try:
         pid = int(pid)
     except (TypeError, ValueError):
@@ -189,7 +191,11 @@ def pid_alive(pid) -> bool:
         return False
     except OSError:  # it exists, under another user
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rpartition(")")[2].split()[:1] != ["Z"]  # (the name in parentheses may hold spaces)
+    except OSError:  # not Linux, or gone meanwhile
+        return True
 
 
 def no_space_error(error: OSError, path: str | os.PathLike) -> OSError:
