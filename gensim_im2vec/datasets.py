@@ -1752,10 +1752,34 @@ def held_out_tags(splits: Iterable[Split]) -> set[str]:
     return set().union(*(split.zero_shot_tags for split in splits))
 
 
+def with_plurals(tags: Iterable[str]) -> set[str]:
+    """`tags` and their regular English plurals ("-s"; "-es" after s, x, z, ch, sh; a consonant's
+    "-y" → "-ies"): what a training document
+    must not carry, title words included. :func:`zero_shot_groups` holds a tag and its plural out
+    together when both are tags; a plural that only a title holds ("americas" beside the held-out
+    tag "america") is not a tag, and would show the model the held-out word on a training image.
+    Singulars are not added: the singular of a held-out plural that is not a tag itself is as often
+    another word ("news", "glasses").
+
+    >>> sorted(with_plurals(["america", "box", "city", "key"]))
+    ['america', 'americas', 'box', 'boxes', 'cities', 'city', 'key', 'keys']
+    """
+    out = set()
+    for t in tags:
+        out.add(t)
+        if t.endswith(("s", "x", "z", "ch", "sh")):
+            out.add(t + "es")
+        elif len(t) > 1 and t.endswith("y") and t[-2] not in "aeiou":
+            out.add(t[:-1] + "ies")
+        else:
+            out.add(t + "s")
+    return out
+
+
 def training_documents(sets: Mapping[str, tuple[str | os.PathLike, Split]], *, has_features=None,
                        tags_only: bool = False, min_words: int = 2) -> list[list[str]]:
     """The training documents of several built image sets: each set's training split, every set's
-    zero-shot tags removed (:func:`held_out_tags`).
+    zero-shot tags and their plurals removed (:func:`held_out_tags`, :func:`with_plurals`).
 
     Parameters
     ----------
@@ -1766,7 +1790,7 @@ def training_documents(sets: Mapping[str, tuple[str | os.PathLike, Split]], *, h
     tags_only, min_words : bool, int
         As :func:`image_documents`.
     """
-    held_out = held_out_tags(split for _, split in sets.values())
+    held_out = with_plurals(held_out_tags(split for _, split in sets.values()))  # (also a plural in a title)
     docs = []
     for name, (directory, split) in sets.items():
         keys = set(split.train)

@@ -88,7 +88,7 @@ import math
 import os
 import zlib
 from collections import Counter
-from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from timeit import default_timer
@@ -154,6 +154,7 @@ __all__ = [
     "bag_of_words_analogies",
     "bag_of_words_vectors",
     "compare_word_similarity",
+    "copies_of_training",
     "in_vocabulary_order",
     "evaluate_image_tagging",
     "evaluate_scores",
@@ -898,7 +899,8 @@ class EvaluationReport:
         counts name different sets: ``n_test_images`` the held-out images scored (tag → image ranks
         them all; the image → tag columns average over those with a tag of their scope: each row's
         ``metrics[scope]["n_images"]``), ``n_train_images`` the training images the baselines learn
-        from, ``n_train_images_in_model`` those of them that are images of the model (what the
+        from, ``n_test_copies`` the held-out images left out as copies of a training image's features
+        (:func:`copies_of_training`), ``n_train_images_in_model`` those of them that are images of the model (what the
         space's checks draw from); the demo adds ``eval_set``, ``n_test_images_in_split`` and
         ``n_train_images_in_split`` (its split, before images without features or tags are left out).
     space : dict
@@ -1177,15 +1179,18 @@ class EvaluationReport:
                        if r.applicable and "all" in r.metrics), held)
         trained = info.get("n_test_images_trained") or 0  # test images the model trained on: not held-out
         held_out = "test" if trained else "held-out"
+        n = info.get("n_test_copies") or 0
+        copies = f"{n} {'copies' if n > 1 else 'copy'} of a training image's features" if n else ""
         if split is not None and split != held:
             where = (f"{held_out} images of {info['eval_set']}'s split" if info.get("eval_set")
                      else f"{held_out} images")
-            images = f"{held} of the {split} {where} (those with features and a candidate tag)"
+            images = (f"{held} of the {split} {where} (those with features and a candidate tag"
+                      + (f", less {copies}" if copies else "") + ")")
         elif isinstance(held, int) and scored < held:
             images = (f"{scored} of the {held} {held_out} images, those with a candidate tag (tag → image ranks all "
-                      f"{held})")
+                      f"{held})" + (f"; {copies} left out" if copies else ""))
         else:
-            images = f"{held} {held_out} images"
+            images = f"{held} {held_out} images" + (f" ({copies} left out)" if copies else "")
         if trained:
             images += f" ({trained} of them trained on: in-sample figures)"
         head = f"Image → tag on {images}, {info.get('n_candidates', '?')} candidate tags"
@@ -1394,7 +1399,7 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
                    logistic_C: float = 1.0, n_in_sample: int = 500, seed: int = 0,
                    analogies: Sequence[tuple[str, str, str, str]] | None = None,
                    baseline_cache: str | os.PathLike | None = None,
-                   test_keys: Sequence[str] | None = None) -> EvaluationReport:
+                   test_keys: Sequence[str] | None = None, drop_copies: bool = True) -> EvaluationReport:
     """Evaluate an Im2Vec model and the baselines on the same held-out images, plus word similarity.
 
     Parameters
@@ -1464,6 +1469,12 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
         The image tokens of the test rows: those that are images of the model (it trained on them:
         their figures are in-sample) are counted, ``info["n_test_images_trained"]``, and the
         table's header says so instead of calling them held-out.
+    drop_copies : bool
+        Leave out the held-out images whose features are bit for bit a training image's
+        (:func:`copies_of_training`: the same picture filed twice, or a render that collapses
+        onto another, which a split by groups cannot see): every row would find such an image's
+        tags by its copy, the model and kNN alike. ``info["n_test_copies"]`` counts them and the
+        table's header says so. Only with `train_features`.
 
     Returns
     -------
@@ -1475,11 +1486,22 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
     t_start = default_timer()
     scoring = _Scoring.of(test_features, test_tags, candidates, zero_shot)
     X_train, train_tags = _train_split(train_features, train_tags, scoring.zero_shot)
+    copies = copies_of_training(scoring.X, X_train) if drop_copies and X_train is not None else None
+    if copies is not None and copies.any():
+        keep = ~copies
+        if test_keys is not None:
+            test_keys = [k for k, kept in zip(test_keys, keep, strict=True) if kept]
+        logger.info("left out %i of the %i held-out images: their features are a training image's, bit for bit",
+                    int(copies.sum()), len(copies))
+        scoring = _Scoring(scoring.X[keep], [t for t, kept in zip(scoring.tags, keep) if kept], scoring.candidates,
+                           scoring.zero_shot)
     report = EvaluationReport()
     report.info = {"n_test_images": len(scoring.X), "n_candidates": len(scoring.candidates),
                    "n_zero_shot_tags": len(scoring.zero_shot) if scoring.zero_shot is not None else None,
                    "n_train_images": len(X_train) if X_train is not None else None,
                    "baselines": list(baselines), "analogy_vocab": analogy_vocab, "model": str(model)}
+    if copies is not None:
+        report.info["n_test_copies"] = int(copies.sum())
     if test_keys is not None:
         report.info["n_test_images_trained"] = _trained_test_images(model, test_keys, len(scoring.X))
     zs_words = _zero_shot_vocabulary(model, scoring.zero_shot, baselines) if scoring.zero_shot else None
@@ -1512,6 +1534,28 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
 _ZERO_SHOT_VECTORS = ("a zero-shot tag's vector comes from text lines (documents without an image: `im2vec split` "
                       "keeps them in train.txt, zero-shot tags included) or pretrained word vectors "
                       "(`im2vec train --pretrained`)")
+
+
+def copies_of_training(test_features, train_features) -> np.ndarray:
+    """Which held-out images are copies of a training image: their feature rows equal, bit for bit
+    (as float32), a row of `train_features`. A split by groups (creator, series, identical file
+    bytes) cannot see two files of one picture, or two renders that a CNN cannot tell apart; the
+    features can. Near-copies (a re-encoded JPEG) are not caught: they are held-out images that
+    look like a training one, which is what kNN and the model are measured on.
+
+    One digest a row (16 bytes), so 10M training rows take 160 MB and a pass over them.
+
+    >>> train = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    >>> copies_of_training(np.array([[0.0, 1.0], [0.6, 0.8]]), train).tolist()
+    [True, False]
+    """
+    def digests(X) -> Iterator[bytes]:
+        for s in range(0, len(X), 4096):
+            block = np.ascontiguousarray(X[s : s + 4096], dtype=np.float32) + np.float32(0)  # (-0.0 as 0.0)
+            yield from (hashlib.blake2b(r.tobytes(), digest_size=16).digest() for r in block)
+
+    seen = set(digests(train_features))
+    return np.fromiter((d in seen for d in digests(test_features)), dtype=bool, count=len(test_features))
 
 
 def _trained_test_images(model, test_keys: Sequence[str], n_rows: int) -> int:

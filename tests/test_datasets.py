@@ -234,6 +234,27 @@ def test_make_split_holds_a_tag_and_its_plural_out_together(tmp_path):
     assert inflection_root("tag3s", {"tag3", "tag3s"}) == "tag3" and inflection_root("tag3s", {"tag3s"}) == "tag3s"
 
 
+def test_training_documents_drop_a_held_out_tags_plural_from_titles_too(tmp_path):
+    """A title's "americas" beside the held-out tag "america" (the emoji globe's, in the demo) is the
+    held-out word on a training image; it leaves the training documents with the tag. Other words stay."""
+    from gensim_im2vec.datasets import training_documents
+
+    root = tmp_path / "set"
+    _fake_set(root)
+    split = make_split(root, zero_shot_share=0.3, write=False)
+    held = sorted(split.zero_shot_tags)[0]
+    key = split.train[0]
+    meta = json.loads((root / (key + ".json")).read_text())
+    meta["title"] = f"maps of the {held}s and cities"
+    (root / (key + ".json")).write_text(json.dumps(meta))
+    docs = training_documents({"set": (root, split)}, tags_only=False)
+    doc = next(d for d in docs if d[0] == "img:" + key)
+    assert held not in doc and held + "s" not in doc, doc
+    assert {"maps", "cities"} <= set(doc)
+    assert not any(w in split.zero_shot_tags or w in {t + "s" for t in split.zero_shot_tags}
+                   for d in docs for w in d[1:])
+
+
 def test_split_groups_links_creator_series_and_identical_bytes():
     items = [
         ("a/flower_01", {"creator": "Ann"}),

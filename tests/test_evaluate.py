@@ -744,3 +744,37 @@ def test_cli_evaluate_asks_analogies_from_a_file_and_answers_trained_ones_apart(
     demo = CliRunner().invoke(main, ["evaluate", str(tmp_path / "m.model"), "--demo", str(tmp_path),
                                      "--analogies", str(questions)])
     assert demo.exit_code == 2 and "--analogies" in demo.output
+
+
+# ---------------------------------------------------------------------------- copies of training images
+def test_copies_of_training_are_bit_for_bit_equal_rows_in_any_dtype():
+    train = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)
+    test = np.vstack([train[[3, 17]], train[3] + 1e-6, -np.zeros((1, 8))])
+    got = ev.copies_of_training(test.astype(np.float64), np.vstack([train, np.zeros((1, 8), np.float32)]))
+    assert got.tolist() == [True, True, False, True]  # a near copy is held out; -0.0 is 0.0
+    assert ev.copies_of_training(train[:0], train).shape == (0,)
+
+
+def test_held_out_copies_of_training_images_are_left_out_of_every_row(setup, report):
+    """A held-out image whose features are a training image's: kNN and the model find its tags by the copy.
+    The evaluation leaves it out of every row, counts it, and its header says so; the figures are those of
+    the evaluation without it."""
+    s = setup
+    X = np.array(s["data"].test_features[:40], dtype=np.float32)
+    tags = list(s["test_tags"][:40])
+    for i, j in ((2, 0), (9, 5), (30, 11)):  # three copies of training images, tagged alike
+        X[i], tags[i] = s["train_features"][j], list(s["train_tags"][j])
+    train = dict(train_features=s["train_features"], train_tags=s["train_tags"], train_keys=s["train_keys"])
+    opts = dict(zero_shot=sorted(ZS), baselines=("ridge", "knn"), word_similarity=False, n_in_sample=20)
+    rep = ev.run_evaluation(s["model"], X, tags, s["cands"], **train, **opts,
+                            test_keys=[f"img:t{i}" for i in range(40)])
+    assert rep.info["n_test_copies"] == 3 and rep.info["n_test_images"] == 37
+    assert "3 copies of a training image's features left out" in rep.format_table()
+    keep = [i for i in range(40) if i not in (2, 9, 30)]
+    want = ev.run_evaluation(s["model"], X[keep], [tags[i] for i in keep], s["cands"], **train, **opts)
+    assert want.info["n_test_copies"] == 0
+    for name in ("Im2Vec (cosine in model.wv)", "ridge → tag vectors", "kNN (k=20)"):
+        assert rep.row(name).metrics == want.row(name).metrics
+    kept = ev.run_evaluation(s["model"], X, tags, s["cands"], **train, **opts, drop_copies=False)
+    assert kept.info["n_test_images"] == 40 and "n_test_copies" not in kept.info
+    assert kept.row("kNN (k=20)").metrics["all"]["map"] > rep.row("kNN (k=20)").metrics["all"]["map"]
