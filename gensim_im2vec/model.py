@@ -292,6 +292,20 @@ def _check_neighbour_weight(weight) -> None:
         raise ValueError(f"space_neighbour_weight must be a finite number >= 0, got {weight!r}.")
 
 
+def _attributes_of(obj) -> list[tuple[object, dict]]:
+    """`obj`'s attributes and those of the objects gensim's save walks into with it (its attributes
+    that have ``_save_specials``: ``wv``), each as ``(object, a shallow copy of its __dict__)``."""
+    held, todo, seen = [], [obj], set()
+    while todo:
+        o = todo.pop()
+        if id(o) in seen or not isinstance(getattr(o, "__dict__", None), dict):
+            continue
+        seen.add(id(o))
+        held.append((o, dict(o.__dict__)))
+        todo.extend(v for v in o.__dict__.values() if hasattr(v, "_save_specials"))
+    return held
+
+
 class _GivenFeaturesError(ValueError):
     """The features given to :meth:`Im2Vec.load` (``image_features=``) were refused: raised by the
     load as it is, not as a damaged model file (the file is fine, the argument is not)."""
@@ -3782,6 +3796,21 @@ class Im2Vec(Word2Vec):
         return report
 
     def _save_specials(self, fname, separately, sep_limit, ignore, pickle_protocol, compress, subname):
+        # gensim deletes the arrays it writes to .npy files and the attributes it ignores from the model and
+        # its wv before it writes them, and puts them back once the pickle is written; where a write fails
+        # (no space left) it puts back only those of the object whose own write failed, and the model in
+        # memory lost W, syn1neg, its sampling tables or wv's vectors_lockf: every one is put back here
+        held = _attributes_of(self)
+        try:
+            return self._set_aside(fname, separately, sep_limit, ignore, pickle_protocol, compress, subname)
+        except BaseException:
+            for obj, attributes in held:
+                for name, value in attributes.items():
+                    obj.__dict__.setdefault(name, value)
+            raise
+
+    def _set_aside(self, fname, separately, sep_limit, ignore, pickle_protocol, compress, subname):
+        """gensim's ``_save_specials`` with the model's arrays and ignored attributes (:meth:`_save_specials`)."""
         if separately is None:
             separately = [a for a, v in self.__dict__.items() if isinstance(v, np.ndarray) and v.size >= sep_limit]
         separately = list(separately)

@@ -1,0 +1,79 @@
+"""The Python API with bad and unusual inputs, as a gensim user gives them (second audit): each test
+is a call that lost the model, trained nothing without an error, or failed deep in numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gensim_im2vec import Im2Vec
+from gensim_im2vec.synthetic import make_corpus
+
+KW = dict(vector_size=8, sg=1, min_count=1, epochs=2, sample=0, workers=1, seed=1)
+DATA = make_corpus(n_classes=4, n_images=60, n_features=16, seed=0)
+
+
+@pytest.fixture(scope="module")
+def model() -> Im2Vec:
+    return Im2Vec(DATA.docs, image_features=DATA.features, **KW)
+
+
+# ----------------------------------------------------------------------------- saving
+
+def _arrays_written(tmp_path) -> int:
+    """How many arrays save(sep_limit=0) writes with np.save (the model's and its wv's)."""
+    calls = []
+    real = np.save
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    m = Im2Vec(DATA.docs, image_features=DATA.features, **KW)
+    np.save = counting
+    try:
+        m.save(str(tmp_path / "count.model"), sep_limit=0)
+    finally:
+        np.save = real
+    return len(calls)
+
+
+def _failing_at(n: int):
+    """np.save, but its `n`-th call fails as a full disk does."""
+    calls, real = [], np.save
+
+    def save(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == n:
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    return save
+
+
+def test_a_failed_save_leaves_the_model_in_memory_whole(tmp_path, monkeypatch):
+    """gensim's save sets the arrays (and the attributes it ignores) aside before it writes each to its
+    .npy file, and puts them back only once the pickle is written; where a write failed (no space
+    left) only the failing object's own were put back: the model lost W, syn1neg and its sampling tables
+    (or wv its vectors_lockf, with the words a user froze), so it could neither train nor be saved
+    again, and an hour's training was gone. Every array's write fails in turn here."""
+    n = _arrays_written(tmp_path)
+    assert n >= 6
+    for fail_at in range(1, n + 1):
+        m = Im2Vec(DATA.docs, image_features=DATA.features, **KW)
+        m.wv.vectors_lockf = np.ones(len(m.wv), dtype=np.float32)
+        m.wv.vectors_lockf[:3] = 0.0  # frozen words, as the README's example freezes them
+        held = dict(m.__dict__), dict(m.wv.__dict__)
+        monkeypatch.setattr(np, "save", _failing_at(fail_at))
+        with pytest.raises(OSError, match="No space left"):
+            m.save(str(tmp_path / "m.model"), sep_limit=0)
+        monkeypatch.undo()
+        for obj, before in zip((m, m.wv), held):
+            lost = sorted(a for a in before if not a.startswith("__") and a not in obj.__dict__)
+            assert not lost, f"a save that failed at array {fail_at} of {n} lost {lost} of {type(obj).__name__}"
+            changed = sorted(a for a, v in before.items() if not a.startswith("__") and obj.__dict__[a] is not v)
+            assert changed in ([], ["norms"])  # (wv's norms: filled by the save, from the rows it saves)
+        assert (m.wv.vectors_lockf[:3] == 0).all()
+        m.train(DATA.docs, total_examples=len(DATA.docs), epochs=1)
+        m.save(str(tmp_path / "m.model"), sep_limit=0)
+        np.testing.assert_array_equal(Im2Vec.load(str(tmp_path / "m.model")).W, m.W)
