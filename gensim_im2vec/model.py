@@ -117,7 +117,7 @@ import threading
 import uuid
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from timeit import default_timer
 from typing import NamedTuple
@@ -1894,6 +1894,20 @@ class Im2Vec(Word2Vec):
                 f"documents must be lists of str tokens; {len(bad)} token(s) are not: {shown}. Convert them, "
                 f"e.g. [[str(t) for t in doc] for doc in documents]."
             )
+
+    def _check_corpus_sanity(self, corpus_iterable=None, corpus_file=None, passes=1):
+        # gensim refuses a generator for more than one pass but takes any other one-shot iterator (map(),
+        # iter(list), an open file): its first pass empties it, and every later epoch trains nothing, with
+        # only a logged warning; the model looked trained, W barely moved from its random start
+        if (passes > 1 and corpus_file is None and isinstance(corpus_iterable, Iterator)
+                and iter(corpus_iterable) is corpus_iterable):
+            raise TypeError(
+                f"corpus_iterable is a one-shot iterator ({type(corpus_iterable).__name__}: a generator, map(), "
+                f"iter(...) or an open file is used up by one pass), but {passes} passes over it are needed here "
+                f"(build_vocab reads it once, train() once per epoch): every pass after the first would find it "
+                f"empty and train nothing. Pass a list of documents, a re-iterable corpus (an object whose "
+                f"__iter__ starts over, e.g. gensim_im2vec.corpora.LineDocuments(path)), or corpus_file=PATH.")
+        super()._check_corpus_sanity(corpus_iterable=corpus_iterable, corpus_file=corpus_file, passes=passes)
 
     def _check_training_sanity(self, epochs=0, total_examples=None, total_words=None, **kwargs):
         super()._check_training_sanity(epochs=epochs, total_examples=total_examples, total_words=total_words,
