@@ -171,6 +171,7 @@ from gensim_im2vec.validation import (
     check_features,
     check_query_vectors,
     check_topn,
+    feature_array,
     is_int,
     l2_normalize,
     npy_problem,
@@ -3421,13 +3422,19 @@ class Im2Vec(Word2Vec):
                 f"the model's extractor: gensim_im2vec.query.make_featurizer(model.image_features_metadata, "
                 f"store=model.feature_store)(path) for a file, or FeatureExtractor(...)([image])"
                 + (self._key_not_features(features) if isinstance(features, str) else "."))
+        if isinstance(features, (list, tuple)) and features and all(isinstance(f, str) for f in features):
+            shown = ", ".join(repr(f) for f in features[:3]) + (", ..." if len(features) > 3 else "")
+            raise TypeError(
+                f"{name}: expected CNN feature vectors, got {len(features)} str ({shown}): keys or paths, not "
+                f"features. Extract the images' features first with the model's extractor (FeatureExtractor(...)"
+                f"(images))" + self._key_not_features(features[0]))
         if self.W is None or self.features is None:
             raise RuntimeError(
                 "this model has no images (no map W from features to the space): it was built without "
                 "image_features, or loaded from a plain gensim Word2Vec. Give it images: "
                 "model.build_vocab(documents, update=True, image_features=...) then model.train(...), or "
                 "Im2Vec(documents, image_features=...) / Im2Vec.from_word2vec(w2v, image_features=..., sentences=...).")
-        arr = np.asarray(features)
+        arr = feature_array(features, name)
         single = arr.ndim == 1
         if single:
             arr = arr.reshape(1, -1)

@@ -21,7 +21,7 @@ from collections.abc import Container, Iterable, Sequence
 import numpy as np
 
 __all__ = ["check_corpus", "check_document", "check_features", "check_tag_lists", "check_tagged_features", "check_topn",
-           "is_int", "l2_normalize", "npy_header", "npy_problem", "query_items", "query_keys"]
+           "feature_array", "is_int", "l2_normalize", "npy_header", "npy_problem", "query_items", "query_keys"]
 
 
 def _row_names(keys: Sequence[str] | None, rows: np.ndarray, limit: int = 5) -> str:
@@ -117,7 +117,7 @@ def _check_shape(arr, dim: int | None, name: str, keys: Sequence[str] | None) ->
     """`arr` as a numeric 2-D array of at least one row and column, `dim` wide, one row per key."""
     if isinstance(arr, (list, tuple)) and len(arr) == 0:
         raise ValueError(f"{name}: got no feature vectors (an empty sequence).")
-    a = np.asarray(arr)
+    a = feature_array(arr, name, keys)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
         raise ValueError(f"{name}: expected numeric feature vectors, got an array of dtype {a.dtype}.")
     if a.ndim != 2:
@@ -138,6 +138,39 @@ def _check_shape(arr, dim: int | None, name: str, keys: Sequence[str] | None) ->
             f"model and layer, or open the matching store."
         )
     return a
+
+
+def feature_array(arr, name: str = "features", keys: Sequence[str] | None = None) -> np.ndarray:
+    """``np.asarray(arr)``, but rows of different lengths (a list of vectors, one of them shorter) are a
+    ValueError that names `name` and the first row that differs (by key when `keys` is given), where
+    numpy says "setting an array element with a sequence ... inhomogeneous shape".
+
+    >>> feature_array([[1.0, 2.0], [3.0, 4.0]]).shape
+    (2, 2)
+    >>> feature_array([[1.0, 2.0], [3.0]], name="image_features", keys=["img:a", "img:b"])
+    Traceback (most recent call last):
+    ...
+    ValueError: image_features: the feature vectors are not all of one length: 'img:a' has 2, 'img:b' has 1. All images need features of one dim, from the same model and layer.
+    """
+    try:
+        return np.asarray(arr)
+    except ValueError:
+        raise ValueError(f"{name}: the feature vectors are not all of one length{_ragged_rows(arr, keys)}. All images "
+                         f"need features of one dim, from the same model and layer.") from None
+
+
+def _ragged_rows(rows, keys: Sequence[str] | None) -> str:
+    """The first row of `rows` whose length differs from the first's, as ``": 'img:0' has 16, 'img:5' has 15"``
+    (``""`` where it cannot be told)."""
+    try:
+        sizes = [np.size(r) for r in rows]
+    except (TypeError, ValueError):
+        return ""
+    odd = next((i for i, n in enumerate(sizes) if n != sizes[0]), None)
+    if odd is None:
+        return ""
+    first, other = _row_names(keys, np.array([0])), _row_names(keys, np.array([odd]))
+    return f": {first} has {sizes[0]}, {other} has {sizes[odd]}"
 
 
 #: Squared L2 norms that float32 represents as a normal number: the model normalises rows with

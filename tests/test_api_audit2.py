@@ -95,3 +95,28 @@ def test_a_one_shot_iterator_for_several_passes_is_refused(one_shot):
         m.train(one_shot(DATA.docs), total_examples=m.corpus_count, epochs=2)
     words = m.train(one_shot(DATA.docs), total_examples=m.corpus_count, epochs=1)[1]  # one epoch: one pass
     assert words == sum(map(len, DATA.docs))
+
+
+# ----------------------------------------------------------------------------- features
+
+def test_feature_vectors_of_different_lengths_are_named():
+    """A ``(keys, list of vectors)`` pair with one shorter vector, or such a list given to ``project``,
+    failed in numpy ("setting an array element with a sequence. The requested array has an
+    inhomogeneous shape"), naming neither the argument nor the image."""
+    keys = list(DATA.features)
+    rows = [DATA.features[k] if i != 5 else DATA.features[k][:-1] for i, k in enumerate(keys)]
+    with pytest.raises(ValueError, match=r"^image_features: the feature vectors are not all of one length: "
+                                         r"'img:0' has 16, 'img:5' has 15\. All images need features of one dim"):
+        Im2Vec(DATA.docs, image_features=(keys, rows), **KW)
+
+
+def test_project_names_vectors_of_different_lengths_and_a_list_of_keys(model):
+    new = DATA.test_features
+    with pytest.raises(ValueError, match=r"^features: the feature vectors are not all of one length: row 0 has 16, "
+                                         r"row 1 has 15"):
+        model.project([new[0], new[1][:-1]])
+    # a list of keys was "expected numeric feature vectors, got an array of dtype <U5"
+    with pytest.raises(TypeError, match=r"expected CNN feature vectors, got 2 str \('img:0', 'img:1'\): keys or paths, "
+                                        r"not features\. .* query it by its key, model\.most_similar_words\('img:0'\)"):
+        model.similar_by_image(["img:0", "img:1"], topn=1)
+    assert model.project([list(new[0]), list(new[1])]).shape == (2, KW["vector_size"])  # lists of numbers: fine
