@@ -105,6 +105,19 @@ def scattered_reads(vectors, rows: np.ndarray, mode: str = "prefetch"):
             mm.madvise(mmap.MADV_NORMAL)
 
 
+def _fix_for(obj) -> str:
+    """How to give `obj`, refused by :meth:`ImageFeatures.from_any`, in a form it takes (``""``: no guess)."""
+    if isinstance(obj, np.ndarray):
+        return "; an array has no keys: pass (keys, array), the image keys in the array's row order"
+    if not isinstance(obj, (list, tuple)) or not obj:
+        return ""
+    if all(isinstance(p, (tuple, list)) and len(p) == 2 and isinstance(p[0], str) for p in obj):
+        return " of (key, vector) pairs; pass dict(pairs)"
+    if isinstance(obj, list) and len(obj) == 2 and not isinstance(obj[0], str):
+        return "; a (keys, array) pair is a tuple: pass (keys, array), not [keys, array]"
+    return ""
+
+
 class ImageFeatures:
     """Keys, a feature matrix (float16/float32, possibly memory-mapped) and ``key → row``.
 
@@ -210,7 +223,7 @@ class ImageFeatures:
             return cls(list(keys), arr, name=name)
         raise TypeError(
             f"{name}: expected a {{key: vector}} mapping, a (keys, 2-D array) pair or a feature store "
-            f"(an object with .keys and .vectors), got {type(obj).__name__}."
+            f"(an object with .keys and .vectors), got {type(obj).__name__}{_fix_for(obj)}."
         )
 
     # -- access -------------------------------------------------------------------------------

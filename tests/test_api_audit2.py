@@ -120,3 +120,18 @@ def test_project_names_vectors_of_different_lengths_and_a_list_of_keys(model):
                                         r"not features\. .* query it by its key, model\.most_similar_words\('img:0'\)"):
         model.similar_by_image(["img:0", "img:1"], topn=1)
     assert model.project([list(new[0]), list(new[1])]).shape == (2, KW["vector_size"])  # lists of numbers: fine
+
+
+@pytest.mark.parametrize("given, fix", [
+    (lambda f: list(f.items()), r"got list of \(key, vector\) pairs; pass dict\(pairs\)"),
+    (lambda f: [list(f), np.stack(list(f.values()))], r"got list; a \(keys, array\) pair is a tuple: pass \(keys, array\)"),
+    (lambda f: np.stack(list(f.values())), r"got ndarray; an array has no keys: pass \(keys, array\)"),
+], ids=["pairs", "keys-array-list", "bare-array"])
+def test_features_in_a_form_one_step_from_a_taken_one_say_that_step(given, fix):
+    """gensim users hold (key, vector) pairs, a [keys, array] list or a bare array: each was refused
+    with "expected a {key: vector} mapping, a (keys, 2-D array) pair or a feature store ..., got list"
+    and no word on how to turn it into one."""
+    with pytest.raises(TypeError, match=r"image_features: expected a \{key: vector\} mapping, .*" + fix):
+        Im2Vec(DATA.docs, image_features=given(DATA.features), **KW)
+    m = Im2Vec(DATA.docs, image_features=dict(list(DATA.features.items())), **KW)  # the pairs' fix
+    assert len(m.image_keys) == len(DATA.features)
