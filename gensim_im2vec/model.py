@@ -699,6 +699,9 @@ class Im2Vec(Word2Vec):
         space_neighbours: int = 0, space_neighbour_weight: float = 1.0, space_neighbour_index: str = "exact",
         space_neighbour_nprobe: int = 32, vectors_file: str | os.PathLike | None = None,
     ):
+        if not is_int(vector_size) or vector_size < 1:  # (gensim: numpy's "negative dimensions", or 0-d vectors)
+            raise ValueError(f"vector_size must be an int >= 1 (the dim of the space words and images share, e.g. "
+                             f"100), got {vector_size!r}.")
         if corpus_file is not None:
             corpus_file = corpusfile.check_corpus_file(corpus_file, sentences)
         check_corpus(sentences, "sentences")

@@ -135,3 +135,15 @@ def test_features_in_a_form_one_step_from_a_taken_one_say_that_step(given, fix):
         Im2Vec(DATA.docs, image_features=given(DATA.features), **KW)
     m = Im2Vec(DATA.docs, image_features=dict(list(DATA.features.items())), **KW)  # the pairs' fix
     assert len(m.image_keys) == len(DATA.features)
+
+
+# ----------------------------------------------------------------------------- options
+
+@pytest.mark.parametrize("size", [0, -1, 8.0, "8", True])
+def test_a_vector_size_that_is_not_a_positive_int_is_named(size):
+    """gensim takes vector_size=0 (every vector empty: most_similar_words answered [] and project
+    gave (0,) vectors, without an error) and fails deep in numpy on the others ("negative dimensions
+    are not allowed", "'float' object cannot be interpreted as an integer")."""
+    with pytest.raises(ValueError, match=r"^vector_size must be an int >= 1 \(the dim of the space"):
+        Im2Vec(DATA.docs, image_features=DATA.features, **{**KW, "vector_size": size})
+    assert Im2Vec(DATA.docs, image_features=DATA.features, **{**KW, "vector_size": np.int64(4)}).wv.vector_size == 4
