@@ -4280,7 +4280,8 @@ class Im2Vec(Word2Vec):
         ValueError
             `fname` is not a saved model, or a companion ``.npy`` beside it is damaged (named); or
             `image_features` was given with a plain gensim Word2Vec file, which has no ``W`` to
-            place images with (use :meth:`from_word2vec` to add images).
+            place images with (use :meth:`from_word2vec` to add images); or `mmap` is none of None,
+            ``"r"``, ``"c"``, ``"r+"`` (numpy's ``"w+"`` would empty the saved arrays' files).
         FileNotFoundError
             `fname`, or a companion file saved beside it (named), or the model's feature store is
             missing (the message names the path and how to give the new one).
@@ -5799,6 +5800,7 @@ def _checked_load(load, expected: tuple, fname, *args, upgrade: bool = False, **
     """``load(fname, ...)``, checked: an object of a class in `expected` (or, with `upgrade`, a
     plain gensim Word2Vec, which :meth:`Im2Vec.load` then brings up), else an error that says what
     the file holds and what was expected."""
+    _check_mmap(args[0] if args else kwargs.get("mmap"))
     path = os.fspath(fname)
     try:
         obj = load(path, *args, **kwargs)  # gensim wants a str
@@ -5828,6 +5830,23 @@ def _checked_load(load, expected: tuple, fname, *args, upgrade: bool = False, **
                 "sentences=...) or `im2vec train DOCUMENTS -f STORE -o MODEL --pretrained PATH`")
     raise NotAModelError(f"{path!r} holds a {type(obj).__module__}.{type(obj).__name__} where {names} was "
                          f"expected; {hint}.")
+
+
+#: The ``mmap`` modes a load takes (numpy's ``np.load(mmap_mode=...)``, which gensim passes it to, but "w+").
+_MMAP_MODES = (None, "r", "c", "r+")
+
+
+def _check_mmap(mmap) -> None:
+    """A load's `mmap`, checked before any file is opened: numpy's ``mmap_mode="w+"`` creates each
+    array's file anew (the first companion file it opens is emptied: the saved model lost), and another
+    value failed as a "damaged" model."""
+    if mmap in _MMAP_MODES:
+        return
+    why = (": 'w+' creates each array's file anew, which would empty the saved model's arrays" if mmap == "w+"
+           else "")
+    raise ValueError(f"mmap must be None (load into memory), 'r' (memory-mapped read-only), 'c' (copy-on-write: "
+                     f"changes stay in memory) or 'r+' (read-write: changes go to the saved files), got "
+                     f"{mmap!r}{why}.")
 
 
 def _looks_saved(path: str) -> bool:

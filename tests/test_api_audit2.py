@@ -3,6 +3,8 @@ is a call that lost the model, trained nothing without an error, or failed deep 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -147,3 +149,21 @@ def test_a_vector_size_that_is_not_a_positive_int_is_named(size):
     with pytest.raises(ValueError, match=r"^vector_size must be an int >= 1 \(the dim of the space"):
         Im2Vec(DATA.docs, image_features=DATA.features, **{**KW, "vector_size": size})
     assert Im2Vec(DATA.docs, image_features=DATA.features, **{**KW, "vector_size": np.int64(4)}).wv.vector_size == 4
+
+
+# ----------------------------------------------------------------------------- loading
+
+@pytest.mark.parametrize("mmap", ["w+", "x", "readonly"])
+def test_a_load_with_an_mmap_mode_it_cannot_take_names_it_and_leaves_the_files(model, tmp_path, mmap):
+    """``Im2Vec.load(path, mmap="w+")`` (numpy's write mode) emptied the saved model's
+    ``.wv.vectors.npy`` and then blamed a damaged companion file ("copy it again with the model"):
+    the model was lost. Another mode said the model "is damaged or was saved by an incompatible
+    version. Save the model again", of a model that was fine."""
+    path = tmp_path / "m.model"
+    model.save(str(path), sep_limit=0)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(ValueError, match=r"^mmap must be None \(load into memory\), 'r' .* got " + re.escape(repr(mmap))):
+        Im2Vec.load(str(path), mmap=mmap)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    for ok in (None, "r", "c", "r+"):
+        np.testing.assert_array_equal(Im2Vec.load(str(path), mmap=ok).W, model.W)
