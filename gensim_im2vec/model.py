@@ -1907,9 +1907,9 @@ class Im2Vec(Word2Vec):
                 and iter(corpus_iterable) is corpus_iterable):
             raise TypeError(
                 f"corpus_iterable is a one-shot iterator ({type(corpus_iterable).__name__}: a generator, map(), "
-                f"iter(...) or an open file is used up by one pass), but {passes} passes over it are needed here "
-                f"(build_vocab reads it once, train() once per epoch): every pass after the first would find it "
-                f"empty and train nothing. Pass a list of documents, a re-iterable corpus (an object whose "
+                f"iter(...) or an open file is used up by one pass), but it is read {passes} times here (train() "
+                f"reads it once per epoch, and Im2Vec(corpus, ...) once more to build the vocabulary): every pass "
+                f"after the first would find it empty and train nothing. Pass a list of documents, a re-iterable corpus (an object whose "
                 f"__iter__ starts over, e.g. gensim_im2vec.corpora.LineDocuments(path)), or corpus_file=PATH.")
         super()._check_corpus_sanity(corpus_iterable=corpus_iterable, corpus_file=corpus_file, passes=passes)
 
