@@ -866,37 +866,40 @@ def normalize_command(source, output, fmt, fields, key, image_column, text_colum
     norm = (Normalizer.for_text(**given({"multiword": multiword}), track_vocab=True) if fmt == "text"
             else Normalizer(**given({"multiword": multiword}), **extra))
     common = {"normalizer": norm, "limit": limit, **given({"prefix": prefix})}
-    try:
-        if fmt == "yfcc":
-            yfcc = given({"fields": [f.strip() for f in fields.split(",") if f.strip()] if fields else None,
-                          "key": key})
-            corpus = corpora.YFCC100MCorpus(source, **yfcc, **common)
-        elif fmt == "folder":
-            corpus = corpora.FolderCorpus(source, **common)
-        elif fmt in ("csv", "tsv", "jsonl"):
-            if not image_column:
-                raise click.UsageError(f"--format {fmt} needs --image-column (and --text-column/--tag-column).")
-            corpus = corpora.TableCorpus(source, image_column=image_column, text_columns=text_column,
-                                         tag_columns=tag_column, format=fmt,
-                                         **given({"delimiter": delimiter, "tag_sep": tag_sep}), **common)
-        else:
-            corpus = corpora.TextCorpus(source, normalizer=norm, limit=limit)
-        keys = corpora.KeyRepeats(prefix=corpus.prefix) if fmt != "text" else None  # (8 bytes a document)
-        _write_documents(corpus, output, f"{source} (read as --format {fmt})", limit, keys)
-        repeats = _repeated_keys(keys, output) if keys is not None else None
-    except (ValueError, OSError) as e:
-        raise click.ClickException(str(e)) from e
-    click.echo(f"{output}: {corpus.stats.summary()}")
-    click.echo(norm.stats.summary())
-    if repeats and repeats["duplicate_key"]:
-        click.echo(f"warning: {_repeats_line(repeats, fmt)}", err=True)
-    if report:
+    # (two runs into one documents file at once: each reads it back for its repeated keys, and would read the other's)
+    with _one_writer(output, "normalize", "a documents file"), (
+            _one_writer(report, "normalize", "a --report file") if report else contextlib.nullcontext()):
         try:
-            atomic_write_json(report, {"reader": corpus.stats.as_dict(), "normalizer": norm.stats.as_dict(),
-                                       "normalizer_config": norm.config(),
-                                       **({"image_keys": repeats} if repeats is not None else {})})
-        except OSError as e:  # (a full disk: said by _Command with the file and what is kept)
-            raise click.ClickException(f"--report {report}: {e}") from e
+            if fmt == "yfcc":
+                yfcc = given({"fields": [f.strip() for f in fields.split(",") if f.strip()] if fields else None,
+                              "key": key})
+                corpus = corpora.YFCC100MCorpus(source, **yfcc, **common)
+            elif fmt == "folder":
+                corpus = corpora.FolderCorpus(source, **common)
+            elif fmt in ("csv", "tsv", "jsonl"):
+                if not image_column:
+                    raise click.UsageError(f"--format {fmt} needs --image-column (and --text-column/--tag-column).")
+                corpus = corpora.TableCorpus(source, image_column=image_column, text_columns=text_column,
+                                             tag_columns=tag_column, format=fmt,
+                                             **given({"delimiter": delimiter, "tag_sep": tag_sep}), **common)
+            else:
+                corpus = corpora.TextCorpus(source, normalizer=norm, limit=limit)
+            keys = corpora.KeyRepeats(prefix=corpus.prefix) if fmt != "text" else None  # (8 bytes a document)
+            _write_documents(corpus, output, f"{source} (read as --format {fmt})", limit, keys)
+            repeats = _repeated_keys(keys, output) if keys is not None else None
+        except (ValueError, OSError) as e:
+            raise click.ClickException(str(e)) from e
+        click.echo(f"{output}: {corpus.stats.summary()}")
+        click.echo(norm.stats.summary())
+        if repeats and repeats["duplicate_key"]:
+            click.echo(f"warning: {_repeats_line(repeats, fmt)}", err=True)
+        if report:
+            try:
+                atomic_write_json(report, {"reader": corpus.stats.as_dict(), "normalizer": norm.stats.as_dict(),
+                                           "normalizer_config": norm.config(),
+                                           **({"image_keys": repeats} if repeats is not None else {})})
+            except OSError as e:  # (a full disk: said by _Command with the file and what is kept)
+                raise click.ClickException(f"--report {report}: {e}") from e
 
 
 def _check_format_options(source: str, fmt: str, yfcc: dict, table: dict) -> None:
@@ -1016,11 +1019,33 @@ def datasets_split_command(directory, test_share, zero_shot_share, seed):
                                  f"it, then run again.", param_hint="'DIRECTORY'")
     _check_output(target, "'DIRECTORY'")
     try:
-        s = make_split(directory, **given({"test_share": test_share, "zero_shot_share": zero_shot_share, "seed": seed}))
+        with _dataset_writer(directory):  # (a build rewrites split.json at its end)
+            s = make_split(directory, **given({"test_share": test_share, "zero_shot_share": zero_shot_share,
+                                               "seed": seed}))
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"{directory}/split.json: {len(s.train)} train, {len(s.test)} test images in {s.n_groups} "
                f"groups; {len(s.zero_shot_tags)} zero-shot tags")
+
+
+def _dataset_writer(directory: str):
+    """The lock of the data set folder `directory` while `im2vec datasets split` writes into it: the lock its
+    builds hold (``DIRECTORY/.lock``), so that a split is not written while a build runs (which writes
+    split.json too), nor two at once; a second writer is refused, naming the first."""
+    from pathlib import Path
+
+    from gensim_im2vec.store import LOCK_FILE, StoreLockedError, lock_folder
+
+    def busy(pid: str) -> str:
+        return (f"data set folder {directory!r} is being written by another process (pid {pid}): an `im2vec "
+                f"datasets build` or `im2vec datasets split` of it runs, and a data set folder has one writer at a "
+                f"time. Wait for that process to finish (or stop it) and run again. The lock is "
+                f"{os.path.join(directory, LOCK_FILE)!r}; the OS releases it when its holder exits.")
+
+    try:
+        return lock_folder(Path(directory), busy)
+    except StoreLockedError as e:
+        raise click.ClickException(str(e)) from None
 
 
 SPLIT_DOCS = "gensim_im2vec.split:split_documents"
@@ -1075,8 +1100,8 @@ def split_command(documents, output, **options):
     options = given(options)
     try:
         # (one split at a time: two at once into one folder leave one's train.txt beside the other's test.jsonl)
-        with _one_writer(output, "split", "a split folder"), _library_warnings("gensim_im2vec.split",
-                                                                               _split_in_cli_terms):
+        with _one_writer(output, "split", "a split folder", folder=True), _library_warnings(
+                "gensim_im2vec.split", _split_in_cli_terms):
             result = split_documents(documents, output, **options)
     except (ValueError, OSError) as e:
         raise click.ClickException(_split_in_cli_terms(str(e))) from e
@@ -1219,34 +1244,38 @@ def evaluate_command(model_path, demo_dir, mode, test_path, features_path, train
                                        f"(make demo, or im2vec demo --out {demo_dir}).")
         if not text_model:
             _check_readable(words, "--demo")
-    try:
-        with _library_warnings("gensim_im2vec.evaluate",  # (zero-shot tags without a vector)
-                               lambda message: message.replace("zero_shot (--zero-shot)", "--zero-shot")):
-            if demo_dir is not None:
-                from gensim_im2vec.pipeline import DemoConfig, evaluate_trained
-
-                trained = _training_mode(model)
-                if mode is None:
-                    mode = trained
-                elif mode != trained:
-                    raise click.BadParameter(
-                        f"{model_path} was trained {trained} ({_MODE_SAYS[trained]}), not {mode}: the demo's baselines would see the documents as the other mode does. Pass "
-                        f"--mode {trained}, or leave --mode out.", param_hint="'--mode'")
-                report = evaluate_trained(DemoConfig(out_dir=demo_dir, mode=mode), model,
-                                          text if text is not None else load_saved(words, (Word2Vec, KeyedVectors)))
-            else:
-                report = _evaluate_files(ev, model, test_path, features_path, train_path, train_features,
-                                         candidates_path, zero_shot_path, text, baselines, word_similarity,
-                                         analogies)
-    except (ValueError, KeyError, OSError, TypeError) as e:
-        raise click.ClickException(str(e)) from e
-    click.echo(report.format_table())
-    if json_path:
+    # (two evaluations into one --json file at once: it would hold the numbers of whichever ended last, the other's
+    # table printed beside no file)
+    with (_one_writer(json_path, "evaluate", "an evaluation file (--json)") if json_path
+          else contextlib.nullcontext()):
         try:
-            report.save_json(json_path)
-        except OSError as e:  # (a full disk: said by _Command with the file and what is kept)
-            raise click.ClickException(f"--json {json_path}: {e}") from e
-        click.echo(f"numbers written to {json_path}")
+            with _library_warnings("gensim_im2vec.evaluate",  # (zero-shot tags without a vector)
+                                   lambda message: message.replace("zero_shot (--zero-shot)", "--zero-shot")):
+                if demo_dir is not None:
+                    from gensim_im2vec.pipeline import DemoConfig, evaluate_trained
+
+                    trained = _training_mode(model)
+                    if mode is None:
+                        mode = trained
+                    elif mode != trained:
+                        raise click.BadParameter(
+                            f"{model_path} was trained {trained} ({_MODE_SAYS[trained]}), not {mode}: the demo's baselines would see the documents as the other mode does. Pass "
+                            f"--mode {trained}, or leave --mode out.", param_hint="'--mode'")
+                    report = evaluate_trained(DemoConfig(out_dir=demo_dir, mode=mode), model,
+                                              text if text is not None else load_saved(words, (Word2Vec, KeyedVectors)))
+                else:
+                    report = _evaluate_files(ev, model, test_path, features_path, train_path, train_features,
+                                             candidates_path, zero_shot_path, text, baselines, word_similarity,
+                                             analogies)
+        except (ValueError, KeyError, OSError, TypeError) as e:
+            raise click.ClickException(str(e)) from e
+        click.echo(report.format_table())
+        if json_path:
+            try:
+                report.save_json(json_path)
+            except OSError as e:  # (a full disk: said by _Command with the file and what is kept)
+                raise click.ClickException(f"--json {json_path}: {e}") from e
+            click.echo(f"numbers written to {json_path}")
 
 
 def _training_mode(model) -> str:
@@ -1509,9 +1538,12 @@ def train_command(documents, features, output, pretrained, analogies_path, resum
         click.echo(f"{output}: {model} ({len(model.image_keys)} images, {len(model.word_keys)} words)")
 
 
-def _one_writer(output: str, command: str, what: str):
+def _one_writer(output: str, command: str, what: str, *, folder: bool = False):
     """The lock of `output` while `im2vec COMMAND` writes it: a second command that would write the same output
-    at the same time is refused, naming the first."""
+    at the same time is refused, naming the first (:func:`~gensim_im2vec.fileio.output_lock`: one lock for every
+    spelling of the path, a symlinked folder's included). `folder`: the output is a folder the command creates
+    with its parents, which are made now for the lock (and removed again if the command leaves them empty); a
+    symlink that is the output folder is followed."""
     from gensim_im2vec.fileio import OutputBusyError, output_lock
 
     def busy(pid: str) -> str:
@@ -1520,7 +1552,7 @@ def _one_writer(output: str, command: str, what: str):
 
     stack = contextlib.ExitStack()
     try:
-        stack.enter_context(output_lock(output, busy))
+        stack.enter_context(output_lock(output, busy, folder=folder))
     except OutputBusyError as e:
         raise click.ClickException(str(e)) from None
     except OSError:  # a folder where no lock file can be made (read-only): the save says what is wrong there
@@ -2215,9 +2247,10 @@ def export_command(model_path, output, images, key_rule, restrict, tags_only, li
         images = _keyed_folders(images, key_rule, model.image_prefix)
     else:
         images = list(images) if len(images) > 1 else (images[0] if images else None)
-    try:
-        res = export_projector(model, output, images=images, restrict=restrict, tags_only=tags_only, limit=limit,
-                               normalize=normalize, **given({"thumbnail": thumbnail}))
+    try:  # (two exports into one folder at once would leave one's sprite.png beside the other's vectors.tsv)
+        with _one_writer(output, "export", "a projector export folder", folder=True):
+            res = export_projector(model, output, images=images, restrict=restrict, tags_only=tags_only,
+                                   limit=limit, normalize=normalize, **given({"thumbnail": thumbnail}))
     except (ValueError, TypeError, OSError, ImportError) as e:
         raise click.ClickException(str(e)) from e
     sprite = f", sprite {res.grid}x{res.grid} ({len(res.missing)} images without a file)" if res.sprite else ""
@@ -2284,10 +2317,12 @@ def index_command(model_path, output, backend, kind, with_tags, check_queries, s
     _check_output(output or model_path + ".ann", "'-o' / '--output'")
     _check_not_input(output or model_path + ".ann", "'-o' / '--output'", {"the MODEL_PATH": model_path})
     model = _load_model(model_path, {"--store": store})
-    try:
-        modalities = ("words", "tags", "images") if with_tags else ("words", "images")
-        idx = ModalityIndexer(model, modalities=modalities, **given({"backend": backend, "kind": kind, **knobs}))
-        idx.save(output or model_path + ".ann")
+    try:  # (two builds of one manifest at once would leave one's sub-index files beside the other's manifest)
+        with _one_writer(output or model_path + ".ann", "index", "an index"):
+            modalities = ("words", "tags", "images") if with_tags else ("words", "images")
+            idx = ModalityIndexer(model, modalities=modalities,
+                                  **given({"backend": backend, "kind": kind, **knobs}))
+            idx.save(output or model_path + ".ann")
     except (ValueError, TypeError, OSError, ImportError) as e:
         raise click.ClickException(_in_cli_terms(str(e))) from e
     click.echo(f"{output or model_path + '.ann'}: {idx!r}, built in {idx.build_seconds:.1f}s")
@@ -2542,66 +2577,68 @@ def report_command(model_path, output, dataset, test_path, features, image_dirs,
     if prefix is None:  # the model's own image prefix (the dataset's keys carry it as the model's images do)
         prefix = getattr(model, "image_prefix", None) or library_default("gensim_im2vec.corpora:FolderCorpus",
                                                                          "prefix")
-    try:
-        test_keys, true_tags, paths, test_features, n_held_out = [], {}, {}, None, 0
-        if dataset:
-            from gensim_im2vec.corpora import FolderCorpus
-            from gensim_im2vec.datasets import load_split
-            from gensim_im2vec.text import Normalizer
+    # (two reports into one folder at once would each remove the other's thumbnails as stale)
+    with _one_writer(output, "report", "a report folder", folder=True):
+        try:
+            test_keys, true_tags, paths, test_features, n_held_out = [], {}, {}, None, 0
+            if dataset:
+                from gensim_im2vec.corpora import FolderCorpus
+                from gensim_im2vec.datasets import load_split
+                from gensim_im2vec.text import Normalizer
 
-            corpus = FolderCorpus(dataset, prefix=prefix)
-            norm = Normalizer(track_vocab=False)
-            paths = {prefix + key: p for p, key in corpus.iter_images()}
-            split = load_split(dataset)
-            source = model.features
-            if features:
-                from gensim_im2vec.store import FeatureStore
+                corpus = FolderCorpus(dataset, prefix=prefix)
+                norm = Normalizer(track_vocab=False)
+                paths = {prefix + key: p for p, key in corpus.iter_images()}
+                split = load_split(dataset)
+                source = model.features
+                if features:
+                    from gensim_im2vec.store import FeatureStore
 
-                source = FeatureStore.open(features)
-            k2i = source.key_to_index
-            wanted = [prefix + k for k in split.test]
-            have = [k for k in wanted if k in k2i]
-            beside = _dataset_store(model, dataset, wanted, features) if wanted and not have else None
-            if beside is not None and beside[2] and not features:  # (a demo's model holds its training images only)
-                source, n_beside = beside[:2]
-                k2i, features = source.key_to_index, str(source.path)
+                    source = FeatureStore.open(features)
+                k2i = source.key_to_index
+                wanted = [prefix + k for k in split.test]
                 have = [k for k in wanted if k in k2i]
-                click.echo(f"the held-out images' features from {features}, which holds {n_beside} of the "
-                           f"{len(wanted)} test images of {dataset} and comes from the model's extractor (the model's "
-                           f"own features lack them); --features STORE gives another", err=True)
-            test_keys, n_held_out = have[:max_test_images], len(have)
-            if wanted and max_test_images and not test_keys:  # a report without its held-out part: nothing written
-                where = getattr(source, "path", None)
-                store = (f"the --features store {features}" if features
-                         else "the model's features" + (f" ({where})" if where else ""))
-                unsure = ("" if beside is None or beside[2] else " (the model records no extractor: check its "
-                          "features came from the one that made that store)")
-                fix = (f"Pass --features {beside[0].path}, which holds {beside[1]} of them{unsure}" if beside is not None else
-                       f"Pass --features STORE, a feature store that holds them (`im2vec extract {dataset} -o STORE`)")
-                raise click.ClickException(
-                    f"none of the {len(wanted)} test images of {dataset} (split.json) has features in {store}, so the "
-                    f"report would show no held-out image; {output} was not written. {fix}.")
-            if len(test_keys) < min(len(wanted), max_test_images):
-                click.echo(f"warning: {len(wanted) - len(test_keys)} test images have no features in "
-                           f"{features or 'the model'}; pass --features STORE", err=True)
-            for k in test_keys:
-                side = corpus.read_sidecar(paths[k]) if k in paths else None
-                texts, tags = side or ([], [])
-                true_tags[k] = norm.tags(tags) or [w for t in texts for w in norm.text(t)]
-            if test_keys:
-                test_features = np.stack([np.asarray(source.vectors[k2i[k]], dtype=np.float32) for k in test_keys])
-        elif test_path:
-            test_keys, true_tags, test_features, n_held_out = _report_test_images(model, test_path, features, output,
-                                                                                  max_test_images)
-        if image_dirs:
-            paths = _report_image_files(model, image_dirs, prefix, test_keys, output, paths)
-        tables = _evaluation_tables(evaluation) if evaluation else None
-        index = write_report(model, output, test_keys=test_keys, test_features=test_features,
-                             true_tags=true_tags, image_paths=paths, evaluation=tables,
-                             words=[w.strip() for w in words.split(",") if w.strip()] if words else None,
-                             max_test_images=max_test_images, **given({"topn": topn, "map_method": map_method}))
-    except (ValueError, TypeError, OSError, ImportError) as e:
-        raise click.ClickException(str(e)) from e
+                beside = _dataset_store(model, dataset, wanted, features) if wanted and not have else None
+                if beside is not None and beside[2] and not features:  # (a demo's model holds its training images only)
+                    source, n_beside = beside[:2]
+                    k2i, features = source.key_to_index, str(source.path)
+                    have = [k for k in wanted if k in k2i]
+                    click.echo(f"the held-out images' features from {features}, which holds {n_beside} of the "
+                               f"{len(wanted)} test images of {dataset} and comes from the model's extractor (the model's "
+                               f"own features lack them); --features STORE gives another", err=True)
+                test_keys, n_held_out = have[:max_test_images], len(have)
+                if wanted and max_test_images and not test_keys:  # a report without its held-out part: nothing written
+                    where = getattr(source, "path", None)
+                    store = (f"the --features store {features}" if features
+                             else "the model's features" + (f" ({where})" if where else ""))
+                    unsure = ("" if beside is None or beside[2] else " (the model records no extractor: check its "
+                              "features came from the one that made that store)")
+                    fix = (f"Pass --features {beside[0].path}, which holds {beside[1]} of them{unsure}" if beside is not None else
+                           f"Pass --features STORE, a feature store that holds them (`im2vec extract {dataset} -o STORE`)")
+                    raise click.ClickException(
+                        f"none of the {len(wanted)} test images of {dataset} (split.json) has features in {store}, so the "
+                        f"report would show no held-out image; {output} was not written. {fix}.")
+                if len(test_keys) < min(len(wanted), max_test_images):
+                    click.echo(f"warning: {len(wanted) - len(test_keys)} test images have no features in "
+                               f"{features or 'the model'}; pass --features STORE", err=True)
+                for k in test_keys:
+                    side = corpus.read_sidecar(paths[k]) if k in paths else None
+                    texts, tags = side or ([], [])
+                    true_tags[k] = norm.tags(tags) or [w for t in texts for w in norm.text(t)]
+                if test_keys:
+                    test_features = np.stack([np.asarray(source.vectors[k2i[k]], dtype=np.float32) for k in test_keys])
+            elif test_path:
+                test_keys, true_tags, test_features, n_held_out = _report_test_images(model, test_path, features, output,
+                                                                                      max_test_images)
+            if image_dirs:
+                paths = _report_image_files(model, image_dirs, prefix, test_keys, output, paths)
+            tables = _evaluation_tables(evaluation) if evaluation else None
+            index = write_report(model, output, test_keys=test_keys, test_features=test_features,
+                                 true_tags=true_tags, image_paths=paths, evaluation=tables,
+                                 words=[w.strip() for w in words.split(",") if w.strip()] if words else None,
+                                 max_test_images=max_test_images, **given({"topn": topn, "map_method": map_method}))
+        except (ValueError, TypeError, OSError, ImportError) as e:
+            raise click.ClickException(str(e)) from e
     more = (f" of the {n_held_out} with features (--max-test-images shows more)" if n_held_out > len(test_keys)
             else "")
     click.echo(f"{index} ({len(test_keys)} held-out images{more})")
@@ -2857,8 +2894,9 @@ def demo_command(image_sets, **options):
             raise click.BadParameter(f"the demo evaluates on {cfg.eval_set}'s held-out images; include "
                                      f"{cfg.eval_set} in the image sets.", param_hint="'--image-sets'")
     _check_output(cfg.out_dir, "'--out'", folder=True)
-    try:
-        run_demo(cfg, echo=click.echo)
+    try:  # (two demos into one folder at once would each take the other's half-done steps for its own)
+        with _one_writer(str(cfg.out_dir), "demo", "a demo folder", folder=True):
+            run_demo(cfg, echo=click.echo)
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from e
 

@@ -782,7 +782,8 @@ def _lock_build(out: Path, name: str):
 
     return lock_folder(out, lambda holder: (
         f"data set folder {str(out)!r} is being written by another writer (pid {holder}): another build of "
-        f"the {name} data set (`im2vec datasets build`) runs into it, and a folder has one build at a time. "
+        f"the {name} data set (`im2vec datasets build`) or an `im2vec datasets split` of it writes into it, and a "
+        f"folder has one writer at a time. "
         f"Wait for that process to finish (or stop it) and run again (a rerun resumes), or build into another "
         f"folder. The lock is {str(out / LOCK_FILE)!r}; the OS releases it when its holder exits."))
 

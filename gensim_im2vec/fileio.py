@@ -70,7 +70,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["atomic_copy", "atomic_path", "atomic_save", "atomic_write", "atomic_write_bytes",
            "atomic_write_json", "check_output_folder", "format_bytes", "format_bytes_pair", "free_space", "fsync_dir",
-           "is_no_space", "no_space_error", "OutputBusyError", "output_lock", "temp_name"]
+           "is_no_space", "lock_target", "no_space_error", "OutputBusyError", "output_lock", "temp_name"]
 
 
 def temp_name(path: str | os.PathLike) -> Path:
@@ -117,16 +117,51 @@ class OutputBusyError(OSError):
     """Another process writes the same output now (:func:`output_lock`)."""
 
 
+def lock_target(path: str | os.PathLike, *, folder: bool = False) -> Path:
+    """The output `path` as :func:`output_lock` names its lock: its parent folder resolved
+    (``os.path.realpath``: symlinks, ``..`` after a symlink as the OS takes it, a relative path), its
+    own name kept. Two spellings of one output (``out/m.model``, ``/abs/out/m.model``,
+    ``link-to-out/m.model``, ``link/../out/m.model``) give one path, so they take one lock. A symlink
+    that is the output itself is followed for a `folder` (its writer writes into the folder it points
+    to), not for a file (the atomic writes replace the link). A trailing separator is dropped
+    (``split/`` is the folder ``split``).
+
+    >>> import tempfile
+    >>> d = Path(os.path.realpath(tempfile.mkdtemp()))
+    >>> (d / "out").mkdir(); (d / "link").symlink_to(d / "out")
+    >>> lock_target(d / "link" / "m.model") == lock_target(d / "out" / ".." / "out" / "m.model")
+    True
+    >>> lock_target(d / "link" / "m.model") == d / "out" / "m.model"
+    True
+    >>> lock_target(d / "link", folder=True) == d / "out", lock_target(d / "link") == d / "link"
+    (True, True)
+    """
+    path = os.fspath(path)
+    stripped = path.rstrip(os.sep) or path  # ("/" stays "/")
+    head, name = os.path.split(stripped)
+    if folder or name in ("", os.curdir, os.pardir):  # (a folder named through itself: "out/..", ".")
+        return Path(os.path.realpath(stripped))
+    return Path(os.path.realpath(head or os.curdir)) / name
+
+
 @contextlib.contextmanager
-def output_lock(path: str | os.PathLike, busy: Callable[[str], str]) -> Iterator[None]:
+def output_lock(path: str | os.PathLike, busy: Callable[[str], str], *, folder: bool = False) -> Iterator[None]:
     """Hold the single-writer lock of the output `path` (a file or a folder) while the block runs:
-    ``flock`` on a hidden ``.NAME.lock`` beside it, holding this process's pid, removed at the end.
-    Another process that holds it is refused at once with ``OutputBusyError(busy(its pid))``.
+    ``flock`` on a hidden ``.NAME.lock`` beside it (in its real parent folder, :func:`lock_target`:
+    every spelling of one output takes the same lock), holding this process's pid, removed at the
+    end. Another process that holds it is refused at once with ``OutputBusyError(busy(its pid))``.
 
     The OS releases the lock when its holder ends (also by kill -9): the file such a holder leaves
-    is taken over by the next writer. Without ``fcntl`` (not POSIX) nothing is locked; where the
-    folder takes no lock (read-only, a mount without ``flock``) the ``OSError`` is raised, and no
-    lock file is left.
+    is taken over by the next writer. Being hidden, it is never taken for a file of the user's by
+    the commands' output checks (:func:`check_output_folder` skips hidden names). Without ``fcntl``
+    (not POSIX) nothing is locked; where the folder takes no lock (read-only, a mount without
+    ``flock``) the ``OSError`` is raised, and no lock file is left.
+
+    `folder`: the output is a folder that its writer creates with its parents (``im2vec split -o
+    a/b``, `a` missing): the missing parent folders are made now, so that the lock is held from the
+    start, and those that are left empty at the end (the writer failed before it made the output)
+    are removed again; a symlink that is the output is followed. Without it a missing parent folder
+    raises ``FileNotFoundError``.
 
     >>> import tempfile
     >>> target = Path(tempfile.mkdtemp()) / "m.model"
@@ -135,43 +170,78 @@ def output_lock(path: str | os.PathLike, busy: Callable[[str], str]) -> Iterator
     ['.m.model.lock']
     >>> sorted(p.name for p in target.parent.iterdir())
     []
+    >>> with output_lock(target.parent / "a" / "b", lambda pid: f"busy ({pid})", folder=True):
+    ...     sorted(p.name for p in (target.parent / "a").iterdir())  # (b itself is the writer's to make)
+    ['.b.lock']
+    >>> (target.parent / "a").exists()  # made for the lock, left empty: removed
+    False
     """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX: one writer is the user's duty
         yield
         return
-    path = Path(os.path.abspath(path))
+    path = lock_target(path, folder=folder)
     lock = path.with_name(f".{path.name}.lock")
-    while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
-            os.close(fd)
-            raise OutputBusyError(busy(holder)) from None
-        except OSError:  # no flock here (ENOLCK, EOPNOTSUPP: some NFS, FUSE, SMB mounts): no lock file is left
-            with contextlib.suppress(OSError):
-                if not os.fstat(fd).st_size:  # (none that a holder wrote its pid into)
-                    os.unlink(lock)
-            os.close(fd)
-            raise
-        try:  # the holder before removed the file as this one opened it: lock the one now there
-            current = os.stat(lock).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            current = False
-        if current:
-            break
-        os.close(fd)
+    made = _make_parents(path.parent) if folder else []
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-        yield
+        while True:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+                os.close(fd)
+                raise OutputBusyError(busy(holder)) from None
+            except OSError:  # no flock here (ENOLCK, EOPNOTSUPP: some NFS, FUSE, SMB mounts): no lock file is left
+                with contextlib.suppress(OSError):
+                    if not os.fstat(fd).st_size:  # (none that a holder wrote its pid into)
+                        os.unlink(lock)
+                os.close(fd)
+                raise
+            try:  # the holder before removed the file as this one opened it: lock the one now there
+                current = os.stat(lock).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                break
+            os.close(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(lock)  # (while held: a writer waiting on this file sees it gone and takes a new one)
+            os.close(fd)
     finally:
-        with contextlib.suppress(OSError):
-            os.unlink(lock)  # (while held: a writer waiting on this file sees it gone and takes a new one)
-        os.close(fd)
+        for folder in reversed(made):  # the deepest first; one that holds anything stays, and so do those above it
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """Make `folder` and its missing parents; return those this call made, the outermost first (one
+    that another process made meanwhile is not among them: it is not this one's to remove)."""
+    missing = []
+    while not folder.exists() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    made: list[Path] = []
+    for folder in reversed(missing):
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        except OSError:  # (no permission): nothing of this call's is left
+            for done in reversed(made):
+                with contextlib.suppress(OSError):
+                    done.rmdir()
+            raise
+        made.append(folder)
+    return made
 
 
 def pid_alive(pid) -> bool:

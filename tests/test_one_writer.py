@@ -4,7 +4,9 @@
 interrupted run ("resuming the interrupted run saved in ...") and trained beside it into the same files; two
 `im2vec split` into one folder left one's train.txt beside the other's test.jsonl. The first holds
 ``.OUTPUT.lock`` (``flock``) beside its output while it writes; here a child process holds it as that first
-command would."""
+command would. The same audit found export, report, index, normalize, evaluate --json, demo and datasets split
+without the lock, one output under two spellings (``link/..``, a symlink to the output folder) locked twice,
+and ``split -o a/b`` with `a` missing running unlocked (the lock's folder did not exist yet)."""
 
 from __future__ import annotations
 
@@ -122,3 +124,168 @@ def test_a_folder_without_flock_leaves_no_lock_file_and_no_open_descriptor(data,
             except OSError:
                 continue
         assert not [p for p in opened if p.endswith(".m.model.lock") or p.endswith(".m.model.lock (deleted)")]
+
+
+# --- every command that writes an output (audit: export, report, index, normalize, evaluate --json, demo,
+# datasets split let two writers of one output run at once) ---
+
+
+@pytest.fixture
+def model(data, monkeypatch):
+    """`data` with a trained m.model, the documents split (split/), the working folder `data`."""
+    monkeypatch.chdir(data)
+    result = CliRunner().invoke(main, ["train", "docs.txt", "-f", "store", "-o", "m.model", "--min-count", "1",
+                                       "--workers", "1", "--epochs", "1", "--vector-size", "4"])
+    assert result.exit_code == 0, result.output
+    return data
+
+
+def _args(command: str, output: str) -> list[str]:
+    """`im2vec COMMAND` writing `output`."""
+    return {"export": ["export", "m.model", "-o", output],
+            "report": ["report", "m.model", "-o", output, "--map-method", "pca"],
+            "index": ["index", "m.model", "-o", output, "--backend", "annoy", "--check", "0"],
+            "normalize": ["normalize", "docs.txt", "-o", output, "--format", "text"],
+            "evaluate": ["evaluate", "m.model", "--test", "test.jsonl", "--features", "store", "--baselines", "none",
+                         "--no-word-similarity", "--json", output],
+            "demo": ["demo", "--out", output, "--limit", "2"]}[command]
+
+
+WRITERS = [("export", "proj", True), ("report", "rep", True), ("index", "m.ann", False),
+           ("normalize", "docs2.txt", False), ("evaluate", "eval.json", False)]
+
+
+@pytest.mark.parametrize("command, output, folder", WRITERS)
+def test_a_second_writer_of_the_same_output_is_refused_and_a_killed_ones_lock_is_taken_over(
+        model, holder, command, output, folder):
+    (model / "test.jsonl").write_text('{"key": "img:0", "tags": ["cat", "dog"]}\n'
+                                      '{"key": "img:1", "tags": ["dog", "sun"]}\n')
+    first = holder(model / f".{output}.lock")  # the first, still writing
+    result = CliRunner().invoke(main, _args(command, output))
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert f"'{output}' is being written by another `im2vec {command}` (pid {first.pid})" in said
+    assert not (model / output).exists()
+    first.stdin.close()
+    first.wait(timeout=30)  # its lock file is left, as by kill -9: taken over, and tidied
+    result = CliRunner().invoke(main, _args(command, output))
+    assert result.exit_code == 0, result.output
+    assert (model / output).is_dir() if folder else (model / output).is_file()
+    assert not (model / f".{output}.lock").exists()
+    assert not [p.name for p in (model / output).iterdir() if p.name.endswith(".lock")] if folder else True
+
+
+def test_normalize_locks_its_report_file_too(model, holder):
+    first = holder(model / ".stats.json.lock")
+    result = CliRunner().invoke(main, [*_args("normalize", "docs2.txt"), "--report", "stats.json"])
+    assert result.exit_code == 1, result.output
+    assert (f"'stats.json' is being written by another `im2vec normalize` (pid {first.pid})"
+            in " ".join(result.output.split()))
+    assert not (model / "docs2.txt").exists() and not (model / "stats.json").exists()
+    assert not (model / ".docs2.txt.lock").exists()  # (the -o file's lock, taken first, is given back)
+
+
+def test_a_second_demo_into_the_same_folder_is_refused_before_it_starts(data, holder, monkeypatch):
+    monkeypatch.chdir(data)
+    first = holder(data / ".demo-out.lock")
+    result = CliRunner().invoke(main, _args("demo", "demo-out"))
+    assert result.exit_code == 1, result.output
+    assert (f"'demo-out' is being written by another `im2vec demo` (pid {first.pid})"
+            in " ".join(result.output.split()))
+    assert not (data / "demo-out").exists()
+
+
+def test_datasets_split_is_refused_while_a_build_or_another_split_writes_the_folder(data, holder):
+    folder = data / "ds"
+    folder.mkdir()
+    first = holder(folder / ".lock")  # the data set build's lock (datasets._lock_build)
+    result = CliRunner().invoke(main, ["datasets", "split", str(folder)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert f"data set folder {str(folder)!r} is being written by another process (pid {first.pid})" in said
+    assert "`im2vec datasets build` or `im2vec datasets split`" in said
+    assert not (folder / "split.json").exists()
+
+
+def test_two_spellings_of_one_output_take_one_lock(model, holder):
+    """One output, one lock (beside the real output), whichever spelling the second writer gives: through a
+    symlinked folder, ``link/..`` (the OS goes up from where the link points, not back to the link's folder: the
+    lock named lexically was looked for in a folder that does not exist, and skipped), a symlink that is the
+    output folder itself, relative or absolute."""
+    (model / "deep" / "real").mkdir(parents=True)
+    (model / "link").symlink_to(model / "deep" / "real")  # link/.. is deep, not the working folder
+    (model / "proj-link").symlink_to(model / "deep" / "real" / "proj")  # (dangling until the export makes it)
+    first = holder(model / "deep" / "real" / ".proj.lock")
+    for spelling in ["link/proj", "link/../real/proj", str(model / "link" / "proj"), "link/proj/", "proj-link",
+                     "deep/real/proj"]:
+        result = CliRunner().invoke(main, ["export", "m.model", "-o", spelling])
+        assert result.exit_code == 1, (spelling, result.output)
+        assert f"is being written by another `im2vec export` (pid {first.pid})" in " ".join(result.output.split())
+    assert not (model / "deep" / "real" / "proj").exists()
+    # a file output: its parent resolved (train through link/.. into deep/m2.model)
+    train = holder(model / "deep" / ".m2.model.lock")
+    result = CliRunner().invoke(main, ["train", "docs.txt", "-f", "store", "-o", "link/../m2.model", "--min-count",
+                                       "1", "--workers", "1", "--epochs", "1", "--vector-size", "4"])
+    assert result.exit_code == 1, result.output
+    assert f"another `im2vec train` (pid {train.pid})" in " ".join(result.output.split())
+    assert not (model / "deep" / "m2.model").exists()
+    for proc in (first, train):
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    result = CliRunner().invoke(main, ["export", "m.model", "-o", "link/../real/proj"])
+    assert result.exit_code == 0, result.output
+    assert (model / "deep" / "real" / "proj" / "vectors.tsv").is_file()
+    assert sorted(p.name for p in (model / "deep" / "real").iterdir()) == ["proj"]  # its lock was there, and went
+    assert not list(model.glob(".*.lock"))
+
+
+def test_split_into_a_folder_whose_parent_is_missing_holds_the_lock(data, monkeypatch):
+    """`im2vec split -o a/b` with `a` missing creates both (as it did); the lock ``a/.b.lock`` is held from the
+    start, not skipped because its folder did not exist yet."""
+    import fcntl
+
+    import gensim_im2vec.split as split_module
+
+    real = split_module.split_documents
+    seen = {}
+
+    def spy(documents, output, **options):
+        lock = data / "a" / ".b.lock"
+        seen["lock"] = lock.is_file()
+        if seen["lock"]:
+            fd = os.open(lock, os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                seen["held"] = False
+            except BlockingIOError:
+                seen["held"] = True
+            finally:
+                os.close(fd)
+        return real(documents, output, **options)
+
+    monkeypatch.chdir(data)
+    monkeypatch.setattr(split_module, "split_documents", spy)
+    result = CliRunner().invoke(main, ["split", "docs.txt", "-o", "a/b", "--test-share", "0.25"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"lock": True, "held": True}
+    assert sorted(p.name for p in (data / "a").iterdir()) == ["b"]
+    assert (data / "a" / "b" / "split.json").is_file()
+    # a split that fails before it writes leaves no folder it made for the lock, as it left none before
+    result = CliRunner().invoke(main, ["split", "docs.txt", "-o", "c/d/e", "--test-share", "0.99"])
+    assert result.exit_code == 1, result.output
+    assert not (data / "c").exists()
+
+
+def test_a_killed_writers_lock_file_never_makes_a_folder_another_commands(model, holder):
+    """A lock file left by kill -9 inside a folder (a train into out/m.model, killed) is hidden: export, report
+    and split still take the folder for a new one (check_output_folder skips hidden names)."""
+    for command, folder in [("export", "o1"), ("report", "o2"), ("split", "o3")]:
+        (model / folder).mkdir()
+        killed = holder(model / folder / ".m.model.lock")
+        killed.stdin.close()
+        killed.wait(timeout=30)
+        args = (["split", "docs.txt", "-o", folder, "--test-share", "0.25"] if command == "split"
+                else _args(command, folder))
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, (command, result.output)
+        assert (model / folder / ".m.model.lock").is_file()  # (not this command's to remove)
