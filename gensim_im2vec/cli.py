@@ -1097,6 +1097,7 @@ def split_command(documents, output, **options):
 
     _check_output(output, "'-o' / '--output'", folder=True)
     _check_readable(documents, "DOCUMENTS")
+    _check_split_complete(documents, "DOCUMENTS")  # (the train.txt of another split, split again)
     options = given(options)
     try:
         # (one split at a time: two at once into one folder leave one's train.txt beside the other's test.jsonl)
@@ -1377,6 +1378,17 @@ def _check_readable(path: str, what: str) -> None:
     _read_input(path, what, 0)
 
 
+def _check_split_complete(path: str, what: str) -> None:
+    """Refuse an input that is a file of an `im2vec split` that did not finish (its split.json says
+    ``"complete": false``): :func:`~gensim_im2vec.split.check_split_complete`."""
+    from gensim_im2vec.split import check_split_complete
+
+    try:
+        check_split_complete(path)
+    except ValueError as e:
+        raise click.ClickException(f"{what} {e}") from None
+
+
 def _check_documents(path: str) -> None:
     """Refuse a documents file that holds no document, or that is not UTF-8 text (what LineSentence reads)."""
     head = _read_input(path, "DOCUMENTS", 1 << 20)
@@ -1514,6 +1526,7 @@ def train_command(documents, features, output, pretrained, analogies_path, resum
     if params.get("vectors_file"):
         _check_vectors_file_option(params["vectors_file"], output, documents, pretrained, features, analogies_path)
     _check_documents(documents)
+    _check_split_complete(documents, "DOCUMENTS")
     if analogies_path:
         params["space_analogies"] = _read_analogies(analogies_path)
     with _one_writer(output, "train", "a model"):  # a second run now would take this one's checkpoint as its own

@@ -1908,13 +1908,18 @@ def load_tagged_jsonl(path: str | os.PathLike) -> tuple[list[str], list[list[str
     """Read a test (or training) set: one JSON object per line, ``{"key": "img:…", "tags": [...]}``.
 
     Keys are image tokens as in the feature store and the training documents; tags must be
-    normalised as the training documents were. Blank lines are skipped.
+    normalised as the training documents were. Blank lines are skipped. A ``test.jsonl`` or
+    ``train.jsonl`` of an ``im2vec split`` that did not finish is refused (ValueError:
+    :func:`~gensim_im2vec.split.check_split_complete`).
 
     Returns
     -------
     keys : list of str
     tags : list of list of str
     """
+    from gensim_im2vec.split import check_split_complete
+
+    check_split_complete(path)
     keys, tags = [], []
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
@@ -1974,8 +1979,12 @@ def read_tag_file(path: str | os.PathLike) -> list[str]:
     In the one-per-line form blank lines are skipped, and so are comments: a line of ``#`` alone or
     starting with ``#`` and holding a space (``# seen in 2024``); a one-token line is a tag even when
     it starts with ``#`` (``#nofilter``: a hashtag, as ``im2vec split`` writes it), so that a
-    ``zero_shot.txt`` gives the tags its ``split.json`` gives."""
+    ``zero_shot.txt`` gives the tags its ``split.json`` gives. Either file of an ``im2vec split`` that
+    did not finish is refused (ValueError: :func:`~gensim_im2vec.split.check_split_complete`)."""
+    from gensim_im2vec.split import check_split_complete
+
     p = os.fspath(path)
+    check_split_complete(p)
     with open(p, encoding="utf-8") as f:
         text = f.read()
     if p.endswith(".json"):

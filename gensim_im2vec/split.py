@@ -20,6 +20,11 @@ writes into one folder:
                    ``"complete": false`` and last as ``true``
 =================  ==================================================================================
 
+A split stopped before its end (between two of its renames) leaves ``"complete": false``, and files
+that may come from two runs: ``im2vec train``, ``evaluate`` and ``report`` (and the readers
+:func:`~gensim_im2vec.evaluate.load_tagged_jsonl`, :func:`~gensim_im2vec.evaluate.read_tag_file`)
+refuse them, giving the command that writes the folder again (:func:`check_split_complete`).
+
 What a line means:
 
 * **one image token** and words: the image, with the words as its tags;
@@ -121,7 +126,7 @@ from gensim_im2vec.keys import IMAGE_PREFIX
 if TYPE_CHECKING:
     from gensim_im2vec.store import FeatureStore
 
-__all__ = ["DocumentSplit", "SPLIT_FILES", "is_split_folder", "split_documents"]
+__all__ = ["DocumentSplit", "SPLIT_FILES", "check_split_complete", "is_split_folder", "split_documents"]
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +213,75 @@ def is_split_folder(folder: str | os.PathLike) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(record, dict) and record.get("format") == FORMAT
+
+
+def check_split_complete(path: str | os.PathLike) -> None:
+    """Refuse a file of a split that did not finish: `path` is one of the files
+    :func:`split_documents` writes (``train.txt``, ``test.jsonl``, ``split.json``, ...), and its
+    folder's ``split.json`` says ``"complete": false``.
+
+    The split writes ``split.json`` first as not complete and last as complete, each file renamed
+    into place in between: a split stopped between two renames (Ctrl-C, kill, a full disk) leaves a
+    folder whose files may come from two splits (an earlier split's ``test.jsonl`` beside this one's
+    ``train.txt``: held-out images trained on), or one still being written. Run again with the same
+    arguments, the split writes the folder again, whole; the message gives that command (from the
+    record), or the process writing it now. Any other file, or a folder that is no such split's, is
+    let through.
+
+    Raises
+    ------
+    ValueError
+        The split is not complete; the message names the folder, the file and the fix.
+    """
+    p = Path(path)
+    if p.name not in SPLIT_FILES.values():
+        return
+    folder = p.parent
+    try:
+        with open(folder / SPLIT_FILES["record"], encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError):  # none, or not this function's record: not such a split
+        return
+    if not isinstance(record, dict) or record.get("format") != FORMAT or record.get("complete") is not False:
+        return
+    writer = _split_writer(folder)
+    state = (f"an `im2vec split` (pid {writer}) is writing it now. Wait for that process to finish, then run this "
+             f"again" if writer is not None else
+             f"the split into it stopped before it finished (interrupted, killed, a full disk), so {p.name} may be "
+             f"an earlier split's beside this one's other files. Run the split again with the same arguments, "
+             f"which writes the folder again, whole: `{_split_command(record, folder)}` (or split_documents() "
+             f"with them), then run this again")
+    raise ValueError(f"{str(p)!r}: the split in {str(folder)!r} is not complete (its {SPLIT_FILES['record']} says "
+                     f"\"complete\": false): {state}.")
+
+
+def _split_writer(folder: Path) -> int | None:
+    """The pid of a live ``im2vec split`` writing `folder` now, as its lock file names it (read only:
+    taking the lock, even for a moment, could refuse a split starting then), or None."""
+    from gensim_im2vec.fileio import lock_target, pid_alive
+
+    target = lock_target(folder, folder=True)
+    try:
+        pid = int((target.parent / f".{target.name}.lock").read_text("ascii").strip() or 0)
+    except (OSError, ValueError):
+        return None
+    return pid if pid > 0 and pid != os.getpid() and pid_alive(pid) else None
+
+
+def _split_command(record: dict, folder: Path) -> str:
+    """The `im2vec split` command line that makes the split `record` (``split.json``) describes again."""
+    import shlex
+
+    config = record.get("config") if isinstance(record.get("config"), dict) else {}
+    source = (record.get("documents") or {}).get("path") if isinstance(record.get("documents"), dict) else None
+    words = ["im2vec", "split", str(source or "DOCUMENTS"), "-o", str(folder)]
+    for key in ("test_share", "zero_shot_share", "seed", "prefix", "group_by", "min_tag_images"):
+        if config.get(key) is not None:
+            words += ["--" + key.replace("_", "-"), str(config[key])]
+    features = record.get("features")
+    if isinstance(features, dict) and features.get("path"):
+        words += ["-f", str(features["path"])]
+    return shlex.join(words)
 
 
 def _read_lines(path: str) -> Iterator[tuple[int, list[str]]]:

@@ -265,6 +265,78 @@ def test_an_interrupted_split_is_written_again(corpus, tmp_path, monkeypatch):
     assert json.loads((tmp_path / "s" / "split.json").read_text())["complete"] is True
 
 
+def test_the_files_of_an_unfinished_split_are_refused_until_it_is_run_again(corpus, trained, tmp_path,
+                                                                         monkeypatch):
+    """A split stopped between two renames leaves its split.json at ``"complete": false`` and files of two
+    splits side by side (here this run's train.txt beside the earlier run's test.jsonl: images held out by one
+    and trained on by the other). Nothing read that flag: train, evaluate and report took the files as they
+    were. Each now refuses them, naming the folder and the command that writes it again."""
+    import os
+    import shlex
+
+    from gensim_im2vec import evaluate as ev
+    from gensim_im2vec import split as split_module
+
+    folder, store = tmp_path / "s", corpus / "store"
+    assert _run("split", corpus / "docs.txt", "-o", folder, "--test-share", "0.2", "--zero-shot-share", "0.2",
+                "-f", store).exit_code == 0
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(split_module, "atomic_write_bytes", boom)  # (test.jsonl: after train.txt and train.jsonl)
+    with pytest.raises(KeyboardInterrupt):
+        split_documents(corpus / "docs.txt", folder, test_share=0.3, zero_shot_share=0.2, seed="again",
+                        features=store)
+    monkeypatch.undo()
+    assert json.loads((folder / "split.json").read_text())["complete"] is False
+    train = ["train", folder / "train.txt", "-f", store, "-o", tmp_path / "m.model", "--vector-size", "8", "--epochs",
+             "1", "--min-count", "1", "--workers", "1"]
+    refused = {
+        "train": _run(*train),
+        "evaluate": _run("evaluate", trained / "m.model", "--test", folder / "test.jsonl", "--features", store,
+                         "--baselines", "none", "--no-word-similarity"),
+        "evaluate --train": _run("evaluate", trained / "m.model", "--test", trained / "split" / "test.jsonl",
+                                 "--features", store, "--train", folder / "train.jsonl", "--baselines", "none",
+                                 "--no-word-similarity"),
+        "evaluate --zero-shot": _run("evaluate", trained / "m.model", "--test", trained / "split" / "test.jsonl",
+                                     "--features", store, "--zero-shot", folder / "split.json", "--baselines", "none",
+                                     "--no-word-similarity"),
+        "report": _run("report", trained / "m.model", "-o", tmp_path / "rep", "--test", folder / "test.jsonl",
+                       "--features", store, "--map-method", "pca"),
+        "split": _run("split", folder / "train.txt", "-o", tmp_path / "s2"),
+    }
+    fix = None
+    for command, res in refused.items():
+        said = _flat(res.output)
+        assert res.exit_code == 1, (command, res.output)
+        assert f"the split in {str(folder)!r} is not complete (its split.json says \"complete\": false)" in said
+        assert "Run the split again with the same arguments" in said, said
+        fix = said.split("whole: `", 1)[1].split("`", 1)[0]
+    assert not (tmp_path / "m.model").exists() and not (tmp_path / "rep").exists() and not (tmp_path / "s2").exists()
+    for path in ("train.jsonl", "test.jsonl"):  # the library's readers too
+        with pytest.raises(ValueError, match="is not complete"):
+            ev.load_tagged_jsonl(folder / path)
+    for path in ("split.json", "zero_shot.txt"):
+        with pytest.raises(ValueError, match="is not complete"):
+            ev.read_tag_file(folder / path)
+    (folder / "mine.jsonl").write_text('{"key": "img:0", "tags": ["a"]}\n')  # not a file of the split: read
+    assert ev.load_tagged_jsonl(folder / "mine.jsonl") == (["img:0"], [["a"]])
+    # a split writing it now (its lock beside the folder names a live process): wait for it, not rerun it
+    (tmp_path / ".s.lock").write_text(f"{os.getppid()}\n")
+    said = _flat(_run(*train).output)
+    assert f"an `im2vec split` (pid {os.getppid()}) is writing it now. Wait for that process to finish" in said
+    (tmp_path / ".s.lock").unlink()
+    # the fix, as said: the interrupted run's own arguments, read from its split.json
+    words = shlex.split(fix)
+    assert words[:2] == ["im2vec", "split"] and "--test-share" in words and "0.3" in words and "again" in words
+    res = _run(*words[1:])
+    assert res.exit_code == 0, res.output
+    assert json.loads((folder / "split.json").read_text())["complete"] is True
+    res = _run(*train)
+    assert res.exit_code == 0, res.output
+
+
 @pytest.mark.parametrize("name", ["docs.txt.gz", "docs.txt.bz2"])
 def test_a_compressed_file_cut_short_is_an_error_naming_it(corpus, tmp_path, name):
     """A .gz / .bz2 that ends early (an interrupted download) said only "Aborted!" (the EOFError went to
