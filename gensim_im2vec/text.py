@@ -193,6 +193,13 @@ _HEX_HASH = re.compile(r"0x[0-9a-f]+|(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8
 # A numbered file name: a word of 3+ letters and a number of 1-4 digits (head1, tigre01, summer2005).
 # Shorter letter parts are codes, kept whole (mp3, a4, f16, md5).
 _FILE_STEM = re.compile(r"([^\W\d_]{3,})\d{1,4}")
+# The lower-case patterns above run on lower-cased text. With ``lowercase=False`` the text keeps its
+# case, and ``HASH(0x885C2BC)``, ``01267F59F5A2EF449DBFB30D080FB``, ``0X1F2E``, ``DSC_1234`` are the
+# same noise: these case-insensitive twins are used then (only then: on lower-cased text they find
+# nothing more, at a cost). The URL pattern is case-insensitive already; machine tags have no case.
+_HASH_CALL_ANY_CASE = re.compile(_HASH_CALL.pattern, re.I)
+_HEX_HASH_ANY_CASE = re.compile(_HEX_HASH.pattern, re.I)
+_CAMERA_ANY_CASE = re.compile(_CAMERA.pattern, re.I)
 #: The bare tag left beside ``hash(0x…)`` by an exporter (1,795 of 7,458 OpenClipArt drawings carry it).
 _BARE_HASH_TAG = "hash"
 
@@ -437,7 +444,10 @@ class Normalizer:
         Apply Unicode NFKC (full-width letters, ligatures, ``①`` → ``1``) and delete the invisible
         characters inside words (soft hyphens, zero-width joiners, variation selectors).
     lowercase : bool
-        Unicode case folding (``Straße`` → ``strasse``, ``İstanbul`` → ``istanbul``).
+        Unicode case folding (``Straße`` → ``strasse``, ``İstanbul`` → ``istanbul``). False keeps the
+        case of the words; URLs, e-mail addresses, machine tags, camera names and hashes are removed
+        in any case all the same (``WWW.x.com``, ``DSC_1234``, ``HASH(0x885C2BC)``, ``0A1B2C3D4E``),
+        while ``stopwords`` and ``junk`` match as they are written (lower case).
     machine_tags : bool
         Drop machine tags ``namespace:predicate=value``; a tag that is one is dropped whole, also
         when its value holds spaces (``taxonomy:binomial="Panthera leo"``).
@@ -594,8 +604,10 @@ class Normalizer:
         if not text:
             return []
         text = self._clean(text)
-        if self.hashes and "hash" in text and "(" in text:  # hash( 0x1f ) written with spaces: one word
-            text = _HASH_CALL.sub(_without_whitespace, text)
+        lowercase = self.lowercase
+        # hash( 0x1f ) written with spaces: one word (HASH( 0X1F ) too, when the case is kept)
+        if self.hashes and "(" in text and "hash" in (text if lowercase else text.lower()):
+            text = (_HASH_CALL if lowercase else _HASH_CALL_ANY_CASE).sub(_without_whitespace, text)
         # URLs, machine tags and hash(...) are removed word by word (_unit_uncached), so that a word
         # that was one, punctuation and all ("(http://x.com)", "me@x.org,"), is one removed raw token
         return self._run(text.split(), False)
@@ -721,12 +733,13 @@ class Normalizer:
                 return _url_kept(m) if keep else " "
             return pattern.sub(repl, s)
 
-        if self.strip_urls and (":" in s or "www" in s or "@" in s):
+        low = s if self.lowercase else s.lower()  # (the guards' words in any case: WWW.x.com, HASH(…))
+        if self.strip_urls and (":" in s or "www" in low or "@" in s):
             s = sub(_URL, "url", s, keep=True)
         if self.machine_tags and ":" in s and "=" in s:
             s = sub(_MACHINE_TAG, "machine_tag", s)
-        if self.hashes and "hash" in s:
-            s = sub(_HASH_CALL, "hash", s)
+        if self.hashes and "hash" in (s if self.lowercase else s.lower()):  # (s: the URLs are gone)
+            s = sub(_HASH_CALL if self.lowercase else _HASH_CALL_ANY_CASE, "hash", s)
         return s
 
     def _text_word_patterns(self, word: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
@@ -758,9 +771,9 @@ class Normalizer:
         """The reason a single token is noise, or None."""
         if self.numbers and _NUMBER.fullmatch(tok):
             return "number"
-        if self.camera_names and _CAMERA.fullmatch(tok):
+        if self.camera_names and (_CAMERA if self.lowercase else _CAMERA_ANY_CASE).fullmatch(tok):
             return "camera"
-        if self.hashes and _HEX_HASH.fullmatch(tok):
+        if self.hashes and (_HEX_HASH if self.lowercase else _HEX_HASH_ANY_CASE).fullmatch(tok):
             return "hash"
         return None
 
@@ -777,7 +790,7 @@ class Normalizer:
         if self.junk is not None and tok in self.junk:
             reasons.append("junk")
             return False
-        if is_tag and self.hashes and tok == _BARE_HASH_TAG:
+        if is_tag and self.hashes and (tok if self.lowercase else tok.lower()) == _BARE_HASH_TAG:
             reasons.append("hash")
             return False
         return True
@@ -806,7 +819,8 @@ class Normalizer:
                 return (), (removed,)
         else:
             s = unit  # already cleaned by text()
-            if patterns and (":" in s or "www" in s or "@" in s or "hash" in s):
+            low = s if self.lowercase else s.lower()
+            if patterns and (":" in s or "www" in low or "@" in s or "hash" in low):
                 word = self._text_word_patterns(s)
                 if word is not None:
                     return word
@@ -919,6 +933,6 @@ def _removed_whole(tag: str, after: str) -> str | None:
         return None
     if "=" in tag and ":" in tag:
         return "machine_tag"
-    if "hash" in tag and "(" in tag:
+    if "(" in tag and "hash" in tag.lower():  # (HASH(0x…) with lowercase=False)
         return "hash"
     return "url"

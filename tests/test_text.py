@@ -255,6 +255,35 @@ def test_bare_hash_tag_is_dropped_but_hash_in_text_and_longer_tags_stays():
     assert Normalizer(hashes=False).tags(["hash"]) == ["hash"]
 
 
+@pytest.mark.parametrize("raw, reason", [
+    ("HASH(0x885c2bc)", "hash"), ("Hash(0x885C2BC)", "hash"), ("hash(0X1F2E)", "hash"), ("HASH( 0X1F )", "hash"),
+    ("01267F59F5A2EF449DBFB30D080FB", "hash"), ("0X1F2E", "hash"), ("DEADBEEF12", "hash"),
+    ("DSC_1234", "camera"), ("IMG_2009_12_11", "camera"), ("P1010123", "camera"), ("ABC12345", "camera"),
+    ("WWW.Example.com", "url"), ("Www.foo.COM/Path", "url"), ("HTTPS://Example.COM/X.jpg", "url"),
+    ("Me@Example.ORG", "url"), ("GEO:LAT=51.5", "machine_tag"), ("Taxonomy:Binomial=Panthera", "machine_tag"),
+])
+def test_patterns_remove_noise_in_any_case_when_the_case_is_kept(raw, reason):
+    """With ``lowercase=False`` the patterns (written lower case, for lower-cased text) let upper-case noise
+    through: ``HASH(0x885c2bc)`` gave the word HASH, ``01267F59…`` and ``DSC_1234`` stayed, ``WWW.x.com`` became
+    WWW, Example, com. They are noise in any case: removed under the same reason as lower-cased."""
+    for kw in ({}, {"lowercase": False}):
+        tag = Normalizer(**kw)
+        assert tag.tags([raw]) == [], (raw, kw)
+        assert dict(tag.stats.reasons) == {reason: 1}, (raw, kw)
+        text = Normalizer(**kw)
+        assert text.text(f"Red {raw} Fox") == (["Red", "Fox"] if kw else ["red", "fox"]), (raw, kw)
+        assert dict(text.stats.reasons) == {reason: 1}, (raw, kw)
+
+
+def test_the_case_kept_keeps_words_that_only_look_like_noise():
+    """The same words as lower-cased are kept: an event tag with its year, a word of hex letters shorter than
+    a hash, a bare HASH in free text; stop words match as written."""
+    norm = Normalizer(lowercase=False)
+    assert norm.tags(["NYC2010", "Paris2008", "Cafe", "HASH", "Hash Browns"]) == ["NYC2010", "Paris2008", "Cafe",
+                                                                                 "Hash_Browns"]
+    assert norm.text("Corned Beef HASH in NYC2010") == ["Corned", "Beef", "HASH", "NYC"]
+
+
 def test_numbered_file_stems_in_text_lose_their_number():
     norm = Normalizer()
     assert norm.text("head1 smiley111 arrow08_4 tigre01 summer2005") == ["head", "smiley", "arrow", "tigre", "summer"]
