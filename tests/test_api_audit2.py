@@ -4,6 +4,7 @@ is a call that lost the model, trained nothing without an error, or failed deep 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -97,6 +98,46 @@ def test_a_one_shot_iterator_for_several_passes_is_refused(one_shot):
         m.train(one_shot(DATA.docs), total_examples=m.corpus_count, epochs=2)
     words = m.train(one_shot(DATA.docs), total_examples=m.corpus_count, epochs=1)[1]  # one epoch: one pass
     assert words == sum(map(len, DATA.docs))
+
+
+class _Restarting:
+    """A re-iterable corpus written as an iterator: its ``__iter__`` starts over and returns itself."""
+
+    def __init__(self, docs):
+        self.docs, self.i = docs, 0
+
+    def __iter__(self):
+        self.i = 0
+        return self
+
+    def __next__(self):
+        if self.i >= len(self.docs):
+            raise StopIteration
+        self.i += 1
+        return self.docs[self.i - 1]
+
+
+class _OneShot(Iterator):
+    """An iterator class with only ``__next__`` of its own (``__iter__``: collections.abc.Iterator's)."""
+
+    def __init__(self, docs):
+        self.docs, self.i = docs, 0
+
+    def __next__(self):
+        if self.i >= len(self.docs):
+            raise StopIteration
+        self.i += 1
+        return self.docs[self.i - 1]
+
+
+def test_an_iterator_class_whose_iter_starts_over_is_taken():
+    """An object that is its own iterator but whose ``__iter__`` starts over is re-iterable: gensim trains
+    on it every epoch, and so does Im2Vec (the one-shot check refused it: ``iter(corpus) is corpus``)."""
+    m = Im2Vec(_Restarting(DATA.docs), image_features=DATA.features, **KW)
+    words = m.train(_Restarting(DATA.docs), total_examples=m.corpus_count, epochs=2)[1]
+    assert words == 2 * sum(map(len, DATA.docs))
+    with pytest.raises(TypeError, match=r"one-shot iterator \(_OneShot: .* it is read 2 times here"):
+        m.train(_OneShot(DATA.docs), total_examples=m.corpus_count, epochs=2)
 
 
 # ----------------------------------------------------------------------------- features
