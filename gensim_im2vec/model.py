@@ -4297,7 +4297,7 @@ class Im2Vec(Word2Vec):
             `fname` is not a saved model, or a companion ``.npy`` beside it is damaged (named); or
             `image_features` was given with a plain gensim Word2Vec file, which has no ``W`` to
             place images with (use :meth:`from_word2vec` to add images); or `mmap` is none of None,
-            ``"r"``, ``"c"``, ``"r+"`` (numpy's ``"w+"`` would empty the saved arrays' files).
+            ``"r"`` (or ``"readonly"``), ``"c"``, ``"r+"`` (numpy's ``"w+"`` would empty the saved arrays' files).
         FileNotFoundError
             `fname`, or a companion file saved beside it (named), or the model's feature store is
             missing (the message names the path and how to give the new one).
@@ -5848,8 +5848,10 @@ def _checked_load(load, expected: tuple, fname, *args, upgrade: bool = False, **
                          f"expected; {hint}.")
 
 
-#: The ``mmap`` modes a load takes (numpy's ``np.load(mmap_mode=...)``, which gensim passes it to, but "w+").
-_MMAP_MODES = (None, "r", "c", "r+")
+#: The ``mmap`` modes a load takes (numpy's ``np.load(mmap_mode=...)``, which gensim passes it to, but "w+";
+#: "readonly" is numpy's other name of "r". Its other long names, "copyonwrite" and "readwrite", hold a "w":
+#: np.load takes them for a write mode and fails on them).
+_MMAP_MODES = (None, "r", "c", "r+", "readonly")
 
 
 def _check_mmap(mmap) -> None:

@@ -194,7 +194,7 @@ def test_a_vector_size_that_is_not_a_positive_int_is_named(size):
 
 # ----------------------------------------------------------------------------- loading
 
-@pytest.mark.parametrize("mmap", ["w+", "x", "readonly"])
+@pytest.mark.parametrize("mmap", ["w+", "x", "readwrite"])
 def test_a_load_with_an_mmap_mode_it_cannot_take_names_it_and_leaves_the_files(model, tmp_path, mmap):
     """``Im2Vec.load(path, mmap="w+")`` (numpy's write mode) emptied the saved model's
     ``.wv.vectors.npy`` and then blamed a damaged companion file ("copy it again with the model"):
@@ -206,5 +206,5 @@ def test_a_load_with_an_mmap_mode_it_cannot_take_names_it_and_leaves_the_files(m
     with pytest.raises(ValueError, match=r"^mmap must be None \(load into memory\), 'r' .* got " + re.escape(repr(mmap))):
         Im2Vec.load(str(path), mmap=mmap)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
-    for ok in (None, "r", "c", "r+"):
+    for ok in (None, "r", "c", "r+", "readonly"):  # ("readonly": numpy's other name of "r")
         np.testing.assert_array_equal(Im2Vec.load(str(path), mmap=ok).W, model.W)
