@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import mmap
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -113,9 +113,20 @@ def _fix_for(obj) -> str:
         return ""
     if all(isinstance(p, (tuple, list)) and len(p) == 2 and isinstance(p[0], str) for p in obj):
         return " of (key, vector) pairs; pass dict(pairs)"
-    if isinstance(obj, list) and len(obj) == 2 and not isinstance(obj[0], str):
+    if isinstance(obj, list) and len(obj) == 2 and _looks_like_keys(obj[0]):
         return "; a (keys, array) pair is a tuple: pass (keys, array), not [keys, array]"
+    if all(isinstance(v, np.ndarray) or (isinstance(v, (list, tuple)) and v and all(
+            isinstance(x, (int, float, np.number)) for x in v)) for v in obj):
+        return "; a list of vectors has no keys: pass (keys, vectors), the image keys in the vectors' order"
     return ""
+
+
+def _looks_like_keys(obj) -> bool:
+    """Whether `obj` is a sequence of str (image keys), as the first item of a ``[keys, array]`` list is."""
+    if isinstance(obj, (str, bytes)) or not isinstance(obj, Iterable):
+        return False
+    first = next(iter(obj), None)
+    return isinstance(first, str)
 
 
 class ImageFeatures:

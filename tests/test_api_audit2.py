@@ -169,7 +169,10 @@ def test_project_names_vectors_of_different_lengths_and_a_list_of_keys(model):
     (lambda f: list(f.items()), r"got list of \(key, vector\) pairs; pass dict\(pairs\)"),
     (lambda f: [list(f), np.stack(list(f.values()))], r"got list; a \(keys, array\) pair is a tuple: pass \(keys, array\)"),
     (lambda f: np.stack(list(f.values())), r"got ndarray; an array has no keys: pass \(keys, array\)"),
-], ids=["pairs", "keys-array-list", "bare-array"])
+    # two vectors without keys are not a [keys, array] list: that hint was given to them
+    (lambda f: list(f.values())[:2], r"got list; a list of vectors has no keys: pass \(keys, vectors\)"),
+    (lambda f: list(f.values()), r"got list; a list of vectors has no keys: pass \(keys, vectors\)"),
+], ids=["pairs", "keys-array-list", "bare-array", "two-vectors", "vectors"])
 def test_features_in_a_form_one_step_from_a_taken_one_say_that_step(given, fix):
     """gensim users hold (key, vector) pairs, a [keys, array] list or a bare array: each was refused
     with "expected a {key: vector} mapping, a (keys, 2-D array) pair or a feature store ..., got list"
