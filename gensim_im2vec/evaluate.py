@@ -1474,7 +1474,8 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
         (:func:`copies_of_training`: the same picture filed twice, or a render that collapses
         onto another, which a split by groups cannot see): every row would find such an image's
         tags by its copy, the model and kNN alike. ``info["n_test_copies"]`` counts them and the
-        table's header says so. Only with `train_features`.
+        table's header says so. Only with `train_features`; a ValueError when every held-out
+        image is such a copy (nothing would be left to score).
 
     Returns
     -------
@@ -1487,9 +1488,14 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
     scoring = _Scoring.of(test_features, test_tags, candidates, zero_shot)
     X_train, train_tags = _train_split(train_features, train_tags, scoring.zero_shot)
     copies = copies_of_training(scoring.X, X_train) if drop_copies and X_train is not None else None
+    if copies is not None and copies.all():
+        raise ValueError(f"all {len(copies)} held-out images are copies of a training image's features, bit for bit "
+                         f"(the same feature rows are in train_features): none is left to evaluate on. Give the "
+                         f"held-out images' own features, or drop_copies=False to score them anyway.")
     if copies is not None and copies.any():
         keep = ~copies
         if test_keys is not None:
+            test_keys = _test_keys(test_keys, len(keep))
             test_keys = [k for k, kept in zip(test_keys, keep, strict=True) if kept]
         logger.info("left out %i of the %i held-out images: their features are a training image's, bit for bit",
                     int(copies.sum()), len(copies))
@@ -1543,12 +1549,17 @@ def copies_of_training(test_features, train_features) -> np.ndarray:
     features can. Near-copies (a re-encoded JPEG) are not caught: they are held-out images that
     look like a training one, which is what kNN and the model are measured on.
 
-    One digest a row (16 bytes), so 10M training rows take 160 MB and a pass over them.
+    One 16-byte digest a training row, kept in a Python set: about 85 bytes a row, so 10M training
+    rows take about 0.85 GB, and a pass over them.
 
     >>> train = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
     >>> copies_of_training(np.array([[0.0, 1.0], [0.6, 0.8]]), train).tolist()
     [True, False]
     """
+    for name, X in (("test_features", test_features), ("train_features", train_features)):
+        if np.ndim(X) != 2:
+            raise ValueError(f"{name}: expected a 2-D array, one feature row per image, got {np.ndim(X)}-D.")
+
     def digests(X) -> Iterator[bytes]:
         for s in range(0, len(X), 4096):
             block = np.ascontiguousarray(X[s : s + 4096], dtype=np.float32) + np.float32(0)  # (-0.0 as 0.0)
@@ -1558,12 +1569,18 @@ def copies_of_training(test_features, train_features) -> np.ndarray:
     return np.fromiter((d in seen for d in digests(test_features)), dtype=bool, count=len(test_features))
 
 
-def _trained_test_images(model, test_keys: Sequence[str], n_rows: int) -> int:
-    """How many of the test rows' image tokens are images of the model (their rows of ``model.wv``
-    were fitted to these very tags: in-sample, not held-out)."""
+def _test_keys(test_keys: Sequence[str], n_rows: int) -> list[str]:
+    """`test_keys` as a list, one key per test row, else a ValueError that says so."""
     keys = list(test_keys)
     if len(keys) != n_rows:
         raise ValueError(f"test_keys has {len(keys)} keys for {n_rows} test images; give one key per test row.")
+    return keys
+
+
+def _trained_test_images(model, test_keys: Sequence[str], n_rows: int) -> int:
+    """How many of the test rows' image tokens are images of the model (their rows of ``model.wv``
+    were fitted to these very tags: in-sample, not held-out)."""
+    keys = _test_keys(test_keys, n_rows)
     k2i, is_image = model.wv.key_to_index, getattr(model, "is_image", None)
     return sum(1 for k in keys if k in k2i and (is_image is None or is_image(k)))
 

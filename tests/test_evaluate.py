@@ -778,3 +778,29 @@ def test_held_out_copies_of_training_images_are_left_out_of_every_row(setup, rep
     kept = ev.run_evaluation(s["model"], X, tags, s["cands"], **train, **opts, drop_copies=False)
     assert kept.info["n_test_images"] == 40 and "n_test_copies" not in kept.info
     assert kept.row("kNN (k=20)").metrics["all"]["map"] > rep.row("kNN (k=20)").metrics["all"]["map"]
+
+
+def test_copies_of_training_wants_rows():
+    """One vector is not a row per element (it answered one bool per feature)."""
+    train = np.eye(4, dtype=np.float32)
+    with pytest.raises(ValueError, match=r"^test_features: expected a 2-D array, one feature row per image, got 1-D"):
+        ev.copies_of_training(train[1], train)
+    assert ev.copies_of_training(train[1:2], train).tolist() == [True]
+
+
+def test_dropping_copies_says_what_is_wrong_with_test_keys_or_with_nothing_left(setup):
+    """test_keys of another length than the test rows failed in the copies' zip ("zip() argument 2 is longer
+    than argument 1"), and held-out images that are all copies failed as "features: expected at least one
+    image" of no argument given: each says what it is."""
+    s = setup
+    train = dict(train_features=s["train_features"], train_tags=s["train_tags"], train_keys=s["train_keys"])
+    opts = dict(zero_shot=sorted(ZS), baselines=("knn",), word_similarity=False, n_in_sample=20)
+    X = np.array(s["data"].test_features[:10], dtype=np.float32)
+    tags = list(s["test_tags"][:10])
+    X[2], tags[2] = s["train_features"][0], list(s["train_tags"][0])
+    with pytest.raises(ValueError, match=r"^test_keys has 9 keys for 10 test images; give one key per test row"):
+        ev.run_evaluation(s["model"], X, tags, s["cands"], **train, **opts, test_keys=[f"img:t{i}" for i in range(9)])
+    copies = np.array(s["train_features"][:5], dtype=np.float32)
+    with pytest.raises(ValueError, match=r"^all 5 held-out images are copies of a training image's features.*"
+                                         r"drop_copies=False"):
+        ev.run_evaluation(s["model"], copies, [list(t) for t in s["train_tags"][:5]], s["cands"], **train, **opts)
