@@ -1186,13 +1186,16 @@ class EvaluationReport:
                      else f"{held_out} images")
             images = (f"{held} of the {split} {where} (those with features and a candidate tag"
                       + (f", less {copies}" if copies else "") + ")")
+            copies = ""  # (said)
         elif isinstance(held, int) and scored < held:
             images = (f"{scored} of the {held} {held_out} images, those with a candidate tag (tag → image ranks all "
-                      f"{held})" + (f"; {copies} left out" if copies else ""))
+                      f"{held})")
         else:
-            images = f"{held} {held_out} images" + (f" ({copies} left out)" if copies else "")
+            images = f"{held} {held_out} images"
         if trained:
             images += f" ({trained} of them trained on: in-sample figures)"
+        if copies:  # (after the trained ones: "of them" are the images scored, not the copies)
+            images += f"; {copies} left out"
         head = f"Image → tag on {images}, {info.get('n_candidates', '?')} candidate tags"
         if zs is not None:
             per = {s: next((r.metrics[s].get("n_images") for r in self.rows if r.applicable and s in r.metrics), None)

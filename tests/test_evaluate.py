@@ -804,3 +804,23 @@ def test_dropping_copies_says_what_is_wrong_with_test_keys_or_with_nothing_left(
     with pytest.raises(ValueError, match=r"^all 5 held-out images are copies of a training image's features.*"
                                          r"drop_copies=False"):
         ev.run_evaluation(s["model"], copies, [list(t) for t in s["train_tags"][:5]], s["cands"], **train, **opts)
+
+
+def test_the_header_says_the_copies_after_the_images_trained_on():
+    """"3 copies of a training image's features left out (2 of them trained on: in-sample figures)" made the
+    copies the images trained on; the trained ones are of the images scored, and are said first."""
+    def head(n_scored, **info):
+        rows = [ev.TaggingResult("prior", "x", metrics={"all": {"map": 0.2, "n_images": n_scored}})]
+        return ev.EvaluationReport(rows=rows, info={"n_candidates": 9, **info}).format_table().splitlines()[0]
+
+    info = dict(n_test_images=37, n_test_copies=3, n_test_images_trained=2)
+    assert head(37, **info) == ("Image → tag on 37 test images (2 of them trained on: in-sample figures); 3 copies of "
+                                "a training image's features left out, 9 candidate tags")
+    assert head(35, **info) == ("Image → tag on 35 of the 37 test images, those with a candidate tag (tag → image ranks "
+                                "all 37) (2 of them trained on: in-sample figures); 3 copies of a training image's "
+                                "features left out, 9 candidate tags")
+    assert head(37, n_test_images=37, n_test_copies=1) == ("Image → tag on 37 held-out images; 1 copy of a training "
+                                                           "image's features left out, 9 candidate tags")
+    assert head(37, n_test_images=37, n_test_images_in_split=40, n_test_copies=3) == (
+        "Image → tag on 37 of the 40 held-out images (those with features and a candidate tag, less 3 copies of a "
+        "training image's features), 9 candidate tags")
