@@ -1764,10 +1764,14 @@ def with_plurals(tags: Iterable[str]) -> set[str]:
 
     >>> sorted(with_plurals(["america", "box", "city", "key"]))
     ['america', 'americas', 'box', 'boxes', 'cities', 'city', 'key', 'keys']
+    >>> sorted(with_plurals(["", "bus", "y"]))  # ("" has no plural: not the word "s")
+    ['', 'bus', 'buses', 'y', 'ys']
     """
     out = set()
     for t in tags:
         out.add(t)
+        if not t:
+            continue
         if t.endswith(("s", "x", "z", "ch", "sh")):
             out.add(t + "es")
         elif len(t) > 1 and t.endswith("y") and t[-2] not in "aeiou":
