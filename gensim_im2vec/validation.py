@@ -169,6 +169,8 @@ def _ragged_rows(rows, keys: Sequence[str] | None) -> str:
     odd = next((i for i, n in enumerate(sizes) if n != sizes[0]), None)
     if odd is None:
         return ""
+    if keys is not None and len(keys) != len(sizes):  # (rows told by number: the keys do not match them)
+        keys = None
     first, other = _row_names(keys, np.array([0])), _row_names(keys, np.array([odd]))
     return f": {first} has {sizes[0]}, {other} has {sizes[odd]}"
 

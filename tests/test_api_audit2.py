@@ -151,6 +151,10 @@ def test_feature_vectors_of_different_lengths_are_named():
     with pytest.raises(ValueError, match=r"^image_features: the feature vectors are not all of one length: "
                                          r"'img:0' has 16, 'img:5' has 15\. All images need features of one dim"):
         Im2Vec(DATA.docs, image_features=(keys, rows), **KW)
+    # more rows than keys: the rows are told by number (naming the odd row by key was an IndexError)
+    with pytest.raises(ValueError, match=r"^image_features: the feature vectors are not all of one length: "
+                                         r"row 0 has 16, row 5 has 15\."):
+        Im2Vec(DATA.docs, image_features=(keys[:3], rows), **KW)
 
 
 def test_project_names_vectors_of_different_lengths_and_a_list_of_keys(model):
