@@ -163,6 +163,9 @@ def output_lock(path: str | os.PathLike, busy: Callable[[str], str], *, folder: 
     are removed again; a symlink that is the output is followed. Without it a missing parent folder
     raises ``FileNotFoundError``.
 
+    A filesystem root (``-o /``, ``-o .`` in ``/``) has no folder beside it to hold its lock: the
+    block runs unlocked (the commands refuse such a folder as not theirs before they write).
+
     >>> import tempfile
     >>> target = Path(tempfile.mkdtemp()) / "m.model"
     >>> with output_lock(target, lambda pid: f"busy ({pid})"):
@@ -182,6 +185,9 @@ def output_lock(path: str | os.PathLike, busy: Callable[[str], str], *, folder: 
         yield
         return
     path = lock_target(path, folder=folder)
+    if not path.name:  # the root: no folder to hold its lock (Path("/").with_name fails)
+        yield
+        return
     lock = path.with_name(f".{path.name}.lock")
     made = _make_parents(path.parent) if folder else []
     try:

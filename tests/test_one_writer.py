@@ -289,3 +289,21 @@ def test_a_killed_writers_lock_file_never_makes_a_folder_another_commands(model,
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 0, (command, result.output)
         assert (model / folder / ".m.model.lock").is_file()  # (not this command's to remove)
+
+
+@pytest.mark.parametrize("command", ["export", "report", "split"])
+def test_the_filesystem_root_as_output_is_refused_in_words_not_by_the_lock(model, command):
+    """`-o /` (or `-o .` in /): the lock beside the output is named from the root's name, which it has not:
+    ``Path('/').with_name`` raised "PosixPath('/') has an empty name" (export, split) or a traceback (report,
+    its lock outside the command's try) before the command could refuse the folder. The root is left unlocked,
+    and the command says what it said before the lock (as root: a folder not its own; else: not writable)."""
+    args = ["split", "docs.txt", "-o", "/", "--test-share", "0.25"] if command == "split" else _args(command, "/")
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code in (1, 2), result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "empty name" not in result.output
+    assert "'/'" in result.output
+    from gensim_im2vec.fileio import output_lock
+
+    with output_lock("/", lambda pid: pid, folder=True):
+        pass
