@@ -1031,7 +1031,10 @@ def datasets_split_command(directory, test_share, zero_shot_share, seed):
 def _dataset_writer(directory: str):
     """The lock of the data set folder `directory` while `im2vec datasets split` writes into it: the lock its
     builds hold (``DIRECTORY/.lock``), so that a split is not written while a build runs (which writes
-    split.json too), nor two at once; a second writer is refused, naming the first."""
+    split.json too), nor two at once; a second writer is refused, naming the first. A lock file this split
+    makes (a folder of the user's that no build wrote) is removed at its end, a build's is left as builds leave
+    it. Where no lock can be taken (another user's lock file, a mount without ``flock``) the split runs
+    unlocked, as before the lock, as ``_one_writer``'s commands do: writing split.json says what is wrong."""
     from pathlib import Path
 
     from gensim_im2vec.store import LOCK_FILE, StoreLockedError, lock_folder
@@ -1042,10 +1045,13 @@ def _dataset_writer(directory: str):
                 f"time. Wait for that process to finish (or stop it) and run again. The lock is "
                 f"{os.path.join(directory, LOCK_FILE)!r}; the OS releases it when its holder exits.")
 
+    made = not os.path.lexists(os.path.join(directory, LOCK_FILE))
     try:
-        return lock_folder(Path(directory), busy)
+        return lock_folder(Path(directory), busy, remove=made)
     except StoreLockedError as e:
         raise click.ClickException(str(e)) from None
+    except OSError:
+        return contextlib.nullcontext()
 
 
 SPLIT_DOCS = "gensim_im2vec.split:split_documents"

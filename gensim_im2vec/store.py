@@ -169,12 +169,12 @@ except ImportError:  # pragma: no cover - not POSIX: no OS lock, one writer is t
     fcntl = None
 
 
-def lock_folder(path: Path, busy: Callable[[str], str]) -> _StoreLock:
+def lock_folder(path: Path, busy: Callable[[str], str], *, remove: bool = False) -> _StoreLock:
     """The single-writer lock (:class:`_StoreLock`) of a folder that is not a feature store (a data
     set being built, the parts of a Ray extraction), refused at once when another process holds
-    it, with ``busy(pid of the holder)`` as the message."""
+    it, with ``busy(pid of the holder)`` as the message; `remove`: its file is removed on release."""
     try:
-        return _StoreLock(path)
+        return _StoreLock(path, remove=remove)
     except StoreLockedError:
         try:
             holder = (path / LOCK_FILE).read_text("ascii").strip() or "unknown"
@@ -201,61 +201,87 @@ class _StoreLock:
         ended although the lock is still held (a process it started holds a copy of the lock,
         e.g. one forked before this version closed them), it waits up to :data:`ORPHAN_WAIT`
         seconds more for that process to exit.
+    remove : bool
+        Remove the lock file on release (a folder that had none before, e.g. a user's own image
+        folder that ``im2vec datasets split`` writes split.json into), instead of leaving it empty.
+        Every holder checks, once it holds the lock, that the file it locked is still the one of
+        that name, so a file removed under a waiting writer is never locked by two.
     """
 
-    def __init__(self, path: Path, *, wait: float = 0.0) -> None:
+    def __init__(self, path: Path, *, wait: float = 0.0, remove: bool = False) -> None:
         self.file = path / LOCK_FILE
         self._fd: int | None = None
-        fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o644)
-        if fcntl is not None:
-            deadline = time.monotonic() + wait
-            orphan_waited = False
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
-                        if not pid_alive(holder):
-                            if not orphan_waited and ORPHAN_WAIT > 0:
-                                # the recorded writer has ended; what still holds the lock is a process it
-                                # started (its decode workers exit within seconds of it): wait for them
-                                orphan_waited = True
-                                deadline = time.monotonic() + ORPHAN_WAIT
-                                logger.info("%s: the writer that held the lock (pid %s) has ended, but a "
-                                            "process it started still holds it; waiting up to %g s",
-                                            path, holder, ORPHAN_WAIT)
-                                continue
-                            os.close(fd)
-                            raise StoreLockedError(
-                                f"feature store {str(path)!r} is locked, but not by a running writer: the "
-                                f"writer that took the lock (pid {holder}) has ended, and a process it started "
-                                f"(e.g. one of its image decode workers, which exit within seconds of it) still "
-                                f"holds the lock. Retry in a few seconds; if it stays locked, find the holder "
-                                f"with `fuser -v {self.file}` (or `lsof {self.file}`) and stop it. The lock "
-                                f"is released when its last holder exits."
-                            ) from None
+        self._remove = remove
+        while True:
+            fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                if fcntl is not None:
+                    self._take(fd, path, wait)
+                    # a holder that removes its lock file as it lets go (`remove`) may have removed this
+                    # one between its open and its flock: lock the one now there, as output_lock does
+                    try:
+                        current = os.stat(self.file).st_ino == os.fstat(fd).st_ino
+                    except FileNotFoundError:
+                        current = False
+                    if not current:
                         os.close(fd)
-                        raise StoreLockedError(
-                            f"feature store {str(path)!r} is being written by another writer (pid {holder}); "
-                            f"a store has one writer at a time. Wait for that process to finish (or stop it) "
-                            f"and run again, or write to another directory. The lock is {str(self.file)!r}; "
-                            f"the OS releases it when its holder exits."
-                        ) from None
-                    time.sleep(0.05)
+                        continue
+            except BaseException:  # (refused, or no flock on this mount: the descriptor is not left open)
+                os.close(fd)
+                raise
+            break
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
         self._fd = fd
         _HELD_LOCKS.add(self)
 
+    def _take(self, fd: int, path: Path, wait: float) -> None:
+        """``flock`` the open lock file `fd`, waiting up to `wait` seconds (see the class)."""
+        deadline = time.monotonic() + wait
+        orphan_waited = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+                    if not pid_alive(holder):
+                        if not orphan_waited and ORPHAN_WAIT > 0:
+                            # the recorded writer has ended; what still holds the lock is a process it
+                            # started (its decode workers exit within seconds of it): wait for them
+                            orphan_waited = True
+                            deadline = time.monotonic() + ORPHAN_WAIT
+                            logger.info("%s: the writer that held the lock (pid %s) has ended, but a "
+                                        "process it started still holds it; waiting up to %g s",
+                                        path, holder, ORPHAN_WAIT)
+                            continue
+                        raise StoreLockedError(
+                            f"feature store {str(path)!r} is locked, but not by a running writer: the "
+                            f"writer that took the lock (pid {holder}) has ended, and a process it started "
+                            f"(e.g. one of its image decode workers, which exit within seconds of it) still "
+                            f"holds the lock. Retry in a few seconds; if it stays locked, find the holder "
+                            f"with `fuser -v {self.file}` (or `lsof {self.file}`) and stop it. The lock "
+                            f"is released when its last holder exits."
+                        ) from None
+                    raise StoreLockedError(
+                        f"feature store {str(path)!r} is being written by another writer (pid {holder}); "
+                        f"a store has one writer at a time. Wait for that process to finish (or stop it) "
+                        f"and run again, or write to another directory. The lock is {str(self.file)!r}; "
+                        f"the OS releases it when its holder exits."
+                    ) from None
+                time.sleep(0.05)
+
     def release(self) -> None:
-        """Give the lock up (closing the file releases the OS lock)."""
+        """Give the lock up (closing the file releases the OS lock); with `remove`, its file goes first."""
         fd, self._fd = self._fd, None
         _HELD_LOCKS.discard(self)
         if fd is not None:
             try:
-                os.ftruncate(fd, 0)
+                if self._remove:  # (while held: a writer waiting on this file sees it gone and takes a new one)
+                    self.file.unlink(missing_ok=True)
+                else:
+                    os.ftruncate(fd, 0)
             finally:
                 os.close(fd)
 

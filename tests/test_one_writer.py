@@ -307,3 +307,66 @@ def test_the_filesystem_root_as_output_is_refused_in_words_not_by_the_lock(model
 
     with output_lock("/", lambda pid: pid, folder=True):
         pass
+
+
+def test_datasets_split_leaves_no_lock_file_in_a_folder_that_had_none(tmp_path, holder, monkeypatch):
+    """`im2vec datasets split DIR` takes the builds' lock, ``DIR/.lock``: in a folder of the user's own (the
+    generic folder format, never built) it left that file behind after it ended, ran or failed; it is removed
+    now, and a built data set's (the build leaves it) is left as it was. A folder where no lock can be taken
+    (a mount without flock, another user's lock file) is split unlocked, as before the lock."""
+    import errno
+    import fcntl
+    import json
+
+    from PIL import Image
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for i in range(12):
+        Image.new("RGB", (4, 4), (20 * i, 0, 0)).save(folder / f"im{i}.png")
+        (folder / f"im{i}.json").write_text(json.dumps({"tags": ["cat", "dog", "sun"][i % 3:][:2], "creator": f"c{i}"}))
+    result = CliRunner().invoke(main, ["datasets", "split", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert (folder / "split.json").is_file()
+    assert not (folder / ".lock").exists()
+    empty = tmp_path / "empty"  # fails (no images) after the lock is taken
+    empty.mkdir()
+    result = CliRunner().invoke(main, ["datasets", "split", str(empty)])
+    assert result.exit_code == 1, result.output
+    assert list(empty.iterdir()) == []
+    (folder / ".lock").write_text("")  # a build's, left by it
+    result = CliRunner().invoke(main, ["datasets", "split", str(folder), "--seed", "2"])
+    assert result.exit_code == 0, result.output
+    assert (folder / ".lock").is_file()
+    (folder / ".lock").unlink()
+
+    def no_flock(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    result = CliRunner().invoke(main, ["datasets", "split", str(folder), "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((folder / "split.json").read_text())["config"]["seed"] == "3"
+
+
+def test_a_folder_lock_removed_by_its_holder_between_open_and_flock_is_taken_afresh(tmp_path, monkeypatch):
+    """A holder that removes its lock file as it lets go (datasets split's, in a folder that had none) may remove
+    it between another writer's open and flock: that writer must lock the file now there, not the removed one,
+    which a third would never see (two writers). The holder's removal is played inside the first flock."""
+    import fcntl
+
+    from gensim_im2vec.store import LOCK_FILE, lock_folder
+
+    real, calls = fcntl.flock, []
+
+    def flock(fd, op):
+        if not calls:
+            os.unlink(tmp_path / LOCK_FILE)  # the holder lets go: its file is gone
+        calls.append(fd)
+        return real(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    with lock_folder(tmp_path, lambda pid: pid, remove=True) as lock:
+        assert os.fstat(lock._fd).st_ino == os.stat(tmp_path / LOCK_FILE).st_ino
+        assert len(calls) == 2
+    assert not (tmp_path / LOCK_FILE).exists()
