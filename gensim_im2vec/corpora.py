@@ -98,6 +98,7 @@ from typing import Literal
 
 from gensim_im2vec.keys import IMAGE_PREFIX, encode_key, image_key
 from gensim_im2vec.text import Normalizer
+from gensim_im2vec.validation import is_one_shot
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -1395,6 +1396,9 @@ class TextCorpus(_Corpus):
                     yield doc
 
 
+_END = object()  # (MixedCorpus: next()'s default at the end of a corpus)
+
+
 class MixedCorpus(_Corpus):
     """Interleave a text corpus and an image corpus: `ratio` text documents per image document.
 
@@ -1435,7 +1439,10 @@ class MixedCorpus(_Corpus):
         if until not in ("longest", "shortest", "images"):
             raise ValueError(f"until must be 'longest', 'shortest' or 'images', got {until!r}.")
         for name, c in (("text", text), ("images", images)):
-            if iter(c) is c:
+            if not isinstance(c, Iterable):
+                iter(c)  # (not iterable at all: Python's TypeError now, not at the first pass)
+            # (model.train's check: an iterator class whose own __iter__ starts over is re-iterable)
+            if is_one_shot(c):
                 raise TypeError(f"{name} is a one-shot iterator; pass a restartable corpus (e.g. TextCorpus) so every epoch sees the data.")
         self.text, self.images, self.ratio, self.until = text, images, ratio, until
 
@@ -1464,7 +1471,8 @@ class MixedCorpus(_Corpus):
             stats.lines += 1
             yield doc
         if self.until == "longest" and not text_done:
-            for t in text_it:
+            # (next(), not `for t in text_it`: a corpus that is its own iterator may start over on iter())
+            while (t := next(text_it, _END)) is not _END:
                 stats.lines += 1
                 yield t
 

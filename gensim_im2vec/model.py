@@ -114,11 +114,10 @@ import queue
 import re
 import shutil
 import threading
-import types
 import uuid
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from timeit import default_timer
 from typing import NamedTuple
@@ -174,6 +173,7 @@ from gensim_im2vec.validation import (
     check_topn,
     feature_array,
     is_int,
+    is_one_shot,
     l2_normalize,
     npy_problem,
     query_items,
@@ -306,22 +306,6 @@ def _attributes_of(obj) -> list[tuple[object, dict]]:
         held.append((o, dict(o.__dict__)))
         todo.extend(v for v in o.__dict__.values() if hasattr(v, "_save_specials"))
     return held
-
-
-def _one_shot(corpus) -> bool:
-    """Whether `corpus` is used up by one pass for certain: a generator, or an iterator whose
-    ``__iter__`` is built in or inherited from ``collections.abc.Iterator`` (returns the iterator
-    itself, where it stopped: map(), zip(), iter(list), an open file, itertools, a class with only
-    ``__next__`` of its own). A class's own Python ``__iter__`` that returns ``self`` may start over
-    first (``self.i = 0; return self``): such a corpus is re-iterable, taken as gensim takes it."""
-    if isinstance(corpus, types.GeneratorType):
-        return True
-    if not isinstance(corpus, Iterator):
-        return False
-    own = getattr(type(corpus), "__iter__", None)
-    if inspect.isfunction(own) and own is not Iterator.__iter__:
-        return False
-    return iter(corpus) is corpus
 
 
 class _GivenFeaturesError(ValueError):
@@ -1920,7 +1904,7 @@ class Im2Vec(Word2Vec):
         # gensim refuses a generator for more than one pass but takes any other one-shot iterator (map(),
         # iter(list), an open file): its first pass empties it, and every later epoch trains nothing, with
         # only a logged warning; the model looked trained, W barely moved from its random start
-        if passes > 1 and corpus_file is None and _one_shot(corpus_iterable):
+        if passes > 1 and corpus_file is None and is_one_shot(corpus_iterable):
             raise TypeError(
                 f"corpus_iterable is a one-shot iterator ({type(corpus_iterable).__name__}: a generator, map(), "
                 f"iter(...) or an open file is used up by one pass), but it is read {passes} times here (train() "

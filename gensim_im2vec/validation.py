@@ -15,13 +15,15 @@ ValueError: image_features: expected a 2-D array (n_images, n_features), got a 1
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Container, Iterable, Sequence
+import types
+from collections.abc import Container, Iterable, Iterator, Sequence
 
 import numpy as np
 
 __all__ = ["check_corpus", "check_document", "check_features", "check_tag_lists", "check_tagged_features", "check_topn",
-           "feature_array", "is_int", "l2_normalize", "npy_header", "npy_problem", "query_items", "query_keys"]
+           "feature_array", "is_int", "is_one_shot", "l2_normalize", "npy_header", "npy_problem", "query_items", "query_keys"]
 
 
 def _row_names(keys: Sequence[str] | None, rows: np.ndarray, limit: int = 5) -> str:
@@ -244,6 +246,28 @@ def check_corpus(corpus_iterable, name: str = "corpus_iterable") -> None:
             f"{name} must be an iterable of documents (each a list of tokens), got {what}: "
             f"{_shown_text(corpus_iterable)}. For a text file of one document a line, pass corpus_file={text!r} "
             f"or gensim_im2vec.corpora.LineDocuments({text!r}); for one document, [text.split()].")
+
+
+def is_one_shot(corpus) -> bool:
+    """Whether `corpus` is used up by one pass for certain: a generator, or an iterator whose
+    ``__iter__`` is built in or inherited from ``collections.abc.Iterator`` (returns the iterator
+    itself, where it stopped: map(), zip(), iter(list), an open file, itertools, a class with only
+    ``__next__`` of its own). A class's own Python ``__iter__`` that returns ``self`` may start over
+    first (``self.i = 0; return self``): such a corpus is re-iterable, taken as gensim takes it.
+    Shared by :meth:`Im2Vec.train <gensim_im2vec.model.Im2Vec.train>` and
+    :class:`~gensim_im2vec.corpora.MixedCorpus`.
+
+    >>> is_one_shot(iter([["a"]])), is_one_shot(x for x in [["a"]]), is_one_shot([["a"]])
+    (True, True, False)
+    """
+    if isinstance(corpus, types.GeneratorType):
+        return True
+    if not isinstance(corpus, Iterator):
+        return False
+    own = getattr(type(corpus), "__iter__", None)
+    if inspect.isfunction(own) and own is not Iterator.__iter__:
+        return False
+    return iter(corpus) is corpus
 
 
 def check_document(doc, index: int) -> None:
