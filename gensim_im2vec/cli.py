@@ -1565,15 +1565,18 @@ def _one_writer(output: str, command: str, what: str, *, folder: bool = False):
     symlink that is the output folder is followed."""
     from gensim_im2vec.fileio import OutputBusyError, output_lock
 
-    def busy(pid: str) -> str:
-        return (f"{output!r} is being written by another `im2vec {command}` (pid {pid}): {what} has one writer at "
-                f"a time. Wait for that process to finish (or stop it) and run again, or write to another path.")
+    def busy(pid: str, holder: str | None = None) -> str:
+        # (the holder's own name from its lock file: `report -o out` while `export -o out` runs is told export)
+        same = holder in (None, f"im2vec {command}")
+        return (f"{output!r} is being written by another `{holder or 'im2vec ' + command}` (pid {pid}): "
+                f"{what if same else 'an output'} has one writer at a time. Wait for that process to finish (or "
+                f"stop it) and run again, or write to another path.")
 
     stack = contextlib.ExitStack()
     try:
-        stack.enter_context(output_lock(output, busy, folder=folder))
+        stack.enter_context(output_lock(output, busy, folder=folder, holder=f"im2vec {command}"))
     except OutputBusyError as e:
-        raise click.ClickException(str(e)) from None
+        raise click.ClickException(busy(e.pid, e.holder)) from None
     except OSError:  # a folder where no lock file can be made (read-only): the save says what is wrong there
         pass
     return stack

@@ -114,7 +114,11 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
 
 
 class OutputBusyError(OSError):
-    """Another process writes the same output now (:func:`output_lock`)."""
+    """Another process writes the same output now (:func:`output_lock`): its ``pid`` and, when it
+    gave one, its ``holder`` (``"im2vec report"``), as its lock file names them."""
+
+    pid: str = "unknown"
+    holder: str | None = None
 
 
 def lock_target(path: str | os.PathLike, *, folder: bool = False) -> Path:
@@ -145,10 +149,11 @@ def lock_target(path: str | os.PathLike, *, folder: bool = False) -> Path:
 
 
 @contextlib.contextmanager
-def output_lock(path: str | os.PathLike, busy: Callable[[str], str], *, folder: bool = False) -> Iterator[None]:
+def output_lock(path: str | os.PathLike, busy: Callable[[str], str], *, folder: bool = False,
+                holder: str | None = None) -> Iterator[None]:
     """Hold the single-writer lock of the output `path` (a file or a folder) while the block runs:
     ``flock`` on a hidden ``.NAME.lock`` beside it (in its real parent folder, :func:`lock_target`:
-    every spelling of one output takes the same lock), holding this process's pid, removed at the
+    every spelling of one output takes the same lock), holding this process's pid (and `holder`), removed at the
     end. Another process that holds it is refused at once with ``OutputBusyError(busy(its pid))``.
 
     The OS releases the lock when its holder ends (also by kill -9): the file such a holder leaves
@@ -162,6 +167,10 @@ def output_lock(path: str | os.PathLike, busy: Callable[[str], str], *, folder: 
     start, and those that are left empty at the end (the writer failed before it made the output)
     are removed again; a symlink that is the output is followed. Without it a missing parent folder
     raises ``FileNotFoundError``.
+
+    `holder`: who this is (``"im2vec export"``), written on the lock file's second line, so that
+    another command refused on the same output can name it (``OutputBusyError.holder``): two
+    commands may write one path (``report -o out`` while ``export -o out`` runs).
 
     A filesystem root (``-o /``, ``-o .`` in ``/``) has no folder beside it to hold its lock: the
     block runs unlocked (the commands refuse such a folder as not theirs before they write).
@@ -196,9 +205,11 @@ def output_lock(path: str | os.PathLike, busy: Callable[[str], str], *, folder: 
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+                pid, _, by = os.pread(fd, 256, 0).decode("utf-8", "replace").partition("\n")
                 os.close(fd)
-                raise OutputBusyError(busy(holder)) from None
+                err = OutputBusyError(busy(pid.strip() or "unknown"))
+                err.pid, err.holder = pid.strip() or "unknown", by.strip() or None
+                raise err from None
             except OSError:  # no flock here (ENOLCK, EOPNOTSUPP: some NFS, FUSE, SMB mounts): no lock file is left
                 with contextlib.suppress(OSError):
                     if not os.fstat(fd).st_size:  # (none that a holder wrote its pid into)
@@ -214,7 +225,7 @@ def output_lock(path: str | os.PathLike, busy: Callable[[str], str], *, folder: 
             os.close(fd)
         try:
             os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+            os.pwrite(fd, f"{os.getpid()}\n{holder}\n".encode() if holder else f"{os.getpid()}\n".encode(), 0)
             yield
         finally:
             with contextlib.suppress(OSError):

@@ -244,9 +244,9 @@ def check_split_complete(path: str | os.PathLike) -> None:
         return
     if not isinstance(record, dict) or record.get("format") != FORMAT or record.get("complete") is not False:
         return
-    writer = _split_writer(folder)
-    state = (f"an `im2vec split` (pid {writer}) is writing it now. Wait for that process to finish, then run this "
-             f"again" if writer is not None else
+    writer, by = _split_writer(folder)
+    state = (f"an `{by or 'im2vec split'}` (pid {writer}) is writing it now. Wait for that process to finish, then run "
+             f"this again" if writer is not None else
              f"the split into it stopped before it finished (interrupted, killed, a full disk), so {p.name} may be "
              f"an earlier split's beside this one's other files. Run the split again with the same arguments, "
              f"which writes the folder again, whole: `{_split_command(record, folder)}` (or split_documents() "
@@ -255,17 +255,21 @@ def check_split_complete(path: str | os.PathLike) -> None:
                      f"\"complete\": false): {state}.")
 
 
-def _split_writer(folder: Path) -> int | None:
-    """The pid of a live ``im2vec split`` writing `folder` now, as its lock file names it (read only:
-    taking the lock, even for a moment, could refuse a split starting then), or None."""
+def _split_writer(folder: Path) -> tuple[int | None, str | None]:
+    """The pid of a live ``im2vec split`` writing `folder` now, and the command its lock file names
+    (:func:`~gensim_im2vec.fileio.output_lock`: the pid, then the holder), read only: taking the lock,
+    even for a moment, could refuse a split starting then; (None, None) when none runs."""
     from gensim_im2vec.fileio import lock_target, pid_alive
 
     target = lock_target(folder, folder=True)
     try:
-        pid = int((target.parent / f".{target.name}.lock").read_text("ascii").strip() or 0)
+        first, _, by = (target.parent / f".{target.name}.lock").read_text("utf-8", "replace").partition("\n")
+        pid = int(first.strip() or 0)
     except (OSError, ValueError):
-        return None
-    return pid if pid > 0 and pid != os.getpid() and pid_alive(pid) else None
+        return None, None
+    if pid > 0 and pid != os.getpid() and pid_alive(pid):
+        return pid, by.strip() or None
+    return None, None
 
 
 def _split_command(record: dict, folder: Path) -> str:

@@ -370,3 +370,54 @@ def test_a_folder_lock_removed_by_its_holder_between_open_and_flock_is_taken_afr
         assert os.fstat(lock._fd).st_ino == os.stat(tmp_path / LOCK_FILE).st_ino
         assert len(calls) == 2
     assert not (tmp_path / LOCK_FILE).exists()
+
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # (this checkout's package)
+_COMMAND_HOLDER = ("import sys\n"
+                   "from gensim_im2vec.cli import _one_writer\n"
+                   "with _one_writer(sys.argv[1], sys.argv[2], 'its output', folder=True):\n"
+                   "    print('held', flush=True)\n"
+                   "    sys.stdin.read()\n")
+
+
+def test_a_second_command_is_told_which_command_holds_the_output(model):
+    """`im2vec export -o out` while `im2vec report -o out` runs: the refusal named the refused command as the
+    holder ("another `im2vec export`"); the lock file names its holder now (the pid, then the command)."""
+    first = subprocess.Popen([sys.executable, "-c", _COMMAND_HOLDER, "out", "report"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": _REPO})
+    try:
+        assert first.stdout.readline().strip() == "held"
+        assert (model / ".out.lock").read_text() == f"{first.pid}\nim2vec report\n"
+        said = " ".join(CliRunner().invoke(main, _args("export", "out")).output.split())
+        assert f"'out' is being written by another `im2vec report` (pid {first.pid}): an output has one" in said
+        said = " ".join(CliRunner().invoke(main, _args("report", "out")).output.split())
+        assert f"another `im2vec report` (pid {first.pid}): a report folder has one writer" in said
+    finally:
+        first.stdin.close()
+        first.wait(timeout=30)
+    assert not (model / ".out.lock").exists()
+
+
+def test_a_split_being_written_is_said_to_be_written_now_from_its_real_lock(tmp_path, monkeypatch):
+    """check_split_complete reads the pid from the lock a running `im2vec split` holds (as _one_writer writes it:
+    the pid, then the command), to say "is writing it now" instead of "stopped before it finished"."""
+    import json
+
+    from gensim_im2vec import evaluate as ev
+    from gensim_im2vec.split import FORMAT
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "split.json").write_text(json.dumps({"format": FORMAT, "complete": False, "config": {}}))
+    (tmp_path / "s" / "test.jsonl").write_text('{"key": "img:0", "tags": ["a"]}\n')
+    first = subprocess.Popen([sys.executable, "-c", _COMMAND_HOLDER, "s", "split"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": _REPO})
+    try:
+        assert first.stdout.readline().strip() == "held"
+        with pytest.raises(ValueError, match=rf"an `im2vec split` \(pid {first.pid}\) is writing it now"):
+            ev.load_tagged_jsonl(tmp_path / "s" / "test.jsonl")
+    finally:
+        first.stdin.close()
+        first.wait(timeout=30)
+    with pytest.raises(ValueError, match="stopped before it finished"):
+        ev.load_tagged_jsonl(tmp_path / "s" / "test.jsonl")
