@@ -226,7 +226,13 @@ class _StoreLock:
                     if not current:
                         os.close(fd)
                         continue
-            except BaseException:  # (refused, or no flock on this mount: the descriptor is not left open)
+            except BaseException as e:  # (refused, or no flock on this mount: the descriptor is not left open)
+                if remove and isinstance(e, OSError) and not isinstance(e, StoreLockedError):
+                    try:  # no flock here (ENOLCK): a lock file this one made is not left either
+                        if not os.fstat(fd).st_size:
+                            self.file.unlink()
+                    except OSError:
+                        pass
                 os.close(fd)
                 raise
             break

@@ -347,6 +347,7 @@ def test_datasets_split_leaves_no_lock_file_in_a_folder_that_had_none(tmp_path, 
     result = CliRunner().invoke(main, ["datasets", "split", str(folder), "--seed", "3"])
     assert result.exit_code == 0, result.output
     assert json.loads((folder / "split.json").read_text())["config"]["seed"] == "3"
+    assert not (folder / ".lock").exists()
 
 
 def test_a_folder_lock_removed_by_its_holder_between_open_and_flock_is_taken_afresh(tmp_path, monkeypatch):
