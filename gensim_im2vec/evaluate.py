@@ -1477,8 +1477,9 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
         (:func:`copies_of_training`: the same picture filed twice, or a render that collapses
         onto another, which a split by groups cannot see): every row would find such an image's
         tags by its copy, the model and kNN alike. ``info["n_test_copies"]`` counts them and the
-        table's header says so. Only with `train_features`; a ValueError when every held-out
-        image is such a copy (nothing would be left to score).
+        table's header says so. Only with `train_features`. A test row whose key (`test_keys`) is
+        one of `train_keys` is that training image itself (in-sample: counted as trained on), not a
+        copy; when every held-out image is a copy, all are scored, with a warning.
 
     Returns
     -------
@@ -1491,10 +1492,16 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
     scoring = _Scoring.of(test_features, test_tags, candidates, zero_shot)
     X_train, train_tags = _train_split(train_features, train_tags, scoring.zero_shot)
     copies = copies_of_training(scoring.X, X_train) if drop_copies and X_train is not None else None
+    if copies is not None and test_keys is not None and train_keys is not None:
+        # a test image that is a training image itself is in-sample, not a copy: it stays, and is said trained on
+        test_keys = _test_keys(test_keys, len(copies))
+        trained = set(train_keys)
+        copies &= np.fromiter((k not in trained for k in test_keys), dtype=bool, count=len(copies))
     if copies is not None and copies.all():
-        raise ValueError(f"all {len(copies)} held-out images are copies of a training image's features, bit for bit "
-                         f"(the same feature rows are in train_features): none is left to evaluate on. Give the "
-                         f"held-out images' own features, or drop_copies=False to score them anyway.")
+        logger.warning("all %i held-out images are copies of a training image's features, bit for bit: scored "
+                       "anyway, but their figures are in-sample, not held-out (give the held-out images' own "
+                       "features for a held-out evaluation)", len(copies))
+        copies = np.zeros_like(copies)
     if copies is not None and copies.any():
         keep = ~copies
         if test_keys is not None:

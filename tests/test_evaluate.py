@@ -788,7 +788,7 @@ def test_copies_of_training_wants_rows():
     assert ev.copies_of_training(train[1:2], train).tolist() == [True]
 
 
-def test_dropping_copies_says_what_is_wrong_with_test_keys_or_with_nothing_left(setup):
+def test_dropping_copies_says_what_is_wrong_with_test_keys_or_with_nothing_left(setup, caplog):
     """test_keys of another length than the test rows failed in the copies' zip ("zip() argument 2 is longer
     than argument 1"), and held-out images that are all copies failed as "features: expected at least one
     image" of no argument given: each says what it is."""
@@ -801,9 +801,19 @@ def test_dropping_copies_says_what_is_wrong_with_test_keys_or_with_nothing_left(
     with pytest.raises(ValueError, match=r"^test_keys has 9 keys for 10 test images; give one key per test row"):
         ev.run_evaluation(s["model"], X, tags, s["cands"], **train, **opts, test_keys=[f"img:t{i}" for i in range(9)])
     copies = np.array(s["train_features"][:5], dtype=np.float32)
-    with pytest.raises(ValueError, match=r"^all 5 held-out images are copies of a training image's features.*"
-                                         r"drop_copies=False"):
-        ev.run_evaluation(s["model"], copies, [list(t) for t in s["train_tags"][:5]], s["cands"], **train, **opts)
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.evaluate"):
+        rep = ev.run_evaluation(s["model"], copies, [list(t) for t in s["train_tags"][:5]], s["cands"], **train,
+                                **opts)
+    assert rep.info["n_test_images"] == 5 and not rep.info["n_test_copies"]  # all scored, said in-sample
+    assert "all 5 held-out images are copies of a training image's features" in caplog.text
+    # the training images themselves (their own keys): in-sample, counted as trained on, not copies
+    rep = ev.run_evaluation(s["model"], X, tags, s["cands"], **train, **opts,
+                            test_keys=[s["train_keys"][0] if i == 2 else f"img:t{i}" for i in range(10)])
+    assert rep.info["n_test_copies"] == 0 and rep.info["n_test_images"] == 10
+    assert rep.info["n_test_images_trained"] == 1
+    rep = ev.run_evaluation(s["model"], X, tags, s["cands"], **train, **opts,
+                            test_keys=[f"img:t{i}" for i in range(10)])
+    assert rep.info["n_test_copies"] == 1 and rep.info["n_test_images"] == 9
 
 
 def test_the_header_says_the_copies_after_the_images_trained_on():
