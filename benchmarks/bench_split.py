@@ -3,18 +3,22 @@
     python benchmarks/bench_split.py --images 50000 200000        # docs/scale.md §5.2's row
     python benchmarks/bench_split.py --images 1000000 --only new   # the new one alone, larger
     python benchmarks/bench_split.py --images 200000 --features    # with a feature store (--features STORE)
+    python benchmarks/bench_split.py --images 200000 --features --copies 50 --old-ref HEAD   # copies: 1 in 50
     python benchmarks/bench_split.py --images 200000 --zero-shot-share 0.1   # zero-shot tags too
 
 Writes (once, kept in ``--dir``) a documents file of N images as ``im2vec normalize`` writes them:
 an image token (16 hex digits) and 3-12 tags drawn from 50,000 (Zipf-like) a line, with what the
 split must handle: a line of two images every 25 lines, an image on a second line (with one more
 tag) every 50, a line with an earlier line's set of tags (shuffled) every 20, and a text line
-(no image) every 10. ``--features`` also writes a store of 95% of the images (5% lack features).
+(no image) every 10. ``--features`` also writes a store of 95% of the images (5% lack features), a
+row of its own each (identical rows link their images, as copies of one picture), or with
+``--copies N`` every N-th row the row before it.
 
 Each implementation splits the file in a fresh process: "new" is today's package, "old" the module
 as it was before the split held its images in flat arrays (``git show REF:gensim_im2vec/split.py``
 into a temporary file, ``--old-ref``, the commit before that change; nothing of it is kept in the
-repository). The child reports its peak resident memory (``ru_maxrss``; ``VmHWM`` where that is
+repository; ``--old-ref HEAD``: the checkout's last commit, to measure a change not yet
+committed). The child reports its peak resident memory (``ru_maxrss``; ``VmHWM`` where that is
 less: Linux carries the parent's peak over the fork) and its resident memory just before the call; "per image" is their difference over N, and, given two sizes or more, also the
 slope between the smallest and the largest (what a larger file adds an image). The two outputs are
 compared byte for byte.
@@ -97,12 +101,17 @@ def write_documents(path: str, n: int, seed: int = 0) -> list[str]:
     return keys
 
 
-def write_store(path: str, keys: list[str]) -> None:
-    """A feature store of 95% of `keys` (one float16 feature each)."""
+def write_store(path: str, keys: list[str], copies: int = 0) -> None:
+    """A feature store of 95% of `keys`: three float16 features each, a row of its own (its number,
+    exact in float16 digits below 2048), or with `copies` > 0 every `copies`-th row the one before it."""
     from gensim_im2vec.store import FeatureStore
 
     kept = [k for j, k in enumerate(keys) if j % 20 != 3]
-    FeatureStore.from_arrays(path, kept, np.ones((len(kept), 1), dtype=np.float16), mode="overwrite")
+    j = np.arange(len(kept))
+    if copies:
+        j[copies - 1::copies] -= 1
+    rows = np.stack([j % 2048, j // 2048 % 2048, j // 2048**2], axis=1).astype(np.float16)
+    FeatureStore.from_arrays(path, kept, rows, mode="overwrite")
 
 
 def measure(which: str, docs: str, out: str, old: str | None, features: str | None,
@@ -130,6 +139,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="the documents files (kept between runs) and the splits")
     ap.add_argument("--only", choices=("old", "new"), help="measure one implementation")
     ap.add_argument("--features", action="store_true", help="split with a feature store lacking 5%% of the images")
+    ap.add_argument("--copies", type=int, default=0, metavar="N",
+                    help="with --features: every N-th stored image has the row of the one before (0: none)")
     ap.add_argument("--zero-shot-share", type=float, default=0.0, help="hold out this share of the tags too")
     ap.add_argument("--old-ref", default=OLD_REF, help="the commit whose split.py is the old implementation")
     args = ap.parse_args(argv)
@@ -142,11 +153,11 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict[int, dict[str, dict]] = {}
     for n in args.images:
         docs = os.path.join(args.dir, f"docs{n}.txt")
-        store = os.path.join(args.dir, f"store{n}") if args.features else None
+        store = os.path.join(args.dir, f"store{n}-rows{args.copies or ''}") if args.features else None
         if not os.path.exists(docs) or (store and not os.path.isdir(store)):
             keys = write_documents(docs, n)
             if store:
-                write_store(store, keys)
+                write_store(store, keys, args.copies)
         results[n] = {}
         for w in which:
             out = os.path.join(args.dir, f"split{n}-{w}{'-features' if store else ''}")

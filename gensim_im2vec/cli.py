@@ -1082,7 +1082,8 @@ SPLIT_DOCS = "gensim_im2vec.split:split_documents"
               help="The FeatureStore directory (im2vec extract) the model will train with: an image it lacks (not "
                    "extracted, or skipped by the extraction) is never held out and is taken out of train.jsonl and "
                    "train.txt (its line's words stay), so train and evaluate take the split as it is; counted in "
-                   "split.json. Without it the store is not looked at.")
+                   "split.json. Images whose features are identical (copies of one picture) are held out or trained "
+                   "together. Without it the store is not looked at.")
 def split_command(documents, output, **options):
     """Hold out images of DOCUMENTS (as `im2vec normalize` writes them) for `im2vec evaluate`.
 
@@ -1091,7 +1092,8 @@ def split_command(documents, output, **options):
     without an image is text, copied to train.txt as it is (zero-shot tags included: they never
     meet an image there). A held-out image's lines are left out of train.txt whole; a training
     line left without a word is dropped; an image without words is never held out, nor, with
-    --features, one the store lacks.
+    --features, one the store lacks; with --features, images whose features are identical, bit
+    for bit (one picture under two names), go together too.
 
     \b
     Then:

@@ -84,12 +84,32 @@ extraction's reason where it skipped them (``features.without_features``):
 >>> import numpy as np
 >>> from gensim_im2vec.store import FeatureStore
 >>> store = FeatureStore.from_arrays(os.path.join(tmp, "feats"), [f"img:{i}" for i in range(1, 20)],
-...                                  np.ones((19, 4), dtype=np.float32))   # no img:0
+...                                  np.arange(76, dtype=np.float32).reshape(19, 4))   # no img:0
 >>> s = split_documents(docs, os.path.join(tmp, "split2"), test_share=0.2, features=store.path)
 >>> s.counts["images_without_features"], "img:0" in s.test_keys + s.train_keys
 (1, False)
 >>> open(os.path.join(tmp, "split2", "train.txt")).readline()   # its words stay, as text
 'red circle n0\\n'
+
+Copies: two files of one picture (a photo filed under two names, two renders a CNN cannot tell
+apart) share no line and maybe no words, so the groups above cannot see them; their features can.
+Given the store, images whose feature rows are identical, bit for bit (as float32), go together
+too: held out together or trained together (a model or a kNN that trained on one would find the
+other's tags by the copy; ``im2vec evaluate`` leaves such held-out images out, and says so).
+``split.json`` counts them (``images_with_identical_features``: every image of such a set) and
+names a few sets (``features.identical_features``). The store's rows are read a block at a time,
+each hashed to 8 bytes, and rows sharing a hash compared whole:
+
+>>> vectors = np.arange(80, dtype=np.float32).reshape(20, 4)
+>>> vectors[5] = vectors[2]                     # img:5 is img:2, filed again under another name
+>>> store = FeatureStore.from_arrays(os.path.join(tmp, "feats2"), [f"img:{i}" for i in range(20)], vectors)
+>>> split_documents(docs, os.path.join(tmp, "split3"), test_share=0.2).test_keys   # without the store
+['img:0', 'img:2', 'img:7', 'img:14']
+>>> s = split_documents(docs, os.path.join(tmp, "split4"), test_share=0.2, features=store.path)
+>>> s.test_keys                                 # img:2 trains beside its copy
+['img:0', 'img:7', 'img:14', 'img:16']
+>>> s.counts["images_with_identical_features"], s.record["features"]["identical_features"]
+(2, [['img:2', 'img:5']])
 
 Run again with the same arguments, the folder is written again byte for byte; a folder that holds
 other files than an earlier split's is refused before anything is written.
@@ -197,12 +217,15 @@ class DocumentSplit:
         if not features:
             return ""
         n = self.counts["images_without_features"]
+        copies = self.counts.get("images_with_identical_features")
+        same = (f"; {copies} images have features identical to another's (copies: held out or trained together, "
+                f"e.g. {' = '.join(features['identical_features'][0])})" if copies else "")
         if not n:
-            return f"; every image has features in {features['path']}"
+            return f"; every image has features in {features['path']}{same}"
         shown = features["without_features"]
         return (f"; {n} images lack features in {features['path']}: never held out, and taken out of "
                 f"{SPLIT_FILES['train']} and {SPLIT_FILES['train_documents']} (their lines' words stay), "
-                f"{_examples(shown, shown, self.counts['images_skipped_by_extraction'])}")
+                f"{_examples(shown, shown, self.counts['images_skipped_by_extraction'])}{same}")
 
 
 def is_split_folder(folder: str | os.PathLike) -> bool:
@@ -611,13 +634,19 @@ def _digests(keys: Iterable[str], ordered: bool = True) -> np.ndarray:
 
 
 class _StoreKeys:
-    """What the split needs of a feature store: its keys as a set of 128-bit digests (read once, 16
-    bytes a key: :func:`_digests`; dropped once the images without features are known), and what
-    ``split.json`` records of it."""
+    """What the split needs of a feature store: its keys as a set of 128-bit digests, each with its
+    row (read once, 20 bytes a key: :func:`_digests`; dropped once each image's row is known), its
+    rows (memory-mapped, read by :func:`_linked_by_features`), and what ``split.json`` records of it."""
 
     def __init__(self, store) -> None:
         self.path = str(store.path)
-        self.digests: np.ndarray | None = _digests(store.keys)
+        digests = _digests(store.keys, ordered=False)
+        order = np.argsort(digests)  # (the keys are unique: any order of equal digests would do)
+        self.digests: np.ndarray | None = digests[order]
+        del digests
+        self.rows: np.ndarray | None = order.astype(_index_dtype(len(order)))  # the store row of each digest
+        del order
+        self.vectors = store.raw_vectors  # (memory-mapped: read a block at a time, by _linked_by_features)
         self.count = len(store)
         self.examples = list(store.keys[:3])
         self.skipped = dict(store.skipped)  # {key: reason} of the images the extraction could not use
@@ -636,28 +665,99 @@ class _StoreKeys:
                                      f"-o STORE` writes one; the folder `im2vec train -f` takes).")
         return cls(FeatureStore.open(path, mmap=True))
 
-    def holds(self, tokens: Iterable[str], n: int) -> np.ndarray:
-        """Whether each of the `n` `tokens` is a key of the store (a boolean array)."""
-        found = np.zeros(n, dtype=bool)
+    def rows_of(self, tokens: Iterable[str], n: int) -> np.ndarray:
+        """The store row of each of the `n` `tokens`, -1 for a token that is not a key of the store."""
+        rows = np.full(n, -1, dtype=_index_dtype(self.count))
         if not len(self.digests):
-            return found
+            return rows
         block = 1 << 20
         tokens = iter(tokens)
         for a in range(0, n, block):
             part = _digests(islice(tokens, block), ordered=False)
             at = np.minimum(np.searchsorted(self.digests, part), len(self.digests) - 1)
-            found[a:a + len(part)] = self.digests[at] == part
-        return found
+            rows[a:a + len(part)] = np.where(self.digests[at] == part, self.rows[at], -1)
+        return rows
 
-    def record(self, missing: Iterable[str]) -> dict:
-        """``split.json``'s ``features``: the store, and a few of the images it lacks (with the
-        extraction's reason where it skipped them)."""
+    def holds(self, tokens: Iterable[str], n: int) -> np.ndarray:
+        """Whether each of the `n` `tokens` is a key of the store (a boolean array)."""
+        return self.rows_of(tokens, n) >= 0
+
+    def record(self, missing: Iterable[str], copies: list[list[str]]) -> dict:
+        """``split.json``'s ``features``: the store, a few of the images it lacks (with the
+        extraction's reason where it skipped them), and a few sets of images with identical features."""
         return {"path": os.path.abspath(self.path), "store_id": self.store_id, "images": self.count,
                 "keys_sha256": self.keys_sha256,
-                "without_features": {k: self.skipped.get(k) for k in islice(missing, _EXAMPLES)}}
+                "without_features": {k: self.skipped.get(k) for k in islice(missing, _EXAMPLES)},
+                "identical_features": copies}
 
 
-_EXAMPLES = 5  # images without features named in split.json
+_EXAMPLES = 5  # images without features, and sets of images with identical features, named in split.json
+
+
+_READ_BYTES, _READ_ROWS = 1 << 24, 1 << 16  # at most so many bytes (as float32) and rows of the store read at a time
+
+
+def _feature_rows(block: np.ndarray) -> np.ndarray:
+    """Feature rows as compared for copies: float32 (a float16 store's rows exactly), -0.0 as 0.0
+    (as :func:`~gensim_im2vec.evaluate.copies_of_training` compares them)."""
+    return np.ascontiguousarray(block, dtype=np.float32) + np.float32(0)
+
+
+def _row_hashes(rows: np.ndarray) -> np.ndarray:
+    """A 64-bit BLAKE2b digest of each row of the float32 array `rows` (as int64): equal rows, equal
+    hashes; rows that share a hash are then compared whole, so a collision never links two images."""
+    out = bytearray()  # (not a join of the digests: that would hold a bytes object, ≈ 40 B, a row)
+    for r in rows:
+        out += hashlib.blake2b(r.tobytes(), digest_size=8).digest()
+    return np.frombuffer(out, dtype="<i8").astype(np.int64) if out else np.zeros(0, dtype=np.int64)
+
+
+def _linked_by_features(vectors, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Images whose feature rows are identical, bit for bit (as float32): copies of one picture
+    (one photo filed under two names, a render that a CNN cannot tell from another), which a split by
+    lines or words cannot see. `vectors`: the store's rows (memory-mapped); `rows`: each image's row
+    in it, -1 for an image without features.
+
+    Returns ``(a, b, first)``: the pairs of images to link (``a[i]`` is a copy of ``b[i]``, the first
+    image with that row), and for each image with features (in the images' order) the position of
+    the first one with its row. The store is read in its row order, a block of at most 16 MB (and
+    65,536 rows) at a time (its pages let go of after each: :func:`~gensim_im2vec.image_features.release`), each row
+    hashed (8 bytes); only rows that share a hash are read again to be compared whole. About 40
+    bytes an image with features, held while it runs."""
+    from gensim_im2vec.image_features import release
+
+    featured = np.flatnonzero(rows >= 0).astype(_index_dtype(len(rows)))
+    n = len(featured)
+    hashes = np.empty(n, dtype=np.int64)
+    block = max(1, min(_READ_ROWS, _READ_BYTES // (4 * max(1, int(np.prod(vectors.shape[1:]))))))
+    by_row = np.argsort(rows[featured])  # positions in `featured`, in the store's row order
+    for a in range(0, n, block):
+        part = by_row[a:a + block]
+        hashes[part] = _row_hashes(_feature_rows(vectors[rows[featured[part]]]))
+        release(vectors)  # (a store larger than memory never shows as its size in this process's RSS)
+    del by_row
+
+    def row(j: int) -> bytes:
+        return _feature_rows(vectors[int(rows[featured[j]])]).tobytes()
+
+    first = _first_equal(hashes, key=row)
+    release(vectors)
+    del hashes
+    copy = np.flatnonzero(first != np.arange(n))
+    return featured[copy], featured[first[copy]], first
+
+
+def _copy_sets(images: _Images, rows: np.ndarray, first: np.ndarray, n: int = _EXAMPLES, size: int = 3
+               ) -> tuple[int, list[list[str]]]:
+    """How many images share their feature row with another, and a few such sets (at most `size`
+    tokens each, in the images' order), from :func:`_linked_by_features`' `first`."""
+    copy = first != np.arange(len(first))
+    if not copy.any():
+        return 0, []
+    roots = np.unique(first[copy])
+    featured = np.flatnonzero(rows >= 0)
+    sets = [list(images.tokens_of(featured[np.flatnonzero(first == r)[:size]])) for r in roots[:n].tolist()]
+    return int(copy.sum()) + len(roots), sets
 
 
 def _token_list(tokens: bytearray, starts: np.ndarray) -> list[str]:
@@ -697,6 +797,17 @@ def _examples(missing, skipped: dict[str, str | None], n_skipped: int, n: int = 
         text += (f"; {n_skipped} of them skipped by the extraction (the store's skipped.json says why"
                  + (f", e.g. {key}: {skipped[key]})" if key else ")"))
     return text
+
+
+def _copies_note(n_copies: int, copy_sets: list[list[str]]) -> str:
+    """For a message about groups: the images linked by identical features, and what to do when they
+    are not copies (empty when there are none)."""
+    if not n_copies:
+        return ""
+    return (f" {n_copies} of the images have feature rows identical to another's, bit for bit (e.g. "
+            f"{' = '.join(copy_sets[0])}), and such copies of one picture go together; if they are not copies, "
+            f"the store's features do not tell them apart (constant rows, all zeros: an extraction that went "
+            f"wrong?): extract their features again into a new store (`im2vec extract`) and split with it.")
 
 
 def _check_share(name: str, value: float, low_open: bool) -> None:
@@ -750,8 +861,11 @@ def split_documents(
         token is taken out of ``train.txt`` (its line's words stay, as text) and ``train.jsonl``:
         so ``im2vec train`` (which refuses an image without features) and ``im2vec evaluate`` (which
         scores only images with features) take the split as it is. Counted in ``split.json``
-        (``counts.images_without_features``, examples under ``features``). Without it the store is
-        not looked at, and an image without features may be held out.
+        (``counts.images_without_features``, examples under ``features``). Images whose feature
+        rows are identical, bit for bit (copies of one picture), are held out or trained together,
+        as a group (``counts.images_with_identical_features``, examples under
+        ``features.identical_features``). Without it the store is not looked at: an image without
+        features may be held out, and a copy of a training image too.
 
     Returns
     -------
@@ -762,9 +876,9 @@ def split_documents(
     ValueError
         A share out of range; a file that is not UTF-8 text, holds no document or no image token;
         a ``.gz``/``.bz2`` file cut short or damaged, or one compressed otherwise (xz, zstd, zip); a
-        split that would leave no test or no training image, or no zero-shot tag when asked for;
-        `features` holds none of the images with words; `documents` changed between the split's two
-        reads of it.
+        split that would leave no test or no training image (also when `features` gives many images
+        one row: copies go together), or no zero-shot tag when asked for; `features` holds none of
+        the images with words; `documents` changed between the split's two reads of it.
     FileExistsError
         `out_dir` holds files that are not an earlier split's.
     FileNotFoundError, IsADirectoryError
@@ -817,9 +931,21 @@ def split_documents(
 
     # the images the store lacks (in the source's order); the store's keys are let go of here
     no_features = np.zeros(n_images, dtype=bool)
+    n_copies, copy_sets = 0, []
     if store is not None:
-        no_features = ~store.holds(images.tokens_of(everyone), n_images)
-        store.digests = None
+        rows = store.rows_of(images.tokens_of(everyone), n_images)
+        store.digests = store.rows = None
+        no_features = rows < 0
+        # images whose features are identical (copies of one picture) go together: one group
+        a, b, first = _linked_by_features(store.vectors, rows)
+        n_copies, copy_sets = _copy_sets(images, rows, first)
+        del rows, first
+        if len(a):
+            group = images.group
+            labels, images.n_groups = _components(images.n_groups, [(group[a], group[b])])
+            images.group = labels[group]
+            del labels, group
+        del a, b
     missing = _Missing(images, np.flatnonzero(no_features))
     n_missing = len(missing.ids)
     n_skipped = sum(1 for img in missing if img in store.skipped) if n_missing else 0  # (of them, by the extraction)
@@ -844,13 +970,15 @@ def split_documents(
     if not n_scorable:
         if store is not None and ((n_words > 0) & ~no_features).any():  # usable images, each grouped with another
             raise ValueError(f"{source}: each of its images with words and features shares a group (the images of "
-                             f"one line" + (", or with the same words" if group_by == "words" else "") + ") with an "
+                             f"one line" + (", or with the same words" if group_by == "words" else "")
+                             + (", or with identical features" if n_copies else "") + ") with an "
                              f"image without words or without features in the feature store {store.path!r} "
                              f"({n_missing} of its {n_images} images lack features, "
                              f"{_examples(missing, store.skipped, n_skipped)}), "
                              f"and a group is held out whole, so none could be scored; extract the missing images' "
                              f"features into the store (`im2vec extract`)"
-                             + (", or split with group_by='document'" if group_by == "words" else "") + ".")
+                             + (", or split with group_by='document'" if group_by == "words" else "") + "."
+                             + _copies_note(n_copies, copy_sets))
         if store is not None and (n_words > 0).any():  # images with words, but none with features
             raise ValueError(f"{source}: none of its images with words is in the feature store {store.path!r} "
                              f"({n_missing} of its {n_images} images lack features, "
@@ -860,6 +988,10 @@ def split_documents(
                              f"extract`), or give the store made from these documents' images.")
         raise ValueError(f"{source}: none of its {n_images} images has a word beside it, so none could be "
                          f"scored; give documents with each image's tags or caption words.")
+    if len(sizes) == 1 and n_copies:
+        raise ValueError(f"{source}: its {n_scorable} images {usable} form one group (images of one line, or with "
+                         f"the same words, or with identical features, go together), so holding any out would leave "
+                         f"none to train on." + _copies_note(n_copies, copy_sets) + " Or give more images.")
     if len(sizes) == 1:
         raise ValueError(f"{source}: its {n_scorable} images {usable} form one group (images of one line, or with "
                          f"the same words, go together), so holding any out would leave none to train on; give more "
@@ -873,7 +1005,8 @@ def split_documents(
     del keys, root
     if not n_test:
         raise ValueError(f"{source}: a test share of {test_share} holds out no image: the {n_scorable} images "
-                         f"{usable} form {len(sizes)} groups (images of one line, or with the same words, go together), "
+                         f"{usable} form {len(sizes)} groups (images of one line, or with the same words"
+                         + (", or with identical features" if n_copies else "") + ", go together), "
                          f"the smallest of {int(sizes.min())} images; raise test_share.")
     if n_test >= n_scorable:
         raise ValueError(f"{source}: a test share of {test_share} holds out every image {usable} ({n_scorable} "
@@ -918,12 +1051,13 @@ def split_documents(
     if store is not None:
         counts["images_without_features"] = n_missing
         counts["images_skipped_by_extraction"] = n_skipped
+        counts["images_with_identical_features"] = n_copies
     config = {"seed": seed, "test_share": test_share, "zero_shot_share": zero_shot_share, "prefix": prefix,
               "group_by": group_by, "min_tag_images": int(min_tag_images)}
     record = {"format": FORMAT, "version": _VERSION, "complete": False,
               "documents": {"path": os.path.abspath(source), "sha256": None, "bytes": os.path.getsize(source)},
               "config": config, "counts": counts, "files": {}, "zero_shot_tags": zero,
-              "features": None if store is None else store.record(missing)}
+              "features": None if store is None else store.record(missing, copy_sets)}
     atomic_write_json(folder / SPLIT_FILES["record"], record)  # first: the folder is this function's from now on
     digest = hashlib.sha256()
     with open(source, "rb") as f:

@@ -3,6 +3,7 @@ space_variants.py importing helpers evaluate.py no longer had, and nothing notic
 it is run."""
 
 import importlib.util
+import json
 import os
 import sys
 from pathlib import Path
@@ -287,6 +288,27 @@ def test_bench_split_documents_and_a_tiny_run(monkeypatch, tmp_path, capsys):
     assert sum(len(i) for i in images) > 300  # some image on a second line
     results = module.main(["--images", "300", "--only", "new", "--dir", str(tmp_path / "b")])
     assert results[300]["new"]["peak"] > 0 and "B per image" in capsys.readouterr().out
+
+
+def test_bench_split_store_rows_are_distinct_unless_copies_are_asked_for(monkeypatch, tmp_path, capsys):
+    """bench_split.py --features: the store's rows are the images' own (identical rows would link
+    every image into one group: the split would refuse), and --copies N makes every N-th row a copy."""
+    import numpy as np
+
+    from gensim_im2vec.store import FeatureStore
+
+    module = _load("bench_split", monkeypatch)
+    keys = module.write_documents(str(tmp_path / "docs.txt"), 3000)
+    module.write_store(str(tmp_path / "plain"), keys)
+    module.write_store(str(tmp_path / "copies"), keys, copies=50)
+    plain, copies = (np.asarray(FeatureStore.open(tmp_path / name).raw_vectors) for name in ("plain", "copies"))
+    assert len(np.unique(plain, axis=0)) == len(plain) == 2850
+    assert len(copies) - len(np.unique(copies, axis=0)) == 2850 // 50
+    results = module.main(["--images", "3000", "--only", "new", "--features", "--copies", "50",
+                           "--dir", str(tmp_path / "b")])
+    assert results[3000]["new"]["test_images"] > 0 and "B per image" in capsys.readouterr().out
+    record = json.loads((tmp_path / "b" / "split3000-new-features" / "split.json").read_text(encoding="utf-8"))
+    assert record["counts"]["images_with_identical_features"] == 2 * (2850 // 50)
 
 
 def test_bench_list_images_a_tiny_run_compares_the_old_listing(monkeypatch, tmp_path, capsys):

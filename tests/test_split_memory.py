@@ -138,6 +138,7 @@ WORDS_WITH_STORE = {
                               'test_images': 8,
                               'images_without_features': 2,
                               'images_skipped_by_extraction': 1,
+                              'images_with_identical_features': 0,
                               'lines_without_featured_images': 2,
                               'train_images': 19,
                               'train_lines': 21,
@@ -153,7 +154,8 @@ WORDS_WITH_STORE = {
                    'zero_shot_tags': ['café', 'friends', 'sea', 'sofa', 'street'],
                    'features': {'images': 27,
                                 'keys_sha256': '7b0bc33934241e1dfef64aa2d3c52fd474e8bd19106f8a56f2408ff5038dc489',
-                                'without_features': {'img:e3': None, 'img:g1': 'not an image: cannot identify image file'}}},
+                                'without_features': {'img:e3': None, 'img:g1': 'not an image: cannot identify image file'},
+                                'identical_features': []}},
 }
 
 BY_DOCUMENT = {
@@ -356,7 +358,8 @@ def messy(tmp_path_factory):
     keys = [t for line in CORPUS.splitlines() for t in line.split() if t.startswith("img:")]
     keys = [k for k in dict.fromkeys(keys) if k not in NOT_IN_STORE]
     with FeatureStore.create(d / "store", dim=2, dtype="float32") as w:
-        w.write(keys, np.ones((len(keys), 2), dtype=np.float32))
+        # (a row of its own each: identical rows would link the images, as copies of one picture)
+        w.write(keys, np.arange(2 * len(keys), dtype=np.float32).reshape(-1, 2))
         w.skip("img:g1", "not an image: cannot identify image file")
     return d
 
