@@ -722,29 +722,80 @@ def _linked_by_features(vectors, rows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     image with that row), and for each image with features (in the images' order) the position of
     the first one with its row. The store is read in its row order, a block of at most 16 MB (and
     65,536 rows) at a time (its pages let go of after each: :func:`~gensim_im2vec.image_features.release`), each row
-    hashed (8 bytes); only rows that share a hash are read again to be compared whole. About 40
-    bytes an image with features, held while it runs."""
+    hashed (8 bytes); then the rows that share a hash are read again, in blocks in the store's row
+    order too, and compared whole with the first row of their hash (:func:`_first_equal_rows`).
+    About 40 bytes an image with features, held while it runs."""
     from gensim_im2vec.image_features import release
 
     featured = np.flatnonzero(rows >= 0).astype(_index_dtype(len(rows)))
+    where = rows[featured]  # each such image's store row
     n = len(featured)
     hashes = np.empty(n, dtype=np.int64)
-    block = max(1, min(_READ_ROWS, _READ_BYTES // (4 * max(1, int(np.prod(vectors.shape[1:]))))))
-    by_row = np.argsort(rows[featured])  # positions in `featured`, in the store's row order
+    block = _read_block(vectors)
+    by_row = np.argsort(where)  # positions in `featured`, in the store's row order
     for a in range(0, n, block):
         part = by_row[a:a + block]
-        hashes[part] = _row_hashes(_feature_rows(vectors[rows[featured[part]]]))
+        hashes[part] = _row_hashes(_feature_rows(vectors[where[part]]))
         release(vectors)  # (a store larger than memory never shows as its size in this process's RSS)
     del by_row
-
-    def row(j: int) -> bytes:
-        return _feature_rows(vectors[int(rows[featured[j]])]).tobytes()
-
-    first = _first_equal(hashes, key=row)
-    release(vectors)
-    del hashes
+    first = _first_equal_rows(vectors, where, hashes, block)
+    del hashes, where
     copy = np.flatnonzero(first != np.arange(n))
     return featured[copy], featured[first[copy]], first
+
+
+def _read_block(vectors) -> int:
+    """How many of the store's rows are read at a time: at most 16 MB (as float32) and 65,536 rows."""
+    return max(1, min(_READ_ROWS, _READ_BYTES // (4 * max(1, int(np.prod(vectors.shape[1:]))))))
+
+
+def _first_equal_rows(vectors, where: np.ndarray, hashes: np.ndarray, block: int) -> np.ndarray:
+    """:func:`_first_equal` for feature rows: for each image, the first image (in the images' order)
+    whose row of `vectors` (its row number in `where`) equals its own as float32, bit for bit.
+
+    Equal rows have equal `hashes`; an image that shares its hash is compared with the first image
+    of that hash, the rows read a block at a time in the store's row order (each first row once a
+    block) and compared as arrays, not one row at a time from wherever the images' order puts them:
+    a million blank renders with one all-zero row cost a sequential read, not a million random ones,
+    and no more pages of the map than a block's stay mapped. A hash shared by rows that differ (a
+    collision: about 10⁻⁶ over 10M distinct rows) sends its images to :func:`_first_equal`, row by row.
+    """
+    from gensim_im2vec.image_features import release
+
+    n = len(hashes)
+    first = np.arange(n, dtype=np.int64)
+    if n < 2:
+        return first
+    order = np.argsort(hashes, kind="stable")  # equal hashes: in the images' order
+    ordered = hashes[order]
+    later = np.flatnonzero(ordered[1:] == ordered[:-1]) + 1  # the sorted positions after a run's first
+    del ordered
+    if not later.size:
+        return first
+    opens = np.ones(len(later), dtype=bool)
+    opens[1:] = np.diff(later) != 1
+    head = np.maximum.accumulate(np.where(opens, later - 1, 0))  # each one's run's first sorted position
+    items, refs = order[later], order[head]  # images, and the first image of their hash
+    del order, later, opens, head
+    by_row = np.argsort(where[items], kind="stable")
+    step = max(1, block // 2)  # (a block of the images' rows and one of the first rows: 16 MB in all)
+    differ = []
+    for a in range(0, len(items), step):
+        part = by_row[a:a + step]
+        mine = _feature_rows(vectors[where[items[part]]]).reshape(len(part), -1).view(np.uint32)
+        theirs, at = np.unique(where[refs[part]], return_inverse=True)
+        theirs = _feature_rows(vectors[theirs]).reshape(len(theirs), -1).view(np.uint32)
+        same = (mine == theirs[at.ravel()]).all(axis=1)
+        first[items[part[same]]] = refs[part[same]]
+        if not same.all():
+            differ.append(np.unique(refs[part[~same]]))
+        release(vectors)
+    del items, refs, by_row
+    for h in np.unique(np.concatenate(differ)).tolist() if differ else ():  # a collision: row by row
+        run = np.flatnonzero(hashes == hashes[h])
+        first[run] = run[_first_equal(hashes[run], key=lambda j: _feature_rows(vectors[int(where[run[j]])]).tobytes())]
+        release(vectors)
+    return first
 
 
 def _copy_sets(images: _Images, rows: np.ndarray, first: np.ndarray, n: int = _EXAMPLES, size: int = 3
