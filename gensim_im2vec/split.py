@@ -96,9 +96,10 @@ apart) share no line and maybe no words, so the groups above cannot see them; th
 Given the store, images whose feature rows are identical, bit for bit (as float32), go together
 too: held out together or trained together (a model or a kNN that trained on one would find the
 other's tags by the copy; ``im2vec evaluate`` leaves such held-out images out, and says so).
-``split.json`` counts them (``images_with_identical_features``: every image of such a set) and
-names a few sets (``features.identical_features``). The store's rows are read a block at a time,
-each hashed to 8 bytes, and rows sharing a hash compared whole:
+``split.json`` counts them (``images_with_identical_features``: every image with words of such a
+set; an image without words is never held out nor trained on, and links nothing) and names a few
+sets (``features.identical_features``). The store's rows are read a block at a time, each hashed
+to 8 bytes, and rows sharing a hash compared whole:
 
 >>> vectors = np.arange(80, dtype=np.float32).reshape(20, 4)
 >>> vectors[5] = vectors[2]                     # img:5 is img:2, filed again under another name
@@ -716,15 +717,15 @@ def _linked_by_features(vectors, rows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     """Images whose feature rows are identical, bit for bit (as float32): copies of one picture
     (one photo filed under two names, a render that a CNN cannot tell from another), which a split by
     lines or words cannot see. `vectors`: the store's rows (memory-mapped); `rows`: each image's row
-    in it, -1 for an image without features.
+    in it, -1 for an image left out (without features, or without words).
 
     Returns ``(a, b, first)``: the pairs of images to link (``a[i]`` is a copy of ``b[i]``, the first
-    image with that row), and for each image with features (in the images' order) the position of
+    image with that row), and for each image with a row (in the images' order) the position of
     the first one with its row. The store is read in its row order, a block of at most 16 MB (and
     65,536 rows) at a time (its pages let go of after each: :func:`~gensim_im2vec.image_features.release`), each row
     hashed (8 bytes); then the rows that share a hash are read again, in blocks in the store's row
     order too, and compared whole with the first row of their hash (:func:`_first_equal_rows`).
-    About 40 bytes an image with features, held while it runs."""
+    About 40 bytes an image with a row, held while it runs."""
     from gensim_im2vec.image_features import release
 
     featured = np.flatnonzero(rows >= 0).astype(_index_dtype(len(rows)))
@@ -912,8 +913,8 @@ def split_documents(
         token is taken out of ``train.txt`` (its line's words stay, as text) and ``train.jsonl``:
         so ``im2vec train`` (which refuses an image without features) and ``im2vec evaluate`` (which
         scores only images with features) take the split as it is. Counted in ``split.json``
-        (``counts.images_without_features``, examples under ``features``). Images whose feature
-        rows are identical, bit for bit (copies of one picture), are held out or trained together,
+        (``counts.images_without_features``, examples under ``features``). Images with words whose
+        feature rows are identical, bit for bit (copies of one picture), are held out or trained together,
         as a group (``counts.images_with_identical_features``, examples under
         ``features.identical_features``). Without it the store is not looked at: an image without
         features may be held out, and a copy of a training image too.
@@ -987,7 +988,9 @@ def split_documents(
         rows = store.rows_of(images.tokens_of(everyone), n_images)
         store.digests = store.rows = None
         no_features = rows < 0
-        # images whose features are identical (copies of one picture) go together: one group
+        # images whose features are identical (copies of one picture) go together: one group. An image
+        # without words is left out: never held out nor trained on, it would only keep its copies from being held out
+        rows[images.lengths[images.line] == 0] = -1
         a, b, first = _linked_by_features(store.vectors, rows)
         n_copies, copy_sets = _copy_sets(images, rows, first)
         del rows, first

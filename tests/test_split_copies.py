@@ -220,6 +220,27 @@ def test_a_store_of_one_row_for_every_image_is_refused_naming_it_and_the_fix(tmp
     assert res.exit_code == 1 and "img:0 = img:1 = img:2" in " ".join(res.output.split())
 
 
+def test_a_copy_without_words_keeps_nothing_from_being_held_out(tmp_path):
+    """img:w has no words (never held out, never trained on) and img:5's row: it links nothing, so
+    img:5 is held out as often as with a store where img:w has a row of its own, and the split is
+    that one, byte for byte."""
+    keys = _docs(tmp_path / "docs.txt")
+    with open(tmp_path / "docs.txt", "a", encoding="utf-8") as f:
+        f.write("img:w\n")
+    vectors = _distinct(N + 1)
+    own = _store(tmp_path / "own", keys + ["img:w"], vectors)
+    vectors[N] = vectors[5]
+    copy = _store(tmp_path / "copy", keys + ["img:w"], vectors)
+    held_out = 0
+    for seed in SEEDS:
+        a = split_documents(tmp_path / "docs.txt", tmp_path / f"a-{seed}", test_share=0.25, seed=seed, features=copy)
+        b = split_documents(tmp_path / "docs.txt", tmp_path / f"b-{seed}", test_share=0.25, seed=seed, features=own)
+        assert a.test_keys == b.test_keys and a.train_keys == b.train_keys, seed
+        assert a.counts["images_with_identical_features"] == 0
+        held_out += _side(a, "img:5") == "test"
+    assert held_out > 0
+
+
 def test_the_summary_and_the_command_line_name_the_copies(tmp_path):
     keys = _docs(tmp_path / "docs.txt")
     vectors = _distinct(N)
