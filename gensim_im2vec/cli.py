@@ -1083,7 +1083,8 @@ SPLIT_DOCS = "gensim_im2vec.split:split_documents"
                    "extracted, or skipped by the extraction) is never held out and is taken out of train.jsonl and "
                    "train.txt (its line's words stay), so train and evaluate take the split as it is; counted in "
                    "split.json. Images whose features are identical (copies of one picture) are held out or trained "
-                   "together. Without it the store is not looked at.")
+                   "together (unless a row so many share, blank renders, would leave too few to hold out: a warning "
+                   "says so). Without it the store is not looked at.")
 def split_command(documents, output, **options):
     """Hold out images of DOCUMENTS (as `im2vec normalize` writes them) for `im2vec evaluate`.
 

@@ -112,6 +112,14 @@ to 8 bytes, and rows sharing a hash compared whole:
 >>> s.counts["images_with_identical_features"], s.record["features"]["identical_features"]
 (2, [['img:2', 'img:5']])
 
+A row that many images share (blank renders, all zeros: a copy set of hundreds) can join, through
+the groups by line and by words, nearly every image into one group, leaving too few outside it to
+hold out the test share. Then the largest such sets are left apart (as without the store), with a
+warning that names them
+(``images_with_identical_features_apart``, ``features.identical_features_apart``): ``im2vec
+evaluate --train`` leaves out a held-out image whose row a training image has. A store that gives
+every image the same row tells none apart, and is refused.
+
 Run again with the same arguments, the folder is written again byte for byte; a folder that holds
 other files than an earlier split's is refused before anything is written.
 """
@@ -181,7 +189,8 @@ class DocumentSplit:
     warnings : list of str
         What the split found that the model or the evaluation will miss (also logged as warnings):
         zero-shot tags that no text line carries (a model trained on ``train.txt`` alone has no
-        vector for them, and ``im2vec evaluate`` cannot score them).
+        vector for them, and ``im2vec evaluate`` cannot score them); sets of images with identical
+        features too large to keep together (held out and trained apart).
     """
 
     folder: Path
@@ -219,8 +228,11 @@ class DocumentSplit:
             return ""
         n = self.counts["images_without_features"]
         copies = self.counts.get("images_with_identical_features")
+        apart = self.counts.get("images_with_identical_features_apart")
         same = (f"; {copies} images have features identical to another's (copies: held out or trained together, "
-                f"e.g. {' = '.join(features['identical_features'][0])})" if copies else "")
+                f"e.g. {' = '.join(features['identical_features'][0])}"
+                + (f"; {apart} of them, in sets too large to keep together, are not: see the warning" if apart else "")
+                + ")" if copies else "")
         if not n:
             return f"; every image has features in {features['path']}{same}"
         shown = features["without_features"]
@@ -683,13 +695,14 @@ class _StoreKeys:
         """Whether each of the `n` `tokens` is a key of the store (a boolean array)."""
         return self.rows_of(tokens, n) >= 0
 
-    def record(self, missing: Iterable[str], copies: list[list[str]]) -> dict:
+    def record(self, missing: Iterable[str], copies: dict) -> dict:
         """``split.json``'s ``features``: the store, a few of the images it lacks (with the
-        extraction's reason where it skipped them), and a few sets of images with identical features."""
+        extraction's reason where it skipped them), and a few sets of images with identical features
+        (and of those left apart: :func:`_link_copies`)."""
         return {"path": os.path.abspath(self.path), "store_id": self.store_id, "images": self.count,
                 "keys_sha256": self.keys_sha256,
                 "without_features": {k: self.skipped.get(k) for k in islice(missing, _EXAMPLES)},
-                "identical_features": copies}
+                "identical_features": copies["sets"], "identical_features_apart": copies["apart_sets"]}
 
 
 _EXAMPLES = 5  # images without features, and sets of images with identical features, named in split.json
@@ -799,17 +812,107 @@ def _first_equal_rows(vectors, where: np.ndarray, hashes: np.ndarray, block: int
     return first
 
 
-def _copy_sets(images: _Images, rows: np.ndarray, first: np.ndarray, n: int = _EXAMPLES, size: int = 3
-               ) -> tuple[int, list[list[str]]]:
-    """How many images share their feature row with another, and a few such sets (at most `size`
-    tokens each, in the images' order), from :func:`_linked_by_features`' `first`."""
-    copy = first != np.arange(len(first))
-    if not copy.any():
-        return 0, []
-    roots = np.unique(first[copy])
+def _copy_sets(images: _Images, rows: np.ndarray, first: np.ndarray, roots: np.ndarray | None = None,
+               n: int = _EXAMPLES, size: int = 3) -> list[list[str]]:
+    """A few sets of images that share their feature row (at most `size` tokens each, in the images'
+    order), from :func:`_linked_by_features`' `first`: the first `n` sets, or those of `roots`."""
+    if roots is None:
+        roots = np.unique(first[first != np.arange(len(first))])
     featured = np.flatnonzero(rows >= 0)
-    sets = [list(images.tokens_of(featured[np.flatnonzero(first == r)[:size]])) for r in roots[:n].tolist()]
-    return int(copy.sum()) + len(roots), sets
+    return [list(images.tokens_of(featured[np.flatnonzero(first == r)[:size]])) for r in roots[:n].tolist()]
+
+
+def _scorable_groups(group: np.ndarray, n_groups: int, unusable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The groups that may be held out (none of their images in the boolean mask `unusable`: without
+    words, or without features), and their numbers of images."""
+    bad = np.zeros(n_groups, dtype=bool)
+    bad[group[unusable]] = True
+    scorable = np.flatnonzero(~bad)
+    return scorable, np.bincount(group, minlength=n_groups)[scorable]
+
+
+def _room(group: np.ndarray, n_groups: int, unusable: np.ndarray, test_share: float) -> tuple[int, bool]:
+    """What groups `group` leave the draw: the images that may be held out outside the largest group
+    that may be (0 with fewer than two such groups), and whether one of those groups is under twice
+    the test share (:func:`_pick_groups` takes a group only if it brings the count closer to the
+    share, so with none it holds out nothing). Joining groups never gives more of either."""
+    _, sizes = _scorable_groups(group, n_groups, unusable)
+    if len(sizes) < 2:
+        return 0, False
+    total = int(sizes.sum())
+    return total - int(sizes.max()), int(sizes.min()) < 2 * test_share * total
+
+
+def _link_copies(images: _Images, rows: np.ndarray, unusable: np.ndarray, test_share: float, vectors,
+                 source: str) -> dict:
+    """Put the images whose feature rows are identical into one group (``images.group``), and say what
+    was done: ``copies`` (the images that share their row with another), ``sets`` (a few such sets),
+    ``apart`` and ``apart_sets`` (of them, the images in sets left apart, and a few of those sets,
+    the largest first).
+
+    Copies go together, unless that takes from the draw the images it needs: a row that many images
+    share (blank renders, all zeros; a failed decode) can join, through the groups by line and by
+    words, nearly every image into one group, leaving too few outside it to hold out `test_share` of
+    the images (or none). Then the largest sets are left apart, down to the largest size that leaves
+    outside the largest group as many images as `test_share` of those with words and features (or
+    as many as without the copies, if fewer) and a group the draw can take (:func:`_room`; linking
+    fewer sets never leaves less, so that size is found by bisection). ``im2vec evaluate --train``
+    leaves out a held-out image whose row is a training image's (and says so). A store that gives
+    every image with words and features one row (it tells none apart) is refused: no split of it
+    can be evaluated."""
+    out = {"copies": 0, "sets": [], "apart": 0, "apart_sets": []}
+    a, b, first = _linked_by_features(vectors, rows)
+    if not len(a):
+        return out
+    counts = np.bincount(first, minlength=len(first))
+    roots = np.flatnonzero(counts > 1)  # (positions among the images with a row, in the images' order)
+    set_size = counts[roots]
+    out["copies"], out["sets"] = int(set_size.sum()), _copy_sets(images, rows, first, roots)
+    link_size = counts[first[first != np.arange(len(first))]]  # per pair (a, b): the size of its set
+    del counts
+    group = images.group
+
+    def grouped(limit: int) -> tuple[np.ndarray, int]:
+        keep = link_size <= limit
+        if not keep.any():
+            return group, images.n_groups
+        labels, n_groups = _components(images.n_groups, [(group[a[keep]], group[b[keep]])])
+        return labels[group], n_groups
+
+    base_outside, base_drawable = _room(group, images.n_groups, unusable, test_share)
+    if not (base_outside and base_drawable):
+        return out  # (no split without them either: what the split says then is not about copies)
+    if len(roots) == 1 and set_size[0] == len(first):  # (every image with words and features)
+        raise ValueError(f"{source}: each of its {len(first)} images with words and features has the same feature "
+                         f"row in the store, bit for bit (e.g. {' = '.join(out['sets'][0])}): the store tells none "
+                         f"of them apart (constant rows, all zeros: an extraction that went wrong?), so no model "
+                         f"or evaluation could either. Extract their features again into a new store (`im2vec "
+                         f"extract`) and split with it.")
+    need = min(base_outside, test_share * len(first))
+
+    def enough(linked: tuple[np.ndarray, int]) -> bool:
+        outside, drawable = _room(*linked, unusable, test_share)
+        return drawable and outside >= need
+
+    sizes = np.unique(set_size)
+    linked = grouped(int(sizes[-1]))
+    if not enough(linked):
+        lo, hi = -1, len(sizes) - 1  # sizes[hi] too large; sizes[lo] (-1: no set) small enough
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if enough(grouped(int(sizes[mid]))):
+                lo = mid
+            else:
+                hi = mid
+        limit = int(sizes[lo]) if lo >= 0 else 0
+        linked = grouped(limit)
+        apart = np.flatnonzero(set_size > limit)
+        apart = apart[np.argsort(-set_size[apart], kind="stable")]  # the largest first
+        out["apart"] = int(set_size[apart].sum())
+        out["apart_sets"] = _copy_sets(images, rows, first, roots[apart])
+        out["apart_count"], out["apart_largest"] = len(apart), int(set_size[apart[0]])
+    images.group, images.n_groups = linked
+    return out
 
 
 def _token_list(tokens: bytearray, starts: np.ndarray) -> list[str]:
@@ -849,17 +952,6 @@ def _examples(missing, skipped: dict[str, str | None], n_skipped: int, n: int = 
         text += (f"; {n_skipped} of them skipped by the extraction (the store's skipped.json says why"
                  + (f", e.g. {key}: {skipped[key]})" if key else ")"))
     return text
-
-
-def _copies_note(n_copies: int, copy_sets: list[list[str]]) -> str:
-    """For a message about groups: the images linked by identical features, and what to do when they
-    are not copies (empty when there are none)."""
-    if not n_copies:
-        return ""
-    return (f" {n_copies} of the images have feature rows identical to another's, bit for bit (e.g. "
-            f"{' = '.join(copy_sets[0])}), and such copies of one picture go together; if they are not copies, "
-            f"the store's features do not tell them apart (constant rows, all zeros: an extraction that went "
-            f"wrong?): extract their features again into a new store (`im2vec extract`) and split with it.")
 
 
 def _check_share(name: str, value: float, low_open: bool) -> None:
@@ -914,10 +1006,13 @@ def split_documents(
         so ``im2vec train`` (which refuses an image without features) and ``im2vec evaluate`` (which
         scores only images with features) take the split as it is. Counted in ``split.json``
         (``counts.images_without_features``, examples under ``features``). Images with words whose
-        feature rows are identical, bit for bit (copies of one picture), are held out or trained together,
-        as a group (``counts.images_with_identical_features``, examples under
-        ``features.identical_features``). Without it the store is not looked at: an image without
-        features may be held out, and a copy of a training image too.
+        feature rows are identical, bit for bit (copies of one picture), are held out or trained
+        together, as a group (``counts.images_with_identical_features``, examples under
+        ``features.identical_features``), unless that leaves too few images outside one group to
+        hold out `test_share` (blank renders: one row on many images): then the largest such sets
+        are left apart, with a warning (``counts.images_with_identical_features_apart``,
+        ``features.identical_features_apart``). Without it the store is not looked at: an image
+        without features may be held out, and a copy of a training image too.
 
     Returns
     -------
@@ -928,9 +1023,9 @@ def split_documents(
     ValueError
         A share out of range; a file that is not UTF-8 text, holds no document or no image token;
         a ``.gz``/``.bz2`` file cut short or damaged, or one compressed otherwise (xz, zstd, zip); a
-        split that would leave no test or no training image (also when `features` gives many images
-        one row: copies go together), or no zero-shot tag when asked for; `features` holds none of
-        the images with words; `documents` changed between the split's two reads of it.
+        split that would leave no test or no training image, or no zero-shot tag when asked for;
+        `features` holds none of the images with words, or gives them all one row; `documents`
+        changed between the split's two reads of it.
     FileExistsError
         `out_dir` holds files that are not an earlier split's.
     FileNotFoundError, IsADirectoryError
@@ -983,23 +1078,19 @@ def split_documents(
 
     # the images the store lacks (in the source's order); the store's keys are let go of here
     no_features = np.zeros(n_images, dtype=bool)
-    n_copies, copy_sets = 0, []
+    copies: dict = {}
     if store is not None:
         rows = store.rows_of(images.tokens_of(everyone), n_images)
         store.digests = store.rows = None
         no_features = rows < 0
         # images whose features are identical (copies of one picture) go together: one group. An image
         # without words is left out: never held out nor trained on, it would only keep its copies from being held out
-        rows[images.lengths[images.line] == 0] = -1
-        a, b, first = _linked_by_features(store.vectors, rows)
-        n_copies, copy_sets = _copy_sets(images, rows, first)
-        del rows, first
-        if len(a):
-            group = images.group
-            labels, images.n_groups = _components(images.n_groups, [(group[a], group[b])])
-            images.group = labels[group]
-            del labels, group
-        del a, b
+        n_words = images.lengths[images.line]
+        unusable_images = (n_words == 0) | no_features
+        rows[n_words == 0] = -1
+        del n_words
+        copies = _link_copies(images, rows, unusable_images, test_share, store.vectors, source)
+        del rows, unusable_images
     missing = _Missing(images, np.flatnonzero(no_features))
     n_missing = len(missing.ids)
     n_skipped = sum(1 for img in missing if img in store.skipped) if n_missing else 0  # (of them, by the extraction)
@@ -1024,15 +1115,13 @@ def split_documents(
     if not n_scorable:
         if store is not None and ((n_words > 0) & ~no_features).any():  # usable images, each grouped with another
             raise ValueError(f"{source}: each of its images with words and features shares a group (the images of "
-                             f"one line" + (", or with the same words" if group_by == "words" else "")
-                             + (", or with identical features" if n_copies else "") + ") with an "
+                             f"one line" + (", or with the same words" if group_by == "words" else "") + ") with an "
                              f"image without words or without features in the feature store {store.path!r} "
                              f"({n_missing} of its {n_images} images lack features, "
                              f"{_examples(missing, store.skipped, n_skipped)}), "
                              f"and a group is held out whole, so none could be scored; extract the missing images' "
                              f"features into the store (`im2vec extract`)"
-                             + (", or split with group_by='document'" if group_by == "words" else "") + "."
-                             + _copies_note(n_copies, copy_sets))
+                             + (", or split with group_by='document'" if group_by == "words" else "") + ".")
         if store is not None and (n_words > 0).any():  # images with words, but none with features
             raise ValueError(f"{source}: none of its images with words is in the feature store {store.path!r} "
                              f"({n_missing} of its {n_images} images lack features, "
@@ -1042,10 +1131,6 @@ def split_documents(
                              f"extract`), or give the store made from these documents' images.")
         raise ValueError(f"{source}: none of its {n_images} images has a word beside it, so none could be "
                          f"scored; give documents with each image's tags or caption words.")
-    if len(sizes) == 1 and n_copies:
-        raise ValueError(f"{source}: its {n_scorable} images {usable} form one group (images of one line, or with "
-                         f"the same words, or with identical features, go together), so holding any out would leave "
-                         f"none to train on." + _copies_note(n_copies, copy_sets) + " Or give more images.")
     if len(sizes) == 1:
         raise ValueError(f"{source}: its {n_scorable} images {usable} form one group (images of one line, or with "
                          f"the same words, go together), so holding any out would leave none to train on; give more "
@@ -1059,8 +1144,7 @@ def split_documents(
     del keys, root
     if not n_test:
         raise ValueError(f"{source}: a test share of {test_share} holds out no image: the {n_scorable} images "
-                         f"{usable} form {len(sizes)} groups (images of one line, or with the same words"
-                         + (", or with identical features" if n_copies else "") + ", go together), "
+                         f"{usable} form {len(sizes)} groups (images of one line, or with the same words, go together), "
                          f"the smallest of {int(sizes.min())} images; raise test_share.")
     if n_test >= n_scorable:
         raise ValueError(f"{source}: a test share of {test_share} holds out every image {usable} ({n_scorable} "
@@ -1105,13 +1189,14 @@ def split_documents(
     if store is not None:
         counts["images_without_features"] = n_missing
         counts["images_skipped_by_extraction"] = n_skipped
-        counts["images_with_identical_features"] = n_copies
+        counts["images_with_identical_features"] = copies["copies"]
+        counts["images_with_identical_features_apart"] = copies["apart"]
     config = {"seed": seed, "test_share": test_share, "zero_shot_share": zero_shot_share, "prefix": prefix,
               "group_by": group_by, "min_tag_images": int(min_tag_images)}
     record = {"format": FORMAT, "version": _VERSION, "complete": False,
               "documents": {"path": os.path.abspath(source), "sha256": None, "bytes": os.path.getsize(source)},
               "config": config, "counts": counts, "files": {}, "zero_shot_tags": zero,
-              "features": None if store is None else store.record(missing, copy_sets)}
+              "features": None if store is None else store.record(missing, copies)}
     atomic_write_json(folder / SPLIT_FILES["record"], record)  # first: the folder is this function's from now on
     digest = hashlib.sha256()
     with open(source, "rb") as f:
@@ -1200,10 +1285,27 @@ def split_documents(
     result = DocumentSplit(folder, zero, counts, record, _tokens=(tokens, starts[train_order], starts[test_order]))
     if len(zero_in_text) < len(zero):
         result.warnings.append(_zero_shot_without_text(source, zero, zero_in_text, counts["text_lines"]))
+    if copies.get("apart"):
+        result.warnings.append(_copies_apart(source, copies, test_share, group_by))
     for message in result.warnings:
         logger.warning(message, extra={"im2vec_warning": True})  # (im2vec split says it as `warning: ...`)
     logger.info("split of %s into %s: %s", source, folder, result.summary())
     return result
+
+
+def _copies_apart(source: str, copies: dict, test_share: float, group_by: str) -> str:
+    """The warning for sets of images with identical features that :func:`_link_copies` left apart."""
+    n, largest = copies["apart_count"], copies["apart_largest"]
+    sets = "one set" if n == 1 else f"{n} sets, the largest of {largest} images"
+    return (f"{copies['apart']} of the {copies['copies']} images of {source} whose feature rows are identical to "
+            f"another's, bit for bit ({sets}; e.g. {' = '.join(copies['apart_sets'][0])}), are not kept "
+            f"together: held out or trained together, with the images of their lines"
+            + (" and of lines with the same words" if group_by == "words" else "") + ", they would join so many "
+            f"images into one group that too few are left to hold out a test share of {test_share}. Some of them "
+            f"may be held out while a copy trains; `im2vec evaluate --train` leaves such held-out images out "
+            f"(copies of training images), and says so. A row that many images share is a blank or broken picture, "
+            f"or an extraction that went wrong: look at them, and if their features are wrong, extract them again "
+            f"into a new store (`im2vec extract`) and split with it.")
 
 
 def _zero_shot_without_text(source: str, zero: list[str], in_text: set[str], n_text_lines: int) -> str:

@@ -204,20 +204,68 @@ def test_rows_that_share_a_hash_are_compared_in_blocks_in_the_stores_row_order(t
 
 
 def test_a_store_of_one_row_for_every_image_is_refused_naming_it_and_the_fix(tmp_path):
-    """Every image with the same features (a broken extraction, a store written with one row): they
-    would all be one group, so none could be held out; the message says why, names some, and says
-    what to do. The command line says it too."""
+    """Every image with the same features (a broken extraction, a store written with one row): the
+    store tells none apart; the message says why, names some, and says what to do. The command line
+    says it too."""
     keys = _docs(tmp_path / "docs.txt", 12)
     store = _store(tmp_path / "store", keys, np.ones((12, 4), dtype=np.float32))
     with pytest.raises(ValueError) as e:
         split_documents(tmp_path / "docs.txt", tmp_path / "s", features=store)
     said = str(e.value)
-    assert "form one group" in said and "identical features" in said
-    assert "12 of the images have feature rows identical" in said and "img:0 = img:1 = img:2" in said
+    assert "each of its 12 images with words and features has the same feature row" in said
+    assert "img:0 = img:1 = img:2" in said and "tells none of them apart" in said
     assert "`im2vec extract`" in said and "new store" in said
     assert not (tmp_path / "s" / "train.txt").exists()
     res = CliRunner().invoke(main, ["split", str(tmp_path / "docs.txt"), "-o", str(tmp_path / "c"), "-f", store])
     assert res.exit_code == 1 and "img:0 = img:1 = img:2" in " ".join(res.output.split())
+
+
+def _batch_tagged(path, n: int) -> list[str]:
+    """`n` images tagged in batches: 64 sets of two tags, each set on n/64 images (one group each by
+    words), and a text line."""
+    tags = ["cat", "dog", "car", "tree", "sky", "sea", "red", "blue"]
+    path.write_text("".join(f"img:{i} {tags[i % 8]} {tags[i // 8 % 8]}\n" for i in range(n))
+                    + "a red car under a blue sky\n", encoding="utf-8")
+    return [f"img:{i}" for i in range(n)]
+
+
+@pytest.mark.parametrize("free", [(), (0, 1)])
+def test_a_third_of_blank_renders_still_splits_leaving_them_apart_with_a_warning(tmp_path, free):
+    """30% of the images are blank renders (one all-zero row), in every batch of tags (or all but two):
+    linked, they would join every image into one group (the split was refused), or all but those two
+    batches (20 test images where 64 were asked for). The split goes on, holding out about its
+    share: that set is left apart (a warning names it, split.json counts it), while a real pair of
+    copies still goes together; the same files whatever the store's row order, and again on a rerun."""
+    n = 640
+    keys = _batch_tagged(tmp_path / "docs.txt", n)
+    vectors = np.random.default_rng(1).normal(size=(n, 8)).astype(np.float32)
+    i = np.arange(n)
+    blank = np.flatnonzero(np.isin(i % 10, [0, 3, 6]) & ~np.isin(i % 64, free))  # (a batch: i, i + 64, ...)
+    vectors[blank] = 0.0
+    vectors[77] = vectors[5]  # one picture filed twice (two batches)
+    store = _store(tmp_path / "store", keys, vectors)
+    order = np.random.default_rng(2).permutation(n)
+    shuffled = _store(tmp_path / "shuffled", [keys[i] for i in order], vectors[order])
+    for seed in SEEDS[:6]:
+        s = split_documents(tmp_path / "docs.txt", tmp_path / seed, test_share=0.1, seed=seed, features=store)
+        assert abs(s.counts["test_images"] - 0.1 * n) <= 10 and s.counts["train_images"] > 0
+        assert s.counts["images_with_identical_features"] == len(blank) + 2
+        assert s.counts["images_with_identical_features_apart"] == len(blank)
+        named = [f"img:{j}" for j in blank[:3]]
+        assert s.record["features"]["identical_features_apart"] == [named]
+        assert len(s.warnings) == 1 and f"{len(blank)} of the {len(blank) + 2} images" in s.warnings[0]
+        assert " = ".join(named) in s.warnings[0] and "evaluate --train" in s.warnings[0]
+        assert "in sets too large to keep together" in s.summary()
+        assert _side(s, "img:5") == _side(s, "img:77")
+        other = split_documents(tmp_path / "docs.txt", tmp_path / f"{seed}-shuffled", test_share=0.1, seed=seed,
+                                features=shuffled)
+        again = split_documents(tmp_path / "docs.txt", tmp_path / seed, test_share=0.1, seed=seed, features=store)
+        for name in ("train.txt", "train.jsonl", "test.jsonl"):
+            assert (tmp_path / seed / name).read_bytes() == (tmp_path / f"{seed}-shuffled" / name).read_bytes()
+        assert other.counts == s.counts == again.counts
+    res = CliRunner().invoke(main, ["split", str(tmp_path / "docs.txt"), "-o", str(tmp_path / "cli"), "-f", store])
+    assert res.exit_code == 0, res.output
+    assert "warning:" in res.output and "are not kept together" in " ".join(res.output.split())
 
 
 def test_a_copy_without_words_keeps_nothing_from_being_held_out(tmp_path):

@@ -139,6 +139,7 @@ WORDS_WITH_STORE = {
                               'images_without_features': 2,
                               'images_skipped_by_extraction': 1,
                               'images_with_identical_features': 0,
+                              'images_with_identical_features_apart': 0,
                               'lines_without_featured_images': 2,
                               'train_images': 19,
                               'train_lines': 21,
@@ -155,7 +156,8 @@ WORDS_WITH_STORE = {
                    'features': {'images': 27,
                                 'keys_sha256': '7b0bc33934241e1dfef64aa2d3c52fd474e8bd19106f8a56f2408ff5038dc489',
                                 'without_features': {'img:e3': None, 'img:g1': 'not an image: cannot identify image file'},
-                                'identical_features': []}},
+                                'identical_features': [],
+                                'identical_features_apart': []}},
 }
 
 BY_DOCUMENT = {
