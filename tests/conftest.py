@@ -151,3 +151,20 @@ class DatasetHere:
                 yield {k: v[0] for k, v in batch.items()}
         finally:  # the actors' log filter belongs in actor processes only
             logging.getLogger("gensim_im2vec.features").removeFilter(distributed._not_part_skip_warning)
+
+
+class Restarting:
+    """A re-iterable corpus written as an iterator: its ``__iter__`` starts over and returns itself."""
+
+    def __init__(self, docs):
+        self.docs, self.i = docs, 0
+
+    def __iter__(self):
+        self.i = 0
+        return self
+
+    def __next__(self):
+        if self.i >= len(self.docs):
+            raise StopIteration
+        self.i += 1
+        return self.docs[self.i - 1]

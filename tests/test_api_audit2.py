@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from conftest import Restarting
 
 from gensim_im2vec import Im2Vec
 from gensim_im2vec.synthetic import make_corpus
@@ -100,23 +101,6 @@ def test_a_one_shot_iterator_for_several_passes_is_refused(one_shot):
     assert words == sum(map(len, DATA.docs))
 
 
-class _Restarting:
-    """A re-iterable corpus written as an iterator: its ``__iter__`` starts over and returns itself."""
-
-    def __init__(self, docs):
-        self.docs, self.i = docs, 0
-
-    def __iter__(self):
-        self.i = 0
-        return self
-
-    def __next__(self):
-        if self.i >= len(self.docs):
-            raise StopIteration
-        self.i += 1
-        return self.docs[self.i - 1]
-
-
 class _OneShot(Iterator):
     """An iterator class with only ``__next__`` of its own (``__iter__``: collections.abc.Iterator's)."""
 
@@ -133,8 +117,8 @@ class _OneShot(Iterator):
 def test_an_iterator_class_whose_iter_starts_over_is_taken():
     """An object that is its own iterator but whose ``__iter__`` starts over is re-iterable: gensim trains
     on it every epoch, and so does Im2Vec (the one-shot check refused it: ``iter(corpus) is corpus``)."""
-    m = Im2Vec(_Restarting(DATA.docs), image_features=DATA.features, **KW)
-    words = m.train(_Restarting(DATA.docs), total_examples=m.corpus_count, epochs=2)[1]
+    m = Im2Vec(Restarting(DATA.docs), image_features=DATA.features, **KW)
+    words = m.train(Restarting(DATA.docs), total_examples=m.corpus_count, epochs=2)[1]
     assert words == 2 * sum(map(len, DATA.docs))
     with pytest.raises(TypeError, match=r"one-shot iterator \(_OneShot: .* it is read 2 times here"):
         m.train(_OneShot(DATA.docs), total_examples=m.corpus_count, epochs=2)

@@ -11,6 +11,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from conftest import Restarting
 
 from gensim_im2vec.corpora import (
     YFCC_COLUMNS,
@@ -191,30 +192,13 @@ def test_mixed_corpus_ratio_and_modes(tmp_path):
         MixedCorpus(text, imgs, ratio=0)
 
 
-class _Restarting:
-    """A re-iterable corpus written as an iterator: its ``__iter__`` starts over and returns itself."""
-
-    def __init__(self, docs):
-        self.docs, self.i = docs, 0
-
-    def __iter__(self):
-        self.i = 0
-        return self
-
-    def __next__(self):
-        if self.i >= len(self.docs):
-            raise StopIteration
-        self.i += 1
-        return self.docs[self.i - 1]
-
-
 def test_mixed_corpus_takes_an_iterator_class_whose_iter_starts_over():
     """MixedCorpus refused any corpus with ``iter(c) is c``, also an iterator class whose own ``__iter__`` starts
     over (re-iterable: gensim, and Im2Vec.train since 6839936, take it); it shares the model's check now, and
     still refuses generators, iter(list), map() and what is not iterable at all."""
     text = [[f"w{i}"] for i in range(3)]
     imgs = [[f"img:{i}", "x"] for i in range(2)]
-    mixed = MixedCorpus(_Restarting(text), _Restarting(imgs), ratio=1)
+    mixed = MixedCorpus(Restarting(text), Restarting(imgs), ratio=1)
     first = [d[0] for d in mixed]
     assert first == ["w0", "img:0", "w1", "img:1", "w2"]
     assert [d[0] for d in mixed] == first  # every pass sees the data

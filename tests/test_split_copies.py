@@ -41,6 +41,24 @@ def _side(split, key: str) -> str:
     return "test" if key in split.test_keys else "train" if key in split.train_keys else "neither"
 
 
+class _Recorded:
+    """A store's rows, each read recorded in `reads` (the rows asked for, as a list)."""
+
+    def __init__(self, rows, reads: list):
+        self.rows, self.shape, self.ndim, self.reads = rows, rows.shape, rows.ndim, reads
+
+    def __getitem__(self, index):
+        self.reads.append(np.atleast_1d(index).tolist())
+        return self.rows[index]
+
+
+def _record_reads(opened) -> list:
+    """Record every read of `opened`'s rows; returns the list the reads go to."""
+    reads: list = []
+    opened.raw_vectors = _Recorded(np.asarray(opened.raw_vectors), reads)
+    return reads
+
+
 def test_copies_in_different_groups_are_never_split_across_train_and_test(tmp_path):
     """img:3 and img:17 (different lines, different words) have one feature row: over 30 seeds, never
     one in test.jsonl and the other in train.jsonl. Without the store, some seed splits them (what
@@ -151,17 +169,7 @@ def test_the_store_is_read_in_blocks_in_its_row_order(tmp_path, monkeypatch):
     vectors = _distinct(N)
     vectors[7] = vectors[8]
     opened = FeatureStore.open(_store(tmp_path / "store", [keys[i] for i in order], vectors[order]))
-    reads = []
-
-    class Recorded:  # the store's rows, each read recorded
-        def __init__(self, rows):
-            self.rows, self.shape, self.ndim = rows, rows.shape, rows.ndim
-
-        def __getitem__(self, index):
-            reads.append(np.atleast_1d(index).tolist())
-            return self.rows[index]
-
-    opened.raw_vectors = Recorded(np.asarray(opened.raw_vectors))
+    reads = _record_reads(opened)
     monkeypatch.setattr(split_module, "_READ_BYTES", 5 * 4 * 4)  # 5 rows of 4 float32 a block
     s = split_documents(tmp_path / "docs.txt", tmp_path / "s", test_share=0.3, seed="b", features=opened)
     assert s.counts["images_with_identical_features"] == 2
@@ -182,17 +190,7 @@ def test_rows_that_share_a_hash_are_compared_in_blocks_in_the_stores_row_order(t
     blank = np.flatnonzero(rng.random(n) < 0.6)
     vectors[blank] = 0.0
     opened = FeatureStore.open(_store(tmp_path / "store", [keys[i] for i in order], vectors[order]))
-    reads = []
-
-    class Recorded:  # the store's rows, each read recorded
-        def __init__(self, rows):
-            self.rows, self.shape, self.ndim = rows, rows.shape, rows.ndim
-
-        def __getitem__(self, index):
-            reads.append(np.atleast_1d(index).tolist())
-            return self.rows[index]
-
-    opened.raw_vectors = Recorded(np.asarray(opened.raw_vectors))
+    reads = _record_reads(opened)
     monkeypatch.setattr(split_module, "_READ_BYTES", 10 * 4 * 4)  # 10 rows of 4 float32 a block
     s = split_documents(tmp_path / "docs.txt", tmp_path / "s", test_share=0.3, seed="b", features=opened)
     assert s.counts["images_with_identical_features"] == len(blank)
