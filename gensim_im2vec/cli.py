@@ -2458,6 +2458,7 @@ def query_command(model_path, topn, store, device, arch, weights, layer, zero_sh
     _check_query_extractor(model, extractor_options)
     words = None
     if zero_shot_words is not None:
+        _check_split_complete(zero_shot_words, "--zero-shot-words")  # (a split's zero_shot.txt)
         data = _read_input(zero_shot_words, "--zero-shot-words")
         try:
             words = [line.strip() for line in data.decode("utf-8").split("\n") if line.strip()]

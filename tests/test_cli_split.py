@@ -305,6 +305,7 @@ def test_the_files_of_an_unfinished_split_are_refused_until_it_is_run_again(corp
         "report": _run("report", trained / "m.model", "-o", tmp_path / "rep", "--test", folder / "test.jsonl",
                        "--features", store, "--map-method", "pca"),
         "split": _run("split", folder / "train.txt", "-o", tmp_path / "s2"),
+        "query --zero-shot-words": _run("query", trained / "m.model", "--zero-shot-words", folder / "zero_shot.txt"),
     }
     fix = None
     for command, res in refused.items():
