@@ -229,10 +229,20 @@ class DocumentSplit:
         n = self.counts["images_without_features"]
         copies = self.counts.get("images_with_identical_features")
         apart = self.counts.get("images_with_identical_features_apart")
-        same = (f"; {copies} images have features identical to another's (copies: held out or trained together, "
-                f"e.g. {' = '.join(features['identical_features'][0])}"
-                + (f"; {apart} of them, in sets too large to keep together, are not: see the warning" if apart else "")
-                + ")" if copies else "")
+        # the example of copies kept together is a set that was kept together (a set left apart is no example of it)
+        left = features.get("identical_features_apart") or []
+        kept = [s for s in features["identical_features"] if s not in left]
+        if not copies:
+            same = ""
+        elif apart and apart >= copies:  # (every set left apart: none was held out or trained together)
+            same = (f"; {copies} images have features identical to another's (copies, e.g. "
+                    f"{' = '.join((left or features['identical_features'])[0])}), all in sets too large to keep "
+                    f"together: held out and trained apart, see the warning")
+        else:
+            same = (f"; {copies} images have features identical to another's (copies: held out or trained together"
+                    + (f", e.g. {' = '.join(kept[0])}" if kept else "")
+                    + (f"; {apart} of them, in sets too large to keep together, are not: see the warning"
+                       if apart else "") + ")")
         if not n:
             return f"; every image has features in {features['path']}{same}"
         shown = features["without_features"]

@@ -300,3 +300,32 @@ def test_the_summary_and_the_command_line_name_the_copies(tmp_path):
     record = json.loads((tmp_path / "s" / "split.json").read_text(encoding="utf-8"))
     assert record["counts"]["images_with_identical_features"] == 2
     assert record["features"]["identical_features"] == [["img:6", "img:12"]]
+
+
+def test_the_summarys_example_of_copies_kept_together_is_never_a_set_left_apart(tmp_path):
+    """Most images one blank row (left apart) and one real pair (kept together): the summary's
+    "held out or trained together, e.g. ..." names the pair, not the blank set; with no pair,
+    it says every copy was left apart instead of calling them held out or trained together."""
+    n = 60
+    docs = tmp_path / "docs.txt"
+    docs.write_text("".join(f"img:{i} t{i % 7} u{i % 5}\n" for i in range(n)), encoding="utf-8")
+    keys = [f"img:{i}" for i in range(n)]
+    vectors = np.random.default_rng(0).normal(size=(n, 8)).astype(np.float32)
+    vectors[:50] = 1.0  # blank renders
+    alone = _store(tmp_path / "alone", keys, vectors)
+    vectors[57] = vectors[55]  # one picture filed twice
+    paired = _store(tmp_path / "paired", keys, vectors)
+
+    s = split_documents(docs, tmp_path / "a", test_share=0.2, seed="s1", features=paired)
+    assert s.counts["images_with_identical_features"] == 52
+    assert s.counts["images_with_identical_features_apart"] == 50
+    text = s.summary()
+    assert "(copies: held out or trained together, e.g. img:55 = img:57; 50 of them" in text, text
+    assert "img:0 = img:1" not in text
+
+    s = split_documents(docs, tmp_path / "b", test_share=0.2, seed="s1", features=alone)
+    assert s.counts["images_with_identical_features"] == s.counts["images_with_identical_features_apart"] == 50
+    text = s.summary()
+    assert "held out or trained together" not in text, text
+    assert ("50 images have features identical to another's (copies, e.g. img:0 = img:1 = img:2), all in sets "
+            "too large to keep together: held out and trained apart, see the warning") in text
