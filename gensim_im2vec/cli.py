@@ -1119,8 +1119,10 @@ def split_command(documents, output, **options):
     if options.get("features") is None:
         click.echo("note: without --features STORE the feature store was not looked at: an image it lacks (not "
                    "extracted, or skipped by `im2vec extract`) may be a test image, which `im2vec evaluate` cannot "
-                   "score, or in train.txt, which `im2vec train` refuses; run again with -f STORE (the store you "
-                   "train with) to leave such images out.", err=True)
+                   "score, or in train.txt, which `im2vec train` refuses; and copies (images whose features are "
+                   "identical: one picture under two names) may be split between test and train, which `im2vec "
+                   "evaluate --train` then leaves out of the test images. Run again with -f STORE (the store you "
+                   "train with) to leave out images without features and keep copies on one side.", err=True)
 
 
 @contextlib.contextmanager

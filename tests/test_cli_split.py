@@ -419,6 +419,7 @@ def test_without_features_an_image_the_store_lacks_breaks_train_and_a_note_says_
     res = _run("split", corpus / "docs.txt", "-o", tmp_path / "s", "--test-share", "0.3", "--seed", "f")
     assert res.exit_code == 0, res.output
     assert "note: without --features STORE" in _flat(res.output) and "-f STORE" in res.output
+    assert "copies" in _flat(res.output) and "keep copies on one side" in _flat(res.output)  # what -f also does
     lacking = set(NOT_EXTRACTED) | set(SKIPPED)
     tokens = {t for line in (tmp_path / "s" / "train.txt").read_text().splitlines() for t in line.split()}
     assert tokens & lacking and {r["key"] for r in _jsonl(tmp_path / "s" / "test.jsonl")} & lacking
