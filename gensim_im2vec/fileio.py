@@ -70,7 +70,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["atomic_copy", "atomic_path", "atomic_save", "atomic_write", "atomic_write_bytes",
            "atomic_write_json", "check_output_folder", "format_bytes", "format_bytes_pair", "free_space", "fsync_dir",
-           "is_no_space", "lock_target", "no_space_error", "OutputBusyError", "output_lock", "temp_name"]
+           "is_no_space", "lock_file_current", "lock_target", "no_space_error", "OutputBusyError", "output_lock",
+           "remove_unwritten_lock", "temp_name"]
 
 
 def temp_name(path: str | os.PathLike) -> Path:
@@ -211,16 +212,10 @@ def output_lock(path: str | os.PathLike, busy: Callable[[str], str], *, folder: 
                 err.pid, err.holder = pid.strip() or "unknown", by.strip() or None
                 raise err from None
             except OSError:  # no flock here (ENOLCK, EOPNOTSUPP: some NFS, FUSE, SMB mounts): no lock file is left
-                with contextlib.suppress(OSError):
-                    if not os.fstat(fd).st_size:  # (none that a holder wrote its pid into)
-                        os.unlink(lock)
+                remove_unwritten_lock(lock, fd)
                 os.close(fd)
                 raise
-            try:  # the holder before removed the file as this one opened it: lock the one now there
-                current = os.stat(lock).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                current = False
-            if current:
+            if lock_file_current(lock, fd):
                 break
             os.close(fd)
         try:
@@ -237,6 +232,27 @@ def output_lock(path: str | os.PathLike, busy: Callable[[str], str], *, folder: 
                 folder.rmdir()
             except OSError:
                 break
+
+
+def lock_file_current(lock: str | os.PathLike, fd: int) -> bool:
+    """Whether the lock file `lock`, just locked as the open descriptor `fd`, is still the file of
+    that name. A holder that removes its lock file as it lets go (:func:`output_lock`, a
+    :class:`~gensim_im2vec.store.FeatureStore` folder's lock with ``remove``) may have removed it
+    between this one's open and its ``flock``: then the file now under that name is the one to lock
+    (else two writers would each hold a lock, on two files)."""
+    try:
+        return os.stat(lock).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def remove_unwritten_lock(lock: str | os.PathLike, fd: int) -> None:
+    """Remove the lock file `lock` (open as `fd`) if no holder ever wrote its pid into it: the one
+    this process just made where no lock can be taken (a mount without ``flock``), not to be left in
+    the user's folder. Nothing is raised."""
+    with contextlib.suppress(OSError):
+        if not os.fstat(fd).st_size:
+            os.unlink(lock)
 
 
 def _make_parents(folder: Path) -> list[Path]:

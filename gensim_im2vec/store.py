@@ -100,7 +100,15 @@ from pathlib import Path
 import numpy as np
 
 from gensim_im2vec import __version__
-from gensim_im2vec.fileio import atomic_write, atomic_write_bytes, fsync_dir, pid_alive, temp_name
+from gensim_im2vec.fileio import (
+    atomic_write,
+    atomic_write_bytes,
+    fsync_dir,
+    lock_file_current,
+    pid_alive,
+    remove_unwritten_lock,
+    temp_name,
+)
 from gensim_im2vec.keys import IMAGE_SUFFIXES, encode_key
 from gensim_im2vec.validation import check_features, is_int, npy_header
 
@@ -219,20 +227,12 @@ class _StoreLock:
                     self._take(fd, path, wait)
                     # a holder that removes its lock file as it lets go (`remove`) may have removed this
                     # one between its open and its flock: lock the one now there, as output_lock does
-                    try:
-                        current = os.stat(self.file).st_ino == os.fstat(fd).st_ino
-                    except FileNotFoundError:
-                        current = False
-                    if not current:
+                    if not lock_file_current(self.file, fd):
                         os.close(fd)
                         continue
             except BaseException as e:  # (refused, or no flock on this mount: the descriptor is not left open)
                 if remove and isinstance(e, OSError) and not isinstance(e, StoreLockedError):
-                    try:  # no flock here (ENOLCK): a lock file this one made is not left either
-                        if not os.fstat(fd).st_size:
-                            self.file.unlink()
-                    except OSError:
-                        pass
+                    remove_unwritten_lock(self.file, fd)  # no flock here (ENOLCK): a lock file this one made is not left
                 os.close(fd)
                 raise
             break
