@@ -1492,11 +1492,12 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
     scoring = _Scoring.of(test_features, test_tags, candidates, zero_shot)
     X_train, train_tags = _train_split(train_features, train_tags, scoring.zero_shot)
     copies = copies_of_training(scoring.X, X_train) if drop_copies and X_train is not None else None
-    if copies is not None and test_keys is not None and train_keys is not None:
-        # a test image that is a training image itself is in-sample, not a copy: it stays, and is said trained on
+    if copies is not None and test_keys is not None:
         test_keys = _test_keys(test_keys, len(copies))
-        trained = set(train_keys)
-        copies &= np.fromiter((k not in trained for k in test_keys), dtype=bool, count=len(copies))
+        if train_keys is not None:
+            # a test image that is a training image itself is in-sample, not a copy: it stays, and is said trained on
+            trained = set(train_keys)
+            copies &= np.fromiter((k not in trained for k in test_keys), dtype=bool, count=len(copies))
     if copies is not None and copies.all():
         logger.warning("all %i held-out images are copies of a training image's features, bit for bit: scored "
                        "anyway, but their figures are in-sample, not held-out (give the held-out images' own "
@@ -1505,7 +1506,6 @@ def run_evaluation(model, test_features, test_tags: Sequence[Iterable[str]], can
     if copies is not None and copies.any():
         keep = ~copies
         if test_keys is not None:
-            test_keys = _test_keys(test_keys, len(keep))
             test_keys = [k for k, kept in zip(test_keys, keep, strict=True) if kept]
         logger.info("left out %i of the %i held-out images: their features are a training image's, bit for bit",
                     int(copies.sum()), len(copies))
@@ -1570,10 +1570,12 @@ def copies_of_training(test_features, train_features) -> np.ndarray:
         if np.ndim(X) != 2:
             raise ValueError(f"{name}: expected a 2-D array, one feature row per image, got {np.ndim(X)}-D.")
 
+    # the rows as the split compares them (it links these copies), one definition for both
+    from gensim_im2vec.split import _feature_rows
+
     def digests(X) -> Iterator[bytes]:
         for s in range(0, len(X), 4096):
-            block = np.ascontiguousarray(X[s : s + 4096], dtype=np.float32) + np.float32(0)  # (-0.0 as 0.0)
-            yield from (hashlib.blake2b(r.tobytes(), digest_size=16).digest() for r in block)
+            yield from (hashlib.blake2b(r.tobytes(), digest_size=16).digest() for r in _feature_rows(X[s : s + 4096]))
 
     seen = set(digests(train_features))
     return np.fromiter((d in seen for d in digests(test_features)), dtype=bool, count=len(test_features))

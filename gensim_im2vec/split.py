@@ -723,7 +723,7 @@ _READ_BYTES, _READ_ROWS = 1 << 24, 1 << 16  # at most so many bytes (as float32)
 
 def _feature_rows(block: np.ndarray) -> np.ndarray:
     """Feature rows as compared for copies: float32 (a float16 store's rows exactly), -0.0 as 0.0
-    (as :func:`~gensim_im2vec.evaluate.copies_of_training` compares them)."""
+    (:func:`~gensim_im2vec.evaluate.copies_of_training` compares them so too)."""
     return np.ascontiguousarray(block, dtype=np.float32) + np.float32(0)
 
 
