@@ -1754,16 +1754,22 @@ def held_out_tags(splits: Iterable[Split]) -> set[str]:
 
 
 def with_plurals(tags: Iterable[str]) -> set[str]:
-    """`tags` and their regular English plurals ("-s"; "-es" after s, x, z, ch, sh; a consonant's
-    "-y" → "-ies"): what a training document
-    must not carry, title words included. :func:`zero_shot_groups` holds a tag and its plural out
-    together when both are tags; a plural that only a title holds ("americas" beside the held-out
-    tag "america") is not a tag, and would show the model the held-out word on a training image.
-    Singulars are not added: the singular of a held-out plural that is not a tag itself is as often
-    another word ("news", "glasses").
+    """`tags` and their English plurals: what a training document must not carry, title words
+    included. The regular ones ("-s"; "-es" after s, x, z, ch, sh; a consonant's "-y" → "-ies"),
+    and where English has two ways for an ending, both: "-o" also "-oes" ("potatoes"), "-z" also
+    "-zzes" ("quizzes"), "-f" / "-fe" also "-ves" ("leaves", "knives"), "-man" also "-men"
+    ("firemen"). A form that is no word costs nothing (no document holds it); one that is another
+    word ("axes" for "ax") leaves that word out of the training documents too.
+    :func:`zero_shot_groups` holds a tag and its plural out together when both are tags; a plural
+    that only a title holds ("americas" beside the held-out tag "america") is not a tag, and would
+    show the model the held-out word on a training image. Singulars are not added: the singular of
+    a held-out plural that is not a tag itself is as often another word ("news", "glasses").
 
     >>> sorted(with_plurals(["america", "box", "city", "key"]))
     ['america', 'americas', 'box', 'boxes', 'cities', 'city', 'key', 'keys']
+    >>> sorted(with_plurals(["potato", "quiz", "leaf", "knife", "fireman"]))  # doctest: +NORMALIZE_WHITESPACE
+    ['fireman', 'firemans', 'firemen', 'knife', 'knifes', 'knives', 'leaf', 'leafs', 'leaves',
+     'potato', 'potatoes', 'potatos', 'quiz', 'quizes', 'quizzes']
     >>> sorted(with_plurals(["", "bus", "y"]))  # ("" has no plural: not the word "s")
     ['', 'bus', 'buses', 'y', 'ys']
     """
@@ -1778,6 +1784,17 @@ def with_plurals(tags: Iterable[str]) -> set[str]:
             out.add(t[:-1] + "ies")
         else:
             out.add(t + "s")
+        if len(t) > 1:  # the second way of these endings
+            if t.endswith("o"):
+                out.add(t + "es")
+            elif t.endswith("z"):
+                out.add(t + "zes")
+            elif t.endswith("f"):
+                out.add(t[:-1] + "ves")
+            elif t.endswith("fe"):
+                out.add(t[:-2] + "ves")
+            elif t.endswith("man"):
+                out.add(t[:-3] + "men")
     return out
 
 
