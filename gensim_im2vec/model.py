@@ -1023,7 +1023,9 @@ class Im2Vec(Word2Vec):
                 "wv.sort_by_descending_frequency()), and the model's output weights and frozen pretrained "
                 "words follow the old order. Query and save it as it is; to train, load the model saved "
                 "before the reorder, or sort a copy for export (kv = copy.deepcopy(model.wv); "
-                "kv.sort_by_descending_frequency())."
+                "kv.sort_by_descending_frequency(); kv.fill_norms(force=True)). (gensim's sort keeps "
+                "wv.norms in the old order: a copy of a model searched before answers from other rows' "
+                "norms, and its kv.save writes them, without fill_norms.)"
             )
 
     def is_image(self, key) -> bool:
@@ -4308,7 +4310,9 @@ class Im2Vec(Word2Vec):
         ``wv.add_vector(s)`` (``wv[key] = vector``) and ``wv.sort_by_descending_frequency()`` keep
         filled norms as they were (its next ``most_similar`` then fails, or ranks by the old order's
         norms), as does a ``wv.vectors`` you replace or write yourself; after any of these on a
-        memory-mapped model, call ``model.wv.fill_norms(force=True)``. Rows written through
+        memory-mapped model, or on any ``wv`` searched before (a copy of it too), call
+        ``model.wv.fill_norms(force=True)`` before gensim's own searches (the model's calls and
+        :meth:`save` compute them again after a sort or an add). Rows written through
         ``mmap="r+"`` change the saved file, not the saved norms, and only 64 rows are checked: save
         the model again after. :meth:`train` drops them (at each epoch's end, for its callbacks). A
         model saved without them (by an earlier version, or during training) has none until its first
