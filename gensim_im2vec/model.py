@@ -1886,6 +1886,26 @@ class Im2Vec(Word2Vec):
                 f"or the vocabulary size {len(self.wv)} (one per word)."
             )
 
+    def _warn_locked_images(self) -> None:
+        """Warn when a per-row ``wv.vectors_lockf`` (the user's, e.g. gensim's
+        ``wv.intersect_word2vec_format(path, lockf=0.0)`` of a file that holds image keys) gives
+        images a factor below 1: an image's row is ``W``'s projection of its features, written again
+        as ``train()`` ends, and ``W`` learns whatever the rows' factors say, so the lock would be
+        silently without effect."""
+        lockf = self.wv.vectors_lockf
+        rows = self.__dict__.get("_vocab_image_rows")
+        if len(lockf) < 2 or rows is None or len(rows) != len(lockf):
+            return
+        locked = np.flatnonzero((lockf < 1) & (rows >= 0))
+        if len(locked):
+            logger.warning(
+                "model.wv.vectors_lockf gives %i image row(s) a factor below 1 (e.g. %r: %g), as gensim's "
+                "intersect_word2vec_format does for the image keys of a file: lock factors hold words only; an "
+                "image's vector is W's projection of its features, and this train() moves W and writes the "
+                "images' rows from it again. Set their factors to 1 to say so "
+                "(model.wv.vectors_lockf[model.image_mask] = 1.0), or do not train to keep the rows as they are.",
+                len(locked), self.wv.index_to_key[int(locked[0])], float(lockf[locked[0]]))
+
     def _check_rates(self) -> None:
         """Refuse a learning rate or downsampling threshold that would train garbage (alpha=-1)."""
         _check_positive("alpha", self.alpha, "the initial learning rate, e.g. 0.025")
@@ -1925,6 +1945,7 @@ class Im2Vec(Word2Vec):
             raise ValueError(f"workers must be >= 1 (the number of training threads), got {self.workers!r}; "
                              f"with none, train() would silently train nothing. Use e.g. workers=1.")
         self._check_lockf()
+        self._warn_locked_images()
         has_images = bool(np.any(self._vocab_image_rows >= 0))
         if self.hs and has_images:
             raise ValueError(_HS_WITH_IMAGES)

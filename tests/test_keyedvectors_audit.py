@@ -140,3 +140,32 @@ def test_restrict_vocab_of_a_fresh_vocabulary_is_its_most_frequent_words(data, t
     path.write_text(f": one\n{a} {b} {c} {d}\n", encoding="utf-8")
     assert model.wv.evaluate_word_analogies(str(path))[0] == 0.0  # the image answered
     assert model.wv.evaluate_word_analogies(str(path), restrict_vocab=len(model.word_keys))[0] == 1.0
+
+
+def test_intersect_word2vec_format_locking_image_rows_is_said_to_have_no_effect(data, searched, tmp_path, caplog):
+    """gensim's wv.intersect_word2vec_format(path, lockf=0.0) of a file that holds image keys (another
+    model's export) gives the images a factor of 0, which train() cannot hold (an image's row is W's
+    projection, written again as it ends): the lock was silently without effect, now a warning with
+    the fix. Words locked the same way stay, and a lock on words alone says nothing."""
+    docs, feats = data
+    other, _ = searched
+    path = str(tmp_path / "other.txt")
+    other.wv.save_word2vec_format(path)
+    model = Im2Vec(docs, image_features=feats, **{**OPTS, "seed": 2})
+    model.wv.vectors_lockf = np.ones(len(model.wv), dtype=np.float32)
+    model.wv.intersect_word2vec_format(path, lockf=0.0)
+    word = model.word_keys[0]
+    kept = model.wv[word].copy()
+    with caplog.at_level("WARNING", logger="gensim_im2vec.model"):
+        model.train(docs, total_examples=len(docs), epochs=1)
+    said = [r.getMessage() for r in caplog.records if "vectors_lockf" in r.getMessage()]
+    assert len(said) == 1 and "img:animals/frog_" in said[0] and "image_mask" in said[0]
+    assert np.array_equal(model.wv[word], kept)
+    np.testing.assert_allclose(model.wv["img:animals/frog_01"], model.project(feats["img:animals/frog_01"]),
+                               atol=1e-5)
+    caplog.clear()
+    model.wv.vectors_lockf[model.image_mask] = 1.0  # the fix the warning names
+    with caplog.at_level("WARNING", logger="gensim_im2vec.model"):
+        model.train(docs, total_examples=len(docs), epochs=1)
+    assert not [r for r in caplog.records if "vectors_lockf" in r.getMessage()]
+    assert np.array_equal(model.wv[word], kept)
