@@ -109,6 +109,7 @@ from gensim_im2vec.fileio import (
     check_output_folder,
     fsync_dir,
     pid_alive,
+    process_start,
 )
 from gensim_im2vec.keys import IMAGE_PREFIX
 from gensim_im2vec.text import Normalizer
@@ -730,7 +731,8 @@ def unfinished_build(folder: str | os.PathLike) -> dict | None:
     Returns
     -------
     dict or None
-        The marker's record: ``name`` (the builder), ``limit``, ``pid`` (of the build), ``started``;
+        The marker's record: ``name`` (the builder), ``limit``, ``pid`` (of the build) and ``pid_start`` (when
+        that process started, :func:`~gensim_im2vec.fileio.process_start`), ``started``;
         None also when the marker is no builder's record.
     """
     root = Path(folder)
@@ -764,7 +766,8 @@ def warn_unfinished_build(folder: str | os.PathLike) -> None:
     _WARNED_UNFINISHED.add(said)
     pid = record.get("pid")
     command = _resume_command(folder, record)
-    if isinstance(pid, int) and pid != os.getpid() and pid_alive(pid):
+    start = record.get("pid_start")  # (None in a record of an earlier version: the pid alone decides)
+    if isinstance(pid, int) and pid != os.getpid() and pid_alive(pid, start if isinstance(start, str) else None):
         logger.warning("%s: its data set build (pid %i) is still running: the folder holds only the images built so "
                        "far, and only those are read. Wait for that build to finish (its dataset.json marks the end), "
                        "then run this again; `%s` resumes it if it is stopped.", folder, pid, command)
@@ -808,7 +811,9 @@ def _start_build(out: Path, name: str, limit: int | None = None) -> Iterator[Non
         if earlier is not None:
             logger.info("%s: resuming the %s build started %s that did not finish", out, earlier.get("name"),
                         earlier.get("started"))
+        # (pid_start: when this process started, by which a reader tells it from a later process given its pid)
         atomic_write_json(out / UNFINISHED_BUILD, {"name": name, "limit": limit, "pid": os.getpid(),
+                                                   "pid_start": process_start(),
                                                    "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, durable=True)
         (out / "dataset.json").unlink(missing_ok=True)
         yield

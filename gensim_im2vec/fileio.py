@@ -70,8 +70,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["atomic_copy", "atomic_path", "atomic_save", "atomic_write", "atomic_write_bytes",
            "atomic_write_json", "check_output_folder", "format_bytes", "format_bytes_pair", "free_space", "fsync_dir",
-           "is_no_space", "lock_file_current", "lock_target", "no_space_error", "OutputBusyError", "output_lock",
-           "remove_unwritten_lock", "temp_name"]
+           "is_no_space", "lock_contents", "lock_file_current", "lock_target", "no_space_error", "OutputBusyError",
+           "output_lock", "pid_alive", "process_start", "read_lock", "remove_unwritten_lock", "temp_name"]
 
 
 def temp_name(path: str | os.PathLike) -> Path:
@@ -154,8 +154,8 @@ def output_lock(path: str | os.PathLike, busy: Callable[[str], str], *, folder: 
                 holder: str | None = None) -> Iterator[None]:
     """Hold the single-writer lock of the output `path` (a file or a folder) while the block runs:
     ``flock`` on a hidden ``.NAME.lock`` beside it (in its real parent folder, :func:`lock_target`:
-    every spelling of one output takes the same lock), holding this process's pid (and `holder`), removed at the
-    end. Another process that holds it is refused at once with ``OutputBusyError(busy(its pid))``.
+    every spelling of one output takes the same lock), holding this process's pid (and `holder`, and when it
+    started: :func:`lock_contents`), removed at the end. Another process that holds it is refused at once with ``OutputBusyError(busy(its pid))``.
 
     The OS releases the lock when its holder ends (also by kill -9): the file such a holder leaves
     is taken over by the next writer. Being hidden, it is never taken for a file of the user's by
@@ -206,10 +206,10 @@ def output_lock(path: str | os.PathLike, busy: Callable[[str], str], *, folder: 
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                pid, _, by = os.pread(fd, 256, 0).decode("utf-8", "replace").partition("\n")
+                pid, by, _ = read_lock(os.pread(fd, 512, 0))
                 os.close(fd)
-                err = OutputBusyError(busy(pid.strip() or "unknown"))
-                err.pid, err.holder = pid.strip() or "unknown", by.strip() or None
+                err = OutputBusyError(busy(pid))
+                err.pid, err.holder = pid, by
                 raise err from None
             except OSError:  # no flock here (ENOLCK, EOPNOTSUPP: some NFS, FUSE, SMB mounts): no lock file is left
                 remove_unwritten_lock(lock, fd)
@@ -220,7 +220,7 @@ def output_lock(path: str | os.PathLike, busy: Callable[[str], str], *, folder: 
             os.close(fd)
         try:
             os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n{holder}\n".encode() if holder else f"{os.getpid()}\n".encode(), 0)
+            os.pwrite(fd, lock_contents(holder), 0)
             yield
         finally:
             with contextlib.suppress(OSError):
@@ -277,28 +277,112 @@ def _make_parents(folder: Path) -> list[Path]:
     return made
 
 
-def pid_alive(pid) -> bool:
+def pid_alive(pid: int | str, start: str | None = None) -> bool:
     """Whether process `pid` (an int, or a lock file's text) runs; True when that cannot be told
     (not a pid, another user's process) or it is this process. A zombie (a killed process its
     parent has not reaped yet, Linux) does not run: it writes nothing more, and its files are
-    the next writer's to remove."""
+    the next writer's to remove.
+
+    `start`: when the process that wrote `pid` started (:func:`process_start`, as its lock file or
+    record holds it). A process of that pid that started at another time (or in another boot) is
+    another process, which the kernel gave the pid of the first, killed one (pid reuse, common on a
+    long-running machine and in a container): that one does not run. None (an older file without
+    it), or where a start cannot be read (not Linux): the pid alone decides, as before.
+
+    >>> import os
+    >>> pid_alive(os.getpid(), process_start())
+    True
+    >>> pid_alive(os.getpid(), "another-boot/1") if process_start() else False  # (Linux: a reused pid)
+    False
+    """
     try:
         pid = int(pid)
     except (TypeError, ValueError):
         return True
-    if pid <= 0 or pid == os.getpid():
+    if pid <= 0:
         return True
+    if pid == os.getpid():  # (a file of an earlier process that had this pid: not this one's)
+        return start is None or process_start() in (None, start)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except OSError:  # it exists, under another user
-        return True
+        pass
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            return f.read().rpartition(")")[2].split()[:1] != ["Z"]  # (the name in parentheses may hold spaces)
+            fields = f.read().rpartition(")")[2].split()  # (the name in parentheses may hold spaces)
     except OSError:  # not Linux, or gone meanwhile
         return True
+    if fields[:1] == ["Z"]:
+        return False
+    now = _start_of(fields)
+    return start is None or now is None or now == start
+
+
+def process_start(pid: int | None = None) -> str | None:
+    """When process `pid` (None: this process) started, as ``"BOOT_ID/TICKS"``: the kernel's boot id
+    (``/proc/sys/kernel/random/boot_id``) and the start time in clock ticks after boot
+    (``/proc/PID/stat``, field 22). With the pid it names one process: a later process the kernel
+    gives the same pid has another start, and so has any process after a reboot. None where it
+    cannot be read (not Linux, the process gone).
+
+    >>> start = process_start()
+    >>> start is None or (start == process_start() and start.count("/") == 1)
+    True
+    """
+    try:
+        with open(f"/proc/{os.getpid() if pid is None else int(pid)}/stat", encoding="ascii", errors="replace") as f:
+            return _start_of(f.read().rpartition(")")[2].split())
+    except (OSError, ValueError):
+        return None
+
+
+def _start_of(fields: list[str]) -> str | None:
+    """:func:`process_start` from the fields of ``/proc/PID/stat`` after the name (the state first)."""
+    global _BOOT_ID
+    if _BOOT_ID is None:
+        try:
+            with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+                _BOOT_ID = f.read().strip() or ""
+        except OSError:
+            _BOOT_ID = ""
+    if not _BOOT_ID or len(fields) < 20 or not fields[19].isdigit():
+        return None
+    return f"{_BOOT_ID}/{fields[19]}"
+
+
+_BOOT_ID: str | None = None  # (read once: it changes only with a reboot)
+
+
+def lock_contents(holder: str | None = None) -> bytes:
+    """What a single-writer lock file holds for this process: its pid; the `holder` (``"im2vec
+    split"``) on the second line; then ``start=`` and when this process started (:func:`process_start`,
+    where it can be read), by which a reader tells this process from a later one given the same pid.
+    :func:`read_lock` reads it back, and the files of earlier versions (the pid, the holder).
+
+    >>> read_lock(lock_contents("im2vec split"))[:2] == (str(os.getpid()), "im2vec split")
+    True
+    """
+    start = process_start()
+    if start is None:
+        return f"{os.getpid()}\n{holder}\n".encode() if holder else f"{os.getpid()}\n".encode()
+    return f"{os.getpid()}\n{holder or ''}\nstart={start}\n".encode()
+
+
+def read_lock(data: bytes | str) -> tuple[str, str | None, str | None]:
+    """``(pid, holder, start)`` from a lock file's contents (:func:`lock_contents`): the pid as written
+    (``"unknown"`` when empty), the holder or None, the holder's :func:`process_start` or None (a
+    file of an earlier version: :func:`pid_alive` then goes by the pid alone).
+
+    >>> read_lock(b"123\\nim2vec report\\nstart=b0/99\\n"), read_lock("123\\n")
+    (('123', 'im2vec report', 'b0/99'), ('123', None, None))
+    """
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    lines = [line.strip() for line in text.split("\n")]
+    start = next((line[len("start="):] for line in lines[1:] if line.startswith("start=")), None)
+    holder = lines[1] if len(lines) > 1 and not lines[1].startswith("start=") else ""
+    return lines[0] or "unknown", holder or None, start or None
 
 
 def no_space_error(error: OSError, path: str | os.PathLike) -> OSError:

@@ -303,18 +303,19 @@ def check_split_complete(path: str | os.PathLike) -> None:
 
 def _split_writer(folder: Path) -> tuple[int | None, str | None]:
     """The pid of a live ``im2vec split`` writing `folder` now, and the command its lock file names
-    (:func:`~gensim_im2vec.fileio.output_lock`: the pid, then the holder), read only: taking the lock,
+    (:func:`~gensim_im2vec.fileio.output_lock`: the pid, the holder, its start), read only: taking the lock,
     even for a moment, could refuse a split starting then; (None, None) when none runs."""
-    from gensim_im2vec.fileio import lock_target, pid_alive
+    from gensim_im2vec.fileio import lock_target, pid_alive, read_lock
 
     target = lock_target(folder, folder=True)
     try:
-        first, _, by = (target.parent / f".{target.name}.lock").read_text("utf-8", "replace").partition("\n")
-        pid = int(first.strip() or 0)
+        first, by, start = read_lock((target.parent / f".{target.name}.lock").read_bytes())
+        pid = int(first)
     except (OSError, ValueError):
         return None, None
-    if pid > 0 and pid != os.getpid() and pid_alive(pid):
-        return pid, by.strip() or None
+    # (a killed split's pid that the kernel has given to another process since: its start differs)
+    if pid > 0 and pid != os.getpid() and pid_alive(pid, start):
+        return pid, by
     return None, None
 
 

@@ -104,8 +104,10 @@ from gensim_im2vec.fileio import (
     atomic_write,
     atomic_write_bytes,
     fsync_dir,
+    lock_contents,
     lock_file_current,
     pid_alive,
+    read_lock,
     remove_unwritten_lock,
     temp_name,
 )
@@ -185,14 +187,15 @@ def lock_folder(path: Path, busy: Callable[[str], str], *, remove: bool = False)
         return _StoreLock(path, remove=remove)
     except StoreLockedError:
         try:
-            holder = (path / LOCK_FILE).read_text("ascii").strip() or "unknown"
+            holder = read_lock((path / LOCK_FILE).read_bytes())[0]
         except OSError:
             holder = "unknown"
         raise StoreLockedError(busy(holder)) from None
 
 
 class _StoreLock:
-    """The single-writer lock of a store: ``flock`` on ``DIR/.lock``, which holds the holder's pid.
+    """The single-writer lock of a store: ``flock`` on ``DIR/.lock``, which holds the holder's pid and
+    when it started (:func:`~gensim_im2vec.fileio.lock_contents`).
 
     The OS releases the lock when its file is closed or the holding process ends (also by
     kill -9), so a crashed writer never leaves a stale lock. Two writers in one process are
@@ -237,7 +240,7 @@ class _StoreLock:
                 raise
             break
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        os.pwrite(fd, lock_contents(), 0)
         self._fd = fd
         _HELD_LOCKS.add(self)
 
@@ -251,8 +254,8 @@ class _StoreLock:
                 return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
-                    if not pid_alive(holder):
+                    holder, _, start = read_lock(os.pread(fd, 512, 0))
+                    if not pid_alive(holder, start):  # (also: its pid now another process's)
                         if not orphan_waited and ORPHAN_WAIT > 0:
                             # the recorded writer has ended; what still holds the lock is a process it
                             # started (its decode workers exit within seconds of it): wait for them
@@ -329,20 +332,14 @@ def _writer_pid(path: Path) -> int | None:
     its lock file names it; None when no writer runs. Reads the file only: taking the lock, even
     shared, could make a writer that starts at that moment fail."""
     try:
-        pid = int((path / LOCK_FILE).read_text("ascii").strip() or 0)
+        first, _, start = read_lock((path / LOCK_FILE).read_bytes())
+        pid = int(first)
     except (OSError, ValueError):
         return None
     if pid <= 0:
         return None
-    if pid == os.getpid():
-        return pid
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None  # killed (kill -9 leaves its pid in the file)
-    except OSError:
-        return pid  # alive, owned by another user
-    return pid
+    # killed (kill -9 leaves its pid in the file), also when the pid is another process's now (its start differs)
+    return pid if pid_alive(pid, start) else None
 
 
 def unfinished_run(path) -> dict | None:
