@@ -5,7 +5,8 @@ in the library's signatures, not here. Outputs are checked before any work start
 error (a bad argument, a file that is not what was expected) ends with one ``Error:`` line that
 names the culprit and the fix, never a traceback. Ctrl-C ends a command with exit status 130 (SIGTERM:
 143) and one ``Interrupted:`` line saying what was kept (``extract``, ``extract-ray``, ``datasets build``
-and ``demo`` continue where they stopped when run again; every output is written whole or not at all).
+and ``demo`` continue where they stopped when run again; every output is written whole or not at all). Once
+the output is written whole, a Ctrl-C as the command says so and ends is no failure (exit status 0).
 
     im2vec --help
 """
@@ -93,6 +94,9 @@ def _interrupted_message(ctx: click.Context) -> str:
         return (f"`im2vec {name}` stopped; the rows it extracted are kept, and the store's earlier rows are gone "
                 f"once extraction began (--mode overwrite replaces them as it starts, not when it ends). Run the "
                 f"same command again to finish the new store.")
+    if ctx.meta.get(_WRITTEN):  # (index --check: the recall check after the index is saved)
+        return (f"`im2vec {name}` stopped after it wrote {ctx.meta[_WRITTEN]} whole; what it did after that did not "
+                f"finish.")
     if name in RESUMABLE:
         return (f"`im2vec {name}` stopped; the work it finished is kept. Run the same command again to continue "
                 f"where it stopped.")
@@ -167,7 +171,9 @@ class _Command(click.Command):
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGTERM, _raise_terminated)
         try:
-            return super().invoke(ctx)
+            done = super().invoke(ctx)
+            _finished(ctx)  # (what is left: click's exit, the interpreter's clean-up)
+            return done
         except click.ClickException as e:
             cause = e.__cause__
             if _command_name(ctx) != "train" and isinstance(cause, OSError):  # (train says it its own way)
@@ -177,6 +183,8 @@ class _Command(click.Command):
                     raise click.ClickException(_no_space_message(ctx, cause)) from cause
             raise
         except KeyboardInterrupt as e:
+            if ctx.meta.get(_FINISHED):  # the output is whole and the work done: a Ctrl-C now is no failure
+                return None
             if hasattr(signal, "SIGCHLD"):
                 # the process ends here: torch's DataLoader handler would report its decode workers, stopped
                 # by the same signal, with a traceback after the line below
@@ -187,8 +195,33 @@ class _Command(click.Command):
                 err.exit_code = 128 + signal.SIGTERM
             raise err from None
         finally:
-            if previous is not None:
+            if previous is not None and not (ctx.meta.get(_FINISHED) and _AS_PROGRAM):
                 signal.signal(signal.SIGTERM, previous)
+
+
+#: ``ctx.meta`` key: the command has written its output whole and has nothing left to do but say so and end.
+_FINISHED = "im2vec.finished"
+#: ``ctx.meta`` key: the output the command has written whole (:func:`_one_writer`), with work still to do.
+_WRITTEN = "im2vec.written"
+#: Whether the command line runs as its own process (``im2vec ...``, ``python -m gensim_im2vec.cli``), not in
+#: another program's (click's ``CliRunner``, a caller of ``main.main()``), whose signals it must leave alone.
+_AS_PROGRAM = False
+
+
+def _finished(ctx: click.Context | None = None) -> None:
+    """The command's output is written whole, and what is left is to say so, tidy up and end (the
+    interpreter's own clean-up takes a second after a command that imported scikit-learn): a Ctrl-C (or
+    SIGTERM) from now on no longer makes the run a failure (exit 130 and "stopped before it finished" after
+    the output was announced, or a silent death by SIGINT). An interruption already on its way ends the
+    command with exit status 0; as its own process (:data:`_AS_PROGRAM`, main thread) the command ignores
+    both signals from here to its end. Called as the output's lock is let go (:func:`_one_writer`) and as a
+    command returns."""
+    ctx = ctx or click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[_FINISHED] = True
+    if _AS_PROGRAM and threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 class _Group(click.Group):
@@ -198,6 +231,13 @@ class _Group(click.Group):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         _with_verbose(self.params)  # (the root has its own)
+
+    def __call__(self, *args, **kwargs):
+        """``im2vec ...`` (the console script) and ``python -m gensim_im2vec.cli``: the command line as its own
+        process (click's ``CliRunner`` calls :meth:`main` instead)."""
+        global _AS_PROGRAM
+        _AS_PROGRAM = True
+        return self.main(*args, **kwargs)
 
 
 @click.group(cls=_Group)
@@ -1562,12 +1602,14 @@ def train_command(documents, features, output, pretrained, analogies_path, resum
         click.echo(f"{output}: {model} ({len(model.image_keys)} images, {len(model.word_keys)} words)")
 
 
-def _one_writer(output: str, command: str, what: str, *, folder: bool = False):
+def _one_writer(output: str, command: str, what: str, *, folder: bool = False, finishes: bool = True):
     """The lock of `output` while `im2vec COMMAND` writes it: a second command that would write the same output
     at the same time is refused, naming the first (:func:`~gensim_im2vec.fileio.output_lock`: one lock for every
     spelling of the path, a symlinked folder's included). `folder`: the output is a folder the command creates
     with its parents, which are made now for the lock (and removed again if the command leaves them empty); a
-    symlink that is the output folder is followed."""
+    symlink that is the output folder is followed. `finishes`: the block ending without an error is the end of
+    the command's work (:func:`_finished`: a Ctrl-C after it fails nothing); False where work follows that a
+    Ctrl-C may still stop (``index --check``)."""
     from gensim_im2vec.fileio import OutputBusyError, output_lock
 
     def busy(pid: str, holder: str | None = None) -> str:
@@ -1584,6 +1626,14 @@ def _one_writer(output: str, command: str, what: str, *, folder: bool = False):
         raise click.ClickException(busy(e.pid, e.holder)) from None
     except OSError:  # a folder where no lock file can be made (read-only): the save says what is wrong there
         pass
+    def written(kind, *_) -> None:  # (run first as the block ends: with `finishes`, the lock is let go uninterrupted)
+        ctx = click.get_current_context(silent=True)
+        if kind is None and ctx is not None:
+            ctx.meta[_WRITTEN] = output  # (an interruption from now on says so)
+            if finishes:
+                _finished(ctx)
+
+    stack.push(written)
     return stack
 
 
@@ -1662,6 +1712,7 @@ def _train_and_save(documents, features, output, pretrained, analogies_path, res
                                callbacks=[space], before_train=check_space)
         # --vectors-file: the run's file becomes OUTPUT's vectors (moved, not written a second time)
         model.save(output, move_vectors_file=bool(vectors_file))
+        _finished()  # (OUTPUT is whole: what follows tidies up, and a Ctrl-C now must not say the run stopped)
         if resumable:
             from gensim_im2vec.checkpoint import remove_checkpoint
 
@@ -2345,7 +2396,7 @@ def index_command(model_path, output, backend, kind, with_tags, check_queries, s
     _check_not_input(output or model_path + ".ann", "'-o' / '--output'", {"the MODEL_PATH": model_path})
     model = _load_model(model_path, {"--store": store})
     try:  # (two builds of one manifest at once would leave one's sub-index files beside the other's manifest)
-        with _one_writer(output or model_path + ".ann", "index", "an index"):
+        with _one_writer(output or model_path + ".ann", "index", "an index", finishes=not check_queries):
             modalities = ("words", "tags", "images") if with_tags else ("words", "images")
             idx = ModalityIndexer(model, modalities=modalities,
                                   **given({"backend": backend, "kind": kind, **knobs}))

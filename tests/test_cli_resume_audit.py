@@ -118,6 +118,67 @@ def test_ctrl_c_in_any_command_says_what_was_kept(files, monkeypatch, patch, arg
     assert message in _said(result) and "Aborted!" not in result.output, result.output
 
 
+# --- Ctrl-C once the output is written and announced: no failure ---
+
+
+def test_ctrl_c_after_report_said_it_wrote_the_report_is_no_failure(files, tmp_path):
+    """Ctrl-C just after `im2vec report` printed its index.html ended in exit status 130 and "stopped before it
+    finished; ... Run the same command again to redo it" (still in the command), or a moment later, in the
+    interpreter's clean-up of scikit-learn and matplotlib, in a death by SIGINT: a script took a report that was
+    written and announced for a failed run."""
+    proc = _cli("report", "m.model", "-o", str(tmp_path / "rep"), "--test", "test.jsonl", "--features", "store",
+                cwd=files)
+    line = proc.stdout.readline()  # the report is written and said
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert line.startswith(f"{tmp_path / 'rep' / 'index.html'} ("), (line, err[-2000:])
+    assert proc.returncode == 0, (proc.returncode, err[-2000:])
+    assert "Interrupted" not in err and "Traceback" not in err, err[-2000:]
+    assert (tmp_path / "rep" / "index.html").is_file()
+
+
+@pytest.mark.parametrize("args,said", [
+    (["report", "{d}/m.model", "-o", "{t}/rep", "--test", "{d}/test.jsonl", "--features", "{d}/store"], "index.html ("),
+    (["train", "{d}/docs.txt", "-f", "{d}/store", "-o", "{t}/m.model", "--epochs", "1", "--min-count", "1",
+      "--workers", "1", "--resumable"], "words)"),
+    (["split", "{d}/docs.txt", "-o", "{t}/split", "--group-by", "document", "-f", "{d}/store"], "{t}/split: "),
+])
+def test_an_interruption_as_a_command_says_its_output_is_written_is_no_failure(files, tmp_path, monkeypatch, args,
+                                                                                said):
+    """An interruption that reaches the command as it prints that its output is written (here: the print
+    itself raises it) ended in exit status 130 and "stopped before it finished"; the output is whole."""
+    import click
+
+    real = click.echo
+
+    def echo(message=None, *a, **k):
+        if said.format(t=tmp_path) in str(message):
+            raise KeyboardInterrupt
+        return real(message, *a, **k)
+
+    monkeypatch.setattr(click, "echo", echo)
+    result = CliRunner().invoke(main, [a.format(d=files, t=tmp_path) for a in args])
+    assert result.exit_code == 0 and "Interrupted" not in result.output, result.output
+    assert (tmp_path / args[args.index("-o") + 1].rsplit("/", 1)[1]).exists()
+
+
+def test_ctrl_c_during_index_check_says_the_index_is_written(files, tmp_path, monkeypatch):
+    """`im2vec index --check N` measures the saved index's recall after it is written: a Ctrl-C there (which
+    still stops it, exit status 130) said "stopped before it finished; no output is left half-written. Run the
+    same command again to redo it" of an index that is written whole."""
+    from gensim_im2vec.index import ModalityIndexer
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ModalityIndexer, "recall", interrupted)
+    result = CliRunner().invoke(main, ["index", str(files / "m.model"), "-o", str(tmp_path / "m.ann"),
+                                       "--backend", "annoy", "--check", "5"])
+    assert result.exit_code == 130, result.output
+    assert f"`im2vec index` stopped after it wrote {tmp_path / 'm.ann'} whole" in _said(result), result.output
+    assert "redo it" not in result.output and (tmp_path / "m.ann").exists()
+
+
 @pytest.mark.parametrize("patch,args,error,said", [
     ("gensim_im2vec.features:extract", ["extract", "{d}", "-o", "{d}/never"], OSError("66560 requested and 32704 written"),
      ["No space left on device writing {d}/never (", "`im2vec extract` stopped; the work it finished is kept"]),
