@@ -815,7 +815,8 @@ def fetch_weights_command(weights, torch_home, force):
 
     if torch_home:
         _check_output(torch_home, "'--torch-home'", folder=True)
-    try:
+    try:  # (no lock: two at once each copy the same checked bytes under a name of their own and rename it, all or
+        # nothing; the last rename wins with the same file, and a temporary file of a live run is never removed)
         path = install_offline_weights(weights, torch_home=torch_home, force=force)
     except (ValueError, TypeError, WeightsNotAvailableError) as e:
         raise click.ClickException(str(e)) from e
@@ -1580,7 +1581,13 @@ def train_command(documents, features, output, pretrained, analogies_path, resum
     _check_split_complete(documents, "DOCUMENTS")
     if analogies_path:
         params["space_analogies"] = _read_analogies(analogies_path)
-    with _one_writer(output, "train", "a model"):  # a second run now would take this one's checkpoint as its own
+    # (a second run now would take this one's checkpoint as its own. Two runs given one --vectors-file, into two
+    # outputs: both passed the checks while neither had made the file yet (it is made after the pass over the
+    # documents), and the second was refused only when its model came to make it, or, both past that check at
+    # once, each wrote the file's record and one's file took the name of the other's)
+    with _one_writer(output, "train", "a model"), (
+            _one_writer(params["vectors_file"], "train", "a vectors file (--vectors-file)")
+            if params.get("vectors_file") else contextlib.nullcontext()):
         checkpoint = output + ".checkpoint"
         if not resumable and os.path.exists(checkpoint):
             click.echo(f"note: {checkpoint} holds an interrupted run; this one starts over (add --resumable to "
@@ -1626,6 +1633,7 @@ def _one_writer(output: str, command: str, what: str, *, folder: bool = False, f
         raise click.ClickException(busy(e.pid, e.holder)) from None
     except OSError:  # a folder where no lock file can be made (read-only): the save says what is wrong there
         pass
+
     def written(kind, *_) -> None:  # (run first as the block ends: with `finishes`, the lock is let go uninterrupted)
         ctx = click.get_current_context(silent=True)
         if kind is None and ctx is not None:

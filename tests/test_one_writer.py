@@ -85,6 +85,21 @@ def test_a_second_train_into_the_same_output_is_refused_and_leaves_the_first_run
     assert not (data / ".m.model.lock").exists()
 
 
+def test_a_second_train_with_the_same_vectors_file_is_refused(data, holder, monkeypatch):
+    """Two `im2vec train --vectors-file v.npy` into two models: the file was written outside train's lock (that of
+    its -o), so the second ran on until its model came to make the file (after a pass over the documents), and two
+    at that moment could each take the name for their own file."""
+    monkeypatch.chdir(data)
+    first = holder(data / ".v.npy.lock")  # `im2vec train -o a.model --vectors-file v.npy`, reading its documents
+    result = CliRunner().invoke(main, ["train", "docs.txt", "-f", "store", "-o", "b.model", "--vectors-file", "v.npy",
+                                       "--min-count", "1", "--workers", "1", "--epochs", "1", "--vector-size", "4"])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert f"'v.npy' is being written by another `im2vec train` (pid {first.pid}): a vectors file" in said, said
+    assert not (data / "b.model").exists() and not (data / "v.npy").exists()
+    assert not (data / ".b.model.lock").exists()  # (the model's lock let go too)
+
+
 def test_a_second_split_into_the_same_folder_is_refused(data, holder, monkeypatch):
     monkeypatch.chdir(data)
     first = holder(data / ".split.lock")
