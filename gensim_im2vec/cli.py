@@ -234,9 +234,10 @@ class _Group(click.Group):
 
     def __call__(self, *args, **kwargs):
         """``im2vec ...`` (the console script) and ``python -m gensim_im2vec.cli``: the command line as its own
-        process (click's ``CliRunner`` calls :meth:`main` instead)."""
+        process, which ends with it (click's ``CliRunner`` calls :meth:`main` instead, and a caller that gives
+        ``standalone_mode=False`` goes on after it)."""
         global _AS_PROGRAM
-        _AS_PROGRAM = True
+        _AS_PROGRAM = kwargs.get("standalone_mode", True) is not False
         return self.main(*args, **kwargs)
 
 

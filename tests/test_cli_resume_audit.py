@@ -162,6 +162,14 @@ def test_an_interruption_as_a_command_says_its_output_is_written_is_no_failure(f
     assert (tmp_path / args[args.index("-o") + 1].rsplit("/", 1)[1]).exists()
 
 
+def test_a_program_that_calls_the_command_line_keeps_its_ctrl_c():
+    """A finished command ignores Ctrl-C to its end only as its own process: a program that calls
+    ``main(..., standalone_mode=False)`` and goes on keeps its own handler."""
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    main(["datasets", "list"], standalone_mode=False)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
 def test_ctrl_c_during_index_check_says_the_index_is_written(files, tmp_path, monkeypatch):
     """`im2vec index --check N` measures the saved index's recall after it is written: a Ctrl-C there (which
     still stops it, exit status 130) said "stopped before it finished; no output is left half-written. Run the
