@@ -182,6 +182,13 @@ class _Command(click.Command):
                 if is_no_space(cause):
                     raise click.ClickException(_no_space_message(ctx, cause)) from cause
             raise
+        except ModuleNotFoundError as e:  # an optional extra not installed: one line with its pip command
+            from gensim_im2vec.extras import missing_extra
+
+            err = missing_extra(e, f"`im2vec {_command_name(ctx)}`")
+            if "gensim-im2vec[" not in str(err):
+                raise
+            raise click.ClickException(str(err)) from e
         except KeyboardInterrupt as e:
             if ctx.meta.get(_FINISHED):  # the output is whole and the work done: a Ctrl-C now is no failure
                 return None

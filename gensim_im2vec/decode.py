@@ -55,8 +55,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+
+from gensim_im2vec.extras import missing_extra
+
+try:
+    import torch
+    from PIL import Image, ImageOps, UnidentifiedImageError
+except ModuleNotFoundError as _err:
+    raise missing_extra(_err, "gensim_im2vec.decode (reading image files)") from _err
 
 logger = logging.getLogger(__name__)
 

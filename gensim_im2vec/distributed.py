@@ -82,6 +82,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gensim_im2vec.extras import missing_extra
 from gensim_im2vec.fileio import atomic_write_json, check_output_folder
 from gensim_im2vec.store import (
     IDENTITY_FIELDS,
@@ -1363,7 +1364,10 @@ def extract_ray(
     want = _wanted_identity(probe, run_options)
     del probe
     images = _Images(images, prefix, rule)  # a folder or an iterator is read once, under the lock
-    import ray
+    try:
+        import ray
+    except ModuleNotFoundError as err:
+        raise missing_extra(err, "extraction on a Ray cluster") from err
 
     if not ray.is_initialized():
         _check_address(address)

@@ -93,9 +93,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-from PIL import Image
-from torch import nn
+
+from gensim_im2vec.extras import missing_extra
+
+try:
+    import torch
+    from PIL import Image
+    from torch import nn
+except ModuleNotFoundError as _err:
+    raise missing_extra(_err, "gensim_im2vec.features (feature extraction, image files)") from _err
 
 from gensim_im2vec.corpora import _digest64, _repeats, _warn_unreadable, walk_dirs
 from gensim_im2vec.decode import (

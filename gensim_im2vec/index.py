@@ -340,7 +340,7 @@ def _fingerprint(keys: Sequence[str], unit: np.ndarray) -> str:
 
 #: What installs each backend's package.
 _PIP = {"faiss": "pip install faiss-cpu", "annoy": "pip install annoy"}
-_SCALE_EXTRA = "or both with the [scale] extra: `pip install -e '.[scale]'` in a clone of gensim-im2vec"
+_SCALE_EXTRA = "or both with the [scale] extra: `pip install 'gensim-im2vec[scale]'`"
 
 
 def _installed(backend: str) -> bool:

@@ -88,6 +88,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gensim_im2vec.extras import missing_extra, require
 from gensim_im2vec.fileio import atomic_path, atomic_write_bytes, check_output_folder
 from gensim_im2vec.keys import check_image_keys
 from gensim_im2vec.validation import is_int, l2_normalize
@@ -154,7 +155,10 @@ def make_thumbnail(src: str | os.PathLike, dst: str | os.PathLike, size: int = 1
     bool
         True when written; False (with a debug log line) when `src` could not be read.
     """
-    from PIL import Image, ImageOps
+    try:
+        from PIL import Image, ImageOps
+    except ModuleNotFoundError as err:
+        raise missing_extra(err, "the report's thumbnails") from err
 
     try:
         with Image.open(src) as im:
@@ -298,12 +302,15 @@ def embed_2d(vectors: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[
 
 def _draw_map(path: Path, coords: np.ndarray, labels: Sequence[str], kinds: Sequence[str],
               thumbs: Sequence[str | None], title: str, zoom_px: int = 36) -> None:
-    import matplotlib
+    try:
+        import matplotlib
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
-    from PIL import Image
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+        from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+        from PIL import Image
+    except ModuleNotFoundError as err:
+        raise missing_extra(err, "the report's map") from err
 
     fig, ax = plt.subplots(figsize=(12, 9), dpi=100)
     try:
@@ -452,6 +459,10 @@ def write_report(
                              f"test_keys, got {feats.shape}.")
         check_image_keys(test_keys, name="write_report test_keys")  # before anything is written
     evaluation, eval_source = _read_evaluation(evaluation)  # before anything is written
+    if map_words or map_images:
+        require(("matplotlib", "PIL"), "the report's map (map_words=0 and map_images=0: no map)")
+    if image_paths:
+        require(("PIL",), "the report's thumbnails (image_paths)")
     out = Path(out_dir)
     check_output_folder(out, command="the report", owned=_earlier_report, marker=f"{MARKER} or report index.html",
                         writes=("index.html", "map.png", "thumbs"))

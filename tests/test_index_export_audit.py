@@ -60,12 +60,12 @@ def test_an_explicit_backend_that_is_not_installed_names_the_install(monkeypatch
     kv = _mixed()
     monkeypatch.setitem(sys.modules, "faiss", None)
     with pytest.raises(ImportError, match=r"backend='faiss' needs the faiss package.*pip install faiss-cpu.*"
-                                          r"pip install -e '\.\[scale\]'"):
+                                          r"pip install 'gensim-im2vec\[scale\]'"):
         ModalityIndexer(kv, backend="faiss")
     monkeypatch.setitem(sys.modules, "annoy", None)
     with pytest.raises(ImportError, match=r"backend='annoy' needs the annoy package.*pip install annoy"):
         ModalityIndexer(kv, backend="annoy")
-    with pytest.raises(ImportError, match=r"neither is installed.*pip install -e '\.\[scale\]'"):
+    with pytest.raises(ImportError, match=r"neither is installed.*pip install 'gensim-im2vec\[scale\]'"):
         ModalityIndexer(kv)
 
 

@@ -1,0 +1,78 @@
+"""What a user who installs gensim-im2vec with pip gets: the optional extras' errors, the metadata,
+and (built offline from this checkout) the sdist and the wheel."""
+
+import json
+import subprocess
+import sys
+
+# A child interpreter where every import of the `hidden` top-level modules raises ModuleNotFoundError,
+# as when their extra is not installed (a `sys.modules[name] = None` entry would break SciPy's import:
+# see tests/test_model.py's NO_VISION).
+HIDE = """
+import sys
+HIDDEN = {hidden!r}
+class _Hide:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in HIDDEN:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, _Hide())
+"""
+
+
+def _child(code: str, hidden: tuple[str, ...], cwd) -> dict:
+    res = subprocess.run([sys.executable, "-c", HIDE.format(hidden=hidden) + code], capture_output=True,
+                         text=True, cwd=cwd)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return json.loads(res.stdout.splitlines()[-1])
+
+
+def test_without_the_vision_extra_what_needs_torch_names_the_extra(tmp_path):
+    """torch, torchvision and Pillow hidden: importing the extractor says which extra installs them,
+    and the commands that need them end with one ``Error:`` line naming
+    ``pip install 'gensim-im2vec[vision]'``, not a traceback of ``No module named 'torch'``."""
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    got = _child("""
+import json
+from click.testing import CliRunner
+from gensim_im2vec.cli import main
+out = {}
+for module in ("gensim_im2vec.features", "gensim_im2vec.decode"):
+    try:
+        __import__(module)
+    except ModuleNotFoundError as e:
+        out[module] = str(e)
+for args in (["extract", "imgs", "-o", "feats"], ["extract-ray", "imgs", "-o", "feats2"], ["fetch-weights"]):
+    r = CliRunner().invoke(main, args)
+    out[args[0]] = [r.exit_code, r.output]
+print(json.dumps(out))
+""", ("torch", "torchvision", "PIL"), tmp_path)
+    fix = "pip install 'gensim-im2vec[vision]'"
+    for module in ("gensim_im2vec.features", "gensim_im2vec.decode"):
+        assert fix in got[module], got[module]
+    for command in ("extract", "extract-ray", "fetch-weights"):
+        code, output = got[command]
+        assert code == 1 and "Traceback" not in output, (command, output)
+        assert output.startswith("Error: ") and fix in output, (command, output)
+    assert not (tmp_path / "feats").exists() and not (tmp_path / "feats2").exists()
+
+
+def test_without_the_report_extra_the_report_is_refused_before_it_writes(tmp_path):
+    """matplotlib hidden: ``im2vec report`` says ``pip install 'gensim-im2vec[report]'`` before it
+    makes its folder (it used to write thumbnails, then fail on ``No module named 'matplotlib'``)."""
+    got = _child("""
+import json
+from click.testing import CliRunner
+from gensim_im2vec import Im2Vec
+from gensim_im2vec.cli import main
+from gensim_im2vec.synthetic import make_corpus
+data = make_corpus(n_classes=3, n_images=60, n_features=8, seed=0)
+Im2Vec(data.docs, image_features=data.features, vector_size=8, min_count=1, epochs=1, workers=1,
+       seed=1).save("m.model")
+r = CliRunner().invoke(main, ["report", "m.model", "-o", "rep"])
+print(json.dumps([r.exit_code, r.output]))
+""", ("matplotlib",), tmp_path)
+    code, output = got
+    assert code == 1 and "Traceback" not in output, output
+    assert "pip install 'gensim-im2vec[report]'" in output, output
+    assert not (tmp_path / "rep").exists()
