@@ -641,7 +641,7 @@ def _rows_of(stored: Sequence[str], query: Sequence[str]) -> np.ndarray:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def _check_keys(keys, name: str) -> list[str]:

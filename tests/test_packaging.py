@@ -76,3 +76,55 @@ print(json.dumps([r.exit_code, r.output]))
     assert code == 1 and "Traceback" not in output, output
     assert "pip install 'gensim-im2vec[report]'" in output, output
     assert not (tmp_path / "rep").exists()
+
+
+# ---------------------------------------------------------------------------- metadata
+def _pyproject() -> dict:
+    import tomllib
+    from pathlib import Path
+
+    return tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def _regex_needs_311(pattern: str, flags: int) -> bool:
+    """Whether `pattern` uses a possessive quantifier (``*+``, ``++``, ``?+``, ``{m,n}+``) or an atomic
+    group (``(?>...)``): new in Python 3.11's re (3.10 raises "multiple repeat")."""
+    import re._constants as c
+    import re._parser as p
+
+    def walk(items) -> bool:
+        for op, av in items:
+            if op in (c.POSSESSIVE_REPEAT, c.ATOMIC_GROUP):
+                return True
+            for part in av if isinstance(av, (tuple, list)) else (av,):
+                subs = part if isinstance(part, (tuple, list)) else (part,)
+                if any(isinstance(s, p.SubPattern) and walk(s) for s in subs):
+                    return True
+        return False
+
+    return walk(p.parse(pattern, flags))
+
+
+def test_requires_python_admits_only_pythons_that_compile_the_package_s_patterns():
+    """requires-python said >=3.10, but gensim_im2vec.text compiles possessive quantifiers at import
+    (Python 3.11+): on 3.10, `from gensim_im2vec import Im2Vec` failed with re.error "multiple repeat"."""
+    import ast
+    import re
+    from pathlib import Path
+
+    import gensim_im2vec
+
+    newer = []
+    for path in sorted(Path(gensim_im2vec.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "re"
+                    and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+                verbose = re.X if any(isinstance(n, ast.Attribute) and n.attr in ("X", "VERBOSE")
+                                      for a in node.args[1:] + [k.value for k in node.keywords] for n in ast.walk(a)) else 0
+                if _regex_needs_311(node.args[0].value, verbose):
+                    newer.append(f"{path.name}:{node.lineno}")
+    assert newer, "no pattern needs 3.11: the check below tests nothing"
+    spec = _pyproject()["project"]["requires-python"]
+    low = tuple(int(x) for x in re.fullmatch(r">=\s*(\d+)\.(\d+)", spec).groups())
+    assert low >= (3, 11), f"requires-python {spec!r}, but these patterns need Python 3.11: {newer}"
