@@ -128,3 +128,17 @@ def test_requires_python_admits_only_pythons_that_compile_the_package_s_patterns
     spec = _pyproject()["project"]["requires-python"]
     low = tuple(int(x) for x in re.fullmatch(r">=\s*(\d+)\.(\d+)", spec).groups())
     assert low >= (3, 11), f"requires-python {spec!r}, but these patterns need Python 3.11: {newer}"
+
+
+def test_the_build_backend_s_minimum_reads_the_license_expression():
+    """`license = "LGPL-2.1-or-later"` (an SPDX expression, PEP 639) is read by setuptools 77 and
+    later; the build-system asked for setuptools>=68, and setuptools 76 refuses the pyproject.toml
+    ("`project.license` must be valid exactly by one definition": a table with `text` or `file`)."""
+    import re
+
+    meta = _pyproject()
+    assert isinstance(meta["project"]["license"], str)
+    setuptools = [r for r in meta["build-system"]["requires"] if re.match(r"setuptools\b", r)]
+    assert len(setuptools) == 1, meta["build-system"]["requires"]
+    low = re.fullmatch(r"setuptools\s*>=\s*(\d+)(?:\.\d+)*", setuptools[0])
+    assert low is not None and int(low.group(1)) >= 77, setuptools[0]
