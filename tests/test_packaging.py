@@ -2,8 +2,15 @@
 and (built offline from this checkout) the sdist and the wheel."""
 
 import json
+import os
+import re
+import shutil
 import subprocess
 import sys
+import tarfile
+from pathlib import Path
+
+import pytest
 
 # A child interpreter where every import of the `hidden` top-level modules raises ModuleNotFoundError,
 # as when their extra is not installed (a `sys.modules[name] = None` entry would break SciPy's import:
@@ -142,3 +149,93 @@ def test_the_build_backend_s_minimum_reads_the_license_expression():
     assert len(setuptools) == 1, meta["build-system"]["requires"]
     low = re.fullmatch(r"setuptools\s*>=\s*(\d+)(?:\.\d+)*", setuptools[0])
     assert low is not None and int(low.group(1)) >= 77, setuptools[0]
+
+
+# ---------------------------------------------------------------------------- the sdist and the wheel
+# Built offline from this checkout with the test environment's setuptools, Cython, NumPy and SciPy
+# (setuptools' PEP 517 hooks called directly: no isolated build environment, so nothing is
+# downloaded), the sdist from a copy of the tracked files, the wheel from the unpacked sdist, as
+# `pip install gensim-im2vec-*.tar.gz` builds it.
+ROOT = Path(__file__).resolve().parents[1]
+BUILD_DEPS = {"setuptools": (77,), "Cython": (3, 0), "numpy": (1, 24), "scipy": (1, 10)}
+
+
+def _tracked_files() -> list[str] | None:
+    """The checkout's tracked files (None when it is not a git checkout or git is missing)."""
+    if not (ROOT / ".git").exists() or shutil.which("git") is None:
+        return None
+    res = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True)
+    return sorted(f for f in res.stdout.decode().split("\0") if f) if res.returncode == 0 else None
+
+
+def _skip_without_build_tools() -> None:
+    import importlib.metadata
+    import sysconfig
+
+    for dist, low in BUILD_DEPS.items():
+        try:
+            version = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            pytest.skip(f"building needs {dist}>={'.'.join(map(str, low))}, not installed here (pip would "
+                        f"download it into an isolated build environment; this test builds offline)")
+        if tuple(int(x) for x in re.findall(r"\d+", version)[:len(low)]) < low:
+            pytest.skip(f"building needs {dist}>={'.'.join(map(str, low))}, found {version} (pip would download "
+                        f"a newer one into an isolated build environment; this test builds offline)")
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        pytest.skip(f"building the kernel needs a C compiler ({compiler!r} not found)")
+
+
+def _hook(hook: str, cwd: Path, out: Path) -> Path:
+    """Run setuptools' PEP 517 `hook` (build_sdist, build_wheel) in `cwd`; the file it wrote in `out`."""
+    code = f"from setuptools import build_meta; print(build_meta.{hook}({str(out)!r}))"
+    res = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": ""})
+    assert res.returncode == 0, f"{hook} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    return out / res.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """(sdist, wheel, tracked files of the checkout or None)."""
+    _skip_without_build_tools()
+    tmp = tmp_path_factory.mktemp("dist")
+    tracked = _tracked_files()
+    src = tmp / "src"
+    if tracked is not None:
+        for f in tracked:
+            (src / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, src / f)
+    else:
+        shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "demo_output", "*.egg-info", "__pycache__", "*.so", ".*cache", ".hypothesis"))
+    generated = ROOT / "cython_ext" / "im2vec_inner.c"  # `make build`'s: setup.py's cythonize redoes it if stale
+    if generated.exists():
+        shutil.copy2(generated, src / "cython_ext")
+    (tmp / "out").mkdir()
+    sdist = _hook("build_sdist", src, tmp / "out")
+    with tarfile.open(sdist) as tar:
+        tar.extractall(tmp / "unpacked", filter="data")
+    (top,) = (tmp / "unpacked").iterdir()
+    wheel = _hook("build_wheel", top, tmp / "out")
+    return sdist, wheel, tracked
+
+
+def test_the_sdist_carries_the_kernel_s_sources_and_a_test_suite_that_runs(built):
+    """The sdist builds the kernel (the .pyx and its header) and is a source release whose tests run:
+    it carried tests/test_*.py (setuptools' default) without tests/conftest.py, tests/data or the
+    examples and benchmarks the tests run, so no test module of it could run."""
+    sdist, _, tracked = built
+    with tarfile.open(sdist) as tar:
+        names = {n.partition("/")[2] for n in tar.getnames()} - {""}
+    assert {"setup.py", "pyproject.toml", "README.md", "PKG-INFO", "cython_ext/im2vec_inner.pyx",
+            "cython_ext/im2vec_vec.h", "tests/conftest.py", "tests/data/old_model/m.model", "Makefile",
+            "examples/synthetic_demo.py", "benchmarks/_common.py"} <= names
+    if tracked is not None:
+        shipped = [f for f in tracked if f.split("/")[0] in ("gensim_im2vec", "cython_ext", "tests", "docs",
+                                                             "examples", "benchmarks")]
+        assert not set(shipped) - names, sorted(set(shipped) - names)
+    junk = [n for n in names if n.endswith((".so", ".pyc")) or "__pycache__" in n
+            or n.split("/")[0] in ("build", ".venv", "demo_output", ".git")]
+    assert not junk, junk
+
