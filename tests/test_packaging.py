@@ -239,3 +239,44 @@ def test_the_sdist_carries_the_kernel_s_sources_and_a_test_suite_that_runs(built
             or n.split("/")[0] in ("build", ".venv", "demo_output", ".git")]
     assert not junk, junk
 
+
+def _dist_name(requirement: str) -> str:
+    return re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_every_module_the_package_imports_at_its_top_is_a_declared_dependency():
+    """A third-party module imported at a module's top (outside try) must come with `pip install
+    gensim-im2vec`: gensim_im2vec.corpusfile imports smart_open, which only gensim's own requirement
+    brought in; a top-level import guarded by try must belong to an extra."""
+    import ast
+    import importlib.metadata
+
+    import gensim_im2vec
+
+    project = _pyproject()["project"]
+    required = {_dist_name(r) for r in project["dependencies"]}
+    extras = {_dist_name(r) for reqs in project["optional-dependencies"].values() for r in reqs}
+    dists = importlib.metadata.packages_distributions()
+    def top_imports(body, guarded: bool):
+        """(module name, inside try) of the imports a module runs when it is imported."""
+        for stmt in body:
+            if isinstance(stmt, ast.Import):
+                yield from ((a.name, guarded) for a in stmt.names)
+            elif isinstance(stmt, ast.ImportFrom) and stmt.level == 0:
+                yield stmt.module, guarded
+            elif isinstance(stmt, ast.Try):
+                for part in (stmt.body, *(h.body for h in stmt.handlers), stmt.orelse, stmt.finalbody):
+                    yield from top_imports(part, True)
+            elif isinstance(stmt, ast.If) and not (isinstance(stmt.test, ast.Name) and stmt.test.id == "TYPE_CHECKING"):
+                yield from top_imports(stmt.body + stmt.orelse, guarded)
+
+    undeclared = []
+    for path in sorted(Path(gensim_im2vec.__file__).parent.glob("*.py")):
+        for name, guarded in top_imports(ast.parse(path.read_text(encoding="utf-8")).body, False):
+            top = name.partition(".")[0]
+            if top in sys.stdlib_module_names or top in ("gensim_im2vec", "__future__"):
+                continue
+            declared = {d.lower().replace("_", "-") for d in dists.get(top, [top])}
+            if not declared & (required | extras if guarded else required):
+                undeclared.append(f"{path.name}: {name} ({', '.join(sorted(declared))})")
+    assert not undeclared, undeclared
