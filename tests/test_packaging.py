@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -161,11 +162,15 @@ BUILD_DEPS = {"setuptools": (77,), "Cython": (3, 0), "numpy": (1, 24), "scipy": 
 
 
 def _tracked_files() -> list[str] | None:
-    """The checkout's tracked files (None when it is not a git checkout or git is missing)."""
+    """The checkout's files that git tracks or would (untracked, not ignored), as they are on disk;
+    None when it is not a git checkout or git is missing."""
     if not (ROOT / ".git").exists() or shutil.which("git") is None:
         return None
-    res = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True)
-    return sorted(f for f in res.stdout.decode().split("\0") if f) if res.returncode == 0 else None
+    res = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                         capture_output=True)
+    if res.returncode != 0:
+        return None
+    return sorted({f for f in res.stdout.decode().split("\0") if f and (ROOT / f).is_file()})
 
 
 def _skip_without_build_tools() -> None:
@@ -189,8 +194,9 @@ def _skip_without_build_tools() -> None:
 def _hook(hook: str, cwd: Path, out: Path) -> Path:
     """Run setuptools' PEP 517 `hook` (build_sdist, build_wheel) in `cwd`; the file it wrote in `out`."""
     code = f"from setuptools import build_meta; print(build_meta.{hook}({str(out)!r}))"
-    res = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": ""})
+    # -g0: no debug information in the kernel (a third of its compile time; the checks do not read it)
+    env = {**os.environ, "PYTHONPATH": "", "CFLAGS": f"{os.environ.get('CFLAGS', '')} -g0".strip()}
+    res = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, env=env)
     assert res.returncode == 0, f"{hook} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
     return out / res.stdout.strip().splitlines()[-1]
 
@@ -221,6 +227,7 @@ def built(tmp_path_factory):
     return sdist, wheel, tracked
 
 
+@pytest.mark.slow  # (the build: 20-50 s on 2 shared cores; `make test` runs it)
 def test_the_sdist_carries_the_kernel_s_sources_and_a_test_suite_that_runs(built):
     """The sdist builds the kernel (the .pyx and its header) and is a source release whose tests run:
     it carried tests/test_*.py (setuptools' default) without tests/conftest.py, tests/data or the
@@ -238,6 +245,69 @@ def test_the_sdist_carries_the_kernel_s_sources_and_a_test_suite_that_runs(built
     junk = [n for n in names if n.endswith((".so", ".pyc")) or "__pycache__" in n
             or n.split("/")[0] in ("build", ".venv", "demo_output", ".git")]
     assert not junk, junk
+
+
+@pytest.mark.slow  # (the build: 20-50 s on 2 shared cores; `make test` runs it)
+def test_the_wheel_holds_the_compiled_kernel_and_the_package_only(built):
+    """The wheel: every module of the package (evaluate and pipeline read their own and other modules'
+    sources to key their caches), the kernel compiled for this interpreter, the metadata and the
+    console script; nothing else (no tests, demo output, build folders)."""
+    import sysconfig
+
+    _, wheel, _ = built
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        (meta_name,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+        meta = z.read(meta_name).decode()
+        (entry_name,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+        entry = z.read(entry_name).decode()
+    modules = {f"gensim_im2vec/{p.name}" for p in (ROOT / "gensim_im2vec").glob("*.py")}
+    assert modules <= names, sorted(modules - names)
+    assert f"gensim_im2vec/im2vec_inner{sysconfig.get_config_var('EXT_SUFFIX')}" in names
+    dist_info = meta_name.split("/")[0]
+    assert {n.split("/")[0] for n in names} == {"gensim_im2vec", dist_info}, sorted(names)
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    assert "Requires-Python: >=3.11" in meta and "License-Expression: LGPL-2.1-or-later" in meta
+    assert {"vision", "report", "scale"} <= set(re.findall(r"^Provides-Extra: (\S+)", meta, re.M))
+    assert "Description-Content-Type: text/markdown" in meta and "# gensim-im2vec" in meta  # the README
+    assert re.search(r"^im2vec = gensim_im2vec\.cli:main$", entry, re.M)
+    pythons = re.findall(r"^Classifier: Programming Language :: Python :: (3\.\d+)$", meta, re.M)
+    assert pythons and all(tuple(map(int, v.split("."))) >= (3, 11) for v in pythons), pythons
+    assert "Classifier: License ::" not in meta  # (the License-Expression says it; setuptools refuses both)
+
+
+@pytest.mark.slow  # (the build: 20-50 s on 2 shared cores; `make test` runs it)
+def test_the_installed_wheel_imports_its_compiled_kernel_and_trains(built, tmp_path):
+    """`pip install --no-deps --target` of the wheel, then a child interpreter that sees only that
+    folder (not this checkout) trains, saves and loads a model with the wheel's own kernel, and its
+    `im2vec` script answers."""
+    _, wheel, _ = built
+    target = tmp_path / "site"
+    res = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
+                          "--disable-pip-version-check", "--target", str(target), str(wheel)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    code = """
+import json, sys
+import gensim_im2vec, gensim_im2vec.im2vec_inner as kernel
+from gensim_im2vec import Im2Vec
+from gensim_im2vec.synthetic import make_corpus
+data = make_corpus(n_classes=3, n_images=60, n_features=8, seed=0)
+m = Im2Vec(data.docs, image_features=data.features, vector_size=8, min_count=1, epochs=2, workers=1, seed=1)
+m.save("m.model")
+again = Im2Vec.load("m.model")
+print(json.dumps([gensim_im2vec.__file__, kernel.__file__, len(again.image_keys),
+                  again.most_similar_words("img:0", topn=1)[0][0] in again.wv.key_to_index]))
+"""
+    env = {**os.environ, "PYTHONPATH": str(target), "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    package, kernel, n_images, answered = json.loads(res.stdout.splitlines()[-1])
+    assert package.startswith(str(target)) and kernel.startswith(str(target)), (package, kernel)
+    assert n_images == 60 and answered
+    res = subprocess.run([str(target / "bin" / "im2vec"), "--version"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True)
+    assert res.returncode == 0 and "0.1.0" in res.stdout, res.stdout + res.stderr
 
 
 def _dist_name(requirement: str) -> str:
