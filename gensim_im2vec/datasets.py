@@ -103,6 +103,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gensim_im2vec.corpora import FolderCorpus
+from gensim_im2vec.extras import missing_extra
 from gensim_im2vec.fileio import (
     atomic_path,
     atomic_write_json,
@@ -1109,7 +1110,8 @@ def build_emoji(
     Raises
     ------
     MissingPackageError
-        A package is missing. ImportError when Pillow is missing (``pip install pillow``).
+        A package is missing. ModuleNotFoundError when Pillow is missing (``pip install
+        'gensim-im2vec[vision]'``).
     """
     font_path = _require(font_path, "fonts-noto-color-emoji", "Noto Color Emoji font", "font_path")
     emoji_test = _require(emoji_test, "unicode-data", "emoji-test.txt", "emoji_test")
@@ -1118,8 +1120,8 @@ def build_emoji(
         raise ValueError(f"canvas must be >= 136 pixels (the glyph is 136x128), got {canvas}.")
     try:
         from PIL import Image, ImageDraw, ImageFont
-    except ImportError as e:  # pragma: no cover - pillow is a dependency of the vision extra
-        raise ImportError("build_emoji needs Pillow: pip install pillow (or the [vision] extra).") from e
+    except ModuleNotFoundError as e:
+        raise missing_extra(e, "build_emoji (drawing the emoji)") from e
     font = ImageFont.truetype(str(font_path), 109)  # the only size the bitmap font has
     keywords, names = _read_cldr_annotations(ann)
     out = Path(out_dir)

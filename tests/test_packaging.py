@@ -53,11 +53,16 @@ for module in ("gensim_im2vec.features", "gensim_im2vec.decode"):
 for args in (["extract", "imgs", "-o", "feats"], ["extract-ray", "imgs", "-o", "feats2"], ["fetch-weights"]):
     r = CliRunner().invoke(main, args)
     out[args[0]] = [r.exit_code, r.output]
+from gensim_im2vec.datasets import build_emoji
+try:  # (the demo's emoji data set: its inputs stand in for the Debian packages' files)
+    build_emoji("emoji", font_path="imgs/a.png", emoji_test="imgs/a.png", annotations=["imgs/a.png"])
+except ModuleNotFoundError as e:
+    out["build_emoji"] = str(e)
 print(json.dumps(out))
 """, ("torch", "torchvision", "PIL"), tmp_path)
     fix = "pip install 'gensim-im2vec[vision]'"
-    for module in ("gensim_im2vec.features", "gensim_im2vec.decode"):
-        assert fix in got[module], got[module]
+    for module in ("gensim_im2vec.features", "gensim_im2vec.decode", "build_emoji"):
+        assert fix in got.get(module, ""), got
     for command in ("extract", "extract-ray", "fetch-weights"):
         code, output = got[command]
         assert code == 1 and "Traceback" not in output, (command, output)
