@@ -460,7 +460,7 @@ def write_report(
         check_image_keys(test_keys, name="write_report test_keys")  # before anything is written
     evaluation, eval_source = _read_evaluation(evaluation)  # before anything is written
     if map_words or map_images:
-        require(("matplotlib", "PIL"), "the report's map (map_words=0 and map_images=0: no map)")
+        require(("matplotlib", "PIL"), "the report's map (write_report with map_words=0, map_images=0 draws none)")
     if image_paths:
         require(("PIL",), "the report's thumbnails (image_paths)")
     out = Path(out_dir)
