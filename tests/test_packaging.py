@@ -242,7 +242,7 @@ def test_the_sdist_carries_the_kernel_s_sources_and_a_test_suite_that_runs(built
         names = {n.partition("/")[2] for n in tar.getnames()} - {""}
     assert {"setup.py", "pyproject.toml", "README.md", "PKG-INFO", "cython_ext/im2vec_inner.pyx",
             "cython_ext/im2vec_vec.h", "tests/conftest.py", "tests/data/old_model/m.model", "Makefile",
-            "examples/synthetic_demo.py", "benchmarks/_common.py"} <= names
+            "examples/synthetic_demo.py", "benchmarks/_common.py", "LICENSE"} <= names
     if tracked is not None:
         shipped = [f for f in tracked if f.split("/")[0] in ("gensim_im2vec", "cython_ext", "tests", "docs",
                                                              "examples", "benchmarks")]
@@ -279,6 +279,7 @@ def test_the_wheel_holds_the_compiled_kernel_and_the_package_only(built):
     pythons = re.findall(r"^Classifier: Programming Language :: Python :: (3\.\d+)$", meta, re.M)
     assert pythons and all(tuple(map(int, v.split("."))) >= (3, 11) for v in pythons), pythons
     assert "Classifier: License ::" not in meta  # (the License-Expression says it; setuptools refuses both)
+    assert "License-File: LICENSE" in meta and f"{dist_info}/licenses/LICENSE" in names  # the licence's text
 
 
 @pytest.mark.slow  # (the build: 20-50 s on 2 shared cores; `make test` runs it)
