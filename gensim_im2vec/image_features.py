@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from gensim_im2vec.store import FeatureStore
+from gensim_im2vec.store import FeatureStore, KeyIndex
 from gensim_im2vec.validation import check_features
 
 logger = logging.getLogger(__name__)
@@ -142,15 +142,18 @@ class ImageFeatures:
         Where the features came from, for error messages.
     metadata : dict, optional
         Provenance (e.g. a feature store's metadata: arch, weights, layer).
-    key_to_index : dict, optional
-        ``key → row``, when the caller already has it: used as given, not copied.
+    key_to_index : mapping, optional
+        ``key → row``, when the caller already has it: a dict or :class:`~gensim_im2vec.store.KeyIndex`
+        is used as given, not copied.
 
     Attributes
     ----------
-    key_to_index : dict
-        ``key → row``. From a store (:meth:`from_any`) it is the store's own, built on first use:
-        a model loaded to be queried never needs it (its vocabulary keeps each image's row), and at
-        100M images the dict is ≈ 6 GB of private memory and a minute to build.
+    key_to_index : Mapping of str to int
+        ``key → row``. From a store (:meth:`from_any`) it is the store's own
+        :class:`~gensim_im2vec.store.KeyIndex`, built on first use: a model loaded to be queried never
+        needs it (its vocabulary keeps each image's row); at 100M images it is ≈ 1.5 GB (a dict was
+        ≈ 6 GB). A model's features without a store (``model.features`` after a load) build their own
+        KeyIndex of their keys when first asked; features given as a mapping or pair hold a dict.
     source : object or None
         The feature store the features came from (:meth:`from_any`), None for a mapping or pair.
     """
@@ -183,7 +186,7 @@ class ImageFeatures:
         self.keys = keys
         self.vectors = arr
         # a store's dict is shared, not copied (at 10M images a copy costs ~0.5 GB)
-        self._key_to_index = (key_to_index if key_to_index is None or isinstance(key_to_index, dict)
+        self._key_to_index = (key_to_index if key_to_index is None or isinstance(key_to_index, (dict, KeyIndex))
                               else dict(key_to_index))
         self.name = name
         self.metadata = dict(metadata or {})
@@ -239,14 +242,14 @@ class ImageFeatures:
 
     # -- access -------------------------------------------------------------------------------
     @property
-    def key_to_index(self) -> dict[str, int]:
+    def key_to_index(self) -> Mapping[str, int]:
         if self._key_to_index is None:  # a store's (shared), or one of our own keys (model.features)
             source = self.source.key_to_index if self.source is not None else None
-            self._key_to_index = source if source is not None else {k: i for i, k in enumerate(self.keys)}
+            self._key_to_index = source if source is not None else KeyIndex(self.keys)
         return self._key_to_index
 
     @key_to_index.setter
-    def key_to_index(self, value: dict[str, int] | None) -> None:
+    def key_to_index(self, value: Mapping[str, int] | None) -> None:
         self._key_to_index = value
 
     def __len__(self) -> int:

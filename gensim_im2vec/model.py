@@ -164,7 +164,7 @@ from gensim_im2vec.space import (
     space_step,
     unit,
 )
-from gensim_im2vec.store import FeatureStore, StoreMismatchError
+from gensim_im2vec.store import FeatureStore, StoreMismatchError, key_rows
 from gensim_im2vec.validation import (
     check_corpus,
     check_document,
@@ -201,6 +201,8 @@ __all__ = ["Im2Vec", "MAX_WORDS_IN_BATCH", "NotAModelError", "load_saved"]
 REAL = np.float32
 MAX_WORDS_IN_BATCH = im2vec_inner.MAX_WORDS_IN_BATCH
 _CUM_DOMAIN = 2**31 - 1
+_TAP_DOCUMENTS = 4096  # documents whose tokens build_vocab's scan looks up in the features at once
+_LOOKUP_BLOCK = 1 << 16  # keys looked up in the features at once (key_rows) where every key of the vocabulary is
 _WRITE_CHUNK = 4096  # rows per gather when writing or averaging image vectors: buffers of a few MB, reused
 _STATS_LOCK = threading.Lock()
 _WORKER = threading.local()  # .epoch: the _Epoch a gensim worker thread of an epoch over an iterable belongs to
@@ -1067,11 +1069,9 @@ class Im2Vec(Word2Vec):
         rows = np.full(n, -1, dtype=np.int64)
         feats = self.features
         if feats is not None:
-            k2i = feats.key_to_index
-            for i, key in enumerate(self.wv.index_to_key):
-                r = k2i.get(key)
-                if r is not None:
-                    rows[i] = r
+            k2i, keys = feats.key_to_index, self.wv.index_to_key
+            for a in range(0, n, _LOOKUP_BLOCK):  # (a KeyIndex looks many keys up at once: key_rows)
+                rows[a:a + _LOOKUP_BLOCK] = key_rows(k2i, keys[a:a + _LOOKUP_BLOCK])
             if hasattr(feats, "check_rows"):
                 feats.check_rows(rows[rows >= 0])
         self._vocab_image_rows = rows
@@ -1102,18 +1102,34 @@ class Im2Vec(Word2Vec):
             yield from sentences
             return
         # with images, a document given as one str (read as its characters: no image token could match)
-        # is refused, naming it (check_document); gensim only warns about the first document
-        for i, doc in enumerate(sentences):
-            if isinstance(doc, (str, bytes)):
-                check_document(doc, i)
-            words = [tok for tok in doc if tok not in k2i]
-            if len(words) < len(doc):  # an image document
+        # is refused, naming it (check_document); gensim only warns about the first document.
+        # The tokens of _TAP_DOCUMENTS documents are looked up at once (key_rows: a store's KeyIndex
+        # searches them together, one token at a time it is ≈ 1.7x a dict's lookup)
+        sentences, first = iter(sentences), 0
+        while chunk := list(itertools.islice(sentences, _TAP_DOCUMENTS)):
+            for i, doc in enumerate(chunk, first):
+                if isinstance(doc, (str, bytes)):
+                    check_document(doc, i)
+            first += len(chunk)
+            held = key_rows(k2i, list(itertools.chain.from_iterable(chunk))) >= 0
+            if not held.any():
+                yield from chunk
+                continue
+            word = (~held).tolist()
+            held = held.tolist()
+            end = 0
+            for doc in chunk:
+                start, end = end, end + len(doc)
+                if all(word[start:end]):
+                    yield doc
+                    continue
+                words = list(itertools.compress(doc, word[start:end]))  # an image document
                 counts.update(words)  # counted in C
                 if images is not None:
-                    images.update(tok for tok in doc if tok in k2i)
+                    images.update(itertools.compress(doc, held[start:end]))
                     yield words
                     continue
-            yield doc
+                yield doc
 
     def build_vocab(self, corpus_iterable=None, corpus_file=None, update=False, progress_per=10000,
                     keep_raw_vocab=False, trim_rule=None, image_features=None, **kwargs):
@@ -1278,7 +1294,9 @@ class Im2Vec(Word2Vec):
         feats = self.features
         k2i = feats.key_to_index if feats is not None else {}
         prefix = self.image_prefix
-        missing = [w for w in self.raw_vocab if prefix and w.startswith(prefix) and w not in k2i]
+        candidates = [w for w in self.raw_vocab if w.startswith(prefix)] if prefix else []
+        missing = list(itertools.compress(candidates, (key_rows(k2i, candidates) < 0).tolist()))  # (at once: key_rows)
+        del candidates
         if not missing:
             return
         if self.missing_images == "raise":
@@ -1333,17 +1351,19 @@ class Im2Vec(Word2Vec):
         raw = self.raw_vocab
         words_raw, img_keys, img_counts, img_rows = defaultdict(int), [], [], []
         feature_keys = feats.keys if feats is not None else ()
-        for w, c in raw.items():
-            r = k2i.get(w) if k2i else None
-            if r is None:
-                words_raw[w] = c
-            else:
-                # the features' own key string: the vocabulary shares it, the corpus's copy goes
-                # with raw_vocab (~60 bytes per image)
-                key = feature_keys[r]
-                img_keys.append(key if key == w else w)
-                img_counts.append(c)
-                img_rows.append(r)
+        items = iter(raw.items())
+        while block := list(itertools.islice(items, _LOOKUP_BLOCK)):  # the keys' rows a block at a time (key_rows)
+            rows = key_rows(k2i, [w for w, _ in block]) if k2i else np.full(len(block), -1)
+            for (w, c), r in zip(block, rows.tolist()):
+                if r < 0:
+                    words_raw[w] = c
+                else:
+                    # the features' own key string: the vocabulary shares it, the corpus's copy goes
+                    # with raw_vocab (~60 bytes per image)
+                    key = feature_keys[r]
+                    img_keys.append(key if key == w else w)
+                    img_counts.append(c)
+                    img_rows.append(r)
         if not update and not dry_run and not img_keys and feats is not None and len(feature_keys):
             raise ValueError(_no_image_tokens_message(feats, raw, self.image_prefix, self.corpus_count))
         if self.hs and img_keys:
