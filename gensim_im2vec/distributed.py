@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import itertools
 import json
 import logging
 import marshal
@@ -96,6 +97,7 @@ from gensim_im2vec.store import (
     check_store_folder,
     images_digest,
     is_store,
+    key_rows,
     unfinished_run,
 )
 from gensim_im2vec.validation import is_int
@@ -1478,13 +1480,15 @@ def extract_ray(
         else:
             merged = FeatureStore.open(target)
         # every image given ends stored or skipped (counted while an iterator's spool is still there)
-        stored, reasons, keys = 0, {}, merged.key_to_index
-        for k, _ in images:
-            if k in keys:
-                stored += 1
-            elif k in merged.skipped:
-                kind = merged.skipped[k].split(":", 1)[0]
-                reasons[kind] = reasons.get(kind, 0) + 1
+        # (their keys looked up a block at a time: key_rows, the store's KeyIndex searching them together)
+        stored, reasons, pairs = 0, {}, iter(images)
+        while block := [k for k, _ in itertools.islice(pairs, 1 << 16)]:
+            held = key_rows(merged.key_to_index, block) >= 0
+            stored += int(held.sum())
+            for k in itertools.compress(block, (~held).tolist()):
+                if k in merged.skipped:
+                    kind = merged.skipped[k].split(":", 1)[0]
+                    reasons[kind] = reasons.get(kind, 0) + 1
         _finish_parts(parts_root, keep_parts)
     finally:
         _drop_plan(parts_root)

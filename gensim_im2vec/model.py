@@ -398,6 +398,19 @@ def _check_pretrained_size(kwargs: dict, size: int, what: str) -> None:
             f"word vectors. Leave vector_size out, or train the word vectors with vector_size={asked!r} first.")
 
 
+
+def _keys_in(key_to_index, keys: Sequence, held: bool = True) -> list:
+    """The `keys` that `key_to_index` holds (or, not `held`, lacks), in their order; looked up
+    :data:`_LOOKUP_BLOCK` at a time (:func:`~gensim_im2vec.store.key_rows`: a store's KeyIndex
+    looks many keys up at once faster than one at a time)."""
+    out = []
+    for a in range(0, len(keys), _LOOKUP_BLOCK):
+        part = keys[a:a + _LOOKUP_BLOCK]
+        rows = key_rows(key_to_index, part)
+        out.extend(itertools.compress(part, ((rows >= 0) if held else (rows < 0)).tolist()))
+    return out
+
+
 class Im2Vec(Word2Vec):
     """Word2Vec whose vocabulary also holds images, each embedded as ``W · v̂_f``.
 
@@ -1261,15 +1274,14 @@ class Im2Vec(Word2Vec):
         the vocabulary, or that would turn a word of the vocabulary into an image (its trained
         vector would be overwritten by ``W``'s, and it would leave the words)."""
         if previous is not None:
-            missing = [k for k in self.image_keys if k not in feats.key_to_index]
+            missing = _keys_in(feats.key_to_index, self.image_keys, held=False)
             if missing:
                 raise ValueError(
                     f"image_features: the new features lack {len(missing)} image(s) already in the "
                     f"vocabulary, e.g. {missing[:5]}; pass features that cover old and new images "
                     f"(e.g. a FeatureStore opened in append mode)."
                 )
-        k2i = feats.key_to_index
-        words = [k for k in self.word_keys if k in k2i]
+        words = _keys_in(feats.key_to_index, self.word_keys)
         if words:
             raise ValueError(
                 f"image_features: {len(words)} key(s) of the new features are words of the vocabulary, e.g. "
@@ -1294,9 +1306,7 @@ class Im2Vec(Word2Vec):
         feats = self.features
         k2i = feats.key_to_index if feats is not None else {}
         prefix = self.image_prefix
-        candidates = [w for w in self.raw_vocab if w.startswith(prefix)] if prefix else []
-        missing = list(itertools.compress(candidates, (key_rows(k2i, candidates) < 0).tolist()))  # (at once: key_rows)
-        del candidates
+        missing = _keys_in(k2i, [w for w in self.raw_vocab if w.startswith(prefix)] if prefix else [], held=False)
         if not missing:
             return
         if self.missing_images == "raise":

@@ -1220,7 +1220,7 @@ class KeyIndex(Mapping):
         self._shift = 64 - bits
         if bits:
             runs = (self._digests.view(np.uint64) ^ np.uint64(_HASH_OFFSET)) >> np.uint64(self._shift)
-            counts = np.bincount(runs.astype(np.int64), minlength=1 << bits)
+            counts = np.bincount(runs.view(np.int64), minlength=1 << bits)  # (runs < 2**bits: a view, no copy)
             del runs
         else:
             counts = np.array([n], dtype=np.int64)
