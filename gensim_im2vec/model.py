@@ -1387,10 +1387,10 @@ class Im2Vec(Word2Vec):
             calc = counts[max_final_vocab] + 1 if max_final_vocab < len(counts) else 1
             min_count = max(calc, min_count or self.min_count)
             self.max_final_vocab = None
-        self.raw_vocab = words_raw
+        self.raw_vocab = words_raw  # (no feature key: the images' rule would look every word up for nothing)
         try:
             report = super().prepare_vocab(
-                update=update, keep_raw_vocab=True, trim_rule=self._keep_images_rule(trim_rule),
+                update=update, keep_raw_vocab=True, trim_rule=trim_rule,
                 min_count=min_count, sample=sample, dry_run=dry_run)
         finally:
             self.max_final_vocab = max_final_vocab
@@ -1433,9 +1433,8 @@ class Im2Vec(Word2Vec):
         """The words' ``sample_int`` with the images' occurrences in the corpus total (gensim's
         formula, vectorised), and the report's downsampling figures."""
         sample = sample or self.sample
-        keep = self._keep_images_rule(trim_rule)
-        kept = [(w, v) for w, v in words_raw.items()
-                if utils.keep_vocab_item(w, v, self.effective_min_count, trim_rule=keep)]
+        kept = [(w, v) for w, v in words_raw.items()  # (words only: trim_rule as given, not the images' rule)
+                if utils.keep_vocab_item(w, v, self.effective_min_count, trim_rule=trim_rule)]
         v = np.asarray([c for _, c in kept], dtype=np.float64)
         retain_total = float(v.sum()) + image_total
         if not sample:
