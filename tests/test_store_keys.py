@@ -162,3 +162,24 @@ def test_missing_images_are_found_through_the_index(tmp_path):
     model.build_vocab([[KEYS[0], "dog"], ["img:absent", "dog"], [KEYS[1], "cat"]])
     assert sorted(model.image_keys) == sorted([KEYS[0], KEYS[1]])
     assert "img:absent" not in model.wv.key_to_index
+
+
+def test_an_update_checks_the_new_features_against_every_key_of_the_vocabulary(tmp_path, monkeypatch):
+    # build_vocab(update=True, image_features=...) looks the vocabulary's images and words up in the new
+    # features' KeyIndex a block at a time (_keys_in): the lacking images and the words that would turn
+    # into images are named, whatever the block
+    monkeypatch.setattr(model_mod, "_LOOKUP_BLOCK", 1)
+    rng = np.random.default_rng(0)
+    docs = [[k, "dog", "cat"] for k in KEYS[:20]]
+    model = Im2Vec(docs, image_features=_store(tmp_path), vector_size=4, min_count=1, epochs=1, workers=1, seed=1)
+    keys = KEYS[:13] + KEYS[14:30]
+    lacking = FeatureStore.from_arrays(tmp_path / "lacking", keys, rng.random((29, 4), dtype=np.float32) + 0.1)
+    with pytest.raises(ValueError, match=r"lack 1 image\(s\) already in the vocabulary, e.g. \['" + KEYS[13]):
+        model.build_vocab([[KEYS[25], "dog"]], update=True, image_features=lacking)
+    keys = ["cat", *KEYS[:30], "dog"]
+    worded = FeatureStore.from_arrays(tmp_path / "worded", keys, rng.random((32, 4), dtype=np.float32) + 0.1)
+    with pytest.raises(ValueError, match=r"2 key\(s\) of the new features are words of the vocabulary"):
+        model.build_vocab([[KEYS[25], "dog"]], update=True, image_features=worded)
+    more = FeatureStore.from_arrays(tmp_path / "more", KEYS[:30], rng.random((30, 4), dtype=np.float32) + 0.1)
+    model.build_vocab([[KEYS[25], "dog"]], update=True, image_features=more)
+    assert KEYS[25] in model.wv.key_to_index and model.is_image(KEYS[25]) and not model.is_image("dog")
