@@ -151,6 +151,7 @@ from gensim_im2vec.neighbour_words import (
     pool_from_words,
     pool_keys,
 )
+from gensim_im2vec.portable import portable_state
 from gensim_im2vec.space import (
     DIRECTIONS_BLOCK,
     JobPlan,
@@ -226,6 +227,9 @@ _RECORDED = type("_Recorded", (), {"__repr__": lambda self: "<the one it was sav
 _LOAD_VECTORS_FILE: contextvars.ContextVar = contextvars.ContextVar("im2vec_load_vectors_file", default=_RECORDED)
 #: The model whose save() is pickling it without ``wv.key_to_index`` (Im2Vec._saved_without_key_index).
 _PICKLED_WITHOUT_KEY_INDEX: contextvars.ContextVar = contextvars.ContextVar("im2vec_no_key_index", default=None)
+#: The model whose save() is pickling it with its numpy objects in a form both numpy majors read
+#: (Im2Vec.__getstate__, gensim_im2vec.portable).
+_PICKLED_PORTABLE: contextvars.ContextVar = contextvars.ContextVar("im2vec_portable", default=None)
 
 
 
@@ -3980,6 +3984,12 @@ class Im2Vec(Word2Vec):
         search, as before): one from a callback during :meth:`train`, an
         :class:`~gensim_im2vec.checkpoint.EpochCheckpoint`, or one whose images' rows are left out or
         written into the pickled copy (above).
+
+        The file loads under numpy 1.x (>= 1.24) and 2.x, whichever of them saved it: the random
+        generator (gensim's ``random``) is pickled as its plain state and rebuilt in that state on
+        load (training goes on with the same draws), the arrays in the pickle as their dtype, shape and
+        bytes, never through numpy's own pickling, which the other major cannot read
+        (:meth:`_saved_portable`).
         """
         self._follow_vocab()
         directory = None
@@ -4016,7 +4026,7 @@ class Im2Vec(Word2Vec):
         index_file = self._prepare_neighbour_index(fname_or_handle) if directory is not None else None
         try:
             with self._saved_norms(final), written, self._saved_features(directory), self._saved_vectors(moving), \
-                    left_out, no_index:
+                    left_out, no_index, self._saved_portable():
                 if directory is None:
                     return super().save(fname_or_handle, *args, **kwargs)
                 atomic_save(super(), fname_or_handle, *args, **kwargs)  # super(): gensim's save, not this one
@@ -4143,6 +4153,31 @@ class Im2Vec(Word2Vec):
             self.__dict__.update(stale)
 
     @contextlib.contextmanager
+    def _saved_portable(self):
+        """While saving (to a path or a file handle): the model pickled so that numpy 1.x (>= 1.24, the
+        floor the package declares) and numpy 2.x read it back, whichever of them wrote it
+        (:func:`~gensim_im2vec.portable.portable_state`, applied by :meth:`__getstate__`).
+
+        numpy pickles its objects through its own module paths and constructors, and the majors do not
+        read each other's: gensim's ``Word2Vec.random`` (a ``np.random.RandomState``) pickled by numpy 2
+        fails on every numpy 1.x with ``ValueError: <class 'numpy.random._mt19937.MT19937'> is not a
+        known BitGenerator module.``, and an array pickled by numpy 2 (``wv.norms``, ``syn1neg``, the
+        arrays below gensim's ``sep_limit``) names ``numpy._core.multiarray``, which numpy 1.24 and 1.25
+        lack. Instead, every random generator the model holds is pickled as its plain state
+        (``RandomState.get_state(legacy=False)``, ``bit_generator.state``: a dict of its bit
+        generator's name and ints or arrays) and rebuilt from it on load in the same state, so that
+        training the loaded model goes on with the same random draws, bit for bit; every array
+        and numpy scalar as its dtype string, shape and raw bytes. The ``.npy`` files beside the model
+        are portable as they are. Models saved before (numpy's own pickles) load as they did: a numpy
+        2 one under numpy 2 only, a numpy 1.x one under both (``numpy.core`` is an alias in numpy 2).
+        Only the pickle written by save(); a ``pickle.dumps`` or ``copy`` of the model is numpy's own."""
+        token = _PICKLED_PORTABLE.set(self)
+        try:
+            yield
+        finally:
+            _PICKLED_PORTABLE.reset(token)
+
+    @contextlib.contextmanager
     def _saved_without_key_index(self):
         """While saving to a path: ``wv.key_to_index`` empty in the pickle (it is ``index_to_key``
         inverted; unpickling it took longer than building it again, 0.25 s a million keys, and 10 MB
@@ -4170,11 +4205,13 @@ class Im2Vec(Word2Vec):
         for name in ("_gathered_words", "_readout_sums"):  # (the last epoch's words and readout sums, and their
             if state.get(name) is not None:  # locks: the live model's train() fits them; the copy does not train)
                 state = {**state, name: None}
-        if _PICKLED_WITHOUT_KEY_INDEX.get() is not self or wv is None:
-            return state
-        shallow = copy.copy(wv)  # save() to a path (see there): the live wv keeps its dict
-        shallow.key_to_index = {}
-        return {**state, "wv": shallow}
+        if _PICKLED_WITHOUT_KEY_INDEX.get() is self and wv is not None:
+            shallow = copy.copy(wv)  # save() to a path (see there): the live wv keeps its dict
+            shallow.key_to_index = {}
+            state = {**state, "wv": shallow}
+        if _PICKLED_PORTABLE.get() is self:  # save(): readable by numpy 1.x and 2.x (_saved_portable)
+            state = portable_state(state)
+        return state
 
     @contextlib.contextmanager
     def _saved_with_image_rows(self):
@@ -4304,6 +4341,10 @@ class Im2Vec(Word2Vec):
         together). The store must be the same one, possibly with rows appended since.
 
         Model files are pickles, like every gensim model: load only files you trust.
+
+        A model saved under numpy 1.x loads under numpy 2.x and the other way round (:meth:`save`);
+        one that a version before that saved under numpy 2 loads under numpy 2 only (under numpy 1.x a
+        ValueError says so): load it there and save it again.
 
         Parameters
         ----------
@@ -5935,5 +5976,11 @@ def _unloadable(path: str, err: Exception) -> str:
     if not head.startswith(b"\x80"):  # every pickle gensim writes starts with the protocol opcode
         return (f"{path!r} is not a saved model (it starts with {head[:12]!r}); expected a file written by "
                 f"Im2Vec.save() or Word2Vec.save() (a pickle with companion .npy files). Check the path.")
+    if ((isinstance(err, ModuleNotFoundError) and (err.name or "").startswith("numpy._core"))
+            or (isinstance(err, ValueError) and "is not a known BitGenerator module" in str(err))):
+        # numpy 2's own pickles of arrays / a RandomState, which numpy 1.x cannot read (Im2Vec._saved_portable)
+        return (f"{path!r} was saved under numpy 2 by an earlier version of gensim-im2vec, whose model files "
+                f"numpy {np.__version__} cannot read ({type(err).__name__}: {err}). Load it under numpy 2 and save "
+                f"it again there: a model saved by this version loads under numpy 1.x and 2.x.")
     return (f"{path!r} could not be loaded as a model ({type(err).__name__}: {err}); it is damaged or was "
             f"saved by an incompatible version. Save the model again.")
