@@ -211,7 +211,8 @@ _FINISHED = "im2vec.finished"
 #: ``ctx.meta`` key: the output the command has written whole (:func:`_one_writer`), with work still to do.
 _WRITTEN = "im2vec.written"
 #: Whether the command line runs as its own process (``im2vec ...``, ``python -m gensim_im2vec.cli``), not in
-#: another program's (click's ``CliRunner``, a caller of ``main.main()``), whose signals it must leave alone.
+#: another program's (click's ``CliRunner``, a caller of ``main.main()`` or of ``main(ARGS)``), whose signals it
+#: must leave alone.
 _AS_PROGRAM = False
 
 
@@ -240,11 +241,14 @@ class _Group(click.Group):
         _with_verbose(self.params)  # (the root has its own)
 
     def __call__(self, *args, **kwargs):
-        """``im2vec ...`` (the console script) and ``python -m gensim_im2vec.cli``: the command line as its own
-        process, which ends with it (click's ``CliRunner`` calls :meth:`main` instead, and a caller that gives
-        ``standalone_mode=False`` goes on after it)."""
+        """``im2vec ...`` (the console script) and ``python -m gensim_im2vec.cli``, which call ``main()`` for the
+        process's own command line (``sys.argv``): the command line as its own process, which ends with it. A
+        program that gives the arguments (``main(["train", ...])``, in a notebook or a script that catches the
+        ``SystemExit``) or ``standalone_mode=False`` goes on after it and keeps its Ctrl-C (click's ``CliRunner``
+        calls :meth:`main` instead)."""
         global _AS_PROGRAM
-        _AS_PROGRAM = kwargs.get("standalone_mode", True) is not False
+        given = args[0] if args else kwargs.get("args")
+        _AS_PROGRAM = given is None and kwargs.get("standalone_mode", True) is not False
         return self.main(*args, **kwargs)
 
 

@@ -170,6 +170,27 @@ def test_a_program_that_calls_the_command_line_keeps_its_ctrl_c():
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
+@pytest.mark.parametrize("call", ["main(['datasets', 'list'])", "main(args=['datasets', 'list'])"])
+def test_a_program_that_catches_the_command_line_s_exit_keeps_its_ctrl_c(call):
+    """A program that gives the command line its arguments and catches its ``SystemExit`` (a notebook cell:
+    IPython catches it, and the kernel's interrupt button is a SIGINT) goes on after it: it ignored SIGINT and
+    SIGTERM from then on, for the rest of its life, as only the console script (``main()``, ``sys.argv``'s
+    arguments) should. In a process of its own, so that this one's handlers are never at stake."""
+    code = f"""
+import json, signal
+from gensim_im2vec.cli import main
+try:
+    {call}
+except SystemExit as e:
+    code = e.code
+print(json.dumps([code, signal.getsignal(signal.SIGINT) is signal.default_int_handler,
+                  signal.getsignal(signal.SIGTERM) == signal.SIG_DFL]))
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, preexec_fn=_default_sigint)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.splitlines()[-1] == "[0, true, true]", res.stdout[-2000:]
+
+
 def test_ctrl_c_during_index_check_says_the_index_is_written(files, tmp_path, monkeypatch):
     """`im2vec index --check N` measures the saved index's recall after it is written: a Ctrl-C there (which
     still stops it, exit status 130) said "stopped before it finished; no output is left half-written. Run the
