@@ -166,16 +166,25 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD_DEPS = {"setuptools": (77,), "Cython": (3, 0), "numpy": (1, 24), "scipy": (1, 10)}
 
 
+#: The checkout's folders of the package's and the kernel's sources: a file there that git does not track yet (a
+#: module being written, not added) is built too, as the package's checks expect every module of the folder.
+NEW_SOURCES = ("gensim_im2vec", "cython_ext")
+
+
 def _tracked_files() -> list[str] | None:
-    """The checkout's files that git tracks or would (untracked, not ignored), as they are on disk;
-    None when it is not a git checkout or git is missing."""
+    """The checkout's files that git tracks, and those it would (untracked, not ignored) in
+    :data:`NEW_SOURCES`, as they are on disk; None when it is not a git checkout or git is missing.
+    Other untracked files (a developer's data beside the checkout, gigabytes of it) are not the
+    release's, and are never copied."""
     if not (ROOT / ".git").exists() or shutil.which("git") is None:
         return None
-    res = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                         capture_output=True)
-    if res.returncode != 0:
-        return None
-    return sorted({f for f in res.stdout.decode().split("\0") if f and (ROOT / f).is_file()})
+    files = set()
+    for args in (["--cached"], ["--others", "--exclude-standard", "--", *NEW_SOURCES]):
+        res = subprocess.run(["git", "ls-files", "-z", *args], cwd=ROOT, capture_output=True)
+        if res.returncode != 0:
+            return None
+        files.update(f for f in res.stdout.decode().split("\0") if f and (ROOT / f).is_file())
+    return sorted(files)
 
 
 def _skip_without_build_tools() -> None:
@@ -204,6 +213,27 @@ def _hook(hook: str, cwd: Path, out: Path) -> Path:
     res = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, env=env)
     assert res.returncode == 0, f"{hook} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
     return out / res.stdout.strip().splitlines()[-1]
+
+
+def test_the_build_copies_no_untracked_file_but_new_sources(tmp_path, monkeypatch):
+    """The build's copy of the checkout took every untracked file that git does not ignore: a developer's
+    data beside the checkout (a YFCC100M metadata file, tens of GB) was copied into the test's temporary
+    folder on each run. Only the tracked files, and new sources of the package and the kernel, are."""
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q", str(tmp_path)], check=True)
+    for name in ("gensim_im2vec/model.py", "tests/test_a.py", "README.md", "gensim_im2vec/new.py",
+                 "cython_ext/new.h", "yfcc100m_dataset.tsv", "data/local.csv", "tests/mine.jsonl", "x.so"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    (tmp_path / ".gitignore").write_text("*.so\n")
+    subprocess.run([*git, "add", "gensim_im2vec/model.py", "tests/test_a.py", "README.md", ".gitignore"],
+                   cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "a"], cwd=tmp_path, check=True)
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert _tracked_files() == [".gitignore", "README.md", "cython_ext/new.h", "gensim_im2vec/model.py",
+                                "gensim_im2vec/new.py", "tests/test_a.py"]
 
 
 @pytest.fixture(scope="module")
