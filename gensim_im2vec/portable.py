@@ -37,8 +37,11 @@ __all__ = ["portable_state"]
 
 #: Bit generators rebuilt by name (numpy.random has each of them in both majors).
 _BIT_GENERATORS = ("MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64")
-#: Values that are no numpy object and hold none.
-_PLAIN = (str, bytes, int, float, bool, type(None))
+#: The types of values that are no numpy object and hold none: these exactly (``type(v) in _PLAIN``).
+#: numpy's float64, complex128, str_ and bytes_ are subclasses of float, complex, str and bytes that
+#: pickle through ``numpy._core.multiarray.scalar``: no plain values (a model's ``sample=np.float64(..)``,
+#: image keys given as a NumPy array of str).
+_PLAIN = frozenset((str, bytes, int, float, complex, bool, type(None)))
 #: A dict, list or tuple longer than this whose first value is plain is taken to hold no numpy object
 #: (``wv.index_to_key``, ``wv.key_to_index``: not scanned; scanning both took 1 s a million keys here).
 _SCAN_ALL = 1000
@@ -95,7 +98,10 @@ def _array(dtype: str, shape: tuple, data: bytes, fortran: bool = False) -> np.n
 
 
 def _scalar(dtype: str, data: bytes) -> np.generic:
-    return np.frombuffer(data, dtype=np.dtype(dtype))[0]
+    dtype = np.dtype(dtype)
+    if not dtype.itemsize:  # (np.str_(""): "<U0", which frombuffer refuses)
+        return np.zeros((), dtype=dtype)[()]
+    return np.frombuffer(data, dtype=dtype)[0]
 
 
 def _random(kind: str, state: dict):
@@ -111,7 +117,7 @@ def _random(kind: str, state: dict):
 
 def _stand_in(value, memo: dict):
     """`value` with the numpy objects in it stood in for; `value` itself when it holds none."""
-    if isinstance(value, _PLAIN):
+    if type(value) in _PLAIN:
         return value
     key = id(value)
     if key in memo:
@@ -134,11 +140,11 @@ def _stand_in(value, memo: dict):
             new = _Random(type(value).__name__ if isinstance(value, np.random.Generator) else "BitGenerator",
                           _stand_in(state, {}))
     elif type(value) in (dict, defaultdict):
-        if len(value) <= _SCAN_ALL or not isinstance(next(iter(value.values())), _PLAIN):
+        if len(value) <= _SCAN_ALL or type(next(iter(value.values()))) not in _PLAIN:
             items = {k: _stand_in(v, memo) for k, v in value.items()}
             if any(items[k] is not v for k, v in value.items()):
                 new = defaultdict(value.default_factory, items) if type(value) is defaultdict else items
-    elif type(value) in (list, tuple) and (len(value) <= _SCAN_ALL or not isinstance(value[0], _PLAIN)):
+    elif type(value) in (list, tuple) and (len(value) <= _SCAN_ALL or type(value[0]) not in _PLAIN):
         items = [_stand_in(v, memo) for v in value]
         if any(a is not b for a, b in zip(items, value)):
             new = type(value)(items)
@@ -156,7 +162,7 @@ def portable_state(state: dict) -> dict:
     """`state` (an object's pickled ``__dict__``) with every numpy array of a plain dtype, numpy
     scalar and random generator in it stood in for by one that both numpy majors unpickle (the
     module's docstring): in its values, in the dicts, tuples and lists among them (one of more than
-    :data:`_SCAN_ALL` items whose first is a str or a number is taken to hold none:
+    :data:`_SCAN_ALL` items whose first is a Python str or number, not numpy's, is taken to hold none:
     ``wv.index_to_key`` and ``wv.key_to_index`` are not scanned) and in the
     attributes of the objects gensim's save walks into (``wv``: a shallow copy). An object found twice
     is stood in for by one object (pickled once, shared again on load). `state` and the objects in it

@@ -189,3 +189,33 @@ def test_a_numpy_2_file_of_an_earlier_version_under_numpy_1_names_the_fix(err):
     message = _unloadable(str(DATA / "old_model" / "m.model"), err)
     assert "saved under numpy 2 by an earlier version" in message
     assert "Load it under numpy 2 and save it again there" in message
+
+
+def test_numpys_subclasses_of_python_types_are_stood_in_for_too():
+    """np.float64, np.complex128, np.str_ and np.bytes_ are float, complex, str and bytes to isinstance,
+    yet pickle through numpy._core.multiarray.scalar: stood in for like every numpy scalar, in a list
+    of more than _SCAN_ALL items too, and back with their type."""
+    keys = [np.str_(f"img:{i}") for i in range(1500)] + [np.str_("")]
+    state = {"sample": np.float64(1e-3), "z": np.complex128(1 + 2j), "b": np.bytes_(b"ab"), "keys": keys,
+             "plain": [1.5, "x", b"y", 2j, None, True]}
+    data = pickle.dumps(portable_state(state), protocol=4)
+    assert _one_major(_globals(data)) == []
+    back = pickle.loads(data)
+    for name in ("sample", "z", "b"):
+        assert type(back[name]) is type(state[name]) and back[name] == state[name]
+    assert back["keys"] == keys and {type(k) for k in back["keys"]} == {np.str_}
+    assert back["plain"] == state["plain"]
+
+
+def test_a_model_given_numpy_scalars_and_keys_saves_portable(tmp_path):
+    """A model given ``sample=np.float64(...)`` and its images' keys as a NumPy array of str (the model
+    keeps them as np.str_): the saved pickle names no numpy module of one major, and loads back."""
+    rng = np.random.default_rng(0)
+    keys = np.array([f"img:{i}" for i in range(30)])
+    docs = [[str(keys[i]), f"class{i % 3}"] for i in range(30)]
+    model = Im2Vec(docs, image_features=(keys, rng.normal(size=(30, 8)).astype(np.float32)),
+                   **{**OPTS, "sample": np.float64(1e-3)})
+    model.save(str(tmp_path / "m.model"))
+    assert _one_major(_globals((tmp_path / "m.model").read_bytes())) == []
+    loaded = Im2Vec.load(str(tmp_path / "m.model"))
+    assert loaded.sample == model.sample and loaded.image_feature_keys == model.image_feature_keys
