@@ -202,7 +202,8 @@ __all__ = ["Im2Vec", "MAX_WORDS_IN_BATCH", "NotAModelError", "load_saved"]
 REAL = np.float32
 MAX_WORDS_IN_BATCH = im2vec_inner.MAX_WORDS_IN_BATCH
 _CUM_DOMAIN = 2**31 - 1
-_TAP_DOCUMENTS = 4096  # documents whose tokens build_vocab's scan looks up in the features at once
+_TAP_DOCUMENTS = 4096  # documents whose tokens build_vocab's scan looks up in the features at once,
+_TAP_TOKENS = 1 << 16  # and at most the documents that reach this many tokens (text8's are 10,000 tokens each)
 _LOOKUP_BLOCK = 1 << 16  # keys looked up in the features at once (key_rows) where every key of the vocabulary is
 _WRITE_CHUNK = 4096  # rows per gather when writing or averaging image vectors: buffers of a few MB, reused
 _STATS_LOCK = threading.Lock()
@@ -403,16 +404,31 @@ def _check_pretrained_size(kwargs: dict, size: int, what: str) -> None:
 
 
 
-def _keys_in(key_to_index, keys: Sequence, held: bool = True) -> list:
-    """The `keys` that `key_to_index` holds (or, not `held`, lacks), in their order; looked up
-    :data:`_LOOKUP_BLOCK` at a time (:func:`~gensim_im2vec.store.key_rows`: a store's KeyIndex
-    looks many keys up at once faster than one at a time)."""
-    out = []
-    for a in range(0, len(keys), _LOOKUP_BLOCK):
-        part = keys[a:a + _LOOKUP_BLOCK]
+def _keys_in(key_to_index, keys: Iterable, held: bool = True) -> list:
+    """The `keys` that `key_to_index` holds (or, not `held`, lacks), in their order; taken and looked
+    up :data:`_LOOKUP_BLOCK` at a time (:func:`~gensim_im2vec.store.key_rows`: a store's KeyIndex
+    looks many keys up at once faster than one at a time), so `keys` may be a generator: only a
+    block of them is held at once."""
+    out, keys = [], iter(keys)
+    while part := list(itertools.islice(keys, _LOOKUP_BLOCK)):
         rows = key_rows(key_to_index, part)
         out.extend(itertools.compress(part, ((rows >= 0) if held else (rows < 0)).tolist()))
     return out
+
+
+def _document_blocks(documents: Iterable):
+    """`documents` in lists of :data:`_TAP_DOCUMENTS` at most, each ending with the document that
+    brings its tokens to :data:`_TAP_TOKENS` (a block's tokens are looked up at once: a block of
+    4096 long documents would hold tens of millions of them, and their digests, rows and runs)."""
+    block, tokens = [], 0
+    for doc in documents:
+        block.append(doc)
+        tokens += len(doc)
+        if len(block) >= _TAP_DOCUMENTS or tokens >= _TAP_TOKENS:
+            yield block
+            block, tokens = [], 0
+    if block:
+        yield block
 
 
 class Im2Vec(Word2Vec):
@@ -1120,10 +1136,10 @@ class Im2Vec(Word2Vec):
             return
         # with images, a document given as one str (read as its characters: no image token could match)
         # is refused, naming it (check_document); gensim only warns about the first document.
-        # The tokens of _TAP_DOCUMENTS documents are looked up at once (key_rows: a store's KeyIndex
-        # searches them together, one token at a time it is ≈ 1.7x a dict's lookup)
-        sentences, first = iter(sentences), 0
-        while chunk := list(itertools.islice(sentences, _TAP_DOCUMENTS)):
+        # The tokens of a block of documents (_TAP_DOCUMENTS, _TAP_TOKENS) are looked up at once (key_rows: a
+        # store's KeyIndex searches them together, one token at a time it is ≈ 1.7x a dict's lookup)
+        first = 0
+        for chunk in _document_blocks(sentences):
             for i, doc in enumerate(chunk, first):
                 if isinstance(doc, (str, bytes)):
                     check_document(doc, i)
@@ -1310,7 +1326,8 @@ class Im2Vec(Word2Vec):
         feats = self.features
         k2i = feats.key_to_index if feats is not None else {}
         prefix = self.image_prefix
-        missing = _keys_in(k2i, [w for w in self.raw_vocab if w.startswith(prefix)] if prefix else [], held=False)
+        # (the image tokens a block at a time: at 100M images a list of them all is 0.8 GB)
+        missing = _keys_in(k2i, (w for w in self.raw_vocab if w.startswith(prefix)) if prefix else (), held=False)
         if not missing:
             return
         if self.missing_images == "raise":

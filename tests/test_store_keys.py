@@ -183,3 +183,38 @@ def test_an_update_checks_the_new_features_against_every_key_of_the_vocabulary(t
     more = FeatureStore.from_arrays(tmp_path / "more", KEYS[:30], rng.random((30, 4), dtype=np.float32) + 0.1)
     model.build_vocab([[KEYS[25], "dog"]], update=True, image_features=more)
     assert KEYS[25] in model.wv.key_to_index and model.is_image(KEYS[25]) and not model.is_image("dog")
+
+
+@pytest.mark.parametrize("cap", [None, 10**6])
+def test_long_documents_are_looked_up_a_bounded_number_of_tokens_at_a_time(tmp_path, monkeypatch, cap):
+    # a block of documents ends where its tokens reach _TAP_TOKENS: a corpus of long documents (text8's
+    # are 10,000 tokens each, 4096 of them 41M tokens) is not looked up all at once; the same vocabulary
+    store = _store(tmp_path)
+    rng = np.random.default_rng(5)
+    docs = [[*(f"w{j}" for j in rng.integers(0, 40, 299)), KEYS[i]] for i in range(12)] + [["dog", KEYS[20]]]
+    as_dict = ImageFeatures(KEYS, np.asarray(store.vectors), key_to_index={k: i for i, k in enumerate(KEYS)})
+    want = Im2Vec(image_features=as_dict, vector_size=4, min_count=1, workers=1, seed=1, max_vocab_size=cap)
+    want.build_vocab(docs)
+    monkeypatch.setattr(model_mod, "_TAP_TOKENS", 500, raising=False)
+    sizes = []
+
+    def recording(key_to_index, keys):
+        sizes.append(len(keys))
+        return key_rows(key_to_index, keys)
+
+    monkeypatch.setattr(model_mod, "key_rows", recording)
+    got = Im2Vec(image_features=FeatureStore.open(tmp_path / "s"), vector_size=4, min_count=1, workers=1, seed=1,
+                 max_vocab_size=cap)
+    got.build_vocab(docs)
+    assert sizes and max(sizes) < 500 + 300  # (a block ends with the document that reaches 500 tokens)
+    assert _vocab(got) == _vocab(want) and got._scan_tag_counts == want._scan_tag_counts
+    assert got.corpus_count == want.corpus_count and got.corpus_total_words == want.corpus_total_words
+
+
+def test_keys_in_takes_the_keys_a_block_at_a_time_from_a_generator(monkeypatch):
+    # _resolve_missing_images passes the image tokens of raw_vocab as a generator: never all in one list
+    monkeypatch.setattr(model_mod, "_LOOKUP_BLOCK", 2)
+    index = KeyIndex(KEYS)
+    keys = (k for k in ["img:a", KEYS[3], "img:b", KEYS[4], "img:c"])
+    assert model_mod._keys_in(index, keys, held=False) == ["img:a", "img:b", "img:c"]
+    assert model_mod._keys_in(index, iter(KEYS[:5])) == KEYS[:5] and model_mod._keys_in({}, ()) == []
