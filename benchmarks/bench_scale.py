@@ -42,6 +42,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 
 import numpy as np
 from _common import evict, io_bytes, proc_status
@@ -137,17 +138,21 @@ def _resident(arr, regions) -> int | None:
 
 def _pyobj_bytes(d, sample: int = 2000, owner=None) -> int:
     """Approximate bytes of a dict/list of str (and of its int values): table + keys + values; key
-    strings that are `owner`'s (a list of the same str objects) are not counted again."""
+    strings that are `owner`'s (a list of the same str objects) are not counted again. A store's
+    KeyIndex (its key_to_index since 2026-12-07): its arrays (``nbytes``) + its key strings."""
+    from gensim_im2vec.store import KeyIndex
+
     n = len(d)
+    table = d.nbytes if isinstance(d, KeyIndex) else sys.getsizeof(d)
     if not n:
-        return sys.getsizeof(d)
-    keys = list(itertools.islice(d, len(d) - sample, None)) if isinstance(d, dict) else d[-sample:]
+        return table
+    keys = list(itertools.islice(d, len(d) - sample, None)) if isinstance(d, Mapping) else d[-sample:]
     if owner is not None:
         k2i = owner[1]
         keys = [k for k in keys if not (k in k2i and owner[0][k2i[k]] is k)]
     per_key = sum(sys.getsizeof(k) for k in keys) / sample
     per_val = 28 if isinstance(d, dict) else 0  # an int object per entry
-    return int(sys.getsizeof(d) + n * (per_key + per_val))
+    return int(table + n * (per_key + per_val))
 
 
 def breakdown(model, store=None) -> dict:
@@ -180,7 +185,7 @@ def breakdown(model, store=None) -> dict:
             store = model.feature_store
         k2i = feats.key_to_index
         shared = store is not None and k2i is getattr(store, "_key_to_index", None)
-        out["feature keys dict + key strings" + (" (the store's, shared)" if shared else "")] = {
+        out["feature keys index + key strings" + (" (the store's, shared)" if shared else "")] = {
             "bytes": _pyobj_bytes(k2i)}
         out["feature keys list"] = {"bytes": int(sys.getsizeof(feats.keys))}
     for name, v in out.items():
