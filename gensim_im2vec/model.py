@@ -117,7 +117,7 @@ import threading
 import uuid
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Sized
 from concurrent.futures import ThreadPoolExecutor
 from timeit import default_timer
 from typing import NamedTuple
@@ -423,7 +423,7 @@ def _document_blocks(documents: Iterable):
     block, tokens = [], 0
     for doc in documents:
         block.append(doc)
-        tokens += len(doc)
+        tokens += len(doc) if isinstance(doc, Sized) else 0  # (not a document: the scan says so, as before)
         if len(block) >= _TAP_DOCUMENTS or tokens >= _TAP_TOKENS:
             yield block
             block, tokens = [], 0
