@@ -613,32 +613,15 @@ def _committed_stamps_problem(file: Path, start, n, rows: int) -> str | None:
 
 
 def _rows_of(stored: Sequence[str], query: Sequence[str]) -> np.ndarray:
-    """The row of each key of `query` in `stored` (unique keys), -1 where it is not there.
-
-    By the keys' hashes, sorted (16 bytes per stored key, where a dict of them takes about 80), each
-    match confirmed on the key itself; ``hash`` of a str is fixed within one process."""
+    """The row of each key of `query` in `stored` (unique keys), -1 where it is not there: a
+    :class:`KeyIndex` of `stored` (its keys' hashes sorted, each match confirmed on the key itself),
+    the query looked up :data:`_LOOKUP_CHUNK` keys at a time."""
     rows = np.full(len(query), -1, dtype=np.int64)
     if not len(stored) or not len(query):
         return rows
-    h = np.fromiter(map(hash, stored), dtype=np.int64, count=len(stored))
-    order = np.argsort(h, kind="stable")
-    h = h[order]
+    index = KeyIndex(stored if isinstance(stored, list) else list(stored))
     for lo in range(0, len(query), _LOOKUP_CHUNK):
-        chunk = query[lo : lo + _LOOKUP_CHUNK]
-        q = np.fromiter(map(hash, chunk), dtype=np.int64, count=len(chunk))
-        first, last = np.searchsorted(h, q, "left"), np.searchsorted(h, q, "right")
-        found = np.flatnonzero(last > first)
-        hit_i, hit_r = [], []
-        for i, r, a, b in zip(found.tolist(), order[first[found]].tolist(), first[found].tolist(),
-                              last[found].tolist()):
-            key = chunk[i]
-            if stored[r] != key:  # another key of the same hash: the others that share it
-                r = next((int(order[j]) for j in range(a + 1, b) if stored[int(order[j])] == key), -1)
-                if r < 0:
-                    continue
-            hit_i.append(i)
-            hit_r.append(r)
-        rows[lo + np.asarray(hit_i, dtype=np.int64)] = np.asarray(hit_r, dtype=np.int64)
+        rows[lo : lo + _LOOKUP_CHUNK] = index.rows(query[lo : lo + _LOOKUP_CHUNK])
     return rows
 
 
