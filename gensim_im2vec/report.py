@@ -154,7 +154,14 @@ def make_thumbnail(src: str | os.PathLike, dst: str | os.PathLike, size: int = 1
     -------
     bool
         True when written; False (with a debug log line) when `src` could not be read.
+
+    Raises
+    ------
+    ValueError
+        `size` is not an int >= 8 (checked before `src` is read).
     """
+    if not is_int(size) or size < 8:  # (PIL's thumbnail((0, 0)) fails, and that read as an unreadable `src`)
+        raise ValueError(f"make_thumbnail: size must be an int >= 8 pixels (the longest side), got {size!r}.")
     try:
         from PIL import Image, ImageOps
     except ModuleNotFoundError as err:
