@@ -145,6 +145,9 @@ class _WrittenKeys:
 def _merge_writer(target, sources: Sequence, mode: str, shard_size: int):
     """:func:`merge_stores`' sources, opened and checked alike (no PCA on read, one identity), and the
     target's writer with their metadata (without the provenance of the first), PCA and shard size."""
+    if isinstance(sources, (str, bytes, os.PathLike, FeatureStore)):  # its characters, or a store's keys
+        raise TypeError(f"merge_stores: sources is a sequence of stores, got one {type(sources).__name__} "
+                        f"({sources!r}); give a list, e.g. merge_stores(target, [source]).")
     stores = [s if isinstance(s, FeatureStore) else FeatureStore.open(s) for s in sources]
     if not stores:
         raise ValueError("merge_stores: no source stores given.")
@@ -205,6 +208,8 @@ def merge_stores(target, sources: Sequence, *, mode: str = "extend", shard_size:
         preprocessing or PCA.
     ValueError
         No sources, or a source applies PCA on read (merge the raw stores, then fit the PCA).
+    TypeError
+        `sources` is one store (a path or a FeatureStore) instead of a sequence of them.
     """
     stores, writer = _merge_writer(target, sources, mode, shard_size)
     added = 0
