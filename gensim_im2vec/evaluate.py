@@ -223,7 +223,9 @@ class Im2VecScorer(TagScorer):
 
 
 # ============================================================================ image tagging
-def _unique(seq: Sequence[str], name: str) -> list[str]:
+def _unique(seq: Iterable[str], name: str) -> list[str]:
+    if isinstance(seq, (str, bytes)):  # (its characters would be the tags)
+        raise TypeError(f"{name} is the {type(seq).__name__} {seq!r}; give a list of tags, e.g. [{seq!r}].")
     seen, out = set(), []
     for c in seq:
         if not isinstance(c, str):
@@ -267,7 +269,7 @@ def evaluate_image_tagging(scorer: Scorer, test_features, true_tags: Sequence[It
     candidates = _unique(candidates, "candidates")
     zs = None
     if zero_shot is not None:
-        zs = _unique(list(zero_shot), "zero_shot")
+        zs = _unique(zero_shot, "zero_shot")
         have = set(candidates)
         extra = [t for t in zs if t not in have]
         if extra:
@@ -1677,7 +1679,7 @@ class _Scoring:
     def of(cls, test_features, test_tags, candidates, zero_shot) -> _Scoring:
         """Checked inputs; zero-shot tags missing from the candidates are appended."""
         cands = _unique(candidates, "candidates")
-        zs = _unique(list(zero_shot), "zero_shot") if zero_shot is not None else None
+        zs = _unique(zero_shot, "zero_shot") if zero_shot is not None else None
         if zs is not None:
             cands = cands + [t for t in zs if t not in set(cands)]
         X = check_features(test_features, name="test_features")

@@ -40,3 +40,27 @@ def test_merge_stores_names_one_store_given_instead_of_a_sequence(tmp_path):
             merge_stores(tmp_path / "m", one)
         assert not (tmp_path / "m").exists()
     assert merge_stores(tmp_path / "m", [tmp_path / "a"]).keys == ["img:1", "img:2"]
+
+
+def test_candidates_or_zero_shot_given_as_one_str_is_named():
+    """``candidates : sequence of str``, ``zero_shot : iterable of str``: one tag given as a str was
+    read as its letters, silently: candidates "class0" scored p@1 NaN (no image carries 'c', 'l', ...)
+    and zero_shot "class0" added five one-letter zero-shot tags, whose metrics were NaN."""
+    from gensim_im2vec import Im2Vec
+    from gensim_im2vec.evaluate import Im2VecScorer, evaluate_image_tagging, run_evaluation
+    from gensim_im2vec.synthetic import make_corpus
+
+    data = make_corpus(n_classes=4, n_images=80, n_features=16, seed=0)
+    model = Im2Vec(data.docs, image_features=data.features, vector_size=16, min_count=1, epochs=2,
+                   sample=0, workers=1, seed=1)
+    tags = [[f"class{c}"] for c in data.test_labels[:8]]
+    scorer = Im2VecScorer(model)
+    with pytest.raises(TypeError, match=r"candidates is the str 'class0'; give a list of tags, e\.g\. \['class0'\]"):
+        evaluate_image_tagging(scorer, data.test_features[:8], tags, "class0")
+    with pytest.raises(TypeError, match=r"zero_shot is the str 'class0'; give a list"):
+        evaluate_image_tagging(scorer, data.test_features[:8], tags, data.class_words, zero_shot="class0")
+    with pytest.raises(TypeError, match=r"zero_shot is the str 'class3'; give a list"):
+        run_evaluation(model, data.test_features[:8], tags, data.class_words, zero_shot="class3",
+                       baselines=("random",), word_similarity=False, n_in_sample=0)
+    result = evaluate_image_tagging(scorer, data.test_features[:8], tags, data.class_words, zero_shot=["class3"])
+    assert result["all"]["n_candidates"] == 4 and result["zero_shot"]["n_tags"] == 1
