@@ -352,6 +352,15 @@ _HINTS = {
 }
 
 
+def _container(value: Container[str] | None, name: str) -> Container[str] | None:
+    """`keys` or `exclude` as given; one str (or bytes) is refused: ``in`` would find its substrings
+    (exclude="dog" dropped "do" and "g" as well)."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} is the {type(value).__name__} {value!r}, where a container of tokens is expected "
+                        f"(a str would match its substrings); give a set or list, e.g. {name}={{{value!r}}}.")
+    return value
+
+
 class _Corpus:
     """Base: restartable iteration, per-pass statistics, a closing log line."""
 
@@ -364,7 +373,7 @@ class _Corpus:
         if min_tokens < 0:
             raise ValueError(f"min_tokens must be >= 0, got {min_tokens}.")
         self.limit = limit
-        self.exclude = exclude
+        self.exclude = _container(exclude, "exclude")
         self.min_tokens = min_tokens
         self.stats = CorpusStats()
 
@@ -572,7 +581,7 @@ class YFCC100MCorpus(_Corpus):
         self.photos_only = photos_only
         self.prefix = prefix
         self.normalizer = normalizer if normalizer is not None else Normalizer(track_vocab=False)
-        self.keys = keys
+        self.keys = _container(keys, "keys")
         self.max_line_bytes = max_line_bytes
 
     def _documents(self, stats: CorpusStats) -> Iterator[list[str]]:
@@ -736,7 +745,7 @@ class FolderCorpus(_Corpus):
         self.normalizer = normalizer if normalizer is not None else Normalizer(track_vocab=False)
         self.text_fields = tuple(text_fields)
         self.tag_fields = tuple(tag_fields)
-        self.keys = keys
+        self.keys = _container(keys, "keys")
         self.follow_links = follow_links
         # imported here: gensim_im2vec.datasets reads its folders with this class
         from gensim_im2vec.datasets import warn_unfinished_build
@@ -1182,7 +1191,7 @@ class TableCorpus(_Corpus):
         self.tag_sep_suspects: dict[str, tuple[str, int, int, str]] = {}
         self.prefix = prefix
         self.normalizer = normalizer if normalizer is not None else Normalizer(track_vocab=False)
-        self.keys = keys
+        self.keys = _container(keys, "keys")
         self.max_line_bytes = max_line_bytes
         self.max_quoted_lines = max_quoted_lines
 

@@ -64,3 +64,24 @@ def test_candidates_or_zero_shot_given_as_one_str_is_named():
                        baselines=("random",), word_similarity=False, n_in_sample=0)
     result = evaluate_image_tagging(scorer, data.test_features[:8], tags, data.class_words, zero_shot=["class3"])
     assert result["all"]["n_candidates"] == 4 and result["zero_shot"]["n_tags"] == 1
+
+
+def test_corpus_keys_or_exclude_given_as_one_str_is_named(tmp_path):
+    """``keys``/``exclude : container of str``: a str is one, of its substrings, so exclude="dog" also
+    dropped the words "do" and "g", and keys="img:xy" kept the image img:x, silently."""
+    from PIL import Image
+
+    from gensim_im2vec.corpora import FolderCorpus, TextCorpus
+
+    (tmp_path / "a.txt").write_text("the dog and do go\n", encoding="utf-8")
+    with pytest.raises(TypeError, match=r"exclude is the str 'dog'.*exclude=\{'dog'\}"):
+        TextCorpus(tmp_path / "a.txt", exclude="dog")
+    assert list(TextCorpus(tmp_path / "a.txt", exclude={"dog"})) == [["the", "and", "do", "go"]]
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
+    (tmp_path / "x.json").write_text('{"tags": ["dog", "cat"]}', encoding="utf-8")
+    with pytest.raises(TypeError, match=r"keys is the str 'img:xy'"):
+        FolderCorpus(tmp_path, keys="img:xy")
+    with pytest.raises(TypeError, match=r"exclude is the str 'dog'"):
+        FolderCorpus(tmp_path, exclude="dog")
+    assert list(FolderCorpus(tmp_path, keys={"img:xy"})) == []
+    assert list(FolderCorpus(tmp_path, keys={"img:x"}, exclude={"dog"})) == [["img:x", "cat"]]
