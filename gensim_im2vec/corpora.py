@@ -98,7 +98,7 @@ from typing import Literal
 
 from gensim_im2vec.keys import IMAGE_PREFIX, encode_key, image_key
 from gensim_im2vec.text import Normalizer
-from gensim_im2vec.validation import is_one_shot
+from gensim_im2vec.validation import check_not_a_str, is_one_shot
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -353,11 +353,8 @@ _HINTS = {
 
 
 def _container(value: Container[str] | None, name: str) -> Container[str] | None:
-    """`keys` or `exclude` as given; one str (or bytes) is refused: ``in`` would find its substrings
-    (exclude="dog" dropped "do" and "g" as well)."""
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} is the {type(value).__name__} {value!r}, where a container of tokens is expected "
-                        f"(a str would match its substrings); give a set or list, e.g. {name}={{{value!r}}}.")
+    """`keys` or `exclude` as given; one str (or bytes) is refused: ``in`` would find its substrings."""
+    check_not_a_str(value, name, "tokens")
     return value
 
 

@@ -124,6 +124,7 @@ from gensim_im2vec.metrics import (
 )
 from gensim_im2vec.validation import (
     check_features,
+    check_not_a_str,
     check_tag_lists,
     check_tagged_features,
     is_int,
@@ -224,8 +225,7 @@ class Im2VecScorer(TagScorer):
 
 # ============================================================================ image tagging
 def _unique(seq: Iterable[str], name: str) -> list[str]:
-    if isinstance(seq, (str, bytes)):  # (its characters would be the tags)
-        raise TypeError(f"{name} is the {type(seq).__name__} {seq!r}; give a list of tags, e.g. [{seq!r}].")
+    check_not_a_str(seq, name)
     seen, out = set(), []
     for c in seq:
         if not isinstance(c, str):

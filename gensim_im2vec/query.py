@@ -92,7 +92,7 @@ from gensim_im2vec.keys import (
     key_spellings,
     rule_key,
 )
-from gensim_im2vec.validation import is_int
+from gensim_im2vec.validation import check_not_a_str, is_int
 
 if TYPE_CHECKING:
     from gensim_im2vec.index import ModalityIndexer
@@ -678,6 +678,7 @@ class QuerySession:
         if featurizer_factory is None and not extractor_options_checked:
             check_extractor_options(getattr(model, "image_features_metadata", None), **dict(extractor_options or {}))
         if zero_shot_words is not None:
+            check_not_a_str(zero_shot_words, "zero_shot_words", "words")
             zero_shot_words = list(dict.fromkeys(zero_shot_words))
             missing = model.unknown_words(zero_shot_words)
             if missing:

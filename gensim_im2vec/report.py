@@ -91,7 +91,7 @@ import numpy as np
 from gensim_im2vec.extras import missing_extra, require
 from gensim_im2vec.fileio import atomic_path, atomic_write_bytes, check_output_folder
 from gensim_im2vec.keys import check_image_keys
-from gensim_im2vec.validation import is_int, l2_normalize
+from gensim_im2vec.validation import check_not_a_str, is_int, l2_normalize
 
 if TYPE_CHECKING:
     from gensim_im2vec.evaluate import EvaluationReport
@@ -457,6 +457,8 @@ def write_report(
     t0 = time.perf_counter()
     _check_report_options(model, topn, thumb_size, max_test_images=max_test_images, n_words=n_words,
                           map_words=map_words, map_images=map_images)
+    check_not_a_str(test_keys, "test_keys", "keys")
+    check_not_a_str(words, "words", "words")
     test_keys = list(test_keys)
     feats = None
     if test_features is not None:

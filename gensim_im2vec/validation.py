@@ -22,7 +22,7 @@ from collections.abc import Container, Iterable, Iterator, Sequence
 
 import numpy as np
 
-__all__ = ["check_corpus", "check_document", "check_features", "check_tag_lists", "check_tagged_features", "check_topn",
+__all__ = ["check_corpus", "check_document", "check_features", "check_not_a_str", "check_tag_lists", "check_tagged_features", "check_topn",
            "feature_array", "is_int", "is_one_shot", "l2_normalize", "npy_header", "npy_problem", "query_items", "query_keys"]
 
 
@@ -294,6 +294,20 @@ def check_document(doc, index: int) -> None:
             f"each document must be a list of tokens ({fix}), got {what}: document {index} of the corpus is "
             f"{_shown_text(doc)}. Pass {how}, or read a text file of one document a line with corpus_file= or "
             f"gensim_im2vec.corpora.LineDocuments(path).")
+
+
+def check_not_a_str(value, name: str, of: str = "tags") -> None:
+    """Refuse one str (or bytes) given where a collection of them is expected: it would be read as
+    its characters, or, by ``in``, as its substrings (``exclude="dog"`` also drops "do").
+
+    >>> check_not_a_str("dog", "exclude")
+    Traceback (most recent call last):
+    ...
+    TypeError: exclude is the str 'dog', where a collection of tags is expected (it would be read as its characters); give a list, e.g. exclude=['dog'].
+    """
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} is the {type(value).__name__} {value!r}, where a collection of {of} is expected (it "
+                        f"would be read as its characters); give a list, e.g. {name}=[{value!r}].")
 
 
 def check_tag_lists(tags: Sequence[Iterable[str]], name: str = "tags",
