@@ -86,8 +86,12 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from gensim.models.callbacks import CallbackAny2Vec
+
+if TYPE_CHECKING:
+    from gensim_im2vec.model import Im2Vec
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +158,7 @@ class EpochCheckpoint(CallbackAny2Vec):
         logger.info("checkpoint: epoch %i of %i saved to %s", self.done, self.epochs, self.path)
 
 
-def read_checkpoint(path, **load_kwargs):
+def read_checkpoint(path, **load_kwargs) -> tuple[Im2Vec, dict] | None:
     """The model saved at `path` by :class:`EpochCheckpoint` and its record, or None when there
     is no checkpoint there. `load_kwargs` go to :meth:`Im2Vec.load` (e.g. ``image_features``)."""
     from gensim_im2vec.model import Im2Vec
@@ -172,7 +176,7 @@ def read_checkpoint(path, **load_kwargs):
 
 def resume(path, corpus_iterable: Iterable, *, inputs: Mapping | None = None, callbacks=(),
            on_resume: Callable[[Mapping], object] | None = None, before_train: Callable | None = None,
-           **load_kwargs):
+           **load_kwargs) -> Im2Vec:
     """Continue the training saved at `path` by :class:`EpochCheckpoint`: load it, train the
     remaining epochs on `corpus_iterable` (the same documents), remove the checkpoint, and return
     the trained model (not saved: save it where the run's output goes).

@@ -1627,7 +1627,7 @@ def make_split(
     seed : str
         Changes the split; keep the default to compare with published numbers.
     normalizer : Normalizer, optional
-        How tags are normalised (must match training; default ``Normalizer()``).
+        How tags are normalised (must match training; default ``Normalizer(track_vocab=False)``).
     write : bool
         Save the split as ``dataset_dir/split.json``. Its ``config`` records the parameters, and under
         ``args`` those that differ from the defaults: a split with any is the user's, which a rebuild

@@ -210,12 +210,12 @@ class Im2VecScorer(TagScorer):
         self.model = model
         self.name = name or "Im2Vec (cosine in model.wv)"
 
-    def score(self, features, candidates):
+    def score(self, features, candidates: Sequence[str]) -> np.ndarray:
         # model.project's own function, computed in float64
         arr, _ = self.model._as_feature_matrix(features)
         return self.score_vectors(self.model._project_normalized(arr, dtype=np.float64), candidates)
 
-    def score_vectors(self, vectors, candidates):
+    def score_vectors(self, vectors, candidates: Sequence[str]) -> np.ndarray:
         """The same for vectors already in the space (e.g. training images' rows of ``model.wv``)."""
         mat, cols = candidate_vectors(self.model.wv, candidates, unit=False, exclude=self.model.is_image)
         mat = l2_normalize(mat.astype(np.float64), out_dtype=np.float64)

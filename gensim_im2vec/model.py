@@ -3794,7 +3794,8 @@ class Im2Vec(Word2Vec):
         :class:`~gensim_im2vec.index.ModalityIndexer` built with "images"."""
         return self._most_similar_restricted(positive, negative, topn, "images", indexer)
 
-    def similar_by_image(self, features, topn: int | None = 10, restrict: str | None = None):
+    def similar_by_image(self, features, topn: int | None = 10, restrict: str | None = None
+                         ) -> list[tuple[str, float]] | list[list[tuple[str, float]]]:
         """Nearest words and/or images (cosine in ``model.wv``) to images given by their features.
 
         The same answer as ``model.wv.similar_by_vector(model.project(features))``, with a
@@ -3946,7 +3947,7 @@ class Im2Vec(Word2Vec):
         self.wv.__dict__["__numpys"] = [*self.wv.__dict__.get("__numpys", []), "vectors"]
         return restores + [(self.wv, {"vectors": vectors})]
 
-    def save(self, fname_or_handle, *args, move_vectors_file: bool = False, **kwargs):
+    def save(self, fname_or_handle, *args, move_vectors_file: bool = False, **kwargs) -> None:
         """Save the model: its own arrays (W, vectors, ``syn1neg``) in ``.npy`` files beside it
         (memory-mappable), never a whole feature store.
 
@@ -3975,10 +3976,10 @@ class Im2Vec(Word2Vec):
         another fit, over other features (``load(image_features=...)`` with other values), damaged or
         missing is built again, with a warning. An index that cannot be written (no space left) is
         left out, with a warning: the model is saved. A model without one removes such a file another
-        fit left under `fname`.
+        fit left under `fname_or_handle`.
 
         With a path, all files are first written under a temporary name and then renamed, the main
-        file last, so an interrupted save never leaves a half-written model under `fname`. A path
+        file last, so an interrupted save never leaves a half-written model under `fname_or_handle`. A path
         ending in ``.gz`` or ``.bz2`` is compressed, as with gensim (not memory-mappable then).
 
         The images' rows of ``wv.vectors`` are saved only when they are ``W``'s (:meth:`project` of
