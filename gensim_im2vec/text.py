@@ -97,6 +97,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from gensim_im2vec.validation import check_not_a_str, is_int
+
 __all__ = [
     "ENGLISH_STOPWORDS",
     "VOCAB_TRACK_LIMIT",
@@ -529,6 +531,10 @@ class Normalizer:
             raise ValueError(f"multiword must be 'join' or 'split', got {self.multiword!r}.")
         if self.min_len < 0 or self.max_len < 0:
             raise ValueError(f"min_len and max_len must be >= 0, got {self.min_len}, {self.max_len}.")
+        if not is_int(self.cache_size) or self.cache_size < 0:
+            raise ValueError(f"cache_size must be an int >= 0 (0 disables the cache), got {self.cache_size!r}.")
+        check_not_a_str(self.stopwords, "stopwords", "words")  # frozenset("the") would be {'t', 'h', 'e'}
+        check_not_a_str(self.junk, "junk", "words")
         if self.stopwords is not None:
             self.stopwords = frozenset(self.stopwords)
         if self.junk is not None:

@@ -107,3 +107,19 @@ def test_report_and_query_words_given_as_one_str_are_named(tmp_path):
         QuerySession(model, zero_shot_words="class0")
     page = write_report(model, tmp_path / "r", words=["class0"], map_words=0, map_images=0).read_text()
     assert "class0" in page
+
+
+def test_normalizer_stopwords_as_one_str_and_a_bad_cache_size_are_named():
+    """``stopwords``/``junk : frozenset of str``: stopwords="the" became {'t', 'h', 'e'}, so "the"
+    stayed, silently; ``cache_size : int`` (0 disables): None failed at the first word with a bare
+    TypeError ('<' between int and NoneType), -1 was taken."""
+    from gensim_im2vec.text import Normalizer
+
+    with pytest.raises(TypeError, match=r"stopwords is the str 'the'.*stopwords=\['the'\]"):
+        Normalizer(stopwords="the")
+    with pytest.raises(TypeError, match=r"junk is the str 'flickr'"):
+        Normalizer(junk="flickr")
+    for size in (None, -1, 2.5):
+        with pytest.raises(ValueError, match="cache_size must be an int >= 0"):
+            Normalizer(cache_size=size)
+    assert Normalizer(stopwords=["the"], cache_size=0).text("the cat sat") == ["cat", "sat"]
