@@ -1869,9 +1869,9 @@ def _train_error(e: OSError | ValueError | TypeError, output: str, resumable: bo
 
 
 def _temp_target(filename: str) -> str | None:
-    """The file that `filename`, a temporary name of the package's atomic writes (``.NAME.tmp-PID-TID...``),
+    """The file that `filename`, a temporary name of the package's atomic writes (``.NAME.tmp-PID-TICKS-TID...``),
     is written for; None for another name."""
-    m = re.match(r"\.(.+?)\.tmp-\d+-\d+", os.path.basename(filename))
+    m = re.match(r"\.(.+?)\.tmp-\d+-[0-9a-z]+", os.path.basename(filename))
     return os.path.join(os.path.dirname(filename), m.group(1)) if m else None
 
 

@@ -83,12 +83,51 @@ def temp_name(path: str | os.PathLike) -> Path:
     leftover is gigabytes."""
     path = Path(path)
     remove_stale_temps(path)
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    return path.with_name(f".{path.name}.tmp-{_writer_tag()}-{threading.get_ident()}")
+
+
+def _writer_tag() -> str:
+    """``PID-TICKS`` (the start ticks of :func:`process_start` in base 36, e.g. ``"25498-2n9c1"``) that
+    :func:`remove_stale_temps` tells this process by, also from a later process given the same pid; the
+    pid alone where the start cannot be read (not Linux), as the names of earlier versions."""
+    start = process_start()
+    if start is None:
+        return str(os.getpid())
+    return f"{os.getpid()}-{_base36(int(start.rpartition('/')[2]))}"
+
+
+def _base36(n: int) -> str:
+    """`n` (>= 0) in base 36, lower case: ``_base36(71)`` is ``"1z"``."""
+    digits = ""
+    while True:
+        n, d = divmod(n, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[d] + digits
+        if not n:
+            return digits
+
+
+def _temp_writer(rest: str) -> tuple[str, str | None]:
+    """``(pid, start)`` of the process that wrote a temporary file, from its name after ``.tmp-``:
+    ``PID-TICKS-TID[SUFFIX]`` (:func:`temp_name`; `start` as :func:`process_start` gives it, in this
+    boot) or ``PID-TID[SUFFIX]`` (an earlier version's name, or no start to read: `start` None, the
+    pid alone decides). The pid is returned as written (:func:`pid_alive` takes a non-pid as alive)."""
+    fields = rest.split(".", 1)[0].split("-")
+    if len(fields) != 3:
+        return fields[0], None
+    mine = process_start()
+    try:
+        ticks = int(fields[1], 36)
+    except ValueError:
+        return fields[0], None
+    return fields[0], (f"{mine.rpartition('/')[0]}/{ticks}" if mine else None)
 
 
 def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
     """Remove the files left under :func:`temp_name`'s names for `path` by processes that no
-    longer run (never a live writer's, never a folder); returns what was removed."""
+    longer run (never a live writer's, never a folder); returns what was removed. A name that
+    records its writer's start (``.NAME.tmp-PID-TICKS-TID``) is removed also where the pid now
+    belongs to another process (the kernel reused the pid of a writer killed by SIGKILL); an
+    earlier version's name (``.NAME.tmp-PID-TID``) goes by the pid alone, as before."""
     path = Path(path)
     prefix = f".{path.name}.tmp-"
     removed = []
@@ -99,7 +138,7 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
     for name in names:
         if not name.startswith(prefix):
             continue
-        if pid_alive(name[len(prefix):].split("-", 1)[0]):  # also: this process's, or not a pid
+        if pid_alive(*_temp_writer(name[len(prefix):])):  # also: this process's, or not a pid
             continue
         left = path.parent / name
         try:

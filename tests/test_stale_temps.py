@@ -50,3 +50,44 @@ def test_a_live_writer_keeps_its_temporary_file(tmp_path: Path):
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_temporary_file_of_a_reused_pid_is_removed_and_this_writers_kept(tmp_path: Path):
+    """A writer killed by SIGKILL whose pid the kernel gave to another process since: its temporary file
+    was kept for good, the name carrying the pid alone. The name records the writer's start; a live
+    process of that pid started at another time is not the writer."""
+    import os
+
+    import numpy as np
+
+    from gensim_im2vec.fileio import process_start
+
+    def _base36(n: int) -> str:
+        return np.base_repr(n, 36).lower()
+
+    start = process_start()
+    if start is None:
+        pytest.skip("no /proc to read a process's start from (not Linux)")
+    ticks = int(start.rpartition("/")[2])
+    target = tmp_path / "m.model"
+    mine = temp_name(target)
+    assert mine.name.startswith(f".m.model.tmp-{os.getpid()}-{_base36(ticks)}-")
+    mine.write_bytes(b"being written")
+    other_start = _base36(ticks + 1)  # a process of this pid that is not this one (started at another time)
+    reused = tmp_path / f".m.model.tmp-{os.getpid()}-{other_start}-7"
+    reused_pid1 = tmp_path / f".m.model.tmp-1-{other_start}-7.wv.vectors.npy"  # pid 1 runs, started at boot
+    companion = tmp_path / f"{mine.name}.wv.vectors.npy"
+    old_style = tmp_path / f".m.model.tmp-{os.getpid()}-7"  # an earlier version's name: the pid alone, as before
+    for p in (reused, reused_pid1, companion, old_style):
+        p.write_bytes(b"half a model")
+    assert sorted(remove_stale_temps(target)) == sorted([reused, reused_pid1])
+    assert mine.exists() and companion.exists() and old_style.exists()
+
+
+def test_the_cli_names_the_file_a_temporary_name_is_written_for(tmp_path: Path):
+    """The start ticks in base 36 may begin with a letter: the CLI's errors still name the output."""
+    from gensim_im2vec.cli import _temp_target
+
+    assert _temp_target("/d/.m.model.tmp-12-a9z-140").replace("\\", "/") == "/d/m.model"
+    assert _temp_target("/d/.m.model.tmp-12-140.wv.vectors.npy").replace("\\", "/") == "/d/m.model"
+    assert _temp_target("/d/m.model") is None
