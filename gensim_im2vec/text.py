@@ -197,11 +197,14 @@ _HEX_HASH = re.compile(r"0x[0-9a-f]+|(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8
 _FILE_STEM = re.compile(r"([^\W\d_]{3,})\d{1,4}")
 # The lower-case patterns above run on lower-cased text. With ``lowercase=False`` the text keeps its
 # case, and ``HASH(0x885C2BC)``, ``01267F59F5A2EF449DBFB30D080FB``, ``0X1F2E``, ``DSC_1234`` are the
-# same noise: these case-insensitive twins are used then (only then: on lower-cased text they find
-# nothing more, at a cost). The URL pattern is case-insensitive already; machine tags have no case.
+# same noise: these case-insensitive twins, the same patterns with re.I, are used then. Only then: on
+# lower-cased text re.I would also take the dotless ı (U+0131, which casefold keeps) for an i, so
+# "ımg_1234" would go as a camera name, and it costs time. The URL pattern is case-insensitive already;
+# machine tags have no case.
 _HASH_CALL_ANY_CASE = re.compile(_HASH_CALL.pattern, re.I)
 _HEX_HASH_ANY_CASE = re.compile(_HEX_HASH.pattern, re.I)
 _CAMERA_ANY_CASE = re.compile(_CAMERA.pattern, re.I)
+_ASCII_TOKEN_ANY_CASE = re.compile(_ASCII_TOKEN.pattern, re.I)  # (run on ASCII text only: [A-Za-z0-9_]+)
 #: The bare tag left beside ``hash(0x…)`` by an exporter (1,795 of 7,458 OpenClipArt drawings carry it).
 _BARE_HASH_TAG = "hash"
 
@@ -770,7 +773,7 @@ class Normalizer:
         if not self.punctuation:
             return s.split()
         if s.isascii():
-            return _ASCII_TOKEN.findall(s) if self.lowercase else re.findall(r"[A-Za-z0-9_]+", s)
+            return (_ASCII_TOKEN if self.lowercase else _ASCII_TOKEN_ANY_CASE).findall(s)
         return s.translate(_separator_table()).split()
 
     def _noise(self, tok: str) -> str | None:

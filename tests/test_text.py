@@ -284,6 +284,23 @@ def test_the_case_kept_keeps_words_that_only_look_like_noise():
     assert norm.text("Corned Beef HASH in NYC2010") == ["Corned", "Beef", "HASH", "NYC"]
 
 
+def test_each_any_case_pattern_is_its_lower_case_twin_with_re_i():
+    """The case-kept patterns are the lower-case ones with re.I, one definition each (the ASCII word splitter's
+    was written out a second time, ``[A-Za-z0-9_]+``, free to drift from ``[a-z0-9_]+``)."""
+    twins = {name: getattr(text_module, name) for name in dir(text_module) if name.endswith("_ANY_CASE")}
+    assert {"_HASH_CALL_ANY_CASE", "_HEX_HASH_ANY_CASE", "_CAMERA_ANY_CASE", "_ASCII_TOKEN_ANY_CASE"} <= set(twins)
+    for name, any_case in twins.items():
+        cased = getattr(text_module, name[: -len("_ANY_CASE")])
+        assert any_case.pattern == cased.pattern and any_case.flags & re.I and not cased.flags & re.I, name
+    assert Normalizer(lowercase=False).text("Red_Fox and MP3 Cat") == ["Red_Fox", "MP3", "Cat"]
+
+
+def test_lower_cased_text_keeps_the_case_sensitive_patterns():
+    """On lower-cased text re.I would take the dotless ı (which casefold keeps) for an i: the lower-case
+    patterns run there, and "ımg_1234" is no camera name (as before the twins existed)."""
+    assert Normalizer().text("ımg_1234 pıc99999 img_1234") == ["ımg", "pıc99999"]
+
+
 def test_numbered_file_stems_in_text_lose_their_number():
     norm = Normalizer()
     assert norm.text("head1 smiley111 arrow08_4 tigre01 summer2005") == ["head", "smiley", "arrow", "tigre", "summer"]
