@@ -1173,6 +1173,11 @@ class KeyIndex(Mapping):
     compared with the key, so two keys with one digest are both found. Many keys: :meth:`rows`,
     a binary search (``np.searchsorted``) of all their digests at once.
 
+    Read-only: setting, deleting or updating a key raises TypeError. ``dict(index)`` (or
+    ``index.copy()``) gives a dict to change, or to write with :func:`json.dump` (which takes a dict,
+    not another mapping); it equals (``==``) a dict of the same keys and rows. Pickling and
+    ``copy.deepcopy`` give a KeyIndex again.
+
     Parameters
     ----------
     keys : list of str
@@ -1186,6 +1191,9 @@ class KeyIndex(Mapping):
     (2, -1, True, ('img:a', 0))
     >>> index.rows(["img:b", "img:z"]).tolist()
     [1, -1]
+    >>> import json
+    >>> json.dumps(dict(index)), index == {"img:a": 0, "img:b": 1, "img:c": 2}
+    ('{"img:a": 0, "img:b": 1, "img:c": 2}', True)
     """
 
     __slots__ = ("_keys", "_digests", "_rows", "_starts", "_shift", "_digest_at", "_row_at", "_start_at")
@@ -1281,6 +1289,16 @@ class KeyIndex(Mapping):
             at[pending] += 1  # (a found key's entry moves on too: it is left out below)
             pending = pending[(at[pending] < end[pending]) & (out[pending] < 0)]
         return out
+
+    def copy(self) -> dict:
+        """``key → row`` as a dict, to change or to write as JSON (the index itself is read-only)."""
+        return dict(self)
+
+    def _read_only(self, *args, **kwargs):
+        raise TypeError("KeyIndex is read-only: it indexes the keys list it was built on (a feature store's keys); "
+                        "dict(key_to_index) gives a dict you can change.")
+
+    __setitem__ = __delitem__ = update = pop = popitem = setdefault = clear = _read_only
 
     @property
     def nbytes(self) -> int:

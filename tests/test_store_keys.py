@@ -91,6 +91,32 @@ def test_a_copy_or_pickle_of_the_index_builds_it_again_in_the_other_process(tmp_
     assert out.stdout.split() == ["True", "[0,", "1,", "2]"]
 
 
+def test_changing_the_index_says_it_is_read_only_and_how_to_get_a_dict(tmp_path):
+    """``store.key_to_index["x"] = 1`` said "'KeyIndex' object does not support item assignment", and
+    ``.update``/``.pop``/``.copy()`` (a dict's, as key_to_index was) "has no attribute": none named the fix."""
+    import json
+
+    store = _store(tmp_path)
+    index = store.key_to_index
+    def set_one():
+        index["x"] = 1
+
+    def del_one():
+        del index[KEYS[0]]
+
+    changes = [set_one, del_one, lambda: index.update(x=1),
+               lambda: index.pop(KEYS[0]), lambda: index.popitem(), lambda: index.setdefault("x", 1),
+               lambda: index.clear()]
+    for change in changes:
+        with pytest.raises(TypeError, match=r"KeyIndex is read-only.*dict\(key_to_index\) gives a dict"):
+            change()
+    _same_as_dict(index, KEYS)  # unchanged
+    mine = index.copy()
+    assert type(mine) is dict and mine == index and mine == dict(index)
+    mine["x"] = 1  # the copy is the caller's
+    assert "x" not in index and json.loads(json.dumps(index.copy())) == dict(index)
+
+
 def test_key_rows_of_a_dict_and_of_an_index_agree():
     keys = [f"img:{i}" for i in range(50)]
     asked = ["img:3", "dog", "img:49", "img:50", "img:0"]
