@@ -684,8 +684,9 @@ class Im2Vec(Word2Vec):
         makes this file the saved model's own instead of copying it); a model loaded from it keeps the setting,
         and moves its vectors into a file of its own before it trains (the one it was made with,
         when no live model maps it any more, e.g. after an interrupted run; set
-        ``model.vectors_file`` to another path, or None for memory, to choose). None (the default):
-        in memory, as gensim.
+        ``model.vectors_file`` to another path, or None for memory, to choose). A ``copy.deepcopy``
+        of the model holds its vectors in memory (``vectors_file`` None): the file stays this
+        model's. None (the default): in memory, as gensim.
 
     Attributes
     ----------
@@ -4230,6 +4231,28 @@ class Im2Vec(Word2Vec):
         if _PICKLED_PORTABLE.get() is self:  # save(): readable by numpy 1.x and 2.x (_saved_portable)
             state = portable_state(state)
         return state
+
+    def __deepcopy__(self, memo: dict) -> Im2Vec:
+        """A copy made as pickling makes it (:meth:`__getstate__`), holding ``wv.vectors`` in memory. With
+        `vectors_file`, that file stays the original model's: the copy keeps its vectors in memory
+        (``vectors_file`` None, said at INFO) and forgets which file the original made, so it never maps
+        the original's file, not even once the original is gone (a loaded model takes back its run's file,
+        a copy does not). ``copy.vectors_file = 'OTHER.npy'`` moves the copy's vectors into a file of its
+        own when it next trains."""
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        new.__dict__.update(copy.deepcopy(self.__getstate__(), memo))
+        path = new.__dict__.get("vectors_file")
+        if path is not None:
+            new.vectors_file = None
+            new._vectors_file_state = new._vectors_file_id = new._vectors_file_token = None
+            vectors = getattr(getattr(new, "wv", None), "vectors", None)
+            if isinstance(vectors, np.memmap):  # (a copy in memory already; not a map of any file)
+                new.wv.vectors = vectors.view(np.ndarray)
+            logger.info("copy.deepcopy: the copy keeps wv.vectors in memory (vectors_file None); %s stays the "
+                        "original model's. Set the copy's vectors_file = 'OTHER.npy' to keep its vectors in a file "
+                        "of its own.", path)
+        return new
 
     @contextlib.contextmanager
     def _saved_with_image_rows(self):

@@ -194,6 +194,41 @@ def test_loaded_model_trains_in_a_file_of_its_own(tmp_path, data):
     assert type(loaded.wv.vectors) is np.ndarray and loaded._vectors_file_state is None
 
 
+def test_a_deepcopy_trains_in_memory_and_never_in_the_originals_file(tmp_path, data, caplog):
+    """``copy.deepcopy(model)`` of a model in its vectors_file, then ``train()`` on the copy: it raised
+    "vectors_file ... is in use" while the original lived, and once the original was gone the copy took
+    its file over and wrote in it. The copy keeps its vectors in memory and says so; the file is not
+    touched; a file of its own is the copy's to choose."""
+    import copy
+    import hashlib
+    import logging
+
+    path = tmp_path / "v.npy"
+    model = _train(data, data.docs, vectors_file=path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    content = np.array(model.wv.vectors)
+    with caplog.at_level(logging.INFO, logger="gensim_im2vec.model"):
+        twin = copy.deepcopy(model)
+    assert "copy keeps wv.vectors in memory" in caplog.text and str(path) in caplog.text
+    assert twin.vectors_file is None and model.vectors_file == str(path)
+    reference = copy.deepcopy(model)
+    later = copy.deepcopy(model)
+    twin.train(data.docs, total_examples=len(data.docs), epochs=1)
+    assert type(twin.wv.vectors) is np.ndarray and not np.array_equal(twin.wv.vectors, content)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    assert np.array_equal(model.wv.vectors, content) and model.wv.vectors.filename == str(path)
+    del model
+    gc.collect()  # the original is gone (its lock with it): still not the copy's file
+    later.train(data.docs, total_examples=len(data.docs), epochs=1)
+    assert type(later.wv.vectors) is np.ndarray and np.array_equal(later.wv.vectors, twin.wv.vectors)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    reference.vectors_file = tmp_path / "own.npy"  # a file of its own: the same training, in that file
+    reference.train(data.docs, total_examples=len(data.docs), epochs=1)
+    assert reference.wv.vectors.filename == str(tmp_path / "own.npy")
+    assert np.array_equal(reference.wv.vectors, twin.wv.vectors)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+
+
 # ----------------------------------------------------------------------------- files that are not the model's
 
 
