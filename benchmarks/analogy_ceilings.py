@@ -33,13 +33,15 @@ representations of the same images, the words always the model's:
   far an objective that knew such questions could carry to new ones.
 
 Each is also scored on two halves of the questions: those whose answer y is among x's 10 nearest
-training images by the raw (centred) features, and the rest. Prints one JSON line per model, then
+training images by the raw (centred) features, and the rest; and on two subsets the words alone
+decide: the questions whose y has a set of tags no other training image has, and those the
+``bag`` answers (y found when every image is its tags). Prints one JSON line per model, then
 per mode the mean [min, max] over seeds. Models are not saved.
 """
 
 import argparse
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 from gensim.models import Word2Vec
@@ -123,6 +125,11 @@ def ceilings(cfg: DemoConfig, model, feats, ridges, fit_questions: bool = False,
            for name, V in reps.items() if not name.startswith("bag")}
     near = feature_near(quads, keys, Xc)
     parts = {"all": quads, "y near x": sorted(near), "y far from x": [q for q in quads if q not in near]}
+    # the questions the words alone decide: y's tags are no other image's, and the bags answer y
+    tag_sets = Counter(frozenset(d[1:]) for d in docs if d[0] in wv.key_to_index)
+    own = {d[0]: frozenset(d[1:]) for d in docs if d[0] in wv.key_to_index}
+    parts["y's tags unique"] = [q for q in quads if q[3] in own and tag_sets[own[q[3]]] == 1]
+    parts["bags answer y"] = [q for q in quads if vector_analogies(wv, keys, bags, [q])["hit@1"] == 1.0]
     out = {"n": {p: len(qs) for p, qs in parts.items()}, "fit_cosine": fit}
     check = image_analogies(model, quads)
     out["nearest"] = check["nearest_image_hit@1"]
