@@ -4789,11 +4789,15 @@ class Im2Vec(Word2Vec):
                              f"images, e.g. {shown}; give features that hold every image of the vocabulary.")
         rows[~was_image] = -1  # the vocabulary's words stay words (the negative tables hold)
 
-    def __str__(self):
+    def __str__(self) -> str:
+        # the feature dim from the image features as soon as they are given (W comes with build_vocab)
+        vectors = getattr(self, "image_vectors", None)
+        dim = int(vectors.shape[1]) if vectors is not None and np.ndim(vectors) == 2 else 0
         n_img = int(np.sum(self._vocab_image_rows >= 0))
-        dim = self.W.shape[1] if self.W is not None and self.features is not None else 0
         return (f"{self.__class__.__name__}<vocab={len(self.wv.index_to_key)} ({n_img} images), "
                 f"vector_size={self.wv.vector_size}, features={dim}, alpha={self.alpha}>")
+
+    __repr__ = __str__  # (a notebook shows the repr: gensim leaves it object's <... object at 0x...>)
 
 
 # ---------------------------------------------------------------------------------- the neighbours' search
