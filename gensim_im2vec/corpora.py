@@ -358,10 +358,22 @@ def _container(value: Container[str] | None, name: str) -> Container[str] | None
     return value
 
 
+def _short(corpus) -> str:
+    """A corpus inside another's repr: its own repr when it is one of ours, else its type and size
+    (a list of a million documents is not printed)."""
+    if isinstance(corpus, _Corpus):
+        return repr(corpus)
+    try:
+        return f"<{type(corpus).__name__} of {len(corpus)} documents>"
+    except TypeError:
+        return f"<{type(corpus).__name__}>"
+
+
 class _Corpus:
     """Base: restartable iteration, per-pass statistics, a closing log line."""
 
     name = "corpus"
+    _min_tokens_default = 1  # (shown in the repr when it differs)
     hints: dict[str, str] = _HINTS  # what a skip reason or repair means, logged beside its count
 
     def __init__(self, *, limit: int | None = None, exclude: Container[str] | None = None, min_tokens: int = 1) -> None:
@@ -376,6 +388,27 @@ class _Corpus:
 
     def _documents(self, stats: CorpusStats) -> Iterator[list[str]]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _repr_source(self) -> list[str]:  # pragma: no cover - each corpus names its own
+        return []
+
+    def __repr__(self) -> str:
+        """What it reads and the settings that choose its documents, then its last pass's counts;
+        `keys` and `exclude` by their size (a set of millions of keys is not printed), nothing read."""
+        parts = self._repr_source()
+        for name in ("keys", "exclude"):
+            value = getattr(self, name, None)
+            if value is not None:
+                parts.append(f"{name}=<{len(value)} tokens>" if hasattr(value, "__len__") else
+                             f"{name}=<{type(value).__name__}>")
+        if self.limit is not None:
+            parts.append(f"limit={self.limit}")
+        if self.min_tokens != self._min_tokens_default:
+            parts.append(f"min_tokens={self.min_tokens}")
+        stats = self.stats
+        if stats.lines or stats.documents:
+            parts.append(f"last pass: {stats.documents} documents, {stats.tokens} tokens")
+        return f"{type(self).__name__}({', '.join(parts)})"
 
     def __iter__(self) -> Iterator[list[str]]:
         stats = CorpusStats()
@@ -580,6 +613,9 @@ class YFCC100MCorpus(_Corpus):
         self.normalizer = normalizer if normalizer is not None else Normalizer(track_vocab=False)
         self.keys = _container(keys, "keys")
         self.max_line_bytes = max_line_bytes
+
+    def _repr_source(self) -> list[str]:
+        return [repr(self.path), f"fields={self.fields!r}", f"key={self.key!r}", f"layout={self.layout!r}"]
 
     def _documents(self, stats: CorpusStats) -> Iterator[list[str]]:
         layout = self.layout
@@ -822,6 +858,9 @@ class FolderCorpus(_Corpus):
             with open(tpath, encoding="utf-8-sig") as f:
                 return [f.read(_MB)], []
         return None
+
+    def _repr_source(self) -> list[str]:
+        return [repr(self.root), f"text_fields={self.text_fields!r}", f"tag_fields={self.tag_fields!r}"]
 
     def _documents(self, stats: CorpusStats) -> Iterator[list[str]]:
         norm, keys = self.normalizer, self.keys
@@ -1263,6 +1302,10 @@ class TableCorpus(_Corpus):
                 stats.repair(problem, repaired_at)
             yield where, dict(zip(header, row, strict=True))
 
+    def _repr_source(self) -> list[str]:
+        return [repr(self.path), f"image_column={self.image_column!r}", f"text_columns={self.text_columns!r}",
+                f"tag_columns={self.tag_columns!r}", f"format={self.format!r}"]
+
     def _documents(self, stats: CorpusStats) -> Iterator[list[str]]:
         cells: dict[str, Counter] = {c: Counter() for c in self.tag_columns}  # string cells; cells by other sep
         examples: dict[tuple[str, str], str] = {}
@@ -1388,6 +1431,11 @@ class TextCorpus(_Corpus):
         self.max_tokens = max_tokens
         self.max_line_bytes = max_line_bytes
 
+    def _repr_source(self) -> list[str]:
+        first = repr(self.files[0])
+        return [first if len(self.files) == 1 else f"{len(self.files)} files: {first}, ...",
+                f"max_tokens={self.max_tokens}"]
+
     def _documents(self, stats: CorpusStats) -> Iterator[list[str]]:
         norm, step = self.normalizer, self.max_tokens
         for path in self.files:
@@ -1429,6 +1477,7 @@ class MixedCorpus(_Corpus):
     """
 
     name = "mixed"
+    _min_tokens_default = 0
 
     def __init__(
         self,
@@ -1451,6 +1500,10 @@ class MixedCorpus(_Corpus):
             if is_one_shot(c):
                 raise TypeError(f"{name} is a one-shot iterator; pass a restartable corpus (e.g. TextCorpus) so every epoch sees the data.")
         self.text, self.images, self.ratio, self.until = text, images, ratio, until
+
+    def _repr_source(self) -> list[str]:
+        return [f"text={_short(self.text)}", f"images={_short(self.images)}", f"ratio={self.ratio:g}",
+                f"until={self.until!r}"]
 
     def _documents(self, stats: CorpusStats) -> Iterator[list[str]]:
         text_it = iter(self.text)
@@ -1507,6 +1560,12 @@ class LineDocuments:
         self.source = source
         self.max_sentence_length = max_sentence_length
         self.limit = limit
+
+    def __repr__(self) -> str:
+        src = self.source
+        shown = repr(os.fspath(src)) if isinstance(src, (str, os.PathLike)) else f"<{type(src).__name__}>"
+        limit = "" if self.limit is None else f", limit={self.limit}"
+        return f"LineDocuments({shown}, max_sentence_length={self.max_sentence_length}{limit})"
 
     def _lines(self) -> Iterator[bytes | str]:
         if hasattr(self.source, "seek"):

@@ -1,11 +1,17 @@
 """What a notebook shows and what the logs say (session h4's audit, "logs measure"): each test is a
 repr that said too little, too much or a wrong figure, or a log line that did."""
 
-import logging
-
 import pytest
 
 from gensim_im2vec import Im2Vec
+from gensim_im2vec.corpora import (
+    FolderCorpus,
+    LineDocuments,
+    MixedCorpus,
+    TableCorpus,
+    TextCorpus,
+    YFCC100MCorpus,
+)
 from gensim_im2vec.synthetic import make_corpus
 
 OPTS = dict(vector_size=8, sg=1, min_count=1, epochs=2, workers=1, seed=1)
@@ -27,3 +33,24 @@ def test_the_models_repr_is_its_str_and_says_the_feature_dim_before_build_vocab(
     model.save(str(tmp_path / "m.model"))
     loaded = Im2Vec.load(str(tmp_path / "m.model"), mmap="r")
     assert repr(loaded) == repr(model)
+
+
+def test_the_corpora_say_what_they_read_and_their_last_pass_in_their_repr(tmp_path):
+    # each showed <gensim_im2vec.corpora.FolderCorpus object at 0x...>
+    folder = FolderCorpus("tests/data/folder", keys=set(f"img:{i}" for i in range(10**5)), limit=3)
+    assert repr(folder) == ("FolderCorpus('tests/data/folder', text_fields=('title', 'description', 'caption', "
+                            "'text'), tag_fields=('tags', 'keywords'), keys=<100000 tokens>, limit=3)")
+    yfcc = YFCC100MCorpus("tests/data/yfcc25.tsv")
+    n = len(list(yfcc))
+    assert repr(yfcc) == (f"YFCC100MCorpus('tests/data/yfcc25.tsv', fields=('tags', 'title', 'description'), "
+                          f"key='id', layout='auto', last pass: {n} documents, {yfcc.stats.tokens} tokens)")
+    table = TableCorpus("tests/data/table.csv", image_column="image", tag_columns=["tags"], exclude={"cat"})
+    assert repr(table) == ("TableCorpus('tests/data/table.csv', image_column='image', text_columns=(), "
+                           "tag_columns=('tags',), format='csv', exclude=<1 tokens>)")
+    docs = tmp_path / "t.txt"
+    docs.write_text("a b c\nd e\n")
+    text = TextCorpus(str(docs))
+    assert repr(text) == f"TextCorpus({str(docs)!r}, max_tokens=10000)"
+    mixed = MixedCorpus(text, [["img:1", "b"]] * 1000)
+    assert repr(mixed) == f"MixedCorpus(text={text!r}, images=<list of 1000 documents>, ratio=1, until='longest')"
+    assert repr(LineDocuments(str(docs), limit=5)) == f"LineDocuments({str(docs)!r}, max_sentence_length=10000, limit=5)"
