@@ -2433,6 +2433,26 @@ class Im2Vec(Word2Vec):
                 epoch.settle(progress_queue)
             raise
 
+    def _log_epoch_end(self, cur_epoch, example_count, total_examples, raw_word_count, total_words,
+                       trained_word_count, elapsed, is_corpus_file_mode):
+        """gensim's line at an epoch's end, which says "words" for tokens: its raw and effective
+        counts hold the image tokens too. Here the effective ones are split into the image
+        occurrences the epoch trained and the words; gensim's checks of the corpus's size follow."""
+        images = max(self._image_occurrences - getattr(self, "_epoch_images_from", 0), 0)
+        logger.info("EPOCH %i: training on %i raw tokens (%i effective: %i image occurrences and %i words) took %.1fs, "
+                    "%.0f effective tokens/s", cur_epoch, raw_word_count, trained_word_count, images,
+                    max(trained_word_count - images, 0), elapsed, trained_word_count / max(elapsed, 1e-9))
+        if is_corpus_file_mode:  # (gensim's: a corpus file's workers count their own parts)
+            return
+        if total_examples and total_examples != example_count:
+            logger.warning("EPOCH %i: %i documents read, where total_examples said %i; give train() the corpus's "
+                           "count (model.corpus_count after build_vocab on it)", cur_epoch, example_count,
+                           total_examples)
+        if total_words and total_words != raw_word_count:
+            logger.warning("EPOCH %i: %i raw tokens read, where total_words said %i; give train() the corpus's "
+                           "count (model.corpus_total_words after build_vocab on it)", cur_epoch, raw_word_count,
+                           total_words)
+
     def _do_train_job(self, sentences, alpha, inits):
         """Train one job (:meth:`_train_job`); in an epoch over an iterable (:meth:`_train_epoch`) an
         error is kept for the epoch to raise, and once the epoch has an error or is halted the jobs
@@ -2742,6 +2762,7 @@ class Im2Vec(Word2Vec):
         epoch's end for callbacks that read them, else as training ends); its last gathers the
         readout's sums (`space_readout`)."""
         self._epochs_begun += 1  # (from 0 as training began)
+        self._epoch_images_from = self._image_occurrences  # (this epoch's images, for _log_epoch_end)
         if self.W is not None:
             self._image_rows_from_W = False  # the flag only: the rows are written when they always were
         if (self.space_readout > 0 and self.image_heads == "space" and self.features is not None

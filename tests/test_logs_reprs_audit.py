@@ -1,6 +1,8 @@
 """What a notebook shows and what the logs say (session h4's audit, "logs measure"): each test is a
 repr that said too little, too much or a wrong figure, or a log line that did."""
 
+import logging
+
 import pytest
 
 from gensim_im2vec import Im2Vec
@@ -54,3 +56,19 @@ def test_the_corpora_say_what_they_read_and_their_last_pass_in_their_repr(tmp_pa
     mixed = MixedCorpus(text, [["img:1", "b"]] * 1000)
     assert repr(mixed) == f"MixedCorpus(text={text!r}, images=<list of 1000 documents>, ratio=1, until='longest')"
     assert repr(LineDocuments(str(docs), limit=5)) == f"LineDocuments({str(docs)!r}, max_sentence_length=10000, limit=5)"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_each_epochs_line_splits_its_tokens_into_image_occurrences_and_words(data, caplog, workers):
+    # gensim's "EPOCH 0: training on 480 raw words (480 effective words)" counted the image tokens
+    # as words, and no line said how many images an epoch trained
+    n_img = sum(d[0].startswith("img:") for d in data.docs)
+    tokens = sum(len(d) for d in data.docs)
+    with caplog.at_level(logging.INFO):
+        Im2Vec(data.docs, image_features=data.features, **{**OPTS, "sample": 0, "workers": workers})
+    epochs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("EPOCH ")]
+    assert len(epochs) == 2, caplog.text
+    for i, line in enumerate(epochs):
+        assert line.startswith(f"EPOCH {i}: training on {tokens} raw tokens ({tokens} effective: {n_img} image "
+                               f"occurrences and {tokens - n_img} words) took "), line
+        assert line.endswith(" effective tokens/s"), line
