@@ -1410,6 +1410,9 @@ class Im2Vec(Word2Vec):
             min_count = max(calc, min_count or self.min_count)
             self.max_final_vocab = None
         self.raw_vocab = words_raw  # (no feature key: the images' rule would look every word up for nothing)
+        # gensim's estimate of the words that downsampling leaves is of a threshold without the images'
+        # occurrences, which _downsample_words then counts in: its lifecycle event gives way to ours
+        self._downsampled_with_images = bool(img_keys)
         try:
             report = super().prepare_vocab(
                 update=update, keep_raw_vocab=True, trim_rule=trim_rule,
@@ -1417,9 +1420,17 @@ class Im2Vec(Word2Vec):
         finally:
             self.max_final_vocab = max_final_vocab
             self.raw_vocab = raw
+            del self._downsampled_with_images
         img_counts = np.asarray(img_counts, dtype=np.int64)
         if len(img_keys):
+            words_total = report["retain_total"]
             self._downsample_words(report, words_raw, int(img_counts.sum()), trim_rule, sample, dry_run)
+            left = report["downsample_total"] - int(img_counts.sum())
+            self.add_lifecycle_event("prepare_vocab", msg=(
+                f"downsampling (sample={sample or self.sample:g}, the images' {int(img_counts.sum())} occurrences "
+                f"counted in the total) leaves an estimated {left} of the {words_total} word occurrences "
+                f"({100.0 * left / max(words_total, 1):.1f}%; {report['downsample_unique']} words downsampled), "
+                f"and every image occurrence"))
             report["retain_total"] += int(img_counts.sum())
             report["num_retained_words"] += len(img_keys)
             logger.info("%i images (%i occurrences) kept beside the words, never downsampled", len(img_keys),
@@ -1450,6 +1461,15 @@ class Im2Vec(Word2Vec):
                 sample_ints[self._vocab_image_rows >= 0] = np.iinfo(np.uint32).max
             self.make_cum_table()
         return report
+
+    def add_lifecycle_event(self, event_name, log_level=logging.INFO, **event) -> None:
+        """gensim's, less its estimate of what downsampling leaves when the words are downsampled with
+        the images' occurrences in the total (:meth:`prepare_vocab` records the right one)."""
+        msg = event.get("msg")
+        if (event_name == "prepare_vocab" and isinstance(msg, str) and msg.startswith("downsampling leaves estimated")
+                and getattr(self, "_downsampled_with_images", False)):
+            return
+        super().add_lifecycle_event(event_name, log_level=log_level, **event)
 
     def _downsample_words(self, report, words_raw, image_total, trim_rule, sample, dry_run) -> None:
         """The words' ``sample_int`` with the images' occurrences in the corpus total (gensim's

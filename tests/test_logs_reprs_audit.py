@@ -72,3 +72,29 @@ def test_each_epochs_line_splits_its_tokens_into_image_occurrences_and_words(dat
         assert line.startswith(f"EPOCH {i}: training on {tokens} raw tokens ({tokens} effective: {n_img} image "
                                f"occurrences and {tokens - n_img} words) took "), line
         assert line.endswith(" effective tokens/s"), line
+
+
+def test_the_downsampling_estimate_is_of_the_thresholds_the_words_train_with(caplog):
+    # gensim's "downsampling leaves estimated 3604.35 word corpus (36.1%% of prior 9985)" was of a
+    # threshold without the images' occurrences; the words then trained with one that counts them:
+    # 4032 expected, 4019-4099 trained an epoch
+    import re
+    from collections import Counter
+
+    import numpy as np
+
+    data = make_corpus(n_classes=10, n_images=2000, seed=0)
+    with caplog.at_level(logging.INFO):
+        model = Im2Vec(image_features=data.features, **{**OPTS, "sample": 1e-3})
+        model.build_vocab(data.docs)
+    said = [r.getMessage() for r in caplog.records if "downsampl" in r.getMessage() and "lifecycle" in r.getMessage()]
+    assert len(said) == 1 and "downsampling leaves estimated" not in said[0], said
+    got = re.search(r"the images' (\d+) occurrences counted in the total\) leaves an estimated (\d+) of the (\d+) "
+                    r"word occurrences \(([0-9.]+)%; (\d+) words downsampled\)", said[0])
+    assert got, said[0]
+    words = Counter(t for d in data.docs for t in d if not t.startswith("img:"))
+    keep = np.array([model.wv.get_vecattr(w, "sample_int") / 2**32 for w in words])
+    counts = np.array(list(words.values()), dtype=np.float64)
+    assert int(got[1]) == 2000 and int(got[3]) == counts.sum() == 9985
+    assert abs(int(got[2]) - (keep * counts).sum()) <= 1  # 4032
+    assert int(got[5]) == int((keep < 1 - 1e-6).sum())
