@@ -1464,11 +1464,16 @@ class Im2Vec(Word2Vec):
 
     def add_lifecycle_event(self, event_name, log_level=logging.INFO, **event) -> None:
         """gensim's, less its estimate of what downsampling leaves when the words are downsampled with
-        the images' occurrences in the total (:meth:`prepare_vocab` records the right one)."""
+        the images' occurrences in the total (:meth:`prepare_vocab` records the right one); its
+        "training model with ... and 32 features" says ``vector_size=32`` (an Im2Vec's features are
+        the images')."""
         msg = event.get("msg")
         if (event_name == "prepare_vocab" and isinstance(msg, str) and msg.startswith("downsampling leaves estimated")
                 and getattr(self, "_downsampled_with_images", False)):
             return
+        if event_name == "train" and isinstance(msg, str) and msg.startswith("training model with "):
+            event["msg"] = msg.replace(f" vocabulary and {self.layer1_size} features, ",
+                                       f" vocabulary and vector_size={self.layer1_size}, ", 1)
         super().add_lifecycle_event(event_name, log_level=log_level, **event)
 
     def _downsample_words(self, report, words_raw, image_total, trim_rule, sample, dry_run) -> None:

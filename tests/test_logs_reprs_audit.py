@@ -98,3 +98,14 @@ def test_the_downsampling_estimate_is_of_the_thresholds_the_words_train_with(cap
     assert int(got[1]) == 2000 and int(got[3]) == counts.sum() == 9985
     assert abs(int(got[2]) - (keep * counts).sum()) <= 1  # 4032
     assert int(got[5]) == int((keep < 1 - 1e-6).sum())
+
+
+def test_the_train_event_says_vector_size_where_gensim_said_features(data, caplog):
+    # "Im2Vec training: ... vector_size=8, features=12" then gensim's "training model with 1 workers
+    # on 117 vocabulary and 8 features": the same word for the image features and the vectors' size
+    with caplog.at_level(logging.INFO):
+        model = Im2Vec(data.docs, image_features=data.features, **OPTS)
+    said = [r.getMessage() for r in caplog.records if "training model with" in r.getMessage()]
+    assert len(said) == 1 and f"on {len(model.wv)} vocabulary and vector_size=8, using sg=1" in said[0], said
+    recorded = [e["msg"] for e in model.lifecycle_events if e.get("msg", "").startswith("training model with")]
+    assert len(recorded) == 1 and "vector_size=8," in recorded[0] and "features" not in recorded[0], recorded
