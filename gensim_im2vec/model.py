@@ -2223,11 +2223,8 @@ class Im2Vec(Word2Vec):
         if self.image_heads == "space" and n_img:
             # what the space costs: its setup (the feature mean, outside the epochs) and the space
             # step's share of the workers' time (inside the epochs, no pass of its own)
+            # (said with the rest of what the space costs, in one line, as train() ends)
             self.space_step_share = self._space_seconds / max(elapsed * max(int(self.workers), 1), 1e-9)
-            logger.info("space: feature mean %.2fs (%.1f%% of train), space step %.1fs of worker time "
-                        "(%.0f%% of %i worker(s) x %.1fs)", self.space_setup_seconds,
-                        100 * self.space_setup_seconds / max(elapsed, 1e-9), self._space_seconds,
-                        100 * self.space_step_share, int(self.workers), elapsed)
             if self._analogy_plan is not None:
                 logger.info("space: analogy term on %i questions, last loss %.3f, %.1fs (%.1f%% of train)",
                             len(self._analogy_plan[0]), self.space_analogy_loss, self.space_analogy_seconds,
@@ -2280,11 +2277,13 @@ class Im2Vec(Word2Vec):
             after = default_timer() - start - elapsed
             total = elapsed + after
             added = self.space_setup_seconds + self.space_analogy_seconds + after
+            workers = max(int(self.workers), 1)
             logger.info("space: %.2fs of train()'s %.2fs (%.0f%%) beside the images' training, the space step (%.0f%% of "
-                        "the epochs' %.1fs): the feature mean %.2fs, the analogy term %.2fs, after the epochs %.2fs "
-                        "(common directions, readout, new words, neighbours, the image rows)", added, total,
-                        100 * added / max(total, 1e-9), 100 * self.space_step_share, elapsed,
-                        self.space_setup_seconds, self.space_analogy_seconds, after)
+                        "the epochs' %.2fs x %i worker(s): %.2fs of worker time): the feature mean and plans %.2fs, the "
+                        "analogy term %.2fs, after the epochs %.2fs (common directions, readout, new words, neighbours, "
+                        "the image rows)", added, total, 100 * added / max(total, 1e-9), 100 * self.space_step_share,
+                        elapsed, workers, self._space_seconds, self.space_setup_seconds, self.space_analogy_seconds,
+                        after)
 
     def _calibrates(self) -> bool:
         """Whether :meth:`_calibrate_new_words` has words to move (then it reads the images' rows)."""

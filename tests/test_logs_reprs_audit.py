@@ -109,3 +109,20 @@ def test_the_train_event_says_vector_size_where_gensim_said_features(data, caplo
     assert len(said) == 1 and f"on {len(model.wv)} vocabulary and vector_size=8, using sg=1" in said[0], said
     recorded = [e["msg"] for e in model.lifecycle_events if e.get("msg", "").startswith("training model with")]
     assert len(recorded) == 1 and "vector_size=8," in recorded[0] and "features" not in recorded[0], recorded
+
+
+def test_what_the_space_costs_is_said_once_with_the_space_steps_worker_time(data, caplog):
+    # two lines said it: "space: feature mean 0.00s (3.5% of train), space step 0.0s of worker time
+    # (10% of 1 worker(s) x 0.0s)" and then "space: 0.00s of train()'s 0.03s ... the space step (10%
+    # of the epochs' 0.0s): the feature mean 0.00s, ...", where the share was of 2 workers' time
+    import re
+
+    with caplog.at_level(logging.INFO, logger="gensim_im2vec.model"):
+        model = Im2Vec(data.docs, image_features=data.features, **{**OPTS, "workers": 2})
+    said = [r.getMessage() for r in caplog.records if "space step" in r.getMessage() or "feature mean" in r.getMessage()]
+    assert len(said) == 1, said
+    got = re.search(r"the space step \((\d+)% of the epochs' ([0-9.]+)s x 2 worker\(s\): ([0-9.]+)s of worker time\): "
+                    r"the feature mean and plans ([0-9.]+)s", said[0])
+    assert got, said[0]
+    assert int(got[1]) == round(100 * model.space_step_share)
+    assert float(got[3]) == pytest.approx(model.space_step_share * float(got[2]) * 2, abs=0.01)
