@@ -5,7 +5,7 @@ the bytes go to a hidden temporary file beside the target, are flushed (and, wit
 ``durable=True``, fsynced together with the directory entry), and only then renamed onto the
 target with :func:`os.replace`, which is atomic on POSIX and Windows.
 
->>> import json, tempfile
+>>> import json, os, tempfile
 >>> from pathlib import Path
 >>> from gensim_im2vec.fileio import atomic_write, atomic_write_bytes, atomic_write_json
 >>> d = Path(tempfile.mkdtemp())
@@ -29,7 +29,8 @@ and renames the companions first and the main file last:
 >>> from gensim_im2vec.fileio import atomic_save
 >>> kv = KeyedVectors(3)
 >>> kv.add_vectors(["cat", "dog"], np.eye(2, 3, dtype=np.float32))
->>> atomic_save(kv, d / "words.kv", sep_limit=0)  # sep_limit=0: every array in its own .npy
+>>> [os.path.basename(f) for f in atomic_save(kv, d / "words.kv", sep_limit=0)]  # sep_limit=0: every array in its own .npy
+['words.kv.vectors.npy', 'words.kv']
 >>> sorted(p.name for p in d.iterdir() if p.name.startswith("words"))
 ['words.kv', 'words.kv.vectors.npy']
 >>> KeyedVectors.load(str(d / "words.kv"), mmap="r")["dog"]
@@ -620,7 +621,7 @@ def compression_suffix(path: str) -> str:
     return next((s for s in COMPRESSED_SUFFIXES if path.endswith(s)), "")
 
 
-def atomic_save(obj, fname: str | os.PathLike, *args, **kwargs) -> None:
+def atomic_save(obj, fname: str | os.PathLike, *args, **kwargs) -> list[str]:
     """Save `obj` through gensim's ``obj.save(name, *args, **kwargs)``, all or nothing, companion
     files included.
 
@@ -646,6 +647,11 @@ def atomic_save(obj, fname: str | os.PathLike, *args, **kwargs) -> None:
         The main file; its directory must exist.
     *args, **kwargs
         Passed to ``obj.save`` (``separately``, ``sep_limit``, ``ignore``, ``pickle_protocol``).
+
+    Returns
+    -------
+    list of str
+        The files written: the companions, then the main file (absolute paths).
     """
     path = os.path.abspath(os.fspath(fname))
     # gensim compresses by the name it writes (".gz"/".bz2": the pickle, and ".npz" companions)
@@ -659,6 +665,7 @@ def atomic_save(obj, fname: str | os.PathLike, *args, **kwargs) -> None:
         for w in written:  # the companions first
             os.replace(w, path + w[len(tmp):])
         os.replace(tmp, path)  # the main file (the commit marker) last
+        return [path + w[len(tmp):] for w in written] + [path]
     except OSError as e:
         no_space = no_space_error(e, path)
         if no_space is e:

@@ -138,6 +138,7 @@ from gensim_im2vec.fileio import (
     atomic_copy,
     atomic_save,
     atomic_write,
+    format_bytes,
     temp_name,
 )
 from gensim_im2vec.image_features import ImageFeatures, scattered_reads
@@ -196,6 +197,31 @@ except ImportError as err:  # pragma: no cover - exercised only without a build
     ) from err
 
 logger = logging.getLogger(__name__)
+
+#: The model's own transient attributes (locks, tables, a training's state), never saved: gensim's
+#: save and load said so of each, a line apiece ("not storing attribute _epoch", "setting ignored
+#: attribute _epoch to None"); :class:`_QuietTransients` keeps those lines of these names out.
+_NOT_SAVED = frozenset({
+    "_scan_tag_counts", "_neg_word_idx", "_neg_word_cum", "_neg_tag_idx", "_neg_tag_cum", "_space_lock",
+    "_space_bias", "_tag_mask_cache", "_epoch", "_vectors_file_state", "_moving_vectors", "_w_workers",
+    "_epochs_before", "_readout_sums", "_epochs_begun", "_image_rows_unwritten", "_training", "_lockf",
+    "_gathered_words", "_neighbour_index_file",
+})
+
+
+class _QuietTransients(logging.Filter):
+    """gensim.utils's line for each ignored attribute at save and load, less those of :data:`_NOT_SAVED`
+    (16 lines of private names a save, 16 a load; gensim's own, such as ``cum_table``, stay)."""
+
+    MESSAGES = ("not storing attribute %s", "setting ignored attribute %s to None")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.msg in self.MESSAGES and isinstance(record.args, tuple) and len(record.args) == 1
+                    and record.args[0] in _NOT_SAVED)
+
+
+if not any(isinstance(f, _QuietTransients) for f in logging.getLogger("gensim.utils").filters):
+    logging.getLogger("gensim.utils").addFilter(_QuietTransients())
 
 __all__ = ["Im2Vec", "MAX_WORDS_IN_BATCH", "NotAModelError", "load_saved"]
 
@@ -3963,12 +3989,7 @@ class Im2Vec(Word2Vec):
                 separately.append(name)
         # (the features and the store are set aside by _saved_features: gensim would set ignored
         # attributes to None at load, after _load_specials has opened the store again)
-        ignore = set(ignore).union({
-            "_scan_tag_counts", "_neg_word_idx", "_neg_word_cum", "_neg_tag_idx", "_neg_tag_cum", "_space_lock",
-            "_space_bias", "_tag_mask_cache", "_epoch", "_vectors_file_state", "_moving_vectors", "_w_workers",
-            "_epochs_before", "_readout_sums", "_epochs_begun", "_image_rows_unwritten", "_training", "_lockf",
-            "_gathered_words", "_neighbour_index_file",
-        })
+        ignore = set(ignore).union(_NOT_SAVED)
         if not getattr(self, "_moving_vectors", False):
             return super()._save_specials(fname, separately, sep_limit, ignore, pickle_protocol, compress, subname)
         # save(move_vectors_file=True): gensim would stream wv.vectors, the whole vectors file, into
@@ -4093,7 +4114,12 @@ class Im2Vec(Word2Vec):
                     left_out, no_index, self._saved_portable():
                 if directory is None:
                     return super().save(fname_or_handle, *args, **kwargs)
-                atomic_save(super(), fname_or_handle, *args, **kwargs)  # super(): gensim's save, not this one
+                start = default_timer()
+                files = atomic_save(super(), fname_or_handle, *args, **kwargs)  # super(): gensim's save, not this one
+                # (gensim's lines named the temporary files: this one names what is there now)
+                logger.info("saved %s and %i array file(s) beside it, %s in all (%.2fs)", fname_or_handle,
+                            len(files) - 1, format_bytes(sum(os.path.getsize(f) for f in files)),
+                            default_timer() - start)
         except BaseException:
             if index_file not in (None, _INDEX_IN_PLACE):  # (the index of a model not saved: the one before stays)
                 os.remove(index_file)

@@ -126,3 +126,27 @@ def test_what_the_space_costs_is_said_once_with_the_space_steps_worker_time(data
     assert got, said[0]
     assert int(got[1]) == round(100 * model.space_step_share)
     assert float(got[3]) == pytest.approx(model.space_step_share * float(got[2]) * 2, abs=0.01)
+
+
+def test_save_and_load_name_the_saved_files_not_each_private_attribute(data, caplog, tmp_path):
+    # a save logged "not storing attribute _epoch" and 15 more private names, a load "setting ignored
+    # attribute _epoch to None" and 15 more, and the only "saved" line named the temporary file
+    import glob
+    import os
+
+    from gensim_im2vec.fileio import format_bytes
+
+    model = Im2Vec(data.docs, image_features=data.features, **OPTS)
+    path = str(tmp_path / "m.model")
+    with caplog.at_level(logging.INFO):
+        model.save(path)
+        Im2Vec.load(path, mmap="r")
+    said = [r.getMessage() for r in caplog.records]
+    private = [m for m in said if m.startswith(("not storing attribute _", "setting ignored attribute _"))]
+    assert not private, private
+    assert "not storing attribute cum_table" in said  # (gensim's own: as a Word2Vec's save says)
+    files = [path, *glob.glob(path + ".*")]
+    done = [m for m in said if m.startswith(f"saved {path} ")]
+    assert len(done) == 1, said
+    assert done[0].startswith(f"saved {path} and {len(files) - 1} array file(s) beside it, "
+                              f"{format_bytes(sum(os.path.getsize(f) for f in files))} in all ("), done
