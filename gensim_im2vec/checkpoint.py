@@ -568,7 +568,7 @@ class SpaceCheck(CallbackAny2Vec):
         network file systems), or when the environment variable :data:`NO_SPACE_CHECK` is set (to 1)."""
         import shutil
 
-        from gensim_im2vec.fileio import compression_suffix
+        from gensim_im2vec.fileio import compression_suffix, format_bytes
 
         parts = saved_bytes(model, vectors=not self.vectors_moved)
         self.need = need = sum(parts.values())
@@ -579,34 +579,37 @@ class SpaceCheck(CallbackAny2Vec):
                 need += self.checkpoint_need
         folder = os.path.dirname(self.output)
         if os.environ.get(NO_SPACE_CHECK, "") not in ("", "0"):
-            logger.info("space: not checked (%s is set)", NO_SPACE_CHECK)
+            logger.info("disk space: not checked (%s is set)", NO_SPACE_CHECK)
             return
         try:
             usage = shutil.disk_usage(folder)
         except OSError:  # (the save will say what is wrong with the folder)
             return
         if usage.total == 0:  # a file system that reports no size (ramfs, some FUSE / network ones): unknown
-            logger.info("space: not checked (the file system of %s reports no size)", folder)
+            logger.info("disk space: not checked (the file system of %s reports no size)", folder)
             return
         free = usage.free
         # (the neighbours' parts count every image of the vocabulary; an image whose documents hold none of its
         # words is not fitted: what they need is not known before training, so it is said, not refused)
         unsure = sum(parts.get(name, 0) for name in PER_FITTED_IMAGE)
         compressed = compression_suffix(self.output)
-        logger.info("space: saving the model to %s needs at least %i bytes (and up to %i more for the neighbours), "
-                    "%i free in %s", self.output, need - unsure, unsure, free, folder)
+        # ("disk space": the model's own "space: ..." lines are of its joint space)
+        logger.info("disk space: saving the model to %s needs at least %s%s, %s free in %s", self.output,
+                    format_bytes(need - unsure), f" and up to {format_bytes(unsure)} more for the neighbours" if unsure
+                    else "", format_bytes(free), folder)
         if free < need - unsure and not compressed:
             raise NotEnoughSpace(folder, free, need - unsure, {k: v for k, v in parts.items()
                                                                if k not in PER_FITTED_IMAGE})
         if free < need:
             self.short = (free, need)
             if compressed:  # compressed: the arrays may well fit; said, not refused
-                logger.warning("space: %s is compressed; its arrays take %i bytes uncompressed, %i free in %s: the "
-                               "save may not fit", self.output, need, free, folder)
+                logger.warning("disk space: %s is compressed; its arrays take %s uncompressed, %s free in %s: the "
+                               "save may not fit", self.output, format_bytes(need), format_bytes(free), folder)
             else:
-                logger.warning("space: saving the model to %s needs %i bytes and up to %i more for the neighbours' "
-                               "index and word lists (if every image of the vocabulary has words), %i free in %s: "
-                               "the save may not fit", self.output, need - unsure, unsure, free, folder)
+                logger.warning("disk space: saving the model to %s needs %s and up to %s more for the neighbours' "
+                               "index and word lists (if every image of the vocabulary has words), %s free in %s: "
+                               "the save may not fit", self.output, format_bytes(need - unsure),
+                               format_bytes(unsure), format_bytes(free), folder)
 
 
 def vectors_file_marker(path) -> str:

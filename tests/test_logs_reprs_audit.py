@@ -150,3 +150,23 @@ def test_save_and_load_name_the_saved_files_not_each_private_attribute(data, cap
     assert len(done) == 1, said
     assert done[0].startswith(f"saved {path} and {len(files) - 1} array file(s) beside it, "
                               f"{format_bytes(sum(os.path.getsize(f) for f in files))} in all ("), done
+
+
+def test_the_disk_space_check_says_disk_space_in_units_and_no_zero_for_the_neighbours(data, tmp_path, monkeypatch,
+                                                                                         caplog):
+    # "space: saving the model to m.model needs at least 292992 bytes (and up to 0 more for the
+    # neighbours), 74425184256 free in ...": "space:" was also the joint space's lines' prefix
+    import shutil
+
+    from gensim_im2vec.checkpoint import SpaceCheck, saved_bytes
+    from gensim_im2vec.fileio import format_bytes
+
+    model = Im2Vec(image_features=data.features, **OPTS)
+    model.build_vocab(data.docs)
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=5 << 30))
+    with caplog.at_level(logging.INFO, logger="gensim_im2vec.checkpoint"):
+        SpaceCheck(tmp_path / "m.model").check(model)
+    need = format_bytes(sum(saved_bytes(model).values()))
+    assert caplog.messages == [f"disk space: saving the model to {tmp_path / 'm.model'} needs at least {need}, "
+                               f"5.0 GiB free in {tmp_path}"], caplog.messages
