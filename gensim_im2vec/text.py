@@ -571,6 +571,23 @@ class Normalizer:
         kwargs.setdefault("track_vocab", False)
         return cls(**kwargs)
 
+    def __repr__(self) -> str:
+        """The settings that differ from the defaults (``Normalizer()`` for none), a word set of more
+        than 8 by its size: the dataclass's repr printed all 179 stop words and 26 junk words."""
+        parts = []
+        for name, f in self.__dataclass_fields__.items():
+            if not f.repr:
+                continue
+            value = getattr(self, name)
+            if value == f.default:
+                continue
+            if isinstance(value, (set, frozenset)):
+                shown = repr(sorted(value)) if len(value) <= 8 else f"<{len(value)} words>"
+            else:
+                shown = repr(value)
+            parts.append(f"{name}={shown}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
     def config(self) -> dict:
         """The settings as a plain dict (provenance for models and data sets)."""
         out = {}

@@ -170,3 +170,13 @@ def test_the_disk_space_check_says_disk_space_in_units_and_no_zero_for_the_neigh
     need = format_bytes(sum(saved_bytes(model).values()))
     assert caplog.messages == [f"disk space: saving the model to {tmp_path / 'm.model'} needs at least {need}, "
                                f"5.0 GiB free in {tmp_path}"], caplog.messages
+
+
+def test_the_normalizers_repr_gives_the_settings_that_differ_not_every_stop_word():
+    # Normalizer() printed 1984 characters, 179 stop words and 26 junk words among them
+    from gensim_im2vec.text import Normalizer
+
+    assert repr(Normalizer()) == "Normalizer()"
+    assert repr(Normalizer.for_text()) == "Normalizer(stopwords=None, junk=None, track_vocab=False)"
+    custom = Normalizer(lowercase=False, stopwords=frozenset({"the", "a"}), junk=frozenset(map(str, range(20))))
+    assert repr(custom) == "Normalizer(lowercase=False, stopwords=['a', 'the'], junk=<20 words>)"
