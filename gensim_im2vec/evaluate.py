@@ -1337,6 +1337,27 @@ class EvaluationReport:
     def __str__(self) -> str:
         return self.format_table()
 
+    def __repr__(self) -> str:
+        """One line of key facts (the dataclass's repr printed every metric of every row, 3.5 KB on 20
+        test images): the counts, the methods, the first row's P@1 and mAP; ``print()`` gives the table."""
+        def num(x) -> str:
+            return f"{x:.3f}" if isinstance(x, (int, float)) else "—"
+
+        info = self.info
+        first = next((r for r in self.rows if r.applicable and "all" in r.metrics), None)
+        score = ""
+        if first is not None:
+            m = first.metrics["all"]
+            score = f", {first.method}: P@1 {num(m.get('p@1'))} mAP {num(m.get('map'))}"
+        counts = [f"{info[k]} {what}" for k, what in (("n_test_images", "test images"), ("n_candidates", "candidates"),
+                                                       ("n_zero_shot_tags", "zero-shot tags"))
+                  if info.get(k) is not None]
+        return f"EvaluationReport({', '.join([*counts, f'{len(self.rows)} methods'])}{score}; print() it for the table)"
+
+    def _repr_pretty_(self, p, cycle: bool) -> None:
+        """IPython / Jupyter show the table (:meth:`format_table`)."""
+        p.text("EvaluationReport(...)" if cycle else self.format_table())
+
 
 def _space_checks(report, model, im2vec_row, X_test, test_tags, cands, X_train, train_tags, train_keys,
                   n_in_sample: int, analogies, train_docs=None) -> None:

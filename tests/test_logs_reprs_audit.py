@@ -180,3 +180,27 @@ def test_the_normalizers_repr_gives_the_settings_that_differ_not_every_stop_word
     assert repr(Normalizer.for_text()) == "Normalizer(stopwords=None, junk=None, track_vocab=False)"
     custom = Normalizer(lowercase=False, stopwords=frozenset({"the", "a"}), junk=frozenset(map(str, range(20))))
     assert repr(custom) == "Normalizer(lowercase=False, stopwords=['a', 'the'], junk=<20 words>)"
+
+
+def test_the_evaluation_reports_repr_is_one_line_and_a_notebook_shows_its_table(data):
+    # a notebook cell ending in run_evaluation(...) printed the dataclass: every metric of every row
+    from gensim_im2vec.evaluate import run_evaluation
+
+    model = Im2Vec(data.docs, image_features=data.features, **OPTS)
+    report = run_evaluation(model, data.test_features[:10], [[f"class{c}"] for c in data.test_labels[:10]],
+                            data.class_words)
+    first = report.rows[0].metrics["all"]
+    assert repr(report) == (f"EvaluationReport(10 test images, 3 candidates, {len(report.rows)} methods, "
+                            f"{report.rows[0].method}: P@1 {first['p@1']:.3f} mAP {first['map']:.3f}; "
+                            f"print() it for the table)")
+
+    class Printer:  # (IPython's pretty printer, as far as _repr_pretty_ uses it)
+        def __init__(self):
+            self.said = []
+
+        def text(self, s):
+            self.said.append(s)
+
+    p = Printer()
+    report._repr_pretty_(p, False)
+    assert p.said == [str(report)] and str(report).startswith("Image → tag on 10 held-out images, 3 candidate tags")
