@@ -665,7 +665,7 @@ def atomic_save(obj, fname: str | os.PathLike, *args, **kwargs) -> list[str]:
         for w in written:  # the companions first
             os.replace(w, path + w[len(tmp):])
         os.replace(tmp, path)  # the main file (the commit marker) last
-        return [path + w[len(tmp):] for w in written] + [path]
+        files = [path + w[len(tmp):] for w in written] + [path]
     except OSError as e:
         no_space = no_space_error(e, path)
         if no_space is e:
@@ -681,6 +681,7 @@ def atomic_save(obj, fname: str | os.PathLike, *args, **kwargs) -> list[str]:
             pass
         except OSError as e:
             logger.warning("could not remove %s, an array file of the earlier save of %s: %s", p, path, e)
+    return files
 
 
 #: Name endings of gensim's companion files: ``np.save`` (and a pickled sparse matrix's shell), ``np.savez_compressed``.
