@@ -741,6 +741,7 @@ def run_demo(cfg: DemoConfig | None = None, echo: Callable[[str], None] = print)
     from gensim_im2vec.model import Im2Vec
 
     cfg = cfg or DemoConfig()
+    _check_device(cfg.device)
     steps = Steps(cfg.out_dir, echo)
     build_data(cfg, steps)
     extract_features(cfg, steps)
@@ -759,6 +760,20 @@ def run_demo(cfg: DemoConfig | None = None, echo: Callable[[str], None] = print)
     echo(f"explore: im2vec query {path} --zero-shot-words {zs_path}" + ("   (or: make query)" if default else ""))
     return {"words": str(words), "model": str(path), "examples": examples, "evaluation": table,
             "report": str(html), "zero_shot_words": str(zs_path)}
+
+
+def _check_device(device: str) -> None:
+    """`device` (``DemoConfig.device``) checked before any step, as the feature step checks it (every
+    run builds its extractor, cached features or not): a device that is not one, or is not on this
+    machine, failed only after the data sets were built (minutes and 260 MB). Without torch nothing is
+    checked: the feature step says what to install."""
+    if device in (None, "auto"):
+        return
+    try:
+        from gensim_im2vec.features import _resolve_device
+    except ImportError:
+        return
+    _resolve_device(device)
 
 
 def write_zero_shot_words(cfg: DemoConfig, model) -> Path:

@@ -300,3 +300,20 @@ def test_extract_ray_s_gpu_decoding_refusal_names_the_command_line_options():
                          "gpus_per_actor=0); pass jpeg_device='cpu', or None to decode with PIL.")
     assert "jpeg_device" not in text and "gpus_per_actor" not in text and "None" not in text
     assert "pass --jpeg-device cpu, or leave --jpeg-device out" in text and "--gpus-per-actor 0" in text
+
+
+@pytest.mark.parametrize("device,message", [
+    ("gpu", "device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
+    ("cuda:99", "device: 'cuda:99' was asked for but"),
+])
+def test_demo_checks_its_device_before_building_the_data_sets(tmp_path, monkeypatch, device, message):
+    # `im2vec demo --device gpu` built the three data sets (260 MB, minutes) and only then, at the
+    # feature step, said that 'gpu' is no device
+    pytest.importorskip("torch")
+    import gensim_im2vec.pipeline
+
+    monkeypatch.setattr(gensim_im2vec.pipeline, "build_data", lambda *a, **k: pytest.fail("data sets built"))
+    result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "demo"), "--device", device])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert message in " ".join(result.output.split()), result.output
+    assert not any((tmp_path / "demo").glob("*")), list((tmp_path / "demo").iterdir())
