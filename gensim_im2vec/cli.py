@@ -1073,12 +1073,42 @@ def datasets_split_command(directory, test_share, zero_shot_share, seed):
     _check_output(target, "'DIRECTORY'")
     try:
         with _dataset_writer(directory):  # (a build rewrites split.json at its end)
-            s = make_split(directory, **given({"test_share": test_share, "zero_shot_share": zero_shot_share,
-                                               "seed": seed}))
+            s = make_split(directory, write=False, **given({"test_share": test_share,
+                                                            "zero_shot_share": zero_shot_share, "seed": seed}))
+            _check_split_sides(directory, s, test_share)
+            s.save(target)
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"{directory}/split.json: {len(s.train)} train, {len(s.test)} test images in {s.n_groups} "
                f"groups; {len(s.zero_shot_tags)} zero-shot tags")
+
+
+def _check_split_sides(directory: str, split, test_share: float | None) -> None:
+    """`im2vec datasets split`'s refusal of a split with no test image or no training image (it
+    wrote one and exited 0: a folder of IMG_0001.jpg, IMG_0002.jpg, ... is one series, one group, so
+    nothing was held out), naming the groups and the fix; split.json is then not written."""
+    from collections import Counter
+
+    from gensim_im2vec.datasets import make_split
+
+    if split.test and split.train:
+        return
+    sizes = Counter(split.groups.values())
+    share = f"a test share of {test_share if test_share is not None else make_split.__kwdefaults__['test_share']}"
+    what = ("an image's group: the split_group or creator of its .json sidecar, else its series, the file name "
+            "without its trailing number: im_01 and im_02 are one")
+    if len(sizes) == 1:
+        raise click.ClickException(
+            f"{directory}: its {len(split.groups)} images form one group ({what}), so none can be held out apart "
+            f"from the others; give the images a creator or split_group in their .json sidecars. split.json was "
+            f"not written. (For a folder of images with captions, `im2vec normalize {directory} -o docs.txt` and "
+            f"`im2vec split docs.txt -o SPLIT` hold out images by their words.)")
+    groups = f"its {len(split.groups)} images form {len(sizes)} groups, the largest of {max(sizes.values())} ({what})"
+    if not split.test:
+        raise click.ClickException(f"{directory}: {share} holds out no image: {groups}; raise --test-share. "
+                                   f"split.json was not written.")
+    raise click.ClickException(f"{directory}: {share} holds out every image, none is left to train on: {groups}; "
+                               f"lower --test-share. split.json was not written.")
 
 
 def _dataset_writer(directory: str):

@@ -654,3 +654,42 @@ def test_cli_datasets_build_refuses_a_folder_of_the_users(tmp_path):
     assert r.exit_code == 0 and json.loads(r.output)["images"] == 5, r.output
     r = CliRunner().invoke(main, ["datasets", "build", "emoji", str(empty), "--limit", "5"])  # a rerun resumes
     assert r.exit_code == 0 and json.loads(r.output)["resumed"] == 5, r.output
+
+
+def test_cli_datasets_split_refuses_a_split_with_no_test_or_no_training_image(tmp_path):
+    """`im2vec datasets split` of a folder whose images are one series (im0.png, im1.png, ...: one group)
+    wrote a split.json with 0 test images and exited 0 (which `im2vec report --dataset` then showed as a
+    report without held-out images); a share that holds out every group left nothing to train on."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from gensim_im2vec.cli import main
+
+    one = tmp_path / "one"
+    one.mkdir()
+    for i in range(6):
+        Image.new("RGB", (4, 4), (40 * i, 0, 0)).save(one / f"im{i}.png")
+    r = CliRunner().invoke(main, ["datasets", "split", str(one)])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.output
+    assert f"Error: {one}: its 6 images form one group" in said and "split.json was not written" in said
+    assert "creator or split_group" in said and f"`im2vec normalize {one} -o docs.txt`" in said
+    assert not (one / "split.json").exists()
+    two = tmp_path / "two"
+    two.mkdir()
+    for i in range(6):
+        Image.new("RGB", (4, 4), (40 * i, 0, 0)).save(two / f"im{i}.png")
+        (two / f"im{i}.json").write_text(json.dumps({"tags": ["cat"], "creator": f"c{i % 2}"}))
+    r = CliRunner().invoke(main, ["datasets", "split", str(two), "--test-share", "0.95"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 1, r.output
+    assert "a test share of 0.95 holds out every image, none is left to train on: its 6 images form 2 groups" in said
+    assert "lower --test-share" in said and not (two / "split.json").exists()
+    r = CliRunner().invoke(main, ["datasets", "split", str(two), "--test-share", "0.05"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 1, r.output
+    assert "a test share of 0.05 holds out no image: its 6 images form 2 groups, the largest of 3" in said
+    assert "raise --test-share" in said and not (two / "split.json").exists()
+    r = CliRunner().invoke(main, ["datasets", "split", str(two), "--test-share", "0.5"])
+    assert r.exit_code == 0 and "3 train, 3 test images in 2 groups" in r.output, r.output
+    assert (two / "split.json").is_file()
