@@ -39,7 +39,7 @@ memmap([0., 1., 0.], dtype=float32)
 A command that writes several files into a folder first checks that it may
 (:func:`check_output_folder`): a new or empty folder, or one of its own earlier outputs (recognised
 by `owned`, e.g. its manifest); any other folder is refused before anything is written, naming a
-file that could be replaced:
+file in it (one the command would replace, where there is one):
 
 >>> from gensim_im2vec.fileio import check_output_folder
 >>> check_output_folder(d / "new", command="the export", owned=lambda p: False)  # missing: fine
@@ -809,8 +809,12 @@ def check_output_folder(path: str | os.PathLike, *, command: str, owned: Callabl
         return
     first = _first_entry(folder, writes)
     why = f" (it has no {marker})" if marker else ""
+    if first.split("/", 1)[0].rstrip("/") in writes:
+        held = f"{first!r}, which {command} could replace"
+    else:  # (a name it does not write: refused all the same, as the folder's other files are unknown to it)
+        held = (f"{first!r}, and {command} writes only into a new or empty folder or an earlier output of its own, "
+                f"never beside files of yours")
     raise FileExistsError(
         f"the folder {str(folder)!r} is not empty and is not an earlier output of {command}{why}: it holds "
-        f"{first!r}, which {command} could replace. Choose a new or empty folder, or move {first!r} and your "
-        f"other files out of it."
+        f"{held}. Choose a new or empty folder, or move {first!r} and your other files out of it."
     )

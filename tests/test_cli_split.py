@@ -235,6 +235,14 @@ def test_a_folder_of_the_users_is_refused_and_left_alone(corpus, tmp_path):
     assert res.exit_code == 1
     assert "is not an earlier output of im2vec split" in _flat(res.output) and "'train.txt'" in res.output
     assert (out / "train.txt").read_text() == "my own notes\n" and sorted(p.name for p in out.iterdir()) == ["train.txt"]
+    assert "'train.txt', which im2vec split could replace" in _flat(res.output)
+    (out / "train.txt").rename(out / "photo.jpg")  # a name split does not write: refused, and said as it is
+    res = _run("split", corpus / "docs.txt", "-o", out)
+    assert res.exit_code == 1 and sorted(p.name for p in out.iterdir()) == ["photo.jpg"]
+    # was: "it holds 'photo.jpg', which im2vec split could replace" (it writes train.txt, test.jsonl, ...)
+    assert "could replace" not in res.output, res.output
+    assert ("it holds 'photo.jpg', and im2vec split writes only into a new or empty folder or an earlier output of "
+            "its own, never beside files of yours") in _flat(res.output), res.output
     res = _run("split", corpus / "docs.txt", "-o", corpus / "docs.txt")  # a file where the folder goes
     assert res.exit_code == 2 and "is a file" in res.output
 
