@@ -473,6 +473,7 @@ def _load_model(path: str, stores: dict[str, str | None] | None = None):
                 if p.name == "model_path"), "MODEL")
     _check_readable(path, arg)
     stores = {option: store for option, store in (stores or {}).items() if store is not None and os.path.isdir(store)}
+    _check_given_stores(stores)
     used = None
     try:
         model = Im2Vec.load(path, mmap="r")
@@ -499,6 +500,23 @@ def _load_model(path: str, stores: dict[str, str | None] | None = None):
             if option != used:  # (that one was checked before the model was loaded with it)
                 _check_store_extractor(_extractor_record(model), option, store, path)
     return model
+
+
+def _check_given_stores(stores: dict[str, str]) -> None:
+    """Each folder given as a feature store (`stores`: ``{option: folder}``) is one: a folder without
+    ``metadata.json`` (the image folder itself, another command's output) is refused, naming the
+    option and saying what the folder holds. Where the model's own store was in place, such a
+    `--store` was ignored without a word (query, export, index: exit 0)."""
+    from pathlib import Path
+
+    from gensim_im2vec.store import METADATA_FILE, _no_store
+
+    for option, store in stores.items():
+        if not os.path.isfile(os.path.join(store, METADATA_FILE)):
+            try:
+                _no_store(Path(store))
+            except OSError as e:
+                raise click.BadParameter(str(e), param_hint=f"'{option}'") from None
 
 
 def _load_with_given_store(path: str, recorded: tuple, stores: dict[str, str], error: Exception):

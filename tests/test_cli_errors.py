@@ -317,3 +317,21 @@ def test_demo_checks_its_device_before_building_the_data_sets(tmp_path, monkeypa
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     assert message in " ".join(result.output.split()), result.output
     assert not any((tmp_path / "demo").glob("*")), list((tmp_path / "demo").iterdir())
+
+
+@pytest.mark.parametrize("command", [
+    ["query", "{d}/m.model", "--store", "{d}/imgs"],
+    ["export", "{d}/m.model", "-o", "{d}/never-export", "--store", "{d}/imgs"],
+    ["index", "{d}/m.model", "-o", "{d}/never.ann", "--store", "{d}/emptydir", "--check", "0"],
+])
+def test_a_store_option_given_a_folder_that_is_no_feature_store_is_refused(files, command):
+    # the model's own store in place, --store was never opened: the image folder given as the store
+    # (or any folder) was ignored without a word and the command went on (exit 0)
+    d = str(files)
+    result = CliRunner().invoke(main, [a.format(d=d) for a in command], input="EXIT\n")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert "Invalid value for '--store': no feature store at" in said, result.output
+    if "imgs" in command[-1]:
+        assert "it is a folder of images (red.png), not the features extracted from them" in said
+    assert not (files / "never-export").exists() and not (files / "never.ann").exists()
