@@ -1421,6 +1421,15 @@ def extract_ray(
         stamps, given = None, 0
         if extend_target:  # retry_skipped: its skipped images go to `retry`
             stamps, given = _mark_target(target, index, done, retry, stamps=on_changed != "ignore")
+            if not given and root is not None and target_meta.get("image_root") == root:  # (the store's folder
+                # under another --prefix: its files would be stored a second time)
+                from gensim_im2vec.features import check_prefix, first_stored_keys
+
+                chunks = images.chunks()
+                try:
+                    check_prefix(target, first_stored_keys(target), next(chunks, []), prefix)
+                finally:
+                    chunks.close()
         _mark_finished(parts_root, index, done)
         del index
         changed, n_changed = [], 0

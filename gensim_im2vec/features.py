@@ -124,6 +124,7 @@ from gensim_im2vec.keys import (
 )
 from gensim_im2vec.store import (
     FLOAT16_TINY,
+    KEYS_FILE,
     METADATA_FILE,
     NO_STAMP,
     PCA,
@@ -1354,6 +1355,8 @@ class FeatureExtractor:
             if len(done):
                 check_key_rule(path, writer.metadata.get("key_rule"), rule)
             seen = [it for it in items if it[0] in done]  # stored before: checked against their files' stamps
+            if len(done) and not seen and root is not None and writer.metadata.get("image_root") == root:
+                check_prefix(path, first_stored_keys(path), items, prefix)  # (the store's folder, another --prefix?)
             changed = _changed_files(writer, seen) if on_changed != "ignore" else []
             recorded = writer.metadata.get("image_root") if root is not None else None
             roots = (recorded, root) if recorded is not None and recorded != root else None  # keys of another folder
@@ -1579,6 +1582,63 @@ def check_key_rule(path, stored: str | None, rule: str | None) -> None:
             f"makes them by --keys {rule}: every image would be stored a second time under another key. Give "
             f"--keys {stored} (key_rule={stored!r}) as the store was made, or extract into a new store (another "
             f"output directory). Nothing was extracted.")
+
+
+def first_stored_keys(path, n: int = 1000) -> list[str]:
+    """The first `n` keys of the store `path` in row order, as ``keys.txt`` spells them (for
+    :func:`check_prefix`, which compares them only: a key written escaped compares unequal), read
+    without reading the rest; [] where the file cannot be read."""
+    import itertools
+
+    try:
+        with open(Path(path) / KEYS_FILE, "rb") as f:
+            return [line.rstrip(b"\n").decode("utf-8", "replace") for line in itertools.islice(f, n)]
+    except OSError:
+        return []
+
+
+def check_prefix(path, stored: Iterable[str], items: Iterable[tuple[str, str]], prefix: str, *,
+                 sample: int = 1000) -> None:
+    """Refuse a run with key prefix `prefix` none of whose keys the store `path` holds, while the store
+    holds its images under another prefix: the same files, given again with another ``--prefix``,
+    would be stored a second time (``pic:a/1`` beside ``img:a/1``), as with another key rule
+    (:func:`check_key_rule`; shared by :meth:`FeatureExtractor.extract` and
+    :func:`~gensim_im2vec.distributed.extract_ray`). Compares the first `sample` stored keys (`stored`,
+    in row order) with the first `sample` images of the run (`items`, ``(key, path)``, in list order):
+    refused when most of the fewer of them are the same paths under one other prefix, which is what
+    a store made from the same folder (listed in the same order) holds. The callers ask only for a
+    run from the folder the store records (``metadata["image_root"]``): two folders of like names
+    (IMG_0001.jpg ...) under two prefixes in one store is what prefixes are for. A prefix that
+    extends the other (a run from a subfolder of the store's folder, or around it) is left to
+    :func:`root_note`, which warns."""
+    import itertools
+
+    rels: dict[int, set[str]] = {}
+    for key, _ in itertools.islice(items, sample):
+        if key.startswith(prefix):
+            rels.setdefault(len(key) - len(prefix), set()).add(key[len(prefix):])
+    asked = sum(len(g) for g in rels.values())
+    others: Counter = Counter()
+    example: dict[str, str] = {}
+    n = 0
+    for key in itertools.islice(stored, sample):
+        n += 1
+        for size, group in rels.items():
+            other = key[: len(key) - size]
+            if len(key) > size and key[len(key) - size:] in group and not (other.startswith(prefix)
+                                                                         or prefix.startswith(other)):
+                others[other] += 1
+                example.setdefault(other, key[len(key) - size:])
+    if not others:
+        return
+    other, held = others.most_common(1)[0]
+    if 2 * held > min(n, asked):
+        rel = example[other]
+        raise ValueError(
+            f"feature store {str(path)!r} holds this run's images under the key prefix {other!r} ({other + rel!r}), "
+            f"and this run keys them with --prefix {prefix!r} ({prefix + rel!r}): every image would be stored a "
+            f"second time under another key. Give --prefix {other!r} (prefix={other!r}) as the store was made, or "
+            f"extract into a new store (another output directory). Nothing was extracted.")
 
 
 def _changed_error(path, changed: list[tuple[str, str]], *, roots: tuple[str, str] | None,
