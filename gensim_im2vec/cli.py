@@ -1027,8 +1027,14 @@ def _write_documents(corpus, output: str, source: str, limit: int | None, keys=N
             if keys is not None:
                 keys.add(doc[0])
         if not corpus.stats.documents and limit != 0:
-            raise click.ClickException(f"{source}: no documents in it ({corpus.stats.summary()}); {output} was not "
-                                       f"written. Check the path and --format.")
+            st = corpus.stats
+            fix = "Check the path and --format."
+            if st.skipped.get("bad_encoding", 0) * 2 > st.lines:  # (a file in Latin-1, cp1252 ..., or binary)
+                fix = ("Most of its records are not UTF-8 text (bad_encoding): convert it to UTF-8 (e.g. `iconv -f "
+                       "cp1252 -t utf-8`, with its own encoding for cp1252), or check the path: a model, an image "
+                       "or another binary file is no metadata.")
+            raise click.ClickException(f"{source}: no documents in it ({st.summary()}); {output} was not "
+                                       f"written. {fix}")
 
 
 @main.group("datasets")

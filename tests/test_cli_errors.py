@@ -205,6 +205,18 @@ def test_normalize_refuses_a_source_without_documents_and_keeps_the_old_output(f
     assert out.read_text() == "img:1 cat\n" and sorted(p.name for p in tmp_path.iterdir()) == ["docs.txt"]
 
 
+@pytest.mark.parametrize("source,encoding", [("latin1.txt", True), ("m.model", True), ("emptydir", False)])
+def test_normalize_of_a_file_that_is_not_utf8_says_so(files, tmp_path, source, encoding):
+    # a Latin-1 file (or a binary one) ended with "skipped bad_encoding 1 ... Check the path and --format",
+    # which no --format fixes
+    result = CliRunner().invoke(main, ["normalize", str(files / source), "-o", str(tmp_path / "docs.txt")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert ("Most of its records are not UTF-8 text (bad_encoding): convert it to UTF-8" in said) is encoding, said
+    assert ("Check the path and --format." in said) is not encoding, said
+    assert not (tmp_path / "docs.txt").exists()
+
+
 @pytest.mark.parametrize("args,message", [
     (["--fields", "tags"], "--fields only applies to YFCC100M metadata (--format yfcc), and {d}/docs.txt is read "
                            "as --format text"),
