@@ -1333,6 +1333,9 @@ def evaluate_command(model_path, demo_dir, mode, test_path, features_path, train
                            "\"image_tagging\")", _is_json_object_with("image_tagging"))
     if demo_dir is None and (test_path is None or features_path is None):
         raise click.UsageError("give --test and --features (held-out images and their features), or --demo DIR.")
+    if demo_dir is None and mode is not None:  # (it was ignored without a word)
+        raise click.UsageError("--mode says how MODEL was trained for --demo's rules (its id-token baseline), and "
+                               "without --demo nothing reads it; leave --mode out, or evaluate with --demo DIR.")
     if demo_dir is not None and analogies_path:
         raise click.UsageError("--demo asks the demo's own analogy questions; leave --analogies out, or give "
                                "--test and --features instead of --demo.")

@@ -347,3 +347,14 @@ def test_a_store_option_given_a_folder_that_is_no_feature_store_is_refused(files
     if "imgs" in command[-1]:
         assert "it is a folder of images (red.png), not the features extracted from them" in said
     assert not (files / "never-export").exists() and not (files / "never.ann").exists()
+
+
+def test_evaluate_refuses_mode_without_demo(files, tmp_path):
+    # --mode is read by --demo's rules alone: given with --test, it was ignored without a word (exit 0)
+    d = str(files)
+    (tmp_path / "test.jsonl").write_text('{"key": "img:0", "tags": ["cat"]}\n')
+    result = CliRunner().invoke(main, ["evaluate", f"{d}/m.model", "--test", str(tmp_path / "test.jsonl"),
+                                       "--features", f"{d}/store", "--no-word-similarity", "--mode", "joint"])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert "Error: --mode says how MODEL was trained for --demo's rules" in said and "leave --mode out" in said, said
