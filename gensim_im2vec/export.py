@@ -246,6 +246,9 @@ def export_projector(
                         f"{type(model).__name__}.")
     if restrict not in (None, "words", "images"):
         raise ValueError(f"restrict: expected 'words', 'images' or None, got {restrict!r}.")
+    if tags_only and restrict == "images":  # (tags_only picks words, and restrict="images" exports none)
+        raise ValueError("tags_only (--tags-only) keeps the tags of the words, and restrict='images' (--restrict "
+                         "images) exports no word: one of them would be ignored. Leave out one of the two.")
     is_tag = None
     if tags_only:
         mask = model._tag_mask() if hasattr(model, "_tag_mask") else None  # Im2Vec's, as most_similar_tags

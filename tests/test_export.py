@@ -223,6 +223,9 @@ def test_tags_only_leaves_out_the_texts_other_words(tmp_path):
     assert [k for k in model.wv.index_to_key if k in set(rows)] == rows  # the vocabulary's order
     res = export_projector(model, tmp_path / "w", tags_only=True, restrict="words")
     assert res.count == len(tags) and res.n_images == 0
+    with pytest.raises(ValueError, match=r"restrict='images' \(--restrict images\) exports no word"):
+        export_projector(model, tmp_path / "i", tags_only=True, restrict="images")  # (tags_only was ignored)
+    assert not (tmp_path / "i").exists()
     with pytest.raises(ValueError, match="tags_only: this model has no tags"):
         export_projector(w2v, tmp_path / "x", tags_only=True)
     path = str(tmp_path / "m.model")
