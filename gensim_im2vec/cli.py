@@ -1640,6 +1640,9 @@ def train_command(documents, features, output, pretrained, analogies_path, resum
             flag = "--" + name.replace("_", "-")
             raise click.UsageError(f"{flag} is a setting of the nearest training images' words that "
                                    f"--space-neighbours K adds: give it with --space-neighbours K (K > 0).")
+    if options.get("space_readout_directions") is not None and not options.get("space_readout"):
+        raise click.UsageError("--space-readout-directions is a setting of the readout that --space-readout β adds: "
+                               "give it with --space-readout β (β > 0).")
     if options.get("space_calibrate_new_words") and not (pretrained and options.get("train_words") is False):
         raise click.UsageError("--space-calibrate-new-words calibrates the tags a --pretrained model lacks when only "
                                "the images placed them: give it with --pretrained W2V --freeze-words.")

@@ -120,6 +120,20 @@ def test_train_space_neighbours_fits_them_as_training_ends(tmp_path):
     assert not (tmp_path / "x.model").exists()
 
 
+def test_train_refuses_readout_directions_without_the_readout(tmp_path):
+    # --space-readout-directions without --space-readout trained and saved a model that ignored it, where
+    # the --space-neighbours settings without --space-neighbours are refused
+    runner, base = CliRunner(), _small_train(tmp_path)
+    res = runner.invoke(main, [*base, "-o", str(tmp_path / "x.model"), "--space-readout-directions", "5"])
+    assert res.exit_code == 2, res.output
+    assert "--space-readout-directions is a setting of the readout that --space-readout β adds" in res.output
+    assert not (tmp_path / "x.model").exists()
+    res = runner.invoke(main, [*base, "-o", str(tmp_path / "r.model"), "--space-readout", "0.5",
+                               "--space-readout-directions", "2"])
+    assert res.exit_code == 0, res.output
+    assert Im2Vec.load(str(tmp_path / "r.model")).space_readout_directions == 2
+
+
 def test_train_pretrained_new_words_learn_unless_frozen(tmp_path):
     """--pretrained: the text's words stay frozen and a tag it never saw learns (train_words="new",
     from_word2vec's default; --train-new-words says it); --freeze-words keeps the space step alone
