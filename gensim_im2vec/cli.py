@@ -1352,6 +1352,8 @@ def evaluate_command(model_path, demo_dir, mode, test_path, features_path, train
                                    f"instead of --demo.")
     analogies = _read_analogies(analogies_path, "--analogies") if analogies_path else None
     model = _load_model(model_path, {"--features": features_path, "--train-features": train_features})
+    if analogies:
+        _check_analogies(analogies, model, analogies_path)
     text = None
     if text_model:
         _check_readable(text_model, "--text-model")
@@ -2338,6 +2340,25 @@ def _train_in_cli_terms(message: str) -> str:
     message = message.replace("Pass model.build_vocab(..., update=True, image_features=...) with features that contain "
                               "them", "Pass image_features that contain them")  # (--pretrained: the library's update)
     return message.replace("Pass image_features that contain them", "Pass a -f / --features store that holds them")
+
+
+def _check_analogies(quads: list[tuple[str, str, str, str]], model, path: str) -> None:
+    """`im2vec evaluate --analogies`: the questions with a key MODEL lacks are left out by the
+    evaluation; all of them is an error, some a warning, each naming an example (the evaluation
+    printed an empty section, or nothing, where it answered none)."""
+    vocab = model.wv.key_to_index
+    lacking = [(q, k) for q in quads for k in (next((k for k in q if k not in vocab), None),) if k is not None]
+    if not lacking:
+        return
+    q, k = lacking[0]
+    example = f"{k!r} of {' '.join(q)!r}"
+    if len(lacking) == len(quads):
+        raise click.BadParameter(
+            f"none of the {len(quads)} question(s) of {path!r} can be asked: each has an image or word that MODEL "
+            f"lacks (e.g. {example}). The questions are answered among the model's own images and words: give "
+            f"images it trained on and words of its vocabulary.", param_hint="'--analogies'")
+    click.echo(f"warning: {len(lacking)} of the {len(quads)} questions of --analogies {path} have an image or word "
+               f"that MODEL lacks (e.g. {example}); they are left out.", err=True)
 
 
 def _read_analogies(path: str, option: str = "--space-analogies") -> list[tuple[str, str, str, str]]:

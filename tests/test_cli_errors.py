@@ -358,3 +358,23 @@ def test_evaluate_refuses_mode_without_demo(files, tmp_path):
     said = " ".join(result.output.split())
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
     assert "Error: --mode says how MODEL was trained for --demo's rules" in said and "leave --mode out" in said, said
+
+
+def test_evaluate_analogies_the_model_cannot_ask_are_named(files, tmp_path):
+    # questions with a word or image the model lacks were left out without a word: all of them, and
+    # evaluate printed no analogy line at all (exit 0)
+    d = str(files)
+    (tmp_path / "test.jsonl").write_text('{"key": "img:0", "tags": ["cat"]}\n')
+    (tmp_path / "none.txt").write_text("img:1 cat zebra img:2\nimg:1 cat dog img:99\n")
+    (tmp_path / "some.txt").write_text("img:1 cat zebra img:2\nimg:1 cat dog img:2\n")
+    base = ["evaluate", f"{d}/m.model", "--test", str(tmp_path / "test.jsonl"), "--features", f"{d}/store",
+            "--no-word-similarity", "--baselines", "none", "--analogies"]
+    result = CliRunner().invoke(main, [*base, str(tmp_path / "none.txt")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert "none of the 2 question(s) of" in said and "e.g. 'zebra' of 'img:1 cat zebra img:2'" in said, said
+    result = CliRunner().invoke(main, [*base, str(tmp_path / "some.txt")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "warning: 1 of the 2 questions of --analogies" in said and "they are left out" in said, said
+    assert "analogies image(x) − a + b → y on 1 questions" in said, said
