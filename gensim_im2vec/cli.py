@@ -2365,7 +2365,13 @@ def _read_analogies(path: str, option: str = "--space-analogies") -> list[tuple[
     """The questions of `option` (``train --space-analogies``, ``evaluate --analogies``): four
     whitespace-separated fields a line (blank lines and lines starting with # skipped); any other
     line is an error naming it."""
-    text = _read_input(path, f"the {option} file").decode("utf-8", errors="replace")
+    data = _read_input(path, f"the {option} file")
+    try:  # (decoded with errors="replace", a Latin-1 file's words became 'caf\ufffd', in no vocabulary)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise click.BadParameter(f"{path!r}: invalid UTF-8 at byte {e.start} (line {line}); give UTF-8 text.",
+                                 param_hint=f"'{option}'") from None
     quads = []
     for n, line in enumerate(text.splitlines(), 1):
         fields = line.split()

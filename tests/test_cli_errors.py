@@ -378,3 +378,20 @@ def test_evaluate_analogies_the_model_cannot_ask_are_named(files, tmp_path):
     assert result.exit_code == 0, result.output
     assert "warning: 1 of the 2 questions of --analogies" in said and "they are left out" in said, said
     assert "analogies image(x) − a + b → y on 1 questions" in said, said
+
+
+@pytest.mark.parametrize("command,option", [(["train", "{d}/docs.txt", "-f", "{d}/store", "-o", "{d}/never.model"],
+                                             "--space-analogies"),
+                                            (["evaluate", "{d}/m.model", "--test", "{t}", "--features", "{d}/store"],
+                                             "--analogies")])
+def test_an_analogy_file_that_is_not_utf8_is_refused(files, tmp_path, command, option):
+    # it was decoded with errors="replace": a Latin-1 word became 'caf\ufffd', then "not of this vocabulary"
+    d = str(files)
+    (tmp_path / "test.jsonl").write_text('{"key": "img:0", "tags": ["cat"]}\n')
+    (tmp_path / "q.txt").write_bytes(b"img:1 caf\xe9 dog img:2\n")
+    args = [a.format(d=d, t=tmp_path / "test.jsonl") for a in command]
+    result = CliRunner().invoke(main, [*args, option, str(tmp_path / "q.txt")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert f"Invalid value for '{option}': '{tmp_path / 'q.txt'}': invalid UTF-8 at byte 9 (line 1)" in said, said
+    assert not (files / "never.model").exists()
