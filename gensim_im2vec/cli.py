@@ -2630,8 +2630,10 @@ def query_command(model_path, topn, store, device, arch, weights, layer, zero_sh
             raise click.ClickException(f"{zero_shot_words}: no words in it (one word per line).")
         missing = model.unknown_words(words)
         if missing:
-            raise click.ClickException(f"--zero-shot-words {zero_shot_words}: {len(missing)} of {len(words)} are not "
-                                       f"words of the model, e.g. {missing[:5]}")
+            raise click.ClickException(
+                f"--zero-shot-words {zero_shot_words}: {len(missing)} of {len(words)} are not words of the model, e.g. "
+                f"{missing[:5]}. Give words of MODEL, one a line, and leave those out: a tag held out of training has "
+                f"a vector only where the text MODEL trained on (text lines, --pretrained word vectors) has it.")
     index = None
     if index_path is not None:
         try:

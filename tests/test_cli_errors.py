@@ -395,3 +395,13 @@ def test_an_analogy_file_that_is_not_utf8_is_refused(files, tmp_path, command, o
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
     assert f"Invalid value for '{option}': '{tmp_path / 'q.txt'}': invalid UTF-8 at byte 9 (line 1)" in said, said
     assert not (files / "never.model").exists()
+
+
+def test_query_zero_shot_words_the_model_lacks_say_the_fix(files, tmp_path):
+    # the message named the words and stopped there ("2 of 3 are not words of the model, e.g. [...]")
+    (tmp_path / "zs.txt").write_text("cat\nzebra\nimg:1\n")
+    result = CliRunner().invoke(main, ["query", f"{files}/m.model", "--zero-shot-words", str(tmp_path / "zs.txt")],
+                                input="EXIT\n")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "2 of 3 are not words of the model, e.g. ['zebra', 'img:1']. Give words of MODEL, one a line" in said, said
