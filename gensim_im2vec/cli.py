@@ -804,6 +804,8 @@ def _in_cli_terms(message: str) -> str:
     message = re.sub(r"\bon_changed='(\w+)'", r"--on-changed \1", message)
     message = re.sub(r"\bpq_m=None\b|\bleave pq_m out\b", "leave --pq-m out", message)
     message = re.sub(r"\bkind='(\w+)'", r"--kind \1", message)
+    message = re.sub(r"^weights: (.*), a checkpoint path, or None\.", r"--weights: \1, a checkpoint file, or none "
+                     r"(random weights).", message)
     message = re.sub(r"^(pq_m|rerank|nprobe|nlist):", lambda m: f"--{m.group(1).replace('_', '-')}:", message)
     return re.sub(r"\bmode='(\w+)'", r"--mode \1", message)
 
@@ -2657,7 +2659,7 @@ def _check_query_extractor(model, options: dict) -> None:
     try:
         check_extractor_options(getattr(model, "image_features_metadata", None), **options)
     except (ValueError, TypeError, OSError) as e:
-        raise click.ClickException(f"cannot extract features for image files: {e}") from e
+        raise click.ClickException(f"cannot extract features for image files: {_in_cli_terms(str(e))}") from e
 
 
 def _evaluation_tables(path: str) -> str | dict:

@@ -405,3 +405,18 @@ def test_query_zero_shot_words_the_model_lacks_say_the_fix(files, tmp_path):
     said = " ".join(result.output.split())
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     assert "2 of 3 are not words of the model, e.g. ['zebra', 'img:1']. Give words of MODEL, one a line" in said, said
+
+
+@pytest.mark.parametrize("command", [["extract", "{d}/imgs", "-o", "{d}/never-store", "--device", "cpu"],
+                                     ["query", "{d}/m.model"]])
+def test_an_unknown_weights_name_is_said_in_the_command_lines_terms(files, command):
+    # the library's "..., a checkpoint path, or None." told a shell user to type None, where --weights takes none
+    pytest.importorskip("torchvision")
+    d = str(files)
+    result = CliRunner().invoke(main, [*[a.format(d=d) for a in command], "--arch", "resnet18", "--weights",
+                                       "IMAGENET9K_V9"], input="EXIT\n")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "--weights: 'resnet18' has no weights 'IMAGENET9K_V9'" in said, said
+    assert "a checkpoint file, or none (random weights)." in said and "None" not in said, said
+    assert not (files / "never-store").exists()

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from gensim_im2vec import query
-from gensim_im2vec.cli import main
+from gensim_im2vec.cli import _in_cli_terms, main
 from gensim_im2vec.query import PROMPT, QuerySession, query_loop
 
 pytest.importorskip("torchvision", reason="the extractor's checks need the [vision] extra")
@@ -57,7 +57,7 @@ def test_bad_extractor_options_end_the_command_before_the_prompt(query_model, ca
     request.getfixturevalue("no_extractor")
     res = CliRunner().invoke(main, ["query", str(path), *options], input=f"red\n{unseen}\nEXIT\n")
     assert res.exit_code == 1, res.output
-    assert res.output == f"Error: cannot extract features for image files: {expected}\n"
+    assert res.output == f"Error: cannot extract features for image files: {_in_cli_terms(expected)}\n"
     assert PROMPT not in res.output
 
 
