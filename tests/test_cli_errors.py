@@ -420,3 +420,21 @@ def test_an_unknown_weights_name_is_said_in_the_command_lines_terms(files, comma
     assert "--weights: 'resnet18' has no weights 'IMAGENET9K_V9'" in said, said
     assert "a checkpoint file, or none (random weights)." in said and "None" not in said, said
     assert not (files / "never-store").exists()
+
+
+def test_every_option_the_readmes_command_line_section_names_exists():
+    # README's extract-ray row named `--threads` among extract's options, which no command has
+    import re
+    from pathlib import Path
+
+    def options(command) -> set[str]:
+        found = {o for p in command.params for o in (*p.opts, *p.secondary_opts) if o.startswith("--")}
+        for sub in getattr(command, "commands", {}).values():
+            found |= options(sub)
+        return found
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## The command line", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", section))
+    assert len(named) > 30, named
+    assert sorted(named - options(main) - {"--help"}) == []
