@@ -2424,6 +2424,11 @@ def export_command(model_path, output, images, key_rule, restrict, tags_only, li
     from gensim_im2vec.export import export_projector
 
     _check_output(output, "'-o' / '--output'", folder=True)
+    given_alone = [o for o, v in (("--keys", key_rule != "path"), ("--thumbnail", thumbnail is not None)) if v]
+    if given_alone and not images:  # (they were ignored without a word)
+        raise click.UsageError(f"{' and '.join(given_alone)} {'set' if len(given_alone) > 1 else 'sets'} how the "
+                               f"--images files become the sprite: give --images DIR, or leave "
+                               f"{' and '.join(given_alone)} out.")
     for folder in images:
         if _same_file(output, folder) or _inside(output, folder):
             raise click.BadParameter(f"{output!r} is inside the --images folder {folder!r}: a later `im2vec extract "

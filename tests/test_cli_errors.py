@@ -438,3 +438,15 @@ def test_every_option_the_readmes_command_line_section_names_exists():
     named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", section))
     assert len(named) > 30, named
     assert sorted(named - options(main) - {"--help"}) == []
+
+
+@pytest.mark.parametrize("args,said", [
+    (["--keys", "stem"], "--keys sets how the --images files become the sprite: give --images DIR, or leave --keys out"),
+    (["--thumbnail", "16"], "--thumbnail sets how the --images files become the sprite"),
+])
+def test_export_refuses_sprite_options_without_images(files, args, said):
+    # without --images there is no sprite, and --keys / --thumbnail were ignored without a word (exit 0)
+    result = CliRunner().invoke(main, ["export", f"{files}/m.model", "-o", f"{files}/never-export", *args])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert said in " ".join(result.output.split()), result.output
+    assert not (files / "never-export").exists()
