@@ -2760,6 +2760,9 @@ def report_command(model_path, output, dataset, test_path, features, image_dirs,
     if features and dataset and not os.path.isdir(features):
         raise click.BadParameter(f"{features!r} is a file; with --dataset give a feature store folder (a .npy goes "
                                  f"with --test).", param_hint="'--features'")
+    if prefix is not None and not (dataset or image_dirs):  # (it was ignored without a word)
+        raise click.UsageError("--prefix keys the files of --dataset and --images for their thumbnails: give one of "
+                               "them, or leave --prefix out.")
     for option, folder in [("--dataset", dataset), *(("--images", d) for d in image_dirs)]:
         if folder and (_same_file(output, folder) or _inside(output, folder)):
             raise click.BadParameter(f"{output!r} is inside the {option} folder {folder!r}: a later `im2vec extract "

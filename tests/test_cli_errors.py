@@ -450,3 +450,14 @@ def test_export_refuses_sprite_options_without_images(files, args, said):
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
     assert said in " ".join(result.output.split()), result.output
     assert not (files / "never-export").exists()
+
+
+def test_report_refuses_prefix_without_dataset_or_images(files, tmp_path):
+    # --prefix keys the --dataset and --images files; without them it was ignored without a word (exit 0)
+    (tmp_path / "test.jsonl").write_text('{"key": "img:0", "tags": ["cat"]}\n')
+    result = CliRunner().invoke(main, ["report", f"{files}/m.model", "-o", str(tmp_path / "r"), "--test",
+                                       str(tmp_path / "test.jsonl"), "--prefix", "photo:"])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert "--prefix keys the files of --dataset and --images for their thumbnails: give one of them" in said, said
+    assert not (tmp_path / "r").exists()
