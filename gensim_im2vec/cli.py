@@ -1435,8 +1435,14 @@ def _evaluate_files(ev, model, test_path, features_path, train_path, train_featu
                                            _model_features, ev, model, source, tkeys),
                      train_tags=ttags, train_keys=tkeys, train_docs=[[k, *t] for k, t in zip(tkeys, ttags)])
     zero_shot = _named("--zero-shot", zero_shot_path, ev.read_tag_file, zero_shot_path) if zero_shot_path else None
+    if zero_shot == []:  # (a split made with --zero-shot-share 0 writes an empty zero_shot.txt: said, not refused)
+        click.echo(f"warning: --zero-shot {zero_shot_path} holds no tag: the zero-shot columns stay empty.", err=True)
     if candidates_path:
         candidates = _named("--candidates", candidates_path, ev.read_tag_file, candidates_path)
+        if not candidates:  # (every image was left out: "Image → tag on 0 of the N held-out images", exit 0)
+            raise click.BadParameter(f"{candidates_path!r} holds no tag (one a line; '# ...' lines are comments); "
+                                     f"give the tags to rank, or leave --candidates out to rank every tag of --test "
+                                     f"and --train.", param_hint="'--candidates'")
     else:
         candidates = sorted({t for ts in tags + train.get("train_tags", []) for t in ts})
     options = given({"word_similarity": word_similarity})

@@ -461,3 +461,21 @@ def test_report_refuses_prefix_without_dataset_or_images(files, tmp_path):
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
     assert "--prefix keys the files of --dataset and --images for their thumbnails: give one of them" in said, said
     assert not (tmp_path / "r").exists()
+
+
+def test_evaluate_an_empty_candidates_file_is_refused_and_an_empty_zero_shot_file_said(files, tmp_path):
+    # an empty --candidates evaluated "0 of the 1 held-out images" (exit 0); an empty --zero-shot
+    # (a split made with --zero-shot-share 0) left the zero-shot columns empty without a word
+    d = str(files)
+    (tmp_path / "test.jsonl").write_text('{"key": "img:0", "tags": ["cat"]}\n')
+    (tmp_path / "none.txt").write_text("# no tag here\n\n")
+    base = ["evaluate", f"{d}/m.model", "--test", str(tmp_path / "test.jsonl"), "--features", f"{d}/store",
+            "--no-word-similarity", "--baselines", "none"]
+    result = CliRunner().invoke(main, [*base, "--candidates", str(tmp_path / "none.txt")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert f"Invalid value for '--candidates': '{tmp_path / 'none.txt'}' holds no tag" in said, said
+    result = CliRunner().invoke(main, [*base, "--zero-shot", str(tmp_path / "none.txt")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert f"warning: --zero-shot {tmp_path / 'none.txt'} holds no tag: the zero-shot columns stay empty" in said
