@@ -1217,6 +1217,9 @@ def split_command(documents, output, **options):
     _check_readable(documents, "DOCUMENTS")
     _check_split_complete(documents, "DOCUMENTS")  # (the train.txt of another split, split again)
     options = given(options)
+    if "min_tag_images" in options and not options.get("zero_shot_share"):  # (it was ignored without a word)
+        raise click.UsageError("--min-tag-images says which tags may be zero-shot, and without --zero-shot-share "
+                               "(> 0) none is: give --zero-shot-share, or leave --min-tag-images out.")
     try:
         # (one split at a time: two at once into one folder leave one's train.txt beside the other's test.jsonl)
         with _one_writer(output, "split", "a split folder", folder=True), _library_warnings(

@@ -657,3 +657,14 @@ def test_report_images_that_match_no_key_are_an_error_that_names_the_prefix(phot
     assert len(list((tmp_path / "ok" / "thumbs").iterdir())) == 3
     # one folder of two matches nothing: a warning names it (the other gives thumbnails)
     assert f"warning: --images {d / 'other'} gives no thumbnail: none of its 1 image file is" in _flat(res.output)
+
+
+def test_min_tag_images_without_zero_shot_share_is_refused(corpus, tmp_path):
+    # it only says which tags may be zero-shot; without --zero-shot-share it was ignored without a word
+    res = _run("split", corpus / "docs.txt", "-o", tmp_path / "s", "--min-tag-images", "5")
+    assert res.exit_code == 2, res.output
+    assert "--min-tag-images says which tags may be zero-shot, and without --zero-shot-share" in _flat(res.output)
+    assert not (tmp_path / "s").exists()
+    res = _run("split", corpus / "docs.txt", "-o", tmp_path / "z", "--min-tag-images", "5", "--zero-shot-share", "0.2")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "z" / "split.json").read_text())["config"]["min_tag_images"] == 5
