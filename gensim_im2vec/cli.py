@@ -2769,6 +2769,9 @@ def report_command(model_path, output, dataset, test_path, features, image_dirs,
     if features and dataset and not os.path.isdir(features):
         raise click.BadParameter(f"{features!r} is a file; with --dataset give a feature store folder (a .npy goes "
                                  f"with --test).", param_hint="'--features'")
+    if words is not None and not [w for w in words.split(",") if w.strip()]:  # (the section was left out)
+        raise click.BadParameter(f"{words!r} names no word; give comma-separated words (--words cat,dog), or leave "
+                                 f"--words out for the most frequent image tags.", param_hint="'--words'")
     if prefix is not None and not (dataset or image_dirs):  # (it was ignored without a word)
         raise click.UsageError("--prefix keys the files of --dataset and --images for their thumbnails: give one of "
                                "them, or leave --prefix out.")

@@ -479,3 +479,14 @@ def test_evaluate_an_empty_candidates_file_is_refused_and_an_empty_zero_shot_fil
     said = " ".join(result.output.split())
     assert result.exit_code == 0, result.output
     assert f"warning: --zero-shot {tmp_path / 'none.txt'} holds no tag: the zero-shot columns stay empty" in said
+
+
+@pytest.mark.parametrize("words", [",", " ", ""])
+def test_report_refuses_words_that_name_no_word(files, tmp_path, words):
+    # --words ',' (or '') left the words' section out of the report without a word
+    (tmp_path / "test.jsonl").write_text('{"key": "img:0", "tags": ["cat"]}\n')
+    result = CliRunner().invoke(main, ["report", f"{files}/m.model", "-o", str(tmp_path / "r"), "--test",
+                                       str(tmp_path / "test.jsonl"), "--words", words])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert f"Invalid value for '--words': {words!r} names no word" in " ".join(result.output.split()), result.output
+    assert not (tmp_path / "r").exists()
