@@ -490,3 +490,13 @@ def test_report_refuses_words_that_name_no_word(files, tmp_path, words):
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
     assert f"Invalid value for '--words': {words!r} names no word" in " ".join(result.output.split()), result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_extract_refuses_pca_sample_without_pca(files):
+    # without --pca no PCA is fitted, and --pca-sample was ignored without a word (the store extracted)
+    d = str(files)
+    result = CliRunner().invoke(main, ["extract", f"{d}/imgs", "-o", f"{d}/never-store", "--pca-sample", "10",
+                                       "--device", "cpu", "--no-progress"])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert "--pca-sample is how many images the PCA of --pca N is fitted on" in " ".join(result.output.split())
+    assert not (files / "never-store").exists()
