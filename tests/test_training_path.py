@@ -127,7 +127,7 @@ def test_the_feature_mean_is_fitted_once_gensim_accepts_and_said_with_its_time(d
         m.train(docs, total_examples=len(docs), epochs=1, callbacks=[Look()])
     assert seen["mean"] is not None
     np.testing.assert_array_equal(seen["mean"], m.feature_mean)
-    assert caplog.text.count("space: feature mean") == 1
+    assert caplog.text.count("the feature mean and plans") == 1  # (the one line of what the space cost)
     assert np.isfinite(m.space_setup_seconds) and m.space_setup_seconds >= 0
     assert 0 <= m.space_step_share
 
