@@ -436,12 +436,14 @@ class _Corpus:
             repeat = said == getattr(self, "_warned", None)
             self._warned = said
             if stats.malformed and not repeat:
+                # (with no document at all, "the rest was used" would contradict the caller's "no documents")
                 logger.warning(
-                    "%s: skipped %i malformed records (%s), e.g. at %s; fix or drop those lines, "
-                    "the rest was used.",
+                    "%s: skipped %i malformed records (%s), e.g. at %s; %s",
                     self.name, stats.malformed,
                     ", ".join(f"{k} {v}" for k, v in stats.skipped.items() if k in CorpusStats.MALFORMED),
                     "; ".join(sum((v[:2] for k, v in stats.examples.items() if k in CorpusStats.MALFORMED), [])),
+                    "fix or drop those lines, the rest was used." if stats.documents else
+                    "fix those lines: no record gave a document, nothing was used.",
                 )  # fmt: skip
                 for k in sorted(stats.skipped.keys() & self.hints.keys()):
                     logger.warning("%s: %s (e.g. at %s).", self.name, self.hints[k], "; ".join(stats.examples[k][:2]))

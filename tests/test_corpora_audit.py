@@ -389,3 +389,24 @@ def test_a_header_with_spaces_after_its_separators_reads_with_the_delimiter_it_n
         list(TableCorpus(path, image_column="id", text_columns=["caption"]))
     assert list(TableCorpus(path, image_column="id", text_columns=["caption"], delimiter=";")) == [
         ["img:1", "brown", "dog"]]
+
+
+@pytest.mark.parametrize("body", ['"a.jpg,one two\n', "a.jpg,x,y,z\nb.jpg,p,q,r\n"], ids=["bad_quote", "wrong_columns"])
+def test_malformed_records_with_no_document_left_do_not_say_the_rest_was_used(tmp_path, caplog, body):
+    """Every record malformed: the warning said "the rest was used" just before `im2vec normalize`'s
+    error that the file gave no documents."""
+    path = tmp_path / "t.csv"
+    path.write_text("image,caption\n" + body, encoding="utf-8")
+    corpus = TableCorpus(str(path), image_column="image", text_columns=["caption"])
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.corpora"):
+        assert list(corpus) == []
+    assert "malformed records" in caplog.text and "the rest was used" not in caplog.text
+    assert "no record gave a document" in caplog.text
+
+
+def test_malformed_records_beside_good_ones_still_say_the_rest_was_used(tmp_path, caplog):
+    path = tmp_path / "t.csv"
+    path.write_text("image,caption\na.jpg,a dog\nb.jpg,x,y,z\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.corpora"):
+        assert len(list(TableCorpus(str(path), image_column="image", text_columns=["caption"]))) == 1
+    assert "the rest was used" in caplog.text and "no record gave a document" not in caplog.text
