@@ -379,8 +379,11 @@ def _resolve_backend(backend: str) -> str:
 #: k-means refuses fewer points than centroids. A smaller "ivfpq" sub-index keeps exact vectors.
 PQ_MIN_VECTORS = 256
 _PQ_BITS = 8  # bits per sub-quantiser code: pq_m bytes per vector
+#: Vectors per k-means cell that faiss asks for (fewer: it warns): an IVF sub-index of n vectors has at most
+#: ``n // 39`` cells (``nlist``), however many are asked for.
+IVF_POINTS_PER_CELL = 39
 #: Training vectors faiss advises for one codebook (39 per centroid); fewer train coarser codes.
-_PQ_ADVISED = 39 * 256
+_PQ_ADVISED = IVF_POINTS_PER_CELL * 256
 
 
 def _divisors(d: int) -> list[int]:
@@ -471,7 +474,7 @@ class _FaissPart:
             index.hnsw.efConstruction = params["ef_construction"]
         else:
             nlist = params["nlist"] or int(4 * np.sqrt(max(n, 1)))
-            nlist = max(1, min(nlist, n // 39 if n >= 39 else 1))
+            nlist = max(1, min(nlist, n // IVF_POINTS_PER_CELL))  # (ModalityIndexer._build says a given one capped)
             train = 64 * nlist
             if kind == "ivfpq" and n >= PQ_MIN_VECTORS:
                 pq_m = _check_pq_m(params.get("pq_m"), d)
@@ -487,6 +490,8 @@ class _FaissPart:
                                 "this sub-index keeps them exactly (IVF-Flat, %i kB)", name, n, PQ_MIN_VECTORS,
                                 n * d * 4 // 1024)
                 index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+            if nlist == 1:  # one cell, its centroid the mean: faiss's "provide at least 39 training points" is noise
+                index.cp.min_points_per_centroid = 1
             if n:
                 rng = np.random.default_rng(params["seed"])
                 take = np.sort(rng.choice(n, size=min(n, train), replace=False))
@@ -664,7 +669,9 @@ class ModalityIndexer:
         words 0.75 / 0.87 / 0.91 at 128 / 512 / 1024, word → words and image → images ≥ 0.99 at
         all three (:meth:`recall` measures it on any model; ``im2vec index`` prints it).
     nlist : int, optional
-        faiss IVF and IVF-PQ: number of k-means cells (default ``4·√n``, at most ``n / 39``).
+        faiss IVF and IVF-PQ: number of k-means cells (default ``4·√n``, at most ``n / 39``). One
+        above ``n / 39`` for a sub-index of n vectors is lowered to it, with a warning naming the
+        cells each sub-index used.
     nprobe : int
         faiss IVF and IVF-PQ: cells scanned per query (8-128). The recall/latency knob, also after
         building.
@@ -783,9 +790,31 @@ class ModalityIndexer:
                 part = _annoy_class().build(vecs, labels, num_trees=p["num_trees"], search_k=p["search_k"],
                                             seed=p["seed"])
             self._parts[modality] = part
-            logger.info("ANN %s index over %i %s (dim %i) built in %.1fs", self.backend, len(labels), modality,
-                        self.dim, time.perf_counter() - t1)
+            cells = getattr(getattr(part, "index", None), "nlist", None) if self.backend == "faiss" else None
+            logger.info("ANN %s index over %i %s (dim %i%s) built in %.1fs", self.backend, len(labels), modality,
+                        self.dim, f", {cells} cells" if cells is not None else "", time.perf_counter() - t1)
         self.build_seconds = time.perf_counter() - t0
+        self._say_capped_nlist()
+
+    def _say_capped_nlist(self) -> None:
+        """One warning when a given `nlist` was more cells than a sub-index's vectors train: the cells
+        each used (faiss's k-means wants :data:`IVF_POINTS_PER_CELL` vectors a cell), and why."""
+        asked = self.params["nlist"]
+        if self.backend != "faiss" or self.params["kind"] == "hnsw" or asked is None:
+            return
+        used = {m: (getattr(part.index, "nlist", asked), len(part.labels)) for m, part in self._parts.items()}
+        capped = {m: v for m, v in used.items() if v[0] < asked}
+        if capped:
+            logger.warning(
+                "nlist %i: more k-means cells than the vectors of %s train (faiss asks for >= %i vectors a cell, so n "
+                "vectors make at most n // %i cells); used %s. The index is built and usable as it is (one cell is "
+                "searched whole); nlist <= %i is used as given by every sub-index, and no nlist gives 4·√n cells, "
+                "capped the same way.",
+                asked, "these sub-indexes" if len(capped) > 1 else f"the {next(iter(capped))} sub-index",
+                IVF_POINTS_PER_CELL, IVF_POINTS_PER_CELL,
+                ", ".join(f"{m} {c} cell{'s' if c != 1 else ''} ({n} vectors)" for m, (c, n) in capped.items()),
+                max(1, min(n for _, n in used.values()) // IVF_POINTS_PER_CELL),
+            )  # fmt: skip
 
     # -- views -------------------------------------------------------------------------------
 

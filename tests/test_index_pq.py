@@ -297,3 +297,24 @@ def test_scattered_reads_prefetch_rows_in_any_order_and_skip_what_they_cannot_ad
     with _index._scattered_reads(fortran, np.arange(3)):
         pass
     assert mm.calls == []
+
+
+@pytest.mark.parametrize("kind", ["ivf", "ivfpq"])
+def test_a_given_nlist_too_large_for_a_sub_index_is_said_once_with_the_cells_used(caplog, capfd, kind):
+    """nlist above n / 39 was lowered without a word (or with faiss's own stderr warning alone)."""
+    import logging
+
+    kv = _mixed_kv(n_words=20, n_images=300, dim=8)
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.index"):
+        idx = ModalityIndexer(kv, backend="faiss", kind=kind, nlist=50)
+    assert {m: p.index.nlist for m, p in idx._parts.items()} == {"words": 1, "images": 7}
+    said = [r.getMessage() for r in caplog.records if "nlist" in r.getMessage()]
+    assert len(said) == 1, said
+    assert "nlist 50" in said[0] and "words 1 cell (20 vectors), images 7 cells (300 vectors)" in said[0]
+    assert ">= 39 vectors a cell" in said[0]
+    assert "please provide at least 39 training points" not in capfd.readouterr().err  # (faiss's, for one cell)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.index"):
+        ModalityIndexer(kv, backend="faiss", kind=kind, nlist=7, modalities=("images",))  # as given: nothing said
+        ModalityIndexer(kv, backend="faiss", kind=kind)  # the default's cap is its rule: nothing said
+    assert not [r for r in caplog.records if "nlist" in r.getMessage()]
