@@ -746,7 +746,7 @@ def extract_command(image_dir, store, key_rule, **options):
     except KeyRuleError as e:
         raise _keys_error(e, key_rule) from None
     except (ValueError, TypeError, OSError, WeightsNotAvailableError) as e:
-        raise click.ClickException(_in_cli_terms(str(e))) from e
+        raise click.ClickException(_error_in_cli_terms(e)) from e
     click.echo(report.summary().replace("retry_skipped=False", "--no-retry-skipped")
                .replace("retry_skipped=True", "--retry-skipped"))
     if report.skipped:
@@ -794,6 +794,34 @@ def _keyed_folders(folders, rule: str, prefix: str) -> dict[str, str]:
     except KeyRuleError as e:
         raise _keys_error(e, rule) from None
     return paths
+
+
+def _layer_error(e, option: str = "--layer") -> str:
+    """A :class:`~gensim_im2vec.features.LayerNotFoundError` for a shell user: the likely layers of
+    the model and the count of its nodes in the message, and a shell command that prints them all
+    (the library's message points to a Python call)."""
+    import shlex
+    import sys
+
+    from gensim_im2vec.features import LAYER_ALIASES, _close, block_ends
+
+    ends = block_ends(e.names)
+    shown = ends[-10:]
+    aliases = LAYER_ALIASES.get(e.arch, {})
+    also = f" (or a Caffe name: {', '.join(sorted(aliases))})" if aliases else ""
+    code = f'from gensim_im2vec.features import layer_names; print(*layer_names("{e.arch}"), sep=chr(10))'
+    return (f"{option}: {e.layer!r} is not a node of {e.arch}.{_close(str(e.layer), e.names)} The ends of its "
+            f"last {len(shown)} blocks, nearest the output: {', '.join(shown)}{also}; leave {option} out for the "
+            f"penultimate activation. All {len(e.names)} nodes of {e.arch}: "
+            f"{shlex.quote(sys.executable or 'python')} -c {shlex.quote(code)}")
+
+
+def _error_in_cli_terms(e: BaseException) -> str:
+    """An extractor's or a run's error for the command line: :func:`_layer_error` for an unknown
+    layer, else :func:`_in_cli_terms` of its message."""
+    from gensim_im2vec.features import LayerNotFoundError
+
+    return _layer_error(e) if isinstance(e, LayerNotFoundError) else _in_cli_terms(str(e))
 
 
 def _in_cli_terms(message: str) -> str:
@@ -3060,7 +3088,7 @@ def extract_ray_command(image_dir, store, key_rule, **options):
     except KeyRuleError as e:
         raise _keys_error(e, key_rule) from None
     except (ValueError, TypeError, OSError, WeightsNotAvailableError, PartsFailedError) as e:
-        raise click.ClickException(_in_cli_terms(str(e))) from e
+        raise click.ClickException(_error_in_cli_terms(e)) from e
     click.echo(report.summary().replace("retry_skipped=False", "--no-retry-skipped")
                .replace("retry_skipped=True", "--retry-skipped"))
     if report.skipped:

@@ -155,6 +155,7 @@ __all__ = [
     "ImageRootError",
     "KeyRuleError",
     "ImageSkipped",
+    "LayerNotFoundError",
     "Progress",
     "extract",
     "split_extractor_options",
@@ -630,6 +631,43 @@ def _load_state_dict(path: Path) -> dict:
     return {k[7:] if k.startswith("module.") else k: v for k, v in sd.items()}
 
 
+class LayerNotFoundError(ValueError):
+    """``layer=`` names no node of the model's graph. Its message names close names and
+    :func:`layer_names`; ``arch`` and ``names`` (the graph's nodes, input to output) let a caller
+    list them its own way (``im2vec extract --layer``); :func:`block_ends` picks the likely ones.
+    ``layer``: the name given."""
+
+    def __init__(self, message: str, arch: str, layer: str, names: Sequence[str]) -> None:
+        super().__init__(message)
+        self.arch, self.layer = arch, layer
+        self.names = list(names)
+
+    def __reduce__(self):  # (pickled by its arguments, as a worker process or Ray passes it on)
+        return type(self), (self.args[0], self.arch, self.layer, self.names)
+
+
+def block_ends(names: Sequence[str]) -> list[str]:
+    """The last node of each block of a graph's `names` (:func:`layer_names`), input to output: the
+    outputs a feature layer is usually taken from, not a block's inner convolutions and norms.
+
+    A block is a node's first two name parts when the second is a number (``layer4.2`` of ResNet,
+    ``features.17`` of MobileNetV2), else its first three (``encoder.layers.encoder_layer_11`` of a
+    ViT); a name of one or two parts is its own block. The graph's input (``x``) is left out.
+
+    >>> block_ends(["x", "conv1", "layer1.0.conv1", "layer1.0.relu", "layer1.1.relu", "avgpool", "fc"])
+    ['conv1', 'layer1.0.relu', 'layer1.1.relu', 'avgpool', 'fc']
+    """
+    ends: dict[str, str] = {}
+    for name in names:
+        if name == "x":
+            continue
+        parts = name.split(".")
+        block = ".".join(parts[:2] if len(parts) <= 2 or parts[1].isdigit() else parts[:3])
+        ends.pop(block, None)  # (re-inserted: the block's place is where it ends)
+        ends[block] = name
+    return list(ends.values())
+
+
 def _last_linear(model: nn.Module) -> str | None:
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
     return names[-1] if names else None
@@ -710,10 +748,10 @@ def _build_model(arch: str, enum, ckpt: Path | None, layer: str | None, seed: in
     node = alias.get(layer, layer)
     if node not in names:
         hint = f" Caffe-style names for {arch}: {sorted(alias)}." if alias else ""
-        raise ValueError(
+        raise LayerNotFoundError(
             f"layer: {layer!r} is not a node of {arch}.{_close(node, names)}{hint} Hint: use "
             f"gensim_im2vec.features.layer_names({arch!r}) (torchvision's get_graph_node_names) to "
-            f"list them; the last ones are {names[-4:]}."
+            f"list them; the last ones are {names[-4:]}.", arch, layer, names,
         )
     body = create_feature_extractor(model, return_nodes={node: node})
     return _FeatureModel(body.eval(), node), node

@@ -500,3 +500,26 @@ def test_extract_refuses_pca_sample_without_pca(files):
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
     assert "--pca-sample is how many images the PCA of --pca N is fitted on" in " ".join(result.output.split())
     assert not (files / "never-store").exists()
+
+
+def test_extract_unknown_layer_lists_the_likely_layers_and_a_shell_command_for_all(files):
+    # was: "Hint: use gensim_im2vec.features.layer_names('mobilenet_v2') ... to list them": a Python call
+    import os
+    import shlex
+
+    d = str(files)
+    result = CliRunner().invoke(main, ["extract", f"{d}/imgs", "-o", f"{d}/never-store", "--weights", "none",
+                                       "--layer", "features.18.x", "--device", "cpu", "--no-progress"])
+    out = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert "--layer: 'features.18.x' is not a node of mobilenet_v2" in out and "Hint: use" not in out
+    listed = out.split("nearest the output: ", 1)[1].split(";", 1)[0].split(", ")
+    assert len(listed) == 10 and listed[-5:] == ["features.18", "adaptive_avg_pool2d", "flatten", "classifier.0",
+                                                 "classifier.1"]
+    assert "All 84 nodes of mobilenet_v2: " in out and "leave --layer out" in out
+    command = out.split("All 84 nodes of mobilenet_v2: ", 1)[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
+    printed = subprocess.run(command, shell=True, capture_output=True, text=True, env=env, check=True).stdout.split()
+    assert len(printed) == 84 and printed[-1] == "classifier.1" and set(listed) <= set(printed)
+    assert shlex.split(command)[1] == "-c"
+    assert not (files / "never-store").exists()

@@ -569,3 +569,23 @@ def test_progress_logs_lines_off_a_terminal_and_draws_a_bar_on_one(caplog):
     p.update(10)
     p.close()
     assert quiet.getvalue() == ""
+
+
+def test_an_unknown_layer_is_a_value_error_carrying_the_nodes():
+    import pickle
+
+    from gensim_im2vec.features import LayerNotFoundError, block_ends, layer_names
+
+    with pytest.raises(LayerNotFoundError) as caught:
+        FeatureExtractor("mobilenet_v2", weights=None, layer="features.99", progress=False)
+    e = caught.value
+    assert isinstance(e, ValueError) and "gensim_im2vec.features.layer_names('mobilenet_v2')" in str(e)  # (Python)
+    assert (e.arch, e.layer, e.names) == ("mobilenet_v2", "features.99", layer_names("mobilenet_v2"))
+    again = pickle.loads(pickle.dumps(e))
+    assert (str(again), again.arch, again.layer, again.names) == (str(e), e.arch, e.layer, e.names)
+    ends = block_ends(e.names)
+    assert ends[-6:] == ["features.17.conv.3", "features.18", "adaptive_avg_pool2d", "flatten", "classifier.0",
+                         "classifier.1"]
+    assert "features.17.conv.0" not in ends and "x" not in ends and len(ends) < len(e.names) / 2
+    resnet = block_ends(layer_names("resnet50"))
+    assert resnet[-5:] == ["layer4.1.relu_2", "layer4.2.relu_2", "avgpool", "flatten", "fc"]
