@@ -1312,7 +1312,8 @@ def cosine_neighbours(queries, base, k: int) -> tuple[np.ndarray, np.ndarray]:
     queries : array_like (n, d)
     base : array_like (m, d)
     k : int
-        Neighbours per query, at most m.
+        Neighbours per query, 1 to m (callers with fewer base rows than they want pass
+        ``min(k, m)``).
 
     Returns
     -------
@@ -1321,6 +1322,11 @@ def cosine_neighbours(queries, base, k: int) -> tuple[np.ndarray, np.ndarray]:
     cosines : ndarray (n, k), float32
         Their cosine similarities to the query.
 
+    Raises
+    ------
+    ValueError
+        `k` not an int (``2.5``, ``True``), below 1, or above the base's m rows.
+
     >>> rows, cos = cosine_neighbours([[1.0, 0.0]], [[0.0, 1.0], [2.0, 0.1], [1.0, 1.0]], k=2)
     >>> rows.tolist(), [round(float(c), 3) for c in cos[0]]
     ([[1, 2]], [0.999, 0.707])
@@ -1328,6 +1334,16 @@ def cosine_neighbours(queries, base, k: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.neighbors import NearestNeighbors
 
     base = np.asarray(base, dtype=np.float32)
+    m = len(base)
+    if not m:
+        raise ValueError("cosine_neighbours: base has no rows, so there is no neighbour to find; give the (m, d) "
+                         "vectors the neighbours are drawn from, m >= 1.")
+    if not is_int(k) or not 1 <= k <= m:
+        fix = ("give a whole number of neighbours" if not is_int(k) else "give k >= 1" if k < 1 else
+               f"pass min(k, len(base)) to have all {m} where fewer than k are there")
+        got = f"{k!r} ({type(k).__name__})" if not is_int(k) else repr(k)
+        raise ValueError(f"cosine_neighbours: k must be an int from 1 to the base's {m} rows (neighbours per "
+                         f"query), got {got}; {fix}.")
     nn = NearestNeighbors(n_neighbors=int(k), algorithm="brute", metric="cosine").fit(base)
     dist, rows = nn.kneighbors(np.asarray(queries, dtype=np.float32))
     return rows.astype(np.int64, copy=False), (1.0 - dist).astype(np.float32)

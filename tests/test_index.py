@@ -320,3 +320,20 @@ def test_index_cli_prints_recall_and_takes_the_knobs(tmp_path):
     assert "recall@10 against the exact search (20 queries each): words -> words" in res.output
     loaded = ModalityIndexer.load(tmp_path / "m.model.ann", Im2Vec.load(str(tmp_path / "m.model")))
     assert loaded.params["ef_search" if backend == "faiss" else "search_k"] == int(knob[1])
+
+
+@pytest.mark.parametrize("k, says", [(5, "got 5; pass min(k, len(base)) to have all 3"),
+                                     (2.5, "got 2.5 (float); give a whole number"),
+                                     (True, "got True (bool); give a whole number"), (0, "got 0; give k >= 1")])
+def test_cosine_neighbours_refuses_a_k_it_cannot_give_naming_k_and_the_base(k, says):
+    # was: scikit-learn's "Expected n_neighbors <= n_samples_fit" for 5, and 2.5 truncated to 2 without a word
+    from gensim_im2vec.index import cosine_neighbours
+
+    base = [[0.0, 1.0], [2.0, 0.1], [1.0, 1.0]]
+    with pytest.raises(ValueError, match="k must be an int from 1 to the base's 3 rows") as caught:
+        cosine_neighbours([[1.0, 0.0]], base, k)
+    assert says in str(caught.value)
+    with pytest.raises(ValueError, match="base has no rows"):
+        cosine_neighbours([[1.0, 0.0]], np.zeros((0, 2)), 1)
+    rows, _ = cosine_neighbours([[1.0, 0.0]], base, np.int64(3))  # all of them, nearest first
+    assert rows.tolist() == [[1, 2, 0]]
