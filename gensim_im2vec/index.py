@@ -681,9 +681,12 @@ class ModalityIndexer:
         cosines (fewer candidates needed), more memory. None: the smallest divisor ≥ dim / 4 (50 at
         dim 200, 25 at 100).
     rerank : int
-        faiss IVF-PQ: candidates per result (1-100): ``rerank × topn`` candidates by PQ score are
-        re-ranked by their exact cosines from the model's rows. 1: PQ scores only (approximate
-        similarities, no read of the model's vectors). A recall/latency knob, also after building.
+        faiss IVF-PQ: candidates per result, an int >= 1 (4-16 typical; no upper limit):
+        ``rerank × topn`` candidates by PQ score are re-ranked by their exact cosines from the
+        model's rows. More: better recall, more rows read per query; at ``rerank × topn`` ≥ the
+        sub-index's size every vector the probed cells hold is re-ranked. 1: PQ scores only
+        (approximate similarities, no read of the model's vectors). A recall/latency knob, also
+        after building.
     num_trees : int
         annoy: trees (10-200; more: better recall, bigger file, slower build).
     search_k : int, optional
