@@ -545,7 +545,8 @@ class SpaceCheck(CallbackAny2Vec):
         The model's vectors file becomes the saved vectors (moved on one file system: no bytes).
 
     ``need`` and ``checkpoint_need`` (bytes) are what it found, for the message of a save that fails
-    all the same (e.g. another process filled the disk).
+    all the same (e.g. another process filled the disk); ``free`` the free bytes it measured (None
+    before a check, or when it could not tell). Its repr gives the output and the last check.
     """
 
     reads_image_rows = False  # Im2Vec.train: no need to write the images' rows at each epoch's end for it
@@ -555,7 +556,23 @@ class SpaceCheck(CallbackAny2Vec):
         self.checkpoint = os.fspath(checkpoint) if checkpoint is not None else None
         self.vectors_moved = bool(vectors_moved)
         self.need = self.checkpoint_need = None
+        self.free = None  # the free bytes of the last check (None: not checked, or not told)
         self.short = None  # (free, need) when a compressed output may not fit (warned, not refused)
+
+    def __repr__(self) -> str:
+        """The output (and checkpoint), then what the last check measured; never raises (a repr in a
+        notebook or a traceback must not fail on an attribute set by hand)."""
+        from gensim_im2vec.fileio import format_bytes
+
+        try:
+            head = f"output={self.output!r}" + (f", checkpoint={self.checkpoint!r}" if self.checkpoint else "")
+            if self.need is None:
+                return f"SpaceCheck({head}, not checked yet)"
+            told = (f"{format_bytes(self.free)} free" + (", may not fit" if self.short else "")
+                    if self.free is not None else "free space not told")
+            return f"SpaceCheck({head}, last check: needs {format_bytes(self.need)}, {told})"
+        except Exception:  # noqa: BLE001 - a repr must not raise
+            return f"<SpaceCheck at {id(self):#x}>"
 
     def on_train_begin(self, model) -> None:
         if self.need is None:  # (not checked before train() was called, as `im2vec train` does)
@@ -572,6 +589,7 @@ class SpaceCheck(CallbackAny2Vec):
 
         parts = saved_bytes(model, vectors=not self.vectors_moved)
         self.need = need = sum(parts.values())
+        self.free = self.short = None  # (this check's, not an earlier one's)
         if self.checkpoint is not None:
             self.checkpoint_need = sum(saved_bytes(model, checkpoint=True).values())
             if not os.path.exists(self.checkpoint):  # it stays beside the model until the model is saved
@@ -588,7 +606,7 @@ class SpaceCheck(CallbackAny2Vec):
         if usage.total == 0:  # a file system that reports no size (ramfs, some FUSE / network ones): unknown
             logger.info("disk space: not checked (the file system of %s reports no size)", folder)
             return
-        free = usage.free
+        self.free = free = usage.free
         # (the neighbours' parts count every image of the vocabulary; an image whose documents hold none of its
         # words is not fitted: what they need is not known before training, so it is said, not refused)
         unsure = sum(parts.get(name, 0) for name in PER_FITTED_IMAGE)

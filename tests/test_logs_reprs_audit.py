@@ -205,3 +205,32 @@ def test_the_evaluation_reports_repr_is_one_line_and_a_notebook_shows_its_table(
     p = Printer()
     report._repr_pretty_(p, False)
     assert p.said == [str(report)] and str(report).startswith("Image → tag on 10 held-out images, 3 candidate tags")
+
+
+def test_the_space_checks_repr_gives_its_output_and_last_measure_and_never_raises(data, tmp_path, monkeypatch):
+    # was: <gensim_im2vec.checkpoint.SpaceCheck object at 0x7f...>, in a notebook holding the callback
+    import shutil
+
+    from gensim_im2vec.checkpoint import SpaceCheck, saved_bytes
+    from gensim_im2vec.fileio import format_bytes
+
+    out = str(tmp_path / "m.model")
+    check = SpaceCheck(out, checkpoint=str(tmp_path / "m.ckpt"))
+    assert repr(check) == f"SpaceCheck(output={out!r}, checkpoint={str(tmp_path / 'm.ckpt')!r}, not checked yet)"
+    model = Im2Vec(image_features=data.features, **OPTS)
+    model.build_vocab(data.docs)
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=5 << 30))
+    plain = SpaceCheck(out)
+    plain.check(model)
+    need = format_bytes(sum(saved_bytes(model).values()))
+    assert repr(plain) == f"SpaceCheck(output={out!r}, last check: needs {need}, 5.0 GiB free)"
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(total=0))  # a file system of no size
+    plain.check(model)
+    assert repr(plain) == f"SpaceCheck(output={out!r}, last check: needs {need}, free space not told)"
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=1000))
+    small = SpaceCheck(out + ".gz")  # (compressed: said, not refused)
+    small.check(model)
+    assert repr(small) == f"SpaceCheck(output={out + '.gz'!r}, last check: needs {need}, 1000 B free, may not fit)"
+    plain.need = "lots"  # set by hand: the repr still answers
+    assert repr(plain).startswith("<SpaceCheck at 0x")
