@@ -41,9 +41,9 @@ of its weights enum (``"IMAGENET1K_V1"``, ``"DEFAULT"`` or the full
 ``"ResNet50_Weights.IMAGENET1K_V2"``), a path to a local checkpoint (a ``state_dict``), or
 None for random weights (tests). Preprocessing always comes from ``weights.transforms()``.
 ``layer=None`` takes the penultimate activation (the input of the last ``Linear`` layer: the
-pooled 1280-d MobileNetV2 / 2048-d ResNet-50 features); a node name such as ``"layer4"``
-takes that node of the FX graph (spatial maps are average-pooled), see
-:func:`layer_names`; AlexNet/VGG also know Caffe's names ``"fc6"``/``"fc7"`` (after ReLU, as in
+pooled 1280-d MobileNetV2 / 2048-d ResNet-50 features); a node name such as ``"layer4.2.relu_2"``
+takes that node of the FX graph (spatial maps are average-pooled), see :func:`layer_names`, and
+a module's name such as ``"layer4"`` its last node (recorded as ``"layer4 (layer4.2.relu_2)"``); AlexNet/VGG also know Caffe's names ``"fc6"``/``"fc7"`` (after ReLU, as in
 Caffe, 4096-d) — the Im2Vec slides used AlexNet ``fc7``.
 
 Without network, ImageNet weights load from ``$TORCH_HOME/hub/checkpoints/``; see
@@ -746,6 +746,9 @@ def _build_model(arch: str, enum, ckpt: Path | None, layer: str | None, seed: in
             )
         layer = body_nodes[-1]
     node = alias.get(layer, layer)
+    inside = [n for n in names if n.startswith(f"{node}.")] if node not in names else []
+    if inside:  # a module's name ("layer4"): its last node, the module's output (as torchvision reads it)
+        node = inside[-1]
     if node not in names:
         hint = f" Caffe-style names for {arch}: {sorted(alias)}." if alias else ""
         raise LayerNotFoundError(
@@ -1031,8 +1034,9 @@ class FeatureExtractor:
         (seeded by `seed`, so reruns agree; for tests).
     layer : str, optional
         None: the penultimate activation (input of the last Linear layer). A graph node name
-        (:func:`layer_names`) or a Caffe alias (``"fc7"`` for AlexNet/VGG); 4-D maps are
-        average-pooled over space, token sequences over tokens.
+        (:func:`layer_names`), a module's name (``"layer4"``: its last node) or a Caffe alias
+        (``"fc7"`` for AlexNet/VGG); 4-D maps are average-pooled over space, token sequences
+        over tokens.
     device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device
         "auto" takes CUDA when available.
     batch_size : int, optional

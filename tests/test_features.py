@@ -589,3 +589,15 @@ def test_an_unknown_layer_is_a_value_error_carrying_the_nodes():
     assert "features.17.conv.0" not in ends and "x" not in ends and len(ends) < len(e.names) / 2
     resnet = block_ends(layer_names("resnet50"))
     assert resnet[-5:] == ["layer4.1.relu_2", "layer4.2.relu_2", "avgpool", "flatten", "fc"]
+
+
+def test_a_modules_name_takes_its_last_node_as_the_module_docstring_says():
+    # the module's docstring gave "layer4" as a layer, and it was refused: "'layer4' is not a node of resnet18"
+    img = Image.new("RGB", (64, 64), "teal")
+    module = FeatureExtractor(ARCH, weights=None, layer="layer4", num_workers=0, progress=False)
+    node = FeatureExtractor(ARCH, weights=None, layer="layer4.1.relu_1", num_workers=0, progress=False)
+    assert module.layer == "layer4.1.relu_1" and module.metadata["layer"] == "layer4 (layer4.1.relu_1)"
+    assert module.dim == 512
+    np.testing.assert_allclose(module([img]), node([img]), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="'layer4.9' is not a node"):  # a prefix of no node is still refused
+        FeatureExtractor(ARCH, weights=None, layer="layer4.9", progress=False)
