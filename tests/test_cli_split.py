@@ -8,6 +8,7 @@ before anything is written.
 from __future__ import annotations
 
 import json
+import shlex
 
 import numpy as np
 import pytest
@@ -280,7 +281,6 @@ def test_the_files_of_an_unfinished_split_are_refused_until_it_is_run_again(corp
     and trained on by the other). Nothing read that flag: train, evaluate and report took the files as they
     were. Each now refuses them, naming the folder and the command that writes it again."""
     import os
-    import shlex
 
     from gensim_im2vec import evaluate as ev
     from gensim_im2vec import split as split_module
@@ -668,3 +668,19 @@ def test_min_tag_images_without_zero_shot_share_is_refused(corpus, tmp_path):
     res = _run("split", corpus / "docs.txt", "-o", tmp_path / "z", "--min-tag-images", "5", "--zero-shot-share", "0.2")
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "z" / "split.json").read_text())["config"]["min_tag_images"] == 5
+
+
+def test_the_rerun_command_of_a_split_without_zero_shot_tags_is_accepted(corpus, tmp_path):
+    """The command an unfinished split's message gives (from its split.json) is one `im2vec split`
+    takes: a split made without --zero-shot-share records min_tag_images 2, and the command gave it
+    as --min-tag-images 2 beside --zero-shot-share 0.0, which `im2vec split` refuses."""
+    folder = tmp_path / "s"
+    assert _run("split", corpus / "docs.txt", "-o", folder).exit_code == 0
+    record = json.loads((folder / "split.json").read_text())
+    (folder / "split.json").write_text(json.dumps({**record, "complete": False}))  # (as an interrupted split leaves it)
+    said = _flat(_run("split", folder / "train.txt", "-o", tmp_path / "s2").output)
+    assert "Run the split again with the same arguments" in said, said
+    words = shlex.split(said.split("whole: `", 1)[1].split("`", 1)[0])
+    res = _run(*words[1:])
+    assert res.exit_code == 0, res.output
+    assert json.loads((folder / "split.json").read_text())["complete"] is True
