@@ -304,8 +304,13 @@ def check_not_a_str(value, name: str, of: str = "tags") -> None:
     Traceback (most recent call last):
     ...
     TypeError: exclude is the str 'dog', where a collection of tags is expected (it would be read as its characters); give a list, e.g. exclude=['dog'].
+
+    The empty str holds no character to misread: it is the empty collection, as it always was
+    (``exclude=""`` drops nothing; ``exclude=['']`` would name the empty word).
+
+    >>> check_not_a_str("", "exclude")
     """
-    if isinstance(value, (str, bytes)):
+    if isinstance(value, (str, bytes)) and value:
         raise TypeError(f"{name} is the {type(value).__name__} {value!r}, where a collection of {of} is expected (it "
                         f"would be read as its characters); give a list, e.g. {name}=[{value!r}].")
 

@@ -123,3 +123,21 @@ def test_normalizer_stopwords_as_one_str_and_a_bad_cache_size_are_named():
         with pytest.raises(ValueError, match="cache_size must be an int >= 0"):
             Normalizer(cache_size=size)
     assert Normalizer(stopwords=["the"], cache_size=0).text("the cat sat") == ["cat", "sat"]
+
+
+def test_an_empty_str_is_still_the_empty_collection(tmp_path):
+    """The one-str checks above are for a str read as its characters; the empty str has none, and was
+    (and is) the empty collection: no stop word, no word excluded, no zero-shot word. Refused, its
+    message said to give stopwords=[''], a list of the empty word."""
+    from gensim_im2vec import Im2Vec
+    from gensim_im2vec.corpora import TextCorpus
+    from gensim_im2vec.query import QuerySession
+    from gensim_im2vec.synthetic import make_corpus
+    from gensim_im2vec.text import Normalizer
+
+    assert Normalizer(stopwords="", junk="").text("the cat sat") == ["the", "cat", "sat"]
+    (tmp_path / "a.txt").write_text("the dog and do go\n", encoding="utf-8")
+    assert list(TextCorpus(tmp_path / "a.txt", exclude="")) == list(TextCorpus(tmp_path / "a.txt"))
+    data = make_corpus(n_classes=3, n_images=30, n_features=8, seed=0)
+    model = Im2Vec(data.docs, image_features=data.features, vector_size=8, min_count=1, epochs=1, workers=1)
+    assert QuerySession(model, zero_shot_words="").zero_shot_words == []
