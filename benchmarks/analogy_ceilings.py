@@ -126,8 +126,12 @@ def ceilings(cfg: DemoConfig, model, feats, ridges, fit_questions: bool = False,
     near = feature_near(quads, keys, Xc)
     parts = {"all": quads, "y near x": sorted(near), "y far from x": [q for q in quads if q not in near]}
     # the questions the words alone decide: y's tags are no other image's, and the bags answer y
-    tag_sets = Counter(frozenset(d[1:]) for d in docs if d[0] in wv.key_to_index)
-    own = {d[0]: frozenset(d[1:]) for d in docs if d[0] in wv.key_to_index}
+    own: dict[str, set] = {}  # each image's words in wv, over all its documents (as its bag has them)
+    for d in docs:
+        if d and d[0] in wv.key_to_index:
+            own.setdefault(d[0], set()).update(w for w in d[1:] if w in wv.key_to_index)
+    own = {k: frozenset(ws) for k, ws in own.items()}
+    tag_sets = Counter(own.values())
     parts["y's tags unique"] = [q for q in quads if q[3] in own and tag_sets[own[q[3]]] == 1]
     parts["bags answer y"] = [q for q in quads if vector_analogies(wv, keys, bags, [q])["hit@1"] == 1.0]
     out = {"n": {p: len(qs) for p, qs in parts.items()}, "fit_cosine": fit}
