@@ -737,9 +737,6 @@ def extract_command(image_dir, store, key_rule, **options):
 
     _check_output(store, "'-o' / '--output'", folder=True)
     options = _max_pixels(_weights_none(given(options)))
-    if "pca_sample" in options and not options.get("pca"):  # (it was ignored without a word)
-        raise click.UsageError("--pca-sample is how many images the PCA of --pca N is fitted on: give --pca N too, "
-                               "or leave --pca-sample out.")
     try:
         images = image_dir if key_rule == "path" else _keyed_files(image_dir, key_rule, options.pop("prefix", None))
         report = extract(images, store, key_rule=key_rule, **options)
@@ -1248,7 +1245,8 @@ def split_command(documents, output, **options):
     _check_readable(documents, "DOCUMENTS")
     _check_split_complete(documents, "DOCUMENTS")  # (the train.txt of another split, split again)
     options = given(options)
-    if "min_tag_images" in options and not options.get("zero_shot_share"):  # (it was ignored without a word)
+    if "min_tag_images" in options and "zero_shot_share" not in options:  # (ignored without a word; a share of 0
+        # given beside it is a choice, e.g. a script's sweep of the share down to 0)
         raise click.UsageError("--min-tag-images says which tags may be zero-shot, and without --zero-shot-share "
                                "(> 0) none is: give --zero-shot-share, or leave --min-tag-images out.")
     try:
@@ -3079,9 +3077,6 @@ def extract_ray_command(image_dir, store, key_rule, **options):
 
     _check_output(store, "'-o' / '--output'", folder=True)
     options = _max_pixels(_weights_none(given(options)))
-    if "pca_sample" in options and not options.get("pca"):  # (it was ignored without a word)
-        raise click.UsageError("--pca-sample is how many images the PCA of --pca N is fitted on: give --pca N too, "
-                               "or leave --pca-sample out.")
     try:
         images = image_dir if key_rule == "path" else _keyed_files(image_dir, key_rule, options.pop("prefix", None))
         report = extract_ray(images, store, key_rule=key_rule, **options)

@@ -205,7 +205,7 @@ _NOT_SAVED = frozenset({
     "_scan_tag_counts", "_neg_word_idx", "_neg_word_cum", "_neg_tag_idx", "_neg_tag_cum", "_space_lock",
     "_space_bias", "_tag_mask_cache", "_epoch", "_vectors_file_state", "_moving_vectors", "_w_workers",
     "_epochs_before", "_readout_sums", "_epochs_begun", "_image_rows_unwritten", "_training", "_lockf",
-    "_gathered_words", "_neighbour_index_file",
+    "_gathered_words", "_neighbour_index_file", "_epoch_images_from",
 })
 
 
@@ -2488,7 +2488,7 @@ class Im2Vec(Word2Vec):
         """gensim's line at an epoch's end, which says "words" for tokens: its raw and effective
         counts hold the image tokens too. Here the effective ones are split into the image
         occurrences the epoch trained and the words; gensim's checks of the corpus's size follow."""
-        images = max(self._image_occurrences - getattr(self, "_epoch_images_from", 0), 0)
+        images = max(self._image_occurrences - (getattr(self, "_epoch_images_from", 0) or 0), 0)
         logger.info("EPOCH %i: training on %i raw tokens (%i effective: %i image occurrences and %i words) took %.1fs, "
                     "%.0f effective tokens/s", cur_epoch, raw_word_count, trained_word_count, images,
                     max(trained_word_count - images, 0), elapsed, trained_word_count / max(elapsed, 1e-9))
@@ -4868,7 +4868,11 @@ class Im2Vec(Word2Vec):
         return (f"{self.__class__.__name__}<vocab={len(self.wv.index_to_key)} ({n_img} images), "
                 f"vector_size={self.wv.vector_size}, features={dim}, alpha={self.alpha}>")
 
-    __repr__ = __str__  # (a notebook shows the repr: gensim leaves it object's <... object at 0x...>)
+    def __repr__(self) -> str:  # (a notebook shows the repr: gensim leaves it object's <... object at 0x...>)
+        try:
+            return self.__str__()
+        except Exception:  # (a model not fully made, e.g. in a subclass's __init__ or a failed load: never raise)
+            return f"<{self.__class__.__name__} (not fully made) at {id(self):#x}>"
 
 
 # ---------------------------------------------------------------------------------- the neighbours' search

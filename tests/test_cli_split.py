@@ -668,6 +668,9 @@ def test_min_tag_images_without_zero_shot_share_is_refused(corpus, tmp_path):
     res = _run("split", corpus / "docs.txt", "-o", tmp_path / "z", "--min-tag-images", "5", "--zero-shot-share", "0.2")
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "z" / "split.json").read_text())["config"]["min_tag_images"] == 5
+    # a share of 0 given beside it is the user's choice (a script's sweep down to 0): taken
+    res = _run("split", corpus / "docs.txt", "-o", tmp_path / "z0", "--min-tag-images", "5", "--zero-shot-share", "0")
+    assert res.exit_code == 0, res.output
 
 
 def test_the_rerun_command_of_a_split_without_zero_shot_tags_is_accepted(corpus, tmp_path):

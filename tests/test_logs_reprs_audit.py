@@ -234,3 +234,10 @@ def test_the_space_checks_repr_gives_its_output_and_last_measure_and_never_raise
     assert repr(small) == f"SpaceCheck(output={out + '.gz'!r}, last check: needs {need}, 1000 B free, may not fit)"
     plain.need = "lots"  # set by hand: the repr still answers
     assert repr(plain).startswith("<SpaceCheck at 0x")
+
+
+def test_the_repr_of_a_model_not_fully_made_does_not_raise():
+    # __repr__ was __str__, which reads attributes a model gets in __init__: repr(Im2Vec.__new__(Im2Vec))
+    # raised AttributeError (a debugger, a traceback's locals, a notebook showed that instead of the object)
+    text = repr(Im2Vec.__new__(Im2Vec))
+    assert text.startswith("<Im2Vec (not fully made) at 0x"), text
