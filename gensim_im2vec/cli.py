@@ -737,6 +737,9 @@ def extract_command(image_dir, store, key_rule, **options):
 
     _check_output(store, "'-o' / '--output'", folder=True)
     options = _max_pixels(_weights_none(given(options)))
+    if "pca_sample" in options and not options.get("pca"):  # (it was ignored without a word)
+        raise click.UsageError("--pca-sample is how many images the PCA of --pca N is fitted on: give --pca N too, "
+                               "or leave --pca-sample out.")
     try:
         images = image_dir if key_rule == "path" else _keyed_files(image_dir, key_rule, options.pop("prefix", None))
         report = extract(images, store, key_rule=key_rule, **options)
