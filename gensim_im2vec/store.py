@@ -737,8 +737,17 @@ def _identity(metadata: Mapping) -> dict:
     return {f: metadata.get(f) for f in IDENTITY_FIELDS}
 
 
+def _identity_value(field: str, value):
+    """An identity field's value as two runs' are compared: a layer by the graph node it resolved to
+    (``"layer4 (layer4.1.relu_1)"``, a module's name, and ``"fc7 (classifier.5)"``, a Caffe alias, are
+    their nodes ``"layer4.1.relu_1"`` and ``"classifier.5"``: the same rows)."""
+    if field == "layer" and isinstance(value, str) and value.endswith(")") and " (" in value:
+        return value[value.index(" (") + 2:-1]
+    return value
+
+
 def _identity_diff(have: Mapping, want: Mapping) -> list[str]:
-    return [f for f in IDENTITY_FIELDS if have.get(f) != want.get(f)]
+    return [f for f in IDENTITY_FIELDS if _identity_value(f, have.get(f)) != _identity_value(f, want.get(f))]
 
 
 def _mismatch_message(path: Path, have: Mapping, want: Mapping, fields: list[str]) -> str:

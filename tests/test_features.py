@@ -601,3 +601,24 @@ def test_a_modules_name_takes_its_last_node_as_the_module_docstring_says():
     np.testing.assert_allclose(module([img]), node([img]), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="'layer4.9' is not a node"):  # a prefix of no node is still refused
         FeatureExtractor(ARCH, weights=None, layer="layer4.9", progress=False)
+
+
+def test_a_store_extended_naming_its_layer_by_module_alias_or_node_takes_the_same_rows(tmp_path):
+    # a store of --layer layer4.1.relu_1 extended with --layer layer4 (the same node, since 96ec2fc) was refused:
+    # "layer: store has 'layer4.1.relu_1', this run has 'layer4 (layer4.1.relu_1)'"; so was fc7 and classifier.5
+    root = tmp_path / "imgs"
+    make_good_images(root, 2, seed=3)
+    node = FeatureExtractor(ARCH, weights=None, layer="layer4.1.relu_1", num_workers=0, progress=False)
+    module = FeatureExtractor(ARCH, weights=None, layer="layer4", num_workers=0, progress=False)
+    for first, then, name in [(node, module, "a"), (module, node, "b")]:
+        first.extract(root, tmp_path / name)
+        _img(np.random.default_rng(4), 40, 40).save(root / f"new-{name}.png")
+        rep = then.extract(root, tmp_path / name)
+        assert rep.already == 2 + (name == "b") and rep.extracted == 1, rep
+        assert rep.store.metadata["layer"] == first.metadata["layer"]  # (the store's record stays its own)
+        assert rep.store.keys[-1] == f"img:new-{name}"
+        with Image.open(root / f"new-{name}.png") as img:
+            np.testing.assert_allclose(rep.store.vectors[-1], first([img])[0], rtol=1e-2, atol=1e-3)
+    other = FeatureExtractor(ARCH, weights=None, layer="layer3", num_workers=0, progress=False)
+    with pytest.raises(StoreMismatchError, match=r"store has 'layer4\.1\.relu_1', this run has 'layer3 \(layer3\.1"):
+        other.extract(root, tmp_path / "a")
