@@ -91,6 +91,7 @@ from gensim_im2vec.store import (
     STAMPS_FILE,
     FeatureStore,
     StoreMismatchError,
+    _identity_diff,
     _read_json,
     _read_stamps,
     _Underflow,
@@ -155,7 +156,7 @@ def _merge_writer(target, sources: Sequence, mode: str, shard_size: int):
     for s in stores:
         if (s.metadata.get("pca") or {}).get("applied") == "on_read":
             raise ValueError(f"merge_stores: {s.path} applies PCA on read; merge raw stores, then fit_pca().")
-        diff = [f for f in IDENTITY_FIELDS if s.metadata.get(f) != ref.metadata.get(f)]
+        diff = _identity_diff(_identity(ref.metadata), _identity(s.metadata))  # (a layer by its node)
         if diff:
             lines = "\n".join(
                 f"  {f}: {ref.path.name} has {ref.metadata.get(f)!r}, {s.path.name} has {s.metadata.get(f)!r}"
@@ -540,8 +541,6 @@ def _wanted_identity(fx, run_options: dict) -> dict:
 def _parts_made_otherwise(parts_root: Path, want: dict) -> tuple[Path, dict, list[str]] | None:
     """The first part store in `parts_root` made with other settings than `want`, its metadata and
     the differing fields; None when every part agrees."""
-    from gensim_im2vec.store import _identity_diff
-
     if not parts_root.is_dir():
         return None
     for d in sorted(parts_root.iterdir()):

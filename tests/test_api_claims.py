@@ -42,6 +42,26 @@ def test_merge_stores_names_one_store_given_instead_of_a_sequence(tmp_path):
     assert merge_stores(tmp_path / "m", [tmp_path / "a"]).keys == ["img:1", "img:2"]
 
 
+def test_merge_stores_takes_stores_naming_one_layer_by_its_module_and_its_node(tmp_path):
+    """A store of ``--layer layer4`` (recorded "layer4 (layer4.1.relu_1)") and one of ``--layer
+    layer4.1.relu_1`` hold the same features; merge_stores refused them as "made with different
+    settings", as a store's extension did."""
+    from gensim_im2vec.distributed import merge_stores
+    from gensim_im2vec.store import FeatureStore, StoreMismatchError
+
+    rng = np.random.default_rng(0)
+    meta = {"arch": "resnet18", "weights": "none (random init, seed=0)"}
+    a = FeatureStore.from_arrays(tmp_path / "a", ["img:1"], rng.random((1, 4), dtype=np.float32),
+                                 metadata={**meta, "layer": "layer4 (layer4.1.relu_1)"})
+    b = FeatureStore.from_arrays(tmp_path / "b", ["img:2"], rng.random((1, 4), dtype=np.float32),
+                                 metadata={**meta, "layer": "layer4.1.relu_1"})
+    assert merge_stores(tmp_path / "m", [a, b]).keys == ["img:1", "img:2"]
+    c = FeatureStore.from_arrays(tmp_path / "c", ["img:3"], rng.random((1, 4), dtype=np.float32),
+                                 metadata={**meta, "layer": "layer3 (layer3.1.relu_1)"})
+    with pytest.raises(StoreMismatchError, match=r"layer: a has 'layer4 \(layer4\.1\.relu_1\)', c has"):
+        merge_stores(tmp_path / "n", [a, c])
+
+
 def test_candidates_or_zero_shot_given_as_one_str_is_named():
     """``candidates : sequence of str``, ``zero_shot : iterable of str``: one tag given as a str was
     read as its letters, silently: candidates "class0" scored p@1 NaN (no image carries 'c', 'l', ...)
