@@ -206,3 +206,34 @@ def test_the_index_search_defaults_scale_quotes_are_the_codes():
     assert number(ef) == inspect.signature(index.ModalityIndexer.__init__).parameters["ef_search"].default
     (factor,) = quoted("docs/scale.md", r"(\d+) × that \(the default now, `ANNOY_SEARCH_FACTOR`\)")
     assert number(factor) == index.ANNOY_SEARCH_FACTOR
+
+
+def readme_demo_settings() -> list[tuple[str, tuple[str, ...], str]]:
+    """(option, the demo modes, the value) for each "Both demos set `v`", "The joint demo sets `v`"
+    and "(the demos use v)" in a row of README's table of options."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text.split("| option | default | what it changes |", 1)[1].split("\n\n", 1)[0]
+    found = []
+    for line in table.splitlines()[2:]:
+        option = re.findall(r"`([a-z_]+)`", line.split("|")[1])[0]
+        for who, quoted_value, bare in re.findall(r"(Both demos set|The joint demo sets|the demos use) (?:`([^`]+)`|(\d+))",
+                                                  line):
+            value = quoted_value or bare
+            modes = ("joint",) if "joint" in who else ("joint", "two-stage")
+            found.append((option, modes, value))
+    return found
+
+
+def test_readmes_table_quotes_the_demos_settings():
+    assert {option for option, _, _ in readme_demo_settings()} >= {
+        "space_common_directions", "space_tag_prior", "space_readout", "space_readout_directions",
+        "space_neighbours", "image_batch"}
+
+
+@pytest.mark.parametrize("option,modes,value", readme_demo_settings())
+def test_the_demos_setting_readme_quotes_is_the_demos(option, modes, value):
+    from gensim_im2vec.pipeline import DemoConfig
+
+    for mode in modes:
+        assert DemoConfig(mode=mode).im2vec.get(option) == ast.literal_eval(value), (
+            f"README: the {mode} demo sets {option}={value}; DemoConfig has {DemoConfig(mode=mode).im2vec.get(option)!r}")
