@@ -25,8 +25,10 @@ CVPR 2017): ``Wᵀ`` must bring the mean ``c`` of an image's unit words to its f
 so the map keeps what the words say about the features instead of only what tells one image's
 words from the others'. Two more sgemms per run.
 
-Everything is a handful of BLAS-3 calls per run of ``image_batch`` images, so it runs beside the
-Cython pair loop that trains the words (numpy releases the GIL inside BLAS).
+Everything is a handful of BLAS-3 calls per run of ``image_batch`` images. Training runs it in the
+Cython kernel, without the GIL, beside the pair loop that trains the words
+(:func:`im2vec_inner.plan_space_job`); this module holds its formulas, the NumPy reference the
+kernel is tested against, and the per-run NumPy path (``symmetric`` > 0).
 
 >>> import numpy as np
 >>> from gensim_im2vec.space import space_step, run_pairs
