@@ -921,7 +921,7 @@ def space_job(const REAL_t[:, ::1] X, const REAL_t[:, ::1] W, REAL_t[:, ::1] syn
               const REAL_t[:, ::1] anchor, *, float temperature, float alpha_u, float pull,
               bint words_move, bint compute_loss, int n_move=-1, const REAL_t[::1] bias=None):
     """The space step of one run (:mod:`gensim_im2vec.space`), GIL released; returns
-    ``(loss, dH)``: the caller applies ``W −= alpha_w · dHᵀ · X`` (under its stripe locks).
+    ``(loss, dH)``: the caller applies ``W −= alpha_w · dHᵀ · X`` (:func:`gensim_im2vec.space.space_step`'s per-run path).
 
     ``X`` (R × F): the run's normalised, centred features, one row per image with a word.
     ``cand`` (C,): candidate word indices; the first `n_shared` are scored for every image, the
