@@ -82,6 +82,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import inspect
+import itertools
 import logging
 import math
 import os
@@ -1630,8 +1631,6 @@ def first_stored_keys(path, n: int = 1000) -> list[str]:
     """The first `n` keys of the store `path` in row order, as ``keys.txt`` spells them (for
     :func:`check_prefix`, which compares them only: a key written escaped compares unequal), read
     without reading the rest; [] where the file cannot be read."""
-    import itertools
-
     try:
         with open(Path(path) / KEYS_FILE, "rb") as f:
             return [line.rstrip(b"\n").decode("utf-8", "replace") for line in itertools.islice(f, n)]
@@ -1653,8 +1652,6 @@ def check_prefix(path, stored: Iterable[str], items: Iterable[tuple[str, str]], 
     (IMG_0001.jpg ...) under two prefixes in one store is what prefixes are for. A prefix that
     extends the other (a run from a subfolder of the store's folder, or around it) is left to
     :func:`root_note`, which warns."""
-    import itertools
-
     rels: dict[int, set[str]] = {}
     for key, _ in itertools.islice(items, sample):
         if key.startswith(prefix):

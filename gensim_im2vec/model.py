@@ -166,7 +166,7 @@ from gensim_im2vec.space import (
     space_step,
     unit,
 )
-from gensim_im2vec.store import FeatureStore, StoreMismatchError, key_rows
+from gensim_im2vec.store import FeatureStore, StoreMismatchError, _recorded_node, key_rows
 from gensim_im2vec.validation import (
     check_corpus,
     check_document,
@@ -5706,8 +5706,8 @@ def _as_compared(field: str, value):
     ``FeatureExtractor(jpeg_device=)``), a weights file by its digest (``file:NAME#sha256:HEX``: the
     same file under another name is the same weights)."""
     text = str(value)
-    if field == "layer" and text.endswith(")") and " (" in text:
-        return text[text.index(" (") + 2:-1]
+    if field == "layer" and (node := _recorded_node(text)) is not None:
+        return node
     if field == "preprocessing":
         return text.split(" + JPEG draft decode", 1)[0]
     if field == "weights" and text.startswith("file:") and "#sha256:" in text:

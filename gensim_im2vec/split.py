@@ -328,7 +328,7 @@ def _split_command(record: dict, folder: Path) -> str:
     words = ["im2vec", "split", str(source or "DOCUMENTS"), "-o", str(folder)]
     for key in ("test_share", "zero_shot_share", "seed", "prefix", "group_by", "min_tag_images"):
         if key == "min_tag_images" and not config.get("zero_shot_share"):
-            continue  # (no tag is zero-shot: `im2vec split` refuses --min-tag-images without --zero-shot-share)
+            continue  # (no tag is zero-shot: --min-tag-images would choose among none)
         if config.get(key) is not None:
             words += ["--" + key.replace("_", "-"), str(config[key])]
     features = record.get("features")

@@ -737,13 +737,20 @@ def _identity(metadata: Mapping) -> dict:
     return {f: metadata.get(f) for f in IDENTITY_FIELDS}
 
 
+def _recorded_node(layer) -> str | None:
+    """The graph node a recorded `layer` resolved to, where the record names it in brackets
+    (``"layer4 (layer4.1.relu_1)"``, a module's name; ``"fc7 (classifier.5)"``, a Caffe alias); None
+    for a layer recorded as its node itself."""
+    if isinstance(layer, str) and layer.endswith(")") and " (" in layer:
+        return layer[layer.index(" (") + 2:-1]
+    return None
+
+
 def _identity_value(field: str, value):
     """An identity field's value as two runs' are compared: a layer by the graph node it resolved to
-    (``"layer4 (layer4.1.relu_1)"``, a module's name, and ``"fc7 (classifier.5)"``, a Caffe alias, are
-    their nodes ``"layer4.1.relu_1"`` and ``"classifier.5"``: the same rows)."""
-    if field == "layer" and isinstance(value, str) and value.endswith(")") and " (" in value:
-        return value[value.index(" (") + 2:-1]
-    return value
+    (:func:`_recorded_node`: ``"layer4 (layer4.1.relu_1)"`` is ``"layer4.1.relu_1"``, the same rows)."""
+    node = _recorded_node(value) if field == "layer" else None
+    return value if node is None else node
 
 
 def _identity_diff(have: Mapping, want: Mapping) -> list[str]:
