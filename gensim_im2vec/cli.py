@@ -118,27 +118,13 @@ def _raise_terminated(signum, frame) -> None:
 
 def _quiet_resource_sharer() -> None:
     """From an interruption on: an error of multiprocessing's resource-sharer thread (it hands file
-    descriptors to torch's decode workers, which the interruption stops; one gone mid-handshake is a
-    ``ConnectionResetError`` there) is not printed as a traceback after the ``Interrupted:`` line.
-    Any other thread's error is printed as before."""
-    import sys
-    import traceback
+    descriptors between torch's decode workers and this process; one gone mid-handshake is a
+    ``ConnectionResetError`` here) is not printed as a traceback after the ``Interrupted:`` line.
+    Any other thread's error is printed as before. (The workers quiet their own side when they
+    start: ``decode._worker_init``.)"""
+    from gensim_im2vec._resource_sharer import quiet_resource_sharer
 
-    def sharer_reset(value, tb) -> bool:
-        frames = traceback.extract_tb(tb) if tb is not None else []
-        return isinstance(value, OSError) and any(f.filename.endswith("resource_sharer.py") for f in frames)
-
-    previous_thread, previous_sys = threading.excepthook, sys.excepthook
-
-    def thread_hook(args) -> None:
-        if not sharer_reset(args.exc_value, args.exc_traceback):
-            previous_thread(args)
-
-    def sys_hook(kind, value, tb) -> None:  # (the sharer's loop catches its error and calls sys.excepthook)
-        if not sharer_reset(value, tb):
-            previous_sys(kind, value, tb)
-
-    threading.excepthook, sys.excepthook = thread_hook, sys_hook
+    quiet_resource_sharer()
 
 
 def _more_verbose(ctx: click.Context, param: click.Parameter, value: int) -> None:

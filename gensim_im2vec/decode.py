@@ -56,6 +56,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gensim_im2vec._resource_sharer import quiet_resource_sharer
 from gensim_im2vec.extras import missing_extra
 
 try:
@@ -398,7 +399,13 @@ def _collate_jpeg(samples):
 
 
 def _worker_init(_):
+    """A decode worker: one thread for torch, and its resource-sharer thread quiet. The worker hands
+    each batch's memory to the main process through that thread; when the main process stops
+    (Ctrl-C, SIGTERM) mid-handshake, the thread's ``BrokenPipeError`` was printed as a traceback
+    after the main process's ``Interrupted:`` line."""
     torch.set_num_threads(1)
+    quiet_resource_sharer()
+
 
 def _resolve_jpeg_device(jpeg_device, draft: bool | None, device: torch.device) -> tuple[torch.device | None, bool]:
     """→ (device for ``decode_jpeg`` or None for PIL, draft)."""

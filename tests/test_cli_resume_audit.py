@@ -475,3 +475,49 @@ def test_an_interruption_quiets_the_resource_sharer_threads_reset_and_nothing_el
     other = raised_in("/work/other.py", ConnectionResetError(104, "reset"))
     sys.excepthook(other.exc_type, other.exc_value, other.exc_traceback)
     assert printed == [ValueError, ConnectionResetError]
+
+
+_SHARER_SCRIPT = """
+import sys
+from multiprocessing import resource_sharer
+
+if sys.argv[1] == "worker":
+    from gensim_im2vec import decode
+
+    decode._worker_init(0)
+
+
+def send(conn, pid):  # the hand-over, failing as when the process taking it has stopped
+    raise {error}
+
+
+sharer = resource_sharer._resource_sharer
+conn = sharer.get_connection(sharer.register(send, lambda: None))
+try:
+    conn.recv()
+except EOFError:
+    pass
+sharer.stop(timeout=30)  # (served after the failed hand-over, so its error has been reported)
+print("done")
+"""
+
+
+@pytest.mark.parametrize("role,error,printed", [
+    ("plain", "BrokenPipeError(32, 'Broken pipe')", True),  # what a worker printed before
+    ("worker", "BrokenPipeError(32, 'Broken pipe')", False),
+    ("worker", "ValueError('a bug')", True),  # only the sharer's OSError is quiet
+])
+def test_a_decode_worker_quiets_its_resource_sharer_thread(tmp_path, role, error, printed):
+    """CI printed, after the Interrupted line of a SIGTERM to ``extract --num-workers 2``, a decode
+    worker's traceback: its resource-sharer thread was handing a batch's memory to the main process,
+    which had stopped reading (BrokenPipeError). A worker now quiets that thread's OSError from its
+    start (``decode._worker_init``); any other error of the thread is still printed."""
+    pytest.importorskip("torch")
+    script = tmp_path / "sharer.py"
+    script.write_text(_SHARER_SCRIPT.format(error=error))
+    proc = subprocess.run([sys.executable, str(script), role], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))})
+    assert proc.returncode == 0 and proc.stdout.strip() == "done", proc.stderr[-2000:]
+    assert ("Traceback" in proc.stderr) is printed, proc.stderr[-2000:]
+    if printed:
+        assert error.split("(")[0] in proc.stderr
