@@ -7,6 +7,20 @@ SIGTERM) one side can stop mid-handshake, and the thread on the other side print
 (``BrokenPipeError`` in a worker whose main process stopped reading, ``ConnectionResetError`` in
 the main process whose worker was stopped) after the ``Interrupted:`` line. Those errors say
 nothing the interruption did not; :func:`quiet_resource_sharer` silences them and only them.
+
+What is silenced: an OSError raised through multiprocessing's ``resource_sharer.py``, nothing else
+
+>>> def raised(error, filename):
+...     try:
+...         exec(compile(f"raise {error}", filename, "exec"))
+...     except Exception as e:
+...         return e, e.__traceback__
+>>> _sharer_error(*raised("BrokenPipeError(32, 'Broken pipe')", "multiprocessing/resource_sharer.py"))
+True
+>>> _sharer_error(*raised("ValueError('a bug')", "multiprocessing/resource_sharer.py"))
+False
+>>> _sharer_error(*raised("BrokenPipeError(32, 'Broken pipe')", "my_script.py"))
+False
 """
 
 from __future__ import annotations
