@@ -2681,17 +2681,29 @@ def query_command(model_path, topn, store, device, arch, weights, layer, zero_sh
 
 
 def _check_query_extractor(model, options: dict) -> None:
-    """`im2vec query`: a --device, --arch or --weights that image files would be refused for ends the
-    command before the prompt, with the extractor's message (`im2vec extract`'s), not at the first
-    image file; nothing is built or loaded for it (:func:`gensim_im2vec.query.check_extractor_options`).
+    """`im2vec query`: a --device, --arch, --weights or --layer that image files would be refused for
+    ends the command before the prompt, with the extractor's message (`im2vec extract`'s), not at the
+    first image file; no weights are loaded for it (:func:`gensim_im2vec.query.check_extractor_options`;
+    a --layer is looked up in the graph of a randomly initialised arch).
     The session is then told they were checked (``extractor_options_checked=True``), so the check
     runs once (a local checkpoint is hashed once)."""
     from gensim_im2vec.query import check_extractor_options
 
+    metadata = getattr(model, "image_features_metadata", None)
     try:
-        check_extractor_options(getattr(model, "image_features_metadata", None), **options)
+        check_extractor_options(metadata, **options)
     except (ValueError, TypeError, OSError) as e:
         raise click.ClickException(f"cannot extract features for image files: {_in_cli_terms(str(e))}") from e
+    arch = options.get("arch") or (metadata or {}).get("arch")
+    if options.get("layer") is not None and arch:  # (without an arch, the first image file says to give one)
+        try:
+            from gensim_im2vec.features import LayerNotFoundError, _check_layer
+        except ImportError:  # no vision extra: the first image file says what to install
+            return
+        try:
+            _check_layer(arch, options["layer"])
+        except LayerNotFoundError as e:  # as `im2vec extract --layer` says it
+            raise click.ClickException(_layer_error(e)) from e
 
 
 def _evaluation_tables(path: str) -> str | dict:

@@ -702,6 +702,42 @@ class _FeatureModel(nn.Module):
         return out
 
 
+def _layer_node(arch: str, layer: str, names: Sequence[str]) -> str:
+    """The graph node of `arch` that ``layer=`` names: a node, a Caffe-style alias
+    (:data:`LAYER_ALIASES`) or a module's name (its last node, the module's output, as torchvision
+    reads it); `names` the graph's nodes. Raises :class:`LayerNotFoundError` for none of these."""
+    alias = LAYER_ALIASES.get(arch, {})
+    node = alias.get(layer, layer)
+    inside = [n for n in names if n.startswith(f"{node}.")] if node not in names else []
+    if inside:  # a module's name ("layer4"): its last node, the module's output (as torchvision reads it)
+        node = inside[-1]
+    if node not in names:
+        hint = f" Caffe-style names for {arch}: {sorted(alias)}." if alias else ""
+        raise LayerNotFoundError(
+            f"layer: {layer!r} is not a node of {arch}.{_close(node, names)}{hint} Hint: use "
+            f"gensim_im2vec.features.layer_names({arch!r}) (torchvision's get_graph_node_names) to "
+            f"list them; the last ones are {names[-4:]}.", arch, layer, names,
+        )
+    return node
+
+
+def _check_layer(arch: str, layer: str | None) -> None:
+    """Refuse a ``layer=`` that names no node of `arch`, as building the extractor would, without
+    loading weights (the graph of a randomly initialised `arch` is traced: a second or so for a
+    large model). None or ``"penultimate"``: nothing to check.
+
+    Raises
+    ------
+    ValueError
+        `arch` is not a torchvision classification model.
+    LayerNotFoundError
+        `layer` names no node, alias or module of `arch`.
+    """
+    if layer in (None, _PENULTIMATE):
+        return
+    _layer_node(arch, layer, layer_names(arch))
+
+
 def _build_model(arch: str, enum, ckpt: Path | None, layer: str | None, seed: int):
     import torchvision.models as tvm
     from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
@@ -729,7 +765,6 @@ def _build_model(arch: str, enum, ckpt: Path | None, layer: str | None, seed: in
                     f"Pass the arch it was trained for."
                 ) from None
     model.eval()
-    alias = LAYER_ALIASES.get(arch, {})
     if layer in (None, _PENULTIMATE):
         last = _last_linear(model)
         if last is not None:
@@ -746,17 +781,7 @@ def _build_model(arch: str, enum, ckpt: Path | None, layer: str | None, seed: in
                 f"name as layer= (gensim_im2vec.features.layer_names({arch!r}) lists them)."
             )
         layer = body_nodes[-1]
-    node = alias.get(layer, layer)
-    inside = [n for n in names if n.startswith(f"{node}.")] if node not in names else []
-    if inside:  # a module's name ("layer4"): its last node, the module's output (as torchvision reads it)
-        node = inside[-1]
-    if node not in names:
-        hint = f" Caffe-style names for {arch}: {sorted(alias)}." if alias else ""
-        raise LayerNotFoundError(
-            f"layer: {layer!r} is not a node of {arch}.{_close(node, names)}{hint} Hint: use "
-            f"gensim_im2vec.features.layer_names({arch!r}) (torchvision's get_graph_node_names) to "
-            f"list them; the last ones are {names[-4:]}.", arch, layer, names,
-        )
+    node = _layer_node(arch, layer, names)
     body = create_feature_extractor(model, return_nodes={node: node})
     return _FeatureModel(body.eval(), node), node
 

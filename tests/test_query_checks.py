@@ -1,4 +1,4 @@
-"""`im2vec query --device/--arch/--weights`: options the feature extractor refuses end the command before
+"""`im2vec query --device/--arch/--weights/--layer`: options the feature extractor refuses end the command before
 the prompt, with the extractor's own message (as `im2vec extract` gives it), and nothing is built for
 the check. They were reported only when the first image file was typed, after the session had begun."""
 
@@ -85,3 +85,26 @@ def test_good_or_absent_options_pass_the_checks_without_building_the_extractor(q
                              input="red\nEXIT\n")
     assert res.exit_code == 0, res.output
     assert PROMPT in res.output and "Word: red" in res.output
+
+
+def test_an_unknown_layer_ends_the_command_before_the_prompt_as_extract_says_it(query_model, no_extractor):
+    # was: the prompt, answers to words, and at the first image file the library's message, "Cannot extract
+    # features for image files: layer: 'BAD' is not a node of resnet18. ... Hint: use
+    # gensim_im2vec.features.layer_names('resnet18') ...", a Python call; `im2vec extract --layer BAD` gives
+    # the CLI's message (the likely layers, a shell command that lists them all) and exit 1
+    from gensim_im2vec.cli import _layer_error
+    from gensim_im2vec.features import LayerNotFoundError, layer_names
+
+    model, _, _, path, unseen = query_model
+    res = CliRunner().invoke(main, ["query", str(path), "--layer", "BAD"], input=f"red\n{unseen}\nEXIT\n")
+    assert res.exit_code == 1, res.output
+    assert PROMPT not in res.output and "Hint: use" not in res.output
+    names = layer_names("resnet18")
+    assert res.output == f"Error: {_layer_error(LayerNotFoundError('', 'resnet18', 'BAD', names))}\n"
+    # another arch's layer is looked up in that arch's graph; a module's name or a Caffe alias is a layer
+    res = CliRunner().invoke(main, ["query", str(path), "--arch", "alexnet", "--weights", "none", "--layer", "layer4"],
+                             input="EXIT\n")
+    assert res.exit_code == 1 and "--layer: 'layer4' is not a node of alexnet" in res.output, res.output
+    for options in (["--layer", "layer4"], ["--arch", "alexnet", "--weights", "none", "--layer", "fc7"]):
+        res = CliRunner().invoke(main, ["query", str(path), *options], input="red\nEXIT\n")
+        assert res.exit_code == 0 and "Word: red" in res.output, (options, res.output)
