@@ -1591,7 +1591,10 @@ IM2VEC = "gensim_im2vec.model:Im2Vec"  # the training options and their defaults
 @click.option("--tied/--untied", "tied_image_targets", default=None,
               help="An image as the centre word uses its own h as output vector (tied) or is skipped.")
 @click.option("--train-words/--freeze-words", "train_words", default=None,
-              help="Whether word input vectors learn (default: learn; with --pretrained, as --train-new-words).")
+              help="Whether word input vectors learn from the words beside them (default: learn; with --pretrained, "
+                   "as --train-new-words). --freeze-words: a word with a vector (--pretrained's) keeps it, and a word "
+                   "without one (every word, without --pretrained) is placed by the images alone in its first "
+                   "training.")
 @click.option("--train-new-words", is_flag=True, default=False,
               help="--pretrained (two-stage): the pretrained words stay frozen, the words they lack (tags the text "
                    "never saw) learn as word2vec trains a word and from the images: the default with --pretrained. "

@@ -237,3 +237,25 @@ def test_train_pretrained_frees_the_loaded_file_before_training(tmp_path, monkey
                                     workers=1, min_count=1, seed=3, epochs=2 if epochs else None)
         np.testing.assert_array_equal(got.wv.vectors, want.wv.vectors)
         np.testing.assert_array_equal(got.W, want.W)
+
+
+def test_freeze_words_without_pretrained_places_the_words_by_the_images_alone(tmp_path):
+    """--freeze-words without --pretrained is not an option without effect (so not refused like
+    --space-readout-directions without --space-readout): no word has a vector yet, so every word is
+    placed by the images alone (the space step), not by the words beside it (train_words=False).
+    The help said only "Whether word input vectors learn", which read as: frozen, never moved."""
+    _, docs = _inputs(tmp_path)
+    runner = CliRunner()
+    base = ["train", str(docs), "-f", str(tmp_path / "store"), "--vector-size", "16", "--epochs", "2", "--sg",
+            "--min-count", "1", "--workers", "1", "--seed", "1"]
+    models = {}
+    for name, flags in (("learn", []), ("frozen", ["--freeze-words"])):
+        res = runner.invoke(main, [*base, "-o", str(tmp_path / f"{name}.model"), *flags])
+        assert res.exit_code == 0, res.output
+        models[name] = Im2Vec.load(str(tmp_path / f"{name}.model"))
+    frozen = models["frozen"]
+    assert frozen.train_words is False and models["learn"].train_words is True
+    assert not np.allclose(frozen.wv["class1"], models["learn"].wv["class1"])
+    assert "class1" in frozen.word_space_keys  # placed (by the images), not left at its random start
+    help_text = " ".join(runner.invoke(main, ["train", "--help"]).output.split())
+    assert "a word without one (every word, without --pretrained) is placed by the images alone" in help_text
