@@ -211,13 +211,30 @@ _NOT_SAVED = frozenset({
 
 class _QuietTransients(logging.Filter):
     """gensim.utils's line for each ignored attribute at save and load, less those of :data:`_NOT_SAVED`
-    (16 lines of private names a save, 16 a load; gensim's own, such as ``cum_table``, stay)."""
+    (16 lines of private names a save, 16 a load; gensim's own, such as ``cum_table``, stay), and only
+    while this thread saves or loads an Im2Vec (:func:`_transients_quiet`): another gensim model saved
+    in the same process (a Word2Vec saved with ``ignore=["_epoch"]``) still says each of its lines."""
 
     MESSAGES = ("not storing attribute %s", "setting ignored attribute %s to None")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.msg in self.MESSAGES and isinstance(record.args, tuple) and len(record.args) == 1
-                    and record.args[0] in _NOT_SAVED)
+        return not (getattr(_IM2VEC_SAVELOAD, "depth", 0) and record.msg in self.MESSAGES
+                    and isinstance(record.args, tuple) and len(record.args) == 1 and record.args[0] in _NOT_SAVED)
+
+
+#: Per thread: how many Im2Vec saves or loads are under way (:func:`_transients_quiet`).
+_IM2VEC_SAVELOAD = threading.local()
+
+
+@contextlib.contextmanager
+def _transients_quiet():
+    """While it is open, :class:`_QuietTransients` drops this thread's lines of :data:`_NOT_SAVED` names
+    (gensim logs them in the thread that saves or loads)."""
+    _IM2VEC_SAVELOAD.depth = getattr(_IM2VEC_SAVELOAD, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _IM2VEC_SAVELOAD.depth -= 1
 
 
 if not any(isinstance(f, _QuietTransients) for f in logging.getLogger("gensim.utils").filters):
@@ -3972,7 +3989,8 @@ class Im2Vec(Word2Vec):
         # memory lost W, syn1neg, its sampling tables or wv's vectors_lockf: every one is put back here
         held = _attributes_of(self)
         try:
-            return self._set_aside(fname, separately, sep_limit, ignore, pickle_protocol, compress, subname)
+            with _transients_quiet():
+                return self._set_aside(fname, separately, sep_limit, ignore, pickle_protocol, compress, subname)
         except BaseException:
             for obj, attributes in held:
                 for name, value in attributes.items():
@@ -4711,7 +4729,8 @@ class Im2Vec(Word2Vec):
             self._attach_features(feats)
         # gensim's own _load_specials rebuilds the cumulative tables (ours too, see make_cum_table)
         try:
-            super()._load_specials(*args, **kwargs)
+            with _transients_quiet():
+                super()._load_specials(*args, **kwargs)
         finally:
             self.__dict__.pop("_key_index_pending", None)
         self._scan_tag_counts = None

@@ -152,6 +152,34 @@ def test_save_and_load_name_the_saved_files_not_each_private_attribute(data, cap
                               f"{format_bytes(sum(os.path.getsize(f) for f in files))} in all ("), done
 
 
+def test_a_plain_gensim_model_saved_in_the_same_process_still_says_its_ignored_attributes(data, caplog, tmp_path):
+    # the filter that keeps Im2Vec's private names out of gensim.utils's lines was on that logger for the whole
+    # process from import on: a Word2Vec saved with ignore=["_epoch"] (a name Im2Vec also leaves out) lost its
+    # "not storing attribute _epoch" and its load "setting ignored attribute _epoch to None"
+    import threading
+
+    from gensim.models import Word2Vec
+
+    lines = ["not storing attribute _epoch", "setting ignored attribute _epoch to None"]
+    w2v = Word2Vec([d[1:] for d in data.docs], vector_size=8, min_count=1, epochs=1, workers=1)
+    w2v._epoch = 3
+    model = Im2Vec(data.docs, image_features=data.features, **OPTS)
+    with caplog.at_level(logging.INFO):
+        w2v.save(str(tmp_path / "w.model"), ignore=["_epoch"])
+        Word2Vec.load(str(tmp_path / "w.model"))
+    said = [r.getMessage() for r in caplog.records]
+    assert all(line in said for line in lines), said
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        model.save(str(tmp_path / "m.model"))  # (Im2Vec's own still quiet)
+        saving = threading.Thread(target=model.save, args=(str(tmp_path / "m2.model"),))
+        saving.start()  # an Im2Vec saved in another thread quiets only its own lines
+        w2v.save(str(tmp_path / "w2.model"), ignore=["_epoch"])
+        saving.join()
+    said = [r.getMessage() for r in caplog.records]
+    assert said.count("not storing attribute _epoch") == 1, said
+
+
 def test_the_disk_space_check_says_disk_space_in_units_and_no_zero_for_the_neighbours(data, tmp_path, monkeypatch,
                                                                                          caplog):
     # "space: saving the model to m.model needs at least 292992 bytes (and up to 0 more for the
