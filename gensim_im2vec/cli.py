@@ -2475,7 +2475,9 @@ def export_command(model_path, output, images, key_rule, restrict, tags_only, li
                                    limit=limit, normalize=normalize, **given({"thumbnail": thumbnail}))
     except (ValueError, TypeError, OSError, ImportError) as e:
         raise click.ClickException(str(e)) from e
-    sprite = f", sprite {res.grid}x{res.grid} ({len(res.missing)} images without a file)" if res.sprite else ""
+    unread = len(res.unreadable or [])
+    sprite = (f", sprite {res.grid}x{res.grid} ({len(res.missing) - unread} images without a file"
+              f"{f', {unread} whose file could not be read' if unread else ''})" if res.sprite else "")
     click.echo(f"{output}: {res.count} rows ({res.n_images} images){sprite}")
     click.echo(f"open it: `tensorboard --logdir {output}` (its PROJECTOR tab reads projector_config.pbtxt"
                f"{', thumbnails included' if res.sprite else ''}), or at https://projector.tensorflow.org: "

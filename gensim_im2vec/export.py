@@ -91,6 +91,8 @@ class ProjectorExport:
         Tile (width, height) in pixels.
     missing : list of str
         Image keys whose file was not found or could not be read (grey tiles).
+    unreadable : list of str
+        Those of `missing` whose file is there but could not be read as an image.
     """
 
     directory: Path
@@ -103,6 +105,7 @@ class ProjectorExport:
     grid: int = 0
     thumbnail: tuple[int, int] = (0, 0)
     missing: list | None = None
+    unreadable: list | None = None
 
 
 #: Tabs and every character ``str.splitlines`` breaks a line at (\n, \r, \v, \f, \x1c-\x1e, \x85,
@@ -301,7 +304,7 @@ def _write_export(out: Path, kv, keys: list[str], flags: list[bool], normalize: 
     """Write the export's files into `out`, all or none (see :func:`export_projector`); the config
     renamed into place first (`config_first`, a new folder) or last (over an earlier export)."""
     vec_path, meta_path, cfg_path = out / _FILES[0], out / _FILES[1], out / _FILES[3]
-    sprite_path, missing = (out / _FILES[2] if sprite else None), []
+    sprite_path, missing, unreadable = (out / _FILES[2] if sprite else None), [], []
     with contextlib.ExitStack() as stack:
         # every file is written under a temporary name and all are renamed only once all are whole
         # (an ExitStack renames in the reverse order of entry). Over an earlier export the config is
@@ -318,11 +321,12 @@ def _write_export(out: Path, kv, keys: list[str], flags: list[bool], normalize: 
         _write_vectors(vec_tmp, kv, keys, normalize)
         _write_metadata(meta_tmp, kv, keys, flags)
         if sprite_path:
-            missing = _write_sprite(sprite_tmp, keys, flags, paths, grid, size)
+            missing, unreadable = _write_sprite(sprite_tmp, keys, flags, paths, grid, size)
         cfg_tmp.write_bytes(_projector_config(tensor_name, vec_path, meta_path, sprite_path, size).encode("utf-8"))
     return ProjectorExport(
         directory=out, count=len(keys), n_images=sum(flags), vectors=vec_path, metadata=meta_path,
         config=cfg_path, sprite=sprite_path, grid=grid, thumbnail=size if grid else (0, 0), missing=missing,
+        unreadable=unreadable,
     )
 
 
@@ -525,31 +529,36 @@ def _write_metadata(path: Path, kv, keys: list[str], flags: list[bool]) -> None:
 
 
 def _write_sprite(path: Path, keys: list[str], flags: list[bool], paths: Mapping[str, str], grid: int,
-                  size: tuple[int, int]) -> list[str]:
+                  size: tuple[int, int]) -> tuple[list[str], list[str]]:
     """The sprite: image thumbnails (grey where no file is readable) and word tiles; returns the images
-    without a file."""
+    without a thumbnail, and those of them whose file could not be read."""
     from PIL import Image
 
-    missing = []
+    missing, unreadable = [], []
     sprite = Image.new("RGB", (grid * size[0], grid * size[1]), (255, 255, 255))
     for i, (k, img) in enumerate(zip(keys, flags)):
         if img:
             tile = _tile(paths.get(k), size) if k in paths else None
             if tile is None:
                 missing.append(k)
+                if k in paths and os.path.isfile(paths[k]):  # (a file given that is not there: without a file)
+                    unreadable.append(k)
                 tile = Image.new("RGB", size, _MISSING_TILE)
         else:
             tile = _word_tile(str(k), size)
         sprite.paste(tile, ((i % grid) * size[0], (i // grid) * size[1]))
     sprite.save(path)
-    if missing:
+    if missing:  # (as the report's note says it: one line, the two kinds counted apart)
+        given = [k for k in missing if k not in unreadable]
+        parts = [f"{len(ks)} {what} (e.g. {', '.join(ks[:3])})"
+                 for ks, what in ((given, "without a file"), (unreadable, "whose file could not be read")) if ks]
         logger.warning(
-            "sprite: %i of %i image(s) have no readable file (grey tiles), e.g. %s; pass images= as the "
-            "folder(s) the features were extracted from (`im2vec export --images DIR`, repeatable; with "
-            "--keys stem / flickr-id when `im2vec extract --keys` keyed them so), or a {key: path} mapping",
-            len(missing), sum(flags), missing[:3],
+            "sprite: %i of %i image(s) have no thumbnail (grey tiles): %s. Give the folder(s) the features were "
+            "extracted from (`im2vec export --images DIR`, repeatable; with --keys stem / flickr-id when `im2vec "
+            "extract --keys` keyed them so), or a {key: path} mapping, as images=",
+            len(missing), sum(flags), "; ".join(parts),
         )
-    return missing
+    return missing, unreadable
 
 
 def _projector_config(tensor_name: str, vec_path: Path, meta_path: Path, sprite_path: Path | None,

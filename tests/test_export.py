@@ -117,6 +117,45 @@ def test_restrict_limit_keys_and_missing_files(setup, tmp_path):
     np.testing.assert_allclose(np.linalg.norm(np.loadtxt(res.vectors, delimiter="\t"), axis=1), 1.0, rtol=1e-6)
 
 
+def test_images_without_a_thumbnail_are_counted_as_the_report_counts_them(setup, tmp_path, caplog):
+    # neither the export nor the report fails on a picture it cannot make (a grey tile; a grey box), and
+    # both warn in one line; the export called an unreadable file "no readable file" and its summary
+    # "(2 images without a file)", sending a user after files that are there; the report's note tells the
+    # two apart ("1 without a file (e.g. ...)", "1 whose file could not be read (e.g. ...)"), and so does it now
+    import logging
+
+    from click.testing import CliRunner
+
+    from gensim_im2vec.cli import main
+
+    model, root = setup
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    paths = {"img:sub/1": root / "photos" / "sub" / "1.png", "img:sub/2": root / "nowhere.png",
+             "img:sub/3": tmp_path / "broken.png"}
+    keys = ["img:sub/1", "img:sub/2", "img:sub/3", "red"]
+    with caplog.at_level(logging.WARNING, logger="gensim_im2vec.export"):
+        res = export_projector(model, tmp_path / "e", keys=keys, images=paths, thumbnail=8)
+    assert res.missing == ["img:sub/2", "img:sub/3"] and res.unreadable == ["img:sub/3"]
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and said[0].startswith("sprite: 2 of 3 image(s) have no thumbnail (grey tiles): "), said
+    assert "1 without a file (e.g. img:sub/2); 1 whose file could not be read (e.g. img:sub/3)" in said[0]
+    # the report's count of the same files (a file given that is not there was one "whose file could not be read")
+    from gensim_im2vec.report import _Thumbnails
+
+    thumbs = _Thumbnails(tmp_path / "r", paths, 16)
+    assert [thumbs.url(k) is None for k in keys[:3]] == [False, True, True]
+    assert "1 without a file (e.g. img:sub/2); 1 whose file could not be read (e.g. img:sub/3)" in thumbs.missing_note()
+    model.save(str(tmp_path / "m.model"))
+    folder = tmp_path / "imgs" / "sub"
+    folder.mkdir(parents=True)
+    (folder / "1.png").write_bytes((root / "photos" / "sub" / "1.png").read_bytes())
+    (folder / "3.png").write_bytes(b"not a png")
+    out = CliRunner().invoke(main, ["export", str(tmp_path / "m.model"), "-o", str(tmp_path / "c"), "--images",
+                                    str(tmp_path / "imgs"), "--restrict", "images"])
+    assert out.exit_code == 0, out.output
+    assert "sprite 6x6 (28 images without a file, 1 whose file could not be read)" in out.output, out.output
+
+
 def test_plain_keyed_vectors_and_awkward_keys(tmp_path):
     kv = KeyedVectors(3)
     kv.add_vectors(["a\tb", "img:x", "new\nline"], np.eye(3, dtype=np.float32))
