@@ -367,12 +367,33 @@ def process_start(pid: int | None = None) -> str | None:
     gives the same pid has another start, and so has any process after a reboot. None where it
     cannot be read (not Linux, the process gone).
 
+    This process's start is read once (every atomic write names its temporary file by it,
+    :func:`temp_name`) and kept by pid: a forked child, a process of its own, reads its own.
+
     >>> start = process_start()
     >>> start is None or (start == process_start() and start.count("/") == 1)
     True
     """
+    if pid is not None:
+        return _read_start(pid)
+    me = os.getpid()
+    start = _OWN_START.get(me)
+    if start is None:
+        start = _read_start(me)
+        if start is not None:  # (one that could not be read is read again next time)
+            _OWN_START.clear()  # (in a forked child: its parent's)
+            _OWN_START[me] = start
+    return start
+
+
+#: {pid: this process's :func:`process_start`}: one entry, of the process that reads it.
+_OWN_START: dict[int, str] = {}
+
+
+def _read_start(pid: int | str) -> str | None:
+    """:func:`process_start` of process `pid`, read from ``/proc/PID/stat``."""
     try:
-        with open(f"/proc/{os.getpid() if pid is None else int(pid)}/stat", encoding="ascii", errors="replace") as f:
+        with open(f"/proc/{int(pid)}/stat", encoding="ascii", errors="replace") as f:
             return _start_of(f.read().rpartition(")")[2].split())
     except (OSError, ValueError):
         return None
