@@ -92,13 +92,13 @@ from gensim_im2vec.store import (
     FeatureStore,
     StoreMismatchError,
     _identity_diff,
+    _key_row_blocks,
     _read_json,
     _read_stamps,
     _Underflow,
     check_store_folder,
     images_digest,
     is_store,
-    key_rows,
     unfinished_run,
 )
 from gensim_im2vec.validation import is_int
@@ -1494,9 +1494,9 @@ def extract_ray(
             merged = FeatureStore.open(target)
         # every image given ends stored or skipped (counted while an iterator's spool is still there)
         # (their keys looked up a block at a time: key_rows, the store's KeyIndex searching them together)
-        stored, reasons, pairs = 0, {}, iter(images)
-        while block := [k for k, _ in itertools.islice(pairs, 1 << 16)]:
-            held = key_rows(merged.key_to_index, block) >= 0
+        stored, reasons = 0, {}
+        for block, rows in _key_row_blocks(merged.key_to_index, (k for k, _ in images), 1 << 16):
+            held = rows >= 0
             stored += int(held.sum())
             for k in itertools.compress(block, (~held).tolist()):
                 if k in merged.skipped:

@@ -109,6 +109,7 @@ import itertools
 import logging
 import math
 import numbers
+import operator
 import os
 import queue
 import re
@@ -166,7 +167,13 @@ from gensim_im2vec.space import (
     space_step,
     unit,
 )
-from gensim_im2vec.store import FeatureStore, StoreMismatchError, _recorded_node, key_rows
+from gensim_im2vec.store import (
+    FeatureStore,
+    StoreMismatchError,
+    _key_row_blocks,
+    _recorded_node,
+    key_rows,
+)
 from gensim_im2vec.validation import (
     check_corpus,
     check_document,
@@ -452,9 +459,8 @@ def _keys_in(key_to_index, keys: Iterable, held: bool = True) -> list:
     up :data:`_LOOKUP_BLOCK` at a time (:func:`~gensim_im2vec.store.key_rows`: a store's KeyIndex
     looks many keys up at once faster than one at a time), so `keys` may be a generator: only a
     block of them is held at once."""
-    out, keys = [], iter(keys)
-    while part := list(itertools.islice(keys, _LOOKUP_BLOCK)):
-        rows = key_rows(key_to_index, part)
+    out = []
+    for part, rows in _key_row_blocks(key_to_index, keys, _LOOKUP_BLOCK):
         out.extend(itertools.compress(part, ((rows >= 0) if held else (rows < 0)).tolist()))
     return out
 
@@ -1146,9 +1152,10 @@ class Im2Vec(Word2Vec):
         rows = np.full(n, -1, dtype=np.int64)
         feats = self.features
         if feats is not None:
-            k2i, keys = feats.key_to_index, self.wv.index_to_key
-            for a in range(0, n, _LOOKUP_BLOCK):  # (a KeyIndex looks many keys up at once: key_rows)
-                rows[a:a + _LOOKUP_BLOCK] = key_rows(k2i, keys[a:a + _LOOKUP_BLOCK])
+            a = 0
+            for _, block in _key_row_blocks(feats.key_to_index, self.wv.index_to_key, _LOOKUP_BLOCK):
+                rows[a:a + len(block)] = block
+                a += len(block)
             if hasattr(feats, "check_rows"):
                 feats.check_rows(rows[rows >= 0])
         self._vocab_image_rows = rows
@@ -1426,9 +1433,7 @@ class Im2Vec(Word2Vec):
         raw = self.raw_vocab
         words_raw, img_keys, img_counts, img_rows = defaultdict(int), [], [], []
         feature_keys = feats.keys if feats is not None else ()
-        items = iter(raw.items())
-        while block := list(itertools.islice(items, _LOOKUP_BLOCK)):  # the keys' rows a block at a time (key_rows)
-            rows = key_rows(k2i, [w for w, _ in block]) if k2i else np.full(len(block), -1)
+        for block, rows in _key_row_blocks(k2i, raw.items(), _LOOKUP_BLOCK, key=operator.itemgetter(0)):
             for (w, c), r in zip(block, rows.tolist()):
                 if r < 0:
                     words_raw[w] = c

@@ -1343,6 +1343,23 @@ def key_rows(key_to_index: Mapping, keys: Sequence) -> np.ndarray:
     return np.fromiter(map(key_to_index.get, keys, itertools.repeat(-1)), dtype=np.int64, count=len(keys))
 
 
+def _key_row_blocks(key_to_index: Mapping, items: Iterable, block: int, key: Callable | None = None):
+    """``(items, rows)`` for each run of `block` items taken from `items` (any iterable, a generator
+    too: only a block of it is held at once), `rows` their keys' :func:`key_rows` in
+    `key_to_index` (a KeyIndex looks many keys up at once faster than one at a time); an item's key
+    is ``key(item)``, or the item itself. An empty `key_to_index` looks nothing up: every row -1.
+
+    >>> [(part, rows.tolist()) for part, rows in _key_row_blocks({"img:a": 0}, ["dog", "img:a", "cat"], 2)]
+    [(['dog', 'img:a'], [-1, 0]), (['cat'], [-1])]
+    """
+    items = iter(items)
+    while part := list(itertools.islice(items, block)):
+        if not key_to_index:
+            yield part, np.full(len(part), -1, dtype=np.int64)
+        else:
+            yield part, key_rows(key_to_index, part if key is None else [key(item) for item in part])
+
+
 # ----------------------------------------------------------------------------- reader
 
 
