@@ -2709,6 +2709,8 @@ def _check_query_extractor(model, options: dict) -> None:
             _check_layer(arch, options["layer"])
         except LayerNotFoundError as e:  # as `im2vec extract --layer` says it
             raise click.ClickException(_layer_error(e)) from e
+        except ValueError as e:  # the model's recorded arch is none of this torchvision's: as for --weights
+            raise click.ClickException(f"cannot extract features for image files: {_in_cli_terms(str(e))}") from e
 
 
 def _evaluation_tables(path: str) -> str | dict:

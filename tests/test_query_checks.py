@@ -108,3 +108,29 @@ def test_an_unknown_layer_ends_the_command_before_the_prompt_as_extract_says_it(
     for options in (["--layer", "layer4"], ["--arch", "alexnet", "--weights", "none", "--layer", "fc7"]):
         res = CliRunner().invoke(main, ["query", str(path), *options], input="red\nEXIT\n")
         assert res.exit_code == 0 and "Word: red" in res.output, (options, res.output)
+
+
+def test_a_layer_given_for_an_arch_torchvision_does_not_have_ends_the_command_with_the_arch_message(
+        no_extractor, tmp_path):
+    # the --layer check looked the layer up in the graph of the model's recorded arch; an arch this
+    # torchvision does not have (a store extracted with a newer one) raised its ValueError out of the
+    # command, a traceback, where --weights with the same model gives the arch's message and exit 1
+    import numpy as np
+
+    from gensim_im2vec import Im2Vec
+
+    rng = np.random.default_rng(0)
+    features = {f"img:{i}": rng.standard_normal(8).astype(np.float32) for i in range(6)}
+    other = Im2Vec([[k, "red", "blue"] for k in features] * 3, image_features=features, vector_size=8, min_count=1,
+                   epochs=1, workers=1, seed=1)
+    other.image_features_metadata = {"arch": "resnet99", "weights": "none (random init, seed=0)",
+                                     "layer": "penultimate"}
+    other.save(str(tmp_path / "m.model"))
+    said = {}
+    for options in (["--weights", "none"], ["--layer", "layer4"]):
+        res = CliRunner().invoke(main, ["query", str(tmp_path / "m.model"), *options], input="red\nEXIT\n")
+        assert res.exit_code == 1 and isinstance(res.exception, SystemExit), (options, res.output, res.exception)
+        said[options[0]] = res.output
+    assert said["--layer"] == said["--weights"]
+    assert said["--layer"].startswith("Error: cannot extract features for image files: arch: 'resnet99' is not a "
+                                      "torchvision classification model."), said
