@@ -21,6 +21,8 @@ True
 False
 >>> _sharer_error(*raised("BrokenPipeError(32, 'Broken pipe')", "my_script.py"))
 False
+>>> _sharer_error(*raised("BrokenPipeError(32, 'Broken pipe')", "app/my_resource_sharer.py"))
+False
 """
 
 from __future__ import annotations
@@ -28,14 +30,18 @@ from __future__ import annotations
 import sys
 import threading
 import traceback
+from pathlib import PurePath
 
 __all__ = ["quiet_resource_sharer"]
+
+_SHARER = ("multiprocessing", "resource_sharer.py")  # the file whose frames mark the sharer thread
 
 
 def _sharer_error(value: BaseException | None, tb) -> bool:
     """Whether an error is an OSError raised through multiprocessing's resource_sharer.py."""
     frames = traceback.extract_tb(tb) if tb is not None else []
-    return isinstance(value, OSError) and any(f.filename.endswith("resource_sharer.py") for f in frames)
+    # (the module's own folder and name: not any file whose name ends so, this one's among them)
+    return isinstance(value, OSError) and any(PurePath(f.filename).parts[-2:] == _SHARER for f in frames)
 
 
 def quiet_resource_sharer() -> None:

@@ -521,3 +521,20 @@ def test_a_decode_worker_quiets_its_resource_sharer_thread(tmp_path, role, error
     assert ("Traceback" in proc.stderr) is printed, proc.stderr[-2000:]
     if printed:
         assert error.split("(")[0] in proc.stderr
+
+
+@pytest.mark.parametrize("filename,silenced", [
+    ("/usr/lib/python3.12/multiprocessing/resource_sharer.py", True),
+    ("/work/app/my_resource_sharer.py", False),  # another module whose name only ends the same
+    ("/work/gensim_im2vec/_resource_sharer.py", False),  # (the hook's own module)
+])
+def test_only_multiprocessings_resource_sharer_is_quieted(filename, silenced):
+    """The hook silences an OSError raised through multiprocessing's resource_sharer.py and nothing
+    else; it matched any file whose name ends in "resource_sharer.py", its own
+    gensim_im2vec/_resource_sharer.py and a user's my_resource_sharer.py among them."""
+    from gensim_im2vec._resource_sharer import _sharer_error
+
+    try:
+        exec(compile("raise BrokenPipeError(32, 'Broken pipe')", filename, "exec"))
+    except OSError as e:
+        assert _sharer_error(e, e.__traceback__) is silenced
