@@ -549,7 +549,8 @@ def _write_sprite(path: Path, keys: list[str], flags: list[bool], paths: Mapping
         sprite.paste(tile, ((i % grid) * size[0], (i // grid) * size[1]))
     sprite.save(path)
     if missing:  # (as the report's note says it: one line, the two kinds counted apart)
-        given = [k for k in missing if k not in unreadable]
+        unread = set(unreadable)  # (a list: k not in it over 65k tiles was quadratic)
+        given = [k for k in missing if k not in unread]
         parts = [f"{len(ks)} {what} (e.g. {', '.join(ks[:3])})"
                  for ks, what in ((given, "without a file"), (unreadable, "whose file could not be read")) if ks]
         logger.warning(

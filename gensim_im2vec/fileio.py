@@ -386,8 +386,11 @@ def process_start(pid: int | None = None) -> str | None:
     return start
 
 
-#: {pid: this process's :func:`process_start`}: one entry, of the process that reads it.
+#: {pid: this process's :func:`process_start`}: one entry, of the process that reads it (a forked
+#: child starts with none: a grandchild given its grandparent's old pid must not take its start).
 _OWN_START: dict[int, str] = {}
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_OWN_START.clear)
 
 
 def _read_start(pid: int | str) -> str | None:

@@ -555,7 +555,8 @@ class _Thumbnails:
         if not none:
             return None
         unread = [k for k in none if k in self.paths and os.path.isfile(self.paths[k])]
-        given = [k for k in none if k not in unread]  # (no file given, or one given that is not there)
+        unread_set = set(unread)  # (not the list: quadratic over thousands of thumbnails)
+        given = [k for k in none if k not in unread_set]  # (no file given, or one given that is not there)
         parts = [f"{len(keys)} {what} (e.g. {', '.join(keys[:3])})"
                  for keys, what in ((given, "without a file"), (unread, "whose file could not be read")) if keys]
         said = (f"{len(none)} of the {len(self.made)} images shown have no thumbnail (a grey box; on the map a dot): "

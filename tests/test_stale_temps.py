@@ -1,5 +1,6 @@
 """Temporary files of a killed writer are removed by the next one, also while the killed process
 lingers as a zombie (its parent has not reaped it yet)."""
+import os
 import subprocess
 import sys
 import time
@@ -133,3 +134,23 @@ def test_this_process_start_is_read_once_and_a_forked_child_reads_its_own(tmp_pa
         got, read_directly = f.read().split("|")
     os.waitpid(child, 0)
     assert got == read_directly and got != parent
+
+
+def test_a_forked_child_starts_without_its_parents_cached_start():
+    """A forked child's cache is emptied at the fork (os.register_at_fork), not only when it first reads
+    its own start: a grandchild given the grandparent's old pid must not take the grandparent's start
+    from the cache it inherited (a reviewer's find)."""
+    from gensim_im2vec import fileio
+
+    if fileio.process_start() is None:
+        pytest.skip("no /proc/PID/stat here: nothing is cached")
+    assert os.getpid() in fileio._OWN_START
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: says whether it inherited an entry
+        os.write(w, b"empty" if not fileio._OWN_START else b"kept")
+        os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    assert os.read(r, 16) == b"empty"
+    os.close(r)
