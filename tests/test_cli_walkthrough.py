@@ -239,8 +239,16 @@ def test_normalize_runs_again_onto_its_output_when_a_key_holds_a_control_charact
 
 
 def test_verbose_on_a_subgroup():
-    res = _run("datasets", "-v", "list")
-    assert res.exit_code == 0, res.output
+    # (-v sets the root logger's level, which outlives an in-process run: put back for the tests after this one,
+    # which saw INFO or WARNING depending on whether this test ran before them)
+    root = logging.getLogger()
+    level = root.level
+    try:
+        res = _run("datasets", "-v", "list")
+        assert res.exit_code == 0, res.output
+        assert root.level == logging.INFO
+    finally:
+        root.setLevel(level)
 
 
 # --- 6. the query prompt on image keys ---
