@@ -178,11 +178,13 @@ class _Command(click.Command):
         except KeyboardInterrupt as e:
             if ctx.meta.get(_FINISHED):  # the output is whole and the work done: a Ctrl-C now is no failure
                 return None
-            if hasattr(signal, "SIGCHLD"):
+            if _AS_PROGRAM and threading.current_thread() is threading.main_thread():
                 # the process ends here: torch's DataLoader handler would report its decode workers, stopped
-                # by the same signal, with a traceback after the line below
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            _quiet_resource_sharer()  # (and multiprocessing's thread that served them, one of them gone)
+                # by the same signal, with a traceback after the line below (in another program, which goes
+                # on, its handler and hooks stay as they were: they were changed for the rest of its life)
+                if hasattr(signal, "SIGCHLD"):
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                _quiet_resource_sharer()  # (and multiprocessing's thread that served them, one of them gone)
             err = Interrupted(_interrupted_message(ctx))
             if isinstance(e, _Terminated):
                 err.exit_code = 128 + signal.SIGTERM

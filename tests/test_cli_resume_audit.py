@@ -170,6 +170,30 @@ def test_a_program_that_calls_the_command_line_keeps_its_ctrl_c():
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
+def test_a_program_whose_command_is_interrupted_keeps_its_child_handler_and_excepthooks(monkeypatch, tmp_path):
+    """An interrupted command set SIGCHLD to its default and wrapped ``sys.excepthook`` and
+    ``threading.excepthook`` (what its own process needs as it ends: no report of its decode workers after the
+    Interrupted line) also in a program that called it and goes on (a notebook; this test run, where every later
+    test ran without torch's SIGCHLD handler and under the wrappers, depending on the tests before it)."""
+    import threading
+
+    def handler(signum, frame):
+        pass
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGCHLD, handler)
+    try:
+        before = signal.getsignal(signal.SIGCHLD), sys.excepthook, threading.excepthook
+        monkeypatch.setattr("gensim_im2vec.datasets.build_dataset", interrupted)
+        result = CliRunner().invoke(main, ["datasets", "build", "emoji", str(tmp_path / "never")])
+        assert result.exit_code == 130 and "Interrupted: `im2vec datasets build` stopped" in result.output
+        assert (signal.getsignal(signal.SIGCHLD), sys.excepthook, threading.excepthook) == before
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+
+
 @pytest.mark.parametrize("call", ["main(['datasets', 'list'])", "main(args=['datasets', 'list'])"])
 def test_a_program_that_catches_the_command_line_s_exit_keeps_its_ctrl_c(call):
     """A program that gives the command line its arguments and catches its ``SystemExit`` (a notebook cell:
