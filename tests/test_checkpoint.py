@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -124,6 +123,20 @@ def _cli_inputs(tmp_path):
             "--sample", "0"]
 
 
+_KILLED_AT_FIRST_CHECKPOINT = """
+import os, signal, sys
+from gensim_im2vec import checkpoint
+from gensim_im2vec.cli import main
+saved = checkpoint.EpochCheckpoint.on_epoch_end
+def on_epoch_end(self, model):
+    saved(self, model)
+    if self.done == 1:  # the first epoch's checkpoint written: kill -9, nothing runs on the way out
+        os.kill(os.getpid(), signal.SIGKILL)
+checkpoint.EpochCheckpoint.on_epoch_end = on_epoch_end
+main(sys.argv[1:], prog_name="im2vec")
+"""
+
+
 def test_train_resumable_continues_a_killed_run(tmp_path, monkeypatch):
     args = _cli_inputs(tmp_path)
     monkeypatch.chdir(tmp_path)
@@ -131,16 +144,18 @@ def test_train_resumable_continues_a_killed_run(tmp_path, monkeypatch):
     res = runner.invoke(main, [*args, "--epochs", "40", "-o", "full.model", "--resumable"])
     assert res.exit_code == 0, res.output
     assert not list(tmp_path.glob("full.model.checkpoint*"))
-    # the same command in a process of its own, killed once it has saved an epoch
-    cmd = [sys.executable, "-m", "gensim_im2vec.cli", *args, "--epochs", "40", "-o", "cut.model", "--resumable"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (tmp_path / "cut.model.checkpoint").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL and not (tmp_path / "cut.model").exists()
+    # the same command in a process of its own, killed (kill -9) once it has saved an epoch: by itself, as its
+    # checkpoint is written. It was killed by this test as soon as the checkpoint appeared, which raced the run:
+    # a late kill fell in a later epoch's save (between the arrays' rename and the main file's, the previous
+    # epoch's record beside this one's W: fileio.atomic_save), or after the 40 epochs (~3 s) had ended
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": package_root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-c", _KILLED_AT_FIRST_CHECKPOINT, *args, "--epochs", "40", "-o",
+                           "cut.model", "--resumable"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert not (tmp_path / "cut.model").exists()
     assert (tmp_path / "cut.model.checkpoint").exists()
     # other options: refused, naming them; the checkpoint stays
     other = runner.invoke(main, [*args, "--epochs", "41", "-o", "cut.model", "--resumable"])
