@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+import types
 
 import numpy as np
 import pytest
@@ -195,8 +197,11 @@ def test_a_lock_of_a_live_writer_is_still_refused_at_once(tmp_path, monkeypatch)
     fd = _hold_lock(d, os.getppid())  # a live process
     waits = []
     try:
-        # the orphan's wait is a loop of sleeps; counted, not timed (a clock on a busy machine)
-        monkeypatch.setattr(store_mod.time, "sleep", waits.append)
+        # the orphan's wait is a loop of sleeps; counted, not timed (a clock on a busy machine). The store's own
+        # `time` only: another thread of this process that sleeps (one a test before left) is not counted
+        clock = types.SimpleNamespace(**{n: getattr(time, n) for n in dir(time) if not n.startswith("_")})
+        clock.sleep = waits.append
+        monkeypatch.setattr(store_mod, "time", clock)
         monkeypatch.setattr(store_mod, "ORPHAN_WAIT", 1.0, raising=False)  # (a wrong wait: 1 s of no-op sleeps)
         with pytest.raises(store_mod.StoreLockedError, match=rf"another writer \(pid {os.getppid()}\)"):
             FeatureStore.create(d, dim=4, dtype="float32")
