@@ -480,7 +480,7 @@ cdef void run_cbow(Config *c) noexcept nogil:
                 apply_input_gradient(c, c.ctx[k], c.work)
 
 
-def prepare_job(sentences, dict key_to_index, const uint32_t[::1] sample_ints,
+def prepare_job(sentences, key_to_index, const uint32_t[::1] sample_ints,
                 const int64_t[::1] image_rows, bint sample, int window, bint shrink_windows,
                 uint64_t next_random, int max_chunk=MAX_CHUNK, int max_images=0):
     """Turn a job's documents into the flat arrays :func:`train_job` walks.
@@ -489,8 +489,11 @@ def prepare_job(sentences, dict key_to_index, const uint32_t[::1] sample_ints,
     ----------
     sentences : list of list of str
         The job's documents.
-    key_to_index : dict
-        Vocabulary (``model.wv.key_to_index``); unknown tokens are skipped.
+    key_to_index : dict or VocabKeyIndex
+        Vocabulary (``model.wv.key_to_index``); unknown tokens are skipped. A dict is looked up a
+        token at a time; a :class:`~gensim_im2vec.store.VocabKeyIndex` likewise in its words' dict,
+        and the tokens that dict lacks in its image index all at once (``images.rows``), before the
+        tokens are walked in order (downsampling draws stay in the tokens' order).
     sample_ints : uint32 array (n_vocab,)
         Downsampling thresholds (gensim's ``sample_int``); images carry 2**32-1.
     image_rows : int64 array (n_vocab,)
@@ -511,9 +514,24 @@ def prepare_job(sentences, dict key_to_index, const uint32_t[::1] sample_ints,
     one after another), runs : int64 (n_runs+1, 3) (where each run starts: token, bound, row),
     next_random : int
     """
+    cdef dict words
+    images = None
+    if type(key_to_index) is dict:
+        words = key_to_index
+    else:
+        try:
+            words, images = key_to_index.words, key_to_index.images
+        except AttributeError:
+            raise TypeError(f"prepare_job: expected key_to_index as a dict or a VocabKeyIndex, got "
+                            f"{type(key_to_index).__name__}; give dict(key_to_index).") from None
+        if not len(images):
+            images = None
     cdef Py_ssize_t total = 0
     for sent in sentences:
         total += len(sent)
+    if images is not None:
+        return _prepare_job_indexed(sentences, words, images, total, sample_ints, image_rows, sample, window,
+                                    shrink_windows, next_random, max_chunk, max_images)
     tokens_arr = np.empty(total, dtype=np.int32)
     slots_arr = np.empty(total, dtype=np.int32)
     rwin_arr = np.zeros(total, dtype=np.int32)
@@ -535,6 +553,92 @@ def prepare_job(sentences, dict key_to_index, const uint32_t[::1] sample_ints,
             if found is None:
                 continue
             idx = found
+            if sample:
+                r32 = <uint32_t>((next_random >> 16) & 0xFFFFFFFF)
+                next_random = lcg_next(next_random)
+                if sample_ints[idx] < r32:
+                    continue
+            tokens[n] = idx
+            row = image_rows[idx]
+            if row >= 0:
+                slot = slot_of_row.get(row)
+                if slot is None:
+                    slot = len(rows) - run_rows
+                    slot_of_row[row] = slot
+                    rows.append(row)
+                slots[n] = slot
+                run_images += 1
+            else:
+                slots[n] = -1
+            n += 1
+            if n - start == max_chunk:
+                bounds.append(n)
+                start = n
+        if n > start:
+            bounds.append(n)
+        if max_images > 0 and run_images >= max_images:
+            runs.append((n, len(bounds) - 1, len(rows)))
+            run_start = n
+            slot_of_row = {}
+            run_rows = len(rows)
+            run_images = 0
+    if run_start < n or len(runs) == 1:  # (no negative indexing: wraparound is off)
+        runs.append((n, len(bounds) - 1, len(rows)))
+    cdef Py_ssize_t k
+    if shrink_windows and window > 0:
+        for k in range(n):
+            rwin[k] = <int32_t>(((next_random >> 16) & 0xFFFFFFFF) % window)
+            next_random = lcg_next(next_random)
+    return (tokens_arr[:n], slots_arr[:n], np.asarray(bounds, dtype=np.int32), rwin_arr[:n],
+            np.asarray(rows, dtype=np.int64), np.asarray(runs, dtype=np.int64), next_random)
+
+
+def _prepare_job_indexed(sentences, dict words, images, Py_ssize_t total, const uint32_t[::1] sample_ints,
+                         const int64_t[::1] image_rows, bint sample, int window, bint shrink_windows,
+                         uint64_t next_random, int max_chunk, int max_images):
+    """:func:`prepare_job` for a VocabKeyIndex: each token's index first (the words' dict one token at a
+    time, the tokens it lacks in `images` at once: ``images.rows``), then the same walk over them."""
+    found_arr = np.empty(total, dtype=np.int32)
+    cdef int32_t[::1] found_at = found_arr
+    cdef Py_ssize_t m = 0
+    misses, miss_at = [], []
+    for sent in sentences:
+        for token in sent:
+            found = words.get(token)
+            if found is None:
+                found_at[m] = -1
+                misses.append(token)
+                miss_at.append(m)
+            else:
+                found_at[m] = found
+            m += 1
+    if misses:
+        hit = images.rows(misses)
+        found_arr[np.asarray(miss_at, dtype=np.int64)] = hit.astype(np.int32)
+        del hit
+    tokens_arr = np.empty(total, dtype=np.int32)
+    slots_arr = np.empty(total, dtype=np.int32)
+    rwin_arr = np.zeros(total, dtype=np.int32)
+    cdef int32_t[::1] tokens = tokens_arr
+    cdef int32_t[::1] slots = slots_arr
+    cdef int32_t[::1] rwin = rwin_arr
+    bounds = [0]
+    rows = []
+    cdef dict slot_of_row = {}
+    runs = [(0, 0, 0)]
+    cdef Py_ssize_t n = 0, start = 0, run_rows = 0, run_images = 0, run_start = 0, j, length
+    cdef int64_t row
+    cdef int32_t idx
+    cdef uint32_t r32
+    m = 0
+    for sent in sentences:
+        start = n
+        length = len(sent)
+        for j in range(length):
+            idx = found_at[m]
+            m += 1
+            if idx < 0:
+                continue
             if sample:
                 r32 = <uint32_t>((next_random >> 16) & 0xFFFFFFFF)
                 next_random = lcg_next(next_random)

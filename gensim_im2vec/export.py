@@ -57,6 +57,7 @@ import numpy as np
 
 from gensim_im2vec.fileio import atomic_path, check_output_folder
 from gensim_im2vec.keys import IMAGE_PREFIX, image_test
+from gensim_im2vec.store import key_rows
 from gensim_im2vec.validation import is_int, l2_normalize
 
 logger = logging.getLogger(__name__)
@@ -507,7 +508,9 @@ def _check_sprite_size(n: int, grid: int, size: tuple[int, int], tags_rows=None)
 
 
 def _write_vectors(path: Path, kv, keys: list[str], normalize: bool) -> None:
-    rows = np.fromiter((kv.key_to_index[k] for k in keys), dtype=np.int64, count=len(keys))
+    rows = key_rows(kv.key_to_index, keys)  # (at once: a model's VocabKeyIndex searches its images together)
+    if (rows < 0).any():
+        raise KeyError(keys[int(np.flatnonzero(rows < 0)[0])])
     with open(path, "w", encoding="utf-8") as f:
         for lo in range(0, len(rows), 65536):
             block = np.asarray(kv.vectors[rows[lo : lo + 65536]], dtype=np.float64)

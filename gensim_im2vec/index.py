@@ -112,6 +112,7 @@ import numpy as np
 from gensim_im2vec.fileio import atomic_path, is_no_space, no_space_error, temp_name
 from gensim_im2vec.image_features import release, scattered_reads
 from gensim_im2vec.keys import IMAGE_PREFIX, image_mask
+from gensim_im2vec.store import key_rows
 from gensim_im2vec.validation import (
     check_query_vectors,
     check_topn,
@@ -914,7 +915,9 @@ class ModalityIndexer:
         Q = _UnitRows(kv, qs)[:]
         hits: dict[str, np.ndarray] = {}  # sub-index: recall of each query of qs
         for part_name, part in self._parts.items():
-            pool = np.fromiter((key_row[k] for k in part.labels), dtype=np.int64, count=len(part.labels))
+            pool = key_rows(key_row, part.labels)  # (at once: a model's VocabKeyIndex searches its images together)
+            if (pool < 0).any():
+                raise KeyError(part.labels[int(np.flatnonzero(pool < 0)[0])])
             k = min(topn, len(pool) - 1)
             if k < 1:
                 continue

@@ -170,6 +170,7 @@ from gensim_im2vec.space import (
 from gensim_im2vec.store import (
     FeatureStore,
     StoreMismatchError,
+    VocabKeyIndex,
     _key_row_blocks,
     _recorded_node,
     key_rows,
@@ -1556,7 +1557,7 @@ class Im2Vec(Word2Vec):
         wv = self.wv
         k2i = wv.key_to_index
         if update:  # images seen before add to their counts, new ones go at the end
-            seen = np.fromiter((k2i.get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
+            seen = key_rows(k2i, keys)  # (a VocabKeyIndex looks its images up at once)
             old = seen >= 0
             np.add.at(wv.expandos["count"], seen[old], counts[old])
             keys = [k for k, o in zip(keys, old) if not o]
@@ -1568,7 +1569,11 @@ class Im2Vec(Word2Vec):
         n0 = len(wv.index_to_key)
         if len(keys):
             wv.index_to_key.extend(keys)
-            k2i.update(zip(keys, range(n0, n0 + len(keys))))
+            if update or len(k2i) != n0:  # (an update's new images: in the dict, after its new words)
+                k2i.update(zip(keys, range(n0, n0 + len(keys))))
+            else:  # the images in a KeyIndex after the words' dict (≈ 15 bytes a key, a dict's 57)
+                wv.key_to_index = VocabKeyIndex(k2i if isinstance(k2i, dict) else dict(k2i.items()),
+                                                wv.index_to_key, n0, n0 + len(keys))
             wv.allocate_vecattrs()
             for attr, kind in (("count", int), ("sample_int", np.uint32)):  # a vocabulary of images only
                 if attr not in wv.expandos:
@@ -2739,12 +2744,11 @@ class Im2Vec(Word2Vec):
         """Each vocabulary row's count in the image documents (``image_tag_counts``), float64;
         0 for words on no image and for the images' own rows."""
         counts = np.zeros(len(self.wv), dtype=np.float64)
-        k2i = self.wv.key_to_index
-        is_image = self._vocab_image_rows >= 0
-        for w, c in self.image_tag_counts.items():
-            i = k2i.get(w)
-            if i is not None and not is_image[i]:
-                counts[i] = c
+        tags = self.image_tag_counts
+        idx = key_rows(self.wv.key_to_index, list(tags))  # (at once: a VocabKeyIndex's images in one search)
+        take = idx >= 0
+        take[take] = self._vocab_image_rows[idx[take]] < 0
+        counts[idx[take]] = np.fromiter(tags.values(), dtype=np.float64, count=len(tags))[take]
         return counts
 
     def _space_tag_bias(self) -> np.ndarray | None:
@@ -4855,10 +4859,33 @@ class Im2Vec(Word2Vec):
         self._build_key_index()  # the copies go now (a dict loaded with the model: rebuilt in place)
 
     def _build_key_index(self) -> None:
-        """``wv.key_to_index`` from ``wv.index_to_key``, in place (the same dict object)."""
-        k2i, index_to_key = self.wv.key_to_index, self.wv.index_to_key
+        """``wv.key_to_index`` from ``wv.index_to_key``: a :class:`~gensim_im2vec.store.VocabKeyIndex`
+        (the images' range in a KeyIndex, ≈ 15 bytes a key; the other keys in a dict) where the
+        vocabulary has images, else a dict, emptied and filled in place."""
+        wv = self.wv
+        index_to_key = wv.index_to_key
+        start, stop = self._image_range()
+        if stop > start:
+            wv.key_to_index = VocabKeyIndex.from_keys(index_to_key, start, stop)
+            return
+        k2i = wv.key_to_index
+        if not isinstance(k2i, dict):
+            k2i = wv.key_to_index = {}
         k2i.clear()
         k2i.update(zip(index_to_key, range(len(index_to_key))))
+
+    def _image_range(self) -> tuple[int, int]:
+        """The first run of images in the vocabulary, ``(start, stop)`` (``(0, 0)`` without one): the
+        images build_vocab put after the words (an update's new ones come after its new words)."""
+        rows = getattr(self, "_vocab_image_rows", None)
+        if rows is None or len(rows) != len(self.wv.index_to_key):
+            return 0, 0
+        images = np.flatnonzero(np.asarray(rows) >= 0)
+        if not len(images):
+            return 0, 0
+        start = int(images[0])
+        words_after = np.flatnonzero(np.asarray(rows[start:]) < 0)
+        return start, start + (int(words_after[0]) if len(words_after) else len(rows) - start)
 
     def _use_given_features(self, given, fname) -> None:
         """Take the features passed to :meth:`load` instead of the recorded ones (checked: a store's

@@ -40,6 +40,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from gensim_im2vec.store import key_rows
+
 __all__ = ["DistinctKeys", "ImageWords", "NeighbourPool", "add_documents", "bags_from_pairs", "count_images",
            "document_keys", "pool_from_words", "pool_keys"]
 
@@ -208,23 +210,24 @@ def document_keys(ids: list[int], lengths: list[int], rows_of: np.ndarray, base:
 
 def add_documents(documents: Iterable[Sequence[str]], key_to_index: Mapping[str, int], rows_of: np.ndarray,
                   gathered: ImageWords) -> None:
-    """Add the images of `documents` and their words to `gathered`: the tokens looked up in
-    `key_to_index` one document at a time (the one loop in Python), their pairs made by
-    :func:`document_keys` every :data:`DOCUMENT_BATCH` tokens."""
-    get, base, default = key_to_index.get, gathered.base, itertools.repeat(-1)
-    ids: list[int] = []
+    """Add the images of `documents` and their words to `gathered`: the tokens of
+    :data:`DOCUMENT_BATCH` at a time looked up in `key_to_index` at once (:func:`key_rows`: a
+    dict's ``get`` mapped in C, a model's :class:`~gensim_im2vec.store.VocabKeyIndex` its words'
+    dict so and its image index in one search), their pairs made by :func:`document_keys`."""
+    base = gathered.base
+    tokens: list[str] = []
     lengths: list[int] = []
     for doc in documents:
         if isinstance(doc, str):
             raise TypeError(f"each document must be a list of tokens, got the str {doc[:50]!r}.")
-        before = len(ids)
-        ids.extend(map(get, doc, default))
-        lengths.append(len(ids) - before)
-        if len(ids) >= DOCUMENT_BATCH:
-            gathered.add(*document_keys(ids, lengths, rows_of, base))
-            ids, lengths = [], []
-    if ids:
-        gathered.add(*document_keys(ids, lengths, rows_of, base))
+        before = len(tokens)
+        tokens.extend(doc)
+        lengths.append(len(tokens) - before)
+        if len(tokens) >= DOCUMENT_BATCH:
+            gathered.add(*document_keys(key_rows(key_to_index, tokens), lengths, rows_of, base))
+            tokens, lengths = [], []
+    if tokens:
+        gathered.add(*document_keys(key_rows(key_to_index, tokens), lengths, rows_of, base))
 
 
 def count_images(keys: np.ndarray, base: int) -> int:
@@ -303,10 +306,8 @@ def pool_keys(pool: NeighbourPool, key_to_index: Mapping[str, int], rows_of: np.
     images it keeps, decided once an image before its pairs are made. One lookup a key (its images,
     then its distinct words); the pairs written a chunk at a time into one array of at most the
     pool's pairs (8 bytes each), then trimmed and sorted in place."""
-    get = key_to_index.get
-
     def indices(keys, image: bool) -> np.ndarray:
-        ids = np.fromiter((get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
+        ids = key_rows(key_to_index, keys)  # (a VocabKeyIndex searches its images at once)
         ok = ids >= 0
         ok[ok] = (rows_of[ids[ok]] >= 0) == image
         ids[~ok] = -1

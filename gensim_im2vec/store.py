@@ -82,6 +82,7 @@ extractor, on write:
 
 from __future__ import annotations
 
+import copy
 import datetime
 import hashlib
 import io
@@ -96,7 +97,15 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, ItemsView, Iterable, Mapping, Sequence, ValuesView
+from collections.abc import (
+    Callable,
+    ItemsView,
+    Iterable,
+    Mapping,
+    MutableMapping,
+    Sequence,
+    ValuesView,
+)
 from pathlib import Path
 
 import numpy as np
@@ -1168,14 +1177,16 @@ class _RowItems(ItemsView):
     """``KeyIndex.items()``: ``(key, row)`` in row order, without a lookup per key."""
 
     def __iter__(self):
-        return zip(self._mapping._keys, range(len(self._mapping._keys)))
+        index = self._mapping
+        return zip(iter(index), range(index._start, index._start + len(index)))
 
 
 class _RowValues(ValuesView):
-    """``KeyIndex.values()``: the rows, 0 to n - 1."""
+    """``KeyIndex.values()``: the rows, `start` to `stop` - 1."""
 
     def __iter__(self):
-        return iter(range(len(self._mapping._keys)))
+        index = self._mapping
+        return iter(range(index._start, index._start + len(index)))
 
 
 class KeyIndex(Mapping):
@@ -1199,6 +1210,10 @@ class KeyIndex(Mapping):
     keys : list of str
         One key per row, unique (a feature store's keys are by construction). Not copied: the list
         must not change while the index is used.
+    start, stop : int, optional
+        Index ``keys[start:stop]`` only (default: all of them), each key's row still its position in
+        `keys` (a model's image keys, which follow its words in ``wv.index_to_key``:
+        :class:`VocabKeyIndex`). Keys appended after `stop` are not indexed.
 
     Examples
     --------
@@ -1210,19 +1225,31 @@ class KeyIndex(Mapping):
     >>> import json
     >>> json.dumps(dict(index)), index == {"img:a": 0, "img:b": 1, "img:c": 2}
     ('{"img:a": 0, "img:b": 1, "img:c": 2}', True)
+    >>> tail = KeyIndex(["dog", "img:a", "img:b"], start=1)
+    >>> tail["img:b"], "dog" in tail, len(tail), dict(tail)
+    (2, False, 2, {'img:a': 1, 'img:b': 2})
     """
 
-    __slots__ = ("_keys", "_digests", "_rows", "_starts", "_shift", "_digest_at", "_row_at", "_start_at")
+    __slots__ = ("_keys", "_digests", "_rows", "_starts", "_shift", "_digest_at", "_row_at", "_start_at",
+                 "_start", "_stop")
 
-    def __init__(self, keys: list[str]) -> None:
-        n = len(keys)
-        digests = np.fromiter(map(_key_hash, keys), dtype=np.int64, count=n)
+    def __init__(self, keys: list[str], start: int = 0, stop: int | None = None) -> None:
+        if not 0 <= start <= (len(keys) if stop is None else stop) <= len(keys):
+            raise ValueError(f"KeyIndex: expected 0 <= start <= stop <= len(keys) = {len(keys)}, got start={start}, "
+                             f"stop={stop}; give the range of keys to index.")
+        self._start, self._stop = int(start), None if stop is None else int(stop)
+        end = len(keys) if stop is None else stop
+        n = end - start
+        part = keys if start == 0 and end == len(keys) else itertools.islice(keys, start, end)
+        digests = np.fromiter(map(_key_hash, part), dtype=np.int64, count=n)
         order = np.argsort(digests, kind="stable")  # (equal digests in row order)
         self._digests = digests[order]
         del digests
-        row_type = np.int32 if n < 2**31 else np.int64
+        row_type = np.int32 if end < 2**31 else np.int64
         self._rows = order.astype(row_type)
         del order
+        if start:
+            self._rows += row_type(start)  # (rows are positions in `keys`)
         bits = max(n.bit_length() - 1, 0)  # 2**bits runs: 1-2 keys each on average
         self._shift = 64 - bits
         if bits:
@@ -1266,10 +1293,12 @@ class KeyIndex(Mapping):
         return self._find(key) >= 0
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return (len(self._keys) if self._stop is None else self._stop) - self._start
 
     def __iter__(self):
-        return iter(self._keys)
+        if self._start == 0 and self._stop is None:
+            return iter(self._keys)
+        return itertools.islice(self._keys, self._start, self._start + len(self))
 
     def items(self) -> ItemsView:
         return _RowItems(self)
@@ -1322,23 +1351,203 @@ class KeyIndex(Mapping):
         return int(self._digests.nbytes + self._rows.nbytes + self._starts.nbytes)
 
     def __reduce__(self):
-        return KeyIndex, (self._keys,)  # the digests are this process's (salted): built again from the keys
+        # the digests are this process's (salted): built again from the keys
+        return KeyIndex, (self._keys, self._start, self._stop)
 
     def __repr__(self) -> str:
         return f"KeyIndex({len(self)} keys, {self.nbytes} bytes)"
 
 
+class VocabKeyIndex(MutableMapping):
+    """A model's ``wv.key_to_index`` at ≈ 15 bytes an image key instead of a dict's ≈ 57: a dict of
+    the words, and a :class:`KeyIndex` of the image keys, a range of ``wv.index_to_key`` (they follow
+    the words).
+
+    A mapping of ``key → index`` like gensim's dict: ``[]`` (KeyError for a key it lacks), ``get``,
+    ``in``, ``len``, iteration and ``items`` in index order (the words before the images, the
+    images, the keys added after them), ``==`` a dict of the same keys and indices. Setting a key
+    puts it in the dict (gensim's ``add_vectors`` and ``build_vocab(update=True)`` append keys so);
+    an image key of the range keeps its index: setting it to another, or deleting it, raises
+    TypeError. :meth:`rows` looks many keys up at once (:func:`key_rows`).
+
+    Pickled (``wv.save``, ``pickle``) as a plain dict, so plain gensim loads the vectors without this
+    package; ``Im2Vec.load`` builds the index again. ``copy.copy`` and ``copy.deepcopy`` give a
+    VocabKeyIndex (the copy's words dict its own).
+
+    Parameters
+    ----------
+    words : dict of str to int
+        The other keys (used as it is, not copied): the words, before `start` in `keys`.
+    keys : list of str
+        ``wv.index_to_key`` (shared, not copied); ``keys[start:stop]`` are the indexed image keys,
+        unique, and none of them in `words`. Keys may be appended to it, not changed in the range.
+    start, stop : int
+        The range of image keys.
+
+    Examples
+    --------
+    >>> keys = ["dog", "cat", "img:a", "img:b"]
+    >>> k2i = VocabKeyIndex({"dog": 0, "cat": 1}, keys, 2, 4)
+    >>> k2i["img:b"], k2i.get("fish", -1), "cat" in k2i, len(k2i), list(k2i)
+    (3, -1, True, 4, ['dog', 'cat', 'img:a', 'img:b'])
+    >>> keys.append("fish"); k2i["fish"] = 4
+    >>> k2i.rows(["fish", "img:a", "cow"]).tolist(), k2i == {"dog": 0, "cat": 1, "img:a": 2, "img:b": 3, "fish": 4}
+    ([4, 2, -1], True)
+    >>> import pickle
+    >>> type(pickle.loads(pickle.dumps(k2i)))
+    <class 'dict'>
+    """
+
+    __slots__ = ("_words", "_images", "_start", "_stop")
+
+    def __init__(self, words: dict, keys: list[str], start: int, stop: int) -> None:
+        if not isinstance(words, dict):
+            raise TypeError(f"VocabKeyIndex: expected the words as a dict, got {type(words).__name__}; "
+                            "give dict(words).")
+        self._words = words
+        self._images = KeyIndex(keys, start, stop)
+        self._start, self._stop = int(start), int(stop)
+
+    @classmethod
+    def from_keys(cls, keys: list[str], start: int, stop: int) -> VocabKeyIndex:
+        """The index of `keys` (``wv.index_to_key``): ``keys[start:stop]`` in a :class:`KeyIndex`,
+        the others in a dict."""
+        words = dict(zip(itertools.islice(keys, start), range(start)))
+        if stop < len(keys):
+            words.update(zip(itertools.islice(keys, stop, None), range(stop, len(keys))))
+        return cls(words, keys, start, stop)
+
+    @property
+    def words(self) -> dict:
+        """The dict of the keys outside the image range (the words, and keys added later)."""
+        return self._words
+
+    @property
+    def images(self) -> KeyIndex:
+        """The read-only index of the image range, ``keys[start:stop]``."""
+        return self._images
+
+    def __getitem__(self, key) -> int:
+        found = self._words.get(key)
+        if found is not None:
+            return found
+        row = self._images._find(key)
+        if row < 0:
+            raise KeyError(key)
+        return row
+
+    def get(self, key, default=None):
+        found = self._words.get(key)
+        if found is not None:
+            return found
+        row = self._images._find(key)
+        return default if row < 0 else row
+
+    def __contains__(self, key) -> bool:
+        return key in self._words or self._images._find(key) >= 0
+
+    def __setitem__(self, key, value) -> None:
+        if key not in self._words:
+            row = self._images._find(key)
+            if row >= 0:
+                if value == row:
+                    return
+                raise TypeError(f"VocabKeyIndex: the image key {key!r} is at index {row}, which is kept (it is one "
+                                f"of the indexed range {self._start}:{self._stop}), got {value!r}; build a new "
+                                "key_to_index (e.g. dict(wv.key_to_index)) to reorder the keys.")
+        self._words[key] = value
+
+    def __delitem__(self, key) -> None:
+        if key in self._words:
+            del self._words[key]
+            return
+        if self._images._find(key) >= 0:
+            raise TypeError(f"VocabKeyIndex: the image key {key!r} cannot be deleted (the indexed range "
+                            f"{self._start}:{self._stop} is read-only); build a new key_to_index to drop keys.")
+        raise KeyError(key)
+
+    def clear(self) -> None:
+        """Empty it: the words' dict cleared, the image range dropped."""
+        self._words.clear()
+        self._images = KeyIndex([])
+        self._start = self._stop = 0
+
+    def __len__(self) -> int:
+        return len(self._words) + len(self._images)
+
+    def _ordered(self, pairs: bool):
+        """Keys (or pairs) in index order: the words before the range, the range, the others."""
+        start, words = self._start, self._words
+        if pairs:
+            yield from ((k, i) for k, i in words.items() if i < start)
+            yield from self._images.items()
+            yield from ((k, i) for k, i in words.items() if not i < start)
+        else:
+            yield from (k for k, i in words.items() if i < start)
+            yield from self._images
+            yield from (k for k, i in words.items() if not i < start)
+
+    def __iter__(self):
+        return self._ordered(False)
+
+    def items(self) -> ItemsView:
+        return _OrderedItems(self)
+
+    def rows(self, keys: Iterable) -> np.ndarray:
+        """The index of each of `keys` (int64, in their order), -1 for a key it lacks: the words'
+        dict in C (``map``), the keys it lacks in the image index at once (:meth:`KeyIndex.rows`)."""
+        keys = keys if isinstance(keys, list) else list(keys)
+        out = np.fromiter(map(self._words.get, keys, itertools.repeat(-1)), dtype=np.int64, count=len(keys))
+        missing = np.flatnonzero(out < 0)
+        if len(missing) and len(self._images):
+            out[missing] = self._images.rows([keys[i] for i in missing.tolist()])
+        return out
+
+    def copy(self) -> dict:
+        """``key → index`` as a dict."""
+        return dict(self.items())
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the image index's arrays (the words' dict and the keys list not counted)."""
+        return self._images.nbytes
+
+    def __reduce__(self):
+        # a plain dict in the pickle: gensim's KeyedVectors.load reads it without this package
+        return dict, (), None, None, iter(self.items())
+
+    def __copy__(self) -> VocabKeyIndex:
+        return VocabKeyIndex(dict(self._words), self._images._keys, self._start, self._stop)
+
+    def __deepcopy__(self, memo: dict) -> VocabKeyIndex:
+        keys = copy.deepcopy(self._images._keys, memo)
+        new = VocabKeyIndex(dict(self._words), keys, self._start, self._stop)
+        memo[id(self)] = new
+        return new
+
+    def __repr__(self) -> str:
+        return (f"VocabKeyIndex({len(self._words)} keys in a dict, {len(self._images)} image keys "
+                f"{self._start}:{self._stop} in {self._images.nbytes} bytes)")
+
+
+class _OrderedItems(ItemsView):
+    """``VocabKeyIndex.items()``: ``(key, index)`` in index order, without a lookup per key."""
+
+    def __iter__(self):
+        return self._mapping._ordered(True)
+
+
 def key_rows(key_to_index: Mapping, keys: Sequence) -> np.ndarray:
     """The row of each of `keys` in `key_to_index` (int64, in their order), -1 for a key it lacks.
 
-    A :class:`KeyIndex` looks them up all at once (:meth:`KeyIndex.rows`: one key in it costs more
-    than one key in a dict, many keys less); any other mapping by its ``get``, called from C
+    A :class:`KeyIndex` or :class:`VocabKeyIndex` looks them up all at once (:meth:`KeyIndex.rows`:
+    one key in it costs more than one key in a dict, many keys less); any other mapping by its ``get``, called from C
     (``map``) for a dict.
 
     >>> key_rows({"img:a": 0, "img:b": 1}, ["img:b", "dog"]).tolist(), key_rows(KeyIndex(["x"]), ["x"]).tolist()
     ([1, -1], [0])
     """
-    if isinstance(key_to_index, KeyIndex):
+    if isinstance(key_to_index, (KeyIndex, VocabKeyIndex)):
         return key_to_index.rows(keys)
     return np.fromiter(map(key_to_index.get, keys, itertools.repeat(-1)), dtype=np.int64, count=len(keys))
 
