@@ -139,18 +139,22 @@ def _resident(arr, regions) -> int | None:
 def _pyobj_bytes(d, sample: int = 2000, owner=None) -> int:
     """Approximate bytes of a dict/list of str (and of its int values): table + keys + values; key
     strings that are `owner`'s (a list of the same str objects) are not counted again. A store's
-    KeyIndex (its key_to_index since 2026-12-07): its arrays (``nbytes``) + its key strings."""
-    from gensim_im2vec.store import KeyIndex
+    KeyIndex (its key_to_index since 2026-12-07): its arrays (``nbytes``) + its key strings; a model's
+    VocabKeyIndex (its wv.key_to_index since 2026-12-08): its words' dict + its images' KeyIndex."""
+    from gensim_im2vec.store import KeyIndex, VocabKeyIndex
 
+    if isinstance(d, VocabKeyIndex):
+        return _pyobj_bytes(d.words, sample, owner) + _pyobj_bytes(d.images, sample, owner)
     n = len(d)
     table = d.nbytes if isinstance(d, KeyIndex) else sys.getsizeof(d)
     if not n:
         return table
-    keys = list(itertools.islice(d, len(d) - sample, None)) if isinstance(d, Mapping) else d[-sample:]
+    keys = list(itertools.islice(d, max(n - sample, 0), None)) if isinstance(d, Mapping) else d[-sample:]
+    sampled = len(keys)
     if owner is not None:
         k2i = owner[1]
         keys = [k for k in keys if not (k in k2i and owner[0][k2i[k]] is k)]
-    per_key = sum(sys.getsizeof(k) for k in keys) / sample
+    per_key = sum(sys.getsizeof(k) for k in keys) / sampled
     per_val = 28 if isinstance(d, dict) else 0  # an int object per entry
     return int(table + n * (per_key + per_val))
 
@@ -176,7 +180,7 @@ def breakdown(model, store=None) -> dict:
     out["cum tables (gensim + Im2Vec)"] = {"bytes": int(sum(c.nbytes for c in cum if c is not None))}
     feats = model.features
     owner = (feats.keys, feats.key_to_index) if feats is not None else None
-    out["wv.key_to_index (dict + ints + own key strings)"] = {"bytes": _pyobj_bytes(wv.key_to_index, owner=owner)}
+    out["wv.key_to_index (dict or words' dict + images' KeyIndex)"] = {"bytes": _pyobj_bytes(wv.key_to_index, owner=owner)}
     out["wv.index_to_key (list, keys shared)"] = {"bytes": int(sys.getsizeof(wv.index_to_key))}
     if feats is not None:
         out["features (memory-mapped store rows)"] = {"bytes": int(feats.vectors.nbytes),

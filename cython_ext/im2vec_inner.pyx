@@ -599,23 +599,25 @@ def _prepare_job_indexed(sentences, dict words, images, Py_ssize_t total, const 
     """:func:`prepare_job` for a VocabKeyIndex: each token's index first (the words' dict one token at a
     time, the tokens it lacks in `images` at once: ``images.rows``), then the same walk over them."""
     found_arr = np.empty(total, dtype=np.int32)
+    miss_arr = np.empty(total, dtype=np.int64)
     cdef int32_t[::1] found_at = found_arr
-    cdef Py_ssize_t m = 0
-    misses, miss_at = [], []
+    cdef int64_t[::1] miss_at = miss_arr
+    cdef Py_ssize_t m = 0, n_miss = 0
+    misses = []
     for sent in sentences:
         for token in sent:
             found = words.get(token)
             if found is None:
                 found_at[m] = -1
                 misses.append(token)
-                miss_at.append(m)
+                miss_at[n_miss] = m
+                n_miss += 1
             else:
                 found_at[m] = found
             m += 1
-    if misses:
-        hit = images.rows(misses)
-        found_arr[np.asarray(miss_at, dtype=np.int64)] = hit.astype(np.int32)
-        del hit
+    if n_miss:
+        found_arr[miss_arr[:n_miss]] = images.rows(misses)  # (-1: not an image of the range either)
+    del misses, miss_arr
     tokens_arr = np.empty(total, dtype=np.int32)
     slots_arr = np.empty(total, dtype=np.int32)
     rwin_arr = np.zeros(total, dtype=np.int32)

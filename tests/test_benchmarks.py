@@ -351,3 +351,29 @@ def test_bench_scale_breakdown_of_a_store_backed_model(monkeypatch, tmp_path):
     out = module.breakdown(model, store)
     index = out["feature keys index + key strings (the store's, shared)"]["bytes"]
     assert store.key_to_index.nbytes + 3000 * sys.getsizeof("img:1000") * 0.9 < index < 2 * 3000 * 60
+
+
+def test_bench_scale_breakdown_sizes_the_models_vocab_key_index(monkeypatch, tmp_path):
+    """A model's wv.key_to_index is a VocabKeyIndex since 2026-12-08: the breakdown counts its words'
+    dict and its images' KeyIndex (it counted the wrapper object alone, ≈ 100 bytes)."""
+    import numpy as np
+
+    from gensim_im2vec import Im2Vec
+    from gensim_im2vec.store import FeatureStore
+
+    module = _load("bench_scale", monkeypatch)
+    keys = [f"img:{i}" for i in range(3000)]
+    FeatureStore.from_arrays(tmp_path / "s", keys, np.random.default_rng(0).random((3000, 4), dtype=np.float32) + 0.1)
+    store = FeatureStore.open(tmp_path / "s")
+    model = Im2Vec(image_features=store, vector_size=4, min_count=1, workers=1, seed=1)
+    model.build_vocab([[k, "dog"] for k in keys])
+    held = module.breakdown(model, store)["wv.key_to_index (dict or words' dict + images' KeyIndex)"]["bytes"]
+    assert model.wv.key_to_index.nbytes < held < 3000 * 30  # its arrays (the key strings are the store's)
+
+
+def test_bench_vocab_keys_child_measures_both_mappings(monkeypatch, tmp_path):
+    module = _load("bench_vocab_keys", monkeypatch)
+    path = module.make_store(3000, str(tmp_path), 0)
+    got = {kind: module.child(kind, path, 0) for kind in ("dict", "index")}
+    assert got["index"]["held_B"] < 30 < got["dict"]["held_B"]  # KeyIndex ≈ 15 B a key, the dict ≈ 57
+    assert all(v > 0 for r in got.values() for k, v in r.items() if k != "held_B")
