@@ -516,7 +516,7 @@ def prepare_job(sentences, key_to_index, const uint32_t[::1] sample_ints,
     """
     cdef dict words
     images = None
-    if type(key_to_index) is dict:
+    if isinstance(key_to_index, dict):
         words = key_to_index
     else:
         try:
