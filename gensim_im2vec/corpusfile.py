@@ -47,9 +47,11 @@ import os
 import threading
 from dataclasses import dataclass, field
 
+import numpy as np
 from smart_open.compression import get_supported_extensions
 
 from gensim_im2vec.corpora import LineDocuments
+from gensim_im2vec.store import key_rows
 
 logger = logging.getLogger(__name__)
 
@@ -152,11 +154,17 @@ def read_documents(path: str, start: int, end: int, *, known=None, prefix: str =
     Tokens as :class:`~gensim.models.word2vec.LineSentence` splits them (so as the vocabulary was
     built from the file); empty lines yield nothing, lines of more than 10,000 tokens yield
     10,000-token chunks. A UTF-8 byte order mark at byte 0 is dropped (the first range starts there),
-    as :class:`~gensim_im2vec.corpora.LineDocuments` drops it. With `known` (a container of the vocabulary's keys) and `prefix`, a token
-    that starts with `prefix` and is not in `known` raises ValueError naming it and its byte offset.
+    as :class:`~gensim_im2vec.corpora.LineDocuments` drops it. With `known` (a mapping of the vocabulary's keys) and `prefix`, a token
+    that starts with `prefix` and is not in `known` raises ValueError naming it and its byte offset;
+    the tokens of :data:`CHECK_LINES` documents' lines with the prefix in them are looked up at once
+    (:func:`key_rows`: a model's :class:`~gensim_im2vec.store.VocabKeyIndex` searches its image keys
+    together), before those documents are yielded.
     """
     check = known is not None and bool(prefix)
-    is_known = known.__contains__ if check else None
+    block: list[list[str]] = []  # the documents read since the last check
+    wanted: list[str] = []  # the tokens of the block's lines with the prefix in them,
+    ends: list[int] = []  # where each of those lines' tokens end in it, and its byte offset
+    ats: list[int] = []
     with open(path, "rb") as f:
         f.seek(start)
         pos = start
@@ -168,24 +176,53 @@ def read_documents(path: str, start: int, end: int, *, known=None, prefix: str =
                 line = line[len(_BOM):]
             text = line.decode("utf-8")  # as LineSentence: utils.to_unicode, strict
             tokens = text.split()
-            if check and prefix in text and not all(map(is_known, tokens)):
-                _check_image_tokens(tokens, known, prefix, path, at)
-            if len(tokens) <= MAX_DOCUMENT_TOKENS:
-                if tokens:
-                    yield tokens
+            if not tokens:
                 continue
-            for lo in range(0, len(tokens), MAX_DOCUMENT_TOKENS):
-                yield tokens[lo:lo + MAX_DOCUMENT_TOKENS]
+            if not check:
+                if len(tokens) <= MAX_DOCUMENT_TOKENS:
+                    yield tokens
+                else:
+                    yield from _chunks(tokens)
+                continue
+            if prefix in text:  # its tokens looked up with the block's, those it lacks tested for the prefix
+                wanted.extend(tokens)
+                ends.append(len(wanted))
+                ats.append(at)
+            if len(tokens) <= MAX_DOCUMENT_TOKENS:
+                block.append(tokens)
+            else:
+                block.extend(_chunks(tokens))
+            if len(block) >= CHECK_LINES:
+                if wanted:
+                    _check_image_tokens(wanted, ends, ats, known, prefix, path)
+                yield from block
+                block, wanted, ends, ats = [], [], [], []
+    if wanted:
+        _check_image_tokens(wanted, ends, ats, known, prefix, path)
+    yield from block
 
 
-def _check_image_tokens(tokens, known, prefix, path, at) -> None:
-    for tok in tokens:
-        if tok.startswith(prefix) and tok not in known:
-            raise ValueError(
-                f"{path}, line at byte {at}: image token {tok!r} is not in the model's vocabulary. "
-                f"Run build_vocab(corpus_file=..., update=True) on this file (with image_features that "
-                f"contain it) before training on it, or create the model with missing_images='skip' "
-                f"to train without such tokens.")
+#: Documents of a corpus file whose image tokens :func:`read_documents` looks up at once.
+CHECK_LINES = 1024
+
+
+def _chunks(tokens: list[str]):
+    """A line of more than :data:`MAX_DOCUMENT_TOKENS` tokens, in chunks of that many."""
+    for lo in range(0, len(tokens), MAX_DOCUMENT_TOKENS):
+        yield tokens[lo:lo + MAX_DOCUMENT_TOKENS]
+
+
+def _check_image_tokens(wanted, ends, ats, known, prefix, path) -> None:
+    lacking = (i for i in np.flatnonzero(key_rows(known, wanted) < 0).tolist() if wanted[i].startswith(prefix))
+    first = next(lacking, None)
+    if first is None:
+        return
+    tok, at = wanted[first], ats[int(np.searchsorted(ends, first, side="right"))]
+    raise ValueError(
+        f"{path}, line at byte {at}: image token {tok!r} is not in the model's vocabulary. "
+        f"Run build_vocab(corpus_file=..., update=True) on this file (with image_features that "
+        f"contain it) before training on it, or create the model with missing_images='skip' "
+        f"to train without such tokens.")
 
 
 @dataclass

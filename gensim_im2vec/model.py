@@ -1548,7 +1548,9 @@ class Im2Vec(Word2Vec):
         if dry_run or not len(kept):
             return
         k2i = self.wv.key_to_index
-        idx = np.fromiter((k2i[w] for w, _ in kept), dtype=np.int64, count=len(kept))
+        idx = key_rows(k2i, [w for w, _ in kept])  # (the words: each in the vocabulary)
+        if (idx < 0).any():
+            raise KeyError(kept[int(np.flatnonzero(idx < 0)[0])][0])
         self.wv.expandos["sample_int"][idx] = (prob * (2**32 - 1)).astype(np.uint32)
 
     def _add_images(self, keys: list, counts: np.ndarray, rows: np.ndarray, update: bool) -> np.ndarray | None:
@@ -3208,7 +3210,8 @@ class Im2Vec(Word2Vec):
         search = self._neighbour_search
         if search is None:
             index, rows_of = self.wv.key_to_index, self._vocab_image_rows
-            rows = np.array([rows_of[index[k]] if k in index else -1 for k in self.neighbour_keys], dtype=np.int64)
+            at = key_rows(index, self.neighbour_keys)  # (at once: a VocabKeyIndex searches its images together)
+            rows = np.where(at >= 0, rows_of[np.maximum(at, 0)], -1) if len(at) else np.zeros(0, dtype=np.int64)
             if (rows < 0).any():
                 gone = [k for k, r in zip(self.neighbour_keys, rows.tolist()) if r < 0]
                 raise ValueError(f"fit_neighbours' images {gone[:3]} are no longer images of this model (its "

@@ -165,3 +165,23 @@ def test_the_index_of_a_range_and_its_read_only_images():
     shallow = copy.copy(k2i)
     shallow["cow"] = 9
     assert "cow" not in k2i and shallow.images is not None
+
+
+def test_a_corpus_files_missing_image_is_named_by_its_line_in_a_block_of_lines(model, tmp_path):
+    from gensim_im2vec.corpusfile import CHECK_LINES, read_documents
+
+    imgs = model.image_keys
+    lines = [[imgs[i % len(imgs)], "photo", "rareword"] if i % 3 else ["class0", "photo"] for i in range(3 * CHECK_LINES)]
+    bad = 2 * CHECK_LINES + 100
+    lines[bad] = ["photo", "img:nowhere", "rareword"]  # (a token it lacks without the prefix is no error)
+    path = tmp_path / "c.txt"
+    path.write_text("".join(" ".join(d) + "\n" for d in lines), encoding="utf-8")
+    offset = sum(len(" ".join(d)) + 1 for d in lines[:bad])
+    for known in (model.wv.key_to_index, _as_dict(model)):
+        got = []
+        with pytest.raises(ValueError, match=rf"line at byte {offset}: image token 'img:nowhere'"):
+            got.extend(read_documents(str(path), 0, path.stat().st_size, known=known, prefix="img:"))
+        assert got == lines[:2 * CHECK_LINES]  # the blocks before it, checked, then none of its block
+    lines[bad] = ["photo"]
+    path.write_text("".join(" ".join(d) + "\n" for d in lines), encoding="utf-8")
+    assert list(read_documents(str(path), 0, path.stat().st_size, known=model.wv.key_to_index, prefix="img:")) == lines
