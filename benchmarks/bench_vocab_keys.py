@@ -19,7 +19,8 @@ the index's interleaved ``--repeats`` times, the best of each, and prints:
   of which is not in the vocabulary (a word under ``min_count``); the dict's is gensim's per-token
   ``get``, the index's the words' ``get`` and the tokens the words lack looked up in one call a job;
 * **epoch**: seconds of one ``model.train`` epoch over the corpus (1 worker, D 16, ``sample`` 1e-3),
-  the least of ``--epochs`` epochs in each process;
+  the least of ``--epochs`` epochs in each process; and over the same corpus as a file
+  (``corpus_file=``, whose reader checks each line's image tokens: ``missing_images="raise"``);
 
 and the index's figure over the dict's (× ratio) for each.
 
@@ -147,14 +148,24 @@ def child(kind: str, store_path: str, seed: int, epochs: int = 1) -> dict:
 
     corpus = fresh_docs(docs)
     del docs
+    corpus_file = os.path.join(os.path.dirname(store_path), f"corpus{n}.txt")
+    if not os.path.exists(corpus_file):
+        with open(corpus_file + ".tmp", "w", encoding="utf-8") as f:
+            f.writelines(" ".join(d) + "\n" for d in corpus)
+        os.replace(corpus_file + ".tmp", corpus_file)
     gc.collect()
-    epoch_s = float("inf")
+    epoch_s = file_epoch_s = float("inf")
     for _ in range(epochs):
         t = time.perf_counter()
         model.train(corpus, total_examples=len(corpus), epochs=1)
         epoch_s = min(epoch_s, time.perf_counter() - t)
+        t = time.perf_counter()
+        model.train(corpus_file=corpus_file, total_examples=len(corpus), total_words=model.corpus_total_words,
+                    epochs=1)
+        file_epoch_s = min(file_epoch_s, time.perf_counter() - t)
     assert (type(wv.key_to_index) is dict) == (kind == "dict")
-    return {"held_B": (held - held_words) / n, "build_s": build_s, **timings, "epoch_s": epoch_s}
+    return {"held_B": (held - held_words) / n, "build_s": build_s, **timings, "epoch_s": epoch_s,
+            "file_epoch_s": file_epoch_s}
 
 
 def best_ns(run, items: list, blocks: int = 50) -> float:
@@ -198,7 +209,8 @@ def main() -> None:
         rows = [("held_B", "held, B an image key (tracemalloc)"), ("build_s", "build from index_to_key, s"),
                 ("image_ns", "one image key, ns"), ("word_ns", "one word, ns"), ("miss_ns", "one key it lacks, ns"),
                 ("text_ns", "prepare_job, text, ns a token"), ("images_ns", "prepare_job, images, ns a token"),
-                ("unknown_ns", "prepare_job, text 10% unknown, ns a token"), ("epoch_s", "one epoch, s")]
+                ("unknown_ns", "prepare_job, text 10% unknown, ns a token"), ("epoch_s", "one epoch, s"),
+                ("file_epoch_s", "one epoch of a corpus_file, s")]
         for field, label in rows:
             d = min(r[field] for r in runs["dict"])
             k = min(r[field] for r in runs["index"])

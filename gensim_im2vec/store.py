@@ -129,7 +129,8 @@ logger = logging.getLogger(__name__)
 _INDEX_LOCK = threading.Lock()  # FeatureStore.key_to_index's first build
 
 __all__ = ["FeatureStore", "FeatureStoreWriter", "KeyIndex", "PCA", "StoreMismatchError", "StoreLockedError", "IDENTITY_FIELDS",
-           "NO_STAMP", "check_store_folder", "file_stamp", "images_digest", "is_store", "key_rows", "unfinished_run"]
+           "NO_STAMP", "VocabKeyIndex", "check_store_folder", "file_stamp", "images_digest", "is_store", "key_rows",
+           "unfinished_run"]
 
 FORMAT_VERSION = 1
 FEATURES_FILE = "features.npy"
