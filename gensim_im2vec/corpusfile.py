@@ -156,12 +156,14 @@ def read_documents(path: str, start: int, end: int, *, known=None, prefix: str =
     10,000-token chunks. A UTF-8 byte order mark at byte 0 is dropped (the first range starts there),
     as :class:`~gensim_im2vec.corpora.LineDocuments` drops it. With `known` (a mapping of the vocabulary's keys) and `prefix`, a token
     that starts with `prefix` and is not in `known` raises ValueError naming it and its byte offset;
-    the tokens of :data:`CHECK_LINES` documents' lines with the prefix in them are looked up at once
-    (:func:`key_rows`: a model's :class:`~gensim_im2vec.store.VocabKeyIndex` searches its image keys
-    together), before those documents are yielded.
+    the tokens of a block of :data:`CHECK_LINES` documents, or fewer of :data:`CHECK_TOKENS` tokens
+    (long lines: the block is held until it is checked), from lines with the prefix in them are looked
+    up at once (:func:`key_rows`: a model's :class:`~gensim_im2vec.store.VocabKeyIndex` searches its
+    image keys together), before those documents are yielded.
     """
     check = known is not None and bool(prefix)
-    block: list[list[str]] = []  # the documents read since the last check
+    block: list[list[str]] = []  # the documents read since the last check, and their tokens
+    held = 0
     wanted: list[str] = []  # the tokens of the block's lines with the prefix in them,
     ends: list[int] = []  # where each of those lines' tokens end in it, and its byte offset
     ats: list[int] = []
@@ -192,11 +194,12 @@ def read_documents(path: str, start: int, end: int, *, known=None, prefix: str =
                 block.append(tokens)
             else:
                 block.extend(_chunks(tokens))
-            if len(block) >= CHECK_LINES:
+            held += len(tokens)
+            if len(block) >= CHECK_LINES or held >= CHECK_TOKENS:
                 if wanted:
                     _check_image_tokens(wanted, ends, ats, known, prefix, path)
                 yield from block
-                block, wanted, ends, ats = [], [], [], []
+                block, wanted, ends, ats, held = [], [], [], [], 0
     if wanted:
         _check_image_tokens(wanted, ends, ats, known, prefix, path)
     yield from block
@@ -204,6 +207,10 @@ def read_documents(path: str, start: int, end: int, *, known=None, prefix: str =
 
 #: Documents of a corpus file whose image tokens :func:`read_documents` looks up at once.
 CHECK_LINES = 1024
+#: Tokens after which :func:`read_documents` checks its block of documents before CHECK_LINES of them: a
+#: worker holds about this many token strings (≈ 4 MB) however long the lines (1,024 lines of 10,000
+#: tokens: ≈ 650 MB).
+CHECK_TOKENS = 1 << 16
 
 
 def _chunks(tokens: list[str]):

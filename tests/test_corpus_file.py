@@ -219,3 +219,31 @@ def test_unknown_image_key_in_the_file_is_an_error(synthetic, tmp_path):
     skip.build_vocab(corpus_file=path)
     skip.train(corpus_file=bad, total_words=4, epochs=1)
     assert skip._image_occurrences == 1
+
+
+def test_the_image_check_holds_a_bounded_number_of_tokens_not_1024_long_lines(tmp_path, monkeypatch):
+    """read_documents(known=...) holds the documents it reads until it has looked their image tokens up:
+    1,024 of them at a time, whatever their length, was up to 1,024 × 10,000 tokens a worker (≈ 650 MB of
+    token strings a worker for a file of 10,000-token lines, against one line before the block check).
+    The block ends at CHECK_TOKENS tokens too: no more than that (and the line that reaches it) is held."""
+    from gensim_im2vec import corpusfile
+
+    monkeypatch.setattr(corpusfile, "CHECK_TOKENS", 1000, raising=False)
+    lines = [[f"img:{i}"] + [f"w{i}_{j}" for j in range(199)] for i in range(40)]  # 200 tokens a line
+    path = write_docs(tmp_path / "long.txt", lines)
+    checks = []
+    real = corpusfile._check_image_tokens
+
+    def counted(wanted, *args):
+        checks.append(len(wanted))
+        return real(wanted, *args)
+
+    monkeypatch.setattr(corpusfile, "_check_image_tokens", counted)
+    known = {t: i for i, t in enumerate(t for line in lines for t in line)}
+    held: dict[int, int] = {}  # tokens yielded after each check, before the next
+    got = []
+    for doc in read_documents(path, 0, os.path.getsize(path), known=known, prefix="img:"):
+        held[len(checks)] = held.get(len(checks), 0) + len(doc)
+        got.append(doc)
+    assert got == lines and sum(checks) == 40 * 200  # every line read and every token looked up
+    assert max(held.values()) <= 1000 + 200  # the bound and the line that reached it (1,024 lines: all 8,000)
