@@ -491,9 +491,10 @@ def prepare_job(sentences, key_to_index, const uint32_t[::1] sample_ints,
         The job's documents.
     key_to_index : dict or VocabKeyIndex
         Vocabulary (``model.wv.key_to_index``); unknown tokens are skipped. A dict is looked up a
-        token at a time; a :class:`~gensim_im2vec.store.VocabKeyIndex` likewise in its words' dict,
-        and the tokens that dict lacks in its image index all at once (``images.rows``), before the
-        tokens are walked in order (downsampling draws stay in the tokens' order).
+        token at a time (its table, in C; a dict subclass by its own ``get``, a call a token); a
+        :class:`~gensim_im2vec.store.VocabKeyIndex` likewise in its words' dict, and the tokens that
+        dict lacks in its image index all at once (``images.rows``), before the tokens are walked
+        in order (downsampling draws stay in the tokens' order).
     sample_ints : uint32 array (n_vocab,)
         Downsampling thresholds (gensim's ``sample_int``); images carry 2**32-1.
     image_rows : int64 array (n_vocab,)
@@ -514,18 +515,25 @@ def prepare_job(sentences, key_to_index, const uint32_t[::1] sample_ints,
     one after another), runs : int64 (n_runs+1, 3) (where each run starts: token, bound, row),
     next_random : int
     """
-    cdef dict words
+    cdef dict words = None  # (a typed dict holds exact dicts only: Cython refuses a subclass)
     images = None
-    if isinstance(key_to_index, dict):
+    get = None  # the mapping's own get, a token at a time: a dict subclass's, or a VocabKeyIndex's
+    if type(key_to_index) is dict:
         words = key_to_index
+    elif isinstance(key_to_index, dict):
+        get = key_to_index.get
     else:
         try:
-            words, images = key_to_index.words, key_to_index.images
+            held, images = key_to_index.words, key_to_index.images
         except AttributeError:
             raise TypeError(f"prepare_job: expected key_to_index as a dict or a VocabKeyIndex, got "
                             f"{type(key_to_index).__name__}; give dict(key_to_index).") from None
-        if not len(images):
-            images = None
+        if type(held) is not dict:  # (its words in a dict subclass: looked up by its own get)
+            get, images = key_to_index.get, None
+        else:
+            words = held
+            if not len(images):
+                images = None
     cdef Py_ssize_t total = 0
     for sent in sentences:
         total += len(sent)
@@ -549,7 +557,7 @@ def prepare_job(sentences, key_to_index, const uint32_t[::1] sample_ints,
     for sent in sentences:
         start = n
         for token in sent:
-            found = key_to_index.get(token)
+            found = words.get(token) if get is None else get(token)
             if found is None:
                 continue
             idx = found

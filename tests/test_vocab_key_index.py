@@ -185,3 +185,25 @@ def test_a_corpus_files_missing_image_is_named_by_its_line_in_a_block_of_lines(m
     lines[bad] = ["photo"]
     path.write_text("".join(" ".join(d) + "\n" for d in lines), encoding="utf-8")
     assert list(read_documents(str(path), 0, path.stat().st_size, known=model.wv.key_to_index, prefix="img:")) == lines
+
+
+
+def test_prepare_job_takes_a_dict_subclass_as_the_dict(model):
+    """c36acdb meant prepare_job to take a dict subclass as a dict (``isinstance``), but assigned it to a
+    ``cdef dict``, which Cython keeps to exact dicts: an OrderedDict or defaultdict key_to_index raised
+    "TypeError: Expected dict, got collections.OrderedDict". A subclass is looked up by its own ``get``
+    (a defaultdict's does not add the unknown tokens), with the same arrays as the dict."""
+    from collections import OrderedDict, defaultdict
+
+    wv = model.wv
+    docs = [list(d) for d in DOCS[:20]] + [["unknown", DOCS[0][0], "img:nowhere", "photo"]]
+    args = (wv.expandos["sample_int"], model._vocab_image_rows, True, 5, True, 11)
+    want = K.prepare_job(docs, _as_dict(model), *args, max_chunk=4, max_images=7)
+    counted = defaultdict(int, _as_dict(model))
+    words_subclass = VocabKeyIndex(OrderedDict(wv.key_to_index.words), wv.index_to_key, *model._image_range())
+    for k2i in (OrderedDict(_as_dict(model)), counted, words_subclass):
+        got = K.prepare_job(docs, k2i, *args, max_chunk=4, max_images=7)
+        for a, b in zip(got[:-1], want[:-1]):
+            np.testing.assert_array_equal(a, b)
+        assert got[-1] == want[-1]
+    assert len(counted) == len(model.wv)  # no token added
