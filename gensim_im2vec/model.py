@@ -1571,9 +1571,10 @@ class Im2Vec(Word2Vec):
         n0 = len(wv.index_to_key)
         if len(keys):
             wv.index_to_key.extend(keys)
-            if update or len(k2i) != n0:  # (an update's new images: in the dict, after its new words)
-                k2i.update(zip(keys, range(n0, n0 + len(keys))))
-            else:  # the images in a KeyIndex after the words' dict (≈ 15 bytes a key, a dict's 57)
+            if isinstance(k2i, VocabKeyIndex) or len(k2i) != n0:  # (an update's new images: in the dict, after
+                k2i.update(zip(keys, range(n0, n0 + len(keys))))  # its new words)
+            else:  # the images in a KeyIndex after the words' dict (≈ 15 bytes a key, a dict's 57); also the first
+                # images an update brings to a dict (a text model's, from_word2vec's pretrained words)
                 wv.key_to_index = VocabKeyIndex(k2i if isinstance(k2i, dict) else dict(k2i.items()),
                                                 wv.index_to_key, n0, n0 + len(keys))
             wv.allocate_vecattrs()

@@ -207,3 +207,27 @@ def test_prepare_job_takes_a_dict_subclass_as_the_dict(model):
             np.testing.assert_array_equal(a, b)
         assert got[-1] == want[-1]
     assert len(counted) == len(model.wv)  # no token added
+
+
+def test_the_first_images_an_update_brings_go_to_a_key_index(tmp_path):
+    """A vocabulary that had no images (a text model, or from_word2vec's pretrained words) got its images from
+    build_vocab(update=True) into gensim's dict (≈ 57 B a key, the VocabKeyIndex's ≈ 15), until a save and load:
+    from_word2vec(kv, sentences=..., image_features=...) builds its vocabulary so. Images appended after a
+    dict of every other key go to a KeyIndex as a first build's do; the model trains and answers the same."""
+    from gensim.models import Word2Vec
+
+    text = [[w for w in d if not w.startswith("img:")] for d in DOCS]
+    feats = dict(zip(KEYS, VECS))
+    words = Im2Vec(text, **SMALL)
+    words.build_vocab(DOCS, update=True, image_features=feats)
+    kv = Word2Vec(text, vector_size=SMALL["vector_size"], min_count=1, seed=1, workers=1).wv
+    started = Im2Vec.from_word2vec(kv, sentences=DOCS, image_features=feats, **SMALL)
+    for model in (words, started):
+        k2i = model.wv.key_to_index
+        assert isinstance(k2i, VocabKeyIndex) and len(k2i.images) == len(model.image_keys)
+        assert k2i == _as_dict(model) and list(k2i) == model.wv.index_to_key
+        twin = copy.deepcopy(model)
+        twin.wv.key_to_index = _as_dict(twin)
+        for m in (model, twin):
+            m.train(DOCS, total_examples=len(DOCS), epochs=1)
+        np.testing.assert_array_equal(model.wv.vectors, twin.wv.vectors)
