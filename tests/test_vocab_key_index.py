@@ -130,6 +130,7 @@ def test_prepare_job_gives_the_same_arrays_as_with_the_dict(model, sample):
     wv = model.wv
     rng = np.random.default_rng(3)
     docs = [list(d) for d in DOCS] + [["unknown", d[1], "img:nowhere", d[0], d[0], "photo"] for d in DOCS[:30]]
+    docs += [sum((list(d) for d in DOCS[i:i + 25]), []) for i in range(0, 100, 25)]  # 25 images a document, 75 tokens
     docs = [docs[i] for i in rng.permutation(len(docs))]
     sample_int = np.array(wv.expandos["sample_int"])
     sample_int[rng.random(len(sample_int)) < 0.5] //= 3  # some words downsampled: the draws must stay in order
