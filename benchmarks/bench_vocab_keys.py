@@ -20,7 +20,10 @@ the index's interleaved ``--repeats`` times, the best of each, and prints:
   ``get``, the index's the words' ``get`` and the tokens the words lack looked up in one call a job;
 * **epoch**: seconds of one ``model.train`` epoch over the corpus (1 worker, D 16, ``sample`` 1e-3),
   the least of ``--epochs`` epochs in each process; and over the same corpus as a file
-  (``corpus_file=``, whose reader checks each line's image tokens: ``missing_images="raise"``);
+  (``corpus_file=``, whose reader checks each line's image tokens: ``missing_images="raise"``), and
+  the same without that check (``missing_images="skip"``: the file has no unknown image), and
+  with gensim's ``CythonVocab`` of every key built first, as gensim's file-mode epoch did before
+  2026-12-08 (Im2Vec's reader never read it), for the ratio of an epoch without it to one with it;
 
 and the index's figure over the dict's (× ratio) for each.
 
@@ -154,7 +157,17 @@ def child(kind: str, store_path: str, seed: int, epochs: int = 1) -> dict:
             f.writelines(" ".join(d) + "\n" for d in corpus)
         os.replace(corpus_file + ".tmp", corpus_file)
     gc.collect()
-    epoch_s = file_epoch_s = float("inf")
+    from gensim_im2vec.model import Im2Vec as _Im2Vec
+
+    ranges = _Im2Vec._train_epoch_ranges
+
+    def as_gensims_epoch(self, *args, **kwargs):  # the reference: gensim's epoch built its kernel's copy first
+        from gensim.models.word2vec_corpusfile import CythonVocab
+
+        CythonVocab(self.wv, hs=self.hs, fasttext=False)
+        return ranges(self, *args, **kwargs)
+
+    epoch_s = file_epoch_s = unchecked_s = vocab_copy_s = float("inf")
     for _ in range(epochs):
         t = time.perf_counter()
         model.train(corpus, total_examples=len(corpus), epochs=1)
@@ -163,9 +176,22 @@ def child(kind: str, store_path: str, seed: int, epochs: int = 1) -> dict:
         model.train(corpus_file=corpus_file, total_examples=len(corpus), total_words=model.corpus_total_words,
                     epochs=1)
         file_epoch_s = min(file_epoch_s, time.perf_counter() - t)
+        model.missing_images = "skip"  # the reader's check of the image tokens left out (the file has no unknown)
+        t = time.perf_counter()
+        model.train(corpus_file=corpus_file, total_examples=len(corpus), total_words=model.corpus_total_words,
+                    epochs=1)
+        unchecked_s = min(unchecked_s, time.perf_counter() - t)
+        model.missing_images = "raise"
+        _Im2Vec._train_epoch_ranges = as_gensims_epoch
+        t = time.perf_counter()
+        model.train(corpus_file=corpus_file, total_examples=len(corpus), total_words=model.corpus_total_words,
+                    epochs=1)
+        vocab_copy_s = min(vocab_copy_s, time.perf_counter() - t)
+        _Im2Vec._train_epoch_ranges = ranges
     assert (type(wv.key_to_index) is dict) == (kind == "dict")
     return {"held_B": (held - held_words) / n, "build_s": build_s, **timings, "epoch_s": epoch_s,
-            "file_epoch_s": file_epoch_s}
+            "file_epoch_s": file_epoch_s, "unchecked_s": unchecked_s,
+            "vocab_copy_s": vocab_copy_s}
 
 
 def best_ns(run, items: list, blocks: int = 50) -> float:
@@ -210,11 +236,17 @@ def main() -> None:
                 ("image_ns", "one image key, ns"), ("word_ns", "one word, ns"), ("miss_ns", "one key it lacks, ns"),
                 ("text_ns", "prepare_job, text, ns a token"), ("images_ns", "prepare_job, images, ns a token"),
                 ("unknown_ns", "prepare_job, text 10% unknown, ns a token"), ("epoch_s", "one epoch, s"),
-                ("file_epoch_s", "one epoch of a corpus_file, s")]
+                ("file_epoch_s", "one epoch of a corpus_file, s"),
+                ("unchecked_s", "the same, the reader's check left out, s"),
+                ("vocab_copy_s", "the same, gensim's CythonVocab built first, s")]
         for field, label in rows:
             d = min(r[field] for r in runs["dict"])
             k = min(r[field] for r in runs["index"])
             print(f"{n:>10,} {label:<40} {d:>10.4g} {k:>10.4g} {k / d:>6.2f}x", flush=True)
+        for kind in runs:  # an epoch of Im2Vec's reader against gensim's epoch, which first copied the vocabulary
+            now, before = (min(r[f] for r in runs[kind]) for f in ("file_epoch_s", "vocab_copy_s"))
+            print(f"{n:>10,} {kind}: a corpus_file epoch without / with gensim's CythonVocab (as before "
+                  f"2026-12-08): {now:.4g} / {before:.4g} s, {now / before:.2f}x", flush=True)
 
 
 if __name__ == "__main__":
