@@ -2691,7 +2691,8 @@ def _check_query_extractor(model, options: dict) -> None:
     """`im2vec query`: a --device, --arch, --weights or --layer that image files would be refused for
     ends the command before the prompt, with the extractor's message (`im2vec extract`'s), not at the
     first image file; no weights are loaded for it (:func:`gensim_im2vec.query.check_extractor_options`;
-    a --layer is looked up in the graph of a randomly initialised arch).
+    a --layer is looked up in the graph of a randomly initialised arch; so is the layer the model
+    records, when --arch names another arch and no --layer is given).
     The session is then told they were checked (``extractor_options_checked=True``), so the check
     runs once (a local checkpoint is hashed once)."""
     from gensim_im2vec.query import check_extractor_options
@@ -2702,13 +2703,17 @@ def _check_query_extractor(model, options: dict) -> None:
     except (ValueError, TypeError, OSError) as e:
         raise click.ClickException(f"cannot extract features for image files: {_in_cli_terms(str(e))}") from e
     arch = options.get("arch") or (metadata or {}).get("arch")
-    if options.get("layer") is not None and arch:  # (without an arch, the first image file says to give one)
+    layer = options.get("layer")
+    recorded = (metadata or {}).get("layer")
+    if layer is None and options.get("arch") and isinstance(recorded, str):  # another arch, the recorded layer
+        layer = recorded.split(" (", 1)[0]  # ("fc7 (classifier.5)": the alias, as make_featurizer takes it)
+    if layer is not None and arch:  # (without an arch, the first image file says to give one)
         try:
             from gensim_im2vec.features import LayerNotFoundError, _check_layer
         except ImportError:  # no vision extra: the first image file says what to install
             return
         try:
-            _check_layer(arch, options["layer"])
+            _check_layer(arch, layer)
         except LayerNotFoundError as e:  # as `im2vec extract --layer` says it
             raise click.ClickException(_layer_error(e)) from e
         except ValueError as e:  # the model's recorded arch is none of this torchvision's: as for --weights

@@ -134,3 +134,28 @@ def test_a_layer_given_for_an_arch_torchvision_does_not_have_ends_the_command_wi
     assert said["--layer"] == said["--weights"]
     assert said["--layer"].startswith("Error: cannot extract features for image files: arch: 'resnet99' is not a "
                                       "torchvision classification model."), said
+
+
+def test_another_arch_without_a_layer_has_the_recorded_layer_checked_before_the_prompt(no_extractor, tmp_path):
+    # `--arch alexnet` on a model whose features are resnet18's layer4: the session takes the recorded layer, which
+    # alexnet has not, and said so at the first image file only (the prompt, answers to words, then the library's
+    # message); it is looked up in alexnet's graph now, as a --layer is. A layer the other arch has is accepted
+    import numpy as np
+
+    from gensim_im2vec import Im2Vec
+
+    rng = np.random.default_rng(0)
+    features = {f"img:{i}": rng.standard_normal(8).astype(np.float32) for i in range(6)}
+    model = Im2Vec([[k, "red", "blue"] for k in features] * 3, image_features=features, vector_size=8, min_count=1,
+                   epochs=1, workers=1, seed=1)
+    for layer, arch, refused in (("layer4", "alexnet", True), ("layer4", "resnet34", False),
+                                 ("penultimate", "alexnet", False), ("fc7 (classifier.5)", "vgg11", False)):
+        model.image_features_metadata = {"arch": "resnet18", "weights": "none (random init, seed=0)", "layer": layer}
+        model.save(str(tmp_path / "m.model"))
+        res = CliRunner().invoke(main, ["query", str(tmp_path / "m.model"), "--arch", arch, "--weights", "none"],
+                                 input="red\nEXIT\n")
+        if refused:
+            assert res.exit_code == 1 and PROMPT not in res.output, (layer, arch, res.output)
+            assert f"'{layer}' is not a node of {arch}" in res.output, res.output
+        else:
+            assert res.exit_code == 0 and "Word: red" in res.output, (layer, arch, res.output)
