@@ -537,95 +537,39 @@ def prepare_job(sentences, key_to_index, const uint32_t[::1] sample_ints,
     cdef Py_ssize_t total = 0
     for sent in sentences:
         total += len(sent)
-    if images is not None:
-        return _prepare_job_indexed(sentences, words, images, total, sample_ints, image_rows, sample, window,
-                                    shrink_windows, next_random, max_chunk, max_images)
-    tokens_arr = np.empty(total, dtype=np.int32)
-    slots_arr = np.empty(total, dtype=np.int32)
-    rwin_arr = np.zeros(total, dtype=np.int32)
-    cdef int32_t[::1] tokens = tokens_arr
-    cdef int32_t[::1] slots = slots_arr
-    cdef int32_t[::1] rwin = rwin_arr
-    bounds = [0]
-    rows = []
-    cdef dict slot_of_row = {}
-    runs = [(0, 0, 0)]
-    cdef Py_ssize_t n = 0, start = 0, run_rows = 0, run_images = 0, run_start = 0
-    cdef int64_t row
-    cdef int32_t idx
-    cdef uint32_t r32
-    for sent in sentences:
-        start = n
-        for token in sent:
-            found = words.get(token) if get is None else get(token)
-            if found is None:
-                continue
-            idx = found
-            if sample:
-                r32 = <uint32_t>((next_random >> 16) & 0xFFFFFFFF)
-                next_random = lcg_next(next_random)
-                if sample_ints[idx] < r32:
-                    continue
-            tokens[n] = idx
-            row = image_rows[idx]
-            if row >= 0:
-                slot = slot_of_row.get(row)
-                if slot is None:
-                    slot = len(rows) - run_rows
-                    slot_of_row[row] = slot
-                    rows.append(row)
-                slots[n] = slot
-                run_images += 1
-            else:
-                slots[n] = -1
-            n += 1
-            if n - start == max_chunk:
-                bounds.append(n)
-                start = n
-        if n > start:
-            bounds.append(n)
-        if max_images > 0 and run_images >= max_images:
-            runs.append((n, len(bounds) - 1, len(rows)))
-            run_start = n
-            slot_of_row = {}
-            run_rows = len(rows)
-            run_images = 0
-    if run_start < n or len(runs) == 1:  # (no negative indexing: wraparound is off)
-        runs.append((n, len(bounds) - 1, len(rows)))
-    cdef Py_ssize_t k
-    if shrink_windows and window > 0:
-        for k in range(n):
-            rwin[k] = <int32_t>(((next_random >> 16) & 0xFFFFFFFF) % window)
-            next_random = lcg_next(next_random)
-    return (tokens_arr[:n], slots_arr[:n], np.asarray(bounds, dtype=np.int32), rwin_arr[:n],
-            np.asarray(rows, dtype=np.int64), np.asarray(runs, dtype=np.int64), next_random)
-
-
-def _prepare_job_indexed(sentences, dict words, images, Py_ssize_t total, const uint32_t[::1] sample_ints,
-                         const int64_t[::1] image_rows, bint sample, int window, bint shrink_windows,
-                         uint64_t next_random, int max_chunk, int max_images):
-    """:func:`prepare_job` for a VocabKeyIndex: each token's index first (the words' dict one token at a
-    time, the tokens it lacks in `images` at once: ``images.rows``), then the same walk over them."""
+    # each token's index first (-1: not in the vocabulary): the words' dict a token at a time, the tokens
+    # it lacks in `images` at once (``images.rows``); then one walk over them in order
     found_arr = np.empty(total, dtype=np.int32)
-    miss_arr = np.empty(total, dtype=np.int64)
     cdef int32_t[::1] found_at = found_arr
+    miss_arr = np.empty(total if images is not None else 0, dtype=np.int64)
     cdef int64_t[::1] miss_at = miss_arr
     cdef Py_ssize_t m = 0, n_miss = 0
     misses = []
     for sent in sentences:
         for token in sent:
-            found = words.get(token)
-            if found is None:
-                found_at[m] = -1
-                misses.append(token)
-                miss_at[n_miss] = m
-                n_miss += 1
-            else:
+            found = words.get(token) if get is None else get(token)
+            if found is not None:
                 found_at[m] = found
+            else:
+                found_at[m] = -1
+                if images is not None:
+                    misses.append(token)
+                    miss_at[n_miss] = m
+                    n_miss += 1
             m += 1
     if n_miss:
         found_arr[miss_arr[:n_miss]] = images.rows(misses)  # (-1: not an image of the range either)
     del misses, miss_arr
+    return _walk_tokens(sentences, found_at, total, sample_ints, image_rows, sample, window, shrink_windows,
+                        next_random, max_chunk, max_images)
+
+
+def _walk_tokens(sentences, const int32_t[::1] found_at, Py_ssize_t total, const uint32_t[::1] sample_ints,
+                 const int64_t[::1] image_rows, bint sample, int window, bint shrink_windows,
+                 uint64_t next_random, int max_chunk, int max_images):
+    """:func:`prepare_job`'s walk over the job's tokens in order, given each one's vocabulary index
+    (`found_at`, -1 for a token the vocabulary lacks): downsampling, image slots, chunks, runs and
+    window reductions."""
     tokens_arr = np.empty(total, dtype=np.int32)
     slots_arr = np.empty(total, dtype=np.int32)
     rwin_arr = np.zeros(total, dtype=np.int32)
@@ -636,11 +580,10 @@ def _prepare_job_indexed(sentences, dict words, images, Py_ssize_t total, const 
     rows = []
     cdef dict slot_of_row = {}
     runs = [(0, 0, 0)]
-    cdef Py_ssize_t n = 0, start = 0, run_rows = 0, run_images = 0, run_start = 0, j, length
+    cdef Py_ssize_t n = 0, start = 0, run_rows = 0, run_images = 0, run_start = 0, j, length, m = 0
     cdef int64_t row
     cdef int32_t idx
     cdef uint32_t r32
-    m = 0
     for sent in sentences:
         start = n
         length = len(sent)
