@@ -1,5 +1,6 @@
 """What several benchmark scripts read: the text corpus of the text benchmarks, this process's
-memory and I/O counters, a file dropped from the page cache, the ``--set`` /
+memory and I/O counters, a file dropped from the page cache, synthetic image keys and a float16
+store of them (the key benchmarks'), the ``--set`` /
 ``--demo-set NAME=VALUE`` options, and the demo's text model at another size or without some of
 its tags. Imported by the scripts (their folder is on ``sys.path`` when run as
 ``python benchmarks/<script>.py``); not a benchmark itself."""
@@ -13,8 +14,6 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
-
-from gensim.test.utils import datapath
 
 WORDNET = "/usr/share/dictd/wn.dict.dz"
 
@@ -117,6 +116,9 @@ def _cached_text_model(demo_dir: str, model_class, stem: str, ext: str, size: in
 
 def text_corpus_name() -> str:
     """Debian's WordNet dictionary text (package dict-wn) when installed, else gensim's head500."""
+    # (imported here: the key benchmarks measure memory with no gensim imported)
+    from gensim.test.utils import datapath
+
     return WORDNET if os.path.exists(WORDNET) else datapath("head500.noblanks.cor")
 
 
@@ -201,3 +203,33 @@ def module_at(ref: str, path: str, directory: str) -> str | None:
     with open(written, "wb") as f:
         f.write(out.stdout)
     return written
+
+
+def make_keys(n: int, seed: int) -> list[str]:
+    """`n` unique keys like ``img:photos/00012345_3fa9c1``, fresh strings (as parsed from a store's
+    keys.txt: no hash cached)."""
+    import numpy as np
+
+    tails = np.random.default_rng(seed).integers(0, 1 << 24, size=n).tolist()
+    return "\n".join(f"img:photos/{i:08d}_{t:06x}" for i, t in enumerate(tails)).split("\n")
+
+
+def fresh(strings: list[str]) -> list[str]:
+    """Equal strings, new objects (their hashes computed again, as a corpus reader's tokens)."""
+    return "\n".join(strings).split("\n")
+
+
+def key_store(directory: str, n: int, dim: int, seed: int) -> str:
+    """``DIRECTORY/store{n}``: a float16 FeatureStore of :func:`make_keys`'s `n` keys and random
+    `dim`-d features, written once (kept for the next run)."""
+    import numpy as np
+
+    from gensim_im2vec.store import FeatureStore
+
+    path = os.path.join(directory, f"store{n}")
+    if not os.path.exists(os.path.join(path, "metadata.json")):
+        keys, rng = make_keys(n, seed), np.random.default_rng(seed)
+        with FeatureStore.create(path, dim=dim, dtype="float16", mode="overwrite") as w:
+            for lo in range(0, n, 100_000):
+                w.write(keys[lo:lo + 100_000], rng.random((min(100_000, n - lo), dim), dtype=np.float32) + 0.1)
+    return path

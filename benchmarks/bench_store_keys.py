@@ -50,21 +50,9 @@ import time
 import tracemalloc
 
 import numpy as np
+from _common import fresh, key_store, make_keys
 
 QUERIES = 100_000
-
-
-def make_keys(n: int, seed: int) -> list[str]:
-    """`n` unique keys, fresh strings (as parsed from a store's keys.txt: no hash cached)."""
-    rng = np.random.default_rng(seed)
-    tails = rng.integers(0, 1 << 24, size=n).tolist()
-    text = "\n".join(f"img:photos/{i:08d}_{t:06x}" for i, t in enumerate(tails))
-    return text.split("\n")
-
-
-def fresh(strings: list[str]) -> list[str]:
-    """Equal strings, new objects (their hashes computed again, as a corpus reader's tokens)."""
-    return "\n".join(strings).split("\n")
 
 
 def build(kind: str, keys: list[str]):
@@ -178,16 +166,7 @@ def vocab_child(kind: str, store_path: str, seed: int) -> dict:
 
 
 def build_vocab_runs(n: int, directory: str, repeats: int, seed: int) -> None:
-    import os
-
-    from gensim_im2vec.store import FeatureStore
-
-    path = os.path.join(directory, f"store{n}")
-    if not os.path.exists(os.path.join(path, "metadata.json")):
-        keys, rng = make_keys(n, seed), np.random.default_rng(seed)
-        with FeatureStore.create(path, dim=16, dtype="float16", mode="overwrite") as w:
-            for lo in range(0, n, 100_000):
-                w.write(keys[lo:lo + 100_000], rng.random((min(100_000, n - lo), 16), dtype=np.float32) + 0.1)
+    path = key_store(directory, n, 16, seed)
     runs: dict[str, list[dict]] = {"dict": [], "index": []}
     for _ in range(repeats):
         for kind in runs:

@@ -43,33 +43,15 @@ import time
 import tracemalloc
 
 import numpy as np
+from _common import fresh, key_store
 
 QUERIES = 100_000
 TAGS = 20_000
 JOB_TOKENS = 10_000
 
 
-def make_keys(n: int, seed: int) -> list[str]:
-    rng = np.random.default_rng(seed)
-    tails = rng.integers(0, 1 << 24, size=n).tolist()
-    return "\n".join(f"img:photos/{i:08d}_{t:06x}" for i, t in enumerate(tails)).split("\n")
-
-
-def fresh(strings: list[str]) -> list[str]:
-    """Equal strings, new objects (their hashes computed again, as a corpus reader's tokens)."""
-    return "\n".join(strings).split("\n")
-
-
 def make_store(n: int, directory: str, seed: int) -> str:
-    from gensim_im2vec.store import FeatureStore
-
-    path = os.path.join(directory, f"store{n}")
-    if not os.path.exists(os.path.join(path, "metadata.json")):
-        keys, rng = make_keys(n, seed), np.random.default_rng(seed)
-        with FeatureStore.create(path, dim=32, dtype="float16", mode="overwrite") as w:
-            for lo in range(0, n, 100_000):
-                w.write(keys[lo:lo + 100_000], rng.random((min(100_000, n - lo), 32), dtype=np.float32) + 0.1)
-    return path
+    return key_store(directory, n, 32, seed)
 
 
 def jobs_of(docs: list[list[str]]) -> list[list[list[str]]]:
