@@ -334,20 +334,27 @@ def test_bench_neighbour_words_a_tiny_run_gives_the_dicts_bags(monkeypatch, caps
     assert "the same bags both ways" in out and "gathered state, B/image" in out and "space_neighbour_seconds" in out
 
 
-def test_bench_scale_breakdown_of_a_store_backed_model(monkeypatch, tmp_path):
-    """bench_scale.py's breakdown sizes the store's key_to_index, a KeyIndex since 2026-12-07 (no dict:
-    a slice of it was looked up as a key, TypeError), as its arrays and its key strings."""
+def _store_backed_model(tmp_path, n: int):
+    """A model whose vocabulary is built over a FeatureStore of `n` images ``img:0``… (one document each,
+    with "dog"), and the store."""
     import numpy as np
 
     from gensim_im2vec import Im2Vec
     from gensim_im2vec.store import FeatureStore
 
-    module = _load("bench_scale", monkeypatch)
-    keys = [f"img:{i}" for i in range(3000)]
-    FeatureStore.from_arrays(tmp_path / "s", keys, np.random.default_rng(0).random((3000, 4), dtype=np.float32) + 0.1)
+    keys = [f"img:{i}" for i in range(n)]
+    FeatureStore.from_arrays(tmp_path / "s", keys, np.random.default_rng(0).random((n, 4), dtype=np.float32) + 0.1)
     store = FeatureStore.open(tmp_path / "s")
     model = Im2Vec(image_features=store, vector_size=4, min_count=1, workers=1, seed=1)
     model.build_vocab([[k, "dog"] for k in keys])
+    return model, store
+
+
+def test_bench_scale_breakdown_of_a_store_backed_model(monkeypatch, tmp_path):
+    """bench_scale.py's breakdown sizes the store's key_to_index, a KeyIndex since 2026-12-07 (no dict:
+    a slice of it was looked up as a key, TypeError), as its arrays and its key strings."""
+    module = _load("bench_scale", monkeypatch)
+    model, store = _store_backed_model(tmp_path, 3000)
     out = module.breakdown(model, store)
     index = out["feature keys index + key strings (the store's, shared)"]["bytes"]
     assert store.key_to_index.nbytes + 3000 * sys.getsizeof("img:1000") * 0.9 < index < 2 * 3000 * 60
@@ -356,17 +363,8 @@ def test_bench_scale_breakdown_of_a_store_backed_model(monkeypatch, tmp_path):
 def test_bench_scale_breakdown_sizes_the_models_vocab_key_index(monkeypatch, tmp_path):
     """A model's wv.key_to_index is a VocabKeyIndex since 2026-12-08: the breakdown counts its words'
     dict and its images' KeyIndex (it counted the wrapper object alone, ≈ 100 bytes)."""
-    import numpy as np
-
-    from gensim_im2vec import Im2Vec
-    from gensim_im2vec.store import FeatureStore
-
     module = _load("bench_scale", monkeypatch)
-    keys = [f"img:{i}" for i in range(3000)]
-    FeatureStore.from_arrays(tmp_path / "s", keys, np.random.default_rng(0).random((3000, 4), dtype=np.float32) + 0.1)
-    store = FeatureStore.open(tmp_path / "s")
-    model = Im2Vec(image_features=store, vector_size=4, min_count=1, workers=1, seed=1)
-    model.build_vocab([[k, "dog"] for k in keys])
+    model, store = _store_backed_model(tmp_path, 3000)
     held = module.breakdown(model, store)["wv.key_to_index (dict or words' dict + images' KeyIndex)"]["bytes"]
     assert model.wv.key_to_index.nbytes < held < 3000 * 30  # its arrays (the key strings are the store's)
 
