@@ -508,9 +508,7 @@ def _check_sprite_size(n: int, grid: int, size: tuple[int, int], tags_rows=None)
 
 
 def _write_vectors(path: Path, kv, keys: list[str], normalize: bool) -> None:
-    rows = key_rows(kv.key_to_index, keys)  # (at once: a model's VocabKeyIndex searches its images together)
-    if (rows < 0).any():
-        raise KeyError(keys[int(np.flatnonzero(rows < 0)[0])])
+    rows = key_rows(kv.key_to_index, keys, strict=True)  # (at once: a VocabKeyIndex searches its images together)
     with open(path, "w", encoding="utf-8") as f:
         for lo in range(0, len(rows), 65536):
             block = np.asarray(kv.vectors[rows[lo : lo + 65536]], dtype=np.float64)

@@ -915,9 +915,7 @@ class ModalityIndexer:
         Q = _UnitRows(kv, qs)[:]
         hits: dict[str, np.ndarray] = {}  # sub-index: recall of each query of qs
         for part_name, part in self._parts.items():
-            pool = key_rows(key_row, part.labels)  # (at once: a model's VocabKeyIndex searches its images together)
-            if (pool < 0).any():
-                raise KeyError(part.labels[int(np.flatnonzero(pool < 0)[0])])
+            pool = key_rows(key_row, part.labels, strict=True)  # (at once: a VocabKeyIndex searches its images together)
             k = min(topn, len(pool) - 1)
             if k < 1:
                 continue

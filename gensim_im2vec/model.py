@@ -1548,9 +1548,7 @@ class Im2Vec(Word2Vec):
         if dry_run or not len(kept):
             return
         k2i = self.wv.key_to_index
-        idx = key_rows(k2i, [w for w, _ in kept])  # (the words: each in the vocabulary)
-        if (idx < 0).any():
-            raise KeyError(kept[int(np.flatnonzero(idx < 0)[0])][0])
+        idx = key_rows(k2i, [w for w, _ in kept], strict=True)  # (the words: each in the vocabulary)
         self.wv.expandos["sample_int"][idx] = (prob * (2**32 - 1)).astype(np.uint32)
 
     def _add_images(self, keys: list, counts: np.ndarray, rows: np.ndarray, update: bool) -> np.ndarray | None:

@@ -1538,8 +1538,9 @@ class _OrderedItems(ItemsView):
         return self._mapping._ordered(True)
 
 
-def key_rows(key_to_index: Mapping, keys: Sequence) -> np.ndarray:
-    """The row of each of `keys` in `key_to_index` (int64, in their order), -1 for a key it lacks.
+def key_rows(key_to_index: Mapping, keys: Sequence, *, strict: bool = False) -> np.ndarray:
+    """The row of each of `keys` in `key_to_index` (int64, in their order), -1 for a key it lacks
+    (`strict`: a KeyError naming the first key it lacks, as ``key_to_index[key]`` raises it).
 
     A :class:`KeyIndex` or :class:`VocabKeyIndex` looks them up all at once (:meth:`KeyIndex.rows`:
     one key in it costs more than one key in a dict, many keys less); any other mapping by its ``get``, called from C
@@ -1547,10 +1548,18 @@ def key_rows(key_to_index: Mapping, keys: Sequence) -> np.ndarray:
 
     >>> key_rows({"img:a": 0, "img:b": 1}, ["img:b", "dog"]).tolist(), key_rows(KeyIndex(["x"]), ["x"]).tolist()
     ([1, -1], [0])
+    >>> key_rows({"img:a": 0}, ["img:a", "dog"], strict=True)
+    Traceback (most recent call last):
+    ...
+    KeyError: 'dog'
     """
     if isinstance(key_to_index, (KeyIndex, VocabKeyIndex)):
-        return key_to_index.rows(keys)
-    return np.fromiter(map(key_to_index.get, keys, itertools.repeat(-1)), dtype=np.int64, count=len(keys))
+        rows = key_to_index.rows(keys)
+    else:
+        rows = np.fromiter(map(key_to_index.get, keys, itertools.repeat(-1)), dtype=np.int64, count=len(keys))
+    if strict and (rows < 0).any():
+        raise KeyError(keys[int(np.flatnonzero(rows < 0)[0])])
+    return rows
 
 
 def _key_row_blocks(key_to_index: Mapping, items: Iterable, block: int, key: Callable | None = None):

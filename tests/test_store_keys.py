@@ -224,9 +224,9 @@ def test_long_documents_are_looked_up_a_bounded_number_of_tokens_at_a_time(tmp_p
     monkeypatch.setattr(model_mod, "_TAP_TOKENS", 500, raising=False)
     sizes = []
 
-    def recording(key_to_index, keys):
+    def recording(key_to_index, keys, **kwargs):
         sizes.append(len(keys))
-        return key_rows(key_to_index, keys)
+        return key_rows(key_to_index, keys, **kwargs)
 
     monkeypatch.setattr(model_mod, "key_rows", recording)
     got = Im2Vec(image_features=FeatureStore.open(tmp_path / "s"), vector_size=4, min_count=1, workers=1, seed=1,
