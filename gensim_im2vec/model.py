@@ -2441,9 +2441,8 @@ class Im2Vec(Word2Vec):
         ``_worker_loop_corpusfile`` (its working memory, :meth:`_do_train_epoch`, its report), and
         gensim's progress log over their reports. gensim's own epoch does the same after building a
         ``CythonVocab`` of every key of the vocabulary (each image's key encoded and copied into a C++
-        map: 1.5 s and ≈ 100 MiB an epoch at 1M images), which only its own kernel reads."""
-        if not total_words:
-            raise ValueError("total_words must be provided alongside corpus_file argument.")
+        map: 1.5 s and ≈ 100 MiB an epoch at 1M images), which only its own kernel reads. (train()
+        checked `total_words`: :func:`~gensim_im2vec.corpusfile.check_total_words`.)"""
         reports: queue.Queue = queue.Queue()
         threads = [
             threading.Thread(target=self._worker_loop_corpusfile, args=(corpus_file, i, 0, None, reports),
