@@ -1476,20 +1476,15 @@ class VocabKeyIndex(MutableMapping):
     def __len__(self) -> int:
         return len(self._words) + len(self._images)
 
-    def _ordered(self, pairs: bool):
-        """Keys (or pairs) in index order: the words before the range, the range, the others."""
+    def _ordered(self):
+        """``(key, index)`` in index order: the words before the range, the range, the others."""
         start, words = self._start, self._words
-        if pairs:
-            yield from ((k, i) for k, i in words.items() if i < start)
-            yield from self._images.items()
-            yield from ((k, i) for k, i in words.items() if not i < start)
-        else:
-            yield from (k for k, i in words.items() if i < start)
-            yield from self._images
-            yield from (k for k, i in words.items() if not i < start)
+        yield from ((k, i) for k, i in words.items() if i < start)
+        yield from self._images.items()
+        yield from ((k, i) for k, i in words.items() if not i < start)
 
     def __iter__(self):
-        return self._ordered(False)
+        return (k for k, _ in self._ordered())
 
     def items(self) -> ItemsView:
         return _OrderedItems(self)
@@ -1535,7 +1530,7 @@ class _OrderedItems(ItemsView):
     """``VocabKeyIndex.items()``: ``(key, index)`` in index order, without a lookup per key."""
 
     def __iter__(self):
-        return self._mapping._ordered(True)
+        return self._mapping._ordered()
 
 
 def key_rows(key_to_index: Mapping, keys: Sequence, *, strict: bool = False) -> np.ndarray:
